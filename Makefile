@@ -1,0 +1,127 @@
+# walnotify: a PostgreSQL logical-replication daemon with dlopen-loaded handler plugins.
+#
+#   make                 the host (build/walnotify) and every shipped plugin (build/plugins/*.so)
+#   make check           every unit and integration test (starts a throwaway PostgreSQL)
+#   make run             the example pipeline against a throwaway PostgreSQL
+#   make install         PREFIX (default /usr/local), DESTDIR
+#   make SANITIZE=1 ...  everything built with AddressSanitizer and UndefinedBehaviorSanitizer
+
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+VERSION    := 1.0.0
+
+CC      ?= cc
+PG_INC  := $(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
+WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes \
+           -Wvla -Wno-missing-field-initializers
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -pthread -fPIC -Iinclude -Icore -I$(PG_INC) $(WARN) \
+           -DWALNOTIFY_VERSION='"$(VERSION)"'
+LDFLAGS ?=
+LDFLAGS += -pthread
+ifeq ($(SANITIZE),1)
+CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+HOST_LIBS  := -lpq -lconfig -ldl
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm)
+
+B := build
+
+CORE_SRCS := $(wildcard core/*.c)
+CORE_OBJS := $(patsubst core/%.c,$(B)/core/%.o,$(CORE_SRCS))
+PLUGINS   := $(notdir $(wildcard plugins/*))
+PLUGIN_SOS := $(patsubst %,$(B)/plugins/%.so,$(PLUGINS))
+
+.PHONY: all check unit integration run install clean tests deps
+all: $(B)/walnotify $(PLUGIN_SOS)
+
+$(B)/core/%.o: core/%.c $(wildcard core/*.h) include/walnotify/plugin.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(B)/walnotify: $(CORE_OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(HOST_LIBS)
+
+# A plugin is every .c in its folder, linked against nothing of the host.
+.SECONDEXPANSION:
+$(B)/plugins/%.so: $$(wildcard plugins/%/*.c) $$(wildcard plugins/%/*.h) include/walnotify/plugin.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -fvisibility=hidden -shared $(LDFLAGS) -o $@ $(filter %.c,$^) $(PLUGIN_LIBS_$*)
+
+# ---- tests -------------------------------------------------------------------------------------
+# Each unit test links only the core modules it exercises, named here.
+UNIT_DEPS_decoder    := decoder lsn log
+UNIT_DEPS_relcache   := relcache decoder lsn log
+UNIT_DEPS_config     := config lsn log
+UNIT_DEPS_loader     := loader config lsn log
+UNIT_DEPS_abi        :=
+UNIT_DEPS_jsonl      := loader config lsn log
+UNIT_DEPS_handoff    := handoff lsn log
+UNIT_DEPS_lsn        := lsn
+UNIT_DEPS_conninfo   := conninfo log
+UNIT_DEPS_dispatcher := dispatcher handoff decoder relcache loader config lsn log
+
+UNIT_SRCS    := $(wildcard tests/unit/test_*.c)
+UNIT_BINS    := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRCS))
+FIXTURE_SRCS := $(wildcard tests/fixtures/*.c)
+FIXTURE_SOS  := $(patsubst tests/fixtures/%.c,$(B)/tests/fixtures/%.so,$(FIXTURE_SRCS))
+ITEST_SRCS   := $(wildcard tests/integration/test_*.c)
+ITEST_BINS   := $(patsubst tests/integration/test_%.c,$(B)/tests/itest_%,$(ITEST_SRCS))
+TESTLIB_OBJS := $(patsubst tests/lib/%.c,$(B)/tests/lib/%.o,$(wildcard tests/lib/*.c))
+
+$(B)/tests/test_%: tests/unit/test_%.c $$(patsubst %,$(B)/core/%.o,$$(UNIT_DEPS_$$*)) \
+                   $(wildcard tests/lib/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Itests/lib $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(CHECK_LIBS) $(HOST_LIBS)
+
+$(B)/tests/fixtures/%.so: tests/fixtures/%.c include/walnotify/plugin.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -fvisibility=hidden -shared $(LDFLAGS) -o $@ $<
+
+$(B)/tests/lib/%.o: tests/lib/%.c $(wildcard tests/lib/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Itests/lib -c -o $@ $<
+
+$(B)/tests/itest_%: tests/integration/test_%.c $(TESTLIB_OBJS) $(B)/core/lsn.o
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Itests/lib $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(CHECK_LIBS) -lpq
+
+tests: all $(UNIT_BINS) $(FIXTURE_SOS) $(ITEST_BINS)
+
+# The dependency check runs first, in its own make, so a missing header is named, not a
+# compiler error.
+check:
+	@tests/deps.sh
+	@$(MAKE) --no-print-directory tests
+	@tests/run.sh unit integration
+
+unit:
+	@tests/deps.sh
+	@$(MAKE) --no-print-directory tests
+	@tests/run.sh unit
+
+integration:
+	@tests/deps.sh
+	@$(MAKE) --no-print-directory tests
+	@tests/run.sh integration
+
+run:
+	@tests/deps.sh
+	@$(MAKE) --no-print-directory all
+	@etc/run-demo.sh
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/walnotify \
+	           $(DESTDIR)$(INCLUDEDIR)/walnotify $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 0755 $(B)/walnotify $(DESTDIR)$(BINDIR)/walnotify
+	install -m 0755 $(PLUGIN_SOS) $(DESTDIR)$(LIBDIR)/walnotify/
+	install -m 0644 include/walnotify/plugin.h $(DESTDIR)$(INCLUDEDIR)/walnotify/plugin.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|' etc/walnotify.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/walnotify.pc
+
+clean:
+	rm -rf $(B)

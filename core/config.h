@@ -1,0 +1,92 @@
+/*
+ * config: the configuration file, parsed once and validated completely before anything connects.
+ * libconfig stays inside config.c: the rest of the host sees only these structures.
+ */
+#ifndef WN_CONFIG_H
+#define WN_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "log.h"
+
+#define WN_DEFAULT_SLOT "walnotify"
+#define WN_DEFAULT_PUBLICATION "walnotify"
+#define WN_DEFAULT_STATUS_INTERVAL_MS 1000
+#define WN_NAME_MAX 63 /* PostgreSQL's NAMEDATALEN - 1 */
+
+typedef struct wn_table_ref {
+    char *schema;    /* "public" when the file gave a bare name */
+    char *name;
+    char *qualified; /* "schema.name" */
+} wn_table_ref;
+
+/* A plugin setting as the file wrote it, before the plugin's declarations are known. */
+typedef enum wn_setting_kind {
+    WN_SETTING_STRING,
+    WN_SETTING_INTEGER,
+    WN_SETTING_FLOAT,
+    WN_SETTING_BOOLEAN,
+    WN_SETTING_STRING_LIST, /* an array or list whose items are all strings (maybe empty) */
+    WN_SETTING_OTHER        /* a group, or a list holding something else */
+} wn_setting_kind;
+
+typedef struct wn_setting_value {
+    char *name;
+    int line;
+    wn_setting_kind kind;
+    char *string;      /* STRING */
+    int64_t integer;   /* INTEGER */
+    double real;       /* FLOAT */
+    bool boolean;      /* BOOLEAN */
+    char **items;      /* STRING_LIST */
+    size_t nitems;
+} wn_setting_value;
+
+typedef struct wn_plugin_config {
+    char *name;                 /* unique instance name */
+    char *path;                 /* the shared object, resolved against the file's folder */
+    int line;                   /* where the block starts */
+    unsigned ops;               /* WALNOTIFY_OP_* bits; default insert */
+    bool *watches;              /* [source.ntables]: this plugin wants that table */
+    wn_setting_value *settings; /* as written, validated later against the plugin's declarations */
+    size_t nsettings;
+} wn_plugin_config;
+
+typedef struct wn_source_config {
+    char *conninfo;
+    wn_table_ref *tables;
+    size_t ntables;
+    char *slot;
+    char *publication;
+    int status_interval_ms;     /* how often status updates go out, and plugins are flushed */
+} wn_source_config;
+
+typedef struct wn_config {
+    char *file;                 /* as given on the command line */
+    char *dir;                  /* absolute folder of the file: relative paths resolve here */
+    wn_log_level log_level;
+    wn_source_config source;
+    wn_plugin_config *plugins;
+    size_t nplugins;
+    unsigned ops;               /* union of every plugin's ops: what the publication publishes */
+} wn_config;
+
+/*
+ * Reads and validates `path`. Returns 0, or -1 with one line in err: "FILE:LINE: what is wrong".
+ * On failure *config holds nothing that needs freeing.
+ */
+int wn_config_load(const char *path, wn_config *config, char *err, size_t errlen);
+void wn_config_free(wn_config *config);
+
+/* Joins a relative path to dir ("-" and absolute paths are returned as copies). Caller frees. */
+char *wn_config_resolve_path(const char *dir, const char *path);
+
+/* Index of table in config->source.tables, or -1. */
+int wn_config_find_table(const wn_config *config, const char *schema, const char *name);
+
+/* Lower-case letters, digits and underscore, 1 to 63 characters: what a slot name may be. */
+bool wn_config_valid_slot_name(const char *name);
+
+#endif

@@ -1,0 +1,41 @@
+/*
+ * dispatcher: the thread that turns queued messages into events and hands them to the plugins,
+ * in commit order, each event to every plugin before the next; retries transient failures;
+ * flushes the plugins once per status interval and publishes the position that is then safe to
+ * acknowledge.
+ */
+#ifndef WN_DISPATCHER_H
+#define WN_DISPATCHER_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "handoff.h"
+#include "loader.h"
+#include "lsn.h"
+
+typedef enum wn_dispatch_result {
+    WN_DISPATCH_STOPPED,        /* a stop was requested */
+    WN_DISPATCH_ENDPOS,         /* --endpos reached */
+    WN_DISPATCH_PLUGIN_FATAL,   /* a plugin failed fatally: exit 2 */
+    WN_DISPATCH_STREAM_ENDED,   /* the reader ended without a stop request */
+    WN_DISPATCH_PROTOCOL_ERROR  /* a message could not be decoded or made no sense */
+} wn_dispatch_result;
+
+typedef struct wn_dispatcher_options {
+    const wn_config *config;
+    wn_plugin *plugins;         /* initialised, in configuration order */
+    size_t nplugins;
+    wn_lsn start_lsn;           /* the slot's confirmed_flush_lsn when streaming began */
+    wn_lsn endpos;              /* 0: none */
+} wn_dispatcher_options;
+
+/*
+ * Runs until stop, endpos, a fatal plugin failure or the end of the stream. Before returning it
+ * aborts the transaction in hand, flushes the plugins, publishes the last safe position and marks
+ * the dispatcher done. err receives one line for the failures.
+ */
+wn_dispatch_result wn_dispatch_run(const wn_dispatcher_options *options, wn_handoff *handoff,
+                                   char *err, size_t errlen);
+
+#endif

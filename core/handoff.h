@@ -1,0 +1,64 @@
+/*
+ * handoff: the one narrow path between the reader thread (owns the connection) and the
+ * dispatcher thread (decodes and calls plugins).
+ *
+ *   reader -> dispatcher: a bounded FIFO of items (data messages and keepalive positions, in
+ *                         the order the server sent them);
+ *   dispatcher -> reader: one value, the position that is safe to acknowledge;
+ *   either way:           a stop request, and the dispatcher's "final position published".
+ */
+#ifndef WN_HANDOFF_H
+#define WN_HANDOFF_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "lsn.h"
+
+typedef enum wn_item_kind {
+    WN_ITEM_DATA,      /* one XLogData message */
+    WN_ITEM_KEEPALIVE, /* a primary keepalive: everything before wal_end has been sent */
+    WN_ITEM_END        /* the reader stopped: no item follows */
+} wn_item_kind;
+
+typedef struct wn_item {
+    wn_item_kind kind;
+    wn_lsn wal_start;    /* DATA: the message's WAL position (0 for some messages) */
+    wn_lsn wal_end;      /* DATA and KEEPALIVE: the server's current end of WAL */
+    char *buffer;        /* DATA: libpq's buffer, owned by the item: release with
+                            wn_item_release */
+    const char *payload; /* DATA: the pgoutput message inside buffer */
+    size_t length;       /* DATA: bytes of payload */
+} wn_item;
+
+typedef struct wn_handoff wn_handoff;
+
+/* A handoff whose queue holds at most `capacity` items. NULL when out of memory. */
+wn_handoff *wn_handoff_create(size_t capacity);
+/* Releases the handoff and every item still queued. */
+void wn_handoff_destroy(wn_handoff *handoff);
+
+/* Reader: appends item, waiting up to timeout_ms for room. false on timeout or stop (the item is
+ * then still the caller's). */
+bool wn_handoff_push(wn_handoff *handoff, const wn_item *item, int timeout_ms);
+/* Dispatcher: takes the oldest item, waiting up to timeout_ms. false on timeout or stop. */
+bool wn_handoff_pop(wn_handoff *handoff, wn_item *item, int timeout_ms);
+/* Frees what a DATA item owns. */
+void wn_item_release(wn_item *item);
+
+/* The position PostgreSQL may be told is flushed. Only ever moves forward. */
+void wn_handoff_set_acknowledgeable(wn_handoff *handoff, wn_lsn lsn);
+wn_lsn wn_handoff_acknowledgeable(const wn_handoff *handoff);
+
+/* Asks both threads to stop; wakes whoever waits. Async-signal-unsafe: call from a thread. */
+void wn_handoff_request_stop(wn_handoff *handoff);
+bool wn_handoff_stop_requested(const wn_handoff *handoff);
+/* A file descriptor that becomes readable once stop is requested, for poll(). */
+int wn_handoff_stop_fd(const wn_handoff *handoff);
+
+/* Dispatcher: its final position is published; the reader may send it and close. */
+void wn_handoff_set_dispatcher_done(wn_handoff *handoff);
+bool wn_handoff_dispatcher_done(const wn_handoff *handoff);
+
+#endif

@@ -1,0 +1,79 @@
+/* log: one line per message on standard error. */
+#include "log.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LOG_LINE_MAX 4096
+
+static atomic_int current_level = WN_LOG_INFO;
+
+static const char *const level_names[] = {"DEBUG", "INFO", "WARNING", "ERROR"};
+
+void wn_log_set_level(wn_log_level level)
+{
+    atomic_store(&current_level, (int)level);
+}
+
+wn_log_level wn_log_get_level(void)
+{
+    return (wn_log_level)atomic_load(&current_level);
+}
+
+bool wn_log_level_parse(const char *text, wn_log_level *level)
+{
+    static const char *const names[] = {"debug", "info", "warning", "error"};
+
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (strcasecmp(text, names[i]) == 0) {
+            *level = (wn_log_level)i;
+            return true;
+        }
+    }
+    return false;
+}
+
+void wn_logv(wn_log_level level, const char *prefix, const char *format, va_list args)
+{
+    char line[LOG_LINE_MAX];
+    struct timeval now;
+    struct tm utc;
+    size_t used;
+    int n;
+
+    if ((int)level < atomic_load(&current_level))
+        return;
+    gettimeofday(&now, NULL);
+    gmtime_r(&now.tv_sec, &utc);
+    used = strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &utc);
+    n = snprintf(line + used, sizeof line - used, ".%03ldZ walnotify[%ld] %s: %s",
+                 (long)(now.tv_usec / 1000), (long)getpid(), level_names[level],
+                 prefix ? prefix : "");
+    if (n > 0)
+        used += (size_t)n < sizeof line - used ? (size_t)n : sizeof line - used - 1;
+    n = vsnprintf(line + used, sizeof line - used, format, args);
+    if (n > 0)
+        used += (size_t)n < sizeof line - used ? (size_t)n : sizeof line - used - 1;
+    for (size_t i = 0; i < used; i++) {
+        if (line[i] == '\n' || line[i] == '\r')
+            line[i] = ' ';
+    }
+    line[used++] = '\n';
+    /* One write per line, so that lines of two threads never interleave. */
+    if (write(STDERR_FILENO, line, used) < 0)
+        return;
+}
+
+void wn_log(wn_log_level level, const char *format, ...)
+{
+    va_list args;
+
+    va_start(args, format);
+    wn_logv(level, NULL, format, args);
+    va_end(args);
+}

@@ -1,0 +1,33 @@
+/*
+ * setup: what must exist on the server before streaming, checked (and created when asked) over an
+ * ordinary connection: wal_level, the tables and their replica identity, the publication, the
+ * slot.
+ */
+#ifndef WN_SETUP_H
+#define WN_SETUP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "lsn.h"
+
+typedef struct wn_server_state {
+    bool utf8;               /* false for a SQL_ASCII database: no client_encoding=UTF8 */
+    bool slot_created;       /* this call made the slot */
+    wn_lsn confirmed_flush;  /* the slot's confirmed_flush_lsn */
+} wn_server_state;
+
+/*
+ * Checks everything; creates the publication, then the slot, when they are missing (both only
+ * when missing, every identifier quoted). Refuses, naming the table, a publication of update or
+ * delete for a table without replica identity; refuses a publication missing under an existing
+ * slot (the remedy: drop and make the slot again). Returns 0, or an exit status (1 or 3) with one
+ * line in err.
+ */
+int wn_setup_prepare(const wn_config *config, wn_server_state *state, char *err, size_t errlen);
+
+/* Drops the slot. Returns 0, or an exit status with one line in err. */
+int wn_setup_drop_slot(const wn_config *config, char *err, size_t errlen);
+
+#endif
