@@ -1,0 +1,960 @@
+/*
+ * config: reads the configuration file with libconfig and turns it into plain structures.
+ * Everything is validated here except plugin settings, which only the plugin's own declarations
+ * can judge (the loader does that). Every error is one line naming the file and the line.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libconfig.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <walnotify/plugin.h>
+
+/* A configuration file is a few kilobytes; anything this big is a mistake, not a config. */
+#define CONFIG_MAX_BYTES (1024 * 1024)
+/* User text quoted in a message is cut here so that one bad value cannot flood the line. */
+#define QUOTE_MAX 80
+#define STATUS_INTERVAL_MIN 100
+#define STATUS_INTERVAL_MAX 60000
+
+typedef struct load_ctx {
+    const char *path; /* the file as given, for messages */
+    char *err;
+    size_t errlen;
+} load_ctx;
+
+/* A value written into a message: escaped, bounded, always NUL-terminated. */
+typedef struct quoted {
+    char text[QUOTE_MAX * 4 + 8];
+} quoted;
+
+/* "plugin \"NAME\"" or "plugins[N]", NAME quoted. */
+#define LABEL_MAX (sizeof(quoted) + 32)
+
+static const char *const top_keys[] = {"source", "plugins", "log_level", NULL};
+static const char *const source_keys[] = {"conninfo",    "tables",             "slot",
+                                          "publication", "status_interval_ms", NULL};
+static const char *const plugin_keys[] = {"name", "path", "tables", "ops", "settings", NULL};
+
+static const struct {
+    const char *name;
+    unsigned bit;
+} op_names[] = {
+    {"insert", WALNOTIFY_OP_INSERT},
+    {"update", WALNOTIFY_OP_UPDATE},
+    {"delete", WALNOTIFY_OP_DELETE},
+    {"truncate", WALNOTIFY_OP_TRUNCATE},
+};
+
+/* ---- messages --------------------------------------------------------------------------- */
+
+static const char *quote(quoted *q, const char *s)
+{
+    size_t used = 0;
+    size_t i;
+
+    for (i = 0; s[i] != '\0' && i < QUOTE_MAX; i++) {
+        unsigned char c = (unsigned char)s[i];
+
+        if (c < 0x20 || c == 0x7f || c == '"' || c == '\\')
+            used += (size_t)snprintf(q->text + used, sizeof q->text - used, "\\x%02x", c);
+        else
+            q->text[used++] = (char)c;
+    }
+    if (s[i] != '\0') {
+        memcpy(q->text + used, "...", 3);
+        used += 3;
+    }
+    q->text[used] = '\0';
+    return q->text;
+}
+
+/* A message must stay one line whatever the file name or libconfig said. */
+static void flatten(char *text)
+{
+    for (; *text != '\0'; text++) {
+        if ((unsigned char)*text < 0x20 || *text == 0x7f)
+            *text = '?';
+    }
+}
+
+static void put_error(load_ctx *ctx, const char *file, int line, const char *format,
+                      va_list args) __attribute__((format(printf, 4, 0)));
+
+static void put_error(load_ctx *ctx, const char *file, int line, const char *format,
+                      va_list args)
+{
+    int n;
+
+    if (ctx->err == NULL || ctx->errlen == 0)
+        return;
+    if (line > 0)
+        n = snprintf(ctx->err, ctx->errlen, "%s:%d: ", file, line);
+    else
+        n = snprintf(ctx->err, ctx->errlen, "%s: ", file);
+    if (n >= 0 && (size_t)n < ctx->errlen)
+        vsnprintf(ctx->err + n, ctx->errlen - (size_t)n, format, args);
+    flatten(ctx->err);
+}
+
+/* "FILE: message": the file as a whole is the problem. */
+static int fail_file(load_ctx *ctx, const char *format, ...) __attribute__((format(printf, 2, 3)));
+
+static int fail_file(load_ctx *ctx, const char *format, ...)
+{
+    va_list args;
+
+    va_start(args, format);
+    put_error(ctx, ctx->path, 0, format, args);
+    va_end(args);
+    return -1;
+}
+
+/* "FILE:LINE: message" at a setting; the root group has no line of its own, so it gets 1. */
+static int fail_at(load_ctx *ctx, const config_setting_t *where, const char *format, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail_at(load_ctx *ctx, const config_setting_t *where, const char *format, ...)
+{
+    const char *file = config_setting_source_file(where);
+    int line = (int)config_setting_source_line(where);
+    va_list args;
+
+    va_start(args, format);
+    put_error(ctx, file != NULL ? file : ctx->path, line > 0 ? line : 1, format, args);
+    va_end(args);
+    return -1;
+}
+
+/* "FILE:LINE: message" where no setting exists to point at. */
+static int fail_line(load_ctx *ctx, int line, const char *format, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail_line(load_ctx *ctx, int line, const char *format, ...)
+{
+    va_list args;
+
+    va_start(args, format);
+    put_error(ctx, ctx->path, line, format, args);
+    va_end(args);
+    return -1;
+}
+
+/* libconfig's own syntax errors, which may come from an included file. */
+static int fail_line_in(load_ctx *ctx, const char *file, int line, const char *format, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int fail_line_in(load_ctx *ctx, const char *file, int line, const char *format, ...)
+{
+    va_list args;
+
+    va_start(args, format);
+    put_error(ctx, file, line, format, args);
+    va_end(args);
+    return -1;
+}
+
+static int fail_nomem(load_ctx *ctx)
+{
+    return fail_file(ctx, "out of memory");
+}
+
+/* ---- small helpers ---------------------------------------------------------------------- */
+
+static char *join3(const char *a, const char *sep, const char *b)
+{
+    size_t la = strlen(a), ls = strlen(sep), lb = strlen(b);
+    char *out = malloc(la + ls + lb + 1);
+
+    if (out == NULL)
+        return NULL;
+    memcpy(out, a, la);
+    memcpy(out + la, sep, ls);
+    memcpy(out + la + ls, b, lb + 1);
+    return out;
+}
+
+static bool is_one_of(const char *name, const char *const *names)
+{
+    for (; *names != NULL; names++) {
+        if (strcmp(name, *names) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Rejects any member of group whose name is not in allowed. */
+static int check_keys(load_ctx *ctx, const config_setting_t *group, const char *const *allowed,
+                      const char *where, const char *expected)
+{
+    int n = config_setting_length(group);
+
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *member = config_setting_get_elem(group, (unsigned)i);
+        const char *name = config_setting_name(member);
+
+        if (name != NULL && !is_one_of(name, allowed))
+            return fail_at(ctx, member, "unknown setting \"%s\"%s (expected %s)", name, where,
+                           expected);
+    }
+    return 0;
+}
+
+static bool is_list_like(const config_setting_t *s)
+{
+    return config_setting_is_list(s) || config_setting_is_array(s);
+}
+
+/* A list or array whose every item is a string (maybe none). */
+static bool is_string_list(const config_setting_t *s)
+{
+    int n;
+
+    if (!is_list_like(s))
+        return false;
+    n = config_setting_length(s);
+    for (int i = 0; i < n; i++) {
+        if (config_setting_type(config_setting_get_elem(s, (unsigned)i)) != CONFIG_TYPE_STRING)
+            return false;
+    }
+    return true;
+}
+
+/* The first item that is not a string, or the list itself when it is not a list. */
+static const config_setting_t *first_non_string(const config_setting_t *s)
+{
+    int n;
+
+    if (!is_list_like(s))
+        return s;
+    n = config_setting_length(s);
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *item = config_setting_get_elem(s, (unsigned)i);
+
+        if (config_setting_type(item) != CONFIG_TYPE_STRING)
+            return item;
+    }
+    return s;
+}
+
+/* ---- table names ------------------------------------------------------------------------ */
+
+typedef enum table_parse {
+    TABLE_OK,
+    TABLE_INVALID,
+    TABLE_NOMEM
+} table_parse;
+
+static void table_ref_free(wn_table_ref *ref)
+{
+    free(ref->schema);
+    free(ref->name);
+    free(ref->qualified);
+    memset(ref, 0, sizeof *ref);
+}
+
+/* "schema.name" (split at the first dot) or a bare "name" in public; each part 1..63 bytes. */
+static table_parse table_ref_parse(const char *text, wn_table_ref *ref)
+{
+    const char *dot = strchr(text, '.');
+    const char *name = dot != NULL ? dot + 1 : text;
+    size_t schema_len = dot != NULL ? (size_t)(dot - text) : strlen("public");
+    size_t name_len = strlen(name);
+
+    memset(ref, 0, sizeof *ref);
+    if (schema_len == 0 || schema_len > WN_NAME_MAX || name_len == 0 || name_len > WN_NAME_MAX)
+        return TABLE_INVALID;
+    ref->schema = dot != NULL ? strndup(text, schema_len) : strdup("public");
+    ref->name = strdup(name);
+    if (ref->schema == NULL || ref->name == NULL)
+        goto fail_nomem;
+    ref->qualified = join3(ref->schema, ".", ref->name);
+    if (ref->qualified == NULL)
+        goto fail_nomem;
+    return TABLE_OK;
+
+fail_nomem:
+    table_ref_free(ref);
+    return TABLE_NOMEM;
+}
+
+static int table_index(const wn_table_ref *tables, size_t ntables, const char *schema,
+                       const char *name)
+{
+    for (size_t i = 0; i < ntables && i <= INT_MAX; i++) {
+        if (tables[i].schema != NULL && tables[i].name != NULL &&
+            strcmp(tables[i].schema, schema) == 0 && strcmp(tables[i].name, name) == 0)
+            return (int)i;
+    }
+    return -1;
+}
+
+/* Parses one table item of `owner` (a message prefix such as "source.tables"). */
+static int parse_table_item(load_ctx *ctx, const config_setting_t *item, const char *owner,
+                            wn_table_ref *ref)
+{
+    const char *text = config_setting_get_string(item);
+    quoted q;
+
+    switch (table_ref_parse(text, ref)) {
+    case TABLE_OK:
+        return 0;
+    case TABLE_NOMEM:
+        return fail_nomem(ctx);
+    case TABLE_INVALID:
+        break;
+    }
+    return fail_at(ctx, item,
+                   "%s: \"%s\" is not a table name (expected \"schema.name\" or \"name\", "
+                   "each 1 to %d bytes)",
+                   owner, quote(&q, text), WN_NAME_MAX);
+}
+
+/* ---- source ----------------------------------------------------------------------------- */
+
+/* Looks up an optional string member; *out stays as is when absent. */
+static int optional_string(load_ctx *ctx, const config_setting_t *group, const char *key,
+                           const char *label, const char **out, const config_setting_t **where)
+{
+    const config_setting_t *s = config_setting_get_member(group, key);
+
+    if (where != NULL)
+        *where = s;
+    if (s == NULL)
+        return 0;
+    if (config_setting_type(s) != CONFIG_TYPE_STRING)
+        return fail_at(ctx, s, "%s must be a string", label);
+    *out = config_setting_get_string(s);
+    return 0;
+}
+
+static int required_string(load_ctx *ctx, const config_setting_t *group, const char *key,
+                           const char *label, const char **out, const config_setting_t **where)
+{
+    const config_setting_t *s = NULL;
+
+    *out = NULL;
+    if (optional_string(ctx, group, key, label, out, &s) != 0)
+        return -1;
+    if (s == NULL)
+        return fail_at(ctx, group, "%s is required", label);
+    if (**out == '\0')
+        return fail_at(ctx, s, "%s must not be empty", label);
+    if (where != NULL)
+        *where = s;
+    return 0;
+}
+
+static int parse_source_tables(load_ctx *ctx, const config_setting_t *source,
+                               wn_source_config *out)
+{
+    const config_setting_t *tables = config_setting_get_member(source, "tables");
+    int n;
+
+    if (tables == NULL)
+        return fail_at(ctx, source, "source.tables is required");
+    if (!is_string_list(tables))
+        return fail_at(ctx, first_non_string(tables), "source.tables must be a list of strings");
+    n = config_setting_length(tables);
+    if (n == 0)
+        return fail_at(ctx, tables, "source.tables must name at least one table");
+    out->tables = calloc((size_t)n, sizeof *out->tables);
+    if (out->tables == NULL)
+        return fail_nomem(ctx);
+    out->ntables = (size_t)n;
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *item = config_setting_get_elem(tables, (unsigned)i);
+        wn_table_ref *ref = &out->tables[i];
+        quoted q;
+
+        if (parse_table_item(ctx, item, "source.tables", ref) != 0)
+            return -1;
+        if (table_index(out->tables, (size_t)i, ref->schema, ref->name) >= 0)
+            return fail_at(ctx, item, "source.tables: \"%s\" is listed twice",
+                           quote(&q, ref->qualified));
+    }
+    return 0;
+}
+
+static int parse_status_interval(load_ctx *ctx, const config_setting_t *source, int *out)
+{
+    const config_setting_t *s = config_setting_get_member(source, "status_interval_ms");
+    long long value;
+
+    *out = WN_DEFAULT_STATUS_INTERVAL_MS;
+    if (s == NULL)
+        return 0;
+    if (config_setting_type(s) != CONFIG_TYPE_INT && config_setting_type(s) != CONFIG_TYPE_INT64)
+        return fail_at(ctx, s, "source.status_interval_ms must be an integer");
+    value = config_setting_get_int64(s);
+    if (value < STATUS_INTERVAL_MIN || value > STATUS_INTERVAL_MAX)
+        return fail_at(ctx, s, "source.status_interval_ms must be between %d and %d (got %lld)",
+                       STATUS_INTERVAL_MIN, STATUS_INTERVAL_MAX, value);
+    *out = (int)value;
+    return 0;
+}
+
+static int parse_source(load_ctx *ctx, const config_setting_t *root, wn_source_config *out)
+{
+    const config_setting_t *source = config_setting_get_member(root, "source");
+    const config_setting_t *where = NULL;
+    const char *conninfo = NULL;
+    const char *slot = WN_DEFAULT_SLOT;
+    const char *publication = WN_DEFAULT_PUBLICATION;
+    quoted q;
+
+    if (source == NULL)
+        return fail_at(ctx, root, "source is required");
+    if (!config_setting_is_group(source))
+        return fail_at(ctx, source, "source must be a group");
+    if (check_keys(ctx, source, source_keys, " in source",
+                   "conninfo, tables, slot, publication, status_interval_ms") != 0)
+        return -1;
+    if (required_string(ctx, source, "conninfo", "source.conninfo", &conninfo, NULL) != 0)
+        return -1;
+    if (parse_source_tables(ctx, source, out) != 0)
+        return -1;
+    if (optional_string(ctx, source, "slot", "source.slot", &slot, &where) != 0)
+        return -1;
+    if (!wn_config_valid_slot_name(slot))
+        return fail_at(ctx, where,
+                       "source.slot \"%s\" is not a valid slot name (1 to %d lower-case letters, "
+                       "digits or underscores)",
+                       quote(&q, slot), WN_NAME_MAX);
+    if (optional_string(ctx, source, "publication", "source.publication", &publication,
+                        &where) != 0)
+        return -1;
+    if (publication[0] == '\0' || strlen(publication) > WN_NAME_MAX)
+        return fail_at(ctx, where, "source.publication \"%s\" must be 1 to %d bytes",
+                       quote(&q, publication), WN_NAME_MAX);
+    if (parse_status_interval(ctx, source, &out->status_interval_ms) != 0)
+        return -1;
+    out->conninfo = strdup(conninfo);
+    out->slot = strdup(slot);
+    out->publication = strdup(publication);
+    if (out->conninfo == NULL || out->slot == NULL || out->publication == NULL)
+        return fail_nomem(ctx);
+    return 0;
+}
+
+/* ---- plugins ---------------------------------------------------------------------------- */
+
+/* How messages name a plugin block: by its name when it has a usable one, else by position. */
+static void plugin_label(const config_setting_t *block, int index, char *label, size_t size)
+{
+    const config_setting_t *name = config_setting_get_member(block, "name");
+    const char *text = name != NULL && config_setting_type(name) == CONFIG_TYPE_STRING
+                           ? config_setting_get_string(name)
+                           : NULL;
+    quoted q;
+
+    if (text != NULL && text[0] != '\0' && strlen(text) <= WN_NAME_MAX)
+        snprintf(label, size, "plugin \"%s\"", quote(&q, text));
+    else
+        snprintf(label, size, "plugins[%d]", index);
+}
+
+static int parse_plugin_name(load_ctx *ctx, const config_setting_t *block, int index,
+                             const wn_plugin_config *earlier, wn_plugin_config *out)
+{
+    const config_setting_t *s = config_setting_get_member(block, "name");
+    const char *name;
+    quoted q;
+
+    if (s == NULL)
+        return fail_at(ctx, block, "plugins[%d].name is required", index);
+    if (config_setting_type(s) != CONFIG_TYPE_STRING)
+        return fail_at(ctx, s, "plugins[%d].name must be a string", index);
+    name = config_setting_get_string(s);
+    if (name[0] == '\0' || strlen(name) > WN_NAME_MAX)
+        return fail_at(ctx, s, "plugins[%d].name must be 1 to %d bytes", index, WN_NAME_MAX);
+    for (int i = 0; i < index; i++) {
+        if (strcmp(earlier[i].name, name) == 0)
+            return fail_at(ctx, s, "plugin \"%s\" is defined twice (first at line %d)",
+                           quote(&q, name), earlier[i].line);
+    }
+    out->name = strdup(name);
+    return out->name == NULL ? fail_nomem(ctx) : 0;
+}
+
+static int parse_plugin_path(load_ctx *ctx, const config_setting_t *block, const char *label,
+                             const char *dir, wn_plugin_config *out)
+{
+    char key[LABEL_MAX + 16];
+    const char *path = NULL;
+
+    snprintf(key, sizeof key, "%s: path", label);
+    if (required_string(ctx, block, "path", key, &path, NULL) != 0)
+        return -1;
+    out->path = wn_config_resolve_path(dir, path);
+    return out->path == NULL ? fail_nomem(ctx) : 0;
+}
+
+static int parse_plugin_tables(load_ctx *ctx, const config_setting_t *block, const char *label,
+                               const wn_source_config *source, wn_plugin_config *out)
+{
+    const config_setting_t *tables = config_setting_get_member(block, "tables");
+    int n;
+
+    out->watches = calloc(source->ntables, sizeof *out->watches);
+    if (out->watches == NULL)
+        return fail_nomem(ctx);
+    if (tables == NULL) {
+        for (size_t i = 0; i < source->ntables; i++)
+            out->watches[i] = true;
+        return 0;
+    }
+    if (!is_string_list(tables))
+        return fail_at(ctx, first_non_string(tables), "%s: tables must be a list of strings",
+                       label);
+    n = config_setting_length(tables);
+    if (n == 0)
+        return fail_at(ctx, tables, "%s: tables must name at least one table", label);
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *item = config_setting_get_elem(tables, (unsigned)i);
+        wn_table_ref ref;
+        int found;
+        quoted q;
+
+        if (parse_table_item(ctx, item, label, &ref) != 0)
+            return -1;
+        found = table_index(source->tables, source->ntables, ref.schema, ref.name);
+        quote(&q, ref.qualified);
+        table_ref_free(&ref);
+        if (found < 0)
+            return fail_at(ctx, item, "%s: table \"%s\" is not in source.tables", label, q.text);
+        if (out->watches[found])
+            return fail_at(ctx, item, "%s: table \"%s\" is listed twice", label, q.text);
+        out->watches[found] = true;
+    }
+    return 0;
+}
+
+static unsigned op_bit(const char *name)
+{
+    for (size_t i = 0; i < sizeof op_names / sizeof op_names[0]; i++) {
+        if (strcmp(name, op_names[i].name) == 0)
+            return op_names[i].bit;
+    }
+    return 0;
+}
+
+static int parse_plugin_ops(load_ctx *ctx, const config_setting_t *block, const char *label,
+                            wn_plugin_config *out)
+{
+    const config_setting_t *ops = config_setting_get_member(block, "ops");
+    int n;
+
+    out->ops = WALNOTIFY_OP_INSERT;
+    if (ops == NULL)
+        return 0;
+    if (!is_string_list(ops))
+        return fail_at(ctx, first_non_string(ops), "%s: ops must be a list of strings", label);
+    n = config_setting_length(ops);
+    if (n == 0)
+        return fail_at(ctx, ops, "%s: ops must name at least one operation", label);
+    out->ops = 0;
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *item = config_setting_get_elem(ops, (unsigned)i);
+        const char *name = config_setting_get_string(item);
+        unsigned bit = op_bit(name);
+        quoted q;
+
+        if (bit == 0)
+            return fail_at(ctx, item,
+                           "%s: unknown operation \"%s\" in ops (expected insert, update, "
+                           "delete, truncate)",
+                           label, quote(&q, name));
+        if (out->ops & bit)
+            return fail_at(ctx, item, "%s: operation \"%s\" is listed twice in ops", label,
+                           name);
+        out->ops |= bit;
+    }
+    return 0;
+}
+
+static wn_setting_kind setting_kind(const config_setting_t *s)
+{
+    switch (config_setting_type(s)) {
+    case CONFIG_TYPE_STRING:
+        return WN_SETTING_STRING;
+    case CONFIG_TYPE_INT:
+    case CONFIG_TYPE_INT64:
+        return WN_SETTING_INTEGER;
+    case CONFIG_TYPE_FLOAT:
+        return WN_SETTING_FLOAT;
+    case CONFIG_TYPE_BOOL:
+        return WN_SETTING_BOOLEAN;
+    default:
+        return is_string_list(s) ? WN_SETTING_STRING_LIST : WN_SETTING_OTHER;
+    }
+}
+
+/* Copies one setting as written; returns -1 only when memory runs out. */
+static int copy_setting(const config_setting_t *s, wn_setting_value *out)
+{
+    out->name = strdup(config_setting_name(s));
+    out->line = (int)config_setting_source_line(s);
+    out->kind = setting_kind(s);
+    if (out->name == NULL)
+        return -1;
+    switch (out->kind) {
+    case WN_SETTING_STRING:
+        out->string = strdup(config_setting_get_string(s));
+        return out->string == NULL ? -1 : 0;
+    case WN_SETTING_INTEGER:
+        out->integer = (int64_t)config_setting_get_int64(s);
+        return 0;
+    case WN_SETTING_FLOAT:
+        out->real = config_setting_get_float(s);
+        return 0;
+    case WN_SETTING_BOOLEAN:
+        out->boolean = config_setting_get_bool(s) != 0;
+        return 0;
+    case WN_SETTING_STRING_LIST:
+        break;
+    case WN_SETTING_OTHER:
+        return 0;
+    }
+    out->nitems = (size_t)config_setting_length(s);
+    if (out->nitems == 0)
+        return 0;
+    out->items = calloc(out->nitems, sizeof *out->items);
+    if (out->items == NULL) {
+        out->nitems = 0;
+        return -1;
+    }
+    for (size_t i = 0; i < out->nitems; i++) {
+        out->items[i] = strdup(config_setting_get_string_elem(s, (int)i));
+        if (out->items[i] == NULL)
+            return -1;
+    }
+    return 0;
+}
+
+static int parse_plugin_settings(load_ctx *ctx, const config_setting_t *block, const char *label,
+                                 wn_plugin_config *out)
+{
+    const config_setting_t *settings = config_setting_get_member(block, "settings");
+    int n;
+
+    if (settings == NULL)
+        return 0;
+    if (!config_setting_is_group(settings))
+        return fail_at(ctx, settings, "%s: settings must be a group", label);
+    n = config_setting_length(settings);
+    if (n == 0)
+        return 0;
+    out->settings = calloc((size_t)n, sizeof *out->settings);
+    if (out->settings == NULL)
+        return fail_nomem(ctx);
+    out->nsettings = (size_t)n;
+    for (int i = 0; i < n; i++) {
+        if (copy_setting(config_setting_get_elem(settings, (unsigned)i), &out->settings[i]) != 0)
+            return fail_nomem(ctx);
+    }
+    return 0;
+}
+
+static int parse_plugin(load_ctx *ctx, const config_setting_t *block, int index,
+                        wn_config *config)
+{
+    wn_plugin_config *out = &config->plugins[index];
+    char label[LABEL_MAX];
+
+    if (!config_setting_is_group(block))
+        return fail_at(ctx, block, "plugins[%d] must be a group", index);
+    plugin_label(block, index, label, sizeof label);
+    out->line = (int)config_setting_source_line(block);
+    if (check_keys(ctx, block, plugin_keys, " in a plugin block",
+                   "name, path, tables, ops, settings") != 0)
+        return -1;
+    if (parse_plugin_name(ctx, block, index, config->plugins, out) != 0)
+        return -1;
+    if (parse_plugin_path(ctx, block, label, config->dir, out) != 0)
+        return -1;
+    if (parse_plugin_tables(ctx, block, label, &config->source, out) != 0)
+        return -1;
+    if (parse_plugin_ops(ctx, block, label, out) != 0)
+        return -1;
+    if (parse_plugin_settings(ctx, block, label, out) != 0)
+        return -1;
+    config->ops |= out->ops;
+    return 0;
+}
+
+static int parse_plugins(load_ctx *ctx, const config_setting_t *root, wn_config *config)
+{
+    const config_setting_t *plugins = config_setting_get_member(root, "plugins");
+    int n;
+
+    if (plugins == NULL)
+        return fail_at(ctx, root, "plugins is required");
+    n = config_setting_length(plugins);
+    /* An empty [] is an array to libconfig, but it says the same as an empty (). */
+    if (!config_setting_is_list(plugins) && !(config_setting_is_array(plugins) && n == 0))
+        return fail_at(ctx, plugins, "plugins must be a list of groups");
+    if (n == 0)
+        return fail_at(ctx, plugins, "plugins must list at least one plugin");
+    config->plugins = calloc((size_t)n, sizeof *config->plugins);
+    if (config->plugins == NULL)
+        return fail_nomem(ctx);
+    config->nplugins = (size_t)n;
+    for (int i = 0; i < n; i++) {
+        if (parse_plugin(ctx, config_setting_get_elem(plugins, (unsigned)i), i, config) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int parse_log_level(load_ctx *ctx, const config_setting_t *root, wn_log_level *out)
+{
+    const config_setting_t *where = NULL;
+    const char *text = NULL;
+    quoted q;
+
+    *out = WN_LOG_INFO;
+    if (optional_string(ctx, root, "log_level", "log_level", &text, &where) != 0)
+        return -1;
+    if (text == NULL)
+        return 0;
+    if (!wn_log_level_parse(text, out))
+        return fail_at(ctx, where, "log_level \"%s\" is not one of debug, info, warning, error",
+                       quote(&q, text));
+    return 0;
+}
+
+/* ---- reading the file ------------------------------------------------------------------- */
+
+/* Reads the whole file, NUL-terminated; a NUL inside would silently cut libconfig's input. */
+static int read_text(load_ctx *ctx, char **out)
+{
+    size_t size = 0, cap = 4096;
+    char *text = NULL;
+    int fd;
+    int rc = -1;
+
+    *out = NULL;
+    fd = open(ctx->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return fail_file(ctx, "cannot read: %s", strerror(errno));
+    text = malloc(cap);
+    if (text == NULL) {
+        fail_nomem(ctx);
+        goto close_fd;
+    }
+    for (;;) {
+        ssize_t n;
+
+        if (size + 1 == cap) {
+            char *bigger;
+
+            if (cap > CONFIG_MAX_BYTES) {
+                fail_file(ctx, "cannot read: larger than %d bytes", CONFIG_MAX_BYTES);
+                goto free_text;
+            }
+            bigger = realloc(text, cap * 2);
+            if (bigger == NULL) {
+                fail_nomem(ctx);
+                goto free_text;
+            }
+            text = bigger;
+            cap *= 2;
+        }
+        n = read(fd, text + size, cap - size - 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            fail_file(ctx, "cannot read: %s", strerror(errno));
+            goto free_text;
+        }
+        if (n == 0)
+            break;
+        size += (size_t)n;
+    }
+    text[size] = '\0';
+    if (strlen(text) != size) {
+        int line = 1;
+
+        for (const char *p = text; *p != '\0'; p++)
+            line += *p == '\n';
+        fail_line(ctx, line, "NUL byte in the file");
+        goto free_text;
+    }
+    *out = text;
+    text = NULL;
+    rc = 0;
+free_text:
+    free(text);
+close_fd:
+    close(fd);
+    return rc;
+}
+
+/* The absolute folder of the file: every relative path in it resolves there. */
+static int config_dir(load_ctx *ctx, char **out)
+{
+    char *copy = strdup(ctx->path);
+    char *slash;
+    const char *folder;
+
+    *out = NULL;
+    if (copy == NULL)
+        return fail_nomem(ctx);
+    slash = strrchr(copy, '/');
+    if (slash == NULL) {
+        folder = ".";
+    } else {
+        /* "/x.conf" lives in "/", not in "" */
+        slash[slash == copy ? 1 : 0] = '\0';
+        folder = copy;
+    }
+    *out = realpath(folder, NULL);
+    if (*out == NULL) {
+        int saved = errno;
+
+        free(copy);
+        return fail_file(ctx, "cannot resolve its folder: %s", strerror(saved));
+    }
+    free(copy);
+    return 0;
+}
+
+static int parse_syntax(load_ctx *ctx, config_t *lc, const char *text, const char *dir)
+{
+    const char *file;
+
+    config_set_include_dir(lc, dir);
+    if (config_read_string(lc, text) == CONFIG_TRUE)
+        return 0;
+    file = config_error_file(lc);
+    return fail_line_in(ctx, file != NULL ? file : ctx->path, config_error_line(lc), "%s",
+                        config_error_text(lc) != NULL ? config_error_text(lc) : "syntax error");
+}
+
+static int parse_all(load_ctx *ctx, const config_setting_t *root, wn_config *config)
+{
+    if (check_keys(ctx, root, top_keys, "", "source, plugins, log_level") != 0)
+        return -1;
+    if (parse_source(ctx, root, &config->source) != 0)
+        return -1;
+    if (parse_plugins(ctx, root, config) != 0)
+        return -1;
+    return parse_log_level(ctx, root, &config->log_level);
+}
+
+int wn_config_load(const char *path, wn_config *config, char *err, size_t errlen)
+{
+    load_ctx ctx = {.path = path != NULL ? path : "(null)", .err = err, .errlen = errlen};
+    config_t lc;
+    char *text = NULL;
+    int rc = -1;
+
+    memset(config, 0, sizeof *config);
+    if (err != NULL && errlen > 0)
+        err[0] = '\0';
+    if (path == NULL || path[0] == '\0')
+        return fail_file(&ctx, "cannot read: no file name");
+    if (read_text(&ctx, &text) != 0)
+        return -1;
+    config->file = strdup(path);
+    if (config->file == NULL) {
+        fail_nomem(&ctx);
+        goto free_text;
+    }
+    if (config_dir(&ctx, &config->dir) != 0)
+        goto free_config;
+    config_init(&lc);
+    if (parse_syntax(&ctx, &lc, text, config->dir) != 0)
+        goto destroy_lc;
+    if (parse_all(&ctx, config_root_setting(&lc), config) != 0)
+        goto destroy_lc;
+    rc = 0;
+destroy_lc:
+    config_destroy(&lc);
+free_config:
+    if (rc != 0)
+        wn_config_free(config);
+free_text:
+    free(text);
+    return rc;
+}
+
+static void setting_value_free(wn_setting_value *value)
+{
+    free(value->name);
+    free(value->string);
+    for (size_t i = 0; i < value->nitems; i++)
+        free(value->items[i]);
+    free(value->items);
+}
+
+static void plugin_config_free(wn_plugin_config *plugin)
+{
+    free(plugin->name);
+    free(plugin->path);
+    free(plugin->watches);
+    for (size_t i = 0; i < plugin->nsettings; i++)
+        setting_value_free(&plugin->settings[i]);
+    free(plugin->settings);
+}
+
+void wn_config_free(wn_config *config)
+{
+    if (config == NULL)
+        return;
+    for (size_t i = 0; i < config->nplugins; i++)
+        plugin_config_free(&config->plugins[i]);
+    free(config->plugins);
+    for (size_t i = 0; i < config->source.ntables; i++)
+        table_ref_free(&config->source.tables[i]);
+    free(config->source.tables);
+    free(config->source.conninfo);
+    free(config->source.slot);
+    free(config->source.publication);
+    free(config->file);
+    free(config->dir);
+    memset(config, 0, sizeof *config);
+}
+
+char *wn_config_resolve_path(const char *dir, const char *path)
+{
+    if (path == NULL)
+        return NULL;
+    if (path[0] == '/' || strcmp(path, "-") == 0 || dir == NULL || dir[0] == '\0')
+        return strdup(path);
+    return join3(dir, strcmp(dir, "/") == 0 ? "" : "/", path);
+}
+
+int wn_config_find_table(const wn_config *config, const char *schema, const char *name)
+{
+    if (config == NULL || schema == NULL || name == NULL)
+        return -1;
+    return table_index(config->source.tables, config->source.ntables, schema, name);
+}
+
+bool wn_config_valid_slot_name(const char *name)
+{
+    size_t len;
+
+    if (name == NULL)
+        return false;
+    len = strlen(name);
+    if (len == 0 || len > WN_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
+            return false;
+    }
+    return true;
+}

@@ -1,0 +1,233 @@
+/* conninfo: the user's conninfo plus the session settings walnotify needs for stable text. */
+#include "conninfo.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Values print the same whatever the server's defaults (see the contract's session settings). */
+#define SESSION_OPTIONS                                                                   \
+    "-c datestyle=ISO -c intervalstyle=postgres -c extra_float_digits=3 -c timezone=UTC " \
+    "-c bytea_output=hex"
+#define REDACTED_PASSWORD "********"
+
+/* Keywords walnotify sets itself: a user's value for them is replaced or merged, never passed
+ * twice. */
+static bool is_managed_keyword(const char *keyword)
+{
+    static const char *const managed[] = {"options", "replication", "client_encoding",
+                                          "fallback_application_name"};
+
+    for (size_t i = 0; i < sizeof managed / sizeof managed[0]; i++) {
+        if (strcmp(keyword, managed[i]) == 0)
+            return true;
+    }
+    return false;
+}
+
+static const char *option_value(const PQconninfoOption *options, const char *keyword)
+{
+    for (const PQconninfoOption *o = options; o->keyword; o++) {
+        if (strcmp(o->keyword, keyword) == 0)
+            return o->val;
+    }
+    return NULL;
+}
+
+/* Copies src into dst (dstlen bytes) with every run of whitespace, newlines included, folded to
+ * one space and the ends trimmed, so that a libpq message fits on one line. */
+static void fold_lines(char *dst, size_t dstlen, const char *src)
+{
+    size_t used = 0;
+    bool space = false;
+
+    if (dstlen == 0)
+        return;
+    for (const char *p = src ? src : ""; *p && used + 1 < dstlen; p++) {
+        if (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t') {
+            space = used > 0;
+            continue;
+        }
+        if (space && used + 2 < dstlen)
+            dst[used++] = ' ';
+        space = false;
+        dst[used++] = *p;
+    }
+    dst[used] = '\0';
+}
+
+static bool needs_quotes(const char *value)
+{
+    if (value[0] == '\0')
+        return true;
+    return strpbrk(value, " \t\n\r\f\v'\\") != NULL;
+}
+
+/* Appends " key=value" (value quoted when libpq would need it) to buf; false when out of memory.
+ */
+static bool append_pair(char **buf, size_t *len, size_t *cap, const char *key, const char *value)
+{
+    size_t need = strlen(key) + 2 * strlen(value) + 5;
+    char *p;
+
+    if (*len + need >= *cap) {
+        size_t ncap = (*cap + need) * 2;
+        char *grown = realloc(*buf, ncap);
+
+        if (!grown)
+            return false;
+        *buf = grown;
+        *cap = ncap;
+    }
+    p = *buf + *len;
+    if (*len > 0)
+        *p++ = ' ';
+    p += sprintf(p, "%s=", key);
+    if (!needs_quotes(value)) {
+        p += sprintf(p, "%s", value);
+    } else {
+        *p++ = '\'';
+        for (const char *v = value; *v; v++) {
+            if (*v == '\'' || *v == '\\')
+                *p++ = '\\';
+            *p++ = *v;
+        }
+        *p++ = '\'';
+    }
+    *p = '\0';
+    *len = (size_t)(p - *buf);
+    return true;
+}
+
+char *wn_conninfo_redact(const char *conninfo)
+{
+    PQconninfoOption *options;
+    char *errmsg = NULL;
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+
+    options = PQconninfoParse(conninfo ? conninfo : "", &errmsg);
+    if (!options) {
+        PQfreemem(errmsg);
+        return strdup("(unparsable conninfo)");
+    }
+    buf = calloc(1, 1);
+    if (!buf)
+        goto free_options;
+    cap = 1;
+    for (const PQconninfoOption *o = options; o->keyword; o++) {
+        const char *value = o->val;
+
+        if (!value)
+            continue;
+        if (strcmp(o->keyword, "password") == 0)
+            value = REDACTED_PASSWORD;
+        if (!append_pair(&buf, &len, &cap, o->keyword, value)) {
+            free(buf);
+            buf = NULL;
+            goto free_options;
+        }
+    }
+free_options:
+    PQconninfoFree(options);
+    return buf;
+}
+
+/* Fills keywords/values (each sized for every parsed option plus the managed ones, NULL-ended)
+ * from the user's options and walnotify's own. options_value receives the merged `options`
+ * string, which the caller frees. */
+static bool build_params(const PQconninfoOption *options, bool replication, bool utf8,
+                         const char **keywords, const char **values, char **options_value)
+{
+    const char *user_options = option_value(options, "options");
+    const char *user_encoding = option_value(options, "client_encoding");
+    const char *user_fallback = option_value(options, "fallback_application_name");
+    size_t n = 0;
+    size_t optlen;
+
+    for (const PQconninfoOption *o = options; o->keyword; o++) {
+        if (!o->val || is_managed_keyword(o->keyword))
+            continue;
+        keywords[n] = o->keyword;
+        values[n++] = o->val;
+    }
+    optlen = (user_options ? strlen(user_options) + 1 : 0) + sizeof SESSION_OPTIONS;
+    *options_value = malloc(optlen);
+    if (!*options_value)
+        return false;
+    snprintf(*options_value, optlen, "%s%s%s", user_options ? user_options : "",
+             user_options && user_options[0] ? " " : "", SESSION_OPTIONS);
+    keywords[n] = "options";
+    values[n++] = *options_value;
+    if (replication) {
+        keywords[n] = "replication";
+        values[n++] = "database";
+    }
+    if (utf8) {
+        keywords[n] = "client_encoding";
+        values[n++] = "UTF8";
+    } else if (user_encoding) {
+        keywords[n] = "client_encoding";
+        values[n++] = user_encoding;
+    }
+    keywords[n] = "fallback_application_name";
+    values[n++] = user_fallback ? user_fallback : "walnotify";
+    keywords[n] = NULL;
+    values[n] = NULL;
+    return true;
+}
+
+PGconn *wn_connect(const char *conninfo, bool replication, bool utf8, int *exit_status, char *err,
+                   size_t errlen)
+{
+    PQconninfoOption *options;
+    char *errmsg = NULL;
+    const char **keywords = NULL;
+    const char **values = NULL;
+    char *options_value = NULL;
+    char *redacted = NULL;
+    char message[1024];
+    PGconn *conn = NULL;
+    size_t count = 0;
+
+    *exit_status = WN_EXIT_SERVER;
+    options = PQconninfoParse(conninfo ? conninfo : "", &errmsg);
+    if (!options) {
+        fold_lines(message, sizeof message, errmsg ? errmsg : "out of memory");
+        snprintf(err, errlen, "conninfo: %s", message);
+        *exit_status = WN_EXIT_CONFIG;
+        PQfreemem(errmsg);
+        return NULL;
+    }
+    for (const PQconninfoOption *o = options; o->keyword; o++)
+        count++;
+    /* Room for every parsed option, the four managed ones and the terminator. */
+    keywords = calloc(count + 5, sizeof *keywords);
+    values = calloc(count + 5, sizeof *values);
+    if (!keywords || !values ||
+        !build_params(options, replication, utf8, keywords, values, &options_value)) {
+        snprintf(err, errlen, "cannot connect: out of memory");
+        goto free_params;
+    }
+    conn = PQconnectdbParams(keywords, values, 0);
+    if (!conn) {
+        snprintf(err, errlen, "cannot connect: out of memory");
+        goto free_params;
+    }
+    if (PQstatus(conn) != CONNECTION_OK) {
+        redacted = wn_conninfo_redact(conninfo);
+        fold_lines(message, sizeof message, PQerrorMessage(conn));
+        snprintf(err, errlen, "cannot connect to %s: %s",
+                 !redacted ? "(out of memory)" : redacted[0] ? redacted : "(libpq defaults)",
+                 message);
+        free(redacted);
+        PQfinish(conn);
+        conn = NULL;
+    }
+free_params:
+    free(options_value);
+    free(keywords);
+    free(values);
+    PQconninfoFree(options);
+    return conn;
+}

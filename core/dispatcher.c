@@ -1,0 +1,712 @@
+/*
+ * dispatcher: queued messages become events, handed to every plugin in configuration order, one
+ * event at a time, in commit order.
+ *
+ * What is safe to acknowledge is decided here and only here: `finished` is the end LSN of the
+ * last transaction every plugin handled (or the position of a keepalive received between
+ * transactions, when everything before it was handled); once per status interval the plugins
+ * are flushed and, if every flush succeeded, `finished` as it stood before the flush is
+ * published to the reader thread, which reports it to PostgreSQL.
+ */
+#include "dispatcher.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "decoder.h"
+#include "log.h"
+#include "relcache.h"
+
+#define RETRY_FIRST_MS 100
+#define RETRY_MAX_MS 30000
+#define PROGRESS_INTERVAL_MS 60000
+
+/* What the dispatcher tracks of each plugin instance. */
+typedef struct plugin_slot {
+    wn_plugin *plugin;
+    bool began;   /* saw begin for the transaction in hand */
+    bool dirty;   /* handled something since its last flush */
+} plugin_slot;
+
+/* The transaction in hand: from a Begin to its Commit. */
+typedef struct transaction {
+    bool open;
+    walnotify_txn txn;
+    uint32_t seq;  /* data changes seen so far, before filtering */
+} transaction;
+
+typedef enum step {
+    STEP_CONTINUE,
+    STEP_DONE     /* d->result says why */
+} step;
+
+typedef enum call_kind { CALL_BEGIN, CALL_HANDLE, CALL_COMMIT, CALL_FLUSH } call_kind;
+
+typedef struct dispatcher {
+    const wn_dispatcher_options *options;
+    wn_handoff *handoff;
+    wn_decoder *decoder;
+    wn_relcache *relcache;
+    plugin_slot *slots;
+    size_t nslots;
+
+    transaction xact;
+    wn_lsn finished;     /* safe to acknowledge once the plugins are flushed */
+    wn_lsn published;    /* last value handed to the reader */
+    bool unflushed;      /* some plugin handled something since the last flush */
+    int64_t next_flush_ms;
+
+    walnotify_column *columns;      /* [WN_MAX_COLUMNS], the new row of the event being built */
+    walnotify_column *old_columns;  /* [WN_MAX_COLUMNS] */
+    char *arena;                    /* NUL-terminated copies of the event's values */
+    size_t arena_capacity;
+
+    wn_lsn server_wal_end;          /* latest walEnd the server reported */
+    uint64_t events;                /* delivered to at least one plugin */
+    uint64_t events_at_progress;
+    int64_t next_progress_ms;
+
+    wn_dispatch_result result;
+    char *err;
+    size_t errlen;
+} dispatcher;
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+__attribute__((format(printf, 3, 4))) static step fail(dispatcher *d, wn_dispatch_result result,
+                                                       const char *format, ...)
+{
+    va_list args;
+
+    va_start(args, format);
+    vsnprintf(d->err, d->errlen, format, args);
+    va_end(args);
+    d->result = result;
+    return STEP_DONE;
+}
+
+static const char *call_name(call_kind kind)
+{
+    switch (kind) {
+    case CALL_BEGIN:
+        return "begin";
+    case CALL_HANDLE:
+        return "handle";
+    case CALL_COMMIT:
+        return "commit";
+    case CALL_FLUSH:
+        return "flush";
+    }
+    return "?";
+}
+
+static walnotify_status call_once(plugin_slot *slot, call_kind kind, const walnotify_txn *txn,
+                                  const walnotify_event *event)
+{
+    const walnotify_plugin *desc = &slot->plugin->descriptor;
+    void *state = slot->plugin->state;
+
+    switch (kind) {
+    case CALL_BEGIN:
+        return desc->begin ? desc->begin(state, txn) : WALNOTIFY_OK;
+    case CALL_HANDLE:
+        return desc->handle(state, event);
+    case CALL_COMMIT:
+        return desc->commit ? desc->commit(state, txn) : WALNOTIFY_OK;
+    case CALL_FLUSH:
+        return desc->flush ? desc->flush(state) : WALNOTIFY_OK;
+    }
+    return WALNOTIFY_FATAL;
+}
+
+/* Sleeps up to ms, waking early when a stop is requested. */
+static void sleep_unless_stopped(dispatcher *d, int ms)
+{
+    struct pollfd pfd = {.fd = wn_handoff_stop_fd(d->handoff), .events = POLLIN};
+
+    if (!wn_handoff_stop_requested(d->handoff) && poll(&pfd, 1, ms) < 0 && errno != EINTR)
+        wn_log(WN_LOG_WARNING, "poll while waiting to retry: %s", strerror(errno));
+}
+
+/*
+ * Calls one callback of one plugin until it succeeds. A transient failure is retried for this
+ * plugin and this call only, nothing else being delivered meanwhile, with a backoff from 100 ms
+ * doubling to 30 s. Returns STEP_CONTINUE on success; STEP_DONE on a fatal failure or a stop.
+ */
+static step call_plugin(dispatcher *d, plugin_slot *slot, call_kind kind,
+                        const walnotify_event *event)
+{
+    const char *name = slot->plugin->config->name;
+    int backoff_ms = RETRY_FIRST_MS;
+    unsigned attempts = 0;
+
+    for (;;) {
+        walnotify_status status = call_once(slot, kind, &d->xact.txn, event);
+
+        if (status == WALNOTIFY_OK) {
+            if (attempts > 0)
+                wn_log(WN_LOG_INFO, "plugin \"%s\": %s succeeded after %u retries", name,
+                       call_name(kind), attempts);
+            return STEP_CONTINUE;
+        }
+        if (status != WALNOTIFY_RETRY)
+            return fail(d, WN_DISPATCH_PLUGIN_FATAL, "plugin \"%s\" failed fatally in %s%s", name,
+                        call_name(kind), status == WALNOTIFY_FATAL ? "" : " (unknown status)");
+        if (wn_handoff_stop_requested(d->handoff))
+            return fail(d, WN_DISPATCH_STOPPED, "stopped while retrying plugin \"%s\"", name);
+        attempts++;
+        wn_log(attempts == 1 ? WN_LOG_WARNING : WN_LOG_DEBUG,
+               "plugin \"%s\": %s failed transiently (attempt %u), retrying in %d ms", name,
+               call_name(kind), attempts, backoff_ms);
+        sleep_unless_stopped(d, backoff_ms);
+        if (wn_handoff_stop_requested(d->handoff))
+            return fail(d, WN_DISPATCH_STOPPED, "stopped while retrying plugin \"%s\"", name);
+        backoff_ms = backoff_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : backoff_ms * 2;
+    }
+}
+
+/* Hands the position to the reader thread; it only ever moves forward. */
+static void publish(dispatcher *d, wn_lsn lsn)
+{
+    if (lsn <= d->published)
+        return;
+    d->published = lsn;
+    wn_handoff_set_acknowledgeable(d->handoff, lsn);
+}
+
+/*
+ * Makes every plugin durable, then publishes what was finished before the flush began. Called
+ * once per status interval, and once at the end.
+ */
+static step flush_and_publish(dispatcher *d)
+{
+    wn_lsn target = d->finished;
+
+    if (d->unflushed) {
+        for (size_t i = 0; i < d->nslots; i++) {
+            if (!d->slots[i].dirty)
+                continue;
+            if (call_plugin(d, &d->slots[i], CALL_FLUSH, NULL) != STEP_CONTINUE)
+                return STEP_DONE;
+            d->slots[i].dirty = false;
+        }
+        d->unflushed = false;
+    }
+    publish(d, target);
+    return STEP_CONTINUE;
+}
+
+static step flush_if_due(dispatcher *d, int64_t now)
+{
+    if (now < d->next_flush_ms)
+        return STEP_CONTINUE;
+    d->next_flush_ms = now + d->options->config->source.status_interval_ms;
+    if (d->finished <= d->published && !d->unflushed)
+        return STEP_CONTINUE;
+    return flush_and_publish(d);
+}
+
+static void log_progress_if_due(dispatcher *d, int64_t now)
+{
+    char acked[WN_LSN_TEXT_MAX];
+    uint64_t lag;
+    double rate;
+
+    if (now < d->next_progress_ms)
+        return;
+    rate = (double)(d->events - d->events_at_progress) * 1000.0 / PROGRESS_INTERVAL_MS;
+    lag = d->server_wal_end > d->published ? d->server_wal_end - d->published : 0;
+    wn_log(WN_LOG_INFO, "progress: acknowledged %s, %.1f events/s, lag %" PRIu64 " bytes",
+           wn_lsn_format(d->published, acked), rate, lag);
+    d->events_at_progress = d->events;
+    d->next_progress_ms = now + PROGRESS_INTERVAL_MS;
+}
+
+/* Tells every plugin that saw begin that the transaction in hand will not be committed now. */
+static void abort_transaction(dispatcher *d)
+{
+    if (!d->xact.open)
+        return;
+    for (size_t i = 0; i < d->nslots; i++) {
+        plugin_slot *slot = &d->slots[i];
+
+        if (slot->began && slot->plugin->descriptor.abort)
+            slot->plugin->descriptor.abort(slot->plugin->state, &d->xact.txn);
+        slot->began = false;
+    }
+    d->xact.open = false;
+}
+
+/* ---- building events ------------------------------------------------------------------------ */
+
+static bool reserve_arena(dispatcher *d, size_t needed)
+{
+    char *grown;
+
+    if (needed <= d->arena_capacity)
+        return true;
+    grown = realloc(d->arena, needed);
+    if (grown == NULL)
+        return false;
+    d->arena = grown;
+    d->arena_capacity = needed;
+    return true;
+}
+
+static size_t tuple_text_bytes(const wn_tuple *tuple)
+{
+    size_t bytes = 0;
+
+    for (uint16_t i = 0; i < tuple->ncolumns; i++)
+        bytes += (size_t)tuple->columns[i].length + 1;
+    return bytes;
+}
+
+/* Fills out[] from a tuple under the relation's layout; values are copied to the arena at *used. */
+static step fill_columns(dispatcher *d, const wn_relation *rel, const wn_tuple *tuple,
+                         walnotify_column *out, size_t *used, const char *what)
+{
+    if (tuple->ncolumns != rel->ncolumns)
+        return fail(d, WN_DISPATCH_PROTOCOL_ERROR,
+                    "%s for %s has %u columns, its Relation message announced %u", what,
+                    rel->qualified, tuple->ncolumns, rel->ncolumns);
+    for (uint16_t i = 0; i < tuple->ncolumns; i++) {
+        const wn_datum *datum = &tuple->columns[i];
+        walnotify_column *column = &out[i];
+
+        column->name = rel->columns[i].name;
+        column->type_oid = rel->columns[i].type_oid;
+        column->typmod = rel->columns[i].typmod;
+        column->is_key = rel->columns[i].is_key;
+        column->value = NULL;
+        column->length = 0;
+        switch (datum->kind) {
+        case 'n':
+            column->kind = WALNOTIFY_VALUE_NULL;
+            break;
+        case 'u':
+            column->kind = WALNOTIFY_VALUE_UNCHANGED;
+            break;
+        case 't':
+            column->kind = WALNOTIFY_VALUE_TEXT;
+            memcpy(d->arena + *used, datum->data, datum->length);
+            d->arena[*used + datum->length] = '\0';
+            column->value = d->arena + *used;
+            column->length = datum->length;
+            *used += (size_t)datum->length + 1;
+            break;
+        default:
+            return fail(d, WN_DISPATCH_PROTOCOL_ERROR,
+                        "%s for %s: column \"%s\" arrived in binary, which walnotify never asks "
+                        "for", what, rel->qualified, column->name);
+        }
+    }
+    return STEP_CONTINUE;
+}
+
+static void init_event(const dispatcher *d, const wn_relation *rel, walnotify_op op,
+                       walnotify_event *event)
+{
+    memset(event, 0, sizeof *event);
+    event->size = sizeof *event;
+    event->table = rel->qualified;
+    event->schema = rel->schema;
+    event->name = rel->name;
+    event->op = op;
+    event->commit_lsn = d->xact.txn.commit_lsn;
+    event->xid = d->xact.txn.xid;
+    event->commit_time = d->xact.txn.commit_time;
+    event->seq = d->xact.seq;
+}
+
+/* ---- delivering ----------------------------------------------------------------------------- */
+
+static bool plugin_wants(const plugin_slot *slot, const wn_relation *rel, walnotify_op op)
+{
+    const wn_plugin_config *config = slot->plugin->config;
+
+    return rel->table_index >= 0 && config->watches[rel->table_index] && (config->ops & op);
+}
+
+/* Each plugin that wants the event gets it, in configuration order, begin first if needed. */
+static step deliver(dispatcher *d, const wn_relation *rel, const walnotify_event *event)
+{
+    bool delivered = false;
+
+    for (size_t i = 0; i < d->nslots; i++) {
+        plugin_slot *slot = &d->slots[i];
+
+        if (!plugin_wants(slot, rel, event->op))
+            continue;
+        if (!slot->began) {
+            if (call_plugin(d, slot, CALL_BEGIN, NULL) != STEP_CONTINUE)
+                return STEP_DONE;
+            slot->began = true;
+        }
+        slot->dirty = true;
+        d->unflushed = true;
+        if (call_plugin(d, slot, CALL_HANDLE, event) != STEP_CONTINUE)
+            return STEP_DONE;
+        delivered = true;
+    }
+    if (delivered)
+        d->events++;
+    return STEP_CONTINUE;
+}
+
+static bool anyone_wants(const dispatcher *d, const wn_relation *rel, walnotify_op op)
+{
+    for (size_t i = 0; i < d->nslots; i++) {
+        if (plugin_wants(&d->slots[i], rel, op))
+            return true;
+    }
+    return false;
+}
+
+static step require_transaction(dispatcher *d, char kind)
+{
+    if (d->xact.open)
+        return STEP_CONTINUE;
+    return fail(d, WN_DISPATCH_PROTOCOL_ERROR, "%s message outside a transaction",
+                wn_message_kind_name(kind));
+}
+
+static step lookup_relation(dispatcher *d, char kind, uint32_t relid, wn_relation **rel)
+{
+    *rel = wn_relcache_get(d->relcache, relid);
+    if (*rel != NULL)
+        return STEP_CONTINUE;
+    return fail(d, WN_DISPATCH_PROTOCOL_ERROR,
+                "%s message for relation id %" PRIu32 ", which no Relation message described",
+                wn_message_kind_name(kind), relid);
+}
+
+/* Insert, Update and Delete: one event each. */
+static step on_row_change(dispatcher *d, const wn_message *msg)
+{
+    const wn_tuple *new_tuple = NULL;
+    const wn_tuple *old_tuple = NULL;
+    char old_kind = 0;
+    uint32_t relid;
+    walnotify_op op;
+    wn_relation *rel;
+    walnotify_event event;
+    size_t used = 0;
+
+    if (require_transaction(d, msg->kind) != STEP_CONTINUE)
+        return STEP_DONE;
+    switch (msg->kind) {
+    case 'I':
+        op = WALNOTIFY_OP_INSERT;
+        relid = msg->u.insert.relid;
+        new_tuple = &msg->u.insert.new_tuple;
+        break;
+    case 'U':
+        op = WALNOTIFY_OP_UPDATE;
+        relid = msg->u.update.relid;
+        new_tuple = &msg->u.update.new_tuple;
+        old_kind = msg->u.update.old_kind;
+        old_tuple = old_kind ? &msg->u.update.old_tuple : NULL;
+        break;
+    default:
+        op = WALNOTIFY_OP_DELETE;
+        relid = msg->u.delete_.relid;
+        old_kind = msg->u.delete_.old_kind;
+        old_tuple = &msg->u.delete_.old_tuple;
+        break;
+    }
+    if (lookup_relation(d, msg->kind, relid, &rel) != STEP_CONTINUE)
+        return STEP_DONE;
+    if (!anyone_wants(d, rel, op)) {
+        d->xact.seq++;
+        return STEP_CONTINUE;
+    }
+
+    init_event(d, rel, op, &event);
+    if (!reserve_arena(d, (new_tuple ? tuple_text_bytes(new_tuple) : 0) +
+                              (old_tuple ? tuple_text_bytes(old_tuple) : 0)))
+        return fail(d, WN_DISPATCH_PROTOCOL_ERROR, "out of memory building an event of %s",
+                    rel->qualified);
+    if (new_tuple != NULL) {
+        if (fill_columns(d, rel, new_tuple, d->columns, &used, wn_message_kind_name(msg->kind)) !=
+            STEP_CONTINUE)
+            return STEP_DONE;
+        event.columns = d->columns;
+        event.ncolumns = new_tuple->ncolumns;
+    }
+    if (old_tuple != NULL) {
+        if (fill_columns(d, rel, old_tuple, d->old_columns, &used,
+                         wn_message_kind_name(msg->kind)) != STEP_CONTINUE)
+            return STEP_DONE;
+        event.old_kind = old_kind == 'K' ? WALNOTIFY_OLD_KEY : WALNOTIFY_OLD_ROW;
+        event.old_columns = d->old_columns;
+        event.nold_columns = old_tuple->ncolumns;
+    }
+    d->xact.seq++;
+    return deliver(d, rel, &event);
+}
+
+/* Truncate: one event per table, each counting in seq. */
+static step on_truncate(dispatcher *d, const wn_message *msg)
+{
+    if (require_transaction(d, msg->kind) != STEP_CONTINUE)
+        return STEP_DONE;
+    for (uint32_t i = 0; i < msg->u.truncate.nrelids; i++) {
+        wn_relation *rel;
+        walnotify_event event;
+
+        if (lookup_relation(d, msg->kind, wn_truncate_relid(msg, i), &rel) != STEP_CONTINUE)
+            return STEP_DONE;
+        init_event(d, rel, WALNOTIFY_OP_TRUNCATE, &event);
+        event.truncate_options = msg->u.truncate.options &
+                                 (WALNOTIFY_TRUNCATE_CASCADE | WALNOTIFY_TRUNCATE_RESTART_IDENTITY);
+        d->xact.seq++;
+        if (deliver(d, rel, &event) != STEP_CONTINUE)
+            return STEP_DONE;
+    }
+    return STEP_CONTINUE;
+}
+
+static step on_begin(dispatcher *d, const wn_message *msg)
+{
+    wn_lsn endpos = d->options->endpos;
+
+    if (d->xact.open)
+        return fail(d, WN_DISPATCH_PROTOCOL_ERROR, "Begin message inside a transaction");
+    /* Its commit ends after final_lsn, so after endpos: not ours to deliver. */
+    if (endpos != WN_LSN_INVALID && msg->u.begin.final_lsn >= endpos) {
+        d->result = WN_DISPATCH_ENDPOS;
+        return STEP_DONE;
+    }
+    memset(&d->xact, 0, sizeof d->xact);
+    d->xact.open = true;
+    d->xact.txn.size = sizeof d->xact.txn;
+    d->xact.txn.commit_lsn = msg->u.begin.final_lsn;
+    d->xact.txn.xid = msg->u.begin.xid;
+    d->xact.txn.commit_time = msg->u.begin.commit_time + WN_PG_EPOCH_OFFSET_US;
+    for (size_t i = 0; i < d->nslots; i++)
+        d->slots[i].began = false;
+    return STEP_CONTINUE;
+}
+
+static step on_commit(dispatcher *d, const wn_message *msg)
+{
+    wn_lsn endpos = d->options->endpos;
+    char a[WN_LSN_TEXT_MAX], b[WN_LSN_TEXT_MAX];
+
+    if (require_transaction(d, msg->kind) != STEP_CONTINUE)
+        return STEP_DONE;
+    if (msg->u.commit.commit_lsn != d->xact.txn.commit_lsn)
+        return fail(d, WN_DISPATCH_PROTOCOL_ERROR,
+                    "Commit message at %s for the transaction that Begin announced at %s",
+                    wn_lsn_format(msg->u.commit.commit_lsn, a),
+                    wn_lsn_format(d->xact.txn.commit_lsn, b));
+    /* A commit that ends past endpos is not delivered: its Begin could not tell. */
+    if (endpos != WN_LSN_INVALID && msg->u.commit.end_lsn > endpos) {
+        abort_transaction(d);
+        d->result = WN_DISPATCH_ENDPOS;
+        return STEP_DONE;
+    }
+    for (size_t i = 0; i < d->nslots; i++) {
+        plugin_slot *slot = &d->slots[i];
+
+        if (!slot->began)
+            continue;
+        if (call_plugin(d, slot, CALL_COMMIT, NULL) != STEP_CONTINUE)
+            return STEP_DONE;
+        slot->began = false;
+    }
+    d->xact.open = false;
+    if (msg->u.commit.end_lsn > d->finished)
+        d->finished = msg->u.commit.end_lsn;
+    if (endpos != WN_LSN_INVALID && d->finished >= endpos) {
+        d->result = WN_DISPATCH_ENDPOS;
+        return STEP_DONE;
+    }
+    return STEP_CONTINUE;
+}
+
+static step on_relation(dispatcher *d, const wn_message *msg)
+{
+    wn_relation *rel = wn_relcache_put(d->relcache, msg);
+
+    if (rel == NULL)
+        return fail(d, WN_DISPATCH_PROTOCOL_ERROR, "out of memory caching relation %s.%s",
+                    msg->u.relation.nspname, msg->u.relation.relname);
+    rel->table_index = wn_config_find_table(d->options->config, rel->schema, rel->name);
+    return STEP_CONTINUE;
+}
+
+static step on_data(dispatcher *d, const wn_item *item)
+{
+    wn_message msg;
+
+    if (wn_decode(d->decoder, item->payload, item->length, &msg) != 0)
+        return fail(d, WN_DISPATCH_PROTOCOL_ERROR, "cannot decode a message from the server: %s",
+                    d->decoder->error);
+    switch (msg.kind) {
+    case 'B':
+        return on_begin(d, &msg);
+    case 'C':
+        return on_commit(d, &msg);
+    case 'R':
+        return on_relation(d, &msg);
+    case 'I':
+    case 'U':
+    case 'D':
+        return on_row_change(d, &msg);
+    case 'T':
+        return on_truncate(d, &msg);
+    default:
+        /* Origin, Type and Message carry nothing a plugin receives. */
+        return STEP_CONTINUE;
+    }
+}
+
+/*
+ * A keepalive says the server has sent everything before wal_end. Between transactions, every
+ * transaction before it has therefore been handled: its position becomes safe once flushed.
+ * Inside a transaction it says nothing about the transaction in hand.
+ */
+static step on_keepalive(dispatcher *d, const wn_item *item)
+{
+    wn_lsn endpos = d->options->endpos;
+
+    if (d->xact.open)
+        return STEP_CONTINUE;
+    if (item->wal_end > d->finished)
+        d->finished = item->wal_end;
+    if (endpos != WN_LSN_INVALID && item->wal_end >= endpos) {
+        d->result = WN_DISPATCH_ENDPOS;
+        return STEP_DONE;
+    }
+    return STEP_CONTINUE;
+}
+
+static step on_item(dispatcher *d, wn_item *item)
+{
+    step next = STEP_CONTINUE;
+
+    if (item->wal_end > d->server_wal_end)
+        d->server_wal_end = item->wal_end;
+    switch (item->kind) {
+    case WN_ITEM_DATA:
+        next = on_data(d, item);
+        break;
+    case WN_ITEM_KEEPALIVE:
+        next = on_keepalive(d, item);
+        break;
+    case WN_ITEM_END:
+        d->result = wn_handoff_stop_requested(d->handoff) ? WN_DISPATCH_STOPPED
+                                                          : WN_DISPATCH_STREAM_ENDED;
+        next = STEP_DONE;
+        break;
+    }
+    wn_item_release(item);
+    return next;
+}
+
+static void run_loop(dispatcher *d)
+{
+    for (;;) {
+        int64_t now = now_ms();
+        int wait_ms = d->next_flush_ms > now ? (int)(d->next_flush_ms - now) : 0;
+        wn_item item;
+
+        if (wn_handoff_stop_requested(d->handoff)) {
+            d->result = WN_DISPATCH_STOPPED;
+            return;
+        }
+        if (wn_handoff_pop(d->handoff, &item, wait_ms) && on_item(d, &item) == STEP_DONE)
+            return;
+        now = now_ms();
+        if (flush_if_due(d, now) == STEP_DONE)
+            return;
+        log_progress_if_due(d, now);
+    }
+}
+
+/*
+ * The way out, whatever the reason: the transaction in hand is abandoned, and what was finished
+ * before it is made durable and published. After a fatal failure nothing more is published:
+ * acknowledging less is always safe.
+ */
+static void finish(dispatcher *d)
+{
+    char text[WN_LSN_TEXT_MAX];
+    wn_dispatch_result result = d->result;
+
+    abort_transaction(d);
+    if (result != WN_DISPATCH_PLUGIN_FATAL && flush_and_publish(d) != STEP_CONTINUE) {
+        wn_log(WN_LOG_WARNING, "final flush failed: %s; acknowledging %s only", d->err,
+               wn_lsn_format(d->published, text));
+        if (d->result == WN_DISPATCH_PLUGIN_FATAL)
+            result = WN_DISPATCH_PLUGIN_FATAL;
+    }
+    d->result = result;
+    wn_log(WN_LOG_INFO, "dispatcher stopped; acknowledged position %s, %" PRIu64 " events",
+           wn_lsn_format(d->published, text), d->events);
+    wn_handoff_set_dispatcher_done(d->handoff);
+}
+
+static int setup(dispatcher *d, const wn_dispatcher_options *options, wn_handoff *handoff)
+{
+    d->options = options;
+    d->handoff = handoff;
+    d->decoder = malloc(sizeof *d->decoder);
+    d->relcache = wn_relcache_create();
+    d->slots = calloc(options->nplugins ? options->nplugins : 1, sizeof *d->slots);
+    d->columns = calloc(WN_MAX_COLUMNS, sizeof *d->columns);
+    d->old_columns = calloc(WN_MAX_COLUMNS, sizeof *d->old_columns);
+    if (!d->decoder || !d->relcache || !d->slots || !d->columns || !d->old_columns)
+        return -1;
+    d->nslots = options->nplugins;
+    for (size_t i = 0; i < d->nslots; i++)
+        d->slots[i].plugin = &options->plugins[i];
+    d->finished = options->start_lsn;
+    d->published = WN_LSN_INVALID;
+    publish(d, options->start_lsn);
+    d->next_flush_ms = now_ms() + options->config->source.status_interval_ms;
+    d->next_progress_ms = now_ms() + PROGRESS_INTERVAL_MS;
+    return 0;
+}
+
+static void teardown(dispatcher *d)
+{
+    free(d->decoder);
+    wn_relcache_destroy(d->relcache);
+    free(d->slots);
+    free(d->columns);
+    free(d->old_columns);
+    free(d->arena);
+}
+
+wn_dispatch_result wn_dispatch_run(const wn_dispatcher_options *options, wn_handoff *handoff,
+                                   char *err, size_t errlen)
+{
+    dispatcher d = {.err = err, .errlen = errlen};
+
+    err[0] = '\0';
+    if (setup(&d, options, handoff) != 0) {
+        teardown(&d);
+        snprintf(err, errlen, "out of memory starting the dispatcher");
+        wn_handoff_set_dispatcher_done(handoff);
+        return WN_DISPATCH_PROTOCOL_ERROR;
+    }
+    run_loop(&d);
+    finish(&d);
+    teardown(&d);
+    return d.result;
+}

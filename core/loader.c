@@ -1,0 +1,701 @@
+/*
+ * loader: dlopen a plugin, check its descriptor against the ABI this host speaks, validate the
+ * configured settings against what the plugin declares, and lend each instance its host table.
+ */
+#include "loader.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* ABI 1.0's descriptor ends with shutdown: anything shorter cannot be a plugin of this major. */
+#define ABI_1_0_SIZE (offsetof(walnotify_plugin, shutdown) + sizeof(void (*)(void)))
+
+#define DECLARED_LIST_MAX 512 /* bytes of "path, fsync" in an unknown-setting message */
+#define LOG_PREFIX_MAX (WN_NAME_MAX + 16)
+
+_Static_assert(ABI_1_0_SIZE == 64, "ABI 1.0's descriptor prefix is 64 bytes on LP64");
+
+/* The validated value of one declared setting: configured, or its default. */
+typedef struct setting_slot {
+    const walnotify_setting *decl; /* the plugin's declaration; lives as long as the library */
+    bool has_value;                /* false only for an absent string without default */
+    char *string;                  /* STRING, PATH (resolved); owned */
+    int64_t integer;               /* INTEGER */
+    bool boolean;                  /* BOOLEAN */
+    char **items;                  /* LIST; owned, each item owned */
+    size_t nitems;
+} setting_slot;
+
+struct wn_plugin_settings {
+    char log_prefix[LOG_PREFIX_MAX]; /* "plugin "NAME": " */
+    size_t nslots;
+    setting_slot slots[];            /* one per declaration, in declaration order */
+};
+
+/* ---- messages -------------------------------------------------------------------------------- */
+
+/* `plugin "NAME" (PATH): reason`: a refusal about the shared object itself. */
+__attribute__((format(printf, 4, 5))) static int refuse(char *err, size_t errlen,
+                                                        const wn_plugin_config *config,
+                                                        const char *format, ...)
+{
+    char reason[1024];
+    va_list args;
+
+    va_start(args, format);
+    vsnprintf(reason, sizeof reason, format, args);
+    va_end(args);
+    snprintf(err, errlen, "plugin \"%s\" (%s): %s", config->name, config->path, reason);
+    return -1;
+}
+
+/* `FILE:LINE: plugin "NAME": reason`: a refusal about the configuration. */
+__attribute__((format(printf, 6, 7))) static int refuse_at(char *err, size_t errlen,
+                                                           const char *file, int line,
+                                                           const wn_plugin_config *config,
+                                                           const char *format, ...)
+{
+    char reason[1024];
+    va_list args;
+
+    va_start(args, format);
+    vsnprintf(reason, sizeof reason, format, args);
+    va_end(args);
+    snprintf(err, errlen, "%s:%d: plugin \"%s\": %s", file, line, config->name, reason);
+    return -1;
+}
+
+static const char *type_name(walnotify_setting_type type)
+{
+    switch (type) {
+    case WALNOTIFY_SETTING_STRING: return "string";
+    case WALNOTIFY_SETTING_INTEGER: return "integer";
+    case WALNOTIFY_SETTING_BOOLEAN: return "boolean";
+    case WALNOTIFY_SETTING_LIST: return "list";
+    case WALNOTIFY_SETTING_PATH: return "path";
+    }
+    return NULL;
+}
+
+/* What a configured value of `type` must be, for "must be ..." messages. */
+static const char *type_phrase(walnotify_setting_type type)
+{
+    switch (type) {
+    case WALNOTIFY_SETTING_STRING: return "a string";
+    case WALNOTIFY_SETTING_INTEGER: return "an integer";
+    case WALNOTIFY_SETTING_BOOLEAN: return "a boolean";
+    case WALNOTIFY_SETTING_LIST: return "a list of strings";
+    case WALNOTIFY_SETTING_PATH: return "a string (a path)";
+    }
+    return "?";
+}
+
+/* ---- parsing declared defaults ----------------------------------------------------------------- */
+
+static bool parse_integer(const char *text, int64_t *value)
+{
+    char *end;
+    long long parsed;
+
+    if (text[0] == '\0' || (text[0] != '-' && text[0] != '+' && (text[0] < '0' || text[0] > '9')))
+        return false;
+    errno = 0;
+    parsed = strtoll(text, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return false;
+    *value = (int64_t)parsed;
+    return true;
+}
+
+static bool parse_boolean(const char *text, bool *value)
+{
+    if (strcmp(text, "true") == 0) {
+        *value = true;
+        return true;
+    }
+    if (strcmp(text, "false") == 0) {
+        *value = false;
+        return true;
+    }
+    return false;
+}
+
+static void free_items(char **items, size_t nitems)
+{
+    for (size_t i = 0; i < nitems; i++)
+        free(items[i]);
+    free(items);
+}
+
+static char *copy_trimmed(const char *start, const char *end)
+{
+    while (start < end && (*start == ' ' || *start == '\t'))
+        start++;
+    while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    return strndup(start, (size_t)(end - start));
+}
+
+/* "a, b ,c" -> {"a","b","c"}; "" (or only blanks) -> no items. Returns false when out of memory. */
+static bool parse_list(const char *text, char ***items, size_t *nitems)
+{
+    size_t count = 1;
+    char **list;
+    const char *start = text;
+
+    *items = NULL;
+    *nitems = 0;
+    if (text[strspn(text, " \t")] == '\0')
+        return true;
+    for (const char *p = text; *p; p++)
+        count += *p == ',';
+    list = calloc(count, sizeof *list);
+    if (!list)
+        return false;
+    for (size_t i = 0; i < count; i++) {
+        const char *end = strchr(start, ',');
+
+        if (!end)
+            end = start + strlen(start);
+        list[i] = copy_trimmed(start, end);
+        if (!list[i]) {
+            free_items(list, i);
+            return false;
+        }
+        start = end + 1;
+    }
+    *items = list;
+    *nitems = count;
+    return true;
+}
+
+static char **copy_items(char *const *source, size_t nitems)
+{
+    char **items;
+
+    if (nitems == 0)
+        return NULL;
+    items = calloc(nitems, sizeof *items);
+    if (!items)
+        return NULL;
+    for (size_t i = 0; i < nitems; i++) {
+        items[i] = strdup(source[i]);
+        if (!items[i]) {
+            free_items(items, i);
+            return NULL;
+        }
+    }
+    return items;
+}
+
+/* ---- the declarations ------------------------------------------------------------------------- */
+
+static size_t count_declarations(const walnotify_setting *decls)
+{
+    size_t n = 0;
+
+    if (!decls)
+        return 0;
+    while (decls[n].name)
+        n++;
+    return n;
+}
+
+/* A declaration the host cannot honour is the plugin's bug: refuse it before any configuration. */
+static int check_declarations(const walnotify_plugin *d, const wn_plugin_config *config, char *err,
+                              size_t errlen)
+{
+    size_t n = count_declarations(d->settings);
+
+    for (size_t i = 0; i < n; i++) {
+        const walnotify_setting *s = &d->settings[i];
+        const char *text = s->default_value;
+        int64_t integer;
+        bool boolean;
+
+        if (s->name[0] == '\0')
+            return refuse(err, errlen, config, "setting %zu is declared with an empty name", i + 1);
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(d->settings[j].name, s->name) == 0)
+                return refuse(err, errlen, config, "setting \"%s\" is declared twice", s->name);
+        }
+        if (!type_name(s->type))
+            return refuse(err, errlen, config, "setting \"%s\" is declared with unknown type %d",
+                          s->name, (int)s->type);
+        if (!text)
+            continue;
+        if (s->type == WALNOTIFY_SETTING_INTEGER && !parse_integer(text, &integer))
+            return refuse(err, errlen, config,
+                          "setting \"%s\": default \"%s\" is not a decimal 64-bit integer",
+                          s->name, text);
+        if (s->type == WALNOTIFY_SETTING_BOOLEAN && !parse_boolean(text, &boolean))
+            return refuse(err, errlen, config,
+                          "setting \"%s\": default \"%s\" is not \"true\" or \"false\"", s->name,
+                          text);
+    }
+    return 0;
+}
+
+/* ---- the descriptor --------------------------------------------------------------------------- */
+
+static int check_descriptor(const walnotify_plugin *d, const wn_plugin_config *config, char *err,
+                            size_t errlen)
+{
+    if (d->magic != WALNOTIFY_PLUGIN_MAGIC)
+        return refuse(err, errlen, config,
+                      "descriptor magic 0x%08" PRIX32 ", expected 0x%08X: not a walnotify plugin",
+                      d->magic, WALNOTIFY_PLUGIN_MAGIC);
+    if (d->abi_major != WALNOTIFY_ABI_MAJOR)
+        return refuse(err, errlen, config, "ABI major version %u, this host speaks %d",
+                      (unsigned)d->abi_major, WALNOTIFY_ABI_MAJOR);
+    if (d->abi_minor > WALNOTIFY_ABI_MINOR)
+        return refuse(err, errlen, config,
+                      "built for ABI %u.%u, newer than this host's %d.%d",
+                      (unsigned)d->abi_major, (unsigned)d->abi_minor, WALNOTIFY_ABI_MAJOR,
+                      WALNOTIFY_ABI_MINOR);
+    if (d->size < ABI_1_0_SIZE)
+        return refuse(err, errlen, config,
+                      "descriptor size %" PRIu32 " bytes, ABI %d.0 needs at least %zu", d->size,
+                      WALNOTIFY_ABI_MAJOR, (size_t)ABI_1_0_SIZE);
+    return 0;
+}
+
+static int check_copy(const walnotify_plugin *d, const wn_plugin_config *config, char *err,
+                      size_t errlen)
+{
+    if (!d->name || d->name[0] == '\0')
+        return refuse(err, errlen, config, "the descriptor has no name");
+    if (!d->init)
+        return refuse(err, errlen, config, "required callback init is NULL");
+    if (!d->handle)
+        return refuse(err, errlen, config, "required callback handle is NULL");
+    if (!d->shutdown)
+        return refuse(err, errlen, config, "required callback shutdown is NULL");
+    return check_declarations(d, config, err, errlen);
+}
+
+/* dlerror() usually starts with the path, which the message already names. */
+static const char *without_path(const char *text, const char *path)
+{
+    size_t len = strlen(path);
+
+    if (!text)
+        return "unknown error";
+    if (strncmp(text, path, len) == 0 && text[len] == ':' && text[len + 1] == ' ')
+        return text + len + 2;
+    return text;
+}
+
+static int open_library(wn_plugin *plugin, const wn_plugin_config *config, char *err,
+                        size_t errlen)
+{
+    struct stat st;
+
+    if (stat(config->path, &st) != 0)
+        return refuse(err, errlen, config, "cannot open: %s", strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return refuse(err, errlen, config, "not a regular file");
+    dlerror();
+    plugin->library = dlopen(config->path, RTLD_NOW | RTLD_LOCAL);
+    if (!plugin->library)
+        return refuse(err, errlen, config, "not a loadable shared object: %s",
+                      without_path(dlerror(), config->path));
+    return 0;
+}
+
+static int read_descriptor(wn_plugin *plugin, const wn_plugin_config *config, char *err,
+                           size_t errlen)
+{
+    walnotify_plugin_entry_fn entry;
+    const walnotify_plugin *d;
+    void *symbol;
+    size_t copy;
+
+    dlerror();
+    symbol = dlsym(plugin->library, WALNOTIFY_PLUGIN_ENTRY_SYMBOL);
+    if (!symbol)
+        return refuse(err, errlen, config, "no %s() exported: not a walnotify plugin",
+                      WALNOTIFY_PLUGIN_ENTRY_SYMBOL);
+    /* POSIX guarantees a function's address survives the trip through void *. */
+    memcpy(&entry, &symbol, sizeof entry);
+    d = entry();
+    if (!d)
+        return refuse(err, errlen, config, "%s() returned NULL", WALNOTIFY_PLUGIN_ENTRY_SYMBOL);
+    if (check_descriptor(d, config, err, errlen) != 0)
+        return -1;
+    /* An older plugin's descriptor ends early: what it lacks stays zero (absent callbacks). */
+    copy = d->size < sizeof plugin->descriptor ? d->size : sizeof plugin->descriptor;
+    memset(&plugin->descriptor, 0, sizeof plugin->descriptor);
+    memcpy(&plugin->descriptor, d, copy);
+    return check_copy(&plugin->descriptor, config, err, errlen);
+}
+
+/* ---- settings --------------------------------------------------------------------------------- */
+
+static void free_settings(wn_plugin_settings *settings)
+{
+    if (!settings)
+        return;
+    for (size_t i = 0; i < settings->nslots; i++) {
+        free(settings->slots[i].string);
+        free_items(settings->slots[i].items, settings->slots[i].nitems);
+    }
+    free(settings);
+}
+
+static const setting_slot *find_slot(const wn_plugin_settings *settings, const char *name)
+{
+    if (!settings || !name)
+        return NULL;
+    for (size_t i = 0; i < settings->nslots; i++) {
+        if (strcmp(settings->slots[i].decl->name, name) == 0)
+            return &settings->slots[i];
+    }
+    return NULL;
+}
+
+static const walnotify_setting *find_declaration(const walnotify_plugin *d, const char *name)
+{
+    size_t n = count_declarations(d->settings);
+
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(d->settings[i].name, name) == 0)
+            return &d->settings[i];
+    }
+    return NULL;
+}
+
+/* "path, fsync", cut short (with "...") when it does not fit. */
+static void list_declarations(const walnotify_plugin *d, char *out, size_t outlen)
+{
+    size_t n = count_declarations(d->settings);
+    size_t used = 0;
+
+    out[0] = '\0';
+    if (n == 0) {
+        snprintf(out, outlen, "none");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int w = snprintf(out + used, outlen - used, "%s%s", i ? ", " : "", d->settings[i].name);
+
+        if (w < 0 || (size_t)w >= outlen - used) {
+            if (outlen > 4)
+                memcpy(out + outlen - 4, "...", 4);
+            return;
+        }
+        used += (size_t)w;
+    }
+}
+
+static bool kind_fits(walnotify_setting_type type, wn_setting_kind kind)
+{
+    switch (type) {
+    case WALNOTIFY_SETTING_STRING:
+    case WALNOTIFY_SETTING_PATH: return kind == WN_SETTING_STRING;
+    case WALNOTIFY_SETTING_INTEGER: return kind == WN_SETTING_INTEGER;
+    case WALNOTIFY_SETTING_BOOLEAN: return kind == WN_SETTING_BOOLEAN;
+    case WALNOTIFY_SETTING_LIST: return kind == WN_SETTING_STRING_LIST;
+    }
+    return false;
+}
+
+/* Every configured setting must be declared, once, and of its declared kind. */
+static int check_configured(const wn_plugin *plugin, const wn_plugin_config *config,
+                            const char *file, char *err, size_t errlen)
+{
+    const walnotify_plugin *d = &plugin->descriptor;
+
+    for (size_t i = 0; i < config->nsettings; i++) {
+        const wn_setting_value *v = &config->settings[i];
+        const walnotify_setting *decl = find_declaration(d, v->name);
+
+        if (!decl) {
+            char declared[DECLARED_LIST_MAX];
+
+            list_declarations(d, declared, sizeof declared);
+            return refuse_at(err, errlen, file, v->line, config,
+                             "unknown setting \"%s\" (%s declares: %s)", v->name, d->name,
+                             declared);
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(config->settings[j].name, v->name) == 0)
+                return refuse_at(err, errlen, file, v->line, config,
+                                 "setting \"%s\" is given twice", v->name);
+        }
+        if (!kind_fits(decl->type, v->kind))
+            return refuse_at(err, errlen, file, v->line, config, "setting \"%s\" must be %s",
+                             v->name, type_phrase(decl->type));
+    }
+    return 0;
+}
+
+static const wn_setting_value *find_configured(const wn_plugin_config *config, const char *name)
+{
+    for (size_t i = 0; i < config->nsettings; i++) {
+        if (strcmp(config->settings[i].name, name) == 0)
+            return &config->settings[i];
+    }
+    return NULL;
+}
+
+/* Stores a configured value (already checked by check_configured). 0, or -1 when out of memory. */
+static int fill_configured(setting_slot *slot, const wn_setting_value *v, const char *config_dir)
+{
+    switch (slot->decl->type) {
+    case WALNOTIFY_SETTING_STRING: slot->string = strdup(v->string); break;
+    case WALNOTIFY_SETTING_PATH: slot->string = wn_config_resolve_path(config_dir, v->string); break;
+    case WALNOTIFY_SETTING_INTEGER: slot->integer = v->integer; return 0;
+    case WALNOTIFY_SETTING_BOOLEAN: slot->boolean = v->boolean; return 0;
+    case WALNOTIFY_SETTING_LIST:
+        slot->items = copy_items(v->items, v->nitems);
+        slot->nitems = slot->items ? v->nitems : 0;
+        return v->nitems > 0 && !slot->items ? -1 : 0;
+    }
+    return slot->string ? 0 : -1;
+}
+
+/* Stores a declared default (already checked by check_declarations). 0, or -1 out of memory. */
+static int fill_default(setting_slot *slot, const char *config_dir)
+{
+    const char *text = slot->decl->default_value;
+
+    switch (slot->decl->type) {
+    case WALNOTIFY_SETTING_STRING: slot->string = strdup(text); break;
+    case WALNOTIFY_SETTING_PATH: slot->string = wn_config_resolve_path(config_dir, text); break;
+    case WALNOTIFY_SETTING_INTEGER: return parse_integer(text, &slot->integer) ? 0 : -1;
+    case WALNOTIFY_SETTING_BOOLEAN: return parse_boolean(text, &slot->boolean) ? 0 : -1;
+    case WALNOTIFY_SETTING_LIST: return parse_list(text, &slot->items, &slot->nitems) ? 0 : -1;
+    }
+    return slot->string ? 0 : -1;
+}
+
+static int build_settings(wn_plugin *plugin, const wn_plugin_config *config, const char *file,
+                          const char *config_dir, char *err, size_t errlen)
+{
+    const walnotify_plugin *d = &plugin->descriptor;
+    size_t n = count_declarations(d->settings);
+    wn_plugin_settings *settings;
+
+    settings = calloc(1, sizeof *settings + n * sizeof settings->slots[0]);
+    if (!settings)
+        return refuse(err, errlen, config, "out of memory");
+    snprintf(settings->log_prefix, sizeof settings->log_prefix, "plugin \"%s\": ", config->name);
+    settings->nslots = n;
+    plugin->settings = settings;
+    for (size_t i = 0; i < n; i++) {
+        setting_slot *slot = &settings->slots[i];
+        const wn_setting_value *v = find_configured(config, d->settings[i].name);
+
+        slot->decl = &d->settings[i];
+        if (!v && !slot->decl->default_value)
+            return refuse_at(err, errlen, file, config->line, config,
+                             "setting \"%s\" is required", slot->decl->name);
+        if ((v ? fill_configured(slot, v, config_dir) : fill_default(slot, config_dir)) != 0)
+            return refuse(err, errlen, config, "out of memory");
+        slot->has_value = true;
+    }
+    return 0;
+}
+
+/* ---- the host table --------------------------------------------------------------------------- */
+
+static const setting_slot *host_slot(const walnotify_host *host, const char *name,
+                                     walnotify_setting_type type)
+{
+    const setting_slot *slot;
+
+    if (!host)
+        return NULL;
+    slot = find_slot(host->host_private, name);
+    if (!slot || !slot->has_value)
+        return NULL;
+    if (slot->decl->type == type)
+        return slot;
+    /* A path is a string too. */
+    if (type == WALNOTIFY_SETTING_STRING && slot->decl->type == WALNOTIFY_SETTING_PATH)
+        return slot;
+    return NULL;
+}
+
+static const char *host_get_string(const walnotify_host *host, const char *name)
+{
+    const setting_slot *slot = host_slot(host, name, WALNOTIFY_SETTING_STRING);
+
+    return slot ? slot->string : NULL;
+}
+
+static int64_t host_get_integer(const walnotify_host *host, const char *name)
+{
+    const setting_slot *slot = host_slot(host, name, WALNOTIFY_SETTING_INTEGER);
+
+    return slot ? slot->integer : 0;
+}
+
+static bool host_get_boolean(const walnotify_host *host, const char *name)
+{
+    const setting_slot *slot = host_slot(host, name, WALNOTIFY_SETTING_BOOLEAN);
+
+    return slot ? slot->boolean : false;
+}
+
+static size_t host_get_list_length(const walnotify_host *host, const char *name)
+{
+    const setting_slot *slot = host_slot(host, name, WALNOTIFY_SETTING_LIST);
+
+    return slot ? slot->nitems : 0;
+}
+
+static const char *host_get_list_item(const walnotify_host *host, const char *name, size_t index)
+{
+    const setting_slot *slot = host_slot(host, name, WALNOTIFY_SETTING_LIST);
+
+    return slot && index < slot->nitems ? slot->items[index] : NULL;
+}
+
+static wn_log_level host_level(walnotify_log_level level)
+{
+    switch (level) {
+    case WALNOTIFY_LOG_DEBUG: return WN_LOG_DEBUG;
+    case WALNOTIFY_LOG_INFO: return WN_LOG_INFO;
+    case WALNOTIFY_LOG_WARNING: return WN_LOG_WARNING;
+    case WALNOTIFY_LOG_ERROR: return WN_LOG_ERROR;
+    }
+    /* A level from a newer ABI: better loud than lost. */
+    return WN_LOG_ERROR;
+}
+
+__attribute__((format(printf, 3, 4))) static void host_log(const walnotify_host *host,
+                                                           walnotify_log_level level,
+                                                           const char *format, ...)
+{
+    const wn_plugin_settings *settings = host ? host->host_private : NULL;
+    va_list args;
+
+    if (!format)
+        return;
+    va_start(args, format);
+    wn_logv(host_level(level), settings ? settings->log_prefix : "plugin: ", format, args);
+    va_end(args);
+}
+
+static void fill_host(wn_plugin *plugin, const wn_plugin_config *config)
+{
+    walnotify_host *host = &plugin->host;
+
+    host->size = sizeof *host;
+    host->abi_major = WALNOTIFY_ABI_MAJOR;
+    host->abi_minor = WALNOTIFY_ABI_MINOR;
+    host->instance_name = config->name;
+    host->log = host_log;
+    host->get_string = host_get_string;
+    host->get_integer = host_get_integer;
+    host->get_boolean = host_get_boolean;
+    host->get_list_length = host_get_list_length;
+    host->get_list_item = host_get_list_item;
+    host->host_private = plugin->settings;
+}
+
+/* ---- public ----------------------------------------------------------------------------------- */
+
+int wn_plugin_load(wn_plugin *plugin, const wn_plugin_config *config, const char *file,
+                   const char *config_dir, char *err, size_t errlen)
+{
+    memset(plugin, 0, sizeof *plugin);
+    plugin->config = config;
+    if (open_library(plugin, config, err, errlen) != 0)
+        goto forget;
+    if (read_descriptor(plugin, config, err, errlen) != 0)
+        goto close_library;
+    if (check_configured(plugin, config, file, err, errlen) != 0)
+        goto close_library;
+    if (build_settings(plugin, config, file, config_dir, err, errlen) != 0)
+        goto free_settings;
+    fill_host(plugin, config);
+    return 0;
+
+free_settings:
+    free_settings(plugin->settings);
+close_library:
+    dlclose(plugin->library);
+forget:
+    memset(plugin, 0, sizeof *plugin);
+    return -1;
+}
+
+walnotify_status wn_plugin_init(wn_plugin *plugin)
+{
+    walnotify_status status;
+
+    if (!plugin->library || plugin->initialised)
+        return plugin->initialised ? WALNOTIFY_OK : WALNOTIFY_FATAL;
+    plugin->state = NULL;
+    status = plugin->descriptor.init(&plugin->host, &plugin->state);
+    switch (status) {
+    case WALNOTIFY_OK: plugin->initialised = true; return status;
+    case WALNOTIFY_RETRY:
+    case WALNOTIFY_FATAL: return status;
+    }
+    /* Anything else is a broken plugin: it must not be retried forever. */
+    return WALNOTIFY_FATAL;
+}
+
+void wn_plugin_unload(wn_plugin *plugin)
+{
+    if (!plugin->library)
+        return;
+    if (plugin->initialised)
+        plugin->descriptor.shutdown(plugin->state);
+    free_settings(plugin->settings);
+    dlclose(plugin->library);
+    memset(plugin, 0, sizeof *plugin);
+}
+
+/* Appends to a bounded buffer; the text is cut short, never overflowed. */
+__attribute__((format(printf, 4, 5))) static void append(char *out, size_t outlen, size_t *used,
+                                                         const char *format, ...)
+{
+    va_list args;
+    int w;
+
+    if (*used + 1 >= outlen)
+        return;
+    va_start(args, format);
+    w = vsnprintf(out + *used, outlen - *used, format, args);
+    va_end(args);
+    if (w < 0)
+        return;
+    *used += (size_t)w < outlen - *used ? (size_t)w : outlen - *used - 1;
+}
+
+void wn_plugin_describe(const wn_plugin *plugin, char *out, size_t outlen)
+{
+    const walnotify_plugin *d = &plugin->descriptor;
+    size_t n = count_declarations(d->settings);
+    size_t used = 0;
+
+    if (outlen == 0)
+        return;
+    out[0] = '\0';
+    if (!plugin->library)
+        return;
+    append(out, outlen, &used, "%s %s\n", d->name, d->version ? d->version : "(no version)");
+    for (size_t i = 0; i < n; i++) {
+        const walnotify_setting *s = &d->settings[i];
+        const char *description = s->description ? s->description : "";
+
+        if (s->default_value)
+            append(out, outlen, &used, "  %s (%s, default \"%s\"): %s\n", s->name,
+                   type_name(s->type), s->default_value, description);
+        else
+            append(out, outlen, &used, "  %s (%s, required): %s\n", s->name, type_name(s->type),
+                   description);
+    }
+}

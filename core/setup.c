@@ -1,0 +1,630 @@
+/* setup: checks the server and creates the publication and the slot, over an ordinary
+ * connection. */
+#include "setup.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "conninfo.h"
+#include "log.h"
+#include "walnotify/plugin.h"
+
+#define MESSAGE_MAX 1024
+
+/* What one table looks like on the server. */
+typedef struct table_info {
+    bool replica_identity_ok; /* UPDATE/DELETE can be published without failing */
+    bool is_partition;
+    bool is_partitioned;
+    bool in_publication;
+} table_info;
+
+typedef struct publication_info {
+    bool exists;
+    bool all_tables;
+    bool via_root;
+    unsigned ops; /* WALNOTIFY_OP_* it publishes */
+} publication_info;
+
+typedef struct setup {
+    PGconn *conn;
+    const wn_config *config;
+    char *err;
+    size_t errlen;
+} setup;
+
+static void set_error(setup *s, const char *format, ...) __attribute__((format(printf, 2, 3)));
+
+static void set_error(setup *s, const char *format, ...)
+{
+    va_list args;
+
+    va_start(args, format);
+    vsnprintf(s->err, s->errlen, format, args);
+    va_end(args);
+}
+
+/* The server's reason for a failed command, on one line. */
+static void server_message(PGconn *conn, const PGresult *res, char *out, size_t outlen)
+{
+    const char *text = NULL;
+    size_t used = 0;
+
+    if (res)
+        text = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    if (!text || !text[0])
+        text = res ? PQresultErrorMessage(res) : NULL;
+    if (!text || !text[0])
+        text = PQerrorMessage(conn);
+    for (const char *p = text; *p && used + 1 < outlen; p++)
+        out[used++] = (*p == '\n' || *p == '\r' || *p == '\t') ? ' ' : *p;
+    while (used > 0 && out[used - 1] == ' ')
+        used--;
+    out[used] = '\0';
+}
+
+/* Runs sql with text parameters; returns the result when its status is `expect`, else NULL with
+ * "doing: the server's message" in the error. */
+static PGresult *run(setup *s, const char *doing, const char *sql, int nparams,
+                     const char *const *params, ExecStatusType expect)
+{
+    PGresult *res = PQexecParams(s->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    char message[MESSAGE_MAX];
+
+    if (res && PQresultStatus(res) == expect)
+        return res;
+    server_message(s->conn, res, message, sizeof message);
+    set_error(s, "%s: %s", doing, message);
+    PQclear(res);
+    return NULL;
+}
+
+static bool is_true(const PGresult *res, int row, int column)
+{
+    return !PQgetisnull(res, row, column) && strcmp(PQgetvalue(res, row, column), "t") == 0;
+}
+
+static void ops_text(unsigned ops, char *out, size_t outlen)
+{
+    static const struct {
+        unsigned bit;
+        const char *name;
+    } names[] = {{WALNOTIFY_OP_INSERT, "insert"},
+                 {WALNOTIFY_OP_UPDATE, "update"},
+                 {WALNOTIFY_OP_DELETE, "delete"},
+                 {WALNOTIFY_OP_TRUNCATE, "truncate"}};
+    size_t used = 0;
+
+    out[0] = '\0';
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        int n;
+
+        if (!(ops & names[i].bit))
+            continue;
+        n = snprintf(out + used, outlen - used, "%s%s", used ? ", " : "", names[i].name);
+        if (n < 0 || (size_t)n >= outlen - used)
+            return;
+        used += (size_t)n;
+    }
+}
+
+static int check_wal_level(setup *s)
+{
+    PGresult *res = run(s, "reading wal_level", "SHOW wal_level", 0, NULL, PGRES_TUPLES_OK);
+    int status = 0;
+
+    if (!res)
+        return WN_EXIT_SERVER;
+    if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "logical") != 0) {
+        set_error(s,
+                  "wal_level is '%s' on the server; walnotify needs wal_level = logical "
+                  "(ALTER SYSTEM SET wal_level = logical, then restart PostgreSQL)",
+                  PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "unknown");
+        status = WN_EXIT_SERVER;
+    }
+    PQclear(res);
+    return status;
+}
+
+/* A SQL_ASCII database cannot be converted to UTF-8: its text is passed through as it is. */
+static int check_encoding(setup *s, wn_server_state *state)
+{
+    const char *encoding = PQparameterStatus(s->conn, "server_encoding");
+
+    state->utf8 = !encoding || strcmp(encoding, "SQL_ASCII") != 0;
+    if (!state->utf8 && PQsetClientEncoding(s->conn, "SQL_ASCII") != 0) {
+        char message[MESSAGE_MAX];
+
+        server_message(s->conn, NULL, message, sizeof message);
+        set_error(s, "setting client_encoding to SQL_ASCII: %s", message);
+        return WN_EXIT_SERVER;
+    }
+    return 0;
+}
+
+static int read_table(setup *s, const wn_table_ref *table, const char *publication,
+                      table_info *info)
+{
+    static const char sql[] =
+        "SELECT c.relkind, c.relispartition, "
+        "       c.relreplident = 'f' "
+        "       OR (c.relreplident = 'd' AND EXISTS (SELECT 1 FROM pg_index i "
+        "           WHERE i.indrelid = c.oid AND i.indisprimary)) "
+        "       OR (c.relreplident = 'i' AND EXISTS (SELECT 1 FROM pg_index i "
+        "           WHERE i.indrelid = c.oid AND i.indisreplident)), "
+        "       EXISTS (SELECT 1 FROM pg_publication_tables pt WHERE pt.pubname = $3 "
+        "           AND pt.schemaname = n.nspname AND pt.tablename = c.relname) "
+        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = $1 AND c.relname = $2";
+    const char *params[] = {table->schema, table->name, publication};
+    char doing[MESSAGE_MAX];
+    const char *kind;
+    PGresult *res;
+
+    snprintf(doing, sizeof doing, "looking up table \"%s\"", table->qualified);
+    res = run(s, doing, sql, 3, params, PGRES_TUPLES_OK);
+    if (!res)
+        return WN_EXIT_SERVER;
+    if (PQntuples(res) != 1) {
+        set_error(s, "table \"%s\" does not exist in the database", table->qualified);
+        PQclear(res);
+        return WN_EXIT_SERVER;
+    }
+    kind = PQgetvalue(res, 0, 0);
+    if (strcmp(kind, "r") != 0 && strcmp(kind, "p") != 0) {
+        set_error(s, "\"%s\" is not a table (relkind '%s'): only tables can be published",
+                  table->qualified, kind);
+        PQclear(res);
+        return WN_EXIT_SERVER;
+    }
+    info->is_partitioned = strcmp(kind, "p") == 0;
+    info->is_partition = is_true(res, 0, 1);
+    info->replica_identity_ok = is_true(res, 0, 2);
+    info->in_publication = is_true(res, 0, 3);
+    PQclear(res);
+    return 0;
+}
+
+/* Fills *exists; when the slot exists, checks it can serve walnotify and reads its position. */
+static int check_slot(setup *s, bool *exists, wn_lsn *confirmed_flush)
+{
+    static const char sql[] = "SELECT slot_type, plugin, database, current_database(), "
+                              "       wal_status, confirmed_flush_lsn "
+                              "FROM pg_replication_slots WHERE slot_name = $1";
+    const char *slot = s->config->source.slot;
+    const char *params[] = {slot};
+    PGresult *res = run(s, "looking up the replication slot", sql, 1, params, PGRES_TUPLES_OK);
+    int status = WN_EXIT_SERVER;
+
+    if (!res)
+        return WN_EXIT_SERVER;
+    *exists = PQntuples(res) > 0;
+    if (!*exists) {
+        PQclear(res);
+        return 0;
+    }
+    if (strcmp(PQgetvalue(res, 0, 0), "logical") != 0) {
+        set_error(s,
+                  "slot \"%s\" is a %s slot; walnotify needs a logical slot with plugin "
+                  "pgoutput (choose another slot name)",
+                  slot, PQgetvalue(res, 0, 0));
+    } else if (strcmp(PQgetvalue(res, 0, 1), "pgoutput") != 0) {
+        set_error(s,
+                  "slot \"%s\" uses plugin \"%s\"; walnotify needs plugin pgoutput (choose "
+                  "another slot name)",
+                  slot, PQgetvalue(res, 0, 1));
+    } else if (strcmp(PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3)) != 0) {
+        set_error(s,
+                  "slot \"%s\" belongs to database \"%s\", not to \"%s\" where the conninfo "
+                  "connects (choose another slot name, or connect to \"%s\")",
+                  slot, PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 2));
+    } else if (strcmp(PQgetvalue(res, 0, 4), "lost") == 0) {
+        set_error(s,
+                  "slot \"%s\" is invalidated (wal_status 'lost'): the server removed WAL it "
+                  "still needed, so changes are missing; drop it (walnotify --drop-slot) and "
+                  "start again from a fresh copy of the tables",
+                  slot);
+    } else if (!PQgetisnull(res, 0, 5) &&
+               !wn_lsn_parse(PQgetvalue(res, 0, 5), confirmed_flush)) {
+        set_error(s, "slot \"%s\": unreadable confirmed_flush_lsn \"%s\"", slot,
+                  PQgetvalue(res, 0, 5));
+    } else {
+        status = 0;
+    }
+    PQclear(res);
+    return status;
+}
+
+static int read_publication(setup *s, publication_info *pub)
+{
+    static const char sql[] = "SELECT puballtables, pubviaroot, pubinsert, pubupdate, "
+                              "       pubdelete, pubtruncate "
+                              "FROM pg_publication WHERE pubname = $1";
+    const char *params[] = {s->config->source.publication};
+    PGresult *res = run(s, "looking up the publication", sql, 1, params, PGRES_TUPLES_OK);
+
+    if (!res)
+        return WN_EXIT_SERVER;
+    memset(pub, 0, sizeof *pub);
+    pub->exists = PQntuples(res) > 0;
+    if (pub->exists) {
+        pub->all_tables = is_true(res, 0, 0);
+        pub->via_root = is_true(res, 0, 1);
+        pub->ops = (is_true(res, 0, 2) ? WALNOTIFY_OP_INSERT : 0) |
+                   (is_true(res, 0, 3) ? WALNOTIFY_OP_UPDATE : 0) |
+                   (is_true(res, 0, 4) ? WALNOTIFY_OP_DELETE : 0) |
+                   (is_true(res, 0, 5) ? WALNOTIFY_OP_TRUNCATE : 0);
+    }
+    PQclear(res);
+    return 0;
+}
+
+/* Runs one utility command that returns no rows. */
+static int command(setup *s, const char *doing, const char *sql)
+{
+    PGresult *res = run(s, doing, sql, 0, NULL, PGRES_COMMAND_OK);
+
+    if (!res)
+        return WN_EXIT_SERVER;
+    PQclear(res);
+    return 0;
+}
+
+/* Appends text to a growing string; false when out of memory. */
+static bool append(char **buf, size_t *len, const char *text)
+{
+    size_t add = strlen(text);
+    char *grown = realloc(*buf, *len + add + 1);
+
+    if (!grown)
+        return false;
+    memcpy(grown + *len, text, add + 1);
+    *buf = grown;
+    *len += add;
+    return true;
+}
+
+/* Appends "schema"."name" quoted for SQL. */
+static bool append_table(PGconn *conn, char **buf, size_t *len, const wn_table_ref *table)
+{
+    char *schema = PQescapeIdentifier(conn, table->schema, strlen(table->schema));
+    char *name = PQescapeIdentifier(conn, table->name, strlen(table->name));
+    bool ok = schema && name && append(buf, len, schema) && append(buf, len, ".") &&
+              append(buf, len, name);
+
+    PQfreemem(schema);
+    PQfreemem(name);
+    return ok;
+}
+
+/* "<verb> "pub" <clause> <the tables marked in which, comma-separated><suffix>", or NULL when out
+ * of memory. */
+static char *publication_sql(setup *s, const char *verb, const char *clause, const bool *which,
+                             const char *suffix)
+{
+    const wn_source_config *source = &s->config->source;
+    char *quoted = PQescapeIdentifier(s->conn, source->publication, strlen(source->publication));
+    char *sql = NULL;
+    size_t len = 0;
+    bool first = true;
+    bool ok;
+
+    if (!quoted)
+        return NULL;
+    ok = append(&sql, &len, verb) && append(&sql, &len, " ") && append(&sql, &len, quoted) &&
+         append(&sql, &len, " ") && append(&sql, &len, clause);
+    for (size_t i = 0; ok && i < source->ntables; i++) {
+        if (!which[i])
+            continue;
+        ok = append(&sql, &len, first ? " " : ", ") &&
+             append_table(s->conn, &sql, &len, &source->tables[i]);
+        first = false;
+    }
+    ok = ok && append(&sql, &len, suffix);
+    PQfreemem(quoted);
+    if (!ok) {
+        free(sql);
+        return NULL;
+    }
+    return sql;
+}
+
+static int create_publication(setup *s, const bool *all)
+{
+    char ops[64], suffix[128], doing[MESSAGE_MAX];
+    char *sql;
+    int status;
+
+    ops_text(s->config->ops, ops, sizeof ops);
+    snprintf(suffix, sizeof suffix, " WITH (publish = '%s')", ops);
+    sql = publication_sql(s, "CREATE PUBLICATION", "FOR TABLE", all, suffix);
+    if (!sql) {
+        set_error(s, "creating the publication: out of memory");
+        return WN_EXIT_SERVER;
+    }
+    snprintf(doing, sizeof doing, "creating publication \"%s\"", s->config->source.publication);
+    status = command(s, doing, sql);
+    if (status == 0)
+        wn_log(WN_LOG_INFO, "created publication \"%s\" (publish = '%s')",
+               s->config->source.publication, ops);
+    free(sql);
+    return status;
+}
+
+static int add_tables(setup *s, const bool *missing, size_t nmissing)
+{
+    char doing[MESSAGE_MAX];
+    char *sql;
+    int status;
+
+    if (nmissing == 0)
+        return 0;
+    sql = publication_sql(s, "ALTER PUBLICATION", "ADD TABLE", missing, "");
+    if (!sql) {
+        set_error(s, "altering the publication: out of memory");
+        return WN_EXIT_SERVER;
+    }
+    snprintf(doing, sizeof doing, "adding tables to publication \"%s\"",
+             s->config->source.publication);
+    status = command(s, doing, sql);
+    for (size_t i = 0; status == 0 && i < s->config->source.ntables; i++) {
+        if (missing[i])
+            wn_log(WN_LOG_INFO, "added table \"%s\" to publication \"%s\"",
+                   s->config->source.tables[i].qualified, s->config->source.publication);
+    }
+    free(sql);
+    return status;
+}
+
+static int widen_publish(setup *s, const publication_info *pub)
+{
+    unsigned wanted = pub->ops | s->config->ops;
+    char ops[64], doing[MESSAGE_MAX];
+    char *quoted, *sql;
+    size_t sqllen;
+    int status;
+
+    if (wanted == pub->ops)
+        return 0;
+    ops_text(wanted, ops, sizeof ops);
+    quoted = PQescapeIdentifier(s->conn, s->config->source.publication,
+                                strlen(s->config->source.publication));
+    if (!quoted) {
+        set_error(s, "altering the publication: %s", PQerrorMessage(s->conn));
+        return WN_EXIT_SERVER;
+    }
+    sqllen = strlen(quoted) + sizeof ops + 64;
+    sql = malloc(sqllen);
+    if (!sql) {
+        PQfreemem(quoted);
+        set_error(s, "altering the publication: out of memory");
+        return WN_EXIT_SERVER;
+    }
+    snprintf(sql, sqllen, "ALTER PUBLICATION %s SET (publish = '%s')", quoted, ops);
+    snprintf(doing, sizeof doing, "setting publish = '%s' on publication \"%s\"", ops,
+             s->config->source.publication);
+    status = command(s, doing, sql);
+    if (status == 0)
+        wn_log(WN_LOG_INFO, "publication \"%s\" now publishes %s", s->config->source.publication,
+               ops);
+    free(sql);
+    PQfreemem(quoted);
+    return status;
+}
+
+/* Row filters, column lists and publish_via_partition_root make rows, columns or table names
+ * differ from what the plugins expect: said once per table, not refused. */
+static int warn_publication_shape(setup *s, const publication_info *pub, const table_info *infos)
+{
+    static const char sql[] =
+        "SELECT pt.rowfilter IS NOT NULL, "
+        "       pt.attnames IS NOT NULL AND EXISTS (SELECT 1 FROM pg_attribute a "
+        "           JOIN pg_class c ON c.oid = a.attrelid "
+        "           JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "           WHERE n.nspname = $2 AND c.relname = $3 AND a.attnum > 0 "
+        "           AND NOT a.attisdropped AND a.attgenerated = '' "
+        "           AND NOT (a.attname = ANY (pt.attnames))) "
+        "FROM pg_publication_tables pt "
+        "WHERE pt.pubname = $1 AND pt.schemaname = $2 AND pt.tablename = $3";
+    const wn_source_config *source = &s->config->source;
+
+    for (size_t i = 0; i < source->ntables; i++) {
+        const wn_table_ref *table = &source->tables[i];
+        const char *params[] = {source->publication, table->schema, table->name};
+        PGresult *res = run(s, "reading the publication's tables", sql, 3, params,
+                            PGRES_TUPLES_OK);
+
+        if (!res)
+            return WN_EXIT_SERVER;
+        if (PQntuples(res) > 0 && is_true(res, 0, 0))
+            wn_log(WN_LOG_WARNING,
+                   "publication \"%s\" has a row filter for table \"%s\": rows would silently "
+                   "be missing",
+                   source->publication, table->qualified);
+        if (PQntuples(res) > 0 && is_true(res, 0, 1))
+            wn_log(WN_LOG_WARNING,
+                   "publication \"%s\" has a column list for table \"%s\" that leaves columns "
+                   "out: columns would silently be missing",
+                   source->publication, table->qualified);
+        PQclear(res);
+        if (pub->via_root && infos[i].is_partition)
+            wn_log(WN_LOG_WARNING,
+                   "publication \"%s\" has publish_via_partition_root: changes of partition "
+                   "\"%s\" arrive under the root's name",
+                   source->publication, table->qualified);
+        if (!pub->via_root && infos[i].is_partitioned)
+            wn_log(WN_LOG_WARNING,
+                   "publication \"%s\" does not publish via the partition root: changes of "
+                   "partitioned table \"%s\" arrive under its partitions' names",
+                   source->publication, table->qualified);
+    }
+    return 0;
+}
+
+/* Publishing update or delete for a table without replica identity makes the application's
+ * own UPDATE/DELETE on it fail, so such a publication is refused rather than made. */
+static int check_replica_identity(setup *s, const publication_info *pub, const table_info *infos)
+{
+    const unsigned changes = WALNOTIFY_OP_UPDATE | WALNOTIFY_OP_DELETE;
+    const wn_source_config *source = &s->config->source;
+
+    for (size_t i = 0; i < source->ntables; i++) {
+        bool added = !pub->exists || (!pub->all_tables && !infos[i].in_publication);
+        unsigned publishes = s->config->ops | (added && pub->exists ? pub->ops : 0);
+
+        if (!(publishes & changes) || infos[i].replica_identity_ok)
+            continue;
+        set_error(s,
+                  "table \"%s\" has no replica identity, so publishing update/delete would "
+                  "make its UPDATE/DELETE fail: ALTER TABLE %s REPLICA IDENTITY FULL (or add a "
+                  "primary key)",
+                  source->tables[i].qualified, source->tables[i].qualified);
+        return WN_EXIT_SERVER;
+    }
+    return 0;
+}
+
+static int prepare_publication(setup *s, const publication_info *pub, const table_info *infos,
+                               bool slot_exists)
+{
+    const wn_source_config *source = &s->config->source;
+    size_t nmissing = 0;
+    bool *missing;
+    int status;
+
+    if (!pub->exists && slot_exists) {
+        set_error(s,
+                  "publication \"%s\" does not exist but slot \"%s\" does: the slot cannot "
+                  "decode without it; drop the slot (walnotify --drop-slot) and start again, or "
+                  "recreate the publication by hand if you know it was only just dropped",
+                  source->publication, source->slot);
+        return WN_EXIT_SERVER;
+    }
+    missing = calloc(source->ntables ? source->ntables : 1, sizeof *missing);
+    if (!missing) {
+        set_error(s, "preparing the publication: out of memory");
+        return WN_EXIT_SERVER;
+    }
+    for (size_t i = 0; i < source->ntables; i++) {
+        missing[i] = !pub->exists || (!pub->all_tables && !infos[i].in_publication);
+        nmissing += missing[i];
+    }
+    if (!pub->exists) {
+        status = create_publication(s, missing);
+    } else {
+        status = add_tables(s, missing, nmissing);
+        if (status == 0)
+            status = widen_publish(s, pub);
+        if (status == 0)
+            status = warn_publication_shape(s, pub, infos);
+    }
+    free(missing);
+    return status;
+}
+
+static int create_slot(setup *s, wn_server_state *state)
+{
+    static const char sql[] = "SELECT lsn FROM pg_create_logical_replication_slot($1, 'pgoutput')";
+    const char *params[] = {s->config->source.slot};
+    char doing[MESSAGE_MAX];
+    PGresult *res;
+    int status = 0;
+
+    snprintf(doing, sizeof doing, "creating slot \"%s\"", s->config->source.slot);
+    res = run(s, doing, sql, 1, params, PGRES_TUPLES_OK);
+    if (!res)
+        return WN_EXIT_SERVER;
+    if (PQntuples(res) != 1 || !wn_lsn_parse(PQgetvalue(res, 0, 0), &state->confirmed_flush)) {
+        set_error(s, "creating slot \"%s\": the server returned no position", s->config->source.slot);
+        status = WN_EXIT_SERVER;
+    } else {
+        state->slot_created = true;
+        wn_log(WN_LOG_INFO, "created logical replication slot \"%s\" (pgoutput) at %s",
+               s->config->source.slot, PQgetvalue(res, 0, 0));
+    }
+    PQclear(res);
+    return status;
+}
+
+static int prepare(setup *s, wn_server_state *state)
+{
+    const wn_source_config *source = &s->config->source;
+    publication_info pub;
+    table_info *infos;
+    bool slot_exists = false;
+    int status;
+
+    if ((status = check_wal_level(s)) != 0 || (status = check_encoding(s, state)) != 0)
+        return status;
+    infos = calloc(source->ntables ? source->ntables : 1, sizeof *infos);
+    if (!infos) {
+        set_error(s, "checking the tables: out of memory");
+        return WN_EXIT_SERVER;
+    }
+    for (size_t i = 0; status == 0 && i < source->ntables; i++)
+        status = read_table(s, &source->tables[i], source->publication, &infos[i]);
+    if (status == 0)
+        status = check_slot(s, &slot_exists, &state->confirmed_flush);
+    if (status == 0)
+        status = read_publication(s, &pub);
+    if (status == 0)
+        status = check_replica_identity(s, &pub, infos);
+    if (status == 0)
+        status = prepare_publication(s, &pub, infos, slot_exists);
+    if (status == 0 && !slot_exists)
+        status = create_slot(s, state);
+    free(infos);
+    return status;
+}
+
+int wn_setup_prepare(const wn_config *config, wn_server_state *state, char *err, size_t errlen)
+{
+    setup s = {.config = config, .err = err, .errlen = errlen};
+    int status;
+
+    memset(state, 0, sizeof *state);
+    s.conn = wn_connect(config->source.conninfo, false, true, &status, err, errlen);
+    if (!s.conn)
+        return status;
+    status = prepare(&s, state);
+    PQfinish(s.conn);
+    return status;
+}
+
+int wn_setup_drop_slot(const wn_config *config, char *err, size_t errlen)
+{
+    static const char find[] = "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1";
+    static const char drop[] = "SELECT pg_drop_replication_slot($1)";
+    setup s = {.config = config, .err = err, .errlen = errlen};
+    const char *params[] = {config->source.slot};
+    char doing[MESSAGE_MAX];
+    PGresult *res;
+    int status = WN_EXIT_SERVER;
+
+    s.conn = wn_connect(config->source.conninfo, false, true, &status, err, errlen);
+    if (!s.conn)
+        return status;
+    res = run(&s, "looking up the replication slot", find, 1, params, PGRES_TUPLES_OK);
+    if (!res)
+        goto finish;
+    if (PQntuples(res) == 0) {
+        set_error(&s, "slot \"%s\" does not exist", config->source.slot);
+        PQclear(res);
+        goto finish;
+    }
+    PQclear(res);
+    snprintf(doing, sizeof doing, "dropping slot \"%s\"", config->source.slot);
+    res = run(&s, doing, drop, 1, params, PGRES_TUPLES_OK);
+    if (!res)
+        goto finish;
+    PQclear(res);
+    wn_log(WN_LOG_INFO, "dropped replication slot \"%s\"", config->source.slot);
+    status = 0;
+finish:
+    PQfinish(s.conn);
+    return status;
+}

@@ -1,0 +1,536 @@
+/*
+ * jsonl: walnotify's reference sink. One JSON object per event, one line each, appended to a
+ * file (or written to standard output).
+ *
+ * The file only ever holds whole lines: lines are formatted into a buffer and written once per
+ * transaction (or whenever the buffer passes JSONL_WRITE_THRESHOLD, whole lines only); a failed
+ * write, an aborted transaction and a torn tail found at start are all cut off with ftruncate.
+ * An exclusive flock keeps two processes from appending to one file.
+ */
+#include <walnotify/plugin.h>
+
+#include "jsonbuf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifndef WALNOTIFY_VERSION
+#define WALNOTIFY_VERSION "1.0.0"
+#endif
+
+/* Buffered lines of one transaction are written out once they pass this size. */
+#define JSONL_WRITE_THRESHOLD ((size_t)256 * 1024)
+/* The buffer a state starts with, and the most it keeps after a huge transaction. */
+#define JSONL_INITIAL_CAP ((size_t)64 * 1024)
+#define JSONL_KEEP_CAP ((size_t)8 * 1024 * 1024)
+/* Bytes read per step when looking backwards for the last newline of a torn file. */
+#define JSONL_SCAN_CHUNK ((size_t)16 * 1024)
+
+typedef struct jsonl_state {
+    const walnotify_host *host; /* borrowed until shutdown returns */
+    char *path;                 /* owned copy, "-" for standard output; for messages */
+    int fd;                     /* -1 when closed; STDOUT_FILENO (not ours to close) for "-" */
+    bool is_stdout;
+    bool is_regular;            /* a regular file: locked, and cut back with ftruncate */
+    bool fsync_enabled;
+    bool unsynced;              /* written or cut since the last fsync */
+    bool in_txn;                /* between begin and commit/abort */
+    off_t file_end;             /* bytes of whole lines in the file after our last change */
+    off_t txn_start;            /* file_end when the current transaction began */
+    jsonbuf buf;                /* whole lines not written yet */
+} jsonl_state;
+
+static const walnotify_setting jsonl_settings[] = {
+    {.name = "path",
+     .type = WALNOTIFY_SETTING_PATH,
+     .default_value = "-",
+     .description = "file the events are appended to, one JSON line each; \"-\" for standard output"},
+    {.name = "fsync",
+     .type = WALNOTIFY_SETTING_BOOLEAN,
+     .default_value = "true",
+     .description = "fsync the file before the host acknowledges what it holds"},
+    {.name = NULL},
+};
+
+/* ---- formatting ------------------------------------------------------------------------------ */
+
+static const char *op_name(walnotify_op op)
+{
+    switch (op) {
+    case WALNOTIFY_OP_INSERT: return "insert";
+    case WALNOTIFY_OP_UPDATE: return "update";
+    case WALNOTIFY_OP_DELETE: return "delete";
+    case WALNOTIFY_OP_TRUNCATE: return "truncate";
+    }
+    return NULL;
+}
+
+static void put_cstring(jsonbuf *buf, const char *text)
+{
+    jsonbuf_string(buf, text != NULL ? text : "", text != NULL ? strlen(text) : 0);
+}
+
+/* A column as `"name":value`; the caller has excluded unchanged TOAST values. */
+static void put_member(jsonbuf *buf, const walnotify_column *col)
+{
+    put_cstring(buf, col->name);
+    jsonbuf_put(buf, ":", 1);
+    if (col->kind != WALNOTIFY_VALUE_TEXT) {
+        jsonbuf_put(buf, "null", 4);
+        return;
+    }
+    jsonbuf_string(buf, col->value != NULL ? col->value : "", col->value != NULL ? col->length : 0);
+}
+
+/* `,"key":{...}` with every column that was sent (and, with keys_only, is part of the key). */
+static void put_row(jsonbuf *buf, const char *key, const walnotify_column *cols, size_t ncols,
+                    bool keys_only)
+{
+    bool first = true;
+    jsonbuf_puts(buf, key);
+    jsonbuf_put(buf, "{", 1);
+    for (size_t i = 0; i < ncols; i++) {
+        if (cols[i].kind == WALNOTIFY_VALUE_UNCHANGED || (keys_only && !cols[i].is_key))
+            continue;
+        if (!first)
+            jsonbuf_put(buf, ",", 1);
+        put_member(buf, &cols[i]);
+        first = false;
+    }
+    jsonbuf_put(buf, "}", 1);
+}
+
+/* `,"unchanged":[...]` naming the columns whose unchanged TOAST value was not sent, if any. */
+static void put_unchanged(jsonbuf *buf, const walnotify_column *cols, size_t ncols)
+{
+    bool first = true;
+    for (size_t i = 0; i < ncols; i++) {
+        if (cols[i].kind != WALNOTIFY_VALUE_UNCHANGED)
+            continue;
+        jsonbuf_puts(buf, first ? ",\"unchanged\":[" : ",");
+        put_cstring(buf, cols[i].name);
+        first = false;
+    }
+    if (!first)
+        jsonbuf_put(buf, "]", 1);
+}
+
+static void put_truncate_options(jsonbuf *buf, unsigned options)
+{
+    bool first = true;
+    jsonbuf_puts(buf, ",\"options\":[");
+    if (options & WALNOTIFY_TRUNCATE_CASCADE) {
+        jsonbuf_puts(buf, "\"cascade\"");
+        first = false;
+    }
+    if (options & WALNOTIFY_TRUNCATE_RESTART_IDENTITY)
+        jsonbuf_puts(buf, first ? "\"restart_identity\"" : ",\"restart_identity\"");
+    jsonbuf_put(buf, "]", 1);
+}
+
+/* Appends the event's line, newline included. The caller checks buf->failed. */
+static void format_event(jsonbuf *buf, const walnotify_event *ev, const char *op)
+{
+    jsonbuf_puts(buf, "{\"lsn\":\"");
+    jsonbuf_lsn(buf, ev->commit_lsn);
+    jsonbuf_puts(buf, "\",\"seq\":");
+    jsonbuf_u64(buf, ev->seq);
+    jsonbuf_puts(buf, ",\"xid\":");
+    jsonbuf_u64(buf, ev->xid);
+    jsonbuf_puts(buf, ",\"commit_time\":\"");
+    jsonbuf_timestamp(buf, ev->commit_time);
+    jsonbuf_puts(buf, "\",\"table\":");
+    put_cstring(buf, ev->table);
+    jsonbuf_puts(buf, ",\"op\":\"");
+    jsonbuf_puts(buf, op);
+    jsonbuf_put(buf, "\"", 1);
+
+    if (ev->op == WALNOTIFY_OP_INSERT || ev->op == WALNOTIFY_OP_UPDATE) {
+        put_row(buf, ",\"values\":", ev->columns, ev->columns != NULL ? ev->ncolumns : 0, false);
+        put_unchanged(buf, ev->columns, ev->columns != NULL ? ev->ncolumns : 0);
+    }
+    if ((ev->op == WALNOTIFY_OP_UPDATE || ev->op == WALNOTIFY_OP_DELETE) &&
+        ev->old_kind != WALNOTIFY_OLD_NONE) {
+        put_row(buf, ",\"old\":", ev->old_columns, ev->old_columns != NULL ? ev->nold_columns : 0,
+                ev->old_kind == WALNOTIFY_OLD_KEY);
+    }
+    if (ev->op == WALNOTIFY_OP_TRUNCATE)
+        put_truncate_options(buf, ev->truncate_options);
+    jsonbuf_put(buf, "}\n", 2);
+}
+
+/* ---- output ---------------------------------------------------------------------------------- */
+
+/* Writes all of `data`, through partial writes, EINTR and a non-blocking descriptor.
+ * Returns 0 or an errno value. */
+static int write_all(int fd, const char *data, size_t length)
+{
+    while (length > 0) {
+        size_t step = length > (size_t)SSIZE_MAX ? (size_t)SSIZE_MAX : length;
+        ssize_t n = write(fd, data, step);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+                if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+                    return errno;
+                continue;
+            }
+            return errno;
+        }
+        if (n == 0)
+            return EIO; /* no progress and no reason: do not spin */
+        data += n;
+        length -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Cuts a regular file back to `offset`, where its last whole line ends. */
+static bool cut_file(jsonl_state *st, off_t offset)
+{
+    while (ftruncate(st->fd, offset) != 0) {
+        if (errno == EINTR)
+            continue;
+        st->host->log(st->host, WALNOTIFY_LOG_ERROR, "cannot truncate %s back to %lld bytes: %s",
+                      st->path, (long long)offset, strerror(errno));
+        return false;
+    }
+    st->unsynced = true;
+    return true;
+}
+
+/* Writes the buffered whole lines. On failure the file is cut back to its last whole line. */
+static walnotify_status write_buffer(jsonl_state *st)
+{
+    if (st->buf.len == 0)
+        return WALNOTIFY_OK;
+    int err = write_all(st->fd, st->buf.data, st->buf.len);
+    if (err != 0) {
+        st->host->log(st->host, WALNOTIFY_LOG_ERROR, "write of %zu bytes to %s failed: %s",
+                      st->buf.len, st->path, strerror(err));
+        if (st->is_regular)
+            cut_file(st, st->file_end);
+        return WALNOTIFY_FATAL;
+    }
+    st->file_end += (off_t)st->buf.len;
+    st->unsynced = true;
+    st->buf.len = 0;
+    /* One huge value must not pin its memory for the rest of the run. */
+    if (st->buf.cap > JSONL_KEEP_CAP)
+        jsonbuf_free(&st->buf);
+    return WALNOTIFY_OK;
+}
+
+/* ---- opening --------------------------------------------------------------------------------- */
+
+/* Offset just past the last '\n' among the first `size` bytes of the file, or 0. */
+static bool find_last_newline(jsonl_state *st, off_t size, off_t *end)
+{
+    char chunk[JSONL_SCAN_CHUNK];
+    off_t pos = size;
+    while (pos > 0) {
+        size_t step = (off_t)sizeof chunk < pos ? sizeof chunk : (size_t)pos;
+        ssize_t n = pread(st->fd, chunk, step, pos - (off_t)step);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n != (ssize_t)step) {
+            st->host->log(st->host, WALNOTIFY_LOG_ERROR, "cannot read the end of %s: %s", st->path,
+                          n < 0 ? strerror(errno) : "short read");
+            return false;
+        }
+        pos -= (off_t)step;
+        for (size_t i = step; i > 0; i--) {
+            if (chunk[i - 1] == '\n') {
+                *end = pos + (off_t)i;
+                return true;
+            }
+        }
+    }
+    *end = 0;
+    return true;
+}
+
+/* A crash may have left part of a line at the end: cut it, so the file holds whole lines. */
+static bool cut_torn_tail(jsonl_state *st, off_t size)
+{
+    off_t end = size;
+    if (size > 0 && !find_last_newline(st, size, &end))
+        return false;
+    st->file_end = end;
+    if (end == size)
+        return true;
+    if (!cut_file(st, end))
+        return false;
+    st->host->log(st->host, WALNOTIFY_LOG_WARNING,
+                  "%s ended in a torn line: cut %lld bytes, the file now holds %lld bytes of whole "
+                  "lines",
+                  st->path, (long long)(size - end), (long long)end);
+    return true;
+}
+
+/* A newly created file survives a crash only once its folder is synced too. */
+static bool sync_parent_folder(jsonl_state *st)
+{
+    char *folder = strdup(st->path);
+    if (folder == NULL) {
+        st->host->log(st->host, WALNOTIFY_LOG_ERROR, "out of memory opening %s", st->path);
+        return false;
+    }
+    char *slash = strrchr(folder, '/');
+    if (slash == NULL)
+        strcpy(folder, ".");
+    else if (slash == folder)
+        slash[1] = '\0';
+    else
+        *slash = '\0';
+
+    bool ok = false;
+    int dfd = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+        st->host->log(st->host, WALNOTIFY_LOG_ERROR, "cannot open folder %s: %s", folder,
+                      strerror(errno));
+        goto free_folder;
+    }
+    if (fsync(dfd) != 0 && errno != EINVAL) {
+        st->host->log(st->host, WALNOTIFY_LOG_ERROR, "fsync of folder %s failed: %s", folder,
+                      strerror(errno));
+        goto close_folder;
+    }
+    ok = true;
+close_folder:
+    close(dfd);
+free_folder:
+    free(folder);
+    return ok;
+}
+
+static bool lock_file(jsonl_state *st)
+{
+    while (flock(st->fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EINTR)
+            continue;
+        if (errno == EWOULDBLOCK)
+            st->host->log(st->host, WALNOTIFY_LOG_ERROR,
+                          "%s is locked by another process (is another walnotify writing to it?)",
+                          st->path);
+        else
+            st->host->log(st->host, WALNOTIFY_LOG_ERROR, "cannot lock %s: %s", st->path,
+                          strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+static bool open_file(jsonl_state *st)
+{
+    /* Read access too, to find a torn tail; O_APPEND writes land at the end whatever the
+     * offset, and ftruncate still cuts it back. */
+    const int flags = O_RDWR | O_APPEND | O_CLOEXEC;
+    bool created = true;
+    do
+        st->fd = open(st->path, flags | O_CREAT | O_EXCL, 0644);
+    while (st->fd < 0 && errno == EINTR);
+    if (st->fd < 0 && errno == EEXIST) {
+        created = false;
+        do
+            st->fd = open(st->path, flags);
+        while (st->fd < 0 && errno == EINTR);
+    }
+    if (st->fd < 0) {
+        st->host->log(st->host, WALNOTIFY_LOG_ERROR, "cannot open %s: %s", st->path,
+                      strerror(errno));
+        return false;
+    }
+
+    struct stat sb;
+    if (fstat(st->fd, &sb) != 0) {
+        st->host->log(st->host, WALNOTIFY_LOG_ERROR, "cannot stat %s: %s", st->path,
+                      strerror(errno));
+        return false;
+    }
+    st->is_regular = S_ISREG(sb.st_mode);
+    if (!st->is_regular)
+        return true; /* a FIFO or device: nothing to lock, cut or sync */
+    if (!lock_file(st))
+        return false;
+    /* The size only counts once the lock is ours. */
+    if (fstat(st->fd, &sb) != 0) {
+        st->host->log(st->host, WALNOTIFY_LOG_ERROR, "cannot stat %s: %s", st->path,
+                      strerror(errno));
+        return false;
+    }
+    if (!cut_torn_tail(st, sb.st_size))
+        return false;
+    if (created && st->fsync_enabled && !sync_parent_folder(st))
+        return false;
+    return true;
+}
+
+/* ---- callbacks ------------------------------------------------------------------------------- */
+
+static void jsonl_shutdown(void *state)
+{
+    jsonl_state *st = state;
+    if (st == NULL)
+        return;
+    if (st->fd >= 0 && !st->is_stdout)
+        close(st->fd); /* also releases the lock */
+    jsonbuf_free(&st->buf);
+    free(st->path);
+    free(st);
+}
+
+static walnotify_status jsonl_init(const walnotify_host *host, void **state)
+{
+    jsonl_state *st = calloc(1, sizeof *st);
+    if (st == NULL) {
+        host->log(host, WALNOTIFY_LOG_ERROR, "out of memory");
+        return WALNOTIFY_FATAL;
+    }
+    st->host = host;
+    st->fd = -1;
+
+    const char *path = host->get_string(host, "path");
+    if (path == NULL)
+        path = "-";
+    if (path[0] == '\0') {
+        host->log(host, WALNOTIFY_LOG_ERROR, "setting path is empty (use \"-\" for standard output)");
+        goto fail;
+    }
+    st->path = strdup(path);
+    if (st->path == NULL || !jsonbuf_reserve(&st->buf, JSONL_INITIAL_CAP)) {
+        host->log(host, WALNOTIFY_LOG_ERROR, "out of memory");
+        goto fail;
+    }
+    st->fsync_enabled = host->get_boolean(host, "fsync");
+
+    if (strcmp(path, "-") == 0) {
+        st->is_stdout = true;
+        st->fd = STDOUT_FILENO;
+    } else if (!open_file(st)) {
+        goto fail;
+    }
+    *state = st;
+    return WALNOTIFY_OK;
+
+fail:
+    jsonl_shutdown(st);
+    return WALNOTIFY_FATAL;
+}
+
+static walnotify_status jsonl_handle(void *state, const walnotify_event *ev)
+{
+    jsonl_state *st = state;
+    const char *op = op_name(ev->op);
+    if (op == NULL) {
+        st->host->log(st->host, WALNOTIFY_LOG_ERROR, "event for %s has an unknown operation %d",
+                      ev->table != NULL ? ev->table : "?", (int)ev->op);
+        return WALNOTIFY_FATAL;
+    }
+
+    size_t line_start = st->buf.len;
+    format_event(&st->buf, ev, op);
+    if (st->buf.failed) {
+        st->buf.len = line_start;
+        st->buf.failed = false;
+        st->host->log(st->host, WALNOTIFY_LOG_ERROR,
+                      "out of memory formatting event seq %u of transaction %u on %s",
+                      ev->seq, ev->xid, ev->table != NULL ? ev->table : "?");
+        return WALNOTIFY_FATAL;
+    }
+    if (!st->in_txn || st->buf.len >= JSONL_WRITE_THRESHOLD)
+        return write_buffer(st);
+    return WALNOTIFY_OK;
+}
+
+static walnotify_status jsonl_begin(void *state, const walnotify_txn *txn)
+{
+    jsonl_state *st = state;
+    (void)txn;
+    /* Lines left from events handled outside a transaction belong to nobody's abort. */
+    walnotify_status status = write_buffer(st);
+    if (status != WALNOTIFY_OK)
+        return status;
+    st->in_txn = true;
+    st->txn_start = st->file_end;
+    return WALNOTIFY_OK;
+}
+
+static walnotify_status jsonl_commit(void *state, const walnotify_txn *txn)
+{
+    jsonl_state *st = state;
+    (void)txn;
+    walnotify_status status = write_buffer(st);
+    if (status == WALNOTIFY_OK)
+        st->in_txn = false;
+    return status;
+}
+
+static void jsonl_abort(void *state, const walnotify_txn *txn)
+{
+    jsonl_state *st = state;
+    st->buf.len = 0;
+    if (!st->in_txn)
+        return;
+    st->in_txn = false;
+    if (st->file_end == st->txn_start)
+        return;
+    if (st->is_regular) {
+        if (cut_file(st, st->txn_start))
+            st->file_end = st->txn_start;
+        return;
+    }
+    st->host->log(st->host, WALNOTIFY_LOG_WARNING,
+                  "%lld bytes of aborted transaction %u were already written to %s; it will be "
+                  "delivered again",
+                  (long long)(st->file_end - st->txn_start), txn != NULL ? txn->xid : 0,
+                  st->is_stdout ? "standard output" : st->path);
+    st->txn_start = st->file_end;
+}
+
+static walnotify_status jsonl_flush(void *state)
+{
+    jsonl_state *st = state;
+    if (!st->fsync_enabled || !st->unsynced || !st->is_regular)
+        return WALNOTIFY_OK;
+    while (fdatasync(st->fd) != 0) {
+        if (errno == EINTR)
+            continue;
+        st->host->log(st->host, WALNOTIFY_LOG_ERROR, "fsync of %s failed: %s", st->path,
+                      strerror(errno));
+        return WALNOTIFY_FATAL;
+    }
+    st->unsynced = false;
+    return WALNOTIFY_OK;
+}
+
+static const walnotify_plugin jsonl_plugin = {
+    .magic = WALNOTIFY_PLUGIN_MAGIC,
+    .abi_major = WALNOTIFY_ABI_MAJOR,
+    .abi_minor = WALNOTIFY_ABI_MINOR,
+    .size = sizeof(walnotify_plugin),
+    .name = "jsonl",
+    .version = WALNOTIFY_VERSION,
+    .settings = jsonl_settings,
+    .init = jsonl_init,
+    .handle = jsonl_handle,
+    .shutdown = jsonl_shutdown,
+    .begin = jsonl_begin,
+    .commit = jsonl_commit,
+    .abort = jsonl_abort,
+    .flush = jsonl_flush,
+};
+
+const walnotify_plugin *walnotify_plugin_entry(void)
+{
+    return &jsonl_plugin;
+}

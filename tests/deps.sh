@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Checks that everything walnotify's build, tests and demo need is installed.
+# Silent when it is. As root it installs what is missing (Debian packages); otherwise it names
+# the packages and fails, so that a missing header never surfaces as a compiler error.
+set -euo pipefail
+
+PG_BIN=/usr/lib/postgresql/15/bin
+
+# Prints the Debian package of every missing requirement, one per line.
+missing_packages() {
+    command -v cc >/dev/null 2>&1 || echo build-essential
+    command -v make >/dev/null 2>&1 || echo make
+    command -v pkg-config >/dev/null 2>&1 || echo pkg-config
+    command -v timeout >/dev/null 2>&1 || echo coreutils
+    command -v runuser >/dev/null 2>&1 || echo util-linux
+    if [ ! -f /usr/include/postgresql/libpq-fe.h ] || ! command -v pg_config >/dev/null 2>&1; then
+        echo libpq-dev
+    fi
+    if command -v pkg-config >/dev/null 2>&1; then
+        pkg-config --exists libconfig || echo libconfig-dev
+        pkg-config --exists check || echo check
+    else
+        echo libconfig-dev
+        echo check
+    fi
+    if [ ! -x "$PG_BIN/postgres" ] || [ ! -x "$PG_BIN/initdb" ] || [ ! -x "$PG_BIN/pg_ctl" ]; then
+        echo postgresql-15
+    fi
+    [ -x "$PG_BIN/psql" ] || echo postgresql-client-15
+}
+
+# The same list on one line, without duplicates.
+missing_list() {
+    missing_packages | sort -u | tr '\n' ' ' | sed 's/ $//'
+}
+
+main() {
+    local missing
+    missing=$(missing_list)
+    [ -z "$missing" ] && return 0
+
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "walnotify needs: $missing; install them with: sudo apt-get install -y $missing" >&2
+        return 1
+    fi
+
+    echo "walnotify: installing missing packages: $missing" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update >&2
+    # shellcheck disable=SC2086 # one word per package, on purpose
+    apt-get install -y $missing >&2
+
+    missing=$(missing_list)
+    if [ -n "$missing" ]; then
+        echo "walnotify: still missing after apt-get install: $missing" >&2
+        return 1
+    fi
+}
+
+main "$@"

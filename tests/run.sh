@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# Runs walnotify's built tests: one line per test binary with PASS or FAIL, a summary, and a
+# non-zero exit when anything failed or is missing.
+#
+#   tests/run.sh unit                 every build/tests/test_* (no database)
+#   tests/run.sh integration          every build/tests/itest_* against one throwaway PostgreSQL
+#   tests/run.sh unit integration     both
+#
+# `make check` builds the binaries first. To run one integration test by hand:
+#   D=$(mktemp -d /tmp/walnotify-pg.XXXXXX); tests/pg-harness.sh start "$D"; . "$D/env"
+#   WN_TEST_PGDIR=$D WN_ROOT=$PWD build/tests/itest_NAME; tests/pg-harness.sh stop "$D"
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+BUILD=$ROOT/build/tests
+LOGS=$BUILD/logs
+HARNESS=$ROOT/tests/pg-harness.sh
+UNIT_LIMIT=${WN_UNIT_TIME_LIMIT:-300}        # seconds per unit test binary
+ITEST_LIMIT=${WN_ITEST_TIME_LIMIT:-300}      # seconds per integration test binary
+
+PGDIR=""
+CHILD=""
+PASSED=0
+FAILED=()
+
+usage() {
+    echo "usage: $0 unit|integration [unit|integration]" >&2
+    exit 2
+}
+
+cleanup() {
+    if [ -n "$CHILD" ]; then
+        kill -TERM "$CHILD" 2>/dev/null || true
+        wait "$CHILD" 2>/dev/null || true
+        CHILD=""
+    fi
+    if [ -n "$PGDIR" ]; then
+        "$HARNESS" stop "$PGDIR" || echo "run.sh: could not stop the server in $PGDIR" >&2
+        PGDIR=""
+    fi
+}
+
+on_signal() {
+    echo "run.sh: interrupted" >&2
+    exit "$1"
+}
+
+# Lists the test binaries of one kind: every built one, plus the name of every source that has no
+# binary (so that it fails as "not built" rather than being skipped).
+list_tests() {
+    local src_dir=$1 prefix=$2 src name
+    {
+        for src in "$ROOT/$src_dir"/test_*.c; do
+            [ -e "$src" ] || continue
+            name=$(basename "$src" .c)
+            echo "$BUILD/$prefix${name#test_}"
+        done
+        for name in "$BUILD/$prefix"*; do
+            [ -f "$name" ] && [ -x "$name" ] && echo "$name"
+        done
+    } | sort -u
+}
+
+# Runs one binary under a time limit; prints its PASS/FAIL line and, on failure, its output.
+# The binary runs in the background so that an interrupt reaches our trap at once.
+run_one() {
+    local bin=$1 limit=$2 name log rc=0
+    name=$(basename "$bin")
+    log=$LOGS/$name.log
+    if [ ! -x "$bin" ]; then
+        printf 'FAIL  %s (not built: run make tests)\n' "$name"
+        FAILED+=("$name")
+        return 1
+    fi
+    timeout -k 10 "$limit" "$bin" >"$log" 2>&1 &
+    CHILD=$!
+    wait "$CHILD" || rc=$?
+    CHILD=""
+    if [ "$rc" -eq 0 ]; then
+        printf 'PASS  %s\n' "$name"
+        PASSED=$((PASSED + 1))
+        return 0
+    fi
+    if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+        printf 'FAIL  %s (killed after %s s)\n' "$name" "$limit"
+    else
+        printf 'FAIL  %s (exit %s)\n' "$name" "$rc"
+    fi
+    FAILED+=("$name")
+    echo "---- last lines of $log ----"
+    tail -n 40 "$log"
+    return 1
+}
+
+run_unit() {
+    local bins bin
+    mapfile -t bins < <(list_tests tests/unit test_)
+    if [ "${#bins[@]}" -eq 0 ]; then
+        echo "FAIL  unit: no unit tests found in tests/unit or $BUILD"
+        FAILED+=("unit")
+        return
+    fi
+    echo "== unit tests"
+    export CK_DEFAULT_TIMEOUT=${CK_DEFAULT_TIMEOUT:-60}
+    for bin in "${bins[@]}"; do
+        run_one "$bin" "$UNIT_LIMIT" || true
+    done
+}
+
+start_server() {
+    local out
+    PGDIR=$(mktemp -d /tmp/walnotify-pg.XXXXXX)
+    if ! out=$("$HARNESS" start "$PGDIR"); then
+        echo "run.sh: could not start PostgreSQL in $PGDIR" >&2
+        exit 1
+    fi
+    PGHOST=$(sed -n 's/^PGHOST=//p' <<<"$out")
+    PGPORT=$(sed -n 's/^PGPORT=//p' <<<"$out")
+    if [ -z "$PGHOST" ] || [ -z "$PGPORT" ]; then
+        echo "run.sh: pg-harness.sh printed no PGHOST/PGPORT" >&2
+        exit 1
+    fi
+    export PGHOST PGPORT PGUSER=postgres PGDATABASE=postgres WN_TEST_PGDIR=$PGDIR WN_ROOT=$ROOT
+    echo "== integration tests (PostgreSQL on $PGHOST port $PGPORT)"
+}
+
+run_integration() {
+    local bins bin
+    mapfile -t bins < <(list_tests tests/integration itest_)
+    if [ "${#bins[@]}" -eq 0 ]; then
+        echo "FAIL  integration: no integration tests found in tests/integration or $BUILD"
+        FAILED+=("integration")
+        return
+    fi
+    start_server
+    export CK_DEFAULT_TIMEOUT=${WN_ITEST_CK_TIMEOUT:-240}
+    for bin in "${bins[@]}"; do
+        if ! run_one "$bin" "$ITEST_LIMIT"; then
+            echo "---- last lines of $PGDIR/postgresql.log ----"
+            tail -n 30 "$PGDIR/postgresql.log" 2>/dev/null || true
+        fi
+    done
+    cleanup
+}
+
+main() {
+    local kind do_unit=false do_integration=false
+    [ $# -ge 1 ] || usage
+    for kind in "$@"; do
+        case "$kind" in
+        unit) do_unit=true ;;
+        integration) do_integration=true ;;
+        *) usage ;;
+        esac
+    done
+    trap cleanup EXIT
+    trap 'on_signal 130' INT
+    trap 'on_signal 143' TERM
+    mkdir -p "$LOGS"
+    cd "$ROOT"
+
+    if $do_unit; then
+        run_unit
+    fi
+    if $do_integration; then
+        run_integration
+    fi
+
+    if [ "${#FAILED[@]}" -eq 0 ]; then
+        echo "== all $PASSED test binaries passed"
+        return 0
+    fi
+    echo "== ${#FAILED[@]} failed, $PASSED passed: ${FAILED[*]}"
+    return 1
+}
+
+main "$@"

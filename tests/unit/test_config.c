@@ -1,0 +1,645 @@
+/*
+ * Unit tests of the configuration module: every field of a valid file, the defaults, one invalid
+ * file per kind of mistake with its exact message, and a byte-level mangling loop.
+ * Files are written from the strings below into a fresh temporary folder.
+ */
+#include <check.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <walnotify/plugin.h>
+
+#include "config.h"
+
+#define ERR_MAX 1024
+
+/* The temporary folder, created once in main() before the runner forks. */
+static char tmpdir[PATH_MAX];
+/* Its realpath: what config->dir must be. */
+static char realdir[PATH_MAX];
+
+static void write_file(const char *path, const char *text, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+
+    ck_assert_msg(f != NULL, "cannot write %s: %s", path, strerror(errno));
+    ck_assert_uint_eq(fwrite(text, 1, len, f), len);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+static void conf_path(char *out, size_t size, const char *name)
+{
+    int n = snprintf(out, size, "%s/%s", tmpdir, name);
+
+    ck_assert(n > 0 && (size_t)n < size);
+}
+
+static bool is_zeroed(const wn_config *config)
+{
+    static const wn_config zero;
+
+    return memcmp(config, &zero, sizeof zero) == 0;
+}
+
+/* Writes text to NAME in the temporary folder and loads it. */
+static int load_text(const char *name, const char *text, wn_config *config, char *err,
+                     char *path, size_t pathlen)
+{
+    int rc;
+
+    conf_path(path, pathlen, name);
+    write_file(path, text, strlen(text));
+    rc = wn_config_load(path, config, err, ERR_MAX);
+    unlink(path);
+    return rc;
+}
+
+/* ---- a valid file ----------------------------------------------------------------------- */
+
+static const char full_text[] =
+    "# walnotify test configuration\n"                                               /* 1 */
+    "log_level = \"debug\";\n"                                                       /* 2 */
+    "source:\n"                                                                      /* 3 */
+    "{\n"                                                                            /* 4 */
+    "  conninfo = \"host=127.0.0.1 port=5432 dbname=app\";\n"                        /* 5 */
+    "  tables = [ \"public.orders\", \"customers\", \"audit.log.v2\" ];\n"           /* 6 */
+    "  slot = \"orders_slot_1\";\n"                                                  /* 7 */
+    "  publication = \"Orders-Pub\";\n"                                              /* 8 */
+    "  status_interval_ms = 250;\n"                                                  /* 9 */
+    "};\n"                                                                           /* 10 */
+    "plugins =\n"                                                                    /* 11 */
+    "(\n"                                                                            /* 12 */
+    "  {\n"                                                                          /* 13 */
+    "    name = \"orders-log\";\n"                                                   /* 14 */
+    "    path = \"../build/plugins/jsonl.so\";\n"                                    /* 15 */
+    "    tables = [ \"orders\", \"audit.log.v2\" ];\n"                               /* 16 */
+    "    ops = [ \"insert\", \"update\" ];\n"                                        /* 17 */
+    "    settings = { path = \"orders.jsonl\"; fsync = true; limit = 42;\n"          /* 18 */
+    "                 big = 5000000000L; ratio = 0.5; names = [ \"a\", \"b\" ];\n"   /* 19 */
+    "                 none = []; mixed = ( \"a\", 1 ); nested = { x = 1; };\n"       /* 20 */
+    "                 ints = [ 1, 2 ]; };\n"                                         /* 21 */
+    "  },\n"                                                                         /* 22 */
+    "  {\n"                                                                          /* 23 */
+    "    name = \"all\";\n"                                                          /* 24 */
+    "    path = \"/opt/walnotify/x.so\";\n"                                          /* 25 */
+    "    ops = ( \"delete\", \"truncate\" );\n"                                      /* 26 */
+    "    settings = { };\n"                                                          /* 27 */
+    "  }\n"                                                                          /* 28 */
+    ");\n";                                                                          /* 29 */
+
+static const wn_setting_value *find_setting(const wn_plugin_config *plugin, const char *name)
+{
+    for (size_t i = 0; i < plugin->nsettings; i++) {
+        if (strcmp(plugin->settings[i].name, name) == 0)
+            return &plugin->settings[i];
+    }
+    ck_abort_msg("setting %s missing", name);
+    return NULL;
+}
+
+static void assert_table(const wn_table_ref *t, const char *schema, const char *name,
+                         const char *qualified)
+{
+    ck_assert_str_eq(t->schema, schema);
+    ck_assert_str_eq(t->name, name);
+    ck_assert_str_eq(t->qualified, qualified);
+}
+
+START_TEST(test_full_file)
+{
+    wn_config c;
+    char err[ERR_MAX] = "";
+    char path[PATH_MAX], expected[PATH_MAX + 64];
+    const wn_plugin_config *p;
+    const wn_setting_value *s;
+
+    ck_assert_msg(load_text("full.conf", full_text, &c, err, path, sizeof path) == 0, "%s", err);
+    ck_assert_str_eq(c.file, path);
+    ck_assert_str_eq(c.dir, realdir);
+    ck_assert_int_eq(c.log_level, WN_LOG_DEBUG);
+
+    ck_assert_str_eq(c.source.conninfo, "host=127.0.0.1 port=5432 dbname=app");
+    ck_assert_uint_eq(c.source.ntables, 3);
+    assert_table(&c.source.tables[0], "public", "orders", "public.orders");
+    assert_table(&c.source.tables[1], "public", "customers", "public.customers");
+    assert_table(&c.source.tables[2], "audit", "log.v2", "audit.log.v2");
+    ck_assert_str_eq(c.source.slot, "orders_slot_1");
+    ck_assert_str_eq(c.source.publication, "Orders-Pub");
+    ck_assert_int_eq(c.source.status_interval_ms, 250);
+
+    ck_assert_uint_eq(c.nplugins, 2);
+    p = &c.plugins[0];
+    ck_assert_str_eq(p->name, "orders-log");
+    snprintf(expected, sizeof expected, "%s/../build/plugins/jsonl.so", realdir);
+    ck_assert_str_eq(p->path, expected);
+    ck_assert_int_eq(p->line, 13);
+    ck_assert_uint_eq(p->ops, WALNOTIFY_OP_INSERT | WALNOTIFY_OP_UPDATE);
+    ck_assert(p->watches[0] && !p->watches[1] && p->watches[2]);
+    ck_assert_uint_eq(p->nsettings, 10);
+    ck_assert_str_eq(p->settings[0].name, "path"); /* kept in file order */
+    s = find_setting(p, "path");
+    ck_assert_int_eq(s->kind, WN_SETTING_STRING);
+    ck_assert_str_eq(s->string, "orders.jsonl"); /* resolving is the loader's job */
+    ck_assert_int_eq(s->line, 18);
+    s = find_setting(p, "fsync");
+    ck_assert_int_eq(s->kind, WN_SETTING_BOOLEAN);
+    ck_assert(s->boolean);
+    s = find_setting(p, "limit");
+    ck_assert_int_eq(s->kind, WN_SETTING_INTEGER);
+    ck_assert_int_eq(s->integer, 42);
+    s = find_setting(p, "big");
+    ck_assert_int_eq(s->kind, WN_SETTING_INTEGER);
+    ck_assert(s->integer == INT64_C(5000000000));
+    ck_assert_int_eq(s->line, 19);
+    s = find_setting(p, "ratio");
+    ck_assert_int_eq(s->kind, WN_SETTING_FLOAT);
+    ck_assert(s->real == 0.5);
+    s = find_setting(p, "names");
+    ck_assert_int_eq(s->kind, WN_SETTING_STRING_LIST);
+    ck_assert_uint_eq(s->nitems, 2);
+    ck_assert_str_eq(s->items[0], "a");
+    ck_assert_str_eq(s->items[1], "b");
+    s = find_setting(p, "none");
+    ck_assert_int_eq(s->kind, WN_SETTING_STRING_LIST);
+    ck_assert_uint_eq(s->nitems, 0);
+    ck_assert_int_eq(find_setting(p, "mixed")->kind, WN_SETTING_OTHER);
+    ck_assert_int_eq(find_setting(p, "nested")->kind, WN_SETTING_OTHER);
+    ck_assert_int_eq(find_setting(p, "ints")->kind, WN_SETTING_OTHER);
+    ck_assert_int_eq(find_setting(p, "ints")->line, 21);
+
+    p = &c.plugins[1];
+    ck_assert_str_eq(p->name, "all");
+    ck_assert_str_eq(p->path, "/opt/walnotify/x.so");
+    ck_assert_int_eq(p->line, 23);
+    ck_assert_uint_eq(p->ops, WALNOTIFY_OP_DELETE | WALNOTIFY_OP_TRUNCATE);
+    ck_assert(p->watches[0] && p->watches[1] && p->watches[2]);
+    ck_assert_uint_eq(p->nsettings, 0);
+
+    ck_assert_uint_eq(c.ops, WALNOTIFY_OP_INSERT | WALNOTIFY_OP_UPDATE | WALNOTIFY_OP_DELETE |
+                                 WALNOTIFY_OP_TRUNCATE);
+
+    ck_assert_int_eq(wn_config_find_table(&c, "public", "customers"), 1);
+    ck_assert_int_eq(wn_config_find_table(&c, "audit", "log.v2"), 2);
+    ck_assert_int_eq(wn_config_find_table(&c, "public", "log.v2"), -1);
+    ck_assert_int_eq(wn_config_find_table(&c, "audit", "orders"), -1);
+
+    wn_config_free(&c);
+    ck_assert(is_zeroed(&c));
+    wn_config_free(&c); /* idempotent */
+    ck_assert(is_zeroed(&c));
+}
+END_TEST
+
+START_TEST(test_minimal_file)
+{
+    wn_config c;
+    char err[ERR_MAX] = "";
+    char path[PATH_MAX], expected[PATH_MAX + 64];
+    const char *text = "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ]; };\n"
+                       "plugins = ( { name = \"p\"; path = \"p.so\"; } );\n";
+
+    ck_assert_msg(load_text("min.conf", text, &c, err, path, sizeof path) == 0, "%s", err);
+    ck_assert_int_eq(c.log_level, WN_LOG_INFO);
+    ck_assert_str_eq(c.source.slot, WN_DEFAULT_SLOT);
+    ck_assert_str_eq(c.source.publication, WN_DEFAULT_PUBLICATION);
+    ck_assert_int_eq(c.source.status_interval_ms, WN_DEFAULT_STATUS_INTERVAL_MS);
+    ck_assert_uint_eq(c.source.ntables, 1);
+    assert_table(&c.source.tables[0], "public", "t", "public.t");
+    ck_assert_uint_eq(c.nplugins, 1);
+    ck_assert_uint_eq(c.plugins[0].ops, WALNOTIFY_OP_INSERT);
+    ck_assert_uint_eq(c.ops, WALNOTIFY_OP_INSERT);
+    ck_assert(c.plugins[0].watches[0]);
+    ck_assert_uint_eq(c.plugins[0].nsettings, 0);
+    ck_assert_ptr_null(c.plugins[0].settings);
+    ck_assert_int_eq(c.plugins[0].line, 2);
+    snprintf(expected, sizeof expected, "%s/p.so", realdir);
+    ck_assert_str_eq(c.plugins[0].path, expected);
+    wn_config_free(&c);
+}
+END_TEST
+
+/* A relative file name: config->file stays as given, config->dir becomes absolute. */
+START_TEST(test_relative_file_name)
+{
+    wn_config c;
+    char err[ERR_MAX] = "";
+    char cwd[PATH_MAX], path[PATH_MAX], expected[PATH_MAX + 64];
+    const char *text = "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ]; };\n"
+                       "plugins = ( { name = \"p\"; path = \"sub/p.so\"; } );\n";
+    int rc;
+
+    ck_assert_ptr_nonnull(getcwd(cwd, sizeof cwd));
+    conf_path(path, sizeof path, "rel.conf");
+    write_file(path, text, strlen(text));
+    ck_assert_int_eq(chdir(tmpdir), 0);
+    rc = wn_config_load("rel.conf", &c, err, sizeof err);
+    ck_assert_int_eq(chdir(cwd), 0);
+    unlink(path);
+    ck_assert_msg(rc == 0, "%s", err);
+    ck_assert_str_eq(c.file, "rel.conf");
+    ck_assert_str_eq(c.dir, realdir);
+    snprintf(expected, sizeof expected, "%s/sub/p.so", realdir);
+    ck_assert_str_eq(c.plugins[0].path, expected);
+    wn_config_free(&c);
+}
+END_TEST
+
+/* ---- one invalid file per mistake ------------------------------------------------------- */
+
+#define SRC "source = { conninfo = \"dbname=x\"; tables = [ \"t\", \"s.u\" ]; };\n"
+#define PLG "plugins = ( { name = \"p\"; path = \"p.so\"; } );\n"
+#define LONG64 "a234567890123456789012345678901234567890123456789012345678901234"
+
+typedef struct bad_case {
+    const char *what;
+    const char *text;
+    int line;            /* 0: the message has no line */
+    const char *message; /* after "FILE:LINE: " */
+} bad_case;
+
+static const bad_case bad_cases[] = {
+    {"syntax error", "source = {\n  conninfo = ;\n};\n", 2, "syntax error"},
+    {"mismatched array", SRC "x = [ 1,\n \"a\" ];\n" PLG, 3, "mismatched element type in array"},
+    {"empty file", "", 1, "source is required"},
+    {"missing source", PLG, 1, "source is required"},
+    {"source not a group", "source = \"x\";\n" PLG, 1, "source must be a group"},
+    {"missing conninfo", PLG "source =\n{\n  tables = [ \"t\" ];\n};\n", 2,
+     "source.conninfo is required"},
+    {"conninfo not a string", PLG "source = {\n conninfo = 5;\n tables = [ \"t\" ]; };\n", 3,
+     "source.conninfo must be a string"},
+    {"empty conninfo", PLG "source = {\n conninfo = \"\";\n tables = [ \"t\" ]; };\n", 3,
+     "source.conninfo must not be empty"},
+    {"missing tables", PLG "source = {\n conninfo = \"x\"; };\n", 2, "source.tables is required"},
+    {"tables not a list", PLG "source = { conninfo = \"x\";\n tables = \"t\"; };\n", 3,
+     "source.tables must be a list of strings"},
+    {"table not a string", PLG "source = { conninfo = \"x\";\n tables = ( \"t\",\n 5 ); };\n", 4,
+     "source.tables must be a list of strings"},
+    {"empty tables", PLG "source = { conninfo = \"x\";\n tables = [ ]; };\n", 3,
+     "source.tables must name at least one table"},
+    {"duplicate table", PLG "source = { conninfo = \"x\";\n tables = ( \"t\",\n \"public.t\" ); };\n",
+     4, "source.tables: \"public.t\" is listed twice"},
+    {"table ends with dot", PLG "source = { conninfo = \"x\";\n tables = [ \"s.\" ]; };\n", 3,
+     "source.tables: \"s.\" is not a table name (expected \"schema.name\" or \"name\", each 1 to "
+     "63 bytes)"},
+    {"table starts with dot", PLG "source = { conninfo = \"x\";\n tables = [ \".t\" ]; };\n", 3,
+     "source.tables: \".t\" is not a table name (expected \"schema.name\" or \"name\", each 1 to "
+     "63 bytes)"},
+    {"empty table", PLG "source = { conninfo = \"x\";\n tables = [ \"\" ]; };\n", 3,
+     "source.tables: \"\" is not a table name (expected \"schema.name\" or \"name\", each 1 to "
+     "63 bytes)"},
+    {"table name too long", PLG "source = { conninfo = \"x\";\n tables = [ \"" LONG64 "\" ]; };\n",
+     3,
+     "source.tables: \"" LONG64 "\" is not a table name (expected \"schema.name\" or \"name\", "
+     "each 1 to 63 bytes)"},
+    {"table with newline", PLG "source = { conninfo = \"x\";\n tables = [ \"a.\\n\", \"a.\\n\" ]; };\n",
+     3, "source.tables: \"a.\\x0a\" is listed twice"},
+    {"unknown key in source",
+     PLG "source = { conninfo = \"x\"; tables = [ \"t\" ];\n  slots = \"a\"; };\n", 3,
+     "unknown setting \"slots\" in source (expected conninfo, tables, slot, publication, "
+     "status_interval_ms)"},
+    {"unknown key after source", PLG SRC "source2 = 1;\n", 3,
+     "unknown setting \"source2\" (expected source, plugins, log_level)"},
+    {"slot wrong type", PLG "source = { conninfo = \"x\"; tables = [ \"t\" ];\n slot = 1; };\n", 3,
+     "source.slot must be a string"},
+    {"slot upper case", PLG "source = { conninfo = \"x\"; tables = [ \"t\" ];\n slot = \"Slot\"; };\n",
+     3,
+     "source.slot \"Slot\" is not a valid slot name (1 to 63 lower-case letters, digits or "
+     "underscores)"},
+    {"slot too long",
+     PLG "source = { conninfo = \"x\"; tables = [ \"t\" ];\n slot = \"" LONG64 "\"; };\n", 3,
+     "source.slot \"" LONG64 "\" is not a valid slot name (1 to 63 lower-case letters, digits or "
+     "underscores)"},
+    {"slot hyphen", PLG "source = { conninfo = \"x\"; tables = [ \"t\" ];\n slot = \"a-b\"; };\n", 3,
+     "source.slot \"a-b\" is not a valid slot name (1 to 63 lower-case letters, digits or "
+     "underscores)"},
+    {"slot empty", PLG "source = { conninfo = \"x\"; tables = [ \"t\" ];\n slot = \"\"; };\n", 3,
+     "source.slot \"\" is not a valid slot name (1 to 63 lower-case letters, digits or "
+     "underscores)"},
+    {"publication wrong type",
+     PLG "source = { conninfo = \"x\"; tables = [ \"t\" ];\n publication = true; };\n", 3,
+     "source.publication must be a string"},
+    {"publication empty",
+     PLG "source = { conninfo = \"x\"; tables = [ \"t\" ];\n publication = \"\"; };\n", 3,
+     "source.publication \"\" must be 1 to 63 bytes"},
+    {"publication too long",
+     PLG "source = { conninfo = \"x\"; tables = [ \"t\" ];\n publication = \"" LONG64 "\"; };\n", 3,
+     "source.publication \"" LONG64 "\" must be 1 to 63 bytes"},
+    {"status interval wrong type",
+     PLG "source = { conninfo = \"x\"; tables = [ \"t\" ];\n status_interval_ms = \"1s\"; };\n", 3,
+     "source.status_interval_ms must be an integer"},
+    {"status interval float",
+     PLG "source = { conninfo = \"x\"; tables = [ \"t\" ];\n status_interval_ms = 100.0; };\n", 3,
+     "source.status_interval_ms must be an integer"},
+    {"status interval too small",
+     PLG "source = { conninfo = \"x\"; tables = [ \"t\" ];\n status_interval_ms = 99; };\n", 3,
+     "source.status_interval_ms must be between 100 and 60000 (got 99)"},
+    {"status interval too large",
+     PLG "source = { conninfo = \"x\"; tables = [ \"t\" ];\n status_interval_ms = 60001L; };\n", 3,
+     "source.status_interval_ms must be between 100 and 60000 (got 60001)"},
+    {"unknown top-level key", SRC PLG "\nverbose = true;\n", 4,
+     "unknown setting \"verbose\" (expected source, plugins, log_level)"},
+    {"log_level wrong type", SRC PLG "log_level = 3;\n", 3, "log_level must be a string"},
+    {"log_level unknown", SRC PLG "log_level = \"verbose\";\n", 3,
+     "log_level \"verbose\" is not one of debug, info, warning, error"},
+    {"no plugins", SRC, 1, "plugins is required"},
+    {"empty plugins list", SRC "plugins = ( );\n", 2, "plugins must list at least one plugin"},
+    {"empty plugins array", SRC "plugins = [ ];\n", 2, "plugins must list at least one plugin"},
+    {"plugins a group", SRC "plugins = { name = \"p\"; path = \"p.so\"; };\n", 2,
+     "plugins must be a list of groups"},
+    {"plugins an array", SRC "plugins = [ \"p\" ];\n", 2, "plugins must be a list of groups"},
+    {"plugin not a group", SRC "plugins = ( { name = \"p\"; path = \"p.so\"; },\n \"q\" );\n", 3,
+     "plugins[1] must be a group"},
+    {"unknown key in plugin", SRC "plugins = ( {\n name = \"p\"; path = \"p.so\";\n setting = 1; } );\n",
+     4,
+     "unknown setting \"setting\" in a plugin block (expected name, path, tables, ops, settings)"},
+    {"missing plugin name", SRC "plugins = ( { path = \"p.so\"; },\n { path = \"q.so\"; } );\n", 2,
+     "plugins[0].name is required"},
+    {"plugin name wrong type", SRC "plugins = (\n { name = 1; path = \"p.so\"; } );\n", 3,
+     "plugins[0].name must be a string"},
+    {"plugin name empty", SRC "plugins = ( { name = \"p\"; path = \"p.so\"; },\n { name = \"\"; } );\n",
+     3, "plugins[1].name must be 1 to 63 bytes"},
+    {"plugin name too long", SRC "plugins = ( { name = \"" LONG64 "\"; path = \"p.so\"; } );\n", 2,
+     "plugins[0].name must be 1 to 63 bytes"},
+    {"duplicate plugin names",
+     SRC "plugins = ( { name = \"p\"; path = \"p.so\"; },\n\n { name = \"p\";\n path = \"q.so\"; } );\n",
+     4, "plugin \"p\" is defined twice (first at line 2)"},
+    {"missing plugin path", SRC "plugins = (\n { name = \"p\"; } );\n", 3,
+     "plugin \"p\": path is required"},
+    {"plugin path wrong type", SRC "plugins = ( { name = \"p\";\n path = [ \"p.so\" ]; } );\n", 3,
+     "plugin \"p\": path must be a string"},
+    {"plugin path empty", SRC "plugins = ( { name = \"p\";\n path = \"\"; } );\n", 3,
+     "plugin \"p\": path must not be empty"},
+    {"plugin tables wrong type",
+     SRC "plugins = ( { name = \"p\"; path = \"p.so\";\n tables = \"t\"; } );\n", 3,
+     "plugin \"p\": tables must be a list of strings"},
+    {"plugin table not a string",
+     SRC "plugins = ( { name = \"p\"; path = \"p.so\";\n tables = [ 1 ]; } );\n", 3,
+     "plugin \"p\": tables must be a list of strings"},
+    {"plugin table not in source",
+     SRC "plugins = ( { name = \"p\"; path = \"p.so\";\n tables = ( \"t\",\n \"s.t\" ); } );\n", 4,
+     "plugin \"p\": table \"s.t\" is not in source.tables"},
+    {"plugin table bare name not in source",
+     SRC "plugins = ( { name = \"p\"; path = \"p.so\";\n tables = [ \"u\" ]; } );\n", 3,
+     "plugin \"p\": table \"public.u\" is not in source.tables"},
+    {"plugin table bad name",
+     SRC "plugins = ( { name = \"p\"; path = \"p.so\";\n tables = [ \"s.\" ]; } );\n", 3,
+     "plugin \"p\": \"s.\" is not a table name (expected \"schema.name\" or \"name\", each 1 to 63 "
+     "bytes)"},
+    {"plugin table twice",
+     SRC "plugins = ( { name = \"p\"; path = \"p.so\";\n tables = [ \"t\", \"public.t\" ]; } );\n", 3,
+     "plugin \"p\": table \"public.t\" is listed twice"},
+    {"plugin tables empty", SRC "plugins = ( { name = \"p\"; path = \"p.so\";\n tables = [ ]; } );\n",
+     3, "plugin \"p\": tables must name at least one table"},
+    {"ops wrong type", SRC "plugins = ( { name = \"p\"; path = \"p.so\";\n ops = \"insert\"; } );\n", 3,
+     "plugin \"p\": ops must be a list of strings"},
+    {"op not a string", SRC "plugins = ( { name = \"p\"; path = \"p.so\";\n ops = ( \"insert\",\n 1 ); } );\n",
+     4, "plugin \"p\": ops must be a list of strings"},
+    {"unknown op", SRC "plugins = ( { name = \"p\"; path = \"p.so\";\n ops = [ \"insert\",\n \"upsert\" ]; } );\n",
+     4, "plugin \"p\": unknown operation \"upsert\" in ops (expected insert, update, delete, truncate)"},
+    {"op upper case", SRC "plugins = ( { name = \"p\"; path = \"p.so\";\n ops = [ \"INSERT\" ]; } );\n", 3,
+     "plugin \"p\": unknown operation \"INSERT\" in ops (expected insert, update, delete, truncate)"},
+    {"duplicate op",
+     SRC "plugins = ( { name = \"p\"; path = \"p.so\";\n ops = [ \"delete\", \"insert\", \"delete\" ]; } );\n",
+     3, "plugin \"p\": operation \"delete\" is listed twice in ops"},
+    {"empty ops", SRC "plugins = ( { name = \"p\"; path = \"p.so\";\n ops = ( ); } );\n", 3,
+     "plugin \"p\": ops must name at least one operation"},
+    {"settings not a group",
+     SRC "plugins = ( { name = \"p\"; path = \"p.so\";\n settings = ( \"fsync\" ); } );\n", 3,
+     "plugin \"p\": settings must be a group"},
+    {"settings a string", SRC "plugins = ( { name = \"p\"; path = \"p.so\";\n settings = \"x\"; } );\n",
+     3, "plugin \"p\": settings must be a group"},
+    {"second plugin error names it",
+     SRC "plugins = ( { name = \"p\"; path = \"p.so\"; },\n { name = \"q\"; path = \"q.so\";\n ops = []; } );\n",
+     4, "plugin \"q\": ops must name at least one operation"},
+    {"duplicate key", SRC PLG "log_level = \"info\";\nlog_level = \"debug\";\n", 4,
+     "duplicate setting name"},
+};
+
+START_TEST(test_bad_file)
+{
+    const bad_case *bc = &bad_cases[_i];
+    wn_config c;
+    char err[ERR_MAX] = "";
+    char path[PATH_MAX], expected[PATH_MAX + ERR_MAX];
+
+    memset(&c, 0xA5, sizeof c); /* the loader must zero it whatever it held */
+    ck_assert_msg(load_text("bad.conf", bc->text, &c, err, path, sizeof path) == -1,
+                  "%s: accepted", bc->what);
+    ck_assert_msg(is_zeroed(&c), "%s: config not zeroed", bc->what);
+    if (bc->line > 0)
+        snprintf(expected, sizeof expected, "%s:%d: %s", path, bc->line, bc->message);
+    else
+        snprintf(expected, sizeof expected, "%s: %s", path, bc->message);
+    ck_assert_msg(strcmp(err, expected) == 0, "%s:\n got      %s\n expected %s", bc->what, err,
+                  expected);
+    wn_config_free(&c);
+}
+END_TEST
+
+START_TEST(test_unreadable)
+{
+    wn_config c;
+    char err[ERR_MAX] = "";
+    char path[PATH_MAX], expected[PATH_MAX + ERR_MAX];
+
+    conf_path(path, sizeof path, "does-not-exist.conf");
+    ck_assert_int_eq(wn_config_load(path, &c, err, sizeof err), -1);
+    ck_assert(is_zeroed(&c));
+    snprintf(expected, sizeof expected, "%s: cannot read: No such file or directory", path);
+    ck_assert_str_eq(err, expected);
+
+    ck_assert_int_eq(wn_config_load(tmpdir, &c, err, sizeof err), -1);
+    ck_assert(is_zeroed(&c));
+    snprintf(expected, sizeof expected, "%s: cannot read: Is a directory", tmpdir);
+    ck_assert_str_eq(err, expected);
+}
+END_TEST
+
+/* libconfig would silently stop at a NUL byte; the rest of the file must not vanish unnoticed. */
+START_TEST(test_nul_byte)
+{
+    static const char text[] = SRC "\n# x\0y\n" PLG;
+    wn_config c;
+    char err[ERR_MAX] = "";
+    char path[PATH_MAX], expected[PATH_MAX + ERR_MAX];
+
+    conf_path(path, sizeof path, "nul.conf");
+    write_file(path, text, sizeof text - 1);
+    ck_assert_int_eq(wn_config_load(path, &c, err, sizeof err), -1);
+    unlink(path);
+    ck_assert(is_zeroed(&c));
+    snprintf(expected, sizeof expected, "%s:3: NUL byte in the file", path);
+    ck_assert_str_eq(err, expected);
+}
+END_TEST
+
+/* A small error buffer truncates the message but never overflows; NULL is allowed. */
+START_TEST(test_small_error_buffer)
+{
+    wn_config c;
+    char err[8];
+    char path[PATH_MAX];
+
+    memset(err, 'x', sizeof err);
+    conf_path(path, sizeof path, "missing.conf");
+    ck_assert_int_eq(wn_config_load(path, &c, err, 5), -1);
+    ck_assert_uint_eq(strlen(err), 4);
+    ck_assert_int_eq(err[5], 'x');
+    ck_assert_int_eq(wn_config_load(path, &c, NULL, 0), -1);
+    ck_assert(is_zeroed(&c));
+}
+END_TEST
+
+/* ---- helpers ---------------------------------------------------------------------------- */
+
+START_TEST(test_resolve_path)
+{
+    char *p;
+
+    p = wn_config_resolve_path("/etc/walnotify", "x.so");
+    ck_assert_str_eq(p, "/etc/walnotify/x.so");
+    free(p);
+    p = wn_config_resolve_path("/etc/walnotify", "../lib/x.so");
+    ck_assert_str_eq(p, "/etc/walnotify/../lib/x.so");
+    free(p);
+    p = wn_config_resolve_path("/etc/walnotify", "/usr/lib/x.so");
+    ck_assert_str_eq(p, "/usr/lib/x.so");
+    free(p);
+    p = wn_config_resolve_path("/etc/walnotify", "-");
+    ck_assert_str_eq(p, "-");
+    free(p);
+    p = wn_config_resolve_path("/", "x.so");
+    ck_assert_str_eq(p, "/x.so");
+    free(p);
+    p = wn_config_resolve_path("/etc", "-x");
+    ck_assert_str_eq(p, "/etc/-x");
+    free(p);
+}
+END_TEST
+
+START_TEST(test_valid_slot_name)
+{
+    ck_assert(wn_config_valid_slot_name("walnotify"));
+    ck_assert(wn_config_valid_slot_name("a_1"));
+    ck_assert(wn_config_valid_slot_name("_"));
+    ck_assert(wn_config_valid_slot_name(LONG64 + 1)); /* 63 characters */
+    ck_assert(!wn_config_valid_slot_name(LONG64));
+    ck_assert(!wn_config_valid_slot_name(""));
+    ck_assert(!wn_config_valid_slot_name(NULL));
+    ck_assert(!wn_config_valid_slot_name("Slot"));
+    ck_assert(!wn_config_valid_slot_name("a-b"));
+    ck_assert(!wn_config_valid_slot_name("a.b"));
+    ck_assert(!wn_config_valid_slot_name("a b"));
+    ck_assert(!wn_config_valid_slot_name("\xc3\xa9"));
+}
+END_TEST
+
+/* ---- mangled files ---------------------------------------------------------------------- */
+
+/* "PATH:LINE: text" or "PATH: text", one line. */
+static void assert_message_shape(const char *path, const char *err, const char *what, size_t at)
+{
+    size_t plen = strlen(path);
+    const char *rest = err + plen;
+
+    ck_assert_msg(strncmp(err, path, plen) == 0, "%s at %zu: %s", what, at, err);
+    ck_assert_msg(strchr(err, '\n') == NULL, "%s at %zu: newline in %s", what, at, err);
+    ck_assert_msg(rest[0] == ':', "%s at %zu: %s", what, at, err);
+    rest++;
+    if (rest[0] >= '0' && rest[0] <= '9') {
+        rest += strspn(rest, "0123456789");
+        ck_assert_msg(rest[0] == ':', "%s at %zu: %s", what, at, err);
+        rest++;
+    }
+    ck_assert_msg(rest[0] == ' ' && rest[1] != '\0', "%s at %zu: %s", what, at, err);
+}
+
+static void load_mangled(const char *path, const char *text, size_t len, const char *what,
+                         size_t at)
+{
+    wn_config c;
+    char err[ERR_MAX];
+
+    write_file(path, text, len);
+    err[0] = '\0';
+    if (wn_config_load(path, &c, err, sizeof err) == 0) {
+        ck_assert_ptr_nonnull(c.source.conninfo);
+        ck_assert_uint_ge(c.nplugins, 1);
+        ck_assert_uint_ge(c.source.ntables, 1);
+        wn_config_free(&c);
+        return;
+    }
+    ck_assert_msg(is_zeroed(&c), "%s at %zu: config not zeroed", what, at);
+    assert_message_shape(path, err, what, at);
+}
+
+START_TEST(test_mangled)
+{
+    static const char odd[] = {'\0', '\n', '"', '{', ';', '\\', '(', '#', '\xff', '.', '-'};
+    size_t len = strlen(full_text);
+    char path[PATH_MAX];
+    char *copy = malloc(len + 1);
+
+    ck_assert_ptr_nonnull(copy);
+    conf_path(path, sizeof path, "mangled.conf");
+    for (size_t at = 0; at <= len; at++)
+        load_mangled(path, full_text, at, "truncated", at);
+    for (size_t at = 0; at < len; at++) {
+        for (size_t k = 0; k < sizeof odd; k++) {
+            memcpy(copy, full_text, len + 1);
+            copy[at] = odd[k];
+            load_mangled(path, copy, len, "replaced", at);
+        }
+    }
+    unlink(path);
+    free(copy);
+}
+END_TEST
+
+static Suite *config_suite(void)
+{
+    Suite *s = suite_create("config");
+    TCase *tc = tcase_create("load");
+    TCase *fuzz = tcase_create("mangled");
+
+    tcase_add_test(tc, test_full_file);
+    tcase_add_test(tc, test_minimal_file);
+    tcase_add_test(tc, test_relative_file_name);
+    tcase_add_loop_test(tc, test_bad_file, 0, (int)(sizeof bad_cases / sizeof bad_cases[0]));
+    tcase_add_test(tc, test_unreadable);
+    tcase_add_test(tc, test_nul_byte);
+    tcase_add_test(tc, test_small_error_buffer);
+    tcase_add_test(tc, test_resolve_path);
+    tcase_add_test(tc, test_valid_slot_name);
+    suite_add_tcase(s, tc);
+
+    tcase_add_test(fuzz, test_mangled);
+    tcase_set_timeout(fuzz, 300);
+    suite_add_tcase(s, fuzz);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr;
+    int failed;
+
+    snprintf(tmpdir, sizeof tmpdir, "%s/walnotify-config-XXXXXX",
+             getenv("TMPDIR") != NULL ? getenv("TMPDIR") : "/tmp");
+    if (mkdtemp(tmpdir) == NULL || realpath(tmpdir, realdir) == NULL) {
+        fprintf(stderr, "test_config: cannot create a temporary folder: %s\n", strerror(errno));
+        return 1;
+    }
+    sr = srunner_create(config_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    if (rmdir(tmpdir) != 0)
+        fprintf(stderr, "test_config: %s left behind: %s\n", tmpdir, strerror(errno));
+    return failed == 0 ? 0 : 1;
+}
