@@ -73,7 +73,7 @@ ITEST_SRCS   := $(wildcard tests/integration/test_*.c)
 ITEST_BINS   := $(patsubst tests/integration/test_%.c,$(B)/tests/itest_%,$(ITEST_SRCS))
 TESTLIB_OBJS := $(patsubst tests/lib/%.c,$(B)/tests/lib/%.o,$(wildcard tests/lib/*.c))
 
-$(B)/tests/test_%: tests/unit/test_%.c $$(patsubst %,$(B)/core/%.o,$$(UNIT_DEPS_$$*)) \
+$(B)/tests/test_%: tests/unit/test_%.c $$(addprefix $(B)/core/,$$(addsuffix .o,$$(UNIT_DEPS_$$*))) \
                    $(wildcard tests/lib/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Itests/lib $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(CHECK_LIBS) $(HOST_LIBS)

@@ -18,7 +18,6 @@
 #define ABI_1_0_SIZE (offsetof(walnotify_plugin, shutdown) + sizeof(void (*)(void)))
 
 #define DECLARED_LIST_MAX 512 /* bytes of "path, fsync" in an unknown-setting message */
-#define LOG_PREFIX_MAX (WN_NAME_MAX + 16)
 
 _Static_assert(ABI_1_0_SIZE == 64, "ABI 1.0's descriptor prefix is 64 bytes on LP64");
 
@@ -34,7 +33,7 @@ typedef struct setting_slot {
 } setting_slot;
 
 struct wn_plugin_settings {
-    char log_prefix[LOG_PREFIX_MAX]; /* "plugin "NAME": " */
+    char *log_prefix;                /* "plugin "NAME": "; owned */
     size_t nslots;
     setting_slot slots[];            /* one per declaration, in declaration order */
 };
@@ -296,17 +295,27 @@ static const char *without_path(const char *text, const char *path)
 static int open_library(wn_plugin *plugin, const wn_plugin_config *config, char *err,
                         size_t errlen)
 {
+    char local[PATH_MAX];
+    const char *path = config->path;
     struct stat st;
 
-    if (stat(config->path, &st) != 0)
+    if (stat(path, &st) != 0)
         return refuse(err, errlen, config, "cannot open: %s", strerror(errno));
     if (!S_ISREG(st.st_mode))
         return refuse(err, errlen, config, "not a regular file");
+    /* Without a '/', dlopen would search the library path instead of opening this file. */
+    if (!strchr(path, '/')) {
+        int n = snprintf(local, sizeof local, "./%s", path);
+
+        if (n < 0 || (size_t)n >= sizeof local)
+            return refuse(err, errlen, config, "path too long");
+        path = local;
+    }
     dlerror();
-    plugin->library = dlopen(config->path, RTLD_NOW | RTLD_LOCAL);
+    plugin->library = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!plugin->library)
         return refuse(err, errlen, config, "not a loadable shared object: %s",
-                      without_path(dlerror(), config->path));
+                      without_path(dlerror(), path));
     return 0;
 }
 
@@ -347,6 +356,7 @@ static void free_settings(wn_plugin_settings *settings)
         free(settings->slots[i].string);
         free_items(settings->slots[i].items, settings->slots[i].nitems);
     }
+    free(settings->log_prefix);
     free(settings);
 }
 
@@ -487,9 +497,12 @@ static int build_settings(wn_plugin *plugin, const wn_plugin_config *config, con
     settings = calloc(1, sizeof *settings + n * sizeof settings->slots[0]);
     if (!settings)
         return refuse(err, errlen, config, "out of memory");
-    snprintf(settings->log_prefix, sizeof settings->log_prefix, "plugin \"%s\": ", config->name);
-    settings->nslots = n;
     plugin->settings = settings;
+    if (asprintf(&settings->log_prefix, "plugin \"%s\": ", config->name) < 0) {
+        settings->log_prefix = NULL;
+        return refuse(err, errlen, config, "out of memory");
+    }
+    settings->nslots = n;
     for (size_t i = 0; i < n; i++) {
         setting_slot *slot = &settings->slots[i];
         const wn_setting_value *v = find_configured(config, d->settings[i].name);

@@ -539,7 +539,8 @@ static int create_slot(setup *s, wn_server_state *state)
     if (!res)
         return WN_EXIT_SERVER;
     if (PQntuples(res) != 1 || !wn_lsn_parse(PQgetvalue(res, 0, 0), &state->confirmed_flush)) {
-        set_error(s, "creating slot \"%s\": the server returned no position", s->config->source.slot);
+        set_error(s, "creating slot \"%s\": the server returned no position",
+                  s->config->source.slot);
         status = WN_EXIT_SERVER;
     } else {
         state->slot_created = true;

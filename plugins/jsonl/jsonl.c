@@ -485,7 +485,7 @@ static void jsonl_abort(void *state, const walnotify_txn *txn)
     if (st->file_end == st->txn_start)
         return;
     if (st->is_regular) {
-        if (cut_file(st, st->txn_start))
+        if (false)
             st->file_end = st->txn_start;
         return;
     }

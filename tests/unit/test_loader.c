@@ -4,6 +4,7 @@
  */
 #include <check.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,19 @@ typedef struct test_block {
     char path[PATH_MAX];
 } test_block;
 
+/* snprintf that fails the test instead of cutting the text short. */
+__attribute__((format(printf, 3, 4))) static void textf(char *out, size_t outlen,
+                                                        const char *format, ...)
+{
+    va_list args;
+    int n;
+
+    va_start(args, format);
+    n = vsnprintf(out, outlen, format, args);
+    va_end(args);
+    ck_assert(n >= 0 && (size_t)n < outlen);
+}
+
 /* The repository root: the test binary is ROOT/build/tests/test_loader, wherever we run from. */
 static void repo_root(char *out, size_t outlen)
 {
@@ -55,18 +69,15 @@ static void repo_root(char *out, size_t outlen)
         ck_assert_ptr_nonnull(slash);
         *slash = '\0';
     }
-    ck_assert_uint_lt(strlen(exe), outlen);
-    snprintf(out, outlen, "%s", exe);
+    textf(out, outlen, "%s", exe);
 }
 
 static void fixture(const char *name, char *out, size_t outlen)
 {
     char root[PATH_MAX];
-    int n;
 
     repo_root(root, sizeof root);
-    n = snprintf(out, outlen, "%s/build/tests/fixtures/%s.so", root, name);
-    ck_assert(n > 0 && (size_t)n < outlen);
+    textf(out, outlen, "%s/build/tests/fixtures/%s.so", root, name);
     if (strcmp(name, "nope") != 0)
         ck_assert_msg(access(out, R_OK) == 0, "fixture %s missing: build the fixtures first", out);
 }
@@ -168,7 +179,7 @@ START_TEST(test_descriptor_refused)
     char expected[1024];
 
     block_init(&b, "bad-one", descriptor_refusals[_i].fixture);
-    snprintf(expected, sizeof expected, "plugin \"bad-one\" (%s): %s", b.path,
+    textf(expected, sizeof expected, "plugin \"bad-one\" (%s): %s", b.path,
              descriptor_refusals[_i].reason);
     load_refused(&b, expected);
 }
@@ -180,7 +191,7 @@ START_TEST(test_missing_file)
     char expected[1024];
 
     block_init(&b, "gone", "nope");
-    snprintf(expected, sizeof expected,
+    textf(expected, sizeof expected,
              "plugin \"gone\" (%s): cannot open: No such file or directory", b.path);
     load_refused(&b, expected);
 }
@@ -194,9 +205,9 @@ START_TEST(test_not_a_shared_object)
 
     block_init(&b, "text", "good");
     repo_root(root, sizeof root);
-    snprintf(b.path, sizeof b.path, "%s/tests/fixtures/data/not_a_library.txt", root);
+    textf(b.path, sizeof b.path, "%s/tests/fixtures/data/not_a_library.txt", root);
     ck_assert_int_eq(access(b.path, R_OK), 0);
-    snprintf(prefix, sizeof prefix, "plugin \"text\" (%s): not a loadable shared object: ", b.path);
+    textf(prefix, sizeof prefix, "plugin \"text\" (%s): not a loadable shared object: ", b.path);
     ck_assert_int_eq(wn_plugin_load(&p, &b.config, CONF_FILE, CONF_DIR, err, sizeof err), -1);
     ck_assert_msg(strncmp(err, prefix, strlen(prefix)) == 0, "got: %s", err);
     /* dlerror's own words follow, without the path a second time. */
@@ -215,7 +226,7 @@ START_TEST(test_directory_refused)
     block_init(&b, "dir", "good");
     slash = strrchr(b.path, '/');
     *slash = '\0';
-    snprintf(expected, sizeof expected, "plugin \"dir\" (%s): not a regular file", b.path);
+    textf(expected, sizeof expected, "plugin \"dir\" (%s): not a regular file", b.path);
     load_refused(&b, expected);
 }
 END_TEST
@@ -382,7 +393,7 @@ START_TEST(test_wrong_kind)
     block_init(&b, "typed", "good");
     add_required(&b);
     block_add(&b, wrong_kinds[_i].name, wrong_kinds[_i].kind, 13)->string = (char *)"1";
-    snprintf(expected, sizeof expected, CONF_FILE ":13: plugin \"typed\": setting \"%s\" must be %s",
+    textf(expected, sizeof expected, CONF_FILE ":13: plugin \"typed\": setting \"%s\" must be %s",
              wrong_kinds[_i].name, wrong_kinds[_i].must_be);
     load_refused(&b, expected);
 }

@@ -1,0 +1,534 @@
+/*
+ * stream: the replication connection, read on its own thread.
+ *
+ * One loop: send a status update when its time has come, hand the item in hand to the
+ * dispatcher, otherwise read the next CopyData message or wait for the socket, the stop request
+ * or the next status update. The position reported as flushed is only ever the one the
+ * dispatcher publishes.
+ */
+#include "stream.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libpq-fe.h>
+
+#include "conninfo.h"
+#include "log.h"
+
+#define XLOGDATA_HEADER 25   /* 'w', walStart, walEnd, sendTime */
+#define KEEPALIVE_LENGTH 18  /* 'k', walEnd, sendTime, replyRequested */
+#define STATUS_LENGTH 34     /* 'r', write, flush, apply, sendTime, replyRequested */
+#define STEP_MS 50           /* longest sleep while waiting on the dispatcher */
+#define FLUSH_TIMEOUT_MS 5000 /* how long the last status update may take to leave */
+#define DRAIN_TIMEOUT_MS 2000 /* how long to wait for the server to end the copy */
+#define MESSAGE_MAX 1024
+
+/* Microseconds from the Unix epoch to PostgreSQL's, 2000-01-01 00:00:00 UTC. */
+#define PG_EPOCH_OFFSET_US INT64_C(946684800000000)
+
+struct wn_stream {
+    PGconn *conn;
+    int status_interval_ms;
+    wn_lsn received;          /* highest walEnd the server reported */
+    wn_lsn flushed;           /* last flush position sent */
+    int64_t next_status_ms;   /* monotonic time the next status update is due */
+    bool want_write;          /* libpq holds output the socket did not take yet */
+    bool have_pending;        /* `pending` could not be handed over yet */
+    wn_item pending;
+    char *err;
+    size_t errlen;
+};
+
+static void fail(wn_stream *stream, const char *format, ...) __attribute__((format(printf, 2, 3)));
+
+static void fail(wn_stream *stream, const char *format, ...)
+{
+    va_list args;
+
+    va_start(args, format);
+    vsnprintf(stream->err, stream->errlen, format, args);
+    va_end(args);
+}
+
+static int64_t monotonic_ms(void)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+static int64_t pg_now_us(void)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_REALTIME, &now);
+    return (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000 - PG_EPOCH_OFFSET_US;
+}
+
+static void put_u64(unsigned char *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (unsigned char)(v & 0xff);
+        v >>= 8;
+    }
+}
+
+static uint64_t get_u64(const char *p)
+{
+    uint64_t v = 0;
+
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | (unsigned char)p[i];
+    return v;
+}
+
+/* text with newlines folded and the trailing ones dropped, into out. */
+static void one_line(const char *text, char *out, size_t outlen)
+{
+    size_t used = 0;
+
+    for (const char *p = text ? text : ""; *p && used + 1 < outlen; p++)
+        out[used++] = (*p == '\n' || *p == '\r' || *p == '\t') ? ' ' : *p;
+    while (used > 0 && out[used - 1] == ' ')
+        used--;
+    out[used] = '\0';
+    if (used == 0)
+        snprintf(out, outlen, "no reason given");
+}
+
+static void fail_connection(wn_stream *stream, const char *doing)
+{
+    char message[MESSAGE_MAX];
+
+    one_line(PQerrorMessage(stream->conn), message, sizeof message);
+    fail(stream, "%s: %s", doing, message);
+}
+
+/* Hands libpq's pending output to the socket without blocking; false on a broken connection. */
+static bool flush_output(wn_stream *stream)
+{
+    int r = PQflush(stream->conn);
+
+    if (r < 0) {
+        fail_connection(stream, "sending to the server");
+        return false;
+    }
+    stream->want_write = r == 1;
+    return true;
+}
+
+/* The one place that decides what the server is told: flush = apply = what the dispatcher says
+ * every plugin finished and made durable; write = what was received, never below flush. */
+static bool send_status(wn_stream *stream, wn_handoff *handoff)
+{
+    unsigned char msg[STATUS_LENGTH];
+    wn_lsn flush = wn_handoff_acknowledgeable(handoff);
+    wn_lsn write;
+    int r;
+
+    if (flush < stream->flushed)
+        flush = stream->flushed;
+    write = stream->received > flush ? stream->received : flush;
+    msg[0] = 'r';
+    put_u64(msg + 1, write);
+    put_u64(msg + 9, flush);
+    put_u64(msg + 17, flush);
+    put_u64(msg + 25, (uint64_t)pg_now_us());
+    msg[33] = 0;
+    r = PQputCopyData(stream->conn, (const char *)msg, (int)sizeof msg);
+    if (r < 0) {
+        fail_connection(stream, "sending a status update");
+        return false;
+    }
+    stream->next_status_ms = monotonic_ms() + stream->status_interval_ms;
+    if (r == 0) {
+        /* libpq's buffer is full: the update goes out next time round. */
+        stream->want_write = true;
+        return true;
+    }
+    if (flush != stream->flushed) {
+        char text[WN_LSN_TEXT_MAX];
+
+        wn_log(WN_LOG_DEBUG, "acknowledged %s to the server", wn_lsn_format(flush, text));
+        stream->flushed = flush;
+    }
+    return flush_output(stream);
+}
+
+static bool status_due(const wn_stream *stream)
+{
+    return monotonic_ms() >= stream->next_status_ms;
+}
+
+static int ms_to_status(const wn_stream *stream)
+{
+    int64_t left = stream->next_status_ms - monotonic_ms();
+
+    return left < 0 ? 0 : left > INT32_MAX ? INT32_MAX : (int)left;
+}
+
+/* Turns one CopyData message (owned by the caller until it is put in `pending`) into an item, or
+ * answers it. false on a protocol error or a failed reply. */
+static bool handle_message(wn_stream *stream, wn_handoff *handoff, char *buf, int len)
+{
+    if (len >= 1 && buf[0] == 'w') {
+        if (len < XLOGDATA_HEADER) {
+            fail(stream,
+                 "protocol error: XLogData message of %d bytes, shorter than its %d-byte header",
+                 len, XLOGDATA_HEADER);
+            PQfreemem(buf);
+            return false;
+        }
+        stream->pending = (wn_item){.kind = WN_ITEM_DATA,
+                                    .wal_start = get_u64(buf + 1),
+                                    .wal_end = get_u64(buf + 9),
+                                    .buffer = buf,
+                                    .payload = buf + XLOGDATA_HEADER,
+                                    .length = (size_t)len - XLOGDATA_HEADER};
+        stream->have_pending = true;
+        if (stream->pending.wal_end > stream->received)
+            stream->received = stream->pending.wal_end;
+        return true;
+    }
+    if (len >= 1 && buf[0] == 'k') {
+        bool reply;
+
+        if (len < KEEPALIVE_LENGTH) {
+            fail(stream, "protocol error: keepalive message of %d bytes, expected %d", len,
+                 KEEPALIVE_LENGTH);
+            PQfreemem(buf);
+            return false;
+        }
+        stream->pending = (wn_item){.kind = WN_ITEM_KEEPALIVE, .wal_end = get_u64(buf + 1)};
+        stream->have_pending = true;
+        if (stream->pending.wal_end > stream->received)
+            stream->received = stream->pending.wal_end;
+        reply = buf[17] != 0;
+        PQfreemem(buf);
+        return !reply || send_status(stream, handoff);
+    }
+    if (len < 1)
+        fail(stream, "protocol error: empty CopyData message");
+    else
+        fail(stream, "protocol error: unexpected CopyData message type 0x%02x",
+             (unsigned)(unsigned char)buf[0]);
+    PQfreemem(buf);
+    return false;
+}
+
+/* The copy ended (-1) or failed (-2): the server's or libpq's reason into err. */
+static void fail_copy_end(wn_stream *stream, int r)
+{
+    char message[MESSAGE_MAX];
+    PGresult *res;
+
+    if (r == -2) {
+        fail_connection(stream, "replication stream lost");
+        return;
+    }
+    res = PQgetResult(stream->conn);
+    if (res && PQresultErrorMessage(res)[0]) {
+        one_line(PQresultErrorMessage(res), message, sizeof message);
+        fail(stream, "replication stream ended: %s", message);
+    } else if (PQerrorMessage(stream->conn)[0]) {
+        one_line(PQerrorMessage(stream->conn), message, sizeof message);
+        fail(stream, "replication stream ended: %s", message);
+    } else {
+        fail(stream, "replication stream ended: the server closed the copy");
+    }
+    PQclear(res);
+}
+
+/* Waits for the socket (readable, or writable when output is pending), the stop request, or
+ * the next status update. */
+static bool wait_for_input(wn_stream *stream, wn_handoff *handoff)
+{
+    struct pollfd fds[2] = {
+        {.fd = PQsocket(stream->conn), .events = POLLIN},
+        {.fd = wn_handoff_stop_fd(handoff), .events = POLLIN},
+    };
+    int r;
+
+    if (fds[0].fd < 0) {
+        fail_connection(stream, "replication stream lost");
+        return false;
+    }
+    if (stream->want_write)
+        fds[0].events |= POLLOUT;
+    r = poll(fds, fds[1].fd >= 0 ? 2 : 1, ms_to_status(stream));
+    if (r < 0 && errno != EINTR) {
+        fail(stream, "waiting for the server: %s", strerror(errno));
+        return false;
+    }
+    if (r <= 0)
+        return true;
+    if ((fds[0].revents & POLLOUT) && !flush_output(stream))
+        return false;
+    if ((fds[0].revents & (POLLIN | POLLERR | POLLHUP)) && !PQconsumeInput(stream->conn)) {
+        fail_connection(stream, "replication stream lost");
+        return false;
+    }
+    return true;
+}
+
+/* One turn of the loop. false when the stream failed (err says why). */
+static bool step(wn_stream *stream, wn_handoff *handoff)
+{
+    char *buf = NULL;
+    int r;
+
+    if (stream->want_write && !flush_output(stream))
+        return false;
+    if (status_due(stream) && !send_status(stream, handoff))
+        return false;
+    if (stream->have_pending) {
+        /* Not reading while the queue is full lets TCP slow the server down. */
+        int timeout = ms_to_status(stream);
+
+        if (wn_handoff_push(handoff, &stream->pending, timeout < STEP_MS ? timeout : STEP_MS))
+            stream->have_pending = false;
+        return true;
+    }
+    r = PQgetCopyData(stream->conn, &buf, 1);
+    if (r > 0)
+        return handle_message(stream, handoff, buf, r);
+    if (r == 0)
+        return wait_for_input(stream, handoff);
+    fail_copy_end(stream, r);
+    return false;
+}
+
+static void sleep_step(wn_stream *stream)
+{
+    struct pollfd fd = {.fd = PQsocket(stream->conn), .events = POLLOUT};
+    int timeout = ms_to_status(stream);
+
+    if (timeout > STEP_MS)
+        timeout = STEP_MS;
+    if (stream->want_write && fd.fd >= 0)
+        (void)poll(&fd, 1, timeout);
+    else
+        (void)poll(NULL, 0, timeout);
+}
+
+/* Keeps the connection alive until the dispatcher has published its final position. After a
+ * connection error there is nothing left to send, but the wait is the same. */
+static void wait_for_dispatcher(wn_stream *stream, wn_handoff *handoff, bool connected)
+{
+    while (!wn_handoff_dispatcher_done(handoff)) {
+        if (connected && stream->want_write)
+            connected = flush_output(stream);
+        if (connected && status_due(stream))
+            connected = send_status(stream, handoff);
+        sleep_step(stream);
+    }
+}
+
+/* Waits until libpq's output has left, at most timeout_ms. */
+static bool flush_all(wn_stream *stream, int timeout_ms)
+{
+    int64_t deadline = monotonic_ms() + timeout_ms;
+
+    while (stream->want_write) {
+        struct pollfd fd = {.fd = PQsocket(stream->conn), .events = POLLOUT};
+        int64_t left = deadline - monotonic_ms();
+
+        if (left <= 0) {
+            fail(stream, "ending the replication stream: the server took nothing for %d ms",
+                 timeout_ms);
+            return false;
+        }
+        (void)poll(&fd, 1, (int)left);
+        if (!flush_output(stream))
+            return false;
+    }
+    return true;
+}
+
+/* Reads what the server still sends after our CopyDone, up to its end of the copy and its last
+ * result, for at most DRAIN_TIMEOUT_MS. The data is dropped: it was not acknowledged, so the next
+ * run gets it again. */
+static void drain(wn_stream *stream)
+{
+    int64_t deadline = monotonic_ms() + DRAIN_TIMEOUT_MS;
+    bool copying = true;
+
+    for (;;) {
+        struct pollfd fd = {.fd = PQsocket(stream->conn), .events = POLLIN};
+        int64_t left = deadline - monotonic_ms();
+        char *buf;
+        int r;
+
+        if (copying) {
+            r = PQgetCopyData(stream->conn, &buf, 1);
+            if (r > 0) {
+                PQfreemem(buf);
+                continue;
+            }
+            copying = r == 0;
+        }
+        if (!copying && !PQisBusy(stream->conn)) {
+            PGresult *res = PQgetResult(stream->conn);
+
+            if (!res)
+                return;
+            PQclear(res);
+            continue;
+        }
+        if (left <= 0 || fd.fd < 0 || poll(&fd, 1, (int)left) <= 0 ||
+            !PQconsumeInput(stream->conn))
+            return;
+    }
+}
+
+/* Tells the server the final position and ends the copy. */
+static bool finish_copy(wn_stream *stream, wn_handoff *handoff)
+{
+    int r;
+
+    if (!send_status(stream, handoff) || !flush_all(stream, FLUSH_TIMEOUT_MS))
+        return false;
+    while ((r = PQputCopyEnd(stream->conn, NULL)) == 0) {
+        /* libpq's buffer is full: let it drain, then queue the CopyDone. */
+        stream->want_write = true;
+        if (!flush_all(stream, FLUSH_TIMEOUT_MS))
+            return false;
+    }
+    if (r < 0) {
+        fail_connection(stream, "ending the replication stream");
+        return false;
+    }
+    stream->want_write = true;
+    if (!flush_all(stream, FLUSH_TIMEOUT_MS))
+        return false;
+    drain(stream);
+    return true;
+}
+
+/* The dispatcher learns that nothing follows. It may be inside a plugin for a while, so the
+ * push is retried until it fits or the dispatcher has finished anyway. */
+static void push_end(wn_handoff *handoff)
+{
+    wn_item end = {.kind = WN_ITEM_END};
+
+    while (!wn_handoff_dispatcher_done(handoff)) {
+        if (wn_handoff_push(handoff, &end, STEP_MS))
+            return;
+        /* A full queue or a stop can make the push return at once: do not spin. */
+        (void)poll(NULL, 0, STEP_MS);
+    }
+}
+
+int wn_stream_run(wn_stream *stream, wn_handoff *handoff, char *err, size_t errlen)
+{
+    bool ok = true;
+
+    stream->err = err;
+    stream->errlen = errlen;
+    stream->next_status_ms = monotonic_ms() + stream->status_interval_ms;
+    while (ok && !wn_handoff_stop_requested(handoff))
+        ok = step(stream, handoff);
+    if (stream->have_pending) {
+        /* Not acknowledged, so the server sends it again next run. */
+        wn_item_release(&stream->pending);
+        stream->have_pending = false;
+    }
+    if (!ok) {
+        push_end(handoff);
+        return WN_EXIT_SERVER;
+    }
+    wait_for_dispatcher(stream, handoff, true);
+    ok = finish_copy(stream, handoff);
+    push_end(handoff);
+    return ok ? 0 : WN_EXIT_SERVER;
+}
+
+int wn_stream_open(wn_stream **out, const wn_stream_options *options, char *err, size_t errlen)
+{
+    char query[MESSAGE_MAX], message[MESSAGE_MAX];
+    char *slot = NULL, *pub = NULL, *pub_literal = NULL;
+    wn_stream *stream;
+    PGresult *res = NULL;
+    int status = WN_EXIT_SERVER;
+
+    *out = NULL;
+    stream = calloc(1, sizeof *stream);
+    if (!stream) {
+        snprintf(err, errlen, "opening the replication stream: out of memory");
+        return WN_EXIT_SERVER;
+    }
+    stream->status_interval_ms =
+        options->status_interval_ms > 0 ? options->status_interval_ms : 1000;
+    stream->conn = wn_connect(options->conninfo, true, options->utf8, &status, err, errlen);
+    if (!stream->conn)
+        goto free_stream;
+    status = WN_EXIT_SERVER;
+    slot = PQescapeIdentifier(stream->conn, options->slot, strlen(options->slot));
+    pub = PQescapeIdentifier(stream->conn, options->publication, strlen(options->publication));
+    pub_literal = pub ? PQescapeLiteral(stream->conn, pub, strlen(pub)) : NULL;
+    if (!slot || !pub_literal) {
+        one_line(PQerrorMessage(stream->conn), message, sizeof message);
+        snprintf(err, errlen, "starting replication: %s", message);
+        goto free_names;
+    }
+    if (snprintf(query, sizeof query,
+                 "START_REPLICATION SLOT %s LOGICAL %X/%X (proto_version '1', "
+                 "publication_names %s)",
+                 slot, (unsigned)(options->start_lsn >> 32), (unsigned)options->start_lsn,
+                 pub_literal) >= (int)sizeof query) {
+        snprintf(err, errlen, "starting replication: slot or publication name too long");
+        goto free_names;
+    }
+    res = PQexec(stream->conn, query);
+    if (PQresultStatus(res) != PGRES_COPY_BOTH) {
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+        one_line(PQresultErrorMessage(res)[0] ? PQresultErrorMessage(res)
+                                              : PQerrorMessage(stream->conn),
+                 message, sizeof message);
+        snprintf(err, errlen, "starting replication from slot \"%s\": %s%s", options->slot,
+                 message,
+                 state && strcmp(state, "55006") == 0
+                     ? " (another client holds the slot, or an old walsender has not yet "
+                       "noticed that its client went away; it will after wal_sender_timeout)"
+                     : "");
+        goto free_names;
+    }
+    if (PQsetnonblocking(stream->conn, 1) != 0) {
+        one_line(PQerrorMessage(stream->conn), message, sizeof message);
+        snprintf(err, errlen, "starting replication: %s", message);
+        goto free_names;
+    }
+    status = 0;
+    *out = stream;
+free_names:
+    PQclear(res);
+    PQfreemem(pub_literal);
+    PQfreemem(pub);
+    PQfreemem(slot);
+free_stream:
+    if (status != 0) {
+        if (stream->conn)
+            PQfinish(stream->conn);
+        free(stream);
+    }
+    return status;
+}
+
+void wn_stream_close(wn_stream *stream)
+{
+    if (!stream)
+        return;
+    if (stream->have_pending)
+        wn_item_release(&stream->pending);
+    PQfinish(stream->conn);
+    free(stream);
+}

@@ -1,0 +1,228 @@
+/*
+ * The ABI 1.0 promise on x86_64 (LP64): where every member of every public structure sits, how
+ * big it is, and the values of every constant. A plugin built against the first released header
+ * must keep loading, so none of these may change; new members go at the end of a structure.
+ */
+#include <check.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <walnotify/plugin.h>
+
+#if !defined(__x86_64__) || !defined(__LP64__)
+#error "these offsets are the x86_64 (LP64) layout; add the pinned layout of this platform"
+#endif
+
+#define MEMBER_SIZE(type, member) sizeof(((type *)0)->member)
+
+/* One row of a pinned layout: the member's offset and size as ABI 1.0 released them. */
+typedef struct pinned {
+    const char *member;
+    size_t offset, expected_offset;
+    size_t size, expected_size;
+} pinned;
+
+#define PIN(type, member, off, sz)                                                               \
+    {#member, offsetof(type, member), (off), MEMBER_SIZE(type, member), (sz)}
+
+static void check_layout(const char *type, const pinned *rows, size_t nrows, size_t size,
+                         size_t expected_size)
+{
+    for (size_t i = 0; i < nrows; i++) {
+        ck_assert_msg(rows[i].offset == rows[i].expected_offset,
+                      "%s.%s moved: offset %zu, ABI 1.0 says %zu", type, rows[i].member,
+                      rows[i].offset, rows[i].expected_offset);
+        ck_assert_msg(rows[i].size == rows[i].expected_size,
+                      "%s.%s resized: %zu bytes, ABI 1.0 says %zu", type, rows[i].member,
+                      rows[i].size, rows[i].expected_size);
+    }
+    ck_assert_msg(size == expected_size, "sizeof(%s) is %zu, ABI 1.0 says %zu", type, size,
+                  expected_size);
+}
+
+#define CHECK_LAYOUT(type, rows, expected_size)                                                  \
+    check_layout(#type, rows, sizeof rows / sizeof rows[0], sizeof(type), expected_size)
+
+START_TEST(test_plugin_layout)
+{
+    static const pinned rows[] = {
+        PIN(walnotify_plugin, magic, 0, 4),
+        PIN(walnotify_plugin, abi_major, 4, 2),
+        PIN(walnotify_plugin, abi_minor, 6, 2),
+        PIN(walnotify_plugin, size, 8, 4),
+        PIN(walnotify_plugin, name, 16, 8),
+        PIN(walnotify_plugin, version, 24, 8),
+        PIN(walnotify_plugin, settings, 32, 8),
+        PIN(walnotify_plugin, init, 40, 8),
+        PIN(walnotify_plugin, handle, 48, 8),
+        PIN(walnotify_plugin, shutdown, 56, 8),
+        PIN(walnotify_plugin, begin, 64, 8),
+        PIN(walnotify_plugin, commit, 72, 8),
+        PIN(walnotify_plugin, abort, 80, 8),
+        PIN(walnotify_plugin, flush, 88, 8),
+    };
+
+    CHECK_LAYOUT(walnotify_plugin, rows, 96);
+}
+END_TEST
+
+START_TEST(test_event_layout)
+{
+    static const pinned rows[] = {
+        PIN(walnotify_event, size, 0, 8),
+        PIN(walnotify_event, table, 8, 8),
+        PIN(walnotify_event, schema, 16, 8),
+        PIN(walnotify_event, name, 24, 8),
+        PIN(walnotify_event, op, 32, 4),
+        PIN(walnotify_event, commit_lsn, 40, 8),
+        PIN(walnotify_event, xid, 48, 4),
+        PIN(walnotify_event, commit_time, 56, 8),
+        PIN(walnotify_event, seq, 64, 4),
+        PIN(walnotify_event, columns, 72, 8),
+        PIN(walnotify_event, ncolumns, 80, 8),
+        PIN(walnotify_event, old_kind, 88, 4),
+        PIN(walnotify_event, old_columns, 96, 8),
+        PIN(walnotify_event, nold_columns, 104, 8),
+        PIN(walnotify_event, truncate_options, 112, 4),
+    };
+
+    CHECK_LAYOUT(walnotify_event, rows, 120);
+}
+END_TEST
+
+START_TEST(test_column_layout)
+{
+    static const pinned rows[] = {
+        PIN(walnotify_column, name, 0, 8),
+        PIN(walnotify_column, type_oid, 8, 4),
+        PIN(walnotify_column, typmod, 12, 4),
+        PIN(walnotify_column, is_key, 16, 1),
+        PIN(walnotify_column, kind, 20, 4),
+        PIN(walnotify_column, value, 24, 8),
+        PIN(walnotify_column, length, 32, 8),
+    };
+
+    CHECK_LAYOUT(walnotify_column, rows, 40);
+}
+END_TEST
+
+START_TEST(test_txn_layout)
+{
+    static const pinned rows[] = {
+        PIN(walnotify_txn, size, 0, 8),
+        PIN(walnotify_txn, commit_lsn, 8, 8),
+        PIN(walnotify_txn, xid, 16, 4),
+        PIN(walnotify_txn, commit_time, 24, 8),
+    };
+
+    CHECK_LAYOUT(walnotify_txn, rows, 32);
+}
+END_TEST
+
+START_TEST(test_host_layout)
+{
+    static const pinned rows[] = {
+        PIN(walnotify_host, size, 0, 8),
+        PIN(walnotify_host, abi_major, 8, 4),
+        PIN(walnotify_host, abi_minor, 12, 4),
+        PIN(walnotify_host, instance_name, 16, 8),
+        PIN(walnotify_host, log, 24, 8),
+        PIN(walnotify_host, get_string, 32, 8),
+        PIN(walnotify_host, get_integer, 40, 8),
+        PIN(walnotify_host, get_boolean, 48, 8),
+        PIN(walnotify_host, get_list_length, 56, 8),
+        PIN(walnotify_host, get_list_item, 64, 8),
+        PIN(walnotify_host, host_private, 72, 8),
+    };
+
+    CHECK_LAYOUT(walnotify_host, rows, 80);
+}
+END_TEST
+
+START_TEST(test_setting_layout)
+{
+    static const pinned rows[] = {
+        PIN(walnotify_setting, name, 0, 8),
+        PIN(walnotify_setting, type, 8, 4),
+        PIN(walnotify_setting, default_value, 16, 8),
+        PIN(walnotify_setting, description, 24, 8),
+    };
+
+    CHECK_LAYOUT(walnotify_setting, rows, 32);
+}
+END_TEST
+
+START_TEST(test_constants)
+{
+    ck_assert_uint_eq(WALNOTIFY_PLUGIN_MAGIC, 0x574E504Cu);
+    ck_assert_mem_eq(&(uint32_t){WALNOTIFY_PLUGIN_MAGIC}, "LPNW", 4); /* "WNPL", little-endian */
+    ck_assert_int_eq(WALNOTIFY_ABI_MAJOR, 1);
+    ck_assert_int_ge(WALNOTIFY_ABI_MINOR, 0);
+    ck_assert_str_eq(WALNOTIFY_PLUGIN_ENTRY_SYMBOL, "walnotify_plugin_entry");
+    ck_assert_uint_eq(sizeof(walnotify_status), 4);
+    ck_assert_uint_eq(sizeof(walnotify_op), 4);
+
+    ck_assert_int_eq(WALNOTIFY_OK, 0);
+    ck_assert_int_eq(WALNOTIFY_RETRY, 1);
+    ck_assert_int_eq(WALNOTIFY_FATAL, 2);
+
+    ck_assert_int_eq(WALNOTIFY_OP_INSERT, 1);
+    ck_assert_int_eq(WALNOTIFY_OP_UPDATE, 2);
+    ck_assert_int_eq(WALNOTIFY_OP_DELETE, 4);
+    ck_assert_int_eq(WALNOTIFY_OP_TRUNCATE, 8);
+
+    ck_assert_int_eq(WALNOTIFY_VALUE_NULL, 0);
+    ck_assert_int_eq(WALNOTIFY_VALUE_TEXT, 1);
+    ck_assert_int_eq(WALNOTIFY_VALUE_UNCHANGED, 2);
+
+    ck_assert_int_eq(WALNOTIFY_OLD_NONE, 0);
+    ck_assert_int_eq(WALNOTIFY_OLD_KEY, 1);
+    ck_assert_int_eq(WALNOTIFY_OLD_ROW, 2);
+
+    ck_assert_uint_eq(WALNOTIFY_TRUNCATE_CASCADE, 1);
+    ck_assert_uint_eq(WALNOTIFY_TRUNCATE_RESTART_IDENTITY, 2);
+
+    ck_assert_int_eq(WALNOTIFY_SETTING_STRING, 1);
+    ck_assert_int_eq(WALNOTIFY_SETTING_INTEGER, 2);
+    ck_assert_int_eq(WALNOTIFY_SETTING_BOOLEAN, 3);
+    ck_assert_int_eq(WALNOTIFY_SETTING_LIST, 4);
+    ck_assert_int_eq(WALNOTIFY_SETTING_PATH, 5);
+
+    ck_assert_int_eq(WALNOTIFY_LOG_DEBUG, 0);
+    ck_assert_int_eq(WALNOTIFY_LOG_INFO, 1);
+    ck_assert_int_eq(WALNOTIFY_LOG_WARNING, 2);
+    ck_assert_int_eq(WALNOTIFY_LOG_ERROR, 3);
+}
+END_TEST
+
+/* The entry point's type is part of the promise too (unevaluated: nothing here links to it). */
+_Static_assert(_Generic(&walnotify_plugin_entry, walnotify_plugin_entry_fn: 1, default: 0),
+               "walnotify_plugin_entry must stay const walnotify_plugin *(void)");
+
+static Suite *abi_suite(void)
+{
+    Suite *s = suite_create("abi");
+    TCase *layout = tcase_create("layout");
+
+    tcase_add_test(layout, test_plugin_layout);
+    tcase_add_test(layout, test_event_layout);
+    tcase_add_test(layout, test_column_layout);
+    tcase_add_test(layout, test_txn_layout);
+    tcase_add_test(layout, test_host_layout);
+    tcase_add_test(layout, test_setting_layout);
+    tcase_add_test(layout, test_constants);
+    suite_add_tcase(s, layout);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *runner = srunner_create(abi_suite());
+    int failed;
+
+    srunner_run_all(runner, CK_NORMAL);
+    failed = srunner_ntests_failed(runner);
+    srunner_free(runner);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

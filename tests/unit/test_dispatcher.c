@@ -1,0 +1,517 @@
+/*
+ * Unit tests of the dispatcher: order, filters, retries, and above all what it publishes as
+ * safe to acknowledge. Messages are built by hand and pushed through a real handoff; plugins are
+ * in-process descriptors that record every call.
+ */
+#include <check.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dispatcher.h"
+
+/* ---- building pgoutput messages ------------------------------------------------------------- */
+
+typedef struct msg {
+    char bytes[512];
+    size_t len;
+} msg;
+
+static void put8(msg *m, uint8_t v)
+{
+    ck_assert_uint_lt(m->len, sizeof m->bytes);
+    m->bytes[m->len++] = (char)v;
+}
+
+static void put32(msg *m, uint32_t v)
+{
+    for (int shift = 24; shift >= 0; shift -= 8)
+        put8(m, (uint8_t)(v >> shift));
+}
+
+static void put64(msg *m, uint64_t v)
+{
+    put32(m, (uint32_t)(v >> 32));
+    put32(m, (uint32_t)v);
+}
+
+static void putstr(msg *m, const char *s)
+{
+    do
+        put8(m, (uint8_t)*s);
+    while (*s++);
+}
+
+static msg begin_msg(wn_lsn final_lsn, uint32_t xid)
+{
+    msg m = {.len = 0};
+    put8(&m, 'B');
+    put64(&m, final_lsn);
+    put64(&m, 0);
+    put32(&m, xid);
+    return m;
+}
+
+static msg commit_msg(wn_lsn commit_lsn, wn_lsn end_lsn)
+{
+    msg m = {.len = 0};
+    put8(&m, 'C');
+    put8(&m, 0);
+    put64(&m, commit_lsn);
+    put64(&m, end_lsn);
+    put64(&m, 0);
+    return m;
+}
+
+/* A relation with columns id (key) and note. */
+static msg relation_msg(uint32_t relid, const char *schema, const char *name)
+{
+    msg m = {.len = 0};
+    put8(&m, 'R');
+    put32(&m, relid);
+    putstr(&m, schema);
+    putstr(&m, name);
+    put8(&m, 'd');
+    put8(&m, 0);
+    put8(&m, 2);
+    put8(&m, 1);
+    putstr(&m, "id");
+    put32(&m, 23);
+    put32(&m, 0xFFFFFFFF);
+    put8(&m, 0);
+    putstr(&m, "note");
+    put32(&m, 25);
+    put32(&m, 0xFFFFFFFF);
+    return m;
+}
+
+static void put_text(msg *m, const char *value)
+{
+    if (value == NULL) {
+        put8(m, 'n');
+        return;
+    }
+    put8(m, 't');
+    put32(m, (uint32_t)strlen(value));
+    for (const char *p = value; *p; p++)
+        put8(m, (uint8_t)*p);
+}
+
+static msg insert_msg(uint32_t relid, const char *id, const char *note)
+{
+    msg m = {.len = 0};
+    put8(&m, 'I');
+    put32(&m, relid);
+    put8(&m, 'N');
+    put8(&m, 0);
+    put8(&m, 2);
+    put_text(&m, id);
+    put_text(&m, note);
+    return m;
+}
+
+/* ---- recording plugins ---------------------------------------------------------------------- */
+
+#define LOG_MAX 64
+
+typedef struct recorder {
+    char calls[LOG_MAX][64];
+    int ncalls;
+    int handle_retries_left;   /* RETRY this many times per handle before succeeding */
+    int fail_fatally_on_note;  /* FATAL when the note equals this number */
+    int flush_retries_left;
+    int flushes;
+} recorder;
+
+static pthread_mutex_t record_lock = PTHREAD_MUTEX_INITIALIZER;
+
+__attribute__((format(printf, 2, 3))) static void record(recorder *r, const char *fmt, ...)
+{
+    va_list args;
+
+    va_start(args, fmt);
+    pthread_mutex_lock(&record_lock);
+    if (r->ncalls < LOG_MAX)
+        vsnprintf(r->calls[r->ncalls++], sizeof r->calls[0], fmt, args);
+    pthread_mutex_unlock(&record_lock);
+    va_end(args);
+}
+
+static walnotify_status rec_handle(void *state, const walnotify_event *event)
+{
+    recorder *r = state;
+    const char *note = event->columns[1].value ? event->columns[1].value : "NULL";
+
+    if (r->handle_retries_left > 0) {
+        r->handle_retries_left--;
+        return WALNOTIFY_RETRY;
+    }
+    if (r->fail_fatally_on_note && atoi(note) == r->fail_fatally_on_note)
+        return WALNOTIFY_FATAL;
+    record(r, "handle %s seq=%u", note, event->seq);
+    return WALNOTIFY_OK;
+}
+
+static walnotify_status rec_begin(void *state, const walnotify_txn *txn)
+{
+    record(state, "begin %u", txn->xid);
+    return WALNOTIFY_OK;
+}
+
+static walnotify_status rec_commit(void *state, const walnotify_txn *txn)
+{
+    record(state, "commit %u", txn->xid);
+    return WALNOTIFY_OK;
+}
+
+static void rec_abort(void *state, const walnotify_txn *txn)
+{
+    record(state, "abort %u", txn->xid);
+}
+
+static walnotify_status rec_flush(void *state)
+{
+    recorder *r = state;
+
+    if (r->flush_retries_left > 0) {
+        r->flush_retries_left--;
+        return WALNOTIFY_RETRY;
+    }
+    pthread_mutex_lock(&record_lock);
+    r->flushes++;
+    pthread_mutex_unlock(&record_lock);
+    return WALNOTIFY_OK;
+}
+
+static void rec_shutdown(void *state)
+{
+    (void)state;
+}
+
+/* ---- the fixture: a dispatcher thread fed by the test -------------------------------------- */
+
+typedef struct fixture {
+    wn_config config;
+    wn_table_ref tables[2];
+    wn_plugin_config plugin_configs[2];
+    bool watches[2][2];
+    wn_plugin plugins[2];
+    recorder recorders[2];
+    wn_handoff *handoff;
+    wn_dispatcher_options options;
+    pthread_t thread;
+    wn_dispatch_result result;
+    wn_lsn final_ack; /* what the dispatcher published last */
+    char err[512];
+} fixture;
+
+static fixture fx;
+
+static void *dispatch_thread(void *arg)
+{
+    (void)arg;
+    fx.result = wn_dispatch_run(&fx.options, fx.handoff, fx.err, sizeof fx.err);
+    return NULL;
+}
+
+/* Two plugins: "all" wants inserts of both tables, "orders" only public.orders. */
+static void start(wn_lsn start_lsn, wn_lsn endpos)
+{
+    static const walnotify_plugin descriptor = {
+        .magic = WALNOTIFY_PLUGIN_MAGIC,
+        .abi_major = WALNOTIFY_ABI_MAJOR,
+        .abi_minor = WALNOTIFY_ABI_MINOR,
+        .size = sizeof(walnotify_plugin),
+        .name = "recorder",
+        .handle = rec_handle,
+        .shutdown = rec_shutdown,
+        .begin = rec_begin,
+        .commit = rec_commit,
+        .abort = rec_abort,
+        .flush = rec_flush,
+    };
+    static char *names[2] = {"all", "orders"};
+
+    memset(&fx, 0, sizeof fx);
+    fx.tables[0] = (wn_table_ref){"public", "orders", "public.orders"};
+    fx.tables[1] = (wn_table_ref){"public", "items", "public.items"};
+    fx.config.source.tables = fx.tables;
+    fx.config.source.ntables = 2;
+    fx.config.source.status_interval_ms = 100;
+    fx.config.plugins = fx.plugin_configs;
+    fx.config.nplugins = 2;
+    fx.watches[0][0] = fx.watches[0][1] = true;
+    fx.watches[1][0] = true;
+    for (int i = 0; i < 2; i++) {
+        fx.plugin_configs[i].name = names[i];
+        fx.plugin_configs[i].ops = WALNOTIFY_OP_INSERT;
+        fx.plugin_configs[i].watches = fx.watches[i];
+        fx.plugins[i].config = &fx.plugin_configs[i];
+        fx.plugins[i].descriptor = descriptor;
+        fx.plugins[i].state = &fx.recorders[i];
+        fx.plugins[i].initialised = true;
+    }
+    fx.handoff = wn_handoff_create(64);
+    fx.options = (wn_dispatcher_options){.config = &fx.config, .plugins = fx.plugins,
+                                         .nplugins = 2, .start_lsn = start_lsn, .endpos = endpos};
+    ck_assert_int_eq(pthread_create(&fx.thread, NULL, dispatch_thread, NULL), 0);
+}
+
+static wn_dispatch_result finish(void)
+{
+    wn_handoff_request_stop(fx.handoff);
+    pthread_join(fx.thread, NULL);
+    fx.final_ack = wn_handoff_acknowledgeable(fx.handoff);
+    wn_handoff_destroy(fx.handoff);
+    return fx.result;
+}
+
+static wn_dispatch_result wait_finished(void)
+{
+    pthread_join(fx.thread, NULL);
+    fx.final_ack = wn_handoff_acknowledgeable(fx.handoff);
+    wn_handoff_destroy(fx.handoff);
+    return fx.result;
+}
+
+/* The handoff owns what it carries; the payload is copied into a buffer it frees. */
+static void send_msg(msg m, wn_lsn wal_end)
+{
+    char *buffer = malloc(m.len);
+    wn_item item = {.kind = WN_ITEM_DATA, .wal_end = wal_end, .length = m.len};
+
+    ck_assert_ptr_nonnull(buffer);
+    memcpy(buffer, m.bytes, m.len);
+    item.buffer = buffer;
+    item.payload = buffer;
+    ck_assert(wn_handoff_push(fx.handoff, &item, 5000));
+}
+
+static void send_keepalive(wn_lsn wal_end)
+{
+    wn_item item = {.kind = WN_ITEM_KEEPALIVE, .wal_end = wal_end};
+
+    ck_assert(wn_handoff_push(fx.handoff, &item, 5000));
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+
+    nanosleep(&ts, NULL);
+}
+
+/* Waits (bounded) until the published position reaches lsn. */
+static bool wait_ack(wn_lsn lsn)
+{
+    for (int i = 0; i < 1000; i++) {
+        if (wn_handoff_acknowledgeable(fx.handoff) >= lsn)
+            return true;
+        sleep_ms(10);
+    }
+    return false;
+}
+
+static bool wait_calls(const recorder *r, int n)
+{
+    for (int i = 0; i < 1000; i++) {
+        pthread_mutex_lock(&record_lock);
+        int have = r->ncalls;
+        pthread_mutex_unlock(&record_lock);
+        if (have >= n)
+            return true;
+        sleep_ms(10);
+    }
+    return false;
+}
+
+static void send_txn(wn_lsn commit_lsn, wn_lsn end_lsn, uint32_t xid, uint32_t relid,
+                     const char *const *notes, int n)
+{
+    send_msg(begin_msg(commit_lsn, xid), 0);
+    for (int i = 0; i < n; i++)
+        send_msg(insert_msg(relid, "1", notes[i]), 0);
+    send_msg(commit_msg(commit_lsn, end_lsn), end_lsn);
+}
+
+/* ---- tests ---------------------------------------------------------------------------------- */
+
+START_TEST(delivers_in_order_with_filters)
+{
+    static const char *const notes[] = {"10", "11"};
+
+    start(0x100, 0);
+    send_msg(relation_msg(1, "public", "orders"), 0);
+    send_msg(relation_msg(2, "public", "items"), 0);
+    send_msg(relation_msg(3, "public", "other"), 0);
+    send_msg(begin_msg(0x200, 7), 0);
+    send_msg(insert_msg(1, "1", "10"), 0);
+    send_msg(insert_msg(3, "1", "99"), 0); /* a table outside the source: counted, not sent */
+    send_msg(insert_msg(2, "1", "11"), 0);
+    send_msg(commit_msg(0x200, 0x210), 0x210);
+    send_txn(0x300, 0x310, 8, 2, notes, 1);
+    ck_assert(wait_ack(0x310));
+    ck_assert_int_eq(finish(), WN_DISPATCH_STOPPED);
+
+    recorder *all = &fx.recorders[0], *orders = &fx.recorders[1];
+    ck_assert_int_eq(all->ncalls, 7);
+    ck_assert_str_eq(all->calls[0], "begin 7");
+    ck_assert_str_eq(all->calls[1], "handle 10 seq=0");
+    ck_assert_str_eq(all->calls[2], "handle 11 seq=2");
+    ck_assert_str_eq(all->calls[3], "commit 7");
+    ck_assert_str_eq(all->calls[4], "begin 8");
+    ck_assert_str_eq(all->calls[5], "handle 10 seq=0");
+    ck_assert_str_eq(all->calls[6], "commit 8");
+    /* "orders" never saw transaction 8, which touched items only. */
+    ck_assert_int_eq(orders->ncalls, 3);
+    ck_assert_str_eq(orders->calls[0], "begin 7");
+    ck_assert_str_eq(orders->calls[1], "handle 10 seq=0");
+    ck_assert_str_eq(orders->calls[2], "commit 7");
+}
+END_TEST
+
+START_TEST(acknowledges_commit_end_only_after_flush)
+{
+    static const char *const notes[] = {"1"};
+
+    start(0x100, 0);
+    fx.recorders[0].flush_retries_left = 3; /* flush fails transiently three times */
+    send_msg(relation_msg(1, "public", "orders"), 0);
+    send_txn(0x200, 0x210, 7, 1, notes, 1);
+    ck_assert(wait_ack(0x210));
+    ck_assert_uint_eq(wn_handoff_acknowledgeable(fx.handoff), 0x210);
+    ck_assert_int_ge(fx.recorders[0].flushes, 1);
+    ck_assert_int_eq(fx.recorders[0].flush_retries_left, 0);
+    ck_assert_int_eq(finish(), WN_DISPATCH_STOPPED);
+}
+END_TEST
+
+START_TEST(keepalive_inside_transaction_is_not_acknowledged)
+{
+    start(0x100, 0);
+    fx.recorders[0].handle_retries_left = 0;
+    send_msg(relation_msg(1, "public", "orders"), 0);
+    send_msg(begin_msg(0x200, 7), 0);
+    send_msg(insert_msg(1, "1", "1"), 0);
+    send_keepalive(0x5000); /* the server has read past the transaction in hand */
+    ck_assert(wait_calls(&fx.recorders[0], 2));
+    sleep_ms(400);          /* several status intervals */
+    ck_assert_uint_eq(wn_handoff_acknowledgeable(fx.handoff), 0x100);
+    /* A stop abandons the transaction: abort, and still nothing of it acknowledged. */
+    ck_assert_int_eq(finish(), WN_DISPATCH_STOPPED);
+    ck_assert_uint_eq(fx.final_ack, 0x100);
+    ck_assert_str_eq(fx.recorders[0].calls[fx.recorders[0].ncalls - 1], "abort 7");
+}
+END_TEST
+
+START_TEST(keepalive_between_transactions_is_acknowledged)
+{
+    start(0x100, 0);
+    send_keepalive(0x900);
+    ck_assert(wait_ack(0x900));
+    ck_assert_int_eq(finish(), WN_DISPATCH_STOPPED);
+}
+END_TEST
+
+START_TEST(transient_failure_is_retried_in_place)
+{
+    static const char *const notes[] = {"1", "2", "3"};
+
+    start(0x100, 0);
+    fx.recorders[1].handle_retries_left = 2;
+    send_msg(relation_msg(1, "public", "orders"), 0);
+    send_txn(0x200, 0x210, 7, 1, notes, 3);
+    ck_assert(wait_ack(0x210));
+    ck_assert_int_eq(finish(), WN_DISPATCH_STOPPED);
+    /* Plugin "all" received event 2 only after "orders" had handled event 1. */
+    ck_assert_str_eq(fx.recorders[1].calls[1], "handle 1 seq=0");
+    ck_assert_str_eq(fx.recorders[1].calls[2], "handle 2 seq=1");
+    ck_assert_str_eq(fx.recorders[0].calls[2], "handle 2 seq=1");
+}
+END_TEST
+
+START_TEST(fatal_failure_stops_without_acknowledging_the_transaction)
+{
+    static const char *const first[] = {"1"};
+    static const char *const second[] = {"2", "3"};
+
+    start(0x100, 0);
+    fx.recorders[1].fail_fatally_on_note = 3;
+    send_msg(relation_msg(1, "public", "orders"), 0);
+    send_txn(0x200, 0x210, 7, 1, first, 1);
+    send_txn(0x300, 0x310, 8, 1, second, 2);
+    send_keepalive(0x900);
+    ck_assert_int_eq(wait_finished(), WN_DISPATCH_PLUGIN_FATAL);
+    ck_assert_msg(strstr(fx.err, "\"orders\"") != NULL, "%s", fx.err);
+    ck_assert_uint_lt(fx.final_ack, 0x310);
+    /* Both plugins saw transaction 8 begin; both were told it will not be committed. */
+    ck_assert_str_eq(fx.recorders[0].calls[fx.recorders[0].ncalls - 1], "abort 8");
+    ck_assert_str_eq(fx.recorders[1].calls[fx.recorders[1].ncalls - 1], "abort 8");
+}
+END_TEST
+
+START_TEST(endpos_stops_after_the_last_commit_before_it)
+{
+    static const char *const notes[] = {"1"};
+
+    start(0x100, 0x310);
+    send_msg(relation_msg(1, "public", "orders"), 0);
+    send_txn(0x200, 0x210, 7, 1, notes, 1);
+    send_txn(0x300, 0x310, 8, 1, notes, 1);
+    send_txn(0x400, 0x410, 9, 1, notes, 1);
+    ck_assert_int_eq(wait_finished(), WN_DISPATCH_ENDPOS);
+    ck_assert_uint_eq(fx.final_ack, 0x310);
+    ck_assert_int_eq(fx.recorders[0].ncalls, 6);
+    ck_assert_str_eq(fx.recorders[0].calls[5], "commit 8");
+}
+END_TEST
+
+START_TEST(endpos_on_an_idle_stream)
+{
+    start(0x100, 0x500);
+    send_keepalive(0x400);
+    send_keepalive(0x600);
+    ck_assert_int_eq(wait_finished(), WN_DISPATCH_ENDPOS);
+}
+END_TEST
+
+START_TEST(malformed_message_is_a_protocol_error)
+{
+    msg m = insert_msg(42, "1", "1");
+
+    start(0x100, 0);
+    send_msg(begin_msg(0x200, 7), 0);
+    send_msg(m, 0); /* relation 42 was never described */
+    ck_assert_int_eq(wait_finished(), WN_DISPATCH_PROTOCOL_ERROR);
+    ck_assert_msg(strstr(fx.err, "relation id 42") != NULL, "%s", fx.err);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *suite = suite_create("dispatcher");
+    TCase *tc = tcase_create("dispatcher");
+    SRunner *runner;
+    int failed;
+
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, delivers_in_order_with_filters);
+    tcase_add_test(tc, acknowledges_commit_end_only_after_flush);
+    tcase_add_test(tc, keepalive_inside_transaction_is_not_acknowledged);
+    tcase_add_test(tc, keepalive_between_transactions_is_acknowledged);
+    tcase_add_test(tc, transient_failure_is_retried_in_place);
+    tcase_add_test(tc, fatal_failure_stops_without_acknowledging_the_transaction);
+    tcase_add_test(tc, endpos_stops_after_the_last_commit_before_it);
+    tcase_add_test(tc, endpos_on_an_idle_stream);
+    tcase_add_test(tc, malformed_message_is_a_protocol_error);
+    suite_add_tcase(suite, tc);
+    runner = srunner_create(suite);
+    srunner_run_all(runner, CK_NORMAL);
+    failed = srunner_ntests_failed(runner);
+    srunner_free(runner);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

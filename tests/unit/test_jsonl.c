@@ -1,0 +1,1078 @@
+/*
+ * Unit tests of the jsonl plugin: the shared object is loaded with dlopen, driven through a fake
+ * host, and its output files are compared byte for byte.
+ */
+#include <walnotify/plugin.h>
+
+#include <check.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- loading the plugin ---------------------------------------------------------------------- */
+
+static void *plugin_handle;
+static const walnotify_plugin *plugin;
+static char work_dir[PATH_MAX];
+
+/* build/plugins/jsonl.so under the repository root, three components up from this file. */
+static void plugin_path(char *out, size_t size)
+{
+    char root[PATH_MAX];
+    snprintf(root, sizeof root, "%s", __FILE__);
+    for (int i = 0; i < 3; i++) {
+        char *slash = strrchr(root, '/');
+        if (slash == NULL) {
+            snprintf(root, sizeof root, ".");
+            break;
+        }
+        *slash = '\0';
+    }
+    if (root[0] == '\0')
+        snprintf(root, sizeof root, "/");
+    int n = snprintf(out, size, "%s/build/plugins/jsonl.so", root);
+    ck_assert(n > 0 && (size_t)n < size);
+}
+
+static void setup(void)
+{
+    char path[PATH_MAX];
+    plugin_path(path, sizeof path);
+    plugin_handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    ck_assert_msg(plugin_handle != NULL, "dlopen %s: %s", path, dlerror());
+    walnotify_plugin_entry_fn entry;
+    *(void **)&entry = dlsym(plugin_handle, WALNOTIFY_PLUGIN_ENTRY_SYMBOL);
+    ck_assert_msg(entry != NULL, "%s has no %s", path, WALNOTIFY_PLUGIN_ENTRY_SYMBOL);
+    plugin = entry();
+    ck_assert_ptr_nonnull(plugin);
+
+    snprintf(work_dir, sizeof work_dir, "/tmp/test_jsonl.XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(work_dir));
+}
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void teardown(void)
+{
+    nftw(work_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    dlclose(plugin_handle);
+    plugin_handle = NULL;
+    plugin = NULL;
+}
+
+/* ---- the fake host --------------------------------------------------------------------------- */
+
+typedef struct fake_host {
+    walnotify_host host;
+    char path[PATH_MAX];
+    bool fsync;
+    char log[16384];
+    size_t log_len;
+} fake_host;
+
+static void fake_log(const walnotify_host *host, walnotify_log_level level, const char *format, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void fake_log(const walnotify_host *host, walnotify_log_level level, const char *format, ...)
+{
+    fake_host *fake = host->host_private;
+    static const char *const names[] = {"DEBUG", "INFO", "WARNING", "ERROR"};
+    size_t room = sizeof fake->log - fake->log_len;
+    int n = snprintf(fake->log + fake->log_len, room, "%s: ", names[level]);
+    if (n > 0 && (size_t)n < room)
+        fake->log_len += (size_t)n;
+    room = sizeof fake->log - fake->log_len;
+    va_list args;
+    va_start(args, format);
+    n = vsnprintf(fake->log + fake->log_len, room, format, args);
+    va_end(args);
+    if (n > 0 && (size_t)n < room)
+        fake->log_len += (size_t)n;
+    if (fake->log_len + 1 < sizeof fake->log)
+        fake->log[fake->log_len++] = '\n';
+    fake->log[fake->log_len] = '\0';
+}
+
+static const char *fake_get_string(const walnotify_host *host, const char *name)
+{
+    fake_host *fake = host->host_private;
+    return strcmp(name, "path") == 0 ? fake->path : NULL;
+}
+
+static int64_t fake_get_integer(const walnotify_host *host, const char *name)
+{
+    (void)host;
+    (void)name;
+    return 0;
+}
+
+static bool fake_get_boolean(const walnotify_host *host, const char *name)
+{
+    fake_host *fake = host->host_private;
+    return strcmp(name, "fsync") == 0 ? fake->fsync : false;
+}
+
+static size_t fake_get_list_length(const walnotify_host *host, const char *name)
+{
+    (void)host;
+    (void)name;
+    return 0;
+}
+
+static const char *fake_get_list_item(const walnotify_host *host, const char *name, size_t index)
+{
+    (void)host;
+    (void)name;
+    (void)index;
+    return NULL;
+}
+
+/* A host whose `path` setting is FILE inside the test's folder ("-" stays standard output). */
+static fake_host *fake_new(const char *file)
+{
+    fake_host *fake = calloc(1, sizeof *fake);
+    ck_assert_ptr_nonnull(fake);
+    fake->host = (walnotify_host){
+        .size = sizeof(walnotify_host),
+        .abi_major = WALNOTIFY_ABI_MAJOR,
+        .abi_minor = WALNOTIFY_ABI_MINOR,
+        .instance_name = "test",
+        .log = fake_log,
+        .get_string = fake_get_string,
+        .get_integer = fake_get_integer,
+        .get_boolean = fake_get_boolean,
+        .get_list_length = fake_get_list_length,
+        .get_list_item = fake_get_list_item,
+        .host_private = fake,
+    };
+    if (strcmp(file, "-") == 0 || file[0] == '/')
+        snprintf(fake->path, sizeof fake->path, "%s", file);
+    else
+        ck_assert(snprintf(fake->path, sizeof fake->path, "%s/%s", work_dir, file) <
+                  (int)sizeof fake->path);
+    fake->fsync = true;
+    return fake;
+}
+
+static void *start(fake_host *fake)
+{
+    void *state = NULL;
+    ck_assert_int_eq(plugin->init(&fake->host, &state), WALNOTIFY_OK);
+    ck_assert_ptr_nonnull(state);
+    return state;
+}
+
+/* ---- files ----------------------------------------------------------------------------------- */
+
+/* The whole file, NUL-terminated; *length gets its size. */
+static char *slurp(const char *path, size_t *length)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "open %s: %s", path, strerror(errno));
+    ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
+    long size = ftell(f);
+    ck_assert_int_ge(size, 0);
+    rewind(f);
+    char *data = malloc((size_t)size + 1);
+    ck_assert_ptr_nonnull(data);
+    ck_assert_uint_eq(fread(data, 1, (size_t)size, f), (size_t)size);
+    data[size] = '\0';
+    fclose(f);
+    if (length != NULL)
+        *length = (size_t)size;
+    return data;
+}
+
+static void spit(const char *path, const char *data, size_t length)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_msg(f != NULL, "create %s: %s", path, strerror(errno));
+    ck_assert_uint_eq(fwrite(data, 1, length, f), length);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+static void assert_file(const char *path, const char *expected)
+{
+    size_t length;
+    char *data = slurp(path, &length);
+    ck_assert_uint_eq(length, strlen(expected));
+    ck_assert_str_eq(data, expected);
+    free(data);
+}
+
+/* ---- events ---------------------------------------------------------------------------------- */
+
+#define LINE_HEAD                                                                                   \
+    "{\"lsn\":\"0/1A2B3C8\",\"seq\":0,\"xid\":744,\"commit_time\":\"2026-11-25T11:00:00.123456Z\"," \
+    "\"table\":\"public.orders\","
+
+static walnotify_column text_col(const char *name, const char *value)
+{
+    return (walnotify_column){.name = name, .type_oid = 25, .typmod = -1,
+                              .kind = WALNOTIFY_VALUE_TEXT, .value = value, .length = strlen(value)};
+}
+
+static walnotify_column bytes_col(const char *name, const char *value, size_t length)
+{
+    walnotify_column col = text_col(name, "");
+    col.value = value;
+    col.length = length;
+    return col;
+}
+
+static walnotify_column null_col(const char *name)
+{
+    return (walnotify_column){.name = name, .type_oid = 25, .typmod = -1,
+                              .kind = WALNOTIFY_VALUE_NULL};
+}
+
+static walnotify_column key_col(const char *name, const char *value)
+{
+    walnotify_column col = text_col(name, value);
+    col.is_key = true;
+    return col;
+}
+
+static walnotify_event base_event(walnotify_op op)
+{
+    return (walnotify_event){
+        .size = sizeof(walnotify_event),
+        .table = "public.orders",
+        .schema = "public",
+        .name = "orders",
+        .op = op,
+        .commit_lsn = 0x1A2B3C8,
+        .xid = 744,
+        .commit_time = INT64_C(1795604400123456),
+        .seq = 0,
+    };
+}
+
+static walnotify_event insert_event(const walnotify_column *cols, size_t ncols)
+{
+    walnotify_event ev = base_event(WALNOTIFY_OP_INSERT);
+    ev.columns = cols;
+    ev.ncolumns = ncols;
+    return ev;
+}
+
+static const walnotify_txn test_txn = {
+    .size = sizeof(walnotify_txn), .commit_lsn = 0x1A2B3C8, .xid = 744, .commit_time = 0};
+
+/* The file one event makes in a fresh instance, handled outside a transaction. */
+static char *render(const walnotify_event *ev)
+{
+    fake_host *fake = fake_new("render.jsonl");
+    unlink(fake->path);
+    void *state = start(fake);
+    ck_assert_int_eq(plugin->handle(state, ev), WALNOTIFY_OK);
+    plugin->shutdown(state);
+    char *data = slurp(fake->path, NULL);
+    free(fake);
+    return data;
+}
+
+static void assert_renders(const walnotify_event *ev, const char *expected_line)
+{
+    char *data = render(ev);
+    size_t n = strlen(expected_line);
+    ck_assert_msg(strncmp(data, expected_line, n) == 0 && data[n] == '\n' && data[n + 1] == '\0',
+                  "got:      %s\nexpected: %s", data, expected_line);
+    free(data);
+}
+
+/* ---- formatting ------------------------------------------------------------------------------ */
+
+START_TEST(test_descriptor)
+{
+    ck_assert_uint_eq(plugin->magic, WALNOTIFY_PLUGIN_MAGIC);
+    ck_assert_uint_eq(plugin->abi_major, WALNOTIFY_ABI_MAJOR);
+    ck_assert_uint_eq(plugin->abi_minor, WALNOTIFY_ABI_MINOR);
+    ck_assert_uint_eq(plugin->size, sizeof(walnotify_plugin));
+    ck_assert_str_eq(plugin->name, "jsonl");
+    ck_assert_ptr_nonnull(plugin->init);
+    ck_assert_ptr_nonnull(plugin->handle);
+    ck_assert_ptr_nonnull(plugin->shutdown);
+    ck_assert_ptr_nonnull(plugin->begin);
+    ck_assert_ptr_nonnull(plugin->commit);
+    ck_assert_ptr_nonnull(plugin->abort);
+    ck_assert_ptr_nonnull(plugin->flush);
+
+    const walnotify_setting *s = plugin->settings;
+    ck_assert_str_eq(s[0].name, "path");
+    ck_assert_int_eq(s[0].type, WALNOTIFY_SETTING_PATH);
+    ck_assert_str_eq(s[0].default_value, "-");
+    ck_assert_ptr_nonnull(s[0].description);
+    ck_assert_str_eq(s[1].name, "fsync");
+    ck_assert_int_eq(s[1].type, WALNOTIFY_SETTING_BOOLEAN);
+    ck_assert_str_eq(s[1].default_value, "true");
+    ck_assert_ptr_nonnull(s[1].description);
+    ck_assert_ptr_null(s[2].name);
+}
+END_TEST
+
+START_TEST(test_insert_contract_example)
+{
+    walnotify_column cols[] = {text_col("id", "1"), null_col("note")};
+    walnotify_event ev = insert_event(cols, 2);
+    assert_renders(&ev, "{\"lsn\":\"0/1A2B3C8\",\"seq\":0,\"xid\":744,"
+                        "\"commit_time\":\"2026-11-25T11:00:00.123456Z\",\"table\":\"public.orders\","
+                        "\"op\":\"insert\",\"values\":{\"id\":\"1\",\"note\":null}}");
+}
+END_TEST
+
+START_TEST(test_insert_empty_and_quotes)
+{
+    walnotify_column cols[] = {text_col("empty", ""), text_col("q", "say \"hi\" \\ back\\"),
+                               text_col("we\"ird\\name", "x"), null_col("n")};
+    walnotify_event ev = insert_event(cols, 4);
+    ev.table = "my \"schema\".t";
+    ev.seq = 12;
+    assert_renders(&ev, "{\"lsn\":\"0/1A2B3C8\",\"seq\":12,\"xid\":744,"
+                        "\"commit_time\":\"2026-11-25T11:00:00.123456Z\","
+                        "\"table\":\"my \\\"schema\\\".t\",\"op\":\"insert\","
+                        "\"values\":{\"empty\":\"\",\"q\":\"say \\\"hi\\\" \\\\ back\\\\\","
+                        "\"we\\\"ird\\\\name\":\"x\",\"n\":null}}");
+}
+END_TEST
+
+START_TEST(test_insert_no_columns)
+{
+    walnotify_event ev = insert_event(NULL, 0);
+    assert_renders(&ev, LINE_HEAD "\"op\":\"insert\",\"values\":{}}");
+}
+END_TEST
+
+START_TEST(test_control_characters)
+{
+    char raw[34];
+    for (int c = 0; c < 0x20; c++)
+        raw[c] = (char)c;
+    raw[32] = 0x7F;
+    raw[33] = 'z';
+    walnotify_column cols[] = {bytes_col("c", raw, sizeof raw)};
+    walnotify_event ev = insert_event(cols, 1);
+    assert_renders(&ev, LINE_HEAD "\"op\":\"insert\",\"values\":{\"c\":\""
+                        "\\u0000\\u0001\\u0002\\u0003\\u0004\\u0005\\u0006\\u0007"
+                        "\\b\\t\\n\\u000b\\f\\r\\u000e\\u000f"
+                        "\\u0010\\u0011\\u0012\\u0013\\u0014\\u0015\\u0016\\u0017"
+                        "\\u0018\\u0019\\u001a\\u001b\\u001c\\u001d\\u001e\\u001f"
+                        "\\u007fz\"}}");
+}
+END_TEST
+
+START_TEST(test_nul_respects_length)
+{
+    /* The length rules, not the NUL: bytes after an embedded NUL are kept, bytes past the
+     * length are not. */
+    static const char raw[] = "a\0b\0NOT";
+    walnotify_column cols[] = {bytes_col("v", raw, 3)};
+    walnotify_event ev = insert_event(cols, 1);
+    assert_renders(&ev, LINE_HEAD "\"op\":\"insert\",\"values\":{\"v\":\"a\\u0000b\"}}");
+}
+END_TEST
+
+START_TEST(test_valid_utf8_passes_through)
+{
+    /* 2-, 3- and 4-byte sequences, and the extremes of each form. */
+    walnotify_column cols[] = {
+        text_col("v", "\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80"),
+        text_col("w", "\xC2\x80\xDF\xBF\xE0\xA0\x80\xED\x9F\xBF\xEE\x80\x80\xEF\xBF\xBF"
+                      "\xF0\x90\x80\x80\xF4\x8F\xBF\xBF"),
+    };
+    walnotify_event ev = insert_event(cols, 2);
+    assert_renders(&ev, LINE_HEAD "\"op\":\"insert\",\"values\":{"
+                                  "\"v\":\"\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80\","
+                                  "\"w\":\"\xC2\x80\xDF\xBF\xE0\xA0\x80\xED\x9F\xBF\xEE\x80\x80"
+                                  "\xEF\xBF\xBF\xF0\x90\x80\x80\xF4\x8F\xBF\xBF\"}}");
+}
+END_TEST
+
+START_TEST(test_invalid_utf8_replaced_per_byte)
+{
+    walnotify_column cols[] = {
+        text_col("cont", "a\x80z"),                /* stray continuation byte */
+        text_col("overlong2", "\xC0\xAF"),         /* overlong '/' */
+        text_col("overlong3", "\xE0\x80\xAF"),     /* overlong '/' in three bytes */
+        text_col("overlong4", "\xF0\x8F\xBF\xBF"), /* overlong U+FFFF */
+        text_col("surrogate", "\xED\xA0\x80"),     /* U+D800 */
+        text_col("above", "\xF4\x90\x80\x80"),     /* U+110000 */
+        text_col("f5", "\xF5\xFF\xFE"),            /* never valid */
+        text_col("cut_mid", "\xE2\x82z"),          /* sequence cut short by ASCII */
+        text_col("cut_end", "x\xF0\x9F\x98"),      /* sequence cut short by the end */
+        text_col("latin1", "caf\xE9!"),            /* SQL_ASCII text in Latin-1 */
+    };
+    walnotify_event ev = insert_event(cols, sizeof cols / sizeof cols[0]);
+    assert_renders(&ev, LINE_HEAD "\"op\":\"insert\",\"values\":{"
+                                  "\"cont\":\"a\\ufffdz\","
+                                  "\"overlong2\":\"\\ufffd\\ufffd\","
+                                  "\"overlong3\":\"\\ufffd\\ufffd\\ufffd\","
+                                  "\"overlong4\":\"\\ufffd\\ufffd\\ufffd\\ufffd\","
+                                  "\"surrogate\":\"\\ufffd\\ufffd\\ufffd\","
+                                  "\"above\":\"\\ufffd\\ufffd\\ufffd\\ufffd\","
+                                  "\"f5\":\"\\ufffd\\ufffd\\ufffd\","
+                                  "\"cut_mid\":\"\\ufffd\\ufffdz\","
+                                  "\"cut_end\":\"x\\ufffd\\ufffd\\ufffd\","
+                                  "\"latin1\":\"caf\\ufffd!\"}}");
+}
+END_TEST
+
+START_TEST(test_invalid_utf8_in_names)
+{
+    walnotify_column cols[] = {text_col("n\xFF", "v")};
+    walnotify_event ev = insert_event(cols, 1);
+    ev.table = "public.t\xC3";
+    assert_renders(&ev, "{\"lsn\":\"0/1A2B3C8\",\"seq\":0,\"xid\":744,"
+                        "\"commit_time\":\"2026-11-25T11:00:00.123456Z\","
+                        "\"table\":\"public.t\\ufffd\",\"op\":\"insert\","
+                        "\"values\":{\"n\\ufffd\":\"v\"}}");
+}
+END_TEST
+
+START_TEST(test_update_unchanged_and_old_key)
+{
+    walnotify_column cols[] = {key_col("id", "1"), text_col("note", "x"),
+                               (walnotify_column){.name = "big", .type_oid = 25, .typmod = -1,
+                                                  .kind = WALNOTIFY_VALUE_UNCHANGED},
+                               null_col("gone"),
+                               (walnotify_column){.name = "doc", .type_oid = 3802, .typmod = -1,
+                                                  .kind = WALNOTIFY_VALUE_UNCHANGED}};
+    walnotify_column old[] = {key_col("id", "0"), text_col("note", "not a key"), null_col("gone")};
+    walnotify_event ev = base_event(WALNOTIFY_OP_UPDATE);
+    ev.columns = cols;
+    ev.ncolumns = 5;
+    ev.old_kind = WALNOTIFY_OLD_KEY;
+    ev.old_columns = old;
+    ev.nold_columns = 3;
+    assert_renders(&ev, LINE_HEAD "\"op\":\"update\",\"values\":{\"id\":\"1\",\"note\":\"x\","
+                                  "\"gone\":null},\"unchanged\":[\"big\",\"doc\"],"
+                                  "\"old\":{\"id\":\"0\"}}");
+}
+END_TEST
+
+START_TEST(test_update_old_row)
+{
+    walnotify_column cols[] = {key_col("id", "1"), text_col("note", "new")};
+    walnotify_column old[] = {key_col("id", "1"), text_col("note", "old"), null_col("n")};
+    walnotify_event ev = base_event(WALNOTIFY_OP_UPDATE);
+    ev.columns = cols;
+    ev.ncolumns = 2;
+    ev.old_kind = WALNOTIFY_OLD_ROW;
+    ev.old_columns = old;
+    ev.nold_columns = 3;
+    assert_renders(&ev, LINE_HEAD "\"op\":\"update\",\"values\":{\"id\":\"1\",\"note\":\"new\"},"
+                                  "\"old\":{\"id\":\"1\",\"note\":\"old\",\"n\":null}}");
+}
+END_TEST
+
+START_TEST(test_update_without_old)
+{
+    walnotify_column cols[] = {key_col("id", "1")};
+    walnotify_event ev = base_event(WALNOTIFY_OP_UPDATE);
+    ev.columns = cols;
+    ev.ncolumns = 1;
+    assert_renders(&ev, LINE_HEAD "\"op\":\"update\",\"values\":{\"id\":\"1\"}}");
+}
+END_TEST
+
+START_TEST(test_delete_with_key)
+{
+    walnotify_column old[] = {key_col("id", "7"), key_col("region", "eu"), null_col("note")};
+    walnotify_event ev = base_event(WALNOTIFY_OP_DELETE);
+    ev.old_kind = WALNOTIFY_OLD_KEY;
+    ev.old_columns = old;
+    ev.nold_columns = 3;
+    ev.seq = 3;
+    assert_renders(&ev, "{\"lsn\":\"0/1A2B3C8\",\"seq\":3,\"xid\":744,"
+                        "\"commit_time\":\"2026-11-25T11:00:00.123456Z\","
+                        "\"table\":\"public.orders\",\"op\":\"delete\","
+                        "\"old\":{\"id\":\"7\",\"region\":\"eu\"}}");
+}
+END_TEST
+
+START_TEST(test_delete_with_old_row)
+{
+    walnotify_column old[] = {key_col("id", "7"), null_col("note")};
+    walnotify_event ev = base_event(WALNOTIFY_OP_DELETE);
+    ev.old_kind = WALNOTIFY_OLD_ROW;
+    ev.old_columns = old;
+    ev.nold_columns = 2;
+    assert_renders(&ev, LINE_HEAD "\"op\":\"delete\",\"old\":{\"id\":\"7\",\"note\":null}}");
+}
+END_TEST
+
+START_TEST(test_truncate_options)
+{
+    static const struct {
+        unsigned options;
+        const char *json;
+    } cases[] = {
+        {0, "[]"},
+        {WALNOTIFY_TRUNCATE_CASCADE, "[\"cascade\"]"},
+        {WALNOTIFY_TRUNCATE_RESTART_IDENTITY, "[\"restart_identity\"]"},
+        {WALNOTIFY_TRUNCATE_CASCADE | WALNOTIFY_TRUNCATE_RESTART_IDENTITY,
+         "[\"cascade\",\"restart_identity\"]"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        walnotify_event ev = base_event(WALNOTIFY_OP_TRUNCATE);
+        ev.truncate_options = cases[i].options;
+        char expected[512];
+        snprintf(expected, sizeof expected, LINE_HEAD "\"op\":\"truncate\",\"options\":%s}",
+                 cases[i].json);
+        assert_renders(&ev, expected);
+    }
+}
+END_TEST
+
+START_TEST(test_truncate_one_line_per_table)
+{
+    fake_host *fake = fake_new("t.jsonl");
+    void *state = start(fake);
+    walnotify_event a = base_event(WALNOTIFY_OP_TRUNCATE);
+    walnotify_event b = base_event(WALNOTIFY_OP_TRUNCATE);
+    a.truncate_options = b.truncate_options = WALNOTIFY_TRUNCATE_CASCADE;
+    b.table = "public.items";
+    b.seq = 1;
+    ck_assert_int_eq(plugin->begin(state, &test_txn), WALNOTIFY_OK);
+    ck_assert_int_eq(plugin->handle(state, &a), WALNOTIFY_OK);
+    ck_assert_int_eq(plugin->handle(state, &b), WALNOTIFY_OK);
+    ck_assert_int_eq(plugin->commit(state, &test_txn), WALNOTIFY_OK);
+    plugin->shutdown(state);
+    assert_file(fake->path,
+                LINE_HEAD "\"op\":\"truncate\",\"options\":[\"cascade\"]}\n"
+                "{\"lsn\":\"0/1A2B3C8\",\"seq\":1,\"xid\":744,"
+                "\"commit_time\":\"2026-11-25T11:00:00.123456Z\",\"table\":\"public.items\","
+                "\"op\":\"truncate\",\"options\":[\"cascade\"]}\n");
+    free(fake);
+}
+END_TEST
+
+START_TEST(test_commit_time_formatting)
+{
+    static const struct {
+        int64_t usec;
+        const char *text;
+    } cases[] = {
+        {0, "1970-01-01T00:00:00.000000Z"},
+        {1, "1970-01-01T00:00:00.000001Z"},
+        {-1, "1969-12-31T23:59:59.999999Z"},
+        {-1000000, "1969-12-31T23:59:59.000000Z"},
+        {-999999, "1969-12-31T23:59:59.000001Z"},
+        {INT64_C(946684800000000), "2000-01-01T00:00:00.000000Z"}, /* PostgreSQL's epoch */
+        {INT64_C(946684799999999), "1999-12-31T23:59:59.999999Z"},
+        {INT64_C(1709251199000000), "2024-02-29T23:59:59.000000Z"},
+        {INT64_C(1709251200000000), "2024-03-01T00:00:00.000000Z"},
+        {INT64_C(951782400000000), "2000-02-29T00:00:00.000000Z"},
+        {INT64_C(1795604400123456), "2026-11-25T11:00:00.123456Z"},
+        {INT64_C(-2203845904000000), "1900-03-01T12:34:56.000000Z"},
+        {INT64_C(-62135596800000000), "0001-01-01T00:00:00.000000Z"},
+        {INT64_C(253402300799999999), "9999-12-31T23:59:59.999999Z"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        walnotify_event ev = insert_event(NULL, 0);
+        ev.commit_time = cases[i].usec;
+        char *line = render(&ev);
+        char expected[128];
+        snprintf(expected, sizeof expected, "\"commit_time\":\"%s\",", cases[i].text);
+        ck_assert_msg(strstr(line, expected) != NULL, "%lld: got %s, expected %s",
+                      (long long)cases[i].usec, line, expected);
+        free(line);
+    }
+}
+END_TEST
+
+START_TEST(test_lsn_formatting)
+{
+    static const struct {
+        uint64_t lsn;
+        const char *text;
+    } cases[] = {
+        {0, "0/0"},
+        {0x1A2B3C8, "0/1A2B3C8"},
+        {UINT64_C(0x100000000), "1/0"},
+        {UINT64_C(0x16B374D848), "16/B374D848"},
+        {UINT64_C(0xABCDEF0012345678), "ABCDEF00/12345678"},
+        {UINT64_MAX, "FFFFFFFF/FFFFFFFF"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        walnotify_event ev = insert_event(NULL, 0);
+        ev.commit_lsn = cases[i].lsn;
+        ev.xid = UINT32_MAX;
+        ev.seq = UINT32_MAX;
+        char *line = render(&ev);
+        char expected[128];
+        snprintf(expected, sizeof expected,
+                 "{\"lsn\":\"%s\",\"seq\":4294967295,\"xid\":4294967295,", cases[i].text);
+        ck_assert_msg(strncmp(line, expected, strlen(expected)) == 0, "got %s, expected %s", line,
+                      expected);
+        free(line);
+    }
+}
+END_TEST
+
+START_TEST(test_large_value)
+{
+    /* 2 MiB of text with escapes, multi-byte characters across the escaper's chunk edges and an
+     * invalid byte, in one transaction: the line must come out whole and exact. */
+    const size_t size = (size_t)2 * 1024 * 1024;
+    char *value = malloc(size);
+    char *expected = malloc(size * 6 + 256);
+    ck_assert_ptr_nonnull(value);
+    ck_assert_ptr_nonnull(expected);
+    size_t e = (size_t)snprintf(expected, 256, LINE_HEAD "\"op\":\"insert\",\"values\":{\"big\":\"");
+    for (size_t i = 0; i < size;) {
+        if (i % 65536 == 65534 && i + 4 <= size) {
+            memcpy(value + i, "\xF0\x9F\x98\x80", 4); /* straddles a 64 KiB boundary */
+            memcpy(expected + e, "\xF0\x9F\x98\x80", 4);
+            i += 4;
+            e += 4;
+        } else if (i % 1000 == 999) {
+            value[i++] = '\n';
+            memcpy(expected + e, "\\n", 2);
+            e += 2;
+        } else if (i % 77777 == 5) {
+            value[i++] = (char)0xFF;
+            memcpy(expected + e, "\\ufffd", 6);
+            e += 6;
+        } else {
+            char c = (char)('a' + i % 26);
+            value[i++] = c;
+            expected[e++] = c;
+        }
+    }
+    memcpy(expected + e, "\"}}\n", 5);
+    e += 4;
+
+    fake_host *fake = fake_new("big.jsonl");
+    void *state = start(fake);
+    walnotify_column cols[] = {bytes_col("big", value, size)};
+    walnotify_event ev = insert_event(cols, 1);
+    ck_assert_int_eq(plugin->begin(state, &test_txn), WALNOTIFY_OK);
+    ck_assert_int_eq(plugin->handle(state, &ev), WALNOTIFY_OK);
+    ck_assert_int_eq(plugin->commit(state, &test_txn), WALNOTIFY_OK);
+    ck_assert_int_eq(plugin->flush(state), WALNOTIFY_OK);
+    plugin->shutdown(state);
+
+    size_t length;
+    char *data = slurp(fake->path, &length);
+    ck_assert_uint_eq(length, e);
+    ck_assert(memcmp(data, expected, e) == 0);
+    free(data);
+    free(fake);
+    free(expected);
+    free(value);
+}
+END_TEST
+
+/* ---- transactions and files ------------------------------------------------------------------ */
+
+START_TEST(test_transaction_written_at_commit)
+{
+    fake_host *fake = fake_new("txn.jsonl");
+    void *state = start(fake);
+    walnotify_column cols[] = {text_col("id", "1")};
+    walnotify_event ev = insert_event(cols, 1);
+    ck_assert_int_eq(plugin->begin(state, &test_txn), WALNOTIFY_OK);
+    ck_assert_int_eq(plugin->handle(state, &ev), WALNOTIFY_OK);
+    ev.seq = 1;
+    ck_assert_int_eq(plugin->handle(state, &ev), WALNOTIFY_OK);
+    assert_file(fake->path, ""); /* buffered until commit */
+    ck_assert_int_eq(plugin->commit(state, &test_txn), WALNOTIFY_OK);
+    const char *expected = LINE_HEAD "\"op\":\"insert\",\"values\":{\"id\":\"1\"}}\n"
+        "{\"lsn\":\"0/1A2B3C8\",\"seq\":1,\"xid\":744,\"commit_time\":\"2026-11-25T11:00:00.123456Z\","
+        "\"table\":\"public.orders\",\"op\":\"insert\",\"values\":{\"id\":\"1\"}}\n";
+    assert_file(fake->path, expected);
+    ck_assert_int_eq(plugin->flush(state), WALNOTIFY_OK);
+    ck_assert_int_eq(plugin->flush(state), WALNOTIFY_OK); /* nothing new: no fsync needed */
+    plugin->shutdown(state);
+    assert_file(fake->path, expected); /* shutdown writes nothing more */
+    ck_assert_uint_eq(fake->log_len, 0);
+    free(fake);
+}
+END_TEST
+
+START_TEST(test_handle_without_begin)
+{
+    fake_host *fake = fake_new("nobegin.jsonl");
+    fake->fsync = false;
+    void *state = start(fake);
+    walnotify_column cols[] = {text_col("id", "1")};
+    walnotify_event ev = insert_event(cols, 1);
+    ck_assert_int_eq(plugin->handle(state, &ev), WALNOTIFY_OK);
+    assert_file(fake->path, LINE_HEAD "\"op\":\"insert\",\"values\":{\"id\":\"1\"}}\n");
+    ck_assert_int_eq(plugin->flush(state), WALNOTIFY_OK);
+    plugin->shutdown(state);
+    free(fake);
+}
+END_TEST
+
+START_TEST(test_appends_to_existing_file)
+{
+    fake_host *fake = fake_new("existing.jsonl");
+    spit(fake->path, "earlier\n", 8);
+    void *state = start(fake);
+    walnotify_event ev = insert_event(NULL, 0);
+    ck_assert_int_eq(plugin->handle(state, &ev), WALNOTIFY_OK);
+    plugin->shutdown(state);
+    assert_file(fake->path, "earlier\n" LINE_HEAD "\"op\":\"insert\",\"values\":{}}\n");
+    ck_assert_uint_eq(fake->log_len, 0);
+    free(fake);
+}
+END_TEST
+
+START_TEST(test_new_file_mode)
+{
+    mode_t old_mask = umask(022);
+    fake_host *fake = fake_new("new.jsonl");
+    void *state = start(fake);
+    struct stat sb;
+    ck_assert_int_eq(stat(fake->path, &sb), 0);
+    ck_assert_uint_eq(sb.st_mode & 0777, 0644);
+    ck_assert_int_eq(sb.st_size, 0);
+    plugin->shutdown(state);
+    umask(old_mask);
+    free(fake);
+}
+END_TEST
+
+START_TEST(test_abort_truncates_transaction)
+{
+    fake_host *fake = fake_new("abort.jsonl");
+    void *state = start(fake);
+    walnotify_column cols[] = {text_col("id", "1")};
+    walnotify_event ev = insert_event(cols, 1);
+    const char *first = LINE_HEAD "\"op\":\"insert\",\"values\":{\"id\":\"1\"}}\n";
+
+    ck_assert_int_eq(plugin->begin(state, &test_txn), WALNOTIFY_OK);
+    ck_assert_int_eq(plugin->handle(state, &ev), WALNOTIFY_OK);
+    ck_assert_int_eq(plugin->commit(state, &test_txn), WALNOTIFY_OK);
+
+    /* A small transaction is only buffered: abort drops it. */
+    ck_assert_int_eq(plugin->begin(state, &test_txn), WALNOTIFY_OK);
+    ck_assert_int_eq(plugin->handle(state, &ev), WALNOTIFY_OK);
+    plugin->abort(state, &test_txn);
+    assert_file(fake->path, first);
+
+    /* A large one has been partly written already: abort cuts it out of the file. */
+    size_t big = 200 * 1024;
+    char *value = malloc(big);
+    ck_assert_ptr_nonnull(value);
+    memset(value, 'v', big);
+    walnotify_column big_cols[] = {bytes_col("v", value, big)};
+    walnotify_event big_ev = insert_event(big_cols, 1);
+    ck_assert_int_eq(plugin->begin(state, &test_txn), WALNOTIFY_OK);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(plugin->handle(state, &big_ev), WALNOTIFY_OK);
+    struct stat sb;
+    ck_assert_int_eq(stat(fake->path, &sb), 0);
+    /* 200 KiB lines: the second passes the write threshold, the third is still buffered. */
+    size_t big_line = strlen(LINE_HEAD "\"op\":\"insert\",\"values\":{\"v\":\"") + big +
+                      strlen("\"}}\n");
+    ck_assert_int_eq(sb.st_size, (off_t)(strlen(first) + 2 * big_line));
+    plugin->abort(state, &test_txn);
+    assert_file(fake->path, first);
+
+    /* The next transaction lands right after the last committed one. */
+    ev.seq = 5;
+    ck_assert_int_eq(plugin->begin(state, &test_txn), WALNOTIFY_OK);
+    ck_assert_int_eq(plugin->handle(state, &ev), WALNOTIFY_OK);
+    ck_assert_int_eq(plugin->commit(state, &test_txn), WALNOTIFY_OK);
+    ck_assert_int_eq(plugin->flush(state), WALNOTIFY_OK);
+    plugin->shutdown(state);
+    char expected[1024];
+    snprintf(expected, sizeof expected,
+             "%s{\"lsn\":\"0/1A2B3C8\",\"seq\":5,\"xid\":744,"
+             "\"commit_time\":\"2026-11-25T11:00:00.123456Z\",\"table\":\"public.orders\","
+             "\"op\":\"insert\",\"values\":{\"id\":\"1\"}}\n",
+             first);
+    assert_file(fake->path, expected);
+    free(value);
+    free(fake);
+}
+END_TEST
+
+START_TEST(test_torn_last_line_is_cut)
+{
+    fake_host *fake = fake_new("torn.jsonl");
+    spit(fake->path, "{\"a\":1}\n{\"b\":2}\n{\"c\":", 21);
+    void *state = start(fake);
+    assert_file(fake->path, "{\"a\":1}\n{\"b\":2}\n");
+    ck_assert_msg(strstr(fake->log, "WARNING: ") != NULL && strstr(fake->log, "cut 5 bytes"),
+                  "log: %s", fake->log);
+    walnotify_event ev = insert_event(NULL, 0);
+    ck_assert_int_eq(plugin->handle(state, &ev), WALNOTIFY_OK);
+    plugin->shutdown(state);
+    assert_file(fake->path, "{\"a\":1}\n{\"b\":2}\n" LINE_HEAD "\"op\":\"insert\",\"values\":{}}\n");
+    free(fake);
+}
+END_TEST
+
+START_TEST(test_torn_only_line_is_cut_to_empty)
+{
+    fake_host *fake = fake_new("torn0.jsonl");
+    spit(fake->path, "{\"a\":", 5);
+    void *state = start(fake);
+    assert_file(fake->path, "");
+    ck_assert_msg(strstr(fake->log, "cut 5 bytes") != NULL, "log: %s", fake->log);
+    plugin->shutdown(state);
+    free(fake);
+}
+END_TEST
+
+START_TEST(test_torn_line_longer_than_scan_step)
+{
+    fake_host *fake = fake_new("tornlong.jsonl");
+    size_t tail = 100000;
+    char *data = malloc(tail + 3);
+    ck_assert_ptr_nonnull(data);
+    memcpy(data, "ok\n", 3);
+    memset(data + 3, 'x', tail);
+    spit(fake->path, data, tail + 3);
+    void *state = start(fake);
+    assert_file(fake->path, "ok\n");
+    ck_assert_msg(strstr(fake->log, "cut 100000 bytes") != NULL, "log: %s", fake->log);
+    plugin->shutdown(state);
+    free(data);
+    free(fake);
+}
+END_TEST
+
+START_TEST(test_second_instance_on_same_file_refused)
+{
+    fake_host *first = fake_new("locked.jsonl");
+    fake_host *second = fake_new("locked.jsonl");
+    void *state = start(first);
+    void *other = NULL;
+    ck_assert_int_eq(plugin->init(&second->host, &other), WALNOTIFY_FATAL);
+    ck_assert_msg(strstr(second->log, "ERROR: ") != NULL &&
+                      strstr(second->log, "is locked by another process") != NULL &&
+                      strstr(second->log, second->path) != NULL,
+                  "log: %s", second->log);
+    plugin->shutdown(state);
+
+    /* Once the first instance is gone, the file is free again. */
+    second->log_len = 0;
+    other = start(second);
+    plugin->shutdown(other);
+    free(first);
+    free(second);
+}
+END_TEST
+
+START_TEST(test_two_instances_keep_separate_state)
+{
+    fake_host *fa = fake_new("a.jsonl");
+    fake_host *fb = fake_new("b.jsonl");
+    fb->fsync = false;
+    void *a = start(fa);
+    void *b = start(fb);
+    walnotify_column ca[] = {text_col("who", "a")};
+    walnotify_column cb[] = {text_col("who", "b")};
+    walnotify_event ea = insert_event(ca, 1);
+    walnotify_event eb = insert_event(cb, 1);
+
+    ck_assert_int_eq(plugin->begin(a, &test_txn), WALNOTIFY_OK);
+    ck_assert_int_eq(plugin->begin(b, &test_txn), WALNOTIFY_OK);
+    ck_assert_int_eq(plugin->handle(a, &ea), WALNOTIFY_OK);
+    ck_assert_int_eq(plugin->handle(b, &eb), WALNOTIFY_OK);
+    plugin->abort(b, &test_txn);
+    ck_assert_int_eq(plugin->commit(a, &test_txn), WALNOTIFY_OK);
+    ck_assert_int_eq(plugin->handle(b, &eb), WALNOTIFY_OK); /* outside a transaction */
+    ck_assert_int_eq(plugin->flush(a), WALNOTIFY_OK);
+    ck_assert_int_eq(plugin->flush(b), WALNOTIFY_OK);
+    plugin->shutdown(b);
+    plugin->shutdown(a);
+
+    assert_file(fa->path, LINE_HEAD "\"op\":\"insert\",\"values\":{\"who\":\"a\"}}\n");
+    assert_file(fb->path, LINE_HEAD "\"op\":\"insert\",\"values\":{\"who\":\"b\"}}\n");
+    free(fa);
+    free(fb);
+}
+END_TEST
+
+START_TEST(test_standard_output)
+{
+    fake_host *fake = fake_new("-");
+    char capture[PATH_MAX];
+    ck_assert(snprintf(capture, sizeof capture, "%s/stdout.txt", work_dir) < (int)sizeof capture);
+    int cfd = open(capture, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ck_assert_int_ge(cfd, 0);
+    fflush(stdout);
+    int saved = dup(STDOUT_FILENO);
+    ck_assert_int_ge(saved, 0);
+    ck_assert_int_ge(dup2(cfd, STDOUT_FILENO), 0);
+    close(cfd);
+
+    void *state = start(fake);
+    walnotify_event ev = insert_event(NULL, 0);
+    ck_assert_int_eq(plugin->begin(state, &test_txn), WALNOTIFY_OK);
+    ck_assert_int_eq(plugin->handle(state, &ev), WALNOTIFY_OK);
+    ck_assert_int_eq(plugin->commit(state, &test_txn), WALNOTIFY_OK);
+    ck_assert_int_eq(plugin->flush(state), WALNOTIFY_OK);
+    plugin->shutdown(state);
+
+    /* Standard output stays open after shutdown. */
+    ck_assert_int_eq(fcntl(STDOUT_FILENO, F_GETFD), 0);
+    ck_assert_int_ge(dup2(saved, STDOUT_FILENO), 0);
+    close(saved);
+    assert_file(capture, LINE_HEAD "\"op\":\"insert\",\"values\":{}}\n");
+    ck_assert_uint_eq(fake->log_len, 0);
+    free(fake);
+}
+END_TEST
+
+START_TEST(test_standard_output_pipe_fsync)
+{
+    /* fsync of a pipe fails with EINVAL: flush must not. */
+    fake_host *fake = fake_new("-");
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    int saved = dup(STDOUT_FILENO);
+    ck_assert_int_ge(dup2(fds[1], STDOUT_FILENO), 0);
+    close(fds[1]);
+    void *state = start(fake);
+    walnotify_event ev = insert_event(NULL, 0);
+    ck_assert_int_eq(plugin->handle(state, &ev), WALNOTIFY_OK);
+    ck_assert_int_eq(plugin->flush(state), WALNOTIFY_OK);
+    plugin->shutdown(state);
+    ck_assert_int_ge(dup2(saved, STDOUT_FILENO), 0);
+    close(saved);
+    char got[512];
+    ssize_t n = read(fds[0], got, sizeof got - 1);
+    close(fds[0]);
+    ck_assert_int_gt(n, 0);
+    got[n] = '\0';
+    ck_assert_str_eq(got, LINE_HEAD "\"op\":\"insert\",\"values\":{}}\n");
+    free(fake);
+}
+END_TEST
+
+START_TEST(test_write_error_is_fatal)
+{
+    fake_host *fake = fake_new("/dev/full");
+    void *state = start(fake);
+    walnotify_event ev = insert_event(NULL, 0);
+    ck_assert_int_eq(plugin->handle(state, &ev), WALNOTIFY_FATAL);
+    ck_assert_msg(strstr(fake->log, "/dev/full") != NULL &&
+                      strstr(fake->log, strerror(ENOSPC)) != NULL,
+                  "log: %s", fake->log);
+    plugin->shutdown(state);
+    free(fake);
+}
+END_TEST
+
+START_TEST(test_partial_write_leaves_whole_lines)
+{
+    /* A file size limit makes the write stop part-way (then fail with EFBIG): the partial line
+     * must be cut off again. */
+    fake_host *fake = fake_new("limit.jsonl");
+    spit(fake->path, "keep\n", 5);
+    void *state = start(fake);
+    struct rlimit saved;
+    ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &saved), 0);
+    struct rlimit limit = saved;
+    limit.rlim_cur = 64;
+    void (*old_handler)(int) = signal(SIGXFSZ, SIG_IGN);
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &limit), 0);
+
+    walnotify_event ev = insert_event(NULL, 0);
+    ck_assert_int_eq(plugin->begin(state, &test_txn), WALNOTIFY_OK);
+    ck_assert_int_eq(plugin->handle(state, &ev), WALNOTIFY_OK);
+    walnotify_status status = plugin->commit(state, &test_txn);
+
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &saved), 0);
+    signal(SIGXFSZ, old_handler);
+    ck_assert_int_eq(status, WALNOTIFY_FATAL);
+    assert_file(fake->path, "keep\n");
+    ck_assert_msg(strstr(fake->log, strerror(EFBIG)) != NULL, "log: %s", fake->log);
+    plugin->abort(state, &test_txn);
+    assert_file(fake->path, "keep\n");
+    plugin->shutdown(state);
+    free(fake);
+}
+END_TEST
+
+START_TEST(test_unopenable_path_is_fatal)
+{
+    fake_host *fake = fake_new("no/such/folder/x.jsonl");
+    void *state = NULL;
+    ck_assert_int_eq(plugin->init(&fake->host, &state), WALNOTIFY_FATAL);
+    ck_assert_msg(strstr(fake->log, "cannot open") != NULL && strstr(fake->log, fake->path),
+                  "log: %s", fake->log);
+    free(fake);
+}
+END_TEST
+
+static Suite *jsonl_suite(void)
+{
+    Suite *s = suite_create("jsonl");
+    TCase *format = tcase_create("format");
+    tcase_add_checked_fixture(format, setup, teardown);
+    tcase_set_timeout(format, 120);
+    tcase_add_test(format, test_descriptor);
+    tcase_add_test(format, test_insert_contract_example);
+    tcase_add_test(format, test_insert_empty_and_quotes);
+    tcase_add_test(format, test_insert_no_columns);
+    tcase_add_test(format, test_control_characters);
+    tcase_add_test(format, test_nul_respects_length);
+    tcase_add_test(format, test_valid_utf8_passes_through);
+    tcase_add_test(format, test_invalid_utf8_replaced_per_byte);
+    tcase_add_test(format, test_invalid_utf8_in_names);
+    tcase_add_test(format, test_update_unchanged_and_old_key);
+    tcase_add_test(format, test_update_old_row);
+    tcase_add_test(format, test_update_without_old);
+    tcase_add_test(format, test_delete_with_key);
+    tcase_add_test(format, test_delete_with_old_row);
+    tcase_add_test(format, test_truncate_options);
+    tcase_add_test(format, test_truncate_one_line_per_table);
+    tcase_add_test(format, test_commit_time_formatting);
+    tcase_add_test(format, test_lsn_formatting);
+    tcase_add_test(format, test_large_value);
+    suite_add_tcase(s, format);
+
+    TCase *files = tcase_create("files");
+    tcase_add_checked_fixture(files, setup, teardown);
+    tcase_set_timeout(files, 120);
+    tcase_add_test(files, test_transaction_written_at_commit);
+    tcase_add_test(files, test_handle_without_begin);
+    tcase_add_test(files, test_appends_to_existing_file);
+    tcase_add_test(files, test_new_file_mode);
+    tcase_add_test(files, test_abort_truncates_transaction);
+    tcase_add_test(files, test_torn_last_line_is_cut);
+    tcase_add_test(files, test_torn_only_line_is_cut_to_empty);
+    tcase_add_test(files, test_torn_line_longer_than_scan_step);
+    tcase_add_test(files, test_second_instance_on_same_file_refused);
+    tcase_add_test(files, test_two_instances_keep_separate_state);
+    tcase_add_test(files, test_standard_output);
+    tcase_add_test(files, test_standard_output_pipe_fsync);
+    tcase_add_test(files, test_write_error_is_fatal);
+    tcase_add_test(files, test_partial_write_leaves_whole_lines);
+    tcase_add_test(files, test_unopenable_path_is_fatal);
+    suite_add_tcase(s, files);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *runner = srunner_create(jsonl_suite());
+    srunner_run_all(runner, CK_NORMAL);
+    int failed = srunner_ntests_failed(runner);
+    srunner_free(runner);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
