@@ -61,7 +61,7 @@ static const char *quote(quoted *q, const char *s)
     size_t used = 0;
     size_t i;
 
-    for (i = 0; s[i] != '\0' && i < QUOTE_MAX; i++) {
+    for (i = 0; i < QUOTE_MAX && s[i] != '\0'; i++) {
         unsigned char c = (unsigned char)s[i];
 
         if (c < 0x20 || c == 0x7f || c == '"' || c == '\\')
@@ -669,13 +669,14 @@ static int parse_plugin(load_ctx *ctx, const config_setting_t *block, int index,
 {
     wn_plugin_config *out = &config->plugins[index];
     char label[LABEL_MAX];
+    char where[LABEL_MAX + 8];
 
     if (!config_setting_is_group(block))
         return fail_at(ctx, block, "plugins[%d] must be a group", index);
     plugin_label(block, index, label, sizeof label);
     out->line = (int)config_setting_source_line(block);
-    if (check_keys(ctx, block, plugin_keys, " in a plugin block",
-                   "name, path, tables, ops, settings") != 0)
+    snprintf(where, sizeof where, " in %s", label);
+    if (check_keys(ctx, block, plugin_keys, where, "name, path, tables, ops, settings") != 0)
         return -1;
     if (parse_plugin_name(ctx, block, index, config->plugins, out) != 0)
         return -1;

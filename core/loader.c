@@ -19,12 +19,14 @@
 
 #define DECLARED_LIST_MAX 512 /* bytes of "path, fsync" in an unknown-setting message */
 
+#if defined(__LP64__)
 _Static_assert(ABI_1_0_SIZE == 64, "ABI 1.0's descriptor prefix is 64 bytes on LP64");
+#endif
 
 /* The validated value of one declared setting: configured, or its default. */
 typedef struct setting_slot {
     const walnotify_setting *decl; /* the plugin's declaration; lives as long as the library */
-    bool has_value;                /* false only for an absent string without default */
+    bool has_value;                /* filled: getters read nothing from a half-built slot */
     char *string;                  /* STRING, PATH (resolved); owned */
     int64_t integer;               /* INTEGER */
     bool boolean;                  /* BOOLEAN */
@@ -52,7 +54,7 @@ __attribute__((format(printf, 4, 5))) static int refuse(char *err, size_t errlen
     vsnprintf(reason, sizeof reason, format, args);
     va_end(args);
     snprintf(err, errlen, "plugin \"%s\" (%s): %s", config->name, config->path, reason);
-    return -1;
+    return WN_LOAD_REFUSED;
 }
 
 /* `FILE:LINE: plugin "NAME": reason`: a refusal about the configuration. */
@@ -68,7 +70,7 @@ __attribute__((format(printf, 6, 7))) static int refuse_at(char *err, size_t err
     vsnprintf(reason, sizeof reason, format, args);
     va_end(args);
     snprintf(err, errlen, "%s:%d: plugin \"%s\": %s", file, line, config->name, reason);
-    return -1;
+    return WN_LOAD_BAD_SETTINGS;
 }
 
 static const char *type_name(walnotify_setting_type type)
@@ -621,15 +623,21 @@ static void fill_host(wn_plugin *plugin, const wn_plugin_config *config)
 int wn_plugin_load(wn_plugin *plugin, const wn_plugin_config *config, const char *file,
                    const char *config_dir, char *err, size_t errlen)
 {
+    int rc;
+
     memset(plugin, 0, sizeof *plugin);
     plugin->config = config;
-    if (open_library(plugin, config, err, errlen) != 0)
+    rc = open_library(plugin, config, err, errlen);
+    if (rc != 0)
         goto forget;
-    if (read_descriptor(plugin, config, err, errlen) != 0)
+    rc = read_descriptor(plugin, config, err, errlen);
+    if (rc != 0)
         goto close_library;
-    if (check_configured(plugin, config, file, err, errlen) != 0)
+    rc = check_configured(plugin, config, file, err, errlen);
+    if (rc != 0)
         goto close_library;
-    if (build_settings(plugin, config, file, config_dir, err, errlen) != 0)
+    rc = build_settings(plugin, config, file, config_dir, err, errlen);
+    if (rc != 0)
         goto free_settings;
     fill_host(plugin, config);
     return 0;
@@ -640,7 +648,7 @@ close_library:
     dlclose(plugin->library);
 forget:
     memset(plugin, 0, sizeof *plugin);
-    return -1;
+    return rc;
 }
 
 walnotify_status wn_plugin_init(wn_plugin *plugin)

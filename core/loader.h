@@ -23,9 +23,15 @@ typedef struct wn_plugin {
     bool initialised;
 } wn_plugin;
 
+/* wn_plugin_load's failures: the shared object itself (exit 2), or its settings in the
+ * configuration file (exit 1). */
+#define WN_LOAD_REFUSED (-1)
+#define WN_LOAD_BAD_SETTINGS (-2)
+
 /*
  * Loads config->path and validates config->settings (file is the configuration file, for
- * messages). Returns 0, or -1 with one line in err naming the file and the reason, e.g.
+ * messages). Returns 0, or WN_LOAD_REFUSED / WN_LOAD_BAD_SETTINGS with one line in err naming
+ * the file and the reason, e.g.
  * "plugin "orders-log" (/x/jsonl.so): ABI major version 2, this host speaks 1" or
  * "etc/w.conf:14: plugin "orders-log": unknown setting "pth" (jsonl declares: path, fsync)".
  * On failure *plugin holds nothing that needs freeing.

@@ -167,9 +167,11 @@ static int load_plugins(run *r)
     if (r->plugins == NULL)
         return die(EXIT_PLUGIN, "out of memory loading plugins");
     for (size_t i = 0; i < r->config.nplugins; i++) {
-        if (wn_plugin_load(&r->plugins[i], &r->config.plugins[i], r->config.file, r->config.dir,
-                           err, sizeof err) != 0)
-            return die(EXIT_PLUGIN, "%s", err);
+        int rc = wn_plugin_load(&r->plugins[i], &r->config.plugins[i], r->config.file,
+                                r->config.dir, err, sizeof err);
+
+        if (rc != 0)
+            return die(rc == WN_LOAD_BAD_SETTINGS ? EXIT_USAGE : EXIT_PLUGIN, "%s", err);
         r->nloaded++;
     }
     return 0;

@@ -53,6 +53,7 @@ static void server_message(PGconn *conn, const PGresult *res, char *out, size_t 
 {
     const char *text = NULL;
     size_t used = 0;
+    bool space = false;
 
     if (res)
         text = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
@@ -60,10 +61,16 @@ static void server_message(PGconn *conn, const PGresult *res, char *out, size_t 
         text = res ? PQresultErrorMessage(res) : NULL;
     if (!text || !text[0])
         text = PQerrorMessage(conn);
-    for (const char *p = text; *p && used + 1 < outlen; p++)
-        out[used++] = (*p == '\n' || *p == '\r' || *p == '\t') ? ' ' : *p;
-    while (used > 0 && out[used - 1] == ' ')
-        used--;
+    for (const char *p = text; *p && used + 2 < outlen; p++) {
+        if (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t') {
+            space = used > 0;
+            continue;
+        }
+        if (space)
+            out[used++] = ' ';
+        space = false;
+        out[used++] = *p;
+    }
     out[used] = '\0';
 }
 

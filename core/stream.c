@@ -90,15 +90,22 @@ static uint64_t get_u64(const char *p)
     return v;
 }
 
-/* text with newlines folded and the trailing ones dropped, into out. */
+/* text on one line: every run of whitespace (libpq ends lines with "\n\t") becomes one space. */
 static void one_line(const char *text, char *out, size_t outlen)
 {
     size_t used = 0;
+    bool space = false;
 
-    for (const char *p = text ? text : ""; *p && used + 1 < outlen; p++)
-        out[used++] = (*p == '\n' || *p == '\r' || *p == '\t') ? ' ' : *p;
-    while (used > 0 && out[used - 1] == ' ')
-        used--;
+    for (const char *p = text ? text : ""; *p && used + 2 < outlen; p++) {
+        if (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t') {
+            space = used > 0;
+            continue;
+        }
+        if (space)
+            out[used++] = ' ';
+        space = false;
+        out[used++] = *p;
+    }
     out[used] = '\0';
     if (used == 0)
         snprintf(out, outlen, "no reason given");
@@ -224,10 +231,21 @@ static bool handle_message(wn_stream *stream, wn_handoff *handoff, char *buf, in
     return false;
 }
 
+/* The server's reason from a result without its "ERROR:  " prefix, else libpq's, on one line. */
+static void result_message(PGconn *conn, const PGresult *res, char *out, size_t outlen)
+{
+    const char *text = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+
+    if (!text || !text[0])
+        text = res ? PQresultErrorMessage(res) : NULL;
+    if (!text || !text[0])
+        text = PQerrorMessage(conn);
+    one_line(text, out, outlen);
+}
+
 /* The copy ended (-1) or failed (-2): the server's or libpq's reason into err. */
 static void fail_copy_end(wn_stream *stream, int r)
 {
-    char message[MESSAGE_MAX];
     PGresult *res;
 
     if (r == -2) {
@@ -235,11 +253,10 @@ static void fail_copy_end(wn_stream *stream, int r)
         return;
     }
     res = PQgetResult(stream->conn);
-    if (res && PQresultErrorMessage(res)[0]) {
-        one_line(PQresultErrorMessage(res), message, sizeof message);
-        fail(stream, "replication stream ended: %s", message);
-    } else if (PQerrorMessage(stream->conn)[0]) {
-        one_line(PQerrorMessage(stream->conn), message, sizeof message);
+    if ((res && PQresultErrorMessage(res)[0]) || PQerrorMessage(stream->conn)[0]) {
+        char message[MESSAGE_MAX];
+
+        result_message(stream->conn, res, message, sizeof message);
         fail(stream, "replication stream ended: %s", message);
     } else {
         fail(stream, "replication stream ended: the server closed the copy");
@@ -365,10 +382,10 @@ static void drain(wn_stream *stream)
         struct pollfd fd = {.fd = PQsocket(stream->conn), .events = POLLIN};
         int64_t left = deadline - monotonic_ms();
         char *buf;
-        int r;
 
         if (copying) {
-            r = PQgetCopyData(stream->conn, &buf, 1);
+            int r = PQgetCopyData(stream->conn, &buf, 1);
+
             if (r > 0) {
                 PQfreemem(buf);
                 continue;
@@ -491,9 +508,7 @@ int wn_stream_open(wn_stream **out, const wn_stream_options *options, char *err,
     if (PQresultStatus(res) != PGRES_COPY_BOTH) {
         const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 
-        one_line(PQresultErrorMessage(res)[0] ? PQresultErrorMessage(res)
-                                              : PQerrorMessage(stream->conn),
-                 message, sizeof message);
+        result_message(stream->conn, res, message, sizeof message);
         snprintf(err, errlen, "starting replication from slot \"%s\": %s%s", options->slot,
                  message,
                  state && strcmp(state, "55006") == 0

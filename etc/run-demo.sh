@@ -32,11 +32,10 @@ cleanup() {
 
 # While walnotify runs, a signal asks it to stop cleanly; before that, it ends the demo.
 on_signal() {
-    if [ -n "$WN_PID" ]; then
-        kill -TERM "$WN_PID" 2>/dev/null || true
-        return
+    if [ -z "$WN_PID" ]; then
+        exit "$1"
     fi
-    exit "$1"
+    kill -TERM "$WN_PID" 2>/dev/null || true
 }
 
 sql() {

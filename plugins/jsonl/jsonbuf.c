@@ -176,7 +176,7 @@ static size_t utf8_sequence_length(const unsigned char *p, size_t avail)
     unsigned char lo = 0x80, hi = 0xBF; /* the range of the second byte */
     size_t need;
 
-    if (lead < 0xC0)
+    if (lead < 0xC2)
         return 0;
     if (lead < 0xE0) {
         need = 2;
@@ -246,7 +246,7 @@ void jsonbuf_string(jsonbuf *buf, const char *text, size_t length)
         char *out = buf->data + buf->len;
         while (i < chunk_end) {
             unsigned char c = in[i];
-            if (c >= 0x20 && c <= 0x7F && c != '"' && c != '\\') {
+            if (c >= 0x20 && c < 0x7F && c != '"' && c != '\\') {
                 *out++ = (char)c;
                 i++;
             } else if (c < 0x80) {

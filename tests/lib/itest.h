@@ -13,6 +13,7 @@
 #define WN_TEST_ITEST_H
 
 #include <limits.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -126,6 +127,13 @@ char *itest_host_stdout(const itest_host *host);      /* to free */
 #define itest_host_run(ctx, host, ...)                                                     \
     (itest_host_start((ctx), (host), ITEST_ARGS(__VA_ARGS__)), itest_host_wait((host), ITEST_RUN_S))
 
+/* Fails unless the host exited with code, quoting the end of its stderr. */
+void itest_assert_exit(const itest_host *host, int code);
+/* walnotify --create-slot -c conf, which must exit 0. */
+void itest_create_slot(itest_ctx *ctx, const char *conf);
+/* walnotify -c conf --endpos pg_current_wal_lsn(), which must exit 0; returns that position. */
+wn_lsn itest_run_to_now(itest_ctx *ctx, const char *conf);
+
 /* Checks that stderr is one non-empty reason line at its end (after any log lines). */
 void itest_assert_reason(const itest_host *host);
 
@@ -138,6 +146,18 @@ itest_events itest_read_events(const char *path);
 void itest_events_free(itest_events *events);
 /* The text of a member of an event's `values` (NULL for JSON null); fails when absent. */
 const char *itest_value(const itest_event *event, const char *column);
+
+/*
+ * A compact description of an event for comparisons:
+ * "public.a update 2 {id:10,v:x} unchanged[big] old{id:1} options[cascade]" (parts present only
+ * when the line has them; null prints as null, values over 64 bytes as <N bytes>). To free.
+ */
+char *itest_describe(const itest_event *event);
+/* Fails unless the events' descriptions equal want (count entries), naming the first mismatch. */
+void itest_assert_described(const itest_events *events, const char *const *want, size_t count,
+                            const char *what);
+/* Commit order: within one lsn seq grows, and each new lsn is above the previous one. */
+void itest_assert_commit_order(const itest_events *events);
 
 /* Flaky/blocker log lines "LSN SEQ TABLE OP ID". */
 typedef struct itest_logline {

@@ -859,10 +859,12 @@ START_TEST(test_second_instance_on_same_file_refused)
     fake_host *second = fake_new("locked.jsonl");
     void *state = start(first);
     void *other = NULL;
+    char pid[32];
+    snprintf(pid, sizeof pid, "(pid %ld)", (long)getpid()); /* this process holds the lock */
     ck_assert_int_eq(plugin->init(&second->host, &other), WALNOTIFY_FATAL);
     ck_assert_msg(strstr(second->log, "ERROR: ") != NULL &&
                       strstr(second->log, "is locked by another process") != NULL &&
-                      strstr(second->log, second->path) != NULL,
+                      strstr(second->log, second->path) != NULL && strstr(second->log, pid) != NULL,
                   "log: %s", second->log);
     plugin->shutdown(state);
 

@@ -1,0 +1,221 @@
+/*
+ * Plugins that fail: transient failures are retried until every event is delivered once and in
+ * order; a plugin that blocks for longer than wal_sender_timeout does not cost the connection;
+ * a fatal failure stops the host (exit 2) without acknowledging the failed transaction.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "itest.h"
+
+/* One expected fixture log line: which transaction (index into the written ones), seq, id. */
+typedef struct want_line {
+    int txn;
+    long seq;
+    const char *id;
+} want_line;
+
+static void assert_log(const itest_loglines *log, size_t first, const want_line *want,
+                       size_t count, const char *what)
+{
+    ck_assert_msg(log->count - first == count, "%s holds %zu lines from %zu, expected %zu", what,
+                  log->count - first, first, count);
+    for (size_t i = 0; i < count; i++) {
+        const itest_logline *got = &log->line[first + i];
+        ck_assert_msg(got->seq == want[i].seq && strcmp(got->id, want[i].id) == 0,
+                      "%s line %zu is seq %ld id %s, expected seq %ld id %s", what, first + i + 1,
+                      got->seq, got->id, want[i].seq, want[i].id);
+        /* Lines of one transaction share its lsn; a new transaction has a higher one. */
+        for (size_t j = 0; j < i; j++) {
+            const itest_logline *earlier = &log->line[first + j];
+            if (want[j].txn == want[i].txn)
+                ck_assert_msg(earlier->lsn == got->lsn, "%s: one transaction, two lsns", what);
+            else
+                ck_assert_msg(earlier->lsn < got->lsn, "%s: transactions out of order", what);
+        }
+    }
+}
+
+static void assert_no_log_level(const itest_host *host, const char *level)
+{
+    char *err = itest_host_stderr(host);
+    char needle[32];
+    const char *hit;
+
+    snprintf(needle, sizeof needle, "] %s:", level);
+    hit = err ? strstr(err, needle) : NULL;
+    ck_assert_msg(hit == NULL, "walnotify logged %s: %.300s", level, hit ? hit : "");
+    free(err);
+}
+
+START_TEST(test_retries_deliver_everything_once)
+{
+    static const want_line want[] = {
+        {0, 0, "1"}, {0, 1, "2"}, {1, 0, "3"}, {2, 0, "4"}, {2, 1, "5"}, {2, 2, "6"},
+    };
+    itest_ctx ctx;
+    itest_path conf, log_path;
+    itest_loglines log;
+
+    itest_begin(&ctx, "retry");
+    itest_exec(ctx.conn, "CREATE TABLE t (id int PRIMARY KEY)");
+    conf = itest_config(&ctx, "retry.cfg", "\"public.t\"", 200,
+                        "{ name = \"flaky\"; path = \"%s\";"
+                        "  settings = { fail_times = 2; log = \"flaky.log\"; }; }",
+                        itest_root_file("build/tests/fixtures/flaky.so").s);
+    itest_create_slot(&ctx, conf.s);
+    itest_exec(ctx.conn, "INSERT INTO t VALUES (1), (2)");
+    itest_exec(ctx.conn, "INSERT INTO t VALUES (3)");
+    itest_exec(ctx.conn, "BEGIN; INSERT INTO t VALUES (4); INSERT INTO t VALUES (5), (6); COMMIT");
+    itest_run_to_now(&ctx, conf.s);
+
+    log_path = itest_file(&ctx, "flaky.log");
+    log = itest_read_log(log_path.s);
+    assert_log(&log, 0, want, sizeof want / sizeof want[0], "flaky.log");
+    itest_loglines_free(&log);
+    itest_end(&ctx);
+}
+END_TEST
+
+START_TEST(test_slow_plugin_keeps_the_connection)
+{
+    itest_ctx ctx;
+    itest_host host;
+    itest_path conf, log_path;
+    itest_loglines log;
+    long server_log_start;
+    char *server_log;
+
+    itest_begin(&ctx, "slow");
+    itest_exec(ctx.conn, "ALTER SYSTEM SET wal_sender_timeout = '2s'");
+    itest_exec(ctx.conn, "SELECT pg_reload_conf()");
+    itest_exec(ctx.conn, "CREATE TABLE t (id int PRIMARY KEY)");
+    conf = itest_config(&ctx, "slow.cfg", "\"public.t\"", 1000,
+                        "{ name = \"slow\"; path = \"%s\";"
+                        "  settings = { block_ms = 6000; log = \"slow.log\"; }; }",
+                        itest_root_file("build/tests/fixtures/blocker.so").s);
+    itest_create_slot(&ctx, conf.s);
+    server_log_start = itest_server_log_size();
+
+    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
+    itest_exec(ctx.conn, "INSERT INTO t VALUES (1), (2)");
+    itest_exec(ctx.conn, "INSERT INTO t VALUES (3)");
+    log_path = itest_file(&ctx, "slow.log");
+    log = itest_wait_log(log_path.s, 3, ITEST_WAIT_S);
+    itest_loglines_free(&log);
+    ck_assert_msg(itest_host_running(&host), "walnotify stopped after the slow call (exit %d)",
+                  host.status);
+
+    itest_exec(ctx.conn, "INSERT INTO t VALUES (4)");
+    log = itest_wait_log(log_path.s, 4, ITEST_WAIT_S);
+    itest_loglines_free(&log);
+    ck_assert_msg(itest_host_running(&host), "walnotify stopped (exit %d)", host.status);
+    itest_host_stop(&host, SIGTERM);
+    itest_assert_exit(&host, 0);
+
+    {
+        static const want_line want[] = {{0, 0, "1"}, {0, 1, "2"}, {1, 0, "3"}, {2, 0, "4"}};
+        log = itest_read_log(log_path.s);
+        assert_log(&log, 0, want, sizeof want / sizeof want[0], "slow.log");
+        itest_loglines_free(&log);
+    }
+    assert_no_log_level(&host, "ERROR");
+    assert_no_log_level(&host, "WARNING");
+    server_log = itest_server_log_since(server_log_start);
+    ck_assert_msg(strstr(server_log, "replication timeout") == NULL,
+                  "the server dropped the replication connection: %s",
+                  strstr(server_log, "replication timeout"));
+    free(server_log);
+    itest_end(&ctx);
+}
+END_TEST
+
+/* Puts wal_sender_timeout back even when the test that lowered it failed. */
+static void reset_sender_timeout(void)
+{
+    PGconn *conn = itest_connect("postgres", NULL);
+
+    PQclear(PQexec(conn, "ALTER SYSTEM RESET wal_sender_timeout"));
+    PQclear(PQexec(conn, "SELECT pg_reload_conf()"));
+    PQfinish(conn);
+}
+
+START_TEST(test_fatal_stops_without_acknowledging)
+{
+    static const want_line want_first[] = {{0, 0, "1"}, {1, 0, "2"}};
+    static const want_line want_again[] = {{1, 0, "2"}, {1, 1, "3"}, {1, 2, "4"}};
+    itest_ctx ctx;
+    itest_host host;
+    itest_path conf, conf2, log_path;
+    itest_loglines log;
+    wn_lsn failed_lsn, confirmed;
+    char *endpos;
+
+    itest_begin(&ctx, "fatal");
+    itest_exec(ctx.conn, "CREATE TABLE t (id int PRIMARY KEY)");
+    conf = itest_config(&ctx, "fatal.cfg", "\"public.t\"", 100,
+                        "{ name = \"flaky\"; path = \"%s\";"
+                        "  settings = { fatal_on_seq = 1; log = \"fatal.log\"; }; }",
+                        itest_root_file("build/tests/fixtures/flaky.so").s);
+    conf2 = itest_config(&ctx, "healthy.cfg", "\"public.t\"", 100,
+                         "{ name = \"flaky\"; path = \"%s\"; settings = { log = \"again.log\"; }; }",
+                         itest_root_file("build/tests/fixtures/flaky.so").s);
+    itest_create_slot(&ctx, conf.s);
+    itest_exec(ctx.conn, "INSERT INTO t VALUES (1)");
+    itest_exec(ctx.conn, "INSERT INTO t VALUES (2), (3), (4)");
+    endpos = itest_lsn_text(itest_current_lsn(ctx.conn));
+
+    itest_host_run(&ctx, &host, "-c", conf.s, "--endpos", endpos);
+    itest_assert_exit(&host, 2);
+    itest_assert_reason(&host);
+    log_path = itest_file(&ctx, "fatal.log");
+    log = itest_read_log(log_path.s);
+    assert_log(&log, 0, want_first, 2, "fatal.log");
+    failed_lsn = log.line[1].lsn;
+    itest_loglines_free(&log);
+    confirmed = itest_slot_confirmed(ctx.conn, ctx.slot);
+    ck_assert_msg(confirmed <= failed_lsn,
+                  "the slot was acknowledged to %s, past the failed transaction at %s",
+                  itest_lsn_text(confirmed), itest_lsn_text(failed_lsn));
+
+    itest_host_run(&ctx, &host, "-c", conf2.s, "--endpos", endpos);
+    itest_assert_exit(&host, 0);
+    log_path = itest_file(&ctx, "again.log");
+    log = itest_read_log(log_path.s);
+    ck_assert_msg(log.count == 3 || log.count == 4, "again.log holds %zu lines", log.count);
+    /* The first transaction may come again (at least once); the failed one must, whole. */
+    if (log.count == 4)
+        ck_assert_msg(strcmp(log.line[0].id, "1") == 0 && log.line[0].lsn < failed_lsn,
+                      "again.log starts with something unexpected");
+    assert_log(&log, log.count - 3, want_again, 3, "again.log");
+    ck_assert_msg(log.line[log.count - 1].lsn == failed_lsn, "the failed transaction changed lsn");
+    itest_loglines_free(&log);
+    free(endpos);
+    itest_end(&ctx);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *suite = suite_create("failures");
+    TCase *tc = tcase_create("failures");
+    TCase *slow = tcase_create("slow");
+    SRunner *runner;
+    int failed;
+
+    tcase_set_timeout(tc, ITEST_TIMEOUT_S);
+    tcase_add_test(tc, test_retries_deliver_everything_once);
+    tcase_add_test(tc, test_fatal_stops_without_acknowledging);
+    suite_add_tcase(suite, tc);
+    tcase_set_timeout(slow, ITEST_TIMEOUT_S);
+    tcase_add_unchecked_fixture(slow, NULL, reset_sender_timeout);
+    tcase_add_test(slow, test_slow_plugin_keeps_the_connection);
+    suite_add_tcase(suite, slow);
+    runner = srunner_create(suite);
+    srunner_run_all(runner, CK_NORMAL);
+    failed = srunner_ntests_failed(runner);
+    srunner_free(runner);
+    return failed == 0 ? 0 : 1;
+}
