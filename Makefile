@@ -31,6 +31,13 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubu
 
 B := build
 
+# `make V=1` shows every command.
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
 CORE_SRCS := $(wildcard core/*.c)
 CORE_OBJS := $(patsubst core/%.c,$(B)/core/%.o,$(CORE_SRCS))
 PLUGINS   := $(notdir $(wildcard plugins/*))
@@ -41,16 +48,19 @@ all: $(B)/walnotify $(PLUGIN_SOS)
 
 $(B)/core/%.o: core/%.c $(wildcard core/*.h) include/walnotify/plugin.h
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	@echo "  CC      $@"
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
 
 $(B)/walnotify: $(CORE_OBJS)
-	$(CC) $(LDFLAGS) -o $@ $^ $(HOST_LIBS)
+	@echo "  CC      $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(HOST_LIBS)
 
 # A plugin is every .c in its folder, linked against nothing of the host.
 .SECONDEXPANSION:
 $(B)/plugins/%.so: $$(wildcard plugins/%/*.c) $$(wildcard plugins/%/*.h) include/walnotify/plugin.h
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -fvisibility=hidden -shared $(LDFLAGS) -o $@ $(filter %.c,$^) $(PLUGIN_LIBS_$*)
+	@echo "  CC      $@"
+	$(Q)$(CC) $(CFLAGS) -fvisibility=hidden -shared $(LDFLAGS) -o $@ $(filter %.c,$^) $(PLUGIN_LIBS_$*)
 
 # ---- tests -------------------------------------------------------------------------------------
 # Each unit test links only the core modules it exercises, named here.
@@ -76,19 +86,23 @@ TESTLIB_OBJS := $(patsubst tests/lib/%.c,$(B)/tests/lib/%.o,$(wildcard tests/lib
 $(B)/tests/test_%: tests/unit/test_%.c $$(addprefix $(B)/core/,$$(addsuffix .o,$$(UNIT_DEPS_$$*))) \
                    $(wildcard tests/lib/*.h)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -Itests/lib $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(CHECK_LIBS) $(HOST_LIBS)
+	@echo "  CC      $@"
+	$(Q)$(CC) $(CFLAGS) -Itests/lib $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(CHECK_LIBS) $(HOST_LIBS)
 
 $(B)/tests/fixtures/%.so: tests/fixtures/%.c include/walnotify/plugin.h
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -fvisibility=hidden -shared $(LDFLAGS) -o $@ $<
+	@echo "  CC      $@"
+	$(Q)$(CC) $(CFLAGS) -fvisibility=hidden -shared $(LDFLAGS) -o $@ $<
 
 $(B)/tests/lib/%.o: tests/lib/%.c $(wildcard tests/lib/*.h)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -Itests/lib -c -o $@ $<
+	@echo "  CC      $@"
+	$(Q)$(CC) $(CFLAGS) -Itests/lib -c -o $@ $<
 
 $(B)/tests/itest_%: tests/integration/test_%.c $(TESTLIB_OBJS) $(B)/core/lsn.o
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -Itests/lib $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(CHECK_LIBS) -lpq
+	@echo "  CC      $@"
+	$(Q)$(CC) $(CFLAGS) -Itests/lib $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(CHECK_LIBS) -lpq
 
 tests: all $(UNIT_BINS) $(FIXTURE_SOS) $(ITEST_BINS)
 

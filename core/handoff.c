@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdint.h>
+#include <sys/eventfd.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,6 +26,7 @@ struct wn_handoff {
     atomic_bool stop;
     atomic_bool dispatcher_done;
     int stop_pipe[2];            /* readable once stop is requested */
+    int ack_event;               /* eventfd: readable after the acknowledgeable position moved */
 };
 
 wn_handoff *wn_handoff_create(size_t capacity)
@@ -37,6 +40,9 @@ wn_handoff *wn_handoff_create(size_t capacity)
         goto fail_alloc;
     if (pipe2(handoff->stop_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
         goto fail_ring;
+    handoff->ack_event = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (handoff->ack_event < 0)
+        goto fail_pipe;
     handoff->capacity = capacity;
     pthread_mutex_init(&handoff->lock, NULL);
     pthread_cond_init(&handoff->not_empty, NULL);
@@ -46,6 +52,9 @@ wn_handoff *wn_handoff_create(size_t capacity)
     atomic_init(&handoff->dispatcher_done, false);
     return handoff;
 
+fail_pipe:
+    close(handoff->stop_pipe[0]);
+    close(handoff->stop_pipe[1]);
 fail_ring:
     free(handoff->ring);
 fail_alloc:
@@ -64,6 +73,7 @@ void wn_handoff_destroy(wn_handoff *handoff)
     pthread_cond_destroy(&handoff->not_full);
     close(handoff->stop_pipe[0]);
     close(handoff->stop_pipe[1]);
+    close(handoff->ack_event);
     free(handoff->ring);
     free(handoff);
 }
@@ -165,6 +175,28 @@ void wn_handoff_set_acknowledgeable(wn_handoff *handoff, wn_lsn lsn)
     /* Only the dispatcher writes, but keep it monotonic whatever a caller passes. */
     while (lsn > current && !atomic_compare_exchange_weak(&handoff->acknowledgeable, &current, lsn))
         ;
+    if (lsn > current) {
+        uint64_t one = 1;
+
+        /* The reader reports the new position now rather than at its next timer tick. A full
+         * counter (EAGAIN) already wakes it. */
+        if (write(handoff->ack_event, &one, sizeof one) < 0) {
+        }
+    }
+}
+
+int wn_handoff_ack_fd(const wn_handoff *handoff)
+{
+    return handoff->ack_event;
+}
+
+void wn_handoff_ack_seen(wn_handoff *handoff)
+{
+    uint64_t count;
+
+    if (read(handoff->ack_event, &count, sizeof count) < 0) {
+        /* EAGAIN: nothing to clear. */
+    }
 }
 
 wn_lsn wn_handoff_acknowledgeable(const wn_handoff *handoff)

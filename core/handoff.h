@@ -50,6 +50,10 @@ void wn_item_release(wn_item *item);
 /* The position PostgreSQL may be told is flushed. Only ever moves forward. */
 void wn_handoff_set_acknowledgeable(wn_handoff *handoff, wn_lsn lsn);
 wn_lsn wn_handoff_acknowledgeable(const wn_handoff *handoff);
+/* A file descriptor that becomes readable when the acknowledgeable position moves, for poll();
+ * wn_handoff_ack_seen makes it unreadable again. */
+int wn_handoff_ack_fd(const wn_handoff *handoff);
+void wn_handoff_ack_seen(wn_handoff *handoff);
 
 /* Asks both threads to stop; wakes whoever waits. Async-signal-unsafe: call from a thread. */
 void wn_handoff_request_stop(wn_handoff *handoff);

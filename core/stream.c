@@ -268,9 +268,10 @@ static void fail_copy_end(wn_stream *stream, int r)
  * the next status update. */
 static bool wait_for_input(wn_stream *stream, wn_handoff *handoff)
 {
-    struct pollfd fds[2] = {
+    struct pollfd fds[3] = {
         {.fd = PQsocket(stream->conn), .events = POLLIN},
         {.fd = wn_handoff_stop_fd(handoff), .events = POLLIN},
+        {.fd = wn_handoff_ack_fd(handoff), .events = POLLIN},
     };
     int r;
 
@@ -280,7 +281,7 @@ static bool wait_for_input(wn_stream *stream, wn_handoff *handoff)
     }
     if (stream->want_write)
         fds[0].events |= POLLOUT;
-    r = poll(fds, fds[1].fd >= 0 ? 2 : 1, ms_to_status(stream));
+    r = poll(fds, 3, ms_to_status(stream));
     if (r < 0 && errno != EINTR) {
         fail(stream, "waiting for the server: %s", strerror(errno));
         return false;
@@ -296,6 +297,16 @@ static bool wait_for_input(wn_stream *stream, wn_handoff *handoff)
     return true;
 }
 
+/* The dispatcher published a new position: report it now, not at the next timer tick, so the
+ * slot trails the plugins by one status interval at most. */
+static bool acknowledgeable_moved(const wn_stream *stream, wn_handoff *handoff)
+{
+    if (wn_handoff_acknowledgeable(handoff) <= stream->flushed)
+        return false;
+    wn_handoff_ack_seen(handoff);
+    return true;
+}
+
 /* One turn of the loop. false when the stream failed (err says why). */
 static bool step(wn_stream *stream, wn_handoff *handoff)
 {
@@ -304,8 +315,10 @@ static bool step(wn_stream *stream, wn_handoff *handoff)
 
     if (stream->want_write && !flush_output(stream))
         return false;
-    if (status_due(stream) && !send_status(stream, handoff))
-        return false;
+    if (status_due(stream) || acknowledgeable_moved(stream, handoff)) {
+        if (!send_status(stream, handoff))
+            return false;
+    }
     if (stream->have_pending) {
         /* Not reading while the queue is full lets TCP slow the server down. */
         int timeout = ms_to_status(stream);
