@@ -40,16 +40,6 @@ static bool log_has_id(const itest_loglines *log, const char *id)
     return false;
 }
 
-static void wait_rows(PGconn *conn, long long count)
-{
-    itest_deadline deadline = itest_deadline_in(ITEST_WAIT_S * 1000);
-
-    while (itest_query_int(conn, "SELECT count(*) FROM t") < count) {
-        ck_assert_msg(!itest_expired(&deadline), "the writer did not reach %lld rows", count);
-        itest_sleep_ms(ITEST_POLL_MS);
-    }
-}
-
 START_TEST(test_restart_resumes_after_acknowledged)
 {
     itest_ctx ctx;
@@ -83,7 +73,8 @@ START_TEST(test_restart_resumes_after_acknowledged)
                   "the first run acknowledged nothing (slot at %s)", itest_lsn_text(confirmed));
     itest_loglines_free(&log);
 
-    wait_rows(ctx.conn, itest_query_int(ctx.conn, "SELECT count(*) FROM t") + 20);
+    itest_wait_query_at_least(ctx.conn, itest_query_int(ctx.conn, "SELECT count(*) FROM t") + 20,
+                              "SELECT count(*) FROM t");
     itest_writer_stop(writer);
     itest_run_to_now(&ctx, conf.s);
 
@@ -186,6 +177,43 @@ START_TEST(test_blocked_transaction_is_not_acknowledged)
 }
 END_TEST
 
+START_TEST(test_filtered_stream_advances_slot)
+{
+    itest_ctx ctx;
+    itest_host host;
+    itest_path conf;
+    itest_deadline deadline;
+    wn_lsn target;
+    pid_t writer;
+
+    itest_begin(&ctx, "filtered");
+    itest_exec(ctx.conn, "CREATE TABLE t (id int PRIMARY KEY); "
+                         "CREATE TABLE u (id serial PRIMARY KEY, v int)");
+    conf = itest_config(&ctx, "filtered.cfg", "\"public.t\"", 200,
+                        "{ name = \"log\"; path = \"%s\"; settings = { log = \"run.log\"; }; }",
+                        itest_root_file("build/tests/fixtures/flaky.so").s);
+    itest_create_slot(&ctx, conf.s);
+    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
+    writer = itest_writer_start(&ctx, "INSERT INTO u (v) VALUES (1)");
+    itest_wait_query_at_least(ctx.conn, 20, "SELECT count(*) FROM u");
+    target = itest_current_lsn(ctx.conn);
+    itest_writer_stop(writer);
+
+    /* Nothing published is written: only keepalive acknowledgements can move the slot. */
+    deadline = itest_deadline_in(ITEST_WAIT_S * 1000);
+    while (itest_slot_confirmed(ctx.conn, ctx.slot) < target) {
+        ck_assert_msg(!itest_expired(&deadline),
+                      "the slot stayed at %s, below %s, on a stream of unpublished writes",
+                      itest_lsn_text(itest_slot_confirmed(ctx.conn, ctx.slot)),
+                      itest_lsn_text(target));
+        itest_sleep_ms(ITEST_POLL_MS);
+    }
+    itest_host_stop(&host, SIGTERM);
+    itest_assert_exit(&host, 0);
+    itest_end(&ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("resume");
@@ -196,6 +224,7 @@ int main(void)
     tcase_set_timeout(tc, ITEST_TIMEOUT_S);
     tcase_add_test(tc, test_restart_resumes_after_acknowledged);
     tcase_add_test(tc, test_blocked_transaction_is_not_acknowledged);
+    tcase_add_test(tc, test_filtered_stream_advances_slot);
     suite_add_tcase(suite, tc);
     runner = srunner_create(suite);
     srunner_run_all(runner, CK_NORMAL);

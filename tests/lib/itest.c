@@ -167,6 +167,29 @@ long long itest_query_int(PGconn *conn, const char *format, ...)
     return n;
 }
 
+void itest_wait_query_at_least(PGconn *conn, long long least, const char *format, ...)
+{
+    itest_deadline deadline = itest_deadline_in(ITEST_WAIT_S * 1000);
+    va_list args;
+    char *sql, *value;
+    long long n;
+
+    va_start(args, format);
+    sql = format_sql(format, args);
+    va_end(args);
+    for (;;) {
+        value = query_one(conn, sql);
+        n = value ? strtoll(value, NULL, 10) : 0;
+        free(value);
+        if (n >= least)
+            break;
+        ck_assert_msg(!itest_expired(&deadline), "%.200s gave %lld after %d s, expected %lld", sql,
+                      n, ITEST_WAIT_S, least);
+        itest_sleep_ms(ITEST_POLL_MS);
+    }
+    free(sql);
+}
+
 static wn_lsn query_lsn(PGconn *conn, const char *sql)
 {
     char *text = query_one(conn, sql);
@@ -279,6 +302,10 @@ void itest_end(itest_ctx *ctx)
                ctx->db);
     itest_exec(admin, "DROP DATABASE %s WITH (FORCE)", ctx->db);
     PQfinish(admin);
+    if (getenv("WN_ITEST_KEEP") != NULL) {
+        fprintf(stderr, "itest: kept %s\n", ctx->dir);
+        return;
+    }
     nftw(ctx->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 

@@ -7,7 +7,8 @@
  * and every wait is bounded.
  *
  * Each test works in its own database, slot, publication and temporary folder, made by
- * itest_begin and removed by itest_end.
+ * itest_begin and removed by itest_end (the folder is kept when WN_ITEST_KEEP is set, to look at
+ * what the host wrote).
  */
 #ifndef WN_TEST_ITEST_H
 #define WN_TEST_ITEST_H
@@ -91,6 +92,9 @@ void itest_exec(PGconn *conn, const char *format, ...) __attribute__((format(pri
 char *itest_query(PGconn *conn, const char *format, ...) __attribute__((format(printf, 2, 3)));
 long long itest_query_int(PGconn *conn, const char *format, ...)
     __attribute__((format(printf, 2, 3)));
+/* Waits (ITEST_WAIT_S at most) until the one-value query returns at least `least`. */
+void itest_wait_query_at_least(PGconn *conn, long long least, const char *format, ...)
+    __attribute__((format(printf, 3, 4)));
 wn_lsn itest_current_lsn(PGconn *conn);        /* pg_current_wal_lsn() */
 wn_lsn itest_insert_lsn(PGconn *conn);         /* pg_current_wal_insert_lsn() */
 bool itest_slot_exists(PGconn *conn, const char *slot);

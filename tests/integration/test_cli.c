@@ -1,0 +1,365 @@
+/*
+ * The command line: --endpos on busy, idle and already-passed streams, the slot commands,
+ * --check-config, and every exit status with its one-line reason.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "itest.h"
+
+static itest_path jsonl_config(const itest_ctx *ctx, const char *name, const char *out)
+{
+    return itest_config(ctx, name, "\"public.t\"", 200,
+                        "{ name = \"out\"; path = \"%s\"; settings = { path = \"%s\"; }; }",
+                        itest_root_file("build/plugins/jsonl.so").s, out);
+}
+
+/* A context whose configurations point at another conninfo. */
+static itest_ctx with_conninfo(const itest_ctx *ctx, const char *conninfo)
+{
+    itest_ctx other = *ctx;
+
+    snprintf(other.conninfo, sizeof other.conninfo, "%s", conninfo);
+    return other;
+}
+
+static char **table_ids(PGconn *conn, size_t *count)
+{
+    PGresult *res = PQexec(conn, "SELECT id FROM t ORDER BY id");
+    char **ids;
+
+    ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQerrorMessage(conn));
+    *count = (size_t)PQntuples(res);
+    ids = calloc(*count + 1, sizeof *ids);
+    ck_assert(ids != NULL);
+    for (size_t i = 0; i < *count; i++)
+        ids[i] = strdup(PQgetvalue(res, (int)i, 0));
+    PQclear(res);
+    return ids;
+}
+
+static void assert_stderr_has(const itest_host *host, const char *needle)
+{
+    char *err = itest_host_stderr(host);
+
+    ck_assert_msg(err != NULL && strstr(err, needle) != NULL, "stderr lacks \"%s\": %s", needle,
+                  err ? err : "(none)");
+    free(err);
+}
+
+START_TEST(test_endpos_on_busy_stream)
+{
+    itest_ctx ctx;
+    itest_path conf, conf2, out;
+    itest_events first, second;
+    size_t nids, next = 0;
+    char **ids, *endpos;
+    long long before;
+    wn_lsn end;
+    pid_t writer;
+    itest_host host;
+
+    itest_begin(&ctx, "busy");
+    itest_exec(ctx.conn, "CREATE TABLE t (id int PRIMARY KEY); CREATE SEQUENCE ids");
+    conf = jsonl_config(&ctx, "busy.cfg", "first.jsonl");
+    conf2 = jsonl_config(&ctx, "rest.cfg", "second.jsonl");
+    itest_create_slot(&ctx, conf.s);
+    writer = itest_writer_start(&ctx, "INSERT INTO t VALUES (nextval('ids'))");
+    itest_wait_query_at_least(ctx.conn, 30, "SELECT count(*) FROM t");
+    /* Every row visible now committed before the position read next. */
+    before = itest_query_int(ctx.conn, "SELECT count(*) FROM t");
+    end = itest_current_lsn(ctx.conn);
+    endpos = itest_lsn_text(end);
+    itest_wait_query_at_least(ctx.conn, before + 30, "SELECT count(*) FROM t");
+
+    itest_host_run(&ctx, &host, "-c", conf.s, "--endpos", endpos);
+    itest_assert_exit(&host, 0);
+    itest_writer_stop(writer);
+    itest_run_to_now(&ctx, conf2.s);
+
+    ids = table_ids(ctx.conn, &nids);
+    out = itest_file(&ctx, "first.jsonl");
+    first = itest_read_events(out.s);
+    out = itest_file(&ctx, "second.jsonl");
+    second = itest_read_events(out.s);
+    ck_assert_msg(first.count >= (size_t)before, "--endpos %s delivered %zu rows of the %lld "
+                  "committed before it", endpos, first.count, before);
+    for (size_t i = 0; i < first.count; i++, next++) {
+        ck_assert_msg(first.event[i].lsn < end, "--endpos %s delivered a commit at %s", endpos,
+                      itest_lsn_text(first.event[i].lsn));
+        ck_assert_msg(next < nids && strcmp(itest_value(&first.event[i], "id"), ids[next]) == 0,
+                      "first run: event %zu is id %s, expected %s", i,
+                      itest_value(&first.event[i], "id"), next < nids ? ids[next] : "none");
+    }
+    for (size_t i = 0; i < second.count; i++, next++)
+        ck_assert_msg(next < nids && strcmp(itest_value(&second.event[i], "id"), ids[next]) == 0,
+                      "second run: event %zu is id %s, expected %s", i,
+                      itest_value(&second.event[i], "id"), next < nids ? ids[next] : "none");
+    ck_assert_msg(next == nids, "%zu rows delivered, the table has %zu", next, nids);
+    ck_assert_msg(second.count > 0, "the first run went past --endpos: nothing was left");
+    ck_assert_msg(second.event[0].lsn > first.event[first.count - 1].lsn, "lsn went backwards");
+
+    for (size_t i = 0; i < nids; i++)
+        free(ids[i]);
+    free(ids);
+    free(endpos);
+    itest_events_free(&first);
+    itest_events_free(&second);
+    itest_end(&ctx);
+}
+END_TEST
+
+START_TEST(test_endpos_on_idle_stream_and_passed_slot)
+{
+    itest_ctx ctx;
+    itest_host host;
+    itest_path conf, out;
+    itest_lines lines;
+    char *early, *endpos;
+
+    itest_begin(&ctx, "idle");
+    itest_exec(ctx.conn, "CREATE TABLE t (id int PRIMARY KEY)");
+    conf = jsonl_config(&ctx, "idle.cfg", "out.jsonl");
+    out = itest_file(&ctx, "out.jsonl");
+    itest_create_slot(&ctx, conf.s);
+    early = itest_lsn_text(itest_current_lsn(ctx.conn));
+    itest_exec(ctx.conn, "INSERT INTO t VALUES (1)");
+    itest_exec(ctx.conn, "INSERT INTO t VALUES (2), (3)");
+    endpos = itest_lsn_text(itest_current_lsn(ctx.conn));
+
+    /* Nothing is written after endpos: the host must notice it is there and stop by itself. */
+    itest_host_run(&ctx, &host, "-c", conf.s, "--endpos", endpos);
+    itest_assert_exit(&host, 0);
+    lines = itest_read_lines(out.s);
+    ck_assert_int_eq(lines.count, 3);
+    itest_lines_free(&lines);
+
+    /* The slot is at or past both positions now: exit 0, nothing delivered. */
+    itest_host_run(&ctx, &host, "-c", conf.s, "--endpos", endpos);
+    itest_assert_exit(&host, 0);
+    itest_host_run(&ctx, &host, "-c", conf.s, "--endpos", early);
+    itest_assert_exit(&host, 0);
+    lines = itest_read_lines(out.s);
+    ck_assert_int_eq(lines.count, 3);
+    itest_lines_free(&lines);
+
+    free(early);
+    free(endpos);
+    itest_end(&ctx);
+}
+END_TEST
+
+START_TEST(test_create_and_drop_slot)
+{
+    itest_ctx ctx;
+    itest_host host;
+    itest_path conf;
+
+    itest_begin(&ctx, "slotcmd");
+    itest_exec(ctx.conn, "CREATE TABLE t (id int PRIMARY KEY)");
+    conf = jsonl_config(&ctx, "slot.cfg", "out.jsonl");
+
+    itest_create_slot(&ctx, conf.s);
+    ck_assert_msg(itest_slot_exists(ctx.conn, ctx.slot), "--create-slot made no slot");
+    ck_assert_int_eq(itest_query_int(ctx.conn,
+                                     "SELECT count(*) FROM pg_replication_slots WHERE slot_name = "
+                                     "'%s' AND plugin = 'pgoutput' AND slot_type = 'logical' AND "
+                                     "database = '%s' AND NOT temporary",
+                                     ctx.slot, ctx.db),
+                     1);
+    ck_assert_msg(itest_publication_exists(ctx.conn, ctx.pub), "--create-slot made no publication");
+    ck_assert_int_eq(itest_query_int(ctx.conn,
+                                     "SELECT count(*) FROM pg_publication_tables WHERE pubname = "
+                                     "'%s' AND schemaname = 'public' AND tablename = 't'",
+                                     ctx.pub),
+                     1);
+    itest_create_slot(&ctx, conf.s); /* again: both exist, nothing to do */
+
+    itest_host_run(&ctx, &host, "--drop-slot", "-c", conf.s);
+    itest_assert_exit(&host, 0);
+    ck_assert_msg(!itest_slot_exists(ctx.conn, ctx.slot), "--drop-slot left the slot");
+
+    itest_host_run(&ctx, &host, "--drop-slot", "-c", conf.s);
+    ck_assert_msg(host.status != 0, "--drop-slot of a missing slot exited 0");
+    itest_assert_reason(&host);
+    itest_end(&ctx);
+}
+END_TEST
+
+START_TEST(test_check_config)
+{
+    itest_ctx ctx, nowhere;
+    itest_host host;
+    itest_path conf, bad;
+
+    itest_begin(&ctx, "checkcfg");
+    nowhere = with_conninfo(&ctx, "host=/nonexistent/walnotify port=1 dbname=none user=none");
+
+    /* Valid, with a database that does not exist and an output no init could open. */
+    conf = itest_config(&nowhere, "valid.cfg", "\"public.t\"", 1000,
+                        "{ name = \"out\"; path = \"%s\"; "
+                        "settings = { path = \"no/such/dir/out.jsonl\"; fsync = false; }; }",
+                        itest_root_file("build/plugins/jsonl.so").s);
+    itest_host_run(&ctx, &host, "--check-config", "-c", conf.s);
+    itest_assert_exit(&host, 0);
+
+    bad = itest_file(&ctx, "badkey.cfg");
+    itest_write_file(bad.s,
+                     "source:\n"
+                     "{\n"
+                     "  conninfo = \"%s\";\n"
+                     "  tables = [ \"public.t\" ];\n"
+                     "  no_such_key = 1;\n"
+                     "};\n"
+                     "plugins = ( { name = \"out\"; path = \"%s\"; } );\n",
+                     nowhere.conninfo, itest_root_file("build/plugins/jsonl.so").s);
+    itest_host_run(&ctx, &host, "--check-config", "-c", bad.s);
+    itest_assert_exit(&host, 1);
+    itest_assert_reason(&host);
+    assert_stderr_has(&host, "badkey.cfg:5");
+
+    bad = itest_file(&ctx, "badsetting.cfg");
+    itest_write_file(bad.s,
+                     "source:\n"
+                     "{\n"
+                     "  conninfo = \"%s\";\n"
+                     "  tables = [ \"public.t\" ];\n"
+                     "};\n"
+                     "plugins = ( { name = \"out\"; path = \"%s\";\n"
+                     "  settings = {\n"
+                     "    path = \"out.jsonl\";\n"
+                     "    no_such_setting = true;\n"
+                     "  };\n"
+                     "} );\n",
+                     nowhere.conninfo, itest_root_file("build/plugins/jsonl.so").s);
+    itest_host_run(&ctx, &host, "--check-config", "-c", bad.s);
+    itest_assert_exit(&host, 1);
+    itest_assert_reason(&host);
+    assert_stderr_has(&host, "badsetting.cfg:9");
+
+    conf = itest_config(&nowhere, "noplugin.cfg", "\"public.t\"", 1000,
+                        "{ name = \"out\"; path = \"no-such-plugin.so\"; }");
+    itest_host_run(&ctx, &host, "--check-config", "-c", conf.s);
+    itest_assert_exit(&host, 2);
+    itest_assert_reason(&host);
+    itest_end(&ctx);
+}
+END_TEST
+
+START_TEST(test_usage_version_help)
+{
+    itest_ctx ctx;
+    itest_host host;
+    char *out;
+
+    itest_begin(&ctx, "usage");
+    itest_host_run(&ctx, &host, "--no-such-option");
+    itest_assert_exit(&host, 1);
+    itest_assert_reason(&host);
+    itest_host_run(&ctx, &host, "--endpos", "0/0");
+    itest_assert_exit(&host, 1);
+    itest_assert_reason(&host);
+    itest_host_run(&ctx, &host, "-c");
+    itest_assert_exit(&host, 1);
+    itest_assert_reason(&host);
+    itest_host_run(&ctx, &host, "-c", "/nonexistent/walnotify.cfg");
+    itest_assert_exit(&host, 1);
+    itest_assert_reason(&host);
+
+    itest_host_run(&ctx, &host, "--version");
+    itest_assert_exit(&host, 0);
+    out = itest_host_stdout(&host);
+    ck_assert_msg(out != NULL && strstr(out, "1.0.0") != NULL, "--version printed: %s", out);
+    free(out);
+    itest_host_run(&ctx, &host, "--help");
+    itest_assert_exit(&host, 0);
+    out = itest_host_stdout(&host);
+    ck_assert_msg(out != NULL && strstr(out, "--endpos") != NULL, "--help printed: %s", out);
+    free(out);
+    itest_end(&ctx);
+}
+END_TEST
+
+START_TEST(test_plugin_init_failure_exits_2)
+{
+    itest_ctx ctx;
+    itest_host host;
+    itest_path conf;
+
+    itest_begin(&ctx, "initfail");
+    itest_exec(ctx.conn, "CREATE TABLE t (id int PRIMARY KEY)");
+    conf = jsonl_config(&ctx, "init.cfg", "no/such/dir/out.jsonl");
+    itest_create_slot(&ctx, conf.s);
+    itest_exec(ctx.conn, "INSERT INTO t VALUES (1)");
+    itest_host_run(&ctx, &host, "-c", conf.s);
+    itest_assert_exit(&host, 2);
+    itest_assert_reason(&host);
+    itest_end(&ctx);
+}
+END_TEST
+
+START_TEST(test_states_that_need_a_person_exit_3)
+{
+    itest_ctx ctx, other;
+    itest_host host;
+    itest_path conf;
+
+    itest_begin(&ctx, "person");
+    itest_exec(ctx.conn, "CREATE TABLE t (id int PRIMARY KEY)");
+    conf = jsonl_config(&ctx, "person.cfg", "out.jsonl");
+    itest_create_slot(&ctx, conf.s);
+    itest_exec(ctx.conn, "DROP PUBLICATION %s", ctx.pub);
+    itest_exec(ctx.conn, "INSERT INTO t VALUES (1)");
+    itest_host_run(&ctx, &host, "-c", conf.s);
+    itest_assert_exit(&host, 3);
+    itest_assert_reason(&host);
+    assert_stderr_has(&host, ctx.slot);
+    ck_assert_msg(!itest_publication_exists(ctx.conn, ctx.pub),
+                  "the publication was made again under the existing slot");
+
+    other = ctx;
+    snprintf(other.conninfo, sizeof other.conninfo, "host=%s port=%s user=%s dbname=%s_missing",
+             itest_env("PGHOST"), itest_env("PGPORT"), itest_env("PGUSER"), ctx.db);
+    conf = itest_config(&other, "nodb.cfg", "\"public.t\"", 1000,
+                        "{ name = \"out\"; path = \"%s\"; settings = { path = \"x.jsonl\"; }; }",
+                        itest_root_file("build/plugins/jsonl.so").s);
+    itest_host_run(&ctx, &host, "-c", conf.s);
+    itest_assert_exit(&host, 3);
+    itest_assert_reason(&host);
+
+    snprintf(other.conninfo, sizeof other.conninfo, "host=%s port=%s user=wn_no_such_role dbname=%s",
+             itest_env("PGHOST"), itest_env("PGPORT"), ctx.db);
+    conf = itest_config(&other, "nouser.cfg", "\"public.t\"", 1000,
+                        "{ name = \"out\"; path = \"%s\"; settings = { path = \"y.jsonl\"; }; }",
+                        itest_root_file("build/plugins/jsonl.so").s);
+    itest_host_run(&ctx, &host, "-c", conf.s);
+    itest_assert_exit(&host, 3);
+    itest_assert_reason(&host);
+    itest_end(&ctx);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *suite = suite_create("cli");
+    TCase *tc = tcase_create("cli");
+    SRunner *runner;
+    int failed;
+
+    tcase_set_timeout(tc, ITEST_TIMEOUT_S);
+    tcase_add_test(tc, test_endpos_on_busy_stream);
+    tcase_add_test(tc, test_endpos_on_idle_stream_and_passed_slot);
+    tcase_add_test(tc, test_create_and_drop_slot);
+    tcase_add_test(tc, test_check_config);
+    tcase_add_test(tc, test_usage_version_help);
+    tcase_add_test(tc, test_plugin_init_failure_exits_2);
+    tcase_add_test(tc, test_states_that_need_a_person_exit_3);
+    suite_add_tcase(suite, tc);
+    runner = srunner_create(suite);
+    srunner_run_all(runner, CK_NORMAL);
+    failed = srunner_ntests_failed(runner);
+    srunner_free(runner);
+    return failed == 0 ? 0 : 1;
+}
