@@ -56,6 +56,8 @@ $(B)/walnotify: $(CORE_OBJS)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(HOST_LIBS)
 
 # A plugin is every .c in its folder, linked against nothing of the host.
+# Intermediate objects of the tests are kept, so a second make has nothing to do.
+.SECONDARY:
 .SECONDEXPANSION:
 $(B)/plugins/%.so: $$(wildcard plugins/%/*.c) $$(wildcard plugins/%/*.h) include/walnotify/plugin.h
 	@mkdir -p $(@D)
