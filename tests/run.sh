@@ -12,6 +12,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+# Only used by builds with SANITIZE=1: known leaks of libraries we cannot fix.
+export LSAN_OPTIONS="suppressions=$ROOT/tests/sanitizer/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 BUILD=$ROOT/build/tests
 LOGS=$BUILD/logs
 HARNESS=$ROOT/tests/pg-harness.sh
