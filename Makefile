@@ -5,6 +5,9 @@
 #   make run             the example pipeline against a throwaway PostgreSQL
 #   make install         PREFIX (default /usr/local), DESTDIR
 #   make SANITIZE=1 ...  everything built with AddressSanitizer and UndefinedBehaviorSanitizer
+#   make fuzz            the decoder under libFuzzer for FUZZ_SECONDS (default 60)
+#   make valgrind        the test suite under valgrind memcheck
+#   make bench           throughput, CPU, memory and latency beside pg_recvlogical
 
 PREFIX     ?= /usr/local
 BINDIR     ?= $(PREFIX)/bin
@@ -43,7 +46,7 @@ CORE_OBJS := $(patsubst core/%.c,$(B)/core/%.o,$(CORE_SRCS))
 PLUGINS   := $(notdir $(wildcard plugins/*))
 PLUGIN_SOS := $(patsubst %,$(B)/plugins/%.so,$(PLUGINS))
 
-.PHONY: all check unit integration run install clean tests deps
+.PHONY: all check unit integration run install clean tests deps fuzz valgrind bench
 all: $(B)/walnotify $(PLUGIN_SOS)
 
 $(B)/core/%.o: core/%.c $(wildcard core/*.h) include/walnotify/plugin.h
@@ -124,6 +127,24 @@ integration:
 	@tests/deps.sh
 	@$(MAKE) --no-print-directory tests
 	@tests/run.sh integration
+
+# The decoder under libFuzzer (clang) for FUZZ_SECONDS.
+FUZZ_SECONDS ?= 60
+fuzz:
+	@tests/deps.sh
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh
+
+# Every test with the host and the unit tests under valgrind memcheck.
+valgrind:
+	@tests/deps.sh
+	@$(MAKE) --no-print-directory tests
+	@tests/valgrind.sh
+
+# walnotify side by side with pg_recvlogical (and a Node.js client when npm is there).
+bench:
+	@tests/deps.sh
+	@$(MAKE) --no-print-directory all
+	@tests/bench/run.sh
 
 run:
 	@tests/deps.sh

@@ -14,6 +14,11 @@
 #define WN_DEFAULT_SLOT "walnotify"
 #define WN_DEFAULT_PUBLICATION "walnotify"
 #define WN_DEFAULT_STATUS_INTERVAL_MS 1000
+#define WN_DEFAULT_RETRY_INITIAL_MS 100
+#define WN_DEFAULT_RETRY_MAX_MS 30000
+#define WN_DEFAULT_RECONNECT_INITIAL_MS 1000
+#define WN_DEFAULT_RECONNECT_MAX_MS 60000
+#define WN_DEFAULT_RECEIVE_TIMEOUT_MS 30000
 #define WN_NAME_MAX 63 /* PostgreSQL's NAMEDATALEN - 1 */
 
 typedef struct wn_table_ref {
@@ -44,6 +49,13 @@ typedef struct wn_setting_value {
     size_t nitems;
 } wn_setting_value;
 
+/* What the dispatcher does when a plugin's handle fails. */
+typedef enum wn_on_error {
+    WN_ON_ERROR_RETRY, /* retry with backoff; after retry_max attempts (if set), `then` */
+    WN_ON_ERROR_SKIP,  /* write the event and its error to the dead-letter file, go on */
+    WN_ON_ERROR_STOP   /* stop the host with exit 2, acknowledging nothing of the transaction */
+} wn_on_error;
+
 typedef struct wn_plugin_config {
     char *name;                 /* unique instance name */
     char *path;                 /* the shared object, resolved against the file's folder */
@@ -52,6 +64,12 @@ typedef struct wn_plugin_config {
     bool *watches;              /* [source.ntables]: this plugin wants that table */
     wn_setting_value *settings; /* as written, validated later against the plugin's declarations */
     size_t nsettings;
+    wn_on_error on_error;       /* `on_error`: default retry */
+    int retry_max;              /* `retry_max`: attempts before `then`; 0 = unlimited (default) */
+    int retry_initial_ms;       /* `retry_initial_ms`: first backoff, doubling; default 100 */
+    int retry_max_ms;           /* `retry_max_ms`: backoff cap; default 30000 */
+    wn_on_error then;           /* `then`: SKIP or STOP (default) once retry_max runs out */
+    char *dead_letter;          /* `dead_letter`: jsonl file, resolved; required when skipping */
 } wn_plugin_config;
 
 typedef struct wn_source_config {
@@ -61,6 +79,11 @@ typedef struct wn_source_config {
     char *slot;
     char *publication;
     int status_interval_ms;     /* how often status updates go out, and plugins are flushed */
+    char *state_file;           /* `state_file`: local progress file, resolved; NULL: none */
+    int reconnect_initial_ms;   /* `reconnect_initial_ms`: first backoff (with jitter); 1000 */
+    int reconnect_max_ms;       /* `reconnect_max_ms`: backoff cap; 60000 */
+    int receive_timeout_ms;     /* `receive_timeout_ms`: silence before asking the server for a
+                                   reply, and again before reconnecting; 30000 */
 } wn_source_config;
 
 typedef struct wn_config {
