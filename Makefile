@@ -78,7 +78,8 @@ UNIT_DEPS_jsonl      :=
 UNIT_DEPS_handoff    := handoff lsn log
 UNIT_DEPS_lsn        := lsn
 UNIT_DEPS_conninfo   := conninfo log
-UNIT_DEPS_dispatcher := dispatcher handoff decoder relcache loader config lsn log
+UNIT_DEPS_state      := state lsn log
+UNIT_DEPS_dispatcher := dispatcher deadletter handoff decoder relcache loader config lsn log
 
 UNIT_SRCS    := $(wildcard tests/unit/test_*.c)
 UNIT_BINS    := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRCS))

@@ -24,6 +24,10 @@
 #define QUOTE_MAX 80
 #define STATUS_INTERVAL_MIN 100
 #define STATUS_INTERVAL_MAX 60000
+#define BACKOFF_MAX_MS 3600000 /* an hour: the longest wait any backoff setting may ask for */
+#define RETRY_INITIAL_MIN 1
+#define RECONNECT_INITIAL_MIN 10
+#define RECEIVE_TIMEOUT_MIN 1000
 
 typedef struct load_ctx {
     const char *path; /* the file as given, for messages */
@@ -40,9 +44,29 @@ typedef struct quoted {
 #define LABEL_MAX (sizeof(quoted) + 32)
 
 static const char *const top_keys[] = {"source", "plugins", "log_level", NULL};
-static const char *const source_keys[] = {"conninfo",    "tables",             "slot",
-                                          "publication", "status_interval_ms", NULL};
-static const char *const plugin_keys[] = {"name", "path", "tables", "ops", "settings", NULL};
+static const char *const source_keys[] = {
+    "conninfo",         "tables",     "slot",
+    "publication",      "status_interval_ms", "state_file",
+    "reconnect_initial_ms", "reconnect_max_ms", "receive_timeout_ms",
+    NULL};
+#define SOURCE_KEYS_TEXT                                                                 \
+    "conninfo, tables, slot, publication, status_interval_ms, state_file, "              \
+    "reconnect_initial_ms, reconnect_max_ms, receive_timeout_ms"
+static const char *const plugin_keys[] = {
+    "name",      "path",             "tables",       "ops",  "settings",    "on_error",
+    "retry_max", "retry_initial_ms", "retry_max_ms", "then", "dead_letter", NULL};
+#define PLUGIN_KEYS_TEXT                                                                 \
+    "name, path, tables, ops, settings, on_error, retry_max, retry_initial_ms, "          \
+    "retry_max_ms, then, dead_letter"
+
+static const struct {
+    const char *name;
+    wn_on_error value;
+} policy_names[] = {
+    {"retry", WN_ON_ERROR_RETRY},
+    {"skip", WN_ON_ERROR_SKIP},
+    {"stop", WN_ON_ERROR_STOP},
+};
 
 static const struct {
     const char *name;
@@ -384,25 +408,104 @@ static int parse_source_tables(load_ctx *ctx, const config_setting_t *source,
     return 0;
 }
 
-static int parse_status_interval(load_ctx *ctx, const config_setting_t *source, int *out)
+/*
+ * An optional integer member within [min, max]; *out is fallback when it is absent. *where (if
+ * not NULL) receives the setting, NULL when absent, so a later check can point at it.
+ */
+static int optional_int(load_ctx *ctx, const config_setting_t *group, const char *key,
+                        const char *label, int fallback, int min, int max, int *out,
+                        const config_setting_t **where)
 {
-    const config_setting_t *s = config_setting_get_member(source, "status_interval_ms");
+    const config_setting_t *s = config_setting_get_member(group, key);
     long long value;
 
-    *out = WN_DEFAULT_STATUS_INTERVAL_MS;
+    *out = fallback;
+    if (where != NULL)
+        *where = s;
     if (s == NULL)
         return 0;
     if (config_setting_type(s) != CONFIG_TYPE_INT && config_setting_type(s) != CONFIG_TYPE_INT64)
-        return fail_at(ctx, s, "source.status_interval_ms must be an integer");
+        return fail_at(ctx, s, "%s must be an integer", label);
     value = config_setting_get_int64(s);
-    if (value < STATUS_INTERVAL_MIN || value > STATUS_INTERVAL_MAX)
-        return fail_at(ctx, s, "source.status_interval_ms must be between %d and %d (got %lld)",
-                       STATUS_INTERVAL_MIN, STATUS_INTERVAL_MAX, value);
+    if (max == INT_MAX && value < min)
+        return fail_at(ctx, s, "%s must be %d or more (got %lld)", label, min, value);
+    if (value < min || value > max)
+        return fail_at(ctx, s, "%s must be between %d and %d (got %lld)", label, min, max, value);
     *out = (int)value;
     return 0;
 }
 
-static int parse_source(load_ctx *ctx, const config_setting_t *root, wn_source_config *out)
+/* An optional file name, resolved against dir; *out stays NULL when absent. */
+static int optional_path(load_ctx *ctx, const config_setting_t *group, const char *key,
+                         const char *label, const char *dir, char **out,
+                         const config_setting_t **where)
+{
+    const config_setting_t *s = NULL;
+    const char *text = NULL;
+
+    *out = NULL;
+    if (optional_string(ctx, group, key, label, &text, &s) != 0)
+        return -1;
+    if (where != NULL)
+        *where = s;
+    if (s == NULL)
+        return 0;
+    if (text[0] == '\0')
+        return fail_at(ctx, s, "%s must not be empty", label);
+    /* "-" means standard output elsewhere; here it can only be a mistake. */
+    if (strcmp(text, "-") == 0)
+        return fail_at(ctx, s, "%s must name a file, not \"-\"", label);
+    *out = wn_config_resolve_path(dir, text);
+    return *out == NULL ? fail_nomem(ctx) : 0;
+}
+
+/* The setting to blame for a pair that does not fit: the one written, the later if both were. */
+static const config_setting_t *blame(const config_setting_t *later,
+                                     const config_setting_t *earlier,
+                                     const config_setting_t *group)
+{
+    if (later != NULL)
+        return later;
+    return earlier != NULL ? earlier : group;
+}
+
+static int parse_source_timing(load_ctx *ctx, const config_setting_t *source,
+                               wn_source_config *out)
+{
+    const config_setting_t *status = NULL, *initial = NULL, *max = NULL, *timeout = NULL;
+
+    if (optional_int(ctx, source, "status_interval_ms", "source.status_interval_ms",
+                     WN_DEFAULT_STATUS_INTERVAL_MS, STATUS_INTERVAL_MIN, STATUS_INTERVAL_MAX,
+                     &out->status_interval_ms, &status) != 0)
+        return -1;
+    if (optional_int(ctx, source, "reconnect_initial_ms", "source.reconnect_initial_ms",
+                     WN_DEFAULT_RECONNECT_INITIAL_MS, RECONNECT_INITIAL_MIN, BACKOFF_MAX_MS,
+                     &out->reconnect_initial_ms, &initial) != 0)
+        return -1;
+    if (optional_int(ctx, source, "reconnect_max_ms", "source.reconnect_max_ms",
+                     WN_DEFAULT_RECONNECT_MAX_MS, RECONNECT_INITIAL_MIN, BACKOFF_MAX_MS,
+                     &out->reconnect_max_ms, &max) != 0)
+        return -1;
+    if (out->reconnect_max_ms < out->reconnect_initial_ms)
+        return fail_at(ctx, blame(max, initial, source),
+                       "source.reconnect_max_ms (%d) must not be less than "
+                       "source.reconnect_initial_ms (%d)",
+                       out->reconnect_max_ms, out->reconnect_initial_ms);
+    if (optional_int(ctx, source, "receive_timeout_ms", "source.receive_timeout_ms",
+                     WN_DEFAULT_RECEIVE_TIMEOUT_MS, RECEIVE_TIMEOUT_MIN, BACKOFF_MAX_MS,
+                     &out->receive_timeout_ms, &timeout) != 0)
+        return -1;
+    /* Feedback goes out every status interval: a shorter silence limit would fire by itself. */
+    if (out->receive_timeout_ms <= out->status_interval_ms)
+        return fail_at(ctx, blame(timeout, status, source),
+                       "source.receive_timeout_ms (%d) must be greater than "
+                       "source.status_interval_ms (%d)",
+                       out->receive_timeout_ms, out->status_interval_ms);
+    return 0;
+}
+
+static int parse_source(load_ctx *ctx, const config_setting_t *root, const char *dir,
+                        wn_source_config *out)
 {
     const config_setting_t *source = config_setting_get_member(root, "source");
     const config_setting_t *where = NULL;
@@ -415,8 +518,7 @@ static int parse_source(load_ctx *ctx, const config_setting_t *root, wn_source_c
         return fail_at(ctx, root, "source is required");
     if (!config_setting_is_group(source))
         return fail_at(ctx, source, "source must be a group");
-    if (check_keys(ctx, source, source_keys, " in source",
-                   "conninfo, tables, slot, publication, status_interval_ms") != 0)
+    if (check_keys(ctx, source, source_keys, " in source", SOURCE_KEYS_TEXT) != 0)
         return -1;
     if (required_string(ctx, source, "conninfo", "source.conninfo", &conninfo, NULL) != 0)
         return -1;
@@ -435,7 +537,10 @@ static int parse_source(load_ctx *ctx, const config_setting_t *root, wn_source_c
     if (publication[0] == '\0' || strlen(publication) > WN_NAME_MAX)
         return fail_at(ctx, where, "source.publication \"%s\" must be 1 to %d bytes",
                        quote(&q, publication), WN_NAME_MAX);
-    if (parse_status_interval(ctx, source, &out->status_interval_ms) != 0)
+    if (parse_source_timing(ctx, source, out) != 0)
+        return -1;
+    if (optional_path(ctx, source, "state_file", "source.state_file", dir, &out->state_file,
+                      NULL) != 0)
         return -1;
     out->conninfo = strdup(conninfo);
     out->slot = strdup(slot);
@@ -664,6 +769,179 @@ static int parse_plugin_settings(load_ctx *ctx, const config_setting_t *block, c
     return 0;
 }
 
+static const char *policy_text(wn_on_error value)
+{
+    for (size_t i = 0; i < sizeof policy_names / sizeof policy_names[0]; i++) {
+        if (policy_names[i].value == value)
+            return policy_names[i].name;
+    }
+    return "?";
+}
+
+/* `on_error` (retry, skip, stop) or, without retry, `then` (skip, stop). */
+static int parse_policy_name(load_ctx *ctx, const config_setting_t *block, const char *key,
+                             const char *label, bool allow_retry, wn_on_error *out,
+                             const config_setting_t **where)
+{
+    char what[LABEL_MAX + 16];
+    const char *text = NULL;
+    quoted q;
+
+    snprintf(what, sizeof what, "%s: %s", label, key);
+    if (optional_string(ctx, block, key, what, &text, where) != 0)
+        return -1;
+    if (text == NULL)
+        return 0;
+    for (size_t i = 0; i < sizeof policy_names / sizeof policy_names[0]; i++) {
+        if (strcmp(text, policy_names[i].name) == 0 &&
+            (allow_retry || policy_names[i].value != WN_ON_ERROR_RETRY)) {
+            *out = policy_names[i].value;
+            return 0;
+        }
+    }
+    return fail_at(ctx, *where, "%s \"%s\" is not one of %s", what, quote(&q, text),
+                   allow_retry ? "retry, skip, stop" : "skip, stop");
+}
+
+static int parse_plugin_backoff(load_ctx *ctx, const config_setting_t *block, const char *label,
+                                wn_plugin_config *out)
+{
+    char what[LABEL_MAX + 32];
+    const config_setting_t *initial = NULL, *max = NULL;
+
+    snprintf(what, sizeof what, "%s: retry_initial_ms", label);
+    if (optional_int(ctx, block, "retry_initial_ms", what, WN_DEFAULT_RETRY_INITIAL_MS,
+                     RETRY_INITIAL_MIN, BACKOFF_MAX_MS, &out->retry_initial_ms, &initial) != 0)
+        return -1;
+    snprintf(what, sizeof what, "%s: retry_max_ms", label);
+    if (optional_int(ctx, block, "retry_max_ms", what, WN_DEFAULT_RETRY_MAX_MS, RETRY_INITIAL_MIN,
+                     BACKOFF_MAX_MS, &out->retry_max_ms, &max) != 0)
+        return -1;
+    if (out->retry_max_ms < out->retry_initial_ms)
+        return fail_at(ctx, blame(max, initial, block),
+                       "%s: retry_max_ms (%d) must not be less than retry_initial_ms (%d)", label,
+                       out->retry_max_ms, out->retry_initial_ms);
+    return 0;
+}
+
+/*
+ * path with empty and "." segments dropped and ".." taken back, so that two spellings of one
+ * file compare equal (symbolic links are not followed: the files may not exist yet). Caller
+ * frees; NULL when out of memory.
+ */
+static char *normalise_path(const char *path)
+{
+    char *out = malloc(strlen(path) + 2);
+    size_t used = 0;
+
+    if (out == NULL)
+        return NULL;
+    while (*path != '\0') {
+        size_t len = strcspn(path, "/");
+
+        if (len == 2 && path[0] == '.' && path[1] == '.') {
+            while (used > 0 && out[used - 1] != '/')
+                used--;
+            if (used > 0)
+                used--;
+        } else if (len > 0 && !(len == 1 && path[0] == '.')) {
+            out[used++] = '/';
+            memcpy(out + used, path, len);
+            used += len;
+        }
+        path += len;
+        path += *path == '/';
+    }
+    out[used] = '\0';
+    return out;
+}
+
+/* Whether two resolved paths name one file; -1 when out of memory. */
+static int same_path(const char *a, const char *b)
+{
+    char *na = normalise_path(a);
+    char *nb = normalise_path(b);
+    int same = na == NULL || nb == NULL ? -1 : strcmp(na, nb) == 0;
+
+    free(na);
+    free(nb);
+    return same;
+}
+
+/* The dead-letter file: required exactly when something can be skipped, and one per plugin. */
+static int parse_dead_letter(load_ctx *ctx, const config_setting_t *block, const char *label,
+                             const wn_config *config, int index, const config_setting_t *asker,
+                             wn_plugin_config *out)
+{
+    const config_setting_t *where = NULL;
+    char what[LABEL_MAX + 16];
+    bool skipping = out->on_error == WN_ON_ERROR_SKIP ||
+                    (out->on_error == WN_ON_ERROR_RETRY && out->then == WN_ON_ERROR_SKIP);
+
+    snprintf(what, sizeof what, "%s: dead_letter", label);
+    if (optional_path(ctx, block, "dead_letter", what, config->dir, &out->dead_letter, &where) !=
+        0)
+        return -1;
+    if (skipping && out->dead_letter == NULL)
+        return fail_at(ctx, asker, "%s is required when %s is \"skip\"", what,
+                       out->on_error == WN_ON_ERROR_SKIP ? "on_error" : "then");
+    if (!skipping && out->dead_letter != NULL)
+        return fail_at(ctx, where, "%s is only used when on_error or then is \"skip\"", what);
+    if (out->dead_letter == NULL)
+        return 0;
+    if (config->source.state_file != NULL) {
+        int same = same_path(config->source.state_file, out->dead_letter);
+
+        if (same != 0)
+            return same < 0 ? fail_nomem(ctx)
+                            : fail_at(ctx, where, "%s is the same file as source.state_file",
+                                      what);
+    }
+    for (int i = 0; i < index; i++) {
+        const wn_plugin_config *earlier = &config->plugins[i];
+        int same;
+        quoted q;
+
+        if (earlier->dead_letter == NULL)
+            continue;
+        same = same_path(earlier->dead_letter, out->dead_letter);
+        if (same < 0)
+            return fail_nomem(ctx);
+        if (same)
+            return fail_at(ctx, where, "%s is the same file as plugin \"%s\"'s (line %d)", what,
+                           quote(&q, earlier->name), earlier->line);
+    }
+    return 0;
+}
+
+/* on_error, then, retry_max, the backoff and the dead-letter file. */
+static int parse_plugin_policy(load_ctx *ctx, const config_setting_t *block, const char *label,
+                               const wn_config *config, int index, wn_plugin_config *out)
+{
+    const config_setting_t *on_error = NULL, *then = NULL, *retry_max = NULL;
+    char what[LABEL_MAX + 16];
+
+    out->on_error = WN_ON_ERROR_RETRY;
+    out->then = WN_ON_ERROR_STOP;
+    if (parse_policy_name(ctx, block, "on_error", label, true, &out->on_error, &on_error) != 0)
+        return -1;
+    if (parse_policy_name(ctx, block, "then", label, false, &out->then, &then) != 0)
+        return -1;
+    snprintf(what, sizeof what, "%s: retry_max", label);
+    if (optional_int(ctx, block, "retry_max", what, 0, 0, INT_MAX, &out->retry_max, &retry_max) !=
+        0)
+        return -1;
+    /* Without retries neither setting can take effect: saying so beats ignoring it. */
+    if (out->on_error != WN_ON_ERROR_RETRY && (then != NULL || retry_max != NULL))
+        return fail_at(ctx, then != NULL ? then : retry_max,
+                       "%s: %s applies only when on_error is \"retry\" (it is \"%s\")", label,
+                       then != NULL ? "then" : "retry_max", policy_text(out->on_error));
+    if (parse_plugin_backoff(ctx, block, label, out) != 0)
+        return -1;
+    return parse_dead_letter(ctx, block, label, config, index,
+                             out->on_error == WN_ON_ERROR_SKIP ? on_error : then, out);
+}
+
 static int parse_plugin(load_ctx *ctx, const config_setting_t *block, int index,
                         wn_config *config)
 {
@@ -676,7 +954,7 @@ static int parse_plugin(load_ctx *ctx, const config_setting_t *block, int index,
     plugin_label(block, index, label, sizeof label);
     out->line = (int)config_setting_source_line(block);
     snprintf(where, sizeof where, " in %s", label);
-    if (check_keys(ctx, block, plugin_keys, where, "name, path, tables, ops, settings") != 0)
+    if (check_keys(ctx, block, plugin_keys, where, PLUGIN_KEYS_TEXT) != 0)
         return -1;
     if (parse_plugin_name(ctx, block, index, config->plugins, out) != 0)
         return -1;
@@ -687,6 +965,8 @@ static int parse_plugin(load_ctx *ctx, const config_setting_t *block, int index,
     if (parse_plugin_ops(ctx, block, label, out) != 0)
         return -1;
     if (parse_plugin_settings(ctx, block, label, out) != 0)
+        return -1;
+    if (parse_plugin_policy(ctx, block, label, config, index, out) != 0)
         return -1;
     config->ops |= out->ops;
     return 0;
@@ -845,7 +1125,7 @@ static int parse_all(load_ctx *ctx, const config_setting_t *root, wn_config *con
 {
     if (check_keys(ctx, root, top_keys, "", "source, plugins, log_level") != 0)
         return -1;
-    if (parse_source(ctx, root, &config->source) != 0)
+    if (parse_source(ctx, root, config->dir, &config->source) != 0)
         return -1;
     if (parse_plugins(ctx, root, config) != 0)
         return -1;
@@ -906,6 +1186,7 @@ static void plugin_config_free(wn_plugin_config *plugin)
     for (size_t i = 0; i < plugin->nsettings; i++)
         setting_value_free(&plugin->settings[i]);
     free(plugin->settings);
+    free(plugin->dead_letter);
 }
 
 void wn_config_free(wn_config *config)
@@ -921,6 +1202,7 @@ void wn_config_free(wn_config *config)
     free(config->source.conninfo);
     free(config->source.slot);
     free(config->source.publication);
+    free(config->source.state_file);
     free(config->file);
     free(config->dir);
     memset(config, 0, sizeof *config);

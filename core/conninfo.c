@@ -10,6 +10,17 @@
     "-c datestyle=ISO -c intervalstyle=postgres -c extra_float_digits=3 -c timezone=UTC " \
     "-c bytea_output=hex"
 #define REDACTED_PASSWORD "********"
+#define MANAGED_MAX 9 /* options, replication, client_encoding, fallback name, 4 keepalives, NULL */
+
+/* TCP keepalives, so that a half-open connection is noticed in about a minute even while
+ * nothing is sent; libpq ignores them on Unix sockets. A user's own value wins. */
+static const char *const keepalive_defaults[][2] = {
+    {"keepalives", "1"},
+    {"keepalives_idle", "30"},
+    {"keepalives_interval", "10"},
+    {"keepalives_count", "3"},
+};
+#define NKEEPALIVES (sizeof keepalive_defaults / sizeof keepalive_defaults[0])
 
 /* Keywords walnotify sets itself: a user's value for them is replaced or merged, never passed
  * twice. */
@@ -172,6 +183,12 @@ static bool build_params(const PQconninfoOption *options, bool replication, bool
     }
     keywords[n] = "fallback_application_name";
     values[n++] = user_fallback ? user_fallback : "walnotify";
+    for (size_t i = 0; i < NKEEPALIVES; i++) {
+        if (option_value(options, keepalive_defaults[i][0]))
+            continue;
+        keywords[n] = keepalive_defaults[i][0];
+        values[n++] = keepalive_defaults[i][1];
+    }
     keywords[n] = NULL;
     values[n] = NULL;
     return true;
@@ -201,9 +218,9 @@ PGconn *wn_connect(const char *conninfo, bool replication, bool utf8, int *exit_
     }
     for (const PQconninfoOption *o = options; o->keyword; o++)
         count++;
-    /* Room for every parsed option, the four managed ones and the terminator. */
-    keywords = calloc(count + 5, sizeof *keywords);
-    values = calloc(count + 5, sizeof *values);
+    /* Room for every parsed option, the managed ones and the terminator. */
+    keywords = calloc(count + MANAGED_MAX, sizeof *keywords);
+    values = calloc(count + MANAGED_MAX, sizeof *values);
     if (!keywords || !values ||
         !build_params(options, replication, utf8, keywords, values, &options_value)) {
         snprintf(err, errlen, "cannot connect: out of memory");
@@ -220,6 +237,7 @@ PGconn *wn_connect(const char *conninfo, bool replication, bool utf8, int *exit_
         snprintf(err, errlen, "cannot connect to %s: %s",
                  !redacted ? "(out of memory)" : redacted[0] ? redacted : "(libpq defaults)",
                  message);
+        *exit_status = wn_connect_failure_status(message);
         free(redacted);
         PQfinish(conn);
         conn = NULL;
@@ -230,4 +248,41 @@ free_params:
     free(values);
     PQconninfoFree(options);
     return conn;
+}
+
+int wn_connect_failure_status(const char *message)
+{
+    /* What a person has to fix: credentials, pg_hba.conf, a role or database name, privileges.
+     * Everything else (refused, no such socket, timeout, starting up, shutting down, too many
+     * clients, unknown host while DNS is down) may pass by itself. */
+    static const char *const needs_a_person[] = {
+        "authentication failed", "pg_hba.conf",     "password",        "does not exist",
+        "permission denied",     "must be superuser", "replication role", "not permitted",
+        "invalid",               "unsupported",     "certificate",
+    };
+
+    for (size_t i = 0; i < sizeof needs_a_person / sizeof needs_a_person[0]; i++) {
+        if (message && strstr(message, needs_a_person[i]))
+            return WN_EXIT_SERVER;
+    }
+    return WN_EXIT_TRANSIENT;
+}
+
+int wn_command_failure_status(PGconn *conn, const PGresult *res)
+{
+    /* 08: connection exception; 53: insufficient resources; 57P01-03: terminated by an
+     * administrator, crash shutdown, cannot connect now; 40001/40P01: serialization, deadlock. */
+    static const char *const transient[] = {"08", "53", "57P01", "57P02", "57P03", "40001",
+                                            "40P01"};
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+    if (!conn || PQstatus(conn) != CONNECTION_OK)
+        return WN_EXIT_TRANSIENT;
+    if (!state)
+        return res ? WN_EXIT_SERVER : WN_EXIT_TRANSIENT;
+    for (size_t i = 0; i < sizeof transient / sizeof transient[0]; i++) {
+        if (strncmp(state, transient[i], strlen(transient[i])) == 0)
+            return WN_EXIT_TRANSIENT;
+    }
+    return WN_EXIT_SERVER;
 }

@@ -7,6 +7,12 @@
  * transactions, when everything before it was handled); once per status interval the plugins
  * are flushed and, if every flush succeeded, `finished` as it stood before the flush is
  * published to the reader thread, which reports it to PostgreSQL.
+ *
+ * A failing `handle` meets its plugin's policy (on_error): retried with the plugin's backoff
+ * (up to retry_max retries, then `then`), skipped (the event goes to the plugin's dead-letter
+ * file, which is fsynced before any position past it is published), or the host stops. begin,
+ * commit and flush are always retried on RETRY and stop the host on FATAL: skipping them would
+ * lose a whole batch.
  */
 #include "dispatcher.h"
 
@@ -19,19 +25,21 @@
 #include <string.h>
 #include <time.h>
 
+#include "deadletter.h"
 #include "decoder.h"
 #include "log.h"
 #include "relcache.h"
 
-#define RETRY_FIRST_MS 100
-#define RETRY_MAX_MS 30000
 #define PROGRESS_INTERVAL_MS 60000
+#define REASON_MAX 96 /* "handle returned RETRY after 4294967295 attempts" and the like */
 
 /* What the dispatcher tracks of each plugin instance. */
 typedef struct plugin_slot {
     wn_plugin *plugin;
     bool began;   /* saw begin for the transaction in hand */
     bool dirty;   /* handled something since its last flush */
+    wn_deadletter *deadletter; /* where skipped events go; NULL when the policy never skips */
+    uint64_t skipped;          /* events skipped in this run */
 } plugin_slot;
 
 /* The transaction in hand: from a Begin to its Commit. */
@@ -141,15 +149,54 @@ static void sleep_unless_stopped(dispatcher *d, int ms)
 }
 
 /*
- * Calls one callback of one plugin until it succeeds. A transient failure is retried for this
- * plugin and this call only, nothing else being delivered meanwhile, with a backoff from 100 ms
- * doubling to 30 s. Returns STEP_CONTINUE on success; STEP_DONE on a fatal failure or a stop.
+ * The plugin's backoff. A configuration read by wn_config_load always sets both; zero (a
+ * configuration built by hand) means the defaults.
+ */
+static int backoff_first_ms(const wn_plugin_config *config)
+{
+    return config->retry_initial_ms > 0 ? config->retry_initial_ms : WN_DEFAULT_RETRY_INITIAL_MS;
+}
+
+static int backoff_cap_ms(const wn_plugin_config *config)
+{
+    int cap = config->retry_max_ms > 0 ? config->retry_max_ms : WN_DEFAULT_RETRY_MAX_MS;
+    int first = backoff_first_ms(config);
+
+    return cap < first ? first : cap;
+}
+
+/*
+ * Waits before retry number `retry` (1-based) of a call, then doubles *backoff_ms up to the
+ * plugin's cap. STEP_DONE when a stop is requested meanwhile.
+ */
+static step wait_to_retry(dispatcher *d, const plugin_slot *slot, call_kind kind, unsigned retry,
+                          int *backoff_ms)
+{
+    const wn_plugin_config *config = slot->plugin->config;
+    int cap = backoff_cap_ms(config);
+
+    if (wn_handoff_stop_requested(d->handoff))
+        return fail(d, WN_DISPATCH_STOPPED, "stopped while retrying plugin \"%s\"", config->name);
+    wn_log(retry == 1 ? WN_LOG_WARNING : WN_LOG_DEBUG,
+           "plugin \"%s\": %s failed transiently (attempt %u), retrying in %d ms", config->name,
+           call_name(kind), retry, *backoff_ms);
+    sleep_unless_stopped(d, *backoff_ms);
+    if (wn_handoff_stop_requested(d->handoff))
+        return fail(d, WN_DISPATCH_STOPPED, "stopped while retrying plugin \"%s\"", config->name);
+    *backoff_ms = *backoff_ms > cap / 2 ? cap : *backoff_ms * 2;
+    return STEP_CONTINUE;
+}
+
+/*
+ * Calls begin, commit or flush of one plugin until it succeeds. A transient failure is retried
+ * for this plugin and this call only, nothing else being delivered meanwhile, with the plugin's
+ * backoff. Returns STEP_CONTINUE on success; STEP_DONE on a fatal failure or a stop.
  */
 static step call_plugin(dispatcher *d, plugin_slot *slot, call_kind kind,
                         const walnotify_event *event)
 {
     const char *name = slot->plugin->config->name;
-    int backoff_ms = RETRY_FIRST_MS;
+    int backoff_ms = backoff_first_ms(slot->plugin->config);
     unsigned attempts = 0;
 
     for (;;) {
@@ -164,17 +211,134 @@ static step call_plugin(dispatcher *d, plugin_slot *slot, call_kind kind,
         if (status != WALNOTIFY_RETRY)
             return fail(d, WN_DISPATCH_PLUGIN_FATAL, "plugin \"%s\" failed fatally in %s%s", name,
                         call_name(kind), status == WALNOTIFY_FATAL ? "" : " (unknown status)");
-        if (wn_handoff_stop_requested(d->handoff))
-            return fail(d, WN_DISPATCH_STOPPED, "stopped while retrying plugin \"%s\"", name);
         attempts++;
-        wn_log(attempts == 1 ? WN_LOG_WARNING : WN_LOG_DEBUG,
-               "plugin \"%s\": %s failed transiently (attempt %u), retrying in %d ms", name,
-               call_name(kind), attempts, backoff_ms);
-        sleep_unless_stopped(d, backoff_ms);
-        if (wn_handoff_stop_requested(d->handoff))
-            return fail(d, WN_DISPATCH_STOPPED, "stopped while retrying plugin \"%s\"", name);
-        backoff_ms = backoff_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : backoff_ms * 2;
+        if (wait_to_retry(d, slot, kind, attempts, &backoff_ms) != STEP_CONTINUE)
+            return STEP_DONE;
     }
+}
+
+static const char *policy_name(wn_on_error policy)
+{
+    switch (policy) {
+    case WN_ON_ERROR_RETRY:
+        return "retry";
+    case WN_ON_ERROR_SKIP:
+        return "skip";
+    case WN_ON_ERROR_STOP:
+        return "stop";
+    }
+    return "?";
+}
+
+/* What the policy does once it gives up on an event: `then` after retries, else on_error. */
+static wn_on_error policy_end(const wn_plugin_config *config)
+{
+    wn_on_error end = config->on_error == WN_ON_ERROR_RETRY ? config->then : config->on_error;
+
+    return end == WN_ON_ERROR_SKIP ? WN_ON_ERROR_SKIP : WN_ON_ERROR_STOP;
+}
+
+static bool may_retry(const wn_plugin_config *config, unsigned retries)
+{
+    return config->on_error == WN_ON_ERROR_RETRY &&
+           (config->retry_max <= 0 || retries < (unsigned)config->retry_max);
+}
+
+/* The error a dead-letter line and a message give: how handle failed, the last time. */
+static void describe_failure(walnotify_status status, unsigned retries, char *out, size_t size)
+{
+    if (status == WALNOTIFY_FATAL)
+        snprintf(out, size, "handle returned FATAL");
+    else if (status != WALNOTIFY_RETRY)
+        snprintf(out, size, "handle returned unknown status %d", (int)status);
+    else if (retries == 0)
+        snprintf(out, size, "handle returned RETRY");
+    else
+        snprintf(out, size, "handle returned RETRY after %u attempts", retries + 1);
+}
+
+/* Writes the event to the plugin's dead-letter file, counts it, says so, and goes on. */
+static step skip_event(dispatcher *d, plugin_slot *slot, const walnotify_event *event,
+                       const char *reason)
+{
+    const char *name = slot->plugin->config->name;
+    char lsn[WN_LSN_TEXT_MAX];
+    char why[512];
+
+    wn_lsn_format(event->commit_lsn, lsn);
+    if (slot->deadletter == NULL)
+        return fail(d, WN_DISPATCH_PLUGIN_FATAL,
+                    "plugin \"%s\": cannot skip event %s seq %" PRIu32 " of %s (%s): it has no "
+                    "dead_letter file",
+                    name, lsn, event->seq, event->table, reason);
+    if (wn_deadletter_append(slot->deadletter, name, event, reason, why, sizeof why) != 0)
+        return fail(d, WN_DISPATCH_PLUGIN_FATAL,
+                    "plugin \"%s\": cannot record skipped event %s seq %" PRIu32 " of %s: %s",
+                    name, lsn, event->seq, event->table, why);
+    slot->skipped++;
+    wn_log(WN_LOG_WARNING,
+           "plugin \"%s\": skipped event %s seq %" PRIu32 " of %s (%s); %" PRIu64
+           " skipped so far, see %s",
+           name, lsn, event->seq, event->table, reason, slot->skipped,
+           wn_deadletter_path(slot->deadletter));
+    return STEP_CONTINUE;
+}
+
+/*
+ * Calls handle under the plugin's policy. STEP_CONTINUE when the event was handled or skipped;
+ * STEP_DONE when the host stops (the policy says so, a dead-letter write failed, or a stop was
+ * requested while retrying).
+ */
+static step call_handle(dispatcher *d, plugin_slot *slot, const walnotify_event *event)
+{
+    const wn_plugin_config *config = slot->plugin->config;
+    int backoff_ms = backoff_first_ms(config);
+    unsigned retries = 0;
+    char reason[REASON_MAX];
+    char lsn[WN_LSN_TEXT_MAX];
+
+    for (;;) {
+        walnotify_status status = call_once(slot, CALL_HANDLE, &d->xact.txn, event);
+
+        if (status == WALNOTIFY_OK) {
+            if (retries > 0)
+                wn_log(WN_LOG_INFO, "plugin \"%s\": handle succeeded after %u retries",
+                       config->name, retries);
+            return STEP_CONTINUE;
+        }
+        /* FATAL goes straight to the policy's end: retrying what cannot work only waits. */
+        if (status == WALNOTIFY_RETRY && may_retry(config, retries)) {
+            retries++;
+            if (wait_to_retry(d, slot, CALL_HANDLE, retries, &backoff_ms) != STEP_CONTINUE)
+                return STEP_DONE;
+            continue;
+        }
+        describe_failure(status, retries, reason, sizeof reason);
+        if (policy_end(config) == WN_ON_ERROR_SKIP)
+            return skip_event(d, slot, event, reason);
+        return fail(d, WN_DISPATCH_PLUGIN_FATAL,
+                    "plugin \"%s\" failed: %s for event %s seq %" PRIu32 " of %s; stopping "
+                    "(on_error = \"%s\"%s)",
+                    config->name, reason, wn_lsn_format(event->commit_lsn, lsn), event->seq,
+                    event->table, policy_name(config->on_error),
+                    config->on_error == WN_ON_ERROR_RETRY ? ", then = \"stop\"" : "");
+    }
+}
+
+/* Skipped events must be durable before the transactions that held them are acknowledged. */
+static step sync_dead_letters(dispatcher *d)
+{
+    char why[512];
+
+    for (size_t i = 0; i < d->nslots; i++) {
+        plugin_slot *slot = &d->slots[i];
+
+        if (slot->deadletter != NULL &&
+            wn_deadletter_sync(slot->deadletter, why, sizeof why) != 0)
+            return fail(d, WN_DISPATCH_PLUGIN_FATAL, "plugin \"%s\": %s",
+                        slot->plugin->config->name, why);
+    }
+    return STEP_CONTINUE;
 }
 
 /* Hands the position to the reader thread; it only ever moves forward. */
@@ -204,6 +368,8 @@ static step flush_and_publish(dispatcher *d)
         }
         d->unflushed = false;
     }
+    if (sync_dead_letters(d) != STEP_CONTINUE)
+        return STEP_DONE;
     publish(d, target);
     return STEP_CONTINUE;
 }
@@ -357,7 +523,7 @@ static step deliver(dispatcher *d, const wn_relation *rel, const walnotify_event
         }
         slot->dirty = true;
         d->unflushed = true;
-        if (call_plugin(d, slot, CALL_HANDLE, event) != STEP_CONTINUE)
+        if (call_handle(d, slot, event) != STEP_CONTINUE)
             return STEP_DONE;
         delivered = true;
     }
@@ -656,11 +822,41 @@ static void finish(dispatcher *d)
             result = WN_DISPATCH_PLUGIN_FATAL;
     }
     d->result = result;
+    for (size_t i = 0; i < d->nslots; i++) {
+        const plugin_slot *slot = &d->slots[i];
+
+        if (slot->skipped > 0)
+            wn_log(WN_LOG_WARNING, "plugin \"%s\": %" PRIu64 " events skipped in this run, see %s",
+                   slot->plugin->config->name, slot->skipped,
+                   wn_deadletter_path(slot->deadletter));
+    }
     wn_log(WN_LOG_INFO, "dispatcher stopped; acknowledged position %s, %" PRIu64 " events",
            wn_lsn_format(d->published, text), d->events);
     wn_handoff_set_dispatcher_done(d->handoff);
 }
 
+/* Every dead-letter file is opened before anything is delivered, so a bad path fails at once. */
+static int open_dead_letters(dispatcher *d)
+{
+    char why[512];
+
+    for (size_t i = 0; i < d->nslots; i++) {
+        plugin_slot *slot = &d->slots[i];
+        const char *path = slot->plugin->config->dead_letter;
+
+        if (path == NULL)
+            continue;
+        slot->deadletter = wn_deadletter_open(path, why, sizeof why);
+        if (slot->deadletter == NULL) {
+            fail(d, WN_DISPATCH_PLUGIN_FATAL, "plugin \"%s\": %s", slot->plugin->config->name,
+                 why);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Returns 0, or -1 with d->result and d->err set. */
 static int setup(dispatcher *d, const wn_dispatcher_options *options, wn_handoff *handoff)
 {
     d->options = options;
@@ -670,11 +866,15 @@ static int setup(dispatcher *d, const wn_dispatcher_options *options, wn_handoff
     d->slots = calloc(options->nplugins ? options->nplugins : 1, sizeof *d->slots);
     d->columns = calloc(WN_MAX_COLUMNS, sizeof *d->columns);
     d->old_columns = calloc(WN_MAX_COLUMNS, sizeof *d->old_columns);
-    if (!d->decoder || !d->relcache || !d->slots || !d->columns || !d->old_columns)
+    if (!d->decoder || !d->relcache || !d->slots || !d->columns || !d->old_columns) {
+        fail(d, WN_DISPATCH_PROTOCOL_ERROR, "out of memory starting the dispatcher");
         return -1;
+    }
     d->nslots = options->nplugins;
     for (size_t i = 0; i < d->nslots; i++)
         d->slots[i].plugin = &options->plugins[i];
+    if (open_dead_letters(d) != 0)
+        return -1;
     d->finished = options->start_lsn;
     d->published = WN_LSN_INVALID;
     publish(d, options->start_lsn);
@@ -685,6 +885,8 @@ static int setup(dispatcher *d, const wn_dispatcher_options *options, wn_handoff
 
 static void teardown(dispatcher *d)
 {
+    for (size_t i = 0; d->slots != NULL && i < d->nslots; i++)
+        wn_deadletter_close(d->slots[i].deadletter);
     free(d->decoder);
     wn_relcache_destroy(d->relcache);
     free(d->slots);
@@ -701,9 +903,8 @@ wn_dispatch_result wn_dispatch_run(const wn_dispatcher_options *options, wn_hand
     err[0] = '\0';
     if (setup(&d, options, handoff) != 0) {
         teardown(&d);
-        snprintf(err, errlen, "out of memory starting the dispatcher");
         wn_handoff_set_dispatcher_done(handoff);
-        return WN_DISPATCH_PROTOCOL_ERROR;
+        return d.result;
     }
     run_loop(&d);
     finish(&d);

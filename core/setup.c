@@ -2,6 +2,7 @@
  * connection. */
 #include "setup.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,9 @@ typedef struct publication_info {
 typedef struct setup {
     PGconn *conn;
     const wn_config *config;
+    const wn_state *resume;   /* NULL: the slot may be made */
+    const char *resume_path;  /* the state file resume came from; NULL: this run */
+    bool transient;           /* a failure waiting may cure */
     char *err;
     size_t errlen;
 } setup;
@@ -86,6 +90,7 @@ static PGresult *run(setup *s, const char *doing, const char *sql, int nparams,
         return res;
     server_message(s->conn, res, message, sizeof message);
     set_error(s, "%s: %s", doing, message);
+    s->transient = wn_command_failure_status(s->conn, res) == WN_EXIT_TRANSIENT;
     PQclear(res);
     return NULL;
 }
@@ -135,6 +140,66 @@ static int check_wal_level(setup *s)
     }
     PQclear(res);
     return status;
+}
+
+/* Which server, database and slot this is, and where its WAL ends; compared with where walnotify
+ * was before, when it was somewhere. */
+static int check_origin(setup *s, wn_server_state *state)
+{
+    static const char sql[] = "SELECT system_identifier::text, current_database(), "
+                              "       pg_current_wal_lsn()::text "
+                              "FROM pg_control_system()";
+    PGresult *res = run(s, "identifying the server", sql, 0, NULL, PGRES_TUPLES_OK);
+    wn_state *origin = &state->origin;
+    int status = WN_EXIT_SERVER;
+    char *end;
+
+    if (!res)
+        return WN_EXIT_SERVER;
+    memset(origin, 0, sizeof *origin);
+    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0) || PQgetisnull(res, 0, 2)) {
+        set_error(s, "identifying the server: pg_control_system() returned nothing");
+        goto clear;
+    }
+    errno = 0;
+    origin->system_identifier = strtoull(PQgetvalue(res, 0, 0), &end, 10);
+    if (errno != 0 || *end != '\0' || !wn_lsn_parse(PQgetvalue(res, 0, 2), &state->wal_end)) {
+        set_error(s, "identifying the server: unreadable system identifier \"%s\" or WAL "
+                     "position \"%s\"", PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 2));
+        goto clear;
+    }
+    snprintf(origin->database, sizeof origin->database, "%s", PQgetvalue(res, 0, 1));
+    snprintf(origin->slot, sizeof origin->slot, "%s", s->config->source.slot);
+    if (s->resume && !wn_state_same_origin(s->resume, origin, s->resume_path, s->err, s->errlen))
+        goto clear;
+    status = 0;
+clear:
+    PQclear(res);
+    return status;
+}
+
+/* The slot is gone although walnotify used it: whatever was committed since its last
+ * acknowledgement cannot be decoded any more, and a new slot would start after a gap. */
+static int refuse_missing_slot(setup *s)
+{
+    char lsn[WN_LSN_TEXT_MAX];
+    const char *slot = s->config->source.slot;
+
+    wn_lsn_format(s->resume->lsn, lsn);
+    if (s->resume_path)
+        set_error(s,
+                  "slot \"%s\" no longer exists, but state file %s records progress through "
+                  "it up to %s: cannot resume without a gap (changes committed since were not "
+                  "kept for walnotify); to start again from now, run walnotify --create-slot "
+                  "(and recopy the tables if the gap matters)",
+                  slot, s->resume_path, lsn);
+    else
+        set_error(s,
+                  "slot \"%s\" no longer exists: it was dropped while walnotify streamed from "
+                  "it (acknowledged up to %s); cannot resume without a gap; to start again from "
+                  "now, run walnotify --create-slot (and recopy the tables if the gap matters)",
+                  slot, lsn);
+    return WN_EXIT_SERVER;
 }
 
 /* A SQL_ASCII database cannot be converted to UTF-8: its text is passed through as it is. */
@@ -566,7 +631,8 @@ static int prepare(setup *s, wn_server_state *state)
     bool slot_exists = false;
     int status;
 
-    if ((status = check_wal_level(s)) != 0 || (status = check_encoding(s, state)) != 0)
+    if ((status = check_wal_level(s)) != 0 || (status = check_encoding(s, state)) != 0 ||
+        (status = check_origin(s, state)) != 0)
         return status;
     infos = calloc(source->ntables ? source->ntables : 1, sizeof *infos);
     if (!infos) {
@@ -577,6 +643,8 @@ static int prepare(setup *s, wn_server_state *state)
         status = read_table(s, &source->tables[i], source->publication, &infos[i]);
     if (status == 0)
         status = check_slot(s, &slot_exists, &state->confirmed_flush);
+    if (status == 0 && !slot_exists && s->resume)
+        status = refuse_missing_slot(s);
     if (status == 0)
         status = read_publication(s, &pub);
     if (status == 0)
@@ -589,9 +657,14 @@ static int prepare(setup *s, wn_server_state *state)
     return status;
 }
 
-int wn_setup_prepare(const wn_config *config, wn_server_state *state, char *err, size_t errlen)
+int wn_setup_prepare(const wn_config *config, const wn_state *resume, const char *resume_path,
+                     wn_server_state *state, char *err, size_t errlen)
 {
-    setup s = {.config = config, .err = err, .errlen = errlen};
+    setup s = {.config = config,
+               .resume = resume,
+               .resume_path = resume_path,
+               .err = err,
+               .errlen = errlen};
     int status;
 
     memset(state, 0, sizeof *state);
@@ -600,6 +673,8 @@ int wn_setup_prepare(const wn_config *config, wn_server_state *state, char *err,
         return status;
     status = prepare(&s, state);
     PQfinish(s.conn);
+    if (status != 0 && s.transient)
+        return WN_EXIT_TRANSIENT;
     return status;
 }
 

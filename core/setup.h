@@ -11,21 +11,31 @@
 
 #include "config.h"
 #include "lsn.h"
+#include "state.h"
 
 typedef struct wn_server_state {
     bool utf8;               /* false for a SQL_ASCII database: no client_encoding=UTF8 */
     bool slot_created;       /* this call made the slot */
     wn_lsn confirmed_flush;  /* the slot's confirmed_flush_lsn */
+    wn_lsn wal_end;          /* pg_current_wal_lsn() when checked */
+    wn_state origin;         /* this server's system identifier, the database, the slot (lsn 0) */
 } wn_server_state;
 
 /*
  * Checks everything; creates the publication, then the slot, when they are missing (both only
  * when missing, every identifier quoted). Refuses, naming the table, a publication of update or
  * delete for a table without replica identity; refuses a publication missing under an existing
- * slot (the remedy: drop and make the slot again). Returns 0, or an exit status (1 or 3) with one
- * line in err.
+ * slot (the remedy: drop and make the slot again).
+ *
+ * resume, when not NULL, is where walnotify was before (a state file named by resume_path, or this
+ * run's own earlier stream when resume_path is NULL): the server, database and slot must be the
+ * same, and the slot must still exist; it is never made again.
+ *
+ * Returns 0, or WN_EXIT_TRANSIENT when waiting may help (server unreachable, restarting,
+ * connection lost), or an exit status (1 or 3), with one line in err.
  */
-int wn_setup_prepare(const wn_config *config, wn_server_state *state, char *err, size_t errlen);
+int wn_setup_prepare(const wn_config *config, const wn_state *resume, const char *resume_path,
+                     wn_server_state *state, char *err, size_t errlen);
 
 /* Drops the slot. Returns 0, or an exit status with one line in err. */
 int wn_setup_drop_slot(const wn_config *config, char *err, size_t errlen);

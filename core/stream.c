@@ -19,6 +19,7 @@
 
 #include <libpq-fe.h>
 
+#include "config.h"
 #include "conninfo.h"
 #include "log.h"
 
@@ -36,12 +37,20 @@
 struct wn_stream {
     PGconn *conn;
     int status_interval_ms;
+    int receive_timeout_ms;
     wn_lsn received;          /* highest walEnd the server reported */
     wn_lsn flushed;           /* last flush position sent */
     int64_t next_status_ms;   /* monotonic time the next status update is due */
+    int64_t last_receive_ms;  /* monotonic time something last came from the server */
+    bool asked_reply;         /* a status update asked the server to answer the silence */
     bool want_write;          /* libpq holds output the socket did not take yet */
     bool have_pending;        /* `pending` could not be handed over yet */
+    bool lost;                /* the failure was the connection's, not the protocol's */
     wn_item pending;
+    const char *state_file;   /* NULL: none */
+    wn_state state;           /* what state_file gets; lsn = last written */
+    int64_t next_state_ms;    /* monotonic time the state file may be written again */
+    bool state_failing;       /* the last write failed (said once, until it works again) */
     char *err;
     size_t errlen;
 };
@@ -117,6 +126,7 @@ static void fail_connection(wn_stream *stream, const char *doing)
 
     one_line(PQerrorMessage(stream->conn), message, sizeof message);
     fail(stream, "%s: %s", doing, message);
+    stream->lost = true;
 }
 
 /* Hands libpq's pending output to the socket without blocking; false on a broken connection. */
@@ -134,7 +144,7 @@ static bool flush_output(wn_stream *stream)
 
 /* The one place that decides what the server is told: flush = apply = what the dispatcher says
  * every plugin finished and made durable; write = what was received, never below flush. */
-static bool send_status(wn_stream *stream, wn_handoff *handoff)
+static bool send_status(wn_stream *stream, wn_handoff *handoff, bool reply)
 {
     unsigned char msg[STATUS_LENGTH];
     wn_lsn flush = wn_handoff_acknowledgeable(handoff);
@@ -149,7 +159,7 @@ static bool send_status(wn_stream *stream, wn_handoff *handoff)
     put_u64(msg + 9, flush);
     put_u64(msg + 17, flush);
     put_u64(msg + 25, (uint64_t)pg_now_us());
-    msg[33] = 0;
+    msg[33] = reply ? 1 : 0;
     r = PQputCopyData(stream->conn, (const char *)msg, (int)sizeof msg);
     if (r < 0) {
         fail_connection(stream, "sending a status update");
@@ -175,11 +185,75 @@ static bool status_due(const wn_stream *stream)
     return monotonic_ms() >= stream->next_status_ms;
 }
 
+/* When the silence of the server is next looked at: after receive_timeout_ms (ask it for a
+ * reply), then after twice that (give the connection up). */
+static int64_t silence_deadline(const wn_stream *stream)
+{
+    return stream->last_receive_ms +
+           (int64_t)stream->receive_timeout_ms * (stream->asked_reply ? 2 : 1);
+}
+
+/* How long the loop may sleep: until the next status update or silence deadline. */
 static int ms_to_status(const wn_stream *stream)
 {
-    int64_t left = stream->next_status_ms - monotonic_ms();
+    int64_t due = stream->next_status_ms;
+    int64_t silence = silence_deadline(stream);
+    int64_t left = (silence < due ? silence : due) - monotonic_ms();
 
     return left < 0 ? 0 : left > INT32_MAX ? INT32_MAX : (int)left;
+}
+
+/*
+ * A connection can go half-open (a cable pulled, a firewall forgetting it) without either side
+ * noticing while only we send. The server answers a status update that asks for a reply, so
+ * silence after asking means the connection is gone. false once it is given up.
+ */
+static bool check_silence(wn_stream *stream, wn_handoff *handoff)
+{
+    int64_t silent = monotonic_ms() - stream->last_receive_ms;
+
+    if (silent < stream->receive_timeout_ms)
+        return true;
+    if (!stream->asked_reply) {
+        wn_log(WN_LOG_DEBUG, "nothing from the server for %" PRId64 " ms; asking it for a reply",
+               silent);
+        stream->asked_reply = true;
+        return send_status(stream, handoff, true);
+    }
+    if (silent < 2 * (int64_t)stream->receive_timeout_ms)
+        return true;
+    fail(stream,
+         "connection silent: nothing from the server for %" PRId64 " ms, even after asking it "
+         "for a reply (receive_timeout_ms = %d)",
+         silent, stream->receive_timeout_ms);
+    stream->lost = true;
+    return false;
+}
+
+/* Records the position last reported to the server in the state file, at most once per status
+ * interval unless forced (the end of a stream). A failed write is said, not fatal: the file only
+ * saves replays after a server crash. */
+static void write_state(wn_stream *stream, bool force)
+{
+    char err[MESSAGE_MAX], text[WN_LSN_TEXT_MAX];
+    int64_t now = monotonic_ms();
+
+    if (!stream->state_file || stream->flushed <= stream->state.lsn)
+        return;
+    if (!force && now < stream->next_state_ms)
+        return;
+    stream->next_state_ms = now + stream->status_interval_ms;
+    stream->state.lsn = stream->flushed;
+    if (wn_state_write(stream->state_file, &stream->state, err, sizeof err) != 0) {
+        if (!stream->state_failing)
+            wn_log(WN_LOG_WARNING, "%s (progress up to %s is not recorded locally)", err,
+                   wn_lsn_format(stream->flushed, text));
+        stream->state_failing = true;
+        return;
+    }
+    if (stream->state_failing)
+        wn_log(WN_LOG_INFO, "state file %s written again", stream->state_file);
+    stream->state_failing = false;
 }
 
 /* Turns one CopyData message (owned by the caller until it is put in `pending`) into an item, or
@@ -220,7 +294,7 @@ static bool handle_message(wn_stream *stream, wn_handoff *handoff, char *buf, in
             stream->received = stream->pending.wal_end;
         reply = buf[17] != 0;
         PQfreemem(buf);
-        return !reply || send_status(stream, handoff);
+        return !reply || send_status(stream, handoff, false);
     }
     if (len < 1)
         fail(stream, "protocol error: empty CopyData message");
@@ -249,7 +323,7 @@ static void fail_copy_end(wn_stream *stream, int r)
     PGresult *res;
 
     if (r == -2) {
-        fail_connection(stream, "replication stream lost");
+        fail_connection(stream, "reading from the server");
         return;
     }
     res = PQgetResult(stream->conn);
@@ -257,10 +331,13 @@ static void fail_copy_end(wn_stream *stream, int r)
         char message[MESSAGE_MAX];
 
         result_message(stream->conn, res, message, sizeof message);
-        fail(stream, "replication stream ended: %s", message);
+        fail(stream, "the server ended the stream: %s", message);
     } else {
-        fail(stream, "replication stream ended: the server closed the copy");
+        fail(stream, "the server ended the stream (it closed the copy)");
     }
+    /* Whatever the server's reason, a new connection re-checks the slot and the server, and
+     * says what cannot be waited out. */
+    stream->lost = true;
     PQclear(res);
 }
 
@@ -276,7 +353,7 @@ static bool wait_for_input(wn_stream *stream, wn_handoff *handoff)
     int r;
 
     if (fds[0].fd < 0) {
-        fail_connection(stream, "replication stream lost");
+        fail_connection(stream, "reading from the server");
         return false;
     }
     if (stream->want_write)
@@ -291,7 +368,7 @@ static bool wait_for_input(wn_stream *stream, wn_handoff *handoff)
     if ((fds[0].revents & POLLOUT) && !flush_output(stream))
         return false;
     if ((fds[0].revents & (POLLIN | POLLERR | POLLHUP)) && !PQconsumeInput(stream->conn)) {
-        fail_connection(stream, "replication stream lost");
+        fail_connection(stream, "reading from the server");
         return false;
     }
     return true;
@@ -316,20 +393,28 @@ static bool step(wn_stream *stream, wn_handoff *handoff)
     if (stream->want_write && !flush_output(stream))
         return false;
     if (status_due(stream) || acknowledgeable_moved(stream, handoff)) {
-        if (!send_status(stream, handoff))
+        if (!send_status(stream, handoff, false))
             return false;
     }
+    write_state(stream, false);
     if (stream->have_pending) {
-        /* Not reading while the queue is full lets TCP slow the server down. */
+        /* Not reading while the queue is full lets TCP slow the server down; the server's
+         * silence then is ours, so it does not count. */
         int timeout = ms_to_status(stream);
 
+        stream->last_receive_ms = monotonic_ms();
         if (wn_handoff_push(handoff, &stream->pending, timeout < STEP_MS ? timeout : STEP_MS))
             stream->have_pending = false;
         return true;
     }
     r = PQgetCopyData(stream->conn, &buf, 1);
-    if (r > 0)
+    if (r > 0) {
+        stream->last_receive_ms = monotonic_ms();
+        stream->asked_reply = false;
         return handle_message(stream, handoff, buf, r);
+    }
+    if (r == 0 && !check_silence(stream, handoff))
+        return false;
     if (r == 0)
         return wait_for_input(stream, handoff);
     fail_copy_end(stream, r);
@@ -357,7 +442,7 @@ static void wait_for_dispatcher(wn_stream *stream, wn_handoff *handoff, bool con
         if (connected && stream->want_write)
             connected = flush_output(stream);
         if (connected && status_due(stream))
-            connected = send_status(stream, handoff);
+            connected = send_status(stream, handoff, false);
         sleep_step(stream);
     }
 }
@@ -424,7 +509,7 @@ static bool finish_copy(wn_stream *stream, wn_handoff *handoff)
 {
     int r;
 
-    if (!send_status(stream, handoff) || !flush_all(stream, FLUSH_TIMEOUT_MS))
+    if (!send_status(stream, handoff, false) || !flush_all(stream, FLUSH_TIMEOUT_MS))
         return false;
     while ((r = PQputCopyEnd(stream->conn, NULL)) == 0) {
         /* libpq's buffer is full: let it drain, then queue the CopyDone. */
@@ -463,7 +548,9 @@ int wn_stream_run(wn_stream *stream, wn_handoff *handoff, char *err, size_t errl
 
     stream->err = err;
     stream->errlen = errlen;
+    stream->lost = false;
     stream->next_status_ms = monotonic_ms() + stream->status_interval_ms;
+    stream->last_receive_ms = monotonic_ms();
     while (ok && !wn_handoff_stop_requested(handoff))
         ok = step(stream, handoff);
     if (stream->have_pending) {
@@ -472,13 +559,42 @@ int wn_stream_run(wn_stream *stream, wn_handoff *handoff, char *err, size_t errl
         stream->have_pending = false;
     }
     if (!ok) {
+        write_state(stream, true);
         push_end(handoff);
-        return WN_EXIT_SERVER;
+        return stream->lost ? WN_EXIT_TRANSIENT : WN_EXIT_SERVER;
     }
     wait_for_dispatcher(stream, handoff, true);
     ok = finish_copy(stream, handoff);
+    write_state(stream, true);
     push_end(handoff);
-    return ok ? 0 : WN_EXIT_SERVER;
+    return ok ? 0 : stream->lost ? WN_EXIT_TRANSIENT : WN_EXIT_SERVER;
+}
+
+/* Why START_REPLICATION failed, and what that calls for. */
+static int start_failure(PGconn *conn, const PGresult *res, const char *slot, char *err,
+                         size_t errlen)
+{
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    char message[MESSAGE_MAX];
+
+    result_message(conn, res, message, sizeof message);
+    if (state && strcmp(state, "55006") == 0) {
+        snprintf(err, errlen,
+                 "%s (another walnotify holds the slot, or a walsender that has not yet noticed "
+                 "that its client went away; it will within wal_sender_timeout)",
+                 message);
+        return WN_EXIT_SLOT_BUSY;
+    }
+    if (state && strcmp(state, "42704") == 0) {
+        snprintf(err, errlen,
+                 "slot \"%s\" no longer exists (%s): cannot resume without a gap; to start "
+                 "again from now, run walnotify --create-slot (and recopy the tables if the gap "
+                 "matters)",
+                 slot, message);
+        return WN_EXIT_SERVER;
+    }
+    snprintf(err, errlen, "starting replication from slot \"%s\": %s", slot, message);
+    return wn_command_failure_status(conn, res);
 }
 
 int wn_stream_open(wn_stream **out, const wn_stream_options *options, char *err, size_t errlen)
@@ -495,8 +611,18 @@ int wn_stream_open(wn_stream **out, const wn_stream_options *options, char *err,
         snprintf(err, errlen, "opening the replication stream: out of memory");
         return WN_EXIT_SERVER;
     }
-    stream->status_interval_ms =
-        options->status_interval_ms > 0 ? options->status_interval_ms : 1000;
+    stream->status_interval_ms = options->status_interval_ms > 0
+                                     ? options->status_interval_ms
+                                     : WN_DEFAULT_STATUS_INTERVAL_MS;
+    stream->receive_timeout_ms = options->receive_timeout_ms > 0
+                                     ? options->receive_timeout_ms
+                                     : WN_DEFAULT_RECEIVE_TIMEOUT_MS;
+    if (options->state_file && options->origin) {
+        stream->state_file = options->state_file;
+        stream->state = *options->origin;
+        /* The caller wrote the start position: only what comes after is news. */
+        stream->state.lsn = options->start_lsn;
+    }
     stream->conn = wn_connect(options->conninfo, true, options->utf8, &status, err, errlen);
     if (!stream->conn)
         goto free_stream;
@@ -519,15 +645,7 @@ int wn_stream_open(wn_stream **out, const wn_stream_options *options, char *err,
     }
     res = PQexec(stream->conn, query);
     if (PQresultStatus(res) != PGRES_COPY_BOTH) {
-        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-
-        result_message(stream->conn, res, message, sizeof message);
-        snprintf(err, errlen, "starting replication from slot \"%s\": %s%s", options->slot,
-                 message,
-                 state && strcmp(state, "55006") == 0
-                     ? " (another client holds the slot, or an old walsender has not yet "
-                       "noticed that its client went away; it will after wal_sender_timeout)"
-                     : "");
+        status = start_failure(stream->conn, res, options->slot, err, errlen);
         goto free_names;
     }
     if (PQsetnonblocking(stream->conn, 1) != 0) {

@@ -11,6 +11,7 @@
 
 #include "handoff.h"
 #include "lsn.h"
+#include "state.h"
 
 typedef struct wn_stream_options {
     const char *conninfo;     /* the user's */
@@ -19,13 +20,20 @@ typedef struct wn_stream_options {
     const char *publication;
     wn_lsn start_lsn;         /* 0: resume at the slot's confirmed_flush_lsn */
     int status_interval_ms;
+    int receive_timeout_ms;   /* silence before asking for a reply, and again before giving the
+                                 connection up; 0: WN_DEFAULT_RECEIVE_TIMEOUT_MS */
+    const char *state_file;   /* NULL: none. Else rewritten (at most once per status interval)
+                                 after a status update reported a new flush position */
+    const wn_state *origin;   /* the server, database and slot written to state_file; copied */
 } wn_stream_options;
 
 typedef struct wn_stream wn_stream;
 
 /*
  * Connects (replication=database) and starts streaming from the slot with pgoutput protocol
- * version 1. Returns 0 with *stream set, or an exit status (1 or 3) with one line in err.
+ * version 1. Returns 0 with *stream set, or with one line in err: WN_EXIT_SLOT_BUSY (the slot is
+ * active for another process), WN_EXIT_TRANSIENT (waiting may help), or an exit status (1 or 3;
+ * a slot that does not exist is 3).
  */
 int wn_stream_open(wn_stream **stream, const wn_stream_options *options, char *err,
                    size_t errlen);
@@ -33,8 +41,9 @@ int wn_stream_open(wn_stream **stream, const wn_stream_options *options, char *e
 /*
  * The reader thread's body: streams into handoff until a stop is requested (then waits for the
  * dispatcher's final position, sends it, ends the copy) or the stream fails. Always pushes a
- * WN_ITEM_END before returning. Returns 0 after a requested stop, or an exit status with one
- * line in err.
+ * WN_ITEM_END before returning. Returns 0 after a requested stop, WN_EXIT_TRANSIENT when the
+ * connection was lost or the server ended the stream (a new connection may resume), or
+ * WN_EXIT_SERVER for a protocol error; with one line in err.
  */
 int wn_stream_run(wn_stream *stream, wn_handoff *handoff, char *err, size_t errlen);
 

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #define MAX_HOST_ARGS 32
+#define MAX_WRAPPER_ARGS 32 /* words of WN_HOST_WRAPPER */
 
 /* ---- time ------------------------------------------------------------------------------------ */
 
@@ -459,24 +460,49 @@ static void exec_host(const char *out, const char *err, const char *const *argv)
     /* Relative paths must resolve against the configuration's folder, not ours. */
     if (chdir("/") != 0)
         _exit(126);
-    execv(argv[0], (char *const *)argv);
+    /* A wrapper (WN_HOST_WRAPPER) is found on PATH; build/walnotify is an absolute path. */
+    execvp(argv[0], (char *const *)argv);
     dprintf(2, "itest: cannot run %s: %s\n", argv[0], strerror(errno));
     _exit(127);
+}
+
+/*
+ * Splits WN_HOST_WRAPPER (e.g. "valgrind --error-exitcode=99 --leak-check=full") at blanks into
+ * argv, the words kept in words; returns how many. No quoting: a word cannot hold a blank.
+ */
+static size_t wrapper_args(char *words, size_t size, const char **argv)
+{
+    const char *wrapper = getenv("WN_HOST_WRAPPER");
+    char *saved = NULL;
+    size_t n = 0;
+
+    if (wrapper == NULL)
+        return 0;
+    ck_assert_msg(strlen(wrapper) < size, "WN_HOST_WRAPPER is longer than %zu bytes", size - 1);
+    strcpy(words, wrapper);
+    for (char *w = strtok_r(words, " \t", &saved); w != NULL; w = strtok_r(NULL, " \t", &saved)) {
+        ck_assert_msg(n < MAX_WRAPPER_ARGS, "WN_HOST_WRAPPER has more than %d words",
+                      MAX_WRAPPER_ARGS);
+        argv[n++] = w;
+    }
+    return n;
 }
 
 void itest_host_start(itest_ctx *ctx, itest_host *host, const char *const *args)
 {
     itest_path program = itest_root_file("build/walnotify");
-    const char *argv[MAX_HOST_ARGS + 2];
+    const char *argv[MAX_WRAPPER_ARGS + MAX_HOST_ARGS + 2];
+    char words[1024];
     char name[64];
-    size_t n = 0;
+    size_t n;
 
     memset(host, 0, sizeof *host);
     ck_assert_msg(access(program.s, X_OK) == 0, "%s is not built: run make first", program.s);
+    n = wrapper_args(words, sizeof words, argv);
     argv[n++] = program.s;
-    for (; args[n - 1] != NULL; n++) {
-        ck_assert_msg(n <= MAX_HOST_ARGS, "too many host arguments");
-        argv[n] = args[n - 1];
+    for (size_t i = 0; args[i] != NULL; i++) {
+        ck_assert_msg(i < MAX_HOST_ARGS, "too many host arguments");
+        argv[n++] = args[i];
     }
     argv[n] = NULL;
     ctx->runs++;

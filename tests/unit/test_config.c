@@ -70,27 +70,28 @@ static const char full_text[] =
     "  tables = [ \"public.orders\", \"customers\", \"audit.log.v2\" ];\n"           /* 6 */
     "  slot = \"orders_slot_1\";\n"                                                  /* 7 */
     "  publication = \"Orders-Pub\";\n"                                              /* 8 */
-    "  status_interval_ms = 250;\n"                                                  /* 9 */
-    "};\n"                                                                           /* 10 */
-    "plugins =\n"                                                                    /* 11 */
-    "(\n"                                                                            /* 12 */
-    "  {\n"                                                                          /* 13 */
-    "    name = \"orders-log\";\n"                                                   /* 14 */
-    "    path = \"../build/plugins/jsonl.so\";\n"                                    /* 15 */
-    "    tables = [ \"orders\", \"audit.log.v2\" ];\n"                               /* 16 */
-    "    ops = [ \"insert\", \"update\" ];\n"                                        /* 17 */
-    "    settings = { path = \"orders.jsonl\"; fsync = true; limit = 42;\n"          /* 18 */
-    "                 big = 5000000000L; ratio = 0.5; names = [ \"a\", \"b\" ];\n"   /* 19 */
-    "                 none = []; mixed = ( \"a\", 1 ); nested = { x = 1; };\n"       /* 20 */
-    "                 ints = [ 1, 2 ]; };\n"                                         /* 21 */
-    "  },\n"                                                                         /* 22 */
-    "  {\n"                                                                          /* 23 */
-    "    name = \"all\";\n"                                                          /* 24 */
-    "    path = \"/opt/walnotify/x.so\";\n"                                          /* 25 */
-    "    ops = ( \"delete\", \"truncate\" );\n"                                      /* 26 */
-    "    settings = { };\n"                                                          /* 27 */
-    "  }\n"                                                                          /* 28 */
-    ");\n";                                                                          /* 29 */
+    "  status_interval_ms = 250; state_file = \"state/progress\";\n"                /* 9 */
+    "  reconnect_initial_ms = 20; reconnect_max_ms = 500;\n"                       /* 10 */
+    "  receive_timeout_ms = 5000; };\n"                                            /* 11 */
+    "plugins =\n"                                                                    /* 12 */
+    "(\n"                                                                            /* 13 */
+    "  {\n"                                                                          /* 14 */
+    "    name = \"orders-log\"; retry_initial_ms = 5; retry_max_ms = 5;\n"           /* 15 */
+    "    path = \"../build/plugins/jsonl.so\"; then = \"skip\";\n"                   /* 16 */
+    "    tables = [ \"orders\", \"audit.log.v2\" ]; dead_letter = \"dead/o.jsonl\";\n" /* 17 */
+    "    ops = [ \"insert\", \"update\" ]; on_error = \"retry\"; retry_max = 3;\n"   /* 18 */
+    "    settings = { path = \"orders.jsonl\"; fsync = true; limit = 42;\n"          /* 19 */
+    "                 big = 5000000000L; ratio = 0.5; names = [ \"a\", \"b\" ];\n"   /* 20 */
+    "                 none = []; mixed = ( \"a\", 1 ); nested = { x = 1; };\n"       /* 21 */
+    "                 ints = [ 1, 2 ]; };\n"                                         /* 22 */
+    "  },\n"                                                                         /* 23 */
+    "  {\n"                                                                          /* 24 */
+    "    name = \"all\";\n"                                                          /* 25 */
+    "    path = \"/opt/walnotify/x.so\";\n"                                          /* 26 */
+    "    ops = ( \"delete\", \"truncate\" ); on_error = \"stop\";\n"                  /* 27 */
+    "    settings = { };\n"                                                          /* 28 */
+    "  }\n"                                                                          /* 29 */
+    ");\n";                                                                          /* 30 */
 
 static const wn_setting_value *find_setting(const wn_plugin_config *plugin, const char *name)
 {
@@ -131,21 +132,33 @@ START_TEST(test_full_file)
     ck_assert_str_eq(c.source.slot, "orders_slot_1");
     ck_assert_str_eq(c.source.publication, "Orders-Pub");
     ck_assert_int_eq(c.source.status_interval_ms, 250);
+    snprintf(expected, sizeof expected, "%s/state/progress", realdir);
+    ck_assert_str_eq(c.source.state_file, expected);
+    ck_assert_int_eq(c.source.reconnect_initial_ms, 20);
+    ck_assert_int_eq(c.source.reconnect_max_ms, 500);
+    ck_assert_int_eq(c.source.receive_timeout_ms, 5000);
 
     ck_assert_uint_eq(c.nplugins, 2);
     p = &c.plugins[0];
     ck_assert_str_eq(p->name, "orders-log");
     snprintf(expected, sizeof expected, "%s/../build/plugins/jsonl.so", realdir);
     ck_assert_str_eq(p->path, expected);
-    ck_assert_int_eq(p->line, 13);
+    ck_assert_int_eq(p->line, 14);
     ck_assert_uint_eq(p->ops, WALNOTIFY_OP_INSERT | WALNOTIFY_OP_UPDATE);
     ck_assert(p->watches[0] && !p->watches[1] && p->watches[2]);
+    ck_assert_int_eq(p->on_error, WN_ON_ERROR_RETRY);
+    ck_assert_int_eq(p->retry_max, 3);
+    ck_assert_int_eq(p->then, WN_ON_ERROR_SKIP);
+    ck_assert_int_eq(p->retry_initial_ms, 5);
+    ck_assert_int_eq(p->retry_max_ms, 5);
+    snprintf(expected, sizeof expected, "%s/dead/o.jsonl", realdir);
+    ck_assert_str_eq(p->dead_letter, expected);
     ck_assert_uint_eq(p->nsettings, 10);
     ck_assert_str_eq(p->settings[0].name, "path"); /* kept in file order */
     s = find_setting(p, "path");
     ck_assert_int_eq(s->kind, WN_SETTING_STRING);
     ck_assert_str_eq(s->string, "orders.jsonl"); /* resolving is the loader's job */
-    ck_assert_int_eq(s->line, 18);
+    ck_assert_int_eq(s->line, 19);
     s = find_setting(p, "fsync");
     ck_assert_int_eq(s->kind, WN_SETTING_BOOLEAN);
     ck_assert(s->boolean);
@@ -155,7 +168,7 @@ START_TEST(test_full_file)
     s = find_setting(p, "big");
     ck_assert_int_eq(s->kind, WN_SETTING_INTEGER);
     ck_assert(s->integer == INT64_C(5000000000));
-    ck_assert_int_eq(s->line, 19);
+    ck_assert_int_eq(s->line, 20);
     s = find_setting(p, "ratio");
     ck_assert_int_eq(s->kind, WN_SETTING_FLOAT);
     ck_assert(s->real == 0.5);
@@ -170,15 +183,21 @@ START_TEST(test_full_file)
     ck_assert_int_eq(find_setting(p, "mixed")->kind, WN_SETTING_OTHER);
     ck_assert_int_eq(find_setting(p, "nested")->kind, WN_SETTING_OTHER);
     ck_assert_int_eq(find_setting(p, "ints")->kind, WN_SETTING_OTHER);
-    ck_assert_int_eq(find_setting(p, "ints")->line, 21);
+    ck_assert_int_eq(find_setting(p, "ints")->line, 22);
 
     p = &c.plugins[1];
     ck_assert_str_eq(p->name, "all");
     ck_assert_str_eq(p->path, "/opt/walnotify/x.so");
-    ck_assert_int_eq(p->line, 23);
+    ck_assert_int_eq(p->line, 24);
     ck_assert_uint_eq(p->ops, WALNOTIFY_OP_DELETE | WALNOTIFY_OP_TRUNCATE);
     ck_assert(p->watches[0] && p->watches[1] && p->watches[2]);
     ck_assert_uint_eq(p->nsettings, 0);
+    ck_assert_int_eq(p->on_error, WN_ON_ERROR_STOP);
+    ck_assert_int_eq(p->retry_max, 0);
+    ck_assert_int_eq(p->then, WN_ON_ERROR_STOP);
+    ck_assert_int_eq(p->retry_initial_ms, WN_DEFAULT_RETRY_INITIAL_MS);
+    ck_assert_int_eq(p->retry_max_ms, WN_DEFAULT_RETRY_MAX_MS);
+    ck_assert_ptr_null(p->dead_letter);
 
     ck_assert_uint_eq(c.ops, WALNOTIFY_OP_INSERT | WALNOTIFY_OP_UPDATE | WALNOTIFY_OP_DELETE |
                                  WALNOTIFY_OP_TRUNCATE);
@@ -208,6 +227,10 @@ START_TEST(test_minimal_file)
     ck_assert_str_eq(c.source.slot, WN_DEFAULT_SLOT);
     ck_assert_str_eq(c.source.publication, WN_DEFAULT_PUBLICATION);
     ck_assert_int_eq(c.source.status_interval_ms, WN_DEFAULT_STATUS_INTERVAL_MS);
+    ck_assert_ptr_null(c.source.state_file);
+    ck_assert_int_eq(c.source.reconnect_initial_ms, WN_DEFAULT_RECONNECT_INITIAL_MS);
+    ck_assert_int_eq(c.source.reconnect_max_ms, WN_DEFAULT_RECONNECT_MAX_MS);
+    ck_assert_int_eq(c.source.receive_timeout_ms, WN_DEFAULT_RECEIVE_TIMEOUT_MS);
     ck_assert_uint_eq(c.source.ntables, 1);
     assert_table(&c.source.tables[0], "public", "t", "public.t");
     ck_assert_uint_eq(c.nplugins, 1);
@@ -217,6 +240,12 @@ START_TEST(test_minimal_file)
     ck_assert_uint_eq(c.plugins[0].nsettings, 0);
     ck_assert_ptr_null(c.plugins[0].settings);
     ck_assert_int_eq(c.plugins[0].line, 2);
+    ck_assert_int_eq(c.plugins[0].on_error, WN_ON_ERROR_RETRY);
+    ck_assert_int_eq(c.plugins[0].retry_max, 0);
+    ck_assert_int_eq(c.plugins[0].retry_initial_ms, WN_DEFAULT_RETRY_INITIAL_MS);
+    ck_assert_int_eq(c.plugins[0].retry_max_ms, WN_DEFAULT_RETRY_MAX_MS);
+    ck_assert_int_eq(c.plugins[0].then, WN_ON_ERROR_STOP);
+    ck_assert_ptr_null(c.plugins[0].dead_letter);
     snprintf(expected, sizeof expected, "%s/p.so", realdir);
     ck_assert_str_eq(c.plugins[0].path, expected);
     wn_config_free(&c);
@@ -254,6 +283,12 @@ END_TEST
 #define SRC "source = { conninfo = \"dbname=x\"; tables = [ \"t\", \"s.u\" ]; };\n"
 #define PLG "plugins = ( { name = \"p\"; path = \"p.so\"; } );\n"
 #define LONG64 "a234567890123456789012345678901234567890123456789012345678901234"
+#define PLUGIN_KEYS                                                                         \
+    "name, path, tables, ops, settings, on_error, retry_max, retry_initial_ms, retry_max_ms, " \
+    "then, dead_letter"
+/* A source block whose last member is on line 2, and a plugin block opening on line 2. */
+#define SRC2(members) "source = { conninfo = \"x\"; tables = [ \"t\" ];\n" members " };\n" PLG
+#define PLUG(members) SRC "plugins = ( { name = \"p\"; path = \"p.so\";\n" members " } );\n"
 
 typedef struct bad_case {
     const char *what;
@@ -301,7 +336,8 @@ static const bad_case bad_cases[] = {
     {"unknown key in source",
      PLG "source = { conninfo = \"x\"; tables = [ \"t\" ];\n  slots = \"a\"; };\n", 3,
      "unknown setting \"slots\" in source (expected conninfo, tables, slot, publication, "
-     "status_interval_ms)"},
+     "status_interval_ms, state_file, reconnect_initial_ms, reconnect_max_ms, "
+     "receive_timeout_ms)"},
     {"unknown key after source", PLG SRC "source2 = 1;\n", 3,
      "unknown setting \"source2\" (expected source, plugins, log_level)"},
     {"slot wrong type", PLG "source = { conninfo = \"x\"; tables = [ \"t\" ];\n slot = 1; };\n", 3,
@@ -356,9 +392,9 @@ static const bad_case bad_cases[] = {
      "plugins[1] must be a group"},
     {"unknown key in plugin", SRC "plugins = ( {\n name = \"p\"; path = \"p.so\";\n setting = 1; } );\n",
      4,
-     "unknown setting \"setting\" in plugin \"p\" (expected name, path, tables, ops, settings)"},
+     "unknown setting \"setting\" in plugin \"p\" (expected " PLUGIN_KEYS ")"},
     {"unknown key in unnamed plugin", SRC "plugins = ( {\n path = \"p.so\";\n nmae = \"p\"; } );\n", 4,
-     "unknown setting \"nmae\" in plugins[0] (expected name, path, tables, ops, settings)"},
+     "unknown setting \"nmae\" in plugins[0] (expected " PLUGIN_KEYS ")"},
     {"missing plugin name", SRC "plugins = ( { path = \"p.so\"; },\n { path = \"q.so\"; } );\n", 2,
      "plugins[0].name is required"},
     {"plugin name wrong type", SRC "plugins = (\n { name = 1; path = \"p.so\"; } );\n", 3,
@@ -420,6 +456,89 @@ static const bad_case bad_cases[] = {
      4, "plugin \"q\": ops must name at least one operation"},
     {"duplicate key", SRC PLG "log_level = \"info\";\nlog_level = \"debug\";\n", 4,
      "duplicate setting name"},
+
+    /* source: progress file, reconnection and receive timeout */
+    {"state_file wrong type", SRC2(" state_file = 1;"), 2, "source.state_file must be a string"},
+    {"state_file empty", SRC2(" state_file = \"\";"), 2, "source.state_file must not be empty"},
+    {"state_file dash", SRC2(" state_file = \"-\";"), 2,
+     "source.state_file must name a file, not \"-\""},
+    {"reconnect_initial_ms wrong type", SRC2(" reconnect_initial_ms = \"1s\";"), 2,
+     "source.reconnect_initial_ms must be an integer"},
+    {"reconnect_initial_ms too small", SRC2(" reconnect_initial_ms = 9;"), 2,
+     "source.reconnect_initial_ms must be between 10 and 3600000 (got 9)"},
+    {"reconnect_initial_ms too large", SRC2(" reconnect_initial_ms = 3600001;"), 2,
+     "source.reconnect_initial_ms must be between 10 and 3600000 (got 3600001)"},
+    {"reconnect_max_ms too large", SRC2(" reconnect_max_ms = 5000000000L;"), 2,
+     "source.reconnect_max_ms must be between 10 and 3600000 (got 5000000000)"},
+    {"reconnect_max_ms below initial",
+     "source = { conninfo = \"x\"; tables = [ \"t\" ];\n reconnect_max_ms = 200;\n"
+     " reconnect_initial_ms = 300; };\n" PLG,
+     2, "source.reconnect_max_ms (200) must not be less than source.reconnect_initial_ms (300)"},
+    {"reconnect_max_ms below default initial", SRC2(" reconnect_max_ms = 500;"), 2,
+     "source.reconnect_max_ms (500) must not be less than source.reconnect_initial_ms (1000)"},
+    {"reconnect_initial_ms above default max", SRC2(" reconnect_initial_ms = 70000;"), 2,
+     "source.reconnect_max_ms (60000) must not be less than source.reconnect_initial_ms (70000)"},
+    {"receive_timeout_ms too small", SRC2(" receive_timeout_ms = 999;"), 2,
+     "source.receive_timeout_ms must be between 1000 and 3600000 (got 999)"},
+    {"receive_timeout_ms float", SRC2(" receive_timeout_ms = 5000.0;"), 2,
+     "source.receive_timeout_ms must be an integer"},
+    {"receive_timeout_ms not above status interval",
+     SRC2(" status_interval_ms = 2000; receive_timeout_ms = 2000;"), 2,
+     "source.receive_timeout_ms (2000) must be greater than source.status_interval_ms (2000)"},
+    {"status interval above default receive timeout", SRC2(" status_interval_ms = 40000;"), 2,
+     "source.receive_timeout_ms (30000) must be greater than source.status_interval_ms (40000)"},
+
+    /* plugins: failure policy */
+    {"on_error wrong type", PLUG(" on_error = 1;"), 3, "plugin \"p\": on_error must be a string"},
+    {"on_error unknown", PLUG(" on_error = \"ignore\";"), 3,
+     "plugin \"p\": on_error \"ignore\" is not one of retry, skip, stop"},
+    {"on_error upper case", PLUG(" on_error = \"STOP\";"), 3,
+     "plugin \"p\": on_error \"STOP\" is not one of retry, skip, stop"},
+    {"then retry", PLUG(" then = \"retry\";"), 3,
+     "plugin \"p\": then \"retry\" is not one of skip, stop"},
+    {"then wrong type", PLUG(" then = [ \"skip\" ];"), 3, "plugin \"p\": then must be a string"},
+    {"then without retry", PLUG(" on_error = \"stop\";\n then = \"stop\";"), 4,
+     "plugin \"p\": then applies only when on_error is \"retry\" (it is \"stop\")"},
+    {"retry_max without retry",
+     PLUG(" on_error = \"skip\"; dead_letter = \"d\";\n retry_max = 3;"), 4,
+     "plugin \"p\": retry_max applies only when on_error is \"retry\" (it is \"skip\")"},
+    {"retry_max negative", PLUG(" retry_max = -1;"), 3,
+     "plugin \"p\": retry_max must be 0 or more (got -1)"},
+    {"retry_max too large", PLUG(" retry_max = 3000000000L;"), 3,
+     "plugin \"p\": retry_max must be between 0 and 2147483647 (got 3000000000)"},
+    {"retry_max wrong type", PLUG(" retry_max = \"3\";"), 3,
+     "plugin \"p\": retry_max must be an integer"},
+    {"retry_initial_ms zero", PLUG(" retry_initial_ms = 0;"), 3,
+     "plugin \"p\": retry_initial_ms must be between 1 and 3600000 (got 0)"},
+    {"retry_max_ms too large", PLUG(" retry_max_ms = 3600001;"), 3,
+     "plugin \"p\": retry_max_ms must be between 1 and 3600000 (got 3600001)"},
+    {"retry_max_ms below initial", PLUG(" retry_initial_ms = 500;\n retry_max_ms = 400;"), 4,
+     "plugin \"p\": retry_max_ms (400) must not be less than retry_initial_ms (500)"},
+    {"retry_initial_ms above default max", PLUG(" retry_initial_ms = 60000;"), 3,
+     "plugin \"p\": retry_max_ms (30000) must not be less than retry_initial_ms (60000)"},
+    {"dead_letter missing for on_error skip", PLUG(" on_error = \"skip\";"), 3,
+     "plugin \"p\": dead_letter is required when on_error is \"skip\""},
+    {"dead_letter missing for then skip", PLUG(" retry_max = 2;\n then = \"skip\";"), 4,
+     "plugin \"p\": dead_letter is required when then is \"skip\""},
+    {"dead_letter without skipping", PLUG(" retry_max = 2;\n dead_letter = \"d.jsonl\";"), 4,
+     "plugin \"p\": dead_letter is only used when on_error or then is \"skip\""},
+    {"dead_letter empty", PLUG(" on_error = \"skip\";\n dead_letter = \"\";"), 4,
+     "plugin \"p\": dead_letter must not be empty"},
+    {"dead_letter dash", PLUG(" on_error = \"skip\";\n dead_letter = \"-\";"), 4,
+     "plugin \"p\": dead_letter must name a file, not \"-\""},
+    {"dead_letter wrong type", PLUG(" on_error = \"skip\";\n dead_letter = true;"), 4,
+     "plugin \"p\": dead_letter must be a string"},
+    {"dead_letter shared",
+     SRC "plugins = ( { name = \"p\"; path = \"p.so\"; on_error = \"skip\";\n"
+     " dead_letter = \"dead.jsonl\"; },\n { name = \"q\"; path = \"p.so\"; on_error = \"skip\";\n"
+     " dead_letter = \"q.jsonl\"; },\n { name = \"r\"; path = \"p.so\"; then = \"skip\";\n"
+     " dead_letter = \"./sub//../dead.jsonl\"; } );\n",
+     7, "plugin \"r\": dead_letter is the same file as plugin \"p\"'s (line 2)"},
+    {"dead_letter is the state file",
+     "source = { conninfo = \"x\"; tables = [ \"t\" ]; state_file = \"s\"; };\n"
+     "plugins = ( { name = \"p\"; path = \"p.so\"; on_error = \"skip\";\n"
+     " dead_letter = \"s\"; } );\n",
+     3, "plugin \"p\": dead_letter is the same file as source.state_file"},
 };
 
 START_TEST(test_bad_file)

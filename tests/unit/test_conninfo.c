@@ -116,7 +116,7 @@ START_TEST(unparsable_uri_is_a_config_error)
 }
 END_TEST
 
-START_TEST(closed_port_is_a_server_error_on_one_line)
+START_TEST(closed_port_is_transient_on_one_line)
 {
     char conninfo[256], err[1024] = "";
     int status = 0;
@@ -127,12 +127,60 @@ START_TEST(closed_port_is_a_server_error_on_one_line)
              closed_port());
     conn = wn_connect(conninfo, true, true, &status, err, sizeof err);
     ck_assert_ptr_null(conn);
-    ck_assert_int_eq(status, WN_EXIT_SERVER);
+    /* Nothing listening yet: a server that is still starting, worth waiting for. */
+    ck_assert_int_eq(status, WN_EXIT_TRANSIENT);
     ck_assert_msg(strncmp(err, "cannot connect to ", 18) == 0, "err: %s", err);
     ck_assert_msg(strstr(err, "password=********") != NULL, "err: %s", err);
     ck_assert_msg(strstr(err, "s3cret") == NULL, "err: %s", err);
     ck_assert_msg(strchr(err, '\n') == NULL, "err: %s", err);
     ck_assert_msg(strstr(err, "refused") != NULL, "err: %s", err);
+}
+END_TEST
+
+/* libpq's messages for connections that failed, and whether waiting may cure them. */
+static const struct {
+    const char *message;
+    int status;
+} connect_failures[] = {
+    {"connection to server at \"db\" (10.0.0.1), port 5432 failed: Connection refused",
+     WN_EXIT_TRANSIENT},
+    {"connection to server on socket \"/tmp/.s.PGSQL.5432\" failed: No such file or directory",
+     WN_EXIT_TRANSIENT},
+    {"connection to server at \"db\" failed: FATAL: the database system is starting up",
+     WN_EXIT_TRANSIENT},
+    {"connection to server at \"db\" failed: FATAL: the database system is shutting down",
+     WN_EXIT_TRANSIENT},
+    {"connection to server at \"db\" failed: FATAL: sorry, too many clients already",
+     WN_EXIT_TRANSIENT},
+    {"timeout expired", WN_EXIT_TRANSIENT},
+    {"connection to server at \"db\" failed: FATAL: password authentication failed for user "
+     "\"app\"",
+     WN_EXIT_SERVER},
+    {"connection to server at \"db\" failed: FATAL: no pg_hba.conf entry for replication "
+     "connection from host \"10.0.0.2\", user \"app\", no encryption",
+     WN_EXIT_SERVER},
+    {"connection to server at \"db\" failed: fe_sendauth: no password supplied", WN_EXIT_SERVER},
+    {"connection to server at \"db\" failed: FATAL: role \"app\" does not exist",
+     WN_EXIT_SERVER},
+    {"connection to server at \"db\" failed: FATAL: database \"shop\" does not exist",
+     WN_EXIT_SERVER},
+    {"connection to server at \"db\" failed: FATAL: must be superuser or replication role to "
+     "start walsender",
+     WN_EXIT_SERVER},
+};
+
+START_TEST(connect_failures_are_classified)
+{
+    ck_assert_msg(wn_connect_failure_status(connect_failures[_i].message) ==
+                      connect_failures[_i].status,
+                  "\"%s\": expected %s", connect_failures[_i].message,
+                  connect_failures[_i].status == WN_EXIT_SERVER ? "fatal" : "transient");
+}
+END_TEST
+
+START_TEST(lost_connection_is_transient)
+{
+    ck_assert_int_eq(wn_command_failure_status(NULL, NULL), WN_EXIT_TRANSIENT);
 }
 END_TEST
 
@@ -149,7 +197,10 @@ static Suite *conninfo_suite(void)
     tcase_add_test(tc, unparsable_redaction_hides_everything);
     tcase_add_test(tc, unparsable_conninfo_is_a_config_error);
     tcase_add_test(tc, unparsable_uri_is_a_config_error);
-    tcase_add_test(tc, closed_port_is_a_server_error_on_one_line);
+    tcase_add_test(tc, closed_port_is_transient_on_one_line);
+    tcase_add_loop_test(tc, connect_failures_are_classified, 0,
+                        (int)(sizeof connect_failures / sizeof connect_failures[0]));
+    tcase_add_test(tc, lost_connection_is_transient);
     suite_add_tcase(s, tc);
     return s;
 }

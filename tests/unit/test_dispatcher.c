@@ -4,6 +4,8 @@
  * in-process descriptors that record every call.
  */
 #include <check.h>
+#include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -117,17 +119,38 @@ static msg insert_msg(uint32_t relid, const char *id, const char *note)
 /* ---- recording plugins ---------------------------------------------------------------------- */
 
 #define LOG_MAX 64
+#define ATTEMPTS_MAX 16
 
 typedef struct recorder {
     char calls[LOG_MAX][64];
     int ncalls;
     int handle_retries_left;   /* RETRY this many times per handle before succeeding */
     int fail_fatally_on_note;  /* FATAL when the note equals this number */
+    int retry_forever_on_note; /* RETRY, always, when the note equals this number */
+    int failed_attempts;       /* handle calls answered FATAL or RETRY-forever */
+    int64_t attempt_ms[ATTEMPTS_MAX]; /* when each of them came */
     int flush_retries_left;
     int flushes;
 } recorder;
 
 static pthread_mutex_t record_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void count_failed_attempt(recorder *r)
+{
+    pthread_mutex_lock(&record_lock);
+    if (r->failed_attempts < ATTEMPTS_MAX)
+        r->attempt_ms[r->failed_attempts] = mono_ms();
+    r->failed_attempts++;
+    pthread_mutex_unlock(&record_lock);
+}
 
 __attribute__((format(printf, 2, 3))) static void record(recorder *r, const char *fmt, ...)
 {
@@ -150,8 +173,14 @@ static walnotify_status rec_handle(void *state, const walnotify_event *event)
         r->handle_retries_left--;
         return WALNOTIFY_RETRY;
     }
-    if (r->fail_fatally_on_note && atoi(note) == r->fail_fatally_on_note)
+    if (r->retry_forever_on_note && atoi(note) == r->retry_forever_on_note) {
+        count_failed_attempt(r);
+        return WALNOTIFY_RETRY;
+    }
+    if (r->fail_fatally_on_note && atoi(note) == r->fail_fatally_on_note) {
+        count_failed_attempt(r);
         return WALNOTIFY_FATAL;
+    }
     record(r, "handle %s seq=%u", note, event->seq);
     return WALNOTIFY_OK;
 }
@@ -218,8 +247,9 @@ static void *dispatch_thread(void *arg)
     return NULL;
 }
 
-/* Two plugins: "all" wants inserts of both tables, "orders" only public.orders. */
-static void start(wn_lsn start_lsn, wn_lsn endpos)
+/* Two plugins: "all" wants inserts of both tables, "orders" only public.orders. The test may
+ * then set their policies before launch(). */
+static void prepare(wn_lsn start_lsn, wn_lsn endpos)
 {
     static const walnotify_plugin descriptor = {
         .magic = WALNOTIFY_PLUGIN_MAGIC,
@@ -258,7 +288,17 @@ static void start(wn_lsn start_lsn, wn_lsn endpos)
     fx.handoff = wn_handoff_create(64);
     fx.options = (wn_dispatcher_options){.config = &fx.config, .plugins = fx.plugins,
                                          .nplugins = 2, .start_lsn = start_lsn, .endpos = endpos};
+}
+
+static void launch(void)
+{
     ck_assert_int_eq(pthread_create(&fx.thread, NULL, dispatch_thread, NULL), 0);
+}
+
+static void start(wn_lsn start_lsn, wn_lsn endpos)
+{
+    prepare(start_lsn, endpos);
+    launch();
 }
 
 static wn_dispatch_result finish(void)
@@ -491,6 +531,278 @@ START_TEST(malformed_message_is_a_protocol_error)
 }
 END_TEST
 
+
+/* ---- failure policies ----------------------------------------------------------------------- */
+
+/* A fresh folder per test for dead-letter files; removed by cleanup_dir. */
+static char dead_dir[PATH_MAX];
+static char dead_path[PATH_MAX + 32];
+
+static void make_dead_dir(void)
+{
+    snprintf(dead_dir, sizeof dead_dir, "%s/walnotify-dispatcher-XXXXXX",
+             getenv("TMPDIR") != NULL ? getenv("TMPDIR") : "/tmp");
+    ck_assert_msg(mkdtemp(dead_dir) != NULL, "mkdtemp: %s", strerror(errno));
+    snprintf(dead_path, sizeof dead_path, "%s/dead.jsonl", dead_dir);
+}
+
+static void cleanup_dir(void)
+{
+    unlink(dead_path);
+    rmdir(dead_dir);
+}
+
+static char *read_whole(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    char *text = calloc(1, 65536);
+    size_t n;
+
+    ck_assert_msg(f != NULL, "cannot read %s: %s", path, strerror(errno));
+    ck_assert_ptr_nonnull(text);
+    n = fread(text, 1, 65535, f);
+    text[n] = '\0';
+    fclose(f);
+    return text;
+}
+
+static void set_policy(int plugin, wn_on_error on_error, int retry_max, wn_on_error then,
+                       const char *dead_letter)
+{
+    wn_plugin_config *config = &fx.plugin_configs[plugin];
+
+    config->on_error = on_error;
+    config->retry_max = retry_max;
+    config->then = then;
+    config->retry_initial_ms = 10;
+    config->retry_max_ms = 20;
+    config->dead_letter = (char *)dead_letter;
+}
+
+static const char *last_call(const recorder *r)
+{
+    return r->ncalls > 0 ? r->calls[r->ncalls - 1] : "";
+}
+
+START_TEST(retry_max_runs_out_then_stop)
+{
+    static const char *const first[] = {"1"};
+    static const char *const second[] = {"2", "3"};
+
+    prepare(0x100, 0);
+    set_policy(1, WN_ON_ERROR_RETRY, 2, WN_ON_ERROR_STOP, NULL);
+    fx.recorders[1].retry_forever_on_note = 2;
+    launch();
+    send_msg(relation_msg(1, "public", "orders"), 0);
+    send_txn(0x200, 0x210, 7, 1, first, 1);
+    send_txn(0x300, 0x310, 8, 1, second, 2);
+    send_keepalive(0x900);
+    ck_assert_int_eq(wait_finished(), WN_DISPATCH_PLUGIN_FATAL);
+    ck_assert_int_eq(fx.recorders[1].failed_attempts, 3); /* the call and two retries */
+    ck_assert_str_eq(fx.err, "plugin \"orders\" failed: handle returned RETRY after 3 attempts "
+                             "for event 0/300 seq 0 of public.orders; stopping "
+                             "(on_error = \"retry\", then = \"stop\")");
+    ck_assert_uint_lt(fx.final_ack, 0x310);
+    ck_assert_str_eq(last_call(&fx.recorders[0]), "abort 8");
+    ck_assert_str_eq(last_call(&fx.recorders[1]), "abort 8");
+}
+END_TEST
+
+START_TEST(retry_max_runs_out_then_skip)
+{
+    static const char *const notes[] = {"2", "3"};
+    char *dead;
+
+    make_dead_dir();
+    prepare(0x100, 0);
+    set_policy(0, WN_ON_ERROR_RETRY, 3, WN_ON_ERROR_SKIP, dead_path);
+    fx.recorders[0].retry_forever_on_note = 2;
+    launch();
+    send_msg(relation_msg(1, "public", "orders"), 0);
+    send_txn(0x300, 0x310, 8, 1, notes, 2);
+    /* The transaction is acknowledged once flushed, the skipped event with it. */
+    ck_assert(wait_ack(0x310));
+    ck_assert_int_eq(finish(), WN_DISPATCH_STOPPED);
+    ck_assert_int_eq(fx.recorders[0].failed_attempts, 4); /* the call and three retries */
+
+    /* "all" went on with the next event; "orders", after it in the list, got the bad one. */
+    ck_assert_int_eq(fx.recorders[0].ncalls, 3);
+    ck_assert_str_eq(fx.recorders[0].calls[0], "begin 8");
+    ck_assert_str_eq(fx.recorders[0].calls[1], "handle 3 seq=1");
+    ck_assert_str_eq(fx.recorders[0].calls[2], "commit 8");
+    ck_assert_int_eq(fx.recorders[1].ncalls, 4);
+    ck_assert_str_eq(fx.recorders[1].calls[1], "handle 2 seq=0");
+    ck_assert_str_eq(fx.recorders[1].calls[2], "handle 3 seq=1");
+
+    dead = read_whole(dead_path);
+    ck_assert_str_eq(dead, "{\"lsn\":\"0/300\",\"seq\":0,\"xid\":8,"
+                           "\"commit_time\":\"2000-01-01T00:00:00.000000Z\","
+                           "\"table\":\"public.orders\",\"op\":\"insert\","
+                           "\"values\":{\"id\":\"1\",\"note\":\"2\"},\"plugin\":\"all\","
+                           "\"error\":\"handle returned RETRY after 4 attempts\"}\n");
+    free(dead);
+    cleanup_dir();
+}
+END_TEST
+
+/* on_error = "skip": the first failure, FATAL or RETRY, is skipped; nothing is retried. */
+START_TEST(on_error_skip_skips_the_first_failure)
+{
+    char *dead;
+
+    make_dead_dir();
+    prepare(0x100, 0);
+    set_policy(0, WN_ON_ERROR_SKIP, 0, WN_ON_ERROR_STOP, dead_path);
+    fx.recorders[0].fail_fatally_on_note = 2;
+    fx.recorders[0].retry_forever_on_note = 3;
+    launch();
+    send_msg(relation_msg(1, "public", "orders"), 0);
+    send_msg(begin_msg(0x300, 8), 0);
+    /* Control characters, a quote and a byte that is not UTF-8 beside a character that is. */
+    send_msg(insert_msg(1, "1", "2\x01\xff\"\xc3\xa9\n"), 0);
+    send_msg(insert_msg(1, "2", "3"), 0);
+    send_msg(insert_msg(1, "3", NULL), 0);
+    send_msg(commit_msg(0x300, 0x310), 0x310);
+    ck_assert(wait_ack(0x310));
+    ck_assert_int_eq(finish(), WN_DISPATCH_STOPPED);
+    ck_assert_int_eq(fx.recorders[0].failed_attempts, 2);
+    ck_assert_int_eq(fx.recorders[0].ncalls, 3);
+    ck_assert_str_eq(fx.recorders[0].calls[1], "handle NULL seq=2");
+
+    dead = read_whole(dead_path);
+    ck_assert_str_eq(dead, "{\"lsn\":\"0/300\",\"seq\":0,\"xid\":8,"
+                           "\"commit_time\":\"2000-01-01T00:00:00.000000Z\","
+                           "\"table\":\"public.orders\",\"op\":\"insert\","
+                           "\"values\":{\"id\":\"1\",\"note\":\"2\\u0001\\ufffd\\\"\xc3\xa9\\n\"},"
+                           "\"plugin\":\"all\",\"error\":\"handle returned FATAL\"}\n"
+                           "{\"lsn\":\"0/300\",\"seq\":1,\"xid\":8,"
+                           "\"commit_time\":\"2000-01-01T00:00:00.000000Z\","
+                           "\"table\":\"public.orders\",\"op\":\"insert\","
+                           "\"values\":{\"id\":\"2\",\"note\":\"3\"},"
+                           "\"plugin\":\"all\",\"error\":\"handle returned RETRY\"}\n");
+    free(dead);
+    cleanup_dir();
+}
+END_TEST
+
+/* FATAL under on_error = "retry" is not retried: it goes straight to `then`. */
+START_TEST(fatal_goes_straight_to_then)
+{
+    static const char *const notes[] = {"2"};
+    char *dead;
+
+    make_dead_dir();
+    prepare(0x100, 0);
+    set_policy(0, WN_ON_ERROR_RETRY, 0, WN_ON_ERROR_SKIP, dead_path);
+    fx.recorders[0].fail_fatally_on_note = 2;
+    launch();
+    send_msg(relation_msg(1, "public", "orders"), 0);
+    send_txn(0x300, 0x310, 8, 1, notes, 1);
+    ck_assert(wait_ack(0x310));
+    ck_assert_int_eq(finish(), WN_DISPATCH_STOPPED);
+    ck_assert_int_eq(fx.recorders[0].failed_attempts, 1);
+    dead = read_whole(dead_path);
+    ck_assert_msg(strstr(dead, "\"error\":\"handle returned FATAL\"}\n") != NULL, "%s", dead);
+    free(dead);
+    cleanup_dir();
+}
+END_TEST
+
+/* retry_initial_ms 200 doubling to retry_max_ms 300: the waits are 200, 300, 300 ms. */
+START_TEST(backoff_honours_the_plugin_settings)
+{
+    static const char *const notes[] = {"2"};
+    const recorder *r = &fx.recorders[0];
+    int64_t gap[3];
+
+    prepare(0x100, 0);
+    set_policy(0, WN_ON_ERROR_RETRY, 3, WN_ON_ERROR_STOP, NULL);
+    fx.plugin_configs[0].retry_initial_ms = 200;
+    fx.plugin_configs[0].retry_max_ms = 300;
+    fx.recorders[0].retry_forever_on_note = 2;
+    launch();
+    send_msg(relation_msg(1, "public", "orders"), 0);
+    send_txn(0x300, 0x310, 8, 1, notes, 1);
+    ck_assert_int_eq(wait_finished(), WN_DISPATCH_PLUGIN_FATAL);
+    ck_assert_int_eq(r->failed_attempts, 4);
+    for (int i = 0; i < 3; i++)
+        gap[i] = r->attempt_ms[i + 1] - r->attempt_ms[i];
+    ck_assert_msg(gap[0] >= 200 && gap[0] < 300, "first wait %lld ms", (long long)gap[0]);
+    ck_assert_msg(gap[1] >= 300, "second wait %lld ms", (long long)gap[1]);
+    /* Doubled without the cap it would be 800 ms. */
+    ck_assert_msg(gap[2] >= 300 && gap[2] < 700, "third wait %lld ms", (long long)gap[2]);
+}
+END_TEST
+
+/* on_error = "stop": no retry, exit 2, abort to everyone who began, nothing of it acknowledged. */
+START_TEST(on_error_stop_aborts_and_acknowledges_nothing)
+{
+    static const char *const first[] = {"1"};
+    static const char *const second[] = {"2", "3"};
+
+    prepare(0x100, 0);
+    set_policy(1, WN_ON_ERROR_STOP, 0, WN_ON_ERROR_STOP, NULL);
+    fx.recorders[1].retry_forever_on_note = 3;
+    launch();
+    send_msg(relation_msg(1, "public", "orders"), 0);
+    send_txn(0x200, 0x210, 7, 1, first, 1);
+    ck_assert(wait_ack(0x210));
+    send_txn(0x300, 0x310, 8, 1, second, 2);
+    send_keepalive(0x900);
+    ck_assert_int_eq(wait_finished(), WN_DISPATCH_PLUGIN_FATAL);
+    ck_assert_int_eq(fx.recorders[1].failed_attempts, 1);
+    ck_assert_str_eq(fx.err, "plugin \"orders\" failed: handle returned RETRY for event 0/300 "
+                             "seq 1 of public.orders; stopping (on_error = \"stop\")");
+    ck_assert_uint_eq(fx.final_ack, 0x210);
+    ck_assert_str_eq(last_call(&fx.recorders[0]), "abort 8");
+    ck_assert_str_eq(last_call(&fx.recorders[1]), "abort 8");
+    ck_assert_str_eq(fx.recorders[1].calls[fx.recorders[1].ncalls - 2], "handle 2 seq=0");
+}
+END_TEST
+
+/* A dead-letter file that cannot be opened stops the host before anything is delivered. */
+START_TEST(unusable_dead_letter_file_is_fatal)
+{
+    prepare(0x100, 0);
+    set_policy(1, WN_ON_ERROR_SKIP, 0, WN_ON_ERROR_STOP, "/nonexistent-walnotify/dead.jsonl");
+    launch();
+    ck_assert_int_eq(wait_finished(), WN_DISPATCH_PLUGIN_FATAL);
+    ck_assert_str_eq(fx.err, "plugin \"orders\": dead-letter file "
+                             "/nonexistent-walnotify/dead.jsonl: cannot open: No such file or "
+                             "directory");
+    ck_assert_int_eq(fx.recorders[0].ncalls, 0);
+}
+END_TEST
+
+/* A torn last line (a crash in the middle of a write) is cut before anything is appended. */
+START_TEST(torn_dead_letter_line_is_cut)
+{
+    static const char *const notes[] = {"2"};
+    static const char prefix[] = "{\"whole\":1}\n{\"lsn\":\"0/300\",";
+    FILE *f;
+    char *dead;
+
+    make_dead_dir();
+    f = fopen(dead_path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("{\"whole\":1}\n{\"torn", f);
+    fclose(f);
+    prepare(0x100, 0);
+    set_policy(0, WN_ON_ERROR_SKIP, 0, WN_ON_ERROR_STOP, dead_path);
+    fx.recorders[0].fail_fatally_on_note = 2;
+    launch();
+    send_msg(relation_msg(1, "public", "orders"), 0);
+    send_txn(0x300, 0x310, 8, 1, notes, 1);
+    ck_assert(wait_ack(0x310));
+    ck_assert_int_eq(finish(), WN_DISPATCH_STOPPED);
+    dead = read_whole(dead_path);
+    ck_assert_msg(strncmp(dead, prefix, sizeof prefix - 1) == 0, "%s", dead);
+    ck_assert_uint_eq(strlen(dead) - 1, (size_t)(strchr(dead + 13, '\n') - dead));
+    free(dead);
+    cleanup_dir();
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("dispatcher");
@@ -508,6 +820,14 @@ int main(void)
     tcase_add_test(tc, endpos_stops_after_the_last_commit_before_it);
     tcase_add_test(tc, endpos_on_an_idle_stream);
     tcase_add_test(tc, malformed_message_is_a_protocol_error);
+    tcase_add_test(tc, retry_max_runs_out_then_stop);
+    tcase_add_test(tc, retry_max_runs_out_then_skip);
+    tcase_add_test(tc, on_error_skip_skips_the_first_failure);
+    tcase_add_test(tc, fatal_goes_straight_to_then);
+    tcase_add_test(tc, backoff_honours_the_plugin_settings);
+    tcase_add_test(tc, on_error_stop_aborts_and_acknowledges_nothing);
+    tcase_add_test(tc, unusable_dead_letter_file_is_fatal);
+    tcase_add_test(tc, torn_dead_letter_line_is_cut);
     suite_add_tcase(suite, tc);
     runner = srunner_create(suite);
     srunner_run_all(runner, CK_NORMAL);

@@ -1,0 +1,571 @@
+#!/usr/bin/env bash
+# walnotify's benchmark (`make bench`): throughput, CPU, memory and latency side by side with
+# pg_recvlogical (PostgreSQL's own client, no decoding) and the Node.js pg-logical-replication
+# client, all reading the same WAL of a throwaway PostgreSQL.
+#
+# Workloads (each written once, then read by every contender to the same end LSN):
+#   one_txn   BENCH_ROWS rows in one transaction                         (default 1,000,000)
+#   txns      BENCH_ROWS rows in transactions of BENCH_TXN_ROWS rows      (default 10 -> 100,000)
+#   single    BENCH_ROWS/10 single-row transactions                      (default 100,000)
+# Every contender reads each workload BENCH_ROUNDS times (default 3), in interleaved turns whose
+# order rotates per round, each from its own slot made before the writes; the table shows the
+# median of the rounds. A warm-up workload (BENCH_ROWS/100 rows) is read once by each first.
+#
+# Latency: BENCH_LAT_RATE single-row transactions per second (default 2000) for BENCH_LAT_SECONDS
+# (default 10), read at once by walnotify (tests/bench/latency_plugin.c) and by the Node client;
+# p50/p95/p99/max of (arrival in the reader) - (the row's clock_timestamp()), and how far the
+# acknowledged position trailed the written WAL.
+#
+# Other knobs: BENCH_NODE=0 skips the Node client; BENCH_LATENCY=0 skips the latency run;
+# BENCH_PROFILE=1 also runs walnotify under valgrind --tool=callgrind on the one_txn workload
+# (build/bench/callgrind.out); BENCH_TIMEOUT (default 900) bounds every single run, in seconds.
+# Raw numbers of every run: build/bench/results.tsv; logs: build/bench/logs/.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
+OUT=$ROOT/build/bench
+HARNESS=$ROOT/tests/pg-harness.sh
+PG_BIN=${WN_PG_BIN:-/usr/lib/postgresql/15/bin}
+WALNOTIFY=$ROOT/build/walnotify
+JSONL=$ROOT/build/plugins/jsonl.so
+LATENCY_SO=$OUT/latency.so
+NODE_DIR=$OUT/node
+NODE_SCRIPT=$ROOT/tests/bench/node/stream.js
+
+ROWS=${BENCH_ROWS:-1000000}
+ROUNDS=${BENCH_ROUNDS:-3}
+TXN_ROWS=${BENCH_TXN_ROWS:-10}
+SINGLE=${BENCH_SINGLE:-$((ROWS / 10))}
+WARMUP_ROWS=${BENCH_WARMUP_ROWS:-$((ROWS / 100 > 1000 ? ROWS / 100 : 1000))}
+LAT_RATE=${BENCH_LAT_RATE:-2000}
+LAT_SECONDS=${BENCH_LAT_SECONDS:-10}
+RUN_TIMEOUT=${BENCH_TIMEOUT:-900}
+USE_NODE=${BENCH_NODE:-1}
+USE_LATENCY=${BENCH_LATENCY:-1}
+USE_PROFILE=${BENCH_PROFILE:-0}
+TIME_BIN=/usr/bin/time
+
+PGDIR=""
+BG_PIDS=()
+CONTENDERS=()
+LAT_ROWS=()
+RESULTS=$OUT/results.tsv
+LOGS=$OUT/logs
+PUB=bench_pub
+
+die() {
+    echo "bench: $*" >&2
+    exit 1
+}
+
+note() {
+    echo "bench: $*" >&2
+}
+
+# Stops the background processes this script started (readers run under GNU time: their own
+# process gets the signal first, so that none is left behind).
+cleanup_bg() {
+    local pid child
+    for pid in "${BG_PIDS[@]}"; do
+        for child in $(ps -o pid= --ppid "$pid" 2>/dev/null); do
+            kill -TERM "$child" 2>/dev/null || true
+        done
+        kill -TERM "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    BG_PIDS=()
+}
+
+cleanup() {
+    cleanup_bg
+    if [ -n "$PGDIR" ]; then
+        "$HARNESS" stop "$PGDIR" || note "could not stop the server in $PGDIR"
+        PGDIR=""
+    fi
+}
+
+is_count() {
+    [[ $1 =~ ^[1-9][0-9]*$ ]]
+}
+
+check_settings() {
+    local v
+    for v in ROWS ROUNDS TXN_ROWS SINGLE WARMUP_ROWS LAT_RATE LAT_SECONDS RUN_TIMEOUT; do
+        is_count "${!v}" || die "BENCH_$v must be a positive integer, not '${!v}'"
+    done
+    [ $((ROWS % TXN_ROWS)) -eq 0 ] || die "BENCH_ROWS ($ROWS) must be a multiple of BENCH_TXN_ROWS ($TXN_ROWS)"
+    [ -x "$WALNOTIFY" ] || die "$WALNOTIFY is missing: run make all"
+    [ -f "$JSONL" ] || die "$JSONL is missing: run make all"
+    [ -x "$PG_BIN/pg_recvlogical" ] || die "$PG_BIN/pg_recvlogical is missing (install postgresql-client-15)"
+    [ -x "$PG_BIN/pgbench" ] || die "$PG_BIN/pgbench is missing (install postgresql-client-15)"
+}
+
+# GNU time measures wall, CPU and peak RSS of each run; the shell builtin cannot.
+ensure_time() {
+    [ -x "$TIME_BIN" ] && return 0
+    [ "$(id -u)" -eq 0 ] || die "$TIME_BIN is missing: sudo apt-get install -y time"
+    note "installing the time package"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y time >&2 ||
+        die "apt-get install time failed"
+}
+
+build_latency_plugin() {
+    mkdir -p "$OUT"
+    ${CC:-cc} -O2 -g -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden -shared \
+        -I"$ROOT/include" -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes \
+        -Wmissing-prototypes -Wvla -Wno-missing-field-initializers \
+        -o "$LATENCY_SO" "$ROOT/tests/bench/latency_plugin.c" ||
+        die "could not build $LATENCY_SO from tests/bench/latency_plugin.c"
+}
+
+# Installs pg-logical-replication and pg into build/bench/node; on any failure the Node client
+# is left out with a notice.
+setup_node() {
+    if [ "$USE_NODE" != 1 ]; then
+        note "BENCH_NODE=$USE_NODE: the Node.js client is skipped"
+        return 1
+    fi
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        note "NOTICE: node or npm is missing: the Node.js client (pg-logical-replication) is skipped"
+        return 1
+    fi
+    mkdir -p "$NODE_DIR"
+    if [ -d "$NODE_DIR/node_modules/pg-logical-replication" ] &&
+        cmp -s "$ROOT/tests/bench/node/package.json" "$NODE_DIR/package.json"; then
+        return 0
+    fi
+    cp "$ROOT/tests/bench/node/package.json" "$NODE_DIR/package.json"
+    note "installing pg-logical-replication and pg with npm into $NODE_DIR"
+    if ! (cd "$NODE_DIR" && npm install --no-audit --no-fund --loglevel=error >"$LOGS/npm.log" 2>&1); then
+        note "NOTICE: npm install failed (see $LOGS/npm.log): the Node.js client is skipped"
+        rm -rf "$NODE_DIR/node_modules"
+        return 1
+    fi
+}
+
+sql() {
+    "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 "$@"
+}
+
+start_server() {
+    local port
+    PGDIR=$(mktemp -d /tmp/walnotify-bench.XXXXXX)
+    "$HARNESS" start "$PGDIR" >/dev/null
+    # shellcheck disable=SC1091
+    . "$PGDIR/env"
+    port=$PGPORT
+    # Loopback TCP, like a client on the same machine, and room for a big transaction in memory.
+    sql -c "ALTER SYSTEM SET listen_addresses = '127.0.0.1'" \
+        -c "ALTER SYSTEM SET max_wal_size = '8GB'" \
+        -c "ALTER SYSTEM SET checkpoint_timeout = '30min'" \
+        -c "ALTER SYSTEM SET synchronous_commit = on" \
+        -c "ALTER SYSTEM SET fsync = off"
+    if ! sql -c "ALTER SYSTEM SET logical_decoding_work_mem = '2GB'" 2>/dev/null; then
+        note "logical_decoding_work_mem = 2GB refused; using 1GB"
+        sql -c "ALTER SYSTEM SET logical_decoding_work_mem = '1GB'"
+    fi
+    "$HARNESS" restart "$PGDIR" fast
+    export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres PGDATABASE=postgres
+    CONNINFO="host=127.0.0.1 port=$port dbname=postgres user=postgres"
+    sql -c "SELECT 1" >/dev/null || die "cannot reach the server on 127.0.0.1:$port"
+}
+
+setup_schema() {
+    sql <<'SQL'
+CREATE TABLE bench (id bigint NOT NULL, qty integer NOT NULL, name text NOT NULL,
+                    amount numeric(12,2) NOT NULL, created timestamptz NOT NULL);
+CREATE PUBLICATION bench_pub FOR TABLE bench WITH (publish = 'insert');
+CREATE TABLE lat (id bigint NOT NULL, ts_us bigint NOT NULL, qty integer NOT NULL,
+                  name text NOT NULL, created timestamptz NOT NULL);
+CREATE PUBLICATION lat_pub FOR TABLE lat WITH (publish = 'insert');
+SQL
+}
+
+make_slot() {
+    sql -c "SELECT 1 FROM pg_create_logical_replication_slot('$1', 'pgoutput')" >/dev/null
+}
+
+drop_slots_like() {
+    sql -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+            WHERE slot_name LIKE '$1%' AND NOT active" >/dev/null
+}
+
+# The same 5-column row for every workload: ids FROM..TO.
+rows_sql() {
+    echo "INSERT INTO bench SELECT g, (g % 1000)::int, 'customer ' || md5(g::text),
+          (g % 100000) / 100.0, timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second'
+          FROM generate_series($1, $2) g;"
+}
+
+# Writes workload $1 (one_txn | txns | single | warmup).
+write_workload() {
+    case "$1" in
+    warmup) sql -c "$(rows_sql 1 "$WARMUP_ROWS")" ;;
+    one_txn) sql -c "$(rows_sql 1 "$ROWS")" ;;
+    txns)
+        sql -c "DO \$\$ BEGIN
+                  FOR i IN 0 .. $((ROWS / TXN_ROWS - 1)) LOOP
+                    $(rows_sql "i * $TXN_ROWS + 1" "i * $TXN_ROWS + $TXN_ROWS")
+                    COMMIT;
+                  END LOOP;
+                END \$\$;" ;;
+    single)
+        sql -c "DO \$\$ BEGIN
+                  FOR i IN 1 .. $SINGLE LOOP
+                    $(rows_sql i i)
+                    COMMIT;
+                  END LOOP;
+                END \$\$;" ;;
+    esac
+}
+
+workload_rows() {
+    case "$1" in
+    warmup) echo "$WARMUP_ROWS" ;;
+    one_txn | txns) echo "$ROWS" ;;
+    single) echo "$SINGLE" ;;
+    esac
+}
+
+workload_title() {
+    case "$1" in
+    one_txn) echo "$ROWS rows in one transaction" ;;
+    txns) echo "$ROWS rows in $((ROWS / TXN_ROWS)) transactions of $TXN_ROWS rows" ;;
+    single) echo "$SINGLE single-row transactions" ;;
+    esac
+}
+
+walnotify_conf() {
+    local slot=$1 conf=$OUT/conf/$1.conf
+    mkdir -p "$OUT/conf"
+    cat >"$conf" <<CONF
+log_level = "warning";
+source: { conninfo = "$CONNINFO"; tables = [ "public.bench" ]; slot = "$slot";
+          publication = "$PUB"; };
+plugins = ( { name = "jsonl"; path = "$JSONL";
+              settings = { path = "/dev/null"; fsync = false; }; } );
+CONF
+    echo "$conf"
+}
+
+# The command line of contender $1 reading slot $2 up to LSN $3.
+contender_cmd() {
+    local who=$1 slot=$2 endpos=$3
+    case "$who" in
+    pg_recvlogical)
+        CMD=("$PG_BIN/pg_recvlogical" --start -S "$slot" -d "$CONNINFO" -f /dev/null
+            -o proto_version=1 -o "publication_names=$PUB" "--endpos=$endpos" --no-loop) ;;
+    walnotify) CMD=("$WALNOTIFY" -c "$(walnotify_conf "$slot")" --endpos "$endpos") ;;
+    node) CMD=(env "NODE_PATH=$NODE_DIR/node_modules" node "$NODE_SCRIPT" --slot "$slot"
+        --publication "$PUB" --endpos "$endpos") ;;
+    esac
+}
+
+# Runs contender $2 on workload $1, round $3, up to LSN $4; appends a line to results.tsv.
+measure() {
+    local work=$1 who=$2 round=$3 endpos=$4 slot=bench_${1}_${2}_${3} tfile rc=0 confirmed
+    tfile=$OUT/time.$$
+    contender_cmd "$who" "$slot" "$endpos"
+    timeout -k 10 "$RUN_TIMEOUT" "$TIME_BIN" -f "%e %U %S %M" -o "$tfile" "${CMD[@]}" \
+        >"$LOGS/$slot.log" 2>&1 || rc=$?
+    if [ "$rc" -ne 0 ]; then
+        note "$who on $work (round $round) exited $rc; log: $LOGS/$slot.log"
+        tail -n 5 "$LOGS/$slot.log" >&2 || true
+    fi
+    confirmed=$(sql -c "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '$slot'")
+    if [ "$work" = warmup ]; then
+        rm -f "$tfile"
+        return 0
+    fi
+    # GNU time writes "Command exited with non-zero status N" first when the command failed.
+    read -r wall user sys rss < <(tail -n 1 "$tfile")
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$work" "$who" "$round" "$wall" "$user" "$sys" \
+        "$rss" "$rc" "$confirmed" >>"$RESULTS"
+    awk -v r="$round" -v who="$who" -v wall="$wall" -v u="$user" -v s="$sys" \
+        -v rss="$rss" -v rc="$rc" 'BEGIN {
+        printf "  round %s  %-15s wall %7.2f s  cpu %7.2f s  rss %7.1f MiB%s\n", r, who, wall,
+            u + s, rss / 1024, rc == 0 ? "" : "  FAILED (exit " rc ")" }' >&2
+    rm -f "$tfile"
+}
+
+# walnotify under callgrind on the one_txn workload, from its own slot.
+profile_walnotify() {
+    local endpos=$1 slot=bench_one_txn_profile rc=0
+    command -v valgrind >/dev/null 2>&1 || {
+        note "NOTICE: valgrind is missing: no profile"
+        return 0
+    }
+    note "profiling walnotify under callgrind (slow)"
+    timeout -k 10 "$((RUN_TIMEOUT * 4))" valgrind --tool=callgrind --separate-threads=no \
+        --callgrind-out-file="$OUT/callgrind.out" \
+        "$WALNOTIFY" -c "$(walnotify_conf "$slot")" --endpos "$endpos" \
+        >"$LOGS/$slot.log" 2>&1 || rc=$?
+    [ "$rc" -eq 0 ] || note "walnotify under callgrind exited $rc; log: $LOGS/$slot.log"
+    note "profile: $OUT/callgrind.out (callgrind_annotate --inclusive=yes $OUT/callgrind.out)"
+}
+
+# Creates the slots, writes workload $1 once, then reads it in rounds of interleaved turns.
+run_workload() {
+    local work=$1 rounds=$2 r i n endpos who
+    n=${#CONTENDERS[@]}
+    for ((r = 1; r <= rounds; r++)); do
+        for who in "${CONTENDERS[@]}"; do
+            make_slot "bench_${work}_${who}_${r}"
+        done
+    done
+    if [ "$work" = one_txn ] && [ "$USE_PROFILE" = 1 ]; then
+        make_slot bench_one_txn_profile
+    fi
+    note "writing workload $work ($(workload_rows "$work") rows)"
+    write_workload "$work"
+    endpos=$(sql -c "SELECT pg_current_wal_lsn()")
+    note "reading workload $work up to $endpos, $rounds round(s)"
+    for ((r = 1; r <= rounds; r++)); do
+        for ((i = 0; i < n; i++)); do
+            who=${CONTENDERS[$(((i + r - 1) % n))]}
+            measure "$work" "$who" "$r" "$endpos"
+        done
+    done
+    if [ "$work" = one_txn ] && [ "$USE_PROFILE" = 1 ]; then
+        profile_walnotify "$endpos"
+    fi
+    drop_slots_like "bench_${work}_"
+    sql -c "TRUNCATE bench" -c "CHECKPOINT"
+}
+
+median() {
+    sort -g | awk '{ v[NR] = $1 } END {
+        if (NR == 0) { print "nan"; exit }
+        if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# Median of field $3 (an awk expression over wall user sys rss) for workload $1, contender $2,
+# over the rounds that succeeded.
+stat_of() {
+    awk -F'\t' -v w="$1" -v c="$2" '$1 == w && $2 == c && $8 == 0 {
+        wall = $4; user = $5; sys = $6; rss = $7; print '"$3"' }' "$RESULTS" | median
+}
+
+print_table() {
+    local work=$1 rows who wall cpu rss base_wall base_cpu ok
+    rows=$(workload_rows "$work")
+    base_wall=$(stat_of "$work" pg_recvlogical wall)
+    base_cpu=$(stat_of "$work" pg_recvlogical "user + sys")
+    echo
+    echo "$(workload_title "$work") (median of $ROUNDS rounds)"
+    printf '| %-16s | %10s | %7s | %7s | %9s | %12s | %11s |\n' client rows/s "wall s" "CPU s" \
+        "peak RSS" "wall/recvlog" "CPU/recvlog"
+    printf '|%s|%s|%s|%s|%s|%s|%s|\n' ------------------ -----------: --------: --------: \
+        ----------: -------------: ------------:
+    for who in "${CONTENDERS[@]}"; do
+        ok=$(awk -F'\t' -v w="$work" -v c="$who" '$1 == w && $2 == c && $8 == 0' "$RESULTS" | wc -l)
+        if [ "$ok" -eq 0 ]; then
+            printf '| %-16s | %10s | %7s | %7s | %9s | %12s | %11s |\n' "$who" failed - - - - -
+            continue
+        fi
+        wall=$(stat_of "$work" "$who" wall)
+        cpu=$(stat_of "$work" "$who" "user + sys")
+        rss=$(stat_of "$work" "$who" rss)
+        awk -v who="$who" -v rows="$rows" -v wall="$wall" -v cpu="$cpu" -v rss="$rss" \
+            -v bw="$base_wall" -v bc="$base_cpu" -v ok="$ok" -v rounds="$ROUNDS" 'BEGIN {
+            name = who; if (ok < rounds) name = who " (" ok "/" rounds ")"
+            rate = wall > 0 ? rows / wall : 0
+            rw = (bw + 0 > 0) ? sprintf("%.2f", wall / bw) : "-"
+            rc = (bc + 0 > 0) ? sprintf("%.2f", cpu / bc) : "-"
+            printf "| %-16s | %10.0f | %7.2f | %7.2f | %5.1f MiB | %12s | %11s |\n",
+                name, rate, wall, cpu, rss / 1024, rw, rc }'
+    done
+}
+
+# ---- latency ------------------------------------------------------------------------------------
+
+latency_conf() {
+    local conf=$OUT/conf/lat_walnotify.conf
+    mkdir -p "$OUT/conf"
+    cat >"$conf" <<CONF
+log_level = "warning";
+source: { conninfo = "$CONNINFO"; tables = [ "public.lat" ]; slot = "lat_walnotify";
+          publication = "lat_pub"; status_interval_ms = 1000; };
+plugins = ( { name = "latency"; path = "$LATENCY_SO";
+              settings = { column = "ts_us"; output = "$OUT/latency.walnotify"; }; } );
+CONF
+    echo "$conf"
+}
+
+# Stops a reader started under GNU time ($1 is time's pid): the signal goes to the reader itself,
+# since time would die of it and leave the reader running.
+stop_measured() {
+    local pid=$1 child rc=0
+    for child in $(ps -o pid= --ppid "$pid"); do
+        kill -TERM "$child" 2>/dev/null || true
+    done
+    wait "$pid" || rc=$?
+    return "$rc"
+}
+
+wait_active() {
+    local slot=$1 i n
+    for i in $(seq 1 300); do
+        n=$(sql -c "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '$slot' AND active")
+        [ "$n" -ge 1 ] && return 0
+        : "$i"
+        sleep 0.1
+    done
+    die "the latency reader of $slot did not start streaming in 30 s (log: $LOGS/$slot.log)"
+}
+
+# One sample every 100 ms: time, written WAL, and slot $1's acknowledged position.
+start_ack_sampler() {
+    printf '%s\n%s\n' "SELECT extract(epoch FROM clock_timestamp()), pg_current_wal_lsn() - '0/0',
+            coalesce((SELECT confirmed_flush_lsn - '0/0' FROM pg_replication_slots
+                      WHERE slot_name = '$1'), 0)" '\watch 0.1' |
+        "$PG_BIN/psql" -X -q -At -F ' ' >"$OUT/acklag.$1" 2>"$LOGS/acklag.$1.log" &
+    BG_PIDS+=($!)
+}
+
+# The longest time, in ms, between a WAL position being written and the slot's acknowledged
+# position covering it, over the samples of file $3 taken in [$1, $2] (epoch seconds).
+ack_lag_ms() {
+    awk -v from="$1" -v to="$2" '
+        NF >= 3 { t[n] = $1; cur[n] = $2; ack[n] = $3; n++ }
+        END {
+            if (n == 0) { printf "-"; exit }
+            worst = 0; j = 0
+            for (i = 0; i < n; i++) {
+                if (t[i] < from || t[i] > to) continue
+                # the latest sample whose written position the acknowledgement covers
+                while (j + 1 <= i && cur[j + 1] <= ack[i]) j++
+                lag = (cur[j] > ack[i]) ? t[i] - t[0] : t[i] - t[j]
+                if (lag > worst) worst = lag
+            }
+            printf "%.0f ms", worst * 1000 }' "$3"
+}
+
+lat_field() {
+    awk -v k="$2" '$1 == k { print $2 }' "$1" 2>/dev/null
+}
+
+# One turn: reader $1 (walnotify | node) alone on its own slot while pgbench writes.
+latency_turn() {
+    local who=$1 slot=lat_$1 pid t0 t1 rows lag cpu
+    make_slot "$slot"
+    rm -f "$OUT/latency.$who" "$OUT/acklag.$slot"
+    if [ "$who" = walnotify ]; then
+        CMD=("$WALNOTIFY" -c "$(latency_conf)")
+    else
+        CMD=(env "NODE_PATH=$NODE_DIR/node_modules" node "$NODE_SCRIPT" --slot "$slot"
+            --publication lat_pub --latency-column ts_us --latency-out "$OUT/latency.$who")
+    fi
+    "$TIME_BIN" -f "%e %U %S %M" -o "$OUT/time.$slot" "${CMD[@]}" >"$LOGS/$slot.log" 2>&1 &
+    pid=$!
+    BG_PIDS+=("$pid")
+    wait_active "$slot"
+    start_ack_sampler "$slot"
+    sleep 1
+    note "latency ($who): $LAT_RATE single-row transactions/s for $LAT_SECONDS s"
+    t0=$(date +%s.%N)
+    "$PG_BIN/pgbench" -n -f "$OUT/latency.pgbench" -R "$LAT_RATE" -T "$LAT_SECONDS" -c 2 -j 2 \
+        >"$LOGS/$slot.pgbench.log" 2>&1 || die "pgbench failed (log: $LOGS/$slot.pgbench.log)"
+    t1=$(date +%s.%N)
+    sleep 3 # more than two status intervals: the last acknowledgement comes in
+    stop_measured "$pid" || note "$who (latency) failed; log: $LOGS/$slot.log"
+    cleanup_bg
+    rows=$(sql -c "SELECT count(*) FROM lat")
+    lag=$(ack_lag_ms "$t0" "$t1" "$OUT/acklag.$slot")
+    cpu=$(awk '{ printf "%.2f s", $2 + $3 }' "$OUT/time.$slot" 2>/dev/null | tail -n 1)
+    sql -c "SELECT pg_drop_replication_slot('$slot')" -c "TRUNCATE lat" >/dev/null
+    LAT_ROWS+=("$(latency_row "$who" "$OUT/latency.$who" "$rows" "$lag" "$cpu" \
+        "$(sed -n 's/^rate limit schedule lag: avg \([0-9.]*\).*/\1/p' "$LOGS/$slot.pgbench.log")")")
+}
+
+latency_row() {
+    local who=$1 file=$2 expected=$3 lag=$4 cpu=$5 sched=$6
+    if [ ! -s "$file" ]; then
+        printf '| %-16s | %8s | %8s | %8s | %8s | %11s | %11s | %8s |' "$who" - - - - "no report" \
+            "$lag" "$cpu"
+        return
+    fi
+    awk -v who="$who" -v c="$(lat_field "$file" count)" -v e="$expected" \
+        -v p50="$(lat_field "$file" p50_us)" -v p95="$(lat_field "$file" p95_us)" \
+        -v p99="$(lat_field "$file" p99_us)" -v mx="$(lat_field "$file" max_us)" -v lag="$lag" \
+        -v cpu="$cpu" -v sched="$sched" 'BEGIN {
+        printf "| %-16s | %8.3f | %8.3f | %8.3f | %8.3f | %11s | %11s | %8s | %s ms |",
+            who, p50 / 1000, p95 / 1000, p99 / 1000, mx / 1000, c "/" e, lag, cpu, sched }'
+}
+
+run_latency() {
+    local who row
+    LAT_ROWS=()
+    cat >"$OUT/latency.pgbench" <<'SQL'
+\set id random(1, 1000000000)
+INSERT INTO lat VALUES (:id, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint,
+                        :id % 1000, 'latency probe', now());
+SQL
+    for who in walnotify node; do
+        [ "$who" = node ] && [ "${#CONTENDERS[@]}" -lt 3 ] && continue
+        latency_turn "$who"
+    done
+    echo
+    echo "Latency: $LAT_RATE single-row transactions/s for $LAT_SECONDS s over loopback TCP" \
+        "(synchronous_commit=on, fsync=off), each reader alone; ms from the row's clock_timestamp()" \
+        "to the reader"
+    printf '| %-16s | %8s | %8s | %8s | %8s | %11s | %11s | %8s | %s |\n' client p50 p95 p99 max \
+        rows "max ack lag" CPU "writer lag"
+    printf '|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n' ------------------ ---------: ---------: ---------: \
+        ---------: ------------: ------------: ---------: -----------:
+    for row in "${LAT_ROWS[@]}"; do
+        echo "$row"
+    done
+    echo "(max ack lag: the longest a written WAL position waited for the slot's acknowledged"
+    echo " position to cover it, sampled every 100 ms, status interval 1000 ms; writer lag: pgbench's"
+    echo " average schedule lag, a sign of an overloaded machine when above a millisecond)"
+}
+
+print_machine() {
+    local model
+    model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+    echo
+    echo "Machine: $(nproc) CPUs ($model), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)," \
+        "$(uname -sr); PostgreSQL $(sql -c 'SHOW server_version'), logical_decoding_work_mem" \
+        "$(sql -c 'SHOW logical_decoding_work_mem'); $("$WALNOTIFY" --version 2>&1 | head -n 1);" \
+        "$(node --version 2>/dev/null | sed 's/^/Node.js /')"
+}
+
+main() {
+    local work
+    check_settings
+    ensure_time
+    mkdir -p "$OUT" "$LOGS"
+    build_latency_plugin
+    CONTENDERS=(pg_recvlogical walnotify)
+    setup_node && CONTENDERS+=(node)
+
+    trap cleanup EXIT
+    trap 'exit 130' INT TERM
+    start_server
+    setup_schema
+    : >"$RESULTS"
+
+    note "warm-up: each client reads $WARMUP_ROWS rows once"
+    run_workload warmup 1
+    for work in one_txn txns single; do
+        run_workload "$work" "$ROUNDS"
+    done
+    if [ "$USE_LATENCY" = 1 ]; then
+        run_latency >"$OUT/latency.txt"
+    fi
+
+    {
+        print_machine
+        for work in one_txn txns single; do
+            print_table "$work"
+        done
+        if [ "$USE_LATENCY" = 1 ]; then
+            cat "$OUT/latency.txt"
+        fi
+        echo
+        echo "CPU is the client's own user + system time; the walsender's is not counted."
+    } | tee "$OUT/report.txt"
+}
+
+main "$@"

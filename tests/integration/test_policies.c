@@ -1,0 +1,275 @@
+/*
+ * Failure policies against a plugin that fails permanently on one chosen row (id 3, the second
+ * row of a three-row transaction between two healthy ones):
+ *   retry, retry_max 3, then skip  every other row delivered, the bad one in the dead-letter file,
+ *                                  the slot past it, nothing of it delivered again;
+ *   retry, retry_max 2, then stop  exit 2, the slot not past the failed transaction;
+ *   on_error stop                  exit 2 at the first RETRY, without retrying;
+ *   on_error skip                  a FATAL row skipped at once, the rest delivered.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "itest.h"
+
+#define BADROW "build/tests/fixtures/policy_badrow.so"
+#define FLAKY "build/tests/fixtures/flaky.so"
+
+/* One table, t (id); the rows come in three transactions: (1), (2, 3, 4), (5). */
+static void create_table(itest_ctx *ctx)
+{
+    itest_exec(ctx->conn, "CREATE TABLE t (id int PRIMARY KEY)");
+}
+
+static void insert_rows(itest_ctx *ctx)
+{
+    itest_exec(ctx->conn, "INSERT INTO t VALUES (1)");
+    itest_exec(ctx->conn, "INSERT INTO t VALUES (2), (3), (4)");
+    itest_exec(ctx->conn, "INSERT INTO t VALUES (5)");
+}
+
+/* Fails unless the log holds exactly the ids in want, in commit order. */
+static void assert_ids(const char *path, const char *const *want, size_t count)
+{
+    itest_loglines log = itest_read_log(path);
+
+    ck_assert_msg(log.count == count, "%s holds %zu lines, expected %zu", path, log.count, count);
+    for (size_t i = 0; i < count; i++) {
+        ck_assert_msg(strcmp(log.line[i].id, want[i]) == 0, "%s line %zu is id %s, expected %s",
+                      path, i + 1, log.line[i].id, want[i]);
+        if (i > 0)
+            ck_assert_msg(log.line[i - 1].lsn < log.line[i].lsn ||
+                              (log.line[i - 1].lsn == log.line[i].lsn &&
+                               log.line[i - 1].seq < log.line[i].seq),
+                          "%s: line %zu out of order", path, i + 1);
+    }
+    itest_loglines_free(&log);
+}
+
+/* The commit LSN of the transaction that holds id in a healthy plugin's log. */
+static wn_lsn lsn_of(const char *path, const char *id)
+{
+    itest_loglines log = itest_read_log(path);
+    wn_lsn lsn = WN_LSN_INVALID;
+
+    for (size_t i = 0; i < log.count; i++) {
+        if (strcmp(log.line[i].id, id) == 0)
+            lsn = log.line[i].lsn;
+    }
+    itest_loglines_free(&log);
+    ck_assert_msg(lsn != WN_LSN_INVALID, "%s has no line for id %s", path, id);
+    return lsn;
+}
+
+static bool stderr_has(const itest_host *host, const char *needle)
+{
+    char *err = itest_host_stderr(host);
+    bool found = err != NULL && strstr(err, needle) != NULL;
+
+    free(err);
+    return found;
+}
+
+/* The one line of a dead-letter file: every key in order, the row, the plugin and the error. */
+static void assert_dead_letter(const char *path, wn_lsn lsn, const char *plugin,
+                               const char *error)
+{
+    static const char *const keys[] = {"lsn", "seq",    "xid",    "commit_time", "table",
+                                       "op",  "values", "plugin", "error"};
+    itest_lines lines = itest_read_lines(path);
+    char err[256];
+    char *lsn_text = itest_lsn_text(lsn);
+    jl_value *json;
+    const jl_value *id;
+
+    ck_assert_msg(lines.count == 1, "%s holds %zu lines, expected 1", path, lines.count);
+    json = jl_parse(lines.line[0], lines.length[0], err, sizeof err);
+    ck_assert_msg(json != NULL, "%s is not JSON (%s): %s", path, err, lines.line[0]);
+    ck_assert_msg(json->kind == JL_OBJECT && json->count == sizeof keys / sizeof keys[0],
+                  "%s: unexpected members: %s", path, lines.line[0]);
+    for (size_t i = 0; i < json->count; i++)
+        ck_assert_msg(strcmp(json->keys[i], keys[i]) == 0, "%s: key %zu is %s, expected %s",
+                      path, i, json->keys[i], keys[i]);
+    ck_assert_str_eq(jl_get(json, "lsn")->text, lsn_text);
+    ck_assert_str_eq(jl_get(json, "seq")->text, "1");
+    ck_assert_str_eq(jl_get(json, "table")->text, "public.t");
+    ck_assert_str_eq(jl_get(json, "op")->text, "insert");
+    id = jl_get(jl_get(json, "values"), "id");
+    ck_assert_msg(id != NULL && id->kind == JL_STRING && strcmp(id->text, "3") == 0,
+                  "%s: not row 3: %s", path, lines.line[0]);
+    ck_assert_str_eq(jl_get(json, "plugin")->text, plugin);
+    ck_assert_str_eq(jl_get(json, "error")->text, error);
+    jl_free(json);
+    free(lsn_text);
+    itest_lines_free(&lines);
+}
+
+START_TEST(test_retry_then_skip)
+{
+    static const char *const all[] = {"1", "2", "3", "4", "5"};
+    static const char *const good[] = {"1", "2", "4", "5"};
+    itest_ctx ctx;
+    itest_path conf, bad_log, all_log, dead;
+    wn_lsn bad_lsn, confirmed;
+
+    itest_begin(&ctx, "skipafter");
+    create_table(&ctx);
+    conf = itest_config(&ctx, "skip.cfg", "\"public.t\"", 100,
+                        "{ name = \"bad\"; path = \"%s\"; on_error = \"retry\"; retry_max = 3;"
+                        "  retry_initial_ms = 10; retry_max_ms = 40; then = \"skip\";"
+                        "  dead_letter = \"dead.jsonl\";"
+                        "  settings = { bad_id = \"3\"; log = \"bad.log\"; }; },"
+                        "{ name = \"all\"; path = \"%s\"; settings = { log = \"all.log\"; }; }",
+                        itest_root_file(BADROW).s, itest_root_file(FLAKY).s);
+    itest_create_slot(&ctx, conf.s);
+    insert_rows(&ctx);
+    itest_run_to_now(&ctx, conf.s);
+
+    bad_log = itest_file(&ctx, "bad.log");
+    all_log = itest_file(&ctx, "all.log");
+    dead = itest_file(&ctx, "dead.jsonl");
+    assert_ids(bad_log.s, good, 4);
+    /* The plugin after the failing one received the bad row too. */
+    assert_ids(all_log.s, all, 5);
+    bad_lsn = lsn_of(all_log.s, "3");
+    assert_dead_letter(dead.s, bad_lsn, "bad", "handle returned RETRY after 4 attempts");
+    confirmed = itest_slot_confirmed(ctx.conn, ctx.slot);
+    ck_assert_msg(confirmed > bad_lsn, "the slot stayed at %s, before the skipped row's %s",
+                  itest_lsn_text(confirmed), itest_lsn_text(bad_lsn));
+
+    /* Acknowledged: a second run delivers nothing of it again. */
+    itest_exec(ctx.conn, "INSERT INTO t VALUES (6)");
+    itest_run_to_now(&ctx, conf.s);
+    {
+        static const char *const after[] = {"1", "2", "4", "5", "6"};
+        assert_ids(bad_log.s, after, 5);
+    }
+    assert_dead_letter(dead.s, bad_lsn, "bad", "handle returned RETRY after 4 attempts");
+    itest_end(&ctx);
+}
+END_TEST
+
+/* Runs the host on conf to the current position, expecting exit 2 with `reason` in stderr and
+ * the slot not past the transaction of row 3. */
+static void assert_stops(itest_ctx *ctx, const char *conf, const char *reason)
+{
+    static const char *const before[] = {"1", "2"};
+    itest_host host;
+    itest_path log = itest_file(ctx, "bad.log");
+    char *endpos = itest_lsn_text(itest_current_lsn(ctx->conn));
+    wn_lsn confirmed;
+    itest_loglines lines;
+
+    itest_host_run(ctx, &host, "-c", conf, "--endpos", endpos);
+    itest_assert_exit(&host, 2);
+    itest_assert_reason(&host);
+    ck_assert_msg(stderr_has(&host, reason), "stderr does not say \"%s\"", reason);
+    assert_ids(log.s, before, 2);
+    lines = itest_read_log(log.s);
+    confirmed = itest_slot_confirmed(ctx->conn, ctx->slot);
+    ck_assert_msg(confirmed <= lines.line[1].lsn,
+                  "the slot was acknowledged to %s, past the failed transaction at %s",
+                  itest_lsn_text(confirmed), itest_lsn_text(lines.line[1].lsn));
+    itest_loglines_free(&lines);
+    free(endpos);
+}
+
+START_TEST(test_retry_then_stop)
+{
+    itest_ctx ctx;
+    itest_path conf;
+
+    itest_begin(&ctx, "stopafter");
+    create_table(&ctx);
+    conf = itest_config(&ctx, "stop.cfg", "\"public.t\"", 100,
+                        "{ name = \"bad\"; path = \"%s\"; retry_max = 2; retry_initial_ms = 10;"
+                        "  settings = { bad_id = \"3\"; log = \"bad.log\"; }; }",
+                        itest_root_file(BADROW).s);
+    itest_create_slot(&ctx, conf.s);
+    insert_rows(&ctx);
+    assert_stops(&ctx, conf.s,
+                 "plugin \"bad\" failed: handle returned RETRY after 3 attempts for event ");
+    itest_end(&ctx);
+}
+END_TEST
+
+START_TEST(test_on_error_stop)
+{
+    itest_ctx ctx;
+    itest_path conf;
+
+    itest_begin(&ctx, "stopnow");
+    create_table(&ctx);
+    /* RETRY under "stop" stops at once: a retried call would never end here. */
+    conf = itest_config(&ctx, "stop.cfg", "\"public.t\"", 100,
+                        "{ name = \"bad\"; path = \"%s\"; on_error = \"stop\";"
+                        "  settings = { bad_id = \"3\"; log = \"bad.log\"; }; }",
+                        itest_root_file(BADROW).s);
+    itest_create_slot(&ctx, conf.s);
+    insert_rows(&ctx);
+    assert_stops(&ctx, conf.s, "plugin \"bad\" failed: handle returned RETRY for event ");
+    itest_end(&ctx);
+}
+END_TEST
+
+START_TEST(test_on_error_skip)
+{
+    static const char *const good[] = {"1", "2", "4", "5"};
+    itest_ctx ctx;
+    itest_path conf, log, dead;
+    wn_lsn confirmed, bad_lsn;
+    itest_host host;
+    char *endpos;
+
+    itest_begin(&ctx, "skipnow");
+    create_table(&ctx);
+    /* The flaky fixture answers FATAL for seq 1: row 3, the only second row of a transaction. */
+    conf = itest_config(&ctx, "skip.cfg", "\"public.t\"", 100,
+                        "{ name = \"flaky\"; path = \"%s\"; on_error = \"skip\";"
+                        "  dead_letter = \"flaky-dead.jsonl\";"
+                        "  settings = { fatal_on_seq = 1; log = \"flaky.log\"; }; }",
+                        itest_root_file(FLAKY).s);
+    itest_create_slot(&ctx, conf.s);
+    insert_rows(&ctx);
+    endpos = itest_lsn_text(itest_current_lsn(ctx.conn));
+    itest_host_run(&ctx, &host, "-c", conf.s, "--endpos", endpos);
+    itest_assert_exit(&host, 0);
+    ck_assert_msg(stderr_has(&host, "plugin \"flaky\": skipped event "),
+                  "the skip was not logged");
+    ck_assert_msg(stderr_has(&host, "(handle returned FATAL); 1 skipped so far, see "),
+                  "the skip counter was not logged");
+
+    log = itest_file(&ctx, "flaky.log");
+    dead = itest_file(&ctx, "flaky-dead.jsonl");
+    assert_ids(log.s, good, 4);
+    bad_lsn = lsn_of(log.s, "2"); /* row 3 shares row 2's transaction */
+    assert_dead_letter(dead.s, bad_lsn, "flaky", "handle returned FATAL");
+    confirmed = itest_slot_confirmed(ctx.conn, ctx.slot);
+    ck_assert_msg(confirmed > bad_lsn, "the slot stayed at %s, before the skipped row's %s",
+                  itest_lsn_text(confirmed), itest_lsn_text(bad_lsn));
+    free(endpos);
+    itest_end(&ctx);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *suite = suite_create("policies");
+    TCase *tc = tcase_create("policies");
+    SRunner *runner;
+    int failed;
+
+    tcase_set_timeout(tc, ITEST_TIMEOUT_S);
+    tcase_add_test(tc, test_retry_then_skip);
+    tcase_add_test(tc, test_retry_then_stop);
+    tcase_add_test(tc, test_on_error_stop);
+    tcase_add_test(tc, test_on_error_skip);
+    suite_add_tcase(suite, tc);
+    runner = srunner_create(suite);
+    srunner_run_all(runner, CK_NORMAL);
+    failed = srunner_ntests_failed(runner);
+    srunner_free(runner);
+    return failed == 0 ? 0 : 1;
+}

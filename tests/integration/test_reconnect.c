@@ -1,0 +1,599 @@
+/*
+ * Reconnection: a walsender terminated from SQL, a server restarted (fast and immediate), a
+ * connection gone silent, a slot held by another host (active/standby), a slot dropped
+ * underneath, and the local progress file. Every test checks that every committed row arrives,
+ * first deliveries in commit order, and that the shared server is up and healthy afterwards.
+ */
+#include <check.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "itest.h"
+
+#define INSERT_TWO "INSERT INTO t SELECT nextval('ids') FROM generate_series(1, 2)"
+
+/* A configuration with the test's source, a flaky.so logger into run.log, and extra source
+ * settings (e.g. "state_file = \"state\"; reconnect_initial_ms = 200;"). */
+static itest_path reconnect_config(const itest_ctx *ctx, const char *name, const char *extra)
+{
+    itest_path path = itest_file(ctx, name);
+
+    itest_write_file(path.s,
+                     "log_level = \"debug\";\n"
+                     "source:\n{\n"
+                     "  conninfo = \"%s\";\n"
+                     "  tables = [ \"public.t\" ];\n"
+                     "  slot = \"%s\";\n"
+                     "  publication = \"%s\";\n"
+                     "  status_interval_ms = 200;\n"
+                     "  %s\n"
+                     "};\n"
+                     "plugins = ( { name = \"log\"; path = \"%s\"; "
+                     "settings = { log = \"run.log\"; }; } );\n",
+                     ctx->conninfo, ctx->slot, ctx->pub, extra,
+                     itest_root_file("build/tests/fixtures/flaky.so").s);
+    return path;
+}
+
+static void make_table(itest_ctx *ctx)
+{
+    itest_exec(ctx->conn, "CREATE TABLE t (id bigint PRIMARY KEY); CREATE SEQUENCE ids");
+}
+
+/* Waits until the host's stderr holds text. */
+static void wait_stderr(const itest_host *host, const char *text, int timeout_s)
+{
+    itest_deadline deadline = itest_deadline_in(timeout_s * 1000);
+
+    for (;;) {
+        char *err = itest_host_stderr(host);
+        bool found = err && strstr(err, text);
+
+        if (found) {
+            free(err);
+            return;
+        }
+        ck_assert_msg(!itest_expired(&deadline), "walnotify never said \"%s\"; stderr ends: %s",
+                      text, err ? err + (strlen(err) > 1500 ? strlen(err) - 1500 : 0) : "");
+        free(err);
+        itest_sleep_ms(ITEST_POLL_MS);
+    }
+}
+
+static int count_in_stderr(const itest_host *host, const char *text)
+{
+    char *err = itest_host_stderr(host);
+    int n = 0;
+
+    for (const char *p = err; p && (p = strstr(p, text)) != NULL; p += strlen(text))
+        n++;
+    free(err);
+    return n;
+}
+
+/* The log as it is now, while the host may still append to it (a line being written is left
+ * for the next read). */
+static itest_loglines read_log_now(const char *path)
+{
+    return itest_wait_log(path, 0, 1);
+}
+
+static bool has_id(const char *const *ids, size_t n, const char *id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(ids[i], id) == 0)
+            return true;
+    return false;
+}
+
+/*
+ * Waits until every row of t has been delivered, then checks the invariant: first deliveries in
+ * commit order (lsn, then seq). Returns the number of log lines.
+ */
+static size_t assert_all_delivered(itest_ctx *ctx, const char *log_path)
+{
+    itest_deadline deadline = itest_deadline_in(ITEST_WAIT_S * 1000);
+    long long rows = itest_query_int(ctx->conn, "SELECT count(*) FROM t");
+    itest_loglines log;
+    const char **seen;
+    size_t nseen = 0, count;
+    wn_lsn last_lsn = 0;
+    long last_seq = -1;
+    PGresult *res;
+
+    for (;;) {
+        log = read_log_now(log_path);
+        nseen = 0;
+        last_lsn = 0;
+        last_seq = -1;
+        seen = calloc(log.count + 1, sizeof *seen);
+        ck_assert_ptr_nonnull(seen);
+        for (size_t i = 0; i < log.count; i++) {
+            const itest_logline *l = &log.line[i];
+
+            if (has_id(seen, nseen, l->id))
+                continue;
+            seen[nseen++] = l->id;
+            ck_assert_msg(l->lsn > last_lsn || (l->lsn == last_lsn && l->seq > last_seq),
+                          "line %zu: first delivery of row %s at %s seq %ld comes after %s seq "
+                          "%ld: out of commit order",
+                          i + 1, l->id, itest_lsn_text(l->lsn), l->seq, itest_lsn_text(last_lsn),
+                          last_seq);
+            last_lsn = l->lsn;
+            last_seq = l->seq;
+        }
+        if ((long long)nseen >= rows)
+            break;
+        free((void *)seen);
+        itest_loglines_free(&log);
+        ck_assert_msg(!itest_expired(&deadline), "only %zu of %lld rows delivered", nseen, rows);
+        itest_sleep_ms(100);
+    }
+    res = PQexec(ctx->conn, "SELECT id FROM t ORDER BY id");
+    ck_assert_int_eq(PQresultStatus(res), PGRES_TUPLES_OK);
+    for (int r = 0; r < PQntuples(res); r++)
+        ck_assert_msg(has_id(seen, nseen, PQgetvalue(res, r, 0)), "row %s was never delivered",
+                      PQgetvalue(res, r, 0));
+    PQclear(res);
+    count = log.count;
+    free((void *)seen);
+    itest_loglines_free(&log);
+    return count;
+}
+
+static long long walsender_pid(itest_ctx *ctx)
+{
+    char *pid = itest_query(ctx->conn,
+                            "SELECT active_pid FROM pg_replication_slots WHERE slot_name = '%s'",
+                            ctx->slot);
+    long long n = pid ? atoll(pid) : 0;
+
+    free(pid);
+    return n;
+}
+
+/* Waits until a walsender holds the slot; returns its PID. */
+static long long wait_walsender(itest_ctx *ctx, long long not_this)
+{
+    itest_deadline deadline = itest_deadline_in(ITEST_WAIT_S * 1000);
+
+    for (;;) {
+        long long pid = walsender_pid(ctx);
+
+        if (pid > 0 && pid != not_this)
+            return pid;
+        ck_assert_msg(!itest_expired(&deadline), "no walsender took slot %s", ctx->slot);
+        itest_sleep_ms(ITEST_POLL_MS);
+    }
+}
+
+static size_t log_count(const char *path)
+{
+    itest_loglines log = read_log_now(path);
+    size_t n = log.count;
+
+    itest_loglines_free(&log);
+    return n;
+}
+
+static void wait_more_lines(const char *path, size_t more)
+{
+    itest_loglines log = itest_wait_log(path, log_count(path) + more, ITEST_WAIT_S);
+
+    itest_loglines_free(&log);
+}
+
+START_TEST(test_terminated_walsender)
+{
+    itest_ctx ctx;
+    itest_host host;
+    itest_path conf, log_path;
+    long long pid = 0;
+    pid_t writer;
+
+    itest_begin(&ctx, "terminate");
+    make_table(&ctx);
+    conf = reconnect_config(&ctx, "t.cfg", "reconnect_initial_ms = 200;");
+    log_path = itest_file(&ctx, "run.log");
+    itest_create_slot(&ctx, conf.s);
+    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
+    writer = itest_writer_start(&ctx, INSERT_TWO);
+    for (int round = 0; round < 3; round++) {
+        wait_more_lines(log_path.s, 10);
+        pid = wait_walsender(&ctx, pid);
+        itest_exec(ctx.conn, "SELECT pg_terminate_backend(%lld)", pid);
+    }
+    wait_more_lines(log_path.s, 10);
+    itest_writer_stop(writer);
+    assert_all_delivered(&ctx, log_path.s);
+    ck_assert_msg(itest_host_running(&host), "walnotify stopped (exit %d)", host.status);
+    ck_assert_int_ge(count_in_stderr(&host, "WARNING: replication stream lost: "), 3);
+    ck_assert_int_ge(count_in_stderr(&host, "INFO: replication stream back at "), 3);
+    wait_stderr(&host, "reconnecting in ", 1);
+    itest_host_stop(&host, SIGTERM);
+    itest_assert_exit(&host, 0);
+    itest_end(&ctx);
+}
+END_TEST
+
+/* A writer that outlives server restarts: on any failure it reconnects and goes on. Whether a
+ * commit in flight at the crash happened is for the table to say, not the writer. */
+static pid_t restart_proof_writer(const itest_ctx *ctx)
+{
+    pid_t pid;
+
+    fflush(NULL);
+    pid = fork();
+    ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
+    if (pid != 0)
+        return pid;
+    signal(SIGTERM, SIG_DFL);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    for (;;) {
+        char conninfo[1200];
+        PGconn *conn;
+
+        snprintf(conninfo, sizeof conninfo, "%s connect_timeout=5", ctx->conninfo);
+        conn = PQconnectdb(conninfo);
+        while (PQstatus(conn) == CONNECTION_OK) {
+            PGresult *res = PQexec(conn, INSERT_TWO);
+            bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+
+            PQclear(res);
+            if (!ok)
+                break;
+            itest_sleep_ms(2);
+        }
+        PQfinish(conn);
+        itest_sleep_ms(50);
+    }
+}
+
+static void restart_server(itest_ctx *ctx, const char *mode)
+{
+    char command[2 * PATH_MAX];
+    itest_deadline deadline = itest_deadline_in(ITEST_WAIT_S * 1000);
+
+    snprintf(command, sizeof command, "'%s' restart '%s' %s >/dev/null",
+             itest_root_file("tests/pg-harness.sh").s, itest_env("WN_TEST_PGDIR"), mode);
+    ck_assert_msg(system(command) == 0, "%s failed", command);
+    for (;;) {
+        PQreset(ctx->conn);
+        if (PQstatus(ctx->conn) == CONNECTION_OK)
+            return;
+        ck_assert_msg(!itest_expired(&deadline), "cannot reconnect after the restart");
+        itest_sleep_ms(100);
+    }
+}
+
+/* The position the state file holds. */
+static wn_lsn state_lsn(const char *path)
+{
+    char *text = itest_read_file(path, NULL);
+    const char *lsn;
+    wn_lsn value = 0;
+    char buf[32];
+
+    ck_assert_msg(text != NULL, "no state file %s", path);
+    ck_assert_msg(strncmp(text, "walnotify-state 1\n", 18) == 0, "state file: %s", text);
+    lsn = strstr(text, "\nlsn=");
+    ck_assert_msg(lsn && sscanf(lsn + 5, "%31s", buf) == 1 && wn_lsn_parse(buf, &value),
+                  "state file without lsn: %s", text);
+    free(text);
+    return value;
+}
+
+/* After a restart, nothing that the state file said was done before it comes again. */
+static void assert_no_replay(const char *log_path, size_t from, wn_lsn done, const char *mode)
+{
+    itest_loglines log = read_log_now(log_path);
+
+    for (size_t i = from; i < log.count; i++)
+        ck_assert_msg(log.line[i].lsn >= done,
+                      "after the %s restart, line %zu delivered %s again, before %s that the "
+                      "state file recorded as done",
+                      mode, i + 1, itest_lsn_text(log.line[i].lsn), itest_lsn_text(done));
+    itest_loglines_free(&log);
+}
+
+START_TEST(test_server_restarts)
+{
+    static const char *const modes[] = {"fast", "immediate"};
+    itest_ctx ctx;
+    itest_host host;
+    itest_path conf, log_path, state;
+    pid_t writer;
+
+    itest_begin(&ctx, "restart");
+    make_table(&ctx);
+    conf = reconnect_config(&ctx, "r.cfg", "reconnect_initial_ms = 200; state_file = \"state\";");
+    log_path = itest_file(&ctx, "run.log");
+    state = itest_file(&ctx, "state");
+    itest_create_slot(&ctx, conf.s);
+    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
+    writer = restart_proof_writer(&ctx);
+    for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+        wn_lsn done;
+        size_t lines;
+
+        wait_more_lines(log_path.s, 20);
+        /* Everything up to `done` was logged before the file said so: it is all in `lines`. */
+        done = state_lsn(state.s);
+        lines = log_count(log_path.s);
+        restart_server(&ctx, modes[m]);
+        wait_more_lines(log_path.s, 20);
+        assert_no_replay(log_path.s, lines, done, modes[m]);
+    }
+    kill(writer, SIGTERM);
+    waitpid(writer, NULL, 0);
+    assert_all_delivered(&ctx, log_path.s);
+    ck_assert_msg(itest_host_running(&host), "walnotify stopped (exit %d)", host.status);
+    ck_assert_int_ge(count_in_stderr(&host, "INFO: replication stream back at "), 2);
+    itest_host_stop(&host, SIGTERM);
+    itest_assert_exit(&host, 0);
+    itest_end(&ctx);
+}
+END_TEST
+
+START_TEST(test_silent_connection)
+{
+    itest_ctx ctx;
+    itest_host host;
+    itest_path conf, log_path;
+    itest_deadline deadline;
+    long long pid;
+    bool said = false;
+
+    itest_begin(&ctx, "silent");
+    make_table(&ctx);
+    conf = reconnect_config(&ctx, "s.cfg", "reconnect_initial_ms = 200; receive_timeout_ms = 1000;");
+    log_path = itest_file(&ctx, "run.log");
+    itest_create_slot(&ctx, conf.s);
+    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
+    itest_exec(ctx.conn, "INSERT INTO t SELECT nextval('ids')");
+    wait_more_lines(log_path.s, 1);
+    pid = wait_walsender(&ctx, 0);
+    /* A frozen walsender is a connection that went half-open: nothing comes back. No assertion
+     * may end the test before it is thawed. */
+    ck_assert_int_eq(kill((pid_t)pid, SIGSTOP), 0);
+    deadline = itest_deadline_in(15000);
+    while (!said && !itest_expired(&deadline)) {
+        said = count_in_stderr(&host, "connection silent: nothing from the server") > 0;
+        itest_sleep_ms(ITEST_POLL_MS);
+    }
+    kill((pid_t)pid, SIGCONT);
+    ck_assert_msg(said, "walnotify did not notice the silent connection");
+    wait_stderr(&host, "nothing from the server for", 1);
+    itest_exec(ctx.conn, "INSERT INTO t SELECT nextval('ids')");
+    wait_stderr(&host, "INFO: replication stream back at ", ITEST_WAIT_S);
+    assert_all_delivered(&ctx, log_path.s);
+    itest_host_stop(&host, SIGTERM);
+    itest_assert_exit(&host, 0);
+    itest_end(&ctx);
+}
+END_TEST
+
+START_TEST(test_standby_takes_over)
+{
+    itest_ctx ctx;
+    itest_host active, standby;
+    itest_path conf, log_path;
+    long long pid;
+    pid_t writer;
+    char said[64];
+
+    itest_begin(&ctx, "standby");
+    make_table(&ctx);
+    conf = reconnect_config(&ctx, "a.cfg", "reconnect_initial_ms = 200; state_file = \"state\";");
+    log_path = itest_file(&ctx, "run.log");
+    itest_create_slot(&ctx, conf.s);
+    itest_host_start(&ctx, &active, ITEST_ARGS("-c", conf.s));
+    pid = wait_walsender(&ctx, 0);
+    itest_host_start(&ctx, &standby, ITEST_ARGS("-c", conf.s));
+    snprintf(said, sizeof said, "is active for PID %lld", pid);
+    wait_stderr(&standby, said, ITEST_WAIT_S);
+    writer = itest_writer_start(&ctx, INSERT_TWO);
+    wait_more_lines(log_path.s, 20);
+    ck_assert_int_eq(count_in_stderr(&standby, "streaming slot"), 0);
+    itest_host_stop(&active, SIGKILL);
+    wait_stderr(&standby, "replication stream up at", ITEST_WAIT_S);
+    wait_more_lines(log_path.s, 20);
+    itest_writer_stop(writer);
+    assert_all_delivered(&ctx, log_path.s);
+    ck_assert_msg(itest_host_running(&standby), "the standby stopped (exit %d)", standby.status);
+    ck_assert_int_eq(count_in_stderr(&standby, "waiting for slot"), 1); /* once a minute */
+    itest_host_stop(&standby, SIGTERM);
+    itest_assert_exit(&standby, 0);
+    itest_end(&ctx);
+}
+END_TEST
+
+START_TEST(test_slot_dropped)
+{
+    itest_ctx ctx;
+    itest_host host;
+    itest_path conf, plain;
+    itest_deadline deadline;
+    char *err;
+    long long pid;
+
+    itest_begin(&ctx, "dropped");
+    make_table(&ctx);
+    conf = reconnect_config(&ctx, "d.cfg", "state_file = \"state\";");
+    plain = reconnect_config(&ctx, "p.cfg", "reconnect_initial_ms = 3000;");
+    itest_create_slot(&ctx, conf.s);
+    itest_exec(ctx.conn, "INSERT INTO t VALUES (1)");
+    itest_run_to_now(&ctx, conf.s);
+
+    /* Dropped while walnotify was stopped: the state file says the slot was used. */
+    itest_exec(ctx.conn, "SELECT pg_drop_replication_slot('%s')", ctx.slot);
+    itest_host_run(&ctx, &host, "-c", conf.s);
+    itest_assert_exit(&host, 3);
+    itest_assert_reason(&host);
+    err = itest_host_stderr(&host);
+    ck_assert_msg(strstr(err, "no longer exists") && strstr(err, "cannot resume without a gap") &&
+                      strstr(err, ctx.slot),
+                  "stderr: %s", err);
+    free(err);
+    ck_assert_msg(!itest_slot_exists(ctx.conn, ctx.slot), "a new slot was made silently");
+
+    /* Dropped while walnotify streams (no state file): its walsender is terminated first, as a
+     * slot in use cannot be dropped. */
+    itest_create_slot(&ctx, plain.s);
+    itest_host_start(&ctx, &host, ITEST_ARGS("-c", plain.s));
+    /* Streaming, not merely starting: a slot missing at startup is made, by design. */
+    wait_stderr(&host, "streaming slot", ITEST_WAIT_S);
+    pid = wait_walsender(&ctx, 0);
+    itest_exec(ctx.conn, "SELECT pg_terminate_backend(%lld)", pid);
+    deadline = itest_deadline_in(2500);
+    for (;;) {
+        PGresult *res = PQexecParams(ctx.conn, "SELECT pg_drop_replication_slot($1)", 1, NULL,
+                                     (const char *const[]){ctx.slot}, NULL, NULL, 0);
+        bool dropped = PQresultStatus(res) == PGRES_TUPLES_OK;
+
+        PQclear(res);
+        if (dropped)
+            break;
+        ck_assert_msg(!itest_expired(&deadline), "could not drop the slot after terminating");
+        itest_sleep_ms(10);
+    }
+    itest_host_wait(&host, ITEST_WAIT_S);
+    itest_assert_exit(&host, 3);
+    itest_assert_reason(&host);
+    err = itest_host_stderr(&host);
+    ck_assert_msg(strstr(err, "replication stream lost") && strstr(err, "no longer exists") &&
+                      strstr(err, "dropped while walnotify streamed"),
+                  "stderr: %s", err);
+    free(err);
+    ck_assert_msg(!itest_slot_exists(ctx.conn, ctx.slot), "a new slot was made silently");
+    itest_end(&ctx);
+}
+END_TEST
+
+START_TEST(test_state_file)
+{
+    itest_ctx ctx;
+    itest_host host;
+    itest_path conf, state;
+    wn_lsn end, recorded;
+    char *text, *err, *sysid;
+
+    itest_begin(&ctx, "statefile");
+    make_table(&ctx);
+    conf = reconnect_config(&ctx, "f.cfg", "state_file = \"state\";");
+    state = itest_file(&ctx, "state");
+    itest_create_slot(&ctx, conf.s);
+    itest_exec(ctx.conn, "INSERT INTO t VALUES (1), (2)");
+    end = itest_run_to_now(&ctx, conf.s);
+
+    /* Written, naming this server, database and slot, at the acknowledged position. */
+    recorded = state_lsn(state.s);
+    ck_assert_msg(recorded >= end && recorded == itest_slot_confirmed(ctx.conn, ctx.slot),
+                  "state file at %s, slot at %s, run to %s", itest_lsn_text(recorded),
+                  itest_lsn_text(itest_slot_confirmed(ctx.conn, ctx.slot)), itest_lsn_text(end));
+    text = itest_read_file(state.s, NULL);
+    sysid = itest_query(ctx.conn, "SELECT system_identifier::text FROM pg_control_system()");
+    ck_assert_msg(strstr(text, sysid) && strstr(text, ctx.db) && strstr(text, ctx.slot),
+                  "state file: %s", text);
+
+    /* Another slot's file is refused, naming both. */
+    itest_write_file(state.s, "walnotify-state 1\nsystem_identifier=%s\ndatabase=%s\n"
+                              "slot=someone_else\nlsn=0/1\n",
+                     sysid, ctx.db);
+    itest_host_run(&ctx, &host, "-c", conf.s);
+    itest_assert_exit(&host, 3);
+    itest_assert_reason(&host);
+    err = itest_host_stderr(&host);
+    ck_assert_msg(strstr(err, "belongs to system") && strstr(err, "slot someone_else") &&
+                      strstr(err, "remove the file"),
+                  "stderr: %s", err);
+    free(err);
+
+    /* A malformed file is a configuration error naming the file and line. */
+    itest_write_file(state.s, "walnotify-state 1\nsystem_identifier=%s\nlsn=nowhere\n", sysid);
+    itest_host_run(&ctx, &host, "-c", conf.s);
+    itest_assert_exit(&host, 1);
+    err = itest_host_stderr(&host);
+    ck_assert_msg(strstr(err, state.s) && strstr(err, ":3: "), "stderr: %s", err);
+    free(err);
+
+    /* A file ahead of the slot (as after a server crash lost confirmed_flush_lsn) is where the
+     * stream starts: the rows before it are not delivered again. */
+    itest_exec(ctx.conn, "INSERT INTO t VALUES (3)");
+    end = itest_current_lsn(ctx.conn);
+    itest_exec(ctx.conn, "INSERT INTO t VALUES (4)");
+    {
+        char *at = itest_lsn_text(end);
+
+        itest_write_file(state.s,
+                         "walnotify-state 1\nsystem_identifier=%s\ndatabase=%s\nslot=%s\nlsn=%s\n",
+                         sysid, ctx.db, ctx.slot, at);
+        free(at);
+    }
+    unlink(itest_file(&ctx, "run.log").s);
+    itest_run_to_now(&ctx, conf.s);
+    {
+        itest_loglines log = read_log_now(itest_file(&ctx, "run.log").s);
+
+        ck_assert_msg(log.count == 1 && strcmp(log.line[0].id, "4") == 0,
+                      "expected only row 4 after the state file's position, got %zu lines",
+                      log.count);
+        itest_loglines_free(&log);
+    }
+    free(sysid);
+    free(text);
+    itest_end(&ctx);
+}
+END_TEST
+
+/* The whole suite shares one server: whatever happened, leave it up. */
+static bool server_up(void)
+{
+    PGconn *conn = PQconnectdb("dbname=postgres connect_timeout=5");
+    bool up = PQstatus(conn) == CONNECTION_OK;
+
+    PQfinish(conn);
+    return up;
+}
+
+static void ensure_server_up(void)
+{
+    char command[2 * PATH_MAX];
+    const char *root = getenv("WN_ROOT"), *dir = getenv("WN_TEST_PGDIR");
+
+    if (server_up() || !root || !dir)
+        return;
+    fprintf(stderr, "test_reconnect: the server is down; starting it again\n");
+    snprintf(command, sizeof command, "'%s/tests/pg-harness.sh' restart '%s' fast", root, dir);
+    if (system(command) != 0)
+        fprintf(stderr, "test_reconnect: %s failed\n", command);
+}
+
+int main(void)
+{
+    Suite *suite = suite_create("reconnect");
+    TCase *tc = tcase_create("reconnect");
+    SRunner *runner;
+    int failed;
+
+    tcase_set_timeout(tc, ITEST_TIMEOUT_S);
+    tcase_add_test(tc, test_terminated_walsender);
+    tcase_add_test(tc, test_server_restarts);
+    tcase_add_test(tc, test_silent_connection);
+    tcase_add_test(tc, test_standby_takes_over);
+    tcase_add_test(tc, test_slot_dropped);
+    tcase_add_test(tc, test_state_file);
+    suite_add_tcase(suite, tc);
+    runner = srunner_create(suite);
+    srunner_run_all(runner, CK_NORMAL);
+    failed = srunner_ntests_failed(runner);
+    srunner_free(runner);
+    ensure_server_up();
+    return failed == 0 && server_up() ? 0 : 1;
+}

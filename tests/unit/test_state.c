@@ -1,0 +1,261 @@
+/* state: the progress file: round trip, atomic replacement, every malformed case with its
+ * FILE:LINE, and the refusal of a file that belongs elsewhere. */
+#include <check.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "state.h"
+
+typedef struct folder {
+    char dir[PATH_MAX];
+    char file[PATH_MAX];
+} folder;
+
+static folder make_folder(void)
+{
+    folder f;
+    char tmpl[] = "/tmp/walnotify-state-test.XXXXXX";
+
+    ck_assert_msg(mkdtemp(tmpl) != NULL, "mkdtemp: %s", strerror(errno));
+    snprintf(f.dir, sizeof f.dir, "%s", tmpl);
+    snprintf(f.file, sizeof f.file, "%s/progress", tmpl);
+    return f;
+}
+
+static void remove_folder(const folder *f)
+{
+    char tmp[PATH_MAX + 8];
+
+    snprintf(tmp, sizeof tmp, "%s.tmp", f->file);
+    unlink(tmp);
+    unlink(f->file);
+    ck_assert_int_eq(rmdir(f->dir), 0); /* nothing else was left behind */
+}
+
+static void put(const char *path, const char *text)
+{
+    FILE *out = fopen(path, "w");
+
+    ck_assert_ptr_nonnull(out);
+    fputs(text, out);
+    ck_assert_int_eq(fclose(out), 0);
+}
+
+static char *slurp(const char *path)
+{
+    static char buf[4096];
+    FILE *in = fopen(path, "r");
+    size_t n;
+
+    ck_assert_ptr_nonnull(in);
+    n = fread(buf, 1, sizeof buf - 1, in);
+    buf[n] = '\0';
+    fclose(in);
+    return buf;
+}
+
+static wn_state sample(void)
+{
+    wn_state s = {.system_identifier = UINT64_C(7312345678901234567), .lsn = 0x1A2B3C8};
+
+    snprintf(s.database, sizeof s.database, "app db");
+    snprintf(s.slot, sizeof s.slot, "walnotify");
+    return s;
+}
+
+START_TEST(round_trip)
+{
+    folder f = make_folder();
+    wn_state in = sample(), out;
+    bool exists = false;
+    char err[512] = "";
+
+    ck_assert_int_eq(wn_state_write(f.file, &in, err, sizeof err), 0);
+    ck_assert_str_eq(slurp(f.file), "walnotify-state 1\nsystem_identifier=7312345678901234567\n"
+                                    "database=app db\nslot=walnotify\nlsn=0/1A2B3C8\n");
+    ck_assert_int_eq(wn_state_read(f.file, &out, &exists, err, sizeof err), 0);
+    ck_assert(exists);
+    ck_assert(out.system_identifier == in.system_identifier);
+    ck_assert_str_eq(out.database, in.database);
+    ck_assert_str_eq(out.slot, in.slot);
+    ck_assert(out.lsn == in.lsn);
+    remove_folder(&f);
+}
+END_TEST
+
+START_TEST(missing_file_is_no_state)
+{
+    folder f = make_folder();
+    wn_state out;
+    bool exists = true;
+    char err[512] = "";
+
+    ck_assert_int_eq(wn_state_read(f.file, &out, &exists, err, sizeof err), 0);
+    ck_assert(!exists);
+    ck_assert(out.lsn == WN_LSN_INVALID);
+    remove_folder(&f);
+}
+END_TEST
+
+START_TEST(write_replaces_atomically)
+{
+    folder f = make_folder();
+    wn_state s = sample(), out;
+    char err[512] = "", tmp[PATH_MAX + 8];
+    bool exists;
+    struct stat st;
+
+    ck_assert_int_eq(wn_state_write(f.file, &s, err, sizeof err), 0);
+    s.lsn = 0x2000000;
+    /* A temporary file left by a crash is simply overwritten. */
+    snprintf(tmp, sizeof tmp, "%s.tmp", f.file);
+    put(tmp, "half a fil");
+    ck_assert_int_eq(wn_state_write(f.file, &s, err, sizeof err), 0);
+    ck_assert_int_ne(stat(tmp, &st), 0); /* renamed into place, not copied */
+    ck_assert_int_eq(wn_state_read(f.file, &out, &exists, err, sizeof err), 0);
+    ck_assert(out.lsn == 0x2000000);
+    remove_folder(&f);
+}
+END_TEST
+
+START_TEST(unwritable_folder_is_an_error)
+{
+    wn_state s = sample();
+    char err[512] = "";
+
+    ck_assert_int_eq(wn_state_write("/nonexistent/walnotify/state", &s, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "/nonexistent/walnotify/state") != NULL, "err: %s", err);
+    ck_assert_ptr_null(strchr(err, '\n'));
+}
+END_TEST
+
+/* Each malformed file, and the FILE:LINE: prefix plus a word its message must hold. */
+static const struct {
+    const char *text;
+    int line;
+    const char *says;
+} malformed[] = {
+    {"", 1, "empty file"},
+    {"walnotify-state 2\n", 1, "not a walnotify state file"},
+    {"lsn=0/1\n", 1, "not a walnotify state file"},
+    {"walnotify-state 1\nsystem_identifier=12\ndatabase=a\nslot=s\n", 4, "\"lsn\""},
+    {"walnotify-state 1\nsystem_identifier=x12\ndatabase=a\nslot=s\nlsn=0/1\n", 2,
+     "system_identifier"},
+    {"walnotify-state 1\nsystem_identifier=99999999999999999999\n", 2, "system_identifier"},
+    {"walnotify-state 1\nsystem_identifier=12\ndatabase=\nslot=s\nlsn=0/1\n", 3, "database"},
+    {"walnotify-state 1\nsystem_identifier=12\ndatabase=a\nslot=s\nlsn=zz\n", 5, "lsn"},
+    {"walnotify-state 1\nsystem_identifier=12\ndatabase=a\nslot=s\nlsn=0/0\n", 5, "lsn"},
+    {"walnotify-state 1\nsystem_identifier=12\ndatabase=a\ncolour=blue\n", 4, "unknown key"},
+    {"walnotify-state 1\nsystem_identifier=12\nslot=s\nslot=t\n", 4, "twice"},
+    {"walnotify-state 1\nsystem_identifier=12\n\ndatabase=a\n", 3, "empty line"},
+    {"walnotify-state 1\njust words\n", 2, "key=value"},
+};
+
+START_TEST(malformed_files_name_file_and_line)
+{
+    folder f = make_folder();
+    char err[512], prefix[PATH_MAX + 16];
+    wn_state out;
+    bool exists;
+
+    put(f.file, malformed[_i].text);
+    err[0] = '\0';
+    exists = true;
+    ck_assert_int_eq(wn_state_read(f.file, &out, &exists, err, sizeof err), -1);
+    ck_assert(!exists);
+    snprintf(prefix, sizeof prefix, "%s:%d: ", f.file, malformed[_i].line);
+    ck_assert_msg(strncmp(err, prefix, strlen(prefix)) == 0, "case %d: expected %s..., got %s",
+                  _i, prefix, err);
+    ck_assert_msg(strstr(err, malformed[_i].says) != NULL, "case %d: \"%s\" not in %s", _i,
+                  malformed[_i].says, err);
+    ck_assert_ptr_null(strchr(err, '\n'));
+    remove_folder(&f);
+}
+END_TEST
+
+START_TEST(oversized_file_is_refused)
+{
+    folder f = make_folder();
+    char big[6000], err[512] = "";
+    wn_state out;
+    bool exists;
+
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    put(f.file, big);
+    ck_assert_int_eq(wn_state_read(f.file, &out, &exists, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, f.file) != NULL && strstr(err, "larger") != NULL, "err: %s", err);
+    remove_folder(&f);
+}
+END_TEST
+
+START_TEST(same_origin_and_mismatch_messages)
+{
+    wn_state a = sample(), b = sample();
+    char err[1024] = "";
+
+    b.lsn = 0x99; /* the position does not matter */
+    ck_assert(wn_state_same_origin(&a, &b, "/x/state", err, sizeof err));
+
+    b.system_identifier = 42;
+    ck_assert(!wn_state_same_origin(&a, &b, "/x/state", err, sizeof err));
+    ck_assert_msg(strstr(err, "state file /x/state belongs to system 7312345678901234567, "
+                              "database app db, slot walnotify; this is system 42, database "
+                              "app db, slot walnotify: remove the file") != NULL,
+                  "err: %s", err);
+
+    b = sample();
+    snprintf(b.slot, sizeof b.slot, "other");
+    ck_assert(!wn_state_same_origin(&a, &b, "/x/state", err, sizeof err));
+    ck_assert_msg(strstr(err, "slot walnotify; this is") && strstr(err, "slot other:"),
+                  "err: %s", err);
+
+    b = sample();
+    snprintf(b.database, sizeof b.database, "shop");
+    ck_assert(!wn_state_same_origin(&a, &b, NULL, err, sizeof err));
+    ck_assert_msg(strstr(err, "database shop") && strstr(err, "was streaming from"), "err: %s",
+                  err);
+}
+END_TEST
+
+START_TEST(unwritable_names_are_refused)
+{
+    folder f = make_folder();
+    wn_state s = sample();
+    char err[512] = "";
+
+    snprintf(s.database, sizeof s.database, "two\nlines");
+    ck_assert_int_eq(wn_state_write(f.file, &s, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, f.file) != NULL, "err: %s", err);
+    remove_folder(&f);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("state");
+    TCase *tc = tcase_create("core");
+    SRunner *sr;
+    int failed;
+
+    tcase_add_test(tc, round_trip);
+    tcase_add_test(tc, missing_file_is_no_state);
+    tcase_add_test(tc, write_replaces_atomically);
+    tcase_add_test(tc, unwritable_folder_is_an_error);
+    tcase_add_loop_test(tc, malformed_files_name_file_and_line, 0,
+                        (int)(sizeof malformed / sizeof malformed[0]));
+    tcase_add_test(tc, oversized_file_is_refused);
+    tcase_add_test(tc, same_origin_and_mismatch_messages);
+    tcase_add_test(tc, unwritable_names_are_refused);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
