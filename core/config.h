@@ -65,7 +65,8 @@ typedef struct wn_plugin_config {
     wn_setting_value *settings; /* as written, validated later against the plugin's declarations */
     size_t nsettings;
     wn_on_error on_error;       /* `on_error`: default retry */
-    int retry_max;              /* `retry_max`: attempts before `then`; 0 = unlimited (default) */
+    int retry_max;              /* `retry_max`: retries before `then` (handle is called
+                                   retry_max + 1 times); 0 = unlimited (default) */
     int retry_initial_ms;       /* `retry_initial_ms`: first backoff, doubling; default 100 */
     int retry_max_ms;           /* `retry_max_ms`: backoff cap; default 30000 */
     wn_on_error then;           /* `then`: SKIP or STOP (default) once retry_max runs out */
