@@ -15,11 +15,11 @@
 static const char hex_lower[] = "0123456789abcdef";
 static const char hex_upper[] = "0123456789ABCDEF";
 
-bool jsonbuf_reserve(jsonbuf *buf, size_t extra)
+bool jsonbuf_grow(jsonbuf *buf, size_t extra)
 {
     if (buf->failed)
         return false;
-    if (extra <= buf->cap - buf->len)
+    if (extra <= buf->cap - buf->len && buf->data != NULL)
         return true;
     if (extra > SIZE_MAX / 2 - buf->len) {
         buf->failed = true;
@@ -48,30 +48,15 @@ void jsonbuf_free(jsonbuf *buf)
     buf->failed = false;
 }
 
-void jsonbuf_put(jsonbuf *buf, const char *bytes, size_t length)
-{
-    if (!jsonbuf_reserve(buf, length))
-        return;
-    if (length > 0)
-        memcpy(buf->data + buf->len, bytes, length);
-    buf->len += length;
-}
-
-void jsonbuf_puts(jsonbuf *buf, const char *text)
-{
-    jsonbuf_put(buf, text, strlen(text));
-}
-
 void jsonbuf_u64(jsonbuf *buf, uint64_t value)
 {
     char digits[20]; /* UINT64_MAX has 20 decimal digits */
-    size_t n = 0;
+    char *first = digits + sizeof digits;
     do {
-        digits[sizeof digits - 1 - n] = (char)('0' + value % 10);
+        *--first = (char)('0' + value % 10);
         value /= 10;
-        n++;
     } while (value != 0);
-    jsonbuf_put(buf, digits + sizeof digits - n, n);
+    jsonbuf_put(buf, first, (size_t)(digits + sizeof digits - first));
 }
 
 static void put_hex32(jsonbuf *buf, uint32_t value)
@@ -204,6 +189,49 @@ static size_t utf8_sequence_length(const unsigned char *p, size_t avail)
     return need;
 }
 
+
+/*
+ * What each byte needs in a JSON string. Nearly every byte of real data is PLAIN, so the escaper
+ * looks bytes up here and copies whole runs of PLAIN ones at once.
+ */
+enum {
+    BYTE_PLAIN = 0,  /* printable ASCII: copied as is */
+    BYTE_ESCAPE = 1, /* a control character, '"', '\\' or DEL: written as an escape */
+    BYTE_HIGH = 2    /* 0x80 and above: copied only as part of a well-formed UTF-8 sequence */
+};
+
+static const unsigned char byte_class[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x00 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x10 */
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x20: '"' */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x30 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x40 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, /* 0x50: '\\' */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x60 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, /* 0x70: DEL */
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* 0x80 */
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* 0x90 */
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* 0xA0 */
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* 0xB0 */
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* 0xC0 */
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* 0xD0 */
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* 0xE0 */
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* 0xF0 */
+};
+
+/* The number of PLAIN bytes at the start of `p`, at most `n`. Four bytes per step while they
+ * are all plain: one branch per four bytes instead of two per byte. */
+static size_t plain_run(const unsigned char *p, size_t n)
+{
+    size_t k = 0;
+    while (n - k >= 4 && (byte_class[p[k]] | byte_class[p[k + 1]] | byte_class[p[k + 2]] |
+                          byte_class[p[k + 3]]) == BYTE_PLAIN)
+        k += 4;
+    while (k < n && byte_class[p[k]] == BYTE_PLAIN)
+        k++;
+    return k;
+}
+
 /* Writes the escape of an ASCII byte that JSON does not allow raw (or that we keep out). */
 static char *escape_ascii(char *out, unsigned char c)
 {
@@ -231,41 +259,61 @@ static char *escape_ascii(char *out, unsigned char c)
     return out;
 }
 
+/*
+ * Escapes the input from *pos up to `end` into `out`, which has room for JSONBUF_MAX_EXPANSION
+ * bytes per input byte up to JSONBUF_UTF8_MAX bytes past `end`: a UTF-8 sequence that starts
+ * before `end` is taken whole, up to `length`. Advances *pos; returns the new end of `out`.
+ */
+static char *escape_span(char *out, const unsigned char *in, size_t *pos, size_t end,
+                         size_t length)
+{
+    size_t i = *pos;
+    while (i < end) {
+        size_t run = plain_run(in + i, end - i);
+        memcpy(out, in + i, run);
+        out += run;
+        i += run;
+        if (i == end)
+            break;
+        unsigned char c = in[i];
+        if (byte_class[c] == BYTE_ESCAPE) {
+            out = escape_ascii(out, c);
+            i++;
+            continue;
+        }
+        size_t n = utf8_sequence_length(in + i, length - i);
+        if (n == 0) {
+            memcpy(out, "\\ufffd", 6);
+            out += 6;
+            i++;
+        } else {
+            memcpy(out, in + i, n);
+            out += n;
+            i += n;
+        }
+    }
+    *pos = i;
+    return out;
+}
+
 void jsonbuf_string(jsonbuf *buf, const char *text, size_t length)
 {
     const unsigned char *in = (const unsigned char *)text;
     size_t i = 0;
 
-    jsonbuf_put(buf, "\"", 1);
-    while (i < length && !buf->failed) {
-        size_t chunk_end = length - i > JSONBUF_STRING_CHUNK ? i + JSONBUF_STRING_CHUNK : length;
-        /* A sequence starting before chunk_end may end up to three bytes past it. */
-        size_t room = (chunk_end - i + JSONBUF_UTF8_MAX) * JSONBUF_MAX_EXPANSION;
+    /* One reservation covers a whole ordinary value and both quotes; a huge value is reserved
+     * for chunk by chunk, so it never asks for six times its size at once. */
+    do {
+        size_t end = length - i > JSONBUF_STRING_CHUNK ? i + JSONBUF_STRING_CHUNK : length;
+        size_t room = (end - i + JSONBUF_UTF8_MAX) * JSONBUF_MAX_EXPANSION + 2;
         if (!jsonbuf_reserve(buf, room))
             return;
         char *out = buf->data + buf->len;
-        while (i < chunk_end) {
-            unsigned char c = in[i];
-            if (c >= 0x20 && c < 0x7F && c != '"' && c != '\\') {
-                *out++ = (char)c;
-                i++;
-            } else if (c < 0x80) {
-                out = escape_ascii(out, c);
-                i++;
-            } else {
-                size_t n = utf8_sequence_length(in + i, length - i);
-                if (n == 0) {
-                    memcpy(out, "\\ufffd", 6);
-                    out += 6;
-                    i++;
-                } else {
-                    memcpy(out, in + i, n);
-                    out += n;
-                    i += n;
-                }
-            }
-        }
+        if (i == 0)
+            *out++ = '"';
+        out = escape_span(out, in, &i, end, length);
+        if (i == length)
+            *out++ = '"';
         buf->len = (size_t)(out - buf->data);
-    }
-    jsonbuf_put(buf, "\"", 1);
+    } while (i < length);
 }

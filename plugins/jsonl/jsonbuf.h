@@ -3,6 +3,9 @@
  *
  * Every append is checked; the first allocation failure (or size overflow) sets `failed` and
  * turns every later append into a no-op, so a caller formats a whole line and checks once.
+ *
+ * A line is made of some forty small appends, so the common case (room already there) is inline
+ * here: a compare and a store, no call.
  */
 #ifndef JSONL_JSONBUF_H
 #define JSONL_JSONBUF_H
@@ -10,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef struct jsonbuf {
     char *data;  /* owned; not NUL-terminated */
@@ -18,17 +22,37 @@ typedef struct jsonbuf {
     bool failed; /* an append ran out of memory; cleared by the caller after rolling back */
 } jsonbuf;
 
-/* Makes room for `extra` more bytes; false (and `failed` set) when that cannot be done. */
-bool jsonbuf_reserve(jsonbuf *buf, size_t extra);
+/* The slow half of jsonbuf_reserve: grows the buffer so `extra` more bytes fit (and `data` is
+ * never NULL afterwards); false (and `failed` set) when that cannot be done. */
+bool jsonbuf_grow(jsonbuf *buf, size_t extra);
+
+/* Makes room for `extra` more bytes; false (and `failed` set) when that cannot be done.
+ * The strict compare sends an exactly full (or never allocated) buffer to jsonbuf_grow, so a
+ * true return always comes with a non-NULL `data`. */
+static inline bool jsonbuf_reserve(jsonbuf *buf, size_t extra)
+{
+    if (!buf->failed && extra < buf->cap - buf->len)
+        return true;
+    return jsonbuf_grow(buf, extra);
+}
 
 /* Releases the memory; the buffer is empty and reusable afterwards. */
 void jsonbuf_free(jsonbuf *buf);
 
 /* Appends `length` raw bytes. */
-void jsonbuf_put(jsonbuf *buf, const char *bytes, size_t length);
+static inline void jsonbuf_put(jsonbuf *buf, const char *bytes, size_t length)
+{
+    if (!jsonbuf_reserve(buf, length))
+        return;
+    memcpy(buf->data + buf->len, bytes, length);
+    buf->len += length;
+}
 
-/* Appends a NUL-terminated literal as raw bytes. */
-void jsonbuf_puts(jsonbuf *buf, const char *text);
+/* Appends a NUL-terminated literal as raw bytes (its strlen folds away for a literal). */
+static inline void jsonbuf_puts(jsonbuf *buf, const char *text)
+{
+    jsonbuf_put(buf, text, strlen(text));
+}
 
 /* Appends an unsigned decimal number. */
 void jsonbuf_u64(jsonbuf *buf, uint64_t value);

@@ -10,6 +10,7 @@
 #include <walnotify/plugin.h>
 
 #include "jsonbuf.h"
+#include "namecache.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +36,22 @@
 /* Bytes read per step when looking backwards for the last newline of a torn file. */
 #define JSONL_SCAN_CHUNK ((size_t)16 * 1024)
 
+/*
+ * The part of a line that only changes with the transaction: `{"lsn":"X/Y","seq":` then, after
+ * the event's seq, `,"xid":N,"commit_time":"T","table":`. Formatting the time and the LSN cost
+ * more than the rest of a small row, so they are formatted once per transaction (once per event
+ * only when events of different transactions alternate). Keyed by the event's own values, not
+ * by begin's, since those are what the line shows.
+ */
+typedef struct line_head {
+    bool valid;           /* text matches the key below */
+    uint64_t commit_lsn;  /* the key: the event values the text was made from */
+    uint32_t xid;
+    int64_t commit_time;
+    size_t seq_at;        /* text[0, seq_at) comes before the seq, the rest after it */
+    jsonbuf text;
+} line_head;
+
 typedef struct jsonl_state {
     const walnotify_host *host; /* borrowed until shutdown returns */
     char *path;                 /* owned copy, "-" for standard output; for messages */
@@ -47,6 +64,9 @@ typedef struct jsonl_state {
     off_t file_end;             /* bytes of whole lines in the file after our last change */
     off_t txn_start;            /* file_end when the current transaction began */
     jsonbuf buf;                /* whole lines not written yet */
+    line_head head;             /* the start of a line, kept while the transaction lasts */
+    namecache table_name;       /* the last event's table, escaped */
+    namecache column_names;     /* the last new row's column names, escaped */
 } jsonl_state;
 
 static const walnotify_setting jsonl_settings[] = {
@@ -63,15 +83,55 @@ static const walnotify_setting jsonl_settings[] = {
 
 /* ---- formatting ------------------------------------------------------------------------------ */
 
-static const char *op_name(walnotify_op op)
+/* `,"op":"NAME"`: the member after the table, whole. */
+typedef struct op_text {
+    const char *json;
+    size_t length;
+} op_text;
+
+#define OP_TEXT(name) {",\"op\":\"" name "\"", sizeof(",\"op\":\"" name "\"") - 1}
+
+/* False for an operation this plugin does not know. */
+static bool op_member(walnotify_op op, op_text *out)
 {
+    static const op_text op_insert = OP_TEXT("insert"), op_update = OP_TEXT("update"),
+                         op_delete = OP_TEXT("delete"), op_truncate = OP_TEXT("truncate");
     switch (op) {
-    case WALNOTIFY_OP_INSERT: return "insert";
-    case WALNOTIFY_OP_UPDATE: return "update";
-    case WALNOTIFY_OP_DELETE: return "delete";
-    case WALNOTIFY_OP_TRUNCATE: return "truncate";
+    case WALNOTIFY_OP_INSERT: *out = op_insert; return true;
+    case WALNOTIFY_OP_UPDATE: *out = op_update; return true;
+    case WALNOTIFY_OP_DELETE: *out = op_delete; return true;
+    case WALNOTIFY_OP_TRUNCATE: *out = op_truncate; return true;
     }
-    return NULL;
+    return false;
+}
+
+/* Makes `head` hold the text for the event's transaction; false when out of memory. */
+static bool refresh_head(line_head *head, const walnotify_event *ev)
+{
+    if (head->valid && head->commit_lsn == ev->commit_lsn && head->xid == ev->xid &&
+        head->commit_time == ev->commit_time)
+        return true;
+    jsonbuf *text = &head->text;
+    text->len = 0;
+    jsonbuf_puts(text, "{\"lsn\":\"");
+    jsonbuf_lsn(text, ev->commit_lsn);
+    jsonbuf_puts(text, "\",\"seq\":");
+    head->seq_at = text->len;
+    jsonbuf_puts(text, ",\"xid\":");
+    jsonbuf_u64(text, ev->xid);
+    jsonbuf_puts(text, ",\"commit_time\":\"");
+    jsonbuf_timestamp(text, ev->commit_time);
+    jsonbuf_puts(text, "\",\"table\":");
+    if (text->failed) {
+        text->failed = false;
+        head->valid = false;
+        return false;
+    }
+    head->commit_lsn = ev->commit_lsn;
+    head->xid = ev->xid;
+    head->commit_time = ev->commit_time;
+    head->valid = true;
+    return true;
 }
 
 static void put_cstring(jsonbuf *buf, const char *text)
@@ -79,10 +139,19 @@ static void put_cstring(jsonbuf *buf, const char *text)
     jsonbuf_string(buf, text != NULL ? text : "", text != NULL ? strlen(text) : 0);
 }
 
-/* A column as `"name":value`; the caller has excluded unchanged TOAST values. */
-static void put_member(jsonbuf *buf, const walnotify_column *col)
+/* A name as a JSON string, through `names` (the index-th of its list) when there is one. */
+static void put_name(jsonbuf *buf, namecache *names, size_t index, const char *name)
 {
-    put_cstring(buf, col->name);
+    if (names != NULL && name != NULL)
+        namecache_put(names, index, name, buf);
+    else
+        put_cstring(buf, name);
+}
+
+/* The index-th column as `"name":value`; the caller has excluded unchanged TOAST values. */
+static void put_member(jsonbuf *buf, namecache *names, size_t index, const walnotify_column *col)
+{
+    put_name(buf, names, index, col->name);
     jsonbuf_put(buf, ":", 1);
     if (col->kind != WALNOTIFY_VALUE_TEXT) {
         jsonbuf_put(buf, "null", 4);
@@ -91,9 +160,10 @@ static void put_member(jsonbuf *buf, const walnotify_column *col)
     jsonbuf_string(buf, col->value != NULL ? col->value : "", col->value != NULL ? col->length : 0);
 }
 
-/* `,"key":{...}` with every column that was sent (and, with keys_only, is part of the key). */
-static void put_row(jsonbuf *buf, const char *key, const walnotify_column *cols, size_t ncols,
-                    bool keys_only)
+/* `,"key":{...}` with every column that was sent (and, with keys_only, is part of the key);
+ * names through `names` unless NULL. */
+static void put_row(jsonbuf *buf, namecache *names, const char *key, const walnotify_column *cols,
+                    size_t ncols, bool keys_only)
 {
     bool first = true;
     jsonbuf_puts(buf, key);
@@ -103,7 +173,7 @@ static void put_row(jsonbuf *buf, const char *key, const walnotify_column *cols,
             continue;
         if (!first)
             jsonbuf_put(buf, ",", 1);
-        put_member(buf, &cols[i]);
+        put_member(buf, names, i, &cols[i]);
         first = false;
     }
     jsonbuf_put(buf, "}", 1);
@@ -137,31 +207,27 @@ static void put_truncate_options(jsonbuf *buf, unsigned options)
     jsonbuf_put(buf, "]", 1);
 }
 
-/* Appends the event's line, newline included. The caller checks buf->failed. */
-static void format_event(jsonbuf *buf, const walnotify_event *ev, const char *op)
+/* Appends the event's line, newline included, to st->buf, after st->head (refreshed for this
+ * event). The caller checks st->buf.failed. */
+static void format_event(jsonl_state *st, const walnotify_event *ev, const op_text *op)
 {
-    jsonbuf_puts(buf, "{\"lsn\":\"");
-    jsonbuf_lsn(buf, ev->commit_lsn);
-    jsonbuf_puts(buf, "\",\"seq\":");
+    jsonbuf *buf = &st->buf;
+    const jsonbuf *head = &st->head.text;
+    jsonbuf_put(buf, head->data, st->head.seq_at);
     jsonbuf_u64(buf, ev->seq);
-    jsonbuf_puts(buf, ",\"xid\":");
-    jsonbuf_u64(buf, ev->xid);
-    jsonbuf_puts(buf, ",\"commit_time\":\"");
-    jsonbuf_timestamp(buf, ev->commit_time);
-    jsonbuf_puts(buf, "\",\"table\":");
-    put_cstring(buf, ev->table);
-    jsonbuf_puts(buf, ",\"op\":\"");
-    jsonbuf_puts(buf, op);
-    jsonbuf_put(buf, "\"", 1);
+    jsonbuf_put(buf, head->data + st->head.seq_at, head->len - st->head.seq_at);
+    put_name(buf, &st->table_name, 0, ev->table);
+    jsonbuf_put(buf, op->json, op->length);
 
     if (ev->op == WALNOTIFY_OP_INSERT || ev->op == WALNOTIFY_OP_UPDATE) {
-        put_row(buf, ",\"values\":", ev->columns, ev->columns != NULL ? ev->ncolumns : 0, false);
+        put_row(buf, &st->column_names, ",\"values\":", ev->columns,
+                ev->columns != NULL ? ev->ncolumns : 0, false);
         put_unchanged(buf, ev->columns, ev->columns != NULL ? ev->ncolumns : 0);
     }
     if ((ev->op == WALNOTIFY_OP_UPDATE || ev->op == WALNOTIFY_OP_DELETE) &&
         ev->old_kind != WALNOTIFY_OLD_NONE) {
-        put_row(buf, ",\"old\":", ev->old_columns, ev->old_columns != NULL ? ev->nold_columns : 0,
-                ev->old_kind == WALNOTIFY_OLD_KEY);
+        put_row(buf, NULL, ",\"old\":", ev->old_columns,
+                ev->old_columns != NULL ? ev->nold_columns : 0, ev->old_kind == WALNOTIFY_OLD_KEY);
     }
     if (ev->op == WALNOTIFY_OP_TRUNCATE)
         put_truncate_options(buf, ev->truncate_options);
@@ -421,6 +487,9 @@ static void jsonl_shutdown(void *state)
     if (st->fd >= 0 && !st->is_stdout)
         close(st->fd); /* also releases the lock */
     jsonbuf_free(&st->buf);
+    jsonbuf_free(&st->head.text);
+    namecache_free(&st->table_name);
+    namecache_free(&st->column_names);
     free(st->path);
     free(st);
 }
@@ -466,15 +535,18 @@ fail:
 static walnotify_status jsonl_handle(void *state, const walnotify_event *ev)
 {
     jsonl_state *st = state;
-    const char *op = op_name(ev->op);
-    if (op == NULL) {
+    op_text op;
+    if (!op_member(ev->op, &op)) {
         st->host->log(st->host, WALNOTIFY_LOG_ERROR, "event for %s has an unknown operation %d",
                       ev->table != NULL ? ev->table : "?", (int)ev->op);
         return WALNOTIFY_FATAL;
     }
 
     size_t line_start = st->buf.len;
-    format_event(&st->buf, ev, op);
+    if (refresh_head(&st->head, ev))
+        format_event(st, ev, &op);
+    else
+        st->buf.failed = true;
     if (st->buf.failed) {
         st->buf.len = line_start;
         st->buf.failed = false;

@@ -680,6 +680,151 @@ START_TEST(test_large_value)
 }
 END_TEST
 
+START_TEST(test_plain_runs_around_escapes)
+{
+    /* Runs of 0 to 9 plain bytes, each ended by a byte that needs care, so every split of the
+     * escaper's four-byte steps meets every kind of byte. */
+    static const struct {
+        const char *raw;
+        const char *json;
+    } enders[] = {{"\"", "\\\""}, {"\\", "\\\\"}, {"\n", "\\n"}, {"\x1f", "\\u001f"},
+                  {"\x7f", "\\u007f"}, {"\xC3\xA9", "\xC3\xA9"}, {"\xE2\x82\xAC", "\xE2\x82\xAC"},
+                  {"\x80", "\\ufffd"}, {"~", "~"}};
+    char value[1024], expected[4096];
+    size_t v = 0;
+    size_t e = (size_t)snprintf(expected, sizeof expected,
+                                LINE_HEAD "\"op\":\"insert\",\"values\":{\"v\":\"");
+    for (size_t k = 0; k < sizeof enders / sizeof enders[0]; k++) {
+        for (size_t run = 0; run < 10; run++) {
+            for (size_t i = 0; i < run; i++)
+                value[v++] = expected[e++] = (char)('a' + (k + i) % 26);
+            memcpy(value + v, enders[k].raw, strlen(enders[k].raw));
+            v += strlen(enders[k].raw);
+            memcpy(expected + e, enders[k].json, strlen(enders[k].json));
+            e += strlen(enders[k].json);
+        }
+    }
+    memcpy(expected + e, "\"}}", 4);
+    walnotify_column cols[] = {bytes_col("v", value, v)};
+    walnotify_event ev = insert_event(cols, 1);
+    assert_renders(&ev, expected);
+}
+END_TEST
+
+START_TEST(test_names_follow_each_event)
+{
+    /* Names are compared by content, not by pointer: the host may reuse one buffer for another
+     * name. Rows change tables, grow, shrink, leave a column out, and carry a NULL name. */
+    fake_host *fake = fake_new("names.jsonl");
+    void *state = start(fake);
+    char table[32], first[16], second[16];
+    walnotify_column cols[3];
+    walnotify_event ev = insert_event(cols, 2);
+    ev.table = table;
+    ck_assert_int_eq(plugin->begin(state, &test_txn), WALNOTIFY_OK);
+
+    snprintf(table, sizeof table, "public.orders");
+    snprintf(first, sizeof first, "id");
+    snprintf(second, sizeof second, "note");
+    cols[0] = text_col(first, "1");
+    cols[1] = text_col(second, "a");
+    ck_assert_int_eq(plugin->handle(state, &ev), WALNOTIFY_OK);
+
+    snprintf(table, sizeof table, "public.it\"ems"); /* same pointers, new contents */
+    snprintf(second, sizeof second, "qu\\ty");
+    ev.seq = 1;
+    ck_assert_int_eq(plugin->handle(state, &ev), WALNOTIFY_OK);
+
+    cols[2] = text_col("extra", "x"); /* a row with one more column */
+    ev.ncolumns = 3;
+    ev.seq = 2;
+    ck_assert_int_eq(plugin->handle(state, &ev), WALNOTIFY_OK);
+
+    ev.op = WALNOTIFY_OP_UPDATE; /* the middle column left out: a gap in the names */
+    cols[1].kind = WALNOTIFY_VALUE_UNCHANGED;
+    ev.seq = 3;
+    ck_assert_int_eq(plugin->handle(state, &ev), WALNOTIFY_OK);
+
+    ev.op = WALNOTIFY_OP_INSERT; /* back, shorter, the first name gone */
+    cols[0].name = NULL;
+    cols[1].kind = WALNOTIFY_VALUE_TEXT;
+    ev.ncolumns = 2;
+    ev.seq = 4;
+    ck_assert_int_eq(plugin->handle(state, &ev), WALNOTIFY_OK);
+
+    snprintf(table, sizeof table, "public.orders");
+    cols[0].name = first;
+    ev.seq = 5;
+    ck_assert_int_eq(plugin->handle(state, &ev), WALNOTIFY_OK);
+    ev.seq = 6; /* the same again: every name from the cache */
+    ck_assert_int_eq(plugin->handle(state, &ev), WALNOTIFY_OK);
+
+    ck_assert_int_eq(plugin->commit(state, &test_txn), WALNOTIFY_OK);
+    plugin->shutdown(state);
+#define HEAD_SEQ(n)                                                                               \
+    "{\"lsn\":\"0/1A2B3C8\",\"seq\":" #n ",\"xid\":744,"                                          \
+    "\"commit_time\":\"2026-11-25T11:00:00.123456Z\",\"table\":"
+    assert_file(fake->path,
+                HEAD_SEQ(0) "\"public.orders\",\"op\":\"insert\",\"values\":{\"id\":\"1\","
+                            "\"note\":\"a\"}}\n"
+                HEAD_SEQ(1) "\"public.it\\\"ems\",\"op\":\"insert\",\"values\":{\"id\":\"1\","
+                            "\"qu\\\\ty\":\"a\"}}\n"
+                HEAD_SEQ(2) "\"public.it\\\"ems\",\"op\":\"insert\",\"values\":{\"id\":\"1\","
+                            "\"qu\\\\ty\":\"a\",\"extra\":\"x\"}}\n"
+                HEAD_SEQ(3) "\"public.it\\\"ems\",\"op\":\"update\",\"values\":{\"id\":\"1\","
+                            "\"extra\":\"x\"},\"unchanged\":[\"qu\\\\ty\"]}\n"
+                HEAD_SEQ(4) "\"public.it\\\"ems\",\"op\":\"insert\",\"values\":{\"\":\"1\","
+                            "\"qu\\\\ty\":\"a\"}}\n"
+                HEAD_SEQ(5) "\"public.orders\",\"op\":\"insert\",\"values\":{\"id\":\"1\","
+                            "\"qu\\\\ty\":\"a\"}}\n"
+                HEAD_SEQ(6) "\"public.orders\",\"op\":\"insert\",\"values\":{\"id\":\"1\","
+                            "\"qu\\\\ty\":\"a\"}}\n");
+#undef HEAD_SEQ
+    free(fake);
+}
+END_TEST
+
+START_TEST(test_head_follows_each_event)
+{
+    /* The LSN, xid and commit time printed are the event's own, on every line, whether or not
+     * begin came first and whatever begin said. */
+    fake_host *fake = fake_new("head.jsonl");
+    void *state = start(fake);
+    walnotify_event a = insert_event(NULL, 0);
+    walnotify_event b = a;
+    b.commit_lsn = UINT64_C(0xFFFFFFFF00000001);
+    b.xid = UINT32_MAX;
+    b.commit_time = -1;
+    walnotify_txn txn = {.size = sizeof txn, .commit_lsn = 1, .xid = 2, .commit_time = 3};
+
+    ck_assert_int_eq(plugin->handle(state, &a), WALNOTIFY_OK); /* no begin */
+    ck_assert_int_eq(plugin->handle(state, &b), WALNOTIFY_OK);
+    ck_assert_int_eq(plugin->begin(state, &txn), WALNOTIFY_OK);
+    ck_assert_int_eq(plugin->handle(state, &a), WALNOTIFY_OK);
+    b.seq = 1;
+    ck_assert_int_eq(plugin->handle(state, &b), WALNOTIFY_OK);
+    a.seq = 2;
+    ck_assert_int_eq(plugin->handle(state, &a), WALNOTIFY_OK);
+    ck_assert_int_eq(plugin->commit(state, &txn), WALNOTIFY_OK);
+    b.seq = UINT32_MAX;
+    ck_assert_int_eq(plugin->handle(state, &b), WALNOTIFY_OK);
+    plugin->shutdown(state);
+#define LINE_A(seq)                                                                               \
+    "{\"lsn\":\"0/1A2B3C8\",\"seq\":" seq ",\"xid\":744,"                                         \
+    "\"commit_time\":\"2026-11-25T11:00:00.123456Z\",\"table\":\"public.orders\","                \
+    "\"op\":\"insert\",\"values\":{}}\n"
+#define LINE_B(seq)                                                                               \
+    "{\"lsn\":\"FFFFFFFF/1\",\"seq\":" seq ",\"xid\":4294967295,"                                 \
+    "\"commit_time\":\"1969-12-31T23:59:59.999999Z\",\"table\":\"public.orders\","                \
+    "\"op\":\"insert\",\"values\":{}}\n"
+    assert_file(fake->path, LINE_A("0") LINE_B("0") LINE_A("0") LINE_B("1") LINE_A("2")
+                                LINE_B("4294967295"));
+#undef LINE_A
+#undef LINE_B
+    free(fake);
+}
+END_TEST
+
 /* ---- transactions and files ------------------------------------------------------------------ */
 
 START_TEST(test_transaction_written_at_commit)
@@ -1046,6 +1191,9 @@ static Suite *jsonl_suite(void)
     tcase_add_test(format, test_commit_time_formatting);
     tcase_add_test(format, test_lsn_formatting);
     tcase_add_test(format, test_large_value);
+    tcase_add_test(format, test_plain_runs_around_escapes);
+    tcase_add_test(format, test_names_follow_each_event);
+    tcase_add_test(format, test_head_follows_each_event);
     suite_add_tcase(s, format);
 
     TCase *files = tcase_create("files");
