@@ -111,6 +111,11 @@ main() {
         echo "valgrind.sh: the repository path '$ROOT' holds a blank, which WN_HOST_WRAPPER cannot carry" >&2
         exit 1 ;;
     esac
+    # AddressSanitizer and valgrind cannot share a process: refuse a SANITIZE=1 build at once.
+    if grep -qs __asan_init "$ROOT/build/walnotify" "$BUILD"/test_*; then
+        echo "valgrind.sh: build/ holds a SANITIZE=1 build; run make clean, then make valgrind" >&2
+        exit 1
+    fi
     rm -rf -- "$LOGS"
     mkdir -p -- "$LOGS"
     cd "$ROOT"
