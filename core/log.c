@@ -77,3 +77,15 @@ void wn_log(wn_log_level level, const char *format, ...)
     wn_logv(level, NULL, format, args);
     va_end(args);
 }
+
+int wn_die(int status, const char *format, ...)
+{
+    va_list args;
+
+    fputs("walnotify: ", stderr);
+    va_start(args, format);
+    vfprintf(stderr, format, args);
+    va_end(args);
+    fputc('\n', stderr);
+    return status;
+}

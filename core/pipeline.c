@@ -1,0 +1,480 @@
+/*
+ * pipeline: one run of the configured pipeline, from the first connection to the last flush.
+ *
+ *   server checked (publication, slot) -> stream started (slot acquired) -> plugins
+ *   initialised -> reader thread + dispatcher -> ... -> stop
+ *
+ * A stream that is lost (connection gone, server restarting, walsender terminated) ends its
+ * reader + dispatcher pair like a stop does; then the server is checked again, a new stream
+ * starts at the last published position, and a new pair runs. Plugins stay initialised
+ * throughout. Only what waiting cannot fix ends the run.
+ */
+#include "pipeline.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backoff.h"
+#include "conninfo.h"
+#include "dispatcher.h"
+#include "handoff.h"
+#include "log.h"
+#include "lsn.h"
+#include "setup.h"
+#include "state.h"
+#include "stream.h"
+
+#define QUEUE_CAPACITY 4096
+#define ERR_MAX 1024
+#define SLOT_BUSY_RETRY_MAX_MS 5000   /* a standby notices a free slot within this */
+#define SLOT_BUSY_LOG_INTERVAL_MS 60000
+
+/* What a run holds besides the plugins. */
+typedef struct run {
+    const wn_config *config;
+    wn_plugin *plugins;
+    size_t nplugins;
+    wn_lsn endpos;            /* 0: none */
+    wn_stream *stream;
+    wn_state origin;          /* the server, database and slot streamed from */
+    bool streamed;            /* a stream started before in this run: the slot must exist */
+    wn_lsn resume;            /* where the next stream starts: the last published position */
+    unsigned seed;            /* for the jitter of backoff delays */
+} run;
+
+typedef struct reader_args {
+    wn_stream *stream;
+    wn_handoff *handoff;
+    int status;
+    char err[ERR_MAX];
+} reader_args;
+
+/* How an attempt to open the stream ended. */
+typedef enum connect_result {
+    CONNECT_OK,
+    CONNECT_STOPPED,          /* a stop came while waiting */
+    CONNECT_NOTHING_TO_DO,    /* the start position is at or past --endpos */
+    CONNECT_FAILED            /* *exit_status set, reason printed */
+} connect_result;
+
+/* The exit status for a status that may be a "wait and retry" one, when there is no waiting. */
+static int exit_code(int status)
+{
+    return status == WN_EXIT_TRANSIENT || status == WN_EXIT_SLOT_BUSY ? WN_EXIT_SERVER : status;
+}
+
+static int64_t monotonic_ms(void)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+/* ---- plugins ------------------------------------------------------------------------------ */
+
+int wn_pipeline_load_plugins(const wn_config *config, wn_plugin **plugins, size_t *nloaded)
+{
+    char err[ERR_MAX];
+
+    *nloaded = 0;
+    *plugins = calloc(config->nplugins, sizeof **plugins);
+    if (*plugins == NULL)
+        return wn_die(WN_EXIT_PLUGIN, "out of memory loading plugins");
+    for (size_t i = 0; i < config->nplugins; i++) {
+        int rc = wn_plugin_load(&(*plugins)[i], &config->plugins[i], config->file, config->dir,
+                                err, sizeof err);
+
+        if (rc != 0)
+            return wn_die(rc == WN_LOAD_BAD_SETTINGS ? WN_EXIT_CONFIG : WN_EXIT_PLUGIN, "%s",
+                          err);
+        (*nloaded)++;
+    }
+    return 0;
+}
+
+void wn_pipeline_unload_plugins(wn_plugin *plugins, size_t nloaded)
+{
+    while (nloaded > 0)
+        wn_plugin_unload(&plugins[--nloaded]);
+    free(plugins);
+}
+
+/* Initialises the plugins in configuration order; after a failure the caller's
+ * wn_pipeline_unload_plugins shuts the earlier ones down in reverse. */
+static int init_plugins(run *r)
+{
+    for (size_t i = 0; i < r->nplugins; i++) {
+        walnotify_status status = wn_plugin_init(&r->plugins[i]);
+
+        if (status != WALNOTIFY_OK)
+            return wn_die(WN_EXIT_PLUGIN, "plugin \"%s\" (%s) failed to start (init returned %s)",
+                          r->config->plugins[i].name, r->config->plugins[i].path,
+                          status == WALNOTIFY_RETRY ? "RETRY" : "FATAL");
+    }
+    return 0;
+}
+
+/* ---- opening the stream ------------------------------------------------------------------ */
+
+/* Where walnotify was before, if anywhere: the state file (re-read each time, as another host
+ * of an active/standby pair may have moved it on) and this run's own last position. Returns
+ * 0, or WN_EXIT_CONFIG for an unreadable or malformed file. */
+static int find_resume(run *r, wn_state *resume, bool *have, const char **from, char *err,
+                       size_t errlen)
+{
+    const char *path = r->config->source.state_file;
+    bool exists = false;
+
+    *have = false;
+    *from = NULL;
+    if (path && wn_state_read(path, resume, &exists, err, errlen) != 0)
+        return WN_EXIT_CONFIG;
+    if (exists) {
+        *have = true;
+        *from = path;
+        if (r->streamed && r->resume > resume->lsn)
+            resume->lsn = r->resume;
+    } else if (r->streamed) {
+        *resume = r->origin;
+        resume->lsn = r->resume;
+        *have = true;
+    }
+    return 0;
+}
+
+/* Where the stream starts: the slot's confirmed_flush_lsn, or where walnotify was when that is
+ * later (a server crash can move confirmed_flush_lsn back over work already done). */
+static int start_position(const wn_state *resume, const char *from,
+                          const wn_server_state *server, wn_lsn *start, char *err, size_t errlen)
+{
+    char a[WN_LSN_TEXT_MAX], b[WN_LSN_TEXT_MAX], c[WN_LSN_TEXT_MAX];
+
+    *start = server->confirmed_flush;
+    if (!resume || resume->lsn <= server->confirmed_flush)
+        return 0;
+    if (resume->lsn > server->wal_end) {
+        snprintf(err, errlen,
+                 "%s%s records progress up to %s, beyond the end of the server's WAL (%s): the "
+                 "server lost WAL it had confirmed (restored from a backup?); %s",
+                 from ? "state file " : "this run", from ? from : "",
+                 wn_lsn_format(resume->lsn, a), wn_lsn_format(server->wal_end, b),
+                 from ? "remove the file to resume at the slot's position"
+                      : "restart walnotify to resume at the slot's position");
+        return WN_EXIT_SERVER;
+    }
+    if (from)
+        wn_log(WN_LOG_INFO,
+               "state file %s is ahead of the slot: starting at %s, not at its "
+               "confirmed_flush_lsn %s (work up to there is done)",
+               from, wn_lsn_format(resume->lsn, a), wn_lsn_format(server->confirmed_flush, c));
+    *start = resume->lsn;
+    return 0;
+}
+
+/* Records the start position in the state file before streaming: a first run learns at once
+ * that the file cannot be written. */
+static int write_start_state(run *r, wn_lsn start, char *err, size_t errlen)
+{
+    wn_state state = r->origin;
+
+    if (!r->config->source.state_file)
+        return 0;
+    state.lsn = start;
+    if (wn_state_write(r->config->source.state_file, &state, err, errlen) == 0)
+        return 0;
+    if (!r->streamed)
+        return WN_EXIT_CONFIG;
+    wn_log(WN_LOG_WARNING, "%s", err);
+    return 0;
+}
+
+/*
+ * One attempt: check the server, then start the stream at the resume position. Returns 0 with
+ * r->stream set, WN_EXIT_TRANSIENT / WN_EXIT_SLOT_BUSY, or an exit status; with err set.
+ */
+static int open_stream(run *r, bool *nothing_to_do, char *err,
+                       size_t errlen)
+{
+    wn_server_state server;
+    wn_state resume;
+    const char *from;
+    bool have_resume;
+    wn_lsn start;
+    int status;
+
+    *nothing_to_do = false;
+    status = find_resume(r, &resume, &have_resume, &from, err, errlen);
+    if (status == 0)
+        status = wn_setup_prepare(r->config, have_resume ? &resume : NULL, from, &server, err,
+                                  errlen);
+    if (status == 0)
+        status = start_position(have_resume ? &resume : NULL, from, &server, &start, err, errlen);
+    if (status != 0)
+        return status;
+    r->origin = server.origin;
+    if (r->endpos != WN_LSN_INVALID && start >= r->endpos) {
+        char text[WN_LSN_TEXT_MAX];
+
+        wn_log(WN_LOG_INFO, "slot \"%s\" is already at %s, at or past --endpos: nothing to do",
+               r->config->source.slot, wn_lsn_format(start, text));
+        *nothing_to_do = true;
+        return 0;
+    }
+
+    wn_stream_options stream_options = {
+        .conninfo = r->config->source.conninfo,
+        .utf8 = server.utf8,
+        .slot = r->config->source.slot,
+        .publication = r->config->source.publication,
+        .start_lsn = start,
+        .status_interval_ms = r->config->source.status_interval_ms,
+        .receive_timeout_ms = r->config->source.receive_timeout_ms,
+        .state_file = r->config->source.state_file,
+        .origin = &r->origin,
+    };
+    status = wn_stream_open(&r->stream, &stream_options, err, errlen);
+    if (status != 0)
+        return status;
+    status = write_start_state(r, start, err, errlen);
+    if (status != 0) {
+        wn_stream_close(r->stream);
+        r->stream = NULL;
+        return status;
+    }
+    r->resume = start;
+    r->streamed = true;
+    return 0;
+}
+
+static void log_slot_busy(const run *r, const char *reason, int retry_ms, int64_t *next_log_ms)
+{
+    int64_t now = monotonic_ms();
+
+    if (now < *next_log_ms)
+        return;
+    *next_log_ms = now + SLOT_BUSY_LOG_INTERVAL_MS;
+    wn_log(WN_LOG_INFO,
+           "waiting for slot \"%s\": %s; trying again every %.1f s (said once a minute)",
+           r->config->source.slot, reason, retry_ms / 1000.0);
+}
+
+/*
+ * Opens the stream, waiting out what may pass: the server down or restarting (exponential
+ * backoff with jitter, one line per attempt) and the slot held by another process (retried
+ * every few seconds, said once a minute). lost is why the previous stream ended (NULL at
+ * startup). Configuration, authentication and slot problems end the run.
+ */
+static connect_result connect_with_retry(run *r, wn_session *sess,
+                                         const char *lost, int *exit_status)
+{
+    const wn_source_config *source = &r->config->source;
+    int initial = source->reconnect_initial_ms > 0 ? source->reconnect_initial_ms
+                                                   : WN_DEFAULT_RECONNECT_INITIAL_MS;
+    int max = source->reconnect_max_ms > 0 ? source->reconnect_max_ms
+                                           : WN_DEFAULT_RECONNECT_MAX_MS;
+    wn_backoff transient = wn_backoff_start(initial, max);
+    wn_backoff busy = wn_backoff_start(initial, max < SLOT_BUSY_RETRY_MAX_MS ? max
+                                                                       : SLOT_BUSY_RETRY_MAX_MS);
+    int64_t next_busy_log_ms = 0;
+    char err[ERR_MAX], text[WN_LSN_TEXT_MAX];
+    int delay_ms = 0;
+
+    if (lost) {
+        delay_ms = wn_backoff_next(&transient, &r->seed);
+        wn_log(WN_LOG_WARNING, "replication stream lost: %s; reconnecting in %.1f s (attempt 1)",
+               lost, delay_ms / 1000.0);
+    }
+    for (unsigned attempt = 1;; attempt++) {
+        bool nothing_to_do;
+        int status;
+
+        if (delay_ms > 0 && wn_session_wait(sess, delay_ms))
+            return CONNECT_STOPPED;
+        if (wn_session_stop_requested(sess))
+            return CONNECT_STOPPED;
+        status = open_stream(r, &nothing_to_do, err, sizeof err);
+        if (status == 0) {
+            if (nothing_to_do)
+                return CONNECT_NOTHING_TO_DO;
+            if (lost || attempt > 1)
+                wn_log(WN_LOG_INFO, "replication stream %s at %s after %u attempt%s",
+                       lost ? "back" : "up", wn_lsn_format(r->resume, text), attempt,
+                       attempt == 1 ? "" : "s");
+            return CONNECT_OK;
+        }
+        if (status == WN_EXIT_SLOT_BUSY) {
+            delay_ms = wn_backoff_next(&busy, &r->seed);
+            log_slot_busy(r, err, busy.max_ms, &next_busy_log_ms);
+            continue;
+        }
+        if (status != WN_EXIT_TRANSIENT) {
+            *exit_status = wn_die(exit_code(status), "%s", err);
+            return CONNECT_FAILED;
+        }
+        delay_ms = wn_backoff_next(&transient, &r->seed);
+        wn_log(WN_LOG_WARNING, "%s: %s; %s in %.1f s (attempt %u)",
+               lost ? "replication stream lost" : "cannot start streaming", err,
+               lost ? "reconnecting" : "retrying", delay_ms / 1000.0, attempt + 1);
+    }
+}
+
+/* ---- streaming --------------------------------------------------------------------------- */
+
+static void *reader_main(void *arg)
+{
+    reader_args *reader = arg;
+
+    reader->status = wn_stream_run(reader->stream, reader->handoff, reader->err,
+                                   sizeof reader->err);
+    return NULL;
+}
+
+/* One reader + dispatcher pair on r->stream, until a stop, endpos, a failure or the end of the
+ * stream; the last published position becomes r->resume. */
+static wn_dispatch_result stream_once(run *r, wn_session *sess,
+                                      reader_args *reader, char *err, size_t errlen)
+{
+    wn_dispatcher_options dispatch = {
+        .config = r->config,
+        .plugins = r->plugins,
+        .nplugins = r->nplugins,
+        .start_lsn = r->resume,
+        .endpos = r->endpos,
+    };
+    wn_handoff *handoff = wn_handoff_create(QUEUE_CAPACITY);
+    pthread_t reader_thread;
+    wn_dispatch_result result;
+    wn_lsn published;
+
+    *reader = (reader_args){.stream = r->stream, .handoff = handoff};
+    if (!handoff) {
+        snprintf(err, errlen, "out of memory");
+        return WN_DISPATCH_PROTOCOL_ERROR;
+    }
+    if (!wn_session_attach(sess, handoff)) {
+        wn_handoff_destroy(handoff);
+        return WN_DISPATCH_STOPPED;
+    }
+    if (pthread_create(&reader_thread, NULL, reader_main, reader) != 0) {
+        wn_session_detach(sess);
+        wn_handoff_destroy(handoff);
+        snprintf(err, errlen, "cannot start the reader thread: %s", strerror(errno));
+        return WN_DISPATCH_PROTOCOL_ERROR;
+    }
+    result = wn_dispatch_run(&dispatch, handoff, err, errlen);
+    /* The dispatcher has published its final position; the reader sends it and closes. */
+    wn_handoff_request_stop(handoff);
+    pthread_join(reader_thread, NULL);
+    wn_session_detach(sess);
+    published = wn_handoff_acknowledgeable(handoff);
+    if (published > r->resume)
+        r->resume = published;
+    wn_handoff_destroy(handoff);
+    return result;
+}
+
+/* -1 when the stream was lost and a new one may resume; else the exit status of the run. */
+static int after_stream(wn_dispatch_result result, const char *dispatch_err,
+                        const reader_args *reader, wn_session *sess)
+{
+    switch (result) {
+    case WN_DISPATCH_STOPPED:
+        if (reader->status == WN_EXIT_TRANSIENT && wn_session_stop_requested(sess)) {
+            wn_log(WN_LOG_WARNING, "stopped; the last position could not be sent: %s",
+                   reader->err);
+            return 0;
+        }
+        /* fall through */
+    case WN_DISPATCH_ENDPOS:
+        if (reader->status != 0)
+            return wn_die(exit_code(reader->status), "%s", reader->err);
+        return 0;
+    case WN_DISPATCH_PLUGIN_FATAL:
+        return wn_die(WN_EXIT_PLUGIN, "%s", dispatch_err);
+    case WN_DISPATCH_STREAM_ENDED:
+        if (reader->status == WN_EXIT_TRANSIENT)
+            return wn_session_stop_requested(sess) ? 0 : -1;
+        return wn_die(reader->status ? exit_code(reader->status) : WN_EXIT_SERVER, "%s",
+                   reader->err[0] ? reader->err : "the replication stream ended");
+    case WN_DISPATCH_PROTOCOL_ERROR:
+        return wn_die(WN_EXIT_SERVER, "%s", dispatch_err);
+    }
+    return WN_EXIT_SERVER;
+}
+
+static int run_pipeline(run *r, wn_session *sess)
+{
+    char err[ERR_MAX], lsn_text[WN_LSN_TEXT_MAX];
+    reader_args reader;
+    int status = 0;
+
+    switch (connect_with_retry(r, sess, NULL, &status)) {
+    case CONNECT_OK:
+        break;
+    case CONNECT_FAILED:
+        return status;
+    case CONNECT_STOPPED:
+    case CONNECT_NOTHING_TO_DO:
+        return 0;
+    }
+    status = init_plugins(r);
+    if (status != 0)
+        return status;
+    wn_log(WN_LOG_INFO, "streaming slot \"%s\" (publication \"%s\") from %s to %zu plugin(s)",
+           r->config->source.slot, r->config->source.publication,
+           wn_lsn_format(r->resume, lsn_text), r->nplugins);
+    for (;;) {
+        wn_dispatch_result result = stream_once(r, sess, &reader, err, sizeof err);
+
+        status = after_stream(result, err, &reader, sess);
+        if (status >= 0)
+            return status;
+        wn_stream_close(r->stream);
+        r->stream = NULL;
+        switch (connect_with_retry(r, sess, reader.err, &status)) {
+        case CONNECT_OK:
+            break;
+        case CONNECT_FAILED:
+            return status;
+        case CONNECT_STOPPED:
+        case CONNECT_NOTHING_TO_DO:
+            return 0;
+        }
+    }
+}
+
+int wn_pipeline_create_slot(const wn_config *config)
+{
+    wn_server_state server;
+    char err[ERR_MAX];
+    int status = wn_setup_prepare(config, NULL, NULL, &server, err, sizeof err);
+
+    return status == 0 ? 0 : wn_die(exit_code(status), "%s", err);
+}
+
+int wn_pipeline_run(const wn_config *config, wn_plugin *plugins, size_t nplugins, wn_lsn endpos,
+                    wn_session *session)
+{
+    run r = {
+        .config = config,
+        .plugins = plugins,
+        .nplugins = nplugins,
+        .endpos = endpos,
+        .seed = (unsigned)time(NULL) ^ ((unsigned)getpid() << 16),
+    };
+    int status = run_pipeline(&r, session);
+
+    /* The plugins are shut down while the slot is still held, so that a standby taking over
+     * never meets a sink this host has not released yet. */
+    wn_pipeline_unload_plugins(plugins, nplugins);
+    if (r.stream != NULL)
+        wn_stream_close(r.stream);
+    return status;
+}

@@ -1,0 +1,37 @@
+/*
+ * pipeline: a run of the configured pipeline: connect (waiting out what may pass), initialise
+ * the plugins once the slot is acquired, stream through a reader + dispatcher pair, reconnect
+ * when the stream is lost, stop cleanly.
+ */
+#ifndef WN_PIPELINE_H
+#define WN_PIPELINE_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "loader.h"
+#include "lsn.h"
+#include "session.h"
+
+#define WN_EXIT_PLUGIN 2
+
+/* Loads every plugin of config, in order (no init). Returns 0, or the exit status after printing
+ * the reason; *plugins and *nloaded then hold what loaded, for wn_pipeline_unload_plugins. */
+int wn_pipeline_load_plugins(const wn_config *config, wn_plugin **plugins, size_t *nloaded);
+
+/* Shuts down (if initialised) and unloads the plugins in reverse order; frees the array. */
+void wn_pipeline_unload_plugins(wn_plugin *plugins, size_t nloaded);
+
+/* Checks the server and creates the publication and the slot when missing. Returns the exit
+ * status, after printing the reason of a failure. */
+int wn_pipeline_create_slot(const wn_config *config);
+
+/*
+ * Runs until a stop (session), endpos (0: none), or what waiting cannot fix. Takes the plugins:
+ * they are initialised once the slot is acquired and shut down and unloaded before it is
+ * released. Returns the exit status, after printing the reason of a failure.
+ */
+int wn_pipeline_run(const wn_config *config, wn_plugin *plugins, size_t nplugins, wn_lsn endpos,
+                    wn_session *session);
+
+#endif

@@ -1,0 +1,42 @@
+/*
+ * session: how SIGINT and SIGTERM reach a run. One thread takes the signals with sigwait and
+ * turns them into a stop request: to the reader + dispatcher pair running at the time, and to
+ * any backoff wait between two pairs.
+ */
+#ifndef WN_SESSION_H
+#define WN_SESSION_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+
+#include "handoff.h"
+
+typedef struct wn_session {
+    pthread_mutex_t lock;
+    wn_handoff *handoff;      /* the running pair's, NULL between pairs; under lock */
+    bool stop;                /* SIGINT/SIGTERM came; under lock */
+    int wake[2];              /* pipe: readable once stop is set, ends a backoff wait */
+    sigset_t signals;         /* SIGINT, SIGTERM, and SIGUSR1 that ends the signal thread */
+    pthread_t thread;
+} wn_session;
+
+/* Blocks the stop signals in the calling thread, and so in every thread it starts later: call
+ * first thing in main. A signal that arrives before wn_session_start waits for it. */
+void wn_session_block_signals(wn_session *session);
+
+/* Starts the signal thread. Returns 0, or -1 with one line in err. */
+int wn_session_start(wn_session *session, char *err, size_t errlen);
+/* Ends the signal thread and releases the session. */
+void wn_session_end(wn_session *session);
+
+bool wn_session_stop_requested(wn_session *session);
+
+/* Makes handoff the one a stop request reaches; false when a stop came already. */
+bool wn_session_attach(wn_session *session, wn_handoff *handoff);
+void wn_session_detach(wn_session *session);
+
+/* Sleeps ms, or less when a stop comes; true when a stop came. */
+bool wn_session_wait(wn_session *session, int ms);
+
+#endif
