@@ -1,27 +1,66 @@
-/* handoff: a bounded FIFO and two signals between the reader and the dispatcher thread. */
+/*
+ * handoff: a bounded single-producer/single-consumer ring and two signals between the reader and
+ * the dispatcher thread.
+ *
+ * Each side owns one index (tail: items ever pushed; head: items ever popped) and only reads the
+ * other's, with acquire/release ordering, so a busy stream crosses threads without a lock or a
+ * system call per message. A side that finds nothing to do (the dispatcher: no item; the reader:
+ * no room) raises its `sleeping` flag and sleeps on it (a futex); the other side looks at that
+ * flag after publishing and wakes it only then, one system call. Both sides put a seq_cst fence
+ * between their store and their load of the other's value, so either the sleeper sees the new
+ * index or the publisher sees the flag; the waker clears the flag before waking, so a sleeper
+ * that has not reached the futex yet does not sleep on it: a wake-up cannot be lost.
+ *
+ * Payloads of ordinary size are copied into a byte ring (contiguous, a tail too short is skipped)
+ * and libpq's buffer is freed on the reader's own thread, where the allocator reuses it at once;
+ * the bytes of the items popped are given back at the dispatcher's next pop.
+ */
 #include "handoff.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdint.h>
-#include <sys/eventfd.h>
 #include <stdlib.h>
+#include <string.h>
+#include <linux/futex.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <libpq-fe.h>
 
+#define CACHE_LINE 64
+#define RING_MASK ((uint64_t)WN_HANDOFF_BYTES - 1)
+#define COPY_MAX (WN_HANDOFF_BYTES / 4) /* larger payloads travel in their own buffer */
+
+_Static_assert((WN_HANDOFF_BYTES & (WN_HANDOFF_BYTES - 1)) == 0,
+               "WN_HANDOFF_BYTES must be a power of two");
+
+typedef struct slot {
+    wn_item item;
+    uint64_t bytes_end; /* the producer's reserved byte count once this item was placed */
+} slot;
+
 struct wn_handoff {
-    pthread_mutex_t lock;
-    pthread_cond_t not_empty;
-    pthread_cond_t not_full;
-    wn_item *ring;               /* capacity slots */
+    /* Written by the reader (producer) only. */
+    _Alignas(CACHE_LINE) _Atomic size_t tail; /* items ever pushed */
+    atomic_int producer_sleeping; /* a futex word: 1 while the reader waits for room */
+    size_t head_seen;           /* the reader's last look at head */
+    uint64_t bytes_reserved;    /* payload bytes ever reserved, skipped tails included */
+    uint64_t released_seen;     /* the reader's last look at bytes_released */
+
+    /* Written by the dispatcher (consumer) only. */
+    _Alignas(CACHE_LINE) _Atomic size_t head; /* items ever popped */
+    _Atomic uint64_t bytes_released;           /* payload bytes given back */
+    atomic_int consumer_sleeping; /* a futex word: 1 while the dispatcher waits for items */
+    size_t tail_seen;           /* the dispatcher's last look at tail */
+    uint64_t bytes_in_use;      /* bytes_end of the last item popped: given back at the next pop */
+
+    /* Shared, rarely written. */
+    _Alignas(CACHE_LINE) slot *ring;                  /* capacity slots */
     size_t capacity;
-    size_t head;                 /* oldest item */
-    size_t count;
-    unsigned consumer_waiting;   /* wake-ups are sent only to a thread that waits */
-    unsigned producer_waiting;
+    char *bytes;                 /* WN_HANDOFF_BYTES of payload */
     _Atomic wn_lsn acknowledgeable;
     atomic_bool stop;
     atomic_bool dispatcher_done;
@@ -29,24 +68,32 @@ struct wn_handoff {
     int ack_event;               /* eventfd: readable after the acknowledgeable position moved */
 };
 
+_Static_assert(sizeof(atomic_int) == sizeof(int), "a futex word is a plain int");
+
 wn_handoff *wn_handoff_create(size_t capacity)
 {
-    wn_handoff *handoff = calloc(1, sizeof *handoff);
+    wn_handoff *handoff = aligned_alloc(CACHE_LINE, sizeof *handoff);
 
     if (handoff == NULL || capacity == 0)
         goto fail_alloc;
+    memset(handoff, 0, sizeof *handoff);
     handoff->ring = calloc(capacity, sizeof *handoff->ring);
     if (handoff->ring == NULL)
         goto fail_alloc;
-    if (pipe2(handoff->stop_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
+    handoff->bytes = malloc(WN_HANDOFF_BYTES);
+    if (handoff->bytes == NULL)
         goto fail_ring;
+    if (pipe2(handoff->stop_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
+        goto fail_bytes;
     handoff->ack_event = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (handoff->ack_event < 0)
         goto fail_pipe;
     handoff->capacity = capacity;
-    pthread_mutex_init(&handoff->lock, NULL);
-    pthread_cond_init(&handoff->not_empty, NULL);
-    pthread_cond_init(&handoff->not_full, NULL);
+    atomic_init(&handoff->tail, 0);
+    atomic_init(&handoff->head, 0);
+    atomic_init(&handoff->bytes_released, 0);
+    atomic_init(&handoff->producer_sleeping, 0);
+    atomic_init(&handoff->consumer_sleeping, 0);
     atomic_init(&handoff->acknowledgeable, WN_LSN_INVALID);
     atomic_init(&handoff->stop, false);
     atomic_init(&handoff->dispatcher_done, false);
@@ -55,6 +102,8 @@ wn_handoff *wn_handoff_create(size_t capacity)
 fail_pipe:
     close(handoff->stop_pipe[0]);
     close(handoff->stop_pipe[1]);
+fail_bytes:
+    free(handoff->bytes);
 fail_ring:
     free(handoff->ring);
 fail_alloc:
@@ -66,24 +115,24 @@ void wn_handoff_destroy(wn_handoff *handoff)
 {
     if (handoff == NULL)
         return;
-    for (size_t i = 0; i < handoff->count; i++)
-        wn_item_release(&handoff->ring[(handoff->head + i) % handoff->capacity]);
-    pthread_mutex_destroy(&handoff->lock);
-    pthread_cond_destroy(&handoff->not_empty);
-    pthread_cond_destroy(&handoff->not_full);
+    size_t tail = atomic_load(&handoff->tail);
+
+    for (size_t i = atomic_load(&handoff->head); i != tail; i++)
+        wn_item_release(&handoff->ring[i % handoff->capacity].item);
     close(handoff->stop_pipe[0]);
     close(handoff->stop_pipe[1]);
     close(handoff->ack_event);
+    free(handoff->bytes);
     free(handoff->ring);
     free(handoff);
 }
 
-/* The absolute CLOCK_REALTIME time timeout_ms from now, for pthread_cond_timedwait. */
+/* The absolute CLOCK_MONOTONIC time timeout_ms from now. */
 static struct timespec deadline_after(int timeout_ms)
 {
     struct timespec deadline;
 
-    clock_gettime(CLOCK_REALTIME, &deadline);
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
     deadline.tv_sec += timeout_ms / 1000;
     deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
     if (deadline.tv_nsec >= 1000000000L) {
@@ -93,70 +142,229 @@ static struct timespec deadline_after(int timeout_ms)
     return deadline;
 }
 
-/* Waits on cond until predicate_ok() holds, stop, or the deadline; the lock is held. */
-static bool wait_for(wn_handoff *handoff, pthread_cond_t *cond, unsigned *waiting,
-                     bool (*predicate_ok)(const wn_handoff *), int timeout_ms)
+/* The time from now to deadline in *left; false once it has passed. */
+static bool time_left(const struct timespec *deadline, struct timespec *left)
 {
-    struct timespec deadline = deadline_after(timeout_ms);
+    struct timespec now;
 
-    while (!predicate_ok(handoff)) {
-        if (atomic_load(&handoff->stop) || timeout_ms <= 0)
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    left->tv_sec = deadline->tv_sec - now.tv_sec;
+    left->tv_nsec = deadline->tv_nsec - now.tv_nsec;
+    if (left->tv_nsec < 0) {
+        left->tv_sec--;
+        left->tv_nsec += 1000000000L;
+    }
+    return left->tv_sec > 0 || (left->tv_sec == 0 && left->tv_nsec > 0);
+}
+
+/* Sleeps while *word is 1, at most `left` (EINTR, EAGAIN and ETIMEDOUT all mean: look again). */
+static void futex_wait(atomic_int *word, const struct timespec *left)
+{
+    (void)syscall(SYS_futex, (int *)word, FUTEX_WAIT_PRIVATE, 1, left, NULL, 0);
+}
+
+static void futex_wake(atomic_int *word)
+{
+    (void)syscall(SYS_futex, (int *)word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/* Wakes the side sleeping on *sleeping, if it does. The fence orders the index just published
+ * before the look at the flag (see the top of the file). */
+static void wake_if_sleeping(atomic_int *sleeping)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(sleeping, memory_order_relaxed) && atomic_exchange(sleeping, 0))
+        futex_wake(sleeping);
+}
+
+/* What a sleeping side waits for; arg is its own (the bytes needed, the head). */
+typedef bool (*ready_fn)(wn_handoff *handoff, uint64_t arg);
+
+/* Sleeps on *sleeping until ready(), a stop, or timeout_ms. Returns ready(). */
+static bool sleep_until(wn_handoff *handoff, atomic_int *sleeping, ready_fn ready, uint64_t arg,
+                        int timeout_ms)
+{
+    struct timespec deadline, left;
+
+    if (timeout_ms <= 0 || atomic_load(&handoff->stop))
+        return ready(handoff, arg);
+    deadline = deadline_after(timeout_ms);
+    for (;;) {
+        bool ok;
+
+        atomic_store(sleeping, 1);
+        atomic_thread_fence(memory_order_seq_cst);
+        ok = ready(handoff, arg);
+        if (ok || atomic_load(&handoff->stop) || !time_left(&deadline, &left)) {
+            atomic_store(sleeping, 0);
+            return ok;
+        }
+        futex_wait(sleeping, &left);
+    }
+}
+
+/* Where an item's payload goes: `need` bytes of the byte ring from the reserved count on (a
+ * skipped tail included), the payload itself at `offset` when copied. */
+typedef struct placement {
+    uint64_t need;
+    size_t offset;
+    bool copy;
+} placement;
+
+static placement place(const wn_handoff *handoff, const wn_item *item)
+{
+    placement p = {0};
+    size_t start;
+
+    if (item->kind != WN_ITEM_DATA || item->buffer == NULL)
+        return p;
+    if (item->length > COPY_MAX) {
+        /* Reserving the whole ring makes a large message travel alone. */
+        p.need = WN_HANDOFF_BYTES;
+        return p;
+    }
+    start = (size_t)(handoff->bytes_reserved & RING_MASK);
+    p.copy = true;
+    if (start + item->length > WN_HANDOFF_BYTES) {
+        p.need = WN_HANDOFF_BYTES - start + item->length;
+        p.offset = 0;
+    } else {
+        p.need = item->length;
+        p.offset = start;
+    }
+    return p;
+}
+
+/* Reader: room for one more item needing `need` bytes? Looks at the dispatcher's indexes only
+ * when the cached ones say no. */
+static bool has_room(wn_handoff *handoff, uint64_t need)
+{
+    size_t tail = atomic_load_explicit(&handoff->tail, memory_order_relaxed);
+
+    if (tail - handoff->head_seen >= handoff->capacity) {
+        handoff->head_seen = atomic_load_explicit(&handoff->head, memory_order_acquire);
+        if (tail - handoff->head_seen >= handoff->capacity)
             return false;
-        (*waiting)++;
-        int rc = pthread_cond_timedwait(cond, &handoff->lock, &deadline);
-        (*waiting)--;
-        if (rc == ETIMEDOUT)
-            return predicate_ok(handoff);
+    }
+    if (handoff->bytes_reserved + need - handoff->released_seen > WN_HANDOFF_BYTES) {
+        handoff->released_seen =
+            atomic_load_explicit(&handoff->bytes_released, memory_order_acquire);
+        if (handoff->bytes_reserved + need - handoff->released_seen > WN_HANDOFF_BYTES)
+            return false;
     }
     return true;
 }
 
-static bool has_room(const wn_handoff *handoff)
+bool wn_handoff_put(wn_handoff *handoff, const wn_item *item)
 {
-    return handoff->count < handoff->capacity;
+    placement p = place(handoff, item);
+    size_t tail = atomic_load_explicit(&handoff->tail, memory_order_relaxed);
+    slot *s;
+
+    if (!has_room(handoff, p.need))
+        return false;
+    s = &handoff->ring[tail % handoff->capacity];
+    s->item = *item;
+    handoff->bytes_reserved += p.need;
+    if (p.copy) {
+        memcpy(handoff->bytes + p.offset, item->payload, item->length);
+        PQfreemem(item->buffer);
+        s->item.buffer = NULL;
+        s->item.payload = handoff->bytes + p.offset;
+    }
+    s->bytes_end = handoff->bytes_reserved;
+    atomic_store_explicit(&handoff->tail, tail + 1, memory_order_release);
+    return true;
 }
 
-static bool has_items(const wn_handoff *handoff)
+void wn_handoff_wake(wn_handoff *handoff)
 {
-    return handoff->count > 0;
+    wake_if_sleeping(&handoff->consumer_sleeping);
+}
+
+/* Reader: sleeps until there is room for an item needing `need` bytes, a stop, or timeout_ms. */
+static bool wait_for_room(wn_handoff *handoff, uint64_t need, int timeout_ms)
+{
+    /* Items put without a wake-up must not wait for a dispatcher that sleeps. */
+    wn_handoff_wake(handoff);
+    if (atomic_load(&handoff->stop))
+        return false;
+    return sleep_until(handoff, &handoff->producer_sleeping, has_room, need, timeout_ms);
 }
 
 bool wn_handoff_push(wn_handoff *handoff, const wn_item *item, int timeout_ms)
 {
-    bool pushed = false;
+    bool pushed = wn_handoff_put(handoff, item);
 
-    pthread_mutex_lock(&handoff->lock);
-    /* The END item must get through after a stop too: the dispatcher drains until it sees it. */
-    if (item->kind == WN_ITEM_END ? has_room(handoff)
-                                  : wait_for(handoff, &handoff->not_full,
-                                             &handoff->producer_waiting, has_room, timeout_ms)) {
-        handoff->ring[(handoff->head + handoff->count) % handoff->capacity] = *item;
-        handoff->count++;
-        pushed = true;
-        if (handoff->consumer_waiting)
-            pthread_cond_signal(&handoff->not_empty);
-    }
-    pthread_mutex_unlock(&handoff->lock);
+    /* The END item must get through after a stop too, but never waits: the dispatcher drains
+     * until it sees it, and the caller retries. */
+    if (!pushed && item->kind != WN_ITEM_END &&
+        wait_for_room(handoff, place(handoff, item).need, timeout_ms))
+        pushed = wn_handoff_put(handoff, item);
+    if (pushed)
+        wn_handoff_wake(handoff);
     return pushed;
+}
+
+/* Dispatcher: items ready to pop, looking at the reader's tail only when the cached one says
+ * none. */
+static size_t available(wn_handoff *handoff, size_t head)
+{
+    if (handoff->tail_seen == head)
+        handoff->tail_seen = atomic_load_explicit(&handoff->tail, memory_order_acquire);
+    return handoff->tail_seen - head;
+}
+
+static bool has_items(wn_handoff *handoff, uint64_t head)
+{
+    return available(handoff, (size_t)head) > 0;
+}
+
+/* Dispatcher: sleeps until an item is queued, a stop, or timeout_ms. */
+static bool wait_for_items(wn_handoff *handoff, size_t head, int timeout_ms)
+{
+    return sleep_until(handoff, &handoff->consumer_sleeping, has_items, head, timeout_ms);
+}
+
+size_t wn_handoff_pop_many(wn_handoff *handoff, wn_item *items, size_t max, int timeout_ms)
+{
+    size_t head = atomic_load_explicit(&handoff->head, memory_order_relaxed);
+    size_t n;
+
+    /* The items popped last time are done with: their bytes may be reused. */
+    if (atomic_load_explicit(&handoff->bytes_released, memory_order_relaxed) !=
+        handoff->bytes_in_use)
+        atomic_store_explicit(&handoff->bytes_released, handoff->bytes_in_use,
+                              memory_order_release);
+    /* Items already queued are handed out even after a stop: END must be seen. */
+    n = available(handoff, head);
+    if (n == 0) {
+        /* Everything is given back: a reader waiting for room must not wait for us. */
+        wake_if_sleeping(&handoff->producer_sleeping);
+        if (wait_for_items(handoff, head, timeout_ms))
+            n = available(handoff, head);
+    }
+    if (n == 0 || max == 0)
+        return 0;
+    if (n > max)
+        n = max;
+    for (size_t i = 0; i < n; i++) {
+        const slot *s = &handoff->ring[(head + i) % handoff->capacity];
+
+        items[i] = s->item;
+        handoff->bytes_in_use = s->bytes_end;
+    }
+    atomic_store_explicit(&handoff->head, head + n, memory_order_release);
+    /* A reader waiting for room is woken once half the ring is free, not for every slot: one
+     * wake-up then buys it many items. (An empty ring wakes it at the next pop, above.) */
+    if (handoff->tail_seen - (head + n) <= handoff->capacity / 2)
+        wake_if_sleeping(&handoff->producer_sleeping);
+    return n;
 }
 
 bool wn_handoff_pop(wn_handoff *handoff, wn_item *item, int timeout_ms)
 {
-    bool popped = false;
-
-    pthread_mutex_lock(&handoff->lock);
-    /* Items already queued are handed out even after a stop: END must be seen. */
-    if (has_items(handoff) ||
-        wait_for(handoff, &handoff->not_empty, &handoff->consumer_waiting, has_items, timeout_ms)) {
-        *item = handoff->ring[handoff->head];
-        handoff->head = (handoff->head + 1) % handoff->capacity;
-        handoff->count--;
-        popped = true;
-        if (handoff->producer_waiting)
-            pthread_cond_signal(&handoff->not_full);
-    }
-    pthread_mutex_unlock(&handoff->lock);
-    return popped;
+    return wn_handoff_pop_many(handoff, item, 1, timeout_ms) == 1;
 }
 
 void wn_item_release(wn_item *item)
@@ -211,10 +419,9 @@ void wn_handoff_request_stop(wn_handoff *handoff)
     if (write(handoff->stop_pipe[1], "x", 1) < 0) {
         /* The pipe is empty and ours: a failure leaves poll to its timeout, nothing worse. */
     }
-    pthread_mutex_lock(&handoff->lock);
-    pthread_cond_broadcast(&handoff->not_empty);
-    pthread_cond_broadcast(&handoff->not_full);
-    pthread_mutex_unlock(&handoff->lock);
+    /* A sleeper looks at stop after raising its flag, so this cannot slip between. */
+    wake_if_sleeping(&handoff->consumer_sleeping);
+    wake_if_sleeping(&handoff->producer_sleeping);
 }
 
 bool wn_handoff_stop_requested(const wn_handoff *handoff)

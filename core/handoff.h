@@ -39,12 +39,32 @@ wn_handoff *wn_handoff_create(size_t capacity);
 /* Releases the handoff and every item still queued. */
 void wn_handoff_destroy(wn_handoff *handoff);
 
-/* Reader: appends item, waiting up to timeout_ms for room. false on timeout or stop (the item is
- * then still the caller's). */
+/*
+ * The queue is a single-producer, single-consumer ring: exactly one thread pushes and exactly one
+ * pops. A DATA item's payload of ordinary size is copied into the handoff's own byte ring and
+ * libpq's buffer freed at once, on the pushing thread; a larger one travels in its buffer, alone
+ * (nothing else is queued beside it), so the memory in flight stays bounded by
+ * WN_HANDOFF_BYTES plus one message.
+ */
+#define WN_HANDOFF_BYTES (1u << 20) /* bytes of payload the ring holds; a power of two */
+
+/* Reader: appends item, waiting up to timeout_ms for room, and wakes the dispatcher if it
+ * sleeps. false on timeout or stop (the item is then still the caller's). */
 bool wn_handoff_push(wn_handoff *handoff, const wn_item *item, int timeout_ms);
+/* Reader: appends item if there is room now, without waking the dispatcher: the item becomes
+ * visible at once, but a sleeping dispatcher only wakes at the next wn_handoff_wake or
+ * wn_handoff_push. false when full (the item is then still the caller's). */
+bool wn_handoff_put(wn_handoff *handoff, const wn_item *item);
+/* Reader: wakes the dispatcher if it sleeps waiting for items; costs no system call otherwise.
+ * Call after a batch of wn_handoff_put. */
+void wn_handoff_wake(wn_handoff *handoff);
 /* Dispatcher: takes the oldest item, waiting up to timeout_ms. false on timeout or stop. */
 bool wn_handoff_pop(wn_handoff *handoff, wn_item *item, int timeout_ms);
-/* Frees what a DATA item owns. */
+/* Dispatcher: takes up to max of the oldest items, in order, waiting up to timeout_ms for the
+ * first. Returns how many (0 on timeout or stop). */
+size_t wn_handoff_pop_many(wn_handoff *handoff, wn_item *items, size_t max, int timeout_ms);
+/* Frees what a DATA item owns. A payload held in the handoff's byte ring (buffer NULL) stays
+ * valid until the dispatcher's next pop: release items before popping again. */
 void wn_item_release(wn_item *item);
 
 /* The position PostgreSQL may be told is flushed. Only ever moves forward. */

@@ -2,9 +2,10 @@
  * stream: the replication connection, read on its own thread.
  *
  * One loop: send a status update when its time has come, hand the item in hand to the
- * dispatcher, otherwise read the next CopyData message or wait for the socket, the stop request
- * or the next status update. The position reported as flushed is only ever the one the
- * dispatcher publishes.
+ * dispatcher, otherwise read every CopyData message libpq already holds (handing each over as it
+ * comes, waking the dispatcher once per batch) or wait for the socket, the stop request or the
+ * next status update. The clock is read once per turn, not per message. The position reported
+ * as flushed is only ever the one the dispatcher publishes.
  */
 #include "stream.h"
 
@@ -30,6 +31,7 @@
 #define FLUSH_TIMEOUT_MS 5000 /* how long the last status update may take to leave */
 #define DRAIN_TIMEOUT_MS 2000 /* how long to wait for the server to end the copy */
 #define MESSAGE_MAX 1024
+#define BATCH_MAX 1024       /* messages read per turn before the timers are looked at again */
 
 /* Microseconds from the Unix epoch to PostgreSQL's, 2000-01-01 00:00:00 UTC. */
 #define PG_EPOCH_OFFSET_US INT64_C(946684800000000)
@@ -180,9 +182,9 @@ static bool send_status(wn_stream *stream, wn_handoff *handoff, bool reply)
     return flush_output(stream);
 }
 
-static bool status_due(const wn_stream *stream)
+static bool status_due(const wn_stream *stream, int64_t now)
 {
-    return monotonic_ms() >= stream->next_status_ms;
+    return now >= stream->next_status_ms;
 }
 
 /* When the silence of the server is next looked at: after receive_timeout_ms (ask it for a
@@ -194,11 +196,11 @@ static int64_t silence_deadline(const wn_stream *stream)
 }
 
 /* How long the loop may sleep: until the next status update or silence deadline. */
-static int ms_to_status(const wn_stream *stream)
+static int ms_to_status(const wn_stream *stream, int64_t now)
 {
     int64_t due = stream->next_status_ms;
     int64_t silence = silence_deadline(stream);
-    int64_t left = (silence < due ? silence : due) - monotonic_ms();
+    int64_t left = (silence < due ? silence : due) - now;
 
     return left < 0 ? 0 : left > INT32_MAX ? INT32_MAX : (int)left;
 }
@@ -208,9 +210,9 @@ static int ms_to_status(const wn_stream *stream)
  * noticing while only we send. The server answers a status update that asks for a reply, so
  * silence after asking means the connection is gone. false once it is given up.
  */
-static bool check_silence(wn_stream *stream, wn_handoff *handoff)
+static bool check_silence(wn_stream *stream, wn_handoff *handoff, int64_t now)
 {
-    int64_t silent = monotonic_ms() - stream->last_receive_ms;
+    int64_t silent = now - stream->last_receive_ms;
 
     if (silent < stream->receive_timeout_ms)
         return true;
@@ -236,10 +238,11 @@ static bool check_silence(wn_stream *stream, wn_handoff *handoff)
 static void write_state(wn_stream *stream, bool force)
 {
     char err[MESSAGE_MAX], text[WN_LSN_TEXT_MAX];
-    int64_t now = monotonic_ms();
+    int64_t now;
 
     if (!stream->state_file || stream->flushed <= stream->state.lsn)
         return;
+    now = monotonic_ms();
     if (!force && now < stream->next_state_ms)
         return;
     stream->next_state_ms = now + stream->status_interval_ms;
@@ -343,7 +346,7 @@ static void fail_copy_end(wn_stream *stream, int r)
 
 /* Waits for the socket (readable, or writable when output is pending), the stop request, or
  * the next status update. */
-static bool wait_for_input(wn_stream *stream, wn_handoff *handoff)
+static bool wait_for_input(wn_stream *stream, wn_handoff *handoff, int64_t now)
 {
     struct pollfd fds[3] = {
         {.fd = PQsocket(stream->conn), .events = POLLIN},
@@ -358,13 +361,17 @@ static bool wait_for_input(wn_stream *stream, wn_handoff *handoff)
     }
     if (stream->want_write)
         fds[0].events |= POLLOUT;
-    r = poll(fds, 3, ms_to_status(stream));
+    r = poll(fds, 3, ms_to_status(stream, now));
     if (r < 0 && errno != EINTR) {
         fail(stream, "waiting for the server: %s", strerror(errno));
         return false;
     }
     if (r <= 0)
         return true;
+    /* Cleared before the next turn reads the position, so a move after this wakes poll again
+     * and a move before it is seen: the descriptor never stays readable for nothing. */
+    if (fds[2].revents & POLLIN)
+        wn_handoff_ack_seen(handoff);
     if ((fds[0].revents & POLLOUT) && !flush_output(stream))
         return false;
     if ((fds[0].revents & (POLLIN | POLLERR | POLLHUP)) && !PQconsumeInput(stream->conn)) {
@@ -375,56 +382,84 @@ static bool wait_for_input(wn_stream *stream, wn_handoff *handoff)
 }
 
 /* The dispatcher published a new position: report it now, not at the next timer tick, so the
- * slot trails the plugins by one status interval at most. */
+ * slot trails the plugins by one status interval at most. (wait_for_input clears the ack
+ * descriptor whenever poll finds it readable.) */
 static bool acknowledgeable_moved(const wn_stream *stream, wn_handoff *handoff)
 {
-    if (wn_handoff_acknowledgeable(handoff) <= stream->flushed)
+    return wn_handoff_acknowledgeable(handoff) > stream->flushed;
+}
+
+/* Not reading while the queue is full lets TCP slow the server down; the server's silence then
+ * is ours, so it does not count. */
+static void hand_over_pending(wn_stream *stream, wn_handoff *handoff, int64_t now)
+{
+    int timeout = ms_to_status(stream, now);
+
+    stream->last_receive_ms = now;
+    if (wn_handoff_push(handoff, &stream->pending, timeout < STEP_MS ? timeout : STEP_MS))
+        stream->have_pending = false;
+}
+
+/* Reads the messages libpq holds (up to BATCH_MAX), handing each over while there is room; the
+ * dispatcher is woken once, after the batch. Waits for input when there was none. */
+static bool read_batch(wn_stream *stream, wn_handoff *handoff, int64_t now)
+{
+    bool ok = true;
+    int got = 0;
+    int r = 0;
+
+    while (ok && got < BATCH_MAX && !stream->have_pending) {
+        char *buf = NULL;
+
+        r = PQgetCopyData(stream->conn, &buf, 1);
+        if (r <= 0)
+            break;
+        got++;
+        ok = handle_message(stream, handoff, buf, r);
+        if (ok && wn_handoff_put(handoff, &stream->pending))
+            stream->have_pending = false;
+    }
+    if (got > 0) {
+        wn_handoff_wake(handoff);
+        stream->last_receive_ms = now;
+        stream->asked_reply = false;
+    }
+    if (!ok)
         return false;
-    wn_handoff_ack_seen(handoff);
-    return true;
+    if (r < 0) {
+        fail_copy_end(stream, r);
+        return false;
+    }
+    if (got > 0)
+        return true;
+    if (!check_silence(stream, handoff, now))
+        return false;
+    return wait_for_input(stream, handoff, now);
 }
 
 /* One turn of the loop. false when the stream failed (err says why). */
 static bool step(wn_stream *stream, wn_handoff *handoff)
 {
-    char *buf = NULL;
-    int r;
+    int64_t now = monotonic_ms();
 
     if (stream->want_write && !flush_output(stream))
         return false;
-    if (status_due(stream) || acknowledgeable_moved(stream, handoff)) {
+    if (status_due(stream, now) || acknowledgeable_moved(stream, handoff)) {
         if (!send_status(stream, handoff, false))
             return false;
     }
     write_state(stream, false);
     if (stream->have_pending) {
-        /* Not reading while the queue is full lets TCP slow the server down; the server's
-         * silence then is ours, so it does not count. */
-        int timeout = ms_to_status(stream);
-
-        stream->last_receive_ms = monotonic_ms();
-        if (wn_handoff_push(handoff, &stream->pending, timeout < STEP_MS ? timeout : STEP_MS))
-            stream->have_pending = false;
+        hand_over_pending(stream, handoff, now);
         return true;
     }
-    r = PQgetCopyData(stream->conn, &buf, 1);
-    if (r > 0) {
-        stream->last_receive_ms = monotonic_ms();
-        stream->asked_reply = false;
-        return handle_message(stream, handoff, buf, r);
-    }
-    if (r == 0 && !check_silence(stream, handoff))
-        return false;
-    if (r == 0)
-        return wait_for_input(stream, handoff);
-    fail_copy_end(stream, r);
-    return false;
+    return read_batch(stream, handoff, now);
 }
 
 static void sleep_step(wn_stream *stream)
 {
     struct pollfd fd = {.fd = PQsocket(stream->conn), .events = POLLOUT};
-    int timeout = ms_to_status(stream);
+    int timeout = ms_to_status(stream, monotonic_ms());
 
     if (timeout > STEP_MS)
         timeout = STEP_MS;
@@ -441,7 +476,7 @@ static void wait_for_dispatcher(wn_stream *stream, wn_handoff *handoff, bool con
     while (!wn_handoff_dispatcher_done(handoff)) {
         if (connected && stream->want_write)
             connected = flush_output(stream);
-        if (connected && status_due(stream))
+        if (connected && status_due(stream, monotonic_ms()))
             connected = send_status(stream, handoff, false);
         sleep_step(stream);
     }
