@@ -3,9 +3,10 @@
  *
  * One loop: send a status update when its time has come, hand the item in hand to the
  * dispatcher, otherwise read every CopyData message libpq already holds (handing each over as it
- * comes, waking the dispatcher once per batch) or wait for the socket, the stop request or the
- * next status update. The clock is read once per turn, not per message. The position reported
- * as flushed is only ever the one the dispatcher publishes.
+ * comes, waking the dispatcher once per batch) or wait (after a short nap when the stream is
+ * busy) for the socket, the stop request or the next status update. The clock is read once per
+ * turn, not per message. The position reported as flushed is only ever the one the dispatcher
+ * publishes.
  */
 #include "stream.h"
 
@@ -32,6 +33,8 @@
 #define DRAIN_TIMEOUT_MS 2000 /* how long to wait for the server to end the copy */
 #define MESSAGE_MAX 1024
 #define BATCH_MAX 1024       /* messages read per turn before the timers are looked at again */
+#define COALESCE_MIN 8       /* a drain of at least this many messages means the stream is busy */
+#define COALESCE_NS 100000   /* how long a busy stream is left to gather before the next wait */
 
 /* Microseconds from the Unix epoch to PostgreSQL's, 2000-01-01 00:00:00 UTC. */
 #define PG_EPOCH_OFFSET_US INT64_C(946684800000000)
@@ -48,6 +51,7 @@ struct wn_stream {
     bool want_write;          /* libpq holds output the socket did not take yet */
     bool have_pending;        /* `pending` could not be handed over yet */
     bool lost;                /* the failure was the connection's, not the protocol's */
+    int last_batch;           /* messages the last drain found */
     wn_item pending;
     const char *state_file;   /* NULL: none */
     wn_state state;           /* what state_file gets; lsn = last written */
@@ -400,6 +404,22 @@ static void hand_over_pending(wn_stream *stream, wn_handoff *handoff, int64_t no
         stream->have_pending = false;
 }
 
+/*
+ * The server sends every message in a packet of its own. A reader faster than it would wake for
+ * a few messages each time, and wake the dispatcher as often: on a busy stream, a short nap
+ * before the wait lets each wake-up carry many. A quiet stream (small drains) waits at once, so
+ * a lone message is never held back.
+ */
+static void gather(wn_stream *stream)
+{
+    struct timespec nap = {.tv_sec = 0, .tv_nsec = COALESCE_NS};
+    bool busy = stream->last_batch >= COALESCE_MIN;
+
+    stream->last_batch = 0;
+    if (busy)
+        (void)nanosleep(&nap, NULL);
+}
+
 /* Reads the messages libpq holds (up to BATCH_MAX), handing each over while there is room; the
  * dispatcher is woken once, after the batch. Waits for input when there was none. */
 static bool read_batch(wn_stream *stream, wn_handoff *handoff, int64_t now)
@@ -423,6 +443,7 @@ static bool read_batch(wn_stream *stream, wn_handoff *handoff, int64_t now)
         wn_handoff_wake(handoff);
         stream->last_receive_ms = now;
         stream->asked_reply = false;
+        stream->last_batch = got;
     }
     if (!ok)
         return false;
@@ -434,6 +455,7 @@ static bool read_batch(wn_stream *stream, wn_handoff *handoff, int64_t now)
         return true;
     if (!check_silence(stream, handoff, now))
         return false;
+    gather(stream);
     return wait_for_input(stream, handoff, now);
 }
 
