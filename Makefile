@@ -96,7 +96,7 @@ $(B)/tests/test_%: tests/unit/test_%.c $$(addprefix $(B)/core/,$$(addsuffix .o,$
 	@echo "  CC      $@"
 	$(Q)$(CC) $(CFLAGS) -Itests/lib $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(CHECK_LIBS) $(HOST_LIBS)
 
-$(B)/tests/fixtures/%.so: tests/fixtures/%.c include/walnotify/plugin.h
+$(B)/tests/fixtures/%.so: tests/fixtures/%.c $(wildcard tests/fixtures/*.h) include/walnotify/plugin.h
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	$(Q)$(CC) $(CFLAGS) -fvisibility=hidden -shared $(LDFLAGS) -o $@ $<

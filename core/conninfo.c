@@ -47,7 +47,7 @@ static const char *option_value(const PQconninfoOption *options, const char *key
 
 /* Copies src into dst (dstlen bytes) with every run of whitespace, newlines included, folded to
  * one space and the ends trimmed, so that a libpq message fits on one line. */
-static void fold_lines(char *dst, size_t dstlen, const char *src)
+void wn_fold_lines(char *dst, size_t dstlen, const char *src)
 {
     size_t used = 0;
     bool space = false;
@@ -65,6 +65,19 @@ static void fold_lines(char *dst, size_t dstlen, const char *src)
         dst[used++] = *p;
     }
     dst[used] = '\0';
+}
+
+void wn_server_message(PGconn *conn, const PGresult *res, char *out, size_t outlen)
+{
+    const char *text = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+
+    if (!text || !text[0])
+        text = res ? PQresultErrorMessage(res) : NULL;
+    if (!text || !text[0])
+        text = PQerrorMessage(conn);
+    wn_fold_lines(out, outlen, text);
+    if (out[0] == '\0')
+        snprintf(out, outlen, "no reason given");
 }
 
 static bool needs_quotes(const char *value)
@@ -210,7 +223,7 @@ PGconn *wn_connect(const char *conninfo, bool replication, bool utf8, int *exit_
     *exit_status = WN_EXIT_SERVER;
     options = PQconninfoParse(conninfo ? conninfo : "", &errmsg);
     if (!options) {
-        fold_lines(message, sizeof message, errmsg ? errmsg : "out of memory");
+        wn_fold_lines(message, sizeof message, errmsg ? errmsg : "out of memory");
         snprintf(err, errlen, "conninfo: %s", message);
         *exit_status = WN_EXIT_CONFIG;
         PQfreemem(errmsg);
@@ -233,7 +246,7 @@ PGconn *wn_connect(const char *conninfo, bool replication, bool utf8, int *exit_
     }
     if (PQstatus(conn) != CONNECTION_OK) {
         redacted = wn_conninfo_redact(conninfo);
-        fold_lines(message, sizeof message, PQerrorMessage(conn));
+        wn_fold_lines(message, sizeof message, PQerrorMessage(conn));
         snprintf(err, errlen, "cannot connect to %s: %s",
                  !redacted ? "(out of memory)" : redacted[0] ? redacted : "(libpq defaults)",
                  message);

@@ -43,4 +43,12 @@ int wn_command_failure_status(PGconn *conn, const PGresult *res);
  * frees. */
 char *wn_conninfo_redact(const char *conninfo);
 
+/* Copies src into dst (dstlen bytes) with every run of whitespace, newlines included, folded to
+ * one space and the ends trimmed, so that a libpq message fits on one line. */
+void wn_fold_lines(char *dst, size_t dstlen, const char *src);
+
+/* The server's reason for a failed command (its primary message, without "ERROR:  "), else
+ * libpq's, on one line; res may be NULL. */
+void wn_server_message(PGconn *conn, const PGresult *res, char *out, size_t outlen);
+
 #endif

@@ -52,32 +52,6 @@ static void set_error(setup *s, const char *format, ...)
     va_end(args);
 }
 
-/* The server's reason for a failed command, on one line. */
-static void server_message(PGconn *conn, const PGresult *res, char *out, size_t outlen)
-{
-    const char *text = NULL;
-    size_t used = 0;
-    bool space = false;
-
-    if (res)
-        text = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-    if (!text || !text[0])
-        text = res ? PQresultErrorMessage(res) : NULL;
-    if (!text || !text[0])
-        text = PQerrorMessage(conn);
-    for (const char *p = text; *p && used + 2 < outlen; p++) {
-        if (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t') {
-            space = used > 0;
-            continue;
-        }
-        if (space)
-            out[used++] = ' ';
-        space = false;
-        out[used++] = *p;
-    }
-    out[used] = '\0';
-}
-
 /* Runs sql with text parameters; returns the result when its status is `expect`, else NULL with
  * "doing: the server's message" in the error. */
 static PGresult *run(setup *s, const char *doing, const char *sql, int nparams,
@@ -88,7 +62,7 @@ static PGresult *run(setup *s, const char *doing, const char *sql, int nparams,
 
     if (res && PQresultStatus(res) == expect)
         return res;
-    server_message(s->conn, res, message, sizeof message);
+    wn_server_message(s->conn, res, message, sizeof message);
     set_error(s, "%s: %s", doing, message);
     s->transient = wn_command_failure_status(s->conn, res) == WN_EXIT_TRANSIENT;
     PQclear(res);
@@ -211,7 +185,7 @@ static int check_encoding(setup *s, wn_server_state *state)
     if (!state->utf8 && PQsetClientEncoding(s->conn, "SQL_ASCII") != 0) {
         char message[MESSAGE_MAX];
 
-        server_message(s->conn, NULL, message, sizeof message);
+        wn_server_message(s->conn, NULL, message, sizeof message);
         set_error(s, "setting client_encoding to SQL_ASCII: %s", message);
         return WN_EXIT_SERVER;
     }

@@ -105,32 +105,11 @@ static uint64_t get_u64(const char *p)
     return v;
 }
 
-/* text on one line: every run of whitespace (libpq ends lines with "\n\t") becomes one space. */
-static void one_line(const char *text, char *out, size_t outlen)
-{
-    size_t used = 0;
-    bool space = false;
-
-    for (const char *p = text ? text : ""; *p && used + 2 < outlen; p++) {
-        if (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t') {
-            space = used > 0;
-            continue;
-        }
-        if (space)
-            out[used++] = ' ';
-        space = false;
-        out[used++] = *p;
-    }
-    out[used] = '\0';
-    if (used == 0)
-        snprintf(out, outlen, "no reason given");
-}
-
 static void fail_connection(wn_stream *stream, const char *doing)
 {
     char message[MESSAGE_MAX];
 
-    one_line(PQerrorMessage(stream->conn), message, sizeof message);
+    wn_server_message(stream->conn, NULL, message, sizeof message);
     fail(stream, "%s: %s", doing, message);
     stream->lost = true;
 }
@@ -312,18 +291,6 @@ static bool handle_message(wn_stream *stream, wn_handoff *handoff, char *buf, in
     return false;
 }
 
-/* The server's reason from a result without its "ERROR:  " prefix, else libpq's, on one line. */
-static void result_message(PGconn *conn, const PGresult *res, char *out, size_t outlen)
-{
-    const char *text = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-
-    if (!text || !text[0])
-        text = res ? PQresultErrorMessage(res) : NULL;
-    if (!text || !text[0])
-        text = PQerrorMessage(conn);
-    one_line(text, out, outlen);
-}
-
 /* The copy ended (-1) or failed (-2): the server's or libpq's reason into err. */
 static void fail_copy_end(wn_stream *stream, int r)
 {
@@ -337,7 +304,7 @@ static void fail_copy_end(wn_stream *stream, int r)
     if ((res && PQresultErrorMessage(res)[0]) || PQerrorMessage(stream->conn)[0]) {
         char message[MESSAGE_MAX];
 
-        result_message(stream->conn, res, message, sizeof message);
+        wn_server_message(stream->conn, res, message, sizeof message);
         fail(stream, "the server ended the stream: %s", message);
     } else {
         fail(stream, "the server ended the stream (it closed the copy)");
@@ -634,7 +601,7 @@ static int start_failure(PGconn *conn, const PGresult *res, const char *slot, ch
     const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
     char message[MESSAGE_MAX];
 
-    result_message(conn, res, message, sizeof message);
+    wn_server_message(conn, res, message, sizeof message);
     if (state && strcmp(state, "55006") == 0) {
         snprintf(err, errlen,
                  "%s (another walnotify holds the slot, or a walsender that has not yet noticed "
@@ -688,7 +655,7 @@ int wn_stream_open(wn_stream **out, const wn_stream_options *options, char *err,
     pub = PQescapeIdentifier(stream->conn, options->publication, strlen(options->publication));
     pub_literal = pub ? PQescapeLiteral(stream->conn, pub, strlen(pub)) : NULL;
     if (!slot || !pub_literal) {
-        one_line(PQerrorMessage(stream->conn), message, sizeof message);
+        wn_server_message(stream->conn, NULL, message, sizeof message);
         snprintf(err, errlen, "starting replication: %s", message);
         goto free_names;
     }
@@ -706,7 +673,7 @@ int wn_stream_open(wn_stream **out, const wn_stream_options *options, char *err,
         goto free_names;
     }
     if (PQsetnonblocking(stream->conn, 1) != 0) {
-        one_line(PQerrorMessage(stream->conn), message, sizeof message);
+        wn_server_message(stream->conn, NULL, message, sizeof message);
         snprintf(err, errlen, "starting replication: %s", message);
         goto free_names;
     }
