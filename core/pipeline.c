@@ -409,36 +409,32 @@ static int after_stream(wn_dispatch_result result, const char *dispatch_err,
     return WN_EXIT_SERVER;
 }
 
-static int run_pipeline(run *r, wn_session *sess)
+/* Initialises the plugins once, after the first stream acquired the slot. */
+static int start_plugins(run *r)
 {
-    char err[ERR_MAX], lsn_text[WN_LSN_TEXT_MAX];
-    reader_args reader;
-    int status = 0;
+    char lsn_text[WN_LSN_TEXT_MAX];
+    int status = init_plugins(r);
 
-    switch (connect_with_retry(r, sess, NULL, &status)) {
-    case CONNECT_OK:
-        break;
-    case CONNECT_FAILED:
-        return status;
-    case CONNECT_STOPPED:
-    case CONNECT_NOTHING_TO_DO:
-        return 0;
-    }
-    status = init_plugins(r);
     if (status != 0)
         return status;
     wn_log(WN_LOG_INFO, "streaming slot \"%s\" (publication \"%s\") from %s to %zu plugin(s)",
            r->config->source.slot, r->config->source.publication,
            wn_lsn_format(r->resume, lsn_text), r->nplugins);
-    for (;;) {
-        wn_dispatch_result result = stream_once(r, sess, &reader, err, sizeof err);
+    return 0;
+}
 
-        status = after_stream(result, err, &reader, sess);
-        if (status >= 0)
-            return status;
-        wn_stream_close(r->stream);
-        r->stream = NULL;
-        switch (connect_with_retry(r, sess, reader.err, &status)) {
+/* Connect, stream until the stream ends, and again while it was only lost. */
+static int run_pipeline(run *r, wn_session *sess)
+{
+    char err[ERR_MAX];
+    reader_args reader = {.err = ""};
+    const char *lost = NULL;  /* why the previous stream ended; NULL before the first */
+
+    for (;;) {
+        wn_dispatch_result result;
+        int status = 0;
+
+        switch (connect_with_retry(r, sess, lost, &status)) {
         case CONNECT_OK:
             break;
         case CONNECT_FAILED:
@@ -447,6 +443,18 @@ static int run_pipeline(run *r, wn_session *sess)
         case CONNECT_NOTHING_TO_DO:
             return 0;
         }
+        if (lost == NULL) {
+            status = start_plugins(r);
+            if (status != 0)
+                return status;
+        }
+        result = stream_once(r, sess, &reader, err, sizeof err);
+        status = after_stream(result, err, &reader, sess);
+        if (status >= 0)
+            return status;
+        wn_stream_close(r->stream);
+        r->stream = NULL;
+        lost = reader.err;
     }
 }
 
