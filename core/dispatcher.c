@@ -33,12 +33,13 @@
 #define PROGRESS_INTERVAL_MS 60000
 #define REASON_MAX 96 /* "handle returned RETRY after 4294967295 attempts" and the like */
 #define POP_BATCH 64  /* items taken from the handoff per pop */
+#define FINAL_FLUSH_RETRIES 5 /* a stop still retries the last flush this often (~3 s) */
 
 /* What the dispatcher tracks of each plugin instance. */
 typedef struct plugin_slot {
     wn_plugin *plugin;
     bool began;   /* saw begin for the transaction in hand */
-    bool dirty;   /* handled something since its last flush */
+    bool dirty;   /* handled or committed something since its last flush */
     wn_deadletter *deadletter; /* where skipped events go; NULL when the policy never skips */
     uint64_t skipped;          /* events skipped in this run */
 } plugin_slot;
@@ -68,7 +69,9 @@ typedef struct dispatcher {
     transaction xact;
     wn_lsn finished;     /* safe to acknowledge once the plugins are flushed */
     wn_lsn published;    /* last value handed to the reader */
-    bool unflushed;      /* some plugin handled something since the last flush */
+    bool unflushed;      /* some plugin is dirty */
+    bool finishing;      /* the last flush: a stop request no longer cuts its retries short */
+    unsigned final_retries; /* retries of the last flush after a stop request */
     int64_t next_flush_ms;
 
     walnotify_column *columns;      /* [WN_MAX_COLUMNS], the new row of the event being built */
@@ -169,6 +172,27 @@ static int backoff_cap_ms(const wn_plugin_config *config)
 }
 
 /*
+ * The last flush of a run that is stopping: what it makes durable is acknowledged, so a stop
+ * request does not cut it short, but it gets a few retries only (the user asked to stop).
+ */
+static step wait_to_retry_final(dispatcher *d, const plugin_slot *slot, call_kind kind,
+                                int *backoff_ms)
+{
+    const char *name = slot->plugin->config->name;
+    int wait_ms = *backoff_ms < 1000 ? *backoff_ms : 1000;
+
+    if (++d->final_retries > FINAL_FLUSH_RETRIES)
+        return fail(d, WN_DISPATCH_STOPPED,
+                    "plugin \"%s\": %s still failing after %u retries since the stop request",
+                    name, call_name(kind), FINAL_FLUSH_RETRIES);
+    wn_log(WN_LOG_WARNING, "plugin \"%s\": %s failed transiently while stopping, retrying in %d ms",
+           name, call_name(kind), wait_ms);
+    (void)poll(NULL, 0, wait_ms);
+    *backoff_ms = wait_ms * 2;
+    return STEP_CONTINUE;
+}
+
+/*
  * Waits before retry number `retry` (1-based) of a call, then doubles *backoff_ms up to the
  * plugin's cap. STEP_DONE when a stop is requested meanwhile.
  */
@@ -178,13 +202,16 @@ static step wait_to_retry(dispatcher *d, const plugin_slot *slot, call_kind kind
     const wn_plugin_config *config = slot->plugin->config;
     int cap = backoff_cap_ms(config);
 
-    if (wn_handoff_stop_requested(d->handoff))
+    if (wn_handoff_stop_requested(d->handoff)) {
+        if (d->finishing)
+            return wait_to_retry_final(d, slot, kind, backoff_ms);
         return fail(d, WN_DISPATCH_STOPPED, "stopped while retrying plugin \"%s\"", config->name);
+    }
     wn_log(retry == 1 ? WN_LOG_WARNING : WN_LOG_DEBUG,
            "plugin \"%s\": %s failed transiently (attempt %u), retrying in %d ms", config->name,
            call_name(kind), retry, *backoff_ms);
     sleep_unless_stopped(d, *backoff_ms);
-    if (wn_handoff_stop_requested(d->handoff))
+    if (wn_handoff_stop_requested(d->handoff) && !d->finishing)
         return fail(d, WN_DISPATCH_STOPPED, "stopped while retrying plugin \"%s\"", config->name);
     *backoff_ms = *backoff_ms > cap / 2 ? cap : *backoff_ms * 2;
     return STEP_CONTINUE;
@@ -696,6 +723,10 @@ static step on_commit(dispatcher *d, const wn_message *msg)
         if (call_plugin(d, slot, CALL_COMMIT, NULL) != STEP_CONTINUE)
             return STEP_DONE;
         slot->began = false;
+        /* A plugin that batches writes them in commit, maybe after a flush that came
+         * mid-transaction: the next flush must cover them. */
+        slot->dirty = true;
+        d->unflushed = true;
     }
     d->xact.open = false;
     if (msg->u.commit.end_lsn > d->finished)
@@ -850,6 +881,7 @@ static void finish(dispatcher *d)
     wn_dispatch_result result = d->result;
 
     abort_transaction(d);
+    d->finishing = true;
     if (result != WN_DISPATCH_PLUGIN_FATAL && flush_and_publish(d) != STEP_CONTINUE) {
         wn_log(WN_LOG_WARNING, "final flush failed: %s; acknowledging %s only", d->err,
                wn_lsn_format(d->published, text));

@@ -362,6 +362,9 @@ static wn_dispatch_result stream_once(run *r, wn_session *sess,
         wn_handoff_destroy(handoff);
         return WN_DISPATCH_STOPPED;
     }
+    /* The reader may answer a keepalive before the dispatcher has started: it reports where
+     * this stream began, never 0/0. */
+    wn_handoff_set_acknowledgeable(handoff, r->resume);
     if (pthread_create(&reader_thread, NULL, reader_main, reader) != 0) {
         wn_session_detach(sess);
         wn_handoff_destroy(handoff);

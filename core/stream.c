@@ -55,7 +55,6 @@ struct wn_stream {
     wn_item pending;
     const char *state_file;   /* NULL: none */
     wn_state state;           /* what state_file gets; lsn = last written */
-    int64_t next_state_ms;    /* monotonic time the state file may be written again */
     bool state_failing;       /* the last write failed (said once, until it works again) */
     char *err;
     size_t errlen;
@@ -215,20 +214,15 @@ static bool check_silence(wn_stream *stream, wn_handoff *handoff, int64_t now)
     return false;
 }
 
-/* Records the position last reported to the server in the state file, at most once per status
- * interval unless forced (the end of a stream). A failed write is said, not fatal: the file only
- * saves replays after a server crash. */
-static void write_state(wn_stream *stream, bool force)
+/* Records the position last reported to the server in the state file, each time it moves (the
+ * dispatcher publishes at most once per status interval, so this costs one fsync a second at
+ * most). A failed write is said, not fatal: the file only saves replays after a server crash. */
+static void write_state(wn_stream *stream)
 {
     char err[MESSAGE_MAX], text[WN_LSN_TEXT_MAX];
-    int64_t now;
 
     if (!stream->state_file || stream->flushed <= stream->state.lsn)
         return;
-    now = monotonic_ms();
-    if (!force && now < stream->next_state_ms)
-        return;
-    stream->next_state_ms = now + stream->status_interval_ms;
     stream->state.lsn = stream->flushed;
     if (wn_state_write(stream->state_file, &stream->state, err, sizeof err) != 0) {
         if (!stream->state_failing)
@@ -437,7 +431,7 @@ static bool step(wn_stream *stream, wn_handoff *handoff)
         if (!send_status(stream, handoff, false))
             return false;
     }
-    write_state(stream, false);
+    write_state(stream);
     if (stream->have_pending) {
         hand_over_pending(stream, handoff, now);
         return true;
@@ -583,13 +577,13 @@ int wn_stream_run(wn_stream *stream, wn_handoff *handoff, char *err, size_t errl
         stream->have_pending = false;
     }
     if (!ok) {
-        write_state(stream, true);
+        write_state(stream);
         push_end(handoff);
         return stream->lost ? WN_EXIT_TRANSIENT : WN_EXIT_SERVER;
     }
     wait_for_dispatcher(stream, handoff, true);
     ok = finish_copy(stream, handoff);
-    write_state(stream, true);
+    write_state(stream);
     push_end(handoff);
     return ok ? 0 : stream->lost ? WN_EXIT_TRANSIENT : WN_EXIT_SERVER;
 }

@@ -131,7 +131,13 @@ typedef struct recorder {
     int64_t attempt_ms[ATTEMPTS_MAX]; /* when each of them came */
     int flush_retries_left;
     int flushes;
+    int slow_note;             /* handle of this note takes longer than a status interval */
+    wn_lsn committed;          /* commit LSN of the last transaction that reached commit */
+    wn_lsn durable;            /* `committed` as the last successful flush found it */
+    wn_lsn published_at_retry; /* highest published position a failing flush saw */
 } recorder;
+
+static wn_lsn published_now(void);
 
 static pthread_mutex_t record_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -181,6 +187,11 @@ static walnotify_status rec_handle(void *state, const walnotify_event *event)
         count_failed_attempt(r);
         return WALNOTIFY_FATAL;
     }
+    if (r->slow_note && atoi(note) == r->slow_note) {
+        struct timespec pause = {.tv_sec = 0, .tv_nsec = 300 * 1000000L};
+
+        nanosleep(&pause, NULL);
+    }
     record(r, "handle %s seq=%u", note, event->seq);
     return WALNOTIFY_OK;
 }
@@ -191,9 +202,15 @@ static walnotify_status rec_begin(void *state, const walnotify_txn *txn)
     return WALNOTIFY_OK;
 }
 
+/* Like a sink that batches a transaction: what it wrote in commit is durable after a flush. */
 static walnotify_status rec_commit(void *state, const walnotify_txn *txn)
 {
+    recorder *r = state;
+
     record(state, "commit %u", txn->xid);
+    pthread_mutex_lock(&record_lock);
+    r->committed = txn->commit_lsn;
+    pthread_mutex_unlock(&record_lock);
     return WALNOTIFY_OK;
 }
 
@@ -207,11 +224,18 @@ static walnotify_status rec_flush(void *state)
     recorder *r = state;
 
     if (r->flush_retries_left > 0) {
+        wn_lsn published = published_now();
+
         r->flush_retries_left--;
+        pthread_mutex_lock(&record_lock);
+        if (published > r->published_at_retry)
+            r->published_at_retry = published;
+        pthread_mutex_unlock(&record_lock);
         return WALNOTIFY_RETRY;
     }
     pthread_mutex_lock(&record_lock);
     r->flushes++;
+    r->durable = r->committed;
     pthread_mutex_unlock(&record_lock);
     return WALNOTIFY_OK;
 }
@@ -239,6 +263,11 @@ typedef struct fixture {
 } fixture;
 
 static fixture fx;
+
+static wn_lsn published_now(void)
+{
+    return wn_handoff_acknowledgeable(fx.handoff);
+}
 
 static void *dispatch_thread(void *arg)
 {
@@ -426,7 +455,67 @@ START_TEST(acknowledges_commit_end_only_after_flush)
     ck_assert_uint_eq(wn_handoff_acknowledgeable(fx.handoff), 0x210);
     ck_assert_int_ge(fx.recorders[0].flushes, 1);
     ck_assert_int_eq(fx.recorders[0].flush_retries_left, 0);
+    /* While flush failed, nothing of the transaction was published. */
+    ck_assert_uint_lt(fx.recorders[0].published_at_retry, 0x210);
+    ck_assert_uint_eq(fx.recorders[0].durable, 0x200);
     ck_assert_int_eq(finish(), WN_DISPATCH_STOPPED);
+}
+END_TEST
+
+/* A flush that falls between a transaction's last event and its commit does not cover what the
+ * plugin writes in commit: the commit's end is published only after another flush. */
+START_TEST(what_commit_wrote_is_flushed_before_it_is_acknowledged)
+{
+    static const char *const notes[] = {"1", "2"};
+
+    start(0x100, 0);
+    fx.recorders[0].slow_note = 2; /* the last event outlasts a status interval */
+    send_msg(relation_msg(1, "public", "orders"), 0);
+    send_txn(0x200, 0x210, 7, 1, notes, 2);
+    ck_assert(wait_ack(0x210));
+    pthread_mutex_lock(&record_lock);
+    wn_lsn durable0 = fx.recorders[0].durable, durable1 = fx.recorders[1].durable;
+    pthread_mutex_unlock(&record_lock);
+    ck_assert_uint_eq(durable0, 0x200);
+    ck_assert_uint_eq(durable1, 0x200);
+    ck_assert_int_eq(finish(), WN_DISPATCH_STOPPED);
+}
+END_TEST
+
+/* A stop makes the plugins durable: a flush failing transiently then is still retried (a few
+ * times), and what it covers is acknowledged. */
+START_TEST(stop_retries_the_last_flush)
+{
+    static const char *const notes[] = {"1"};
+
+    prepare(0x100, 0);
+    fx.config.source.status_interval_ms = 60000; /* only the last flush happens */
+    fx.recorders[0].flush_retries_left = 2;
+    launch();
+    send_msg(relation_msg(1, "public", "orders"), 0);
+    send_txn(0x200, 0x210, 7, 1, notes, 1);
+    ck_assert(wait_calls(&fx.recorders[0], 3)); /* begin, handle, commit */
+    ck_assert_int_eq(finish(), WN_DISPATCH_STOPPED);
+    ck_assert_int_eq(fx.recorders[0].flush_retries_left, 0);
+    ck_assert_uint_eq(fx.final_ack, 0x210);
+}
+END_TEST
+
+/* ...but not forever: a flush that keeps failing leaves the position where it was. */
+START_TEST(stop_gives_up_a_flush_that_keeps_failing)
+{
+    static const char *const notes[] = {"1"};
+
+    prepare(0x100, 0);
+    fx.config.source.status_interval_ms = 60000;
+    fx.recorders[0].flush_retries_left = 1000;
+    launch();
+    send_msg(relation_msg(1, "public", "orders"), 0);
+    send_txn(0x200, 0x210, 7, 1, notes, 1);
+    ck_assert(wait_calls(&fx.recorders[0], 3));
+    ck_assert_int_eq(finish(), WN_DISPATCH_STOPPED);
+    ck_assert_uint_eq(fx.final_ack, 0x100);
+    ck_assert_int_gt(fx.recorders[0].flush_retries_left, 900);
 }
 END_TEST
 
@@ -813,6 +902,9 @@ int main(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, delivers_in_order_with_filters);
     tcase_add_test(tc, acknowledges_commit_end_only_after_flush);
+    tcase_add_test(tc, what_commit_wrote_is_flushed_before_it_is_acknowledged);
+    tcase_add_test(tc, stop_retries_the_last_flush);
+    tcase_add_test(tc, stop_gives_up_a_flush_that_keeps_failing);
     tcase_add_test(tc, keepalive_inside_transaction_is_not_acknowledged);
     tcase_add_test(tc, keepalive_between_transactions_is_acknowledged);
     tcase_add_test(tc, transient_failure_is_retried_in_place);
