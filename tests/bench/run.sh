@@ -238,8 +238,9 @@ workload_title() {
 walnotify_conf() {
     local slot=$1 conf=$OUT/conf/$1.conf
     mkdir -p "$OUT/conf"
+    # info: the last line counts the events, which delivered_all checks.
     cat >"$conf" <<CONF
-log_level = "warning";
+log_level = "info";
 source: { conninfo = "$CONNINFO"; tables = [ "public.bench" ]; slot = "$slot";
           publication = "$PUB"; };
 plugins = ( { name = "jsonl"; path = "$JSONL";
@@ -261,6 +262,18 @@ contender_cmd() {
     esac
 }
 
+# A fast run proves nothing unless every row arrived: walnotify's last log line counts the
+# events it delivered. (pg_recvlogical and the Node client are judged by the slot's position.)
+delivered_all() {
+    local who=$1 log=$2 expected=$3 got
+    [ "$who" = walnotify ] || return 0
+    got=$(sed -n 's/.*dispatcher stopped; acknowledged position [^,]*, \([0-9]*\) events.*/\1/p' "$log" |
+        tail -n 1)
+    [ "$got" = "$expected" ] && return 0
+    note "walnotify delivered ${got:-no count of} events, not $expected; log: $log"
+    return 1
+}
+
 # Runs contender $2 on workload $1, round $3, up to LSN $4; appends a line to results.tsv.
 measure() {
     local work=$1 who=$2 round=$3 endpos=$4 slot=bench_${1}_${2}_${3} tfile rc=0 confirmed
@@ -271,6 +284,8 @@ measure() {
     if [ "$rc" -ne 0 ]; then
         note "$who on $work (round $round) exited $rc; log: $LOGS/$slot.log"
         tail -n 5 "$LOGS/$slot.log" >&2 || true
+    elif ! delivered_all "$who" "$LOGS/$slot.log" "$(workload_rows "$work")"; then
+        rc=99
     fi
     confirmed=$(sql -c "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '$slot'")
     if [ "$work" = warmup ]; then
