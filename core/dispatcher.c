@@ -30,7 +30,6 @@
 #include "log.h"
 #include "relcache.h"
 
-#define PROGRESS_INTERVAL_MS 60000
 #define REASON_MAX 96 /* "handle returned RETRY after 4294967295 attempts" and the like */
 #define POP_BATCH 64  /* items taken from the handoff per pop */
 #define FINAL_FLUSH_RETRIES 5 /* a stop still retries the last flush this often (~3 s) */
@@ -79,10 +78,7 @@ typedef struct dispatcher {
     char *arena;                    /* NUL-terminated copies of the event's values */
     size_t arena_capacity;
 
-    wn_lsn server_wal_end;          /* latest walEnd the server reported */
     uint64_t events;                /* delivered to at least one plugin */
-    uint64_t events_at_progress;
-    int64_t next_progress_ms;
 
     wn_dispatch_result result;
     char *err;
@@ -414,22 +410,6 @@ static step flush_if_due(dispatcher *d, int64_t now)
     return flush_and_publish(d);
 }
 
-static void log_progress_if_due(dispatcher *d, int64_t now)
-{
-    char acked[WN_LSN_TEXT_MAX];
-    uint64_t lag;
-    double rate;
-
-    if (now < d->next_progress_ms)
-        return;
-    rate = (double)(d->events - d->events_at_progress) * 1000.0 / PROGRESS_INTERVAL_MS;
-    lag = d->server_wal_end > d->published ? d->server_wal_end - d->published : 0;
-    wn_log(WN_LOG_INFO, "progress: acknowledged %s, %.1f events/s, lag %" PRIu64 " bytes",
-           wn_lsn_format(d->published, acked), rate, lag);
-    d->events_at_progress = d->events;
-    d->next_progress_ms = now + PROGRESS_INTERVAL_MS;
-}
-
 /* Tells every plugin that saw begin that the transaction in hand will not be committed now. */
 static void abort_transaction(dispatcher *d)
 {
@@ -558,7 +538,7 @@ static step deliver(dispatcher *d, const wn_relation *rel, const walnotify_event
         delivered = true;
     }
     if (delivered)
-        d->events++;
+        wn_handoff_set_delivered(d->handoff, ++d->events);
     return STEP_CONTINUE;
 }
 
@@ -799,8 +779,6 @@ static step on_item(dispatcher *d, wn_item *item)
 {
     step next = STEP_CONTINUE;
 
-    if (item->wal_end > d->server_wal_end)
-        d->server_wal_end = item->wal_end;
     switch (item->kind) {
     case WN_ITEM_DATA:
         next = on_data(d, item);
@@ -828,7 +806,7 @@ static void release_items(wn_item *items, size_t count)
 
 /*
  * Items come in batches (one wake-up for many), but each is handled as if alone: the stop
- * request, the flush timer and the progress log are looked at after every one.
+ * request and the flush timer are looked at after every one.
  */
 static void run_loop(dispatcher *d)
 {
@@ -859,13 +837,11 @@ static void run_loop(dispatcher *d)
                 release_items(items + i + 1, count - i - 1);
                 return;
             }
-            log_progress_if_due(d, now);
         }
         if (count == 0) {
             now = now_ms();
             if (flush_if_due(d, now) == STEP_DONE)
                 return;
-            log_progress_if_due(d, now);
         }
     }
 }
@@ -946,7 +922,6 @@ static int setup(dispatcher *d, const wn_dispatcher_options *options, wn_handoff
     d->published = WN_LSN_INVALID;
     publish(d, options->start_lsn);
     d->next_flush_ms = now_ms() + options->config->source.status_interval_ms;
-    d->next_progress_ms = now_ms() + PROGRESS_INTERVAL_MS;
     return 0;
 }
 

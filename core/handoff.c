@@ -56,6 +56,7 @@ struct wn_handoff {
     atomic_int consumer_sleeping; /* a futex word: 1 while the dispatcher waits for items */
     size_t tail_seen;           /* the dispatcher's last look at tail */
     uint64_t bytes_in_use;      /* bytes_end of the last item popped: given back at the next pop */
+    _Atomic uint64_t delivered; /* events delivered, read once a minute by the reader */
 
     /* Shared, rarely written. */
     _Alignas(CACHE_LINE) slot *ring;                  /* capacity slots */
@@ -95,6 +96,7 @@ wn_handoff *wn_handoff_create(size_t capacity)
     atomic_init(&handoff->producer_sleeping, 0);
     atomic_init(&handoff->consumer_sleeping, 0);
     atomic_init(&handoff->acknowledgeable, WN_LSN_INVALID);
+    atomic_init(&handoff->delivered, 0);
     atomic_init(&handoff->stop, false);
     atomic_init(&handoff->dispatcher_done, false);
     return handoff;
@@ -410,6 +412,16 @@ void wn_handoff_ack_seen(wn_handoff *handoff)
 wn_lsn wn_handoff_acknowledgeable(const wn_handoff *handoff)
 {
     return atomic_load(&((wn_handoff *)handoff)->acknowledgeable);
+}
+
+void wn_handoff_set_delivered(wn_handoff *handoff, uint64_t events)
+{
+    atomic_store_explicit(&handoff->delivered, events, memory_order_relaxed);
+}
+
+uint64_t wn_handoff_delivered(const wn_handoff *handoff)
+{
+    return atomic_load_explicit(&((wn_handoff *)handoff)->delivered, memory_order_relaxed);
 }
 
 void wn_handoff_request_stop(wn_handoff *handoff)

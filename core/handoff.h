@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "lsn.h"
 
@@ -74,6 +75,11 @@ wn_lsn wn_handoff_acknowledgeable(const wn_handoff *handoff);
  * wn_handoff_ack_seen makes it unreadable again. */
 int wn_handoff_ack_fd(const wn_handoff *handoff);
 void wn_handoff_ack_seen(wn_handoff *handoff);
+
+/* Dispatcher: the events delivered so far in this stream, for the reader's progress line (which
+ * goes on while a plugin blocks). A relaxed store: it costs nothing per event. */
+void wn_handoff_set_delivered(wn_handoff *handoff, uint64_t events);
+uint64_t wn_handoff_delivered(const wn_handoff *handoff);
 
 /* Asks both threads to stop; wakes whoever waits. Async-signal-unsafe: call from a thread. */
 void wn_handoff_request_stop(wn_handoff *handoff);

@@ -56,6 +56,9 @@ struct wn_stream {
     const char *state_file;   /* NULL: none */
     wn_state state;           /* what state_file gets; lsn = last written */
     bool state_failing;       /* the last write failed (said once, until it works again) */
+    int progress_interval_ms;
+    int64_t next_progress_ms; /* monotonic time the next progress line is due */
+    uint64_t events_at_progress; /* the dispatcher's count at the last progress line */
     char *err;
     size_t errlen;
 };
@@ -234,6 +237,26 @@ static void write_state(wn_stream *stream)
     if (stream->state_failing)
         wn_log(WN_LOG_INFO, "state file %s written again", stream->state_file);
     stream->state_failing = false;
+}
+
+/* The progress line comes from this thread, so it goes on while a plugin blocks the
+ * dispatcher: then the rate is 0 and the lag grows, which is what an operator must see. */
+static void log_progress_if_due(wn_stream *stream, wn_handoff *handoff, int64_t now)
+{
+    char acked[WN_LSN_TEXT_MAX];
+    uint64_t events, lag;
+    double seconds;
+
+    if (now < stream->next_progress_ms)
+        return;
+    seconds = (double)(now - stream->next_progress_ms + stream->progress_interval_ms) / 1000.0;
+    events = wn_handoff_delivered(handoff);
+    lag = stream->received > stream->flushed ? stream->received - stream->flushed : 0;
+    wn_log(WN_LOG_INFO, "progress: acknowledged %s, %.1f events/s, lag %" PRIu64 " bytes",
+           wn_lsn_format(stream->flushed, acked),
+           (double)(events - stream->events_at_progress) / seconds, lag);
+    stream->events_at_progress = events;
+    stream->next_progress_ms = now + stream->progress_interval_ms;
 }
 
 /* Turns one CopyData message (owned by the caller until it is put in `pending`) into an item, or
@@ -432,6 +455,7 @@ static bool step(wn_stream *stream, wn_handoff *handoff)
             return false;
     }
     write_state(stream);
+    log_progress_if_due(stream, handoff, now);
     if (stream->have_pending) {
         hand_over_pending(stream, handoff, now);
         return true;
@@ -569,6 +593,7 @@ int wn_stream_run(wn_stream *stream, wn_handoff *handoff, char *err, size_t errl
     stream->lost = false;
     stream->next_status_ms = monotonic_ms() + stream->status_interval_ms;
     stream->last_receive_ms = monotonic_ms();
+    stream->next_progress_ms = monotonic_ms() + stream->progress_interval_ms;
     while (ok && !wn_handoff_stop_requested(handoff))
         ok = step(stream, handoff);
     if (stream->have_pending) {
@@ -635,6 +660,9 @@ int wn_stream_open(wn_stream **out, const wn_stream_options *options, char *err,
     stream->receive_timeout_ms = options->receive_timeout_ms > 0
                                      ? options->receive_timeout_ms
                                      : WN_DEFAULT_RECEIVE_TIMEOUT_MS;
+    stream->progress_interval_ms = options->progress_interval_ms > 0
+                                       ? options->progress_interval_ms
+                                       : WN_DEFAULT_PROGRESS_INTERVAL_MS;
     if (options->state_file && options->origin) {
         stream->state_file = options->state_file;
         stream->state = *options->origin;

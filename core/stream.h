@@ -22,10 +22,13 @@ typedef struct wn_stream_options {
     int status_interval_ms;
     int receive_timeout_ms;   /* silence before asking for a reply, and again before giving the
                                  connection up; 0: WN_DEFAULT_RECEIVE_TIMEOUT_MS */
-    const char *state_file;   /* NULL: none. Else rewritten (at most once per status interval)
-                                 after a status update reported a new flush position */
+    const char *state_file;   /* NULL: none. Else rewritten each time a status update reported
+                                 a new flush position (at most once per status interval) */
     const wn_state *origin;   /* the server, database and slot written to state_file; copied */
+    int progress_interval_ms; /* between progress lines; 0: WN_DEFAULT_PROGRESS_INTERVAL_MS */
 } wn_stream_options;
+
+#define WN_DEFAULT_PROGRESS_INTERVAL_MS 60000
 
 typedef struct wn_stream wn_stream;
 
