@@ -12,8 +12,11 @@
  *     commit    (optional) after the last event of a transaction that saw begin;
  *     abort     (optional) when a transaction that saw begin will not be committed: the host is
  *               stopping, or another plugin failed; it is delivered again on the next run;
- *     flush     (optional) to make durable everything handled so far; the host acknowledges a
- *               position to PostgreSQL only after every plugin's flush returned WALNOTIFY_OK;
+ *     flush     (optional) to make durable every transaction this instance finished (its commit
+ *               returned, or its last handle for a plugin without commit); the host
+ *               acknowledges a position to PostgreSQL only after every plugin's flush returned
+ *               WALNOTIFY_OK. It may come between a begin and its commit: the open
+ *               transaction's batch may wait for its commit and the next flush;
  *     shutdown  once, at the end, in the reverse order of the configuration.
  *
  * Threads: every callback of every plugin is called from one and the same host thread, never
@@ -33,8 +36,10 @@
  *
  * Compatibility: a host accepts a plugin whose abi_major equals its own and whose abi_minor is
  * not newer than its own. Minor versions only append members at the end of a structure; every
- * structure that can grow starts or ends with its size, so a plugin built against this header
- * loads in every later host of the same major version.
+ * structure that can grow carries its size (walnotify_event, walnotify_txn, walnotify_host,
+ * walnotify_plugin), so a plugin built against this header loads in every later host of the same
+ * major version. walnotify_column and walnotify_setting are array elements: their layout is
+ * fixed for the whole major version.
  */
 #ifndef WALNOTIFY_PLUGIN_H
 #define WALNOTIFY_PLUGIN_H
@@ -54,8 +59,11 @@ extern "C" {
 /* Return codes of init, handle, begin, commit and flush. */
 typedef enum walnotify_status {
     WALNOTIFY_OK = 0,    /* done */
-    WALNOTIFY_RETRY = 1, /* transient: the host calls again with the same arguments later */
-    WALNOTIFY_FATAL = 2  /* permanent: the host stops (exit 2) and acknowledges nothing after */
+    WALNOTIFY_RETRY = 1, /* transient: the host calls again with the same arguments later (for
+                            handle, as the instance's on_error/retry_max allow) */
+    WALNOTIFY_FATAL = 2  /* permanent: from handle, the event meets the instance's on_error
+                            policy (skip to the dead-letter file, or stop); from any other
+                            callback the host stops (exit 2) and acknowledges nothing after */
 } walnotify_status;
 
 /* Operations; bit values so that a set of them fits in one unsigned. */
@@ -200,7 +208,8 @@ typedef struct walnotify_plugin {
     walnotify_status (*commit)(void *state, const walnotify_txn *txn);
     /* Optional: the transaction that saw begin will not be committed now; drop its batch. */
     void (*abort)(void *state, const walnotify_txn *txn);
-    /* Optional: make durable everything handled so far (once per status interval at most). */
+    /* Optional: make durable every transaction finished so far (once per status interval at
+       most, and once when the host stops). */
     walnotify_status (*flush)(void *state);
 } walnotify_plugin;
 
