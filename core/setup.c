@@ -15,10 +15,29 @@
 #include "walnotify/plugin.h"
 
 #define MESSAGE_MAX 1024
+#define OID_TEXT_MAX 16
+
+/* True for pg_class row `rel` when an UPDATE/DELETE on it can be published without failing: it
+ * has a usable replica identity. */
+#define IDENTITY_OK(rel)                                                                      \
+    "(" rel ".relreplident = 'f' "                                                            \
+    " OR (" rel ".relreplident = 'd' AND EXISTS (SELECT 1 FROM pg_index i "                   \
+    "     WHERE i.indrelid = " rel ".oid AND i.indisprimary)) "                               \
+    " OR (" rel ".relreplident = 'i' AND EXISTS (SELECT 1 FROM pg_index i "                   \
+    "     WHERE i.indrelid = " rel ".oid AND i.indisreplident)))"
+
+/* The relations that hold the rows of pg_class row `rel`: itself, or the leaf partitions of a
+ * partitioned table (UPDATE/DELETE check the replica identity of the partition they touch). */
+#define LEAVES_OF(rel)                                                                        \
+    "(SELECT " rel ".oid AS relid WHERE " rel ".relkind <> 'p' "                              \
+    " UNION ALL SELECT tr.relid FROM pg_partition_tree(" rel ".oid) tr "                      \
+    "     WHERE " rel ".relkind = 'p' AND tr.isleaf)"
 
 /* What one table looks like on the server. */
 typedef struct table_info {
-    bool replica_identity_ok; /* UPDATE/DELETE can be published without failing */
+    char oid[OID_TEXT_MAX];
+    char no_identity[288]; /* a relation holding its rows without replica identity, as
+                              schema.name quoted for SQL; "" when none */
     bool is_partition;
     bool is_partitioned;
     bool in_publication;
@@ -196,12 +215,11 @@ static int read_table(setup *s, const wn_table_ref *table, const char *publicati
                       table_info *info)
 {
     static const char sql[] =
-        "SELECT c.relkind, c.relispartition, "
-        "       c.relreplident = 'f' "
-        "       OR (c.relreplident = 'd' AND EXISTS (SELECT 1 FROM pg_index i "
-        "           WHERE i.indrelid = c.oid AND i.indisprimary)) "
-        "       OR (c.relreplident = 'i' AND EXISTS (SELECT 1 FROM pg_index i "
-        "           WHERE i.indrelid = c.oid AND i.indisreplident)), "
+        "SELECT c.relkind, c.relispartition, c.oid::text, "
+        "       (SELECT format('%I.%I', ln.nspname, l.relname) FROM " LEAVES_OF("c") " lv "
+        "        JOIN pg_class l ON l.oid = lv.relid "
+        "        JOIN pg_namespace ln ON ln.oid = l.relnamespace "
+        "        WHERE NOT " IDENTITY_OK("l") " ORDER BY 1 LIMIT 1), "
         "       EXISTS (SELECT 1 FROM pg_publication_tables pt WHERE pt.pubname = $3 "
         "           AND pt.schemaname = n.nspname AND pt.tablename = c.relname) "
         "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
@@ -229,8 +247,9 @@ static int read_table(setup *s, const wn_table_ref *table, const char *publicati
     }
     info->is_partitioned = strcmp(kind, "p") == 0;
     info->is_partition = is_true(res, 0, 1);
-    info->replica_identity_ok = is_true(res, 0, 2);
-    info->in_publication = is_true(res, 0, 3);
+    snprintf(info->oid, sizeof info->oid, "%s", PQgetvalue(res, 0, 2));
+    snprintf(info->no_identity, sizeof info->no_identity, "%s", PQgetvalue(res, 0, 3));
+    info->in_publication = is_true(res, 0, 4);
     PQclear(res);
     return 0;
 }
@@ -379,14 +398,17 @@ static char *publication_sql(setup *s, const char *verb, const char *clause, con
     return sql;
 }
 
-static int create_publication(setup *s, const bool *all)
+/* A partitioned source table is published via its root, so that its changes arrive under the
+ * name walnotify was given rather than under its partitions' names. */
+static int create_publication(setup *s, const bool *all, bool via_root)
 {
     char ops[64], suffix[128], doing[MESSAGE_MAX];
     char *sql;
     int status;
 
     ops_text(s->config->ops, ops, sizeof ops);
-    snprintf(suffix, sizeof suffix, " WITH (publish = '%s')", ops);
+    snprintf(suffix, sizeof suffix, " WITH (publish = '%s'%s)", ops,
+             via_root ? ", publish_via_partition_root = true" : "");
     sql = publication_sql(s, "CREATE PUBLICATION", "FOR TABLE", all, suffix);
     if (!sql) {
         set_error(s, "creating the publication: out of memory");
@@ -395,8 +417,9 @@ static int create_publication(setup *s, const bool *all)
     snprintf(doing, sizeof doing, "creating publication \"%s\"", s->config->source.publication);
     status = command(s, doing, sql);
     if (status == 0)
-        wn_log(WN_LOG_INFO, "created publication \"%s\" (publish = '%s')",
-               s->config->source.publication, ops);
+        wn_log(WN_LOG_INFO, "created publication \"%s\" (publish = '%s'%s)",
+               s->config->source.publication, ops,
+               via_root ? ", publish_via_partition_root = true" : "");
     free(sql);
     return status;
 }
@@ -462,9 +485,9 @@ static int widen_publish(setup *s, const publication_info *pub)
     return status;
 }
 
-/* Row filters, column lists and publish_via_partition_root make rows, columns or table names
- * differ from what the plugins expect: said once per table, not refused. */
-static int warn_publication_shape(setup *s, const publication_info *pub, const table_info *infos)
+/* Row filters and column lists make rows or columns differ from what the plugins expect, but
+ * someone chose them on purpose: said once per table, not refused. */
+static int warn_publication_shape(setup *s)
 {
     static const char sql[] =
         "SELECT pt.rowfilter IS NOT NULL, "
@@ -497,16 +520,6 @@ static int warn_publication_shape(setup *s, const publication_info *pub, const t
                    "out: columns would silently be missing",
                    source->publication, table->qualified);
         PQclear(res);
-        if (pub->via_root && infos[i].is_partition)
-            wn_log(WN_LOG_WARNING,
-                   "publication \"%s\" has publish_via_partition_root: changes of partition "
-                   "\"%s\" arrive under the root's name",
-                   source->publication, table->qualified);
-        if (!pub->via_root && infos[i].is_partitioned)
-            wn_log(WN_LOG_WARNING,
-                   "publication \"%s\" does not publish via the partition root: changes of "
-                   "partitioned table \"%s\" arrive under its partitions' names",
-                   source->publication, table->qualified);
     }
     return 0;
 }
@@ -519,19 +532,182 @@ static int check_replica_identity(setup *s, const publication_info *pub, const t
     const wn_source_config *source = &s->config->source;
 
     for (size_t i = 0; i < source->ntables; i++) {
+        const char *qualified = source->tables[i].qualified;
         bool added = !pub->exists || (!pub->all_tables && !infos[i].in_publication);
         unsigned publishes = s->config->ops | (added && pub->exists ? pub->ops : 0);
 
-        if (!(publishes & changes) || infos[i].replica_identity_ok)
+        if (!(publishes & changes) || infos[i].no_identity[0] == '\0')
             continue;
-        set_error(s,
-                  "table \"%s\" has no replica identity, so publishing update/delete would "
-                  "make its UPDATE/DELETE fail: ALTER TABLE %s REPLICA IDENTITY FULL (or add a "
-                  "primary key)",
-                  source->tables[i].qualified, source->tables[i].qualified);
+        if (infos[i].is_partitioned)
+            set_error(s,
+                      "partition %s of table \"%s\" has no replica identity, so publishing "
+                      "update/delete would make its UPDATE/DELETE fail: ALTER TABLE %s REPLICA "
+                      "IDENTITY FULL (or add a primary key)",
+                      infos[i].no_identity, qualified, infos[i].no_identity);
+        else
+            set_error(s,
+                      "table \"%s\" has no replica identity, so publishing update/delete would "
+                      "make its UPDATE/DELETE fail: ALTER TABLE %s REPLICA IDENTITY FULL (or add "
+                      "a primary key)",
+                      qualified, infos[i].no_identity);
         return WN_EXIT_SERVER;
     }
     return 0;
+}
+
+/* Widening an existing publication to update or delete applies to every table it holds, not
+ * only to walnotify's: one of them without replica identity would have its UPDATE/DELETE start
+ * failing in the application, so the widening is refused. */
+static int check_widening(setup *s, const publication_info *pub)
+{
+    static const char sql[] =
+        "SELECT format('%I.%I', ln.nspname, l.relname) "
+        "FROM pg_publication_tables pt "
+        "JOIN pg_namespace n ON n.nspname = pt.schemaname "
+        "JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename "
+        "CROSS JOIN LATERAL " LEAVES_OF("c") " lv "
+        "JOIN pg_class l ON l.oid = lv.relid "
+        "JOIN pg_namespace ln ON ln.oid = l.relnamespace "
+        "WHERE pt.pubname = $1 AND NOT " IDENTITY_OK("l") " "
+        "ORDER BY 1 LIMIT 1";
+    const unsigned changes = WALNOTIFY_OP_UPDATE | WALNOTIFY_OP_DELETE;
+    const unsigned added = s->config->ops & ~pub->ops & changes;
+    const char *publication = s->config->source.publication;
+    const char *params[] = {publication};
+    char ops[64];
+    PGresult *res;
+    int status = 0;
+
+    if (!pub->exists || added == 0)
+        return 0;
+    res = run(s, "checking the replica identity of the publication's tables", sql, 1, params,
+              PGRES_TUPLES_OK);
+    if (!res)
+        return WN_EXIT_SERVER;
+    if (PQntuples(res) > 0) {
+        ops_text(added, ops, sizeof ops);
+        set_error(s,
+                  "publication \"%s\" holds table %s, which has no replica identity: making "
+                  "the publication publish %s would make UPDATE/DELETE on that table fail; "
+                  "ALTER TABLE %s REPLICA IDENTITY FULL (or add a primary key), or give "
+                  "walnotify a publication of its own",
+                  publication, PQgetvalue(res, 0, 0), ops, PQgetvalue(res, 0, 0));
+        status = WN_EXIT_SERVER;
+    }
+    PQclear(res);
+    return status;
+}
+
+/* Whether the publication will publish partitions' changes under their root's name: as it is
+ * set, or, when walnotify makes it, whenever a source table is partitioned. */
+static bool publishes_via_root(const setup *s, const publication_info *pub,
+                               const table_info *infos)
+{
+    if (pub->exists)
+        return pub->via_root;
+    for (size_t i = 0; i < s->config->source.ntables; i++)
+        if (infos[i].is_partitioned)
+            return true;
+    return false;
+}
+
+/* "{oid,oid,...}" of the source tables, to free; NULL when out of memory. */
+static char *source_oids(const setup *s, const table_info *infos)
+{
+    char *text = NULL;
+    size_t len = 0;
+    bool ok = append(&text, &len, "{");
+
+    for (size_t i = 0; ok && i < s->config->source.ntables; i++)
+        ok = append(&text, &len, i ? "," : "") && append(&text, &len, infos[i].oid);
+    if (ok && append(&text, &len, "}"))
+        return text;
+    free(text);
+    return NULL;
+}
+
+/* Names the topmost ancestor of partition `info` whose name the publication uses for the
+ * partition's changes, in ancestor (empty when there is none: they arrive under its own). */
+static int published_ancestor(setup *s, const publication_info *pub, const table_info *info,
+                              const char *oids, char *ancestor, size_t ancestorlen)
+{
+    static const char sql[] =
+        "SELECT n.nspname || '.' || c.relname "
+        "FROM pg_partition_ancestors($1::oid::regclass) WITH ORDINALITY AS a(relid, depth) "
+        "JOIN pg_class c ON c.oid = a.relid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE a.relid <> $1::oid::regclass "
+        "  AND ($2::bool OR a.relid::oid = ANY ($3::oid[]) "
+        "       OR EXISTS (SELECT 1 FROM pg_publication_tables pt WHERE pt.pubname = $4 "
+        "                  AND pt.schemaname = n.nspname AND pt.tablename = c.relname)) "
+        "ORDER BY a.depth DESC LIMIT 1";
+    const char *params[] = {info->oid, pub->all_tables ? "true" : "false", oids,
+                            s->config->source.publication};
+    PGresult *res = run(s, "looking up the partition's ancestors", sql, 4, params,
+                        PGRES_TUPLES_OK);
+
+    if (!res)
+        return WN_EXIT_SERVER;
+    snprintf(ancestor, ancestorlen, "%s", PQntuples(res) > 0 ? PQgetvalue(res, 0, 0) : "");
+    PQclear(res);
+    return 0;
+}
+
+/*
+ * Changes arrive under the name of the table the publication publishes them as: a partitioned
+ * table's under its partitions' names unless the publication publishes via the partition root,
+ * and a partition's under its published ancestor's name when it does. Either way the rows of a
+ * source table would never carry its name and would silently be missed, so both are refused.
+ * walnotify never alters publish_via_partition_root itself: other subscribers of the publication
+ * would see other table names from then on.
+ */
+static int check_partitions(setup *s, const publication_info *pub, const table_info *infos,
+                            bool slot_exists)
+{
+    const wn_source_config *source = &s->config->source;
+    bool via_root = publishes_via_root(s, pub, infos);
+    char ancestor[2 * 64 + 2];
+    char *oids, *quoted;
+    int status = 0;
+
+    for (size_t i = 0; i < source->ntables; i++) {
+        if (!infos[i].is_partitioned || via_root)
+            continue;
+        quoted = PQescapeIdentifier(s->conn, source->publication, strlen(source->publication));
+        set_error(s,
+                  "table \"%s\" is partitioned but publication \"%s\" does not publish via the "
+                  "partition root, so its rows would arrive under its partitions' names and be "
+                  "missed: ALTER PUBLICATION %s SET (publish_via_partition_root = true)%s",
+                  source->tables[i].qualified, source->publication, quoted ? quoted : "...",
+                  slot_exists ? " (changes the slot holds from before that still arrive under "
+                                "the partitions' names)"
+                              : "");
+        PQfreemem(quoted);
+        return WN_EXIT_SERVER;
+    }
+    if (!via_root)
+        return 0;
+    oids = source_oids(s, infos);
+    if (!oids) {
+        set_error(s, "checking the partitions: out of memory");
+        return WN_EXIT_SERVER;
+    }
+    for (size_t i = 0; status == 0 && i < source->ntables; i++) {
+        if (!infos[i].is_partition)
+            continue;
+        status = published_ancestor(s, pub, &infos[i], oids, ancestor, sizeof ancestor);
+        if (status != 0 || ancestor[0] == '\0')
+            continue;
+        set_error(s,
+                  "table \"%s\" is a partition of \"%s\", and publication \"%s\" publishes via "
+                  "the partition root, so its rows would arrive under \"%s\" and be missed: "
+                  "list \"%s\" in source.tables instead of \"%s\" (or use another publication)",
+                  source->tables[i].qualified, ancestor, source->publication, ancestor,
+                  ancestor, source->tables[i].qualified);
+        status = WN_EXIT_SERVER;
+    }
+    free(oids);
+    return status;
 }
 
 static int prepare_publication(setup *s, const publication_info *pub, const table_info *infos,
@@ -560,13 +736,13 @@ static int prepare_publication(setup *s, const publication_info *pub, const tabl
         nmissing += missing[i];
     }
     if (!pub->exists) {
-        status = create_publication(s, missing);
+        status = create_publication(s, missing, publishes_via_root(s, pub, infos));
     } else {
         status = add_tables(s, missing, nmissing);
         if (status == 0)
             status = widen_publish(s, pub);
         if (status == 0)
-            status = warn_publication_shape(s, pub, infos);
+            status = warn_publication_shape(s);
     }
     free(missing);
     return status;
@@ -623,6 +799,10 @@ static int prepare(setup *s, wn_server_state *state)
         status = read_publication(s, &pub);
     if (status == 0)
         status = check_replica_identity(s, &pub, infos);
+    if (status == 0)
+        status = check_widening(s, &pub);
+    if (status == 0)
+        status = check_partitions(s, &pub, infos, slot_exists);
     if (status == 0)
         status = prepare_publication(s, &pub, infos, slot_exists);
     if (status == 0 && !slot_exists)

@@ -23,9 +23,13 @@ typedef struct wn_server_state {
 
 /*
  * Checks everything; creates the publication, then the slot, when they are missing (both only
- * when missing, every identifier quoted). Refuses, naming the table, a publication of update or
- * delete for a table without replica identity; refuses a publication missing under an existing
- * slot (the remedy: drop and make the slot again).
+ * when missing, every identifier quoted). A publication it creates publishes via the partition
+ * root when a source table is partitioned. Refuses, naming the table: a publication of update or
+ * delete for a table without replica identity (for an existing publication widened to them: any
+ * table it holds); a source table whose changes would arrive under another table's name (a
+ * partitioned table in a publication without publish_via_partition_root, a partition whose
+ * ancestor is published with it). Refuses a publication missing under an existing slot (the
+ * remedy: drop and make the slot again).
  *
  * resume, when not NULL, is where walnotify was before (a state file named by resume_path, or this
  * run's own earlier stream when resume_path is NULL): the server, database and slot must be the

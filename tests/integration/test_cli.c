@@ -1,11 +1,15 @@
 /*
  * The command line: --endpos on busy, idle and already-passed streams, the slot commands,
- * --check-config, and every exit status with its one-line reason.
+ * --check-config, a stop by SIGINT, and every exit status with its one-line reason (also for a
+ * refused password and a server whose wal_level is not logical).
  */
 #include <check.h>
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "itest.h"
 
@@ -341,6 +345,197 @@ START_TEST(test_states_that_need_a_person_exit_3)
 }
 END_TEST
 
+/* SIGINT stops as SIGTERM does: exit 0, the last finished transaction acknowledged, so that the
+ * next run has nothing to deliver again. The status interval is long, so the acknowledgement is
+ * the stop's own. */
+START_TEST(test_sigint_stops_cleanly)
+{
+    itest_ctx ctx;
+    itest_host host;
+    itest_path conf, again;
+    itest_lines lines;
+    itest_events events;
+    wn_lsn confirmed;
+
+    itest_begin(&ctx, "sigint");
+    itest_exec(ctx.conn, "CREATE TABLE t (id int PRIMARY KEY)");
+    conf = itest_config(&ctx, "int.cfg", "\"public.t\"", 20000,
+                        "{ name = \"out\"; path = \"%s\"; settings = { path = \"int.jsonl\"; }; }",
+                        itest_root_file("build/plugins/jsonl.so").s);
+    again = jsonl_config(&ctx, "again.cfg", "again.jsonl");
+    itest_create_slot(&ctx, conf.s);
+    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
+    itest_exec(ctx.conn, "INSERT INTO t VALUES (1)");
+    itest_exec(ctx.conn, "INSERT INTO t VALUES (2), (3)");
+    lines = itest_wait_lines(itest_file(&ctx, "int.jsonl").s, 3, ITEST_WAIT_S);
+    itest_lines_free(&lines);
+    itest_host_stop(&host, SIGINT);
+    itest_assert_exit(&host, 0);
+    assert_stderr_has(&host, "SIGINT");
+
+    events = itest_read_events(itest_file(&ctx, "int.jsonl").s);
+    ck_assert_int_eq(events.count, 3);
+    confirmed = itest_slot_confirmed(ctx.conn, ctx.slot);
+    ck_assert_msg(confirmed > events.event[2].lsn,
+                  "the slot is at %s, not past the last delivered transaction (%s)",
+                  itest_lsn_text(confirmed), itest_lsn_text(events.event[2].lsn));
+    itest_events_free(&events);
+    itest_run_to_now(&ctx, again.s);
+    lines = itest_read_lines(itest_file(&ctx, "again.jsonl").s);
+    ck_assert_msg(lines.count == 0, "%zu events were delivered again after the stop",
+                  lines.count);
+    itest_lines_free(&lines);
+    itest_end(&ctx);
+}
+END_TEST
+
+/* Writes text to path, replacing it. */
+static void replace_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+
+    ck_assert_msg(f != NULL, "cannot write %s: %s", path, strerror(errno));
+    ck_assert_msg(fputs(text, f) >= 0 && fclose(f) == 0, "cannot write %s", path);
+}
+
+/* Reloads the server's configuration and waits until a connection as role with password gives
+ * `ok` (a reload takes effect a moment after pg_reload_conf returns). */
+static void reload_until(PGconn *admin, const char *role, const char *password, bool ok)
+{
+    itest_deadline deadline = itest_deadline_in(ITEST_WAIT_S * 1000);
+    char conninfo[1024];
+
+    itest_exec(admin, "SELECT pg_reload_conf()");
+    snprintf(conninfo, sizeof conninfo, "host=%s port=%s user=%s password=%s dbname=postgres",
+             itest_env("PGHOST"), itest_env("PGPORT"), role, password);
+    for (;;) {
+        PGconn *conn = PQconnectdb(conninfo);
+        bool connected = PQstatus(conn) == CONNECTION_OK;
+
+        PQfinish(conn);
+        if (connected == ok)
+            return;
+        ck_assert_msg(!itest_expired(&deadline), "pg_hba.conf was not reloaded in %d s",
+                      ITEST_WAIT_S);
+        itest_sleep_ms(ITEST_POLL_MS);
+    }
+}
+
+/* The harness trusts every local connection: one role is made to need a password through a
+ * pg_hba.conf line of its own, taken away again before anything is asserted. */
+START_TEST(test_refused_password_exits_3)
+{
+    itest_ctx ctx, other;
+    itest_host wrong, none;
+    itest_path conf;
+    PGconn *admin;
+    char role[64], *hba_file, *hba, *with_line, *reason;
+
+    itest_begin(&ctx, "password");
+    itest_exec(ctx.conn, "CREATE TABLE t (id int PRIMARY KEY)");
+    snprintf(role, sizeof role, "wn_pw_%d", (int)getpid());
+    admin = itest_connect("postgres", NULL);
+    itest_exec(admin, "CREATE ROLE %s LOGIN REPLICATION PASSWORD 'right'", role);
+    hba_file = itest_query(admin, "SHOW hba_file");
+    ck_assert(hba_file != NULL);
+    hba = itest_read_file(hba_file, NULL);
+    ck_assert_msg(hba != NULL, "cannot read %s", hba_file);
+    ck_assert(asprintf(&with_line, "local all %s scram-sha-256\n%s", role, hba) >= 0);
+    replace_file(hba_file, with_line);
+    reload_until(admin, role, "wrong", false);
+
+    other = ctx;
+    snprintf(other.conninfo, sizeof other.conninfo,
+             "host=%s port=%s user=%s password=wrong dbname=%s", itest_env("PGHOST"),
+             itest_env("PGPORT"), role, ctx.db);
+    conf = jsonl_config(&other, "wrong.cfg", "wrong.jsonl");
+    itest_host_run(&ctx, &wrong, "-c", conf.s);
+    snprintf(other.conninfo, sizeof other.conninfo, "host=%s port=%s user=%s dbname=%s",
+             itest_env("PGHOST"), itest_env("PGPORT"), role, ctx.db);
+    conf = jsonl_config(&other, "none.cfg", "none.jsonl");
+    itest_host_run(&ctx, &none, "-c", conf.s);
+
+    replace_file(hba_file, hba);
+    reload_until(admin, role, "", true);
+    itest_exec(admin, "DROP ROLE %s", role);
+    PQfinish(admin);
+
+    itest_assert_exit(&wrong, 3);
+    itest_assert_reason(&wrong);
+    assert_stderr_has(&wrong, "password authentication failed");
+    itest_assert_exit(&none, 3);
+    itest_assert_reason(&none);
+    reason = itest_host_stderr(&none);
+    ck_assert_msg(strstr(reason, "password") != NULL, "no word of the password: %s", reason);
+    ck_assert_msg(strstr(reason, "right") == NULL, "a password in the reason: %s", reason);
+    free(reason);
+    ck_assert_msg(!itest_slot_exists(ctx.conn, ctx.slot), "a slot was made");
+    free(with_line);
+    free(hba);
+    free(hba_file);
+    itest_end(&ctx);
+}
+END_TEST
+
+/* Runs tests/pg-harness.sh with a command and folder; fails unless it succeeds. */
+static void harness(const itest_ctx *ctx, const char *command, const char *dir)
+{
+    itest_path script = itest_root_file("tests/pg-harness.sh");
+    itest_path log = itest_file(ctx, "harness.log");
+    char line[3 * PATH_MAX];
+    int rc;
+
+    snprintf(line, sizeof line, "'%s' %s '%s' >>'%s' 2>&1", script.s, command, dir, log.s);
+    rc = system(line);
+    if (rc != 0) {
+        char *text = itest_read_file(log.s, NULL);
+        ck_abort_msg("pg-harness.sh %s %s failed (%d): %s", command, dir, rc, text ? text : "");
+    }
+}
+
+/* A second, throwaway server with wal_level = replica, only for the time of one run. */
+START_TEST(test_wal_level_not_logical_exits_3)
+{
+    itest_ctx ctx, other;
+    itest_host host;
+    itest_path conf;
+    char dir[] = "/tmp/walnotify-pg-replica.XXXXXX";
+    char settings[PATH_MAX], env[PATH_MAX], *text, *port, *end;
+    FILE *f;
+
+    itest_begin(&ctx, "wallevel");
+    ck_assert_msg(mkdtemp(dir) != NULL, "mkdtemp: %s", strerror(errno));
+    harness(&ctx, "start", dir);
+    snprintf(settings, sizeof settings, "%s/data/postgresql.conf", dir);
+    f = fopen(settings, "a");
+    ck_assert_msg(f != NULL && fputs("wal_level = replica\n", f) >= 0 && fclose(f) == 0,
+                  "cannot append to %s", settings);
+    harness(&ctx, "restart", dir);
+    snprintf(env, sizeof env, "%s/env", dir);
+    text = itest_read_file(env, NULL);
+    port = text ? strstr(text, "PGPORT=") : NULL;
+    ck_assert_msg(port != NULL, "no PGPORT in %s", env);
+    port += strlen("PGPORT=");
+    end = strchr(port, '\n');
+    if (end)
+        *end = '\0';
+
+    other = ctx;
+    snprintf(other.conninfo, sizeof other.conninfo, "host=%s port=%s user=postgres dbname=postgres",
+             dir, port);
+    conf = jsonl_config(&other, "replica.cfg", "replica.jsonl");
+    itest_host_run(&ctx, &host, "-c", conf.s);
+    harness(&ctx, "stop", dir);
+
+    itest_assert_exit(&host, 3);
+    itest_assert_reason(&host);
+    assert_stderr_has(&host, "wal_level is 'replica'");
+    assert_stderr_has(&host, "wal_level = logical");
+    free(text);
+    itest_end(&ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("cli");
@@ -356,6 +551,9 @@ int main(void)
     tcase_add_test(tc, test_usage_version_help);
     tcase_add_test(tc, test_plugin_init_failure_exits_2);
     tcase_add_test(tc, test_states_that_need_a_person_exit_3);
+    tcase_add_test(tc, test_sigint_stops_cleanly);
+    tcase_add_test(tc, test_refused_password_exits_3);
+    tcase_add_test(tc, test_wal_level_not_logical_exits_3);
     suite_add_tcase(suite, tc);
     runner = srunner_create(suite);
     srunner_run_all(runner, CK_NORMAL);
