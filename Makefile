@@ -79,6 +79,7 @@ UNIT_DEPS_handoff    := handoff lsn log
 UNIT_DEPS_lsn        := lsn
 UNIT_DEPS_backoff    := backoff
 UNIT_DEPS_conninfo   := conninfo log
+UNIT_DEPS_log        := log
 UNIT_DEPS_state      := state lsn log
 UNIT_DEPS_dispatcher := dispatcher deadletter handoff decoder relcache loader config conninfo lsn log
 
