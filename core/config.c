@@ -18,6 +18,8 @@
 
 #include <walnotify/plugin.h>
 
+#include "conninfo.h"
+
 /* A configuration file is a few kilobytes; anything this big is a mistake, not a config. */
 #define CONFIG_MAX_BYTES (1024 * 1024)
 /* User text quoted in a message is cut here so that one bad value cannot flood the line. */
@@ -504,6 +506,17 @@ static int parse_source_timing(load_ctx *ctx, const config_setting_t *source,
     return 0;
 }
 
+/* libpq's own verdict, without connecting, so that --check-config catches a conninfo that no
+ * connection could use; the message never quotes a value (a password may be among them). */
+static int parse_conninfo(load_ctx *ctx, const config_setting_t *where, const char *conninfo)
+{
+    char why[256];
+
+    if (wn_conninfo_check(conninfo, why, sizeof why))
+        return 0;
+    return fail_at(ctx, where, "source.conninfo: %s", why);
+}
+
 static int parse_source(load_ctx *ctx, const config_setting_t *root, const char *dir,
                         wn_source_config *out)
 {
@@ -520,7 +533,9 @@ static int parse_source(load_ctx *ctx, const config_setting_t *root, const char 
         return fail_at(ctx, source, "source must be a group");
     if (check_keys(ctx, source, source_keys, " in source", SOURCE_KEYS_TEXT) != 0)
         return -1;
-    if (required_string(ctx, source, "conninfo", "source.conninfo", &conninfo, NULL) != 0)
+    if (required_string(ctx, source, "conninfo", "source.conninfo", &conninfo, &where) != 0)
+        return -1;
+    if (parse_conninfo(ctx, where, conninfo) != 0)
         return -1;
     if (parse_source_tables(ctx, source, out) != 0)
         return -1;

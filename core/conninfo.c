@@ -1,6 +1,7 @@
 /* conninfo: the user's conninfo plus the session settings walnotify needs for stable text. */
 #include "conninfo.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,14 @@
     "-c bytea_output=hex"
 #define REDACTED_PASSWORD "********"
 #define MANAGED_MAX 9 /* options, replication, client_encoding, fallback name, 4 keepalives, NULL */
+#define KEYWORD_MAX 64 /* longer than any libpq keyword: a longer "keyword" is not named */
+#define NOT_A_CONNINFO "not a valid libpq connection string or URI"
+
+/* libpq's messages for a keyword it does not know; only these are ever looked into. */
+static const char *const unknown_keyword_prefixes[] = {
+    "invalid connection option \"",
+    "invalid URI query parameter: \"",
+};
 
 /* TCP keepalives, so that a half-open connection is noticed in about a minute even while
  * nothing is sent; libpq ignores them on Unix sockets. A user's own value wins. */
@@ -43,6 +52,75 @@ static const char *option_value(const PQconninfoOption *options, const char *key
             return o->val;
     }
     return NULL;
+}
+
+/* The keyword quoted in libpq's message about an unknown keyword, copied to out; false when the
+ * message is another one or the text quoted is not shaped like a keyword. */
+static bool unknown_keyword(const char *libpq_message, char *out, size_t outlen)
+{
+    for (size_t i = 0; i < sizeof unknown_keyword_prefixes / sizeof unknown_keyword_prefixes[0];
+         i++) {
+        size_t prefix = strlen(unknown_keyword_prefixes[i]);
+        const char *start = libpq_message + prefix;
+        size_t len = 0;
+
+        if (strncmp(libpq_message, unknown_keyword_prefixes[i], prefix) != 0)
+            continue;
+        while (isalnum((unsigned char)start[len]) || start[len] == '_')
+            len++;
+        if (len == 0 || len > KEYWORD_MAX || len >= outlen || start[len] != '"' ||
+            strspn(start + len + 1, "\n") != strlen(start + len + 1))
+            return false;
+        memcpy(out, start, len);
+        out[len] = '\0';
+        return true;
+    }
+    return false;
+}
+
+/*
+ * Why conninfo does not parse, in walnotify's words: libpq's own message may quote any part of
+ * the text, a password included ("invalid percent-encoded token: \"s3cr%zz\""), so it is never
+ * passed on. Only the name of an unknown keyword is, and not when the text holds a password at
+ * all: in "password=two words" the "keyword" libpq trips over is the rest of the password.
+ */
+static void describe_parse_error(const char *conninfo, const char *libpq_message, char *why,
+                                 size_t whylen)
+{
+    char keyword[KEYWORD_MAX + 1];
+
+    if (libpq_message == NULL) {
+        snprintf(why, whylen, "out of memory");
+        return;
+    }
+    if (strcasestr(conninfo, "password") == NULL &&
+        unknown_keyword(libpq_message, keyword, sizeof keyword)) {
+        snprintf(why, whylen, "unknown keyword \"%s\" (not a libpq connection parameter)",
+                 keyword);
+        return;
+    }
+    snprintf(why, whylen, "%s", NOT_A_CONNINFO);
+}
+
+bool wn_conninfo_check(const char *conninfo, char *why, size_t whylen)
+{
+    char *errmsg = NULL;
+    PQconninfoOption *options = PQconninfoParse(conninfo ? conninfo : "", &errmsg);
+    bool ok = false;
+
+    if (options == NULL) {
+        describe_parse_error(conninfo ? conninfo : "", errmsg, why, whylen);
+        PQfreemem(errmsg);
+        return false;
+    }
+    /* walnotify makes the stream's connection a replication one and its other connections
+     * ordinary ones: a conninfo that decides it itself would be silently overridden. */
+    if (option_value(options, "replication") != NULL)
+        snprintf(why, whylen, "sets replication, which walnotify sets itself (remove it)");
+    else
+        ok = true;
+    PQconninfoFree(options);
+    return ok;
 }
 
 /* Copies src into dst (dstlen bytes) with every run of whitespace, newlines included, folded to
@@ -179,6 +257,7 @@ static bool build_params(const PQconninfoOption *options, bool replication, bool
     *options_value = malloc(optlen);
     if (!*options_value)
         return false;
+    /* After the user's own: for a setting given twice, the server keeps the last. */
     snprintf(*options_value, optlen, "%s%s%s", user_options ? user_options : "",
              user_options && user_options[0] ? " " : "", SESSION_OPTIONS);
     keywords[n] = "options";
@@ -207,39 +286,90 @@ static bool build_params(const PQconninfoOption *options, bool replication, bool
     return true;
 }
 
+int wn_conn_params_build(const char *conninfo, bool replication, bool utf8,
+                         wn_conn_params *params, char *err, size_t errlen)
+{
+    char *errmsg = NULL;
+    char why[256];
+    size_t count = 0;
+
+    memset(params, 0, sizeof *params);
+    params->parsed = PQconninfoParse(conninfo ? conninfo : "", &errmsg);
+    if (!params->parsed) {
+        describe_parse_error(conninfo ? conninfo : "", errmsg, why, sizeof why);
+        snprintf(err, errlen, "conninfo: %s", why);
+        PQfreemem(errmsg);
+        return WN_EXIT_CONFIG;
+    }
+    for (const PQconninfoOption *o = params->parsed; o->keyword; o++)
+        count++;
+    /* Room for every parsed option, the managed ones and the terminator. */
+    params->keywords = calloc(count + MANAGED_MAX, sizeof *params->keywords);
+    params->values = calloc(count + MANAGED_MAX, sizeof *params->values);
+    if (!params->keywords || !params->values ||
+        !build_params(params->parsed, replication, utf8, params->keywords, params->values,
+                      &params->options)) {
+        snprintf(err, errlen, "cannot connect: out of memory");
+        wn_conn_params_free(params);
+        return WN_EXIT_SERVER;
+    }
+    return 0;
+}
+
+void wn_conn_params_free(wn_conn_params *params)
+{
+    free(params->options);
+    free(params->keywords);
+    free(params->values);
+    PQconninfoFree(params->parsed);
+    memset(params, 0, sizeof *params);
+}
+
+/* Replaces every occurrence of secret in text (textlen bytes of room, NUL-terminated) by
+ * REDACTED_PASSWORD, cutting the text short rather than overflowing; out of memory, the whole
+ * text goes. */
+static void scrub(char *text, size_t textlen, const char *secret)
+{
+    size_t secret_len = secret ? strlen(secret) : 0;
+    char *copy;
+    const char *from;
+    const char *hit;
+    size_t used = 0;
+
+    if (secret_len == 0 || !strstr(text, secret))
+        return;
+    copy = strdup(text);
+    if (!copy) {
+        snprintf(text, textlen, "(message withheld: out of memory)");
+        return;
+    }
+    from = copy;
+    text[0] = '\0';
+    while ((hit = strstr(from, secret)) != NULL && used + 1 < textlen) {
+        int n = snprintf(text + used, textlen - used, "%.*s%s", (int)(hit - from), from,
+                         REDACTED_PASSWORD);
+
+        used += n > 0 ? (size_t)n : 0;
+        from = hit + secret_len;
+    }
+    if (used + 1 < textlen)
+        snprintf(text + used, textlen - used, "%s", from);
+    free(copy);
+}
+
 PGconn *wn_connect(const char *conninfo, bool replication, bool utf8, int *exit_status, char *err,
                    size_t errlen)
 {
-    PQconninfoOption *options;
-    char *errmsg = NULL;
-    const char **keywords = NULL;
-    const char **values = NULL;
-    char *options_value = NULL;
+    wn_conn_params params;
     char *redacted = NULL;
     char message[1024];
     PGconn *conn = NULL;
-    size_t count = 0;
 
-    *exit_status = WN_EXIT_SERVER;
-    options = PQconninfoParse(conninfo ? conninfo : "", &errmsg);
-    if (!options) {
-        wn_fold_lines(message, sizeof message, errmsg ? errmsg : "out of memory");
-        snprintf(err, errlen, "conninfo: %s", message);
-        *exit_status = WN_EXIT_CONFIG;
-        PQfreemem(errmsg);
+    *exit_status = wn_conn_params_build(conninfo, replication, utf8, &params, err, errlen);
+    if (*exit_status != 0)
         return NULL;
-    }
-    for (const PQconninfoOption *o = options; o->keyword; o++)
-        count++;
-    /* Room for every parsed option, the managed ones and the terminator. */
-    keywords = calloc(count + MANAGED_MAX, sizeof *keywords);
-    values = calloc(count + MANAGED_MAX, sizeof *values);
-    if (!keywords || !values ||
-        !build_params(options, replication, utf8, keywords, values, &options_value)) {
-        snprintf(err, errlen, "cannot connect: out of memory");
-        goto free_params;
-    }
-    conn = PQconnectdbParams(keywords, values, 0);
+    *exit_status = WN_EXIT_SERVER;
+    conn = PQconnectdbParams(params.keywords, params.values, 0);
     if (!conn) {
         snprintf(err, errlen, "cannot connect: out of memory");
         goto free_params;
@@ -250,16 +380,16 @@ PGconn *wn_connect(const char *conninfo, bool replication, bool utf8, int *exit_
         snprintf(err, errlen, "cannot connect to %s: %s",
                  !redacted ? "(out of memory)" : redacted[0] ? redacted : "(libpq defaults)",
                  message);
+        /* libpq quotes option values in its messages, and the password may also have been
+         * written, by mistake, as another option's value: it goes wherever it shows. */
+        scrub(err, errlen, option_value(params.parsed, "password"));
         *exit_status = wn_connect_failure_status(message);
         free(redacted);
         PQfinish(conn);
         conn = NULL;
     }
 free_params:
-    free(options_value);
-    free(keywords);
-    free(values);
-    PQconninfoFree(options);
+    wn_conn_params_free(&params);
     return conn;
 }
 

@@ -38,7 +38,12 @@ bool wn_log_level_parse(const char *text, wn_log_level *level)
     return false;
 }
 
-void wn_logv(wn_log_level level, const char *prefix, const char *format, va_list args)
+/* Writes one line "TIME walnotify[PID] LEVEL: PREFIXmessage" to standard error. */
+static void write_line(const char *level_name, const char *prefix, const char *format,
+                       va_list args) __attribute__((format(printf, 3, 0)));
+
+static void write_line(const char *level_name, const char *prefix, const char *format,
+                       va_list args)
 {
     char line[LOG_LINE_MAX];
     struct timeval now;
@@ -46,14 +51,11 @@ void wn_logv(wn_log_level level, const char *prefix, const char *format, va_list
     size_t used;
     int n;
 
-    if ((int)level < atomic_load(&current_level))
-        return;
     gettimeofday(&now, NULL);
     gmtime_r(&now.tv_sec, &utc);
     used = strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &utc);
     n = snprintf(line + used, sizeof line - used, ".%03ldZ walnotify[%ld] %s: %s",
-                 (long)(now.tv_usec / 1000), (long)getpid(), level_names[level],
-                 prefix ? prefix : "");
+                 (long)(now.tv_usec / 1000), (long)getpid(), level_name, prefix ? prefix : "");
     if (n > 0)
         used += (size_t)n < sizeof line - used ? (size_t)n : sizeof line - used - 1;
     n = vsnprintf(line + used, sizeof line - used, format, args);
@@ -69,6 +71,13 @@ void wn_logv(wn_log_level level, const char *prefix, const char *format, va_list
         return;
 }
 
+void wn_logv(wn_log_level level, const char *prefix, const char *format, va_list args)
+{
+    if ((int)level < atomic_load(&current_level))
+        return;
+    write_line(level_names[level], prefix, format, args);
+}
+
 void wn_log(wn_log_level level, const char *format, ...)
 {
     va_list args;
@@ -82,10 +91,9 @@ int wn_die(int status, const char *format, ...)
 {
     va_list args;
 
-    fputs("walnotify: ", stderr);
+    /* The reason of an exit is shown whatever log_level says. */
     va_start(args, format);
-    vfprintf(stderr, format, args);
+    write_line("FATAL", NULL, format, args);
     va_end(args);
-    fputc('\n', stderr);
     return status;
 }

@@ -25,8 +25,9 @@ void wn_log(wn_log_level level, const char *format, ...) __attribute__((format(p
 void wn_logv(wn_log_level level, const char *prefix, const char *format, va_list args)
     __attribute__((format(printf, 3, 0)));
 
-/* Prints "walnotify: message" on standard error, the one-line reason of a non-zero exit, and
- * returns status, so that `return wn_die(3, "...")` ends a command. */
+/* Writes the one-line reason of a non-zero exit, shaped like every other line but with the level
+ * FATAL and whatever the log level: "2026-11-25T11:00:00.123Z walnotify[pid] FATAL: message".
+ * Returns status, so that `return wn_die(3, "...")` ends a command. Thread-safe. */
 int wn_die(int status, const char *format, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

@@ -287,7 +287,7 @@ END_TEST
     "name, path, tables, ops, settings, on_error, retry_max, retry_initial_ms, retry_max_ms, " \
     "then, dead_letter"
 /* A source block whose last member is on line 2, and a plugin block opening on line 2. */
-#define SRC2(members) "source = { conninfo = \"x\"; tables = [ \"t\" ];\n" members " };\n" PLG
+#define SRC2(members) "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ];\n" members " };\n" PLG
 #define PLUG(members) SRC "plugins = ( { name = \"p\"; path = \"p.so\";\n" members " } );\n"
 
 typedef struct bad_case {
@@ -309,73 +309,105 @@ static const bad_case bad_cases[] = {
      "source.conninfo must be a string"},
     {"empty conninfo", PLG "source = {\n conninfo = \"\";\n tables = [ \"t\" ]; };\n", 3,
      "source.conninfo must not be empty"},
-    {"missing tables", PLG "source = {\n conninfo = \"x\"; };\n", 2, "source.tables is required"},
-    {"tables not a list", PLG "source = { conninfo = \"x\";\n tables = \"t\"; };\n", 3,
+    /* conninfo: libpq's verdict, in words that quote no value of it (a password may be one) */
+    {"conninfo unknown keyword", PLG "source = {\n conninfo = \"host=h bogus_key=1\";\n tables = [ \"t\" ]; };\n",
+     3, "source.conninfo: unknown keyword \"bogus_key\" (not a libpq connection parameter)"},
+    {"conninfo unknown URI parameter",
+     PLG "source = {\n conninfo = \"postgresql://h/db?sslmode=disable&nope=1\";\n tables = [ \"t\" ]; };\n",
+     3, "source.conninfo: unknown keyword \"nope\" (not a libpq connection parameter)"},
+    {"conninfo not key=value", PLG "source = {\n conninfo = \"app\";\n tables = [ \"t\" ]; };\n", 3,
+     "source.conninfo: not a valid libpq connection string or URI"},
+    {"conninfo word without value",
+     PLG "source = {\n conninfo = \"host=h s3cret\";\n tables = [ \"t\" ]; };\n", 3,
+     "source.conninfo: not a valid libpq connection string or URI"},
+    {"conninfo unterminated password",
+     PLG "source = {\n conninfo = \"host=h password='s3cret\";\n tables = [ \"t\" ]; };\n", 3,
+     "source.conninfo: not a valid libpq connection string or URI"},
+    {"conninfo password with a space",
+     PLG "source = {\n conninfo = \"host=h password=s3cret words=1\";\n tables = [ \"t\" ]; };\n",
+     3, "source.conninfo: not a valid libpq connection string or URI"},
+    {"conninfo URI password badly encoded",
+     PLG "source = {\n conninfo = \"postgresql://app:s3cr%zzet@h/db\";\n tables = [ \"t\" ]; };\n",
+     3, "source.conninfo: not a valid libpq connection string or URI"},
+    {"conninfo URI unclosed IPv6 with password",
+     PLG "source = {\n conninfo = \"postgresql://app:s3cret@[::1/db\";\n tables = [ \"t\" ]; };\n",
+     3, "source.conninfo: not a valid libpq connection string or URI"},
+    {"conninfo sets replication",
+     PLG "source = {\n conninfo = \"host=h replication=database\";\n tables = [ \"t\" ]; };\n", 3,
+     "source.conninfo: sets replication, which walnotify sets itself (remove it)"},
+    {"conninfo URI sets replication",
+     PLG "source = {\n conninfo = \"postgres://h/db?replication=true\";\n tables = [ \"t\" ]; };\n",
+     3, "source.conninfo: sets replication, which walnotify sets itself (remove it)"},
+    {"conninfo sets replication off",
+     PLG "source = {\n conninfo = \"dbname=x replication=false\";\n tables = [ \"t\" ]; };\n", 3,
+     "source.conninfo: sets replication, which walnotify sets itself (remove it)"},
+    {"missing tables", PLG "source = {\n conninfo = \"dbname=x\"; };\n", 2, "source.tables is required"},
+    {"tables not a list", PLG "source = { conninfo = \"dbname=x\";\n tables = \"t\"; };\n", 3,
      "source.tables must be a list of strings"},
-    {"table not a string", PLG "source = { conninfo = \"x\";\n tables = ( \"t\",\n 5 ); };\n", 4,
+    {"table not a string", PLG "source = { conninfo = \"dbname=x\";\n tables = ( \"t\",\n 5 ); };\n", 4,
      "source.tables must be a list of strings"},
-    {"empty tables", PLG "source = { conninfo = \"x\";\n tables = [ ]; };\n", 3,
+    {"empty tables", PLG "source = { conninfo = \"dbname=x\";\n tables = [ ]; };\n", 3,
      "source.tables must name at least one table"},
-    {"duplicate table", PLG "source = { conninfo = \"x\";\n tables = ( \"t\",\n \"public.t\" ); };\n",
+    {"duplicate table", PLG "source = { conninfo = \"dbname=x\";\n tables = ( \"t\",\n \"public.t\" ); };\n",
      4, "source.tables: \"public.t\" is listed twice"},
-    {"table ends with dot", PLG "source = { conninfo = \"x\";\n tables = [ \"s.\" ]; };\n", 3,
+    {"table ends with dot", PLG "source = { conninfo = \"dbname=x\";\n tables = [ \"s.\" ]; };\n", 3,
      "source.tables: \"s.\" is not a table name (expected \"schema.name\" or \"name\", each 1 to "
      "63 bytes)"},
-    {"table starts with dot", PLG "source = { conninfo = \"x\";\n tables = [ \".t\" ]; };\n", 3,
+    {"table starts with dot", PLG "source = { conninfo = \"dbname=x\";\n tables = [ \".t\" ]; };\n", 3,
      "source.tables: \".t\" is not a table name (expected \"schema.name\" or \"name\", each 1 to "
      "63 bytes)"},
-    {"empty table", PLG "source = { conninfo = \"x\";\n tables = [ \"\" ]; };\n", 3,
+    {"empty table", PLG "source = { conninfo = \"dbname=x\";\n tables = [ \"\" ]; };\n", 3,
      "source.tables: \"\" is not a table name (expected \"schema.name\" or \"name\", each 1 to "
      "63 bytes)"},
-    {"table name too long", PLG "source = { conninfo = \"x\";\n tables = [ \"" LONG64 "\" ]; };\n",
+    {"table name too long", PLG "source = { conninfo = \"dbname=x\";\n tables = [ \"" LONG64 "\" ]; };\n",
      3,
      "source.tables: \"" LONG64 "\" is not a table name (expected \"schema.name\" or \"name\", "
      "each 1 to 63 bytes)"},
-    {"table with newline", PLG "source = { conninfo = \"x\";\n tables = [ \"a.\\n\", \"a.\\n\" ]; };\n",
+    {"table with newline", PLG "source = { conninfo = \"dbname=x\";\n tables = [ \"a.\\n\", \"a.\\n\" ]; };\n",
      3, "source.tables: \"a.\\x0a\" is listed twice"},
     {"unknown key in source",
-     PLG "source = { conninfo = \"x\"; tables = [ \"t\" ];\n  slots = \"a\"; };\n", 3,
+     PLG "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ];\n  slots = \"a\"; };\n", 3,
      "unknown setting \"slots\" in source (expected conninfo, tables, slot, publication, "
      "status_interval_ms, state_file, reconnect_initial_ms, reconnect_max_ms, "
      "receive_timeout_ms)"},
     {"unknown key after source", PLG SRC "source2 = 1;\n", 3,
      "unknown setting \"source2\" (expected source, plugins, log_level)"},
-    {"slot wrong type", PLG "source = { conninfo = \"x\"; tables = [ \"t\" ];\n slot = 1; };\n", 3,
+    {"slot wrong type", PLG "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ];\n slot = 1; };\n", 3,
      "source.slot must be a string"},
-    {"slot upper case", PLG "source = { conninfo = \"x\"; tables = [ \"t\" ];\n slot = \"Slot\"; };\n",
+    {"slot upper case", PLG "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ];\n slot = \"Slot\"; };\n",
      3,
      "source.slot \"Slot\" is not a valid slot name (1 to 63 lower-case letters, digits or "
      "underscores)"},
     {"slot too long",
-     PLG "source = { conninfo = \"x\"; tables = [ \"t\" ];\n slot = \"" LONG64 "\"; };\n", 3,
+     PLG "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ];\n slot = \"" LONG64 "\"; };\n", 3,
      "source.slot \"" LONG64 "\" is not a valid slot name (1 to 63 lower-case letters, digits or "
      "underscores)"},
-    {"slot hyphen", PLG "source = { conninfo = \"x\"; tables = [ \"t\" ];\n slot = \"a-b\"; };\n", 3,
+    {"slot hyphen", PLG "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ];\n slot = \"a-b\"; };\n", 3,
      "source.slot \"a-b\" is not a valid slot name (1 to 63 lower-case letters, digits or "
      "underscores)"},
-    {"slot empty", PLG "source = { conninfo = \"x\"; tables = [ \"t\" ];\n slot = \"\"; };\n", 3,
+    {"slot empty", PLG "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ];\n slot = \"\"; };\n", 3,
      "source.slot \"\" is not a valid slot name (1 to 63 lower-case letters, digits or "
      "underscores)"},
     {"publication wrong type",
-     PLG "source = { conninfo = \"x\"; tables = [ \"t\" ];\n publication = true; };\n", 3,
+     PLG "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ];\n publication = true; };\n", 3,
      "source.publication must be a string"},
     {"publication empty",
-     PLG "source = { conninfo = \"x\"; tables = [ \"t\" ];\n publication = \"\"; };\n", 3,
+     PLG "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ];\n publication = \"\"; };\n", 3,
      "source.publication \"\" must be 1 to 63 bytes"},
     {"publication too long",
-     PLG "source = { conninfo = \"x\"; tables = [ \"t\" ];\n publication = \"" LONG64 "\"; };\n", 3,
+     PLG "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ];\n publication = \"" LONG64 "\"; };\n", 3,
      "source.publication \"" LONG64 "\" must be 1 to 63 bytes"},
     {"status interval wrong type",
-     PLG "source = { conninfo = \"x\"; tables = [ \"t\" ];\n status_interval_ms = \"1s\"; };\n", 3,
+     PLG "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ];\n status_interval_ms = \"1s\"; };\n", 3,
      "source.status_interval_ms must be an integer"},
     {"status interval float",
-     PLG "source = { conninfo = \"x\"; tables = [ \"t\" ];\n status_interval_ms = 100.0; };\n", 3,
+     PLG "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ];\n status_interval_ms = 100.0; };\n", 3,
      "source.status_interval_ms must be an integer"},
     {"status interval too small",
-     PLG "source = { conninfo = \"x\"; tables = [ \"t\" ];\n status_interval_ms = 99; };\n", 3,
+     PLG "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ];\n status_interval_ms = 99; };\n", 3,
      "source.status_interval_ms must be between 100 and 60000 (got 99)"},
     {"status interval too large",
-     PLG "source = { conninfo = \"x\"; tables = [ \"t\" ];\n status_interval_ms = 60001L; };\n", 3,
+     PLG "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ];\n status_interval_ms = 60001L; };\n", 3,
      "source.status_interval_ms must be between 100 and 60000 (got 60001)"},
     {"unknown top-level key", SRC PLG "\nverbose = true;\n", 4,
      "unknown setting \"verbose\" (expected source, plugins, log_level)"},
@@ -471,7 +503,7 @@ static const bad_case bad_cases[] = {
     {"reconnect_max_ms too large", SRC2(" reconnect_max_ms = 5000000000L;"), 2,
      "source.reconnect_max_ms must be between 10 and 3600000 (got 5000000000)"},
     {"reconnect_max_ms below initial",
-     "source = { conninfo = \"x\"; tables = [ \"t\" ];\n reconnect_max_ms = 200;\n"
+     "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ];\n reconnect_max_ms = 200;\n"
      " reconnect_initial_ms = 300; };\n" PLG,
      2, "source.reconnect_max_ms (200) must not be less than source.reconnect_initial_ms (300)"},
     {"reconnect_max_ms below default initial", SRC2(" reconnect_max_ms = 500;"), 2,
@@ -535,7 +567,7 @@ static const bad_case bad_cases[] = {
      " dead_letter = \"./sub//../dead.jsonl\"; } );\n",
      7, "plugin \"r\": dead_letter is the same file as plugin \"p\"'s (line 2)"},
     {"dead_letter is the state file",
-     "source = { conninfo = \"x\"; tables = [ \"t\" ]; state_file = \"s\"; };\n"
+     "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ]; state_file = \"s\"; };\n"
      "plugins = ( { name = \"p\"; path = \"p.so\"; on_error = \"skip\";\n"
      " dead_letter = \"s\"; } );\n",
      3, "plugin \"p\": dead_letter is the same file as source.state_file"},
@@ -559,6 +591,28 @@ START_TEST(test_bad_file)
     ck_assert_msg(strcmp(err, expected) == 0, "%s:\n got      %s\n expected %s", bc->what, err,
                   expected);
     wn_config_free(&c);
+}
+END_TEST
+
+/* Both forms libpq takes, and a conninfo that leaves everything to libpq's defaults. */
+START_TEST(test_conninfo_forms)
+{
+    static const char *const accepted[] = {
+        "host=/run/postgresql port=5433 dbname='my db' user=app password='s p\\\\ce'",
+        "postgresql://app:s3cret@db.example:5433/shop?sslmode=disable&application_name=x",
+        "postgres:///shop",
+        "  ",
+    };
+    char text[512], err[ERR_MAX] = "", path[PATH_MAX];
+    wn_config c;
+
+    for (size_t i = 0; i < sizeof accepted / sizeof accepted[0]; i++) {
+        snprintf(text, sizeof text,
+                 "source = { conninfo = \"%s\"; tables = [ \"t\" ]; };\n" PLG, accepted[i]);
+        ck_assert_msg(load_text("forms.conf", text, &c, err, path, sizeof path) == 0, "%s: %s",
+                      accepted[i], err);
+        wn_config_free(&c);
+    }
 }
 END_TEST
 
@@ -731,6 +785,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_full_file);
     tcase_add_test(tc, test_minimal_file);
     tcase_add_test(tc, test_relative_file_name);
+    tcase_add_test(tc, test_conninfo_forms);
     tcase_add_loop_test(tc, test_bad_file, 0, (int)(sizeof bad_cases / sizeof bad_cases[0]));
     tcase_add_test(tc, test_unreadable);
     tcase_add_test(tc, test_nul_byte);

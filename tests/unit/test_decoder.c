@@ -1,6 +1,10 @@
 /* Unit tests for the pgoutput protocol-1 decoder: every message type from hand-built bytes,
- * precise errors, and no crash on any truncation or corruption. */
+ * precise errors, and no crash on any truncation or corruption, of those bytes and of the real
+ * messages captured from PostgreSQL 15 in tests/fuzz/corpus. */
 #include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -988,6 +992,167 @@ START_TEST(test_random_corruptions)
 }
 END_TEST
 
+/* ---- the captured corpus --------------------------------------------------------------------- */
+
+/* One message of tests/fuzz/corpus (see tests/fuzz/make-corpus.sh): the bytes of one XLogData
+ * payload per file. */
+typedef struct corpus_file {
+    char name[NAME_MAX + 1];
+    unsigned char *data;
+    size_t length;
+} corpus_file;
+
+typedef struct corpus {
+    corpus_file *file;
+    size_t count;
+} corpus;
+
+/* $WN_ROOT/tests/fuzz/corpus, else the corpus beside this file's folder (tests/unit/..): the
+ * Makefile compiles it as tests/unit/test_decoder.c and tests/run.sh runs from the root. */
+static void corpus_path(char *out, size_t size)
+{
+    const char *root = getenv("WN_ROOT");
+    char here[PATH_MAX];
+    char *slash;
+    int n;
+
+    if (root != NULL && root[0] != '\0') {
+        n = snprintf(out, size, "%s/tests/fuzz/corpus", root);
+        ck_assert(n > 0 && (size_t)n < size);
+        return;
+    }
+    snprintf(here, sizeof here, "%s", __FILE__);
+    for (int up = 0; up < 2; up++) {
+        slash = strrchr(here, '/');
+        if (slash == NULL) {
+            snprintf(here, sizeof here, "%s", up == 0 ? "." : "..");
+            break;
+        }
+        *slash = '\0';
+    }
+    n = snprintf(out, size, "%s/fuzz/corpus", here[0] != '\0' ? here : "/");
+    ck_assert(n > 0 && (size_t)n < size);
+}
+
+static void read_corpus_file(const char *dir, corpus_file *file)
+{
+    char path[PATH_MAX + NAME_MAX + 2];
+    FILE *f;
+    long size;
+
+    snprintf(path, sizeof path, "%s/%s", dir, file->name);
+    f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s: %s", path, strerror(errno));
+    ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
+    size = ftell(f);
+    ck_assert_msg(size > 0, "%s is empty", path);
+    rewind(f);
+    file->length = (size_t)size;
+    file->data = malloc(file->length);
+    ck_assert_ptr_nonnull(file->data);
+    ck_assert_msg(fread(file->data, 1, file->length, f) == file->length, "cannot read %s", path);
+    fclose(f);
+}
+
+static int by_name(const struct dirent **a, const struct dirent **b)
+{
+    return strcmp((*a)->d_name, (*b)->d_name);
+}
+
+static int not_hidden(const struct dirent *entry)
+{
+    return entry->d_name[0] != '.';
+}
+
+/* Every message of the corpus, in name order; a missing or empty corpus fails the test. */
+static corpus load_corpus(void)
+{
+    char dir[PATH_MAX];
+    struct dirent **names = NULL;
+    corpus c = { 0 };
+    int n;
+
+    corpus_path(dir, sizeof dir);
+    n = scandir(dir, &names, not_hidden, by_name);
+    ck_assert_msg(n >= 0, "the captured corpus %s is missing (%s): run from the repository root "
+                  "or set WN_ROOT", dir, strerror(errno));
+    ck_assert_msg(n > 0, "the captured corpus %s is empty (tests/fuzz/make-corpus.sh makes it)",
+                  dir);
+    c.file = calloc((size_t)n, sizeof *c.file);
+    ck_assert_ptr_nonnull(c.file);
+    for (int i = 0; i < n; i++) {
+        snprintf(c.file[i].name, sizeof c.file[i].name, "%s", names[i]->d_name);
+        free(names[i]);
+        read_corpus_file(dir, &c.file[i]);
+    }
+    free(names);
+    c.count = (size_t)n;
+    return c;
+}
+
+static void corpus_free(corpus *c)
+{
+    for (size_t i = 0; i < c->count; i++)
+        free(c->file[i].data);
+    free(c->file);
+    memset(c, 0, sizeof *c);
+}
+
+/* The real messages decode whole; every shorter prefix is refused or decodes, never crashes. */
+START_TEST(test_corpus_truncations)
+{
+    corpus c = load_corpus();
+    wn_decoder *d = new_decoder();
+
+    for (size_t k = 0; k < c.count; k++) {
+        const corpus_file *f = &c.file[k];
+
+        ck_assert_msg(decode_copy(d, f->data, f->length) == 0, "%s does not decode: %s",
+                      f->name, d->error);
+        for (size_t length = 0; length < f->length; length++)
+            (void)decode_copy(d, f->data, length);
+    }
+    free(d);
+    corpus_free(&c);
+}
+END_TEST
+
+/* Every byte of every real message replaced by each of a set of values: an error or a valid
+ * decode, never a read outside the message. */
+START_TEST(test_corpus_corruptions)
+{
+    static const uint8_t values[] = { 0x00, 0x01, 0x7f, 0x80, 0xff, 'n', 'u', 't', 'b', 'K',
+                                      'O', 'N' };
+    corpus c = load_corpus();
+    wn_decoder *d = new_decoder();
+    size_t decoded = 0, rejected = 0;
+
+    for (size_t k = 0; k < c.count; k++) {
+        corpus_file *f = &c.file[k];
+
+        for (size_t at = 0; at < f->length; at++) {
+            uint8_t original = f->data[at];
+
+            for (size_t v = 0; v < sizeof values + 2; v++) {
+                if (v < sizeof values)
+                    f->data[at] = values[v];
+                else
+                    f->data[at] = (uint8_t)(original ^ (v == sizeof values ? 0x01 : 0x80));
+                if (decode_copy(d, f->data, f->length) == 0)
+                    decoded++;
+                else
+                    rejected++;
+            }
+            f->data[at] = original;
+        }
+    }
+    ck_assert_uint_gt(decoded, 0);
+    ck_assert_uint_gt(rejected, 0);
+    free(d);
+    corpus_free(&c);
+}
+END_TEST
+
 static Suite *decoder_suite(void)
 {
     Suite *s = suite_create("decoder");
@@ -1024,6 +1189,8 @@ static Suite *decoder_suite(void)
     tcase_add_test(robustness, test_every_truncation_fails);
     tcase_add_test(robustness, test_single_byte_corruptions);
     tcase_add_test(robustness, test_random_corruptions);
+    tcase_add_test(robustness, test_corpus_truncations);
+    tcase_add_test(robustness, test_corpus_corruptions);
     suite_add_tcase(s, robustness);
     return s;
 }
