@@ -30,6 +30,8 @@
 #define RETRY_INITIAL_MIN 1
 #define RECONNECT_INITIAL_MIN 10
 #define RECEIVE_TIMEOUT_MIN 1000
+#define PROGRESS_INTERVAL_MIN 1000
+#define PROGRESS_INTERVAL_MAX 86400000 /* a day */
 
 typedef struct load_ctx {
     const char *path; /* the file as given, for messages */
@@ -50,10 +52,10 @@ static const char *const source_keys[] = {
     "conninfo",         "tables",     "slot",
     "publication",      "status_interval_ms", "state_file",
     "reconnect_initial_ms", "reconnect_max_ms", "receive_timeout_ms",
-    NULL};
+    "progress_interval_ms", NULL};
 #define SOURCE_KEYS_TEXT                                                                 \
     "conninfo, tables, slot, publication, status_interval_ms, state_file, "              \
-    "reconnect_initial_ms, reconnect_max_ms, receive_timeout_ms"
+    "reconnect_initial_ms, reconnect_max_ms, receive_timeout_ms, progress_interval_ms"
 static const char *const plugin_keys[] = {
     "name",      "path",             "tables",       "ops",  "settings",    "on_error",
     "retry_max", "retry_initial_ms", "retry_max_ms", "then", "dead_letter", NULL};
@@ -475,6 +477,7 @@ static int parse_source_timing(load_ctx *ctx, const config_setting_t *source,
                                wn_source_config *out)
 {
     const config_setting_t *status = NULL, *initial = NULL, *max = NULL, *timeout = NULL;
+    const config_setting_t *progress = NULL;
 
     if (optional_int(ctx, source, "status_interval_ms", "source.status_interval_ms",
                      WN_DEFAULT_STATUS_INTERVAL_MS, STATUS_INTERVAL_MIN, STATUS_INTERVAL_MAX,
@@ -503,7 +506,9 @@ static int parse_source_timing(load_ctx *ctx, const config_setting_t *source,
                        "source.receive_timeout_ms (%d) must be greater than "
                        "source.status_interval_ms (%d)",
                        out->receive_timeout_ms, out->status_interval_ms);
-    return 0;
+    return optional_int(ctx, source, "progress_interval_ms", "source.progress_interval_ms",
+                        WN_DEFAULT_PROGRESS_INTERVAL_MS, PROGRESS_INTERVAL_MIN,
+                        PROGRESS_INTERVAL_MAX, &out->progress_interval_ms, &progress);
 }
 
 /* libpq's own verdict, without connecting, so that --check-config catches a conninfo that no

@@ -19,6 +19,7 @@
 #define WN_DEFAULT_RECONNECT_INITIAL_MS 1000
 #define WN_DEFAULT_RECONNECT_MAX_MS 60000
 #define WN_DEFAULT_RECEIVE_TIMEOUT_MS 30000
+#define WN_DEFAULT_PROGRESS_INTERVAL_MS 60000
 #define WN_NAME_MAX 63 /* PostgreSQL's NAMEDATALEN - 1 */
 
 typedef struct wn_table_ref {
@@ -85,6 +86,7 @@ typedef struct wn_source_config {
     int reconnect_max_ms;       /* `reconnect_max_ms`: backoff cap; 60000 */
     int receive_timeout_ms;     /* `receive_timeout_ms`: silence before asking the server for a
                                    reply, and again before reconnecting; 30000 */
+    int progress_interval_ms;   /* `progress_interval_ms`: between progress lines; 60000 */
 } wn_source_config;
 
 typedef struct wn_config {

@@ -236,6 +236,7 @@ static int open_stream(run *r, bool *nothing_to_do, char *err,
         .start_lsn = start,
         .status_interval_ms = r->config->source.status_interval_ms,
         .receive_timeout_ms = r->config->source.receive_timeout_ms,
+        .progress_interval_ms = r->config->source.progress_interval_ms,
         .state_file = r->config->source.state_file,
         .origin = &r->origin,
     };

@@ -25,10 +25,9 @@ typedef struct wn_stream_options {
     const char *state_file;   /* NULL: none. Else rewritten each time a status update reported
                                  a new flush position (at most once per status interval) */
     const wn_state *origin;   /* the server, database and slot written to state_file; copied */
-    int progress_interval_ms; /* between progress lines; 0: WN_DEFAULT_PROGRESS_INTERVAL_MS */
+    int progress_interval_ms; /* between progress lines; 0: WN_DEFAULT_PROGRESS_INTERVAL_MS
+                                 (config.h) */
 } wn_stream_options;
-
-#define WN_DEFAULT_PROGRESS_INTERVAL_MS 60000
 
 typedef struct wn_stream wn_stream;
 

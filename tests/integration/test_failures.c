@@ -132,6 +132,64 @@ START_TEST(test_slow_plugin_keeps_the_connection)
 }
 END_TEST
 
+static int count_substrings(const char *text, const char *needle)
+{
+    int n = 0;
+
+    for (const char *p = strstr(text, needle); p != NULL; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+/* The progress line comes from the reader thread, so an operator still sees one while a plugin
+ * blocks: no events, and a lag that says the server is ahead. */
+START_TEST(test_progress_goes_on_while_a_plugin_blocks)
+{
+    itest_ctx ctx;
+    itest_host host;
+    itest_path conf, release;
+    char *err;
+    const char *blocked_line;
+
+    itest_begin(&ctx, "progress");
+    itest_exec(ctx.conn, "CREATE TABLE t (id int PRIMARY KEY)");
+    conf = itest_file(&ctx, "progress.cfg");
+    release = itest_file(&ctx, "release");
+    itest_write_file(conf.s,
+                     "log_level = \"info\";\n"
+                     "source: { conninfo = \"%s\"; tables = [ \"public.t\" ]; slot = \"%s\";\n"
+                     "  publication = \"%s\"; status_interval_ms = 200;\n"
+                     "  progress_interval_ms = 1000; };\n"
+                     "plugins = ( { name = \"slow\"; path = \"%s\";\n"
+                     "  settings = { block_ms = 60000; release = \"release\"; }; } );\n",
+                     ctx.conninfo, ctx.slot, ctx.pub,
+                     itest_root_file("build/tests/fixtures/blocker.so").s);
+    itest_create_slot(&ctx, conf.s);
+    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
+    itest_exec(ctx.conn, "INSERT INTO t VALUES (1)");
+
+    /* The first handle call blocks; wait for three progress lines meanwhile. */
+    for (itest_deadline deadline = itest_deadline_in(ITEST_WAIT_S * 1000);;) {
+        err = itest_host_stderr(&host);
+        if (err != NULL && count_substrings(err, ", 0.0 events/s, lag ") >= 3)
+            break;
+        ck_assert_msg(!itest_expired(&deadline) && itest_host_running(&host),
+                      "no progress lines while the plugin blocks: %s", err ? err : "");
+        free(err);
+        itest_sleep_ms(200);
+    }
+    blocked_line = strstr(err, ", 0.0 events/s, lag ");
+    ck_assert_msg(strstr(blocked_line, ", 0.0 events/s, lag 0 bytes") != blocked_line,
+                  "the lag says nothing is waiting: %s", err);
+    free(err);
+
+    itest_write_file(release.s, "go\n");
+    itest_host_stop(&host, SIGTERM);
+    itest_assert_exit(&host, 0);
+    itest_end(&ctx);
+}
+END_TEST
+
 /* Puts wal_sender_timeout back even when the test that lowered it failed. */
 static void reset_sender_timeout(void)
 {
@@ -208,6 +266,7 @@ int main(void)
     tcase_set_timeout(tc, ITEST_TIMEOUT_S);
     tcase_add_test(tc, test_retries_deliver_everything_once);
     tcase_add_test(tc, test_fatal_stops_without_acknowledging);
+    tcase_add_test(tc, test_progress_goes_on_while_a_plugin_blocks);
     suite_add_tcase(suite, tc);
     tcase_set_timeout(slow, ITEST_TIMEOUT_S);
     tcase_add_unchecked_fixture(slow, NULL, reset_sender_timeout);

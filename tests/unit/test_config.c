@@ -72,7 +72,7 @@ static const char full_text[] =
     "  publication = \"Orders-Pub\";\n"                                              /* 8 */
     "  status_interval_ms = 250; state_file = \"state/progress\";\n"                /* 9 */
     "  reconnect_initial_ms = 20; reconnect_max_ms = 500;\n"                       /* 10 */
-    "  receive_timeout_ms = 5000; };\n"                                            /* 11 */
+    "  receive_timeout_ms = 5000; progress_interval_ms = 2000; };\n"              /* 11 */
     "plugins =\n"                                                                    /* 12 */
     "(\n"                                                                            /* 13 */
     "  {\n"                                                                          /* 14 */
@@ -137,6 +137,7 @@ START_TEST(test_full_file)
     ck_assert_int_eq(c.source.reconnect_initial_ms, 20);
     ck_assert_int_eq(c.source.reconnect_max_ms, 500);
     ck_assert_int_eq(c.source.receive_timeout_ms, 5000);
+    ck_assert_int_eq(c.source.progress_interval_ms, 2000);
 
     ck_assert_uint_eq(c.nplugins, 2);
     p = &c.plugins[0];
@@ -231,6 +232,7 @@ START_TEST(test_minimal_file)
     ck_assert_int_eq(c.source.reconnect_initial_ms, WN_DEFAULT_RECONNECT_INITIAL_MS);
     ck_assert_int_eq(c.source.reconnect_max_ms, WN_DEFAULT_RECONNECT_MAX_MS);
     ck_assert_int_eq(c.source.receive_timeout_ms, WN_DEFAULT_RECEIVE_TIMEOUT_MS);
+    ck_assert_int_eq(c.source.progress_interval_ms, WN_DEFAULT_PROGRESS_INTERVAL_MS);
     ck_assert_uint_eq(c.source.ntables, 1);
     assert_table(&c.source.tables[0], "public", "t", "public.t");
     ck_assert_uint_eq(c.nplugins, 1);
@@ -369,7 +371,7 @@ static const bad_case bad_cases[] = {
      PLG "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ];\n  slots = \"a\"; };\n", 3,
      "unknown setting \"slots\" in source (expected conninfo, tables, slot, publication, "
      "status_interval_ms, state_file, reconnect_initial_ms, reconnect_max_ms, "
-     "receive_timeout_ms)"},
+     "receive_timeout_ms, progress_interval_ms)"},
     {"unknown key after source", PLG SRC "source2 = 1;\n", 3,
      "unknown setting \"source2\" (expected source, plugins, log_level)"},
     {"slot wrong type", PLG "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ];\n slot = 1; };\n", 3,
@@ -514,6 +516,10 @@ static const bad_case bad_cases[] = {
      "source.receive_timeout_ms must be between 1000 and 3600000 (got 999)"},
     {"receive_timeout_ms float", SRC2(" receive_timeout_ms = 5000.0;"), 2,
      "source.receive_timeout_ms must be an integer"},
+    {"progress_interval_ms too small", SRC2(" progress_interval_ms = 999;"), 2,
+     "source.progress_interval_ms must be between 1000 and 86400000 (got 999)"},
+    {"progress_interval_ms a string", SRC2(" progress_interval_ms = \"60s\";"), 2,
+     "source.progress_interval_ms must be an integer"},
     {"receive_timeout_ms not above status interval",
      SRC2(" status_interval_ms = 2000; receive_timeout_ms = 2000;"), 2,
      "source.receive_timeout_ms (2000) must be greater than source.status_interval_ms (2000)"},
