@@ -17,8 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_HOST_ARGS 32
-#define WRITER_PAUSE_MS 10
+#define TAIL_BYTES 512 /* more than one log line */
+#define NO_TXN SIZE_MAX   /* no transaction index */
 
 /* ---- randomness ------------------------------------------------------------------------------ */
 
@@ -66,8 +66,15 @@ long faults_rng_range(faults_rng *rng, long low, long high)
 
 /* ---- processes ------------------------------------------------------------------------------- */
 
+static long mix_rows(const faults_mix *mix, faults_rng *rng)
+{
+    if (mix->big_every > 0 && faults_rng_range(rng, 0, mix->big_every - 1) == 0)
+        return mix->big_rows;
+    return faults_rng_range(rng, mix->min_rows, mix->max_rows);
+}
+
 static void run_writer(const itest_ctx *ctx, const char *table, const char *sequence,
-                       uint64_t seed, int big_every, int big_rows)
+                       uint64_t seed, const faults_mix *mix)
 {
     faults_rng rng = faults_rng_new(seed);
     char sql[512];
@@ -77,52 +84,51 @@ static void run_writer(const itest_ctx *ctx, const char *table, const char *sequ
     signal(SIGTERM, SIG_DFL);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     conn = itest_connect(ctx->db, NULL);
-    for (;;) {
-        long rows = faults_rng_range(&rng, 0, big_every - 1) == 0 ? big_rows
-                                                                   : faults_rng_range(&rng, 1, 5);
+    for (int n = 0; mix->transactions == 0 || n < mix->transactions; n++) {
         PGresult *res;
 
         snprintf(sql, sizeof sql, "INSERT INTO %s SELECT nextval('%s') FROM generate_series(1, %ld)",
-                 table, sequence, rows);
+                 table, sequence, mix_rows(mix, &rng));
         res = PQexec(conn, sql);
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
             fprintf(stderr, "faults writer: %s: %s", sql, PQerrorMessage(conn));
             _exit(1);
         }
         PQclear(res);
-        itest_sleep_ms(WRITER_PAUSE_MS);
+        itest_sleep_ms(mix->pause_ms);
     }
+    PQfinish(conn);
+    _exit(0);
 }
 
 pid_t faults_writer_start(const itest_ctx *ctx, const char *table, const char *sequence,
-                          uint64_t seed, int big_every, int big_rows)
+                          uint64_t seed, const faults_mix *mix)
 {
     pid_t pid;
 
-    ck_assert_msg(big_every > 0 && big_rows > 0, "bad writer mix %d/%d", big_every, big_rows);
+    ck_assert_msg(mix->min_rows > 0 && mix->max_rows >= mix->min_rows && mix->big_every >= 0 &&
+                      (mix->big_every == 0 || mix->big_rows > 0) && mix->pause_ms >= 0 &&
+                      mix->transactions >= 0,
+                  "bad writer mix");
     fflush(NULL);
     pid = fork();
     ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
     if (pid == 0)
-        run_writer(ctx, table, sequence, seed, big_every, big_rows);
+        run_writer(ctx, table, sequence, seed, mix);
     return pid;
 }
 
-static void exec_host(const char *out, const char *err, const char *const *argv)
+bool faults_writer_done(pid_t pid)
 {
-    int fd_in = open("/dev/null", O_RDONLY);
-    int fd_out = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int fd_err = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int status;
+    pid_t got = waitpid(pid, &status, WNOHANG);
 
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (fd_in < 0 || fd_out < 0 || fd_err < 0 || dup2(fd_in, 0) < 0 || dup2(fd_out, 1) < 0 ||
-        dup2(fd_err, 2) < 0)
-        _exit(126);
-    if (chdir("/") != 0)
-        _exit(126);
-    execv(argv[0], (char *const *)argv);
-    dprintf(2, "faults: cannot run %s: %s\n", argv[0], strerror(errno));
-    _exit(127);
+    ck_assert_msg(got >= 0, "waitpid: %s", strerror(errno));
+    if (got == 0)
+        return false;
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the writer failed (status %d)",
+                  status);
+    return true;
 }
 
 static int decode_status(int status)
@@ -134,34 +140,6 @@ static int decode_status(int status)
     return -1;
 }
 
-static void start_host(itest_ctx *ctx, itest_host *host, const char *const *args)
-{
-    itest_path program = itest_root_file("build/walnotify");
-    const char *argv[MAX_HOST_ARGS + 2];
-    char name[64];
-    size_t n = 0;
-
-    memset(host, 0, sizeof *host);
-    ck_assert_msg(access(program.s, X_OK) == 0, "%s is not built: run make first", program.s);
-    argv[n++] = program.s;
-    for (; args[n - 1] != NULL; n++) {
-        ck_assert_msg(n <= MAX_HOST_ARGS, "too many host arguments");
-        argv[n] = args[n - 1];
-    }
-    argv[n] = NULL;
-    ctx->runs++;
-    snprintf(name, sizeof name, "host%d.out", ctx->runs);
-    host->out = itest_file(ctx, name);
-    snprintf(name, sizeof name, "host%d.err", ctx->runs);
-    host->err = itest_file(ctx, name);
-    host->status = -1;
-    fflush(NULL);
-    host->pid = fork();
-    ck_assert_msg(host->pid >= 0, "fork: %s", strerror(errno));
-    if (host->pid == 0)
-        exec_host(host->out.s, host->err.s, argv);
-}
-
 int faults_host_run_rusage(itest_ctx *ctx, itest_host *host, const char *const *args,
                            int timeout_s, long *maxrss_kb)
 {
@@ -169,7 +147,7 @@ int faults_host_run_rusage(itest_ctx *ctx, itest_host *host, const char *const *
     struct rusage usage;
     int status;
 
-    start_host(ctx, host, args);
+    itest_host_start(ctx, host, args);
     for (;;) {
         pid_t got = wait4(host->pid, &status, WNOHANG, &usage);
 
@@ -187,6 +165,12 @@ int faults_host_run_rusage(itest_ctx *ctx, itest_host *host, const char *const *
     host->pid = 0;
     host->status = decode_status(status);
     *maxrss_kb = usage.ru_maxrss;
+    if (getenv("WN_HOST_WRAPPER") != NULL) {
+        fprintf(stderr, "faults: the host ran under WN_HOST_WRAPPER: its peak RSS (%ld kB, the "
+                        "wrapper's) is not measured\n",
+                *maxrss_kb);
+        *maxrss_kb = 0;
+    }
     return host->status;
 }
 
@@ -236,6 +220,38 @@ long faults_file_size(const char *path)
         return 0;
     }
     return (long)st.st_size;
+}
+
+long faults_log_last_seq(const char *path)
+{
+    char tail[TAIL_BYTES + 1], lsn[32];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    off_t size;
+    ssize_t got;
+    char *end, *start;
+    long seq = -1;
+
+    if (fd < 0) {
+        ck_assert_msg(errno == ENOENT, "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    size = lseek(fd, 0, SEEK_END);
+    got = size < 0 ? -1 : pread(fd, tail, TAIL_BYTES, size > TAIL_BYTES ? size - TAIL_BYTES : 0);
+    close(fd);
+    ck_assert_msg(got >= 0, "cannot read %s: %s", path, strerror(errno));
+    tail[got] = '\0';
+    /* The last line may be half written: the last whole one ends at the last newline. */
+    end = strrchr(tail, '\n');
+    if (end == NULL)
+        return -1;
+    *end = '\0';
+    start = strrchr(tail, '\n');
+    start = start != NULL ? start + 1 : tail;
+    if (start == tail && size > TAIL_BYTES)
+        return -1; /* the line's beginning lies before what was read */
+    if (sscanf(start, "%31s %ld", lsn, &seq) != 2)
+        return -1;
+    return seq;
 }
 
 /* ---- history --------------------------------------------------------------------------------- */
@@ -428,10 +444,11 @@ static const char *lsn_text(wn_lsn lsn, char *buffer)
 /*
  * One run's lines [from, to): whole transactions (the last may be cut when the run was killed),
  * seq 0, 1, ... in each, and exactly the transactions from the first at or after the run's start
- * position, none skipped, none before it.
+ * position, none skipped, none before it. *cut is the transaction an earlier run cut and no run
+ * has delivered whole since (NO_TXN: none); summary->cut counts those delivered whole again.
  */
 static void check_run(const parsed_log *log, const faults_run *run, size_t number, size_t from,
-                      size_t to)
+                      size_t to, size_t *cut, faults_summary *summary)
 {
     char a[WN_LSN_TEXT_MAX], b[WN_LSN_TEXT_MAX], c[WN_LSN_TEXT_MAX];
     size_t expect = find_txn(log, run->start);
@@ -456,13 +473,20 @@ static void check_run(const parsed_log *log, const faults_run *run, size_t numbe
         ck_assert_msg(n == t->size || (i == to && !run->whole),
                       "run %zu cut transaction %s after %ld of its %ld rows", number,
                       lsn_text(first->lsn, a), n, t->size);
+        if (n == t->size && first->txn == *cut) {
+            summary->cut++;
+            *cut = NO_TXN;
+        }
+        if (n < t->size)
+            *cut = first->txn;
         expect++;
     }
 }
 
-static void check_runs(const faults_history *history, const parsed_log *log)
+static void check_runs(const faults_history *history, const parsed_log *log,
+                       faults_summary *summary)
 {
-    size_t from = 0;
+    size_t from = 0, cut = NO_TXN;
 
     for (size_t r = 0; r < history->nruns; r++) {
         const faults_run *run = &history->run[r];
@@ -471,7 +495,7 @@ static void check_runs(const faults_history *history, const parsed_log *log)
         ck_assert_msg(run->log_end >= 0, "run %zu never ended", r + 1);
         while (to < log->nlines && log->line[to].end <= run->log_end)
             to++;
-        check_run(log, run, r + 1, from, to);
+        check_run(log, run, r + 1, from, to, &cut, summary);
         from = to;
     }
     ck_assert_msg(from == log->nlines, "%zu log lines were written after the last run",
@@ -571,18 +595,23 @@ static void check_rows(const parsed_log *log, PGconn *conn, const char *ids_sql)
     free(ids);
 }
 
-size_t faults_check_history(const faults_history *history, PGconn *conn, const char *ids_sql)
+faults_summary faults_check_history(const faults_history *history, PGconn *conn,
+                                    const char *ids_sql)
 {
     parsed_log log = parse_log(history->log_path);
-    size_t again;
+    faults_summary summary = {.lines = log.nlines, .transactions = log.ntxns};
 
-    check_runs(history, &log);
-    again = check_first_deliveries(&log);
+    check_runs(history, &log, &summary);
+    summary.again = check_first_deliveries(&log);
     check_samples(history, &log);
     check_rows(&log, conn, ids_sql);
-    fprintf(stderr, "faults: %zu lines, %zu transactions, %zu lines delivered again, %zu runs, "
-                    "%zu slot samples\n",
-            log.nlines, log.ntxns, again, history->nruns, history->nsamples);
+    for (size_t i = 0; i < log.ntxns; i++)
+        summary.largest = log.txn[i].size > summary.largest ? log.txn[i].size : summary.largest;
+    fprintf(stderr, "faults: %zu lines, %zu transactions (the largest %ld rows), %zu lines "
+                    "delivered again, %zu transactions cut by a kill and delivered again, %zu "
+                    "runs, %zu slot samples\n",
+            summary.lines, summary.transactions, summary.largest, summary.again, summary.cut,
+            history->nruns, history->nsamples);
     parsed_log_free(&log);
-    return again;
+    return summary;
 }

@@ -36,18 +36,35 @@ long faults_rng_range(faults_rng *rng, long low, long high);
 
 /* ---- processes ------------------------------------------------------------------------------- */
 
-/*
- * A writer process on its own connection to ctx->db, committing in a loop until stopped (with
- * itest_writer_stop): mostly transactions of 1 to 5 rows, and one in `big_every` of `big_rows`
- * rows, each row `INSERT INTO table SELECT nextval(sequence) ...`. The only writer of the table,
- * so ids grow in commit order.
- */
-pid_t faults_writer_start(const itest_ctx *ctx, const char *table, const char *sequence,
-                          uint64_t seed, int big_every, int big_rows);
+/* What a writer commits: each transaction is big_rows rows one time in big_every, else
+ * min_rows to max_rows rows (uniform). */
+typedef struct faults_mix {
+    int min_rows;
+    int max_rows;
+    int big_every;      /* 0: never big */
+    int big_rows;
+    int pause_ms;       /* between two commits */
+    int transactions;   /* the writer ends by itself after this many; 0: only when stopped */
+} faults_mix;
 
 /*
- * Runs the host to its end like itest_host_run (outputs in ctx->dir, bounded by timeout_s) and
- * returns its exit code; *maxrss_kb receives its peak resident set size from wait4().
+ * A writer process on its own connection to ctx->db, committing transactions of the mix, each
+ * row `INSERT INTO table SELECT nextval(sequence) ...` (the other columns take their defaults),
+ * until it is stopped (itest_writer_stop) or has committed mix->transactions. The only writer of
+ * the table, so ids grow in commit order.
+ */
+pid_t faults_writer_start(const itest_ctx *ctx, const char *table, const char *sequence,
+                          uint64_t seed, const faults_mix *mix);
+
+/* Whether a writer that ends by itself has ended (then reaped); fails unless it exited 0. */
+bool faults_writer_done(pid_t pid);
+
+/*
+ * Runs the host to its end like itest_host_run (started by itest_host_start, so under
+ * WN_HOST_WRAPPER when set; outputs in ctx->dir, bounded by timeout_s) and returns its exit code.
+ * *maxrss_kb receives the host's peak resident set size from wait4(); under a wrapper that would
+ * be the wrapper's (valgrind keeps the host and its own shadow memory in one process), so it is
+ * then 0 and a line on stderr says the peak was not measured.
  */
 int faults_host_run_rusage(itest_ctx *ctx, itest_host *host, const char *const *args,
                            int timeout_s, long *maxrss_kb);
@@ -63,6 +80,10 @@ void faults_wait_file(const char *path, int timeout_s);
 
 /* Bytes in the file, 0 when it is missing. */
 long faults_file_size(const char *path);
+
+/* The SEQ of the last whole line of a fixture's log ("LSN SEQ TABLE OP ID"); -1 when there is
+ * none. Reads only the file's end, so it is cheap on a large log. */
+long faults_log_last_seq(const char *path);
 
 /* ---- the delivery invariant ------------------------------------------------------------------ */
 
@@ -96,11 +117,20 @@ void faults_run_begin(faults_history *history, PGconn *conn, const char *slot);
 /* The run's host is gone; whole says whether it ended by itself. */
 void faults_run_end(faults_history *history, bool whole);
 
+/* What faults_check_history saw, for the caller's own assertions and report. */
+typedef struct faults_summary {
+    size_t lines;
+    size_t transactions;
+    size_t again;       /* lines that were deliveries again */
+    size_t cut;         /* transactions a killed run delivered in part and a later run whole */
+    long largest;       /* rows of the largest transaction delivered */
+} faults_summary;
+
 /*
  * Checks the invariant over the whole log against the ids `ids_sql` returns (one bigint column,
- * every committed row of the watched table). Returns the number of lines delivered more than
- * once, for the caller's report.
+ * every committed row of the watched table), and returns what it saw.
  */
-size_t faults_check_history(const faults_history *history, PGconn *conn, const char *ids_sql);
+faults_summary faults_check_history(const faults_history *history, PGconn *conn,
+                                    const char *ids_sql);
 
 #endif
