@@ -1,6 +1,8 @@
 /*
  * One very large transaction: delivered in full and in order, while the host's memory stays
- * bounded (events flow through a bounded queue; the transaction is never held whole).
+ * bounded (events flow through a bounded queue; the transaction is never held whole), and the
+ * slot, sampled throughout (watch.h), never acknowledged it before every plugin had finished
+ * it (the delivery invariant of faults.h, over a logging plugin listed last).
  */
 #include <check.h>
 #include <stdio.h>
@@ -10,6 +12,7 @@
 
 #include "faults.h"
 #include "itest.h"
+#include "watch.h"
 
 #define BIG_ROWS 2000000L
 #define PEAK_RSS_LIMIT_KB (200L * 1024) /* generous: the whole transaction is far larger */
@@ -27,8 +30,10 @@ START_TEST(test_two_million_rows_in_one_transaction)
 {
     itest_ctx ctx;
     itest_host host;
-    itest_path conf, log_path;
+    itest_path conf, log_path, events_path;
     itest_lines lines;
+    faults_history history;
+    watch *w;
     struct timespec started;
     char lsn[32], order[64], *end_text;
     unsigned long long events;
@@ -49,11 +54,15 @@ START_TEST(test_two_million_rows_in_one_transaction)
     conf = itest_config(&ctx, "big.cfg", "\"public.t\"", 1000,
                         "{ name = \"out\"; path = \"%s\"; settings = { path = \"/dev/null\"; "
                         "fsync = false; }; },\n"
-                        "{ name = \"count\"; path = \"%s\"; settings = { log = \"count.log\"; }; }",
+                        "{ name = \"count\"; path = \"%s\"; settings = { log = \"count.log\"; }; },\n"
+                        "{ name = \"events\"; path = \"%s\"; settings = { log = \"events.log\"; }; }",
                         itest_root_file("build/plugins/jsonl.so").s,
-                        itest_root_file("build/tests/fixtures/fault_count.so").s);
+                        itest_root_file("build/tests/fixtures/fault_count.so").s,
+                        itest_root_file("build/tests/fixtures/flaky.so").s);
     itest_create_slot(&ctx, conf.s);
     log_path = itest_file(&ctx, "count.log");
+    events_path = itest_file(&ctx, "events.log");
+    faults_history_init(&history, events_path.s);
 
     clock_gettime(CLOCK_MONOTONIC, &started);
     itest_exec(ctx.conn, "INSERT INTO t SELECT generate_series(1, %ld)", BIG_ROWS);
@@ -62,8 +71,12 @@ START_TEST(test_two_million_rows_in_one_transaction)
     end_text = itest_lsn_text(end);
 
     clock_gettime(CLOCK_MONOTONIC, &started);
+    faults_run_begin(&history, ctx.conn, ctx.slot);
+    w = watch_start(&ctx, &history, NULL);
     faults_host_run_rusage(&ctx, &host, ITEST_ARGS("-c", conf.s, "--endpos", end_text), BIG_RUN_S,
                            &maxrss_kb);
+    watch_stop(w);
+    faults_run_end(&history, host.status == 0);
     free(end_text);
     fprintf(stderr, "bigtxn: delivered in %.1f s, host peak RSS %ld kB\n", seconds_since(&started),
             maxrss_kb);
@@ -90,6 +103,10 @@ START_TEST(test_two_million_rows_in_one_transaction)
                   PEAK_RSS_LIMIT_KB);
     ck_assert_msg(itest_slot_confirmed(ctx.conn, ctx.slot) > lsn_value,
                   "the slot was not acknowledged past the transaction");
+    ck_assert_msg(history.nsamples > 10, "only %zu slot samples while the host ran",
+                  history.nsamples);
+    faults_check_history(&history, ctx.conn, "SELECT id FROM t ORDER BY id");
+    faults_history_free(&history);
     itest_end(&ctx);
 }
 END_TEST

@@ -1,8 +1,14 @@
 /*
- * Reconnection: a walsender terminated from SQL, a server restarted (fast and immediate), a
- * connection gone silent, a slot held by another host (active/standby), a slot dropped
- * underneath, and the local progress file. Every test checks that every committed row arrives,
- * first deliveries in commit order, and that the shared server is up and healthy afterwards.
+ * Reconnection: a walsender terminated from SQL (also while a plugin holds a transaction), a
+ * server restarted (fast and immediate), a connection gone silent, a slot held by another host
+ * (active/standby), a slot dropped underneath, and the local progress file. Every test checks
+ * that every committed row arrives, first deliveries in commit order, and that the shared server
+ * is up and healthy afterwards.
+ *
+ * The tests that stream across a reconnection also check the delivery invariant of faults.h,
+ * with the slot sampled throughout (watch.h): each stream starts exactly where the host said it
+ * resumes and delivers whole transactions from there, and confirmed_flush_lsn never passed a
+ * transaction that the plugin had not finished.
  */
 #include <check.h>
 #include <errno.h>
@@ -14,15 +20,23 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "faults.h"
 #include "itest.h"
+#include "watch.h"
 
 #define INSERT_TWO "INSERT INTO t SELECT nextval('ids') FROM generate_series(1, 2)"
+#define HELD_ROWS 50000 /* far more than the host's queue and the socket's buffers hold */
 
-/* A configuration with the test's source, a flaky.so logger into run.log, and extra source
- * settings (e.g. "state_file = \"state\"; reconnect_initial_ms = 200;"). */
-static itest_path reconnect_config(const itest_ctx *ctx, const char *name, const char *extra)
+/* A configuration with the test's source, extra source settings (e.g. "state_file =
+ * \"state\"; reconnect_initial_ms = 200;") and one plugin, fixture (under build/tests/fixtures)
+ * with settings (the inside of its `settings = { ... }`). */
+static itest_path plugin_config(const itest_ctx *ctx, const char *name, const char *extra,
+                                const char *fixture, const char *settings)
 {
     itest_path path = itest_file(ctx, name);
+    char relative[128];
+
+    snprintf(relative, sizeof relative, "build/tests/fixtures/%s", fixture);
 
     itest_write_file(path.s,
                      "log_level = \"debug\";\n"
@@ -35,11 +49,19 @@ static itest_path reconnect_config(const itest_ctx *ctx, const char *name, const
                      "  %s\n"
                      "};\n"
                      "plugins = ( { name = \"log\"; path = \"%s\"; "
-                     "settings = { log = \"run.log\"; }; } );\n",
-                     ctx->conninfo, ctx->slot, ctx->pub, extra,
-                     itest_root_file("build/tests/fixtures/flaky.so").s);
+                     "settings = { %s }; } );\n",
+                     ctx->conninfo, ctx->slot, ctx->pub, extra, itest_root_file(relative).s,
+                     settings);
     return path;
 }
+
+/* plugin_config with a flaky.so logger into run.log. */
+static itest_path reconnect_config(const itest_ctx *ctx, const char *name, const char *extra)
+{
+    return plugin_config(ctx, name, extra, "flaky.so", "log = \"run.log\";");
+}
+
+static const char ids_sql[] = "SELECT id FROM t ORDER BY id";
 
 static void make_table(itest_ctx *ctx)
 {
@@ -194,6 +216,8 @@ START_TEST(test_terminated_walsender)
     itest_ctx ctx;
     itest_host host;
     itest_path conf, log_path;
+    faults_history history;
+    watch *w;
     long long pid = 0;
     pid_t writer;
 
@@ -202,7 +226,10 @@ START_TEST(test_terminated_walsender)
     conf = reconnect_config(&ctx, "t.cfg", "reconnect_initial_ms = 200;");
     log_path = itest_file(&ctx, "run.log");
     itest_create_slot(&ctx, conf.s);
+    faults_history_init(&history, log_path.s);
+    faults_run_begin(&history, ctx.conn, ctx.slot);
     itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
+    w = watch_start(&ctx, &history, &host);
     writer = itest_writer_start(&ctx, INSERT_TWO);
     for (int round = 0; round < 3; round++) {
         wait_more_lines(log_path.s, 10);
@@ -215,9 +242,162 @@ START_TEST(test_terminated_walsender)
     ck_assert_msg(itest_host_running(&host), "walnotify stopped (exit %d)", host.status);
     ck_assert_int_ge(count_in_stderr(&host, "WARNING: replication stream lost: "), 3);
     ck_assert_int_ge(count_in_stderr(&host, "INFO: replication stream back at "), 3);
+    ck_assert_int_ge(watch_reconnections(w), 3);
     wait_stderr(&host, "reconnecting in ", 1);
     itest_host_stop(&host, SIGTERM);
     itest_assert_exit(&host, 0);
+    watch_stop(w);
+    faults_run_end(&history, false);
+    faults_check_history(&history, ctx.conn, ids_sql);
+    faults_history_free(&history);
+    itest_end(&ctx);
+}
+END_TEST
+
+/* Waits until the server's log, from byte offset on, holds text. */
+static void wait_server_log(long offset, const char *text)
+{
+    itest_deadline deadline = itest_deadline_in(ITEST_WAIT_S * 1000);
+
+    for (;;) {
+        char *log = itest_server_log_since(offset);
+        bool found = log != NULL && strstr(log, text) != NULL;
+
+        free(log);
+        if (found)
+            return;
+        ck_assert_msg(!itest_expired(&deadline), "the server never logged \"%s\"", text);
+        itest_sleep_ms(ITEST_POLL_MS);
+    }
+}
+
+/* Waits until the log's last line is the table's last row. */
+static void wait_last_id(itest_ctx *ctx, const char *log_path)
+{
+    itest_deadline deadline = itest_deadline_in(ITEST_WAIT_S * 1000);
+    char *last = itest_query(ctx->conn, "SELECT max(id)::text FROM t");
+
+    for (;;) {
+        itest_loglines log = read_log_now(log_path);
+        size_t count = log.count;
+        bool done = count > 0 && strcmp(log.line[count - 1].id, last) == 0;
+
+        itest_loglines_free(&log);
+        if (done)
+            break;
+        ck_assert_msg(!itest_expired(&deadline), "row %s was never delivered (%zu lines in %s)",
+                      last, count, log_path);
+        itest_sleep_ms(100);
+    }
+    free(last);
+}
+
+/*
+ * Where the held transaction's lines are: the first delivery from `*first` (`*cut` rows), the
+ * second from `*again`. Fails unless both start at seq 0 and the second is whole.
+ */
+static void find_deliveries(const itest_loglines *log, wn_lsn held, size_t *first, size_t *cut,
+                            size_t *again)
+{
+    size_t i = 0, n;
+
+    while (i < log->count && log->line[i].lsn != held)
+        i++;
+    ck_assert_msg(i < log->count && log->line[i].seq == 0,
+                  "the held transaction's first delivery does not start at seq 0");
+    *first = i;
+    for (i++; i < log->count && !(log->line[i].lsn == held && log->line[i].seq == 0); i++)
+        ;
+    ck_assert_msg(i < log->count, "the held transaction was not delivered again from seq 0");
+    *cut = i - *first;
+    *again = i;
+    for (n = 0; i < log->count && log->line[i].lsn == held; i++, n++)
+        ck_assert_msg(log->line[i].seq == (long)n, "second delivery: seq %ld where %zu was due",
+                      log->line[i].seq, n);
+    ck_assert_msg(n == HELD_ROWS, "the second delivery has %zu of the %d rows", n, HELD_ROWS);
+}
+
+/*
+ * The walsender terminated while a plugin holds the second row of a large transaction, whose
+ * Commit cannot have reached the host (the queue and the socket hold far fewer rows): once the
+ * plugin returns, the host sees the stream end inside the transaction, aborts it in the plugin,
+ * reconnects by itself and delivers it again from seq 0, whole, then what followed.
+ */
+START_TEST(test_terminated_mid_transaction)
+{
+    itest_ctx ctx;
+    itest_host host;
+    itest_path conf, log_path, release, aborts;
+    faults_history history;
+    itest_loglines log;
+    itest_lines abort_lines;
+    watch *w;
+    wn_lsn held;
+    long server_log_from;
+    size_t first, cut, again;
+    char *held_text;
+
+    itest_begin(&ctx, "midtxn");
+    make_table(&ctx);
+    /* Handle call 3 is the second row of the large transaction. */
+    conf = plugin_config(&ctx, "m.cfg", "reconnect_initial_ms = 200;", "blocker.so",
+                         "block_at = 3; block_ms = 100000; release = \"release\"; "
+                         "log = \"run.log\"; aborts = \"aborts\";");
+    log_path = itest_file(&ctx, "run.log");
+    release = itest_file(&ctx, "release");
+    aborts = itest_file(&ctx, "aborts");
+    itest_create_slot(&ctx, conf.s);
+    faults_history_init(&history, log_path.s);
+    faults_run_begin(&history, ctx.conn, ctx.slot);
+    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
+    w = watch_start(&ctx, &history, &host);
+    itest_exec(ctx.conn, "INSERT INTO t SELECT nextval('ids')");
+    itest_exec(ctx.conn, "INSERT INTO t SELECT nextval('ids') FROM generate_series(1, %d)",
+               HELD_ROWS);
+    itest_exec(ctx.conn, "INSERT INTO t SELECT nextval('ids')");
+    log = itest_wait_log(log_path.s, 2, ITEST_WAIT_S);
+    held = log.line[1].lsn;
+    itest_loglines_free(&log);
+
+    server_log_from = itest_server_log_size();
+    itest_exec(ctx.conn, "SELECT pg_terminate_backend(%lld)", wait_walsender(&ctx, 0));
+    /* The walsender logs its end before it tries to tell the client. */
+    wait_server_log(server_log_from, "terminating connection due to administrator command");
+    ck_assert_msg(log_count(log_path.s) == 2, "the plugin did not hold the transaction");
+    itest_write_file(release.s, "go\n");
+
+    wait_stderr(&host, "INFO: replication stream back at ", ITEST_WAIT_S);
+    /* Every row and the order of first deliveries are for faults_check_history below. */
+    wait_last_id(&ctx, log_path.s);
+    ck_assert_msg(itest_host_running(&host), "walnotify stopped (exit %d)", host.status);
+    ck_assert_int_eq(count_in_stderr(&host, "WARNING: replication stream lost: "), 1);
+    ck_assert_int_eq(watch_reconnections(w), 1);
+
+    held_text = itest_lsn_text(held);
+    abort_lines = itest_read_lines(aborts.s);
+    ck_assert_msg(abort_lines.count == 1 && strcmp(abort_lines.line[0], held_text) == 0,
+                  "abort was called %zu times (first: %s), expected once for %s",
+                  abort_lines.count, abort_lines.count ? abort_lines.line[0] : "-", held_text);
+    itest_lines_free(&abort_lines);
+    log = itest_read_log(log_path.s);
+    find_deliveries(&log, held, &first, &cut, &again);
+    ck_assert_msg(cut >= 2 && cut < HELD_ROWS,
+                  "the first delivery has %zu of %d rows: the stream did not end inside it", cut,
+                  HELD_ROWS);
+    ck_assert_msg(again == first + cut && first == 1,
+                  "the held transaction's deliveries are not the second and third in the log");
+    itest_loglines_free(&log);
+
+    itest_host_stop(&host, SIGTERM);
+    itest_assert_exit(&host, 0);
+    watch_stop(w);
+    faults_run_end(&history, false);
+    ck_assert_msg(history.nruns == 2 && history.run[1].start <= held,
+                  "the host resumed at %s, past the held %s",
+                  itest_lsn_text(history.run[history.nruns - 1].start), held_text);
+    faults_check_history(&history, ctx.conn, ids_sql);
+    faults_history_free(&history);
+    free(held_text);
     itest_end(&ctx);
 }
 END_TEST
@@ -255,14 +435,17 @@ static pid_t restart_proof_writer(const itest_ctx *ctx)
     }
 }
 
-static void restart_server(itest_ctx *ctx, const char *mode)
+/* Restarts the server; the watch samples nothing while it is down. */
+static void restart_server(itest_ctx *ctx, watch *w, const char *mode)
 {
     char command[2 * PATH_MAX];
     itest_deadline deadline = itest_deadline_in(ITEST_WAIT_S * 1000);
 
     snprintf(command, sizeof command, "'%s' restart '%s' %s >/dev/null",
              itest_root_file("tests/pg-harness.sh").s, itest_env("WN_TEST_PGDIR"), mode);
+    watch_server_down(w);
     ck_assert_msg(system(command) == 0, "%s failed", command);
+    watch_server_up(w);
     for (;;) {
         PQreset(ctx->conn);
         if (PQstatus(ctx->conn) == CONNECTION_OK)
@@ -309,6 +492,8 @@ START_TEST(test_server_restarts)
     itest_ctx ctx;
     itest_host host;
     itest_path conf, log_path, state;
+    faults_history history;
+    watch *w;
     pid_t writer;
 
     itest_begin(&ctx, "restart");
@@ -317,7 +502,10 @@ START_TEST(test_server_restarts)
     log_path = itest_file(&ctx, "run.log");
     state = itest_file(&ctx, "state");
     itest_create_slot(&ctx, conf.s);
+    faults_history_init(&history, log_path.s);
+    faults_run_begin(&history, ctx.conn, ctx.slot);
     itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
+    w = watch_start(&ctx, &history, &host);
     writer = restart_proof_writer(&ctx);
     for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
         wn_lsn done;
@@ -327,7 +515,7 @@ START_TEST(test_server_restarts)
         /* Everything up to `done` was logged before the file said so: it is all in `lines`. */
         done = state_lsn(state.s);
         lines = log_count(log_path.s);
-        restart_server(&ctx, modes[m]);
+        restart_server(&ctx, w, modes[m]);
         wait_more_lines(log_path.s, 20);
         assert_no_replay(log_path.s, lines, done, modes[m]);
     }
@@ -337,8 +525,13 @@ START_TEST(test_server_restarts)
     ck_assert_msg(itest_host_running(&host), "walnotify stopped (exit %d)", host.status);
     ck_assert_int_ge(count_in_stderr(&host, "INFO: replication stream back at "),
                      (int)(sizeof modes / sizeof modes[0]));
+    ck_assert_int_ge(watch_reconnections(w), (int)(sizeof modes / sizeof modes[0]));
     itest_host_stop(&host, SIGTERM);
     itest_assert_exit(&host, 0);
+    watch_stop(w);
+    faults_run_end(&history, false);
+    faults_check_history(&history, ctx.conn, ids_sql);
+    faults_history_free(&history);
     itest_end(&ctx);
 }
 END_TEST
@@ -349,6 +542,8 @@ START_TEST(test_silent_connection)
     itest_host host;
     itest_path conf, log_path;
     itest_deadline deadline;
+    faults_history history;
+    watch *w;
     long long pid;
     bool said = false;
 
@@ -357,12 +552,17 @@ START_TEST(test_silent_connection)
     conf = reconnect_config(&ctx, "s.cfg", "reconnect_initial_ms = 200; receive_timeout_ms = 1000;");
     log_path = itest_file(&ctx, "run.log");
     itest_create_slot(&ctx, conf.s);
+    faults_history_init(&history, log_path.s);
+    faults_run_begin(&history, ctx.conn, ctx.slot);
     itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
+    w = watch_start(&ctx, &history, &host);
     itest_exec(ctx.conn, "INSERT INTO t SELECT nextval('ids')");
     wait_more_lines(log_path.s, 1);
     pid = wait_walsender(&ctx, 0);
     /* A frozen walsender is a connection that went half-open: nothing comes back. No assertion
-     * may end the test before it is thawed. */
+     * may end the test before it is thawed, and the slot is not read meanwhile (a walsender
+     * frozen while it holds the slot's lock would make the read wait). */
+    watch_server_down(w);
     ck_assert_int_eq(kill((pid_t)pid, SIGSTOP), 0);
     deadline = itest_deadline_in(15000);
     while (!said && !itest_expired(&deadline)) {
@@ -370,13 +570,19 @@ START_TEST(test_silent_connection)
         itest_sleep_ms(ITEST_POLL_MS);
     }
     kill((pid_t)pid, SIGCONT);
+    watch_server_up(w);
     ck_assert_msg(said, "walnotify did not notice the silent connection");
     wait_stderr(&host, "nothing from the server for", 1);
     itest_exec(ctx.conn, "INSERT INTO t SELECT nextval('ids')");
     wait_stderr(&host, "INFO: replication stream back at ", ITEST_WAIT_S);
     assert_all_delivered(&ctx, log_path.s);
+    ck_assert_int_ge(watch_reconnections(w), 1);
     itest_host_stop(&host, SIGTERM);
     itest_assert_exit(&host, 0);
+    watch_stop(w);
+    faults_run_end(&history, false);
+    faults_check_history(&history, ctx.conn, ids_sql);
+    faults_history_free(&history);
     itest_end(&ctx);
 }
 END_TEST
@@ -386,6 +592,8 @@ START_TEST(test_standby_takes_over)
     itest_ctx ctx;
     itest_host active, standby;
     itest_path conf, log_path;
+    faults_history history;
+    watch *w;
     long long pid;
     pid_t writer;
     char said[64];
@@ -395,7 +603,10 @@ START_TEST(test_standby_takes_over)
     conf = reconnect_config(&ctx, "a.cfg", "reconnect_initial_ms = 200; state_file = \"state\";");
     log_path = itest_file(&ctx, "run.log");
     itest_create_slot(&ctx, conf.s);
+    faults_history_init(&history, log_path.s);
+    faults_run_begin(&history, ctx.conn, ctx.slot);
     itest_host_start(&ctx, &active, ITEST_ARGS("-c", conf.s));
+    w = watch_start(&ctx, &history, &active);
     pid = wait_walsender(&ctx, 0);
     itest_host_start(&ctx, &standby, ITEST_ARGS("-c", conf.s));
     snprintf(said, sizeof said, "is active for PID %lld", pid);
@@ -404,14 +615,21 @@ START_TEST(test_standby_takes_over)
     wait_more_lines(log_path.s, 20);
     ck_assert_int_eq(count_in_stderr(&standby, "streaming slot"), 0);
     itest_host_stop(&active, SIGKILL);
+    /* The standby's run starts where it says its stream starts (the state file, or the slot). */
+    watch_takeover(w, &standby);
     wait_stderr(&standby, "replication stream up at", ITEST_WAIT_S);
     wait_more_lines(log_path.s, 20);
     itest_writer_stop(writer);
     assert_all_delivered(&ctx, log_path.s);
     ck_assert_msg(itest_host_running(&standby), "the standby stopped (exit %d)", standby.status);
     ck_assert_int_eq(count_in_stderr(&standby, "waiting for slot"), 1); /* once a minute */
+    ck_assert_int_eq(watch_reconnections(w), 1);
     itest_host_stop(&standby, SIGTERM);
     itest_assert_exit(&standby, 0);
+    watch_stop(w);
+    faults_run_end(&history, false);
+    faults_check_history(&history, ctx.conn, ids_sql);
+    faults_history_free(&history);
     itest_end(&ctx);
 }
 END_TEST
@@ -586,6 +804,7 @@ int main(void)
 
     tcase_set_timeout(tc, ITEST_TIMEOUT_S);
     tcase_add_test(tc, test_terminated_walsender);
+    tcase_add_test(tc, test_terminated_mid_transaction);
     tcase_add_test(tc, test_server_restarts);
     tcase_add_test(tc, test_silent_connection);
     tcase_add_test(tc, test_standby_takes_over);
