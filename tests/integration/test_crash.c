@@ -41,6 +41,9 @@
 #define SLOW_RETRY_MS 500      /* the slow plugin: each failure a streak of SLOW_STREAK, */
 #define SLOW_STREAK 3          /* 500 + 1000 + 2000 ms, longer than wal_sender_timeout */
 #define SLOW_RETRY_MAX_MS 2000
+#define SLOW_PERCENT 50        /* the slow plugin fails often, but SLOW_STREAKS times in all: */
+#define SLOW_STREAKS 5         /* 5 x 3.5 s of stalls, a bound the run's length can rely on */
+#define QUICK_RETRY_MAX_MS 80  /* a rare long run of handle failures stays short too */
 #define RANDOM_RUN_S 95        /* the bound of the run, under Check's limit */
 
 static const char ids_sql[] = "SELECT id FROM t ORDER BY id";
@@ -505,9 +508,10 @@ static void check_walsender(itest_ctx *ctx, long long *walsender)
 /*
  * A writer fills the stream (wide rows, several times what the host's queue holds) while two
  * plugins fail transiently: the first, which keeps the log, three calls in ten (handle too) with
- * short backoffs; the second three begin, commit and flush calls in ten, each failure holding the
- * dispatcher for 3.5 s, longer than the server's wal_sender_timeout, and all of them together
- * many times longer. The reader must keep the connection alive meanwhile.
+ * short backoffs; the second half of its begin, commit and flush calls until it has failed
+ * SLOW_STREAKS times, each failure holding the dispatcher for 3.5 s, longer than the server's
+ * wal_sender_timeout, and all of them together many times longer (but bounded, so the run's
+ * length does not depend on the seed). The reader must keep the connection alive meanwhile.
  */
 START_TEST(test_random_failures_short_sender_timeout)
 {
@@ -532,15 +536,17 @@ START_TEST(test_random_failures_short_sender_timeout)
                RANDOM_PAD_BYTES);
     conf = itest_config(&ctx, "random.cfg", "\"public.t\"", RANDOM_STATUS_MS,
                         "{ name = \"random\"; path = \"%s\"; retry_initial_ms = %d; "
-                        "settings = { failure_percent = %d; seed = %" PRIu64 "; "
+                        "retry_max_ms = %d; settings = { failure_percent = %d; seed = %" PRIu64 "; "
                         "log = \"run.log\"; }; },\n"
                         "{ name = \"slow\"; path = \"%s\"; retry_initial_ms = %d; "
                         "retry_max_ms = %d; settings = { failure_percent = %d; "
-                        "handle_failure_percent = 0; failure_streak = %d; seed = %" PRIu64 "; }; }",
+                        "handle_failure_percent = 0; failure_streak = %d; max_streaks = %d; "
+                        "seed = %" PRIu64 "; }; }",
                         itest_root_file("build/tests/fixtures/fault_random.so").s, QUICK_RETRY_MS,
-                        RANDOM_FAILURE_PERCENT, faults_rng_next(&rng) % 1000000000u,
+                        QUICK_RETRY_MAX_MS, RANDOM_FAILURE_PERCENT,
+                        faults_rng_next(&rng) % 1000000000u,
                         itest_root_file("build/tests/fixtures/fault_random.so").s, SLOW_RETRY_MS,
-                        SLOW_RETRY_MAX_MS, RANDOM_FAILURE_PERCENT, SLOW_STREAK,
+                        SLOW_RETRY_MAX_MS, SLOW_PERCENT, SLOW_STREAK, SLOW_STREAKS,
                         faults_rng_next(&rng) % 1000000000u);
     itest_create_slot(&ctx, conf.s);
     log_path = itest_file(&ctx, "run.log");
