@@ -57,10 +57,11 @@ void wn_conn_params_free(wn_conn_params *params);
  * Connects with the parameters wn_conn_params_build makes of `conninfo`: replication adds
  * replication=database; utf8 adds client_encoding=UTF8 (leave it false for a SQL_ASCII
  * database); TCP keepalives are switched on (idle 30 s, interval 10 s, 3 probes) unless the
- * conninfo sets them. Returns the connection, or NULL with one line in err, where the conninfo's password never appears (not even if libpq's
- * message quotes it), and *exit_status set: WN_EXIT_CONFIG for an unparsable conninfo,
- * WN_EXIT_TRANSIENT when waiting may help (refused, unreachable, starting up, shutting down, too
- * many clients), WN_EXIT_SERVER otherwise (authentication refused, unknown role or database).
+ * conninfo sets them. Returns the connection, or NULL with one line in err (where the
+ * conninfo's password never appears, even when libpq's message quotes it) and *exit_status set:
+ * WN_EXIT_CONFIG for an unparsable conninfo, WN_EXIT_TRANSIENT when waiting may help (refused,
+ * unreachable, starting up, shutting down, too many clients), WN_EXIT_SERVER otherwise
+ * (authentication refused, unknown role or database).
  */
 PGconn *wn_connect(const char *conninfo, bool replication, bool utf8, int *exit_status, char *err,
                    size_t errlen);
