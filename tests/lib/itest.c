@@ -29,9 +29,19 @@ static long long now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Under valgrind (tests/valgrind.sh) the host runs many times slower: every bound grows by
+ * CK_TIMEOUT_MULTIPLIER, the factor Check applies to the tests' own time limits. */
+static long long time_multiplier(void)
+{
+    const char *text = getenv("CK_TIMEOUT_MULTIPLIER");
+    long long factor = text ? atoll(text) : 1;
+
+    return factor >= 1 && factor <= 100 ? factor : 1;
+}
+
 itest_deadline itest_deadline_in(int ms)
 {
-    return (itest_deadline){.end_ms = now_ms() + ms};
+    return (itest_deadline){.end_ms = now_ms() + (long long)ms * time_multiplier()};
 }
 
 bool itest_expired(const itest_deadline *deadline)
