@@ -12,7 +12,8 @@
  * (up to retry_max retries, then `then`), skipped (the event goes to the plugin's dead-letter
  * file, which is fsynced before any position past it is published), or the host stops. begin,
  * commit and flush are always retried on RETRY and stop the host on FATAL: skipping them would
- * lose a whole batch.
+ * lose a whole batch. (Once a stop is requested, the last flush gets a few retries only: what it
+ * fails to make durable is simply not acknowledged.)
  */
 #include "dispatcher.h"
 
