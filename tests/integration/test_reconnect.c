@@ -211,6 +211,17 @@ static void wait_more_lines(const char *path, size_t more)
     itest_loglines_free(&log);
 }
 
+/* The end of a watched test: a clean stop, then the delivery invariant over every stream. */
+static void stop_and_check(itest_ctx *ctx, itest_host *host, watch *w, faults_history *history)
+{
+    itest_host_stop(host, SIGTERM);
+    itest_assert_exit(host, 0);
+    watch_stop(w);
+    faults_run_end(history, false);
+    faults_check_history(history, ctx->conn, ids_sql);
+    faults_history_free(history);
+}
+
 START_TEST(test_terminated_walsender)
 {
     itest_ctx ctx;
@@ -244,12 +255,7 @@ START_TEST(test_terminated_walsender)
     ck_assert_int_ge(count_in_stderr(&host, "INFO: replication stream back at "), 3);
     ck_assert_int_ge(watch_reconnections(w), 3);
     wait_stderr(&host, "reconnecting in ", 1);
-    itest_host_stop(&host, SIGTERM);
-    itest_assert_exit(&host, 0);
-    watch_stop(w);
-    faults_run_end(&history, false);
-    faults_check_history(&history, ctx.conn, ids_sql);
-    faults_history_free(&history);
+    stop_and_check(&ctx, &host, w, &history);
     itest_end(&ctx);
 }
 END_TEST
@@ -526,12 +532,7 @@ START_TEST(test_server_restarts)
     ck_assert_int_ge(count_in_stderr(&host, "INFO: replication stream back at "),
                      (int)(sizeof modes / sizeof modes[0]));
     ck_assert_int_ge(watch_reconnections(w), (int)(sizeof modes / sizeof modes[0]));
-    itest_host_stop(&host, SIGTERM);
-    itest_assert_exit(&host, 0);
-    watch_stop(w);
-    faults_run_end(&history, false);
-    faults_check_history(&history, ctx.conn, ids_sql);
-    faults_history_free(&history);
+    stop_and_check(&ctx, &host, w, &history);
     itest_end(&ctx);
 }
 END_TEST
@@ -577,12 +578,7 @@ START_TEST(test_silent_connection)
     wait_stderr(&host, "INFO: replication stream back at ", ITEST_WAIT_S);
     assert_all_delivered(&ctx, log_path.s);
     ck_assert_int_ge(watch_reconnections(w), 1);
-    itest_host_stop(&host, SIGTERM);
-    itest_assert_exit(&host, 0);
-    watch_stop(w);
-    faults_run_end(&history, false);
-    faults_check_history(&history, ctx.conn, ids_sql);
-    faults_history_free(&history);
+    stop_and_check(&ctx, &host, w, &history);
     itest_end(&ctx);
 }
 END_TEST
