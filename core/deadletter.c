@@ -226,6 +226,10 @@ static const char *op_text(walnotify_op op)
         return "delete";
     case WALNOTIFY_OP_TRUNCATE:
         return "truncate";
+    case WALNOTIFY_OP_SNAPSHOT:
+        return "snapshot";
+    case WALNOTIFY_OP_MESSAGE:
+        return "message";
     }
     return "unknown";
 }

@@ -6,7 +6,9 @@
  * object with dlopen(RTLD_NOW | RTLD_LOCAL), checks the descriptor and then, for each block of the
  * configuration that names the object, calls:
  *
- *     init      once, after the replication slot is acquired;
+ *     check     (optional, 1.1) once by --check-config and once before init: validate the
+ *               settings without side effects (only the setting getters and log work);
+ *     init      once, after the replication slot is acquired; RETRY calls it again later;
  *     begin     (optional) before the first event of a transaction this instance receives;
  *     handle    once per event, in commit order;
  *     commit    (optional) after the last event of a transaction that saw begin;
@@ -15,13 +17,19 @@
  *     flush     (optional) to make durable every transaction this instance finished (its commit
  *               returned, or its last handle for a plugin without commit); the host
  *               acknowledges a position to PostgreSQL only after every plugin's flush returned
- *               WALNOTIFY_OK. It may come between a begin and its commit: the open
- *               transaction's batch may wait for its commit and the next flush;
+ *               WALNOTIFY_OK. flush may come between any two callbacks, also for an instance
+ *               with nothing new (between a begin and its commit, the open transaction's batch
+ *               may wait for its commit and the next flush); it comes at least once per status
+ *               interval while the instance has unflushed work, and once at a stop;
  *     shutdown  once, at the end, in the reverse order of the configuration.
  *
  * Threads: every callback of every plugin is called from one and the same host thread, never
  * concurrently. A callback may block (for minutes if it must): the host keeps the replication
- * connection alive on another thread meanwhile.
+ * connection alive on another thread meanwhile. Of the host services, `log` may be called from
+ * any thread a plugin starts; every other service only on the host thread, inside a callback.
+ * The host blocks SIGINT, SIGTERM and SIGPIPE in its threads (SIGPIPE is ignored): a plugin
+ * that starts child processes must reset the signal mask and SIGPIPE's disposition in the child
+ * before exec (posix_spawnattr_setsigmask / setsigdefault), or the child inherits them.
  *
  * State: the same object may be listed several times in one configuration, so a plugin keeps no
  * state in globals. init returns a state pointer that the host hands back to every other call.
@@ -31,15 +39,28 @@
  * to init, and every string its getters return, stay valid until shutdown returns.
  *
  * Delivery is at least once: after a crash, transactions after the last acknowledged position
- * come again. (commit_lsn, seq) names an event uniquely and is the same on every delivery, so a
- * sink can drop what it has already seen.
+ * come again. Every event carries an identity (walnotify_id, 1.1; for changes it is
+ * (commit_lsn, seq) as in 1.0) that is the same on every delivery and increases in delivery
+ * order, so a sink can drop what it has already seen.
  *
  * Compatibility: a host accepts a plugin whose abi_major equals its own and whose abi_minor is
  * not newer than its own. Minor versions only append members at the end of a structure; every
  * structure that can grow carries its size (walnotify_event, walnotify_txn, walnotify_host,
- * walnotify_plugin), so a plugin built against this header loads in every later host of the same
- * major version. walnotify_column and walnotify_setting are array elements: their layout is
- * fixed for the whole major version.
+ * walnotify_plugin, walnotify_source, walnotify_table), so a plugin built against this header
+ * loads in every later host of the same major version, and behaves there as it did: a plugin
+ * built for 1.0 never receives an operation it does not know (snapshot, message), its init may
+ * answer RETRY, and FATAL from its commit or flush still stops the host.
+ *
+ *   - A structure the host passes in may come from an older host than the header a plugin was
+ *     built with. Members up to the minor the plugin requires need no check when the plugin
+ *     also requires that minor of the host (the host refuses a plugin whose abi_minor is newer
+ *     than its own, so a plugin declaring WALNOTIFY_ABI_MINOR 1 only ever meets 1.1 or later
+ *     structures). A plugin that declares an older minor but uses a newer member tests it first
+ *     with WALNOTIFY_HAS(type, pointer, member).
+ *   - The host refuses a descriptor that claims a minor but is shorter than that minor's
+ *     walnotify_plugin.
+ *   - walnotify_column and walnotify_setting are array elements: their layout is fixed for the
+ *     whole major version. What they lack is found elsewhere (walnotify_table, the event).
  */
 #ifndef WALNOTIFY_PLUGIN_H
 #define WALNOTIFY_PLUGIN_H
@@ -54,13 +75,19 @@ extern "C" {
 
 #define WALNOTIFY_PLUGIN_MAGIC 0x574E504Cu /* "WNPL": refuses a stray shared object */
 #define WALNOTIFY_ABI_MAJOR 1
-#define WALNOTIFY_ABI_MINOR 0
+#define WALNOTIFY_ABI_MINOR 1
+
+/* True when the structure at `ptr` (of type `type`, with a leading `size` member) holds
+ * `member`: use it before reading a member newer than the minor your plugin declares. */
+#define WALNOTIFY_HAS(type, ptr, member)                                                          \
+    ((ptr)->size >= offsetof(type, member) + sizeof(((const type *)0)->member))
 
 /* Return codes of init, handle, begin, commit and flush. */
 typedef enum walnotify_status {
     WALNOTIFY_OK = 0,    /* done */
-    WALNOTIFY_RETRY = 1, /* transient: the host calls again with the same arguments later (for
-                            handle, as the instance's on_error/retry_max allow) */
+    WALNOTIFY_RETRY = 1, /* transient: the host calls again with the same arguments later, after
+                            the instance's backoff (for handle, as its on_error/retry_max allow;
+                            for init, until OK, FATAL or a stop: free what init made first) */
     WALNOTIFY_FATAL = 2  /* permanent: from handle, the event meets the instance's on_error
                             policy (skip to the dead-letter file, or stop); from any other
                             callback the host stops (exit 2) and acknowledges nothing after */
@@ -71,8 +98,45 @@ typedef enum walnotify_op {
     WALNOTIFY_OP_INSERT = 1,
     WALNOTIFY_OP_UPDATE = 2,
     WALNOTIFY_OP_DELETE = 4,
-    WALNOTIFY_OP_TRUNCATE = 8
+    WALNOTIFY_OP_TRUNCATE = 8,
+    WALNOTIFY_OP_SNAPSHOT = 16, /* 1.1: a row that existed when the initial snapshot was taken,
+                                   or one of the snapshot's begin and end markers */
+    WALNOTIFY_OP_MESSAGE = 32   /* 1.1: a logical decoding message (pg_logical_emit_message) */
 } walnotify_op;
+
+/* What a descriptor without `ops` (every 1.0 plugin) handles. */
+#define WALNOTIFY_OPS_CHANGES                                                                     \
+    (WALNOTIFY_OP_INSERT | WALNOTIFY_OP_UPDATE | WALNOTIFY_OP_DELETE | WALNOTIFY_OP_TRUNCATE)
+
+/*
+ * 1.1: the identity of an event: two unsigned 64-bit numbers, compared as a pair (position
+ * first). It never depends on the configuration, is the same on every delivery, never collides
+ * across kinds of events, and increases in the order events are delivered. It fits a Redis
+ * stream ID ("position-ordinal").
+ *
+ *   change   position = the transaction's commit LSN;
+ *            ordinal  = (seq + 1) << 32: (commit_lsn, seq) as in ABI 1.0, spread apart so that
+ *            the messages between two changes fit between them.
+ *   message, transactional: position = its transaction's commit LSN;
+ *            ordinal  = (changes before it in the transaction) << 32 | k, where k = 1, 2, ...
+ *            counts the messages since the last change (or since the Begin).
+ *   message, not transactional: position = the message's own LSN; ordinal = 0.
+ *   snapshot position = the snapshot's consistent point - 1; ordinal = 0 for the begin marker,
+ *            1, 2, ... for the rows in the order they are read, and one more for the end marker.
+ *
+ * The PostgreSQL rules this relies on: transactions are sent in the order of their commit
+ * records, each whole; a non-transactional message is sent when its own record is decoded, so
+ * it follows every transaction that committed before it and precedes every one that commits
+ * after it. A slot's consistent point is the end of a WAL record: no record starts just under
+ * it, every transaction whose commit record starts before it is in the snapshot, and every one
+ * whose commit record starts at or after it is streamed (its commit LSN, possibly equal to the
+ * consistent point, is above every snapshot identity). A snapshot taken again (after a crash
+ * or on a new slot) has a later consistent point, so its identities are new.
+ */
+typedef struct walnotify_id {
+    uint64_t position;
+    uint64_t ordinal;
+} walnotify_id;
 
 /* What a column of an event holds. */
 typedef enum walnotify_value_kind {
@@ -118,7 +182,27 @@ typedef struct walnotify_event {
     const walnotify_column *old_columns; /* the old row or key; NULL when old_kind is NONE */
     size_t nold_columns;
     unsigned truncate_options;  /* truncate only: WALNOTIFY_TRUNCATE_* bits */
+
+    /* ---- ABI 1.1 ---- */
+    walnotify_id id;            /* the event's identity (above) */
+    /* MESSAGE: table, schema and name are NULL; commit_lsn is the id's position; xid and
+       commit_time are 0 for a message that is not transactional. seq counts the changes before
+       a transactional message, 0 otherwise. */
+    bool transactional;         /* MESSAGE: emitted inside a transaction (delivered at its
+                                   place in it), or on its own */
+    const char *message_prefix; /* MESSAGE: the prefix, NUL-terminated */
+    const char *message_content;     /* MESSAGE: the content (may hold NULs; a NUL follows) */
+    size_t message_length;           /* MESSAGE: bytes of content, excluding that NUL */
+    /* SNAPSHOT: commit_lsn is the snapshot's consistent point; xid and commit_time are 0; seq
+       is 0. A row carries the table and columns as an insert does. */
+    unsigned snapshot_marker;   /* SNAPSHOT: a WALNOTIFY_SNAPSHOT_* value */
+    uint64_t snapshot_rows;     /* SNAPSHOT, END marker: rows the snapshot delivered */
 } walnotify_event;
+
+/* What a SNAPSHOT event is. The markers carry no table (NULL) and no columns. */
+#define WALNOTIFY_SNAPSHOT_ROW 0u
+#define WALNOTIFY_SNAPSHOT_BEGIN 1u /* the first event of a snapshot: nothing of it came before */
+#define WALNOTIFY_SNAPSHOT_END 2u   /* the last: every row of the snapshot came before it */
 
 /* The transaction being delivered, as begin, commit and abort see it. */
 typedef struct walnotify_txn {
@@ -126,7 +210,59 @@ typedef struct walnotify_txn {
     uint64_t commit_lsn; /* Begin's final LSN */
     uint32_t xid;
     int64_t commit_time; /* microseconds since 1970-01-01 00:00:00 UTC */
+
+    /* ---- ABI 1.1 ---- */
+    unsigned kind;       /* WALNOTIFY_TXN_*: a replicated transaction, or a batch of snapshot
+                            rows (the snapshot comes as one or more of them, between its begin
+                            and end markers; commit_lsn is then its consistent point) */
 } walnotify_txn;
+
+#define WALNOTIFY_TXN_CHANGES 0u
+#define WALNOTIFY_TXN_SNAPSHOT 1u
+
+/* 1.1: how a failure named with walnotify_host.fail_events is treated. */
+typedef enum walnotify_failure {
+    WALNOTIFY_FAILURE_TRANSIENT = 1, /* as RETRY from handle: retried under the policy */
+    WALNOTIFY_FAILURE_PERMANENT = 2  /* as FATAL from handle: straight to the policy's end */
+} walnotify_failure;
+
+/* 1.1: the replica identity of a table (pg_class.relreplident). */
+typedef enum walnotify_replica_identity {
+    WALNOTIFY_IDENTITY_DEFAULT = 'd', /* the primary key, if any */
+    WALNOTIFY_IDENTITY_INDEX = 'i',   /* a chosen unique index */
+    WALNOTIFY_IDENTITY_FULL = 'f',    /* every column */
+    WALNOTIFY_IDENTITY_NOTHING = 'n'  /* none: updates and deletes cannot be published */
+} walnotify_replica_identity;
+
+/* 1.1: the source the host streams from, as read at startup. */
+typedef struct walnotify_source {
+    size_t size;                /* sizeof(walnotify_source) as the host was built */
+    uint64_t system_identifier; /* the cluster's (pg_control_system()) */
+    const char *database;       /* the database streamed from */
+    const char *slot;           /* the replication slot */
+    const char *publication;    /* the publication */
+    uint32_t server_version;    /* as server_version_num, e.g. 150008 */
+} walnotify_source;
+
+/*
+ * 1.1: a table this instance receives, as the catalog described it at startup (a later ALTER
+ * TABLE is not reflected here; events carry the columns in force).
+ */
+typedef struct walnotify_table {
+    size_t size;              /* sizeof(walnotify_table) as the host was built */
+    const char *table;        /* "schema.name" */
+    const char *schema;
+    const char *name;
+    unsigned ops;             /* WALNOTIFY_OP_* this instance receives for it */
+    walnotify_replica_identity replica_identity;
+    const walnotify_column *columns; /* every column in table order: name, type_oid, typmod and
+                                        is_key (a key column, below); kind NULL, no value */
+    size_t ncolumns;
+    /* The key columns, as indexes into columns, in key order: the primary key, else the
+       replica identity index; none when the table has neither. */
+    const size_t *key_columns;
+    size_t nkey_columns;
+} walnotify_table;
 
 /* Settings a plugin declares; the host validates the configuration against them. */
 typedef enum walnotify_setting_type {
@@ -154,10 +290,10 @@ typedef enum walnotify_log_level {
 } walnotify_log_level;
 
 /*
- * The services the host lends to one plugin instance, passed to init. Members are only ever
- * appended: check `size` before using a member newer than WALNOTIFY_ABI_MINOR 0.
- * A getter asked for a setting the plugin did not declare, or as another type, returns the
- * zero value (NULL, 0, false).
+ * The services the host lends to one plugin instance, passed to check and init. Members are only
+ * ever appended (see Compatibility above). A getter asked for a setting the plugin did not
+ * declare, or as another type, returns the zero value (NULL, 0, false). During check only the
+ * setting getters and log work: every other service returns its zero value there.
  */
 typedef struct walnotify_host walnotify_host;
 struct walnotify_host {
@@ -180,6 +316,64 @@ struct walnotify_host {
     const char *(*get_list_item)(const walnotify_host *host, const char *name, size_t index);
 
     void *host_private; /* the host's own; plugins leave it alone */
+
+    /* ---- ABI 1.1 ---- */
+
+    /* The source streamed from; valid until shutdown returns. */
+    const walnotify_source *(*source)(const walnotify_host *host);
+    /* The tables this instance receives (its block's `tables`), in configuration order; each
+       valid until shutdown returns. table() returns NULL past the end. */
+    size_t (*table_count)(const walnotify_host *host);
+    const walnotify_table *(*table)(const walnotify_host *host, size_t index);
+
+    /* Where the stream resumes: every transaction that commits after it comes (again). */
+    uint64_t (*resume_position)(const walnotify_host *host);
+    /* During flush: the position acknowledged to PostgreSQL if every flush succeeds (a
+       transaction's end, or a keepalive's position); 0 outside flush. */
+    uint64_t (*flush_position)(const walnotify_host *host);
+    /* Asks to be flushed before every acknowledgement, even when this instance handled nothing
+       since its last flush (a sink that records its progress downstream needs it: keepalives
+       move the acknowledged position too). Off by default. */
+    void (*set_flush_always)(const walnotify_host *host, bool always);
+
+    /*
+     * The event's canonical JSON: byte for byte the jsonl plugin's line, without the newline.
+     * The key variant renders the row's key columns as one JSON object ({"id":"7"}): the new
+     * row's for an insert, update or snapshot row, the old key's for a delete; the primary key
+     * (read from the catalog) under REPLICA IDENTITY FULL. It returns NULL when the event has
+     * no key: a truncate, a message, a snapshot marker, a table without a key, or a key value
+     * that is an unchanged TOAST value.
+     * The text is NUL-terminated, *length (when not NULL) its bytes; it lives in a buffer owned
+     * by the instance, valid until its next encoder call or the end of the callback. NULL when
+     * out of memory, or outside a callback that carries the event.
+     */
+    const char *(*encode_json)(const walnotify_host *host, const walnotify_event *event,
+                               size_t *length);
+    const char *(*encode_key)(const walnotify_host *host, const walnotify_event *event,
+                              size_t *length);
+
+    /*
+     * From handle, commit or flush: names the delivered events from `first` to `last` (their
+     * identities, inclusive) as failed, with a reason, and asks for a rewind. The host calls
+     * abort for the transaction in hand, acknowledges nothing new, and streams again from the
+     * last acknowledged position; on that redelivery the named events go to the instance's
+     * failure policy (on_error: retry with backoff, skip to the dead-letter file, or stop)
+     * instead of to handle, and the rest is delivered as usual. Naming an event that was not
+     * delivered since the last acknowledgement is a bug of the plugin: the host stops (exit 2).
+     * Returns WALNOTIFY_RETRY: return it from the callback.
+     */
+    walnotify_status (*fail_events)(const walnotify_host *host, walnotify_id first,
+                                    walnotify_id last, walnotify_failure failure,
+                                    const char *reason);
+    /*
+     * From handle, commit or flush: the sink lost what it had not made durable (a connection
+     * reset, a child process that died). The host calls abort for the transaction in hand,
+     * flushes no one on this instance's behalf, acknowledges nothing new, and streams again
+     * from the last acknowledged position: every instance receives everything after it again.
+     * A rewind counts as a retry of this instance (its backoff, retry_max, then `then`).
+     * Returns WALNOTIFY_RETRY: return it from the callback.
+     */
+    walnotify_status (*rewind)(const walnotify_host *host, const char *reason);
 };
 
 /*
@@ -208,9 +402,20 @@ typedef struct walnotify_plugin {
     walnotify_status (*commit)(void *state, const walnotify_txn *txn);
     /* Optional: the transaction that saw begin will not be committed now; drop its batch. */
     void (*abort)(void *state, const walnotify_txn *txn);
-    /* Optional: make durable every transaction finished so far (once per status interval at
-       most, and once when the host stops). */
+    /* Optional: make durable every transaction finished so far (see the top of this file for
+       when it comes). */
     walnotify_status (*flush)(void *state);
+
+    /* ---- ABI 1.1 ---- */
+
+    /* The operations this plugin handles (WALNOTIFY_OP_* bits); 0 means
+       WALNOTIFY_OPS_CHANGES. A block's `ops` may ask only for these; a block without `ops` gets
+       insert, which the plugin must then handle. */
+    unsigned ops;
+    /* Optional: checks the settings, without side effects (no files, no sockets, no threads):
+       only the setting getters and log work. Called once by --check-config and once before
+       init. WALNOTIFY_OK, or anything else after logging why (the host stops, exit 1). */
+    walnotify_status (*check)(const walnotify_host *host);
 } walnotify_plugin;
 
 /* The one symbol a plugin exports. */

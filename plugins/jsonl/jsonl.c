@@ -101,6 +101,8 @@ static bool op_member(walnotify_op op, op_text *out)
     case WALNOTIFY_OP_UPDATE: *out = op_update; return true;
     case WALNOTIFY_OP_DELETE: *out = op_delete; return true;
     case WALNOTIFY_OP_TRUNCATE: *out = op_truncate; return true;
+    case WALNOTIFY_OP_SNAPSHOT:
+    case WALNOTIFY_OP_MESSAGE: return false;
     }
     return false;
 }
