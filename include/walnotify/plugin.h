@@ -258,8 +258,9 @@ typedef struct walnotify_table {
     const walnotify_column *columns; /* every column in table order: name, type_oid, typmod and
                                         is_key (a key column, below); kind NULL, no value */
     size_t ncolumns;
-    /* The key columns, as indexes into columns, in key order: the primary key, else the
-       replica identity index; none when the table has neither. */
+    /* The key columns, as indexes into columns, in key order: the replica identity's (the
+       primary key under DEFAULT, the chosen index under INDEX), and the primary key under FULL
+       or NOTHING; none when there is no such key. These are the columns encode_key renders. */
     const size_t *key_columns;
     size_t nkey_columns;
 } walnotify_table;
@@ -338,11 +339,12 @@ struct walnotify_host {
 
     /*
      * The event's canonical JSON: byte for byte the jsonl plugin's line, without the newline.
-     * The key variant renders the row's key columns as one JSON object ({"id":"7"}): the new
-     * row's for an insert, update or snapshot row, the old key's for a delete; the primary key
-     * (read from the catalog) under REPLICA IDENTITY FULL. It returns NULL when the event has
-     * no key: a truncate, a message, a snapshot marker, a table without a key, or a key value
-     * that is an unchanged TOAST value.
+     * The key variant renders the row's key columns (walnotify_table.key_columns) as one JSON
+     * object ({"id":"7"}), the same columns for every operation: from the new row for an
+     * insert, update or snapshot row, from the old key or row for a delete (pgoutput marks
+     * every column as key under REPLICA IDENTITY FULL: the primary key read from the catalog is
+     * used there). It returns NULL when the event has no key: a truncate, a message, a snapshot
+     * marker, a table without a key, or a key value that is an unchanged TOAST value.
      * The text is NUL-terminated, *length (when not NULL) its bytes; it lives in a buffer owned
      * by the instance, valid until its next encoder call or the end of the callback. NULL when
      * out of memory, or outside a callback that carries the event.
