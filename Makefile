@@ -84,7 +84,8 @@ UNIT_DEPS_backoff    := backoff
 UNIT_DEPS_conninfo   := conninfo log
 UNIT_DEPS_log        := log
 UNIT_DEPS_state      := state files lsn log
-UNIT_DEPS_files      := files deadletter log
+# The dead-letter file's tests link what the dead-letter module needs, as the dispatcher's do.
+UNIT_DEPS_files       = files $(filter-out dispatcher,$(UNIT_DEPS_dispatcher))
 UNIT_DEPS_dispatcher := dispatcher deadletter files handoff decoder relcache loader config conninfo lsn log
 
 UNIT_SRCS    := $(wildcard tests/unit/test_*.c)
