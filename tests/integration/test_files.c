@@ -166,29 +166,23 @@ START_TEST(test_files_are_private_and_links_refused)
 
     /* A link at each path stops the host, names the path, and leaves the target as it was. */
     itest_exec(ctx.conn, "INSERT INTO t VALUES (4)");
-    replace_with_link(out.s, real, sizeof real);
-    before = itest_read_file(real, &length);
-    itest_host_run(&ctx, &host, "-c", conf.s);
-    itest_assert_exit(&host, 2);
-    assert_stderr_has(&host, "symbolic link");
-    assert_stderr_has(&host, out.s);
-    ck_assert_str_eq(itest_read_file(real, NULL), before);
-    free(before);
-    put_back(out.s, real);
-
-    replace_with_link(dead.s, real, sizeof real);
-    itest_host_run(&ctx, &host, "-c", conf.s);
-    itest_assert_exit(&host, 2);
-    assert_stderr_has(&host, "symbolic link");
-    assert_stderr_has(&host, dead.s);
-    put_back(dead.s, real);
-
-    replace_with_link(state.s, real, sizeof real);
-    itest_host_run(&ctx, &host, "-c", conf.s);
-    itest_assert_exit(&host, 1);
-    assert_stderr_has(&host, "symbolic link");
-    assert_stderr_has(&host, state.s);
-    put_back(state.s, real);
+    const struct {
+        const char *path;
+        int exit_code;
+    } links[] = {{out.s, 2}, {dead.s, 2}, {state.s, 1}};
+    for (size_t i = 0; i < sizeof links / sizeof links[0]; i++) {
+        replace_with_link(links[i].path, real, sizeof real);
+        before = itest_read_file(real, &length);
+        itest_host_run(&ctx, &host, "-c", conf.s);
+        itest_assert_exit(&host, links[i].exit_code);
+        assert_stderr_has(&host, "symbolic link");
+        assert_stderr_has(&host, links[i].path);
+        char *after = itest_read_file(real, NULL);
+        ck_assert_str_eq(after, before);
+        free(after);
+        free(before);
+        put_back(links[i].path, real);
+    }
 
     /* All put back: the row that waited is delivered. */
     itest_run_to_now(&ctx, conf.s);
