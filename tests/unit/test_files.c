@@ -210,17 +210,20 @@ static walnotify_event skipped_event(void)
 {
     static const walnotify_column cols[] = {
         {.name = "id", .type_oid = 23, .kind = WALNOTIFY_VALUE_TEXT, .value = "7", .length = 1}};
-    return (walnotify_event){.size = sizeof(walnotify_event), .table = "public.t",
-                             .op = WALNOTIFY_OP_INSERT, .commit_lsn = 0x1A2B3C8, .xid = 744,
-                             .columns = cols, .ncolumns = 1};
+    return (walnotify_event){.size = sizeof(walnotify_event),
+                             .table = "public.t",
+                             .op = WALNOTIFY_OP_INSERT,
+                             .commit_lsn = 0x1A2B3C8,
+                             .xid = 744,
+                             .columns = cols,
+                             .ncolumns = 1};
 }
 
 START_TEST(deadletter_is_created_0600)
 {
     char path[PATH_MAX], err[512] = "";
     mode_t old_mask = umask(022);
-    wn_deadletter *f = wn_deadletter_open(in_dir(path, sizeof path, "dead.jsonl"), err,
-                                          sizeof err);
+    wn_deadletter *f = wn_deadletter_open(in_dir(path, sizeof path, "dead.jsonl"), err, sizeof err);
     umask(old_mask);
     ck_assert_msg(f != NULL, "err: %s", err);
     walnotify_event ev = skipped_event();
@@ -353,17 +356,25 @@ static void teardown_plugin(void)
     remove_dir();
 }
 
-static const walnotify_txn txn = {.size = sizeof(walnotify_txn), .commit_lsn = 0x1A2B3C8,
-                                  .xid = 744};
+static const walnotify_txn txn = {
+    .size = sizeof(walnotify_txn), .commit_lsn = 0x1A2B3C8, .xid = 744};
 
 /* One event whose line is about `bytes` long. */
 static walnotify_event sized_event(const char *value, size_t bytes, walnotify_column *col)
 {
-    *col = (walnotify_column){.name = "v", .type_oid = 25, .typmod = -1,
-                              .kind = WALNOTIFY_VALUE_TEXT, .value = value, .length = bytes};
-    return (walnotify_event){.size = sizeof(walnotify_event), .table = "public.t",
-                             .op = WALNOTIFY_OP_INSERT, .commit_lsn = 0x1A2B3C8, .xid = 744,
-                             .columns = col, .ncolumns = 1};
+    *col = (walnotify_column){.name = "v",
+                              .type_oid = 25,
+                              .typmod = -1,
+                              .kind = WALNOTIFY_VALUE_TEXT,
+                              .value = value,
+                              .length = bytes};
+    return (walnotify_event){.size = sizeof(walnotify_event),
+                             .table = "public.t",
+                             .op = WALNOTIFY_OP_INSERT,
+                             .commit_lsn = 0x1A2B3C8,
+                             .xid = 744,
+                             .columns = col,
+                             .ncolumns = 1};
 }
 
 START_TEST(jsonl_mode_setting_is_honoured)
