@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -145,6 +146,51 @@ START_TEST(fixed_temporary_name_cannot_block_a_write)
     ck_assert_msg(wn_state_write(f.file, &s, err, sizeof err) == 0, "err: %s", err);
     ck_assert_int_eq(rmdir(tmp), 0);
     remove_folder(&f);
+}
+END_TEST
+
+/* Each of two processes replaces the same state file this many times, at once. */
+#define RACING_WRITES 100
+
+START_TEST(two_writers_never_collide)
+{
+    folder f = make_folder();
+    pid_t pids[2];
+
+    /* The two hosts of an active/standby pair share one state file: with one fixed temporary
+     * name, one's rename would take the other's file away from under it. */
+    for (int w = 0; w < 2; w++) {
+        pids[w] = fork();
+        ck_assert_int_ge(pids[w], 0);
+        if (pids[w] == 0) {
+            wn_state s = sample();
+            char err[512];
+
+            for (int i = 0; i < RACING_WRITES; i++) {
+                s.lsn = (wn_lsn)(0x1000000 * (w + 1) + i + 1);
+                if (wn_state_write(f.file, &s, err, sizeof err) != 0) {
+                    fprintf(stderr, "writer %d, write %d: %s\n", w, i, err);
+                    _exit(1);
+                }
+            }
+            _exit(0);
+        }
+    }
+    for (int w = 0; w < 2; w++) {
+        int status;
+
+        ck_assert_int_eq(waitpid(pids[w], &status, 0), pids[w]);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "writer %d failed", w);
+    }
+    {
+        wn_state out;
+        bool exists = false;
+        char err[512] = "";
+
+        ck_assert_int_eq(wn_state_read(f.file, &out, &exists, err, sizeof err), 0);
+        ck_assert(exists);
+    }
+    remove_folder(&f); /* no temporary file left either */
 }
 END_TEST
 
@@ -335,6 +381,7 @@ int main(void)
     tcase_add_test(tc, missing_file_is_no_state);
     tcase_add_test(tc, write_replaces_atomically);
     tcase_add_test(tc, fixed_temporary_name_cannot_block_a_write);
+    tcase_add_test(tc, two_writers_never_collide);
     tcase_add_test(tc, state_file_is_created_0600);
     tcase_add_test(tc, state_file_link_is_refused);
     tcase_add_test(tc, stale_temporary_files_are_removed);
