@@ -206,16 +206,21 @@ END_TEST
 
 /* ---- the dead-letter file -------------------------------------------------------------------- */
 
-static walnotify_event skipped_event(void)
+/* An insert of one text column "v" holding bytes bytes of value (col is filled in). */
+static walnotify_event sized_event(const char *value, size_t bytes, walnotify_column *col)
 {
-    static const walnotify_column cols[] = {
-        {.name = "id", .type_oid = 23, .kind = WALNOTIFY_VALUE_TEXT, .value = "7", .length = 1}};
+    *col = (walnotify_column){.name = "v",
+                              .type_oid = 25,
+                              .typmod = -1,
+                              .kind = WALNOTIFY_VALUE_TEXT,
+                              .value = value,
+                              .length = bytes};
     return (walnotify_event){.size = sizeof(walnotify_event),
                              .table = "public.t",
                              .op = WALNOTIFY_OP_INSERT,
                              .commit_lsn = 0x1A2B3C8,
                              .xid = 744,
-                             .columns = cols,
+                             .columns = col,
                              .ncolumns = 1};
 }
 
@@ -226,7 +231,8 @@ START_TEST(deadletter_is_created_0600)
     wn_deadletter *f = wn_deadletter_open(in_dir(path, sizeof path, "dead.jsonl"), err, sizeof err);
     umask(old_mask);
     ck_assert_msg(f != NULL, "err: %s", err);
-    walnotify_event ev = skipped_event();
+    walnotify_column col;
+    walnotify_event ev = sized_event("7", 1, &col);
     ck_assert_int_eq(wn_deadletter_append(f, "p", &ev, "handle returned FATAL", err, sizeof err),
                      0);
     ck_assert_int_eq(wn_deadletter_sync(f, err, sizeof err), 0);
@@ -358,24 +364,6 @@ static void teardown_plugin(void)
 
 static const walnotify_txn txn = {
     .size = sizeof(walnotify_txn), .commit_lsn = 0x1A2B3C8, .xid = 744};
-
-/* One event whose line is about `bytes` long. */
-static walnotify_event sized_event(const char *value, size_t bytes, walnotify_column *col)
-{
-    *col = (walnotify_column){.name = "v",
-                              .type_oid = 25,
-                              .typmod = -1,
-                              .kind = WALNOTIFY_VALUE_TEXT,
-                              .value = value,
-                              .length = bytes};
-    return (walnotify_event){.size = sizeof(walnotify_event),
-                             .table = "public.t",
-                             .op = WALNOTIFY_OP_INSERT,
-                             .commit_lsn = 0x1A2B3C8,
-                             .xid = 744,
-                             .columns = col,
-                             .ncolumns = 1};
-}
 
 START_TEST(jsonl_mode_setting_is_honoured)
 {
