@@ -61,6 +61,7 @@ $(B)/walnotify: $(CORE_OBJS)
 # A plugin is every .c in its folder, plus the core sources PLUGIN_SRCS_<name> lists (compiled
 # into it, hidden), linked against nothing of the host.
 PLUGIN_SRCS_jsonl := core/files.c
+PLUGIN_SRCS_exec  := core/lsn.c
 # Intermediate objects of the tests are kept, so a second make has nothing to do.
 .SECONDARY:
 .SECONDEXPANSION:
@@ -78,6 +79,7 @@ UNIT_DEPS_config     := config conninfo lsn log
 UNIT_DEPS_loader     := loader config conninfo lsn log
 UNIT_DEPS_abi        :=
 UNIT_DEPS_jsonl      :=
+UNIT_DEPS_exec       :=
 UNIT_DEPS_handoff    := handoff lsn log
 UNIT_DEPS_lsn        := lsn
 UNIT_DEPS_backoff    := backoff

@@ -1,0 +1,661 @@
+/*
+ * Unit tests of the exec plugin: the shared object is loaded with dlopen and driven through a
+ * fake host the way walnotify drives it (begin, handle, commit, flush; after a RETRY, abort and
+ * deliver again from the last flushed transaction), against a real child process,
+ * tests/fixtures/exec/child.sh, that speaks the protocol or breaks it on purpose.
+ */
+#include <walnotify/plugin.h>
+
+#include <check.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define LOG_CAP (256 * 1024)
+#define BIG_VALUE (300 * 1024) /* bytes of one event's value, over the plugin's output buffer */
+
+/* ---- the plugin ------------------------------------------------------------------------------- */
+
+static void *plugin_handle;
+static const walnotify_plugin *plugin;
+static char root[2048]; /* the repository */
+static char work_dir[256];
+
+/* The repository, absolute: the child runs in another folder. */
+static void find_root(void)
+{
+    char resolved[PATH_MAX];
+
+    snprintf(root, sizeof root, "%s", __FILE__);
+    for (int i = 0; i < 3; i++) {
+        char *slash = strrchr(root, '/');
+
+        if (slash == NULL) {
+            snprintf(root, sizeof root, ".");
+            break;
+        }
+        *slash = '\0';
+    }
+    if (root[0] == '\0')
+        snprintf(root, sizeof root, ".");
+    ck_assert_ptr_nonnull(realpath(root, resolved));
+    ck_assert_uint_lt(strlen(resolved), sizeof root);
+    memcpy(root, resolved, strlen(resolved) + 1);
+}
+
+/* ---- a fake host ------------------------------------------------------------------------------ */
+
+typedef struct fake_host {
+    walnotify_host host;      /* first: the plugin's pointer is ours */
+    const char *command[8];
+    size_t ncommand;
+    const char *env[4];
+    size_t nenv;
+    const char *cwd;
+    int64_t ack_timeout_ms;
+
+    pthread_mutex_t lock;     /* log is called from the plugin's threads too */
+    char log[LOG_CAP];
+    size_t loglen;
+
+    int rewinds;
+    char reason[512];
+    int fails;
+    walnotify_id first, last;
+    walnotify_failure failure;
+
+    size_t big_seq;           /* the event with this seq carries a BIG_VALUE-byte value */
+    char *json;
+} fake_host;
+
+static fake_host *fake(const walnotify_host *host)
+{
+    return (fake_host *)host;
+}
+
+__attribute__((format(printf, 3, 4))) static void fake_log(const walnotify_host *host,
+                                                           walnotify_log_level level,
+                                                           const char *format, ...)
+{
+    fake_host *fh = fake(host);
+    va_list args;
+    int n;
+
+    pthread_mutex_lock(&fh->lock);
+    n = snprintf(fh->log + fh->loglen, LOG_CAP - fh->loglen, "%d: ", (int)level);
+    if (n > 0 && (size_t)n < LOG_CAP - fh->loglen)
+        fh->loglen += (size_t)n;
+    va_start(args, format);
+    n = vsnprintf(fh->log + fh->loglen, LOG_CAP - fh->loglen, format, args);
+    va_end(args);
+    if (n > 0 && (size_t)n < LOG_CAP - fh->loglen - 1) {
+        fh->loglen += (size_t)n;
+        fh->log[fh->loglen++] = '\n';
+        fh->log[fh->loglen] = '\0';
+    }
+    pthread_mutex_unlock(&fh->lock);
+}
+
+static bool fake_logged(fake_host *fh, const char *text)
+{
+    bool found;
+
+    pthread_mutex_lock(&fh->lock);
+    found = strstr(fh->log, text) != NULL;
+    pthread_mutex_unlock(&fh->lock);
+    return found;
+}
+
+static const char *fake_get_string(const walnotify_host *host, const char *name)
+{
+    return strcmp(name, "cwd") == 0 ? fake(host)->cwd : NULL;
+}
+
+static int64_t fake_get_integer(const walnotify_host *host, const char *name)
+{
+    return strcmp(name, "ack_timeout_ms") == 0 ? fake(host)->ack_timeout_ms : 0;
+}
+
+static size_t fake_list_length(const walnotify_host *host, const char *name)
+{
+    if (strcmp(name, "command") == 0)
+        return fake(host)->ncommand;
+    return strcmp(name, "env") == 0 ? fake(host)->nenv : 0;
+}
+
+static const char *fake_list_item(const walnotify_host *host, const char *name, size_t i)
+{
+    if (strcmp(name, "command") == 0 && i < fake(host)->ncommand)
+        return fake(host)->command[i];
+    if (strcmp(name, "env") == 0 && i < fake(host)->nenv)
+        return fake(host)->env[i];
+    return NULL;
+}
+
+/* {"lsn":"0/1000","seq":0,"values":{"id":"0"}}, or a big value for seq big_seq. */
+static const char *fake_encode(const walnotify_host *host, const walnotify_event *event,
+                               size_t *length)
+{
+    fake_host *fh = fake(host);
+    size_t cap = BIG_VALUE + 256;
+    int n;
+
+    if (fh->json == NULL)
+        fh->json = malloc(cap);
+    ck_assert_ptr_nonnull(fh->json);
+    if (event->seq == fh->big_seq) {
+        n = snprintf(fh->json, cap, "{\"lsn\":\"%X/%X\",\"seq\":%" PRIu32 ",\"values\":{\"v\":\"",
+                     (unsigned)(event->commit_lsn >> 32), (unsigned)event->commit_lsn,
+                     event->seq);
+        memset(fh->json + n, 'x', BIG_VALUE);
+        n += BIG_VALUE;
+        n += snprintf(fh->json + n, cap - (size_t)n, "\"}}");
+    } else {
+        n = snprintf(fh->json, cap,
+                     "{\"lsn\":\"%X/%X\",\"seq\":%" PRIu32 ",\"values\":{\"id\":\"%" PRIu32 "\"}}",
+                     (unsigned)(event->commit_lsn >> 32), (unsigned)event->commit_lsn,
+                     event->seq, event->seq);
+    }
+    *length = (size_t)n;
+    return fh->json;
+}
+
+static walnotify_status fake_rewind(const walnotify_host *host, const char *reason)
+{
+    fake_host *fh = fake(host);
+
+    fh->rewinds++;
+    snprintf(fh->reason, sizeof fh->reason, "%s", reason);
+    return WALNOTIFY_RETRY;
+}
+
+static walnotify_status fake_fail_events(const walnotify_host *host, walnotify_id first,
+                                         walnotify_id last, walnotify_failure failure,
+                                         const char *reason)
+{
+    fake_host *fh = fake(host);
+
+    fh->fails++;
+    fh->first = first;
+    fh->last = last;
+    fh->failure = failure;
+    snprintf(fh->reason, sizeof fh->reason, "%s", reason);
+    return WALNOTIFY_RETRY;
+}
+
+static char child_path[PATH_MAX];
+
+/* A host whose child is child.sh in `mode`, writing into the test's folder. */
+static fake_host *fake_new(const char *mode, int64_t ack_timeout_ms)
+{
+    fake_host *fh = calloc(1, sizeof *fh);
+
+    ck_assert_ptr_nonnull(fh);
+    pthread_mutex_init(&fh->lock, NULL);
+    fh->host.size = sizeof fh->host;
+    fh->host.abi_major = WALNOTIFY_ABI_MAJOR;
+    fh->host.abi_minor = WALNOTIFY_ABI_MINOR;
+    fh->host.instance_name = "sink";
+    fh->host.log = fake_log;
+    fh->host.get_string = fake_get_string;
+    fh->host.get_integer = fake_get_integer;
+    fh->host.get_list_length = fake_list_length;
+    fh->host.get_list_item = fake_list_item;
+    fh->host.encode_json = fake_encode;
+    fh->host.rewind = fake_rewind;
+    fh->host.fail_events = fake_fail_events;
+    snprintf(child_path, sizeof child_path, "%s/tests/fixtures/exec/child.sh", root);
+    fh->command[0] = "/bin/sh";
+    fh->command[1] = child_path;
+    fh->command[2] = mode;
+    fh->command[3] = work_dir;
+    fh->ncommand = 4;
+    fh->cwd = work_dir;
+    fh->ack_timeout_ms = ack_timeout_ms;
+    fh->big_seq = SIZE_MAX;
+    return fh;
+}
+
+static void fake_free(fake_host *fh)
+{
+    pthread_mutex_destroy(&fh->lock);
+    free(fh->json);
+    free(fh);
+}
+
+/* ---- driving it as walnotify does ------------------------------------------------------------- */
+
+static uint64_t txn_lsn(int i)
+{
+    return 0x1000000ULL + 0x100ULL * (uint64_t)i;
+}
+
+static walnotify_status deliver_txn(void *state, int i, int nevents)
+{
+    walnotify_txn txn = {.size = sizeof txn, .commit_lsn = txn_lsn(i), .xid = 700u + (unsigned)i};
+    walnotify_status status = plugin->begin(state, &txn);
+
+    for (int e = 0; e < nevents && status == WALNOTIFY_OK; e++) {
+        walnotify_event event = {.size = sizeof event,
+                                 .table = "public.t",
+                                 .op = WALNOTIFY_OP_INSERT,
+                                 .commit_lsn = txn.commit_lsn,
+                                 .xid = txn.xid,
+                                 .seq = (uint32_t)e,
+                                 .id = {txn.commit_lsn, ((uint64_t)e + 1) << 32}};
+
+        status = plugin->handle(state, &event);
+    }
+    if (status == WALNOTIFY_OK)
+        status = plugin->commit(state, &txn);
+    if (status != WALNOTIFY_OK)
+        plugin->abort(state, &txn);
+    return status;
+}
+
+/*
+ * Delivers ntxn transactions of nevents events, flushing after every flush_every and at the end.
+ * A RETRY (which must come with a rewind or a named failure) starts again after the last flushed
+ * transaction, as the host's rewind does. Returns the number of RETRYs.
+ */
+static int deliver(void *state, fake_host *fh, int ntxn, int nevents, int flush_every)
+{
+    int flushed = 0, retries = 0, i = 0;
+
+    while (flushed < ntxn) {
+        walnotify_status status = WALNOTIFY_OK;
+
+        if (i < ntxn)
+            status = deliver_txn(state, i, nevents);
+        if (status == WALNOTIFY_OK && i < ntxn)
+            i++;
+        if (status == WALNOTIFY_OK && (i % flush_every == 0 || i == ntxn)) {
+            status = plugin->flush(state);
+            if (status == WALNOTIFY_OK)
+                flushed = i;
+        }
+        if (status == WALNOTIFY_OK)
+            continue;
+        ck_assert_int_eq(status, WALNOTIFY_RETRY);
+        ck_assert_msg(fh->rewinds + fh->fails == retries + 1,
+                      "RETRY without a rewind or a named failure; log:\n%s", fh->log);
+        retries++;
+        ck_assert_msg(retries < 10, "the plugin kept failing; log:\n%s", fh->log);
+        i = flushed;
+    }
+    return retries;
+}
+
+static char *read_input(size_t *length)
+{
+    char path[PATH_MAX];
+    FILE *f;
+    char *text;
+    long size;
+
+    snprintf(path, sizeof path, "%s/input", work_dir);
+    f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "the child wrote no %s", path);
+    fseek(f, 0, SEEK_END);
+    size = ftell(f);
+    rewind(f);
+    text = malloc((size_t)size + 1);
+    ck_assert_ptr_nonnull(text);
+    ck_assert_int_eq(fread(text, 1, (size_t)size, f), (size_t)size);
+    text[size] = '\0';
+    fclose(f);
+    if (length != NULL)
+        *length = (size_t)size;
+    return text;
+}
+
+static size_t count_of(const char *text, const char *needle)
+{
+    size_t n = 0;
+
+    for (const char *p = strstr(text, needle); p != NULL; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+static void *start(fake_host *fh)
+{
+    void *state = NULL;
+
+    ck_assert_msg(plugin->check(&fh->host) == WALNOTIFY_OK, "check refused: %s", fh->log);
+    ck_assert_msg(plugin->init(&fh->host, &state) == WALNOTIFY_OK, "init failed: %s", fh->log);
+    return state;
+}
+
+/* ---- fixtures --------------------------------------------------------------------------------- */
+
+static void setup(void)
+{
+    char path[PATH_MAX];
+    walnotify_plugin_entry_fn entry;
+    sigset_t blocked;
+
+    find_root();
+    snprintf(path, sizeof path, "%s/build/plugins/exec.so", root);
+    plugin_handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    ck_assert_msg(plugin_handle != NULL, "dlopen %s: %s", path, dlerror());
+    *(void **)&entry = dlsym(plugin_handle, WALNOTIFY_PLUGIN_ENTRY_SYMBOL);
+    ck_assert_ptr_nonnull(entry);
+    plugin = entry();
+    snprintf(work_dir, sizeof work_dir, "/tmp/test_exec.XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(work_dir));
+    /* As the host does: the child must not inherit these. */
+    signal(SIGPIPE, SIG_IGN);
+    sigemptyset(&blocked);
+    sigaddset(&blocked, SIGINT);
+    sigaddset(&blocked, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &blocked, NULL);
+}
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void teardown(void)
+{
+    nftw(work_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    dlclose(plugin_handle);
+}
+
+/* ---- tests ------------------------------------------------------------------------------------ */
+
+START_TEST(test_declaration)
+{
+    ck_assert_uint_eq(plugin->abi_minor, 1);
+    ck_assert_uint_eq(plugin->ops, WALNOTIFY_OPS_CHANGES);
+    ck_assert_ptr_nonnull(plugin->check);
+    ck_assert_str_eq(plugin->settings[0].name, "command");
+    ck_assert_ptr_null(plugin->settings[0].default_value);
+}
+END_TEST
+
+START_TEST(test_check_refuses)
+{
+    fake_host *fh = fake_new("ack", 1000);
+
+    fh->ncommand = 0;
+    ck_assert_int_eq(plugin->check(&fh->host), WALNOTIFY_FATAL);
+    ck_assert(fake_logged(fh, "setting \"command\" is empty"));
+    fh->ncommand = 4;
+    fh->env[0] = "1BAD=x";
+    fh->nenv = 1;
+    ck_assert_int_eq(plugin->check(&fh->host), WALNOTIFY_FATAL);
+    ck_assert(fake_logged(fh, "setting \"env\": item 1 \"1BAD=x\" is not NAME=value"));
+    fh->env[0] = "GOOD=x";
+    fh->ack_timeout_ms = 0;
+    ck_assert_int_eq(plugin->check(&fh->host), WALNOTIFY_FATAL);
+    ck_assert(fake_logged(fh, "setting \"ack_timeout_ms\" is 0"));
+    fh->ack_timeout_ms = 1000;
+    ck_assert_int_eq(plugin->check(&fh->host), WALNOTIFY_OK);
+    fake_free(fh);
+}
+END_TEST
+
+START_TEST(test_missing_program_is_fatal)
+{
+    fake_host *fh = fake_new("ack", 1000);
+    void *state = NULL;
+
+    fh->command[0] = "/nonexistent/sink";
+    ck_assert_int_eq(plugin->init(&fh->host, &state), WALNOTIFY_FATAL);
+    ck_assert_msg(fake_logged(fh, "cannot start command \"/nonexistent/sink\""), "%s", fh->log);
+    fake_free(fh);
+}
+END_TEST
+
+START_TEST(test_lines_and_acks)
+{
+    static const char first_txn[] =
+        "{\"walnotify\":\"begin\",\"lsn\":\"0/1000000\",\"xid\":700}\n"
+        "{\"lsn\":\"0/1000000\",\"seq\":0,\"values\":{\"id\":\"0\"}}\n"
+        "{\"lsn\":\"0/1000000\",\"seq\":1,\"values\":{\"id\":\"1\"}}\n"
+        "{\"walnotify\":\"commit\",\"lsn\":\"0/1000000\",\"events\":2}\n";
+    fake_host *fh = fake_new("ack", 10000);
+    void *state = start(fh);
+    char *input;
+
+    ck_assert_int_eq(deliver(state, fh, 3, 2, 2), 0);
+    plugin->shutdown(state);
+    input = read_input(NULL);
+    ck_assert_msg(strncmp(input, first_txn, strlen(first_txn)) == 0, "the child read:\n%s",
+                  input);
+    ck_assert_uint_eq(count_of(input, "\"walnotify\":\"commit\""), 3);
+    ck_assert_uint_eq(count_of(input, "\"walnotify\":\"begin\""), 3);
+    ck_assert_int_eq(fh->rewinds, 0);
+    /* Standard error became log lines, and the end of input let the child finish. */
+    ck_assert_msg(fake_logged(fh, "child started in mode ack"), "%s", fh->log);
+    ck_assert_msg(fake_logged(fh, "child saw the end of its input"), "%s", fh->log);
+    ck_assert_msg(fake_logged(fh, "exited with status 0"), "%s", fh->log);
+    free(input);
+    fake_free(fh);
+}
+END_TEST
+
+START_TEST(test_batched_acks)
+{
+    fake_host *fh = fake_new("batch", 10000);
+    void *state = start(fh);
+    char *input;
+
+    /* One acknowledgement, asked for by the flush line, covers every transaction before it. */
+    ck_assert_int_eq(deliver(state, fh, 5, 1, 5), 0);
+    plugin->shutdown(state);
+    input = read_input(NULL);
+    ck_assert_uint_eq(count_of(input, "{\"walnotify\":\"flush\"}"), 1);
+    free(input);
+    fake_free(fh);
+}
+END_TEST
+
+START_TEST(test_late_ack)
+{
+    fake_host *fh = fake_new("late", 5000);
+    void *state = start(fh);
+
+    ck_assert_int_eq(deliver(state, fh, 2, 1, 1), 0);
+    plugin->shutdown(state);
+    ck_assert_int_eq(fh->rewinds, 0);
+    fake_free(fh);
+}
+END_TEST
+
+START_TEST(test_big_event)
+{
+    fake_host *fh = fake_new("ack", 10000);
+    void *state;
+    char *input;
+    size_t length;
+
+    fh->big_seq = 1;
+    state = start(fh);
+    ck_assert_int_eq(deliver(state, fh, 2, 3, 2), 0);
+    plugin->shutdown(state);
+    input = read_input(&length);
+    ck_assert_uint_gt(length, 2 * BIG_VALUE);
+    ck_assert_uint_eq(count_of(input, "xxx\"}}\n{\"lsn\""), 2);
+    free(input);
+    fake_free(fh);
+}
+END_TEST
+
+START_TEST(test_crash_rewinds)
+{
+    fake_host *fh = fake_new("crash", 10000);
+    void *state = start(fh);
+    char *input;
+
+    ck_assert_int_eq(deliver(state, fh, 3, 2, 1), 1);
+    ck_assert_msg(fake_logged(fh, "exited with status 3"), "%s", fh->log);
+    ck_assert_msg(fake_logged(fh, "comes again to a new child"), "%s", fh->log);
+    plugin->shutdown(state);
+    /* The first transaction went to both children; every transaction reached the second. */
+    input = read_input(NULL);
+    ck_assert_uint_eq(count_of(input, "\"walnotify\":\"commit\",\"lsn\":\"0/1000000\""), 2);
+    ck_assert_uint_eq(count_of(input, "\"walnotify\":\"commit\",\"lsn\":\"0/1000200\""), 1);
+    ck_assert_uint_eq(count_of(fh->log, "started child"), 2);
+    free(input);
+    fake_free(fh);
+}
+END_TEST
+
+START_TEST(test_hang_is_killed)
+{
+    fake_host *fh = fake_new("hang", 300);
+    void *state = start(fh);
+
+    ck_assert_int_eq(deliver(state, fh, 2, 1, 1), 1);
+    ck_assert_msg(fake_logged(fh, "did not acknowledge transaction 0/1000000 (1 in flight) within "
+                                  "300 ms (ack_timeout_ms)"),
+                  "%s", fh->log);
+    ck_assert_msg(fake_logged(fh, "was killed after 0 ms"), "%s", fh->log);
+    plugin->shutdown(state);
+    fake_free(fh);
+}
+END_TEST
+
+START_TEST(test_garbage_rewinds)
+{
+    fake_host *fh = fake_new("garbage", 10000);
+    void *state = start(fh);
+
+    ck_assert_int_eq(deliver(state, fh, 2, 1, 1), 1);
+    ck_assert_msg(fake_logged(fh, "the child wrote \"hello there\", which is not the protocol"),
+                  "%s", fh->log);
+    plugin->shutdown(state);
+    fake_free(fh);
+}
+END_TEST
+
+START_TEST(test_reported_retry)
+{
+    fake_host *fh = fake_new("retry", 10000);
+    void *state = start(fh);
+    char *input;
+
+    ck_assert_int_eq(deliver(state, fh, 2, 1, 2), 1);
+    ck_assert_str_eq(fh->reason, "disk full");
+    plugin->shutdown(state);
+    /* The same child goes on, told where the transactions come again. */
+    ck_assert_uint_eq(count_of(fh->log, "started child"), 1);
+    input = read_input(NULL);
+    ck_assert_msg(strstr(input, "{\"walnotify\":\"rewind\"}\n{\"walnotify\":\"begin\",\"lsn\":"
+                                "\"0/1000000\"") != NULL,
+                  "%s", input);
+    free(input);
+    fake_free(fh);
+}
+END_TEST
+
+START_TEST(test_named_failure)
+{
+    fake_host *fh = fake_new("fail", 10000);
+    void *state = start(fh);
+
+    ck_assert_int_eq(deliver(state, fh, 1, 3, 1), 1);
+    ck_assert_int_eq(fh->fails, 1);
+    ck_assert_uint_eq(fh->first.position, txn_lsn(0));
+    ck_assert_uint_eq(fh->first.ordinal, 2ULL << 32);
+    ck_assert_uint_eq(fh->last.ordinal, 2ULL << 32);
+    ck_assert_int_eq(fh->failure, WALNOTIFY_FAILURE_PERMANENT);
+    ck_assert_str_eq(fh->reason, "bad row");
+    plugin->shutdown(state);
+    fake_free(fh);
+}
+END_TEST
+
+START_TEST(test_environment_and_signals)
+{
+    fake_host *fh = fake_new("env", 10000);
+    void *state;
+    char want[PATH_MAX + 64];
+    const char *ignored;
+    unsigned long long mask;
+
+    fh->env[0] = "FOO=foo value";
+    fh->env[1] = "BAR=1";
+    fh->env[2] = "BAR=2";
+    fh->nenv = 3;
+    state = start(fh);
+    ck_assert_int_eq(deliver(state, fh, 1, 1, 1), 0);
+    plugin->shutdown(state);
+    snprintf(want, sizeof want, "env FOO=foo value BAR=2 pwd=%s", work_dir);
+    ck_assert_msg(fake_logged(fh, want), "no \"%s\" in:\n%s", want, fh->log);
+    fake_free(fh);
+
+    fh = fake_new("sigs", 10000);
+    state = start(fh);
+    ck_assert_int_eq(deliver(state, fh, 1, 1, 1), 0);
+    plugin->shutdown(state);
+    /* Control characters in relayed lines are shown as '?': here the tab. */
+    ck_assert_msg(fake_logged(fh, "SigBlk:?0000000000000000"), "%s", fh->log);
+    ignored = strstr(fh->log, "SigIgn:?");
+    ck_assert_ptr_nonnull(ignored);
+    mask = strtoull(ignored + strlen("SigIgn:?"), NULL, 16);
+    ck_assert_msg((mask & (1ULL << (SIGPIPE - 1))) == 0, "SIGPIPE ignored in the child: %s",
+                  ignored);
+    ck_assert_msg((mask & (1ULL << (SIGTERM - 1))) == 0, "SIGTERM ignored in the child");
+    fake_free(fh);
+}
+END_TEST
+
+START_TEST(test_stubborn_child_is_killed_at_shutdown)
+{
+    fake_host *fh = fake_new("stubborn", 300);
+    void *state = start(fh);
+
+    ck_assert_int_eq(deliver(state, fh, 1, 1, 1), 0);
+    plugin->shutdown(state);
+    ck_assert_msg(fake_logged(fh, "was killed after 300 ms"), "%s", fh->log);
+    fake_free(fh);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *suite = suite_create("exec");
+    TCase *tc = tcase_create("exec");
+    SRunner *runner;
+    int failed;
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_declaration);
+    tcase_add_test(tc, test_check_refuses);
+    tcase_add_test(tc, test_missing_program_is_fatal);
+    tcase_add_test(tc, test_lines_and_acks);
+    tcase_add_test(tc, test_batched_acks);
+    tcase_add_test(tc, test_late_ack);
+    tcase_add_test(tc, test_big_event);
+    tcase_add_test(tc, test_crash_rewinds);
+    tcase_add_test(tc, test_hang_is_killed);
+    tcase_add_test(tc, test_garbage_rewinds);
+    tcase_add_test(tc, test_reported_retry);
+    tcase_add_test(tc, test_named_failure);
+    tcase_add_test(tc, test_environment_and_signals);
+    tcase_add_test(tc, test_stubborn_child_is_killed_at_shutdown);
+    suite_add_tcase(suite, tc);
+    runner = srunner_create(suite);
+    srunner_run_all(runner, CK_NORMAL);
+    failed = srunner_ntests_failed(runner);
+    srunner_free(runner);
+    return failed == 0 ? 0 : 1;
+}
