@@ -5,6 +5,7 @@
  * a structure. ABI 1.0's sizes stay pinned as the offset where 1.1's members begin.
  */
 #include <check.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -286,6 +287,44 @@ START_TEST(test_constants)
 }
 END_TEST
 
+static bool id_below(walnotify_id a, walnotify_id b)
+{
+    return a.position < b.position || (a.position == b.position && a.ordinal < b.ordinal);
+}
+
+/*
+ * The identity rule as the header states it, at its edges: a transaction committing exactly at
+ * a snapshot's consistent point comes after every identity of that snapshot; the messages of a
+ * transaction sit between its changes; a non-transactional message between the transactions
+ * around it.
+ */
+START_TEST(test_identity_order)
+{
+    const uint64_t consistent = 0x16B3748;
+    const uint64_t rows = 1000000;
+    walnotify_id snapshot_begin = {consistent - 1, 0};
+    walnotify_id snapshot_row = {consistent - 1, rows};
+    walnotify_id snapshot_end = {consistent - 1, rows + 1};
+    walnotify_id message_first = {consistent, 0u << 32 | 1};   /* before any change */
+    walnotify_id change_0 = {consistent, (uint64_t)(0 + 1) << 32}; /* seq 0 */
+    walnotify_id message_after_0 = {consistent, (uint64_t)1 << 32 | 1};
+    walnotify_id message_after_0_again = {consistent, (uint64_t)1 << 32 | 2};
+    walnotify_id change_1 = {consistent, (uint64_t)(1 + 1) << 32}; /* seq 1 */
+    walnotify_id alone = {consistent + 0x100, 0}; /* its own LSN, after that commit */
+    walnotify_id next_change = {consistent + 0x200, (uint64_t)1 << 32};
+
+    ck_assert(id_below(snapshot_begin, snapshot_row));
+    ck_assert(id_below(snapshot_row, snapshot_end));
+    ck_assert(id_below(snapshot_end, message_first));
+    ck_assert(id_below(message_first, change_0));
+    ck_assert(id_below(change_0, message_after_0));
+    ck_assert(id_below(message_after_0, message_after_0_again));
+    ck_assert(id_below(message_after_0_again, change_1));
+    ck_assert(id_below(change_1, alone));
+    ck_assert(id_below(alone, next_change));
+}
+END_TEST
+
 /* The entry point's type is part of the promise too (unevaluated: nothing here links to it). */
 _Static_assert(_Generic(&walnotify_plugin_entry, walnotify_plugin_entry_fn: 1, default: 0),
                "walnotify_plugin_entry must stay const walnotify_plugin *(void)");
@@ -305,6 +344,7 @@ static Suite *abi_suite(void)
     tcase_add_test(layout, test_table_layout);
     tcase_add_test(layout, test_setting_layout);
     tcase_add_test(layout, test_constants);
+    tcase_add_test(layout, test_identity_order);
     suite_add_tcase(s, layout);
     return s;
 }
