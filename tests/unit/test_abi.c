@@ -305,7 +305,7 @@ START_TEST(test_identity_order)
     walnotify_id snapshot_begin = {consistent - 1, 0};
     walnotify_id snapshot_row = {consistent - 1, rows};
     walnotify_id snapshot_end = {consistent - 1, rows + 1};
-    walnotify_id message_first = {consistent, 0u << 32 | 1};   /* before any change */
+    walnotify_id message_first = {consistent, (uint64_t)0 << 32 | 1}; /* before any change */
     walnotify_id change_0 = {consistent, (uint64_t)(0 + 1) << 32}; /* seq 0 */
     walnotify_id message_after_0 = {consistent, (uint64_t)1 << 32 | 1};
     walnotify_id message_after_0_again = {consistent, (uint64_t)1 << 32 | 2};
