@@ -666,6 +666,17 @@ START_TEST(test_ops_refused)
                               "abi10_legacy does not handle (abi10_legacy declares: insert, "
                               "update, delete, truncate)");
 
+    /* Without ops a block gets insert, which this plugin does not handle. */
+    block_init(&b, "bare", "messages_only");
+    load_refused(&b, CONF_FILE ":5: plugin \"bare\": no ops given, so it would get insert, "
+                              "which messages_only does not handle (messages_only declares: "
+                              "message); name its operations in ops");
+    block_init(&b, "named", "messages_only");
+    b.config.ops = WALNOTIFY_OP_MESSAGE;
+    b.config.ops_line = 13;
+    load_ok(&p, &b);
+    wn_plugin_unload(&p);
+
     block_init(&b, "fine", "lifecycle");
     b.config.ops = WALNOTIFY_OP_MESSAGE | WALNOTIFY_OP_DELETE;
     b.config.ops_line = 17;
