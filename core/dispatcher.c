@@ -395,14 +395,14 @@ static step flush_and_publish(dispatcher *d)
 {
     wn_lsn target = d->finished;
     /* An instance that asked for it is flushed before every new acknowledgement, clean or not
-     * (its progress row follows keepalives too), and at the end. */
-    bool moving = target > d->published || d->finishing;
+     * (its progress row follows keepalives too); every instance is flushed once at the end. */
+    bool moving = target > d->published;
 
     for (size_t i = 0; i < d->nslots; i++) {
         plugin_slot *slot = &d->slots[i];
         step next;
 
-        if (!slot->dirty && !(moving && wn_plugin_flush_always(slot->plugin)))
+        if (!slot->dirty && !d->finishing && !(moving && wn_plugin_flush_always(slot->plugin)))
             continue;
         wn_plugin_set_flush_position(slot->plugin, target);
         next = call_plugin(d, slot, CALL_FLUSH, NULL);
