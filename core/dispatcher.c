@@ -127,8 +127,8 @@ static const char *call_name(call_kind kind)
     return "?";
 }
 
-static walnotify_status call_once(plugin_slot *slot, call_kind kind, const walnotify_txn *txn,
-                                  const walnotify_event *event)
+static walnotify_status call_callback(plugin_slot *slot, call_kind kind, const walnotify_txn *txn,
+                                      const walnotify_event *event)
 {
     const walnotify_plugin *desc = &slot->plugin->descriptor;
     void *state = slot->plugin->state;
@@ -144,6 +144,16 @@ static walnotify_status call_once(plugin_slot *slot, call_kind kind, const walno
         return desc->flush ? desc->flush(state) : WALNOTIFY_OK;
     }
     return WALNOTIFY_FATAL;
+}
+
+/* One call; a plugin that called a service this host lacks fails fatally, with no retry and no
+ * skipping: its author must learn at once. */
+static walnotify_status call_once(plugin_slot *slot, call_kind kind, const walnotify_txn *txn,
+                                  const walnotify_event *event)
+{
+    walnotify_status status = call_callback(slot, kind, txn, event);
+
+    return wn_plugin_unavailable_call(slot->plugin) ? WALNOTIFY_FATAL : status;
 }
 
 /* Sleeps up to ms, waking early when a stop is requested. */
@@ -350,6 +360,10 @@ static step call_handle(dispatcher *d, plugin_slot *slot, const walnotify_event 
                 return STEP_DONE;
             continue;
         }
+        if (wn_plugin_unavailable_call(slot->plugin))
+            return fail(d, WN_DISPATCH_PLUGIN_FATAL,
+                        "plugin \"%s\" called %s, which this host does not offer; stopping",
+                        config->name, wn_plugin_unavailable_call(slot->plugin));
         describe_failure(status, retries, reason, sizeof reason);
         if (policy_end(config) == WN_ON_ERROR_SKIP)
             return skip_event(d, slot, event, reason);

@@ -51,6 +51,7 @@ struct wn_plugin_settings {
     uint64_t resume;                 /* where the stream resumes */
     uint64_t flush_position;         /* during flush: what is acknowledged if it succeeds */
     bool flush_always;               /* flushed before every acknowledgement */
+    const char *unavailable;         /* a service the plugin called that this host lacks */
     size_t nslots;
     setting_slot slots[];            /* one per declaration, in declaration order */
 };
@@ -737,7 +738,12 @@ static void host_set_flush_always(const walnotify_host *host, bool always)
  * NULL member. */
 static walnotify_status unavailable(const walnotify_host *host, const char *service)
 {
+    wn_plugin_settings *settings = host ? host->host_private : NULL;
+
     host_log(host, WALNOTIFY_LOG_ERROR, "%s is not available in this host", service);
+    /* Remembered, so that the host stops whatever the instance's on_error says. */
+    if (settings)
+        settings->unavailable = service;
     return WALNOTIFY_FATAL;
 }
 
@@ -858,6 +864,11 @@ void wn_plugin_set_flush_position(wn_plugin *plugin, uint64_t position)
 bool wn_plugin_flush_always(const wn_plugin *plugin)
 {
     return plugin->settings && plugin->settings->flush_always;
+}
+
+const char *wn_plugin_unavailable_call(const wn_plugin *plugin)
+{
+    return plugin->settings ? plugin->settings->unavailable : NULL;
 }
 
 unsigned wn_plugin_ops(const wn_plugin *plugin)

@@ -59,6 +59,10 @@ void wn_plugin_set_flush_position(wn_plugin *plugin, uint64_t position);
 /* true when the instance asked to be flushed before every acknowledgement. */
 bool wn_plugin_flush_always(const wn_plugin *plugin);
 
+/* The name of a host service the plugin called that this host does not offer yet (fail_events,
+ * rewind), or NULL: the host stops then, whatever the block's on_error says. */
+const char *wn_plugin_unavailable_call(const wn_plugin *plugin);
+
 /* The operations the plugin handles: its descriptor's ops, WALNOTIFY_OPS_CHANGES when 0. */
 unsigned wn_plugin_ops(const wn_plugin *plugin);
 

@@ -697,6 +697,7 @@ START_TEST(test_check)
 
     block_init(&b, "checked", "lifecycle");
     load_ok(&p, &b);
+    ck_assert_ptr_null(wn_plugin_unavailable_call(&p));
     /* Even with the context lent, check sees only zero values (the fixture refuses otherwise). */
     wn_plugin_set_context(&p, &source, tables, 1, 0x16B3748);
     ck_assert_int_eq(wn_plugin_check(&p), WALNOTIFY_OK);
@@ -717,6 +718,8 @@ START_TEST(test_check)
                                         WALNOTIFY_FAILURE_TRANSIENT, "x"),
                      WALNOTIFY_FATAL);
     ck_assert_int_eq(p.host.rewind(&p.host, "x"), WALNOTIFY_FATAL);
+    /* Remembered, so the dispatcher stops whatever the block's on_error says. */
+    ck_assert_str_eq(wn_plugin_unavailable_call(&p), "rewind");
     wn_plugin_unload(&p);
 
     block_init(&b, "refusing", "lifecycle");
