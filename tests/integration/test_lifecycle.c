@@ -450,6 +450,10 @@ START_TEST(test_check_ops_describe)
     ck_assert_msg(strstr(err, "refusing on purpose") && strstr(err, "check refused its settings"),
                   "%s", err);
     free(err);
+    /* A run calls check before anything else: it ends the same way, before any init. */
+    itest_host_run(&ctx, &host, "-c", conf.s);
+    itest_assert_exit(&host, 1);
+    itest_assert_reason(&host);
 
     conf = itest_config(&ctx, "ops.cfg", "\"public.t\"", 200,
                         "{ name = \"legacy\"; path = \"%s\";\n ops = [ \"insert\", \"message\" ]; }",
