@@ -109,6 +109,13 @@ $(B)/tests/fixtures/%.so: tests/fixtures/%.c $(wildcard tests/fixtures/*.h) incl
 	@echo "  CC      $@"
 	$(Q)$(CC) $(CFLAGS) -fvisibility=hidden -shared $(LDFLAGS) -o $@ $<
 
+# A fixture named abi10_* is built as a plugin compiled before ABI 1.1: against the 1.0 header
+# kept in tests/fixtures/abi-1.0, found before include/.
+$(B)/tests/fixtures/abi10_%.so: tests/fixtures/abi10_%.c tests/fixtures/abi-1.0/walnotify/plugin.h
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	$(Q)$(CC) -Itests/fixtures/abi-1.0 $(CFLAGS) -fvisibility=hidden -shared $(LDFLAGS) -o $@ $<
+
 $(B)/tests/lib/%.o: tests/lib/%.c $(wildcard tests/lib/*.h)
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
