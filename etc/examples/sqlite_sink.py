@@ -34,7 +34,9 @@ def reply(line):
 
 class Sink:
     def __init__(self, path):
-        self.db = sqlite3.connect(path, isolation_level=None)
+        # Another copy may be running on the same database (one a killed walnotify left to
+        # finish its input): it holds the lock for a moment only.
+        self.db = sqlite3.connect(path, isolation_level=None, timeout=60)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.execute(
@@ -57,7 +59,11 @@ class Sink:
 
     def sqlite_begin(self):
         if not self.db.in_transaction:
-            self.db.execute("BEGIN")
+            # The write lock first, then the identity stored: a copy that ran meanwhile may have
+            # stored more.
+            self.db.execute("BEGIN IMMEDIATE")
+            row = self.db.execute("SELECT lsn_num, seq FROM walnotify_progress").fetchone()
+            self.stored = tuple(row)
 
     def durable(self):
         """Commits what is complete and acknowledges it."""

@@ -1,0 +1,172 @@
+/*
+ * The exec plugin against the real server, with the shipped example sinks and a test sink:
+ *
+ *   - the Python example (SQLite) while walnotify is killed with SIGKILL again and again under a
+ *     writer: its database ends equal to the table, each row once, in commit order (the child a
+ *     killed walnotify leaves behind finishes its input and exits; the next one drops replays);
+ *   - the Node example (a JSON-lines file) over two runs: each row once, in commit order;
+ *   - a sink that acknowledges late: the slot, sampled throughout, never passes a transaction
+ *     the sink has not acknowledged.
+ *
+ * WN_EXEC_KILLS sets the number of kills (default 3; `make check-sinks` runs many more).
+ */
+#include <check.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "execsink.h"
+#include "faults.h"
+#include "itest.h"
+
+#define DEFAULT_KILLS 3
+#define KILL_AFTER_MIN_MS 300
+#define KILL_AFTER_MAX_MS 2000
+#define RUN_S 100
+
+static int env_int(const char *name, int fallback)
+{
+    const char *text = getenv(name);
+
+    return text != NULL && atoi(text) > 0 ? atoi(text) : fallback;
+}
+
+static void make_table(itest_ctx *ctx)
+{
+    itest_exec(ctx->conn, "CREATE TABLE t (id bigint PRIMARY KEY, note text DEFAULT 'a note'); "
+                          "CREATE SEQUENCE ids");
+}
+
+START_TEST(test_python_sqlite_under_kill9)
+{
+    const faults_mix mix = {.min_rows = 1, .max_rows = 30, .big_every = 40, .big_rows = 3000,
+                            .pause_ms = 20};
+    int kills = env_int("WN_EXEC_KILLS", DEFAULT_KILLS);
+    uint64_t seed = faults_seed("exec kill9");
+    faults_rng rng = faults_rng_new(seed);
+    itest_ctx ctx;
+    itest_host host;
+    itest_path conf, db;
+    char argv[2 * PATH_MAX];
+    long long *ids;
+    size_t count;
+    pid_t writer;
+
+    itest_begin(&ctx, "execsql");
+    make_table(&ctx);
+    snprintf(argv, sizeof argv, "\"python3\", \"%s\", \"events.db\"",
+             itest_root_file("etc/examples/sqlite_sink.py").s);
+    conf = execsink_config(&ctx, "sqlite.cfg", 200, 30000, argv);
+    itest_create_slot(&ctx, conf.s);
+    db = itest_file(&ctx, "events.db");
+
+    writer = faults_writer_start(&ctx, "t", "ids", faults_rng_next(&rng), &mix);
+    for (int k = 0; k < kills; k++) {
+        faults_wait_slot_released(ctx.conn, ctx.slot);
+        itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
+        itest_sleep_ms((int)faults_rng_range(&rng, KILL_AFTER_MIN_MS, KILL_AFTER_MAX_MS));
+        ck_assert_msg(itest_host_running(&host), "walnotify stopped by itself (exit %d)",
+                      host.status);
+        faults_host_kill(&host);
+    }
+    itest_writer_stop(writer);
+    faults_wait_slot_released(ctx.conn, ctx.slot);
+    itest_run_to_now(&ctx, conf.s);
+
+    ids = execsink_sqlite_ids(db.s, &count);
+    execsink_assert_ids(ctx.conn, ids, count, "the SQLite database");
+    fprintf(stderr, "exec kill9: %zu rows in SQLite after %d kills (seed %" PRIu64 ")\n", count,
+            kills, seed);
+    free(ids);
+    itest_end(&ctx);
+}
+END_TEST
+
+START_TEST(test_node_jsonl_two_runs)
+{
+    itest_ctx ctx;
+    itest_path conf, out;
+    itest_events events;
+    long long *ids;
+    char argv[2 * PATH_MAX];
+
+    itest_begin(&ctx, "execnode");
+    make_table(&ctx);
+    snprintf(argv, sizeof argv, "\"node\", \"%s\", \"events.jsonl\"",
+             itest_root_file("etc/examples/jsonl_sink.js").s);
+    conf = execsink_config(&ctx, "node.cfg", 200, 30000, argv);
+    itest_create_slot(&ctx, conf.s);
+    out = itest_file(&ctx, "events.jsonl");
+
+    itest_exec(ctx.conn, "INSERT INTO t (id) VALUES (nextval('ids'))");
+    itest_exec(ctx.conn, "INSERT INTO t (id) SELECT nextval('ids') FROM generate_series(1, 5)");
+    itest_run_to_now(&ctx, conf.s);
+    itest_exec(ctx.conn, "INSERT INTO t (id) SELECT nextval('ids') FROM generate_series(1, 200)");
+    itest_exec(ctx.conn, "INSERT INTO t (id, note) VALUES (nextval('ids'), 'é \"quoted\"')");
+    itest_run_to_now(&ctx, conf.s);
+
+    events = itest_read_events(out.s);
+    itest_assert_commit_order(&events);
+    ids = calloc(events.count + 1, sizeof *ids);
+    ck_assert_ptr_nonnull(ids);
+    for (size_t i = 0; i < events.count; i++)
+        ids[i] = strtoll(itest_value(&events.event[i], "id"), NULL, 10);
+    execsink_assert_ids(ctx.conn, ids, events.count, "the Node sink's file");
+    ck_assert_str_eq(itest_value(&events.event[events.count - 1], "note"), "é \"quoted\"");
+    free(ids);
+    itest_events_free(&events);
+    itest_end(&ctx);
+}
+END_TEST
+
+START_TEST(test_late_acknowledgements_hold_the_slot)
+{
+    const faults_mix mix = {.min_rows = 1, .max_rows = 20, .pause_ms = 30, .transactions = 40};
+    uint64_t seed = faults_seed("exec late");
+    itest_ctx ctx;
+    itest_host host;
+    itest_path conf, log_path;
+    execsink_samples samples = {0};
+    char argv[3 * PATH_MAX], *end;
+    pid_t writer;
+
+    itest_begin(&ctx, "execlate");
+    make_table(&ctx);
+    snprintf(argv, sizeof argv, "\"python3\", \"%s\", \"late\", \"%s\", \"%" PRIu64 "\"",
+             itest_root_file("tests/fixtures/exec/faulty_sink.py").s, ctx.dir, seed);
+    conf = execsink_config(&ctx, "late.cfg", 100, 20000, argv);
+    itest_create_slot(&ctx, conf.s);
+    log_path = itest_file(&ctx, "run.log");
+
+    writer = faults_writer_start(&ctx, "t", "ids", seed, &mix);
+    while (!faults_writer_done(writer))
+        itest_sleep_ms(ITEST_POLL_MS);
+    end = itest_lsn_text(itest_current_lsn(ctx.conn));
+    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s, "--endpos", end));
+    free(end);
+    ck_assert_int_eq(execsink_sample_until_exit(&ctx, &host, log_path.s, RUN_S, &samples), 0);
+    execsink_check_log(ctx.conn, log_path.s, &samples);
+    execsink_samples_free(&samples);
+    itest_end(&ctx);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *suite = suite_create("exec");
+    TCase *tc = tcase_create("exec");
+    SRunner *runner;
+    int failed;
+
+    tcase_set_timeout(tc, ITEST_TIMEOUT_S);
+    tcase_add_test(tc, test_python_sqlite_under_kill9);
+    tcase_add_test(tc, test_node_jsonl_two_runs);
+    tcase_add_test(tc, test_late_acknowledgements_hold_the_slot);
+    suite_add_tcase(suite, tc);
+    runner = srunner_create(suite);
+    srunner_run_all(runner, CK_NORMAL);
+    failed = srunner_ntests_failed(runner);
+    srunner_free(runner);
+    return failed == 0 ? 0 : 1;
+}
