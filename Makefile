@@ -61,7 +61,6 @@ $(B)/walnotify: $(CORE_OBJS)
 # A plugin is every .c in its folder, plus the core sources PLUGIN_SRCS_<name> lists (compiled
 # into it, hidden), linked against nothing of the host.
 PLUGIN_SRCS_jsonl := core/files.c
-PLUGIN_SRCS_exec  := core/lsn.c
 # Intermediate objects of the tests are kept, so a second make has nothing to do.
 .SECONDARY:
 .SECONDEXPANSION:

@@ -24,7 +24,6 @@
 #include <walnotify/plugin.h>
 
 #include "child.h"
-#include "lsn.h"
 
 #define OUT_CAP (64 * 1024)    /* bytes of output gathered before they go to the child */
 #define REPLY_MAX 4096         /* bytes of one reply line, newline included */
@@ -249,6 +248,47 @@ static char **make_envp(const walnotify_host *host)
     return envp;
 }
 
+/* ---- WAL positions, as the protocol writes them ("16/B374D848") ----------------------------- */
+
+#define LSN_TEXT_MAX 18 /* "FFFFFFFF/FFFFFFFF" and NUL */
+
+static char *lsn_format(uint64_t lsn, char *text)
+{
+    snprintf(text, LSN_TEXT_MAX, "%X/%X", (unsigned)(lsn >> 32), (unsigned)lsn);
+    return text;
+}
+
+/* One to eight hex digits; advances *p past them. */
+static bool lsn_half(const char **p, uint64_t *half)
+{
+    int digits = 0;
+
+    *half = 0;
+    for (; digits < 8; digits++, (*p)++) {
+        char c = **p;
+        int v = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                       : -1;
+
+        if (v < 0)
+            break;
+        *half = *half << 4 | (uint64_t)v;
+    }
+    return digits > 0;
+}
+
+static bool lsn_parse(const char *text, uint64_t *lsn)
+{
+    uint64_t high, low;
+
+    if (text == NULL || !lsn_half(&text, &high) || *text++ != '/' || !lsn_half(&text, &low) ||
+        *text != '\0')
+        return false;
+    *lsn = high << 32 | low;
+    return true;
+}
+
 /* ---- time ------------------------------------------------------------------------------------- */
 
 static long long now_ms(void)
@@ -321,7 +361,7 @@ static void reply_ack(exec_state *st, const char *line, size_t len, const char *
     uint64_t lsn;
     size_t upto = 0;
 
-    if (!wn_lsn_parse(arg, &lsn))
+    if (!lsn_parse(arg, &lsn))
         return not_protocol(st, line, len, "ack takes a commit LSN like 0/1A2B3C8");
     if (lsn <= st->last_acked)
         return; /* acknowledged already: harmless */
@@ -394,7 +434,7 @@ static void reply_fail(exec_state *st, const char *line, size_t len, char *rest)
     uint32_t first, last;
     pending *p = &st->pending;
 
-    if (kind == NULL || seq_text == NULL || !wn_lsn_parse(lsn_text, &lsn))
+    if (kind == NULL || seq_text == NULL || !lsn_parse(lsn_text, &lsn))
         return not_protocol(st, line, len, "fail takes transient or permanent, a commit LSN, "
                                            "a seq or *, and a reason");
     if (strcmp(kind, "transient") != 0 && strcmp(kind, "permanent") != 0)
@@ -536,7 +576,7 @@ static bool waited_enough(const exec_state *st, wait_for what)
 
 static void timed_out(exec_state *st, wait_for what)
 {
-    char lsn[WN_LSN_TEXT_MAX];
+    char lsn[LSN_TEXT_MAX];
 
     if (what == WAIT_WRITTEN || st->used > 0) {
         child_broke(st, 0, "the child read nothing of its input for %d ms (ack_timeout_ms)",
@@ -546,7 +586,7 @@ static void timed_out(exec_state *st, wait_for what)
     child_broke(st, 0,
                 "the child did not acknowledge transaction %s (%zu in flight) within %d ms "
                 "(ack_timeout_ms)",
-                wn_lsn_format(inflight_at(st, 0)->lsn, lsn), st->count, st->ack_timeout_ms);
+                lsn_format(inflight_at(st, 0)->lsn, lsn), st->count, st->ack_timeout_ms);
 }
 
 /*
@@ -747,14 +787,14 @@ static walnotify_status exec_begin(void *state, const walnotify_txn *txn)
 
 static int write_begin(exec_state *st)
 {
-    char lsn[WN_LSN_TEXT_MAX];
+    char lsn[LSN_TEXT_MAX];
 
     if (st->say_rewind && out_printf(st, "{\"walnotify\":\"rewind\"}\n") != 0)
         return -1;
     st->say_rewind = false;
     st->begin_written = true;
     return out_printf(st, "{\"walnotify\":\"begin\",\"lsn\":\"%s\",\"xid\":%" PRIu32 "}\n",
-                      wn_lsn_format(st->open.lsn, lsn), st->open.xid);
+                      lsn_format(st->open.lsn, lsn), st->open.xid);
 }
 
 static walnotify_status exec_handle(void *state, const walnotify_event *event)
@@ -794,7 +834,7 @@ static walnotify_status exec_handle(void *state, const walnotify_event *event)
 static walnotify_status exec_commit(void *state, const walnotify_txn *txn)
 {
     exec_state *st = state;
-    char lsn[WN_LSN_TEXT_MAX];
+    char lsn[LSN_TEXT_MAX];
 
     (void)txn;
     if (st->pending.kind != PENDING_NONE)
@@ -806,7 +846,7 @@ static walnotify_status exec_commit(void *state, const walnotify_txn *txn)
     if (pump(st, WAIT_ROOM) != 0)
         return settle(st);
     if (out_printf(st, "{\"walnotify\":\"commit\",\"lsn\":\"%s\",\"events\":%" PRIu64 "}\n",
-                   wn_lsn_format(st->open.lsn, lsn), st->open.events) != 0)
+                   lsn_format(st->open.lsn, lsn), st->open.events) != 0)
         return settle(st);
     st->inflight[(st->head + st->count) % INFLIGHT_MAX] = st->open;
     st->count++;
@@ -821,14 +861,14 @@ static walnotify_status exec_commit(void *state, const walnotify_txn *txn)
 static void exec_abort(void *state, const walnotify_txn *txn)
 {
     exec_state *st = state;
-    char lsn[WN_LSN_TEXT_MAX];
+    char lsn[LSN_TEXT_MAX];
 
     (void)txn;
     /* What goes wrong here is dealt with by the next callback that may rewind. */
     if (st->begin_written && st->pending.kind == PENDING_NONE &&
         exec_child_running(&st->child))
         out_printf(st, "{\"walnotify\":\"abort\",\"lsn\":\"%s\"}\n",
-                   wn_lsn_format(st->open.lsn, lsn));
+                   lsn_format(st->open.lsn, lsn));
     st->in_txn = false;
     st->begin_written = false;
     memset(&st->open, 0, sizeof st->open);
