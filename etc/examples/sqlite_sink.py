@@ -66,13 +66,20 @@ class Sink:
             self.stored = tuple(row)
 
     def durable(self):
-        """Commits what is complete and acknowledges it."""
+        """Commits and acknowledges every transaction ended. A flush may come while a
+        transaction is open (a large one): its part so far is committed too, and its savepoint
+        starts again; if it is aborted later, that part stays, and is dropped as a replay when
+        the transaction comes again."""
         if self.db.in_transaction:
             self.db.execute("COMMIT")
         if self.unacked is not None:
             reply("ack " + self.unacked)
             self.unacked = None
         self.pending = 0
+        if self.open is not None:
+            self.sqlite_begin()
+            self.db.execute("SAVEPOINT txn")
+            self.stored_before = self.stored
 
     def drop_open(self):
         if self.open is not None:
