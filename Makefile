@@ -8,6 +8,7 @@
 #   make fuzz            the decoder under libFuzzer for FUZZ_SECONDS (default 60)
 #   make valgrind        the test suite under valgrind memcheck
 #   make bench           throughput, CPU, memory and latency beside pg_recvlogical
+#   make check-sinks     the sinks' longer loops (many kills, a 2,000,000-row transaction)
 
 PREFIX     ?= /usr/local
 BINDIR     ?= $(PREFIX)/bin
@@ -46,7 +47,7 @@ CORE_OBJS := $(patsubst core/%.c,$(B)/core/%.o,$(CORE_SRCS))
 PLUGINS   := $(notdir $(wildcard plugins/*))
 PLUGIN_SOS := $(patsubst %,$(B)/plugins/%.so,$(PLUGINS))
 
-.PHONY: all check unit integration run install clean tests deps fuzz valgrind bench
+.PHONY: all check unit integration run install clean tests deps fuzz valgrind bench check-sinks
 all: $(B)/walnotify $(PLUGIN_SOS)
 
 $(B)/core/%.o: core/%.c $(wildcard core/*.h) include/walnotify/plugin.h
@@ -143,6 +144,12 @@ integration:
 	@tests/deps.sh
 	@$(MAKE) --no-print-directory tests
 	@tests/run.sh integration
+
+# The sinks' longer loops: the tests of make check with many more kills and rows.
+check-sinks:
+	@tests/deps.sh
+	@$(MAKE) --no-print-directory tests
+	@tests/check-sinks.sh
 
 # The decoder under libFuzzer (clang) for FUZZ_SECONDS.
 FUZZ_SECONDS ?= 60

@@ -27,6 +27,9 @@ missing_packages() {
         echo postgresql-15
     fi
     [ -x "$PG_BIN/psql" ] || echo postgresql-client-15
+    # The exec plugin's example sinks and their tests.
+    command -v python3 >/dev/null 2>&1 || echo python3
+    command -v node >/dev/null 2>&1 || echo nodejs
 }
 
 # The same list on one line, without duplicates.
