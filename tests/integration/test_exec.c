@@ -6,7 +6,8 @@
  *     killed walnotify leaves behind finishes its input and exits; the next one drops replays);
  *   - the Node example (a JSON-lines file) over two runs: each row once, in commit order;
  *   - a sink that acknowledges late: the slot, sampled throughout, never passes a transaction
- *     the sink has not acknowledged.
+ *     the sink has not acknowledged;
+ *   - etc/examples/exec.conf passes --check-config.
  *
  * WN_EXEC_KILLS sets the number of kills (default 3; `make check-sinks` runs many more).
  */
@@ -152,6 +153,19 @@ START_TEST(test_late_acknowledgements_hold_the_slot)
 }
 END_TEST
 
+START_TEST(test_example_configuration_is_valid)
+{
+    itest_ctx ctx;
+    itest_host host;
+
+    itest_begin(&ctx, "execconf");
+    itest_host_run(&ctx, &host, "--check-config", "-c",
+                   itest_root_file("etc/examples/exec.conf").s);
+    itest_assert_exit(&host, 0);
+    itest_end(&ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("exec");
@@ -163,6 +177,7 @@ int main(void)
     tcase_add_test(tc, test_python_sqlite_under_kill9);
     tcase_add_test(tc, test_node_jsonl_two_runs);
     tcase_add_test(tc, test_late_acknowledgements_hold_the_slot);
+    tcase_add_test(tc, test_example_configuration_is_valid);
     suite_add_tcase(suite, tc);
     runner = srunner_create(suite);
     srunner_run_all(runner, CK_NORMAL);

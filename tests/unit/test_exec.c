@@ -617,6 +617,27 @@ START_TEST(test_environment_and_signals)
 }
 END_TEST
 
+START_TEST(test_program_relative_to_cwd)
+{
+    fake_host *fh = fake_new("ack", 10000);
+    char folder[sizeof root + 32];
+    void *state;
+
+    /* A program named with a slash is found from the folder it starts in. */
+    snprintf(folder, sizeof folder, "%s/tests/fixtures/exec", root);
+    fh->cwd = folder;
+    fh->command[0] = "./child.sh";
+    fh->command[1] = "ack";
+    fh->command[2] = work_dir;
+    fh->ncommand = 3;
+    state = start(fh);
+    ck_assert_int_eq(deliver(state, fh, 1, 1, 1), 0);
+    plugin->shutdown(state);
+    ck_assert_msg(fake_logged(fh, "child started in mode ack"), "%s", fh->log);
+    fake_free(fh);
+}
+END_TEST
+
 START_TEST(test_stubborn_child_is_killed_at_shutdown)
 {
     fake_host *fh = fake_new("stubborn", 300);
@@ -651,6 +672,7 @@ int main(void)
     tcase_add_test(tc, test_reported_retry);
     tcase_add_test(tc, test_named_failure);
     tcase_add_test(tc, test_environment_and_signals);
+    tcase_add_test(tc, test_program_relative_to_cwd);
     tcase_add_test(tc, test_stubborn_child_is_killed_at_shutdown);
     suite_add_tcase(suite, tc);
     runner = srunner_create(suite);
