@@ -269,14 +269,15 @@ static void sleep_ms(int ms)
         ;
 }
 
-/* Waits up to grace_ms for the child to exit; true with its status once it has. */
-static bool wait_exit(pid_t pid, int grace_ms, int *status)
+/* Waits up to grace_ms for the child to exit, without reaping it (its pid, and so its process
+ * group's id, stays ours until then); true once it has. */
+static bool wait_exit(pid_t pid, int grace_ms)
 {
     for (int waited = 0;; waited += WAIT_STEP_MS) {
-        pid_t r = waitpid(pid, status, WNOHANG);
+        siginfo_t info = {.si_pid = 0};
 
-        if (r == pid || (r < 0 && errno != EINTR))
-            return r == pid;
+        if (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == pid)
+            return true;
         if (waited >= grace_ms)
             return false;
         sleep_ms(WAIT_STEP_MS);
@@ -301,23 +302,25 @@ static void stop_relay(exec_child *child)
 void exec_child_stop(exec_child *child, int grace_ms, char *how, size_t howlen)
 {
     int status = 0;
+    bool exited;
 
     if (child->pid <= 0) {
         snprintf(how, howlen, "was not running");
         return;
     }
     close_fd(&child->in_fd);
-    if (wait_exit(child->pid, grace_ms, &status)) {
-        describe_status(status, how, howlen);
-    } else {
-        kill(-child->pid, SIGKILL);
-        kill(child->pid, SIGKILL);
-        while (waitpid(child->pid, &status, 0) < 0 && errno == EINTR)
-            ;
-        snprintf(how, howlen, "was killed after %d ms", grace_ms);
-    }
-    /* Whatever the child left in its group would hold standard error open. */
+    exited = wait_exit(child->pid, grace_ms);
+    /* The whole group: whatever the child started would hold standard error open. Sent before
+     * the child is reaped, while its pid cannot name anyone else's group. */
     kill(-child->pid, SIGKILL);
+    if (!exited)
+        kill(child->pid, SIGKILL);
+    while (waitpid(child->pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (exited)
+        describe_status(status, how, howlen);
+    else
+        snprintf(how, howlen, "was killed after %d ms", grace_ms);
     close_fd(&child->out_fd);
     stop_relay(child);
     child->pid = 0;

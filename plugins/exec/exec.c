@@ -827,8 +827,9 @@ static walnotify_status exec_handle(void *state, const walnotify_event *event)
         st->open.first_seq = event->seq;
     st->open.last_seq = event->seq;
     st->open.events++;
-    read_replies(st);
-    return st->pending.kind == PENDING_NONE ? WALNOTIFY_OK : settle(st);
+    /* Replies are read whenever output waits for the pipe, and at commit and flush: not here,
+     * where a read per event would cost a system call each. */
+    return WALNOTIFY_OK;
 }
 
 static walnotify_status exec_commit(void *state, const walnotify_txn *txn)
@@ -843,7 +844,9 @@ static walnotify_status exec_commit(void *state, const walnotify_txn *txn)
         st->in_txn = false;
         return WALNOTIFY_OK;
     }
-    if (pump(st, WAIT_ROOM) != 0)
+    /* A child that acknowledges only when asked must be asked before the ring fills. */
+    if (st->count == INFLIGHT_MAX &&
+        (out_printf(st, "{\"walnotify\":\"flush\"}\n") != 0 || pump(st, WAIT_ROOM) != 0))
         return settle(st);
     if (out_printf(st, "{\"walnotify\":\"commit\",\"lsn\":\"%s\",\"events\":%" PRIu64 "}\n",
                    lsn_format(st->open.lsn, lsn), st->open.events) != 0)

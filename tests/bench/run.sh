@@ -16,6 +16,10 @@
 # p50/p95/p99/max of (arrival in the reader) - (the row's clock_timestamp()), and how far the
 # acknowledged position trailed the written WAL.
 #
+# The exec plugin: walnotify feeding the Python example sink (etc/examples/sqlite_sink.py, a SQLite
+# database per run, fsynced) is a fourth contender, "exec-python" (BENCH_EXEC=0 skips it; it is
+# skipped with a notice without python3): its rows/s are events per second through the example.
+#
 # Other knobs: BENCH_NODE=0 skips the Node client; BENCH_LATENCY=0 skips the latency run;
 # BENCH_PROFILE=1 also runs walnotify under valgrind --tool=callgrind on the one_txn workload
 # (build/bench/callgrind.out); BENCH_TIMEOUT (default 900) bounds every single run, in seconds.
@@ -28,6 +32,8 @@ HARNESS=$ROOT/tests/pg-harness.sh
 PG_BIN=${WN_PG_BIN:-/usr/lib/postgresql/15/bin}
 WALNOTIFY=$ROOT/build/walnotify
 JSONL=$ROOT/build/plugins/jsonl.so
+EXEC_SO=$ROOT/build/plugins/exec.so
+SQLITE_SINK=$ROOT/etc/examples/sqlite_sink.py
 LATENCY_SO=$OUT/latency.so
 NODE_DIR=$OUT/node
 NODE_SCRIPT=$ROOT/tests/bench/node/stream.js
@@ -43,6 +49,7 @@ RUN_TIMEOUT=${BENCH_TIMEOUT:-900}
 USE_NODE=${BENCH_NODE:-1}
 USE_LATENCY=${BENCH_LATENCY:-1}
 USE_PROFILE=${BENCH_PROFILE:-0}
+USE_EXEC=${BENCH_EXEC:-1}
 TIME_BIN=/usr/bin/time
 
 PGDIR=""
@@ -249,6 +256,30 @@ CONF
     echo "$conf"
 }
 
+# walnotify with the exec plugin running the Python example into a fresh SQLite database.
+exec_conf() {
+    local slot=$1 conf=$OUT/conf/$1.conf
+    mkdir -p "$OUT/conf" "$OUT/exec"
+    rm -f "$OUT/exec/"*.db "$OUT/exec/"*.db-wal "$OUT/exec/"*.db-shm
+    cat >"$conf" <<CONF
+log_level = "info";
+source: { conninfo = "$CONNINFO"; tables = [ "public.bench" ]; slot = "$slot";
+          publication = "$PUB"; };
+plugins = ( { name = "sqlite"; path = "$EXEC_SO";
+              settings = { command = [ "python3", "$SQLITE_SINK", "$OUT/exec/$slot.db" ];
+                           ack_timeout_ms = 600000; }; } );
+CONF
+    echo "$conf"
+}
+
+setup_exec() {
+    [ "$USE_EXEC" = 1 ] || return 1
+    if ! command -v python3 >/dev/null 2>&1 || [ ! -f "$EXEC_SO" ]; then
+        note "NOTICE: python3 or $EXEC_SO is missing: the exec plugin is skipped"
+        return 1
+    fi
+}
+
 # The command line of contender $1 reading slot $2 up to LSN $3.
 contender_cmd() {
     local who=$1 slot=$2 endpos=$3
@@ -257,6 +288,7 @@ contender_cmd() {
         CMD=("$PG_BIN/pg_recvlogical" --start -S "$slot" -d "$CONNINFO" -f /dev/null
             -o proto_version=1 -o "publication_names=$PUB" "--endpos=$endpos" --no-loop) ;;
     walnotify) CMD=("$WALNOTIFY" -c "$(walnotify_conf "$slot")" --endpos "$endpos") ;;
+    exec-python) CMD=("$WALNOTIFY" -c "$(exec_conf "$slot")" --endpos "$endpos") ;;
     node) CMD=(env "NODE_PATH=$NODE_DIR/node_modules" node "$NODE_SCRIPT" --slot "$slot"
         --publication "$PUB" --endpos "$endpos") ;;
     esac
@@ -266,7 +298,7 @@ contender_cmd() {
 # events it delivered. (pg_recvlogical and the Node client are judged by the slot's position.)
 delivered_all() {
     local who=$1 log=$2 expected=$3 got
-    [ "$who" = walnotify ] || return 0
+    [ "$who" = walnotify ] || [ "$who" = exec-python ] || return 0
     got=$(sed -n 's/.*dispatcher stopped; acknowledged position [^,]*, \([0-9]*\) events.*/\1/p' "$log" |
         tail -n 1)
     [ "$got" = "$expected" ] && return 0
@@ -554,6 +586,7 @@ main() {
     build_latency_plugin
     CONTENDERS=(pg_recvlogical walnotify)
     setup_node && CONTENDERS+=(node)
+    setup_exec && CONTENDERS+=(exec-python)
 
     trap cleanup EXIT
     trap 'exit 130' INT TERM

@@ -466,6 +466,20 @@ START_TEST(test_batched_acks)
 }
 END_TEST
 
+START_TEST(test_full_ring_asks_for_acknowledgements)
+{
+    fake_host *fh = fake_new("batch", 5000);
+    void *state = start(fh);
+
+    /* More transactions than the plugin keeps in flight, and no flush from the host: the
+     * plugin asks the child itself rather than wait for an acknowledgement never sent. */
+    ck_assert_int_eq(deliver(state, fh, 1100, 1, 5000), 0);
+    plugin->shutdown(state);
+    ck_assert_int_eq(fh->rewinds, 0);
+    fake_free(fh);
+}
+END_TEST
+
 START_TEST(test_late_ack)
 {
     fake_host *fh = fake_new("late", 5000);
@@ -664,6 +678,7 @@ int main(void)
     tcase_add_test(tc, test_missing_program_is_fatal);
     tcase_add_test(tc, test_lines_and_acks);
     tcase_add_test(tc, test_batched_acks);
+    tcase_add_test(tc, test_full_ring_asks_for_acknowledgements);
     tcase_add_test(tc, test_late_ack);
     tcase_add_test(tc, test_big_event);
     tcase_add_test(tc, test_crash_rewinds);
