@@ -15,7 +15,8 @@
 #define RELAY_LINE_MAX 2048 /* bytes of one relayed line; a longer one goes as several */
 #define WAIT_STEP_MS 10     /* how often a stopping child is looked at */
 
-/* ---- standard error, relayed ------------------------------------------------------------------ */
+/* ---- standard error, relayed ------------------------------------------------------------------
+ */
 
 typedef struct relay_buf {
     char text[RELAY_LINE_MAX + 1];
@@ -89,7 +90,8 @@ static void *relay_main(void *arg)
     return NULL;
 }
 
-/* ---- starting --------------------------------------------------------------------------------- */
+/* ---- starting ---------------------------------------------------------------------------------
+ */
 
 static void close_fd(int *fd)
 {
@@ -155,8 +157,8 @@ static int spawn_actions(posix_spawn_file_actions_t *actions, const int in[2], c
     return rc;
 }
 
-static int spawn(exec_child *child, const exec_command *command, const int in[2],
-                 const int out[2], const int err[2])
+static int spawn(exec_child *child, const exec_command *command, const int in[2], const int out[2],
+                 const int err[2])
 {
     posix_spawnattr_t attr;
     posix_spawn_file_actions_t actions;
@@ -167,8 +169,7 @@ static int spawn(exec_child *child, const exec_command *command, const int in[2]
     rc = spawn_actions(&actions, in, out, err, command->cwd);
     if (rc != 0)
         goto destroy_attr;
-    rc = posix_spawnp(&child->pid, command->argv[0], &actions, &attr, command->argv,
-                      command->envp);
+    rc = posix_spawnp(&child->pid, command->argv[0], &actions, &attr, command->argv, command->envp);
     if (rc != 0)
         child->pid = 0;
     posix_spawn_file_actions_destroy(&actions);
@@ -248,7 +249,8 @@ close_pipes:
     return rc;
 }
 
-/* ---- ending ----------------------------------------------------------------------------------- */
+/* ---- ending -----------------------------------------------------------------------------------
+ */
 
 static void describe_status(int status, char *how, size_t howlen)
 {

@@ -22,12 +22,12 @@ typedef struct exec_command {
 } exec_command;
 
 typedef struct exec_child {
-    pid_t pid;                  /* 0 when no child runs */
-    int in_fd;                  /* the write end of its standard input; -1 once closed */
-    int out_fd;                 /* the read end of its standard output */
-    int err_fd;                 /* the read end of its standard error (the relay's) */
-    int stop_fds[2];            /* a pipe that tells the relay to stop reading */
-    pthread_t relay;            /* the thread turning standard error into log lines */
+    pid_t pid;       /* 0 when no child runs */
+    int in_fd;       /* the write end of its standard input; -1 once closed */
+    int out_fd;      /* the read end of its standard output */
+    int err_fd;      /* the read end of its standard error (the relay's) */
+    int stop_fds[2]; /* a pipe that tells the relay to stop reading */
+    pthread_t relay; /* the thread turning standard error into log lines */
     bool relay_running;
     const walnotify_host *host; /* for the relay's log lines */
 } exec_child;

@@ -35,56 +35,56 @@
 /* A transaction written to the child: enough to check an acknowledgement and to name its events
  * in a failure, never its events. */
 typedef struct txn_record {
-    uint64_t lsn;        /* commit LSN */
+    uint64_t lsn; /* commit LSN */
     uint32_t xid;
-    uint32_t first_seq;  /* seq of its first and last event written */
+    uint32_t first_seq; /* seq of its first and last event written */
     uint32_t last_seq;
-    uint64_t events;     /* events written */
+    uint64_t events; /* events written */
 } txn_record;
 
 /* What a callback that may rewind has to do next. */
 typedef enum pending_kind {
     PENDING_NONE = 0,
-    PENDING_CHILD,   /* the child broke: stop it, rewind */
-    PENDING_RETRY,   /* the child reported a transient failure naming nothing: rewind */
-    PENDING_NAMED    /* the child named failed events: fail_events */
+    PENDING_CHILD, /* the child broke: stop it, rewind */
+    PENDING_RETRY, /* the child reported a transient failure naming nothing: rewind */
+    PENDING_NAMED  /* the child named failed events: fail_events */
 } pending_kind;
 
 typedef struct pending {
     pending_kind kind;
-    int grace_ms;                 /* PENDING_CHILD: how long it may take to exit by itself */
-    walnotify_id first, last;     /* PENDING_NAMED */
-    walnotify_failure failure;    /* PENDING_NAMED */
+    int grace_ms;              /* PENDING_CHILD: how long it may take to exit by itself */
+    walnotify_id first, last;  /* PENDING_NAMED */
+    walnotify_failure failure; /* PENDING_NAMED */
     char reason[REASON_MAX];
 } pending;
 
 typedef struct exec_state {
-    const walnotify_host *host;  /* lent until shutdown returns */
-    char **argv;                 /* NULL-terminated; strings are the host's */
-    char **envp;                 /* NULL-terminated; strings are the environment's or the host's */
-    const char *cwd;             /* the host's */
+    const walnotify_host *host; /* lent until shutdown returns */
+    char **argv;                /* NULL-terminated; strings are the host's */
+    char **envp;                /* NULL-terminated; strings are the environment's or the host's */
+    const char *cwd;            /* the host's */
     int ack_timeout_ms;
     exec_child child;
 
     pending pending;
-    bool say_rewind;             /* the running child reported a failure: tell it where the
-                                    transactions come again */
+    bool say_rewind; /* the running child reported a failure: tell it where the
+                        transactions come again */
 
-    bool in_txn;                 /* between begin and commit or abort */
-    bool begin_written;          /* the open transaction's begin line is written */
+    bool in_txn;        /* between begin and commit or abort */
+    bool begin_written; /* the open transaction's begin line is written */
     txn_record open;
 
     txn_record inflight[INFLIGHT_MAX]; /* a ring, oldest at head */
     size_t head;
     size_t count;
-    uint64_t last_acked;         /* the newest commit LSN the child acknowledged since it started
-                                    or since the last rewind */
+    uint64_t last_acked; /* the newest commit LSN the child acknowledged since it started
+                            or since the last rewind */
 
-    char *out;                   /* OUT_CAP bytes: out[written..used) is still to write */
+    char *out; /* OUT_CAP bytes: out[written..used) is still to write */
     size_t used;
     size_t written;
 
-    char reply[REPLY_MAX];       /* a reply line being read */
+    char reply[REPLY_MAX]; /* a reply line being read */
     size_t reply_len;
 } exec_state;
 
@@ -110,7 +110,8 @@ static const walnotify_setting exec_settings[] = {
     {.name = NULL},
 };
 
-/* ---- settings --------------------------------------------------------------------------------- */
+/* ---- settings ---------------------------------------------------------------------------------
+ */
 
 static bool env_name_char(char c, bool first)
 {
@@ -193,7 +194,8 @@ static walnotify_status exec_check(const walnotify_host *host)
     return WALNOTIFY_OK;
 }
 
-/* ---- the child's command and environment ------------------------------------------------------ */
+/* ---- the child's command and environment ------------------------------------------------------
+ */
 
 static char **make_argv(const walnotify_host *host)
 {
@@ -289,7 +291,8 @@ static bool lsn_parse(const char *text, uint64_t *lsn)
     return true;
 }
 
-/* ---- time ------------------------------------------------------------------------------------- */
+/* ---- time -------------------------------------------------------------------------------------
+ */
 
 static long long now_ms(void)
 {
@@ -299,7 +302,8 @@ static long long now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* ---- what goes wrong -------------------------------------------------------------------------- */
+/* ---- what goes wrong --------------------------------------------------------------------------
+ */
 
 __attribute__((format(printf, 3, 4))) static void child_broke(exec_state *st, int grace_ms,
                                                               const char *format, ...)
@@ -348,7 +352,8 @@ static void forget_inflight(exec_state *st)
     st->reply_len = 0;
 }
 
-/* ---- replies ---------------------------------------------------------------------------------- */
+/* ---- replies ----------------------------------------------------------------------------------
+ */
 
 static const txn_record *inflight_at(const exec_state *st, size_t i)
 {
@@ -435,8 +440,9 @@ static void reply_fail(exec_state *st, const char *line, size_t len, char *rest)
     pending *p = &st->pending;
 
     if (kind == NULL || seq_text == NULL || !lsn_parse(lsn_text, &lsn))
-        return not_protocol(st, line, len, "fail takes transient or permanent, a commit LSN, "
-                                           "a seq or *, and a reason");
+        return not_protocol(st, line, len,
+                            "fail takes transient or permanent, a commit LSN, "
+                            "a seq or *, and a reason");
     if (strcmp(kind, "transient") != 0 && strcmp(kind, "permanent") != 0)
         return not_protocol(st, line, len, "a failure is transient or permanent");
     txn = named_txn(st, lsn);
@@ -511,8 +517,8 @@ static bool read_replies(exec_state *st)
     bool progress = false;
 
     while (st->pending.kind == PENDING_NONE) {
-        ssize_t n = read(st->child.out_fd, st->reply + st->reply_len,
-                         sizeof st->reply - st->reply_len);
+        ssize_t n =
+            read(st->child.out_fd, st->reply + st->reply_len, sizeof st->reply - st->reply_len);
 
         if (n > 0) {
             st->reply_len += (size_t)n;
@@ -531,7 +537,8 @@ static bool read_replies(exec_state *st)
     return progress;
 }
 
-/* ---- output ----------------------------------------------------------------------------------- */
+/* ---- output -----------------------------------------------------------------------------------
+ */
 
 /* Writes what the pipe takes now; true when something was written. */
 static bool write_some(exec_state *st)
@@ -567,9 +574,12 @@ typedef enum wait_for {
 static bool waited_enough(const exec_state *st, wait_for what)
 {
     switch (what) {
-    case WAIT_WRITTEN: return st->used == 0;
-    case WAIT_ROOM: return st->count < INFLIGHT_MAX;
-    case WAIT_ACKED: return st->used == 0 && st->count == 0;
+    case WAIT_WRITTEN:
+        return st->used == 0;
+    case WAIT_ROOM:
+        return st->count < INFLIGHT_MAX;
+    case WAIT_ACKED:
+        return st->used == 0 && st->count == 0;
     }
     return true;
 }
@@ -646,8 +656,7 @@ static int out_put(exec_state *st, const char *data, size_t len)
     return st->pending.kind == PENDING_NONE ? 0 : -1;
 }
 
-__attribute__((format(printf, 2, 3))) static int out_printf(exec_state *st, const char *format,
-                                                            ...)
+__attribute__((format(printf, 2, 3))) static int out_printf(exec_state *st, const char *format, ...)
 {
     char line[256];
     va_list args;
@@ -661,7 +670,8 @@ __attribute__((format(printf, 2, 3))) static int out_printf(exec_state *st, cons
     return out_put(st, line, (size_t)n);
 }
 
-/* ---- the child's life ------------------------------------------------------------------------- */
+/* ---- the child's life -------------------------------------------------------------------------
+ */
 
 static int ensure_child(exec_state *st)
 {
@@ -719,7 +729,8 @@ static walnotify_status settle(exec_state *st)
                              p.reason[0] ? p.reason : "the child reported a failure");
 }
 
-/* ---- callbacks -------------------------------------------------------------------------------- */
+/* ---- callbacks --------------------------------------------------------------------------------
+ */
 
 static void free_state(exec_state *st)
 {
@@ -868,10 +879,8 @@ static void exec_abort(void *state, const walnotify_txn *txn)
 
     (void)txn;
     /* What goes wrong here is dealt with by the next callback that may rewind. */
-    if (st->begin_written && st->pending.kind == PENDING_NONE &&
-        exec_child_running(&st->child))
-        out_printf(st, "{\"walnotify\":\"abort\",\"lsn\":\"%s\"}\n",
-                   lsn_format(st->open.lsn, lsn));
+    if (st->begin_written && st->pending.kind == PENDING_NONE && exec_child_running(&st->child))
+        out_printf(st, "{\"walnotify\":\"abort\",\"lsn\":\"%s\"}\n", lsn_format(st->open.lsn, lsn));
     st->in_txn = false;
     st->begin_written = false;
     memset(&st->open, 0, sizeof st->open);

@@ -41,8 +41,8 @@ static void make_table(itest_ctx *ctx)
 
 START_TEST(test_python_sqlite_under_kill9)
 {
-    const faults_mix mix = {.min_rows = 1, .max_rows = 30, .big_every = 40, .big_rows = 3000,
-                            .pause_ms = 20};
+    const faults_mix mix = {
+        .min_rows = 1, .max_rows = 30, .big_every = 40, .big_rows = 3000, .pause_ms = 20};
     int kills = env_int("WN_EXEC_KILLS", DEFAULT_KILLS);
     uint64_t seed = faults_seed("exec kill9");
     faults_rng rng = faults_rng_new(seed);

@@ -17,8 +17,8 @@
 
 #define DEFAULT_ROWS 200000L
 #define PEAK_RSS_LIMIT_KB (64L * 1024) /* generous; the transaction's JSON alone is far larger */
-#define RUN_S_BASE 60           /* the bound of the host run: this, plus a second per */
-#define ROWS_PER_S 8000         /* this many rows (a busy machine streams many more) */
+#define RUN_S_BASE 60                  /* the bound of the host run: this, plus a second per */
+#define ROWS_PER_S 8000                /* this many rows (a busy machine streams many more) */
 
 START_TEST(test_child_dies_inside_a_large_transaction)
 {

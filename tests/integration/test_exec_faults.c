@@ -23,8 +23,8 @@
 
 static void run_faulty(const char *mode, const char *expect)
 {
-    const faults_mix mix = {.min_rows = 1, .max_rows = 25, .pause_ms = 5,
-                            .transactions = TRANSACTIONS};
+    const faults_mix mix = {
+        .min_rows = 1, .max_rows = 25, .pause_ms = 5, .transactions = TRANSACTIONS};
     uint64_t seed = faults_seed(mode);
     itest_ctx ctx;
     itest_host host;

@@ -71,7 +71,8 @@ void execsink_assert_ids(PGconn *conn, const long long *ids, size_t count, const
     PQclear(res);
 }
 
-/* ---- slot samples ----------------------------------------------------------------------------- */
+/* ---- slot samples -----------------------------------------------------------------------------
+ */
 
 int execsink_sample_until_exit(itest_ctx *ctx, itest_host *host, const char *log_path,
                                int timeout_s, execsink_samples *samples)
@@ -105,13 +106,14 @@ void execsink_samples_free(execsink_samples *samples)
     memset(samples, 0, sizeof *samples);
 }
 
-/* ---- the faulty sink's log -------------------------------------------------------------------- */
+/* ---- the faulty sink's log --------------------------------------------------------------------
+ */
 
 typedef struct log_line {
     wn_lsn lsn;
     long seq;
     long long id;
-    long end;      /* offset just past the line */
+    long end; /* offset just past the line */
     size_t txn;
 } log_line;
 
@@ -125,7 +127,7 @@ typedef struct log_txn {
 typedef struct sink_log {
     log_line *line;
     size_t nlines;
-    log_txn *txn;   /* by lsn */
+    log_txn *txn; /* by lsn */
     size_t ntxns;
 } sink_log;
 
@@ -168,10 +170,10 @@ static void parse_lines(sink_log *log, char *data, size_t length, const char *pa
             ck_assert_msg(log->line != NULL, "out of memory");
         }
         l = &log->line[log->nlines++];
-        ck_assert_msg(sscanf(data + start, "%31s %ld %127s %15s %31s", lsn, &l->seq, table, op,
-                             id) == 5 &&
-                          wn_lsn_parse(lsn, &l->lsn),
-                      "%s:%zu: malformed line \"%s\"", path, log->nlines, data + start);
+        ck_assert_msg(
+            sscanf(data + start, "%31s %ld %127s %15s %31s", lsn, &l->seq, table, op, id) == 5 &&
+                wn_lsn_parse(lsn, &l->lsn),
+            "%s:%zu: malformed line \"%s\"", path, log->nlines, data + start);
         l->id = strtoll(id, NULL, 10);
         l->end = (long)i + 1;
         start = i + 1;
@@ -281,8 +283,9 @@ size_t execsink_check_log(PGconn *conn, const char *log_path, const execsink_sam
         if (i == 0 || ids[i] != ids[n - 1])
             ids[n++] = ids[i];
     execsink_assert_ids(conn, ids, n, log_path);
-    fprintf(stderr, "execsink: %zu lines, %zu transactions, %zu lines delivered again, %zu slot "
-                    "samples\n",
+    fprintf(stderr,
+            "execsink: %zu lines, %zu transactions, %zu lines delivered again, %zu slot "
+            "samples\n",
             log.nlines, log.ntxns, again, samples->count);
     free(ids);
     free(log.line);

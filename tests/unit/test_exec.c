@@ -24,7 +24,8 @@
 #define LOG_CAP (256 * 1024)
 #define BIG_VALUE (300 * 1024) /* bytes of one event's value, over the plugin's output buffer */
 
-/* ---- the plugin ------------------------------------------------------------------------------- */
+/* ---- the plugin -------------------------------------------------------------------------------
+ */
 
 static void *plugin_handle;
 static const walnotify_plugin *plugin;
@@ -53,10 +54,11 @@ static void find_root(void)
     memcpy(root, resolved, strlen(resolved) + 1);
 }
 
-/* ---- a fake host ------------------------------------------------------------------------------ */
+/* ---- a fake host ------------------------------------------------------------------------------
+ */
 
 typedef struct fake_host {
-    walnotify_host host;      /* first: the plugin's pointer is ours */
+    walnotify_host host; /* first: the plugin's pointer is ours */
     const char *command[8];
     size_t ncommand;
     const char *env[4];
@@ -64,7 +66,7 @@ typedef struct fake_host {
     const char *cwd;
     int64_t ack_timeout_ms;
 
-    pthread_mutex_t lock;     /* log is called from the plugin's threads too */
+    pthread_mutex_t lock; /* log is called from the plugin's threads too */
     char log[LOG_CAP];
     size_t loglen;
 
@@ -74,7 +76,7 @@ typedef struct fake_host {
     walnotify_id first, last;
     walnotify_failure failure;
 
-    size_t big_seq;           /* the event with this seq carries a BIG_VALUE-byte value */
+    size_t big_seq; /* the event with this seq carries a BIG_VALUE-byte value */
     char *json;
 } fake_host;
 
@@ -83,9 +85,8 @@ static fake_host *fake(const walnotify_host *host)
     return (fake_host *)host;
 }
 
-__attribute__((format(printf, 3, 4))) static void fake_log(const walnotify_host *host,
-                                                           walnotify_log_level level,
-                                                           const char *format, ...)
+__attribute__((format(printf, 3, 4))) static void
+fake_log(const walnotify_host *host, walnotify_log_level level, const char *format, ...)
 {
     fake_host *fh = fake(host);
     va_list args;
@@ -155,16 +156,15 @@ static const char *fake_encode(const walnotify_host *host, const walnotify_event
     ck_assert_ptr_nonnull(fh->json);
     if (event->seq == fh->big_seq) {
         n = snprintf(fh->json, cap, "{\"lsn\":\"%X/%X\",\"seq\":%" PRIu32 ",\"values\":{\"v\":\"",
-                     (unsigned)(event->commit_lsn >> 32), (unsigned)event->commit_lsn,
-                     event->seq);
+                     (unsigned)(event->commit_lsn >> 32), (unsigned)event->commit_lsn, event->seq);
         memset(fh->json + n, 'x', BIG_VALUE);
         n += BIG_VALUE;
         n += snprintf(fh->json + n, cap - (size_t)n, "\"}}");
     } else {
         n = snprintf(fh->json, cap,
                      "{\"lsn\":\"%X/%X\",\"seq\":%" PRIu32 ",\"values\":{\"id\":\"%" PRIu32 "\"}}",
-                     (unsigned)(event->commit_lsn >> 32), (unsigned)event->commit_lsn,
-                     event->seq, event->seq);
+                     (unsigned)(event->commit_lsn >> 32), (unsigned)event->commit_lsn, event->seq,
+                     event->seq);
     }
     *length = (size_t)n;
     return fh->json;
@@ -233,7 +233,8 @@ static void fake_free(fake_host *fh)
     free(fh);
 }
 
-/* ---- driving it as walnotify does ------------------------------------------------------------- */
+/* ---- driving it as walnotify does -------------------------------------------------------------
+ */
 
 static uint64_t txn_lsn(int i)
 {
@@ -337,7 +338,8 @@ static void *start(fake_host *fh)
     return state;
 }
 
-/* ---- fixtures --------------------------------------------------------------------------------- */
+/* ---- fixtures ---------------------------------------------------------------------------------
+ */
 
 static void setup(void)
 {
@@ -376,7 +378,8 @@ static void teardown(void)
     dlclose(plugin_handle);
 }
 
-/* ---- tests ------------------------------------------------------------------------------------ */
+/* ---- tests ------------------------------------------------------------------------------------
+ */
 
 START_TEST(test_declaration)
 {
@@ -436,8 +439,7 @@ START_TEST(test_lines_and_acks)
     ck_assert_int_eq(deliver(state, fh, 3, 2, 2), 0);
     plugin->shutdown(state);
     input = read_input(NULL);
-    ck_assert_msg(strncmp(input, first_txn, strlen(first_txn)) == 0, "the child read:\n%s",
-                  input);
+    ck_assert_msg(strncmp(input, first_txn, strlen(first_txn)) == 0, "the child read:\n%s", input);
     ck_assert_uint_eq(count_of(input, "\"walnotify\":\"commit\""), 3);
     ck_assert_uint_eq(count_of(input, "\"walnotify\":\"begin\""), 3);
     ck_assert_int_eq(fh->rewinds, 0);
@@ -596,6 +598,36 @@ START_TEST(test_named_failure)
 }
 END_TEST
 
+START_TEST(test_named_transaction)
+{
+    fake_host *fh = fake_new("failall", 10000);
+    void *state = start(fh);
+
+    ck_assert_int_eq(deliver(state, fh, 1, 3, 1), 1);
+    ck_assert_int_eq(fh->fails, 1);
+    ck_assert_uint_eq(fh->first.ordinal, 1ULL << 32);
+    ck_assert_uint_eq(fh->last.ordinal, 3ULL << 32);
+    ck_assert_int_eq(fh->failure, WALNOTIFY_FAILURE_TRANSIENT);
+    ck_assert_str_eq(fh->reason, "try later");
+    plugin->shutdown(state);
+    fake_free(fh);
+}
+END_TEST
+
+START_TEST(test_acknowledging_what_was_not_sent)
+{
+    fake_host *fh = fake_new("badack", 10000);
+    void *state = start(fh);
+
+    ck_assert_int_eq(deliver(state, fh, 2, 1, 1), 1);
+    ck_assert_msg(fake_logged(fh, "the child wrote \"ack 0/1\", which is not the protocol (it "
+                                  "acknowledges a transaction walnotify has not ended"),
+                  "%s", fh->log);
+    plugin->shutdown(state);
+    fake_free(fh);
+}
+END_TEST
+
 START_TEST(test_environment_and_signals)
 {
     fake_host *fh = fake_new("env", 10000);
@@ -686,6 +718,8 @@ int main(void)
     tcase_add_test(tc, test_garbage_rewinds);
     tcase_add_test(tc, test_reported_retry);
     tcase_add_test(tc, test_named_failure);
+    tcase_add_test(tc, test_named_transaction);
+    tcase_add_test(tc, test_acknowledging_what_was_not_sent);
     tcase_add_test(tc, test_environment_and_signals);
     tcase_add_test(tc, test_program_relative_to_cwd);
     tcase_add_test(tc, test_stubborn_child_is_killed_at_shutdown);
