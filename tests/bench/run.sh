@@ -17,7 +17,7 @@
 # acknowledged position trailed the written WAL.
 #
 # The exec plugin: walnotify feeding the Python example sink (etc/examples/sqlite_sink.py, a SQLite
-# database per run, fsynced) is a fourth contender, "exec-python" (BENCH_EXEC=0 skips it; it is
+# database per run, fsynced) is a fourth contender, "exec_python" (BENCH_EXEC=0 skips it; it is
 # skipped with a notice without python3): its rows/s are events per second through the example.
 #
 # Other knobs: BENCH_NODE=0 skips the Node client; BENCH_LATENCY=0 skips the latency run;
@@ -288,7 +288,7 @@ contender_cmd() {
         CMD=("$PG_BIN/pg_recvlogical" --start -S "$slot" -d "$CONNINFO" -f /dev/null
             -o proto_version=1 -o "publication_names=$PUB" "--endpos=$endpos" --no-loop) ;;
     walnotify) CMD=("$WALNOTIFY" -c "$(walnotify_conf "$slot")" --endpos "$endpos") ;;
-    exec-python) CMD=("$WALNOTIFY" -c "$(exec_conf "$slot")" --endpos "$endpos") ;;
+    exec_python) CMD=("$WALNOTIFY" -c "$(exec_conf "$slot")" --endpos "$endpos") ;;
     node) CMD=(env "NODE_PATH=$NODE_DIR/node_modules" node "$NODE_SCRIPT" --slot "$slot"
         --publication "$PUB" --endpos "$endpos") ;;
     esac
@@ -298,7 +298,7 @@ contender_cmd() {
 # events it delivered. (pg_recvlogical and the Node client are judged by the slot's position.)
 delivered_all() {
     local who=$1 log=$2 expected=$3 got
-    [ "$who" = walnotify ] || [ "$who" = exec-python ] || return 0
+    [ "$who" = walnotify ] || [ "$who" = exec_python ] || return 0
     got=$(sed -n 's/.*dispatcher stopped; acknowledged position [^,]*, \([0-9]*\) events.*/\1/p' "$log" |
         tail -n 1)
     [ "$got" = "$expected" ] && return 0
@@ -586,7 +586,7 @@ main() {
     build_latency_plugin
     CONTENDERS=(pg_recvlogical walnotify)
     setup_node && CONTENDERS+=(node)
-    setup_exec && CONTENDERS+=(exec-python)
+    setup_exec && CONTENDERS+=(exec_python)
 
     trap cleanup EXIT
     trap 'exit 130' INT TERM
