@@ -7,12 +7,14 @@
  *   - the Node example (a JSON-lines file) over two runs: each row once, in commit order;
  *   - a sink that acknowledges late: the slot, sampled throughout, never passes a transaction
  *     the sink has not acknowledged;
+ *   - SIGTERM to walnotify: the child reads the end of its input, finishes and exits;
  *   - etc/examples/exec.conf passes --check-config.
  *
  * WN_EXEC_KILLS sets the number of kills (default 3; `make check-sinks` runs many more).
  */
 #include <check.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,6 +155,47 @@ START_TEST(test_late_acknowledgements_hold_the_slot)
 }
 END_TEST
 
+/* The pid in walnotify's "started child N" line. */
+static pid_t child_pid(const char *err)
+{
+    const char *at = err ? strstr(err, "started child ") : NULL;
+
+    ck_assert_msg(at != NULL, "walnotify never started its child");
+    return (pid_t)atol(at + strlen("started child "));
+}
+
+START_TEST(test_sigterm_ends_the_child)
+{
+    itest_ctx ctx;
+    itest_host host;
+    itest_path conf, log_path;
+    itest_lines lines;
+    char argv[3 * PATH_MAX], *err;
+    pid_t pid;
+
+    itest_begin(&ctx, "execterm");
+    make_table(&ctx);
+    snprintf(argv, sizeof argv, "\"python3\", \"%s\", \"ok\", \"%s\", \"1\"",
+             itest_root_file("tests/fixtures/exec/faulty_sink.py").s, ctx.dir);
+    conf = execsink_config(&ctx, "term.cfg", 200, 5000, argv);
+    itest_create_slot(&ctx, conf.s);
+    log_path = itest_file(&ctx, "run.log");
+    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
+    itest_exec(ctx.conn, "INSERT INTO t (id) SELECT nextval('ids') FROM generate_series(1, 7)");
+    lines = itest_wait_lines(log_path.s, 7, ITEST_WAIT_S);
+    itest_lines_free(&lines);
+    ck_assert_int_eq(itest_host_stop(&host, SIGTERM), 0);
+    err = itest_host_stderr(&host);
+    pid = child_pid(err);
+    /* Its input closed, the child finished by itself, and nothing of it is left. */
+    ck_assert_msg(strstr(err, "end of input") != NULL, "the child did not see its input end");
+    ck_assert_msg(strstr(err, "exited with status 0") != NULL, "the child did not exit 0");
+    ck_assert_msg(kill(pid, 0) != 0, "child %ld still runs", (long)pid);
+    free(err);
+    itest_end(&ctx);
+}
+END_TEST
+
 START_TEST(test_example_configuration_is_valid)
 {
     itest_ctx ctx;
@@ -177,6 +220,7 @@ int main(void)
     tcase_add_test(tc, test_python_sqlite_under_kill9);
     tcase_add_test(tc, test_node_jsonl_two_runs);
     tcase_add_test(tc, test_late_acknowledgements_hold_the_slot);
+    tcase_add_test(tc, test_sigterm_ends_the_child);
     tcase_add_test(tc, test_example_configuration_is_valid);
     suite_add_tcase(suite, tc);
     runner = srunner_create(suite);

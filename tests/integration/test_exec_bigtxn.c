@@ -2,7 +2,8 @@
  * One large transaction through the exec plugin, with a child that dies in its middle: the
  * transaction comes again whole to a new child, and walnotify's memory stays bounded (the plugin
  * keeps no transaction: it asks the host to rewind). The sink's log (written only once the sink
- * acknowledged) holds every row, and the host's peak RSS is measured as test_bigtxn does.
+ * acknowledged) holds every row, and the host's peak RSS is measured as test_bigtxn does (wait4
+ * reports the larger of walnotify's and its reaped child's: the bound holds for both).
  *
  * WN_EXEC_BIG_ROWS sets the rows (default 200,000; `make check-sinks` runs 2,000,000).
  */
