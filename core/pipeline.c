@@ -131,7 +131,7 @@ static int lend_context(run *r)
     int status = wn_setup_read_catalog(r->config, &r->catalog, err, sizeof err);
 
     if (status != 0)
-        return wn_die(exit_code(status), "%s", err);
+        return wn_die(wn_exit_status(status), "%s", err);
     for (size_t i = 0; i < r->nplugins; i++)
         for (size_t t = 0; t < r->catalog.ntables; t++)
             total += r->plugins[i].config->watches[t];
