@@ -72,16 +72,18 @@ $(B)/plugins/%.so: $$(wildcard plugins/%/*.c) $$(wildcard plugins/%/*.h) include
 UNIT_DEPS_decoder    := decoder lsn log
 UNIT_DEPS_relcache   := relcache decoder lsn log
 UNIT_DEPS_config     := config conninfo lsn log
-UNIT_DEPS_loader     := loader config conninfo lsn log
+UNIT_DEPS_loader     := loader encoder jsonbuf namecache config conninfo lsn log
 UNIT_DEPS_abi        :=
-UNIT_DEPS_jsonl      :=
+UNIT_DEPS_jsonl      := encoder jsonbuf namecache
+UNIT_DEPS_encoder    := encoder jsonbuf namecache
 UNIT_DEPS_handoff    := handoff lsn log
 UNIT_DEPS_lsn        := lsn
 UNIT_DEPS_backoff    := backoff
 UNIT_DEPS_conninfo   := conninfo log
 UNIT_DEPS_log        := log
 UNIT_DEPS_state      := state lsn log
-UNIT_DEPS_dispatcher := dispatcher deadletter handoff decoder relcache loader config conninfo lsn log
+UNIT_DEPS_dispatcher := dispatcher deadletter encoder jsonbuf namecache handoff decoder relcache \
+                        loader config conninfo lsn log
 
 UNIT_SRCS    := $(wildcard tests/unit/test_*.c)
 UNIT_BINS    := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRCS))

@@ -4,6 +4,8 @@
  */
 #include "loader.h"
 
+#include "encoder.h"
+
 #include <dlfcn.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -36,6 +38,7 @@ typedef struct setting_slot {
 
 struct wn_plugin_settings {
     char *log_prefix;                /* "plugin "NAME": "; owned */
+    wn_encoder *encoder;             /* the instance's encode_json and encode_key; owned */
     size_t nslots;
     setting_slot slots[];            /* one per declaration, in declaration order */
 };
@@ -359,6 +362,7 @@ static void free_settings(wn_plugin_settings *settings)
         free_items(settings->slots[i].items, settings->slots[i].nitems);
     }
     free(settings->log_prefix);
+    wn_encoder_destroy(settings->encoder);
     free(settings);
 }
 
@@ -601,6 +605,25 @@ __attribute__((format(printf, 3, 4))) static void host_log(const walnotify_host 
     va_end(args);
 }
 
+static const char *host_encode_json(const walnotify_host *host, const walnotify_event *event,
+                                    size_t *length)
+{
+    const wn_plugin_settings *settings = host ? host->host_private : NULL;
+
+    return settings ? wn_encoder_event(settings->encoder, event, length) : NULL;
+}
+
+static const char *host_encode_key(const walnotify_host *host, const walnotify_event *event,
+                                   size_t *length)
+{
+    const wn_plugin_settings *settings = host ? host->host_private : NULL;
+
+    /* No table yet: the key is the columns the server marks as key. The table's own key
+     * columns (the primary key under REPLICA IDENTITY FULL) arrive with the host's table
+     * services. */
+    return settings ? wn_encoder_key(settings->encoder, event, NULL, length) : NULL;
+}
+
 static void fill_host(wn_plugin *plugin, const wn_plugin_config *config)
 {
     walnotify_host *host = &plugin->host;
@@ -616,6 +639,8 @@ static void fill_host(wn_plugin *plugin, const wn_plugin_config *config)
     host->get_list_length = host_get_list_length;
     host->get_list_item = host_get_list_item;
     host->host_private = plugin->settings;
+    host->encode_json = host_encode_json;
+    host->encode_key = host_encode_key;
 }
 
 /* ---- public ----------------------------------------------------------------------------------- */
@@ -639,6 +664,11 @@ int wn_plugin_load(wn_plugin *plugin, const wn_plugin_config *config, const char
     rc = build_settings(plugin, config, file, config_dir, err, errlen);
     if (rc != 0)
         goto free_settings;
+    plugin->settings->encoder = wn_encoder_create();
+    if (!plugin->settings->encoder) {
+        rc = refuse(err, errlen, config, "out of memory for its JSON encoder");
+        goto free_settings;
+    }
     fill_host(plugin, config);
     return 0;
 

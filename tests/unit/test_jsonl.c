@@ -1,8 +1,11 @@
 /*
  * Unit tests of the jsonl plugin: the shared object is loaded with dlopen, driven through a fake
- * host, and its output files are compared byte for byte.
+ * host that lends it the host's real encoder (core/encoder.c), and its output files are compared
+ * byte for byte.
  */
 #include <walnotify/plugin.h>
+
+#include "encoder.h"
 
 #include <check.h>
 #include <dlfcn.h>
@@ -80,6 +83,7 @@ static void teardown(void)
 
 typedef struct fake_host {
     walnotify_host host;
+    wn_encoder *encoder;
     char path[PATH_MAX];
     bool fsync;
     char log[16384];
@@ -143,6 +147,13 @@ static const char *fake_get_list_item(const walnotify_host *host, const char *na
     return NULL;
 }
 
+static const char *fake_encode_json(const walnotify_host *host, const walnotify_event *event,
+                                    size_t *length)
+{
+    fake_host *fake = host->host_private;
+    return wn_encoder_event(fake->encoder, event, length);
+}
+
 /* A host whose `path` setting is FILE inside the test's folder ("-" stays standard output). */
 static fake_host *fake_new(const char *file)
 {
@@ -160,7 +171,10 @@ static fake_host *fake_new(const char *file)
         .get_list_length = fake_get_list_length,
         .get_list_item = fake_get_list_item,
         .host_private = fake,
+        .encode_json = fake_encode_json,
     };
+    fake->encoder = wn_encoder_create();
+    ck_assert_ptr_nonnull(fake->encoder);
     if (strcmp(file, "-") == 0 || file[0] == '/')
         snprintf(fake->path, sizeof fake->path, "%s", file);
     else
@@ -168,6 +182,12 @@ static fake_host *fake_new(const char *file)
                   (int)sizeof fake->path);
     fake->fsync = true;
     return fake;
+}
+
+static void fake_free(fake_host *fake)
+{
+    wn_encoder_destroy(fake->encoder);
+    free(fake);
 }
 
 static void *start(fake_host *fake)
@@ -284,7 +304,7 @@ static char *render(const walnotify_event *ev)
     ck_assert_int_eq(plugin->handle(state, ev), WALNOTIFY_OK);
     plugin->shutdown(state);
     char *data = slurp(fake->path, NULL);
-    free(fake);
+    fake_free(fake);
     return data;
 }
 
@@ -559,7 +579,7 @@ START_TEST(test_truncate_one_line_per_table)
                 "{\"lsn\":\"0/1A2B3C8\",\"seq\":1,\"xid\":744,"
                 "\"commit_time\":\"2026-11-25T11:00:00.123456Z\",\"table\":\"public.items\","
                 "\"op\":\"truncate\",\"options\":[\"cascade\"]}\n");
-    free(fake);
+    fake_free(fake);
 }
 END_TEST
 
@@ -674,7 +694,7 @@ START_TEST(test_large_value)
     ck_assert_uint_eq(length, e);
     ck_assert(memcmp(data, expected, e) == 0);
     free(data);
-    free(fake);
+    fake_free(fake);
     free(expected);
     free(value);
 }
@@ -780,7 +800,7 @@ START_TEST(test_names_follow_each_event)
                 HEAD_SEQ(6) "\"public.orders\",\"op\":\"insert\",\"values\":{\"id\":\"1\","
                             "\"qu\\\\ty\":\"a\"}}\n");
 #undef HEAD_SEQ
-    free(fake);
+    fake_free(fake);
 }
 END_TEST
 
@@ -821,7 +841,7 @@ START_TEST(test_head_follows_each_event)
                                 LINE_B("4294967295"));
 #undef LINE_A
 #undef LINE_B
-    free(fake);
+    fake_free(fake);
 }
 END_TEST
 
@@ -848,7 +868,7 @@ START_TEST(test_transaction_written_at_commit)
     plugin->shutdown(state);
     assert_file(fake->path, expected); /* shutdown writes nothing more */
     ck_assert_uint_eq(fake->log_len, 0);
-    free(fake);
+    fake_free(fake);
 }
 END_TEST
 
@@ -863,7 +883,7 @@ START_TEST(test_handle_without_begin)
     assert_file(fake->path, LINE_HEAD "\"op\":\"insert\",\"values\":{\"id\":\"1\"}}\n");
     ck_assert_int_eq(plugin->flush(state), WALNOTIFY_OK);
     plugin->shutdown(state);
-    free(fake);
+    fake_free(fake);
 }
 END_TEST
 
@@ -877,7 +897,7 @@ START_TEST(test_appends_to_existing_file)
     plugin->shutdown(state);
     assert_file(fake->path, "earlier\n" LINE_HEAD "\"op\":\"insert\",\"values\":{}}\n");
     ck_assert_uint_eq(fake->log_len, 0);
-    free(fake);
+    fake_free(fake);
 }
 END_TEST
 
@@ -892,7 +912,7 @@ START_TEST(test_new_file_mode)
     ck_assert_int_eq(sb.st_size, 0);
     plugin->shutdown(state);
     umask(old_mask);
-    free(fake);
+    fake_free(fake);
 }
 END_TEST
 
@@ -948,7 +968,7 @@ START_TEST(test_abort_truncates_transaction)
              first);
     assert_file(fake->path, expected);
     free(value);
-    free(fake);
+    fake_free(fake);
 }
 END_TEST
 
@@ -964,7 +984,7 @@ START_TEST(test_torn_last_line_is_cut)
     ck_assert_int_eq(plugin->handle(state, &ev), WALNOTIFY_OK);
     plugin->shutdown(state);
     assert_file(fake->path, "{\"a\":1}\n{\"b\":2}\n" LINE_HEAD "\"op\":\"insert\",\"values\":{}}\n");
-    free(fake);
+    fake_free(fake);
 }
 END_TEST
 
@@ -976,7 +996,7 @@ START_TEST(test_torn_only_line_is_cut_to_empty)
     assert_file(fake->path, "");
     ck_assert_msg(strstr(fake->log, "cut 5 bytes") != NULL, "log: %s", fake->log);
     plugin->shutdown(state);
-    free(fake);
+    fake_free(fake);
 }
 END_TEST
 
@@ -994,7 +1014,7 @@ START_TEST(test_torn_line_longer_than_scan_step)
     ck_assert_msg(strstr(fake->log, "cut 100000 bytes") != NULL, "log: %s", fake->log);
     plugin->shutdown(state);
     free(data);
-    free(fake);
+    fake_free(fake);
 }
 END_TEST
 
@@ -1080,7 +1100,7 @@ START_TEST(test_standard_output)
     close(saved);
     assert_file(capture, LINE_HEAD "\"op\":\"insert\",\"values\":{}}\n");
     ck_assert_uint_eq(fake->log_len, 0);
-    free(fake);
+    fake_free(fake);
 }
 END_TEST
 
@@ -1106,7 +1126,7 @@ START_TEST(test_standard_output_pipe_fsync)
     ck_assert_int_gt(n, 0);
     got[n] = '\0';
     ck_assert_str_eq(got, LINE_HEAD "\"op\":\"insert\",\"values\":{}}\n");
-    free(fake);
+    fake_free(fake);
 }
 END_TEST
 
@@ -1120,7 +1140,7 @@ START_TEST(test_write_error_is_fatal)
                       strstr(fake->log, strerror(ENOSPC)) != NULL,
                   "log: %s", fake->log);
     plugin->shutdown(state);
-    free(fake);
+    fake_free(fake);
 }
 END_TEST
 
@@ -1151,7 +1171,7 @@ START_TEST(test_partial_write_leaves_whole_lines)
     plugin->abort(state, &test_txn);
     assert_file(fake->path, "keep\n");
     plugin->shutdown(state);
-    free(fake);
+    fake_free(fake);
 }
 END_TEST
 
@@ -1162,7 +1182,7 @@ START_TEST(test_unopenable_path_is_fatal)
     ck_assert_int_eq(plugin->init(&fake->host, &state), WALNOTIFY_FATAL);
     ck_assert_msg(strstr(fake->log, "cannot open") != NULL && strstr(fake->log, fake->path),
                   "log: %s", fake->log);
-    free(fake);
+    fake_free(fake);
 }
 END_TEST
 

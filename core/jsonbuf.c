@@ -1,4 +1,4 @@
-/* jsonbuf: the JSON text of the jsonl plugin, written into a reusable buffer. */
+/* jsonbuf: JSON text written into a reusable buffer. */
 #include "jsonbuf.h"
 
 #include <stdlib.h>
@@ -316,4 +316,43 @@ void jsonbuf_string(jsonbuf *buf, const char *text, size_t length)
             *out++ = '"';
         buf->len = (size_t)(out - buf->data);
     } while (i < length);
+}
+
+bool jsonbuf_is_text(const char *text, size_t length)
+{
+    const unsigned char *in = (const unsigned char *)text;
+    size_t i = 0;
+
+    while (i < length) {
+        if (in[i] == 0)
+            return false;
+        if (in[i] < 0x80) {
+            i++;
+            continue;
+        }
+        size_t n = utf8_sequence_length(in + i, length - i);
+        if (n == 0)
+            return false;
+        i += n;
+    }
+    return true;
+}
+
+void jsonbuf_hex(jsonbuf *buf, const char *bytes, size_t length)
+{
+    const unsigned char *in = (const unsigned char *)bytes;
+
+    /* Two digits per byte: a length past half of SIZE_MAX cannot be held. */
+    if (length > SIZE_MAX / 2) {
+        buf->failed = true;
+        return;
+    }
+    if (!jsonbuf_reserve(buf, 2 * length))
+        return;
+    char *out = buf->data + buf->len;
+    for (size_t i = 0; i < length; i++) {
+        *out++ = hex_lower[in[i] >> 4];
+        *out++ = hex_lower[in[i] & 0xF];
+    }
+    buf->len += 2 * length;
 }
