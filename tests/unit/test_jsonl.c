@@ -231,8 +231,8 @@ static void assert_file(const char *path, const char *expected)
 {
     size_t length;
     char *data = slurp(path, &length);
-    ck_assert_uint_eq(length, strlen(expected));
-    ck_assert_str_eq(data, expected);
+    ck_assert_msg(length == strlen(expected) && strcmp(data, expected) == 0,
+                  "got:\n%s\nexpected:\n%s", data, expected);
     free(data);
 }
 
@@ -326,6 +326,10 @@ START_TEST(test_descriptor)
     ck_assert_uint_eq(plugin->abi_minor, WALNOTIFY_ABI_MINOR);
     ck_assert_uint_eq(plugin->size, sizeof(walnotify_plugin));
     ck_assert_str_eq(plugin->name, "jsonl");
+    ck_assert_uint_eq(plugin->abi_minor, 1);
+    ck_assert_uint_eq(plugin->ops, WALNOTIFY_OP_INSERT | WALNOTIFY_OP_UPDATE |
+                                       WALNOTIFY_OP_DELETE | WALNOTIFY_OP_TRUNCATE |
+                                       WALNOTIFY_OP_SNAPSHOT | WALNOTIFY_OP_MESSAGE);
     ck_assert_ptr_nonnull(plugin->init);
     ck_assert_ptr_nonnull(plugin->handle);
     ck_assert_ptr_nonnull(plugin->shutdown);
@@ -845,6 +849,100 @@ START_TEST(test_head_follows_each_event)
 }
 END_TEST
 
+START_TEST(test_message_and_snapshot_lines)
+{
+    /* The 1.1 operations: a transactional message between two rows, a message on its own, and
+     * a snapshot with one row between its markers, each line the host's canonical JSON. */
+    fake_host *fake = fake_new("v11.jsonl");
+    void *state = start(fake);
+    walnotify_column cols[] = {key_col("id", "1")};
+    walnotify_event row = insert_event(cols, 1);
+    walnotify_event msg = base_event(WALNOTIFY_OP_MESSAGE);
+    msg.table = msg.schema = msg.name = NULL;
+    msg.seq = 1;
+    msg.id = (walnotify_id){.position = 0x1A2B3C8, .ordinal = UINT64_C(1) << 32 | 1};
+    msg.transactional = true;
+    msg.message_prefix = "app";
+    msg.message_content = "\xff\x00";
+    msg.message_length = 2;
+    ck_assert_int_eq(plugin->begin(state, &test_txn), WALNOTIFY_OK);
+    ck_assert_int_eq(plugin->handle(state, &row), WALNOTIFY_OK);
+    ck_assert_int_eq(plugin->handle(state, &msg), WALNOTIFY_OK);
+    ck_assert_int_eq(plugin->commit(state, &test_txn), WALNOTIFY_OK);
+
+    walnotify_event alone = msg;
+    alone.transactional = false;
+    alone.commit_lsn = alone.id.position = 0x1A2B400;
+    alone.id.ordinal = 0;
+    alone.xid = 0;
+    alone.commit_time = 0;
+    alone.seq = 0;
+    alone.message_content = "hi";
+    ck_assert_int_eq(plugin->handle(state, &alone), WALNOTIFY_OK);
+
+    walnotify_event snap = base_event(WALNOTIFY_OP_SNAPSHOT);
+    snap.commit_lsn = 0x3000000;
+    snap.xid = 0;
+    snap.commit_time = 0;
+    snap.table = snap.schema = snap.name = NULL;
+    snap.snapshot_marker = WALNOTIFY_SNAPSHOT_BEGIN;
+    ck_assert_int_eq(plugin->handle(state, &snap), WALNOTIFY_OK);
+    snap.table = "public.orders";
+    snap.snapshot_marker = WALNOTIFY_SNAPSHOT_ROW;
+    snap.id.ordinal = 1;
+    snap.columns = cols;
+    snap.ncolumns = 1;
+    ck_assert_int_eq(plugin->handle(state, &snap), WALNOTIFY_OK);
+    snap.table = NULL;
+    snap.columns = NULL;
+    snap.ncolumns = 0;
+    snap.snapshot_marker = WALNOTIFY_SNAPSHOT_END;
+    snap.id.ordinal = 2;
+    snap.snapshot_rows = 1;
+    ck_assert_int_eq(plugin->handle(state, &snap), WALNOTIFY_OK);
+    plugin->shutdown(state);
+
+    assert_file(fake->path,
+                LINE_HEAD "\"op\":\"insert\",\"values\":{\"id\":\"1\"}}\n"
+                "{\"lsn\":\"0/1A2B3C8\",\"ordinal\":4294967297,\"xid\":744,"
+                "\"commit_time\":\"2026-11-25T11:00:00.123456Z\",\"op\":\"message\","
+                "\"transactional\":true,\"prefix\":\"app\",\"content_hex\":\"ff00\"}\n"
+                "{\"lsn\":\"0/1A2B400\",\"ordinal\":0,\"op\":\"message\","
+                "\"transactional\":false,\"prefix\":\"app\",\"content\":\"hi\"}\n"
+                "{\"snapshot\":\"0/3000000\",\"ordinal\":0,\"op\":\"snapshot\","
+                "\"marker\":\"begin\"}\n"
+                "{\"snapshot\":\"0/3000000\",\"ordinal\":1,\"table\":\"public.orders\","
+                "\"op\":\"snapshot\",\"values\":{\"id\":\"1\"}}\n"
+                "{\"snapshot\":\"0/3000000\",\"ordinal\":2,\"op\":\"snapshot\","
+                "\"marker\":\"end\",\"rows\":1}\n");
+    fake_free(fake);
+}
+END_TEST
+
+START_TEST(test_unknown_operation_is_fatal)
+{
+    fake_host *fake = fake_new("unknown.jsonl");
+    void *state = start(fake);
+    walnotify_event ev = base_event((walnotify_op)64);
+    ck_assert_int_eq(plugin->handle(state, &ev), WALNOTIFY_FATAL);
+    ck_assert_ptr_nonnull(strstr(fake->log, "operation 64"));
+    plugin->shutdown(state);
+    assert_file(fake->path, "");
+    fake_free(fake);
+}
+END_TEST
+
+START_TEST(test_host_without_encoder_refused)
+{
+    fake_host *fake = fake_new("none.jsonl");
+    fake->host.encode_json = NULL;
+    void *state = NULL;
+    ck_assert_int_eq(plugin->init(&fake->host, &state), WALNOTIFY_FATAL);
+    ck_assert_ptr_nonnull(strstr(fake->log, "encode_json"));
+    fake_free(fake);
+}
+END_TEST
+
 /* ---- transactions and files ------------------------------------------------------------------ */
 
 START_TEST(test_transaction_written_at_commit)
@@ -1214,6 +1312,9 @@ static Suite *jsonl_suite(void)
     tcase_add_test(format, test_plain_runs_around_escapes);
     tcase_add_test(format, test_names_follow_each_event);
     tcase_add_test(format, test_head_follows_each_event);
+    tcase_add_test(format, test_message_and_snapshot_lines);
+    tcase_add_test(format, test_unknown_operation_is_fatal);
+    tcase_add_test(format, test_host_without_encoder_refused);
     suite_add_tcase(s, format);
 
     TCase *files = tcase_create("files");
