@@ -107,15 +107,20 @@ static void put_value(jsonbuf *buf, const walnotify_column *col)
 }
 
 /* `,"key":{...}` with every column that was sent (and, with keys_only, is part of the key);
- * names through `names` unless NULL. */
-static void put_row(jsonbuf *buf, namecache *names, const char *key, const walnotify_column *cols,
+ * names through `names` unless NULL. Returns whether some column was an unchanged TOAST value,
+ * so that the common row needs no second pass for put_unchanged. */
+static bool put_row(jsonbuf *buf, namecache *names, const char *key, const walnotify_column *cols,
                     size_t ncols, bool keys_only)
 {
-    bool first = true;
+    bool first = true, unchanged = false;
     jsonbuf_puts(buf, key);
     jsonbuf_put(buf, "{", 1);
     for (size_t i = 0; cols != NULL && i < ncols; i++) {
-        if (cols[i].kind == WALNOTIFY_VALUE_UNCHANGED || (keys_only && !cols[i].is_key))
+        if (cols[i].kind == WALNOTIFY_VALUE_UNCHANGED) {
+            unchanged = true;
+            continue;
+        }
+        if (keys_only && !cols[i].is_key)
             continue;
         if (!first)
             jsonbuf_put(buf, ",", 1);
@@ -125,6 +130,7 @@ static void put_row(jsonbuf *buf, namecache *names, const char *key, const walno
         first = false;
     }
     jsonbuf_put(buf, "}", 1);
+    return unchanged;
 }
 
 /* `,"unchanged":[...]` naming the columns whose unchanged TOAST value was not sent, if any. */
@@ -208,10 +214,9 @@ static void put_change(wn_encoder *enc, const walnotify_event *ev, const op_text
     put_name(buf, &enc->table_name, 0, ev->table);
     jsonbuf_put(buf, op->json, op->length);
 
-    if (ev->op == WALNOTIFY_OP_INSERT || ev->op == WALNOTIFY_OP_UPDATE) {
-        put_row(buf, &enc->column_names, ",\"values\":", ev->columns, ev->ncolumns, false);
+    if ((ev->op == WALNOTIFY_OP_INSERT || ev->op == WALNOTIFY_OP_UPDATE) &&
+        put_row(buf, &enc->column_names, ",\"values\":", ev->columns, ev->ncolumns, false))
         put_unchanged(buf, ev->columns, ev->ncolumns);
-    }
     if ((ev->op == WALNOTIFY_OP_UPDATE || ev->op == WALNOTIFY_OP_DELETE) &&
         ev->old_kind != WALNOTIFY_OLD_NONE) {
         put_row(buf, NULL, ",\"old\":", ev->old_columns, ev->nold_columns,
@@ -270,9 +275,9 @@ static bool put_snapshot(wn_encoder *enc, const walnotify_event *ev)
     case WALNOTIFY_SNAPSHOT_ROW:
         jsonbuf_puts(buf, ",\"table\":");
         put_name(buf, &enc->table_name, 0, ev->table);
-        put_row(buf, &enc->column_names, ",\"op\":\"snapshot\",\"values\":", ev->columns,
-                ev->ncolumns, false);
-        put_unchanged(buf, ev->columns, ev->ncolumns);
+        if (put_row(buf, &enc->column_names, ",\"op\":\"snapshot\",\"values\":", ev->columns,
+                    ev->ncolumns, false))
+            put_unchanged(buf, ev->columns, ev->ncolumns);
         jsonbuf_put(buf, "}", 1);
         return true;
     case WALNOTIFY_SNAPSHOT_BEGIN:
@@ -302,13 +307,12 @@ static void start_output(wn_encoder *enc)
 /* NUL-terminates the output and hands it over; NULL when some append failed. */
 static const char *finish_output(wn_encoder *enc, size_t *length)
 {
-    jsonbuf_put(&enc->out, "", 1);
-    if (enc->out.failed) {
+    if (!jsonbuf_reserve(&enc->out, 1)) {
         enc->out.len = 0;
         enc->out.failed = false;
         return NULL;
     }
-    enc->out.len--;
+    enc->out.data[enc->out.len] = '\0';
     if (length != NULL)
         *length = enc->out.len;
     return enc->out.data;

@@ -70,8 +70,9 @@ static const walnotify_setting jsonl_settings[] = {
 
 /* ---- lines --------------------------------------------------------------------------------- */
 
-/* Makes room for `extra` more bytes; false when memory (or size_t) runs out. */
-static bool buffer_reserve(line_buffer *buf, size_t extra)
+/* Makes room for `extra` more bytes (the caller found too little); false when memory (or
+ * size_t) runs out. */
+static bool buffer_grow(line_buffer *buf, size_t extra)
 {
     if (extra <= buf->cap - buf->len)
         return true;
@@ -97,7 +98,8 @@ static void buffer_free(line_buffer *buf)
 /* Appends the event's line (its canonical JSON, which the host renders, and a newline). */
 static bool buffer_line(line_buffer *buf, const char *json, size_t length)
 {
-    if (length == SIZE_MAX || !buffer_reserve(buf, length + 1))
+    /* Nearly always there is room: one compare, no call. */
+    if (length >= buf->cap - buf->len && (length == SIZE_MAX || !buffer_grow(buf, length + 1)))
         return false;
     memcpy(buf->data + buf->len, json, length);
     buf->data[buf->len + length] = '\n';
@@ -398,7 +400,7 @@ static walnotify_status jsonl_init(const walnotify_host *host, void **state)
         goto fail;
     }
     st->path = strdup(path);
-    if (st->path == NULL || !buffer_reserve(&st->buf, JSONL_INITIAL_CAP)) {
+    if (st->path == NULL || !buffer_grow(&st->buf, JSONL_INITIAL_CAP)) {
         host->log(host, WALNOTIFY_LOG_ERROR, "out of memory");
         goto fail;
     }
