@@ -106,14 +106,14 @@ static void put_value(jsonbuf *buf, const walnotify_column *col)
     jsonbuf_string(buf, col->value != NULL ? col->value : "", col->value != NULL ? col->length : 0);
 }
 
-/* `,"key":{...}` with every column that was sent (and, with keys_only, is part of the key);
- * names through `names` unless NULL. Returns whether some column was an unchanged TOAST value,
- * so that the common row needs no second pass for put_unchanged. */
-static bool put_row(jsonbuf *buf, namecache *names, const char *key, const walnotify_column *cols,
-                    size_t ncols, bool keys_only)
+/* `{...}` with every column that was sent (and, with keys_only, is part of the key); names
+ * through `names` unless NULL. Returns whether some column was an unchanged TOAST value, so
+ * that the common row needs no second pass for put_unchanged. The caller writes the member's
+ * key (a literal, whose length folds away there). */
+static bool put_row(jsonbuf *buf, namecache *names, const walnotify_column *cols, size_t ncols,
+                    bool keys_only)
 {
     bool first = true, unchanged = false;
-    jsonbuf_puts(buf, key);
     jsonbuf_put(buf, "{", 1);
     for (size_t i = 0; cols != NULL && i < ncols; i++) {
         if (cols[i].kind == WALNOTIFY_VALUE_UNCHANGED) {
@@ -171,6 +171,15 @@ static void put_transaction(jsonbuf *buf, uint32_t xid, int64_t commit_time)
     jsonbuf_put(buf, "\"", 1);
 }
 
+/* The closing brace of a line, and the NUL after it that finish_output needs, in one append
+ * (the literal's own NUL): the NUL is not counted in the line's length. */
+static void close_line(jsonbuf *buf)
+{
+    jsonbuf_put(buf, "}", 2);
+    if (!buf->failed)
+        buf->len--;
+}
+
 /* ---- changes --------------------------------------------------------------------------------- */
 
 /* Makes `head` hold the text for the event's transaction; false when out of memory. */
@@ -214,17 +223,19 @@ static void put_change(wn_encoder *enc, const walnotify_event *ev, const op_text
     put_name(buf, &enc->table_name, 0, ev->table);
     jsonbuf_put(buf, op->json, op->length);
 
-    if ((ev->op == WALNOTIFY_OP_INSERT || ev->op == WALNOTIFY_OP_UPDATE) &&
-        put_row(buf, &enc->column_names, ",\"values\":", ev->columns, ev->ncolumns, false))
-        put_unchanged(buf, ev->columns, ev->ncolumns);
+    if (ev->op == WALNOTIFY_OP_INSERT || ev->op == WALNOTIFY_OP_UPDATE) {
+        jsonbuf_puts(buf, ",\"values\":");
+        if (put_row(buf, &enc->column_names, ev->columns, ev->ncolumns, false))
+            put_unchanged(buf, ev->columns, ev->ncolumns);
+    }
     if ((ev->op == WALNOTIFY_OP_UPDATE || ev->op == WALNOTIFY_OP_DELETE) &&
         ev->old_kind != WALNOTIFY_OLD_NONE) {
-        put_row(buf, NULL, ",\"old\":", ev->old_columns, ev->nold_columns,
-                ev->old_kind == WALNOTIFY_OLD_KEY);
+        jsonbuf_puts(buf, ",\"old\":");
+        put_row(buf, NULL, ev->old_columns, ev->nold_columns, ev->old_kind == WALNOTIFY_OLD_KEY);
     }
     if (ev->op == WALNOTIFY_OP_TRUNCATE)
         put_truncate_options(buf, ev->truncate_options);
-    jsonbuf_put(buf, "}", 1);
+    close_line(buf);
 }
 
 /* ---- ABI 1.1 events -------------------------------------------------------------------------- */
@@ -257,7 +268,7 @@ static void put_message(jsonbuf *buf, const walnotify_event *ev)
         jsonbuf_hex(buf, content, length);
         jsonbuf_put(buf, "\"", 1);
     }
-    jsonbuf_put(buf, "}", 1);
+    close_line(buf);
 }
 
 /*
@@ -275,18 +286,19 @@ static bool put_snapshot(wn_encoder *enc, const walnotify_event *ev)
     case WALNOTIFY_SNAPSHOT_ROW:
         jsonbuf_puts(buf, ",\"table\":");
         put_name(buf, &enc->table_name, 0, ev->table);
-        if (put_row(buf, &enc->column_names, ",\"op\":\"snapshot\",\"values\":", ev->columns,
-                    ev->ncolumns, false))
+        jsonbuf_puts(buf, ",\"op\":\"snapshot\",\"values\":");
+        if (put_row(buf, &enc->column_names, ev->columns, ev->ncolumns, false))
             put_unchanged(buf, ev->columns, ev->ncolumns);
-        jsonbuf_put(buf, "}", 1);
+        close_line(buf);
         return true;
     case WALNOTIFY_SNAPSHOT_BEGIN:
-        jsonbuf_puts(buf, ",\"op\":\"snapshot\",\"marker\":\"begin\"}");
+        jsonbuf_puts(buf, ",\"op\":\"snapshot\",\"marker\":\"begin\"");
+        close_line(buf);
         return true;
     case WALNOTIFY_SNAPSHOT_END:
         jsonbuf_puts(buf, ",\"op\":\"snapshot\",\"marker\":\"end\",\"rows\":");
         jsonbuf_u64(buf, ev->snapshot_rows);
-        jsonbuf_put(buf, "}", 1);
+        close_line(buf);
         return true;
     default:
         return false;
@@ -304,15 +316,14 @@ static void start_output(wn_encoder *enc)
     enc->out.failed = false;
 }
 
-/* NUL-terminates the output and hands it over; NULL when some append failed. */
+/* Hands over the output, which close_line NUL-terminated; NULL when some append failed. */
 static const char *finish_output(wn_encoder *enc, size_t *length)
 {
-    if (!jsonbuf_reserve(&enc->out, 1)) {
+    if (enc->out.failed) {
         enc->out.len = 0;
         enc->out.failed = false;
         return NULL;
     }
-    enc->out.data[enc->out.len] = '\0';
     if (length != NULL)
         *length = enc->out.len;
     return enc->out.data;
@@ -450,6 +461,6 @@ const char *wn_encoder_key(wn_encoder *encoder, const walnotify_event *event,
         encoder->out.len = 0;
         return NULL;
     }
-    jsonbuf_put(&encoder->out, "}", 1);
+    close_line(&encoder->out);
     return finish_output(encoder, length);
 }

@@ -50,13 +50,26 @@ void jsonbuf_free(jsonbuf *buf)
 
 void jsonbuf_u64(jsonbuf *buf, uint64_t value)
 {
-    char digits[20]; /* UINT64_MAX has 20 decimal digits */
-    char *first = digits + sizeof digits;
+    /* Written in place, last digit first: most numbers here are a seq of a few digits, for
+     * which a copy through a scratch buffer would cost more than the digits. */
+    static const uint64_t powers[19] = {
+        UINT64_C(10), UINT64_C(100), UINT64_C(1000), UINT64_C(10000), UINT64_C(100000),
+        UINT64_C(1000000), UINT64_C(10000000), UINT64_C(100000000), UINT64_C(1000000000),
+        UINT64_C(10000000000), UINT64_C(100000000000), UINT64_C(1000000000000),
+        UINT64_C(10000000000000), UINT64_C(100000000000000), UINT64_C(1000000000000000),
+        UINT64_C(10000000000000000), UINT64_C(100000000000000000),
+        UINT64_C(1000000000000000000), UINT64_C(10000000000000000000)};
+    size_t n = 1; /* digits: one more for each power of ten the value reaches */
+    while (n <= 19 && value >= powers[n - 1])
+        n++;
+    if (!jsonbuf_reserve(buf, n))
+        return;
+    char *out = buf->data + buf->len + n;
     do {
-        *--first = (char)('0' + value % 10);
+        *--out = (char)('0' + value % 10);
         value /= 10;
     } while (value != 0);
-    jsonbuf_put(buf, first, (size_t)(digits + sizeof digits - first));
+    buf->len += n;
 }
 
 static void put_hex32(jsonbuf *buf, uint32_t value)
