@@ -173,9 +173,11 @@ int wn_deadletter_append(wn_deadletter *f, const char *plugin, const walnotify_e
 
     if (!format_line(f, plugin, event, error)) {
         snprintf(err, errlen,
-                 "dead-letter file %s: cannot render event %" PRIu64 "/%" PRIu64
-                 " (operation %d): out of memory, too long, or an operation without a line",
-                 f->path, event->id.position, event->id.ordinal, (int)event->op);
+                 "dead-letter file %s: cannot render the event at %" PRIX32 "/%" PRIX32
+                 " seq %" PRIu32 " (operation %d): out of memory, too long, or an operation "
+                 "without a line",
+                 f->path, (uint32_t)(event->commit_lsn >> 32), (uint32_t)event->commit_lsn,
+                 event->seq, (int)event->op);
         return -1;
     }
     before = lseek(f->fd, 0, SEEK_END);

@@ -3,8 +3,9 @@
  * file (or written to standard output). Each line is the event's canonical JSON, which the host
  * renders (walnotify_host.encode_json), and a newline.
  *
- * The file only ever holds whole lines: lines are formatted into a buffer and written once per
- * transaction (or whenever the buffer passes JSONL_WRITE_THRESHOLD, whole lines only); a failed
+ * The file only ever holds whole lines: lines are gathered in a buffer and written once per
+ * transaction (or whenever the buffer passes JSONL_WRITE_THRESHOLD, whole lines only; a line
+ * that long on its own goes out at once, without the copy); a failed
  * write, an aborted transaction and a torn tail found at start are all cut off with ftruncate.
  * An exclusive flock keeps two processes from appending to one file.
  */
@@ -427,10 +428,10 @@ static walnotify_status jsonl_handle(void *state, const walnotify_event *ev)
     const char *json = st->host->encode_json(st->host, ev, &length);
     if (json == NULL) {
         st->host->log(st->host, WALNOTIFY_LOG_ERROR,
-                      "cannot render event %" PRIu64 "/%" PRIu64 " (operation %d) on %s: out of "
-                      "memory, or an operation the host cannot render",
-                      ev->id.position, ev->id.ordinal, (int)ev->op,
-                      ev->table != NULL ? ev->table : "no table");
+                      "cannot render the event at %" PRIX32 "/%" PRIX32 " seq %u (operation %d) on "
+                      "%s: out of memory, or an operation the host cannot render",
+                      (uint32_t)(ev->commit_lsn >> 32), (uint32_t)ev->commit_lsn, ev->seq,
+                      (int)ev->op, ev->table != NULL ? ev->table : "no table");
         return WALNOTIFY_FATAL;
     }
     /* A huge line goes out straight from the host's text, after the lines before it, rather
