@@ -5,8 +5,8 @@
  *
  * The file only ever holds whole lines: lines are gathered in a buffer and written once per
  * transaction (or whenever the buffer passes JSONL_WRITE_THRESHOLD, whole lines only; a line
- * that long on its own goes out at once, without the copy); a failed
- * write, an aborted transaction and a torn tail found at start are all cut off with ftruncate.
+ * that long on its own goes out at once, without the copy); a failed write, an aborted
+ * transaction and a torn tail found at start are all cut off with ftruncate.
  * An exclusive flock keeps two processes from appending to one file.
  */
 #include <walnotify/plugin.h>
