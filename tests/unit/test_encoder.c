@@ -5,6 +5,7 @@
 #include <walnotify/plugin.h>
 
 #include <check.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -377,6 +378,34 @@ START_TEST(test_snapshot_row_and_markers)
 }
 END_TEST
 
+/* The end marker's line for `value` as ordinal and rows. */
+static void assert_number(uint64_t value)
+{
+    walnotify_event end = snapshot_of(WALNOTIFY_SNAPSHOT_END, value, NULL, 0);
+    char expected[160];
+    end.snapshot_rows = value;
+    snprintf(expected, sizeof expected,
+             "{\"snapshot\":\"0/3000060\",\"ordinal\":%" PRIu64 ",\"op\":\"snapshot\","
+             "\"marker\":\"end\",\"rows\":%" PRIu64 "}", value, value);
+    assert_json(&end, expected);
+}
+
+START_TEST(test_numbers_at_their_edges)
+{
+    /* Each side of every power of ten, and UINT64_MAX's twenty digits. */
+    uint64_t power = 1;
+    assert_number(0);
+    for (int k = 0; k < 20; k++) {
+        assert_number(power - 1);
+        assert_number(power);
+        if (k < 19)
+            power *= 10;
+    }
+    assert_number(UINT64_MAX - 1);
+    assert_number(UINT64_MAX);
+}
+END_TEST
+
 START_TEST(test_snapshot_unknown_marker)
 {
     walnotify_event ev = snapshot_of(7, 3, NULL, 0);
@@ -609,6 +638,7 @@ int main(void)
     tcase_add_test(v11, test_message_prefix_escaped);
     tcase_add_test(v11, test_snapshot_row_and_markers);
     tcase_add_test(v11, test_snapshot_unknown_marker);
+    tcase_add_test(v11, test_numbers_at_their_edges);
     suite_add_tcase(suite, v11);
 
     tcase_add_checked_fixture(keys, setup, teardown);

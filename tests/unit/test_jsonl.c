@@ -1051,6 +1051,25 @@ START_TEST(test_abort_truncates_transaction)
     plugin->abort(state, &test_txn);
     assert_file(fake->path, first);
 
+    /* A line past the threshold on its own is written at once, after the buffered ones; abort
+     * cuts it out as well. */
+    size_t huge = 300 * 1024;
+    char *huge_value = malloc(huge);
+    ck_assert_ptr_nonnull(huge_value);
+    memset(huge_value, 'h', huge);
+    walnotify_column huge_cols[] = {bytes_col("v", huge_value, huge)};
+    walnotify_event huge_ev = insert_event(huge_cols, 1);
+    ck_assert_int_eq(plugin->begin(state, &test_txn), WALNOTIFY_OK);
+    ck_assert_int_eq(plugin->handle(state, &ev), WALNOTIFY_OK);
+    ck_assert_int_eq(plugin->handle(state, &huge_ev), WALNOTIFY_OK);
+    size_t huge_line = strlen(LINE_HEAD "\"op\":\"insert\",\"values\":{\"v\":\"") + huge +
+                       strlen("\"}}\n");
+    ck_assert_int_eq(stat(fake->path, &sb), 0);
+    ck_assert_int_eq(sb.st_size, (off_t)(2 * strlen(first) + huge_line));
+    plugin->abort(state, &test_txn);
+    assert_file(fake->path, first);
+    free(huge_value);
+
     /* The next transaction lands right after the last committed one. */
     ev.seq = 5;
     ck_assert_int_eq(plugin->begin(state, &test_txn), WALNOTIFY_OK);
