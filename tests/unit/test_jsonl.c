@@ -1154,8 +1154,8 @@ START_TEST(test_second_instance_on_same_file_refused)
     second->log_len = 0;
     other = start(second);
     plugin->shutdown(other);
-    free(first);
-    free(second);
+    fake_free(first);
+    fake_free(second);
 }
 END_TEST
 
@@ -1185,8 +1185,8 @@ START_TEST(test_two_instances_keep_separate_state)
 
     assert_file(fa->path, LINE_HEAD "\"op\":\"insert\",\"values\":{\"who\":\"a\"}}\n");
     assert_file(fb->path, LINE_HEAD "\"op\":\"insert\",\"values\":{\"who\":\"b\"}}\n");
-    free(fa);
-    free(fb);
+    fake_free(fa);
+    fake_free(fb);
 }
 END_TEST
 
