@@ -44,6 +44,14 @@ typedef struct plugin_slot {
     uint64_t skipped;          /* events skipped in this run */
 } plugin_slot;
 
+/* What the dispatcher knows of the identity of one configured table. */
+typedef struct table_identity {
+    uint32_t oid;          /* the OID it is believed to have: at the start, then as it changed */
+    uint32_t stream_relid; /* the relation id this stream last described it with; 0: none yet */
+    uint32_t warned_old;   /* the last change of OID that was warned about, not to say it */
+    uint32_t warned_new;   /* twice (the stream and the catalog check both notice it) */
+} table_identity;
+
 /* The transaction in hand: from a Begin to its Commit. */
 typedef struct transaction {
     bool open;
@@ -70,6 +78,10 @@ typedef struct dispatcher {
     wn_lsn finished;     /* safe to acknowledge once the plugins are flushed */
     wn_lsn published;    /* last value handed to the reader */
     bool unflushed;      /* some plugin is dirty */
+    table_identity *tables; /* [source.ntables] */
+    uint32_t *expected;     /* [source.ntables], what the catalog check asks about */
+    wn_table_seen *seen;    /* [source.ntables], what it answers */
+    bool check_failing;     /* the last catalog check could not be made (said once) */
     bool finishing;      /* the last flush: a stop request no longer cuts its retries short */
     unsigned final_retries; /* retries of the last flush after a stop request */
     int64_t next_flush_ms;
@@ -368,6 +380,195 @@ static step sync_dead_letters(dispatcher *d)
     return STEP_CONTINUE;
 }
 
+/* ---- the configured tables: renamed, dropped, made again, out of the publication ---------- */
+
+static const char *table_name(const dispatcher *d, size_t index)
+{
+    return d->options->config->source.tables[index].qualified;
+}
+
+/* The remedy for a configured table that now carries another name. */
+#define RENAMED_REMEDY                                                                         \
+    "to follow the table under its new name, replace \"%s\" by \"%s\" in source.tables (and in " \
+    "the plugins' tables) and start again: its changes since the rename are then delivered "  \
+    "under the new name (renaming it back instead would leave the changes made under the new " \
+    "name undelivered)"
+
+/* A configured table's OID changed: dropped and created again under the same name. Said once
+ * per change, whichever of the stream and the catalog check sees it first. */
+static void table_recreated(dispatcher *d, size_t index, uint32_t old_oid, uint32_t new_oid)
+{
+    table_identity *table = &d->tables[index];
+
+    table->oid = new_oid;
+    if (table->warned_old == old_oid && table->warned_new == new_oid)
+        return;
+    table->warned_old = old_oid;
+    table->warned_new = new_oid;
+    wn_log(WN_LOG_WARNING,
+           "table \"%s\" now has OID %" PRIu32 ", not %" PRIu32 ": it was dropped and created "
+           "again; its changes are delivered under the same name",
+           table_name(d, index), new_oid, old_oid);
+}
+
+/* Warns, once per column, about columns of a configured table whose type changed: values are
+ * text, so they are delivered as before, but a plugin that looks at type OIDs should know. */
+static void warn_retyped(const wn_relation *cached, const wn_message *msg)
+{
+    const wn_rel_column *was = NULL;
+    int i = -1;
+
+    while ((i = wn_relation_next_retyped(cached, msg, i + 1, &was)) >= 0) {
+        const wn_relation_column *now = &msg->u.relation.columns[i];
+
+        wn_log(WN_LOG_WARNING,
+               "table \"%s\": column \"%s\" changed type (type OID %" PRIu32 " typmod %" PRId32
+               ", now type OID %" PRIu32 " typmod %" PRId32 "); its values are delivered as "
+               "text as before",
+               cached->qualified, now->name, was->type_oid, was->typmod, now->type_oid,
+               now->typmod);
+    }
+}
+
+/*
+ * A new Relation message for a relation id the stream described before. A configured table now
+ * under a name that no configured table has would have its changes filtered out while the
+ * acknowledged position moves past them: stop first. Under another configured name, its changes
+ * go on under that name.
+ */
+static step check_relation_change(dispatcher *d, const wn_relation *cached, const wn_message *msg)
+{
+    const wn_config *config = d->options->config;
+    const char *schema = msg->u.relation.nspname[0] ? msg->u.relation.nspname : "pg_catalog";
+    const char *name = msg->u.relation.relname;
+    char now[WN_QUALIFIED_MAX];
+
+    if (cached->table_index < 0)
+        return STEP_CONTINUE;
+    warn_retyped(cached, msg);
+    if (!wn_relation_renamed(cached, msg))
+        return STEP_CONTINUE;
+    snprintf(now, sizeof now, "%s.%s", schema, name);
+    if (wn_config_find_table(config, schema, name) >= 0) {
+        wn_log(WN_LOG_WARNING,
+               "table \"%s\" (relation id %" PRIu32 ") is now named \"%s\", also in "
+               "source.tables: its changes are delivered as \"%s\" from now on",
+               cached->qualified, cached->relid, now, now);
+        return STEP_CONTINUE;
+    }
+    return fail(d, WN_DISPATCH_SERVER_STATE,
+                "table \"%s\" (relation id %" PRIu32 ") was renamed to \"%s\", which is not in "
+                "source.tables: its changes would no longer be delivered, so walnotify stops "
+                "before acknowledging any of them; " RENAMED_REMEDY,
+                cached->qualified, cached->relid, now, cached->qualified, now);
+}
+
+/* After a Relation message: the configured table it names now has this relation id, and a
+ * relation id of a configured table arriving under an unconfigured name is said. */
+static void note_relation_id(dispatcher *d, const wn_relation *rel)
+{
+    size_t ntables = d->options->config->source.ntables;
+
+    if (rel->table_index >= 0) {
+        table_identity *table = &d->tables[rel->table_index];
+
+        if (table->stream_relid != 0 && table->stream_relid != rel->relid)
+            table_recreated(d, (size_t)rel->table_index, table->stream_relid, rel->relid);
+        table->stream_relid = rel->relid;
+        return;
+    }
+    for (size_t i = 0; i < ntables; i++) {
+        if (d->tables[i].oid != rel->relid)
+            continue;
+        /* The name it had when these changes were made: no configured table had it then. */
+        wn_log(WN_LOG_WARNING,
+               "changes of table \"%s\" (OID %" PRIu32 ") made while it was named \"%s\" are "
+               "not delivered: that name is not in source.tables",
+               table_name(d, i), rel->relid, rel->qualified);
+        return;
+    }
+}
+
+/* Judges what the catalog says of configured table `index` against the OID it should have. */
+static step judge_table(dispatcher *d, size_t index, const wn_table_seen *seen)
+{
+    const char *name = table_name(d, index);
+    const char *pub = d->options->config->source.publication;
+    uint32_t expected = d->tables[index].oid;
+
+    if (expected == 0 && seen->oid != 0)
+        expected = d->tables[index].oid = seen->oid;
+    if (seen->oid != expected && seen->expected_exists)
+        return fail(d, WN_DISPATCH_SERVER_STATE,
+                    "table \"%s\" (OID %" PRIu32 ") was renamed to \"%s\"%s: its changes would "
+                    "no longer be delivered, so walnotify stops before acknowledging past that; "
+                    RENAMED_REMEDY,
+                    name, expected, seen->expected_now,
+                    seen->oid ? ", and another table now has its old name" : "", name,
+                    seen->expected_now);
+    if (seen->oid == 0)
+        return fail(d, WN_DISPATCH_SERVER_STATE,
+                    "table \"%s\" (OID %" PRIu32 ") was dropped: walnotify stops before "
+                    "acknowledging past that; restore the table, or remove it from source.tables "
+                    "(and the plugins' tables), and start again",
+                    name, expected);
+    if (!seen->published)
+        return fail(d, WN_DISPATCH_SERVER_STATE,
+                    "table \"%s\" (OID %" PRIu32 ") is no longer in publication \"%s\"%s: its "
+                    "changes since then are not in the stream, so walnotify stops before "
+                    "acknowledging past that; starting walnotify again puts the table back into "
+                    "the publication, but the changes made while it was out are not delivered "
+                    "(recopy them if they matter)",
+                    name, seen->oid, pub,
+                    seen->oid != expected ? " (it was dropped and created again)" : "");
+    if (seen->oid != expected)
+        table_recreated(d, index, expected, seen->oid);
+    return STEP_CONTINUE;
+}
+
+/*
+ * Before the acknowledgement moves: is every configured table still published under the OID it
+ * had? *ok is false when the catalog could not be read (a server restarting is not a removed
+ * table): then nothing is acknowledged this time, and the next status interval tries again.
+ * STEP_DONE when a table was renamed, dropped or taken out of the publication.
+ */
+static step check_tables(dispatcher *d, bool *ok)
+{
+    size_t ntables = d->options->config->source.ntables;
+    int stop_fd = d->finishing ? -1 : wn_handoff_stop_fd(d->handoff);
+    char why[512];
+    wn_tables_read status;
+
+    *ok = true;
+    if (d->options->read_tables == NULL)
+        return STEP_CONTINUE;
+    for (size_t i = 0; i < ntables; i++)
+        d->expected[i] = d->tables[i].oid;
+    status = d->options->read_tables(d->options->tables_watch, d->expected, d->seen, stop_fd, why,
+                                     sizeof why);
+    if (status == WN_TABLES_REFUSED)
+        return fail(d, WN_DISPATCH_SERVER_STATE, "checking the tables of publication \"%s\": %s",
+                    d->options->config->source.publication, why);
+    if (status != WN_TABLES_READ) {
+        if (!d->check_failing)
+            wn_log(WN_LOG_WARNING,
+                   "cannot check that the tables are still published (%s); acknowledging "
+                   "nothing more until that works",
+                   why);
+        d->check_failing = true;
+        *ok = false;
+        return STEP_CONTINUE;
+    }
+    if (d->check_failing)
+        wn_log(WN_LOG_INFO, "the tables are checked again; acknowledging resumes");
+    d->check_failing = false;
+    for (size_t i = 0; i < ntables; i++) {
+        if (judge_table(d, i, &d->seen[i]) != STEP_CONTINUE)
+            return STEP_DONE;
+    }
+    return STEP_CONTINUE;
+}
+
 /* Hands the position to the reader thread; it only ever moves forward. */
 static void publish(dispatcher *d, wn_lsn lsn)
 {
@@ -375,6 +576,21 @@ static void publish(dispatcher *d, wn_lsn lsn)
         return;
     d->published = lsn;
     wn_handoff_set_acknowledgeable(d->handoff, lsn);
+}
+
+/* Publishes target once the catalog says every configured table is still published as it was:
+ * a table out of the publication leaves nothing in the stream to notice it by. */
+static step publish_checked(dispatcher *d, wn_lsn target)
+{
+    bool ok;
+
+    if (target <= d->published)
+        return STEP_CONTINUE;
+    if (check_tables(d, &ok) != STEP_CONTINUE)
+        return STEP_DONE;
+    if (ok)
+        publish(d, target);
+    return STEP_CONTINUE;
 }
 
 /*
@@ -397,8 +613,7 @@ static step flush_and_publish(dispatcher *d)
     }
     if (sync_dead_letters(d) != STEP_CONTINUE)
         return STEP_DONE;
-    publish(d, target);
-    return STEP_CONTINUE;
+    return publish_checked(d, target);
 }
 
 static step flush_if_due(dispatcher *d, int64_t now)
@@ -721,12 +936,17 @@ static step on_commit(dispatcher *d, const wn_message *msg)
 
 static step on_relation(dispatcher *d, const wn_message *msg)
 {
-    wn_relation *rel = wn_relcache_put(d->relcache, msg);
+    wn_relation *cached = wn_relcache_get(d->relcache, msg->u.relation.relid);
+    wn_relation *rel;
 
+    if (cached != NULL && check_relation_change(d, cached, msg) != STEP_CONTINUE)
+        return STEP_DONE;
+    rel = wn_relcache_put(d->relcache, msg);
     if (rel == NULL)
         return fail(d, WN_DISPATCH_PROTOCOL_ERROR, "out of memory caching relation %s.%s",
                     msg->u.relation.nspname, msg->u.relation.relname);
     rel->table_index = wn_config_find_table(d->options->config, rel->schema, rel->name);
+    note_relation_id(d, rel);
     return STEP_CONTINUE;
 }
 
@@ -859,11 +1079,14 @@ static void finish(dispatcher *d)
 
     abort_transaction(d);
     d->finishing = true;
-    if (result != WN_DISPATCH_PLUGIN_FATAL && flush_and_publish(d) != STEP_CONTINUE) {
+    if (result != WN_DISPATCH_PLUGIN_FATAL && result != WN_DISPATCH_SERVER_STATE &&
+        flush_and_publish(d) != STEP_CONTINUE) {
         wn_log(WN_LOG_WARNING, "final flush failed: %s; acknowledging %s only", d->err,
                wn_lsn_format(d->published, text));
-        if (d->result == WN_DISPATCH_PLUGIN_FATAL)
-            result = WN_DISPATCH_PLUGIN_FATAL;
+        /* A table found gone or unpublished now is said even on a stop: starting again would
+         * put it back into the publication and pass over the gap without a word. */
+        if (d->result == WN_DISPATCH_PLUGIN_FATAL || d->result == WN_DISPATCH_SERVER_STATE)
+            result = d->result;
     }
     d->result = result;
     for (size_t i = 0; i < d->nslots; i++) {
@@ -900,6 +1123,22 @@ static int open_dead_letters(dispatcher *d)
     return 0;
 }
 
+/* The configured tables' identities, from the OIDs they had when streaming began. */
+static int setup_tables(dispatcher *d, const wn_dispatcher_options *options)
+{
+    size_t ntables = options->config->source.ntables;
+    size_t n = ntables ? ntables : 1;
+
+    d->tables = calloc(n, sizeof *d->tables);
+    d->expected = calloc(n, sizeof *d->expected);
+    d->seen = calloc(n, sizeof *d->seen);
+    if (!d->tables || !d->expected || !d->seen)
+        return -1;
+    for (size_t i = 0; options->table_oids != NULL && i < ntables; i++)
+        d->tables[i].oid = options->table_oids[i];
+    return 0;
+}
+
 /* Returns 0, or -1 with d->result and d->err set. */
 static int setup(dispatcher *d, const wn_dispatcher_options *options, wn_handoff *handoff)
 {
@@ -910,7 +1149,8 @@ static int setup(dispatcher *d, const wn_dispatcher_options *options, wn_handoff
     d->slots = calloc(options->nplugins ? options->nplugins : 1, sizeof *d->slots);
     d->columns = calloc(WN_MAX_COLUMNS, sizeof *d->columns);
     d->old_columns = calloc(WN_MAX_COLUMNS, sizeof *d->old_columns);
-    if (!d->decoder || !d->relcache || !d->slots || !d->columns || !d->old_columns) {
+    if (!d->decoder || !d->relcache || !d->slots || !d->columns || !d->old_columns ||
+        setup_tables(d, options) != 0) {
         fail(d, WN_DISPATCH_PROTOCOL_ERROR, "out of memory starting the dispatcher");
         return -1;
     }
@@ -936,6 +1176,9 @@ static void teardown(dispatcher *d)
     free(d->columns);
     free(d->old_columns);
     free(d->arena);
+    free(d->tables);
+    free(d->expected);
+    free(d->seen);
 }
 
 wn_dispatch_result wn_dispatch_run(const wn_dispatcher_options *options, wn_handoff *handoff,

@@ -29,6 +29,7 @@
 #include "setup.h"
 #include "state.h"
 #include "stream.h"
+#include "tablewatch.h"
 
 #define QUEUE_CAPACITY 4096
 #define ERR_MAX 1024
@@ -46,6 +47,9 @@ typedef struct run {
     bool streamed;            /* a stream started before in this run: the slot must exist */
     wn_lsn resume;            /* where the next stream starts: the last published position */
     unsigned seed;            /* for the jitter of backoff delays */
+    wn_tablewatch *watch;     /* the catalog check before each acknowledgement; NULL until the
+                                 first stream */
+    uint32_t *table_oids;     /* [source.ntables]: the tables' OIDs when the stream started */
 } run;
 
 typedef struct reader_args {
@@ -178,6 +182,44 @@ static int start_position(const wn_state *resume, const char *from,
     return 0;
 }
 
+/* The OIDs of the configured tables as the stream starts, read with the same query the check
+ * before each acknowledgement makes, so both speak of the same tables. Returns 0,
+ * WN_EXIT_TRANSIENT, or WN_EXIT_SERVER; with err set. */
+static int read_table_oids(run *r, bool utf8, char *err, size_t errlen)
+{
+    const wn_source_config *source = &r->config->source;
+    size_t n = source->ntables ? source->ntables : 1;
+    wn_table_seen *seen;
+    wn_tables_read got;
+    int status = 0;
+
+    if (!r->watch)
+        r->watch = wn_tablewatch_create(r->config, utf8);
+    if (!r->table_oids)
+        r->table_oids = calloc(n, sizeof *r->table_oids);
+    seen = calloc(n, sizeof *seen);
+    if (!r->watch || !r->table_oids || !seen) {
+        free(seen);
+        snprintf(err, errlen, "reading the tables' OIDs: out of memory");
+        return WN_EXIT_SERVER;
+    }
+    got = wn_tablewatch_read(r->watch, NULL, seen, -1, err, errlen);
+    if (got != WN_TABLES_READ)
+        status = got == WN_TABLES_UNKNOWN ? WN_EXIT_TRANSIENT : WN_EXIT_SERVER;
+    for (size_t i = 0; status == 0 && i < source->ntables; i++) {
+        r->table_oids[i] = seen[i].oid;
+        /* The server was checked a moment ago: only a change since then lands here. */
+        if (seen[i].oid == 0 || !seen[i].published) {
+            snprintf(err, errlen, "table \"%s\" %s since the server was checked; start again",
+                     source->tables[i].qualified,
+                     seen[i].oid == 0 ? "disappeared" : "left the publication");
+            status = WN_EXIT_SERVER;
+        }
+    }
+    free(seen);
+    return status;
+}
+
 /* Records the start position in the state file before streaming: a first run learns at once
  * that the file cannot be written. */
 static int write_start_state(run *r, wn_lsn start, char *err, size_t errlen)
@@ -240,6 +282,9 @@ static int open_stream(run *r, bool *nothing_to_do, char *err,
         .state_file = r->config->source.state_file,
         .origin = &r->origin,
     };
+    status = read_table_oids(r, server.utf8, err, errlen);
+    if (status != 0)
+        return status;
     status = wn_stream_open(&r->stream, &stream_options, err, errlen);
     if (status != 0)
         return status;
@@ -348,6 +393,9 @@ static wn_dispatch_result stream_once(run *r, wn_session *sess,
         .nplugins = r->nplugins,
         .start_lsn = r->resume,
         .endpos = r->endpos,
+        .table_oids = r->table_oids,
+        .read_tables = wn_tablewatch_read,
+        .tables_watch = r->watch,
     };
     wn_handoff *handoff = wn_handoff_create(QUEUE_CAPACITY);
     pthread_t reader_thread;
@@ -408,6 +456,7 @@ static int after_stream(wn_dispatch_result result, const char *dispatch_err,
         return wn_die(reader->status ? exit_code(reader->status) : WN_EXIT_SERVER, "%s",
                    reader->err[0] ? reader->err : "the replication stream ended");
     case WN_DISPATCH_PROTOCOL_ERROR:
+    case WN_DISPATCH_SERVER_STATE:
         return wn_die(WN_EXIT_SERVER, "%s", dispatch_err);
     }
     return WN_EXIT_SERVER;
@@ -488,5 +537,7 @@ int wn_pipeline_run(const wn_config *config, wn_plugin *plugins, size_t nplugins
     wn_pipeline_unload_plugins(plugins, nplugins);
     if (r.stream != NULL)
         wn_stream_close(r.stream);
+    wn_tablewatch_destroy(r.watch);
+    free(r.table_oids);
     return status;
 }
