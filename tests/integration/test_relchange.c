@@ -1,9 +1,9 @@
 /*
  * Configured tables that change under a running walnotify: renamed (the stream's Relation
  * message, and the catalog check when no row shows it), moved to another schema, taken out of
- * the publication, dropped and created again, a column whose type changed. Where changes would
- * no longer be delivered, walnotify must stop with exit 3 before the acknowledged position
- * passes them; where they still are, it says what changed once.
+ * the publication, dropped and created again, a column whose type changed, and the check's own
+ * connection lost. Where changes would no longer be delivered, walnotify must stop with exit 3
+ * before the acknowledged position passes them; where they still are, it says what changed once.
  */
 #include <check.h>
 #include <stdio.h>
@@ -269,6 +269,48 @@ START_TEST(test_column_type_changed_warns_once)
 }
 END_TEST
 
+/* The check's own connection lost (its backend terminated, as when the server restarts) is not a
+ * table gone: nothing is acknowledged while it cannot check, and the next status interval
+ * connects again and acknowledges. */
+START_TEST(test_check_connection_lost_is_transient)
+{
+    static const char *const needles[] = {"cannot check that the tables are still published",
+                                          "the tables are checked again"};
+    itest_ctx ctx;
+    itest_path conf, out;
+    itest_host host;
+    itest_lines lines;
+
+    itest_begin(&ctx, "relcheckconn");
+    itest_exec(ctx.conn, "CREATE TABLE a (id int PRIMARY KEY)");
+    conf = jsonl_config(&ctx, "\"public.a\"", 200);
+    itest_create_slot(&ctx, conf.s);
+    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
+    out = itest_file(&ctx, "out.jsonl");
+    itest_exec(ctx.conn, "INSERT INTO a VALUES (1)");
+    lines = itest_wait_lines(out.s, 1, ITEST_WAIT_S);
+    itest_lines_free(&lines);
+    wait_confirmed(&ctx, itest_current_lsn(ctx.conn));
+
+    /* The only other ordinary session on the test's database is the check's. */
+    ck_assert_int_eq(itest_query_int(ctx.conn,
+                                     "SELECT count(pg_terminate_backend(pid)) "
+                                     "FROM pg_stat_activity WHERE datname = current_database() "
+                                     "AND backend_type = 'client backend' "
+                                     "AND pid <> pg_backend_pid()"),
+                     1);
+    itest_exec(ctx.conn, "INSERT INTO a VALUES (2)");
+    itest_exec(ctx.conn, "INSERT INTO a VALUES (3)");
+    lines = itest_wait_lines(out.s, 3, ITEST_WAIT_S);
+    itest_lines_free(&lines);
+    wait_confirmed(&ctx, itest_current_lsn(ctx.conn));
+    ck_assert_msg(itest_host_running(&host), "walnotify exited");
+    ck_assert_int_eq(itest_host_stop(&host, SIGTERM), 0);
+    assert_stderr_has(&host, needles, sizeof needles / sizeof needles[0]);
+    itest_end(&ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("relchange");
@@ -282,6 +324,7 @@ int main(void)
     tcase_add_test(tc, test_removed_from_publication_stops);
     tcase_add_test(tc, test_dropped_and_created_again_warns_once);
     tcase_add_test(tc, test_column_type_changed_warns_once);
+    tcase_add_test(tc, test_check_connection_lost_is_transient);
     suite_add_tcase(suite, tc);
     runner = srunner_create(suite);
     srunner_run_all(runner, CK_NORMAL);
