@@ -193,8 +193,9 @@ static int read_table_oids(run *r, bool utf8, char *err, size_t errlen)
     wn_tables_read got;
     int status = 0;
 
-    if (!r->watch)
-        r->watch = wn_tablewatch_create(r->config, utf8);
+    /* A fresh connection for each stream: one left from before a lost stream is likely dead. */
+    wn_tablewatch_destroy(r->watch);
+    r->watch = wn_tablewatch_create(r->config, utf8);
     if (!r->table_oids)
         r->table_oids = calloc(n, sizeof *r->table_oids);
     seen = calloc(n, sizeof *seen);
