@@ -81,7 +81,6 @@ typedef struct dispatcher {
     table_identity *tables; /* [source.ntables] */
     uint32_t *expected;     /* [source.ntables], what the catalog check asks about */
     wn_table_seen *seen;    /* [source.ntables], what it answers */
-    bool check_failing;     /* the last catalog check could not be made (said once) */
     bool finishing;      /* the last flush: a stop request no longer cuts its retries short */
     unsigned final_retries; /* retries of the last flush after a stop request */
     int64_t next_flush_ms;
@@ -387,13 +386,6 @@ static const char *table_name(const dispatcher *d, size_t index)
     return d->options->config->source.tables[index].qualified;
 }
 
-/* The remedy for a configured table that now carries another name. */
-#define RENAMED_REMEDY                                                                         \
-    "to follow the table under its new name, replace \"%s\" by \"%s\" in source.tables (and in " \
-    "the plugins' tables) and start again: its changes since the rename are then delivered "  \
-    "under the new name (renaming it back instead would leave the changes made under the new " \
-    "name undelivered)"
-
 /* A configured table's OID changed: dropped and created again under the same name. Said once
  * per change, whichever of the stream and the catalog check sees it first. */
 static void table_recreated(dispatcher *d, size_t index, uint32_t old_oid, uint32_t new_oid)
@@ -460,7 +452,7 @@ static step check_relation_change(dispatcher *d, const wn_relation *cached, cons
     return fail(d, WN_DISPATCH_SERVER_STATE,
                 "table \"%s\" (relation id %" PRIu32 ") was renamed to \"%s\", which is not in "
                 "source.tables: its changes would no longer be delivered, so walnotify stops "
-                "before acknowledging any of them; " RENAMED_REMEDY,
+                "before acknowledging any of them; " WN_RENAMED_REMEDY,
                 cached->qualified, cached->relid, now, cached->qualified, now);
 }
 
@@ -493,54 +485,40 @@ static void note_relation_id(dispatcher *d, const wn_relation *rel)
 /* Judges what the catalog says of configured table `index` against the OID it should have. */
 static step judge_table(dispatcher *d, size_t index, const wn_table_seen *seen)
 {
-    const char *name = table_name(d, index);
-    const char *pub = d->options->config->source.publication;
     uint32_t expected = d->tables[index].oid;
+    char why[1024];
 
-    if (expected == 0 && seen->oid != 0)
-        expected = d->tables[index].oid = seen->oid;
-    if (seen->oid != expected && seen->expected_exists)
-        return fail(d, WN_DISPATCH_SERVER_STATE,
-                    "table \"%s\" (OID %" PRIu32 ") was renamed to \"%s\"%s: its changes would "
-                    "no longer be delivered, so walnotify stops before acknowledging past that; "
-                    RENAMED_REMEDY,
-                    name, expected, seen->expected_now,
-                    seen->oid ? ", and another table now has its old name" : "", name,
-                    seen->expected_now);
-    if (seen->oid == 0)
-        return fail(d, WN_DISPATCH_SERVER_STATE,
-                    "table \"%s\" (OID %" PRIu32 ") was dropped: walnotify stops before "
-                    "acknowledging past that; restore the table, or remove it from source.tables "
-                    "(and the plugins' tables), and start again",
-                    name, expected);
-    if (!seen->published)
-        return fail(d, WN_DISPATCH_SERVER_STATE,
-                    "table \"%s\" (OID %" PRIu32 ") is no longer in publication \"%s\"%s: its "
-                    "changes since then are not in the stream, so walnotify stops before "
-                    "acknowledging past that; starting walnotify again puts the table back into "
-                    "the publication, but the changes made while it was out are not delivered "
-                    "(recopy them if they matter)",
-                    name, seen->oid, pub,
-                    seen->oid != expected ? " (it was dropped and created again)" : "");
-    if (seen->oid != expected)
+    switch (wn_table_judge(seen, expected, table_name(d, index),
+                           d->options->config->source.publication, why, sizeof why)) {
+    case WN_TABLE_SAME:
+        d->tables[index].oid = seen->oid;
+        return STEP_CONTINUE;
+    case WN_TABLE_MADE_AGAIN:
         table_recreated(d, index, expected, seen->oid);
-    return STEP_CONTINUE;
+        return STEP_CONTINUE;
+    case WN_TABLE_RENAMED:
+    case WN_TABLE_DROPPED:
+    case WN_TABLE_UNPUBLISHED:
+        break;
+    }
+    return fail(d, WN_DISPATCH_SERVER_STATE, "%s", why);
 }
 
 /*
  * Before the acknowledgement moves: is every configured table still published under the OID it
- * had? *ok is false when the catalog could not be read (a server restarting is not a removed
- * table): then nothing is acknowledged this time, and the next status interval tries again.
- * STEP_DONE when a table was renamed, dropped or taken out of the publication.
+ * had? STEP_DONE when a table was renamed, dropped or taken out of the publication, and when the
+ * catalog could not be read: a server going down terminates this session first and then waits
+ * for the walsender's client to confirm all it sent, so waiting here for a check would hold its
+ * shutdown for wal_sender_timeout. The stream ends instead, acknowledging nothing more, and the
+ * reconnection checks the tables again before anything else.
  */
-static step check_tables(dispatcher *d, bool *ok)
+static step check_tables(dispatcher *d)
 {
     size_t ntables = d->options->config->source.ntables;
     int stop_fd = d->finishing ? -1 : wn_handoff_stop_fd(d->handoff);
     char why[512];
     wn_tables_read status;
 
-    *ok = true;
     if (d->options->read_tables == NULL)
         return STEP_CONTINUE;
     for (size_t i = 0; i < ntables; i++)
@@ -550,19 +528,10 @@ static step check_tables(dispatcher *d, bool *ok)
     if (status == WN_TABLES_REFUSED)
         return fail(d, WN_DISPATCH_SERVER_STATE, "checking the tables of publication \"%s\": %s",
                     d->options->config->source.publication, why);
-    if (status != WN_TABLES_READ) {
-        if (!d->check_failing)
-            wn_log(WN_LOG_WARNING,
-                   "cannot check that the tables are still published (%s); acknowledging "
-                   "nothing more until that works",
-                   why);
-        d->check_failing = true;
-        *ok = false;
-        return STEP_CONTINUE;
-    }
-    if (d->check_failing)
-        wn_log(WN_LOG_INFO, "the tables are checked again; acknowledging resumes");
-    d->check_failing = false;
+    if (status != WN_TABLES_READ)
+        return fail(d, WN_DISPATCH_TABLES_UNKNOWN,
+                    "cannot check that the tables are still published before acknowledging: %s",
+                    why);
     for (size_t i = 0; i < ntables; i++) {
         if (judge_table(d, i, &d->seen[i]) != STEP_CONTINUE)
             return STEP_DONE;
@@ -583,14 +552,11 @@ static void publish(dispatcher *d, wn_lsn lsn)
  * a table out of the publication leaves nothing in the stream to notice it by. */
 static step publish_checked(dispatcher *d, wn_lsn target)
 {
-    bool ok;
-
     if (target <= d->published)
         return STEP_CONTINUE;
-    if (check_tables(d, &ok) != STEP_CONTINUE)
+    if (check_tables(d) != STEP_CONTINUE)
         return STEP_DONE;
-    if (ok)
-        publish(d, target);
+    publish(d, target);
     return STEP_CONTINUE;
 }
 
@@ -1081,7 +1047,7 @@ static void finish(dispatcher *d)
     abort_transaction(d);
     d->finishing = true;
     if (result != WN_DISPATCH_PLUGIN_FATAL && result != WN_DISPATCH_SERVER_STATE &&
-        flush_and_publish(d) != STEP_CONTINUE) {
+        result != WN_DISPATCH_TABLES_UNKNOWN && flush_and_publish(d) != STEP_CONTINUE) {
         wn_log(WN_LOG_WARNING, "final flush failed: %s; acknowledging %s only", d->err,
                wn_lsn_format(d->published, text));
         /* A table found gone or unpublished now is said even on a stop: starting again would

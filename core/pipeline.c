@@ -12,6 +12,7 @@
 #include "pipeline.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -193,9 +194,8 @@ static int read_table_oids(run *r, bool utf8, char *err, size_t errlen)
     wn_tables_read got;
     int status = 0;
 
-    /* A fresh connection for each stream: one left from before a lost stream is likely dead. */
-    wn_tablewatch_destroy(r->watch);
-    r->watch = wn_tablewatch_create(r->config, utf8);
+    if (!r->watch)
+        r->watch = wn_tablewatch_create(r->config, utf8);
     if (!r->table_oids)
         r->table_oids = calloc(n, sizeof *r->table_oids);
     seen = calloc(n, sizeof *seen);
@@ -215,6 +215,54 @@ static int read_table_oids(run *r, bool utf8, char *err, size_t errlen)
                      source->tables[i].qualified,
                      seen[i].oid == 0 ? "disappeared" : "left the publication");
             status = WN_EXIT_SERVER;
+        }
+    }
+    free(seen);
+    return status;
+}
+
+/*
+ * On a reconnection, before the server is prepared (which would put a table missing from the
+ * publication back into it without a word): is every table still as the last stream left it?
+ * A table renamed, dropped or taken out of the publication meanwhile ends the run; one made
+ * again under its name is said. Returns 0, WN_EXIT_TRANSIENT, or WN_EXIT_SERVER; with err set.
+ */
+static int recheck_tables(run *r, char *err, size_t errlen)
+{
+    const wn_source_config *source = &r->config->source;
+    wn_table_seen *seen;
+    wn_tables_read got;
+    int status = 0;
+
+    if (!r->streamed || !r->watch || !r->table_oids)
+        return 0;
+    seen = calloc(source->ntables ? source->ntables : 1, sizeof *seen);
+    if (!seen) {
+        snprintf(err, errlen, "checking the tables: out of memory");
+        return WN_EXIT_SERVER;
+    }
+    /* The last stream's connection is likely dead: a fresh one. */
+    wn_tablewatch_reset(r->watch);
+    got = wn_tablewatch_read(r->watch, r->table_oids, seen, -1, err, errlen);
+    if (got != WN_TABLES_READ)
+        status = got == WN_TABLES_UNKNOWN ? WN_EXIT_TRANSIENT : WN_EXIT_SERVER;
+    for (size_t i = 0; status == 0 && i < source->ntables; i++) {
+        switch (wn_table_judge(&seen[i], r->table_oids[i], source->tables[i].qualified,
+                               source->publication, err, errlen)) {
+        case WN_TABLE_SAME:
+            break;
+        case WN_TABLE_MADE_AGAIN:
+            wn_log(WN_LOG_WARNING,
+                   "table \"%s\" now has OID %" PRIu32 ", not %" PRIu32 ": it is another "
+                   "table under the same name (dropped and created again, or another table "
+                   "renamed to it); its changes are delivered under that name",
+                   source->tables[i].qualified, seen[i].oid, r->table_oids[i]);
+            break;
+        case WN_TABLE_RENAMED:
+        case WN_TABLE_DROPPED:
+        case WN_TABLE_UNPUBLISHED:
+            status = WN_EXIT_SERVER;
+            break;
         }
     }
     free(seen);
@@ -254,6 +302,8 @@ static int open_stream(run *r, bool *nothing_to_do, char *err,
 
     *nothing_to_do = false;
     status = find_resume(r, &resume, &have_resume, &from, err, errlen);
+    if (status == 0)
+        status = recheck_tables(r, err, errlen);
     if (status == 0)
         status = wn_setup_prepare(r->config, have_resume ? &resume : NULL, from, &server, err,
                                   errlen);
@@ -456,6 +506,8 @@ static int after_stream(wn_dispatch_result result, const char *dispatch_err,
             return wn_session_stop_requested(sess) ? 0 : -1;
         return wn_die(reader->status ? exit_code(reader->status) : WN_EXIT_SERVER, "%s",
                    reader->err[0] ? reader->err : "the replication stream ended");
+    case WN_DISPATCH_TABLES_UNKNOWN:
+        return wn_session_stop_requested(sess) ? 0 : -1;
     case WN_DISPATCH_PROTOCOL_ERROR:
     case WN_DISPATCH_SERVER_STATE:
         return wn_die(WN_EXIT_SERVER, "%s", dispatch_err);
@@ -508,7 +560,7 @@ static int run_pipeline(run *r, wn_session *sess)
             return status;
         wn_stream_close(r->stream);
         r->stream = NULL;
-        lost = reader.err;
+        lost = result == WN_DISPATCH_TABLES_UNKNOWN ? err : reader.err;
     }
 }
 

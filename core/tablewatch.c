@@ -10,6 +10,7 @@
 #include "tablewatch.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -269,4 +270,48 @@ wn_tables_read wn_tablewatch_read(void *arg, const uint32_t *expected, wn_table_
     if (status == WN_TABLES_UNKNOWN || PQstatus(watch->conn) != CONNECTION_OK)
         return drop_connection(watch, status == WN_TABLES_READ ? WN_TABLES_UNKNOWN : status);
     return status;
+}
+
+void wn_tablewatch_reset(wn_tablewatch *watch)
+{
+    if (watch != NULL)
+        drop_connection(watch, WN_TABLES_UNKNOWN);
+}
+
+wn_table_verdict wn_table_judge(const wn_table_seen *seen, uint32_t expected,
+                                const char *qualified, const char *publication, char *why,
+                                size_t whylen)
+{
+    if (expected == 0)
+        expected = seen->oid;
+    if (seen->oid != expected && seen->expected_exists) {
+        snprintf(why, whylen,
+                 "table \"%s\" (OID %" PRIu32 ") was renamed to \"%s\"%s: its changes would no "
+                 "longer be delivered, so walnotify stops before acknowledging past that; "
+                 WN_RENAMED_REMEDY,
+                 qualified, expected, seen->expected_now,
+                 seen->oid ? ", and another table now has its old name" : "", qualified,
+                 seen->expected_now);
+        return WN_TABLE_RENAMED;
+    }
+    if (seen->oid == 0) {
+        snprintf(why, whylen,
+                 "table \"%s\" (OID %" PRIu32 ") was dropped: walnotify stops before "
+                 "acknowledging past that; restore the table, or remove it from source.tables "
+                 "(and the plugins' tables), and start again",
+                 qualified, expected);
+        return WN_TABLE_DROPPED;
+    }
+    if (!seen->published) {
+        snprintf(why, whylen,
+                 "table \"%s\" (OID %" PRIu32 ") is no longer in publication \"%s\"%s: its "
+                 "changes since then are not in the stream, so walnotify stops before "
+                 "acknowledging past that; starting walnotify again puts the table back into "
+                 "the publication, but the changes made while it was out are not delivered "
+                 "(recopy them if they matter)",
+                 qualified, seen->oid, publication,
+                 seen->oid != expected ? " (it was dropped and created again)" : "");
+        return WN_TABLE_UNPUBLISHED;
+    }
+    return seen->oid == expected ? WN_TABLE_SAME : WN_TABLE_MADE_AGAIN;
 }

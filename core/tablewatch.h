@@ -49,6 +49,34 @@ wn_tablewatch *wn_tablewatch_create(const wn_config *config, bool utf8);
 wn_tables_read wn_tablewatch_read(void *watch, const uint32_t *expected, wn_table_seen *seen, int stop_fd,
                                char *err, size_t errlen);
 
+/* Drops the connection, if any: the next read makes a new one. */
+void wn_tablewatch_reset(wn_tablewatch *watch);
+
+/* What became of a configured table, from what the catalog says and the OID it should have. */
+typedef enum wn_table_verdict {
+    WN_TABLE_SAME,        /* published under the OID it had */
+    WN_TABLE_MADE_AGAIN,  /* another table under its name (dropped and created again), published */
+    WN_TABLE_RENAMED,     /* the table it was now has another name or schema */
+    WN_TABLE_DROPPED,     /* no table under its name, and the one it was is gone */
+    WN_TABLE_UNPUBLISHED  /* the publication does not carry it (any more) */
+} wn_table_verdict;
+
+/* The remedy for a configured table now under another name (two %s: old, new "schema.name"). */
+#define WN_RENAMED_REMEDY                                                                      \
+    "to follow the table under its new name, replace \"%s\" by \"%s\" in source.tables (and in " \
+    "the plugins' tables) and start again: its changes since the rename are then delivered "  \
+    "under the new name (renaming it back instead would leave the changes made under the new " \
+    "name undelivered)"
+
+/*
+ * Judges what the catalog says of configured table `qualified` against the OID it should have
+ * (expected; 0: whatever it has). For RENAMED, DROPPED and UNPUBLISHED, why receives one line
+ * naming the table, what happened and the remedy.
+ */
+wn_table_verdict wn_table_judge(const wn_table_seen *seen, uint32_t expected,
+                                const char *qualified, const char *publication, char *why,
+                                size_t whylen);
+
 /* Closes the connection, if any, and frees the watch. */
 void wn_tablewatch_destroy(wn_tablewatch *watch);
 
