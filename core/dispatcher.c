@@ -71,6 +71,9 @@ typedef struct dispatcher {
     wn_handoff *handoff;
     wn_decoder *decoder;
     wn_relcache *relcache;
+    table_identity *tables; /* [source.ntables] */
+    uint32_t *expected;     /* [source.ntables], what the catalog check asks about */
+    wn_table_seen *seen;    /* [source.ntables], what it answers */
     plugin_slot *slots;
     size_t nslots;
 
@@ -78,9 +81,6 @@ typedef struct dispatcher {
     wn_lsn finished;     /* safe to acknowledge once the plugins are flushed */
     wn_lsn published;    /* last value handed to the reader */
     bool unflushed;      /* some plugin is dirty */
-    table_identity *tables; /* [source.ntables] */
-    uint32_t *expected;     /* [source.ntables], what the catalog check asks about */
-    wn_table_seen *seen;    /* [source.ntables], what it answers */
     bool finishing;      /* the last flush: a stop request no longer cuts its retries short */
     unsigned final_retries; /* retries of the last flush after a stop request */
     int64_t next_flush_ms;

@@ -34,7 +34,9 @@ static const char watch_sql[] =
     "SELECT c.oid, "
     "       c.oid IS NOT NULL AND c.oid IN (SELECT relid FROM pg_get_publication_tables($4)), "
     "       e.oid IS NOT NULL, "
-    "       coalesce(en.nspname || '.' || e.relname, '') "
+    "       coalesce(en.nspname || '.' || e.relname, ''), "
+    "       EXISTS (SELECT 1 FROM unnest($1::text[], $2::text[]) AS u(s, n) "
+    "               WHERE u.s = en.nspname AND u.n = e.relname) "
     "FROM unnest($1::text[], $2::text[], $3::oid[]) WITH ORDINALITY AS t(s, n, o, i) "
     "LEFT JOIN pg_namespace ns ON ns.nspname = t.s "
     "LEFT JOIN pg_class c ON c.relnamespace = ns.oid AND c.relname = t.n "
@@ -198,6 +200,7 @@ static void read_row(const PGresult *res, int row, wn_table_seen *seen)
     seen->published = strcmp(PQgetvalue(res, row, 1), "t") == 0;
     seen->expected_exists = strcmp(PQgetvalue(res, row, 2), "t") == 0;
     snprintf(seen->expected_now, sizeof seen->expected_now, "%s", PQgetvalue(res, row, 3));
+    seen->expected_now_configured = strcmp(PQgetvalue(res, row, 4), "t") == 0;
 }
 
 /* Takes every result of the query: WN_TABLES_READ with seen filled, or a failure with err set. */
@@ -218,7 +221,7 @@ static wn_tables_read take_results(wn_tablewatch *watch, wn_table_seen *seen, ch
             wn_server_message(watch->conn, res, message, sizeof message);
             snprintf(err, errlen, "%s", message);
             status = read_failure(watch->conn, res);
-        } else if ((size_t)PQntuples(res) != ntables || PQnfields(res) != 4) {
+        } else if ((size_t)PQntuples(res) != ntables || PQnfields(res) != 5) {
             snprintf(err, errlen, "the catalog query returned %d rows for %zu tables",
                      PQntuples(res), ntables);
             status = WN_TABLES_REFUSED;
@@ -284,7 +287,9 @@ wn_table_verdict wn_table_judge(const wn_table_seen *seen, uint32_t expected,
 {
     if (expected == 0)
         expected = seen->oid;
-    if (seen->oid != expected && seen->expected_exists) {
+    /* Renamed to another configured name, its changes go on under that name (as the stream
+     * shows them); what its own name means now is judged below. */
+    if (seen->oid != expected && seen->expected_exists && !seen->expected_now_configured) {
         snprintf(why, whylen,
                  "table \"%s\" (OID %" PRIu32 ") was renamed to \"%s\"%s: its changes would no "
                  "longer be delivered, so walnotify stops before acknowledging past that; "

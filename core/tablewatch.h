@@ -20,7 +20,8 @@ typedef struct wn_table_seen {
     uint32_t oid;                        /* the table under its configured name; 0: none */
     bool published;                      /* the publication carries its changes */
     bool expected_exists;                /* the OID asked about still names a relation... */
-    char expected_now[WN_QUALIFIED_MAX]; /* ...called "schema.name" now ("" when not) */
+    char expected_now[WN_QUALIFIED_MAX]; /* ...called "schema.name" now ("" when not)... */
+    bool expected_now_configured;        /* ...which is also in source.tables */
 } wn_table_seen;
 
 /* How a read of the catalog went. */
@@ -56,7 +57,7 @@ void wn_tablewatch_reset(wn_tablewatch *watch);
 typedef enum wn_table_verdict {
     WN_TABLE_SAME,        /* published under the OID it had */
     WN_TABLE_MADE_AGAIN,  /* another table under its name (dropped and created again), published */
-    WN_TABLE_RENAMED,     /* the table it was now has another name or schema */
+    WN_TABLE_RENAMED,     /* the table it was now has a name or schema source.tables lacks */
     WN_TABLE_DROPPED,     /* no table under its name, and the one it was is gone */
     WN_TABLE_UNPUBLISHED  /* the publication does not carry it (any more) */
 } wn_table_verdict;

@@ -102,6 +102,53 @@ START_TEST(test_rename_seen_in_stream_stops)
 }
 END_TEST
 
+/* Two configured tables swap names: each one's changes go on under its new name, which is
+ * configured too; neither the stream nor the catalog check stops. */
+START_TEST(test_swap_of_configured_tables_goes_on)
+{
+    static const char *const want[] = {
+        "public.a insert 0 {id:1,v:a}",
+        "public.b insert 0 {id:1,v:b}",
+        "public.a insert 0 {id:2,v:was-b}",
+        "public.b insert 0 {id:2,v:was-a}",
+    };
+    static const char *const needles[] = {"is now named \"public.b\", also in source.tables"};
+    itest_ctx ctx;
+    itest_path conf, out;
+    itest_host host;
+    itest_lines lines;
+    itest_events events;
+
+    itest_begin(&ctx, "relswap");
+    itest_exec(ctx.conn, "CREATE TABLE a (id int PRIMARY KEY, v text); "
+                         "CREATE TABLE b (id int PRIMARY KEY, v text)");
+    conf = jsonl_config(&ctx, "\"public.a\", \"public.b\"", 200);
+    itest_create_slot(&ctx, conf.s);
+    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
+    out = itest_file(&ctx, "out.jsonl");
+    itest_exec(ctx.conn, "INSERT INTO a VALUES (1, 'a')");
+    itest_exec(ctx.conn, "INSERT INTO b VALUES (1, 'b')");
+    lines = itest_wait_lines(out.s, 2, ITEST_WAIT_S);
+    itest_lines_free(&lines);
+    wait_confirmed(&ctx, itest_current_lsn(ctx.conn));
+
+    itest_exec(ctx.conn, "BEGIN; ALTER TABLE a RENAME TO tmp; ALTER TABLE b RENAME TO a; "
+                         "ALTER TABLE tmp RENAME TO b; COMMIT");
+    itest_exec(ctx.conn, "INSERT INTO a VALUES (2, 'was-b')");
+    itest_exec(ctx.conn, "INSERT INTO b VALUES (2, 'was-a')");
+    lines = itest_wait_lines(out.s, 4, ITEST_WAIT_S);
+    itest_lines_free(&lines);
+    wait_confirmed(&ctx, itest_current_lsn(ctx.conn));
+    ck_assert_msg(itest_host_running(&host), "walnotify exited");
+    ck_assert_int_eq(itest_host_stop(&host, SIGTERM), 0);
+    events = itest_read_events(out.s);
+    itest_assert_described(&events, want, sizeof want / sizeof want[0], "out.jsonl");
+    itest_events_free(&events);
+    assert_stderr_has(&host, needles, sizeof needles / sizeof needles[0]);
+    itest_end(&ctx);
+}
+END_TEST
+
 /* A table moved to another schema, with no row of it in the stream: the catalog check before the
  * next acknowledgement sees it. */
 START_TEST(test_set_schema_seen_by_check_stops)
@@ -360,6 +407,7 @@ int main(void)
 
     tcase_set_timeout(tc, ITEST_TIMEOUT_S);
     tcase_add_test(tc, test_rename_seen_in_stream_stops);
+    tcase_add_test(tc, test_swap_of_configured_tables_goes_on);
     tcase_add_test(tc, test_set_schema_seen_by_check_stops);
     tcase_add_test(tc, test_removed_from_publication_stops);
     tcase_add_test(tc, test_removed_while_reconnecting_stops);
