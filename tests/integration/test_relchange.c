@@ -1,9 +1,10 @@
 /*
  * Configured tables that change under a running walnotify: renamed (the stream's Relation
- * message, and the catalog check when no row shows it), moved to another schema, taken out of
- * the publication, dropped and created again, a column whose type changed, and the check's own
- * connection lost. Where changes would no longer be delivered, walnotify must stop with exit 3
- * before the acknowledged position passes them; where they still are, it says what changed once.
+ * message, and the catalog check when no row shows it), moved to another schema, two of them
+ * swapping names, taken out of the publication (also while the stream was down), dropped,
+ * dropped and created again, a column whose type changed, and the check's own connection lost.
+ * Where changes would no longer be delivered, walnotify must stop with exit 3 before the
+ * acknowledged position passes them; where they still are, it says what changed once.
  */
 #include <check.h>
 #include <stdio.h>
@@ -219,6 +220,40 @@ START_TEST(test_removed_from_publication_stops)
 }
 END_TEST
 
+/* A configured table dropped leaves nothing in the stream either: the catalog check stops
+ * walnotify before the acknowledgement passes the DROP TABLE. */
+START_TEST(test_dropped_stops)
+{
+    static const char *const needles[] = {"table \"public.b\"", "was dropped"};
+    itest_ctx ctx;
+    itest_path conf, out;
+    itest_host host;
+    itest_lines lines;
+    wn_lsn before;
+
+    itest_begin(&ctx, "reldrop");
+    itest_exec(ctx.conn, "CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY)");
+    conf = jsonl_config(&ctx, "\"public.a\", \"public.b\"", 200);
+    itest_create_slot(&ctx, conf.s);
+    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
+    out = itest_file(&ctx, "out.jsonl");
+    itest_exec(ctx.conn, "INSERT INTO a VALUES (1); INSERT INTO b VALUES (1)");
+    lines = itest_wait_lines(out.s, 2, ITEST_WAIT_S);
+    itest_lines_free(&lines);
+    wait_confirmed(&ctx, itest_current_lsn(ctx.conn));
+
+    itest_exec(ctx.conn, "DROP TABLE b");
+    before = itest_current_lsn(ctx.conn);
+    itest_exec(ctx.conn, "INSERT INTO a VALUES (2)");
+    itest_host_wait(&host, ITEST_WAIT_S);
+    itest_assert_exit(&host, 3);
+    itest_assert_reason(&host);
+    assert_stderr_has(&host, needles, sizeof needles / sizeof needles[0]);
+    assert_confirmed_at_most(&ctx, before);
+    itest_end(&ctx);
+}
+END_TEST
+
 /* Taken out of the publication while the stream was down: the reconnection checks the tables
  * before preparing the server, which would otherwise put the table back without a word. */
 START_TEST(test_removed_while_reconnecting_stops)
@@ -410,6 +445,7 @@ int main(void)
     tcase_add_test(tc, test_swap_of_configured_tables_goes_on);
     tcase_add_test(tc, test_set_schema_seen_by_check_stops);
     tcase_add_test(tc, test_removed_from_publication_stops);
+    tcase_add_test(tc, test_dropped_stops);
     tcase_add_test(tc, test_removed_while_reconnecting_stops);
     tcase_add_test(tc, test_dropped_and_created_again_warns_once);
     tcase_add_test(tc, test_column_type_changed_warns_once);
