@@ -397,11 +397,7 @@ static void table_recreated(dispatcher *d, size_t index, uint32_t old_oid, uint3
         return;
     table->warned_old = old_oid;
     table->warned_new = new_oid;
-    wn_log(WN_LOG_WARNING,
-           "table \"%s\" now has OID %" PRIu32 ", not %" PRIu32 ": it is another table under "
-           "the same name (dropped and created again, or another table renamed to it); its "
-           "changes are delivered under that name",
-           table_name(d, index), new_oid, old_oid);
+    wn_table_say_made_again(table_name(d, index), old_oid, new_oid);
 }
 
 /* Warns, once per column, about columns of a configured table whose type changed: values are

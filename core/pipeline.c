@@ -12,7 +12,6 @@
 #include "pipeline.h"
 
 #include <errno.h>
-#include <inttypes.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -252,11 +251,7 @@ static int recheck_tables(run *r, char *err, size_t errlen)
         case WN_TABLE_SAME:
             break;
         case WN_TABLE_MADE_AGAIN:
-            wn_log(WN_LOG_WARNING,
-                   "table \"%s\" now has OID %" PRIu32 ", not %" PRIu32 ": it is another "
-                   "table under the same name (dropped and created again, or another table "
-                   "renamed to it); its changes are delivered under that name",
-                   source->tables[i].qualified, seen[i].oid, r->table_oids[i]);
+            wn_table_say_made_again(source->tables[i].qualified, r->table_oids[i], seen[i].oid);
             break;
         case WN_TABLE_RENAMED:
         case WN_TABLE_DROPPED:

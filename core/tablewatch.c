@@ -20,8 +20,9 @@
 #include <libpq-fe.h>
 
 #include "conninfo.h"
+#include "log.h"
 
-#define QUERY_TIMEOUT_MS 5000 /* a check that takes longer is given up (and tried again later) */
+#define QUERY_TIMEOUT_MS 5000 /* a check that takes longer is given up: nothing is known */
 #define MESSAGE_MAX 1024
 
 struct wn_tablewatch {
@@ -245,9 +246,8 @@ wn_tables_read wn_tablewatch_read(void *arg, const uint32_t *expected, wn_table_
 
     if (watch->conn == NULL) {
         watch->conn = wn_connect(source->conninfo, false, watch->utf8, &exit_status, err, errlen);
-        /* Whatever the reason, a failed connection says nothing about the tables: the next
-         * status interval tries again, and the replication stream notices a server that is
-         * gone for good. */
+        /* Whatever the reason, a failed connection says nothing about the tables; the
+         * reconnection that follows says what cannot be waited out (authentication, ...). */
         if (watch->conn == NULL)
             return WN_TABLES_UNKNOWN;
     }
@@ -319,4 +319,13 @@ wn_table_verdict wn_table_judge(const wn_table_seen *seen, uint32_t expected,
         return WN_TABLE_UNPUBLISHED;
     }
     return seen->oid == expected ? WN_TABLE_SAME : WN_TABLE_MADE_AGAIN;
+}
+
+void wn_table_say_made_again(const char *qualified, uint32_t old_oid, uint32_t new_oid)
+{
+    wn_log(WN_LOG_WARNING,
+           "table \"%s\" now has OID %" PRIu32 ", not %" PRIu32 ": it is another table under "
+           "the same name (dropped and created again, or another table renamed to it); its "
+           "changes are delivered under that name",
+           qualified, new_oid, old_oid);
 }

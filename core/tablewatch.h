@@ -78,6 +78,9 @@ wn_table_verdict wn_table_judge(const wn_table_seen *seen, uint32_t expected,
                                 const char *qualified, const char *publication, char *why,
                                 size_t whylen);
 
+/* Logs the warning for WN_TABLE_MADE_AGAIN: `qualified` now has new_oid, not old_oid. */
+void wn_table_say_made_again(const char *qualified, uint32_t old_oid, uint32_t new_oid);
+
 /* Closes the connection, if any, and frees the watch. */
 void wn_tablewatch_destroy(wn_tablewatch *watch);
 
