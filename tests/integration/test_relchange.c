@@ -103,6 +103,31 @@ START_TEST(test_rename_seen_in_stream_stops)
 }
 END_TEST
 
+/* The check names the tables to the server inside array literals: a name with a quote, a
+ * backslash, a comma and braces must still be found, published, and acknowledged. */
+START_TEST(test_check_quotes_names)
+{
+    itest_ctx ctx;
+    itest_path conf, out;
+    itest_host host;
+    itest_lines lines;
+
+    itest_begin(&ctx, "relquote");
+    itest_exec(ctx.conn, "CREATE TABLE \"we\"\"ird\\{x},y\" (id int PRIMARY KEY)");
+    conf = jsonl_config(&ctx, "\"public.we\\\"ird\\\\{x},y\"", 200);
+    itest_create_slot(&ctx, conf.s);
+    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
+    out = itest_file(&ctx, "out.jsonl");
+    itest_exec(ctx.conn, "INSERT INTO \"we\"\"ird\\{x},y\" VALUES (1)");
+    lines = itest_wait_lines(out.s, 1, ITEST_WAIT_S);
+    itest_lines_free(&lines);
+    wait_confirmed(&ctx, itest_current_lsn(ctx.conn));
+    ck_assert_msg(itest_host_running(&host), "walnotify exited");
+    ck_assert_int_eq(itest_host_stop(&host, SIGTERM), 0);
+    itest_end(&ctx);
+}
+END_TEST
+
 /* Two configured tables swap names: each one's changes go on under its new name, which is
  * configured too; neither the stream nor the catalog check stops. */
 START_TEST(test_swap_of_configured_tables_goes_on)
@@ -442,6 +467,7 @@ int main(void)
 
     tcase_set_timeout(tc, ITEST_TIMEOUT_S);
     tcase_add_test(tc, test_rename_seen_in_stream_stops);
+    tcase_add_test(tc, test_check_quotes_names);
     tcase_add_test(tc, test_swap_of_configured_tables_goes_on);
     tcase_add_test(tc, test_set_schema_seen_by_check_stops);
     tcase_add_test(tc, test_removed_from_publication_stops);
