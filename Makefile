@@ -82,6 +82,7 @@ UNIT_DEPS_conninfo   := conninfo log
 UNIT_DEPS_log        := log
 UNIT_DEPS_state      := state lsn log
 UNIT_DEPS_dispatcher := dispatcher deadletter handoff decoder relcache tablewatch loader config conninfo lsn log
+UNIT_DEPS_tablewatch := tablewatch conninfo log
 
 UNIT_SRCS    := $(wildcard tests/unit/test_*.c)
 UNIT_BINS    := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRCS))
