@@ -6,7 +6,8 @@
 // It speaks the protocol of walnotify's exec plugin (README, "The exec plugin"), with Node's own
 // modules only. Events are appended as they come; a transaction that is aborted is cut off the
 // file again; when walnotify asks for a flush, the file is fsynced and the last transaction
-// ended is acknowledged (which acknowledges every one before it). At start, a torn last line
+// ended is acknowledged (which acknowledges every one before it). The file is held by one copy
+// at a time (PATH.lock), as a killed walnotify may leave one behind. At start, a torn last line
 // left by a crash is cut, and the last line gives the highest identity, (commit LSN, seq),
 // stored: an event that comes again is dropped.
 'use strict';
@@ -49,8 +50,49 @@ function recover(fd) {
   return { size: start + end, stored };
 }
 
+function sleepMs(ms) {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+function alive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return err.code === 'EPERM';
+  }
+}
+
+// The file is this process's alone: a copy left by a killed walnotify may still be finishing
+// its input. PATH.lock holds the owner's pid; a lock whose owner is gone is taken over.
+function lock(path) {
+  const lockPath = path + '.lock';
+  for (;;) {
+    try {
+      const fd = fs.openSync(lockPath, 'wx', 0o600);
+      fs.writeSync(fd, String(process.pid));
+      fs.closeSync(fd);
+      return lockPath;
+    } catch (err) {
+      if (err.code !== 'EEXIST') throw err;
+    }
+    let owner = NaN;
+    try {
+      owner = parseInt(fs.readFileSync(lockPath, 'utf8'), 10);
+    } catch (err) {
+      if (err.code !== 'ENOENT') throw err;
+    }
+    if (Number.isInteger(owner) && !alive(owner)) {
+      fs.rmSync(lockPath, { force: true });
+    } else {
+      sleepMs(50);
+    }
+  }
+}
+
 function main() {
   const path = process.argv[2] || 'events.jsonl';
+  const lockPath = lock(path);
   const fd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
   let { size, stored } = recover(fd);
   let open = null; // the transaction in hand: where it started in the file, stored before it
@@ -128,6 +170,7 @@ function main() {
     dropOpen();
     fs.fsyncSync(fd);
     fs.closeSync(fd);
+    fs.rmSync(lockPath, { force: true });
     process.stderr.write('jsonl sink: end of input, ' + path + ' closed\n');
   });
 }

@@ -4,7 +4,8 @@
  *   - the Python example (SQLite) while walnotify is killed with SIGKILL again and again under a
  *     writer: its database ends equal to the table, each row once, in commit order (the child a
  *     killed walnotify leaves behind finishes its input and exits; the next one drops replays);
- *   - the Node example (a JSON-lines file) over two runs: each row once, in commit order;
+ *   - the Node example (a JSON-lines file) over two runs, and under kill -9 as above: each row
+ *     once, in commit order (the copy a killed walnotify left holds the file until it exits);
  *   - a sink that acknowledges late: the slot, sampled throughout, never passes a transaction
  *     the sink has not acknowledged;
  *   - SIGTERM to walnotify: the child reads the end of its input, finishes and exits;
@@ -41,46 +42,88 @@ static void make_table(itest_ctx *ctx)
                           "CREATE SEQUENCE ids");
 }
 
-START_TEST(test_python_sqlite_under_kill9)
+/*
+ * Runs the sink `argv` under a writer while walnotify is killed with SIGKILL `kills` times at
+ * random moments, then once more to the end of the WAL.
+ */
+static void run_under_kill9(itest_ctx *ctx, const char *what, const char *argv)
 {
     const faults_mix mix = {
         .min_rows = 1, .max_rows = 30, .big_every = 40, .big_rows = 3000, .pause_ms = 20};
     int kills = env_int("WN_EXEC_KILLS", DEFAULT_KILLS);
-    uint64_t seed = faults_seed("exec kill9");
+    uint64_t seed = faults_seed(what);
     faults_rng rng = faults_rng_new(seed);
-    itest_ctx ctx;
     itest_host host;
-    itest_path conf, db;
-    char argv[2 * PATH_MAX];
-    long long *ids;
-    size_t count;
+    itest_path conf;
     pid_t writer;
 
-    itest_begin(&ctx, "execsql");
-    make_table(&ctx);
-    snprintf(argv, sizeof argv, "\"python3\", \"%s\", \"events.db\"",
-             itest_root_file("etc/examples/sqlite_sink.py").s);
-    conf = execsink_config(&ctx, "sqlite.cfg", 200, 30000, argv);
-    itest_create_slot(&ctx, conf.s);
-    db = itest_file(&ctx, "events.db");
-
-    writer = faults_writer_start(&ctx, "t", "ids", faults_rng_next(&rng), &mix);
+    make_table(ctx);
+    conf = execsink_config(ctx, "kill9.cfg", 200, 30000, argv);
+    itest_create_slot(ctx, conf.s);
+    writer = faults_writer_start(ctx, "t", "ids", faults_rng_next(&rng), &mix);
     for (int k = 0; k < kills; k++) {
-        faults_wait_slot_released(ctx.conn, ctx.slot);
-        itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
+        faults_wait_slot_released(ctx->conn, ctx->slot);
+        itest_host_start(ctx, &host, ITEST_ARGS("-c", conf.s));
         itest_sleep_ms((int)faults_rng_range(&rng, KILL_AFTER_MIN_MS, KILL_AFTER_MAX_MS));
         ck_assert_msg(itest_host_running(&host), "walnotify stopped by itself (exit %d)",
                       host.status);
         faults_host_kill(&host);
     }
     itest_writer_stop(writer);
-    faults_wait_slot_released(ctx.conn, ctx.slot);
-    itest_run_to_now(&ctx, conf.s);
+    faults_wait_slot_released(ctx->conn, ctx->slot);
+    itest_run_to_now(ctx, conf.s);
+    fprintf(stderr, "%s: %lld rows after %d kills (seed %" PRIu64 ")\n", what,
+            itest_query_int(ctx->conn, "SELECT count(*) FROM t"), kills, seed);
+}
 
+START_TEST(test_python_sqlite_under_kill9)
+{
+    itest_ctx ctx;
+    itest_path db;
+    char argv[2 * PATH_MAX];
+    long long *ids;
+    size_t count;
+
+    itest_begin(&ctx, "execsql");
+    snprintf(argv, sizeof argv, "\"python3\", \"%s\", \"events.db\"",
+             itest_root_file("etc/examples/sqlite_sink.py").s);
+    run_under_kill9(&ctx, "exec sqlite kill9", argv);
+    db = itest_file(&ctx, "events.db");
     ids = execsink_sqlite_ids(db.s, &count);
     execsink_assert_ids(ctx.conn, ids, count, "the SQLite database");
-    fprintf(stderr, "exec kill9: %zu rows in SQLite after %d kills (seed %" PRIu64 ")\n", count,
-            kills, seed);
+    free(ids);
+    itest_end(&ctx);
+}
+END_TEST
+
+/* The ids of the Node example's file, in file order; to free. */
+static long long *jsonl_ids(const char *path, size_t *count)
+{
+    itest_events events = itest_read_events(path);
+    long long *ids = calloc(events.count + 1, sizeof *ids);
+
+    ck_assert_ptr_nonnull(ids);
+    itest_assert_commit_order(&events);
+    for (size_t i = 0; i < events.count; i++)
+        ids[i] = strtoll(itest_value(&events.event[i], "id"), NULL, 10);
+    *count = events.count;
+    itest_events_free(&events);
+    return ids;
+}
+
+START_TEST(test_node_jsonl_under_kill9)
+{
+    itest_ctx ctx;
+    char argv[2 * PATH_MAX];
+    long long *ids;
+    size_t count;
+
+    itest_begin(&ctx, "execnodek");
+    snprintf(argv, sizeof argv, "\"node\", \"%s\", \"events.jsonl\"",
+             itest_root_file("etc/examples/jsonl_sink.js").s);
+    run_under_kill9(&ctx, "exec node kill9", argv);
+    ids = jsonl_ids(itest_file(&ctx, "events.jsonl").s, &count);
+    execsink_assert_ids(ctx.conn, ids, count, "the Node sink's file");
     free(ids);
     itest_end(&ctx);
 }
@@ -219,6 +262,7 @@ int main(void)
     tcase_set_timeout(tc, ITEST_TIMEOUT_S);
     tcase_add_test(tc, test_python_sqlite_under_kill9);
     tcase_add_test(tc, test_node_jsonl_two_runs);
+    tcase_add_test(tc, test_node_jsonl_under_kill9);
     tcase_add_test(tc, test_late_acknowledgements_hold_the_slot);
     tcase_add_test(tc, test_sigterm_ends_the_child);
     tcase_add_test(tc, test_example_configuration_is_valid);
