@@ -15,8 +15,7 @@
 #define RELAY_LINE_MAX 2048 /* bytes of one relayed line; a longer one goes as several */
 #define WAIT_STEP_MS 10     /* how often a stopping child is looked at */
 
-/* ---- standard error, relayed ------------------------------------------------------------------
- */
+/* ---- standard error, relayed ----------------------------------------------------------------- */
 
 typedef struct relay_buf {
     char text[RELAY_LINE_MAX + 1];
@@ -90,8 +89,7 @@ static void *relay_main(void *arg)
     return NULL;
 }
 
-/* ---- starting ---------------------------------------------------------------------------------
- */
+/* ---- starting -------------------------------------------------------------------------------- */
 
 static void close_fd(int *fd)
 {
@@ -249,8 +247,7 @@ close_pipes:
     return rc;
 }
 
-/* ---- ending -----------------------------------------------------------------------------------
- */
+/* ---- ending ---------------------------------------------------------------------------------- */
 
 static void describe_status(int status, char *how, size_t howlen)
 {

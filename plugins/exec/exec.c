@@ -77,8 +77,8 @@ typedef struct exec_state {
     txn_record inflight[INFLIGHT_MAX]; /* a ring, oldest at head */
     size_t head;
     size_t count;
-    uint64_t last_acked; /* the newest commit LSN the child acknowledged since it started
-                            or since the last rewind */
+    uint64_t min_sent; /* the oldest and newest commit LSNs ended on this child's input: an */
+    uint64_t max_sent; /* acknowledgement between them of one not in flight is harmless */
 
     char *out; /* OUT_CAP bytes: out[written..used) is still to write */
     size_t used;
@@ -110,8 +110,7 @@ static const walnotify_setting exec_settings[] = {
     {.name = NULL},
 };
 
-/* ---- settings ---------------------------------------------------------------------------------
- */
+/* ---- settings -------------------------------------------------------------------------------- */
 
 static bool env_name_char(char c, bool first)
 {
@@ -194,8 +193,7 @@ static walnotify_status exec_check(const walnotify_host *host)
     return WALNOTIFY_OK;
 }
 
-/* ---- the child's command and environment ------------------------------------------------------
- */
+/* ---- the child's command and environment ----------------------------------------------------- */
 
 static char **make_argv(const walnotify_host *host)
 {
@@ -291,8 +289,7 @@ static bool lsn_parse(const char *text, uint64_t *lsn)
     return true;
 }
 
-/* ---- time -------------------------------------------------------------------------------------
- */
+/* ---- time ------------------------------------------------------------------------------------ */
 
 static long long now_ms(void)
 {
@@ -302,8 +299,7 @@ static long long now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* ---- what goes wrong --------------------------------------------------------------------------
- */
+/* ---- what goes wrong ------------------------------------------------------------------------- */
 
 __attribute__((format(printf, 3, 4))) static void child_broke(exec_state *st, int grace_ms,
                                                               const char *format, ...)
@@ -345,15 +341,13 @@ static void not_protocol(exec_state *st, const char *line, size_t len, const cha
 static void forget_inflight(exec_state *st)
 {
     st->head = st->count = 0;
-    st->last_acked = 0;
     st->in_txn = false;
     st->begin_written = false;
     memset(&st->open, 0, sizeof st->open);
     st->reply_len = 0;
 }
 
-/* ---- replies ----------------------------------------------------------------------------------
- */
+/* ---- replies --------------------------------------------------------------------------------- */
 
 static const txn_record *inflight_at(const exec_state *st, size_t i)
 {
@@ -368,17 +362,19 @@ static void reply_ack(exec_state *st, const char *line, size_t len, const char *
 
     if (!lsn_parse(arg, &lsn))
         return not_protocol(st, line, len, "ack takes a commit LSN like 0/1A2B3C8");
-    if (lsn <= st->last_acked)
-        return; /* acknowledged already: harmless */
+    /* The ring grows in commit order (write_begin sees to it). */
     while (upto < st->count && inflight_at(st, upto)->lsn < lsn)
         upto++;
-    if (upto == st->count || inflight_at(st, upto)->lsn != lsn)
-        return not_protocol(st, line, len,
-                            "it acknowledges a transaction walnotify has not ended on the "
-                            "child's input");
-    st->head = (st->head + upto + 1) % INFLIGHT_MAX;
-    st->count -= upto + 1;
-    st->last_acked = lsn;
+    if (upto < st->count && inflight_at(st, upto)->lsn == lsn) {
+        st->head = (st->head + upto + 1) % INFLIGHT_MAX;
+        st->count -= upto + 1;
+        return;
+    }
+    if (lsn < st->min_sent || lsn > st->max_sent)
+        not_protocol(st, line, len,
+                     "it acknowledges a transaction walnotify has not ended on the child's "
+                     "input");
+    /* else: acknowledged already, harmless */
 }
 
 /* The transaction a failure names: one in flight, or the open one if it has events written. */
@@ -537,8 +533,7 @@ static bool read_replies(exec_state *st)
     return progress;
 }
 
-/* ---- output -----------------------------------------------------------------------------------
- */
+/* ---- output ---------------------------------------------------------------------------------- */
 
 /* Writes what the pipe takes now; true when something was written. */
 static bool write_some(exec_state *st)
@@ -670,8 +665,7 @@ __attribute__((format(printf, 2, 3))) static int out_printf(exec_state *st, cons
     return out_put(st, line, (size_t)n);
 }
 
-/* ---- the child's life -------------------------------------------------------------------------
- */
+/* ---- the child's life ------------------------------------------------------------------------ */
 
 static int ensure_child(exec_state *st)
 {
@@ -681,6 +675,8 @@ static int ensure_child(exec_state *st)
         return 0;
     st->used = st->written = 0;
     st->say_rewind = false;
+    st->min_sent = UINT64_MAX;
+    st->max_sent = 0;
     forget_inflight(st);
     return exec_child_start(&st->child, &command, st->host);
 }
@@ -729,8 +725,7 @@ static walnotify_status settle(exec_state *st)
                              p.reason[0] ? p.reason : "the child reported a failure");
 }
 
-/* ---- callbacks --------------------------------------------------------------------------------
- */
+/* ---- callbacks ------------------------------------------------------------------------------- */
 
 static void free_state(exec_state *st)
 {
@@ -796,10 +791,31 @@ static walnotify_status exec_begin(void *state, const walnotify_txn *txn)
     return WALNOTIFY_OK;
 }
 
+/*
+ * The host streams again from an earlier position when another instance asked for it: a
+ * transaction still in flight may come again. Its acknowledgement would be ambiguous (which copy
+ * does "ack LSN" mean?), so what is in flight is acknowledged first.
+ */
+static int settle_replay(exec_state *st)
+{
+    const txn_record *newest;
+
+    if (st->count == 0)
+        return 0;
+    newest = inflight_at(st, st->count - 1);
+    if (st->open.lsn > newest->lsn)
+        return 0;
+    if (out_printf(st, "{\"walnotify\":\"flush\"}\n") != 0)
+        return -1;
+    return pump(st, WAIT_ACKED);
+}
+
 static int write_begin(exec_state *st)
 {
     char lsn[LSN_TEXT_MAX];
 
+    if (settle_replay(st) != 0)
+        return -1;
     if (st->say_rewind && out_printf(st, "{\"walnotify\":\"rewind\"}\n") != 0)
         return -1;
     st->say_rewind = false;
@@ -864,6 +880,10 @@ static walnotify_status exec_commit(void *state, const walnotify_txn *txn)
         return settle(st);
     st->inflight[(st->head + st->count) % INFLIGHT_MAX] = st->open;
     st->count++;
+    if (st->open.lsn > st->max_sent)
+        st->max_sent = st->open.lsn;
+    if (st->open.lsn < st->min_sent)
+        st->min_sent = st->open.lsn;
     st->in_txn = false;
     st->begin_written = false;
     /* Sent now, so that the child can acknowledge before walnotify asks for it. */

@@ -71,8 +71,7 @@ void execsink_assert_ids(PGconn *conn, const long long *ids, size_t count, const
     PQclear(res);
 }
 
-/* ---- slot samples -----------------------------------------------------------------------------
- */
+/* ---- slot samples ---------------------------------------------------------------------------- */
 
 int execsink_sample_until_exit(itest_ctx *ctx, itest_host *host, const char *log_path,
                                int timeout_s, execsink_samples *samples)
@@ -106,8 +105,7 @@ void execsink_samples_free(execsink_samples *samples)
     memset(samples, 0, sizeof *samples);
 }
 
-/* ---- the faulty sink's log --------------------------------------------------------------------
- */
+/* ---- the faulty sink's log ------------------------------------------------------------------- */
 
 typedef struct log_line {
     wn_lsn lsn;

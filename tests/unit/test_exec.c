@@ -24,8 +24,7 @@
 #define LOG_CAP (256 * 1024)
 #define BIG_VALUE (300 * 1024) /* bytes of one event's value, over the plugin's output buffer */
 
-/* ---- the plugin -------------------------------------------------------------------------------
- */
+/* ---- the plugin ------------------------------------------------------------------------------ */
 
 static void *plugin_handle;
 static const walnotify_plugin *plugin;
@@ -54,8 +53,7 @@ static void find_root(void)
     memcpy(root, resolved, strlen(resolved) + 1);
 }
 
-/* ---- a fake host ------------------------------------------------------------------------------
- */
+/* ---- a fake host ----------------------------------------------------------------------------- */
 
 typedef struct fake_host {
     walnotify_host host; /* first: the plugin's pointer is ours */
@@ -233,8 +231,7 @@ static void fake_free(fake_host *fh)
     free(fh);
 }
 
-/* ---- driving it as walnotify does -------------------------------------------------------------
- */
+/* ---- driving it as walnotify does ------------------------------------------------------------ */
 
 static uint64_t txn_lsn(int i)
 {
@@ -338,8 +335,7 @@ static void *start(fake_host *fh)
     return state;
 }
 
-/* ---- fixtures ---------------------------------------------------------------------------------
- */
+/* ---- fixtures -------------------------------------------------------------------------------- */
 
 static void setup(void)
 {
@@ -378,8 +374,7 @@ static void teardown(void)
     dlclose(plugin_handle);
 }
 
-/* ---- tests ------------------------------------------------------------------------------------
- */
+/* ---- tests ----------------------------------------------------------------------------------- */
 
 START_TEST(test_declaration)
 {
@@ -478,6 +473,23 @@ START_TEST(test_full_ring_asks_for_acknowledgements)
     ck_assert_int_eq(deliver(state, fh, 1100, 1, 5000), 0);
     plugin->shutdown(state);
     ck_assert_int_eq(fh->rewinds, 0);
+    fake_free(fh);
+}
+END_TEST
+
+START_TEST(test_replay_asked_by_another_instance)
+{
+    fake_host *fh = fake_new("batch", 5000);
+    void *state = start(fh);
+
+    /* Another instance's rewind: transactions still in flight come again, without a flush
+     * between. Each acknowledgement still names one transaction in flight. */
+    for (int round = 0; round < 2; round++)
+        for (int i = 0; i < 5; i++)
+            ck_assert_int_eq(deliver_txn(state, i, 2), WALNOTIFY_OK);
+    ck_assert_int_eq(plugin->flush(state), WALNOTIFY_OK);
+    plugin->shutdown(state);
+    ck_assert_msg(fh->rewinds == 0, "%s", fh->log);
     fake_free(fh);
 }
 END_TEST
@@ -711,6 +723,7 @@ int main(void)
     tcase_add_test(tc, test_lines_and_acks);
     tcase_add_test(tc, test_batched_acks);
     tcase_add_test(tc, test_full_ring_asks_for_acknowledgements);
+    tcase_add_test(tc, test_replay_asked_by_another_instance);
     tcase_add_test(tc, test_late_ack);
     tcase_add_test(tc, test_big_event);
     tcase_add_test(tc, test_crash_rewinds);
