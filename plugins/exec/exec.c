@@ -660,8 +660,11 @@ __attribute__((format(printf, 2, 3))) static int out_printf(exec_state *st, cons
     va_start(args, format);
     n = vsnprintf(line, sizeof line, format, args);
     va_end(args);
-    if (n < 0 || (size_t)n >= sizeof line)
-        return -1; /* our own marker lines are short: this does not happen */
+    if (n < 0 || (size_t)n >= sizeof line) {
+        /* Our own marker lines are short: this does not happen, but must not pass silently. */
+        child_broke(st, 0, "a marker line for the child did not fit in %zu bytes", sizeof line);
+        return -1;
+    }
     return out_put(st, line, (size_t)n);
 }
 
@@ -886,10 +889,12 @@ static walnotify_status exec_commit(void *state, const walnotify_txn *txn)
         st->min_sent = st->open.lsn;
     st->in_txn = false;
     st->begin_written = false;
-    /* Sent now, so that the child can acknowledge before walnotify asks for it. */
+    /* Sent now, so that the child can acknowledge before walnotify asks for it; what it
+     * acknowledged meanwhile is read, so that its replies never fill their pipe. */
     if (pump(st, WAIT_WRITTEN) != 0)
         return settle(st);
-    return WALNOTIFY_OK;
+    read_replies(st);
+    return st->pending.kind == PENDING_NONE ? WALNOTIFY_OK : settle(st);
 }
 
 static void exec_abort(void *state, const walnotify_txn *txn)
