@@ -26,7 +26,7 @@
 
 #define DEFAULT_KILLS 3
 #define KILL_AFTER_MIN_MS 300
-#define KILL_AFTER_MAX_MS 2000
+#define KILL_AFTER_MAX_MS 1500
 #define RUN_S 100
 
 static int env_int(const char *name, int fallback)

@@ -5,7 +5,7 @@
  * acknowledged) holds every row, and the host's peak RSS is measured as test_bigtxn does (wait4
  * reports the larger of walnotify's and its reaped child's: the bound holds for both).
  *
- * WN_EXEC_BIG_ROWS sets the rows (default 200,000; `make check-sinks` runs 2,000,000).
+ * WN_EXEC_BIG_ROWS sets the rows (default 100,000; `make check-sinks` runs 2,000,000).
  */
 #include <check.h>
 #include <stdio.h>
@@ -16,7 +16,7 @@
 #include "faults.h"
 #include "itest.h"
 
-#define DEFAULT_ROWS 200000L
+#define DEFAULT_ROWS 100000L
 #define PEAK_RSS_LIMIT_KB (64L * 1024) /* generous; the transaction's JSON alone is far larger */
 #define RUN_S_BASE 60                  /* the bound of the host run: this, plus a second per */
 #define ROWS_PER_S 8000                /* this many rows (a busy machine streams many more) */

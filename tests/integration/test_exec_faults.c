@@ -17,7 +17,7 @@
 #include "faults.h"
 #include "itest.h"
 
-#define TRANSACTIONS 40
+#define TRANSACTIONS 30
 #define ACK_TIMEOUT_MS 1500 /* how long a hanging child is given */
 #define RUN_S 100
 
