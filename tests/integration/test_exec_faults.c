@@ -5,7 +5,8 @@
  * the child is restarted and walnotify rewinds; the run still ends by itself (exit 0), every
  * committed row was acknowledged by the sink at least once, first acknowledgements came in
  * commit order, and the slot, sampled throughout, never passed a transaction the sink had not
- * acknowledged.
+ * acknowledged. And a child that refuses some rows for good, naming them: with on_error = "skip"
+ * they are in the dead-letter file (at least once), and every other row reached the sink.
  */
 #include <check.h>
 #include <inttypes.h>
@@ -20,6 +21,8 @@
 #define TRANSACTIONS 30
 #define ACK_TIMEOUT_MS 1500 /* how long a hanging child is given */
 #define RUN_S 100
+#define REJECT_EVERY 40 /* the sink refuses every row whose id is a multiple of this */
+#define REJECT_EVERY_TEXT "40"
 
 static void run_faulty(const char *mode, const char *expect)
 {
@@ -90,6 +93,97 @@ START_TEST(test_child_misbehaves_at_random)
 }
 END_TEST
 
+static int compare_ll(const void *a, const void *b)
+{
+    long long x = *(const long long *)a, y = *(const long long *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/*
+ * The distinct ids of the dead-letter file's lines, each checked to come from the sink's block.
+ * An event named again before its transaction was acknowledged is skipped again: the file holds
+ * it at least once.
+ */
+static long long *dead_letter_ids(const char *path, size_t *count)
+{
+    size_t n = 0;
+    itest_lines lines = itest_read_lines(path);
+    long long *ids = calloc(lines.count + 1, sizeof *ids);
+    char err[128];
+
+    ck_assert_ptr_nonnull(ids);
+    for (size_t i = 0; i < lines.count; i++) {
+        jl_value *line = jl_parse(lines.line[i], lines.length[i], err, sizeof err);
+        const jl_value *values = jl_get(line, "values"), *plugin = jl_get(line, "plugin");
+
+        ck_assert_msg(line != NULL, "%s:%zu: %s", path, i + 1, err);
+        ck_assert_msg(plugin != NULL && strcmp(plugin->text, "sink") == 0,
+                      "%s:%zu: not the sink's line", path, i + 1);
+        ck_assert_msg(jl_get(values, "id") != NULL, "%s:%zu: no id", path, i + 1);
+        ids[i] = strtoll(jl_get(values, "id")->text, NULL, 10);
+        jl_free(line);
+    }
+    qsort(ids, lines.count, sizeof *ids, compare_ll);
+    for (size_t i = 0; i < lines.count; i++)
+        if (i == 0 || ids[i] != ids[n - 1])
+            ids[n++] = ids[i];
+    *count = n;
+    itest_lines_free(&lines);
+    return ids;
+}
+
+START_TEST(test_child_refuses_rows_for_good)
+{
+    const faults_mix mix = {
+        .min_rows = 1, .max_rows = 25, .pause_ms = 5, .transactions = TRANSACTIONS};
+    uint64_t seed = faults_seed("reject");
+    itest_ctx ctx;
+    itest_host host;
+    itest_path conf, log_path, dead;
+    execsink_samples samples = {0};
+    long long *ids;
+    size_t count;
+    char *end;
+    pid_t writer;
+
+    itest_begin(&ctx, "execreject");
+    itest_exec(ctx.conn, "CREATE TABLE t (id bigint PRIMARY KEY); CREATE SEQUENCE ids");
+    conf = itest_config(&ctx, "reject.cfg", "\"public.t\"", 200,
+                        "{ name = \"sink\"; path = \"%s\"; on_error = \"skip\"; "
+                        "dead_letter = \"dead.jsonl\"; settings = { command = [ \"python3\", "
+                        "\"%s\", \"reject=%d\", \"%s\", \"1\" ]; }; }",
+                        itest_root_file("build/plugins/exec.so").s,
+                        itest_root_file("tests/fixtures/exec/faulty_sink.py").s, REJECT_EVERY,
+                        ctx.dir);
+    itest_create_slot(&ctx, conf.s);
+    log_path = itest_file(&ctx, "run.log");
+    dead = itest_file(&ctx, "dead.jsonl");
+
+    writer = faults_writer_start(&ctx, "t", "ids", seed, &mix);
+    while (!faults_writer_done(writer))
+        itest_sleep_ms(ITEST_POLL_MS);
+    end = itest_lsn_text(itest_current_lsn(ctx.conn));
+    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s, "--endpos", end));
+    free(end);
+    execsink_sample_until_exit(&ctx, &host, log_path.s, RUN_S, &samples);
+    itest_assert_exit(&host, 0);
+    /* What the sink refused is in the dead-letter file; the rest reached the sink. */
+    execsink_check_log_of(ctx.conn,
+                          "SELECT id FROM t WHERE id % " REJECT_EVERY_TEXT " <> 0 "
+                          "ORDER BY id",
+                          log_path.s, &samples);
+    ids = dead_letter_ids(dead.s, &count);
+    execsink_assert_ids_of(ctx.conn,
+                           "SELECT id FROM t WHERE id % " REJECT_EVERY_TEXT " = 0 "
+                           "ORDER BY id",
+                           ids, count, dead.s);
+    free(ids);
+    execsink_samples_free(&samples);
+    itest_end(&ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("exec_faults");
@@ -102,6 +196,7 @@ int main(void)
     tcase_add_test(tc, test_child_hangs);
     tcase_add_test(tc, test_child_writes_garbage);
     tcase_add_test(tc, test_child_misbehaves_at_random);
+    tcase_add_test(tc, test_child_refuses_rows_for_good);
     suite_add_tcase(suite, tc);
     runner = srunner_create(suite);
     srunner_run_all(runner, CK_NORMAL);

@@ -28,6 +28,9 @@ long long *execsink_sqlite_ids(const char *database, size_t *count);
 /* Fails unless ids (count of them, in delivery order) are exactly the table's ids, each once,
  * growing (the tests' single writer makes ids grow in commit order). */
 void execsink_assert_ids(PGconn *conn, const long long *ids, size_t count, const char *what);
+/* The same against the ids ids_sql returns (one bigint column, ordered). */
+void execsink_assert_ids_of(PGconn *conn, const char *ids_sql, const long long *ids, size_t count,
+                            const char *what);
 
 /* Slot samples taken while a host runs: the confirmed position, then the sink log's size. */
 typedef struct execsink_samples {
@@ -46,6 +49,9 @@ int execsink_sample_until_exit(itest_ctx *ctx, itest_host *host, const char *log
  * last line was not yet in the log. Returns the number of lines that were deliveries again.
  */
 size_t execsink_check_log(PGconn *conn, const char *log_path, const execsink_samples *samples);
+/* The same, the rows expected being those ids_sql returns (one bigint column, ordered). */
+size_t execsink_check_log_of(PGconn *conn, const char *ids_sql, const char *log_path,
+                             const execsink_samples *samples);
 
 void execsink_samples_free(execsink_samples *samples);
 
