@@ -46,6 +46,7 @@ typedef struct run {
     bool streamed;            /* a stream started before in this run: the slot must exist */
     wn_lsn resume;            /* where the next stream starts: the last published position */
     unsigned seed;            /* for the jitter of backoff delays */
+    int stop_fd;              /* readable once a stop is requested: ends waits on the server */
 } run;
 
 typedef struct reader_args {
@@ -212,8 +213,8 @@ static int open_stream(run *r, bool *nothing_to_do, char *err,
     *nothing_to_do = false;
     status = find_resume(r, &resume, &have_resume, &from, err, errlen);
     if (status == 0)
-        status = wn_setup_prepare(r->config, have_resume ? &resume : NULL, from, &server, err,
-                                  errlen);
+        status = wn_setup_prepare(r->config, have_resume ? &resume : NULL, from, r->stop_fd,
+                                  &server, err, errlen);
     if (status == 0)
         status = start_position(have_resume ? &resume : NULL, from, &server, &start, err, errlen);
     if (status != 0)
@@ -239,6 +240,7 @@ static int open_stream(run *r, bool *nothing_to_do, char *err,
         .progress_interval_ms = r->config->source.progress_interval_ms,
         .state_file = r->config->source.state_file,
         .origin = &r->origin,
+        .stop_fd = r->stop_fd,
     };
     status = wn_stream_open(&r->stream, &stream_options, err, errlen);
     if (status != 0)
@@ -301,6 +303,8 @@ static connect_result connect_with_retry(run *r, wn_session *sess,
         if (wn_session_stop_requested(sess))
             return CONNECT_STOPPED;
         status = open_stream(r, &nothing_to_do, err, sizeof err);
+        if (status == WN_EXIT_STOPPED)
+            return CONNECT_STOPPED;
         if (status == 0) {
             if (nothing_to_do)
                 return CONNECT_NOTHING_TO_DO;
@@ -462,12 +466,17 @@ static int run_pipeline(run *r, wn_session *sess)
     }
 }
 
-int wn_pipeline_create_slot(const wn_config *config)
+int wn_pipeline_create_slot(const wn_config *config, wn_session *session)
 {
     wn_server_state server;
     char err[ERR_MAX];
-    int status = wn_setup_prepare(config, NULL, NULL, &server, err, sizeof err);
+    int status = wn_setup_prepare(config, NULL, NULL, wn_session_stop_fd(session), &server, err,
+                                  sizeof err);
 
+    if (status == WN_EXIT_STOPPED) {
+        wn_log(WN_LOG_INFO, "stopped by %s: %s", wn_session_signal_name(session), err);
+        return 0;
+    }
     return status == 0 ? 0 : wn_die(exit_code(status), "%s", err);
 }
 
@@ -480,6 +489,7 @@ int wn_pipeline_run(const wn_config *config, wn_plugin *plugins, size_t nplugins
         .nplugins = nplugins,
         .endpos = endpos,
         .seed = (unsigned)time(NULL) ^ ((unsigned)getpid() << 16),
+        .stop_fd = wn_session_stop_fd(session),
     };
     int status = run_pipeline(&r, session);
 

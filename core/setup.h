@@ -35,13 +35,18 @@ typedef struct wn_server_state {
  * run's own earlier stream when resume_path is NULL): the server, database and slot must be the
  * same, and the slot must still exist; it is never made again.
  *
- * Returns 0, or WN_EXIT_TRANSIENT when waiting may help (server unreachable, restarting,
- * connection lost), or an exit status (1 or 3), with one line in err.
+ * stop_fd (-1: none) readable means a stop was asked for: nothing more is sent (a command in
+ * progress is cancelled), so nothing is created after it.
+ *
+ * Returns 0, or WN_EXIT_STOPPED after a stop, or WN_EXIT_TRANSIENT when waiting may help
+ * (server unreachable, restarting, connection lost), or an exit status (1 or 3), with one line
+ * in err.
  */
 int wn_setup_prepare(const wn_config *config, const wn_state *resume, const char *resume_path,
-                     wn_server_state *state, char *err, size_t errlen);
+                     int stop_fd, wn_server_state *state, char *err, size_t errlen);
 
-/* Drops the slot. Returns 0, or an exit status with one line in err. */
-int wn_setup_drop_slot(const wn_config *config, char *err, size_t errlen);
+/* Drops the slot (the publication stays, and the log line says so). Returns 0, WN_EXIT_STOPPED
+ * after a stop (stop_fd as above), or an exit status with one line in err. */
+int wn_setup_drop_slot(const wn_config *config, int stop_fd, char *err, size_t errlen);
 
 #endif
