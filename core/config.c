@@ -1228,13 +1228,41 @@ void wn_config_free(wn_config *config)
     memset(config, 0, sizeof *config);
 }
 
+/*
+ * path with its folder made canonical ("/a/neg/../x.so" -> "/a/x.so") when that folder exists,
+ * so that messages name the file plainly. The last component is kept as written: a link there
+ * stays a link, for whoever opens the file to see. Takes path; returns it or its replacement.
+ */
+static char *canonical_folder(char *path)
+{
+    char *slash = path ? strrchr(path, '/') : NULL;
+    const char *base = slash ? slash + 1 : NULL;
+    char *folder, *real, *joined;
+
+    if (!slash || base[0] == '\0' || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
+        return path;
+    folder = slash == path ? strdup("/") : strndup(path, (size_t)(slash - path));
+    real = folder ? realpath(folder, NULL) : NULL;
+    free(folder);
+    if (!real)
+        return path;
+    joined = join3(real, strcmp(real, "/") == 0 ? "" : "/", base);
+    free(real);
+    if (!joined)
+        return path;
+    free(path);
+    return joined;
+}
+
 char *wn_config_resolve_path(const char *dir, const char *path)
 {
     if (path == NULL)
         return NULL;
-    if (path[0] == '/' || strcmp(path, "-") == 0 || dir == NULL || dir[0] == '\0')
+    if (strcmp(path, "-") == 0)
         return strdup(path);
-    return join3(dir, strcmp(dir, "/") == 0 ? "" : "/", path);
+    if (path[0] == '/' || dir == NULL || dir[0] == '\0')
+        return canonical_folder(strdup(path));
+    return canonical_folder(join3(dir, strcmp(dir, "/") == 0 ? "" : "/", path));
 }
 
 int wn_config_find_table(const wn_config *config, const char *schema, const char *name)

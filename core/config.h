@@ -106,7 +106,8 @@ typedef struct wn_config {
 int wn_config_load(const char *path, wn_config *config, char *err, size_t errlen);
 void wn_config_free(wn_config *config);
 
-/* Joins a relative path to dir ("-" and absolute paths are returned as copies). Caller frees. */
+/* Joins a relative path to dir ("-" is returned as a copy), with its folder made canonical when
+ * that folder exists (the last component is kept as written). Caller frees. */
 char *wn_config_resolve_path(const char *dir, const char *path);
 
 /* Index of table in config->source.tables, or -1. */

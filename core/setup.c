@@ -860,6 +860,7 @@ int wn_setup_drop_slot(const wn_config *config, int stop_fd, char *err, size_t e
     s.conn = wn_connect(config->source.conninfo, false, true, stop_fd, &status, err, errlen);
     if (!s.conn)
         return status;
+    status = WN_EXIT_SERVER;
     res = run(&s, "looking up the replication slot", find, 1, params, PGRES_TUPLES_OK);
     if (!res)
         goto finish;
