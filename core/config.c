@@ -513,12 +513,100 @@ static int parse_source_timing(load_ctx *ctx, const config_setting_t *source,
 
 /* libpq's own verdict, without connecting, so that --check-config catches a conninfo that no
  * connection could use; the message never quotes a value (a password may be among them). */
+/* ---- who may change what walnotify trusts ------------------------------------------------ */
+
+/* Owned by root or by the user walnotify runs as. */
+static bool trusted_owner(const struct stat *st)
+{
+    return st->st_uid == 0 || st->st_uid == geteuid();
+}
+
+/* One step of the walk: path (a folder, or the file itself when child is NULL) with its status
+ * st; child_st is the status of the entry below it. */
+static bool trusted_step(const char *path, const struct stat *st, const struct stat *child_st,
+                         char *why, size_t whylen)
+{
+    const char *what = S_ISDIR(st->st_mode) ? "folder" : "file";
+
+    if (!trusted_owner(st)) {
+        snprintf(why, whylen, "%s %s is owned by uid %u, not by root or by the user walnotify "
+                 "runs as (uid %u)", what, path, (unsigned)st->st_uid, (unsigned)geteuid());
+        return false;
+    }
+    if (!(st->st_mode & (S_IWGRP | S_IWOTH)))
+        return true;
+    /* As /tmp: others may add entries, but only the owner of an entry may replace it. */
+    if (child_st && (st->st_mode & S_ISVTX) && trusted_owner(child_st))
+        return true;
+    snprintf(why, whylen, "%s %s is writable by %s (mode %04o)", what, path,
+             st->st_mode & S_IWOTH ? "everyone" : "its group", (unsigned)(st->st_mode & 07777));
+    return false;
+}
+
+bool wn_config_unsafe_paths_allowed(void)
+{
+    const char *allow = getenv(WN_ALLOW_UNSAFE_PATHS_ENV);
+
+    return allow != NULL && strcmp(allow, "1") == 0;
+}
+
+bool wn_config_path_trusted(const char *path, char *why, size_t whylen)
+{
+    char *real = path ? realpath(path, NULL) : NULL;
+    struct stat st, child;
+    bool ok = true, have_child = false;
+
+    if (!real) {
+        snprintf(why, whylen, "cannot resolve %s: %s", path ? path : "(null)", strerror(errno));
+        return false;
+    }
+    /* From the file up to "/": whoever can write any of them can replace what is loaded. */
+    for (;;) {
+        char *slash;
+
+        if (stat(real, &st) != 0) {
+            snprintf(why, whylen, "cannot read the status of %s: %s", real, strerror(errno));
+            ok = false;
+            break;
+        }
+        ok = trusted_step(real, &st, have_child ? &child : NULL, why, whylen);
+        if (!ok || strcmp(real, "/") == 0)
+            break;
+        child = st;
+        have_child = true;
+        slash = strrchr(real, '/');
+        slash[slash == real ? 1 : 0] = '\0';
+    }
+    free(real);
+    return ok;
+}
+
+/* A file holding a secret must not be changeable by others: they would point walnotify at a
+ * server of theirs and collect the password. */
+static int check_secret_file(load_ctx *ctx, const config_setting_t *where, const char *conninfo)
+{
+    PQconninfoOption *options = PQconninfoParse(conninfo, NULL);
+    char why[PATH_MAX + 256];
+    bool secret = false;
+
+    for (const PQconninfoOption *o = options; o && o->keyword; o++)
+        secret |= o->val && o->val[0] && wn_conninfo_is_secret(o);
+    PQconninfoFree(options);
+    if (!secret || wn_config_unsafe_paths_allowed() ||
+        wn_config_path_trusted(ctx->path, why, sizeof why))
+        return 0;
+    return fail_at(ctx, where,
+                   "source.conninfo holds a password, and %s (set %s=1 to allow this in a "
+                   "development tree)",
+                   why, WN_ALLOW_UNSAFE_PATHS_ENV);
+}
+
 static int parse_conninfo(load_ctx *ctx, const config_setting_t *where, const char *conninfo)
 {
     char why[256];
 
     if (wn_conninfo_check(conninfo, why, sizeof why))
-        return 0;
+        return check_secret_file(ctx, where, conninfo);
     return fail_at(ctx, where, "source.conninfo: %s", why);
 }
 

@@ -370,7 +370,7 @@ static bool foreign_object(const char *path, char *why, size_t whylen)
 static int open_library(wn_plugin *plugin, const wn_plugin_config *config, char *err,
                         size_t errlen)
 {
-    char local[PATH_MAX], why[256];
+    char local[PATH_MAX], why[PATH_MAX + 256];
     const char *path = config->path;
     struct stat st;
 
@@ -378,6 +378,10 @@ static int open_library(wn_plugin *plugin, const wn_plugin_config *config, char 
         return refuse(err, errlen, config, "cannot open: %s", strerror(errno));
     if (!S_ISREG(st.st_mode))
         return refuse(err, errlen, config, "not a regular file");
+    /* Whoever can change the file, or a folder above it, runs code as walnotify's user. */
+    if (!wn_config_unsafe_paths_allowed() && !wn_config_path_trusted(path, why, sizeof why))
+        return refuse(err, errlen, config, "refused: %s (set %s=1 to allow this in a development "
+                      "tree)", why, WN_ALLOW_UNSAFE_PATHS_ENV);
     /* Without a '/', dlopen would search the library path instead of opening this file. */
     if (!strchr(path, '/')) {
         int n = snprintf(local, sizeof local, "./%s", path);

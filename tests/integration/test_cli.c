@@ -842,16 +842,20 @@ START_TEST(test_drop_slot_message_and_normalised_paths)
 }
 END_TEST
 
-/* Copies from to to, then writes the 16-bit value at offset of to (little-endian). */
+/* Copies from to to, then writes the 16-bit value at offset of to (little-endian), unless
+ * offset is negative. */
 static void copy_patched(const char *from, const char *to, long offset, unsigned value)
 {
     size_t length;
     char *data = itest_read_file(from, &length);
     FILE *f;
 
-    ck_assert_msg(data != NULL && (size_t)offset + 2 <= length, "cannot read %s", from);
-    data[offset] = (char)(value & 0xff);
-    data[offset + 1] = (char)(value >> 8);
+    ck_assert_msg(data != NULL && (offset < 0 || (size_t)offset + 2 <= length), "cannot read %s",
+                  from);
+    if (offset >= 0) {
+        data[offset] = (char)(value & 0xff);
+        data[offset + 1] = (char)(value >> 8);
+    }
     f = fopen(to, "wb");
     ck_assert_msg(f != NULL && fwrite(data, 1, length, f) == length && fclose(f) == 0,
                   "cannot write %s", to);
@@ -905,6 +909,78 @@ START_TEST(test_foreign_and_wild_plugins_are_named)
 }
 END_TEST
 
+/* Runs --check-config on conf; returns the exit code. */
+static int check_config_exit(itest_ctx *ctx, itest_host *host, const char *conf)
+{
+    return itest_host_run(ctx, host, "--check-config", "-c", conf);
+}
+
+/* What is loaded, and a configuration holding a password, must be changeable only by root or
+ * walnotify's own user (as OpenSSH's StrictModes); a sticky folder such as /tmp is fine; the
+ * environment's opt-out lets a development tree through. */
+START_TEST(test_unsafe_plugin_and_config_files_are_refused)
+{
+    itest_ctx ctx, nowhere, secret;
+    itest_host host;
+    itest_path dir, plugin, conf;
+    char plugins_line[PATH_MAX + 128];
+
+    itest_begin(&ctx, "strict");
+    nowhere = with_conninfo(&ctx, "host=/nonexistent/walnotify port=1 dbname=none");
+    dir = itest_file(&ctx, "plugins");
+    ck_assert_int_eq(mkdir(dir.s, 0700), 0);
+    plugin = itest_file(&ctx, "plugins/good.so");
+    copy_patched(itest_root_file("build/tests/fixtures/good.so").s, plugin.s, -1, 0);
+    snprintf(plugins_line, sizeof plugins_line,
+             "{ name = \"out\"; path = \"plugins/good.so\"; settings = { url = \"x\"; }; }");
+    conf = itest_config(&nowhere, "strict.cfg", "\"public.t\"", 1000, "%s", plugins_line);
+
+    ck_assert_int_eq(chmod(plugin.s, 0644), 0);
+    ck_assert_int_eq(check_config_exit(&ctx, &host, conf.s), 0);
+
+    ck_assert_int_eq(chmod(plugin.s, 0666), 0);
+    ck_assert_int_eq(check_config_exit(&ctx, &host, conf.s), 2);
+    itest_assert_reason(&host);
+    assert_stderr_has(&host, "plugins/good.so is writable by everyone (mode 0666)");
+    setenv("WALNOTIFY_ALLOW_UNSAFE_PATHS", "1", 1);
+    ck_assert_int_eq(check_config_exit(&ctx, &host, conf.s), 0);
+    unsetenv("WALNOTIFY_ALLOW_UNSAFE_PATHS");
+
+    ck_assert_int_eq(chmod(plugin.s, 0620), 0);
+    ck_assert_int_eq(check_config_exit(&ctx, &host, conf.s), 2);
+    assert_stderr_has(&host, "writable by its group (mode 0620)");
+    ck_assert_int_eq(chmod(plugin.s, 0644), 0);
+
+    ck_assert_int_eq(chmod(dir.s, 0777), 0);
+    ck_assert_int_eq(check_config_exit(&ctx, &host, conf.s), 2);
+    assert_stderr_has(&host, "plugins is writable by everyone (mode 0777)");
+    /* Sticky, as /tmp: the file in it is ours, so nobody else can replace it. */
+    ck_assert_int_eq(chmod(dir.s, 01777), 0);
+    ck_assert_int_eq(check_config_exit(&ctx, &host, conf.s), 0);
+    if (geteuid() == 0) {
+        ck_assert_int_eq(chown(plugin.s, 4321, 4321), 0);
+        ck_assert_int_eq(check_config_exit(&ctx, &host, conf.s), 2);
+        assert_stderr_has(&host, "is owned by uid 4321");
+        ck_assert_int_eq(chown(plugin.s, 0, 0), 0);
+    }
+    ck_assert_int_eq(chmod(dir.s, 0700), 0);
+
+    secret = with_conninfo(&ctx, "host=/nonexistent/walnotify port=1 dbname=none "
+                                 "sslpassword=s3cret");
+    conf = itest_config(&secret, "secret.cfg", "\"public.t\"", 1000, "%s", plugins_line);
+    ck_assert_int_eq(check_config_exit(&ctx, &host, conf.s), 0);
+    ck_assert_int_eq(chmod(conf.s, 0666), 0);
+    ck_assert_int_eq(check_config_exit(&ctx, &host, conf.s), 1);
+    itest_assert_reason(&host);
+    assert_stderr_has(&host, "secret.cfg is writable by everyone (mode 0666)");
+    ck_assert_int_eq(count_in_stderr(&host, "s3cret"), 0);
+    setenv("WALNOTIFY_ALLOW_UNSAFE_PATHS", "1", 1);
+    ck_assert_int_eq(check_config_exit(&ctx, &host, conf.s), 0);
+    unsetenv("WALNOTIFY_ALLOW_UNSAFE_PATHS");
+    itest_end(&ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("cli");
@@ -931,6 +1007,7 @@ int main(void)
     tcase_add_test(tc, test_publication_name_with_backslash);
     tcase_add_test(tc, test_drop_slot_message_and_normalised_paths);
     tcase_add_test(tc, test_foreign_and_wild_plugins_are_named);
+    tcase_add_test(tc, test_unsafe_plugin_and_config_files_are_refused);
     suite_add_tcase(suite, tc);
     runner = srunner_create(suite);
     srunner_run_all(runner, CK_NORMAL);
