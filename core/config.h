@@ -41,6 +41,7 @@ typedef enum wn_setting_kind {
 typedef struct wn_setting_value {
     char *name;
     int line;
+    char *file;        /* the @include'd file it is written in; NULL: the configuration file */
     wn_setting_kind kind;
     char *string;      /* STRING */
     int64_t integer;   /* INTEGER */
@@ -61,6 +62,8 @@ typedef struct wn_plugin_config {
     char *name;                 /* unique instance name */
     char *path;                 /* the shared object, resolved against the file's folder */
     int line;                   /* where the block starts */
+    char *file;                 /* the @include'd file the block is in; NULL: the configuration
+                                   file */
     unsigned ops;               /* WALNOTIFY_OP_* bits; default insert */
     bool *watches;              /* [source.ntables]: this plugin wants that table */
     wn_setting_value *settings; /* as written, validated later against the plugin's declarations */

@@ -631,17 +631,18 @@ static int check_configured(const wn_plugin *plugin, const wn_plugin_config *con
             char declared[DECLARED_LIST_MAX];
 
             list_declarations(d, declared, sizeof declared);
-            return refuse_at(err, errlen, file, v->line, config,
+            return refuse_at(err, errlen, v->file ? v->file : file, v->line, config,
                              "unknown setting \"%s\" (%s declares: %s)", v->name, d->name,
                              declared);
         }
         for (size_t j = 0; j < i; j++) {
             if (strcmp(config->settings[j].name, v->name) == 0)
-                return refuse_at(err, errlen, file, v->line, config,
+                return refuse_at(err, errlen, v->file ? v->file : file, v->line, config,
                                  "setting \"%s\" is given twice", v->name);
         }
         if (!kind_fits(decl->type, v->kind))
-            return refuse_at(err, errlen, file, v->line, config, "setting \"%s\" must be %s",
+            return refuse_at(err, errlen, v->file ? v->file : file, v->line, config,
+                             "setting \"%s\" must be %s",
                              v->name, type_phrase(decl->type));
     }
     return 0;
@@ -709,7 +710,8 @@ static int build_settings(wn_plugin *plugin, const wn_plugin_config *config, con
 
         slot->decl = &d->settings[i];
         if (!v && !slot->decl->default_value)
-            return refuse_at(err, errlen, file, config->line, config,
+            return refuse_at(err, errlen, config->file ? config->file : file, config->line,
+                             config,
                              "setting \"%s\" is required", slot->decl->name);
         if ((v ? fill_configured(slot, v, config_dir) : fill_default(slot, config_dir)) != 0)
             return refuse(err, errlen, config, "out of memory");

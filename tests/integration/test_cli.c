@@ -981,6 +981,84 @@ START_TEST(test_unsafe_plugin_and_config_files_are_refused)
 }
 END_TEST
 
+/* @include: errors name the included file and its line (also the plugin's own refusals), an
+ * include may not climb out of the configuration's folder, includes count toward the size
+ * limit, and a loop ends. */
+START_TEST(test_include_names_bounds_and_reach)
+{
+    itest_ctx ctx;
+    itest_host host;
+    itest_path main_cfg, inc, outside, big, sub;
+    char real[PATH_MAX], want[PATH_MAX + 64];
+    FILE *f;
+
+    itest_begin(&ctx, "include");
+    ck_assert_ptr_nonnull(realpath(ctx.dir, real));
+    main_cfg = itest_file(&ctx, "main.cfg");
+    inc = itest_file(&ctx, "plugins.inc");
+    itest_write_file(main_cfg.s,
+                     "source:\n{\n  conninfo = \"host=/nonexistent/walnotify port=1\";\n"
+                     "  tables = [ \"public.t\" ];\n};\n@include \"plugins.inc\"\n");
+    itest_write_file(inc.s, "\n\nplugins = ( { name = \"out\"; path = \"%s\";\n"
+                            "  settings = { path = \"x.jsonl\"; }; } );\n",
+                     itest_root_file("build/plugins/jsonl.so").s);
+    ck_assert_int_eq(check_config_exit(&ctx, &host, main_cfg.s), 0);
+
+    itest_write_file(inc.s, "\n\nplugins = ( { name = \"out\"; path = \"%s\";\n"
+                            "  settings = { nope = 1; }; } );\n",
+                     itest_root_file("build/plugins/jsonl.so").s);
+    ck_assert_int_eq(check_config_exit(&ctx, &host, main_cfg.s), 1);
+    snprintf(want, sizeof want, "%s/plugins.inc:4: plugin \"out\": unknown setting \"nope\"", real);
+    assert_stderr_has(&host, want);
+
+    /* Out of the folder, by ".." and by a link. */
+    outside = itest_file(&ctx, "outside.cfg");
+    sub = itest_file(&ctx, "sub");
+    ck_assert_int_eq(mkdir(sub.s, 0700), 0);
+    itest_write_file(outside.s, "log_level = \"info\";\n");
+    snprintf(want, sizeof want, "%s/sub/main.cfg", ctx.dir);
+    itest_write_file(want,
+                     "source:\n{\n  conninfo = \"host=/nonexistent/walnotify port=1\";\n"
+                     "  tables = [ \"public.t\" ];\n};\nplugins = ();\n@include \"../outside.cfg\"\n");
+    ck_assert_int_eq(check_config_exit(&ctx, &host, want), 1);
+    itest_assert_reason(&host);
+    assert_stderr_has(&host, "main.cfg:7: @include \"../outside.cfg\" leads to ");
+    assert_stderr_has(&host, "outside the configuration's folder");
+    snprintf(want, sizeof want, "%s/sub/link.cfg", ctx.dir);
+    ck_assert_int_eq(symlink(outside.s, want), 0);
+    snprintf(want, sizeof want, "%s/sub/main.cfg", ctx.dir);
+    itest_write_file(want,
+                     "source:\n{\n  conninfo = \"host=/nonexistent/walnotify port=1\";\n"
+                     "  tables = [ \"public.t\" ];\n};\nplugins = ();\n@include \"link.cfg\"\n");
+    ck_assert_int_eq(check_config_exit(&ctx, &host, want), 1);
+    assert_stderr_has(&host, "outside the configuration's folder");
+
+    /* 2 MB of comments in an include: over the limit of the whole configuration. */
+    big = itest_file(&ctx, "big.inc");
+    f = fopen(big.s, "w");
+    ck_assert_ptr_nonnull(f);
+    for (int i = 0; i < 32768; i++)
+        fputs("# a comment line of sixty-four bytes, to make the file big ....\n", f);
+    ck_assert_int_eq(fclose(f), 0);
+    itest_write_file(main_cfg.s,
+                     "source:\n{\n  conninfo = \"host=/nonexistent/walnotify port=1\";\n"
+                     "  tables = [ \"public.t\" ];\n};\nplugins = ();\n@include \"big.inc\"\n");
+    ck_assert_int_eq(check_config_exit(&ctx, &host, main_cfg.s), 1);
+    assert_stderr_has(&host, "would pass 1048576 bytes");
+
+    /* An include that includes itself. */
+    itest_write_file(inc.s, "@include \"plugins.inc\"\n");
+    itest_write_file(main_cfg.s,
+                     "source:\n{\n  conninfo = \"host=/nonexistent/walnotify port=1\";\n"
+                     "  tables = [ \"public.t\" ];\n};\nplugins = ();\n@include \"plugins.inc\"\n");
+    ck_assert_int_eq(check_config_exit(&ctx, &host, main_cfg.s), 1);
+    snprintf(want, sizeof want, "%s/plugins.inc:1: @include \"plugins.inc\": nested more than",
+             real);
+    assert_stderr_has(&host, want);
+    itest_end(&ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("cli");
@@ -1008,6 +1086,7 @@ int main(void)
     tcase_add_test(tc, test_drop_slot_message_and_normalised_paths);
     tcase_add_test(tc, test_foreign_and_wild_plugins_are_named);
     tcase_add_test(tc, test_unsafe_plugin_and_config_files_are_refused);
+    tcase_add_test(tc, test_include_names_bounds_and_reach);
     suite_add_tcase(suite, tc);
     runner = srunner_create(suite);
     srunner_run_all(runner, CK_NORMAL);
