@@ -147,7 +147,7 @@ static int check_config(const wn_config *config, wn_session *session)
     int status = wn_pipeline_load_plugins(config, &plugins, &nplugins);
 
     if (status == 0 && wn_session_stop_requested(session))
-        status = stopped(session, "before the check was done: nothing was said valid");
+        status = stopped(session, "before the check was done (nothing was found valid)");
     else if (status == 0)
         printf("%s: configuration is valid (%zu plugin(s))\n", config->file, nplugins);
     wn_pipeline_unload_plugins(plugins, nplugins);
