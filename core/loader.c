@@ -476,6 +476,20 @@ static bool probe_settings(probe *pr, const walnotify_setting *settings)
     return settings == NULL;
 }
 
+/* Whether the name, version and settings of descriptor d can be read; else *which names the
+ * first that cannot. */
+static bool readable_members(probe *pr, const walnotify_plugin *d, const char **which)
+{
+    *which = "name";
+    if (d->name && !probe_string(pr, d->name))
+        return false;
+    *which = "version";
+    if (d->version && !probe_string(pr, d->version))
+        return false;
+    *which = "settings";
+    return probe_settings(pr, d->settings);
+}
+
 /*
  * Copies the descriptor d points at into *out (zero-extended, as the plugin's own size says),
  * after checking that d is aligned and every byte of it, its strings and its settings are
@@ -486,6 +500,7 @@ static int copy_descriptor(const walnotify_plugin *d, walnotify_plugin *out,
 {
     size_t head = offsetof(walnotify_plugin, size) + sizeof d->size;
     walnotify_plugin copy;
+    const char *unreadable;
     probe pr;
     int status = 0;
 
@@ -510,12 +525,11 @@ static int copy_descriptor(const walnotify_plugin *d, walnotify_plugin *out,
                         " bytes", (const void *)d, copy.size);
         goto close_probe;
     }
-    if ((copy.name && !probe_string(&pr, copy.name)) ||
-        (copy.version && !probe_string(&pr, copy.version)) || !probe_settings(&pr, copy.settings))
+    if (!readable_members(&pr, &copy, &unreadable))
         status = refuse(err, errlen, config,
-                        "the descriptor's name, version or settings point at memory that is "
-                        "not readable (or at strings longer than %d bytes)",
-                        PROBE_STRING_MAX);
+                        "the descriptor's %s points at memory that is not readable (or at a "
+                        "string longer than %d bytes)",
+                        unreadable, PROBE_STRING_MAX);
     else
         *out = copy;
 close_probe:
