@@ -37,6 +37,8 @@
 typedef struct load_ctx {
     const char *path; /* the file as given, for messages */
     const char *dir;  /* its canonical folder, once known: @include names resolve there */
+    char **included;  /* every file @include reads, resolved; owned */
+    size_t nincluded;
     char *err;
     size_t errlen;
 } load_ctx;
@@ -611,13 +613,17 @@ static int check_secret_file(load_ctx *ctx, const config_setting_t *where, const
     for (const PQconninfoOption *o = options; o && o->keyword; o++)
         secret |= o->val && o->val[0] && wn_conninfo_is_secret(o);
     PQconninfoFree(options);
-    if (!secret || wn_config_unsafe_paths_allowed() ||
-        wn_config_path_trusted(ctx->path, why, sizeof why))
+    if (!secret || wn_config_unsafe_paths_allowed())
         return 0;
-    return fail_at(ctx, where,
-                   "source.conninfo holds a password, and %s (set %s=1 to allow this in a "
-                   "development tree)",
-                   why, WN_ALLOW_UNSAFE_PATHS_ENV);
+    /* The file itself and every file it includes: any of them could redirect the password. */
+    for (size_t i = 0; i <= ctx->nincluded; i++) {
+        if (!wn_config_path_trusted(i == 0 ? ctx->path : ctx->included[i - 1], why, sizeof why))
+            return fail_at(ctx, where,
+                           "source.conninfo holds a password, and %s (set %s=1 to allow this "
+                           "in a development tree)",
+                           why, WN_ALLOW_UNSAFE_PATHS_ENV);
+    }
+    return 0;
 }
 
 static int parse_conninfo(load_ctx *ctx, const config_setting_t *where, const char *conninfo)
@@ -1348,6 +1354,21 @@ static int read_included(include_walk *walk, const char *from, int line, const c
     return 0;
 }
 
+/* Keeps a copy of real in ctx->included, for the checks of a file holding a password. */
+static int remember_include(load_ctx *ctx, const char *real)
+{
+    char **grown = realloc(ctx->included, (ctx->nincluded + 1) * sizeof *grown);
+
+    if (grown == NULL)
+        return fail_nomem(ctx);
+    ctx->included = grown;
+    ctx->included[ctx->nincluded] = strdup(real);
+    if (ctx->included[ctx->nincluded] == NULL)
+        return fail_nomem(ctx);
+    ctx->nincluded++;
+    return 0;
+}
+
 /* Follows one @include name written at from:line. */
 static int follow_include(include_walk *walk, const char *from, int line, const char *name,
                           int depth)
@@ -1381,6 +1402,8 @@ static int follow_include(include_walk *walk, const char *from, int line, const 
         return rc;
     }
     rc = read_included(walk, from, line, real, &text);
+    if (rc == 0)
+        rc = remember_include(walk->ctx, real);
     if (rc == 0)
         rc = walk_includes(walk, real, text, depth + 1);
     free(text);
@@ -1469,6 +1492,9 @@ int wn_config_load(const char *path, wn_config *config, char *err, size_t errlen
     rc = 0;
 destroy_lc:
     config_destroy(&lc);
+    for (size_t i = 0; i < ctx.nincluded; i++)
+        free(ctx.included[i]);
+    free(ctx.included);
 free_config:
     if (rc != 0)
         wn_config_free(config);

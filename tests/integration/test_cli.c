@@ -922,7 +922,7 @@ START_TEST(test_unsafe_plugin_and_config_files_are_refused)
 {
     itest_ctx ctx, nowhere, secret;
     itest_host host;
-    itest_path dir, plugin, conf;
+    itest_path dir, plugin, conf, inc;
     char plugins_line[PATH_MAX + 128];
 
     itest_begin(&ctx, "strict");
@@ -977,6 +977,20 @@ START_TEST(test_unsafe_plugin_and_config_files_are_refused)
     setenv("WALNOTIFY_ALLOW_UNSAFE_PATHS", "1", 1);
     ck_assert_int_eq(check_config_exit(&ctx, &host, conf.s), 0);
     unsetenv("WALNOTIFY_ALLOW_UNSAFE_PATHS");
+
+    /* A file the configuration includes could redirect the password as well. */
+    inc = itest_file(&ctx, "open.inc");
+    itest_write_file(inc.s, "plugins = ( %s );\n", plugins_line);
+    ck_assert_int_eq(chmod(inc.s, 0666), 0);
+    conf = itest_file(&ctx, "secret-inc.cfg");
+    itest_write_file(conf.s,
+                     "source:\n{\n  conninfo = \"%s\";\n  tables = [ \"public.t\" ];\n};\n"
+                     "@include \"open.inc\"\n",
+                     secret.conninfo);
+    ck_assert_int_eq(check_config_exit(&ctx, &host, conf.s), 1);
+    assert_stderr_has(&host, "open.inc is writable by everyone (mode 0666)");
+    ck_assert_int_eq(chmod(inc.s, 0644), 0);
+    ck_assert_int_eq(check_config_exit(&ctx, &host, conf.s), 0);
     itest_end(&ctx);
 }
 END_TEST
