@@ -474,7 +474,8 @@ int wn_pipeline_create_slot(const wn_config *config, wn_session *session)
                                   sizeof err);
 
     if (status == WN_EXIT_STOPPED) {
-        wn_log(WN_LOG_INFO, "stopped by %s: %s", wn_session_signal_name(session), err);
+        wn_log(WN_LOG_INFO, "%s (asked by %s); nothing more was created", err,
+               wn_session_signal_name(session));
         return 0;
     }
     return status == 0 ? 0 : wn_die(exit_code(status), "%s", err);
