@@ -571,33 +571,60 @@ bool wn_config_unsafe_paths_allowed(void)
     return allow != NULL && strcmp(allow, "1") == 0;
 }
 
-bool wn_config_path_trusted(const char *path, char *why, size_t whylen)
+/* From real (canonical, owned; cut short as the walk goes up) to "/": whoever can write any of
+ * them can replace what is loaded. child, when not NULL, is the entry below real. */
+static bool trusted_chain(char *real, const struct stat *child, char *why, size_t whylen)
 {
-    char *real = path ? realpath(path, NULL) : NULL;
-    struct stat st, child;
-    bool ok = true, have_child = false;
+    struct stat st, below;
+    bool have_below = child != NULL;
 
-    if (!real) {
-        snprintf(why, whylen, "cannot resolve %s: %s", path ? path : "(null)", strerror(errno));
-        return false;
-    }
-    /* From the file up to "/": whoever can write any of them can replace what is loaded. */
+    if (child)
+        below = *child;
     for (;;) {
         char *slash;
 
         if (stat(real, &st) != 0) {
             snprintf(why, whylen, "cannot read the status of %s: %s", real, strerror(errno));
-            ok = false;
-            break;
+            return false;
         }
-        ok = trusted_step(real, &st, have_child ? &child : NULL, why, whylen);
-        if (!ok || strcmp(real, "/") == 0)
-            break;
-        child = st;
-        have_child = true;
+        if (!trusted_step(real, &st, have_below ? &below : NULL, why, whylen))
+            return false;
+        if (strcmp(real, "/") == 0)
+            return true;
+        below = st;
+        have_below = true;
         slash = strrchr(real, '/');
         slash[slash == real ? 1 : 0] = '\0';
     }
+}
+
+bool wn_config_path_trusted(const char *path, char *why, size_t whylen)
+{
+    char *real = path ? realpath(path, NULL) : NULL;
+    char *folder = NULL, *slash;
+    struct stat link;
+    bool ok;
+
+    if (!real) {
+        snprintf(why, whylen, "cannot resolve %s: %s", path ? path : "(null)", strerror(errno));
+        return false;
+    }
+    ok = trusted_chain(real, NULL, why, whylen);
+    free(real);
+    /* A link as the last component: the folder holding the link decides too, since whoever
+     * may replace the link chooses what is loaded. */
+    if (!ok || lstat(path, &link) != 0 || !S_ISLNK(link.st_mode))
+        return ok;
+    slash = strrchr(path, '/');
+    folder = slash == NULL ? strdup(".") : slash == path ? strdup("/")
+                                                         : strndup(path, (size_t)(slash - path));
+    real = folder ? realpath(folder, NULL) : NULL;
+    free(folder);
+    if (!real) {
+        snprintf(why, whylen, "cannot resolve the folder of %s: %s", path, strerror(errno));
+        return false;
+    }
+    ok = trusted_chain(real, &link, why, whylen);
     free(real);
     return ok;
 }

@@ -922,7 +922,7 @@ START_TEST(test_unsafe_plugin_and_config_files_are_refused)
 {
     itest_ctx ctx, nowhere, secret;
     itest_host host;
-    itest_path dir, plugin, conf, inc;
+    itest_path dir, plugin, conf, inc, open_dir, link;
     char plugins_line[PATH_MAX + 128];
 
     itest_begin(&ctx, "strict");
@@ -964,6 +964,19 @@ START_TEST(test_unsafe_plugin_and_config_files_are_refused)
         ck_assert_int_eq(chown(plugin.s, 0, 0), 0);
     }
     ck_assert_int_eq(chmod(dir.s, 0700), 0);
+
+    /* A link to the good file, in a folder anyone may write: anyone could swap the link. */
+    open_dir = itest_file(&ctx, "open");
+    ck_assert_int_eq(mkdir(open_dir.s, 0700), 0);
+    ck_assert_int_eq(chmod(open_dir.s, 0777), 0);
+    link = itest_file(&ctx, "open/link.so");
+    ck_assert_int_eq(symlink(plugin.s, link.s), 0);
+    conf = itest_config(&nowhere, "link.cfg", "\"public.t\"", 1000,
+                        "{ name = \"out\"; path = \"open/link.so\"; settings = { url = \"x\"; }; }");
+    ck_assert_int_eq(check_config_exit(&ctx, &host, conf.s), 2);
+    assert_stderr_has(&host, "open is writable by everyone (mode 0777)");
+    ck_assert_int_eq(chmod(open_dir.s, 0755), 0);
+    ck_assert_int_eq(check_config_exit(&ctx, &host, conf.s), 0);
 
     secret = with_conninfo(&ctx, "host=/nonexistent/walnotify port=1 dbname=none "
                                  "sslpassword=s3cret");
