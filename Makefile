@@ -159,6 +159,7 @@ check:
 	@tests/deps.sh
 	@$(MAKE) --no-print-directory tests
 	@tests/run.sh unit integration
+	@tests/install-check.sh
 
 # The integration tests against every supported major version but 15 (make check's), one after
 # the other; every version runs, and the summary names the ones that failed.

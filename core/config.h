@@ -59,7 +59,8 @@ typedef enum wn_on_error {
 
 typedef struct wn_plugin_config {
     char *name;                 /* unique instance name */
-    char *path;                 /* the shared object, resolved against the file's folder */
+    char *path;                 /* the shared object: resolved against the file's folder, or a
+                                   bare file name found only in the installed plugin folder */
     int line;                   /* where the block starts */
     unsigned ops;               /* WALNOTIFY_OP_* bits; default insert */
     bool *watches;              /* [source.ntables]: this plugin wants that table */
