@@ -10,6 +10,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 TMP=""
+# Only used by builds with SANITIZE=1 (make passes it down): known leaks of libraries.
+export LSAN_OPTIONS="suppressions=$ROOT/tests/sanitizer/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 
 cleanup() {
     [ -n "$TMP" ] && rm -rf -- "$TMP"

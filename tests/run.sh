@@ -15,6 +15,7 @@
 # `make check` builds the binaries first. To run one integration test by hand:
 #   D=$(mktemp -d /tmp/walnotify-pg.XXXXXX); tests/pg-harness.sh start "$D"; . "$D/env"
 #   WN_TEST_PGDIR=$D WN_ROOT=$PWD build/tests/itest_NAME; tests/pg-harness.sh stop "$D"
+# (export WN_PG_BIN=$(tests/pg-install.sh 17) first for another version than Debian's 15)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
