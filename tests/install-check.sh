@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Checks `make install` and `make uninstall` (part of make check, or alone: make check-install).
+# Checks the Makefile's install, uninstall and rebuilds (part of make check, or alone: make
+# check-install).
 #
-# Builds walnotify into a temporary folder with PREFIX there, installs it, and checks what a
-# plugin author and a user rely on: walnotify.pc's plugindir under PKG_CONFIG_PATH, the installed
-# host finding a plugin named by its bare file name ("jsonl.so") in that folder, a file of that
-# name next to the configuration taking precedence, and DESTDIR staging without changing the
-# folder compiled in. Then uninstall removes every file it installed and leaves other plugins.
+# Builds walnotify into a temporary folder with the user's own CFLAGS and PREFIX there, installs
+# it, and checks what a plugin author and a user rely on: walnotify.pc's plugindir under
+# PKG_CONFIG_PATH, the installed host finding a plugin named by its bare file name ("jsonl.so")
+# in that folder, a file of that name next to the configuration taking precedence, and DESTDIR
+# staging without changing the folder compiled in. Then uninstall removes every file it
+# installed and leaves other plugins. Last, what a changed header rebuilds (make -n -W, which
+# changes nothing).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -93,6 +96,36 @@ check_destdir() {
         fail "DESTDIR: the staging folder leaked into the installed files"
 }
 
+# The user's CFLAGS come after the project's flags instead of replacing them.
+check_user_cflags() {
+    grep -q -- "-Iinclude .*-O0 -g.* -c -o $TMP/build/core/config.o" "$TMP/make.log" ||
+        fail "make CFLAGS='-O0 -g' did not compile with both the project's flags and -O0 -g"
+}
+
+# Which targets make would rebuild had HEADER changed; the tree is not touched.
+would_rebuild() {
+    make -C "$ROOT" --no-print-directory B="$TMP/build" -n -W "$1" "${@:2}" 2>&1
+}
+
+# Header dependencies come from the compiler: the ABI header rebuilds the tests of the ABI, the
+# fixtures and the plugins; a plugin's own header rebuilds that plugin.
+check_header_dependencies() {
+    local targets=("$TMP/build/tests/test_abi" "$TMP/build/tests/test_jsonl"
+        "$TMP/build/tests/fixtures/good.so" "$TMP/build/plugins/jsonl.so") t out
+    run_make "${targets[@]}"
+    make -C "$ROOT" --no-print-directory B="$TMP/build" -q "${targets[@]}" ||
+        fail "a second make would rebuild ${targets[*]}"
+    out=$(would_rebuild include/walnotify/plugin.h "${targets[@]}")
+    for t in "${targets[@]}"; do
+        grep -q -- "-o $t " <<<"$out" || fail "touching include/walnotify/plugin.h would not rebuild $t"
+    done
+    out=$(would_rebuild plugins/jsonl/jsonbuf.h "${targets[@]}")
+    grep -q -- "-o $TMP/build/plugins/jsonl.so " <<<"$out" ||
+        fail "touching plugins/jsonl/jsonbuf.h would not rebuild jsonl.so"
+    ! grep -q -- "-o $TMP/build/tests/test_abi " <<<"$out" ||
+        fail "touching plugins/jsonl/jsonbuf.h would rebuild test_abi, which does not include it"
+}
+
 check_uninstall() {
     local left
     echo "someone else's plugin" >"$PREFIX/lib/walnotify/other.so"
@@ -107,13 +140,15 @@ main() {
     trap cleanup EXIT
     TMP=$(mktemp -d /tmp/walnotify-install.XXXXXX)
     PREFIX=$TMP/prefix
-    run_make install PREFIX="$PREFIX"
+    run_make install PREFIX="$PREFIX" CFLAGS='-O0 -g' V=1
+    check_user_cflags
     check_installed_files
     check_pkg_config
     check_bare_name
     check_destdir
     check_uninstall
-    echo "PASS  install (make install, a plugin by bare name, DESTDIR, make uninstall)"
+    check_header_dependencies
+    echo "PASS  install (make CFLAGS=..., make install, a plugin by bare name, DESTDIR, make uninstall, header dependencies)"
 }
 
 main "$@"
