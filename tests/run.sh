@@ -118,9 +118,14 @@ run_unit() {
     done
 }
 
-# Points the harness at the server of major version $1 (Debian's 15 when empty).
+# Points the harness at the server of major version $1: without one, the server WN_PG_BIN
+# already names, else Debian's 15.
 use_version() {
     local major=${1:-15}
+    if [ -z "${1:-}" ] && [ -n "${WN_PG_BIN:-}" ]; then
+        SERVER=$("$WN_PG_BIN/postgres" --version) || return 1
+        return 0
+    fi
     if ! WN_PG_BIN=$("$INSTALL" "$major"); then
         echo "run.sh: PostgreSQL $major is not available" >&2
         return 1
