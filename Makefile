@@ -158,8 +158,7 @@ export PG
 check:
 	@tests/deps.sh
 	@$(MAKE) --no-print-directory tests
-	@tests/run.sh unit integration
-	@tests/install-check.sh
+	@tests/run.sh unit integration install
 
 # The integration tests against every supported major version but 15 (make check's), one after
 # the other; every version runs, and the summary names the ones that failed.
@@ -172,7 +171,7 @@ check-versions:
 # there, then make uninstall leaving nothing behind.
 check-install:
 	@tests/deps.sh
-	@tests/install-check.sh
+	@tests/run.sh install
 
 unit:
 	@tests/deps.sh

@@ -5,6 +5,8 @@
 #   tests/run.sh unit                 every build/tests/test_* (no database)
 #   tests/run.sh integration          every build/tests/itest_* against one throwaway PostgreSQL
 #   tests/run.sh unit integration     both
+#   tests/run.sh install              make install and uninstall into a temporary prefix, checked
+#                                     (tests/install-check.sh)
 #   tests/run.sh versions             the integration tests once per major version that
 #                                     tests/pg-versions names (all of them run; failures are
 #                                     summed up at the end)
@@ -35,7 +37,7 @@ PASSED=0
 FAILED=()
 
 usage() {
-    echo "usage: $0 unit|integration|versions [unit|integration|versions]" >&2
+    echo "usage: $0 unit|integration|versions|install [...]" >&2
     exit 2
 }
 
@@ -197,14 +199,25 @@ run_versions() {
     done
 }
 
+# tests/install-check.sh prints its own PASS or FAIL line.
+run_install() {
+    echo "== make install"
+    if "$ROOT/tests/install-check.sh"; then
+        PASSED=$((PASSED + 1))
+    else
+        FAILED+=("install")
+    fi
+}
+
 main() {
-    local kind do_unit=false do_integration=false do_versions=false
+    local kind do_unit=false do_integration=false do_versions=false do_install=false
     [ $# -ge 1 ] || usage
     for kind in "$@"; do
         case "$kind" in
         unit) do_unit=true ;;
         integration) do_integration=true ;;
         versions) do_versions=true ;;
+        install) do_install=true ;;
         *) usage ;;
         esac
     done
@@ -222,6 +235,9 @@ main() {
     fi
     if $do_versions; then
         run_versions
+    fi
+    if $do_install; then
+        run_install
     fi
 
     if [ "${#FAILED[@]}" -eq 0 ]; then
