@@ -612,7 +612,7 @@ static int parse_plugin_name(load_ctx *ctx, const config_setting_t *block, int i
 
 /* Where `make install` puts plugins (walnotify.pc's plugindir): the Makefile passes it. */
 #ifndef WALNOTIFY_PLUGINDIR
-#error "WALNOTIFY_PLUGINDIR is not defined: build with the Makefile, which passes -DWALNOTIFY_PLUGINDIR"
+#error "WALNOTIFY_PLUGINDIR is not defined: the Makefile passes it (-DWALNOTIFY_PLUGINDIR=...)"
 #endif
 
 /*
