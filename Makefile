@@ -62,7 +62,7 @@ PLUGIN_SOS := $(patsubst %,$(B)/plugins/%.so,$(PLUGINS))
 $(foreach p,$(PLUGINS),$(eval PLUGIN_LIBS_$(p) ?=))
 
 .PHONY: all check unit integration check-versions check-install run install uninstall clean \
-        tests deps fuzz valgrind bench FORCE
+        tests deps fuzz valgrind bench
 all: $(B)/walnotify $(PLUGIN_SOS)
 
 $(B)/core/%.o: core/%.c $(B)/core/%.d
@@ -71,13 +71,13 @@ $(B)/core/%.o: core/%.c $(B)/core/%.d
 	$(Q)$(CC) $(COMPILE) $(DEPFLAGS) -c -o $@ $<
 
 # The plugin folder is compiled into the configuration reader. $(B)/plugindir holds the value it
-# was built with and changes only when PLUGINDIR does, so `make install PREFIX=...` after a
-# plain `make` rebuilds the host for the folder it installs into.
+# was built with and is rewritten (when make reads this file) only when PLUGINDIR changes, so
+# `make install PREFIX=...` after a plain `make` rebuilds the host for the folder it installs
+# into, and a make with nothing to do stays quiet (make -q too).
 $(B)/core/config.o: WN_CPPFLAGS += -DWALNOTIFY_PLUGINDIR='"$(PLUGINDIR)"'
 $(B)/core/config.o: $(B)/plugindir
-$(B)/plugindir: FORCE
-	@mkdir -p $(@D)
-	@echo '$(PLUGINDIR)' | cmp -s - $@ || echo '$(PLUGINDIR)' > $@
+$(shell mkdir -p $(B) && { echo '$(PLUGINDIR)' | cmp -s - $(B)/plugindir || \
+        echo '$(PLUGINDIR)' > $(B)/plugindir; })
 
 $(B)/walnotify: $(CORE_OBJS)
 	@echo "  CC      $@"
@@ -119,7 +119,8 @@ ITEST_SRCS   := $(wildcard tests/integration/test_*.c)
 ITEST_BINS   := $(patsubst tests/integration/test_%.c,$(B)/tests/itest_%,$(ITEST_SRCS))
 TESTLIB_OBJS := $(patsubst tests/lib/%.c,$(B)/tests/lib/%.o,$(wildcard tests/lib/*.c))
 
-$(B)/tests/test_%: tests/unit/test_%.c $(B)/tests/test_%.d $$(addprefix $(B)/core/,$$(addsuffix .o,$$(UNIT_DEPS_$$*)))
+$(B)/tests/test_%: tests/unit/test_%.c $(B)/tests/test_%.d \
+                   $$(addprefix $(B)/core/,$$(addsuffix .o,$$(UNIT_DEPS_$$*)))
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	$(Q)$(CC) $(COMPILE) $(DEPFLAGS) -Itests/lib $(LINK) -o $@ $(filter %.c %.o,$^) $(CHECK_LIBS) $(HOST_LIBS)
