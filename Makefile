@@ -72,7 +72,7 @@ $(B)/plugins/%.so: $$(wildcard plugins/%/*.c) $$(wildcard plugins/%/*.h) include
 UNIT_DEPS_decoder    := decoder lsn log
 UNIT_DEPS_relcache   := relcache decoder lsn log
 UNIT_DEPS_config     := config conninfo lsn log
-UNIT_DEPS_loader     := loader config conninfo lsn log
+UNIT_DEPS_loader     := loader requests config conninfo lsn log
 UNIT_DEPS_abi        :=
 UNIT_DEPS_jsonl      :=
 UNIT_DEPS_handoff    := handoff lsn log
@@ -81,7 +81,7 @@ UNIT_DEPS_backoff    := backoff
 UNIT_DEPS_conninfo   := conninfo log
 UNIT_DEPS_log        := log
 UNIT_DEPS_state      := state lsn log
-UNIT_DEPS_dispatcher := dispatcher deadletter handoff decoder relcache loader config conninfo lsn log
+UNIT_DEPS_dispatcher := dispatcher requests deadletter handoff decoder relcache loader config conninfo lsn log
 
 UNIT_SRCS    := $(wildcard tests/unit/test_*.c)
 UNIT_BINS    := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRCS))

@@ -19,7 +19,11 @@ typedef enum wn_dispatch_result {
     WN_DISPATCH_ENDPOS,         /* --endpos reached */
     WN_DISPATCH_PLUGIN_FATAL,   /* a plugin failed fatally: exit 2 */
     WN_DISPATCH_STREAM_ENDED,   /* the reader ended without a stop request */
-    WN_DISPATCH_PROTOCOL_ERROR  /* a message could not be decoded or made no sense */
+    WN_DISPATCH_PROTOCOL_ERROR, /* a message could not be decoded or made no sense */
+    WN_DISPATCH_REWIND          /* a plugin asked for a rewind or named failed events: nothing
+                                   new was flushed or published; stream again from the last
+                                   published position (after the requester's backoff, which
+                                   the dispatcher has already waited) */
 } wn_dispatch_result;
 
 typedef struct wn_dispatcher_options {
@@ -31,9 +35,10 @@ typedef struct wn_dispatcher_options {
 } wn_dispatcher_options;
 
 /*
- * Runs until stop, endpos, a fatal plugin failure or the end of the stream. Before returning it
- * aborts the transaction in hand, flushes the plugins, publishes the last safe position and marks
- * the dispatcher done. err receives one line for the failures.
+ * Runs until stop, endpos, a fatal plugin failure, a rewind or the end of the stream. Before
+ * returning it aborts the transaction in hand, flushes the plugins and publishes the last safe
+ * position (not after a fatal failure or a rewind), and marks the dispatcher done. err receives
+ * one line for the failures.
  */
 wn_dispatch_result wn_dispatch_run(const wn_dispatcher_options *options, wn_handoff *handoff,
                                    char *err, size_t errlen);

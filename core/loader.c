@@ -9,6 +9,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -601,6 +602,35 @@ __attribute__((format(printf, 3, 4))) static void host_log(const walnotify_host 
     va_end(args);
 }
 
+/* ---- rewind and failure naming (ABI 1.1) --------------------------------------------------- */
+
+/* The host table an instance receives is always the `host` member of its own wn_plugin, so the
+ * instance's requests are found from it without any global. */
+static wn_plugin *host_plugin(const walnotify_host *host)
+{
+    return (wn_plugin *)(void *)((char *)(uintptr_t)host - offsetof(wn_plugin, host));
+}
+
+static walnotify_status host_fail_events(const walnotify_host *host, walnotify_id first,
+                                         walnotify_id last, walnotify_failure failure,
+                                         const char *reason)
+{
+    wn_plugin *plugin;
+
+    if (!host)
+        return WALNOTIFY_FATAL;
+    plugin = host_plugin(host);
+    return wn_requests_fail(&plugin->requests, host->instance_name, first, last, failure,
+                            reason);
+}
+
+static walnotify_status host_rewind(const walnotify_host *host, const char *reason)
+{
+    if (!host)
+        return WALNOTIFY_FATAL;
+    return wn_requests_rewind(&host_plugin(host)->requests, host->instance_name, reason);
+}
+
 static void fill_host(wn_plugin *plugin, const wn_plugin_config *config)
 {
     walnotify_host *host = &plugin->host;
@@ -616,6 +646,8 @@ static void fill_host(wn_plugin *plugin, const wn_plugin_config *config)
     host->get_list_length = host_get_list_length;
     host->get_list_item = host_get_list_item;
     host->host_private = plugin->settings;
+    host->fail_events = host_fail_events;
+    host->rewind = host_rewind;
 }
 
 /* ---- public ----------------------------------------------------------------------------------- */

@@ -10,6 +10,7 @@
 
 #include <walnotify/plugin.h>
 #include "config.h"
+#include "requests.h"
 
 typedef struct wn_plugin_settings wn_plugin_settings; /* validated values; loader.c's own */
 
@@ -21,6 +22,8 @@ typedef struct wn_plugin {
     walnotify_host host;            /* the services lent to this instance */
     void *state;                    /* from init */
     bool initialised;
+    wn_requests requests;           /* rewinds and failures it asked for (ABI 1.1); the
+                                       services find it from `host`, which lives beside it */
 } wn_plugin;
 
 /* wn_plugin_load's failures: the shared object itself (exit 2), or its settings in the
