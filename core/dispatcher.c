@@ -536,9 +536,17 @@ static step meet_named_failure(dispatcher *d, plugin_slot *slot, const walnotify
 
     if (named->kind == WALNOTIFY_FAILURE_TRANSIENT && may_retry(config, retries - 1)) {
         backoff_ms = backoff_for_retry(config, retries);
-        if (wait_to_retry(d, slot, CALL_HANDLE, retries, &backoff_ms) != STEP_CONTINUE)
-            return STEP_DONE;
-        return handle_under_policy(d, slot, event, retries, backoff_ms);
+        wn_log(WN_LOG_WARNING,
+               "plugin \"%s\": event %s seq %" PRIu32 " of %s was named failed by %s (%s; "
+               "attempt %u): handing it to handle again in %d ms",
+               config->name, wn_lsn_format(event->commit_lsn, lsn), event->seq, event->table,
+               named->from, named->reason, retries, backoff_ms);
+        sleep_unless_stopped(d, backoff_ms);
+        if (wn_handoff_stop_requested(d->handoff))
+            return fail(d, WN_DISPATCH_STOPPED, "stopped while retrying plugin \"%s\"",
+                        config->name);
+        return handle_under_policy(d, slot, event, retries,
+                                   backoff_for_retry(config, retries + 1));
     }
     describe_named(named, reason, sizeof reason);
     if (policy_end(config) == WN_ON_ERROR_SKIP)
@@ -1070,6 +1078,26 @@ static void run_loop(dispatcher *d)
 }
 
 /*
+ * The last flush failed: what it did not make durable is not acknowledged. A fatal failure wins;
+ * a rewind asked for in it wins over --endpos (the requester wants to see it again, and the run
+ * goes on to endpos), but not over a stop.
+ */
+static wn_dispatch_result final_flush_failed(dispatcher *d, wn_dispatch_result result)
+{
+    char text[WN_LSN_TEXT_MAX];
+
+    wn_lsn_format(d->published, text);
+    if (d->result == WN_DISPATCH_REWIND) {
+        wn_log(WN_LOG_WARNING, "a plugin asked for a rewind in the last flush; acknowledging %s "
+                               "only",
+               text);
+        return result == WN_DISPATCH_ENDPOS ? WN_DISPATCH_REWIND : result;
+    }
+    wn_log(WN_LOG_WARNING, "final flush failed: %s; acknowledging %s only", d->err, text);
+    return d->result == WN_DISPATCH_PLUGIN_FATAL ? WN_DISPATCH_PLUGIN_FATAL : result;
+}
+
+/*
  * The way out, whatever the reason: the transaction in hand is abandoned, and what was finished
  * before it is made durable and published. After a fatal failure nothing more is published:
  * acknowledging less is always safe.
@@ -1081,14 +1109,9 @@ static void finish(dispatcher *d)
 
     abort_transaction(d);
     d->finishing = true;
-    if (result == WN_DISPATCH_REWIND)
-        wait_before_rewind(d);
-    else if (result != WN_DISPATCH_PLUGIN_FATAL && flush_and_publish(d) != STEP_CONTINUE) {
-        wn_log(WN_LOG_WARNING, "final flush failed: %s; acknowledging %s only", d->err,
-               wn_lsn_format(d->published, text));
-        if (d->result == WN_DISPATCH_PLUGIN_FATAL)
-            result = WN_DISPATCH_PLUGIN_FATAL;
-    }
+    if (result != WN_DISPATCH_PLUGIN_FATAL && result != WN_DISPATCH_REWIND &&
+        flush_and_publish(d) != STEP_CONTINUE)
+        result = final_flush_failed(d, result);
     d->result = result;
     for (size_t i = 0; i < d->nslots; i++) {
         const plugin_slot *slot = &d->slots[i];
@@ -1100,6 +1123,10 @@ static void finish(dispatcher *d)
     }
     wn_log(WN_LOG_INFO, "dispatcher stopped; acknowledged position %s, %" PRIu64 " events",
            wn_lsn_format(d->published, text), d->events);
+    /* Every plugin call of this stream is over (said above); the rewind's backoff runs while
+     * the reader still keeps the connection alive. */
+    if (d->result == WN_DISPATCH_REWIND)
+        wait_before_rewind(d);
     wn_handoff_set_dispatcher_done(d->handoff);
 }
 
