@@ -2,6 +2,7 @@
 #
 #   make                 the host (build/walnotify) and every shipped plugin (build/plugins/*.so)
 #   make check           every unit and integration test (starts a throwaway PostgreSQL)
+#   make check-faults    the longer fault loops (rewinds at random points, several seeds)
 #   make run             the example pipeline against a throwaway PostgreSQL
 #   make install         PREFIX (default /usr/local), DESTDIR
 #   make SANITIZE=1 ...  everything built with AddressSanitizer and UndefinedBehaviorSanitizer
@@ -46,7 +47,7 @@ CORE_OBJS := $(patsubst core/%.c,$(B)/core/%.o,$(CORE_SRCS))
 PLUGINS   := $(notdir $(wildcard plugins/*))
 PLUGIN_SOS := $(patsubst %,$(B)/plugins/%.so,$(PLUGINS))
 
-.PHONY: all check unit integration run install clean tests deps fuzz valgrind bench
+.PHONY: all check check-faults unit integration run install clean tests deps fuzz valgrind bench
 all: $(B)/walnotify $(PLUGIN_SOS)
 
 $(B)/core/%.o: core/%.c $(wildcard core/*.h) include/walnotify/plugin.h
@@ -130,6 +131,12 @@ integration:
 	@tests/deps.sh
 	@$(MAKE) --no-print-directory tests
 	@tests/run.sh integration
+
+# Fault loops too long for `make check`: WN_REWIND_ROUNDS rounds of WN_REWIND_MAX rewinds.
+check-faults:
+	@tests/deps.sh
+	@$(MAKE) --no-print-directory tests
+	@tests/check-faults.sh
 
 # The decoder under libFuzzer (clang) for FUZZ_SECONDS.
 FUZZ_SECONDS ?= 60
