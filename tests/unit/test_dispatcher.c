@@ -143,6 +143,7 @@ typedef struct recorder {
     walnotify_id to_name;
     bool have_to_name;
     bool have_first;
+    bool rewind_in_flush;      /* asks for a rewind from its next flush */
 } recorder;
 
 static wn_lsn published_now(void);
@@ -249,6 +250,11 @@ static walnotify_status rec_flush(void *state)
 {
     recorder *r = state;
 
+    if (r->rewind_in_flush) {
+        r->rewind_in_flush = false;
+        record(r, "rewind in flush");
+        return wn_requests_rewind(r->requests, "recorder", "lost in flush");
+    }
     if (r->flush_retries_left > 0) {
         wn_lsn published = published_now();
 
@@ -957,6 +963,24 @@ START_TEST(rewind_aborts_and_publishes_nothing_new)
 }
 END_TEST
 
+/* A rewind from flush: what the flush was to make durable is not acknowledged (the way a lost
+ * connection ends, flushing and publishing, would acknowledge exactly what the sink lost). */
+START_TEST(rewind_from_flush_acknowledges_nothing_of_it)
+{
+    static const char *const notes[] = {"10"};
+
+    prepare(0x100, 0);
+    fx.recorders[0].rewind_in_flush = true;
+    launch();
+    send_msg(relation_msg(1, "public", "orders"), 0);
+    send_txn(0x200, 0x210, 7, 1, notes, 1);
+    send_keepalive(0x900);
+    ck_assert_int_eq(wait_finished(), WN_DISPATCH_REWIND);
+    ck_assert_uint_eq(fx.final_ack, 0x100);
+    ck_assert_str_eq(last_call(&fx.recorders[0]), "rewind in flush");
+}
+END_TEST
+
 /* Rewinds without progress count as retries: retry_max 1, then stop: the second one stops. */
 START_TEST(rewinds_without_progress_run_out_then_stop)
 {
@@ -1110,6 +1134,7 @@ int main(void)
     tcase_add_test(tc, unusable_dead_letter_file_is_fatal);
     tcase_add_test(tc, torn_dead_letter_line_is_cut);
     tcase_add_test(tc, rewind_aborts_and_publishes_nothing_new);
+    tcase_add_test(tc, rewind_from_flush_acknowledges_nothing_of_it);
     tcase_add_test(tc, rewinds_without_progress_run_out_then_stop);
     tcase_add_test(tc, named_failure_meets_the_policy_on_redelivery);
     tcase_add_test(tc, naming_an_acknowledged_event_stops);
