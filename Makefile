@@ -59,11 +59,14 @@ $(B)/walnotify: $(CORE_OBJS)
 	@echo "  CC      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(HOST_LIBS)
 
-# A plugin is every .c in its folder, linked against nothing of the host.
+# A plugin is every .c in its folder, plus the core sources PLUGIN_SRCS_<name> lists (compiled
+# into it, hidden), linked against nothing of the host.
+PLUGIN_SRCS_jsonl := core/files.c
 # Intermediate objects of the tests are kept, so a second make has nothing to do.
 .SECONDARY:
 .SECONDEXPANSION:
-$(B)/plugins/%.so: $$(wildcard plugins/%/*.c) $$(wildcard plugins/%/*.h) include/walnotify/plugin.h
+$(B)/plugins/%.so: $$(wildcard plugins/%/*.c) $$(wildcard plugins/%/*.h) $$(PLUGIN_SRCS_$$*) \
+                   $$(addsuffix .h,$$(basename $$(PLUGIN_SRCS_$$*))) include/walnotify/plugin.h
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	$(Q)$(CC) $(CFLAGS) -fvisibility=hidden -shared $(LDFLAGS) -o $@ $(filter %.c,$^) $(PLUGIN_LIBS_$*)
@@ -81,8 +84,10 @@ UNIT_DEPS_lsn        := lsn
 UNIT_DEPS_backoff    := backoff
 UNIT_DEPS_conninfo   := conninfo log
 UNIT_DEPS_log        := log
-UNIT_DEPS_state      := state lsn log
-UNIT_DEPS_dispatcher := dispatcher requests deadletter handoff decoder relcache loader config conninfo lsn log
+UNIT_DEPS_state      := state files lsn log
+# The dead-letter file's tests link what the dead-letter module needs, as the dispatcher's do.
+UNIT_DEPS_files       = files $(filter-out dispatcher,$(UNIT_DEPS_dispatcher))
+UNIT_DEPS_dispatcher := dispatcher requests deadletter files handoff decoder relcache loader config conninfo lsn log
 
 UNIT_SRCS    := $(wildcard tests/unit/test_*.c)
 UNIT_BINS    := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRCS))

@@ -10,6 +10,7 @@
 
 #include "config.h"
 #include "conninfo.h"
+#include "exitcode.h"
 #include "loader.h"
 #include "log.h"
 #include "lsn.h"
@@ -115,19 +116,13 @@ static int parse_options(int argc, char **argv, options *opts)
     return -1;
 }
 
-/* The exit status for a status that may be a "wait and retry" one, when there is no waiting. */
-static int exit_code(int status)
-{
-    return status == WN_EXIT_TRANSIENT || status == WN_EXIT_SLOT_BUSY ? WN_EXIT_SERVER : status;
-}
-
 static int drop_slot(const wn_config *config)
 {
     char err[ERR_MAX];
     int status = wn_setup_drop_slot(config, err, sizeof err);
 
     if (status != 0)
-        return wn_die(exit_code(status), "%s", err);
+        return wn_die(wn_exit_status(status), "%s", err);
     wn_log(WN_LOG_INFO, "dropped slot \"%s\"", config->source.slot);
     return 0;
 }

@@ -65,12 +65,6 @@ typedef enum connect_result {
     CONNECT_FAILED            /* *exit_status set, reason printed */
 } connect_result;
 
-/* The exit status for a status that may be a "wait and retry" one, when there is no waiting. */
-static int exit_code(int status)
-{
-    return status == WN_EXIT_TRANSIENT || status == WN_EXIT_SLOT_BUSY ? WN_EXIT_SERVER : status;
-}
-
 static int64_t monotonic_ms(void)
 {
     struct timespec now;
@@ -319,7 +313,7 @@ static connect_result connect_with_retry(run *r, wn_session *sess, const char *l
             continue;
         }
         if (status != WN_EXIT_TRANSIENT) {
-            *exit_status = wn_die(exit_code(status), "%s", err);
+            *exit_status = wn_die(wn_exit_status(status), "%s", err);
             return CONNECT_FAILED;
         }
         delay_ms = wn_backoff_next(&transient, &r->seed);
@@ -403,14 +397,14 @@ static int after_stream(wn_dispatch_result result, const char *dispatch_err,
         /* fall through */
     case WN_DISPATCH_ENDPOS:
         if (reader->status != 0)
-            return wn_die(exit_code(reader->status), "%s", reader->err);
+            return wn_die(wn_exit_status(reader->status), "%s", reader->err);
         return 0;
     case WN_DISPATCH_PLUGIN_FATAL:
         return wn_die(WN_EXIT_PLUGIN, "%s", dispatch_err);
     case WN_DISPATCH_STREAM_ENDED:
         if (reader->status == WN_EXIT_TRANSIENT)
             return wn_session_stop_requested(sess) ? 0 : STREAM_LOST;
-        return wn_die(reader->status ? exit_code(reader->status) : WN_EXIT_SERVER, "%s",
+        return wn_die(reader->status ? wn_exit_status(reader->status) : WN_EXIT_SERVER, "%s",
                    reader->err[0] ? reader->err : "the replication stream ended");
     case WN_DISPATCH_PROTOCOL_ERROR:
         return wn_die(WN_EXIT_SERVER, "%s", dispatch_err);
@@ -418,7 +412,7 @@ static int after_stream(wn_dispatch_result result, const char *dispatch_err,
         if (wn_session_stop_requested(sess))
             return 0;
         if (reader->status != 0 && reader->status != WN_EXIT_TRANSIENT)
-            return wn_die(exit_code(reader->status), "%s", reader->err);
+            return wn_die(wn_exit_status(reader->status), "%s", reader->err);
         return STREAM_REWOUND;
     }
     return WN_EXIT_SERVER;
@@ -481,7 +475,7 @@ int wn_pipeline_create_slot(const wn_config *config)
     char err[ERR_MAX];
     int status = wn_setup_prepare(config, NULL, NULL, &server, err, sizeof err);
 
-    return status == 0 ? 0 : wn_die(exit_code(status), "%s", err);
+    return status == 0 ? 0 : wn_die(wn_exit_status(status), "%s", err);
 }
 
 int wn_pipeline_run(const wn_config *config, wn_plugin *plugins, size_t nplugins, wn_lsn endpos,

@@ -9,11 +9,10 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "exitcode.h"
 #include "loader.h"
 #include "lsn.h"
 #include "session.h"
-
-#define WN_EXIT_PLUGIN 2
 
 /* Loads every plugin of config, in order (no init). Returns 0, or the exit status after printing
  * the reason; *plugins and *nloaded then hold what loaded, for wn_pipeline_unload_plugins. */
