@@ -434,10 +434,11 @@ static step skip_after_rewinds(dispatcher *d, plugin_slot *slot, unsigned rewind
                config->name, requests->from, requests->reason, rewinds, backoff_cap_ms(config));
         return rewind_now(d, backoff_cap_ms(config));
     }
-    snprintf(why, sizeof why, "rewind asked %u times without progress: %s", rewinds,
-             requests->reason);
+    snprintf(why, sizeof why, "%u rewind%s without progress, the last from %s: %s", rewinds,
+             rewinds == 1 ? "" : "s", requests->from, requests->reason);
+    /* No callback named these events: the reason alone says what happened. */
     if (!wn_requests_add_failure(requests, first, requests->delivered,
-                                 WALNOTIFY_FAILURE_PERMANENT, requests->from, why))
+                                 WALNOTIFY_FAILURE_PERMANENT, NULL, why))
         return fail(d, WN_DISPATCH_PLUGIN_FATAL,
                     "plugin \"%s\": cannot skip after its rewinds: %d ranges named as failed "
                     "are already due",
@@ -513,7 +514,9 @@ static void describe_named(const wn_named *named, char *out, size_t size)
 {
     const char *kind = named->kind == WALNOTIFY_FAILURE_PERMANENT ? "permanent" : "transient";
 
-    if (named->count > 1)
+    if (named->from == NULL)
+        snprintf(out, size, "%s", named->reason);
+    else if (named->count > 1)
         snprintf(out, size, "%s named it failed (%s) after %u attempts: %s", named->from, kind,
                  named->count, named->reason);
     else
@@ -540,7 +543,7 @@ static step meet_named_failure(dispatcher *d, plugin_slot *slot, const walnotify
                "plugin \"%s\": event %s seq %" PRIu32 " of %s was named failed by %s (%s; "
                "attempt %u): handing it to handle again in %d ms",
                config->name, wn_lsn_format(event->commit_lsn, lsn), event->seq, event->table,
-               named->from, named->reason, retries, backoff_ms);
+               named->from ? named->from : "the host", named->reason, retries, backoff_ms);
         sleep_unless_stopped(d, backoff_ms);
         if (wn_handoff_stop_requested(d->handoff))
             return fail(d, WN_DISPATCH_STOPPED, "stopped while retrying plugin \"%s\"",

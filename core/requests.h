@@ -37,7 +37,8 @@ typedef struct wn_failure {
     walnotify_failure kind;      /* as the last naming said */
     unsigned count;              /* times this range was named */
     unsigned long serial;        /* when it was last named: the latest naming wins */
-    const char *from;            /* the callback that named it last: static text */
+    const char *from;            /* the callback that named it last: static text; NULL when
+                                    the host named it (a bare rewind's skip) */
     char reason[WN_REQUEST_REASON_MAX];
 } wn_failure;
 

@@ -1005,6 +1005,43 @@ START_TEST(rewinds_without_progress_run_out_then_stop)
 }
 END_TEST
 
+/* on_error = "skip" and a bare rewind: what the requester had received since the last
+ * acknowledgement goes to its dead-letter file when it comes again; the rest is delivered. */
+START_TEST(rewind_under_skip_sends_what_it_had_to_the_dead_letter_file)
+{
+    static const char *const notes[] = {"20", "21"};
+    char *dead;
+
+    make_dead_dir();
+    prepare(0x100, 0);
+    set_policy(1, WN_ON_ERROR_SKIP, 0, WN_ON_ERROR_STOP, dead_path);
+    fx.recorders[1].rewind_on_note = 21;
+    for (int run = 1; run <= 2; run++) {
+        if (run == 2)
+            restart(0x100);
+        launch();
+        send_msg(relation_msg(1, "public", "orders"), 0);
+        send_txn(0x300, 0x310, 8, 1, notes, 2);
+        if (run == 1) {
+            send_keepalive(0x900);
+            ck_assert_int_eq(wait_finished(), WN_DISPATCH_REWIND);
+        }
+    }
+    ck_assert(wait_ack(0x310));
+    ck_assert_int_eq(finish(), WN_DISPATCH_STOPPED);
+    /* Both events went to the file; handle saw neither on the second stream. */
+    ck_assert_int_eq(fx.recorders[1].ncalls, 2);
+    ck_assert_str_eq(fx.recorders[1].calls[1], "commit 8");
+    dead = read_whole(dead_path);
+    ck_assert_msg(strstr(dead, "\"note\":\"20\"") != NULL && strstr(dead, "\"note\":\"21\"") != NULL &&
+                      strstr(dead, "\"error\":\"1 rewind without progress, the last from handle: "
+                                   "lost\"") != NULL,
+                  "%s", dead);
+    free(dead);
+    cleanup_dir();
+}
+END_TEST
+
 /* A failure named from commit rewinds; the next stream skips that event to the dead-letter
  * file (on_error = "skip") and delivers the rest of the transaction. */
 START_TEST(named_failure_meets_the_policy_on_redelivery)
@@ -1137,6 +1174,7 @@ int main(void)
     tcase_add_test(tc, rewind_from_flush_acknowledges_nothing_of_it);
     tcase_add_test(tc, rewinds_without_progress_run_out_then_stop);
     tcase_add_test(tc, named_failure_meets_the_policy_on_redelivery);
+    tcase_add_test(tc, rewind_under_skip_sends_what_it_had_to_the_dead_letter_file);
     tcase_add_test(tc, naming_an_acknowledged_event_stops);
     tcase_add_test(tc, services_refuse_outside_the_callbacks);
     suite_add_tcase(suite, tc);
