@@ -98,8 +98,7 @@ static bool allowed(const wn_requests *requests, const char *instance, const cha
     return false;
 }
 
-walnotify_status wn_requests_rewind(wn_requests *requests, const char *instance,
-                                    const char *reason)
+walnotify_status wn_requests_rewind(wn_requests *requests, const char *instance, const char *reason)
 {
     if (!allowed(requests, instance, "rewind"))
         return WALNOTIFY_FATAL;
@@ -113,7 +112,7 @@ walnotify_status wn_requests_rewind(wn_requests *requests, const char *instance,
 }
 
 __attribute__((format(printf, 2, 3))) static walnotify_status refuse(wn_requests *requests,
-                                                                      const char *format, ...)
+                                                                     const char *format, ...)
 {
     va_list args;
 
@@ -187,9 +186,8 @@ bool wn_requests_add_failure(wn_requests *requests, walnotify_id first, walnotif
     return true;
 }
 
-walnotify_status wn_requests_fail(wn_requests *requests, const char *instance,
-                                  walnotify_id first, walnotify_id last,
-                                  walnotify_failure failure, const char *reason)
+walnotify_status wn_requests_fail(wn_requests *requests, const char *instance, walnotify_id first,
+                                  walnotify_id last, walnotify_failure failure, const char *reason)
 {
     walnotify_status status;
 

@@ -25,50 +25,50 @@
 
 typedef enum wn_request_kind {
     WN_REQUEST_NONE = 0,
-    WN_REQUEST_REWIND,  /* rewind(): the sink lost what it had not made durable */
-    WN_REQUEST_FAIL,    /* fail_events(): recorded in failures[], and a rewind */
-    WN_REQUEST_INVALID  /* a request the host refuses: a bug in the plugin (message) */
+    WN_REQUEST_REWIND, /* rewind(): the sink lost what it had not made durable */
+    WN_REQUEST_FAIL,   /* fail_events(): recorded in failures[], and a rewind */
+    WN_REQUEST_INVALID /* a request the host refuses: a bug in the plugin (message) */
 } wn_request_kind;
 
 /* One range named as failed. The same range named again counts again. */
 typedef struct wn_failure {
-    walnotify_id first;          /* inclusive */
-    walnotify_id last;           /* inclusive */
-    walnotify_failure kind;      /* as the last naming said */
-    unsigned count;              /* times this range was named */
-    unsigned long serial;        /* when it was last named: the latest naming wins */
-    const char *from;            /* the callback that named it last: static text; NULL when
-                                    the host named it (a bare rewind's skip) */
+    walnotify_id first;     /* inclusive */
+    walnotify_id last;      /* inclusive */
+    walnotify_failure kind; /* as the last naming said */
+    unsigned count;         /* times this range was named */
+    unsigned long serial;   /* when it was last named: the latest naming wins */
+    const char *from;       /* the callback that named it last: static text; NULL when
+                               the host named it (a bare rewind's skip) */
     char reason[WN_REQUEST_REASON_MAX];
 } wn_failure;
 
 /* What the failures due for one identity add up to. */
 typedef struct wn_named {
-    unsigned count;              /* namings of ranges that hold the identity: failed attempts */
-    walnotify_failure kind;      /* of the latest such naming */
+    unsigned count;         /* namings of ranges that hold the identity: failed attempts */
+    walnotify_failure kind; /* of the latest such naming */
     const char *from;
-    const char *reason;          /* borrowed from the wn_requests, until it changes */
+    const char *reason; /* borrowed from the wn_requests, until it changes */
 } wn_named;
 
 typedef struct wn_requests {
     /* Set by the dispatcher. */
-    const char *callback;        /* "handle", "commit" or "flush" while one runs; else NULL */
-    walnotify_id delivered;      /* the highest identity handed to handle */
+    const char *callback;   /* "handle", "commit" or "flush" while one runs; else NULL */
+    walnotify_id delivered; /* the highest identity handed to handle */
     bool have_delivered;
-    wn_lsn acknowledged;         /* the last position published as safe to acknowledge */
+    wn_lsn acknowledged; /* the last position published as safe to acknowledge */
 
     /* The request made during the callback in progress. */
     wn_request_kind pending;
-    char reason[WN_REQUEST_REASON_MAX];    /* REWIND: the plugin's reason */
-    char message[WN_REQUEST_MESSAGE_MAX];  /* INVALID: why the host refuses it */
-    const char *from;                      /* the callback it came from */
+    char reason[WN_REQUEST_REASON_MAX];   /* REWIND: the plugin's reason */
+    char message[WN_REQUEST_MESSAGE_MAX]; /* INVALID: why the host refuses it */
+    const char *from;                     /* the callback it came from */
 
     /* Kept across streams until acknowledged. */
     wn_failure failures[WN_FAILURES_MAX];
     size_t nfailures;
     unsigned long serial;
-    unsigned rewinds;            /* bare rewinds since the acknowledged position last moved */
-    wn_lsn rewound_at;           /* the acknowledged position at the last bare rewind */
+    unsigned rewinds;  /* bare rewinds since the acknowledged position last moved */
+    wn_lsn rewound_at; /* the acknowledged position at the last bare rewind */
 } wn_requests;
 
 /* Compares two identities: position first. <0, 0, >0. */
@@ -97,9 +97,8 @@ void wn_requests_acknowledged(wn_requests *requests, wn_lsn lsn);
  */
 walnotify_status wn_requests_rewind(wn_requests *requests, const char *instance,
                                     const char *reason);
-walnotify_status wn_requests_fail(wn_requests *requests, const char *instance,
-                                  walnotify_id first, walnotify_id last,
-                                  walnotify_failure failure, const char *reason);
+walnotify_status wn_requests_fail(wn_requests *requests, const char *instance, walnotify_id first,
+                                  walnotify_id last, walnotify_failure failure, const char *reason);
 
 /* Records a failure without validation (the host's own: a bare rewind's `then = "skip"`).
  * false when WN_FAILURES_MAX ranges are already due. */

@@ -25,7 +25,7 @@
 
 #define NAMER "build/tests/fixtures/namer.so"
 #define FLAKY "build/tests/fixtures/flaky.so"
-#define FAILED_ID "6"   /* seq 4 of the 10-row transaction (ids 2 to 11) */
+#define FAILED_ID "6" /* seq 4 of the 10-row transaction (ids 2 to 11) */
 
 /* A configuration with a quick status interval and quick reconnections (a rewind ends the
  * stream, and the walsender may hold the slot a moment longer). policy is the inside of the
@@ -51,8 +51,8 @@ static itest_path write_config(itest_ctx *ctx, const char *namer_settings, const
                      "  { name = \"healthy\"; path = \"%s\"; settings = { log = \"healthy.log\"; "
                      "}; }\n"
                      ");\n",
-                     ctx->conninfo, ctx->slot, ctx->pub, itest_root_file(NAMER).s,
-                     namer_settings, policy, itest_root_file(FLAKY).s);
+                     ctx->conninfo, ctx->slot, ctx->pub, itest_root_file(NAMER).s, namer_settings,
+                     policy, itest_root_file(FLAKY).s);
     return path;
 }
 
@@ -262,10 +262,10 @@ START_TEST(permanent_from_flush_skips_without_retry)
 {
     itest_ctx ctx;
     itest_host host;
-    itest_path conf = prepare(&ctx, "lateflush",
-                              "fail_seq = 4; from = \"flush\"; failure = \"permanent\";",
-                              "on_error = \"retry\"; retry_max = 5; then = \"skip\"; "
-                              "dead_letter = \"dead.jsonl\";");
+    itest_path conf =
+        prepare(&ctx, "lateflush", "fail_seq = 4; from = \"flush\"; failure = \"permanent\";",
+                "on_error = \"retry\"; retry_max = 5; then = \"skip\"; "
+                "dead_letter = \"dead.jsonl\";");
     wn_lsn end = insert_rows(&ctx);
 
     run_to(&ctx, &host, conf.s, end);

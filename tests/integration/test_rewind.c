@@ -31,23 +31,24 @@
 #include "watch.h"
 
 #define BIG_ROWS 2000000L
-#define SMALL_TXNS 10            /* before the big one, and as many after it */
+#define SMALL_TXNS 10 /* before the big one, and as many after it */
 #define SMALL_ROWS_MAX 40
-#define EARLY_SPAN 150           /* the first rewind lands among the first small transactions */
-#define RUN_S 600                /* the bound of one host run (grows under valgrind below) */
+#define EARLY_SPAN 150 /* the first rewind lands among the first small transactions */
+#define RUN_S 600      /* the bound of one host run (grows under valgrind below) */
 #define SAMPLES_MAX 200000
 
 #if defined(__SANITIZE_ADDRESS__)
 #define PEAK_RSS_LIMIT_KB (512L * 1024) /* AddressSanitizer's shadow memory and quarantine */
 #else
-#define PEAK_RSS_LIMIT_KB (48L * 1024)  /* generous: ~9 MiB expected; the transaction is GBs */
+#define PEAK_RSS_LIMIT_KB (48L * 1024) /* generous: ~9 MiB expected; the transaction is GBs */
 #endif
 
-/* ---- what the requester made durable, against the slot ---------------------------------------- */
+/* ---- what the requester made durable, against the slot ----------------------------------------
+ */
 
 typedef struct durable_sample {
-    wn_lsn confirmed;   /* the slot's confirmed_flush_lsn, read first */
-    wn_lsn durable;     /* then the highest position the requester recorded as durable */
+    wn_lsn confirmed; /* the slot's confirmed_flush_lsn, read first */
+    wn_lsn durable;   /* then the highest position the requester recorded as durable */
 } durable_sample;
 
 typedef struct durable_watch {
@@ -56,7 +57,7 @@ typedef struct durable_watch {
     bool stopping;
     PGconn *conn;
     const char *slot;
-    const char *path;   /* the rewinder's `durable` file */
+    const char *path; /* the rewinder's `durable` file */
     durable_sample *sample;
     size_t nsamples;
 } durable_watch;
@@ -68,8 +69,7 @@ static wn_lsn highest_durable(const char *path)
     wn_lsn highest = 0, lsn;
     char *line = data, *save = NULL;
 
-    for (line = data ? strtok_r(data, "\n", &save) : NULL; line;
-         line = strtok_r(NULL, "\n", &save))
+    for (line = data ? strtok_r(data, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save))
         if (wn_lsn_parse(line, &lsn) && lsn > highest)
             highest = lsn;
     free(data);
@@ -142,8 +142,9 @@ static void durable_check(const durable_watch *w, const wn_lsn *lsns, size_t nls
                       s + 1, wn_lsn_format(sample->confirmed, a), wn_lsn_format(below, b),
                       wn_lsn_format(sample->durable, c));
     }
-    fprintf(stderr, "rewind: %zu slot samples against the requester's durable position, %zu "
-                    "past a transaction\n",
+    fprintf(stderr,
+            "rewind: %zu slot samples against the requester's durable position, %zu "
+            "past a transaction\n",
             w->nsamples, checked);
 }
 
@@ -276,8 +277,8 @@ static itest_path write_config(itest_ctx *ctx, uint64_t seed, int rewinds)
                      ");\n",
                      ctx->conninfo, ctx->slot, ctx->pub,
                      itest_root_file("build/tests/fixtures/rewinder.so").s,
-                     (unsigned long long)seed, EARLY_SPAN, BIG_ROWS + 2 * SMALL_TXNS * 20,
-                     rewinds, itest_root_file("build/tests/fixtures/fault_count.so").s);
+                     (unsigned long long)seed, EARLY_SPAN, BIG_ROWS + 2 * SMALL_TXNS * 20, rewinds,
+                     itest_root_file("build/tests/fixtures/fault_count.so").s);
     return path;
 }
 
@@ -351,8 +352,8 @@ static void one_round(uint64_t seed, int rewinds)
     ck_assert_msg(rewinds == 0 || strstr(err, "asked for a rewind from") != NULL,
                   "the requester never asked for a rewind");
     free(err);
-    fprintf(stderr, "rewind: delivered in %.1f s, host peak RSS %ld kB\n",
-            seconds_since(&started), maxrss_kb);
+    fprintf(stderr, "rewind: delivered in %.1f s, host peak RSS %ld kB\n", seconds_since(&started),
+            maxrss_kb);
     clock_gettime(CLOCK_MONOTONIC, &started);
     ck_assert_msg(maxrss_kb < PEAK_RSS_LIMIT_KB, "walnotify's peak RSS was %ld kB, over %ld kB",
                   maxrss_kb, PEAK_RSS_LIMIT_KB);

@@ -938,7 +938,7 @@ START_TEST(torn_dead_letter_line_is_cut)
 END_TEST
 
 
-/* ---- rewinds and failures named late (ABI 1.1) ------------------------------------------------- */
+/* ---- rewinds and failures named late (ABI 1.1) ---------------------------------------------- */
 
 /* A rewind from handle: every plugin that began the transaction gets abort, nothing is flushed
  * or published beyond what was before. */
@@ -1033,7 +1033,8 @@ START_TEST(rewind_under_skip_sends_what_it_had_to_the_dead_letter_file)
     ck_assert_int_eq(fx.recorders[1].ncalls, 2);
     ck_assert_str_eq(fx.recorders[1].calls[1], "commit 8");
     dead = read_whole(dead_path);
-    ck_assert_msg(strstr(dead, "\"note\":\"20\"") != NULL && strstr(dead, "\"note\":\"21\"") != NULL &&
+    ck_assert_msg(strstr(dead, "\"note\":\"20\"") != NULL &&
+                      strstr(dead, "\"note\":\"21\"") != NULL &&
                       strstr(dead, "\"error\":\"1 rewind without progress, the last from handle: "
                                    "lost\"") != NULL,
                   "%s", dead);
