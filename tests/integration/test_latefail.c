@@ -13,7 +13,9 @@
  *   on_error stop                   exit 2, nothing of that transaction acknowledged;
  *   named from flush, permanent     straight to the dead-letter file, no second attempt;
  *   an event of an earlier, acknowledged transaction named: exit 2, saying it is a bug in the
- *   plugin.
+ *   plugin;
+ *   a stop (SIGTERM) during a rewind's long backoff: exit 0 at once, nothing of what the
+ *   requester lost acknowledged.
  */
 #include <check.h>
 #include <stdio.h>
@@ -302,6 +304,48 @@ START_TEST(naming_an_acknowledged_event_is_fatal)
 }
 END_TEST
 
+START_TEST(stop_during_a_rewind_backoff)
+{
+    itest_ctx ctx;
+    itest_host host;
+    itest_path conf;
+    itest_deadline deadline;
+    itest_loglines log;
+    char *err;
+
+    itest_begin(&ctx, "latesigterm");
+    itest_exec(ctx.conn, "CREATE TABLE t (id int PRIMARY KEY)");
+    conf = itest_config(&ctx, "rewind.cfg", "\"public.t\"", 200,
+                        "{ name = \"requester\"; path = \"%s\"; retry_initial_ms = 600000; "
+                        "retry_max_ms = 600000; settings = { early = 1; max_rewinds = 1; "
+                        "log = \"requester.log\"; }; }",
+                        itest_root_file("build/tests/fixtures/rewinder.so").s);
+    itest_create_slot(&ctx, conf.s);
+    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
+    itest_exec(ctx.conn, "INSERT INTO t VALUES (1), (2)");
+    deadline = itest_deadline_in(ITEST_WAIT_S * 1000);
+    for (;;) {
+        bool asked;
+
+        err = itest_host_stderr(&host);
+        asked = err != NULL && strstr(err, "in 600000 ms") != NULL;
+        free(err);
+        if (asked)
+            break;
+        ck_assert_msg(!itest_expired(&deadline), "the requester never asked for a rewind");
+        itest_sleep_ms(ITEST_POLL_MS);
+    }
+    /* The backoff is ten minutes: a stop must not wait for it. */
+    ck_assert_int_eq(itest_host_stop(&host, SIGTERM), 0);
+    log = itest_read_log(itest_file(&ctx, "requester.log").s);
+    ck_assert_uint_ge(log.count, 1);
+    ck_assert_msg(itest_slot_confirmed(ctx.conn, ctx.slot) <= log.line[0].lsn,
+                  "the slot passed the transaction the requester lost");
+    itest_loglines_free(&log);
+    itest_end(&ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("latefail");
@@ -316,6 +360,7 @@ int main(void)
     tcase_add_test(tc, stop_acknowledges_nothing_of_the_transaction);
     tcase_add_test(tc, permanent_from_flush_skips_without_retry);
     tcase_add_test(tc, naming_an_acknowledged_event_is_fatal);
+    tcase_add_test(tc, stop_during_a_rewind_backoff);
     suite_add_tcase(suite, tc);
     runner = srunner_create(suite);
     srunner_run_all(runner, CK_NORMAL);
