@@ -461,12 +461,12 @@ static step bare_rewind(dispatcher *d, plugin_slot *slot)
     wn_requests *requests = &slot->plugin->requests;
     const wn_plugin_config *config = slot->plugin->config;
     unsigned rewinds = ++requests->rewinds;
-    char lsn[WN_LSN_TEXT_MAX];
-    int wait_ms;
 
     requests->rewound_at = d->published;
     if (may_retry(config, rewinds - 1)) {
-        wait_ms = backoff_for_retry(config, rewinds);
+        int wait_ms = backoff_for_retry(config, rewinds);
+        char lsn[WN_LSN_TEXT_MAX];
+
         wn_log(WN_LOG_WARNING,
                "plugin \"%s\" asked for a rewind from %s: %s; streaming again from %s in %d ms "
                "(rewind %u without progress)",
@@ -535,10 +535,10 @@ static step meet_named_failure(dispatcher *d, plugin_slot *slot, const walnotify
     const wn_plugin_config *config = slot->plugin->config;
     unsigned retries = named->count; /* every naming was a failed attempt */
     char reason[NAMED_REASON_MAX], lsn[WN_LSN_TEXT_MAX];
-    int backoff_ms;
 
     if (named->kind == WALNOTIFY_FAILURE_TRANSIENT && may_retry(config, retries - 1)) {
-        backoff_ms = backoff_for_retry(config, retries);
+        int backoff_ms = backoff_for_retry(config, retries);
+
         wn_log(WN_LOG_WARNING,
                "plugin \"%s\": event %s seq %" PRIu32 " of %s was named failed by %s (%s; "
                "attempt %u): handing it to handle again in %d ms",
