@@ -12,6 +12,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 HARNESS=$ROOT/tests/pg-harness.sh
 export WN_REWIND_ROUNDS=${WN_REWIND_ROUNDS:-3}
 export WN_REWIND_MAX=${WN_REWIND_MAX:-6}
+# Every event the requester handles is logged, and the delivery invariant checked over the log.
+export WN_REWIND_EVENT_LOG=${WN_REWIND_EVENT_LOG:-1}
 
 PGDIR=$(mktemp -d /tmp/walnotify-pg.XXXXXX)
 cleanup() {
