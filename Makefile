@@ -76,9 +76,10 @@ $(B)/plugins/%.so: $$(wildcard plugins/%/*.c) $$(wildcard plugins/%/*.h) $$(PLUG
 UNIT_DEPS_decoder    := decoder lsn log
 UNIT_DEPS_relcache   := relcache decoder lsn log
 UNIT_DEPS_config     := config conninfo lsn log
-UNIT_DEPS_loader     := loader requests config conninfo lsn log
+UNIT_DEPS_loader     := loader requests encoder jsonbuf namecache config conninfo lsn log
 UNIT_DEPS_abi        :=
-UNIT_DEPS_jsonl      :=
+UNIT_DEPS_jsonl      := encoder jsonbuf namecache
+UNIT_DEPS_encoder    := encoder jsonbuf namecache
 UNIT_DEPS_handoff    := handoff lsn log
 UNIT_DEPS_lsn        := lsn
 UNIT_DEPS_backoff    := backoff
@@ -87,7 +88,9 @@ UNIT_DEPS_log        := log
 UNIT_DEPS_state      := state files lsn log
 # The dead-letter file's tests link what the dead-letter module needs, as the dispatcher's do.
 UNIT_DEPS_files       = files $(filter-out dispatcher,$(UNIT_DEPS_dispatcher))
-UNIT_DEPS_dispatcher := dispatcher requests deadletter files handoff decoder relcache loader config conninfo lsn log
+UNIT_DEPS_dispatcher := dispatcher requests deadletter files encoder jsonbuf namecache handoff \
+                        decoder relcache tablewatch loader config conninfo lsn log
+UNIT_DEPS_tablewatch := tablewatch conninfo log
 
 UNIT_SRCS    := $(wildcard tests/unit/test_*.c)
 UNIT_BINS    := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRCS))
@@ -107,6 +110,13 @@ $(B)/tests/fixtures/%.so: tests/fixtures/%.c $(wildcard tests/fixtures/*.h) incl
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	$(Q)$(CC) $(CFLAGS) -fvisibility=hidden -shared $(LDFLAGS) -o $@ $<
+
+# A fixture named abi10_* is built as a plugin compiled before ABI 1.1: against the 1.0 header
+# kept in tests/fixtures/abi-1.0, found before include/.
+$(B)/tests/fixtures/abi10_%.so: tests/fixtures/abi10_%.c tests/fixtures/abi-1.0/walnotify/plugin.h
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	$(Q)$(CC) -Itests/fixtures/abi-1.0 $(CFLAGS) -fvisibility=hidden -shared $(LDFLAGS) -o $@ $<
 
 $(B)/tests/lib/%.o: tests/lib/%.c $(wildcard tests/lib/*.h)
 	@mkdir -p $(@D)

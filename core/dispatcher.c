@@ -39,17 +39,29 @@
 /* What the dispatcher tracks of each plugin instance. */
 typedef struct plugin_slot {
     wn_plugin *plugin;
+    unsigned ops; /* what the block asks for and the plugin handles: a 1.0 plugin never
+                     receives an operation it does not know */
     bool began;   /* saw begin for the transaction in hand */
     bool dirty;   /* handled or committed something since its last flush */
     wn_deadletter *deadletter; /* where skipped events go; NULL when the policy never skips */
     uint64_t skipped;          /* events skipped in this run */
 } plugin_slot;
 
+/* What the dispatcher knows of the identity of one configured table. */
+typedef struct table_identity {
+    uint32_t oid;          /* the OID it is believed to have: at the start, then as it changed */
+    uint32_t stream_relid; /* the relation id this stream last described it with; 0: none yet */
+    uint32_t warned_old;   /* the last change of OID that was warned about, not to say it */
+    uint32_t warned_new;   /* twice (the stream and the catalog check both notice it) */
+} table_identity;
+
 /* The transaction in hand: from a Begin to its Commit. */
 typedef struct transaction {
     bool open;
     walnotify_txn txn;
     uint32_t seq;  /* data changes seen so far, before filtering */
+    uint32_t messages_since_change; /* messages since the last data change (or the Begin):
+                                       the k of a message's identity */
 } transaction;
 
 typedef enum step {
@@ -64,6 +76,9 @@ typedef struct dispatcher {
     wn_handoff *handoff;
     wn_decoder *decoder;
     wn_relcache *relcache;
+    table_identity *tables; /* [source.ntables] */
+    uint32_t *expected;     /* [source.ntables], what the catalog check asks about */
+    wn_table_seen *seen;    /* [source.ntables], what it answers */
     plugin_slot *slots;
     size_t nslots;
 
@@ -127,8 +142,8 @@ static const char *call_name(call_kind kind)
 
 static step act_on_request(dispatcher *d, plugin_slot *slot);
 
-static walnotify_status call_once_inner(plugin_slot *slot, call_kind kind,
-                                        const walnotify_txn *txn, const walnotify_event *event)
+static walnotify_status call_callback(plugin_slot *slot, call_kind kind, const walnotify_txn *txn,
+                                      const walnotify_event *event)
 {
     const walnotify_plugin *desc = &slot->plugin->descriptor;
     void *state = slot->plugin->state;
@@ -146,7 +161,8 @@ static walnotify_status call_once_inner(plugin_slot *slot, call_kind kind,
     return WALNOTIFY_FATAL;
 }
 
-/* handle, commit and flush may ask for a rewind or name failed events (ABI 1.1); begin may not. */
+/* One call. handle, commit and flush may ask for a rewind or name failed events (ABI 1.1);
+ * begin may not. */
 static walnotify_status call_once(plugin_slot *slot, call_kind kind, const walnotify_txn *txn,
                                   const walnotify_event *event)
 {
@@ -155,7 +171,7 @@ static walnotify_status call_once(plugin_slot *slot, call_kind kind, const walno
 
     if (kind != CALL_BEGIN)
         wn_requests_open(requests, call_name(kind));
-    status = call_once_inner(slot, kind, txn, event);
+    status = call_callback(slot, kind, txn, event);
     wn_requests_close(requests);
     return status;
 }
@@ -304,6 +320,12 @@ static void describe_failure(walnotify_status status, unsigned retries, char *ou
         snprintf(out, size, "handle returned RETRY after %u attempts", retries + 1);
 }
 
+/* What a message names an event by: its table, or "a message" for a logical decoding message. */
+static const char *event_subject(const walnotify_event *event)
+{
+    return event->table ? event->table : "a message";
+}
+
 /* Writes the event to the plugin's dead-letter file, counts it, says so, and goes on. */
 static step skip_event(dispatcher *d, plugin_slot *slot, const walnotify_event *event,
                        const char *reason)
@@ -317,16 +339,16 @@ static step skip_event(dispatcher *d, plugin_slot *slot, const walnotify_event *
         return fail(d, WN_DISPATCH_PLUGIN_FATAL,
                     "plugin \"%s\": cannot skip event %s seq %" PRIu32 " of %s (%s): it has no "
                     "dead_letter file",
-                    name, lsn, event->seq, event->table, reason);
+                    name, lsn, event->seq, event_subject(event), reason);
     if (wn_deadletter_append(slot->deadletter, name, event, reason, why, sizeof why) != 0)
         return fail(d, WN_DISPATCH_PLUGIN_FATAL,
                     "plugin \"%s\": cannot record skipped event %s seq %" PRIu32 " of %s: %s",
-                    name, lsn, event->seq, event->table, why);
+                    name, lsn, event->seq, event_subject(event), why);
     slot->skipped++;
     wn_log(WN_LOG_WARNING,
            "plugin \"%s\": skipped event %s seq %" PRIu32 " of %s (%s); %" PRIu64
            " skipped so far, see %s",
-           name, lsn, event->seq, event->table, reason, slot->skipped,
+           name, lsn, event->seq, event_subject(event), reason, slot->skipped,
            wn_deadletter_path(slot->deadletter));
     return STEP_CONTINUE;
 }
@@ -369,7 +391,7 @@ static step handle_under_policy(dispatcher *d, plugin_slot *slot, const walnotif
                     "plugin \"%s\" failed: %s for event %s seq %" PRIu32 " of %s; stopping "
                     "(on_error = \"%s\"%s)",
                     config->name, reason, wn_lsn_format(event->commit_lsn, lsn), event->seq,
-                    event->table, policy_name(config->on_error),
+                    event_subject(event), policy_name(config->on_error),
                     config->on_error == WN_ON_ERROR_RETRY ? ", then = \"stop\"" : "");
     }
 }
@@ -598,6 +620,162 @@ static step sync_dead_letters(dispatcher *d)
     return STEP_CONTINUE;
 }
 
+/* ---- the configured tables: renamed, dropped, made again, out of the publication ---------- */
+
+static const char *table_name(const dispatcher *d, size_t index)
+{
+    return d->options->config->source.tables[index].qualified;
+}
+
+/* A configured table's OID changed: dropped and created again under the same name. Said once
+ * per change, whichever of the stream and the catalog check sees it first. */
+static void table_recreated(dispatcher *d, size_t index, uint32_t old_oid, uint32_t new_oid)
+{
+    table_identity *table = &d->tables[index];
+
+    table->oid = new_oid;
+    if (table->warned_old == old_oid && table->warned_new == new_oid)
+        return;
+    table->warned_old = old_oid;
+    table->warned_new = new_oid;
+    wn_table_say_made_again(table_name(d, index), old_oid, new_oid);
+}
+
+/* Warns, once per column, about columns of a configured table whose type changed: values are
+ * text, so they are delivered as before, but a plugin that looks at type OIDs should know. */
+static void warn_retyped(const wn_relation *cached, const wn_message *msg)
+{
+    const wn_rel_column *was = NULL;
+    int i = -1;
+
+    while ((i = wn_relation_next_retyped(cached, msg, i + 1, &was)) >= 0) {
+        const wn_relation_column *now = &msg->u.relation.columns[i];
+
+        wn_log(WN_LOG_WARNING,
+               "table \"%s\": column \"%s\" changed type (type OID %" PRIu32 " typmod %" PRId32
+               ", now type OID %" PRIu32 " typmod %" PRId32 "); its values are delivered as "
+               "text as before",
+               cached->qualified, now->name, was->type_oid, was->typmod, now->type_oid,
+               now->typmod);
+    }
+}
+
+/*
+ * A new Relation message for a relation id the stream described before. A configured table now
+ * under a name that no configured table has would have its changes filtered out while the
+ * acknowledged position moves past them: stop first. Under another configured name, its changes
+ * go on under that name.
+ */
+static step check_relation_change(dispatcher *d, const wn_relation *cached, const wn_message *msg)
+{
+    const wn_config *config = d->options->config;
+    const char *schema = msg->u.relation.nspname[0] ? msg->u.relation.nspname : "pg_catalog";
+    const char *name = msg->u.relation.relname;
+    char now[WN_QUALIFIED_MAX];
+
+    if (cached->table_index < 0)
+        return STEP_CONTINUE;
+    warn_retyped(cached, msg);
+    if (!wn_relation_renamed(cached, msg))
+        return STEP_CONTINUE;
+    snprintf(now, sizeof now, "%s.%s", schema, name);
+    if (wn_config_find_table(config, schema, name) >= 0) {
+        wn_log(WN_LOG_WARNING,
+               "table \"%s\" (relation id %" PRIu32 ") is now named \"%s\", also in "
+               "source.tables: its changes are delivered as \"%s\" from now on",
+               cached->qualified, cached->relid, now, now);
+        return STEP_CONTINUE;
+    }
+    return fail(d, WN_DISPATCH_SERVER_STATE,
+                "table \"%s\" (relation id %" PRIu32 ") was renamed to \"%s\", which is not in "
+                "source.tables: its changes would no longer be delivered, so walnotify stops "
+                "before acknowledging any of them; " WN_RENAMED_REMEDY,
+                cached->qualified, cached->relid, now, cached->qualified, now);
+}
+
+/* After a Relation message: the configured table it names now has this relation id, and a
+ * relation id of a configured table arriving under an unconfigured name is said. */
+static void note_relation_id(dispatcher *d, const wn_relation *rel)
+{
+    size_t ntables = d->options->config->source.ntables;
+
+    if (rel->table_index >= 0) {
+        table_identity *table = &d->tables[rel->table_index];
+
+        if (table->stream_relid != 0 && table->stream_relid != rel->relid)
+            table_recreated(d, (size_t)rel->table_index, table->stream_relid, rel->relid);
+        table->stream_relid = rel->relid;
+        return;
+    }
+    for (size_t i = 0; i < ntables; i++) {
+        if (d->tables[i].oid != rel->relid)
+            continue;
+        /* The name it had when these changes were made: no configured table had it then. */
+        wn_log(WN_LOG_WARNING,
+               "changes of table \"%s\" (OID %" PRIu32 ") made while it was named \"%s\" are "
+               "not delivered: that name is not in source.tables",
+               table_name(d, i), rel->relid, rel->qualified);
+        return;
+    }
+}
+
+/* Judges what the catalog says of configured table `index` against the OID it should have. */
+static step judge_table(dispatcher *d, size_t index, const wn_table_seen *seen)
+{
+    uint32_t expected = d->tables[index].oid;
+    char why[1024];
+
+    switch (wn_table_judge(seen, expected, table_name(d, index),
+                           d->options->config->source.publication, why, sizeof why)) {
+    case WN_TABLE_SAME:
+        d->tables[index].oid = seen->oid;
+        return STEP_CONTINUE;
+    case WN_TABLE_MADE_AGAIN:
+        table_recreated(d, index, expected, seen->oid);
+        return STEP_CONTINUE;
+    case WN_TABLE_RENAMED:
+    case WN_TABLE_DROPPED:
+    case WN_TABLE_UNPUBLISHED:
+        break;
+    }
+    return fail(d, WN_DISPATCH_SERVER_STATE, "%s", why);
+}
+
+/*
+ * Before the acknowledgement moves: is every configured table still published under the OID it
+ * had? STEP_DONE when a table was renamed, dropped or taken out of the publication, and when the
+ * catalog could not be read: a server going down terminates this session first and then waits
+ * for the walsender's client to confirm all it sent, so waiting here for a check would hold its
+ * shutdown for wal_sender_timeout. The stream ends instead, acknowledging nothing more, and the
+ * reconnection checks the tables again before anything else.
+ */
+static step check_tables(dispatcher *d)
+{
+    size_t ntables = d->options->config->source.ntables;
+    int stop_fd = d->finishing ? -1 : wn_handoff_stop_fd(d->handoff);
+    char why[512];
+    wn_tables_read status;
+
+    if (d->options->read_tables == NULL)
+        return STEP_CONTINUE;
+    for (size_t i = 0; i < ntables; i++)
+        d->expected[i] = d->tables[i].oid;
+    status = d->options->read_tables(d->options->tables_watch, d->expected, d->seen, stop_fd, why,
+                                     sizeof why);
+    if (status == WN_TABLES_REFUSED)
+        return fail(d, WN_DISPATCH_SERVER_STATE, "checking the tables of publication \"%s\": %s",
+                    d->options->config->source.publication, why);
+    if (status != WN_TABLES_READ)
+        return fail(d, WN_DISPATCH_TABLES_UNKNOWN,
+                    "cannot check that the tables are still published before acknowledging: %s",
+                    why);
+    for (size_t i = 0; i < ntables; i++) {
+        if (judge_table(d, i, &d->seen[i]) != STEP_CONTINUE)
+            return STEP_DONE;
+    }
+    return STEP_CONTINUE;
+}
+
 /* Hands the position to the reader thread; it only ever moves forward. */
 static void publish(dispatcher *d, wn_lsn lsn)
 {
@@ -608,6 +786,18 @@ static void publish(dispatcher *d, wn_lsn lsn)
     note_acknowledged(d, lsn);
 }
 
+/* Publishes target once the catalog says every configured table is still published as it was:
+ * a table out of the publication leaves nothing in the stream to notice it by. */
+static step publish_checked(dispatcher *d, wn_lsn target)
+{
+    if (target <= d->published)
+        return STEP_CONTINUE;
+    if (check_tables(d) != STEP_CONTINUE)
+        return STEP_DONE;
+    publish(d, target);
+    return STEP_CONTINUE;
+}
+
 /*
  * Makes every plugin durable, then publishes what was finished before the flush began. Called
  * once per status interval, and once at the end.
@@ -615,21 +805,27 @@ static void publish(dispatcher *d, wn_lsn lsn)
 static step flush_and_publish(dispatcher *d)
 {
     wn_lsn target = d->finished;
+    /* An instance that asked for it is flushed before every new acknowledgement, clean or not
+     * (its progress row follows keepalives too); every instance is flushed once at the end. */
+    bool moving = target > d->published;
 
-    if (d->unflushed) {
-        for (size_t i = 0; i < d->nslots; i++) {
-            if (!d->slots[i].dirty)
-                continue;
-            if (call_plugin(d, &d->slots[i], CALL_FLUSH, NULL) != STEP_CONTINUE)
-                return STEP_DONE;
-            d->slots[i].dirty = false;
-        }
-        d->unflushed = false;
+    for (size_t i = 0; i < d->nslots; i++) {
+        plugin_slot *slot = &d->slots[i];
+        step next;
+
+        if (!slot->dirty && !d->finishing && !(moving && wn_plugin_flush_always(slot->plugin)))
+            continue;
+        wn_plugin_set_flush_position(slot->plugin, target);
+        next = call_plugin(d, slot, CALL_FLUSH, NULL);
+        wn_plugin_set_flush_position(slot->plugin, 0);
+        if (next != STEP_CONTINUE)
+            return STEP_DONE;
+        slot->dirty = false;
     }
+    d->unflushed = false;
     if (sync_dead_letters(d) != STEP_CONTINUE)
         return STEP_DONE;
-    publish(d, target);
-    return STEP_CONTINUE;
+    return publish_checked(d, target);
 }
 
 static step flush_if_due(dispatcher *d, int64_t now)
@@ -737,6 +933,7 @@ static void init_event(const dispatcher *d, const wn_relation *rel, walnotify_op
     event->xid = d->xact.txn.xid;
     event->commit_time = d->xact.txn.commit_time;
     event->seq = d->xact.seq;
+    /* (commit_lsn, seq) spread apart, so that the messages between two changes fit between. */
     event->id.position = d->xact.txn.commit_lsn;
     event->id.ordinal = ((uint64_t)d->xact.seq + 1) << 32;
 }
@@ -747,7 +944,10 @@ static bool plugin_wants(const plugin_slot *slot, const wn_relation *rel, walnot
 {
     const wn_plugin_config *config = slot->plugin->config;
 
-    return rel->table_index >= 0 && config->watches[rel->table_index] && (config->ops & op);
+    if (!(slot->ops & op))
+        return false;
+    /* A message belongs to no table. */
+    return rel == NULL || (rel->table_index >= 0 && config->watches[rel->table_index]);
 }
 
 /* Each plugin that wants the event gets it, in configuration order, begin first if needed. */
@@ -783,6 +983,75 @@ static bool anyone_wants(const dispatcher *d, const wn_relation *rel, walnotify_
             return true;
     }
     return false;
+}
+
+/* commit for every plugin that saw begin in the transaction in hand. */
+static step commit_plugins(dispatcher *d)
+{
+    for (size_t i = 0; i < d->nslots; i++) {
+        plugin_slot *slot = &d->slots[i];
+
+        if (!slot->began)
+            continue;
+        if (call_plugin(d, slot, CALL_COMMIT, NULL) != STEP_CONTINUE)
+            return STEP_DONE;
+        slot->began = false;
+        /* A plugin that batches writes them in commit, maybe after a flush that came
+         * mid-transaction: the next flush must cover them. */
+        slot->dirty = true;
+        d->unflushed = true;
+    }
+    return STEP_CONTINUE;
+}
+
+/* One more data change in the transaction: seq moves on, the messages after it count anew. */
+static void count_change(dispatcher *d)
+{
+    d->xact.seq++;
+    d->xact.messages_since_change = 0;
+}
+
+/*
+ * The decoder leaves a message's content in the payload, where no NUL follows it: the event's
+ * content is copied to the arena, NUL-terminated, as the header promises.
+ */
+static step terminate_content(dispatcher *d, walnotify_event *event)
+{
+    if (!reserve_arena(d, event->message_length + 1))
+        return fail(d, WN_DISPATCH_PROTOCOL_ERROR,
+                    "out of memory building a message event (%zu bytes)", event->message_length);
+    if (event->message_length > 0)
+        memcpy(d->arena, event->message_content, event->message_length);
+    d->arena[event->message_length] = '\0';
+    event->message_content = d->arena;
+    return STEP_CONTINUE;
+}
+
+static step deliver_message(dispatcher *d, walnotify_event *event)
+{
+    if (terminate_content(d, event) != STEP_CONTINUE)
+        return STEP_DONE;
+    return deliver(d, NULL, event);
+}
+
+/* A non-transactional message, in a transaction of its own whose position is the message's. */
+static step deliver_alone(dispatcher *d, walnotify_event *event)
+{
+    step next;
+
+    memset(&d->xact, 0, sizeof d->xact);
+    d->xact.open = true;
+    d->xact.txn.size = sizeof d->xact.txn;
+    d->xact.txn.commit_lsn = event->commit_lsn;
+    for (size_t i = 0; i < d->nslots; i++)
+        d->slots[i].began = false;
+    next = deliver_message(d, event);
+    if (next == STEP_CONTINUE)
+        next = commit_plugins(d);
+    if (next != STEP_CONTINUE)
+        return STEP_DONE;
+    d->xact.open = false;
+    return STEP_CONTINUE;
 }
 
 static step require_transaction(dispatcher *d, char kind)
@@ -840,7 +1109,7 @@ static step on_row_change(dispatcher *d, const wn_message *msg)
     if (lookup_relation(d, msg->kind, relid, &rel) != STEP_CONTINUE)
         return STEP_DONE;
     if (!anyone_wants(d, rel, op)) {
-        d->xact.seq++;
+        count_change(d);
         return STEP_CONTINUE;
     }
 
@@ -864,7 +1133,7 @@ static step on_row_change(dispatcher *d, const wn_message *msg)
         event.old_columns = d->old_columns;
         event.nold_columns = old_tuple->ncolumns;
     }
-    d->xact.seq++;
+    count_change(d);
     return deliver(d, rel, &event);
 }
 
@@ -882,11 +1151,52 @@ static step on_truncate(dispatcher *d, const wn_message *msg)
         init_event(d, rel, WALNOTIFY_OP_TRUNCATE, &event);
         event.truncate_options = msg->u.truncate.options &
                                  (WALNOTIFY_TRUNCATE_CASCADE | WALNOTIFY_TRUNCATE_RESTART_IDENTITY);
-        d->xact.seq++;
+        count_change(d);
         if (deliver(d, rel, &event) != STEP_CONTINUE)
             return STEP_DONE;
     }
     return STEP_CONTINUE;
+}
+
+/*
+ * A logical decoding message. A transactional one comes inside its transaction, at its place
+ * there: it goes to the plugins like a change (begin first if needed). One that is not comes
+ * between transactions, on its own: it goes in a transaction of its own (begin, handle, commit)
+ * so that a batching plugin writes it, and its position is its own LSN. Neither counts in seq.
+ */
+static step on_message(dispatcher *d, const wn_message *msg)
+{
+    bool transactional = (msg->u.message.flags & 1) != 0;
+    walnotify_event event;
+
+    if (transactional && require_transaction(d, msg->kind) != STEP_CONTINUE)
+        return STEP_DONE;
+    if (!transactional && d->xact.open)
+        return fail(d, WN_DISPATCH_PROTOCOL_ERROR,
+                    "non-transactional Message inside a transaction");
+    if (transactional)
+        d->xact.messages_since_change++;
+    if (!anyone_wants(d, NULL, WALNOTIFY_OP_MESSAGE))
+        return STEP_CONTINUE;
+    memset(&event, 0, sizeof event);
+    event.size = sizeof event;
+    event.op = WALNOTIFY_OP_MESSAGE;
+    event.transactional = transactional;
+    event.message_prefix = msg->u.message.prefix;
+    event.message_content = msg->u.message.content;
+    event.message_length = msg->u.message.content_length;
+    if (transactional) {
+        event.commit_lsn = d->xact.txn.commit_lsn;
+        event.xid = d->xact.txn.xid;
+        event.commit_time = d->xact.txn.commit_time;
+        event.seq = d->xact.seq;
+        event.id.position = d->xact.txn.commit_lsn;
+        event.id.ordinal = (uint64_t)d->xact.seq << 32 | d->xact.messages_since_change;
+        return deliver_message(d, &event);
+    }
+    event.commit_lsn = msg->u.message.lsn;
+    event.id.position = msg->u.message.lsn;
+    return deliver_alone(d, &event);
 }
 
 static step on_begin(dispatcher *d, const wn_message *msg)
@@ -929,19 +1239,8 @@ static step on_commit(dispatcher *d, const wn_message *msg)
         d->result = WN_DISPATCH_ENDPOS;
         return STEP_DONE;
     }
-    for (size_t i = 0; i < d->nslots; i++) {
-        plugin_slot *slot = &d->slots[i];
-
-        if (!slot->began)
-            continue;
-        if (call_plugin(d, slot, CALL_COMMIT, NULL) != STEP_CONTINUE)
-            return STEP_DONE;
-        slot->began = false;
-        /* A plugin that batches writes them in commit, maybe after a flush that came
-         * mid-transaction: the next flush must cover them. */
-        slot->dirty = true;
-        d->unflushed = true;
-    }
+    if (commit_plugins(d) != STEP_CONTINUE)
+        return STEP_DONE;
     d->xact.open = false;
     if (msg->u.commit.end_lsn > d->finished)
         d->finished = msg->u.commit.end_lsn;
@@ -954,12 +1253,17 @@ static step on_commit(dispatcher *d, const wn_message *msg)
 
 static step on_relation(dispatcher *d, const wn_message *msg)
 {
-    wn_relation *rel = wn_relcache_put(d->relcache, msg);
+    wn_relation *cached = wn_relcache_get(d->relcache, msg->u.relation.relid);
+    wn_relation *rel;
 
+    if (cached != NULL && check_relation_change(d, cached, msg) != STEP_CONTINUE)
+        return STEP_DONE;
+    rel = wn_relcache_put(d->relcache, msg);
     if (rel == NULL)
         return fail(d, WN_DISPATCH_PROTOCOL_ERROR, "out of memory caching relation %s.%s",
                     msg->u.relation.nspname, msg->u.relation.relname);
     rel->table_index = wn_config_find_table(d->options->config, rel->schema, rel->name);
+    note_relation_id(d, rel);
     return STEP_CONTINUE;
 }
 
@@ -983,8 +1287,10 @@ static step on_data(dispatcher *d, const wn_item *item)
         return on_row_change(d, &msg);
     case 'T':
         return on_truncate(d, &msg);
+    case 'M':
+        return on_message(d, &msg);
     default:
-        /* Origin, Type and Message carry nothing a plugin receives. */
+        /* Origin and Type carry nothing a plugin receives. */
         return STEP_CONTINUE;
     }
 }
@@ -1097,7 +1403,11 @@ static wn_dispatch_result final_flush_failed(dispatcher *d, wn_dispatch_result r
         return result == WN_DISPATCH_ENDPOS ? WN_DISPATCH_REWIND : result;
     }
     wn_log(WN_LOG_WARNING, "final flush failed: %s; acknowledging %s only", d->err, text);
-    return d->result == WN_DISPATCH_PLUGIN_FATAL ? WN_DISPATCH_PLUGIN_FATAL : result;
+    /* A table found gone or unpublished now is said even on a stop: starting again would put
+     * it back into the publication and pass over the gap without a word. */
+    if (d->result == WN_DISPATCH_PLUGIN_FATAL || d->result == WN_DISPATCH_SERVER_STATE)
+        return d->result;
+    return result;
 }
 
 /*
@@ -1112,7 +1422,8 @@ static void finish(dispatcher *d)
 
     abort_transaction(d);
     d->finishing = true;
-    if (result != WN_DISPATCH_PLUGIN_FATAL && result != WN_DISPATCH_REWIND &&
+    if (result != WN_DISPATCH_PLUGIN_FATAL && result != WN_DISPATCH_SERVER_STATE &&
+        result != WN_DISPATCH_TABLES_UNKNOWN && result != WN_DISPATCH_REWIND &&
         flush_and_publish(d) != STEP_CONTINUE)
         result = final_flush_failed(d, result);
     d->result = result;
@@ -1154,6 +1465,22 @@ static int open_dead_letters(dispatcher *d)
     return 0;
 }
 
+/* The configured tables' identities, from the OIDs they had when streaming began. */
+static int setup_tables(dispatcher *d, const wn_dispatcher_options *options)
+{
+    size_t ntables = options->config->source.ntables;
+    size_t n = ntables ? ntables : 1;
+
+    d->tables = calloc(n, sizeof *d->tables);
+    d->expected = calloc(n, sizeof *d->expected);
+    d->seen = calloc(n, sizeof *d->seen);
+    if (!d->tables || !d->expected || !d->seen)
+        return -1;
+    for (size_t i = 0; options->table_oids != NULL && i < ntables; i++)
+        d->tables[i].oid = options->table_oids[i];
+    return 0;
+}
+
 /* Returns 0, or -1 with d->result and d->err set. */
 static int setup(dispatcher *d, const wn_dispatcher_options *options, wn_handoff *handoff)
 {
@@ -1164,13 +1491,16 @@ static int setup(dispatcher *d, const wn_dispatcher_options *options, wn_handoff
     d->slots = calloc(options->nplugins ? options->nplugins : 1, sizeof *d->slots);
     d->columns = calloc(WN_MAX_COLUMNS, sizeof *d->columns);
     d->old_columns = calloc(WN_MAX_COLUMNS, sizeof *d->old_columns);
-    if (!d->decoder || !d->relcache || !d->slots || !d->columns || !d->old_columns) {
+    if (!d->decoder || !d->relcache || !d->slots || !d->columns || !d->old_columns ||
+        setup_tables(d, options) != 0) {
         fail(d, WN_DISPATCH_PROTOCOL_ERROR, "out of memory starting the dispatcher");
         return -1;
     }
     d->nslots = options->nplugins;
-    for (size_t i = 0; i < d->nslots; i++)
+    for (size_t i = 0; i < d->nslots; i++) {
         d->slots[i].plugin = &options->plugins[i];
+        d->slots[i].ops = options->plugins[i].config->ops & wn_plugin_ops(&options->plugins[i]);
+    }
     if (open_dead_letters(d) != 0)
         return -1;
     d->finished = options->start_lsn;
@@ -1190,6 +1520,9 @@ static void teardown(dispatcher *d)
     free(d->columns);
     free(d->old_columns);
     free(d->arena);
+    free(d->tables);
+    free(d->expected);
+    free(d->seen);
 }
 
 wn_dispatch_result wn_dispatch_run(const wn_dispatcher_options *options, wn_handoff *handoff,

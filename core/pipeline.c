@@ -1,8 +1,9 @@
 /*
  * pipeline: one run of the configured pipeline, from the first connection to the last flush.
  *
- *   server checked (publication, slot) -> stream started (slot acquired) -> plugins
- *   initialised -> reader thread + dispatcher -> ... -> stop
+ *   server checked (publication, slot) -> stream started (slot acquired) -> catalog read for
+ *   the plugins -> reader thread started -> plugins initialised (init retried while the reader
+ *   keeps the connection alive) -> dispatcher -> ... -> stop
  *
  * A stream that is lost (connection gone, server restarting, walsender terminated) ends its
  * reader + dispatcher pair like a stop does; then the server is checked again, a new stream
@@ -12,6 +13,7 @@
 #include "pipeline.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -29,6 +31,7 @@
 #include "setup.h"
 #include "state.h"
 #include "stream.h"
+#include "tablewatch.h"
 
 #define QUEUE_CAPACITY 4096
 #define ERR_MAX 1024
@@ -48,6 +51,12 @@ typedef struct run {
     bool streamed;            /* a stream started before in this run: the slot must exist */
     wn_lsn resume;            /* where the next stream starts: the last published position */
     unsigned seed;            /* for the jitter of backoff delays */
+    bool started;             /* every plugin's init returned OK */
+    wn_catalog catalog;       /* what the plugins learn of the source; read once */
+    walnotify_table *tables;  /* every instance's tables, one run after another */
+    wn_tablewatch *watch;     /* the catalog check before each acknowledgement; NULL until the
+                                 first stream */
+    uint32_t *table_oids;     /* [source.ntables]: the tables' OIDs when the stream started */
 } run;
 
 typedef struct reader_args {
@@ -102,19 +111,127 @@ void wn_pipeline_unload_plugins(wn_plugin *plugins, size_t nloaded)
     free(plugins);
 }
 
-/* Initialises the plugins in configuration order; after a failure the caller's
- * wn_pipeline_unload_plugins shuts the earlier ones down in reverse. */
-static int init_plugins(run *r)
+int wn_pipeline_check_plugins(wn_plugin *plugins, size_t nplugins)
 {
-    for (size_t i = 0; i < r->nplugins; i++) {
-        walnotify_status status = wn_plugin_init(&r->plugins[i]);
-
-        if (status != WALNOTIFY_OK)
-            return wn_die(WN_EXIT_PLUGIN, "plugin \"%s\" (%s) failed to start (init returned %s)",
-                          r->config->plugins[i].name, r->config->plugins[i].path,
-                          status == WALNOTIFY_RETRY ? "RETRY" : "FATAL");
+    for (size_t i = 0; i < nplugins; i++) {
+        if (wn_plugin_check(&plugins[i]) != WALNOTIFY_OK)
+            return wn_die(WN_EXIT_CONFIG, "plugin \"%s\" (%s): check refused its settings",
+                          plugins[i].config->name, plugins[i].config->path);
     }
     return 0;
+}
+
+/* The operations a block receives for a table: what it asks for and its plugin handles, of
+ * those that belong to a table (a message belongs to none). */
+static unsigned table_ops(const wn_plugin *plugin)
+{
+    return plugin->config->ops & wn_plugin_ops(plugin) & ~(unsigned)WALNOTIFY_OP_MESSAGE;
+}
+
+/* Reads the catalog once and tells every instance its source, its tables and where the stream
+ * resumes, before its init. */
+static int lend_context(run *r)
+{
+    size_t total = 0, used = 0;
+    char err[ERR_MAX];
+    int status = wn_setup_read_catalog(r->config, &r->catalog, err, sizeof err);
+
+    if (status != 0)
+        return wn_die(wn_exit_status(status), "%s", err);
+    for (size_t i = 0; i < r->nplugins; i++)
+        for (size_t t = 0; t < r->catalog.ntables; t++)
+            total += r->plugins[i].config->watches[t];
+    r->tables = calloc(total ? total : 1, sizeof *r->tables);
+    if (!r->tables)
+        return wn_die(WN_EXIT_PLUGIN, "out of memory describing the tables to the plugins");
+    for (size_t i = 0; i < r->nplugins; i++) {
+        walnotify_table *mine = r->tables + used;
+        size_t n = 0;
+
+        for (size_t t = 0; t < r->catalog.ntables; t++) {
+            if (!r->plugins[i].config->watches[t])
+                continue;
+            mine[n] = r->catalog.tables[t];
+            mine[n].ops = table_ops(&r->plugins[i]);
+            n++;
+        }
+        used += n;
+        wn_plugin_set_context(&r->plugins[i], &r->catalog.source, mine, n, r->resume);
+    }
+    return 0;
+}
+
+/* Sleeps up to ms; true when a stop was requested meanwhile. */
+static bool wait_or_stop(wn_handoff *handoff, int ms)
+{
+    struct pollfd pfd = {.fd = wn_handoff_stop_fd(handoff), .events = POLLIN};
+
+    if (wn_handoff_stop_requested(handoff))
+        return true;
+    if (poll(&pfd, 1, ms) < 0 && errno != EINTR)
+        wn_log(WN_LOG_WARNING, "poll while waiting to call init again: %s", strerror(errno));
+    return wn_handoff_stop_requested(handoff);
+}
+
+/*
+ * Calls one plugin's init until it answers OK, with the block's backoff after each RETRY
+ * (retry_initial_ms doubling up to retry_max_ms). The reader thread keeps the connection alive
+ * meanwhile. false with *result set after FATAL (err set) or a stop.
+ */
+static bool init_plugin(wn_plugin *plugin, wn_handoff *handoff, wn_dispatch_result *result,
+                        char *err, size_t errlen)
+{
+    const wn_plugin_config *config = plugin->config;
+    int delay_ms = config->retry_initial_ms > 0 ? config->retry_initial_ms
+                                                : WN_DEFAULT_RETRY_INITIAL_MS;
+    int cap_ms = config->retry_max_ms > 0 ? config->retry_max_ms : WN_DEFAULT_RETRY_MAX_MS;
+
+    for (unsigned attempt = 1;; attempt++) {
+        walnotify_status status = wn_plugin_init(plugin);
+
+        if (status == WALNOTIFY_OK) {
+            if (attempt > 1)
+                wn_log(WN_LOG_INFO, "plugin \"%s\": init succeeded after %u attempts",
+                       config->name, attempt);
+            return true;
+        }
+        if (status != WALNOTIFY_RETRY) {
+            snprintf(err, errlen, "plugin \"%s\" (%s) failed to start (init returned FATAL)",
+                     config->name, config->path);
+            *result = WN_DISPATCH_PLUGIN_FATAL;
+            return false;
+        }
+        wn_log(attempt == 1 ? WN_LOG_WARNING : WN_LOG_DEBUG,
+               "plugin \"%s\": init answered RETRY (attempt %u); calling it again in %d ms",
+               config->name, attempt, delay_ms);
+        if (wait_or_stop(handoff, delay_ms)) {
+            wn_log(WN_LOG_INFO, "plugin \"%s\": stopped while init was being retried",
+                   config->name);
+            *result = WN_DISPATCH_STOPPED;
+            return false;
+        }
+        delay_ms = delay_ms > cap_ms / 2 ? cap_ms : delay_ms * 2;
+    }
+}
+
+/* Initialises the plugins once, in configuration order, on the first stream; after a failure
+ * the caller's wn_pipeline_unload_plugins shuts the earlier ones down in reverse. */
+static bool start_plugins(run *r, wn_handoff *handoff, wn_dispatch_result *result, char *err,
+                          size_t errlen)
+{
+    char lsn_text[WN_LSN_TEXT_MAX];
+
+    if (r->started)
+        return true;
+    for (size_t i = 0; i < r->nplugins; i++) {
+        if (!init_plugin(&r->plugins[i], handoff, result, err, errlen))
+            return false;
+    }
+    r->started = true;
+    wn_log(WN_LOG_INFO, "streaming slot \"%s\" (publication \"%s\") from %s to %zu plugin(s)",
+           r->config->source.slot, r->config->source.publication,
+           wn_lsn_format(r->resume, lsn_text), r->nplugins);
+    return true;
 }
 
 /* ---- opening the stream ------------------------------------------------------------------ */
@@ -174,6 +291,88 @@ static int start_position(const wn_state *resume, const char *from,
     return 0;
 }
 
+/* The OIDs of the configured tables as the stream starts, read with the same query the check
+ * before each acknowledgement makes, so both speak of the same tables. Returns 0,
+ * WN_EXIT_TRANSIENT, or WN_EXIT_SERVER; with err set. */
+static int read_table_oids(run *r, bool utf8, char *err, size_t errlen)
+{
+    const wn_source_config *source = &r->config->source;
+    size_t n = source->ntables ? source->ntables : 1;
+    wn_table_seen *seen;
+    wn_tables_read got;
+    int status = 0;
+
+    if (!r->watch)
+        r->watch = wn_tablewatch_create(r->config, utf8);
+    if (!r->table_oids)
+        r->table_oids = calloc(n, sizeof *r->table_oids);
+    seen = calloc(n, sizeof *seen);
+    if (!r->watch || !r->table_oids || !seen) {
+        free(seen);
+        snprintf(err, errlen, "reading the tables' OIDs: out of memory");
+        return WN_EXIT_SERVER;
+    }
+    got = wn_tablewatch_read(r->watch, NULL, seen, -1, err, errlen);
+    if (got != WN_TABLES_READ)
+        status = got == WN_TABLES_UNKNOWN ? WN_EXIT_TRANSIENT : WN_EXIT_SERVER;
+    for (size_t i = 0; status == 0 && i < source->ntables; i++) {
+        r->table_oids[i] = seen[i].oid;
+        /* The server was checked a moment ago: only a change since then lands here. */
+        if (seen[i].oid == 0 || !seen[i].published) {
+            snprintf(err, errlen, "table \"%s\" %s since the server was checked; start again",
+                     source->tables[i].qualified,
+                     seen[i].oid == 0 ? "disappeared" : "left the publication");
+            status = WN_EXIT_SERVER;
+        }
+    }
+    free(seen);
+    return status;
+}
+
+/*
+ * On a reconnection, before the server is prepared (which would put a table missing from the
+ * publication back into it without a word): is every table still as the last stream left it?
+ * A table renamed, dropped or taken out of the publication meanwhile ends the run; one made
+ * again under its name is said. Returns 0, WN_EXIT_TRANSIENT, or WN_EXIT_SERVER; with err set.
+ */
+static int recheck_tables(run *r, char *err, size_t errlen)
+{
+    const wn_source_config *source = &r->config->source;
+    wn_table_seen *seen;
+    wn_tables_read got;
+    int status = 0;
+
+    if (!r->streamed || !r->watch || !r->table_oids)
+        return 0;
+    seen = calloc(source->ntables ? source->ntables : 1, sizeof *seen);
+    if (!seen) {
+        snprintf(err, errlen, "checking the tables: out of memory");
+        return WN_EXIT_SERVER;
+    }
+    /* The last stream's connection is likely dead: a fresh one. */
+    wn_tablewatch_reset(r->watch);
+    got = wn_tablewatch_read(r->watch, r->table_oids, seen, -1, err, errlen);
+    if (got != WN_TABLES_READ)
+        status = got == WN_TABLES_UNKNOWN ? WN_EXIT_TRANSIENT : WN_EXIT_SERVER;
+    for (size_t i = 0; status == 0 && i < source->ntables; i++) {
+        switch (wn_table_judge(&seen[i], r->table_oids[i], source->tables[i].qualified,
+                               source->publication, err, errlen)) {
+        case WN_TABLE_SAME:
+            break;
+        case WN_TABLE_MADE_AGAIN:
+            wn_table_say_made_again(source->tables[i].qualified, r->table_oids[i], seen[i].oid);
+            break;
+        case WN_TABLE_RENAMED:
+        case WN_TABLE_DROPPED:
+        case WN_TABLE_UNPUBLISHED:
+            status = WN_EXIT_SERVER;
+            break;
+        }
+    }
+    free(seen);
+    return status;
+}
+
 /* Records the start position in the state file before streaming: a first run learns at once
  * that the file cannot be written. */
 static int write_start_state(run *r, wn_lsn start, char *err, size_t errlen)
@@ -189,6 +388,16 @@ static int write_start_state(run *r, wn_lsn start, char *err, size_t errlen)
         return WN_EXIT_CONFIG;
     wn_log(WN_LOG_WARNING, "%s", err);
     return 0;
+}
+
+/* Some block asks for logical decoding messages that its plugin handles. */
+static bool wants_messages(const run *r)
+{
+    for (size_t i = 0; i < r->nplugins; i++) {
+        if (r->plugins[i].config->ops & wn_plugin_ops(&r->plugins[i]) & WALNOTIFY_OP_MESSAGE)
+            return true;
+    }
+    return false;
 }
 
 /*
@@ -207,6 +416,8 @@ static int open_stream(run *r, bool *nothing_to_do, char *err,
 
     *nothing_to_do = false;
     status = find_resume(r, &resume, &have_resume, &from, err, errlen);
+    if (status == 0)
+        status = recheck_tables(r, err, errlen);
     if (status == 0)
         status = wn_setup_prepare(r->config, have_resume ? &resume : NULL, from, &server, err,
                                   errlen);
@@ -230,12 +441,16 @@ static int open_stream(run *r, bool *nothing_to_do, char *err,
         .slot = r->config->source.slot,
         .publication = r->config->source.publication,
         .start_lsn = start,
+        .messages = wants_messages(r),
         .status_interval_ms = r->config->source.status_interval_ms,
         .receive_timeout_ms = r->config->source.receive_timeout_ms,
         .progress_interval_ms = r->config->source.progress_interval_ms,
         .state_file = r->config->source.state_file,
         .origin = &r->origin,
     };
+    status = read_table_oids(r, server.utf8, err, errlen);
+    if (status != 0)
+        return status;
     status = wn_stream_open(&r->stream, &stream_options, err, errlen);
     if (status != 0)
         return status;
@@ -345,6 +560,9 @@ static wn_dispatch_result stream_once(run *r, wn_session *sess,
         .nplugins = r->nplugins,
         .start_lsn = r->resume,
         .endpos = r->endpos,
+        .table_oids = r->table_oids,
+        .read_tables = wn_tablewatch_read,
+        .tables_watch = r->watch,
     };
     wn_handoff *handoff = wn_handoff_create(QUEUE_CAPACITY);
     pthread_t reader_thread;
@@ -369,7 +587,11 @@ static wn_dispatch_result stream_once(run *r, wn_session *sess,
         snprintf(err, errlen, "cannot start the reader thread: %s", strerror(errno));
         return WN_DISPATCH_PROTOCOL_ERROR;
     }
-    result = wn_dispatch_run(&dispatch, handoff, err, errlen);
+    /* The reader answers keepalives and sends status updates while init is retried. */
+    if (start_plugins(r, handoff, &result, err, errlen))
+        result = wn_dispatch_run(&dispatch, handoff, err, errlen);
+    else
+        wn_handoff_set_dispatcher_done(handoff);
     /* The dispatcher has published its final position; the reader sends it and closes. */
     wn_handoff_request_stop(handoff);
     pthread_join(reader_thread, NULL);
@@ -406,7 +628,10 @@ static int after_stream(wn_dispatch_result result, const char *dispatch_err,
             return wn_session_stop_requested(sess) ? 0 : STREAM_LOST;
         return wn_die(reader->status ? wn_exit_status(reader->status) : WN_EXIT_SERVER, "%s",
                    reader->err[0] ? reader->err : "the replication stream ended");
+    case WN_DISPATCH_TABLES_UNKNOWN:
+        return wn_session_stop_requested(sess) ? 0 : STREAM_LOST;
     case WN_DISPATCH_PROTOCOL_ERROR:
+    case WN_DISPATCH_SERVER_STATE:
         return wn_die(WN_EXIT_SERVER, "%s", dispatch_err);
     case WN_DISPATCH_REWIND:
         if (wn_session_stop_requested(sess))
@@ -416,20 +641,6 @@ static int after_stream(wn_dispatch_result result, const char *dispatch_err,
         return STREAM_REWOUND;
     }
     return WN_EXIT_SERVER;
-}
-
-/* Initialises the plugins once, after the first stream acquired the slot. */
-static int start_plugins(run *r)
-{
-    char lsn_text[WN_LSN_TEXT_MAX];
-    int status = init_plugins(r);
-
-    if (status != 0)
-        return status;
-    wn_log(WN_LOG_INFO, "streaming slot \"%s\" (publication \"%s\") from %s to %zu plugin(s)",
-           r->config->source.slot, r->config->source.publication,
-           wn_lsn_format(r->resume, lsn_text), r->nplugins);
-    return 0;
 }
 
 /* Connect, stream until the stream ends, and again while it was only lost. */
@@ -454,7 +665,7 @@ static int run_pipeline(run *r, wn_session *sess)
             return 0;
         }
         if (lost == NULL) {
-            status = start_plugins(r);
+            status = lend_context(r);
             if (status != 0)
                 return status;
         }
@@ -465,7 +676,10 @@ static int run_pipeline(run *r, wn_session *sess)
         wn_stream_close(r->stream);
         r->stream = NULL;
         rewound = status == STREAM_REWOUND;
-        lost = rewound ? "a plugin asked for a rewind" : reader.err;
+        if (rewound)
+            lost = "a plugin asked for a rewind";
+        else
+            lost = result == WN_DISPATCH_TABLES_UNKNOWN ? err : reader.err;
     }
 }
 
@@ -495,5 +709,10 @@ int wn_pipeline_run(const wn_config *config, wn_plugin *plugins, size_t nplugins
     wn_pipeline_unload_plugins(plugins, nplugins);
     if (r.stream != NULL)
         wn_stream_close(r.stream);
+    /* Lent to the plugins until their shutdown returned. */
+    free(r.tables);
+    wn_setup_free_catalog(&r.catalog);
+    wn_tablewatch_destroy(r.watch);
+    free(r.table_oids);
     return status;
 }

@@ -681,9 +681,10 @@ int wn_stream_open(wn_stream **out, const wn_stream_options *options, char *err,
     }
     if (snprintf(query, sizeof query,
                  "START_REPLICATION SLOT %s LOGICAL %X/%X (proto_version '1', "
-                 "publication_names %s)",
+                 "publication_names %s%s)",
                  slot, (unsigned)(options->start_lsn >> 32), (unsigned)options->start_lsn,
-                 pub_literal) >= (int)sizeof query) {
+                 pub_literal, options->messages ? ", messages 'true'" : "") >=
+        (int)sizeof query) {
         snprintf(err, errlen, "starting replication: slot or publication name too long");
         goto free_names;
     }
