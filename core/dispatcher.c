@@ -564,8 +564,9 @@ static step meet_named_failure(dispatcher *d, plugin_slot *slot, const walnotify
         wn_log(WN_LOG_WARNING,
                "plugin \"%s\": event %s seq %" PRIu32 " of %s was named failed by %s (%s; "
                "attempt %u): handing it to handle again in %d ms",
-               config->name, wn_lsn_format(event->commit_lsn, lsn), event->seq, event->table,
-               named->from ? named->from : "the host", named->reason, retries, backoff_ms);
+               config->name, wn_lsn_format(event->commit_lsn, lsn), event->seq,
+               event_subject(event), named->from ? named->from : "the host", named->reason,
+               retries, backoff_ms);
         sleep_unless_stopped(d, backoff_ms);
         if (wn_handoff_stop_requested(d->handoff))
             return fail(d, WN_DISPATCH_STOPPED, "stopped while retrying plugin \"%s\"",
@@ -580,7 +581,7 @@ static step meet_named_failure(dispatcher *d, plugin_slot *slot, const walnotify
                 "plugin \"%s\" failed: %s, for event %s seq %" PRIu32 " of %s; stopping "
                 "(on_error = \"%s\"%s)",
                 config->name, reason, wn_lsn_format(event->commit_lsn, lsn), event->seq,
-                event->table, policy_name(config->on_error),
+                event_subject(event), policy_name(config->on_error),
                 config->on_error == WN_ON_ERROR_RETRY ? ", then = \"stop\"" : "");
 }
 
