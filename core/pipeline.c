@@ -57,6 +57,7 @@ typedef struct run {
     wn_tablewatch *watch;     /* the catalog check before each acknowledgement; NULL until the
                                  first stream */
     uint32_t *table_oids;     /* [source.ntables]: the tables' OIDs when the stream started */
+    int stop_fd;              /* readable once a stop is requested: ends waits on the server */
 } run;
 
 typedef struct reader_args {
@@ -129,13 +130,15 @@ static unsigned table_ops(const wn_plugin *plugin)
 }
 
 /* Reads the catalog once and tells every instance its source, its tables and where the stream
- * resumes, before its init. */
+ * resumes, before its init. Returns 0, -1 when a stop came meanwhile, or the exit status. */
 static int lend_context(run *r)
 {
     size_t total = 0, used = 0;
     char err[ERR_MAX];
-    int status = wn_setup_read_catalog(r->config, &r->catalog, err, sizeof err);
+    int status = wn_setup_read_catalog(r->config, r->stop_fd, &r->catalog, err, sizeof err);
 
+    if (status == WN_EXIT_STOPPED)
+        return -1;
     if (status != 0)
         return wn_die(wn_exit_status(status), "%s", err);
     for (size_t i = 0; i < r->nplugins; i++)
@@ -419,8 +422,8 @@ static int open_stream(run *r, bool *nothing_to_do, char *err,
     if (status == 0)
         status = recheck_tables(r, err, errlen);
     if (status == 0)
-        status = wn_setup_prepare(r->config, have_resume ? &resume : NULL, from, &server, err,
-                                  errlen);
+        status = wn_setup_prepare(r->config, have_resume ? &resume : NULL, from, r->stop_fd,
+                                  &server, err, errlen);
     if (status == 0)
         status = start_position(have_resume ? &resume : NULL, from, &server, &start, err, errlen);
     if (status != 0)
@@ -447,6 +450,7 @@ static int open_stream(run *r, bool *nothing_to_do, char *err,
         .progress_interval_ms = r->config->source.progress_interval_ms,
         .state_file = r->config->source.state_file,
         .origin = &r->origin,
+        .stop_fd = r->stop_fd,
     };
     status = read_table_oids(r, server.utf8, err, errlen);
     if (status != 0)
@@ -513,6 +517,8 @@ static connect_result connect_with_retry(run *r, wn_session *sess, const char *l
         if (wn_session_stop_requested(sess))
             return CONNECT_STOPPED;
         status = open_stream(r, &nothing_to_do, err, sizeof err);
+        if (status == WN_EXIT_STOPPED)
+            return CONNECT_STOPPED;
         if (status == 0) {
             if (nothing_to_do)
                 return CONNECT_NOTHING_TO_DO;
@@ -667,7 +673,7 @@ static int run_pipeline(run *r, wn_session *sess)
         if (lost == NULL) {
             status = lend_context(r);
             if (status != 0)
-                return status;
+                return status < 0 ? 0 : status; /* < 0: a stop came while reading it */
         }
         result = stream_once(r, sess, &reader, err, sizeof err);
         status = after_stream(result, err, &reader, sess);
@@ -683,12 +689,18 @@ static int run_pipeline(run *r, wn_session *sess)
     }
 }
 
-int wn_pipeline_create_slot(const wn_config *config)
+int wn_pipeline_create_slot(const wn_config *config, wn_session *session)
 {
     wn_server_state server;
     char err[ERR_MAX];
-    int status = wn_setup_prepare(config, NULL, NULL, &server, err, sizeof err);
+    int status = wn_setup_prepare(config, NULL, NULL, wn_session_stop_fd(session), &server, err,
+                                  sizeof err);
 
+    if (status == WN_EXIT_STOPPED) {
+        wn_log(WN_LOG_INFO, "%s (asked by %s); nothing more was created", err,
+               wn_session_signal_name(session));
+        return 0;
+    }
     return status == 0 ? 0 : wn_die(wn_exit_status(status), "%s", err);
 }
 
@@ -701,6 +713,7 @@ int wn_pipeline_run(const wn_config *config, wn_plugin *plugins, size_t nplugins
         .nplugins = nplugins,
         .endpos = endpos,
         .seed = (unsigned)time(NULL) ^ ((unsigned)getpid() << 16),
+        .stop_fd = wn_session_stop_fd(session),
     };
     int status = run_pipeline(&r, session);
 

@@ -245,7 +245,8 @@ wn_tables_read wn_tablewatch_read(void *arg, const uint32_t *expected, wn_table_
     int exit_status;
 
     if (watch->conn == NULL) {
-        watch->conn = wn_connect(source->conninfo, false, watch->utf8, &exit_status, err, errlen);
+        watch->conn = wn_connect(source->conninfo, false, watch->utf8, stop_fd, &exit_status, err,
+                                 errlen);
         /* Whatever the reason, a failed connection says nothing about the tables; the
          * reconnection that follows says what cannot be waited out (authentication, ...). */
         if (watch->conn == NULL)
