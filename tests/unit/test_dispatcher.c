@@ -309,6 +309,7 @@ static void prepare(wn_lsn start_lsn, wn_lsn endpos)
     static char *names[2] = {"all", "orders"};
 
     memset(&fx, 0, sizeof fx);
+    fx.config = wn_config_defaults();
     fx.tables[0] = (wn_table_ref){"public", "orders", "public.orders"};
     fx.tables[1] = (wn_table_ref){"public", "items", "public.items"};
     fx.config.source.tables = fx.tables;
@@ -319,6 +320,7 @@ static void prepare(wn_lsn start_lsn, wn_lsn endpos)
     fx.watches[0][0] = fx.watches[0][1] = true;
     fx.watches[1][0] = true;
     for (int i = 0; i < 2; i++) {
+        fx.plugin_configs[i] = wn_plugin_config_defaults();
         fx.plugin_configs[i].name = names[i];
         fx.plugin_configs[i].ops = WALNOTIFY_OP_INSERT;
         fx.plugin_configs[i].watches = fx.watches[i];
