@@ -120,8 +120,30 @@ UNIT_DEPS_tablewatch := tablewatch conninfo log
 
 UNIT_SRCS    := $(wildcard tests/unit/test_*.c)
 UNIT_BINS    := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRCS))
-FIXTURE_SRCS := $(wildcard tests/fixtures/*.c)
-FIXTURE_SOS  := $(patsubst tests/fixtures/%.c,$(B)/tests/fixtures/%.so,$(FIXTURE_SRCS))
+# The bad-plugin fixtures are one source, tests/fixtures/bad_plugin.c, built once per flaw:
+# build/tests/fixtures/bad_NAME.so with the flags BAD_FLAGS_NAME (see the source for each flag).
+BAD_FIXTURES := magic major minor_newer short_minor small_size no_entry null_entry wild_entry \
+                no_init no_handle no_shutdown settings_boolean settings_integer settings_type \
+                settings_decl
+BAD_FLAGS_magic            := -DBAD_MAGIC=0x12345678u
+BAD_FLAGS_major            := -DBAD_MAJOR=2
+BAD_FLAGS_minor_newer      := '-DBAD_MINOR=(WALNOTIFY_ABI_MINOR + 7)'
+# Claims ABI 1.1 but is only as long as 1.0's descriptor: the host must not read past it.
+BAD_FLAGS_short_minor      := -DBAD_MAJOR=1 -DBAD_MINOR=1 '-DBAD_SIZE=offsetof(walnotify_plugin, ops)'
+BAD_FLAGS_small_size       := -DBAD_SIZE=16
+BAD_FLAGS_no_entry         := -DBAD_ENTRY=walnotify_plugin_entry_v1
+BAD_FLAGS_null_entry       := -DBAD_NULL_ENTRY
+BAD_FLAGS_wild_entry       := -DBAD_WILD_ENTRY
+BAD_FLAGS_no_init          := -DBAD_NO_INIT
+BAD_FLAGS_no_handle        := -DBAD_NO_HANDLE
+BAD_FLAGS_no_shutdown      := -DBAD_NO_SHUTDOWN
+BAD_FLAGS_settings_boolean := -DBAD_SETTINGS_BOOLEAN
+BAD_FLAGS_settings_integer := -DBAD_SETTINGS_INTEGER
+BAD_FLAGS_settings_type    := -DBAD_SETTINGS_TYPE
+BAD_FLAGS_settings_decl    := -DBAD_SETTINGS_DECL
+BAD_SOS      := $(patsubst %,$(B)/tests/fixtures/bad_%.so,$(BAD_FIXTURES))
+FIXTURE_SRCS := $(filter-out tests/fixtures/bad_plugin.c,$(wildcard tests/fixtures/*.c))
+FIXTURE_SOS  := $(patsubst tests/fixtures/%.c,$(B)/tests/fixtures/%.so,$(FIXTURE_SRCS)) $(BAD_SOS)
 ITEST_SRCS   := $(wildcard tests/integration/test_*.c)
 ITEST_BINS   := $(patsubst tests/integration/test_%.c,$(B)/tests/itest_%,$(ITEST_SRCS))
 TESTLIB_OBJS := $(patsubst tests/lib/%.c,$(B)/tests/lib/%.o,$(wildcard tests/lib/*.c))
@@ -136,6 +158,12 @@ $(B)/tests/fixtures/%.so: tests/fixtures/%.c $(B)/tests/fixtures/%.d
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	$(Q)$(CC) $(COMPILE) $(DEPFLAGS) -fvisibility=hidden -shared $(LINK) -o $@ $<
+
+$(BAD_SOS): $(B)/tests/fixtures/bad_%.so: tests/fixtures/bad_plugin.c $(B)/tests/fixtures/bad_%.d
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	$(Q)$(CC) $(COMPILE) $(DEPFLAGS) -DBAD_NAME='"bad_$*"' $(BAD_FLAGS_$*) -fvisibility=hidden \
+	    -shared $(LINK) -o $@ $<
 
 # A fixture named abi10_* is built as a plugin compiled before ABI 1.1: against the 1.0 header
 # kept in tests/fixtures/abi-1.0, found before include/.
