@@ -117,6 +117,9 @@ UNIT_DEPS_files       = files $(filter-out dispatcher,$(UNIT_DEPS_dispatcher))
 UNIT_DEPS_dispatcher := dispatcher deadletter files encoder jsonbuf namecache handoff decoder \
                         relcache tablewatch loader config conninfo lsn log
 UNIT_DEPS_tablewatch := tablewatch conninfo log
+# ... and the tests/lib helpers it uses (UNIT_LIBS_<name>; none unless set).
+UNIT_LIBS_decoder    := pgoutput
+UNIT_LIBS_dispatcher := pgoutput
 
 UNIT_SRCS    := $(wildcard tests/unit/test_*.c)
 UNIT_BINS    := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRCS))
@@ -147,9 +150,13 @@ FIXTURE_SOS  := $(patsubst tests/fixtures/%.c,$(B)/tests/fixtures/%.so,$(FIXTURE
 ITEST_SRCS   := $(wildcard tests/integration/test_*.c)
 ITEST_BINS   := $(patsubst tests/integration/test_%.c,$(B)/tests/itest_%,$(ITEST_SRCS))
 TESTLIB_OBJS := $(patsubst tests/lib/%.c,$(B)/tests/lib/%.o,$(wildcard tests/lib/*.c))
+# What only unit tests link (UNIT_LIBS_*), kept out of the integration tests.
+UNITLIB_OBJS := $(B)/tests/lib/pgoutput.o
+ITESTLIB_OBJS := $(filter-out $(UNITLIB_OBJS),$(TESTLIB_OBJS))
 
 $(B)/tests/test_%: tests/unit/test_%.c $(B)/tests/test_%.d \
-                   $$(addprefix $(B)/core/,$$(addsuffix .o,$$(UNIT_DEPS_$$*)))
+                   $$(addprefix $(B)/core/,$$(addsuffix .o,$$(UNIT_DEPS_$$*))) \
+                   $$(addprefix $(B)/tests/lib/,$$(addsuffix .o,$$(UNIT_LIBS_$$*)))
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	$(Q)$(CC) $(COMPILE) $(DEPFLAGS) -Itests/lib $(LINK) -o $@ $(filter %.c %.o,$^) $(CHECK_LIBS) $(HOST_LIBS)
@@ -177,7 +184,7 @@ $(B)/tests/lib/%.o: tests/lib/%.c $(B)/tests/lib/%.d
 	@echo "  CC      $@"
 	$(Q)$(CC) $(COMPILE) $(DEPFLAGS) -Itests/lib -c -o $@ $<
 
-$(B)/tests/itest_%: tests/integration/test_%.c $(B)/tests/itest_%.d $(TESTLIB_OBJS) $(B)/core/lsn.o
+$(B)/tests/itest_%: tests/integration/test_%.c $(B)/tests/itest_%.d $(ITESTLIB_OBJS) $(B)/core/lsn.o
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	$(Q)$(CC) $(COMPILE) $(DEPFLAGS) -Itests/lib $(LINK) -o $@ $(filter %.c %.o,$^) $(CHECK_LIBS) -lpq
