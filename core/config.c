@@ -577,7 +577,8 @@ static const choice log_levels[] = {
     {"debug", WN_LOG_DEBUG}, {"info", WN_LOG_INFO}, {"warning", WN_LOG_WARNING},
     {"error", WN_LOG_ERROR}, {NULL, 0}};
 static const choice on_error_choices[] = {
-    {"retry", WN_ON_ERROR_RETRY}, {"skip", WN_ON_ERROR_SKIP}, {"stop", WN_ON_ERROR_STOP}, {NULL, 0}};
+    {"retry", WN_ON_ERROR_RETRY}, {"skip", WN_ON_ERROR_SKIP}, {"stop", WN_ON_ERROR_STOP},
+    {NULL, 0}};
 static const choice then_choices[] = {
     {"skip", WN_ON_ERROR_SKIP}, {"stop", WN_ON_ERROR_STOP}, {NULL, 0}};
 static const choice op_names[] = {
@@ -593,13 +594,15 @@ static const choice op_names[] = {
 #define CHOICE_KEY(type, member, def, list, desc, ...)                                            \
     {#member, KEY_CHOICE, offsetof(type, member), desc, .fallback = (def), .choices = (list),    \
      __VA_ARGS__}
-#define CUSTOM_KEY(name, parser, desc, ...) {name, KEY_CUSTOM, 0, desc, .parse = (parser), __VA_ARGS__}
+#define CUSTOM_KEY(name, parser, desc, ...)                                                       \
+    {name, KEY_CUSTOM, 0, desc, .parse = (parser), __VA_ARGS__}
 #define END_KEYS {NULL, KEY_CUSTOM, 0, NULL}
 
 static const key source_keys[] = {
     STRING_KEY(wn_source_config, conninfo, "libpq keywords or URI (walnotify adds replication)",
                .required = true, .check = check_conninfo),
-    CUSTOM_KEY("tables", parse_source_tables, "\"schema.name\" or a name in public", .required = true),
+    CUSTOM_KEY("tables", parse_source_tables, "\"schema.name\" or a name in public",
+               .required = true),
     STRING_KEY(wn_source_config, slot, "the slot, created on first run", .text = "walnotify",
                .check = check_slot),
     STRING_KEY(wn_source_config, publication, "created for tables before the slot",
@@ -1004,11 +1007,6 @@ static int check_dead_letter(block *b)
     return same < 0 ? fail_nomem(b->ctx) : 0;
 }
 
-static int source_rules(block *b)
-{
-    return check_order(b, source_order);
-}
-
 static int plugin_rules(block *b)
 {
     const wn_plugin_config *out = b->base;
@@ -1252,7 +1250,7 @@ static int parse_source(block *top, const config_setting_t *s, const char *label
         return fail_at(top->ctx, s, "%s must be a group", label);
     if (read_block(&b) != 0)
         return -1;
-    return source_rules(&b);
+    return check_order(&b, source_order);
 }
 
 static int parse_plugin(block *top, const config_setting_t *s, int index)
