@@ -185,18 +185,15 @@ static void sleep_unless_stopped(dispatcher *d, int ms)
         wn_log(WN_LOG_WARNING, "poll while waiting to retry: %s", strerror(errno));
 }
 
-/*
- * The plugin's backoff. A configuration read by wn_config_load always sets both; zero (a
- * configuration built by hand) means the defaults.
- */
+/* The plugin's backoff, as the configuration gives it (with its defaults filled in). */
 static int backoff_first_ms(const wn_plugin_config *config)
 {
-    return config->retry_initial_ms > 0 ? config->retry_initial_ms : WN_DEFAULT_RETRY_INITIAL_MS;
+    return config->retry_initial_ms;
 }
 
 static int backoff_cap_ms(const wn_plugin_config *config)
 {
-    int cap = config->retry_max_ms > 0 ? config->retry_max_ms : WN_DEFAULT_RETRY_MAX_MS;
+    int cap = config->retry_max_ms;
     int first = backoff_first_ms(config);
 
     return cap < first ? first : cap;

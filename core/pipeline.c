@@ -185,9 +185,8 @@ static bool init_plugin(wn_plugin *plugin, wn_handoff *handoff, wn_dispatch_resu
                         char *err, size_t errlen)
 {
     const wn_plugin_config *config = plugin->config;
-    int delay_ms = config->retry_initial_ms > 0 ? config->retry_initial_ms
-                                                : WN_DEFAULT_RETRY_INITIAL_MS;
-    int cap_ms = config->retry_max_ms > 0 ? config->retry_max_ms : WN_DEFAULT_RETRY_MAX_MS;
+    int delay_ms = config->retry_initial_ms;
+    int cap_ms = config->retry_max_ms;
 
     for (unsigned attempt = 1;; attempt++) {
         walnotify_status status = wn_plugin_init(plugin);
@@ -492,10 +491,8 @@ static connect_result connect_with_retry(run *r, wn_session *sess, const char *l
                                          bool at_once, int *exit_status)
 {
     const wn_source_config *source = &r->config->source;
-    int initial = source->reconnect_initial_ms > 0 ? source->reconnect_initial_ms
-                                                   : WN_DEFAULT_RECONNECT_INITIAL_MS;
-    int max = source->reconnect_max_ms > 0 ? source->reconnect_max_ms
-                                           : WN_DEFAULT_RECONNECT_MAX_MS;
+    int initial = source->reconnect_initial_ms;
+    int max = source->reconnect_max_ms;
     wn_backoff transient = wn_backoff_start(initial, max);
     wn_backoff busy = wn_backoff_start(initial, max < SLOT_BUSY_RETRY_MAX_MS ? max
                                                                        : SLOT_BUSY_RETRY_MAX_MS);

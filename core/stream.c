@@ -21,7 +21,6 @@
 
 #include <libpq-fe.h>
 
-#include "config.h"
 #include "conninfo.h"
 #include "decoder.h" /* WN_PG_EPOCH_OFFSET_US */
 #include "log.h"
@@ -718,15 +717,9 @@ int wn_stream_open(wn_stream **out, const wn_stream_options *options, char *err,
         snprintf(err, errlen, "opening the replication stream: out of memory");
         return WN_EXIT_SERVER;
     }
-    stream->status_interval_ms = options->status_interval_ms > 0
-                                     ? options->status_interval_ms
-                                     : WN_DEFAULT_STATUS_INTERVAL_MS;
-    stream->receive_timeout_ms = options->receive_timeout_ms > 0
-                                     ? options->receive_timeout_ms
-                                     : WN_DEFAULT_RECEIVE_TIMEOUT_MS;
-    stream->progress_interval_ms = options->progress_interval_ms > 0
-                                       ? options->progress_interval_ms
-                                       : WN_DEFAULT_PROGRESS_INTERVAL_MS;
+    stream->status_interval_ms = options->status_interval_ms;
+    stream->receive_timeout_ms = options->receive_timeout_ms;
+    stream->progress_interval_ms = options->progress_interval_ms;
     if (options->state_file && options->origin) {
         stream->state_file = options->state_file;
         stream->state = *options->origin;

@@ -22,12 +22,11 @@ typedef struct wn_stream_options {
     bool messages;            /* ask pgoutput for logical decoding messages (messages 'true') */
     int status_interval_ms;
     int receive_timeout_ms;   /* silence before asking for a reply, and again before giving the
-                                 connection up; 0: WN_DEFAULT_RECEIVE_TIMEOUT_MS */
+                                 connection up */
     const char *state_file;   /* NULL: none. Else rewritten each time a status update reported
                                  a new flush position (at most once per status interval) */
     const wn_state *origin;   /* the server, database and slot written to state_file; copied */
-    int progress_interval_ms; /* between progress lines; 0: WN_DEFAULT_PROGRESS_INTERVAL_MS
-                                 (config.h) */
+    int progress_interval_ms; /* between progress lines */
     int stop_fd;              /* readable once a stop is requested: ends connecting and
                                  START_REPLICATION (WN_EXIT_STOPPED); -1: none */
 } wn_stream_options;
