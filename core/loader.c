@@ -39,15 +39,15 @@ _Static_assert(ABI_1_1_SIZE == 112, "ABI 1.1's descriptor is 112 bytes on LP64")
 #endif
 
 /* The validated value of one declared setting: configured, or its default. */
-typedef struct setting_slot {
+typedef struct setting_value {
     const walnotify_setting *decl; /* the plugin's declaration; lives as long as the library */
-    bool has_value;                /* filled: getters read nothing from a half-built slot */
+    bool has_value;                /* filled: getters read nothing from a half-built value */
     char *string;                  /* STRING, PATH (resolved); owned */
     int64_t integer;               /* INTEGER */
     bool boolean;                  /* BOOLEAN */
     char **items;                  /* LIST; owned, each item owned */
     size_t nitems;
-} setting_slot;
+} setting_value;
 
 /* What the host table's services read: the instance's settings and what the host tells it. */
 struct wn_plugin_settings {
@@ -60,8 +60,8 @@ struct wn_plugin_settings {
     uint64_t flush_position;         /* during flush: what is acknowledged if it succeeds */
     bool flush_always;               /* flushed before every acknowledgement */
     wn_encoder *encoder;             /* the instance's encode_json and encode_key; owned */
-    size_t nslots;
-    setting_slot slots[];            /* one per declaration, in declaration order */
+    size_t nvalues;
+    setting_value values[];            /* one per declaration, in declaration order */
 };
 
 /* ---- messages -------------------------------------------------------------------------------- */
@@ -650,22 +650,22 @@ static void free_settings(wn_plugin_settings *settings)
 {
     if (!settings)
         return;
-    for (size_t i = 0; i < settings->nslots; i++) {
-        free(settings->slots[i].string);
-        free_items(settings->slots[i].items, settings->slots[i].nitems);
+    for (size_t i = 0; i < settings->nvalues; i++) {
+        free(settings->values[i].string);
+        free_items(settings->values[i].items, settings->values[i].nitems);
     }
     free(settings->log_prefix);
     wn_encoder_destroy(settings->encoder);
     free(settings);
 }
 
-static const setting_slot *find_slot(const wn_plugin_settings *settings, const char *name)
+static const setting_value *find_value(const wn_plugin_settings *settings, const char *name)
 {
     if (!settings || !name)
         return NULL;
-    for (size_t i = 0; i < settings->nslots; i++) {
-        if (strcmp(settings->slots[i].decl->name, name) == 0)
-            return &settings->slots[i];
+    for (size_t i = 0; i < settings->nvalues; i++) {
+        if (strcmp(settings->values[i].decl->name, name) == 0)
+            return &settings->values[i];
     }
     return NULL;
 }
@@ -757,34 +757,34 @@ static const wn_setting_value *find_configured(const wn_plugin_config *config, c
 }
 
 /* Stores a configured value (already checked by check_configured). 0, or -1 when out of memory. */
-static int fill_configured(setting_slot *slot, const wn_setting_value *v, const char *config_dir)
+static int fill_configured(setting_value *value, const wn_setting_value *v, const char *config_dir)
 {
-    switch (slot->decl->type) {
-    case WALNOTIFY_SETTING_STRING: slot->string = strdup(v->string); break;
-    case WALNOTIFY_SETTING_PATH: slot->string = wn_config_resolve_path(config_dir, v->string); break;
-    case WALNOTIFY_SETTING_INTEGER: slot->integer = v->integer; return 0;
-    case WALNOTIFY_SETTING_BOOLEAN: slot->boolean = v->boolean; return 0;
+    switch (value->decl->type) {
+    case WALNOTIFY_SETTING_STRING: value->string = strdup(v->string); break;
+    case WALNOTIFY_SETTING_PATH: value->string = wn_config_resolve_path(config_dir, v->string); break;
+    case WALNOTIFY_SETTING_INTEGER: value->integer = v->integer; return 0;
+    case WALNOTIFY_SETTING_BOOLEAN: value->boolean = v->boolean; return 0;
     case WALNOTIFY_SETTING_LIST:
-        slot->items = copy_items(v->items, v->nitems);
-        slot->nitems = slot->items ? v->nitems : 0;
-        return v->nitems > 0 && !slot->items ? -1 : 0;
+        value->items = copy_items(v->items, v->nitems);
+        value->nitems = value->items ? v->nitems : 0;
+        return v->nitems > 0 && !value->items ? -1 : 0;
     }
-    return slot->string ? 0 : -1;
+    return value->string ? 0 : -1;
 }
 
 /* Stores a declared default (already checked by check_declarations). 0, or -1 out of memory. */
-static int fill_default(setting_slot *slot, const char *config_dir)
+static int fill_default(setting_value *value, const char *config_dir)
 {
-    const char *text = slot->decl->default_value;
+    const char *text = value->decl->default_value;
 
-    switch (slot->decl->type) {
-    case WALNOTIFY_SETTING_STRING: slot->string = strdup(text); break;
-    case WALNOTIFY_SETTING_PATH: slot->string = wn_config_resolve_path(config_dir, text); break;
-    case WALNOTIFY_SETTING_INTEGER: return parse_integer(text, &slot->integer) ? 0 : -1;
-    case WALNOTIFY_SETTING_BOOLEAN: return parse_boolean(text, &slot->boolean) ? 0 : -1;
-    case WALNOTIFY_SETTING_LIST: return parse_list(text, &slot->items, &slot->nitems) ? 0 : -1;
+    switch (value->decl->type) {
+    case WALNOTIFY_SETTING_STRING: value->string = strdup(text); break;
+    case WALNOTIFY_SETTING_PATH: value->string = wn_config_resolve_path(config_dir, text); break;
+    case WALNOTIFY_SETTING_INTEGER: return parse_integer(text, &value->integer) ? 0 : -1;
+    case WALNOTIFY_SETTING_BOOLEAN: return parse_boolean(text, &value->boolean) ? 0 : -1;
+    case WALNOTIFY_SETTING_LIST: return parse_list(text, &value->items, &value->nitems) ? 0 : -1;
     }
-    return slot->string ? 0 : -1;
+    return value->string ? 0 : -1;
 }
 
 static int build_settings(wn_plugin *plugin, const wn_plugin_config *config, const char *file,
@@ -794,7 +794,7 @@ static int build_settings(wn_plugin *plugin, const wn_plugin_config *config, con
     size_t n = count_declarations(d->settings);
     wn_plugin_settings *settings;
 
-    settings = calloc(1, sizeof *settings + n * sizeof settings->slots[0]);
+    settings = calloc(1, sizeof *settings + n * sizeof settings->values[0]);
     if (!settings)
         return refuse(err, errlen, config, "out of memory");
     plugin->settings = settings;
@@ -802,76 +802,76 @@ static int build_settings(wn_plugin *plugin, const wn_plugin_config *config, con
         settings->log_prefix = NULL;
         return refuse(err, errlen, config, "out of memory");
     }
-    settings->nslots = n;
+    settings->nvalues = n;
     for (size_t i = 0; i < n; i++) {
-        setting_slot *slot = &settings->slots[i];
+        setting_value *value = &settings->values[i];
         const wn_setting_value *v = find_configured(config, d->settings[i].name);
 
-        slot->decl = &d->settings[i];
-        if (!v && !slot->decl->default_value)
+        value->decl = &d->settings[i];
+        if (!v && !value->decl->default_value)
             return refuse_at(err, errlen, config->file ? config->file : file, config->line,
                              config,
-                             "setting \"%s\" is required", slot->decl->name);
-        if ((v ? fill_configured(slot, v, config_dir) : fill_default(slot, config_dir)) != 0)
+                             "setting \"%s\" is required", value->decl->name);
+        if ((v ? fill_configured(value, v, config_dir) : fill_default(value, config_dir)) != 0)
             return refuse(err, errlen, config, "out of memory");
-        slot->has_value = true;
+        value->has_value = true;
     }
     return 0;
 }
 
 /* ---- the host table --------------------------------------------------------------------------- */
 
-static const setting_slot *host_slot(const walnotify_host *host, const char *name,
+static const setting_value *host_value(const walnotify_host *host, const char *name,
                                      walnotify_setting_type type)
 {
-    const setting_slot *slot;
+    const setting_value *value;
 
     if (!host)
         return NULL;
-    slot = find_slot(host->host_private, name);
-    if (!slot || !slot->has_value)
+    value = find_value(host->host_private, name);
+    if (!value || !value->has_value)
         return NULL;
-    if (slot->decl->type == type)
-        return slot;
+    if (value->decl->type == type)
+        return value;
     /* A path is a string too. */
-    if (type == WALNOTIFY_SETTING_STRING && slot->decl->type == WALNOTIFY_SETTING_PATH)
-        return slot;
+    if (type == WALNOTIFY_SETTING_STRING && value->decl->type == WALNOTIFY_SETTING_PATH)
+        return value;
     return NULL;
 }
 
 static const char *host_get_string(const walnotify_host *host, const char *name)
 {
-    const setting_slot *slot = host_slot(host, name, WALNOTIFY_SETTING_STRING);
+    const setting_value *value = host_value(host, name, WALNOTIFY_SETTING_STRING);
 
-    return slot ? slot->string : NULL;
+    return value ? value->string : NULL;
 }
 
 static int64_t host_get_integer(const walnotify_host *host, const char *name)
 {
-    const setting_slot *slot = host_slot(host, name, WALNOTIFY_SETTING_INTEGER);
+    const setting_value *value = host_value(host, name, WALNOTIFY_SETTING_INTEGER);
 
-    return slot ? slot->integer : 0;
+    return value ? value->integer : 0;
 }
 
 static bool host_get_boolean(const walnotify_host *host, const char *name)
 {
-    const setting_slot *slot = host_slot(host, name, WALNOTIFY_SETTING_BOOLEAN);
+    const setting_value *value = host_value(host, name, WALNOTIFY_SETTING_BOOLEAN);
 
-    return slot ? slot->boolean : false;
+    return value ? value->boolean : false;
 }
 
 static size_t host_get_list_length(const walnotify_host *host, const char *name)
 {
-    const setting_slot *slot = host_slot(host, name, WALNOTIFY_SETTING_LIST);
+    const setting_value *value = host_value(host, name, WALNOTIFY_SETTING_LIST);
 
-    return slot ? slot->nitems : 0;
+    return value ? value->nitems : 0;
 }
 
 static const char *host_get_list_item(const walnotify_host *host, const char *name, size_t index)
 {
-    const setting_slot *slot = host_slot(host, name, WALNOTIFY_SETTING_LIST);
+    const setting_value *value = host_value(host, name, WALNOTIFY_SETTING_LIST);
 
-    return slot && index < slot->nitems ? slot->items[index] : NULL;
+    return value && index < value->nitems ? value->items[index] : NULL;
 }
 
 static wn_log_level host_level(walnotify_log_level level)

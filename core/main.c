@@ -197,7 +197,7 @@ static int create_slot(const wn_config *config, wn_session *session)
     return status;
 }
 
-static int run(const wn_config *config, wn_lsn endpos, wn_session *session)
+static int run_command(const wn_config *config, wn_lsn endpos, wn_session *session)
 {
     wn_plugin *plugins = NULL;
     size_t nplugins = 0;
@@ -238,7 +238,7 @@ static int command_main(const options *opts, wn_session *session)
         status = check_config(&config, session);
         break;
     case COMMAND_RUN:
-        status = run(&config, opts->endpos, session);
+        status = run_command(&config, opts->endpos, session);
         break;
     case COMMAND_DESCRIBE:
         break;

@@ -50,7 +50,7 @@ typedef struct publication_info {
     unsigned ops; /* WALNOTIFY_OP_* it publishes */
 } publication_info;
 
-typedef struct setup {
+typedef struct catalog_session {
     PGconn *conn;
     const wn_config *config;
     const wn_state *resume;   /* NULL: the slot may be made */
@@ -60,11 +60,11 @@ typedef struct setup {
     bool stopped;             /* a stop came: nothing more was sent */
     char *err;
     size_t errlen;
-} setup;
+} catalog_session;
 
-static void set_error(setup *s, const char *format, ...) __attribute__((format(printf, 2, 3)));
+static void set_error(catalog_session *s, const char *format, ...) __attribute__((format(printf, 2, 3)));
 
-static void set_error(setup *s, const char *format, ...)
+static void set_error(catalog_session *s, const char *format, ...)
 {
     va_list args;
 
@@ -76,7 +76,7 @@ static void set_error(setup *s, const char *format, ...)
 /* Runs sql with text parameters; returns the result when its status is `expect`, else NULL with
  * "doing: the server's message" in the error. A stop (before: nothing is sent; during: the
  * command is cancelled) sets s->stopped, so that nothing is created after it. */
-static PGresult *run(setup *s, const char *doing, const char *sql, int nparams,
+static PGresult *query(catalog_session *s, const char *doing, const char *sql, int nparams,
                      const char *const *params, ExecStatusType expect)
 {
     const char *none[] = {NULL};
@@ -129,9 +129,9 @@ static void ops_text(unsigned ops, char *out, size_t outlen)
     }
 }
 
-static int check_wal_level(setup *s)
+static int check_wal_level(catalog_session *s)
 {
-    PGresult *res = run(s, "reading wal_level", "SHOW wal_level", 0, NULL, PGRES_TUPLES_OK);
+    PGresult *res = query(s, "reading wal_level", "SHOW wal_level", 0, NULL, PGRES_TUPLES_OK);
     int status = 0;
 
     if (!res)
@@ -149,12 +149,12 @@ static int check_wal_level(setup *s)
 
 /* Which server, database and slot this is, and where its WAL ends; compared with where walnotify
  * was before, when it was somewhere. */
-static int check_origin(setup *s, wn_server_state *state)
+static int check_origin(catalog_session *s, wn_server_state *state)
 {
     static const char sql[] = "SELECT system_identifier::text, current_database(), "
                               "       pg_current_wal_lsn()::text "
                               "FROM pg_control_system()";
-    PGresult *res = run(s, "identifying the server", sql, 0, NULL, PGRES_TUPLES_OK);
+    PGresult *res = query(s, "identifying the server", sql, 0, NULL, PGRES_TUPLES_OK);
     wn_state *origin = &state->origin;
     int status = WN_EXIT_SERVER;
     char *end;
@@ -185,7 +185,7 @@ clear:
 
 /* The slot is gone although walnotify used it: whatever was committed since its last
  * acknowledgement cannot be decoded any more, and a new slot would start after a gap. */
-static int refuse_missing_slot(setup *s)
+static int refuse_missing_slot(catalog_session *s)
 {
     char lsn[WN_LSN_TEXT_MAX];
     const char *slot = s->config->source.slot;
@@ -208,7 +208,7 @@ static int refuse_missing_slot(setup *s)
 }
 
 /* A SQL_ASCII database cannot be converted to UTF-8: its text is passed through as it is. */
-static int check_encoding(setup *s, wn_server_state *state)
+static int check_encoding(catalog_session *s, wn_server_state *state)
 {
     const char *encoding = PQparameterStatus(s->conn, "server_encoding");
 
@@ -223,7 +223,7 @@ static int check_encoding(setup *s, wn_server_state *state)
     return 0;
 }
 
-static int read_table(setup *s, const wn_table_ref *table, const char *publication,
+static int read_table(catalog_session *s, const wn_table_ref *table, const char *publication,
                       table_info *info)
 {
     static const char sql[] =
@@ -242,7 +242,7 @@ static int read_table(setup *s, const wn_table_ref *table, const char *publicati
     PGresult *res;
 
     snprintf(doing, sizeof doing, "looking up table \"%s\"", table->qualified);
-    res = run(s, doing, sql, 3, params, PGRES_TUPLES_OK);
+    res = query(s, doing, sql, 3, params, PGRES_TUPLES_OK);
     if (!res)
         return WN_EXIT_SERVER;
     if (PQntuples(res) != 1) {
@@ -267,14 +267,14 @@ static int read_table(setup *s, const wn_table_ref *table, const char *publicati
 }
 
 /* Fills *exists; when the slot exists, checks it can serve walnotify and reads its position. */
-static int check_slot(setup *s, bool *exists, wn_lsn *confirmed_flush)
+static int check_slot(catalog_session *s, bool *exists, wn_lsn *confirmed_flush)
 {
     static const char sql[] = "SELECT slot_type, plugin, database, current_database(), "
                               "       wal_status, confirmed_flush_lsn "
                               "FROM pg_replication_slots WHERE slot_name = $1";
     const char *slot = s->config->source.slot;
     const char *params[] = {slot};
-    PGresult *res = run(s, "looking up the replication slot", sql, 1, params, PGRES_TUPLES_OK);
+    PGresult *res = query(s, "looking up the replication slot", sql, 1, params, PGRES_TUPLES_OK);
     int status = WN_EXIT_SERVER;
 
     if (!res)
@@ -316,13 +316,13 @@ static int check_slot(setup *s, bool *exists, wn_lsn *confirmed_flush)
     return status;
 }
 
-static int read_publication(setup *s, publication_info *pub)
+static int read_publication(catalog_session *s, publication_info *pub)
 {
     static const char sql[] = "SELECT puballtables, pubviaroot, pubinsert, pubupdate, "
                               "       pubdelete, pubtruncate "
                               "FROM pg_publication WHERE pubname = $1";
     const char *params[] = {s->config->source.publication};
-    PGresult *res = run(s, "looking up the publication", sql, 1, params, PGRES_TUPLES_OK);
+    PGresult *res = query(s, "looking up the publication", sql, 1, params, PGRES_TUPLES_OK);
 
     if (!res)
         return WN_EXIT_SERVER;
@@ -341,9 +341,9 @@ static int read_publication(setup *s, publication_info *pub)
 }
 
 /* Runs one utility command that returns no rows. */
-static int command(setup *s, const char *doing, const char *sql)
+static int command(catalog_session *s, const char *doing, const char *sql)
 {
-    PGresult *res = run(s, doing, sql, 0, NULL, PGRES_COMMAND_OK);
+    PGresult *res = query(s, doing, sql, 0, NULL, PGRES_COMMAND_OK);
 
     if (!res)
         return WN_EXIT_SERVER;
@@ -380,7 +380,7 @@ static bool append_table(PGconn *conn, char **buf, size_t *len, const wn_table_r
 
 /* "<verb> "pub" <clause> <the tables marked in which, comma-separated><suffix>", or NULL when out
  * of memory. */
-static char *publication_sql(setup *s, const char *verb, const char *clause, const bool *which,
+static char *publication_sql(catalog_session *s, const char *verb, const char *clause, const bool *which,
                              const char *suffix)
 {
     const wn_source_config *source = &s->config->source;
@@ -412,7 +412,7 @@ static char *publication_sql(setup *s, const char *verb, const char *clause, con
 
 /* A partitioned source table is published via its root, so that its changes arrive under the
  * name walnotify was given rather than under its partitions' names. */
-static int create_publication(setup *s, const bool *all, bool via_root)
+static int create_publication(catalog_session *s, const bool *all, bool via_root)
 {
     char ops[64], suffix[128], doing[MESSAGE_MAX];
     char *sql;
@@ -436,7 +436,7 @@ static int create_publication(setup *s, const bool *all, bool via_root)
     return status;
 }
 
-static int add_tables(setup *s, const bool *missing, size_t nmissing)
+static int add_tables(catalog_session *s, const bool *missing, size_t nmissing)
 {
     char doing[MESSAGE_MAX];
     char *sql;
@@ -461,7 +461,7 @@ static int add_tables(setup *s, const bool *missing, size_t nmissing)
     return status;
 }
 
-static int widen_publish(setup *s, const publication_info *pub)
+static int widen_publish(catalog_session *s, const publication_info *pub)
 {
     unsigned wanted = pub->ops | s->config->ops;
     char ops[64], doing[MESSAGE_MAX];
@@ -503,7 +503,7 @@ static int widen_publish(setup *s, const publication_info *pub)
 
 /* Row filters and column lists make rows or columns differ from what the plugins expect, but
  * someone chose them on purpose: said once per table, not refused. */
-static int warn_publication_shape(setup *s)
+static int warn_publication_shape(catalog_session *s)
 {
     static const char sql[] =
         "SELECT pt.rowfilter IS NOT NULL, "
@@ -522,7 +522,7 @@ static int warn_publication_shape(setup *s)
     for (size_t i = 0; i < source->ntables; i++) {
         const wn_table_ref *table = &source->tables[i];
         const char *params[] = {source->publication, table->schema, table->name};
-        PGresult *res = run(s, "reading the publication's tables", sql, 3, params,
+        PGresult *res = query(s, "reading the publication's tables", sql, 3, params,
                             PGRES_TUPLES_OK);
 
         if (!res)
@@ -544,7 +544,7 @@ static int warn_publication_shape(setup *s)
 
 /* Publishing update or delete for a table without replica identity makes the application's
  * own UPDATE/DELETE on it fail, so such a publication is refused rather than made. */
-static int check_replica_identity(setup *s, const publication_info *pub, const table_info *infos)
+static int check_replica_identity(catalog_session *s, const publication_info *pub, const table_info *infos)
 {
     const unsigned changes = WALNOTIFY_OP_UPDATE | WALNOTIFY_OP_DELETE;
     const wn_source_config *source = &s->config->source;
@@ -576,7 +576,7 @@ static int check_replica_identity(setup *s, const publication_info *pub, const t
 /* Widening an existing publication to update or delete applies to every table it holds, not
  * only to walnotify's: one of them without replica identity would have its UPDATE/DELETE start
  * failing in the application, so the widening is refused. */
-static int check_widening(setup *s, const publication_info *pub)
+static int check_widening(catalog_session *s, const publication_info *pub)
 {
     static const char sql[] =
         "SELECT format('%I.%I', ln.nspname, l.relname) "
@@ -598,7 +598,7 @@ static int check_widening(setup *s, const publication_info *pub)
 
     if (!pub->exists || added == 0)
         return 0;
-    res = run(s, "checking the replica identity of the publication's tables", sql, 1, params,
+    res = query(s, "checking the replica identity of the publication's tables", sql, 1, params,
               PGRES_TUPLES_OK);
     if (!res)
         return WN_EXIT_SERVER;
@@ -618,7 +618,7 @@ static int check_widening(setup *s, const publication_info *pub)
 
 /* Whether the publication will publish partitions' changes under their root's name: as it is
  * set, or, when walnotify makes it, whenever a source table is partitioned. */
-static bool publishes_via_root(const setup *s, const publication_info *pub,
+static bool publishes_via_root(const catalog_session *s, const publication_info *pub,
                                const table_info *infos)
 {
     if (pub->exists)
@@ -630,7 +630,7 @@ static bool publishes_via_root(const setup *s, const publication_info *pub,
 }
 
 /* "{oid,oid,...}" of the source tables, to free; NULL when out of memory. */
-static char *source_oids(const setup *s, const table_info *infos)
+static char *source_oids(const catalog_session *s, const table_info *infos)
 {
     char *text = NULL;
     size_t len = 0;
@@ -646,7 +646,7 @@ static char *source_oids(const setup *s, const table_info *infos)
 
 /* Names the topmost ancestor of partition `info` whose name the publication uses for the
  * partition's changes, in ancestor (empty when there is none: they arrive under its own). */
-static int published_ancestor(setup *s, const publication_info *pub, const table_info *info,
+static int published_ancestor(catalog_session *s, const publication_info *pub, const table_info *info,
                               const char *oids, char *ancestor, size_t ancestorlen)
 {
     static const char sql[] =
@@ -661,7 +661,7 @@ static int published_ancestor(setup *s, const publication_info *pub, const table
         "ORDER BY a.depth DESC LIMIT 1";
     const char *params[] = {info->oid, pub->all_tables ? "true" : "false", oids,
                             s->config->source.publication};
-    PGresult *res = run(s, "looking up the partition's ancestors", sql, 4, params,
+    PGresult *res = query(s, "looking up the partition's ancestors", sql, 4, params,
                         PGRES_TUPLES_OK);
 
     if (!res)
@@ -679,7 +679,7 @@ static int published_ancestor(setup *s, const publication_info *pub, const table
  * walnotify never alters publish_via_partition_root itself: other subscribers of the publication
  * would see other table names from then on.
  */
-static int check_partitions(setup *s, const publication_info *pub, const table_info *infos,
+static int check_partitions(catalog_session *s, const publication_info *pub, const table_info *infos,
                             bool slot_exists)
 {
     const wn_source_config *source = &s->config->source;
@@ -728,7 +728,7 @@ static int check_partitions(setup *s, const publication_info *pub, const table_i
     return status;
 }
 
-static int prepare_publication(setup *s, const publication_info *pub, const table_info *infos,
+static int prepare_publication(catalog_session *s, const publication_info *pub, const table_info *infos,
                                bool slot_exists)
 {
     const wn_source_config *source = &s->config->source;
@@ -766,7 +766,7 @@ static int prepare_publication(setup *s, const publication_info *pub, const tabl
     return status;
 }
 
-static int create_slot(setup *s, wn_server_state *state)
+static int create_slot(catalog_session *s, wn_server_state *state)
 {
     static const char sql[] = "SELECT lsn FROM pg_create_logical_replication_slot($1, 'pgoutput')";
     const char *params[] = {s->config->source.slot};
@@ -775,7 +775,7 @@ static int create_slot(setup *s, wn_server_state *state)
     int status = 0;
 
     snprintf(doing, sizeof doing, "creating slot \"%s\"", s->config->source.slot);
-    res = run(s, doing, sql, 1, params, PGRES_TUPLES_OK);
+    res = query(s, doing, sql, 1, params, PGRES_TUPLES_OK);
     if (!res)
         return WN_EXIT_SERVER;
     if (PQntuples(res) != 1 || !wn_lsn_parse(PQgetvalue(res, 0, 0), &state->confirmed_flush)) {
@@ -791,7 +791,7 @@ static int create_slot(setup *s, wn_server_state *state)
     return status;
 }
 
-static int prepare(setup *s, wn_server_state *state)
+static int prepare(catalog_session *s, wn_server_state *state)
 {
     const wn_source_config *source = &s->config->source;
     publication_info pub;
@@ -832,7 +832,7 @@ static int prepare(setup *s, wn_server_state *state)
 int wn_setup_prepare(const wn_config *config, const wn_state *resume, const char *resume_path,
                      int stop_fd, wn_server_state *state, char *err, size_t errlen)
 {
-    setup s = {.config = config,
+    catalog_session s = {.config = config,
                .resume = resume,
                .resume_path = resume_path,
                .stop_fd = stop_fd,
@@ -855,11 +855,11 @@ int wn_setup_prepare(const wn_config *config, const wn_state *resume, const char
 
 /* ---- the catalog, for plugins ------------------------------------------------------------ */
 
-static int read_source(setup *s, wn_catalog *catalog)
+static int read_source(catalog_session *s, wn_catalog *catalog)
 {
     static const char sql[] = "SELECT system_identifier::text, current_database(), "
                               "current_setting('server_version_num') FROM pg_control_system()";
-    PGresult *res = run(s, "reading the server's identity", sql, 0, NULL, PGRES_TUPLES_OK);
+    PGresult *res = query(s, "reading the server's identity", sql, 0, NULL, PGRES_TUPLES_OK);
     char *end;
     int status = 0;
 
@@ -913,7 +913,7 @@ static void fill_key_columns(const PGresult *res, walnotify_column *columns, siz
     }
 }
 
-static int read_table_columns(setup *s, const wn_table_ref *ref, walnotify_table *table)
+static int read_table_columns(catalog_session *s, const wn_table_ref *ref, walnotify_table *table)
 {
     static const char sql[] =
         "SELECT a.attname, a.atttypid::int8, a.atttypmod, "
@@ -935,7 +935,7 @@ static int read_table_columns(setup *s, const wn_table_ref *ref, walnotify_table
     size_t n;
 
     snprintf(doing, sizeof doing, "reading the columns of table \"%s\"", ref->qualified);
-    res = run(s, doing, sql, 2, params, PGRES_TUPLES_OK);
+    res = query(s, doing, sql, 2, params, PGRES_TUPLES_OK);
     if (!res)
         return WN_EXIT_SERVER;
     n = (size_t)PQntuples(res);
@@ -971,7 +971,7 @@ out_of_memory:
     return WN_EXIT_SERVER;
 }
 
-static int read_catalog(setup *s, wn_catalog *catalog)
+static int read_catalog(catalog_session *s, wn_catalog *catalog)
 {
     const wn_source_config *source = &s->config->source;
     int status = read_source(s, catalog);
@@ -1010,7 +1010,7 @@ void wn_setup_free_catalog(wn_catalog *catalog)
 int wn_setup_read_catalog(const wn_config *config, int stop_fd, wn_catalog *catalog, char *err,
                           size_t errlen)
 {
-    setup s = {.config = config, .stop_fd = stop_fd, .err = err, .errlen = errlen};
+    catalog_session s = {.config = config, .stop_fd = stop_fd, .err = err, .errlen = errlen};
     int status;
 
     memset(catalog, 0, sizeof *catalog);
@@ -1029,7 +1029,7 @@ int wn_setup_drop_slot(const wn_config *config, int stop_fd, char *err, size_t e
 {
     static const char find[] = "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1";
     static const char drop[] = "SELECT pg_drop_replication_slot($1)";
-    setup s = {.config = config, .stop_fd = stop_fd, .err = err, .errlen = errlen};
+    catalog_session s = {.config = config, .stop_fd = stop_fd, .err = err, .errlen = errlen};
     const char *params[] = {config->source.slot};
     char doing[MESSAGE_MAX];
     PGresult *res;
@@ -1039,7 +1039,7 @@ int wn_setup_drop_slot(const wn_config *config, int stop_fd, char *err, size_t e
     if (!s.conn)
         return status;
     status = WN_EXIT_SERVER;
-    res = run(&s, "looking up the replication slot", find, 1, params, PGRES_TUPLES_OK);
+    res = query(&s, "looking up the replication slot", find, 1, params, PGRES_TUPLES_OK);
     if (!res)
         goto finish;
     if (PQntuples(res) == 0) {
@@ -1049,7 +1049,7 @@ int wn_setup_drop_slot(const wn_config *config, int stop_fd, char *err, size_t e
     }
     PQclear(res);
     snprintf(doing, sizeof doing, "dropping slot \"%s\"", config->source.slot);
-    res = run(&s, doing, drop, 1, params, PGRES_TUPLES_OK);
+    res = query(&s, doing, drop, 1, params, PGRES_TUPLES_OK);
     if (!res)
         goto finish;
     PQclear(res);
