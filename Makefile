@@ -10,6 +10,7 @@
 #   make install         PREFIX (default /usr/local), DESTDIR; make uninstall takes the same
 #   make SANITIZE=1 ...  everything built with AddressSanitizer and UndefinedBehaviorSanitizer
 #   make fuzz            the decoder under libFuzzer for FUZZ_SECONDS (default 60)
+#   make format-check    the C files follow .clang-format (clang-format 14); make format fixes
 #   make valgrind        the test suite under valgrind memcheck
 #   make bench           throughput, CPU, memory and latency beside pg_recvlogical
 #
@@ -62,8 +63,8 @@ PLUGIN_SOS := $(patsubst %,$(B)/plugins/%.so,$(PLUGINS))
 # none unless set.
 $(foreach p,$(PLUGINS),$(eval PLUGIN_LIBS_$(p) ?=))
 
-.PHONY: all check unit integration check-versions check-install check-faults run install \
-        uninstall clean tests deps fuzz valgrind bench
+.PHONY: all check unit integration check-versions check-install check-faults format-check \
+        format run install uninstall clean tests deps fuzz valgrind bench
 all: $(B)/walnotify $(PLUGIN_SOS)
 
 $(B)/core/%.o: core/%.c $(B)/core/%.d
@@ -239,6 +240,14 @@ check-faults:
 	@tests/deps.sh
 	@$(MAKE) --no-print-directory tests
 	@tests/check-faults.sh
+
+# Every C file of the host, the plugins and the header laid out as .clang-format says
+# (clang-format 14, Debian 12's); `make format` rewrites them.
+format-check:
+	@tests/format-check.sh
+
+format:
+	@tests/format-check.sh --fix
 
 # The decoder under libFuzzer (clang) for FUZZ_SECONDS.
 FUZZ_SECONDS ?= 60

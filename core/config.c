@@ -24,7 +24,7 @@
 
 /* A configuration file is a few kilobytes; anything this big is a mistake, not a config. */
 #define CONFIG_MAX_BYTES (1024 * 1024) /* the file with everything it includes */
-#define INCLUDE_DEPTH_MAX 10          /* libconfig's own limit */
+#define INCLUDE_DEPTH_MAX 10           /* libconfig's own limit */
 /* User text quoted in a message is cut here so that one bad value cannot flood the line. */
 #define QUOTE_MAX 80
 
@@ -77,11 +77,10 @@ static void flatten(char *text)
     }
 }
 
-static void put_error(load_ctx *ctx, const char *file, int line, const char *format,
-                      va_list args) __attribute__((format(printf, 4, 0)));
+static void put_error(load_ctx *ctx, const char *file, int line, const char *format, va_list args)
+    __attribute__((format(printf, 4, 0)));
 
-static void put_error(load_ctx *ctx, const char *file, int line, const char *format,
-                      va_list args)
+static void put_error(load_ctx *ctx, const char *file, int line, const char *format, va_list args)
 {
     int n;
 
@@ -96,9 +95,9 @@ static void put_error(load_ctx *ctx, const char *file, int line, const char *for
     flatten(ctx->err);
 }
 
-/* The file a setting or an error comes from, for a message: the configuration file itself (libconfig
- * knows no name for it), or an included file, named as libconfig opened it (relative to the
- * configuration's folder) made whole. */
+/* The file a setting or an error comes from, for a message: the configuration file itself
+ * (libconfig knows no name for it), or an included file, named as libconfig opened it (relative to
+ * the configuration's folder) made whole. */
 static const char *include_name(const load_ctx *ctx, const char *file, char *out, size_t outlen)
 {
     int n;
@@ -136,8 +135,8 @@ static int fail_at(load_ctx *ctx, const config_setting_t *where, const char *for
     va_list args;
 
     va_start(args, format);
-    put_error(ctx, include_name(ctx, file, included, sizeof included), line > 0 ? line : 1,
-              format, args);
+    put_error(ctx, include_name(ctx, file, included, sizeof included), line > 0 ? line : 1, format,
+              args);
     va_end(args);
     return -1;
 }
@@ -229,11 +228,7 @@ static const config_setting_t *first_non_string(const config_setting_t *s)
 
 /* ---- table names ------------------------------------------------------------------------ */
 
-typedef enum table_parse {
-    TABLE_OK,
-    TABLE_INVALID,
-    TABLE_NOMEM
-} table_parse;
+typedef enum table_parse { TABLE_OK, TABLE_INVALID, TABLE_NOMEM } table_parse;
 
 static void table_ref_free(wn_table_ref *ref)
 {
@@ -316,8 +311,10 @@ static bool trusted_step(const char *path, const struct stat *st, const struct s
     const char *what = S_ISDIR(st->st_mode) ? "folder" : "file";
 
     if (!trusted_owner(st)) {
-        snprintf(why, whylen, "%s %s is owned by uid %u, not by root or by the user walnotify "
-                 "runs as (uid %u)", what, path, (unsigned)st->st_uid, (unsigned)geteuid());
+        snprintf(why, whylen,
+                 "%s %s is owned by uid %u, not by root or by the user walnotify "
+                 "runs as (uid %u)",
+                 what, path, (unsigned)st->st_uid, (unsigned)geteuid());
         return false;
     }
     if (!(st->st_mode & (S_IWGRP | S_IWOTH)))
@@ -382,8 +379,9 @@ bool wn_config_path_trusted(const char *path, char *why, size_t whylen)
     if (!ok || lstat(path, &link) != 0 || !S_ISLNK(link.st_mode))
         return ok;
     slash = strrchr(path, '/');
-    folder = slash == NULL ? strdup(".") : slash == path ? strdup("/")
-                                                         : strndup(path, (size_t)(slash - path));
+    folder = slash == NULL   ? strdup(".")
+             : slash == path ? strdup("/")
+                             : strndup(path, (size_t)(slash - path));
     real = folder ? realpath(folder, NULL) : NULL;
     free(folder);
     if (!real) {
@@ -480,8 +478,7 @@ static int check_pg_name(load_ctx *ctx, const config_setting_t *s, const char *l
 
     if (value[0] != '\0' && strlen(value) <= WN_NAME_MAX)
         return 0;
-    return fail_at(ctx, s, "%s \"%s\" must be 1 to %d bytes", label, quote(&q, value),
-                   WN_NAME_MAX);
+    return fail_at(ctx, s, "%s \"%s\" must be 1 to %d bytes", label, quote(&q, value), WN_NAME_MAX);
 }
 
 /* Where `make install` puts plugins (walnotify.pc's plugindir): the Makefile passes it. */
@@ -534,16 +531,16 @@ typedef struct block block;
 typedef struct key {
     const char *name;
     key_type type;
-    size_t offset;             /* of the field in the group's structure; CUSTOM: unused */
-    const char *description;   /* what the key is, in one line */
-    bool required;             /* absent: "LABEL is required" */
-    int fallback;              /* INT, CHOICE, FLAGS: the value when absent */
-    int min, max;              /* INT: the bounds, inclusive */
-    const char *text;          /* STRING: the value when absent (copied); NULL: none */
-    const choice *choices;     /* CHOICE, FLAGS: ending with a NULL name */
-    bool any_case;             /* CHOICE: names match whatever their case */
-    const char *noun;          /* FLAGS: what one name is, for messages */
-    value_check *check;        /* STRING: NULL when any string will do */
+    size_t offset;           /* of the field in the group's structure; CUSTOM: unused */
+    const char *description; /* what the key is, in one line */
+    bool required;           /* absent: "LABEL is required" */
+    int fallback;            /* INT, CHOICE, FLAGS: the value when absent */
+    int min, max;            /* INT: the bounds, inclusive */
+    const char *text;        /* STRING: the value when absent (copied); NULL: none */
+    const choice *choices;   /* CHOICE, FLAGS: ending with a NULL name */
+    bool any_case;           /* CHOICE: names match whatever their case */
+    const char *noun;        /* FLAGS: what one name is, for messages */
+    value_check *check;      /* STRING: NULL when any string will do */
     char *(*resolve)(const char *dir, const char *value); /* STRING: what is stored */
     int (*parse)(block *b, const config_setting_t *s, const char *label); /* CUSTOM */
 } key;
@@ -553,14 +550,14 @@ typedef struct key {
 /* One group of the file being read against its table. */
 struct block {
     load_ctx *ctx;
-    wn_config *config;             /* everything read so far */
+    wn_config *config; /* everything read so far */
     const config_setting_t *group;
-    const key *keys;               /* ending with a NULL name */
-    void *base;                    /* the structure the offsets point into */
-    const char *lead;              /* starts every message: "" or "plugin \"p\": " */
-    const char *path;              /* before a key's name: "" or "source." */
-    const char *where;             /* after an unknown key's name: "" or " in source" */
-    int index;                     /* a plugin block's position in plugins */
+    const key *keys;                           /* ending with a NULL name */
+    void *base;                                /* the structure the offsets point into */
+    const char *lead;                          /* starts every message: "" or "plugin \"p\": " */
+    const char *path;                          /* before a key's name: "" or "source." */
+    const char *where;                         /* after an unknown key's name: "" or " in source" */
+    int index;                                 /* a plugin block's position in plugins */
     const config_setting_t *written[KEYS_MAX]; /* each row's setting; NULL when absent */
 };
 
@@ -573,30 +570,48 @@ static int parse_plugins(block *b, const config_setting_t *s, const char *label)
 
 #define BACKOFF_MAX_MS 3600000 /* an hour: the longest wait any backoff setting may ask for */
 
-static const choice log_levels[] = {
-    {"debug", WN_LOG_DEBUG}, {"info", WN_LOG_INFO}, {"warning", WN_LOG_WARNING},
-    {"error", WN_LOG_ERROR}, {NULL, 0}};
-static const choice on_error_choices[] = {
-    {"retry", WN_ON_ERROR_RETRY}, {"skip", WN_ON_ERROR_SKIP}, {"stop", WN_ON_ERROR_STOP},
-    {NULL, 0}};
+static const choice log_levels[] = {{"debug", WN_LOG_DEBUG},
+                                    {"info", WN_LOG_INFO},
+                                    {"warning", WN_LOG_WARNING},
+                                    {"error", WN_LOG_ERROR},
+                                    {NULL, 0}};
+static const choice on_error_choices[] = {{"retry", WN_ON_ERROR_RETRY},
+                                          {"skip", WN_ON_ERROR_SKIP},
+                                          {"stop", WN_ON_ERROR_STOP},
+                                          {NULL, 0}};
 static const choice then_choices[] = {
     {"skip", WN_ON_ERROR_SKIP}, {"stop", WN_ON_ERROR_STOP}, {NULL, 0}};
-static const choice op_names[] = {
-    {"insert", WALNOTIFY_OP_INSERT},     {"update", WALNOTIFY_OP_UPDATE},
-    {"delete", WALNOTIFY_OP_DELETE},     {"truncate", WALNOTIFY_OP_TRUNCATE},
-    {"snapshot", WALNOTIFY_OP_SNAPSHOT}, {"message", WALNOTIFY_OP_MESSAGE}, {NULL, 0}};
+static const choice op_names[] = {{"insert", WALNOTIFY_OP_INSERT},
+                                  {"update", WALNOTIFY_OP_UPDATE},
+                                  {"delete", WALNOTIFY_OP_DELETE},
+                                  {"truncate", WALNOTIFY_OP_TRUNCATE},
+                                  {"snapshot", WALNOTIFY_OP_SNAPSHOT},
+                                  {"message", WALNOTIFY_OP_MESSAGE},
+                                  {NULL, 0}};
 
 /* Rows named after their member; STRING, CHOICE and CUSTOM rows may add fields after desc. */
-#define INT_KEY(type, member, def, lo, hi, desc)                                                  \
-    {#member, KEY_INT, offsetof(type, member), desc, .fallback = (def), .min = (lo), .max = (hi)}
-#define STRING_KEY(type, member, desc, ...)                                                       \
-    {#member, KEY_STRING, offsetof(type, member), desc, __VA_ARGS__}
-#define CHOICE_KEY(type, member, def, list, desc, ...)                                            \
-    {#member, KEY_CHOICE, offsetof(type, member), desc, .fallback = (def), .choices = (list),    \
-     __VA_ARGS__}
-#define CUSTOM_KEY(name, parser, desc, ...)                                                       \
-    {name, KEY_CUSTOM, 0, desc, .parse = (parser), __VA_ARGS__}
-#define END_KEYS {NULL, KEY_CUSTOM, 0, NULL}
+#define INT_KEY(type, member, def, lo, hi, desc)                                                   \
+    {                                                                                              \
+#member, KEY_INT, offsetof(type, member), desc, .fallback = (def), .min = (lo),            \
+                                                        .max = (hi)                                \
+    }
+#define STRING_KEY(type, member, desc, ...)                                                        \
+    {                                                                                              \
+#member, KEY_STRING, offsetof(type, member), desc, __VA_ARGS__                             \
+    }
+#define CHOICE_KEY(type, member, def, list, desc, ...)                                             \
+    {                                                                                              \
+#member, KEY_CHOICE, offsetof(type, member), desc, .fallback = (def), .choices = (list),   \
+                                                           __VA_ARGS__                             \
+    }
+#define CUSTOM_KEY(name, parser, desc, ...)                                                        \
+    {                                                                                              \
+        name, KEY_CUSTOM, 0, desc, .parse = (parser), __VA_ARGS__                                  \
+    }
+#define END_KEYS                                                                                   \
+    {                                                                                              \
+        NULL, KEY_CUSTOM, 0, NULL                                                                  \
+    }
 
 static const key source_keys[] = {
     STRING_KEY(wn_source_config, conninfo, "libpq keywords or URI (walnotify adds replication)",
@@ -751,8 +766,8 @@ static int reject_unknown(block *b)
         const char *name = config_setting_name(member);
 
         if (name != NULL && key_index(b->keys, name) < 0)
-            return fail_at(b->ctx, member, "unknown setting \"%s\"%s (expected %s)", name,
-                           b->where, names_text(b->keys, sizeof *b->keys, known, sizeof known));
+            return fail_at(b->ctx, member, "unknown setting \"%s\"%s (expected %s)", name, b->where,
+                           names_text(b->keys, sizeof *b->keys, known, sizeof known));
     }
     return 0;
 }
@@ -767,8 +782,8 @@ static int read_int(block *b, const key *k, const config_setting_t *s, const cha
     if (k->max == INT_MAX && value < k->min)
         return fail_at(b->ctx, s, "%s must be %d or more (got %lld)", label, k->min, value);
     if (value < k->min || value > k->max)
-        return fail_at(b->ctx, s, "%s must be between %d and %d (got %lld)", label, k->min,
-                       k->max, value);
+        return fail_at(b->ctx, s, "%s must be between %d and %d (got %lld)", label, k->min, k->max,
+                       value);
     *(int *)field(b->base, k) = (int)value;
     return 0;
 }
@@ -832,8 +847,8 @@ static int read_flags(block *b, const key *k, const config_setting_t *s, const c
                            k->noun, quote(&q, name), b->path, k->name,
                            names_text(k->choices, sizeof *k->choices, names, sizeof names));
         if (*out & (unsigned)c->value)
-            return fail_at(b->ctx, item, "%s%s \"%s\" is listed twice in %s%s", b->lead,
-                           k->noun, quote(&q, name), b->path, k->name);
+            return fail_at(b->ctx, item, "%s%s \"%s\" is listed twice in %s%s", b->lead, k->noun,
+                           quote(&q, name), b->path, k->name);
         *out |= (unsigned)c->value;
     }
     return 0;
@@ -878,8 +893,7 @@ static int read_block(block *b)
 /* ---- rules across keys ------------------------------------------------------------------- */
 
 /* The setting to blame for a pair that does not fit: the one written, the later if both were. */
-static const config_setting_t *blame(const config_setting_t *later,
-                                     const config_setting_t *earlier,
+static const config_setting_t *blame(const config_setting_t *later, const config_setting_t *earlier,
                                      const config_setting_t *group)
 {
     if (later != NULL)
@@ -920,8 +934,8 @@ static int check_order(block *b, const order_rule *rules)
             continue;
         return fail_at(b->ctx, blame(b->written[hi], b->written[lo], b->group),
                        "%s%s%s (%d) must %s %s%s (%d)", b->lead, b->path, rules->high, high,
-                       rules->strict ? "be greater than" : "not be less than", b->path,
-                       rules->low, low);
+                       rules->strict ? "be greater than" : "not be less than", b->path, rules->low,
+                       low);
     }
     return 0;
 }
@@ -985,8 +999,10 @@ static int check_dead_letter(block *b)
         return fail_at(b->ctx, blame(written(b, asker), NULL, b->group),
                        "%sdead_letter is required when %s is \"skip\"", b->lead, asker);
     if (!skipping && out->dead_letter != NULL)
-        return fail_at(b->ctx, where, "%sdead_letter is only used when on_error or then is "
-                       "\"skip\"", b->lead);
+        return fail_at(b->ctx, where,
+                       "%sdead_letter is only used when on_error or then is "
+                       "\"skip\"",
+                       b->lead);
     if (out->dead_letter == NULL)
         return 0;
     if (b->config->source.state_file != NULL)
@@ -1001,8 +1017,8 @@ static int check_dead_letter(block *b)
             same = same_path(earlier->dead_letter, out->dead_letter);
         if (same > 0)
             return fail_at(b->ctx, where,
-                           "%sdead_letter is the same file as plugin \"%s\"'s (line %d)",
-                           b->lead, quote(&q, earlier->name), earlier->line);
+                           "%sdead_letter is the same file as plugin \"%s\"'s (line %d)", b->lead,
+                           quote(&q, earlier->name), earlier->line);
     }
     return same < 0 ? fail_nomem(b->ctx) : 0;
 }
@@ -1094,8 +1110,7 @@ static int parse_plugin_name(block *b, const config_setting_t *s, const char *la
         return fail_at(b->ctx, s, "plugins[%d].name must be a string", b->index);
     name = config_setting_get_string(s);
     if (name[0] == '\0' || strlen(name) > WN_NAME_MAX)
-        return fail_at(b->ctx, s, "plugins[%d].name must be 1 to %d bytes", b->index,
-                       WN_NAME_MAX);
+        return fail_at(b->ctx, s, "plugins[%d].name must be 1 to %d bytes", b->index, WN_NAME_MAX);
     for (int i = 0; i < b->index; i++) {
         if (strcmp(b->config->plugins[i].name, name) == 0)
             return fail_at(b->ctx, s, "plugin \"%s\" is defined twice (first at line %d)",
@@ -1130,8 +1145,7 @@ static int parse_plugin_tables(block *b, const config_setting_t *s, const char *
         quote(&q, ref.qualified);
         table_ref_free(&ref);
         if (found < 0)
-            return fail_at(b->ctx, item, "%stable \"%s\" is not in source.tables", b->lead,
-                           q.text);
+            return fail_at(b->ctx, item, "%stable \"%s\" is not in source.tables", b->lead, q.text);
         if (out->watches[found])
             return fail_at(b->ctx, item, "%stable \"%s\" is listed twice", b->lead, q.text);
         out->watches[found] = true;
@@ -1242,8 +1256,13 @@ static int parse_plugin_settings(block *b, const config_setting_t *s, const char
 
 static int parse_source(block *top, const config_setting_t *s, const char *label)
 {
-    block b = {.ctx = top->ctx, .config = top->config, .group = s, .keys = source_keys,
-               .base = &top->config->source, .lead = "", .path = "source.",
+    block b = {.ctx = top->ctx,
+               .config = top->config,
+               .group = s,
+               .keys = source_keys,
+               .base = &top->config->source,
+               .lead = "",
+               .path = "source.",
                .where = " in source"};
 
     if (!config_setting_is_group(s))
@@ -1257,8 +1276,15 @@ static int parse_plugin(block *top, const config_setting_t *s, int index)
 {
     wn_plugin_config *out = &top->config->plugins[index];
     char label[LABEL_MAX], lead[LABEL_MAX + 2], where[LABEL_MAX + 4];
-    block b = {.ctx = top->ctx, .config = top->config, .group = s, .keys = plugin_keys,
-               .base = out, .lead = lead, .path = "", .where = where, .index = index};
+    block b = {.ctx = top->ctx,
+               .config = top->config,
+               .group = s,
+               .keys = plugin_keys,
+               .base = out,
+               .lead = lead,
+               .path = "",
+               .where = where,
+               .index = index};
     const config_setting_t *ops;
 
     if (!config_setting_is_group(s))
@@ -1462,7 +1488,8 @@ static int read_included(include_walk *walk, const char *from, int line, const c
         close(fd);
         return fail_line_in(walk->ctx, from, line,
                             "@include %s: the configuration with everything it includes would "
-                            "pass %d bytes", real, CONFIG_MAX_BYTES);
+                            "pass %d bytes",
+                            real, CONFIG_MAX_BYTES);
     }
     text = malloc(left + 2);
     while (text != NULL && size <= left) {
@@ -1481,7 +1508,8 @@ static int read_included(include_walk *walk, const char *from, int line, const c
         free(text);
         return fail_line_in(walk->ctx, from, line,
                             "@include %s: the configuration with everything it includes would "
-                            "pass %d bytes", real, CONFIG_MAX_BYTES);
+                            "pass %d bytes",
+                            real, CONFIG_MAX_BYTES);
     }
     text[size] = '\0';
     walk->total += size;
@@ -1588,8 +1616,14 @@ static int parse_syntax(load_ctx *ctx, config_t *lc, const char *text, const cha
 
 static int parse_all(load_ctx *ctx, const config_setting_t *root, wn_config *config)
 {
-    block top = {.ctx = ctx, .config = config, .group = root, .keys = top_keys, .base = config,
-                 .lead = "", .path = "", .where = ""};
+    block top = {.ctx = ctx,
+                 .config = config,
+                 .group = root,
+                 .keys = top_keys,
+                 .base = config,
+                 .lead = "",
+                 .path = "",
+                 .where = ""};
 
     return read_block(&top);
 }

@@ -20,7 +20,7 @@
  */
 
 typedef struct wn_table_ref {
-    char *schema;    /* "public" when the file gave a bare name */
+    char *schema; /* "public" when the file gave a bare name */
     char *name;
     char *qualified; /* "schema.name" */
 } wn_table_ref;
@@ -38,13 +38,13 @@ typedef enum wn_setting_kind {
 typedef struct wn_setting_value {
     char *name;
     int line;
-    char *file;        /* the @include'd file it is written in; NULL: the configuration file */
+    char *file; /* the @include'd file it is written in; NULL: the configuration file */
     wn_setting_kind kind;
-    char *string;      /* STRING */
-    int64_t integer;   /* INTEGER */
-    double real;       /* FLOAT */
-    bool boolean;      /* BOOLEAN */
-    char **items;      /* STRING_LIST */
+    char *string;    /* STRING */
+    int64_t integer; /* INTEGER */
+    double real;     /* FLOAT */
+    bool boolean;    /* BOOLEAN */
+    char **items;    /* STRING_LIST */
     size_t nitems;
 } wn_setting_value;
 
@@ -67,12 +67,12 @@ typedef struct wn_plugin_config {
     bool *watches;              /* [source.ntables]: this plugin wants that table */
     wn_setting_value *settings; /* as written, validated later against the plugin's declarations */
     size_t nsettings;
-    wn_on_error on_error;       /* `on_error` */
-    int retry_max;              /* `retry_max`: 0 = unlimited */
-    int retry_initial_ms;       /* `retry_initial_ms` */
-    int retry_max_ms;           /* `retry_max_ms`, never below retry_initial_ms */
-    wn_on_error then;           /* `then`: SKIP or STOP once retry_max runs out */
-    char *dead_letter;          /* `dead_letter`, resolved; NULL unless skipping */
+    wn_on_error on_error; /* `on_error` */
+    int retry_max;        /* `retry_max`: 0 = unlimited */
+    int retry_initial_ms; /* `retry_initial_ms` */
+    int retry_max_ms;     /* `retry_max_ms`, never below retry_initial_ms */
+    wn_on_error then;     /* `then`: SKIP or STOP once retry_max runs out */
+    char *dead_letter;    /* `dead_letter`, resolved; NULL unless skipping */
 } wn_plugin_config;
 
 typedef struct wn_source_config {
@@ -81,23 +81,23 @@ typedef struct wn_source_config {
     size_t ntables;
     char *slot;
     char *publication;
-    int status_interval_ms;     /* `status_interval_ms` */
-    char *state_file;           /* `state_file`, resolved; NULL: none */
-    int reconnect_initial_ms;   /* `reconnect_initial_ms` */
-    int reconnect_max_ms;       /* `reconnect_max_ms`, never below reconnect_initial_ms */
-    int receive_timeout_ms;     /* `receive_timeout_ms`, above status_interval_ms */
-    int progress_interval_ms;   /* `progress_interval_ms` */
+    int status_interval_ms;   /* `status_interval_ms` */
+    char *state_file;         /* `state_file`, resolved; NULL: none */
+    int reconnect_initial_ms; /* `reconnect_initial_ms` */
+    int reconnect_max_ms;     /* `reconnect_max_ms`, never below reconnect_initial_ms */
+    int receive_timeout_ms;   /* `receive_timeout_ms`, above status_interval_ms */
+    int progress_interval_ms; /* `progress_interval_ms` */
 } wn_source_config;
 
 typedef struct wn_config {
-    char *file;                 /* as given on the command line */
-    char *dir;                  /* absolute folder of the file: relative paths resolve here */
+    char *file; /* as given on the command line */
+    char *dir;  /* absolute folder of the file: relative paths resolve here */
     wn_log_level log_level;
     wn_source_config source;
     wn_plugin_config *plugins;
     size_t nplugins;
-    unsigned ops;               /* union of every plugin's ops among insert, update, delete and
-                                   truncate: what the publication publishes */
+    unsigned ops; /* union of every plugin's ops among insert, update, delete and
+                     truncate: what the publication publishes */
 } wn_config;
 
 /*

@@ -33,16 +33,16 @@
 
 #define REASON_MAX 96 /* "handle returned RETRY after 4294967295 attempts" and the like */
 #define NAMED_REASON_MAX (WN_REQUEST_REASON_MAX + 96) /* a named failure's, with its reason */
-#define POP_BATCH 64  /* items taken from the handoff per pop */
+#define POP_BATCH 64                                  /* items taken from the handoff per pop */
 #define FINAL_FLUSH_RETRIES 5 /* a stop still retries the last flush this often (~3 s) */
 
 /* What the dispatcher tracks of each plugin instance. */
 typedef struct instance {
     wn_plugin *plugin;
-    unsigned ops; /* what the block asks for and the plugin handles: a 1.0 plugin never
-                     receives an operation it does not know */
-    bool began;   /* saw begin for the transaction in hand */
-    bool dirty;   /* handled or committed something since its last flush */
+    unsigned ops;              /* what the block asks for and the plugin handles: a 1.0 plugin never
+                                  receives an operation it does not know */
+    bool began;                /* saw begin for the transaction in hand */
+    bool dirty;                /* handled or committed something since its last flush */
     wn_deadletter *deadletter; /* where skipped events go; NULL when the policy never skips */
     uint64_t skipped;          /* events skipped in this run */
 } instance;
@@ -59,14 +59,14 @@ typedef struct table_identity {
 typedef struct transaction {
     bool open;
     walnotify_txn txn;
-    uint32_t seq;  /* data changes seen so far, before filtering */
+    uint32_t seq;                   /* data changes seen so far, before filtering */
     uint32_t messages_since_change; /* messages since the last data change (or the Begin):
                                        the k of a message's identity */
 } transaction;
 
 typedef enum flow {
     FLOW_CONTINUE,
-    FLOW_DONE     /* d->result says why */
+    FLOW_DONE /* d->result says why */
 } flow;
 
 typedef enum call_kind { CALL_BEGIN, CALL_HANDLE, CALL_COMMIT, CALL_FLUSH } call_kind;
@@ -83,20 +83,20 @@ typedef struct dispatcher {
     size_t ninstances;
 
     transaction xact;
-    wn_lsn finished;     /* safe to acknowledge once the plugins are flushed */
-    wn_lsn published;    /* last value handed to the reader */
-    bool unflushed;      /* some plugin is dirty */
-    bool finishing;      /* the last flush: a stop request no longer cuts its retries short */
+    wn_lsn finished;        /* safe to acknowledge once the plugins are flushed */
+    wn_lsn published;       /* last value handed to the reader */
+    bool unflushed;         /* some plugin is dirty */
+    bool finishing;         /* the last flush: a stop request no longer cuts its retries short */
     unsigned final_retries; /* retries of the last flush after a stop request */
     int64_t next_flush_ms;
 
-    walnotify_column *columns;      /* [WN_MAX_COLUMNS], the new row of the event being built */
-    walnotify_column *old_columns;  /* [WN_MAX_COLUMNS] */
-    char *arena;                    /* NUL-terminated copies of the event's values */
+    walnotify_column *columns;     /* [WN_MAX_COLUMNS], the new row of the event being built */
+    walnotify_column *old_columns; /* [WN_MAX_COLUMNS] */
+    char *arena;                   /* NUL-terminated copies of the event's values */
     size_t arena_capacity;
 
-    uint64_t events;                /* delivered to at least one plugin */
-    int rewind_wait_ms;             /* WN_DISPATCH_REWIND: the requester's backoff */
+    uint64_t events;    /* delivered to at least one plugin */
+    int rewind_wait_ms; /* WN_DISPATCH_REWIND: the requester's backoff */
 
     wn_dispatch_result result;
     char *err;
@@ -211,8 +211,8 @@ static flow wait_to_retry_final(dispatcher *d, const instance *inst, call_kind k
 
     if (++d->final_retries > FINAL_FLUSH_RETRIES)
         return fail(d, WN_DISPATCH_STOPPED,
-                    "plugin \"%s\": %s still failing after %u retries since the stop request",
-                    name, call_name(kind), FINAL_FLUSH_RETRIES);
+                    "plugin \"%s\": %s still failing after %u retries since the stop request", name,
+                    call_name(kind), FINAL_FLUSH_RETRIES);
     wn_log(WN_LOG_WARNING, "plugin \"%s\": %s failed transiently while stopping, retrying in %d ms",
            name, call_name(kind), wait_ms);
     (void)poll(NULL, 0, wait_ms);
@@ -250,8 +250,7 @@ static flow wait_to_retry(dispatcher *d, const instance *inst, call_kind kind, u
  * for this plugin and this call only, nothing else being delivered meanwhile, with the plugin's
  * backoff. Returns FLOW_CONTINUE on success; FLOW_DONE on a fatal failure or a stop.
  */
-static flow call_plugin(dispatcher *d, instance *inst, call_kind kind,
-                        const walnotify_event *event)
+static flow call_plugin(dispatcher *d, instance *inst, call_kind kind, const walnotify_event *event)
 {
     const char *name = inst->plugin->config->name;
     int backoff_ms = backoff_first_ms(inst->plugin->config);
@@ -339,8 +338,8 @@ static flow skip_event(dispatcher *d, instance *inst, const walnotify_event *eve
                     name, lsn, event->seq, event_subject(event), reason);
     if (wn_deadletter_append(inst->deadletter, name, event, reason, why, sizeof why) != 0)
         return fail(d, WN_DISPATCH_PLUGIN_FATAL,
-                    "plugin \"%s\": cannot record skipped event %s seq %" PRIu32 " of %s: %s",
-                    name, lsn, event->seq, event_subject(event), why);
+                    "plugin \"%s\": cannot record skipped event %s seq %" PRIu32 " of %s: %s", name,
+                    lsn, event->seq, event_subject(event), why);
     inst->skipped++;
     wn_log(WN_LOG_WARNING,
            "plugin \"%s\": skipped event %s seq %" PRIu32 " of %s (%s); %" PRIu64
@@ -456,8 +455,8 @@ static flow skip_after_rewinds(dispatcher *d, instance *inst, unsigned rewinds)
     snprintf(why, sizeof why, "%u rewind%s without progress, the last from %s: %s", rewinds,
              rewinds == 1 ? "" : "s", requests->from, requests->reason);
     /* No callback named these events: the reason alone says what happened. */
-    if (!wn_requests_add_failure(requests, first, requests->delivered,
-                                 WALNOTIFY_FAILURE_PERMANENT, NULL, why))
+    if (!wn_requests_add_failure(requests, first, requests->delivered, WALNOTIFY_FAILURE_PERMANENT,
+                                 NULL, why))
         return fail(d, WN_DISPATCH_PLUGIN_FATAL,
                     "plugin \"%s\": cannot skip after its rewinds: %d ranges named as failed "
                     "are already due",
@@ -466,9 +465,8 @@ static flow skip_after_rewinds(dispatcher *d, instance *inst, unsigned rewinds)
            "plugin \"%s\" asked for a rewind from %s (%s) %u times without progress; skipping "
            "what it received since the last acknowledgement (%s .. %s) to its dead-letter file "
            "(on_error = \"%s\"%s)",
-           config->name, requests->from, requests->reason, rewinds,
-           wn_id_format(first, a), wn_id_format(requests->delivered, b),
-           policy_name(config->on_error),
+           config->name, requests->from, requests->reason, rewinds, wn_id_format(first, a),
+           wn_id_format(requests->delivered, b), policy_name(config->on_error),
            config->on_error == WN_ON_ERROR_RETRY ? ", then = \"skip\"" : "");
     return rewind_now(d, 0);
 }
@@ -489,8 +487,8 @@ static flow bare_rewind(dispatcher *d, instance *inst)
         wn_log(WN_LOG_WARNING,
                "plugin \"%s\" asked for a rewind from %s: %s; streaming again from %s in %d ms "
                "(rewind %u without progress)",
-               config->name, requests->from, requests->reason,
-               wn_lsn_format(d->published, lsn), wait_ms, rewinds);
+               config->name, requests->from, requests->reason, wn_lsn_format(d->published, lsn),
+               wait_ms, rewinds);
         return rewind_now(d, wait_ms);
     }
     if (policy_end(config) == WN_ON_ERROR_SKIP)
@@ -562,14 +560,13 @@ static flow meet_named_failure(dispatcher *d, instance *inst, const walnotify_ev
                "plugin \"%s\": event %s seq %" PRIu32 " of %s was named failed by %s (%s; "
                "attempt %u): handing it to handle again in %d ms",
                config->name, wn_lsn_format(event->commit_lsn, lsn), event->seq,
-               event_subject(event), named->from ? named->from : "the host", named->reason,
-               retries, backoff_ms);
+               event_subject(event), named->from ? named->from : "the host", named->reason, retries,
+               backoff_ms);
         sleep_unless_stopped(d, backoff_ms);
         if (wn_handoff_stop_requested(d->handoff))
             return fail(d, WN_DISPATCH_STOPPED, "stopped while retrying plugin \"%s\"",
                         config->name);
-        return handle_under_policy(d, inst, event, retries,
-                                   backoff_for_retry(config, retries + 1));
+        return handle_under_policy(d, inst, event, retries, backoff_for_retry(config, retries + 1));
     }
     describe_named(named, reason, sizeof reason);
     if (policy_end(config) == WN_ON_ERROR_SKIP)
@@ -610,8 +607,7 @@ static flow sync_dead_letters(dispatcher *d)
     for (size_t i = 0; i < d->ninstances; i++) {
         instance *inst = &d->instances[i];
 
-        if (inst->deadletter != NULL &&
-            wn_deadletter_sync(inst->deadletter, why, sizeof why) != 0)
+        if (inst->deadletter != NULL && wn_deadletter_sync(inst->deadletter, why, sizeof why) != 0)
             return fail(d, WN_DISPATCH_PLUGIN_FATAL, "plugin \"%s\": %s",
                         inst->plugin->config->name, why);
     }
@@ -912,7 +908,8 @@ static flow fill_columns(dispatcher *d, const wn_relation *rel, const wn_tuple *
         default:
             return fail(d, WN_DISPATCH_PROTOCOL_ERROR,
                         "%s for %s: column \"%s\" arrived in binary, which walnotify never asks "
-                        "for", what, rel->qualified, column->name);
+                        "for",
+                        what, rel->qualified, column->name);
         }
     }
     return FLOW_CONTINUE;
@@ -1325,8 +1322,8 @@ static flow on_item(dispatcher *d, wn_item *item)
         next = on_keepalive(d, item);
         break;
     case WN_ITEM_END:
-        d->result = wn_handoff_stop_requested(d->handoff) ? WN_DISPATCH_STOPPED
-                                                          : WN_DISPATCH_STREAM_ENDED;
+        d->result =
+            wn_handoff_stop_requested(d->handoff) ? WN_DISPATCH_STOPPED : WN_DISPATCH_STREAM_ENDED;
         next = FLOW_DONE;
         break;
     }
@@ -1395,8 +1392,9 @@ static wn_dispatch_result final_flush_failed(dispatcher *d, wn_dispatch_result r
 
     wn_lsn_format(d->published, text);
     if (d->result == WN_DISPATCH_REWIND) {
-        wn_log(WN_LOG_WARNING, "a plugin asked for a rewind in the last flush; acknowledging %s "
-                               "only",
+        wn_log(WN_LOG_WARNING,
+               "a plugin asked for a rewind in the last flush; acknowledging %s "
+               "only",
                text);
         return result == WN_DISPATCH_ENDPOS ? WN_DISPATCH_REWIND : result;
     }
@@ -1430,8 +1428,7 @@ static void finish(dispatcher *d)
 
         if (inst->skipped > 0)
             wn_log(WN_LOG_WARNING, "plugin \"%s\": %" PRIu64 " events skipped in this run, see %s",
-                   inst->plugin->config->name, inst->skipped,
-                   wn_deadletter_path(inst->deadletter));
+                   inst->plugin->config->name, inst->skipped, wn_deadletter_path(inst->deadletter));
     }
     wn_log(WN_LOG_INFO, "dispatcher stopped; acknowledged position %s, %" PRIu64 " events",
            wn_lsn_format(d->published, text), d->events);
@@ -1455,8 +1452,7 @@ static int open_dead_letters(dispatcher *d)
             continue;
         inst->deadletter = wn_deadletter_open(path, why, sizeof why);
         if (inst->deadletter == NULL) {
-            fail(d, WN_DISPATCH_PLUGIN_FATAL, "plugin \"%s\": %s", inst->plugin->config->name,
-                 why);
+            fail(d, WN_DISPATCH_PLUGIN_FATAL, "plugin \"%s\": %s", inst->plugin->config->name, why);
             return -1;
         }
     }

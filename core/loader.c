@@ -29,8 +29,8 @@
 #define KNOWN_OPS (WALNOTIFY_OPS_CHANGES | WALNOTIFY_OP_SNAPSHOT | WALNOTIFY_OP_MESSAGE)
 #define OPS_TEXT_MAX 64 /* "insert, update, delete, truncate, snapshot, message" */
 
-#define DECLARED_LIST_MAX 512 /* bytes of "path, fsync" in an unknown-setting message */
-#define PROBE_STRING_MAX 4096 /* longest name, version or description read from a plugin */
+#define DECLARED_LIST_MAX 512   /* bytes of "path, fsync" in an unknown-setting message */
+#define PROBE_STRING_MAX 4096   /* longest name, version or description read from a plugin */
 #define PROBE_SETTINGS_MAX 1024 /* most settings a plugin may declare */
 
 #if defined(__LP64__)
@@ -51,25 +51,24 @@ typedef struct setting_value {
 
 /* What the host table's services read: the instance's settings and what the host tells it. */
 struct wn_plugin_settings {
-    char *log_prefix;                /* "plugin "NAME": "; owned */
-    bool checking;                   /* inside check: only the getters and log work */
-    const walnotify_source *source;  /* borrowed from the pipeline; NULL until it is known */
-    const walnotify_table *tables;   /* borrowed from the pipeline; this instance's, in order */
+    char *log_prefix;               /* "plugin "NAME": "; owned */
+    bool checking;                  /* inside check: only the getters and log work */
+    const walnotify_source *source; /* borrowed from the pipeline; NULL until it is known */
+    const walnotify_table *tables;  /* borrowed from the pipeline; this instance's, in order */
     size_t ntables;
-    uint64_t resume;                 /* where the stream resumes */
-    uint64_t flush_position;         /* during flush: what is acknowledged if it succeeds */
-    bool flush_always;               /* flushed before every acknowledgement */
-    wn_encoder *encoder;             /* the instance's encode_json and encode_key; owned */
+    uint64_t resume;         /* where the stream resumes */
+    uint64_t flush_position; /* during flush: what is acknowledged if it succeeds */
+    bool flush_always;       /* flushed before every acknowledgement */
+    wn_encoder *encoder;     /* the instance's encode_json and encode_key; owned */
     size_t nvalues;
-    setting_value values[];            /* one per declaration, in declaration order */
+    setting_value values[]; /* one per declaration, in declaration order */
 };
 
 /* ---- messages -------------------------------------------------------------------------------- */
 
 /* `plugin "NAME" (PATH): reason`: a refusal about the shared object itself. */
-__attribute__((format(printf, 4, 5))) static int refuse(char *err, size_t errlen,
-                                                        const wn_plugin_config *config,
-                                                        const char *format, ...)
+__attribute__((format(printf, 4, 5))) static int
+refuse(char *err, size_t errlen, const wn_plugin_config *config, const char *format, ...)
 {
     char reason[1024];
     va_list args;
@@ -100,11 +99,16 @@ __attribute__((format(printf, 6, 7))) static int refuse_at(char *err, size_t err
 static const char *type_name(walnotify_setting_type type)
 {
     switch (type) {
-    case WALNOTIFY_SETTING_STRING: return "string";
-    case WALNOTIFY_SETTING_INTEGER: return "integer";
-    case WALNOTIFY_SETTING_BOOLEAN: return "boolean";
-    case WALNOTIFY_SETTING_LIST: return "list";
-    case WALNOTIFY_SETTING_PATH: return "path";
+    case WALNOTIFY_SETTING_STRING:
+        return "string";
+    case WALNOTIFY_SETTING_INTEGER:
+        return "integer";
+    case WALNOTIFY_SETTING_BOOLEAN:
+        return "boolean";
+    case WALNOTIFY_SETTING_LIST:
+        return "list";
+    case WALNOTIFY_SETTING_PATH:
+        return "path";
     }
     return NULL;
 }
@@ -113,11 +117,16 @@ static const char *type_name(walnotify_setting_type type)
 static const char *type_phrase(walnotify_setting_type type)
 {
     switch (type) {
-    case WALNOTIFY_SETTING_STRING: return "a string";
-    case WALNOTIFY_SETTING_INTEGER: return "an integer";
-    case WALNOTIFY_SETTING_BOOLEAN: return "a boolean";
-    case WALNOTIFY_SETTING_LIST: return "a list of strings";
-    case WALNOTIFY_SETTING_PATH: return "a string (a path)";
+    case WALNOTIFY_SETTING_STRING:
+        return "a string";
+    case WALNOTIFY_SETTING_INTEGER:
+        return "an integer";
+    case WALNOTIFY_SETTING_BOOLEAN:
+        return "a boolean";
+    case WALNOTIFY_SETTING_LIST:
+        return "a list of strings";
+    case WALNOTIFY_SETTING_PATH:
+        return "a string (a path)";
     }
     return "?";
 }
@@ -147,7 +156,8 @@ static const char *ops_text(unsigned ops, char *out, size_t outlen)
     return out;
 }
 
-/* ---- parsing declared defaults ----------------------------------------------------------------- */
+/* ---- parsing declared defaults -----------------------------------------------------------------
+ */
 
 static bool parse_integer(const char *text, int64_t *value)
 {
@@ -245,7 +255,8 @@ static char **copy_items(char *const *source, size_t nitems)
     return items;
 }
 
-/* ---- the declarations ------------------------------------------------------------------------- */
+/* ---- the declarations -------------------------------------------------------------------------
+ */
 
 static size_t count_declarations(const walnotify_setting *decls)
 {
@@ -283,8 +294,8 @@ static int check_declarations(const walnotify_plugin *d, const wn_plugin_config 
             continue;
         if (s->type == WALNOTIFY_SETTING_INTEGER && !parse_integer(text, &integer))
             return refuse(err, errlen, config,
-                          "setting \"%s\": default \"%s\" is not a decimal 64-bit integer",
-                          s->name, text);
+                          "setting \"%s\": default \"%s\" is not a decimal 64-bit integer", s->name,
+                          text);
         if (s->type == WALNOTIFY_SETTING_BOOLEAN && !parse_boolean(text, &boolean))
             return refuse(err, errlen, config,
                           "setting \"%s\": default \"%s\" is not \"true\" or \"false\"", s->name,
@@ -293,7 +304,8 @@ static int check_declarations(const walnotify_plugin *d, const wn_plugin_config 
     return 0;
 }
 
-/* ---- the descriptor --------------------------------------------------------------------------- */
+/* ---- the descriptor ---------------------------------------------------------------------------
+ */
 
 static int check_descriptor(const walnotify_plugin *d, const wn_plugin_config *config, char *err,
                             size_t errlen)
@@ -306,8 +318,7 @@ static int check_descriptor(const walnotify_plugin *d, const wn_plugin_config *c
         return refuse(err, errlen, config, "ABI major version %u, this host speaks %d",
                       (unsigned)d->abi_major, WALNOTIFY_ABI_MAJOR);
     if (d->abi_minor > WALNOTIFY_ABI_MINOR)
-        return refuse(err, errlen, config,
-                      "built for ABI %u.%u, newer than this host's %d.%d",
+        return refuse(err, errlen, config, "built for ABI %u.%u, newer than this host's %d.%d",
                       (unsigned)d->abi_major, (unsigned)d->abi_minor, WALNOTIFY_ABI_MAJOR,
                       WALNOTIFY_ABI_MINOR);
     if (d->size < ABI_1_0_SIZE)
@@ -335,9 +346,8 @@ static int check_copy(const walnotify_plugin *d, const wn_plugin_config *config,
         return refuse(err, errlen, config, "required callback shutdown is NULL");
     if (d->ops & ~(unsigned)KNOWN_OPS)
         return refuse(err, errlen, config,
-                      "descriptor ops 0x%X holds bits no operation of ABI %d.%d has (0x%X)",
-                      d->ops, WALNOTIFY_ABI_MAJOR, WALNOTIFY_ABI_MINOR,
-                      d->ops & ~(unsigned)KNOWN_OPS);
+                      "descriptor ops 0x%X holds bits no operation of ABI %d.%d has (0x%X)", d->ops,
+                      WALNOTIFY_ABI_MAJOR, WALNOTIFY_ABI_MINOR, d->ops & ~(unsigned)KNOWN_OPS);
     return check_declarations(d, config, err, errlen);
 }
 
@@ -358,14 +368,22 @@ static const char *without_path(const char *text, const char *path)
 static const char *machine_name(unsigned machine)
 {
     switch (machine) {
-    case EM_386: return "i386";
-    case EM_X86_64: return "x86-64";
-    case EM_ARM: return "ARM";
-    case EM_AARCH64: return "AArch64";
-    case EM_PPC64: return "PowerPC 64";
-    case EM_S390: return "s390";
-    case EM_RISCV: return "RISC-V";
-    case EM_MIPS: return "MIPS";
+    case EM_386:
+        return "i386";
+    case EM_X86_64:
+        return "x86-64";
+    case EM_ARM:
+        return "ARM";
+    case EM_AARCH64:
+        return "AArch64";
+    case EM_PPC64:
+        return "PowerPC 64";
+    case EM_S390:
+        return "s390";
+    case EM_RISCV:
+        return "RISC-V";
+    case EM_MIPS:
+        return "MIPS";
     }
     return "another machine";
 }
@@ -406,7 +424,8 @@ static bool foreign_object(const char *path, char *why, size_t whylen)
         return false;
     if (ident[EI_CLASS] != own_ident[EI_CLASS]) {
         snprintf(why, whylen, "built as a %d-bit ELF object, this host is %d-bit",
-                 ident[EI_CLASS] == ELFCLASS32 ? 32 : 64, own_ident[EI_CLASS] == ELFCLASS32 ? 32 : 64);
+                 ident[EI_CLASS] == ELFCLASS32 ? 32 : 64,
+                 own_ident[EI_CLASS] == ELFCLASS32 ? 32 : 64);
         return true;
     }
     if (ident[EI_DATA] != own_ident[EI_DATA]) {
@@ -421,8 +440,7 @@ static bool foreign_object(const char *path, char *why, size_t whylen)
     return false;
 }
 
-static int open_library(wn_plugin *plugin, const wn_plugin_config *config, char *err,
-                        size_t errlen)
+static int open_library(wn_plugin *plugin, const wn_plugin_config *config, char *err, size_t errlen)
 {
     char local[PATH_MAX], why[PATH_MAX + 256];
     const char *path = config->path;
@@ -434,8 +452,10 @@ static int open_library(wn_plugin *plugin, const wn_plugin_config *config, char 
         return refuse(err, errlen, config, "not a regular file");
     /* Whoever can change the file, or a folder above it, runs code as walnotify's user. */
     if (!wn_config_unsafe_paths_allowed() && !wn_config_path_trusted(path, why, sizeof why))
-        return refuse(err, errlen, config, "refused: %s (set %s=1 to allow this in a development "
-                      "tree)", why, WN_ALLOW_UNSAFE_PATHS_ENV);
+        return refuse(err, errlen, config,
+                      "refused: %s (set %s=1 to allow this in a development "
+                      "tree)",
+                      why, WN_ALLOW_UNSAFE_PATHS_ENV);
     /* Without a '/', dlopen would search the library path instead of opening this file. */
     if (!strchr(path, '/')) {
         int n = snprintf(local, sizeof local, "./%s", path);
@@ -575,8 +595,9 @@ static int copy_descriptor(const walnotify_plugin *d, walnotify_plugin *out,
     }
     /* An older plugin's descriptor ends early: what it lacks stays zero (absent callbacks). */
     if (!probe_copy(&pr, d, copy.size < sizeof copy ? copy.size : sizeof copy, &copy)) {
-        status = refuse(err, errlen, config, "the descriptor at %p is not readable for its %" PRIu32
-                        " bytes", (const void *)d, copy.size);
+        status = refuse(err, errlen, config,
+                        "the descriptor at %p is not readable for its %" PRIu32 " bytes",
+                        (const void *)d, copy.size);
         goto close_probe;
     }
     if (!readable_members(&pr, &copy, &unreadable))
@@ -640,11 +661,12 @@ static int check_ops(const wn_plugin *plugin, const wn_plugin_config *config, co
                          "declares: %s); name its operations in ops",
                          asked, d->name, d->name, have);
     return refuse_at(err, errlen, file, config->ops_line, config,
-                     "ops asks for %s, which %s does not handle (%s declares: %s)", asked,
-                     d->name, d->name, have);
+                     "ops asks for %s, which %s does not handle (%s declares: %s)", asked, d->name,
+                     d->name, have);
 }
 
-/* ---- settings --------------------------------------------------------------------------------- */
+/* ---- settings ---------------------------------------------------------------------------------
+ */
 
 static void free_settings(wn_plugin_settings *settings)
 {
@@ -708,10 +730,14 @@ static bool kind_fits(walnotify_setting_type type, wn_setting_kind kind)
 {
     switch (type) {
     case WALNOTIFY_SETTING_STRING:
-    case WALNOTIFY_SETTING_PATH: return kind == WN_SETTING_STRING;
-    case WALNOTIFY_SETTING_INTEGER: return kind == WN_SETTING_INTEGER;
-    case WALNOTIFY_SETTING_BOOLEAN: return kind == WN_SETTING_BOOLEAN;
-    case WALNOTIFY_SETTING_LIST: return kind == WN_SETTING_STRING_LIST;
+    case WALNOTIFY_SETTING_PATH:
+        return kind == WN_SETTING_STRING;
+    case WALNOTIFY_SETTING_INTEGER:
+        return kind == WN_SETTING_INTEGER;
+    case WALNOTIFY_SETTING_BOOLEAN:
+        return kind == WN_SETTING_BOOLEAN;
+    case WALNOTIFY_SETTING_LIST:
+        return kind == WN_SETTING_STRING_LIST;
     }
     return false;
 }
@@ -741,8 +767,7 @@ static int check_configured(const wn_plugin *plugin, const wn_plugin_config *con
         }
         if (!kind_fits(decl->type, v->kind))
             return refuse_at(err, errlen, v->file ? v->file : file, v->line, config,
-                             "setting \"%s\" must be %s",
-                             v->name, type_phrase(decl->type));
+                             "setting \"%s\" must be %s", v->name, type_phrase(decl->type));
     }
     return 0;
 }
@@ -760,10 +785,18 @@ static const wn_setting_value *find_configured(const wn_plugin_config *config, c
 static int fill_configured(setting_value *value, const wn_setting_value *v, const char *config_dir)
 {
     switch (value->decl->type) {
-    case WALNOTIFY_SETTING_STRING: value->string = strdup(v->string); break;
-    case WALNOTIFY_SETTING_PATH: value->string = wn_config_resolve_path(config_dir, v->string); break;
-    case WALNOTIFY_SETTING_INTEGER: value->integer = v->integer; return 0;
-    case WALNOTIFY_SETTING_BOOLEAN: value->boolean = v->boolean; return 0;
+    case WALNOTIFY_SETTING_STRING:
+        value->string = strdup(v->string);
+        break;
+    case WALNOTIFY_SETTING_PATH:
+        value->string = wn_config_resolve_path(config_dir, v->string);
+        break;
+    case WALNOTIFY_SETTING_INTEGER:
+        value->integer = v->integer;
+        return 0;
+    case WALNOTIFY_SETTING_BOOLEAN:
+        value->boolean = v->boolean;
+        return 0;
     case WALNOTIFY_SETTING_LIST:
         value->items = copy_items(v->items, v->nitems);
         value->nitems = value->items ? v->nitems : 0;
@@ -778,11 +811,18 @@ static int fill_default(setting_value *value, const char *config_dir)
     const char *text = value->decl->default_value;
 
     switch (value->decl->type) {
-    case WALNOTIFY_SETTING_STRING: value->string = strdup(text); break;
-    case WALNOTIFY_SETTING_PATH: value->string = wn_config_resolve_path(config_dir, text); break;
-    case WALNOTIFY_SETTING_INTEGER: return parse_integer(text, &value->integer) ? 0 : -1;
-    case WALNOTIFY_SETTING_BOOLEAN: return parse_boolean(text, &value->boolean) ? 0 : -1;
-    case WALNOTIFY_SETTING_LIST: return parse_list(text, &value->items, &value->nitems) ? 0 : -1;
+    case WALNOTIFY_SETTING_STRING:
+        value->string = strdup(text);
+        break;
+    case WALNOTIFY_SETTING_PATH:
+        value->string = wn_config_resolve_path(config_dir, text);
+        break;
+    case WALNOTIFY_SETTING_INTEGER:
+        return parse_integer(text, &value->integer) ? 0 : -1;
+    case WALNOTIFY_SETTING_BOOLEAN:
+        return parse_boolean(text, &value->boolean) ? 0 : -1;
+    case WALNOTIFY_SETTING_LIST:
+        return parse_list(text, &value->items, &value->nitems) ? 0 : -1;
     }
     return value->string ? 0 : -1;
 }
@@ -809,8 +849,7 @@ static int build_settings(wn_plugin *plugin, const wn_plugin_config *config, con
 
         value->decl = &d->settings[i];
         if (!v && !value->decl->default_value)
-            return refuse_at(err, errlen, config->file ? config->file : file, config->line,
-                             config,
+            return refuse_at(err, errlen, config->file ? config->file : file, config->line, config,
                              "setting \"%s\" is required", value->decl->name);
         if ((v ? fill_configured(value, v, config_dir) : fill_default(value, config_dir)) != 0)
             return refuse(err, errlen, config, "out of memory");
@@ -819,10 +858,11 @@ static int build_settings(wn_plugin *plugin, const wn_plugin_config *config, con
     return 0;
 }
 
-/* ---- the host table --------------------------------------------------------------------------- */
+/* ---- the host table ---------------------------------------------------------------------------
+ */
 
 static const setting_value *host_value(const walnotify_host *host, const char *name,
-                                     walnotify_setting_type type)
+                                       walnotify_setting_type type)
 {
     const setting_value *value;
 
@@ -877,18 +917,21 @@ static const char *host_get_list_item(const walnotify_host *host, const char *na
 static wn_log_level host_level(walnotify_log_level level)
 {
     switch (level) {
-    case WALNOTIFY_LOG_DEBUG: return WN_LOG_DEBUG;
-    case WALNOTIFY_LOG_INFO: return WN_LOG_INFO;
-    case WALNOTIFY_LOG_WARNING: return WN_LOG_WARNING;
-    case WALNOTIFY_LOG_ERROR: return WN_LOG_ERROR;
+    case WALNOTIFY_LOG_DEBUG:
+        return WN_LOG_DEBUG;
+    case WALNOTIFY_LOG_INFO:
+        return WN_LOG_INFO;
+    case WALNOTIFY_LOG_WARNING:
+        return WN_LOG_WARNING;
+    case WALNOTIFY_LOG_ERROR:
+        return WN_LOG_ERROR;
     }
     /* A level from a newer ABI: better loud than lost. */
     return WN_LOG_ERROR;
 }
 
-__attribute__((format(printf, 3, 4))) static void host_log(const walnotify_host *host,
-                                                           walnotify_log_level level,
-                                                           const char *format, ...)
+__attribute__((format(printf, 3, 4))) static void
+host_log(const walnotify_host *host, walnotify_log_level level, const char *format, ...)
 {
     const wn_plugin_settings *settings = host ? host->host_private : NULL;
     va_list args;
@@ -970,8 +1013,7 @@ static walnotify_status host_fail_events(const walnotify_host *host, walnotify_i
     if (!host)
         return WALNOTIFY_FATAL;
     plugin = host_plugin(host);
-    return wn_requests_fail(&plugin->requests, host->instance_name, first, last, failure,
-                            reason);
+    return wn_requests_fail(&plugin->requests, host->instance_name, first, last, failure, reason);
 }
 
 static walnotify_status host_rewind(const walnotify_host *host, const char *reason)
@@ -1041,7 +1083,8 @@ static void fill_host(wn_plugin *plugin, const wn_plugin_config *config)
     host->encode_key = host_encode_key;
 }
 
-/* ---- public ----------------------------------------------------------------------------------- */
+/* ---- public -----------------------------------------------------------------------------------
+ */
 
 int wn_plugin_load(wn_plugin *plugin, const wn_plugin_config *config, const char *file,
                    const char *config_dir, char *err, size_t errlen)
@@ -1097,7 +1140,9 @@ walnotify_status wn_plugin_check(wn_plugin *plugin)
         return WALNOTIFY_OK;
     wn_log(WN_LOG_ERROR, "plugin \"%s\" (%s): check refused its settings (returned %s)",
            plugin->config->name, plugin->config->path,
-           status == WALNOTIFY_RETRY ? "RETRY" : status == WALNOTIFY_FATAL ? "FATAL" : "?");
+           status == WALNOTIFY_RETRY   ? "RETRY"
+           : status == WALNOTIFY_FATAL ? "FATAL"
+                                       : "?");
     return WALNOTIFY_FATAL;
 }
 
@@ -1137,9 +1182,12 @@ walnotify_status wn_plugin_init(wn_plugin *plugin)
     plugin->state = NULL;
     status = plugin->descriptor.init(&plugin->host, &plugin->state);
     switch (status) {
-    case WALNOTIFY_OK: plugin->initialised = true; return status;
+    case WALNOTIFY_OK:
+        plugin->initialised = true;
+        return status;
     case WALNOTIFY_RETRY:
-    case WALNOTIFY_FATAL: return status;
+    case WALNOTIFY_FATAL:
+        return status;
     }
     /* Anything else is a broken plugin: it must not be retried forever. */
     return WALNOTIFY_FATAL;

@@ -19,11 +19,11 @@ typedef struct wn_plugin {
     void *library;                  /* dlopen handle */
     walnotify_plugin descriptor;    /* zero-extended copy of the plugin's own */
     wn_plugin_settings *settings;
-    walnotify_host host;            /* the services lent to this instance */
-    void *state;                    /* from init */
+    walnotify_host host; /* the services lent to this instance */
+    void *state;         /* from init */
     bool initialised;
-    wn_requests requests;           /* rewinds and failures it asked for (ABI 1.1); the
-                                       services find it from `host`, which lives beside it */
+    wn_requests requests; /* rewinds and failures it asked for (ABI 1.1); the
+                             services find it from `host`, which lives beside it */
 } wn_plugin;
 
 /* wn_plugin_load's failures: the shared object itself (exit 2), or its settings in the
