@@ -6,9 +6,12 @@
  *   keeps the connection alive) -> dispatcher -> ... -> stop
  *
  * A stream that is lost (connection gone, server restarting, walsender terminated) ends its
- * reader + dispatcher pair like a stop does; then the server is checked again, a new stream
- * starts at the last published position, and a new pair runs. Plugins stay initialised
- * throughout. Only what waiting cannot fix ends the run.
+ * reader + dispatcher pair like a stop does (the plugins are flushed); then the server is
+ * checked again, a new stream starts at the last published position, and a new pair runs.
+ * Plugins stay initialised across that, unless the slot turns out to be held by another
+ * process: then this host is the standby of a pair, and its plugins are shut down, releasing
+ * their sinks for the host that streams now, and initialised again once the slot is this
+ * host's again. Only what waiting cannot fix ends the run.
  */
 #include "pipeline.h"
 
@@ -48,7 +51,8 @@ typedef struct run {
     bool streamed;            /* a stream started before in this run: the slot must exist */
     wn_lsn resume;            /* where the next stream starts: the last published position */
     unsigned seed;            /* for the jitter of backoff delays */
-    bool started;             /* every plugin's init returned OK */
+    bool started;             /* every plugin's init returned OK, and no shutdown since */
+    bool described;           /* the catalog was read */
     wn_catalog catalog;       /* what the plugins learn of the source; read once */
     walnotify_table *tables;  /* every instance's tables, one run after another */
 } run;
@@ -122,22 +126,38 @@ static unsigned table_ops(const wn_plugin *plugin)
     return plugin->config->ops & wn_plugin_ops(plugin) & ~(unsigned)WALNOTIFY_OP_MESSAGE;
 }
 
-/* Reads the catalog once and tells every instance its source, its tables and where the stream
- * resumes, before its init. */
-static int lend_context(run *r)
+/* Reads the catalog, once per run, for what the plugins learn of the source. Returns 0, or
+ * WN_EXIT_TRANSIENT (the server going away meanwhile: waited out like a failed connection) or
+ * an exit status, with err set. */
+static int describe_source(run *r, char *err, size_t errlen)
 {
-    size_t total = 0, used = 0;
-    char err[ERR_MAX];
-    int status = wn_setup_read_catalog(r->config, &r->catalog, err, sizeof err);
+    size_t total = 0;
+    int status;
 
+    if (r->described)
+        return 0;
+    status = wn_setup_read_catalog(r->config, &r->catalog, err, errlen);
     if (status != 0)
-        return wn_die(wn_exit_status(status), "%s", err);
+        return status;
     for (size_t i = 0; i < r->nplugins; i++)
         for (size_t t = 0; t < r->catalog.ntables; t++)
             total += r->plugins[i].config->watches[t];
     r->tables = calloc(total ? total : 1, sizeof *r->tables);
-    if (!r->tables)
-        return wn_die(WN_EXIT_PLUGIN, "out of memory describing the tables to the plugins");
+    if (!r->tables) {
+        wn_setup_free_catalog(&r->catalog);
+        snprintf(err, errlen, "out of memory describing the tables to the plugins");
+        return WN_EXIT_PLUGIN;
+    }
+    r->described = true;
+    return 0;
+}
+
+/* Tells every instance its source, its tables and where the stream resumes, before its init
+ * (again before an init that follows a shutdown: the position has moved on). */
+static void lend_context(run *r)
+{
+    size_t used = 0;
+
     for (size_t i = 0; i < r->nplugins; i++) {
         walnotify_table *mine = r->tables + used;
         size_t n = 0;
@@ -152,7 +172,6 @@ static int lend_context(run *r)
         used += n;
         wn_plugin_set_context(&r->plugins[i], &r->catalog.source, mine, n, r->resume);
     }
-    return 0;
 }
 
 /* Sleeps up to ms; true when a stop was requested meanwhile. */
@@ -208,8 +227,9 @@ static bool init_plugin(wn_plugin *plugin, wn_handoff *handoff, wn_dispatch_resu
     }
 }
 
-/* Initialises the plugins once, in configuration order, on the first stream; after a failure
- * the caller's wn_pipeline_unload_plugins shuts the earlier ones down in reverse. */
+/* Initialises the plugins in configuration order, on the first stream and on the first after
+ * stop_plugins; after a failure the caller's wn_pipeline_unload_plugins shuts the earlier ones
+ * down in reverse. */
 static bool start_plugins(run *r, wn_handoff *handoff, wn_dispatch_result *result, char *err,
                           size_t errlen)
 {
@@ -217,6 +237,7 @@ static bool start_plugins(run *r, wn_handoff *handoff, wn_dispatch_result *resul
 
     if (r->started)
         return true;
+    lend_context(r);
     for (size_t i = 0; i < r->nplugins; i++) {
         if (!init_plugin(&r->plugins[i], handoff, result, err, errlen))
             return false;
@@ -226,6 +247,26 @@ static bool start_plugins(run *r, wn_handoff *handoff, wn_dispatch_result *resul
            r->config->source.slot, r->config->source.publication,
            wn_lsn_format(r->resume, lsn_text), r->nplugins);
     return true;
+}
+
+/*
+ * Shuts the plugins down in reverse order, keeping them loaded, when this host finds its slot
+ * held by another process: the other host streams now and must be able to take the sinks (a
+ * file's lock, a port) that these instances hold. Everything they finished was flushed when
+ * the stream ended (the dispatcher's last flush); the transaction in hand was abandoned. They
+ * are initialised again once this host holds the slot again.
+ */
+static void stop_plugins(run *r, const char *reason)
+{
+    if (!r->started)
+        return;
+    for (size_t i = r->nplugins; i > 0; i--)
+        wn_plugin_shutdown(&r->plugins[i - 1]);
+    r->started = false;
+    wn_log(WN_LOG_INFO,
+           "slot \"%s\" is held by another process (%s): %zu plugin(s) shut down, their sinks "
+           "released; they start again once this host holds the slot",
+           r->config->source.slot, reason, r->nplugins);
 }
 
 /* ---- opening the stream ------------------------------------------------------------------ */
@@ -313,8 +354,9 @@ static bool wants_messages(const run *r)
 }
 
 /*
- * One attempt: check the server, then start the stream at the resume position. Returns 0 with
- * r->stream set, WN_EXIT_TRANSIENT / WN_EXIT_SLOT_BUSY, or an exit status; with err set.
+ * One attempt: check the server, start the stream at the resume position, and read the catalog
+ * for the plugins (the first time). Returns 0 with r->stream set, WN_EXIT_TRANSIENT /
+ * WN_EXIT_SLOT_BUSY, or an exit status; with err set.
  */
 static int open_stream(run *r, bool *nothing_to_do, char *err,
                        size_t errlen)
@@ -362,6 +404,8 @@ static int open_stream(run *r, bool *nothing_to_do, char *err,
     if (status != 0)
         return status;
     status = write_start_state(r, start, err, errlen);
+    if (status == 0)
+        status = describe_source(r, err, errlen);
     if (status != 0) {
         wn_stream_close(r->stream);
         r->stream = NULL;
@@ -429,6 +473,7 @@ static connect_result connect_with_retry(run *r, wn_session *sess,
             return CONNECT_OK;
         }
         if (status == WN_EXIT_SLOT_BUSY) {
+            stop_plugins(r, err);
             delay_ms = wn_backoff_next(&busy, &r->seed);
             log_slot_busy(r, err, busy.max_ms, &next_busy_log_ms);
             continue;
@@ -554,11 +599,6 @@ static int run_pipeline(run *r, wn_session *sess)
         case CONNECT_STOPPED:
         case CONNECT_NOTHING_TO_DO:
             return 0;
-        }
-        if (lost == NULL) {
-            status = lend_context(r);
-            if (status != 0)
-                return status;
         }
         result = stream_once(r, sess, &reader, err, sizeof err);
         status = after_stream(result, err, &reader, sess);
