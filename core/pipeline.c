@@ -131,14 +131,17 @@ static unsigned table_ops(const wn_plugin *plugin)
  * an exit status, with err set. */
 static int describe_source(run *r, char *err, size_t errlen)
 {
+    char why[ERR_MAX - 64]; /* room for the prefix below */
     size_t total = 0;
     int status;
 
     if (r->described)
         return 0;
-    status = wn_setup_read_catalog(r->config, &r->catalog, err, errlen);
-    if (status != 0)
+    status = wn_setup_read_catalog(r->config, &r->catalog, why, sizeof why);
+    if (status != 0) {
+        snprintf(err, errlen, "reading the catalog for the plugins: %s", why);
         return status;
+    }
     for (size_t i = 0; i < r->nplugins; i++)
         for (size_t t = 0; t < r->catalog.ntables; t++)
             total += r->plugins[i].config->watches[t];
