@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,6 +63,7 @@ typedef struct reader_args {
     wn_handoff *handoff;
     int status;
     char err[ERR_MAX];
+    atomic_bool done;         /* the reader returned: status and err are final */
 } reader_args;
 
 /* How an attempt to open the stream ended. */
@@ -177,24 +179,35 @@ static void lend_context(run *r)
     }
 }
 
-/* Sleeps up to ms; true when a stop was requested meanwhile. */
-static bool wait_or_stop(wn_handoff *handoff, int ms)
+/*
+ * Sleeps up to ms before init is called again; true when it may be. Else *result says why not:
+ * WN_DISPATCH_STOPPED (a stop was requested) or WN_DISPATCH_STREAM_ENDED (the stream ended
+ * meanwhile, noticed at the end of the wait: a host whose stream is gone must not go on waiting
+ * for a sink, which the host that took the slot may hold).
+ */
+static bool wait_to_init(const reader_args *reader, int ms, wn_dispatch_result *result)
 {
-    struct pollfd pfd = {.fd = wn_handoff_stop_fd(handoff), .events = POLLIN};
+    struct pollfd pfd = {.fd = wn_handoff_stop_fd(reader->handoff), .events = POLLIN};
 
-    if (wn_handoff_stop_requested(handoff))
-        return true;
-    if (poll(&pfd, 1, ms) < 0 && errno != EINTR)
+    if (!wn_handoff_stop_requested(reader->handoff) && poll(&pfd, 1, ms) < 0 && errno != EINTR)
         wn_log(WN_LOG_WARNING, "poll while waiting to call init again: %s", strerror(errno));
-    return wn_handoff_stop_requested(handoff);
+    if (wn_handoff_stop_requested(reader->handoff)) {
+        *result = WN_DISPATCH_STOPPED;
+        return false;
+    }
+    if (atomic_load(&reader->done)) {
+        *result = WN_DISPATCH_STREAM_ENDED;
+        return false;
+    }
+    return true;
 }
 
 /*
  * Calls one plugin's init until it answers OK, with the block's backoff after each RETRY
  * (retry_initial_ms doubling up to retry_max_ms). The reader thread keeps the connection alive
- * meanwhile. false with *result set after FATAL (err set) or a stop.
+ * meanwhile. false with *result set after FATAL (err set), a stop, or the end of the stream.
  */
-static bool init_plugin(wn_plugin *plugin, wn_handoff *handoff, wn_dispatch_result *result,
+static bool init_plugin(wn_plugin *plugin, const reader_args *reader, wn_dispatch_result *result,
                         char *err, size_t errlen)
 {
     const wn_plugin_config *config = plugin->config;
@@ -220,10 +233,9 @@ static bool init_plugin(wn_plugin *plugin, wn_handoff *handoff, wn_dispatch_resu
         wn_log(attempt == 1 ? WN_LOG_WARNING : WN_LOG_DEBUG,
                "plugin \"%s\": init answered RETRY (attempt %u); calling it again in %d ms",
                config->name, attempt, delay_ms);
-        if (wait_or_stop(handoff, delay_ms)) {
-            wn_log(WN_LOG_INFO, "plugin \"%s\": stopped while init was being retried",
-                   config->name);
-            *result = WN_DISPATCH_STOPPED;
+        if (!wait_to_init(reader, delay_ms, result)) {
+            wn_log(WN_LOG_INFO, "plugin \"%s\": %s while init was being retried", config->name,
+                   *result == WN_DISPATCH_STOPPED ? "stopped" : "the replication stream ended");
             return false;
         }
         delay_ms = delay_ms > cap_ms / 2 ? cap_ms : delay_ms * 2;
@@ -233,8 +245,8 @@ static bool init_plugin(wn_plugin *plugin, wn_handoff *handoff, wn_dispatch_resu
 /* Initialises the plugins in configuration order, on the first stream and on the first after
  * stop_plugins; after a failure the caller's wn_pipeline_unload_plugins shuts the earlier ones
  * down in reverse. */
-static bool start_plugins(run *r, wn_handoff *handoff, wn_dispatch_result *result, char *err,
-                          size_t errlen)
+static bool start_plugins(run *r, const reader_args *reader, wn_dispatch_result *result,
+                          char *err, size_t errlen)
 {
     char lsn_text[WN_LSN_TEXT_MAX];
 
@@ -242,7 +254,7 @@ static bool start_plugins(run *r, wn_handoff *handoff, wn_dispatch_result *resul
         return true;
     lend_context(r);
     for (size_t i = 0; i < r->nplugins; i++) {
-        if (!init_plugin(&r->plugins[i], handoff, result, err, errlen))
+        if (!init_plugin(&r->plugins[i], reader, result, err, errlen))
             return false;
     }
     r->started = true;
@@ -261,15 +273,20 @@ static bool start_plugins(run *r, wn_handoff *handoff, wn_dispatch_result *resul
  */
 static void stop_plugins(run *r, const char *reason)
 {
-    if (!r->started)
+    size_t running = 0;
+
+    /* Also those that started while a later one's init was still being retried. */
+    for (size_t i = 0; i < r->nplugins; i++)
+        running += r->plugins[i].initialised;
+    r->started = false;
+    if (running == 0)
         return;
     for (size_t i = r->nplugins; i > 0; i--)
         wn_plugin_shutdown(&r->plugins[i - 1]);
-    r->started = false;
     wn_log(WN_LOG_INFO,
            "slot \"%s\" is held by another process (%s): %zu plugin(s) shut down, their sinks "
            "released; they start again once this host holds the slot",
-           r->config->source.slot, reason, r->nplugins);
+           r->config->source.slot, reason, running);
 }
 
 /* ---- opening the stream ------------------------------------------------------------------ */
@@ -500,6 +517,7 @@ static void *reader_main(void *arg)
 
     reader->status = wn_stream_run(reader->stream, reader->handoff, reader->err,
                                    sizeof reader->err);
+    atomic_store(&reader->done, true);
     return NULL;
 }
 
@@ -539,7 +557,7 @@ static wn_dispatch_result stream_once(run *r, wn_session *sess,
         return WN_DISPATCH_PROTOCOL_ERROR;
     }
     /* The reader answers keepalives and sends status updates while init is retried. */
-    if (start_plugins(r, handoff, &result, err, errlen))
+    if (start_plugins(r, reader, &result, err, errlen))
         result = wn_dispatch_run(&dispatch, handoff, err, errlen);
     else
         wn_handoff_set_dispatcher_done(handoff);

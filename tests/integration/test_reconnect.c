@@ -784,7 +784,8 @@ static long long start_pair(itest_ctx *ctx, itest_host *active, const char *acti
  * The standby wins the race: the active host's walsender is terminated, and the standby takes
  * the slot while the active one waits out its reconnection delay with the file still locked.
  * The standby's jsonl init answers RETRY (said once) until the active host, finding the slot
- * taken, shuts its plugins down and waits as the standby.
+ * taken, shuts its plugins down and waits as the standby. Meanwhile the standby's own stream is
+ * lost too: it stops retrying init on a dead stream, reconnects and takes the slot again.
  */
 START_TEST(test_pair_standby_takes_slot_first)
 {
@@ -796,7 +797,7 @@ START_TEST(test_pair_standby_takes_slot_first)
 
     itest_begin(&ctx, "pairfirst");
     make_table(&ctx);
-    slow = pair_config(&ctx, "slow.cfg", "reconnect_initial_ms = 3000; reconnect_max_ms = 3000;");
+    slow = pair_config(&ctx, "slow.cfg", "reconnect_initial_ms = 4000; reconnect_max_ms = 4000;");
     quick = pair_config(&ctx, "quick.cfg", "reconnect_initial_ms = 100; reconnect_max_ms = 200;");
     rows = itest_file(&ctx, "rows.jsonl");
     itest_create_slot(&ctx, slow.s);
@@ -806,13 +807,17 @@ START_TEST(test_pair_standby_takes_slot_first)
 
     itest_exec(ctx.conn, "SELECT pg_terminate_backend(%lld)", pid);
     wait_stderr(&standby, "is locked by another process", ITEST_WAIT_S);
+    /* Early in the standby's retries (100 ms, then 200 ms, ...): it notices within a few. */
+    itest_exec(ctx.conn, "SELECT pg_terminate_backend(%lld)", wait_walsender(&ctx, pid));
+    wait_stderr(&standby, "the replication stream ended while init was being retried",
+                ITEST_WAIT_S);
     wait_stderr(&active, "plugin(s) shut down, their sinks released", ITEST_WAIT_S);
     wait_stderr(&standby, "streaming slot", ITEST_WAIT_S);
     wait_file_lines(rows.s, file_lines(rows.s) + 20);
     assert_both_up(&active, &standby);
     /* Retried several times over the active host's delay, the reason was said once. */
     ck_assert_int_eq(count_in_stderr(&standby, "is locked by another process"), 1);
-    ck_assert_int_eq(count_in_stderr(&standby, "init answered RETRY"), 1);
+    ck_assert_int_eq(count_in_stderr(&standby, "init answered RETRY"), 2); /* once a stream */
     ck_assert_int_eq(count_in_stderr(&active, "streaming slot"), 1);
     finish_pair(&ctx, &active, &standby, writer, rows.s);
     itest_end(&ctx);
