@@ -8,6 +8,7 @@
 #   make fuzz            the decoder under libFuzzer for FUZZ_SECONDS (default 60)
 #   make valgrind        the test suite under valgrind memcheck
 #   make bench           throughput, CPU, memory and latency beside pg_recvlogical
+#   make pair-loop       an active/standby pair's walsender terminated PAIR_ROUNDS times
 
 PREFIX     ?= /usr/local
 BINDIR     ?= $(PREFIX)/bin
@@ -46,7 +47,7 @@ CORE_OBJS := $(patsubst core/%.c,$(B)/core/%.o,$(CORE_SRCS))
 PLUGINS   := $(notdir $(wildcard plugins/*))
 PLUGIN_SOS := $(patsubst %,$(B)/plugins/%.so,$(PLUGINS))
 
-.PHONY: all check unit integration run install clean tests deps fuzz valgrind bench
+.PHONY: all check unit integration run install clean tests deps fuzz valgrind bench pair-loop
 all: $(B)/walnotify $(PLUGIN_SOS)
 
 $(B)/core/%.o: core/%.c $(wildcard core/*.h) include/walnotify/plugin.h
@@ -160,6 +161,17 @@ bench:
 	@tests/deps.sh
 	@$(MAKE) --no-print-directory all
 	@tests/bench/run.sh
+
+# The active/standby pair of itest_reconnect (two hosts on one jsonl file) with the streaming
+# host's walsender terminated PAIR_ROUNDS times, where make check does a few.
+PAIR_ROUNDS ?= 40
+pair-loop:
+	@tests/deps.sh
+	@$(MAKE) --no-print-directory tests
+	@D=$$(mktemp -d /tmp/walnotify-pg.XXXXXX) && tests/pg-harness.sh start "$$D" >/dev/null && \
+	 . "$$D/env" && rc=0 && WN_TEST_PGDIR="$$D" WN_ROOT="$(CURDIR)" \
+	 WN_PAIR_ROUNDS=$(PAIR_ROUNDS) CK_RUN_CASE=pair $(B)/tests/itest_reconnect || rc=$$?; \
+	 tests/pg-harness.sh stop "$$D"; exit $$rc
 
 run:
 	@tests/deps.sh

@@ -862,7 +862,8 @@ START_TEST(test_pair_active_takes_slot_back)
 }
 END_TEST
 
-/* Rounds of test_pair_terminated_repeatedly: WN_PAIR_ROUNDS, else a few for make check. */
+/* Rounds of test_pair_terminated_repeatedly: WN_PAIR_ROUNDS (make pair-loop), else a few for
+ * make check. */
 static int pair_rounds(void)
 {
     const char *text = getenv("WN_PAIR_ROUNDS");
@@ -1085,7 +1086,7 @@ int main(void)
     tcase_add_test(tc, test_state_file);
     suite_add_tcase(suite, tc);
     /* Two hosts of an active/standby pair on one jsonl file (CK_RUN_CASE=pair runs them alone). */
-    tcase_set_timeout(pair, ITEST_TIMEOUT_S);
+    tcase_set_timeout(pair, ITEST_TIMEOUT_S + 5 * pair_rounds()); /* make pair-loop: more */
     tcase_add_test(pair, test_pair_standby_takes_slot_first);
     tcase_add_test(pair, test_pair_active_takes_slot_back);
     tcase_add_test(pair, test_pair_terminated_repeatedly);
