@@ -271,7 +271,7 @@ static bool start_plugins(run *r, const reader_args *reader, wn_dispatch_result 
  * the stream ended (the dispatcher's last flush); the transaction in hand was abandoned. They
  * are initialised again once this host holds the slot again.
  */
-static void stop_plugins(run *r, const char *reason)
+static void stop_plugins(run *r)
 {
     size_t running = 0;
 
@@ -283,10 +283,11 @@ static void stop_plugins(run *r, const char *reason)
         return;
     for (size_t i = r->nplugins; i > 0; i--)
         wn_plugin_shutdown(&r->plugins[i - 1]);
+    /* Why the slot is busy follows at once, in the first "waiting for slot" line. */
     wn_log(WN_LOG_INFO,
-           "slot \"%s\" is held by another process (%s): %zu plugin(s) shut down, their sinks "
+           "slot \"%s\" is held by another process: %zu plugin(s) shut down, their sinks "
            "released; they start again once this host holds the slot",
-           r->config->source.slot, reason, running);
+           r->config->source.slot, running);
 }
 
 /* ---- opening the stream ------------------------------------------------------------------ */
@@ -493,7 +494,7 @@ static connect_result connect_with_retry(run *r, wn_session *sess,
             return CONNECT_OK;
         }
         if (status == WN_EXIT_SLOT_BUSY) {
-            stop_plugins(r, err);
+            stop_plugins(r);
             delay_ms = wn_backoff_next(&busy, &r->seed);
             log_slot_busy(r, err, busy.max_ms, &next_busy_log_ms);
             continue;
