@@ -115,13 +115,30 @@ static bool has_id(const char *const *ids, size_t n, const char *id)
 }
 
 /*
+ * Waits until the session of a stopped writer is gone: killed while it committed, it may have
+ * left its backend finishing that commit, and a row counted as the last one must really be the
+ * last. (The backend exits once the commit is done and it finds its client gone.)
+ */
+static void wait_writer_gone(itest_ctx *ctx)
+{
+    itest_deadline deadline = itest_deadline_in(ITEST_WAIT_S * 1000);
+
+    while (itest_query_int(ctx->conn,
+                           "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                           "current_database() AND query LIKE 'INSERT INTO t %%'") > 0) {
+        ck_assert_msg(!itest_expired(&deadline), "a session of the writer stays open");
+        itest_sleep_ms(ITEST_POLL_MS);
+    }
+}
+
+/*
  * Waits until every row of t has been delivered, then checks the invariant: first deliveries in
  * commit order (lsn, then seq). Returns the number of log lines.
  */
 static size_t assert_all_delivered(itest_ctx *ctx, const char *log_path)
 {
-    itest_deadline deadline = itest_deadline_in(ITEST_WAIT_S * 1000);
-    long long rows = itest_query_int(ctx->conn, "SELECT count(*) FROM t");
+    itest_deadline deadline;
+    long long rows;
     itest_loglines log;
     const char **seen;
     size_t nseen = 0, count;
@@ -129,6 +146,9 @@ static size_t assert_all_delivered(itest_ctx *ctx, const char *log_path)
     long last_seq = -1;
     PGresult *res;
 
+    wait_writer_gone(ctx);
+    deadline = itest_deadline_in(ITEST_WAIT_S * 1000);
+    rows = itest_query_int(ctx->conn, "SELECT count(*) FROM t");
     for (;;) {
         log = read_log_now(log_path);
         nseen = 0;
@@ -752,6 +772,7 @@ static void finish_pair(itest_ctx *ctx, itest_host *a, itest_host *b, pid_t writ
     char *last;
 
     itest_writer_stop(writer);
+    wait_writer_gone(ctx);
     last = itest_query(ctx->conn, "SELECT max(id)::text FROM t");
     wait_row_in_file(rows, last);
     free(last);
