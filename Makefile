@@ -13,6 +13,7 @@
 #   make format-check    the C files follow .clang-format (clang-format 14); make format fixes
 #   make valgrind        the test suite under valgrind memcheck
 #   make bench           throughput, CPU, memory and latency beside pg_recvlogical
+#   make pair-loop       an active/standby pair's walsender terminated PAIR_ROUNDS times
 #
 # CFLAGS, CPPFLAGS and LDFLAGS are the user's: they are added after the project's own flags
 # (WN_*), so `make CFLAGS=-O0` changes the optimisation and keeps the include paths.
@@ -64,7 +65,7 @@ PLUGIN_SOS := $(patsubst %,$(B)/plugins/%.so,$(PLUGINS))
 $(foreach p,$(PLUGINS),$(eval PLUGIN_LIBS_$(p) ?=))
 
 .PHONY: all check unit integration check-versions check-install check-faults format-check \
-        format run install uninstall clean tests deps fuzz valgrind bench
+        format pair-loop run install uninstall clean tests deps fuzz valgrind bench
 all: $(B)/walnotify $(PLUGIN_SOS)
 
 $(B)/core/%.o: core/%.c $(B)/core/%.d
@@ -266,6 +267,17 @@ bench:
 	@tests/deps.sh
 	@$(MAKE) --no-print-directory all
 	@tests/bench/run.sh
+
+# The active/standby pair of itest_reconnect (two hosts on one jsonl file) with the streaming
+# host's walsender terminated PAIR_ROUNDS times, where make check does a few.
+PAIR_ROUNDS ?= 40
+pair-loop:
+	@tests/deps.sh
+	@$(MAKE) --no-print-directory tests
+	@D=$$(mktemp -d /tmp/walnotify-pg.XXXXXX) && tests/pg-harness.sh start "$$D" >/dev/null && \
+	 . "$$D/env" && rc=0 && WN_TEST_PGDIR="$$D" WN_ROOT="$(CURDIR)" \
+	 WN_PAIR_ROUNDS=$(PAIR_ROUNDS) CK_RUN_CASE=pair $(B)/tests/itest_reconnect || rc=$$?; \
+	 tests/pg-harness.sh stop "$$D"; exit $$rc
 
 run:
 	@tests/deps.sh

@@ -14,6 +14,7 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,7 @@
 #define DECLARED_LIST_MAX 512   /* bytes of "path, fsync" in an unknown-setting message */
 #define PROBE_STRING_MAX 4096   /* longest name, version or description read from a plugin */
 #define PROBE_SETTINGS_MAX 1024 /* most settings a plugin may declare */
+#define PLUGIN_LINE_MAX 4096    /* bytes of a plugin's log line; the log cuts longer ones anyway */
 
 #if defined(__LP64__)
 _Static_assert(ABI_1_0_SIZE == 64, "ABI 1.0's descriptor prefix is 64 bytes on LP64");
@@ -60,6 +62,11 @@ struct wn_plugin_settings {
     uint64_t flush_position; /* during flush: what is acknowledged if it succeeds */
     bool flush_always;       /* flushed before every acknowledgement */
     wn_encoder *encoder;     /* the instance's encode_json and encode_key; owned */
+    /* An init answering RETRY tends to log the same reason on every attempt: while init is
+     * called again, a line equal to the instance's previous one goes to DEBUG. Atomic, as log
+     * may come from a thread of the plugin's. */
+    atomic_bool init_again;     /* the running init follows a RETRY */
+    _Atomic uint64_t last_line; /* hash of the instance's last log line; 0 before any */
     size_t nvalues;
     setting_value values[]; /* one per declaration, in declaration order */
 };
@@ -930,17 +937,46 @@ static wn_log_level host_level(walnotify_log_level level)
     return WN_LOG_ERROR;
 }
 
+/* FNV-1a: tells one log line from the next; a collision only changes a line's level. */
+static uint64_t line_hash(const char *line)
+{
+    uint64_t hash = UINT64_C(14695981039346656037);
+
+    for (const unsigned char *p = (const unsigned char *)line; *p; p++)
+        hash = (hash ^ *p) * UINT64_C(1099511628211);
+    return hash ? hash : 1;
+}
+
+__attribute__((format(printf, 3, 4))) static void
+log_prefixed(wn_log_level level, const char *prefix, const char *format, ...)
+{
+    va_list args;
+
+    va_start(args, format);
+    wn_logv(level, prefix, format, args);
+    va_end(args);
+}
+
 __attribute__((format(printf, 3, 4))) static void
 host_log(const walnotify_host *host, walnotify_log_level level, const char *format, ...)
 {
     const wn_plugin_settings *settings = host ? host->host_private : NULL;
+    const char *prefix = settings ? settings->log_prefix : "plugin: ";
+    wn_log_level wn_level = host_level(level);
+    char line[PLUGIN_LINE_MAX];
     va_list args;
+    uint64_t hash;
 
     if (!format)
         return;
     va_start(args, format);
-    wn_logv(host_level(level), settings ? settings->log_prefix : "plugin: ", format, args);
+    vsnprintf(line, sizeof line, format, args);
     va_end(args);
+    hash = line_hash(line);
+    if (settings && atomic_exchange(&settings->last_line, hash) == hash &&
+        atomic_load(&settings->init_again))
+        wn_level = WN_LOG_DEBUG;
+    log_prefixed(wn_level, prefix, "%s", line);
 }
 
 /* The instance's context when a 1.1 service may answer: not during check (zero values there). */
@@ -1181,6 +1217,8 @@ walnotify_status wn_plugin_init(wn_plugin *plugin)
         return plugin->initialised ? WALNOTIFY_OK : WALNOTIFY_FATAL;
     plugin->state = NULL;
     status = plugin->descriptor.init(&plugin->host, &plugin->state);
+    /* The next init repeats this one only after a RETRY; a first one says everything. */
+    atomic_store(&plugin->settings->init_again, status == WALNOTIFY_RETRY);
     switch (status) {
     case WALNOTIFY_OK:
         plugin->initialised = true;
@@ -1190,15 +1228,25 @@ walnotify_status wn_plugin_init(wn_plugin *plugin)
         return status;
     }
     /* Anything else is a broken plugin: it must not be retried forever. */
+    atomic_store(&plugin->settings->init_again, false);
     return WALNOTIFY_FATAL;
+}
+
+void wn_plugin_shutdown(wn_plugin *plugin)
+{
+    if (!plugin->library || !plugin->initialised)
+        return;
+    plugin->descriptor.shutdown(plugin->state);
+    plugin->state = NULL;
+    plugin->initialised = false;
+    atomic_store(&plugin->settings->init_again, false);
 }
 
 void wn_plugin_unload(wn_plugin *plugin)
 {
     if (!plugin->library)
         return;
-    if (plugin->initialised)
-        plugin->descriptor.shutdown(plugin->state);
+    wn_plugin_shutdown(plugin);
     free_settings(plugin->settings);
     dlclose(plugin->library);
     memset(plugin, 0, sizeof *plugin);

@@ -19,18 +19,18 @@
 
 /* True for pg_class row `rel` when an UPDATE/DELETE on it can be published without failing: it
  * has a usable replica identity. */
-#define IDENTITY_OK(rel)                                                                      \
-    "(" rel ".relreplident = 'f' "                                                            \
-    " OR (" rel ".relreplident = 'd' AND EXISTS (SELECT 1 FROM pg_index i "                   \
-    "     WHERE i.indrelid = " rel ".oid AND i.indisprimary)) "                               \
-    " OR (" rel ".relreplident = 'i' AND EXISTS (SELECT 1 FROM pg_index i "                   \
+#define IDENTITY_OK(rel)                                                                           \
+    "(" rel ".relreplident = 'f' "                                                                 \
+    " OR (" rel ".relreplident = 'd' AND EXISTS (SELECT 1 FROM pg_index i "                        \
+    "     WHERE i.indrelid = " rel ".oid AND i.indisprimary)) "                                    \
+    " OR (" rel ".relreplident = 'i' AND EXISTS (SELECT 1 FROM pg_index i "                        \
     "     WHERE i.indrelid = " rel ".oid AND i.indisreplident)))"
 
 /* The relations that hold the rows of pg_class row `rel`: itself, or the leaf partitions of a
  * partitioned table (UPDATE/DELETE check the replica identity of the partition they touch). */
-#define LEAVES_OF(rel)                                                                        \
-    "(SELECT " rel ".oid AS relid WHERE " rel ".relkind <> 'p' "                              \
-    " UNION ALL SELECT tr.relid FROM pg_partition_tree(" rel ".oid) tr "                      \
+#define LEAVES_OF(rel)                                                                             \
+    "(SELECT " rel ".oid AS relid WHERE " rel ".relkind <> 'p' "                                   \
+    " UNION ALL SELECT tr.relid FROM pg_partition_tree(" rel ".oid) tr "                           \
     "     WHERE " rel ".relkind = 'p' AND tr.isleaf)"
 
 /* What one table looks like on the server. */
@@ -53,16 +53,17 @@ typedef struct publication_info {
 typedef struct catalog_session {
     PGconn *conn;
     const wn_config *config;
-    const wn_state *resume;   /* NULL: the slot may be made */
-    const char *resume_path;  /* the state file resume came from; NULL: this run */
-    bool transient;           /* a failure waiting may cure */
-    int stop_fd;              /* readable once a stop is requested; -1: none */
-    bool stopped;             /* a stop came: nothing more was sent */
+    const wn_state *resume;  /* NULL: the slot may be made */
+    const char *resume_path; /* the state file resume came from; NULL: this run */
+    bool transient;          /* a failure waiting may cure */
+    int stop_fd;             /* readable once a stop is requested; -1: none */
+    bool stopped;            /* a stop came: nothing more was sent */
     char *err;
     size_t errlen;
 } catalog_session;
 
-static void set_error(catalog_session *s, const char *format, ...) __attribute__((format(printf, 2, 3)));
+static void set_error(catalog_session *s, const char *format, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void set_error(catalog_session *s, const char *format, ...)
 {
@@ -77,7 +78,7 @@ static void set_error(catalog_session *s, const char *format, ...)
  * "doing: the server's message" in the error. A stop (before: nothing is sent; during: the
  * command is cancelled) sets s->stopped, so that nothing is created after it. */
 static PGresult *query(catalog_session *s, const char *doing, const char *sql, int nparams,
-                     const char *const *params, ExecStatusType expect)
+                       const char *const *params, ExecStatusType expect)
 {
     const char *none[] = {NULL};
     PGresult *res;
@@ -169,8 +170,10 @@ static int check_origin(catalog_session *s, wn_server_state *state)
     errno = 0;
     origin->system_identifier = strtoull(PQgetvalue(res, 0, 0), &end, 10);
     if (errno != 0 || *end != '\0' || !wn_lsn_parse(PQgetvalue(res, 0, 2), &state->wal_end)) {
-        set_error(s, "identifying the server: unreadable system identifier \"%s\" or WAL "
-                     "position \"%s\"", PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 2));
+        set_error(s,
+                  "identifying the server: unreadable system identifier \"%s\" or WAL "
+                  "position \"%s\"",
+                  PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 2));
         goto clear;
     }
     snprintf(origin->database, sizeof origin->database, "%s", PQgetvalue(res, 0, 1));
@@ -228,14 +231,17 @@ static int read_table(catalog_session *s, const wn_table_ref *table, const char 
 {
     static const char sql[] =
         "SELECT c.relkind, c.relispartition, c.oid::text, "
-        "       (SELECT format('%I.%I', ln.nspname, l.relname) FROM " LEAVES_OF("c") " lv "
-        "        JOIN pg_class l ON l.oid = lv.relid "
-        "        JOIN pg_namespace ln ON ln.oid = l.relnamespace "
-        "        WHERE NOT " IDENTITY_OK("l") " ORDER BY 1 LIMIT 1), "
-        "       EXISTS (SELECT 1 FROM pg_publication_tables pt WHERE pt.pubname = $3 "
-        "           AND pt.schemaname = n.nspname AND pt.tablename = c.relname) "
-        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = $1 AND c.relname = $2";
+        "       (SELECT format('%I.%I', ln.nspname, l.relname) FROM " LEAVES_OF(
+            "c") " lv "
+                 "        JOIN pg_class l ON l.oid = lv.relid "
+                 "        JOIN pg_namespace ln ON ln.oid = l.relnamespace "
+                 "        WHERE NOT " IDENTITY_OK(
+                     "l") " ORDER BY 1 LIMIT 1), "
+                          "       EXISTS (SELECT 1 FROM pg_publication_tables pt WHERE pt.pubname "
+                          "= $3 "
+                          "           AND pt.schemaname = n.nspname AND pt.tablename = c.relname) "
+                          "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                          "WHERE n.nspname = $1 AND c.relname = $2";
     const char *params[] = {table->schema, table->name, publication};
     char doing[MESSAGE_MAX];
     const char *kind;
@@ -305,8 +311,7 @@ static int check_slot(catalog_session *s, bool *exists, wn_lsn *confirmed_flush)
                   "still needed, so changes are missing; drop it (walnotify --drop-slot) and "
                   "start again from a fresh copy of the tables",
                   slot);
-    } else if (!PQgetisnull(res, 0, 5) &&
-               !wn_lsn_parse(PQgetvalue(res, 0, 5), confirmed_flush)) {
+    } else if (!PQgetisnull(res, 0, 5) && !wn_lsn_parse(PQgetvalue(res, 0, 5), confirmed_flush)) {
         set_error(s, "slot \"%s\": unreadable confirmed_flush_lsn \"%s\"", slot,
                   PQgetvalue(res, 0, 5));
     } else {
@@ -380,8 +385,8 @@ static bool append_table(PGconn *conn, char **buf, size_t *len, const wn_table_r
 
 /* "<verb> "pub" <clause> <the tables marked in which, comma-separated><suffix>", or NULL when out
  * of memory. */
-static char *publication_sql(catalog_session *s, const char *verb, const char *clause, const bool *which,
-                             const char *suffix)
+static char *publication_sql(catalog_session *s, const char *verb, const char *clause,
+                             const bool *which, const char *suffix)
 {
     const wn_source_config *source = &s->config->source;
     char *quoted = PQescapeIdentifier(s->conn, source->publication, strlen(source->publication));
@@ -522,8 +527,8 @@ static int warn_publication_shape(catalog_session *s)
     for (size_t i = 0; i < source->ntables; i++) {
         const wn_table_ref *table = &source->tables[i];
         const char *params[] = {source->publication, table->schema, table->name};
-        PGresult *res = query(s, "reading the publication's tables", sql, 3, params,
-                            PGRES_TUPLES_OK);
+        PGresult *res =
+            query(s, "reading the publication's tables", sql, 3, params, PGRES_TUPLES_OK);
 
         if (!res)
             return WN_EXIT_SERVER;
@@ -544,7 +549,8 @@ static int warn_publication_shape(catalog_session *s)
 
 /* Publishing update or delete for a table without replica identity makes the application's
  * own UPDATE/DELETE on it fail, so such a publication is refused rather than made. */
-static int check_replica_identity(catalog_session *s, const publication_info *pub, const table_info *infos)
+static int check_replica_identity(catalog_session *s, const publication_info *pub,
+                                  const table_info *infos)
 {
     const unsigned changes = WALNOTIFY_OP_UPDATE | WALNOTIFY_OP_DELETE;
     const wn_source_config *source = &s->config->source;
@@ -584,10 +590,11 @@ static int check_widening(catalog_session *s, const publication_info *pub)
         "JOIN pg_namespace n ON n.nspname = pt.schemaname "
         "JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename "
         "CROSS JOIN LATERAL " LEAVES_OF("c") " lv "
-        "JOIN pg_class l ON l.oid = lv.relid "
-        "JOIN pg_namespace ln ON ln.oid = l.relnamespace "
-        "WHERE pt.pubname = $1 AND NOT " IDENTITY_OK("l") " "
-        "ORDER BY 1 LIMIT 1";
+                                             "JOIN pg_class l ON l.oid = lv.relid "
+                                             "JOIN pg_namespace ln ON ln.oid = l.relnamespace "
+                                             "WHERE pt.pubname = $1 AND NOT " IDENTITY_OK(
+                                                 "l") " "
+                                                      "ORDER BY 1 LIMIT 1";
     const unsigned changes = WALNOTIFY_OP_UPDATE | WALNOTIFY_OP_DELETE;
     const unsigned added = s->config->ops & ~pub->ops & changes;
     const char *publication = s->config->source.publication;
@@ -599,7 +606,7 @@ static int check_widening(catalog_session *s, const publication_info *pub)
     if (!pub->exists || added == 0)
         return 0;
     res = query(s, "checking the replica identity of the publication's tables", sql, 1, params,
-              PGRES_TUPLES_OK);
+                PGRES_TUPLES_OK);
     if (!res)
         return WN_EXIT_SERVER;
     if (PQntuples(res) > 0) {
@@ -646,8 +653,9 @@ static char *source_oids(const catalog_session *s, const table_info *infos)
 
 /* Names the topmost ancestor of partition `info` whose name the publication uses for the
  * partition's changes, in ancestor (empty when there is none: they arrive under its own). */
-static int published_ancestor(catalog_session *s, const publication_info *pub, const table_info *info,
-                              const char *oids, char *ancestor, size_t ancestorlen)
+static int published_ancestor(catalog_session *s, const publication_info *pub,
+                              const table_info *info, const char *oids, char *ancestor,
+                              size_t ancestorlen)
 {
     static const char sql[] =
         "SELECT n.nspname || '.' || c.relname "
@@ -661,8 +669,8 @@ static int published_ancestor(catalog_session *s, const publication_info *pub, c
         "ORDER BY a.depth DESC LIMIT 1";
     const char *params[] = {info->oid, pub->all_tables ? "true" : "false", oids,
                             s->config->source.publication};
-    PGresult *res = query(s, "looking up the partition's ancestors", sql, 4, params,
-                        PGRES_TUPLES_OK);
+    PGresult *res =
+        query(s, "looking up the partition's ancestors", sql, 4, params, PGRES_TUPLES_OK);
 
     if (!res)
         return WN_EXIT_SERVER;
@@ -679,8 +687,8 @@ static int published_ancestor(catalog_session *s, const publication_info *pub, c
  * walnotify never alters publish_via_partition_root itself: other subscribers of the publication
  * would see other table names from then on.
  */
-static int check_partitions(catalog_session *s, const publication_info *pub, const table_info *infos,
-                            bool slot_exists)
+static int check_partitions(catalog_session *s, const publication_info *pub,
+                            const table_info *infos, bool slot_exists)
 {
     const wn_source_config *source = &s->config->source;
     bool via_root = publishes_via_root(s, pub, infos);
@@ -720,16 +728,16 @@ static int check_partitions(catalog_session *s, const publication_info *pub, con
                   "table \"%s\" is a partition of \"%s\", and publication \"%s\" publishes via "
                   "the partition root, so its rows would arrive under \"%s\" and be missed: "
                   "list \"%s\" in source.tables instead of \"%s\" (or use another publication)",
-                  source->tables[i].qualified, ancestor, source->publication, ancestor,
-                  ancestor, source->tables[i].qualified);
+                  source->tables[i].qualified, ancestor, source->publication, ancestor, ancestor,
+                  source->tables[i].qualified);
         status = WN_EXIT_SERVER;
     }
     free(oids);
     return status;
 }
 
-static int prepare_publication(catalog_session *s, const publication_info *pub, const table_info *infos,
-                               bool slot_exists)
+static int prepare_publication(catalog_session *s, const publication_info *pub,
+                               const table_info *infos, bool slot_exists)
 {
     const wn_source_config *source = &s->config->source;
     size_t nmissing = 0;
@@ -833,11 +841,11 @@ int wn_setup_prepare(const wn_config *config, const wn_state *resume, const char
                      int stop_fd, wn_server_state *state, char *err, size_t errlen)
 {
     catalog_session s = {.config = config,
-               .resume = resume,
-               .resume_path = resume_path,
-               .stop_fd = stop_fd,
-               .err = err,
-               .errlen = errlen};
+                         .resume = resume,
+                         .resume_path = resume_path,
+                         .stop_fd = stop_fd,
+                         .err = err,
+                         .errlen = errlen};
     int status;
 
     memset(state, 0, sizeof *state);

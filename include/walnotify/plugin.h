@@ -8,8 +8,10 @@
  *
  *     check     (optional, 1.1) once by --check-config and once before init: validate the
  *               settings without side effects (only the setting getters and log work);
- *     init      once, after the replication slot is acquired; RETRY calls it again after the
- *               block's backoff (the host keeps the replication connection alive meanwhile);
+ *     init      after the replication slot is acquired; RETRY calls it again after the
+ *               block's backoff (the host keeps the replication connection alive meanwhile,
+ *               and logs a line the instance repeats unchanged at debug level); again after a
+ *               shutdown that released the sinks to the other host of an active/standby pair;
  *     begin     (optional) before the first event of a transaction this instance receives;
  *     handle    once per event, in commit order;
  *     commit    (optional) after the last event of a transaction that saw begin;
@@ -22,7 +24,9 @@
  *               with nothing new (between a begin and its commit, the open transaction's batch
  *               may wait for its commit and the next flush); it comes at least once per status
  *               interval while the instance has unflushed work, and once at a stop;
- *     shutdown  once, at the end, in the reverse order of the configuration.
+ *     shutdown  once, at the end, in the reverse order of the configuration; also when the
+ *               host, reconnecting, finds its slot held by another process (everything finished
+ *               was flushed): init comes again once the slot is the host's again.
  *
  * Threads: every callback of every plugin is called from one and the same host thread, never
  * concurrently. A callback may block (for minutes if it must): the host keeps the replication
@@ -403,7 +407,8 @@ typedef struct walnotify_plugin {
     walnotify_status (*init)(const walnotify_host *host, void **state);
     /* Required. One event, borrowed for the call. */
     walnotify_status (*handle)(void *state, const walnotify_event *event);
-    /* Required. Releases everything; called once, also after a failed run. */
+    /* Required. Releases everything; called once after each init that returned OK, also
+       after a failed run. */
     void (*shutdown)(void *state);
 
     /* Optional: batch a transaction. begin precedes this instance's first event of it. */
