@@ -58,7 +58,10 @@ $(B)/walnotify: $(CORE_OBJS)
 	@echo "  CC      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(HOST_LIBS)
 
-# A plugin is every .c in its folder, linked against nothing of the host.
+# A plugin is every .c in its folder, linked against nothing of the host (only against the
+# libraries PLUGIN_LIBS_name names).
+PLUGIN_LIBS_webhook := -lcurl
+
 # Intermediate objects of the tests are kept, so a second make has nothing to do.
 .SECONDARY:
 .SECONDEXPANSION:

@@ -1,0 +1,392 @@
+/*
+ * webhook: walnotify's HTTP sink. Every event's canonical JSON (the host's encoder) is POSTed to
+ * one URL through libcurl:
+ *
+ *   transaction mode (the default): one POST per transaction, an NDJSON body, sent at commit; a
+ *     transaction larger than max_batch_bytes goes as several POSTs ("parts"), in order, each
+ *     sent as soon as the next event would not fit, so no more than max_batch_bytes of it is
+ *     ever held here;
+ *   event mode: one POST per event, a JSON body, sent from handle.
+ *
+ * Delivery: a callback answers OK only after the POSTs it made got a 2xx, so when commit (or, in
+ * event mode, handle) returns OK the receiver has everything of the transaction, and flush has
+ * nothing left to do. The host acknowledges a transaction only after that: what PostgreSQL is
+ * told is done, the receiver has.
+ *
+ * Failures: a transient one (408, 429, 5xx, no connection, a timeout) answers RETRY, after
+ * waiting out a Retry-After (at most timeout_ms), and the same request goes again, with the
+ * same Idempotency-Key, so a receiver can drop what it already took. A permanent one (any other
+ * 4xx) names the request's events as failed, so they meet the block's on_error policy. When the
+ * connection breaks after a part went out, the receiver may hold some of the transaction's parts
+ * and not know what comes next: the host is asked to rewind, and the transaction comes again
+ * from its first part.
+ */
+#include <walnotify/plugin.h>
+
+#include "http.h"
+#include "settings.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#ifndef WALNOTIFY_VERSION
+#define WALNOTIFY_VERSION "1.0.0"
+#endif
+
+#define LSN_TEXT_MAX 20  /* "FFFFFFFF/FFFFFFFF" and a NUL */
+#define KEY_TEXT_MAX 48  /* "LSN/first-last" */
+#define REASON_MAX (WEBHOOK_WHAT_MAX + 128)
+
+/* The NDJSON lines of one part of a transaction, not yet sent. */
+typedef struct batch {
+    char *data;
+    size_t len;               /* bytes of whole lines */
+    size_t cap;               /* bytes allocated: at most max_batch_bytes, unless one event's
+                                 line alone is larger */
+    size_t events;
+    uint32_t first_seq;       /* of the first and last events it holds */
+    uint32_t last_seq;
+    walnotify_id first_id;
+    walnotify_id last_id;
+} batch;
+
+typedef struct webhook_state {
+    const walnotify_host *host; /* borrowed until shutdown returns */
+    webhook_settings settings;
+    webhook_http *http;
+    uint64_t commit_lsn;        /* of the transaction in hand */
+    unsigned part;              /* parts of it the receiver has (2xx) */
+    batch batch;
+} webhook_state;
+
+/* ---- small helpers ----------------------------------------------------------------------------- */
+
+static void lsn_text(uint64_t lsn, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "%" PRIX32 "/%" PRIX32, (uint32_t)(lsn >> 32), (uint32_t)lsn);
+}
+
+/* Waits as long as a Retry-After asked, bounded by timeout_ms: the call must return soon enough
+ * for a stop to be prompt. */
+static void wait_retry_after(const webhook_state *st, long wait_ms)
+{
+    struct timespec left;
+
+    if (wait_ms <= 0)
+        return;
+    if (wait_ms > st->settings.timeout_ms)
+        wait_ms = st->settings.timeout_ms;
+    left.tv_sec = wait_ms / 1000;
+    left.tv_nsec = (wait_ms % 1000) * 1000000L;
+    while (nanosleep(&left, &left) != 0 && errno == EINTR)
+        ;
+}
+
+static void batch_clear(batch *b, size_t keep_cap)
+{
+    b->len = 0;
+    b->events = 0;
+    /* One event larger than the budget must not pin its memory for the rest of the run. */
+    if (b->cap > keep_cap) {
+        free(b->data);
+        b->data = NULL;
+        b->cap = 0;
+    }
+}
+
+/* Appends the event's line and a newline; false when out of memory. */
+static bool batch_append(batch *b, const char *line, size_t length, const walnotify_event *ev,
+                         size_t max_bytes)
+{
+    size_t need = b->len + length + 1;
+
+    if (need > b->cap) {
+        size_t cap = b->cap > 0 ? b->cap * 2 : 64 * 1024;
+        if (cap > max_bytes)
+            cap = max_bytes;
+        if (cap < need)
+            cap = need;
+        char *data = realloc(b->data, cap);
+        if (data == NULL)
+            return false;
+        b->data = data;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, line, length);
+    b->data[b->len + length] = '\n';
+    b->len = need;
+    if (b->events == 0) {
+        b->first_seq = ev->seq;
+        b->first_id = ev->id;
+    }
+    b->last_seq = ev->seq;
+    b->last_id = ev->id;
+    b->events++;
+    return true;
+}
+
+/* ---- failures the host handles ------------------------------------------------------------------- */
+
+static walnotify_status name_failed(webhook_state *st, walnotify_id first, walnotify_id last,
+                                    const char *reason)
+{
+    const walnotify_host *host = st->host;
+
+    if (host->fail_events == NULL) {
+        host->log(host, WALNOTIFY_LOG_ERROR,
+                  "cannot hand the failed events to the block's on_error policy: this host does "
+                  "not provide fail_events; stopping (%s)",
+                  reason);
+        return WALNOTIFY_FATAL;
+    }
+    return host->fail_events(host, first, last, WALNOTIFY_FAILURE_PERMANENT, reason);
+}
+
+static walnotify_status ask_rewind(webhook_state *st, const char *reason)
+{
+    const walnotify_host *host = st->host;
+
+    if (host->rewind == NULL) {
+        host->log(host, WALNOTIFY_LOG_ERROR,
+                  "cannot ask for the transaction again: this host does not provide rewind; "
+                  "stopping (%s)",
+                  reason);
+        return WALNOTIFY_FATAL;
+    }
+    return host->rewind(host, reason);
+}
+
+/* ---- transaction mode ------------------------------------------------------------------------------ */
+
+/* POSTs the batch as the transaction's next part; `last` when commit sends it. */
+static walnotify_status send_part(webhook_state *st, bool last)
+{
+    batch *b = &st->batch;
+    char lsn[LSN_TEXT_MAX], key[KEY_TEXT_MAX], part[32], reason[REASON_MAX];
+    webhook_reply reply;
+
+    lsn_text(st->commit_lsn, lsn, sizeof lsn);
+    /* Names the part by its events: the same key always means the same content, even if
+     * max_batch_bytes changes between runs. */
+    snprintf(key, sizeof key, "%s/%" PRIu32 "-%" PRIu32, lsn, b->first_seq, b->last_seq);
+    snprintf(part, sizeof part, "Walnotify-Part: %u", st->part);
+    webhook_request request = {
+        .body = b->data,
+        .length = b->len,
+        .idempotency_key = key,
+        .commit_lsn = lsn,
+        .extra = {part, last ? "Walnotify-Last-Part: true" : "Walnotify-Last-Part: false"},
+    };
+    webhook_http_post(st->http, &request, &reply);
+    if (reply.outcome == WEBHOOK_DELIVERED) {
+        st->part++;
+        batch_clear(b, st->settings.max_batch_bytes);
+        return WALNOTIFY_OK;
+    }
+
+    snprintf(reason, sizeof reason, "%s (transaction %s, part %u%s, seq %" PRIu32 " to %" PRIu32 ")",
+             reply.what, lsn, st->part, last ? ", the last" : "", b->first_seq, b->last_seq);
+    if (reply.outcome == WEBHOOK_PERMANENT) {
+        st->host->log(st->host, WALNOTIFY_LOG_ERROR, "refused: %s", reason);
+        return name_failed(st, b->first_id, b->last_id, reason);
+    }
+    st->host->log(st->host, WALNOTIFY_LOG_WARNING, "will retry: %s", reason);
+    wait_retry_after(st, reply.retry_after_ms);
+    if (reply.maybe_received && (!last || st->part > 0))
+        return ask_rewind(st, reason);
+    return WALNOTIFY_RETRY;
+}
+
+static walnotify_status handle_in_transaction(webhook_state *st, const walnotify_event *ev,
+                                              const char *line, size_t length)
+{
+    batch *b = &st->batch;
+
+    /* The part so far goes before this event's line would push it past the budget; on RETRY
+     * the host hands this event again, and it is added once that part is through. */
+    if (b->events > 0 && b->len + length + 1 > st->settings.max_batch_bytes) {
+        walnotify_status status = send_part(st, false);
+        if (status != WALNOTIFY_OK)
+            return status;
+    }
+    if (!batch_append(b, line, length, ev, st->settings.max_batch_bytes)) {
+        st->host->log(st->host, WALNOTIFY_LOG_ERROR,
+                      "out of memory holding %zu bytes of transaction %" PRIu32, length, ev->xid);
+        return WALNOTIFY_RETRY;
+    }
+    return WALNOTIFY_OK;
+}
+
+/* ---- event mode ----------------------------------------------------------------------------------- */
+
+static walnotify_status post_event(webhook_state *st, const walnotify_event *ev, const char *line,
+                                   size_t length)
+{
+    char lsn[LSN_TEXT_MAX], key[KEY_TEXT_MAX], seq[32];
+    webhook_reply reply;
+
+    lsn_text(ev->commit_lsn, lsn, sizeof lsn);
+    snprintf(key, sizeof key, "%s/%" PRIu32, lsn, ev->seq);
+    snprintf(seq, sizeof seq, "Walnotify-Seq: %" PRIu32, ev->seq);
+    webhook_request request = {
+        .body = line,
+        .length = length,
+        .idempotency_key = key,
+        .commit_lsn = lsn,
+        .extra = {seq, NULL},
+    };
+    webhook_http_post(st->http, &request, &reply);
+    if (reply.outcome == WEBHOOK_DELIVERED)
+        return WALNOTIFY_OK;
+    if (reply.outcome == WEBHOOK_PERMANENT) {
+        /* FATAL from handle is exactly "this event failed for good": the policy takes it. */
+        st->host->log(st->host, WALNOTIFY_LOG_ERROR, "refused: %s (event %s seq %" PRIu32 ")",
+                      reply.what, lsn, ev->seq);
+        return WALNOTIFY_FATAL;
+    }
+    st->host->log(st->host, WALNOTIFY_LOG_WARNING, "will retry: %s (event %s seq %" PRIu32 ")",
+                  reply.what, lsn, ev->seq);
+    wait_retry_after(st, reply.retry_after_ms);
+    return WALNOTIFY_RETRY;
+}
+
+/* ---- callbacks ------------------------------------------------------------------------------------ */
+
+static walnotify_status webhook_check(const walnotify_host *host)
+{
+    webhook_settings settings;
+
+    return webhook_settings_read(host, &settings) ? WALNOTIFY_OK : WALNOTIFY_FATAL;
+}
+
+static void webhook_shutdown(void *state)
+{
+    webhook_state *st = state;
+
+    if (st == NULL)
+        return;
+    webhook_http_close(st->http);
+    free(st->batch.data);
+    free(st);
+}
+
+static walnotify_status webhook_init(const walnotify_host *host, void **state)
+{
+    webhook_state *st;
+
+    if (!WALNOTIFY_HAS(walnotify_host, host, encode_json) || host->encode_json == NULL) {
+        host->log(host, WALNOTIFY_LOG_ERROR,
+                  "this host does not provide encode_json (ABI 1.1): the webhook plugin needs it");
+        return WALNOTIFY_FATAL;
+    }
+    st = calloc(1, sizeof *st);
+    if (st == NULL) {
+        host->log(host, WALNOTIFY_LOG_ERROR, "out of memory");
+        return WALNOTIFY_FATAL;
+    }
+    st->host = host;
+    if (!webhook_settings_read(host, &st->settings))
+        goto fail;
+    st->http = webhook_http_open(host, &st->settings);
+    if (st->http == NULL)
+        goto fail;
+    if (st->settings.insecure)
+        host->log(host, WALNOTIFY_LOG_WARNING,
+                  "insecure = true: the TLS peer's certificate and name are not verified");
+    if (st->settings.mode == WEBHOOK_MODE_TRANSACTION)
+        host->log(host, WALNOTIFY_LOG_INFO,
+                  "POSTing to %s: one NDJSON request per transaction, parts of at most %zu bytes",
+                  webhook_http_target(st->http), st->settings.max_batch_bytes);
+    else
+        host->log(host, WALNOTIFY_LOG_INFO, "POSTing to %s: one JSON request per event",
+                  webhook_http_target(st->http));
+    *state = st;
+    return WALNOTIFY_OK;
+
+fail:
+    webhook_shutdown(st);
+    return WALNOTIFY_FATAL;
+}
+
+static walnotify_status webhook_begin(void *state, const walnotify_txn *txn)
+{
+    webhook_state *st = state;
+
+    batch_clear(&st->batch, st->settings.max_batch_bytes);
+    st->commit_lsn = txn->commit_lsn;
+    st->part = 0;
+    return WALNOTIFY_OK;
+}
+
+static walnotify_status webhook_handle(void *state, const walnotify_event *ev)
+{
+    webhook_state *st = state;
+    size_t length = 0;
+    const char *line = st->host->encode_json(st->host, ev, &length);
+
+    if (line == NULL) {
+        st->host->log(st->host, WALNOTIFY_LOG_ERROR,
+                      "cannot encode seq %" PRIu32 " of transaction %" PRIu32 " on %s (out of "
+                      "memory)",
+                      ev->seq, ev->xid, ev->table != NULL ? ev->table : "?");
+        return WALNOTIFY_RETRY;
+    }
+    if (st->settings.mode == WEBHOOK_MODE_EVENT)
+        return post_event(st, ev, line, length);
+    return handle_in_transaction(st, ev, line, length);
+}
+
+static walnotify_status webhook_commit(void *state, const walnotify_txn *txn)
+{
+    webhook_state *st = state;
+
+    (void)txn;
+    if (st->settings.mode == WEBHOOK_MODE_EVENT || st->batch.events == 0)
+        return WALNOTIFY_OK;
+    return send_part(st, true);
+}
+
+static void webhook_abort(void *state, const walnotify_txn *txn)
+{
+    webhook_state *st = state;
+
+    (void)txn;
+    batch_clear(&st->batch, st->settings.max_batch_bytes);
+    st->part = 0;
+}
+
+/* Nothing is ever pending here: handle and commit answer OK only once their POSTs got a 2xx, so
+ * every finished transaction is already with the receiver. */
+static walnotify_status webhook_flush(void *state)
+{
+    (void)state;
+    return WALNOTIFY_OK;
+}
+
+static const walnotify_plugin webhook_plugin = {
+    .magic = WALNOTIFY_PLUGIN_MAGIC,
+    .abi_major = WALNOTIFY_ABI_MAJOR,
+    .abi_minor = 1,
+    .size = sizeof(walnotify_plugin),
+    .name = "webhook",
+    .version = WALNOTIFY_VERSION,
+    .settings = webhook_declared,
+    .init = webhook_init,
+    .handle = webhook_handle,
+    .shutdown = webhook_shutdown,
+    .begin = webhook_begin,
+    .commit = webhook_commit,
+    .abort = webhook_abort,
+    .flush = webhook_flush,
+    .ops = WALNOTIFY_OPS_CHANGES,
+    .check = webhook_check,
+};
+
+const walnotify_plugin *walnotify_plugin_entry(void)
+{
+    return &webhook_plugin;
+}
