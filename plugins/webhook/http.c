@@ -301,6 +301,8 @@ static void quote_answer(const webhook_http *http, char *out, size_t outlen)
         unsigned char c = (unsigned char)http->answer[i];
         out[n++] = c >= 0x20 && c < 0x7f ? (char)c : ' ';
     }
+    while (n > 0 && out[n - 1] == ' ')
+        n--;
     out[n] = '\0';
 }
 
