@@ -8,6 +8,7 @@
 #   make fuzz            the decoder under libFuzzer for FUZZ_SECONDS (default 60)
 #   make valgrind        the test suite under valgrind memcheck
 #   make bench           throughput, CPU, memory and latency beside pg_recvlogical
+#   make check-sinks     the sinks' longer fault runs (tests/sinks), apart from make check
 
 PREFIX     ?= /usr/local
 BINDIR     ?= $(PREFIX)/bin
@@ -46,7 +47,7 @@ CORE_OBJS := $(patsubst core/%.c,$(B)/core/%.o,$(CORE_SRCS))
 PLUGINS   := $(notdir $(wildcard plugins/*))
 PLUGIN_SOS := $(patsubst %,$(B)/plugins/%.so,$(PLUGINS))
 
-.PHONY: all check unit integration run install clean tests deps fuzz valgrind bench
+.PHONY: all check unit integration run install clean tests deps fuzz valgrind bench check-sinks
 all: $(B)/walnotify $(PLUGIN_SOS)
 
 $(B)/core/%.o: core/%.c $(wildcard core/*.h) include/walnotify/plugin.h
@@ -116,6 +117,20 @@ $(B)/tests/itest_%: tests/integration/test_%.c $(TESTLIB_OBJS) $(B)/core/lsn.o
 	$(Q)$(CC) $(CFLAGS) -Itests/lib $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(CHECK_LIBS) -lpq
 
 tests: all $(UNIT_BINS) $(FIXTURE_SOS) $(ITEST_BINS)
+
+# The sinks' longer runs: integration tests kept out of make check for their length.
+SINK_SRCS := $(wildcard tests/sinks/test_*.c)
+SINK_BINS := $(patsubst tests/sinks/test_%.c,$(B)/tests/sinks/itest_%,$(SINK_SRCS))
+
+$(B)/tests/sinks/itest_%: tests/sinks/test_%.c $(TESTLIB_OBJS) $(B)/core/lsn.o
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	$(Q)$(CC) $(CFLAGS) -Itests/lib $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(CHECK_LIBS) -lpq
+
+check-sinks:
+	@tests/deps.sh
+	@$(MAKE) --no-print-directory tests $(SINK_BINS)
+	@tests/sinks/run.sh
 
 # The dependency check runs first, in its own make, so a missing header is named, not a
 # compiler error.

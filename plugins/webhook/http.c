@@ -25,18 +25,18 @@
 #define MAX_REDIRECTS 5L
 
 struct webhook_http {
-    const walnotify_host *host;  /* borrowed until shutdown */
+    const walnotify_host *host;       /* borrowed until shutdown */
     const webhook_settings *settings; /* borrowed: the state's own copy */
     CURL *curl;
     struct curl_slist *base_headers; /* Content-Type, Expect and the user's headers */
-    char *token;                 /* the bearer token, NULL when none; wiped before free */
-    char *target;                /* the URL for messages */
-    char error[CURL_ERROR_SIZE]; /* libcurl's reason for the last failure */
-    char answer[ANSWER_KEEP + 1]; /* the start of the last answer's body */
+    char *token;                     /* the bearer token, NULL when none; wiped before free */
+    char *target;                    /* the URL for messages */
+    char error[CURL_ERROR_SIZE];     /* libcurl's reason for the last failure */
+    char answer[ANSWER_KEEP + 1];    /* the start of the last answer's body */
     size_t answer_len;
 };
 
-/* ---- the bearer token ------------------------------------------------------------------------- */
+/* ---- the bearer token ------------------------------------------------------------------------ */
 
 static void wipe_free(char *secret)
 {
@@ -124,7 +124,7 @@ refuse:
     return NULL;
 }
 
-/* ---- setting up --------------------------------------------------------------------------------- */
+/* ---- setting up ------------------------------------------------------------------------------ */
 
 /* scheme://host[:port]/path of the URL: no credentials, no query (it may hold a key). */
 static char *redacted_target(const char *url)
@@ -195,10 +195,10 @@ static bool set_options(webhook_http *http)
     CURL *c = http->curl;
     CURLcode rc = CURLE_OK;
 
-#define SET(option, value)                                                                        \
-    do {                                                                                          \
-        if (rc == CURLE_OK)                                                                       \
-            rc = curl_easy_setopt(c, option, value);                                              \
+#define SET(option, value)                                                                         \
+    do {                                                                                           \
+        if (rc == CURLE_OK)                                                                        \
+            rc = curl_easy_setopt(c, option, value);                                               \
     } while (0)
     SET(CURLOPT_URL, s->url);
     SET(CURLOPT_POST, 1L);
@@ -290,7 +290,7 @@ const char *webhook_http_target(const webhook_http *http)
     return http->target;
 }
 
-/* ---- one request ------------------------------------------------------------------------------ */
+/* ---- one request ----------------------------------------------------------------------------- */
 
 /* The answer's start, printable, for a message. */
 static void quote_answer(const webhook_http *http, char *out, size_t outlen)
@@ -346,14 +346,13 @@ static void classify_failure(const webhook_http *http, CURLcode rc, webhook_repl
 
     reply->outcome = WEBHOOK_TRANSIENT;
     curl_easy_getinfo(http->curl, CURLINFO_SIZE_UPLOAD_T, &sent);
-    reply->maybe_received = sent > 0 && (rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR ||
-                                         rc == CURLE_GOT_NOTHING || rc == CURLE_PARTIAL_FILE ||
-                                         rc == CURLE_OPERATION_TIMEDOUT);
+    reply->cut_after_send = sent > 0 && (rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR ||
+                                         rc == CURLE_GOT_NOTHING || rc == CURLE_PARTIAL_FILE);
     if (is_tls_failure(rc)) {
         snprintf(reply->what, sizeof reply->what,
-                 "TLS with %s failed, its certificate not verified against %s%s: %s",
-                 http->target,
-                 http->settings->ca_file != NULL ? "ca_file " : "the system's certificate authorities",
+                 "TLS with %s failed, its certificate not verified against %s%s: %s", http->target,
+                 http->settings->ca_file != NULL ? "ca_file "
+                                                 : "the system's certificate authorities",
                  http->settings->ca_file != NULL ? http->settings->ca_file : "", reason);
         return;
     }
@@ -363,7 +362,7 @@ static void classify_failure(const webhook_http *http, CURLcode rc, webhook_repl
         return;
     }
     snprintf(reply->what, sizeof reply->what, "POST to %s failed%s: %s", http->target,
-             reply->maybe_received ? " after the request went out" : "", reason);
+             reply->cut_after_send ? " after the request went out" : "", reason);
 }
 
 static bool append_header(struct curl_slist **list, const char *name, const char *value)
@@ -385,8 +384,7 @@ static bool append_header(struct curl_slist **list, const char *name, const char
 }
 
 /* The request's own headers, then (linked, not copied) the instance's. */
-static struct curl_slist *request_headers(const webhook_http *http,
-                                          const webhook_request *request)
+static struct curl_slist *request_headers(const webhook_http *http, const webhook_request *request)
 {
     struct curl_slist *list = NULL, *tail;
 

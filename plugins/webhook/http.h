@@ -23,10 +23,11 @@ typedef enum webhook_outcome {
 
 typedef struct webhook_reply {
     webhook_outcome outcome;
-    long status;          /* the HTTP status, 0 when no answer came */
-    bool maybe_received;  /* the connection broke after the request went out: the receiver may
-                             or may not have it */
-    long retry_after_ms;  /* from a Retry-After header, 0 when none */
+    long status;                 /* the HTTP status, 0 when no answer came */
+    bool cut_after_send;         /* the connection was reset or closed after the request went out:
+                                    the receiver may hold some of it, and may have dropped what it
+                                    gathered on that connection */
+    long retry_after_ms;         /* from a Retry-After header, 0 when none */
     char what[WEBHOOK_WHAT_MAX]; /* "HTTP 500 ...", or libcurl's reason, for messages */
 } webhook_reply;
 

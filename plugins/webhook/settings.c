@@ -94,7 +94,8 @@ static bool read_url(const walnotify_host *host, webhook_settings *out)
     const char *url = host->get_string(host, "url");
 
     if (url == NULL || url[0] == '\0') {
-        host->log(host, WALNOTIFY_LOG_ERROR, "setting url is required (an http:// or https:// URL)");
+        host->log(host, WALNOTIFY_LOG_ERROR,
+                  "setting url is required (an http:// or https:// URL)");
         return false;
     }
     /* The URL may carry credentials: messages name the problem, not the text. */
@@ -148,8 +149,7 @@ static bool is_reserved(const char *name, size_t len)
 }
 
 /* One "Name: value" item. The value may be a secret: messages quote the name only. */
-static bool check_header(const walnotify_host *host, size_t index, const char *item,
-                         bool has_token)
+static bool check_header(const walnotify_host *host, size_t index, const char *item, bool has_token)
 {
     const char *colon = item != NULL ? strchr(item, ':') : NULL;
     size_t len = colon != NULL ? (size_t)(colon - item) : 0;
@@ -176,7 +176,8 @@ static bool check_header(const walnotify_host *host, size_t index, const char *i
                   index + 1, (int)len, item, HEADER_MAX_BYTES);
         return false;
     }
-    if (is_reserved(item, len) || (has_token && len == 13 && strncasecmp(item, "Authorization", 13) == 0)) {
+    if (is_reserved(item, len) ||
+        (has_token && len == 13 && strncasecmp(item, "Authorization", 13) == 0)) {
         host->log(host, WALNOTIFY_LOG_ERROR,
                   "setting headers, item %zu: walnotify sets %.*s itself%s", index + 1, (int)len,
                   item, has_token ? " (bearer_token_file is set)" : "");
@@ -192,7 +193,8 @@ static bool read_headers(const walnotify_host *host, webhook_settings *out)
     out->nheaders = host->get_list_length(host, "headers");
     for (size_t i = 0; i < out->nheaders; i++)
         ok = check_header(host, i, host->get_list_item(host, "headers", i),
-                          out->bearer_token_file != NULL) && ok;
+                          out->bearer_token_file != NULL) &&
+             ok;
     return ok;
 }
 

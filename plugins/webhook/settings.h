@@ -18,15 +18,15 @@ typedef enum webhook_mode {
 
 /* What the settings say. Every string is borrowed from the host (valid until shutdown). */
 typedef struct webhook_settings {
-    const char *url;               /* http:// or https:// */
+    const char *url; /* http:// or https:// */
     webhook_mode mode;
     size_t nheaders;               /* items of the `headers` list, each "Name: value" */
     const char *bearer_token_file; /* NULL when not set */
     const char *ca_file;           /* NULL when not set: the system's certificate authorities */
     bool insecure;                 /* TLS peers not verified */
     bool follow_redirects;
-    long timeout_ms;               /* bound of one request, connection included */
-    size_t max_batch_bytes;        /* transaction mode: the most one POST body holds */
+    long timeout_ms;        /* bound of one request, connection included */
+    size_t max_batch_bytes; /* transaction mode: the most one POST body holds */
 } webhook_settings;
 
 /* The settings the plugin declares, ended by a member with name NULL. */

@@ -17,9 +17,10 @@
  * waiting out a Retry-After (at most timeout_ms), and the same request goes again, with the
  * same Idempotency-Key, so a receiver can drop what it already took. A permanent one (any other
  * 4xx) names the request's events as failed, so they meet the block's on_error policy. When the
- * connection breaks after a part went out, the receiver may hold some of the transaction's parts
- * and not know what comes next: the host is asked to rewind, and the transaction comes again
- * from its first part.
+ * connection is reset or closed while a transaction goes out in parts, the receiver may hold
+ * some of its parts and may have dropped what it gathered on that connection: the host is asked
+ * to rewind, and the transaction comes again from its first part (a timeout is retried as
+ * above).
  */
 #include <walnotify/plugin.h>
 
@@ -37,18 +38,18 @@
 #define WALNOTIFY_VERSION "1.0.0"
 #endif
 
-#define LSN_TEXT_MAX 20  /* "FFFFFFFF/FFFFFFFF" and a NUL */
-#define KEY_TEXT_MAX 48  /* "LSN/first-last" */
+#define LSN_TEXT_MAX 20 /* "FFFFFFFF/FFFFFFFF" and a NUL */
+#define KEY_TEXT_MAX 48 /* "LSN/first-last" */
 #define REASON_MAX (WEBHOOK_WHAT_MAX + 128)
 
 /* The NDJSON lines of one part of a transaction, not yet sent. */
 typedef struct batch {
     char *data;
-    size_t len;               /* bytes of whole lines */
-    size_t cap;               /* bytes allocated: at most max_batch_bytes, unless one event's
-                                 line alone is larger */
+    size_t len; /* bytes of whole lines */
+    size_t cap; /* bytes allocated: at most max_batch_bytes, unless one event's
+                   line alone is larger */
     size_t events;
-    uint32_t first_seq;       /* of the first and last events it holds */
+    uint32_t first_seq; /* of the first and last events it holds */
     uint32_t last_seq;
     walnotify_id first_id;
     walnotify_id last_id;
@@ -58,12 +59,12 @@ typedef struct webhook_state {
     const walnotify_host *host; /* borrowed until shutdown returns */
     webhook_settings settings;
     webhook_http *http;
-    uint64_t commit_lsn;        /* of the transaction in hand */
-    unsigned part;              /* parts of it the receiver has (2xx) */
+    uint64_t commit_lsn; /* of the transaction in hand */
+    unsigned part;       /* parts of it the receiver has (2xx) */
     batch batch;
 } webhook_state;
 
-/* ---- small helpers ----------------------------------------------------------------------------- */
+/* ---- small helpers --------------------------------------------------------------------------- */
 
 static void lsn_text(uint64_t lsn, char *out, size_t outlen)
 {
@@ -129,7 +130,7 @@ static bool batch_append(batch *b, const char *line, size_t length, const walnot
     return true;
 }
 
-/* ---- failures the host handles ------------------------------------------------------------------- */
+/* ---- failures the host handles --------------------------------------------------------------- */
 
 static walnotify_status name_failed(webhook_state *st, walnotify_id first, walnotify_id last,
                                     const char *reason)
@@ -160,7 +161,7 @@ static walnotify_status ask_rewind(webhook_state *st, const char *reason)
     return host->rewind(host, reason);
 }
 
-/* ---- transaction mode ------------------------------------------------------------------------------ */
+/* ---- transaction mode ------------------------------------------------------------------------ */
 
 /* POSTs the batch as the transaction's next part; `last` when commit sends it. */
 static walnotify_status send_part(webhook_state *st, bool last)
@@ -188,15 +189,16 @@ static walnotify_status send_part(webhook_state *st, bool last)
         return WALNOTIFY_OK;
     }
 
-    snprintf(reason, sizeof reason, "%s (transaction %s, part %u%s, seq %" PRIu32 " to %" PRIu32 ")",
-             reply.what, lsn, st->part, last ? ", the last" : "", b->first_seq, b->last_seq);
+    snprintf(reason, sizeof reason,
+             "%s (transaction %s, part %u%s, seq %" PRIu32 " to %" PRIu32 ")", reply.what, lsn,
+             st->part, last ? ", the last" : "", b->first_seq, b->last_seq);
     if (reply.outcome == WEBHOOK_PERMANENT) {
         st->host->log(st->host, WALNOTIFY_LOG_ERROR, "refused: %s", reason);
         return name_failed(st, b->first_id, b->last_id, reason);
     }
     st->host->log(st->host, WALNOTIFY_LOG_WARNING, "will retry: %s", reason);
     wait_retry_after(st, reply.retry_after_ms);
-    if (reply.maybe_received && (!last || st->part > 0))
+    if (reply.cut_after_send && (!last || st->part > 0))
         return ask_rewind(st, reason);
     return WALNOTIFY_RETRY;
 }
@@ -221,7 +223,7 @@ static walnotify_status handle_in_transaction(webhook_state *st, const walnotify
     return WALNOTIFY_OK;
 }
 
-/* ---- event mode ----------------------------------------------------------------------------------- */
+/* ---- event mode ------------------------------------------------------------------------------ */
 
 static walnotify_status post_event(webhook_state *st, const walnotify_event *ev, const char *line,
                                    size_t length)
@@ -254,7 +256,7 @@ static walnotify_status post_event(webhook_state *st, const walnotify_event *ev,
     return WALNOTIFY_RETRY;
 }
 
-/* ---- callbacks ------------------------------------------------------------------------------------ */
+/* ---- callbacks ------------------------------------------------------------------------------- */
 
 static walnotify_status webhook_check(const walnotify_host *host)
 {

@@ -40,8 +40,8 @@ static void create_table(itest_ctx *ctx)
 
 /* A configuration with one webhook block: `block` adds block keys, `settings` settings (each
  * ending with ';'). */
-static itest_path hook_config(itest_ctx *ctx, const char *name, const char *url,
-                              const char *block, const char *settings)
+static itest_path hook_config(itest_ctx *ctx, const char *name, const char *url, const char *block,
+                              const char *settings)
 {
     return itest_config(ctx, name, "\"public.t\"", 100,
                         "{ name = \"hook\"; path = \"%s\"; retry_initial_ms = 10;"
@@ -50,8 +50,7 @@ static itest_path hook_config(itest_ctx *ctx, const char *name, const char *url,
                         itest_root_file(WEBHOOK).s, block, url, settings);
 }
 
-static int run_watched(itest_ctx *ctx, faults_history *history, itest_host *host,
-                       const char *conf)
+static int run_watched(itest_ctx *ctx, faults_history *history, itest_host *host, const char *conf)
 {
     char *endpos = itest_lsn_text(itest_current_lsn(ctx->conn));
     int status = watch_host_run(ctx, history, host, ITEST_ARGS("-c", conf, "--endpos", endpos));
@@ -115,8 +114,8 @@ static long check_parts(const hook_requests *reqs, long budget)
             continue;
         ck_assert_str_eq(hook_field(r, "type"), "application/x-ndjson");
         ck_assert_str_eq(hook_field(r, "extra"), "yes");
-        ck_assert_msg(atol(hook_field(r, "bytes")) <= budget, "request %zu holds %s bytes",
-                      i + 1, hook_field(r, "bytes"));
+        ck_assert_msg(atol(hook_field(r, "bytes")) <= budget, "request %zu holds %s bytes", i + 1,
+                      hook_field(r, "bytes"));
         if (strcmp(lsn, hook_field(r, "lsn")) != 0) {
             ck_assert_msg(next == 0, "transaction %s ended without its last part", lsn);
             snprintf(lsn, sizeof lsn, "%s", hook_field(r, "lsn"));
@@ -150,8 +149,7 @@ START_TEST(test_parts_and_transient_answers)
     itest_begin(&ctx, "hookparts");
     create_table(&ctx);
     /* The first transaction's one POST: 500, 429, then 200; the big one's first part: 500. */
-    hook_server_start(&ctx, &server, "hook", false,
-                      ITEST_ARGS("--script", "500,429:1,ok,500"));
+    hook_server_start(&ctx, &server, "hook", false, ITEST_ARGS("--script", "500,429:1,ok,500"));
     conf = hook_config(&ctx, "parts.cfg", server.url, "",
                        "max_batch_bytes = 1024; headers = [ \"X-Walnotify-Test: yes\" ];");
     itest_create_slot(&ctx, conf.s);
@@ -399,8 +397,8 @@ START_TEST(test_settings_refused)
     assert_refused(&ctx, "headers = [ \"A: b\", \"Idempotency-Key: hush-31337\" ];",
                    "setting headers, item 2: walnotify sets Idempotency-Key itself", "hush-31337");
     assert_refused(&ctx, "max_batch_bytes = 10;", "setting max_batch_bytes is 10", NULL);
-    assert_refused(&ctx, "bearer_token_file = \"missing.token\";",
-                   "cannot open bearer_token_file ", NULL);
+    assert_refused(&ctx, "bearer_token_file = \"missing.token\";", "cannot open bearer_token_file ",
+                   NULL);
     assert_refused(&ctx, "insecure = true; ca_file = \"ca.pem\";",
                    "ca_file and insecure = true contradict", NULL);
     itest_end(&ctx);

@@ -127,8 +127,8 @@ void hook_server_wait_requests(const hook_server *server, size_t count)
         free(text);
         if (n >= count)
             return;
-        ck_assert_msg(!itest_expired(&deadline), "the webhook server saw %zu requests, not %zu",
-                      n, count);
+        ck_assert_msg(!itest_expired(&deadline), "the webhook server saw %zu requests, not %zu", n,
+                      count);
         itest_sleep_ms(ITEST_POLL_MS);
     }
 }

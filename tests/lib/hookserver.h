@@ -16,11 +16,11 @@
 #include "jline.h"
 
 typedef struct hook_server {
-    pid_t pid;              /* 0 once stopped */
+    pid_t pid; /* 0 once stopped */
     int port;
-    char url[128];          /* http(s)://127.0.0.1:PORT/hook */
-    itest_path log;         /* the fault log of events answered 2xx */
-    itest_path requests;    /* one JSON object per request */
+    char url[128];       /* http(s)://127.0.0.1:PORT/hook */
+    itest_path log;      /* the fault log of events answered 2xx */
+    itest_path requests; /* one JSON object per request */
 } hook_server;
 
 /*
