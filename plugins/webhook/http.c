@@ -10,6 +10,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,17 @@ struct webhook_http {
     char error[CURL_ERROR_SIZE];     /* libcurl's reason for the last failure */
     char answer[ANSWER_KEEP + 1];    /* the start of the last answer's body */
     size_t answer_len;
+
+    /* The sender thread and the one request it may hold: every member below under `lock`. */
+    pthread_t thread;
+    bool thread_started;
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    const webhook_request *job; /* started, not yet taken by the thread; NULL when none */
+    bool in_flight;             /* started and not yet finished */
+    bool answered;              /* the thread has put the answer in `reply` */
+    bool quit;
+    webhook_reply reply;
 };
 
 /* ---- the bearer token ------------------------------------------------------------------------ */
@@ -122,6 +134,261 @@ static char *read_token(const walnotify_host *host, const char *path)
 refuse:
     wipe_free(text);
     return NULL;
+}
+
+/* ---- one request ----------------------------------------------------------------------------- */
+
+/* The answer's start, printable, for a message. */
+static void quote_answer(const webhook_http *http, char *out, size_t outlen)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < http->answer_len && n + 1 < outlen; i++) {
+        unsigned char c = (unsigned char)http->answer[i];
+        out[n++] = c >= 0x20 && c < 0x7f ? (char)c : ' ';
+    }
+    while (n > 0 && out[n - 1] == ' ')
+        n--;
+    out[n] = '\0';
+}
+
+static void classify_status(const webhook_http *http, long status, webhook_reply *reply)
+{
+    char answer[ANSWER_KEEP + 1];
+
+    reply->status = status;
+    if (status >= 200 && status < 300) {
+        reply->outcome = WEBHOOK_DELIVERED;
+        return;
+    }
+    quote_answer(http, answer, sizeof answer);
+    if (status >= 400 && status < 500 && status != 408 && status != 429) {
+        reply->outcome = WEBHOOK_PERMANENT;
+        snprintf(reply->what, sizeof reply->what, "HTTP %ld from %s: %s", status, http->target,
+                 answer[0] != '\0' ? answer : "(no body)");
+        return;
+    }
+    /* 408, 429, 5xx, and what should not come at all (1xx, 3xx): nothing is lost by waiting. */
+    reply->outcome = WEBHOOK_TRANSIENT;
+    snprintf(reply->what, sizeof reply->what, "HTTP %ld from %s%s: %s", status, http->target,
+             status >= 300 && status < 400 && !http->settings->follow_redirects
+                 ? " (a redirect: fix url, or set follow_redirects = true)"
+                 : "",
+             answer[0] != '\0' ? answer : "(no body)");
+}
+
+static bool is_tls_failure(CURLcode rc)
+{
+    return rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
+           rc == CURLE_SSL_CONNECT_ERROR || rc == CURLE_SSL_CERTPROBLEM ||
+           rc == CURLE_SSL_ISSUER_ERROR;
+}
+
+/* No usable answer: the request may be sent again. */
+static void classify_failure(const webhook_http *http, CURLcode rc, webhook_reply *reply)
+{
+    const char *reason = http->error[0] != '\0' ? http->error : curl_easy_strerror(rc);
+    curl_off_t sent = 0;
+
+    reply->outcome = WEBHOOK_TRANSIENT;
+    curl_easy_getinfo(http->curl, CURLINFO_SIZE_UPLOAD_T, &sent);
+    reply->cut_after_send = sent > 0 && (rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR ||
+                                         rc == CURLE_GOT_NOTHING || rc == CURLE_PARTIAL_FILE);
+    if (is_tls_failure(rc)) {
+        snprintf(reply->what, sizeof reply->what,
+                 "TLS with %s failed, its certificate not verified against %s%s: %s", http->target,
+                 http->settings->ca_file != NULL ? "ca_file "
+                                                 : "the system's certificate authorities",
+                 http->settings->ca_file != NULL ? http->settings->ca_file : "", reason);
+        return;
+    }
+    if (rc == CURLE_OPERATION_TIMEDOUT) {
+        snprintf(reply->what, sizeof reply->what, "no answer from %s within timeout_ms = %ld: %s",
+                 http->target, http->settings->timeout_ms, reason);
+        return;
+    }
+    snprintf(reply->what, sizeof reply->what, "POST to %s failed%s: %s", http->target,
+             reply->cut_after_send ? " after the request went out" : "", reason);
+}
+
+static bool append_header(struct curl_slist **list, const char *name, const char *value)
+{
+    char line[256];
+    struct curl_slist *next;
+
+    if (value == NULL)
+        return true;
+    if (name != NULL)
+        snprintf(line, sizeof line, "%s: %s", name, value);
+    else
+        snprintf(line, sizeof line, "%s", value);
+    next = curl_slist_append(*list, line);
+    if (next == NULL)
+        return false;
+    *list = next;
+    return true;
+}
+
+/* The request's own headers, then (linked, not copied) the instance's. */
+static struct curl_slist *request_headers(const webhook_http *http, const webhook_request *request)
+{
+    struct curl_slist *list = NULL, *tail;
+
+    if (!append_header(&list, "Idempotency-Key", request->idempotency_key) ||
+        !append_header(&list, "Walnotify-Commit-LSN", request->commit_lsn) ||
+        !append_header(&list, NULL, request->extra[0]) ||
+        !append_header(&list, NULL, request->extra[1])) {
+        curl_slist_free_all(list);
+        return NULL;
+    }
+    if (list == NULL)
+        return NULL;
+    for (tail = list; tail->next != NULL; tail = tail->next)
+        ;
+    tail->next = http->base_headers;
+    return list;
+}
+
+/* Frees what request_headers made, leaving the instance's headers alone. */
+static void free_request_headers(const webhook_http *http, struct curl_slist *list)
+{
+    struct curl_slist *node = list;
+
+    while (node != NULL && node->next != http->base_headers)
+        node = node->next;
+    if (node != NULL)
+        node->next = NULL;
+    curl_slist_free_all(list);
+}
+
+/* One POST, on the sender thread: the only place the libcurl handle is used after set-up. */
+static void perform_request(webhook_http *http, const webhook_request *request,
+                            webhook_reply *reply)
+{
+    struct curl_slist *headers = request_headers(http, request);
+    curl_off_t retry_after = 0;
+    long status = 0;
+    CURLcode rc;
+
+    memset(reply, 0, sizeof *reply);
+    http->error[0] = '\0';
+    http->answer_len = 0;
+    http->answer[0] = '\0';
+    if (headers == NULL) {
+        reply->outcome = WEBHOOK_TRANSIENT;
+        snprintf(reply->what, sizeof reply->what, "out of memory building the request's headers");
+        return;
+    }
+    curl_easy_setopt(http->curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(http->curl, CURLOPT_POSTFIELDS, request->body);
+    curl_easy_setopt(http->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)request->length);
+    rc = curl_easy_perform(http->curl);
+    curl_easy_setopt(http->curl, CURLOPT_HTTPHEADER, NULL);
+    free_request_headers(http, headers);
+
+    if (rc != CURLE_OK) {
+        classify_failure(http, rc, reply);
+        return;
+    }
+    curl_easy_getinfo(http->curl, CURLINFO_RESPONSE_CODE, &status);
+    classify_status(http, status, reply);
+    if (reply->outcome == WEBHOOK_TRANSIENT &&
+        curl_easy_getinfo(http->curl, CURLINFO_RETRY_AFTER, &retry_after) == CURLE_OK &&
+        retry_after > 0)
+        reply->retry_after_ms = retry_after > 86400 ? 86400000L : (long)retry_after * 1000L;
+}
+
+/* ---- the sender thread ----------------------------------------------------------------------- */
+
+static void *sender_main(void *arg)
+{
+    webhook_http *http = arg;
+
+    pthread_mutex_lock(&http->lock);
+    for (;;) {
+        while (http->job == NULL && !http->quit)
+            pthread_cond_wait(&http->changed, &http->lock);
+        if (http->job == NULL)
+            break;
+        const webhook_request *request = http->job;
+        http->job = NULL;
+        pthread_mutex_unlock(&http->lock);
+
+        webhook_reply reply;
+        perform_request(http, request, &reply);
+
+        pthread_mutex_lock(&http->lock);
+        http->reply = reply;
+        http->answered = true;
+        pthread_cond_broadcast(&http->changed);
+    }
+    pthread_mutex_unlock(&http->lock);
+    return NULL;
+}
+
+static bool start_thread(webhook_http *http)
+{
+    if (pthread_mutex_init(&http->lock, NULL) != 0)
+        return false;
+    if (pthread_cond_init(&http->changed, NULL) != 0) {
+        pthread_mutex_destroy(&http->lock);
+        return false;
+    }
+    if (pthread_create(&http->thread, NULL, sender_main, http) != 0) {
+        pthread_cond_destroy(&http->changed);
+        pthread_mutex_destroy(&http->lock);
+        return false;
+    }
+    http->thread_started = true;
+    return true;
+}
+
+static void stop_thread(webhook_http *http)
+{
+    webhook_reply ignored;
+
+    if (!http->thread_started)
+        return;
+    if (http->in_flight)
+        webhook_http_finish(http, &ignored);
+    pthread_mutex_lock(&http->lock);
+    http->quit = true;
+    pthread_cond_broadcast(&http->changed);
+    pthread_mutex_unlock(&http->lock);
+    pthread_join(http->thread, NULL);
+    pthread_cond_destroy(&http->changed);
+    pthread_mutex_destroy(&http->lock);
+    http->thread_started = false;
+}
+
+void webhook_http_start(webhook_http *http, const webhook_request *request)
+{
+    pthread_mutex_lock(&http->lock);
+    http->job = request;
+    http->in_flight = true;
+    http->answered = false;
+    pthread_cond_broadcast(&http->changed);
+    pthread_mutex_unlock(&http->lock);
+}
+
+void webhook_http_finish(webhook_http *http, webhook_reply *reply)
+{
+    pthread_mutex_lock(&http->lock);
+    while (!http->answered)
+        pthread_cond_wait(&http->changed, &http->lock);
+    *reply = http->reply;
+    http->answered = false;
+    http->in_flight = false;
+    pthread_mutex_unlock(&http->lock);
+}
+
+void webhook_http_post(webhook_http *http, const webhook_request *request, webhook_reply *reply)
+{
+    /* Nothing in flight: the sender thread is idle (the lock orders its last use of the handle
+     * before this one), and a round trip through it would only add two thread switches. */
+    pthread_mutex_lock(&http->lock);
+    pthread_mutex_unlock(&http->lock);
+    perform_request(http, request, reply);
 }
 
 /* ---- setting up ------------------------------------------------------------------------------ */
@@ -265,6 +532,11 @@ webhook_http *webhook_http_open(const walnotify_host *host, const webhook_settin
     }
     if (!set_options(http))
         goto fail;
+    /* Last: the thread only ever sees a handle that is set up. */
+    if (!start_thread(http)) {
+        host->log(host, WALNOTIFY_LOG_ERROR, "cannot start the sender thread");
+        goto fail;
+    }
     return http;
 
 fail:
@@ -276,6 +548,7 @@ void webhook_http_close(webhook_http *http)
 {
     if (http == NULL)
         return;
+    stop_thread(http);
     if (http->curl != NULL)
         curl_easy_cleanup(http->curl);
     curl_slist_free_all(http->base_headers);
@@ -288,164 +561,4 @@ void webhook_http_close(webhook_http *http)
 const char *webhook_http_target(const webhook_http *http)
 {
     return http->target;
-}
-
-/* ---- one request ----------------------------------------------------------------------------- */
-
-/* The answer's start, printable, for a message. */
-static void quote_answer(const webhook_http *http, char *out, size_t outlen)
-{
-    size_t n = 0;
-
-    for (size_t i = 0; i < http->answer_len && n + 1 < outlen; i++) {
-        unsigned char c = (unsigned char)http->answer[i];
-        out[n++] = c >= 0x20 && c < 0x7f ? (char)c : ' ';
-    }
-    while (n > 0 && out[n - 1] == ' ')
-        n--;
-    out[n] = '\0';
-}
-
-static void classify_status(const webhook_http *http, long status, webhook_reply *reply)
-{
-    char answer[ANSWER_KEEP + 1];
-
-    reply->status = status;
-    if (status >= 200 && status < 300) {
-        reply->outcome = WEBHOOK_DELIVERED;
-        return;
-    }
-    quote_answer(http, answer, sizeof answer);
-    if (status >= 400 && status < 500 && status != 408 && status != 429) {
-        reply->outcome = WEBHOOK_PERMANENT;
-        snprintf(reply->what, sizeof reply->what, "HTTP %ld from %s: %s", status, http->target,
-                 answer[0] != '\0' ? answer : "(no body)");
-        return;
-    }
-    /* 408, 429, 5xx, and what should not come at all (1xx, 3xx): nothing is lost by waiting. */
-    reply->outcome = WEBHOOK_TRANSIENT;
-    snprintf(reply->what, sizeof reply->what, "HTTP %ld from %s%s: %s", status, http->target,
-             status >= 300 && status < 400 && !http->settings->follow_redirects
-                 ? " (a redirect: fix url, or set follow_redirects = true)"
-                 : "",
-             answer[0] != '\0' ? answer : "(no body)");
-}
-
-static bool is_tls_failure(CURLcode rc)
-{
-    return rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
-           rc == CURLE_SSL_CONNECT_ERROR || rc == CURLE_SSL_CERTPROBLEM ||
-           rc == CURLE_SSL_ISSUER_ERROR;
-}
-
-/* No usable answer: the request may be sent again. */
-static void classify_failure(const webhook_http *http, CURLcode rc, webhook_reply *reply)
-{
-    const char *reason = http->error[0] != '\0' ? http->error : curl_easy_strerror(rc);
-    curl_off_t sent = 0;
-
-    reply->outcome = WEBHOOK_TRANSIENT;
-    curl_easy_getinfo(http->curl, CURLINFO_SIZE_UPLOAD_T, &sent);
-    reply->cut_after_send = sent > 0 && (rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR ||
-                                         rc == CURLE_GOT_NOTHING || rc == CURLE_PARTIAL_FILE);
-    if (is_tls_failure(rc)) {
-        snprintf(reply->what, sizeof reply->what,
-                 "TLS with %s failed, its certificate not verified against %s%s: %s", http->target,
-                 http->settings->ca_file != NULL ? "ca_file "
-                                                 : "the system's certificate authorities",
-                 http->settings->ca_file != NULL ? http->settings->ca_file : "", reason);
-        return;
-    }
-    if (rc == CURLE_OPERATION_TIMEDOUT) {
-        snprintf(reply->what, sizeof reply->what, "no answer from %s within timeout_ms = %ld: %s",
-                 http->target, http->settings->timeout_ms, reason);
-        return;
-    }
-    snprintf(reply->what, sizeof reply->what, "POST to %s failed%s: %s", http->target,
-             reply->cut_after_send ? " after the request went out" : "", reason);
-}
-
-static bool append_header(struct curl_slist **list, const char *name, const char *value)
-{
-    char line[256];
-    struct curl_slist *next;
-
-    if (value == NULL)
-        return true;
-    if (name != NULL)
-        snprintf(line, sizeof line, "%s: %s", name, value);
-    else
-        snprintf(line, sizeof line, "%s", value);
-    next = curl_slist_append(*list, line);
-    if (next == NULL)
-        return false;
-    *list = next;
-    return true;
-}
-
-/* The request's own headers, then (linked, not copied) the instance's. */
-static struct curl_slist *request_headers(const webhook_http *http, const webhook_request *request)
-{
-    struct curl_slist *list = NULL, *tail;
-
-    if (!append_header(&list, "Idempotency-Key", request->idempotency_key) ||
-        !append_header(&list, "Walnotify-Commit-LSN", request->commit_lsn) ||
-        !append_header(&list, NULL, request->extra[0]) ||
-        !append_header(&list, NULL, request->extra[1])) {
-        curl_slist_free_all(list);
-        return NULL;
-    }
-    if (list == NULL)
-        return NULL;
-    for (tail = list; tail->next != NULL; tail = tail->next)
-        ;
-    tail->next = http->base_headers;
-    return list;
-}
-
-/* Frees what request_headers made, leaving the instance's headers alone. */
-static void free_request_headers(const webhook_http *http, struct curl_slist *list)
-{
-    struct curl_slist *node = list;
-
-    while (node != NULL && node->next != http->base_headers)
-        node = node->next;
-    if (node != NULL)
-        node->next = NULL;
-    curl_slist_free_all(list);
-}
-
-void webhook_http_post(webhook_http *http, const webhook_request *request, webhook_reply *reply)
-{
-    struct curl_slist *headers = request_headers(http, request);
-    curl_off_t retry_after = 0;
-    long status = 0;
-    CURLcode rc;
-
-    memset(reply, 0, sizeof *reply);
-    http->error[0] = '\0';
-    http->answer_len = 0;
-    http->answer[0] = '\0';
-    if (headers == NULL) {
-        reply->outcome = WEBHOOK_TRANSIENT;
-        snprintf(reply->what, sizeof reply->what, "out of memory building the request's headers");
-        return;
-    }
-    curl_easy_setopt(http->curl, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(http->curl, CURLOPT_POSTFIELDS, request->body);
-    curl_easy_setopt(http->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)request->length);
-    rc = curl_easy_perform(http->curl);
-    curl_easy_setopt(http->curl, CURLOPT_HTTPHEADER, NULL);
-    free_request_headers(http, headers);
-
-    if (rc != CURLE_OK) {
-        classify_failure(http, rc, reply);
-        return;
-    }
-    curl_easy_getinfo(http->curl, CURLINFO_RESPONSE_CODE, &status);
-    classify_status(http, status, reply);
-    if (reply->outcome == WEBHOOK_TRANSIENT &&
-        curl_easy_getinfo(http->curl, CURLINFO_RETRY_AFTER, &retry_after) == CURLE_OK &&
-        retry_after > 0)
-        reply->retry_after_ms = retry_after > 86400 ? 86400000L : (long)retry_after * 1000L;
 }

@@ -2,20 +2,22 @@
  * webhook: walnotify's HTTP sink. Every event's canonical JSON (the host's encoder) is POSTed to
  * one URL through libcurl:
  *
- *   transaction mode (the default): one POST per transaction, an NDJSON body, sent at commit; a
- *     transaction larger than max_batch_bytes goes as several POSTs ("parts"), in order, each
- *     sent as soon as the next event would not fit, so no more than max_batch_bytes of it is
- *     ever held here;
- *   event mode: one POST per event, a JSON body, sent from handle.
+ *   transaction mode (the default): one POST per transaction, an NDJSON body, started at
+ *     commit; a transaction larger than max_batch_bytes goes as several POSTs ("parts"), in
+ *     order, each started as soon as the next event would not fit. The request in flight and
+ *     the batch being filled hold at most max_batch_bytes between them;
+ *   event mode: one POST per event, a JSON body, sent from handle and answered there.
  *
- * Delivery: a callback answers OK only after the POSTs it made got a 2xx, so when commit (or, in
- * event mode, handle) returns OK the receiver has everything of the transaction, and flush has
- * nothing left to do. The host acknowledges a transaction only after that: what PostgreSQL is
- * told is done, the receiver has.
+ * Delivery: one request at a time, in commit order. In transaction mode a request is sent by the
+ * HTTP client's thread while the host decodes what follows; its answer is collected before the
+ * next request starts and at every flush, and flush answers OK only once nothing is left without
+ * a 2xx. The host acknowledges a transaction only after its flush: what PostgreSQL is told is
+ * done, the receiver has.
  *
- * Failures: a transient one (408, 429, 5xx, no connection, a timeout) answers RETRY, after
- * waiting out a Retry-After (at most timeout_ms), and the same request goes again, with the
- * same Idempotency-Key, so a receiver can drop what it already took. A permanent one (any other
+ * Failures: a transient one (408, 429, 5xx, no connection, a timeout) answers RETRY from the
+ * callback that collected it, after waiting out a Retry-After (at most timeout_ms), and the same
+ * request goes again, with the same Idempotency-Key, so a receiver can drop what it already
+ * took. A permanent one (any other
  * 4xx) names the request's events as failed, so they meet the block's on_error policy. When the
  * connection is reset or closed while a transaction goes out in parts, the receiver may hold
  * some of its parts and may have dropped what it gathered on that connection: the host is asked
@@ -55,13 +57,33 @@ typedef struct batch {
     walnotify_id last_id;
 } batch;
 
+/*
+ * The one request of transaction mode that has left the batch and has no 2xx yet: in flight (its
+ * answer comes in at the next settle), or waiting to go again after a transient failure. It
+ * owns its body and the text of its headers until then.
+ */
+typedef struct outgoing {
+    bool pending;   /* a request to settle: in flight or to be sent again */
+    bool in_flight; /* started, its answer not collected */
+    bool orphan;    /* its transaction was aborted: the answer no longer matters */
+    bool last;      /* the transaction's last part */
+    unsigned part;
+    uint64_t commit_lsn;
+    batch body;
+    char lsn[LSN_TEXT_MAX];
+    char key[KEY_TEXT_MAX];
+    char part_header[32];
+    webhook_request request;
+} outgoing;
+
 typedef struct webhook_state {
     const walnotify_host *host; /* borrowed until shutdown returns */
     webhook_settings settings;
     webhook_http *http;
     uint64_t commit_lsn; /* of the transaction in hand */
-    unsigned part;       /* parts of it the receiver has (2xx) */
-    batch batch;
+    unsigned part;       /* parts of it handed to the receiver so far */
+    batch batch;         /* what is not sent yet of the transaction in hand */
+    outgoing out;
 } webhook_state;
 
 /* ---- small helpers --------------------------------------------------------------------------- */
@@ -163,59 +185,143 @@ static walnotify_status ask_rewind(webhook_state *st, const char *reason)
 
 /* ---- transaction mode ------------------------------------------------------------------------ */
 
-/* POSTs the batch as the transaction's next part; `last` when commit sends it. */
-static walnotify_status send_part(webhook_state *st, bool last)
-{
-    batch *b = &st->batch;
-    char lsn[LSN_TEXT_MAX], key[KEY_TEXT_MAX], part[32], reason[REASON_MAX];
-    webhook_reply reply;
+/*
+ * Transaction mode sends a transaction's last part at commit and lets commit return while the
+ * receiver takes it: the host decodes the next transaction meanwhile. The answer is collected
+ * ("settled") before the next request starts, and at flush, so the host acknowledges nothing
+ * that has no 2xx, and requests leave one at a time, in order.
+ */
 
-    lsn_text(st->commit_lsn, lsn, sizeof lsn);
-    /* Names the part by its events: the same key always means the same content, even if
-     * max_batch_bytes changes between runs. */
-    snprintf(key, sizeof key, "%s/%" PRIu32 "-%" PRIu32, lsn, b->first_seq, b->last_seq);
-    snprintf(part, sizeof part, "Walnotify-Part: %u", st->part);
-    webhook_request request = {
-        .body = b->data,
-        .length = b->len,
-        .idempotency_key = key,
-        .commit_lsn = lsn,
-        .extra = {part, last ? "Walnotify-Last-Part: true" : "Walnotify-Last-Part: false"},
-    };
-    webhook_http_post(st->http, &request, &reply);
-    if (reply.outcome == WEBHOOK_DELIVERED) {
-        st->part++;
-        batch_clear(b, st->settings.max_batch_bytes);
-        return WALNOTIFY_OK;
-    }
+static void out_drop(webhook_state *st)
+{
+    outgoing *out = &st->out;
+
+    out->pending = false;
+    out->in_flight = false;
+    out->orphan = false;
+    batch_clear(&out->body, st->settings.max_batch_bytes);
+}
+
+static void out_start(webhook_state *st)
+{
+    st->out.in_flight = true;
+    webhook_http_start(st->http, &st->out.request);
+}
+
+/* What a failed request means for the host: the request stays for a retry, or is dropped. */
+static walnotify_status out_failed(webhook_state *st, const webhook_reply *reply)
+{
+    outgoing *out = &st->out;
+    char reason[REASON_MAX];
+    walnotify_status status;
 
     snprintf(reason, sizeof reason,
-             "%s (transaction %s, part %u%s, seq %" PRIu32 " to %" PRIu32 ")", reply.what, lsn,
-             st->part, last ? ", the last" : "", b->first_seq, b->last_seq);
-    if (reply.outcome == WEBHOOK_PERMANENT) {
+             "%s (transaction %s, part %u%s, seq %" PRIu32 " to %" PRIu32 ")", reply->what,
+             out->lsn, out->part, out->last ? ", the last" : "", out->body.first_seq,
+             out->body.last_seq);
+    if (reply->outcome == WEBHOOK_PERMANENT) {
         st->host->log(st->host, WALNOTIFY_LOG_ERROR, "refused: %s", reason);
-        return name_failed(st, b->first_id, b->last_id, reason);
+        status = name_failed(st, out->body.first_id, out->body.last_id, reason);
+        out_drop(st);
+        return status;
     }
     st->host->log(st->host, WALNOTIFY_LOG_WARNING, "will retry: %s", reason);
-    wait_retry_after(st, reply.retry_after_ms);
-    if (reply.cut_after_send && (!last || st->part > 0))
+    wait_retry_after(st, reply->retry_after_ms);
+    if (reply->cut_after_send && (!out->last || out->part > 0)) {
+        out_drop(st);
         return ask_rewind(st, reason);
+    }
     return WALNOTIFY_RETRY;
+}
+
+/*
+ * Makes sure the receiver has the outgoing request: collects the answer of the one in flight,
+ * or sends again the one that failed. OK when nothing is left to settle.
+ */
+static walnotify_status settle(webhook_state *st)
+{
+    outgoing *out = &st->out;
+    webhook_reply reply;
+
+    if (!out->pending)
+        return WALNOTIFY_OK;
+    if (!out->in_flight) {
+        if (out->orphan) {
+            out_drop(st);
+            return WALNOTIFY_OK;
+        }
+        out_start(st);
+    }
+    webhook_http_finish(st->http, &reply);
+    out->in_flight = false;
+    if (reply.outcome == WEBHOOK_DELIVERED || out->orphan) {
+        out_drop(st);
+        return WALNOTIFY_OK;
+    }
+    return out_failed(st, &reply);
+}
+
+/*
+ * Hands the batch to the receiver as the transaction's next part (`last` at commit), once the
+ * request before it is through. The batch's buffer and the outgoing one are swapped, so neither
+ * is allocated again.
+ */
+static walnotify_status launch(webhook_state *st, bool last)
+{
+    outgoing *out = &st->out;
+    walnotify_status status = settle(st);
+    batch spare;
+
+    if (status != WALNOTIFY_OK)
+        return status;
+    spare = out->body;
+    out->body = st->batch;
+    st->batch = spare;
+    batch_clear(&st->batch, st->settings.max_batch_bytes);
+
+    out->pending = true;
+    out->orphan = false;
+    out->last = last;
+    out->part = st->part++;
+    out->commit_lsn = st->commit_lsn;
+    lsn_text(st->commit_lsn, out->lsn, sizeof out->lsn);
+    /* Names the part by its events: the same key always means the same content, even if
+     * max_batch_bytes changes between runs. */
+    snprintf(out->key, sizeof out->key, "%s/%" PRIu32 "-%" PRIu32, out->lsn, out->body.first_seq,
+             out->body.last_seq);
+    snprintf(out->part_header, sizeof out->part_header, "Walnotify-Part: %u", out->part);
+    out->request = (webhook_request){
+        .body = out->body.data,
+        .length = out->body.len,
+        .idempotency_key = out->key,
+        .commit_lsn = out->lsn,
+        .extra = {out->part_header,
+                  last ? "Walnotify-Last-Part: true" : "Walnotify-Last-Part: false"},
+    };
+    out_start(st);
+    return WALNOTIFY_OK;
 }
 
 static walnotify_status handle_in_transaction(webhook_state *st, const walnotify_event *ev,
                                               const char *line, size_t length)
 {
+    const size_t max = st->settings.max_batch_bytes;
     batch *b = &st->batch;
+    walnotify_status status;
 
-    /* The part so far goes before this event's line would push it past the budget; on RETRY
-     * the host hands this event again, and it is added once that part is through. */
-    if (b->events > 0 && b->len + length + 1 > st->settings.max_batch_bytes) {
-        walnotify_status status = send_part(st, false);
+    /* The request in flight and the batch together stay within max_batch_bytes. On RETRY the
+     * host hands this event again, and it is added once the request before it is through. */
+    if (st->out.pending && st->out.body.len + b->len + length + 1 > max) {
+        status = settle(st);
         if (status != WALNOTIFY_OK)
             return status;
     }
-    if (!batch_append(b, line, length, ev, st->settings.max_batch_bytes)) {
+    if (b->events > 0 && b->len + length + 1 > max) {
+        status = launch(st, false);
+        if (status != WALNOTIFY_OK)
+            return status;
+    }
+    if (!batch_append(b, line, length, ev, max)) {
         st->host->log(st->host, WALNOTIFY_LOG_ERROR,
                       "out of memory holding %zu bytes of transaction %" PRIu32, length, ev->xid);
         return WALNOTIFY_RETRY;
@@ -271,8 +377,9 @@ static void webhook_shutdown(void *state)
 
     if (st == NULL)
         return;
-    webhook_http_close(st->http);
+    webhook_http_close(st->http); /* waits for a request in flight: it borrows out.body */
     free(st->batch.data);
+    free(st->out.body.data);
     free(st);
 }
 
@@ -349,7 +456,7 @@ static walnotify_status webhook_commit(void *state, const walnotify_txn *txn)
     (void)txn;
     if (st->settings.mode == WEBHOOK_MODE_EVENT || st->batch.events == 0)
         return WALNOTIFY_OK;
-    return send_part(st, true);
+    return launch(st, true);
 }
 
 static void webhook_abort(void *state, const walnotify_txn *txn)
@@ -359,14 +466,18 @@ static void webhook_abort(void *state, const walnotify_txn *txn)
     (void)txn;
     batch_clear(&st->batch, st->settings.max_batch_bytes);
     st->part = 0;
+    /* A part of the aborted transaction: it comes again whole, so its answer no longer matters
+     * (a committed transaction's last part still does). */
+    if (st->out.pending && !st->out.last && st->out.commit_lsn == st->commit_lsn)
+        st->out.orphan = true;
 }
 
-/* Nothing is ever pending here: handle and commit answer OK only once their POSTs got a 2xx, so
- * every finished transaction is already with the receiver. */
+/* Every finished transaction is with the receiver once the request in flight got its 2xx. */
 static walnotify_status webhook_flush(void *state)
 {
-    (void)state;
-    return WALNOTIFY_OK;
+    webhook_state *st = state;
+
+    return settle(st);
 }
 
 static const walnotify_plugin webhook_plugin = {

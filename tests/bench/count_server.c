@@ -7,8 +7,10 @@
  *   count_server PORT_FILE STATS_FILE [BODIES_FILE]
  *
  * Writes its port to PORT_FILE once it listens; on SIGTERM (or when its parent dies) writes
- * "requests N events E" to STATS_FILE and exits. With BODIES_FILE, every body is saved there
- * as "LENGTH\n" then the bytes, for webhook_loop to send again.
+ * "requests N events E seconds S" to STATS_FILE and exits, S being the time from the first
+ * request's arrival to the last answer: the rate it took events at, whoever sent them. With
+ * BODIES_FILE, every body is saved there as "LENGTH\n" then the bytes, for webhook_loop to send
+ * again.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -22,9 +24,17 @@
 #include <strings.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t stopping;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 static void on_term(int sig)
 {
@@ -35,6 +45,8 @@ static void on_term(int sig)
 typedef struct counts {
     unsigned long long requests;
     unsigned long long events;
+    double first; /* when the first request's bytes arrived, seconds */
+    double last;  /* when the last answer left */
     FILE *bodies; /* NULL unless saving */
 } counts;
 
@@ -101,6 +113,8 @@ static void serve(int fd, counts *c)
         if (end == NULL) {
             if (!fill(fd, &b))
                 break;
+            if (c->requests == 0 && c->first == 0)
+                c->first = now_s();
             continue;
         }
         size_t head = (size_t)(end - b.data) + 4;
@@ -111,6 +125,7 @@ static void serve(int fd, counts *c)
         count_body(c, b.data + head, total - head);
         if (write(fd, ok, sizeof ok - 1) != (ssize_t)(sizeof ok - 1))
             break;
+        c->last = now_s();
         memmove(b.data, b.data + total, b.len - total);
         b.len -= total;
     }
@@ -161,7 +176,8 @@ int main(int argc, char **argv)
         fclose(c.bodies);
     if ((f = fopen(argv[2], "w")) == NULL)
         return 1;
-    fprintf(f, "requests %llu events %llu\n", c.requests, c.events);
+    fprintf(f, "requests %llu events %llu seconds %.6f\n", c.requests, c.events,
+            c.requests > 0 ? c.last - c.first : 0.0);
     fclose(f);
     return 0;
 }

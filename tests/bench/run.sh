@@ -578,11 +578,14 @@ start_counter() {
     CS_URL=http://127.0.0.1:$(cat "$OUT/$name.port")/hook
 }
 
-# Stops the receiver and prints the events it counted.
+# Stops the receiver named $1 (in this shell: only it can wait for the process) and sets
+# CS_EVENTS and CS_SECONDS: the events it counted, the seconds from the first request to the last
+# answer.
 stop_counter() {
     kill -TERM "$CS_PID" 2>/dev/null || true
     wait "$CS_PID" 2>/dev/null || true
-    sed -n 's/^requests [0-9]* events \([0-9]*\)$/\1/p' "$OUT/$1.stats" 2>/dev/null
+    CS_EVENTS=$(awk '{ print $4 }' "$OUT/$1.stats" 2>/dev/null)
+    CS_SECONDS=$(awk '{ print $6 }' "$OUT/$1.stats" 2>/dev/null)
 }
 
 webhook_conf() {
@@ -599,26 +602,38 @@ CONF
 }
 
 # Mode $1, round $2, up to LSN $3: walnotify into a receiver, then the same bodies from the
-# plain loop into a fresh one; appends "mode round walnotify_s loop_s events" to webhook.tsv.
+# plain loop into a fresh one; appends "mode round walnotify_s loop_s events whole_run_s" to
+# webhook.tsv, the first two as the receiver timed them (first request to last answer).
 webhook_turn() {
-    local mode=$1 round=$2 endpos=$3 slot=bench_hook_${1}_${2} type wall events loop rc=0
+    local mode=$1 round=$2 endpos=$3 slot=bench_hook_${1}_${2} type wall events secs
+    local loop_events loop_secs rc=0
     type=application/x-ndjson
     [ "$mode" = event ] && type=application/json
     start_counter "$slot" "$OUT/bodies.$mode"
     timeout -k 10 "$RUN_TIMEOUT" "$TIME_BIN" -f "%e %U %S %M" -o "$OUT/time.$slot" "$WALNOTIFY" \
         -c "$(webhook_conf "$slot" "$mode" "$CS_URL")" --endpos "$endpos" \
         >"$LOGS/$slot.log" 2>&1 || rc=$?
-    events=$(stop_counter "$slot")
-    if [ "$rc" -ne 0 ] || [ "$events" != "$WEBHOOK_ROWS" ]; then
+    stop_counter "$slot"
+    events=$CS_EVENTS
+    secs=$CS_SECONDS
+    if [ "$rc" -ne 0 ] || [ "${events:-}" != "$WEBHOOK_ROWS" ]; then
         note "webhook ($mode, round $round) exited $rc with ${events:-no} events of $WEBHOOK_ROWS; log: $LOGS/$slot.log"
         return 0
     fi
     read -r wall _ < <(tail -n 1 "$OUT/time.$slot")
     start_counter "${slot}_loop"
-    loop=$("$WEBHOOK_LOOP" "$CS_URL" "$OUT/bodies.$mode" "$type" | sed -n 's/.* seconds \([0-9.]*\)$/\1/p')
-    stop_counter "${slot}_loop" >/dev/null
-    printf '%s\t%s\t%s\t%s\t%s\n' "$mode" "$round" "$wall" "$loop" "$events" >>"$OUT/webhook.tsv"
-    awk -v m="$mode" -v r="$round" -v w="$wall" -v l="$loop" -v e="$events" 'BEGIN {
+    "$WEBHOOK_LOOP" "$CS_URL" "$OUT/bodies.$mode" "$type" >"$LOGS/${slot}_loop.log" 2>&1 ||
+        note "the plain loop failed ($mode, round $round); log: $LOGS/${slot}_loop.log"
+    stop_counter "${slot}_loop"
+    loop_events=$CS_EVENTS
+    loop_secs=$CS_SECONDS
+    if [ "${loop_events:-}" != "$WEBHOOK_ROWS" ]; then
+        note "the plain loop ($mode, round $round) sent ${loop_events:-no} events of $WEBHOOK_ROWS"
+        return 0
+    fi
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$round" "$secs" "$loop_secs" "$events" "$wall" \
+        >>"$OUT/webhook.tsv"
+    awk -v m="$mode" -v r="$round" -v w="$secs" -v l="$loop_secs" -v e="$events" 'BEGIN {
         printf "  round %s  webhook %-11s %9.0f events/s, plain libcurl loop %9.0f events/s\n",
             r, m, e / w, e / l }' >&2
 }
@@ -653,17 +668,26 @@ print_webhook() {
     local mode
     echo
     echo "Webhook: $WEBHOOK_ROWS rows in transactions of $TXN_ROWS rows into a local receiver that" \
-        "only counts (median of $ROUNDS rounds; walnotify's whole run, start to --endpos, against" \
-        "the plain loop's sending time alone)"
-    printf '| %-12s | %14s | %22s | %8s |\n' mode "walnotify ev/s" "plain libcurl loop ev/s" ratio
-    printf '|%s|%s|%s|%s|\n' -------------- ---------------: ------------------------: ---------:
+        "only counts, timed by the receiver from the first request to the last answer (median of" \
+        "$ROUNDS rounds); the last column is walnotify's whole run, start to --endpos"
+    printf '| %-12s | %14s | %23s | %6s | %14s |\n' mode "walnotify ev/s" "plain libcurl loop ev/s" \
+        ratio "whole run ev/s"
+    printf '|%s|%s|%s|%s|%s|\n' -------------- ---------------: ------------------------: \
+        -------: ---------------:
     for mode in transaction event; do
-        awk -F'\t' -v m="$mode" '$1 == m { print $5 / $3, $5 / $4 }' "$OUT/webhook.tsv" |
-            sort -g | awk -v m="$mode" '{ w[NR] = $1; l[NR] = $2 } END {
-                if (NR == 0) { printf "| %-12s | %14s | %22s | %8s |\n", m, "failed", "-", "-"; exit }
-                i = int((NR + 1) / 2)
-                printf "| %-12s | %14.0f | %22.0f | %8.2f |\n", m, w[i], l[i], w[i] / l[i] }'
+        if ! awk -F'\t' -v m="$mode" '$1 == m { found = 1 } END { exit !found }' "$OUT/webhook.tsv"; then
+            printf '| %-12s | %14s | %23s | %6s | %14s |\n' "$mode" failed - - -
+            continue
+        fi
+        awk -v m="$mode" -v w="$(webhook_median "$mode" '$5 / $3')" \
+            -v l="$(webhook_median "$mode" '$5 / $4')" -v r="$(webhook_median "$mode" '$5 / $6')" \
+            'BEGIN { printf "| %-12s | %14.0f | %23.0f | %6.2f | %14.0f |\n", m, w, l, w / l, r }'
     done
+}
+
+# The median over the rounds of mode $1 of the awk expression $2 over webhook.tsv's fields.
+webhook_median() {
+    awk -F'\t' -v m="$1" '$1 == m { print '"$2"' }' "$OUT/webhook.tsv" | median
 }
 
 print_machine() {

@@ -98,8 +98,7 @@ int main(int argc, char **argv)
         curl_easy_setopt(curl, CURLOPT_POSTFIELDS, b.data[i]);
         curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)b.length[i]);
         if (curl_easy_perform(curl) != CURLE_OK ||
-            curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK ||
-            status != 200) {
+            curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK || status != 200) {
             fprintf(stderr, "webhook_loop: request %zu failed (status %ld)\n", i, status);
             return 1;
         }
