@@ -261,7 +261,8 @@ static void free_request_headers(const webhook_http *http, struct curl_slist *li
     curl_slist_free_all(list);
 }
 
-/* One POST, on the sender thread: the only place the libcurl handle is used after set-up. */
+/* One POST: the only place the libcurl handle is used after set-up, by one thread at a time (the
+ * sender thread for a started request, else the host thread). */
 static void perform_request(webhook_http *http, const webhook_request *request,
                             webhook_reply *reply)
 {
@@ -384,10 +385,9 @@ void webhook_http_finish(webhook_http *http, webhook_reply *reply)
 
 void webhook_http_post(webhook_http *http, const webhook_request *request, webhook_reply *reply)
 {
-    /* Nothing in flight: the sender thread is idle (the lock orders its last use of the handle
-     * before this one), and a round trip through it would only add two thread switches. */
-    pthread_mutex_lock(&http->lock);
-    pthread_mutex_unlock(&http->lock);
+    /* Nothing in flight: the sender thread is idle (webhook_http_finish took its answer under
+     * the lock, after its last use of the handle), and a round trip through it would only add
+     * two thread switches. */
     perform_request(http, request, reply);
 }
 
