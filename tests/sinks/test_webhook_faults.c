@@ -153,7 +153,8 @@ static bool stderr_has(const itest_host *host, const char *needle)
     return found;
 }
 
-/* The ids the receiver answered 2xx for, in order, as "1 2 3". */
+/* The ids the receiver answered 2xx for, first receipts only (a transaction not acknowledged
+ * before a stop or a rewind is sent again), in order, as "1 2 3". */
 static char *logged_ids(const hook_server *server)
 {
     itest_loglines log = itest_read_log(server->log.s);
@@ -161,8 +162,14 @@ static char *logged_ids(const hook_server *server)
     char *out = calloc(1, cap);
 
     ck_assert_msg(out != NULL, "out of memory");
-    for (size_t i = 0; i < log.count; i++)
-        used += (size_t)snprintf(out + used, cap - used, "%s%s", i ? " " : "", log.line[i].id);
+    for (size_t i = 0; i < log.count; i++) {
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = strcmp(log.line[j].id, log.line[i].id) == 0;
+        if (!seen)
+            used += (size_t)snprintf(out + used, cap - used, "%s%s", used ? " " : "",
+                                     log.line[i].id);
+    }
     itest_loglines_free(&log);
     return out;
 }
