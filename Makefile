@@ -59,14 +59,16 @@ $(B)/walnotify: $(CORE_OBJS)
 	@echo "  CC      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(HOST_LIBS)
 
-# A plugin is every .c in its folder, linked against nothing of the host (only against the
-# libraries PLUGIN_LIBS_name names).
+# A plugin is every .c in its folder, plus the core sources PLUGIN_SRCS_<name> lists (compiled
+# into it, hidden), linked against nothing of the host (only against the libraries
+# PLUGIN_LIBS_<name> names).
+PLUGIN_SRCS_jsonl := core/files.c
 PLUGIN_LIBS_webhook := -lcurl
-
 # Intermediate objects of the tests are kept, so a second make has nothing to do.
 .SECONDARY:
 .SECONDEXPANSION:
-$(B)/plugins/%.so: $$(wildcard plugins/%/*.c) $$(wildcard plugins/%/*.h) include/walnotify/plugin.h
+$(B)/plugins/%.so: $$(wildcard plugins/%/*.c) $$(wildcard plugins/%/*.h) $$(PLUGIN_SRCS_$$*) \
+                   $$(addsuffix .h,$$(basename $$(PLUGIN_SRCS_$$*))) include/walnotify/plugin.h
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	$(Q)$(CC) $(CFLAGS) -fvisibility=hidden -shared $(LDFLAGS) -o $@ $(filter %.c,$^) $(PLUGIN_LIBS_$*)
@@ -84,8 +86,10 @@ UNIT_DEPS_lsn        := lsn
 UNIT_DEPS_backoff    := backoff
 UNIT_DEPS_conninfo   := conninfo log
 UNIT_DEPS_log        := log
-UNIT_DEPS_state      := state lsn log
-UNIT_DEPS_dispatcher := dispatcher deadletter handoff decoder relcache loader config conninfo lsn log
+UNIT_DEPS_state      := state files lsn log
+# The dead-letter file's tests link what the dead-letter module needs, as the dispatcher's do.
+UNIT_DEPS_files       = files $(filter-out dispatcher,$(UNIT_DEPS_dispatcher))
+UNIT_DEPS_dispatcher := dispatcher deadletter files handoff decoder relcache loader config conninfo lsn log
 
 UNIT_SRCS    := $(wildcard tests/unit/test_*.c)
 UNIT_BINS    := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRCS))
@@ -105,6 +109,13 @@ $(B)/tests/fixtures/%.so: tests/fixtures/%.c $(wildcard tests/fixtures/*.h) incl
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	$(Q)$(CC) $(CFLAGS) -fvisibility=hidden -shared $(LDFLAGS) -o $@ $<
+
+# A fixture named abi10_* is built as a plugin compiled before ABI 1.1: against the 1.0 header
+# kept in tests/fixtures/abi-1.0, found before include/.
+$(B)/tests/fixtures/abi10_%.so: tests/fixtures/abi10_%.c tests/fixtures/abi-1.0/walnotify/plugin.h
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	$(Q)$(CC) -Itests/fixtures/abi-1.0 $(CFLAGS) -fvisibility=hidden -shared $(LDFLAGS) -o $@ $<
 
 $(B)/tests/lib/%.o: tests/lib/%.c $(wildcard tests/lib/*.h)
 	@mkdir -p $(@D)

@@ -80,6 +80,8 @@ static const struct {
     {"update", WALNOTIFY_OP_UPDATE},
     {"delete", WALNOTIFY_OP_DELETE},
     {"truncate", WALNOTIFY_OP_TRUNCATE},
+    {"snapshot", WALNOTIFY_OP_SNAPSHOT},
+    {"message", WALNOTIFY_OP_MESSAGE},
 };
 
 /* ---- messages --------------------------------------------------------------------------- */
@@ -678,9 +680,12 @@ static int parse_plugin_ops(load_ctx *ctx, const config_setting_t *block, const 
     const config_setting_t *ops = config_setting_get_member(block, "ops");
     int n;
 
+    /* Without `ops` the block gets insert; the loader checks that its plugin handles it. */
     out->ops = WALNOTIFY_OP_INSERT;
+    out->ops_line = 0;
     if (ops == NULL)
         return 0;
+    out->ops_line = (int)config_setting_source_line(ops);
     if (!is_string_list(ops))
         return fail_at(ctx, first_non_string(ops), "%s: ops must be a list of strings", label);
     n = config_setting_length(ops);
@@ -696,7 +701,7 @@ static int parse_plugin_ops(load_ctx *ctx, const config_setting_t *block, const 
         if (bit == 0)
             return fail_at(ctx, item,
                            "%s: unknown operation \"%s\" in ops (expected insert, update, "
-                           "delete, truncate)",
+                           "delete, truncate, snapshot, message)",
                            label, quote(&q, name));
         if (out->ops & bit)
             return fail_at(ctx, item, "%s: operation \"%s\" is listed twice in ops", label,
@@ -988,7 +993,8 @@ static int parse_plugin(load_ctx *ctx, const config_setting_t *block, int index,
         return -1;
     if (parse_plugin_policy(ctx, block, label, config, index, out) != 0)
         return -1;
-    config->ops |= out->ops;
+    /* snapshot and message rows are not published: they never change the publication. */
+    config->ops |= out->ops & WALNOTIFY_OPS_CHANGES;
     return 0;
 }
 

@@ -62,6 +62,7 @@ typedef struct wn_plugin_config {
     char *path;                 /* the shared object, resolved against the file's folder */
     int line;                   /* where the block starts */
     unsigned ops;               /* WALNOTIFY_OP_* bits; default insert */
+    int ops_line;               /* where `ops` is written; 0 when absent (insert by default) */
     bool *watches;              /* [source.ntables]: this plugin wants that table */
     wn_setting_value *settings; /* as written, validated later against the plugin's declarations */
     size_t nsettings;
@@ -96,7 +97,8 @@ typedef struct wn_config {
     wn_source_config source;
     wn_plugin_config *plugins;
     size_t nplugins;
-    unsigned ops;               /* union of every plugin's ops: what the publication publishes */
+    unsigned ops;               /* union of every plugin's ops among insert, update, delete and
+                                   truncate: what the publication publishes */
 } wn_config;
 
 /*

@@ -11,14 +11,7 @@
 
 #include <libpq-fe.h>
 
-/* How a failed connection should end the run: the exit status. */
-#define WN_EXIT_CONFIG 1
-#define WN_EXIT_SERVER 3
-
-/* Not exit statuses: failures that waiting may cure, for the caller to retry (or to turn into
- * WN_EXIT_SERVER when it does not wait). */
-#define WN_EXIT_TRANSIENT 75 /* server unreachable, starting up, shutting down; connection lost */
-#define WN_EXIT_SLOT_BUSY 76 /* the slot is active for another process (SQLSTATE 55006) */
+#include "exitcode.h" /* how a failed connection should end the run */
 
 /*
  * Checks conninfo (keywords or URI) without connecting: true when libpq can parse it and it

@@ -17,10 +17,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "files.h"
 #include "log.h"
 
-/* How far back a torn last line is looked for at a time. */
-#define TAIL_BLOCK 4096
 /* A line longer than this is refused: it would be a broken event, not a row. */
 #define LINE_MAX_BYTES ((size_t)1 << 30)
 
@@ -320,74 +319,21 @@ static void format_line(wn_deadletter *f, const char *plugin, const walnotify_ev
 
 /* ---- the file ------------------------------------------------------------------------------- */
 
-static int write_all(int fd, const char *data, size_t length)
-{
-    while (length > 0) {
-        ssize_t n = write(fd, data, length);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return errno;
-        if (n == 0)
-            return EIO;
-        data += n;
-        length -= (size_t)n;
-    }
-    return 0;
-}
-
-/* The offset just past the last newline before size (0 when there is none). */
-static int last_line_end(int fd, off_t size, off_t *end)
-{
-    char block[TAIL_BLOCK];
-    off_t at = size;
-
-    while (at > 0) {
-        size_t want = at > (off_t)sizeof block ? sizeof block : (size_t)at;
-        ssize_t n = pread(fd, block, want, at - (off_t)want);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n != (ssize_t)want)
-            return n < 0 ? errno : EIO;
-        at -= (off_t)want;
-        for (size_t i = want; i > 0; i--) {
-            if (block[i - 1] == '\n') {
-                *end = at + (off_t)i;
-                return 0;
-            }
-        }
-    }
-    *end = 0;
-    return 0;
-}
-
 /* A crash may have left part of a line at the end: its event was not acknowledged, cut it. */
 static int cut_torn_tail(wn_deadletter *f, char *err, size_t errlen)
 {
-    struct stat st;
-    off_t end;
-    int rc;
+    off_t kept, cut;
+    int rc = wn_files_cut_torn_tail(f->fd, f->fd, &kept, &cut);
 
-    if (fstat(f->fd, &st) != 0) {
-        snprintf(err, errlen, "dead-letter file %s: %s", f->path, strerror(errno));
-        return -1;
-    }
-    if (st.st_size == 0)
-        return 0;
-    rc = last_line_end(f->fd, st.st_size, &end);
-    if (rc == 0 && end == st.st_size)
-        return 0;
-    if (rc == 0 && ftruncate(f->fd, end) != 0)
-        rc = errno;
     if (rc != 0) {
         snprintf(err, errlen, "dead-letter file %s: cannot cut its torn last line: %s", f->path,
                  strerror(rc));
         return -1;
     }
+    if (cut == 0)
+        return 0;
     wn_log(WN_LOG_WARNING, "dead-letter file %s ended in a torn line: cut %lld bytes", f->path,
-           (long long)(st.st_size - end));
+           (long long)cut);
     f->unsynced = true;
     return 0;
 }
@@ -395,14 +341,17 @@ static int cut_torn_tail(wn_deadletter *f, char *err, size_t errlen)
 wn_deadletter *wn_deadletter_open(const char *path, char *err, size_t errlen)
 {
     wn_deadletter *f = calloc(1, sizeof *f);
+    bool created; /* the folder is synced at the first sync either way: an earlier run may have
+                     created the file and stopped before it synced the folder */
 
     if (f == NULL || (f->path = strdup(path)) == NULL) {
         snprintf(err, errlen, "dead-letter file %s: out of memory", path);
         goto free_file;
     }
-    f->fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    f->fd = wn_files_open_append(path, WN_FILES_MODE, &created);
     if (f->fd < 0) {
-        snprintf(err, errlen, "dead-letter file %s: cannot open: %s", path, strerror(errno));
+        snprintf(err, errlen, "dead-letter file %s: cannot open: %s", path,
+                 wn_files_reason(path, errno));
         goto free_file;
     }
     if (cut_torn_tail(f, err, errlen) != 0)
@@ -434,7 +383,7 @@ int wn_deadletter_append(wn_deadletter *f, const char *plugin, const walnotify_e
         snprintf(err, errlen, "dead-letter file %s: %s", f->path, strerror(errno));
         return -1;
     }
-    rc = write_all(f->fd, f->line, f->len);
+    rc = wn_files_write_all(f->fd, f->line, f->len);
     f->unsynced = true;
     if (rc == 0)
         return 0;
@@ -446,41 +395,17 @@ int wn_deadletter_append(wn_deadletter *f, const char *plugin, const walnotify_e
     return -1;
 }
 
-/* The folder's entry for a newly created file is durable only once the folder is synced. */
 static int sync_folder(wn_deadletter *f, char *err, size_t errlen)
 {
-    char *folder = strdup(f->path);
-    char *slash;
-    int fd;
-    int rc = -1;
+    int rc = wn_files_sync_folder(f->path);
 
-    if (folder == NULL) {
-        snprintf(err, errlen, "dead-letter file %s: out of memory", f->path);
+    if (rc != 0) {
+        snprintf(err, errlen, "dead-letter file %s: fsync of its folder failed: %s", f->path,
+                 strerror(rc));
         return -1;
     }
-    slash = strrchr(folder, '/');
-    if (slash == NULL)
-        strcpy(folder, ".");
-    else
-        slash[slash == folder ? 1 : 0] = '\0';
-    fd = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) {
-        snprintf(err, errlen, "dead-letter file %s: cannot open its folder: %s", f->path,
-                 strerror(errno));
-        goto free_folder;
-    }
-    if (fsync(fd) != 0 && errno != EINVAL) {
-        snprintf(err, errlen, "dead-letter file %s: fsync of its folder failed: %s", f->path,
-                 strerror(errno));
-        goto close_fd;
-    }
     f->folder_synced = true;
-    rc = 0;
-close_fd:
-    close(fd);
-free_folder:
-    free(folder);
-    return rc;
+    return 0;
 }
 
 int wn_deadletter_sync(wn_deadletter *f, char *err, size_t errlen)

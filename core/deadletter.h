@@ -18,8 +18,9 @@
 typedef struct wn_deadletter wn_deadletter;
 
 /*
- * Opens path for appending (created with mode 0644 when missing) and cuts a torn last line.
- * Returns the file, or NULL with one line in err naming the path and the reason.
+ * Opens path for appending (created with mode 0600 when missing: it holds rows) and cuts a torn
+ * last line. A symbolic link at path is refused, not followed. Returns the file, or NULL with one
+ * line in err naming the path and the reason.
  */
 wn_deadletter *wn_deadletter_open(const char *path, char *err, size_t errlen);
 

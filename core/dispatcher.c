@@ -38,6 +38,8 @@
 /* What the dispatcher tracks of each plugin instance. */
 typedef struct plugin_slot {
     wn_plugin *plugin;
+    unsigned ops; /* what the block asks for and the plugin handles: a 1.0 plugin never
+                     receives an operation it does not know */
     bool began;   /* saw begin for the transaction in hand */
     bool dirty;   /* handled or committed something since its last flush */
     wn_deadletter *deadletter; /* where skipped events go; NULL when the policy never skips */
@@ -49,6 +51,8 @@ typedef struct transaction {
     bool open;
     walnotify_txn txn;
     uint32_t seq;  /* data changes seen so far, before filtering */
+    uint32_t messages_since_change; /* messages since the last data change (or the Begin):
+                                       the k of a message's identity */
 } transaction;
 
 typedef enum step {
@@ -123,8 +127,8 @@ static const char *call_name(call_kind kind)
     return "?";
 }
 
-static walnotify_status call_once(plugin_slot *slot, call_kind kind, const walnotify_txn *txn,
-                                  const walnotify_event *event)
+static walnotify_status call_callback(plugin_slot *slot, call_kind kind, const walnotify_txn *txn,
+                                      const walnotify_event *event)
 {
     const walnotify_plugin *desc = &slot->plugin->descriptor;
     void *state = slot->plugin->state;
@@ -140,6 +144,16 @@ static walnotify_status call_once(plugin_slot *slot, call_kind kind, const walno
         return desc->flush ? desc->flush(state) : WALNOTIFY_OK;
     }
     return WALNOTIFY_FATAL;
+}
+
+/* One call; a plugin that called a service this host lacks fails fatally, with no retry and no
+ * skipping: its author must learn at once. */
+static walnotify_status call_once(plugin_slot *slot, call_kind kind, const walnotify_txn *txn,
+                                  const walnotify_event *event)
+{
+    walnotify_status status = call_callback(slot, kind, txn, event);
+
+    return wn_plugin_unavailable_call(slot->plugin) ? WALNOTIFY_FATAL : status;
 }
 
 /* Sleeps up to ms, waking early when a stop is requested. */
@@ -284,6 +298,12 @@ static void describe_failure(walnotify_status status, unsigned retries, char *ou
         snprintf(out, size, "handle returned RETRY after %u attempts", retries + 1);
 }
 
+/* What a message names an event by: its table, or "a message" for a logical decoding message. */
+static const char *event_subject(const walnotify_event *event)
+{
+    return event->table ? event->table : "a message";
+}
+
 /* Writes the event to the plugin's dead-letter file, counts it, says so, and goes on. */
 static step skip_event(dispatcher *d, plugin_slot *slot, const walnotify_event *event,
                        const char *reason)
@@ -297,16 +317,16 @@ static step skip_event(dispatcher *d, plugin_slot *slot, const walnotify_event *
         return fail(d, WN_DISPATCH_PLUGIN_FATAL,
                     "plugin \"%s\": cannot skip event %s seq %" PRIu32 " of %s (%s): it has no "
                     "dead_letter file",
-                    name, lsn, event->seq, event->table, reason);
+                    name, lsn, event->seq, event_subject(event), reason);
     if (wn_deadletter_append(slot->deadletter, name, event, reason, why, sizeof why) != 0)
         return fail(d, WN_DISPATCH_PLUGIN_FATAL,
                     "plugin \"%s\": cannot record skipped event %s seq %" PRIu32 " of %s: %s",
-                    name, lsn, event->seq, event->table, why);
+                    name, lsn, event->seq, event_subject(event), why);
     slot->skipped++;
     wn_log(WN_LOG_WARNING,
            "plugin \"%s\": skipped event %s seq %" PRIu32 " of %s (%s); %" PRIu64
            " skipped so far, see %s",
-           name, lsn, event->seq, event->table, reason, slot->skipped,
+           name, lsn, event->seq, event_subject(event), reason, slot->skipped,
            wn_deadletter_path(slot->deadletter));
     return STEP_CONTINUE;
 }
@@ -340,6 +360,10 @@ static step call_handle(dispatcher *d, plugin_slot *slot, const walnotify_event 
                 return STEP_DONE;
             continue;
         }
+        if (wn_plugin_unavailable_call(slot->plugin))
+            return fail(d, WN_DISPATCH_PLUGIN_FATAL,
+                        "plugin \"%s\" called %s, which this host does not offer; stopping",
+                        config->name, wn_plugin_unavailable_call(slot->plugin));
         describe_failure(status, retries, reason, sizeof reason);
         if (policy_end(config) == WN_ON_ERROR_SKIP)
             return skip_event(d, slot, event, reason);
@@ -347,7 +371,7 @@ static step call_handle(dispatcher *d, plugin_slot *slot, const walnotify_event 
                     "plugin \"%s\" failed: %s for event %s seq %" PRIu32 " of %s; stopping "
                     "(on_error = \"%s\"%s)",
                     config->name, reason, wn_lsn_format(event->commit_lsn, lsn), event->seq,
-                    event->table, policy_name(config->on_error),
+                    event_subject(event), policy_name(config->on_error),
                     config->on_error == WN_ON_ERROR_RETRY ? ", then = \"stop\"" : "");
     }
 }
@@ -384,17 +408,24 @@ static void publish(dispatcher *d, wn_lsn lsn)
 static step flush_and_publish(dispatcher *d)
 {
     wn_lsn target = d->finished;
+    /* An instance that asked for it is flushed before every new acknowledgement, clean or not
+     * (its progress row follows keepalives too); every instance is flushed once at the end. */
+    bool moving = target > d->published;
 
-    if (d->unflushed) {
-        for (size_t i = 0; i < d->nslots; i++) {
-            if (!d->slots[i].dirty)
-                continue;
-            if (call_plugin(d, &d->slots[i], CALL_FLUSH, NULL) != STEP_CONTINUE)
-                return STEP_DONE;
-            d->slots[i].dirty = false;
-        }
-        d->unflushed = false;
+    for (size_t i = 0; i < d->nslots; i++) {
+        plugin_slot *slot = &d->slots[i];
+        step next;
+
+        if (!slot->dirty && !d->finishing && !(moving && wn_plugin_flush_always(slot->plugin)))
+            continue;
+        wn_plugin_set_flush_position(slot->plugin, target);
+        next = call_plugin(d, slot, CALL_FLUSH, NULL);
+        wn_plugin_set_flush_position(slot->plugin, 0);
+        if (next != STEP_CONTINUE)
+            return STEP_DONE;
+        slot->dirty = false;
     }
+    d->unflushed = false;
     if (sync_dead_letters(d) != STEP_CONTINUE)
         return STEP_DONE;
     publish(d, target);
@@ -506,6 +537,9 @@ static void init_event(const dispatcher *d, const wn_relation *rel, walnotify_op
     event->xid = d->xact.txn.xid;
     event->commit_time = d->xact.txn.commit_time;
     event->seq = d->xact.seq;
+    /* (commit_lsn, seq) spread apart, so that the messages between two changes fit between. */
+    event->id.position = d->xact.txn.commit_lsn;
+    event->id.ordinal = ((uint64_t)d->xact.seq + 1) << 32;
 }
 
 /* ---- delivering ----------------------------------------------------------------------------- */
@@ -514,7 +548,10 @@ static bool plugin_wants(const plugin_slot *slot, const wn_relation *rel, walnot
 {
     const wn_plugin_config *config = slot->plugin->config;
 
-    return rel->table_index >= 0 && config->watches[rel->table_index] && (config->ops & op);
+    if (!(slot->ops & op))
+        return false;
+    /* A message belongs to no table. */
+    return rel == NULL || (rel->table_index >= 0 && config->watches[rel->table_index]);
 }
 
 /* Each plugin that wants the event gets it, in configuration order, begin first if needed. */
@@ -550,6 +587,75 @@ static bool anyone_wants(const dispatcher *d, const wn_relation *rel, walnotify_
             return true;
     }
     return false;
+}
+
+/* commit for every plugin that saw begin in the transaction in hand. */
+static step commit_plugins(dispatcher *d)
+{
+    for (size_t i = 0; i < d->nslots; i++) {
+        plugin_slot *slot = &d->slots[i];
+
+        if (!slot->began)
+            continue;
+        if (call_plugin(d, slot, CALL_COMMIT, NULL) != STEP_CONTINUE)
+            return STEP_DONE;
+        slot->began = false;
+        /* A plugin that batches writes them in commit, maybe after a flush that came
+         * mid-transaction: the next flush must cover them. */
+        slot->dirty = true;
+        d->unflushed = true;
+    }
+    return STEP_CONTINUE;
+}
+
+/* One more data change in the transaction: seq moves on, the messages after it count anew. */
+static void count_change(dispatcher *d)
+{
+    d->xact.seq++;
+    d->xact.messages_since_change = 0;
+}
+
+/*
+ * The decoder leaves a message's content in the payload, where no NUL follows it: the event's
+ * content is copied to the arena, NUL-terminated, as the header promises.
+ */
+static step terminate_content(dispatcher *d, walnotify_event *event)
+{
+    if (!reserve_arena(d, event->message_length + 1))
+        return fail(d, WN_DISPATCH_PROTOCOL_ERROR,
+                    "out of memory building a message event (%zu bytes)", event->message_length);
+    if (event->message_length > 0)
+        memcpy(d->arena, event->message_content, event->message_length);
+    d->arena[event->message_length] = '\0';
+    event->message_content = d->arena;
+    return STEP_CONTINUE;
+}
+
+static step deliver_message(dispatcher *d, walnotify_event *event)
+{
+    if (terminate_content(d, event) != STEP_CONTINUE)
+        return STEP_DONE;
+    return deliver(d, NULL, event);
+}
+
+/* A non-transactional message, in a transaction of its own whose position is the message's. */
+static step deliver_alone(dispatcher *d, walnotify_event *event)
+{
+    step next;
+
+    memset(&d->xact, 0, sizeof d->xact);
+    d->xact.open = true;
+    d->xact.txn.size = sizeof d->xact.txn;
+    d->xact.txn.commit_lsn = event->commit_lsn;
+    for (size_t i = 0; i < d->nslots; i++)
+        d->slots[i].began = false;
+    next = deliver_message(d, event);
+    if (next == STEP_CONTINUE)
+        next = commit_plugins(d);
+    if (next != STEP_CONTINUE)
+        return STEP_DONE;
+    d->xact.open = false;
+    return STEP_CONTINUE;
 }
 
 static step require_transaction(dispatcher *d, char kind)
@@ -607,7 +713,7 @@ static step on_row_change(dispatcher *d, const wn_message *msg)
     if (lookup_relation(d, msg->kind, relid, &rel) != STEP_CONTINUE)
         return STEP_DONE;
     if (!anyone_wants(d, rel, op)) {
-        d->xact.seq++;
+        count_change(d);
         return STEP_CONTINUE;
     }
 
@@ -631,7 +737,7 @@ static step on_row_change(dispatcher *d, const wn_message *msg)
         event.old_columns = d->old_columns;
         event.nold_columns = old_tuple->ncolumns;
     }
-    d->xact.seq++;
+    count_change(d);
     return deliver(d, rel, &event);
 }
 
@@ -649,11 +755,52 @@ static step on_truncate(dispatcher *d, const wn_message *msg)
         init_event(d, rel, WALNOTIFY_OP_TRUNCATE, &event);
         event.truncate_options = msg->u.truncate.options &
                                  (WALNOTIFY_TRUNCATE_CASCADE | WALNOTIFY_TRUNCATE_RESTART_IDENTITY);
-        d->xact.seq++;
+        count_change(d);
         if (deliver(d, rel, &event) != STEP_CONTINUE)
             return STEP_DONE;
     }
     return STEP_CONTINUE;
+}
+
+/*
+ * A logical decoding message. A transactional one comes inside its transaction, at its place
+ * there: it goes to the plugins like a change (begin first if needed). One that is not comes
+ * between transactions, on its own: it goes in a transaction of its own (begin, handle, commit)
+ * so that a batching plugin writes it, and its position is its own LSN. Neither counts in seq.
+ */
+static step on_message(dispatcher *d, const wn_message *msg)
+{
+    bool transactional = (msg->u.message.flags & 1) != 0;
+    walnotify_event event;
+
+    if (transactional && require_transaction(d, msg->kind) != STEP_CONTINUE)
+        return STEP_DONE;
+    if (!transactional && d->xact.open)
+        return fail(d, WN_DISPATCH_PROTOCOL_ERROR,
+                    "non-transactional Message inside a transaction");
+    if (transactional)
+        d->xact.messages_since_change++;
+    if (!anyone_wants(d, NULL, WALNOTIFY_OP_MESSAGE))
+        return STEP_CONTINUE;
+    memset(&event, 0, sizeof event);
+    event.size = sizeof event;
+    event.op = WALNOTIFY_OP_MESSAGE;
+    event.transactional = transactional;
+    event.message_prefix = msg->u.message.prefix;
+    event.message_content = msg->u.message.content;
+    event.message_length = msg->u.message.content_length;
+    if (transactional) {
+        event.commit_lsn = d->xact.txn.commit_lsn;
+        event.xid = d->xact.txn.xid;
+        event.commit_time = d->xact.txn.commit_time;
+        event.seq = d->xact.seq;
+        event.id.position = d->xact.txn.commit_lsn;
+        event.id.ordinal = (uint64_t)d->xact.seq << 32 | d->xact.messages_since_change;
+        return deliver_message(d, &event);
+    }
+    event.commit_lsn = msg->u.message.lsn;
+    event.id.position = msg->u.message.lsn;
+    return deliver_alone(d, &event);
 }
 
 static step on_begin(dispatcher *d, const wn_message *msg)
@@ -696,19 +843,8 @@ static step on_commit(dispatcher *d, const wn_message *msg)
         d->result = WN_DISPATCH_ENDPOS;
         return STEP_DONE;
     }
-    for (size_t i = 0; i < d->nslots; i++) {
-        plugin_slot *slot = &d->slots[i];
-
-        if (!slot->began)
-            continue;
-        if (call_plugin(d, slot, CALL_COMMIT, NULL) != STEP_CONTINUE)
-            return STEP_DONE;
-        slot->began = false;
-        /* A plugin that batches writes them in commit, maybe after a flush that came
-         * mid-transaction: the next flush must cover them. */
-        slot->dirty = true;
-        d->unflushed = true;
-    }
+    if (commit_plugins(d) != STEP_CONTINUE)
+        return STEP_DONE;
     d->xact.open = false;
     if (msg->u.commit.end_lsn > d->finished)
         d->finished = msg->u.commit.end_lsn;
@@ -750,8 +886,10 @@ static step on_data(dispatcher *d, const wn_item *item)
         return on_row_change(d, &msg);
     case 'T':
         return on_truncate(d, &msg);
+    case 'M':
+        return on_message(d, &msg);
     default:
-        /* Origin, Type and Message carry nothing a plugin receives. */
+        /* Origin and Type carry nothing a plugin receives. */
         return STEP_CONTINUE;
     }
 }
@@ -915,8 +1053,10 @@ static int setup(dispatcher *d, const wn_dispatcher_options *options, wn_handoff
         return -1;
     }
     d->nslots = options->nplugins;
-    for (size_t i = 0; i < d->nslots; i++)
+    for (size_t i = 0; i < d->nslots; i++) {
         d->slots[i].plugin = &options->plugins[i];
+        d->slots[i].ops = options->plugins[i].config->ops & wn_plugin_ops(&options->plugins[i]);
+    }
     if (open_dead_letters(d) != 0)
         return -1;
     d->finished = options->start_lsn;

@@ -16,11 +16,18 @@
 
 /* ABI 1.0's descriptor ends with shutdown: anything shorter cannot be a plugin of this major. */
 #define ABI_1_0_SIZE (offsetof(walnotify_plugin, shutdown) + sizeof(void (*)(void)))
+/* ABI 1.1's ends with check: a descriptor claiming minor 1 holds at least that much. */
+#define ABI_1_1_SIZE (offsetof(walnotify_plugin, check) + sizeof(void (*)(void)))
+
+/* Every operation a plugin of this host may declare. */
+#define KNOWN_OPS (WALNOTIFY_OPS_CHANGES | WALNOTIFY_OP_SNAPSHOT | WALNOTIFY_OP_MESSAGE)
+#define OPS_TEXT_MAX 64 /* "insert, update, delete, truncate, snapshot, message" */
 
 #define DECLARED_LIST_MAX 512 /* bytes of "path, fsync" in an unknown-setting message */
 
 #if defined(__LP64__)
 _Static_assert(ABI_1_0_SIZE == 64, "ABI 1.0's descriptor prefix is 64 bytes on LP64");
+_Static_assert(ABI_1_1_SIZE == 112, "ABI 1.1's descriptor is 112 bytes on LP64");
 #endif
 
 /* The validated value of one declared setting: configured, or its default. */
@@ -34,8 +41,17 @@ typedef struct setting_slot {
     size_t nitems;
 } setting_slot;
 
+/* What the host table's services read: the instance's settings and what the host tells it. */
 struct wn_plugin_settings {
     char *log_prefix;                /* "plugin "NAME": "; owned */
+    bool checking;                   /* inside check: only the getters and log work */
+    const walnotify_source *source;  /* borrowed from the pipeline; NULL until it is known */
+    const walnotify_table *tables;   /* borrowed from the pipeline; this instance's, in order */
+    size_t ntables;
+    uint64_t resume;                 /* where the stream resumes */
+    uint64_t flush_position;         /* during flush: what is acknowledged if it succeeds */
+    bool flush_always;               /* flushed before every acknowledgement */
+    const char *unavailable;         /* a service the plugin called that this host lacks */
     size_t nslots;
     setting_slot slots[];            /* one per declaration, in declaration order */
 };
@@ -96,6 +112,31 @@ static const char *type_phrase(walnotify_setting_type type)
     case WALNOTIFY_SETTING_PATH: return "a string (a path)";
     }
     return "?";
+}
+
+/* "insert, update" for a set of WALNOTIFY_OP_* bits; "none" for none. */
+static const char *ops_text(unsigned ops, char *out, size_t outlen)
+{
+    static const struct {
+        unsigned bit;
+        const char *name;
+    } names[] = {{WALNOTIFY_OP_INSERT, "insert"},     {WALNOTIFY_OP_UPDATE, "update"},
+                 {WALNOTIFY_OP_DELETE, "delete"},     {WALNOTIFY_OP_TRUNCATE, "truncate"},
+                 {WALNOTIFY_OP_SNAPSHOT, "snapshot"}, {WALNOTIFY_OP_MESSAGE, "message"}};
+    size_t used = 0;
+
+    snprintf(out, outlen, "none");
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        int n;
+
+        if (!(ops & names[i].bit))
+            continue;
+        n = snprintf(out + used, outlen - used, "%s%s", used ? ", " : "", names[i].name);
+        if (n < 0 || (size_t)n >= outlen - used)
+            break;
+        used += (size_t)n;
+    }
+    return out;
 }
 
 /* ---- parsing declared defaults ----------------------------------------------------------------- */
@@ -265,6 +306,11 @@ static int check_descriptor(const walnotify_plugin *d, const wn_plugin_config *c
         return refuse(err, errlen, config,
                       "descriptor size %" PRIu32 " bytes, ABI %d.0 needs at least %zu", d->size,
                       WALNOTIFY_ABI_MAJOR, (size_t)ABI_1_0_SIZE);
+    /* Reading 1.1's members from a shorter descriptor would read past the plugin's own. */
+    if (d->abi_minor >= 1 && d->size < ABI_1_1_SIZE)
+        return refuse(err, errlen, config,
+                      "descriptor size %" PRIu32 " bytes, ABI %u.%u needs at least %zu", d->size,
+                      (unsigned)d->abi_major, (unsigned)d->abi_minor, (size_t)ABI_1_1_SIZE);
     return 0;
 }
 
@@ -279,6 +325,11 @@ static int check_copy(const walnotify_plugin *d, const wn_plugin_config *config,
         return refuse(err, errlen, config, "required callback handle is NULL");
     if (!d->shutdown)
         return refuse(err, errlen, config, "required callback shutdown is NULL");
+    if (d->ops & ~(unsigned)KNOWN_OPS)
+        return refuse(err, errlen, config,
+                      "descriptor ops 0x%X holds bits no operation of ABI %d.%d has (0x%X)",
+                      d->ops, WALNOTIFY_ABI_MAJOR, WALNOTIFY_ABI_MINOR,
+                      d->ops & ~(unsigned)KNOWN_OPS);
     return check_declarations(d, config, err, errlen);
 }
 
@@ -346,6 +397,36 @@ static int read_descriptor(wn_plugin *plugin, const wn_plugin_config *config, ch
     memset(&plugin->descriptor, 0, sizeof plugin->descriptor);
     memcpy(&plugin->descriptor, d, copy);
     return check_copy(&plugin->descriptor, config, err, errlen);
+}
+
+/* ---- operations ------------------------------------------------------------------------------ */
+
+static unsigned declared_ops(const walnotify_plugin *d)
+{
+    return d->ops ? d->ops : (unsigned)WALNOTIFY_OPS_CHANGES;
+}
+
+/* A block may ask only for what its plugin handles; without `ops` it gets insert. */
+static int check_ops(const wn_plugin *plugin, const wn_plugin_config *config, const char *file,
+                     char *err, size_t errlen)
+{
+    const walnotify_plugin *d = &plugin->descriptor;
+    unsigned declared = declared_ops(d);
+    unsigned extra = config->ops & ~declared;
+    char have[OPS_TEXT_MAX], asked[OPS_TEXT_MAX];
+
+    if (extra == 0)
+        return 0;
+    ops_text(declared, have, sizeof have);
+    ops_text(extra, asked, sizeof asked);
+    if (config->ops_line <= 0)
+        return refuse_at(err, errlen, file, config->line, config,
+                         "no ops given, so it would get %s, which %s does not handle (%s "
+                         "declares: %s); name its operations in ops",
+                         asked, d->name, d->name, have);
+    return refuse_at(err, errlen, file, config->ops_line, config,
+                     "ops asks for %s, which %s does not handle (%s declares: %s)", asked,
+                     d->name, d->name, have);
 }
 
 /* ---- settings --------------------------------------------------------------------------------- */
@@ -601,6 +682,88 @@ __attribute__((format(printf, 3, 4))) static void host_log(const walnotify_host 
     va_end(args);
 }
 
+/* The instance's context when a 1.1 service may answer: not during check (zero values there). */
+static const wn_plugin_settings *serving(const walnotify_host *host)
+{
+    const wn_plugin_settings *settings = host ? host->host_private : NULL;
+
+    return settings && !settings->checking ? settings : NULL;
+}
+
+static const walnotify_source *host_source(const walnotify_host *host)
+{
+    const wn_plugin_settings *settings = serving(host);
+
+    return settings ? settings->source : NULL;
+}
+
+static size_t host_table_count(const walnotify_host *host)
+{
+    const wn_plugin_settings *settings = serving(host);
+
+    return settings ? settings->ntables : 0;
+}
+
+static const walnotify_table *host_table(const walnotify_host *host, size_t index)
+{
+    const wn_plugin_settings *settings = serving(host);
+
+    return settings && index < settings->ntables ? &settings->tables[index] : NULL;
+}
+
+static uint64_t host_resume_position(const walnotify_host *host)
+{
+    const wn_plugin_settings *settings = serving(host);
+
+    return settings ? settings->resume : 0;
+}
+
+static uint64_t host_flush_position(const walnotify_host *host)
+{
+    const wn_plugin_settings *settings = serving(host);
+
+    return settings ? settings->flush_position : 0;
+}
+
+static void host_set_flush_always(const walnotify_host *host, bool always)
+{
+    wn_plugin_settings *settings = host ? host->host_private : NULL;
+
+    /* The host table is const for the plugin; its private part is the host's to change. */
+    if (settings && !settings->checking)
+        settings->flush_always = always;
+}
+
+/* What this host does not offer yet: the plugin stops the host loudly instead of crashing on a
+ * NULL member. */
+static walnotify_status unavailable(const walnotify_host *host, const char *service)
+{
+    wn_plugin_settings *settings = host ? host->host_private : NULL;
+
+    host_log(host, WALNOTIFY_LOG_ERROR, "%s is not available in this host", service);
+    /* Remembered, so that the host stops whatever the instance's on_error says. */
+    if (settings)
+        settings->unavailable = service;
+    return WALNOTIFY_FATAL;
+}
+
+static walnotify_status host_fail_events(const walnotify_host *host, walnotify_id first,
+                                         walnotify_id last, walnotify_failure failure,
+                                         const char *reason)
+{
+    (void)first;
+    (void)last;
+    (void)failure;
+    (void)reason;
+    return unavailable(host, "fail_events");
+}
+
+static walnotify_status host_rewind(const walnotify_host *host, const char *reason)
+{
+    (void)reason;
+    return unavailable(host, "rewind");
+}
+
 static void fill_host(wn_plugin *plugin, const wn_plugin_config *config)
 {
     walnotify_host *host = &plugin->host;
@@ -616,6 +779,14 @@ static void fill_host(wn_plugin *plugin, const wn_plugin_config *config)
     host->get_list_length = host_get_list_length;
     host->get_list_item = host_get_list_item;
     host->host_private = plugin->settings;
+    host->source = host_source;
+    host->table_count = host_table_count;
+    host->table = host_table;
+    host->resume_position = host_resume_position;
+    host->flush_position = host_flush_position;
+    host->set_flush_always = host_set_flush_always;
+    host->fail_events = host_fail_events;
+    host->rewind = host_rewind;
 }
 
 /* ---- public ----------------------------------------------------------------------------------- */
@@ -631,6 +802,9 @@ int wn_plugin_load(wn_plugin *plugin, const wn_plugin_config *config, const char
     if (rc != 0)
         goto forget;
     rc = read_descriptor(plugin, config, err, errlen);
+    if (rc != 0)
+        goto close_library;
+    rc = check_ops(plugin, config, file, err, errlen);
     if (rc != 0)
         goto close_library;
     rc = check_configured(plugin, config, file, err, errlen);
@@ -649,6 +823,57 @@ close_library:
 forget:
     memset(plugin, 0, sizeof *plugin);
     return rc;
+}
+
+walnotify_status wn_plugin_check(wn_plugin *plugin)
+{
+    walnotify_status status;
+
+    if (!plugin->library)
+        return WALNOTIFY_FATAL;
+    if (!plugin->descriptor.check)
+        return WALNOTIFY_OK;
+    plugin->settings->checking = true;
+    status = plugin->descriptor.check(&plugin->host);
+    plugin->settings->checking = false;
+    if (status == WALNOTIFY_OK)
+        return WALNOTIFY_OK;
+    wn_log(WN_LOG_ERROR, "plugin \"%s\" (%s): check refused its settings (returned %s)",
+           plugin->config->name, plugin->config->path,
+           status == WALNOTIFY_RETRY ? "RETRY" : status == WALNOTIFY_FATAL ? "FATAL" : "?");
+    return WALNOTIFY_FATAL;
+}
+
+void wn_plugin_set_context(wn_plugin *plugin, const walnotify_source *source,
+                           const walnotify_table *tables, size_t ntables, uint64_t resume)
+{
+    if (!plugin->settings)
+        return;
+    plugin->settings->source = source;
+    plugin->settings->tables = tables;
+    plugin->settings->ntables = ntables;
+    plugin->settings->resume = resume;
+}
+
+void wn_plugin_set_flush_position(wn_plugin *plugin, uint64_t position)
+{
+    if (plugin->settings)
+        plugin->settings->flush_position = position;
+}
+
+bool wn_plugin_flush_always(const wn_plugin *plugin)
+{
+    return plugin->settings && plugin->settings->flush_always;
+}
+
+const char *wn_plugin_unavailable_call(const wn_plugin *plugin)
+{
+    return plugin->settings ? plugin->settings->unavailable : NULL;
+}
+
+unsigned wn_plugin_ops(const wn_plugin *plugin)
+{
+    return declared_ops(&plugin->descriptor);
 }
 
 walnotify_status wn_plugin_init(wn_plugin *plugin)
@@ -696,18 +921,18 @@ __attribute__((format(printf, 4, 5))) static void append(char *out, size_t outle
     *used += (size_t)w < outlen - *used ? (size_t)w : outlen - *used - 1;
 }
 
-void wn_plugin_describe(const wn_plugin *plugin, char *out, size_t outlen)
+/* Name, version, ABI, operations and settings, from the descriptor alone. */
+static void describe_descriptor(const walnotify_plugin *d, char *out, size_t outlen)
 {
-    const walnotify_plugin *d = &plugin->descriptor;
     size_t n = count_declarations(d->settings);
+    char ops[OPS_TEXT_MAX];
     size_t used = 0;
 
-    if (outlen == 0)
-        return;
-    out[0] = '\0';
-    if (!plugin->library)
-        return;
-    append(out, outlen, &used, "%s %s\n", d->name, d->version ? d->version : "(no version)");
+    append(out, outlen, &used, "%s %s (plugin ABI %u.%u)\n", d->name,
+           d->version ? d->version : "(no version)", (unsigned)d->abi_major,
+           (unsigned)d->abi_minor);
+    append(out, outlen, &used, "operations: %s\n", ops_text(declared_ops(d), ops, sizeof ops));
+    append(out, outlen, &used, "settings:%s\n", n == 0 ? " none" : "");
     for (size_t i = 0; i < n; i++) {
         const walnotify_setting *s = &d->settings[i];
         const char *description = s->description ? s->description : "";
@@ -719,4 +944,33 @@ void wn_plugin_describe(const wn_plugin *plugin, char *out, size_t outlen)
             append(out, outlen, &used, "  %s (%s, required): %s\n", s->name, type_name(s->type),
                    description);
     }
+}
+
+void wn_plugin_describe(const wn_plugin *plugin, char *out, size_t outlen)
+{
+    if (outlen == 0)
+        return;
+    out[0] = '\0';
+    if (!plugin->library)
+        return;
+    describe_descriptor(&plugin->descriptor, out, outlen);
+}
+
+int wn_plugin_describe_file(const char *path, char *out, size_t outlen, char *err, size_t errlen)
+{
+    wn_plugin_config config = {.name = (char *)"(described)", .path = (char *)path};
+    wn_plugin plugin;
+    int rc;
+
+    if (outlen > 0)
+        out[0] = '\0';
+    memset(&plugin, 0, sizeof plugin);
+    rc = open_library(&plugin, &config, err, errlen);
+    if (rc != 0)
+        return rc;
+    rc = read_descriptor(&plugin, &config, err, errlen);
+    if (rc == 0 && outlen > 0)
+        describe_descriptor(&plugin.descriptor, out, outlen);
+    dlclose(plugin.library);
+    return rc == 0 ? 0 : WN_LOAD_REFUSED;
 }

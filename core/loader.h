@@ -39,13 +39,50 @@ typedef struct wn_plugin {
 int wn_plugin_load(wn_plugin *plugin, const wn_plugin_config *config, const char *file,
                    const char *config_dir, char *err, size_t errlen);
 
-/* Calls init. Returns the walnotify_status init returned. */
+/*
+ * Calls the plugin's check, if it has one, with only the setting getters and log working (every
+ * other service answers its zero value meanwhile). WALNOTIFY_OK, or WALNOTIFY_FATAL after logging
+ * at ERROR that the plugin refused its settings.
+ */
+walnotify_status wn_plugin_check(wn_plugin *plugin);
+
+/*
+ * What the instance's services report from init on: the source, its tables (borrowed: they must
+ * outlive wn_plugin_unload) and the position the stream resumes from.
+ */
+void wn_plugin_set_context(wn_plugin *plugin, const walnotify_source *source,
+                           const walnotify_table *tables, size_t ntables, uint64_t resume);
+
+/* What flush_position() answers: set around a flush call, 0 outside. */
+void wn_plugin_set_flush_position(wn_plugin *plugin, uint64_t position);
+
+/* true when the instance asked to be flushed before every acknowledgement. */
+bool wn_plugin_flush_always(const wn_plugin *plugin);
+
+/* The name of a host service the plugin called that this host does not offer yet (fail_events,
+ * rewind), or NULL: the host stops then, whatever the block's on_error says. */
+const char *wn_plugin_unavailable_call(const wn_plugin *plugin);
+
+/* The operations the plugin handles: its descriptor's ops, WALNOTIFY_OPS_CHANGES when 0. */
+unsigned wn_plugin_ops(const wn_plugin *plugin);
+
+/* Calls init (again after RETRY). Returns the walnotify_status init returned. */
 walnotify_status wn_plugin_init(wn_plugin *plugin);
 
 /* Calls shutdown when init succeeded, then releases everything, dlclose included. */
 void wn_plugin_unload(wn_plugin *plugin);
 
-/* Prints the declared settings of a loaded plugin, one per line (for --check-config). */
+/*
+ * Describes a loaded plugin: "NAME VERSION (plugin ABI 1.1)", "operations: ...", "settings:"
+ * and one line per declared setting (type, default or required, description). Cut short,
+ * terminated, when out is too small.
+ */
 void wn_plugin_describe(const wn_plugin *plugin, char *out, size_t outlen);
+
+/*
+ * The same description for the shared object at path, read from its descriptor alone (no
+ * settings, no check, no init): --describe. Returns 0, or WN_LOAD_REFUSED with one line in err.
+ */
+int wn_plugin_describe_file(const char *path, char *out, size_t outlen, char *err, size_t errlen);
 
 #endif

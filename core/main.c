@@ -2,6 +2,7 @@
  * main: the command line. What a run does is pipeline.c's; how signals stop it, session.c's.
  *
  *   configuration -> plugins loaded -> (check-config | create-slot | drop-slot | run)
+ *   --describe PLUGIN.so: the plugin's descriptor alone, no configuration
  */
 #include <getopt.h>
 #include <signal.h>
@@ -10,6 +11,7 @@
 
 #include "config.h"
 #include "conninfo.h"
+#include "exitcode.h"
 #include "loader.h"
 #include "log.h"
 #include "lsn.h"
@@ -23,11 +25,13 @@ typedef enum command {
     COMMAND_RUN,
     COMMAND_CHECK_CONFIG,
     COMMAND_CREATE_SLOT,
-    COMMAND_DROP_SLOT
+    COMMAND_DROP_SLOT,
+    COMMAND_DESCRIBE
 } command;
 
 typedef struct options {
     const char *config_path;
+    const char *describe_path;  /* --describe */
     command command;
     int commands_given;
     wn_lsn endpos;
@@ -36,15 +40,20 @@ typedef struct options {
 static const char usage_text[] =
     "Usage: walnotify -c FILE [--endpos LSN]\n"
     "       walnotify -c FILE --check-config | --create-slot | --drop-slot\n"
+    "       walnotify --describe PLUGIN.so\n"
     "       walnotify --version | --help\n"
     "\n"
     "Streams the committed changes of PostgreSQL tables to handler plugins, in commit order.\n"
     "\n"
     "  -c, --config FILE   run the pipelines that FILE describes, until SIGINT/SIGTERM\n"
     "      --endpos LSN    stop after the last transaction whose commit ends at or before LSN\n"
-    "      --check-config  validate FILE and every plugin's settings; no database, no init\n"
+    "      --check-config  validate FILE and every plugin's settings (and its check);\n"
+    "                      no database, no init\n"
     "      --create-slot   create the publication and the slot (if missing) and exit\n"
     "      --drop-slot     drop the slot and exit\n"
+    "      --describe PLUGIN.so\n"
+    "                      print the plugin's name, version, ABI, operations and settings\n"
+    "                      (type, default, description) from its descriptor; no init\n"
     "  -V, --version       print the version and exit\n"
     "  -h, --help          print this help and exit\n"
     "\n"
@@ -54,13 +63,14 @@ static const char usage_text[] =
 /* Returns -1 to go on, or the exit status to end with. */
 static int parse_options(int argc, char **argv, options *opts)
 {
-    enum { OPT_ENDPOS = 256, OPT_CHECK, OPT_CREATE, OPT_DROP };
+    enum { OPT_ENDPOS = 256, OPT_CHECK, OPT_CREATE, OPT_DROP, OPT_DESCRIBE };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
         {"endpos", required_argument, NULL, OPT_ENDPOS},
         {"check-config", no_argument, NULL, OPT_CHECK},
         {"create-slot", no_argument, NULL, OPT_CREATE},
         {"drop-slot", no_argument, NULL, OPT_DROP},
+        {"describe", required_argument, NULL, OPT_DESCRIBE},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -90,6 +100,11 @@ static int parse_options(int argc, char **argv, options *opts)
             opts->command = COMMAND_DROP_SLOT;
             opts->commands_given++;
             break;
+        case OPT_DESCRIBE:
+            opts->command = COMMAND_DESCRIBE;
+            opts->describe_path = optarg;
+            opts->commands_given++;
+            break;
         case 'V':
             printf("walnotify %s (plugin ABI %d.%d)\n", WALNOTIFY_VERSION, WALNOTIFY_ABI_MAJOR,
                    WALNOTIFY_ABI_MINOR);
@@ -105,20 +120,20 @@ static int parse_options(int argc, char **argv, options *opts)
     }
     if (optind < argc)
         return wn_die(WN_EXIT_CONFIG, "unexpected argument \"%s\"; try --help", argv[optind]);
+    if (opts->command == COMMAND_DESCRIBE) {
+        if (opts->config_path != NULL || opts->commands_given > 1 ||
+            opts->endpos != WN_LSN_INVALID)
+            return wn_die(WN_EXIT_CONFIG, "--describe takes a plugin and nothing else");
+        return -1;
+    }
     if (opts->config_path == NULL)
         return wn_die(WN_EXIT_CONFIG, "no configuration file: give -c FILE; try --help");
     if (opts->commands_given > 1)
         return wn_die(WN_EXIT_CONFIG,
-                   "--check-config, --create-slot and --drop-slot exclude one another");
+                   "--check-config, --create-slot, --drop-slot and --describe exclude one another");
     if (opts->endpos != WN_LSN_INVALID && opts->command != COMMAND_RUN)
         return wn_die(WN_EXIT_CONFIG, "--endpos only applies to a run");
     return -1;
-}
-
-/* The exit status for a status that may be a "wait and retry" one, when there is no waiting. */
-static int exit_code(int status)
-{
-    return status == WN_EXIT_TRANSIENT || status == WN_EXIT_SLOT_BUSY ? WN_EXIT_SERVER : status;
 }
 
 static int drop_slot(const wn_config *config)
@@ -127,8 +142,20 @@ static int drop_slot(const wn_config *config)
     int status = wn_setup_drop_slot(config, err, sizeof err);
 
     if (status != 0)
-        return wn_die(exit_code(status), "%s", err);
+        return wn_die(wn_exit_status(status), "%s", err);
     wn_log(WN_LOG_INFO, "dropped slot \"%s\"", config->source.slot);
+    return 0;
+}
+
+/* --describe: what a plugin declares, from its descriptor alone (no check, no init). */
+static int describe(const char *path)
+{
+    char err[ERR_MAX];
+    char text[16384];
+
+    if (wn_plugin_describe_file(path, text, sizeof text, err, sizeof err) != 0)
+        return wn_die(WN_EXIT_PLUGIN, "%s", err);
+    fputs(text, stdout);
     return 0;
 }
 
@@ -165,6 +192,8 @@ int main(int argc, char **argv)
     status = parse_options(argc, argv, &opts);
     if (status >= 0)
         return status;
+    if (opts.command == COMMAND_DESCRIBE)
+        return describe(opts.describe_path);
     if (wn_config_load(opts.config_path, &config, err, sizeof err) != 0)
         return wn_die(WN_EXIT_CONFIG, "%s", err);
     wn_log_set_level(config.log_level);
@@ -172,6 +201,8 @@ int main(int argc, char **argv)
     switch (opts.command) {
     case COMMAND_DROP_SLOT:
         status = drop_slot(&config);
+        break;
+    case COMMAND_DESCRIBE:
         break;
     case COMMAND_CREATE_SLOT:
         status = wn_pipeline_load_plugins(&config, &plugins, &nplugins);
@@ -182,11 +213,15 @@ int main(int argc, char **argv)
     case COMMAND_CHECK_CONFIG:
         status = wn_pipeline_load_plugins(&config, &plugins, &nplugins);
         if (status == 0)
+            status = wn_pipeline_check_plugins(plugins, nplugins);
+        if (status == 0)
             printf("%s: configuration is valid (%zu plugin(s))\n", config.file, nplugins);
         wn_pipeline_unload_plugins(plugins, nplugins);
         break;
     case COMMAND_RUN:
         status = wn_pipeline_load_plugins(&config, &plugins, &nplugins);
+        if (status == 0)
+            status = wn_pipeline_check_plugins(plugins, nplugins);
         if (status == 0)
             status = run(&config, plugins, nplugins, opts.endpos, &session);
         else

@@ -1,8 +1,9 @@
 /*
  * pipeline: one run of the configured pipeline, from the first connection to the last flush.
  *
- *   server checked (publication, slot) -> stream started (slot acquired) -> plugins
- *   initialised -> reader thread + dispatcher -> ... -> stop
+ *   server checked (publication, slot) -> stream started (slot acquired) -> catalog read for
+ *   the plugins -> reader thread started -> plugins initialised (init retried while the reader
+ *   keeps the connection alive) -> dispatcher -> ... -> stop
  *
  * A stream that is lost (connection gone, server restarting, walsender terminated) ends its
  * reader + dispatcher pair like a stop does; then the server is checked again, a new stream
@@ -12,6 +13,7 @@
 #include "pipeline.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -46,6 +48,9 @@ typedef struct run {
     bool streamed;            /* a stream started before in this run: the slot must exist */
     wn_lsn resume;            /* where the next stream starts: the last published position */
     unsigned seed;            /* for the jitter of backoff delays */
+    bool started;             /* every plugin's init returned OK */
+    wn_catalog catalog;       /* what the plugins learn of the source; read once */
+    walnotify_table *tables;  /* every instance's tables, one run after another */
 } run;
 
 typedef struct reader_args {
@@ -62,12 +67,6 @@ typedef enum connect_result {
     CONNECT_NOTHING_TO_DO,    /* the start position is at or past --endpos */
     CONNECT_FAILED            /* *exit_status set, reason printed */
 } connect_result;
-
-/* The exit status for a status that may be a "wait and retry" one, when there is no waiting. */
-static int exit_code(int status)
-{
-    return status == WN_EXIT_TRANSIENT || status == WN_EXIT_SLOT_BUSY ? WN_EXIT_SERVER : status;
-}
 
 static int64_t monotonic_ms(void)
 {
@@ -106,19 +105,127 @@ void wn_pipeline_unload_plugins(wn_plugin *plugins, size_t nloaded)
     free(plugins);
 }
 
-/* Initialises the plugins in configuration order; after a failure the caller's
- * wn_pipeline_unload_plugins shuts the earlier ones down in reverse. */
-static int init_plugins(run *r)
+int wn_pipeline_check_plugins(wn_plugin *plugins, size_t nplugins)
 {
-    for (size_t i = 0; i < r->nplugins; i++) {
-        walnotify_status status = wn_plugin_init(&r->plugins[i]);
-
-        if (status != WALNOTIFY_OK)
-            return wn_die(WN_EXIT_PLUGIN, "plugin \"%s\" (%s) failed to start (init returned %s)",
-                          r->config->plugins[i].name, r->config->plugins[i].path,
-                          status == WALNOTIFY_RETRY ? "RETRY" : "FATAL");
+    for (size_t i = 0; i < nplugins; i++) {
+        if (wn_plugin_check(&plugins[i]) != WALNOTIFY_OK)
+            return wn_die(WN_EXIT_CONFIG, "plugin \"%s\" (%s): check refused its settings",
+                          plugins[i].config->name, plugins[i].config->path);
     }
     return 0;
+}
+
+/* The operations a block receives for a table: what it asks for and its plugin handles, of
+ * those that belong to a table (a message belongs to none). */
+static unsigned table_ops(const wn_plugin *plugin)
+{
+    return plugin->config->ops & wn_plugin_ops(plugin) & ~(unsigned)WALNOTIFY_OP_MESSAGE;
+}
+
+/* Reads the catalog once and tells every instance its source, its tables and where the stream
+ * resumes, before its init. */
+static int lend_context(run *r)
+{
+    size_t total = 0, used = 0;
+    char err[ERR_MAX];
+    int status = wn_setup_read_catalog(r->config, &r->catalog, err, sizeof err);
+
+    if (status != 0)
+        return wn_die(wn_exit_status(status), "%s", err);
+    for (size_t i = 0; i < r->nplugins; i++)
+        for (size_t t = 0; t < r->catalog.ntables; t++)
+            total += r->plugins[i].config->watches[t];
+    r->tables = calloc(total ? total : 1, sizeof *r->tables);
+    if (!r->tables)
+        return wn_die(WN_EXIT_PLUGIN, "out of memory describing the tables to the plugins");
+    for (size_t i = 0; i < r->nplugins; i++) {
+        walnotify_table *mine = r->tables + used;
+        size_t n = 0;
+
+        for (size_t t = 0; t < r->catalog.ntables; t++) {
+            if (!r->plugins[i].config->watches[t])
+                continue;
+            mine[n] = r->catalog.tables[t];
+            mine[n].ops = table_ops(&r->plugins[i]);
+            n++;
+        }
+        used += n;
+        wn_plugin_set_context(&r->plugins[i], &r->catalog.source, mine, n, r->resume);
+    }
+    return 0;
+}
+
+/* Sleeps up to ms; true when a stop was requested meanwhile. */
+static bool wait_or_stop(wn_handoff *handoff, int ms)
+{
+    struct pollfd pfd = {.fd = wn_handoff_stop_fd(handoff), .events = POLLIN};
+
+    if (wn_handoff_stop_requested(handoff))
+        return true;
+    if (poll(&pfd, 1, ms) < 0 && errno != EINTR)
+        wn_log(WN_LOG_WARNING, "poll while waiting to call init again: %s", strerror(errno));
+    return wn_handoff_stop_requested(handoff);
+}
+
+/*
+ * Calls one plugin's init until it answers OK, with the block's backoff after each RETRY
+ * (retry_initial_ms doubling up to retry_max_ms). The reader thread keeps the connection alive
+ * meanwhile. false with *result set after FATAL (err set) or a stop.
+ */
+static bool init_plugin(wn_plugin *plugin, wn_handoff *handoff, wn_dispatch_result *result,
+                        char *err, size_t errlen)
+{
+    const wn_plugin_config *config = plugin->config;
+    int delay_ms = config->retry_initial_ms > 0 ? config->retry_initial_ms
+                                                : WN_DEFAULT_RETRY_INITIAL_MS;
+    int cap_ms = config->retry_max_ms > 0 ? config->retry_max_ms : WN_DEFAULT_RETRY_MAX_MS;
+
+    for (unsigned attempt = 1;; attempt++) {
+        walnotify_status status = wn_plugin_init(plugin);
+
+        if (status == WALNOTIFY_OK) {
+            if (attempt > 1)
+                wn_log(WN_LOG_INFO, "plugin \"%s\": init succeeded after %u attempts",
+                       config->name, attempt);
+            return true;
+        }
+        if (status != WALNOTIFY_RETRY) {
+            snprintf(err, errlen, "plugin \"%s\" (%s) failed to start (init returned FATAL)",
+                     config->name, config->path);
+            *result = WN_DISPATCH_PLUGIN_FATAL;
+            return false;
+        }
+        wn_log(attempt == 1 ? WN_LOG_WARNING : WN_LOG_DEBUG,
+               "plugin \"%s\": init answered RETRY (attempt %u); calling it again in %d ms",
+               config->name, attempt, delay_ms);
+        if (wait_or_stop(handoff, delay_ms)) {
+            wn_log(WN_LOG_INFO, "plugin \"%s\": stopped while init was being retried",
+                   config->name);
+            *result = WN_DISPATCH_STOPPED;
+            return false;
+        }
+        delay_ms = delay_ms > cap_ms / 2 ? cap_ms : delay_ms * 2;
+    }
+}
+
+/* Initialises the plugins once, in configuration order, on the first stream; after a failure
+ * the caller's wn_pipeline_unload_plugins shuts the earlier ones down in reverse. */
+static bool start_plugins(run *r, wn_handoff *handoff, wn_dispatch_result *result, char *err,
+                          size_t errlen)
+{
+    char lsn_text[WN_LSN_TEXT_MAX];
+
+    if (r->started)
+        return true;
+    for (size_t i = 0; i < r->nplugins; i++) {
+        if (!init_plugin(&r->plugins[i], handoff, result, err, errlen))
+            return false;
+    }
+    r->started = true;
+    wn_log(WN_LOG_INFO, "streaming slot \"%s\" (publication \"%s\") from %s to %zu plugin(s)",
+           r->config->source.slot, r->config->source.publication,
+           wn_lsn_format(r->resume, lsn_text), r->nplugins);
+    return true;
 }
 
 /* ---- opening the stream ------------------------------------------------------------------ */
@@ -195,6 +302,16 @@ static int write_start_state(run *r, wn_lsn start, char *err, size_t errlen)
     return 0;
 }
 
+/* Some block asks for logical decoding messages that its plugin handles. */
+static bool wants_messages(const run *r)
+{
+    for (size_t i = 0; i < r->nplugins; i++) {
+        if (r->plugins[i].config->ops & wn_plugin_ops(&r->plugins[i]) & WALNOTIFY_OP_MESSAGE)
+            return true;
+    }
+    return false;
+}
+
 /*
  * One attempt: check the server, then start the stream at the resume position. Returns 0 with
  * r->stream set, WN_EXIT_TRANSIENT / WN_EXIT_SLOT_BUSY, or an exit status; with err set.
@@ -234,6 +351,7 @@ static int open_stream(run *r, bool *nothing_to_do, char *err,
         .slot = r->config->source.slot,
         .publication = r->config->source.publication,
         .start_lsn = start,
+        .messages = wants_messages(r),
         .status_interval_ms = r->config->source.status_interval_ms,
         .receive_timeout_ms = r->config->source.receive_timeout_ms,
         .progress_interval_ms = r->config->source.progress_interval_ms,
@@ -316,7 +434,7 @@ static connect_result connect_with_retry(run *r, wn_session *sess,
             continue;
         }
         if (status != WN_EXIT_TRANSIENT) {
-            *exit_status = wn_die(exit_code(status), "%s", err);
+            *exit_status = wn_die(wn_exit_status(status), "%s", err);
             return CONNECT_FAILED;
         }
         delay_ms = wn_backoff_next(&transient, &r->seed);
@@ -372,7 +490,11 @@ static wn_dispatch_result stream_once(run *r, wn_session *sess,
         snprintf(err, errlen, "cannot start the reader thread: %s", strerror(errno));
         return WN_DISPATCH_PROTOCOL_ERROR;
     }
-    result = wn_dispatch_run(&dispatch, handoff, err, errlen);
+    /* The reader answers keepalives and sends status updates while init is retried. */
+    if (start_plugins(r, handoff, &result, err, errlen))
+        result = wn_dispatch_run(&dispatch, handoff, err, errlen);
+    else
+        wn_handoff_set_dispatcher_done(handoff);
     /* The dispatcher has published its final position; the reader sends it and closes. */
     wn_handoff_request_stop(handoff);
     pthread_join(reader_thread, NULL);
@@ -398,33 +520,19 @@ static int after_stream(wn_dispatch_result result, const char *dispatch_err,
         /* fall through */
     case WN_DISPATCH_ENDPOS:
         if (reader->status != 0)
-            return wn_die(exit_code(reader->status), "%s", reader->err);
+            return wn_die(wn_exit_status(reader->status), "%s", reader->err);
         return 0;
     case WN_DISPATCH_PLUGIN_FATAL:
         return wn_die(WN_EXIT_PLUGIN, "%s", dispatch_err);
     case WN_DISPATCH_STREAM_ENDED:
         if (reader->status == WN_EXIT_TRANSIENT)
             return wn_session_stop_requested(sess) ? 0 : -1;
-        return wn_die(reader->status ? exit_code(reader->status) : WN_EXIT_SERVER, "%s",
+        return wn_die(reader->status ? wn_exit_status(reader->status) : WN_EXIT_SERVER, "%s",
                    reader->err[0] ? reader->err : "the replication stream ended");
     case WN_DISPATCH_PROTOCOL_ERROR:
         return wn_die(WN_EXIT_SERVER, "%s", dispatch_err);
     }
     return WN_EXIT_SERVER;
-}
-
-/* Initialises the plugins once, after the first stream acquired the slot. */
-static int start_plugins(run *r)
-{
-    char lsn_text[WN_LSN_TEXT_MAX];
-    int status = init_plugins(r);
-
-    if (status != 0)
-        return status;
-    wn_log(WN_LOG_INFO, "streaming slot \"%s\" (publication \"%s\") from %s to %zu plugin(s)",
-           r->config->source.slot, r->config->source.publication,
-           wn_lsn_format(r->resume, lsn_text), r->nplugins);
-    return 0;
 }
 
 /* Connect, stream until the stream ends, and again while it was only lost. */
@@ -448,7 +556,7 @@ static int run_pipeline(run *r, wn_session *sess)
             return 0;
         }
         if (lost == NULL) {
-            status = start_plugins(r);
+            status = lend_context(r);
             if (status != 0)
                 return status;
         }
@@ -468,7 +576,7 @@ int wn_pipeline_create_slot(const wn_config *config)
     char err[ERR_MAX];
     int status = wn_setup_prepare(config, NULL, NULL, &server, err, sizeof err);
 
-    return status == 0 ? 0 : wn_die(exit_code(status), "%s", err);
+    return status == 0 ? 0 : wn_die(wn_exit_status(status), "%s", err);
 }
 
 int wn_pipeline_run(const wn_config *config, wn_plugin *plugins, size_t nplugins, wn_lsn endpos,
@@ -488,5 +596,8 @@ int wn_pipeline_run(const wn_config *config, wn_plugin *plugins, size_t nplugins
     wn_pipeline_unload_plugins(plugins, nplugins);
     if (r.stream != NULL)
         wn_stream_close(r.stream);
+    /* Lent to the plugins until their shutdown returned. */
+    free(r.tables);
+    wn_setup_free_catalog(&r.catalog);
     return status;
 }

@@ -9,15 +9,18 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "exitcode.h"
 #include "loader.h"
 #include "lsn.h"
 #include "session.h"
 
-#define WN_EXIT_PLUGIN 2
-
 /* Loads every plugin of config, in order (no init). Returns 0, or the exit status after printing
  * the reason; *plugins and *nloaded then hold what loaded, for wn_pipeline_unload_plugins. */
 int wn_pipeline_load_plugins(const wn_config *config, wn_plugin **plugins, size_t *nloaded);
+
+/* Calls every plugin's check (before init, and for --check-config). Returns 0, or exit status 1
+ * after printing which plugin refused its settings (the plugin logged why). */
+int wn_pipeline_check_plugins(wn_plugin *plugins, size_t nplugins);
 
 /* Shuts down (if initialised) and unloads the plugins in reverse order; frees the array. */
 void wn_pipeline_unload_plugins(wn_plugin *plugins, size_t nloaded);
@@ -27,9 +30,10 @@ void wn_pipeline_unload_plugins(wn_plugin *plugins, size_t nloaded);
 int wn_pipeline_create_slot(const wn_config *config);
 
 /*
- * Runs until a stop (session), endpos (0: none), or what waiting cannot fix. Takes the plugins:
- * they are initialised once the slot is acquired and shut down and unloaded before it is
- * released. Returns the exit status, after printing the reason of a failure.
+ * Runs until a stop (session), endpos (0: none), or what waiting cannot fix. Takes the plugins
+ * (checked): they are initialised once the slot is acquired, while the reader thread keeps the
+ * connection alive (init answering RETRY is called again with the block's backoff until OK,
+ * FATAL or a stop), and shut down and unloaded before the slot is released. Returns the exit status, after printing the reason of a failure.
  */
 int wn_pipeline_run(const wn_config *config, wn_plugin *plugins, size_t nplugins, wn_lsn endpos,
                     wn_session *session);

@@ -832,6 +832,177 @@ int wn_setup_prepare(const wn_config *config, const wn_state *resume, const char
     return status;
 }
 
+/* ---- the catalog, for plugins ------------------------------------------------------------ */
+
+static int read_source(setup *s, wn_catalog *catalog)
+{
+    static const char sql[] = "SELECT system_identifier::text, current_database(), "
+                              "current_setting('server_version_num') FROM pg_control_system()";
+    PGresult *res = run(s, "reading the server's identity", sql, 0, NULL, PGRES_TUPLES_OK);
+    char *end;
+    int status = 0;
+
+    if (!res)
+        return WN_EXIT_SERVER;
+    catalog->source.size = sizeof catalog->source;
+    catalog->source.slot = s->config->source.slot;
+    catalog->source.publication = s->config->source.publication;
+    if (PQntuples(res) != 1) {
+        set_error(s, "reading the server's identity: %d rows, expected 1", PQntuples(res));
+        status = WN_EXIT_SERVER;
+        goto clear;
+    }
+    errno = 0;
+    catalog->source.system_identifier = strtoull(PQgetvalue(res, 0, 0), &end, 10);
+    catalog->source.server_version = (uint32_t)strtoul(PQgetvalue(res, 0, 2), NULL, 10);
+    catalog->source.database = strdup(PQgetvalue(res, 0, 1));
+    if (errno != 0 || *end != '\0' || !catalog->source.database) {
+        set_error(s, "reading the server's identity: system identifier \"%s\" or memory",
+                  PQgetvalue(res, 0, 0));
+        status = WN_EXIT_SERVER;
+    }
+clear:
+    PQclear(res);
+    return status;
+}
+
+static void free_table(walnotify_table *table)
+{
+    for (size_t i = 0; table->columns && i < table->ncolumns; i++)
+        free((char *)table->columns[i].name);
+    free((walnotify_column *)table->columns);
+    free((size_t *)table->key_columns);
+    memset(table, 0, sizeof *table);
+}
+
+/* The key columns, as indexes into the columns, in key order (column 4 of each row holds the
+ * 1-based place in the key, NULL for other columns). */
+static void fill_key_columns(const PGresult *res, walnotify_column *columns, size_t ncolumns,
+                             size_t *keys, size_t *nkeys)
+{
+    *nkeys = 0;
+    for (size_t place = 1; place <= ncolumns; place++) {
+        for (size_t i = 0; i < ncolumns; i++) {
+            if (PQgetisnull(res, (int)i, 3) ||
+                strtoul(PQgetvalue(res, (int)i, 3), NULL, 10) != place)
+                continue;
+            columns[i].is_key = true;
+            keys[(*nkeys)++] = i;
+        }
+    }
+}
+
+static int read_table_columns(setup *s, const wn_table_ref *ref, walnotify_table *table)
+{
+    static const char sql[] =
+        "SELECT a.attname, a.atttypid::int8, a.atttypmod, "
+        "       (SELECT k.ord FROM pg_index i, "
+        "            unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) "
+        "        WHERE i.indrelid = c.oid AND k.attnum = a.attnum AND "
+        "            CASE WHEN c.relreplident = 'i' THEN i.indisreplident "
+        "                 ELSE i.indisprimary END), "
+        "       c.relreplident "
+        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+        "     AND a.attgenerated = '' "
+        "WHERE n.nspname = $1 AND c.relname = $2 ORDER BY a.attnum";
+    const char *params[] = {ref->schema, ref->name};
+    walnotify_column *columns = NULL;
+    size_t *keys = NULL;
+    char doing[MESSAGE_MAX];
+    PGresult *res;
+    size_t n;
+
+    snprintf(doing, sizeof doing, "reading the columns of table \"%s\"", ref->qualified);
+    res = run(s, doing, sql, 2, params, PGRES_TUPLES_OK);
+    if (!res)
+        return WN_EXIT_SERVER;
+    n = (size_t)PQntuples(res);
+    columns = calloc(n ? n : 1, sizeof *columns);
+    keys = calloc(n ? n : 1, sizeof *keys);
+    if (!columns || !keys)
+        goto out_of_memory;
+    table->columns = columns;
+    table->key_columns = keys;
+    for (size_t i = 0; i < n; i++) {
+        columns[i].name = strdup(PQgetvalue(res, (int)i, 0));
+        table->ncolumns = i + 1;
+        if (!columns[i].name)
+            goto out_of_memory;
+        columns[i].type_oid = (uint32_t)strtoul(PQgetvalue(res, (int)i, 1), NULL, 10);
+        columns[i].typmod = (int32_t)strtol(PQgetvalue(res, (int)i, 2), NULL, 10);
+        columns[i].kind = WALNOTIFY_VALUE_NULL;
+    }
+    fill_key_columns(res, columns, n, keys, &table->nkey_columns);
+    table->replica_identity =
+        (walnotify_replica_identity)(n > 0 ? PQgetvalue(res, 0, 4)[0] : WALNOTIFY_IDENTITY_NOTHING);
+    PQclear(res);
+    return 0;
+
+out_of_memory:
+    PQclear(res);
+    if (!table->columns)
+        free(columns);
+    if (!table->key_columns)
+        free(keys);
+    free_table(table);
+    set_error(s, "reading the columns of table \"%s\": out of memory", ref->qualified);
+    return WN_EXIT_SERVER;
+}
+
+static int read_catalog(setup *s, wn_catalog *catalog)
+{
+    const wn_source_config *source = &s->config->source;
+    int status = read_source(s, catalog);
+
+    if (status != 0)
+        return status;
+    catalog->tables = calloc(source->ntables ? source->ntables : 1, sizeof *catalog->tables);
+    if (!catalog->tables) {
+        set_error(s, "reading the tables: out of memory");
+        return WN_EXIT_SERVER;
+    }
+    for (size_t i = 0; i < source->ntables; i++) {
+        walnotify_table *table = &catalog->tables[i];
+
+        table->size = sizeof *table;
+        table->table = source->tables[i].qualified;
+        table->schema = source->tables[i].schema;
+        table->name = source->tables[i].name;
+        catalog->ntables = i + 1;
+        status = read_table_columns(s, &source->tables[i], table);
+        if (status != 0)
+            return status;
+    }
+    return 0;
+}
+
+void wn_setup_free_catalog(wn_catalog *catalog)
+{
+    for (size_t i = 0; catalog->tables && i < catalog->ntables; i++)
+        free_table(&catalog->tables[i]);
+    free(catalog->tables);
+    free((char *)catalog->source.database);
+    memset(catalog, 0, sizeof *catalog);
+}
+
+int wn_setup_read_catalog(const wn_config *config, wn_catalog *catalog, char *err, size_t errlen)
+{
+    setup s = {.config = config, .err = err, .errlen = errlen};
+    int status;
+
+    memset(catalog, 0, sizeof *catalog);
+    s.conn = wn_connect(config->source.conninfo, false, true, &status, err, errlen);
+    if (!s.conn)
+        return status;
+    status = read_catalog(&s, catalog);
+    PQfinish(s.conn);
+    if (status == 0)
+        return 0;
+    wn_setup_free_catalog(catalog);
+    return s.transient ? WN_EXIT_TRANSIENT : status;
+}
+
 int wn_setup_drop_slot(const wn_config *config, char *err, size_t errlen)
 {
     static const char find[] = "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1";

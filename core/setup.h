@@ -12,6 +12,7 @@
 #include "config.h"
 #include "lsn.h"
 #include "state.h"
+#include "walnotify/plugin.h"
 
 typedef struct wn_server_state {
     bool utf8;               /* false for a SQL_ASCII database: no client_encoding=UTF8 */
@@ -40,6 +41,27 @@ typedef struct wn_server_state {
  */
 int wn_setup_prepare(const wn_config *config, const wn_state *resume, const char *resume_path,
                      wn_server_state *state, char *err, size_t errlen);
+
+/*
+ * What plugins learn of the source at startup (walnotify_host.source and .table): the server,
+ * and each of source.tables as the catalog describes it. The tables' names are borrowed from the
+ * configuration; everything else is owned (wn_setup_free_catalog).
+ */
+typedef struct wn_catalog {
+    walnotify_source source;  /* database owned; slot and publication borrowed from config */
+    walnotify_table *tables;  /* [source.ntables], in configuration order; ops 0 (per block) */
+    size_t ntables;
+} wn_catalog;
+
+/*
+ * Reads the catalog over an ordinary connection: pg_control_system()'s system identifier, the
+ * database, server_version_num, and for each table its replica identity, its columns (those an
+ * event carries: generated columns are not published) and its key columns (the replica
+ * identity's index; the primary key under DEFAULT, FULL and NOTHING). Returns 0, or
+ * WN_EXIT_TRANSIENT / an exit status with one line in err; *catalog then holds nothing.
+ */
+int wn_setup_read_catalog(const wn_config *config, wn_catalog *catalog, char *err, size_t errlen);
+void wn_setup_free_catalog(wn_catalog *catalog);
 
 /* Drops the slot. Returns 0, or an exit status with one line in err. */
 int wn_setup_drop_slot(const wn_config *config, char *err, size_t errlen);

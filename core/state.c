@@ -4,18 +4,20 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <libgen.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
+
+#include "files.h"
 
 #define STATE_MAGIC "walnotify-state 1"
 #define STATE_SIZE_MAX 4096 /* far more than a valid file needs */
 #define SYSID_DIGITS_MAX 20 /* 18446744073709551615 */
+/* A temporary file beside the state file lives for one write and fsync; one an hour old was left
+ * by a crash, not by a host of an active/standby pair writing right now. */
+#define STATE_TEMP_STALE_S 3600L
 
 enum { KEY_SYSTEM, KEY_DATABASE, KEY_SLOT, KEY_LSN, NKEYS };
 static const char *const key_names[NKEYS] = {"system_identifier", "database", "slot", "lsn"};
@@ -167,11 +169,14 @@ int wn_state_read(const char *path, wn_state *state, bool *exists, char *err, si
 
     memset(state, 0, sizeof *state);
     *exists = false;
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+    wn_files_remove_stale_temps(path, STATE_TEMP_STALE_S);
+    /* A link there would be replaced by a file at the first write: refuse it now instead. */
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) {
         if (errno == ENOENT)
             return 0;
-        snprintf(err, errlen, "%s: cannot open the state file: %s", path, strerror(errno));
+        snprintf(err, errlen, "%s: cannot open the state file: %s", path,
+                 wn_files_reason(path, errno));
         return -1;
     }
     text = malloc(STATE_SIZE_MAX + 1);
@@ -209,41 +214,10 @@ close_file:
     return status;
 }
 
-static int write_all(int fd, const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, buf, len);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        buf += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-/* The rename is only durable once the folder's entry is. */
-static int sync_folder(const char *path)
-{
-    char copy[PATH_MAX];
-    int fd, r;
-
-    if (snprintf(copy, sizeof copy, "%s", path) >= (int)sizeof copy)
-        return -1;
-    fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    r = fsync(fd);
-    close(fd);
-    return r;
-}
-
 int wn_state_write(const char *path, const wn_state *state, char *err, size_t errlen)
 {
-    char tmp[PATH_MAX], text[512], lsn[WN_LSN_TEXT_MAX];
-    int n, fd;
+    char text[512], lsn[WN_LSN_TEXT_MAX];
+    int n;
 
     if (!valid_name(state->database) || !valid_name(state->slot)) {
         snprintf(err, errlen, "%s: the database or slot name cannot be written to a state file",
@@ -254,33 +228,11 @@ int wn_state_write(const char *path, const wn_state *state, char *err, size_t er
                  "\ndatabase=%s\nslot=%s\nlsn=%s\n",
                  state->system_identifier, state->database, state->slot,
                  wn_lsn_format(state->lsn, lsn));
-    if (n < 0 || (size_t)n >= sizeof text ||
-        snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
-        snprintf(err, errlen, "%s: path or content too long for the state file", path);
+    if (n < 0 || (size_t)n >= sizeof text) {
+        snprintf(err, errlen, "%s: content too long for the state file", path);
         return -1;
     }
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        snprintf(err, errlen, "cannot write the state file %s: %s", tmp, strerror(errno));
-        return -1;
-    }
-    if (write_all(fd, text, (size_t)n) != 0 || fsync(fd) != 0) {
-        snprintf(err, errlen, "cannot write the state file %s: %s", tmp, strerror(errno));
-        close(fd);
-        unlink(tmp);
-        return -1;
-    }
-    if (close(fd) != 0 || rename(tmp, path) != 0) {
-        snprintf(err, errlen, "cannot replace the state file %s: %s", path, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
-    if (sync_folder(path) != 0) {
-        snprintf(err, errlen, "cannot sync the folder of the state file %s: %s", path,
-                 strerror(errno));
-        return -1;
-    }
-    return 0;
+    return wn_files_replace(path, text, (size_t)n, WN_FILES_MODE, "state file", err, errlen);
 }
 
 bool wn_state_same_origin(const wn_state *expected, const wn_state *actual, const char *path,

@@ -9,8 +9,10 @@
  *   slot=walnotify
  *   lsn=0/1A2B3C8
  *
- * It is replaced atomically (temporary file in the same folder, fsync, rename, fsync of the
- * folder), so a crash leaves either the old or the new content.
+ * It is replaced atomically (a temporary file of a unique name in the same folder, fsync, rename,
+ * fsync of the folder), so a crash leaves either the old or the new content, and two hosts of an
+ * active/standby pair sharing the file never write the same temporary file. It is created 0600
+ * and never read through a symbolic link.
  */
 #ifndef WN_STATE_H
 #define WN_STATE_H
@@ -33,7 +35,8 @@ typedef struct wn_state {
 /*
  * Reads path into *state. Returns 0 with *exists false when there is no such file (state left
  * zeroed), 0 with *exists true after a good read, or -1 with one line in err: "FILE:LINE: what
- * is wrong" for a malformed file, "FILE: reason" when it cannot be read.
+ * is wrong" for a malformed file, "FILE: reason" when it cannot be read or is a symbolic link.
+ * First removes the temporary files an earlier crash left beside path (older than an hour).
  */
 int wn_state_read(const char *path, wn_state *state, bool *exists, char *err, size_t errlen);
 

@@ -23,6 +23,7 @@
 
 #include "config.h"
 #include "conninfo.h"
+#include "decoder.h" /* WN_PG_EPOCH_OFFSET_US */
 #include "log.h"
 
 #define XLOGDATA_HEADER 25   /* 'w', walStart, walEnd, sendTime */
@@ -35,9 +36,6 @@
 #define BATCH_MAX 1024       /* messages read per turn before the timers are looked at again */
 #define COALESCE_MIN 8       /* a drain of at least this many messages means the stream is busy */
 #define COALESCE_NS 100000   /* how long a busy stream is left to gather before the next wait */
-
-/* Microseconds from the Unix epoch to PostgreSQL's, 2000-01-01 00:00:00 UTC. */
-#define PG_EPOCH_OFFSET_US INT64_C(946684800000000)
 
 struct wn_stream {
     PGconn *conn;
@@ -87,7 +85,7 @@ static int64_t pg_now_us(void)
     struct timespec now;
 
     clock_gettime(CLOCK_REALTIME, &now);
-    return (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000 - PG_EPOCH_OFFSET_US;
+    return (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000 - WN_PG_EPOCH_OFFSET_US;
 }
 
 static void put_u64(unsigned char *p, uint64_t v)
@@ -683,9 +681,10 @@ int wn_stream_open(wn_stream **out, const wn_stream_options *options, char *err,
     }
     if (snprintf(query, sizeof query,
                  "START_REPLICATION SLOT %s LOGICAL %X/%X (proto_version '1', "
-                 "publication_names %s)",
+                 "publication_names %s%s)",
                  slot, (unsigned)(options->start_lsn >> 32), (unsigned)options->start_lsn,
-                 pub_literal) >= (int)sizeof query) {
+                 pub_literal, options->messages ? ", messages 'true'" : "") >=
+        (int)sizeof query) {
         snprintf(err, errlen, "starting replication: slot or publication name too long");
         goto free_names;
     }

@@ -19,6 +19,7 @@ typedef struct wn_stream_options {
     const char *slot;
     const char *publication;
     wn_lsn start_lsn;         /* 0: resume at the slot's confirmed_flush_lsn */
+    bool messages;            /* ask pgoutput for logical decoding messages (messages 'true') */
     int status_interval_ms;
     int receive_timeout_ms;   /* silence before asking for a reply, and again before giving the
                                  connection up; 0: WN_DEFAULT_RECEIVE_TIMEOUT_MS */

@@ -8,7 +8,8 @@
  *
  *     check     (optional, 1.1) once by --check-config and once before init: validate the
  *               settings without side effects (only the setting getters and log work);
- *     init      once, after the replication slot is acquired; RETRY calls it again later;
+ *     init      once, after the replication slot is acquired; RETRY calls it again after the
+ *               block's backoff (the host keeps the replication connection alive meanwhile);
  *     begin     (optional) before the first event of a transaction this instance receives;
  *     handle    once per event, in commit order;
  *     commit    (optional) after the last event of a transaction that saw begin;
@@ -89,8 +90,9 @@ typedef enum walnotify_status {
                             the instance's backoff (for handle, as its on_error/retry_max allow;
                             for init, until OK, FATAL or a stop: free what init made first) */
     WALNOTIFY_FATAL = 2  /* permanent: from handle, the event meets the instance's on_error
-                            policy (skip to the dead-letter file, or stop); from any other
-                            callback the host stops (exit 2) and acknowledges nothing after */
+                            policy (skip to the dead-letter file, or stop); from check the host
+                            stops with exit 1 (a configuration error); from any other callback
+                            the host stops (exit 2) and acknowledges nothing after */
 } walnotify_status;
 
 /* Operations; bit values so that a set of them fits in one unsigned. */

@@ -5,17 +5,19 @@
  * The file only ever holds whole lines: lines are formatted into a buffer and written once per
  * transaction (or whenever the buffer passes JSONL_WRITE_THRESHOLD, whole lines only); a failed
  * write, an aborted transaction and a torn tail found at start are all cut off with ftruncate.
- * An exclusive flock keeps two processes from appending to one file.
+ * An exclusive flock keeps two processes from appending to one file. Standard output that is a
+ * regular file is treated the same way. A new file is created 0600 (the `mode` setting widens
+ * it), and a symbolic link at `path` is refused, not followed. The file helpers are the host's
+ * core/files.c, compiled into this plugin.
  */
 #include <walnotify/plugin.h>
 
+#include "files.h"
 #include "jsonbuf.h"
 #include "namecache.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,8 +35,6 @@
 /* The buffer a state starts with, and the most it keeps after a huge transaction. */
 #define JSONL_INITIAL_CAP ((size_t)64 * 1024)
 #define JSONL_KEEP_CAP ((size_t)8 * 1024 * 1024)
-/* Bytes read per step when looking backwards for the last newline of a torn file. */
-#define JSONL_SCAN_CHUNK ((size_t)16 * 1024)
 
 /*
  * The part of a line that only changes with the transaction: `{"lsn":"X/Y","seq":` then, after
@@ -54,10 +54,13 @@ typedef struct line_head {
 
 typedef struct jsonl_state {
     const walnotify_host *host; /* borrowed until shutdown returns */
-    char *path;                 /* owned copy, "-" for standard output; for messages */
+    char *path;                 /* owned copy, "standard output" for "-"; for messages */
     int fd;                     /* -1 when closed; STDOUT_FILENO (not ours to close) for "-" */
     bool is_stdout;
-    bool is_regular;            /* a regular file: locked, and cut back with ftruncate */
+    bool is_regular;            /* a regular file (also standard output): locked, and cut back
+                                   with ftruncate */
+    bool appends;               /* O_APPEND: writes land at the end whatever the offset */
+    mode_t mode;                /* a new file's mode */
     bool fsync_enabled;
     bool unsynced;              /* written or cut since the last fsync */
     bool in_txn;                /* between begin and commit/abort */
@@ -78,6 +81,10 @@ static const walnotify_setting jsonl_settings[] = {
      .type = WALNOTIFY_SETTING_BOOLEAN,
      .default_value = "true",
      .description = "fsync the file before the host acknowledges what it holds"},
+    {.name = "mode",
+     .type = WALNOTIFY_SETTING_STRING,
+     .default_value = "0600",
+     .description = "octal mode a new file is created with, e.g. \"0640\" for a reading group"},
     {.name = NULL},
 };
 
@@ -238,32 +245,6 @@ static void format_event(jsonl_state *st, const walnotify_event *ev, const op_te
 
 /* ---- output ---------------------------------------------------------------------------------- */
 
-/* Writes all of `data`, through partial writes, EINTR and a non-blocking descriptor.
- * Returns 0 or an errno value. */
-static int write_all(int fd, const char *data, size_t length)
-{
-    while (length > 0) {
-        size_t step = length > (size_t)SSIZE_MAX ? (size_t)SSIZE_MAX : length;
-        ssize_t n = write(fd, data, step);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-                if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
-                    return errno;
-                continue;
-            }
-            return errno;
-        }
-        if (n == 0)
-            return EIO; /* no progress and no reason: do not spin */
-        data += n;
-        length -= (size_t)n;
-    }
-    return 0;
-}
-
 /* Cuts a regular file back to `offset`, where its last whole line ends. */
 static bool cut_file(jsonl_state *st, off_t offset)
 {
@@ -275,6 +256,12 @@ static bool cut_file(jsonl_state *st, off_t offset)
         return false;
     }
     st->unsynced = true;
+    /* Standard output redirected with `>` has no O_APPEND: the next line goes at the offset. */
+    if (!st->appends && lseek(st->fd, offset, SEEK_SET) < 0) {
+        st->host->log(st->host, WALNOTIFY_LOG_ERROR, "cannot seek %s to %lld bytes: %s", st->path,
+                      (long long)offset, strerror(errno));
+        return false;
+    }
     return true;
 }
 
@@ -283,7 +270,7 @@ static walnotify_status write_buffer(jsonl_state *st)
 {
     if (st->buf.len == 0)
         return WALNOTIFY_OK;
-    int err = write_all(st->fd, st->buf.data, st->buf.len);
+    int err = wn_files_write_all(st->fd, st->buf.data, st->buf.len);
     if (err != 0) {
         st->host->log(st->host, WALNOTIFY_LOG_ERROR, "write of %zu bytes to %s failed: %s",
                       st->buf.len, st->path, strerror(err));
@@ -302,85 +289,25 @@ static walnotify_status write_buffer(jsonl_state *st)
 
 /* ---- opening --------------------------------------------------------------------------------- */
 
-/* Offset just past the last '\n' among the first `size` bytes of the file, or 0. */
-static bool find_last_newline(jsonl_state *st, off_t size, off_t *end)
+/* A crash may have left part of a line at the end: cut it, so the file holds whole lines.
+ * read_fd reads the same file (st->fd itself unless that is write-only). */
+static bool cut_torn_tail(jsonl_state *st, int read_fd)
 {
-    char chunk[JSONL_SCAN_CHUNK];
-    off_t pos = size;
-    while (pos > 0) {
-        size_t step = (off_t)sizeof chunk < pos ? sizeof chunk : (size_t)pos;
-        ssize_t n = pread(st->fd, chunk, step, pos - (off_t)step);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n != (ssize_t)step) {
-            st->host->log(st->host, WALNOTIFY_LOG_ERROR, "cannot read the end of %s: %s", st->path,
-                          n < 0 ? strerror(errno) : "short read");
-            return false;
-        }
-        pos -= (off_t)step;
-        for (size_t i = step; i > 0; i--) {
-            if (chunk[i - 1] == '\n') {
-                *end = pos + (off_t)i;
-                return true;
-            }
-        }
+    off_t cut;
+    int err = wn_files_cut_torn_tail(st->fd, read_fd, &st->file_end, &cut);
+    if (err != 0) {
+        st->host->log(st->host, WALNOTIFY_LOG_ERROR, "cannot cut the torn last line of %s: %s",
+                      st->path, strerror(err));
+        return false;
     }
-    *end = 0;
-    return true;
-}
-
-/* A crash may have left part of a line at the end: cut it, so the file holds whole lines. */
-static bool cut_torn_tail(jsonl_state *st, off_t size)
-{
-    off_t end = size;
-    if (size > 0 && !find_last_newline(st, size, &end))
-        return false;
-    st->file_end = end;
-    if (end == size)
+    if (cut == 0)
         return true;
-    if (!cut_file(st, end))
-        return false;
+    st->unsynced = true;
     st->host->log(st->host, WALNOTIFY_LOG_WARNING,
                   "%s ended in a torn line: cut %lld bytes, the file now holds %lld bytes of whole "
                   "lines",
-                  st->path, (long long)(size - end), (long long)end);
+                  st->path, (long long)cut, (long long)st->file_end);
     return true;
-}
-
-/* A newly created file survives a crash only once its folder is synced too. */
-static bool sync_parent_folder(jsonl_state *st)
-{
-    char *folder = strdup(st->path);
-    if (folder == NULL) {
-        st->host->log(st->host, WALNOTIFY_LOG_ERROR, "out of memory opening %s", st->path);
-        return false;
-    }
-    char *slash = strrchr(folder, '/');
-    if (slash == NULL)
-        strcpy(folder, ".");
-    else if (slash == folder)
-        slash[1] = '\0';
-    else
-        *slash = '\0';
-
-    bool ok = false;
-    int dfd = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0) {
-        st->host->log(st->host, WALNOTIFY_LOG_ERROR, "cannot open folder %s: %s", folder,
-                      strerror(errno));
-        goto free_folder;
-    }
-    if (fsync(dfd) != 0 && errno != EINVAL) {
-        st->host->log(st->host, WALNOTIFY_LOG_ERROR, "fsync of folder %s failed: %s", folder,
-                      strerror(errno));
-        goto close_folder;
-    }
-    ok = true;
-close_folder:
-    close(dfd);
-free_folder:
-    free(folder);
-    return ok;
 }
 
 /* The process holding a flock on the file, from /proc/locks (Linux); 0 when unknown. */
@@ -436,24 +363,14 @@ static bool lock_file(jsonl_state *st)
 
 static bool open_file(jsonl_state *st)
 {
-    /* Read access too, to find a torn tail; O_APPEND writes land at the end whatever the
-     * offset, and ftruncate still cuts it back. */
-    const int flags = O_RDWR | O_APPEND | O_CLOEXEC;
-    bool created = true;
-    do
-        st->fd = open(st->path, flags | O_CREAT | O_EXCL, 0644);
-    while (st->fd < 0 && errno == EINTR);
-    if (st->fd < 0 && errno == EEXIST) {
-        created = false;
-        do
-            st->fd = open(st->path, flags);
-        while (st->fd < 0 && errno == EINTR);
-    }
+    bool created;
+    st->fd = wn_files_open_append(st->path, st->mode, &created);
     if (st->fd < 0) {
         st->host->log(st->host, WALNOTIFY_LOG_ERROR, "cannot open %s: %s", st->path,
-                      strerror(errno));
+                      wn_files_reason(st->path, errno));
         return false;
     }
+    st->appends = true;
 
     struct stat sb;
     if (fstat(st->fd, &sb) != 0) {
@@ -464,18 +381,116 @@ static bool open_file(jsonl_state *st)
     st->is_regular = S_ISREG(sb.st_mode);
     if (!st->is_regular)
         return true; /* a FIFO or device: nothing to lock, cut or sync */
-    if (!lock_file(st))
-        return false;
     /* The size only counts once the lock is ours. */
+    if (!lock_file(st) || !cut_torn_tail(st, st->fd))
+        return false;
+    if (created && st->fsync_enabled) {
+        int err = wn_files_sync_folder(st->path);
+        if (err != 0) {
+            st->host->log(st->host, WALNOTIFY_LOG_ERROR, "fsync of the folder of %s failed: %s",
+                          st->path, strerror(err));
+            return false;
+        }
+    }
+    return true;
+}
+
+/* true when standard error is the same file as standard output (`> FILE 2>&1`). */
+static bool stderr_is_same_file(const struct stat *out)
+{
+    struct stat err;
+    return fstat(STDERR_FILENO, &err) == 0 && err.st_dev == out->st_dev &&
+           err.st_ino == out->st_ino;
+}
+
+/*
+ * A descriptor to read standard output's file through: standard output itself when it was
+ * opened read-write, else a fresh read-only open of the same file (`> FILE` opens it write-only)
+ * through /proc. -1 after logging why not.
+ */
+static int stdout_reader(jsonl_state *st, const struct stat *out)
+{
+    int flags = fcntl(STDOUT_FILENO, F_GETFL);
+    if (flags >= 0 && (flags & O_ACCMODE) == O_RDWR)
+        return STDOUT_FILENO;
+    int fd = open("/proc/self/fd/1", O_RDONLY | O_CLOEXEC);
+    struct stat sb;
+    if (fd >= 0 && fstat(fd, &sb) == 0 && sb.st_dev == out->st_dev && sb.st_ino == out->st_ino)
+        return fd;
+    st->host->log(st->host, WALNOTIFY_LOG_ERROR,
+                  "standard output is a regular file opened write-only, and it cannot be read "
+                  "back through /proc/self/fd/1 to find a torn last line: redirect it with 1<> "
+                  "instead of >, or give the file as path");
+    if (fd >= 0)
+        close(fd);
+    return -1;
+}
+
+/*
+ * Standard output that is a regular file (`walnotify ... > FILE`) holds the same rows as a path
+ * would, so it gets the same care: the lock, the torn-tail cut, truncation on abort and fsync.
+ * A pipe or a terminal is written as it is.
+ */
+static bool open_stdout(jsonl_state *st)
+{
+    struct stat sb;
+    st->fd = STDOUT_FILENO;
     if (fstat(st->fd, &sb) != 0) {
-        st->host->log(st->host, WALNOTIFY_LOG_ERROR, "cannot stat %s: %s", st->path,
+        st->host->log(st->host, WALNOTIFY_LOG_ERROR, "cannot stat standard output: %s",
                       strerror(errno));
         return false;
     }
-    if (!cut_torn_tail(st, sb.st_size))
+    if (!S_ISREG(sb.st_mode))
+        return true;
+    if (stderr_is_same_file(&sb)) {
+        st->host->log(st->host, WALNOTIFY_LOG_ERROR,
+                      "standard output and standard error are the same file: log lines would be "
+                      "mixed into the events and cut with them; send standard error elsewhere or "
+                      "give the file as path");
         return false;
-    if (created && st->fsync_enabled && !sync_parent_folder(st))
+    }
+    st->is_regular = true;
+    int flags = fcntl(st->fd, F_GETFL);
+    st->appends = flags >= 0 && (flags & O_APPEND) != 0;
+    if (!lock_file(st))
         return false;
+    int read_fd = stdout_reader(st, &sb);
+    if (read_fd < 0)
+        return false;
+    bool ok = cut_torn_tail(st, read_fd);
+    if (read_fd != STDOUT_FILENO)
+        close(read_fd);
+    /* Lines go after the last whole one, whatever offset the shell left (`1<>` starts at 0). */
+    if (ok && !st->appends && lseek(st->fd, st->file_end, SEEK_SET) < 0) {
+        st->host->log(st->host, WALNOTIFY_LOG_ERROR, "cannot seek standard output: %s",
+                      strerror(errno));
+        ok = false;
+    }
+    return ok;
+}
+
+/* Reads the `mode` setting: octal, with owner read and write, nothing executable or writable by
+ * others. */
+static bool read_mode(jsonl_state *st)
+{
+    const char *text = st->host->get_string(st->host, "mode");
+    if (text == NULL) {
+        st->mode = WN_FILES_MODE;
+        return true;
+    }
+    char *end = NULL;
+    errno = 0;
+    unsigned long mode = strtoul(text, &end, 8);
+    if (errno != 0 || end == text || *end != '\0' || text[0] == '-' || text[0] == '+' ||
+        (mode & 0600) != 0600 || (mode & ~0664UL) != 0) {
+        st->host->log(st->host, WALNOTIFY_LOG_ERROR,
+                      "setting mode = \"%.32s\" is not a file mode walnotify creates a file "
+                      "with: give octal digits such as \"0600\" or \"0640\" (owner read and "
+                      "write, no execute, not writable by others)",
+                      text);
+        return false;
+    }
+    st->mode = (mode_t)mode;
     return true;
 }
 
@@ -488,6 +503,8 @@ static void jsonl_shutdown(void *state)
         return;
     if (st->fd >= 0 && !st->is_stdout)
         close(st->fd); /* also releases the lock */
+    else if (st->is_stdout && st->is_regular)
+        flock(st->fd, LOCK_UN); /* standard output stays open; the file is free for another */
     jsonbuf_free(&st->buf);
     jsonbuf_free(&st->head.text);
     namecache_free(&st->table_name);
@@ -513,16 +530,20 @@ static walnotify_status jsonl_init(const walnotify_host *host, void **state)
         host->log(host, WALNOTIFY_LOG_ERROR, "setting path is empty (use \"-\" for standard output)");
         goto fail;
     }
-    st->path = strdup(path);
+    /* Messages name the file; standard output's name is what a reader understands. */
+    st->path = strdup(strcmp(path, "-") == 0 ? "standard output" : path);
     if (st->path == NULL || !jsonbuf_reserve(&st->buf, JSONL_INITIAL_CAP)) {
         host->log(host, WALNOTIFY_LOG_ERROR, "out of memory");
         goto fail;
     }
     st->fsync_enabled = host->get_boolean(host, "fsync");
+    if (!read_mode(st))
+        goto fail;
 
     if (strcmp(path, "-") == 0) {
         st->is_stdout = true;
-        st->fd = STDOUT_FILENO;
+        if (!open_stdout(st))
+            goto fail;
     } else if (!open_file(st)) {
         goto fail;
     }

@@ -254,6 +254,29 @@ START_TEST(test_minimal_file)
 }
 END_TEST
 
+/* snapshot and message are operations a block may ask for, but never ones the publication
+ * publishes; where `ops` is written is kept for the loader's messages. */
+START_TEST(test_ops_snapshot_message)
+{
+    wn_config c;
+    char err[ERR_MAX] = "";
+    char path[PATH_MAX];
+    const char *text = "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ]; };\n"
+                       "plugins = ( { name = \"p\"; path = \"p.so\";\n"
+                       "  ops = [ \"message\", \"update\", \"snapshot\" ]; },\n"
+                       "  { name = \"q\"; path = \"p.so\"; } );\n";
+
+    ck_assert_msg(load_text("ops.conf", text, &c, err, path, sizeof path) == 0, "%s", err);
+    ck_assert_uint_eq(c.plugins[0].ops,
+                      WALNOTIFY_OP_MESSAGE | WALNOTIFY_OP_UPDATE | WALNOTIFY_OP_SNAPSHOT);
+    ck_assert_int_eq(c.plugins[0].ops_line, 3);
+    ck_assert_uint_eq(c.plugins[1].ops, WALNOTIFY_OP_INSERT);
+    ck_assert_int_eq(c.plugins[1].ops_line, 0);
+    ck_assert_uint_eq(c.ops, WALNOTIFY_OP_INSERT | WALNOTIFY_OP_UPDATE);
+    wn_config_free(&c);
+}
+END_TEST
+
 /* A relative file name: config->file stays as given, config->dir becomes absolute. */
 START_TEST(test_relative_file_name)
 {
@@ -472,9 +495,9 @@ static const bad_case bad_cases[] = {
     {"op not a string", SRC "plugins = ( { name = \"p\"; path = \"p.so\";\n ops = ( \"insert\",\n 1 ); } );\n",
      4, "plugin \"p\": ops must be a list of strings"},
     {"unknown op", SRC "plugins = ( { name = \"p\"; path = \"p.so\";\n ops = [ \"insert\",\n \"upsert\" ]; } );\n",
-     4, "plugin \"p\": unknown operation \"upsert\" in ops (expected insert, update, delete, truncate)"},
+     4, "plugin \"p\": unknown operation \"upsert\" in ops (expected insert, update, delete, truncate, snapshot, message)"},
     {"op upper case", SRC "plugins = ( { name = \"p\"; path = \"p.so\";\n ops = [ \"INSERT\" ]; } );\n", 3,
-     "plugin \"p\": unknown operation \"INSERT\" in ops (expected insert, update, delete, truncate)"},
+     "plugin \"p\": unknown operation \"INSERT\" in ops (expected insert, update, delete, truncate, snapshot, message)"},
     {"duplicate op",
      SRC "plugins = ( { name = \"p\"; path = \"p.so\";\n ops = [ \"delete\", \"insert\", \"delete\" ]; } );\n",
      3, "plugin \"p\": operation \"delete\" is listed twice in ops"},
@@ -790,6 +813,7 @@ static Suite *config_suite(void)
 
     tcase_add_test(tc, test_full_file);
     tcase_add_test(tc, test_minimal_file);
+    tcase_add_test(tc, test_ops_snapshot_message);
     tcase_add_test(tc, test_relative_file_name);
     tcase_add_test(tc, test_conninfo_forms);
     tcase_add_loop_test(tc, test_bad_file, 0, (int)(sizeof bad_cases / sizeof bad_cases[0]));

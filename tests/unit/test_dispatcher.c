@@ -135,6 +135,7 @@ typedef struct recorder {
     wn_lsn committed;          /* commit LSN of the last transaction that reached commit */
     wn_lsn durable;            /* `committed` as the last successful flush found it */
     wn_lsn published_at_retry; /* highest published position a failing flush saw */
+    bool log_ids;              /* record each change's identity after its handle line */
 } recorder;
 
 static wn_lsn published_now(void);
@@ -173,7 +174,16 @@ __attribute__((format(printf, 2, 3))) static void record(recorder *r, const char
 static walnotify_status rec_handle(void *state, const walnotify_event *event)
 {
     recorder *r = state;
-    const char *note = event->columns[1].value ? event->columns[1].value : "NULL";
+    const char *note;
+
+    if (event->op == WALNOTIFY_OP_MESSAGE) {
+        record(r, "message %s:%.*s %c seq=%u id=%llx-%llx", event->message_prefix,
+               (int)event->message_length, event->message_content,
+               event->transactional ? 'T' : 'N', event->seq,
+               (unsigned long long)event->id.position, (unsigned long long)event->id.ordinal);
+        return WALNOTIFY_OK;
+    }
+    note = event->columns[1].value ? event->columns[1].value : "NULL";
 
     if (r->handle_retries_left > 0) {
         r->handle_retries_left--;
@@ -193,6 +203,9 @@ static walnotify_status rec_handle(void *state, const walnotify_event *event)
         nanosleep(&pause, NULL);
     }
     record(r, "handle %s seq=%u", note, event->seq);
+    if (r->log_ids)
+        record(r, "id %llx-%llx", (unsigned long long)event->id.position,
+               (unsigned long long)event->id.ordinal);
     return WALNOTIFY_OK;
 }
 
@@ -398,6 +411,20 @@ static bool wait_calls(const recorder *r, int n)
     return false;
 }
 
+static msg logical_message(bool transactional, wn_lsn lsn, const char *prefix,
+                           const char *content)
+{
+    msg m = {.len = 0};
+    put8(&m, 'M');
+    put8(&m, transactional ? 1 : 0);
+    put64(&m, lsn);
+    putstr(&m, prefix);
+    put32(&m, (uint32_t)strlen(content));
+    for (const char *p = content; *p; p++)
+        put8(&m, (uint8_t)*p);
+    return m;
+}
+
 static void send_txn(wn_lsn commit_lsn, wn_lsn end_lsn, uint32_t xid, uint32_t relid,
                      const char *const *notes, int n)
 {
@@ -440,6 +467,56 @@ START_TEST(delivers_in_order_with_filters)
     ck_assert_str_eq(orders->calls[0], "begin 7");
     ck_assert_str_eq(orders->calls[1], "handle 10 seq=0");
     ck_assert_str_eq(orders->calls[2], "commit 7");
+}
+END_TEST
+
+/*
+ * Messages reach only the block that asked for them and whose plugin declares them ("all" asks
+ * but declares nothing, as a 1.0 plugin); transactional ones in place with the identity of their
+ * place, the others in a begin/commit of their own at their own LSN.
+ */
+START_TEST(messages_and_identities)
+{
+    prepare(0x100, 0);
+    for (int i = 0; i < 2; i++)
+        fx.plugin_configs[i].ops = WALNOTIFY_OP_INSERT | WALNOTIFY_OP_MESSAGE;
+    fx.plugins[1].descriptor.ops = WALNOTIFY_OPS_CHANGES | WALNOTIFY_OP_MESSAGE;
+    fx.recorders[1].log_ids = true;
+    launch();
+    send_msg(relation_msg(1, "public", "orders"), 0);
+    send_msg(begin_msg(0x200, 7), 0);
+    send_msg(logical_message(true, 0x1F0, "p", "first"), 0);
+    send_msg(insert_msg(1, "1", "10"), 0);
+    send_msg(logical_message(true, 0x1F8, "p", "a"), 0);
+    send_msg(logical_message(true, 0x1F9, "p", "b"), 0);
+    send_msg(insert_msg(1, "2", "11"), 0);
+    send_msg(commit_msg(0x200, 0x210), 0x210);
+    send_msg(logical_message(false, 0x220, "q", "alone"), 0x230);
+    ck_assert(wait_calls(&fx.recorders[1], 12));
+    ck_assert_int_eq(finish(), WN_DISPATCH_STOPPED);
+
+    ck_assert_int_eq(fx.recorders[0].ncalls, 4);
+    ck_assert_str_eq(fx.recorders[0].calls[1], "handle 10 seq=0");
+    ck_assert_str_eq(fx.recorders[0].calls[2], "handle 11 seq=1");
+    {
+        static const char *const want[] = {
+            "begin 7",
+            "message p:first T seq=0 id=200-1",
+            "handle 10 seq=0",
+            "id 200-100000000",
+            "message p:a T seq=1 id=200-100000001",
+            "message p:b T seq=1 id=200-100000002",
+            "handle 11 seq=1",
+            "id 200-200000000",
+            "commit 7",
+            "begin 0",
+            "message q:alone N seq=0 id=220-0",
+            "commit 0",
+        };
+
+        for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+            ck_assert_str_eq(fx.recorders[1].calls[i], want[i]);
+    }
 }
 END_TEST
 
@@ -901,6 +978,7 @@ int main(void)
 
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, delivers_in_order_with_filters);
+    tcase_add_test(tc, messages_and_identities);
     tcase_add_test(tc, acknowledges_commit_end_only_after_flush);
     tcase_add_test(tc, what_commit_wrote_is_flushed_before_it_is_acknowledged);
     tcase_add_test(tc, stop_retries_the_last_flush);

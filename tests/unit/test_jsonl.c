@@ -323,7 +323,11 @@ START_TEST(test_descriptor)
     ck_assert_int_eq(s[1].type, WALNOTIFY_SETTING_BOOLEAN);
     ck_assert_str_eq(s[1].default_value, "true");
     ck_assert_ptr_nonnull(s[1].description);
-    ck_assert_ptr_null(s[2].name);
+    ck_assert_str_eq(s[2].name, "mode");
+    ck_assert_int_eq(s[2].type, WALNOTIFY_SETTING_STRING);
+    ck_assert_str_eq(s[2].default_value, "0600");
+    ck_assert_ptr_nonnull(s[2].description);
+    ck_assert_ptr_null(s[3].name);
 }
 END_TEST
 
@@ -888,7 +892,7 @@ START_TEST(test_new_file_mode)
     void *state = start(fake);
     struct stat sb;
     ck_assert_int_eq(stat(fake->path, &sb), 0);
-    ck_assert_uint_eq(sb.st_mode & 0777, 0644);
+    ck_assert_uint_eq(sb.st_mode & 0777, 0600); /* it holds rows: not for every local user */
     ck_assert_int_eq(sb.st_size, 0);
     plugin->shutdown(state);
     umask(old_mask);

@@ -166,8 +166,9 @@ static const struct {
 } descriptor_refusals[] = {
     {"bad_magic", "descriptor magic 0x12345678, expected 0x574E504C: not a walnotify plugin"},
     {"bad_major", "ABI major version 2, this host speaks 1"},
-    {"bad_minor_newer", "built for ABI 1.7, newer than this host's 1.0"},
+    {"bad_minor_newer", "built for ABI 1.8, newer than this host's 1.1"},
     {"bad_small_size", "descriptor size 16 bytes, ABI 1.0 needs at least 64"},
+    {"bad_short_minor", "descriptor size 96 bytes, ABI 1.1 needs at least 112"},
     {"bad_no_init", "required callback init is NULL"},
     {"bad_no_handle", "required callback handle is NULL"},
     {"bad_no_shutdown", "required callback shutdown is NULL"},
@@ -581,7 +582,13 @@ START_TEST(test_old_minor)
     ck_assert_int_eq(p.descriptor.handle(p.state, &e), WALNOTIFY_OK);
     ck_assert_uint_eq(*(const uint64_t *)p.state, 2);
     wn_plugin_describe(&p, text, sizeof text);
-    ck_assert_str_eq(text, "old 0.9\n");
+    ck_assert_str_eq(text, "old 0.9 (plugin ABI 1.0)\n"
+                           "operations: insert, update, delete, truncate\n"
+                           "settings: none\n");
+    /* A 1.0 plugin handles the changes only; 1.1's services are lent to it all the same. */
+    ck_assert_uint_eq(wn_plugin_ops(&p), WALNOTIFY_OPS_CHANGES);
+    ck_assert_uint_eq(p.descriptor.ops, 0);
+    ck_assert_ptr_null(p.descriptor.check);
     wn_plugin_unload(&p);
 }
 END_TEST
@@ -598,7 +605,9 @@ START_TEST(test_describe)
     load_ok(&p, &b);
     wn_plugin_describe(&p, text, sizeof text);
     ck_assert_str_eq(text,
-                     "good 1.2.3\n"
+                     "good 1.2.3 (plugin ABI 1.1)\n"
+                     "operations: insert, update, delete, truncate\n"
+                     "settings:\n"
                      "  label (string, default \"good\"): a name for the instance\n"
                      "  limit (integer, default \"100\"): events accepted before handle fails\n"
                      "  verbose (boolean, default \"false\"): log every event\n"
@@ -607,7 +616,122 @@ START_TEST(test_describe)
                      "  url (string, required): required: anything\n");
     /* A short buffer gets a cut, terminated text. */
     wn_plugin_describe(&p, small, sizeof small);
-    ck_assert_str_eq(small, "good 1.2.3\n  la");
+    ck_assert_str_eq(small, "good 1.2.3 (plu");
+    wn_plugin_unload(&p);
+}
+END_TEST
+
+/* The descriptor alone: --describe needs no configuration block and calls neither check nor init. */
+START_TEST(test_describe_file)
+{
+    char path[PATH_MAX], text[2048], err[512] = "";
+
+    fixture("lifecycle", path, sizeof path);
+    ck_assert_msg(wn_plugin_describe_file(path, text, sizeof text, err, sizeof err) == 0, "%s", err);
+    ck_assert_str_eq(text,
+                     "lifecycle 1.1.0 (plugin ABI 1.1)\n"
+                     "operations: insert, update, delete, truncate, message\n"
+                     "settings:\n"
+                     "  log (path, default \"-\"): file that receives one line per callback "
+                     "(\"-\": none)\n"
+                     "  refuse (boolean, default \"false\"): check refuses the settings\n"
+                     "  lock (path, default \"-\"): init answers RETRY while another process "
+                     "holds this file's lock\n"
+                     "  flush_always (boolean, default \"false\"): ask to be flushed before every "
+                     "acknowledgement\n");
+    fixture("bad_short_minor", path, sizeof path);
+    ck_assert_int_eq(wn_plugin_describe_file(path, text, sizeof text, err, sizeof err),
+                     WN_LOAD_REFUSED);
+    ck_assert_ptr_nonnull(strstr(err, "descriptor size 96 bytes, ABI 1.1 needs at least 112"));
+}
+END_TEST
+
+/* A block asks only for what its plugin declares; without ops it gets insert. */
+START_TEST(test_ops_refused)
+{
+    test_block b;
+    wn_plugin p;
+
+    block_init(&b, "asks", "good");
+    add_required(&b);
+    b.config.ops = WALNOTIFY_OP_INSERT | WALNOTIFY_OP_MESSAGE;
+    b.config.ops_line = 15;
+    load_refused(&b, CONF_FILE ":15: plugin \"asks\": ops asks for message, which good does not "
+                              "handle (good declares: insert, update, delete, truncate)");
+
+    block_init(&b, "legacy", "abi10_legacy");
+    b.config.ops = WALNOTIFY_OP_SNAPSHOT;
+    b.config.ops_line = 16;
+    load_refused(&b, CONF_FILE ":16: plugin \"legacy\": ops asks for snapshot, which "
+                              "abi10_legacy does not handle (abi10_legacy declares: insert, "
+                              "update, delete, truncate)");
+
+    /* Without ops a block gets insert, which this plugin does not handle. */
+    block_init(&b, "bare", "messages_only");
+    load_refused(&b, CONF_FILE ":5: plugin \"bare\": no ops given, so it would get insert, "
+                              "which messages_only does not handle (messages_only declares: "
+                              "message); name its operations in ops");
+    block_init(&b, "named", "messages_only");
+    b.config.ops = WALNOTIFY_OP_MESSAGE;
+    b.config.ops_line = 13;
+    load_ok(&p, &b);
+    wn_plugin_unload(&p);
+
+    block_init(&b, "fine", "lifecycle");
+    b.config.ops = WALNOTIFY_OP_MESSAGE | WALNOTIFY_OP_DELETE;
+    b.config.ops_line = 17;
+    load_ok(&p, &b);
+    ck_assert_uint_eq(wn_plugin_ops(&p), WALNOTIFY_OPS_CHANGES | WALNOTIFY_OP_MESSAGE);
+    wn_plugin_unload(&p);
+}
+END_TEST
+
+/* check runs with the getters and log only; its refusal is FATAL; the services work after it. */
+START_TEST(test_check)
+{
+    static const walnotify_source source = {.size = sizeof source, .system_identifier = 7,
+                                            .database = "app", .slot = "s", .publication = "p"};
+    static const walnotify_table tables[1] = {{.size = sizeof(walnotify_table), .table = "public.t"}};
+    test_block b;
+    wn_plugin p;
+
+    block_init(&b, "checked", "lifecycle");
+    load_ok(&p, &b);
+    ck_assert_ptr_null(wn_plugin_unavailable_call(&p));
+    /* Even with the context lent, check sees only zero values (the fixture refuses otherwise). */
+    wn_plugin_set_context(&p, &source, tables, 1, 0x16B3748);
+    ck_assert_int_eq(wn_plugin_check(&p), WALNOTIFY_OK);
+    ck_assert_ptr_eq(p.host.source(&p.host), &source);
+    ck_assert_uint_eq(p.host.table_count(&p.host), 1);
+    ck_assert_str_eq(p.host.table(&p.host, 0)->table, "public.t");
+    ck_assert_ptr_null(p.host.table(&p.host, 1));
+    ck_assert_uint_eq(p.host.resume_position(&p.host), 0x16B3748);
+    ck_assert_uint_eq(p.host.flush_position(&p.host), 0);
+    wn_plugin_set_flush_position(&p, 0x2000);
+    ck_assert_uint_eq(p.host.flush_position(&p.host), 0x2000);
+    wn_plugin_set_flush_position(&p, 0);
+    ck_assert(!wn_plugin_flush_always(&p));
+    p.host.set_flush_always(&p.host, true);
+    ck_assert(wn_plugin_flush_always(&p));
+    /* Not offered yet: a plugin calling them stops the host instead of crashing. */
+    ck_assert_int_eq(p.host.fail_events(&p.host, (walnotify_id){0}, (walnotify_id){0},
+                                        WALNOTIFY_FAILURE_TRANSIENT, "x"),
+                     WALNOTIFY_FATAL);
+    ck_assert_int_eq(p.host.rewind(&p.host, "x"), WALNOTIFY_FATAL);
+    /* Remembered, so the dispatcher stops whatever the block's on_error says. */
+    ck_assert_str_eq(wn_plugin_unavailable_call(&p), "rewind");
+    wn_plugin_unload(&p);
+
+    block_init(&b, "refusing", "lifecycle");
+    block_add(&b, "refuse", WN_SETTING_BOOLEAN, 12)->boolean = true;
+    load_ok(&p, &b);
+    ck_assert_int_eq(wn_plugin_check(&p), WALNOTIFY_FATAL);
+    wn_plugin_unload(&p);
+
+    /* No check callback (a 1.0 plugin): nothing to refuse. */
+    block_init(&b, "elder", "old_minor");
+    load_ok(&p, &b);
+    ck_assert_int_eq(wn_plugin_check(&p), WALNOTIFY_OK);
     wn_plugin_unload(&p);
 }
 END_TEST
@@ -653,6 +777,9 @@ static Suite *loader_suite(void)
     tcase_add_test(running, test_two_instances);
     tcase_add_test(running, test_old_minor);
     tcase_add_test(running, test_describe);
+    tcase_add_test(running, test_describe_file);
+    tcase_add_test(running, test_ops_refused);
+    tcase_add_test(running, test_check);
     tcase_add_test(running, test_unload_unloaded);
     suite_add_tcase(s, running);
     return s;

@@ -2,11 +2,14 @@
  * FILE:LINE, and the refusal of a file that belongs elsewhere. */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "state.h"
@@ -106,19 +109,150 @@ START_TEST(write_replaces_atomically)
 {
     folder f = make_folder();
     wn_state s = sample(), out;
-    char err[512] = "", tmp[PATH_MAX + 8];
+    char err[512] = "", tmp[PATH_MAX + 8], victim[PATH_MAX + 8];
     bool exists;
     struct stat st;
 
     ck_assert_int_eq(wn_state_write(f.file, &s, err, sizeof err), 0);
     s.lsn = 0x2000000;
-    /* A temporary file left by a crash is simply overwritten. */
+    /* A link at the fixed name an older walnotify used is neither followed nor touched: the
+     * temporary file's name is unique. */
     snprintf(tmp, sizeof tmp, "%s.tmp", f.file);
-    put(tmp, "half a fil");
+    snprintf(victim, sizeof victim, "%s/victim", f.dir);
+    put(victim, "precious\n");
+    ck_assert_int_eq(symlink(victim, tmp), 0);
     ck_assert_int_eq(wn_state_write(f.file, &s, err, sizeof err), 0);
-    ck_assert_int_ne(stat(tmp, &st), 0); /* renamed into place, not copied */
+    ck_assert_str_eq(slurp(victim), "precious\n");
+    ck_assert_int_eq(lstat(tmp, &st), 0);
+    ck_assert(S_ISLNK(st.st_mode));
+    ck_assert_int_eq(lstat(f.file, &st), 0);
+    ck_assert(S_ISREG(st.st_mode)); /* renamed into place, not written through a link */
     ck_assert_int_eq(wn_state_read(f.file, &out, &exists, err, sizeof err), 0);
     ck_assert(out.lsn == 0x2000000);
+    ck_assert_int_eq(unlink(victim), 0);
+    remove_folder(&f);
+}
+END_TEST
+
+START_TEST(fixed_temporary_name_cannot_block_a_write)
+{
+    folder f = make_folder();
+    wn_state s = sample();
+    char err[512] = "", tmp[PATH_MAX + 8];
+
+    /* Something else holding `<path>.tmp` (here a folder) is no obstacle. */
+    snprintf(tmp, sizeof tmp, "%s.tmp", f.file);
+    ck_assert_int_eq(mkdir(tmp, 0700), 0);
+    ck_assert_msg(wn_state_write(f.file, &s, err, sizeof err) == 0, "err: %s", err);
+    ck_assert_int_eq(rmdir(tmp), 0);
+    remove_folder(&f);
+}
+END_TEST
+
+/* Each of two processes replaces the same state file this many times, at once. */
+#define RACING_WRITES 100
+
+START_TEST(two_writers_never_collide)
+{
+    folder f = make_folder();
+    pid_t pids[2];
+
+    /* The two hosts of an active/standby pair share one state file: with one fixed temporary
+     * name, one's rename would take the other's file away from under it. */
+    for (int w = 0; w < 2; w++) {
+        pids[w] = fork();
+        ck_assert_int_ge(pids[w], 0);
+        if (pids[w] == 0) {
+            wn_state s = sample();
+            char err[512];
+
+            for (int i = 0; i < RACING_WRITES; i++) {
+                s.lsn = (wn_lsn)(0x1000000 * (w + 1) + i + 1);
+                if (wn_state_write(f.file, &s, err, sizeof err) != 0) {
+                    fprintf(stderr, "writer %d, write %d: %s\n", w, i, err);
+                    _exit(1);
+                }
+            }
+            _exit(0);
+        }
+    }
+    for (int w = 0; w < 2; w++) {
+        int status;
+
+        ck_assert_int_eq(waitpid(pids[w], &status, 0), pids[w]);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "writer %d failed", w);
+    }
+    {
+        wn_state out;
+        bool exists = false;
+        char err[512] = "";
+
+        ck_assert_int_eq(wn_state_read(f.file, &out, &exists, err, sizeof err), 0);
+        ck_assert(exists);
+    }
+    remove_folder(&f); /* no temporary file left either */
+}
+END_TEST
+
+START_TEST(state_file_is_created_0600)
+{
+    folder f = make_folder();
+    wn_state s = sample();
+    char err[512] = "";
+    struct stat st;
+    mode_t old_mask = umask(022);
+
+    ck_assert_int_eq(wn_state_write(f.file, &s, err, sizeof err), 0);
+    umask(old_mask);
+    ck_assert_int_eq(stat(f.file, &st), 0);
+    ck_assert_uint_eq(st.st_mode & 0777, 0600);
+    remove_folder(&f);
+}
+END_TEST
+
+START_TEST(state_file_link_is_refused)
+{
+    folder f = make_folder();
+    wn_state s = sample(), out;
+    char err[512] = "", real[PATH_MAX + 8];
+    bool exists = true;
+
+    snprintf(real, sizeof real, "%s/real", f.dir);
+    ck_assert_int_eq(wn_state_write(real, &s, err, sizeof err), 0);
+    ck_assert_int_eq(symlink(real, f.file), 0);
+    ck_assert_int_eq(wn_state_read(f.file, &out, &exists, err, sizeof err), -1);
+    ck_assert(!exists);
+    ck_assert_msg(strstr(err, f.file) != NULL && strstr(err, "symbolic link") != NULL, "err: %s",
+                  err);
+    ck_assert_int_eq(unlink(real), 0);
+    remove_folder(&f);
+}
+END_TEST
+
+START_TEST(stale_temporary_files_are_removed)
+{
+    folder f = make_folder();
+    wn_state out;
+    char err[512] = "", old[PATH_MAX + 16], fresh[PATH_MAX + 16], other[PATH_MAX + 16];
+    struct timespec two_hours_ago[2] = {{.tv_sec = time(NULL) - 7200},
+                                        {.tv_sec = time(NULL) - 7200}};
+    struct stat st;
+    bool exists;
+
+    snprintf(old, sizeof old, "%s.tmp-AbC123", f.file);
+    snprintf(fresh, sizeof fresh, "%s.tmp-XyZ789", f.file);
+    snprintf(other, sizeof other, "%s.tmp-notours1", f.file);
+    put(old, "left by a crash");
+    put(fresh, "another host writing now");
+    put(other, "not a name walnotify makes");
+    ck_assert_int_eq(utimensat(AT_FDCWD, old, two_hours_ago, 0), 0);
+    ck_assert_int_eq(utimensat(AT_FDCWD, other, two_hours_ago, 0), 0);
+    ck_assert_int_eq(wn_state_read(f.file, &out, &exists, err, sizeof err), 0);
+    ck_assert_int_ne(stat(old, &st), 0);
+    ck_assert_int_eq(stat(fresh, &st), 0);
+    ck_assert_int_eq(stat(other, &st), 0);
+    ck_assert_int_eq(unlink(fresh), 0);
+    ck_assert_int_eq(unlink(other), 0);
     remove_folder(&f);
 }
 END_TEST
@@ -246,6 +380,11 @@ int main(void)
     tcase_add_test(tc, round_trip);
     tcase_add_test(tc, missing_file_is_no_state);
     tcase_add_test(tc, write_replaces_atomically);
+    tcase_add_test(tc, fixed_temporary_name_cannot_block_a_write);
+    tcase_add_test(tc, two_writers_never_collide);
+    tcase_add_test(tc, state_file_is_created_0600);
+    tcase_add_test(tc, state_file_link_is_refused);
+    tcase_add_test(tc, stale_temporary_files_are_removed);
     tcase_add_test(tc, unwritable_folder_is_an_error);
     tcase_add_loop_test(tc, malformed_files_name_file_and_line, 0,
                         (int)(sizeof malformed / sizeof malformed[0]));

@@ -1,0 +1,213 @@
+/*
+ * The files walnotify writes rows and progress to, with the real host and server: standard
+ * output that is a regular file is cared for like a file, files are created 0600, and a symbolic
+ * link where a data file is expected stops the host instead of being followed.
+ */
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "itest.h"
+
+#define BADROW "build/tests/fixtures/policy_badrow.so"
+
+/* Runs `walnotify -c conf --endpos now` with standard output appended to out (as `>> out`
+ * does), to its end; host->err gets standard error. */
+static void run_into_stdout_file(itest_ctx *ctx, itest_host *host, const char *conf,
+                                 const char *out)
+{
+    itest_path program = itest_root_file("build/walnotify");
+    char *endpos = itest_lsn_text(itest_current_lsn(ctx->conn));
+    char name[64];
+
+    memset(host, 0, sizeof *host);
+    snprintf(name, sizeof name, "host%d.err", ++ctx->runs);
+    host->err = itest_file(ctx, name);
+    host->status = -1;
+    fflush(NULL);
+    host->pid = fork();
+    ck_assert_msg(host->pid >= 0, "fork: %s", strerror(errno));
+    if (host->pid == 0) {
+        int fd_in = open("/dev/null", O_RDONLY);
+        int fd_out = open(out, O_WRONLY | O_APPEND);
+        int fd_err = open(host->err.s, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (fd_in < 0 || fd_out < 0 || fd_err < 0 || dup2(fd_in, 0) < 0 || dup2(fd_out, 1) < 0 ||
+            dup2(fd_err, 2) < 0 || chdir("/") != 0)
+            _exit(126);
+        execl(program.s, program.s, "-c", conf, "--endpos", endpos, (char *)NULL);
+        _exit(127);
+    }
+    free(endpos);
+    itest_host_wait(host, ITEST_RUN_S);
+}
+
+static void assert_stderr_has(const itest_host *host, const char *what)
+{
+    char *err = itest_host_stderr(host);
+    ck_assert_msg(err != NULL && strstr(err, what) != NULL, "stderr lacks \"%s\": %s", what,
+                  err != NULL ? err : "(none)");
+    free(err);
+}
+
+START_TEST(test_stdout_file_is_a_file)
+{
+    itest_ctx ctx;
+    itest_host host;
+    itest_path conf, out;
+    itest_events events;
+
+    itest_begin(&ctx, "stdoutfile");
+    itest_exec(ctx.conn, "CREATE TABLE t (id int PRIMARY KEY)");
+    /* No path: standard output. */
+    conf = itest_config(&ctx, "stdout.cfg", "\"public.t\"", 200,
+                        "{ name = \"out\"; path = \"%s\"; settings = { fsync = true; }; }",
+                        itest_root_file("build/plugins/jsonl.so").s);
+    itest_create_slot(&ctx, conf.s);
+    /* What a crash in the middle of a write left in the file. */
+    out = itest_file(&ctx, "stdout.jsonl");
+    itest_write_file(out.s, "{\"lsn\":\"0/1\",\"se");
+    itest_exec(ctx.conn, "INSERT INTO t VALUES (1)");
+    itest_exec(ctx.conn, "INSERT INTO t VALUES (2), (3)");
+
+    run_into_stdout_file(&ctx, &host, conf.s, out.s);
+    itest_assert_exit(&host, 0);
+    assert_stderr_has(&host, "standard output ended in a torn line: cut 16 bytes");
+    events = itest_read_events(out.s); /* fails on anything but whole jsonl lines */
+    ck_assert_uint_eq(events.count, 3);
+    ck_assert_str_eq(itest_value(&events.event[0], "id"), "1");
+    ck_assert_str_eq(itest_value(&events.event[2], "id"), "3");
+    itest_events_free(&events);
+    itest_end(&ctx);
+}
+END_TEST
+
+static mode_t mode_of(const char *path)
+{
+    struct stat sb;
+    ck_assert_msg(stat(path, &sb) == 0, "stat %s: %s", path, strerror(errno));
+    return sb.st_mode & 07777;
+}
+
+/* How many entries of folder start with prefix. */
+static int count_prefixed(const char *folder, const char *prefix)
+{
+    DIR *dir = opendir(folder);
+    struct dirent *entry;
+    int n = 0;
+
+    ck_assert_ptr_nonnull(dir);
+    while ((entry = readdir(dir)) != NULL)
+        n += strncmp(entry->d_name, prefix, strlen(prefix)) == 0;
+    closedir(dir);
+    return n;
+}
+
+/* Moves path aside to path.real and puts a link to it in its place. */
+static void replace_with_link(const char *path, char *real, size_t size)
+{
+    ck_assert(snprintf(real, size, "%s.real", path) < (int)size);
+    ck_assert_int_eq(rename(path, real), 0);
+    ck_assert_int_eq(symlink(real, path), 0);
+}
+
+static void put_back(const char *path, const char *real)
+{
+    ck_assert_int_eq(unlink(path), 0);
+    ck_assert_int_eq(rename(real, path), 0);
+}
+
+START_TEST(test_files_are_private_and_links_refused)
+{
+    itest_ctx ctx;
+    itest_host host;
+    itest_path conf, out, dead, state;
+    char real[PATH_MAX + 8];
+    char *before;
+    size_t length;
+    mode_t old_mask = umask(022);
+
+    itest_begin(&ctx, "privfiles");
+    itest_exec(ctx.conn, "CREATE TABLE t (id int PRIMARY KEY)");
+    conf = itest_file(&ctx, "files.cfg");
+    itest_write_file(conf.s,
+                     "source:\n{\n"
+                     "  conninfo = \"%s\";\n  tables = [ \"public.t\" ];\n"
+                     "  slot = \"%s\";\n  publication = \"%s\";\n  status_interval_ms = 200;\n"
+                     "  state_file = \"state\";\n"
+                     "};\n"
+                     "plugins = (\n"
+                     "  { name = \"out\"; path = \"%s\"; settings = { path = \"out.jsonl\"; }; },\n"
+                     "  { name = \"bad\"; path = \"%s\"; on_error = \"skip\";"
+                     "    dead_letter = \"dead.jsonl\"; settings = { bad_id = \"2\"; }; }\n"
+                     ");\n",
+                     ctx.conninfo, ctx.slot, ctx.pub, itest_root_file("build/plugins/jsonl.so").s,
+                     itest_root_file(BADROW).s);
+    itest_create_slot(&ctx, conf.s);
+    out = itest_file(&ctx, "out.jsonl");
+    dead = itest_file(&ctx, "dead.jsonl");
+    state = itest_file(&ctx, "state");
+    itest_exec(ctx.conn, "INSERT INTO t VALUES (1), (2), (3)");
+    itest_run_to_now(&ctx, conf.s);
+
+    /* Rows are not for every local user, whatever the umask. */
+    ck_assert_uint_eq(mode_of(out.s), 0600);
+    ck_assert_uint_eq(mode_of(dead.s), 0600);
+    ck_assert_uint_eq(mode_of(state.s), 0600);
+    ck_assert_int_eq(count_prefixed(ctx.dir, "state.tmp"), 0);
+
+    /* A link at each path stops the host, names the path, and leaves the target as it was. */
+    itest_exec(ctx.conn, "INSERT INTO t VALUES (4)");
+    const struct {
+        const char *path;
+        int exit_code;
+    } links[] = {{out.s, 2}, {dead.s, 2}, {state.s, 1}};
+    for (size_t i = 0; i < sizeof links / sizeof links[0]; i++) {
+        replace_with_link(links[i].path, real, sizeof real);
+        before = itest_read_file(real, &length);
+        itest_host_run(&ctx, &host, "-c", conf.s);
+        itest_assert_exit(&host, links[i].exit_code);
+        assert_stderr_has(&host, "symbolic link");
+        assert_stderr_has(&host, links[i].path);
+        char *after = itest_read_file(real, NULL);
+        ck_assert_str_eq(after, before);
+        free(after);
+        free(before);
+        put_back(links[i].path, real);
+    }
+
+    /* All put back: the row that waited is delivered. */
+    itest_run_to_now(&ctx, conf.s);
+    before = itest_read_file(out.s, &length);
+    ck_assert_msg(strstr(before, "\"values\":{\"id\":\"4\"}") != NULL, "out.jsonl: %s", before);
+    free(before);
+    umask(old_mask);
+    itest_end(&ctx);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *suite = suite_create("files");
+    TCase *tc = tcase_create("files");
+    SRunner *runner;
+    int failed;
+
+    tcase_set_timeout(tc, ITEST_TIMEOUT_S);
+    tcase_add_test(tc, test_stdout_file_is_a_file);
+    tcase_add_test(tc, test_files_are_private_and_links_refused);
+    suite_add_tcase(suite, tc);
+    runner = srunner_create(suite);
+    srunner_run_all(runner, CK_NORMAL);
+    failed = srunner_ntests_failed(runner);
+    srunner_free(runner);
+    return failed == 0 ? 0 : 1;
+}
