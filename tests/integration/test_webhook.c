@@ -14,7 +14,9 @@
  *   TLS                           a CA made here: the wrong one is refused with a clear message
  *                                 and nothing acknowledged; the right one, with a bearer token
  *                                 that never reaches the log, delivers everything;
- *   settings                      mistakes refused with a message that names them.
+ *   settings                      mistakes refused by check (--check-config, exit 1) or, for a
+ *                                 missing token file, at init (exit 2), with a message that
+ *                                 names them and never quotes a header's value.
  * Where every event is answered 2xx once, the receiver's log is checked with the delivery
  * invariant (faults.h): every committed row received, first receipts in commit order, and the
  * slot never past a transaction the receiver had not answered 2xx for.
@@ -368,16 +370,20 @@ END_TEST
 
 /* ---- settings -------------------------------------------------------------------------------- */
 
-/* Runs the host on one webhook block with these settings: it must refuse them, saying `reason`
- * and never `secret`. */
-static void assert_refused(itest_ctx *ctx, const char *settings, const char *reason,
+/*
+ * One webhook block with these settings must be refused with exit `code` and `reason` on
+ * stderr, never `secret`: by --check-config (no database) when check refuses it (exit 1), and
+ * by a run, at init, otherwise (exit 2).
+ */
+static void assert_refused(itest_ctx *ctx, const char *settings, int code, const char *reason,
                            const char *secret)
 {
     itest_path conf = hook_config(ctx, "bad.cfg", "http://127.0.0.1:9/hook", "", settings);
     itest_host host;
-    int status = itest_host_run(ctx, &host, "-c", conf.s);
+    int status = code == 1 ? itest_host_run(ctx, &host, "-c", conf.s, "--check-config")
+                           : itest_host_run(ctx, &host, "-c", conf.s);
 
-    ck_assert_msg(status == 1 || status == 2, "settings { %s } gave exit %d", settings, status);
+    ck_assert_msg(status == code, "settings { %s } gave exit %d, not %d", settings, status, code);
     assert_stderr(&host, reason);
     ck_assert_msg(secret == NULL || !stderr_has(&host, secret), "\"%s\" reached the log", secret);
 }
@@ -391,16 +397,17 @@ START_TEST(test_settings_refused)
     create_table(&ctx);
     conf = hook_config(&ctx, "slot.cfg", "http://127.0.0.1:9/hook", "", "");
     itest_create_slot(&ctx, conf.s);
-    assert_refused(&ctx, "mode = \"bulk\";", "setting mode is \"bulk\"", NULL);
-    assert_refused(&ctx, "headers = [ \"X-Api-Key hush-31337\" ];",
+    assert_refused(&ctx, "mode = \"bulk\";", 1, "setting mode is \"bulk\"", NULL);
+    assert_refused(&ctx, "headers = [ \"X-Api-Key hush-31337\" ];", 1,
                    "setting headers, item 1: expected \"Name: value\"", "hush-31337");
-    assert_refused(&ctx, "headers = [ \"A: b\", \"Idempotency-Key: hush-31337\" ];",
+    assert_refused(&ctx, "headers = [ \"A: b\", \"Idempotency-Key: hush-31337\" ];", 1,
                    "setting headers, item 2: walnotify sets Idempotency-Key itself", "hush-31337");
-    assert_refused(&ctx, "max_batch_bytes = 10;", "setting max_batch_bytes is 10", NULL);
-    assert_refused(&ctx, "bearer_token_file = \"missing.token\";", "cannot open bearer_token_file ",
-                   NULL);
-    assert_refused(&ctx, "insecure = true; ca_file = \"ca.pem\";",
+    assert_refused(&ctx, "max_batch_bytes = 10;", 1, "setting max_batch_bytes is 10", NULL);
+    assert_refused(&ctx, "insecure = true; ca_file = \"ca.pem\";", 1,
                    "ca_file and insecure = true contradict", NULL);
+    /* The token file is read at init, not by check (no files there). */
+    assert_refused(&ctx, "bearer_token_file = \"missing.token\";", 2,
+                   "cannot open bearer_token_file ", NULL);
     itest_end(&ctx);
 }
 END_TEST
