@@ -167,8 +167,8 @@ static char *logged_ids(const hook_server *server)
         for (size_t j = 0; j < i && !seen; j++)
             seen = strcmp(log.line[j].id, log.line[i].id) == 0;
         if (!seen)
-            used += (size_t)snprintf(out + used, cap - used, "%s%s", used ? " " : "",
-                                     log.line[i].id);
+            used +=
+                (size_t)snprintf(out + used, cap - used, "%s%s", used ? " " : "", log.line[i].id);
     }
     itest_loglines_free(&log);
     return out;
