@@ -78,9 +78,10 @@ $(B)/plugins/%.so: $$(wildcard plugins/%/*.c) $$(wildcard plugins/%/*.h) $$(PLUG
 UNIT_DEPS_decoder    := decoder lsn log
 UNIT_DEPS_relcache   := relcache decoder lsn log
 UNIT_DEPS_config     := config conninfo lsn log
-UNIT_DEPS_loader     := loader config conninfo lsn log
+UNIT_DEPS_loader     := loader encoder jsonbuf namecache config conninfo lsn log
 UNIT_DEPS_abi        :=
-UNIT_DEPS_jsonl      :=
+UNIT_DEPS_jsonl      := encoder jsonbuf namecache
+UNIT_DEPS_encoder    := encoder jsonbuf namecache
 UNIT_DEPS_handoff    := handoff lsn log
 UNIT_DEPS_lsn        := lsn
 UNIT_DEPS_backoff    := backoff
@@ -89,7 +90,8 @@ UNIT_DEPS_log        := log
 UNIT_DEPS_state      := state files lsn log
 # The dead-letter file's tests link what the dead-letter module needs, as the dispatcher's do.
 UNIT_DEPS_files       = files $(filter-out dispatcher,$(UNIT_DEPS_dispatcher))
-UNIT_DEPS_dispatcher := dispatcher deadletter files handoff decoder relcache loader config conninfo lsn log
+UNIT_DEPS_dispatcher := dispatcher deadletter files encoder jsonbuf namecache handoff decoder \
+                        relcache loader config conninfo lsn log
 
 UNIT_SRCS    := $(wildcard tests/unit/test_*.c)
 UNIT_BINS    := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRCS))

@@ -1,12 +1,11 @@
 /*
  * deadletter: the file where a plugin's skipped events go, one JSON object per line.
  *
- * A line holds the event in the shape the jsonl plugin writes (lsn, seq, xid, commit_time,
- * table, op, values / unchanged / old / options), then "plugin" (the instance name) and "error"
- * (why it was skipped). The JSON is valid UTF-8: control characters are escaped and bytes that
- * are not UTF-8 become \ufffd. The file only ever holds whole lines, also after a crash: a torn
- * last line left by one is cut when the file is opened (its event was never acknowledged, so it
- * comes again).
+ * A line holds the event's canonical JSON, the line the jsonl plugin writes (core/encoder.h),
+ * then "plugin" (the instance name) and "error" (why it was skipped). The JSON is valid UTF-8:
+ * control characters are escaped and bytes that are not UTF-8 become \ufffd. The file only
+ * ever holds whole lines, also after a crash: a torn last line left by one is cut when the file
+ * is opened (its event was never acknowledged, so it comes again).
  */
 #ifndef WN_DEADLETTER_H
 #define WN_DEADLETTER_H

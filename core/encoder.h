@@ -19,6 +19,18 @@ void wn_encoder_destroy(wn_encoder *encoder);
 /*
  * The event's canonical JSON, NUL-terminated, *length (when not NULL) its bytes. The text lives
  * in the encoder until its next call. NULL when out of memory (or an operation it does not know).
+ * Keys come in this order (README, "The jsonl plugin"):
+ *
+ *   change    {"lsn","seq","xid","commit_time","table","op","values","unchanged","old","options"}
+ *             (values and unchanged for insert and update, old when the server sent one,
+ *             options for truncate)
+ *   message   {"lsn","ordinal"[,"xid","commit_time"],"op":"message","transactional","prefix",
+ *             "content" | "content_hex"}: xid and commit_time only when transactional;
+ *             content_hex (lower-case) unless the content is UTF-8 without NUL
+ *   snapshot  {"snapshot","ordinal","table","op":"snapshot","values"} for a row,
+ *             {"snapshot","ordinal","op":"snapshot","marker":"begin"} and
+ *             {"snapshot","ordinal","op":"snapshot","marker":"end","rows"}; snapshot is the
+ *             consistent point (event->commit_lsn)
  */
 const char *wn_encoder_event(wn_encoder *encoder, const walnotify_event *event, size_t *length);
 

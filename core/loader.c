@@ -4,6 +4,8 @@
  */
 #include "loader.h"
 
+#include "encoder.h"
+
 #include <dlfcn.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -52,6 +54,7 @@ struct wn_plugin_settings {
     uint64_t flush_position;         /* during flush: what is acknowledged if it succeeds */
     bool flush_always;               /* flushed before every acknowledgement */
     const char *unavailable;         /* a service the plugin called that this host lacks */
+    wn_encoder *encoder;             /* the instance's encode_json and encode_key; owned */
     size_t nslots;
     setting_slot slots[];            /* one per declaration, in declaration order */
 };
@@ -440,6 +443,7 @@ static void free_settings(wn_plugin_settings *settings)
         free_items(settings->slots[i].items, settings->slots[i].nitems);
     }
     free(settings->log_prefix);
+    wn_encoder_destroy(settings->encoder);
     free(settings);
 }
 
@@ -764,6 +768,39 @@ static walnotify_status host_rewind(const walnotify_host *host, const char *reas
     return unavailable(host, "rewind");
 }
 
+/* The instance's own table of that name, for the key columns the catalog gives. */
+static const walnotify_table *find_table(const wn_plugin_settings *settings,
+                                         const walnotify_event *event)
+{
+    if (event->table == NULL)
+        return NULL;
+    for (size_t i = 0; i < settings->ntables; i++) {
+        if (strcmp(settings->tables[i].table, event->table) == 0)
+            return &settings->tables[i];
+    }
+    return NULL;
+}
+
+static const char *host_encode_json(const walnotify_host *host, const walnotify_event *event,
+                                    size_t *length)
+{
+    const wn_plugin_settings *settings = serving(host);
+
+    return settings ? wn_encoder_event(settings->encoder, event, length) : NULL;
+}
+
+static const char *host_encode_key(const walnotify_host *host, const walnotify_event *event,
+                                   size_t *length)
+{
+    const wn_plugin_settings *settings = serving(host);
+
+    /* With the catalog's table the key is its key columns (the primary key under REPLICA
+     * IDENTITY FULL, where the server marks every column as key); without it, the columns the
+     * server marks. */
+    return settings ? wn_encoder_key(settings->encoder, event, find_table(settings, event), length)
+                    : NULL;
+}
+
 static void fill_host(wn_plugin *plugin, const wn_plugin_config *config)
 {
     walnotify_host *host = &plugin->host;
@@ -787,6 +824,8 @@ static void fill_host(wn_plugin *plugin, const wn_plugin_config *config)
     host->set_flush_always = host_set_flush_always;
     host->fail_events = host_fail_events;
     host->rewind = host_rewind;
+    host->encode_json = host_encode_json;
+    host->encode_key = host_encode_key;
 }
 
 /* ---- public ----------------------------------------------------------------------------------- */
@@ -813,6 +852,11 @@ int wn_plugin_load(wn_plugin *plugin, const wn_plugin_config *config, const char
     rc = build_settings(plugin, config, file, config_dir, err, errlen);
     if (rc != 0)
         goto free_settings;
+    plugin->settings->encoder = wn_encoder_create();
+    if (!plugin->settings->encoder) {
+        rc = refuse(err, errlen, config, "out of memory for its JSON encoder");
+        goto free_settings;
+    }
     fill_host(plugin, config);
     return 0;
 

@@ -1,10 +1,12 @@
 /*
  * jsonl: walnotify's reference sink. One JSON object per event, one line each, appended to a
- * file (or written to standard output).
+ * file (or written to standard output). Each line is the event's canonical JSON, which the host
+ * renders (walnotify_host.encode_json), and a newline.
  *
- * The file only ever holds whole lines: lines are formatted into a buffer and written once per
- * transaction (or whenever the buffer passes JSONL_WRITE_THRESHOLD, whole lines only); a failed
- * write, an aborted transaction and a torn tail found at start are all cut off with ftruncate.
+ * The file only ever holds whole lines: lines are gathered in a buffer and written once per
+ * transaction (or whenever the buffer passes JSONL_WRITE_THRESHOLD, whole lines only; a line
+ * that long on its own goes out at once, without the copy); a failed write, an aborted
+ * transaction and a torn tail found at start are all cut off with ftruncate.
  * An exclusive flock keeps two processes from appending to one file. Standard output that is a
  * regular file is treated the same way. A new file is created 0600 (the `mode` setting widens
  * it), and a symbolic link at `path` is refused, not followed. The file helpers are the host's
@@ -13,11 +15,11 @@
 #include <walnotify/plugin.h>
 
 #include "files.h"
-#include "jsonbuf.h"
-#include "namecache.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,21 +38,12 @@
 #define JSONL_INITIAL_CAP ((size_t)64 * 1024)
 #define JSONL_KEEP_CAP ((size_t)8 * 1024 * 1024)
 
-/*
- * The part of a line that only changes with the transaction: `{"lsn":"X/Y","seq":` then, after
- * the event's seq, `,"xid":N,"commit_time":"T","table":`. Formatting the time and the LSN cost
- * more than the rest of a small row, so they are formatted once per transaction (once per event
- * only when events of different transactions alternate). Keyed by the event's own values, not
- * by begin's, since those are what the line shows.
- */
-typedef struct line_head {
-    bool valid;           /* text matches the key below */
-    uint64_t commit_lsn;  /* the key: the event values the text was made from */
-    uint32_t xid;
-    int64_t commit_time;
-    size_t seq_at;        /* text[0, seq_at) comes before the seq, the rest after it */
-    jsonbuf text;
-} line_head;
+/* Whole lines not written yet: bytes only, the JSON comes from the host's encoder. */
+typedef struct line_buffer {
+    char *data; /* owned */
+    size_t len; /* bytes in use */
+    size_t cap; /* bytes allocated */
+} line_buffer;
 
 typedef struct jsonl_state {
     const walnotify_host *host; /* borrowed until shutdown returns */
@@ -66,10 +59,7 @@ typedef struct jsonl_state {
     bool in_txn;                /* between begin and commit/abort */
     off_t file_end;             /* bytes of whole lines in the file after our last change */
     off_t txn_start;            /* file_end when the current transaction began */
-    jsonbuf buf;                /* whole lines not written yet */
-    line_head head;             /* the start of a line, kept while the transaction lasts */
-    namecache table_name;       /* the last event's table, escaped */
-    namecache column_names;     /* the last new row's column names, escaped */
+    line_buffer buf;            /* whole lines not written yet */
 } jsonl_state;
 
 static const walnotify_setting jsonl_settings[] = {
@@ -88,159 +78,43 @@ static const walnotify_setting jsonl_settings[] = {
     {.name = NULL},
 };
 
-/* ---- formatting ------------------------------------------------------------------------------ */
+/* ---- lines --------------------------------------------------------------------------------- */
 
-/* `,"op":"NAME"`: the member after the table, whole. */
-typedef struct op_text {
-    const char *json;
-    size_t length;
-} op_text;
-
-#define OP_TEXT(name) {",\"op\":\"" name "\"", sizeof(",\"op\":\"" name "\"") - 1}
-
-/* False for an operation this plugin does not know. */
-static bool op_member(walnotify_op op, op_text *out)
+/* Makes room for `extra` more bytes (the caller found too little); false when memory (or
+ * size_t) runs out. */
+static bool buffer_grow(line_buffer *buf, size_t extra)
 {
-    static const op_text op_insert = OP_TEXT("insert"), op_update = OP_TEXT("update"),
-                         op_delete = OP_TEXT("delete"), op_truncate = OP_TEXT("truncate");
-    switch (op) {
-    case WALNOTIFY_OP_INSERT: *out = op_insert; return true;
-    case WALNOTIFY_OP_UPDATE: *out = op_update; return true;
-    case WALNOTIFY_OP_DELETE: *out = op_delete; return true;
-    case WALNOTIFY_OP_TRUNCATE: *out = op_truncate; return true;
-    case WALNOTIFY_OP_SNAPSHOT:
-    case WALNOTIFY_OP_MESSAGE: return false;
-    }
-    return false;
-}
-
-/* Makes `head` hold the text for the event's transaction; false when out of memory. */
-static bool refresh_head(line_head *head, const walnotify_event *ev)
-{
-    if (head->valid && head->commit_lsn == ev->commit_lsn && head->xid == ev->xid &&
-        head->commit_time == ev->commit_time)
+    if (extra <= buf->cap - buf->len)
         return true;
-    jsonbuf *text = &head->text;
-    text->len = 0;
-    jsonbuf_puts(text, "{\"lsn\":\"");
-    jsonbuf_lsn(text, ev->commit_lsn);
-    jsonbuf_puts(text, "\",\"seq\":");
-    head->seq_at = text->len;
-    jsonbuf_puts(text, ",\"xid\":");
-    jsonbuf_u64(text, ev->xid);
-    jsonbuf_puts(text, ",\"commit_time\":\"");
-    jsonbuf_timestamp(text, ev->commit_time);
-    jsonbuf_puts(text, "\",\"table\":");
-    if (text->failed) {
-        text->failed = false;
-        head->valid = false;
+    if (extra > SIZE_MAX / 2 - buf->len)
         return false;
-    }
-    head->commit_lsn = ev->commit_lsn;
-    head->xid = ev->xid;
-    head->commit_time = ev->commit_time;
-    head->valid = true;
+    size_t cap = buf->cap < JSONL_INITIAL_CAP ? JSONL_INITIAL_CAP : buf->cap;
+    while (cap < buf->len + extra)
+        cap *= 2;
+    char *data = realloc(buf->data, cap);
+    if (data == NULL)
+        return false;
+    buf->data = data;
+    buf->cap = cap;
     return true;
 }
 
-static void put_cstring(jsonbuf *buf, const char *text)
+static void buffer_free(line_buffer *buf)
 {
-    jsonbuf_string(buf, text != NULL ? text : "", text != NULL ? strlen(text) : 0);
+    free(buf->data);
+    *buf = (line_buffer){0};
 }
 
-/* A name as a JSON string, through `names` (the index-th of its list) when there is one. */
-static void put_name(jsonbuf *buf, namecache *names, size_t index, const char *name)
+/* Appends the event's line (its canonical JSON, which the host renders, and a newline). */
+static bool buffer_line(line_buffer *buf, const char *json, size_t length)
 {
-    if (names != NULL && name != NULL)
-        namecache_put(names, index, name, buf);
-    else
-        put_cstring(buf, name);
-}
-
-/* The index-th column as `"name":value`; the caller has excluded unchanged TOAST values. */
-static void put_member(jsonbuf *buf, namecache *names, size_t index, const walnotify_column *col)
-{
-    put_name(buf, names, index, col->name);
-    jsonbuf_put(buf, ":", 1);
-    if (col->kind != WALNOTIFY_VALUE_TEXT) {
-        jsonbuf_put(buf, "null", 4);
-        return;
-    }
-    jsonbuf_string(buf, col->value != NULL ? col->value : "", col->value != NULL ? col->length : 0);
-}
-
-/* `,"key":{...}` with every column that was sent (and, with keys_only, is part of the key);
- * names through `names` unless NULL. */
-static void put_row(jsonbuf *buf, namecache *names, const char *key, const walnotify_column *cols,
-                    size_t ncols, bool keys_only)
-{
-    bool first = true;
-    jsonbuf_puts(buf, key);
-    jsonbuf_put(buf, "{", 1);
-    for (size_t i = 0; i < ncols; i++) {
-        if (cols[i].kind == WALNOTIFY_VALUE_UNCHANGED || (keys_only && !cols[i].is_key))
-            continue;
-        if (!first)
-            jsonbuf_put(buf, ",", 1);
-        put_member(buf, names, i, &cols[i]);
-        first = false;
-    }
-    jsonbuf_put(buf, "}", 1);
-}
-
-/* `,"unchanged":[...]` naming the columns whose unchanged TOAST value was not sent, if any. */
-static void put_unchanged(jsonbuf *buf, const walnotify_column *cols, size_t ncols)
-{
-    bool first = true;
-    for (size_t i = 0; i < ncols; i++) {
-        if (cols[i].kind != WALNOTIFY_VALUE_UNCHANGED)
-            continue;
-        jsonbuf_puts(buf, first ? ",\"unchanged\":[" : ",");
-        put_cstring(buf, cols[i].name);
-        first = false;
-    }
-    if (!first)
-        jsonbuf_put(buf, "]", 1);
-}
-
-static void put_truncate_options(jsonbuf *buf, unsigned options)
-{
-    bool first = true;
-    jsonbuf_puts(buf, ",\"options\":[");
-    if (options & WALNOTIFY_TRUNCATE_CASCADE) {
-        jsonbuf_puts(buf, "\"cascade\"");
-        first = false;
-    }
-    if (options & WALNOTIFY_TRUNCATE_RESTART_IDENTITY)
-        jsonbuf_puts(buf, first ? "\"restart_identity\"" : ",\"restart_identity\"");
-    jsonbuf_put(buf, "]", 1);
-}
-
-/* Appends the event's line, newline included, to st->buf, after st->head (refreshed for this
- * event). The caller checks st->buf.failed. */
-static void format_event(jsonl_state *st, const walnotify_event *ev, const op_text *op)
-{
-    jsonbuf *buf = &st->buf;
-    const jsonbuf *head = &st->head.text;
-    jsonbuf_put(buf, head->data, st->head.seq_at);
-    jsonbuf_u64(buf, ev->seq);
-    jsonbuf_put(buf, head->data + st->head.seq_at, head->len - st->head.seq_at);
-    put_name(buf, &st->table_name, 0, ev->table);
-    jsonbuf_put(buf, op->json, op->length);
-
-    if (ev->op == WALNOTIFY_OP_INSERT || ev->op == WALNOTIFY_OP_UPDATE) {
-        put_row(buf, &st->column_names, ",\"values\":", ev->columns,
-                ev->columns != NULL ? ev->ncolumns : 0, false);
-        put_unchanged(buf, ev->columns, ev->columns != NULL ? ev->ncolumns : 0);
-    }
-    if ((ev->op == WALNOTIFY_OP_UPDATE || ev->op == WALNOTIFY_OP_DELETE) &&
-        ev->old_kind != WALNOTIFY_OLD_NONE) {
-        put_row(buf, NULL, ",\"old\":", ev->old_columns,
-                ev->old_columns != NULL ? ev->nold_columns : 0, ev->old_kind == WALNOTIFY_OLD_KEY);
-    }
-    if (ev->op == WALNOTIFY_OP_TRUNCATE)
-        put_truncate_options(buf, ev->truncate_options);
-    jsonbuf_put(buf, "}\n", 2);
+    /* Nearly always there is room: one compare, no call. */
+    if (length >= buf->cap - buf->len && (length == SIZE_MAX || !buffer_grow(buf, length + 1)))
+        return false;
+    memcpy(buf->data + buf->len, json, length);
+    buf->data[buf->len + length] = '\n';
+    buf->len += length + 1;
+    return true;
 }
 
 /* ---- output ---------------------------------------------------------------------------------- */
@@ -265,25 +139,37 @@ static bool cut_file(jsonl_state *st, off_t offset)
     return true;
 }
 
-/* Writes the buffered whole lines. On failure the file is cut back to its last whole line. */
-static walnotify_status write_buffer(jsonl_state *st)
+/* Writes `length` bytes of whole lines, and a newline when `newline` (a line that ends
+ * there). On failure the file is cut back to its last whole line. */
+static walnotify_status write_lines(jsonl_state *st, const char *data, size_t length, bool newline)
 {
-    if (st->buf.len == 0)
-        return WALNOTIFY_OK;
-    int err = wn_files_write_all(st->fd, st->buf.data, st->buf.len);
+    int err = wn_files_write_all(st->fd, data, length);
+    if (err == 0 && newline)
+        err = wn_files_write_all(st->fd, "\n", 1);
     if (err != 0) {
         st->host->log(st->host, WALNOTIFY_LOG_ERROR, "write of %zu bytes to %s failed: %s",
-                      st->buf.len, st->path, strerror(err));
+                      length + (newline ? 1 : 0), st->path, strerror(err));
         if (st->is_regular)
             cut_file(st, st->file_end);
         return WALNOTIFY_FATAL;
     }
-    st->file_end += (off_t)st->buf.len;
+    st->file_end += (off_t)(length + (newline ? 1 : 0));
     st->unsynced = true;
+    return WALNOTIFY_OK;
+}
+
+/* Writes the buffered whole lines. */
+static walnotify_status write_buffer(jsonl_state *st)
+{
+    if (st->buf.len == 0)
+        return WALNOTIFY_OK;
+    walnotify_status status = write_lines(st, st->buf.data, st->buf.len, false);
+    if (status != WALNOTIFY_OK)
+        return status;
     st->buf.len = 0;
-    /* One huge value must not pin its memory for the rest of the run. */
+    /* One huge transaction must not pin its memory for the rest of the run. */
     if (st->buf.cap > JSONL_KEEP_CAP)
-        jsonbuf_free(&st->buf);
+        buffer_free(&st->buf);
     return WALNOTIFY_OK;
 }
 
@@ -505,16 +391,19 @@ static void jsonl_shutdown(void *state)
         close(st->fd); /* also releases the lock */
     else if (st->is_stdout && st->is_regular)
         flock(st->fd, LOCK_UN); /* standard output stays open; the file is free for another */
-    jsonbuf_free(&st->buf);
-    jsonbuf_free(&st->head.text);
-    namecache_free(&st->table_name);
-    namecache_free(&st->column_names);
+    buffer_free(&st->buf);
     free(st->path);
     free(st);
 }
 
 static walnotify_status jsonl_init(const walnotify_host *host, void **state)
 {
+    /* The lines are the host's canonical JSON: a host without its encoder cannot serve. */
+    if (!WALNOTIFY_HAS(walnotify_host, host, encode_json) || host->encode_json == NULL) {
+        host->log(host, WALNOTIFY_LOG_ERROR, "the host lends no encode_json (ABI %u.%u)",
+                  (unsigned)host->abi_major, (unsigned)host->abi_minor);
+        return WALNOTIFY_FATAL;
+    }
     jsonl_state *st = calloc(1, sizeof *st);
     if (st == NULL) {
         host->log(host, WALNOTIFY_LOG_ERROR, "out of memory");
@@ -532,7 +421,7 @@ static walnotify_status jsonl_init(const walnotify_host *host, void **state)
     }
     /* Messages name the file; standard output's name is what a reader understands. */
     st->path = strdup(strcmp(path, "-") == 0 ? "standard output" : path);
-    if (st->path == NULL || !jsonbuf_reserve(&st->buf, JSONL_INITIAL_CAP)) {
+    if (st->path == NULL || !buffer_grow(&st->buf, JSONL_INITIAL_CAP)) {
         host->log(host, WALNOTIFY_LOG_ERROR, "out of memory");
         goto fail;
     }
@@ -558,24 +447,27 @@ fail:
 static walnotify_status jsonl_handle(void *state, const walnotify_event *ev)
 {
     jsonl_state *st = state;
-    op_text op;
-    if (!op_member(ev->op, &op)) {
-        st->host->log(st->host, WALNOTIFY_LOG_ERROR, "event for %s has an unknown operation %d",
-                      ev->table != NULL ? ev->table : "?", (int)ev->op);
+    size_t length = 0;
+    const char *json = st->host->encode_json(st->host, ev, &length);
+    if (json == NULL) {
+        st->host->log(st->host, WALNOTIFY_LOG_ERROR,
+                      "cannot render the event at %" PRIX32 "/%" PRIX32 " seq %u (operation %d) on "
+                      "%s: out of memory, or an operation the host cannot render",
+                      (uint32_t)(ev->commit_lsn >> 32), (uint32_t)ev->commit_lsn, ev->seq,
+                      (int)ev->op, ev->table != NULL ? ev->table : "no table");
         return WALNOTIFY_FATAL;
     }
-
-    size_t line_start = st->buf.len;
-    if (refresh_head(&st->head, ev))
-        format_event(st, ev, &op);
-    else
-        st->buf.failed = true;
-    if (st->buf.failed) {
-        st->buf.len = line_start;
-        st->buf.failed = false;
+    /* A huge line goes out straight from the host's text, after the lines before it, rather
+     * than being copied once more. */
+    if (length >= JSONL_WRITE_THRESHOLD) {
+        walnotify_status status = write_buffer(st);
+        return status != WALNOTIFY_OK ? status : write_lines(st, json, length, true);
+    }
+    if (!buffer_line(&st->buf, json, length)) {
         st->host->log(st->host, WALNOTIFY_LOG_ERROR,
-                      "out of memory formatting event seq %u of transaction %u on %s",
-                      ev->seq, ev->xid, ev->table != NULL ? ev->table : "?");
+                      "out of memory buffering a line of %zu bytes (event seq %u of transaction "
+                      "%u on %s)",
+                      length + 1, ev->seq, ev->xid, ev->table != NULL ? ev->table : "no table");
         return WALNOTIFY_FATAL;
     }
     if (!st->in_txn || st->buf.len >= JSONL_WRITE_THRESHOLD)
@@ -659,6 +551,8 @@ static const walnotify_plugin jsonl_plugin = {
     .commit = jsonl_commit,
     .abort = jsonl_abort,
     .flush = jsonl_flush,
+    .ops = WALNOTIFY_OP_INSERT | WALNOTIFY_OP_UPDATE | WALNOTIFY_OP_DELETE | WALNOTIFY_OP_TRUNCATE |
+           WALNOTIFY_OP_SNAPSHOT | WALNOTIFY_OP_MESSAGE,
 };
 
 const walnotify_plugin *walnotify_plugin_entry(void)

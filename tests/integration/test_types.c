@@ -3,7 +3,9 @@
  * every column and awkward bytes, delivered by the jsonl plugin, must match byte for byte what
  * COPY ... TO STDOUT prints under the contract's session settings. The test's database defaults
  * to other settings for every one of them, so the match holds only if walnotify's own session
- * settings are in force.
+ * settings are in force. Beside jsonl, a second plugin writes what the host's encode_json and
+ * encode_key make of the same events: the first must be jsonl's file byte for byte, the second
+ * each row's primary key.
  */
 #include <check.h>
 #include <stdio.h>
@@ -310,6 +312,36 @@ static void assert_same_copy(const char *got, size_t got_len, const char *want, 
                  line, i - line_start, got + line_start, want + line_start);
 }
 
+/* Every line of encode_json is jsonl's line; every key is the row's primary key, {"id":"N"}. */
+static void assert_encoders_agree(const itest_ctx *ctx, const itest_path *jsonl,
+                                  const itest_events *events)
+{
+    itest_path json_path = itest_file(ctx, "echo.json");
+    itest_path key_path = itest_file(ctx, "echo.key");
+    size_t jsonl_len, json_len;
+    char *want = itest_read_file(jsonl->s, &jsonl_len);
+    char *got = itest_read_file(json_path.s, &json_len);
+    itest_lines keys;
+
+    ck_assert_msg(want != NULL && got != NULL, "%s or %s is missing", jsonl->s, json_path.s);
+    ck_assert_msg(json_len == jsonl_len && memcmp(got, want, json_len) == 0,
+                  "encode_json's %zu bytes differ from jsonl's %zu", json_len, jsonl_len);
+    keys = itest_read_lines(key_path.s);
+    ck_assert_uint_eq(keys.count, events->count);
+    for (size_t i = 0; i < keys.count; i++) {
+        char expected[64];
+        const char *id = itest_value(&events->event[i], "id");
+
+        ck_assert_ptr_nonnull(id);
+        snprintf(expected, sizeof expected, "{\"id\":\"%s\"}", id);
+        ck_assert_msg(strcmp(keys.line[i], expected) == 0, "key %zu is %s, expected %s", i,
+                      keys.line[i], expected);
+    }
+    itest_lines_free(&keys);
+    free(got);
+    free(want);
+}
+
 /* Each transaction's events: same commit LSN inside its commit record's bounds, seq 0.., xid. */
 static void assert_transactions(const itest_events *events, const written_txn *txns, size_t ntxns)
 {
@@ -369,8 +401,11 @@ START_TEST(test_every_type_byte_for_byte)
     set_hostile_defaults(&ctx);
     create_schema(ctx.conn);
     conf = itest_config(&ctx, "types.cfg", "\"public.t\"", 1000,
-                        "{ name = \"all\"; path = \"%s\"; settings = { path = \"out.jsonl\"; }; }",
-                        itest_root_file("build/plugins/jsonl.so").s);
+                        "{ name = \"all\"; path = \"%s\"; settings = { path = \"out.jsonl\"; }; },"
+                        "{ name = \"echo\"; path = \"%s\";"
+                        "  settings = { json_path = \"echo.json\"; key_path = \"echo.key\"; }; }",
+                        itest_root_file("build/plugins/jsonl.so").s,
+                        itest_root_file("build/tests/fixtures/encoder_echo.so").s);
     ck_assert_int_eq(itest_host_run(&ctx, &host, "--create-slot", "-c", conf.s), 0);
 
     for (int id = 1; id <= NROWS; id += ROWS_PER_TXN) {
@@ -387,6 +422,7 @@ START_TEST(test_every_type_byte_for_byte)
     out = itest_file(&ctx, "out.jsonl");
     events = itest_read_events(out.s);
     assert_transactions(&events, txns, ntxns);
+    assert_encoders_agree(&ctx, &out, &events);
 
     column_names = itest_query(ctx.conn, "SELECT string_agg(attname, ',' ORDER BY attnum) FROM "
                                          "pg_attribute WHERE attrelid = 't'::regclass AND "

@@ -824,8 +824,9 @@ START_TEST(on_error_skip_skips_the_first_failure)
     launch();
     send_msg(relation_msg(1, "public", "orders"), 0);
     send_msg(begin_msg(0x300, 8), 0);
-    /* Control characters, a quote and a byte that is not UTF-8 beside a character that is. */
-    send_msg(insert_msg(1, "1", "2\x01\xff\"\xc3\xa9\n"), 0);
+    /* Control characters, a quote and a byte that is not UTF-8 beside a character that is;
+     * escaped exactly as in the jsonl plugin's line (\b and \f in their short forms). */
+    send_msg(insert_msg(1, "1", "2\x01\b\f\x7f\xff\"\xc3\xa9\n"), 0);
     send_msg(insert_msg(1, "2", "3"), 0);
     send_msg(insert_msg(1, "3", NULL), 0);
     send_msg(commit_msg(0x300, 0x310), 0x310);
@@ -839,7 +840,8 @@ START_TEST(on_error_skip_skips_the_first_failure)
     ck_assert_str_eq(dead, "{\"lsn\":\"0/300\",\"seq\":0,\"xid\":8,"
                            "\"commit_time\":\"2000-01-01T00:00:00.000000Z\","
                            "\"table\":\"public.orders\",\"op\":\"insert\","
-                           "\"values\":{\"id\":\"1\",\"note\":\"2\\u0001\\ufffd\\\"\xc3\xa9\\n\"},"
+                           "\"values\":{\"id\":\"1\","
+                           "\"note\":\"2\\u0001\\b\\f\\u007f\\ufffd\\\"\xc3\xa9\\n\"},"
                            "\"plugin\":\"all\",\"error\":\"handle returned FATAL\"}\n"
                            "{\"lsn\":\"0/300\",\"seq\":1,\"xid\":8,"
                            "\"commit_time\":\"2000-01-01T00:00:00.000000Z\","

@@ -20,6 +20,7 @@
 #include <walnotify/plugin.h>
 
 #include "deadletter.h"
+#include "encoder.h"
 #include "files.h"
 
 static char dir[PATH_MAX];
@@ -274,6 +275,7 @@ typedef struct host {
     walnotify_host host;
     const char *path;
     const char *mode; /* NULL: the default */
+    wn_encoder *encoder;
     char log[4096];
 } host;
 
@@ -308,6 +310,13 @@ static bool host_boolean(const walnotify_host *h, const char *name)
     return strcmp(name, "fsync") == 0;
 }
 
+static const char *host_encode_json(const walnotify_host *h, const walnotify_event *event,
+                                    size_t *length)
+{
+    host *self = h->host_private;
+    return wn_encoder_event(self->encoder, event, length);
+}
+
 static host *host_new(const char *path, const char *mode)
 {
     host *h = calloc(1, sizeof *h);
@@ -319,10 +328,19 @@ static host *host_new(const char *path, const char *mode)
                                .log = host_log,
                                .get_string = host_string,
                                .get_boolean = host_boolean,
+                               .encode_json = host_encode_json,
                                .host_private = h};
+    h->encoder = wn_encoder_create();
+    ck_assert_ptr_nonnull(h->encoder);
     h->path = path;
     h->mode = mode;
     return h;
+}
+
+static void host_free(host *h)
+{
+    wn_encoder_destroy(h->encoder);
+    free(h);
 }
 
 static void load_plugin(void)
@@ -376,7 +394,7 @@ START_TEST(jsonl_mode_setting_is_honoured)
     ck_assert_msg(status == WALNOTIFY_OK, "log: %s", h->log);
     plugin->shutdown(state);
     ck_assert_uint_eq(mode_of(path), 0640);
-    free(h);
+    host_free(h);
 }
 END_TEST
 
@@ -392,7 +410,7 @@ START_TEST(jsonl_bad_mode_is_refused)
         snprintf(quoted, sizeof quoted, "mode = \"%s\"", bad[i]);
         ck_assert_msg(strstr(h->log, quoted) != NULL, "%s: log: %s", bad[i], h->log);
         ck_assert_int_eq(access(path, F_OK), -1);
-        free(h);
+        host_free(h);
     }
 }
 END_TEST
@@ -408,7 +426,7 @@ START_TEST(jsonl_refuses_a_link)
     ck_assert_msg(strstr(h->log, path) != NULL && strstr(h->log, "symbolic link") != NULL,
                   "log: %s", h->log);
     ck_assert_str_eq(slurp(target), "keep\ntorn"); /* its torn tail was not cut */
-    free(h);
+    host_free(h);
 }
 END_TEST
 
@@ -494,7 +512,7 @@ START_TEST(jsonl_stdout_file_is_treated_as_a_file)
     ck_assert(lockable(path)); /* released at shutdown, though standard output stays open */
     put_back_stdout(saved);
     free(value);
-    free(h);
+    host_free(h);
 }
 END_TEST
 
@@ -513,7 +531,7 @@ START_TEST(jsonl_stdout_shared_with_stderr_is_refused)
     ck_assert_int_eq(status, WALNOTIFY_FATAL);
     ck_assert_msg(strstr(h->log, "standard output and standard error are the same file") != NULL,
                   "log: %s", h->log);
-    free(h);
+    host_free(h);
 }
 END_TEST
 

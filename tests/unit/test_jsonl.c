@@ -1,8 +1,11 @@
 /*
  * Unit tests of the jsonl plugin: the shared object is loaded with dlopen, driven through a fake
- * host, and its output files are compared byte for byte.
+ * host that lends it the host's real encoder (core/encoder.c), and its output files are compared
+ * byte for byte.
  */
 #include <walnotify/plugin.h>
+
+#include "encoder.h"
 
 #include <check.h>
 #include <dlfcn.h>
@@ -80,6 +83,7 @@ static void teardown(void)
 
 typedef struct fake_host {
     walnotify_host host;
+    wn_encoder *encoder;
     char path[PATH_MAX];
     bool fsync;
     char log[16384];
@@ -143,6 +147,13 @@ static const char *fake_get_list_item(const walnotify_host *host, const char *na
     return NULL;
 }
 
+static const char *fake_encode_json(const walnotify_host *host, const walnotify_event *event,
+                                    size_t *length)
+{
+    fake_host *fake = host->host_private;
+    return wn_encoder_event(fake->encoder, event, length);
+}
+
 /* A host whose `path` setting is FILE inside the test's folder ("-" stays standard output). */
 static fake_host *fake_new(const char *file)
 {
@@ -160,7 +171,10 @@ static fake_host *fake_new(const char *file)
         .get_list_length = fake_get_list_length,
         .get_list_item = fake_get_list_item,
         .host_private = fake,
+        .encode_json = fake_encode_json,
     };
+    fake->encoder = wn_encoder_create();
+    ck_assert_ptr_nonnull(fake->encoder);
     if (strcmp(file, "-") == 0 || file[0] == '/')
         snprintf(fake->path, sizeof fake->path, "%s", file);
     else
@@ -168,6 +182,12 @@ static fake_host *fake_new(const char *file)
                   (int)sizeof fake->path);
     fake->fsync = true;
     return fake;
+}
+
+static void fake_free(fake_host *fake)
+{
+    wn_encoder_destroy(fake->encoder);
+    free(fake);
 }
 
 static void *start(fake_host *fake)
@@ -211,8 +231,8 @@ static void assert_file(const char *path, const char *expected)
 {
     size_t length;
     char *data = slurp(path, &length);
-    ck_assert_uint_eq(length, strlen(expected));
-    ck_assert_str_eq(data, expected);
+    ck_assert_msg(length == strlen(expected) && strcmp(data, expected) == 0,
+                  "got:\n%s\nexpected:\n%s", data, expected);
     free(data);
 }
 
@@ -284,7 +304,7 @@ static char *render(const walnotify_event *ev)
     ck_assert_int_eq(plugin->handle(state, ev), WALNOTIFY_OK);
     plugin->shutdown(state);
     char *data = slurp(fake->path, NULL);
-    free(fake);
+    fake_free(fake);
     return data;
 }
 
@@ -306,6 +326,10 @@ START_TEST(test_descriptor)
     ck_assert_uint_eq(plugin->abi_minor, WALNOTIFY_ABI_MINOR);
     ck_assert_uint_eq(plugin->size, sizeof(walnotify_plugin));
     ck_assert_str_eq(plugin->name, "jsonl");
+    ck_assert_uint_eq(plugin->abi_minor, 1);
+    ck_assert_uint_eq(plugin->ops, WALNOTIFY_OP_INSERT | WALNOTIFY_OP_UPDATE |
+                                       WALNOTIFY_OP_DELETE | WALNOTIFY_OP_TRUNCATE |
+                                       WALNOTIFY_OP_SNAPSHOT | WALNOTIFY_OP_MESSAGE);
     ck_assert_ptr_nonnull(plugin->init);
     ck_assert_ptr_nonnull(plugin->handle);
     ck_assert_ptr_nonnull(plugin->shutdown);
@@ -563,7 +587,7 @@ START_TEST(test_truncate_one_line_per_table)
                 "{\"lsn\":\"0/1A2B3C8\",\"seq\":1,\"xid\":744,"
                 "\"commit_time\":\"2026-11-25T11:00:00.123456Z\",\"table\":\"public.items\","
                 "\"op\":\"truncate\",\"options\":[\"cascade\"]}\n");
-    free(fake);
+    fake_free(fake);
 }
 END_TEST
 
@@ -678,7 +702,7 @@ START_TEST(test_large_value)
     ck_assert_uint_eq(length, e);
     ck_assert(memcmp(data, expected, e) == 0);
     free(data);
-    free(fake);
+    fake_free(fake);
     free(expected);
     free(value);
 }
@@ -784,7 +808,7 @@ START_TEST(test_names_follow_each_event)
                 HEAD_SEQ(6) "\"public.orders\",\"op\":\"insert\",\"values\":{\"id\":\"1\","
                             "\"qu\\\\ty\":\"a\"}}\n");
 #undef HEAD_SEQ
-    free(fake);
+    fake_free(fake);
 }
 END_TEST
 
@@ -825,7 +849,101 @@ START_TEST(test_head_follows_each_event)
                                 LINE_B("4294967295"));
 #undef LINE_A
 #undef LINE_B
-    free(fake);
+    fake_free(fake);
+}
+END_TEST
+
+START_TEST(test_message_and_snapshot_lines)
+{
+    /* The 1.1 operations: a transactional message between two rows, a message on its own, and
+     * a snapshot with one row between its markers, each line the host's canonical JSON. */
+    fake_host *fake = fake_new("v11.jsonl");
+    void *state = start(fake);
+    walnotify_column cols[] = {key_col("id", "1")};
+    walnotify_event row = insert_event(cols, 1);
+    walnotify_event msg = base_event(WALNOTIFY_OP_MESSAGE);
+    msg.table = msg.schema = msg.name = NULL;
+    msg.seq = 1;
+    msg.id = (walnotify_id){.position = 0x1A2B3C8, .ordinal = UINT64_C(1) << 32 | 1};
+    msg.transactional = true;
+    msg.message_prefix = "app";
+    msg.message_content = "\xff\x00";
+    msg.message_length = 2;
+    ck_assert_int_eq(plugin->begin(state, &test_txn), WALNOTIFY_OK);
+    ck_assert_int_eq(plugin->handle(state, &row), WALNOTIFY_OK);
+    ck_assert_int_eq(plugin->handle(state, &msg), WALNOTIFY_OK);
+    ck_assert_int_eq(plugin->commit(state, &test_txn), WALNOTIFY_OK);
+
+    walnotify_event alone = msg;
+    alone.transactional = false;
+    alone.commit_lsn = alone.id.position = 0x1A2B400;
+    alone.id.ordinal = 0;
+    alone.xid = 0;
+    alone.commit_time = 0;
+    alone.seq = 0;
+    alone.message_content = "hi";
+    ck_assert_int_eq(plugin->handle(state, &alone), WALNOTIFY_OK);
+
+    walnotify_event snap = base_event(WALNOTIFY_OP_SNAPSHOT);
+    snap.commit_lsn = 0x3000000;
+    snap.xid = 0;
+    snap.commit_time = 0;
+    snap.table = snap.schema = snap.name = NULL;
+    snap.snapshot_marker = WALNOTIFY_SNAPSHOT_BEGIN;
+    ck_assert_int_eq(plugin->handle(state, &snap), WALNOTIFY_OK);
+    snap.table = "public.orders";
+    snap.snapshot_marker = WALNOTIFY_SNAPSHOT_ROW;
+    snap.id.ordinal = 1;
+    snap.columns = cols;
+    snap.ncolumns = 1;
+    ck_assert_int_eq(plugin->handle(state, &snap), WALNOTIFY_OK);
+    snap.table = NULL;
+    snap.columns = NULL;
+    snap.ncolumns = 0;
+    snap.snapshot_marker = WALNOTIFY_SNAPSHOT_END;
+    snap.id.ordinal = 2;
+    snap.snapshot_rows = 1;
+    ck_assert_int_eq(plugin->handle(state, &snap), WALNOTIFY_OK);
+    plugin->shutdown(state);
+
+    assert_file(fake->path,
+                LINE_HEAD "\"op\":\"insert\",\"values\":{\"id\":\"1\"}}\n"
+                "{\"lsn\":\"0/1A2B3C8\",\"ordinal\":4294967297,\"xid\":744,"
+                "\"commit_time\":\"2026-11-25T11:00:00.123456Z\",\"op\":\"message\","
+                "\"transactional\":true,\"prefix\":\"app\",\"content_hex\":\"ff00\"}\n"
+                "{\"lsn\":\"0/1A2B400\",\"ordinal\":0,\"op\":\"message\","
+                "\"transactional\":false,\"prefix\":\"app\",\"content\":\"hi\"}\n"
+                "{\"snapshot\":\"0/3000000\",\"ordinal\":0,\"op\":\"snapshot\","
+                "\"marker\":\"begin\"}\n"
+                "{\"snapshot\":\"0/3000000\",\"ordinal\":1,\"table\":\"public.orders\","
+                "\"op\":\"snapshot\",\"values\":{\"id\":\"1\"}}\n"
+                "{\"snapshot\":\"0/3000000\",\"ordinal\":2,\"op\":\"snapshot\","
+                "\"marker\":\"end\",\"rows\":1}\n");
+    fake_free(fake);
+}
+END_TEST
+
+START_TEST(test_unknown_operation_is_fatal)
+{
+    fake_host *fake = fake_new("unknown.jsonl");
+    void *state = start(fake);
+    walnotify_event ev = base_event((walnotify_op)64);
+    ck_assert_int_eq(plugin->handle(state, &ev), WALNOTIFY_FATAL);
+    ck_assert_ptr_nonnull(strstr(fake->log, "operation 64"));
+    plugin->shutdown(state);
+    assert_file(fake->path, "");
+    fake_free(fake);
+}
+END_TEST
+
+START_TEST(test_host_without_encoder_refused)
+{
+    fake_host *fake = fake_new("none.jsonl");
+    fake->host.encode_json = NULL;
+    void *state = NULL;
+    ck_assert_int_eq(plugin->init(&fake->host, &state), WALNOTIFY_FATAL);
+    ck_assert_ptr_nonnull(strstr(fake->log, "encode_json"));
+    fake_free(fake);
 }
 END_TEST
 
@@ -852,7 +970,7 @@ START_TEST(test_transaction_written_at_commit)
     plugin->shutdown(state);
     assert_file(fake->path, expected); /* shutdown writes nothing more */
     ck_assert_uint_eq(fake->log_len, 0);
-    free(fake);
+    fake_free(fake);
 }
 END_TEST
 
@@ -867,7 +985,7 @@ START_TEST(test_handle_without_begin)
     assert_file(fake->path, LINE_HEAD "\"op\":\"insert\",\"values\":{\"id\":\"1\"}}\n");
     ck_assert_int_eq(plugin->flush(state), WALNOTIFY_OK);
     plugin->shutdown(state);
-    free(fake);
+    fake_free(fake);
 }
 END_TEST
 
@@ -881,7 +999,7 @@ START_TEST(test_appends_to_existing_file)
     plugin->shutdown(state);
     assert_file(fake->path, "earlier\n" LINE_HEAD "\"op\":\"insert\",\"values\":{}}\n");
     ck_assert_uint_eq(fake->log_len, 0);
-    free(fake);
+    fake_free(fake);
 }
 END_TEST
 
@@ -896,7 +1014,7 @@ START_TEST(test_new_file_mode)
     ck_assert_int_eq(sb.st_size, 0);
     plugin->shutdown(state);
     umask(old_mask);
-    free(fake);
+    fake_free(fake);
 }
 END_TEST
 
@@ -937,6 +1055,25 @@ START_TEST(test_abort_truncates_transaction)
     plugin->abort(state, &test_txn);
     assert_file(fake->path, first);
 
+    /* A line past the threshold on its own is written at once, after the buffered ones; abort
+     * cuts it out as well. */
+    size_t huge = 300 * 1024;
+    char *huge_value = malloc(huge);
+    ck_assert_ptr_nonnull(huge_value);
+    memset(huge_value, 'h', huge);
+    walnotify_column huge_cols[] = {bytes_col("v", huge_value, huge)};
+    walnotify_event huge_ev = insert_event(huge_cols, 1);
+    ck_assert_int_eq(plugin->begin(state, &test_txn), WALNOTIFY_OK);
+    ck_assert_int_eq(plugin->handle(state, &ev), WALNOTIFY_OK);
+    ck_assert_int_eq(plugin->handle(state, &huge_ev), WALNOTIFY_OK);
+    size_t huge_line = strlen(LINE_HEAD "\"op\":\"insert\",\"values\":{\"v\":\"") + huge +
+                       strlen("\"}}\n");
+    ck_assert_int_eq(stat(fake->path, &sb), 0);
+    ck_assert_int_eq(sb.st_size, (off_t)(2 * strlen(first) + huge_line));
+    plugin->abort(state, &test_txn);
+    assert_file(fake->path, first);
+    free(huge_value);
+
     /* The next transaction lands right after the last committed one. */
     ev.seq = 5;
     ck_assert_int_eq(plugin->begin(state, &test_txn), WALNOTIFY_OK);
@@ -952,7 +1089,7 @@ START_TEST(test_abort_truncates_transaction)
              first);
     assert_file(fake->path, expected);
     free(value);
-    free(fake);
+    fake_free(fake);
 }
 END_TEST
 
@@ -968,7 +1105,7 @@ START_TEST(test_torn_last_line_is_cut)
     ck_assert_int_eq(plugin->handle(state, &ev), WALNOTIFY_OK);
     plugin->shutdown(state);
     assert_file(fake->path, "{\"a\":1}\n{\"b\":2}\n" LINE_HEAD "\"op\":\"insert\",\"values\":{}}\n");
-    free(fake);
+    fake_free(fake);
 }
 END_TEST
 
@@ -980,7 +1117,7 @@ START_TEST(test_torn_only_line_is_cut_to_empty)
     assert_file(fake->path, "");
     ck_assert_msg(strstr(fake->log, "cut 5 bytes") != NULL, "log: %s", fake->log);
     plugin->shutdown(state);
-    free(fake);
+    fake_free(fake);
 }
 END_TEST
 
@@ -998,7 +1135,7 @@ START_TEST(test_torn_line_longer_than_scan_step)
     ck_assert_msg(strstr(fake->log, "cut 100000 bytes") != NULL, "log: %s", fake->log);
     plugin->shutdown(state);
     free(data);
-    free(fake);
+    fake_free(fake);
 }
 END_TEST
 
@@ -1021,8 +1158,8 @@ START_TEST(test_second_instance_on_same_file_refused)
     second->log_len = 0;
     other = start(second);
     plugin->shutdown(other);
-    free(first);
-    free(second);
+    fake_free(first);
+    fake_free(second);
 }
 END_TEST
 
@@ -1052,8 +1189,8 @@ START_TEST(test_two_instances_keep_separate_state)
 
     assert_file(fa->path, LINE_HEAD "\"op\":\"insert\",\"values\":{\"who\":\"a\"}}\n");
     assert_file(fb->path, LINE_HEAD "\"op\":\"insert\",\"values\":{\"who\":\"b\"}}\n");
-    free(fa);
-    free(fb);
+    fake_free(fa);
+    fake_free(fb);
 }
 END_TEST
 
@@ -1084,7 +1221,7 @@ START_TEST(test_standard_output)
     close(saved);
     assert_file(capture, LINE_HEAD "\"op\":\"insert\",\"values\":{}}\n");
     ck_assert_uint_eq(fake->log_len, 0);
-    free(fake);
+    fake_free(fake);
 }
 END_TEST
 
@@ -1110,7 +1247,7 @@ START_TEST(test_standard_output_pipe_fsync)
     ck_assert_int_gt(n, 0);
     got[n] = '\0';
     ck_assert_str_eq(got, LINE_HEAD "\"op\":\"insert\",\"values\":{}}\n");
-    free(fake);
+    fake_free(fake);
 }
 END_TEST
 
@@ -1124,7 +1261,7 @@ START_TEST(test_write_error_is_fatal)
                       strstr(fake->log, strerror(ENOSPC)) != NULL,
                   "log: %s", fake->log);
     plugin->shutdown(state);
-    free(fake);
+    fake_free(fake);
 }
 END_TEST
 
@@ -1155,7 +1292,7 @@ START_TEST(test_partial_write_leaves_whole_lines)
     plugin->abort(state, &test_txn);
     assert_file(fake->path, "keep\n");
     plugin->shutdown(state);
-    free(fake);
+    fake_free(fake);
 }
 END_TEST
 
@@ -1166,7 +1303,7 @@ START_TEST(test_unopenable_path_is_fatal)
     ck_assert_int_eq(plugin->init(&fake->host, &state), WALNOTIFY_FATAL);
     ck_assert_msg(strstr(fake->log, "cannot open") != NULL && strstr(fake->log, fake->path),
                   "log: %s", fake->log);
-    free(fake);
+    fake_free(fake);
 }
 END_TEST
 
@@ -1198,6 +1335,9 @@ static Suite *jsonl_suite(void)
     tcase_add_test(format, test_plain_runs_around_escapes);
     tcase_add_test(format, test_names_follow_each_event);
     tcase_add_test(format, test_head_follows_each_event);
+    tcase_add_test(format, test_message_and_snapshot_lines);
+    tcase_add_test(format, test_unknown_operation_is_fatal);
+    tcase_add_test(format, test_host_without_encoder_refused);
     suite_add_tcase(s, format);
 
     TCase *files = tcase_create("files");

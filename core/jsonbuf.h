@@ -1,5 +1,6 @@
 /*
- * jsonbuf: a growable output buffer and the JSON pieces the jsonl plugin writes into it.
+ * jsonbuf: a growable output buffer and the JSON pieces the encoder (core/encoder.c) writes into
+ * it. The one place in the tree that escapes JSON text.
  *
  * Every append is checked; the first allocation failure (or size overflow) sets `failed` and
  * turns every later append into a no-op, so a caller formats a whole line and checks once.
@@ -7,8 +8,8 @@
  * A line is made of some forty small appends, so the common case (room already there) is inline
  * here: a compare and a store, no call.
  */
-#ifndef JSONL_JSONBUF_H
-#define JSONL_JSONBUF_H
+#ifndef WN_JSONBUF_H
+#define WN_JSONBUF_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -68,5 +69,12 @@ void jsonbuf_timestamp(jsonbuf *buf, int64_t usec);
  * Escapes '"', '\\', every byte below 0x20 and 0x7F; copies well-formed UTF-8 as is and writes
  * \ufffd for each byte that is not part of a well-formed UTF-8 sequence. */
 void jsonbuf_string(jsonbuf *buf, const char *text, size_t length);
+
+/* True when `length` bytes of `text` are well-formed UTF-8 without a NUL byte: text that
+ * jsonbuf_string renders without loss. */
+bool jsonbuf_is_text(const char *text, size_t length);
+
+/* Appends `length` bytes as lower-case hex digits, two per byte, no quotes. */
+void jsonbuf_hex(jsonbuf *buf, const char *bytes, size_t length);
 
 #endif

@@ -4,8 +4,8 @@
  * less than escaping it again. Names are copied in, never borrowed: an event's strings live only
  * for the call.
  */
-#ifndef JSONL_NAMECACHE_H
-#define JSONL_NAMECACHE_H
+#ifndef WN_NAMECACHE_H
+#define WN_NAMECACHE_H
 
 #include "jsonbuf.h"
 

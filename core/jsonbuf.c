@@ -1,4 +1,4 @@
-/* jsonbuf: the JSON text of the jsonl plugin, written into a reusable buffer. */
+/* jsonbuf: JSON text written into a reusable buffer. */
 #include "jsonbuf.h"
 
 #include <stdlib.h>
@@ -50,13 +50,26 @@ void jsonbuf_free(jsonbuf *buf)
 
 void jsonbuf_u64(jsonbuf *buf, uint64_t value)
 {
-    char digits[20]; /* UINT64_MAX has 20 decimal digits */
-    char *first = digits + sizeof digits;
+    /* Written in place, last digit first: most numbers here are a seq of a few digits, for
+     * which a copy through a scratch buffer would cost more than the digits. */
+    static const uint64_t powers[19] = {
+        UINT64_C(10), UINT64_C(100), UINT64_C(1000), UINT64_C(10000), UINT64_C(100000),
+        UINT64_C(1000000), UINT64_C(10000000), UINT64_C(100000000), UINT64_C(1000000000),
+        UINT64_C(10000000000), UINT64_C(100000000000), UINT64_C(1000000000000),
+        UINT64_C(10000000000000), UINT64_C(100000000000000), UINT64_C(1000000000000000),
+        UINT64_C(10000000000000000), UINT64_C(100000000000000000),
+        UINT64_C(1000000000000000000), UINT64_C(10000000000000000000)};
+    size_t n = 1; /* digits: one more for each power of ten the value reaches */
+    while (n <= 19 && value >= powers[n - 1])
+        n++;
+    if (!jsonbuf_reserve(buf, n))
+        return;
+    char *out = buf->data + buf->len + n;
     do {
-        *--first = (char)('0' + value % 10);
+        *--out = (char)('0' + value % 10);
         value /= 10;
     } while (value != 0);
-    jsonbuf_put(buf, first, (size_t)(digits + sizeof digits - first));
+    buf->len += n;
 }
 
 static void put_hex32(jsonbuf *buf, uint32_t value)
@@ -316,4 +329,43 @@ void jsonbuf_string(jsonbuf *buf, const char *text, size_t length)
             *out++ = '"';
         buf->len = (size_t)(out - buf->data);
     } while (i < length);
+}
+
+bool jsonbuf_is_text(const char *text, size_t length)
+{
+    const unsigned char *in = (const unsigned char *)text;
+    size_t i = 0;
+
+    while (i < length) {
+        if (in[i] == 0)
+            return false;
+        if (in[i] < 0x80) {
+            i++;
+            continue;
+        }
+        size_t n = utf8_sequence_length(in + i, length - i);
+        if (n == 0)
+            return false;
+        i += n;
+    }
+    return true;
+}
+
+void jsonbuf_hex(jsonbuf *buf, const char *bytes, size_t length)
+{
+    const unsigned char *in = (const unsigned char *)bytes;
+
+    /* Two digits per byte: a length past half of SIZE_MAX cannot be held. */
+    if (length > SIZE_MAX / 2) {
+        buf->failed = true;
+        return;
+    }
+    if (!jsonbuf_reserve(buf, 2 * length))
+        return;
+    char *out = buf->data + buf->len;
+    for (size_t i = 0; i < length; i++) {
+        *out++ = hex_lower[in[i] >> 4];
+        *out++ = hex_lower[in[i] & 0xF];
+    }
+    buf->len += 2 * length;
 }
