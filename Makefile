@@ -91,7 +91,8 @@ UNIT_DEPS_state      := state files lsn log
 # The dead-letter file's tests link what the dead-letter module needs, as the dispatcher's do.
 UNIT_DEPS_files       = files $(filter-out dispatcher,$(UNIT_DEPS_dispatcher))
 UNIT_DEPS_dispatcher := dispatcher deadletter files encoder jsonbuf namecache handoff decoder \
-                        relcache loader config conninfo lsn log
+                        relcache tablewatch loader config conninfo lsn log
+UNIT_DEPS_tablewatch := tablewatch conninfo log
 
 UNIT_SRCS    := $(wildcard tests/unit/test_*.c)
 UNIT_BINS    := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRCS))

@@ -21,7 +21,8 @@
 #include "conninfo.h"
 
 /* A configuration file is a few kilobytes; anything this big is a mistake, not a config. */
-#define CONFIG_MAX_BYTES (1024 * 1024)
+#define CONFIG_MAX_BYTES (1024 * 1024) /* the file with everything it includes */
+#define INCLUDE_DEPTH_MAX 10          /* libconfig's own limit */
 /* User text quoted in a message is cut here so that one bad value cannot flood the line. */
 #define QUOTE_MAX 80
 #define STATUS_INTERVAL_MIN 100
@@ -35,6 +36,9 @@
 
 typedef struct load_ctx {
     const char *path; /* the file as given, for messages */
+    const char *dir;  /* its canonical folder, once known: @include names resolve there */
+    char **included;  /* every file @include reads, resolved; owned */
+    size_t nincluded;
     char *err;
     size_t errlen;
 } load_ctx;
@@ -135,6 +139,21 @@ static void put_error(load_ctx *ctx, const char *file, int line, const char *for
     flatten(ctx->err);
 }
 
+/* The file a setting or an error comes from, for a message: the configuration file itself (libconfig
+ * knows no name for it), or an included file, named as libconfig opened it (relative to the
+ * configuration's folder) made whole. */
+static const char *include_name(const load_ctx *ctx, const char *file, char *out, size_t outlen)
+{
+    int n;
+
+    if (file == NULL)
+        return ctx->path;
+    if (file[0] == '/' || ctx->dir == NULL)
+        return file;
+    n = snprintf(out, outlen, "%s/%s", ctx->dir, file);
+    return n > 0 && (size_t)n < outlen ? out : file;
+}
+
 /* "FILE: message": the file as a whole is the problem. */
 static int fail_file(load_ctx *ctx, const char *format, ...) __attribute__((format(printf, 2, 3)));
 
@@ -154,12 +173,14 @@ static int fail_at(load_ctx *ctx, const config_setting_t *where, const char *for
 
 static int fail_at(load_ctx *ctx, const config_setting_t *where, const char *format, ...)
 {
+    char included[PATH_MAX];
     const char *file = config_setting_source_file(where);
     int line = (int)config_setting_source_line(where);
     va_list args;
 
     va_start(args, format);
-    put_error(ctx, file != NULL ? file : ctx->path, line > 0 ? line : 1, format, args);
+    put_error(ctx, include_name(ctx, file, included, sizeof included), line > 0 ? line : 1,
+              format, args);
     va_end(args);
     return -1;
 }
@@ -515,12 +536,131 @@ static int parse_source_timing(load_ctx *ctx, const config_setting_t *source,
 
 /* libpq's own verdict, without connecting, so that --check-config catches a conninfo that no
  * connection could use; the message never quotes a value (a password may be among them). */
+/* ---- who may change what walnotify trusts ------------------------------------------------ */
+
+/* Owned by root or by the user walnotify runs as. */
+static bool trusted_owner(const struct stat *st)
+{
+    return st->st_uid == 0 || st->st_uid == geteuid();
+}
+
+/* One step of the walk: path (a folder, or the file itself when child is NULL) with its status
+ * st; child_st is the status of the entry below it. */
+static bool trusted_step(const char *path, const struct stat *st, const struct stat *child_st,
+                         char *why, size_t whylen)
+{
+    const char *what = S_ISDIR(st->st_mode) ? "folder" : "file";
+
+    if (!trusted_owner(st)) {
+        snprintf(why, whylen, "%s %s is owned by uid %u, not by root or by the user walnotify "
+                 "runs as (uid %u)", what, path, (unsigned)st->st_uid, (unsigned)geteuid());
+        return false;
+    }
+    if (!(st->st_mode & (S_IWGRP | S_IWOTH)))
+        return true;
+    /* As /tmp: others may add entries, but only the owner of an entry may replace it. */
+    if (child_st && (st->st_mode & S_ISVTX) && trusted_owner(child_st))
+        return true;
+    snprintf(why, whylen, "%s %s is writable by %s (mode %04o)", what, path,
+             st->st_mode & S_IWOTH ? "everyone" : "its group", (unsigned)(st->st_mode & 07777));
+    return false;
+}
+
+bool wn_config_unsafe_paths_allowed(void)
+{
+    const char *allow = getenv(WN_ALLOW_UNSAFE_PATHS_ENV);
+
+    return allow != NULL && strcmp(allow, "1") == 0;
+}
+
+/* From real (canonical, owned; cut short as the walk goes up) to "/": whoever can write any of
+ * them can replace what is loaded. child, when not NULL, is the entry below real. */
+static bool trusted_chain(char *real, const struct stat *child, char *why, size_t whylen)
+{
+    struct stat st, below;
+    bool have_below = child != NULL;
+
+    if (child)
+        below = *child;
+    for (;;) {
+        char *slash;
+
+        if (stat(real, &st) != 0) {
+            snprintf(why, whylen, "cannot read the status of %s: %s", real, strerror(errno));
+            return false;
+        }
+        if (!trusted_step(real, &st, have_below ? &below : NULL, why, whylen))
+            return false;
+        if (strcmp(real, "/") == 0)
+            return true;
+        below = st;
+        have_below = true;
+        slash = strrchr(real, '/');
+        slash[slash == real ? 1 : 0] = '\0';
+    }
+}
+
+bool wn_config_path_trusted(const char *path, char *why, size_t whylen)
+{
+    char *real = path ? realpath(path, NULL) : NULL;
+    char *folder = NULL, *slash;
+    struct stat link;
+    bool ok;
+
+    if (!real) {
+        snprintf(why, whylen, "cannot resolve %s: %s", path ? path : "(null)", strerror(errno));
+        return false;
+    }
+    ok = trusted_chain(real, NULL, why, whylen);
+    free(real);
+    /* A link as the last component: the folder holding the link decides too, since whoever
+     * may replace the link chooses what is loaded. */
+    if (!ok || lstat(path, &link) != 0 || !S_ISLNK(link.st_mode))
+        return ok;
+    slash = strrchr(path, '/');
+    folder = slash == NULL ? strdup(".") : slash == path ? strdup("/")
+                                                         : strndup(path, (size_t)(slash - path));
+    real = folder ? realpath(folder, NULL) : NULL;
+    free(folder);
+    if (!real) {
+        snprintf(why, whylen, "cannot resolve the folder of %s: %s", path, strerror(errno));
+        return false;
+    }
+    ok = trusted_chain(real, &link, why, whylen);
+    free(real);
+    return ok;
+}
+
+/* A file holding a secret must not be changeable by others: they would point walnotify at a
+ * server of theirs and collect the password. */
+static int check_secret_file(load_ctx *ctx, const config_setting_t *where, const char *conninfo)
+{
+    PQconninfoOption *options = PQconninfoParse(conninfo, NULL);
+    char why[PATH_MAX + 256];
+    bool secret = false;
+
+    for (const PQconninfoOption *o = options; o && o->keyword; o++)
+        secret |= o->val && o->val[0] && wn_conninfo_is_secret(o);
+    PQconninfoFree(options);
+    if (!secret || wn_config_unsafe_paths_allowed())
+        return 0;
+    /* The file itself and every file it includes: any of them could redirect the password. */
+    for (size_t i = 0; i <= ctx->nincluded; i++) {
+        if (!wn_config_path_trusted(i == 0 ? ctx->path : ctx->included[i - 1], why, sizeof why))
+            return fail_at(ctx, where,
+                           "source.conninfo holds a password, and %s (set %s=1 to allow this "
+                           "in a development tree)",
+                           why, WN_ALLOW_UNSAFE_PATHS_ENV);
+    }
+    return 0;
+}
+
 static int parse_conninfo(load_ctx *ctx, const config_setting_t *where, const char *conninfo)
 {
     char why[256];
 
     if (wn_conninfo_check(conninfo, why, sizeof why))
-        return 0;
+        return check_secret_file(ctx, where, conninfo);
     return fail_at(ctx, where, "source.conninfo: %s", why);
 }
 
@@ -729,6 +869,20 @@ static wn_setting_kind setting_kind(const config_setting_t *s)
 }
 
 /* Copies one setting as written; returns -1 only when memory runs out. */
+/* *file: the included file setting s comes from, named whole; NULL when it is in the
+ * configuration file itself. -1 when out of memory. */
+static int included_from(const load_ctx *ctx, const config_setting_t *s, char **file)
+{
+    char whole[PATH_MAX];
+    const char *name = config_setting_source_file(s);
+
+    *file = NULL;
+    if (name == NULL)
+        return 0;
+    *file = strdup(include_name(ctx, name, whole, sizeof whole));
+    return *file == NULL ? -1 : 0;
+}
+
 static int copy_setting(const config_setting_t *s, wn_setting_value *out)
 {
     out->name = strdup(config_setting_name(s));
@@ -788,7 +942,10 @@ static int parse_plugin_settings(load_ctx *ctx, const config_setting_t *block, c
         return fail_nomem(ctx);
     out->nsettings = (size_t)n;
     for (int i = 0; i < n; i++) {
-        if (copy_setting(config_setting_get_elem(settings, (unsigned)i), &out->settings[i]) != 0)
+        const config_setting_t *s = config_setting_get_elem(settings, (unsigned)i);
+
+        if (copy_setting(s, &out->settings[i]) != 0 ||
+            included_from(ctx, s, &out->settings[i].file) != 0)
             return fail_nomem(ctx);
     }
     return 0;
@@ -978,6 +1135,8 @@ static int parse_plugin(load_ctx *ctx, const config_setting_t *block, int index,
         return fail_at(ctx, block, "plugins[%d] must be a group", index);
     plugin_label(block, index, label, sizeof label);
     out->line = (int)config_setting_source_line(block);
+    if (included_from(ctx, block, &out->file) != 0)
+        return fail_nomem(ctx);
     snprintf(where, sizeof where, " in %s", label);
     if (check_keys(ctx, block, plugin_keys, where, PLUGIN_KEYS_TEXT) != 0)
         return -1;
@@ -1135,15 +1294,193 @@ static int config_dir(load_ctx *ctx, char **out)
     return 0;
 }
 
+/* ---- @include ---------------------------------------------------------------------------- */
+
+/*
+ * libconfig reads @include itself, without the size limit of the configuration file, and from
+ * anywhere. Before it does, every @include is followed here: each must name a regular file in
+ * the configuration's folder or below (libconfig joins even an absolute name to that folder;
+ * ".." or a link leading out is refused), nested at most INCLUDE_DEPTH_MAX deep, and the file
+ * with all it includes must stay within CONFIG_MAX_BYTES. The scan takes every line shaped like
+ * a directive, even one libconfig would skip inside a comment: it may refuse more, never less.
+ */
+typedef struct include_walk {
+    load_ctx *ctx;
+    size_t total; /* bytes of the configuration and of its includes so far */
+} include_walk;
+
+static int walk_includes(include_walk *walk, const char *file, const char *text, int depth);
+
+/* The name of the @include directive starting line (up to its end), into name; 0 when the line
+ * is no directive, 1 when it is, -1 when it is one walnotify cannot follow (why set). */
+static int include_directive(const char *line, const char *end, char *name, size_t namelen,
+                             const char **why)
+{
+    const char *p = line + strspn(line, " \t");
+    const char *close;
+
+    if ((size_t)(end - p) < 9 || strncmp(p, "@include", 8) != 0 || (p[8] != ' ' && p[8] != '\t'))
+        return 0;
+    p += 8 + strspn(p + 8, " \t");
+    if (p >= end || *p != '"')
+        return 0; /* libconfig's syntax error, said by libconfig */
+    close = memchr(p + 1, '"', (size_t)(end - p - 1));
+    if (close == NULL)
+        return 0;
+    if (memchr(p + 1, '\\', (size_t)(close - p - 1)) != NULL) {
+        *why = "a backslash in an @include name is not supported";
+        return -1;
+    }
+    if ((size_t)(close - p - 1) >= namelen || close == p + 1) {
+        *why = close == p + 1 ? "empty @include name" : "@include name too long";
+        return -1;
+    }
+    memcpy(name, p + 1, (size_t)(close - p - 1));
+    name[close - p - 1] = '\0';
+    return 1;
+}
+
+/* Reads the included file real (already resolved) whole, within what is left of the limit. */
+static int read_included(include_walk *walk, const char *from, int line, const char *real,
+                         char **out)
+{
+    size_t left = CONFIG_MAX_BYTES - walk->total, size = 0;
+    struct stat st;
+    char *text;
+    int fd = open(real, O_RDONLY | O_CLOEXEC);
+
+    *out = NULL;
+    if (fd < 0)
+        return fail_line_in(walk->ctx, from, line, "@include %s: %s", real, strerror(errno));
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return fail_line_in(walk->ctx, from, line, "@include %s: not a regular file", real);
+    }
+    if ((size_t)st.st_size > left) {
+        close(fd);
+        return fail_line_in(walk->ctx, from, line,
+                            "@include %s: the configuration with everything it includes would "
+                            "pass %d bytes", real, CONFIG_MAX_BYTES);
+    }
+    text = malloc(left + 2);
+    while (text != NULL && size <= left) {
+        ssize_t n = read(fd, text + size, left + 1 - size);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        size += (size_t)n;
+    }
+    close(fd);
+    if (text == NULL)
+        return fail_nomem(walk->ctx);
+    if (size > left) {
+        free(text);
+        return fail_line_in(walk->ctx, from, line,
+                            "@include %s: the configuration with everything it includes would "
+                            "pass %d bytes", real, CONFIG_MAX_BYTES);
+    }
+    text[size] = '\0';
+    walk->total += size;
+    *out = text;
+    return 0;
+}
+
+/* Keeps a copy of real in ctx->included, for the checks of a file holding a password. */
+static int remember_include(load_ctx *ctx, const char *real)
+{
+    char **grown = realloc(ctx->included, (ctx->nincluded + 1) * sizeof *grown);
+
+    if (grown == NULL)
+        return fail_nomem(ctx);
+    ctx->included = grown;
+    ctx->included[ctx->nincluded] = strdup(real);
+    if (ctx->included[ctx->nincluded] == NULL)
+        return fail_nomem(ctx);
+    ctx->nincluded++;
+    return 0;
+}
+
+/* Follows one @include name written at from:line. */
+static int follow_include(include_walk *walk, const char *from, int line, const char *name,
+                          int depth)
+{
+    const char *dir = walk->ctx->dir;
+    size_t dirlen = strlen(dir);
+    char *joined, *real, *text = NULL;
+    int rc;
+
+    if (depth >= INCLUDE_DEPTH_MAX)
+        return fail_line_in(walk->ctx, from, line,
+                            "@include \"%s\": nested more than %d deep (does it include itself?)",
+                            name, INCLUDE_DEPTH_MAX);
+    /* As libconfig opens it: the configuration's folder, "/", the name. */
+    joined = join3(dir, "/", name);
+    if (joined == NULL)
+        return fail_nomem(walk->ctx);
+    real = realpath(joined, NULL);
+    if (real == NULL) {
+        rc = fail_line_in(walk->ctx, from, line, "@include %s: %s", joined, strerror(errno));
+        free(joined);
+        return rc;
+    }
+    free(joined);
+    if (strcmp(dir, "/") != 0 && (strncmp(real, dir, dirlen) != 0 || real[dirlen] != '/')) {
+        rc = fail_line_in(walk->ctx, from, line,
+                          "@include \"%s\" leads to %s, outside the configuration's folder %s "
+                          "(an included file must be in that folder or below)",
+                          name, real, dir);
+        free(real);
+        return rc;
+    }
+    rc = read_included(walk, from, line, real, &text);
+    if (rc == 0)
+        rc = remember_include(walk->ctx, real);
+    if (rc == 0)
+        rc = walk_includes(walk, real, text, depth + 1);
+    free(text);
+    free(real);
+    return rc;
+}
+
+static int walk_includes(include_walk *walk, const char *file, const char *text, int depth)
+{
+    char name[PATH_MAX];
+    int line = 1;
+
+    for (const char *start = text; *start != '\0'; line++) {
+        const char *end = strchr(start, '\n');
+        const char *why = NULL;
+        int found;
+
+        if (end == NULL)
+            end = start + strlen(start);
+        found = include_directive(start, end, name, sizeof name, &why);
+        if (found < 0)
+            return fail_line_in(walk->ctx, file, line, "%s", why);
+        if (found > 0 && follow_include(walk, file, line, name, depth) != 0)
+            return -1;
+        if (*end == '\0')
+            break;
+        start = end + 1;
+    }
+    return 0;
+}
+
 static int parse_syntax(load_ctx *ctx, config_t *lc, const char *text, const char *dir)
 {
+    include_walk walk = {.ctx = ctx, .total = strlen(text)};
+    char included[PATH_MAX];
     const char *file;
 
+    if (walk_includes(&walk, ctx->path, text, 0) != 0)
+        return -1;
     config_set_include_dir(lc, dir);
     if (config_read_string(lc, text) == CONFIG_TRUE)
         return 0;
-    file = config_error_file(lc);
-    return fail_line_in(ctx, file != NULL ? file : ctx->path, config_error_line(lc), "%s",
+    file = include_name(ctx, config_error_file(lc), included, sizeof included);
+    return fail_line_in(ctx, file, config_error_line(lc), "%s",
                         config_error_text(lc) != NULL ? config_error_text(lc) : "syntax error");
 }
 
@@ -1179,6 +1516,7 @@ int wn_config_load(const char *path, wn_config *config, char *err, size_t errlen
     }
     if (config_dir(&ctx, &config->dir) != 0)
         goto free_config;
+    ctx.dir = config->dir;
     config_init(&lc);
     if (parse_syntax(&ctx, &lc, text, config->dir) != 0)
         goto destroy_lc;
@@ -1187,6 +1525,9 @@ int wn_config_load(const char *path, wn_config *config, char *err, size_t errlen
     rc = 0;
 destroy_lc:
     config_destroy(&lc);
+    for (size_t i = 0; i < ctx.nincluded; i++)
+        free(ctx.included[i]);
+    free(ctx.included);
 free_config:
     if (rc != 0)
         wn_config_free(config);
@@ -1198,6 +1539,7 @@ free_text:
 static void setting_value_free(wn_setting_value *value)
 {
     free(value->name);
+    free(value->file);
     free(value->string);
     for (size_t i = 0; i < value->nitems; i++)
         free(value->items[i]);
@@ -1207,6 +1549,7 @@ static void setting_value_free(wn_setting_value *value)
 static void plugin_config_free(wn_plugin_config *plugin)
 {
     free(plugin->name);
+    free(plugin->file);
     free(plugin->path);
     free(plugin->watches);
     for (size_t i = 0; i < plugin->nsettings; i++)
@@ -1234,13 +1577,41 @@ void wn_config_free(wn_config *config)
     memset(config, 0, sizeof *config);
 }
 
+/*
+ * path with its folder made canonical ("/a/neg/../x.so" -> "/a/x.so") when that folder exists,
+ * so that messages name the file plainly. The last component is kept as written: a link there
+ * stays a link, for whoever opens the file to see. Takes path; returns it or its replacement.
+ */
+static char *canonical_folder(char *path)
+{
+    char *slash = path ? strrchr(path, '/') : NULL;
+    const char *base = slash ? slash + 1 : NULL;
+    char *folder, *real, *joined;
+
+    if (!slash || base[0] == '\0' || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
+        return path;
+    folder = slash == path ? strdup("/") : strndup(path, (size_t)(slash - path));
+    real = folder ? realpath(folder, NULL) : NULL;
+    free(folder);
+    if (!real)
+        return path;
+    joined = join3(real, strcmp(real, "/") == 0 ? "" : "/", base);
+    free(real);
+    if (!joined)
+        return path;
+    free(path);
+    return joined;
+}
+
 char *wn_config_resolve_path(const char *dir, const char *path)
 {
     if (path == NULL)
         return NULL;
-    if (path[0] == '/' || strcmp(path, "-") == 0 || dir == NULL || dir[0] == '\0')
+    if (strcmp(path, "-") == 0)
         return strdup(path);
-    return join3(dir, strcmp(dir, "/") == 0 ? "" : "/", path);
+    if (path[0] == '/' || dir == NULL || dir[0] == '\0')
+        return canonical_folder(strdup(path));
+    return canonical_folder(join3(dir, strcmp(dir, "/") == 0 ? "" : "/", path));
 }
 
 int wn_config_find_table(const wn_config *config, const char *schema, const char *name)

@@ -41,6 +41,7 @@ typedef enum wn_setting_kind {
 typedef struct wn_setting_value {
     char *name;
     int line;
+    char *file;        /* the @include'd file it is written in; NULL: the configuration file */
     wn_setting_kind kind;
     char *string;      /* STRING */
     int64_t integer;   /* INTEGER */
@@ -61,6 +62,8 @@ typedef struct wn_plugin_config {
     char *name;                 /* unique instance name */
     char *path;                 /* the shared object, resolved against the file's folder */
     int line;                   /* where the block starts */
+    char *file;                 /* the @include'd file the block is in; NULL: the configuration
+                                   file */
     unsigned ops;               /* WALNOTIFY_OP_* bits; default insert */
     int ops_line;               /* where `ops` is written; 0 when absent (insert by default) */
     bool *watches;              /* [source.ntables]: this plugin wants that table */
@@ -108,7 +111,24 @@ typedef struct wn_config {
 int wn_config_load(const char *path, wn_config *config, char *err, size_t errlen);
 void wn_config_free(wn_config *config);
 
-/* Joins a relative path to dir ("-" and absolute paths are returned as copies). Caller frees. */
+/* The environment variable that turns the ownership and mode checks of plugin files and of a
+ * configuration file holding a password off, when set to "1" (development trees). */
+#define WN_ALLOW_UNSAFE_PATHS_ENV "WALNOTIFY_ALLOW_UNSAFE_PATHS"
+
+/*
+ * Whether path, and every folder above it up to "/", can be changed only by root or by the
+ * user walnotify runs as (as OpenSSH's StrictModes): each owned by root or that user, and none
+ * writable by its group or everyone, except a folder with the sticky bit (as /tmp) whose entry
+ * on the way is owned by root or that user. Otherwise false with one line in why naming the
+ * path, and its owner or mode.
+ */
+bool wn_config_path_trusted(const char *path, char *why, size_t whylen);
+
+/* True when WALNOTIFY_ALLOW_UNSAFE_PATHS=1 is in the environment. */
+bool wn_config_unsafe_paths_allowed(void);
+
+/* Joins a relative path to dir ("-" is returned as a copy), with its folder made canonical when
+ * that folder exists (the last component is kept as written). Caller frees. */
 char *wn_config_resolve_path(const char *dir, const char *path);
 
 /* Index of table in config->source.tables, or -1. */

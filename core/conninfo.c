@@ -2,16 +2,22 @@
 #include "conninfo.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Values print the same whatever the server's defaults (see the contract's session settings). */
 #define SESSION_OPTIONS                                                                   \
     "-c datestyle=ISO -c intervalstyle=postgres -c extra_float_digits=3 -c timezone=UTC " \
     "-c bytea_output=hex"
-#define REDACTED_PASSWORD "********"
-#define MANAGED_MAX 9 /* options, replication, client_encoding, fallback name, 4 keepalives, NULL */
+#define REDACTED "********"
+#define MANAGED_MAX 10 /* options, replication, client_encoding, fallback name, 4 keepalives,
+                          connect_timeout, NULL */
+#define CANCEL_GRACE_MS 5000 /* how long a cancelled command may take to end */
 #define KEYWORD_MAX 64 /* longer than any libpq keyword: a longer "keyword" is not named */
 #define NOT_A_CONNINFO "not a valid libpq connection string or URI"
 
@@ -22,14 +28,16 @@ static const char *const unknown_keyword_prefixes[] = {
 };
 
 /* TCP keepalives, so that a half-open connection is noticed in about a minute even while
- * nothing is sent; libpq ignores them on Unix sockets. A user's own value wins. */
-static const char *const keepalive_defaults[][2] = {
+ * nothing is sent (libpq ignores them on Unix sockets); and a bound on a connection attempt, so
+ * that a server that accepts and never answers cannot hold walnotify. A user's own value wins. */
+static const char *const connection_defaults[][2] = {
     {"keepalives", "1"},
     {"keepalives_idle", "30"},
     {"keepalives_interval", "10"},
     {"keepalives_count", "3"},
+    {"connect_timeout", WN_DEFAULT_CONNECT_TIMEOUT_TEXT},
 };
-#define NKEEPALIVES (sizeof keepalive_defaults / sizeof keepalive_defaults[0])
+#define NDEFAULTS (sizeof connection_defaults / sizeof connection_defaults[0])
 
 /* Keywords walnotify sets itself: a user's value for them is replaced or merged, never passed
  * twice. */
@@ -158,83 +166,6 @@ void wn_server_message(PGconn *conn, const PGresult *res, char *out, size_t outl
         snprintf(out, outlen, "no reason given");
 }
 
-static bool needs_quotes(const char *value)
-{
-    if (value[0] == '\0')
-        return true;
-    return strpbrk(value, " \t\n\r\f\v'\\") != NULL;
-}
-
-/* Appends " key=value" (value quoted when libpq would need it) to buf; false when out of memory.
- */
-static bool append_pair(char **buf, size_t *len, size_t *cap, const char *key, const char *value)
-{
-    size_t need = strlen(key) + 2 * strlen(value) + 5;
-    char *p;
-
-    if (*len + need >= *cap) {
-        size_t ncap = (*cap + need) * 2;
-        char *grown = realloc(*buf, ncap);
-
-        if (!grown)
-            return false;
-        *buf = grown;
-        *cap = ncap;
-    }
-    p = *buf + *len;
-    if (*len > 0)
-        *p++ = ' ';
-    p += sprintf(p, "%s=", key);
-    if (!needs_quotes(value)) {
-        p += sprintf(p, "%s", value);
-    } else {
-        *p++ = '\'';
-        for (const char *v = value; *v; v++) {
-            if (*v == '\'' || *v == '\\')
-                *p++ = '\\';
-            *p++ = *v;
-        }
-        *p++ = '\'';
-    }
-    *p = '\0';
-    *len = (size_t)(p - *buf);
-    return true;
-}
-
-char *wn_conninfo_redact(const char *conninfo)
-{
-    PQconninfoOption *options;
-    char *errmsg = NULL;
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-
-    options = PQconninfoParse(conninfo ? conninfo : "", &errmsg);
-    if (!options) {
-        PQfreemem(errmsg);
-        return strdup("(unparsable conninfo)");
-    }
-    buf = calloc(1, 1);
-    if (!buf)
-        goto free_options;
-    cap = 1;
-    for (const PQconninfoOption *o = options; o->keyword; o++) {
-        const char *value = o->val;
-
-        if (!value)
-            continue;
-        if (strcmp(o->keyword, "password") == 0)
-            value = REDACTED_PASSWORD;
-        if (!append_pair(&buf, &len, &cap, o->keyword, value)) {
-            free(buf);
-            buf = NULL;
-            goto free_options;
-        }
-    }
-free_options:
-    PQconninfoFree(options);
-    return buf;
-}
-
 /* Fills keywords/values (each sized for every parsed option plus the managed ones, NULL-ended)
  * from the user's options and walnotify's own. options_value receives the merged `options`
  * string, which the caller frees. */
@@ -275,11 +206,11 @@ static bool build_params(const PQconninfoOption *options, bool replication, bool
     }
     keywords[n] = "fallback_application_name";
     values[n++] = user_fallback ? user_fallback : "walnotify";
-    for (size_t i = 0; i < NKEEPALIVES; i++) {
-        if (option_value(options, keepalive_defaults[i][0]))
+    for (size_t i = 0; i < NDEFAULTS; i++) {
+        if (option_value(options, connection_defaults[i][0]))
             continue;
-        keywords[n] = keepalive_defaults[i][0];
-        values[n++] = keepalive_defaults[i][1];
+        keywords[n] = connection_defaults[i][0];
+        values[n++] = connection_defaults[i][1];
     }
     keywords[n] = NULL;
     values[n] = NULL;
@@ -325,90 +256,416 @@ void wn_conn_params_free(wn_conn_params *params)
     memset(params, 0, sizeof *params);
 }
 
-/* Replaces every occurrence of secret in text (textlen bytes of room, NUL-terminated) by
- * REDACTED_PASSWORD, cutting the text short rather than overflowing; out of memory, the whole
- * text goes. */
+
+/* ---- secrets ------------------------------------------------------------------------------ */
+
+bool wn_conninfo_is_secret(const PQconninfoOption *option)
+{
+    /* libpq marks the keywords whose value must not be shown ("*": password, sslpassword);
+     * walnotify follows its list rather than keeping one of its own that could fall behind. */
+    return option->dispchar != NULL && option->dispchar[0] == '*';
+}
+
+static bool is_word_char(char c)
+{
+    return isalnum((unsigned char)c) || c == '_';
+}
+
+/* Whether the len bytes at hit stand as a token of their own in text: a short secret such as
+ * "o" is then replaced where it is quoted, and "cannot" stays "cannot". */
+static bool whole_token(const char *text, const char *hit, size_t len)
+{
+    bool starts = hit == text || !is_word_char(hit[-1]) || !is_word_char(hit[0]);
+    bool ends = hit[len] == '\0' || !is_word_char(hit[len]) || !is_word_char(hit[len - 1]);
+
+    return starts && ends;
+}
+
+/* Replaces every token-shaped occurrence of secret in text (textlen bytes of room) by REDACTED,
+ * cutting the text short rather than overflowing. */
 static void scrub(char *text, size_t textlen, const char *secret)
 {
     size_t secret_len = secret ? strlen(secret) : 0;
-    char *copy;
-    const char *from;
+    char copy[WN_MESSAGE_MAX];
+    const char *from = copy;
     const char *hit;
     size_t used = 0;
 
-    if (secret_len == 0 || !strstr(text, secret))
+    if (secret_len == 0 || textlen == 0 || !strstr(text, secret))
         return;
-    copy = strdup(text);
-    if (!copy) {
-        snprintf(text, textlen, "(message withheld: out of memory)");
-        return;
-    }
-    from = copy;
+    snprintf(copy, sizeof copy, "%s", text);
     text[0] = '\0';
-    while ((hit = strstr(from, secret)) != NULL && used + 1 < textlen) {
-        int n = snprintf(text + used, textlen - used, "%.*s%s", (int)(hit - from), from,
-                         REDACTED_PASSWORD);
+    for (hit = strstr(from, secret); hit && used + 1 < textlen; hit = strstr(hit + 1, secret)) {
+        int n;
 
-        used += n > 0 ? (size_t)n : 0;
+        if (!whole_token(copy, hit, secret_len) || hit < from)
+            continue;
+        n = snprintf(text + used, textlen - used, "%.*s%s", (int)(hit - from), from, REDACTED);
+        if (n < 0 || (size_t)n >= textlen - used) {
+            used = textlen - 1;
+            break;
+        }
+        used += (size_t)n;
         from = hit + secret_len;
     }
     if (used + 1 < textlen)
         snprintf(text + used, textlen - used, "%s", from);
-    free(copy);
 }
 
-PGconn *wn_connect(const char *conninfo, bool replication, bool utf8, int *exit_status, char *err,
-                   size_t errlen)
+void wn_conninfo_scrub(const PQconninfoOption *options, char *text, size_t textlen)
+{
+    for (const PQconninfoOption *o = options; o && o->keyword; o++) {
+        if (o->val && wn_conninfo_is_secret(o))
+            scrub(text, textlen, o->val);
+    }
+}
+
+/* ---- waiting on the server, stoppably ------------------------------------------------------ */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool wn_stop_requested(int stop_fd)
+{
+    struct pollfd fd = {.fd = stop_fd, .events = POLLIN};
+
+    return stop_fd >= 0 && poll(&fd, 1, 0) > 0 && (fd.revents & POLLIN);
+}
+
+typedef enum wait_result { WAIT_READY, WAIT_STOPPED, WAIT_TIMEOUT } wait_result;
+
+/* Waits until sock is ready for events, the stop fd is readable, or deadline_ms (monotonic; -1:
+ * none) passes. */
+static wait_result wait_socket(int sock, short events, int stop_fd, int64_t deadline_ms)
+{
+    for (;;) {
+        struct pollfd fds[2] = {{.fd = sock, .events = events}, {.fd = stop_fd, .events = POLLIN}};
+        int64_t left = deadline_ms < 0 ? -1 : deadline_ms - now_ms();
+        int n;
+
+        if (deadline_ms >= 0 && left <= 0)
+            return WAIT_TIMEOUT;
+        n = poll(fds, stop_fd >= 0 ? 2 : 1, left > INT32_MAX ? INT32_MAX : (int)left);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return WAIT_READY; /* let libpq meet the error itself */
+        if (stop_fd >= 0 && (fds[1].revents & POLLIN))
+            return WAIT_STOPPED;
+        if (n > 0)
+            return WAIT_READY;
+    }
+}
+
+/* ---- connecting ---------------------------------------------------------------------------- */
+
+/* States in which the socket reached a server and the server has been asked something: a
+ * failure from here on may carry the server's SQLSTATE. */
+static bool server_reached(ConnStatusType status)
+{
+    switch (status) {
+    case CONNECTION_AWAITING_RESPONSE:
+    case CONNECTION_AUTH_OK:
+    case CONNECTION_SETENV:
+    case CONNECTION_CHECK_WRITABLE:
+    case CONNECTION_CONSUME:
+    case CONNECTION_CHECK_TARGET:
+    case CONNECTION_CHECK_STANDBY:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* The bound of one connection attempt: connect_timeout (the user's or walnotify's default) for
+ * each host the conninfo lists, as libpq itself counts it. */
+static int64_t connect_budget_ms(const PQconninfoOption *parsed)
+{
+    const char *timeout = option_value(parsed, "connect_timeout");
+    const char *hosts = option_value(parsed, "host");
+    long seconds = timeout ? strtol(timeout, NULL, 10) : WN_DEFAULT_CONNECT_TIMEOUT_S;
+    int64_t nhosts = 1;
+
+    if (!hosts)
+        hosts = option_value(parsed, "hostaddr");
+    for (const char *p = hosts; p && *p; p++)
+        nhosts += *p == ',';
+    if (seconds <= 0)
+        seconds = WN_DEFAULT_CONNECT_TIMEOUT_S;
+    /* libpq never waits less than 2 s for one host either. */
+    if (seconds < 2)
+        seconds = 2;
+    return (int64_t)seconds * 1000 * nhosts;
+}
+
+/* The SQLSTATE a verbose libpq message carries for the server's error ("FATAL:  28P01: ..."):
+ * the last one, since the server's reply comes after anything libpq quotes of the conninfo. */
+static bool verbose_sqlstate(const char *message, char code[6])
+{
+    static const char *const severities[] = {"FATAL:  ", "ERROR:  ", "PANIC:  "};
+    const char *found = NULL;
+
+    for (size_t i = 0; i < sizeof severities / sizeof severities[0]; i++) {
+        size_t len = strlen(severities[i]);
+
+        for (const char *p = strstr(message, severities[i]); p; p = strstr(p + 1, severities[i])) {
+            const char *c = p + len;
+            size_t n = strspn(c, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ");
+
+            if (n == 5 && c[5] == ':' && c[6] == ' ' && (!found || c > found))
+                found = c;
+        }
+    }
+    if (!found)
+        return false;
+    memcpy(code, found, 5);
+    code[5] = '\0';
+    return true;
+}
+
+/* The verbose message made readable: "FATAL:  28P01: text" becomes "FATAL:  text", and the
+ * LOCATION lines go; folded to one line into out. */
+static void tidy_message(const char *message, const char *code, char *out, size_t outlen)
+{
+    char text[WN_MESSAGE_MAX];
+    size_t used = 0;
+
+    for (const char *line = message; *line && used + 1 < sizeof text;) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) + 1 : strlen(line);
+
+        if (strncmp(line, "LOCATION:  ", 11) != 0) {
+            if (len > sizeof text - used - 1)
+                len = sizeof text - used - 1;
+            memcpy(text + used, line, len);
+            used += len;
+        }
+        line += end ? (size_t)(end - line) + 1 : len;
+    }
+    text[used] = '\0';
+    if (code) {
+        char tag[8];
+        char *hit;
+
+        snprintf(tag, sizeof tag, "%s: ", code);
+        hit = strstr(text, tag);
+        if (hit)
+            memmove(hit, hit + 7, strlen(hit + 7) + 1);
+    }
+    wn_fold_lines(out, outlen, text);
+}
+
+int wn_connect_sqlstate_status(const char *sqlstate)
+{
+    /* Waiting cures these: the server starting up, shutting down, short of connections or
+     * memory, or the connection lost. Everything else the server refuses with (28: bad
+     * credentials or pg_hba.conf; 3D000: no such database; 42501: no replication privilege;
+     * 0A000: unsupported) needs a person. */
+    static const char *const transient[] = {"08", "53", "57P01", "57P02", "57P03", "58"};
+
+    if (!sqlstate)
+        return WN_EXIT_TRANSIENT;
+    for (size_t i = 0; i < sizeof transient / sizeof transient[0]; i++) {
+        if (strncmp(sqlstate, transient[i], strlen(transient[i])) == 0)
+            return WN_EXIT_TRANSIENT;
+    }
+    return WN_EXIT_SERVER;
+}
+
+/* How a failed attempt should end, from the connection's state and the server's SQLSTATE,
+ * never from the words of the message (which quote host names and socket paths). */
+static int failure_status(PGconn *conn, bool reached, const char *code)
+{
+    /* The server asked for a password and the conninfo has none: only a person can add it. */
+    if (PQconnectionNeedsPassword(conn))
+        return WN_EXIT_SERVER;
+    if (!reached || !code)
+        return WN_EXIT_TRANSIENT;
+    return wn_connect_sqlstate_status(code);
+}
+
+/* "host H port P" of the server the attempt ended at, from libpq's own accessors. */
+static void server_name(PGconn *conn, char *out, size_t outlen)
+{
+    const char *host = PQhost(conn);
+    const char *port = PQport(conn);
+
+    snprintf(out, outlen, "host %s port %s", host && host[0] ? host : "(default)",
+             port && port[0] ? port : "(default)");
+}
+
+/* Polls the attempt to its end. Returns 0 when connected, WN_EXIT_STOPPED, or -1 (failed, or
+ * timed out: *timed_out). *reached says whether a server was asked anything. */
+static int poll_connection(PGconn *conn, int stop_fd, int64_t budget_ms, bool *reached,
+                           bool *timed_out)
+{
+    PostgresPollingStatusType polling = PGRES_POLLING_WRITING;
+    int64_t deadline = now_ms() + budget_ms;
+
+    *reached = false;
+    *timed_out = false;
+    for (;;) {
+        ConnStatusType before = PQstatus(conn);
+        wait_result waited;
+
+        if (before == CONNECTION_BAD)
+            return -1;
+        if (polling == PGRES_POLLING_OK)
+            return 0;
+        if (polling == PGRES_POLLING_FAILED)
+            return -1;
+        waited = wait_socket(PQsocket(conn), polling == PGRES_POLLING_READING ? POLLIN : POLLOUT,
+                             stop_fd, deadline);
+        if (waited == WAIT_STOPPED)
+            return WN_EXIT_STOPPED;
+        if (waited == WAIT_TIMEOUT) {
+            *timed_out = true;
+            return -1;
+        }
+        polling = PQconnectPoll(conn);
+        *reached = server_reached(before) || server_reached(PQstatus(conn));
+    }
+}
+
+/* Fills err and *exit_status for an attempt that failed. */
+static void describe_failure(PGconn *conn, const wn_conn_params *params, bool reached,
+                             bool timed_out, int64_t budget_ms, int *exit_status, char *err,
+                             size_t errlen)
+{
+    char code[6], message[WN_MESSAGE_MAX], server[512];
+    bool has_code = reached && verbose_sqlstate(PQerrorMessage(conn), code);
+
+    server_name(conn, server, sizeof server);
+    if (timed_out) {
+        snprintf(err, errlen, "cannot connect to %s: no answer within %lld s (connect_timeout)",
+                 server, (long long)(budget_ms / 1000));
+        *exit_status = WN_EXIT_TRANSIENT;
+        return;
+    }
+    tidy_message(PQerrorMessage(conn), has_code ? code : NULL, message, sizeof message);
+    snprintf(err, errlen, "cannot connect to %s: %s", server,
+             message[0] ? message : "no reason given");
+    /* libpq may quote option values, and a secret may have been written, by mistake, as
+     * another option's value: it goes wherever it shows. */
+    wn_conninfo_scrub(params->parsed, err, errlen);
+    *exit_status = failure_status(conn, reached, has_code ? code : NULL);
+}
+
+PGconn *wn_connect(const char *conninfo, bool replication, bool utf8, int stop_fd,
+                   int *exit_status, char *err, size_t errlen)
 {
     wn_conn_params params;
-    char *redacted = NULL;
-    char message[1024];
+    bool reached = false, timed_out = false;
+    int64_t budget_ms;
     PGconn *conn = NULL;
+    int polled;
 
     *exit_status = wn_conn_params_build(conninfo, replication, utf8, &params, err, errlen);
     if (*exit_status != 0)
         return NULL;
     *exit_status = WN_EXIT_SERVER;
-    conn = PQconnectdbParams(params.keywords, params.values, 0);
+    if (wn_stop_requested(stop_fd)) {
+        snprintf(err, errlen, "stopped before connecting");
+        *exit_status = WN_EXIT_STOPPED;
+        goto free_params;
+    }
+    budget_ms = connect_budget_ms(params.parsed);
+    conn = PQconnectStartParams(params.keywords, params.values, 0);
     if (!conn) {
         snprintf(err, errlen, "cannot connect: out of memory");
         goto free_params;
     }
-    if (PQstatus(conn) != CONNECTION_OK) {
-        redacted = wn_conninfo_redact(conninfo);
-        wn_fold_lines(message, sizeof message, PQerrorMessage(conn));
-        snprintf(err, errlen, "cannot connect to %s: %s",
-                 !redacted ? "(out of memory)" : redacted[0] ? redacted : "(libpq defaults)",
-                 message);
-        /* libpq quotes option values in its messages, and the password may also have been
-         * written, by mistake, as another option's value: it goes wherever it shows. */
-        scrub(err, errlen, option_value(params.parsed, "password"));
-        *exit_status = wn_connect_failure_status(message);
-        free(redacted);
-        PQfinish(conn);
-        conn = NULL;
+    /* The server's SQLSTATE reaches the message only in verbose mode: it is what decides
+     * whether a failure needs a person. */
+    PQsetErrorVerbosity(conn, PQERRORS_VERBOSE);
+    polled = poll_connection(conn, stop_fd, budget_ms, &reached, &timed_out);
+    if (polled == 0) {
+        PQsetErrorVerbosity(conn, PQERRORS_DEFAULT);
+        *exit_status = 0;
+        goto free_params;
     }
+    if (polled == WN_EXIT_STOPPED) {
+        snprintf(err, errlen, "stopped while connecting");
+        *exit_status = WN_EXIT_STOPPED;
+    } else {
+        describe_failure(conn, &params, reached, timed_out, budget_ms, exit_status, err, errlen);
+    }
+    PQfinish(conn);
+    conn = NULL;
 free_params:
     wn_conn_params_free(&params);
     return conn;
 }
 
-int wn_connect_failure_status(const char *message)
-{
-    /* What a person has to fix: credentials, pg_hba.conf, a role or database name, privileges.
-     * Everything else (refused, no such socket, timeout, starting up, shutting down, too many
-     * clients, unknown host while DNS is down) may pass by itself. */
-    static const char *const needs_a_person[] = {
-        "authentication failed", "pg_hba.conf",     "password",        "does not exist",
-        "permission denied",     "must be superuser", "replication role", "not permitted",
-        "invalid",               "unsupported",     "certificate",
-    };
+/* ---- commands, stoppably ------------------------------------------------------------------- */
 
-    for (size_t i = 0; i < sizeof needs_a_person / sizeof needs_a_person[0]; i++) {
-        if (message && strstr(message, needs_a_person[i]))
-            return WN_EXIT_SERVER;
+/* Asks the server to cancel the command in progress, and waits a little for it to end, so that
+ * what the command was making (a slot) is not made after all. */
+static void cancel_command(PGconn *conn)
+{
+    char why[256];
+    PGcancel *cancel = PQgetCancel(conn);
+    int64_t deadline = now_ms() + CANCEL_GRACE_MS;
+    PGresult *res;
+
+    if (!cancel)
+        return;
+    (void)PQcancel(cancel, why, sizeof why);
+    PQfreeCancel(cancel);
+    while (PQisBusy(conn)) {
+        if (wait_socket(PQsocket(conn), POLLIN, -1, deadline) != WAIT_READY ||
+            !PQconsumeInput(conn))
+            return;
     }
-    return WN_EXIT_TRANSIENT;
+    while ((res = PQgetResult(conn)) != NULL) {
+        ExecStatusType status = PQresultStatus(res);
+
+        PQclear(res);
+        if (status == PGRES_COPY_BOTH || status == PGRES_COPY_OUT || status == PGRES_COPY_IN)
+            return;
+    }
+}
+
+PGresult *wn_exec(PGconn *conn, int stop_fd, const char *sql, int nparams,
+                  const char *const *params, bool *stopped)
+{
+    PGresult *last = NULL, *res;
+    int sent;
+
+    *stopped = wn_stop_requested(stop_fd);
+    if (*stopped)
+        return NULL;
+    /* The replication protocol takes only simple queries (params NULL). */
+    sent = params ? PQsendQueryParams(conn, sql, nparams, NULL, params, NULL, NULL, 0)
+                  : PQsendQuery(conn, sql);
+    if (!sent)
+        return NULL;
+    while (PQisBusy(conn)) {
+        wait_result waited = wait_socket(PQsocket(conn), POLLIN, stop_fd, -1);
+
+        if (waited == WAIT_STOPPED) {
+            *stopped = true;
+            cancel_command(conn);
+            return NULL;
+        }
+        if (!PQconsumeInput(conn))
+            break;
+    }
+    while ((res = PQgetResult(conn)) != NULL) {
+        ExecStatusType status = PQresultStatus(res);
+
+        PQclear(last);
+        last = res;
+        /* In a copy, PQgetResult keeps answering the copy: the caller goes on from here. */
+        if (status == PGRES_COPY_BOTH || status == PGRES_COPY_OUT || status == PGRES_COPY_IN)
+            break;
+    }
+    return last;
 }
 
 int wn_command_failure_status(PGconn *conn, const PGresult *res)

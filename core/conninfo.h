@@ -1,7 +1,9 @@
 /*
  * conninfo: connections made the way walnotify needs them: the user's conninfo, plus the
  * contract's session settings appended to the user's own `options`, plus replication=database
- * for the stream. Passwords never reach a log line.
+ * for the stream. No conninfo value reaches a message: servers are named by libpq's PQhost and
+ * PQport, and every secret (the keywords libpq itself hides: password, sslpassword) is scrubbed
+ * from libpq's own messages.
  */
 #ifndef WN_CONNINFO_H
 #define WN_CONNINFO_H
@@ -12,6 +14,13 @@
 #include <libpq-fe.h>
 
 #include "exitcode.h" /* how a failed connection should end the run */
+
+/* A connection attempt's bound when the conninfo sets no connect_timeout, per host. */
+#define WN_DEFAULT_CONNECT_TIMEOUT_S 10
+#define WN_DEFAULT_CONNECT_TIMEOUT_TEXT "10"
+
+/* Room for one message about a connection (libpq's text included). */
+#define WN_MESSAGE_MAX 2048
 
 /*
  * Checks conninfo (keywords or URI) without connecting: true when libpq can parse it and it
@@ -49,27 +58,47 @@ void wn_conn_params_free(wn_conn_params *params);
 /*
  * Connects with the parameters wn_conn_params_build makes of `conninfo`: replication adds
  * replication=database; utf8 adds client_encoding=UTF8 (leave it false for a SQL_ASCII
- * database); TCP keepalives are switched on (idle 30 s, interval 10 s, 3 probes) unless the
- * conninfo sets them. Returns the connection, or NULL with one line in err (where the
- * conninfo's password never appears, even when libpq's message quotes it) and *exit_status set:
- * WN_EXIT_CONFIG for an unparsable conninfo, WN_EXIT_TRANSIENT when waiting may help (refused,
- * unreachable, starting up, shutting down, too many clients), WN_EXIT_SERVER otherwise
- * (authentication refused, unknown role or database).
+ * database); TCP keepalives are switched on (idle 30 s, interval 10 s, 3 probes) and
+ * connect_timeout is 10 s, each unless the conninfo sets it. The attempt is polled: it ends when
+ * stop_fd (-1: none) becomes readable, or when connect_timeout per listed host has passed.
+ * Returns the connection, or NULL with one line in err that names the server by host and port
+ * and quotes no secret, and *exit_status set: WN_EXIT_CONFIG for an unparsable conninfo,
+ * WN_EXIT_STOPPED when stop_fd became readable, WN_EXIT_TRANSIENT when waiting may help (no
+ * server reached, timed out, or a SQLSTATE of starting up, shutting down, too many clients),
+ * WN_EXIT_SERVER when a person must act (a password needed, or any other SQLSTATE the server
+ * refused with: authentication, unknown role or database, privileges).
  */
-PGconn *wn_connect(const char *conninfo, bool replication, bool utf8, int *exit_status, char *err,
-                   size_t errlen);
+PGconn *wn_connect(const char *conninfo, bool replication, bool utf8, int stop_fd,
+                   int *exit_status, char *err, size_t errlen);
 
-/* WN_EXIT_TRANSIENT or WN_EXIT_SERVER for libpq's message about a connection that failed. */
-int wn_connect_failure_status(const char *message);
+/* WN_EXIT_TRANSIENT or WN_EXIT_SERVER for the SQLSTATE a server refused a connection with
+ * (NULL: none known, transient). */
+int wn_connect_sqlstate_status(const char *sqlstate);
 
 /* WN_EXIT_TRANSIENT when a failed command on conn is worth retrying on a new connection (the
  * connection is gone, or the SQLSTATE of res says the server is going down, starting up, short
  * of resources, or terminated the session), else WN_EXIT_SERVER. */
 int wn_command_failure_status(PGconn *conn, const PGresult *res);
 
-/* A copy of conninfo fit for a log line: the password, if any, replaced by "********". Caller
- * frees. */
-char *wn_conninfo_redact(const char *conninfo);
+/* Whether libpq hides the value of this keyword (password, sslpassword). */
+bool wn_conninfo_is_secret(const PQconninfoOption *option);
+
+/* Replaces in text (textlen bytes of room) every occurrence, standing as a token of its own, of
+ * the value of each secret keyword in options by "********". */
+void wn_conninfo_scrub(const PQconninfoOption *options, char *text, size_t textlen);
+
+/* True when stop_fd (-1: none) is readable: a stop was asked for. */
+bool wn_stop_requested(int stop_fd);
+
+/*
+ * Runs sql on conn (with the extended protocol and nparams text parameters, or, when params is
+ * NULL, as a simple query, as a replication connection needs), waiting for its result while watching stop_fd. Returns the
+ * last result (the first copy result for a command that starts a copy), or NULL: *stopped when
+ * a stop was asked for (before sending: nothing sent; after: the command was cancelled and its
+ * end awaited for a few seconds), else libpq's failure (PQerrorMessage).
+ */
+PGresult *wn_exec(PGconn *conn, int stop_fd, const char *sql, int nparams,
+                  const char *const *params, bool *stopped);
 
 /* Copies src into dst (dstlen bytes) with every run of whitespace, newlines included, folded to
  * one space and the ends trimmed, so that a libpq message fits on one line. */

@@ -46,6 +46,14 @@ typedef struct plugin_slot {
     uint64_t skipped;          /* events skipped in this run */
 } plugin_slot;
 
+/* What the dispatcher knows of the identity of one configured table. */
+typedef struct table_identity {
+    uint32_t oid;          /* the OID it is believed to have: at the start, then as it changed */
+    uint32_t stream_relid; /* the relation id this stream last described it with; 0: none yet */
+    uint32_t warned_old;   /* the last change of OID that was warned about, not to say it */
+    uint32_t warned_new;   /* twice (the stream and the catalog check both notice it) */
+} table_identity;
+
 /* The transaction in hand: from a Begin to its Commit. */
 typedef struct transaction {
     bool open;
@@ -67,6 +75,9 @@ typedef struct dispatcher {
     wn_handoff *handoff;
     wn_decoder *decoder;
     wn_relcache *relcache;
+    table_identity *tables; /* [source.ntables] */
+    uint32_t *expected;     /* [source.ntables], what the catalog check asks about */
+    wn_table_seen *seen;    /* [source.ntables], what it answers */
     plugin_slot *slots;
     size_t nslots;
 
@@ -392,6 +403,162 @@ static step sync_dead_letters(dispatcher *d)
     return STEP_CONTINUE;
 }
 
+/* ---- the configured tables: renamed, dropped, made again, out of the publication ---------- */
+
+static const char *table_name(const dispatcher *d, size_t index)
+{
+    return d->options->config->source.tables[index].qualified;
+}
+
+/* A configured table's OID changed: dropped and created again under the same name. Said once
+ * per change, whichever of the stream and the catalog check sees it first. */
+static void table_recreated(dispatcher *d, size_t index, uint32_t old_oid, uint32_t new_oid)
+{
+    table_identity *table = &d->tables[index];
+
+    table->oid = new_oid;
+    if (table->warned_old == old_oid && table->warned_new == new_oid)
+        return;
+    table->warned_old = old_oid;
+    table->warned_new = new_oid;
+    wn_table_say_made_again(table_name(d, index), old_oid, new_oid);
+}
+
+/* Warns, once per column, about columns of a configured table whose type changed: values are
+ * text, so they are delivered as before, but a plugin that looks at type OIDs should know. */
+static void warn_retyped(const wn_relation *cached, const wn_message *msg)
+{
+    const wn_rel_column *was = NULL;
+    int i = -1;
+
+    while ((i = wn_relation_next_retyped(cached, msg, i + 1, &was)) >= 0) {
+        const wn_relation_column *now = &msg->u.relation.columns[i];
+
+        wn_log(WN_LOG_WARNING,
+               "table \"%s\": column \"%s\" changed type (type OID %" PRIu32 " typmod %" PRId32
+               ", now type OID %" PRIu32 " typmod %" PRId32 "); its values are delivered as "
+               "text as before",
+               cached->qualified, now->name, was->type_oid, was->typmod, now->type_oid,
+               now->typmod);
+    }
+}
+
+/*
+ * A new Relation message for a relation id the stream described before. A configured table now
+ * under a name that no configured table has would have its changes filtered out while the
+ * acknowledged position moves past them: stop first. Under another configured name, its changes
+ * go on under that name.
+ */
+static step check_relation_change(dispatcher *d, const wn_relation *cached, const wn_message *msg)
+{
+    const wn_config *config = d->options->config;
+    const char *schema = msg->u.relation.nspname[0] ? msg->u.relation.nspname : "pg_catalog";
+    const char *name = msg->u.relation.relname;
+    char now[WN_QUALIFIED_MAX];
+
+    if (cached->table_index < 0)
+        return STEP_CONTINUE;
+    warn_retyped(cached, msg);
+    if (!wn_relation_renamed(cached, msg))
+        return STEP_CONTINUE;
+    snprintf(now, sizeof now, "%s.%s", schema, name);
+    if (wn_config_find_table(config, schema, name) >= 0) {
+        wn_log(WN_LOG_WARNING,
+               "table \"%s\" (relation id %" PRIu32 ") is now named \"%s\", also in "
+               "source.tables: its changes are delivered as \"%s\" from now on",
+               cached->qualified, cached->relid, now, now);
+        return STEP_CONTINUE;
+    }
+    return fail(d, WN_DISPATCH_SERVER_STATE,
+                "table \"%s\" (relation id %" PRIu32 ") was renamed to \"%s\", which is not in "
+                "source.tables: its changes would no longer be delivered, so walnotify stops "
+                "before acknowledging any of them; " WN_RENAMED_REMEDY,
+                cached->qualified, cached->relid, now, cached->qualified, now);
+}
+
+/* After a Relation message: the configured table it names now has this relation id, and a
+ * relation id of a configured table arriving under an unconfigured name is said. */
+static void note_relation_id(dispatcher *d, const wn_relation *rel)
+{
+    size_t ntables = d->options->config->source.ntables;
+
+    if (rel->table_index >= 0) {
+        table_identity *table = &d->tables[rel->table_index];
+
+        if (table->stream_relid != 0 && table->stream_relid != rel->relid)
+            table_recreated(d, (size_t)rel->table_index, table->stream_relid, rel->relid);
+        table->stream_relid = rel->relid;
+        return;
+    }
+    for (size_t i = 0; i < ntables; i++) {
+        if (d->tables[i].oid != rel->relid)
+            continue;
+        /* The name it had when these changes were made: no configured table had it then. */
+        wn_log(WN_LOG_WARNING,
+               "changes of table \"%s\" (OID %" PRIu32 ") made while it was named \"%s\" are "
+               "not delivered: that name is not in source.tables",
+               table_name(d, i), rel->relid, rel->qualified);
+        return;
+    }
+}
+
+/* Judges what the catalog says of configured table `index` against the OID it should have. */
+static step judge_table(dispatcher *d, size_t index, const wn_table_seen *seen)
+{
+    uint32_t expected = d->tables[index].oid;
+    char why[1024];
+
+    switch (wn_table_judge(seen, expected, table_name(d, index),
+                           d->options->config->source.publication, why, sizeof why)) {
+    case WN_TABLE_SAME:
+        d->tables[index].oid = seen->oid;
+        return STEP_CONTINUE;
+    case WN_TABLE_MADE_AGAIN:
+        table_recreated(d, index, expected, seen->oid);
+        return STEP_CONTINUE;
+    case WN_TABLE_RENAMED:
+    case WN_TABLE_DROPPED:
+    case WN_TABLE_UNPUBLISHED:
+        break;
+    }
+    return fail(d, WN_DISPATCH_SERVER_STATE, "%s", why);
+}
+
+/*
+ * Before the acknowledgement moves: is every configured table still published under the OID it
+ * had? STEP_DONE when a table was renamed, dropped or taken out of the publication, and when the
+ * catalog could not be read: a server going down terminates this session first and then waits
+ * for the walsender's client to confirm all it sent, so waiting here for a check would hold its
+ * shutdown for wal_sender_timeout. The stream ends instead, acknowledging nothing more, and the
+ * reconnection checks the tables again before anything else.
+ */
+static step check_tables(dispatcher *d)
+{
+    size_t ntables = d->options->config->source.ntables;
+    int stop_fd = d->finishing ? -1 : wn_handoff_stop_fd(d->handoff);
+    char why[512];
+    wn_tables_read status;
+
+    if (d->options->read_tables == NULL)
+        return STEP_CONTINUE;
+    for (size_t i = 0; i < ntables; i++)
+        d->expected[i] = d->tables[i].oid;
+    status = d->options->read_tables(d->options->tables_watch, d->expected, d->seen, stop_fd, why,
+                                     sizeof why);
+    if (status == WN_TABLES_REFUSED)
+        return fail(d, WN_DISPATCH_SERVER_STATE, "checking the tables of publication \"%s\": %s",
+                    d->options->config->source.publication, why);
+    if (status != WN_TABLES_READ)
+        return fail(d, WN_DISPATCH_TABLES_UNKNOWN,
+                    "cannot check that the tables are still published before acknowledging: %s",
+                    why);
+    for (size_t i = 0; i < ntables; i++) {
+        if (judge_table(d, i, &d->seen[i]) != STEP_CONTINUE)
+            return STEP_DONE;
+    }
+    return STEP_CONTINUE;
+}
+
 /* Hands the position to the reader thread; it only ever moves forward. */
 static void publish(dispatcher *d, wn_lsn lsn)
 {
@@ -399,6 +566,18 @@ static void publish(dispatcher *d, wn_lsn lsn)
         return;
     d->published = lsn;
     wn_handoff_set_acknowledgeable(d->handoff, lsn);
+}
+
+/* Publishes target once the catalog says every configured table is still published as it was:
+ * a table out of the publication leaves nothing in the stream to notice it by. */
+static step publish_checked(dispatcher *d, wn_lsn target)
+{
+    if (target <= d->published)
+        return STEP_CONTINUE;
+    if (check_tables(d) != STEP_CONTINUE)
+        return STEP_DONE;
+    publish(d, target);
+    return STEP_CONTINUE;
 }
 
 /*
@@ -428,8 +607,7 @@ static step flush_and_publish(dispatcher *d)
     d->unflushed = false;
     if (sync_dead_letters(d) != STEP_CONTINUE)
         return STEP_DONE;
-    publish(d, target);
-    return STEP_CONTINUE;
+    return publish_checked(d, target);
 }
 
 static step flush_if_due(dispatcher *d, int64_t now)
@@ -857,12 +1035,17 @@ static step on_commit(dispatcher *d, const wn_message *msg)
 
 static step on_relation(dispatcher *d, const wn_message *msg)
 {
-    wn_relation *rel = wn_relcache_put(d->relcache, msg);
+    wn_relation *cached = wn_relcache_get(d->relcache, msg->u.relation.relid);
+    wn_relation *rel;
 
+    if (cached != NULL && check_relation_change(d, cached, msg) != STEP_CONTINUE)
+        return STEP_DONE;
+    rel = wn_relcache_put(d->relcache, msg);
     if (rel == NULL)
         return fail(d, WN_DISPATCH_PROTOCOL_ERROR, "out of memory caching relation %s.%s",
                     msg->u.relation.nspname, msg->u.relation.relname);
     rel->table_index = wn_config_find_table(d->options->config, rel->schema, rel->name);
+    note_relation_id(d, rel);
     return STEP_CONTINUE;
 }
 
@@ -997,11 +1180,14 @@ static void finish(dispatcher *d)
 
     abort_transaction(d);
     d->finishing = true;
-    if (result != WN_DISPATCH_PLUGIN_FATAL && flush_and_publish(d) != STEP_CONTINUE) {
+    if (result != WN_DISPATCH_PLUGIN_FATAL && result != WN_DISPATCH_SERVER_STATE &&
+        result != WN_DISPATCH_TABLES_UNKNOWN && flush_and_publish(d) != STEP_CONTINUE) {
         wn_log(WN_LOG_WARNING, "final flush failed: %s; acknowledging %s only", d->err,
                wn_lsn_format(d->published, text));
-        if (d->result == WN_DISPATCH_PLUGIN_FATAL)
-            result = WN_DISPATCH_PLUGIN_FATAL;
+        /* A table found gone or unpublished now is said even on a stop: starting again would
+         * put it back into the publication and pass over the gap without a word. */
+        if (d->result == WN_DISPATCH_PLUGIN_FATAL || d->result == WN_DISPATCH_SERVER_STATE)
+            result = d->result;
     }
     d->result = result;
     for (size_t i = 0; i < d->nslots; i++) {
@@ -1038,6 +1224,22 @@ static int open_dead_letters(dispatcher *d)
     return 0;
 }
 
+/* The configured tables' identities, from the OIDs they had when streaming began. */
+static int setup_tables(dispatcher *d, const wn_dispatcher_options *options)
+{
+    size_t ntables = options->config->source.ntables;
+    size_t n = ntables ? ntables : 1;
+
+    d->tables = calloc(n, sizeof *d->tables);
+    d->expected = calloc(n, sizeof *d->expected);
+    d->seen = calloc(n, sizeof *d->seen);
+    if (!d->tables || !d->expected || !d->seen)
+        return -1;
+    for (size_t i = 0; options->table_oids != NULL && i < ntables; i++)
+        d->tables[i].oid = options->table_oids[i];
+    return 0;
+}
+
 /* Returns 0, or -1 with d->result and d->err set. */
 static int setup(dispatcher *d, const wn_dispatcher_options *options, wn_handoff *handoff)
 {
@@ -1048,7 +1250,8 @@ static int setup(dispatcher *d, const wn_dispatcher_options *options, wn_handoff
     d->slots = calloc(options->nplugins ? options->nplugins : 1, sizeof *d->slots);
     d->columns = calloc(WN_MAX_COLUMNS, sizeof *d->columns);
     d->old_columns = calloc(WN_MAX_COLUMNS, sizeof *d->old_columns);
-    if (!d->decoder || !d->relcache || !d->slots || !d->columns || !d->old_columns) {
+    if (!d->decoder || !d->relcache || !d->slots || !d->columns || !d->old_columns ||
+        setup_tables(d, options) != 0) {
         fail(d, WN_DISPATCH_PROTOCOL_ERROR, "out of memory starting the dispatcher");
         return -1;
     }
@@ -1076,6 +1279,9 @@ static void teardown(dispatcher *d)
     free(d->columns);
     free(d->old_columns);
     free(d->arena);
+    free(d->tables);
+    free(d->expected);
+    free(d->seen);
 }
 
 wn_dispatch_result wn_dispatch_run(const wn_dispatcher_options *options, wn_handoff *handoff,

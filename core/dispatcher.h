@@ -13,13 +13,18 @@
 #include "handoff.h"
 #include "loader.h"
 #include "lsn.h"
+#include "tablewatch.h"
 
 typedef enum wn_dispatch_result {
     WN_DISPATCH_STOPPED,        /* a stop was requested */
     WN_DISPATCH_ENDPOS,         /* --endpos reached */
     WN_DISPATCH_PLUGIN_FATAL,   /* a plugin failed fatally: exit 2 */
     WN_DISPATCH_STREAM_ENDED,   /* the reader ended without a stop request */
-    WN_DISPATCH_PROTOCOL_ERROR  /* a message could not be decoded or made no sense */
+    WN_DISPATCH_PROTOCOL_ERROR, /* a message could not be decoded or made no sense */
+    WN_DISPATCH_SERVER_STATE,   /* a configured table was renamed, dropped or taken out of the
+                                   publication: a person must look (exit 3) */
+    WN_DISPATCH_TABLES_UNKNOWN  /* the tables could not be checked before acknowledging (the
+                                   server going down?): end this stream, as if it were lost */
 } wn_dispatch_result;
 
 typedef struct wn_dispatcher_options {
@@ -28,10 +33,15 @@ typedef struct wn_dispatcher_options {
     size_t nplugins;
     wn_lsn start_lsn;           /* the slot's confirmed_flush_lsn when streaming began */
     wn_lsn endpos;              /* 0: none */
+    const uint32_t *table_oids; /* [config->source.ntables]: each table's OID when streaming
+                                   began (0 or NULL: unknown) */
+    wn_tables_reader read_tables; /* NULL: no catalog check before acknowledging */
+    void *tables_watch;         /* read_tables' first argument */
 } wn_dispatcher_options;
 
 /*
- * Runs until stop, endpos, a fatal plugin failure or the end of the stream. Before returning it
+ * Runs until stop, endpos, a fatal plugin failure, a configured table renamed, dropped or taken
+ * out of the publication, or the end of the stream. Before returning it
  * aborts the transaction in hand, flushes the plugins, publishes the last safe position and marks
  * the dispatcher done. err receives one line for the failures.
  */

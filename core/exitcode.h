@@ -14,7 +14,8 @@ typedef enum wn_exit {
     /* Not exit statuses: failures that waiting may cure, for the caller to retry (or to turn
      * into WN_EXIT_SERVER with wn_exit_status when it does not wait). */
     WN_EXIT_TRANSIENT = 75, /* server unreachable, starting up, shutting down; connection lost */
-    WN_EXIT_SLOT_BUSY = 76  /* the slot is active for another process (SQLSTATE 55006) */
+    WN_EXIT_SLOT_BUSY = 76, /* the slot is active for another process (SQLSTATE 55006) */
+    WN_EXIT_STOPPED = 77    /* SIGINT/SIGTERM came while connecting or waiting on the server */
 } wn_exit;
 
 /* The exit status for a status that may be a "wait and retry" one, when there is no waiting. */

@@ -7,7 +7,9 @@
 #include "encoder.h"
 
 #include <dlfcn.h>
+#include <elf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -15,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* ABI 1.0's descriptor ends with shutdown: anything shorter cannot be a plugin of this major. */
 #define ABI_1_0_SIZE (offsetof(walnotify_plugin, shutdown) + sizeof(void (*)(void)))
@@ -26,6 +29,8 @@
 #define OPS_TEXT_MAX 64 /* "insert, update, delete, truncate, snapshot, message" */
 
 #define DECLARED_LIST_MAX 512 /* bytes of "path, fsync" in an unknown-setting message */
+#define PROBE_STRING_MAX 4096 /* longest name, version or description read from a plugin */
+#define PROBE_SETTINGS_MAX 1024 /* most settings a plugin may declare */
 
 #if defined(__LP64__)
 _Static_assert(ABI_1_0_SIZE == 64, "ABI 1.0's descriptor prefix is 64 bytes on LP64");
@@ -348,10 +353,78 @@ static const char *without_path(const char *text, const char *path)
     return text;
 }
 
+/* ---- why dlopen refused ------------------------------------------------------------------- */
+
+static const char *machine_name(unsigned machine)
+{
+    switch (machine) {
+    case EM_386: return "i386";
+    case EM_X86_64: return "x86-64";
+    case EM_ARM: return "ARM";
+    case EM_AARCH64: return "AArch64";
+    case EM_PPC64: return "PowerPC 64";
+    case EM_S390: return "s390";
+    case EM_RISCV: return "RISC-V";
+    case EM_MIPS: return "MIPS";
+    }
+    return "another machine";
+}
+
+/* The identity bytes and e_machine of an ELF file; false when path is not one. */
+static bool read_elf_header(const char *path, unsigned char ident[EI_NIDENT], unsigned *machine)
+{
+    Elf64_Ehdr header; /* e_ident and e_machine lie at the same offsets in both classes */
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n;
+
+    if (fd < 0)
+        return false;
+    n = read(fd, &header, sizeof header);
+    close(fd);
+    if (n < (ssize_t)(offsetof(Elf64_Ehdr, e_machine) + sizeof header.e_machine) ||
+        memcmp(header.e_ident, ELFMAG, SELFMAG) != 0)
+        return false;
+    memcpy(ident, header.e_ident, EI_NIDENT);
+    *machine = header.e_ident[EI_DATA] == ELFDATA2MSB
+                   ? (unsigned)((header.e_machine & 0xff) << 8 | header.e_machine >> 8)
+                   : header.e_machine;
+    return true;
+}
+
+/*
+ * What dlopen meant, when the file is an ELF object built for another machine: glibc then
+ * reports "No such file or directory", which sends people looking for a file that is there.
+ * Compared with the host's own executable, so that no list of machines has to be kept.
+ */
+static bool foreign_object(const char *path, char *why, size_t whylen)
+{
+    unsigned char ident[EI_NIDENT], own_ident[EI_NIDENT];
+    unsigned machine, own_machine;
+
+    if (!read_elf_header(path, ident, &machine) ||
+        !read_elf_header("/proc/self/exe", own_ident, &own_machine))
+        return false;
+    if (ident[EI_CLASS] != own_ident[EI_CLASS]) {
+        snprintf(why, whylen, "built as a %d-bit ELF object, this host is %d-bit",
+                 ident[EI_CLASS] == ELFCLASS32 ? 32 : 64, own_ident[EI_CLASS] == ELFCLASS32 ? 32 : 64);
+        return true;
+    }
+    if (ident[EI_DATA] != own_ident[EI_DATA]) {
+        snprintf(why, whylen, "built for the other byte order");
+        return true;
+    }
+    if (machine != own_machine) {
+        snprintf(why, whylen, "built for %s (ELF machine %u), this host runs on %s (%u)",
+                 machine_name(machine), machine, machine_name(own_machine), own_machine);
+        return true;
+    }
+    return false;
+}
+
 static int open_library(wn_plugin *plugin, const wn_plugin_config *config, char *err,
                         size_t errlen)
 {
-    char local[PATH_MAX];
+    char local[PATH_MAX], why[PATH_MAX + 256];
     const char *path = config->path;
     struct stat st;
 
@@ -359,6 +432,10 @@ static int open_library(wn_plugin *plugin, const wn_plugin_config *config, char 
         return refuse(err, errlen, config, "cannot open: %s", strerror(errno));
     if (!S_ISREG(st.st_mode))
         return refuse(err, errlen, config, "not a regular file");
+    /* Whoever can change the file, or a folder above it, runs code as walnotify's user. */
+    if (!wn_config_unsafe_paths_allowed() && !wn_config_path_trusted(path, why, sizeof why))
+        return refuse(err, errlen, config, "refused: %s (set %s=1 to allow this in a development "
+                      "tree)", why, WN_ALLOW_UNSAFE_PATHS_ENV);
     /* Without a '/', dlopen would search the library path instead of opening this file. */
     if (!strchr(path, '/')) {
         int n = snprintf(local, sizeof local, "./%s", path);
@@ -369,10 +446,149 @@ static int open_library(wn_plugin *plugin, const wn_plugin_config *config, char 
     }
     dlerror();
     plugin->library = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (!plugin->library)
-        return refuse(err, errlen, config, "not a loadable shared object: %s",
-                      without_path(dlerror(), path));
-    return 0;
+    if (plugin->library)
+        return 0;
+    if (foreign_object(path, why, sizeof why))
+        return refuse(err, errlen, config, "not loadable here: %s", why);
+    return refuse(err, errlen, config, "not a loadable shared object: %s",
+                  without_path(dlerror(), path));
+}
+
+/* ---- reading what a plugin points at, without trusting it ----------------------------------- */
+
+/* A pipe through which memory is copied: write() fails with EFAULT on an address that is not
+ * mapped readable, where a plain read would crash the host (and --check-config with it). */
+typedef struct probe {
+    int fd[2];
+} probe;
+
+static bool probe_open(probe *pr)
+{
+    return pipe2(pr->fd, O_CLOEXEC) == 0;
+}
+
+static void probe_close(probe *pr)
+{
+    close(pr->fd[0]);
+    close(pr->fd[1]);
+}
+
+/* Copies len bytes at src into dst (NULL: only checks them); false when any is unreadable. */
+static bool probe_copy(probe *pr, const void *src, size_t len, void *dst)
+{
+    const char *from = src;
+    char scratch[512];
+    char *to = dst;
+
+    while (len > 0) {
+        size_t chunk = len < sizeof scratch ? len : sizeof scratch;
+        ssize_t written = write(pr->fd[1], from, chunk);
+
+        if (written <= 0)
+            return false;
+        if (read(pr->fd[0], to ? to : scratch, (size_t)written) != written)
+            return false;
+        from += written;
+        if (to)
+            to += written;
+        len -= (size_t)written;
+    }
+    return true;
+}
+
+/* Whether s is a readable NUL-terminated string of at most PROBE_STRING_MAX bytes; read a byte
+ * at a time, so that a string ending right before unmapped memory is still accepted. */
+static bool probe_string(probe *pr, const char *s)
+{
+    for (size_t i = 0; i <= PROBE_STRING_MAX; i++) {
+        char c;
+
+        if (!probe_copy(pr, s + i, 1, &c))
+            return false;
+        if (c == '\0')
+            return true;
+    }
+    return false;
+}
+
+/* Every declaration and its strings readable, the array ended within PROBE_SETTINGS_MAX. */
+static bool probe_settings(probe *pr, const walnotify_setting *settings)
+{
+    for (size_t i = 0; settings && i <= PROBE_SETTINGS_MAX; i++) {
+        walnotify_setting decl;
+
+        if (((uintptr_t)&settings[i]) % _Alignof(walnotify_setting) != 0 ||
+            !probe_copy(pr, &settings[i], sizeof decl, &decl))
+            return false;
+        if (!decl.name)
+            return true;
+        if (!probe_string(pr, decl.name) ||
+            (decl.default_value && !probe_string(pr, decl.default_value)) ||
+            (decl.description && !probe_string(pr, decl.description)))
+            return false;
+    }
+    return settings == NULL;
+}
+
+/* Whether the name, version and settings of descriptor d can be read; else *which names the
+ * first that cannot. */
+static bool readable_members(probe *pr, const walnotify_plugin *d, const char **which)
+{
+    *which = "name";
+    if (d->name && !probe_string(pr, d->name))
+        return false;
+    *which = "version";
+    if (d->version && !probe_string(pr, d->version))
+        return false;
+    *which = "settings";
+    return probe_settings(pr, d->settings);
+}
+
+/*
+ * Copies the descriptor d points at into *out (zero-extended, as the plugin's own size says),
+ * after checking that d is aligned and every byte of it, its strings and its settings are
+ * readable. Returns 0, or a refusal naming what is wrong.
+ */
+static int copy_descriptor(const walnotify_plugin *d, walnotify_plugin *out,
+                           const wn_plugin_config *config, char *err, size_t errlen)
+{
+    size_t head = offsetof(walnotify_plugin, size) + sizeof d->size;
+    walnotify_plugin copy;
+    const char *unreadable;
+    probe pr;
+    int status = 0;
+
+    if ((uintptr_t)d % _Alignof(walnotify_plugin) != 0)
+        return refuse(err, errlen, config, "%s() returned a misaligned pointer %p",
+                      WALNOTIFY_PLUGIN_ENTRY_SYMBOL, (const void *)d);
+    if (!probe_open(&pr))
+        return refuse(err, errlen, config, "cannot check the descriptor: %s", strerror(errno));
+    memset(&copy, 0, sizeof copy);
+    if (!probe_copy(&pr, d, head, &copy)) {
+        status = refuse(err, errlen, config, "%s() returned %p, which is not readable memory",
+                        WALNOTIFY_PLUGIN_ENTRY_SYMBOL, (const void *)d);
+        goto close_probe;
+    }
+    if (check_descriptor(&copy, config, err, errlen) != 0) {
+        status = -1;
+        goto close_probe;
+    }
+    /* An older plugin's descriptor ends early: what it lacks stays zero (absent callbacks). */
+    if (!probe_copy(&pr, d, copy.size < sizeof copy ? copy.size : sizeof copy, &copy)) {
+        status = refuse(err, errlen, config, "the descriptor at %p is not readable for its %" PRIu32
+                        " bytes", (const void *)d, copy.size);
+        goto close_probe;
+    }
+    if (!readable_members(&pr, &copy, &unreadable))
+        status = refuse(err, errlen, config,
+                        "the descriptor's %s points at memory that is not readable (or at a "
+                        "string longer than %d bytes)",
+                        unreadable, PROBE_STRING_MAX);
+    else
+        *out = copy;
+close_probe:
+    probe_close(&pr);
+    return status;
 }
 
 static int read_descriptor(wn_plugin *plugin, const wn_plugin_config *config, char *err,
@@ -381,7 +597,6 @@ static int read_descriptor(wn_plugin *plugin, const wn_plugin_config *config, ch
     walnotify_plugin_entry_fn entry;
     const walnotify_plugin *d;
     void *symbol;
-    size_t copy;
 
     dlerror();
     symbol = dlsym(plugin->library, WALNOTIFY_PLUGIN_ENTRY_SYMBOL);
@@ -393,12 +608,9 @@ static int read_descriptor(wn_plugin *plugin, const wn_plugin_config *config, ch
     d = entry();
     if (!d)
         return refuse(err, errlen, config, "%s() returned NULL", WALNOTIFY_PLUGIN_ENTRY_SYMBOL);
-    if (check_descriptor(d, config, err, errlen) != 0)
-        return -1;
-    /* An older plugin's descriptor ends early: what it lacks stays zero (absent callbacks). */
-    copy = d->size < sizeof plugin->descriptor ? d->size : sizeof plugin->descriptor;
     memset(&plugin->descriptor, 0, sizeof plugin->descriptor);
-    memcpy(&plugin->descriptor, d, copy);
+    if (copy_descriptor(d, &plugin->descriptor, config, err, errlen) != 0)
+        return -1;
     return check_copy(&plugin->descriptor, config, err, errlen);
 }
 
@@ -518,17 +730,18 @@ static int check_configured(const wn_plugin *plugin, const wn_plugin_config *con
             char declared[DECLARED_LIST_MAX];
 
             list_declarations(d, declared, sizeof declared);
-            return refuse_at(err, errlen, file, v->line, config,
+            return refuse_at(err, errlen, v->file ? v->file : file, v->line, config,
                              "unknown setting \"%s\" (%s declares: %s)", v->name, d->name,
                              declared);
         }
         for (size_t j = 0; j < i; j++) {
             if (strcmp(config->settings[j].name, v->name) == 0)
-                return refuse_at(err, errlen, file, v->line, config,
+                return refuse_at(err, errlen, v->file ? v->file : file, v->line, config,
                                  "setting \"%s\" is given twice", v->name);
         }
         if (!kind_fits(decl->type, v->kind))
-            return refuse_at(err, errlen, file, v->line, config, "setting \"%s\" must be %s",
+            return refuse_at(err, errlen, v->file ? v->file : file, v->line, config,
+                             "setting \"%s\" must be %s",
                              v->name, type_phrase(decl->type));
     }
     return 0;
@@ -596,7 +809,8 @@ static int build_settings(wn_plugin *plugin, const wn_plugin_config *config, con
 
         slot->decl = &d->settings[i];
         if (!v && !slot->decl->default_value)
-            return refuse_at(err, errlen, file, config->line, config,
+            return refuse_at(err, errlen, config->file ? config->file : file, config->line,
+                             config,
                              "setting \"%s\" is required", slot->decl->name);
         if ((v ? fill_configured(slot, v, config_dir) : fill_default(slot, config_dir)) != 0)
             return refuse(err, errlen, config, "out of memory");

@@ -136,14 +136,22 @@ static int parse_options(int argc, char **argv, options *opts)
     return -1;
 }
 
-static int drop_slot(const wn_config *config)
+/* A stop asked for before the command was done: said on one line; a clean stop exits 0. */
+static int stopped(wn_session *session, const char *what)
+{
+    wn_log(WN_LOG_INFO, "stopped by %s %s", wn_session_signal_name(session), what);
+    return 0;
+}
+
+static int drop_slot(const wn_config *config, wn_session *session)
 {
     char err[ERR_MAX];
-    int status = wn_setup_drop_slot(config, err, sizeof err);
+    int status = wn_setup_drop_slot(config, wn_session_stop_fd(session), err, sizeof err);
 
+    if (status == WN_EXIT_STOPPED)
+        return stopped(session, "before the slot was dropped");
     if (status != 0)
         return wn_die(wn_exit_status(status), "%s", err);
-    wn_log(WN_LOG_INFO, "dropped slot \"%s\"", config->source.slot);
     return 0;
 }
 
@@ -159,20 +167,83 @@ static int describe(const char *path)
     return 0;
 }
 
-/* Runs until a stop; the signal thread lives as long as the plugins, so that a second signal
- * during a slow shutdown is still taken. */
-static int run(const wn_config *config, wn_plugin *plugins, size_t nplugins, wn_lsn endpos,
-               wn_session *session)
+static int check_config(const wn_config *config, wn_session *session)
 {
-    char err[ERR_MAX];
-    int status;
+    wn_plugin *plugins = NULL;
+    size_t nplugins = 0;
+    int status = wn_pipeline_load_plugins(config, &plugins, &nplugins);
 
-    if (wn_session_start(session, err, sizeof err) != 0) {
+    if (status == 0)
+        status = wn_pipeline_check_plugins(plugins, nplugins);
+    if (status == 0 && wn_session_stop_requested(session))
+        status = stopped(session, "before the check was done (nothing was found valid)");
+    else if (status == 0)
+        printf("%s: configuration is valid (%zu plugin(s))\n", config->file, nplugins);
+    wn_pipeline_unload_plugins(plugins, nplugins);
+    return status;
+}
+
+static int create_slot(const wn_config *config, wn_session *session)
+{
+    wn_plugin *plugins = NULL;
+    size_t nplugins = 0;
+    int status = wn_pipeline_load_plugins(config, &plugins, &nplugins);
+
+    if (status == 0 && wn_session_stop_requested(session))
+        status = stopped(session, "before anything was created");
+    else if (status == 0)
+        status = wn_pipeline_create_slot(config, session);
+    wn_pipeline_unload_plugins(plugins, nplugins);
+    return status;
+}
+
+static int run(const wn_config *config, wn_lsn endpos, wn_session *session)
+{
+    wn_plugin *plugins = NULL;
+    size_t nplugins = 0;
+    int status = wn_pipeline_load_plugins(config, &plugins, &nplugins);
+
+    if (status == 0)
+        status = wn_pipeline_check_plugins(plugins, nplugins);
+    if (status != 0 || wn_session_stop_requested(session)) {
         wn_pipeline_unload_plugins(plugins, nplugins);
-        return wn_die(WN_EXIT_SERVER, "%s", err);
+        return status != 0 ? status : stopped(session, "before connecting");
     }
-    status = wn_pipeline_run(config, plugins, nplugins, endpos, session);
-    wn_session_end(session);
+    return wn_pipeline_run(config, plugins, nplugins, endpos, session);
+}
+
+/* The command, with the signal thread running throughout, so that SIGINT/SIGTERM stop every
+ * mode: each step checks for a stop, and every wait on the server watches for one. */
+static int command_main(const options *opts, wn_session *session)
+{
+    wn_config config = {0};
+    char err[ERR_MAX];
+    int status = 0;
+
+    if (wn_config_load(opts->config_path, &config, err, sizeof err) != 0)
+        return wn_die(WN_EXIT_CONFIG, "%s", err);
+    wn_log_set_level(config.log_level);
+    if (wn_session_stop_requested(session)) {
+        wn_config_free(&config);
+        return stopped(session, "after reading the configuration");
+    }
+    switch (opts->command) {
+    case COMMAND_DROP_SLOT:
+        status = drop_slot(&config, session);
+        break;
+    case COMMAND_CREATE_SLOT:
+        status = create_slot(&config, session);
+        break;
+    case COMMAND_CHECK_CONFIG:
+        status = check_config(&config, session);
+        break;
+    case COMMAND_RUN:
+        status = run(&config, opts->endpos, session);
+        break;
+    case COMMAND_DESCRIBE:
+        break;
+    }
+    wn_config_free(&config);
     return status;
 }
 
@@ -180,9 +251,6 @@ int main(int argc, char **argv)
 {
     options opts = {.command = COMMAND_RUN};
     wn_session session;
-    wn_config config = {0};
-    wn_plugin *plugins = NULL;
-    size_t nplugins = 0;
     char err[ERR_MAX];
     int status;
 
@@ -194,40 +262,11 @@ int main(int argc, char **argv)
         return status;
     if (opts.command == COMMAND_DESCRIBE)
         return describe(opts.describe_path);
-    if (wn_config_load(opts.config_path, &config, err, sizeof err) != 0)
-        return wn_die(WN_EXIT_CONFIG, "%s", err);
-    wn_log_set_level(config.log_level);
-
-    switch (opts.command) {
-    case COMMAND_DROP_SLOT:
-        status = drop_slot(&config);
-        break;
-    case COMMAND_DESCRIBE:
-        break;
-    case COMMAND_CREATE_SLOT:
-        status = wn_pipeline_load_plugins(&config, &plugins, &nplugins);
-        if (status == 0)
-            status = wn_pipeline_create_slot(&config);
-        wn_pipeline_unload_plugins(plugins, nplugins);
-        break;
-    case COMMAND_CHECK_CONFIG:
-        status = wn_pipeline_load_plugins(&config, &plugins, &nplugins);
-        if (status == 0)
-            status = wn_pipeline_check_plugins(plugins, nplugins);
-        if (status == 0)
-            printf("%s: configuration is valid (%zu plugin(s))\n", config.file, nplugins);
-        wn_pipeline_unload_plugins(plugins, nplugins);
-        break;
-    case COMMAND_RUN:
-        status = wn_pipeline_load_plugins(&config, &plugins, &nplugins);
-        if (status == 0)
-            status = wn_pipeline_check_plugins(plugins, nplugins);
-        if (status == 0)
-            status = run(&config, plugins, nplugins, opts.endpos, &session);
-        else
-            wn_pipeline_unload_plugins(plugins, nplugins);
-        break;
-    }
-    wn_config_free(&config);
+    if (wn_session_start(&session, err, sizeof err) != 0)
+        return wn_die(WN_EXIT_SERVER, "%s", err);
+    status = command_main(&opts, &session);
+    /* The signal thread outlives the plugins, so that a second signal during a slow shutdown
+     * is still taken. */
+    wn_session_end(&session);
     return status;
 }

@@ -31,6 +31,7 @@
 #include "setup.h"
 #include "state.h"
 #include "stream.h"
+#include "tablewatch.h"
 
 #define QUEUE_CAPACITY 4096
 #define ERR_MAX 1024
@@ -51,6 +52,10 @@ typedef struct run {
     bool started;             /* every plugin's init returned OK */
     wn_catalog catalog;       /* what the plugins learn of the source; read once */
     walnotify_table *tables;  /* every instance's tables, one run after another */
+    wn_tablewatch *watch;     /* the catalog check before each acknowledgement; NULL until the
+                                 first stream */
+    uint32_t *table_oids;     /* [source.ntables]: the tables' OIDs when the stream started */
+    int stop_fd;              /* readable once a stop is requested: ends waits on the server */
 } run;
 
 typedef struct reader_args {
@@ -123,13 +128,15 @@ static unsigned table_ops(const wn_plugin *plugin)
 }
 
 /* Reads the catalog once and tells every instance its source, its tables and where the stream
- * resumes, before its init. */
+ * resumes, before its init. Returns 0, -1 when a stop came meanwhile, or the exit status. */
 static int lend_context(run *r)
 {
     size_t total = 0, used = 0;
     char err[ERR_MAX];
-    int status = wn_setup_read_catalog(r->config, &r->catalog, err, sizeof err);
+    int status = wn_setup_read_catalog(r->config, r->stop_fd, &r->catalog, err, sizeof err);
 
+    if (status == WN_EXIT_STOPPED)
+        return -1;
     if (status != 0)
         return wn_die(wn_exit_status(status), "%s", err);
     for (size_t i = 0; i < r->nplugins; i++)
@@ -285,6 +292,88 @@ static int start_position(const wn_state *resume, const char *from,
     return 0;
 }
 
+/* The OIDs of the configured tables as the stream starts, read with the same query the check
+ * before each acknowledgement makes, so both speak of the same tables. Returns 0,
+ * WN_EXIT_TRANSIENT, or WN_EXIT_SERVER; with err set. */
+static int read_table_oids(run *r, bool utf8, char *err, size_t errlen)
+{
+    const wn_source_config *source = &r->config->source;
+    size_t n = source->ntables ? source->ntables : 1;
+    wn_table_seen *seen;
+    wn_tables_read got;
+    int status = 0;
+
+    if (!r->watch)
+        r->watch = wn_tablewatch_create(r->config, utf8);
+    if (!r->table_oids)
+        r->table_oids = calloc(n, sizeof *r->table_oids);
+    seen = calloc(n, sizeof *seen);
+    if (!r->watch || !r->table_oids || !seen) {
+        free(seen);
+        snprintf(err, errlen, "reading the tables' OIDs: out of memory");
+        return WN_EXIT_SERVER;
+    }
+    got = wn_tablewatch_read(r->watch, NULL, seen, -1, err, errlen);
+    if (got != WN_TABLES_READ)
+        status = got == WN_TABLES_UNKNOWN ? WN_EXIT_TRANSIENT : WN_EXIT_SERVER;
+    for (size_t i = 0; status == 0 && i < source->ntables; i++) {
+        r->table_oids[i] = seen[i].oid;
+        /* The server was checked a moment ago: only a change since then lands here. */
+        if (seen[i].oid == 0 || !seen[i].published) {
+            snprintf(err, errlen, "table \"%s\" %s since the server was checked; start again",
+                     source->tables[i].qualified,
+                     seen[i].oid == 0 ? "disappeared" : "left the publication");
+            status = WN_EXIT_SERVER;
+        }
+    }
+    free(seen);
+    return status;
+}
+
+/*
+ * On a reconnection, before the server is prepared (which would put a table missing from the
+ * publication back into it without a word): is every table still as the last stream left it?
+ * A table renamed, dropped or taken out of the publication meanwhile ends the run; one made
+ * again under its name is said. Returns 0, WN_EXIT_TRANSIENT, or WN_EXIT_SERVER; with err set.
+ */
+static int recheck_tables(run *r, char *err, size_t errlen)
+{
+    const wn_source_config *source = &r->config->source;
+    wn_table_seen *seen;
+    wn_tables_read got;
+    int status = 0;
+
+    if (!r->streamed || !r->watch || !r->table_oids)
+        return 0;
+    seen = calloc(source->ntables ? source->ntables : 1, sizeof *seen);
+    if (!seen) {
+        snprintf(err, errlen, "checking the tables: out of memory");
+        return WN_EXIT_SERVER;
+    }
+    /* The last stream's connection is likely dead: a fresh one. */
+    wn_tablewatch_reset(r->watch);
+    got = wn_tablewatch_read(r->watch, r->table_oids, seen, -1, err, errlen);
+    if (got != WN_TABLES_READ)
+        status = got == WN_TABLES_UNKNOWN ? WN_EXIT_TRANSIENT : WN_EXIT_SERVER;
+    for (size_t i = 0; status == 0 && i < source->ntables; i++) {
+        switch (wn_table_judge(&seen[i], r->table_oids[i], source->tables[i].qualified,
+                               source->publication, err, errlen)) {
+        case WN_TABLE_SAME:
+            break;
+        case WN_TABLE_MADE_AGAIN:
+            wn_table_say_made_again(source->tables[i].qualified, r->table_oids[i], seen[i].oid);
+            break;
+        case WN_TABLE_RENAMED:
+        case WN_TABLE_DROPPED:
+        case WN_TABLE_UNPUBLISHED:
+            status = WN_EXIT_SERVER;
+            break;
+        }
+    }
+    free(seen);
+    return status;
+}
+
 /* Records the start position in the state file before streaming: a first run learns at once
  * that the file cannot be written. */
 static int write_start_state(run *r, wn_lsn start, char *err, size_t errlen)
@@ -329,8 +418,10 @@ static int open_stream(run *r, bool *nothing_to_do, char *err,
     *nothing_to_do = false;
     status = find_resume(r, &resume, &have_resume, &from, err, errlen);
     if (status == 0)
-        status = wn_setup_prepare(r->config, have_resume ? &resume : NULL, from, &server, err,
-                                  errlen);
+        status = recheck_tables(r, err, errlen);
+    if (status == 0)
+        status = wn_setup_prepare(r->config, have_resume ? &resume : NULL, from, r->stop_fd,
+                                  &server, err, errlen);
     if (status == 0)
         status = start_position(have_resume ? &resume : NULL, from, &server, &start, err, errlen);
     if (status != 0)
@@ -357,7 +448,11 @@ static int open_stream(run *r, bool *nothing_to_do, char *err,
         .progress_interval_ms = r->config->source.progress_interval_ms,
         .state_file = r->config->source.state_file,
         .origin = &r->origin,
+        .stop_fd = r->stop_fd,
     };
+    status = read_table_oids(r, server.utf8, err, errlen);
+    if (status != 0)
+        return status;
     status = wn_stream_open(&r->stream, &stream_options, err, errlen);
     if (status != 0)
         return status;
@@ -419,6 +514,8 @@ static connect_result connect_with_retry(run *r, wn_session *sess,
         if (wn_session_stop_requested(sess))
             return CONNECT_STOPPED;
         status = open_stream(r, &nothing_to_do, err, sizeof err);
+        if (status == WN_EXIT_STOPPED)
+            return CONNECT_STOPPED;
         if (status == 0) {
             if (nothing_to_do)
                 return CONNECT_NOTHING_TO_DO;
@@ -466,6 +563,9 @@ static wn_dispatch_result stream_once(run *r, wn_session *sess,
         .nplugins = r->nplugins,
         .start_lsn = r->resume,
         .endpos = r->endpos,
+        .table_oids = r->table_oids,
+        .read_tables = wn_tablewatch_read,
+        .tables_watch = r->watch,
     };
     wn_handoff *handoff = wn_handoff_create(QUEUE_CAPACITY);
     pthread_t reader_thread;
@@ -529,7 +629,10 @@ static int after_stream(wn_dispatch_result result, const char *dispatch_err,
             return wn_session_stop_requested(sess) ? 0 : -1;
         return wn_die(reader->status ? wn_exit_status(reader->status) : WN_EXIT_SERVER, "%s",
                    reader->err[0] ? reader->err : "the replication stream ended");
+    case WN_DISPATCH_TABLES_UNKNOWN:
+        return wn_session_stop_requested(sess) ? 0 : -1;
     case WN_DISPATCH_PROTOCOL_ERROR:
+    case WN_DISPATCH_SERVER_STATE:
         return wn_die(WN_EXIT_SERVER, "%s", dispatch_err);
     }
     return WN_EXIT_SERVER;
@@ -558,7 +661,7 @@ static int run_pipeline(run *r, wn_session *sess)
         if (lost == NULL) {
             status = lend_context(r);
             if (status != 0)
-                return status;
+                return status < 0 ? 0 : status; /* < 0: a stop came while reading it */
         }
         result = stream_once(r, sess, &reader, err, sizeof err);
         status = after_stream(result, err, &reader, sess);
@@ -566,16 +669,22 @@ static int run_pipeline(run *r, wn_session *sess)
             return status;
         wn_stream_close(r->stream);
         r->stream = NULL;
-        lost = reader.err;
+        lost = result == WN_DISPATCH_TABLES_UNKNOWN ? err : reader.err;
     }
 }
 
-int wn_pipeline_create_slot(const wn_config *config)
+int wn_pipeline_create_slot(const wn_config *config, wn_session *session)
 {
     wn_server_state server;
     char err[ERR_MAX];
-    int status = wn_setup_prepare(config, NULL, NULL, &server, err, sizeof err);
+    int status = wn_setup_prepare(config, NULL, NULL, wn_session_stop_fd(session), &server, err,
+                                  sizeof err);
 
+    if (status == WN_EXIT_STOPPED) {
+        wn_log(WN_LOG_INFO, "%s (asked by %s); nothing more was created", err,
+               wn_session_signal_name(session));
+        return 0;
+    }
     return status == 0 ? 0 : wn_die(wn_exit_status(status), "%s", err);
 }
 
@@ -588,6 +697,7 @@ int wn_pipeline_run(const wn_config *config, wn_plugin *plugins, size_t nplugins
         .nplugins = nplugins,
         .endpos = endpos,
         .seed = (unsigned)time(NULL) ^ ((unsigned)getpid() << 16),
+        .stop_fd = wn_session_stop_fd(session),
     };
     int status = run_pipeline(&r, session);
 
@@ -599,5 +709,7 @@ int wn_pipeline_run(const wn_config *config, wn_plugin *plugins, size_t nplugins
     /* Lent to the plugins until their shutdown returned. */
     free(r.tables);
     wn_setup_free_catalog(&r.catalog);
+    wn_tablewatch_destroy(r.watch);
+    free(r.table_oids);
     return status;
 }

@@ -25,9 +25,10 @@ int wn_pipeline_check_plugins(wn_plugin *plugins, size_t nplugins);
 /* Shuts down (if initialised) and unloads the plugins in reverse order; frees the array. */
 void wn_pipeline_unload_plugins(wn_plugin *plugins, size_t nloaded);
 
-/* Checks the server and creates the publication and the slot when missing. Returns the exit
- * status, after printing the reason of a failure. */
-int wn_pipeline_create_slot(const wn_config *config);
+/* Checks the server and creates the publication and the slot when missing; a stop from session
+ * ends it without creating anything more (exit 0). Returns the exit status, after printing the
+ * reason of a failure. */
+int wn_pipeline_create_slot(const wn_config *config, wn_session *session);
 
 /*
  * Runs until a stop (session), endpos (0: none), or what waiting cannot fix. Takes the plugins

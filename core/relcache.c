@@ -199,3 +199,43 @@ wn_relation *wn_relcache_get(wn_relcache *cache, uint32_t relid)
 {
     return cache->slots[find_slot(cache->slots, cache->capacity, relid)];
 }
+
+bool wn_relation_renamed(const wn_relation *cached, const wn_message *relation)
+{
+    const char *schema = relation->u.relation.nspname;
+
+    if (schema[0] == '\0')
+        schema = "pg_catalog";
+    return strcmp(cached->schema, schema) != 0 ||
+           strcmp(cached->name, relation->u.relation.relname) != 0;
+}
+
+/* The cached column named `name`, looked for first at `hint` (columns rarely move). */
+static const wn_rel_column *column_named(const wn_relation *cached, const char *name,
+                                         uint16_t hint)
+{
+    if (hint < cached->ncolumns && strcmp(cached->columns[hint].name, name) == 0)
+        return &cached->columns[hint];
+    for (uint16_t i = 0; i < cached->ncolumns; i++) {
+        if (strcmp(cached->columns[i].name, name) == 0)
+            return &cached->columns[i];
+    }
+    return NULL;
+}
+
+int wn_relation_next_retyped(const wn_relation *cached, const wn_message *relation, int from,
+                             const wn_rel_column **was)
+{
+    uint16_t ncolumns = relation->u.relation.ncolumns;
+
+    for (int i = from < 0 ? 0 : from; i < (int)ncolumns; i++) {
+        const wn_relation_column *wire = &relation->u.relation.columns[i];
+        const wn_rel_column *old = column_named(cached, wire->name, (uint16_t)i);
+
+        if (old == NULL || (old->type_oid == wire->type_oid && old->typmod == wire->typmod))
+            continue;
+        *was = old;
+        return i;
+    }
+    return -1;
+}

@@ -1,7 +1,9 @@
 /*
  * session: how SIGINT and SIGTERM reach a run. One thread takes the signals with sigwait and
- * turns them into a stop request: to the reader + dispatcher pair running at the time, and to
- * any backoff wait between two pairs.
+ * turns them into a stop request: to the reader + dispatcher pair running at the time, to any
+ * backoff wait between two pairs, and to whatever waits on the server (through stop_fd). It runs
+ * in every mode, from before the configuration is read. SIGHUP, SIGUSR1 and SIGUSR2 from outside
+ * are taken too, and ignored: no signal ends the thread but the one wn_session_end sends.
  */
 #ifndef WN_SESSION_H
 #define WN_SESSION_H
@@ -16,8 +18,11 @@ typedef struct wn_session {
     pthread_mutex_t lock;
     wn_handoff *handoff;      /* the running pair's, NULL between pairs; under lock */
     bool stop;                /* SIGINT/SIGTERM came; under lock */
-    int wake[2];              /* pipe: readable once stop is set, ends a backoff wait */
-    sigset_t signals;         /* SIGINT, SIGTERM, and SIGUSR1 that ends the signal thread */
+    int signo;                /* the signal that asked for the stop; under lock */
+    bool ending;              /* wn_session_end asked the thread to end; under lock */
+    int wake[2];              /* pipe: readable once stop is set, never drained */
+    sigset_t signals;         /* SIGINT, SIGTERM (stop); SIGHUP, SIGUSR1, SIGUSR2 (ignored,
+                                 but SIGUSR1 once ending) */
     pthread_t thread;
 } wn_session;
 
@@ -31,6 +36,12 @@ int wn_session_start(wn_session *session, char *err, size_t errlen);
 void wn_session_end(wn_session *session);
 
 bool wn_session_stop_requested(wn_session *session);
+
+/* A descriptor that becomes readable when a stop is requested, for poll(); stays readable. */
+int wn_session_stop_fd(const wn_session *session);
+
+/* "SIGINT" or "SIGTERM": the signal that asked for the stop ("a signal" when none yet). */
+const char *wn_session_signal_name(wn_session *session);
 
 /* Makes handoff the one a stop request reaches; false when a stop came already. */
 bool wn_session_attach(wn_session *session, wn_handoff *handoff);

@@ -56,6 +56,8 @@ typedef struct setup {
     const wn_state *resume;   /* NULL: the slot may be made */
     const char *resume_path;  /* the state file resume came from; NULL: this run */
     bool transient;           /* a failure waiting may cure */
+    int stop_fd;              /* readable once a stop is requested; -1: none */
+    bool stopped;             /* a stop came: nothing more was sent */
     char *err;
     size_t errlen;
 } setup;
@@ -72,13 +74,23 @@ static void set_error(setup *s, const char *format, ...)
 }
 
 /* Runs sql with text parameters; returns the result when its status is `expect`, else NULL with
- * "doing: the server's message" in the error. */
+ * "doing: the server's message" in the error. A stop (before: nothing is sent; during: the
+ * command is cancelled) sets s->stopped, so that nothing is created after it. */
 static PGresult *run(setup *s, const char *doing, const char *sql, int nparams,
                      const char *const *params, ExecStatusType expect)
 {
-    PGresult *res = PQexecParams(s->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    const char *none[] = {NULL};
+    PGresult *res;
     char message[MESSAGE_MAX];
+    bool stopped = false;
 
+    /* The extended protocol, also without parameters: the text is one statement, always. */
+    res = wn_exec(s->conn, s->stop_fd, sql, nparams, params ? params : none, &stopped);
+    if (stopped) {
+        set_error(s, "stopped before %s was done", doing);
+        s->stopped = true;
+        return NULL;
+    }
     if (res && PQresultStatus(res) == expect)
         return res;
     wn_server_message(s->conn, res, message, sizeof message);
@@ -812,21 +824,24 @@ static int prepare(setup *s, wn_server_state *state)
 }
 
 int wn_setup_prepare(const wn_config *config, const wn_state *resume, const char *resume_path,
-                     wn_server_state *state, char *err, size_t errlen)
+                     int stop_fd, wn_server_state *state, char *err, size_t errlen)
 {
     setup s = {.config = config,
                .resume = resume,
                .resume_path = resume_path,
+               .stop_fd = stop_fd,
                .err = err,
                .errlen = errlen};
     int status;
 
     memset(state, 0, sizeof *state);
-    s.conn = wn_connect(config->source.conninfo, false, true, &status, err, errlen);
+    s.conn = wn_connect(config->source.conninfo, false, true, stop_fd, &status, err, errlen);
     if (!s.conn)
         return status;
     status = prepare(&s, state);
     PQfinish(s.conn);
+    if (s.stopped)
+        return WN_EXIT_STOPPED;
     if (status != 0 && s.transient)
         return WN_EXIT_TRANSIENT;
     return status;
@@ -986,13 +1001,14 @@ void wn_setup_free_catalog(wn_catalog *catalog)
     memset(catalog, 0, sizeof *catalog);
 }
 
-int wn_setup_read_catalog(const wn_config *config, wn_catalog *catalog, char *err, size_t errlen)
+int wn_setup_read_catalog(const wn_config *config, int stop_fd, wn_catalog *catalog, char *err,
+                          size_t errlen)
 {
-    setup s = {.config = config, .err = err, .errlen = errlen};
+    setup s = {.config = config, .stop_fd = stop_fd, .err = err, .errlen = errlen};
     int status;
 
     memset(catalog, 0, sizeof *catalog);
-    s.conn = wn_connect(config->source.conninfo, false, true, &status, err, errlen);
+    s.conn = wn_connect(config->source.conninfo, false, true, stop_fd, &status, err, errlen);
     if (!s.conn)
         return status;
     status = read_catalog(&s, catalog);
@@ -1003,19 +1019,20 @@ int wn_setup_read_catalog(const wn_config *config, wn_catalog *catalog, char *er
     return s.transient ? WN_EXIT_TRANSIENT : status;
 }
 
-int wn_setup_drop_slot(const wn_config *config, char *err, size_t errlen)
+int wn_setup_drop_slot(const wn_config *config, int stop_fd, char *err, size_t errlen)
 {
     static const char find[] = "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1";
     static const char drop[] = "SELECT pg_drop_replication_slot($1)";
-    setup s = {.config = config, .err = err, .errlen = errlen};
+    setup s = {.config = config, .stop_fd = stop_fd, .err = err, .errlen = errlen};
     const char *params[] = {config->source.slot};
     char doing[MESSAGE_MAX];
     PGresult *res;
     int status = WN_EXIT_SERVER;
 
-    s.conn = wn_connect(config->source.conninfo, false, true, &status, err, errlen);
+    s.conn = wn_connect(config->source.conninfo, false, true, stop_fd, &status, err, errlen);
     if (!s.conn)
         return status;
+    status = WN_EXIT_SERVER;
     res = run(&s, "looking up the replication slot", find, 1, params, PGRES_TUPLES_OK);
     if (!res)
         goto finish;
@@ -1030,9 +1047,13 @@ int wn_setup_drop_slot(const wn_config *config, char *err, size_t errlen)
     if (!res)
         goto finish;
     PQclear(res);
-    wn_log(WN_LOG_INFO, "dropped replication slot \"%s\"", config->source.slot);
+    /* The publication may serve others, and is cheap to keep: it is said, not dropped. */
+    wn_log(WN_LOG_INFO,
+           "dropped replication slot \"%s\"; publication \"%s\" stays (DROP PUBLICATION to "
+           "remove it)",
+           config->source.slot, config->source.publication);
     status = 0;
 finish:
     PQfinish(s.conn);
-    return status;
+    return s.stopped ? WN_EXIT_STOPPED : status;
 }

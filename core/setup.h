@@ -36,11 +36,15 @@ typedef struct wn_server_state {
  * run's own earlier stream when resume_path is NULL): the server, database and slot must be the
  * same, and the slot must still exist; it is never made again.
  *
- * Returns 0, or WN_EXIT_TRANSIENT when waiting may help (server unreachable, restarting,
- * connection lost), or an exit status (1 or 3), with one line in err.
+ * stop_fd (-1: none) readable means a stop was asked for: nothing more is sent (a command in
+ * progress is cancelled), so nothing is created after it.
+ *
+ * Returns 0, or WN_EXIT_STOPPED after a stop, or WN_EXIT_TRANSIENT when waiting may help
+ * (server unreachable, restarting, connection lost), or an exit status (1 or 3), with one line
+ * in err.
  */
 int wn_setup_prepare(const wn_config *config, const wn_state *resume, const char *resume_path,
-                     wn_server_state *state, char *err, size_t errlen);
+                     int stop_fd, wn_server_state *state, char *err, size_t errlen);
 
 /*
  * What plugins learn of the source at startup (walnotify_host.source and .table): the server,
@@ -57,13 +61,16 @@ typedef struct wn_catalog {
  * Reads the catalog over an ordinary connection: pg_control_system()'s system identifier, the
  * database, server_version_num, and for each table its replica identity, its columns (those an
  * event carries: generated columns are not published) and its key columns (the replica
- * identity's index; the primary key under DEFAULT, FULL and NOTHING). Returns 0, or
- * WN_EXIT_TRANSIENT / an exit status with one line in err; *catalog then holds nothing.
+ * identity's index; the primary key under DEFAULT, FULL and NOTHING). stop_fd as for
+ * wn_setup_prepare. Returns 0, or WN_EXIT_TRANSIENT / an exit status with one line in err;
+ * *catalog then holds nothing.
  */
-int wn_setup_read_catalog(const wn_config *config, wn_catalog *catalog, char *err, size_t errlen);
+int wn_setup_read_catalog(const wn_config *config, int stop_fd, wn_catalog *catalog, char *err,
+                          size_t errlen);
 void wn_setup_free_catalog(wn_catalog *catalog);
 
-/* Drops the slot. Returns 0, or an exit status with one line in err. */
-int wn_setup_drop_slot(const wn_config *config, char *err, size_t errlen);
+/* Drops the slot (the publication stays, and the log line says so). Returns 0, WN_EXIT_STOPPED
+ * after a stop (stop_fd as above), or an exit status with one line in err. */
+int wn_setup_drop_slot(const wn_config *config, int stop_fd, char *err, size_t errlen);
 
 #endif

@@ -638,12 +638,78 @@ static int start_failure(PGconn *conn, const PGresult *res, const char *slot, ch
     return wn_command_failure_status(conn, res);
 }
 
+/*
+ * publication_names' value as the replication command grammar reads it: a plain '...' string
+ * (it knows no E'...' form and no backslash escapes, so PQescapeLiteral's output for a name with
+ * a backslash is a syntax error there), holding the name as a quoted identifier, which pgoutput
+ * splits like a list of identifiers. Returns false when out does not hold it.
+ */
+static bool publication_names_value(const char *publication, char *out, size_t outlen)
+{
+    size_t used = 0;
+
+    /* Each character at most twice for the identifier, that twice again for the string. */
+    if (outlen < 4 * strlen(publication) + 5)
+        return false;
+    out[used++] = '\'';
+    out[used++] = '"';
+    for (const char *p = publication; *p; p++) {
+        if (*p == '"')
+            out[used++] = '"';
+        if (*p == '\'')
+            out[used++] = '\'';
+        out[used++] = *p;
+    }
+    out[used++] = '"';
+    out[used++] = '\'';
+    out[used] = '\0';
+    return true;
+}
+
+/* Sends START_REPLICATION; a stop ends the wait for its answer. */
+static int start_replication(wn_stream *stream, const wn_stream_options *options, char *err,
+                             size_t errlen)
+{
+    char query[MESSAGE_MAX], names[4 * 64 + 8], message[MESSAGE_MAX];
+    char *slot = PQescapeIdentifier(stream->conn, options->slot, strlen(options->slot));
+    PGresult *res = NULL;
+    bool stopped = false;
+    int status = WN_EXIT_SERVER;
+
+    if (!slot) {
+        wn_server_message(stream->conn, NULL, message, sizeof message);
+        snprintf(err, errlen, "starting replication: %s", message);
+        return WN_EXIT_SERVER;
+    }
+    if (!publication_names_value(options->publication, names, sizeof names) ||
+        snprintf(query, sizeof query,
+                 "START_REPLICATION SLOT %s LOGICAL %X/%X (proto_version '1', "
+                 "publication_names %s%s)",
+                 slot, (unsigned)(options->start_lsn >> 32), (unsigned)options->start_lsn,
+                 names, options->messages ? ", messages 'true'" : "") >= (int)sizeof query) {
+        snprintf(err, errlen, "starting replication: slot or publication name too long");
+        goto free_slot;
+    }
+    res = wn_exec(stream->conn, options->stop_fd, query, 0, NULL, &stopped);
+    if (stopped) {
+        snprintf(err, errlen, "stopped while starting replication from slot \"%s\"",
+                 options->slot);
+        status = WN_EXIT_STOPPED;
+    } else if (PQresultStatus(res) != PGRES_COPY_BOTH) {
+        status = start_failure(stream->conn, res, options->slot, err, errlen);
+    } else {
+        status = 0;
+    }
+    PQclear(res);
+free_slot:
+    PQfreemem(slot);
+    return status;
+}
+
 int wn_stream_open(wn_stream **out, const wn_stream_options *options, char *err, size_t errlen)
 {
-    char query[MESSAGE_MAX], message[MESSAGE_MAX];
-    char *slot = NULL, *pub = NULL, *pub_literal = NULL;
+    char message[MESSAGE_MAX];
     wn_stream *stream;
-    PGresult *res = NULL;
     int status = WN_EXIT_SERVER;
 
     *out = NULL;
@@ -667,44 +733,20 @@ int wn_stream_open(wn_stream **out, const wn_stream_options *options, char *err,
         /* The caller wrote the start position: only what comes after is news. */
         stream->state.lsn = options->start_lsn;
     }
-    stream->conn = wn_connect(options->conninfo, true, options->utf8, &status, err, errlen);
+    stream->conn = wn_connect(options->conninfo, true, options->utf8, options->stop_fd, &status,
+                              err, errlen);
     if (!stream->conn)
         goto free_stream;
-    status = WN_EXIT_SERVER;
-    slot = PQescapeIdentifier(stream->conn, options->slot, strlen(options->slot));
-    pub = PQescapeIdentifier(stream->conn, options->publication, strlen(options->publication));
-    pub_literal = pub ? PQescapeLiteral(stream->conn, pub, strlen(pub)) : NULL;
-    if (!slot || !pub_literal) {
-        wn_server_message(stream->conn, NULL, message, sizeof message);
-        snprintf(err, errlen, "starting replication: %s", message);
-        goto free_names;
-    }
-    if (snprintf(query, sizeof query,
-                 "START_REPLICATION SLOT %s LOGICAL %X/%X (proto_version '1', "
-                 "publication_names %s%s)",
-                 slot, (unsigned)(options->start_lsn >> 32), (unsigned)options->start_lsn,
-                 pub_literal, options->messages ? ", messages 'true'" : "") >=
-        (int)sizeof query) {
-        snprintf(err, errlen, "starting replication: slot or publication name too long");
-        goto free_names;
-    }
-    res = PQexec(stream->conn, query);
-    if (PQresultStatus(res) != PGRES_COPY_BOTH) {
-        status = start_failure(stream->conn, res, options->slot, err, errlen);
-        goto free_names;
-    }
+    status = start_replication(stream, options, err, errlen);
+    if (status != 0)
+        goto free_stream;
     if (PQsetnonblocking(stream->conn, 1) != 0) {
         wn_server_message(stream->conn, NULL, message, sizeof message);
         snprintf(err, errlen, "starting replication: %s", message);
-        goto free_names;
+        status = WN_EXIT_SERVER;
+        goto free_stream;
     }
-    status = 0;
     *out = stream;
-free_names:
-    PQclear(res);
-    PQfreemem(pub_literal);
-    PQfreemem(pub);
-    PQfreemem(slot);
 free_stream:
     if (status != 0) {
         if (stream->conn)

@@ -28,13 +28,16 @@ typedef struct wn_stream_options {
     const wn_state *origin;   /* the server, database and slot written to state_file; copied */
     int progress_interval_ms; /* between progress lines; 0: WN_DEFAULT_PROGRESS_INTERVAL_MS
                                  (config.h) */
+    int stop_fd;              /* readable once a stop is requested: ends connecting and
+                                 START_REPLICATION (WN_EXIT_STOPPED); -1: none */
 } wn_stream_options;
 
 typedef struct wn_stream wn_stream;
 
 /*
  * Connects (replication=database) and starts streaming from the slot with pgoutput protocol
- * version 1. Returns 0 with *stream set, or with one line in err: WN_EXIT_SLOT_BUSY (the slot is
+ * version 1. Returns 0 with *stream set, or with one line in err: WN_EXIT_STOPPED (a stop came,
+ * see stop_fd), WN_EXIT_SLOT_BUSY (the slot is
  * active for another process), WN_EXIT_TRANSIENT (waiting may help), or an exit status (1 or 3;
  * a slot that does not exist is 3).
  */

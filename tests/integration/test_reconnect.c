@@ -419,8 +419,7 @@ static pid_t restart_proof_writer(const itest_ctx *ctx)
     ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
     if (pid != 0)
         return pid;
-    signal(SIGTERM, SIG_DFL);
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    itest_writer_child_setup();
     for (;;) {
         char conninfo[1200];
         PGconn *conn;
@@ -432,6 +431,7 @@ static pid_t restart_proof_writer(const itest_ctx *ctx)
             bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 
             PQclear(res);
+            itest_writer_stop_if_asked();
             if (!ok)
                 break;
             itest_sleep_ms(2);

@@ -80,9 +80,7 @@ static void run_writer(const itest_ctx *ctx, const char *table, const char *sequ
     char sql[512];
     PGconn *conn;
 
-    /* Check's handler, inherited from the test, would signal the test's whole group. */
-    signal(SIGTERM, SIG_DFL);
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    itest_writer_child_setup();
     conn = itest_connect(ctx->db, NULL);
     for (int n = 0; mix->transactions == 0 || n < mix->transactions; n++) {
         PGresult *res;
@@ -95,7 +93,9 @@ static void run_writer(const itest_ctx *ctx, const char *table, const char *sequ
             _exit(1);
         }
         PQclear(res);
+        itest_writer_stop_if_asked();
         itest_sleep_ms(mix->pause_ms);
+        itest_writer_stop_if_asked();
     }
     PQfinish(conn);
     _exit(0);

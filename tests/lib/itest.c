@@ -641,13 +641,40 @@ void itest_assert_reason(const itest_host *host)
 
 /* ---- writer ---------------------------------------------------------------------------------- */
 
+static volatile sig_atomic_t writer_stop_asked;
+
+static void note_writer_stop(int signo)
+{
+    (void)signo;
+    writer_stop_asked = 1;
+}
+
+void itest_writer_child_setup(void)
+{
+    struct sigaction action = {.sa_handler = note_writer_stop, .sa_flags = SA_RESTART};
+
+    /* SIGTERM ends a writer between two statements, never during one: a commit cut off with its
+     * client could still land after the test read the WAL position it waits for, and its rows
+     * would then be counted as committed but never delivered. (Check's own handler, inherited
+     * from the test, would signal the test's whole group.) */
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGTERM, &action, NULL);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+}
+
+void itest_writer_stop_if_asked(void)
+{
+    if (!writer_stop_asked)
+        return;
+    signal(SIGTERM, SIG_DFL);
+    raise(SIGTERM);
+}
+
 static void run_writer(const char *db, const char *sql)
 {
     PGconn *conn;
 
-    /* Check's handler, inherited from the test, would signal the test's whole group. */
-    signal(SIGTERM, SIG_DFL);
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    itest_writer_child_setup();
     conn = itest_connect(db, NULL);
     for (;;) {
         PGresult *res = PQexec(conn, sql);
@@ -656,7 +683,9 @@ static void run_writer(const char *db, const char *sql)
             _exit(1);
         }
         PQclear(res);
+        itest_writer_stop_if_asked();
         itest_sleep_ms(2);
+        itest_writer_stop_if_asked();
     }
 }
 

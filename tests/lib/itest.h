@@ -144,6 +144,10 @@ void itest_assert_reason(const itest_host *host);
 /* A process committing `sql` in a loop on its own connection to ctx->db until stopped. */
 pid_t itest_writer_start(const itest_ctx *ctx, const char *sql);
 void itest_writer_stop(pid_t pid);
+/* In a writer child: SIGTERM then ends it between statements (itest_writer_stop_if_asked, called
+ * after each), so no commit of a stopped writer lands later. */
+void itest_writer_child_setup(void);
+void itest_writer_stop_if_asked(void);
 
 /* jsonl output: every line parsed and its fixed key order checked. */
 itest_events itest_read_events(const char *path);

@@ -240,6 +240,70 @@ START_TEST(test_many_relations)
 }
 END_TEST
 
+START_TEST(test_renamed)
+{
+    wn_relcache *cache = wn_relcache_create();
+    relation_fixture f;
+    wn_relation *put;
+
+    fixture_init(&f, 16385, "public", "rn", 2);
+    put = wn_relcache_put(cache, &f.message);
+    ck_assert_ptr_nonnull(put);
+    ck_assert(!wn_relation_renamed(put, &f.message));
+    snprintf(f.relname, sizeof f.relname, "rn2");
+    ck_assert(wn_relation_renamed(put, &f.message));
+    snprintf(f.relname, sizeof f.relname, "rn");
+    snprintf(f.nspname, sizeof f.nspname, "other");
+    ck_assert(wn_relation_renamed(put, &f.message));
+    /* The empty namespace is pg_catalog, on the wire and in the cache alike. */
+    fixture_init(&f, 16386, "", "pg_x", 1);
+    put = wn_relcache_put(cache, &f.message);
+    ck_assert_ptr_nonnull(put);
+    ck_assert(!wn_relation_renamed(put, &f.message));
+    snprintf(f.nspname, sizeof f.nspname, "pg_catalog");
+    ck_assert(!wn_relation_renamed(put, &f.message));
+    wn_relcache_destroy(cache);
+}
+END_TEST
+
+START_TEST(test_retyped_columns)
+{
+    wn_relcache *cache = wn_relcache_create();
+    relation_fixture f;
+    const wn_rel_column *was = NULL;
+    wn_relation *put;
+
+    fixture_init(&f, 16385, "public", "a", 4);
+    put = wn_relcache_put(cache, &f.message);
+    ck_assert_ptr_nonnull(put);
+    ck_assert_int_eq(wn_relation_next_retyped(put, &f.message, 0, &was), -1);
+
+    /* col1 changes type, col2 its typmod only; col3 is dropped and a new col9 appears. */
+    f.columns[1].type_oid = 20;
+    f.columns[2].typmod = 99;
+    snprintf(f.names[3], sizeof f.names[3], "col9");
+    f.columns[3].type_oid = 1043;
+    ck_assert_int_eq(wn_relation_next_retyped(put, &f.message, 0, &was), 1);
+    ck_assert_str_eq(was->name, "col1");
+    ck_assert_uint_eq(was->type_oid, 24);
+    ck_assert_int_eq(wn_relation_next_retyped(put, &f.message, 2, &was), 2);
+    ck_assert_int_eq(was->typmod, 2);
+    ck_assert_int_eq(wn_relation_next_retyped(put, &f.message, 3, &was), -1);
+
+    /* Columns are matched by name, wherever they moved. */
+    fixture_init(&f, 16385, "public", "a", 4);
+    snprintf(f.names[0], sizeof f.names[0], "col2");
+    f.columns[0].type_oid = 25;
+    f.columns[0].typmod = 2;
+    snprintf(f.names[2], sizeof f.names[2], "col0");
+    f.columns[2].type_oid = 700;
+    ck_assert_int_eq(wn_relation_next_retyped(put, &f.message, 0, &was), 2);
+    ck_assert_str_eq(was->name, "col0");
+    ck_assert_uint_eq(was->type_oid, 23);
+    wn_relcache_destroy(cache);
+}
+END_TEST
+
 START_TEST(test_destroy_null)
 {
     wn_relcache_destroy(NULL);
@@ -260,6 +324,8 @@ static Suite *relcache_suite(void)
     tcase_add_test(tc, test_replace);
     tcase_add_test(tc, test_replace_mid_use);
     tcase_add_test(tc, test_many_relations);
+    tcase_add_test(tc, test_renamed);
+    tcase_add_test(tc, test_retyped_columns);
     tcase_add_test(tc, test_destroy_null);
     suite_add_tcase(s, tc);
     return s;

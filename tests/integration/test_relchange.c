@@ -1,0 +1,529 @@
+/*
+ * Configured tables that change under a running walnotify: renamed (the stream's Relation
+ * message, and the catalog check when no row shows it), moved to another schema, two of them
+ * swapping names, renamed and back while walnotify was stopped, taken out of the publication
+ * (also while the stream was down), dropped, dropped and created again, a column whose type
+ * changed, and the check's own connection lost. Where changes would no longer be delivered,
+ * walnotify must stop with exit 3 before the acknowledged position passes them; where they still
+ * are, it says what changed once (and where they are passed over, it says so).
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "itest.h"
+
+#define QUIET_INTERVAL_MS 20000 /* below receive_timeout_ms; the test is done long before */
+
+static itest_path jsonl_config(itest_ctx *ctx, const char *tables, int interval_ms)
+{
+    return itest_config(ctx, "relchange.cfg", tables, interval_ms,
+                        "{ name = \"out\"; path = \"%s\"; settings = { path = \"out.jsonl\"; "
+                        "fsync = false; }; }",
+                        itest_root_file("build/plugins/jsonl.so").s);
+}
+
+static size_t occurrences(const char *text, const char *needle)
+{
+    size_t count = 0;
+
+    for (const char *p = strstr(text, needle); p != NULL; p = strstr(p + 1, needle))
+        count++;
+    return count;
+}
+
+/* Fails unless the host's stderr holds every needle. */
+static void assert_stderr_has(const itest_host *host, const char *const *needles, size_t count)
+{
+    char *err = itest_host_stderr(host);
+
+    ck_assert_ptr_nonnull(err);
+    for (size_t i = 0; i < count; i++)
+        ck_assert_msg(strstr(err, needles[i]) != NULL, "stderr lacks \"%s\": %s", needles[i],
+                      err);
+    free(err);
+}
+
+/* Fails unless the slot's confirmed_flush_lsn is at or before limit. */
+static void assert_confirmed_at_most(itest_ctx *ctx, wn_lsn limit)
+{
+    wn_lsn confirmed = itest_slot_confirmed(ctx->conn, ctx->slot);
+    char *a = itest_lsn_text(confirmed), *b = itest_lsn_text(limit);
+
+    ck_assert_msg(confirmed <= limit,
+                  "the slot acknowledged %s, past %s where the table changed", a, b);
+    free(a);
+    free(b);
+}
+
+/* Waits until the slot has acknowledged everything up to lsn. */
+static void wait_confirmed(itest_ctx *ctx, wn_lsn lsn)
+{
+    itest_wait_query_at_least(ctx->conn, (long long)lsn,
+                              "SELECT (confirmed_flush_lsn - '0/0'::pg_lsn)::bigint "
+                              "FROM pg_replication_slots WHERE slot_name = '%s'",
+                              ctx->slot);
+}
+
+/* Rows of the renamed table arrive under a name no configured table has: the stream shows it
+ * (no catalog check happens during this test), and walnotify stops before acknowledging them. */
+START_TEST(test_rename_seen_in_stream_stops)
+{
+    static const char *const needles[] = {"table \"public.rn\"", "renamed to \"public.rn2\"",
+                                          "source.tables"};
+    itest_ctx ctx;
+    itest_path conf, out;
+    itest_host host;
+    itest_lines lines;
+    wn_lsn before;
+
+    itest_begin(&ctx, "relrename");
+    itest_exec(ctx.conn, "CREATE TABLE rn (id int PRIMARY KEY)");
+    conf = jsonl_config(&ctx, "\"public.rn\"", QUIET_INTERVAL_MS);
+    itest_create_slot(&ctx, conf.s);
+    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
+    out = itest_file(&ctx, "out.jsonl");
+    itest_exec(ctx.conn, "INSERT INTO rn VALUES (1)");
+    lines = itest_wait_lines(out.s, 1, ITEST_WAIT_S);
+    itest_lines_free(&lines);
+
+    before = itest_current_lsn(ctx.conn);
+    itest_exec(ctx.conn, "BEGIN; ALTER TABLE rn RENAME TO rn2; INSERT INTO rn2 VALUES (2); "
+                         "COMMIT");
+    itest_exec(ctx.conn, "INSERT INTO rn2 VALUES (3)");
+    itest_host_wait(&host, ITEST_WAIT_S);
+    itest_assert_exit(&host, 3);
+    itest_assert_reason(&host);
+    assert_stderr_has(&host, needles, sizeof needles / sizeof needles[0]);
+    assert_confirmed_at_most(&ctx, before);
+    lines = itest_read_lines(out.s);
+    ck_assert_uint_eq(lines.count, 1);
+    itest_lines_free(&lines);
+    itest_end(&ctx);
+}
+END_TEST
+
+/* The check names the tables to the server inside array literals: a name with a quote, a
+ * backslash, a comma and braces must still be found, published, and acknowledged. */
+START_TEST(test_check_quotes_names)
+{
+    itest_ctx ctx;
+    itest_path conf, out;
+    itest_host host;
+    itest_lines lines;
+
+    itest_begin(&ctx, "relquote");
+    itest_exec(ctx.conn, "CREATE TABLE \"we\"\"ird\\{x},y\" (id int PRIMARY KEY)");
+    conf = jsonl_config(&ctx, "\"public.we\\\"ird\\\\{x},y\"", 200);
+    itest_create_slot(&ctx, conf.s);
+    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
+    out = itest_file(&ctx, "out.jsonl");
+    itest_exec(ctx.conn, "INSERT INTO \"we\"\"ird\\{x},y\" VALUES (1)");
+    lines = itest_wait_lines(out.s, 1, ITEST_WAIT_S);
+    itest_lines_free(&lines);
+    wait_confirmed(&ctx, itest_current_lsn(ctx.conn));
+    ck_assert_msg(itest_host_running(&host), "walnotify exited");
+    ck_assert_int_eq(itest_host_stop(&host, SIGTERM), 0);
+    itest_end(&ctx);
+}
+END_TEST
+
+/* Two configured tables swap names: each one's changes go on under its new name, which is
+ * configured too; neither the stream nor the catalog check stops. */
+START_TEST(test_swap_of_configured_tables_goes_on)
+{
+    static const char *const want[] = {
+        "public.a insert 0 {id:1,v:a}",
+        "public.b insert 0 {id:1,v:b}",
+        "public.a insert 0 {id:2,v:was-b}",
+        "public.b insert 0 {id:2,v:was-a}",
+    };
+    static const char *const needles[] = {"is now named \"public.b\", also in source.tables"};
+    itest_ctx ctx;
+    itest_path conf, out;
+    itest_host host;
+    itest_lines lines;
+    itest_events events;
+
+    itest_begin(&ctx, "relswap");
+    itest_exec(ctx.conn, "CREATE TABLE a (id int PRIMARY KEY, v text); "
+                         "CREATE TABLE b (id int PRIMARY KEY, v text)");
+    conf = jsonl_config(&ctx, "\"public.a\", \"public.b\"", 200);
+    itest_create_slot(&ctx, conf.s);
+    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
+    out = itest_file(&ctx, "out.jsonl");
+    itest_exec(ctx.conn, "INSERT INTO a VALUES (1, 'a')");
+    itest_exec(ctx.conn, "INSERT INTO b VALUES (1, 'b')");
+    lines = itest_wait_lines(out.s, 2, ITEST_WAIT_S);
+    itest_lines_free(&lines);
+    wait_confirmed(&ctx, itest_current_lsn(ctx.conn));
+
+    itest_exec(ctx.conn, "BEGIN; ALTER TABLE a RENAME TO tmp; ALTER TABLE b RENAME TO a; "
+                         "ALTER TABLE tmp RENAME TO b; COMMIT");
+    itest_exec(ctx.conn, "INSERT INTO a VALUES (2, 'was-b')");
+    itest_exec(ctx.conn, "INSERT INTO b VALUES (2, 'was-a')");
+    lines = itest_wait_lines(out.s, 4, ITEST_WAIT_S);
+    itest_lines_free(&lines);
+    wait_confirmed(&ctx, itest_current_lsn(ctx.conn));
+    ck_assert_msg(itest_host_running(&host), "walnotify exited");
+    ck_assert_int_eq(itest_host_stop(&host, SIGTERM), 0);
+    events = itest_read_events(out.s);
+    itest_assert_described(&events, want, sizeof want / sizeof want[0], "out.jsonl");
+    itest_events_free(&events);
+    assert_stderr_has(&host, needles, sizeof needles / sizeof needles[0]);
+    itest_end(&ctx);
+}
+END_TEST
+
+/* Renamed and renamed back while walnotify was stopped, after it had acknowledged the table's
+ * last change under its name: the changes made under the other name arrive under it and are
+ * passed over, but not silently. */
+START_TEST(test_changes_under_a_former_name_are_said)
+{
+    static const char *const want[] = {
+        "public.rn insert 0 {id:1}",
+        "public.rn insert 0 {id:3}",
+    };
+    static const char *const needles[] = {"made while it was named \"public.tmp\" are not "
+                                          "delivered"};
+    itest_ctx ctx;
+    itest_path conf, out;
+    itest_host host;
+    itest_events events;
+    char *end;
+
+    itest_begin(&ctx, "relformer");
+    itest_exec(ctx.conn, "CREATE TABLE rn (id int PRIMARY KEY)");
+    conf = jsonl_config(&ctx, "\"public.rn\"", 1000);
+    itest_create_slot(&ctx, conf.s);
+    itest_exec(ctx.conn, "INSERT INTO rn VALUES (1)");
+    /* Acknowledged: the next run's stream does not show the table under its name first (it
+     * would stop there, as in test_rename_seen_in_stream_stops). */
+    itest_run_to_now(&ctx, conf.s);
+    itest_exec(ctx.conn, "ALTER TABLE rn RENAME TO tmp");
+    itest_exec(ctx.conn, "INSERT INTO tmp VALUES (2)");
+    itest_exec(ctx.conn, "ALTER TABLE tmp RENAME TO rn");
+    itest_exec(ctx.conn, "INSERT INTO rn VALUES (3)");
+    end = itest_lsn_text(itest_current_lsn(ctx.conn));
+    itest_host_run(&ctx, &host, "-c", conf.s, "--endpos", end);
+    free(end);
+    itest_assert_exit(&host, 0);
+    out = itest_file(&ctx, "out.jsonl");
+    events = itest_read_events(out.s);
+    itest_assert_described(&events, want, sizeof want / sizeof want[0], "out.jsonl");
+    itest_events_free(&events);
+    assert_stderr_has(&host, needles, sizeof needles / sizeof needles[0]);
+    itest_end(&ctx);
+}
+END_TEST
+
+/* A table moved to another schema, with no row of it in the stream: the catalog check before the
+ * next acknowledgement sees it. */
+START_TEST(test_set_schema_seen_by_check_stops)
+{
+    static const char *const needles[] = {"table \"public.rn\"", "renamed to \"s2.rn\""};
+    itest_ctx ctx;
+    itest_path conf, out;
+    itest_host host;
+    itest_lines lines;
+    wn_lsn before;
+
+    itest_begin(&ctx, "relschema");
+    itest_exec(ctx.conn, "CREATE TABLE rn (id int PRIMARY KEY); "
+                         "CREATE TABLE other (id int PRIMARY KEY); CREATE SCHEMA s2");
+    conf = jsonl_config(&ctx, "\"public.rn\", \"public.other\"", 200);
+    itest_create_slot(&ctx, conf.s);
+    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
+    out = itest_file(&ctx, "out.jsonl");
+    itest_exec(ctx.conn, "INSERT INTO rn VALUES (1); INSERT INTO other VALUES (1)");
+    lines = itest_wait_lines(out.s, 2, ITEST_WAIT_S);
+    itest_lines_free(&lines);
+    wait_confirmed(&ctx, itest_current_lsn(ctx.conn));
+
+    itest_exec(ctx.conn, "ALTER TABLE rn SET SCHEMA s2");
+    before = itest_current_lsn(ctx.conn);
+    itest_exec(ctx.conn, "INSERT INTO other VALUES (2)");
+    itest_host_wait(&host, ITEST_WAIT_S);
+    itest_assert_exit(&host, 3);
+    itest_assert_reason(&host);
+    assert_stderr_has(&host, needles, sizeof needles / sizeof needles[0]);
+    assert_confirmed_at_most(&ctx, before);
+    itest_end(&ctx);
+}
+END_TEST
+
+/* A table taken out of the publication leaves nothing in the stream; the catalog check stops
+ * walnotify before the acknowledgement passes the ALTER PUBLICATION. */
+START_TEST(test_removed_from_publication_stops)
+{
+    static const char *const needles[] = {"table \"public.b\"", "no longer in publication"};
+    itest_ctx ctx;
+    itest_path conf, out;
+    itest_host host;
+    itest_lines lines;
+    wn_lsn before;
+
+    itest_begin(&ctx, "relpubdrop");
+    itest_exec(ctx.conn, "CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY)");
+    conf = jsonl_config(&ctx, "\"public.a\", \"public.b\"", 200);
+    itest_create_slot(&ctx, conf.s);
+    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
+    out = itest_file(&ctx, "out.jsonl");
+    itest_exec(ctx.conn, "INSERT INTO a VALUES (1); INSERT INTO b VALUES (1)");
+    lines = itest_wait_lines(out.s, 2, ITEST_WAIT_S);
+    itest_lines_free(&lines);
+    wait_confirmed(&ctx, itest_current_lsn(ctx.conn));
+
+    itest_exec(ctx.conn, "ALTER PUBLICATION %s DROP TABLE b", ctx.pub);
+    before = itest_current_lsn(ctx.conn);
+    itest_exec(ctx.conn, "INSERT INTO b VALUES (2)");
+    itest_exec(ctx.conn, "INSERT INTO a VALUES (2)");
+    itest_host_wait(&host, ITEST_WAIT_S);
+    itest_assert_exit(&host, 3);
+    itest_assert_reason(&host);
+    assert_stderr_has(&host, needles, sizeof needles / sizeof needles[0]);
+    assert_confirmed_at_most(&ctx, before);
+    itest_end(&ctx);
+}
+END_TEST
+
+/* A configured table dropped leaves nothing in the stream either: the catalog check stops
+ * walnotify before the acknowledgement passes the DROP TABLE. */
+START_TEST(test_dropped_stops)
+{
+    static const char *const needles[] = {"table \"public.b\"", "was dropped"};
+    itest_ctx ctx;
+    itest_path conf, out;
+    itest_host host;
+    itest_lines lines;
+    wn_lsn before;
+
+    itest_begin(&ctx, "reldrop");
+    itest_exec(ctx.conn, "CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY)");
+    conf = jsonl_config(&ctx, "\"public.a\", \"public.b\"", 200);
+    itest_create_slot(&ctx, conf.s);
+    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
+    out = itest_file(&ctx, "out.jsonl");
+    itest_exec(ctx.conn, "INSERT INTO a VALUES (1); INSERT INTO b VALUES (1)");
+    lines = itest_wait_lines(out.s, 2, ITEST_WAIT_S);
+    itest_lines_free(&lines);
+    wait_confirmed(&ctx, itest_current_lsn(ctx.conn));
+
+    itest_exec(ctx.conn, "DROP TABLE b");
+    before = itest_current_lsn(ctx.conn);
+    itest_exec(ctx.conn, "INSERT INTO a VALUES (2)");
+    itest_host_wait(&host, ITEST_WAIT_S);
+    itest_assert_exit(&host, 3);
+    itest_assert_reason(&host);
+    assert_stderr_has(&host, needles, sizeof needles / sizeof needles[0]);
+    assert_confirmed_at_most(&ctx, before);
+    itest_end(&ctx);
+}
+END_TEST
+
+/* Taken out of the publication while the stream was down: the reconnection checks the tables
+ * before preparing the server, which would otherwise put the table back without a word. */
+START_TEST(test_removed_while_reconnecting_stops)
+{
+    static const char *const needles[] = {"table \"public.b\"", "no longer in publication"};
+    itest_ctx ctx;
+    itest_path conf, out;
+    itest_host host;
+    itest_lines lines;
+
+    itest_begin(&ctx, "relrecheck");
+    itest_exec(ctx.conn, "CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY)");
+    conf = jsonl_config(&ctx, "\"public.a\", \"public.b\"", 200);
+    itest_create_slot(&ctx, conf.s);
+    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
+    out = itest_file(&ctx, "out.jsonl");
+    itest_exec(ctx.conn, "INSERT INTO a VALUES (1); INSERT INTO b VALUES (1)");
+    lines = itest_wait_lines(out.s, 2, ITEST_WAIT_S);
+    itest_lines_free(&lines);
+    wait_confirmed(&ctx, itest_current_lsn(ctx.conn));
+
+    /* The walsender goes before the change commits, so only the reconnection can see it. */
+    itest_exec(ctx.conn,
+               "BEGIN; ALTER PUBLICATION %s DROP TABLE b; "
+               "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots "
+               "WHERE slot_name = '%s'; COMMIT",
+               ctx.pub, ctx.slot);
+    itest_host_wait(&host, ITEST_WAIT_S);
+    itest_assert_exit(&host, 3);
+    itest_assert_reason(&host);
+    assert_stderr_has(&host, needles, sizeof needles / sizeof needles[0]);
+    ck_assert_int_eq(itest_query_int(ctx.conn,
+                                     "SELECT count(*) FROM pg_publication_tables "
+                                     "WHERE pubname = '%s' AND tablename = 'b'",
+                                     ctx.pub),
+                     0);
+    itest_end(&ctx);
+}
+END_TEST
+
+/* Dropped and created again under the same name (and put back into the publication): its rows
+ * go on under its name, with one warning naming both OIDs. */
+START_TEST(test_dropped_and_created_again_warns_once)
+{
+    static const char *const want[] = {
+        "public.a insert 0 {id:1}",
+        "public.a insert 0 {id:2,v:x}",
+        "public.a insert 0 {id:3,v:y}",
+    };
+    itest_ctx ctx;
+    itest_path conf, out;
+    itest_host host;
+    itest_lines lines;
+    itest_events events;
+    long long old_oid, new_oid;
+    char needle[128];
+    char *err;
+
+    itest_begin(&ctx, "relremade");
+    itest_exec(ctx.conn, "CREATE TABLE a (id int PRIMARY KEY)");
+    conf = jsonl_config(&ctx, "\"public.a\"", 200);
+    itest_create_slot(&ctx, conf.s);
+    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
+    out = itest_file(&ctx, "out.jsonl");
+    itest_exec(ctx.conn, "INSERT INTO a VALUES (1)");
+    lines = itest_wait_lines(out.s, 1, ITEST_WAIT_S);
+    itest_lines_free(&lines);
+    wait_confirmed(&ctx, itest_current_lsn(ctx.conn));
+
+    old_oid = itest_query_int(ctx.conn, "SELECT 'a'::regclass::oid::bigint");
+    itest_exec(ctx.conn, "BEGIN; DROP TABLE a; CREATE TABLE a (id int PRIMARY KEY, v text); "
+                         "ALTER PUBLICATION %s ADD TABLE a; COMMIT",
+               ctx.pub);
+    new_oid = itest_query_int(ctx.conn, "SELECT 'a'::regclass::oid::bigint");
+    itest_exec(ctx.conn, "INSERT INTO a VALUES (2, 'x')");
+    itest_exec(ctx.conn, "INSERT INTO a VALUES (3, 'y')");
+    lines = itest_wait_lines(out.s, 3, ITEST_WAIT_S);
+    itest_lines_free(&lines);
+    wait_confirmed(&ctx, itest_current_lsn(ctx.conn));
+    ck_assert_int_eq(itest_host_stop(&host, SIGTERM), 0);
+
+    events = itest_read_events(out.s);
+    itest_assert_described(&events, want, sizeof want / sizeof want[0], "out.jsonl");
+    itest_events_free(&events);
+    err = itest_host_stderr(&host);
+    ck_assert_ptr_nonnull(err);
+    ck_assert_msg(occurrences(err, "dropped and created again") == 1,
+                  "expected one warning about the table made again: %s", err);
+    snprintf(needle, sizeof needle, "now has OID %lld, not %lld", new_oid, old_oid);
+    ck_assert_msg(strstr(err, needle) != NULL, "stderr lacks \"%s\": %s", needle, err);
+    free(err);
+    itest_end(&ctx);
+}
+END_TEST
+
+/* A column whose type changed: its values are delivered as text, with one warning. */
+START_TEST(test_column_type_changed_warns_once)
+{
+    static const char *const want[] = {
+        "public.a insert 0 {id:1,v:1}",
+        "public.a insert 0 {id:2,v:9999999999}",
+        "public.a insert 0 {id:3,v:3}",
+    };
+    static const char *const needles[] = {"column \"v\" changed type (type OID 23",
+                                          "now type OID 20"};
+    itest_ctx ctx;
+    itest_path conf, out;
+    itest_host host;
+    itest_events events;
+    char *err, *end;
+
+    itest_begin(&ctx, "relretype");
+    itest_exec(ctx.conn, "CREATE TABLE a (id int PRIMARY KEY, v int)");
+    conf = jsonl_config(&ctx, "\"public.a\"", 1000);
+    itest_create_slot(&ctx, conf.s);
+    itest_exec(ctx.conn, "INSERT INTO a VALUES (1, 1)");
+    itest_exec(ctx.conn, "ALTER TABLE a ALTER COLUMN v TYPE bigint");
+    itest_exec(ctx.conn, "INSERT INTO a VALUES (2, 9999999999)");
+    itest_exec(ctx.conn, "INSERT INTO a VALUES (3, 3)");
+    end = itest_lsn_text(itest_current_lsn(ctx.conn));
+    itest_host_run(&ctx, &host, "-c", conf.s, "--endpos", end);
+    free(end);
+    itest_assert_exit(&host, 0);
+
+    out = itest_file(&ctx, "out.jsonl");
+    events = itest_read_events(out.s);
+    itest_assert_described(&events, want, sizeof want / sizeof want[0], "out.jsonl");
+    itest_events_free(&events);
+    assert_stderr_has(&host, needles, sizeof needles / sizeof needles[0]);
+    err = itest_host_stderr(&host);
+    ck_assert_msg(occurrences(err, "changed type") == 1,
+                  "expected one warning about the column's type: %s", err);
+    free(err);
+    itest_end(&ctx);
+}
+END_TEST
+
+/* The check's own connection lost (its backend terminated, as when the server shuts down) is not
+ * a table gone: the stream ends as if lost, acknowledging nothing more, and walnotify reconnects,
+ * checks again and goes on. */
+START_TEST(test_check_connection_lost_is_transient)
+{
+    static const char *const needles[] = {"cannot check that the tables are still published",
+                                          "replication stream back at"};
+    itest_ctx ctx;
+    itest_path conf, out;
+    itest_host host;
+    itest_lines lines;
+
+    itest_begin(&ctx, "relcheckconn");
+    itest_exec(ctx.conn, "CREATE TABLE a (id int PRIMARY KEY)");
+    conf = jsonl_config(&ctx, "\"public.a\"", 200);
+    itest_create_slot(&ctx, conf.s);
+    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
+    out = itest_file(&ctx, "out.jsonl");
+    itest_exec(ctx.conn, "INSERT INTO a VALUES (1)");
+    lines = itest_wait_lines(out.s, 1, ITEST_WAIT_S);
+    itest_lines_free(&lines);
+    wait_confirmed(&ctx, itest_current_lsn(ctx.conn));
+
+    /* The only other ordinary session on the test's database is the check's. */
+    ck_assert_int_eq(itest_query_int(ctx.conn,
+                                     "SELECT count(pg_terminate_backend(pid)) "
+                                     "FROM pg_stat_activity WHERE datname = current_database() "
+                                     "AND backend_type = 'client backend' "
+                                     "AND pid <> pg_backend_pid()"),
+                     1);
+    itest_exec(ctx.conn, "INSERT INTO a VALUES (2)");
+    itest_exec(ctx.conn, "INSERT INTO a VALUES (3)");
+    lines = itest_wait_lines(out.s, 3, ITEST_WAIT_S);
+    itest_lines_free(&lines);
+    wait_confirmed(&ctx, itest_current_lsn(ctx.conn));
+    ck_assert_msg(itest_host_running(&host), "walnotify exited");
+    ck_assert_int_eq(itest_host_stop(&host, SIGTERM), 0);
+    assert_stderr_has(&host, needles, sizeof needles / sizeof needles[0]);
+    itest_end(&ctx);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *suite = suite_create("relchange");
+    TCase *tc = tcase_create("relchange");
+    SRunner *runner;
+    int failed;
+
+    tcase_set_timeout(tc, ITEST_TIMEOUT_S);
+    tcase_add_test(tc, test_rename_seen_in_stream_stops);
+    tcase_add_test(tc, test_check_quotes_names);
+    tcase_add_test(tc, test_swap_of_configured_tables_goes_on);
+    tcase_add_test(tc, test_changes_under_a_former_name_are_said);
+    tcase_add_test(tc, test_set_schema_seen_by_check_stops);
+    tcase_add_test(tc, test_removed_from_publication_stops);
+    tcase_add_test(tc, test_dropped_stops);
+    tcase_add_test(tc, test_removed_while_reconnecting_stops);
+    tcase_add_test(tc, test_dropped_and_created_again_warns_once);
+    tcase_add_test(tc, test_column_type_changed_warns_once);
+    tcase_add_test(tc, test_check_connection_lost_is_transient);
+    suite_add_tcase(suite, tc);
+    runner = srunner_create(suite);
+    srunner_run_all(runner, CK_NORMAL);
+    failed = srunner_ntests_failed(runner);
+    srunner_free(runner);
+    return failed == 0 ? 0 : 1;
+}
