@@ -5,7 +5,10 @@
 
 #include <check.h>
 #include <errno.h>
+#include <arpa/inet.h>
 #include <limits.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,6 +134,35 @@ void hook_server_wait_requests(const hook_server *server, size_t count)
                       count);
         itest_sleep_ms(ITEST_POLL_MS);
     }
+}
+
+void hook_server_wait_idle(const hook_server *server)
+{
+    static const char request[] = "GET /idle HTTP/1.0\r\n\r\n";
+    struct sockaddr_in addr = {.sin_family = AF_INET,
+                               .sin_port = htons((uint16_t)server->port),
+                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct timeval bound = {.tv_sec = ITEST_WAIT_S};
+    char answer[256];
+    size_t got = 0;
+    ssize_t n;
+    int fd;
+
+    ck_assert_msg(server->pid > 0, "the webhook test server is not running");
+    ck_assert_msg(strncmp(server->url, "http:", 5) == 0, "hook_server_wait_idle needs plain HTTP");
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_msg(fd >= 0, "socket: %s", strerror(errno));
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &bound, sizeof bound);
+    ck_assert_msg(connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0,
+                  "cannot reach the webhook test server: %s", strerror(errno));
+    ck_assert_msg(write(fd, request, sizeof request - 1) == (ssize_t)(sizeof request - 1),
+                  "cannot ask the webhook test server: %s", strerror(errno));
+    while (got + 1 < sizeof answer && (n = read(fd, answer + got, sizeof answer - 1 - got)) > 0)
+        got += (size_t)n;
+    answer[got] = '\0';
+    close(fd);
+    ck_assert_msg(strstr(answer, " 200 ") != NULL, "the webhook test server did not get idle: %s",
+                  answer);
 }
 
 const char *hook_field(const jl_value *request, const char *key)

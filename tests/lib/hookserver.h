@@ -42,6 +42,13 @@ void hook_requests_free(hook_requests *requests);
 /* Waits (ITEST_WAIT_S at most) until the server has seen at least count requests. */
 void hook_server_wait_requests(const hook_server *server, size_t count);
 
+/*
+ * Waits (ITEST_WAIT_S at most) until the server serves no connection but this question's: after
+ * a host was killed (its connections closed with it), what it had sent is in the log (or
+ * dropped) by then, so that it counts in its run.
+ */
+void hook_server_wait_idle(const hook_server *server);
+
 /* A member of a request's line as text ("" for null or absent). */
 const char *hook_field(const jl_value *request, const char *key);
 

@@ -11,6 +11,8 @@ Writes:
   --log F            for every request answered 2xx, before the answer leaves, one line per event:
                      "LSN SEQ TABLE OP ID" (the tests' fault log format)
   --requests F       one JSON line per request: what came and what it was answered
+GET /idle answers once no other connection is open: once a client that was killed has had its
+connections closed, everything it had sent is logged (or dropped) by then.
 Options: --tls-cert/--tls-key (HTTPS), --token (Authorization: Bearer expected; 401 otherwise),
 --count-only (no parsing or logging: a benchmark sink), --max-seconds (lifetime bound).
 It exits when its parent dies, after --max-seconds, or on SIGTERM.
@@ -33,6 +35,8 @@ class State:
         self.lock = threading.Lock()
         self.script = [a for a in args.script.split(",") if a] if args.script else []
         self.requests = 0
+        self.open = 0  # connections being served
+        self.idle = threading.Condition(self.lock)
         self.connections = 0
         self.events = 0
         self.log = open(args.log, "a", encoding="utf-8") if args.log else None
@@ -70,7 +74,16 @@ class Handler(BaseHTTPRequestHandler):
         super().setup()
         with STATE.lock:
             STATE.connections += 1
+            STATE.open += 1
             self.conn_number = STATE.connections
+
+    def finish(self):
+        try:
+            super().finish()
+        finally:
+            with STATE.lock:
+                STATE.open -= 1
+                STATE.idle.notify_all()
 
     def log_message(self, fmt, *args):  # quiet
         pass
@@ -84,6 +97,14 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
         self.wfile.flush()
+
+    def do_GET(self):
+        if self.path != "/idle":
+            self.answer(404)
+            return
+        with STATE.lock:
+            STATE.idle.wait_for(lambda: STATE.open <= 1, timeout=60)  # 1: this one
+        self.answer(200)
 
     def do_POST(self):
         state = STATE
