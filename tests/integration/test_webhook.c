@@ -61,6 +61,16 @@ static int run_watched(itest_ctx *ctx, faults_history *history, itest_host *host
     return status;
 }
 
+/* Runs the host to the current position; returns its exit code. */
+static int run_to_now(itest_ctx *ctx, itest_host *host, const char *conf)
+{
+    char *endpos = itest_lsn_text(itest_current_lsn(ctx->conn));
+    int status = itest_host_run(ctx, host, "-c", conf, "--endpos", endpos);
+
+    free(endpos);
+    return status;
+}
+
 static bool stderr_has(const itest_host *host, const char *needle)
 {
     char *err = itest_host_stderr(host);
@@ -282,9 +292,7 @@ START_TEST(test_event_mode_refused_event_skipped)
     itest_exec(ctx.conn, "INSERT INTO t VALUES (2, 'b'), (3, 'refused'), (4, 'd')");
     itest_exec(ctx.conn, "INSERT INTO t VALUES (5, 'e')");
 
-    ck_assert_int_eq(itest_host_run(&ctx, &host, "-c", conf.s, "--endpos",
-                                    itest_lsn_text(itest_current_lsn(ctx.conn))),
-                     0);
+    ck_assert_int_eq(run_to_now(&ctx, &host, conf.s), 0);
     /* The first 500 was retried (the event came again), the 400 skipped its event. */
     ids = logged_ids(&server);
     ck_assert_str_eq(ids, "1 2 4 5");
@@ -358,9 +366,7 @@ START_TEST(test_tls_wrong_ca_refused_right_ca_delivers)
 
     conf = hook_config(&ctx, "right.cfg", server.url, "",
                        "ca_file = \"good-ca.pem\"; bearer_token_file = \"hook.token\";");
-    ck_assert_int_eq(itest_host_run(&ctx, &host, "-c", conf.s, "--endpos",
-                                    itest_lsn_text(itest_current_lsn(ctx.conn))),
-                     0);
+    ck_assert_int_eq(run_to_now(&ctx, &host, conf.s), 0);
     ck_assert_msg(!stderr_has(&host, token), "the token reached the log");
     ids = logged_ids(&server);
     ck_assert_str_eq(ids, "1 2 3");
