@@ -1,34 +1,46 @@
 # walnotify: a PostgreSQL logical-replication daemon with dlopen-loaded handler plugins.
 #
 #   make                 the host (build/walnotify) and every shipped plugin (build/plugins/*.so)
-#   make check           every unit and integration test (starts a throwaway PostgreSQL)
+#   make check           every unit and integration test (starts a throwaway PostgreSQL 15)
+#   make check PG=17     the same against PostgreSQL 17 (14, 16, 17, 18: see tests/pg-versions)
+#   make check-versions  the integration tests against every other supported major version
+#   make check-install   make install and make uninstall into a temporary folder, checked
 #   make run             the example pipeline against a throwaway PostgreSQL
-#   make install         PREFIX (default /usr/local), DESTDIR
+#   make install         PREFIX (default /usr/local), DESTDIR; make uninstall takes the same
 #   make SANITIZE=1 ...  everything built with AddressSanitizer and UndefinedBehaviorSanitizer
 #   make fuzz            the decoder under libFuzzer for FUZZ_SECONDS (default 60)
 #   make valgrind        the test suite under valgrind memcheck
 #   make bench           throughput, CPU, memory and latency beside pg_recvlogical
 #   make check-sinks     the sinks' longer fault runs (tests/sinks), apart from make check
+#
+# CFLAGS, CPPFLAGS and LDFLAGS are the user's: they are added after the project's own flags
+# (WN_*), so `make CFLAGS=-O0` changes the optimisation and keeps the include paths.
 
 PREFIX     ?= /usr/local
 BINDIR     ?= $(PREFIX)/bin
 LIBDIR     ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
+# Where plugins are installed, and where the host looks for a plugin named by a bare file name;
+# walnotify.pc's plugindir says the same.
+PLUGINDIR  := $(LIBDIR)/walnotify
 VERSION    := 1.0.0
 
-CC      ?= cc
 PG_INC  := $(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
 WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes \
            -Wvla -Wno-missing-field-initializers
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -pthread -fPIC -Iinclude -Icore -I$(PG_INC) $(WARN) \
-           -DWALNOTIFY_VERSION='"$(VERSION)"'
-LDFLAGS ?=
-LDFLAGS += -pthread
+WN_CPPFLAGS := -D_GNU_SOURCE -Iinclude -Icore -I$(PG_INC) -DWALNOTIFY_VERSION='"$(VERSION)"'
+WN_CFLAGS   := -std=c11 -pthread -fPIC $(WARN)
+WN_LDFLAGS  := -pthread
 ifeq ($(SANITIZE),1)
-CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-LDFLAGS += -fsanitize=address,undefined
+WN_CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+WN_LDFLAGS  += -fsanitize=address,undefined
 endif
+# Every compile line: the project's flags first, the user's last.
+COMPILE = $(WN_CPPFLAGS) $(CPPFLAGS) $(WN_CFLAGS) $(CFLAGS)
+LINK    = $(WN_LDFLAGS) $(LDFLAGS)
+# Each object or binary compiled from one .c writes its header dependencies beside it (.d).
+DEPFLAGS = -MMD -MP
 
 HOST_LIBS  := -lpq -lconfig -ldl
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm)
@@ -46,32 +58,46 @@ CORE_SRCS := $(wildcard core/*.c)
 CORE_OBJS := $(patsubst core/%.c,$(B)/core/%.o,$(CORE_SRCS))
 PLUGINS   := $(notdir $(wildcard plugins/*))
 PLUGIN_SOS := $(patsubst %,$(B)/plugins/%.so,$(PLUGINS))
+# Extra libraries of one plugin, PLUGIN_LIBS_<name> (e.g. PLUGIN_LIBS_webhook := -lcurl);
+# none unless set.
+$(foreach p,$(PLUGINS),$(eval PLUGIN_LIBS_$(p) ?=))
 
-.PHONY: all check unit integration run install clean tests deps fuzz valgrind bench check-sinks
+.PHONY: all check unit integration check-versions check-install run install uninstall clean \
+        tests deps fuzz valgrind bench check-sinks
 all: $(B)/walnotify $(PLUGIN_SOS)
 
-$(B)/core/%.o: core/%.c $(wildcard core/*.h) include/walnotify/plugin.h
+$(B)/core/%.o: core/%.c $(B)/core/%.d
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
-	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+	$(Q)$(CC) $(COMPILE) $(DEPFLAGS) -c -o $@ $<
+
+# The plugin folder is compiled into the configuration reader. $(B)/plugindir holds the value it
+# was built with and is rewritten (when make reads this file) only when PLUGINDIR changes, so
+# `make install PREFIX=...` after a plain `make` rebuilds the host for the folder it installs
+# into, and a make with nothing to do stays quiet (make -q too).
+$(B)/core/config.o: WN_CPPFLAGS += -DWALNOTIFY_PLUGINDIR='"$(PLUGINDIR)"'
+$(B)/core/config.o: $(B)/plugindir
+$(shell mkdir -p $(B) && { echo '$(PLUGINDIR)' | cmp -s - $(B)/plugindir || \
+        echo '$(PLUGINDIR)' > $(B)/plugindir; })
 
 $(B)/walnotify: $(CORE_OBJS)
 	@echo "  CC      $@"
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(HOST_LIBS)
+	$(Q)$(CC) $(LINK) -o $@ $^ $(HOST_LIBS)
 
 # A plugin is every .c in its folder, plus the core sources PLUGIN_SRCS_<name> lists (compiled
-# into it, hidden), linked against nothing of the host (only against the libraries
-# PLUGIN_LIBS_<name> names).
+# into it, hidden), linked against nothing of the host but PLUGIN_LIBS_<name>. Its header
+# dependencies are listed by a separate -MM pass: -MMD keeps only the last source's when one
+# command compiles several.
 PLUGIN_SRCS_jsonl := core/files.c
 PLUGIN_LIBS_webhook := -lcurl
 # Intermediate objects of the tests are kept, so a second make has nothing to do.
 .SECONDARY:
 .SECONDEXPANSION:
-$(B)/plugins/%.so: $$(wildcard plugins/%/*.c) $$(wildcard plugins/%/*.h) $$(PLUGIN_SRCS_$$*) \
-                   $$(addsuffix .h,$$(basename $$(PLUGIN_SRCS_$$*))) include/walnotify/plugin.h
+$(B)/plugins/%.so: $$(wildcard plugins/%/*.c) $$(PLUGIN_SRCS_$$*) $(B)/plugins/%.d
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
-	$(Q)$(CC) $(CFLAGS) -fvisibility=hidden -shared $(LDFLAGS) -o $@ $(filter %.c,$^) $(PLUGIN_LIBS_$*)
+	$(Q)$(CC) $(COMPILE) -MM -MP -MT $@ $(filter %.c,$^) > $(@:.so=.d)
+	$(Q)$(CC) $(COMPILE) -fvisibility=hidden -shared $(LINK) -o $@ $(filter %.c,$^) $(PLUGIN_LIBS_$*)
 
 # ---- tests -------------------------------------------------------------------------------------
 # Each unit test links only the core modules it exercises, named here.
@@ -102,35 +128,42 @@ ITEST_SRCS   := $(wildcard tests/integration/test_*.c)
 ITEST_BINS   := $(patsubst tests/integration/test_%.c,$(B)/tests/itest_%,$(ITEST_SRCS))
 TESTLIB_OBJS := $(patsubst tests/lib/%.c,$(B)/tests/lib/%.o,$(wildcard tests/lib/*.c))
 
-$(B)/tests/test_%: tests/unit/test_%.c $$(addprefix $(B)/core/,$$(addsuffix .o,$$(UNIT_DEPS_$$*))) \
-                   $(wildcard tests/lib/*.h)
+$(B)/tests/test_%: tests/unit/test_%.c $(B)/tests/test_%.d \
+                   $$(addprefix $(B)/core/,$$(addsuffix .o,$$(UNIT_DEPS_$$*)))
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
-	$(Q)$(CC) $(CFLAGS) -Itests/lib $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(CHECK_LIBS) $(HOST_LIBS)
+	$(Q)$(CC) $(COMPILE) $(DEPFLAGS) -Itests/lib $(LINK) -o $@ $(filter %.c %.o,$^) $(CHECK_LIBS) $(HOST_LIBS)
 
-$(B)/tests/fixtures/%.so: tests/fixtures/%.c $(wildcard tests/fixtures/*.h) include/walnotify/plugin.h
+$(B)/tests/fixtures/%.so: tests/fixtures/%.c $(B)/tests/fixtures/%.d
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
-	$(Q)$(CC) $(CFLAGS) -fvisibility=hidden -shared $(LDFLAGS) -o $@ $<
+	$(Q)$(CC) $(COMPILE) $(DEPFLAGS) -fvisibility=hidden -shared $(LINK) -o $@ $<
 
 # A fixture named abi10_* is built as a plugin compiled before ABI 1.1: against the 1.0 header
 # kept in tests/fixtures/abi-1.0, found before include/.
-$(B)/tests/fixtures/abi10_%.so: tests/fixtures/abi10_%.c tests/fixtures/abi-1.0/walnotify/plugin.h
+$(B)/tests/fixtures/abi10_%.so: tests/fixtures/abi10_%.c $(B)/tests/fixtures/abi10_%.d
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
-	$(Q)$(CC) -Itests/fixtures/abi-1.0 $(CFLAGS) -fvisibility=hidden -shared $(LDFLAGS) -o $@ $<
+	$(Q)$(CC) -Itests/fixtures/abi-1.0 $(COMPILE) $(DEPFLAGS) -fvisibility=hidden -shared $(LINK) -o $@ $<
 
-$(B)/tests/lib/%.o: tests/lib/%.c $(wildcard tests/lib/*.h)
+$(B)/tests/lib/%.o: tests/lib/%.c $(B)/tests/lib/%.d
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
-	$(Q)$(CC) $(CFLAGS) -Itests/lib -c -o $@ $<
+	$(Q)$(CC) $(COMPILE) $(DEPFLAGS) -Itests/lib -c -o $@ $<
 
-$(B)/tests/itest_%: tests/integration/test_%.c $(TESTLIB_OBJS) $(B)/core/lsn.o
+$(B)/tests/itest_%: tests/integration/test_%.c $(B)/tests/itest_%.d $(TESTLIB_OBJS) $(B)/core/lsn.o
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
-	$(Q)$(CC) $(CFLAGS) -Itests/lib $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(CHECK_LIBS) -lpq
+	$(Q)$(CC) $(COMPILE) $(DEPFLAGS) -Itests/lib $(LINK) -o $@ $(filter %.c %.o,$^) $(CHECK_LIBS) -lpq
 
 tests: all $(UNIT_BINS) $(FIXTURE_SOS) $(ITEST_BINS)
+
+# What the compiler found each file to include (written by -MMD -MP and the plugins' -MM). A
+# target whose .d is missing (built before these were written) is out of date.
+DEP_FILES := $(CORE_OBJS:.o=.d) $(PLUGIN_SOS:.so=.d) $(UNIT_BINS:=.d) $(FIXTURE_SOS:.so=.d) \
+             $(ITEST_BINS:=.d) $(TESTLIB_OBJS:.o=.d)
+$(DEP_FILES): ;
+-include $(wildcard $(DEP_FILES))
 
 # The sinks' longer runs: integration tests kept out of make check for their length.
 SINK_SRCS := $(wildcard tests/sinks/test_*.c)
@@ -139,7 +172,7 @@ SINK_BINS := $(patsubst tests/sinks/test_%.c,$(B)/tests/sinks/itest_%,$(SINK_SRC
 $(B)/tests/sinks/itest_%: tests/sinks/test_%.c $(TESTLIB_OBJS) $(B)/core/lsn.o
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
-	$(Q)$(CC) $(CFLAGS) -Itests/lib $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(CHECK_LIBS) -lpq
+	$(Q)$(CC) $(COMPILE) -Itests/lib $(LINK) -o $@ $(filter %.c %.o,$^) $(CHECK_LIBS) -lpq
 
 check-sinks:
 	@tests/deps.sh
@@ -148,10 +181,28 @@ check-sinks:
 
 # The dependency check runs first, in its own make, so a missing header is named, not a
 # compiler error.
+# PG=14|16|17|18 runs the integration tests against that major version instead of Debian's 15,
+# installed into build/pg/ on first use (tests/pg-versions pins the exact release).
+PG ?=
+export PG
+
 check:
 	@tests/deps.sh
 	@$(MAKE) --no-print-directory tests
-	@tests/run.sh unit integration
+	@tests/run.sh unit integration install
+
+# The integration tests against every supported major version but 15 (make check's), one after
+# the other; every version runs, and the summary names the ones that failed.
+check-versions:
+	@PG= tests/deps.sh versions
+	@$(MAKE) --no-print-directory tests
+	@tests/run.sh versions
+
+# make install into a temporary PREFIX, the installed host finding a plugin by its bare name
+# there, then make uninstall leaving nothing behind.
+check-install:
+	@tests/deps.sh
+	@tests/run.sh install
 
 unit:
 	@tests/deps.sh
@@ -187,13 +238,20 @@ run:
 	@etc/run-demo.sh
 
 install: all
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/walnotify \
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PLUGINDIR) \
 	           $(DESTDIR)$(INCLUDEDIR)/walnotify $(DESTDIR)$(LIBDIR)/pkgconfig
 	install -m 0755 $(B)/walnotify $(DESTDIR)$(BINDIR)/walnotify
-	install -m 0755 $(PLUGIN_SOS) $(DESTDIR)$(LIBDIR)/walnotify/
+	install -m 0755 $(PLUGIN_SOS) $(DESTDIR)$(PLUGINDIR)/
 	install -m 0644 include/walnotify/plugin.h $(DESTDIR)$(INCLUDEDIR)/walnotify/plugin.h
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
 	    -e 's|@VERSION@|$(VERSION)|' etc/walnotify.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/walnotify.pc
+
+# Removes what install put there; the plugin and header folders only when nothing else is left
+# in them (plugins of other packages stay).
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/walnotify $(addprefix $(DESTDIR)$(PLUGINDIR)/,$(notdir $(PLUGIN_SOS))) \
+	      $(DESTDIR)$(INCLUDEDIR)/walnotify/plugin.h $(DESTDIR)$(LIBDIR)/pkgconfig/walnotify.pc
+	rmdir --ignore-fail-on-non-empty $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(INCLUDEDIR)/walnotify 2>/dev/null || true
 
 clean:
 	rm -rf $(B)

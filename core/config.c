@@ -752,6 +752,34 @@ static int parse_plugin_name(load_ctx *ctx, const config_setting_t *block, int i
     return out->name == NULL ? fail_nomem(ctx) : 0;
 }
 
+/* Where `make install` puts plugins (walnotify.pc's plugindir): the Makefile passes it. */
+#ifndef WALNOTIFY_PLUGINDIR
+#error "WALNOTIFY_PLUGINDIR is not defined: the Makefile passes it (-DWALNOTIFY_PLUGINDIR=...)"
+#endif
+
+/*
+ * A plugin path that is a bare file name ("webhook.so") names the file next to the
+ * configuration when there is one there, else the one in the installed plugin folder, so that a
+ * configuration can name an installed plugin without knowing the prefix. Any other path, and a
+ * bare name found in neither place, resolves against the configuration's folder (the loader then
+ * names the file it could not open). Caller frees; NULL when out of memory.
+ */
+static char *resolve_plugin_path(const char *dir, const char *path)
+{
+    char *local = wn_config_resolve_path(dir, path);
+    char *installed;
+
+    if (local == NULL || strchr(path, '/') != NULL || access(local, F_OK) == 0)
+        return local;
+    installed = join3(WALNOTIFY_PLUGINDIR, "/", path);
+    if (installed == NULL || access(installed, F_OK) != 0) {
+        free(installed);
+        return local;
+    }
+    free(local);
+    return installed;
+}
+
 static int parse_plugin_path(load_ctx *ctx, const config_setting_t *block, const char *label,
                              const char *dir, wn_plugin_config *out)
 {
@@ -761,7 +789,7 @@ static int parse_plugin_path(load_ctx *ctx, const config_setting_t *block, const
     snprintf(key, sizeof key, "%s: path", label);
     if (required_string(ctx, block, "path", key, &path, NULL) != 0)
         return -1;
-    out->path = wn_config_resolve_path(dir, path);
+    out->path = resolve_plugin_path(dir, path);
     return out->path == NULL ? fail_nomem(ctx) : 0;
 }
 

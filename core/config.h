@@ -60,7 +60,8 @@ typedef enum wn_on_error {
 
 typedef struct wn_plugin_config {
     char *name;                 /* unique instance name */
-    char *path;                 /* the shared object, resolved against the file's folder */
+    char *path;                 /* the shared object: resolved against the file's folder, or a
+                                   bare file name found only in the installed plugin folder */
     int line;                   /* where the block starts */
     char *file;                 /* the @include'd file the block is in; NULL: the configuration
                                    file */

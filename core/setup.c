@@ -497,6 +497,10 @@ static int widen_publish(setup *s, const publication_info *pub)
     return status;
 }
 
+/* The first server version whose publications can hold a row filter or a column list
+ * (pg_publication_tables.rowfilter and attnames); before it there is nothing to look for. */
+#define ROW_FILTER_SERVER_VERSION 150000
+
 /* Row filters and column lists make rows or columns differ from what the plugins expect, but
  * someone chose them on purpose: said once per table, not refused. */
 static int warn_publication_shape(setup *s)
@@ -513,6 +517,8 @@ static int warn_publication_shape(setup *s)
         "WHERE pt.pubname = $1 AND pt.schemaname = $2 AND pt.tablename = $3";
     const wn_source_config *source = &s->config->source;
 
+    if (PQserverVersion(s->conn) < ROW_FILTER_SERVER_VERSION)
+        return 0;
     for (size_t i = 0; i < source->ntables; i++) {
         const wn_table_ref *table = &source->tables[i];
         const char *params[] = {source->publication, table->schema, table->name};

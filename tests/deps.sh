@@ -2,6 +2,9 @@
 # Checks that everything walnotify's build, tests and demo need is installed.
 # Silent when it is. As root it installs what is missing (Debian packages); otherwise it names
 # the packages and fails, so that a missing header never surfaces as a compiler error.
+#
+#   tests/deps.sh             what make check needs (with PG=MAJOR other than 15: also npm)
+#   tests/deps.sh versions    also npm, for make check-versions
 set -euo pipefail
 
 PG_BIN=/usr/lib/postgresql/15/bin
@@ -32,6 +35,10 @@ missing_packages() {
         echo postgresql-15
     fi
     [ -x "$PG_BIN/psql" ] || echo postgresql-client-15
+    if $NEED_NPM; then
+        command -v npm >/dev/null 2>&1 || echo npm
+        command -v node >/dev/null 2>&1 || echo nodejs
+    fi
 }
 
 # The same list on one line, without duplicates.
@@ -41,6 +48,11 @@ missing_list() {
 
 main() {
     local missing
+    NEED_NPM=false
+    # The other major versions' servers come from npm (tests/pg-install.sh).
+    if [ "${1:-}" = versions ] || { [ -n "${PG:-}" ] && [ "${PG:-}" != 15 ]; }; then
+        NEED_NPM=true
+    fi
     missing=$(missing_list)
     [ -z "$missing" ] && return 0
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A throwaway PostgreSQL 15 for walnotify's tests and demo, listening only on a Unix socket in DIR.
+# A throwaway PostgreSQL for walnotify's tests and demo, listening only on a Unix socket in DIR.
 #
 #   tests/pg-harness.sh start DIR                     initdb in DIR/data, start, print PGHOST/PGPORT
 #   tests/pg-harness.sh restart DIR [fast|immediate]  stop (default fast) and start again, data kept
@@ -8,9 +8,14 @@
 # As root the server runs as the postgres user (PostgreSQL refuses to run as root), so DIR must be
 # reachable by it: use a folder under /tmp. Any other user runs the server as themselves.
 # `start` also writes DIR/env (export PGHOST, PGPORT, PGUSER, PGDATABASE) for `. DIR/env`.
+#
+# The server is Debian's PostgreSQL 15 unless WN_PG_BIN names the folder of another one's initdb,
+# pg_ctl and postgres (tests/pg-install.sh MAJOR prints it). pg_isready comes from Debian's 15
+# client (WN_PG_CLIENT_BIN), which talks to every supported version.
 set -euo pipefail
 
 PG_BIN=${WN_PG_BIN:-/usr/lib/postgresql/15/bin}
+CLIENT_BIN=${WN_PG_CLIENT_BIN:-/usr/lib/postgresql/15/bin}
 SOCKET_PATH_MAX=100 # sun_path holds 108 bytes; "/.s.PGSQL.NNNNN" and its NUL take the rest
 
 die() {
@@ -42,9 +47,10 @@ check_user() {
 
 check_binaries() {
     local b
-    for b in initdb pg_ctl postgres pg_isready; do
-        [ -x "$PG_BIN/$b" ] || die "$PG_BIN/$b is missing (install postgresql-15)"
+    for b in initdb pg_ctl postgres; do
+        [ -x "$PG_BIN/$b" ] || die "$PG_BIN/$b is missing (install postgresql-15, or run tests/pg-install.sh MAJOR)"
     done
+    [ -x "$CLIENT_BIN/pg_isready" ] || die "$CLIENT_BIN/pg_isready is missing (install postgresql-client-15)"
 }
 
 # Sets DIR to the absolute form of $1; the folder must exist.
@@ -82,7 +88,7 @@ pick_port() {
 wait_ready() {
     local port=$1 i
     for i in $(seq 1 300); do
-        if "$PG_BIN/pg_isready" -q -h "$DIR" -p "$port" -U postgres -d postgres; then
+        if "$CLIENT_BIN/pg_isready" -q -h "$DIR" -p "$port" -U postgres -d postgres; then
             return 0
         fi
         : "$i"

@@ -5,10 +5,19 @@
 #   tests/run.sh unit                 every build/tests/test_* (no database)
 #   tests/run.sh integration          every build/tests/itest_* against one throwaway PostgreSQL
 #   tests/run.sh unit integration     both
+#   tests/run.sh install              make install and uninstall into a temporary prefix, checked
+#                                     (tests/install-check.sh)
+#   tests/run.sh versions             the integration tests once per major version that
+#                                     tests/pg-versions names (all of them run; failures are
+#                                     summed up at the end)
+#
+# PG=MAJOR (e.g. PG=17; make check PG=17) runs the integration tests against that version
+# instead of Debian's 15, installed by tests/pg-install.sh into build/pg/ on first use.
 #
 # `make check` builds the binaries first. To run one integration test by hand:
 #   D=$(mktemp -d /tmp/walnotify-pg.XXXXXX); tests/pg-harness.sh start "$D"; . "$D/env"
 #   WN_TEST_PGDIR=$D WN_ROOT=$PWD build/tests/itest_NAME; tests/pg-harness.sh stop "$D"
+# (export WN_PG_BIN=$(tests/pg-install.sh 17) first for another version than Debian's 15)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -17,16 +26,18 @@ export LSAN_OPTIONS="suppressions=$ROOT/tests/sanitizer/lsan.supp:print_suppress
 BUILD=$ROOT/build/tests
 LOGS=$BUILD/logs
 HARNESS=$ROOT/tests/pg-harness.sh
+INSTALL=$ROOT/tests/pg-install.sh
 UNIT_LIMIT=${WN_UNIT_TIME_LIMIT:-300}        # seconds per unit test binary
 ITEST_LIMIT=${WN_ITEST_TIME_LIMIT:-300}      # seconds per integration test binary
 
 PGDIR=""
+SERVER=""
 CHILD=""
 PASSED=0
 FAILED=()
 
 usage() {
-    echo "usage: $0 unit|integration [unit|integration]" >&2
+    echo "usage: $0 unit|integration|versions|install [...]" >&2
     exit 2
 }
 
@@ -109,21 +120,39 @@ run_unit() {
     done
 }
 
+# Points the harness at the server of major version $1: without one, the server WN_PG_BIN
+# already names, else Debian's 15.
+use_version() {
+    local major=${1:-15}
+    if [ -z "${1:-}" ] && [ -n "${WN_PG_BIN:-}" ]; then
+        SERVER=$("$WN_PG_BIN/postgres" --version) || return 1
+        return 0
+    fi
+    if ! WN_PG_BIN=$("$INSTALL" "$major"); then
+        echo "run.sh: PostgreSQL $major is not available" >&2
+        return 1
+    fi
+    export WN_PG_BIN
+    SERVER=$("$WN_PG_BIN/postgres" --version)
+}
+
 start_server() {
     local out
     PGDIR=$(mktemp -d /tmp/walnotify-pg.XXXXXX)
     if ! out=$("$HARNESS" start "$PGDIR"); then
-        echo "run.sh: could not start PostgreSQL in $PGDIR" >&2
-        exit 1
+        echo "run.sh: could not start $SERVER in $PGDIR" >&2
+        "$HARNESS" stop "$PGDIR" >/dev/null 2>&1 || rm -rf -- "$PGDIR"
+        PGDIR=""
+        return 1
     fi
     PGHOST=$(sed -n 's/^PGHOST=//p' <<<"$out")
     PGPORT=$(sed -n 's/^PGPORT=//p' <<<"$out")
     if [ -z "$PGHOST" ] || [ -z "$PGPORT" ]; then
         echo "run.sh: pg-harness.sh printed no PGHOST/PGPORT" >&2
-        exit 1
+        return 1
     fi
     export PGHOST PGPORT PGUSER=postgres PGDATABASE=postgres WN_TEST_PGDIR=$PGDIR WN_ROOT=$ROOT
-    echo "== integration tests (PostgreSQL on $PGHOST port $PGPORT)"
+    echo "== integration tests ($SERVER on $PGHOST port $PGPORT)"
 }
 
 run_integration() {
@@ -134,7 +163,12 @@ run_integration() {
         FAILED+=("integration")
         return
     fi
-    start_server
+    if ! use_version "${PG:-}" || ! start_server; then
+        printf 'FAIL  integration (PostgreSQL %s: no server)\n' "${PG:-15}"
+        FAILED+=("integration-PostgreSQL-${PG:-15}")
+        cleanup
+        return
+    fi
     export CK_DEFAULT_TIMEOUT=${WN_ITEST_CK_TIMEOUT:-240}
     for bin in "${bins[@]}"; do
         if ! run_one "$bin" "$ITEST_LIMIT"; then
@@ -145,13 +179,45 @@ run_integration() {
     cleanup
 }
 
+# The integration tests against every major version of tests/pg-versions, one after the other.
+# A version whose server cannot be installed or started fails alone; the others still run.
+run_versions() {
+    local majors major failed_before passed_before i
+    mapfile -t majors < <("$INSTALL" --list)
+    for major in "${majors[@]}"; do
+        failed_before=${#FAILED[@]}
+        passed_before=$PASSED
+        PG=$major run_integration
+        for ((i = failed_before; i < ${#FAILED[@]}; i++)); do
+            FAILED[i]="${FAILED[i]}@PostgreSQL-$major"
+        done
+        if [ "${#FAILED[@]}" -eq "$failed_before" ]; then
+            echo "== PostgreSQL $major: all $((PASSED - passed_before)) integration test binaries passed"
+        else
+            echo "== PostgreSQL $major: $((${#FAILED[@]} - failed_before)) failed, $((PASSED - passed_before)) passed"
+        fi
+    done
+}
+
+# tests/install-check.sh prints its own PASS or FAIL line.
+run_install() {
+    echo "== make install"
+    if "$ROOT/tests/install-check.sh"; then
+        PASSED=$((PASSED + 1))
+    else
+        FAILED+=("install")
+    fi
+}
+
 main() {
-    local kind do_unit=false do_integration=false
+    local kind do_unit=false do_integration=false do_versions=false do_install=false
     [ $# -ge 1 ] || usage
     for kind in "$@"; do
         case "$kind" in
         unit) do_unit=true ;;
         integration) do_integration=true ;;
+        versions) do_versions=true ;;
+        install) do_install=true ;;
         *) usage ;;
         esac
     done
@@ -166,6 +232,12 @@ main() {
     fi
     if $do_integration; then
         run_integration
+    fi
+    if $do_versions; then
+        run_versions
+    fi
+    if $do_install; then
+        run_install
     fi
 
     if [ "${#FAILED[@]}" -eq 0 ]; then

@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# Checks the Makefile's install, uninstall and rebuilds (part of make check, or alone: make
+# check-install).
+#
+# Builds walnotify into a temporary folder with the user's own CFLAGS and PREFIX there, installs
+# it, and checks what a plugin author and a user rely on: walnotify.pc's plugindir under
+# PKG_CONFIG_PATH, the installed host finding a plugin named by its bare file name ("jsonl.so")
+# in that folder, a file of that name next to the configuration taking precedence, and DESTDIR
+# staging without changing the folder compiled in. Then uninstall removes every file it
+# installed and leaves other plugins. Last, what a changed header rebuilds (make -n -W, which
+# changes nothing).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+TMP=""
+# Only used by builds with SANITIZE=1 (make passes it down): known leaks of libraries.
+export LSAN_OPTIONS="suppressions=$ROOT/tests/sanitizer/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+
+cleanup() {
+    [ -n "$TMP" ] && rm -rf -- "$TMP"
+    return 0
+}
+
+fail() {
+    echo "FAIL  install: $*"
+    exit 1
+}
+
+# Runs make in the source tree with a build folder of our own, so the tree's build/ is untouched.
+run_make() {
+    make -C "$ROOT" --no-print-directory B="$TMP/build" "$@" >>"$TMP/make.log" 2>&1 ||
+        { tail -n 30 "$TMP/make.log"; fail "make $* failed"; }
+}
+
+# A configuration in FOLDER whose one plugin is PATH, writing to standard output.
+write_config() {
+    mkdir -p "$1"
+    cat >"$1/walnotify.conf" <<CONF
+source = { conninfo = "dbname=none"; tables = [ "public.t" ]; };
+plugins = ( { name = "out"; path = "$2"; settings = { path = "-"; fsync = false; }; } );
+CONF
+}
+
+# Runs the installed host's --check-config on FOLDER's configuration; sets RC and ERR.
+check_config() {
+    RC=0
+    "$PREFIX/bin/walnotify" --check-config -c "$1/walnotify.conf" >"$TMP/out" 2>"$TMP/err" || RC=$?
+    ERR=$(cat "$TMP/err")
+}
+
+check_installed_files() {
+    local f
+    for f in bin/walnotify lib/walnotify/jsonl.so include/walnotify/plugin.h \
+        lib/pkgconfig/walnotify.pc; do
+        [ -f "$PREFIX/$f" ] || fail "make install did not install $PREFIX/$f"
+    done
+}
+
+check_pkg_config() {
+    local dir cflags
+    dir=$(PKG_CONFIG_PATH=$PREFIX/lib/pkgconfig pkg-config --variable=plugindir walnotify) ||
+        fail "pkg-config finds no walnotify under PKG_CONFIG_PATH=$PREFIX/lib/pkgconfig"
+    [ "$dir" = "$PREFIX/lib/walnotify" ] ||
+        fail "walnotify.pc's plugindir is \"$dir\", not \"$PREFIX/lib/walnotify\""
+    cflags=$(PKG_CONFIG_PATH=$PREFIX/lib/pkgconfig pkg-config --cflags walnotify)
+    cflags=${cflags% } # pkg-config ends the line with a space
+    [ "$cflags" = "-I$PREFIX/include" ] || fail "walnotify.pc's Cflags are \"$cflags\""
+}
+
+check_bare_name() {
+    write_config "$TMP/etc" jsonl.so
+    check_config "$TMP/etc"
+    [ "$RC" -eq 0 ] ||
+        fail "a bare plugin name was not found in the installed plugin folder (exit $RC): $ERR"
+
+    # A file of that name next to the configuration is the one meant: here, not a plugin.
+    echo "not a shared object" >"$TMP/etc/jsonl.so"
+    check_config "$TMP/etc"
+    [ "$RC" -eq 2 ] && grep -q "$TMP/etc/jsonl.so" <<<"$ERR" ||
+        fail "the file next to the configuration did not take precedence (exit $RC): $ERR"
+
+    write_config "$TMP/missing" nosuch.so
+    check_config "$TMP/missing"
+    [ "$RC" -eq 2 ] && grep -q "$TMP/missing/nosuch.so" <<<"$ERR" ||
+        fail "a bare name found nowhere was not reported next to the configuration (exit $RC): $ERR"
+}
+
+# Staging with DESTDIR puts the files under it and compiles in the final folder, not the stage.
+check_destdir() {
+    local stage=$TMP/stage final=/opt/walnotify-install-check
+    run_make install DESTDIR="$stage" PREFIX="$final"
+    [ -f "$stage$final/lib/walnotify/jsonl.so" ] || fail "DESTDIR: no $stage$final/lib/walnotify/jsonl.so"
+    grep -q "$final/lib/walnotify" "$stage$final/bin/walnotify" ||
+        fail "DESTDIR: the host does not hold the plugin folder $final/lib/walnotify"
+    ! grep -q "$stage" "$stage$final/bin/walnotify" "$stage$final/lib/pkgconfig/walnotify.pc" ||
+        fail "DESTDIR: the staging folder leaked into the installed files"
+}
+
+# The user's CFLAGS come after the project's flags instead of replacing them.
+check_user_cflags() {
+    grep -q -- "-Iinclude .*-O0 -g.* -c -o $TMP/build/core/config.o" "$TMP/make.log" ||
+        fail "make CFLAGS='-O0 -g' did not compile with both the project's flags and -O0 -g"
+}
+
+# Which targets make would rebuild had HEADER changed; the tree is not touched.
+would_rebuild() {
+    make -C "$ROOT" --no-print-directory B="$TMP/build" -n -W "$1" "${@:2}" 2>&1
+}
+
+# Header dependencies come from the compiler: the ABI header rebuilds the tests of the ABI, the
+# fixtures and the plugins; a plugin's own header rebuilds that plugin.
+check_header_dependencies() {
+    local targets=("$TMP/build/tests/test_abi" "$TMP/build/tests/test_jsonl"
+        "$TMP/build/tests/fixtures/good.so" "$TMP/build/plugins/jsonl.so") t out
+    run_make "${targets[@]}"
+    make -C "$ROOT" --no-print-directory B="$TMP/build" -q "${targets[@]}" ||
+        fail "a second make would rebuild ${targets[*]}"
+    out=$(would_rebuild include/walnotify/plugin.h "${targets[@]}")
+    for t in "${targets[@]}"; do
+        grep -q -- "-o $t " <<<"$out" || fail "touching include/walnotify/plugin.h would not rebuild $t"
+    done
+    out=$(would_rebuild plugins/jsonl/jsonbuf.h "${targets[@]}")
+    grep -q -- "-o $TMP/build/plugins/jsonl.so " <<<"$out" ||
+        fail "touching plugins/jsonl/jsonbuf.h would not rebuild jsonl.so"
+    ! grep -q -- "-o $TMP/build/tests/test_abi " <<<"$out" ||
+        fail "touching plugins/jsonl/jsonbuf.h would rebuild test_abi, which does not include it"
+}
+
+check_uninstall() {
+    local left
+    echo "someone else's plugin" >"$PREFIX/lib/walnotify/other.so"
+    run_make uninstall PREFIX="$PREFIX"
+    left=$(cd "$PREFIX" && find . -type f | sort | paste -sd ' ')
+    [ "$left" = "./lib/walnotify/other.so" ] ||
+        fail "make uninstall left \"$left\" (only ./lib/walnotify/other.so should stay)"
+    [ ! -e "$PREFIX/include/walnotify" ] || fail "make uninstall left $PREFIX/include/walnotify"
+}
+
+main() {
+    trap cleanup EXIT
+    TMP=$(mktemp -d /tmp/walnotify-install.XXXXXX)
+    PREFIX=$TMP/prefix
+    run_make install PREFIX="$PREFIX" CFLAGS='-O0 -g' V=1
+    check_user_cflags
+    check_installed_files
+    check_pkg_config
+    check_bare_name
+    check_destdir
+    check_uninstall
+    check_header_dependencies
+    echo "PASS  install (make CFLAGS=..., make install, a plugin by bare name, DESTDIR, make uninstall, header dependencies)"
+}
+
+main "$@"
