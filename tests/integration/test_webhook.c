@@ -95,20 +95,6 @@ static void assert_stderr(const itest_host *host, const char *needle)
     ck_assert_msg(stderr_has(host, needle), "walnotify's stderr does not say \"%s\"", needle);
 }
 
-/* The ids the receiver answered 2xx for, in the order of its log, as "1 2 3". */
-static char *logged_ids(const hook_server *server)
-{
-    itest_loglines log = itest_read_log(server->log.s);
-    size_t cap = log.count * 24 + 1, used = 0;
-    char *out = calloc(1, cap);
-
-    ck_assert_msg(out != NULL, "out of memory");
-    for (size_t i = 0; i < log.count; i++)
-        used += (size_t)snprintf(out + used, cap - used, "%s%s", i ? " " : "", log.line[i].id);
-    itest_loglines_free(&log);
-    return out;
-}
-
 /* ---- transaction mode ------------------------------------------------------------------------ */
 
 /*
@@ -259,7 +245,7 @@ START_TEST(test_nothing_acknowledged_before_2xx)
     hook_server_start(&ctx, &server, "up", false, NULL);
     conf = hook_config(&ctx, "up.cfg", server.url, "", "");
     itest_run_to_now(&ctx, conf.s);
-    ids = logged_ids(&server);
+    ids = hook_server_ids(&server, false);
     ck_assert_str_eq(ids, "1 2");
     free(ids);
     ck_assert_msg(itest_slot_confirmed(ctx.conn, ctx.slot) > lsn, "the slot did not move");
@@ -294,7 +280,7 @@ START_TEST(test_event_mode_refused_event_skipped)
 
     ck_assert_int_eq(run_to_now(&ctx, &host, conf.s), 0);
     /* The first 500 was retried (the event came again), the 400 skipped its event. */
-    ids = logged_ids(&server);
+    ids = hook_server_ids(&server, false);
     ck_assert_str_eq(ids, "1 2 4 5");
     free(ids);
     assert_stderr(&host, "HTTP 400 from http://127.0.0.1:");
@@ -368,7 +354,7 @@ START_TEST(test_tls_wrong_ca_refused_right_ca_delivers)
                        "ca_file = \"good-ca.pem\"; bearer_token_file = \"hook.token\";");
     ck_assert_int_eq(run_to_now(&ctx, &host, conf.s), 0);
     ck_assert_msg(!stderr_has(&host, token), "the token reached the log");
-    ids = logged_ids(&server);
+    ids = hook_server_ids(&server, false);
     ck_assert_str_eq(ids, "1 2 3");
     free(ids);
     hook_server_stop(&server);

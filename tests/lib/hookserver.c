@@ -165,6 +165,25 @@ void hook_server_wait_idle(const hook_server *server)
                   answer);
 }
 
+char *hook_server_ids(const hook_server *server, bool first_only)
+{
+    itest_loglines log = itest_read_log(server->log.s);
+    size_t cap = log.count * 24 + 1, used = 0;
+    char *out = calloc(1, cap);
+
+    ck_assert_msg(out != NULL, "out of memory");
+    for (size_t i = 0; i < log.count; i++) {
+        bool seen = false;
+        for (size_t j = 0; first_only && j < i && !seen; j++)
+            seen = strcmp(log.line[j].id, log.line[i].id) == 0;
+        if (!seen)
+            used +=
+                (size_t)snprintf(out + used, cap - used, "%s%s", used ? " " : "", log.line[i].id);
+    }
+    itest_loglines_free(&log);
+    return out;
+}
+
 const char *hook_field(const jl_value *request, const char *key)
 {
     const jl_value *v = jl_get(request, key);

@@ -49,6 +49,13 @@ void hook_server_wait_requests(const hook_server *server, size_t count);
  */
 void hook_server_wait_idle(const hook_server *server);
 
+/*
+ * The ids of the events the server answered 2xx for, in the order of its log, as "1 2 3"; with
+ * first_only, each id once, where it first came (a transaction not acknowledged before a stop or
+ * a rewind is sent again). To free.
+ */
+char *hook_server_ids(const hook_server *server, bool first_only);
+
 /* A member of a request's line as text ("" for null or absent). */
 const char *hook_field(const jl_value *request, const char *key);
 
