@@ -5,6 +5,7 @@
 #   make check PG=17     the same against PostgreSQL 17 (14, 16, 17, 18: see tests/pg-versions)
 #   make check-versions  the integration tests against every other supported major version
 #   make check-install   make install and make uninstall into a temporary folder, checked
+#   make check-faults    the longer fault loops (rewinds at random points, several seeds)
 #   make run             the example pipeline against a throwaway PostgreSQL
 #   make install         PREFIX (default /usr/local), DESTDIR; make uninstall takes the same
 #   make SANITIZE=1 ...  everything built with AddressSanitizer and UndefinedBehaviorSanitizer
@@ -62,8 +63,8 @@ PLUGIN_SOS := $(patsubst %,$(B)/plugins/%.so,$(PLUGINS))
 # none unless set.
 $(foreach p,$(PLUGINS),$(eval PLUGIN_LIBS_$(p) ?=))
 
-.PHONY: all check unit integration check-versions check-install run install uninstall clean \
-        tests deps fuzz valgrind bench check-sinks
+.PHONY: all check unit integration check-versions check-install check-faults check-sinks run \
+        install uninstall clean tests deps fuzz valgrind bench
 all: $(B)/walnotify $(PLUGIN_SOS)
 
 $(B)/core/%.o: core/%.c $(B)/core/%.d
@@ -104,7 +105,7 @@ $(B)/plugins/%.so: $$(wildcard plugins/%/*.c) $$(PLUGIN_SRCS_$$*) $(B)/plugins/%
 UNIT_DEPS_decoder    := decoder lsn log
 UNIT_DEPS_relcache   := relcache decoder lsn log
 UNIT_DEPS_config     := config conninfo lsn log
-UNIT_DEPS_loader     := loader encoder jsonbuf namecache config conninfo lsn log
+UNIT_DEPS_loader     := loader requests encoder jsonbuf namecache config conninfo lsn log
 UNIT_DEPS_abi        :=
 UNIT_DEPS_jsonl      := encoder jsonbuf namecache
 UNIT_DEPS_encoder    := encoder jsonbuf namecache
@@ -116,8 +117,8 @@ UNIT_DEPS_log        := log
 UNIT_DEPS_state      := state files lsn log
 # The dead-letter file's tests link what the dead-letter module needs, as the dispatcher's do.
 UNIT_DEPS_files       = files $(filter-out dispatcher,$(UNIT_DEPS_dispatcher))
-UNIT_DEPS_dispatcher := dispatcher deadletter files encoder jsonbuf namecache handoff decoder \
-                        relcache tablewatch loader config conninfo lsn log
+UNIT_DEPS_dispatcher := dispatcher requests deadletter files encoder jsonbuf namecache handoff \
+                        decoder relcache tablewatch loader config conninfo lsn log
 UNIT_DEPS_tablewatch := tablewatch conninfo log
 
 UNIT_SRCS    := $(wildcard tests/unit/test_*.c)
@@ -213,6 +214,12 @@ integration:
 	@tests/deps.sh
 	@$(MAKE) --no-print-directory tests
 	@tests/run.sh integration
+
+# Fault loops too long for `make check`: WN_REWIND_ROUNDS rounds of WN_REWIND_MAX rewinds.
+check-faults:
+	@tests/deps.sh
+	@$(MAKE) --no-print-directory tests
+	@tests/check-faults.sh
 
 # The decoder under libFuzzer (clang) for FUZZ_SECONDS.
 FUZZ_SECONDS ?= 60

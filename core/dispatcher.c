@@ -32,6 +32,7 @@
 #include "relcache.h"
 
 #define REASON_MAX 96 /* "handle returned RETRY after 4294967295 attempts" and the like */
+#define NAMED_REASON_MAX (WN_REQUEST_REASON_MAX + 96) /* a named failure's, with its reason */
 #define POP_BATCH 64  /* items taken from the handoff per pop */
 #define FINAL_FLUSH_RETRIES 5 /* a stop still retries the last flush this often (~3 s) */
 
@@ -95,6 +96,7 @@ typedef struct dispatcher {
     size_t arena_capacity;
 
     uint64_t events;                /* delivered to at least one plugin */
+    int rewind_wait_ms;             /* WN_DISPATCH_REWIND: the requester's backoff */
 
     wn_dispatch_result result;
     char *err;
@@ -138,6 +140,8 @@ static const char *call_name(call_kind kind)
     return "?";
 }
 
+static step act_on_request(dispatcher *d, plugin_slot *slot);
+
 static walnotify_status call_callback(plugin_slot *slot, call_kind kind, const walnotify_txn *txn,
                                       const walnotify_event *event)
 {
@@ -157,14 +161,19 @@ static walnotify_status call_callback(plugin_slot *slot, call_kind kind, const w
     return WALNOTIFY_FATAL;
 }
 
-/* One call; a plugin that called a service this host lacks fails fatally, with no retry and no
- * skipping: its author must learn at once. */
+/* One call. handle, commit and flush may ask for a rewind or name failed events (ABI 1.1);
+ * begin may not. */
 static walnotify_status call_once(plugin_slot *slot, call_kind kind, const walnotify_txn *txn,
                                   const walnotify_event *event)
 {
-    walnotify_status status = call_callback(slot, kind, txn, event);
+    wn_requests *requests = &slot->plugin->requests;
+    walnotify_status status;
 
-    return wn_plugin_unavailable_call(slot->plugin) ? WALNOTIFY_FATAL : status;
+    if (kind != CALL_BEGIN)
+        wn_requests_open(requests, call_name(kind));
+    status = call_callback(slot, kind, txn, event);
+    wn_requests_close(requests);
+    return status;
 }
 
 /* Sleeps up to ms, waking early when a stop is requested. */
@@ -254,6 +263,8 @@ static step call_plugin(dispatcher *d, plugin_slot *slot, call_kind kind,
     for (;;) {
         walnotify_status status = call_once(slot, kind, &d->xact.txn, event);
 
+        if (slot->plugin->requests.pending != WN_REQUEST_NONE)
+            return act_on_request(d, slot);
         if (status == WALNOTIFY_OK) {
             if (attempts > 0)
                 wn_log(WN_LOG_INFO, "plugin \"%s\": %s succeeded after %u retries", name,
@@ -343,21 +354,23 @@ static step skip_event(dispatcher *d, plugin_slot *slot, const walnotify_event *
 }
 
 /*
- * Calls handle under the plugin's policy. STEP_CONTINUE when the event was handled or skipped;
- * STEP_DONE when the host stops (the policy says so, a dead-letter write failed, or a stop was
- * requested while retrying).
+ * Calls handle under the plugin's policy, `retries` retries having been made already (a failure
+ * named late counts them across rewinds) and the next wait being backoff_ms. STEP_CONTINUE when
+ * the event was handled or skipped; STEP_DONE when the host stops (the policy says so, a
+ * dead-letter write failed, or a stop was requested while retrying) or rewinds.
  */
-static step call_handle(dispatcher *d, plugin_slot *slot, const walnotify_event *event)
+static step handle_under_policy(dispatcher *d, plugin_slot *slot, const walnotify_event *event,
+                                unsigned retries, int backoff_ms)
 {
     const wn_plugin_config *config = slot->plugin->config;
-    int backoff_ms = backoff_first_ms(config);
-    unsigned retries = 0;
     char reason[REASON_MAX];
     char lsn[WN_LSN_TEXT_MAX];
 
     for (;;) {
         walnotify_status status = call_once(slot, CALL_HANDLE, &d->xact.txn, event);
 
+        if (slot->plugin->requests.pending != WN_REQUEST_NONE)
+            return act_on_request(d, slot);
         if (status == WALNOTIFY_OK) {
             if (retries > 0)
                 wn_log(WN_LOG_INFO, "plugin \"%s\": handle succeeded after %u retries",
@@ -371,10 +384,6 @@ static step call_handle(dispatcher *d, plugin_slot *slot, const walnotify_event 
                 return STEP_DONE;
             continue;
         }
-        if (wn_plugin_unavailable_call(slot->plugin))
-            return fail(d, WN_DISPATCH_PLUGIN_FATAL,
-                        "plugin \"%s\" called %s, which this host does not offer; stopping",
-                        config->name, wn_plugin_unavailable_call(slot->plugin));
         describe_failure(status, retries, reason, sizeof reason);
         if (policy_end(config) == WN_ON_ERROR_SKIP)
             return skip_event(d, slot, event, reason);
@@ -385,6 +394,215 @@ static step call_handle(dispatcher *d, plugin_slot *slot, const walnotify_event 
                     event_subject(event), policy_name(config->on_error),
                     config->on_error == WN_ON_ERROR_RETRY ? ", then = \"stop\"" : "");
     }
+}
+
+static step call_handle(dispatcher *d, plugin_slot *slot, const walnotify_event *event)
+{
+    return handle_under_policy(d, slot, event, 0, backoff_first_ms(slot->plugin->config));
+}
+
+/* ---- rewinds and failures named late (ABI 1.1) ------------------------------------------------
+ *
+ * From handle, commit or flush a plugin may ask for a rewind (its sink lost what it had not made
+ * durable) or name delivered events as failed (which rewinds too). The dispatcher then stops
+ * this stream without flushing anyone and without publishing anything new (the requester's
+ * unflushed work is gone: acknowledging it would lose it), after the requester's backoff for a
+ * bare rewind, and the pipeline streams again from the last published position. The named
+ * failures live in the instance's wn_requests, beyond this stream: on redelivery each named
+ * event meets the instance's policy instead of handle.
+ */
+
+static void note_acknowledged(dispatcher *d, wn_lsn lsn)
+{
+    for (size_t i = 0; i < d->nslots; i++)
+        wn_requests_acknowledged(&d->slots[i].plugin->requests, lsn);
+}
+
+/* The wait before retry number `retry` (1-based): the first wait doubled retry - 1 times, up to
+ * the cap. */
+static int backoff_for_retry(const wn_plugin_config *config, unsigned retry)
+{
+    int cap = backoff_cap_ms(config);
+    int wait_ms = backoff_first_ms(config);
+
+    for (unsigned i = 1; i < retry && wait_ms < cap; i++)
+        wait_ms = wait_ms > cap / 2 ? cap : wait_ms * 2;
+    return wait_ms;
+}
+
+static step rewind_now(dispatcher *d, int wait_ms)
+{
+    d->rewind_wait_ms = wait_ms;
+    d->result = WN_DISPATCH_REWIND;
+    return STEP_DONE;
+}
+
+/* `then = "skip"` (or on_error = "skip") for a bare rewind: what the requester received since the
+ * last acknowledgement goes to its dead-letter file when it comes again. */
+static step skip_after_rewinds(dispatcher *d, plugin_slot *slot, unsigned rewinds)
+{
+    wn_requests *requests = &slot->plugin->requests;
+    const wn_plugin_config *config = slot->plugin->config;
+    walnotify_id first = {.position = d->published, .ordinal = 0};
+    char why[NAMED_REASON_MAX], a[WN_ID_TEXT_MAX], b[WN_ID_TEXT_MAX];
+
+    requests->rewinds = 0;
+    if (!requests->have_delivered || wn_id_compare(requests->delivered, first) < 0) {
+        /* Nothing of it to skip: wait as long as the policy ever waits, and try again. */
+        wn_log(WN_LOG_WARNING,
+               "plugin \"%s\" asked for a rewind from %s (%s) %u times without progress and "
+               "received nothing since the last acknowledgement: nothing to skip; streaming "
+               "again in %d ms",
+               config->name, requests->from, requests->reason, rewinds, backoff_cap_ms(config));
+        return rewind_now(d, backoff_cap_ms(config));
+    }
+    snprintf(why, sizeof why, "%u rewind%s without progress, the last from %s: %s", rewinds,
+             rewinds == 1 ? "" : "s", requests->from, requests->reason);
+    /* No callback named these events: the reason alone says what happened. */
+    if (!wn_requests_add_failure(requests, first, requests->delivered,
+                                 WALNOTIFY_FAILURE_PERMANENT, NULL, why))
+        return fail(d, WN_DISPATCH_PLUGIN_FATAL,
+                    "plugin \"%s\": cannot skip after its rewinds: %d ranges named as failed "
+                    "are already due",
+                    config->name, WN_FAILURES_MAX);
+    wn_log(WN_LOG_WARNING,
+           "plugin \"%s\" asked for a rewind from %s (%s) %u times without progress; skipping "
+           "what it received since the last acknowledgement (%s .. %s) to its dead-letter file "
+           "(on_error = \"%s\"%s)",
+           config->name, requests->from, requests->reason, rewinds,
+           wn_id_format(first, a), wn_id_format(requests->delivered, b),
+           policy_name(config->on_error),
+           config->on_error == WN_ON_ERROR_RETRY ? ", then = \"skip\"" : "");
+    return rewind_now(d, 0);
+}
+
+/* A bare rewind counts as a retry of the requester: its backoff, retry_max, then `then`. The
+ * count is of rewinds since the acknowledged position last moved. */
+static step bare_rewind(dispatcher *d, plugin_slot *slot)
+{
+    wn_requests *requests = &slot->plugin->requests;
+    const wn_plugin_config *config = slot->plugin->config;
+    unsigned rewinds = ++requests->rewinds;
+
+    requests->rewound_at = d->published;
+    if (may_retry(config, rewinds - 1)) {
+        int wait_ms = backoff_for_retry(config, rewinds);
+        char lsn[WN_LSN_TEXT_MAX];
+
+        wn_log(WN_LOG_WARNING,
+               "plugin \"%s\" asked for a rewind from %s: %s; streaming again from %s in %d ms "
+               "(rewind %u without progress)",
+               config->name, requests->from, requests->reason,
+               wn_lsn_format(d->published, lsn), wait_ms, rewinds);
+        return rewind_now(d, wait_ms);
+    }
+    if (policy_end(config) == WN_ON_ERROR_SKIP)
+        return skip_after_rewinds(d, slot, rewinds);
+    return fail(d, WN_DISPATCH_PLUGIN_FATAL,
+                "plugin \"%s\" failed: it asked for a rewind from %s %u times without the "
+                "acknowledged position moving (last: %s); stopping (on_error = \"%s\"%s)",
+                config->name, requests->from, rewinds, requests->reason,
+                policy_name(config->on_error),
+                config->on_error == WN_ON_ERROR_RETRY ? ", then = \"stop\"" : "");
+}
+
+/* What a plugin asked for during the callback that just returned, whatever it returned. */
+static step act_on_request(dispatcher *d, plugin_slot *slot)
+{
+    wn_requests *requests = &slot->plugin->requests;
+    const char *name = slot->plugin->config->name;
+    char lsn[WN_LSN_TEXT_MAX];
+
+    switch (wn_requests_take(requests)) {
+    case WN_REQUEST_NONE:
+        return STEP_CONTINUE;
+    case WN_REQUEST_INVALID:
+        return fail(d, WN_DISPATCH_PLUGIN_FATAL, "plugin \"%s\": %s; stopping", name,
+                    requests->message);
+    case WN_REQUEST_FAIL:
+        wn_log(WN_LOG_WARNING,
+               "plugin \"%s\" named events as failed from %s; streaming again from %s, where "
+               "they meet its policy",
+               name, requests->from, wn_lsn_format(d->published, lsn));
+        return rewind_now(d, 0);
+    case WN_REQUEST_REWIND:
+        return bare_rewind(d, slot);
+    }
+    return STEP_CONTINUE;
+}
+
+/* The error a dead-letter line and a message give for a failure named late. */
+static void describe_named(const wn_named *named, char *out, size_t size)
+{
+    const char *kind = named->kind == WALNOTIFY_FAILURE_PERMANENT ? "permanent" : "transient";
+
+    if (named->from == NULL)
+        snprintf(out, size, "%s", named->reason);
+    else if (named->count > 1)
+        snprintf(out, size, "%s named it failed (%s) after %u attempts: %s", named->from, kind,
+                 named->count, named->reason);
+    else
+        snprintf(out, size, "%s named it failed (%s): %s", named->from, kind, named->reason);
+}
+
+/*
+ * An event the instance named as failed comes again: its policy decides instead of handle. A
+ * transient failure is retried (handle called again after the backoff of the attempts so far)
+ * while the policy allows; then, and for a permanent one, the policy's end: skip to the
+ * dead-letter file (from this redelivered event) or stop.
+ */
+static step meet_named_failure(dispatcher *d, plugin_slot *slot, const walnotify_event *event,
+                               const wn_named *named)
+{
+    const wn_plugin_config *config = slot->plugin->config;
+    unsigned retries = named->count; /* every naming was a failed attempt */
+    char reason[NAMED_REASON_MAX], lsn[WN_LSN_TEXT_MAX];
+
+    if (named->kind == WALNOTIFY_FAILURE_TRANSIENT && may_retry(config, retries - 1)) {
+        int backoff_ms = backoff_for_retry(config, retries);
+
+        wn_log(WN_LOG_WARNING,
+               "plugin \"%s\": event %s seq %" PRIu32 " of %s was named failed by %s (%s; "
+               "attempt %u): handing it to handle again in %d ms",
+               config->name, wn_lsn_format(event->commit_lsn, lsn), event->seq,
+               event_subject(event), named->from ? named->from : "the host", named->reason,
+               retries, backoff_ms);
+        sleep_unless_stopped(d, backoff_ms);
+        if (wn_handoff_stop_requested(d->handoff))
+            return fail(d, WN_DISPATCH_STOPPED, "stopped while retrying plugin \"%s\"",
+                        config->name);
+        return handle_under_policy(d, slot, event, retries,
+                                   backoff_for_retry(config, retries + 1));
+    }
+    describe_named(named, reason, sizeof reason);
+    if (policy_end(config) == WN_ON_ERROR_SKIP)
+        return skip_event(d, slot, event, reason);
+    return fail(d, WN_DISPATCH_PLUGIN_FATAL,
+                "plugin \"%s\" failed: %s, for event %s seq %" PRIu32 " of %s; stopping "
+                "(on_error = \"%s\"%s)",
+                config->name, reason, wn_lsn_format(event->commit_lsn, lsn), event->seq,
+                event_subject(event), policy_name(config->on_error),
+                config->on_error == WN_ON_ERROR_RETRY ? ", then = \"stop\"" : "");
+}
+
+/* One event to one instance: to handle, or to its policy when the instance named it failed. */
+static step deliver_to(dispatcher *d, plugin_slot *slot, const walnotify_event *event)
+{
+    wn_requests *requests = &slot->plugin->requests;
+    wn_named named;
+
+    wn_requests_delivering(requests, event->id);
+    if (requests->nfailures > 0 && wn_requests_named(requests, event->id, &named))
+        return meet_named_failure(d, slot, event, &named);
+    return call_handle(d, slot, event);
+}
+
+/* The requester's backoff runs while this stream's reader keeps the connection alive; a stop
+ * request cuts it short. */
+static void wait_before_rewind(dispatcher *d)
+{
+    if (d->rewind_wait_ms > 0)
+        sleep_unless_stopped(d, d->rewind_wait_ms);
 }
 
 /* Skipped events must be durable before the transactions that held them are acknowledged. */
@@ -566,6 +784,7 @@ static void publish(dispatcher *d, wn_lsn lsn)
         return;
     d->published = lsn;
     wn_handoff_set_acknowledgeable(d->handoff, lsn);
+    note_acknowledged(d, lsn);
 }
 
 /* Publishes target once the catalog says every configured table is still published as it was:
@@ -749,7 +968,7 @@ static step deliver(dispatcher *d, const wn_relation *rel, const walnotify_event
         }
         slot->dirty = true;
         d->unflushed = true;
-        if (call_handle(d, slot, event) != STEP_CONTINUE)
+        if (deliver_to(d, slot, event) != STEP_CONTINUE)
             return STEP_DONE;
         delivered = true;
     }
@@ -1169,6 +1388,30 @@ static void run_loop(dispatcher *d)
 }
 
 /*
+ * The last flush failed: what it did not make durable is not acknowledged. A fatal failure wins;
+ * a rewind asked for in it wins over --endpos (the requester wants to see it again, and the run
+ * goes on to endpos), but not over a stop.
+ */
+static wn_dispatch_result final_flush_failed(dispatcher *d, wn_dispatch_result result)
+{
+    char text[WN_LSN_TEXT_MAX];
+
+    wn_lsn_format(d->published, text);
+    if (d->result == WN_DISPATCH_REWIND) {
+        wn_log(WN_LOG_WARNING, "a plugin asked for a rewind in the last flush; acknowledging %s "
+                               "only",
+               text);
+        return result == WN_DISPATCH_ENDPOS ? WN_DISPATCH_REWIND : result;
+    }
+    wn_log(WN_LOG_WARNING, "final flush failed: %s; acknowledging %s only", d->err, text);
+    /* A table found gone or unpublished now is said even on a stop: starting again would put
+     * it back into the publication and pass over the gap without a word. */
+    if (d->result == WN_DISPATCH_PLUGIN_FATAL || d->result == WN_DISPATCH_SERVER_STATE)
+        return d->result;
+    return result;
+}
+
+/*
  * The way out, whatever the reason: the transaction in hand is abandoned, and what was finished
  * before it is made durable and published. After a fatal failure nothing more is published:
  * acknowledging less is always safe.
@@ -1181,14 +1424,9 @@ static void finish(dispatcher *d)
     abort_transaction(d);
     d->finishing = true;
     if (result != WN_DISPATCH_PLUGIN_FATAL && result != WN_DISPATCH_SERVER_STATE &&
-        result != WN_DISPATCH_TABLES_UNKNOWN && flush_and_publish(d) != STEP_CONTINUE) {
-        wn_log(WN_LOG_WARNING, "final flush failed: %s; acknowledging %s only", d->err,
-               wn_lsn_format(d->published, text));
-        /* A table found gone or unpublished now is said even on a stop: starting again would
-         * put it back into the publication and pass over the gap without a word. */
-        if (d->result == WN_DISPATCH_PLUGIN_FATAL || d->result == WN_DISPATCH_SERVER_STATE)
-            result = d->result;
-    }
+        result != WN_DISPATCH_TABLES_UNKNOWN && result != WN_DISPATCH_REWIND &&
+        flush_and_publish(d) != STEP_CONTINUE)
+        result = final_flush_failed(d, result);
     d->result = result;
     for (size_t i = 0; i < d->nslots; i++) {
         const plugin_slot *slot = &d->slots[i];
@@ -1200,6 +1438,10 @@ static void finish(dispatcher *d)
     }
     wn_log(WN_LOG_INFO, "dispatcher stopped; acknowledged position %s, %" PRIu64 " events",
            wn_lsn_format(d->published, text), d->events);
+    /* Every plugin call of this stream is over (said above); the rewind's backoff runs while
+     * the reader still keeps the connection alive. */
+    if (d->result == WN_DISPATCH_REWIND)
+        wait_before_rewind(d);
     wn_handoff_set_dispatcher_done(d->handoff);
 }
 

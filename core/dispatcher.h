@@ -23,8 +23,12 @@ typedef enum wn_dispatch_result {
     WN_DISPATCH_PROTOCOL_ERROR, /* a message could not be decoded or made no sense */
     WN_DISPATCH_SERVER_STATE,   /* a configured table was renamed, dropped or taken out of the
                                    publication: a person must look (exit 3) */
-    WN_DISPATCH_TABLES_UNKNOWN  /* the tables could not be checked before acknowledging (the
+    WN_DISPATCH_TABLES_UNKNOWN, /* the tables could not be checked before acknowledging (the
                                    server going down?): end this stream, as if it were lost */
+    WN_DISPATCH_REWIND          /* a plugin asked for a rewind or named failed events: nothing
+                                   new was flushed or published; stream again from the last
+                                   published position (after the requester's backoff, which
+                                   the dispatcher has already waited) */
 } wn_dispatch_result;
 
 typedef struct wn_dispatcher_options {
@@ -41,9 +45,10 @@ typedef struct wn_dispatcher_options {
 
 /*
  * Runs until stop, endpos, a fatal plugin failure, a configured table renamed, dropped or taken
- * out of the publication, or the end of the stream. Before returning it
- * aborts the transaction in hand, flushes the plugins, publishes the last safe position and marks
- * the dispatcher done. err receives one line for the failures.
+ * out of the publication, a rewind, or the end of the stream. Before returning it aborts the
+ * transaction in hand, flushes the plugins and publishes the last safe position (not after a
+ * fatal failure or a rewind), and marks the dispatcher done. err receives one line for the
+ * failures.
  */
 wn_dispatch_result wn_dispatch_run(const wn_dispatcher_options *options, wn_handoff *handoff,
                                    char *err, size_t errlen);

@@ -13,6 +13,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,7 +59,6 @@ struct wn_plugin_settings {
     uint64_t resume;                 /* where the stream resumes */
     uint64_t flush_position;         /* during flush: what is acknowledged if it succeeds */
     bool flush_always;               /* flushed before every acknowledgement */
-    const char *unavailable;         /* a service the plugin called that this host lacks */
     wn_encoder *encoder;             /* the instance's encode_json and encode_key; owned */
     size_t nslots;
     setting_slot slots[];            /* one per declaration, in declaration order */
@@ -952,34 +952,33 @@ static void host_set_flush_always(const walnotify_host *host, bool always)
         settings->flush_always = always;
 }
 
-/* What this host does not offer yet: the plugin stops the host loudly instead of crashing on a
- * NULL member. */
-static walnotify_status unavailable(const walnotify_host *host, const char *service)
-{
-    wn_plugin_settings *settings = host ? host->host_private : NULL;
+/* ---- rewind and failure naming (ABI 1.1) --------------------------------------------------- */
 
-    host_log(host, WALNOTIFY_LOG_ERROR, "%s is not available in this host", service);
-    /* Remembered, so that the host stops whatever the instance's on_error says. */
-    if (settings)
-        settings->unavailable = service;
-    return WALNOTIFY_FATAL;
+/* The host table an instance receives is always the `host` member of its own wn_plugin, so the
+ * instance's requests are found from it without any global. */
+static wn_plugin *host_plugin(const walnotify_host *host)
+{
+    return (wn_plugin *)(void *)((char *)(uintptr_t)host - offsetof(wn_plugin, host));
 }
 
 static walnotify_status host_fail_events(const walnotify_host *host, walnotify_id first,
                                          walnotify_id last, walnotify_failure failure,
                                          const char *reason)
 {
-    (void)first;
-    (void)last;
-    (void)failure;
-    (void)reason;
-    return unavailable(host, "fail_events");
+    wn_plugin *plugin;
+
+    if (!host)
+        return WALNOTIFY_FATAL;
+    plugin = host_plugin(host);
+    return wn_requests_fail(&plugin->requests, host->instance_name, first, last, failure,
+                            reason);
 }
 
 static walnotify_status host_rewind(const walnotify_host *host, const char *reason)
 {
-    (void)reason;
-    return unavailable(host, "rewind");
+    if (!host)
+        return WALNOTIFY_FATAL;
+    return wn_requests_rewind(&host_plugin(host)->requests, host->instance_name, reason);
 }
 
 /* The instance's own table of that name, for the key columns the catalog gives. */
@@ -1122,11 +1121,6 @@ void wn_plugin_set_flush_position(wn_plugin *plugin, uint64_t position)
 bool wn_plugin_flush_always(const wn_plugin *plugin)
 {
     return plugin->settings && plugin->settings->flush_always;
-}
-
-const char *wn_plugin_unavailable_call(const wn_plugin *plugin)
-{
-    return plugin->settings ? plugin->settings->unavailable : NULL;
 }
 
 unsigned wn_plugin_ops(const wn_plugin *plugin)

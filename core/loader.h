@@ -10,6 +10,7 @@
 
 #include <walnotify/plugin.h>
 #include "config.h"
+#include "requests.h"
 
 typedef struct wn_plugin_settings wn_plugin_settings; /* validated values; loader.c's own */
 
@@ -21,6 +22,8 @@ typedef struct wn_plugin {
     walnotify_host host;            /* the services lent to this instance */
     void *state;                    /* from init */
     bool initialised;
+    wn_requests requests;           /* rewinds and failures it asked for (ABI 1.1); the
+                                       services find it from `host`, which lives beside it */
 } wn_plugin;
 
 /* wn_plugin_load's failures: the shared object itself (exit 2), or its settings in the
@@ -58,10 +61,6 @@ void wn_plugin_set_flush_position(wn_plugin *plugin, uint64_t position);
 
 /* true when the instance asked to be flushed before every acknowledgement. */
 bool wn_plugin_flush_always(const wn_plugin *plugin);
-
-/* The name of a host service the plugin called that this host does not offer yet (fail_events,
- * rewind), or NULL: the host stops then, whatever the block's on_error says. */
-const char *wn_plugin_unavailable_call(const wn_plugin *plugin);
 
 /* The operations the plugin handles: its descriptor's ops, WALNOTIFY_OPS_CHANGES when 0. */
 unsigned wn_plugin_ops(const wn_plugin *plugin);

@@ -37,6 +37,8 @@
 #define ERR_MAX 1024
 #define SLOT_BUSY_RETRY_MAX_MS 5000   /* a standby notices a free slot within this */
 #define SLOT_BUSY_LOG_INTERVAL_MS 60000
+#define STREAM_LOST (-1)              /* after_stream: reconnect after the reconnection backoff */
+#define STREAM_REWOUND (-2)           /* after_stream: a plugin asked to see it all again */
 
 /* What a run holds besides the plugins. */
 typedef struct run {
@@ -483,10 +485,11 @@ static void log_slot_busy(const run *r, const char *reason, int retry_ms, int64_
  * Opens the stream, waiting out what may pass: the server down or restarting (exponential
  * backoff with jitter, one line per attempt) and the slot held by another process (retried
  * every few seconds, said once a minute). lost is why the previous stream ended (NULL at
- * startup). Configuration, authentication and slot problems end the run.
+ * startup); at_once skips the first wait (a rewind has waited its own backoff already).
+ * Configuration, authentication and slot problems end the run.
  */
-static connect_result connect_with_retry(run *r, wn_session *sess,
-                                         const char *lost, int *exit_status)
+static connect_result connect_with_retry(run *r, wn_session *sess, const char *lost,
+                                         bool at_once, int *exit_status)
 {
     const wn_source_config *source = &r->config->source;
     int initial = source->reconnect_initial_ms > 0 ? source->reconnect_initial_ms
@@ -500,7 +503,7 @@ static connect_result connect_with_retry(run *r, wn_session *sess,
     char err[ERR_MAX], text[WN_LSN_TEXT_MAX];
     int delay_ms = 0;
 
-    if (lost) {
+    if (lost && !at_once) {
         delay_ms = wn_backoff_next(&transient, &r->seed);
         wn_log(WN_LOG_WARNING, "replication stream lost: %s; reconnecting in %.1f s (attempt 1)",
                lost, delay_ms / 1000.0);
@@ -606,7 +609,9 @@ static wn_dispatch_result stream_once(run *r, wn_session *sess,
     return result;
 }
 
-/* -1 when the stream was lost and a new one may resume; else the exit status of the run. */
+/* STREAM_LOST when the stream was lost and a new one may resume, STREAM_REWOUND when a plugin
+ * asked for a rewind (nothing new was acknowledged: the next stream starts at the last
+ * published position); else the exit status of the run. */
 static int after_stream(wn_dispatch_result result, const char *dispatch_err,
                         const reader_args *reader, wn_session *sess)
 {
@@ -626,14 +631,20 @@ static int after_stream(wn_dispatch_result result, const char *dispatch_err,
         return wn_die(WN_EXIT_PLUGIN, "%s", dispatch_err);
     case WN_DISPATCH_STREAM_ENDED:
         if (reader->status == WN_EXIT_TRANSIENT)
-            return wn_session_stop_requested(sess) ? 0 : -1;
+            return wn_session_stop_requested(sess) ? 0 : STREAM_LOST;
         return wn_die(reader->status ? wn_exit_status(reader->status) : WN_EXIT_SERVER, "%s",
                    reader->err[0] ? reader->err : "the replication stream ended");
     case WN_DISPATCH_TABLES_UNKNOWN:
-        return wn_session_stop_requested(sess) ? 0 : -1;
+        return wn_session_stop_requested(sess) ? 0 : STREAM_LOST;
     case WN_DISPATCH_PROTOCOL_ERROR:
     case WN_DISPATCH_SERVER_STATE:
         return wn_die(WN_EXIT_SERVER, "%s", dispatch_err);
+    case WN_DISPATCH_REWIND:
+        if (wn_session_stop_requested(sess))
+            return 0;
+        if (reader->status != 0 && reader->status != WN_EXIT_TRANSIENT)
+            return wn_die(wn_exit_status(reader->status), "%s", reader->err);
+        return STREAM_REWOUND;
     }
     return WN_EXIT_SERVER;
 }
@@ -644,12 +655,13 @@ static int run_pipeline(run *r, wn_session *sess)
     char err[ERR_MAX];
     reader_args reader = {.err = ""};
     const char *lost = NULL;  /* why the previous stream ended; NULL before the first */
+    bool rewound = false;     /* it ended for a rewind: no reconnection backoff */
 
     for (;;) {
         wn_dispatch_result result;
         int status = 0;
 
-        switch (connect_with_retry(r, sess, lost, &status)) {
+        switch (connect_with_retry(r, sess, lost, rewound, &status)) {
         case CONNECT_OK:
             break;
         case CONNECT_FAILED:
@@ -669,7 +681,11 @@ static int run_pipeline(run *r, wn_session *sess)
             return status;
         wn_stream_close(r->stream);
         r->stream = NULL;
-        lost = result == WN_DISPATCH_TABLES_UNKNOWN ? err : reader.err;
+        rewound = status == STREAM_REWOUND;
+        if (rewound)
+            lost = "a plugin asked for a rewind";
+        else
+            lost = result == WN_DISPATCH_TABLES_UNKNOWN ? err : reader.err;
     }
 }
 

@@ -108,7 +108,7 @@ would_rebuild() {
 }
 
 # Header dependencies come from the compiler: the ABI header rebuilds the tests of the ABI, the
-# fixtures and the plugins; a plugin's own header rebuilds that plugin.
+# fixtures and the plugins; a core header compiled into a plugin rebuilds that plugin.
 check_header_dependencies() {
     local targets=("$TMP/build/tests/test_abi" "$TMP/build/tests/test_jsonl"
         "$TMP/build/tests/fixtures/good.so" "$TMP/build/plugins/jsonl.so") t out
@@ -119,11 +119,11 @@ check_header_dependencies() {
     for t in "${targets[@]}"; do
         grep -q -- "-o $t " <<<"$out" || fail "touching include/walnotify/plugin.h would not rebuild $t"
     done
-    out=$(would_rebuild plugins/jsonl/jsonbuf.h "${targets[@]}")
+    out=$(would_rebuild core/files.h "${targets[@]}")
     grep -q -- "-o $TMP/build/plugins/jsonl.so " <<<"$out" ||
-        fail "touching plugins/jsonl/jsonbuf.h would not rebuild jsonl.so"
+        fail "touching core/files.h would not rebuild jsonl.so"
     ! grep -q -- "-o $TMP/build/tests/test_abi " <<<"$out" ||
-        fail "touching plugins/jsonl/jsonbuf.h would rebuild test_abi, which does not include it"
+        fail "touching core/files.h would rebuild test_abi, which does not include it"
 }
 
 check_uninstall() {

@@ -362,9 +362,11 @@ struct walnotify_host {
      * abort for the transaction in hand, acknowledges nothing new, and streams again from the
      * last acknowledged position; on that redelivery the named events go to the instance's
      * failure policy (on_error: retry with backoff, skip to the dead-letter file, or stop)
-     * instead of to handle, and the rest is delivered as usual. Naming an event that was not
+     * instead of to handle, and the rest is delivered as usual; every naming of an event counts
+     * as one failed attempt of it, until it is acknowledged. Naming an event that was not
      * delivered since the last acknowledgement is a bug of the plugin: the host stops (exit 2).
-     * Returns WALNOTIFY_RETRY: return it from the callback.
+     * Returns WALNOTIFY_RETRY: return it from the callback (WALNOTIFY_FATAL when the host
+     * refuses the request: outside handle, commit or flush, or a bug as above).
      */
     walnotify_status (*fail_events)(const walnotify_host *host, walnotify_id first,
                                     walnotify_id last, walnotify_failure failure,
@@ -374,8 +376,12 @@ struct walnotify_host {
      * reset, a child process that died). The host calls abort for the transaction in hand,
      * flushes no one on this instance's behalf, acknowledges nothing new, and streams again
      * from the last acknowledged position: every instance receives everything after it again.
-     * A rewind counts as a retry of this instance (its backoff, retry_max, then `then`).
-     * Returns WALNOTIFY_RETRY: return it from the callback.
+     * A rewind counts as a retry of this instance (its backoff, retry_max, then `then`), the
+     * rewinds being counted until the acknowledged position moves on: `then = "stop"` stops
+     * the host (exit 2); "skip" sends what this instance received since the last
+     * acknowledgement to its dead-letter file when it comes again.
+     * Returns WALNOTIFY_RETRY: return it from the callback (WALNOTIFY_FATAL outside handle,
+     * commit or flush).
      */
     walnotify_status (*rewind)(const walnotify_host *host, const char *reason);
 };

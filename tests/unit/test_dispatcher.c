@@ -135,6 +135,15 @@ typedef struct recorder {
     wn_lsn committed;          /* commit LSN of the last transaction that reached commit */
     wn_lsn durable;            /* `committed` as the last successful flush found it */
     wn_lsn published_at_retry; /* highest published position a failing flush saw */
+    wn_requests *requests;     /* its instance's, for the 1.1 services */
+    int rewind_on_note;        /* asks for a rewind from handle for this note */
+    int name_on_note;          /* names the event of this note as failed, from commit */
+    walnotify_failure name_kind;
+    bool name_first_seen;      /* instead, names the first event it ever handled */
+    walnotify_id to_name;
+    bool have_to_name;
+    bool have_first;
+    bool rewind_in_flush;      /* asks for a rewind from its next flush */
     bool log_ids;              /* record each change's identity after its handle line */
 } recorder;
 
@@ -189,6 +198,19 @@ static walnotify_status rec_handle(void *state, const walnotify_event *event)
         r->handle_retries_left--;
         return WALNOTIFY_RETRY;
     }
+    if (r->rewind_on_note && atoi(note) == r->rewind_on_note) {
+        record(r, "rewind at %s", note);
+        return wn_requests_rewind(r->requests, "recorder", "lost");
+    }
+    if (!r->have_first) {
+        r->have_first = true;
+        r->to_name = event->id;
+        r->have_to_name = r->name_first_seen;
+    }
+    if (r->name_on_note && atoi(note) == r->name_on_note) {
+        r->to_name = event->id;
+        r->have_to_name = true;
+    }
     if (r->retry_forever_on_note && atoi(note) == r->retry_forever_on_note) {
         count_failed_attempt(r);
         return WALNOTIFY_RETRY;
@@ -221,6 +243,11 @@ static walnotify_status rec_commit(void *state, const walnotify_txn *txn)
     recorder *r = state;
 
     record(state, "commit %u", txn->xid);
+    if (r->have_to_name && (!r->name_first_seen || txn->commit_lsn != r->to_name.position)) {
+        r->have_to_name = false;
+        return wn_requests_fail(r->requests, "recorder", r->to_name, r->to_name, r->name_kind,
+                                "refused downstream");
+    }
     pthread_mutex_lock(&record_lock);
     r->committed = txn->commit_lsn;
     pthread_mutex_unlock(&record_lock);
@@ -236,6 +263,11 @@ static walnotify_status rec_flush(void *state)
 {
     recorder *r = state;
 
+    if (r->rewind_in_flush) {
+        r->rewind_in_flush = false;
+        record(r, "rewind in flush");
+        return wn_requests_rewind(r->requests, "recorder", "lost in flush");
+    }
     if (r->flush_retries_left > 0) {
         wn_lsn published = published_now();
 
@@ -326,10 +358,23 @@ static void prepare(wn_lsn start_lsn, wn_lsn endpos)
         fx.plugins[i].descriptor = descriptor;
         fx.plugins[i].state = &fx.recorders[i];
         fx.plugins[i].initialised = true;
+        fx.recorders[i].requests = &fx.plugins[i].requests;
     }
     fx.handoff = wn_handoff_create(64);
     fx.options = (wn_dispatcher_options){.config = &fx.config, .plugins = fx.plugins,
                                          .nplugins = 2, .start_lsn = start_lsn, .endpos = endpos};
+}
+
+/* A new stream for the same plugins, as the pipeline starts after a rewind: their requests
+ * (named failures, rewinds) carry over. */
+static void restart(wn_lsn start_lsn)
+{
+    fx.handoff = wn_handoff_create(64);
+    fx.options.start_lsn = start_lsn;
+    fx.result = WN_DISPATCH_STOPPED;
+    fx.err[0] = '\0';
+    for (int i = 0; i < 2; i++)
+        fx.recorders[i].ncalls = 0;
 }
 
 static void launch(void)
@@ -971,6 +1016,212 @@ START_TEST(torn_dead_letter_line_is_cut)
 }
 END_TEST
 
+
+/* ---- rewinds and failures named late (ABI 1.1) ---------------------------------------------- */
+
+/* A rewind from handle: every plugin that began the transaction gets abort, nothing is flushed
+ * or published beyond what was before. */
+START_TEST(rewind_aborts_and_publishes_nothing_new)
+{
+    static const char *const first[] = {"10"};
+    static const char *const second[] = {"20", "21"};
+
+    prepare(0x100, 0);
+    fx.recorders[1].rewind_on_note = 21;
+    launch();
+    send_msg(relation_msg(1, "public", "orders"), 0);
+    send_txn(0x200, 0x210, 7, 1, first, 1);
+    ck_assert(wait_ack(0x210));
+    send_txn(0x300, 0x310, 8, 1, second, 2);
+    send_keepalive(0x900);
+    ck_assert_int_eq(wait_finished(), WN_DISPATCH_REWIND);
+    ck_assert_uint_eq(fx.final_ack, 0x210);
+    ck_assert_str_eq(last_call(&fx.recorders[0]), "abort 8");
+    ck_assert_str_eq(last_call(&fx.recorders[1]), "abort 8");
+    ck_assert_uint_eq(fx.plugins[1].requests.rewinds, 1);
+}
+END_TEST
+
+/* A rewind from flush: what the flush was to make durable is not acknowledged (the way a lost
+ * connection ends, flushing and publishing, would acknowledge exactly what the sink lost). */
+START_TEST(rewind_from_flush_acknowledges_nothing_of_it)
+{
+    static const char *const notes[] = {"10"};
+
+    prepare(0x100, 0);
+    fx.recorders[0].rewind_in_flush = true;
+    launch();
+    send_msg(relation_msg(1, "public", "orders"), 0);
+    send_txn(0x200, 0x210, 7, 1, notes, 1);
+    send_keepalive(0x900);
+    ck_assert_int_eq(wait_finished(), WN_DISPATCH_REWIND);
+    ck_assert_uint_eq(fx.final_ack, 0x100);
+    ck_assert_str_eq(last_call(&fx.recorders[0]), "rewind in flush");
+}
+END_TEST
+
+/* Rewinds without progress count as retries: retry_max 1, then stop: the second one stops. */
+START_TEST(rewinds_without_progress_run_out_then_stop)
+{
+    static const char *const notes[] = {"20"};
+
+    prepare(0x100, 0);
+    set_policy(1, WN_ON_ERROR_RETRY, 1, WN_ON_ERROR_STOP, NULL);
+    fx.recorders[1].rewind_on_note = 20;
+    for (int run = 1; run <= 2; run++) {
+        if (run == 2)
+            restart(0x100);
+        launch();
+        send_msg(relation_msg(1, "public", "orders"), 0);
+        send_txn(0x300, 0x310, 8, 1, notes, 1);
+        send_keepalive(0x900);
+        ck_assert_int_eq(wait_finished(), run == 1 ? WN_DISPATCH_REWIND : WN_DISPATCH_PLUGIN_FATAL);
+        ck_assert_uint_eq(fx.final_ack, 0x100);
+    }
+    ck_assert_msg(strstr(fx.err, "asked for a rewind from handle 2 times without the "
+                                 "acknowledged position moving (last: lost)") != NULL,
+                  "%s", fx.err);
+}
+END_TEST
+
+/* on_error = "skip" and a bare rewind: what the requester had received since the last
+ * acknowledgement goes to its dead-letter file when it comes again; the rest is delivered. */
+START_TEST(rewind_under_skip_sends_what_it_had_to_the_dead_letter_file)
+{
+    static const char *const notes[] = {"20", "21"};
+    char *dead;
+
+    make_dead_dir();
+    prepare(0x100, 0);
+    set_policy(1, WN_ON_ERROR_SKIP, 0, WN_ON_ERROR_STOP, dead_path);
+    fx.recorders[1].rewind_on_note = 21;
+    for (int run = 1; run <= 2; run++) {
+        if (run == 2)
+            restart(0x100);
+        launch();
+        send_msg(relation_msg(1, "public", "orders"), 0);
+        send_txn(0x300, 0x310, 8, 1, notes, 2);
+        if (run == 1) {
+            send_keepalive(0x900);
+            ck_assert_int_eq(wait_finished(), WN_DISPATCH_REWIND);
+        }
+    }
+    ck_assert(wait_ack(0x310));
+    ck_assert_int_eq(finish(), WN_DISPATCH_STOPPED);
+    /* Both events went to the file; handle saw neither on the second stream. */
+    ck_assert_int_eq(fx.recorders[1].ncalls, 2);
+    ck_assert_str_eq(fx.recorders[1].calls[1], "commit 8");
+    dead = read_whole(dead_path);
+    ck_assert_msg(strstr(dead, "\"note\":\"20\"") != NULL &&
+                      strstr(dead, "\"note\":\"21\"") != NULL &&
+                      strstr(dead, "\"error\":\"1 rewind without progress, the last from handle: "
+                                   "lost\"") != NULL,
+                  "%s", dead);
+    free(dead);
+    cleanup_dir();
+}
+END_TEST
+
+/* A failure named from commit rewinds; the next stream skips that event to the dead-letter
+ * file (on_error = "skip") and delivers the rest of the transaction. */
+START_TEST(named_failure_meets_the_policy_on_redelivery)
+{
+    static const char *const notes[] = {"1", "2", "3"};
+    char *dead;
+
+    make_dead_dir();
+    prepare(0x100, 0);
+    set_policy(0, WN_ON_ERROR_SKIP, 0, WN_ON_ERROR_STOP, dead_path);
+    fx.recorders[0].name_on_note = 2;
+    fx.recorders[0].name_kind = WALNOTIFY_FAILURE_TRANSIENT;
+    launch();
+    send_msg(relation_msg(1, "public", "orders"), 0);
+    send_txn(0x300, 0x310, 8, 1, notes, 3);
+    send_keepalive(0x900);
+    ck_assert_int_eq(wait_finished(), WN_DISPATCH_REWIND);
+    ck_assert_uint_eq(fx.final_ack, 0x100);
+
+    restart(0x100);
+    fx.recorders[0].name_on_note = 0;
+    launch();
+    send_msg(relation_msg(1, "public", "orders"), 0);
+    send_txn(0x300, 0x310, 8, 1, notes, 3);
+    ck_assert(wait_ack(0x310));
+    ck_assert_int_eq(finish(), WN_DISPATCH_STOPPED);
+    ck_assert_int_eq(fx.recorders[0].ncalls, 4);
+    ck_assert_str_eq(fx.recorders[0].calls[1], "handle 1 seq=0");
+    ck_assert_str_eq(fx.recorders[0].calls[2], "handle 3 seq=2");
+    ck_assert_str_eq(fx.recorders[0].calls[3], "commit 8");
+    dead = read_whole(dead_path);
+    ck_assert_msg(strstr(dead, "\"seq\":1,") != NULL &&
+                      strstr(dead, "\"error\":\"commit named it failed (transient): refused "
+                                   "downstream\"}\n") != NULL,
+                  "%s", dead);
+    free(dead);
+    /* Acknowledged: the failure is forgotten. */
+    ck_assert_uint_eq(fx.plugins[0].requests.nfailures, 0);
+    cleanup_dir();
+}
+END_TEST
+
+/* Naming an event of an acknowledged transaction is a bug in the plugin: the host stops. */
+START_TEST(naming_an_acknowledged_event_stops)
+{
+    static const char *const first[] = {"1"};
+    static const char *const second[] = {"2"};
+
+    prepare(0x100, 0);
+    fx.recorders[0].name_first_seen = true;
+    fx.recorders[0].name_kind = WALNOTIFY_FAILURE_PERMANENT;
+    launch();
+    send_msg(relation_msg(1, "public", "orders"), 0);
+    send_txn(0x200, 0x210, 7, 1, first, 1);
+    ck_assert(wait_ack(0x210));
+    send_txn(0x300, 0x310, 8, 1, second, 1);
+    ck_assert_int_eq(wait_finished(), WN_DISPATCH_PLUGIN_FATAL);
+    ck_assert_msg(strstr(fx.err, "plugin \"all\": fail_events from commit named 0/200 seq 0 .. "
+                                 "0/200 seq 0 as failed, but 0/200 seq 0 was acknowledged "
+                                 "already") != NULL &&
+                      strstr(fx.err, "(a bug in the plugin)") != NULL,
+                  "%s", fx.err);
+    ck_assert_uint_eq(fx.final_ack, 0x210);
+}
+END_TEST
+
+/* Outside handle, commit and flush the services refuse, and nothing is recorded. */
+START_TEST(services_refuse_outside_the_callbacks)
+{
+    wn_requests requests = {0};
+    walnotify_id id = {.position = 0x200, .ordinal = 1ull << 32};
+
+    ck_assert_int_eq(wn_requests_rewind(&requests, "x", "lost"), WALNOTIFY_FATAL);
+    ck_assert_int_eq(wn_requests_fail(&requests, "x", id, id, WALNOTIFY_FAILURE_TRANSIENT, "r"),
+                     WALNOTIFY_FATAL);
+    ck_assert_int_eq(requests.pending, WN_REQUEST_NONE);
+    wn_requests_open(&requests, "handle");
+    /* Never delivered: refused as a bug. */
+    ck_assert_int_eq(wn_requests_fail(&requests, "x", id, id, WALNOTIFY_FAILURE_TRANSIENT, "r"),
+                     WALNOTIFY_FATAL);
+    ck_assert_int_eq(wn_requests_take(&requests), WN_REQUEST_INVALID);
+    wn_requests_delivering(&requests, id);
+    ck_assert_int_eq(wn_requests_fail(&requests, "x", id, id, WALNOTIFY_FAILURE_TRANSIENT, "r"),
+                     WALNOTIFY_RETRY);
+    ck_assert_int_eq(wn_requests_fail(&requests, "x", id, id, WALNOTIFY_FAILURE_TRANSIENT, "r"),
+                     WALNOTIFY_RETRY);
+    ck_assert_int_eq(wn_requests_take(&requests), WN_REQUEST_FAIL);
+    {
+        wn_named named;
+
+        ck_assert(wn_requests_named(&requests, id, &named));
+        ck_assert_uint_eq(named.count, 2);
+        ck_assert_str_eq(named.from, "handle");
+    }
+    wn_requests_close(&requests);
+    wn_requests_acknowledged(&requests, 0x210);
+    ck_assert_uint_eq(requests.nfailures, 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("dispatcher");
@@ -1000,6 +1251,13 @@ int main(void)
     tcase_add_test(tc, on_error_stop_aborts_and_acknowledges_nothing);
     tcase_add_test(tc, unusable_dead_letter_file_is_fatal);
     tcase_add_test(tc, torn_dead_letter_line_is_cut);
+    tcase_add_test(tc, rewind_aborts_and_publishes_nothing_new);
+    tcase_add_test(tc, rewind_from_flush_acknowledges_nothing_of_it);
+    tcase_add_test(tc, rewinds_without_progress_run_out_then_stop);
+    tcase_add_test(tc, named_failure_meets_the_policy_on_redelivery);
+    tcase_add_test(tc, rewind_under_skip_sends_what_it_had_to_the_dead_letter_file);
+    tcase_add_test(tc, naming_an_acknowledged_event_stops);
+    tcase_add_test(tc, services_refuse_outside_the_callbacks);
     suite_add_tcase(suite, tc);
     runner = srunner_create(suite);
     srunner_run_all(runner, CK_NORMAL);

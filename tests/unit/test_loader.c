@@ -697,7 +697,6 @@ START_TEST(test_check)
 
     block_init(&b, "checked", "lifecycle");
     load_ok(&p, &b);
-    ck_assert_ptr_null(wn_plugin_unavailable_call(&p));
     /* Even with the context lent, check sees only zero values (the fixture refuses otherwise). */
     wn_plugin_set_context(&p, &source, tables, 1, 0x16B3748);
     ck_assert_int_eq(wn_plugin_check(&p), WALNOTIFY_OK);
@@ -713,13 +712,18 @@ START_TEST(test_check)
     ck_assert(!wn_plugin_flush_always(&p));
     p.host.set_flush_always(&p.host, true);
     ck_assert(wn_plugin_flush_always(&p));
-    /* Not offered yet: a plugin calling them stops the host instead of crashing. */
+    /* Outside handle, commit and flush the two failure services refuse, and record nothing. */
     ck_assert_int_eq(p.host.fail_events(&p.host, (walnotify_id){0}, (walnotify_id){0},
                                         WALNOTIFY_FAILURE_TRANSIENT, "x"),
                      WALNOTIFY_FATAL);
     ck_assert_int_eq(p.host.rewind(&p.host, "x"), WALNOTIFY_FATAL);
-    /* Remembered, so the dispatcher stops whatever the block's on_error says. */
-    ck_assert_str_eq(wn_plugin_unavailable_call(&p), "rewind");
+    ck_assert_int_eq(p.requests.pending, WN_REQUEST_NONE);
+    /* Inside one they record the request for this instance, found from its host table. */
+    wn_requests_open(&p.requests, "flush");
+    ck_assert_int_eq(p.host.rewind(&p.host, "lost"), WALNOTIFY_RETRY);
+    wn_requests_close(&p.requests);
+    ck_assert_int_eq(wn_requests_take(&p.requests), WN_REQUEST_REWIND);
+    ck_assert_str_eq(p.requests.reason, "lost");
     wn_plugin_unload(&p);
 
     block_init(&b, "refusing", "lifecycle");

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# `make check-faults`: the fault loops too long for `make check`, against one throwaway
+# PostgreSQL 15: rewinds at random points of the workload with a 2,000,000-row transaction, for
+# several seeds and more rewinds each (tests/integration/test_rewind.c).
+#
+#   WN_REWIND_ROUNDS  rounds, each with the next seed (default 3)
+#   WN_REWIND_MAX     rewinds per round (default 6)
+#   WN_FAULT_SEED     the first round's seed (default: from the clock, printed)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+HARNESS=$ROOT/tests/pg-harness.sh
+export WN_REWIND_ROUNDS=${WN_REWIND_ROUNDS:-3}
+export WN_REWIND_MAX=${WN_REWIND_MAX:-6}
+# Every event the requester handles is logged, and the delivery invariant checked over the log.
+export WN_REWIND_EVENT_LOG=${WN_REWIND_EVENT_LOG:-1}
+
+PGDIR=$(mktemp -d /tmp/walnotify-pg.XXXXXX)
+cleanup() {
+    "$HARNESS" stop "$PGDIR" || echo "check-faults.sh: could not stop the server in $PGDIR" >&2
+}
+trap cleanup EXIT
+"$HARNESS" start "$PGDIR" >/dev/null
+# shellcheck disable=SC1091
+. "$PGDIR/env"
+export WN_TEST_PGDIR=$PGDIR WN_ROOT=$ROOT
+
+echo "== check-faults: $WN_REWIND_ROUNDS rounds of $WN_REWIND_MAX rewinds (PostgreSQL on $PGHOST)"
+if "$ROOT/build/tests/itest_rewind"; then
+    echo "== check-faults passed"
+else
+    echo "== check-faults FAILED; the server's log ends with:"
+    tail -n 30 "$PGDIR/postgresql.log" 2>/dev/null || true
+    exit 1
+fi
