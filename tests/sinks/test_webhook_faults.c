@@ -97,8 +97,8 @@ START_TEST(test_random_answers_and_kills)
     hook_server_start(&ctx, &server, "hook", false,
                       ITEST_ARGS("--script", script, "--stall-s", STALL_S, "--max-seconds", "600"));
     free(script);
-    conf =
-        hook_config(&ctx, "kill.cfg", server.url, "", "timeout_ms = 400; max_batch_bytes = 65536;");
+    conf = hook_config(&ctx, "kill.cfg", server.url, "",
+                       "timeout_ms = " TIMEOUT_MS "; max_batch_bytes = 65536;");
     itest_create_slot(&ctx, conf.s);
     faults_history_init(&history, server.log.s);
 

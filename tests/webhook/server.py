@@ -158,8 +158,9 @@ class Handler(BaseHTTPRequestHandler):
             if status == 200 and state.log is not None:
                 for lsn, seq, table, op, ident in events:
                     state.log.write("%s %d %s %s %s\n" % (lsn, seq, table, op, ident))
+                # Read by tests on this machine: the page cache is enough, and an fsync on a busy
+                # disk could outlast the client's timeout.
                 state.log.flush()
-                os.fsync(state.log.fileno())
         state.record(entry)
         self.answer(status, headers)
 
