@@ -1,6 +1,6 @@
 /*
- * The webhook plugin's failures that the host handles (`make check-sinks`), against the real
- * PostgreSQL and the loopback receiver (tests/webhook/server.py):
+ * The webhook plugin's failures that the host handles, against the real PostgreSQL and the
+ * loopback receiver (tests/webhook/server.py):
  *   a refused transaction      a 400 for a transaction names its events as failed
  *                              (walnotify_host.fail_events): on_error = "stop" exits 2 without
  *                              acknowledging them; "skip" puts them in the dead-letter file and
