@@ -60,6 +60,21 @@ static void insert_three(itest_ctx *ctx)
     itest_exec(ctx->conn, "INSERT INTO t VALUES (5, 'e')");
 }
 
+/* The commit LSN of the first request the server answered 400. */
+static wn_lsn refused_lsn(const hook_server *server)
+{
+    hook_requests reqs = hook_server_requests(server);
+    wn_lsn lsn = WN_LSN_INVALID;
+
+    for (size_t i = 0; i < reqs.count && lsn == WN_LSN_INVALID; i++)
+        if (strcmp(hook_field(reqs.request[i], "status"), "400") == 0)
+            ck_assert_msg(wn_lsn_parse(hook_field(reqs.request[i], "lsn"), &lsn),
+                          "request %zu has no commit LSN", i + 1);
+    hook_requests_free(&reqs);
+    ck_assert_msg(lsn != WN_LSN_INVALID, "the server refused nothing");
+    return lsn;
+}
+
 START_TEST(test_refused_transaction_meets_policy)
 {
     itest_ctx ctx;
@@ -67,7 +82,7 @@ START_TEST(test_refused_transaction_meets_policy)
     hook_server server;
     itest_path conf;
     itest_lines dead;
-    wn_lsn before;
+    wn_lsn before, refused;
     char *ids;
 
     itest_begin(&ctx, "hookrefuse");
@@ -84,6 +99,8 @@ START_TEST(test_refused_transaction_meets_policy)
     ck_assert_str_eq(ids, "1");
     free(ids);
     before = itest_slot_confirmed(ctx.conn, ctx.slot);
+    refused = refused_lsn(&server);
+    ck_assert_msg(before <= refused, "the slot passed the refused transaction");
 
     /* skip: the refused transaction's three events in the dead-letter file, the rest sent. */
     conf = hook_config(&ctx, "skip.cfg", server.url,
