@@ -10,8 +10,10 @@
 #   make install         PREFIX (default /usr/local), DESTDIR; make uninstall takes the same
 #   make SANITIZE=1 ...  everything built with AddressSanitizer and UndefinedBehaviorSanitizer
 #   make fuzz            the decoder under libFuzzer for FUZZ_SECONDS (default 60)
+#   make format-check    the C files follow .clang-format (clang-format 14); make format fixes
 #   make valgrind        the test suite under valgrind memcheck
 #   make bench           throughput, CPU, memory and latency beside pg_recvlogical
+#   make pair-loop       an active/standby pair's walsender terminated PAIR_ROUNDS times
 #   make check-sinks     the sinks' longer fault runs (tests/sinks), apart from make check
 #
 # CFLAGS, CPPFLAGS and LDFLAGS are the user's: they are added after the project's own flags
@@ -63,8 +65,8 @@ PLUGIN_SOS := $(patsubst %,$(B)/plugins/%.so,$(PLUGINS))
 # none unless set.
 $(foreach p,$(PLUGINS),$(eval PLUGIN_LIBS_$(p) ?=))
 
-.PHONY: all check unit integration check-versions check-install check-faults check-sinks run \
-        install uninstall clean tests deps fuzz valgrind bench
+.PHONY: all check unit integration check-versions check-install check-faults check-sinks \
+        format-check format pair-loop run install uninstall clean tests deps fuzz valgrind bench
 all: $(B)/walnotify $(PLUGIN_SOS)
 
 $(B)/core/%.o: core/%.c $(B)/core/%.d
@@ -120,17 +122,46 @@ UNIT_DEPS_files       = files $(filter-out dispatcher,$(UNIT_DEPS_dispatcher))
 UNIT_DEPS_dispatcher := dispatcher requests deadletter files encoder jsonbuf namecache handoff \
                         decoder relcache tablewatch loader config conninfo lsn log
 UNIT_DEPS_tablewatch := tablewatch conninfo log
+# ... and the tests/lib helpers it uses (UNIT_LIBS_<name>; none unless set).
+UNIT_LIBS_decoder    := pgoutput
+UNIT_LIBS_dispatcher := pgoutput
 
 UNIT_SRCS    := $(wildcard tests/unit/test_*.c)
 UNIT_BINS    := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRCS))
-FIXTURE_SRCS := $(wildcard tests/fixtures/*.c)
-FIXTURE_SOS  := $(patsubst tests/fixtures/%.c,$(B)/tests/fixtures/%.so,$(FIXTURE_SRCS))
+# The bad-plugin fixtures are one source, tests/fixtures/bad_plugin.c, built once per flaw:
+# build/tests/fixtures/bad_NAME.so with the flags BAD_FLAGS_NAME (see the source for each flag).
+BAD_FIXTURES := magic major minor_newer short_minor small_size no_entry null_entry wild_entry \
+                no_init no_handle no_shutdown settings_boolean settings_integer settings_type \
+                settings_decl
+BAD_FLAGS_magic            := -DBAD_MAGIC=0x12345678u
+BAD_FLAGS_major            := -DBAD_MAJOR=2
+BAD_FLAGS_minor_newer      := '-DBAD_MINOR=(WALNOTIFY_ABI_MINOR + 7)'
+# Claims ABI 1.1 but is only as long as 1.0's descriptor: the host must not read past it.
+BAD_FLAGS_short_minor      := -DBAD_MAJOR=1 -DBAD_MINOR=1 '-DBAD_SIZE=offsetof(walnotify_plugin, ops)'
+BAD_FLAGS_small_size       := -DBAD_SIZE=16
+BAD_FLAGS_no_entry         := -DBAD_ENTRY=walnotify_plugin_entry_v1
+BAD_FLAGS_null_entry       := -DBAD_NULL_ENTRY
+BAD_FLAGS_wild_entry       := -DBAD_WILD_ENTRY
+BAD_FLAGS_no_init          := -DBAD_NO_INIT
+BAD_FLAGS_no_handle        := -DBAD_NO_HANDLE
+BAD_FLAGS_no_shutdown      := -DBAD_NO_SHUTDOWN
+BAD_FLAGS_settings_boolean := -DBAD_SETTINGS_BOOLEAN
+BAD_FLAGS_settings_integer := -DBAD_SETTINGS_INTEGER
+BAD_FLAGS_settings_type    := -DBAD_SETTINGS_TYPE
+BAD_FLAGS_settings_decl    := -DBAD_SETTINGS_DECL
+BAD_SOS      := $(patsubst %,$(B)/tests/fixtures/bad_%.so,$(BAD_FIXTURES))
+FIXTURE_SRCS := $(filter-out tests/fixtures/bad_plugin.c,$(wildcard tests/fixtures/*.c))
+FIXTURE_SOS  := $(patsubst tests/fixtures/%.c,$(B)/tests/fixtures/%.so,$(FIXTURE_SRCS)) $(BAD_SOS)
 ITEST_SRCS   := $(wildcard tests/integration/test_*.c)
 ITEST_BINS   := $(patsubst tests/integration/test_%.c,$(B)/tests/itest_%,$(ITEST_SRCS))
 TESTLIB_OBJS := $(patsubst tests/lib/%.c,$(B)/tests/lib/%.o,$(wildcard tests/lib/*.c))
+# What only unit tests link (UNIT_LIBS_*), kept out of the integration tests.
+UNITLIB_OBJS := $(B)/tests/lib/pgoutput.o
+ITESTLIB_OBJS := $(filter-out $(UNITLIB_OBJS),$(TESTLIB_OBJS))
 
 $(B)/tests/test_%: tests/unit/test_%.c $(B)/tests/test_%.d \
-                   $$(addprefix $(B)/core/,$$(addsuffix .o,$$(UNIT_DEPS_$$*)))
+                   $$(addprefix $(B)/core/,$$(addsuffix .o,$$(UNIT_DEPS_$$*))) \
+                   $$(addprefix $(B)/tests/lib/,$$(addsuffix .o,$$(UNIT_LIBS_$$*)))
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	$(Q)$(CC) $(COMPILE) $(DEPFLAGS) -Itests/lib $(LINK) -o $@ $(filter %.c %.o,$^) $(CHECK_LIBS) $(HOST_LIBS)
@@ -139,6 +170,12 @@ $(B)/tests/fixtures/%.so: tests/fixtures/%.c $(B)/tests/fixtures/%.d
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	$(Q)$(CC) $(COMPILE) $(DEPFLAGS) -fvisibility=hidden -shared $(LINK) -o $@ $<
+
+$(BAD_SOS): $(B)/tests/fixtures/bad_%.so: tests/fixtures/bad_plugin.c $(B)/tests/fixtures/bad_%.d
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	$(Q)$(CC) $(COMPILE) $(DEPFLAGS) -DBAD_NAME='"bad_$*"' $(BAD_FLAGS_$*) -fvisibility=hidden \
+	    -shared $(LINK) -o $@ $<
 
 # A fixture named abi10_* is built as a plugin compiled before ABI 1.1: against the 1.0 header
 # kept in tests/fixtures/abi-1.0, found before include/.
@@ -152,7 +189,7 @@ $(B)/tests/lib/%.o: tests/lib/%.c $(B)/tests/lib/%.d
 	@echo "  CC      $@"
 	$(Q)$(CC) $(COMPILE) $(DEPFLAGS) -Itests/lib -c -o $@ $<
 
-$(B)/tests/itest_%: tests/integration/test_%.c $(B)/tests/itest_%.d $(TESTLIB_OBJS) $(B)/core/lsn.o
+$(B)/tests/itest_%: tests/integration/test_%.c $(B)/tests/itest_%.d $(ITESTLIB_OBJS) $(B)/core/lsn.o
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	$(Q)$(CC) $(COMPILE) $(DEPFLAGS) -Itests/lib $(LINK) -o $@ $(filter %.c %.o,$^) $(CHECK_LIBS) -lpq
@@ -221,6 +258,14 @@ check-faults:
 	@$(MAKE) --no-print-directory tests
 	@tests/check-faults.sh
 
+# Every C file of the host, the plugins and the header laid out as .clang-format says
+# (clang-format 14, Debian 12's); `make format` rewrites them.
+format-check:
+	@tests/format-check.sh
+
+format:
+	@tests/format-check.sh --fix
+
 # The decoder under libFuzzer (clang) for FUZZ_SECONDS.
 FUZZ_SECONDS ?= 60
 fuzz:
@@ -238,6 +283,17 @@ bench:
 	@tests/deps.sh
 	@$(MAKE) --no-print-directory all
 	@tests/bench/run.sh
+
+# The active/standby pair of itest_reconnect (two hosts on one jsonl file) with the streaming
+# host's walsender terminated PAIR_ROUNDS times, where make check does a few.
+PAIR_ROUNDS ?= 40
+pair-loop:
+	@tests/deps.sh
+	@$(MAKE) --no-print-directory tests
+	@D=$$(mktemp -d /tmp/walnotify-pg.XXXXXX) && tests/pg-harness.sh start "$$D" >/dev/null && \
+	 . "$$D/env" && rc=0 && WN_TEST_PGDIR="$$D" WN_ROOT="$(CURDIR)" \
+	 WN_PAIR_ROUNDS=$(PAIR_ROUNDS) CK_RUN_CASE=pair $(B)/tests/itest_reconnect || rc=$$?; \
+	 tests/pg-harness.sh stop "$$D"; exit $$rc
 
 run:
 	@tests/deps.sh

@@ -3,8 +3,8 @@
 #define WN_BACKOFF_H
 
 typedef struct wn_backoff {
-    int next_ms;   /* the current step, before jitter */
-    int max_ms;    /* the cap of the step */
+    int next_ms; /* the current step, before jitter */
+    int max_ms;  /* the cap of the step */
 } wn_backoff;
 
 /* A backoff starting at initial_ms and doubling up to max_ms (both at least 1). */

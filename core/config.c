@@ -10,9 +10,11 @@
 #include <libconfig.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -22,17 +24,9 @@
 
 /* A configuration file is a few kilobytes; anything this big is a mistake, not a config. */
 #define CONFIG_MAX_BYTES (1024 * 1024) /* the file with everything it includes */
-#define INCLUDE_DEPTH_MAX 10          /* libconfig's own limit */
+#define INCLUDE_DEPTH_MAX 10           /* libconfig's own limit */
 /* User text quoted in a message is cut here so that one bad value cannot flood the line. */
 #define QUOTE_MAX 80
-#define STATUS_INTERVAL_MIN 100
-#define STATUS_INTERVAL_MAX 60000
-#define BACKOFF_MAX_MS 3600000 /* an hour: the longest wait any backoff setting may ask for */
-#define RETRY_INITIAL_MIN 1
-#define RECONNECT_INITIAL_MIN 10
-#define RECEIVE_TIMEOUT_MIN 1000
-#define PROGRESS_INTERVAL_MIN 1000
-#define PROGRESS_INTERVAL_MAX 86400000 /* a day */
 
 typedef struct load_ctx {
     const char *path; /* the file as given, for messages */
@@ -50,43 +44,6 @@ typedef struct quoted {
 
 /* "plugin \"NAME\"" or "plugins[N]", NAME quoted. */
 #define LABEL_MAX (sizeof(quoted) + 32)
-
-static const char *const top_keys[] = {"source", "plugins", "log_level", NULL};
-static const char *const source_keys[] = {
-    "conninfo",         "tables",     "slot",
-    "publication",      "status_interval_ms", "state_file",
-    "reconnect_initial_ms", "reconnect_max_ms", "receive_timeout_ms",
-    "progress_interval_ms", NULL};
-#define SOURCE_KEYS_TEXT                                                                 \
-    "conninfo, tables, slot, publication, status_interval_ms, state_file, "              \
-    "reconnect_initial_ms, reconnect_max_ms, receive_timeout_ms, progress_interval_ms"
-static const char *const plugin_keys[] = {
-    "name",      "path",             "tables",       "ops",  "settings",    "on_error",
-    "retry_max", "retry_initial_ms", "retry_max_ms", "then", "dead_letter", NULL};
-#define PLUGIN_KEYS_TEXT                                                                 \
-    "name, path, tables, ops, settings, on_error, retry_max, retry_initial_ms, "          \
-    "retry_max_ms, then, dead_letter"
-
-static const struct {
-    const char *name;
-    wn_on_error value;
-} policy_names[] = {
-    {"retry", WN_ON_ERROR_RETRY},
-    {"skip", WN_ON_ERROR_SKIP},
-    {"stop", WN_ON_ERROR_STOP},
-};
-
-static const struct {
-    const char *name;
-    unsigned bit;
-} op_names[] = {
-    {"insert", WALNOTIFY_OP_INSERT},
-    {"update", WALNOTIFY_OP_UPDATE},
-    {"delete", WALNOTIFY_OP_DELETE},
-    {"truncate", WALNOTIFY_OP_TRUNCATE},
-    {"snapshot", WALNOTIFY_OP_SNAPSHOT},
-    {"message", WALNOTIFY_OP_MESSAGE},
-};
 
 /* ---- messages --------------------------------------------------------------------------- */
 
@@ -120,11 +77,10 @@ static void flatten(char *text)
     }
 }
 
-static void put_error(load_ctx *ctx, const char *file, int line, const char *format,
-                      va_list args) __attribute__((format(printf, 4, 0)));
+static void put_error(load_ctx *ctx, const char *file, int line, const char *format, va_list args)
+    __attribute__((format(printf, 4, 0)));
 
-static void put_error(load_ctx *ctx, const char *file, int line, const char *format,
-                      va_list args)
+static void put_error(load_ctx *ctx, const char *file, int line, const char *format, va_list args)
 {
     int n;
 
@@ -139,9 +95,9 @@ static void put_error(load_ctx *ctx, const char *file, int line, const char *for
     flatten(ctx->err);
 }
 
-/* The file a setting or an error comes from, for a message: the configuration file itself (libconfig
- * knows no name for it), or an included file, named as libconfig opened it (relative to the
- * configuration's folder) made whole. */
+/* The file a setting or an error comes from, for a message: the configuration file itself
+ * (libconfig knows no name for it), or an included file, named as libconfig opened it (relative to
+ * the configuration's folder) made whole. */
 static const char *include_name(const load_ctx *ctx, const char *file, char *out, size_t outlen)
 {
     int n;
@@ -179,8 +135,8 @@ static int fail_at(load_ctx *ctx, const config_setting_t *where, const char *for
     va_list args;
 
     va_start(args, format);
-    put_error(ctx, include_name(ctx, file, included, sizeof included), line > 0 ? line : 1,
-              format, args);
+    put_error(ctx, include_name(ctx, file, included, sizeof included), line > 0 ? line : 1, format,
+              args);
     va_end(args);
     return -1;
 }
@@ -233,32 +189,6 @@ static char *join3(const char *a, const char *sep, const char *b)
     return out;
 }
 
-static bool is_one_of(const char *name, const char *const *names)
-{
-    for (; *names != NULL; names++) {
-        if (strcmp(name, *names) == 0)
-            return true;
-    }
-    return false;
-}
-
-/* Rejects any member of group whose name is not in allowed. */
-static int check_keys(load_ctx *ctx, const config_setting_t *group, const char *const *allowed,
-                      const char *where, const char *expected)
-{
-    int n = config_setting_length(group);
-
-    for (int i = 0; i < n; i++) {
-        const config_setting_t *member = config_setting_get_elem(group, (unsigned)i);
-        const char *name = config_setting_name(member);
-
-        if (name != NULL && !is_one_of(name, allowed))
-            return fail_at(ctx, member, "unknown setting \"%s\"%s (expected %s)", name, where,
-                           expected);
-    }
-    return 0;
-}
-
 static bool is_list_like(const config_setting_t *s)
 {
     return config_setting_is_list(s) || config_setting_is_array(s);
@@ -298,11 +228,7 @@ static const config_setting_t *first_non_string(const config_setting_t *s)
 
 /* ---- table names ------------------------------------------------------------------------ */
 
-typedef enum table_parse {
-    TABLE_OK,
-    TABLE_INVALID,
-    TABLE_NOMEM
-} table_parse;
+typedef enum table_parse { TABLE_OK, TABLE_INVALID, TABLE_NOMEM } table_parse;
 
 static void table_ref_free(wn_table_ref *ref)
 {
@@ -348,8 +274,8 @@ static int table_index(const wn_table_ref *tables, size_t ntables, const char *s
     return -1;
 }
 
-/* Parses one table item of `owner` (a message prefix such as "source.tables"). */
-static int parse_table_item(load_ctx *ctx, const config_setting_t *item, const char *owner,
+/* Parses one table item; lead starts its messages ("source.tables: ", "plugin \"p\": "). */
+static int parse_table_item(load_ctx *ctx, const config_setting_t *item, const char *lead,
                             wn_table_ref *ref)
 {
     const char *text = config_setting_get_string(item);
@@ -364,178 +290,11 @@ static int parse_table_item(load_ctx *ctx, const config_setting_t *item, const c
         break;
     }
     return fail_at(ctx, item,
-                   "%s: \"%s\" is not a table name (expected \"schema.name\" or \"name\", "
+                   "%s\"%s\" is not a table name (expected \"schema.name\" or \"name\", "
                    "each 1 to %d bytes)",
-                   owner, quote(&q, text), WN_NAME_MAX);
+                   lead, quote(&q, text), WN_NAME_MAX);
 }
 
-/* ---- source ----------------------------------------------------------------------------- */
-
-/* Looks up an optional string member; *out stays as is when absent. */
-static int optional_string(load_ctx *ctx, const config_setting_t *group, const char *key,
-                           const char *label, const char **out, const config_setting_t **where)
-{
-    const config_setting_t *s = config_setting_get_member(group, key);
-
-    if (where != NULL)
-        *where = s;
-    if (s == NULL)
-        return 0;
-    if (config_setting_type(s) != CONFIG_TYPE_STRING)
-        return fail_at(ctx, s, "%s must be a string", label);
-    *out = config_setting_get_string(s);
-    return 0;
-}
-
-static int required_string(load_ctx *ctx, const config_setting_t *group, const char *key,
-                           const char *label, const char **out, const config_setting_t **where)
-{
-    const config_setting_t *s = NULL;
-
-    *out = NULL;
-    if (optional_string(ctx, group, key, label, out, &s) != 0)
-        return -1;
-    if (s == NULL)
-        return fail_at(ctx, group, "%s is required", label);
-    if (**out == '\0')
-        return fail_at(ctx, s, "%s must not be empty", label);
-    if (where != NULL)
-        *where = s;
-    return 0;
-}
-
-static int parse_source_tables(load_ctx *ctx, const config_setting_t *source,
-                               wn_source_config *out)
-{
-    const config_setting_t *tables = config_setting_get_member(source, "tables");
-    int n;
-
-    if (tables == NULL)
-        return fail_at(ctx, source, "source.tables is required");
-    if (!is_string_list(tables))
-        return fail_at(ctx, first_non_string(tables), "source.tables must be a list of strings");
-    n = config_setting_length(tables);
-    if (n == 0)
-        return fail_at(ctx, tables, "source.tables must name at least one table");
-    out->tables = calloc((size_t)n, sizeof *out->tables);
-    if (out->tables == NULL)
-        return fail_nomem(ctx);
-    out->ntables = (size_t)n;
-    for (int i = 0; i < n; i++) {
-        const config_setting_t *item = config_setting_get_elem(tables, (unsigned)i);
-        wn_table_ref *ref = &out->tables[i];
-        quoted q;
-
-        if (parse_table_item(ctx, item, "source.tables", ref) != 0)
-            return -1;
-        if (table_index(out->tables, (size_t)i, ref->schema, ref->name) >= 0)
-            return fail_at(ctx, item, "source.tables: \"%s\" is listed twice",
-                           quote(&q, ref->qualified));
-    }
-    return 0;
-}
-
-/*
- * An optional integer member within [min, max]; *out is fallback when it is absent. *where (if
- * not NULL) receives the setting, NULL when absent, so a later check can point at it.
- */
-static int optional_int(load_ctx *ctx, const config_setting_t *group, const char *key,
-                        const char *label, int fallback, int min, int max, int *out,
-                        const config_setting_t **where)
-{
-    const config_setting_t *s = config_setting_get_member(group, key);
-    long long value;
-
-    *out = fallback;
-    if (where != NULL)
-        *where = s;
-    if (s == NULL)
-        return 0;
-    if (config_setting_type(s) != CONFIG_TYPE_INT && config_setting_type(s) != CONFIG_TYPE_INT64)
-        return fail_at(ctx, s, "%s must be an integer", label);
-    value = config_setting_get_int64(s);
-    if (max == INT_MAX && value < min)
-        return fail_at(ctx, s, "%s must be %d or more (got %lld)", label, min, value);
-    if (value < min || value > max)
-        return fail_at(ctx, s, "%s must be between %d and %d (got %lld)", label, min, max, value);
-    *out = (int)value;
-    return 0;
-}
-
-/* An optional file name, resolved against dir; *out stays NULL when absent. */
-static int optional_path(load_ctx *ctx, const config_setting_t *group, const char *key,
-                         const char *label, const char *dir, char **out,
-                         const config_setting_t **where)
-{
-    const config_setting_t *s = NULL;
-    const char *text = NULL;
-
-    *out = NULL;
-    if (optional_string(ctx, group, key, label, &text, &s) != 0)
-        return -1;
-    if (where != NULL)
-        *where = s;
-    if (s == NULL)
-        return 0;
-    if (text[0] == '\0')
-        return fail_at(ctx, s, "%s must not be empty", label);
-    /* "-" means standard output elsewhere; here it can only be a mistake. */
-    if (strcmp(text, "-") == 0)
-        return fail_at(ctx, s, "%s must name a file, not \"-\"", label);
-    *out = wn_config_resolve_path(dir, text);
-    return *out == NULL ? fail_nomem(ctx) : 0;
-}
-
-/* The setting to blame for a pair that does not fit: the one written, the later if both were. */
-static const config_setting_t *blame(const config_setting_t *later,
-                                     const config_setting_t *earlier,
-                                     const config_setting_t *group)
-{
-    if (later != NULL)
-        return later;
-    return earlier != NULL ? earlier : group;
-}
-
-static int parse_source_timing(load_ctx *ctx, const config_setting_t *source,
-                               wn_source_config *out)
-{
-    const config_setting_t *status = NULL, *initial = NULL, *max = NULL, *timeout = NULL;
-    const config_setting_t *progress = NULL;
-
-    if (optional_int(ctx, source, "status_interval_ms", "source.status_interval_ms",
-                     WN_DEFAULT_STATUS_INTERVAL_MS, STATUS_INTERVAL_MIN, STATUS_INTERVAL_MAX,
-                     &out->status_interval_ms, &status) != 0)
-        return -1;
-    if (optional_int(ctx, source, "reconnect_initial_ms", "source.reconnect_initial_ms",
-                     WN_DEFAULT_RECONNECT_INITIAL_MS, RECONNECT_INITIAL_MIN, BACKOFF_MAX_MS,
-                     &out->reconnect_initial_ms, &initial) != 0)
-        return -1;
-    if (optional_int(ctx, source, "reconnect_max_ms", "source.reconnect_max_ms",
-                     WN_DEFAULT_RECONNECT_MAX_MS, RECONNECT_INITIAL_MIN, BACKOFF_MAX_MS,
-                     &out->reconnect_max_ms, &max) != 0)
-        return -1;
-    if (out->reconnect_max_ms < out->reconnect_initial_ms)
-        return fail_at(ctx, blame(max, initial, source),
-                       "source.reconnect_max_ms (%d) must not be less than "
-                       "source.reconnect_initial_ms (%d)",
-                       out->reconnect_max_ms, out->reconnect_initial_ms);
-    if (optional_int(ctx, source, "receive_timeout_ms", "source.receive_timeout_ms",
-                     WN_DEFAULT_RECEIVE_TIMEOUT_MS, RECEIVE_TIMEOUT_MIN, BACKOFF_MAX_MS,
-                     &out->receive_timeout_ms, &timeout) != 0)
-        return -1;
-    /* Feedback goes out every status interval: a shorter silence limit would fire by itself. */
-    if (out->receive_timeout_ms <= out->status_interval_ms)
-        return fail_at(ctx, blame(timeout, status, source),
-                       "source.receive_timeout_ms (%d) must be greater than "
-                       "source.status_interval_ms (%d)",
-                       out->receive_timeout_ms, out->status_interval_ms);
-    return optional_int(ctx, source, "progress_interval_ms", "source.progress_interval_ms",
-                        WN_DEFAULT_PROGRESS_INTERVAL_MS, PROGRESS_INTERVAL_MIN,
-                        PROGRESS_INTERVAL_MAX, &out->progress_interval_ms, &progress);
-}
-
-/* libpq's own verdict, without connecting, so that --check-config catches a conninfo that no
- * connection could use; the message never quotes a value (a password may be among them). */
 /* ---- who may change what walnotify trusts ------------------------------------------------ */
 
 /* Owned by root or by the user walnotify runs as. */
@@ -552,8 +311,10 @@ static bool trusted_step(const char *path, const struct stat *st, const struct s
     const char *what = S_ISDIR(st->st_mode) ? "folder" : "file";
 
     if (!trusted_owner(st)) {
-        snprintf(why, whylen, "%s %s is owned by uid %u, not by root or by the user walnotify "
-                 "runs as (uid %u)", what, path, (unsigned)st->st_uid, (unsigned)geteuid());
+        snprintf(why, whylen,
+                 "%s %s is owned by uid %u, not by root or by the user walnotify "
+                 "runs as (uid %u)",
+                 what, path, (unsigned)st->st_uid, (unsigned)geteuid());
         return false;
     }
     if (!(st->st_mode & (S_IWGRP | S_IWOTH)))
@@ -618,8 +379,9 @@ bool wn_config_path_trusted(const char *path, char *why, size_t whylen)
     if (!ok || lstat(path, &link) != 0 || !S_ISLNK(link.st_mode))
         return ok;
     slash = strrchr(path, '/');
-    folder = slash == NULL ? strdup(".") : slash == path ? strdup("/")
-                                                         : strndup(path, (size_t)(slash - path));
+    folder = slash == NULL   ? strdup(".")
+             : slash == path ? strdup("/")
+                             : strndup(path, (size_t)(slash - path));
     real = folder ? realpath(folder, NULL) : NULL;
     free(folder);
     if (!real) {
@@ -633,7 +395,8 @@ bool wn_config_path_trusted(const char *path, char *why, size_t whylen)
 
 /* A file holding a secret must not be changeable by others: they would point walnotify at a
  * server of theirs and collect the password. */
-static int check_secret_file(load_ctx *ctx, const config_setting_t *where, const char *conninfo)
+static int check_secret_file(load_ctx *ctx, const config_setting_t *where, const char *label,
+                             const char *conninfo)
 {
     PQconninfoOption *options = PQconninfoParse(conninfo, NULL);
     char why[PATH_MAX + 256];
@@ -648,108 +411,74 @@ static int check_secret_file(load_ctx *ctx, const config_setting_t *where, const
     for (size_t i = 0; i <= ctx->nincluded; i++) {
         if (!wn_config_path_trusted(i == 0 ? ctx->path : ctx->included[i - 1], why, sizeof why))
             return fail_at(ctx, where,
-                           "source.conninfo holds a password, and %s (set %s=1 to allow this "
-                           "in a development tree)",
-                           why, WN_ALLOW_UNSAFE_PATHS_ENV);
+                           "%s holds a password, and %s (set %s=1 to allow this in a "
+                           "development tree)",
+                           label, why, WN_ALLOW_UNSAFE_PATHS_ENV);
     }
     return 0;
 }
 
-static int parse_conninfo(load_ctx *ctx, const config_setting_t *where, const char *conninfo)
+/* ---- what a written value must be ---------------------------------------------------------- */
+
+/*
+ * The checks a string key may name in its row: each gets the setting, its label for messages
+ * ("source.slot", "plugin \"p\": path") and the text, and returns 0 or fails naming them.
+ */
+typedef int value_check(load_ctx *ctx, const config_setting_t *s, const char *label,
+                        const char *value);
+
+static int check_filled(load_ctx *ctx, const config_setting_t *s, const char *label,
+                        const char *value)
+{
+    return value[0] == '\0' ? fail_at(ctx, s, "%s must not be empty", label) : 0;
+}
+
+static int check_file_name(load_ctx *ctx, const config_setting_t *s, const char *label,
+                           const char *value)
+{
+    if (check_filled(ctx, s, label, value) != 0)
+        return -1;
+    /* "-" means standard output elsewhere; here it can only be a mistake. */
+    if (strcmp(value, "-") == 0)
+        return fail_at(ctx, s, "%s must name a file, not \"-\"", label);
+    return 0;
+}
+
+/* libpq's own verdict, without connecting, so that --check-config catches a conninfo that no
+ * connection could use; the message never quotes a value (a password may be among them). */
+static int check_conninfo(load_ctx *ctx, const config_setting_t *s, const char *label,
+                          const char *value)
 {
     char why[256];
 
-    if (wn_conninfo_check(conninfo, why, sizeof why))
-        return check_secret_file(ctx, where, conninfo);
-    return fail_at(ctx, where, "source.conninfo: %s", why);
+    if (check_filled(ctx, s, label, value) != 0)
+        return -1;
+    if (!wn_conninfo_check(value, why, sizeof why))
+        return fail_at(ctx, s, "%s: %s", label, why);
+    return check_secret_file(ctx, s, label, value);
 }
 
-static int parse_source(load_ctx *ctx, const config_setting_t *root, const char *dir,
-                        wn_source_config *out)
+static int check_slot(load_ctx *ctx, const config_setting_t *s, const char *label,
+                      const char *value)
 {
-    const config_setting_t *source = config_setting_get_member(root, "source");
-    const config_setting_t *where = NULL;
-    const char *conninfo = NULL;
-    const char *slot = WN_DEFAULT_SLOT;
-    const char *publication = WN_DEFAULT_PUBLICATION;
     quoted q;
 
-    if (source == NULL)
-        return fail_at(ctx, root, "source is required");
-    if (!config_setting_is_group(source))
-        return fail_at(ctx, source, "source must be a group");
-    if (check_keys(ctx, source, source_keys, " in source", SOURCE_KEYS_TEXT) != 0)
-        return -1;
-    if (required_string(ctx, source, "conninfo", "source.conninfo", &conninfo, &where) != 0)
-        return -1;
-    if (parse_conninfo(ctx, where, conninfo) != 0)
-        return -1;
-    if (parse_source_tables(ctx, source, out) != 0)
-        return -1;
-    if (optional_string(ctx, source, "slot", "source.slot", &slot, &where) != 0)
-        return -1;
-    if (!wn_config_valid_slot_name(slot))
-        return fail_at(ctx, where,
-                       "source.slot \"%s\" is not a valid slot name (1 to %d lower-case letters, "
-                       "digits or underscores)",
-                       quote(&q, slot), WN_NAME_MAX);
-    if (optional_string(ctx, source, "publication", "source.publication", &publication,
-                        &where) != 0)
-        return -1;
-    if (publication[0] == '\0' || strlen(publication) > WN_NAME_MAX)
-        return fail_at(ctx, where, "source.publication \"%s\" must be 1 to %d bytes",
-                       quote(&q, publication), WN_NAME_MAX);
-    if (parse_source_timing(ctx, source, out) != 0)
-        return -1;
-    if (optional_path(ctx, source, "state_file", "source.state_file", dir, &out->state_file,
-                      NULL) != 0)
-        return -1;
-    out->conninfo = strdup(conninfo);
-    out->slot = strdup(slot);
-    out->publication = strdup(publication);
-    if (out->conninfo == NULL || out->slot == NULL || out->publication == NULL)
-        return fail_nomem(ctx);
-    return 0;
+    if (wn_config_valid_slot_name(value))
+        return 0;
+    return fail_at(ctx, s,
+                   "%s \"%s\" is not a valid slot name (1 to %d lower-case letters, digits or "
+                   "underscores)",
+                   label, quote(&q, value), WN_NAME_MAX);
 }
 
-/* ---- plugins ---------------------------------------------------------------------------- */
-
-/* How messages name a plugin block: by its name when it has a usable one, else by position. */
-static void plugin_label(const config_setting_t *block, int index, char *label, size_t size)
+static int check_pg_name(load_ctx *ctx, const config_setting_t *s, const char *label,
+                         const char *value)
 {
-    const config_setting_t *name = config_setting_get_member(block, "name");
-    const char *text = name != NULL && config_setting_type(name) == CONFIG_TYPE_STRING
-                           ? config_setting_get_string(name)
-                           : NULL;
     quoted q;
 
-    if (text != NULL && text[0] != '\0' && strlen(text) <= WN_NAME_MAX)
-        snprintf(label, size, "plugin \"%s\"", quote(&q, text));
-    else
-        snprintf(label, size, "plugins[%d]", index);
-}
-
-static int parse_plugin_name(load_ctx *ctx, const config_setting_t *block, int index,
-                             const wn_plugin_config *earlier, wn_plugin_config *out)
-{
-    const config_setting_t *s = config_setting_get_member(block, "name");
-    const char *name;
-    quoted q;
-
-    if (s == NULL)
-        return fail_at(ctx, block, "plugins[%d].name is required", index);
-    if (config_setting_type(s) != CONFIG_TYPE_STRING)
-        return fail_at(ctx, s, "plugins[%d].name must be a string", index);
-    name = config_setting_get_string(s);
-    if (name[0] == '\0' || strlen(name) > WN_NAME_MAX)
-        return fail_at(ctx, s, "plugins[%d].name must be 1 to %d bytes", index, WN_NAME_MAX);
-    for (int i = 0; i < index; i++) {
-        if (strcmp(earlier[i].name, name) == 0)
-            return fail_at(ctx, s, "plugin \"%s\" is defined twice (first at line %d)",
-                           quote(&q, name), earlier[i].line);
-    }
-    out->name = strdup(name);
-    return out->name == NULL ? fail_nomem(ctx) : 0;
+    if (value[0] != '\0' && strlen(value) <= WN_NAME_MAX)
+        return 0;
+    return fail_at(ctx, s, "%s \"%s\" must be 1 to %d bytes", label, quote(&q, value), WN_NAME_MAX);
 }
 
 /* Where `make install` puts plugins (walnotify.pc's plugindir): the Makefile passes it. */
@@ -780,257 +509,434 @@ static char *resolve_plugin_path(const char *dir, const char *path)
     return installed;
 }
 
-static int parse_plugin_path(load_ctx *ctx, const config_setting_t *block, const char *label,
-                             const char *dir, wn_plugin_config *out)
-{
-    char key[LABEL_MAX + 16];
-    const char *path = NULL;
+/* ---- the key tables ---------------------------------------------------------------------- */
 
-    snprintf(key, sizeof key, "%s: path", label);
-    if (required_string(ctx, block, "path", key, &path, NULL) != 0)
-        return -1;
-    out->path = resolve_plugin_path(dir, path);
-    return out->path == NULL ? fail_nomem(ctx) : 0;
+/* A name and the value it stands for: the choices of a key, the operations of `ops`. */
+typedef struct choice {
+    const char *name;
+    int value;
+} choice;
+
+typedef enum key_type {
+    KEY_INT,    /* an integer within [min, max], stored as int */
+    KEY_STRING, /* a string, passed through check, stored as resolve made it (or a copy) */
+    KEY_CHOICE, /* one name of choices, stored as its value (an int-sized enum) */
+    KEY_FLAGS,  /* a non-empty list of names of choices, stored as the OR of their values */
+    KEY_CUSTOM  /* read by parse, which is called also when the key is absent */
+} key_type;
+
+typedef struct block block;
+
+/* One row per key a group of the file may hold. */
+typedef struct key {
+    const char *name;
+    key_type type;
+    size_t offset;           /* of the field in the group's structure; CUSTOM: unused */
+    const char *description; /* what the key is, in one line */
+    bool required;           /* absent: "LABEL is required" */
+    int fallback;            /* INT, CHOICE, FLAGS: the value when absent */
+    int min, max;            /* INT: the bounds, inclusive */
+    const char *text;        /* STRING: the value when absent (copied); NULL: none */
+    const choice *choices;   /* CHOICE, FLAGS: ending with a NULL name */
+    bool any_case;           /* CHOICE: names match whatever their case */
+    const char *noun;        /* FLAGS: what one name is, for messages */
+    value_check *check;      /* STRING: NULL when any string will do */
+    char *(*resolve)(const char *dir, const char *value); /* STRING: what is stored */
+    int (*parse)(block *b, const config_setting_t *s, const char *label); /* CUSTOM */
+} key;
+
+#define KEYS_MAX 16 /* rows in one table, for block.written */
+
+/* One group of the file being read against its table. */
+struct block {
+    load_ctx *ctx;
+    wn_config *config; /* everything read so far */
+    const config_setting_t *group;
+    const key *keys;                           /* ending with a NULL name */
+    void *base;                                /* the structure the offsets point into */
+    const char *lead;                          /* starts every message: "" or "plugin \"p\": " */
+    const char *path;                          /* before a key's name: "" or "source." */
+    const char *where;                         /* after an unknown key's name: "" or " in source" */
+    int index;                                 /* a plugin block's position in plugins */
+    const config_setting_t *written[KEYS_MAX]; /* each row's setting; NULL when absent */
+};
+
+static int parse_source_tables(block *b, const config_setting_t *s, const char *label);
+static int parse_plugin_name(block *b, const config_setting_t *s, const char *label);
+static int parse_plugin_tables(block *b, const config_setting_t *s, const char *label);
+static int parse_plugin_settings(block *b, const config_setting_t *s, const char *label);
+static int parse_source(block *b, const config_setting_t *s, const char *label);
+static int parse_plugins(block *b, const config_setting_t *s, const char *label);
+
+#define BACKOFF_MAX_MS 3600000 /* an hour: the longest wait any backoff setting may ask for */
+
+static const choice log_levels[] = {{"debug", WN_LOG_DEBUG},
+                                    {"info", WN_LOG_INFO},
+                                    {"warning", WN_LOG_WARNING},
+                                    {"error", WN_LOG_ERROR},
+                                    {NULL, 0}};
+static const choice on_error_choices[] = {{"retry", WN_ON_ERROR_RETRY},
+                                          {"skip", WN_ON_ERROR_SKIP},
+                                          {"stop", WN_ON_ERROR_STOP},
+                                          {NULL, 0}};
+static const choice then_choices[] = {
+    {"skip", WN_ON_ERROR_SKIP}, {"stop", WN_ON_ERROR_STOP}, {NULL, 0}};
+static const choice op_names[] = {{"insert", WALNOTIFY_OP_INSERT},
+                                  {"update", WALNOTIFY_OP_UPDATE},
+                                  {"delete", WALNOTIFY_OP_DELETE},
+                                  {"truncate", WALNOTIFY_OP_TRUNCATE},
+                                  {"snapshot", WALNOTIFY_OP_SNAPSHOT},
+                                  {"message", WALNOTIFY_OP_MESSAGE},
+                                  {NULL, 0}};
+
+/* Rows named after their member; STRING, CHOICE and CUSTOM rows may add fields after desc. */
+#define INT_KEY(type, member, def, lo, hi, desc)                                                   \
+    {                                                                                              \
+#member, KEY_INT, offsetof(type, member), desc, .fallback = (def), .min = (lo),            \
+                                                        .max = (hi)                                \
+    }
+#define STRING_KEY(type, member, desc, ...)                                                        \
+    {                                                                                              \
+#member, KEY_STRING, offsetof(type, member), desc, __VA_ARGS__                             \
+    }
+#define CHOICE_KEY(type, member, def, list, desc, ...)                                             \
+    {                                                                                              \
+#member, KEY_CHOICE, offsetof(type, member), desc, .fallback = (def), .choices = (list),   \
+                                                           __VA_ARGS__                             \
+    }
+#define CUSTOM_KEY(name, parser, desc, ...)                                                        \
+    {                                                                                              \
+        name, KEY_CUSTOM, 0, desc, .parse = (parser), __VA_ARGS__                                  \
+    }
+#define END_KEYS                                                                                   \
+    {                                                                                              \
+        NULL, KEY_CUSTOM, 0, NULL                                                                  \
+    }
+
+static const key source_keys[] = {
+    STRING_KEY(wn_source_config, conninfo, "libpq keywords or URI (walnotify adds replication)",
+               .required = true, .check = check_conninfo),
+    CUSTOM_KEY("tables", parse_source_tables, "\"schema.name\" or a name in public",
+               .required = true),
+    STRING_KEY(wn_source_config, slot, "the slot, created on first run", .text = "walnotify",
+               .check = check_slot),
+    STRING_KEY(wn_source_config, publication, "created for tables before the slot",
+               .text = "walnotify", .check = check_pg_name),
+    INT_KEY(wn_source_config, status_interval_ms, 1000, 100, 60000,
+            "between status updates to the server, and between plugin flushes"),
+    STRING_KEY(wn_source_config, state_file, "a local copy of the acknowledged position",
+               .check = check_file_name, .resolve = wn_config_resolve_path),
+    INT_KEY(wn_source_config, reconnect_initial_ms, 1000, 10, BACKOFF_MAX_MS,
+            "the first wait before reconnecting, doubling, with jitter"),
+    INT_KEY(wn_source_config, reconnect_max_ms, 60000, 10, BACKOFF_MAX_MS,
+            "the longest wait before reconnecting"),
+    INT_KEY(wn_source_config, receive_timeout_ms, 30000, 1000, BACKOFF_MAX_MS,
+            "silence before asking the server for a reply, and again before reconnecting"),
+    INT_KEY(wn_source_config, progress_interval_ms, 60000, 1000, 86400000 /* a day */,
+            "between progress lines in the log"),
+    END_KEYS,
+};
+
+static const key plugin_keys[] = {
+    CUSTOM_KEY("name", parse_plugin_name, "unique; names the instance in messages"),
+    STRING_KEY(wn_plugin_config, path, "the shared object, or an installed plugin's file name",
+               .required = true, .check = check_filled, .resolve = resolve_plugin_path),
+    CUSTOM_KEY("tables", parse_plugin_tables, "what it receives of source.tables (default all)"),
+    {"ops", KEY_FLAGS, offsetof(wn_plugin_config, ops), "the operations it receives",
+     .fallback = WALNOTIFY_OP_INSERT, .choices = op_names, .noun = "operation"},
+    CUSTOM_KEY("settings", parse_plugin_settings, "its own, checked against its declarations"),
+    CHOICE_KEY(wn_plugin_config, on_error, WN_ON_ERROR_RETRY, on_error_choices,
+               "what a failed handle leads to"),
+    INT_KEY(wn_plugin_config, retry_max, 0, 0, INT_MAX, "retries before `then`; 0: unlimited"),
+    INT_KEY(wn_plugin_config, retry_initial_ms, 100, 1, BACKOFF_MAX_MS,
+            "the first wait before a retry, doubling"),
+    INT_KEY(wn_plugin_config, retry_max_ms, 30000, 1, BACKOFF_MAX_MS,
+            "the longest wait before a retry"),
+    CHOICE_KEY(wn_plugin_config, then, WN_ON_ERROR_STOP, then_choices,
+               "what follows the last retry"),
+    STRING_KEY(wn_plugin_config, dead_letter, "where skipped events go (jsonl)",
+               .check = check_file_name, .resolve = wn_config_resolve_path),
+    END_KEYS,
+};
+
+static const key top_keys[] = {
+    CUSTOM_KEY("source", parse_source, "the database and what to follow", .required = true),
+    CUSTOM_KEY("plugins", parse_plugins, "the plugin instances, in delivery order",
+               .required = true),
+    CHOICE_KEY(wn_config, log_level, WN_LOG_INFO, log_levels, "the lowest level logged",
+               .any_case = true),
+    END_KEYS,
+};
+
+_Static_assert(sizeof source_keys / sizeof source_keys[0] <= KEYS_MAX &&
+                   sizeof plugin_keys / sizeof plugin_keys[0] <= KEYS_MAX &&
+                   sizeof top_keys / sizeof top_keys[0] <= KEYS_MAX,
+               "a key table outgrows block.written");
+/* CHOICE and FLAGS values are written through int and unsigned pointers. */
+_Static_assert(sizeof(wn_on_error) == sizeof(int) && sizeof(wn_log_level) == sizeof(int),
+               "an enum a CHOICE key stores is not int-sized");
+
+/* ---- reading a group by its table -------------------------------------------------------- */
+
+static void *field(const void *base, const key *k)
+{
+    return (char *)base + k->offset;
 }
 
-static int parse_plugin_tables(load_ctx *ctx, const config_setting_t *block, const char *label,
-                               const wn_source_config *source, wn_plugin_config *out)
+/* Every default but the strings (those are copied when read), into base. */
+static void set_defaults(const key *keys, void *base)
 {
-    const config_setting_t *tables = config_setting_get_member(block, "tables");
-    int n;
-
-    out->watches = calloc(source->ntables, sizeof *out->watches);
-    if (out->watches == NULL)
-        return fail_nomem(ctx);
-    if (tables == NULL) {
-        for (size_t i = 0; i < source->ntables; i++)
-            out->watches[i] = true;
-        return 0;
-    }
-    if (!is_string_list(tables))
-        return fail_at(ctx, first_non_string(tables), "%s: tables must be a list of strings",
-                       label);
-    n = config_setting_length(tables);
-    if (n == 0)
-        return fail_at(ctx, tables, "%s: tables must name at least one table", label);
-    for (int i = 0; i < n; i++) {
-        const config_setting_t *item = config_setting_get_elem(tables, (unsigned)i);
-        wn_table_ref ref;
-        int found;
-        quoted q;
-
-        if (parse_table_item(ctx, item, label, &ref) != 0)
-            return -1;
-        found = table_index(source->tables, source->ntables, ref.schema, ref.name);
-        quote(&q, ref.qualified);
-        table_ref_free(&ref);
-        if (found < 0)
-            return fail_at(ctx, item, "%s: table \"%s\" is not in source.tables", label, q.text);
-        if (out->watches[found])
-            return fail_at(ctx, item, "%s: table \"%s\" is listed twice", label, q.text);
-        out->watches[found] = true;
-    }
-    return 0;
-}
-
-static unsigned op_bit(const char *name)
-{
-    for (size_t i = 0; i < sizeof op_names / sizeof op_names[0]; i++) {
-        if (strcmp(name, op_names[i].name) == 0)
-            return op_names[i].bit;
-    }
-    return 0;
-}
-
-static int parse_plugin_ops(load_ctx *ctx, const config_setting_t *block, const char *label,
-                            wn_plugin_config *out)
-{
-    const config_setting_t *ops = config_setting_get_member(block, "ops");
-    int n;
-
-    /* Without `ops` the block gets insert; the loader checks that its plugin handles it. */
-    out->ops = WALNOTIFY_OP_INSERT;
-    out->ops_line = 0;
-    if (ops == NULL)
-        return 0;
-    out->ops_line = (int)config_setting_source_line(ops);
-    if (!is_string_list(ops))
-        return fail_at(ctx, first_non_string(ops), "%s: ops must be a list of strings", label);
-    n = config_setting_length(ops);
-    if (n == 0)
-        return fail_at(ctx, ops, "%s: ops must name at least one operation", label);
-    out->ops = 0;
-    for (int i = 0; i < n; i++) {
-        const config_setting_t *item = config_setting_get_elem(ops, (unsigned)i);
-        const char *name = config_setting_get_string(item);
-        unsigned bit = op_bit(name);
-        quoted q;
-
-        if (bit == 0)
-            return fail_at(ctx, item,
-                           "%s: unknown operation \"%s\" in ops (expected insert, update, "
-                           "delete, truncate, snapshot, message)",
-                           label, quote(&q, name));
-        if (out->ops & bit)
-            return fail_at(ctx, item, "%s: operation \"%s\" is listed twice in ops", label,
-                           name);
-        out->ops |= bit;
-    }
-    return 0;
-}
-
-static wn_setting_kind setting_kind(const config_setting_t *s)
-{
-    switch (config_setting_type(s)) {
-    case CONFIG_TYPE_STRING:
-        return WN_SETTING_STRING;
-    case CONFIG_TYPE_INT:
-    case CONFIG_TYPE_INT64:
-        return WN_SETTING_INTEGER;
-    case CONFIG_TYPE_FLOAT:
-        return WN_SETTING_FLOAT;
-    case CONFIG_TYPE_BOOL:
-        return WN_SETTING_BOOLEAN;
-    default:
-        return is_string_list(s) ? WN_SETTING_STRING_LIST : WN_SETTING_OTHER;
+    for (const key *k = keys; k->name != NULL; k++) {
+        if (k->type == KEY_INT || k->type == KEY_CHOICE)
+            *(int *)field(base, k) = k->fallback;
+        else if (k->type == KEY_FLAGS)
+            *(unsigned *)field(base, k) = (unsigned)k->fallback;
     }
 }
 
-/* Copies one setting as written; returns -1 only when memory runs out. */
-/* *file: the included file setting s comes from, named whole; NULL when it is in the
- * configuration file itself. -1 when out of memory. */
-static int included_from(const load_ctx *ctx, const config_setting_t *s, char **file)
+static void free_strings(const key *keys, void *base)
 {
-    char whole[PATH_MAX];
-    const char *name = config_setting_source_file(s);
-
-    *file = NULL;
-    if (name == NULL)
-        return 0;
-    *file = strdup(include_name(ctx, name, whole, sizeof whole));
-    return *file == NULL ? -1 : 0;
+    for (const key *k = keys; k->name != NULL; k++) {
+        if (k->type == KEY_STRING)
+            free(*(char **)field(base, k));
+    }
 }
 
-static int copy_setting(const config_setting_t *s, wn_setting_value *out)
+static int key_index(const key *keys, const char *name)
 {
-    out->name = strdup(config_setting_name(s));
-    out->line = (int)config_setting_source_line(s);
-    out->kind = setting_kind(s);
-    if (out->name == NULL)
-        return -1;
-    switch (out->kind) {
-    case WN_SETTING_STRING:
-        out->string = strdup(config_setting_get_string(s));
-        return out->string == NULL ? -1 : 0;
-    case WN_SETTING_INTEGER:
-        out->integer = (int64_t)config_setting_get_int64(s);
-        return 0;
-    case WN_SETTING_FLOAT:
-        out->real = config_setting_get_float(s);
-        return 0;
-    case WN_SETTING_BOOLEAN:
-        out->boolean = config_setting_get_bool(s) != 0;
-        return 0;
-    case WN_SETTING_STRING_LIST:
-        break;
-    case WN_SETTING_OTHER:
-        return 0;
+    for (int i = 0; keys[i].name != NULL; i++) {
+        if (strcmp(keys[i].name, name) == 0)
+            return i;
     }
-    out->nitems = (size_t)config_setting_length(s);
-    if (out->nitems == 0)
-        return 0;
-    out->items = calloc(out->nitems, sizeof *out->items);
-    if (out->items == NULL) {
-        out->nitems = 0;
-        return -1;
-    }
-    for (size_t i = 0; i < out->nitems; i++) {
-        out->items[i] = strdup(config_setting_get_string_elem(s, (int)i));
-        if (out->items[i] == NULL)
-            return -1;
-    }
-    return 0;
+    return -1;
 }
 
-static int parse_plugin_settings(load_ctx *ctx, const config_setting_t *block, const char *label,
-                                 wn_plugin_config *out)
+/* The setting written for the key called name, or NULL. */
+static const config_setting_t *written(const block *b, const char *name)
 {
-    const config_setting_t *settings = config_setting_get_member(block, "settings");
-    int n;
+    int i = key_index(b->keys, name);
 
-    if (settings == NULL)
-        return 0;
-    if (!config_setting_is_group(settings))
-        return fail_at(ctx, settings, "%s: settings must be a group", label);
-    n = config_setting_length(settings);
-    if (n == 0)
-        return 0;
-    out->settings = calloc((size_t)n, sizeof *out->settings);
-    if (out->settings == NULL)
-        return fail_nomem(ctx);
-    out->nsettings = (size_t)n;
-    for (int i = 0; i < n; i++) {
-        const config_setting_t *s = config_setting_get_elem(settings, (unsigned)i);
-
-        if (copy_setting(s, &out->settings[i]) != 0 ||
-            included_from(ctx, s, &out->settings[i].file) != 0)
-            return fail_nomem(ctx);
-    }
-    return 0;
+    return i < 0 ? NULL : b->written[i];
 }
 
-static const char *policy_text(wn_on_error value)
+#define NAMES_MAX 256
+
+/* "a, b, c": the names of a table's rows (keys or choices: each starts with its name). */
+static const char *names_text(const void *rows, size_t stride, char *out, size_t outlen)
 {
-    for (size_t i = 0; i < sizeof policy_names / sizeof policy_names[0]; i++) {
-        if (policy_names[i].value == value)
-            return policy_names[i].name;
+    size_t used = 0;
+
+    out[0] = '\0';
+    for (const char *row = rows; *(const char *const *)row != NULL; row += stride) {
+        int n = snprintf(out + used, outlen - used, "%s%s", used > 0 ? ", " : "",
+                         *(const char *const *)row);
+
+        if (n < 0 || (size_t)n >= outlen - used)
+            break;
+        used += (size_t)n;
+    }
+    return out;
+}
+
+static const choice *choice_named(const choice *choices, const char *name, bool any_case)
+{
+    for (; choices->name != NULL; choices++) {
+        if ((any_case ? strcasecmp(name, choices->name) : strcmp(name, choices->name)) == 0)
+            return choices;
+    }
+    return NULL;
+}
+
+static const char *choice_text(const choice *choices, int value)
+{
+    for (; choices->name != NULL; choices++) {
+        if (choices->value == value)
+            return choices->name;
     }
     return "?";
 }
 
-/* `on_error` (retry, skip, stop) or, without retry, `then` (skip, stop). */
-static int parse_policy_name(load_ctx *ctx, const config_setting_t *block, const char *key,
-                             const char *label, bool allow_retry, wn_on_error *out,
-                             const config_setting_t **where)
+static int reject_unknown(block *b)
 {
-    char what[LABEL_MAX + 16];
-    const char *text = NULL;
-    quoted q;
+    int n = config_setting_length(b->group);
+    char known[NAMES_MAX];
 
-    snprintf(what, sizeof what, "%s: %s", label, key);
-    if (optional_string(ctx, block, key, what, &text, where) != 0)
-        return -1;
-    if (text == NULL)
-        return 0;
-    for (size_t i = 0; i < sizeof policy_names / sizeof policy_names[0]; i++) {
-        if (strcmp(text, policy_names[i].name) == 0 &&
-            (allow_retry || policy_names[i].value != WN_ON_ERROR_RETRY)) {
-            *out = policy_names[i].value;
-            return 0;
-        }
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *member = config_setting_get_elem(b->group, (unsigned)i);
+        const char *name = config_setting_name(member);
+
+        if (name != NULL && key_index(b->keys, name) < 0)
+            return fail_at(b->ctx, member, "unknown setting \"%s\"%s (expected %s)", name, b->where,
+                           names_text(b->keys, sizeof *b->keys, known, sizeof known));
     }
-    return fail_at(ctx, *where, "%s \"%s\" is not one of %s", what, quote(&q, text),
-                   allow_retry ? "retry, skip, stop" : "skip, stop");
+    return 0;
 }
 
-static int parse_plugin_backoff(load_ctx *ctx, const config_setting_t *block, const char *label,
-                                wn_plugin_config *out)
+static int read_int(block *b, const key *k, const config_setting_t *s, const char *label)
 {
-    char what[LABEL_MAX + 32];
-    const config_setting_t *initial = NULL, *max = NULL;
+    long long value;
 
-    snprintf(what, sizeof what, "%s: retry_initial_ms", label);
-    if (optional_int(ctx, block, "retry_initial_ms", what, WN_DEFAULT_RETRY_INITIAL_MS,
-                     RETRY_INITIAL_MIN, BACKOFF_MAX_MS, &out->retry_initial_ms, &initial) != 0)
+    if (config_setting_type(s) != CONFIG_TYPE_INT && config_setting_type(s) != CONFIG_TYPE_INT64)
+        return fail_at(b->ctx, s, "%s must be an integer", label);
+    value = config_setting_get_int64(s);
+    if (k->max == INT_MAX && value < k->min)
+        return fail_at(b->ctx, s, "%s must be %d or more (got %lld)", label, k->min, value);
+    if (value < k->min || value > k->max)
+        return fail_at(b->ctx, s, "%s must be between %d and %d (got %lld)", label, k->min, k->max,
+                       value);
+    *(int *)field(b->base, k) = (int)value;
+    return 0;
+}
+
+static int read_string(block *b, const key *k, const config_setting_t *s, const char *label)
+{
+    char **out = field(b->base, k);
+    const char *value;
+
+    if (s == NULL) {
+        *out = k->text != NULL ? strdup(k->text) : NULL;
+        return k->text != NULL && *out == NULL ? fail_nomem(b->ctx) : 0;
+    }
+    if (config_setting_type(s) != CONFIG_TYPE_STRING)
+        return fail_at(b->ctx, s, "%s must be a string", label);
+    value = config_setting_get_string(s);
+    if (k->check != NULL && k->check(b->ctx, s, label, value) != 0)
         return -1;
-    snprintf(what, sizeof what, "%s: retry_max_ms", label);
-    if (optional_int(ctx, block, "retry_max_ms", what, WN_DEFAULT_RETRY_MAX_MS, RETRY_INITIAL_MIN,
-                     BACKOFF_MAX_MS, &out->retry_max_ms, &max) != 0)
+    *out = k->resolve != NULL ? k->resolve(b->config->dir, value) : strdup(value);
+    return *out == NULL ? fail_nomem(b->ctx) : 0;
+}
+
+static int read_choice(block *b, const key *k, const config_setting_t *s, const char *label)
+{
+    char names[NAMES_MAX];
+    const choice *c;
+    const char *text;
+    quoted q;
+
+    if (config_setting_type(s) != CONFIG_TYPE_STRING)
+        return fail_at(b->ctx, s, "%s must be a string", label);
+    text = config_setting_get_string(s);
+    c = choice_named(k->choices, text, k->any_case);
+    if (c == NULL)
+        return fail_at(b->ctx, s, "%s \"%s\" is not one of %s", label, quote(&q, text),
+                       names_text(k->choices, sizeof *k->choices, names, sizeof names));
+    *(int *)field(b->base, k) = c->value;
+    return 0;
+}
+
+static int read_flags(block *b, const key *k, const config_setting_t *s, const char *label)
+{
+    unsigned *out = field(b->base, k);
+    char names[NAMES_MAX];
+    int n;
+
+    if (!is_string_list(s))
+        return fail_at(b->ctx, first_non_string(s), "%s must be a list of strings", label);
+    n = config_setting_length(s);
+    if (n == 0)
+        return fail_at(b->ctx, s, "%s must name at least one %s", label, k->noun);
+    *out = 0;
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *item = config_setting_get_elem(s, (unsigned)i);
+        const char *name = config_setting_get_string(item);
+        const choice *c = choice_named(k->choices, name, false);
+        quoted q;
+
+        if (c == NULL)
+            return fail_at(b->ctx, item, "%sunknown %s \"%s\" in %s%s (expected %s)", b->lead,
+                           k->noun, quote(&q, name), b->path, k->name,
+                           names_text(k->choices, sizeof *k->choices, names, sizeof names));
+        if (*out & (unsigned)c->value)
+            return fail_at(b->ctx, item, "%s%s \"%s\" is listed twice in %s%s", b->lead, k->noun,
+                           quote(&q, name), b->path, k->name);
+        *out |= (unsigned)c->value;
+    }
+    return 0;
+}
+
+static int read_key(block *b, const key *k, const config_setting_t *s, const char *label)
+{
+    if (s == NULL && k->required)
+        return fail_at(b->ctx, b->group, "%s is required", label);
+    if (k->type == KEY_CUSTOM)
+        return k->parse(b, s, label);
+    if (k->type == KEY_STRING)
+        return read_string(b, k, s, label);
+    if (s == NULL)
+        return 0; /* set_defaults gave it its value */
+    if (k->type == KEY_INT)
+        return read_int(b, k, s, label);
+    if (k->type == KEY_CHOICE)
+        return read_choice(b, k, s, label);
+    return read_flags(b, k, s, label);
+}
+
+/* Refuses unknown keys, then reads every row of the table in order, defaults first. */
+static int read_block(block *b)
+{
+    char label[LABEL_MAX + 64];
+
+    if (reject_unknown(b) != 0)
         return -1;
-    if (out->retry_max_ms < out->retry_initial_ms)
-        return fail_at(ctx, blame(max, initial, block),
-                       "%s: retry_max_ms (%d) must not be less than retry_initial_ms (%d)", label,
-                       out->retry_max_ms, out->retry_initial_ms);
+    set_defaults(b->keys, b->base);
+    for (int i = 0; b->keys[i].name != NULL; i++) {
+        const key *k = &b->keys[i];
+
+        b->written[i] = config_setting_get_member(b->group, k->name);
+        snprintf(label, sizeof label, "%s%s%s", b->lead, b->path, k->name);
+        if (read_key(b, k, b->written[i], label) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* ---- rules across keys ------------------------------------------------------------------- */
+
+/* The setting to blame for a pair that does not fit: the one written, the later if both were. */
+static const config_setting_t *blame(const config_setting_t *later, const config_setting_t *earlier,
+                                     const config_setting_t *group)
+{
+    if (later != NULL)
+        return later;
+    return earlier != NULL ? earlier : group;
+}
+
+/* Integer key high must be above low (strict), or not below it. */
+typedef struct order_rule {
+    const char *high;
+    const char *low;
+    bool strict;
+} order_rule;
+
+static const order_rule source_order[] = {
+    {"reconnect_max_ms", "reconnect_initial_ms", false},
+    /* Feedback goes out every status interval: a shorter silence limit would fire by itself. */
+    {"receive_timeout_ms", "status_interval_ms", true},
+    {NULL, NULL, false},
+};
+
+static const order_rule plugin_order[] = {
+    {"retry_max_ms", "retry_initial_ms", false},
+    {NULL, NULL, false},
+};
+
+static int check_order(block *b, const order_rule *rules)
+{
+    for (; rules->high != NULL; rules++) {
+        int hi = key_index(b->keys, rules->high), lo = key_index(b->keys, rules->low);
+        int high, low;
+
+        if (hi < 0 || lo < 0)
+            return fail_file(b->ctx, "no key %s or %s to compare", rules->high, rules->low);
+        high = *(int *)field(b->base, &b->keys[hi]);
+        low = *(int *)field(b->base, &b->keys[lo]);
+        if (rules->strict ? high > low : high >= low)
+            continue;
+        return fail_at(b->ctx, blame(b->written[hi], b->written[lo], b->group),
+                       "%s%s%s (%d) must %s %s%s (%d)", b->lead, b->path, rules->high, high,
+                       rules->strict ? "be greater than" : "not be less than", b->path, rules->low,
+                       low);
+    }
     return 0;
 }
 
@@ -1079,150 +985,344 @@ static int same_path(const char *a, const char *b)
 }
 
 /* The dead-letter file: required exactly when something can be skipped, and one per plugin. */
-static int parse_dead_letter(load_ctx *ctx, const config_setting_t *block, const char *label,
-                             const wn_config *config, int index, const config_setting_t *asker,
-                             wn_plugin_config *out)
+static int check_dead_letter(block *b)
 {
-    const config_setting_t *where = NULL;
-    char what[LABEL_MAX + 16];
+    const wn_plugin_config *out = b->base;
+    const config_setting_t *where = written(b, "dead_letter");
     bool skipping = out->on_error == WN_ON_ERROR_SKIP ||
                     (out->on_error == WN_ON_ERROR_RETRY && out->then == WN_ON_ERROR_SKIP);
+    const char *asker = out->on_error == WN_ON_ERROR_SKIP ? "on_error" : "then";
+    int same = 0;
+    quoted q;
 
-    snprintf(what, sizeof what, "%s: dead_letter", label);
-    if (optional_path(ctx, block, "dead_letter", what, config->dir, &out->dead_letter, &where) !=
-        0)
-        return -1;
     if (skipping && out->dead_letter == NULL)
-        return fail_at(ctx, asker, "%s is required when %s is \"skip\"", what,
-                       out->on_error == WN_ON_ERROR_SKIP ? "on_error" : "then");
+        return fail_at(b->ctx, blame(written(b, asker), NULL, b->group),
+                       "%sdead_letter is required when %s is \"skip\"", b->lead, asker);
     if (!skipping && out->dead_letter != NULL)
-        return fail_at(ctx, where, "%s is only used when on_error or then is \"skip\"", what);
+        return fail_at(b->ctx, where,
+                       "%sdead_letter is only used when on_error or then is "
+                       "\"skip\"",
+                       b->lead);
     if (out->dead_letter == NULL)
         return 0;
-    if (config->source.state_file != NULL) {
-        int same = same_path(config->source.state_file, out->dead_letter);
+    if (b->config->source.state_file != NULL)
+        same = same_path(b->config->source.state_file, out->dead_letter);
+    if (same > 0)
+        return fail_at(b->ctx, where, "%sdead_letter is the same file as source.state_file",
+                       b->lead);
+    for (int i = 0; i < b->index && same == 0; i++) {
+        const wn_plugin_config *earlier = &b->config->plugins[i];
 
-        if (same != 0)
-            return same < 0 ? fail_nomem(ctx)
-                            : fail_at(ctx, where, "%s is the same file as source.state_file",
-                                      what);
-    }
-    for (int i = 0; i < index; i++) {
-        const wn_plugin_config *earlier = &config->plugins[i];
-        int same;
-        quoted q;
-
-        if (earlier->dead_letter == NULL)
-            continue;
-        same = same_path(earlier->dead_letter, out->dead_letter);
-        if (same < 0)
-            return fail_nomem(ctx);
-        if (same)
-            return fail_at(ctx, where, "%s is the same file as plugin \"%s\"'s (line %d)", what,
+        if (earlier->dead_letter != NULL)
+            same = same_path(earlier->dead_letter, out->dead_letter);
+        if (same > 0)
+            return fail_at(b->ctx, where,
+                           "%sdead_letter is the same file as plugin \"%s\"'s (line %d)", b->lead,
                            quote(&q, earlier->name), earlier->line);
     }
-    return 0;
+    return same < 0 ? fail_nomem(b->ctx) : 0;
 }
 
-/* on_error, then, retry_max, the backoff and the dead-letter file. */
-static int parse_plugin_policy(load_ctx *ctx, const config_setting_t *block, const char *label,
-                               const wn_config *config, int index, wn_plugin_config *out)
+static int plugin_rules(block *b)
 {
-    const config_setting_t *on_error = NULL, *then = NULL, *retry_max = NULL;
-    char what[LABEL_MAX + 16];
+    const wn_plugin_config *out = b->base;
+    const config_setting_t *then = written(b, "then"), *retry_max = written(b, "retry_max");
 
-    out->on_error = WN_ON_ERROR_RETRY;
-    out->then = WN_ON_ERROR_STOP;
-    if (parse_policy_name(ctx, block, "on_error", label, true, &out->on_error, &on_error) != 0)
-        return -1;
-    if (parse_policy_name(ctx, block, "then", label, false, &out->then, &then) != 0)
-        return -1;
-    snprintf(what, sizeof what, "%s: retry_max", label);
-    if (optional_int(ctx, block, "retry_max", what, 0, 0, INT_MAX, &out->retry_max, &retry_max) !=
-        0)
-        return -1;
     /* Without retries neither setting can take effect: saying so beats ignoring it. */
     if (out->on_error != WN_ON_ERROR_RETRY && (then != NULL || retry_max != NULL))
-        return fail_at(ctx, then != NULL ? then : retry_max,
-                       "%s: %s applies only when on_error is \"retry\" (it is \"%s\")", label,
-                       then != NULL ? "then" : "retry_max", policy_text(out->on_error));
-    if (parse_plugin_backoff(ctx, block, label, out) != 0)
+        return fail_at(b->ctx, then != NULL ? then : retry_max,
+                       "%s%s applies only when on_error is \"retry\" (it is \"%s\")", b->lead,
+                       then != NULL ? "then" : "retry_max",
+                       choice_text(on_error_choices, (int)out->on_error));
+    if (check_order(b, plugin_order) != 0)
         return -1;
-    return parse_dead_letter(ctx, block, label, config, index,
-                             out->on_error == WN_ON_ERROR_SKIP ? on_error : then, out);
+    return check_dead_letter(b);
 }
 
-static int parse_plugin(load_ctx *ctx, const config_setting_t *block, int index,
-                        wn_config *config)
-{
-    wn_plugin_config *out = &config->plugins[index];
-    char label[LABEL_MAX];
-    char where[LABEL_MAX + 8];
+/* ---- keys read by their own code ------------------------------------------------------- */
 
-    if (!config_setting_is_group(block))
-        return fail_at(ctx, block, "plugins[%d] must be a group", index);
-    plugin_label(block, index, label, sizeof label);
-    out->line = (int)config_setting_source_line(block);
-    if (included_from(ctx, block, &out->file) != 0)
-        return fail_nomem(ctx);
-    snprintf(where, sizeof where, " in %s", label);
-    if (check_keys(ctx, block, plugin_keys, where, PLUGIN_KEYS_TEXT) != 0)
+/* The list of tables at s: strings, at least one. Returns its length, or -1. */
+static int table_list(block *b, const config_setting_t *s, const char *label)
+{
+    int n;
+
+    if (!is_string_list(s))
+        return fail_at(b->ctx, first_non_string(s), "%s must be a list of strings", label);
+    n = config_setting_length(s);
+    if (n == 0)
+        return fail_at(b->ctx, s, "%s must name at least one table", label);
+    return n;
+}
+
+static int parse_source_tables(block *b, const config_setting_t *s, const char *label)
+{
+    wn_source_config *out = b->base;
+    char lead[LABEL_MAX];
+    int n = table_list(b, s, label);
+
+    if (n < 0)
         return -1;
-    if (parse_plugin_name(ctx, block, index, config->plugins, out) != 0)
-        return -1;
-    if (parse_plugin_path(ctx, block, label, config->dir, out) != 0)
-        return -1;
-    if (parse_plugin_tables(ctx, block, label, &config->source, out) != 0)
-        return -1;
-    if (parse_plugin_ops(ctx, block, label, out) != 0)
-        return -1;
-    if (parse_plugin_settings(ctx, block, label, out) != 0)
-        return -1;
-    if (parse_plugin_policy(ctx, block, label, config, index, out) != 0)
-        return -1;
-    /* snapshot and message rows are not published: they never change the publication. */
-    config->ops |= out->ops & WALNOTIFY_OPS_CHANGES;
+    out->tables = calloc((size_t)n, sizeof *out->tables);
+    if (out->tables == NULL)
+        return fail_nomem(b->ctx);
+    out->ntables = (size_t)n;
+    snprintf(lead, sizeof lead, "%s: ", label);
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *item = config_setting_get_elem(s, (unsigned)i);
+        wn_table_ref *ref = &out->tables[i];
+        quoted q;
+
+        if (parse_table_item(b->ctx, item, lead, ref) != 0)
+            return -1;
+        if (table_index(out->tables, (size_t)i, ref->schema, ref->name) >= 0)
+            return fail_at(b->ctx, item, "%s\"%s\" is listed twice", lead,
+                           quote(&q, ref->qualified));
+    }
     return 0;
 }
 
-static int parse_plugins(load_ctx *ctx, const config_setting_t *root, wn_config *config)
+/* How messages name a plugin block: by its name when it has a usable one, else by position. */
+static void plugin_label(const config_setting_t *group, int index, char *label, size_t size)
 {
-    const config_setting_t *plugins = config_setting_get_member(root, "plugins");
+    const config_setting_t *name = config_setting_get_member(group, "name");
+    const char *text = name != NULL && config_setting_type(name) == CONFIG_TYPE_STRING
+                           ? config_setting_get_string(name)
+                           : NULL;
+    quoted q;
+
+    if (text != NULL && text[0] != '\0' && strlen(text) <= WN_NAME_MAX)
+        snprintf(label, size, "plugin \"%s\"", quote(&q, text));
+    else
+        snprintf(label, size, "plugins[%d]", index);
+}
+
+/* The name is what the label would use, so its messages name the block by position. */
+static int parse_plugin_name(block *b, const config_setting_t *s, const char *label)
+{
+    wn_plugin_config *out = b->base;
+    const char *name;
+    quoted q;
+
+    (void)label;
+    if (s == NULL)
+        return fail_at(b->ctx, b->group, "plugins[%d].name is required", b->index);
+    if (config_setting_type(s) != CONFIG_TYPE_STRING)
+        return fail_at(b->ctx, s, "plugins[%d].name must be a string", b->index);
+    name = config_setting_get_string(s);
+    if (name[0] == '\0' || strlen(name) > WN_NAME_MAX)
+        return fail_at(b->ctx, s, "plugins[%d].name must be 1 to %d bytes", b->index, WN_NAME_MAX);
+    for (int i = 0; i < b->index; i++) {
+        if (strcmp(b->config->plugins[i].name, name) == 0)
+            return fail_at(b->ctx, s, "plugin \"%s\" is defined twice (first at line %d)",
+                           quote(&q, name), b->config->plugins[i].line);
+    }
+    out->name = strdup(name);
+    return out->name == NULL ? fail_nomem(b->ctx) : 0;
+}
+
+/* watches[i]: the plugin wants source table i; all of them when tables is absent. */
+static int parse_plugin_tables(block *b, const config_setting_t *s, const char *label)
+{
+    const wn_source_config *source = &b->config->source;
+    wn_plugin_config *out = b->base;
     int n;
 
-    if (plugins == NULL)
-        return fail_at(ctx, root, "plugins is required");
-    n = config_setting_length(plugins);
-    /* An empty [] is an array to libconfig, but it says the same as an empty (). */
-    if (!config_setting_is_list(plugins) && !(config_setting_is_array(plugins) && n == 0))
-        return fail_at(ctx, plugins, "plugins must be a list of groups");
-    if (n == 0)
-        return fail_at(ctx, plugins, "plugins must list at least one plugin");
-    config->plugins = calloc((size_t)n, sizeof *config->plugins);
-    if (config->plugins == NULL)
-        return fail_nomem(ctx);
-    config->nplugins = (size_t)n;
+    out->watches = calloc(source->ntables, sizeof *out->watches);
+    if (out->watches == NULL)
+        return fail_nomem(b->ctx);
+    for (size_t i = 0; s == NULL && i < source->ntables; i++)
+        out->watches[i] = true;
+    n = s == NULL ? 0 : table_list(b, s, label);
     for (int i = 0; i < n; i++) {
-        if (parse_plugin(ctx, config_setting_get_elem(plugins, (unsigned)i), i, config) != 0)
+        const config_setting_t *item = config_setting_get_elem(s, (unsigned)i);
+        wn_table_ref ref;
+        int found;
+        quoted q;
+
+        if (parse_table_item(b->ctx, item, b->lead, &ref) != 0)
+            return -1;
+        found = table_index(source->tables, source->ntables, ref.schema, ref.name);
+        quote(&q, ref.qualified);
+        table_ref_free(&ref);
+        if (found < 0)
+            return fail_at(b->ctx, item, "%stable \"%s\" is not in source.tables", b->lead, q.text);
+        if (out->watches[found])
+            return fail_at(b->ctx, item, "%stable \"%s\" is listed twice", b->lead, q.text);
+        out->watches[found] = true;
+    }
+    return n < 0 ? -1 : 0;
+}
+
+static wn_setting_kind setting_kind(const config_setting_t *s)
+{
+    switch (config_setting_type(s)) {
+    case CONFIG_TYPE_STRING:
+        return WN_SETTING_STRING;
+    case CONFIG_TYPE_INT:
+    case CONFIG_TYPE_INT64:
+        return WN_SETTING_INTEGER;
+    case CONFIG_TYPE_FLOAT:
+        return WN_SETTING_FLOAT;
+    case CONFIG_TYPE_BOOL:
+        return WN_SETTING_BOOLEAN;
+    default:
+        return is_string_list(s) ? WN_SETTING_STRING_LIST : WN_SETTING_OTHER;
+    }
+}
+
+/* *file: the included file setting s comes from, named whole; NULL when it is in the
+ * configuration file itself. -1 when out of memory. */
+static int included_from(const load_ctx *ctx, const config_setting_t *s, char **file)
+{
+    char whole[PATH_MAX];
+    const char *name = config_setting_source_file(s);
+
+    *file = NULL;
+    if (name == NULL)
+        return 0;
+    *file = strdup(include_name(ctx, name, whole, sizeof whole));
+    return *file == NULL ? -1 : 0;
+}
+
+/* Copies one setting as written; returns -1 only when memory runs out. */
+static int copy_setting(const config_setting_t *s, wn_setting_value *out)
+{
+    out->name = strdup(config_setting_name(s));
+    out->line = (int)config_setting_source_line(s);
+    out->kind = setting_kind(s);
+    if (out->name == NULL)
+        return -1;
+    switch (out->kind) {
+    case WN_SETTING_STRING:
+        out->string = strdup(config_setting_get_string(s));
+        return out->string == NULL ? -1 : 0;
+    case WN_SETTING_INTEGER:
+        out->integer = (int64_t)config_setting_get_int64(s);
+        return 0;
+    case WN_SETTING_FLOAT:
+        out->real = config_setting_get_float(s);
+        return 0;
+    case WN_SETTING_BOOLEAN:
+        out->boolean = config_setting_get_bool(s) != 0;
+        return 0;
+    case WN_SETTING_STRING_LIST:
+        break;
+    case WN_SETTING_OTHER:
+        return 0;
+    }
+    out->nitems = (size_t)config_setting_length(s);
+    if (out->nitems == 0)
+        return 0;
+    out->items = calloc(out->nitems, sizeof *out->items);
+    if (out->items == NULL) {
+        out->nitems = 0;
+        return -1;
+    }
+    for (size_t i = 0; i < out->nitems; i++) {
+        out->items[i] = strdup(config_setting_get_string_elem(s, (int)i));
+        if (out->items[i] == NULL)
             return -1;
     }
     return 0;
 }
 
-static int parse_log_level(load_ctx *ctx, const config_setting_t *root, wn_log_level *out)
+static int parse_plugin_settings(block *b, const config_setting_t *s, const char *label)
 {
-    const config_setting_t *where = NULL;
-    const char *text = NULL;
-    quoted q;
+    wn_plugin_config *out = b->base;
+    int n;
 
-    *out = WN_LOG_INFO;
-    if (optional_string(ctx, root, "log_level", "log_level", &text, &where) != 0)
-        return -1;
-    if (text == NULL)
+    if (s == NULL)
         return 0;
-    if (!wn_log_level_parse(text, out))
-        return fail_at(ctx, where, "log_level \"%s\" is not one of debug, info, warning, error",
-                       quote(&q, text));
+    if (!config_setting_is_group(s))
+        return fail_at(b->ctx, s, "%s must be a group", label);
+    n = config_setting_length(s);
+    if (n == 0)
+        return 0;
+    out->settings = calloc((size_t)n, sizeof *out->settings);
+    if (out->settings == NULL)
+        return fail_nomem(b->ctx);
+    out->nsettings = (size_t)n;
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *member = config_setting_get_elem(s, (unsigned)i);
+
+        if (copy_setting(member, &out->settings[i]) != 0 ||
+            included_from(b->ctx, member, &out->settings[i].file) != 0)
+            return fail_nomem(b->ctx);
+    }
+    return 0;
+}
+
+/* ---- the groups ------------------------------------------------------------------------- */
+
+static int parse_source(block *top, const config_setting_t *s, const char *label)
+{
+    block b = {.ctx = top->ctx,
+               .config = top->config,
+               .group = s,
+               .keys = source_keys,
+               .base = &top->config->source,
+               .lead = "",
+               .path = "source.",
+               .where = " in source"};
+
+    if (!config_setting_is_group(s))
+        return fail_at(top->ctx, s, "%s must be a group", label);
+    if (read_block(&b) != 0)
+        return -1;
+    return check_order(&b, source_order);
+}
+
+static int parse_plugin(block *top, const config_setting_t *s, int index)
+{
+    wn_plugin_config *out = &top->config->plugins[index];
+    char label[LABEL_MAX], lead[LABEL_MAX + 2], where[LABEL_MAX + 4];
+    block b = {.ctx = top->ctx,
+               .config = top->config,
+               .group = s,
+               .keys = plugin_keys,
+               .base = out,
+               .lead = lead,
+               .path = "",
+               .where = where,
+               .index = index};
+    const config_setting_t *ops;
+
+    if (!config_setting_is_group(s))
+        return fail_at(top->ctx, s, "plugins[%d] must be a group", index);
+    plugin_label(s, index, label, sizeof label);
+    snprintf(lead, sizeof lead, "%s: ", label);
+    snprintf(where, sizeof where, " in %s", label);
+    out->line = (int)config_setting_source_line(s);
+    if (included_from(top->ctx, s, &out->file) != 0)
+        return fail_nomem(top->ctx);
+    if (read_block(&b) != 0 || plugin_rules(&b) != 0)
+        return -1;
+    /* Kept for the loader's messages about operations the plugin does not handle. */
+    ops = written(&b, "ops");
+    out->ops_line = ops != NULL ? (int)config_setting_source_line(ops) : 0;
+    /* snapshot and message rows are not published: they never change the publication. */
+    top->config->ops |= out->ops & WALNOTIFY_OPS_CHANGES;
+    return 0;
+}
+
+static int parse_plugins(block *top, const config_setting_t *s, const char *label)
+{
+    wn_config *config = top->config;
+    int n = config_setting_length(s);
+
+    /* An empty [] is an array to libconfig, but it says the same as an empty (). */
+    if (!config_setting_is_list(s) && !(config_setting_is_array(s) && n == 0))
+        return fail_at(top->ctx, s, "%s must be a list of groups", label);
+    if (n == 0)
+        return fail_at(top->ctx, s, "%s must list at least one plugin", label);
+    config->plugins = calloc((size_t)n, sizeof *config->plugins);
+    if (config->plugins == NULL)
+        return fail_nomem(top->ctx);
+    config->nplugins = (size_t)n;
+    for (int i = 0; i < n; i++) {
+        if (parse_plugin(top, config_setting_get_elem(s, (unsigned)i), i) != 0)
+            return -1;
+    }
     return 0;
 }
 
@@ -1388,7 +1488,8 @@ static int read_included(include_walk *walk, const char *from, int line, const c
         close(fd);
         return fail_line_in(walk->ctx, from, line,
                             "@include %s: the configuration with everything it includes would "
-                            "pass %d bytes", real, CONFIG_MAX_BYTES);
+                            "pass %d bytes",
+                            real, CONFIG_MAX_BYTES);
     }
     text = malloc(left + 2);
     while (text != NULL && size <= left) {
@@ -1407,7 +1508,8 @@ static int read_included(include_walk *walk, const char *from, int line, const c
         free(text);
         return fail_line_in(walk->ctx, from, line,
                             "@include %s: the configuration with everything it includes would "
-                            "pass %d bytes", real, CONFIG_MAX_BYTES);
+                            "pass %d bytes",
+                            real, CONFIG_MAX_BYTES);
     }
     text[size] = '\0';
     walk->total += size;
@@ -1514,13 +1616,16 @@ static int parse_syntax(load_ctx *ctx, config_t *lc, const char *text, const cha
 
 static int parse_all(load_ctx *ctx, const config_setting_t *root, wn_config *config)
 {
-    if (check_keys(ctx, root, top_keys, "", "source, plugins, log_level") != 0)
-        return -1;
-    if (parse_source(ctx, root, config->dir, &config->source) != 0)
-        return -1;
-    if (parse_plugins(ctx, root, config) != 0)
-        return -1;
-    return parse_log_level(ctx, root, &config->log_level);
+    block top = {.ctx = ctx,
+                 .config = config,
+                 .group = root,
+                 .keys = top_keys,
+                 .base = config,
+                 .lead = "",
+                 .path = "",
+                 .where = ""};
+
+    return read_block(&top);
 }
 
 int wn_config_load(const char *path, wn_config *config, char *err, size_t errlen)
@@ -1578,12 +1683,11 @@ static void plugin_config_free(wn_plugin_config *plugin)
 {
     free(plugin->name);
     free(plugin->file);
-    free(plugin->path);
     free(plugin->watches);
     for (size_t i = 0; i < plugin->nsettings; i++)
         setting_value_free(&plugin->settings[i]);
     free(plugin->settings);
-    free(plugin->dead_letter);
+    free_strings(plugin_keys, plugin);
 }
 
 void wn_config_free(wn_config *config)
@@ -1596,13 +1700,29 @@ void wn_config_free(wn_config *config)
     for (size_t i = 0; i < config->source.ntables; i++)
         table_ref_free(&config->source.tables[i]);
     free(config->source.tables);
-    free(config->source.conninfo);
-    free(config->source.slot);
-    free(config->source.publication);
-    free(config->source.state_file);
+    free_strings(source_keys, &config->source);
     free(config->file);
     free(config->dir);
     memset(config, 0, sizeof *config);
+}
+
+wn_config wn_config_defaults(void)
+{
+    wn_config config;
+
+    memset(&config, 0, sizeof config);
+    set_defaults(top_keys, &config);
+    set_defaults(source_keys, &config.source);
+    return config;
+}
+
+wn_plugin_config wn_plugin_config_defaults(void)
+{
+    wn_plugin_config plugin;
+
+    memset(&plugin, 0, sizeof plugin);
+    set_defaults(plugin_keys, &plugin);
+    return plugin;
 }
 
 /*

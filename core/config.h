@@ -11,19 +11,16 @@
 
 #include "log.h"
 
-#define WN_DEFAULT_SLOT "walnotify"
-#define WN_DEFAULT_PUBLICATION "walnotify"
-#define WN_DEFAULT_STATUS_INTERVAL_MS 1000
-#define WN_DEFAULT_RETRY_INITIAL_MS 100
-#define WN_DEFAULT_RETRY_MAX_MS 30000
-#define WN_DEFAULT_RECONNECT_INITIAL_MS 1000
-#define WN_DEFAULT_RECONNECT_MAX_MS 60000
-#define WN_DEFAULT_RECEIVE_TIMEOUT_MS 30000
-#define WN_DEFAULT_PROGRESS_INTERVAL_MS 60000
 #define WN_NAME_MAX 63 /* PostgreSQL's NAMEDATALEN - 1 */
 
+/*
+ * One row per key in config.c holds its type, bounds, default and description; every key named
+ * in a member's comment below is explained there. Whatever the file leaves out, wn_config_load
+ * fills with that default, so the rest of the host never applies one again.
+ */
+
 typedef struct wn_table_ref {
-    char *schema;    /* "public" when the file gave a bare name */
+    char *schema; /* "public" when the file gave a bare name */
     char *name;
     char *qualified; /* "schema.name" */
 } wn_table_ref;
@@ -41,13 +38,13 @@ typedef enum wn_setting_kind {
 typedef struct wn_setting_value {
     char *name;
     int line;
-    char *file;        /* the @include'd file it is written in; NULL: the configuration file */
+    char *file; /* the @include'd file it is written in; NULL: the configuration file */
     wn_setting_kind kind;
-    char *string;      /* STRING */
-    int64_t integer;   /* INTEGER */
-    double real;       /* FLOAT */
-    bool boolean;      /* BOOLEAN */
-    char **items;      /* STRING_LIST */
+    char *string;    /* STRING */
+    int64_t integer; /* INTEGER */
+    double real;     /* FLOAT */
+    bool boolean;    /* BOOLEAN */
+    char **items;    /* STRING_LIST */
     size_t nitems;
 } wn_setting_value;
 
@@ -65,18 +62,17 @@ typedef struct wn_plugin_config {
     int line;                   /* where the block starts */
     char *file;                 /* the @include'd file the block is in; NULL: the configuration
                                    file */
-    unsigned ops;               /* WALNOTIFY_OP_* bits; default insert */
-    int ops_line;               /* where `ops` is written; 0 when absent (insert by default) */
+    unsigned ops;               /* `ops`: WALNOTIFY_OP_* bits */
+    int ops_line;               /* where `ops` is written; 0 when absent */
     bool *watches;              /* [source.ntables]: this plugin wants that table */
     wn_setting_value *settings; /* as written, validated later against the plugin's declarations */
     size_t nsettings;
-    wn_on_error on_error;       /* `on_error`: default retry */
-    int retry_max;              /* `retry_max`: retries before `then` (handle is called
-                                   retry_max + 1 times); 0 = unlimited (default) */
-    int retry_initial_ms;       /* `retry_initial_ms`: first backoff, doubling; default 100 */
-    int retry_max_ms;           /* `retry_max_ms`: backoff cap; default 30000 */
-    wn_on_error then;           /* `then`: SKIP or STOP (default) once retry_max runs out */
-    char *dead_letter;          /* `dead_letter`: jsonl file, resolved; required when skipping */
+    wn_on_error on_error; /* `on_error` */
+    int retry_max;        /* `retry_max`: 0 = unlimited */
+    int retry_initial_ms; /* `retry_initial_ms` */
+    int retry_max_ms;     /* `retry_max_ms`, never below retry_initial_ms */
+    wn_on_error then;     /* `then`: SKIP or STOP once retry_max runs out */
+    char *dead_letter;    /* `dead_letter`, resolved; NULL unless skipping */
 } wn_plugin_config;
 
 typedef struct wn_source_config {
@@ -85,24 +81,23 @@ typedef struct wn_source_config {
     size_t ntables;
     char *slot;
     char *publication;
-    int status_interval_ms;     /* how often status updates go out, and plugins are flushed */
-    char *state_file;           /* `state_file`: local progress file, resolved; NULL: none */
-    int reconnect_initial_ms;   /* `reconnect_initial_ms`: first backoff (with jitter); 1000 */
-    int reconnect_max_ms;       /* `reconnect_max_ms`: backoff cap; 60000 */
-    int receive_timeout_ms;     /* `receive_timeout_ms`: silence before asking the server for a
-                                   reply, and again before reconnecting; 30000 */
-    int progress_interval_ms;   /* `progress_interval_ms`: between progress lines; 60000 */
+    int status_interval_ms;   /* `status_interval_ms` */
+    char *state_file;         /* `state_file`, resolved; NULL: none */
+    int reconnect_initial_ms; /* `reconnect_initial_ms` */
+    int reconnect_max_ms;     /* `reconnect_max_ms`, never below reconnect_initial_ms */
+    int receive_timeout_ms;   /* `receive_timeout_ms`, above status_interval_ms */
+    int progress_interval_ms; /* `progress_interval_ms` */
 } wn_source_config;
 
 typedef struct wn_config {
-    char *file;                 /* as given on the command line */
-    char *dir;                  /* absolute folder of the file: relative paths resolve here */
+    char *file; /* as given on the command line */
+    char *dir;  /* absolute folder of the file: relative paths resolve here */
     wn_log_level log_level;
     wn_source_config source;
     wn_plugin_config *plugins;
     size_t nplugins;
-    unsigned ops;               /* union of every plugin's ops among insert, update, delete and
-                                   truncate: what the publication publishes */
+    unsigned ops; /* union of every plugin's ops among insert, update, delete and
+                     truncate: what the publication publishes */
 } wn_config;
 
 /*
@@ -111,6 +106,15 @@ typedef struct wn_config {
  */
 int wn_config_load(const char *path, wn_config *config, char *err, size_t errlen);
 void wn_config_free(wn_config *config);
+
+/*
+ * A configuration, or one plugin block, holding every default a file may leave out that needs
+ * no memory: numbers, the log level, ops and failure policies. Strings, tables and plugins are
+ * NULL (slot and publication too). For configurations built by hand, as tests do; nothing in
+ * them needs freeing.
+ */
+wn_config wn_config_defaults(void);
+wn_plugin_config wn_plugin_config_defaults(void);
 
 /* The environment variable that turns the ownership and mode checks of plugin files and of a
  * configuration file holding a password off, when set to "1" (development trees). */

@@ -11,14 +11,15 @@
 #include <time.h>
 
 /* Values print the same whatever the server's defaults (see the contract's session settings). */
-#define SESSION_OPTIONS                                                                   \
-    "-c datestyle=ISO -c intervalstyle=postgres -c extra_float_digits=3 -c timezone=UTC " \
+#define SESSION_OPTIONS                                                                            \
+    "-c datestyle=ISO -c intervalstyle=postgres -c extra_float_digits=3 -c timezone=UTC "          \
     "-c bytea_output=hex"
 #define REDACTED "********"
-#define MANAGED_MAX 10 /* options, replication, client_encoding, fallback name, 4 keepalives,
-                          connect_timeout, NULL */
+#define MANAGED_MAX                                                                                \
+    10 /* options, replication, client_encoding, fallback name, 4 keepalives,                      \
+          connect_timeout, NULL */
 #define CANCEL_GRACE_MS 5000 /* how long a cancelled command may take to end */
-#define KEYWORD_MAX 64 /* longer than any libpq keyword: a longer "keyword" is not named */
+#define KEYWORD_MAX 64       /* longer than any libpq keyword: a longer "keyword" is not named */
 #define NOT_A_CONNINFO "not a valid libpq connection string or URI"
 
 /* libpq's messages for a keyword it does not know; only these are ever looked into. */
@@ -103,8 +104,7 @@ static void describe_parse_error(const char *conninfo, const char *libpq_message
     }
     if (strcasestr(conninfo, "password") == NULL &&
         unknown_keyword(libpq_message, keyword, sizeof keyword)) {
-        snprintf(why, whylen, "unknown keyword \"%s\" (not a libpq connection parameter)",
-                 keyword);
+        snprintf(why, whylen, "unknown keyword \"%s\" (not a libpq connection parameter)", keyword);
         return;
     }
     snprintf(why, whylen, "%s", NOT_A_CONNINFO);
@@ -217,8 +217,8 @@ static bool build_params(const PQconninfoOption *options, bool replication, bool
     return true;
 }
 
-int wn_conn_params_build(const char *conninfo, bool replication, bool utf8,
-                         wn_conn_params *params, char *err, size_t errlen)
+int wn_conn_params_build(const char *conninfo, bool replication, bool utf8, wn_conn_params *params,
+                         char *err, size_t errlen)
 {
     char *errmsg = NULL;
     char why[256];
@@ -255,7 +255,6 @@ void wn_conn_params_free(wn_conn_params *params)
     PQconninfoFree(params->parsed);
     memset(params, 0, sizeof *params);
 }
-
 
 /* ---- secrets ------------------------------------------------------------------------------ */
 
@@ -556,8 +555,8 @@ static void describe_failure(PGconn *conn, const wn_conn_params *params, bool re
     *exit_status = failure_status(conn, reached, has_code ? code : NULL);
 }
 
-PGconn *wn_connect(const char *conninfo, bool replication, bool utf8, int stop_fd,
-                   int *exit_status, char *err, size_t errlen)
+PGconn *wn_connect(const char *conninfo, bool replication, bool utf8, int stop_fd, int *exit_status,
+                   char *err, size_t errlen)
 {
     wn_conn_params params;
     bool reached = false, timed_out = false;
@@ -672,8 +671,8 @@ int wn_command_failure_status(PGconn *conn, const PGresult *res)
 {
     /* 08: connection exception; 53: insufficient resources; 57P01-03: terminated by an
      * administrator, crash shutdown, cannot connect now; 40001/40P01: serialization, deadlock. */
-    static const char *const transient[] = {"08", "53", "57P01", "57P02", "57P03", "40001",
-                                            "40P01"};
+    static const char *const transient[] = {"08",    "53",    "57P01", "57P02",
+                                            "57P03", "40001", "40P01"};
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 
     if (!conn || PQstatus(conn) != CONNECTION_OK)

@@ -51,8 +51,8 @@ typedef struct wn_conn_params {
  * WN_EXIT_CONFIG when conninfo does not parse (the line quotes no value of it), WN_EXIT_SERVER
  * when out of memory; *params then holds nothing to free.
  */
-int wn_conn_params_build(const char *conninfo, bool replication, bool utf8,
-                         wn_conn_params *params, char *err, size_t errlen);
+int wn_conn_params_build(const char *conninfo, bool replication, bool utf8, wn_conn_params *params,
+                         char *err, size_t errlen);
 void wn_conn_params_free(wn_conn_params *params);
 
 /*
@@ -68,8 +68,8 @@ void wn_conn_params_free(wn_conn_params *params);
  * WN_EXIT_SERVER when a person must act (a password needed, or any other SQLSTATE the server
  * refused with: authentication, unknown role or database, privileges).
  */
-PGconn *wn_connect(const char *conninfo, bool replication, bool utf8, int stop_fd,
-                   int *exit_status, char *err, size_t errlen);
+PGconn *wn_connect(const char *conninfo, bool replication, bool utf8, int stop_fd, int *exit_status,
+                   char *err, size_t errlen);
 
 /* WN_EXIT_TRANSIENT or WN_EXIT_SERVER for the SQLSTATE a server refused a connection with
  * (NULL: none known, transient). */
@@ -92,10 +92,11 @@ bool wn_stop_requested(int stop_fd);
 
 /*
  * Runs sql on conn (with the extended protocol and nparams text parameters, or, when params is
- * NULL, as a simple query, as a replication connection needs), waiting for its result while watching stop_fd. Returns the
- * last result (the first copy result for a command that starts a copy), or NULL: *stopped when
- * a stop was asked for (before sending: nothing sent; after: the command was cancelled and its
- * end awaited for a few seconds), else libpq's failure (PQerrorMessage).
+ * NULL, as a simple query, as a replication connection needs), waiting for its result while
+ * watching stop_fd. Returns the last result (the first copy result for a command that starts a
+ * copy), or NULL: *stopped when a stop was asked for (before sending: nothing sent; after: the
+ * command was cancelled and its end awaited for a few seconds), else libpq's failure
+ * (PQerrorMessage).
  */
 PGresult *wn_exec(PGconn *conn, int stop_fd, const char *sql, int nparams,
                   const char *const *params, bool *stopped);

@@ -25,7 +25,7 @@
 #define LINE_KEEP_BYTES ((size_t)8 * 1024 * 1024)
 
 struct wn_deadletter {
-    char *path;          /* as given, owned */
+    char *path; /* as given, owned */
     int fd;
     bool unsynced;       /* appended since the last fsync */
     bool folder_synced;  /* the folder's entry for the file is durable */

@@ -24,8 +24,8 @@ typedef struct cursor {
 /* Per column of a Relation message: flags, at least a NUL, type oid, typmod. */
 #define RELATION_COLUMN_MIN_BYTES 10
 
-__attribute__((format(printf, 3, 4)))
-static int fail_at(cursor *c, size_t offset, const char *format, ...)
+__attribute__((format(printf, 3, 4))) static int fail_at(cursor *c, size_t offset,
+                                                         const char *format, ...)
 {
     char *error = c->decoder->error;
     size_t size = sizeof c->decoder->error;
@@ -124,8 +124,8 @@ static int read_string(cursor *c, const char *what, const char **out)
     const unsigned char *nul = memchr(start, '\0', remaining(c));
 
     if (nul == NULL)
-        return fail_at(c, c->pos, "%s is not NUL-terminated within the %zu bytes that remain",
-                       what, remaining(c));
+        return fail_at(c, c->pos, "%s is not NUL-terminated within the %zu bytes that remain", what,
+                       remaining(c));
     *out = (const char *)start;
     c->pos += (size_t)(nul - start) + 1;
     return 0;
@@ -356,8 +356,8 @@ static int decode_truncate(cursor *c, wn_message *m)
         return -1;
     /* Divide rather than multiply so a huge count cannot overflow. */
     if ((size_t)nrelids > remaining(c) / 4)
-        return fail_at(c, at, "relation count %" PRId32 " needs %" PRIu64
-                       " bytes but %zu remain", nrelids, (uint64_t)nrelids * 4, remaining(c));
+        return fail_at(c, at, "relation count %" PRId32 " needs %" PRIu64 " bytes but %zu remain",
+                       nrelids, (uint64_t)nrelids * 4, remaining(c));
     m->u.truncate.nrelids = (uint32_t)nrelids;
     m->u.truncate.relids = c->data + c->pos;
     c->pos += (size_t)nrelids * 4;
@@ -381,23 +381,34 @@ typedef int (*decode_fn)(cursor *c, wn_message *m);
 static decode_fn decoder_for(char kind)
 {
     switch (kind) {
-    case 'B': return decode_begin;
-    case 'C': return decode_commit;
-    case 'O': return decode_origin;
-    case 'R': return decode_relation;
-    case 'Y': return decode_type;
-    case 'I': return decode_insert;
-    case 'U': return decode_update;
-    case 'D': return decode_delete;
-    case 'T': return decode_truncate;
-    case 'M': return decode_logical_message;
-    default: return NULL;
+    case 'B':
+        return decode_begin;
+    case 'C':
+        return decode_commit;
+    case 'O':
+        return decode_origin;
+    case 'R':
+        return decode_relation;
+    case 'Y':
+        return decode_type;
+    case 'I':
+        return decode_insert;
+    case 'U':
+        return decode_update;
+    case 'D':
+        return decode_delete;
+    case 'T':
+        return decode_truncate;
+    case 'M':
+        return decode_logical_message;
+    default:
+        return NULL;
     }
 }
 
 int wn_decode(wn_decoder *decoder, const char *buffer, size_t length, wn_message *message)
 {
-    cursor c = { .decoder = decoder, .data = (const unsigned char *)buffer, .length = length };
+    cursor c = {.decoder = decoder, .data = (const unsigned char *)buffer, .length = length};
     decode_fn decode;
 
     memset(message, 0, sizeof *message);
@@ -431,16 +442,27 @@ uint32_t wn_truncate_relid(const wn_message *message, uint32_t index)
 const char *wn_message_kind_name(char kind)
 {
     switch (kind) {
-    case 'B': return "Begin";
-    case 'C': return "Commit";
-    case 'O': return "Origin";
-    case 'R': return "Relation";
-    case 'Y': return "Type";
-    case 'I': return "Insert";
-    case 'U': return "Update";
-    case 'D': return "Delete";
-    case 'T': return "Truncate";
-    case 'M': return "Message";
-    default: return "unknown";
+    case 'B':
+        return "Begin";
+    case 'C':
+        return "Commit";
+    case 'O':
+        return "Origin";
+    case 'R':
+        return "Relation";
+    case 'Y':
+        return "Type";
+    case 'I':
+        return "Insert";
+    case 'U':
+        return "Update";
+    case 'D':
+        return "Delete";
+    case 'T':
+        return "Truncate";
+    case 'M':
+        return "Message";
+    default:
+        return "unknown";
     }
 }

@@ -21,9 +21,9 @@
 #define WN_PG_EPOCH_OFFSET_US INT64_C(946684800000000)
 
 typedef struct wn_datum {
-    char kind;         /* 'n' NULL, 'u' unchanged TOAST, 't' text, 'b' binary */
-    const char *data;  /* 't' and 'b': the bytes (not NUL-terminated); NULL otherwise */
-    uint32_t length;   /* bytes of data */
+    char kind;        /* 'n' NULL, 'u' unchanged TOAST, 't' text, 'b' binary */
+    const char *data; /* 't' and 'b': the bytes (not NUL-terminated); NULL otherwise */
+    uint32_t length;  /* bytes of data */
 } wn_datum;
 
 typedef struct wn_tuple {
@@ -32,7 +32,7 @@ typedef struct wn_tuple {
 } wn_tuple;
 
 typedef struct wn_relation_column {
-    uint8_t flags;     /* 1: part of the replica identity key */
+    uint8_t flags; /* 1: part of the replica identity key */
     const char *name;
     uint32_t type_oid;
     int32_t typmod;
@@ -60,7 +60,7 @@ typedef struct wn_message {
             uint32_t relid;
             const char *nspname; /* "" means pg_catalog */
             const char *relname;
-            uint8_t replident;   /* 'd', 'n', 'f' or 'i' */
+            uint8_t replident; /* 'd', 'n', 'f' or 'i' */
             uint16_t ncolumns;
             const wn_relation_column *columns;
         } relation;
@@ -75,22 +75,22 @@ typedef struct wn_message {
         } insert;
         struct {
             uint32_t relid;
-            char old_kind;       /* 0 none, 'K' key, 'O' old row */
-            wn_tuple old_tuple;  /* when old_kind is not 0 */
+            char old_kind;      /* 0 none, 'K' key, 'O' old row */
+            wn_tuple old_tuple; /* when old_kind is not 0 */
             wn_tuple new_tuple;
         } update;
         struct {
             uint32_t relid;
-            char old_kind;       /* 'K' or 'O' */
+            char old_kind; /* 'K' or 'O' */
             wn_tuple old_tuple;
         } delete_;
         struct {
             uint32_t nrelids;
-            uint8_t options;     /* 1 cascade, 2 restart identity */
+            uint8_t options;             /* 1 cascade, 2 restart identity */
             const unsigned char *relids; /* nrelids big-endian uint32: see wn_truncate_relid */
         } truncate;
         struct {
-            uint8_t flags;       /* 1: transactional */
+            uint8_t flags; /* 1: transactional */
             wn_lsn lsn;
             const char *prefix;
             uint32_t content_length;

@@ -33,19 +33,19 @@
 
 #define REASON_MAX 96 /* "handle returned RETRY after 4294967295 attempts" and the like */
 #define NAMED_REASON_MAX (WN_REQUEST_REASON_MAX + 96) /* a named failure's, with its reason */
-#define POP_BATCH 64  /* items taken from the handoff per pop */
+#define POP_BATCH 64                                  /* items taken from the handoff per pop */
 #define FINAL_FLUSH_RETRIES 5 /* a stop still retries the last flush this often (~3 s) */
 
 /* What the dispatcher tracks of each plugin instance. */
-typedef struct plugin_slot {
+typedef struct instance {
     wn_plugin *plugin;
-    unsigned ops; /* what the block asks for and the plugin handles: a 1.0 plugin never
-                     receives an operation it does not know */
-    bool began;   /* saw begin for the transaction in hand */
-    bool dirty;   /* handled or committed something since its last flush */
+    unsigned ops;              /* what the block asks for and the plugin handles: a 1.0 plugin never
+                                  receives an operation it does not know */
+    bool began;                /* saw begin for the transaction in hand */
+    bool dirty;                /* handled or committed something since its last flush */
     wn_deadletter *deadletter; /* where skipped events go; NULL when the policy never skips */
     uint64_t skipped;          /* events skipped in this run */
-} plugin_slot;
+} instance;
 
 /* What the dispatcher knows of the identity of one configured table. */
 typedef struct table_identity {
@@ -59,15 +59,15 @@ typedef struct table_identity {
 typedef struct transaction {
     bool open;
     walnotify_txn txn;
-    uint32_t seq;  /* data changes seen so far, before filtering */
+    uint32_t seq;                   /* data changes seen so far, before filtering */
     uint32_t messages_since_change; /* messages since the last data change (or the Begin):
                                        the k of a message's identity */
 } transaction;
 
-typedef enum step {
-    STEP_CONTINUE,
-    STEP_DONE     /* d->result says why */
-} step;
+typedef enum flow {
+    FLOW_CONTINUE,
+    FLOW_DONE /* d->result says why */
+} flow;
 
 typedef enum call_kind { CALL_BEGIN, CALL_HANDLE, CALL_COMMIT, CALL_FLUSH } call_kind;
 
@@ -79,24 +79,24 @@ typedef struct dispatcher {
     table_identity *tables; /* [source.ntables] */
     uint32_t *expected;     /* [source.ntables], what the catalog check asks about */
     wn_table_seen *seen;    /* [source.ntables], what it answers */
-    plugin_slot *slots;
-    size_t nslots;
+    instance *instances;
+    size_t ninstances;
 
     transaction xact;
-    wn_lsn finished;     /* safe to acknowledge once the plugins are flushed */
-    wn_lsn published;    /* last value handed to the reader */
-    bool unflushed;      /* some plugin is dirty */
-    bool finishing;      /* the last flush: a stop request no longer cuts its retries short */
+    wn_lsn finished;        /* safe to acknowledge once the plugins are flushed */
+    wn_lsn published;       /* last value handed to the reader */
+    bool unflushed;         /* some plugin is dirty */
+    bool finishing;         /* the last flush: a stop request no longer cuts its retries short */
     unsigned final_retries; /* retries of the last flush after a stop request */
     int64_t next_flush_ms;
 
-    walnotify_column *columns;      /* [WN_MAX_COLUMNS], the new row of the event being built */
-    walnotify_column *old_columns;  /* [WN_MAX_COLUMNS] */
-    char *arena;                    /* NUL-terminated copies of the event's values */
+    walnotify_column *columns;     /* [WN_MAX_COLUMNS], the new row of the event being built */
+    walnotify_column *old_columns; /* [WN_MAX_COLUMNS] */
+    char *arena;                   /* NUL-terminated copies of the event's values */
     size_t arena_capacity;
 
-    uint64_t events;                /* delivered to at least one plugin */
-    int rewind_wait_ms;             /* WN_DISPATCH_REWIND: the requester's backoff */
+    uint64_t events;    /* delivered to at least one plugin */
+    int rewind_wait_ms; /* WN_DISPATCH_REWIND: the requester's backoff */
 
     wn_dispatch_result result;
     char *err;
@@ -113,7 +113,7 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-__attribute__((format(printf, 3, 4))) static step fail(dispatcher *d, wn_dispatch_result result,
+__attribute__((format(printf, 3, 4))) static flow fail(dispatcher *d, wn_dispatch_result result,
                                                        const char *format, ...)
 {
     va_list args;
@@ -122,7 +122,7 @@ __attribute__((format(printf, 3, 4))) static step fail(dispatcher *d, wn_dispatc
     vsnprintf(d->err, d->errlen, format, args);
     va_end(args);
     d->result = result;
-    return STEP_DONE;
+    return FLOW_DONE;
 }
 
 static const char *call_name(call_kind kind)
@@ -140,13 +140,13 @@ static const char *call_name(call_kind kind)
     return "?";
 }
 
-static step act_on_request(dispatcher *d, plugin_slot *slot);
+static flow act_on_request(dispatcher *d, instance *inst);
 
-static walnotify_status call_callback(plugin_slot *slot, call_kind kind, const walnotify_txn *txn,
+static walnotify_status call_callback(instance *inst, call_kind kind, const walnotify_txn *txn,
                                       const walnotify_event *event)
 {
-    const walnotify_plugin *desc = &slot->plugin->descriptor;
-    void *state = slot->plugin->state;
+    const walnotify_plugin *desc = &inst->plugin->descriptor;
+    void *state = inst->plugin->state;
 
     switch (kind) {
     case CALL_BEGIN:
@@ -163,15 +163,15 @@ static walnotify_status call_callback(plugin_slot *slot, call_kind kind, const w
 
 /* One call. handle, commit and flush may ask for a rewind or name failed events (ABI 1.1);
  * begin may not. */
-static walnotify_status call_once(plugin_slot *slot, call_kind kind, const walnotify_txn *txn,
+static walnotify_status call_once(instance *inst, call_kind kind, const walnotify_txn *txn,
                                   const walnotify_event *event)
 {
-    wn_requests *requests = &slot->plugin->requests;
+    wn_requests *requests = &inst->plugin->requests;
     walnotify_status status;
 
     if (kind != CALL_BEGIN)
         wn_requests_open(requests, call_name(kind));
-    status = call_callback(slot, kind, txn, event);
+    status = call_callback(inst, kind, txn, event);
     wn_requests_close(requests);
     return status;
 }
@@ -185,18 +185,15 @@ static void sleep_unless_stopped(dispatcher *d, int ms)
         wn_log(WN_LOG_WARNING, "poll while waiting to retry: %s", strerror(errno));
 }
 
-/*
- * The plugin's backoff. A configuration read by wn_config_load always sets both; zero (a
- * configuration built by hand) means the defaults.
- */
+/* The plugin's backoff, as the configuration gives it (with its defaults filled in). */
 static int backoff_first_ms(const wn_plugin_config *config)
 {
-    return config->retry_initial_ms > 0 ? config->retry_initial_ms : WN_DEFAULT_RETRY_INITIAL_MS;
+    return config->retry_initial_ms;
 }
 
 static int backoff_cap_ms(const wn_plugin_config *config)
 {
-    int cap = config->retry_max_ms > 0 ? config->retry_max_ms : WN_DEFAULT_RETRY_MAX_MS;
+    int cap = config->retry_max_ms;
     int first = backoff_first_ms(config);
 
     return cap < first ? first : cap;
@@ -206,36 +203,36 @@ static int backoff_cap_ms(const wn_plugin_config *config)
  * The last flush of a run that is stopping: what it makes durable is acknowledged, so a stop
  * request does not cut it short, but it gets a few retries only (the user asked to stop).
  */
-static step wait_to_retry_final(dispatcher *d, const plugin_slot *slot, call_kind kind,
+static flow wait_to_retry_final(dispatcher *d, const instance *inst, call_kind kind,
                                 int *backoff_ms)
 {
-    const char *name = slot->plugin->config->name;
+    const char *name = inst->plugin->config->name;
     int wait_ms = *backoff_ms < 1000 ? *backoff_ms : 1000;
 
     if (++d->final_retries > FINAL_FLUSH_RETRIES)
         return fail(d, WN_DISPATCH_STOPPED,
-                    "plugin \"%s\": %s still failing after %u retries since the stop request",
-                    name, call_name(kind), FINAL_FLUSH_RETRIES);
+                    "plugin \"%s\": %s still failing after %u retries since the stop request", name,
+                    call_name(kind), FINAL_FLUSH_RETRIES);
     wn_log(WN_LOG_WARNING, "plugin \"%s\": %s failed transiently while stopping, retrying in %d ms",
            name, call_name(kind), wait_ms);
     (void)poll(NULL, 0, wait_ms);
     *backoff_ms = wait_ms * 2;
-    return STEP_CONTINUE;
+    return FLOW_CONTINUE;
 }
 
 /*
  * Waits before retry number `retry` (1-based) of a call, then doubles *backoff_ms up to the
- * plugin's cap. STEP_DONE when a stop is requested meanwhile.
+ * plugin's cap. FLOW_DONE when a stop is requested meanwhile.
  */
-static step wait_to_retry(dispatcher *d, const plugin_slot *slot, call_kind kind, unsigned retry,
+static flow wait_to_retry(dispatcher *d, const instance *inst, call_kind kind, unsigned retry,
                           int *backoff_ms)
 {
-    const wn_plugin_config *config = slot->plugin->config;
+    const wn_plugin_config *config = inst->plugin->config;
     int cap = backoff_cap_ms(config);
 
     if (wn_handoff_stop_requested(d->handoff)) {
         if (d->finishing)
-            return wait_to_retry_final(d, slot, kind, backoff_ms);
+            return wait_to_retry_final(d, inst, kind, backoff_ms);
         return fail(d, WN_DISPATCH_STOPPED, "stopped while retrying plugin \"%s\"", config->name);
     }
     wn_log(retry == 1 ? WN_LOG_WARNING : WN_LOG_DEBUG,
@@ -245,38 +242,37 @@ static step wait_to_retry(dispatcher *d, const plugin_slot *slot, call_kind kind
     if (wn_handoff_stop_requested(d->handoff) && !d->finishing)
         return fail(d, WN_DISPATCH_STOPPED, "stopped while retrying plugin \"%s\"", config->name);
     *backoff_ms = *backoff_ms > cap / 2 ? cap : *backoff_ms * 2;
-    return STEP_CONTINUE;
+    return FLOW_CONTINUE;
 }
 
 /*
  * Calls begin, commit or flush of one plugin until it succeeds. A transient failure is retried
  * for this plugin and this call only, nothing else being delivered meanwhile, with the plugin's
- * backoff. Returns STEP_CONTINUE on success; STEP_DONE on a fatal failure or a stop.
+ * backoff. Returns FLOW_CONTINUE on success; FLOW_DONE on a fatal failure or a stop.
  */
-static step call_plugin(dispatcher *d, plugin_slot *slot, call_kind kind,
-                        const walnotify_event *event)
+static flow call_plugin(dispatcher *d, instance *inst, call_kind kind, const walnotify_event *event)
 {
-    const char *name = slot->plugin->config->name;
-    int backoff_ms = backoff_first_ms(slot->plugin->config);
+    const char *name = inst->plugin->config->name;
+    int backoff_ms = backoff_first_ms(inst->plugin->config);
     unsigned attempts = 0;
 
     for (;;) {
-        walnotify_status status = call_once(slot, kind, &d->xact.txn, event);
+        walnotify_status status = call_once(inst, kind, &d->xact.txn, event);
 
-        if (slot->plugin->requests.pending != WN_REQUEST_NONE)
-            return act_on_request(d, slot);
+        if (inst->plugin->requests.pending != WN_REQUEST_NONE)
+            return act_on_request(d, inst);
         if (status == WALNOTIFY_OK) {
             if (attempts > 0)
                 wn_log(WN_LOG_INFO, "plugin \"%s\": %s succeeded after %u retries", name,
                        call_name(kind), attempts);
-            return STEP_CONTINUE;
+            return FLOW_CONTINUE;
         }
         if (status != WALNOTIFY_RETRY)
             return fail(d, WN_DISPATCH_PLUGIN_FATAL, "plugin \"%s\" failed fatally in %s%s", name,
                         call_name(kind), status == WALNOTIFY_FATAL ? "" : " (unknown status)");
         attempts++;
-        if (wait_to_retry(d, slot, kind, attempts, &backoff_ms) != STEP_CONTINUE)
-            return STEP_DONE;
+        if (wait_to_retry(d, inst, kind, attempts, &backoff_ms) != FLOW_CONTINUE)
+            return FLOW_DONE;
     }
 }
 
@@ -327,66 +323,66 @@ static const char *event_subject(const walnotify_event *event)
 }
 
 /* Writes the event to the plugin's dead-letter file, counts it, says so, and goes on. */
-static step skip_event(dispatcher *d, plugin_slot *slot, const walnotify_event *event,
+static flow skip_event(dispatcher *d, instance *inst, const walnotify_event *event,
                        const char *reason)
 {
-    const char *name = slot->plugin->config->name;
+    const char *name = inst->plugin->config->name;
     char lsn[WN_LSN_TEXT_MAX];
     char why[512];
 
     wn_lsn_format(event->commit_lsn, lsn);
-    if (slot->deadletter == NULL)
+    if (inst->deadletter == NULL)
         return fail(d, WN_DISPATCH_PLUGIN_FATAL,
                     "plugin \"%s\": cannot skip event %s seq %" PRIu32 " of %s (%s): it has no "
                     "dead_letter file",
                     name, lsn, event->seq, event_subject(event), reason);
-    if (wn_deadletter_append(slot->deadletter, name, event, reason, why, sizeof why) != 0)
+    if (wn_deadletter_append(inst->deadletter, name, event, reason, why, sizeof why) != 0)
         return fail(d, WN_DISPATCH_PLUGIN_FATAL,
-                    "plugin \"%s\": cannot record skipped event %s seq %" PRIu32 " of %s: %s",
-                    name, lsn, event->seq, event_subject(event), why);
-    slot->skipped++;
+                    "plugin \"%s\": cannot record skipped event %s seq %" PRIu32 " of %s: %s", name,
+                    lsn, event->seq, event_subject(event), why);
+    inst->skipped++;
     wn_log(WN_LOG_WARNING,
            "plugin \"%s\": skipped event %s seq %" PRIu32 " of %s (%s); %" PRIu64
            " skipped so far, see %s",
-           name, lsn, event->seq, event_subject(event), reason, slot->skipped,
-           wn_deadletter_path(slot->deadletter));
-    return STEP_CONTINUE;
+           name, lsn, event->seq, event_subject(event), reason, inst->skipped,
+           wn_deadletter_path(inst->deadletter));
+    return FLOW_CONTINUE;
 }
 
 /*
  * Calls handle under the plugin's policy, `retries` retries having been made already (a failure
- * named late counts them across rewinds) and the next wait being backoff_ms. STEP_CONTINUE when
- * the event was handled or skipped; STEP_DONE when the host stops (the policy says so, a
+ * named late counts them across rewinds) and the next wait being backoff_ms. FLOW_CONTINUE when
+ * the event was handled or skipped; FLOW_DONE when the host stops (the policy says so, a
  * dead-letter write failed, or a stop was requested while retrying) or rewinds.
  */
-static step handle_under_policy(dispatcher *d, plugin_slot *slot, const walnotify_event *event,
+static flow handle_under_policy(dispatcher *d, instance *inst, const walnotify_event *event,
                                 unsigned retries, int backoff_ms)
 {
-    const wn_plugin_config *config = slot->plugin->config;
+    const wn_plugin_config *config = inst->plugin->config;
     char reason[REASON_MAX];
     char lsn[WN_LSN_TEXT_MAX];
 
     for (;;) {
-        walnotify_status status = call_once(slot, CALL_HANDLE, &d->xact.txn, event);
+        walnotify_status status = call_once(inst, CALL_HANDLE, &d->xact.txn, event);
 
-        if (slot->plugin->requests.pending != WN_REQUEST_NONE)
-            return act_on_request(d, slot);
+        if (inst->plugin->requests.pending != WN_REQUEST_NONE)
+            return act_on_request(d, inst);
         if (status == WALNOTIFY_OK) {
             if (retries > 0)
                 wn_log(WN_LOG_INFO, "plugin \"%s\": handle succeeded after %u retries",
                        config->name, retries);
-            return STEP_CONTINUE;
+            return FLOW_CONTINUE;
         }
         /* FATAL goes straight to the policy's end: retrying what cannot work only waits. */
         if (status == WALNOTIFY_RETRY && may_retry(config, retries)) {
             retries++;
-            if (wait_to_retry(d, slot, CALL_HANDLE, retries, &backoff_ms) != STEP_CONTINUE)
-                return STEP_DONE;
+            if (wait_to_retry(d, inst, CALL_HANDLE, retries, &backoff_ms) != FLOW_CONTINUE)
+                return FLOW_DONE;
             continue;
         }
         describe_failure(status, retries, reason, sizeof reason);
         if (policy_end(config) == WN_ON_ERROR_SKIP)
-            return skip_event(d, slot, event, reason);
+            return skip_event(d, inst, event, reason);
         return fail(d, WN_DISPATCH_PLUGIN_FATAL,
                     "plugin \"%s\" failed: %s for event %s seq %" PRIu32 " of %s; stopping "
                     "(on_error = \"%s\"%s)",
@@ -396,9 +392,9 @@ static step handle_under_policy(dispatcher *d, plugin_slot *slot, const walnotif
     }
 }
 
-static step call_handle(dispatcher *d, plugin_slot *slot, const walnotify_event *event)
+static flow call_handle(dispatcher *d, instance *inst, const walnotify_event *event)
 {
-    return handle_under_policy(d, slot, event, 0, backoff_first_ms(slot->plugin->config));
+    return handle_under_policy(d, inst, event, 0, backoff_first_ms(inst->plugin->config));
 }
 
 /* ---- rewinds and failures named late (ABI 1.1) ------------------------------------------------
@@ -414,8 +410,8 @@ static step call_handle(dispatcher *d, plugin_slot *slot, const walnotify_event 
 
 static void note_acknowledged(dispatcher *d, wn_lsn lsn)
 {
-    for (size_t i = 0; i < d->nslots; i++)
-        wn_requests_acknowledged(&d->slots[i].plugin->requests, lsn);
+    for (size_t i = 0; i < d->ninstances; i++)
+        wn_requests_acknowledged(&d->instances[i].plugin->requests, lsn);
 }
 
 /* The wait before retry number `retry` (1-based): the first wait doubled retry - 1 times, up to
@@ -430,19 +426,19 @@ static int backoff_for_retry(const wn_plugin_config *config, unsigned retry)
     return wait_ms;
 }
 
-static step rewind_now(dispatcher *d, int wait_ms)
+static flow rewind_now(dispatcher *d, int wait_ms)
 {
     d->rewind_wait_ms = wait_ms;
     d->result = WN_DISPATCH_REWIND;
-    return STEP_DONE;
+    return FLOW_DONE;
 }
 
 /* `then = "skip"` (or on_error = "skip") for a bare rewind: what the requester received since the
  * last acknowledgement goes to its dead-letter file when it comes again. */
-static step skip_after_rewinds(dispatcher *d, plugin_slot *slot, unsigned rewinds)
+static flow skip_after_rewinds(dispatcher *d, instance *inst, unsigned rewinds)
 {
-    wn_requests *requests = &slot->plugin->requests;
-    const wn_plugin_config *config = slot->plugin->config;
+    wn_requests *requests = &inst->plugin->requests;
+    const wn_plugin_config *config = inst->plugin->config;
     walnotify_id first = {.position = d->published, .ordinal = 0};
     char why[NAMED_REASON_MAX], a[WN_ID_TEXT_MAX], b[WN_ID_TEXT_MAX];
 
@@ -459,8 +455,8 @@ static step skip_after_rewinds(dispatcher *d, plugin_slot *slot, unsigned rewind
     snprintf(why, sizeof why, "%u rewind%s without progress, the last from %s: %s", rewinds,
              rewinds == 1 ? "" : "s", requests->from, requests->reason);
     /* No callback named these events: the reason alone says what happened. */
-    if (!wn_requests_add_failure(requests, first, requests->delivered,
-                                 WALNOTIFY_FAILURE_PERMANENT, NULL, why))
+    if (!wn_requests_add_failure(requests, first, requests->delivered, WALNOTIFY_FAILURE_PERMANENT,
+                                 NULL, why))
         return fail(d, WN_DISPATCH_PLUGIN_FATAL,
                     "plugin \"%s\": cannot skip after its rewinds: %d ranges named as failed "
                     "are already due",
@@ -469,19 +465,18 @@ static step skip_after_rewinds(dispatcher *d, plugin_slot *slot, unsigned rewind
            "plugin \"%s\" asked for a rewind from %s (%s) %u times without progress; skipping "
            "what it received since the last acknowledgement (%s .. %s) to its dead-letter file "
            "(on_error = \"%s\"%s)",
-           config->name, requests->from, requests->reason, rewinds,
-           wn_id_format(first, a), wn_id_format(requests->delivered, b),
-           policy_name(config->on_error),
+           config->name, requests->from, requests->reason, rewinds, wn_id_format(first, a),
+           wn_id_format(requests->delivered, b), policy_name(config->on_error),
            config->on_error == WN_ON_ERROR_RETRY ? ", then = \"skip\"" : "");
     return rewind_now(d, 0);
 }
 
 /* A bare rewind counts as a retry of the requester: its backoff, retry_max, then `then`. The
  * count is of rewinds since the acknowledged position last moved. */
-static step bare_rewind(dispatcher *d, plugin_slot *slot)
+static flow bare_rewind(dispatcher *d, instance *inst)
 {
-    wn_requests *requests = &slot->plugin->requests;
-    const wn_plugin_config *config = slot->plugin->config;
+    wn_requests *requests = &inst->plugin->requests;
+    const wn_plugin_config *config = inst->plugin->config;
     unsigned rewinds = ++requests->rewinds;
 
     requests->rewound_at = d->published;
@@ -492,12 +487,12 @@ static step bare_rewind(dispatcher *d, plugin_slot *slot)
         wn_log(WN_LOG_WARNING,
                "plugin \"%s\" asked for a rewind from %s: %s; streaming again from %s in %d ms "
                "(rewind %u without progress)",
-               config->name, requests->from, requests->reason,
-               wn_lsn_format(d->published, lsn), wait_ms, rewinds);
+               config->name, requests->from, requests->reason, wn_lsn_format(d->published, lsn),
+               wait_ms, rewinds);
         return rewind_now(d, wait_ms);
     }
     if (policy_end(config) == WN_ON_ERROR_SKIP)
-        return skip_after_rewinds(d, slot, rewinds);
+        return skip_after_rewinds(d, inst, rewinds);
     return fail(d, WN_DISPATCH_PLUGIN_FATAL,
                 "plugin \"%s\" failed: it asked for a rewind from %s %u times without the "
                 "acknowledged position moving (last: %s); stopping (on_error = \"%s\"%s)",
@@ -507,15 +502,15 @@ static step bare_rewind(dispatcher *d, plugin_slot *slot)
 }
 
 /* What a plugin asked for during the callback that just returned, whatever it returned. */
-static step act_on_request(dispatcher *d, plugin_slot *slot)
+static flow act_on_request(dispatcher *d, instance *inst)
 {
-    wn_requests *requests = &slot->plugin->requests;
-    const char *name = slot->plugin->config->name;
+    wn_requests *requests = &inst->plugin->requests;
+    const char *name = inst->plugin->config->name;
     char lsn[WN_LSN_TEXT_MAX];
 
     switch (wn_requests_take(requests)) {
     case WN_REQUEST_NONE:
-        return STEP_CONTINUE;
+        return FLOW_CONTINUE;
     case WN_REQUEST_INVALID:
         return fail(d, WN_DISPATCH_PLUGIN_FATAL, "plugin \"%s\": %s; stopping", name,
                     requests->message);
@@ -526,9 +521,9 @@ static step act_on_request(dispatcher *d, plugin_slot *slot)
                name, requests->from, wn_lsn_format(d->published, lsn));
         return rewind_now(d, 0);
     case WN_REQUEST_REWIND:
-        return bare_rewind(d, slot);
+        return bare_rewind(d, inst);
     }
-    return STEP_CONTINUE;
+    return FLOW_CONTINUE;
 }
 
 /* The error a dead-letter line and a message give for a failure named late. */
@@ -551,10 +546,10 @@ static void describe_named(const wn_named *named, char *out, size_t size)
  * while the policy allows; then, and for a permanent one, the policy's end: skip to the
  * dead-letter file (from this redelivered event) or stop.
  */
-static step meet_named_failure(dispatcher *d, plugin_slot *slot, const walnotify_event *event,
+static flow meet_named_failure(dispatcher *d, instance *inst, const walnotify_event *event,
                                const wn_named *named)
 {
-    const wn_plugin_config *config = slot->plugin->config;
+    const wn_plugin_config *config = inst->plugin->config;
     unsigned retries = named->count; /* every naming was a failed attempt */
     char reason[NAMED_REASON_MAX], lsn[WN_LSN_TEXT_MAX];
 
@@ -565,18 +560,17 @@ static step meet_named_failure(dispatcher *d, plugin_slot *slot, const walnotify
                "plugin \"%s\": event %s seq %" PRIu32 " of %s was named failed by %s (%s; "
                "attempt %u): handing it to handle again in %d ms",
                config->name, wn_lsn_format(event->commit_lsn, lsn), event->seq,
-               event_subject(event), named->from ? named->from : "the host", named->reason,
-               retries, backoff_ms);
+               event_subject(event), named->from ? named->from : "the host", named->reason, retries,
+               backoff_ms);
         sleep_unless_stopped(d, backoff_ms);
         if (wn_handoff_stop_requested(d->handoff))
             return fail(d, WN_DISPATCH_STOPPED, "stopped while retrying plugin \"%s\"",
                         config->name);
-        return handle_under_policy(d, slot, event, retries,
-                                   backoff_for_retry(config, retries + 1));
+        return handle_under_policy(d, inst, event, retries, backoff_for_retry(config, retries + 1));
     }
     describe_named(named, reason, sizeof reason);
     if (policy_end(config) == WN_ON_ERROR_SKIP)
-        return skip_event(d, slot, event, reason);
+        return skip_event(d, inst, event, reason);
     return fail(d, WN_DISPATCH_PLUGIN_FATAL,
                 "plugin \"%s\" failed: %s, for event %s seq %" PRIu32 " of %s; stopping "
                 "(on_error = \"%s\"%s)",
@@ -586,15 +580,15 @@ static step meet_named_failure(dispatcher *d, plugin_slot *slot, const walnotify
 }
 
 /* One event to one instance: to handle, or to its policy when the instance named it failed. */
-static step deliver_to(dispatcher *d, plugin_slot *slot, const walnotify_event *event)
+static flow deliver_to(dispatcher *d, instance *inst, const walnotify_event *event)
 {
-    wn_requests *requests = &slot->plugin->requests;
+    wn_requests *requests = &inst->plugin->requests;
     wn_named named;
 
     wn_requests_delivering(requests, event->id);
     if (requests->nfailures > 0 && wn_requests_named(requests, event->id, &named))
-        return meet_named_failure(d, slot, event, &named);
-    return call_handle(d, slot, event);
+        return meet_named_failure(d, inst, event, &named);
+    return call_handle(d, inst, event);
 }
 
 /* The requester's backoff runs while this stream's reader keeps the connection alive; a stop
@@ -606,19 +600,18 @@ static void wait_before_rewind(dispatcher *d)
 }
 
 /* Skipped events must be durable before the transactions that held them are acknowledged. */
-static step sync_dead_letters(dispatcher *d)
+static flow sync_dead_letters(dispatcher *d)
 {
     char why[512];
 
-    for (size_t i = 0; i < d->nslots; i++) {
-        plugin_slot *slot = &d->slots[i];
+    for (size_t i = 0; i < d->ninstances; i++) {
+        instance *inst = &d->instances[i];
 
-        if (slot->deadletter != NULL &&
-            wn_deadletter_sync(slot->deadletter, why, sizeof why) != 0)
+        if (inst->deadletter != NULL && wn_deadletter_sync(inst->deadletter, why, sizeof why) != 0)
             return fail(d, WN_DISPATCH_PLUGIN_FATAL, "plugin \"%s\": %s",
-                        slot->plugin->config->name, why);
+                        inst->plugin->config->name, why);
     }
-    return STEP_CONTINUE;
+    return FLOW_CONTINUE;
 }
 
 /* ---- the configured tables: renamed, dropped, made again, out of the publication ---------- */
@@ -667,7 +660,7 @@ static void warn_retyped(const wn_relation *cached, const wn_message *msg)
  * acknowledged position moves past them: stop first. Under another configured name, its changes
  * go on under that name.
  */
-static step check_relation_change(dispatcher *d, const wn_relation *cached, const wn_message *msg)
+static flow check_relation_change(dispatcher *d, const wn_relation *cached, const wn_message *msg)
 {
     const wn_config *config = d->options->config;
     const char *schema = msg->u.relation.nspname[0] ? msg->u.relation.nspname : "pg_catalog";
@@ -675,17 +668,17 @@ static step check_relation_change(dispatcher *d, const wn_relation *cached, cons
     char now[WN_QUALIFIED_MAX];
 
     if (cached->table_index < 0)
-        return STEP_CONTINUE;
+        return FLOW_CONTINUE;
     warn_retyped(cached, msg);
     if (!wn_relation_renamed(cached, msg))
-        return STEP_CONTINUE;
+        return FLOW_CONTINUE;
     snprintf(now, sizeof now, "%s.%s", schema, name);
     if (wn_config_find_table(config, schema, name) >= 0) {
         wn_log(WN_LOG_WARNING,
                "table \"%s\" (relation id %" PRIu32 ") is now named \"%s\", also in "
                "source.tables: its changes are delivered as \"%s\" from now on",
                cached->qualified, cached->relid, now, now);
-        return STEP_CONTINUE;
+        return FLOW_CONTINUE;
     }
     return fail(d, WN_DISPATCH_SERVER_STATE,
                 "table \"%s\" (relation id %" PRIu32 ") was renamed to \"%s\", which is not in "
@@ -721,7 +714,7 @@ static void note_relation_id(dispatcher *d, const wn_relation *rel)
 }
 
 /* Judges what the catalog says of configured table `index` against the OID it should have. */
-static step judge_table(dispatcher *d, size_t index, const wn_table_seen *seen)
+static flow judge_table(dispatcher *d, size_t index, const wn_table_seen *seen)
 {
     uint32_t expected = d->tables[index].oid;
     char why[1024];
@@ -730,10 +723,10 @@ static step judge_table(dispatcher *d, size_t index, const wn_table_seen *seen)
                            d->options->config->source.publication, why, sizeof why)) {
     case WN_TABLE_SAME:
         d->tables[index].oid = seen->oid;
-        return STEP_CONTINUE;
+        return FLOW_CONTINUE;
     case WN_TABLE_MADE_AGAIN:
         table_recreated(d, index, expected, seen->oid);
-        return STEP_CONTINUE;
+        return FLOW_CONTINUE;
     case WN_TABLE_RENAMED:
     case WN_TABLE_DROPPED:
     case WN_TABLE_UNPUBLISHED:
@@ -744,13 +737,13 @@ static step judge_table(dispatcher *d, size_t index, const wn_table_seen *seen)
 
 /*
  * Before the acknowledgement moves: is every configured table still published under the OID it
- * had? STEP_DONE when a table was renamed, dropped or taken out of the publication, and when the
+ * had? FLOW_DONE when a table was renamed, dropped or taken out of the publication, and when the
  * catalog could not be read: a server going down terminates this session first and then waits
  * for the walsender's client to confirm all it sent, so waiting here for a check would hold its
  * shutdown for wal_sender_timeout. The stream ends instead, acknowledging nothing more, and the
  * reconnection checks the tables again before anything else.
  */
-static step check_tables(dispatcher *d)
+static flow check_tables(dispatcher *d)
 {
     size_t ntables = d->options->config->source.ntables;
     int stop_fd = d->finishing ? -1 : wn_handoff_stop_fd(d->handoff);
@@ -758,7 +751,7 @@ static step check_tables(dispatcher *d)
     wn_tables_read status;
 
     if (d->options->read_tables == NULL)
-        return STEP_CONTINUE;
+        return FLOW_CONTINUE;
     for (size_t i = 0; i < ntables; i++)
         d->expected[i] = d->tables[i].oid;
     status = d->options->read_tables(d->options->tables_watch, d->expected, d->seen, stop_fd, why,
@@ -771,10 +764,10 @@ static step check_tables(dispatcher *d)
                     "cannot check that the tables are still published before acknowledging: %s",
                     why);
     for (size_t i = 0; i < ntables; i++) {
-        if (judge_table(d, i, &d->seen[i]) != STEP_CONTINUE)
-            return STEP_DONE;
+        if (judge_table(d, i, &d->seen[i]) != FLOW_CONTINUE)
+            return FLOW_DONE;
     }
-    return STEP_CONTINUE;
+    return FLOW_CONTINUE;
 }
 
 /* Hands the position to the reader thread; it only ever moves forward. */
@@ -789,53 +782,53 @@ static void publish(dispatcher *d, wn_lsn lsn)
 
 /* Publishes target once the catalog says every configured table is still published as it was:
  * a table out of the publication leaves nothing in the stream to notice it by. */
-static step publish_checked(dispatcher *d, wn_lsn target)
+static flow publish_checked(dispatcher *d, wn_lsn target)
 {
     if (target <= d->published)
-        return STEP_CONTINUE;
-    if (check_tables(d) != STEP_CONTINUE)
-        return STEP_DONE;
+        return FLOW_CONTINUE;
+    if (check_tables(d) != FLOW_CONTINUE)
+        return FLOW_DONE;
     publish(d, target);
-    return STEP_CONTINUE;
+    return FLOW_CONTINUE;
 }
 
 /*
  * Makes every plugin durable, then publishes what was finished before the flush began. Called
  * once per status interval, and once at the end.
  */
-static step flush_and_publish(dispatcher *d)
+static flow flush_and_publish(dispatcher *d)
 {
     wn_lsn target = d->finished;
     /* An instance that asked for it is flushed before every new acknowledgement, clean or not
      * (its progress row follows keepalives too); every instance is flushed once at the end. */
     bool moving = target > d->published;
 
-    for (size_t i = 0; i < d->nslots; i++) {
-        plugin_slot *slot = &d->slots[i];
-        step next;
+    for (size_t i = 0; i < d->ninstances; i++) {
+        instance *inst = &d->instances[i];
+        flow next;
 
-        if (!slot->dirty && !d->finishing && !(moving && wn_plugin_flush_always(slot->plugin)))
+        if (!inst->dirty && !d->finishing && !(moving && wn_plugin_flush_always(inst->plugin)))
             continue;
-        wn_plugin_set_flush_position(slot->plugin, target);
-        next = call_plugin(d, slot, CALL_FLUSH, NULL);
-        wn_plugin_set_flush_position(slot->plugin, 0);
-        if (next != STEP_CONTINUE)
-            return STEP_DONE;
-        slot->dirty = false;
+        wn_plugin_set_flush_position(inst->plugin, target);
+        next = call_plugin(d, inst, CALL_FLUSH, NULL);
+        wn_plugin_set_flush_position(inst->plugin, 0);
+        if (next != FLOW_CONTINUE)
+            return FLOW_DONE;
+        inst->dirty = false;
     }
     d->unflushed = false;
-    if (sync_dead_letters(d) != STEP_CONTINUE)
-        return STEP_DONE;
+    if (sync_dead_letters(d) != FLOW_CONTINUE)
+        return FLOW_DONE;
     return publish_checked(d, target);
 }
 
-static step flush_if_due(dispatcher *d, int64_t now)
+static flow flush_if_due(dispatcher *d, int64_t now)
 {
     if (now < d->next_flush_ms)
-        return STEP_CONTINUE;
+        return FLOW_CONTINUE;
     d->next_flush_ms = now + d->options->config->source.status_interval_ms;
     if (d->finished <= d->published && !d->unflushed)
-        return STEP_CONTINUE;
+        return FLOW_CONTINUE;
     return flush_and_publish(d);
 }
 
@@ -844,12 +837,12 @@ static void abort_transaction(dispatcher *d)
 {
     if (!d->xact.open)
         return;
-    for (size_t i = 0; i < d->nslots; i++) {
-        plugin_slot *slot = &d->slots[i];
+    for (size_t i = 0; i < d->ninstances; i++) {
+        instance *inst = &d->instances[i];
 
-        if (slot->began && slot->plugin->descriptor.abort)
-            slot->plugin->descriptor.abort(slot->plugin->state, &d->xact.txn);
-        slot->began = false;
+        if (inst->began && inst->plugin->descriptor.abort)
+            inst->plugin->descriptor.abort(inst->plugin->state, &d->xact.txn);
+        inst->began = false;
     }
     d->xact.open = false;
 }
@@ -880,7 +873,7 @@ static size_t tuple_text_bytes(const wn_tuple *tuple)
 }
 
 /* Fills out[] from a tuple under the relation's layout; values are copied to the arena at *used. */
-static step fill_columns(dispatcher *d, const wn_relation *rel, const wn_tuple *tuple,
+static flow fill_columns(dispatcher *d, const wn_relation *rel, const wn_tuple *tuple,
                          walnotify_column *out, size_t *used, const char *what)
 {
     if (tuple->ncolumns != rel->ncolumns)
@@ -915,10 +908,11 @@ static step fill_columns(dispatcher *d, const wn_relation *rel, const wn_tuple *
         default:
             return fail(d, WN_DISPATCH_PROTOCOL_ERROR,
                         "%s for %s: column \"%s\" arrived in binary, which walnotify never asks "
-                        "for", what, rel->qualified, column->name);
+                        "for",
+                        what, rel->qualified, column->name);
         }
     }
-    return STEP_CONTINUE;
+    return FLOW_CONTINUE;
 }
 
 static void init_event(const dispatcher *d, const wn_relation *rel, walnotify_op op,
@@ -941,68 +935,68 @@ static void init_event(const dispatcher *d, const wn_relation *rel, walnotify_op
 
 /* ---- delivering ----------------------------------------------------------------------------- */
 
-static bool plugin_wants(const plugin_slot *slot, const wn_relation *rel, walnotify_op op)
+static bool plugin_wants(const instance *inst, const wn_relation *rel, walnotify_op op)
 {
-    const wn_plugin_config *config = slot->plugin->config;
+    const wn_plugin_config *config = inst->plugin->config;
 
-    if (!(slot->ops & op))
+    if (!(inst->ops & op))
         return false;
     /* A message belongs to no table. */
     return rel == NULL || (rel->table_index >= 0 && config->watches[rel->table_index]);
 }
 
 /* Each plugin that wants the event gets it, in configuration order, begin first if needed. */
-static step deliver(dispatcher *d, const wn_relation *rel, const walnotify_event *event)
+static flow deliver(dispatcher *d, const wn_relation *rel, const walnotify_event *event)
 {
     bool delivered = false;
 
-    for (size_t i = 0; i < d->nslots; i++) {
-        plugin_slot *slot = &d->slots[i];
+    for (size_t i = 0; i < d->ninstances; i++) {
+        instance *inst = &d->instances[i];
 
-        if (!plugin_wants(slot, rel, event->op))
+        if (!plugin_wants(inst, rel, event->op))
             continue;
-        if (!slot->began) {
-            if (call_plugin(d, slot, CALL_BEGIN, NULL) != STEP_CONTINUE)
-                return STEP_DONE;
-            slot->began = true;
+        if (!inst->began) {
+            if (call_plugin(d, inst, CALL_BEGIN, NULL) != FLOW_CONTINUE)
+                return FLOW_DONE;
+            inst->began = true;
         }
-        slot->dirty = true;
+        inst->dirty = true;
         d->unflushed = true;
-        if (deliver_to(d, slot, event) != STEP_CONTINUE)
-            return STEP_DONE;
+        if (deliver_to(d, inst, event) != FLOW_CONTINUE)
+            return FLOW_DONE;
         delivered = true;
     }
     if (delivered)
         wn_handoff_set_delivered(d->handoff, ++d->events);
-    return STEP_CONTINUE;
+    return FLOW_CONTINUE;
 }
 
 static bool anyone_wants(const dispatcher *d, const wn_relation *rel, walnotify_op op)
 {
-    for (size_t i = 0; i < d->nslots; i++) {
-        if (plugin_wants(&d->slots[i], rel, op))
+    for (size_t i = 0; i < d->ninstances; i++) {
+        if (plugin_wants(&d->instances[i], rel, op))
             return true;
     }
     return false;
 }
 
 /* commit for every plugin that saw begin in the transaction in hand. */
-static step commit_plugins(dispatcher *d)
+static flow commit_plugins(dispatcher *d)
 {
-    for (size_t i = 0; i < d->nslots; i++) {
-        plugin_slot *slot = &d->slots[i];
+    for (size_t i = 0; i < d->ninstances; i++) {
+        instance *inst = &d->instances[i];
 
-        if (!slot->began)
+        if (!inst->began)
             continue;
-        if (call_plugin(d, slot, CALL_COMMIT, NULL) != STEP_CONTINUE)
-            return STEP_DONE;
-        slot->began = false;
+        if (call_plugin(d, inst, CALL_COMMIT, NULL) != FLOW_CONTINUE)
+            return FLOW_DONE;
+        inst->began = false;
         /* A plugin that batches writes them in commit, maybe after a flush that came
          * mid-transaction: the next flush must cover them. */
-        slot->dirty = true;
+        inst->dirty = true;
         d->unflushed = true;
     }
-    return STEP_CONTINUE;
+    return FLOW_CONTINUE;
 }
 
 /* One more data change in the transaction: seq moves on, the messages after it count anew. */
@@ -1016,7 +1010,7 @@ static void count_change(dispatcher *d)
  * The decoder leaves a message's content in the payload, where no NUL follows it: the event's
  * content is copied to the arena, NUL-terminated, as the header promises.
  */
-static step terminate_content(dispatcher *d, walnotify_event *event)
+static flow terminate_content(dispatcher *d, walnotify_event *event)
 {
     if (!reserve_arena(d, event->message_length + 1))
         return fail(d, WN_DISPATCH_PROTOCOL_ERROR,
@@ -1025,56 +1019,56 @@ static step terminate_content(dispatcher *d, walnotify_event *event)
         memcpy(d->arena, event->message_content, event->message_length);
     d->arena[event->message_length] = '\0';
     event->message_content = d->arena;
-    return STEP_CONTINUE;
+    return FLOW_CONTINUE;
 }
 
-static step deliver_message(dispatcher *d, walnotify_event *event)
+static flow deliver_message(dispatcher *d, walnotify_event *event)
 {
-    if (terminate_content(d, event) != STEP_CONTINUE)
-        return STEP_DONE;
+    if (terminate_content(d, event) != FLOW_CONTINUE)
+        return FLOW_DONE;
     return deliver(d, NULL, event);
 }
 
 /* A non-transactional message, in a transaction of its own whose position is the message's. */
-static step deliver_alone(dispatcher *d, walnotify_event *event)
+static flow deliver_alone(dispatcher *d, walnotify_event *event)
 {
-    step next;
+    flow next;
 
     memset(&d->xact, 0, sizeof d->xact);
     d->xact.open = true;
     d->xact.txn.size = sizeof d->xact.txn;
     d->xact.txn.commit_lsn = event->commit_lsn;
-    for (size_t i = 0; i < d->nslots; i++)
-        d->slots[i].began = false;
+    for (size_t i = 0; i < d->ninstances; i++)
+        d->instances[i].began = false;
     next = deliver_message(d, event);
-    if (next == STEP_CONTINUE)
+    if (next == FLOW_CONTINUE)
         next = commit_plugins(d);
-    if (next != STEP_CONTINUE)
-        return STEP_DONE;
+    if (next != FLOW_CONTINUE)
+        return FLOW_DONE;
     d->xact.open = false;
-    return STEP_CONTINUE;
+    return FLOW_CONTINUE;
 }
 
-static step require_transaction(dispatcher *d, char kind)
+static flow require_transaction(dispatcher *d, char kind)
 {
     if (d->xact.open)
-        return STEP_CONTINUE;
+        return FLOW_CONTINUE;
     return fail(d, WN_DISPATCH_PROTOCOL_ERROR, "%s message outside a transaction",
                 wn_message_kind_name(kind));
 }
 
-static step lookup_relation(dispatcher *d, char kind, uint32_t relid, wn_relation **rel)
+static flow lookup_relation(dispatcher *d, char kind, uint32_t relid, wn_relation **rel)
 {
     *rel = wn_relcache_get(d->relcache, relid);
     if (*rel != NULL)
-        return STEP_CONTINUE;
+        return FLOW_CONTINUE;
     return fail(d, WN_DISPATCH_PROTOCOL_ERROR,
                 "%s message for relation id %" PRIu32 ", which no Relation message described",
                 wn_message_kind_name(kind), relid);
 }
 
 /* Insert, Update and Delete: one event each. */
-static step on_row_change(dispatcher *d, const wn_message *msg)
+static flow on_row_change(dispatcher *d, const wn_message *msg)
 {
     const wn_tuple *new_tuple = NULL;
     const wn_tuple *old_tuple = NULL;
@@ -1085,8 +1079,8 @@ static step on_row_change(dispatcher *d, const wn_message *msg)
     walnotify_event event;
     size_t used = 0;
 
-    if (require_transaction(d, msg->kind) != STEP_CONTINUE)
-        return STEP_DONE;
+    if (require_transaction(d, msg->kind) != FLOW_CONTINUE)
+        return FLOW_DONE;
     switch (msg->kind) {
     case 'I':
         op = WALNOTIFY_OP_INSERT;
@@ -1107,11 +1101,11 @@ static step on_row_change(dispatcher *d, const wn_message *msg)
         old_tuple = &msg->u.delete_.old_tuple;
         break;
     }
-    if (lookup_relation(d, msg->kind, relid, &rel) != STEP_CONTINUE)
-        return STEP_DONE;
+    if (lookup_relation(d, msg->kind, relid, &rel) != FLOW_CONTINUE)
+        return FLOW_DONE;
     if (!anyone_wants(d, rel, op)) {
         count_change(d);
-        return STEP_CONTINUE;
+        return FLOW_CONTINUE;
     }
 
     init_event(d, rel, op, &event);
@@ -1121,15 +1115,15 @@ static step on_row_change(dispatcher *d, const wn_message *msg)
                     rel->qualified);
     if (new_tuple != NULL) {
         if (fill_columns(d, rel, new_tuple, d->columns, &used, wn_message_kind_name(msg->kind)) !=
-            STEP_CONTINUE)
-            return STEP_DONE;
+            FLOW_CONTINUE)
+            return FLOW_DONE;
         event.columns = d->columns;
         event.ncolumns = new_tuple->ncolumns;
     }
     if (old_tuple != NULL) {
         if (fill_columns(d, rel, old_tuple, d->old_columns, &used,
-                         wn_message_kind_name(msg->kind)) != STEP_CONTINUE)
-            return STEP_DONE;
+                         wn_message_kind_name(msg->kind)) != FLOW_CONTINUE)
+            return FLOW_DONE;
         event.old_kind = old_kind == 'K' ? WALNOTIFY_OLD_KEY : WALNOTIFY_OLD_ROW;
         event.old_columns = d->old_columns;
         event.nold_columns = old_tuple->ncolumns;
@@ -1139,24 +1133,24 @@ static step on_row_change(dispatcher *d, const wn_message *msg)
 }
 
 /* Truncate: one event per table, each counting in seq. */
-static step on_truncate(dispatcher *d, const wn_message *msg)
+static flow on_truncate(dispatcher *d, const wn_message *msg)
 {
-    if (require_transaction(d, msg->kind) != STEP_CONTINUE)
-        return STEP_DONE;
+    if (require_transaction(d, msg->kind) != FLOW_CONTINUE)
+        return FLOW_DONE;
     for (uint32_t i = 0; i < msg->u.truncate.nrelids; i++) {
         wn_relation *rel;
         walnotify_event event;
 
-        if (lookup_relation(d, msg->kind, wn_truncate_relid(msg, i), &rel) != STEP_CONTINUE)
-            return STEP_DONE;
+        if (lookup_relation(d, msg->kind, wn_truncate_relid(msg, i), &rel) != FLOW_CONTINUE)
+            return FLOW_DONE;
         init_event(d, rel, WALNOTIFY_OP_TRUNCATE, &event);
         event.truncate_options = msg->u.truncate.options &
                                  (WALNOTIFY_TRUNCATE_CASCADE | WALNOTIFY_TRUNCATE_RESTART_IDENTITY);
         count_change(d);
-        if (deliver(d, rel, &event) != STEP_CONTINUE)
-            return STEP_DONE;
+        if (deliver(d, rel, &event) != FLOW_CONTINUE)
+            return FLOW_DONE;
     }
-    return STEP_CONTINUE;
+    return FLOW_CONTINUE;
 }
 
 /*
@@ -1165,20 +1159,20 @@ static step on_truncate(dispatcher *d, const wn_message *msg)
  * between transactions, on its own: it goes in a transaction of its own (begin, handle, commit)
  * so that a batching plugin writes it, and its position is its own LSN. Neither counts in seq.
  */
-static step on_message(dispatcher *d, const wn_message *msg)
+static flow on_message(dispatcher *d, const wn_message *msg)
 {
     bool transactional = (msg->u.message.flags & 1) != 0;
     walnotify_event event;
 
-    if (transactional && require_transaction(d, msg->kind) != STEP_CONTINUE)
-        return STEP_DONE;
+    if (transactional && require_transaction(d, msg->kind) != FLOW_CONTINUE)
+        return FLOW_DONE;
     if (!transactional && d->xact.open)
         return fail(d, WN_DISPATCH_PROTOCOL_ERROR,
                     "non-transactional Message inside a transaction");
     if (transactional)
         d->xact.messages_since_change++;
     if (!anyone_wants(d, NULL, WALNOTIFY_OP_MESSAGE))
-        return STEP_CONTINUE;
+        return FLOW_CONTINUE;
     memset(&event, 0, sizeof event);
     event.size = sizeof event;
     event.op = WALNOTIFY_OP_MESSAGE;
@@ -1200,7 +1194,7 @@ static step on_message(dispatcher *d, const wn_message *msg)
     return deliver_alone(d, &event);
 }
 
-static step on_begin(dispatcher *d, const wn_message *msg)
+static flow on_begin(dispatcher *d, const wn_message *msg)
 {
     wn_lsn endpos = d->options->endpos;
 
@@ -1209,7 +1203,7 @@ static step on_begin(dispatcher *d, const wn_message *msg)
     /* Its commit ends after final_lsn, so after endpos: not ours to deliver. */
     if (endpos != WN_LSN_INVALID && msg->u.begin.final_lsn >= endpos) {
         d->result = WN_DISPATCH_ENDPOS;
-        return STEP_DONE;
+        return FLOW_DONE;
     }
     memset(&d->xact, 0, sizeof d->xact);
     d->xact.open = true;
@@ -1217,18 +1211,18 @@ static step on_begin(dispatcher *d, const wn_message *msg)
     d->xact.txn.commit_lsn = msg->u.begin.final_lsn;
     d->xact.txn.xid = msg->u.begin.xid;
     d->xact.txn.commit_time = msg->u.begin.commit_time + WN_PG_EPOCH_OFFSET_US;
-    for (size_t i = 0; i < d->nslots; i++)
-        d->slots[i].began = false;
-    return STEP_CONTINUE;
+    for (size_t i = 0; i < d->ninstances; i++)
+        d->instances[i].began = false;
+    return FLOW_CONTINUE;
 }
 
-static step on_commit(dispatcher *d, const wn_message *msg)
+static flow on_commit(dispatcher *d, const wn_message *msg)
 {
     wn_lsn endpos = d->options->endpos;
     char a[WN_LSN_TEXT_MAX], b[WN_LSN_TEXT_MAX];
 
-    if (require_transaction(d, msg->kind) != STEP_CONTINUE)
-        return STEP_DONE;
+    if (require_transaction(d, msg->kind) != FLOW_CONTINUE)
+        return FLOW_DONE;
     if (msg->u.commit.commit_lsn != d->xact.txn.commit_lsn)
         return fail(d, WN_DISPATCH_PROTOCOL_ERROR,
                     "Commit message at %s for the transaction that Begin announced at %s",
@@ -1238,37 +1232,37 @@ static step on_commit(dispatcher *d, const wn_message *msg)
     if (endpos != WN_LSN_INVALID && msg->u.commit.end_lsn > endpos) {
         abort_transaction(d);
         d->result = WN_DISPATCH_ENDPOS;
-        return STEP_DONE;
+        return FLOW_DONE;
     }
-    if (commit_plugins(d) != STEP_CONTINUE)
-        return STEP_DONE;
+    if (commit_plugins(d) != FLOW_CONTINUE)
+        return FLOW_DONE;
     d->xact.open = false;
     if (msg->u.commit.end_lsn > d->finished)
         d->finished = msg->u.commit.end_lsn;
     if (endpos != WN_LSN_INVALID && d->finished >= endpos) {
         d->result = WN_DISPATCH_ENDPOS;
-        return STEP_DONE;
+        return FLOW_DONE;
     }
-    return STEP_CONTINUE;
+    return FLOW_CONTINUE;
 }
 
-static step on_relation(dispatcher *d, const wn_message *msg)
+static flow on_relation(dispatcher *d, const wn_message *msg)
 {
     wn_relation *cached = wn_relcache_get(d->relcache, msg->u.relation.relid);
     wn_relation *rel;
 
-    if (cached != NULL && check_relation_change(d, cached, msg) != STEP_CONTINUE)
-        return STEP_DONE;
+    if (cached != NULL && check_relation_change(d, cached, msg) != FLOW_CONTINUE)
+        return FLOW_DONE;
     rel = wn_relcache_put(d->relcache, msg);
     if (rel == NULL)
         return fail(d, WN_DISPATCH_PROTOCOL_ERROR, "out of memory caching relation %s.%s",
                     msg->u.relation.nspname, msg->u.relation.relname);
     rel->table_index = wn_config_find_table(d->options->config, rel->schema, rel->name);
     note_relation_id(d, rel);
-    return STEP_CONTINUE;
+    return FLOW_CONTINUE;
 }
 
-static step on_data(dispatcher *d, const wn_item *item)
+static flow on_data(dispatcher *d, const wn_item *item)
 {
     wn_message msg;
 
@@ -1292,7 +1286,7 @@ static step on_data(dispatcher *d, const wn_item *item)
         return on_message(d, &msg);
     default:
         /* Origin and Type carry nothing a plugin receives. */
-        return STEP_CONTINUE;
+        return FLOW_CONTINUE;
     }
 }
 
@@ -1301,24 +1295,24 @@ static step on_data(dispatcher *d, const wn_item *item)
  * transaction before it has therefore been handled: its position becomes safe once flushed.
  * Inside a transaction it says nothing about the transaction in hand.
  */
-static step on_keepalive(dispatcher *d, const wn_item *item)
+static flow on_keepalive(dispatcher *d, const wn_item *item)
 {
     wn_lsn endpos = d->options->endpos;
 
     if (d->xact.open)
-        return STEP_CONTINUE;
+        return FLOW_CONTINUE;
     if (item->wal_end > d->finished)
         d->finished = item->wal_end;
     if (endpos != WN_LSN_INVALID && item->wal_end >= endpos) {
         d->result = WN_DISPATCH_ENDPOS;
-        return STEP_DONE;
+        return FLOW_DONE;
     }
-    return STEP_CONTINUE;
+    return FLOW_CONTINUE;
 }
 
-static step on_item(dispatcher *d, wn_item *item)
+static flow on_item(dispatcher *d, wn_item *item)
 {
-    step next = STEP_CONTINUE;
+    flow next = FLOW_CONTINUE;
 
     switch (item->kind) {
     case WN_ITEM_DATA:
@@ -1328,9 +1322,9 @@ static step on_item(dispatcher *d, wn_item *item)
         next = on_keepalive(d, item);
         break;
     case WN_ITEM_END:
-        d->result = wn_handoff_stop_requested(d->handoff) ? WN_DISPATCH_STOPPED
-                                                          : WN_DISPATCH_STREAM_ENDED;
-        next = STEP_DONE;
+        d->result =
+            wn_handoff_stop_requested(d->handoff) ? WN_DISPATCH_STOPPED : WN_DISPATCH_STREAM_ENDED;
+        next = FLOW_DONE;
         break;
     }
     wn_item_release(item);
@@ -1369,19 +1363,19 @@ static void run_loop(dispatcher *d)
                 d->result = WN_DISPATCH_STOPPED;
                 return;
             }
-            if (on_item(d, &items[i]) == STEP_DONE) {
+            if (on_item(d, &items[i]) == FLOW_DONE) {
                 release_items(items + i + 1, count - i - 1);
                 return;
             }
             now = now_ms();
-            if (flush_if_due(d, now) == STEP_DONE) {
+            if (flush_if_due(d, now) == FLOW_DONE) {
                 release_items(items + i + 1, count - i - 1);
                 return;
             }
         }
         if (count == 0) {
             now = now_ms();
-            if (flush_if_due(d, now) == STEP_DONE)
+            if (flush_if_due(d, now) == FLOW_DONE)
                 return;
         }
     }
@@ -1398,8 +1392,9 @@ static wn_dispatch_result final_flush_failed(dispatcher *d, wn_dispatch_result r
 
     wn_lsn_format(d->published, text);
     if (d->result == WN_DISPATCH_REWIND) {
-        wn_log(WN_LOG_WARNING, "a plugin asked for a rewind in the last flush; acknowledging %s "
-                               "only",
+        wn_log(WN_LOG_WARNING,
+               "a plugin asked for a rewind in the last flush; acknowledging %s "
+               "only",
                text);
         return result == WN_DISPATCH_ENDPOS ? WN_DISPATCH_REWIND : result;
     }
@@ -1425,16 +1420,15 @@ static void finish(dispatcher *d)
     d->finishing = true;
     if (result != WN_DISPATCH_PLUGIN_FATAL && result != WN_DISPATCH_SERVER_STATE &&
         result != WN_DISPATCH_TABLES_UNKNOWN && result != WN_DISPATCH_REWIND &&
-        flush_and_publish(d) != STEP_CONTINUE)
+        flush_and_publish(d) != FLOW_CONTINUE)
         result = final_flush_failed(d, result);
     d->result = result;
-    for (size_t i = 0; i < d->nslots; i++) {
-        const plugin_slot *slot = &d->slots[i];
+    for (size_t i = 0; i < d->ninstances; i++) {
+        const instance *inst = &d->instances[i];
 
-        if (slot->skipped > 0)
+        if (inst->skipped > 0)
             wn_log(WN_LOG_WARNING, "plugin \"%s\": %" PRIu64 " events skipped in this run, see %s",
-                   slot->plugin->config->name, slot->skipped,
-                   wn_deadletter_path(slot->deadletter));
+                   inst->plugin->config->name, inst->skipped, wn_deadletter_path(inst->deadletter));
     }
     wn_log(WN_LOG_INFO, "dispatcher stopped; acknowledged position %s, %" PRIu64 " events",
            wn_lsn_format(d->published, text), d->events);
@@ -1450,16 +1444,15 @@ static int open_dead_letters(dispatcher *d)
 {
     char why[512];
 
-    for (size_t i = 0; i < d->nslots; i++) {
-        plugin_slot *slot = &d->slots[i];
-        const char *path = slot->plugin->config->dead_letter;
+    for (size_t i = 0; i < d->ninstances; i++) {
+        instance *inst = &d->instances[i];
+        const char *path = inst->plugin->config->dead_letter;
 
         if (path == NULL)
             continue;
-        slot->deadletter = wn_deadletter_open(path, why, sizeof why);
-        if (slot->deadletter == NULL) {
-            fail(d, WN_DISPATCH_PLUGIN_FATAL, "plugin \"%s\": %s", slot->plugin->config->name,
-                 why);
+        inst->deadletter = wn_deadletter_open(path, why, sizeof why);
+        if (inst->deadletter == NULL) {
+            fail(d, WN_DISPATCH_PLUGIN_FATAL, "plugin \"%s\": %s", inst->plugin->config->name, why);
             return -1;
         }
     }
@@ -1489,18 +1482,18 @@ static int setup(dispatcher *d, const wn_dispatcher_options *options, wn_handoff
     d->handoff = handoff;
     d->decoder = malloc(sizeof *d->decoder);
     d->relcache = wn_relcache_create();
-    d->slots = calloc(options->nplugins ? options->nplugins : 1, sizeof *d->slots);
+    d->instances = calloc(options->nplugins ? options->nplugins : 1, sizeof *d->instances);
     d->columns = calloc(WN_MAX_COLUMNS, sizeof *d->columns);
     d->old_columns = calloc(WN_MAX_COLUMNS, sizeof *d->old_columns);
-    if (!d->decoder || !d->relcache || !d->slots || !d->columns || !d->old_columns ||
+    if (!d->decoder || !d->relcache || !d->instances || !d->columns || !d->old_columns ||
         setup_tables(d, options) != 0) {
         fail(d, WN_DISPATCH_PROTOCOL_ERROR, "out of memory starting the dispatcher");
         return -1;
     }
-    d->nslots = options->nplugins;
-    for (size_t i = 0; i < d->nslots; i++) {
-        d->slots[i].plugin = &options->plugins[i];
-        d->slots[i].ops = options->plugins[i].config->ops & wn_plugin_ops(&options->plugins[i]);
+    d->ninstances = options->nplugins;
+    for (size_t i = 0; i < d->ninstances; i++) {
+        d->instances[i].plugin = &options->plugins[i];
+        d->instances[i].ops = options->plugins[i].config->ops & wn_plugin_ops(&options->plugins[i]);
     }
     if (open_dead_letters(d) != 0)
         return -1;
@@ -1513,11 +1506,11 @@ static int setup(dispatcher *d, const wn_dispatcher_options *options, wn_handoff
 
 static void teardown(dispatcher *d)
 {
-    for (size_t i = 0; d->slots != NULL && i < d->nslots; i++)
-        wn_deadletter_close(d->slots[i].deadletter);
+    for (size_t i = 0; d->instances != NULL && i < d->ninstances; i++)
+        wn_deadletter_close(d->instances[i].deadletter);
     free(d->decoder);
     wn_relcache_destroy(d->relcache);
-    free(d->slots);
+    free(d->instances);
     free(d->columns);
     free(d->old_columns);
     free(d->arena);

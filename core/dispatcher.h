@@ -33,14 +33,14 @@ typedef enum wn_dispatch_result {
 
 typedef struct wn_dispatcher_options {
     const wn_config *config;
-    wn_plugin *plugins;         /* initialised, in configuration order */
+    wn_plugin *plugins; /* initialised, in configuration order */
     size_t nplugins;
-    wn_lsn start_lsn;           /* the slot's confirmed_flush_lsn when streaming began */
-    wn_lsn endpos;              /* 0: none */
-    const uint32_t *table_oids; /* [config->source.ntables]: each table's OID when streaming
-                                   began (0 or NULL: unknown) */
+    wn_lsn start_lsn;             /* the slot's confirmed_flush_lsn when streaming began */
+    wn_lsn endpos;                /* 0: none */
+    const uint32_t *table_oids;   /* [config->source.ntables]: each table's OID when streaming
+                                     began (0 or NULL: unknown) */
     wn_tables_reader read_tables; /* NULL: no catalog check before acknowledging */
-    void *tables_watch;         /* read_tables' first argument */
+    void *tables_watch;           /* read_tables' first argument */
 } wn_dispatcher_options;
 
 /*

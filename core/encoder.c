@@ -25,19 +25,19 @@
  * values, so events of different transactions may alternate (they then cost a refresh each).
  */
 typedef struct line_head {
-    bool valid;           /* text matches the key below */
-    uint64_t commit_lsn;  /* the key: the event values the text was made from */
+    bool valid;          /* text matches the key below */
+    uint64_t commit_lsn; /* the key: the event values the text was made from */
     uint32_t xid;
     int64_t commit_time;
-    size_t seq_at;        /* text[0, seq_at) comes before the seq, the rest after it */
+    size_t seq_at; /* text[0, seq_at) comes before the seq, the rest after it */
     jsonbuf text;
 } line_head;
 
 struct wn_encoder {
-    jsonbuf out;             /* the last rendering, NUL-terminated once done */
-    line_head head;          /* the head of the last change's line */
-    namecache table_name;    /* the last event's table, escaped */
-    namecache column_names;  /* the last new row's column names, escaped */
+    jsonbuf out;            /* the last rendering, NUL-terminated once done */
+    line_head head;         /* the head of the last change's line */
+    namecache table_name;   /* the last event's table, escaped */
+    namecache column_names; /* the last new row's column names, escaped */
 };
 
 wn_encoder *wn_encoder_create(void)
@@ -64,7 +64,10 @@ typedef struct op_text {
     size_t length;
 } op_text;
 
-#define OP_TEXT(name) {",\"op\":\"" name "\"", sizeof(",\"op\":\"" name "\"") - 1}
+#define OP_TEXT(name)                                                                              \
+    {                                                                                              \
+        ",\"op\":\"" name "\"", sizeof(",\"op\":\"" name "\"") - 1                                 \
+    }
 
 /* The op member of a change; false for the other operations. */
 static bool change_op(walnotify_op op, op_text *out)
@@ -72,12 +75,21 @@ static bool change_op(walnotify_op op, op_text *out)
     static const op_text op_insert = OP_TEXT("insert"), op_update = OP_TEXT("update"),
                          op_delete = OP_TEXT("delete"), op_truncate = OP_TEXT("truncate");
     switch (op) {
-    case WALNOTIFY_OP_INSERT: *out = op_insert; return true;
-    case WALNOTIFY_OP_UPDATE: *out = op_update; return true;
-    case WALNOTIFY_OP_DELETE: *out = op_delete; return true;
-    case WALNOTIFY_OP_TRUNCATE: *out = op_truncate; return true;
+    case WALNOTIFY_OP_INSERT:
+        *out = op_insert;
+        return true;
+    case WALNOTIFY_OP_UPDATE:
+        *out = op_update;
+        return true;
+    case WALNOTIFY_OP_DELETE:
+        *out = op_delete;
+        return true;
+    case WALNOTIFY_OP_TRUNCATE:
+        *out = op_truncate;
+        return true;
     case WALNOTIFY_OP_SNAPSHOT:
-    case WALNOTIFY_OP_MESSAGE: return false;
+    case WALNOTIFY_OP_MESSAGE:
+        return false;
     }
     return false;
 }
@@ -394,8 +406,8 @@ static void put_key_member(jsonbuf *buf, const walnotify_column *col, bool first
 
 /* The event's column named `name`; the one at `hint` first, since a table's columns and an
  * event's usually come in the same order. NULL when there is none. */
-static const walnotify_column *find_column(const walnotify_column *cols, size_t ncols,
-                                           size_t hint, const char *name)
+static const walnotify_column *find_column(const walnotify_column *cols, size_t ncols, size_t hint,
+                                           const char *name)
 {
     if (hint < ncols && cols[hint].name != NULL && strcmp(cols[hint].name, name) == 0)
         return &cols[hint];
@@ -407,8 +419,8 @@ static const walnotify_column *find_column(const walnotify_column *cols, size_t 
 }
 
 /* The table's key columns, in key order; false when the event lacks one or holds it UNCHANGED. */
-static bool put_table_key(jsonbuf *buf, const walnotify_table *table,
-                          const walnotify_column *cols, size_t ncols)
+static bool put_table_key(jsonbuf *buf, const walnotify_table *table, const walnotify_column *cols,
+                          size_t ncols)
 {
     if (table->key_columns == NULL || table->nkey_columns == 0 || table->columns == NULL)
         return false;

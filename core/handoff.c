@@ -45,28 +45,28 @@ typedef struct slot {
 struct wn_handoff {
     /* Written by the reader (producer) only. */
     _Alignas(CACHE_LINE) _Atomic size_t tail; /* items ever pushed */
-    atomic_int producer_sleeping; /* a futex word: 1 while the reader waits for room */
-    size_t head_seen;           /* the reader's last look at head */
-    uint64_t bytes_reserved;    /* payload bytes ever reserved, skipped tails included */
-    uint64_t released_seen;     /* the reader's last look at bytes_released */
+    atomic_int producer_sleeping;             /* a futex word: 1 while the reader waits for room */
+    size_t head_seen;                         /* the reader's last look at head */
+    uint64_t bytes_reserved; /* payload bytes ever reserved, skipped tails included */
+    uint64_t released_seen;  /* the reader's last look at bytes_released */
 
     /* Written by the dispatcher (consumer) only. */
     _Alignas(CACHE_LINE) _Atomic size_t head; /* items ever popped */
-    _Atomic uint64_t bytes_released;           /* payload bytes given back */
+    _Atomic uint64_t bytes_released;          /* payload bytes given back */
     atomic_int consumer_sleeping; /* a futex word: 1 while the dispatcher waits for items */
-    size_t tail_seen;           /* the dispatcher's last look at tail */
+    size_t tail_seen;             /* the dispatcher's last look at tail */
     uint64_t bytes_in_use;      /* bytes_end of the last item popped: given back at the next pop */
     _Atomic uint64_t delivered; /* events delivered, read once a minute by the reader */
 
     /* Shared, rarely written. */
-    _Alignas(CACHE_LINE) slot *ring;                  /* capacity slots */
+    _Alignas(CACHE_LINE) slot *ring; /* capacity slots */
     size_t capacity;
-    char *bytes;                 /* WN_HANDOFF_BYTES of payload */
+    char *bytes; /* WN_HANDOFF_BYTES of payload */
     _Atomic wn_lsn acknowledgeable;
     atomic_bool stop;
     atomic_bool dispatcher_done;
-    int stop_pipe[2];            /* readable once stop is requested */
-    int ack_event;               /* eventfd: readable after the acknowledgeable position moved */
+    int stop_pipe[2]; /* readable once stop is requested */
+    int ack_event;    /* eventfd: readable after the acknowledgeable position moved */
 };
 
 _Static_assert(sizeof(atomic_int) == sizeof(int), "a futex word is a plain int");

@@ -52,13 +52,25 @@ void jsonbuf_u64(jsonbuf *buf, uint64_t value)
 {
     /* Written in place, last digit first: most numbers here are a seq of a few digits, for
      * which a copy through a scratch buffer would cost more than the digits. */
-    static const uint64_t powers[19] = {
-        UINT64_C(10), UINT64_C(100), UINT64_C(1000), UINT64_C(10000), UINT64_C(100000),
-        UINT64_C(1000000), UINT64_C(10000000), UINT64_C(100000000), UINT64_C(1000000000),
-        UINT64_C(10000000000), UINT64_C(100000000000), UINT64_C(1000000000000),
-        UINT64_C(10000000000000), UINT64_C(100000000000000), UINT64_C(1000000000000000),
-        UINT64_C(10000000000000000), UINT64_C(100000000000000000),
-        UINT64_C(1000000000000000000), UINT64_C(10000000000000000000)};
+    static const uint64_t powers[19] = {UINT64_C(10),
+                                        UINT64_C(100),
+                                        UINT64_C(1000),
+                                        UINT64_C(10000),
+                                        UINT64_C(100000),
+                                        UINT64_C(1000000),
+                                        UINT64_C(10000000),
+                                        UINT64_C(100000000),
+                                        UINT64_C(1000000000),
+                                        UINT64_C(10000000000),
+                                        UINT64_C(100000000000),
+                                        UINT64_C(1000000000000),
+                                        UINT64_C(10000000000000),
+                                        UINT64_C(100000000000000),
+                                        UINT64_C(1000000000000000),
+                                        UINT64_C(10000000000000000),
+                                        UINT64_C(100000000000000000),
+                                        UINT64_C(1000000000000000000),
+                                        UINT64_C(10000000000000000000)};
     size_t n = 1; /* digits: one more for each power of ten the value reaches */
     while (n <= 19 && value >= powers[n - 1])
         n++;
@@ -107,10 +119,10 @@ static void civil_from_days(int64_t days, int64_t *year, unsigned *month, unsign
     const int64_t days_per_era = 146097;
     int64_t z = days + 719468; /* days from 0000-03-01 */
     int64_t era = (z >= 0 ? z : z - (days_per_era - 1)) / days_per_era;
-    int64_t doe = z - era * days_per_era;                                   /* [0, 146096] */
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;   /* [0, 399] */
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);                 /* [0, 365] */
-    int64_t mp = (5 * doy + 2) / 153;                                       /* March = 0 */
+    int64_t doe = z - era * days_per_era;                                /* [0, 146096] */
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* [0, 399] */
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);               /* [0, 365] */
+    int64_t mp = (5 * doy + 2) / 153;                                    /* March = 0 */
     *day = (unsigned)(doy - (153 * mp + 2) / 5 + 1);
     *month = (unsigned)(mp < 10 ? mp + 3 : mp - 9);
     *year = yoe + era * 400 + (*month <= 2 ? 1 : 0);
@@ -202,7 +214,6 @@ static size_t utf8_sequence_length(const unsigned char *p, size_t avail)
     return need;
 }
 
-
 /*
  * What each byte needs in a JSON string. Nearly every byte of real data is PLAIN, so the escaper
  * looks bytes up here and copies whole runs of PLAIN ones at once.
@@ -250,14 +261,29 @@ static char *escape_ascii(char *out, unsigned char c)
 {
     char short_form = 0;
     switch (c) {
-    case '"': short_form = '"'; break;
-    case '\\': short_form = '\\'; break;
-    case '\b': short_form = 'b'; break;
-    case '\f': short_form = 'f'; break;
-    case '\n': short_form = 'n'; break;
-    case '\r': short_form = 'r'; break;
-    case '\t': short_form = 't'; break;
-    default: break;
+    case '"':
+        short_form = '"';
+        break;
+    case '\\':
+        short_form = '\\';
+        break;
+    case '\b':
+        short_form = 'b';
+        break;
+    case '\f':
+        short_form = 'f';
+        break;
+    case '\n':
+        short_form = 'n';
+        break;
+    case '\r':
+        short_form = 'r';
+        break;
+    case '\t':
+        short_form = 't';
+        break;
+    default:
+        break;
     }
     *out++ = '\\';
     if (short_form != 0) {
@@ -277,8 +303,7 @@ static char *escape_ascii(char *out, unsigned char c)
  * bytes per input byte up to JSONBUF_UTF8_MAX bytes past `end`: a UTF-8 sequence that starts
  * before `end` is taken whole, up to `length`. Advances *pos; returns the new end of `out`.
  */
-static char *escape_span(char *out, const unsigned char *in, size_t *pos, size_t end,
-                         size_t length)
+static char *escape_span(char *out, const unsigned char *in, size_t *pos, size_t end, size_t length)
 {
     size_t i = *pos;
     while (i < end) {

@@ -14,6 +14,7 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,9 +30,10 @@
 #define KNOWN_OPS (WALNOTIFY_OPS_CHANGES | WALNOTIFY_OP_SNAPSHOT | WALNOTIFY_OP_MESSAGE)
 #define OPS_TEXT_MAX 64 /* "insert, update, delete, truncate, snapshot, message" */
 
-#define DECLARED_LIST_MAX 512 /* bytes of "path, fsync" in an unknown-setting message */
-#define PROBE_STRING_MAX 4096 /* longest name, version or description read from a plugin */
+#define DECLARED_LIST_MAX 512   /* bytes of "path, fsync" in an unknown-setting message */
+#define PROBE_STRING_MAX 4096   /* longest name, version or description read from a plugin */
 #define PROBE_SETTINGS_MAX 1024 /* most settings a plugin may declare */
+#define PLUGIN_LINE_MAX 4096    /* bytes of a plugin's log line; the log cuts longer ones anyway */
 
 #if defined(__LP64__)
 _Static_assert(ABI_1_0_SIZE == 64, "ABI 1.0's descriptor prefix is 64 bytes on LP64");
@@ -39,37 +41,41 @@ _Static_assert(ABI_1_1_SIZE == 112, "ABI 1.1's descriptor is 112 bytes on LP64")
 #endif
 
 /* The validated value of one declared setting: configured, or its default. */
-typedef struct setting_slot {
+typedef struct setting_value {
     const walnotify_setting *decl; /* the plugin's declaration; lives as long as the library */
-    bool has_value;                /* filled: getters read nothing from a half-built slot */
+    bool has_value;                /* filled: getters read nothing from a half-built value */
     char *string;                  /* STRING, PATH (resolved); owned */
     int64_t integer;               /* INTEGER */
     bool boolean;                  /* BOOLEAN */
     char **items;                  /* LIST; owned, each item owned */
     size_t nitems;
-} setting_slot;
+} setting_value;
 
 /* What the host table's services read: the instance's settings and what the host tells it. */
 struct wn_plugin_settings {
-    char *log_prefix;                /* "plugin "NAME": "; owned */
-    bool checking;                   /* inside check: only the getters and log work */
-    const walnotify_source *source;  /* borrowed from the pipeline; NULL until it is known */
-    const walnotify_table *tables;   /* borrowed from the pipeline; this instance's, in order */
+    char *log_prefix;               /* "plugin "NAME": "; owned */
+    bool checking;                  /* inside check: only the getters and log work */
+    const walnotify_source *source; /* borrowed from the pipeline; NULL until it is known */
+    const walnotify_table *tables;  /* borrowed from the pipeline; this instance's, in order */
     size_t ntables;
-    uint64_t resume;                 /* where the stream resumes */
-    uint64_t flush_position;         /* during flush: what is acknowledged if it succeeds */
-    bool flush_always;               /* flushed before every acknowledgement */
-    wn_encoder *encoder;             /* the instance's encode_json and encode_key; owned */
-    size_t nslots;
-    setting_slot slots[];            /* one per declaration, in declaration order */
+    uint64_t resume;         /* where the stream resumes */
+    uint64_t flush_position; /* during flush: what is acknowledged if it succeeds */
+    bool flush_always;       /* flushed before every acknowledgement */
+    wn_encoder *encoder;     /* the instance's encode_json and encode_key; owned */
+    /* An init answering RETRY tends to log the same reason on every attempt: while init is
+     * called again, a line equal to the instance's previous one goes to DEBUG. Atomic, as log
+     * may come from a thread of the plugin's. */
+    atomic_bool init_again;     /* the running init follows a RETRY */
+    _Atomic uint64_t last_line; /* hash of the instance's last log line; 0 before any */
+    size_t nvalues;
+    setting_value values[]; /* one per declaration, in declaration order */
 };
 
 /* ---- messages -------------------------------------------------------------------------------- */
 
 /* `plugin "NAME" (PATH): reason`: a refusal about the shared object itself. */
-__attribute__((format(printf, 4, 5))) static int refuse(char *err, size_t errlen,
-                                                        const wn_plugin_config *config,
-                                                        const char *format, ...)
+__attribute__((format(printf, 4, 5))) static int
+refuse(char *err, size_t errlen, const wn_plugin_config *config, const char *format, ...)
 {
     char reason[1024];
     va_list args;
@@ -100,11 +106,16 @@ __attribute__((format(printf, 6, 7))) static int refuse_at(char *err, size_t err
 static const char *type_name(walnotify_setting_type type)
 {
     switch (type) {
-    case WALNOTIFY_SETTING_STRING: return "string";
-    case WALNOTIFY_SETTING_INTEGER: return "integer";
-    case WALNOTIFY_SETTING_BOOLEAN: return "boolean";
-    case WALNOTIFY_SETTING_LIST: return "list";
-    case WALNOTIFY_SETTING_PATH: return "path";
+    case WALNOTIFY_SETTING_STRING:
+        return "string";
+    case WALNOTIFY_SETTING_INTEGER:
+        return "integer";
+    case WALNOTIFY_SETTING_BOOLEAN:
+        return "boolean";
+    case WALNOTIFY_SETTING_LIST:
+        return "list";
+    case WALNOTIFY_SETTING_PATH:
+        return "path";
     }
     return NULL;
 }
@@ -113,11 +124,16 @@ static const char *type_name(walnotify_setting_type type)
 static const char *type_phrase(walnotify_setting_type type)
 {
     switch (type) {
-    case WALNOTIFY_SETTING_STRING: return "a string";
-    case WALNOTIFY_SETTING_INTEGER: return "an integer";
-    case WALNOTIFY_SETTING_BOOLEAN: return "a boolean";
-    case WALNOTIFY_SETTING_LIST: return "a list of strings";
-    case WALNOTIFY_SETTING_PATH: return "a string (a path)";
+    case WALNOTIFY_SETTING_STRING:
+        return "a string";
+    case WALNOTIFY_SETTING_INTEGER:
+        return "an integer";
+    case WALNOTIFY_SETTING_BOOLEAN:
+        return "a boolean";
+    case WALNOTIFY_SETTING_LIST:
+        return "a list of strings";
+    case WALNOTIFY_SETTING_PATH:
+        return "a string (a path)";
     }
     return "?";
 }
@@ -147,7 +163,8 @@ static const char *ops_text(unsigned ops, char *out, size_t outlen)
     return out;
 }
 
-/* ---- parsing declared defaults ----------------------------------------------------------------- */
+/* ---- parsing declared defaults -----------------------------------------------------------------
+ */
 
 static bool parse_integer(const char *text, int64_t *value)
 {
@@ -245,7 +262,8 @@ static char **copy_items(char *const *source, size_t nitems)
     return items;
 }
 
-/* ---- the declarations ------------------------------------------------------------------------- */
+/* ---- the declarations -------------------------------------------------------------------------
+ */
 
 static size_t count_declarations(const walnotify_setting *decls)
 {
@@ -283,8 +301,8 @@ static int check_declarations(const walnotify_plugin *d, const wn_plugin_config 
             continue;
         if (s->type == WALNOTIFY_SETTING_INTEGER && !parse_integer(text, &integer))
             return refuse(err, errlen, config,
-                          "setting \"%s\": default \"%s\" is not a decimal 64-bit integer",
-                          s->name, text);
+                          "setting \"%s\": default \"%s\" is not a decimal 64-bit integer", s->name,
+                          text);
         if (s->type == WALNOTIFY_SETTING_BOOLEAN && !parse_boolean(text, &boolean))
             return refuse(err, errlen, config,
                           "setting \"%s\": default \"%s\" is not \"true\" or \"false\"", s->name,
@@ -293,7 +311,8 @@ static int check_declarations(const walnotify_plugin *d, const wn_plugin_config 
     return 0;
 }
 
-/* ---- the descriptor --------------------------------------------------------------------------- */
+/* ---- the descriptor ---------------------------------------------------------------------------
+ */
 
 static int check_descriptor(const walnotify_plugin *d, const wn_plugin_config *config, char *err,
                             size_t errlen)
@@ -306,8 +325,7 @@ static int check_descriptor(const walnotify_plugin *d, const wn_plugin_config *c
         return refuse(err, errlen, config, "ABI major version %u, this host speaks %d",
                       (unsigned)d->abi_major, WALNOTIFY_ABI_MAJOR);
     if (d->abi_minor > WALNOTIFY_ABI_MINOR)
-        return refuse(err, errlen, config,
-                      "built for ABI %u.%u, newer than this host's %d.%d",
+        return refuse(err, errlen, config, "built for ABI %u.%u, newer than this host's %d.%d",
                       (unsigned)d->abi_major, (unsigned)d->abi_minor, WALNOTIFY_ABI_MAJOR,
                       WALNOTIFY_ABI_MINOR);
     if (d->size < ABI_1_0_SIZE)
@@ -335,9 +353,8 @@ static int check_copy(const walnotify_plugin *d, const wn_plugin_config *config,
         return refuse(err, errlen, config, "required callback shutdown is NULL");
     if (d->ops & ~(unsigned)KNOWN_OPS)
         return refuse(err, errlen, config,
-                      "descriptor ops 0x%X holds bits no operation of ABI %d.%d has (0x%X)",
-                      d->ops, WALNOTIFY_ABI_MAJOR, WALNOTIFY_ABI_MINOR,
-                      d->ops & ~(unsigned)KNOWN_OPS);
+                      "descriptor ops 0x%X holds bits no operation of ABI %d.%d has (0x%X)", d->ops,
+                      WALNOTIFY_ABI_MAJOR, WALNOTIFY_ABI_MINOR, d->ops & ~(unsigned)KNOWN_OPS);
     return check_declarations(d, config, err, errlen);
 }
 
@@ -358,14 +375,22 @@ static const char *without_path(const char *text, const char *path)
 static const char *machine_name(unsigned machine)
 {
     switch (machine) {
-    case EM_386: return "i386";
-    case EM_X86_64: return "x86-64";
-    case EM_ARM: return "ARM";
-    case EM_AARCH64: return "AArch64";
-    case EM_PPC64: return "PowerPC 64";
-    case EM_S390: return "s390";
-    case EM_RISCV: return "RISC-V";
-    case EM_MIPS: return "MIPS";
+    case EM_386:
+        return "i386";
+    case EM_X86_64:
+        return "x86-64";
+    case EM_ARM:
+        return "ARM";
+    case EM_AARCH64:
+        return "AArch64";
+    case EM_PPC64:
+        return "PowerPC 64";
+    case EM_S390:
+        return "s390";
+    case EM_RISCV:
+        return "RISC-V";
+    case EM_MIPS:
+        return "MIPS";
     }
     return "another machine";
 }
@@ -406,7 +431,8 @@ static bool foreign_object(const char *path, char *why, size_t whylen)
         return false;
     if (ident[EI_CLASS] != own_ident[EI_CLASS]) {
         snprintf(why, whylen, "built as a %d-bit ELF object, this host is %d-bit",
-                 ident[EI_CLASS] == ELFCLASS32 ? 32 : 64, own_ident[EI_CLASS] == ELFCLASS32 ? 32 : 64);
+                 ident[EI_CLASS] == ELFCLASS32 ? 32 : 64,
+                 own_ident[EI_CLASS] == ELFCLASS32 ? 32 : 64);
         return true;
     }
     if (ident[EI_DATA] != own_ident[EI_DATA]) {
@@ -421,8 +447,7 @@ static bool foreign_object(const char *path, char *why, size_t whylen)
     return false;
 }
 
-static int open_library(wn_plugin *plugin, const wn_plugin_config *config, char *err,
-                        size_t errlen)
+static int open_library(wn_plugin *plugin, const wn_plugin_config *config, char *err, size_t errlen)
 {
     char local[PATH_MAX], why[PATH_MAX + 256];
     const char *path = config->path;
@@ -434,8 +459,10 @@ static int open_library(wn_plugin *plugin, const wn_plugin_config *config, char 
         return refuse(err, errlen, config, "not a regular file");
     /* Whoever can change the file, or a folder above it, runs code as walnotify's user. */
     if (!wn_config_unsafe_paths_allowed() && !wn_config_path_trusted(path, why, sizeof why))
-        return refuse(err, errlen, config, "refused: %s (set %s=1 to allow this in a development "
-                      "tree)", why, WN_ALLOW_UNSAFE_PATHS_ENV);
+        return refuse(err, errlen, config,
+                      "refused: %s (set %s=1 to allow this in a development "
+                      "tree)",
+                      why, WN_ALLOW_UNSAFE_PATHS_ENV);
     /* Without a '/', dlopen would search the library path instead of opening this file. */
     if (!strchr(path, '/')) {
         int n = snprintf(local, sizeof local, "./%s", path);
@@ -575,8 +602,9 @@ static int copy_descriptor(const walnotify_plugin *d, walnotify_plugin *out,
     }
     /* An older plugin's descriptor ends early: what it lacks stays zero (absent callbacks). */
     if (!probe_copy(&pr, d, copy.size < sizeof copy ? copy.size : sizeof copy, &copy)) {
-        status = refuse(err, errlen, config, "the descriptor at %p is not readable for its %" PRIu32
-                        " bytes", (const void *)d, copy.size);
+        status = refuse(err, errlen, config,
+                        "the descriptor at %p is not readable for its %" PRIu32 " bytes",
+                        (const void *)d, copy.size);
         goto close_probe;
     }
     if (!readable_members(&pr, &copy, &unreadable))
@@ -640,32 +668,33 @@ static int check_ops(const wn_plugin *plugin, const wn_plugin_config *config, co
                          "declares: %s); name its operations in ops",
                          asked, d->name, d->name, have);
     return refuse_at(err, errlen, file, config->ops_line, config,
-                     "ops asks for %s, which %s does not handle (%s declares: %s)", asked,
-                     d->name, d->name, have);
+                     "ops asks for %s, which %s does not handle (%s declares: %s)", asked, d->name,
+                     d->name, have);
 }
 
-/* ---- settings --------------------------------------------------------------------------------- */
+/* ---- settings ---------------------------------------------------------------------------------
+ */
 
 static void free_settings(wn_plugin_settings *settings)
 {
     if (!settings)
         return;
-    for (size_t i = 0; i < settings->nslots; i++) {
-        free(settings->slots[i].string);
-        free_items(settings->slots[i].items, settings->slots[i].nitems);
+    for (size_t i = 0; i < settings->nvalues; i++) {
+        free(settings->values[i].string);
+        free_items(settings->values[i].items, settings->values[i].nitems);
     }
     free(settings->log_prefix);
     wn_encoder_destroy(settings->encoder);
     free(settings);
 }
 
-static const setting_slot *find_slot(const wn_plugin_settings *settings, const char *name)
+static const setting_value *find_value(const wn_plugin_settings *settings, const char *name)
 {
     if (!settings || !name)
         return NULL;
-    for (size_t i = 0; i < settings->nslots; i++) {
-        if (strcmp(settings->slots[i].decl->name, name) == 0)
-            return &settings->slots[i];
+    for (size_t i = 0; i < settings->nvalues; i++) {
+        if (strcmp(settings->values[i].decl->name, name) == 0)
+            return &settings->values[i];
     }
     return NULL;
 }
@@ -708,10 +737,14 @@ static bool kind_fits(walnotify_setting_type type, wn_setting_kind kind)
 {
     switch (type) {
     case WALNOTIFY_SETTING_STRING:
-    case WALNOTIFY_SETTING_PATH: return kind == WN_SETTING_STRING;
-    case WALNOTIFY_SETTING_INTEGER: return kind == WN_SETTING_INTEGER;
-    case WALNOTIFY_SETTING_BOOLEAN: return kind == WN_SETTING_BOOLEAN;
-    case WALNOTIFY_SETTING_LIST: return kind == WN_SETTING_STRING_LIST;
+    case WALNOTIFY_SETTING_PATH:
+        return kind == WN_SETTING_STRING;
+    case WALNOTIFY_SETTING_INTEGER:
+        return kind == WN_SETTING_INTEGER;
+    case WALNOTIFY_SETTING_BOOLEAN:
+        return kind == WN_SETTING_BOOLEAN;
+    case WALNOTIFY_SETTING_LIST:
+        return kind == WN_SETTING_STRING_LIST;
     }
     return false;
 }
@@ -741,8 +774,7 @@ static int check_configured(const wn_plugin *plugin, const wn_plugin_config *con
         }
         if (!kind_fits(decl->type, v->kind))
             return refuse_at(err, errlen, v->file ? v->file : file, v->line, config,
-                             "setting \"%s\" must be %s",
-                             v->name, type_phrase(decl->type));
+                             "setting \"%s\" must be %s", v->name, type_phrase(decl->type));
     }
     return 0;
 }
@@ -757,34 +789,49 @@ static const wn_setting_value *find_configured(const wn_plugin_config *config, c
 }
 
 /* Stores a configured value (already checked by check_configured). 0, or -1 when out of memory. */
-static int fill_configured(setting_slot *slot, const wn_setting_value *v, const char *config_dir)
+static int fill_configured(setting_value *value, const wn_setting_value *v, const char *config_dir)
 {
-    switch (slot->decl->type) {
-    case WALNOTIFY_SETTING_STRING: slot->string = strdup(v->string); break;
-    case WALNOTIFY_SETTING_PATH: slot->string = wn_config_resolve_path(config_dir, v->string); break;
-    case WALNOTIFY_SETTING_INTEGER: slot->integer = v->integer; return 0;
-    case WALNOTIFY_SETTING_BOOLEAN: slot->boolean = v->boolean; return 0;
+    switch (value->decl->type) {
+    case WALNOTIFY_SETTING_STRING:
+        value->string = strdup(v->string);
+        break;
+    case WALNOTIFY_SETTING_PATH:
+        value->string = wn_config_resolve_path(config_dir, v->string);
+        break;
+    case WALNOTIFY_SETTING_INTEGER:
+        value->integer = v->integer;
+        return 0;
+    case WALNOTIFY_SETTING_BOOLEAN:
+        value->boolean = v->boolean;
+        return 0;
     case WALNOTIFY_SETTING_LIST:
-        slot->items = copy_items(v->items, v->nitems);
-        slot->nitems = slot->items ? v->nitems : 0;
-        return v->nitems > 0 && !slot->items ? -1 : 0;
+        value->items = copy_items(v->items, v->nitems);
+        value->nitems = value->items ? v->nitems : 0;
+        return v->nitems > 0 && !value->items ? -1 : 0;
     }
-    return slot->string ? 0 : -1;
+    return value->string ? 0 : -1;
 }
 
 /* Stores a declared default (already checked by check_declarations). 0, or -1 out of memory. */
-static int fill_default(setting_slot *slot, const char *config_dir)
+static int fill_default(setting_value *value, const char *config_dir)
 {
-    const char *text = slot->decl->default_value;
+    const char *text = value->decl->default_value;
 
-    switch (slot->decl->type) {
-    case WALNOTIFY_SETTING_STRING: slot->string = strdup(text); break;
-    case WALNOTIFY_SETTING_PATH: slot->string = wn_config_resolve_path(config_dir, text); break;
-    case WALNOTIFY_SETTING_INTEGER: return parse_integer(text, &slot->integer) ? 0 : -1;
-    case WALNOTIFY_SETTING_BOOLEAN: return parse_boolean(text, &slot->boolean) ? 0 : -1;
-    case WALNOTIFY_SETTING_LIST: return parse_list(text, &slot->items, &slot->nitems) ? 0 : -1;
+    switch (value->decl->type) {
+    case WALNOTIFY_SETTING_STRING:
+        value->string = strdup(text);
+        break;
+    case WALNOTIFY_SETTING_PATH:
+        value->string = wn_config_resolve_path(config_dir, text);
+        break;
+    case WALNOTIFY_SETTING_INTEGER:
+        return parse_integer(text, &value->integer) ? 0 : -1;
+    case WALNOTIFY_SETTING_BOOLEAN:
+        return parse_boolean(text, &value->boolean) ? 0 : -1;
+    case WALNOTIFY_SETTING_LIST:
+        return parse_list(text, &value->items, &value->nitems) ? 0 : -1;
     }
-    return slot->string ? 0 : -1;
+    return value->string ? 0 : -1;
 }
 
 static int build_settings(wn_plugin *plugin, const wn_plugin_config *config, const char *file,
@@ -794,7 +841,7 @@ static int build_settings(wn_plugin *plugin, const wn_plugin_config *config, con
     size_t n = count_declarations(d->settings);
     wn_plugin_settings *settings;
 
-    settings = calloc(1, sizeof *settings + n * sizeof settings->slots[0]);
+    settings = calloc(1, sizeof *settings + n * sizeof settings->values[0]);
     if (!settings)
         return refuse(err, errlen, config, "out of memory");
     plugin->settings = settings;
@@ -802,102 +849,134 @@ static int build_settings(wn_plugin *plugin, const wn_plugin_config *config, con
         settings->log_prefix = NULL;
         return refuse(err, errlen, config, "out of memory");
     }
-    settings->nslots = n;
+    settings->nvalues = n;
     for (size_t i = 0; i < n; i++) {
-        setting_slot *slot = &settings->slots[i];
+        setting_value *value = &settings->values[i];
         const wn_setting_value *v = find_configured(config, d->settings[i].name);
 
-        slot->decl = &d->settings[i];
-        if (!v && !slot->decl->default_value)
-            return refuse_at(err, errlen, config->file ? config->file : file, config->line,
-                             config,
-                             "setting \"%s\" is required", slot->decl->name);
-        if ((v ? fill_configured(slot, v, config_dir) : fill_default(slot, config_dir)) != 0)
+        value->decl = &d->settings[i];
+        if (!v && !value->decl->default_value)
+            return refuse_at(err, errlen, config->file ? config->file : file, config->line, config,
+                             "setting \"%s\" is required", value->decl->name);
+        if ((v ? fill_configured(value, v, config_dir) : fill_default(value, config_dir)) != 0)
             return refuse(err, errlen, config, "out of memory");
-        slot->has_value = true;
+        value->has_value = true;
     }
     return 0;
 }
 
-/* ---- the host table --------------------------------------------------------------------------- */
+/* ---- the host table ---------------------------------------------------------------------------
+ */
 
-static const setting_slot *host_slot(const walnotify_host *host, const char *name,
-                                     walnotify_setting_type type)
+static const setting_value *host_value(const walnotify_host *host, const char *name,
+                                       walnotify_setting_type type)
 {
-    const setting_slot *slot;
+    const setting_value *value;
 
     if (!host)
         return NULL;
-    slot = find_slot(host->host_private, name);
-    if (!slot || !slot->has_value)
+    value = find_value(host->host_private, name);
+    if (!value || !value->has_value)
         return NULL;
-    if (slot->decl->type == type)
-        return slot;
+    if (value->decl->type == type)
+        return value;
     /* A path is a string too. */
-    if (type == WALNOTIFY_SETTING_STRING && slot->decl->type == WALNOTIFY_SETTING_PATH)
-        return slot;
+    if (type == WALNOTIFY_SETTING_STRING && value->decl->type == WALNOTIFY_SETTING_PATH)
+        return value;
     return NULL;
 }
 
 static const char *host_get_string(const walnotify_host *host, const char *name)
 {
-    const setting_slot *slot = host_slot(host, name, WALNOTIFY_SETTING_STRING);
+    const setting_value *value = host_value(host, name, WALNOTIFY_SETTING_STRING);
 
-    return slot ? slot->string : NULL;
+    return value ? value->string : NULL;
 }
 
 static int64_t host_get_integer(const walnotify_host *host, const char *name)
 {
-    const setting_slot *slot = host_slot(host, name, WALNOTIFY_SETTING_INTEGER);
+    const setting_value *value = host_value(host, name, WALNOTIFY_SETTING_INTEGER);
 
-    return slot ? slot->integer : 0;
+    return value ? value->integer : 0;
 }
 
 static bool host_get_boolean(const walnotify_host *host, const char *name)
 {
-    const setting_slot *slot = host_slot(host, name, WALNOTIFY_SETTING_BOOLEAN);
+    const setting_value *value = host_value(host, name, WALNOTIFY_SETTING_BOOLEAN);
 
-    return slot ? slot->boolean : false;
+    return value ? value->boolean : false;
 }
 
 static size_t host_get_list_length(const walnotify_host *host, const char *name)
 {
-    const setting_slot *slot = host_slot(host, name, WALNOTIFY_SETTING_LIST);
+    const setting_value *value = host_value(host, name, WALNOTIFY_SETTING_LIST);
 
-    return slot ? slot->nitems : 0;
+    return value ? value->nitems : 0;
 }
 
 static const char *host_get_list_item(const walnotify_host *host, const char *name, size_t index)
 {
-    const setting_slot *slot = host_slot(host, name, WALNOTIFY_SETTING_LIST);
+    const setting_value *value = host_value(host, name, WALNOTIFY_SETTING_LIST);
 
-    return slot && index < slot->nitems ? slot->items[index] : NULL;
+    return value && index < value->nitems ? value->items[index] : NULL;
 }
 
 static wn_log_level host_level(walnotify_log_level level)
 {
     switch (level) {
-    case WALNOTIFY_LOG_DEBUG: return WN_LOG_DEBUG;
-    case WALNOTIFY_LOG_INFO: return WN_LOG_INFO;
-    case WALNOTIFY_LOG_WARNING: return WN_LOG_WARNING;
-    case WALNOTIFY_LOG_ERROR: return WN_LOG_ERROR;
+    case WALNOTIFY_LOG_DEBUG:
+        return WN_LOG_DEBUG;
+    case WALNOTIFY_LOG_INFO:
+        return WN_LOG_INFO;
+    case WALNOTIFY_LOG_WARNING:
+        return WN_LOG_WARNING;
+    case WALNOTIFY_LOG_ERROR:
+        return WN_LOG_ERROR;
     }
     /* A level from a newer ABI: better loud than lost. */
     return WN_LOG_ERROR;
 }
 
-__attribute__((format(printf, 3, 4))) static void host_log(const walnotify_host *host,
-                                                           walnotify_log_level level,
-                                                           const char *format, ...)
+/* FNV-1a: tells one log line from the next; a collision only changes a line's level. */
+static uint64_t line_hash(const char *line)
+{
+    uint64_t hash = UINT64_C(14695981039346656037);
+
+    for (const unsigned char *p = (const unsigned char *)line; *p; p++)
+        hash = (hash ^ *p) * UINT64_C(1099511628211);
+    return hash ? hash : 1;
+}
+
+__attribute__((format(printf, 3, 4))) static void
+log_prefixed(wn_log_level level, const char *prefix, const char *format, ...)
+{
+    va_list args;
+
+    va_start(args, format);
+    wn_logv(level, prefix, format, args);
+    va_end(args);
+}
+
+__attribute__((format(printf, 3, 4))) static void
+host_log(const walnotify_host *host, walnotify_log_level level, const char *format, ...)
 {
     const wn_plugin_settings *settings = host ? host->host_private : NULL;
+    const char *prefix = settings ? settings->log_prefix : "plugin: ";
+    wn_log_level wn_level = host_level(level);
+    char line[PLUGIN_LINE_MAX];
     va_list args;
+    uint64_t hash;
 
     if (!format)
         return;
     va_start(args, format);
-    wn_logv(host_level(level), settings ? settings->log_prefix : "plugin: ", format, args);
+    vsnprintf(line, sizeof line, format, args);
     va_end(args);
+    hash = line_hash(line);
+    if (settings && atomic_exchange(&settings->last_line, hash) == hash &&
+        atomic_load(&settings->init_again))
+        wn_level = WN_LOG_DEBUG;
+    log_prefixed(wn_level, prefix, "%s", line);
 }
 
 /* The instance's context when a 1.1 service may answer: not during check (zero values there). */
@@ -970,8 +1049,7 @@ static walnotify_status host_fail_events(const walnotify_host *host, walnotify_i
     if (!host)
         return WALNOTIFY_FATAL;
     plugin = host_plugin(host);
-    return wn_requests_fail(&plugin->requests, host->instance_name, first, last, failure,
-                            reason);
+    return wn_requests_fail(&plugin->requests, host->instance_name, first, last, failure, reason);
 }
 
 static walnotify_status host_rewind(const walnotify_host *host, const char *reason)
@@ -1041,7 +1119,8 @@ static void fill_host(wn_plugin *plugin, const wn_plugin_config *config)
     host->encode_key = host_encode_key;
 }
 
-/* ---- public ----------------------------------------------------------------------------------- */
+/* ---- public -----------------------------------------------------------------------------------
+ */
 
 int wn_plugin_load(wn_plugin *plugin, const wn_plugin_config *config, const char *file,
                    const char *config_dir, char *err, size_t errlen)
@@ -1097,7 +1176,9 @@ walnotify_status wn_plugin_check(wn_plugin *plugin)
         return WALNOTIFY_OK;
     wn_log(WN_LOG_ERROR, "plugin \"%s\" (%s): check refused its settings (returned %s)",
            plugin->config->name, plugin->config->path,
-           status == WALNOTIFY_RETRY ? "RETRY" : status == WALNOTIFY_FATAL ? "FATAL" : "?");
+           status == WALNOTIFY_RETRY   ? "RETRY"
+           : status == WALNOTIFY_FATAL ? "FATAL"
+                                       : "?");
     return WALNOTIFY_FATAL;
 }
 
@@ -1136,21 +1217,36 @@ walnotify_status wn_plugin_init(wn_plugin *plugin)
         return plugin->initialised ? WALNOTIFY_OK : WALNOTIFY_FATAL;
     plugin->state = NULL;
     status = plugin->descriptor.init(&plugin->host, &plugin->state);
+    /* The next init repeats this one only after a RETRY; a first one says everything. */
+    atomic_store(&plugin->settings->init_again, status == WALNOTIFY_RETRY);
     switch (status) {
-    case WALNOTIFY_OK: plugin->initialised = true; return status;
+    case WALNOTIFY_OK:
+        plugin->initialised = true;
+        return status;
     case WALNOTIFY_RETRY:
-    case WALNOTIFY_FATAL: return status;
+    case WALNOTIFY_FATAL:
+        return status;
     }
     /* Anything else is a broken plugin: it must not be retried forever. */
+    atomic_store(&plugin->settings->init_again, false);
     return WALNOTIFY_FATAL;
+}
+
+void wn_plugin_shutdown(wn_plugin *plugin)
+{
+    if (!plugin->library || !plugin->initialised)
+        return;
+    plugin->descriptor.shutdown(plugin->state);
+    plugin->state = NULL;
+    plugin->initialised = false;
+    atomic_store(&plugin->settings->init_again, false);
 }
 
 void wn_plugin_unload(wn_plugin *plugin)
 {
     if (!plugin->library)
         return;
-    if (plugin->initialised)
-        plugin->descriptor.shutdown(plugin->state);
+    wn_plugin_shutdown(plugin);
     free_settings(plugin->settings);
     dlclose(plugin->library);
     memset(plugin, 0, sizeof *plugin);

@@ -19,11 +19,11 @@ typedef struct wn_plugin {
     void *library;                  /* dlopen handle */
     walnotify_plugin descriptor;    /* zero-extended copy of the plugin's own */
     wn_plugin_settings *settings;
-    walnotify_host host;            /* the services lent to this instance */
-    void *state;                    /* from init */
+    walnotify_host host; /* the services lent to this instance */
+    void *state;         /* from init */
     bool initialised;
-    wn_requests requests;           /* rewinds and failures it asked for (ABI 1.1); the
-                                       services find it from `host`, which lives beside it */
+    wn_requests requests; /* rewinds and failures it asked for (ABI 1.1); the
+                             services find it from `host`, which lives beside it */
 } wn_plugin;
 
 /* wn_plugin_load's failures: the shared object itself (exit 2), or its settings in the
@@ -65,8 +65,14 @@ bool wn_plugin_flush_always(const wn_plugin *plugin);
 /* The operations the plugin handles: its descriptor's ops, WALNOTIFY_OPS_CHANGES when 0. */
 unsigned wn_plugin_ops(const wn_plugin *plugin);
 
-/* Calls init (again after RETRY). Returns the walnotify_status init returned. */
+/* Calls init (again after RETRY, or after wn_plugin_shutdown). Returns the walnotify_status
+ * init returned. While init is called again after a RETRY, a log line of the instance equal to
+ * its previous one goes to DEBUG: a reason that does not change is said once. */
 walnotify_status wn_plugin_init(wn_plugin *plugin);
+
+/* Calls shutdown when init succeeded, keeping the plugin loaded: wn_plugin_init may start it
+ * again (a host that lost its slot to another releases its sinks meanwhile). */
+void wn_plugin_shutdown(wn_plugin *plugin);
 
 /* Calls shutdown when init succeeded, then releases everything, dlclose included. */
 void wn_plugin_unload(wn_plugin *plugin);

@@ -39,11 +39,10 @@ bool wn_log_level_parse(const char *text, wn_log_level *level)
 }
 
 /* Writes one line "TIME walnotify[PID] LEVEL: PREFIXmessage" to standard error. */
-static void write_line(const char *level_name, const char *prefix, const char *format,
-                       va_list args) __attribute__((format(printf, 3, 0)));
+static void write_line(const char *level_name, const char *prefix, const char *format, va_list args)
+    __attribute__((format(printf, 3, 0)));
 
-static void write_line(const char *level_name, const char *prefix, const char *format,
-                       va_list args)
+static void write_line(const char *level_name, const char *prefix, const char *format, va_list args)
 {
     char line[LOG_LINE_MAX];
     struct timeval now;

@@ -31,7 +31,7 @@ typedef enum command {
 
 typedef struct options {
     const char *config_path;
-    const char *describe_path;  /* --describe */
+    const char *describe_path; /* --describe */
     command command;
     int commands_given;
     wn_lsn endpos;
@@ -85,8 +85,8 @@ static int parse_options(int argc, char **argv, options *opts)
             break;
         case OPT_ENDPOS:
             if (!wn_lsn_parse(optarg, &opts->endpos) || opts->endpos == WN_LSN_INVALID)
-                return wn_die(WN_EXIT_CONFIG, "--endpos: \"%s\" is not a WAL position like 0/1A2B3C8",
-                           optarg);
+                return wn_die(WN_EXIT_CONFIG,
+                              "--endpos: \"%s\" is not a WAL position like 0/1A2B3C8", optarg);
             break;
         case OPT_CHECK:
             opts->command = COMMAND_CHECK_CONFIG;
@@ -121,16 +121,16 @@ static int parse_options(int argc, char **argv, options *opts)
     if (optind < argc)
         return wn_die(WN_EXIT_CONFIG, "unexpected argument \"%s\"; try --help", argv[optind]);
     if (opts->command == COMMAND_DESCRIBE) {
-        if (opts->config_path != NULL || opts->commands_given > 1 ||
-            opts->endpos != WN_LSN_INVALID)
+        if (opts->config_path != NULL || opts->commands_given > 1 || opts->endpos != WN_LSN_INVALID)
             return wn_die(WN_EXIT_CONFIG, "--describe takes a plugin and nothing else");
         return -1;
     }
     if (opts->config_path == NULL)
         return wn_die(WN_EXIT_CONFIG, "no configuration file: give -c FILE; try --help");
     if (opts->commands_given > 1)
-        return wn_die(WN_EXIT_CONFIG,
-                   "--check-config, --create-slot, --drop-slot and --describe exclude one another");
+        return wn_die(
+            WN_EXIT_CONFIG,
+            "--check-config, --create-slot, --drop-slot and --describe exclude one another");
     if (opts->endpos != WN_LSN_INVALID && opts->command != COMMAND_RUN)
         return wn_die(WN_EXIT_CONFIG, "--endpos only applies to a run");
     return -1;
@@ -197,7 +197,7 @@ static int create_slot(const wn_config *config, wn_session *session)
     return status;
 }
 
-static int run(const wn_config *config, wn_lsn endpos, wn_session *session)
+static int run_command(const wn_config *config, wn_lsn endpos, wn_session *session)
 {
     wn_plugin *plugins = NULL;
     size_t nplugins = 0;
@@ -238,7 +238,7 @@ static int command_main(const options *opts, wn_session *session)
         status = check_config(&config, session);
         break;
     case COMMAND_RUN:
-        status = run(&config, opts->endpos, session);
+        status = run_command(&config, opts->endpos, session);
         break;
     case COMMAND_DESCRIBE:
         break;

@@ -52,8 +52,8 @@ static bool add_name(namecache *cache, size_t index, const char *name)
         cut_to(cache, index);
         return false;
     }
-    cache->entries[index] = (namecache_entry){.raw_end = cache->raw.len,
-                                              .json_end = cache->json.len};
+    cache->entries[index] =
+        (namecache_entry){.raw_end = cache->raw.len, .json_end = cache->json.len};
     cache->count = index + 1;
     return true;
 }

@@ -6,15 +6,19 @@
  *   keeps the connection alive) -> dispatcher -> ... -> stop
  *
  * A stream that is lost (connection gone, server restarting, walsender terminated) ends its
- * reader + dispatcher pair like a stop does; then the server is checked again, a new stream
- * starts at the last published position, and a new pair runs. Plugins stay initialised
- * throughout. Only what waiting cannot fix ends the run.
+ * reader + dispatcher pair like a stop does (the plugins are flushed); then the server is
+ * checked again, a new stream starts at the last published position, and a new pair runs.
+ * Plugins stay initialised across that, unless the slot turns out to be held by another
+ * process: then this host is the standby of a pair, and its plugins are shut down, releasing
+ * their sinks for the host that streams now, and initialised again once the slot is this
+ * host's again. Only what waiting cannot fix ends the run.
  */
 #include "pipeline.h"
 
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,44 +39,46 @@
 
 #define QUEUE_CAPACITY 4096
 #define ERR_MAX 1024
-#define SLOT_BUSY_RETRY_MAX_MS 5000   /* a standby notices a free slot within this */
+#define SLOT_BUSY_RETRY_MAX_MS 5000 /* a standby notices a free slot within this */
 #define SLOT_BUSY_LOG_INTERVAL_MS 60000
-#define STREAM_LOST (-1)              /* after_stream: reconnect after the reconnection backoff */
-#define STREAM_REWOUND (-2)           /* after_stream: a plugin asked to see it all again */
+#define STREAM_LOST (-1)    /* after_stream: reconnect after the reconnection backoff */
+#define STREAM_REWOUND (-2) /* after_stream: a plugin asked to see it all again */
 
 /* What a run holds besides the plugins. */
-typedef struct run {
+typedef struct pipeline {
     const wn_config *config;
     wn_plugin *plugins;
     size_t nplugins;
-    wn_lsn endpos;            /* 0: none */
+    wn_lsn endpos; /* 0: none */
     wn_stream *stream;
-    wn_state origin;          /* the server, database and slot streamed from */
-    bool streamed;            /* a stream started before in this run: the slot must exist */
-    wn_lsn resume;            /* where the next stream starts: the last published position */
-    unsigned seed;            /* for the jitter of backoff delays */
-    bool started;             /* every plugin's init returned OK */
-    wn_catalog catalog;       /* what the plugins learn of the source; read once */
-    walnotify_table *tables;  /* every instance's tables, one run after another */
-    wn_tablewatch *watch;     /* the catalog check before each acknowledgement; NULL until the
-                                 first stream */
-    uint32_t *table_oids;     /* [source.ntables]: the tables' OIDs when the stream started */
-    int stop_fd;              /* readable once a stop is requested: ends waits on the server */
-} run;
+    wn_state origin;         /* the server, database and slot streamed from */
+    bool streamed;           /* a stream started before in this run: the slot must exist */
+    wn_lsn resume;           /* where the next stream starts: the last published position */
+    unsigned seed;           /* for the jitter of backoff delays */
+    bool started;            /* every plugin's init returned OK, and no shutdown since */
+    bool described;          /* the catalog was read */
+    wn_catalog catalog;      /* what the plugins learn of the source; read once */
+    walnotify_table *tables; /* every instance's tables, one run after another */
+    wn_tablewatch *watch;    /* the catalog check before each acknowledgement; NULL until the
+                                first stream */
+    uint32_t *table_oids;    /* [source.ntables]: the tables' OIDs when the stream started */
+    int stop_fd;             /* readable once a stop is requested: ends waits on the server */
+} pipeline;
 
 typedef struct reader_args {
     wn_stream *stream;
     wn_handoff *handoff;
     int status;
     char err[ERR_MAX];
+    atomic_bool done; /* the reader returned: status and err are final */
 } reader_args;
 
 /* How an attempt to open the stream ended. */
 typedef enum connect_result {
     CONNECT_OK,
-    CONNECT_STOPPED,          /* a stop came while waiting */
-    CONNECT_NOTHING_TO_DO,    /* the start position is at or past --endpos */
-    CONNECT_FAILED            /* *exit_status set, reason printed */
+    CONNECT_STOPPED,       /* a stop came while waiting */
+    CONNECT_NOTHING_TO_DO, /* the start position is at or past --endpos */
+    CONNECT_FAILED         /* *exit_status set, reason printed */
 } connect_result;
 
 static int64_t monotonic_ms(void)
@@ -94,12 +100,11 @@ int wn_pipeline_load_plugins(const wn_config *config, wn_plugin **plugins, size_
     if (*plugins == NULL)
         return wn_die(WN_EXIT_PLUGIN, "out of memory loading plugins");
     for (size_t i = 0; i < config->nplugins; i++) {
-        int rc = wn_plugin_load(&(*plugins)[i], &config->plugins[i], config->file, config->dir,
-                                err, sizeof err);
+        int rc = wn_plugin_load(&(*plugins)[i], &config->plugins[i], config->file, config->dir, err,
+                                sizeof err);
 
         if (rc != 0)
-            return wn_die(rc == WN_LOAD_BAD_SETTINGS ? WN_EXIT_CONFIG : WN_EXIT_PLUGIN, "%s",
-                          err);
+            return wn_die(rc == WN_LOAD_BAD_SETTINGS ? WN_EXIT_CONFIG : WN_EXIT_PLUGIN, "%s", err);
         (*nloaded)++;
     }
     return 0;
@@ -129,24 +134,41 @@ static unsigned table_ops(const wn_plugin *plugin)
     return plugin->config->ops & wn_plugin_ops(plugin) & ~(unsigned)WALNOTIFY_OP_MESSAGE;
 }
 
-/* Reads the catalog once and tells every instance its source, its tables and where the stream
- * resumes, before its init. Returns 0, -1 when a stop came meanwhile, or the exit status. */
-static int lend_context(run *r)
+/* Reads the catalog, once per run, for what the plugins learn of the source. Returns 0, or
+ * WN_EXIT_TRANSIENT (the server going away meanwhile: waited out like a failed connection),
+ * WN_EXIT_STOPPED, or an exit status, with err set. */
+static int describe_source(pipeline *r, char *err, size_t errlen)
 {
-    size_t total = 0, used = 0;
-    char err[ERR_MAX];
-    int status = wn_setup_read_catalog(r->config, r->stop_fd, &r->catalog, err, sizeof err);
+    char why[ERR_MAX - 64]; /* room for the prefix below */
+    size_t total = 0;
+    int status;
 
-    if (status == WN_EXIT_STOPPED)
-        return -1;
-    if (status != 0)
-        return wn_die(wn_exit_status(status), "%s", err);
+    if (r->described)
+        return 0;
+    status = wn_setup_read_catalog(r->config, r->stop_fd, &r->catalog, why, sizeof why);
+    if (status != 0) {
+        snprintf(err, errlen, "reading the catalog for the plugins: %s", why);
+        return status;
+    }
     for (size_t i = 0; i < r->nplugins; i++)
         for (size_t t = 0; t < r->catalog.ntables; t++)
             total += r->plugins[i].config->watches[t];
     r->tables = calloc(total ? total : 1, sizeof *r->tables);
-    if (!r->tables)
-        return wn_die(WN_EXIT_PLUGIN, "out of memory describing the tables to the plugins");
+    if (!r->tables) {
+        wn_setup_free_catalog(&r->catalog);
+        snprintf(err, errlen, "out of memory describing the tables to the plugins");
+        return WN_EXIT_PLUGIN;
+    }
+    r->described = true;
+    return 0;
+}
+
+/* Tells every instance its source, its tables and where the stream resumes, before its init
+ * (again before an init that follows a shutdown: the position has moved on). */
+static void lend_context(pipeline *r)
+{
+    size_t used = 0;
+
     for (size_t i = 0; i < r->nplugins; i++) {
         walnotify_table *mine = r->tables + used;
         size_t n = 0;
@@ -161,41 +183,50 @@ static int lend_context(run *r)
         used += n;
         wn_plugin_set_context(&r->plugins[i], &r->catalog.source, mine, n, r->resume);
     }
-    return 0;
 }
 
-/* Sleeps up to ms; true when a stop was requested meanwhile. */
-static bool wait_or_stop(wn_handoff *handoff, int ms)
+/*
+ * Sleeps up to ms before init is called again; true when it may be. Else *result says why not:
+ * WN_DISPATCH_STOPPED (a stop was requested) or WN_DISPATCH_STREAM_ENDED (the stream ended
+ * meanwhile, noticed at the end of the wait: a host whose stream is gone must not go on waiting
+ * for a sink, which the host that took the slot may hold).
+ */
+static bool wait_to_init(const reader_args *reader, int ms, wn_dispatch_result *result)
 {
-    struct pollfd pfd = {.fd = wn_handoff_stop_fd(handoff), .events = POLLIN};
+    struct pollfd pfd = {.fd = wn_handoff_stop_fd(reader->handoff), .events = POLLIN};
 
-    if (wn_handoff_stop_requested(handoff))
-        return true;
-    if (poll(&pfd, 1, ms) < 0 && errno != EINTR)
+    if (!wn_handoff_stop_requested(reader->handoff) && poll(&pfd, 1, ms) < 0 && errno != EINTR)
         wn_log(WN_LOG_WARNING, "poll while waiting to call init again: %s", strerror(errno));
-    return wn_handoff_stop_requested(handoff);
+    if (wn_handoff_stop_requested(reader->handoff)) {
+        *result = WN_DISPATCH_STOPPED;
+        return false;
+    }
+    if (atomic_load(&reader->done)) {
+        *result = WN_DISPATCH_STREAM_ENDED;
+        return false;
+    }
+    return true;
 }
 
 /*
  * Calls one plugin's init until it answers OK, with the block's backoff after each RETRY
  * (retry_initial_ms doubling up to retry_max_ms). The reader thread keeps the connection alive
- * meanwhile. false with *result set after FATAL (err set) or a stop.
+ * meanwhile. false with *result set after FATAL (err set), a stop, or the end of the stream.
  */
-static bool init_plugin(wn_plugin *plugin, wn_handoff *handoff, wn_dispatch_result *result,
+static bool init_plugin(wn_plugin *plugin, const reader_args *reader, wn_dispatch_result *result,
                         char *err, size_t errlen)
 {
     const wn_plugin_config *config = plugin->config;
-    int delay_ms = config->retry_initial_ms > 0 ? config->retry_initial_ms
-                                                : WN_DEFAULT_RETRY_INITIAL_MS;
-    int cap_ms = config->retry_max_ms > 0 ? config->retry_max_ms : WN_DEFAULT_RETRY_MAX_MS;
+    int delay_ms = config->retry_initial_ms;
+    int cap_ms = config->retry_max_ms;
 
     for (unsigned attempt = 1;; attempt++) {
         walnotify_status status = wn_plugin_init(plugin);
 
         if (status == WALNOTIFY_OK) {
             if (attempt > 1)
-                wn_log(WN_LOG_INFO, "plugin \"%s\": init succeeded after %u attempts",
-                       config->name, attempt);
+                wn_log(WN_LOG_INFO, "plugin \"%s\": init succeeded after %u attempts", config->name,
+                       attempt);
             return true;
         }
         if (status != WALNOTIFY_RETRY) {
@@ -207,27 +238,28 @@ static bool init_plugin(wn_plugin *plugin, wn_handoff *handoff, wn_dispatch_resu
         wn_log(attempt == 1 ? WN_LOG_WARNING : WN_LOG_DEBUG,
                "plugin \"%s\": init answered RETRY (attempt %u); calling it again in %d ms",
                config->name, attempt, delay_ms);
-        if (wait_or_stop(handoff, delay_ms)) {
-            wn_log(WN_LOG_INFO, "plugin \"%s\": stopped while init was being retried",
-                   config->name);
-            *result = WN_DISPATCH_STOPPED;
+        if (!wait_to_init(reader, delay_ms, result)) {
+            wn_log(WN_LOG_INFO, "plugin \"%s\": %s while init was being retried", config->name,
+                   *result == WN_DISPATCH_STOPPED ? "stopped" : "the replication stream ended");
             return false;
         }
         delay_ms = delay_ms > cap_ms / 2 ? cap_ms : delay_ms * 2;
     }
 }
 
-/* Initialises the plugins once, in configuration order, on the first stream; after a failure
- * the caller's wn_pipeline_unload_plugins shuts the earlier ones down in reverse. */
-static bool start_plugins(run *r, wn_handoff *handoff, wn_dispatch_result *result, char *err,
-                          size_t errlen)
+/* Initialises the plugins in configuration order, on the first stream and on the first after
+ * stop_plugins; after a failure the caller's wn_pipeline_unload_plugins shuts the earlier ones
+ * down in reverse. */
+static bool start_plugins(pipeline *r, const reader_args *reader, wn_dispatch_result *result,
+                          char *err, size_t errlen)
 {
     char lsn_text[WN_LSN_TEXT_MAX];
 
     if (r->started)
         return true;
+    lend_context(r);
     for (size_t i = 0; i < r->nplugins; i++) {
-        if (!init_plugin(&r->plugins[i], handoff, result, err, errlen))
+        if (!init_plugin(&r->plugins[i], reader, result, err, errlen))
             return false;
     }
     r->started = true;
@@ -237,12 +269,38 @@ static bool start_plugins(run *r, wn_handoff *handoff, wn_dispatch_result *resul
     return true;
 }
 
+/*
+ * Shuts the plugins down in reverse order, keeping them loaded, when this host finds its slot
+ * held by another process: the other host streams now and must be able to take the sinks (a
+ * file's lock, a port) that these instances hold. Everything they finished was flushed when
+ * the stream ended (the dispatcher's last flush); the transaction in hand was abandoned. They
+ * are initialised again once this host holds the slot again.
+ */
+static void stop_plugins(pipeline *r)
+{
+    size_t running = 0;
+
+    /* Also those that started while a later one's init was still being retried. */
+    for (size_t i = 0; i < r->nplugins; i++)
+        running += r->plugins[i].initialised;
+    r->started = false;
+    if (running == 0)
+        return;
+    for (size_t i = r->nplugins; i > 0; i--)
+        wn_plugin_shutdown(&r->plugins[i - 1]);
+    /* Why the slot is busy follows at once, in the first "waiting for slot" line. */
+    wn_log(WN_LOG_INFO,
+           "slot \"%s\" is held by another process: %zu plugin(s) shut down, their sinks "
+           "released; they start again once this host holds the slot",
+           r->config->source.slot, running);
+}
+
 /* ---- opening the stream ------------------------------------------------------------------ */
 
 /* Where walnotify was before, if anywhere: the state file (re-read each time, as another host
  * of an active/standby pair may have moved it on) and this run's own last position. Returns
  * 0, or WN_EXIT_CONFIG for an unreadable or malformed file. */
-static int find_resume(run *r, wn_state *resume, bool *have, const char **from, char *err,
+static int find_resume(pipeline *r, wn_state *resume, bool *have, const char **from, char *err,
                        size_t errlen)
 {
     const char *path = r->config->source.state_file;
@@ -267,8 +325,8 @@ static int find_resume(run *r, wn_state *resume, bool *have, const char **from, 
 
 /* Where the stream starts: the slot's confirmed_flush_lsn, or where walnotify was when that is
  * later (a server crash can move confirmed_flush_lsn back over work already done). */
-static int start_position(const wn_state *resume, const char *from,
-                          const wn_server_state *server, wn_lsn *start, char *err, size_t errlen)
+static int start_position(const wn_state *resume, const char *from, const wn_server_state *server,
+                          wn_lsn *start, char *err, size_t errlen)
 {
     char a[WN_LSN_TEXT_MAX], b[WN_LSN_TEXT_MAX], c[WN_LSN_TEXT_MAX];
 
@@ -279,8 +337,8 @@ static int start_position(const wn_state *resume, const char *from,
         snprintf(err, errlen,
                  "%s%s records progress up to %s, beyond the end of the server's WAL (%s): the "
                  "server lost WAL it had confirmed (restored from a backup?); %s",
-                 from ? "state file " : "this run", from ? from : "",
-                 wn_lsn_format(resume->lsn, a), wn_lsn_format(server->wal_end, b),
+                 from ? "state file " : "this run", from ? from : "", wn_lsn_format(resume->lsn, a),
+                 wn_lsn_format(server->wal_end, b),
                  from ? "remove the file to resume at the slot's position"
                       : "restart walnotify to resume at the slot's position");
         return WN_EXIT_SERVER;
@@ -297,7 +355,7 @@ static int start_position(const wn_state *resume, const char *from,
 /* The OIDs of the configured tables as the stream starts, read with the same query the check
  * before each acknowledgement makes, so both speak of the same tables. Returns 0,
  * WN_EXIT_TRANSIENT, or WN_EXIT_SERVER; with err set. */
-static int read_table_oids(run *r, bool utf8, char *err, size_t errlen)
+static int read_table_oids(pipeline *r, bool utf8, char *err, size_t errlen)
 {
     const wn_source_config *source = &r->config->source;
     size_t n = source->ntables ? source->ntables : 1;
@@ -338,7 +396,7 @@ static int read_table_oids(run *r, bool utf8, char *err, size_t errlen)
  * A table renamed, dropped or taken out of the publication meanwhile ends the run; one made
  * again under its name is said. Returns 0, WN_EXIT_TRANSIENT, or WN_EXIT_SERVER; with err set.
  */
-static int recheck_tables(run *r, char *err, size_t errlen)
+static int recheck_tables(pipeline *r, char *err, size_t errlen)
 {
     const wn_source_config *source = &r->config->source;
     wn_table_seen *seen;
@@ -378,7 +436,7 @@ static int recheck_tables(run *r, char *err, size_t errlen)
 
 /* Records the start position in the state file before streaming: a first run learns at once
  * that the file cannot be written. */
-static int write_start_state(run *r, wn_lsn start, char *err, size_t errlen)
+static int write_start_state(pipeline *r, wn_lsn start, char *err, size_t errlen)
 {
     wn_state state = r->origin;
 
@@ -394,7 +452,7 @@ static int write_start_state(run *r, wn_lsn start, char *err, size_t errlen)
 }
 
 /* Some block asks for logical decoding messages that its plugin handles. */
-static bool wants_messages(const run *r)
+static bool wants_messages(const pipeline *r)
 {
     for (size_t i = 0; i < r->nplugins; i++) {
         if (r->plugins[i].config->ops & wn_plugin_ops(&r->plugins[i]) & WALNOTIFY_OP_MESSAGE)
@@ -404,11 +462,11 @@ static bool wants_messages(const run *r)
 }
 
 /*
- * One attempt: check the server, then start the stream at the resume position. Returns 0 with
- * r->stream set, WN_EXIT_TRANSIENT / WN_EXIT_SLOT_BUSY, or an exit status; with err set.
+ * One attempt: check the server, start the stream at the resume position, and read the catalog
+ * for the plugins (the first time). Returns 0 with r->stream set, WN_EXIT_TRANSIENT /
+ * WN_EXIT_SLOT_BUSY, or an exit status; with err set.
  */
-static int open_stream(run *r, bool *nothing_to_do, char *err,
-                       size_t errlen)
+static int open_stream(pipeline *r, bool *nothing_to_do, char *err, size_t errlen)
 {
     wn_server_state server;
     wn_state resume;
@@ -459,6 +517,8 @@ static int open_stream(run *r, bool *nothing_to_do, char *err,
     if (status != 0)
         return status;
     status = write_start_state(r, start, err, errlen);
+    if (status == 0)
+        status = describe_source(r, err, errlen);
     if (status != 0) {
         wn_stream_close(r->stream);
         r->stream = NULL;
@@ -469,7 +529,7 @@ static int open_stream(run *r, bool *nothing_to_do, char *err,
     return 0;
 }
 
-static void log_slot_busy(const run *r, const char *reason, int retry_ms, int64_t *next_log_ms)
+static void log_slot_busy(const pipeline *r, const char *reason, int retry_ms, int64_t *next_log_ms)
 {
     int64_t now = monotonic_ms();
 
@@ -488,17 +548,15 @@ static void log_slot_busy(const run *r, const char *reason, int retry_ms, int64_
  * startup); at_once skips the first wait (a rewind has waited its own backoff already).
  * Configuration, authentication and slot problems end the run.
  */
-static connect_result connect_with_retry(run *r, wn_session *sess, const char *lost,
+static connect_result connect_with_retry(pipeline *r, wn_session *sess, const char *lost,
                                          bool at_once, int *exit_status)
 {
     const wn_source_config *source = &r->config->source;
-    int initial = source->reconnect_initial_ms > 0 ? source->reconnect_initial_ms
-                                                   : WN_DEFAULT_RECONNECT_INITIAL_MS;
-    int max = source->reconnect_max_ms > 0 ? source->reconnect_max_ms
-                                           : WN_DEFAULT_RECONNECT_MAX_MS;
+    int initial = source->reconnect_initial_ms;
+    int max = source->reconnect_max_ms;
     wn_backoff transient = wn_backoff_start(initial, max);
-    wn_backoff busy = wn_backoff_start(initial, max < SLOT_BUSY_RETRY_MAX_MS ? max
-                                                                       : SLOT_BUSY_RETRY_MAX_MS);
+    wn_backoff busy =
+        wn_backoff_start(initial, max < SLOT_BUSY_RETRY_MAX_MS ? max : SLOT_BUSY_RETRY_MAX_MS);
     int64_t next_busy_log_ms = 0;
     char err[ERR_MAX], text[WN_LSN_TEXT_MAX];
     int delay_ms = 0;
@@ -529,6 +587,7 @@ static connect_result connect_with_retry(run *r, wn_session *sess, const char *l
             return CONNECT_OK;
         }
         if (status == WN_EXIT_SLOT_BUSY) {
+            stop_plugins(r);
             delay_ms = wn_backoff_next(&busy, &r->seed);
             log_slot_busy(r, err, busy.max_ms, &next_busy_log_ms);
             continue;
@@ -550,15 +609,16 @@ static void *reader_main(void *arg)
 {
     reader_args *reader = arg;
 
-    reader->status = wn_stream_run(reader->stream, reader->handoff, reader->err,
-                                   sizeof reader->err);
+    reader->status =
+        wn_stream_run(reader->stream, reader->handoff, reader->err, sizeof reader->err);
+    atomic_store(&reader->done, true);
     return NULL;
 }
 
 /* One reader + dispatcher pair on r->stream, until a stop, endpos, a failure or the end of the
  * stream; the last published position becomes r->resume. */
-static wn_dispatch_result stream_once(run *r, wn_session *sess,
-                                      reader_args *reader, char *err, size_t errlen)
+static wn_dispatch_result stream_once(pipeline *r, wn_session *sess, reader_args *reader, char *err,
+                                      size_t errlen)
 {
     wn_dispatcher_options dispatch = {
         .config = r->config,
@@ -594,7 +654,7 @@ static wn_dispatch_result stream_once(run *r, wn_session *sess,
         return WN_DISPATCH_PROTOCOL_ERROR;
     }
     /* The reader answers keepalives and sends status updates while init is retried. */
-    if (start_plugins(r, handoff, &result, err, errlen))
+    if (start_plugins(r, reader, &result, err, errlen))
         result = wn_dispatch_run(&dispatch, handoff, err, errlen);
     else
         wn_handoff_set_dispatcher_done(handoff);
@@ -618,8 +678,7 @@ static int after_stream(wn_dispatch_result result, const char *dispatch_err,
     switch (result) {
     case WN_DISPATCH_STOPPED:
         if (reader->status == WN_EXIT_TRANSIENT && wn_session_stop_requested(sess)) {
-            wn_log(WN_LOG_WARNING, "stopped; the last position could not be sent: %s",
-                   reader->err);
+            wn_log(WN_LOG_WARNING, "stopped; the last position could not be sent: %s", reader->err);
             return 0;
         }
         /* fall through */
@@ -633,7 +692,7 @@ static int after_stream(wn_dispatch_result result, const char *dispatch_err,
         if (reader->status == WN_EXIT_TRANSIENT)
             return wn_session_stop_requested(sess) ? 0 : STREAM_LOST;
         return wn_die(reader->status ? wn_exit_status(reader->status) : WN_EXIT_SERVER, "%s",
-                   reader->err[0] ? reader->err : "the replication stream ended");
+                      reader->err[0] ? reader->err : "the replication stream ended");
     case WN_DISPATCH_TABLES_UNKNOWN:
         return wn_session_stop_requested(sess) ? 0 : STREAM_LOST;
     case WN_DISPATCH_PROTOCOL_ERROR:
@@ -650,12 +709,12 @@ static int after_stream(wn_dispatch_result result, const char *dispatch_err,
 }
 
 /* Connect, stream until the stream ends, and again while it was only lost. */
-static int run_pipeline(run *r, wn_session *sess)
+static int run_pipeline(pipeline *r, wn_session *sess)
 {
     char err[ERR_MAX];
     reader_args reader = {.err = ""};
-    const char *lost = NULL;  /* why the previous stream ended; NULL before the first */
-    bool rewound = false;     /* it ended for a rewind: no reconnection backoff */
+    const char *lost = NULL; /* why the previous stream ended; NULL before the first */
+    bool rewound = false;    /* it ended for a rewind: no reconnection backoff */
 
     for (;;) {
         wn_dispatch_result result;
@@ -669,11 +728,6 @@ static int run_pipeline(run *r, wn_session *sess)
         case CONNECT_STOPPED:
         case CONNECT_NOTHING_TO_DO:
             return 0;
-        }
-        if (lost == NULL) {
-            status = lend_context(r);
-            if (status != 0)
-                return status < 0 ? 0 : status; /* < 0: a stop came while reading it */
         }
         result = stream_once(r, sess, &reader, err, sizeof err);
         status = after_stream(result, err, &reader, sess);
@@ -693,8 +747,8 @@ int wn_pipeline_create_slot(const wn_config *config, wn_session *session)
 {
     wn_server_state server;
     char err[ERR_MAX];
-    int status = wn_setup_prepare(config, NULL, NULL, wn_session_stop_fd(session), &server, err,
-                                  sizeof err);
+    int status =
+        wn_setup_prepare(config, NULL, NULL, wn_session_stop_fd(session), &server, err, sizeof err);
 
     if (status == WN_EXIT_STOPPED) {
         wn_log(WN_LOG_INFO, "%s (asked by %s); nothing more was created", err,
@@ -707,7 +761,7 @@ int wn_pipeline_create_slot(const wn_config *config, wn_session *session)
 int wn_pipeline_run(const wn_config *config, wn_plugin *plugins, size_t nplugins, wn_lsn endpos,
                     wn_session *session)
 {
-    run r = {
+    pipeline r = {
         .config = config,
         .plugins = plugins,
         .nplugins = nplugins,

@@ -34,7 +34,9 @@ int wn_pipeline_create_slot(const wn_config *config, wn_session *session);
  * Runs until a stop (session), endpos (0: none), or what waiting cannot fix. Takes the plugins
  * (checked): they are initialised once the slot is acquired, while the reader thread keeps the
  * connection alive (init answering RETRY is called again with the block's backoff until OK,
- * FATAL or a stop), and shut down and unloaded before the slot is released. Returns the exit status, after printing the reason of a failure.
+ * FATAL or a stop), shut down while another process holds the slot after a lost stream (and
+ * initialised again once the slot is this host's), and shut down and unloaded before the slot
+ * is released. Returns the exit status, after printing the reason of a failure.
  */
 int wn_pipeline_run(const wn_config *config, wn_plugin *plugins, size_t nplugins, wn_lsn endpos,
                     wn_session *session);

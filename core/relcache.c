@@ -14,7 +14,7 @@
 struct wn_relcache {
     wn_relation **slots; /* capacity entries, NULL when empty */
     size_t capacity;
-    size_t count;        /* occupied slots */
+    size_t count; /* occupied slots */
 };
 
 static size_t slot_for(uint32_t relid, size_t capacity)
@@ -211,8 +211,7 @@ bool wn_relation_renamed(const wn_relation *cached, const wn_message *relation)
 }
 
 /* The cached column named `name`, looked for first at `hint` (columns rarely move). */
-static const wn_rel_column *column_named(const wn_relation *cached, const char *name,
-                                         uint16_t hint)
+static const wn_rel_column *column_named(const wn_relation *cached, const char *name, uint16_t hint)
 {
     if (hint < cached->ncolumns && strcmp(cached->columns[hint].name, name) == 0)
         return &cached->columns[hint];

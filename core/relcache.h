@@ -21,13 +21,13 @@ typedef struct wn_rel_column {
 
 typedef struct wn_relation {
     uint32_t relid;
-    char *schema;         /* "pg_catalog" when the wire said "" */
+    char *schema; /* "pg_catalog" when the wire said "" */
     char *name;
-    char *qualified;      /* "schema.name" */
+    char *qualified; /* "schema.name" */
     char replident;
     uint16_t ncolumns;
     wn_rel_column *columns;
-    int table_index;      /* the owner's: set by the dispatcher, -1 when put */
+    int table_index; /* the owner's: set by the dispatcher, -1 when put */
 } wn_relation;
 
 typedef struct wn_relcache wn_relcache;

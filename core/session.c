@@ -88,7 +88,9 @@ static bool ignored_or_end(wn_session *session, int signo)
     if (signo == SIGUSR1 && ending)
         return true;
     wn_log(WN_LOG_INFO, "received %s; ignored (SIGINT or SIGTERM stops walnotify)",
-           signo == SIGHUP ? "SIGHUP" : signo == SIGUSR1 ? "SIGUSR1" : "SIGUSR2");
+           signo == SIGHUP    ? "SIGHUP"
+           : signo == SIGUSR1 ? "SIGUSR1"
+                              : "SIGUSR2");
     return false;
 }
 

@@ -16,13 +16,13 @@
 
 typedef struct wn_session {
     pthread_mutex_t lock;
-    wn_handoff *handoff;      /* the running pair's, NULL between pairs; under lock */
-    bool stop;                /* SIGINT/SIGTERM came; under lock */
-    int signo;                /* the signal that asked for the stop; under lock */
-    bool ending;              /* wn_session_end asked the thread to end; under lock */
-    int wake[2];              /* pipe: readable once stop is set, never drained */
-    sigset_t signals;         /* SIGINT, SIGTERM (stop); SIGHUP, SIGUSR1, SIGUSR2 (ignored,
-                                 but SIGUSR1 once ending) */
+    wn_handoff *handoff; /* the running pair's, NULL between pairs; under lock */
+    bool stop;           /* SIGINT/SIGTERM came; under lock */
+    int signo;           /* the signal that asked for the stop; under lock */
+    bool ending;         /* wn_session_end asked the thread to end; under lock */
+    int wake[2];         /* pipe: readable once stop is set, never drained */
+    sigset_t signals;    /* SIGINT, SIGTERM (stop); SIGHUP, SIGUSR1, SIGUSR2 (ignored,
+                            but SIGUSR1 once ending) */
     pthread_t thread;
 } wn_session;
 

@@ -19,18 +19,18 @@
 
 /* True for pg_class row `rel` when an UPDATE/DELETE on it can be published without failing: it
  * has a usable replica identity. */
-#define IDENTITY_OK(rel)                                                                      \
-    "(" rel ".relreplident = 'f' "                                                            \
-    " OR (" rel ".relreplident = 'd' AND EXISTS (SELECT 1 FROM pg_index i "                   \
-    "     WHERE i.indrelid = " rel ".oid AND i.indisprimary)) "                               \
-    " OR (" rel ".relreplident = 'i' AND EXISTS (SELECT 1 FROM pg_index i "                   \
+#define IDENTITY_OK(rel)                                                                           \
+    "(" rel ".relreplident = 'f' "                                                                 \
+    " OR (" rel ".relreplident = 'd' AND EXISTS (SELECT 1 FROM pg_index i "                        \
+    "     WHERE i.indrelid = " rel ".oid AND i.indisprimary)) "                                    \
+    " OR (" rel ".relreplident = 'i' AND EXISTS (SELECT 1 FROM pg_index i "                        \
     "     WHERE i.indrelid = " rel ".oid AND i.indisreplident)))"
 
 /* The relations that hold the rows of pg_class row `rel`: itself, or the leaf partitions of a
  * partitioned table (UPDATE/DELETE check the replica identity of the partition they touch). */
-#define LEAVES_OF(rel)                                                                        \
-    "(SELECT " rel ".oid AS relid WHERE " rel ".relkind <> 'p' "                              \
-    " UNION ALL SELECT tr.relid FROM pg_partition_tree(" rel ".oid) tr "                      \
+#define LEAVES_OF(rel)                                                                             \
+    "(SELECT " rel ".oid AS relid WHERE " rel ".relkind <> 'p' "                                   \
+    " UNION ALL SELECT tr.relid FROM pg_partition_tree(" rel ".oid) tr "                           \
     "     WHERE " rel ".relkind = 'p' AND tr.isleaf)"
 
 /* What one table looks like on the server. */
@@ -50,21 +50,22 @@ typedef struct publication_info {
     unsigned ops; /* WALNOTIFY_OP_* it publishes */
 } publication_info;
 
-typedef struct setup {
+typedef struct catalog_session {
     PGconn *conn;
     const wn_config *config;
-    const wn_state *resume;   /* NULL: the slot may be made */
-    const char *resume_path;  /* the state file resume came from; NULL: this run */
-    bool transient;           /* a failure waiting may cure */
-    int stop_fd;              /* readable once a stop is requested; -1: none */
-    bool stopped;             /* a stop came: nothing more was sent */
+    const wn_state *resume;  /* NULL: the slot may be made */
+    const char *resume_path; /* the state file resume came from; NULL: this run */
+    bool transient;          /* a failure waiting may cure */
+    int stop_fd;             /* readable once a stop is requested; -1: none */
+    bool stopped;            /* a stop came: nothing more was sent */
     char *err;
     size_t errlen;
-} setup;
+} catalog_session;
 
-static void set_error(setup *s, const char *format, ...) __attribute__((format(printf, 2, 3)));
+static void set_error(catalog_session *s, const char *format, ...)
+    __attribute__((format(printf, 2, 3)));
 
-static void set_error(setup *s, const char *format, ...)
+static void set_error(catalog_session *s, const char *format, ...)
 {
     va_list args;
 
@@ -76,8 +77,8 @@ static void set_error(setup *s, const char *format, ...)
 /* Runs sql with text parameters; returns the result when its status is `expect`, else NULL with
  * "doing: the server's message" in the error. A stop (before: nothing is sent; during: the
  * command is cancelled) sets s->stopped, so that nothing is created after it. */
-static PGresult *run(setup *s, const char *doing, const char *sql, int nparams,
-                     const char *const *params, ExecStatusType expect)
+static PGresult *query(catalog_session *s, const char *doing, const char *sql, int nparams,
+                       const char *const *params, ExecStatusType expect)
 {
     const char *none[] = {NULL};
     PGresult *res;
@@ -129,9 +130,9 @@ static void ops_text(unsigned ops, char *out, size_t outlen)
     }
 }
 
-static int check_wal_level(setup *s)
+static int check_wal_level(catalog_session *s)
 {
-    PGresult *res = run(s, "reading wal_level", "SHOW wal_level", 0, NULL, PGRES_TUPLES_OK);
+    PGresult *res = query(s, "reading wal_level", "SHOW wal_level", 0, NULL, PGRES_TUPLES_OK);
     int status = 0;
 
     if (!res)
@@ -149,12 +150,12 @@ static int check_wal_level(setup *s)
 
 /* Which server, database and slot this is, and where its WAL ends; compared with where walnotify
  * was before, when it was somewhere. */
-static int check_origin(setup *s, wn_server_state *state)
+static int check_origin(catalog_session *s, wn_server_state *state)
 {
     static const char sql[] = "SELECT system_identifier::text, current_database(), "
                               "       pg_current_wal_lsn()::text "
                               "FROM pg_control_system()";
-    PGresult *res = run(s, "identifying the server", sql, 0, NULL, PGRES_TUPLES_OK);
+    PGresult *res = query(s, "identifying the server", sql, 0, NULL, PGRES_TUPLES_OK);
     wn_state *origin = &state->origin;
     int status = WN_EXIT_SERVER;
     char *end;
@@ -169,8 +170,10 @@ static int check_origin(setup *s, wn_server_state *state)
     errno = 0;
     origin->system_identifier = strtoull(PQgetvalue(res, 0, 0), &end, 10);
     if (errno != 0 || *end != '\0' || !wn_lsn_parse(PQgetvalue(res, 0, 2), &state->wal_end)) {
-        set_error(s, "identifying the server: unreadable system identifier \"%s\" or WAL "
-                     "position \"%s\"", PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 2));
+        set_error(s,
+                  "identifying the server: unreadable system identifier \"%s\" or WAL "
+                  "position \"%s\"",
+                  PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 2));
         goto clear;
     }
     snprintf(origin->database, sizeof origin->database, "%s", PQgetvalue(res, 0, 1));
@@ -185,7 +188,7 @@ clear:
 
 /* The slot is gone although walnotify used it: whatever was committed since its last
  * acknowledgement cannot be decoded any more, and a new slot would start after a gap. */
-static int refuse_missing_slot(setup *s)
+static int refuse_missing_slot(catalog_session *s)
 {
     char lsn[WN_LSN_TEXT_MAX];
     const char *slot = s->config->source.slot;
@@ -208,7 +211,7 @@ static int refuse_missing_slot(setup *s)
 }
 
 /* A SQL_ASCII database cannot be converted to UTF-8: its text is passed through as it is. */
-static int check_encoding(setup *s, wn_server_state *state)
+static int check_encoding(catalog_session *s, wn_server_state *state)
 {
     const char *encoding = PQparameterStatus(s->conn, "server_encoding");
 
@@ -223,26 +226,29 @@ static int check_encoding(setup *s, wn_server_state *state)
     return 0;
 }
 
-static int read_table(setup *s, const wn_table_ref *table, const char *publication,
+static int read_table(catalog_session *s, const wn_table_ref *table, const char *publication,
                       table_info *info)
 {
     static const char sql[] =
         "SELECT c.relkind, c.relispartition, c.oid::text, "
-        "       (SELECT format('%I.%I', ln.nspname, l.relname) FROM " LEAVES_OF("c") " lv "
-        "        JOIN pg_class l ON l.oid = lv.relid "
-        "        JOIN pg_namespace ln ON ln.oid = l.relnamespace "
-        "        WHERE NOT " IDENTITY_OK("l") " ORDER BY 1 LIMIT 1), "
-        "       EXISTS (SELECT 1 FROM pg_publication_tables pt WHERE pt.pubname = $3 "
-        "           AND pt.schemaname = n.nspname AND pt.tablename = c.relname) "
-        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = $1 AND c.relname = $2";
+        "       (SELECT format('%I.%I', ln.nspname, l.relname) FROM " LEAVES_OF(
+            "c") " lv "
+                 "        JOIN pg_class l ON l.oid = lv.relid "
+                 "        JOIN pg_namespace ln ON ln.oid = l.relnamespace "
+                 "        WHERE NOT " IDENTITY_OK(
+                     "l") " ORDER BY 1 LIMIT 1), "
+                          "       EXISTS (SELECT 1 FROM pg_publication_tables pt WHERE pt.pubname "
+                          "= $3 "
+                          "           AND pt.schemaname = n.nspname AND pt.tablename = c.relname) "
+                          "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                          "WHERE n.nspname = $1 AND c.relname = $2";
     const char *params[] = {table->schema, table->name, publication};
     char doing[MESSAGE_MAX];
     const char *kind;
     PGresult *res;
 
     snprintf(doing, sizeof doing, "looking up table \"%s\"", table->qualified);
-    res = run(s, doing, sql, 3, params, PGRES_TUPLES_OK);
+    res = query(s, doing, sql, 3, params, PGRES_TUPLES_OK);
     if (!res)
         return WN_EXIT_SERVER;
     if (PQntuples(res) != 1) {
@@ -267,14 +273,14 @@ static int read_table(setup *s, const wn_table_ref *table, const char *publicati
 }
 
 /* Fills *exists; when the slot exists, checks it can serve walnotify and reads its position. */
-static int check_slot(setup *s, bool *exists, wn_lsn *confirmed_flush)
+static int check_slot(catalog_session *s, bool *exists, wn_lsn *confirmed_flush)
 {
     static const char sql[] = "SELECT slot_type, plugin, database, current_database(), "
                               "       wal_status, confirmed_flush_lsn "
                               "FROM pg_replication_slots WHERE slot_name = $1";
     const char *slot = s->config->source.slot;
     const char *params[] = {slot};
-    PGresult *res = run(s, "looking up the replication slot", sql, 1, params, PGRES_TUPLES_OK);
+    PGresult *res = query(s, "looking up the replication slot", sql, 1, params, PGRES_TUPLES_OK);
     int status = WN_EXIT_SERVER;
 
     if (!res)
@@ -305,8 +311,7 @@ static int check_slot(setup *s, bool *exists, wn_lsn *confirmed_flush)
                   "still needed, so changes are missing; drop it (walnotify --drop-slot) and "
                   "start again from a fresh copy of the tables",
                   slot);
-    } else if (!PQgetisnull(res, 0, 5) &&
-               !wn_lsn_parse(PQgetvalue(res, 0, 5), confirmed_flush)) {
+    } else if (!PQgetisnull(res, 0, 5) && !wn_lsn_parse(PQgetvalue(res, 0, 5), confirmed_flush)) {
         set_error(s, "slot \"%s\": unreadable confirmed_flush_lsn \"%s\"", slot,
                   PQgetvalue(res, 0, 5));
     } else {
@@ -316,13 +321,13 @@ static int check_slot(setup *s, bool *exists, wn_lsn *confirmed_flush)
     return status;
 }
 
-static int read_publication(setup *s, publication_info *pub)
+static int read_publication(catalog_session *s, publication_info *pub)
 {
     static const char sql[] = "SELECT puballtables, pubviaroot, pubinsert, pubupdate, "
                               "       pubdelete, pubtruncate "
                               "FROM pg_publication WHERE pubname = $1";
     const char *params[] = {s->config->source.publication};
-    PGresult *res = run(s, "looking up the publication", sql, 1, params, PGRES_TUPLES_OK);
+    PGresult *res = query(s, "looking up the publication", sql, 1, params, PGRES_TUPLES_OK);
 
     if (!res)
         return WN_EXIT_SERVER;
@@ -341,9 +346,9 @@ static int read_publication(setup *s, publication_info *pub)
 }
 
 /* Runs one utility command that returns no rows. */
-static int command(setup *s, const char *doing, const char *sql)
+static int command(catalog_session *s, const char *doing, const char *sql)
 {
-    PGresult *res = run(s, doing, sql, 0, NULL, PGRES_COMMAND_OK);
+    PGresult *res = query(s, doing, sql, 0, NULL, PGRES_COMMAND_OK);
 
     if (!res)
         return WN_EXIT_SERVER;
@@ -380,8 +385,8 @@ static bool append_table(PGconn *conn, char **buf, size_t *len, const wn_table_r
 
 /* "<verb> "pub" <clause> <the tables marked in which, comma-separated><suffix>", or NULL when out
  * of memory. */
-static char *publication_sql(setup *s, const char *verb, const char *clause, const bool *which,
-                             const char *suffix)
+static char *publication_sql(catalog_session *s, const char *verb, const char *clause,
+                             const bool *which, const char *suffix)
 {
     const wn_source_config *source = &s->config->source;
     char *quoted = PQescapeIdentifier(s->conn, source->publication, strlen(source->publication));
@@ -412,7 +417,7 @@ static char *publication_sql(setup *s, const char *verb, const char *clause, con
 
 /* A partitioned source table is published via its root, so that its changes arrive under the
  * name walnotify was given rather than under its partitions' names. */
-static int create_publication(setup *s, const bool *all, bool via_root)
+static int create_publication(catalog_session *s, const bool *all, bool via_root)
 {
     char ops[64], suffix[128], doing[MESSAGE_MAX];
     char *sql;
@@ -436,7 +441,7 @@ static int create_publication(setup *s, const bool *all, bool via_root)
     return status;
 }
 
-static int add_tables(setup *s, const bool *missing, size_t nmissing)
+static int add_tables(catalog_session *s, const bool *missing, size_t nmissing)
 {
     char doing[MESSAGE_MAX];
     char *sql;
@@ -461,7 +466,7 @@ static int add_tables(setup *s, const bool *missing, size_t nmissing)
     return status;
 }
 
-static int widen_publish(setup *s, const publication_info *pub)
+static int widen_publish(catalog_session *s, const publication_info *pub)
 {
     unsigned wanted = pub->ops | s->config->ops;
     char ops[64], doing[MESSAGE_MAX];
@@ -503,7 +508,7 @@ static int widen_publish(setup *s, const publication_info *pub)
 
 /* Row filters and column lists make rows or columns differ from what the plugins expect, but
  * someone chose them on purpose: said once per table, not refused. */
-static int warn_publication_shape(setup *s)
+static int warn_publication_shape(catalog_session *s)
 {
     static const char sql[] =
         "SELECT pt.rowfilter IS NOT NULL, "
@@ -522,8 +527,8 @@ static int warn_publication_shape(setup *s)
     for (size_t i = 0; i < source->ntables; i++) {
         const wn_table_ref *table = &source->tables[i];
         const char *params[] = {source->publication, table->schema, table->name};
-        PGresult *res = run(s, "reading the publication's tables", sql, 3, params,
-                            PGRES_TUPLES_OK);
+        PGresult *res =
+            query(s, "reading the publication's tables", sql, 3, params, PGRES_TUPLES_OK);
 
         if (!res)
             return WN_EXIT_SERVER;
@@ -544,7 +549,8 @@ static int warn_publication_shape(setup *s)
 
 /* Publishing update or delete for a table without replica identity makes the application's
  * own UPDATE/DELETE on it fail, so such a publication is refused rather than made. */
-static int check_replica_identity(setup *s, const publication_info *pub, const table_info *infos)
+static int check_replica_identity(catalog_session *s, const publication_info *pub,
+                                  const table_info *infos)
 {
     const unsigned changes = WALNOTIFY_OP_UPDATE | WALNOTIFY_OP_DELETE;
     const wn_source_config *source = &s->config->source;
@@ -576,7 +582,7 @@ static int check_replica_identity(setup *s, const publication_info *pub, const t
 /* Widening an existing publication to update or delete applies to every table it holds, not
  * only to walnotify's: one of them without replica identity would have its UPDATE/DELETE start
  * failing in the application, so the widening is refused. */
-static int check_widening(setup *s, const publication_info *pub)
+static int check_widening(catalog_session *s, const publication_info *pub)
 {
     static const char sql[] =
         "SELECT format('%I.%I', ln.nspname, l.relname) "
@@ -584,10 +590,11 @@ static int check_widening(setup *s, const publication_info *pub)
         "JOIN pg_namespace n ON n.nspname = pt.schemaname "
         "JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename "
         "CROSS JOIN LATERAL " LEAVES_OF("c") " lv "
-        "JOIN pg_class l ON l.oid = lv.relid "
-        "JOIN pg_namespace ln ON ln.oid = l.relnamespace "
-        "WHERE pt.pubname = $1 AND NOT " IDENTITY_OK("l") " "
-        "ORDER BY 1 LIMIT 1";
+                                             "JOIN pg_class l ON l.oid = lv.relid "
+                                             "JOIN pg_namespace ln ON ln.oid = l.relnamespace "
+                                             "WHERE pt.pubname = $1 AND NOT " IDENTITY_OK(
+                                                 "l") " "
+                                                      "ORDER BY 1 LIMIT 1";
     const unsigned changes = WALNOTIFY_OP_UPDATE | WALNOTIFY_OP_DELETE;
     const unsigned added = s->config->ops & ~pub->ops & changes;
     const char *publication = s->config->source.publication;
@@ -598,8 +605,8 @@ static int check_widening(setup *s, const publication_info *pub)
 
     if (!pub->exists || added == 0)
         return 0;
-    res = run(s, "checking the replica identity of the publication's tables", sql, 1, params,
-              PGRES_TUPLES_OK);
+    res = query(s, "checking the replica identity of the publication's tables", sql, 1, params,
+                PGRES_TUPLES_OK);
     if (!res)
         return WN_EXIT_SERVER;
     if (PQntuples(res) > 0) {
@@ -618,7 +625,7 @@ static int check_widening(setup *s, const publication_info *pub)
 
 /* Whether the publication will publish partitions' changes under their root's name: as it is
  * set, or, when walnotify makes it, whenever a source table is partitioned. */
-static bool publishes_via_root(const setup *s, const publication_info *pub,
+static bool publishes_via_root(const catalog_session *s, const publication_info *pub,
                                const table_info *infos)
 {
     if (pub->exists)
@@ -630,7 +637,7 @@ static bool publishes_via_root(const setup *s, const publication_info *pub,
 }
 
 /* "{oid,oid,...}" of the source tables, to free; NULL when out of memory. */
-static char *source_oids(const setup *s, const table_info *infos)
+static char *source_oids(const catalog_session *s, const table_info *infos)
 {
     char *text = NULL;
     size_t len = 0;
@@ -646,8 +653,9 @@ static char *source_oids(const setup *s, const table_info *infos)
 
 /* Names the topmost ancestor of partition `info` whose name the publication uses for the
  * partition's changes, in ancestor (empty when there is none: they arrive under its own). */
-static int published_ancestor(setup *s, const publication_info *pub, const table_info *info,
-                              const char *oids, char *ancestor, size_t ancestorlen)
+static int published_ancestor(catalog_session *s, const publication_info *pub,
+                              const table_info *info, const char *oids, char *ancestor,
+                              size_t ancestorlen)
 {
     static const char sql[] =
         "SELECT n.nspname || '.' || c.relname "
@@ -661,8 +669,8 @@ static int published_ancestor(setup *s, const publication_info *pub, const table
         "ORDER BY a.depth DESC LIMIT 1";
     const char *params[] = {info->oid, pub->all_tables ? "true" : "false", oids,
                             s->config->source.publication};
-    PGresult *res = run(s, "looking up the partition's ancestors", sql, 4, params,
-                        PGRES_TUPLES_OK);
+    PGresult *res =
+        query(s, "looking up the partition's ancestors", sql, 4, params, PGRES_TUPLES_OK);
 
     if (!res)
         return WN_EXIT_SERVER;
@@ -679,8 +687,8 @@ static int published_ancestor(setup *s, const publication_info *pub, const table
  * walnotify never alters publish_via_partition_root itself: other subscribers of the publication
  * would see other table names from then on.
  */
-static int check_partitions(setup *s, const publication_info *pub, const table_info *infos,
-                            bool slot_exists)
+static int check_partitions(catalog_session *s, const publication_info *pub,
+                            const table_info *infos, bool slot_exists)
 {
     const wn_source_config *source = &s->config->source;
     bool via_root = publishes_via_root(s, pub, infos);
@@ -720,16 +728,16 @@ static int check_partitions(setup *s, const publication_info *pub, const table_i
                   "table \"%s\" is a partition of \"%s\", and publication \"%s\" publishes via "
                   "the partition root, so its rows would arrive under \"%s\" and be missed: "
                   "list \"%s\" in source.tables instead of \"%s\" (or use another publication)",
-                  source->tables[i].qualified, ancestor, source->publication, ancestor,
-                  ancestor, source->tables[i].qualified);
+                  source->tables[i].qualified, ancestor, source->publication, ancestor, ancestor,
+                  source->tables[i].qualified);
         status = WN_EXIT_SERVER;
     }
     free(oids);
     return status;
 }
 
-static int prepare_publication(setup *s, const publication_info *pub, const table_info *infos,
-                               bool slot_exists)
+static int prepare_publication(catalog_session *s, const publication_info *pub,
+                               const table_info *infos, bool slot_exists)
 {
     const wn_source_config *source = &s->config->source;
     size_t nmissing = 0;
@@ -766,7 +774,7 @@ static int prepare_publication(setup *s, const publication_info *pub, const tabl
     return status;
 }
 
-static int create_slot(setup *s, wn_server_state *state)
+static int create_slot(catalog_session *s, wn_server_state *state)
 {
     static const char sql[] = "SELECT lsn FROM pg_create_logical_replication_slot($1, 'pgoutput')";
     const char *params[] = {s->config->source.slot};
@@ -775,7 +783,7 @@ static int create_slot(setup *s, wn_server_state *state)
     int status = 0;
 
     snprintf(doing, sizeof doing, "creating slot \"%s\"", s->config->source.slot);
-    res = run(s, doing, sql, 1, params, PGRES_TUPLES_OK);
+    res = query(s, doing, sql, 1, params, PGRES_TUPLES_OK);
     if (!res)
         return WN_EXIT_SERVER;
     if (PQntuples(res) != 1 || !wn_lsn_parse(PQgetvalue(res, 0, 0), &state->confirmed_flush)) {
@@ -791,7 +799,7 @@ static int create_slot(setup *s, wn_server_state *state)
     return status;
 }
 
-static int prepare(setup *s, wn_server_state *state)
+static int prepare(catalog_session *s, wn_server_state *state)
 {
     const wn_source_config *source = &s->config->source;
     publication_info pub;
@@ -832,12 +840,12 @@ static int prepare(setup *s, wn_server_state *state)
 int wn_setup_prepare(const wn_config *config, const wn_state *resume, const char *resume_path,
                      int stop_fd, wn_server_state *state, char *err, size_t errlen)
 {
-    setup s = {.config = config,
-               .resume = resume,
-               .resume_path = resume_path,
-               .stop_fd = stop_fd,
-               .err = err,
-               .errlen = errlen};
+    catalog_session s = {.config = config,
+                         .resume = resume,
+                         .resume_path = resume_path,
+                         .stop_fd = stop_fd,
+                         .err = err,
+                         .errlen = errlen};
     int status;
 
     memset(state, 0, sizeof *state);
@@ -855,11 +863,11 @@ int wn_setup_prepare(const wn_config *config, const wn_state *resume, const char
 
 /* ---- the catalog, for plugins ------------------------------------------------------------ */
 
-static int read_source(setup *s, wn_catalog *catalog)
+static int read_source(catalog_session *s, wn_catalog *catalog)
 {
     static const char sql[] = "SELECT system_identifier::text, current_database(), "
                               "current_setting('server_version_num') FROM pg_control_system()";
-    PGresult *res = run(s, "reading the server's identity", sql, 0, NULL, PGRES_TUPLES_OK);
+    PGresult *res = query(s, "reading the server's identity", sql, 0, NULL, PGRES_TUPLES_OK);
     char *end;
     int status = 0;
 
@@ -913,7 +921,7 @@ static void fill_key_columns(const PGresult *res, walnotify_column *columns, siz
     }
 }
 
-static int read_table_columns(setup *s, const wn_table_ref *ref, walnotify_table *table)
+static int read_table_columns(catalog_session *s, const wn_table_ref *ref, walnotify_table *table)
 {
     static const char sql[] =
         "SELECT a.attname, a.atttypid::int8, a.atttypmod, "
@@ -935,7 +943,7 @@ static int read_table_columns(setup *s, const wn_table_ref *ref, walnotify_table
     size_t n;
 
     snprintf(doing, sizeof doing, "reading the columns of table \"%s\"", ref->qualified);
-    res = run(s, doing, sql, 2, params, PGRES_TUPLES_OK);
+    res = query(s, doing, sql, 2, params, PGRES_TUPLES_OK);
     if (!res)
         return WN_EXIT_SERVER;
     n = (size_t)PQntuples(res);
@@ -971,7 +979,7 @@ out_of_memory:
     return WN_EXIT_SERVER;
 }
 
-static int read_catalog(setup *s, wn_catalog *catalog)
+static int read_catalog(catalog_session *s, wn_catalog *catalog)
 {
     const wn_source_config *source = &s->config->source;
     int status = read_source(s, catalog);
@@ -1010,7 +1018,7 @@ void wn_setup_free_catalog(wn_catalog *catalog)
 int wn_setup_read_catalog(const wn_config *config, int stop_fd, wn_catalog *catalog, char *err,
                           size_t errlen)
 {
-    setup s = {.config = config, .stop_fd = stop_fd, .err = err, .errlen = errlen};
+    catalog_session s = {.config = config, .stop_fd = stop_fd, .err = err, .errlen = errlen};
     int status;
 
     memset(catalog, 0, sizeof *catalog);
@@ -1029,7 +1037,7 @@ int wn_setup_drop_slot(const wn_config *config, int stop_fd, char *err, size_t e
 {
     static const char find[] = "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1";
     static const char drop[] = "SELECT pg_drop_replication_slot($1)";
-    setup s = {.config = config, .stop_fd = stop_fd, .err = err, .errlen = errlen};
+    catalog_session s = {.config = config, .stop_fd = stop_fd, .err = err, .errlen = errlen};
     const char *params[] = {config->source.slot};
     char doing[MESSAGE_MAX];
     PGresult *res;
@@ -1039,7 +1047,7 @@ int wn_setup_drop_slot(const wn_config *config, int stop_fd, char *err, size_t e
     if (!s.conn)
         return status;
     status = WN_EXIT_SERVER;
-    res = run(&s, "looking up the replication slot", find, 1, params, PGRES_TUPLES_OK);
+    res = query(&s, "looking up the replication slot", find, 1, params, PGRES_TUPLES_OK);
     if (!res)
         goto finish;
     if (PQntuples(res) == 0) {
@@ -1049,7 +1057,7 @@ int wn_setup_drop_slot(const wn_config *config, int stop_fd, char *err, size_t e
     }
     PQclear(res);
     snprintf(doing, sizeof doing, "dropping slot \"%s\"", config->source.slot);
-    res = run(&s, doing, drop, 1, params, PGRES_TUPLES_OK);
+    res = query(&s, doing, drop, 1, params, PGRES_TUPLES_OK);
     if (!res)
         goto finish;
     PQclear(res);

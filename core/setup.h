@@ -15,11 +15,11 @@
 #include "walnotify/plugin.h"
 
 typedef struct wn_server_state {
-    bool utf8;               /* false for a SQL_ASCII database: no client_encoding=UTF8 */
-    bool slot_created;       /* this call made the slot */
-    wn_lsn confirmed_flush;  /* the slot's confirmed_flush_lsn */
-    wn_lsn wal_end;          /* pg_current_wal_lsn() when checked */
-    wn_state origin;         /* this server's system identifier, the database, the slot (lsn 0) */
+    bool utf8;              /* false for a SQL_ASCII database: no client_encoding=UTF8 */
+    bool slot_created;      /* this call made the slot */
+    wn_lsn confirmed_flush; /* the slot's confirmed_flush_lsn */
+    wn_lsn wal_end;         /* pg_current_wal_lsn() when checked */
+    wn_state origin;        /* this server's system identifier, the database, the slot (lsn 0) */
 } wn_server_state;
 
 /*
@@ -52,8 +52,8 @@ int wn_setup_prepare(const wn_config *config, const wn_state *resume, const char
  * configuration; everything else is owned (wn_setup_free_catalog).
  */
 typedef struct wn_catalog {
-    walnotify_source source;  /* database owned; slot and publication borrowed from config */
-    walnotify_table *tables;  /* [source.ntables], in configuration order; ops 0 (per block) */
+    walnotify_source source; /* database owned; slot and publication borrowed from config */
+    walnotify_table *tables; /* [source.ntables], in configuration order; ops 0 (per block) */
     size_t ntables;
 } wn_catalog;
 

@@ -224,8 +224,8 @@ int wn_state_write(const char *path, const wn_state *state, char *err, size_t er
                  path);
         return -1;
     }
-    n = snprintf(text, sizeof text, STATE_MAGIC "\nsystem_identifier=%" PRIu64
-                 "\ndatabase=%s\nslot=%s\nlsn=%s\n",
+    n = snprintf(text, sizeof text,
+                 STATE_MAGIC "\nsystem_identifier=%" PRIu64 "\ndatabase=%s\nslot=%s\nlsn=%s\n",
                  state->system_identifier, state->database, state->slot,
                  wn_lsn_format(state->lsn, lsn));
     if (n < 0 || (size_t)n >= sizeof text) {

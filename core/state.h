@@ -26,10 +26,10 @@
 #define WN_STATE_NAME_MAX 64 /* a database or slot name (PostgreSQL's NAMEDATALEN) plus NUL */
 
 typedef struct wn_state {
-    uint64_t system_identifier;          /* pg_control_system().system_identifier */
+    uint64_t system_identifier; /* pg_control_system().system_identifier */
     char database[WN_STATE_NAME_MAX];
     char slot[WN_STATE_NAME_MAX];
-    wn_lsn lsn;                          /* where walnotify may resume */
+    wn_lsn lsn; /* where walnotify may resume */
 } wn_state;
 
 /*

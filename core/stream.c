@@ -21,41 +21,40 @@
 
 #include <libpq-fe.h>
 
-#include "config.h"
 #include "conninfo.h"
 #include "decoder.h" /* WN_PG_EPOCH_OFFSET_US */
 #include "log.h"
 
-#define XLOGDATA_HEADER 25   /* 'w', walStart, walEnd, sendTime */
-#define KEEPALIVE_LENGTH 18  /* 'k', walEnd, sendTime, replyRequested */
-#define STATUS_LENGTH 34     /* 'r', write, flush, apply, sendTime, replyRequested */
-#define STEP_MS 50           /* longest sleep while waiting on the dispatcher */
+#define XLOGDATA_HEADER 25    /* 'w', walStart, walEnd, sendTime */
+#define KEEPALIVE_LENGTH 18   /* 'k', walEnd, sendTime, replyRequested */
+#define STATUS_LENGTH 34      /* 'r', write, flush, apply, sendTime, replyRequested */
+#define STEP_MS 50            /* longest sleep while waiting on the dispatcher */
 #define FLUSH_TIMEOUT_MS 5000 /* how long the last status update may take to leave */
 #define DRAIN_TIMEOUT_MS 2000 /* how long to wait for the server to end the copy */
 #define MESSAGE_MAX 1024
-#define BATCH_MAX 1024       /* messages read per turn before the timers are looked at again */
-#define COALESCE_MIN 8       /* a drain of at least this many messages means the stream is busy */
-#define COALESCE_NS 100000   /* how long a busy stream is left to gather before the next wait */
+#define BATCH_MAX 1024     /* messages read per turn before the timers are looked at again */
+#define COALESCE_MIN 8     /* a drain of at least this many messages means the stream is busy */
+#define COALESCE_NS 100000 /* how long a busy stream is left to gather before the next wait */
 
 struct wn_stream {
     PGconn *conn;
     int status_interval_ms;
     int receive_timeout_ms;
-    wn_lsn received;          /* highest walEnd the server reported */
-    wn_lsn flushed;           /* last flush position sent */
-    int64_t next_status_ms;   /* monotonic time the next status update is due */
-    int64_t last_receive_ms;  /* monotonic time something last came from the server */
-    bool asked_reply;         /* a status update asked the server to answer the silence */
-    bool want_write;          /* libpq holds output the socket did not take yet */
-    bool have_pending;        /* `pending` could not be handed over yet */
-    bool lost;                /* the failure was the connection's, not the protocol's */
-    int last_batch;           /* messages the last drain found */
+    wn_lsn received;         /* highest walEnd the server reported */
+    wn_lsn flushed;          /* last flush position sent */
+    int64_t next_status_ms;  /* monotonic time the next status update is due */
+    int64_t last_receive_ms; /* monotonic time something last came from the server */
+    bool asked_reply;        /* a status update asked the server to answer the silence */
+    bool want_write;         /* libpq holds output the socket did not take yet */
+    bool have_pending;       /* `pending` could not be handed over yet */
+    bool lost;               /* the failure was the connection's, not the protocol's */
+    int last_batch;          /* messages the last drain found */
     wn_item pending;
-    const char *state_file;   /* NULL: none */
-    wn_state state;           /* what state_file gets; lsn = last written */
-    bool state_failing;       /* the last write failed (said once, until it works again) */
+    const char *state_file; /* NULL: none */
+    wn_state state;         /* what state_file gets; lsn = last written */
+    bool state_failing;     /* the last write failed (said once, until it works again) */
     int progress_interval_ms;
-    int64_t next_progress_ms; /* monotonic time the next progress line is due */
+    int64_t next_progress_ms;    /* monotonic time the next progress line is due */
     uint64_t events_at_progress; /* the dispatcher's count at the last progress line */
     char *err;
     size_t errlen;
@@ -538,8 +537,7 @@ static void drain(wn_stream *stream)
             PQclear(res);
             continue;
         }
-        if (left <= 0 || fd.fd < 0 || poll(&fd, 1, (int)left) <= 0 ||
-            !PQconsumeInput(stream->conn))
+        if (left <= 0 || fd.fd < 0 || poll(&fd, 1, (int)left) <= 0 || !PQconsumeInput(stream->conn))
             return;
     }
 }
@@ -685,15 +683,14 @@ static int start_replication(wn_stream *stream, const wn_stream_options *options
         snprintf(query, sizeof query,
                  "START_REPLICATION SLOT %s LOGICAL %X/%X (proto_version '1', "
                  "publication_names %s%s)",
-                 slot, (unsigned)(options->start_lsn >> 32), (unsigned)options->start_lsn,
-                 names, options->messages ? ", messages 'true'" : "") >= (int)sizeof query) {
+                 slot, (unsigned)(options->start_lsn >> 32), (unsigned)options->start_lsn, names,
+                 options->messages ? ", messages 'true'" : "") >= (int)sizeof query) {
         snprintf(err, errlen, "starting replication: slot or publication name too long");
         goto free_slot;
     }
     res = wn_exec(stream->conn, options->stop_fd, query, 0, NULL, &stopped);
     if (stopped) {
-        snprintf(err, errlen, "stopped while starting replication from slot \"%s\"",
-                 options->slot);
+        snprintf(err, errlen, "stopped while starting replication from slot \"%s\"", options->slot);
         status = WN_EXIT_STOPPED;
     } else if (PQresultStatus(res) != PGRES_COPY_BOTH) {
         status = start_failure(stream->conn, res, options->slot, err, errlen);
@@ -718,23 +715,17 @@ int wn_stream_open(wn_stream **out, const wn_stream_options *options, char *err,
         snprintf(err, errlen, "opening the replication stream: out of memory");
         return WN_EXIT_SERVER;
     }
-    stream->status_interval_ms = options->status_interval_ms > 0
-                                     ? options->status_interval_ms
-                                     : WN_DEFAULT_STATUS_INTERVAL_MS;
-    stream->receive_timeout_ms = options->receive_timeout_ms > 0
-                                     ? options->receive_timeout_ms
-                                     : WN_DEFAULT_RECEIVE_TIMEOUT_MS;
-    stream->progress_interval_ms = options->progress_interval_ms > 0
-                                       ? options->progress_interval_ms
-                                       : WN_DEFAULT_PROGRESS_INTERVAL_MS;
+    stream->status_interval_ms = options->status_interval_ms;
+    stream->receive_timeout_ms = options->receive_timeout_ms;
+    stream->progress_interval_ms = options->progress_interval_ms;
     if (options->state_file && options->origin) {
         stream->state_file = options->state_file;
         stream->state = *options->origin;
         /* The caller wrote the start position: only what comes after is news. */
         stream->state.lsn = options->start_lsn;
     }
-    stream->conn = wn_connect(options->conninfo, true, options->utf8, options->stop_fd, &status,
-                              err, errlen);
+    stream->conn =
+        wn_connect(options->conninfo, true, options->utf8, options->stop_fd, &status, err, errlen);
     if (!stream->conn)
         goto free_stream;
     status = start_replication(stream, options, err, errlen);

@@ -14,20 +14,19 @@
 #include "state.h"
 
 typedef struct wn_stream_options {
-    const char *conninfo;     /* the user's */
-    bool utf8;                /* add client_encoding=UTF8 */
+    const char *conninfo; /* the user's */
+    bool utf8;            /* add client_encoding=UTF8 */
     const char *slot;
     const char *publication;
-    wn_lsn start_lsn;         /* 0: resume at the slot's confirmed_flush_lsn */
-    bool messages;            /* ask pgoutput for logical decoding messages (messages 'true') */
+    wn_lsn start_lsn; /* 0: resume at the slot's confirmed_flush_lsn */
+    bool messages;    /* ask pgoutput for logical decoding messages (messages 'true') */
     int status_interval_ms;
     int receive_timeout_ms;   /* silence before asking for a reply, and again before giving the
-                                 connection up; 0: WN_DEFAULT_RECEIVE_TIMEOUT_MS */
+                                 connection up */
     const char *state_file;   /* NULL: none. Else rewritten each time a status update reported
                                  a new flush position (at most once per status interval) */
     const wn_state *origin;   /* the server, database and slot written to state_file; copied */
-    int progress_interval_ms; /* between progress lines; 0: WN_DEFAULT_PROGRESS_INTERVAL_MS
-                                 (config.h) */
+    int progress_interval_ms; /* between progress lines */
     int stop_fd;              /* readable once a stop is requested: ends connecting and
                                  START_REPLICATION (WN_EXIT_STOPPED); -1: none */
 } wn_stream_options;
@@ -41,8 +40,7 @@ typedef struct wn_stream wn_stream;
  * active for another process), WN_EXIT_TRANSIENT (waiting may help), or an exit status (1 or 3;
  * a slot that does not exist is 3).
  */
-int wn_stream_open(wn_stream **stream, const wn_stream_options *options, char *err,
-                   size_t errlen);
+int wn_stream_open(wn_stream **stream, const wn_stream_options *options, char *err, size_t errlen);
 
 /*
  * The reader thread's body: streams into handoff until a stop is requested (then waits for the

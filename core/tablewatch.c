@@ -245,8 +245,8 @@ wn_tables_read wn_tablewatch_read(void *arg, const uint32_t *expected, wn_table_
     int exit_status;
 
     if (watch->conn == NULL) {
-        watch->conn = wn_connect(source->conninfo, false, watch->utf8, stop_fd, &exit_status, err,
-                                 errlen);
+        watch->conn =
+            wn_connect(source->conninfo, false, watch->utf8, stop_fd, &exit_status, err, errlen);
         /* Whatever the reason, a failed connection says nothing about the tables; the
          * reconnection that follows says what cannot be waited out (authentication, ...). */
         if (watch->conn == NULL)
@@ -282,9 +282,8 @@ void wn_tablewatch_reset(wn_tablewatch *watch)
         drop_connection(watch, WN_TABLES_UNKNOWN);
 }
 
-wn_table_verdict wn_table_judge(const wn_table_seen *seen, uint32_t expected,
-                                const char *qualified, const char *publication, char *why,
-                                size_t whylen)
+wn_table_verdict wn_table_judge(const wn_table_seen *seen, uint32_t expected, const char *qualified,
+                                const char *publication, char *why, size_t whylen)
 {
     if (expected == 0)
         expected = seen->oid;
@@ -293,8 +292,8 @@ wn_table_verdict wn_table_judge(const wn_table_seen *seen, uint32_t expected,
     if (seen->oid != expected && seen->expected_exists && !seen->expected_now_configured) {
         snprintf(why, whylen,
                  "table \"%s\" (OID %" PRIu32 ") was renamed to \"%s\"%s: its changes would no "
-                 "longer be delivered, so walnotify stops before acknowledging past that; "
-                 WN_RENAMED_REMEDY,
+                 "longer be delivered, so walnotify stops before acknowledging past "
+                 "that; " WN_RENAMED_REMEDY,
                  qualified, expected, seen->expected_now,
                  seen->oid ? ", and another table now has its old name" : "", qualified,
                  seen->expected_now);

@@ -26,9 +26,9 @@ typedef struct wn_table_seen {
 
 /* How a read of the catalog went. */
 typedef enum wn_tables_read {
-    WN_TABLES_READ = 0,     /* seen[] is filled */
-    WN_TABLES_UNKNOWN,      /* the connection failed, timed out or was stopped: try again later */
-    WN_TABLES_REFUSED       /* the server refused the query (the publication is gone) */
+    WN_TABLES_READ = 0, /* seen[] is filled */
+    WN_TABLES_UNKNOWN,  /* the connection failed, timed out or was stopped: try again later */
+    WN_TABLES_REFUSED   /* the server refused the query (the publication is gone) */
 } wn_tables_read;
 
 /*
@@ -36,8 +36,9 @@ typedef enum wn_tables_read {
  * expected[i] is the OID walnotify believes it has (0: none, NULL: all 0). stop_fd (or -1) cuts a
  * wait short when it becomes readable. Returns how it went, with one line in err when it failed.
  */
-typedef wn_tables_read (*wn_tables_reader)(void *watch, const uint32_t *expected, wn_table_seen *seen,
-                                int stop_fd, char *err, size_t errlen);
+typedef wn_tables_read (*wn_tables_reader)(void *watch, const uint32_t *expected,
+                                           wn_table_seen *seen, int stop_fd, char *err,
+                                           size_t errlen);
 
 typedef struct wn_tablewatch wn_tablewatch;
 
@@ -47,26 +48,26 @@ wn_tablewatch *wn_tablewatch_create(const wn_config *config, bool utf8);
 
 /* A wn_tables_reader; watch is a wn_tablewatch. The connection is dropped after a failure and
  * made again at the next read. */
-wn_tables_read wn_tablewatch_read(void *watch, const uint32_t *expected, wn_table_seen *seen, int stop_fd,
-                               char *err, size_t errlen);
+wn_tables_read wn_tablewatch_read(void *watch, const uint32_t *expected, wn_table_seen *seen,
+                                  int stop_fd, char *err, size_t errlen);
 
 /* Drops the connection, if any: the next read makes a new one. */
 void wn_tablewatch_reset(wn_tablewatch *watch);
 
 /* What became of a configured table, from what the catalog says and the OID it should have. */
 typedef enum wn_table_verdict {
-    WN_TABLE_SAME,        /* published under the OID it had */
-    WN_TABLE_MADE_AGAIN,  /* another table under its name (dropped and created again), published */
-    WN_TABLE_RENAMED,     /* the table it was now has a name or schema source.tables lacks */
-    WN_TABLE_DROPPED,     /* no table under its name, and the one it was is gone */
-    WN_TABLE_UNPUBLISHED  /* the publication does not carry it (any more) */
+    WN_TABLE_SAME,       /* published under the OID it had */
+    WN_TABLE_MADE_AGAIN, /* another table under its name (dropped and created again), published */
+    WN_TABLE_RENAMED,    /* the table it was now has a name or schema source.tables lacks */
+    WN_TABLE_DROPPED,    /* no table under its name, and the one it was is gone */
+    WN_TABLE_UNPUBLISHED /* the publication does not carry it (any more) */
 } wn_table_verdict;
 
 /* The remedy for a configured table now under another name (two %s: old, new "schema.name"). */
-#define WN_RENAMED_REMEDY                                                                      \
-    "to follow the table under its new name, replace \"%s\" by \"%s\" in source.tables (and in " \
-    "the plugins' tables) and start again: its changes since the rename are then delivered "  \
-    "under the new name (renaming it back instead would leave the changes made under the new " \
+#define WN_RENAMED_REMEDY                                                                          \
+    "to follow the table under its new name, replace \"%s\" by \"%s\" in source.tables (and in "   \
+    "the plugins' tables) and start again: its changes since the rename are then delivered "       \
+    "under the new name (renaming it back instead would leave the changes made under the new "     \
     "name undelivered)"
 
 /*
@@ -74,9 +75,8 @@ typedef enum wn_table_verdict {
  * (expected; 0: whatever it has). For RENAMED, DROPPED and UNPUBLISHED, why receives one line
  * naming the table, what happened and the remedy.
  */
-wn_table_verdict wn_table_judge(const wn_table_seen *seen, uint32_t expected,
-                                const char *qualified, const char *publication, char *why,
-                                size_t whylen);
+wn_table_verdict wn_table_judge(const wn_table_seen *seen, uint32_t expected, const char *qualified,
+                                const char *publication, char *why, size_t whylen);
 
 /* Logs the warning for WN_TABLE_MADE_AGAIN: `qualified` now has new_oid, not old_oid. */
 void wn_table_say_made_again(const char *qualified, uint32_t old_oid, uint32_t new_oid);

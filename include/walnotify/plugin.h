@@ -8,8 +8,10 @@
  *
  *     check     (optional, 1.1) once by --check-config and once before init: validate the
  *               settings without side effects (only the setting getters and log work);
- *     init      once, after the replication slot is acquired; RETRY calls it again after the
- *               block's backoff (the host keeps the replication connection alive meanwhile);
+ *     init      after the replication slot is acquired; RETRY calls it again after the
+ *               block's backoff (the host keeps the replication connection alive meanwhile,
+ *               and logs a line the instance repeats unchanged at debug level); again after a
+ *               shutdown that released the sinks to the other host of an active/standby pair;
  *     begin     (optional) before the first event of a transaction this instance receives;
  *     handle    once per event, in commit order;
  *     commit    (optional) after the last event of a transaction that saw begin;
@@ -22,7 +24,9 @@
  *               with nothing new (between a begin and its commit, the open transaction's batch
  *               may wait for its commit and the next flush); it comes at least once per status
  *               interval while the instance has unflushed work, and once at a stop;
- *     shutdown  once, at the end, in the reverse order of the configuration.
+ *     shutdown  once, at the end, in the reverse order of the configuration; also when the
+ *               host, reconnecting, finds its slot held by another process (everything finished
+ *               was flushed): init comes again once the slot is the host's again.
  *
  * Threads: every callback of every plugin is called from one and the same host thread, never
  * concurrently. A callback may block (for minutes if it must): the host keeps the replication
@@ -80,7 +84,7 @@ extern "C" {
 
 /* True when the structure at `ptr` (of type `type`, with a leading `size` member) holds
  * `member`: use it before reading a member newer than the minor your plugin declares. */
-#define WALNOTIFY_HAS(type, ptr, member)                                                          \
+#define WALNOTIFY_HAS(type, ptr, member)                                                           \
     ((ptr)->size >= offsetof(type, member) + sizeof(((const type *)0)->member))
 
 /* Return codes of init, handle, begin, commit and flush. */
@@ -107,7 +111,7 @@ typedef enum walnotify_op {
 } walnotify_op;
 
 /* What a descriptor without `ops` (every 1.0 plugin) handles. */
-#define WALNOTIFY_OPS_CHANGES                                                                     \
+#define WALNOTIFY_OPS_CHANGES                                                                      \
     (WALNOTIFY_OP_INSERT | WALNOTIFY_OP_UPDATE | WALNOTIFY_OP_DELETE | WALNOTIFY_OP_TRUNCATE)
 
 /*
@@ -144,7 +148,7 @@ typedef struct walnotify_id {
 typedef enum walnotify_value_kind {
     WALNOTIFY_VALUE_NULL = 0,
     WALNOTIFY_VALUE_TEXT = 1,     /* value/length hold PostgreSQL's text output */
-    WALNOTIFY_VALUE_UNCHANGED = 2 /* updates only: an unchanged TOAST value the server did not send */
+    WALNOTIFY_VALUE_UNCHANGED = 2 /* updates only: an unchanged TOAST value not sent */
 } walnotify_value_kind;
 
 /* What old row an update or delete carries. */
@@ -168,37 +172,37 @@ typedef struct walnotify_column {
 } walnotify_column;
 
 typedef struct walnotify_event {
-    size_t size;                /* sizeof(walnotify_event) as the host was built: members past it
-                                   are absent */
-    const char *table;          /* "schema.name", NUL-terminated */
-    const char *schema;         /* "schema" */
-    const char *name;           /* "name" */
-    walnotify_op op;            /* one operation */
-    uint64_t commit_lsn;        /* the transaction's commit LSN (Begin's final LSN) */
-    uint32_t xid;               /* the transaction's id */
-    int64_t commit_time;        /* microseconds since 1970-01-01 00:00:00 UTC */
-    uint32_t seq;               /* 0-based position among its transaction's data changes */
+    size_t size;         /* sizeof(walnotify_event) as the host was built: members past it
+                            are absent */
+    const char *table;   /* "schema.name", NUL-terminated */
+    const char *schema;  /* "schema" */
+    const char *name;    /* "name" */
+    walnotify_op op;     /* one operation */
+    uint64_t commit_lsn; /* the transaction's commit LSN (Begin's final LSN) */
+    uint32_t xid;        /* the transaction's id */
+    int64_t commit_time; /* microseconds since 1970-01-01 00:00:00 UTC */
+    uint32_t seq;        /* 0-based position among its transaction's data changes */
     const walnotify_column *columns; /* the new row (insert, update); NULL otherwise */
     size_t ncolumns;
-    walnotify_old_kind old_kind;     /* update and delete: what old_columns holds */
+    walnotify_old_kind old_kind;         /* update and delete: what old_columns holds */
     const walnotify_column *old_columns; /* the old row or key; NULL when old_kind is NONE */
     size_t nold_columns;
-    unsigned truncate_options;  /* truncate only: WALNOTIFY_TRUNCATE_* bits */
+    unsigned truncate_options; /* truncate only: WALNOTIFY_TRUNCATE_* bits */
 
     /* ---- ABI 1.1 ---- */
-    walnotify_id id;            /* the event's identity (above) */
+    walnotify_id id; /* the event's identity (above) */
     /* MESSAGE: table, schema and name are NULL; commit_lsn is the id's position; xid and
        commit_time are 0 for a message that is not transactional. seq counts the changes before
        a transactional message, 0 otherwise. */
-    bool transactional;         /* MESSAGE: emitted inside a transaction (delivered at its
-                                   place in it), or on its own */
-    const char *message_prefix; /* MESSAGE: the prefix, NUL-terminated */
-    const char *message_content;     /* MESSAGE: the content (may hold NULs; a NUL follows) */
-    size_t message_length;           /* MESSAGE: bytes of content, excluding that NUL */
+    bool transactional;          /* MESSAGE: emitted inside a transaction (delivered at its
+                                    place in it), or on its own */
+    const char *message_prefix;  /* MESSAGE: the prefix, NUL-terminated */
+    const char *message_content; /* MESSAGE: the content (may hold NULs; a NUL follows) */
+    size_t message_length;       /* MESSAGE: bytes of content, excluding that NUL */
     /* SNAPSHOT: commit_lsn is the snapshot's consistent point; xid and commit_time are 0; seq
        is 0. A row carries the table and columns as an insert does. */
-    unsigned snapshot_marker;   /* SNAPSHOT: a WALNOTIFY_SNAPSHOT_* value */
-    uint64_t snapshot_rows;     /* SNAPSHOT, END marker: rows the snapshot delivered */
+    unsigned snapshot_marker; /* SNAPSHOT: a WALNOTIFY_SNAPSHOT_* value */
+    uint64_t snapshot_rows;   /* SNAPSHOT, END marker: rows the snapshot delivered */
 } walnotify_event;
 
 /* What a SNAPSHOT event is. The markers carry no table (NULL) and no columns. */
@@ -214,9 +218,9 @@ typedef struct walnotify_txn {
     int64_t commit_time; /* microseconds since 1970-01-01 00:00:00 UTC */
 
     /* ---- ABI 1.1 ---- */
-    unsigned kind;       /* WALNOTIFY_TXN_*: a replicated transaction, or a batch of snapshot
-                            rows (the snapshot comes as one or more of them, between its begin
-                            and end markers; commit_lsn is then its consistent point) */
+    unsigned kind; /* WALNOTIFY_TXN_*: a replicated transaction, or a batch of snapshot
+                      rows (the snapshot comes as one or more of them, between its begin
+                      and end markers; commit_lsn is then its consistent point) */
 } walnotify_txn;
 
 #define WALNOTIFY_TXN_CHANGES 0u
@@ -251,11 +255,11 @@ typedef struct walnotify_source {
  * TABLE is not reflected here; events carry the columns in force).
  */
 typedef struct walnotify_table {
-    size_t size;              /* sizeof(walnotify_table) as the host was built */
-    const char *table;        /* "schema.name" */
+    size_t size;       /* sizeof(walnotify_table) as the host was built */
+    const char *table; /* "schema.name" */
     const char *schema;
     const char *name;
-    unsigned ops;             /* WALNOTIFY_OP_* this instance receives for it */
+    unsigned ops; /* WALNOTIFY_OP_* this instance receives for it */
     walnotify_replica_identity replica_identity;
     const walnotify_column *columns; /* every column in table order: name, type_oid, typmod and
                                         is_key (a key column, below); kind NULL, no value */
@@ -272,17 +276,17 @@ typedef enum walnotify_setting_type {
     WALNOTIFY_SETTING_STRING = 1,
     WALNOTIFY_SETTING_INTEGER = 2, /* 64-bit signed */
     WALNOTIFY_SETTING_BOOLEAN = 3,
-    WALNOTIFY_SETTING_LIST = 4,    /* a list of strings */
-    WALNOTIFY_SETTING_PATH = 5     /* a string; relative paths resolve against the configuration
-                                      file's folder ("-" is left alone) */
+    WALNOTIFY_SETTING_LIST = 4, /* a list of strings */
+    WALNOTIFY_SETTING_PATH = 5  /* a string; relative paths resolve against the configuration
+                                   file's folder ("-" is left alone) */
 } walnotify_setting_type;
 
 typedef struct walnotify_setting {
-    const char *name;                 /* NULL ends the array */
+    const char *name; /* NULL ends the array */
     walnotify_setting_type type;
-    const char *default_value;        /* text of the default ("true", "42", "a,b" for a list), or
-                                         NULL: the setting is required */
-    const char *description;          /* one line, for --check-config and documentation */
+    const char *default_value; /* text of the default ("true", "42", "a,b" for a list), or
+                                  NULL: the setting is required */
+    const char *description;   /* one line, for --check-config and documentation */
 } walnotify_setting;
 
 typedef enum walnotify_log_level {
@@ -300,10 +304,10 @@ typedef enum walnotify_log_level {
  */
 typedef struct walnotify_host walnotify_host;
 struct walnotify_host {
-    size_t size;                /* sizeof(walnotify_host) as the host was built */
-    uint32_t abi_major;         /* the host's ABI version */
+    size_t size;        /* sizeof(walnotify_host) as the host was built */
+    uint32_t abi_major; /* the host's ABI version */
     uint32_t abi_minor;
-    const char *instance_name;  /* the plugin block's `name`, for messages */
+    const char *instance_name; /* the plugin block's `name`, for messages */
 
     /* One log line on the host's log, prefixed with the instance name. */
     void (*log)(const walnotify_host *host, walnotify_log_level level, const char *format, ...)
@@ -391,19 +395,20 @@ struct walnotify_host {
  * zero (an absent optional callback).
  */
 typedef struct walnotify_plugin {
-    uint32_t magic;        /* WALNOTIFY_PLUGIN_MAGIC */
-    uint16_t abi_major;    /* WALNOTIFY_ABI_MAJOR */
-    uint16_t abi_minor;    /* WALNOTIFY_ABI_MINOR */
-    uint32_t size;         /* sizeof(walnotify_plugin) */
-    const char *name;      /* the plugin's own name, e.g. "jsonl" */
-    const char *version;   /* the plugin's own version, e.g. "1.0.0" */
+    uint32_t magic;                    /* WALNOTIFY_PLUGIN_MAGIC */
+    uint16_t abi_major;                /* WALNOTIFY_ABI_MAJOR */
+    uint16_t abi_minor;                /* WALNOTIFY_ABI_MINOR */
+    uint32_t size;                     /* sizeof(walnotify_plugin) */
+    const char *name;                  /* the plugin's own name, e.g. "jsonl" */
+    const char *version;               /* the plugin's own version, e.g. "1.0.0" */
     const walnotify_setting *settings; /* ended by a member with name NULL; NULL for none */
 
     /* Required. Returns WALNOTIFY_OK and sets *state, or an error after logging why. */
     walnotify_status (*init)(const walnotify_host *host, void **state);
     /* Required. One event, borrowed for the call. */
     walnotify_status (*handle)(void *state, const walnotify_event *event);
-    /* Required. Releases everything; called once, also after a failed run. */
+    /* Required. Releases everything; called once after each init that returned OK, also
+       after a failed run. */
     void (*shutdown)(void *state);
 
     /* Optional: batch a transaction. begin precedes this instance's first event of it. */

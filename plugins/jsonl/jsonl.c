@@ -7,10 +7,11 @@
  * transaction (or whenever the buffer passes JSONL_WRITE_THRESHOLD, whole lines only; a line
  * that long on its own goes out at once, without the copy); a failed write, an aborted
  * transaction and a torn tail found at start are all cut off with ftruncate.
- * An exclusive flock keeps two processes from appending to one file. Standard output that is a
- * regular file is treated the same way. A new file is created 0600 (the `mode` setting widens
- * it), and a symbolic link at `path` is refused, not followed. The file helpers are the host's
- * core/files.c, compiled into this plugin.
+ * An exclusive flock keeps two processes from appending to one file: init answers RETRY while
+ * another process holds it (the other host of an active/standby pair, until it lets the file
+ * go). Standard output that is a regular file is treated the same way. A new file is created
+ * 0600 (the `mode` setting widens it), and a symbolic link at `path` is refused, not followed.
+ * The file helpers are the host's core/files.c, compiled into this plugin.
  */
 #include <walnotify/plugin.h>
 
@@ -50,23 +51,24 @@ typedef struct jsonl_state {
     char *path;                 /* owned copy, "standard output" for "-"; for messages */
     int fd;                     /* -1 when closed; STDOUT_FILENO (not ours to close) for "-" */
     bool is_stdout;
-    bool is_regular;            /* a regular file (also standard output): locked, and cut back
-                                   with ftruncate */
-    bool appends;               /* O_APPEND: writes land at the end whatever the offset */
-    mode_t mode;                /* a new file's mode */
+    bool is_regular; /* a regular file (also standard output): locked, and cut back
+                        with ftruncate */
+    bool appends;    /* O_APPEND: writes land at the end whatever the offset */
+    mode_t mode;     /* a new file's mode */
     bool fsync_enabled;
-    bool unsynced;              /* written or cut since the last fsync */
-    bool in_txn;                /* between begin and commit/abort */
-    off_t file_end;             /* bytes of whole lines in the file after our last change */
-    off_t txn_start;            /* file_end when the current transaction began */
-    line_buffer buf;            /* whole lines not written yet */
+    bool unsynced;   /* written or cut since the last fsync */
+    bool in_txn;     /* between begin and commit/abort */
+    off_t file_end;  /* bytes of whole lines in the file after our last change */
+    off_t txn_start; /* file_end when the current transaction began */
+    line_buffer buf; /* whole lines not written yet */
 } jsonl_state;
 
 static const walnotify_setting jsonl_settings[] = {
     {.name = "path",
      .type = WALNOTIFY_SETTING_PATH,
      .default_value = "-",
-     .description = "file the events are appended to, one JSON line each; \"-\" for standard output"},
+     .description =
+         "file the events are appended to, one JSON line each; \"-\" for standard output"},
     {.name = "fsync",
      .type = WALNOTIFY_SETTING_BOOLEAN,
      .default_value = "true",
@@ -223,31 +225,53 @@ static long lock_holder(int fd)
     return holder;
 }
 
-static bool lock_file(jsonl_state *st)
+/*
+ * Takes the file's lock. WALNOTIFY_RETRY while another process holds it: the other host of an
+ * active/standby pair, which releases the file when it finds the slot taken (the host calls
+ * init again meanwhile and says an unchanged reason once). FATAL when this process itself holds
+ * it (two blocks of one configuration on one file: waiting would never end) or flock fails.
+ */
+static walnotify_status lock_file(jsonl_state *st)
 {
     int err;
     do
         err = flock(st->fd, LOCK_EX | LOCK_NB) == 0 ? 0 : errno;
     while (err == EINTR);
     if (err == 0)
-        return true;
+        return WALNOTIFY_OK;
     if (err != EWOULDBLOCK) {
         st->host->log(st->host, WALNOTIFY_LOG_ERROR, "cannot lock %s: %s", st->path, strerror(err));
-        return false;
+        return WALNOTIFY_FATAL;
     }
     long holder = lock_holder(st->fd);
-    if (holder > 0)
+    if (holder == (long)getpid()) {
         st->host->log(st->host, WALNOTIFY_LOG_ERROR,
-                      "%s is locked by another process (pid %ld): only one walnotify may write to it",
+                      "%s is already written by another plugin block of this walnotify (pid %ld): "
+                      "give each block a file of its own",
+                      st->path, holder);
+        return WALNOTIFY_FATAL;
+    }
+    if (holder > 0)
+        st->host->log(st->host, WALNOTIFY_LOG_WARNING,
+                      "%s is locked by another process (pid %ld): only one walnotify may write to "
+                      "it; waiting until it releases the file",
                       st->path, holder);
     else
-        st->host->log(st->host, WALNOTIFY_LOG_ERROR,
-                      "%s is locked by another process: only one walnotify may write to it",
+        st->host->log(st->host, WALNOTIFY_LOG_WARNING,
+                      "%s is locked by another process: only one walnotify may write to it; "
+                      "waiting until it releases the file",
                       st->path);
-    return false;
+    return WALNOTIFY_RETRY;
 }
 
-static bool open_file(jsonl_state *st)
+/* false after logging why; *status says whether waiting may help. */
+static bool locked(jsonl_state *st, walnotify_status *status)
+{
+    *status = lock_file(st);
+    return *status == WALNOTIFY_OK;
+}
+
+static bool open_file(jsonl_state *st, walnotify_status *status)
 {
     bool created;
     st->fd = wn_files_open_append(st->path, st->mode, &created);
@@ -268,7 +292,7 @@ static bool open_file(jsonl_state *st)
     if (!st->is_regular)
         return true; /* a FIFO or device: nothing to lock, cut or sync */
     /* The size only counts once the lock is ours. */
-    if (!lock_file(st) || !cut_torn_tail(st, st->fd))
+    if (!locked(st, status) || !cut_torn_tail(st, st->fd))
         return false;
     if (created && st->fsync_enabled) {
         int err = wn_files_sync_folder(st->path);
@@ -317,7 +341,7 @@ static int stdout_reader(jsonl_state *st, const struct stat *out)
  * would, so it gets the same care: the lock, the torn-tail cut, truncation on abort and fsync.
  * A pipe or a terminal is written as it is.
  */
-static bool open_stdout(jsonl_state *st)
+static bool open_stdout(jsonl_state *st, walnotify_status *status)
 {
     struct stat sb;
     st->fd = STDOUT_FILENO;
@@ -338,7 +362,7 @@ static bool open_stdout(jsonl_state *st)
     st->is_regular = true;
     int flags = fcntl(st->fd, F_GETFL);
     st->appends = flags >= 0 && (flags & O_APPEND) != 0;
-    if (!lock_file(st))
+    if (!locked(st, status))
         return false;
     int read_fd = stdout_reader(st, &sb);
     if (read_fd < 0)
@@ -404,6 +428,7 @@ static walnotify_status jsonl_init(const walnotify_host *host, void **state)
                   (unsigned)host->abi_major, (unsigned)host->abi_minor);
         return WALNOTIFY_FATAL;
     }
+    walnotify_status status = WALNOTIFY_FATAL; /* what a failure below answers */
     jsonl_state *st = calloc(1, sizeof *st);
     if (st == NULL) {
         host->log(host, WALNOTIFY_LOG_ERROR, "out of memory");
@@ -416,7 +441,8 @@ static walnotify_status jsonl_init(const walnotify_host *host, void **state)
     if (path == NULL)
         path = "-";
     if (path[0] == '\0') {
-        host->log(host, WALNOTIFY_LOG_ERROR, "setting path is empty (use \"-\" for standard output)");
+        host->log(host, WALNOTIFY_LOG_ERROR,
+                  "setting path is empty (use \"-\" for standard output)");
         goto fail;
     }
     /* Messages name the file; standard output's name is what a reader understands. */
@@ -431,17 +457,18 @@ static walnotify_status jsonl_init(const walnotify_host *host, void **state)
 
     if (strcmp(path, "-") == 0) {
         st->is_stdout = true;
-        if (!open_stdout(st))
+        if (!open_stdout(st, &status))
             goto fail;
-    } else if (!open_file(st)) {
+    } else if (!open_file(st, &status)) {
         goto fail;
     }
     *state = st;
     return WALNOTIFY_OK;
 
 fail:
+    /* Also on RETRY: the next init starts afresh, and the file is not held meanwhile. */
     jsonl_shutdown(st);
-    return WALNOTIFY_FATAL;
+    return status == WALNOTIFY_OK ? WALNOTIFY_FATAL : status;
 }
 
 static walnotify_status jsonl_handle(void *state, const walnotify_event *ev)

@@ -115,13 +115,30 @@ static bool has_id(const char *const *ids, size_t n, const char *id)
 }
 
 /*
+ * Waits until the session of a stopped writer is gone: killed while it committed, it may have
+ * left its backend finishing that commit, and a row counted as the last one must really be the
+ * last. (The backend exits once the commit is done and it finds its client gone.)
+ */
+static void wait_writer_gone(itest_ctx *ctx)
+{
+    itest_deadline deadline = itest_deadline_in(ITEST_WAIT_S * 1000);
+
+    while (itest_query_int(ctx->conn,
+                           "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                           "current_database() AND query LIKE 'INSERT INTO t %%'") > 0) {
+        ck_assert_msg(!itest_expired(&deadline), "a session of the writer stays open");
+        itest_sleep_ms(ITEST_POLL_MS);
+    }
+}
+
+/*
  * Waits until every row of t has been delivered, then checks the invariant: first deliveries in
  * commit order (lsn, then seq). Returns the number of log lines.
  */
 static size_t assert_all_delivered(itest_ctx *ctx, const char *log_path)
 {
-    itest_deadline deadline = itest_deadline_in(ITEST_WAIT_S * 1000);
-    long long rows = itest_query_int(ctx->conn, "SELECT count(*) FROM t");
+    itest_deadline deadline;
+    long long rows;
     itest_loglines log;
     const char **seen;
     size_t nseen = 0, count;
@@ -129,6 +146,9 @@ static size_t assert_all_delivered(itest_ctx *ctx, const char *log_path)
     long last_seq = -1;
     PGresult *res;
 
+    wait_writer_gone(ctx);
+    deadline = itest_deadline_in(ITEST_WAIT_S * 1000);
+    rows = itest_query_int(ctx->conn, "SELECT count(*) FROM t");
     for (;;) {
         log = read_log_now(log_path);
         nseen = 0;
@@ -630,6 +650,284 @@ START_TEST(test_standby_takes_over)
 }
 END_TEST
 
+/* ---- an active/standby pair on one jsonl file ------------------------------------------------ */
+
+/* A configuration of the pair: the jsonl plugin appending to rows.jsonl in the test's folder (one
+ * file for both hosts, locked by whichever writes), log_level info (what a user sees), and
+ * extra source settings. */
+static itest_path pair_config(const itest_ctx *ctx, const char *name, const char *extra)
+{
+    itest_path path = itest_file(ctx, name);
+
+    itest_write_file(path.s,
+                     "log_level = \"info\";\n"
+                     "source:\n{\n"
+                     "  conninfo = \"%s\";\n"
+                     "  tables = [ \"public.t\" ];\n"
+                     "  slot = \"%s\";\n"
+                     "  publication = \"%s\";\n"
+                     "  status_interval_ms = 200;\n"
+                     "  %s\n"
+                     "};\n"
+                     "plugins = ( { name = \"rows\"; path = \"%s\"; "
+                     "settings = { path = \"rows.jsonl\"; }; } );\n",
+                     ctx->conninfo, ctx->slot, ctx->pub, extra,
+                     itest_root_file("build/plugins/jsonl.so").s);
+    return path;
+}
+
+/* Whole lines in the file now (0 when it is missing). */
+static size_t file_lines(const char *path)
+{
+    char *text = itest_read_file(path, NULL);
+    size_t n = 0;
+
+    for (const char *p = text; p && (p = strchr(p, '\n')) != NULL; p++)
+        n++;
+    free(text);
+    return n;
+}
+
+static void wait_file_lines(const char *path, size_t count)
+{
+    itest_deadline deadline = itest_deadline_in(ITEST_WAIT_S * 1000);
+
+    while (file_lines(path) < count) {
+        ck_assert_msg(!itest_expired(&deadline), "%s has %zu lines, never %zu", path,
+                      file_lines(path), count);
+        itest_sleep_ms(ITEST_POLL_MS);
+    }
+}
+
+/* Waits until the file holds the line of row id (the last one the writer committed). */
+static void wait_row_in_file(const char *path, const char *id)
+{
+    itest_deadline deadline = itest_deadline_in(ITEST_WAIT_S * 1000);
+    char needle[96];
+
+    snprintf(needle, sizeof needle, "\"values\":{\"id\":\"%s\"}", id);
+    for (;;) {
+        char *text = itest_read_file(path, NULL);
+        bool found = text && strstr(text, needle);
+
+        free(text);
+        if (found)
+            return;
+        ck_assert_msg(!itest_expired(&deadline), "row %s never reached %s", id, path);
+        itest_sleep_ms(100);
+    }
+}
+
+/* Every row of t is in the file at least once, and first deliveries come in commit order. */
+static void assert_file_complete(itest_ctx *ctx, const char *path)
+{
+    itest_events events = itest_read_events(path);
+    long long max_id = itest_query_int(ctx->conn, "SELECT coalesce(max(id), 0) FROM t");
+    bool *seen = calloc((size_t)max_id + 1, sizeof *seen);
+    wn_lsn last_lsn = 0;
+    long last_seq = -1;
+    size_t firsts = 0;
+    PGresult *res;
+
+    ck_assert_ptr_nonnull(seen);
+    for (size_t i = 0; i < events.count; i++) {
+        const itest_event *e = &events.event[i];
+        long long id = atoll(itest_value(e, "id"));
+
+        ck_assert_msg(id >= 1 && id <= max_id, "line %zu: row %lld is not in the table", i + 1,
+                      id);
+        if (seen[id])
+            continue;
+        ck_assert_msg(e->lsn > last_lsn || (e->lsn == last_lsn && e->seq > last_seq),
+                      "line %zu: first delivery of row %lld at %s seq %ld comes after %s seq %ld",
+                      i + 1, id, itest_lsn_text(e->lsn), e->seq, itest_lsn_text(last_lsn),
+                      last_seq);
+        seen[id] = true;
+        last_lsn = e->lsn;
+        last_seq = e->seq;
+        firsts++;
+    }
+    res = PQexec(ctx->conn, ids_sql);
+    ck_assert_int_eq(PQresultStatus(res), PGRES_TUPLES_OK);
+    for (int r = 0; r < PQntuples(res); r++)
+        ck_assert_msg(seen[atoll(PQgetvalue(res, r, 0))], "row %s was never delivered to %s",
+                      PQgetvalue(res, r, 0), path);
+    ck_assert_int_eq(firsts, (size_t)PQntuples(res));
+    PQclear(res);
+    free(seen);
+    itest_events_free(&events);
+}
+
+static void assert_both_up(itest_host *a, itest_host *b)
+{
+    ck_assert_msg(itest_host_running(a), "the first host stopped (exit %d)", a->status);
+    ck_assert_msg(itest_host_running(b), "the second host stopped (exit %d)", b->status);
+}
+
+/* The pair's end: the writer stops, its last row reaches the file, both hosts are still up and
+ * stop cleanly, and the file holds everything. */
+static void finish_pair(itest_ctx *ctx, itest_host *a, itest_host *b, pid_t writer,
+                        const char *rows)
+{
+    char *last;
+
+    itest_writer_stop(writer);
+    wait_writer_gone(ctx);
+    last = itest_query(ctx->conn, "SELECT max(id)::text FROM t");
+    wait_row_in_file(rows, last);
+    free(last);
+    assert_both_up(a, b);
+    itest_host_stop(a, SIGTERM);
+    itest_host_stop(b, SIGTERM);
+    itest_assert_exit(a, 0);
+    itest_assert_exit(b, 0);
+    assert_file_complete(ctx, rows);
+}
+
+/* Starts the active host, then the standby once the active one streams; returns the active's
+ * walsender. */
+static long long start_pair(itest_ctx *ctx, itest_host *active, const char *active_conf,
+                            itest_host *standby, const char *standby_conf)
+{
+    long long pid;
+    char said[64];
+
+    itest_host_start(ctx, active, ITEST_ARGS("-c", active_conf));
+    wait_stderr(active, "streaming slot", ITEST_WAIT_S);
+    pid = wait_walsender(ctx, 0);
+    itest_host_start(ctx, standby, ITEST_ARGS("-c", standby_conf));
+    snprintf(said, sizeof said, "is active for PID %lld", pid);
+    wait_stderr(standby, said, ITEST_WAIT_S);
+    return pid;
+}
+
+/*
+ * The standby wins the race: the active host's walsender is terminated, and the standby takes
+ * the slot while the active one waits out its reconnection delay with the file still locked.
+ * The standby's jsonl init answers RETRY (said once) until the active host, finding the slot
+ * taken, shuts its plugins down and waits as the standby. Meanwhile the standby's own stream is
+ * lost too: it stops retrying init on a dead stream, reconnects and takes the slot again.
+ */
+START_TEST(test_pair_standby_takes_slot_first)
+{
+    itest_ctx ctx;
+    itest_host active, standby;
+    itest_path slow, quick, rows;
+    long long pid;
+    pid_t writer;
+
+    itest_begin(&ctx, "pairfirst");
+    make_table(&ctx);
+    slow = pair_config(&ctx, "slow.cfg", "reconnect_initial_ms = 4000; reconnect_max_ms = 4000;");
+    quick = pair_config(&ctx, "quick.cfg", "reconnect_initial_ms = 100; reconnect_max_ms = 200;");
+    rows = itest_file(&ctx, "rows.jsonl");
+    itest_create_slot(&ctx, slow.s);
+    pid = start_pair(&ctx, &active, slow.s, &standby, quick.s);
+    writer = itest_writer_start(&ctx, INSERT_TWO);
+    wait_file_lines(rows.s, 20);
+
+    itest_exec(ctx.conn, "SELECT pg_terminate_backend(%lld)", pid);
+    wait_stderr(&standby, "is locked by another process", ITEST_WAIT_S);
+    /* Early in the standby's retries (100 ms, then 200 ms, ...): it notices within a few. */
+    itest_exec(ctx.conn, "SELECT pg_terminate_backend(%lld)", wait_walsender(&ctx, pid));
+    wait_stderr(&standby, "the replication stream ended while init was being retried",
+                ITEST_WAIT_S);
+    wait_stderr(&active, "plugin(s) shut down, their sinks released", ITEST_WAIT_S);
+    wait_stderr(&standby, "streaming slot", ITEST_WAIT_S);
+    wait_file_lines(rows.s, file_lines(rows.s) + 20);
+    assert_both_up(&active, &standby);
+    /* Retried several times over the active host's delay, the reason was said once. */
+    ck_assert_int_eq(count_in_stderr(&standby, "is locked by another process"), 1);
+    ck_assert_int_eq(count_in_stderr(&standby, "init answered RETRY"), 2); /* once a stream */
+    ck_assert_int_eq(count_in_stderr(&active, "streaming slot"), 1);
+    finish_pair(&ctx, &active, &standby, writer, rows.s);
+    itest_end(&ctx);
+}
+END_TEST
+
+/*
+ * The active host wins the race: its walsender is terminated just after the standby's attempt,
+ * so it takes the slot back long before the standby tries again. Its plugins stay initialised
+ * and the standby goes on waiting.
+ */
+START_TEST(test_pair_active_takes_slot_back)
+{
+    itest_ctx ctx;
+    itest_host active, standby;
+    itest_path quick, slow, rows;
+    long long pid;
+    long offset;
+    pid_t writer;
+
+    itest_begin(&ctx, "pairback");
+    make_table(&ctx);
+    quick = pair_config(&ctx, "quick.cfg", "reconnect_initial_ms = 100; reconnect_max_ms = 200;");
+    /* Its slot is tried every 3 s (±20 %): the active one needs a few hundred ms. */
+    slow = pair_config(&ctx, "slow.cfg", "reconnect_initial_ms = 3000; reconnect_max_ms = 3000;");
+    rows = itest_file(&ctx, "rows.jsonl");
+    itest_create_slot(&ctx, quick.s);
+    pid = start_pair(&ctx, &active, quick.s, &standby, slow.s);
+    writer = itest_writer_start(&ctx, INSERT_TWO);
+    wait_file_lines(rows.s, 20);
+
+    offset = itest_server_log_size();
+    wait_server_log(offset, "is active for PID"); /* the standby's attempt, just now */
+    itest_exec(ctx.conn, "SELECT pg_terminate_backend(%lld)", pid);
+    wait_stderr(&active, "replication stream back at", ITEST_WAIT_S);
+    wait_file_lines(rows.s, file_lines(rows.s) + 20);
+    assert_both_up(&active, &standby);
+    ck_assert_int_eq(count_in_stderr(&active, "shut down"), 0);
+    ck_assert_int_eq(count_in_stderr(&standby, "streaming slot"), 0);
+    finish_pair(&ctx, &active, &standby, writer, rows.s);
+    itest_end(&ctx);
+}
+END_TEST
+
+/* Rounds of test_pair_terminated_repeatedly: WN_PAIR_ROUNDS (make pair-loop), else a few for
+ * make check. */
+static int pair_rounds(void)
+{
+    const char *text = getenv("WN_PAIR_ROUNDS");
+    int n = text ? atoi(text) : 0;
+
+    return n > 0 ? n : 4;
+}
+
+/*
+ * The walsender of whichever host streams is terminated again and again while rows are
+ * committed; either host may win each race. Both stay up, and the file holds every row.
+ */
+START_TEST(test_pair_terminated_repeatedly)
+{
+    itest_ctx ctx;
+    itest_host a, b;
+    itest_path conf, rows;
+    long long pid;
+    pid_t writer;
+    int rounds = pair_rounds();
+
+    itest_begin(&ctx, "pairloop");
+    make_table(&ctx);
+    conf = pair_config(&ctx, "pair.cfg", "reconnect_initial_ms = 200; reconnect_max_ms = 1000;");
+    rows = itest_file(&ctx, "rows.jsonl");
+    itest_create_slot(&ctx, conf.s);
+    pid = start_pair(&ctx, &a, conf.s, &b, conf.s);
+    writer = itest_writer_start(&ctx, INSERT_TWO);
+    for (int round = 0; round < rounds; round++) {
+        /* Whoever holds the slot now has started its plugins and writes. */
+        wait_file_lines(rows.s, file_lines(rows.s) + 10);
+        itest_exec(ctx.conn, "SELECT pg_terminate_backend(%lld)", pid);
+        pid = wait_walsender(&ctx, pid);
+        assert_both_up(&a, &b);
+    }
+    wait_file_lines(rows.s, file_lines(rows.s) + 10);
+    fprintf(stderr, "test_pair_terminated_repeatedly: %d rounds; streams started: %d and %d\n",
+            rounds, count_in_stderr(&a, "streaming slot"), count_in_stderr(&b, "streaming slot"));
+    finish_pair(&ctx, &a, &b, writer, rows.s);
+    itest_end(&ctx);
+}
+END_TEST
+
 START_TEST(test_slot_dropped)
 {
     itest_ctx ctx;
@@ -795,6 +1093,7 @@ int main(void)
 {
     Suite *suite = suite_create("reconnect");
     TCase *tc = tcase_create("reconnect");
+    TCase *pair = tcase_create("pair");
     SRunner *runner;
     int failed;
 
@@ -807,6 +1106,12 @@ int main(void)
     tcase_add_test(tc, test_slot_dropped);
     tcase_add_test(tc, test_state_file);
     suite_add_tcase(suite, tc);
+    /* Two hosts of an active/standby pair on one jsonl file (CK_RUN_CASE=pair runs them alone). */
+    tcase_set_timeout(pair, ITEST_TIMEOUT_S + 5 * pair_rounds()); /* make pair-loop: more */
+    tcase_add_test(pair, test_pair_standby_takes_slot_first);
+    tcase_add_test(pair, test_pair_active_takes_slot_back);
+    tcase_add_test(pair, test_pair_terminated_repeatedly);
+    suite_add_tcase(suite, pair);
     runner = srunner_create(suite);
     srunner_run_all(runner, CK_NORMAL);
     failed = srunner_ntests_failed(runner);

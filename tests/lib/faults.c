@@ -131,15 +131,6 @@ bool faults_writer_done(pid_t pid)
     return true;
 }
 
-static int decode_status(int status)
-{
-    if (WIFEXITED(status))
-        return WEXITSTATUS(status);
-    if (WIFSIGNALED(status))
-        return 128 + WTERMSIG(status);
-    return -1;
-}
-
 int faults_host_run_rusage(itest_ctx *ctx, itest_host *host, const char *const *args,
                            int timeout_s, long *maxrss_kb)
 {
@@ -163,7 +154,7 @@ int faults_host_run_rusage(itest_ctx *ctx, itest_host *host, const char *const *
         itest_sleep_ms(ITEST_POLL_MS);
     }
     host->pid = 0;
-    host->status = decode_status(status);
+    host->status = itest_exit_status(status);
     *maxrss_kb = usage.ru_maxrss;
     if (getenv("WN_HOST_WRAPPER") != NULL) {
         fprintf(stderr, "faults: the host ran under WN_HOST_WRAPPER: its peak RSS (%ld kB, the "
@@ -182,7 +173,7 @@ void faults_host_kill(itest_host *host)
         return;
     kill(host->pid, SIGKILL);
     ck_assert_msg(waitpid(host->pid, &status, 0) == host->pid, "waitpid: %s", strerror(errno));
-    host->status = decode_status(status);
+    host->status = itest_exit_status(status);
     host->pid = 0;
 }
 

@@ -528,7 +528,7 @@ void itest_host_start(itest_ctx *ctx, itest_host *host, const char *const *args)
         exec_host(host->out.s, host->err.s, argv);
 }
 
-static int decode_status(int status)
+int itest_exit_status(int status)
 {
     if (WIFEXITED(status))
         return WEXITSTATUS(status);
@@ -548,7 +548,7 @@ bool itest_host_running(itest_host *host)
     ck_assert_msg(got >= 0, "waitpid: %s", strerror(errno));
     if (got == 0)
         return true;
-    host->status = decode_status(status);
+    host->status = itest_exit_status(status);
     host->pid = 0;
     return false;
 }

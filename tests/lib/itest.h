@@ -124,6 +124,8 @@ void itest_host_start(itest_ctx *ctx, itest_host *host, const char *const *args)
 int itest_host_wait(itest_host *host, int timeout_s); /* exit code; kills and fails past it */
 int itest_host_stop(itest_host *host, int sig);       /* sends sig, waits ITEST_WAIT_S */
 bool itest_host_running(itest_host *host);
+/* A status from wait(): the exit code, 128 + the signal that ended it, or -1. */
+int itest_exit_status(int status);
 char *itest_host_stderr(const itest_host *host);      /* to free */
 char *itest_host_stdout(const itest_host *host);      /* to free */
 #define ITEST_ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})

@@ -196,8 +196,8 @@ START_TEST(test_full_file)
     ck_assert_int_eq(p->on_error, WN_ON_ERROR_STOP);
     ck_assert_int_eq(p->retry_max, 0);
     ck_assert_int_eq(p->then, WN_ON_ERROR_STOP);
-    ck_assert_int_eq(p->retry_initial_ms, WN_DEFAULT_RETRY_INITIAL_MS);
-    ck_assert_int_eq(p->retry_max_ms, WN_DEFAULT_RETRY_MAX_MS);
+    ck_assert_int_eq(p->retry_initial_ms, 100);
+    ck_assert_int_eq(p->retry_max_ms, 30000);
     ck_assert_ptr_null(p->dead_letter);
 
     ck_assert_uint_eq(c.ops, WALNOTIFY_OP_INSERT | WALNOTIFY_OP_UPDATE | WALNOTIFY_OP_DELETE |
@@ -225,14 +225,14 @@ START_TEST(test_minimal_file)
 
     ck_assert_msg(load_text("min.conf", text, &c, err, path, sizeof path) == 0, "%s", err);
     ck_assert_int_eq(c.log_level, WN_LOG_INFO);
-    ck_assert_str_eq(c.source.slot, WN_DEFAULT_SLOT);
-    ck_assert_str_eq(c.source.publication, WN_DEFAULT_PUBLICATION);
-    ck_assert_int_eq(c.source.status_interval_ms, WN_DEFAULT_STATUS_INTERVAL_MS);
+    ck_assert_str_eq(c.source.slot, "walnotify");
+    ck_assert_str_eq(c.source.publication, "walnotify");
+    ck_assert_int_eq(c.source.status_interval_ms, 1000);
     ck_assert_ptr_null(c.source.state_file);
-    ck_assert_int_eq(c.source.reconnect_initial_ms, WN_DEFAULT_RECONNECT_INITIAL_MS);
-    ck_assert_int_eq(c.source.reconnect_max_ms, WN_DEFAULT_RECONNECT_MAX_MS);
-    ck_assert_int_eq(c.source.receive_timeout_ms, WN_DEFAULT_RECEIVE_TIMEOUT_MS);
-    ck_assert_int_eq(c.source.progress_interval_ms, WN_DEFAULT_PROGRESS_INTERVAL_MS);
+    ck_assert_int_eq(c.source.reconnect_initial_ms, 1000);
+    ck_assert_int_eq(c.source.reconnect_max_ms, 60000);
+    ck_assert_int_eq(c.source.receive_timeout_ms, 30000);
+    ck_assert_int_eq(c.source.progress_interval_ms, 60000);
     ck_assert_uint_eq(c.source.ntables, 1);
     assert_table(&c.source.tables[0], "public", "t", "public.t");
     ck_assert_uint_eq(c.nplugins, 1);
@@ -244,12 +244,50 @@ START_TEST(test_minimal_file)
     ck_assert_int_eq(c.plugins[0].line, 2);
     ck_assert_int_eq(c.plugins[0].on_error, WN_ON_ERROR_RETRY);
     ck_assert_int_eq(c.plugins[0].retry_max, 0);
-    ck_assert_int_eq(c.plugins[0].retry_initial_ms, WN_DEFAULT_RETRY_INITIAL_MS);
-    ck_assert_int_eq(c.plugins[0].retry_max_ms, WN_DEFAULT_RETRY_MAX_MS);
+    ck_assert_int_eq(c.plugins[0].retry_initial_ms, 100);
+    ck_assert_int_eq(c.plugins[0].retry_max_ms, 30000);
     ck_assert_int_eq(c.plugins[0].then, WN_ON_ERROR_STOP);
     ck_assert_ptr_null(c.plugins[0].dead_letter);
     snprintf(expected, sizeof expected, "%s/p.so", realdir);
     ck_assert_str_eq(c.plugins[0].path, expected);
+    wn_config_free(&c);
+}
+END_TEST
+
+/* What a file leaves out is what wn_config_defaults gives a configuration built by hand (the
+ * host applies no default of its own), and nothing in it needs freeing. */
+START_TEST(test_defaults_match_file)
+{
+    const wn_config d = wn_config_defaults();
+    const wn_plugin_config dp = wn_plugin_config_defaults();
+    const wn_plugin_config *p;
+    wn_config c;
+    char err[ERR_MAX] = "";
+    char path[PATH_MAX];
+    const char *text = "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ]; };\n"
+                       "plugins = ( { name = \"p\"; path = \"p.so\"; } );\n"
+                       "log_level = \"WARNING\";\n";
+
+    ck_assert_msg(load_text("defaults.conf", text, &c, err, path, sizeof path) == 0, "%s", err);
+    ck_assert_int_eq(c.log_level, WN_LOG_WARNING); /* level names match in any case */
+    ck_assert_int_eq(d.log_level, WN_LOG_INFO);
+    ck_assert_int_eq(d.source.status_interval_ms, c.source.status_interval_ms);
+    ck_assert_int_eq(d.source.reconnect_initial_ms, c.source.reconnect_initial_ms);
+    ck_assert_int_eq(d.source.reconnect_max_ms, c.source.reconnect_max_ms);
+    ck_assert_int_eq(d.source.receive_timeout_ms, c.source.receive_timeout_ms);
+    ck_assert_int_eq(d.source.progress_interval_ms, c.source.progress_interval_ms);
+    ck_assert_ptr_null(d.source.slot);
+    ck_assert_ptr_null(d.source.conninfo);
+    ck_assert_ptr_null(d.plugins);
+    p = &c.plugins[0];
+    ck_assert_uint_eq(dp.ops, p->ops);
+    ck_assert_int_eq(dp.on_error, p->on_error);
+    ck_assert_int_eq(dp.then, p->then);
+    ck_assert_int_eq(dp.retry_max, p->retry_max);
+    ck_assert_int_eq(dp.retry_initial_ms, p->retry_initial_ms);
+    ck_assert_int_eq(dp.retry_max_ms, p->retry_max_ms);
+    ck_assert_ptr_null(dp.name);
+    ck_assert_ptr_null(dp.path);
     wn_config_free(&c);
 }
 END_TEST
@@ -813,6 +851,7 @@ static Suite *config_suite(void)
 
     tcase_add_test(tc, test_full_file);
     tcase_add_test(tc, test_minimal_file);
+    tcase_add_test(tc, test_defaults_match_file);
     tcase_add_test(tc, test_ops_snapshot_message);
     tcase_add_test(tc, test_relative_file_name);
     tcase_add_test(tc, test_conninfo_forms);

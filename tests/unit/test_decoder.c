@@ -11,206 +11,128 @@
 #include <string.h>
 
 #include "decoder.h"
-
-/* ---- a growable byte builder, big-endian like the wire ---------------------------------------- */
-
-typedef struct bytes {
-    unsigned char *data;
-    size_t length;
-    size_t capacity;
-} bytes;
-
-static void put(bytes *b, const void *src, size_t n)
-{
-    if (b->length + n > b->capacity) {
-        size_t capacity = b->capacity ? b->capacity : 64;
-
-        while (capacity < b->length + n)
-            capacity *= 2;
-        b->data = realloc(b->data, capacity);
-        ck_assert_ptr_nonnull(b->data);
-        b->capacity = capacity;
-    }
-    memcpy(b->data + b->length, src, n);
-    b->length += n;
-}
-
-static void put_u8(bytes *b, uint8_t v)
-{
-    put(b, &v, 1);
-}
-
-static void put_be(bytes *b, uint64_t v, size_t n)
-{
-    for (size_t i = n; i > 0; i--)
-        put_u8(b, (uint8_t)(v >> ((i - 1) * 8)));
-}
-
-static void put_u16(bytes *b, uint16_t v) { put_be(b, v, 2); }
-static void put_u32(bytes *b, uint32_t v) { put_be(b, v, 4); }
-static void put_u64(bytes *b, uint64_t v) { put_be(b, v, 8); }
-static void put_str(bytes *b, const char *s) { put(b, s, strlen(s) + 1); }
-
-/* A 't' or 'b' column. */
-static void put_value(bytes *b, char kind, const char *value, uint32_t length)
-{
-    put_u8(b, (uint8_t)kind);
-    put_u32(b, length);
-    put(b, value, length);
-}
-
-static void bytes_free(bytes *b)
-{
-    free(b->data);
-    memset(b, 0, sizeof *b);
-}
+#include "pgoutput.h"
 
 /* ---- valid encodings of every message type ---------------------------------------------------- */
 
-static void build_begin(bytes *b)
+static void build_begin(pgo_buf *b)
 {
-    put_u8(b, 'B');
-    put_u64(b, UINT64_C(0x16B374D848));
-    put_u64(b, (uint64_t)INT64_C(723792939682534));
-    put_u32(b, 3556);
+    pgo_begin(b, UINT64_C(0x16B374D848), INT64_C(723792939682534), 3556);
 }
 
-static void build_commit(bytes *b)
+static void build_commit(pgo_buf *b)
 {
-    put_u8(b, 'C');
-    put_u8(b, 0);
-    put_u64(b, UINT64_C(0x100000010));
-    put_u64(b, UINT64_C(0x100000048));
-    put_u64(b, (uint64_t)INT64_C(723792939682999));
+    pgo_commit(b, UINT64_C(0x100000010), UINT64_C(0x100000048), INT64_C(723792939682999));
 }
 
-static void build_origin(bytes *b)
+static void build_origin(pgo_buf *b)
 {
-    put_u8(b, 'O');
-    put_u64(b, UINT64_C(0xABCDEF0123));
-    put_str(b, "upstream");
+    pgo_u8(b, 'O');
+    pgo_u64(b, UINT64_C(0xABCDEF0123));
+    pgo_str(b, "upstream");
 }
 
-static void build_relation(bytes *b)
+static void build_relation(pgo_buf *b)
 {
-    put_u8(b, 'R');
-    put_u32(b, 16385);
-    put_str(b, "public");
-    put_str(b, "orders");
-    put_u8(b, 'd');
-    put_u16(b, 3);
-    put_u8(b, 1);
-    put_str(b, "id");
-    put_u32(b, 20);
-    put_u32(b, UINT32_MAX); /* typmod -1 */
-    put_u8(b, 0);
-    put_str(b, "name");
-    put_u32(b, 1043);
-    put_u32(b, 104);
-    put_u8(b, 0);
-    put_str(b, "");
-    put_u32(b, 25);
-    put_u32(b, UINT32_MAX);
+    pgo_relation(b, 16385, "public", "orders", 'd', 3);
+    pgo_column(b, 1, "id", 20, -1);
+    pgo_column(b, 0, "name", 1043, 104);
+    pgo_column(b, 0, "", 25, -1);
 }
 
-static void build_type(bytes *b)
+static void build_type(pgo_buf *b)
 {
-    put_u8(b, 'Y');
-    put_u32(b, 90001);
-    put_str(b, "");
-    put_str(b, "mood");
+    pgo_u8(b, 'Y');
+    pgo_u32(b, 90001);
+    pgo_str(b, "");
+    pgo_str(b, "mood");
 }
 
 /* The four column kinds: text, NULL, unchanged TOAST, binary (with an embedded NUL). */
-static void put_four_kinds(bytes *b)
+static void put_four_kinds(pgo_buf *b)
 {
-    put_u16(b, 4);
-    put_value(b, 't', "42", 2);
-    put_u8(b, 'n');
-    put_u8(b, 'u');
-    put_value(b, 'b', "\x01\x00\xff", 3);
+    pgo_u16(b, 4);
+    pgo_value(b, 't', "42", 2);
+    pgo_u8(b, 'n');
+    pgo_u8(b, 'u');
+    pgo_value(b, 'b', "\x01\x00\xff", 3);
 }
 
-static void build_insert(bytes *b)
+static void build_insert(pgo_buf *b)
 {
-    put_u8(b, 'I');
-    put_u32(b, 16385);
-    put_u8(b, 'N');
+    pgo_u8(b, 'I');
+    pgo_u32(b, 16385);
+    pgo_u8(b, 'N');
     put_four_kinds(b);
 }
 
-static void put_key_tuple(bytes *b)
+static void put_key_tuple(pgo_buf *b)
 {
-    put_u16(b, 2);
-    put_value(b, 't', "7", 1);
-    put_u8(b, 'n');
+    pgo_u16(b, 2);
+    pgo_value(b, 't', "7", 1);
+    pgo_u8(b, 'n');
 }
 
-static void build_update_key(bytes *b)
+static void build_update_key(pgo_buf *b)
 {
-    put_u8(b, 'U');
-    put_u32(b, 16386);
-    put_u8(b, 'K');
+    pgo_u8(b, 'U');
+    pgo_u32(b, 16386);
+    pgo_u8(b, 'K');
     put_key_tuple(b);
-    put_u8(b, 'N');
+    pgo_u8(b, 'N');
     put_four_kinds(b);
 }
 
-static void build_update_old(bytes *b)
+static void build_update_old(pgo_buf *b)
 {
-    put_u8(b, 'U');
-    put_u32(b, 16386);
-    put_u8(b, 'O');
+    pgo_u8(b, 'U');
+    pgo_u32(b, 16386);
+    pgo_u8(b, 'O');
     put_four_kinds(b);
-    put_u8(b, 'N');
-    put_key_tuple(b);
-}
-
-static void build_update_plain(bytes *b)
-{
-    put_u8(b, 'U');
-    put_u32(b, 16386);
-    put_u8(b, 'N');
-    put_four_kinds(b);
-}
-
-static void build_delete_key(bytes *b)
-{
-    put_u8(b, 'D');
-    put_u32(b, 16387);
-    put_u8(b, 'K');
+    pgo_u8(b, 'N');
     put_key_tuple(b);
 }
 
-static void build_delete_old(bytes *b)
+static void build_update_plain(pgo_buf *b)
 {
-    put_u8(b, 'D');
-    put_u32(b, 16387);
-    put_u8(b, 'O');
+    pgo_u8(b, 'U');
+    pgo_u32(b, 16386);
+    pgo_u8(b, 'N');
     put_four_kinds(b);
 }
 
-static void build_truncate(bytes *b)
+static void build_delete_key(pgo_buf *b)
 {
-    put_u8(b, 'T');
-    put_u32(b, 3);
-    put_u8(b, 3);
-    put_u32(b, 16385);
-    put_u32(b, 16386);
-    put_u32(b, UINT32_C(0xFFFFFFF0));
+    pgo_u8(b, 'D');
+    pgo_u32(b, 16387);
+    pgo_u8(b, 'K');
+    put_key_tuple(b);
 }
 
-static void build_message(bytes *b)
+static void build_delete_old(pgo_buf *b)
 {
-    put_u8(b, 'M');
-    put_u8(b, 1);
-    put_u64(b, UINT64_C(0x2000000A0));
-    put_str(b, "walnotify.test");
-    put_u32(b, 5);
-    put(b, "he\0lo", 5);
+    pgo_u8(b, 'D');
+    pgo_u32(b, 16387);
+    pgo_u8(b, 'O');
+    put_four_kinds(b);
 }
 
-typedef void (*builder)(bytes *b);
+static void build_truncate(pgo_buf *b)
+{
+    pgo_u8(b, 'T');
+    pgo_u32(b, 3);
+    pgo_u8(b, 3);
+    pgo_u32(b, 16385);
+    pgo_u32(b, 16386);
+    pgo_u32(b, UINT32_C(0xFFFFFFF0));
+}
+
+static void build_message(pgo_buf *b)
+{
+    pgo_message(b, true, UINT64_C(0x2000000A0), "walnotify.test", "he\0lo", 5);
+}
+
+typedef void (*builder)(pgo_buf *b);
 
 static const builder all_builders[] = {
     build_begin,      build_commit,      build_origin,       build_relation,
@@ -230,14 +152,14 @@ static wn_decoder *new_decoder(void)
     return d;
 }
 
-static void decode_ok(wn_decoder *d, const bytes *b, wn_message *m)
+static void decode_ok(wn_decoder *d, const pgo_buf *b, wn_message *m)
 {
     int rc = wn_decode(d, (const char *)b->data, b->length, m);
 
     ck_assert_msg(rc == 0, "decode failed: %s", d->error);
 }
 
-static void decode_fails(wn_decoder *d, const bytes *b, const char *expected_error)
+static void decode_fails(wn_decoder *d, const pgo_buf *b, const char *expected_error)
 {
     wn_message m;
     int rc = wn_decode(d, (const char *)b->data, b->length, &m);
@@ -277,7 +199,7 @@ static void assert_key_tuple(const wn_tuple *tuple)
 START_TEST(test_begin)
 {
     wn_decoder *d = new_decoder();
-    bytes b = { 0 };
+    pgo_buf b = { 0 };
     wn_message m;
 
     build_begin(&b);
@@ -286,7 +208,7 @@ START_TEST(test_begin)
     ck_assert_uint_eq(m.u.begin.final_lsn, UINT64_C(0x16B374D848));
     ck_assert_int_eq(m.u.begin.commit_time, INT64_C(723792939682534));
     ck_assert_uint_eq(m.u.begin.xid, 3556);
-    bytes_free(&b);
+    pgo_free(&b);
     free(d);
 }
 END_TEST
@@ -294,7 +216,7 @@ END_TEST
 START_TEST(test_commit)
 {
     wn_decoder *d = new_decoder();
-    bytes b = { 0 };
+    pgo_buf b = { 0 };
     wn_message m;
 
     build_commit(&b);
@@ -304,7 +226,7 @@ START_TEST(test_commit)
     ck_assert_uint_eq(m.u.commit.commit_lsn, UINT64_C(0x100000010));
     ck_assert_uint_eq(m.u.commit.end_lsn, UINT64_C(0x100000048));
     ck_assert_int_eq(m.u.commit.commit_time, INT64_C(723792939682999));
-    bytes_free(&b);
+    pgo_free(&b);
     free(d);
 }
 END_TEST
@@ -312,17 +234,17 @@ END_TEST
 START_TEST(test_negative_commit_time)
 {
     wn_decoder *d = new_decoder();
-    bytes b = { 0 };
+    pgo_buf b = { 0 };
     wn_message m;
 
-    put_u8(&b, 'C');
-    put_u8(&b, 0);
-    put_u64(&b, 1);
-    put_u64(&b, 2);
-    put_u64(&b, (uint64_t)INT64_C(-1000000)); /* one second before 2000-01-01 */
+    pgo_u8(&b, 'C');
+    pgo_u8(&b, 0);
+    pgo_u64(&b, 1);
+    pgo_u64(&b, 2);
+    pgo_u64(&b, (uint64_t)INT64_C(-1000000)); /* one second before 2000-01-01 */
     decode_ok(d, &b, &m);
     ck_assert_int_eq(m.u.commit.commit_time, INT64_C(-1000000));
-    bytes_free(&b);
+    pgo_free(&b);
     free(d);
 }
 END_TEST
@@ -330,7 +252,7 @@ END_TEST
 START_TEST(test_origin)
 {
     wn_decoder *d = new_decoder();
-    bytes b = { 0 };
+    pgo_buf b = { 0 };
     wn_message m;
 
     build_origin(&b);
@@ -338,7 +260,7 @@ START_TEST(test_origin)
     ck_assert_int_eq(m.kind, 'O');
     ck_assert_uint_eq(m.u.origin.commit_lsn, UINT64_C(0xABCDEF0123));
     ck_assert_str_eq(m.u.origin.name, "upstream");
-    bytes_free(&b);
+    pgo_free(&b);
     free(d);
 }
 END_TEST
@@ -346,7 +268,7 @@ END_TEST
 START_TEST(test_relation)
 {
     wn_decoder *d = new_decoder();
-    bytes b = { 0 };
+    pgo_buf b = { 0 };
     wn_message m;
 
     build_relation(&b);
@@ -367,7 +289,7 @@ START_TEST(test_relation)
     ck_assert_int_eq(m.u.relation.columns[1].typmod, 104);
     ck_assert_str_eq(m.u.relation.columns[2].name, "");
     ck_assert_uint_eq(m.u.relation.columns[2].type_oid, 25);
-    bytes_free(&b);
+    pgo_free(&b);
     free(d);
 }
 END_TEST
@@ -375,48 +297,48 @@ END_TEST
 START_TEST(test_relation_pg_catalog_and_no_columns)
 {
     wn_decoder *d = new_decoder();
-    bytes b = { 0 };
+    pgo_buf b = { 0 };
     wn_message m;
 
-    put_u8(&b, 'R');
-    put_u32(&b, 1259);
-    put_str(&b, "");
-    put_str(&b, "pg_class");
-    put_u8(&b, 'n');
-    put_u16(&b, 0);
+    pgo_u8(&b, 'R');
+    pgo_u32(&b, 1259);
+    pgo_str(&b, "");
+    pgo_str(&b, "pg_class");
+    pgo_u8(&b, 'n');
+    pgo_u16(&b, 0);
     decode_ok(d, &b, &m);
     ck_assert_str_eq(m.u.relation.nspname, "");
     ck_assert_str_eq(m.u.relation.relname, "pg_class");
     ck_assert_uint_eq(m.u.relation.replident, 'n');
     ck_assert_uint_eq(m.u.relation.ncolumns, 0);
-    bytes_free(&b);
+    pgo_free(&b);
     free(d);
 }
 END_TEST
 
-static void build_wide_relation(bytes *b, uint16_t ncolumns)
+static void build_wide_relation(pgo_buf *b, uint16_t ncolumns)
 {
     char name[16];
 
-    put_u8(b, 'R');
-    put_u32(b, 70000);
-    put_str(b, "wide");
-    put_str(b, "t");
-    put_u8(b, 'f');
-    put_u16(b, ncolumns);
+    pgo_u8(b, 'R');
+    pgo_u32(b, 70000);
+    pgo_str(b, "wide");
+    pgo_str(b, "t");
+    pgo_u8(b, 'f');
+    pgo_u16(b, ncolumns);
     for (uint16_t i = 0; i < ncolumns; i++) {
         snprintf(name, sizeof name, "c%u", i);
-        put_u8(b, (uint8_t)(i % 2));
-        put_str(b, name);
-        put_u32(b, 23u + i);
-        put_u32(b, (uint32_t)i);
+        pgo_u8(b, (uint8_t)(i % 2));
+        pgo_str(b, name);
+        pgo_u32(b, 23u + i);
+        pgo_u32(b, (uint32_t)i);
     }
 }
 
 START_TEST(test_relation_many_columns)
 {
     wn_decoder *d = new_decoder();
-    bytes b = { 0 };
+    pgo_buf b = { 0 };
     wn_message m;
     char name[16];
 
@@ -431,11 +353,11 @@ START_TEST(test_relation_many_columns)
         ck_assert_uint_eq(m.u.relation.columns[i].type_oid, 23u + i);
         ck_assert_int_eq(m.u.relation.columns[i].typmod, i);
     }
-    bytes_free(&b);
+    pgo_free(&b);
 
     build_wide_relation(&b, WN_MAX_COLUMNS + 1);
     decode_fails(d, &b, "Relation message: offset 13: column count 1665 exceeds the maximum of 1664");
-    bytes_free(&b);
+    pgo_free(&b);
     free(d);
 }
 END_TEST
@@ -443,7 +365,7 @@ END_TEST
 START_TEST(test_type)
 {
     wn_decoder *d = new_decoder();
-    bytes b = { 0 };
+    pgo_buf b = { 0 };
     wn_message m;
 
     build_type(&b);
@@ -452,7 +374,7 @@ START_TEST(test_type)
     ck_assert_uint_eq(m.u.type.oid, 90001);
     ck_assert_str_eq(m.u.type.nspname, "");
     ck_assert_str_eq(m.u.type.typname, "mood");
-    bytes_free(&b);
+    pgo_free(&b);
     free(d);
 }
 END_TEST
@@ -460,7 +382,7 @@ END_TEST
 START_TEST(test_insert_four_kinds)
 {
     wn_decoder *d = new_decoder();
-    bytes b = { 0 };
+    pgo_buf b = { 0 };
     wn_message m;
 
     build_insert(&b);
@@ -470,7 +392,7 @@ START_TEST(test_insert_four_kinds)
     assert_four_kinds(&m.u.insert.new_tuple);
     /* Values point into the input buffer, not copies. */
     ck_assert_ptr_eq(m.u.insert.new_tuple.columns[0].data, (const char *)b.data + 13);
-    bytes_free(&b);
+    pgo_free(&b);
     free(d);
 }
 END_TEST
@@ -478,30 +400,30 @@ END_TEST
 START_TEST(test_insert_empty_values_and_no_columns)
 {
     wn_decoder *d = new_decoder();
-    bytes b = { 0 };
+    pgo_buf b = { 0 };
     wn_message m;
 
-    put_u8(&b, 'I');
-    put_u32(&b, 1);
-    put_u8(&b, 'N');
-    put_u16(&b, 2);
-    put_value(&b, 't', "", 0);
-    put_value(&b, 'b', "", 0);
+    pgo_u8(&b, 'I');
+    pgo_u32(&b, 1);
+    pgo_u8(&b, 'N');
+    pgo_u16(&b, 2);
+    pgo_value(&b, 't', "", 0);
+    pgo_value(&b, 'b', "", 0);
     decode_ok(d, &b, &m);
     ck_assert_uint_eq(m.u.insert.new_tuple.ncolumns, 2);
     ck_assert_int_eq(m.u.insert.new_tuple.columns[0].kind, 't');
     ck_assert_uint_eq(m.u.insert.new_tuple.columns[0].length, 0);
     ck_assert_ptr_nonnull(m.u.insert.new_tuple.columns[0].data);
     ck_assert_int_eq(m.u.insert.new_tuple.columns[1].kind, 'b');
-    bytes_free(&b);
+    pgo_free(&b);
 
-    put_u8(&b, 'I');
-    put_u32(&b, 1);
-    put_u8(&b, 'N');
-    put_u16(&b, 0);
+    pgo_u8(&b, 'I');
+    pgo_u32(&b, 1);
+    pgo_u8(&b, 'N');
+    pgo_u16(&b, 0);
     decode_ok(d, &b, &m);
     ck_assert_uint_eq(m.u.insert.new_tuple.ncolumns, 0);
-    bytes_free(&b);
+    pgo_free(&b);
     free(d);
 }
 END_TEST
@@ -509,7 +431,7 @@ END_TEST
 START_TEST(test_update_with_key)
 {
     wn_decoder *d = new_decoder();
-    bytes b = { 0 };
+    pgo_buf b = { 0 };
     wn_message m;
 
     build_update_key(&b);
@@ -521,7 +443,7 @@ START_TEST(test_update_with_key)
     assert_four_kinds(&m.u.update.new_tuple);
     /* Old and new tuples must not share column storage. */
     ck_assert_ptr_ne(m.u.update.old_tuple.columns, m.u.update.new_tuple.columns);
-    bytes_free(&b);
+    pgo_free(&b);
     free(d);
 }
 END_TEST
@@ -529,7 +451,7 @@ END_TEST
 START_TEST(test_update_with_old_row)
 {
     wn_decoder *d = new_decoder();
-    bytes b = { 0 };
+    pgo_buf b = { 0 };
     wn_message m;
 
     build_update_old(&b);
@@ -537,7 +459,7 @@ START_TEST(test_update_with_old_row)
     ck_assert_int_eq(m.u.update.old_kind, 'O');
     assert_four_kinds(&m.u.update.old_tuple);
     assert_key_tuple(&m.u.update.new_tuple);
-    bytes_free(&b);
+    pgo_free(&b);
     free(d);
 }
 END_TEST
@@ -545,7 +467,7 @@ END_TEST
 START_TEST(test_update_without_old)
 {
     wn_decoder *d = new_decoder();
-    bytes b = { 0 };
+    pgo_buf b = { 0 };
     wn_message m;
 
     build_update_plain(&b);
@@ -553,7 +475,7 @@ START_TEST(test_update_without_old)
     ck_assert_int_eq(m.u.update.old_kind, 0);
     ck_assert_uint_eq(m.u.update.old_tuple.ncolumns, 0);
     assert_four_kinds(&m.u.update.new_tuple);
-    bytes_free(&b);
+    pgo_free(&b);
     free(d);
 }
 END_TEST
@@ -561,7 +483,7 @@ END_TEST
 START_TEST(test_delete)
 {
     wn_decoder *d = new_decoder();
-    bytes b = { 0 };
+    pgo_buf b = { 0 };
     wn_message m;
 
     build_delete_key(&b);
@@ -570,13 +492,13 @@ START_TEST(test_delete)
     ck_assert_uint_eq(m.u.delete_.relid, 16387);
     ck_assert_int_eq(m.u.delete_.old_kind, 'K');
     assert_key_tuple(&m.u.delete_.old_tuple);
-    bytes_free(&b);
+    pgo_free(&b);
 
     build_delete_old(&b);
     decode_ok(d, &b, &m);
     ck_assert_int_eq(m.u.delete_.old_kind, 'O');
     assert_four_kinds(&m.u.delete_.old_tuple);
-    bytes_free(&b);
+    pgo_free(&b);
     free(d);
 }
 END_TEST
@@ -584,7 +506,7 @@ END_TEST
 START_TEST(test_truncate)
 {
     wn_decoder *d = new_decoder();
-    bytes b = { 0 };
+    pgo_buf b = { 0 };
     wn_message m;
 
     build_truncate(&b);
@@ -595,14 +517,14 @@ START_TEST(test_truncate)
     ck_assert_uint_eq(wn_truncate_relid(&m, 0), 16385);
     ck_assert_uint_eq(wn_truncate_relid(&m, 1), 16386);
     ck_assert_uint_eq(wn_truncate_relid(&m, 2), UINT32_C(0xFFFFFFF0));
-    bytes_free(&b);
+    pgo_free(&b);
 
-    put_u8(&b, 'T');
-    put_u32(&b, 0);
-    put_u8(&b, 0);
+    pgo_u8(&b, 'T');
+    pgo_u32(&b, 0);
+    pgo_u8(&b, 0);
     decode_ok(d, &b, &m);
     ck_assert_uint_eq(m.u.truncate.nrelids, 0);
-    bytes_free(&b);
+    pgo_free(&b);
     free(d);
 }
 END_TEST
@@ -610,7 +532,7 @@ END_TEST
 START_TEST(test_message)
 {
     wn_decoder *d = new_decoder();
-    bytes b = { 0 };
+    pgo_buf b = { 0 };
     wn_message m;
 
     build_message(&b);
@@ -621,7 +543,7 @@ START_TEST(test_message)
     ck_assert_str_eq(m.u.message.prefix, "walnotify.test");
     ck_assert_uint_eq(m.u.message.content_length, 5);
     ck_assert_int_eq(memcmp(m.u.message.content, "he\0lo", 5), 0);
-    bytes_free(&b);
+    pgo_free(&b);
     free(d);
 }
 END_TEST
@@ -648,20 +570,20 @@ END_TEST
 START_TEST(test_unknown_and_empty)
 {
     wn_decoder *d = new_decoder();
-    bytes b = { 0 };
+    pgo_buf b = { 0 };
     wn_message m;
 
-    put_u8(&b, 'Q');
-    put_u32(&b, 0);
+    pgo_u8(&b, 'Q');
+    pgo_u32(&b, 0);
     decode_fails(d, &b, "unknown message type 0x51 at offset 0");
-    bytes_free(&b);
+    pgo_free(&b);
 
     /* Protocol 2 streaming messages are not part of protocol 1. */
-    put_u8(&b, 'S');
-    put_u32(&b, 1);
-    put_u8(&b, 1);
+    pgo_u8(&b, 'S');
+    pgo_u32(&b, 1);
+    pgo_u8(&b, 1);
     decode_fails(d, &b, "unknown message type 0x53 at offset 0");
-    bytes_free(&b);
+    pgo_free(&b);
 
     ck_assert_int_eq(wn_decode(d, "", 0, &m), -1);
     ck_assert_str_eq(d->error, "empty message at offset 0");
@@ -672,73 +594,73 @@ END_TEST
 START_TEST(test_length_errors)
 {
     wn_decoder *d = new_decoder();
-    bytes b = { 0 };
+    pgo_buf b = { 0 };
 
-    put_u8(&b, 'I');
-    put_u32(&b, 1);
-    put_u8(&b, 'N');
-    put_u16(&b, 1);
-    put_u8(&b, 't');
-    put_u32(&b, 70000);
-    put(&b, "0123456789ab", 12);
+    pgo_u8(&b, 'I');
+    pgo_u32(&b, 1);
+    pgo_u8(&b, 'N');
+    pgo_u16(&b, 1);
+    pgo_u8(&b, 't');
+    pgo_u32(&b, 70000);
+    pgo_put(&b, "0123456789ab", 12);
     decode_fails(d, &b, "Insert message: offset 9: text value length 70000 exceeds the 12 bytes "
                         "that remain");
-    bytes_free(&b);
+    pgo_free(&b);
 
-    put_u8(&b, 'I');
-    put_u32(&b, 1);
-    put_u8(&b, 'N');
-    put_u16(&b, 1);
-    put_u8(&b, 'b');
-    put_u32(&b, UINT32_MAX);
+    pgo_u8(&b, 'I');
+    pgo_u32(&b, 1);
+    pgo_u8(&b, 'N');
+    pgo_u16(&b, 1);
+    pgo_u8(&b, 'b');
+    pgo_u32(&b, UINT32_MAX);
     decode_fails(d, &b, "Insert message: offset 9: binary value length -1 is negative");
-    bytes_free(&b);
+    pgo_free(&b);
 
-    put_u8(&b, 'I');
-    put_u32(&b, 1);
-    put_u8(&b, 'N');
-    put_u16(&b, 0xFFFF);
+    pgo_u8(&b, 'I');
+    pgo_u32(&b, 1);
+    pgo_u8(&b, 'N');
+    pgo_u16(&b, 0xFFFF);
     decode_fails(d, &b, "Insert message: offset 6: tuple column count 65535 exceeds the maximum "
                         "of 1664");
-    bytes_free(&b);
+    pgo_free(&b);
 
-    put_u8(&b, 'I');
-    put_u32(&b, 1);
-    put_u8(&b, 'N');
-    put_u16(&b, 3);
-    put_u8(&b, 'n');
+    pgo_u8(&b, 'I');
+    pgo_u32(&b, 1);
+    pgo_u8(&b, 'N');
+    pgo_u16(&b, 3);
+    pgo_u8(&b, 'n');
     decode_fails(d, &b, "Insert message: offset 6: tuple column count 3 exceeds the 1 bytes that "
                         "remain");
-    bytes_free(&b);
+    pgo_free(&b);
 
-    put_u8(&b, 'T');
-    put_u32(&b, 0x7FFFFFFF);
-    put_u8(&b, 0);
-    put_u32(&b, 1);
+    pgo_u8(&b, 'T');
+    pgo_u32(&b, 0x7FFFFFFF);
+    pgo_u8(&b, 0);
+    pgo_u32(&b, 1);
     decode_fails(d, &b, "Truncate message: offset 1: relation count 2147483647 needs 8589934588 "
                         "bytes but 4 remain");
-    bytes_free(&b);
+    pgo_free(&b);
 
-    put_u8(&b, 'T');
-    put_u32(&b, 0x80000000u);
-    put_u8(&b, 0);
+    pgo_u8(&b, 'T');
+    pgo_u32(&b, 0x80000000u);
+    pgo_u8(&b, 0);
     decode_fails(d, &b, "Truncate message: offset 1: relation count -2147483648 is negative");
-    bytes_free(&b);
+    pgo_free(&b);
 
-    put_u8(&b, 'M');
-    put_u8(&b, 0);
-    put_u64(&b, 1);
-    put_str(&b, "p");
-    put_u32(&b, 0xFFFFFFF6u);
+    pgo_u8(&b, 'M');
+    pgo_u8(&b, 0);
+    pgo_u64(&b, 1);
+    pgo_str(&b, "p");
+    pgo_u32(&b, 0xFFFFFFF6u);
     decode_fails(d, &b, "Message message: offset 12: content length -10 is negative");
-    bytes_free(&b);
+    pgo_free(&b);
 
-    put_u8(&b, 'B');
-    put_u64(&b, 1);
-    put_u64(&b, 2);
-    put_u16(&b, 3);
+    pgo_u8(&b, 'B');
+    pgo_u64(&b, 1);
+    pgo_u64(&b, 2);
+    pgo_u16(&b, 3);
     decode_fails(d, &b, "Begin message: offset 17: xid needs 4 bytes but 2 remain");
-    bytes_free(&b);
+    pgo_free(&b);
     free(d);
 }
 END_TEST
@@ -746,77 +668,77 @@ END_TEST
 START_TEST(test_structure_errors)
 {
     wn_decoder *d = new_decoder();
-    bytes b = { 0 };
+    pgo_buf b = { 0 };
 
     build_commit(&b);
-    put_u8(&b, 0);
-    put_u8(&b, 0);
+    pgo_u8(&b, 0);
+    pgo_u8(&b, 0);
     decode_fails(d, &b, "Commit message: offset 26: 2 bytes of trailing data after a complete "
                         "message");
-    bytes_free(&b);
+    pgo_free(&b);
 
-    put_u8(&b, 'O');
-    put_u64(&b, 1);
-    put(&b, "abc", 3);
+    pgo_u8(&b, 'O');
+    pgo_u64(&b, 1);
+    pgo_put(&b, "abc", 3);
     decode_fails(d, &b, "Origin message: offset 9: origin name is not NUL-terminated within the "
                         "3 bytes that remain");
-    bytes_free(&b);
+    pgo_free(&b);
 
-    put_u8(&b, 'I');
-    put_u32(&b, 1);
-    put_u8(&b, 'N');
-    put_u16(&b, 1);
-    put_u8(&b, 'x');
+    pgo_u8(&b, 'I');
+    pgo_u32(&b, 1);
+    pgo_u8(&b, 'N');
+    pgo_u16(&b, 1);
+    pgo_u8(&b, 'x');
     decode_fails(d, &b, "Insert message: offset 8: unknown column kind 0x78");
-    bytes_free(&b);
+    pgo_free(&b);
 
-    put_u8(&b, 'I');
-    put_u32(&b, 1);
-    put_u8(&b, 'K');
-    put_u16(&b, 0);
+    pgo_u8(&b, 'I');
+    pgo_u32(&b, 1);
+    pgo_u8(&b, 'K');
+    pgo_u16(&b, 0);
     decode_fails(d, &b, "Insert message: offset 5: expected new tuple marker 'N', got 0x4b");
-    bytes_free(&b);
+    pgo_free(&b);
 
-    put_u8(&b, 'U');
-    put_u32(&b, 1);
-    put_u8(&b, 'K');
-    put_u16(&b, 0);
-    put_u8(&b, 'O');
-    put_u16(&b, 0);
+    pgo_u8(&b, 'U');
+    pgo_u32(&b, 1);
+    pgo_u8(&b, 'K');
+    pgo_u16(&b, 0);
+    pgo_u8(&b, 'O');
+    pgo_u16(&b, 0);
     decode_fails(d, &b, "Update message: offset 8: expected tuple marker 'K', 'O' or 'N', got "
                         "0x4f");
-    bytes_free(&b);
+    pgo_free(&b);
 
-    put_u8(&b, 'D');
-    put_u32(&b, 1);
-    put_u8(&b, 'N');
-    put_u16(&b, 0);
+    pgo_u8(&b, 'D');
+    pgo_u32(&b, 1);
+    pgo_u8(&b, 'N');
+    pgo_u16(&b, 0);
     decode_fails(d, &b, "Delete message: offset 5: expected old tuple marker 'K' or 'O', got "
                         "0x4e");
-    bytes_free(&b);
+    pgo_free(&b);
 
-    put_u8(&b, 'R');
-    put_u32(&b, 1);
-    put_str(&b, "s");
-    put_str(&b, "t");
-    put_u8(&b, 'z');
-    put_u16(&b, 0);
+    pgo_u8(&b, 'R');
+    pgo_u32(&b, 1);
+    pgo_str(&b, "s");
+    pgo_str(&b, "t");
+    pgo_u8(&b, 'z');
+    pgo_u16(&b, 0);
     decode_fails(d, &b, "Relation message: offset 9: unknown replica identity 0x7a");
-    bytes_free(&b);
+    pgo_free(&b);
 
-    put_u8(&b, 'R');
-    put_u32(&b, 1);
-    put_str(&b, "s");
-    put_str(&b, "t");
-    put_u8(&b, 'd');
-    put_u16(&b, 2);
-    put_u8(&b, 0);
-    put_str(&b, "a");
-    put_u32(&b, 23);
-    put_u32(&b, 0);
+    pgo_u8(&b, 'R');
+    pgo_u32(&b, 1);
+    pgo_str(&b, "s");
+    pgo_str(&b, "t");
+    pgo_u8(&b, 'd');
+    pgo_u16(&b, 2);
+    pgo_u8(&b, 0);
+    pgo_str(&b, "a");
+    pgo_u32(&b, 23);
+    pgo_u32(&b, 0);
     decode_fails(d, &b, "Relation message: offset 10: column count 2 exceeds the 11 bytes that "
                         "remain");
-    bytes_free(&b);
+    pgo_free(&b);
     free(d);
 }
 END_TEST
@@ -905,7 +827,7 @@ START_TEST(test_every_truncation_fails)
     wn_decoder *d = new_decoder();
 
     for (size_t k = 0; k < NBUILDERS; k++) {
-        bytes b = { 0 };
+        pgo_buf b = { 0 };
 
         all_builders[k](&b);
         ck_assert_int_eq(decode_copy(d, b.data, b.length), 0);
@@ -914,7 +836,7 @@ START_TEST(test_every_truncation_fails)
                 ck_abort_msg("message '%c' cut to %zu of %zu bytes decoded", b.data[0], length,
                              b.length);
         }
-        bytes_free(&b);
+        pgo_free(&b);
     }
     free(d);
 }
@@ -928,7 +850,7 @@ START_TEST(test_single_byte_corruptions)
     size_t decoded = 0, rejected = 0;
 
     for (size_t k = 0; k < NBUILDERS; k++) {
-        bytes b = { 0 };
+        pgo_buf b = { 0 };
 
         all_builders[k](&b);
         for (size_t at = 0; at < b.length; at++) {
@@ -946,7 +868,7 @@ START_TEST(test_single_byte_corruptions)
             }
             b.data[at] = original;
         }
-        bytes_free(&b);
+        pgo_free(&b);
     }
     /* Both outcomes occur: corruption in a value is fine, in a length or marker is caught. */
     ck_assert_uint_gt(decoded, 0);
@@ -970,7 +892,7 @@ START_TEST(test_random_corruptions)
     uint32_t state = 0x5eed1234u;
 
     for (size_t k = 0; k < NBUILDERS; k++) {
-        bytes b = { 0 };
+        pgo_buf b = { 0 };
 
         all_builders[k](&b);
         for (int round = 0; round < 2000; round++) {
@@ -986,7 +908,7 @@ START_TEST(test_random_corruptions)
             (void)decode_copy(d, copy, length);
             free(copy);
         }
-        bytes_free(&b);
+        pgo_free(&b);
     }
     free(d);
 }

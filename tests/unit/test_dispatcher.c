@@ -15,104 +15,49 @@
 #include <unistd.h>
 
 #include "dispatcher.h"
+#include "pgoutput.h"
 
 /* ---- building pgoutput messages ------------------------------------------------------------- */
 
-typedef struct msg {
-    char bytes[512];
-    size_t len;
-} msg;
-
-static void put8(msg *m, uint8_t v)
-{
-    ck_assert_uint_lt(m->len, sizeof m->bytes);
-    m->bytes[m->len++] = (char)v;
-}
-
-static void put32(msg *m, uint32_t v)
-{
-    for (int shift = 24; shift >= 0; shift -= 8)
-        put8(m, (uint8_t)(v >> shift));
-}
-
-static void put64(msg *m, uint64_t v)
-{
-    put32(m, (uint32_t)(v >> 32));
-    put32(m, (uint32_t)v);
-}
-
-static void putstr(msg *m, const char *s)
-{
-    do
-        put8(m, (uint8_t)*s);
-    while (*s++);
-}
+typedef pgo_buf msg;
 
 static msg begin_msg(wn_lsn final_lsn, uint32_t xid)
 {
-    msg m = {.len = 0};
-    put8(&m, 'B');
-    put64(&m, final_lsn);
-    put64(&m, 0);
-    put32(&m, xid);
+    msg m = {0};
+
+    pgo_begin(&m, final_lsn, 0, xid);
     return m;
 }
 
 static msg commit_msg(wn_lsn commit_lsn, wn_lsn end_lsn)
 {
-    msg m = {.len = 0};
-    put8(&m, 'C');
-    put8(&m, 0);
-    put64(&m, commit_lsn);
-    put64(&m, end_lsn);
-    put64(&m, 0);
+    msg m = {0};
+
+    pgo_commit(&m, commit_lsn, end_lsn, 0);
     return m;
 }
 
 /* A relation with columns id (key) and note. */
 static msg relation_msg(uint32_t relid, const char *schema, const char *name)
 {
-    msg m = {.len = 0};
-    put8(&m, 'R');
-    put32(&m, relid);
-    putstr(&m, schema);
-    putstr(&m, name);
-    put8(&m, 'd');
-    put8(&m, 0);
-    put8(&m, 2);
-    put8(&m, 1);
-    putstr(&m, "id");
-    put32(&m, 23);
-    put32(&m, 0xFFFFFFFF);
-    put8(&m, 0);
-    putstr(&m, "note");
-    put32(&m, 25);
-    put32(&m, 0xFFFFFFFF);
-    return m;
-}
+    msg m = {0};
 
-static void put_text(msg *m, const char *value)
-{
-    if (value == NULL) {
-        put8(m, 'n');
-        return;
-    }
-    put8(m, 't');
-    put32(m, (uint32_t)strlen(value));
-    for (const char *p = value; *p; p++)
-        put8(m, (uint8_t)*p);
+    pgo_relation(&m, relid, schema, name, 'd', 2);
+    pgo_column(&m, 1, "id", 23, -1);
+    pgo_column(&m, 0, "note", 25, -1);
+    return m;
 }
 
 static msg insert_msg(uint32_t relid, const char *id, const char *note)
 {
-    msg m = {.len = 0};
-    put8(&m, 'I');
-    put32(&m, relid);
-    put8(&m, 'N');
-    put8(&m, 0);
-    put8(&m, 2);
-    put_text(&m, id);
-    put_text(&m, note);
+    msg m = {0};
+
+    pgo_u8(&m, 'I');
+    pgo_u32(&m, relid);
+    pgo_u8(&m, 'N');
+    pgo_u16(&m, 2);
+    pgo_text(&m, id);
+    pgo_text(&m, note);
     return m;
 }
 
@@ -341,6 +286,7 @@ static void prepare(wn_lsn start_lsn, wn_lsn endpos)
     static char *names[2] = {"all", "orders"};
 
     memset(&fx, 0, sizeof fx);
+    fx.config = wn_config_defaults();
     fx.tables[0] = (wn_table_ref){"public", "orders", "public.orders"};
     fx.tables[1] = (wn_table_ref){"public", "items", "public.items"};
     fx.config.source.tables = fx.tables;
@@ -351,6 +297,7 @@ static void prepare(wn_lsn start_lsn, wn_lsn endpos)
     fx.watches[0][0] = fx.watches[0][1] = true;
     fx.watches[1][0] = true;
     for (int i = 0; i < 2; i++) {
+        fx.plugin_configs[i] = wn_plugin_config_defaults();
         fx.plugin_configs[i].name = names[i];
         fx.plugin_configs[i].ops = WALNOTIFY_OP_INSERT;
         fx.plugin_configs[i].watches = fx.watches[i];
@@ -405,16 +352,13 @@ static wn_dispatch_result wait_finished(void)
     return fx.result;
 }
 
-/* The handoff owns what it carries; the payload is copied into a buffer it frees. */
+/* The handoff owns what it carries: the message's bytes become the buffer it frees. */
 static void send_msg(msg m, wn_lsn wal_end)
 {
-    char *buffer = malloc(m.len);
-    wn_item item = {.kind = WN_ITEM_DATA, .wal_end = wal_end, .length = m.len};
+    wn_item item = {.kind = WN_ITEM_DATA, .wal_end = wal_end, .length = m.length};
 
-    ck_assert_ptr_nonnull(buffer);
-    memcpy(buffer, m.bytes, m.len);
-    item.buffer = buffer;
-    item.payload = buffer;
+    item.buffer = (char *)m.data;
+    item.payload = item.buffer;
     ck_assert(wn_handoff_push(fx.handoff, &item, 5000));
 }
 
@@ -459,14 +403,9 @@ static bool wait_calls(const recorder *r, int n)
 static msg logical_message(bool transactional, wn_lsn lsn, const char *prefix,
                            const char *content)
 {
-    msg m = {.len = 0};
-    put8(&m, 'M');
-    put8(&m, transactional ? 1 : 0);
-    put64(&m, lsn);
-    putstr(&m, prefix);
-    put32(&m, (uint32_t)strlen(content));
-    for (const char *p = content; *p; p++)
-        put8(&m, (uint8_t)*p);
+    msg m = {0};
+
+    pgo_message(&m, transactional, lsn, prefix, content, (uint32_t)strlen(content));
     return m;
 }
 

@@ -18,8 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* ---- loading the plugin ---------------------------------------------------------------------- */
@@ -1139,6 +1141,7 @@ START_TEST(test_torn_line_longer_than_scan_step)
 }
 END_TEST
 
+/* A second block of the same walnotify on the same file would wait for itself forever. */
 START_TEST(test_second_instance_on_same_file_refused)
 {
     fake_host *first = fake_new("locked.jsonl");
@@ -1149,7 +1152,7 @@ START_TEST(test_second_instance_on_same_file_refused)
     snprintf(pid, sizeof pid, "(pid %ld)", (long)getpid()); /* this process holds the lock */
     ck_assert_int_eq(plugin->init(&second->host, &other), WALNOTIFY_FATAL);
     ck_assert_msg(strstr(second->log, "ERROR: ") != NULL &&
-                      strstr(second->log, "is locked by another process") != NULL &&
+                      strstr(second->log, "another plugin block of this walnotify") != NULL &&
                       strstr(second->log, second->path) != NULL && strstr(second->log, pid) != NULL,
                   "log: %s", second->log);
     plugin->shutdown(state);
@@ -1160,6 +1163,70 @@ START_TEST(test_second_instance_on_same_file_refused)
     plugin->shutdown(other);
     fake_free(first);
     fake_free(second);
+}
+END_TEST
+
+/* A child process that holds an exclusive flock on path until its parent closes *release. */
+static pid_t lock_in_child(const char *path, int *release)
+{
+    int held[2], wait_for[2];
+    ck_assert_int_eq(pipe(held), 0);
+    ck_assert_int_eq(pipe(wait_for), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        char byte = 'x';
+        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        close(held[0]);
+        close(wait_for[1]);
+        if (fd < 0 || flock(fd, LOCK_EX) != 0 || write(held[1], &byte, 1) != 1)
+            _exit(1);
+        /* Blocks until the parent closes its end (or dies): then the lock goes with us. */
+        while (read(wait_for[0], &byte, 1) > 0)
+            ;
+        _exit(0);
+    }
+    close(held[1]);
+    close(wait_for[0]);
+    char byte;
+    ck_assert_msg(read(held[0], &byte, 1) == 1, "the child could not lock %s", path);
+    close(held[0]);
+    *release = wait_for[1];
+    return pid;
+}
+
+/* The other host of an active/standby pair still holds the file: wait for it, do not fail. */
+START_TEST(test_file_locked_by_another_process_is_retry)
+{
+    fake_host *fake = fake_new("pair.jsonl");
+    void *state = NULL;
+    int release, status;
+    char pid_text[32];
+    pid_t child = lock_in_child(fake->path, &release);
+
+    snprintf(pid_text, sizeof pid_text, "(pid %ld)", (long)child);
+    ck_assert_int_eq(plugin->init(&fake->host, &state), WALNOTIFY_RETRY);
+    ck_assert_ptr_null(state);
+    ck_assert_msg(strstr(fake->log, "WARNING: ") != NULL &&
+                      strstr(fake->log, "is locked by another process") != NULL &&
+                      strstr(fake->log, fake->path) != NULL && strstr(fake->log, pid_text) != NULL,
+                  "log: %s", fake->log);
+    /* Nothing is kept between two calls: the same answer again. */
+    ck_assert_int_eq(plugin->init(&fake->host, &state), WALNOTIFY_RETRY);
+    ck_assert_ptr_null(state);
+
+    /* The other process lets the file go: init succeeds and the file is ours. */
+    close(release);
+    ck_assert_int_eq(waitpid(child, &status, 0), child);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    state = start(fake);
+    walnotify_column cols[] = {text_col("id", "1")};
+    walnotify_event ev = insert_event(cols, 1);
+    ck_assert_int_eq(plugin->handle(state, &ev), WALNOTIFY_OK);
+    ck_assert_int_eq(plugin->flush(state), WALNOTIFY_OK);
+    plugin->shutdown(state);
+    assert_file(fake->path, LINE_HEAD "\"op\":\"insert\",\"values\":{\"id\":\"1\"}}\n");
+    free(fake);
 }
 END_TEST
 
@@ -1352,6 +1419,7 @@ static Suite *jsonl_suite(void)
     tcase_add_test(files, test_torn_only_line_is_cut_to_empty);
     tcase_add_test(files, test_torn_line_longer_than_scan_step);
     tcase_add_test(files, test_second_instance_on_same_file_refused);
+    tcase_add_test(files, test_file_locked_by_another_process_is_retry);
     tcase_add_test(files, test_two_instances_keep_separate_state);
     tcase_add_test(files, test_standard_output);
     tcase_add_test(files, test_standard_output_pipe_fsync);
