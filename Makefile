@@ -14,6 +14,7 @@
 #   make valgrind        the test suite under valgrind memcheck
 #   make bench           throughput, CPU, memory and latency beside pg_recvlogical
 #   make pair-loop       an active/standby pair's walsender terminated PAIR_ROUNDS times
+#   make check-sinks     the sinks' longer fault runs (tests/sinks), apart from make check
 #
 # CFLAGS, CPPFLAGS and LDFLAGS are the user's: they are added after the project's own flags
 # (WN_*), so `make CFLAGS=-O0` changes the optimisation and keeps the include paths.
@@ -64,8 +65,8 @@ PLUGIN_SOS := $(patsubst %,$(B)/plugins/%.so,$(PLUGINS))
 # none unless set.
 $(foreach p,$(PLUGINS),$(eval PLUGIN_LIBS_$(p) ?=))
 
-.PHONY: all check unit integration check-versions check-install check-faults format-check \
-        format pair-loop run install uninstall clean tests deps fuzz valgrind bench
+.PHONY: all check unit integration check-versions check-install check-faults check-sinks \
+        format-check format pair-loop run install uninstall clean tests deps fuzz valgrind bench
 all: $(B)/walnotify $(PLUGIN_SOS)
 
 $(B)/core/%.o: core/%.c $(B)/core/%.d
@@ -91,6 +92,7 @@ $(B)/walnotify: $(CORE_OBJS)
 # dependencies are listed by a separate -MM pass: -MMD keeps only the last source's when one
 # command compiles several.
 PLUGIN_SRCS_jsonl := core/files.c
+PLUGIN_LIBS_webhook := -lcurl
 # Intermediate objects of the tests are kept, so a second make has nothing to do.
 .SECONDARY:
 .SECONDEXPANSION:
@@ -200,6 +202,20 @@ DEP_FILES := $(CORE_OBJS:.o=.d) $(PLUGIN_SOS:.so=.d) $(UNIT_BINS:=.d) $(FIXTURE_
              $(ITEST_BINS:=.d) $(TESTLIB_OBJS:.o=.d)
 $(DEP_FILES): ;
 -include $(wildcard $(DEP_FILES))
+
+# The sinks' longer runs: integration tests kept out of make check for their length.
+SINK_SRCS := $(wildcard tests/sinks/test_*.c)
+SINK_BINS := $(patsubst tests/sinks/test_%.c,$(B)/tests/sinks/itest_%,$(SINK_SRCS))
+
+$(B)/tests/sinks/itest_%: tests/sinks/test_%.c $(TESTLIB_OBJS) $(B)/core/lsn.o
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	$(Q)$(CC) $(COMPILE) -Itests/lib $(LINK) -o $@ $(filter %.c %.o,$^) $(CHECK_LIBS) -lpq
+
+check-sinks:
+	@tests/deps.sh
+	@$(MAKE) --no-print-directory tests $(SINK_BINS)
+	@tests/sinks/run.sh
 
 # The dependency check runs first, in its own make, so a missing header is named, not a
 # compiler error.
