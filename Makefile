@@ -14,7 +14,7 @@
 #   make valgrind        the test suite under valgrind memcheck
 #   make bench           throughput, CPU, memory and latency beside pg_recvlogical
 #   make pair-loop       an active/standby pair's walsender terminated PAIR_ROUNDS times
-#   make check-sinks     the sinks' longer loops (many kills, a 2,000,000-row transaction)
+#   make check-sinks     the sinks' longer fault runs (tests/sinks), apart from make check
 #
 # CFLAGS, CPPFLAGS and LDFLAGS are the user's: they are added after the project's own flags
 # (WN_*), so `make CFLAGS=-O0` changes the optimisation and keeps the include paths.
@@ -92,6 +92,7 @@ $(B)/walnotify: $(CORE_OBJS)
 # dependencies are listed by a separate -MM pass: -MMD keeps only the last source's when one
 # command compiles several.
 PLUGIN_SRCS_jsonl := core/files.c
+PLUGIN_LIBS_webhook := -lcurl
 # Intermediate objects of the tests are kept, so a second make has nothing to do.
 .SECONDARY:
 .SECONDEXPANSION:
@@ -203,6 +204,20 @@ DEP_FILES := $(CORE_OBJS:.o=.d) $(PLUGIN_SOS:.so=.d) $(UNIT_BINS:=.d) $(FIXTURE_
 $(DEP_FILES): ;
 -include $(wildcard $(DEP_FILES))
 
+# The sinks' longer runs: integration tests kept out of make check for their length.
+SINK_SRCS := $(wildcard tests/sinks/test_*.c)
+SINK_BINS := $(patsubst tests/sinks/test_%.c,$(B)/tests/sinks/itest_%,$(SINK_SRCS))
+
+$(B)/tests/sinks/itest_%: tests/sinks/test_%.c $(TESTLIB_OBJS) $(B)/core/lsn.o
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	$(Q)$(CC) $(COMPILE) -Itests/lib $(LINK) -o $@ $(filter %.c %.o,$^) $(CHECK_LIBS) -lpq
+
+check-sinks:
+	@tests/deps.sh
+	@$(MAKE) --no-print-directory tests $(SINK_BINS)
+	@tests/sinks/run.sh
+
 # The dependency check runs first, in its own make, so a missing header is named, not a
 # compiler error.
 # PG=14|16|17|18 runs the integration tests against that major version instead of Debian's 15,
@@ -243,12 +258,6 @@ check-faults:
 	@tests/deps.sh
 	@$(MAKE) --no-print-directory tests
 	@tests/check-faults.sh
-
-# The sinks' longer loops: the tests of make check with many more kills and rows.
-check-sinks:
-	@tests/deps.sh
-	@$(MAKE) --no-print-directory tests
-	@tests/check-sinks.sh
 
 # Every C file of the host, the plugins and the header laid out as .clang-format says
 # (clang-format 14, Debian 12's); `make format` rewrites them.

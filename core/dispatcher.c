@@ -1013,8 +1013,8 @@ static void count_change(dispatcher *d)
 static flow terminate_content(dispatcher *d, walnotify_event *event)
 {
     if (!reserve_arena(d, event->message_length + 1))
-        return fail(d, WN_DISPATCH_PROTOCOL_ERROR,
-                    "out of memory building a message event (%zu bytes)", event->message_length);
+        return fail(d, WN_DISPATCH_INTERNAL, "out of memory building a message event (%zu bytes)",
+                    event->message_length);
     if (event->message_length > 0)
         memcpy(d->arena, event->message_content, event->message_length);
     d->arena[event->message_length] = '\0';
@@ -1111,7 +1111,7 @@ static flow on_row_change(dispatcher *d, const wn_message *msg)
     init_event(d, rel, op, &event);
     if (!reserve_arena(d, (new_tuple ? tuple_text_bytes(new_tuple) : 0) +
                               (old_tuple ? tuple_text_bytes(old_tuple) : 0)))
-        return fail(d, WN_DISPATCH_PROTOCOL_ERROR, "out of memory building an event of %s",
+        return fail(d, WN_DISPATCH_INTERNAL, "out of memory building an event of %s",
                     rel->qualified);
     if (new_tuple != NULL) {
         if (fill_columns(d, rel, new_tuple, d->columns, &used, wn_message_kind_name(msg->kind)) !=
@@ -1255,7 +1255,7 @@ static flow on_relation(dispatcher *d, const wn_message *msg)
         return FLOW_DONE;
     rel = wn_relcache_put(d->relcache, msg);
     if (rel == NULL)
-        return fail(d, WN_DISPATCH_PROTOCOL_ERROR, "out of memory caching relation %s.%s",
+        return fail(d, WN_DISPATCH_INTERNAL, "out of memory caching relation %s.%s",
                     msg->u.relation.nspname, msg->u.relation.relname);
     rel->table_index = wn_config_find_table(d->options->config, rel->schema, rel->name);
     note_relation_id(d, rel);
@@ -1487,7 +1487,7 @@ static int setup(dispatcher *d, const wn_dispatcher_options *options, wn_handoff
     d->old_columns = calloc(WN_MAX_COLUMNS, sizeof *d->old_columns);
     if (!d->decoder || !d->relcache || !d->instances || !d->columns || !d->old_columns ||
         setup_tables(d, options) != 0) {
-        fail(d, WN_DISPATCH_PROTOCOL_ERROR, "out of memory starting the dispatcher");
+        fail(d, WN_DISPATCH_INTERNAL, "out of memory starting the dispatcher");
         return -1;
     }
     d->ninstances = options->nplugins;

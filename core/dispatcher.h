@@ -21,6 +21,7 @@ typedef enum wn_dispatch_result {
     WN_DISPATCH_PLUGIN_FATAL,   /* a plugin failed fatally: exit 2 */
     WN_DISPATCH_STREAM_ENDED,   /* the reader ended without a stop request */
     WN_DISPATCH_PROTOCOL_ERROR, /* a message could not be decoded or made no sense */
+    WN_DISPATCH_INTERNAL,       /* walnotify itself failed (out of memory): exit 2 */
     WN_DISPATCH_SERVER_STATE,   /* a configured table was renamed, dropped or taken out of the
                                    publication: a person must look (exit 3) */
     WN_DISPATCH_TABLES_UNKNOWN, /* the tables could not be checked before acknowledging (the

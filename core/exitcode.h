@@ -7,10 +7,12 @@
 #define WN_EXITCODE_H
 
 typedef enum wn_exit {
-    WN_EXIT_OK = 0,     /* a clean stop: signal, --endpos, or a slot command that succeeded */
-    WN_EXIT_CONFIG = 1, /* usage or configuration error */
-    WN_EXIT_PLUGIN = 2, /* a plugin refused to load, failed to start, or failed fatally */
-    WN_EXIT_SERVER = 3, /* the server or slot is in a state that needs a person */
+    WN_EXIT_OK = 0,       /* a clean stop: signal, --endpos, or a slot command that succeeded */
+    WN_EXIT_CONFIG = 1,   /* usage or configuration error */
+    WN_EXIT_PLUGIN = 2,   /* a plugin refused to load, failed to start, or failed fatally */
+    WN_EXIT_INTERNAL = 2, /* walnotify itself failed at run time (out of memory, no thread):
+                             like a plugin's fatal failure, a restart may cure it */
+    WN_EXIT_SERVER = 3,   /* the server or slot is in a state that needs a person */
     /* Not exit statuses: failures that waiting may cure, for the caller to retry (or to turn
      * into WN_EXIT_SERVER with wn_exit_status when it does not wait). */
     WN_EXIT_TRANSIENT = 75, /* server unreachable, starting up, shutting down; connection lost */

@@ -98,7 +98,7 @@ int wn_pipeline_load_plugins(const wn_config *config, wn_plugin **plugins, size_
     *nloaded = 0;
     *plugins = calloc(config->nplugins, sizeof **plugins);
     if (*plugins == NULL)
-        return wn_die(WN_EXIT_PLUGIN, "out of memory loading plugins");
+        return wn_die(WN_EXIT_INTERNAL, "out of memory loading plugins");
     for (size_t i = 0; i < config->nplugins; i++) {
         int rc = wn_plugin_load(&(*plugins)[i], &config->plugins[i], config->file, config->dir, err,
                                 sizeof err);
@@ -157,7 +157,7 @@ static int describe_source(pipeline *r, char *err, size_t errlen)
     if (!r->tables) {
         wn_setup_free_catalog(&r->catalog);
         snprintf(err, errlen, "out of memory describing the tables to the plugins");
-        return WN_EXIT_PLUGIN;
+        return WN_EXIT_INTERNAL;
     }
     r->described = true;
     return 0;
@@ -371,7 +371,7 @@ static int read_table_oids(pipeline *r, bool utf8, char *err, size_t errlen)
     if (!r->watch || !r->table_oids || !seen) {
         free(seen);
         snprintf(err, errlen, "reading the tables' OIDs: out of memory");
-        return WN_EXIT_SERVER;
+        return WN_EXIT_INTERNAL;
     }
     got = wn_tablewatch_read(r->watch, NULL, seen, -1, err, errlen);
     if (got != WN_TABLES_READ)
@@ -408,7 +408,7 @@ static int recheck_tables(pipeline *r, char *err, size_t errlen)
     seen = calloc(source->ntables ? source->ntables : 1, sizeof *seen);
     if (!seen) {
         snprintf(err, errlen, "checking the tables: out of memory");
-        return WN_EXIT_SERVER;
+        return WN_EXIT_INTERNAL;
     }
     /* The last stream's connection is likely dead: a fresh one. */
     wn_tablewatch_reset(r->watch);
@@ -637,8 +637,8 @@ static wn_dispatch_result stream_once(pipeline *r, wn_session *sess, reader_args
 
     *reader = (reader_args){.stream = r->stream, .handoff = handoff};
     if (!handoff) {
-        snprintf(err, errlen, "out of memory");
-        return WN_DISPATCH_PROTOCOL_ERROR;
+        snprintf(err, errlen, "out of memory starting the stream");
+        return WN_DISPATCH_INTERNAL;
     }
     if (!wn_session_attach(sess, handoff)) {
         wn_handoff_destroy(handoff);
@@ -651,7 +651,7 @@ static wn_dispatch_result stream_once(pipeline *r, wn_session *sess, reader_args
         wn_session_detach(sess);
         wn_handoff_destroy(handoff);
         snprintf(err, errlen, "cannot start the reader thread: %s", strerror(errno));
-        return WN_DISPATCH_PROTOCOL_ERROR;
+        return WN_DISPATCH_INTERNAL;
     }
     /* The reader answers keepalives and sends status updates while init is retried. */
     if (start_plugins(r, reader, &result, err, errlen))
@@ -698,6 +698,8 @@ static int after_stream(wn_dispatch_result result, const char *dispatch_err,
     case WN_DISPATCH_PROTOCOL_ERROR:
     case WN_DISPATCH_SERVER_STATE:
         return wn_die(WN_EXIT_SERVER, "%s", dispatch_err);
+    case WN_DISPATCH_INTERNAL:
+        return wn_die(WN_EXIT_INTERNAL, "%s", dispatch_err);
     case WN_DISPATCH_REWIND:
         if (wn_session_stop_requested(sess))
             return 0;

@@ -22,10 +22,15 @@ missing_packages() {
     if command -v pkg-config >/dev/null 2>&1; then
         pkg-config --exists libconfig || echo libconfig-dev
         pkg-config --exists check || echo check
+        pkg-config --exists libcurl || echo libcurl4-openssl-dev
     else
         echo libconfig-dev
         echo check
+        echo libcurl4-openssl-dev
     fi
+    # The webhook plugin's tests: a Python receiver, certificates made with openssl.
+    command -v python3 >/dev/null 2>&1 || echo python3
+    command -v openssl >/dev/null 2>&1 || echo openssl
     if [ ! -x "$PG_BIN/postgres" ] || [ ! -x "$PG_BIN/initdb" ] || [ ! -x "$PG_BIN/pg_ctl" ]; then
         echo postgresql-15
     fi

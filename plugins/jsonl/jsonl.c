@@ -381,11 +381,11 @@ static bool open_stdout(jsonl_state *st, walnotify_status *status)
 
 /* Reads the `mode` setting: octal, with owner read and write, nothing executable or writable by
  * others. */
-static bool read_mode(jsonl_state *st)
+static bool read_mode(const walnotify_host *host, mode_t *out)
 {
-    const char *text = st->host->get_string(st->host, "mode");
+    const char *text = host->get_string(host, "mode");
     if (text == NULL) {
-        st->mode = WN_FILES_MODE;
+        *out = WN_FILES_MODE;
         return true;
     }
     char *end = NULL;
@@ -393,15 +393,29 @@ static bool read_mode(jsonl_state *st)
     unsigned long mode = strtoul(text, &end, 8);
     if (errno != 0 || end == text || *end != '\0' || text[0] == '-' || text[0] == '+' ||
         (mode & 0600) != 0600 || (mode & ~0664UL) != 0) {
-        st->host->log(st->host, WALNOTIFY_LOG_ERROR,
-                      "setting mode = \"%.32s\" is not a file mode walnotify creates a file "
-                      "with: give octal digits such as \"0600\" or \"0640\" (owner read and "
-                      "write, no execute, not writable by others)",
-                      text);
+        host->log(host, WALNOTIFY_LOG_ERROR,
+                  "setting mode = \"%.32s\" is not a file mode walnotify creates a file "
+                  "with: give octal digits such as \"0600\" or \"0640\" (owner read and "
+                  "write, no execute, not writable by others)",
+                  text);
         return false;
     }
-    st->mode = (mode_t)mode;
+    *out = (mode_t)mode;
     return true;
+}
+
+/* The path setting: absent means standard output; empty is a mistake. */
+static const char *read_path(const walnotify_host *host)
+{
+    const char *path = host->get_string(host, "path");
+    if (path == NULL)
+        return "-";
+    if (path[0] == '\0') {
+        host->log(host, WALNOTIFY_LOG_ERROR,
+                  "setting path is empty (use \"-\" for standard output)");
+        return NULL;
+    }
+    return path;
 }
 
 /* ---- callbacks ------------------------------------------------------------------------------- */
@@ -418,6 +432,16 @@ static void jsonl_shutdown(void *state)
     buffer_free(&st->buf);
     free(st->path);
     free(st);
+}
+
+/* The settings alone, before anything is opened: --check-config catches them too. */
+static walnotify_status jsonl_check(const walnotify_host *host)
+{
+    mode_t mode;
+
+    if (read_path(host) == NULL || !read_mode(host, &mode))
+        return WALNOTIFY_FATAL;
+    return WALNOTIFY_OK;
 }
 
 static walnotify_status jsonl_init(const walnotify_host *host, void **state)
@@ -437,14 +461,9 @@ static walnotify_status jsonl_init(const walnotify_host *host, void **state)
     st->host = host;
     st->fd = -1;
 
-    const char *path = host->get_string(host, "path");
+    const char *path = read_path(host);
     if (path == NULL)
-        path = "-";
-    if (path[0] == '\0') {
-        host->log(host, WALNOTIFY_LOG_ERROR,
-                  "setting path is empty (use \"-\" for standard output)");
         goto fail;
-    }
     /* Messages name the file; standard output's name is what a reader understands. */
     st->path = strdup(strcmp(path, "-") == 0 ? "standard output" : path);
     if (st->path == NULL || !buffer_grow(&st->buf, JSONL_INITIAL_CAP)) {
@@ -452,7 +471,7 @@ static walnotify_status jsonl_init(const walnotify_host *host, void **state)
         goto fail;
     }
     st->fsync_enabled = host->get_boolean(host, "fsync");
-    if (!read_mode(st))
+    if (!read_mode(host, &st->mode))
         goto fail;
 
     if (strcmp(path, "-") == 0) {
@@ -572,6 +591,7 @@ static const walnotify_plugin jsonl_plugin = {
     .version = WALNOTIFY_VERSION,
     .settings = jsonl_settings,
     .init = jsonl_init,
+    .check = jsonl_check,
     .handle = jsonl_handle,
     .shutdown = jsonl_shutdown,
     .begin = jsonl_begin,

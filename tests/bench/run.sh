@@ -16,6 +16,12 @@
 # p50/p95/p99/max of (arrival in the reader) - (the row's clock_timestamp()), and how far the
 # acknowledged position trailed the written WAL.
 #
+# Webhook: BENCH_WEBHOOK_ROWS rows (default 100,000) in transactions of BENCH_TXN_ROWS rows, read
+# by walnotify with the webhook plugin into a receiver that only counts (tests/bench/count_server.c),
+# in transaction and in event mode, beside the same bodies sent to the same receiver by a plain
+# libcurl loop (tests/bench/webhook_loop.c): the limit. BENCH_WEBHOOK=0 skips it;
+# BENCH_WEBHOOK_ONLY=1 runs only it.
+#
 # The exec plugin: walnotify feeding the Python example sink (etc/examples/sqlite_sink.py, a SQLite
 # database per run, fsynced) is a fourth contender, "exec_python" (BENCH_EXEC=0 skips it; it is
 # skipped with a notice without python3): its rows/s are events per second through the example.
@@ -49,6 +55,12 @@ RUN_TIMEOUT=${BENCH_TIMEOUT:-900}
 USE_NODE=${BENCH_NODE:-1}
 USE_LATENCY=${BENCH_LATENCY:-1}
 USE_PROFILE=${BENCH_PROFILE:-0}
+USE_WEBHOOK=${BENCH_WEBHOOK:-1}
+WEBHOOK_ONLY=${BENCH_WEBHOOK_ONLY:-0}
+WEBHOOK_ROWS=${BENCH_WEBHOOK_ROWS:-100000}
+WEBHOOK_SO=$ROOT/build/plugins/webhook.so
+COUNT_SERVER=$OUT/count_server
+WEBHOOK_LOOP=$OUT/webhook_loop
 USE_EXEC=${BENCH_EXEC:-1}
 TIME_BIN=/usr/bin/time
 
@@ -97,10 +109,12 @@ is_count() {
 
 check_settings() {
     local v
-    for v in ROWS ROUNDS TXN_ROWS SINGLE WARMUP_ROWS LAT_RATE LAT_SECONDS RUN_TIMEOUT; do
+    for v in ROWS ROUNDS TXN_ROWS SINGLE WARMUP_ROWS LAT_RATE LAT_SECONDS RUN_TIMEOUT WEBHOOK_ROWS; do
         is_count "${!v}" || die "BENCH_$v must be a positive integer, not '${!v}'"
     done
     [ $((ROWS % TXN_ROWS)) -eq 0 ] || die "BENCH_ROWS ($ROWS) must be a multiple of BENCH_TXN_ROWS ($TXN_ROWS)"
+    [ $((WEBHOOK_ROWS % TXN_ROWS)) -eq 0 ] ||
+        die "BENCH_WEBHOOK_ROWS ($WEBHOOK_ROWS) must be a multiple of BENCH_TXN_ROWS ($TXN_ROWS)"
     [ -x "$WALNOTIFY" ] || die "$WALNOTIFY is missing: run make all"
     [ -f "$JSONL" ] || die "$JSONL is missing: run make all"
     [ -x "$PG_BIN/pg_recvlogical" ] || die "$PG_BIN/pg_recvlogical is missing (install postgresql-client-15)"
@@ -568,6 +582,146 @@ SQL
     echo " average schedule lag, a sign of an overloaded machine when above a millisecond)"
 }
 
+# ---- webhook -----------------------------------------------------------------------------------
+
+build_webhook_tools() {
+    local flags=(-O2 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
+        -Wmissing-prototypes -Wvla)
+    [ -f "$WEBHOOK_SO" ] || die "$WEBHOOK_SO is missing: run make all"
+    ${CC:-cc} "${flags[@]}" -o "$COUNT_SERVER" "$ROOT/tests/bench/count_server.c" ||
+        die "could not build $COUNT_SERVER from tests/bench/count_server.c"
+    ${CC:-cc} "${flags[@]}" -o "$WEBHOOK_LOOP" "$ROOT/tests/bench/webhook_loop.c" -lcurl ||
+        die "could not build $WEBHOOK_LOOP from tests/bench/webhook_loop.c"
+}
+
+# Starts a counting receiver named $1 (saving bodies to $2 when given); sets CS_PID and CS_URL.
+start_counter() {
+    local name=$1 i
+    rm -f "$OUT/$name.port" "$OUT/$name.stats"
+    "$COUNT_SERVER" "$OUT/$name.port" "$OUT/$name.stats" ${2:+"$2"} &
+    CS_PID=$!
+    BG_PIDS+=("$CS_PID")
+    for i in $(seq 1 100); do
+        [ -s "$OUT/$name.port" ] && break
+        : "$i"
+        sleep 0.1
+    done
+    [ -s "$OUT/$name.port" ] || die "the counting receiver $name did not start"
+    CS_URL=http://127.0.0.1:$(cat "$OUT/$name.port")/hook
+}
+
+# Stops the receiver named $1 (in this shell: only it can wait for the process) and sets
+# CS_EVENTS and CS_SECONDS: the events it counted, the seconds from the first request to the last
+# answer.
+stop_counter() {
+    kill -TERM "$CS_PID" 2>/dev/null || true
+    wait "$CS_PID" 2>/dev/null || true
+    CS_EVENTS=$(awk '{ print $4 }' "$OUT/$1.stats" 2>/dev/null)
+    CS_SECONDS=$(awk '{ print $6 }' "$OUT/$1.stats" 2>/dev/null)
+}
+
+webhook_conf() {
+    local slot=$1 mode=$2 url=$3 conf=$OUT/conf/$1.conf
+    mkdir -p "$OUT/conf"
+    cat >"$conf" <<CONF
+log_level = "info";
+source: { conninfo = "$CONNINFO"; tables = [ "public.bench" ]; slot = "$slot";
+          publication = "$PUB"; };
+plugins = ( { name = "webhook"; path = "$WEBHOOK_SO";
+              settings = { url = "$url"; mode = "$mode"; }; } );
+CONF
+    echo "$conf"
+}
+
+# Mode $1, round $2, up to LSN $3: walnotify into a receiver, then the same bodies from the
+# plain loop into a fresh one; appends "mode round walnotify_s loop_s events whole_run_s" to
+# webhook.tsv, the first two as the receiver timed them (first request to last answer).
+webhook_turn() {
+    local mode=$1 round=$2 endpos=$3 slot=bench_hook_${1}_${2} type wall events secs
+    local loop_events loop_secs rc=0
+    type=application/x-ndjson
+    [ "$mode" = event ] && type=application/json
+    start_counter "$slot" "$OUT/bodies.$mode"
+    timeout -k 10 "$RUN_TIMEOUT" "$TIME_BIN" -f "%e %U %S %M" -o "$OUT/time.$slot" "$WALNOTIFY" \
+        -c "$(webhook_conf "$slot" "$mode" "$CS_URL")" --endpos "$endpos" \
+        >"$LOGS/$slot.log" 2>&1 || rc=$?
+    stop_counter "$slot"
+    events=$CS_EVENTS
+    secs=$CS_SECONDS
+    if [ "$rc" -ne 0 ] || [ "${events:-}" != "$WEBHOOK_ROWS" ]; then
+        note "webhook ($mode, round $round) exited $rc with ${events:-no} events of $WEBHOOK_ROWS; log: $LOGS/$slot.log"
+        return 0
+    fi
+    read -r wall _ < <(tail -n 1 "$OUT/time.$slot")
+    start_counter "${slot}_loop"
+    "$WEBHOOK_LOOP" "$CS_URL" "$OUT/bodies.$mode" "$type" >"$LOGS/${slot}_loop.log" 2>&1 ||
+        note "the plain loop failed ($mode, round $round); log: $LOGS/${slot}_loop.log"
+    stop_counter "${slot}_loop"
+    loop_events=$CS_EVENTS
+    loop_secs=$CS_SECONDS
+    if [ "${loop_events:-}" != "$WEBHOOK_ROWS" ]; then
+        note "the plain loop ($mode, round $round) sent ${loop_events:-no} events of $WEBHOOK_ROWS"
+        return 0
+    fi
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$round" "$secs" "$loop_secs" "$events" "$wall" \
+        >>"$OUT/webhook.tsv"
+    awk -v m="$mode" -v r="$round" -v w="$secs" -v l="$loop_secs" -v e="$events" 'BEGIN {
+        printf "  round %s  webhook %-11s %9.0f events/s, plain libcurl loop %9.0f events/s\n",
+            r, m, e / w, e / l }' >&2
+}
+
+run_webhook() {
+    local r mode endpos
+    build_webhook_tools
+    : >"$OUT/webhook.tsv"
+    for ((r = 1; r <= ROUNDS; r++)); do
+        for mode in transaction event; do
+            make_slot "bench_hook_${mode}_${r}"
+        done
+    done
+    note "writing the webhook workload ($WEBHOOK_ROWS rows in transactions of $TXN_ROWS)"
+    sql -c "DO \$\$ BEGIN
+              FOR i IN 0 .. $((WEBHOOK_ROWS / TXN_ROWS - 1)) LOOP
+                $(rows_sql "i * $TXN_ROWS + 1" "i * $TXN_ROWS + $TXN_ROWS")
+                COMMIT;
+              END LOOP;
+            END \$\$;"
+    endpos=$(sql -c "SELECT pg_current_wal_lsn()")
+    for ((r = 1; r <= ROUNDS; r++)); do
+        for mode in transaction event; do
+            webhook_turn "$mode" "$r" "$endpos"
+        done
+    done
+    drop_slots_like bench_hook_
+    sql -c "TRUNCATE bench" -c "CHECKPOINT"
+}
+
+print_webhook() {
+    local mode
+    echo
+    echo "Webhook: $WEBHOOK_ROWS rows in transactions of $TXN_ROWS rows into a local receiver that" \
+        "only counts, timed by the receiver from the first request to the last answer (median of" \
+        "$ROUNDS rounds); the last column is walnotify's whole run, start to --endpos"
+    printf '| %-12s | %14s | %23s | %6s | %14s |\n' mode "walnotify ev/s" "plain libcurl loop ev/s" \
+        ratio "whole run ev/s"
+    printf '|%s|%s|%s|%s|%s|\n' -------------- ---------------: ------------------------: \
+        -------: ---------------:
+    for mode in transaction event; do
+        if ! awk -F'\t' -v m="$mode" '$1 == m { found = 1 } END { exit !found }' "$OUT/webhook.tsv"; then
+            printf '| %-12s | %14s | %23s | %6s | %14s |\n' "$mode" failed - - -
+            continue
+        fi
+        awk -v m="$mode" -v w="$(webhook_median "$mode" '$5 / $3')" \
+            -v l="$(webhook_median "$mode" '$5 / $4')" -v r="$(webhook_median "$mode" '$5 / $6')" \
+            'BEGIN { printf "| %-12s | %14.0f | %23.0f | %6.2f | %14.0f |\n", m, w, l, w / l, r }'
+    done
+}
+
+# The median over the rounds of mode $1 of the awk expression $2 over webhook.tsv's fields.
+webhook_median() {
+    awk -F'\t' -v m="$1" '$1 == m { print '"$2"' }' "$OUT/webhook.tsv" | median
+}
+
 print_machine() {
     local model
     model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
@@ -594,22 +748,32 @@ main() {
     setup_schema
     : >"$RESULTS"
 
-    note "warm-up: each client reads $WARMUP_ROWS rows once"
-    run_workload warmup 1
-    for work in one_txn txns single; do
-        run_workload "$work" "$ROUNDS"
-    done
-    if [ "$USE_LATENCY" = 1 ]; then
-        run_latency >"$OUT/latency.txt"
+    if [ "$WEBHOOK_ONLY" != 1 ]; then
+        note "warm-up: each client reads $WARMUP_ROWS rows once"
+        run_workload warmup 1
+        for work in one_txn txns single; do
+            run_workload "$work" "$ROUNDS"
+        done
+        if [ "$USE_LATENCY" = 1 ]; then
+            run_latency >"$OUT/latency.txt"
+        fi
+    fi
+    if [ "$USE_WEBHOOK" = 1 ] || [ "$WEBHOOK_ONLY" = 1 ]; then
+        run_webhook
     fi
 
     {
         print_machine
-        for work in one_txn txns single; do
-            print_table "$work"
-        done
-        if [ "$USE_LATENCY" = 1 ]; then
+        if [ "$WEBHOOK_ONLY" != 1 ]; then
+            for work in one_txn txns single; do
+                print_table "$work"
+            done
+        fi
+        if [ "$USE_LATENCY" = 1 ] && [ "$WEBHOOK_ONLY" != 1 ]; then
             cat "$OUT/latency.txt"
+        fi
+        if [ "$USE_WEBHOOK" = 1 ] || [ "$WEBHOOK_ONLY" = 1 ]; then
+            print_webhook
         fi
         echo
         echo "CPU is the client's own user + system time; the walsender's is not counted."

@@ -415,6 +415,28 @@ START_TEST(jsonl_bad_mode_is_refused)
 }
 END_TEST
 
+/* check sees the same mistakes without side effects, so --check-config reports them. */
+START_TEST(jsonl_check_refuses_a_bad_mode)
+{
+    char path[PATH_MAX];
+    host *h = host_new(in_dir(path, sizeof path, "checked.jsonl"), "0777");
+    ck_assert_ptr_nonnull(plugin->check);
+    ck_assert_int_eq(plugin->check(&h->host), WALNOTIFY_FATAL);
+    ck_assert_msg(strstr(h->log, "mode = \"0777\"") != NULL, "log: %s", h->log);
+    host_free(h);
+
+    h = host_new(in_dir(path, sizeof path, "checked.jsonl"), "0640");
+    ck_assert_int_eq(plugin->check(&h->host), WALNOTIFY_OK);
+    host_free(h);
+
+    h = host_new("", NULL);
+    ck_assert_int_eq(plugin->check(&h->host), WALNOTIFY_FATAL);
+    ck_assert_msg(strstr(h->log, "path is empty") != NULL, "log: %s", h->log);
+    host_free(h);
+    ck_assert_int_eq(access(path, F_OK), -1); /* nothing was created */
+}
+END_TEST
+
 START_TEST(jsonl_refuses_a_link)
 {
     char path[PATH_MAX], target[PATH_MAX];
@@ -561,6 +583,7 @@ static Suite *files_suite(void)
     tcase_add_checked_fixture(jsonl, setup_plugin, teardown_plugin);
     tcase_add_test(jsonl, jsonl_mode_setting_is_honoured);
     tcase_add_test(jsonl, jsonl_bad_mode_is_refused);
+    tcase_add_test(jsonl, jsonl_check_refuses_a_bad_mode);
     tcase_add_test(jsonl, jsonl_refuses_a_link);
     tcase_add_loop_test(jsonl, jsonl_stdout_file_is_treated_as_a_file, 0,
                         (int)(sizeof stdout_flags / sizeof stdout_flags[0]));

@@ -1,0 +1,564 @@
+/*
+ * http: the webhook plugin's libcurl client. One easy handle per instance, so the connection is
+ * kept alive and reused; every request is bounded by timeout_ms; the answer's body is kept only
+ * as far as a message needs it.
+ */
+#include "http.h"
+
+#include <curl/curl.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifndef WALNOTIFY_VERSION
+#define WALNOTIFY_VERSION "1.0.0"
+#endif
+
+#define TOKEN_MAX_BYTES 16384 /* a bearer token file larger than this is not a token */
+#define ANSWER_KEEP 200       /* bytes of an answer's body quoted in messages */
+#define MAX_REDIRECTS 5L
+
+struct webhook_http {
+    const walnotify_host *host;       /* borrowed until shutdown */
+    const webhook_settings *settings; /* borrowed: the state's own copy */
+    CURL *curl;
+    struct curl_slist *base_headers; /* Content-Type, Expect and the user's headers */
+    char *token;                     /* the bearer token, NULL when none; wiped before free */
+    char *target;                    /* the URL for messages */
+    char error[CURL_ERROR_SIZE];     /* libcurl's reason for the last failure */
+    char answer[ANSWER_KEEP + 1];    /* the start of the last answer's body */
+    size_t answer_len;
+
+    /* The sender thread and the one request it may hold: every member below under `lock`. */
+    pthread_t thread;
+    bool thread_started;
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    const webhook_request *job; /* started, not yet taken by the thread; NULL when none */
+    bool in_flight;             /* started and not yet finished */
+    bool answered;              /* the thread has put the answer in `reply` */
+    bool quit;
+    webhook_reply reply;
+};
+
+/* ---- the bearer token ------------------------------------------------------------------------ */
+
+static void wipe_free(char *secret)
+{
+    if (secret == NULL)
+        return;
+    explicit_bzero(secret, strlen(secret));
+    free(secret);
+}
+
+/* Reads the whole (small) file into a new NUL-terminated buffer; logs and returns NULL. */
+static char *read_small_file(const walnotify_host *host, const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat sb;
+    char *text = NULL;
+    size_t got = 0;
+
+    if (fd < 0) {
+        host->log(host, WALNOTIFY_LOG_ERROR, "cannot open bearer_token_file %s: %s", path,
+                  strerror(errno));
+        return NULL;
+    }
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size > TOKEN_MAX_BYTES) {
+        host->log(host, WALNOTIFY_LOG_ERROR,
+                  "bearer_token_file %s is not a regular file of at most %d bytes", path,
+                  TOKEN_MAX_BYTES);
+        goto close_file;
+    }
+    text = calloc(1, (size_t)sb.st_size + 1);
+    if (text == NULL) {
+        host->log(host, WALNOTIFY_LOG_ERROR, "out of memory reading bearer_token_file %s", path);
+        goto close_file;
+    }
+    while (got < (size_t)sb.st_size) {
+        ssize_t n = read(fd, text + got, (size_t)sb.st_size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            host->log(host, WALNOTIFY_LOG_ERROR, "cannot read bearer_token_file %s: %s", path,
+                      n < 0 ? strerror(errno) : "it shrank while being read");
+            wipe_free(text);
+            text = NULL;
+            goto close_file;
+        }
+        got += (size_t)n;
+    }
+close_file:
+    close(fd);
+    return text;
+}
+
+/* The token is the file's content without the surrounding blanks and newline editors add. */
+static char *read_token(const walnotify_host *host, const char *path)
+{
+    char *text = read_small_file(host, path);
+    size_t start = 0, end;
+
+    if (text == NULL)
+        return NULL;
+    end = strlen(text);
+    while (end > 0 && isspace((unsigned char)text[end - 1]))
+        end--;
+    while (start < end && isspace((unsigned char)text[start]))
+        start++;
+    text[end] = '\0';
+    memmove(text, text + start, end - start + 1);
+    if (text[0] == '\0') {
+        host->log(host, WALNOTIFY_LOG_ERROR, "bearer_token_file %s is empty", path);
+        goto refuse;
+    }
+    for (const unsigned char *p = (const unsigned char *)text; *p != '\0'; p++) {
+        if (*p < 0x21 || *p == 0x7f) {
+            /* Where, not what: the token must not reach a log. */
+            host->log(host, WALNOTIFY_LOG_ERROR,
+                      "bearer_token_file %s holds a blank or control character inside the token "
+                      "(byte %zu): a token is one line of printable characters",
+                      path, (size_t)(p - (const unsigned char *)text) + 1);
+            goto refuse;
+        }
+    }
+    return text;
+
+refuse:
+    wipe_free(text);
+    return NULL;
+}
+
+/* ---- one request ----------------------------------------------------------------------------- */
+
+/* The answer's start, printable, for a message. */
+static void quote_answer(const webhook_http *http, char *out, size_t outlen)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < http->answer_len && n + 1 < outlen; i++) {
+        unsigned char c = (unsigned char)http->answer[i];
+        out[n++] = c >= 0x20 && c < 0x7f ? (char)c : ' ';
+    }
+    while (n > 0 && out[n - 1] == ' ')
+        n--;
+    out[n] = '\0';
+}
+
+static void classify_status(const webhook_http *http, long status, webhook_reply *reply)
+{
+    char answer[ANSWER_KEEP + 1];
+
+    reply->status = status;
+    if (status >= 200 && status < 300) {
+        reply->outcome = WEBHOOK_DELIVERED;
+        return;
+    }
+    quote_answer(http, answer, sizeof answer);
+    if (status >= 400 && status < 500 && status != 408 && status != 429) {
+        reply->outcome = WEBHOOK_PERMANENT;
+        snprintf(reply->what, sizeof reply->what, "HTTP %ld from %s: %s", status, http->target,
+                 answer[0] != '\0' ? answer : "(no body)");
+        return;
+    }
+    /* 408, 429, 5xx, and what should not come at all (1xx, 3xx): nothing is lost by waiting. */
+    reply->outcome = WEBHOOK_TRANSIENT;
+    snprintf(reply->what, sizeof reply->what, "HTTP %ld from %s%s: %s", status, http->target,
+             status >= 300 && status < 400 && !http->settings->follow_redirects
+                 ? " (a redirect: fix url, or set follow_redirects = true)"
+                 : "",
+             answer[0] != '\0' ? answer : "(no body)");
+}
+
+static bool is_tls_failure(CURLcode rc)
+{
+    return rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
+           rc == CURLE_SSL_CONNECT_ERROR || rc == CURLE_SSL_CERTPROBLEM ||
+           rc == CURLE_SSL_ISSUER_ERROR;
+}
+
+/* No usable answer: the request may be sent again. */
+static void classify_failure(const webhook_http *http, CURLcode rc, webhook_reply *reply)
+{
+    const char *reason = http->error[0] != '\0' ? http->error : curl_easy_strerror(rc);
+    curl_off_t sent = 0;
+
+    reply->outcome = WEBHOOK_TRANSIENT;
+    curl_easy_getinfo(http->curl, CURLINFO_SIZE_UPLOAD_T, &sent);
+    reply->cut_after_send = sent > 0 && (rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR ||
+                                         rc == CURLE_GOT_NOTHING || rc == CURLE_PARTIAL_FILE);
+    if (is_tls_failure(rc)) {
+        snprintf(reply->what, sizeof reply->what,
+                 "TLS with %s failed, its certificate not verified against %s%s: %s", http->target,
+                 http->settings->ca_file != NULL ? "ca_file "
+                                                 : "the system's certificate authorities",
+                 http->settings->ca_file != NULL ? http->settings->ca_file : "", reason);
+        return;
+    }
+    if (rc == CURLE_OPERATION_TIMEDOUT) {
+        snprintf(reply->what, sizeof reply->what, "no answer from %s within timeout_ms = %ld: %s",
+                 http->target, http->settings->timeout_ms, reason);
+        return;
+    }
+    snprintf(reply->what, sizeof reply->what, "POST to %s failed%s: %s", http->target,
+             reply->cut_after_send ? " after the request went out" : "", reason);
+}
+
+static bool append_header(struct curl_slist **list, const char *name, const char *value)
+{
+    char line[256];
+    struct curl_slist *next;
+
+    if (value == NULL)
+        return true;
+    if (name != NULL)
+        snprintf(line, sizeof line, "%s: %s", name, value);
+    else
+        snprintf(line, sizeof line, "%s", value);
+    next = curl_slist_append(*list, line);
+    if (next == NULL)
+        return false;
+    *list = next;
+    return true;
+}
+
+/* The request's own headers, then (linked, not copied) the instance's. */
+static struct curl_slist *request_headers(const webhook_http *http, const webhook_request *request)
+{
+    struct curl_slist *list = NULL, *tail;
+
+    if (!append_header(&list, "Idempotency-Key", request->idempotency_key) ||
+        !append_header(&list, "Walnotify-Commit-LSN", request->commit_lsn) ||
+        !append_header(&list, NULL, request->extra[0]) ||
+        !append_header(&list, NULL, request->extra[1])) {
+        curl_slist_free_all(list);
+        return NULL;
+    }
+    if (list == NULL)
+        return NULL;
+    for (tail = list; tail->next != NULL; tail = tail->next)
+        ;
+    tail->next = http->base_headers;
+    return list;
+}
+
+/* Frees what request_headers made, leaving the instance's headers alone. */
+static void free_request_headers(const webhook_http *http, struct curl_slist *list)
+{
+    struct curl_slist *node = list;
+
+    while (node != NULL && node->next != http->base_headers)
+        node = node->next;
+    if (node != NULL)
+        node->next = NULL;
+    curl_slist_free_all(list);
+}
+
+/* One POST: the only place the libcurl handle is used after set-up, by one thread at a time (the
+ * sender thread for a started request, else the host thread). */
+static void perform_request(webhook_http *http, const webhook_request *request,
+                            webhook_reply *reply)
+{
+    struct curl_slist *headers = request_headers(http, request);
+    curl_off_t retry_after = 0;
+    long status = 0;
+    CURLcode rc;
+
+    memset(reply, 0, sizeof *reply);
+    http->error[0] = '\0';
+    http->answer_len = 0;
+    http->answer[0] = '\0';
+    if (headers == NULL) {
+        reply->outcome = WEBHOOK_TRANSIENT;
+        snprintf(reply->what, sizeof reply->what, "out of memory building the request's headers");
+        return;
+    }
+    curl_easy_setopt(http->curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(http->curl, CURLOPT_POSTFIELDS, request->body);
+    curl_easy_setopt(http->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)request->length);
+    rc = curl_easy_perform(http->curl);
+    curl_easy_setopt(http->curl, CURLOPT_HTTPHEADER, NULL);
+    free_request_headers(http, headers);
+
+    if (rc != CURLE_OK) {
+        classify_failure(http, rc, reply);
+        return;
+    }
+    curl_easy_getinfo(http->curl, CURLINFO_RESPONSE_CODE, &status);
+    classify_status(http, status, reply);
+    if (reply->outcome == WEBHOOK_TRANSIENT &&
+        curl_easy_getinfo(http->curl, CURLINFO_RETRY_AFTER, &retry_after) == CURLE_OK &&
+        retry_after > 0)
+        reply->retry_after_ms = retry_after > 86400 ? 86400000L : (long)retry_after * 1000L;
+}
+
+/* ---- the sender thread ----------------------------------------------------------------------- */
+
+static void *sender_main(void *arg)
+{
+    webhook_http *http = arg;
+
+    pthread_mutex_lock(&http->lock);
+    for (;;) {
+        while (http->job == NULL && !http->quit)
+            pthread_cond_wait(&http->changed, &http->lock);
+        if (http->job == NULL)
+            break;
+        const webhook_request *request = http->job;
+        http->job = NULL;
+        pthread_mutex_unlock(&http->lock);
+
+        webhook_reply reply;
+        perform_request(http, request, &reply);
+
+        pthread_mutex_lock(&http->lock);
+        http->reply = reply;
+        http->answered = true;
+        pthread_cond_broadcast(&http->changed);
+    }
+    pthread_mutex_unlock(&http->lock);
+    return NULL;
+}
+
+static bool start_thread(webhook_http *http)
+{
+    if (pthread_mutex_init(&http->lock, NULL) != 0)
+        return false;
+    if (pthread_cond_init(&http->changed, NULL) != 0) {
+        pthread_mutex_destroy(&http->lock);
+        return false;
+    }
+    if (pthread_create(&http->thread, NULL, sender_main, http) != 0) {
+        pthread_cond_destroy(&http->changed);
+        pthread_mutex_destroy(&http->lock);
+        return false;
+    }
+    http->thread_started = true;
+    return true;
+}
+
+static void stop_thread(webhook_http *http)
+{
+    webhook_reply ignored;
+
+    if (!http->thread_started)
+        return;
+    if (http->in_flight)
+        webhook_http_finish(http, &ignored);
+    pthread_mutex_lock(&http->lock);
+    http->quit = true;
+    pthread_cond_broadcast(&http->changed);
+    pthread_mutex_unlock(&http->lock);
+    pthread_join(http->thread, NULL);
+    pthread_cond_destroy(&http->changed);
+    pthread_mutex_destroy(&http->lock);
+    http->thread_started = false;
+}
+
+void webhook_http_start(webhook_http *http, const webhook_request *request)
+{
+    pthread_mutex_lock(&http->lock);
+    http->job = request;
+    http->in_flight = true;
+    http->answered = false;
+    pthread_cond_broadcast(&http->changed);
+    pthread_mutex_unlock(&http->lock);
+}
+
+void webhook_http_finish(webhook_http *http, webhook_reply *reply)
+{
+    pthread_mutex_lock(&http->lock);
+    while (!http->answered)
+        pthread_cond_wait(&http->changed, &http->lock);
+    *reply = http->reply;
+    http->answered = false;
+    http->in_flight = false;
+    pthread_mutex_unlock(&http->lock);
+}
+
+void webhook_http_post(webhook_http *http, const webhook_request *request, webhook_reply *reply)
+{
+    /* Nothing in flight: the sender thread is idle (webhook_http_finish took its answer under
+     * the lock, after its last use of the handle), and a round trip through it would only add
+     * two thread switches. */
+    perform_request(http, request, reply);
+}
+
+/* ---- setting up ------------------------------------------------------------------------------ */
+
+/* scheme://host[:port]/path of the URL: no credentials, no query (it may hold a key). */
+static char *redacted_target(const char *url)
+{
+    CURLU *u = curl_url();
+    char *clean = NULL, *copy = NULL;
+
+    if (u == NULL)
+        return NULL;
+    if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+        curl_url_set(u, CURLUPART_USER, NULL, 0) != CURLUE_OK ||
+        curl_url_set(u, CURLUPART_PASSWORD, NULL, 0) != CURLUE_OK ||
+        curl_url_set(u, CURLUPART_QUERY, NULL, 0) != CURLUE_OK ||
+        curl_url_set(u, CURLUPART_FRAGMENT, NULL, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_URL, &clean, 0) != CURLUE_OK)
+        goto free_url;
+    copy = strdup(clean);
+    curl_free(clean);
+free_url:
+    curl_url_cleanup(u);
+    return copy;
+}
+
+static size_t keep_answer(char *data, size_t size, size_t nmemb, void *user)
+{
+    webhook_http *http = user;
+    size_t bytes = size * nmemb;
+    size_t room = ANSWER_KEEP - http->answer_len;
+    size_t take = bytes < room ? bytes : room;
+
+    memcpy(http->answer + http->answer_len, data, take);
+    http->answer_len += take;
+    http->answer[http->answer_len] = '\0';
+    return bytes; /* the rest is read and dropped, so the connection stays usable */
+}
+
+static bool build_base_headers(webhook_http *http)
+{
+    const webhook_settings *s = http->settings;
+    struct curl_slist *list = NULL, *next;
+
+    list = curl_slist_append(list, s->mode == WEBHOOK_MODE_TRANSACTION
+                                       ? "Content-Type: application/x-ndjson"
+                                       : "Content-Type: application/json");
+    /* No "Expect: 100-continue" round trip before a large body. */
+    if (list != NULL && (next = curl_slist_append(list, "Expect:")) != NULL)
+        list = next;
+    else
+        goto fail;
+    for (size_t i = 0; i < s->nheaders; i++) {
+        next = curl_slist_append(list, webhook_settings_header(http->host, i));
+        if (next == NULL)
+            goto fail;
+        list = next;
+    }
+    http->base_headers = list;
+    return true;
+
+fail:
+    curl_slist_free_all(list);
+    return false;
+}
+
+/* Every option that holds for the instance's whole life. */
+static bool set_options(webhook_http *http)
+{
+    const webhook_settings *s = http->settings;
+    CURL *c = http->curl;
+    CURLcode rc = CURLE_OK;
+
+#define SET(option, value)                                                                         \
+    do {                                                                                           \
+        if (rc == CURLE_OK)                                                                        \
+            rc = curl_easy_setopt(c, option, value);                                               \
+    } while (0)
+    SET(CURLOPT_URL, s->url);
+    SET(CURLOPT_POST, 1L);
+    SET(CURLOPT_NOSIGNAL, 1L); /* no SIGALRM: the host's threads block signals */
+    SET(CURLOPT_ERRORBUFFER, http->error);
+    SET(CURLOPT_WRITEFUNCTION, keep_answer);
+    SET(CURLOPT_WRITEDATA, http);
+    SET(CURLOPT_TIMEOUT_MS, s->timeout_ms);
+    SET(CURLOPT_CONNECTTIMEOUT_MS, s->timeout_ms);
+    SET(CURLOPT_TCP_KEEPALIVE, 1L);
+    SET(CURLOPT_PROTOCOLS_STR, "http,https");
+    SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    SET(CURLOPT_FOLLOWLOCATION, s->follow_redirects ? 1L : 0L);
+    SET(CURLOPT_MAXREDIRS, MAX_REDIRECTS);
+    SET(CURLOPT_POSTREDIR, (long)CURL_REDIR_POST_ALL); /* a redirected POST stays a POST */
+    SET(CURLOPT_USERAGENT, "walnotify-webhook/" WALNOTIFY_VERSION);
+    SET(CURLOPT_SSL_VERIFYPEER, s->insecure ? 0L : 1L);
+    SET(CURLOPT_SSL_VERIFYHOST, s->insecure ? 0L : 2L);
+    if (s->ca_file != NULL)
+        SET(CURLOPT_CAINFO, s->ca_file);
+    if (http->token != NULL) {
+        /* libcurl sends it only to the configured host, not to one a redirect names. */
+        SET(CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
+        SET(CURLOPT_XOAUTH2_BEARER, http->token);
+    }
+#undef SET
+    if (rc != CURLE_OK) {
+        http->host->log(http->host, WALNOTIFY_LOG_ERROR, "libcurl refused an option: %s",
+                        curl_easy_strerror(rc));
+        return false;
+    }
+    return true;
+}
+
+webhook_http *webhook_http_open(const walnotify_host *host, const webhook_settings *settings)
+{
+    webhook_http *http = calloc(1, sizeof *http);
+
+    if (http == NULL) {
+        host->log(host, WALNOTIFY_LOG_ERROR, "out of memory");
+        return NULL;
+    }
+    http->host = host;
+    http->settings = settings;
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        host->log(host, WALNOTIFY_LOG_ERROR, "libcurl failed to initialise");
+        free(http);
+        return NULL;
+    }
+    http->target = redacted_target(settings->url);
+    if (http->target == NULL) {
+        host->log(host, WALNOTIFY_LOG_ERROR, "setting url is not a URL libcurl accepts");
+        goto fail;
+    }
+    if (settings->bearer_token_file != NULL) {
+        http->token = read_token(host, settings->bearer_token_file);
+        if (http->token == NULL)
+            goto fail;
+    }
+    http->curl = curl_easy_init();
+    if (http->curl == NULL || !build_base_headers(http)) {
+        host->log(host, WALNOTIFY_LOG_ERROR, "out of memory setting up libcurl");
+        goto fail;
+    }
+    if (!set_options(http))
+        goto fail;
+    /* Last: the thread only ever sees a handle that is set up. */
+    if (!start_thread(http)) {
+        host->log(host, WALNOTIFY_LOG_ERROR, "cannot start the sender thread");
+        goto fail;
+    }
+    return http;
+
+fail:
+    webhook_http_close(http);
+    return NULL;
+}
+
+void webhook_http_close(webhook_http *http)
+{
+    if (http == NULL)
+        return;
+    stop_thread(http);
+    if (http->curl != NULL)
+        curl_easy_cleanup(http->curl);
+    curl_slist_free_all(http->base_headers);
+    wipe_free(http->token);
+    free(http->target);
+    free(http);
+    curl_global_cleanup();
+}
+
+const char *webhook_http_target(const webhook_http *http)
+{
+    return http->target;
+}
