@@ -759,6 +759,10 @@ static flow check_tables(dispatcher *d)
     if (status == WN_TABLES_REFUSED)
         return fail(d, WN_DISPATCH_SERVER_STATE, "checking the tables of publication \"%s\": %s",
                     d->options->config->source.publication, why);
+    /* A stop cut the check short: the stop's own last flush checks again, without the cut, and
+     * acknowledges what is finished. */
+    if (status != WN_TABLES_READ && !d->finishing && wn_handoff_stop_requested(d->handoff))
+        return fail(d, WN_DISPATCH_STOPPED, "stopped while checking the tables");
     if (status != WN_TABLES_READ)
         return fail(d, WN_DISPATCH_TABLES_UNKNOWN,
                     "cannot check that the tables are still published before acknowledging: %s",

@@ -836,8 +836,10 @@ START_TEST(test_pair_standby_takes_slot_first)
     wait_stderr(&standby, "streaming slot", ITEST_WAIT_S);
     wait_file_lines(rows.s, file_lines(rows.s) + 20);
     assert_both_up(&active, &standby);
-    /* Retried several times over the active host's delay, the reason was said once. */
-    ck_assert_int_eq(count_in_stderr(&standby, "is locked by another process"), 1);
+    /* Retried several times over the active host's delay, the reason was said once a stream
+     * at most: the second stream's init may or may not find the file still locked. */
+    int said = count_in_stderr(&standby, "is locked by another process");
+    ck_assert_msg(said >= 1 && said <= 2, "the lock was said %d times over two streams", said);
     ck_assert_int_eq(count_in_stderr(&standby, "init answered RETRY"), 2); /* once a stream */
     ck_assert_int_eq(count_in_stderr(&active, "streaming slot"), 1);
     finish_pair(&ctx, &active, &standby, writer, rows.s);
