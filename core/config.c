@@ -589,6 +589,23 @@ static const choice op_names[] = {{"insert", WALNOTIFY_OP_INSERT},
                                   {"message", WALNOTIFY_OP_MESSAGE},
                                   {NULL, 0}};
 
+void wn_config_ops_text(unsigned ops, char *out, size_t outlen)
+{
+    size_t used = 0;
+
+    out[0] = '\0';
+    for (const choice *c = op_names; c->name != NULL; c++) {
+        int n;
+
+        if (!(ops & (unsigned)c->value))
+            continue;
+        n = snprintf(out + used, outlen - used, "%s%s", used ? ", " : "", c->name);
+        if (n < 0 || (size_t)n >= outlen - used)
+            return;
+        used += (size_t)n;
+    }
+}
+
 /* Rows named after their member; STRING, CHOICE and CUSTOM rows may add fields after desc. */
 #define INT_KEY(type, member, def, lo, hi, desc)                                                   \
     {                                                                                              \

@@ -142,4 +142,8 @@ int wn_config_find_table(const wn_config *config, const char *schema, const char
 /* Lower-case letters, digits and underscore, 1 to 63 characters: what a slot name may be. */
 bool wn_config_valid_slot_name(const char *name);
 
+/* "insert, update" for a set of WALNOTIFY_OP_* bits, in the order `ops` lists them; "" for none.
+ * Cut at a whole name when out is too small. */
+void wn_config_ops_text(unsigned ops, char *out, size_t outlen);
+
 #endif

@@ -141,25 +141,9 @@ static const char *type_phrase(walnotify_setting_type type)
 /* "insert, update" for a set of WALNOTIFY_OP_* bits; "none" for none. */
 static const char *ops_text(unsigned ops, char *out, size_t outlen)
 {
-    static const struct {
-        unsigned bit;
-        const char *name;
-    } names[] = {{WALNOTIFY_OP_INSERT, "insert"},     {WALNOTIFY_OP_UPDATE, "update"},
-                 {WALNOTIFY_OP_DELETE, "delete"},     {WALNOTIFY_OP_TRUNCATE, "truncate"},
-                 {WALNOTIFY_OP_SNAPSHOT, "snapshot"}, {WALNOTIFY_OP_MESSAGE, "message"}};
-    size_t used = 0;
-
-    snprintf(out, outlen, "none");
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        int n;
-
-        if (!(ops & names[i].bit))
-            continue;
-        n = snprintf(out + used, outlen - used, "%s%s", used ? ", " : "", names[i].name);
-        if (n < 0 || (size_t)n >= outlen - used)
-            break;
-        used += (size_t)n;
-    }
+    wn_config_ops_text(ops, out, outlen);
+    if (out[0] == '\0')
+        snprintf(out, outlen, "none");
     return out;
 }
 

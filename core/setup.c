@@ -106,30 +106,6 @@ static bool is_true(const PGresult *res, int row, int column)
     return !PQgetisnull(res, row, column) && strcmp(PQgetvalue(res, row, column), "t") == 0;
 }
 
-static void ops_text(unsigned ops, char *out, size_t outlen)
-{
-    static const struct {
-        unsigned bit;
-        const char *name;
-    } names[] = {{WALNOTIFY_OP_INSERT, "insert"},
-                 {WALNOTIFY_OP_UPDATE, "update"},
-                 {WALNOTIFY_OP_DELETE, "delete"},
-                 {WALNOTIFY_OP_TRUNCATE, "truncate"}};
-    size_t used = 0;
-
-    out[0] = '\0';
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        int n;
-
-        if (!(ops & names[i].bit))
-            continue;
-        n = snprintf(out + used, outlen - used, "%s%s", used ? ", " : "", names[i].name);
-        if (n < 0 || (size_t)n >= outlen - used)
-            return;
-        used += (size_t)n;
-    }
-}
-
 static int check_wal_level(catalog_session *s)
 {
     PGresult *res = query(s, "reading wal_level", "SHOW wal_level", 0, NULL, PGRES_TUPLES_OK);
@@ -423,7 +399,7 @@ static int create_publication(catalog_session *s, const bool *all, bool via_root
     char *sql;
     int status;
 
-    ops_text(s->config->ops, ops, sizeof ops);
+    wn_config_ops_text(s->config->ops, ops, sizeof ops);
     snprintf(suffix, sizeof suffix, " WITH (publish = '%s'%s)", ops,
              via_root ? ", publish_via_partition_root = true" : "");
     sql = publication_sql(s, "CREATE PUBLICATION", "FOR TABLE", all, suffix);
@@ -476,7 +452,7 @@ static int widen_publish(catalog_session *s, const publication_info *pub)
 
     if (wanted == pub->ops)
         return 0;
-    ops_text(wanted, ops, sizeof ops);
+    wn_config_ops_text(wanted, ops, sizeof ops);
     quoted = PQescapeIdentifier(s->conn, s->config->source.publication,
                                 strlen(s->config->source.publication));
     if (!quoted) {
@@ -610,7 +586,7 @@ static int check_widening(catalog_session *s, const publication_info *pub)
     if (!res)
         return WN_EXIT_SERVER;
     if (PQntuples(res) > 0) {
-        ops_text(added, ops, sizeof ops);
+        wn_config_ops_text(added, ops, sizeof ops);
         set_error(s,
                   "publication \"%s\" holds table %s, which has no replica identity: making "
                   "the publication publish %s would make UPDATE/DELETE on that table fail; "
