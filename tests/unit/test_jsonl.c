@@ -1226,7 +1226,7 @@ START_TEST(test_file_locked_by_another_process_is_retry)
     ck_assert_int_eq(plugin->flush(state), WALNOTIFY_OK);
     plugin->shutdown(state);
     assert_file(fake->path, LINE_HEAD "\"op\":\"insert\",\"values\":{\"id\":\"1\"}}\n");
-    free(fake);
+    fake_free(fake);
 }
 END_TEST
 
