@@ -19,6 +19,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <sys/ioctl.h>
+
 #include <libpq-fe.h>
 
 #include "conninfo.h"
@@ -35,6 +37,8 @@
 #define BATCH_MAX 1024     /* messages read per turn before the timers are looked at again */
 #define COALESCE_MIN 8     /* a drain of at least this many messages means the stream is busy */
 #define COALESCE_NS 100000 /* how long a busy stream is left to gather before the next wait */
+#define REFILL_MIN 8192    /* bytes waiting in the socket that are read without a wait */
+#define REFILL_MAX 64      /* socket reads per batch, so the timers are looked at every 1 MiB */
 
 struct wn_stream {
     PGconn *conn;
@@ -401,18 +405,46 @@ static void gather(wn_stream *stream)
         (void)nanosleep(&nap, NULL);
 }
 
-/* Reads the messages libpq holds (up to BATCH_MAX), handing each over while there is room; the
- * dispatcher is woken once, after the batch. Waits for input when there was none. */
+/*
+ * Bytes waiting in the socket that libpq has not read yet (0 when it cannot be told). libpq
+ * reads at most its buffer's free room (16 kB) per call; a server faster than that leaves the
+ * rest in the socket, and a Unix socket holds only a few hundred small messages before the
+ * server has to wait for room. Reading what waits at once, rather than after the nap and the
+ * poll, keeps the server sending.
+ */
+static int socket_backlog(const wn_stream *stream)
+{
+    int waiting = 0;
+
+    if (ioctl(PQsocket(stream->conn), FIONREAD, &waiting) != 0)
+        return 0;
+    return waiting;
+}
+
+/* Reads the messages libpq holds (up to BATCH_MAX), and what waits in the socket behind them,
+ * handing each over while there is room; the dispatcher is woken as reading goes on, and after
+ * the batch. Waits for input when there was none. */
 static bool read_batch(wn_stream *stream, wn_handoff *handoff, int64_t now)
 {
     bool ok = true;
     int got = 0;
+    int refills = 0;
     int r = 0;
 
     while (ok && got < BATCH_MAX && !stream->have_pending) {
         char *buf = NULL;
 
         r = PQgetCopyData(stream->conn, &buf, 1);
+        if (r == 0 && got > 0 && refills < REFILL_MAX && socket_backlog(stream) >= REFILL_MIN) {
+            /* The dispatcher starts on what is read while the rest comes in. */
+            wn_handoff_wake(handoff);
+            if (!PQconsumeInput(stream->conn)) {
+                fail_connection(stream, "reading from the server");
+                return false;
+            }
+            refills++;
+            continue;
+        }
         if (r <= 0)
             break;
         got++;

@@ -7,6 +7,14 @@
 #   one_txn   BENCH_ROWS rows in one transaction                         (default 1,000,000)
 #   txns      BENCH_ROWS rows in transactions of BENCH_TXN_ROWS rows      (default 10 -> 100,000)
 #   single    BENCH_ROWS/10 single-row transactions                      (default 100,000)
+#   mixed     BENCH_MIXED_ROWS rows (default 400,000), written at once by three sessions: half
+#             in one transaction, a quarter each in transactions of 50 rows (concurrent
+#             transactions, interleaved in the WAL)
+# BENCH_WORKLOADS lists the workloads to run (default "one_txn txns single mixed").
+#
+# Transports: pg_recvlogical and walnotify read every workload over loopback TCP and over the
+# server's Unix socket (pg_recvlogical_unix, walnotify_unix), each compared with pg_recvlogical on
+# the same transport; BENCH_UNIX=0 leaves the Unix socket out.
 # Every contender reads each workload BENCH_ROUNDS times (default 3), in interleaved turns whose
 # order rotates per round, each from its own slot made before the writes; the table shows the
 # median of the rounds. A warm-up workload (BENCH_ROWS/100 rows) is read once by each first.
@@ -48,6 +56,9 @@ ROWS=${BENCH_ROWS:-1000000}
 ROUNDS=${BENCH_ROUNDS:-3}
 TXN_ROWS=${BENCH_TXN_ROWS:-10}
 SINGLE=${BENCH_SINGLE:-$((ROWS / 10))}
+MIXED_ROWS=${BENCH_MIXED_ROWS:-400000}
+WORKLOADS=${BENCH_WORKLOADS:-one_txn txns single mixed}
+USE_UNIX=${BENCH_UNIX:-1}
 WARMUP_ROWS=${BENCH_WARMUP_ROWS:-$((ROWS / 100 > 1000 ? ROWS / 100 : 1000))}
 LAT_RATE=${BENCH_LAT_RATE:-2000}
 LAT_SECONDS=${BENCH_LAT_SECONDS:-10}
@@ -109,10 +120,18 @@ is_count() {
 
 check_settings() {
     local v
-    for v in ROWS ROUNDS TXN_ROWS SINGLE WARMUP_ROWS LAT_RATE LAT_SECONDS RUN_TIMEOUT WEBHOOK_ROWS; do
+    for v in ROWS ROUNDS TXN_ROWS SINGLE MIXED_ROWS WARMUP_ROWS LAT_RATE LAT_SECONDS RUN_TIMEOUT \
+        WEBHOOK_ROWS; do
         is_count "${!v}" || die "BENCH_$v must be a positive integer, not '${!v}'"
     done
     [ $((ROWS % TXN_ROWS)) -eq 0 ] || die "BENCH_ROWS ($ROWS) must be a multiple of BENCH_TXN_ROWS ($TXN_ROWS)"
+    [ $((MIXED_ROWS % 200)) -eq 0 ] || die "BENCH_MIXED_ROWS ($MIXED_ROWS) must be a multiple of 200"
+    for work in $WORKLOADS; do
+        case "$work" in
+        one_txn | txns | single | mixed) ;;
+        *) die "BENCH_WORKLOADS: unknown workload '$work' (known: one_txn txns single mixed)" ;;
+        esac
+    done
     [ $((WEBHOOK_ROWS % TXN_ROWS)) -eq 0 ] ||
         die "BENCH_WEBHOOK_ROWS ($WEBHOOK_ROWS) must be a multiple of BENCH_TXN_ROWS ($TXN_ROWS)"
     [ -x "$WALNOTIFY" ] || die "$WALNOTIFY is missing: run make all"
@@ -188,6 +207,7 @@ start_server() {
     "$HARNESS" restart "$PGDIR" fast
     export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres PGDATABASE=postgres
     CONNINFO="host=127.0.0.1 port=$port dbname=postgres user=postgres"
+    CONNINFO_UNIX="host=$PGDIR port=$port dbname=postgres user=postgres"
     sql -c "SELECT 1" >/dev/null || die "cannot reach the server on 127.0.0.1:$port"
 }
 
@@ -218,7 +238,29 @@ rows_sql() {
           FROM generate_series($1, $2) g;"
 }
 
-# Writes workload $1 (one_txn | txns | single | warmup).
+# The mixed workload: half of MIXED_ROWS in one transaction while two other sessions write a
+# quarter each in transactions of 50 rows, all at once.
+write_mixed() {
+    local half=$((MIXED_ROWS / 2)) quarter=$((MIXED_ROWS / 4)) w start pids=() rc=0
+    sql -c "$(rows_sql 1 "$half")" &
+    pids+=($!)
+    for w in 0 1; do
+        start=$((half + w * quarter))
+        sql -c "DO \$\$ BEGIN
+                  FOR i IN 0 .. $((quarter / 50 - 1)) LOOP
+                    $(rows_sql "$start + i * 50 + 1" "$start + i * 50 + 50")
+                    COMMIT;
+                  END LOOP;
+                END \$\$;" &
+        pids+=($!)
+    done
+    for w in "${pids[@]}"; do
+        wait "$w" || rc=$?
+    done
+    [ "$rc" -eq 0 ] || die "writing the mixed workload failed"
+}
+
+# Writes workload $1 (one_txn | txns | single | mixed | warmup).
 write_workload() {
     case "$1" in
     warmup) sql -c "$(rows_sql 1 "$WARMUP_ROWS")" ;;
@@ -237,6 +279,7 @@ write_workload() {
                     COMMIT;
                   END LOOP;
                 END \$\$;" ;;
+    mixed) write_mixed ;;
     esac
 }
 
@@ -245,6 +288,7 @@ workload_rows() {
     warmup) echo "$WARMUP_ROWS" ;;
     one_txn | txns) echo "$ROWS" ;;
     single) echo "$SINGLE" ;;
+    mixed) echo "$MIXED_ROWS" ;;
     esac
 }
 
@@ -253,16 +297,18 @@ workload_title() {
     one_txn) echo "$ROWS rows in one transaction" ;;
     txns) echo "$ROWS rows in $((ROWS / TXN_ROWS)) transactions of $TXN_ROWS rows" ;;
     single) echo "$SINGLE single-row transactions" ;;
+    mixed) echo "$MIXED_ROWS rows, half in one transaction and half in transactions of 50 rows" \
+        "from two sessions, written at once" ;;
     esac
 }
 
 walnotify_conf() {
-    local slot=$1 conf=$OUT/conf/$1.conf
+    local slot=$1 conninfo=${2:-$CONNINFO} conf=$OUT/conf/$1.conf
     mkdir -p "$OUT/conf"
     # info: the last line counts the events, which delivered_all checks.
     cat >"$conf" <<CONF
 log_level = "info";
-source: { conninfo = "$CONNINFO"; tables = [ "public.bench" ]; slot = "$slot";
+source: { conninfo = "$conninfo"; tables = [ "public.bench" ]; slot = "$slot";
           publication = "$PUB"; };
 plugins = ( { name = "jsonl"; path = "$JSONL";
               settings = { path = "/dev/null"; fsync = false; }; } );
@@ -301,7 +347,12 @@ contender_cmd() {
     pg_recvlogical)
         CMD=("$PG_BIN/pg_recvlogical" --start -S "$slot" -d "$CONNINFO" -f /dev/null
             -o proto_version=1 -o "publication_names=$PUB" "--endpos=$endpos" --no-loop) ;;
+    pg_recvlogical_unix)
+        CMD=("$PG_BIN/pg_recvlogical" --start -S "$slot" -d "$CONNINFO_UNIX" -f /dev/null
+            -o proto_version=1 -o "publication_names=$PUB" "--endpos=$endpos" --no-loop) ;;
     walnotify) CMD=("$WALNOTIFY" -c "$(walnotify_conf "$slot")" --endpos "$endpos") ;;
+    walnotify_unix)
+        CMD=("$WALNOTIFY" -c "$(walnotify_conf "$slot" "$CONNINFO_UNIX")" --endpos "$endpos") ;;
     exec_python) CMD=("$WALNOTIFY" -c "$(exec_conf "$slot")" --endpos "$endpos") ;;
     node) CMD=(env "NODE_PATH=$NODE_DIR/node_modules" node "$NODE_SCRIPT" --slot "$slot"
         --publication "$PUB" --endpos "$endpos") ;;
@@ -312,7 +363,7 @@ contender_cmd() {
 # events it delivered. (pg_recvlogical and the Node client are judged by the slot's position.)
 delivered_all() {
     local who=$1 log=$2 expected=$3 got
-    [ "$who" = walnotify ] || [ "$who" = exec_python ] || return 0
+    case "$who" in walnotify | walnotify_unix | exec_python) ;; *) return 0 ;; esac
     got=$(sed -n 's/.*dispatcher stopped; acknowledged position [^,]*, \([0-9]*\) events.*/\1/p' "$log" |
         tail -n 1)
     [ "$got" = "$expected" ] && return 0
@@ -408,22 +459,24 @@ stat_of() {
 }
 
 print_table() {
-    local work=$1 rows who wall cpu rss base_wall base_cpu ok
+    local work=$1 rows who wall cpu rss base_wall base_cpu ok baseline
     rows=$(workload_rows "$work")
-    base_wall=$(stat_of "$work" pg_recvlogical wall)
-    base_cpu=$(stat_of "$work" pg_recvlogical "user + sys")
     echo
     echo "$(workload_title "$work") (median of $ROUNDS rounds)"
-    printf '| %-16s | %10s | %7s | %7s | %9s | %12s | %11s |\n' client rows/s "wall s" "CPU s" \
+    printf '| %-19s | %10s | %7s | %7s | %9s | %12s | %11s |\n' client rows/s "wall s" "CPU s" \
         "peak RSS" "wall/recvlog" "CPU/recvlog"
-    printf '|%s|%s|%s|%s|%s|%s|%s|\n' ------------------ -----------: --------: --------: \
+    printf '|%s|%s|%s|%s|%s|%s|%s|\n' --------------------- -----------: --------: --------: \
         ----------: -------------: ------------:
     for who in "${CONTENDERS[@]}"; do
         ok=$(awk -F'\t' -v w="$work" -v c="$who" '$1 == w && $2 == c && $8 == 0' "$RESULTS" | wc -l)
         if [ "$ok" -eq 0 ]; then
-            printf '| %-16s | %10s | %7s | %7s | %9s | %12s | %11s |\n' "$who" failed - - - - -
+            printf '| %-19s | %10s | %7s | %7s | %9s | %12s | %11s |\n' "$who" failed - - - - -
             continue
         fi
+        baseline=pg_recvlogical
+        [ "${who%_unix}" != "$who" ] && baseline=pg_recvlogical_unix
+        base_wall=$(stat_of "$work" "$baseline" wall)
+        base_cpu=$(stat_of "$work" "$baseline" "user + sys")
         wall=$(stat_of "$work" "$who" wall)
         cpu=$(stat_of "$work" "$who" "user + sys")
         rss=$(stat_of "$work" "$who" rss)
@@ -433,7 +486,7 @@ print_table() {
             rate = wall > 0 ? rows / wall : 0
             rw = (bw + 0 > 0) ? sprintf("%.2f", wall / bw) : "-"
             rc = (bc + 0 > 0) ? sprintf("%.2f", cpu / bc) : "-"
-            printf "| %-16s | %10.0f | %7.2f | %7.2f | %5.1f MiB | %12s | %11s |\n",
+            printf "| %-19s | %10.0f | %7.2f | %7.2f | %5.1f MiB | %12s | %11s |\n",
                 name, rate, wall, cpu, rss / 1024, rw, rc }'
     done
 }
@@ -563,7 +616,7 @@ INSERT INTO lat VALUES (:id, (extract(epoch FROM clock_timestamp()) * 1000000)::
                         :id % 1000, 'latency probe', now());
 SQL
     for who in walnotify node; do
-        [ "$who" = node ] && [ "${#CONTENDERS[@]}" -lt 3 ] && continue
+        [ "$who" = node ] && [[ " ${CONTENDERS[*]} " != *" node "* ]] && continue
         latency_turn "$who"
     done
     echo
@@ -739,6 +792,7 @@ main() {
     mkdir -p "$OUT" "$LOGS"
     build_latency_plugin
     CONTENDERS=(pg_recvlogical walnotify)
+    [ "$USE_UNIX" = 1 ] && CONTENDERS+=(pg_recvlogical_unix walnotify_unix)
     setup_node && CONTENDERS+=(node)
     setup_exec && CONTENDERS+=(exec_python)
 
@@ -751,7 +805,7 @@ main() {
     if [ "$WEBHOOK_ONLY" != 1 ]; then
         note "warm-up: each client reads $WARMUP_ROWS rows once"
         run_workload warmup 1
-        for work in one_txn txns single; do
+        for work in $WORKLOADS; do
             run_workload "$work" "$ROUNDS"
         done
         if [ "$USE_LATENCY" = 1 ]; then
@@ -765,7 +819,7 @@ main() {
     {
         print_machine
         if [ "$WEBHOOK_ONLY" != 1 ]; then
-            for work in one_txn txns single; do
+            for work in $WORKLOADS; do
                 print_table "$work"
             done
         fi
@@ -777,6 +831,10 @@ main() {
         fi
         echo
         echo "CPU is the client's own user + system time; the walsender's is not counted."
+        echo "Only ratios from one run mean anything: the clients take turns on the same WAL, but"
+        echo "pg_recvlogical's own CPU per row changes by two times with the machine's load."
+        echo "A _unix client reads over the server's Unix socket, and is compared with"
+        echo "pg_recvlogical_unix; the others read over loopback TCP."
     } | tee "$OUT/report.txt"
 }
 
