@@ -111,6 +111,7 @@ UNIT_DEPS_loader     := loader requests encoder jsonbuf namecache config conninf
 UNIT_DEPS_abi        :=
 UNIT_DEPS_jsonl      := encoder jsonbuf namecache
 UNIT_DEPS_encoder    := encoder jsonbuf namecache
+UNIT_DEPS_jsonbuf    := jsonbuf
 UNIT_DEPS_exec       :=
 UNIT_DEPS_handoff    := handoff lsn log
 UNIT_DEPS_lsn        := lsn

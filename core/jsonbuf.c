@@ -243,14 +243,35 @@ static const unsigned char byte_class[256] = {
     2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* 0xF0 */
 };
 
-/* The number of PLAIN bytes at the start of `p`, at most `n`. Four bytes per step while they
- * are all plain: one branch per four bytes instead of two per byte. */
+/*
+ * Whether all eight bytes of `w` are PLAIN, tested at once: a byte below 0x20, a '"', a '\\',
+ * DEL or any byte from 0x80 sets its top bit in `flags`. Each test is exact for the word as a
+ * whole when no byte is 0x80 or above, and such a byte sets its own flag (the `w` term).
+ */
+static bool plain_word(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101u;
+    const uint64_t quote = w ^ (ones * '"');
+    const uint64_t backslash = w ^ (ones * '\\');
+    uint64_t flags = (w - ones * 0x20) & ~w;  /* below 0x20 */
+    flags |= (quote - ones) & ~quote;         /* '"' */
+    flags |= (backslash - ones) & ~backslash; /* '\\' */
+    flags |= w | (w + ones);                  /* 0x7F and above */
+    return (flags & (ones * 0x80)) == 0;
+}
+
+/* The number of PLAIN bytes at the start of `p`, at most `n`: eight bytes per step while they
+ * are all plain, then byte by byte through the table. */
 static size_t plain_run(const unsigned char *p, size_t n)
 {
     size_t k = 0;
-    while (n - k >= 4 && (byte_class[p[k]] | byte_class[p[k + 1]] | byte_class[p[k + 2]] |
-                          byte_class[p[k + 3]]) == BYTE_PLAIN)
-        k += 4;
+    uint64_t w;
+    while (n - k >= sizeof w) {
+        memcpy(&w, p + k, sizeof w);
+        if (!plain_word(w))
+            break;
+        k += sizeof w;
+    }
     while (k < n && byte_class[p[k]] == BYTE_PLAIN)
         k++;
     return k;
