@@ -2,6 +2,10 @@
  * http: the webhook plugin's libcurl client. One easy handle per instance, so the connection is
  * kept alive and reused; every request is bounded by timeout_ms; the answer's body is kept only
  * as far as a message needs it.
+ *
+ * A started request is driven by libcurl's multi interface from the host's own thread: starting
+ * it sends what the socket takes at once, and collecting it reads the answer, which has usually
+ * arrived by then. No thread of our own, so no thread switch per request.
  */
 #include "http.h"
 
@@ -10,11 +14,11 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef WALNOTIFY_VERSION
@@ -24,6 +28,7 @@
 #define TOKEN_MAX_BYTES 16384 /* a bearer token file larger than this is not a token */
 #define ANSWER_KEEP 200       /* bytes of an answer's body quoted in messages */
 #define MAX_REDIRECTS 5L
+#define WAIT_SLICE_MS 1000 /* longest single wait for the answer, so the deadline is looked at */
 
 struct webhook_http {
     const walnotify_host *host;       /* borrowed until shutdown */
@@ -36,16 +41,15 @@ struct webhook_http {
     char answer[ANSWER_KEEP + 1];    /* the start of the last answer's body */
     size_t answer_len;
 
-    /* The sender thread and the one request it may hold: every member below under `lock`. */
-    pthread_t thread;
-    bool thread_started;
-    pthread_mutex_t lock;
-    pthread_cond_t changed;
-    const webhook_request *job; /* started, not yet taken by the thread; NULL when none */
-    bool in_flight;             /* started and not yet finished */
-    bool answered;              /* the thread has put the answer in `reply` */
-    bool quit;
-    webhook_reply reply;
+    /* The one request in flight, driven through `multi`. */
+    CURLM *multi;
+    struct curl_slist *headers; /* the request's own headers; NULL when none is in flight */
+    bool in_flight;             /* started, its answer not yet collected */
+    bool added;                 /* the handle is in `multi` */
+    bool done;                  /* libcurl is through with it: `result` says how */
+    CURLcode result;
+    const char *failure;        /* set when it could not be sent at all: why */
+    int64_t deadline_ms;        /* monotonic time by which its answer must have come */
 };
 
 /* ---- the bearer token ------------------------------------------------------------------------ */
@@ -261,34 +265,73 @@ static void free_request_headers(const webhook_http *http, struct curl_slist *li
     curl_slist_free_all(list);
 }
 
-/* One POST: the only place the libcurl handle is used after set-up, by one thread at a time (the
- * sender thread for a started request, else the host thread). */
-static void perform_request(webhook_http *http, const webhook_request *request,
-                            webhook_reply *reply)
+static int64_t monotonic_ms(void)
 {
-    struct curl_slist *headers = request_headers(http, request);
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+/* Lets libcurl do what it can without waiting. true once the request is through. */
+static bool drive(webhook_http *http)
+{
+    CURLMsg *msg;
+    CURLMcode mc;
+    int running = 0, queued = 0;
+
+    if (http->done)
+        return true;
+    mc = curl_multi_perform(http->multi, &running);
+    if (mc != CURLM_OK) {
+        http->failure = curl_multi_strerror(mc);
+        http->done = true;
+        return true;
+    }
+    while ((msg = curl_multi_info_read(http->multi, &queued)) != NULL) {
+        if (msg->msg == CURLMSG_DONE && msg->easy_handle == http->curl) {
+            http->result = msg->data.result;
+            http->done = true;
+        }
+    }
+    return http->done;
+}
+
+/* Ends the request's use of the handle: out of `multi` (a transfer cut short closes its
+ * connection), its headers let go. */
+static void release_request(webhook_http *http)
+{
+    if (http->added)
+        curl_multi_remove_handle(http->multi, http->curl);
+    http->added = false;
+    curl_easy_setopt(http->curl, CURLOPT_HTTPHEADER, NULL);
+    if (http->headers != NULL)
+        free_request_headers(http, http->headers);
+    http->headers = NULL;
+    http->in_flight = false;
+}
+
+/* What came of the finished request (or of the one that ran out of time). */
+static void collect(webhook_http *http, bool timed_out, webhook_reply *reply)
+{
     curl_off_t retry_after = 0;
     long status = 0;
-    CURLcode rc;
 
     memset(reply, 0, sizeof *reply);
-    http->error[0] = '\0';
-    http->answer_len = 0;
-    http->answer[0] = '\0';
-    if (headers == NULL) {
+    if (http->failure != NULL) {
         reply->outcome = WEBHOOK_TRANSIENT;
-        snprintf(reply->what, sizeof reply->what, "out of memory building the request's headers");
+        snprintf(reply->what, sizeof reply->what, "POST to %s not sent: %s", http->target,
+                 http->failure);
         return;
     }
-    curl_easy_setopt(http->curl, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(http->curl, CURLOPT_POSTFIELDS, request->body);
-    curl_easy_setopt(http->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)request->length);
-    rc = curl_easy_perform(http->curl);
-    curl_easy_setopt(http->curl, CURLOPT_HTTPHEADER, NULL);
-    free_request_headers(http, headers);
-
-    if (rc != CURLE_OK) {
-        classify_failure(http, rc, reply);
+    if (timed_out) {
+        reply->outcome = WEBHOOK_TRANSIENT;
+        snprintf(reply->what, sizeof reply->what, "no answer from %s within timeout_ms = %ld",
+                 http->target, http->settings->timeout_ms);
+        return;
+    }
+    if (http->result != CURLE_OK) {
+        classify_failure(http, http->result, reply);
         return;
     }
     curl_easy_getinfo(http->curl, CURLINFO_RESPONSE_CODE, &status);
@@ -299,96 +342,61 @@ static void perform_request(webhook_http *http, const webhook_request *request,
         reply->retry_after_ms = retry_after > 86400 ? 86400000L : (long)retry_after * 1000L;
 }
 
-/* ---- the sender thread ----------------------------------------------------------------------- */
-
-static void *sender_main(void *arg)
-{
-    webhook_http *http = arg;
-
-    pthread_mutex_lock(&http->lock);
-    for (;;) {
-        while (http->job == NULL && !http->quit)
-            pthread_cond_wait(&http->changed, &http->lock);
-        if (http->job == NULL)
-            break;
-        const webhook_request *request = http->job;
-        http->job = NULL;
-        pthread_mutex_unlock(&http->lock);
-
-        webhook_reply reply;
-        perform_request(http, request, &reply);
-
-        pthread_mutex_lock(&http->lock);
-        http->reply = reply;
-        http->answered = true;
-        pthread_cond_broadcast(&http->changed);
-    }
-    pthread_mutex_unlock(&http->lock);
-    return NULL;
-}
-
-static bool start_thread(webhook_http *http)
-{
-    if (pthread_mutex_init(&http->lock, NULL) != 0)
-        return false;
-    if (pthread_cond_init(&http->changed, NULL) != 0) {
-        pthread_mutex_destroy(&http->lock);
-        return false;
-    }
-    if (pthread_create(&http->thread, NULL, sender_main, http) != 0) {
-        pthread_cond_destroy(&http->changed);
-        pthread_mutex_destroy(&http->lock);
-        return false;
-    }
-    http->thread_started = true;
-    return true;
-}
-
-static void stop_thread(webhook_http *http)
-{
-    webhook_reply ignored;
-
-    if (!http->thread_started)
-        return;
-    if (http->in_flight)
-        webhook_http_finish(http, &ignored);
-    pthread_mutex_lock(&http->lock);
-    http->quit = true;
-    pthread_cond_broadcast(&http->changed);
-    pthread_mutex_unlock(&http->lock);
-    pthread_join(http->thread, NULL);
-    pthread_cond_destroy(&http->changed);
-    pthread_mutex_destroy(&http->lock);
-    http->thread_started = false;
-}
-
 void webhook_http_start(webhook_http *http, const webhook_request *request)
 {
-    pthread_mutex_lock(&http->lock);
-    http->job = request;
+    CURLMcode mc;
+
+    http->error[0] = '\0';
+    http->answer_len = 0;
+    http->answer[0] = '\0';
     http->in_flight = true;
-    http->answered = false;
-    pthread_cond_broadcast(&http->changed);
-    pthread_mutex_unlock(&http->lock);
+    http->done = false;
+    http->failure = NULL;
+    http->result = CURLE_OK;
+    http->deadline_ms = monotonic_ms() + http->settings->timeout_ms;
+    http->headers = request_headers(http, request);
+    if (http->headers == NULL) {
+        http->failure = "out of memory building the request's headers";
+        http->done = true;
+        return;
+    }
+    curl_easy_setopt(http->curl, CURLOPT_HTTPHEADER, http->headers);
+    curl_easy_setopt(http->curl, CURLOPT_POSTFIELDS, request->body);
+    curl_easy_setopt(http->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)request->length);
+    mc = curl_multi_add_handle(http->multi, http->curl);
+    if (mc != CURLM_OK) {
+        http->failure = curl_multi_strerror(mc);
+        http->done = true;
+        return;
+    }
+    http->added = true;
+    drive(http);
 }
 
+/* The answer is read before the deadline is looked at: one that came while the host was busy
+ * elsewhere counts, however late it is collected. */
 void webhook_http_finish(webhook_http *http, webhook_reply *reply)
 {
-    pthread_mutex_lock(&http->lock);
-    while (!http->answered)
-        pthread_cond_wait(&http->changed, &http->lock);
-    *reply = http->reply;
-    http->answered = false;
-    http->in_flight = false;
-    pthread_mutex_unlock(&http->lock);
+    bool timed_out = false;
+
+    while (!drive(http)) {
+        int64_t left = http->deadline_ms - monotonic_ms();
+
+        if (left <= 0) {
+            timed_out = true;
+            break;
+        }
+        curl_multi_poll(http->multi, NULL, 0, left < WAIT_SLICE_MS ? (int)left : WAIT_SLICE_MS,
+                        NULL);
+    }
+    collect(http, timed_out, reply);
+    release_request(http);
 }
 
 void webhook_http_post(webhook_http *http, const webhook_request *request, webhook_reply *reply)
 {
-    /* Nothing in flight: the sender thread is idle (webhook_http_finish took its answer under
-     * the lock, after its last use of the handle), and a round trip through it would only add
-     * two thread switches. */
-    perform_request(http, request, reply);
+    webhook_http_start(http, request);
+    webhook_http_finish(http, reply);
 }
 
 /* ---- setting up ------------------------------------------------------------------------------ */
@@ -473,8 +481,8 @@ static bool set_options(webhook_http *http)
     SET(CURLOPT_ERRORBUFFER, http->error);
     SET(CURLOPT_WRITEFUNCTION, keep_answer);
     SET(CURLOPT_WRITEDATA, http);
-    SET(CURLOPT_TIMEOUT_MS, s->timeout_ms);
-    SET(CURLOPT_CONNECTTIMEOUT_MS, s->timeout_ms);
+    /* timeout_ms is kept by webhook_http_finish, from the start of the request: libcurl's own
+     * timers would also run while the host is away decoding, and fail an answered request. */
     SET(CURLOPT_TCP_KEEPALIVE, 1L);
     SET(CURLOPT_PROTOCOLS_STR, "http,https");
     SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
@@ -526,17 +534,13 @@ webhook_http *webhook_http_open(const walnotify_host *host, const webhook_settin
             goto fail;
     }
     http->curl = curl_easy_init();
-    if (http->curl == NULL || !build_base_headers(http)) {
+    http->multi = curl_multi_init();
+    if (http->curl == NULL || http->multi == NULL || !build_base_headers(http)) {
         host->log(host, WALNOTIFY_LOG_ERROR, "out of memory setting up libcurl");
         goto fail;
     }
     if (!set_options(http))
         goto fail;
-    /* Last: the thread only ever sees a handle that is set up. */
-    if (!start_thread(http)) {
-        host->log(host, WALNOTIFY_LOG_ERROR, "cannot start the sender thread");
-        goto fail;
-    }
     return http;
 
 fail:
@@ -548,9 +552,13 @@ void webhook_http_close(webhook_http *http)
 {
     if (http == NULL)
         return;
-    stop_thread(http);
+    /* A request still in flight is cut short: nothing was acknowledged without its answer. */
+    if (http->in_flight)
+        release_request(http);
     if (http->curl != NULL)
         curl_easy_cleanup(http->curl);
+    if (http->multi != NULL)
+        curl_multi_cleanup(http->multi);
     curl_slist_free_all(http->base_headers);
     wipe_free(http->token);
     free(http->target);

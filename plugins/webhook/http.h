@@ -1,8 +1,8 @@
 /*
  * http: one POST at a time through one libcurl handle, kept alive between requests, and what
  * came of it sorted into delivered, transient or permanent. A request may be started and its
- * answer collected later: it is sent by the client's own thread meanwhile, so the host thread
- * decodes the next transaction while the receiver takes this one.
+ * answer collected later: starting it sends it, so the host thread decodes the next transaction
+ * while the receiver takes this one, and collecting it reads the answer.
  */
 #ifndef WEBHOOK_HTTP_H
 #define WEBHOOK_HTTP_H
@@ -48,20 +48,21 @@ typedef struct webhook_request {
  */
 webhook_http *webhook_http_open(const walnotify_host *host, const webhook_settings *settings);
 
-/* Waits for a request in flight, stops the client's thread, closes the connection and forgets
- * the token. NULL is allowed. */
+/* Cuts short a request in flight, closes the connection and forgets the token. NULL is
+ * allowed. */
 void webhook_http_close(webhook_http *http);
 
 /* Sends one POST and waits (timeout_ms at most) for its answer. Nothing may be in flight. */
 void webhook_http_post(webhook_http *http, const webhook_request *request, webhook_reply *reply);
 
 /*
- * Starts sending one POST; the request (its body and every string) stays borrowed until
- * webhook_http_finish returns. Nothing may be in flight.
+ * Starts one POST, sending what the connection takes without waiting; the request (its body and
+ * every string) stays borrowed until webhook_http_finish returns. Nothing may be in flight.
  */
 void webhook_http_start(webhook_http *http, const webhook_request *request);
 
-/* Waits (timeout_ms at most once the request is out) for the started request's answer. */
+/* Sends the rest of the started request and waits for its answer, until timeout_ms after the
+ * start. An answer that has already come counts, however late this is called. */
 void webhook_http_finish(webhook_http *http, webhook_reply *reply);
 
 /* The URL without user, password, query or fragment: what messages name. */
