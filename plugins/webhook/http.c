@@ -48,8 +48,8 @@ struct webhook_http {
     bool added;                 /* the handle is in `multi` */
     bool done;                  /* libcurl is through with it: `result` says how */
     CURLcode result;
-    const char *failure;        /* set when it could not be sent at all: why */
-    int64_t deadline_ms;        /* monotonic time by which its answer must have come */
+    const char *failure; /* set when it could not be sent at all: why */
+    int64_t deadline_ms; /* monotonic time by which its answer must have come */
 };
 
 /* ---- the bearer token ------------------------------------------------------------------------ */

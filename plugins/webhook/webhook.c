@@ -8,10 +8,10 @@
  *     the batch being filled hold at most max_batch_bytes between them;
  *   event mode: one POST per event, a JSON body, sent from handle and answered there.
  *
- * Delivery: one request at a time, in commit order. In transaction mode a request is sent by the
- * HTTP client's thread while the host decodes what follows; its answer is collected before the
- * next request starts and at every flush, and flush answers OK only once nothing is left without
- * a 2xx. The host acknowledges a transaction only after its flush: what PostgreSQL is told is
+ * Delivery: one request at a time, in commit order. In transaction mode a request is sent at
+ * commit and the host decodes what follows while the receiver takes it; its answer is read
+ * before the next request starts and at every flush, and flush answers OK only once nothing is
+ * left without a 2xx. The host acknowledges a transaction only after its flush: what PostgreSQL is told is
  * done, the receiver has.
  *
  * Failures: a transient one (408, 429, 5xx, no connection, a timeout) answers RETRY from the
