@@ -11,8 +11,8 @@
  * Delivery: one request at a time, in commit order. In transaction mode a request is sent at
  * commit and the host decodes what follows while the receiver takes it; its answer is read
  * before the next request starts and at every flush, and flush answers OK only once nothing is
- * left without a 2xx. The host acknowledges a transaction only after its flush: what PostgreSQL is told is
- * done, the receiver has.
+ * left without a 2xx. The host acknowledges a transaction only after its flush: what
+ * PostgreSQL is told is done, the receiver has.
  *
  * Failures: a transient one (408, 429, 5xx, no connection, a timeout) answers RETRY from the
  * callback that collected it, after waiting out a Retry-After (at most timeout_ms), and the same
