@@ -106,8 +106,9 @@ $(B)/plugins/%.so: $$(wildcard plugins/%/*.c) $$(PLUGIN_SRCS_$$*) $(B)/plugins/%
 # Each unit test links only the core modules it exercises, named here.
 UNIT_DEPS_decoder    := decoder lsn log
 UNIT_DEPS_relcache   := relcache decoder lsn log
-UNIT_DEPS_config     := config conninfo lsn log
-UNIT_DEPS_loader     := loader requests encoder jsonbuf namecache config conninfo lsn log
+UNIT_DEPS_config     := config conftext paths trust conninfo lsn log
+UNIT_DEPS_loader     := loader requests encoder jsonbuf namecache config conftext paths trust \
+                        conninfo lsn log
 UNIT_DEPS_abi        :=
 UNIT_DEPS_jsonl      := encoder jsonbuf namecache
 UNIT_DEPS_encoder    := encoder jsonbuf namecache
@@ -121,8 +122,12 @@ UNIT_DEPS_state      := state files lsn log
 # The dead-letter file's tests link what the dead-letter module needs, as the dispatcher's do.
 UNIT_DEPS_files       = files $(filter-out dispatcher,$(UNIT_DEPS_dispatcher))
 UNIT_DEPS_dispatcher := dispatcher requests deadletter files encoder jsonbuf namecache handoff \
-                        decoder relcache tablewatch loader config conninfo lsn log
+                        decoder relcache tablewatch loader config conftext paths trust conninfo \
+                        lsn log
 UNIT_DEPS_tablewatch := tablewatch conninfo log
+UNIT_DEPS_conftext   := conftext
+UNIT_DEPS_paths      := paths
+UNIT_DEPS_trust      := trust
 # ... and the tests/lib helpers it uses (UNIT_LIBS_<name>; none unless set).
 UNIT_LIBS_decoder    := pgoutput
 UNIT_LIBS_dispatcher := pgoutput

@@ -5,6 +5,8 @@
 #include "loader.h"
 
 #include "encoder.h"
+#include "paths.h"
+#include "trust.h"
 
 #include <dlfcn.h>
 #include <elf.h>
@@ -442,7 +444,7 @@ static int open_library(wn_plugin *plugin, const wn_plugin_config *config, char 
     if (!S_ISREG(st.st_mode))
         return refuse(err, errlen, config, "not a regular file");
     /* Whoever can change the file, or a folder above it, runs code as walnotify's user. */
-    if (!wn_config_unsafe_paths_allowed() && !wn_config_path_trusted(path, why, sizeof why))
+    if (!wn_trust_unsafe_allowed() && !wn_trust_path(path, why, sizeof why))
         return refuse(err, errlen, config,
                       "refused: %s (set %s=1 to allow this in a development "
                       "tree)",
@@ -780,7 +782,7 @@ static int fill_configured(setting_value *value, const wn_setting_value *v, cons
         value->string = strdup(v->string);
         break;
     case WALNOTIFY_SETTING_PATH:
-        value->string = wn_config_resolve_path(config_dir, v->string);
+        value->string = wn_paths_resolve(config_dir, v->string);
         break;
     case WALNOTIFY_SETTING_INTEGER:
         value->integer = v->integer;
@@ -806,7 +808,7 @@ static int fill_default(setting_value *value, const char *config_dir)
         value->string = strdup(text);
         break;
     case WALNOTIFY_SETTING_PATH:
-        value->string = wn_config_resolve_path(config_dir, text);
+        value->string = wn_paths_resolve(config_dir, text);
         break;
     case WALNOTIFY_SETTING_INTEGER:
         return parse_integer(text, &value->integer) ? 0 : -1;
