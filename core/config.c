@@ -604,6 +604,11 @@ static const char *choice_text(const choice *choices, int value)
     return "?";
 }
 
+const char *wn_config_on_error_text(wn_on_error policy)
+{
+    return choice_text(on_error_choices, (int)policy);
+}
+
 static int reject_unknown(block *b)
 {
     int n = config_setting_length(b->group);

@@ -122,6 +122,9 @@ int wn_config_find_table(const wn_config *config, const char *schema, const char
 /* Lower-case letters, digits and underscore, 1 to 63 characters: what a slot name may be. */
 bool wn_config_valid_slot_name(const char *name);
 
+/* "retry", "skip" or "stop": the name `on_error` and `then` give policy; "?" for no policy. */
+const char *wn_config_on_error_text(wn_on_error policy);
+
 /* "insert, update" for a set of WALNOTIFY_OP_* bits, in the order `ops` lists them; "" for none.
  * Cut at a whole name when out is too small. */
 void wn_config_ops_text(unsigned ops, char *out, size_t outlen);

@@ -105,39 +105,44 @@ __attribute__((format(printf, 6, 7))) static int refuse_at(char *err, size_t err
     return WN_LOAD_BAD_SETTINGS;
 }
 
-static const char *type_name(walnotify_setting_type type)
+/* What a declared setting type is called ("path"), and what a configured value of it must be,
+ * for "must be ..." messages ("a string (a path)"); indexed by walnotify_setting_type. */
+typedef struct type_words {
+    const char *name;
+    const char *phrase;
+} type_words;
+
+static const type_words setting_types[] = {
+    [WALNOTIFY_SETTING_STRING] = {"string", "a string"},
+    [WALNOTIFY_SETTING_INTEGER] = {"integer", "an integer"},
+    [WALNOTIFY_SETTING_BOOLEAN] = {"boolean", "a boolean"},
+    [WALNOTIFY_SETTING_LIST] = {"list", "a list of strings"},
+    [WALNOTIFY_SETTING_PATH] = {"path", "a string (a path)"},
+};
+
+/* NULL for a type this host does not know (a plugin's bug, or a newer ABI's). */
+static const type_words *words_of(walnotify_setting_type type)
 {
-    switch (type) {
-    case WALNOTIFY_SETTING_STRING:
-        return "string";
-    case WALNOTIFY_SETTING_INTEGER:
-        return "integer";
-    case WALNOTIFY_SETTING_BOOLEAN:
-        return "boolean";
-    case WALNOTIFY_SETTING_LIST:
-        return "list";
-    case WALNOTIFY_SETTING_PATH:
-        return "path";
-    }
-    return NULL;
+    size_t index = (size_t)type; /* a negative value becomes too large */
+
+    if (index >= sizeof setting_types / sizeof setting_types[0] ||
+        setting_types[index].name == NULL)
+        return NULL;
+    return &setting_types[index];
 }
 
-/* What a configured value of `type` must be, for "must be ..." messages. */
+static const char *type_name(walnotify_setting_type type)
+{
+    const type_words *words = words_of(type);
+
+    return words ? words->name : NULL;
+}
+
 static const char *type_phrase(walnotify_setting_type type)
 {
-    switch (type) {
-    case WALNOTIFY_SETTING_STRING:
-        return "a string";
-    case WALNOTIFY_SETTING_INTEGER:
-        return "an integer";
-    case WALNOTIFY_SETTING_BOOLEAN:
-        return "a boolean";
-    case WALNOTIFY_SETTING_LIST:
-        return "a list of strings";
-    case WALNOTIFY_SETTING_PATH:
-        return "a string (a path)";
-    }
-    return "?";
+    const type_words *words = words_of(type);
+
+    return words ? words->phrase : "?";
 }
 
 /* "insert, update" for a set of WALNOTIFY_OP_* bits; "none" for none. */
