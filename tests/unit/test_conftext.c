@@ -4,7 +4,6 @@
  */
 #include <check.h>
 #include <errno.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -14,42 +13,14 @@
 #include <unistd.h>
 
 #include "conftext.h"
+#include "tempdir.h"
 
 static char dir[PATH_MAX]; /* canonical: mkdtemp under a canonical /tmp */
-
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void make_dir(void)
-{
-    char made[PATH_MAX];
-
-    snprintf(made, sizeof made, "/tmp/test_conftext.XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(made));
-    ck_assert_ptr_nonnull(realpath(made, dir));
-}
-
-static void remove_dir(void)
-{
-    nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* dir/name into out. */
-static char *in_dir(char *out, size_t size, const char *name)
-{
-    ck_assert(snprintf(out, size, "%s/%s", dir, name) < (int)size);
-    return out;
-}
 
 /* Writes length bytes of text to dir/name; the path into out. */
 static char *spit(char *out, size_t size, const char *name, const char *text, size_t length)
 {
-    FILE *f = fopen(in_dir(out, size, name), "wb");
+    FILE *f = fopen(tempdir_path(out, size, dir, name), "wb");
 
     ck_assert_msg(f != NULL, "create %s: %s", out, strerror(errno));
     ck_assert_uint_eq(fwrite(text, 1, length, f), length);
@@ -64,8 +35,8 @@ START_TEST(reads_the_text_and_follows_includes)
     char conf[PATH_MAX], inc[PATH_MAX], nested[PATH_MAX], sub[PATH_MAX], err[512] = "";
     wn_conftext t;
 
-    make_dir();
-    ck_assert_int_eq(mkdir(in_dir(sub, sizeof sub, "conf.d"), 0700), 0);
+    tempdir_make(dir, sizeof dir, "test_conftext");
+    ck_assert_int_eq(mkdir(tempdir_path(sub, sizeof sub, dir, "conf.d"), 0700), 0);
     SPIT(nested, "conf.d/nested.conf", "log_level = \"debug\";\n");
     SPIT(inc, "conf.d/source.conf", "source = { };\n  @include \"conf.d/nested.conf\"\n");
     SPIT(conf, "w.conf", "# walnotify\n@include \"conf.d/source.conf\"\nplugins = ();\n");
@@ -77,7 +48,7 @@ START_TEST(reads_the_text_and_follows_includes)
     ck_assert_str_eq(t.included[1], nested);
     wn_conftext_free(&t);
     ck_assert_ptr_null(t.text);
-    remove_dir();
+    tempdir_remove(dir);
 }
 END_TEST
 
@@ -86,9 +57,9 @@ START_TEST(an_include_leading_out_of_the_folder_is_refused)
     char conf[PATH_MAX], sub[PATH_MAX], outside[PATH_MAX], err[PATH_MAX * 4], want[PATH_MAX * 4];
     wn_conftext t;
 
-    make_dir();
+    tempdir_make(dir, sizeof dir, "test_conftext");
     SPIT(outside, "outside.conf", "log_level = \"info\";\n");
-    ck_assert_int_eq(mkdir(in_dir(sub, sizeof sub, "etc"), 0700), 0);
+    ck_assert_int_eq(mkdir(tempdir_path(sub, sizeof sub, dir, "etc"), 0700), 0);
     SPIT(conf, "etc/w.conf", "plugins = ();\n@include \"../outside.conf\"\n");
     ck_assert_int_eq(wn_conftext_read(conf, &t, err, sizeof err), -1);
     snprintf(want, sizeof want,
@@ -98,7 +69,7 @@ START_TEST(an_include_leading_out_of_the_folder_is_refused)
     ck_assert_str_eq(err, want);
     ck_assert_ptr_null(t.text);
     ck_assert_ptr_null(t.included);
-    remove_dir();
+    tempdir_remove(dir);
 }
 END_TEST
 
@@ -107,13 +78,13 @@ START_TEST(an_include_of_itself_stops_at_the_depth_limit)
     char conf[PATH_MAX], err[PATH_MAX * 2];
     wn_conftext t;
 
-    make_dir();
+    tempdir_make(dir, sizeof dir, "test_conftext");
     SPIT(conf, "w.conf", "@include \"w.conf\"\n");
     ck_assert_int_eq(wn_conftext_read(conf, &t, err, sizeof err), -1);
     ck_assert_msg(strstr(err, ":1: @include \"w.conf\": nested more than 10 deep (does it include "
                               "itself?)") != NULL,
                   "%s", err);
-    remove_dir();
+    tempdir_remove(dir);
 }
 END_TEST
 
@@ -122,16 +93,17 @@ START_TEST(a_nul_byte_is_named_with_its_line)
     char conf[PATH_MAX], err[PATH_MAX * 2], want[PATH_MAX * 2];
     wn_conftext t;
 
-    make_dir();
+    tempdir_make(dir, sizeof dir, "test_conftext");
     spit(conf, sizeof conf, "w.conf", "a = 1;\nb = \0;\n", 14);
     ck_assert_int_eq(wn_conftext_read(conf, &t, err, sizeof err), -1);
     snprintf(want, sizeof want, "%s:2: NUL byte in the file", conf);
     ck_assert_str_eq(err, want);
     ck_assert_int_eq(
-        wn_conftext_read(in_dir(conf, sizeof conf, "absent.conf"), &t, err, sizeof err), -1);
+        wn_conftext_read(tempdir_path(conf, sizeof conf, dir, "absent.conf"), &t, err, sizeof err),
+        -1);
     snprintf(want, sizeof want, "%s: cannot read: No such file or directory", conf);
     ck_assert_str_eq(err, want);
-    remove_dir();
+    tempdir_remove(dir);
 }
 END_TEST
 

@@ -4,7 +4,6 @@
  */
 #include <check.h>
 #include <errno.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,44 +12,9 @@
 #include <unistd.h>
 
 #include "paths.h"
+#include "tempdir.h"
 
 static char dir[PATH_MAX]; /* canonical: mkdtemp under a canonical /tmp */
-
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void make_dir(void)
-{
-    char made[PATH_MAX];
-
-    snprintf(made, sizeof made, "/tmp/test_paths.XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(made));
-    ck_assert_ptr_nonnull(realpath(made, dir));
-}
-
-static void remove_dir(void)
-{
-    nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* dir/name into out. */
-static char *in_dir(char *out, size_t size, const char *name)
-{
-    ck_assert(snprintf(out, size, "%s/%s", dir, name) < (int)size);
-    return out;
-}
-
-/* folder/name into out. */
-static char *join(char *out, size_t size, const char *folder, const char *name)
-{
-    ck_assert(snprintf(out, size, "%s/%s", folder, name) < (int)size);
-    return out;
-}
 
 static void touch(const char *path)
 {
@@ -92,16 +56,16 @@ START_TEST(resolve_makes_an_existing_folder_canonical)
     char sub[PATH_MAX], want[PATH_MAX];
     char *p;
 
-    make_dir();
-    ck_assert_int_eq(mkdir(in_dir(sub, sizeof sub, "sub"), 0700), 0);
+    tempdir_make(dir, sizeof dir, "test_paths");
+    ck_assert_int_eq(mkdir(tempdir_path(sub, sizeof sub, dir, "sub"), 0700), 0);
     p = wn_paths_resolve(sub, "../x.so");
-    ck_assert_str_eq(p, in_dir(want, sizeof want, "x.so"));
+    ck_assert_str_eq(p, tempdir_path(want, sizeof want, dir, "x.so"));
     free(p);
     /* The last component stays as written: a link there is for whoever opens it to see. */
     p = wn_paths_resolve(dir, "sub/..");
-    ck_assert_str_eq(p, in_dir(want, sizeof want, "sub/.."));
+    ck_assert_str_eq(p, tempdir_path(want, sizeof want, dir, "sub/.."));
     free(p);
-    remove_dir();
+    tempdir_remove(dir);
 }
 END_TEST
 
@@ -110,25 +74,25 @@ START_TEST(resolve_plugin_prefers_the_local_file_then_the_installed_one)
     char conf[PATH_MAX], installed[PATH_MAX], path[PATH_MAX];
     char *p;
 
-    make_dir();
-    ck_assert_int_eq(mkdir(in_dir(conf, sizeof conf, "conf"), 0700), 0);
-    ck_assert_int_eq(mkdir(in_dir(installed, sizeof installed, "lib"), 0700), 0);
+    tempdir_make(dir, sizeof dir, "test_paths");
+    ck_assert_int_eq(mkdir(tempdir_path(conf, sizeof conf, dir, "conf"), 0700), 0);
+    ck_assert_int_eq(mkdir(tempdir_path(installed, sizeof installed, dir, "lib"), 0700), 0);
 
     /* Nowhere: the configuration's folder, for the loader to name. */
     p = wn_paths_resolve_plugin(conf, "webhook.so", installed);
-    join(path, sizeof path, conf, "webhook.so");
+    tempdir_path(path, sizeof path, conf, "webhook.so");
     ck_assert_str_eq(p, path);
     free(p);
 
     /* Installed only: the installed file. */
-    join(path, sizeof path, installed, "webhook.so");
+    tempdir_path(path, sizeof path, installed, "webhook.so");
     touch(path);
     p = wn_paths_resolve_plugin(conf, "webhook.so", installed);
     ck_assert_str_eq(p, path);
     free(p);
 
     /* Next to the configuration too: that one. */
-    join(path, sizeof path, conf, "webhook.so");
+    tempdir_path(path, sizeof path, conf, "webhook.so");
     touch(path);
     p = wn_paths_resolve_plugin(conf, "webhook.so", installed);
     ck_assert_str_eq(p, path);
@@ -136,10 +100,10 @@ START_TEST(resolve_plugin_prefers_the_local_file_then_the_installed_one)
 
     /* A name with a slash is never looked up in the installed folder. */
     p = wn_paths_resolve_plugin(conf, "./jsonl.so", installed);
-    join(path, sizeof path, conf, "jsonl.so");
+    tempdir_path(path, sizeof path, conf, "jsonl.so");
     ck_assert_str_eq(p, path);
     free(p);
-    remove_dir();
+    tempdir_remove(dir);
 }
 END_TEST
 

@@ -4,7 +4,6 @@
  */
 #include <check.h>
 #include <errno.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,37 +12,9 @@
 #include <unistd.h>
 
 #include "trust.h"
+#include "tempdir.h"
 
 static char dir[PATH_MAX]; /* canonical, 0700, in /tmp (sticky, root's) */
-
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void make_dir(void)
-{
-    char made[PATH_MAX];
-
-    snprintf(made, sizeof made, "/tmp/test_trust.XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(made));
-    ck_assert_ptr_nonnull(realpath(made, dir));
-}
-
-static void remove_dir(void)
-{
-    nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* dir/name into out. */
-static char *in_dir(char *out, size_t size, const char *name)
-{
-    ck_assert(snprintf(out, size, "%s/%s", dir, name) < (int)size);
-    return out;
-}
 
 static void touch(const char *path, mode_t mode)
 {
@@ -58,10 +29,10 @@ START_TEST(own_file_in_own_folder_is_trusted)
 {
     char file[PATH_MAX], why[PATH_MAX + 256] = "";
 
-    make_dir();
-    touch(in_dir(file, sizeof file, "plugin.so"), 0644);
+    tempdir_make(dir, sizeof dir, "test_trust");
+    touch(tempdir_path(file, sizeof file, dir, "plugin.so"), 0644);
     ck_assert_msg(wn_trust_path(file, why, sizeof why), "refused: %s", why);
-    remove_dir();
+    tempdir_remove(dir);
 }
 END_TEST
 
@@ -69,12 +40,12 @@ START_TEST(a_file_others_may_write_is_refused)
 {
     char file[PATH_MAX], why[PATH_MAX + 256], want[PATH_MAX + 256];
 
-    make_dir();
-    touch(in_dir(file, sizeof file, "plugin.so"), 0666);
+    tempdir_make(dir, sizeof dir, "test_trust");
+    touch(tempdir_path(file, sizeof file, dir, "plugin.so"), 0666);
     ck_assert(!wn_trust_path(file, why, sizeof why));
     snprintf(want, sizeof want, "file %s is writable by everyone (mode 0666)", file);
     ck_assert_str_eq(why, want);
-    remove_dir();
+    tempdir_remove(dir);
 }
 END_TEST
 
@@ -82,14 +53,14 @@ START_TEST(a_folder_its_group_may_write_is_refused)
 {
     char sub[PATH_MAX], file[PATH_MAX], why[PATH_MAX + 256], want[PATH_MAX + 256];
 
-    make_dir();
-    ck_assert_int_eq(mkdir(in_dir(sub, sizeof sub, "lib"), 0700), 0);
+    tempdir_make(dir, sizeof dir, "test_trust");
+    ck_assert_int_eq(mkdir(tempdir_path(sub, sizeof sub, dir, "lib"), 0700), 0);
     ck_assert_int_eq(chmod(sub, 0770), 0);
-    touch(in_dir(file, sizeof file, "lib/plugin.so"), 0644);
+    touch(tempdir_path(file, sizeof file, dir, "lib/plugin.so"), 0644);
     ck_assert(!wn_trust_path(file, why, sizeof why));
     snprintf(want, sizeof want, "folder %s is writable by its group (mode 0770)", sub);
     ck_assert_str_eq(why, want);
-    remove_dir();
+    tempdir_remove(dir);
 }
 END_TEST
 
@@ -99,15 +70,15 @@ START_TEST(a_link_in_an_open_folder_is_refused)
     char open_dir[PATH_MAX], file[PATH_MAX], link[PATH_MAX];
     char why[PATH_MAX + 256], want[PATH_MAX + 256];
 
-    make_dir();
-    touch(in_dir(file, sizeof file, "plugin.so"), 0644);
-    ck_assert_int_eq(mkdir(in_dir(open_dir, sizeof open_dir, "open"), 0700), 0);
+    tempdir_make(dir, sizeof dir, "test_trust");
+    touch(tempdir_path(file, sizeof file, dir, "plugin.so"), 0644);
+    ck_assert_int_eq(mkdir(tempdir_path(open_dir, sizeof open_dir, dir, "open"), 0700), 0);
     ck_assert_int_eq(chmod(open_dir, 0777), 0);
-    ck_assert_int_eq(symlink(file, in_dir(link, sizeof link, "open/plugin.so")), 0);
+    ck_assert_int_eq(symlink(file, tempdir_path(link, sizeof link, dir, "open/plugin.so")), 0);
     ck_assert(!wn_trust_path(link, why, sizeof why));
     snprintf(want, sizeof want, "folder %s is writable by everyone (mode 0777)", open_dir);
     ck_assert_str_eq(why, want);
-    remove_dir();
+    tempdir_remove(dir);
 }
 END_TEST
 
@@ -115,11 +86,11 @@ START_TEST(a_missing_file_is_named)
 {
     char file[PATH_MAX], why[PATH_MAX + 256], want[PATH_MAX + 256];
 
-    make_dir();
-    ck_assert(!wn_trust_path(in_dir(file, sizeof file, "absent.so"), why, sizeof why));
+    tempdir_make(dir, sizeof dir, "test_trust");
+    ck_assert(!wn_trust_path(tempdir_path(file, sizeof file, dir, "absent.so"), why, sizeof why));
     snprintf(want, sizeof want, "cannot resolve %s: No such file or directory", file);
     ck_assert_str_eq(why, want);
-    remove_dir();
+    tempdir_remove(dir);
 }
 END_TEST
 
