@@ -182,7 +182,7 @@ static int config_dir(reader *r, char **out)
  * with all it includes must stay within CONFIG_MAX_BYTES. The scan takes every line shaped like
  * a directive, even one libconfig would skip inside a comment: it may refuse more, never less.
  */
-static int walk_includes(reader *walk, const char *file, const char *text, int depth);
+static int walk_includes(reader *r, const char *file, const char *text, int depth);
 
 /* The name of the @include directive starting line (up to its end), into name; 0 when the line
  * is no directive, 1 when it is, -1 when it is one walnotify cannot follow (why set). */
@@ -214,23 +214,23 @@ static int include_directive(const char *line, const char *end, char *name, size
 }
 
 /* Reads the included file real (already resolved) whole, within what is left of the limit. */
-static int read_included(reader *walk, const char *from, int line, const char *real, char **out)
+static int read_included(reader *r, const char *from, int line, const char *real, char **out)
 {
-    size_t left = CONFIG_MAX_BYTES - walk->total, size = 0;
+    size_t left = CONFIG_MAX_BYTES - r->total, size = 0;
     struct stat st;
     char *text;
     int fd = open(real, O_RDONLY | O_CLOEXEC);
 
     *out = NULL;
     if (fd < 0)
-        return fail_line_in(walk, from, line, "@include %s: %s", real, strerror(errno));
+        return fail_line_in(r, from, line, "@include %s: %s", real, strerror(errno));
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
-        return fail_line_in(walk, from, line, "@include %s: not a regular file", real);
+        return fail_line_in(r, from, line, "@include %s: not a regular file", real);
     }
     if ((size_t)st.st_size > left) {
         close(fd);
-        return fail_line_in(walk, from, line,
+        return fail_line_in(r, from, line,
                             "@include %s: the configuration with everything it includes would "
                             "pass %d bytes",
                             real, CONFIG_MAX_BYTES);
@@ -247,16 +247,16 @@ static int read_included(reader *walk, const char *from, int line, const char *r
     }
     close(fd);
     if (text == NULL)
-        return fail_nomem(walk);
+        return fail_nomem(r);
     if (size > left) {
         free(text);
-        return fail_line_in(walk, from, line,
+        return fail_line_in(r, from, line,
                             "@include %s: the configuration with everything it includes would "
                             "pass %d bytes",
                             real, CONFIG_MAX_BYTES);
     }
     text[size] = '\0';
-    walk->total += size;
+    r->total += size;
     *out = text;
     return 0;
 }
@@ -278,46 +278,46 @@ static int remember_include(reader *r, const char *real)
 }
 
 /* Follows one @include name written at from:line. */
-static int follow_include(reader *walk, const char *from, int line, const char *name, int depth)
+static int follow_include(reader *r, const char *from, int line, const char *name, int depth)
 {
-    const char *dir = walk->out->dir;
+    const char *dir = r->out->dir;
     size_t dirlen = strlen(dir);
     char *joined, *real, *text = NULL;
     int rc;
 
     if (depth >= INCLUDE_DEPTH_MAX)
-        return fail_line_in(walk, from, line,
+        return fail_line_in(r, from, line,
                             "@include \"%s\": nested more than %d deep (does it include itself?)",
                             name, INCLUDE_DEPTH_MAX);
     /* As libconfig opens it: the configuration's folder, "/", the name. */
     if (asprintf(&joined, "%s/%s", dir, name) < 0)
-        return fail_nomem(walk);
+        return fail_nomem(r);
     real = realpath(joined, NULL);
     if (real == NULL) {
-        rc = fail_line_in(walk, from, line, "@include %s: %s", joined, strerror(errno));
+        rc = fail_line_in(r, from, line, "@include %s: %s", joined, strerror(errno));
         free(joined);
         return rc;
     }
     free(joined);
     if (strcmp(dir, "/") != 0 && (strncmp(real, dir, dirlen) != 0 || real[dirlen] != '/')) {
-        rc = fail_line_in(walk, from, line,
+        rc = fail_line_in(r, from, line,
                           "@include \"%s\" leads to %s, outside the configuration's folder %s "
                           "(an included file must be in that folder or below)",
                           name, real, dir);
         free(real);
         return rc;
     }
-    rc = read_included(walk, from, line, real, &text);
+    rc = read_included(r, from, line, real, &text);
     if (rc == 0)
-        rc = remember_include(walk, real);
+        rc = remember_include(r, real);
     if (rc == 0)
-        rc = walk_includes(walk, real, text, depth + 1);
+        rc = walk_includes(r, real, text, depth + 1);
     free(text);
     free(real);
     return rc;
 }
 
-static int walk_includes(reader *walk, const char *file, const char *text, int depth)
+static int walk_includes(reader *r, const char *file, const char *text, int depth)
 {
     char name[PATH_MAX];
     int line = 1;
@@ -331,8 +331,8 @@ static int walk_includes(reader *walk, const char *file, const char *text, int d
             end = start + strlen(start);
         found = include_directive(start, end, name, sizeof name, &why);
         if (found < 0)
-            return fail_line_in(walk, file, line, "%s", why);
-        if (found > 0 && follow_include(walk, file, line, name, depth) != 0)
+            return fail_line_in(r, file, line, "%s", why);
+        if (found > 0 && follow_include(r, file, line, name, depth) != 0)
             return -1;
         if (*end == '\0')
             break;
