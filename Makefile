@@ -93,21 +93,22 @@ $(B)/walnotify: $(CORE_OBJS)
 # command compiles several.
 PLUGIN_SRCS_jsonl := core/files.c
 PLUGIN_LIBS_webhook := -lcurl
-# Intermediate objects of the tests are kept, so a second make has nothing to do.
-.SECONDARY:
+# What the recipe compiles: the rule's own sources, not a .c that an old .d adds to $^.
+PLUGIN_SOURCES = $(wildcard plugins/$*/*.c) $(PLUGIN_SRCS_$*)
 .SECONDEXPANSION:
 $(B)/plugins/%.so: $$(wildcard plugins/%/*.c) $$(PLUGIN_SRCS_$$*) $(B)/plugins/%.d
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
-	$(Q)$(CC) $(COMPILE) -MM -MP -MT $@ $(filter %.c,$^) > $(@:.so=.d)
-	$(Q)$(CC) $(COMPILE) -fvisibility=hidden -shared $(LINK) -o $@ $(filter %.c,$^) $(PLUGIN_LIBS_$*)
+	$(Q)$(CC) $(COMPILE) -MM -MP -MT $@ $(PLUGIN_SOURCES) > $(@:.so=.d)
+	$(Q)$(CC) $(COMPILE) -fvisibility=hidden -shared $(LINK) -o $@ $(PLUGIN_SOURCES) $(PLUGIN_LIBS_$*)
 
 # ---- tests -------------------------------------------------------------------------------------
 # Each unit test links only the core modules it exercises, named here.
 UNIT_DEPS_decoder    := decoder lsn log
 UNIT_DEPS_relcache   := relcache decoder lsn log
-UNIT_DEPS_config     := config conninfo lsn log
-UNIT_DEPS_loader     := loader requests encoder jsonbuf namecache config conninfo lsn log
+UNIT_DEPS_config     := config conftext paths trust conninfo lsn log
+UNIT_DEPS_loader     := loader requests encoder jsonbuf namecache config conftext paths trust \
+                        conninfo lsn log
 UNIT_DEPS_abi        :=
 UNIT_DEPS_jsonl      := encoder jsonbuf namecache
 UNIT_DEPS_encoder    := encoder jsonbuf namecache
@@ -122,8 +123,12 @@ UNIT_DEPS_state      := state files lsn log
 # The dead-letter file's tests link what the dead-letter module needs, as the dispatcher's do.
 UNIT_DEPS_files       = files $(filter-out dispatcher,$(UNIT_DEPS_dispatcher))
 UNIT_DEPS_dispatcher := dispatcher requests deadletter files encoder jsonbuf namecache handoff \
-                        decoder relcache tablewatch loader config conninfo lsn log
+                        decoder relcache tablewatch loader config conftext paths trust conninfo \
+                        lsn log
 UNIT_DEPS_tablewatch := tablewatch conninfo log
+UNIT_DEPS_conftext   := conftext
+UNIT_DEPS_paths      := paths
+UNIT_DEPS_trust      := trust
 # ... and the tests/lib helpers it uses (UNIT_LIBS_<name>; none unless set).
 UNIT_LIBS_decoder    := pgoutput
 UNIT_LIBS_dispatcher := pgoutput
@@ -204,6 +209,16 @@ DEP_FILES := $(CORE_OBJS:.o=.d) $(PLUGIN_SOS:.so=.d) $(UNIT_BINS:=.d) $(FIXTURE_
              $(ITEST_BINS:=.d) $(TESTLIB_OBJS:.o=.d)
 $(DEP_FILES): ;
 -include $(wildcard $(DEP_FILES))
+# A source that a .d still names but that is gone (deleted, or the target now built from another
+# one) is taken as -MP takes a vanished header: it puts the target out of date instead of
+# stopping make with "No rule to make target", and the rebuild writes the .d anew.
+core/%.c: ;
+plugins/%.c: ;
+tests/%.c: ;
+# The tests' library objects are prerequisites of pattern rules only, which makes them
+# intermediate: kept, so that a second make has nothing to do. Only they: a .d made secondary
+# would no longer put its target out of date when it is missing.
+.SECONDARY: $(TESTLIB_OBJS)
 
 # The sinks' longer runs: integration tests kept out of make check for their length.
 SINK_SRCS := $(wildcard tests/sinks/test_*.c)

@@ -1,12 +1,13 @@
 /*
- * config: reads the configuration file with libconfig and turns it into plain structures.
- * Everything is validated here except plugin settings, which only the plugin's own declarations
- * can judge (the loader does that). Every error is one line naming the file and the line.
+ * config: turns the configuration file into plain structures, one table row per key driving
+ * defaults, parsing, bounds and messages, with the rules across keys beside them. Everything
+ * is validated here except plugin settings, which only the plugin's own declarations can judge
+ * (the loader does that). The text and its @include directives come from conftext, paths are
+ * resolved by paths, and a file holding a password is checked by trust. Every error is one
+ * line naming the file and the line.
  */
 #include "config.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <libconfig.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -15,23 +16,21 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <walnotify/plugin.h>
 
+#include "conftext.h"
 #include "conninfo.h"
+#include "paths.h"
+#include "trust.h"
 
-/* A configuration file is a few kilobytes; anything this big is a mistake, not a config. */
-#define CONFIG_MAX_BYTES (1024 * 1024) /* the file with everything it includes */
-#define INCLUDE_DEPTH_MAX 10           /* libconfig's own limit */
 /* User text quoted in a message is cut here so that one bad value cannot flood the line. */
 #define QUOTE_MAX 80
 
 typedef struct load_ctx {
-    const char *path; /* the file as given, for messages */
-    const char *dir;  /* its canonical folder, once known: @include names resolve there */
-    char **included;  /* every file @include reads, resolved; owned */
+    const char *path;      /* the file as given, for messages */
+    const char *dir;       /* its canonical folder, once known: @include names resolve there */
+    char *const *included; /* every file @include reads, resolved; borrowed */
     size_t nincluded;
     char *err;
     size_t errlen;
@@ -68,33 +67,6 @@ static const char *quote(quoted *q, const char *s)
     return q->text;
 }
 
-/* A message must stay one line whatever the file name or libconfig said. */
-static void flatten(char *text)
-{
-    for (; *text != '\0'; text++) {
-        if ((unsigned char)*text < 0x20 || *text == 0x7f)
-            *text = '?';
-    }
-}
-
-static void put_error(load_ctx *ctx, const char *file, int line, const char *format, va_list args)
-    __attribute__((format(printf, 4, 0)));
-
-static void put_error(load_ctx *ctx, const char *file, int line, const char *format, va_list args)
-{
-    int n;
-
-    if (ctx->err == NULL || ctx->errlen == 0)
-        return;
-    if (line > 0)
-        n = snprintf(ctx->err, ctx->errlen, "%s:%d: ", file, line);
-    else
-        n = snprintf(ctx->err, ctx->errlen, "%s: ", file);
-    if (n >= 0 && (size_t)n < ctx->errlen)
-        vsnprintf(ctx->err + n, ctx->errlen - (size_t)n, format, args);
-    flatten(ctx->err);
-}
-
 /* The file a setting or an error comes from, for a message: the configuration file itself
  * (libconfig knows no name for it), or an included file, named as libconfig opened it (relative to
  * the configuration's folder) made whole. */
@@ -118,7 +90,7 @@ static int fail_file(load_ctx *ctx, const char *format, ...)
     va_list args;
 
     va_start(args, format);
-    put_error(ctx, ctx->path, 0, format, args);
+    wn_conftext_verror(ctx->err, ctx->errlen, ctx->path, 0, format, args);
     va_end(args);
     return -1;
 }
@@ -135,22 +107,8 @@ static int fail_at(load_ctx *ctx, const config_setting_t *where, const char *for
     va_list args;
 
     va_start(args, format);
-    put_error(ctx, include_name(ctx, file, included, sizeof included), line > 0 ? line : 1, format,
-              args);
-    va_end(args);
-    return -1;
-}
-
-/* "FILE:LINE: message" where no setting exists to point at. */
-static int fail_line(load_ctx *ctx, int line, const char *format, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail_line(load_ctx *ctx, int line, const char *format, ...)
-{
-    va_list args;
-
-    va_start(args, format);
-    put_error(ctx, ctx->path, line, format, args);
+    wn_conftext_verror(ctx->err, ctx->errlen, include_name(ctx, file, included, sizeof included),
+                       line > 0 ? line : 1, format, args);
     va_end(args);
     return -1;
 }
@@ -164,7 +122,7 @@ static int fail_line_in(load_ctx *ctx, const char *file, int line, const char *f
     va_list args;
 
     va_start(args, format);
-    put_error(ctx, file, line, format, args);
+    wn_conftext_verror(ctx->err, ctx->errlen, file, line, format, args);
     va_end(args);
     return -1;
 }
@@ -175,19 +133,6 @@ static int fail_nomem(load_ctx *ctx)
 }
 
 /* ---- small helpers ---------------------------------------------------------------------- */
-
-static char *join3(const char *a, const char *sep, const char *b)
-{
-    size_t la = strlen(a), ls = strlen(sep), lb = strlen(b);
-    char *out = malloc(la + ls + lb + 1);
-
-    if (out == NULL)
-        return NULL;
-    memcpy(out, a, la);
-    memcpy(out + la, sep, ls);
-    memcpy(out + la + ls, b, lb + 1);
-    return out;
-}
 
 static bool is_list_like(const config_setting_t *s)
 {
@@ -253,9 +198,10 @@ static table_parse table_ref_parse(const char *text, wn_table_ref *ref)
     ref->name = strdup(name);
     if (ref->schema == NULL || ref->name == NULL)
         goto fail_nomem;
-    ref->qualified = join3(ref->schema, ".", ref->name);
-    if (ref->qualified == NULL)
+    if (asprintf(&ref->qualified, "%s.%s", ref->schema, ref->name) < 0) {
+        ref->qualified = NULL; /* asprintf leaves it undefined on failure */
         goto fail_nomem;
+    }
     return TABLE_OK;
 
 fail_nomem:
@@ -295,104 +241,6 @@ static int parse_table_item(load_ctx *ctx, const config_setting_t *item, const c
                    lead, quote(&q, text), WN_NAME_MAX);
 }
 
-/* ---- who may change what walnotify trusts ------------------------------------------------ */
-
-/* Owned by root or by the user walnotify runs as. */
-static bool trusted_owner(const struct stat *st)
-{
-    return st->st_uid == 0 || st->st_uid == geteuid();
-}
-
-/* One step of the walk: path (a folder, or the file itself when child is NULL) with its status
- * st; child_st is the status of the entry below it. */
-static bool trusted_step(const char *path, const struct stat *st, const struct stat *child_st,
-                         char *why, size_t whylen)
-{
-    const char *what = S_ISDIR(st->st_mode) ? "folder" : "file";
-
-    if (!trusted_owner(st)) {
-        snprintf(why, whylen,
-                 "%s %s is owned by uid %u, not by root or by the user walnotify "
-                 "runs as (uid %u)",
-                 what, path, (unsigned)st->st_uid, (unsigned)geteuid());
-        return false;
-    }
-    if (!(st->st_mode & (S_IWGRP | S_IWOTH)))
-        return true;
-    /* As /tmp: others may add entries, but only the owner of an entry may replace it. */
-    if (child_st && (st->st_mode & S_ISVTX) && trusted_owner(child_st))
-        return true;
-    snprintf(why, whylen, "%s %s is writable by %s (mode %04o)", what, path,
-             st->st_mode & S_IWOTH ? "everyone" : "its group", (unsigned)(st->st_mode & 07777));
-    return false;
-}
-
-bool wn_config_unsafe_paths_allowed(void)
-{
-    const char *allow = getenv(WN_ALLOW_UNSAFE_PATHS_ENV);
-
-    return allow != NULL && strcmp(allow, "1") == 0;
-}
-
-/* From real (canonical, owned; cut short as the walk goes up) to "/": whoever can write any of
- * them can replace what is loaded. child, when not NULL, is the entry below real. */
-static bool trusted_chain(char *real, const struct stat *child, char *why, size_t whylen)
-{
-    struct stat st, below;
-    bool have_below = child != NULL;
-
-    if (child)
-        below = *child;
-    for (;;) {
-        char *slash;
-
-        if (stat(real, &st) != 0) {
-            snprintf(why, whylen, "cannot read the status of %s: %s", real, strerror(errno));
-            return false;
-        }
-        if (!trusted_step(real, &st, have_below ? &below : NULL, why, whylen))
-            return false;
-        if (strcmp(real, "/") == 0)
-            return true;
-        below = st;
-        have_below = true;
-        slash = strrchr(real, '/');
-        slash[slash == real ? 1 : 0] = '\0';
-    }
-}
-
-bool wn_config_path_trusted(const char *path, char *why, size_t whylen)
-{
-    char *real = path ? realpath(path, NULL) : NULL;
-    char *folder = NULL, *slash;
-    struct stat link;
-    bool ok;
-
-    if (!real) {
-        snprintf(why, whylen, "cannot resolve %s: %s", path ? path : "(null)", strerror(errno));
-        return false;
-    }
-    ok = trusted_chain(real, NULL, why, whylen);
-    free(real);
-    /* A link as the last component: the folder holding the link decides too, since whoever
-     * may replace the link chooses what is loaded. */
-    if (!ok || lstat(path, &link) != 0 || !S_ISLNK(link.st_mode))
-        return ok;
-    slash = strrchr(path, '/');
-    folder = slash == NULL   ? strdup(".")
-             : slash == path ? strdup("/")
-                             : strndup(path, (size_t)(slash - path));
-    real = folder ? realpath(folder, NULL) : NULL;
-    free(folder);
-    if (!real) {
-        snprintf(why, whylen, "cannot resolve the folder of %s: %s", path, strerror(errno));
-        return false;
-    }
-    ok = trusted_chain(real, &link, why, whylen);
-    free(real);
-    return ok;
-}
-
 /* A file holding a secret must not be changeable by others: they would point walnotify at a
  * server of theirs and collect the password. */
 static int check_secret_file(load_ctx *ctx, const config_setting_t *where, const char *label,
@@ -405,11 +253,11 @@ static int check_secret_file(load_ctx *ctx, const config_setting_t *where, const
     for (const PQconninfoOption *o = options; o && o->keyword; o++)
         secret |= o->val && o->val[0] && wn_conninfo_is_secret(o);
     PQconninfoFree(options);
-    if (!secret || wn_config_unsafe_paths_allowed())
+    if (!secret || wn_trust_unsafe_allowed())
         return 0;
     /* The file itself and every file it includes: any of them could redirect the password. */
     for (size_t i = 0; i <= ctx->nincluded; i++) {
-        if (!wn_config_path_trusted(i == 0 ? ctx->path : ctx->included[i - 1], why, sizeof why))
+        if (!wn_trust_path(i == 0 ? ctx->path : ctx->included[i - 1], why, sizeof why))
             return fail_at(ctx, where,
                            "%s holds a password, and %s (set %s=1 to allow this in a "
                            "development tree)",
@@ -486,27 +334,10 @@ static int check_pg_name(load_ctx *ctx, const config_setting_t *s, const char *l
 #error "WALNOTIFY_PLUGINDIR is not defined: the Makefile passes it (-DWALNOTIFY_PLUGINDIR=...)"
 #endif
 
-/*
- * A plugin path that is a bare file name ("webhook.so") names the file next to the
- * configuration when there is one there, else the one in the installed plugin folder, so that a
- * configuration can name an installed plugin without knowing the prefix. Any other path, and a
- * bare name found in neither place, resolves against the configuration's folder (the loader then
- * names the file it could not open). Caller frees; NULL when out of memory.
- */
+/* A plugin's path: a bare file name may name an installed plugin. */
 static char *resolve_plugin_path(const char *dir, const char *path)
 {
-    char *local = wn_config_resolve_path(dir, path);
-    char *installed;
-
-    if (local == NULL || strchr(path, '/') != NULL || access(local, F_OK) == 0)
-        return local;
-    installed = join3(WALNOTIFY_PLUGINDIR, "/", path);
-    if (installed == NULL || access(installed, F_OK) != 0) {
-        free(installed);
-        return local;
-    }
-    free(local);
-    return installed;
+    return wn_paths_resolve_plugin(dir, path, WALNOTIFY_PLUGINDIR);
 }
 
 /* ---- the key tables ---------------------------------------------------------------------- */
@@ -642,7 +473,7 @@ static const key source_keys[] = {
     INT_KEY(wn_source_config, status_interval_ms, 1000, 100, 60000,
             "between status updates to the server, and between plugin flushes"),
     STRING_KEY(wn_source_config, state_file, "a local copy of the acknowledged position",
-               .check = check_file_name, .resolve = wn_config_resolve_path),
+               .check = check_file_name, .resolve = wn_paths_resolve),
     INT_KEY(wn_source_config, reconnect_initial_ms, 1000, 10, BACKOFF_MAX_MS,
             "the first wait before reconnecting, doubling, with jitter"),
     INT_KEY(wn_source_config, reconnect_max_ms, 60000, 10, BACKOFF_MAX_MS,
@@ -672,7 +503,7 @@ static const key plugin_keys[] = {
     CHOICE_KEY(wn_plugin_config, then, WN_ON_ERROR_STOP, then_choices,
                "what follows the last retry"),
     STRING_KEY(wn_plugin_config, dead_letter, "where skipped events go (jsonl)",
-               .check = check_file_name, .resolve = wn_config_resolve_path),
+               .check = check_file_name, .resolve = wn_paths_resolve),
     END_KEYS,
 };
 
@@ -771,6 +602,11 @@ static const char *choice_text(const choice *choices, int value)
             return choices->name;
     }
     return "?";
+}
+
+const char *wn_config_on_error_text(wn_on_error policy)
+{
+    return choice_text(on_error_choices, (int)policy);
 }
 
 static int reject_unknown(block *b)
@@ -957,50 +793,6 @@ static int check_order(block *b, const order_rule *rules)
     return 0;
 }
 
-/*
- * path with empty and "." segments dropped and ".." taken back, so that two spellings of one
- * file compare equal (symbolic links are not followed: the files may not exist yet). Caller
- * frees; NULL when out of memory.
- */
-static char *normalise_path(const char *path)
-{
-    char *out = malloc(strlen(path) + 2);
-    size_t used = 0;
-
-    if (out == NULL)
-        return NULL;
-    while (*path != '\0') {
-        size_t len = strcspn(path, "/");
-
-        if (len == 2 && path[0] == '.' && path[1] == '.') {
-            while (used > 0 && out[used - 1] != '/')
-                used--;
-            if (used > 0)
-                used--;
-        } else if (len > 0 && !(len == 1 && path[0] == '.')) {
-            out[used++] = '/';
-            memcpy(out + used, path, len);
-            used += len;
-        }
-        path += len;
-        path += *path == '/';
-    }
-    out[used] = '\0';
-    return out;
-}
-
-/* Whether two resolved paths name one file; -1 when out of memory. */
-static int same_path(const char *a, const char *b)
-{
-    char *na = normalise_path(a);
-    char *nb = normalise_path(b);
-    int same = na == NULL || nb == NULL ? -1 : strcmp(na, nb) == 0;
-
-    free(na);
-    free(nb);
-    return same;
-}
-
 /* The dead-letter file: required exactly when something can be skipped, and one per plugin. */
 static int check_dead_letter(block *b)
 {
@@ -1023,7 +815,7 @@ static int check_dead_letter(block *b)
     if (out->dead_letter == NULL)
         return 0;
     if (b->config->source.state_file != NULL)
-        same = same_path(b->config->source.state_file, out->dead_letter);
+        same = wn_paths_same(b->config->source.state_file, out->dead_letter);
     if (same > 0)
         return fail_at(b->ctx, where, "%sdead_letter is the same file as source.state_file",
                        b->lead);
@@ -1031,7 +823,7 @@ static int check_dead_letter(block *b)
         const wn_plugin_config *earlier = &b->config->plugins[i];
 
         if (earlier->dead_letter != NULL)
-            same = same_path(earlier->dead_letter, out->dead_letter);
+            same = wn_paths_same(earlier->dead_letter, out->dead_letter);
         if (same > 0)
             return fail_at(b->ctx, where,
                            "%sdead_letter is the same file as plugin \"%s\"'s (line %d)", b->lead,
@@ -1343,286 +1135,12 @@ static int parse_plugins(block *top, const config_setting_t *s, const char *labe
     return 0;
 }
 
-/* ---- reading the file ------------------------------------------------------------------- */
-
-/* Reads the whole file, NUL-terminated; a NUL inside would silently cut libconfig's input. */
-static int read_text(load_ctx *ctx, char **out)
-{
-    size_t size = 0, cap = 4096;
-    char *text = NULL;
-    int fd;
-    int rc = -1;
-
-    *out = NULL;
-    fd = open(ctx->path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return fail_file(ctx, "cannot read: %s", strerror(errno));
-    text = malloc(cap);
-    if (text == NULL) {
-        fail_nomem(ctx);
-        goto close_fd;
-    }
-    for (;;) {
-        ssize_t n;
-
-        if (size + 1 == cap) {
-            char *bigger;
-
-            if (cap > CONFIG_MAX_BYTES) {
-                fail_file(ctx, "cannot read: larger than %d bytes", CONFIG_MAX_BYTES);
-                goto free_text;
-            }
-            bigger = realloc(text, cap * 2);
-            if (bigger == NULL) {
-                fail_nomem(ctx);
-                goto free_text;
-            }
-            text = bigger;
-            cap *= 2;
-        }
-        n = read(fd, text + size, cap - size - 1);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            fail_file(ctx, "cannot read: %s", strerror(errno));
-            goto free_text;
-        }
-        if (n == 0)
-            break;
-        size += (size_t)n;
-    }
-    text[size] = '\0';
-    if (strlen(text) != size) {
-        int line = 1;
-
-        for (const char *p = text; *p != '\0'; p++)
-            line += *p == '\n';
-        fail_line(ctx, line, "NUL byte in the file");
-        goto free_text;
-    }
-    *out = text;
-    text = NULL;
-    rc = 0;
-free_text:
-    free(text);
-close_fd:
-    close(fd);
-    return rc;
-}
-
-/* The absolute folder of the file: every relative path in it resolves there. */
-static int config_dir(load_ctx *ctx, char **out)
-{
-    char *copy = strdup(ctx->path);
-    char *slash;
-    const char *folder;
-
-    *out = NULL;
-    if (copy == NULL)
-        return fail_nomem(ctx);
-    slash = strrchr(copy, '/');
-    if (slash == NULL) {
-        folder = ".";
-    } else {
-        /* "/x.conf" lives in "/", not in "" */
-        slash[slash == copy ? 1 : 0] = '\0';
-        folder = copy;
-    }
-    *out = realpath(folder, NULL);
-    if (*out == NULL) {
-        int saved = errno;
-
-        free(copy);
-        return fail_file(ctx, "cannot resolve its folder: %s", strerror(saved));
-    }
-    free(copy);
-    return 0;
-}
-
-/* ---- @include ---------------------------------------------------------------------------- */
-
-/*
- * libconfig reads @include itself, without the size limit of the configuration file, and from
- * anywhere. Before it does, every @include is followed here: each must name a regular file in
- * the configuration's folder or below (libconfig joins even an absolute name to that folder;
- * ".." or a link leading out is refused), nested at most INCLUDE_DEPTH_MAX deep, and the file
- * with all it includes must stay within CONFIG_MAX_BYTES. The scan takes every line shaped like
- * a directive, even one libconfig would skip inside a comment: it may refuse more, never less.
- */
-typedef struct include_walk {
-    load_ctx *ctx;
-    size_t total; /* bytes of the configuration and of its includes so far */
-} include_walk;
-
-static int walk_includes(include_walk *walk, const char *file, const char *text, int depth);
-
-/* The name of the @include directive starting line (up to its end), into name; 0 when the line
- * is no directive, 1 when it is, -1 when it is one walnotify cannot follow (why set). */
-static int include_directive(const char *line, const char *end, char *name, size_t namelen,
-                             const char **why)
-{
-    const char *p = line + strspn(line, " \t");
-    const char *close;
-
-    if ((size_t)(end - p) < 9 || strncmp(p, "@include", 8) != 0 || (p[8] != ' ' && p[8] != '\t'))
-        return 0;
-    p += 8 + strspn(p + 8, " \t");
-    if (p >= end || *p != '"')
-        return 0; /* libconfig's syntax error, said by libconfig */
-    close = memchr(p + 1, '"', (size_t)(end - p - 1));
-    if (close == NULL)
-        return 0;
-    if (memchr(p + 1, '\\', (size_t)(close - p - 1)) != NULL) {
-        *why = "a backslash in an @include name is not supported";
-        return -1;
-    }
-    if ((size_t)(close - p - 1) >= namelen || close == p + 1) {
-        *why = close == p + 1 ? "empty @include name" : "@include name too long";
-        return -1;
-    }
-    memcpy(name, p + 1, (size_t)(close - p - 1));
-    name[close - p - 1] = '\0';
-    return 1;
-}
-
-/* Reads the included file real (already resolved) whole, within what is left of the limit. */
-static int read_included(include_walk *walk, const char *from, int line, const char *real,
-                         char **out)
-{
-    size_t left = CONFIG_MAX_BYTES - walk->total, size = 0;
-    struct stat st;
-    char *text;
-    int fd = open(real, O_RDONLY | O_CLOEXEC);
-
-    *out = NULL;
-    if (fd < 0)
-        return fail_line_in(walk->ctx, from, line, "@include %s: %s", real, strerror(errno));
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return fail_line_in(walk->ctx, from, line, "@include %s: not a regular file", real);
-    }
-    if ((size_t)st.st_size > left) {
-        close(fd);
-        return fail_line_in(walk->ctx, from, line,
-                            "@include %s: the configuration with everything it includes would "
-                            "pass %d bytes",
-                            real, CONFIG_MAX_BYTES);
-    }
-    text = malloc(left + 2);
-    while (text != NULL && size <= left) {
-        ssize_t n = read(fd, text + size, left + 1 - size);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        size += (size_t)n;
-    }
-    close(fd);
-    if (text == NULL)
-        return fail_nomem(walk->ctx);
-    if (size > left) {
-        free(text);
-        return fail_line_in(walk->ctx, from, line,
-                            "@include %s: the configuration with everything it includes would "
-                            "pass %d bytes",
-                            real, CONFIG_MAX_BYTES);
-    }
-    text[size] = '\0';
-    walk->total += size;
-    *out = text;
-    return 0;
-}
-
-/* Keeps a copy of real in ctx->included, for the checks of a file holding a password. */
-static int remember_include(load_ctx *ctx, const char *real)
-{
-    char **grown = realloc(ctx->included, (ctx->nincluded + 1) * sizeof *grown);
-
-    if (grown == NULL)
-        return fail_nomem(ctx);
-    ctx->included = grown;
-    ctx->included[ctx->nincluded] = strdup(real);
-    if (ctx->included[ctx->nincluded] == NULL)
-        return fail_nomem(ctx);
-    ctx->nincluded++;
-    return 0;
-}
-
-/* Follows one @include name written at from:line. */
-static int follow_include(include_walk *walk, const char *from, int line, const char *name,
-                          int depth)
-{
-    const char *dir = walk->ctx->dir;
-    size_t dirlen = strlen(dir);
-    char *joined, *real, *text = NULL;
-    int rc;
-
-    if (depth >= INCLUDE_DEPTH_MAX)
-        return fail_line_in(walk->ctx, from, line,
-                            "@include \"%s\": nested more than %d deep (does it include itself?)",
-                            name, INCLUDE_DEPTH_MAX);
-    /* As libconfig opens it: the configuration's folder, "/", the name. */
-    joined = join3(dir, "/", name);
-    if (joined == NULL)
-        return fail_nomem(walk->ctx);
-    real = realpath(joined, NULL);
-    if (real == NULL) {
-        rc = fail_line_in(walk->ctx, from, line, "@include %s: %s", joined, strerror(errno));
-        free(joined);
-        return rc;
-    }
-    free(joined);
-    if (strcmp(dir, "/") != 0 && (strncmp(real, dir, dirlen) != 0 || real[dirlen] != '/')) {
-        rc = fail_line_in(walk->ctx, from, line,
-                          "@include \"%s\" leads to %s, outside the configuration's folder %s "
-                          "(an included file must be in that folder or below)",
-                          name, real, dir);
-        free(real);
-        return rc;
-    }
-    rc = read_included(walk, from, line, real, &text);
-    if (rc == 0)
-        rc = remember_include(walk->ctx, real);
-    if (rc == 0)
-        rc = walk_includes(walk, real, text, depth + 1);
-    free(text);
-    free(real);
-    return rc;
-}
-
-static int walk_includes(include_walk *walk, const char *file, const char *text, int depth)
-{
-    char name[PATH_MAX];
-    int line = 1;
-
-    for (const char *start = text; *start != '\0'; line++) {
-        const char *end = strchr(start, '\n');
-        const char *why = NULL;
-        int found;
-
-        if (end == NULL)
-            end = start + strlen(start);
-        found = include_directive(start, end, name, sizeof name, &why);
-        if (found < 0)
-            return fail_line_in(walk->ctx, file, line, "%s", why);
-        if (found > 0 && follow_include(walk, file, line, name, depth) != 0)
-            return -1;
-        if (*end == '\0')
-            break;
-        start = end + 1;
-    }
-    return 0;
-}
-
+/* libconfig reads the text (conftext has followed its @include directives already). */
 static int parse_syntax(load_ctx *ctx, config_t *lc, const char *text, const char *dir)
 {
-    include_walk walk = {.ctx = ctx, .total = strlen(text)};
     char included[PATH_MAX];
     const char *file;
 
-    if (walk_includes(&walk, ctx->path, text, 0) != 0)
-        return -1;
     config_set_include_dir(lc, dir);
     if (config_read_string(lc, text) == CONFIG_TRUE)
         return 0;
@@ -1648,8 +1166,8 @@ static int parse_all(load_ctx *ctx, const config_setting_t *root, wn_config *con
 int wn_config_load(const char *path, wn_config *config, char *err, size_t errlen)
 {
     load_ctx ctx = {.path = path != NULL ? path : "(null)", .err = err, .errlen = errlen};
+    wn_conftext source;
     config_t lc;
-    char *text = NULL;
     int rc = -1;
 
     memset(config, 0, sizeof *config);
@@ -1657,32 +1175,31 @@ int wn_config_load(const char *path, wn_config *config, char *err, size_t errlen
         err[0] = '\0';
     if (path == NULL || path[0] == '\0')
         return fail_file(&ctx, "cannot read: no file name");
-    if (read_text(&ctx, &text) != 0)
+    if (wn_conftext_read(path, &source, err, errlen) != 0)
         return -1;
     config->file = strdup(path);
     if (config->file == NULL) {
         fail_nomem(&ctx);
-        goto free_text;
+        goto free_source;
     }
-    if (config_dir(&ctx, &config->dir) != 0)
-        goto free_config;
+    /* The folder is the configuration's from now on. */
+    config->dir = source.dir;
+    source.dir = NULL;
     ctx.dir = config->dir;
+    ctx.included = source.included;
+    ctx.nincluded = source.nincluded;
     config_init(&lc);
-    if (parse_syntax(&ctx, &lc, text, config->dir) != 0)
+    if (parse_syntax(&ctx, &lc, source.text, config->dir) != 0)
         goto destroy_lc;
     if (parse_all(&ctx, config_root_setting(&lc), config) != 0)
         goto destroy_lc;
     rc = 0;
 destroy_lc:
     config_destroy(&lc);
-    for (size_t i = 0; i < ctx.nincluded; i++)
-        free(ctx.included[i]);
-    free(ctx.included);
-free_config:
+free_source:
     if (rc != 0)
         wn_config_free(config);
-free_text:
-    free(text);
+    wn_conftext_free(&source);
     return rc;
 }
 
@@ -1740,43 +1257,6 @@ wn_plugin_config wn_plugin_config_defaults(void)
     memset(&plugin, 0, sizeof plugin);
     set_defaults(plugin_keys, &plugin);
     return plugin;
-}
-
-/*
- * path with its folder made canonical ("/a/neg/../x.so" -> "/a/x.so") when that folder exists,
- * so that messages name the file plainly. The last component is kept as written: a link there
- * stays a link, for whoever opens the file to see. Takes path; returns it or its replacement.
- */
-static char *canonical_folder(char *path)
-{
-    char *slash = path ? strrchr(path, '/') : NULL;
-    const char *base = slash ? slash + 1 : NULL;
-    char *folder, *real, *joined;
-
-    if (!slash || base[0] == '\0' || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
-        return path;
-    folder = slash == path ? strdup("/") : strndup(path, (size_t)(slash - path));
-    real = folder ? realpath(folder, NULL) : NULL;
-    free(folder);
-    if (!real)
-        return path;
-    joined = join3(real, strcmp(real, "/") == 0 ? "" : "/", base);
-    free(real);
-    if (!joined)
-        return path;
-    free(path);
-    return joined;
-}
-
-char *wn_config_resolve_path(const char *dir, const char *path)
-{
-    if (path == NULL)
-        return NULL;
-    if (strcmp(path, "-") == 0)
-        return strdup(path);
-    if (path[0] == '/' || dir == NULL || dir[0] == '\0')
-        return canonical_folder(strdup(path));
-    return canonical_folder(join3(dir, strcmp(dir, "/") == 0 ? "" : "/", path));
 }
 
 int wn_config_find_table(const wn_config *config, const char *schema, const char *name)

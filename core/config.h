@@ -116,31 +116,14 @@ void wn_config_free(wn_config *config);
 wn_config wn_config_defaults(void);
 wn_plugin_config wn_plugin_config_defaults(void);
 
-/* The environment variable that turns the ownership and mode checks of plugin files and of a
- * configuration file holding a password off, when set to "1" (development trees). */
-#define WN_ALLOW_UNSAFE_PATHS_ENV "WALNOTIFY_ALLOW_UNSAFE_PATHS"
-
-/*
- * Whether path, and every folder above it up to "/", can be changed only by root or by the
- * user walnotify runs as (as OpenSSH's StrictModes): each owned by root or that user, and none
- * writable by its group or everyone, except a folder with the sticky bit (as /tmp) whose entry
- * on the way is owned by root or that user. Otherwise false with one line in why naming the
- * path, and its owner or mode.
- */
-bool wn_config_path_trusted(const char *path, char *why, size_t whylen);
-
-/* True when WALNOTIFY_ALLOW_UNSAFE_PATHS=1 is in the environment. */
-bool wn_config_unsafe_paths_allowed(void);
-
-/* Joins a relative path to dir ("-" is returned as a copy), with its folder made canonical when
- * that folder exists (the last component is kept as written). Caller frees. */
-char *wn_config_resolve_path(const char *dir, const char *path);
-
 /* Index of table in config->source.tables, or -1. */
 int wn_config_find_table(const wn_config *config, const char *schema, const char *name);
 
 /* Lower-case letters, digits and underscore, 1 to 63 characters: what a slot name may be. */
 bool wn_config_valid_slot_name(const char *name);
+
+/* "retry", "skip" or "stop": the name `on_error` and `then` give policy; "?" for no policy. */
+const char *wn_config_on_error_text(wn_on_error policy);
 
 /* "insert, update" for a set of WALNOTIFY_OP_* bits, in the order `ops` lists them; "" for none.
  * Cut at a whole name when out is too small. */

@@ -276,19 +276,6 @@ static flow call_plugin(dispatcher *d, instance *inst, call_kind kind, const wal
     }
 }
 
-static const char *policy_name(wn_on_error policy)
-{
-    switch (policy) {
-    case WN_ON_ERROR_RETRY:
-        return "retry";
-    case WN_ON_ERROR_SKIP:
-        return "skip";
-    case WN_ON_ERROR_STOP:
-        return "stop";
-    }
-    return "?";
-}
-
 /* What the policy does once it gives up on an event: `then` after retries, else on_error. */
 static wn_on_error policy_end(const wn_plugin_config *config)
 {
@@ -350,6 +337,27 @@ static flow skip_event(dispatcher *d, instance *inst, const walnotify_event *eve
 }
 
 /*
+ * The end of the policy for an event that failed for reason: to the dead-letter file when it
+ * skips, else a stop naming the event and the policy. after_reason goes between the reason and
+ * the event in the stop's message.
+ */
+static flow give_up(dispatcher *d, instance *inst, const walnotify_event *event, const char *reason,
+                    const char *after_reason)
+{
+    const wn_plugin_config *config = inst->plugin->config;
+    char lsn[WN_LSN_TEXT_MAX];
+
+    if (policy_end(config) == WN_ON_ERROR_SKIP)
+        return skip_event(d, inst, event, reason);
+    return fail(d, WN_DISPATCH_PLUGIN_FATAL,
+                "plugin \"%s\" failed: %s%s for event %s seq %" PRIu32 " of %s; stopping "
+                "(on_error = \"%s\"%s)",
+                config->name, reason, after_reason, wn_lsn_format(event->commit_lsn, lsn),
+                event->seq, event_subject(event), wn_config_on_error_text(config->on_error),
+                config->on_error == WN_ON_ERROR_RETRY ? ", then = \"stop\"" : "");
+}
+
+/*
  * Calls handle under the plugin's policy, `retries` retries having been made already (a failure
  * named late counts them across rewinds) and the next wait being backoff_ms. FLOW_CONTINUE when
  * the event was handled or skipped; FLOW_DONE when the host stops (the policy says so, a
@@ -360,7 +368,6 @@ static flow handle_under_policy(dispatcher *d, instance *inst, const walnotify_e
 {
     const wn_plugin_config *config = inst->plugin->config;
     char reason[REASON_MAX];
-    char lsn[WN_LSN_TEXT_MAX];
 
     for (;;) {
         walnotify_status status = call_once(inst, CALL_HANDLE, &d->xact.txn, event);
@@ -381,14 +388,7 @@ static flow handle_under_policy(dispatcher *d, instance *inst, const walnotify_e
             continue;
         }
         describe_failure(status, retries, reason, sizeof reason);
-        if (policy_end(config) == WN_ON_ERROR_SKIP)
-            return skip_event(d, inst, event, reason);
-        return fail(d, WN_DISPATCH_PLUGIN_FATAL,
-                    "plugin \"%s\" failed: %s for event %s seq %" PRIu32 " of %s; stopping "
-                    "(on_error = \"%s\"%s)",
-                    config->name, reason, wn_lsn_format(event->commit_lsn, lsn), event->seq,
-                    event_subject(event), policy_name(config->on_error),
-                    config->on_error == WN_ON_ERROR_RETRY ? ", then = \"stop\"" : "");
+        return give_up(d, inst, event, reason, "");
     }
 }
 
@@ -466,7 +466,7 @@ static flow skip_after_rewinds(dispatcher *d, instance *inst, unsigned rewinds)
            "what it received since the last acknowledgement (%s .. %s) to its dead-letter file "
            "(on_error = \"%s\"%s)",
            config->name, requests->from, requests->reason, rewinds, wn_id_format(first, a),
-           wn_id_format(requests->delivered, b), policy_name(config->on_error),
+           wn_id_format(requests->delivered, b), wn_config_on_error_text(config->on_error),
            config->on_error == WN_ON_ERROR_RETRY ? ", then = \"skip\"" : "");
     return rewind_now(d, 0);
 }
@@ -497,7 +497,7 @@ static flow bare_rewind(dispatcher *d, instance *inst)
                 "plugin \"%s\" failed: it asked for a rewind from %s %u times without the "
                 "acknowledged position moving (last: %s); stopping (on_error = \"%s\"%s)",
                 config->name, requests->from, rewinds, requests->reason,
-                policy_name(config->on_error),
+                wn_config_on_error_text(config->on_error),
                 config->on_error == WN_ON_ERROR_RETRY ? ", then = \"stop\"" : "");
 }
 
@@ -569,14 +569,8 @@ static flow meet_named_failure(dispatcher *d, instance *inst, const walnotify_ev
         return handle_under_policy(d, inst, event, retries, backoff_for_retry(config, retries + 1));
     }
     describe_named(named, reason, sizeof reason);
-    if (policy_end(config) == WN_ON_ERROR_SKIP)
-        return skip_event(d, inst, event, reason);
-    return fail(d, WN_DISPATCH_PLUGIN_FATAL,
-                "plugin \"%s\" failed: %s, for event %s seq %" PRIu32 " of %s; stopping "
-                "(on_error = \"%s\"%s)",
-                config->name, reason, wn_lsn_format(event->commit_lsn, lsn), event->seq,
-                event_subject(event), policy_name(config->on_error),
-                config->on_error == WN_ON_ERROR_RETRY ? ", then = \"stop\"" : "");
+    /* The plugin's own words end the reason: a comma keeps them apart from the event's. */
+    return give_up(d, inst, event, reason, ",");
 }
 
 /* One event to one instance: to handle, or to its policy when the instance named it failed. */

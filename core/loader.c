@@ -5,6 +5,8 @@
 #include "loader.h"
 
 #include "encoder.h"
+#include "paths.h"
+#include "trust.h"
 
 #include <dlfcn.h>
 #include <elf.h>
@@ -103,39 +105,44 @@ __attribute__((format(printf, 6, 7))) static int refuse_at(char *err, size_t err
     return WN_LOAD_BAD_SETTINGS;
 }
 
-static const char *type_name(walnotify_setting_type type)
+/* What a declared setting type is called ("path"), and what a configured value of it must be,
+ * for "must be ..." messages ("a string (a path)"); indexed by walnotify_setting_type. */
+typedef struct type_words {
+    const char *name;
+    const char *phrase;
+} type_words;
+
+static const type_words setting_types[] = {
+    [WALNOTIFY_SETTING_STRING] = {"string", "a string"},
+    [WALNOTIFY_SETTING_INTEGER] = {"integer", "an integer"},
+    [WALNOTIFY_SETTING_BOOLEAN] = {"boolean", "a boolean"},
+    [WALNOTIFY_SETTING_LIST] = {"list", "a list of strings"},
+    [WALNOTIFY_SETTING_PATH] = {"path", "a string (a path)"},
+};
+
+/* NULL for a type this host does not know (a plugin's bug, or a newer ABI's). */
+static const type_words *words_of(walnotify_setting_type type)
 {
-    switch (type) {
-    case WALNOTIFY_SETTING_STRING:
-        return "string";
-    case WALNOTIFY_SETTING_INTEGER:
-        return "integer";
-    case WALNOTIFY_SETTING_BOOLEAN:
-        return "boolean";
-    case WALNOTIFY_SETTING_LIST:
-        return "list";
-    case WALNOTIFY_SETTING_PATH:
-        return "path";
-    }
-    return NULL;
+    size_t index = (size_t)type; /* a negative value becomes too large */
+
+    if (index >= sizeof setting_types / sizeof setting_types[0] ||
+        setting_types[index].name == NULL)
+        return NULL;
+    return &setting_types[index];
 }
 
-/* What a configured value of `type` must be, for "must be ..." messages. */
+static const char *type_name(walnotify_setting_type type)
+{
+    const type_words *words = words_of(type);
+
+    return words ? words->name : NULL;
+}
+
 static const char *type_phrase(walnotify_setting_type type)
 {
-    switch (type) {
-    case WALNOTIFY_SETTING_STRING:
-        return "a string";
-    case WALNOTIFY_SETTING_INTEGER:
-        return "an integer";
-    case WALNOTIFY_SETTING_BOOLEAN:
-        return "a boolean";
-    case WALNOTIFY_SETTING_LIST:
-        return "a list of strings";
-    case WALNOTIFY_SETTING_PATH:
-        return "a string (a path)";
-    }
-    return "?";
+    const type_words *words = words_of(type);
+
+    return words ? words->phrase : "?";
 }
 
 /* "insert, update" for a set of WALNOTIFY_OP_* bits; "none" for none. */
@@ -442,7 +449,7 @@ static int open_library(wn_plugin *plugin, const wn_plugin_config *config, char 
     if (!S_ISREG(st.st_mode))
         return refuse(err, errlen, config, "not a regular file");
     /* Whoever can change the file, or a folder above it, runs code as walnotify's user. */
-    if (!wn_config_unsafe_paths_allowed() && !wn_config_path_trusted(path, why, sizeof why))
+    if (!wn_trust_unsafe_allowed() && !wn_trust_path(path, why, sizeof why))
         return refuse(err, errlen, config,
                       "refused: %s (set %s=1 to allow this in a development "
                       "tree)",
@@ -780,7 +787,7 @@ static int fill_configured(setting_value *value, const wn_setting_value *v, cons
         value->string = strdup(v->string);
         break;
     case WALNOTIFY_SETTING_PATH:
-        value->string = wn_config_resolve_path(config_dir, v->string);
+        value->string = wn_paths_resolve(config_dir, v->string);
         break;
     case WALNOTIFY_SETTING_INTEGER:
         value->integer = v->integer;
@@ -806,7 +813,7 @@ static int fill_default(setting_value *value, const char *config_dir)
         value->string = strdup(text);
         break;
     case WALNOTIFY_SETTING_PATH:
-        value->string = wn_config_resolve_path(config_dir, text);
+        value->string = wn_paths_resolve(config_dir, text);
         break;
     case WALNOTIFY_SETTING_INTEGER:
         return parse_integer(text, &value->integer) ? 0 : -1;

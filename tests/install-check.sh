@@ -8,7 +8,7 @@
 # in that folder, a file of that name next to the configuration taking precedence, and DESTDIR
 # staging without changing the folder compiled in. Then uninstall removes every file it
 # installed and leaves other plugins. Last, what a changed header rebuilds (make -n -W, which
-# changes nothing).
+# changes nothing), and that a .d naming a source that is gone does not stop make.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -126,6 +126,28 @@ check_header_dependencies() {
         fail "touching core/files.h would rebuild test_abi, which does not include it"
 }
 
+# A .d naming a source that is gone (a plugin's file deleted, a fixture now built from another
+# source, as bad_magic.so from bad_plugin.c) puts its target out of date instead of stopping
+# make with "No rule to make target"; the rebuild writes the .d anew. A missing .d rebuilds its
+# target too.
+check_stale_dependencies() {
+    local so=$TMP/build/plugins/jsonl.so fixture=$TMP/build/tests/fixtures/bad_magic.so t out
+    run_make "$so" "$fixture"
+    echo "$so: plugins/jsonl/gone.c" >>"${so%.so}.d"
+    echo "$fixture: tests/fixtures/bad_magic.c" >>"${fixture%.so}.d"
+    out=$(make -C "$ROOT" --no-print-directory B="$TMP/build" -n "$so" "$fixture" 2>&1) ||
+        fail "make stops at a source that a stale .d names: $out"
+    for t in "$so" "$fixture"; do
+        grep -q -- "-o $t " <<<"$out" || fail "a source gone since the last build does not rebuild $t"
+    done
+    run_make "$so" "$fixture"
+    ! grep -q "gone\.c\|bad_magic\.c" "${so%.so}.d" "${fixture%.so}.d" ||
+        fail "the rebuild kept a source that is gone in its .d"
+    rm "${so%.so}.d"
+    ! make -C "$ROOT" --no-print-directory B="$TMP/build" -q "$so" ||
+        fail "a missing ${so%.so}.d does not rebuild $so"
+}
+
 check_uninstall() {
     local left
     echo "someone else's plugin" >"$PREFIX/lib/walnotify/other.so"
@@ -148,7 +170,8 @@ main() {
     check_destdir
     check_uninstall
     check_header_dependencies
-    echo "PASS  install (make CFLAGS=..., make install, a plugin by bare name, DESTDIR, make uninstall, header dependencies)"
+    check_stale_dependencies
+    echo "PASS  install (make CFLAGS=..., make install, a plugin by bare name, DESTDIR, make uninstall, header dependencies, stale .d files)"
 }
 
 main "$@"

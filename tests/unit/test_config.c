@@ -739,31 +739,6 @@ END_TEST
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
-START_TEST(test_resolve_path)
-{
-    char *p;
-
-    p = wn_config_resolve_path("/etc/walnotify", "x.so");
-    ck_assert_str_eq(p, "/etc/walnotify/x.so");
-    free(p);
-    p = wn_config_resolve_path("/etc/walnotify", "../lib/x.so");
-    ck_assert_str_eq(p, "/etc/walnotify/../lib/x.so");
-    free(p);
-    p = wn_config_resolve_path("/etc/walnotify", "/usr/lib/x.so");
-    ck_assert_str_eq(p, "/usr/lib/x.so");
-    free(p);
-    p = wn_config_resolve_path("/etc/walnotify", "-");
-    ck_assert_str_eq(p, "-");
-    free(p);
-    p = wn_config_resolve_path("/", "x.so");
-    ck_assert_str_eq(p, "/x.so");
-    free(p);
-    p = wn_config_resolve_path("/etc", "-x");
-    ck_assert_str_eq(p, "/etc/-x");
-    free(p);
-}
-END_TEST
-
 START_TEST(test_valid_slot_name)
 {
     ck_assert(wn_config_valid_slot_name("walnotify"));
@@ -859,7 +834,6 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_unreadable);
     tcase_add_test(tc, test_nul_byte);
     tcase_add_test(tc, test_small_error_buffer);
-    tcase_add_test(tc, test_resolve_path);
     tcase_add_test(tc, test_valid_slot_name);
     suite_add_tcase(s, tc);
 

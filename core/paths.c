@@ -1,0 +1,113 @@
+/*
+ * paths: joining, canonicalising and comparing the paths a configuration writes. Nothing here
+ * opens a file; only realpath and access look at the file system.
+ */
+#include "paths.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* a, sep and b end to end, in new memory; NULL when out of memory. */
+static char *join3(const char *a, const char *sep, const char *b)
+{
+    size_t la = strlen(a), ls = strlen(sep), lb = strlen(b);
+    char *out = malloc(la + ls + lb + 1);
+
+    if (out == NULL)
+        return NULL;
+    memcpy(out, a, la);
+    memcpy(out + la, sep, ls);
+    memcpy(out + la + ls, b, lb + 1);
+    return out;
+}
+
+/* path with its folder made canonical when that folder exists, the last component kept as
+ * written. Takes path; returns it or its replacement. */
+static char *canonical_folder(char *path)
+{
+    char *slash = path ? strrchr(path, '/') : NULL;
+    const char *base = slash ? slash + 1 : NULL;
+    char *folder, *real, *joined;
+
+    if (!slash || base[0] == '\0' || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
+        return path;
+    folder = slash == path ? strdup("/") : strndup(path, (size_t)(slash - path));
+    real = folder ? realpath(folder, NULL) : NULL;
+    free(folder);
+    if (!real)
+        return path;
+    joined = join3(real, strcmp(real, "/") == 0 ? "" : "/", base);
+    free(real);
+    if (!joined)
+        return path;
+    free(path);
+    return joined;
+}
+
+char *wn_paths_resolve(const char *dir, const char *path)
+{
+    if (path == NULL)
+        return NULL;
+    if (strcmp(path, "-") == 0)
+        return strdup(path);
+    if (path[0] == '/' || dir == NULL || dir[0] == '\0')
+        return canonical_folder(strdup(path));
+    return canonical_folder(join3(dir, strcmp(dir, "/") == 0 ? "" : "/", path));
+}
+
+char *wn_paths_resolve_plugin(const char *dir, const char *path, const char *installed)
+{
+    char *local = wn_paths_resolve(dir, path);
+    char *found;
+
+    if (local == NULL || strchr(path, '/') != NULL || access(local, F_OK) == 0)
+        return local;
+    found = join3(installed, "/", path);
+    if (found == NULL || access(found, F_OK) != 0) {
+        free(found);
+        return local;
+    }
+    free(local);
+    return found;
+}
+
+/* path with empty and "." segments dropped and ".." taken back, so that two spellings of one
+ * file compare equal. Caller frees; NULL when out of memory. */
+static char *normalise(const char *path)
+{
+    char *out = malloc(strlen(path) + 2);
+    size_t used = 0;
+
+    if (out == NULL)
+        return NULL;
+    while (*path != '\0') {
+        size_t len = strcspn(path, "/");
+
+        if (len == 2 && path[0] == '.' && path[1] == '.') {
+            while (used > 0 && out[used - 1] != '/')
+                used--;
+            if (used > 0)
+                used--;
+        } else if (len > 0 && !(len == 1 && path[0] == '.')) {
+            out[used++] = '/';
+            memcpy(out + used, path, len);
+            used += len;
+        }
+        path += len;
+        path += *path == '/';
+    }
+    out[used] = '\0';
+    return out;
+}
+
+int wn_paths_same(const char *a, const char *b)
+{
+    char *na = normalise(a);
+    char *nb = normalise(b);
+    int same = na == NULL || nb == NULL ? -1 : strcmp(na, nb) == 0;
+
+    free(na);
+    free(nb);
+    return same;
+}
