@@ -50,29 +50,17 @@ static itest_path replay_config(itest_ctx *ctx, const char *suffix)
     return conf;
 }
 
-static void run_to(itest_ctx *ctx, const itest_path *conf, wn_lsn end)
-{
-    itest_host host;
-    char *endpos = itest_lsn_text(end);
-
-    itest_host_run(ctx, &host, "-c", conf->s, "--endpos", endpos);
-    free(endpos);
-    itest_assert_exit(&host, 0);
-}
-
-/* Fails unless the file holds the ids `expected` ("1,3"), in that order, each line whole. */
-static void assert_ids(const itest_path *file, const char *expected, const char *when)
+/* The ids of the lines of file, in order, as "1,3,4", to out. */
+static void ids_of(const itest_path *file, char *out, size_t size)
 {
     itest_events events = itest_read_events(file->s);
-    char ids[256] = "";
     size_t used = 0;
 
-    for (size_t i = 0; i < events.count && used < sizeof ids; i++)
-        used += (size_t)snprintf(ids + used, sizeof ids - used, "%s%s", i ? "," : "",
+    out[0] = '\0';
+    for (size_t i = 0; i < events.count && used < size; i++)
+        used += (size_t)snprintf(out + used, size - used, "%s%s", i ? "," : "",
                                  itest_value(&events.event[i], "id"));
     itest_events_free(&events);
-    ck_assert_msg(strcmp(ids, expected) == 0, "%s, orders.jsonl holds ids %s, expected %s", when,
-                  ids, expected);
 }
 
 /* Fails unless the dead-letter file holds row 2, `count` times, with the sink's reason. */
@@ -88,6 +76,25 @@ static void assert_refused(const itest_path *file, size_t count, const char *whe
                       "%s, dead-letter line %zu is not row 2 with the sink's reason: %s", when,
                       i + 1, lines.line[i]);
     itest_lines_free(&lines);
+}
+
+/* Runs walnotify with conf up to end; then the sink's file must hold every row it takes, once
+ * each and in order, and the dead-letter file row 2 `refused` times. */
+static void run_and_check(itest_ctx *ctx, const itest_path *conf, wn_lsn end, size_t refused,
+                          const char *when)
+{
+    itest_path out = itest_file(ctx, "orders.jsonl");
+    itest_path dead = itest_file(ctx, "orders-refused.jsonl");
+    char *endpos = itest_lsn_text(end), ids[256];
+    itest_host host;
+
+    itest_host_run(ctx, &host, "-c", conf->s, "--endpos", endpos);
+    free(endpos);
+    itest_assert_exit(&host, 0);
+    ids_of(&out, ids, sizeof ids);
+    ck_assert_msg(strcmp(ids, EVERY_ID) == 0, "%s, orders.jsonl holds ids %s, expected %s", when,
+                  ids, EVERY_ID);
+    assert_refused(&dead, refused, when);
 }
 
 /* What a crash in the middle of a write leaves: the file's first `whole` lines, then half of
@@ -118,7 +125,8 @@ static void assert_unopenable_file_is_named(itest_ctx *ctx)
     itest_host_run(ctx, &host, "-c", conf.s);
     itest_assert_exit(&host, 2);
     err = itest_host_stderr(&host);
-    ck_assert_msg(err != NULL && strstr(err, "/missing/orders.jsonl: No such file or directory"),
+    ck_assert_msg(err != NULL &&
+                      strstr(err, "/missing/orders.jsonl: No such file or directory") != NULL,
                   "the sink did not name the file it could not open: %s", err ? err : "");
     free(err);
 }
@@ -126,7 +134,7 @@ static void assert_unopenable_file_is_named(itest_ctx *ctx)
 START_TEST(test_the_batching_sink_of_the_guide)
 {
     itest_ctx ctx;
-    itest_path conf, full_replay, torn_in_second, torn_in_first, torn_first, out, refused;
+    itest_path conf, full_replay, torn_in_second, torn_in_first, torn_first, out;
     struct stat st;
     wn_lsn end;
 
@@ -140,42 +148,31 @@ START_TEST(test_the_batching_sink_of_the_guide)
     torn_in_first = replay_config(&ctx, "d");
     torn_first = replay_config(&ctx, "e");
     out = itest_file(&ctx, "orders.jsonl");
-    refused = itest_file(&ctx, "orders-refused.jsonl");
     assert_unopenable_file_is_named(&ctx);
 
     itest_exec(ctx.conn, "INSERT INTO orders VALUES (1, 'a'), (2, repeat('x', 5000)), (3, 'c')");
     itest_exec(ctx.conn, "INSERT INTO orders VALUES (4, 'd'), (5, 'e')");
     end = itest_current_lsn(ctx.conn);
-    run_to(&ctx, &conf, end);
-    assert_ids(&out, EVERY_ID, "after the first run");
-    assert_refused(&refused, 1, "after the first run");
+    run_and_check(&ctx, &conf, end, 1, "after the first run");
     ck_assert_int_eq(stat(out.s, &st), 0);
     ck_assert_msg((st.st_mode & 0777) == 0600, "orders.jsonl has mode %o, not 0600",
                   (unsigned)(st.st_mode & 0777));
 
     /* Everything again, to a whole file: every event is a replay. */
-    run_to(&ctx, &full_replay, end);
-    assert_ids(&out, EVERY_ID, "after a replay");
-    assert_refused(&refused, 1, "after a replay");
+    run_and_check(&ctx, &full_replay, end, 1, "after a replay");
 
     /* Torn in the second transaction: the first, whose every event is a replay, must not make
      * the sink forget that the second's first row is in the file. */
     tear_after(&out, 3);
-    run_to(&ctx, &torn_in_second, end);
-    assert_ids(&out, EVERY_ID, "after a line torn in the second transaction");
-    assert_refused(&refused, 1, "after a line torn in the second transaction");
+    run_and_check(&ctx, &torn_in_second, end, 1, "after a line torn in the second transaction");
 
     /* Torn in the first transaction, after row 1: row 2 is refused again, row 3 added. */
     tear_after(&out, 1);
-    run_to(&ctx, &torn_in_first, end);
-    assert_ids(&out, EVERY_ID, "after a line torn in the first transaction");
-    assert_refused(&refused, 2, "after a line torn in the first transaction");
+    run_and_check(&ctx, &torn_in_first, end, 2, "after a line torn in the first transaction");
 
     /* Nothing whole: the torn line goes, everything is added. */
     tear_after(&out, 0);
-    run_to(&ctx, &torn_first, end);
-    assert_ids(&out, EVERY_ID, "after a torn first line");
-    assert_refused(&refused, 3, "after a torn first line");
+    run_and_check(&ctx, &torn_first, end, 3, "after a torn first line");
     itest_end(&ctx);
 }
 END_TEST
