@@ -4,60 +4,25 @@
  * the server. A change to plugin.h or the host that breaks the guide breaks this test.
  */
 #include <check.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "itest.h"
+#include "readme_code.h"
 
 #define GUIDE_MARK "**A complete plugin**"
 #define BUILD_LINE "cc -shared -fPIC -I include -o rowprint.so rowprint.c"
 
-/* The text between the first "```c" line after mark and the next "```" line; to free. */
-static char *code_block_after(const char *text, const char *mark)
-{
-    const char *start = strstr(text, mark);
-    const char *end;
-    char *block;
-
-    ck_assert_msg(start != NULL, "README.md has no \"%s\"", mark);
-    start = strstr(start, "\n```c\n");
-    ck_assert_msg(start != NULL, "README.md has no C block after \"%s\"", mark);
-    start += strlen("\n```c\n");
-    end = strstr(start, "\n```\n");
-    ck_assert_msg(end != NULL, "README.md's C block after \"%s\" does not end", mark);
-    block = strndup(start, (size_t)(end - start) + 1);
-    ck_assert_ptr_nonnull(block);
-    return block;
-}
-
 START_TEST(test_the_guide_plugin_builds_and_runs)
 {
-    itest_path readme = itest_root_file("README.md");
-    itest_path source, include, conf;
+    itest_path conf;
     itest_ctx ctx;
-    char command[sizeof ctx.dir + sizeof BUILD_LINE + 32];
     itest_host host;
-    char *text, *code, *out, *err;
+    char *out, *err;
     wn_lsn end;
 
     itest_begin(&ctx, "readme");
-    text = itest_read_file(readme.s, NULL);
-    ck_assert_msg(text != NULL, "cannot read %s", readme.s);
-    ck_assert_msg(strstr(text, "\n" BUILD_LINE "\n") != NULL,
-                  "README.md no longer gives the build line \"%s\"", BUILD_LINE);
-    code = code_block_after(text, GUIDE_MARK);
-    free(text);
-
-    /* Built as the guide says, from a folder that holds include/ like the source tree. */
-    source = itest_file(&ctx, "rowprint.c");
-    itest_write_file(source.s, "%s", code);
-    free(code);
-    include = itest_file(&ctx, "include");
-    ck_assert_int_eq(symlink(itest_root_file("include").s, include.s), 0);
-    snprintf(command, sizeof command, "cd '%s' && %s 2>&1", ctx.dir, BUILD_LINE);
-    ck_assert_msg(system(command) == 0, "the guide's build line failed: %s", command);
+    readme_code_build(&ctx, GUIDE_MARK, "rowprint.c", BUILD_LINE);
 
     itest_exec(ctx.conn, "CREATE TABLE orders (id int PRIMARY KEY, note text)");
     conf = itest_config(&ctx, "rowprint.conf", "\"public.orders\"", 200,
