@@ -36,6 +36,8 @@
 #define MESSAGE_MAX 1024
 #define BATCH_MAX 1024     /* messages read per turn before the timers are looked at again */
 #define COALESCE_MIN 8     /* a drain of at least this many messages means the stream is busy */
+#define BUSY_WINDOW_US 1000 /* the stream's rate is judged over windows this long */
+#define BUSY_MESSAGES 32    /* messages in one window that make the stream busy */
 #define COALESCE_NS 100000 /* how long a busy stream is left to gather before the next wait */
 #define REFILL_MIN 8192    /* bytes waiting in the socket that are read without a wait */
 #define REFILL_MAX 64      /* socket reads per batch, so the timers are looked at every 1 MiB */
@@ -52,7 +54,9 @@ struct wn_stream {
     bool want_write;         /* libpq holds output the socket did not take yet */
     bool have_pending;       /* `pending` could not be handed over yet */
     bool lost;               /* the failure was the connection's, not the protocol's */
-    int last_batch;          /* messages the last drain found */
+    bool busy;               /* messages come fast enough for a nap to gather them */
+    int64_t window_start_us; /* monotonic time the current rate window began */
+    int window_messages;     /* messages read in it */
     wn_item pending;
     const char *state_file; /* NULL: none */
     wn_state state;         /* what state_file gets; lsn = last written */
@@ -81,6 +85,14 @@ static int64_t monotonic_ms(void)
 
     clock_gettime(CLOCK_MONOTONIC, &now);
     return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+static int64_t monotonic_us(void)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
 }
 
 static int64_t pg_now_us(void)
@@ -392,16 +404,30 @@ static void hand_over_pending(wn_stream *stream, wn_handoff *handoff, int64_t no
 /*
  * The server sends every message in a packet of its own. A reader faster than it would wake for
  * a few messages each time, and wake the dispatcher as often: on a busy stream, a short nap
- * before the wait lets each wake-up carry many. A quiet stream (small drains) waits at once, so
- * a lone message is never held back.
+ * before the wait lets each wake-up carry many. A stream is busy when one drain finds many
+ * messages, or when many come within one window however few each wake-up finds (a reader that
+ * keeps up sees drains of one message); the next window that is not busy ends it. A quiet
+ * stream waits at once, so a lone message is not held back.
  */
-static void gather(wn_stream *stream)
+static void note_arrivals(wn_stream *stream, int got)
+{
+    int64_t now = monotonic_us();
+
+    if (now - stream->window_start_us >= BUSY_WINDOW_US) {
+        stream->busy = stream->window_messages >= BUSY_MESSAGES;
+        stream->window_start_us = now;
+        stream->window_messages = 0;
+    }
+    stream->window_messages += got;
+    if (got >= COALESCE_MIN || stream->window_messages >= BUSY_MESSAGES)
+        stream->busy = true;
+}
+
+static void gather(const wn_stream *stream)
 {
     struct timespec nap = {.tv_sec = 0, .tv_nsec = COALESCE_NS};
-    bool busy = stream->last_batch >= COALESCE_MIN;
 
-    stream->last_batch = 0;
-    if (busy)
+    if (stream->busy)
         (void)nanosleep(&nap, NULL);
 }
 
@@ -456,7 +482,7 @@ static bool read_batch(wn_stream *stream, wn_handoff *handoff, int64_t now)
         wn_handoff_wake(handoff);
         stream->last_receive_ms = now;
         stream->asked_reply = false;
-        stream->last_batch = got;
+        note_arrivals(stream, got);
     }
     if (!ok)
         return false;
