@@ -373,6 +373,12 @@ void webhook_http_start(webhook_http *http, const webhook_request *request)
     drive(http);
 }
 
+void webhook_http_progress(webhook_http *http)
+{
+    if (http->in_flight)
+        drive(http);
+}
+
 /* The answer is read before the deadline is looked at: one that came while the host was busy
  * elsewhere counts, however late it is collected. */
 void webhook_http_finish(webhook_http *http, webhook_reply *reply)

@@ -61,6 +61,9 @@ void webhook_http_post(webhook_http *http, const webhook_request *request, webho
  */
 void webhook_http_start(webhook_http *http, const webhook_request *request);
 
+/* Lets the started request go on, its body out and its answer in, without waiting. */
+void webhook_http_progress(webhook_http *http);
+
 /* Sends the rest of the started request and waits for its answer, until timeout_ms after the
  * start. An answer that has already come counts, however late this is called. */
 void webhook_http_finish(webhook_http *http, webhook_reply *reply);

@@ -43,6 +43,7 @@
 #define LSN_TEXT_MAX 20 /* "FFFFFFFF/FFFFFFFF" and a NUL */
 #define KEY_TEXT_MAX 48 /* "LSN/first-last" */
 #define REASON_MAX (WEBHOOK_WHAT_MAX + 128)
+#define PROGRESS_EVERY 64 /* events batched between two looks at the request in flight */
 
 /* The NDJSON lines of one part of a transaction, not yet sent. */
 typedef struct batch {
@@ -84,6 +85,7 @@ typedef struct webhook_state {
     unsigned part;       /* parts of it handed to the receiver so far */
     batch batch;         /* what is not sent yet of the transaction in hand */
     outgoing out;
+    unsigned handled; /* events batched, for the pace of webhook_http_progress */
 } webhook_state;
 
 /* ---- small helpers --------------------------------------------------------------------------- */
@@ -321,6 +323,9 @@ static walnotify_status handle_in_transaction(webhook_state *st, const walnotify
         if (status != WALNOTIFY_OK)
             return status;
     }
+    /* A large body goes out while the next part is gathered, not only when it is settled. */
+    if (st->out.in_flight && ++st->handled % PROGRESS_EVERY == 0)
+        webhook_http_progress(st->http);
     if (!batch_append(b, line, length, ev, max)) {
         st->host->log(st->host, WALNOTIFY_LOG_ERROR,
                       "out of memory holding %zu bytes of transaction %" PRIu32, length, ev->xid);
