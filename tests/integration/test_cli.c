@@ -224,8 +224,7 @@ START_TEST(test_check_config)
                      "plugins = ( { name = \"out\"; path = \"%s\"; } );\n",
                      nowhere.conninfo, itest_root_file("build/plugins/jsonl.so").s);
     itest_host_run(&ctx, &host, "--check-config", "-c", bad.s);
-    itest_assert_exit(&host, 1);
-    itest_assert_reason(&host);
+    itest_assert_failed(&host, 1);
     assert_stderr_has(&host, "badkey.cfg:5");
 
     bad = itest_file(&ctx, "badsetting.cfg");
@@ -243,15 +242,13 @@ START_TEST(test_check_config)
                      "} );\n",
                      nowhere.conninfo, itest_root_file("build/plugins/jsonl.so").s);
     itest_host_run(&ctx, &host, "--check-config", "-c", bad.s);
-    itest_assert_exit(&host, 1);
-    itest_assert_reason(&host);
+    itest_assert_failed(&host, 1);
     assert_stderr_has(&host, "badsetting.cfg:9");
 
     conf = itest_config(&nowhere, "noplugin.cfg", "\"public.t\"", 1000,
                         "{ name = \"out\"; path = \"no-such-plugin.so\"; }");
     itest_host_run(&ctx, &host, "--check-config", "-c", conf.s);
-    itest_assert_exit(&host, 2);
-    itest_assert_reason(&host);
+    itest_assert_failed(&host, 2);
     itest_end(&ctx);
 }
 END_TEST
@@ -264,17 +261,13 @@ START_TEST(test_usage_version_help)
 
     itest_begin(&ctx, "usage");
     itest_host_run(&ctx, &host, "--no-such-option");
-    itest_assert_exit(&host, 1);
-    itest_assert_reason(&host);
+    itest_assert_failed(&host, 1);
     itest_host_run(&ctx, &host, "--endpos", "0/0");
-    itest_assert_exit(&host, 1);
-    itest_assert_reason(&host);
+    itest_assert_failed(&host, 1);
     itest_host_run(&ctx, &host, "-c");
-    itest_assert_exit(&host, 1);
-    itest_assert_reason(&host);
+    itest_assert_failed(&host, 1);
     itest_host_run(&ctx, &host, "-c", "/nonexistent/walnotify.cfg");
-    itest_assert_exit(&host, 1);
-    itest_assert_reason(&host);
+    itest_assert_failed(&host, 1);
 
     itest_host_run(&ctx, &host, "--version");
     itest_assert_exit(&host, 0);
@@ -302,8 +295,7 @@ START_TEST(test_plugin_init_failure_exits_2)
     itest_create_slot(&ctx, conf.s);
     itest_exec(ctx.conn, "INSERT INTO t VALUES (1)");
     itest_host_run(&ctx, &host, "-c", conf.s);
-    itest_assert_exit(&host, 2);
-    itest_assert_reason(&host);
+    itest_assert_failed(&host, 2);
     itest_end(&ctx);
 }
 END_TEST
@@ -321,8 +313,7 @@ START_TEST(test_states_that_need_a_person_exit_3)
     itest_exec(ctx.conn, "DROP PUBLICATION %s", ctx.pub);
     itest_exec(ctx.conn, "INSERT INTO t VALUES (1)");
     itest_host_run(&ctx, &host, "-c", conf.s);
-    itest_assert_exit(&host, 3);
-    itest_assert_reason(&host);
+    itest_assert_failed(&host, 3);
     assert_stderr_has(&host, ctx.slot);
     ck_assert_msg(!itest_publication_exists(ctx.conn, ctx.pub),
                   "the publication was made again under the existing slot");
@@ -334,8 +325,7 @@ START_TEST(test_states_that_need_a_person_exit_3)
                         "{ name = \"out\"; path = \"%s\"; settings = { path = \"x.jsonl\"; }; }",
                         itest_root_file("build/plugins/jsonl.so").s);
     itest_host_run(&ctx, &host, "-c", conf.s);
-    itest_assert_exit(&host, 3);
-    itest_assert_reason(&host);
+    itest_assert_failed(&host, 3);
 
     snprintf(other.conninfo, sizeof other.conninfo, "host=%s port=%s user=wn_no_such_role dbname=%s",
              itest_env("PGHOST"), itest_env("PGPORT"), ctx.db);
@@ -343,8 +333,7 @@ START_TEST(test_states_that_need_a_person_exit_3)
                         "{ name = \"out\"; path = \"%s\"; settings = { path = \"y.jsonl\"; }; }",
                         itest_root_file("build/plugins/jsonl.so").s);
     itest_host_run(&ctx, &host, "-c", conf.s);
-    itest_assert_exit(&host, 3);
-    itest_assert_reason(&host);
+    itest_assert_failed(&host, 3);
     itest_end(&ctx);
 }
 END_TEST
@@ -464,11 +453,9 @@ START_TEST(test_refused_password_exits_3)
     itest_exec(admin, "DROP ROLE %s", role);
     PQfinish(admin);
 
-    itest_assert_exit(&wrong, 3);
-    itest_assert_reason(&wrong);
+    itest_assert_failed(&wrong, 3);
     assert_stderr_has(&wrong, "password authentication failed");
-    itest_assert_exit(&none, 3);
-    itest_assert_reason(&none);
+    itest_assert_failed(&none, 3);
     reason = itest_host_stderr(&none);
     ck_assert_msg(strstr(reason, "password") != NULL, "no word of the password: %s", reason);
     ck_assert_msg(strstr(reason, "right") == NULL, "a password in the reason: %s", reason);
@@ -531,8 +518,7 @@ START_TEST(test_wal_level_not_logical_exits_3)
     itest_host_run(&ctx, &host, "-c", conf.s);
     harness(&ctx, "stop", dir);
 
-    itest_assert_exit(&host, 3);
-    itest_assert_reason(&host);
+    itest_assert_failed(&host, 3);
     assert_stderr_has(&host, "wal_level is 'replica'");
     assert_stderr_has(&host, "wal_level = logical");
     free(text);
@@ -763,8 +749,7 @@ START_TEST(test_socket_path_words_decide_nothing)
                      (int)sizeof other.conninfo);
     conf = jsonl_config(&other, "norole.cfg", "norole.jsonl");
     itest_host_run(&ctx, &host, "-c", conf.s);
-    itest_assert_exit(&host, 3);
-    itest_assert_reason(&host);
+    itest_assert_failed(&host, 3);
     assert_stderr_has(&host, "wn_invalid_role");
     itest_end(&ctx);
 }
@@ -889,8 +874,7 @@ START_TEST(test_foreign_and_wild_plugins_are_named)
     conf = itest_config(&nowhere, "foreign.cfg", "\"public.t\"", 1000,
                         "{ name = \"out\"; path = \"foreign.so\"; settings = { url = \"x\"; }; }");
     itest_host_run(&ctx, &host, "--check-config", "-c", conf.s);
-    itest_assert_exit(&host, 2);
-    itest_assert_reason(&host);
+    itest_assert_failed(&host, 2);
     assert_stderr_has(&host, "built for ");
     ck_assert_int_eq(count_in_stderr(&host, "No such file"), 0);
 
@@ -901,8 +885,7 @@ START_TEST(test_foreign_and_wild_plugins_are_named)
         setenv("WN_TEST_WILD", wild[i][0], 1);
         itest_host_run(&ctx, &host, "--check-config", "-c", conf.s);
         unsetenv("WN_TEST_WILD");
-        itest_assert_exit(&host, 2);
-        itest_assert_reason(&host);
+        itest_assert_failed(&host, 2);
         assert_stderr_has(&host, wild[i][1]);
     }
     itest_end(&ctx);

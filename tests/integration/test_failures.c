@@ -226,8 +226,7 @@ START_TEST(test_fatal_stops_without_acknowledging)
     endpos = itest_lsn_text(itest_current_lsn(ctx.conn));
 
     itest_host_run(&ctx, &host, "-c", conf.s, "--endpos", endpos);
-    itest_assert_exit(&host, 2);
-    itest_assert_reason(&host);
+    itest_assert_failed(&host, 2);
     log_path = itest_file(&ctx, "fatal.log");
     log = itest_read_log(log_path.s);
     assert_log(&log, 0, want_first, 2, "fatal.log");

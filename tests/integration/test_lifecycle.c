@@ -444,23 +444,20 @@ START_TEST(test_check_ops_describe)
                         "{ name = \"life\"; path = \"%s\"; settings = { refuse = true; }; }",
                         fixture("lifecycle").s);
     itest_host_run(&ctx, &host, "-c", conf.s, "--check-config");
-    itest_assert_exit(&host, 1);
-    itest_assert_reason(&host);
+    itest_assert_failed(&host, 1);
     err = itest_host_stderr(&host);
     ck_assert_msg(strstr(err, "refusing on purpose") && strstr(err, "check refused its settings"),
                   "%s", err);
     free(err);
     /* A run calls check before anything else: it ends the same way, before any init. */
     itest_host_run(&ctx, &host, "-c", conf.s);
-    itest_assert_exit(&host, 1);
-    itest_assert_reason(&host);
+    itest_assert_failed(&host, 1);
 
     conf = itest_config(&ctx, "ops.cfg", "\"public.t\"", 200,
                         "{ name = \"legacy\"; path = \"%s\";\n ops = [ \"insert\", \"message\" ]; }",
                         fixture("abi10_legacy").s);
     itest_host_run(&ctx, &host, "-c", conf.s, "--check-config");
-    itest_assert_exit(&host, 1);
-    itest_assert_reason(&host);
+    itest_assert_failed(&host, 1);
     err = itest_host_stderr(&host);
     ck_assert_msg(strstr(err, "ops.cfg:13: plugin \"legacy\": ops asks for message, which "
                               "abi10_legacy does not handle (abi10_legacy declares: insert, "
@@ -477,8 +474,7 @@ START_TEST(test_check_ops_describe)
                           "  log (path, default \"-\"): file that receives one line per callback\n");
     free(out);
     itest_host_run(&ctx, &host, "--describe", "nothing-here.so");
-    itest_assert_exit(&host, 2);
-    itest_assert_reason(&host);
+    itest_assert_failed(&host, 2);
     itest_end(&ctx);
 }
 END_TEST

@@ -764,41 +764,52 @@ static void assert_both_up(itest_host *a, itest_host *b)
     ck_assert_msg(itest_host_running(b), "the second host stopped (exit %d)", b->status);
 }
 
+/* An active/standby pair of hosts on one jsonl file, rows.jsonl, while a writer commits. */
+typedef struct pair_test {
+    itest_ctx ctx;
+    itest_host active;
+    itest_host standby;
+    itest_path rows;
+    long long pid;  /* the active host's walsender */
+    pid_t writer;
+} pair_test;
+
+/* The test's table and slot; the active host streaming (active_conf), then the standby
+ * (standby_conf) told that the slot is active for the active host's walsender; and a writer
+ * committing. */
+static void start_pair(pair_test *p, const char *active_conf, const char *standby_conf)
+{
+    char said[64];
+
+    make_table(&p->ctx);
+    p->rows = itest_file(&p->ctx, "rows.jsonl");
+    itest_create_slot(&p->ctx, active_conf);
+    itest_host_start(&p->ctx, &p->active, ITEST_ARGS("-c", active_conf));
+    wait_stderr(&p->active, "streaming slot", ITEST_WAIT_S);
+    p->pid = wait_walsender(&p->ctx, 0);
+    itest_host_start(&p->ctx, &p->standby, ITEST_ARGS("-c", standby_conf));
+    snprintf(said, sizeof said, "is active for PID %lld", p->pid);
+    wait_stderr(&p->standby, said, ITEST_WAIT_S);
+    p->writer = itest_writer_start(&p->ctx, INSERT_TWO);
+}
+
 /* The pair's end: the writer stops, its last row reaches the file, both hosts are still up and
  * stop cleanly, and the file holds everything. */
-static void finish_pair(itest_ctx *ctx, itest_host *a, itest_host *b, pid_t writer,
-                        const char *rows)
+static void finish_pair(pair_test *p)
 {
     char *last;
 
-    itest_writer_stop(writer);
-    wait_writer_gone(ctx);
-    last = itest_query(ctx->conn, "SELECT max(id)::text FROM t");
-    wait_row_in_file(rows, last);
+    itest_writer_stop(p->writer);
+    wait_writer_gone(&p->ctx);
+    last = itest_query(p->ctx.conn, "SELECT max(id)::text FROM t");
+    wait_row_in_file(p->rows.s, last);
     free(last);
-    assert_both_up(a, b);
-    itest_host_stop(a, SIGTERM);
-    itest_host_stop(b, SIGTERM);
-    itest_assert_exit(a, 0);
-    itest_assert_exit(b, 0);
-    assert_file_complete(ctx, rows);
-}
-
-/* Starts the active host, then the standby once the active one streams; returns the active's
- * walsender. */
-static long long start_pair(itest_ctx *ctx, itest_host *active, const char *active_conf,
-                            itest_host *standby, const char *standby_conf)
-{
-    long long pid;
-    char said[64];
-
-    itest_host_start(ctx, active, ITEST_ARGS("-c", active_conf));
-    wait_stderr(active, "streaming slot", ITEST_WAIT_S);
-    pid = wait_walsender(ctx, 0);
-    itest_host_start(ctx, standby, ITEST_ARGS("-c", standby_conf));
-    snprintf(said, sizeof said, "is active for PID %lld", pid);
-    wait_stderr(standby, said, ITEST_WAIT_S);
-    return pid;
+    assert_both_up(&p->active, &p->standby);
+    itest_host_stop(&p->active, SIGTERM);
+    itest_host_stop(&p->standby, SIGTERM);
+    itest_assert_exit(&p->active, 0);
+    itest_assert_exit(&p->standby, 0);
+    assert_file_complete(&p->ctx, p->rows.s);
 }
 
 /*
@@ -810,40 +821,33 @@ static long long start_pair(itest_ctx *ctx, itest_host *active, const char *acti
  */
 START_TEST(test_pair_standby_takes_slot_first)
 {
-    itest_ctx ctx;
-    itest_host active, standby;
-    itest_path slow, quick, rows;
-    long long pid;
-    pid_t writer;
+    pair_test p;
+    itest_path slow, quick;
 
-    itest_begin(&ctx, "pairfirst");
-    make_table(&ctx);
-    slow = pair_config(&ctx, "slow.cfg", "reconnect_initial_ms = 4000; reconnect_max_ms = 4000;");
-    quick = pair_config(&ctx, "quick.cfg", "reconnect_initial_ms = 100; reconnect_max_ms = 200;");
-    rows = itest_file(&ctx, "rows.jsonl");
-    itest_create_slot(&ctx, slow.s);
-    pid = start_pair(&ctx, &active, slow.s, &standby, quick.s);
-    writer = itest_writer_start(&ctx, INSERT_TWO);
-    wait_file_lines(rows.s, 20);
+    itest_begin(&p.ctx, "pairfirst");
+    slow = pair_config(&p.ctx, "slow.cfg", "reconnect_initial_ms = 4000; reconnect_max_ms = 4000;");
+    quick = pair_config(&p.ctx, "quick.cfg", "reconnect_initial_ms = 100; reconnect_max_ms = 200;");
+    start_pair(&p, slow.s, quick.s);
+    wait_file_lines(p.rows.s, 20);
 
-    itest_exec(ctx.conn, "SELECT pg_terminate_backend(%lld)", pid);
-    wait_stderr(&standby, "is locked by another process", ITEST_WAIT_S);
+    itest_exec(p.ctx.conn, "SELECT pg_terminate_backend(%lld)", p.pid);
+    wait_stderr(&p.standby, "is locked by another process", ITEST_WAIT_S);
     /* Early in the standby's retries (100 ms, then 200 ms, ...): it notices within a few. */
-    itest_exec(ctx.conn, "SELECT pg_terminate_backend(%lld)", wait_walsender(&ctx, pid));
-    wait_stderr(&standby, "the replication stream ended while init was being retried",
+    itest_exec(p.ctx.conn, "SELECT pg_terminate_backend(%lld)", wait_walsender(&p.ctx, p.pid));
+    wait_stderr(&p.standby, "the replication stream ended while init was being retried",
                 ITEST_WAIT_S);
-    wait_stderr(&active, "plugin(s) shut down, their sinks released", ITEST_WAIT_S);
-    wait_stderr(&standby, "streaming slot", ITEST_WAIT_S);
-    wait_file_lines(rows.s, file_lines(rows.s) + 20);
-    assert_both_up(&active, &standby);
+    wait_stderr(&p.active, "plugin(s) shut down, their sinks released", ITEST_WAIT_S);
+    wait_stderr(&p.standby, "streaming slot", ITEST_WAIT_S);
+    wait_file_lines(p.rows.s, file_lines(p.rows.s) + 20);
+    assert_both_up(&p.active, &p.standby);
     /* Retried several times over the active host's delay, the reason was said once a stream
      * at most: the second stream's init may or may not find the file still locked. */
-    int said = count_in_stderr(&standby, "is locked by another process");
+    int said = count_in_stderr(&p.standby, "is locked by another process");
     ck_assert_msg(said >= 1 && said <= 2, "the lock was said %d times over two streams", said);
-    ck_assert_int_eq(count_in_stderr(&standby, "init answered RETRY"), 2); /* once a stream */
-    ck_assert_int_eq(count_in_stderr(&active, "streaming slot"), 1);
-    finish_pair(&ctx, &active, &standby, writer, rows.s);
-    itest_end(&ctx);
+    ck_assert_int_eq(count_in_stderr(&p.standby, "init answered RETRY"), 2); /* once a stream */
+    ck_assert_int_eq(count_in_stderr(&p.active, "streaming slot"), 1);
+    finish_pair(&p);
+    itest_end(&p.ctx);
 }
 END_TEST
 
@@ -854,34 +858,27 @@ END_TEST
  */
 START_TEST(test_pair_active_takes_slot_back)
 {
-    itest_ctx ctx;
-    itest_host active, standby;
-    itest_path quick, slow, rows;
-    long long pid;
+    pair_test p;
+    itest_path quick, slow;
     long offset;
-    pid_t writer;
 
-    itest_begin(&ctx, "pairback");
-    make_table(&ctx);
-    quick = pair_config(&ctx, "quick.cfg", "reconnect_initial_ms = 100; reconnect_max_ms = 200;");
+    itest_begin(&p.ctx, "pairback");
+    quick = pair_config(&p.ctx, "quick.cfg", "reconnect_initial_ms = 100; reconnect_max_ms = 200;");
     /* Its slot is tried every 3 s (±20 %): the active one needs a few hundred ms. */
-    slow = pair_config(&ctx, "slow.cfg", "reconnect_initial_ms = 3000; reconnect_max_ms = 3000;");
-    rows = itest_file(&ctx, "rows.jsonl");
-    itest_create_slot(&ctx, quick.s);
-    pid = start_pair(&ctx, &active, quick.s, &standby, slow.s);
-    writer = itest_writer_start(&ctx, INSERT_TWO);
-    wait_file_lines(rows.s, 20);
+    slow = pair_config(&p.ctx, "slow.cfg", "reconnect_initial_ms = 3000; reconnect_max_ms = 3000;");
+    start_pair(&p, quick.s, slow.s);
+    wait_file_lines(p.rows.s, 20);
 
     offset = itest_server_log_size();
     wait_server_log(offset, "is active for PID"); /* the standby's attempt, just now */
-    itest_exec(ctx.conn, "SELECT pg_terminate_backend(%lld)", pid);
-    wait_stderr(&active, "replication stream back at", ITEST_WAIT_S);
-    wait_file_lines(rows.s, file_lines(rows.s) + 20);
-    assert_both_up(&active, &standby);
-    ck_assert_int_eq(count_in_stderr(&active, "shut down"), 0);
-    ck_assert_int_eq(count_in_stderr(&standby, "streaming slot"), 0);
-    finish_pair(&ctx, &active, &standby, writer, rows.s);
-    itest_end(&ctx);
+    itest_exec(p.ctx.conn, "SELECT pg_terminate_backend(%lld)", p.pid);
+    wait_stderr(&p.active, "replication stream back at", ITEST_WAIT_S);
+    wait_file_lines(p.rows.s, file_lines(p.rows.s) + 20);
+    assert_both_up(&p.active, &p.standby);
+    ck_assert_int_eq(count_in_stderr(&p.active, "shut down"), 0);
+    ck_assert_int_eq(count_in_stderr(&p.standby, "streaming slot"), 0);
+    finish_pair(&p);
+    itest_end(&p.ctx);
 }
 END_TEST
 
@@ -901,32 +898,26 @@ static int pair_rounds(void)
  */
 START_TEST(test_pair_terminated_repeatedly)
 {
-    itest_ctx ctx;
-    itest_host a, b;
-    itest_path conf, rows;
-    long long pid;
-    pid_t writer;
+    pair_test p;
+    itest_path conf;
     int rounds = pair_rounds();
 
-    itest_begin(&ctx, "pairloop");
-    make_table(&ctx);
-    conf = pair_config(&ctx, "pair.cfg", "reconnect_initial_ms = 200; reconnect_max_ms = 1000;");
-    rows = itest_file(&ctx, "rows.jsonl");
-    itest_create_slot(&ctx, conf.s);
-    pid = start_pair(&ctx, &a, conf.s, &b, conf.s);
-    writer = itest_writer_start(&ctx, INSERT_TWO);
+    itest_begin(&p.ctx, "pairloop");
+    conf = pair_config(&p.ctx, "pair.cfg", "reconnect_initial_ms = 200; reconnect_max_ms = 1000;");
+    start_pair(&p, conf.s, conf.s);
     for (int round = 0; round < rounds; round++) {
         /* Whoever holds the slot now has started its plugins and writes. */
-        wait_file_lines(rows.s, file_lines(rows.s) + 10);
-        itest_exec(ctx.conn, "SELECT pg_terminate_backend(%lld)", pid);
-        pid = wait_walsender(&ctx, pid);
-        assert_both_up(&a, &b);
+        wait_file_lines(p.rows.s, file_lines(p.rows.s) + 10);
+        itest_exec(p.ctx.conn, "SELECT pg_terminate_backend(%lld)", p.pid);
+        p.pid = wait_walsender(&p.ctx, p.pid);
+        assert_both_up(&p.active, &p.standby);
     }
-    wait_file_lines(rows.s, file_lines(rows.s) + 10);
+    wait_file_lines(p.rows.s, file_lines(p.rows.s) + 10);
     fprintf(stderr, "test_pair_terminated_repeatedly: %d rounds; streams started: %d and %d\n",
-            rounds, count_in_stderr(&a, "streaming slot"), count_in_stderr(&b, "streaming slot"));
-    finish_pair(&ctx, &a, &b, writer, rows.s);
-    itest_end(&ctx);
+            rounds, count_in_stderr(&p.active, "streaming slot"),
+            count_in_stderr(&p.standby, "streaming slot"));
+    finish_pair(&p);
+    itest_end(&p.ctx);
 }
 END_TEST
 
@@ -950,8 +941,7 @@ START_TEST(test_slot_dropped)
     /* Dropped while walnotify was stopped: the state file says the slot was used. */
     itest_exec(ctx.conn, "SELECT pg_drop_replication_slot('%s')", ctx.slot);
     itest_host_run(&ctx, &host, "-c", conf.s);
-    itest_assert_exit(&host, 3);
-    itest_assert_reason(&host);
+    itest_assert_failed(&host, 3);
     err = itest_host_stderr(&host);
     ck_assert_msg(strstr(err, "no longer exists") && strstr(err, "cannot resume without a gap") &&
                       strstr(err, ctx.slot),
@@ -980,8 +970,7 @@ START_TEST(test_slot_dropped)
         itest_sleep_ms(10);
     }
     itest_host_wait(&host, ITEST_WAIT_S);
-    itest_assert_exit(&host, 3);
-    itest_assert_reason(&host);
+    itest_assert_failed(&host, 3);
     err = itest_host_stderr(&host);
     ck_assert_msg(strstr(err, "replication stream lost") && strstr(err, "no longer exists") &&
                       strstr(err, "dropped while walnotify streamed"),
@@ -1023,8 +1012,7 @@ START_TEST(test_state_file)
                               "slot=someone_else\nlsn=0/1\n",
                      sysid, ctx.db);
     itest_host_run(&ctx, &host, "-c", conf.s);
-    itest_assert_exit(&host, 3);
-    itest_assert_reason(&host);
+    itest_assert_failed(&host, 3);
     err = itest_host_stderr(&host);
     ck_assert_msg(strstr(err, "belongs to system") && strstr(err, "slot someone_else") &&
                       strstr(err, "remove the file"),

@@ -105,8 +105,7 @@ static void wait_delivered(stream_test *t, size_t count)
 static void assert_stopped(stream_test *t, const char *const *needles, size_t count)
 {
     itest_host_wait(&t->host, ITEST_WAIT_S);
-    itest_assert_exit(&t->host, 3);
-    itest_assert_reason(&t->host);
+    itest_assert_failed(&t->host, 3);
     assert_stderr_has(&t->host, needles, count);
 }
 

@@ -50,8 +50,7 @@ static void assert_refused(itest_ctx *ctx, const char *conf, const char *const *
     char *line;
 
     itest_host_run(ctx, &host, "--create-slot", "-c", conf);
-    itest_assert_exit(&host, 3);
-    itest_assert_reason(&host);
+    itest_assert_failed(&host, 3);
     line = reason_line(&host);
     for (size_t i = 0; needles[i] != NULL; i++)
         ck_assert_msg(strstr(line, needles[i]) != NULL, "the reason lacks \"%s\": %s",

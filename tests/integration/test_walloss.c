@@ -83,8 +83,7 @@ START_TEST(test_invalidated_slot_stops_loudly)
     push_slot_past_its_wal(&ctx);
 
     itest_host_run(&ctx, &host, "-c", conf.s);
-    itest_assert_exit(&host, 3);
-    itest_assert_reason(&host);
+    itest_assert_failed(&host, 3);
     err = itest_host_stderr(&host);
     ck_assert_msg(strstr(err, ctx.slot) && strstr(err, "invalidated (wal_status 'lost')"),
                   "stderr: %s", err);

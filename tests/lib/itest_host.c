@@ -200,3 +200,10 @@ void itest_assert_reason(const itest_host *host)
     ck_assert_msg(length - 1 - start > 0, "walnotify's stderr ends with an empty line");
     free(err);
 }
+
+void itest_assert_failed(const itest_host *host, int code)
+{
+    ck_assert_msg(code != 0, "itest_assert_failed is for non-zero exit codes");
+    itest_assert_exit(host, code);
+    itest_assert_reason(host);
+}

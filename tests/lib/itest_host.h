@@ -45,5 +45,7 @@ wn_lsn itest_run_to_now(itest_ctx *ctx, const char *conf);
 
 /* Checks that stderr is one non-empty reason line at its end (after any log lines). */
 void itest_assert_reason(const itest_host *host);
+/* A failure as the contract has it: exit code (not 0) and a one-line reason on stderr. */
+void itest_assert_failed(const itest_host *host, int code);
 
 #endif
