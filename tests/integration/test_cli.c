@@ -1072,11 +1072,8 @@ END_TEST
 int main(void)
 {
     Suite *suite = suite_create("cli");
-    TCase *tc = tcase_create("cli");
-    SRunner *runner;
-    int failed;
+    TCase *tc = itest_tcase(suite, "cli");
 
-    tcase_set_timeout(tc, ITEST_TIMEOUT_S);
     tcase_add_test(tc, test_endpos_on_busy_stream);
     tcase_add_test(tc, test_endpos_on_idle_stream_and_passed_slot);
     tcase_add_test(tc, test_create_and_drop_slot);
@@ -1097,10 +1094,5 @@ int main(void)
     tcase_add_test(tc, test_foreign_and_wild_plugins_are_named);
     tcase_add_test(tc, test_unsafe_plugin_and_config_files_are_refused);
     tcase_add_test(tc, test_include_names_bounds_and_reach);
-    suite_add_tcase(suite, tc);
-    runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? 0 : 1;
+    return itest_run_suite(suite) == 0 ? 0 : 1;
 }

@@ -236,19 +236,11 @@ END_TEST
 int main(void)
 {
     Suite *suite = suite_create("ddl");
-    TCase *tc = tcase_create("ddl");
-    SRunner *runner;
-    int failed;
+    TCase *tc = itest_tcase(suite, "ddl");
 
-    tcase_set_timeout(tc, ITEST_TIMEOUT_S);
     tcase_add_test(tc, test_columns_follow_schema_changes);
     tcase_add_test(tc, test_filters_and_operations);
     tcase_add_test(tc, test_unchanged_toast_value);
     tcase_add_test(tc, test_rollbacks_never_appear);
-    suite_add_tcase(suite, tc);
-    runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? 0 : 1;
+    return itest_run_suite(suite) == 0 ? 0 : 1;
 }

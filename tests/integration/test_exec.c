@@ -255,21 +255,13 @@ END_TEST
 int main(void)
 {
     Suite *suite = suite_create("exec");
-    TCase *tc = tcase_create("exec");
-    SRunner *runner;
-    int failed;
+    TCase *tc = itest_tcase(suite, "exec");
 
-    tcase_set_timeout(tc, ITEST_TIMEOUT_S);
     tcase_add_test(tc, test_python_sqlite_under_kill9);
     tcase_add_test(tc, test_node_jsonl_two_runs);
     tcase_add_test(tc, test_node_jsonl_under_kill9);
     tcase_add_test(tc, test_late_acknowledgements_hold_the_slot);
     tcase_add_test(tc, test_sigterm_ends_the_child);
     tcase_add_test(tc, test_example_configuration_is_valid);
-    suite_add_tcase(suite, tc);
-    runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? 0 : 1;
+    return itest_run_suite(suite) == 0 ? 0 : 1;
 }

@@ -187,20 +187,12 @@ END_TEST
 int main(void)
 {
     Suite *suite = suite_create("exec_faults");
-    TCase *tc = tcase_create("exec_faults");
-    SRunner *runner;
-    int failed;
+    TCase *tc = itest_tcase(suite, "exec_faults");
 
-    tcase_set_timeout(tc, ITEST_TIMEOUT_S);
     tcase_add_test(tc, test_child_crashes);
     tcase_add_test(tc, test_child_hangs);
     tcase_add_test(tc, test_child_writes_garbage);
     tcase_add_test(tc, test_child_misbehaves_at_random);
     tcase_add_test(tc, test_child_refuses_rows_for_good);
-    suite_add_tcase(suite, tc);
-    runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? 0 : 1;
+    return itest_run_suite(suite) == 0 ? 0 : 1;
 }

@@ -89,8 +89,7 @@ START_TEST(test_slow_plugin_keeps_the_connection)
     char *server_log;
 
     itest_begin(&ctx, "slow");
-    itest_exec(ctx.conn, "ALTER SYSTEM SET wal_sender_timeout = '2s'");
-    itest_exec(ctx.conn, "SELECT pg_reload_conf()");
+    itest_set_server_setting(ctx.conn, "wal_sender_timeout", "2s");
     itest_exec(ctx.conn, "CREATE TABLE t (id int PRIMARY KEY)");
     conf = itest_config(&ctx, "slow.cfg", "\"public.t\"", 1000,
                         "{ name = \"slow\"; path = \"%s\";"
@@ -190,16 +189,6 @@ START_TEST(test_progress_goes_on_while_a_plugin_blocks)
 }
 END_TEST
 
-/* Puts wal_sender_timeout back even when the test that lowered it failed. */
-static void reset_sender_timeout(void)
-{
-    PGconn *conn = itest_connect("postgres", NULL);
-
-    PQclear(PQexec(conn, "ALTER SYSTEM RESET wal_sender_timeout"));
-    PQclear(PQexec(conn, "SELECT pg_reload_conf()"));
-    PQfinish(conn);
-}
-
 START_TEST(test_fatal_stops_without_acknowledging)
 {
     static const want_line want_first[] = {{0, 0, "1"}, {1, 0, "2"}};
@@ -254,26 +243,22 @@ START_TEST(test_fatal_stops_without_acknowledging)
 }
 END_TEST
 
+/* Puts wal_sender_timeout back, also after a failed test (an unchecked fixture's teardown). */
+static void reset_sender_timeout(void)
+{
+    itest_reset_server_setting("wal_sender_timeout");
+}
+
 int main(void)
 {
     Suite *suite = suite_create("failures");
-    TCase *tc = tcase_create("failures");
-    TCase *slow = tcase_create("slow");
-    SRunner *runner;
-    int failed;
+    TCase *tc = itest_tcase(suite, "failures");
+    TCase *slow = itest_tcase(suite, "slow");
 
-    tcase_set_timeout(tc, ITEST_TIMEOUT_S);
     tcase_add_test(tc, test_retries_deliver_everything_once);
     tcase_add_test(tc, test_fatal_stops_without_acknowledging);
     tcase_add_test(tc, test_progress_goes_on_while_a_plugin_blocks);
-    suite_add_tcase(suite, tc);
-    tcase_set_timeout(slow, ITEST_TIMEOUT_S);
     tcase_add_unchecked_fixture(slow, NULL, reset_sender_timeout);
     tcase_add_test(slow, test_slow_plugin_keeps_the_connection);
-    suite_add_tcase(suite, slow);
-    runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? 0 : 1;
+    return itest_run_suite(suite) == 0 ? 0 : 1;
 }

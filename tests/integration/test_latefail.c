@@ -349,11 +349,8 @@ END_TEST
 int main(void)
 {
     Suite *suite = suite_create("latefail");
-    TCase *tc = tcase_create("latefail");
-    SRunner *runner;
-    int failed;
+    TCase *tc = itest_tcase(suite, "latefail");
 
-    tcase_set_timeout(tc, ITEST_TIMEOUT_S);
     tcase_add_test(tc, skip_writes_the_named_event_once);
     tcase_add_test(tc, retry_twice_then_skip);
     tcase_add_test(tc, retry_twice_then_stop);
@@ -361,10 +358,5 @@ int main(void)
     tcase_add_test(tc, permanent_from_flush_skips_without_retry);
     tcase_add_test(tc, naming_an_acknowledged_event_is_fatal);
     tcase_add_test(tc, stop_during_a_rewind_backoff);
-    suite_add_tcase(suite, tc);
-    runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? 0 : 1;
+    return itest_run_suite(suite) == 0 ? 0 : 1;
 }

@@ -421,21 +421,13 @@ END_TEST
 int main(void)
 {
     Suite *suite = suite_create("policies");
-    TCase *tc = tcase_create("policies");
-    SRunner *runner;
-    int failed;
+    TCase *tc = itest_tcase(suite, "policies");
 
-    tcase_set_timeout(tc, ITEST_TIMEOUT_S);
     tcase_add_test(tc, test_retry_then_skip);
     tcase_add_test(tc, test_retry_then_stop);
     tcase_add_test(tc, test_on_error_stop);
     tcase_add_test(tc, test_on_error_skip);
     tcase_add_test(tc, test_retry_unlimited_until_stopped);
     tcase_add_test(tc, test_retry_fatal_goes_to_then);
-    suite_add_tcase(suite, tc);
-    runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? 0 : 1;
+    return itest_run_suite(suite) == 0 ? 0 : 1;
 }

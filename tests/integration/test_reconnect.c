@@ -1082,12 +1082,10 @@ static void ensure_server_up(void)
 int main(void)
 {
     Suite *suite = suite_create("reconnect");
-    TCase *tc = tcase_create("reconnect");
+    TCase *tc = itest_tcase(suite, "reconnect");
     TCase *pair = tcase_create("pair");
-    SRunner *runner;
     int failed;
 
-    tcase_set_timeout(tc, ITEST_TIMEOUT_S);
     tcase_add_test(tc, test_terminated_walsender);
     tcase_add_test(tc, test_terminated_mid_transaction);
     tcase_add_test(tc, test_server_restarts);
@@ -1095,17 +1093,13 @@ int main(void)
     tcase_add_test(tc, test_standby_takes_over);
     tcase_add_test(tc, test_slot_dropped);
     tcase_add_test(tc, test_state_file);
-    suite_add_tcase(suite, tc);
     /* Two hosts of an active/standby pair on one jsonl file (CK_RUN_CASE=pair runs them alone). */
     tcase_set_timeout(pair, ITEST_TIMEOUT_S + 5 * pair_rounds()); /* make pair-loop: more */
     tcase_add_test(pair, test_pair_standby_takes_slot_first);
     tcase_add_test(pair, test_pair_active_takes_slot_back);
     tcase_add_test(pair, test_pair_terminated_repeatedly);
     suite_add_tcase(suite, pair);
-    runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
+    failed = itest_run_suite(suite);
     ensure_server_up();
     return failed == 0 && server_up() ? 0 : 1;
 }

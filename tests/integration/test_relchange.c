@@ -448,11 +448,8 @@ END_TEST
 int main(void)
 {
     Suite *suite = suite_create("relchange");
-    TCase *tc = tcase_create("relchange");
-    SRunner *runner;
-    int failed;
+    TCase *tc = itest_tcase(suite, "relchange");
 
-    tcase_set_timeout(tc, ITEST_TIMEOUT_S);
     tcase_add_test(tc, test_rename_seen_in_stream_stops);
     tcase_add_test(tc, test_check_quotes_names);
     tcase_add_test(tc, test_swap_of_configured_tables_goes_on);
@@ -464,10 +461,5 @@ int main(void)
     tcase_add_test(tc, test_dropped_and_created_again_warns_once);
     tcase_add_test(tc, test_column_type_changed_warns_once);
     tcase_add_test(tc, test_check_connection_lost_is_transient);
-    suite_add_tcase(suite, tc);
-    runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? 0 : 1;
+    return itest_run_suite(suite) == 0 ? 0 : 1;
 }

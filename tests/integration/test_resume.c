@@ -217,18 +217,10 @@ END_TEST
 int main(void)
 {
     Suite *suite = suite_create("resume");
-    TCase *tc = tcase_create("resume");
-    SRunner *runner;
-    int failed;
+    TCase *tc = itest_tcase(suite, "resume");
 
-    tcase_set_timeout(tc, ITEST_TIMEOUT_S);
     tcase_add_test(tc, test_restart_resumes_after_acknowledged);
     tcase_add_test(tc, test_blocked_transaction_is_not_acknowledged);
     tcase_add_test(tc, test_filtered_stream_advances_slot);
-    suite_add_tcase(suite, tc);
-    runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? 0 : 1;
+    return itest_run_suite(suite) == 0 ? 0 : 1;
 }

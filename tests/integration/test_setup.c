@@ -395,11 +395,8 @@ END_TEST
 int main(void)
 {
     Suite *suite = suite_create("setup");
-    TCase *tc = tcase_create("setup");
-    SRunner *runner;
-    int failed;
+    TCase *tc = itest_tcase(suite, "setup");
 
-    tcase_set_timeout(tc, ITEST_TIMEOUT_S);
     tcase_add_test(tc, test_partitioned_table_arrives_under_its_root);
     tcase_add_test(tc, test_partition_names_refused);
     tcase_add_test(tc, test_widening_checks_every_table_of_the_publication);
@@ -408,10 +405,5 @@ int main(void)
     tcase_add_test(tc, test_slots_walnotify_cannot_use);
     tcase_add_test(tc, test_missing_table);
     tcase_add_test(tc, test_identifiers_that_need_quoting);
-    suite_add_tcase(suite, tc);
-    runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? 0 : 1;
+    return itest_run_suite(suite) == 0 ? 0 : 1;
 }

@@ -15,6 +15,7 @@
  *   itest_writer.h    a child process committing in a loop
  *   itest_events.h    the jsonl plugin's output parsed, described and compared
  *   itest_loglines.h  the test fixtures' event logs
+ *   itest_suite.h     the main: test cases and the run of the suite
  */
 #ifndef WN_TEST_ITEST_H
 #define WN_TEST_ITEST_H
@@ -27,6 +28,7 @@
 #include "itest_loglines.h"
 #include "itest_slot.h"
 #include "itest_sql.h"
+#include "itest_suite.h"
 #include "itest_time.h"
 #include "itest_writer.h"
 

@@ -119,3 +119,49 @@ void itest_wait_query_at_least(PGconn *conn, long long least, const char *format
     }
     free(sql);
 }
+
+void itest_set_server_setting(PGconn *conn, const char *name, const char *value)
+{
+    itest_deadline deadline = itest_deadline_in(ITEST_WAIT_S * 1000);
+    char *now;
+
+    itest_exec(conn, "ALTER SYSTEM SET %s = '%s'", name, value);
+    itest_exec(conn, "SELECT pg_reload_conf()");
+    for (;;) {
+        now = itest_query(conn, "SHOW %s", name);
+        if (now != NULL && strcmp(now, value) == 0)
+            break;
+        free(now);
+        ck_assert_msg(!itest_expired(&deadline), "%s did not become %s", name, value);
+        itest_sleep_ms(ITEST_POLL_MS);
+    }
+    free(now);
+}
+
+/* One command of a teardown; says what failed. */
+static void exec_quietly(PGconn *conn, const char *sql)
+{
+    PGresult *res = PQexec(conn, sql);
+
+    if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
+        fprintf(stderr, "itest: %s: %s", sql, PQerrorMessage(conn));
+    PQclear(res);
+}
+
+void itest_reset_server_setting(const char *name)
+{
+    PGconn *conn = PQconnectdb("dbname=postgres");
+    char sql[128];
+
+    if (PQstatus(conn) != CONNECTION_OK) {
+        fprintf(stderr, "itest: cannot reset %s: %s", name, PQerrorMessage(conn));
+        PQfinish(conn);
+        return;
+    }
+    if (snprintf(sql, sizeof sql, "ALTER SYSTEM RESET %s", name) < (int)sizeof sql)
+        exec_quietly(conn, sql);
+    else
+        fprintf(stderr, "itest: cannot reset %s: name too long\n", name);
+    exec_quietly(conn, "SELECT pg_reload_conf()");
+    PQfinish(conn);
+}

@@ -19,4 +19,11 @@ long long itest_query_int(PGconn *conn, const char *format, ...)
 void itest_wait_query_at_least(PGconn *conn, long long least, const char *format, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* ALTER SYSTEM SET name = 'value' and a reload; waits (ITEST_WAIT_S at most) until SHOW name
+ * gives value, as a reload takes effect a moment after pg_reload_conf returns. */
+void itest_set_server_setting(PGconn *conn, const char *name, const char *value);
+/* ALTER SYSTEM RESET name and a reload, on a connection of its own: for a teardown, which runs
+ * also after a failed test; what goes wrong is said on stderr, never raised. */
+void itest_reset_server_setting(const char *name);
+
 #endif
