@@ -24,6 +24,19 @@ static itest_path jsonl_config(const itest_ctx *ctx, const char *name, const cha
                         itest_root_file("build/plugins/jsonl.so").s, out);
 }
 
+/* Begins the test with table t (id) and the slot of its jsonl configuration cfg, writing out. */
+static itest_path begin_with_slot(itest_ctx *ctx, const char *name, const char *cfg,
+                                  const char *out)
+{
+    itest_path conf;
+
+    itest_begin(ctx, name);
+    itest_exec(ctx->conn, "CREATE TABLE t (id int PRIMARY KEY)");
+    conf = jsonl_config(ctx, cfg, out);
+    itest_create_slot(ctx, conf.s);
+    return conf;
+}
+
 /* A context whose configurations point at another conninfo. */
 static itest_ctx with_conninfo(const itest_ctx *ctx, const char *conninfo)
 {
@@ -127,11 +140,8 @@ START_TEST(test_endpos_on_idle_stream_and_passed_slot)
     itest_lines lines;
     char *early, *endpos;
 
-    itest_begin(&ctx, "idle");
-    itest_exec(ctx.conn, "CREATE TABLE t (id int PRIMARY KEY)");
-    conf = jsonl_config(&ctx, "idle.cfg", "out.jsonl");
+    conf = begin_with_slot(&ctx, "idle", "idle.cfg", "out.jsonl");
     out = itest_file(&ctx, "out.jsonl");
-    itest_create_slot(&ctx, conf.s);
     early = itest_lsn_text(itest_current_lsn(ctx.conn));
     itest_exec(ctx.conn, "INSERT INTO t VALUES (1)");
     itest_exec(ctx.conn, "INSERT INTO t VALUES (2), (3)");
@@ -289,10 +299,7 @@ START_TEST(test_plugin_init_failure_exits_2)
     itest_host host;
     itest_path conf;
 
-    itest_begin(&ctx, "initfail");
-    itest_exec(ctx.conn, "CREATE TABLE t (id int PRIMARY KEY)");
-    conf = jsonl_config(&ctx, "init.cfg", "no/such/dir/out.jsonl");
-    itest_create_slot(&ctx, conf.s);
+    conf = begin_with_slot(&ctx, "initfail", "init.cfg", "no/such/dir/out.jsonl");
     itest_exec(ctx.conn, "INSERT INTO t VALUES (1)");
     itest_host_run(&ctx, &host, "-c", conf.s);
     itest_assert_failed(&host, 2);
@@ -306,10 +313,7 @@ START_TEST(test_states_that_need_a_person_exit_3)
     itest_host host;
     itest_path conf;
 
-    itest_begin(&ctx, "person");
-    itest_exec(ctx.conn, "CREATE TABLE t (id int PRIMARY KEY)");
-    conf = jsonl_config(&ctx, "person.cfg", "out.jsonl");
-    itest_create_slot(&ctx, conf.s);
+    conf = begin_with_slot(&ctx, "person", "person.cfg", "out.jsonl");
     itest_exec(ctx.conn, "DROP PUBLICATION %s", ctx.pub);
     itest_exec(ctx.conn, "INSERT INTO t VALUES (1)");
     itest_host_run(&ctx, &host, "-c", conf.s);
@@ -695,10 +699,7 @@ START_TEST(test_stray_signals_leave_sigterm_working)
     itest_path conf;
     itest_lines lines;
 
-    itest_begin(&ctx, "stray");
-    itest_exec(ctx.conn, "CREATE TABLE t (id int PRIMARY KEY)");
-    conf = jsonl_config(&ctx, "stray.cfg", "stray.jsonl");
-    itest_create_slot(&ctx, conf.s);
+    conf = begin_with_slot(&ctx, "stray", "stray.cfg", "stray.jsonl");
     itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
     itest_exec(ctx.conn, "INSERT INTO t VALUES (1)");
     lines = itest_wait_lines(itest_file(&ctx, "stray.jsonl").s, 1, ITEST_WAIT_S);
@@ -797,10 +798,7 @@ START_TEST(test_drop_slot_message_and_normalised_paths)
     itest_path conf, neg;
     char want[PATH_MAX + 32];
 
-    itest_begin(&ctx, "dropmsg");
-    itest_exec(ctx.conn, "CREATE TABLE t (id int PRIMARY KEY)");
-    conf = jsonl_config(&ctx, "drop.cfg", "out.jsonl");
-    itest_create_slot(&ctx, conf.s);
+    conf = begin_with_slot(&ctx, "dropmsg", "drop.cfg", "out.jsonl");
     itest_host_run(&ctx, &host, "--drop-slot", "-c", conf.s);
     itest_assert_exit(&host, 0);
     ck_assert_int_eq(count_in_stderr(&host, "dropped"), 1);
