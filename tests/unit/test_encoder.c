@@ -231,13 +231,18 @@ END_TEST
 
 /* ---- messages -------------------------------------------------------------------------------- */
 
+/* A message line's keys before "prefix": message_of(false, ...)'s, and message_of(true, ...)'s. */
+#define MESSAGE_HEAD                                                                               \
+    "{\"lsn\":\"0/1A2B400\",\"ordinal\":0,\"op\":\"message\",\"transactional\":false,"
+#define MESSAGE_HEAD_TX                                                                            \
+    "{\"lsn\":\"0/1A2B3C8\",\"ordinal\":8589934593,\"xid\":744,"                                 \
+    "\"commit_time\":\"2026-11-25T11:00:00.123456Z\",\"op\":\"message\",\"transactional\":true,"
+
 START_TEST(test_message_transactional_utf8)
 {
     static const char content[] = "h\xC3\xA9llo \"w\"\n\xF0\x9F\x98\x80";
     walnotify_event ev = message_of(true, content, sizeof content - 1);
-    assert_json(&ev, "{\"lsn\":\"0/1A2B3C8\",\"ordinal\":8589934593,\"xid\":744,"
-                     "\"commit_time\":\"2026-11-25T11:00:00.123456Z\",\"op\":\"message\","
-                     "\"transactional\":true,\"prefix\":\"app\","
+    assert_json(&ev, MESSAGE_HEAD_TX "\"prefix\":\"app\","
                      "\"content\":\"h\xC3\xA9llo \\\"w\\\"\\n\xF0\x9F\x98\x80\"}");
 }
 END_TEST
@@ -245,8 +250,7 @@ END_TEST
 START_TEST(test_message_not_transactional)
 {
     walnotify_event ev = message_of(false, "ping", 4);
-    assert_json(&ev, "{\"lsn\":\"0/1A2B400\",\"ordinal\":0,\"op\":\"message\","
-                     "\"transactional\":false,\"prefix\":\"app\",\"content\":\"ping\"}");
+    assert_json(&ev, MESSAGE_HEAD "\"prefix\":\"app\",\"content\":\"ping\"}");
 }
 END_TEST
 
@@ -254,8 +258,7 @@ START_TEST(test_message_binary)
 {
     static const char content[] = "\x00\x01\x7F\x80\xFFz";
     walnotify_event ev = message_of(false, content, sizeof content - 1);
-    assert_json(&ev, "{\"lsn\":\"0/1A2B400\",\"ordinal\":0,\"op\":\"message\","
-                     "\"transactional\":false,\"prefix\":\"app\",\"content_hex\":\"00017f80ff7a\"}");
+    assert_json(&ev, MESSAGE_HEAD "\"prefix\":\"app\",\"content_hex\":\"00017f80ff7a\"}");
 }
 END_TEST
 
@@ -264,9 +267,7 @@ START_TEST(test_message_nul_in_utf8)
     /* Valid UTF-8 but with a NUL: a string would hold \u0000, which many readers cut at. */
     static const char content[] = "a\0b";
     walnotify_event ev = message_of(true, content, 3);
-    assert_json(&ev, "{\"lsn\":\"0/1A2B3C8\",\"ordinal\":8589934593,\"xid\":744,"
-                     "\"commit_time\":\"2026-11-25T11:00:00.123456Z\",\"op\":\"message\","
-                     "\"transactional\":true,\"prefix\":\"app\",\"content_hex\":\"610062\"}");
+    assert_json(&ev, MESSAGE_HEAD_TX "\"prefix\":\"app\",\"content_hex\":\"610062\"}");
 }
 END_TEST
 
@@ -274,8 +275,7 @@ START_TEST(test_message_cut_utf8_is_binary)
 {
     static const char content[] = "ok\xE2\x82";
     walnotify_event ev = message_of(false, content, sizeof content - 1);
-    assert_json(&ev, "{\"lsn\":\"0/1A2B400\",\"ordinal\":0,\"op\":\"message\","
-                     "\"transactional\":false,\"prefix\":\"app\",\"content_hex\":\"6f6be282\"}");
+    assert_json(&ev, MESSAGE_HEAD "\"prefix\":\"app\",\"content_hex\":\"6f6be282\"}");
 }
 END_TEST
 
@@ -283,11 +283,9 @@ START_TEST(test_message_empty)
 {
     walnotify_event ev = message_of(false, "", 0);
     ev.message_prefix = "";
-    assert_json(&ev, "{\"lsn\":\"0/1A2B400\",\"ordinal\":0,\"op\":\"message\","
-                     "\"transactional\":false,\"prefix\":\"\",\"content\":\"\"}");
+    assert_json(&ev, MESSAGE_HEAD "\"prefix\":\"\",\"content\":\"\"}");
     ev.message_content = NULL;
-    assert_json(&ev, "{\"lsn\":\"0/1A2B400\",\"ordinal\":0,\"op\":\"message\","
-                     "\"transactional\":false,\"prefix\":\"\",\"content\":\"\"}");
+    assert_json(&ev, MESSAGE_HEAD "\"prefix\":\"\",\"content\":\"\"}");
 }
 END_TEST
 
@@ -295,8 +293,7 @@ START_TEST(test_message_prefix_escaped)
 {
     walnotify_event ev = message_of(false, "x", 1);
     ev.message_prefix = "a\"b\\c\n";
-    assert_json(&ev, "{\"lsn\":\"0/1A2B400\",\"ordinal\":0,\"op\":\"message\","
-                     "\"transactional\":false,\"prefix\":\"a\\\"b\\\\c\\n\",\"content\":\"x\"}");
+    assert_json(&ev, MESSAGE_HEAD "\"prefix\":\"a\\\"b\\\\c\\n\",\"content\":\"x\"}");
 }
 END_TEST
 
