@@ -741,26 +741,23 @@ END_TEST
 
 START_TEST(test_resolve_path)
 {
-    char *p;
+    static const struct {
+        const char *dir, *path, *resolved;
+    } cases[] = {
+        {"/etc/walnotify", "x.so", "/etc/walnotify/x.so"},
+        {"/etc/walnotify", "../lib/x.so", "/etc/walnotify/../lib/x.so"},
+        {"/etc/walnotify", "/usr/lib/x.so", "/usr/lib/x.so"},
+        {"/etc/walnotify", "-", "-"},
+        {"/", "x.so", "/x.so"},
+        {"/etc", "-x", "/etc/-x"},
+    };
 
-    p = wn_config_resolve_path("/etc/walnotify", "x.so");
-    ck_assert_str_eq(p, "/etc/walnotify/x.so");
-    free(p);
-    p = wn_config_resolve_path("/etc/walnotify", "../lib/x.so");
-    ck_assert_str_eq(p, "/etc/walnotify/../lib/x.so");
-    free(p);
-    p = wn_config_resolve_path("/etc/walnotify", "/usr/lib/x.so");
-    ck_assert_str_eq(p, "/usr/lib/x.so");
-    free(p);
-    p = wn_config_resolve_path("/etc/walnotify", "-");
-    ck_assert_str_eq(p, "-");
-    free(p);
-    p = wn_config_resolve_path("/", "x.so");
-    ck_assert_str_eq(p, "/x.so");
-    free(p);
-    p = wn_config_resolve_path("/etc", "-x");
-    ck_assert_str_eq(p, "/etc/-x");
-    free(p);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *p = wn_config_resolve_path(cases[i].dir, cases[i].path);
+
+        ck_assert_str_eq(p, cases[i].resolved);
+        free(p);
+    }
 }
 END_TEST
 
