@@ -117,5 +117,5 @@ int main(void)
     TCase *tc = itest_tcase(suite, "bigtxn");
 
     tcase_add_test(tc, test_two_million_rows_in_one_transaction);
-    return itest_run_suite(suite) == 0 ? 0 : 1;
+    return run_suite(suite) == 0 ? 0 : 1;
 }

@@ -285,5 +285,5 @@ int main(void)
     tcase_add_test(tc, test_truncates);
     tcase_add_test(tc, test_replica_identities);
     tcase_add_test(tc, test_unchanged_toast_values);
-    return itest_run_suite(suite) == 0 ? 0 : 1;
+    return run_suite(suite) == 0 ? 0 : 1;
 }

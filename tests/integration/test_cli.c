@@ -1092,5 +1092,5 @@ int main(void)
     tcase_add_test(tc, test_foreign_and_wild_plugins_are_named);
     tcase_add_test(tc, test_unsafe_plugin_and_config_files_are_refused);
     tcase_add_test(tc, test_include_names_bounds_and_reach);
-    return itest_run_suite(suite) == 0 ? 0 : 1;
+    return run_suite(suite) == 0 ? 0 : 1;
 }

@@ -587,5 +587,5 @@ int main(void)
     /* The teardown runs in this process, so the setting is reset even when the test fails. */
     tcase_add_unchecked_fixture(timeout, NULL, reset_sender_timeout);
     tcase_add_test(timeout, test_random_failures_short_sender_timeout);
-    return itest_run_suite(suite) == 0 ? 0 : 1;
+    return run_suite(suite) == 0 ? 0 : 1;
 }

@@ -242,5 +242,5 @@ int main(void)
     tcase_add_test(tc, test_filters_and_operations);
     tcase_add_test(tc, test_unchanged_toast_value);
     tcase_add_test(tc, test_rollbacks_never_appear);
-    return itest_run_suite(suite) == 0 ? 0 : 1;
+    return run_suite(suite) == 0 ? 0 : 1;
 }

@@ -257,5 +257,5 @@ int main(void)
     tcase_add_test(tc, test_late_acknowledgements_hold_the_slot);
     tcase_add_test(tc, test_sigterm_ends_the_child);
     tcase_add_test(tc, test_example_configuration_is_valid);
-    return itest_run_suite(suite) == 0 ? 0 : 1;
+    return run_suite(suite) == 0 ? 0 : 1;
 }

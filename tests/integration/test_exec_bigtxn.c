@@ -74,5 +74,5 @@ int main(void)
     TCase *tc = itest_tcase(suite, "exec_bigtxn");
 
     tcase_add_test(tc, test_child_dies_inside_a_large_transaction);
-    return itest_run_suite(suite) == 0 ? 0 : 1;
+    return run_suite(suite) == 0 ? 0 : 1;
 }

@@ -181,5 +181,5 @@ int main(void)
     tcase_add_test(tc, test_child_writes_garbage);
     tcase_add_test(tc, test_child_misbehaves_at_random);
     tcase_add_test(tc, test_child_refuses_rows_for_good);
-    return itest_run_suite(suite) == 0 ? 0 : 1;
+    return run_suite(suite) == 0 ? 0 : 1;
 }

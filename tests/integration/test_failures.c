@@ -260,5 +260,5 @@ int main(void)
     tcase_add_test(tc, test_progress_goes_on_while_a_plugin_blocks);
     tcase_add_unchecked_fixture(slow, NULL, reset_sender_timeout);
     tcase_add_test(slow, test_slow_plugin_keeps_the_connection);
-    return itest_run_suite(suite) == 0 ? 0 : 1;
+    return run_suite(suite) == 0 ? 0 : 1;
 }

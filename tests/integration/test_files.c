@@ -201,5 +201,5 @@ int main(void)
 
     tcase_add_test(tc, test_stdout_file_is_a_file);
     tcase_add_test(tc, test_files_are_private_and_links_refused);
-    return itest_run_suite(suite) == 0 ? 0 : 1;
+    return run_suite(suite) == 0 ? 0 : 1;
 }

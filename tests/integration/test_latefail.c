@@ -358,5 +358,5 @@ int main(void)
     tcase_add_test(tc, permanent_from_flush_skips_without_retry);
     tcase_add_test(tc, naming_an_acknowledged_event_is_fatal);
     tcase_add_test(tc, stop_during_a_rewind_backoff);
-    return itest_run_suite(suite) == 0 ? 0 : 1;
+    return run_suite(suite) == 0 ? 0 : 1;
 }

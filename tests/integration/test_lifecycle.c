@@ -467,5 +467,5 @@ int main(void)
     tcase_add_test(tc, test_check_ops_describe);
     tcase_add_unchecked_fixture(timeout, NULL, reset_sender_timeout);
     tcase_add_test(timeout, test_init_retry_keeps_the_slot);
-    return itest_run_suite(suite) == 0 ? 0 : 1;
+    return run_suite(suite) == 0 ? 0 : 1;
 }

@@ -429,5 +429,5 @@ int main(void)
     tcase_add_test(tc, test_on_error_skip);
     tcase_add_test(tc, test_retry_unlimited_until_stopped);
     tcase_add_test(tc, test_retry_fatal_goes_to_then);
-    return itest_run_suite(suite) == 0 ? 0 : 1;
+    return run_suite(suite) == 0 ? 0 : 1;
 }

@@ -1099,7 +1099,7 @@ int main(void)
     tcase_add_test(pair, test_pair_active_takes_slot_back);
     tcase_add_test(pair, test_pair_terminated_repeatedly);
     suite_add_tcase(suite, pair);
-    failed = itest_run_suite(suite);
+    failed = run_suite(suite);
     ensure_server_up();
     return failed == 0 && server_up() ? 0 : 1;
 }

@@ -461,5 +461,5 @@ int main(void)
     tcase_add_test(tc, test_dropped_and_created_again_warns_once);
     tcase_add_test(tc, test_column_type_changed_warns_once);
     tcase_add_test(tc, test_check_connection_lost_is_transient);
-    return itest_run_suite(suite) == 0 ? 0 : 1;
+    return run_suite(suite) == 0 ? 0 : 1;
 }

@@ -222,5 +222,5 @@ int main(void)
     tcase_add_test(tc, test_restart_resumes_after_acknowledged);
     tcase_add_test(tc, test_blocked_transaction_is_not_acknowledged);
     tcase_add_test(tc, test_filtered_stream_advances_slot);
-    return itest_run_suite(suite) == 0 ? 0 : 1;
+    return run_suite(suite) == 0 ? 0 : 1;
 }

@@ -450,5 +450,5 @@ int main(void)
                               (1 + env_int("WN_REWIND_MAX", 2)) / 3);
     tcase_add_test(tc, rewinds_at_random_points_lose_nothing);
     suite_add_tcase(suite, tc);
-    return itest_run_suite(suite) == 0 ? 0 : 1;
+    return run_suite(suite) == 0 ? 0 : 1;
 }

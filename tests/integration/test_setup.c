@@ -405,5 +405,5 @@ int main(void)
     tcase_add_test(tc, test_slots_walnotify_cannot_use);
     tcase_add_test(tc, test_missing_table);
     tcase_add_test(tc, test_identifiers_that_need_quoting);
-    return itest_run_suite(suite) == 0 ? 0 : 1;
+    return run_suite(suite) == 0 ? 0 : 1;
 }

@@ -447,5 +447,5 @@ int main(void)
     TCase *tc = itest_tcase(suite, "types");
 
     tcase_add_test(tc, test_every_type_byte_for_byte);
-    return itest_run_suite(suite) == 0 ? 0 : 1;
+    return run_suite(suite) == 0 ? 0 : 1;
 }

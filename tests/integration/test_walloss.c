@@ -89,5 +89,5 @@ int main(void)
 
     tcase_add_unchecked_fixture(tc, NULL, reset_keep_size);
     tcase_add_test(tc, test_invalidated_slot_stops_loudly);
-    return itest_run_suite(suite) == 0 ? 0 : 1;
+    return run_suite(suite) == 0 ? 0 : 1;
 }

@@ -417,5 +417,5 @@ int main(void)
     tcase_add_test(tc, test_event_mode_refused_event_skipped);
     tcase_add_test(tc, test_tls_wrong_ca_refused_right_ca_delivers);
     tcase_add_test(tc, test_settings_refused);
-    return itest_run_suite(suite) == 0 ? 0 : 1;
+    return run_suite(suite) == 0 ? 0 : 1;
 }

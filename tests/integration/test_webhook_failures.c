@@ -178,5 +178,5 @@ int main(void)
 
     tcase_add_test(tc, test_refused_transaction_meets_policy);
     tcase_add_test(tc, test_cut_part_rewinds);
-    return itest_run_suite(suite) == 0 ? 0 : 1;
+    return run_suite(suite) == 0 ? 0 : 1;
 }

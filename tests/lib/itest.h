@@ -15,7 +15,7 @@
  *   itest_writer.h    a child process committing in a loop
  *   itest_events.h    the jsonl plugin's output parsed, described and compared
  *   itest_loglines.h  the test fixtures' event logs
- *   itest_suite.h     the main: test cases and the run of the suite
+ *   itest_suite.h     the main: test cases and the run of the suite (run_suite.h)
  */
 #ifndef WN_TEST_ITEST_H
 #define WN_TEST_ITEST_H

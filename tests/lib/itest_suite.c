@@ -11,14 +11,3 @@ TCase *itest_tcase(Suite *suite, const char *name)
     suite_add_tcase(suite, tc);
     return tc;
 }
-
-int itest_run_suite(Suite *suite)
-{
-    SRunner *runner = srunner_create(suite);
-    int failed;
-
-    srunner_run_all(runner, CK_NORMAL);
-    failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed;
-}

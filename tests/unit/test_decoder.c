@@ -12,6 +12,7 @@
 
 #include "decoder.h"
 #include "pgoutput.h"
+#include "run_suite.h"
 
 /* ---- valid encodings of every message type ---------------------------------------------------- */
 
@@ -1078,11 +1079,5 @@ static Suite *decoder_suite(void)
 
 int main(void)
 {
-    SRunner *runner = srunner_create(decoder_suite());
-    int failed;
-
-    srunner_run_all(runner, CK_NORMAL);
-    failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return run_suite(decoder_suite()) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -16,6 +16,7 @@
 
 #include "dispatcher.h"
 #include "pgoutput.h"
+#include "run_suite.h"
 
 /* ---- building pgoutput messages ------------------------------------------------------------- */
 
@@ -1160,8 +1161,6 @@ int main(void)
 {
     Suite *suite = suite_create("dispatcher");
     TCase *tc = tcase_create("dispatcher");
-    SRunner *runner;
-    int failed;
 
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, delivers_in_order_with_filters);
@@ -1193,9 +1192,5 @@ int main(void)
     tcase_add_test(tc, naming_an_acknowledged_event_stops);
     tcase_add_test(tc, services_refuse_outside_the_callbacks);
     suite_add_tcase(suite, tc);
-    runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return run_suite(suite) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -12,6 +12,7 @@
 
 #include "encoder.h"
 #include "sample_event.h"
+#include "run_suite.h"
 
 static wn_encoder *enc;
 
@@ -599,9 +600,5 @@ int main(void)
     tcase_add_test(keys, test_key_then_event);
     suite_add_tcase(suite, keys);
 
-    SRunner *runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? 0 : 1;
+    return run_suite(suite) == 0 ? 0 : 1;
 }

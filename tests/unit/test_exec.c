@@ -21,6 +21,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "run_suite.h"
+
 #define LOG_CAP (256 * 1024)
 #define BIG_VALUE (300 * 1024) /* bytes of one event's value, over the plugin's output buffer */
 
@@ -709,8 +711,6 @@ int main(void)
 {
     Suite *suite = suite_create("exec");
     TCase *tc = tcase_create("exec");
-    SRunner *runner;
-    int failed;
 
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 30);
@@ -734,9 +734,5 @@ int main(void)
     tcase_add_test(tc, test_program_relative_to_cwd);
     tcase_add_test(tc, test_stubborn_child_is_killed_at_shutdown);
     suite_add_tcase(suite, tc);
-    runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? 0 : 1;
+    return run_suite(suite) == 0 ? 0 : 1;
 }

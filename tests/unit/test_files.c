@@ -22,6 +22,7 @@
 #include "deadletter.h"
 #include "encoder.h"
 #include "files.h"
+#include "run_suite.h"
 
 static char dir[PATH_MAX];
 
@@ -594,9 +595,5 @@ static Suite *files_suite(void)
 
 int main(void)
 {
-    SRunner *runner = srunner_create(files_suite());
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return run_suite(files_suite()) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

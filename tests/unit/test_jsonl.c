@@ -7,6 +7,7 @@
 
 #include "encoder.h"
 #include "sample_event.h"
+#include "run_suite.h"
 
 #include <check.h>
 #include <dlfcn.h>
@@ -1372,9 +1373,5 @@ static Suite *jsonl_suite(void)
 
 int main(void)
 {
-    SRunner *runner = srunner_create(jsonl_suite());
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return run_suite(jsonl_suite()) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
