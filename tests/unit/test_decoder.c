@@ -13,6 +13,7 @@
 #include "decoder.h"
 #include "pgoutput.h"
 #include "run_suite.h"
+#include "unit_paths.h"
 
 /* ---- valid encodings of every message type ---------------------------------------------------- */
 
@@ -894,8 +895,6 @@ typedef struct corpus {
 static void corpus_path(char *out, size_t size)
 {
     const char *root = getenv("WN_ROOT");
-    char here[PATH_MAX];
-    char *slash;
     int n;
 
     if (root != NULL && root[0] != '\0') {
@@ -903,17 +902,7 @@ static void corpus_path(char *out, size_t size)
         ck_assert(n > 0 && (size_t)n < size);
         return;
     }
-    snprintf(here, sizeof here, "%s", __FILE__);
-    for (int up = 0; up < 2; up++) {
-        slash = strrchr(here, '/');
-        if (slash == NULL) {
-            snprintf(here, sizeof here, "%s", up == 0 ? "." : "..");
-            break;
-        }
-        *slash = '\0';
-    }
-    n = snprintf(out, size, "%s/fuzz/corpus", here[0] != '\0' ? here : "/");
-    ck_assert(n > 0 && (size_t)n < size);
+    unit_repo_file(out, size, __FILE__, "tests/fuzz/corpus");
 }
 
 static void read_corpus_file(const char *dir, corpus_file *file)

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "run_suite.h"
+#include "unit_paths.h"
 
 #define LOG_CAP (256 * 1024)
 #define BIG_VALUE (300 * 1024) /* bytes of one event's value, over the plugin's output buffer */
@@ -36,21 +37,10 @@ static char work_dir[256];
 /* The repository, absolute: the child runs in another folder. */
 static void find_root(void)
 {
-    char resolved[PATH_MAX];
+    char relative[PATH_MAX], resolved[PATH_MAX];
 
-    snprintf(root, sizeof root, "%s", __FILE__);
-    for (int i = 0; i < 3; i++) {
-        char *slash = strrchr(root, '/');
-
-        if (slash == NULL) {
-            snprintf(root, sizeof root, ".");
-            break;
-        }
-        *slash = '\0';
-    }
-    if (root[0] == '\0')
-        snprintf(root, sizeof root, ".");
-    ck_assert_ptr_nonnull(realpath(root, resolved));
+    unit_repo_file(relative, sizeof relative, __FILE__, ".");
+    ck_assert_ptr_nonnull(realpath(relative, resolved));
     ck_assert_uint_lt(strlen(resolved), sizeof root);
     memcpy(root, resolved, strlen(resolved) + 1);
 }
@@ -403,17 +393,9 @@ static void setup(void)
     pthread_sigmask(SIG_BLOCK, &blocked, NULL);
 }
 
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static void teardown(void)
 {
-    nftw(work_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    unit_remove_tree(work_dir);
     dlclose(plugin_handle);
 }
 

@@ -8,6 +8,7 @@
 #include "encoder.h"
 #include "sample_event.h"
 #include "run_suite.h"
+#include "unit_paths.h"
 
 #include <check.h>
 #include <dlfcn.h>
@@ -32,29 +33,10 @@ static void *plugin_handle;
 static const walnotify_plugin *plugin;
 static char work_dir[PATH_MAX];
 
-/* build/plugins/jsonl.so under the repository root, three components up from this file. */
-static void plugin_path(char *out, size_t size)
-{
-    char root[PATH_MAX];
-    snprintf(root, sizeof root, "%s", __FILE__);
-    for (int i = 0; i < 3; i++) {
-        char *slash = strrchr(root, '/');
-        if (slash == NULL) {
-            snprintf(root, sizeof root, ".");
-            break;
-        }
-        *slash = '\0';
-    }
-    if (root[0] == '\0')
-        snprintf(root, sizeof root, "/");
-    int n = snprintf(out, size, "%s/build/plugins/jsonl.so", root);
-    ck_assert(n > 0 && (size_t)n < size);
-}
-
 static void setup(void)
 {
     char path[PATH_MAX];
-    plugin_path(path, sizeof path);
+    unit_repo_file(path, sizeof path, __FILE__, "build/plugins/jsonl.so");
     plugin_handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     ck_assert_msg(plugin_handle != NULL, "dlopen %s: %s", path, dlerror());
     walnotify_plugin_entry_fn entry;
@@ -67,17 +49,9 @@ static void setup(void)
     ck_assert_ptr_nonnull(mkdtemp(work_dir));
 }
 
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static void teardown(void)
 {
-    nftw(work_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    unit_remove_tree(work_dir);
     dlclose(plugin_handle);
     plugin_handle = NULL;
     plugin = NULL;
