@@ -376,9 +376,7 @@ START_TEST(test_retry_unlimited_until_stopped)
         itest_root_file(BADROW).s);
     log = itest_file(&ctx, "bad.log");
     faults_history_init(&history, log.s);
-    faults_run_begin(&history, ctx.conn, ctx.slot);
-    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
-    w = watch_start(&ctx, &history, &host);
+    w = watch_host_start(&ctx, &history, &host, ITEST_ARGS("-c", conf.s));
     snprintf(attempt, sizeof attempt, "handle failed transiently (attempt %d)", RETRIES_SEEN);
     wait_stderr_running(&host, attempt);
     itest_host_stop(&host, SIGTERM);

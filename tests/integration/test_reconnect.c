@@ -258,9 +258,7 @@ START_TEST(test_terminated_walsender)
     log_path = itest_file(&ctx, "run.log");
     itest_create_slot(&ctx, conf.s);
     faults_history_init(&history, log_path.s);
-    faults_run_begin(&history, ctx.conn, ctx.slot);
-    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
-    w = watch_start(&ctx, &history, &host);
+    w = watch_host_start(&ctx, &history, &host, ITEST_ARGS("-c", conf.s));
     writer = itest_writer_start(&ctx, INSERT_TWO);
     for (int round = 0; round < 3; round++) {
         wait_more_lines(log_path.s, 10);
@@ -374,9 +372,7 @@ START_TEST(test_terminated_mid_transaction)
     aborts = itest_file(&ctx, "aborts");
     itest_create_slot(&ctx, conf.s);
     faults_history_init(&history, log_path.s);
-    faults_run_begin(&history, ctx.conn, ctx.slot);
-    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
-    w = watch_start(&ctx, &history, &host);
+    w = watch_host_start(&ctx, &history, &host, ITEST_ARGS("-c", conf.s));
     itest_exec(ctx.conn, "INSERT INTO t SELECT nextval('ids')");
     itest_exec(ctx.conn, "INSERT INTO t SELECT nextval('ids') FROM generate_series(1, %d)",
                HELD_ROWS);
@@ -529,9 +525,7 @@ START_TEST(test_server_restarts)
     state = itest_file(&ctx, "state");
     itest_create_slot(&ctx, conf.s);
     faults_history_init(&history, log_path.s);
-    faults_run_begin(&history, ctx.conn, ctx.slot);
-    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
-    w = watch_start(&ctx, &history, &host);
+    w = watch_host_start(&ctx, &history, &host, ITEST_ARGS("-c", conf.s));
     writer = restart_proof_writer(&ctx);
     for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
         wn_lsn done;
@@ -574,9 +568,7 @@ START_TEST(test_silent_connection)
     log_path = itest_file(&ctx, "run.log");
     itest_create_slot(&ctx, conf.s);
     faults_history_init(&history, log_path.s);
-    faults_run_begin(&history, ctx.conn, ctx.slot);
-    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
-    w = watch_start(&ctx, &history, &host);
+    w = watch_host_start(&ctx, &history, &host, ITEST_ARGS("-c", conf.s));
     itest_exec(ctx.conn, "INSERT INTO t SELECT nextval('ids')");
     wait_more_lines(log_path.s, 1);
     pid = wait_walsender(&ctx, 0);
@@ -620,9 +612,7 @@ START_TEST(test_standby_takes_over)
     log_path = itest_file(&ctx, "run.log");
     itest_create_slot(&ctx, conf.s);
     faults_history_init(&history, log_path.s);
-    faults_run_begin(&history, ctx.conn, ctx.slot);
-    itest_host_start(&ctx, &active, ITEST_ARGS("-c", conf.s));
-    w = watch_start(&ctx, &history, &active);
+    w = watch_host_start(&ctx, &history, &active, ITEST_ARGS("-c", conf.s));
     pid = wait_walsender(&ctx, 0);
     itest_host_start(&ctx, &standby, ITEST_ARGS("-c", conf.s));
     snprintf(said, sizeof said, "is active for PID %lld", pid);
