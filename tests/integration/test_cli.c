@@ -667,9 +667,8 @@ START_TEST(test_sigterm_during_check_config)
 
     itest_begin(&ctx, "checkstop");
     marker = itest_file(&ctx, "loading");
-    conf = itest_config(&ctx, "check.cfg", "\"public.t\"", 1000,
-                        "{ name = \"slow\"; path = \"%s\"; settings = { url = \"x\"; }; }",
-                        itest_root_file("build/tests/fixtures/slow_load.so").s);
+    conf = itest_fixture_config(&ctx, "check.cfg", "\"public.t\"", 1000, "slow", "slow_load",
+                                "url = \"x\";");
     setenv("WN_TEST_LOAD_MARKER", marker.s, 1);
     itest_host_start(&ctx, &host, ITEST_ARGS("--check-config", "-c", conf.s));
     {

@@ -140,9 +140,8 @@ START_TEST(test_kill9_at_random_points)
 
     itest_begin(&ctx, "kill9");
     itest_exec(ctx.conn, "CREATE TABLE t (id bigint PRIMARY KEY); CREATE SEQUENCE ids");
-    conf = itest_config(&ctx, "kill9.cfg", "\"public.t\"", 200,
-                        "{ name = \"log\"; path = \"%s\"; settings = { log = \"run.log\"; }; }",
-                        itest_root_file("build/tests/fixtures/flaky.so").s);
+    conf = itest_fixture_config(&ctx, "kill9.cfg", "\"public.t\"", 200, "log", "flaky",
+                                "log = \"run.log\";");
     itest_create_slot(&ctx, conf.s);
     log_path = itest_file(&ctx, "run.log");
     faults_history_init(&history, log_path.s);
@@ -364,14 +363,10 @@ START_TEST(test_kill9_while_blocked_with_keepalives)
     itest_begin(&ctx, "blockkill");
     itest_exec(ctx.conn, "CREATE TABLE t (id bigint PRIMARY KEY); "
                          "CREATE TABLE u (id serial PRIMARY KEY, v int)");
-    conf = itest_config(&ctx, "blocked.cfg", "\"public.t\"", 200,
-                        "{ name = \"blocker\"; path = \"%s\"; settings = { block_at = 2; "
-                        "block_ms = 90000; log = \"run.log\"; }; }",
-                        itest_root_file("build/tests/fixtures/blocker.so").s);
-    conf2 = itest_config(&ctx, "free.cfg", "\"public.t\"", 200,
-                         "{ name = \"blocker\"; path = \"%s\"; settings = { block_ms = 0; "
-                         "log = \"run.log\"; }; }",
-                         itest_root_file("build/tests/fixtures/blocker.so").s);
+    conf = itest_fixture_config(&ctx, "blocked.cfg", "\"public.t\"", 200, "blocker", "blocker",
+                                "block_at = 2; block_ms = 90000; log = \"run.log\";");
+    conf2 = itest_fixture_config(&ctx, "free.cfg", "\"public.t\"", 200, "blocker", "blocker",
+                                 "block_ms = 0; log = \"run.log\";");
     itest_create_slot(&ctx, conf.s);
     log_path = itest_file(&ctx, "run.log");
     faults_history_init(&history, log_path.s);

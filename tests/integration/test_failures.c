@@ -61,10 +61,8 @@ START_TEST(test_retries_deliver_everything_once)
 
     itest_begin(&ctx, "retry");
     itest_exec(ctx.conn, "CREATE TABLE t (id int PRIMARY KEY)");
-    conf = itest_config(&ctx, "retry.cfg", "\"public.t\"", 200,
-                        "{ name = \"flaky\"; path = \"%s\";"
-                        "  settings = { fail_times = 2; log = \"flaky.log\"; }; }",
-                        itest_root_file("build/tests/fixtures/flaky.so").s);
+    conf = itest_fixture_config(&ctx, "retry.cfg", "\"public.t\"", 200, "flaky", "flaky",
+                                "fail_times = 2; log = \"flaky.log\";");
     itest_create_slot(&ctx, conf.s);
     itest_exec(ctx.conn, "INSERT INTO t VALUES (1), (2)");
     itest_exec(ctx.conn, "INSERT INTO t VALUES (3)");
@@ -91,10 +89,8 @@ START_TEST(test_slow_plugin_keeps_the_connection)
     itest_begin(&ctx, "slow");
     itest_set_server_setting(ctx.conn, "wal_sender_timeout", "2s");
     itest_exec(ctx.conn, "CREATE TABLE t (id int PRIMARY KEY)");
-    conf = itest_config(&ctx, "slow.cfg", "\"public.t\"", 1000,
-                        "{ name = \"slow\"; path = \"%s\";"
-                        "  settings = { block_ms = 6000; log = \"slow.log\"; }; }",
-                        itest_root_file("build/tests/fixtures/blocker.so").s);
+    conf = itest_fixture_config(&ctx, "slow.cfg", "\"public.t\"", 1000, "slow", "blocker",
+                                "block_ms = 6000; log = \"slow.log\";");
     itest_create_slot(&ctx, conf.s);
     server_log_start = itest_server_log_size();
 
@@ -202,13 +198,10 @@ START_TEST(test_fatal_stops_without_acknowledging)
 
     itest_begin(&ctx, "fatal");
     itest_exec(ctx.conn, "CREATE TABLE t (id int PRIMARY KEY)");
-    conf = itest_config(&ctx, "fatal.cfg", "\"public.t\"", 100,
-                        "{ name = \"flaky\"; path = \"%s\";"
-                        "  settings = { fatal_on_seq = 1; log = \"fatal.log\"; }; }",
-                        itest_root_file("build/tests/fixtures/flaky.so").s);
-    conf2 = itest_config(&ctx, "healthy.cfg", "\"public.t\"", 100,
-                         "{ name = \"flaky\"; path = \"%s\"; settings = { log = \"again.log\"; }; }",
-                         itest_root_file("build/tests/fixtures/flaky.so").s);
+    conf = itest_fixture_config(&ctx, "fatal.cfg", "\"public.t\"", 100, "flaky", "flaky",
+                                "fatal_on_seq = 1; log = \"fatal.log\";");
+    conf2 = itest_fixture_config(&ctx, "healthy.cfg", "\"public.t\"", 100, "flaky", "flaky",
+                                 "log = \"again.log\";");
     itest_create_slot(&ctx, conf.s);
     itest_exec(ctx.conn, "INSERT INTO t VALUES (1)");
     itest_exec(ctx.conn, "INSERT INTO t VALUES (2), (3), (4)");

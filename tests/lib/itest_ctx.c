@@ -111,3 +111,17 @@ itest_path itest_config(const itest_ctx *ctx, const char *name, const char *tabl
     ck_assert_msg(fclose(f) == 0, "cannot write %s", path.s);
     return path;
 }
+
+itest_path itest_fixture_config(const itest_ctx *ctx, const char *name, const char *tables,
+                                int status_interval_ms, const char *plugin, const char *fixture,
+                                const char *settings)
+{
+    char relative[128];
+
+    ck_assert_msg(snprintf(relative, sizeof relative, "build/tests/fixtures/%s.so", fixture) <
+                      (int)sizeof relative,
+                  "fixture name too long: %s", fixture);
+    return itest_config(ctx, name, tables, status_interval_ms,
+                        "{ name = \"%s\"; path = \"%s\"; settings = { %s }; }", plugin,
+                        itest_root_file(relative).s, settings);
+}

@@ -35,5 +35,10 @@ itest_path itest_file(const itest_ctx *ctx, const char *name); /* ctx->dir/name 
 itest_path itest_config(const itest_ctx *ctx, const char *name, const char *tables,
                         int status_interval_ms, const char *format, ...)
     __attribute__((format(printf, 5, 6)));
+/* itest_config with one plugin block: named plugin, the test fixture
+ * build/tests/fixtures/FIXTURE.so, and settings (the inside of its `settings = { ... }`). */
+itest_path itest_fixture_config(const itest_ctx *ctx, const char *name, const char *tables,
+                                int status_interval_ms, const char *plugin, const char *fixture,
+                                const char *settings);
 
 #endif
