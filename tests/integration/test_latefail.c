@@ -34,28 +34,12 @@
  * namer's block after its settings, e.g. `on_error = "skip"; dead_letter = "dead.jsonl";`. */
 static itest_path write_config(itest_ctx *ctx, const char *namer_settings, const char *policy)
 {
-    itest_path path = itest_file(ctx, "late.cfg");
-
-    itest_write_file(path.s,
-                     "log_level = \"debug\";\n"
-                     "source:\n{\n"
-                     "  conninfo = \"%s\";\n"
-                     "  tables = [ \"public.t\" ];\n"
-                     "  slot = \"%s\";\n"
-                     "  publication = \"%s\";\n"
-                     "  status_interval_ms = 200;\n"
-                     "  reconnect_initial_ms = 50;\n"
-                     "  reconnect_max_ms = 500;\n"
-                     "};\n"
-                     "plugins =\n(\n"
-                     "  { name = \"namer\"; path = \"%s\"; retry_initial_ms = 10; "
-                     "retry_max_ms = 40; settings = { log = \"namer.log\"; %s }; %s },\n"
-                     "  { name = \"healthy\"; path = \"%s\"; settings = { log = \"healthy.log\"; "
-                     "}; }\n"
-                     ");\n",
-                     ctx->conninfo, ctx->slot, ctx->pub, itest_root_file(NAMER).s, namer_settings,
-                     policy, itest_root_file(FLAKY).s);
-    return path;
+    return itest_config_extra(
+        ctx, "late.cfg", "\"public.t\"", 200, "reconnect_initial_ms = 50; reconnect_max_ms = 500;",
+        "  { name = \"namer\"; path = \"%s\"; retry_initial_ms = 10; retry_max_ms = 40; "
+        "settings = { log = \"namer.log\"; %s }; %s },\n"
+        "  { name = \"healthy\"; path = \"%s\"; settings = { log = \"healthy.log\"; }; }",
+        itest_root_file(NAMER).s, namer_settings, policy, itest_root_file(FLAKY).s);
 }
 
 /* id 1; ids 2 to 11 (seq 0 to 9); id 12. Returns the end of the WAL after them. */

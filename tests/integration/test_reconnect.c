@@ -33,26 +33,12 @@
 static itest_path plugin_config(const itest_ctx *ctx, const char *name, const char *extra,
                                 const char *fixture, const char *settings)
 {
-    itest_path path = itest_file(ctx, name);
     char relative[128];
 
     snprintf(relative, sizeof relative, "build/tests/fixtures/%s", fixture);
-
-    itest_write_file(path.s,
-                     "log_level = \"debug\";\n"
-                     "source:\n{\n"
-                     "  conninfo = \"%s\";\n"
-                     "  tables = [ \"public.t\" ];\n"
-                     "  slot = \"%s\";\n"
-                     "  publication = \"%s\";\n"
-                     "  status_interval_ms = 200;\n"
-                     "  %s\n"
-                     "};\n"
-                     "plugins = ( { name = \"log\"; path = \"%s\"; "
-                     "settings = { %s }; } );\n",
-                     ctx->conninfo, ctx->slot, ctx->pub, extra, itest_root_file(relative).s,
-                     settings);
-    return path;
+    return itest_config_extra(ctx, name, "\"public.t\"", 200, extra,
+                              "{ name = \"log\"; path = \"%s\"; settings = { %s }; }",
+                              itest_root_file(relative).s, settings);
 }
 
 /* plugin_config with a flaky.so logger into run.log. */

@@ -85,11 +85,12 @@ itest_path itest_file(const itest_ctx *ctx, const char *name)
     return path;
 }
 
-itest_path itest_config(const itest_ctx *ctx, const char *name, const char *tables,
-                        int status_interval_ms, const char *format, ...)
+/* The configuration file of itest_config, with source_extra ("" for none) ending the source. */
+static itest_path write_config(const itest_ctx *ctx, const char *name, const char *tables,
+                               int status_interval_ms, const char *source_extra,
+                               const char *format, va_list args)
 {
     itest_path path = itest_file(ctx, name);
-    va_list args;
     FILE *f = fopen(path.s, "w");
 
     ck_assert_msg(f != NULL, "cannot create %s: %s", path.s, strerror(errno));
@@ -101,14 +102,38 @@ itest_path itest_config(const itest_ctx *ctx, const char *name, const char *tabl
             "  slot = \"%s\";\n"
             "  publication = \"%s\";\n"
             "  status_interval_ms = %d;\n"
+            "  %s\n"
             "};\n"
             "plugins =\n(\n",
-            ctx->conninfo, tables, ctx->slot, ctx->pub, status_interval_ms);
-    va_start(args, format);
+            ctx->conninfo, tables, ctx->slot, ctx->pub, status_interval_ms, source_extra);
     vfprintf(f, format, args);
-    va_end(args);
     fprintf(f, "\n);\n");
     ck_assert_msg(fclose(f) == 0, "cannot write %s", path.s);
+    return path;
+}
+
+itest_path itest_config(const itest_ctx *ctx, const char *name, const char *tables,
+                        int status_interval_ms, const char *format, ...)
+{
+    va_list args;
+    itest_path path;
+
+    va_start(args, format);
+    path = write_config(ctx, name, tables, status_interval_ms, "", format, args);
+    va_end(args);
+    return path;
+}
+
+itest_path itest_config_extra(const itest_ctx *ctx, const char *name, const char *tables,
+                              int status_interval_ms, const char *source_extra,
+                              const char *format, ...)
+{
+    va_list args;
+    itest_path path;
+
+    va_start(args, format);
+    path = write_config(ctx, name, tables, status_interval_ms, source_extra, format, args);
+    va_end(args);
     return path;
 }
 

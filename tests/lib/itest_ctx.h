@@ -35,6 +35,10 @@ itest_path itest_file(const itest_ctx *ctx, const char *name); /* ctx->dir/name 
 itest_path itest_config(const itest_ctx *ctx, const char *name, const char *tables,
                         int status_interval_ms, const char *format, ...)
     __attribute__((format(printf, 5, 6)));
+/* itest_config with source_extra (e.g. "reconnect_initial_ms = 50;") at the end of the source. */
+itest_path itest_config_extra(const itest_ctx *ctx, const char *name, const char *tables,
+                              int status_interval_ms, const char *source_extra,
+                              const char *format, ...) __attribute__((format(printf, 6, 7)));
 /* itest_config with one plugin block: named plugin, the test fixture
  * build/tests/fixtures/FIXTURE.so, and settings (the inside of its `settings = { ... }`). */
 itest_path itest_fixture_config(const itest_ctx *ctx, const char *name, const char *tables,
