@@ -101,11 +101,12 @@ static itest_path write_config(const itest_ctx *ctx, const char *name, const cha
             "  tables = [ %s ];\n"
             "  slot = \"%s\";\n"
             "  publication = \"%s\";\n"
-            "  status_interval_ms = %d;\n"
-            "  %s\n"
-            "};\n"
-            "plugins =\n(\n",
-            ctx->conninfo, tables, ctx->slot, ctx->pub, status_interval_ms, source_extra);
+            "  status_interval_ms = %d;\n",
+            ctx->conninfo, tables, ctx->slot, ctx->pub, status_interval_ms);
+    /* Only when there is one: tests quote the lines of the plugins' blocks (file:line). */
+    if (source_extra[0] != '\0')
+        fprintf(f, "  %s\n", source_extra);
+    fprintf(f, "};\nplugins =\n(\n");
     vfprintf(f, format, args);
     fprintf(f, "\n);\n");
     ck_assert_msg(fclose(f) == 0, "cannot write %s", path.s);
