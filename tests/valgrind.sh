@@ -106,7 +106,7 @@ main() {
         echo "valgrind.sh: valgrind is missing; install it with: apt-get install -y valgrind" >&2
         exit 1
     }
-    # WN_HOST_WRAPPER is split at blanks (tests/lib/itest.c), so its paths cannot hold one.
+    # WN_HOST_WRAPPER is split at blanks (tests/lib/itest_host.c), so its paths cannot hold one.
     case "$ROOT" in *[[:space:]]*)
         echo "valgrind.sh: the repository path '$ROOT' holds a blank, which WN_HOST_WRAPPER cannot carry" >&2
         exit 1 ;;

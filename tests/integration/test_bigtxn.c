@@ -114,16 +114,8 @@ END_TEST
 int main(void)
 {
     Suite *suite = suite_create("bigtxn");
-    TCase *tc = tcase_create("bigtxn");
-    SRunner *runner;
-    int failed;
+    TCase *tc = itest_tcase(suite, "bigtxn");
 
-    tcase_set_timeout(tc, ITEST_TIMEOUT_S);
     tcase_add_test(tc, test_two_million_rows_in_one_transaction);
-    suite_add_tcase(suite, tc);
-    runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? 0 : 1;
+    return run_suite(suite) == 0 ? 0 : 1;
 }

@@ -280,18 +280,10 @@ END_TEST
 int main(void)
 {
     Suite *suite = suite_create("changes");
-    TCase *tc = tcase_create("changes");
-    SRunner *runner;
-    int failed;
+    TCase *tc = itest_tcase(suite, "changes");
 
-    tcase_set_timeout(tc, ITEST_TIMEOUT_S);
     tcase_add_test(tc, test_truncates);
     tcase_add_test(tc, test_replica_identities);
     tcase_add_test(tc, test_unchanged_toast_values);
-    suite_add_tcase(suite, tc);
-    runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? 0 : 1;
+    return run_suite(suite) == 0 ? 0 : 1;
 }

@@ -24,6 +24,19 @@ static itest_path jsonl_config(const itest_ctx *ctx, const char *name, const cha
                         itest_root_file("build/plugins/jsonl.so").s, out);
 }
 
+/* Begins the test with table t (id) and the slot of its jsonl configuration cfg, writing out. */
+static itest_path begin_with_slot(itest_ctx *ctx, const char *name, const char *cfg,
+                                  const char *out)
+{
+    itest_path conf;
+
+    itest_begin(ctx, name);
+    itest_exec(ctx->conn, "CREATE TABLE t (id int PRIMARY KEY)");
+    conf = jsonl_config(ctx, cfg, out);
+    itest_create_slot(ctx, conf.s);
+    return conf;
+}
+
 /* A context whose configurations point at another conninfo. */
 static itest_ctx with_conninfo(const itest_ctx *ctx, const char *conninfo)
 {
@@ -127,11 +140,8 @@ START_TEST(test_endpos_on_idle_stream_and_passed_slot)
     itest_lines lines;
     char *early, *endpos;
 
-    itest_begin(&ctx, "idle");
-    itest_exec(ctx.conn, "CREATE TABLE t (id int PRIMARY KEY)");
-    conf = jsonl_config(&ctx, "idle.cfg", "out.jsonl");
+    conf = begin_with_slot(&ctx, "idle", "idle.cfg", "out.jsonl");
     out = itest_file(&ctx, "out.jsonl");
-    itest_create_slot(&ctx, conf.s);
     early = itest_lsn_text(itest_current_lsn(ctx.conn));
     itest_exec(ctx.conn, "INSERT INTO t VALUES (1)");
     itest_exec(ctx.conn, "INSERT INTO t VALUES (2), (3)");
@@ -224,8 +234,7 @@ START_TEST(test_check_config)
                      "plugins = ( { name = \"out\"; path = \"%s\"; } );\n",
                      nowhere.conninfo, itest_root_file("build/plugins/jsonl.so").s);
     itest_host_run(&ctx, &host, "--check-config", "-c", bad.s);
-    itest_assert_exit(&host, 1);
-    itest_assert_reason(&host);
+    itest_assert_failed(&host, 1);
     assert_stderr_has(&host, "badkey.cfg:5");
 
     bad = itest_file(&ctx, "badsetting.cfg");
@@ -243,15 +252,13 @@ START_TEST(test_check_config)
                      "} );\n",
                      nowhere.conninfo, itest_root_file("build/plugins/jsonl.so").s);
     itest_host_run(&ctx, &host, "--check-config", "-c", bad.s);
-    itest_assert_exit(&host, 1);
-    itest_assert_reason(&host);
+    itest_assert_failed(&host, 1);
     assert_stderr_has(&host, "badsetting.cfg:9");
 
     conf = itest_config(&nowhere, "noplugin.cfg", "\"public.t\"", 1000,
                         "{ name = \"out\"; path = \"no-such-plugin.so\"; }");
     itest_host_run(&ctx, &host, "--check-config", "-c", conf.s);
-    itest_assert_exit(&host, 2);
-    itest_assert_reason(&host);
+    itest_assert_failed(&host, 2);
     itest_end(&ctx);
 }
 END_TEST
@@ -264,17 +271,13 @@ START_TEST(test_usage_version_help)
 
     itest_begin(&ctx, "usage");
     itest_host_run(&ctx, &host, "--no-such-option");
-    itest_assert_exit(&host, 1);
-    itest_assert_reason(&host);
+    itest_assert_failed(&host, 1);
     itest_host_run(&ctx, &host, "--endpos", "0/0");
-    itest_assert_exit(&host, 1);
-    itest_assert_reason(&host);
+    itest_assert_failed(&host, 1);
     itest_host_run(&ctx, &host, "-c");
-    itest_assert_exit(&host, 1);
-    itest_assert_reason(&host);
+    itest_assert_failed(&host, 1);
     itest_host_run(&ctx, &host, "-c", "/nonexistent/walnotify.cfg");
-    itest_assert_exit(&host, 1);
-    itest_assert_reason(&host);
+    itest_assert_failed(&host, 1);
 
     itest_host_run(&ctx, &host, "--version");
     itest_assert_exit(&host, 0);
@@ -296,14 +299,10 @@ START_TEST(test_plugin_init_failure_exits_2)
     itest_host host;
     itest_path conf;
 
-    itest_begin(&ctx, "initfail");
-    itest_exec(ctx.conn, "CREATE TABLE t (id int PRIMARY KEY)");
-    conf = jsonl_config(&ctx, "init.cfg", "no/such/dir/out.jsonl");
-    itest_create_slot(&ctx, conf.s);
+    conf = begin_with_slot(&ctx, "initfail", "init.cfg", "no/such/dir/out.jsonl");
     itest_exec(ctx.conn, "INSERT INTO t VALUES (1)");
     itest_host_run(&ctx, &host, "-c", conf.s);
-    itest_assert_exit(&host, 2);
-    itest_assert_reason(&host);
+    itest_assert_failed(&host, 2);
     itest_end(&ctx);
 }
 END_TEST
@@ -314,15 +313,11 @@ START_TEST(test_states_that_need_a_person_exit_3)
     itest_host host;
     itest_path conf;
 
-    itest_begin(&ctx, "person");
-    itest_exec(ctx.conn, "CREATE TABLE t (id int PRIMARY KEY)");
-    conf = jsonl_config(&ctx, "person.cfg", "out.jsonl");
-    itest_create_slot(&ctx, conf.s);
+    conf = begin_with_slot(&ctx, "person", "person.cfg", "out.jsonl");
     itest_exec(ctx.conn, "DROP PUBLICATION %s", ctx.pub);
     itest_exec(ctx.conn, "INSERT INTO t VALUES (1)");
     itest_host_run(&ctx, &host, "-c", conf.s);
-    itest_assert_exit(&host, 3);
-    itest_assert_reason(&host);
+    itest_assert_failed(&host, 3);
     assert_stderr_has(&host, ctx.slot);
     ck_assert_msg(!itest_publication_exists(ctx.conn, ctx.pub),
                   "the publication was made again under the existing slot");
@@ -334,8 +329,7 @@ START_TEST(test_states_that_need_a_person_exit_3)
                         "{ name = \"out\"; path = \"%s\"; settings = { path = \"x.jsonl\"; }; }",
                         itest_root_file("build/plugins/jsonl.so").s);
     itest_host_run(&ctx, &host, "-c", conf.s);
-    itest_assert_exit(&host, 3);
-    itest_assert_reason(&host);
+    itest_assert_failed(&host, 3);
 
     snprintf(other.conninfo, sizeof other.conninfo, "host=%s port=%s user=wn_no_such_role dbname=%s",
              itest_env("PGHOST"), itest_env("PGPORT"), ctx.db);
@@ -343,8 +337,7 @@ START_TEST(test_states_that_need_a_person_exit_3)
                         "{ name = \"out\"; path = \"%s\"; settings = { path = \"y.jsonl\"; }; }",
                         itest_root_file("build/plugins/jsonl.so").s);
     itest_host_run(&ctx, &host, "-c", conf.s);
-    itest_assert_exit(&host, 3);
-    itest_assert_reason(&host);
+    itest_assert_failed(&host, 3);
     itest_end(&ctx);
 }
 END_TEST
@@ -464,11 +457,9 @@ START_TEST(test_refused_password_exits_3)
     itest_exec(admin, "DROP ROLE %s", role);
     PQfinish(admin);
 
-    itest_assert_exit(&wrong, 3);
-    itest_assert_reason(&wrong);
+    itest_assert_failed(&wrong, 3);
     assert_stderr_has(&wrong, "password authentication failed");
-    itest_assert_exit(&none, 3);
-    itest_assert_reason(&none);
+    itest_assert_failed(&none, 3);
     reason = itest_host_stderr(&none);
     ck_assert_msg(strstr(reason, "password") != NULL, "no word of the password: %s", reason);
     ck_assert_msg(strstr(reason, "right") == NULL, "a password in the reason: %s", reason);
@@ -531,8 +522,7 @@ START_TEST(test_wal_level_not_logical_exits_3)
     itest_host_run(&ctx, &host, "-c", conf.s);
     harness(&ctx, "stop", dir);
 
-    itest_assert_exit(&host, 3);
-    itest_assert_reason(&host);
+    itest_assert_failed(&host, 3);
     assert_stderr_has(&host, "wal_level is 'replica'");
     assert_stderr_has(&host, "wal_level = logical");
     free(text);
@@ -677,9 +667,8 @@ START_TEST(test_sigterm_during_check_config)
 
     itest_begin(&ctx, "checkstop");
     marker = itest_file(&ctx, "loading");
-    conf = itest_config(&ctx, "check.cfg", "\"public.t\"", 1000,
-                        "{ name = \"slow\"; path = \"%s\"; settings = { url = \"x\"; }; }",
-                        itest_root_file("build/tests/fixtures/slow_load.so").s);
+    conf = itest_fixture_config(&ctx, "check.cfg", "\"public.t\"", 1000, "slow", "slow_load",
+                                "url = \"x\";");
     setenv("WN_TEST_LOAD_MARKER", marker.s, 1);
     itest_host_start(&ctx, &host, ITEST_ARGS("--check-config", "-c", conf.s));
     {
@@ -709,10 +698,7 @@ START_TEST(test_stray_signals_leave_sigterm_working)
     itest_path conf;
     itest_lines lines;
 
-    itest_begin(&ctx, "stray");
-    itest_exec(ctx.conn, "CREATE TABLE t (id int PRIMARY KEY)");
-    conf = jsonl_config(&ctx, "stray.cfg", "stray.jsonl");
-    itest_create_slot(&ctx, conf.s);
+    conf = begin_with_slot(&ctx, "stray", "stray.cfg", "stray.jsonl");
     itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
     itest_exec(ctx.conn, "INSERT INTO t VALUES (1)");
     lines = itest_wait_lines(itest_file(&ctx, "stray.jsonl").s, 1, ITEST_WAIT_S);
@@ -763,8 +749,7 @@ START_TEST(test_socket_path_words_decide_nothing)
                      (int)sizeof other.conninfo);
     conf = jsonl_config(&other, "norole.cfg", "norole.jsonl");
     itest_host_run(&ctx, &host, "-c", conf.s);
-    itest_assert_exit(&host, 3);
-    itest_assert_reason(&host);
+    itest_assert_failed(&host, 3);
     assert_stderr_has(&host, "wn_invalid_role");
     itest_end(&ctx);
 }
@@ -812,10 +797,7 @@ START_TEST(test_drop_slot_message_and_normalised_paths)
     itest_path conf, neg;
     char want[PATH_MAX + 32];
 
-    itest_begin(&ctx, "dropmsg");
-    itest_exec(ctx.conn, "CREATE TABLE t (id int PRIMARY KEY)");
-    conf = jsonl_config(&ctx, "drop.cfg", "out.jsonl");
-    itest_create_slot(&ctx, conf.s);
+    conf = begin_with_slot(&ctx, "dropmsg", "drop.cfg", "out.jsonl");
     itest_host_run(&ctx, &host, "--drop-slot", "-c", conf.s);
     itest_assert_exit(&host, 0);
     ck_assert_int_eq(count_in_stderr(&host, "dropped"), 1);
@@ -889,8 +871,7 @@ START_TEST(test_foreign_and_wild_plugins_are_named)
     conf = itest_config(&nowhere, "foreign.cfg", "\"public.t\"", 1000,
                         "{ name = \"out\"; path = \"foreign.so\"; settings = { url = \"x\"; }; }");
     itest_host_run(&ctx, &host, "--check-config", "-c", conf.s);
-    itest_assert_exit(&host, 2);
-    itest_assert_reason(&host);
+    itest_assert_failed(&host, 2);
     assert_stderr_has(&host, "built for ");
     ck_assert_int_eq(count_in_stderr(&host, "No such file"), 0);
 
@@ -901,8 +882,7 @@ START_TEST(test_foreign_and_wild_plugins_are_named)
         setenv("WN_TEST_WILD", wild[i][0], 1);
         itest_host_run(&ctx, &host, "--check-config", "-c", conf.s);
         unsetenv("WN_TEST_WILD");
-        itest_assert_exit(&host, 2);
-        itest_assert_reason(&host);
+        itest_assert_failed(&host, 2);
         assert_stderr_has(&host, wild[i][1]);
     }
     itest_end(&ctx);
@@ -1089,11 +1069,8 @@ END_TEST
 int main(void)
 {
     Suite *suite = suite_create("cli");
-    TCase *tc = tcase_create("cli");
-    SRunner *runner;
-    int failed;
+    TCase *tc = itest_tcase(suite, "cli");
 
-    tcase_set_timeout(tc, ITEST_TIMEOUT_S);
     tcase_add_test(tc, test_endpos_on_busy_stream);
     tcase_add_test(tc, test_endpos_on_idle_stream_and_passed_slot);
     tcase_add_test(tc, test_create_and_drop_slot);
@@ -1114,10 +1091,5 @@ int main(void)
     tcase_add_test(tc, test_foreign_and_wild_plugins_are_named);
     tcase_add_test(tc, test_unsafe_plugin_and_config_files_are_refused);
     tcase_add_test(tc, test_include_names_bounds_and_reach);
-    suite_add_tcase(suite, tc);
-    runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? 0 : 1;
+    return run_suite(suite) == 0 ? 0 : 1;
 }

@@ -140,9 +140,8 @@ START_TEST(test_kill9_at_random_points)
 
     itest_begin(&ctx, "kill9");
     itest_exec(ctx.conn, "CREATE TABLE t (id bigint PRIMARY KEY); CREATE SEQUENCE ids");
-    conf = itest_config(&ctx, "kill9.cfg", "\"public.t\"", 200,
-                        "{ name = \"log\"; path = \"%s\"; settings = { log = \"run.log\"; }; }",
-                        itest_root_file("build/tests/fixtures/flaky.so").s);
+    conf = itest_fixture_config(&ctx, "kill9.cfg", "\"public.t\"", 200, "log", "flaky",
+                                "log = \"run.log\";");
     itest_create_slot(&ctx, conf.s);
     log_path = itest_file(&ctx, "run.log");
     faults_history_init(&history, log_path.s);
@@ -364,14 +363,10 @@ START_TEST(test_kill9_while_blocked_with_keepalives)
     itest_begin(&ctx, "blockkill");
     itest_exec(ctx.conn, "CREATE TABLE t (id bigint PRIMARY KEY); "
                          "CREATE TABLE u (id serial PRIMARY KEY, v int)");
-    conf = itest_config(&ctx, "blocked.cfg", "\"public.t\"", 200,
-                        "{ name = \"blocker\"; path = \"%s\"; settings = { block_at = 2; "
-                        "block_ms = 90000; log = \"run.log\"; }; }",
-                        itest_root_file("build/tests/fixtures/blocker.so").s);
-    conf2 = itest_config(&ctx, "free.cfg", "\"public.t\"", 200,
-                         "{ name = \"blocker\"; path = \"%s\"; settings = { block_ms = 0; "
-                         "log = \"run.log\"; }; }",
-                         itest_root_file("build/tests/fixtures/blocker.so").s);
+    conf = itest_fixture_config(&ctx, "blocked.cfg", "\"public.t\"", 200, "blocker", "blocker",
+                                "block_at = 2; block_ms = 90000; log = \"run.log\";");
+    conf2 = itest_fixture_config(&ctx, "free.cfg", "\"public.t\"", 200, "blocker", "blocker",
+                                 "block_ms = 0; log = \"run.log\";");
     itest_create_slot(&ctx, conf.s);
     log_path = itest_file(&ctx, "run.log");
     faults_history_init(&history, log_path.s);
@@ -420,43 +415,6 @@ START_TEST(test_kill9_while_blocked_with_keepalives)
     itest_end(&ctx);
 }
 END_TEST
-
-/* Resets wal_sender_timeout whatever the test did; runs in the test runner's own process. */
-static void reset_sender_timeout(void)
-{
-    PGconn *conn = PQconnectdb("dbname=postgres");
-    PGresult *res;
-
-    if (PQstatus(conn) != CONNECTION_OK) {
-        fprintf(stderr, "crash: cannot reset wal_sender_timeout: %s", PQerrorMessage(conn));
-        PQfinish(conn);
-        return;
-    }
-    res = PQexec(conn, "ALTER SYSTEM RESET wal_sender_timeout");
-    if (PQresultStatus(res) != PGRES_COMMAND_OK)
-        fprintf(stderr, "crash: cannot reset wal_sender_timeout: %s", PQerrorMessage(conn));
-    PQclear(res);
-    PQclear(PQexec(conn, "SELECT pg_reload_conf()"));
-    PQfinish(conn);
-}
-
-static void set_sender_timeout(PGconn *conn, const char *value)
-{
-    itest_deadline deadline = itest_deadline_in(ITEST_WAIT_S * 1000);
-    char *now;
-
-    itest_exec(conn, "ALTER SYSTEM SET wal_sender_timeout = '%s'", value);
-    itest_exec(conn, "SELECT pg_reload_conf()");
-    for (;;) {
-        now = itest_query(conn, "SHOW wal_sender_timeout");
-        if (now != NULL && strcmp(now, value) == 0)
-            break;
-        free(now);
-        ck_assert_msg(!itest_expired(&deadline), "wal_sender_timeout did not become %s", value);
-        itest_sleep_ms(ITEST_POLL_MS);
-    }
-    free(now);
-}
 
 static size_t count_occurrences(const char *text, const char *needle)
 {
@@ -551,7 +509,7 @@ START_TEST(test_random_failures_short_sender_timeout)
     itest_create_slot(&ctx, conf.s);
     log_path = itest_file(&ctx, "run.log");
     faults_history_init(&history, log_path.s);
-    set_sender_timeout(ctx.conn, SHORT_SENDER_TIMEOUT);
+    itest_set_server_setting(ctx.conn, "wal_sender_timeout", SHORT_SENDER_TIMEOUT);
     server_log_from = itest_server_log_size();
 
     faults_run_begin(&history, ctx.conn, ctx.slot);
@@ -606,27 +564,23 @@ START_TEST(test_random_failures_short_sender_timeout)
 }
 END_TEST
 
+/* Puts wal_sender_timeout back, also after a failed test (an unchecked fixture's teardown). */
+static void reset_sender_timeout(void)
+{
+    itest_reset_server_setting("wal_sender_timeout");
+}
+
 int main(void)
 {
     Suite *suite = suite_create("crash");
-    TCase *tc = tcase_create("crash");
-    TCase *timeout = tcase_create("sender-timeout");
-    SRunner *runner;
-    int failed;
+    TCase *tc = itest_tcase(suite, "crash");
+    TCase *timeout = itest_tcase(suite, "sender-timeout");
 
-    tcase_set_timeout(tc, ITEST_TIMEOUT_S);
     tcase_add_test(tc, test_kill9_at_random_points);
     tcase_add_test(tc, test_kill9_after_finish_before_ack);
     tcase_add_test(tc, test_kill9_while_blocked_with_keepalives);
-    suite_add_tcase(suite, tc);
     /* The teardown runs in this process, so the setting is reset even when the test fails. */
-    tcase_set_timeout(timeout, ITEST_TIMEOUT_S);
     tcase_add_unchecked_fixture(timeout, NULL, reset_sender_timeout);
     tcase_add_test(timeout, test_random_failures_short_sender_timeout);
-    suite_add_tcase(suite, timeout);
-    runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? 0 : 1;
+    return run_suite(suite) == 0 ? 0 : 1;
 }

@@ -29,6 +29,32 @@ static itest_events read_out(const itest_ctx *ctx, const char *name)
     return events;
 }
 
+/* Begins the test: ddl run, then the slot of jsonl_config(tables, plugin_extra). */
+static itest_path begin_ddl_test(itest_ctx *ctx, const char *name, const char *ddl,
+                                 const char *tables, const char *plugin_extra)
+{
+    itest_path conf;
+
+    itest_begin(ctx, name);
+    itest_exec(ctx->conn, "%s", ddl);
+    conf = jsonl_config(ctx, tables, plugin_extra);
+    itest_create_slot(ctx, conf.s);
+    return conf;
+}
+
+/* Runs walnotify over everything committed so far; fails unless out.jsonl, in commit order, is
+ * described by want (count of them). */
+static void assert_run_delivers(itest_ctx *ctx, const char *conf, const char *const *want,
+                                size_t count)
+{
+    itest_events events;
+
+    itest_run_to_now(ctx, conf);
+    events = read_out(ctx, "out.jsonl");
+    itest_assert_described(&events, want, count, "out.jsonl");
+    itest_events_free(&events);
+}
+
 START_TEST(test_columns_follow_schema_changes)
 {
     static const char *const want[] = {
@@ -42,12 +68,9 @@ START_TEST(test_columns_follow_schema_changes)
     };
     itest_ctx ctx;
     itest_path conf;
-    itest_events events;
 
-    itest_begin(&ctx, "ddlcols");
-    itest_exec(ctx.conn, "CREATE TABLE a (id int PRIMARY KEY, x text)");
-    conf = jsonl_config(&ctx, "\"public.a\"", "");
-    itest_create_slot(&ctx, conf.s);
+    conf = begin_ddl_test(&ctx, "ddlcols", "CREATE TABLE a (id int PRIMARY KEY, x text)",
+                          "\"public.a\"", "");
 
     itest_exec(ctx.conn, "INSERT INTO a VALUES (1, 'one')");
     itest_exec(ctx.conn, "ALTER TABLE a ADD COLUMN y int DEFAULT 7");
@@ -58,11 +81,7 @@ START_TEST(test_columns_follow_schema_changes)
                          "ALTER TABLE a ALTER COLUMN y TYPE bigint; "
                          "INSERT INTO a VALUES (6, 9999999999, 'six'); COMMIT");
     itest_exec(ctx.conn, "INSERT INTO a (id) VALUES (7)");
-    itest_run_to_now(&ctx, conf.s);
-
-    events = read_out(&ctx, "out.jsonl");
-    itest_assert_described(&events, want, COUNT(want), "out.jsonl");
-    itest_events_free(&events);
+    assert_run_delivers(&ctx, conf.s, want, COUNT(want));
     itest_end(&ctx);
 }
 END_TEST
@@ -205,12 +224,9 @@ START_TEST(test_rollbacks_never_appear)
     };
     itest_ctx ctx;
     itest_path conf;
-    itest_events events;
 
-    itest_begin(&ctx, "ddlrollback");
-    itest_exec(ctx.conn, "CREATE TABLE a (id int PRIMARY KEY)");
-    conf = jsonl_config(&ctx, "\"public.a\"", "");
-    itest_create_slot(&ctx, conf.s);
+    conf = begin_ddl_test(&ctx, "ddlrollback", "CREATE TABLE a (id int PRIMARY KEY)",
+                          "\"public.a\"", "");
 
     itest_exec(ctx.conn, "INSERT INTO a VALUES (1)");
     itest_exec(ctx.conn, "BEGIN; INSERT INTO a VALUES (100); ROLLBACK");
@@ -224,11 +240,7 @@ START_TEST(test_rollbacks_never_appear)
                          "INSERT INTO a VALUES (201); ROLLBACK TO s; COMMIT");
     itest_exec(ctx.conn, "BEGIN; SAVEPOINT s; INSERT INTO a VALUES (300); ROLLBACK TO s; COMMIT");
     itest_exec(ctx.conn, "INSERT INTO a VALUES (2)");
-    itest_run_to_now(&ctx, conf.s);
-
-    events = read_out(&ctx, "out.jsonl");
-    itest_assert_described(&events, want, COUNT(want), "out.jsonl");
-    itest_events_free(&events);
+    assert_run_delivers(&ctx, conf.s, want, COUNT(want));
     itest_end(&ctx);
 }
 END_TEST
@@ -236,19 +248,11 @@ END_TEST
 int main(void)
 {
     Suite *suite = suite_create("ddl");
-    TCase *tc = tcase_create("ddl");
-    SRunner *runner;
-    int failed;
+    TCase *tc = itest_tcase(suite, "ddl");
 
-    tcase_set_timeout(tc, ITEST_TIMEOUT_S);
     tcase_add_test(tc, test_columns_follow_schema_changes);
     tcase_add_test(tc, test_filters_and_operations);
     tcase_add_test(tc, test_unchanged_toast_value);
     tcase_add_test(tc, test_rollbacks_never_appear);
-    suite_add_tcase(suite, tc);
-    runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? 0 : 1;
+    return run_suite(suite) == 0 ? 0 : 1;
 }

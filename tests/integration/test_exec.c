@@ -174,8 +174,7 @@ START_TEST(test_late_acknowledgements_hold_the_slot)
     itest_host host;
     itest_path conf, log_path;
     execsink_samples samples = {0};
-    char argv[3 * PATH_MAX], *end;
-    pid_t writer;
+    char argv[3 * PATH_MAX];
 
     itest_begin(&ctx, "execlate");
     make_table(&ctx);
@@ -185,13 +184,8 @@ START_TEST(test_late_acknowledgements_hold_the_slot)
     itest_create_slot(&ctx, conf.s);
     log_path = itest_file(&ctx, "run.log");
 
-    writer = faults_writer_start(&ctx, "t", "ids", seed, &mix);
-    while (!faults_writer_done(writer))
-        itest_sleep_ms(ITEST_POLL_MS);
-    end = itest_lsn_text(itest_current_lsn(ctx.conn));
-    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s, "--endpos", end));
-    free(end);
-    ck_assert_int_eq(execsink_sample_until_exit(&ctx, &host, log_path.s, RUN_S, &samples), 0);
+    faults_write_all(&ctx, "t", "ids", seed, &mix);
+    ck_assert_int_eq(execsink_run_to_now(&ctx, &host, conf.s, log_path.s, RUN_S, &samples), 0);
     execsink_check_log(ctx.conn, log_path.s, &samples);
     execsink_samples_free(&samples);
     itest_end(&ctx);
@@ -255,21 +249,13 @@ END_TEST
 int main(void)
 {
     Suite *suite = suite_create("exec");
-    TCase *tc = tcase_create("exec");
-    SRunner *runner;
-    int failed;
+    TCase *tc = itest_tcase(suite, "exec");
 
-    tcase_set_timeout(tc, ITEST_TIMEOUT_S);
     tcase_add_test(tc, test_python_sqlite_under_kill9);
     tcase_add_test(tc, test_node_jsonl_two_runs);
     tcase_add_test(tc, test_node_jsonl_under_kill9);
     tcase_add_test(tc, test_late_acknowledgements_hold_the_slot);
     tcase_add_test(tc, test_sigterm_ends_the_child);
     tcase_add_test(tc, test_example_configuration_is_valid);
-    suite_add_tcase(suite, tc);
-    runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? 0 : 1;
+    return run_suite(suite) == 0 ? 0 : 1;
 }

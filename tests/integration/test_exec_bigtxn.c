@@ -71,16 +71,8 @@ END_TEST
 int main(void)
 {
     Suite *suite = suite_create("exec_bigtxn");
-    TCase *tc = tcase_create("exec_bigtxn");
-    SRunner *runner;
-    int failed;
+    TCase *tc = itest_tcase(suite, "exec_bigtxn");
 
-    tcase_set_timeout(tc, ITEST_TIMEOUT_S);
     tcase_add_test(tc, test_child_dies_inside_a_large_transaction);
-    suite_add_tcase(suite, tc);
-    runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? 0 : 1;
+    return run_suite(suite) == 0 ? 0 : 1;
 }

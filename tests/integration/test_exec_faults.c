@@ -33,8 +33,7 @@ static void run_faulty(const char *mode, const char *expect)
     itest_host host;
     itest_path conf, log_path, budget;
     execsink_samples samples = {0};
-    char argv[3 * PATH_MAX], *end, *err, *left;
-    pid_t writer;
+    char argv[3 * PATH_MAX], *err, *left;
 
     itest_begin(&ctx, "execfault");
     itest_exec(ctx.conn, "CREATE TABLE t (id bigint PRIMARY KEY); CREATE SEQUENCE ids");
@@ -45,13 +44,8 @@ static void run_faulty(const char *mode, const char *expect)
     log_path = itest_file(&ctx, "run.log");
     budget = itest_file(&ctx, "budget");
 
-    writer = faults_writer_start(&ctx, "t", "ids", seed, &mix);
-    while (!faults_writer_done(writer))
-        itest_sleep_ms(ITEST_POLL_MS);
-    end = itest_lsn_text(itest_current_lsn(ctx.conn));
-    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s, "--endpos", end));
-    free(end);
-    execsink_sample_until_exit(&ctx, &host, log_path.s, RUN_S, &samples);
+    faults_write_all(&ctx, "t", "ids", seed, &mix);
+    execsink_run_to_now(&ctx, &host, conf.s, log_path.s, RUN_S, &samples);
     itest_assert_exit(&host, 0);
     execsink_check_log(ctx.conn, log_path.s, &samples);
 
@@ -144,8 +138,6 @@ START_TEST(test_child_refuses_rows_for_good)
     execsink_samples samples = {0};
     long long *ids;
     size_t count;
-    char *end;
-    pid_t writer;
 
     itest_begin(&ctx, "execreject");
     itest_exec(ctx.conn, "CREATE TABLE t (id bigint PRIMARY KEY); CREATE SEQUENCE ids");
@@ -160,13 +152,8 @@ START_TEST(test_child_refuses_rows_for_good)
     log_path = itest_file(&ctx, "run.log");
     dead = itest_file(&ctx, "dead.jsonl");
 
-    writer = faults_writer_start(&ctx, "t", "ids", seed, &mix);
-    while (!faults_writer_done(writer))
-        itest_sleep_ms(ITEST_POLL_MS);
-    end = itest_lsn_text(itest_current_lsn(ctx.conn));
-    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s, "--endpos", end));
-    free(end);
-    execsink_sample_until_exit(&ctx, &host, log_path.s, RUN_S, &samples);
+    faults_write_all(&ctx, "t", "ids", seed, &mix);
+    execsink_run_to_now(&ctx, &host, conf.s, log_path.s, RUN_S, &samples);
     itest_assert_exit(&host, 0);
     /* What the sink refused is in the dead-letter file; the rest reached the sink. */
     execsink_check_log_of(ctx.conn,
@@ -187,20 +174,12 @@ END_TEST
 int main(void)
 {
     Suite *suite = suite_create("exec_faults");
-    TCase *tc = tcase_create("exec_faults");
-    SRunner *runner;
-    int failed;
+    TCase *tc = itest_tcase(suite, "exec_faults");
 
-    tcase_set_timeout(tc, ITEST_TIMEOUT_S);
     tcase_add_test(tc, test_child_crashes);
     tcase_add_test(tc, test_child_hangs);
     tcase_add_test(tc, test_child_writes_garbage);
     tcase_add_test(tc, test_child_misbehaves_at_random);
     tcase_add_test(tc, test_child_refuses_rows_for_good);
-    suite_add_tcase(suite, tc);
-    runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? 0 : 1;
+    return run_suite(suite) == 0 ? 0 : 1;
 }

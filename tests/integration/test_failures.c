@@ -61,10 +61,8 @@ START_TEST(test_retries_deliver_everything_once)
 
     itest_begin(&ctx, "retry");
     itest_exec(ctx.conn, "CREATE TABLE t (id int PRIMARY KEY)");
-    conf = itest_config(&ctx, "retry.cfg", "\"public.t\"", 200,
-                        "{ name = \"flaky\"; path = \"%s\";"
-                        "  settings = { fail_times = 2; log = \"flaky.log\"; }; }",
-                        itest_root_file("build/tests/fixtures/flaky.so").s);
+    conf = itest_fixture_config(&ctx, "retry.cfg", "\"public.t\"", 200, "flaky", "flaky",
+                                "fail_times = 2; log = \"flaky.log\";");
     itest_create_slot(&ctx, conf.s);
     itest_exec(ctx.conn, "INSERT INTO t VALUES (1), (2)");
     itest_exec(ctx.conn, "INSERT INTO t VALUES (3)");
@@ -89,13 +87,10 @@ START_TEST(test_slow_plugin_keeps_the_connection)
     char *server_log;
 
     itest_begin(&ctx, "slow");
-    itest_exec(ctx.conn, "ALTER SYSTEM SET wal_sender_timeout = '2s'");
-    itest_exec(ctx.conn, "SELECT pg_reload_conf()");
+    itest_set_server_setting(ctx.conn, "wal_sender_timeout", "2s");
     itest_exec(ctx.conn, "CREATE TABLE t (id int PRIMARY KEY)");
-    conf = itest_config(&ctx, "slow.cfg", "\"public.t\"", 1000,
-                        "{ name = \"slow\"; path = \"%s\";"
-                        "  settings = { block_ms = 6000; log = \"slow.log\"; }; }",
-                        itest_root_file("build/tests/fixtures/blocker.so").s);
+    conf = itest_fixture_config(&ctx, "slow.cfg", "\"public.t\"", 1000, "slow", "blocker",
+                                "block_ms = 6000; log = \"slow.log\";");
     itest_create_slot(&ctx, conf.s);
     server_log_start = itest_server_log_size();
 
@@ -190,16 +185,6 @@ START_TEST(test_progress_goes_on_while_a_plugin_blocks)
 }
 END_TEST
 
-/* Puts wal_sender_timeout back even when the test that lowered it failed. */
-static void reset_sender_timeout(void)
-{
-    PGconn *conn = itest_connect("postgres", NULL);
-
-    PQclear(PQexec(conn, "ALTER SYSTEM RESET wal_sender_timeout"));
-    PQclear(PQexec(conn, "SELECT pg_reload_conf()"));
-    PQfinish(conn);
-}
-
 START_TEST(test_fatal_stops_without_acknowledging)
 {
     static const want_line want_first[] = {{0, 0, "1"}, {1, 0, "2"}};
@@ -213,21 +198,17 @@ START_TEST(test_fatal_stops_without_acknowledging)
 
     itest_begin(&ctx, "fatal");
     itest_exec(ctx.conn, "CREATE TABLE t (id int PRIMARY KEY)");
-    conf = itest_config(&ctx, "fatal.cfg", "\"public.t\"", 100,
-                        "{ name = \"flaky\"; path = \"%s\";"
-                        "  settings = { fatal_on_seq = 1; log = \"fatal.log\"; }; }",
-                        itest_root_file("build/tests/fixtures/flaky.so").s);
-    conf2 = itest_config(&ctx, "healthy.cfg", "\"public.t\"", 100,
-                         "{ name = \"flaky\"; path = \"%s\"; settings = { log = \"again.log\"; }; }",
-                         itest_root_file("build/tests/fixtures/flaky.so").s);
+    conf = itest_fixture_config(&ctx, "fatal.cfg", "\"public.t\"", 100, "flaky", "flaky",
+                                "fatal_on_seq = 1; log = \"fatal.log\";");
+    conf2 = itest_fixture_config(&ctx, "healthy.cfg", "\"public.t\"", 100, "flaky", "flaky",
+                                 "log = \"again.log\";");
     itest_create_slot(&ctx, conf.s);
     itest_exec(ctx.conn, "INSERT INTO t VALUES (1)");
     itest_exec(ctx.conn, "INSERT INTO t VALUES (2), (3), (4)");
     endpos = itest_lsn_text(itest_current_lsn(ctx.conn));
 
     itest_host_run(&ctx, &host, "-c", conf.s, "--endpos", endpos);
-    itest_assert_exit(&host, 2);
-    itest_assert_reason(&host);
+    itest_assert_failed(&host, 2);
     log_path = itest_file(&ctx, "fatal.log");
     log = itest_read_log(log_path.s);
     assert_log(&log, 0, want_first, 2, "fatal.log");
@@ -255,26 +236,22 @@ START_TEST(test_fatal_stops_without_acknowledging)
 }
 END_TEST
 
+/* Puts wal_sender_timeout back, also after a failed test (an unchecked fixture's teardown). */
+static void reset_sender_timeout(void)
+{
+    itest_reset_server_setting("wal_sender_timeout");
+}
+
 int main(void)
 {
     Suite *suite = suite_create("failures");
-    TCase *tc = tcase_create("failures");
-    TCase *slow = tcase_create("slow");
-    SRunner *runner;
-    int failed;
+    TCase *tc = itest_tcase(suite, "failures");
+    TCase *slow = itest_tcase(suite, "slow");
 
-    tcase_set_timeout(tc, ITEST_TIMEOUT_S);
     tcase_add_test(tc, test_retries_deliver_everything_once);
     tcase_add_test(tc, test_fatal_stops_without_acknowledging);
     tcase_add_test(tc, test_progress_goes_on_while_a_plugin_blocks);
-    suite_add_tcase(suite, tc);
-    tcase_set_timeout(slow, ITEST_TIMEOUT_S);
     tcase_add_unchecked_fixture(slow, NULL, reset_sender_timeout);
     tcase_add_test(slow, test_slow_plugin_keeps_the_connection);
-    suite_add_tcase(suite, slow);
-    runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? 0 : 1;
+    return run_suite(suite) == 0 ? 0 : 1;
 }

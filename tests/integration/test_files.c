@@ -197,17 +197,9 @@ END_TEST
 int main(void)
 {
     Suite *suite = suite_create("files");
-    TCase *tc = tcase_create("files");
-    SRunner *runner;
-    int failed;
+    TCase *tc = itest_tcase(suite, "files");
 
-    tcase_set_timeout(tc, ITEST_TIMEOUT_S);
     tcase_add_test(tc, test_stdout_file_is_a_file);
     tcase_add_test(tc, test_files_are_private_and_links_refused);
-    suite_add_tcase(suite, tc);
-    runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? 0 : 1;
+    return run_suite(suite) == 0 ? 0 : 1;
 }

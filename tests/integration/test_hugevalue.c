@@ -65,16 +65,8 @@ END_TEST
 int main(void)
 {
     Suite *suite = suite_create("hugevalue");
-    TCase *tc = tcase_create("hugevalue");
-    SRunner *runner;
-    int failed;
+    TCase *tc = itest_tcase(suite, "hugevalue");
 
-    tcase_set_timeout(tc, ITEST_TIMEOUT_S);
     tcase_add_test(tc, test_huge_value_costs_a_small_multiple);
-    suite_add_tcase(suite, tc);
-    runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return run_suite(suite) == 0 ? 0 : 1;
 }

@@ -34,28 +34,12 @@
  * namer's block after its settings, e.g. `on_error = "skip"; dead_letter = "dead.jsonl";`. */
 static itest_path write_config(itest_ctx *ctx, const char *namer_settings, const char *policy)
 {
-    itest_path path = itest_file(ctx, "late.cfg");
-
-    itest_write_file(path.s,
-                     "log_level = \"debug\";\n"
-                     "source:\n{\n"
-                     "  conninfo = \"%s\";\n"
-                     "  tables = [ \"public.t\" ];\n"
-                     "  slot = \"%s\";\n"
-                     "  publication = \"%s\";\n"
-                     "  status_interval_ms = 200;\n"
-                     "  reconnect_initial_ms = 50;\n"
-                     "  reconnect_max_ms = 500;\n"
-                     "};\n"
-                     "plugins =\n(\n"
-                     "  { name = \"namer\"; path = \"%s\"; retry_initial_ms = 10; "
-                     "retry_max_ms = 40; settings = { log = \"namer.log\"; %s }; %s },\n"
-                     "  { name = \"healthy\"; path = \"%s\"; settings = { log = \"healthy.log\"; "
-                     "}; }\n"
-                     ");\n",
-                     ctx->conninfo, ctx->slot, ctx->pub, itest_root_file(NAMER).s, namer_settings,
-                     policy, itest_root_file(FLAKY).s);
-    return path;
+    return itest_config_extra(
+        ctx, "late.cfg", "\"public.t\"", 200, "reconnect_initial_ms = 50; reconnect_max_ms = 500;",
+        "  { name = \"namer\"; path = \"%s\"; retry_initial_ms = 10; retry_max_ms = 40; "
+        "settings = { log = \"namer.log\"; %s }; %s },\n"
+        "  { name = \"healthy\"; path = \"%s\"; settings = { log = \"healthy.log\"; }; }",
+        itest_root_file(NAMER).s, namer_settings, policy, itest_root_file(FLAKY).s);
 }
 
 /* id 1; ids 2 to 11 (seq 0 to 9); id 12. Returns the end of the WAL after them. */
@@ -349,11 +333,8 @@ END_TEST
 int main(void)
 {
     Suite *suite = suite_create("latefail");
-    TCase *tc = tcase_create("latefail");
-    SRunner *runner;
-    int failed;
+    TCase *tc = itest_tcase(suite, "latefail");
 
-    tcase_set_timeout(tc, ITEST_TIMEOUT_S);
     tcase_add_test(tc, skip_writes_the_named_event_once);
     tcase_add_test(tc, retry_twice_then_skip);
     tcase_add_test(tc, retry_twice_then_stop);
@@ -361,10 +342,5 @@ int main(void)
     tcase_add_test(tc, permanent_from_flush_skips_without_retry);
     tcase_add_test(tc, naming_an_acknowledged_event_is_fatal);
     tcase_add_test(tc, stop_during_a_rewind_backoff);
-    suite_add_tcase(suite, tc);
-    runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? 0 : 1;
+    return run_suite(suite) == 0 ? 0 : 1;
 }

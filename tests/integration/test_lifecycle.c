@@ -311,37 +311,6 @@ START_TEST(test_flush_positions)
 }
 END_TEST
 
-static void reset_sender_timeout(void)
-{
-    PGconn *conn = PQconnectdb("dbname=postgres");
-
-    if (PQstatus(conn) == CONNECTION_OK) {
-        PQclear(PQexec(conn, "ALTER SYSTEM RESET wal_sender_timeout"));
-        PQclear(PQexec(conn, "SELECT pg_reload_conf()"));
-    } else {
-        fprintf(stderr, "lifecycle: cannot reset wal_sender_timeout: %s", PQerrorMessage(conn));
-    }
-    PQfinish(conn);
-}
-
-static void set_sender_timeout(PGconn *conn, const char *value)
-{
-    itest_deadline deadline = itest_deadline_in(ITEST_WAIT_S * 1000);
-    char *now;
-
-    itest_exec(conn, "ALTER SYSTEM SET wal_sender_timeout = '%s'", value);
-    itest_exec(conn, "SELECT pg_reload_conf()");
-    for (;;) {
-        now = itest_query(conn, "SHOW wal_sender_timeout");
-        if (now != NULL && strcmp(now, value) == 0)
-            break;
-        free(now);
-        ck_assert_msg(!itest_expired(&deadline), "wal_sender_timeout did not become %s", value);
-        itest_sleep_ms(ITEST_POLL_MS);
-    }
-    free(now);
-}
-
 /* Holds an exclusive lock on path until the returned descriptor is closed. */
 static int hold_lock(const char *path)
 {
@@ -364,7 +333,7 @@ START_TEST(test_init_retry_keeps_the_slot)
     int lock_fd;
 
     itest_begin(&ctx, "initretry");
-    set_sender_timeout(ctx.conn, "2s");
+    itest_set_server_setting(ctx.conn, "wal_sender_timeout", "2s");
     itest_exec(ctx.conn, "CREATE TABLE t (id int PRIMARY KEY)");
     lock = itest_file(&ctx, "init.lock");
     conf = itest_config(&ctx, "retry.cfg", "\"public.t\"", 200,
@@ -444,23 +413,20 @@ START_TEST(test_check_ops_describe)
                         "{ name = \"life\"; path = \"%s\"; settings = { refuse = true; }; }",
                         fixture("lifecycle").s);
     itest_host_run(&ctx, &host, "-c", conf.s, "--check-config");
-    itest_assert_exit(&host, 1);
-    itest_assert_reason(&host);
+    itest_assert_failed(&host, 1);
     err = itest_host_stderr(&host);
     ck_assert_msg(strstr(err, "refusing on purpose") && strstr(err, "check refused its settings"),
                   "%s", err);
     free(err);
     /* A run calls check before anything else: it ends the same way, before any init. */
     itest_host_run(&ctx, &host, "-c", conf.s);
-    itest_assert_exit(&host, 1);
-    itest_assert_reason(&host);
+    itest_assert_failed(&host, 1);
 
     conf = itest_config(&ctx, "ops.cfg", "\"public.t\"", 200,
                         "{ name = \"legacy\"; path = \"%s\";\n ops = [ \"insert\", \"message\" ]; }",
                         fixture("abi10_legacy").s);
     itest_host_run(&ctx, &host, "-c", conf.s, "--check-config");
-    itest_assert_exit(&host, 1);
-    itest_assert_reason(&host);
+    itest_assert_failed(&host, 1);
     err = itest_host_stderr(&host);
     ck_assert_msg(strstr(err, "ops.cfg:13: plugin \"legacy\": ops asks for message, which "
                               "abi10_legacy does not handle (abi10_legacy declares: insert, "
@@ -477,34 +443,29 @@ START_TEST(test_check_ops_describe)
                           "  log (path, default \"-\"): file that receives one line per callback\n");
     free(out);
     itest_host_run(&ctx, &host, "--describe", "nothing-here.so");
-    itest_assert_exit(&host, 2);
-    itest_assert_reason(&host);
+    itest_assert_failed(&host, 2);
     itest_end(&ctx);
 }
 END_TEST
 
+/* Puts wal_sender_timeout back, also after a failed test (an unchecked fixture's teardown). */
+static void reset_sender_timeout(void)
+{
+    itest_reset_server_setting("wal_sender_timeout");
+}
+
 int main(void)
 {
     Suite *suite = suite_create("lifecycle");
-    TCase *tc = tcase_create("lifecycle");
-    TCase *timeout = tcase_create("sender_timeout");
-    SRunner *runner;
-    int failed;
+    TCase *tc = itest_tcase(suite, "lifecycle");
+    TCase *timeout = itest_tcase(suite, "sender_timeout");
 
-    tcase_set_timeout(tc, ITEST_TIMEOUT_S);
     tcase_add_test(tc, test_messages_and_identities);
     tcase_add_test(tc, test_source_and_tables);
     tcase_add_test(tc, test_flush_positions);
     tcase_add_test(tc, test_stop_during_init_retry);
     tcase_add_test(tc, test_check_ops_describe);
-    suite_add_tcase(suite, tc);
-    tcase_set_timeout(timeout, ITEST_TIMEOUT_S);
     tcase_add_unchecked_fixture(timeout, NULL, reset_sender_timeout);
     tcase_add_test(timeout, test_init_retry_keeps_the_slot);
-    suite_add_tcase(suite, timeout);
-    runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return run_suite(suite) == 0 ? 0 : 1;
 }

@@ -15,6 +15,7 @@
  * invariant of faults.h is checked over the plugin's log of every run.
  */
 #include <check.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,34 @@ static void insert_rows(itest_ctx *ctx)
     itest_exec(ctx->conn, "INSERT INTO t VALUES (1)");
     itest_exec(ctx->conn, "INSERT INTO t VALUES (2), (3), (4)");
     itest_exec(ctx->conn, "INSERT INTO t VALUES (5)");
+}
+
+/*
+ * Begins the test: table t, the configuration cfg of the plugins format gives (the inside of
+ * `plugins = ( ... )`), its slot, then the rows. Returns the configuration's path.
+ */
+static itest_path begin_policy_test(itest_ctx *ctx, const char *test, const char *cfg,
+                                    const char *format, ...) __attribute__((format(printf, 4, 5)));
+
+static itest_path begin_policy_test(itest_ctx *ctx, const char *test, const char *cfg,
+                                    const char *format, ...)
+{
+    va_list args;
+    char *plugins = NULL;
+    itest_path conf;
+    int n;
+
+    itest_begin(ctx, test);
+    create_table(ctx);
+    va_start(args, format);
+    n = vasprintf(&plugins, format, args);
+    va_end(args);
+    ck_assert_msg(n >= 0, "out of memory");
+    conf = itest_config(ctx, cfg, "\"public.t\"", 100, "%s", plugins);
+    free(plugins);
+    itest_create_slot(ctx, conf.s);
+    insert_rows(ctx);
+    return conf;
 }
 
 /* Fails unless the log holds exactly the ids in want, in commit order. */
@@ -159,17 +188,14 @@ START_TEST(test_retry_then_skip)
     faults_history history;
     wn_lsn bad_lsn, confirmed;
 
-    itest_begin(&ctx, "skipafter");
-    create_table(&ctx);
-    conf = itest_config(&ctx, "skip.cfg", "\"public.t\"", 100,
-                        "{ name = \"bad\"; path = \"%s\"; on_error = \"retry\"; retry_max = 3;"
-                        "  retry_initial_ms = 10; retry_max_ms = 40; then = \"skip\";"
-                        "  dead_letter = \"dead.jsonl\";"
-                        "  settings = { bad_id = \"3\"; log = \"bad.log\"; }; },"
-                        "{ name = \"all\"; path = \"%s\"; settings = { log = \"all.log\"; }; }",
-                        itest_root_file(BADROW).s, itest_root_file(FLAKY).s);
-    itest_create_slot(&ctx, conf.s);
-    insert_rows(&ctx);
+    conf = begin_policy_test(
+        &ctx, "skipafter", "skip.cfg",
+        "{ name = \"bad\"; path = \"%s\"; on_error = \"retry\"; retry_max = 3;"
+        "  retry_initial_ms = 10; retry_max_ms = 40; then = \"skip\";"
+        "  dead_letter = \"dead.jsonl\";"
+        "  settings = { bad_id = \"3\"; log = \"bad.log\"; }; },"
+        "{ name = \"all\"; path = \"%s\"; settings = { log = \"all.log\"; }; }",
+        itest_root_file(BADROW).s, itest_root_file(FLAKY).s);
     bad_log = itest_file(&ctx, "bad.log");
     all_log = itest_file(&ctx, "all.log");
     dead = itest_file(&ctx, "dead.jsonl");
@@ -231,8 +257,7 @@ static void assert_stops(itest_ctx *ctx, const char *conf, const char *reason,
 
     faults_history_init(&history, log.s);
     run_watched(ctx, &history, &host, conf);
-    itest_assert_exit(&host, 2);
-    itest_assert_reason(&host);
+    itest_assert_failed(&host, 2);
     ck_assert_msg(stderr_has(&host, reason), "stderr does not say \"%s\"", reason);
     ck_assert_msg(absent == NULL || !stderr_has(&host, absent), "stderr says \"%s\"", absent);
     assert_ids(log.s, before, 2);
@@ -252,14 +277,11 @@ START_TEST(test_retry_then_stop)
     itest_ctx ctx;
     itest_path conf;
 
-    itest_begin(&ctx, "stopafter");
-    create_table(&ctx);
-    conf = itest_config(&ctx, "stop.cfg", "\"public.t\"", 100,
-                        "{ name = \"bad\"; path = \"%s\"; retry_max = 2; retry_initial_ms = 10;"
-                        "  settings = { bad_id = \"3\"; log = \"bad.log\"; }; }",
-                        itest_root_file(BADROW).s);
-    itest_create_slot(&ctx, conf.s);
-    insert_rows(&ctx);
+    conf = begin_policy_test(
+        &ctx, "stopafter", "stop.cfg",
+        "{ name = \"bad\"; path = \"%s\"; retry_max = 2; retry_initial_ms = 10;"
+        "  settings = { bad_id = \"3\"; log = \"bad.log\"; }; }",
+        itest_root_file(BADROW).s);
     assert_stops(&ctx, conf.s,
                  "plugin \"bad\" failed: handle returned RETRY after 3 attempts for event ", NULL);
     itest_end(&ctx);
@@ -271,15 +293,12 @@ START_TEST(test_on_error_stop)
     itest_ctx ctx;
     itest_path conf;
 
-    itest_begin(&ctx, "stopnow");
-    create_table(&ctx);
     /* RETRY under "stop" stops at once: a retried call would never end here. */
-    conf = itest_config(&ctx, "stop.cfg", "\"public.t\"", 100,
-                        "{ name = \"bad\"; path = \"%s\"; on_error = \"stop\";"
-                        "  settings = { bad_id = \"3\"; log = \"bad.log\"; }; }",
-                        itest_root_file(BADROW).s);
-    itest_create_slot(&ctx, conf.s);
-    insert_rows(&ctx);
+    conf = begin_policy_test(
+        &ctx, "stopnow", "stop.cfg",
+        "{ name = \"bad\"; path = \"%s\"; on_error = \"stop\";"
+        "  settings = { bad_id = \"3\"; log = \"bad.log\"; }; }",
+        itest_root_file(BADROW).s);
     assert_stops(&ctx, conf.s, "plugin \"bad\" failed: handle returned RETRY for event ",
                  "failed transiently");
     itest_end(&ctx);
@@ -295,18 +314,15 @@ START_TEST(test_on_error_skip)
     itest_host host;
     faults_history history;
 
-    itest_begin(&ctx, "skipnow");
-    create_table(&ctx);
     /* The flaky fixture answers FATAL for seq 1: row 3, the only second row of a transaction.
      * "all" after it logs every event once "flaky" is done with it. */
-    conf = itest_config(&ctx, "skip.cfg", "\"public.t\"", 100,
-                        "{ name = \"flaky\"; path = \"%s\"; on_error = \"skip\";"
-                        "  dead_letter = \"flaky-dead.jsonl\";"
-                        "  settings = { fatal_on_seq = 1; log = \"flaky.log\"; }; },"
-                        "{ name = \"all\"; path = \"%s\"; settings = { log = \"all.log\"; }; }",
-                        itest_root_file(FLAKY).s, itest_root_file(FLAKY).s);
-    itest_create_slot(&ctx, conf.s);
-    insert_rows(&ctx);
+    conf = begin_policy_test(
+        &ctx, "skipnow", "skip.cfg",
+        "{ name = \"flaky\"; path = \"%s\"; on_error = \"skip\";"
+        "  dead_letter = \"flaky-dead.jsonl\";"
+        "  settings = { fatal_on_seq = 1; log = \"flaky.log\"; }; },"
+        "{ name = \"all\"; path = \"%s\"; settings = { log = \"all.log\"; }; }",
+        itest_root_file(FLAKY).s, itest_root_file(FLAKY).s);
     faults_history_init(&history, itest_file(&ctx, "all.log").s);
     run_watched(&ctx, &history, &host, conf.s);
     itest_assert_exit(&host, 0);
@@ -352,20 +368,15 @@ START_TEST(test_retry_unlimited_until_stopped)
     watch *w;
     char attempt[64];
 
-    itest_begin(&ctx, "retryforever");
-    create_table(&ctx);
     /* on_error and retry_max left at their defaults: retry, without limit. */
-    conf = itest_config(&ctx, "forever.cfg", "\"public.t\"", 100,
-                        "{ name = \"bad\"; path = \"%s\"; retry_initial_ms = 10;"
-                        "  retry_max_ms = 40; settings = { bad_id = \"3\"; log = \"bad.log\"; }; }",
-                        itest_root_file(BADROW).s);
-    itest_create_slot(&ctx, conf.s);
-    insert_rows(&ctx);
+    conf = begin_policy_test(
+        &ctx, "retryforever", "forever.cfg",
+        "{ name = \"bad\"; path = \"%s\"; retry_initial_ms = 10;"
+        "  retry_max_ms = 40; settings = { bad_id = \"3\"; log = \"bad.log\"; }; }",
+        itest_root_file(BADROW).s);
     log = itest_file(&ctx, "bad.log");
     faults_history_init(&history, log.s);
-    faults_run_begin(&history, ctx.conn, ctx.slot);
-    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
-    w = watch_start(&ctx, &history, &host);
+    w = watch_host_start(&ctx, &history, &host, ITEST_ARGS("-c", conf.s));
     snprintf(attempt, sizeof attempt, "handle failed transiently (attempt %d)", RETRIES_SEEN);
     wait_stderr_running(&host, attempt);
     itest_host_stop(&host, SIGTERM);
@@ -391,16 +402,13 @@ START_TEST(test_retry_fatal_goes_to_then)
     itest_ctx ctx;
     itest_path conf;
 
-    itest_begin(&ctx, "retryfatal");
-    create_table(&ctx);
     /* FATAL under "retry": the retries left are not spent; `then` is applied at once. */
-    conf = itest_config(&ctx, "fatal.cfg", "\"public.t\"", 100,
-                        "{ name = \"bad\"; path = \"%s\"; on_error = \"retry\"; retry_max = 5;"
-                        "  retry_initial_ms = 10; then = \"stop\";"
-                        "  settings = { bad_id = \"3\"; answer = \"fatal\"; log = \"bad.log\"; }; }",
-                        itest_root_file(BADROW).s);
-    itest_create_slot(&ctx, conf.s);
-    insert_rows(&ctx);
+    conf = begin_policy_test(
+        &ctx, "retryfatal", "fatal.cfg",
+        "{ name = \"bad\"; path = \"%s\"; on_error = \"retry\"; retry_max = 5;"
+        "  retry_initial_ms = 10; then = \"stop\";"
+        "  settings = { bad_id = \"3\"; answer = \"fatal\"; log = \"bad.log\"; }; }",
+        itest_root_file(BADROW).s);
     assert_stops(&ctx, conf.s,
                  "plugin \"bad\" failed: handle returned FATAL for event ",
                  "failed transiently");
@@ -411,21 +419,13 @@ END_TEST
 int main(void)
 {
     Suite *suite = suite_create("policies");
-    TCase *tc = tcase_create("policies");
-    SRunner *runner;
-    int failed;
+    TCase *tc = itest_tcase(suite, "policies");
 
-    tcase_set_timeout(tc, ITEST_TIMEOUT_S);
     tcase_add_test(tc, test_retry_then_skip);
     tcase_add_test(tc, test_retry_then_stop);
     tcase_add_test(tc, test_on_error_stop);
     tcase_add_test(tc, test_on_error_skip);
     tcase_add_test(tc, test_retry_unlimited_until_stopped);
     tcase_add_test(tc, test_retry_fatal_goes_to_then);
-    suite_add_tcase(suite, tc);
-    runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? 0 : 1;
+    return run_suite(suite) == 0 ? 0 : 1;
 }

@@ -33,26 +33,12 @@
 static itest_path plugin_config(const itest_ctx *ctx, const char *name, const char *extra,
                                 const char *fixture, const char *settings)
 {
-    itest_path path = itest_file(ctx, name);
     char relative[128];
 
     snprintf(relative, sizeof relative, "build/tests/fixtures/%s", fixture);
-
-    itest_write_file(path.s,
-                     "log_level = \"debug\";\n"
-                     "source:\n{\n"
-                     "  conninfo = \"%s\";\n"
-                     "  tables = [ \"public.t\" ];\n"
-                     "  slot = \"%s\";\n"
-                     "  publication = \"%s\";\n"
-                     "  status_interval_ms = 200;\n"
-                     "  %s\n"
-                     "};\n"
-                     "plugins = ( { name = \"log\"; path = \"%s\"; "
-                     "settings = { %s }; } );\n",
-                     ctx->conninfo, ctx->slot, ctx->pub, extra, itest_root_file(relative).s,
-                     settings);
-    return path;
+    return itest_config_extra(ctx, name, "\"public.t\"", 200, extra,
+                              "{ name = \"log\"; path = \"%s\"; settings = { %s }; }",
+                              itest_root_file(relative).s, settings);
 }
 
 /* plugin_config with a flaky.so logger into run.log. */
@@ -258,9 +244,7 @@ START_TEST(test_terminated_walsender)
     log_path = itest_file(&ctx, "run.log");
     itest_create_slot(&ctx, conf.s);
     faults_history_init(&history, log_path.s);
-    faults_run_begin(&history, ctx.conn, ctx.slot);
-    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
-    w = watch_start(&ctx, &history, &host);
+    w = watch_host_start(&ctx, &history, &host, ITEST_ARGS("-c", conf.s));
     writer = itest_writer_start(&ctx, INSERT_TWO);
     for (int round = 0; round < 3; round++) {
         wait_more_lines(log_path.s, 10);
@@ -374,9 +358,7 @@ START_TEST(test_terminated_mid_transaction)
     aborts = itest_file(&ctx, "aborts");
     itest_create_slot(&ctx, conf.s);
     faults_history_init(&history, log_path.s);
-    faults_run_begin(&history, ctx.conn, ctx.slot);
-    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
-    w = watch_start(&ctx, &history, &host);
+    w = watch_host_start(&ctx, &history, &host, ITEST_ARGS("-c", conf.s));
     itest_exec(ctx.conn, "INSERT INTO t SELECT nextval('ids')");
     itest_exec(ctx.conn, "INSERT INTO t SELECT nextval('ids') FROM generate_series(1, %d)",
                HELD_ROWS);
@@ -529,9 +511,7 @@ START_TEST(test_server_restarts)
     state = itest_file(&ctx, "state");
     itest_create_slot(&ctx, conf.s);
     faults_history_init(&history, log_path.s);
-    faults_run_begin(&history, ctx.conn, ctx.slot);
-    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
-    w = watch_start(&ctx, &history, &host);
+    w = watch_host_start(&ctx, &history, &host, ITEST_ARGS("-c", conf.s));
     writer = restart_proof_writer(&ctx);
     for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
         wn_lsn done;
@@ -574,9 +554,7 @@ START_TEST(test_silent_connection)
     log_path = itest_file(&ctx, "run.log");
     itest_create_slot(&ctx, conf.s);
     faults_history_init(&history, log_path.s);
-    faults_run_begin(&history, ctx.conn, ctx.slot);
-    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
-    w = watch_start(&ctx, &history, &host);
+    w = watch_host_start(&ctx, &history, &host, ITEST_ARGS("-c", conf.s));
     itest_exec(ctx.conn, "INSERT INTO t SELECT nextval('ids')");
     wait_more_lines(log_path.s, 1);
     pid = wait_walsender(&ctx, 0);
@@ -620,9 +598,7 @@ START_TEST(test_standby_takes_over)
     log_path = itest_file(&ctx, "run.log");
     itest_create_slot(&ctx, conf.s);
     faults_history_init(&history, log_path.s);
-    faults_run_begin(&history, ctx.conn, ctx.slot);
-    itest_host_start(&ctx, &active, ITEST_ARGS("-c", conf.s));
-    w = watch_start(&ctx, &history, &active);
+    w = watch_host_start(&ctx, &history, &active, ITEST_ARGS("-c", conf.s));
     pid = wait_walsender(&ctx, 0);
     itest_host_start(&ctx, &standby, ITEST_ARGS("-c", conf.s));
     snprintf(said, sizeof said, "is active for PID %lld", pid);
@@ -764,41 +740,52 @@ static void assert_both_up(itest_host *a, itest_host *b)
     ck_assert_msg(itest_host_running(b), "the second host stopped (exit %d)", b->status);
 }
 
+/* An active/standby pair of hosts on one jsonl file, rows.jsonl, while a writer commits. */
+typedef struct pair_test {
+    itest_ctx ctx;
+    itest_host active;
+    itest_host standby;
+    itest_path rows;
+    long long pid;  /* the active host's walsender */
+    pid_t writer;
+} pair_test;
+
+/* The test's table and slot; the active host streaming (active_conf), then the standby
+ * (standby_conf) told that the slot is active for the active host's walsender; and a writer
+ * committing. */
+static void start_pair(pair_test *p, const char *active_conf, const char *standby_conf)
+{
+    char said[64];
+
+    make_table(&p->ctx);
+    p->rows = itest_file(&p->ctx, "rows.jsonl");
+    itest_create_slot(&p->ctx, active_conf);
+    itest_host_start(&p->ctx, &p->active, ITEST_ARGS("-c", active_conf));
+    wait_stderr(&p->active, "streaming slot", ITEST_WAIT_S);
+    p->pid = wait_walsender(&p->ctx, 0);
+    itest_host_start(&p->ctx, &p->standby, ITEST_ARGS("-c", standby_conf));
+    snprintf(said, sizeof said, "is active for PID %lld", p->pid);
+    wait_stderr(&p->standby, said, ITEST_WAIT_S);
+    p->writer = itest_writer_start(&p->ctx, INSERT_TWO);
+}
+
 /* The pair's end: the writer stops, its last row reaches the file, both hosts are still up and
  * stop cleanly, and the file holds everything. */
-static void finish_pair(itest_ctx *ctx, itest_host *a, itest_host *b, pid_t writer,
-                        const char *rows)
+static void finish_pair(pair_test *p)
 {
     char *last;
 
-    itest_writer_stop(writer);
-    wait_writer_gone(ctx);
-    last = itest_query(ctx->conn, "SELECT max(id)::text FROM t");
-    wait_row_in_file(rows, last);
+    itest_writer_stop(p->writer);
+    wait_writer_gone(&p->ctx);
+    last = itest_query(p->ctx.conn, "SELECT max(id)::text FROM t");
+    wait_row_in_file(p->rows.s, last);
     free(last);
-    assert_both_up(a, b);
-    itest_host_stop(a, SIGTERM);
-    itest_host_stop(b, SIGTERM);
-    itest_assert_exit(a, 0);
-    itest_assert_exit(b, 0);
-    assert_file_complete(ctx, rows);
-}
-
-/* Starts the active host, then the standby once the active one streams; returns the active's
- * walsender. */
-static long long start_pair(itest_ctx *ctx, itest_host *active, const char *active_conf,
-                            itest_host *standby, const char *standby_conf)
-{
-    long long pid;
-    char said[64];
-
-    itest_host_start(ctx, active, ITEST_ARGS("-c", active_conf));
-    wait_stderr(active, "streaming slot", ITEST_WAIT_S);
-    pid = wait_walsender(ctx, 0);
-    itest_host_start(ctx, standby, ITEST_ARGS("-c", standby_conf));
-    snprintf(said, sizeof said, "is active for PID %lld", pid);
-    wait_stderr(standby, said, ITEST_WAIT_S);
-    return pid;
+    assert_both_up(&p->active, &p->standby);
+    itest_host_stop(&p->active, SIGTERM);
+    itest_host_stop(&p->standby, SIGTERM);
+    itest_assert_exit(&p->active, 0);
+    itest_assert_exit(&p->standby, 0);
+    assert_file_complete(&p->ctx, p->rows.s);
 }
 
 /*
@@ -810,40 +797,33 @@ static long long start_pair(itest_ctx *ctx, itest_host *active, const char *acti
  */
 START_TEST(test_pair_standby_takes_slot_first)
 {
-    itest_ctx ctx;
-    itest_host active, standby;
-    itest_path slow, quick, rows;
-    long long pid;
-    pid_t writer;
+    pair_test p;
+    itest_path slow, quick;
 
-    itest_begin(&ctx, "pairfirst");
-    make_table(&ctx);
-    slow = pair_config(&ctx, "slow.cfg", "reconnect_initial_ms = 4000; reconnect_max_ms = 4000;");
-    quick = pair_config(&ctx, "quick.cfg", "reconnect_initial_ms = 100; reconnect_max_ms = 200;");
-    rows = itest_file(&ctx, "rows.jsonl");
-    itest_create_slot(&ctx, slow.s);
-    pid = start_pair(&ctx, &active, slow.s, &standby, quick.s);
-    writer = itest_writer_start(&ctx, INSERT_TWO);
-    wait_file_lines(rows.s, 20);
+    itest_begin(&p.ctx, "pairfirst");
+    slow = pair_config(&p.ctx, "slow.cfg", "reconnect_initial_ms = 4000; reconnect_max_ms = 4000;");
+    quick = pair_config(&p.ctx, "quick.cfg", "reconnect_initial_ms = 100; reconnect_max_ms = 200;");
+    start_pair(&p, slow.s, quick.s);
+    wait_file_lines(p.rows.s, 20);
 
-    itest_exec(ctx.conn, "SELECT pg_terminate_backend(%lld)", pid);
-    wait_stderr(&standby, "is locked by another process", ITEST_WAIT_S);
+    itest_exec(p.ctx.conn, "SELECT pg_terminate_backend(%lld)", p.pid);
+    wait_stderr(&p.standby, "is locked by another process", ITEST_WAIT_S);
     /* Early in the standby's retries (100 ms, then 200 ms, ...): it notices within a few. */
-    itest_exec(ctx.conn, "SELECT pg_terminate_backend(%lld)", wait_walsender(&ctx, pid));
-    wait_stderr(&standby, "the replication stream ended while init was being retried",
+    itest_exec(p.ctx.conn, "SELECT pg_terminate_backend(%lld)", wait_walsender(&p.ctx, p.pid));
+    wait_stderr(&p.standby, "the replication stream ended while init was being retried",
                 ITEST_WAIT_S);
-    wait_stderr(&active, "plugin(s) shut down, their sinks released", ITEST_WAIT_S);
-    wait_stderr(&standby, "streaming slot", ITEST_WAIT_S);
-    wait_file_lines(rows.s, file_lines(rows.s) + 20);
-    assert_both_up(&active, &standby);
+    wait_stderr(&p.active, "plugin(s) shut down, their sinks released", ITEST_WAIT_S);
+    wait_stderr(&p.standby, "streaming slot", ITEST_WAIT_S);
+    wait_file_lines(p.rows.s, file_lines(p.rows.s) + 20);
+    assert_both_up(&p.active, &p.standby);
     /* Retried several times over the active host's delay, the reason was said once a stream
      * at most: the second stream's init may or may not find the file still locked. */
-    int said = count_in_stderr(&standby, "is locked by another process");
+    int said = count_in_stderr(&p.standby, "is locked by another process");
     ck_assert_msg(said >= 1 && said <= 2, "the lock was said %d times over two streams", said);
-    ck_assert_int_eq(count_in_stderr(&standby, "init answered RETRY"), 2); /* once a stream */
-    ck_assert_int_eq(count_in_stderr(&active, "streaming slot"), 1);
-    finish_pair(&ctx, &active, &standby, writer, rows.s);
-    itest_end(&ctx);
+    ck_assert_int_eq(count_in_stderr(&p.standby, "init answered RETRY"), 2); /* once a stream */
+    ck_assert_int_eq(count_in_stderr(&p.active, "streaming slot"), 1);
+    finish_pair(&p);
+    itest_end(&p.ctx);
 }
 END_TEST
 
@@ -854,34 +834,27 @@ END_TEST
  */
 START_TEST(test_pair_active_takes_slot_back)
 {
-    itest_ctx ctx;
-    itest_host active, standby;
-    itest_path quick, slow, rows;
-    long long pid;
+    pair_test p;
+    itest_path quick, slow;
     long offset;
-    pid_t writer;
 
-    itest_begin(&ctx, "pairback");
-    make_table(&ctx);
-    quick = pair_config(&ctx, "quick.cfg", "reconnect_initial_ms = 100; reconnect_max_ms = 200;");
+    itest_begin(&p.ctx, "pairback");
+    quick = pair_config(&p.ctx, "quick.cfg", "reconnect_initial_ms = 100; reconnect_max_ms = 200;");
     /* Its slot is tried every 3 s (±20 %): the active one needs a few hundred ms. */
-    slow = pair_config(&ctx, "slow.cfg", "reconnect_initial_ms = 3000; reconnect_max_ms = 3000;");
-    rows = itest_file(&ctx, "rows.jsonl");
-    itest_create_slot(&ctx, quick.s);
-    pid = start_pair(&ctx, &active, quick.s, &standby, slow.s);
-    writer = itest_writer_start(&ctx, INSERT_TWO);
-    wait_file_lines(rows.s, 20);
+    slow = pair_config(&p.ctx, "slow.cfg", "reconnect_initial_ms = 3000; reconnect_max_ms = 3000;");
+    start_pair(&p, quick.s, slow.s);
+    wait_file_lines(p.rows.s, 20);
 
     offset = itest_server_log_size();
     wait_server_log(offset, "is active for PID"); /* the standby's attempt, just now */
-    itest_exec(ctx.conn, "SELECT pg_terminate_backend(%lld)", pid);
-    wait_stderr(&active, "replication stream back at", ITEST_WAIT_S);
-    wait_file_lines(rows.s, file_lines(rows.s) + 20);
-    assert_both_up(&active, &standby);
-    ck_assert_int_eq(count_in_stderr(&active, "shut down"), 0);
-    ck_assert_int_eq(count_in_stderr(&standby, "streaming slot"), 0);
-    finish_pair(&ctx, &active, &standby, writer, rows.s);
-    itest_end(&ctx);
+    itest_exec(p.ctx.conn, "SELECT pg_terminate_backend(%lld)", p.pid);
+    wait_stderr(&p.active, "replication stream back at", ITEST_WAIT_S);
+    wait_file_lines(p.rows.s, file_lines(p.rows.s) + 20);
+    assert_both_up(&p.active, &p.standby);
+    ck_assert_int_eq(count_in_stderr(&p.active, "shut down"), 0);
+    ck_assert_int_eq(count_in_stderr(&p.standby, "streaming slot"), 0);
+    finish_pair(&p);
+    itest_end(&p.ctx);
 }
 END_TEST
 
@@ -901,32 +874,26 @@ static int pair_rounds(void)
  */
 START_TEST(test_pair_terminated_repeatedly)
 {
-    itest_ctx ctx;
-    itest_host a, b;
-    itest_path conf, rows;
-    long long pid;
-    pid_t writer;
+    pair_test p;
+    itest_path conf;
     int rounds = pair_rounds();
 
-    itest_begin(&ctx, "pairloop");
-    make_table(&ctx);
-    conf = pair_config(&ctx, "pair.cfg", "reconnect_initial_ms = 200; reconnect_max_ms = 1000;");
-    rows = itest_file(&ctx, "rows.jsonl");
-    itest_create_slot(&ctx, conf.s);
-    pid = start_pair(&ctx, &a, conf.s, &b, conf.s);
-    writer = itest_writer_start(&ctx, INSERT_TWO);
+    itest_begin(&p.ctx, "pairloop");
+    conf = pair_config(&p.ctx, "pair.cfg", "reconnect_initial_ms = 200; reconnect_max_ms = 1000;");
+    start_pair(&p, conf.s, conf.s);
     for (int round = 0; round < rounds; round++) {
         /* Whoever holds the slot now has started its plugins and writes. */
-        wait_file_lines(rows.s, file_lines(rows.s) + 10);
-        itest_exec(ctx.conn, "SELECT pg_terminate_backend(%lld)", pid);
-        pid = wait_walsender(&ctx, pid);
-        assert_both_up(&a, &b);
+        wait_file_lines(p.rows.s, file_lines(p.rows.s) + 10);
+        itest_exec(p.ctx.conn, "SELECT pg_terminate_backend(%lld)", p.pid);
+        p.pid = wait_walsender(&p.ctx, p.pid);
+        assert_both_up(&p.active, &p.standby);
     }
-    wait_file_lines(rows.s, file_lines(rows.s) + 10);
+    wait_file_lines(p.rows.s, file_lines(p.rows.s) + 10);
     fprintf(stderr, "test_pair_terminated_repeatedly: %d rounds; streams started: %d and %d\n",
-            rounds, count_in_stderr(&a, "streaming slot"), count_in_stderr(&b, "streaming slot"));
-    finish_pair(&ctx, &a, &b, writer, rows.s);
-    itest_end(&ctx);
+            rounds, count_in_stderr(&p.active, "streaming slot"),
+            count_in_stderr(&p.standby, "streaming slot"));
+    finish_pair(&p);
+    itest_end(&p.ctx);
 }
 END_TEST
 
@@ -950,8 +917,7 @@ START_TEST(test_slot_dropped)
     /* Dropped while walnotify was stopped: the state file says the slot was used. */
     itest_exec(ctx.conn, "SELECT pg_drop_replication_slot('%s')", ctx.slot);
     itest_host_run(&ctx, &host, "-c", conf.s);
-    itest_assert_exit(&host, 3);
-    itest_assert_reason(&host);
+    itest_assert_failed(&host, 3);
     err = itest_host_stderr(&host);
     ck_assert_msg(strstr(err, "no longer exists") && strstr(err, "cannot resume without a gap") &&
                       strstr(err, ctx.slot),
@@ -980,8 +946,7 @@ START_TEST(test_slot_dropped)
         itest_sleep_ms(10);
     }
     itest_host_wait(&host, ITEST_WAIT_S);
-    itest_assert_exit(&host, 3);
-    itest_assert_reason(&host);
+    itest_assert_failed(&host, 3);
     err = itest_host_stderr(&host);
     ck_assert_msg(strstr(err, "replication stream lost") && strstr(err, "no longer exists") &&
                       strstr(err, "dropped while walnotify streamed"),
@@ -1023,8 +988,7 @@ START_TEST(test_state_file)
                               "slot=someone_else\nlsn=0/1\n",
                      sysid, ctx.db);
     itest_host_run(&ctx, &host, "-c", conf.s);
-    itest_assert_exit(&host, 3);
-    itest_assert_reason(&host);
+    itest_assert_failed(&host, 3);
     err = itest_host_stderr(&host);
     ck_assert_msg(strstr(err, "belongs to system") && strstr(err, "slot someone_else") &&
                       strstr(err, "remove the file"),
@@ -1094,12 +1058,10 @@ static void ensure_server_up(void)
 int main(void)
 {
     Suite *suite = suite_create("reconnect");
-    TCase *tc = tcase_create("reconnect");
+    TCase *tc = itest_tcase(suite, "reconnect");
     TCase *pair = tcase_create("pair");
-    SRunner *runner;
     int failed;
 
-    tcase_set_timeout(tc, ITEST_TIMEOUT_S);
     tcase_add_test(tc, test_terminated_walsender);
     tcase_add_test(tc, test_terminated_mid_transaction);
     tcase_add_test(tc, test_server_restarts);
@@ -1107,17 +1069,13 @@ int main(void)
     tcase_add_test(tc, test_standby_takes_over);
     tcase_add_test(tc, test_slot_dropped);
     tcase_add_test(tc, test_state_file);
-    suite_add_tcase(suite, tc);
     /* Two hosts of an active/standby pair on one jsonl file (CK_RUN_CASE=pair runs them alone). */
     tcase_set_timeout(pair, ITEST_TIMEOUT_S + 5 * pair_rounds()); /* make pair-loop: more */
     tcase_add_test(pair, test_pair_standby_takes_slot_first);
     tcase_add_test(pair, test_pair_active_takes_slot_back);
     tcase_add_test(pair, test_pair_terminated_repeatedly);
     suite_add_tcase(suite, pair);
-    runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
+    failed = run_suite(suite);
     ensure_server_up();
     return failed == 0 && server_up() ? 0 : 1;
 }

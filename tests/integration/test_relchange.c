@@ -66,41 +66,103 @@ static void wait_confirmed(itest_ctx *ctx, wn_lsn lsn)
                               ctx->slot);
 }
 
+/* A test's walnotify streaming into out.jsonl. */
+typedef struct stream_test {
+    itest_ctx ctx;
+    itest_path conf;
+    itest_path out;     /* the jsonl plugin's file */
+    itest_host host;
+} stream_test;
+
+/* A test database where ddl has run, and walnotify streaming `tables` (the inside of the list)
+ * from a slot made before it starts, acknowledging every interval_ms. */
+static void start_streaming(stream_test *t, const char *name, const char *ddl, const char *tables,
+                            int interval_ms)
+{
+    itest_begin(&t->ctx, name);
+    itest_exec(t->ctx.conn, "%s", ddl);
+    t->conf = jsonl_config(&t->ctx, tables, interval_ms);
+    itest_create_slot(&t->ctx, t->conf.s);
+    itest_host_start(&t->ctx, &t->host, ITEST_ARGS("-c", t->conf.s));
+    t->out = itest_file(&t->ctx, "out.jsonl");
+}
+
+static void wait_lines(const stream_test *t, size_t count)
+{
+    itest_lines lines = itest_wait_lines(t->out.s, count, ITEST_WAIT_S);
+
+    itest_lines_free(&lines);
+}
+
+/* Waits until out.jsonl holds count lines and the slot has acknowledged all committed so far. */
+static void wait_delivered(stream_test *t, size_t count)
+{
+    wait_lines(t, count);
+    wait_confirmed(&t->ctx, itest_current_lsn(t->ctx.conn));
+}
+
+/* Fails unless walnotify stopped by itself with exit 3, a reason, and every needle on stderr. */
+static void assert_stopped(stream_test *t, const char *const *needles, size_t count)
+{
+    itest_host_wait(&t->host, ITEST_WAIT_S);
+    itest_assert_failed(&t->host, 3);
+    assert_stderr_has(&t->host, needles, count);
+}
+
+/* Fails unless walnotify is still running and stops cleanly on SIGTERM. */
+static void stop_cleanly(stream_test *t)
+{
+    ck_assert_msg(itest_host_running(&t->host), "walnotify exited");
+    ck_assert_int_eq(itest_host_stop(&t->host, SIGTERM), 0);
+}
+
+/* walnotify run over everything committed so far, to exit 0. */
+static void run_to_now(stream_test *t)
+{
+    char *end = itest_lsn_text(itest_current_lsn(t->ctx.conn));
+
+    itest_host_run(&t->ctx, &t->host, "-c", t->conf.s, "--endpos", end);
+    free(end);
+    itest_assert_exit(&t->host, 0);
+}
+
+/* Fails unless out.jsonl's events are described by want (count of them). */
+static void assert_out(const stream_test *t, const char *const *want, size_t count)
+{
+    itest_events events = itest_read_events(t->out.s);
+
+    itest_assert_described(&events, want, count, "out.jsonl");
+    itest_events_free(&events);
+}
+
+#define N_OF(array) (sizeof(array) / sizeof((array)[0]))
+#define TWO_TABLES "CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY)"
+
 /* Rows of the renamed table arrive under a name no configured table has: the stream shows it
  * (no catalog check happens during this test), and walnotify stops before acknowledging them. */
 START_TEST(test_rename_seen_in_stream_stops)
 {
     static const char *const needles[] = {"table \"public.rn\"", "renamed to \"public.rn2\"",
                                           "source.tables"};
-    itest_ctx ctx;
-    itest_path conf, out;
-    itest_host host;
+    stream_test t;
     itest_lines lines;
     wn_lsn before;
 
-    itest_begin(&ctx, "relrename");
-    itest_exec(ctx.conn, "CREATE TABLE rn (id int PRIMARY KEY)");
-    conf = jsonl_config(&ctx, "\"public.rn\"", QUIET_INTERVAL_MS);
-    itest_create_slot(&ctx, conf.s);
-    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
-    out = itest_file(&ctx, "out.jsonl");
-    itest_exec(ctx.conn, "INSERT INTO rn VALUES (1)");
-    lines = itest_wait_lines(out.s, 1, ITEST_WAIT_S);
-    itest_lines_free(&lines);
+    start_streaming(&t, "relrename", "CREATE TABLE rn (id int PRIMARY KEY)", "\"public.rn\"",
+                    QUIET_INTERVAL_MS);
+    itest_exec(t.ctx.conn, "INSERT INTO rn VALUES (1)");
+    wait_lines(&t, 1);
 
-    before = itest_current_lsn(ctx.conn);
-    itest_exec(ctx.conn, "BEGIN; ALTER TABLE rn RENAME TO rn2; INSERT INTO rn2 VALUES (2); "
-                         "COMMIT");
-    itest_exec(ctx.conn, "INSERT INTO rn2 VALUES (3)");
-    itest_host_wait(&host, ITEST_WAIT_S);
-    itest_assert_exit(&host, 3);
-    itest_assert_reason(&host);
-    assert_stderr_has(&host, needles, sizeof needles / sizeof needles[0]);
-    assert_confirmed_at_most(&ctx, before);
-    lines = itest_read_lines(out.s);
+    before = itest_current_lsn(t.ctx.conn);
+    itest_exec(t.ctx.conn, "BEGIN; ALTER TABLE rn RENAME TO rn2; INSERT INTO rn2 VALUES (2); "
+                           "COMMIT");
+    itest_exec(t.ctx.conn, "INSERT INTO rn2 VALUES (3)");
+    assert_stopped(&t, needles, N_OF(needles));
+    assert_confirmed_at_most(&t.ctx, before);
+    lines = itest_read_lines(t.out.s);
     ck_assert_uint_eq(lines.count, 1);
     itest_lines_free(&lines);
-    itest_end(&ctx);
+    itest_end(&t.ctx);
 }
 END_TEST
 
@@ -108,24 +170,14 @@ END_TEST
  * backslash, a comma and braces must still be found, published, and acknowledged. */
 START_TEST(test_check_quotes_names)
 {
-    itest_ctx ctx;
-    itest_path conf, out;
-    itest_host host;
-    itest_lines lines;
+    stream_test t;
 
-    itest_begin(&ctx, "relquote");
-    itest_exec(ctx.conn, "CREATE TABLE \"we\"\"ird\\{x},y\" (id int PRIMARY KEY)");
-    conf = jsonl_config(&ctx, "\"public.we\\\"ird\\\\{x},y\"", 200);
-    itest_create_slot(&ctx, conf.s);
-    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
-    out = itest_file(&ctx, "out.jsonl");
-    itest_exec(ctx.conn, "INSERT INTO \"we\"\"ird\\{x},y\" VALUES (1)");
-    lines = itest_wait_lines(out.s, 1, ITEST_WAIT_S);
-    itest_lines_free(&lines);
-    wait_confirmed(&ctx, itest_current_lsn(ctx.conn));
-    ck_assert_msg(itest_host_running(&host), "walnotify exited");
-    ck_assert_int_eq(itest_host_stop(&host, SIGTERM), 0);
-    itest_end(&ctx);
+    start_streaming(&t, "relquote", "CREATE TABLE \"we\"\"ird\\{x},y\" (id int PRIMARY KEY)",
+                    "\"public.we\\\"ird\\\\{x},y\"", 200);
+    itest_exec(t.ctx.conn, "INSERT INTO \"we\"\"ird\\{x},y\" VALUES (1)");
+    wait_delivered(&t, 1);
+    stop_cleanly(&t);
+    itest_end(&t.ctx);
 }
 END_TEST
 
@@ -140,39 +192,25 @@ START_TEST(test_swap_of_configured_tables_goes_on)
         "public.b insert 0 {id:2,v:was-a}",
     };
     static const char *const needles[] = {"is now named \"public.b\", also in source.tables"};
-    itest_ctx ctx;
-    itest_path conf, out;
-    itest_host host;
-    itest_lines lines;
-    itest_events events;
+    stream_test t;
 
-    itest_begin(&ctx, "relswap");
-    itest_exec(ctx.conn, "CREATE TABLE a (id int PRIMARY KEY, v text); "
-                         "CREATE TABLE b (id int PRIMARY KEY, v text)");
-    conf = jsonl_config(&ctx, "\"public.a\", \"public.b\"", 200);
-    itest_create_slot(&ctx, conf.s);
-    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
-    out = itest_file(&ctx, "out.jsonl");
-    itest_exec(ctx.conn, "INSERT INTO a VALUES (1, 'a')");
-    itest_exec(ctx.conn, "INSERT INTO b VALUES (1, 'b')");
-    lines = itest_wait_lines(out.s, 2, ITEST_WAIT_S);
-    itest_lines_free(&lines);
-    wait_confirmed(&ctx, itest_current_lsn(ctx.conn));
+    start_streaming(&t, "relswap",
+                    "CREATE TABLE a (id int PRIMARY KEY, v text); "
+                    "CREATE TABLE b (id int PRIMARY KEY, v text)",
+                    "\"public.a\", \"public.b\"", 200);
+    itest_exec(t.ctx.conn, "INSERT INTO a VALUES (1, 'a')");
+    itest_exec(t.ctx.conn, "INSERT INTO b VALUES (1, 'b')");
+    wait_delivered(&t, 2);
 
-    itest_exec(ctx.conn, "BEGIN; ALTER TABLE a RENAME TO tmp; ALTER TABLE b RENAME TO a; "
-                         "ALTER TABLE tmp RENAME TO b; COMMIT");
-    itest_exec(ctx.conn, "INSERT INTO a VALUES (2, 'was-b')");
-    itest_exec(ctx.conn, "INSERT INTO b VALUES (2, 'was-a')");
-    lines = itest_wait_lines(out.s, 4, ITEST_WAIT_S);
-    itest_lines_free(&lines);
-    wait_confirmed(&ctx, itest_current_lsn(ctx.conn));
-    ck_assert_msg(itest_host_running(&host), "walnotify exited");
-    ck_assert_int_eq(itest_host_stop(&host, SIGTERM), 0);
-    events = itest_read_events(out.s);
-    itest_assert_described(&events, want, sizeof want / sizeof want[0], "out.jsonl");
-    itest_events_free(&events);
-    assert_stderr_has(&host, needles, sizeof needles / sizeof needles[0]);
-    itest_end(&ctx);
+    itest_exec(t.ctx.conn, "BEGIN; ALTER TABLE a RENAME TO tmp; ALTER TABLE b RENAME TO a; "
+                           "ALTER TABLE tmp RENAME TO b; COMMIT");
+    itest_exec(t.ctx.conn, "INSERT INTO a VALUES (2, 'was-b')");
+    itest_exec(t.ctx.conn, "INSERT INTO b VALUES (2, 'was-a')");
+    wait_delivered(&t, 4);
+    stop_cleanly(&t);
+    assert_out(&t, want, N_OF(want));
+    assert_stderr_has(&t.host, needles, N_OF(needles));
+    itest_end(&t.ctx);
 }
 END_TEST
 
@@ -187,34 +225,25 @@ START_TEST(test_changes_under_a_former_name_are_said)
     };
     static const char *const needles[] = {"made while it was named \"public.tmp\" are not "
                                           "delivered"};
-    itest_ctx ctx;
-    itest_path conf, out;
-    itest_host host;
-    itest_events events;
-    char *end;
+    stream_test t;
 
-    itest_begin(&ctx, "relformer");
-    itest_exec(ctx.conn, "CREATE TABLE rn (id int PRIMARY KEY)");
-    conf = jsonl_config(&ctx, "\"public.rn\"", 1000);
-    itest_create_slot(&ctx, conf.s);
-    itest_exec(ctx.conn, "INSERT INTO rn VALUES (1)");
+    itest_begin(&t.ctx, "relformer");
+    itest_exec(t.ctx.conn, "CREATE TABLE rn (id int PRIMARY KEY)");
+    t.conf = jsonl_config(&t.ctx, "\"public.rn\"", 1000);
+    t.out = itest_file(&t.ctx, "out.jsonl");
+    itest_create_slot(&t.ctx, t.conf.s);
+    itest_exec(t.ctx.conn, "INSERT INTO rn VALUES (1)");
     /* Acknowledged: the next run's stream does not show the table under its name first (it
      * would stop there, as in test_rename_seen_in_stream_stops). */
-    itest_run_to_now(&ctx, conf.s);
-    itest_exec(ctx.conn, "ALTER TABLE rn RENAME TO tmp");
-    itest_exec(ctx.conn, "INSERT INTO tmp VALUES (2)");
-    itest_exec(ctx.conn, "ALTER TABLE tmp RENAME TO rn");
-    itest_exec(ctx.conn, "INSERT INTO rn VALUES (3)");
-    end = itest_lsn_text(itest_current_lsn(ctx.conn));
-    itest_host_run(&ctx, &host, "-c", conf.s, "--endpos", end);
-    free(end);
-    itest_assert_exit(&host, 0);
-    out = itest_file(&ctx, "out.jsonl");
-    events = itest_read_events(out.s);
-    itest_assert_described(&events, want, sizeof want / sizeof want[0], "out.jsonl");
-    itest_events_free(&events);
-    assert_stderr_has(&host, needles, sizeof needles / sizeof needles[0]);
-    itest_end(&ctx);
+    itest_run_to_now(&t.ctx, t.conf.s);
+    itest_exec(t.ctx.conn, "ALTER TABLE rn RENAME TO tmp");
+    itest_exec(t.ctx.conn, "INSERT INTO tmp VALUES (2)");
+    itest_exec(t.ctx.conn, "ALTER TABLE tmp RENAME TO rn");
+    itest_exec(t.ctx.conn, "INSERT INTO rn VALUES (3)");
+    run_to_now(&t);
+    assert_out(&t, want, N_OF(want));
+    assert_stderr_has(&t.host, needles, N_OF(needles));
+    itest_end(&t.ctx);
 }
 END_TEST
 
@@ -223,33 +252,22 @@ END_TEST
 START_TEST(test_set_schema_seen_by_check_stops)
 {
     static const char *const needles[] = {"table \"public.rn\"", "renamed to \"s2.rn\""};
-    itest_ctx ctx;
-    itest_path conf, out;
-    itest_host host;
-    itest_lines lines;
+    stream_test t;
     wn_lsn before;
 
-    itest_begin(&ctx, "relschema");
-    itest_exec(ctx.conn, "CREATE TABLE rn (id int PRIMARY KEY); "
-                         "CREATE TABLE other (id int PRIMARY KEY); CREATE SCHEMA s2");
-    conf = jsonl_config(&ctx, "\"public.rn\", \"public.other\"", 200);
-    itest_create_slot(&ctx, conf.s);
-    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
-    out = itest_file(&ctx, "out.jsonl");
-    itest_exec(ctx.conn, "INSERT INTO rn VALUES (1); INSERT INTO other VALUES (1)");
-    lines = itest_wait_lines(out.s, 2, ITEST_WAIT_S);
-    itest_lines_free(&lines);
-    wait_confirmed(&ctx, itest_current_lsn(ctx.conn));
+    start_streaming(&t, "relschema",
+                    "CREATE TABLE rn (id int PRIMARY KEY); "
+                    "CREATE TABLE other (id int PRIMARY KEY); CREATE SCHEMA s2",
+                    "\"public.rn\", \"public.other\"", 200);
+    itest_exec(t.ctx.conn, "INSERT INTO rn VALUES (1); INSERT INTO other VALUES (1)");
+    wait_delivered(&t, 2);
 
-    itest_exec(ctx.conn, "ALTER TABLE rn SET SCHEMA s2");
-    before = itest_current_lsn(ctx.conn);
-    itest_exec(ctx.conn, "INSERT INTO other VALUES (2)");
-    itest_host_wait(&host, ITEST_WAIT_S);
-    itest_assert_exit(&host, 3);
-    itest_assert_reason(&host);
-    assert_stderr_has(&host, needles, sizeof needles / sizeof needles[0]);
-    assert_confirmed_at_most(&ctx, before);
-    itest_end(&ctx);
+    itest_exec(t.ctx.conn, "ALTER TABLE rn SET SCHEMA s2");
+    before = itest_current_lsn(t.ctx.conn);
+    itest_exec(t.ctx.conn, "INSERT INTO other VALUES (2)");
+    assert_stopped(&t, needles, N_OF(needles));
+    assert_confirmed_at_most(&t.ctx, before);
+    itest_end(&t.ctx);
 }
 END_TEST
 
@@ -258,33 +276,20 @@ END_TEST
 START_TEST(test_removed_from_publication_stops)
 {
     static const char *const needles[] = {"table \"public.b\"", "no longer in publication"};
-    itest_ctx ctx;
-    itest_path conf, out;
-    itest_host host;
-    itest_lines lines;
+    stream_test t;
     wn_lsn before;
 
-    itest_begin(&ctx, "relpubdrop");
-    itest_exec(ctx.conn, "CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY)");
-    conf = jsonl_config(&ctx, "\"public.a\", \"public.b\"", 200);
-    itest_create_slot(&ctx, conf.s);
-    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
-    out = itest_file(&ctx, "out.jsonl");
-    itest_exec(ctx.conn, "INSERT INTO a VALUES (1); INSERT INTO b VALUES (1)");
-    lines = itest_wait_lines(out.s, 2, ITEST_WAIT_S);
-    itest_lines_free(&lines);
-    wait_confirmed(&ctx, itest_current_lsn(ctx.conn));
+    start_streaming(&t, "relpubdrop", TWO_TABLES, "\"public.a\", \"public.b\"", 200);
+    itest_exec(t.ctx.conn, "INSERT INTO a VALUES (1); INSERT INTO b VALUES (1)");
+    wait_delivered(&t, 2);
 
-    itest_exec(ctx.conn, "ALTER PUBLICATION %s DROP TABLE b", ctx.pub);
-    before = itest_current_lsn(ctx.conn);
-    itest_exec(ctx.conn, "INSERT INTO b VALUES (2)");
-    itest_exec(ctx.conn, "INSERT INTO a VALUES (2)");
-    itest_host_wait(&host, ITEST_WAIT_S);
-    itest_assert_exit(&host, 3);
-    itest_assert_reason(&host);
-    assert_stderr_has(&host, needles, sizeof needles / sizeof needles[0]);
-    assert_confirmed_at_most(&ctx, before);
-    itest_end(&ctx);
+    itest_exec(t.ctx.conn, "ALTER PUBLICATION %s DROP TABLE b", t.ctx.pub);
+    before = itest_current_lsn(t.ctx.conn);
+    itest_exec(t.ctx.conn, "INSERT INTO b VALUES (2)");
+    itest_exec(t.ctx.conn, "INSERT INTO a VALUES (2)");
+    assert_stopped(&t, needles, N_OF(needles));
+    assert_confirmed_at_most(&t.ctx, before);
+    itest_end(&t.ctx);
 }
 END_TEST
 
@@ -293,32 +298,19 @@ END_TEST
 START_TEST(test_dropped_stops)
 {
     static const char *const needles[] = {"table \"public.b\"", "was dropped"};
-    itest_ctx ctx;
-    itest_path conf, out;
-    itest_host host;
-    itest_lines lines;
+    stream_test t;
     wn_lsn before;
 
-    itest_begin(&ctx, "reldrop");
-    itest_exec(ctx.conn, "CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY)");
-    conf = jsonl_config(&ctx, "\"public.a\", \"public.b\"", 200);
-    itest_create_slot(&ctx, conf.s);
-    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
-    out = itest_file(&ctx, "out.jsonl");
-    itest_exec(ctx.conn, "INSERT INTO a VALUES (1); INSERT INTO b VALUES (1)");
-    lines = itest_wait_lines(out.s, 2, ITEST_WAIT_S);
-    itest_lines_free(&lines);
-    wait_confirmed(&ctx, itest_current_lsn(ctx.conn));
+    start_streaming(&t, "reldrop", TWO_TABLES, "\"public.a\", \"public.b\"", 200);
+    itest_exec(t.ctx.conn, "INSERT INTO a VALUES (1); INSERT INTO b VALUES (1)");
+    wait_delivered(&t, 2);
 
-    itest_exec(ctx.conn, "DROP TABLE b");
-    before = itest_current_lsn(ctx.conn);
-    itest_exec(ctx.conn, "INSERT INTO a VALUES (2)");
-    itest_host_wait(&host, ITEST_WAIT_S);
-    itest_assert_exit(&host, 3);
-    itest_assert_reason(&host);
-    assert_stderr_has(&host, needles, sizeof needles / sizeof needles[0]);
-    assert_confirmed_at_most(&ctx, before);
-    itest_end(&ctx);
+    itest_exec(t.ctx.conn, "DROP TABLE b");
+    before = itest_current_lsn(t.ctx.conn);
+    itest_exec(t.ctx.conn, "INSERT INTO a VALUES (2)");
+    assert_stopped(&t, needles, N_OF(needles));
+    assert_confirmed_at_most(&t.ctx, before);
+    itest_end(&t.ctx);
 }
 END_TEST
 
@@ -327,38 +319,25 @@ END_TEST
 START_TEST(test_removed_while_reconnecting_stops)
 {
     static const char *const needles[] = {"table \"public.b\"", "no longer in publication"};
-    itest_ctx ctx;
-    itest_path conf, out;
-    itest_host host;
-    itest_lines lines;
+    stream_test t;
 
-    itest_begin(&ctx, "relrecheck");
-    itest_exec(ctx.conn, "CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY)");
-    conf = jsonl_config(&ctx, "\"public.a\", \"public.b\"", 200);
-    itest_create_slot(&ctx, conf.s);
-    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
-    out = itest_file(&ctx, "out.jsonl");
-    itest_exec(ctx.conn, "INSERT INTO a VALUES (1); INSERT INTO b VALUES (1)");
-    lines = itest_wait_lines(out.s, 2, ITEST_WAIT_S);
-    itest_lines_free(&lines);
-    wait_confirmed(&ctx, itest_current_lsn(ctx.conn));
+    start_streaming(&t, "relrecheck", TWO_TABLES, "\"public.a\", \"public.b\"", 200);
+    itest_exec(t.ctx.conn, "INSERT INTO a VALUES (1); INSERT INTO b VALUES (1)");
+    wait_delivered(&t, 2);
 
     /* The walsender goes before the change commits, so only the reconnection can see it. */
-    itest_exec(ctx.conn,
+    itest_exec(t.ctx.conn,
                "BEGIN; ALTER PUBLICATION %s DROP TABLE b; "
                "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots "
                "WHERE slot_name = '%s'; COMMIT",
-               ctx.pub, ctx.slot);
-    itest_host_wait(&host, ITEST_WAIT_S);
-    itest_assert_exit(&host, 3);
-    itest_assert_reason(&host);
-    assert_stderr_has(&host, needles, sizeof needles / sizeof needles[0]);
-    ck_assert_int_eq(itest_query_int(ctx.conn,
+               t.ctx.pub, t.ctx.slot);
+    assert_stopped(&t, needles, N_OF(needles));
+    ck_assert_int_eq(itest_query_int(t.ctx.conn,
                                      "SELECT count(*) FROM pg_publication_tables "
                                      "WHERE pubname = '%s' AND tablename = 'b'",
-                                     ctx.pub),
+                                     t.ctx.pub),
                      0);
-    itest_end(&ctx);
+    itest_end(&t.ctx);
 }
 END_TEST
 
@@ -371,49 +350,34 @@ START_TEST(test_dropped_and_created_again_warns_once)
         "public.a insert 0 {id:2,v:x}",
         "public.a insert 0 {id:3,v:y}",
     };
-    itest_ctx ctx;
-    itest_path conf, out;
-    itest_host host;
-    itest_lines lines;
-    itest_events events;
+    stream_test t;
     long long old_oid, new_oid;
     char needle[128];
     char *err;
 
-    itest_begin(&ctx, "relremade");
-    itest_exec(ctx.conn, "CREATE TABLE a (id int PRIMARY KEY)");
-    conf = jsonl_config(&ctx, "\"public.a\"", 200);
-    itest_create_slot(&ctx, conf.s);
-    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
-    out = itest_file(&ctx, "out.jsonl");
-    itest_exec(ctx.conn, "INSERT INTO a VALUES (1)");
-    lines = itest_wait_lines(out.s, 1, ITEST_WAIT_S);
-    itest_lines_free(&lines);
-    wait_confirmed(&ctx, itest_current_lsn(ctx.conn));
+    start_streaming(&t, "relremade", "CREATE TABLE a (id int PRIMARY KEY)", "\"public.a\"", 200);
+    itest_exec(t.ctx.conn, "INSERT INTO a VALUES (1)");
+    wait_delivered(&t, 1);
 
-    old_oid = itest_query_int(ctx.conn, "SELECT 'a'::regclass::oid::bigint");
-    itest_exec(ctx.conn, "BEGIN; DROP TABLE a; CREATE TABLE a (id int PRIMARY KEY, v text); "
-                         "ALTER PUBLICATION %s ADD TABLE a; COMMIT",
-               ctx.pub);
-    new_oid = itest_query_int(ctx.conn, "SELECT 'a'::regclass::oid::bigint");
-    itest_exec(ctx.conn, "INSERT INTO a VALUES (2, 'x')");
-    itest_exec(ctx.conn, "INSERT INTO a VALUES (3, 'y')");
-    lines = itest_wait_lines(out.s, 3, ITEST_WAIT_S);
-    itest_lines_free(&lines);
-    wait_confirmed(&ctx, itest_current_lsn(ctx.conn));
-    ck_assert_int_eq(itest_host_stop(&host, SIGTERM), 0);
+    old_oid = itest_query_int(t.ctx.conn, "SELECT 'a'::regclass::oid::bigint");
+    itest_exec(t.ctx.conn, "BEGIN; DROP TABLE a; CREATE TABLE a (id int PRIMARY KEY, v text); "
+                           "ALTER PUBLICATION %s ADD TABLE a; COMMIT",
+               t.ctx.pub);
+    new_oid = itest_query_int(t.ctx.conn, "SELECT 'a'::regclass::oid::bigint");
+    itest_exec(t.ctx.conn, "INSERT INTO a VALUES (2, 'x')");
+    itest_exec(t.ctx.conn, "INSERT INTO a VALUES (3, 'y')");
+    wait_delivered(&t, 3);
+    stop_cleanly(&t);
 
-    events = itest_read_events(out.s);
-    itest_assert_described(&events, want, sizeof want / sizeof want[0], "out.jsonl");
-    itest_events_free(&events);
-    err = itest_host_stderr(&host);
+    assert_out(&t, want, N_OF(want));
+    err = itest_host_stderr(&t.host);
     ck_assert_ptr_nonnull(err);
     ck_assert_msg(occurrences(err, "dropped and created again") == 1,
                   "expected one warning about the table made again: %s", err);
     snprintf(needle, sizeof needle, "now has OID %lld, not %lld", new_oid, old_oid);
     ck_assert_msg(strstr(err, needle) != NULL, "stderr lacks \"%s\": %s", needle, err);
     free(err);
-    itest_end(&ctx);
+    itest_end(&t.ctx);
 }
 END_TEST
 
@@ -427,35 +391,27 @@ START_TEST(test_column_type_changed_warns_once)
     };
     static const char *const needles[] = {"column \"v\" changed type (type OID 23",
                                           "now type OID 20"};
-    itest_ctx ctx;
-    itest_path conf, out;
-    itest_host host;
-    itest_events events;
-    char *err, *end;
+    stream_test t;
+    char *err;
 
-    itest_begin(&ctx, "relretype");
-    itest_exec(ctx.conn, "CREATE TABLE a (id int PRIMARY KEY, v int)");
-    conf = jsonl_config(&ctx, "\"public.a\"", 1000);
-    itest_create_slot(&ctx, conf.s);
-    itest_exec(ctx.conn, "INSERT INTO a VALUES (1, 1)");
-    itest_exec(ctx.conn, "ALTER TABLE a ALTER COLUMN v TYPE bigint");
-    itest_exec(ctx.conn, "INSERT INTO a VALUES (2, 9999999999)");
-    itest_exec(ctx.conn, "INSERT INTO a VALUES (3, 3)");
-    end = itest_lsn_text(itest_current_lsn(ctx.conn));
-    itest_host_run(&ctx, &host, "-c", conf.s, "--endpos", end);
-    free(end);
-    itest_assert_exit(&host, 0);
+    itest_begin(&t.ctx, "relretype");
+    itest_exec(t.ctx.conn, "CREATE TABLE a (id int PRIMARY KEY, v int)");
+    t.conf = jsonl_config(&t.ctx, "\"public.a\"", 1000);
+    t.out = itest_file(&t.ctx, "out.jsonl");
+    itest_create_slot(&t.ctx, t.conf.s);
+    itest_exec(t.ctx.conn, "INSERT INTO a VALUES (1, 1)");
+    itest_exec(t.ctx.conn, "ALTER TABLE a ALTER COLUMN v TYPE bigint");
+    itest_exec(t.ctx.conn, "INSERT INTO a VALUES (2, 9999999999)");
+    itest_exec(t.ctx.conn, "INSERT INTO a VALUES (3, 3)");
+    run_to_now(&t);
 
-    out = itest_file(&ctx, "out.jsonl");
-    events = itest_read_events(out.s);
-    itest_assert_described(&events, want, sizeof want / sizeof want[0], "out.jsonl");
-    itest_events_free(&events);
-    assert_stderr_has(&host, needles, sizeof needles / sizeof needles[0]);
-    err = itest_host_stderr(&host);
+    assert_out(&t, want, N_OF(want));
+    assert_stderr_has(&t.host, needles, N_OF(needles));
+    err = itest_host_stderr(&t.host);
     ck_assert_msg(occurrences(err, "changed type") == 1,
                   "expected one warning about the column's type: %s", err);
     free(err);
-    itest_end(&ctx);
+    itest_end(&t.ctx);
 }
 END_TEST
 
@@ -466,49 +422,34 @@ START_TEST(test_check_connection_lost_is_transient)
 {
     static const char *const needles[] = {"cannot check that the tables are still published",
                                           "replication stream back at"};
-    itest_ctx ctx;
-    itest_path conf, out;
-    itest_host host;
-    itest_lines lines;
+    stream_test t;
 
-    itest_begin(&ctx, "relcheckconn");
-    itest_exec(ctx.conn, "CREATE TABLE a (id int PRIMARY KEY)");
-    conf = jsonl_config(&ctx, "\"public.a\"", 200);
-    itest_create_slot(&ctx, conf.s);
-    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
-    out = itest_file(&ctx, "out.jsonl");
-    itest_exec(ctx.conn, "INSERT INTO a VALUES (1)");
-    lines = itest_wait_lines(out.s, 1, ITEST_WAIT_S);
-    itest_lines_free(&lines);
-    wait_confirmed(&ctx, itest_current_lsn(ctx.conn));
+    start_streaming(&t, "relcheckconn", "CREATE TABLE a (id int PRIMARY KEY)", "\"public.a\"",
+                    200);
+    itest_exec(t.ctx.conn, "INSERT INTO a VALUES (1)");
+    wait_delivered(&t, 1);
 
     /* The only other ordinary session on the test's database is the check's. */
-    ck_assert_int_eq(itest_query_int(ctx.conn,
+    ck_assert_int_eq(itest_query_int(t.ctx.conn,
                                      "SELECT count(pg_terminate_backend(pid)) "
                                      "FROM pg_stat_activity WHERE datname = current_database() "
                                      "AND backend_type = 'client backend' "
                                      "AND pid <> pg_backend_pid()"),
                      1);
-    itest_exec(ctx.conn, "INSERT INTO a VALUES (2)");
-    itest_exec(ctx.conn, "INSERT INTO a VALUES (3)");
-    lines = itest_wait_lines(out.s, 3, ITEST_WAIT_S);
-    itest_lines_free(&lines);
-    wait_confirmed(&ctx, itest_current_lsn(ctx.conn));
-    ck_assert_msg(itest_host_running(&host), "walnotify exited");
-    ck_assert_int_eq(itest_host_stop(&host, SIGTERM), 0);
-    assert_stderr_has(&host, needles, sizeof needles / sizeof needles[0]);
-    itest_end(&ctx);
+    itest_exec(t.ctx.conn, "INSERT INTO a VALUES (2)");
+    itest_exec(t.ctx.conn, "INSERT INTO a VALUES (3)");
+    wait_delivered(&t, 3);
+    stop_cleanly(&t);
+    assert_stderr_has(&t.host, needles, N_OF(needles));
+    itest_end(&t.ctx);
 }
 END_TEST
 
 int main(void)
 {
     Suite *suite = suite_create("relchange");
-    TCase *tc = tcase_create("relchange");
-    SRunner *runner;
-    int failed;
+    TCase *tc = itest_tcase(suite, "relchange");
 
-    tcase_set_timeout(tc, ITEST_TIMEOUT_S);
     tcase_add_test(tc, test_rename_seen_in_stream_stops);
     tcase_add_test(tc, test_check_quotes_names);
     tcase_add_test(tc, test_swap_of_configured_tables_goes_on);
@@ -520,10 +461,5 @@ int main(void)
     tcase_add_test(tc, test_dropped_and_created_again_warns_once);
     tcase_add_test(tc, test_column_type_changed_warns_once);
     tcase_add_test(tc, test_check_connection_lost_is_transient);
-    suite_add_tcase(suite, tc);
-    runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? 0 : 1;
+    return run_suite(suite) == 0 ? 0 : 1;
 }

@@ -54,9 +54,8 @@ START_TEST(test_restart_resumes_after_acknowledged)
 
     itest_begin(&ctx, "restart");
     itest_exec(ctx.conn, "CREATE TABLE t (id int PRIMARY KEY); CREATE SEQUENCE ids");
-    conf = itest_config(&ctx, "restart.cfg", "\"public.t\"", 200,
-                        "{ name = \"log\"; path = \"%s\"; settings = { log = \"run.log\"; }; }",
-                        itest_root_file("build/tests/fixtures/flaky.so").s);
+    conf = itest_fixture_config(&ctx, "restart.cfg", "\"public.t\"", 200, "log", "flaky",
+                                "log = \"run.log\";");
     itest_create_slot(&ctx, conf.s);
     log_path = itest_file(&ctx, "run.log");
 
@@ -112,13 +111,11 @@ START_TEST(test_blocked_transaction_is_not_acknowledged)
     itest_begin(&ctx, "blocked");
     itest_exec(ctx.conn, "CREATE TABLE t (id int PRIMARY KEY); "
                          "CREATE TABLE u (id serial PRIMARY KEY, v int)");
-    conf = itest_config(&ctx, "blocked.cfg", "\"public.t\"", 200,
-                        "{ name = \"blocker\"; path = \"%s\"; settings = { block_at = 2; "
-                        "block_ms = 90000; release = \"release\"; log = \"blocked.log\"; }; }",
-                        itest_root_file("build/tests/fixtures/blocker.so").s);
-    conf2 = itest_config(&ctx, "again.cfg", "\"public.t\"", 200,
-                         "{ name = \"log\"; path = \"%s\"; settings = { log = \"again.log\"; }; }",
-                         itest_root_file("build/tests/fixtures/flaky.so").s);
+    conf = itest_fixture_config(&ctx, "blocked.cfg", "\"public.t\"", 200, "blocker", "blocker",
+                                "block_at = 2; block_ms = 90000; release = \"release\"; "
+                                "log = \"blocked.log\";");
+    conf2 = itest_fixture_config(&ctx, "again.cfg", "\"public.t\"", 200, "log", "flaky",
+                                 "log = \"again.log\";");
     itest_create_slot(&ctx, conf.s);
     log_path = itest_file(&ctx, "blocked.log");
     release = itest_file(&ctx, "release");
@@ -189,9 +186,8 @@ START_TEST(test_filtered_stream_advances_slot)
     itest_begin(&ctx, "filtered");
     itest_exec(ctx.conn, "CREATE TABLE t (id int PRIMARY KEY); "
                          "CREATE TABLE u (id serial PRIMARY KEY, v int)");
-    conf = itest_config(&ctx, "filtered.cfg", "\"public.t\"", 200,
-                        "{ name = \"log\"; path = \"%s\"; settings = { log = \"run.log\"; }; }",
-                        itest_root_file("build/tests/fixtures/flaky.so").s);
+    conf = itest_fixture_config(&ctx, "filtered.cfg", "\"public.t\"", 200, "log", "flaky",
+                                "log = \"run.log\";");
     itest_create_slot(&ctx, conf.s);
     itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
     writer = itest_writer_start(&ctx, "INSERT INTO u (v) VALUES (1)");
@@ -217,18 +213,10 @@ END_TEST
 int main(void)
 {
     Suite *suite = suite_create("resume");
-    TCase *tc = tcase_create("resume");
-    SRunner *runner;
-    int failed;
+    TCase *tc = itest_tcase(suite, "resume");
 
-    tcase_set_timeout(tc, ITEST_TIMEOUT_S);
     tcase_add_test(tc, test_restart_resumes_after_acknowledged);
     tcase_add_test(tc, test_blocked_transaction_is_not_acknowledged);
     tcase_add_test(tc, test_filtered_stream_advances_slot);
-    suite_add_tcase(suite, tc);
-    runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? 0 : 1;
+    return run_suite(suite) == 0 ? 0 : 1;
 }

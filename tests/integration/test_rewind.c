@@ -444,17 +444,11 @@ int main(void)
 {
     Suite *suite = suite_create("rewind");
     TCase *tc = tcase_create("rewind");
-    SRunner *runner;
-    int failed;
 
     /* One round streams the big transaction up to 1 + WN_REWIND_MAX times. */
     tcase_set_timeout(tc, ITEST_TIMEOUT_S * 2 * env_int("WN_REWIND_ROUNDS", 1) *
                               (1 + env_int("WN_REWIND_MAX", 2)) / 3);
     tcase_add_test(tc, rewinds_at_random_points_lose_nothing);
     suite_add_tcase(suite, tc);
-    runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? 0 : 1;
+    return run_suite(suite) == 0 ? 0 : 1;
 }

@@ -50,8 +50,7 @@ static void assert_refused(itest_ctx *ctx, const char *conf, const char *const *
     char *line;
 
     itest_host_run(ctx, &host, "--create-slot", "-c", conf);
-    itest_assert_exit(&host, 3);
-    itest_assert_reason(&host);
+    itest_assert_failed(&host, 3);
     line = reason_line(&host);
     for (size_t i = 0; needles[i] != NULL; i++)
         ck_assert_msg(strstr(line, needles[i]) != NULL, "the reason lacks \"%s\": %s",
@@ -396,11 +395,8 @@ END_TEST
 int main(void)
 {
     Suite *suite = suite_create("setup");
-    TCase *tc = tcase_create("setup");
-    SRunner *runner;
-    int failed;
+    TCase *tc = itest_tcase(suite, "setup");
 
-    tcase_set_timeout(tc, ITEST_TIMEOUT_S);
     tcase_add_test(tc, test_partitioned_table_arrives_under_its_root);
     tcase_add_test(tc, test_partition_names_refused);
     tcase_add_test(tc, test_widening_checks_every_table_of_the_publication);
@@ -409,10 +405,5 @@ int main(void)
     tcase_add_test(tc, test_slots_walnotify_cannot_use);
     tcase_add_test(tc, test_missing_table);
     tcase_add_test(tc, test_identifiers_that_need_quoting);
-    suite_add_tcase(suite, tc);
-    runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? 0 : 1;
+    return run_suite(suite) == 0 ? 0 : 1;
 }

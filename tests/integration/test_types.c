@@ -444,16 +444,8 @@ END_TEST
 int main(void)
 {
     Suite *suite = suite_create("types");
-    TCase *tc = tcase_create("types");
-    SRunner *runner;
-    int failed;
+    TCase *tc = itest_tcase(suite, "types");
 
-    tcase_set_timeout(tc, ITEST_TIMEOUT_S);
     tcase_add_test(tc, test_every_type_byte_for_byte);
-    suite_add_tcase(suite, tc);
-    runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? 0 : 1;
+    return run_suite(suite) == 0 ? 0 : 1;
 }

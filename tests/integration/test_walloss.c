@@ -10,25 +10,6 @@
 
 #include "itest.h"
 
-/* Runs in the test runner's own process, so the shared server gets its setting back even when
- * the test failed. */
-static void reset_keep_size(void)
-{
-    PGconn *conn = PQconnectdb("dbname=postgres");
-    PGresult *res;
-
-    if (PQstatus(conn) != CONNECTION_OK) {
-        fprintf(stderr, "walloss: cannot reset max_slot_wal_keep_size: %s", PQerrorMessage(conn));
-        PQfinish(conn);
-        return;
-    }
-    res = PQexec(conn, "ALTER SYSTEM RESET max_slot_wal_keep_size");
-    PQclear(res);
-    res = PQexec(conn, "SELECT pg_reload_conf()");
-    PQclear(res);
-    PQfinish(conn);
-}
-
 static char *slot_wal_status(itest_ctx *ctx)
 {
     return itest_query(ctx->conn, "SELECT coalesce(wal_status, 'none') FROM pg_replication_slots "
@@ -42,8 +23,7 @@ static void push_slot_past_its_wal(itest_ctx *ctx)
 {
     itest_deadline deadline = itest_deadline_in(ITEST_WAIT_S * 1000);
 
-    itest_exec(ctx->conn, "ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'");
-    itest_exec(ctx->conn, "SELECT pg_reload_conf()");
+    itest_set_server_setting(ctx->conn, "max_slot_wal_keep_size", "1MB");
     for (;;) {
         char *status;
         bool lost;
@@ -83,8 +63,7 @@ START_TEST(test_invalidated_slot_stops_loudly)
     push_slot_past_its_wal(&ctx);
 
     itest_host_run(&ctx, &host, "-c", conf.s);
-    itest_assert_exit(&host, 3);
-    itest_assert_reason(&host);
+    itest_assert_failed(&host, 3);
     err = itest_host_stderr(&host);
     ck_assert_msg(strstr(err, ctx.slot) && strstr(err, "invalidated (wal_status 'lost')"),
                   "stderr: %s", err);
@@ -97,20 +76,18 @@ START_TEST(test_invalidated_slot_stops_loudly)
 }
 END_TEST
 
+/* Puts max_slot_wal_keep_size back, also after a failed test (an unchecked fixture's teardown). */
+static void reset_keep_size(void)
+{
+    itest_reset_server_setting("max_slot_wal_keep_size");
+}
+
 int main(void)
 {
     Suite *suite = suite_create("walloss");
-    TCase *tc = tcase_create("walloss");
-    SRunner *runner;
-    int failed;
+    TCase *tc = itest_tcase(suite, "walloss");
 
-    tcase_set_timeout(tc, ITEST_TIMEOUT_S);
     tcase_add_unchecked_fixture(tc, NULL, reset_keep_size);
     tcase_add_test(tc, test_invalidated_slot_stops_loudly);
-    suite_add_tcase(suite, tc);
-    runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return run_suite(suite) == 0 ? 0 : 1;
 }

@@ -409,21 +409,13 @@ END_TEST
 int main(void)
 {
     Suite *suite = suite_create("webhook");
-    TCase *tc = tcase_create("webhook");
-    SRunner *runner;
-    int failed;
+    TCase *tc = itest_tcase(suite, "webhook");
 
-    tcase_set_timeout(tc, ITEST_TIMEOUT_S);
     tcase_add_test(tc, test_parts_and_transient_answers);
     tcase_add_test(tc, test_stalled_and_cut_requests);
     tcase_add_test(tc, test_nothing_acknowledged_before_2xx);
     tcase_add_test(tc, test_event_mode_refused_event_skipped);
     tcase_add_test(tc, test_tls_wrong_ca_refused_right_ca_delivers);
     tcase_add_test(tc, test_settings_refused);
-    suite_add_tcase(suite, tc);
-    runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? 0 : 1;
+    return run_suite(suite) == 0 ? 0 : 1;
 }

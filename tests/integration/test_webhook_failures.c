@@ -174,17 +174,9 @@ END_TEST
 int main(void)
 {
     Suite *suite = suite_create("webhook_failures");
-    TCase *tc = tcase_create("webhook_failures");
-    SRunner *runner;
-    int failed;
+    TCase *tc = itest_tcase(suite, "webhook_failures");
 
-    tcase_set_timeout(tc, ITEST_TIMEOUT_S);
     tcase_add_test(tc, test_refused_transaction_meets_policy);
     tcase_add_test(tc, test_cut_part_rewinds);
-    suite_add_tcase(suite, tc);
-    runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? 0 : 1;
+    return run_suite(suite) == 0 ? 0 : 1;
 }

@@ -105,6 +105,16 @@ int execsink_sample_until_exit(itest_ctx *ctx, itest_host *host, const char *log
     }
 }
 
+int execsink_run_to_now(itest_ctx *ctx, itest_host *host, const char *conf, const char *log_path,
+                        int timeout_s, execsink_samples *samples)
+{
+    char *end = itest_lsn_text(itest_current_lsn(ctx->conn));
+
+    itest_host_start(ctx, host, ITEST_ARGS("-c", conf, "--endpos", end));
+    free(end);
+    return execsink_sample_until_exit(ctx, host, log_path, timeout_s, samples);
+}
+
 void execsink_samples_free(execsink_samples *samples)
 {
     free(samples->sample);

@@ -53,6 +53,11 @@ size_t execsink_check_log(PGconn *conn, const char *log_path, const execsink_sam
 size_t execsink_check_log_of(PGconn *conn, const char *ids_sql, const char *log_path,
                              const execsink_samples *samples);
 
+/* Runs the host on conf to the position the server is at now (--endpos), sampling as
+ * execsink_sample_until_exit does; returns the host's exit code. */
+int execsink_run_to_now(itest_ctx *ctx, itest_host *host, const char *conf, const char *log_path,
+                        int timeout_s, execsink_samples *samples);
+
 void execsink_samples_free(execsink_samples *samples);
 
 #endif

@@ -131,6 +131,25 @@ bool faults_writer_done(pid_t pid)
     return true;
 }
 
+void faults_write_all(const itest_ctx *ctx, const char *table, const char *sequence,
+                      uint64_t seed, const faults_mix *mix)
+{
+    itest_deadline deadline = itest_deadline_in(ITEST_RUN_S * 1000);
+    pid_t writer;
+
+    ck_assert_msg(mix->transactions > 0, "a writer run to its end needs a number of transactions");
+    writer = faults_writer_start(ctx, table, sequence, seed, mix);
+    while (!faults_writer_done(writer)) {
+        if (itest_expired(&deadline)) {
+            kill(writer, SIGKILL);
+            waitpid(writer, NULL, 0);
+            ck_abort_msg("the writer did not commit its %d transactions within %d s",
+                         mix->transactions, ITEST_RUN_S);
+        }
+        itest_sleep_ms(ITEST_POLL_MS);
+    }
+}
+
 int faults_host_run_rusage(itest_ctx *ctx, itest_host *host, const char *const *args,
                            int timeout_s, long *maxrss_kb)
 {

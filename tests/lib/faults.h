@@ -58,6 +58,9 @@ pid_t faults_writer_start(const itest_ctx *ctx, const char *table, const char *s
 
 /* Whether a writer that ends by itself has ended (then reaped); fails unless it exited 0. */
 bool faults_writer_done(pid_t pid);
+/* A writer of mix->transactions (not 0) run to its end, bounded by ITEST_RUN_S. */
+void faults_write_all(const itest_ctx *ctx, const char *table, const char *sequence,
+                      uint64_t seed, const faults_mix *mix);
 
 /*
  * Runs the host to its end like itest_host_run (started by itest_host_start, so under

@@ -264,15 +264,21 @@ size_t watch_samples(watch *w)
     return n;
 }
 
+watch *watch_host_start(itest_ctx *ctx, faults_history *history, itest_host *host,
+                        const char *const *args)
+{
+    faults_run_begin(history, ctx->conn, ctx->slot);
+    itest_host_start(ctx, host, args);
+    return watch_start(ctx, history, host);
+}
+
 int watch_host_run(itest_ctx *ctx, faults_history *history, itest_host *host,
                    const char *const *args)
 {
     watch *w;
     int status;
 
-    faults_run_begin(history, ctx->conn, ctx->slot);
-    itest_host_start(ctx, host, args);
-    w = watch_start(ctx, history, host);
+    w = watch_host_start(ctx, history, host, args);
     status = itest_host_wait(host, ITEST_RUN_S);
     watch_stop(w);
     faults_run_end(history, status == 0);

@@ -54,6 +54,14 @@ int watch_reconnections(watch *w);
 size_t watch_samples(watch *w);
 
 /*
+ * Starts the host (args, as for itest_host_start) for a run the test ends itself: its first run
+ * begun (faults_run_begin), then watched and its stderr followed (watch_start). The test ends it
+ * with watch_stop and faults_run_end.
+ */
+watch *watch_host_start(itest_ctx *ctx, faults_history *history, itest_host *host,
+                        const char *const *args);
+
+/*
  * Runs the host to its end like itest_host_run, watched: faults_run_begin before it starts,
  * faults_run_end after it exits (whole when it exited 0, as a run to --endpos does). Returns
  * its exit code.

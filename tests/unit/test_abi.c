@@ -12,6 +12,8 @@
 
 #include <walnotify/plugin.h>
 
+#include "run_suite.h"
+
 #if !defined(__x86_64__) || !defined(__LP64__)
 #error "these offsets are the x86_64 (LP64) layout; add the pinned layout of this platform"
 #endif
@@ -351,11 +353,5 @@ static Suite *abi_suite(void)
 
 int main(void)
 {
-    SRunner *runner = srunner_create(abi_suite());
-    int failed;
-
-    srunner_run_all(runner, CK_NORMAL);
-    failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return run_suite(abi_suite()) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

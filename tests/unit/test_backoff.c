@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "backoff.h"
+#include "run_suite.h"
 
 START_TEST(doubles_up_to_the_cap_within_jitter)
 {
@@ -54,16 +55,10 @@ int main(void)
 {
     Suite *suite = suite_create("backoff");
     TCase *tc = tcase_create("backoff");
-    SRunner *runner;
-    int failed;
 
     tcase_add_test(tc, doubles_up_to_the_cap_within_jitter);
     tcase_add_test(tc, jitter_spreads_the_delays);
     tcase_add_test(tc, degenerate_settings_stay_positive);
     suite_add_tcase(suite, tc);
-    runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return run_suite(suite) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -15,6 +15,7 @@
 #include <walnotify/plugin.h>
 
 #include "config.h"
+#include "run_suite.h"
 
 #define ERR_MAX 1024
 
@@ -845,7 +846,6 @@ static Suite *config_suite(void)
 
 int main(void)
 {
-    SRunner *sr;
     int failed;
 
     snprintf(tmpdir, sizeof tmpdir, "%s/walnotify-config-XXXXXX",
@@ -854,10 +854,7 @@ int main(void)
         fprintf(stderr, "test_config: cannot create a temporary folder: %s\n", strerror(errno));
         return 1;
     }
-    sr = srunner_create(config_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    failed = run_suite(config_suite());
     if (rmdir(tmpdir) != 0)
         fprintf(stderr, "test_config: %s left behind: %s\n", tmpdir, strerror(errno));
     return failed == 0 ? 0 : 1;

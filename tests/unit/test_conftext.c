@@ -13,14 +13,15 @@
 #include <unistd.h>
 
 #include "conftext.h"
-#include "tempdir.h"
+#include "run_suite.h"
+#include "unit_paths.h"
 
 static char dir[PATH_MAX]; /* canonical: mkdtemp under a canonical /tmp */
 
 /* Writes length bytes of text to dir/name; the path into out. */
 static char *spit(char *out, size_t size, const char *name, const char *text, size_t length)
 {
-    FILE *f = fopen(tempdir_path(out, size, dir, name), "wb");
+    FILE *f = fopen(unit_temp_path(out, size, dir, name), "wb");
 
     ck_assert_msg(f != NULL, "create %s: %s", out, strerror(errno));
     ck_assert_uint_eq(fwrite(text, 1, length, f), length);
@@ -35,8 +36,8 @@ START_TEST(reads_the_text_and_follows_includes)
     char conf[PATH_MAX], inc[PATH_MAX], nested[PATH_MAX], sub[PATH_MAX], err[512] = "";
     wn_conftext t;
 
-    tempdir_make(dir, sizeof dir, "test_conftext");
-    ck_assert_int_eq(mkdir(tempdir_path(sub, sizeof sub, dir, "conf.d"), 0700), 0);
+    unit_temp_dir(dir, sizeof dir, "test_conftext");
+    ck_assert_int_eq(mkdir(unit_temp_path(sub, sizeof sub, dir, "conf.d"), 0700), 0);
     SPIT(nested, "conf.d/nested.conf", "log_level = \"debug\";\n");
     SPIT(inc, "conf.d/source.conf", "source = { };\n  @include \"conf.d/nested.conf\"\n");
     SPIT(conf, "w.conf", "# walnotify\n@include \"conf.d/source.conf\"\nplugins = ();\n");
@@ -48,7 +49,7 @@ START_TEST(reads_the_text_and_follows_includes)
     ck_assert_str_eq(t.included[1], nested);
     wn_conftext_free(&t);
     ck_assert_ptr_null(t.text);
-    tempdir_remove(dir);
+    unit_remove_tree(dir);
 }
 END_TEST
 
@@ -57,9 +58,9 @@ START_TEST(an_include_leading_out_of_the_folder_is_refused)
     char conf[PATH_MAX], sub[PATH_MAX], outside[PATH_MAX], err[PATH_MAX * 4], want[PATH_MAX * 4];
     wn_conftext t;
 
-    tempdir_make(dir, sizeof dir, "test_conftext");
+    unit_temp_dir(dir, sizeof dir, "test_conftext");
     SPIT(outside, "outside.conf", "log_level = \"info\";\n");
-    ck_assert_int_eq(mkdir(tempdir_path(sub, sizeof sub, dir, "etc"), 0700), 0);
+    ck_assert_int_eq(mkdir(unit_temp_path(sub, sizeof sub, dir, "etc"), 0700), 0);
     SPIT(conf, "etc/w.conf", "plugins = ();\n@include \"../outside.conf\"\n");
     ck_assert_int_eq(wn_conftext_read(conf, &t, err, sizeof err), -1);
     snprintf(want, sizeof want,
@@ -69,7 +70,7 @@ START_TEST(an_include_leading_out_of_the_folder_is_refused)
     ck_assert_str_eq(err, want);
     ck_assert_ptr_null(t.text);
     ck_assert_ptr_null(t.included);
-    tempdir_remove(dir);
+    unit_remove_tree(dir);
 }
 END_TEST
 
@@ -78,13 +79,13 @@ START_TEST(an_include_of_itself_stops_at_the_depth_limit)
     char conf[PATH_MAX], err[PATH_MAX * 2];
     wn_conftext t;
 
-    tempdir_make(dir, sizeof dir, "test_conftext");
+    unit_temp_dir(dir, sizeof dir, "test_conftext");
     SPIT(conf, "w.conf", "@include \"w.conf\"\n");
     ck_assert_int_eq(wn_conftext_read(conf, &t, err, sizeof err), -1);
     ck_assert_msg(strstr(err, ":1: @include \"w.conf\": nested more than 10 deep (does it include "
                               "itself?)") != NULL,
                   "%s", err);
-    tempdir_remove(dir);
+    unit_remove_tree(dir);
 }
 END_TEST
 
@@ -93,17 +94,17 @@ START_TEST(a_nul_byte_is_named_with_its_line)
     char conf[PATH_MAX], err[PATH_MAX * 2], want[PATH_MAX * 2];
     wn_conftext t;
 
-    tempdir_make(dir, sizeof dir, "test_conftext");
+    unit_temp_dir(dir, sizeof dir, "test_conftext");
     spit(conf, sizeof conf, "w.conf", "a = 1;\nb = \0;\n", 14);
     ck_assert_int_eq(wn_conftext_read(conf, &t, err, sizeof err), -1);
     snprintf(want, sizeof want, "%s:2: NUL byte in the file", conf);
     ck_assert_str_eq(err, want);
     ck_assert_int_eq(
-        wn_conftext_read(tempdir_path(conf, sizeof conf, dir, "absent.conf"), &t, err, sizeof err),
+        wn_conftext_read(unit_temp_path(conf, sizeof conf, dir, "absent.conf"), &t, err, sizeof err),
         -1);
     snprintf(want, sizeof want, "%s: cannot read: No such file or directory", conf);
     ck_assert_str_eq(err, want);
-    tempdir_remove(dir);
+    unit_remove_tree(dir);
 }
 END_TEST
 
@@ -149,11 +150,5 @@ static Suite *conftext_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(conftext_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return run_suite(conftext_suite()) == 0 ? 0 : 1;
 }

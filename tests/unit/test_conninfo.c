@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "conninfo.h"
+#include "run_suite.h"
 
 /* A TCP port on 127.0.0.1 that nothing listens on: bound, then closed at once. */
 static int closed_port(void)
@@ -517,11 +518,5 @@ static Suite *conninfo_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(conninfo_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return run_suite(conninfo_suite()) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -12,6 +12,8 @@
 
 #include "decoder.h"
 #include "pgoutput.h"
+#include "run_suite.h"
+#include "unit_paths.h"
 
 /* ---- valid encodings of every message type ---------------------------------------------------- */
 
@@ -159,6 +161,31 @@ static void decode_ok(wn_decoder *d, const pgo_buf *b, wn_message *m)
     ck_assert_msg(rc == 0, "decode failed: %s", d->error);
 }
 
+/* A decoder, the bytes one builder wrote, and the message decoded from them (pointing into
+ * both). */
+typedef struct decoded_msg {
+    wn_decoder *d;
+    pgo_buf b;
+    wn_message m;
+} decoded_msg;
+
+/* Decodes what build writes, which must succeed as a message of this kind. */
+static decoded_msg decode_built(builder build, char kind)
+{
+    decoded_msg t = {.d = new_decoder()};
+
+    build(&t.b);
+    decode_ok(t.d, &t.b, &t.m);
+    ck_assert_int_eq(t.m.kind, kind);
+    return t;
+}
+
+static void decoded_free(decoded_msg *t)
+{
+    pgo_free(&t->b);
+    free(t->d);
+}
+
 static void decode_fails(wn_decoder *d, const pgo_buf *b, const char *expected_error)
 {
     wn_message m;
@@ -198,36 +225,24 @@ static void assert_key_tuple(const wn_tuple *tuple)
 
 START_TEST(test_begin)
 {
-    wn_decoder *d = new_decoder();
-    pgo_buf b = { 0 };
-    wn_message m;
+    decoded_msg t = decode_built(build_begin, 'B');
 
-    build_begin(&b);
-    decode_ok(d, &b, &m);
-    ck_assert_int_eq(m.kind, 'B');
-    ck_assert_uint_eq(m.u.begin.final_lsn, UINT64_C(0x16B374D848));
-    ck_assert_int_eq(m.u.begin.commit_time, INT64_C(723792939682534));
-    ck_assert_uint_eq(m.u.begin.xid, 3556);
-    pgo_free(&b);
-    free(d);
+    ck_assert_uint_eq(t.m.u.begin.final_lsn, UINT64_C(0x16B374D848));
+    ck_assert_int_eq(t.m.u.begin.commit_time, INT64_C(723792939682534));
+    ck_assert_uint_eq(t.m.u.begin.xid, 3556);
+    decoded_free(&t);
 }
 END_TEST
 
 START_TEST(test_commit)
 {
-    wn_decoder *d = new_decoder();
-    pgo_buf b = { 0 };
-    wn_message m;
+    decoded_msg t = decode_built(build_commit, 'C');
 
-    build_commit(&b);
-    decode_ok(d, &b, &m);
-    ck_assert_int_eq(m.kind, 'C');
-    ck_assert_uint_eq(m.u.commit.flags, 0);
-    ck_assert_uint_eq(m.u.commit.commit_lsn, UINT64_C(0x100000010));
-    ck_assert_uint_eq(m.u.commit.end_lsn, UINT64_C(0x100000048));
-    ck_assert_int_eq(m.u.commit.commit_time, INT64_C(723792939682999));
-    pgo_free(&b);
-    free(d);
+    ck_assert_uint_eq(t.m.u.commit.flags, 0);
+    ck_assert_uint_eq(t.m.u.commit.commit_lsn, UINT64_C(0x100000010));
+    ck_assert_uint_eq(t.m.u.commit.end_lsn, UINT64_C(0x100000048));
+    ck_assert_int_eq(t.m.u.commit.commit_time, INT64_C(723792939682999));
+    decoded_free(&t);
 }
 END_TEST
 
@@ -251,46 +266,34 @@ END_TEST
 
 START_TEST(test_origin)
 {
-    wn_decoder *d = new_decoder();
-    pgo_buf b = { 0 };
-    wn_message m;
+    decoded_msg t = decode_built(build_origin, 'O');
 
-    build_origin(&b);
-    decode_ok(d, &b, &m);
-    ck_assert_int_eq(m.kind, 'O');
-    ck_assert_uint_eq(m.u.origin.commit_lsn, UINT64_C(0xABCDEF0123));
-    ck_assert_str_eq(m.u.origin.name, "upstream");
-    pgo_free(&b);
-    free(d);
+    ck_assert_uint_eq(t.m.u.origin.commit_lsn, UINT64_C(0xABCDEF0123));
+    ck_assert_str_eq(t.m.u.origin.name, "upstream");
+    decoded_free(&t);
 }
 END_TEST
 
 START_TEST(test_relation)
 {
-    wn_decoder *d = new_decoder();
-    pgo_buf b = { 0 };
-    wn_message m;
+    decoded_msg t = decode_built(build_relation, 'R');
 
-    build_relation(&b);
-    decode_ok(d, &b, &m);
-    ck_assert_int_eq(m.kind, 'R');
-    ck_assert_uint_eq(m.u.relation.relid, 16385);
-    ck_assert_str_eq(m.u.relation.nspname, "public");
-    ck_assert_str_eq(m.u.relation.relname, "orders");
-    ck_assert_uint_eq(m.u.relation.replident, 'd');
-    ck_assert_uint_eq(m.u.relation.ncolumns, 3);
-    ck_assert_uint_eq(m.u.relation.columns[0].flags, 1);
-    ck_assert_str_eq(m.u.relation.columns[0].name, "id");
-    ck_assert_uint_eq(m.u.relation.columns[0].type_oid, 20);
-    ck_assert_int_eq(m.u.relation.columns[0].typmod, -1);
-    ck_assert_uint_eq(m.u.relation.columns[1].flags, 0);
-    ck_assert_str_eq(m.u.relation.columns[1].name, "name");
-    ck_assert_uint_eq(m.u.relation.columns[1].type_oid, 1043);
-    ck_assert_int_eq(m.u.relation.columns[1].typmod, 104);
-    ck_assert_str_eq(m.u.relation.columns[2].name, "");
-    ck_assert_uint_eq(m.u.relation.columns[2].type_oid, 25);
-    pgo_free(&b);
-    free(d);
+    ck_assert_uint_eq(t.m.u.relation.relid, 16385);
+    ck_assert_str_eq(t.m.u.relation.nspname, "public");
+    ck_assert_str_eq(t.m.u.relation.relname, "orders");
+    ck_assert_uint_eq(t.m.u.relation.replident, 'd');
+    ck_assert_uint_eq(t.m.u.relation.ncolumns, 3);
+    ck_assert_uint_eq(t.m.u.relation.columns[0].flags, 1);
+    ck_assert_str_eq(t.m.u.relation.columns[0].name, "id");
+    ck_assert_uint_eq(t.m.u.relation.columns[0].type_oid, 20);
+    ck_assert_int_eq(t.m.u.relation.columns[0].typmod, -1);
+    ck_assert_uint_eq(t.m.u.relation.columns[1].flags, 0);
+    ck_assert_str_eq(t.m.u.relation.columns[1].name, "name");
+    ck_assert_uint_eq(t.m.u.relation.columns[1].type_oid, 1043);
+    ck_assert_int_eq(t.m.u.relation.columns[1].typmod, 104);
+    ck_assert_str_eq(t.m.u.relation.columns[2].name, "");
+    ck_assert_uint_eq(t.m.u.relation.columns[2].type_oid, 25);
+    decoded_free(&t);
 }
 END_TEST
 
@@ -364,36 +367,24 @@ END_TEST
 
 START_TEST(test_type)
 {
-    wn_decoder *d = new_decoder();
-    pgo_buf b = { 0 };
-    wn_message m;
+    decoded_msg t = decode_built(build_type, 'Y');
 
-    build_type(&b);
-    decode_ok(d, &b, &m);
-    ck_assert_int_eq(m.kind, 'Y');
-    ck_assert_uint_eq(m.u.type.oid, 90001);
-    ck_assert_str_eq(m.u.type.nspname, "");
-    ck_assert_str_eq(m.u.type.typname, "mood");
-    pgo_free(&b);
-    free(d);
+    ck_assert_uint_eq(t.m.u.type.oid, 90001);
+    ck_assert_str_eq(t.m.u.type.nspname, "");
+    ck_assert_str_eq(t.m.u.type.typname, "mood");
+    decoded_free(&t);
 }
 END_TEST
 
 START_TEST(test_insert_four_kinds)
 {
-    wn_decoder *d = new_decoder();
-    pgo_buf b = { 0 };
-    wn_message m;
+    decoded_msg t = decode_built(build_insert, 'I');
 
-    build_insert(&b);
-    decode_ok(d, &b, &m);
-    ck_assert_int_eq(m.kind, 'I');
-    ck_assert_uint_eq(m.u.insert.relid, 16385);
-    assert_four_kinds(&m.u.insert.new_tuple);
+    ck_assert_uint_eq(t.m.u.insert.relid, 16385);
+    assert_four_kinds(&t.m.u.insert.new_tuple);
     /* Values point into the input buffer, not copies. */
-    ck_assert_ptr_eq(m.u.insert.new_tuple.columns[0].data, (const char *)b.data + 13);
-    pgo_free(&b);
-    free(d);
+    ck_assert_ptr_eq(t.m.u.insert.new_tuple.columns[0].data, (const char *)t.b.data + 13);
+    decoded_free(&t);
 }
 END_TEST
 
@@ -430,76 +421,52 @@ END_TEST
 
 START_TEST(test_update_with_key)
 {
-    wn_decoder *d = new_decoder();
-    pgo_buf b = { 0 };
-    wn_message m;
+    decoded_msg t = decode_built(build_update_key, 'U');
 
-    build_update_key(&b);
-    decode_ok(d, &b, &m);
-    ck_assert_int_eq(m.kind, 'U');
-    ck_assert_uint_eq(m.u.update.relid, 16386);
-    ck_assert_int_eq(m.u.update.old_kind, 'K');
-    assert_key_tuple(&m.u.update.old_tuple);
-    assert_four_kinds(&m.u.update.new_tuple);
+    ck_assert_uint_eq(t.m.u.update.relid, 16386);
+    ck_assert_int_eq(t.m.u.update.old_kind, 'K');
+    assert_key_tuple(&t.m.u.update.old_tuple);
+    assert_four_kinds(&t.m.u.update.new_tuple);
     /* Old and new tuples must not share column storage. */
-    ck_assert_ptr_ne(m.u.update.old_tuple.columns, m.u.update.new_tuple.columns);
-    pgo_free(&b);
-    free(d);
+    ck_assert_ptr_ne(t.m.u.update.old_tuple.columns, t.m.u.update.new_tuple.columns);
+    decoded_free(&t);
 }
 END_TEST
 
 START_TEST(test_update_with_old_row)
 {
-    wn_decoder *d = new_decoder();
-    pgo_buf b = { 0 };
-    wn_message m;
+    decoded_msg t = decode_built(build_update_old, 'U');
 
-    build_update_old(&b);
-    decode_ok(d, &b, &m);
-    ck_assert_int_eq(m.u.update.old_kind, 'O');
-    assert_four_kinds(&m.u.update.old_tuple);
-    assert_key_tuple(&m.u.update.new_tuple);
-    pgo_free(&b);
-    free(d);
+    ck_assert_int_eq(t.m.u.update.old_kind, 'O');
+    assert_four_kinds(&t.m.u.update.old_tuple);
+    assert_key_tuple(&t.m.u.update.new_tuple);
+    decoded_free(&t);
 }
 END_TEST
 
 START_TEST(test_update_without_old)
 {
-    wn_decoder *d = new_decoder();
-    pgo_buf b = { 0 };
-    wn_message m;
+    decoded_msg t = decode_built(build_update_plain, 'U');
 
-    build_update_plain(&b);
-    decode_ok(d, &b, &m);
-    ck_assert_int_eq(m.u.update.old_kind, 0);
-    ck_assert_uint_eq(m.u.update.old_tuple.ncolumns, 0);
-    assert_four_kinds(&m.u.update.new_tuple);
-    pgo_free(&b);
-    free(d);
+    ck_assert_int_eq(t.m.u.update.old_kind, 0);
+    ck_assert_uint_eq(t.m.u.update.old_tuple.ncolumns, 0);
+    assert_four_kinds(&t.m.u.update.new_tuple);
+    decoded_free(&t);
 }
 END_TEST
 
 START_TEST(test_delete)
 {
-    wn_decoder *d = new_decoder();
-    pgo_buf b = { 0 };
-    wn_message m;
+    decoded_msg t = decode_built(build_delete_key, 'D');
 
-    build_delete_key(&b);
-    decode_ok(d, &b, &m);
-    ck_assert_int_eq(m.kind, 'D');
-    ck_assert_uint_eq(m.u.delete_.relid, 16387);
-    ck_assert_int_eq(m.u.delete_.old_kind, 'K');
-    assert_key_tuple(&m.u.delete_.old_tuple);
-    pgo_free(&b);
-
-    build_delete_old(&b);
-    decode_ok(d, &b, &m);
-    ck_assert_int_eq(m.u.delete_.old_kind, 'O');
-    assert_four_kinds(&m.u.delete_.old_tuple);
-    pgo_free(&b);
-    free(d);
+    ck_assert_uint_eq(t.m.u.delete_.relid, 16387);
+    ck_assert_int_eq(t.m.u.delete_.old_kind, 'K');
+    assert_key_tuple(&t.m.u.delete_.old_tuple);
+    decoded_free(&t);
+    t = decode_built(build_delete_old, 'D');
+    ck_assert_int_eq(t.m.u.delete_.old_kind, 'O');
+    assert_four_kinds(&t.m.u.delete_.old_tuple);
+    decoded_free(&t);
 }
 END_TEST
 
@@ -531,20 +498,14 @@ END_TEST
 
 START_TEST(test_message)
 {
-    wn_decoder *d = new_decoder();
-    pgo_buf b = { 0 };
-    wn_message m;
+    decoded_msg t = decode_built(build_message, 'M');
 
-    build_message(&b);
-    decode_ok(d, &b, &m);
-    ck_assert_int_eq(m.kind, 'M');
-    ck_assert_uint_eq(m.u.message.flags, 1);
-    ck_assert_uint_eq(m.u.message.lsn, UINT64_C(0x2000000A0));
-    ck_assert_str_eq(m.u.message.prefix, "walnotify.test");
-    ck_assert_uint_eq(m.u.message.content_length, 5);
-    ck_assert_int_eq(memcmp(m.u.message.content, "he\0lo", 5), 0);
-    pgo_free(&b);
-    free(d);
+    ck_assert_uint_eq(t.m.u.message.flags, 1);
+    ck_assert_uint_eq(t.m.u.message.lsn, UINT64_C(0x2000000A0));
+    ck_assert_str_eq(t.m.u.message.prefix, "walnotify.test");
+    ck_assert_uint_eq(t.m.u.message.content_length, 5);
+    ck_assert_int_eq(memcmp(t.m.u.message.content, "he\0lo", 5), 0);
+    decoded_free(&t);
 }
 END_TEST
 
@@ -934,8 +895,6 @@ typedef struct corpus {
 static void corpus_path(char *out, size_t size)
 {
     const char *root = getenv("WN_ROOT");
-    char here[PATH_MAX];
-    char *slash;
     int n;
 
     if (root != NULL && root[0] != '\0') {
@@ -943,17 +902,7 @@ static void corpus_path(char *out, size_t size)
         ck_assert(n > 0 && (size_t)n < size);
         return;
     }
-    snprintf(here, sizeof here, "%s", __FILE__);
-    for (int up = 0; up < 2; up++) {
-        slash = strrchr(here, '/');
-        if (slash == NULL) {
-            snprintf(here, sizeof here, "%s", up == 0 ? "." : "..");
-            break;
-        }
-        *slash = '\0';
-    }
-    n = snprintf(out, size, "%s/fuzz/corpus", here[0] != '\0' ? here : "/");
-    ck_assert(n > 0 && (size_t)n < size);
+    unit_repo_file(out, size, __FILE__, "tests/fuzz/corpus");
 }
 
 static void read_corpus_file(const char *dir, corpus_file *file)
@@ -1119,11 +1068,5 @@ static Suite *decoder_suite(void)
 
 int main(void)
 {
-    SRunner *runner = srunner_create(decoder_suite());
-    int failed;
-
-    srunner_run_all(runner, CK_NORMAL);
-    failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return run_suite(decoder_suite()) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

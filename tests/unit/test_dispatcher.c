@@ -16,6 +16,7 @@
 
 #include "dispatcher.h"
 #include "pgoutput.h"
+#include "run_suite.h"
 
 /* ---- building pgoutput messages ------------------------------------------------------------- */
 
@@ -418,6 +419,30 @@ static void send_txn(wn_lsn commit_lsn, wn_lsn end_lsn, uint32_t xid, uint32_t r
     send_msg(commit_msg(commit_lsn, end_lsn), end_lsn);
 }
 
+/* Starts the dispatcher and announces relation 1, public.orders (id, note), as every stream
+ * begins. */
+static void launch_on_orders(void)
+{
+    launch();
+    send_msg(relation_msg(1, "public", "orders"), 0);
+}
+
+/* Fails unless the dispatcher acknowledges lsn, then stops cleanly when asked. */
+static void assert_acknowledged_then_stopped(wn_lsn lsn)
+{
+    ck_assert(wait_ack(lsn));
+    ck_assert_int_eq(finish(), WN_DISPATCH_STOPPED);
+}
+
+/* Fails unless the stream, ended by a keepalive far ahead, finishes with result, having
+ * published final_ack. */
+static void assert_ends(wn_dispatch_result result, wn_lsn final_ack)
+{
+    send_keepalive(0x900);
+    ck_assert_int_eq(wait_finished(), result);
+    ck_assert_uint_eq(fx.final_ack, final_ack);
+}
+
 /* ---- tests ---------------------------------------------------------------------------------- */
 
 START_TEST(delivers_in_order_with_filters)
@@ -434,8 +459,7 @@ START_TEST(delivers_in_order_with_filters)
     send_msg(insert_msg(2, "1", "11"), 0);
     send_msg(commit_msg(0x200, 0x210), 0x210);
     send_txn(0x300, 0x310, 8, 2, notes, 1);
-    ck_assert(wait_ack(0x310));
-    ck_assert_int_eq(finish(), WN_DISPATCH_STOPPED);
+    assert_acknowledged_then_stopped(0x310);
 
     recorder *all = &fx.recorders[0], *orders = &fx.recorders[1];
     ck_assert_int_eq(all->ncalls, 7);
@@ -466,8 +490,7 @@ START_TEST(messages_and_identities)
         fx.plugin_configs[i].ops = WALNOTIFY_OP_INSERT | WALNOTIFY_OP_MESSAGE;
     fx.plugins[1].descriptor.ops = WALNOTIFY_OPS_CHANGES | WALNOTIFY_OP_MESSAGE;
     fx.recorders[1].log_ids = true;
-    launch();
-    send_msg(relation_msg(1, "public", "orders"), 0);
+    launch_on_orders();
     send_msg(begin_msg(0x200, 7), 0);
     send_msg(logical_message(true, 0x1F0, "p", "first"), 0);
     send_msg(insert_msg(1, "1", "10"), 0);
@@ -552,8 +575,7 @@ START_TEST(stop_retries_the_last_flush)
     prepare(0x100, 0);
     fx.config.source.status_interval_ms = 60000; /* only the last flush happens */
     fx.recorders[0].flush_retries_left = 2;
-    launch();
-    send_msg(relation_msg(1, "public", "orders"), 0);
+    launch_on_orders();
     send_txn(0x200, 0x210, 7, 1, notes, 1);
     ck_assert(wait_calls(&fx.recorders[0], 3)); /* begin, handle, commit */
     ck_assert_int_eq(finish(), WN_DISPATCH_STOPPED);
@@ -570,8 +592,7 @@ START_TEST(stop_gives_up_a_flush_that_keeps_failing)
     prepare(0x100, 0);
     fx.config.source.status_interval_ms = 60000;
     fx.recorders[0].flush_retries_left = 1000;
-    launch();
-    send_msg(relation_msg(1, "public", "orders"), 0);
+    launch_on_orders();
     send_txn(0x200, 0x210, 7, 1, notes, 1);
     ck_assert(wait_calls(&fx.recorders[0], 3));
     ck_assert_int_eq(finish(), WN_DISPATCH_STOPPED);
@@ -602,8 +623,7 @@ START_TEST(keepalive_between_transactions_is_acknowledged)
 {
     start(0x100, 0);
     send_keepalive(0x900);
-    ck_assert(wait_ack(0x900));
-    ck_assert_int_eq(finish(), WN_DISPATCH_STOPPED);
+    assert_acknowledged_then_stopped(0x900);
 }
 END_TEST
 
@@ -615,8 +635,7 @@ START_TEST(transient_failure_is_retried_in_place)
     fx.recorders[1].handle_retries_left = 2;
     send_msg(relation_msg(1, "public", "orders"), 0);
     send_txn(0x200, 0x210, 7, 1, notes, 3);
-    ck_assert(wait_ack(0x210));
-    ck_assert_int_eq(finish(), WN_DISPATCH_STOPPED);
+    assert_acknowledged_then_stopped(0x210);
     /* Plugin "all" received event 2 only after "orders" had handled event 1. */
     ck_assert_str_eq(fx.recorders[1].calls[1], "handle 1 seq=0");
     ck_assert_str_eq(fx.recorders[1].calls[2], "handle 2 seq=1");
@@ -716,6 +735,25 @@ static char *read_whole(const char *path)
     return text;
 }
 
+/* Fails unless the dead-letter file holds exactly expected. */
+static void assert_dead_letters_are(const char *expected)
+{
+    char *dead = read_whole(dead_path);
+
+    ck_assert_str_eq(dead, expected);
+    free(dead);
+}
+
+/* Fails unless the dead-letter file holds every one of the count needles. */
+static void assert_dead_letters_hold(const char *const *needles, size_t count)
+{
+    char *dead = read_whole(dead_path);
+
+    for (size_t i = 0; i < count; i++)
+        ck_assert_msg(strstr(dead, needles[i]) != NULL, "no %s in: %s", needles[i], dead);
+    free(dead);
+}
+
 static void set_policy(int plugin, wn_on_error on_error, int retry_max, wn_on_error then,
                        const char *dead_letter)
 {
@@ -742,8 +780,7 @@ START_TEST(retry_max_runs_out_then_stop)
     prepare(0x100, 0);
     set_policy(1, WN_ON_ERROR_RETRY, 2, WN_ON_ERROR_STOP, NULL);
     fx.recorders[1].retry_forever_on_note = 2;
-    launch();
-    send_msg(relation_msg(1, "public", "orders"), 0);
+    launch_on_orders();
     send_txn(0x200, 0x210, 7, 1, first, 1);
     send_txn(0x300, 0x310, 8, 1, second, 2);
     send_keepalive(0x900);
@@ -761,18 +798,15 @@ END_TEST
 START_TEST(retry_max_runs_out_then_skip)
 {
     static const char *const notes[] = {"2", "3"};
-    char *dead;
 
     make_dead_dir();
     prepare(0x100, 0);
     set_policy(0, WN_ON_ERROR_RETRY, 3, WN_ON_ERROR_SKIP, dead_path);
     fx.recorders[0].retry_forever_on_note = 2;
-    launch();
-    send_msg(relation_msg(1, "public", "orders"), 0);
+    launch_on_orders();
     send_txn(0x300, 0x310, 8, 1, notes, 2);
     /* The transaction is acknowledged once flushed, the skipped event with it. */
-    ck_assert(wait_ack(0x310));
-    ck_assert_int_eq(finish(), WN_DISPATCH_STOPPED);
+    assert_acknowledged_then_stopped(0x310);
     ck_assert_int_eq(fx.recorders[0].failed_attempts, 4); /* the call and three retries */
 
     /* "all" went on with the next event; "orders", after it in the list, got the bad one. */
@@ -784,13 +818,11 @@ START_TEST(retry_max_runs_out_then_skip)
     ck_assert_str_eq(fx.recorders[1].calls[1], "handle 2 seq=0");
     ck_assert_str_eq(fx.recorders[1].calls[2], "handle 3 seq=1");
 
-    dead = read_whole(dead_path);
-    ck_assert_str_eq(dead, "{\"lsn\":\"0/300\",\"seq\":0,\"xid\":8,"
-                           "\"commit_time\":\"2000-01-01T00:00:00.000000Z\","
-                           "\"table\":\"public.orders\",\"op\":\"insert\","
-                           "\"values\":{\"id\":\"1\",\"note\":\"2\"},\"plugin\":\"all\","
-                           "\"error\":\"handle returned RETRY after 4 attempts\"}\n");
-    free(dead);
+    assert_dead_letters_are("{\"lsn\":\"0/300\",\"seq\":0,\"xid\":8,"
+                            "\"commit_time\":\"2000-01-01T00:00:00.000000Z\","
+                            "\"table\":\"public.orders\",\"op\":\"insert\","
+                            "\"values\":{\"id\":\"1\",\"note\":\"2\"},\"plugin\":\"all\","
+                            "\"error\":\"handle returned RETRY after 4 attempts\"}\n");
     cleanup_dir();
 }
 END_TEST
@@ -798,15 +830,13 @@ END_TEST
 /* on_error = "skip": the first failure, FATAL or RETRY, is skipped; nothing is retried. */
 START_TEST(on_error_skip_skips_the_first_failure)
 {
-    char *dead;
 
     make_dead_dir();
     prepare(0x100, 0);
     set_policy(0, WN_ON_ERROR_SKIP, 0, WN_ON_ERROR_STOP, dead_path);
     fx.recorders[0].fail_fatally_on_note = 2;
     fx.recorders[0].retry_forever_on_note = 3;
-    launch();
-    send_msg(relation_msg(1, "public", "orders"), 0);
+    launch_on_orders();
     send_msg(begin_msg(0x300, 8), 0);
     /* Control characters, a quote and a byte that is not UTF-8 beside a character that is;
      * escaped exactly as in the jsonl plugin's line (\b and \f in their short forms). */
@@ -814,25 +844,22 @@ START_TEST(on_error_skip_skips_the_first_failure)
     send_msg(insert_msg(1, "2", "3"), 0);
     send_msg(insert_msg(1, "3", NULL), 0);
     send_msg(commit_msg(0x300, 0x310), 0x310);
-    ck_assert(wait_ack(0x310));
-    ck_assert_int_eq(finish(), WN_DISPATCH_STOPPED);
+    assert_acknowledged_then_stopped(0x310);
     ck_assert_int_eq(fx.recorders[0].failed_attempts, 2);
     ck_assert_int_eq(fx.recorders[0].ncalls, 3);
     ck_assert_str_eq(fx.recorders[0].calls[1], "handle NULL seq=2");
 
-    dead = read_whole(dead_path);
-    ck_assert_str_eq(dead, "{\"lsn\":\"0/300\",\"seq\":0,\"xid\":8,"
-                           "\"commit_time\":\"2000-01-01T00:00:00.000000Z\","
-                           "\"table\":\"public.orders\",\"op\":\"insert\","
-                           "\"values\":{\"id\":\"1\","
-                           "\"note\":\"2\\u0001\\b\\f\\u007f\\ufffd\\\"\xc3\xa9\\n\"},"
-                           "\"plugin\":\"all\",\"error\":\"handle returned FATAL\"}\n"
-                           "{\"lsn\":\"0/300\",\"seq\":1,\"xid\":8,"
-                           "\"commit_time\":\"2000-01-01T00:00:00.000000Z\","
-                           "\"table\":\"public.orders\",\"op\":\"insert\","
-                           "\"values\":{\"id\":\"2\",\"note\":\"3\"},"
-                           "\"plugin\":\"all\",\"error\":\"handle returned RETRY\"}\n");
-    free(dead);
+    assert_dead_letters_are("{\"lsn\":\"0/300\",\"seq\":0,\"xid\":8,"
+                            "\"commit_time\":\"2000-01-01T00:00:00.000000Z\","
+                            "\"table\":\"public.orders\",\"op\":\"insert\","
+                            "\"values\":{\"id\":\"1\","
+                            "\"note\":\"2\\u0001\\b\\f\\u007f\\ufffd\\\"\xc3\xa9\\n\"},"
+                            "\"plugin\":\"all\",\"error\":\"handle returned FATAL\"}\n"
+                            "{\"lsn\":\"0/300\",\"seq\":1,\"xid\":8,"
+                            "\"commit_time\":\"2000-01-01T00:00:00.000000Z\","
+                            "\"table\":\"public.orders\",\"op\":\"insert\","
+                            "\"values\":{\"id\":\"2\",\"note\":\"3\"},"
+                            "\"plugin\":\"all\",\"error\":\"handle returned RETRY\"}\n");
     cleanup_dir();
 }
 END_TEST
@@ -841,21 +868,16 @@ END_TEST
 START_TEST(fatal_goes_straight_to_then)
 {
     static const char *const notes[] = {"2"};
-    char *dead;
 
     make_dead_dir();
     prepare(0x100, 0);
     set_policy(0, WN_ON_ERROR_RETRY, 0, WN_ON_ERROR_SKIP, dead_path);
     fx.recorders[0].fail_fatally_on_note = 2;
-    launch();
-    send_msg(relation_msg(1, "public", "orders"), 0);
+    launch_on_orders();
     send_txn(0x300, 0x310, 8, 1, notes, 1);
-    ck_assert(wait_ack(0x310));
-    ck_assert_int_eq(finish(), WN_DISPATCH_STOPPED);
+    assert_acknowledged_then_stopped(0x310);
     ck_assert_int_eq(fx.recorders[0].failed_attempts, 1);
-    dead = read_whole(dead_path);
-    ck_assert_msg(strstr(dead, "\"error\":\"handle returned FATAL\"}\n") != NULL, "%s", dead);
-    free(dead);
+    assert_dead_letters_hold((const char *const[]){"\"error\":\"handle returned FATAL\"}\n"}, 1);
     cleanup_dir();
 }
 END_TEST
@@ -872,8 +894,7 @@ START_TEST(backoff_honours_the_plugin_settings)
     fx.plugin_configs[0].retry_initial_ms = 200;
     fx.plugin_configs[0].retry_max_ms = 300;
     fx.recorders[0].retry_forever_on_note = 2;
-    launch();
-    send_msg(relation_msg(1, "public", "orders"), 0);
+    launch_on_orders();
     send_txn(0x300, 0x310, 8, 1, notes, 1);
     ck_assert_int_eq(wait_finished(), WN_DISPATCH_PLUGIN_FATAL);
     ck_assert_int_eq(r->failed_attempts, 4);
@@ -895,8 +916,7 @@ START_TEST(on_error_stop_aborts_and_acknowledges_nothing)
     prepare(0x100, 0);
     set_policy(1, WN_ON_ERROR_STOP, 0, WN_ON_ERROR_STOP, NULL);
     fx.recorders[1].retry_forever_on_note = 3;
-    launch();
-    send_msg(relation_msg(1, "public", "orders"), 0);
+    launch_on_orders();
     send_txn(0x200, 0x210, 7, 1, first, 1);
     ck_assert(wait_ack(0x210));
     send_txn(0x300, 0x310, 8, 1, second, 2);
@@ -942,11 +962,9 @@ START_TEST(torn_dead_letter_line_is_cut)
     prepare(0x100, 0);
     set_policy(0, WN_ON_ERROR_SKIP, 0, WN_ON_ERROR_STOP, dead_path);
     fx.recorders[0].fail_fatally_on_note = 2;
-    launch();
-    send_msg(relation_msg(1, "public", "orders"), 0);
+    launch_on_orders();
     send_txn(0x300, 0x310, 8, 1, notes, 1);
-    ck_assert(wait_ack(0x310));
-    ck_assert_int_eq(finish(), WN_DISPATCH_STOPPED);
+    assert_acknowledged_then_stopped(0x310);
     dead = read_whole(dead_path);
     ck_assert_msg(strncmp(dead, prefix, sizeof prefix - 1) == 0, "%s", dead);
     ck_assert_uint_eq(strlen(dead) - 1, (size_t)(strchr(dead + 13, '\n') - dead));
@@ -967,14 +985,11 @@ START_TEST(rewind_aborts_and_publishes_nothing_new)
 
     prepare(0x100, 0);
     fx.recorders[1].rewind_on_note = 21;
-    launch();
-    send_msg(relation_msg(1, "public", "orders"), 0);
+    launch_on_orders();
     send_txn(0x200, 0x210, 7, 1, first, 1);
     ck_assert(wait_ack(0x210));
     send_txn(0x300, 0x310, 8, 1, second, 2);
-    send_keepalive(0x900);
-    ck_assert_int_eq(wait_finished(), WN_DISPATCH_REWIND);
-    ck_assert_uint_eq(fx.final_ack, 0x210);
+    assert_ends(WN_DISPATCH_REWIND, 0x210);
     ck_assert_str_eq(last_call(&fx.recorders[0]), "abort 8");
     ck_assert_str_eq(last_call(&fx.recorders[1]), "abort 8");
     ck_assert_uint_eq(fx.plugins[1].requests.rewinds, 1);
@@ -989,12 +1004,9 @@ START_TEST(rewind_from_flush_acknowledges_nothing_of_it)
 
     prepare(0x100, 0);
     fx.recorders[0].rewind_in_flush = true;
-    launch();
-    send_msg(relation_msg(1, "public", "orders"), 0);
+    launch_on_orders();
     send_txn(0x200, 0x210, 7, 1, notes, 1);
-    send_keepalive(0x900);
-    ck_assert_int_eq(wait_finished(), WN_DISPATCH_REWIND);
-    ck_assert_uint_eq(fx.final_ack, 0x100);
+    assert_ends(WN_DISPATCH_REWIND, 0x100);
     ck_assert_str_eq(last_call(&fx.recorders[0]), "rewind in flush");
 }
 END_TEST
@@ -1010,8 +1022,7 @@ START_TEST(rewinds_without_progress_run_out_then_stop)
     for (int run = 1; run <= 2; run++) {
         if (run == 2)
             restart(0x100);
-        launch();
-        send_msg(relation_msg(1, "public", "orders"), 0);
+        launch_on_orders();
         send_txn(0x300, 0x310, 8, 1, notes, 1);
         send_keepalive(0x900);
         ck_assert_int_eq(wait_finished(), run == 1 ? WN_DISPATCH_REWIND : WN_DISPATCH_PLUGIN_FATAL);
@@ -1027,8 +1038,10 @@ END_TEST
  * acknowledgement goes to its dead-letter file when it comes again; the rest is delivered. */
 START_TEST(rewind_under_skip_sends_what_it_had_to_the_dead_letter_file)
 {
+    static const char *const needles[] = {
+        "\"note\":\"20\"", "\"note\":\"21\"",
+        "\"error\":\"1 rewind without progress, the last from handle: lost\""};
     static const char *const notes[] = {"20", "21"};
-    char *dead;
 
     make_dead_dir();
     prepare(0x100, 0);
@@ -1037,26 +1050,18 @@ START_TEST(rewind_under_skip_sends_what_it_had_to_the_dead_letter_file)
     for (int run = 1; run <= 2; run++) {
         if (run == 2)
             restart(0x100);
-        launch();
-        send_msg(relation_msg(1, "public", "orders"), 0);
+        launch_on_orders();
         send_txn(0x300, 0x310, 8, 1, notes, 2);
         if (run == 1) {
             send_keepalive(0x900);
             ck_assert_int_eq(wait_finished(), WN_DISPATCH_REWIND);
         }
     }
-    ck_assert(wait_ack(0x310));
-    ck_assert_int_eq(finish(), WN_DISPATCH_STOPPED);
+    assert_acknowledged_then_stopped(0x310);
     /* Both events went to the file; handle saw neither on the second stream. */
     ck_assert_int_eq(fx.recorders[1].ncalls, 2);
     ck_assert_str_eq(fx.recorders[1].calls[1], "commit 8");
-    dead = read_whole(dead_path);
-    ck_assert_msg(strstr(dead, "\"note\":\"20\"") != NULL &&
-                      strstr(dead, "\"note\":\"21\"") != NULL &&
-                      strstr(dead, "\"error\":\"1 rewind without progress, the last from handle: "
-                                   "lost\"") != NULL,
-                  "%s", dead);
-    free(dead);
+    assert_dead_letters_hold(needles, sizeof needles / sizeof needles[0]);
     cleanup_dir();
 }
 END_TEST
@@ -1065,38 +1070,30 @@ END_TEST
  * file (on_error = "skip") and delivers the rest of the transaction. */
 START_TEST(named_failure_meets_the_policy_on_redelivery)
 {
+    static const char *const needles[] = {
+        "\"seq\":1,", "\"error\":\"commit named it failed (transient): refused "
+                     "downstream\"}\n"};
     static const char *const notes[] = {"1", "2", "3"};
-    char *dead;
 
     make_dead_dir();
     prepare(0x100, 0);
     set_policy(0, WN_ON_ERROR_SKIP, 0, WN_ON_ERROR_STOP, dead_path);
     fx.recorders[0].name_on_note = 2;
     fx.recorders[0].name_kind = WALNOTIFY_FAILURE_TRANSIENT;
-    launch();
-    send_msg(relation_msg(1, "public", "orders"), 0);
+    launch_on_orders();
     send_txn(0x300, 0x310, 8, 1, notes, 3);
-    send_keepalive(0x900);
-    ck_assert_int_eq(wait_finished(), WN_DISPATCH_REWIND);
-    ck_assert_uint_eq(fx.final_ack, 0x100);
+    assert_ends(WN_DISPATCH_REWIND, 0x100);
 
     restart(0x100);
     fx.recorders[0].name_on_note = 0;
-    launch();
-    send_msg(relation_msg(1, "public", "orders"), 0);
+    launch_on_orders();
     send_txn(0x300, 0x310, 8, 1, notes, 3);
-    ck_assert(wait_ack(0x310));
-    ck_assert_int_eq(finish(), WN_DISPATCH_STOPPED);
+    assert_acknowledged_then_stopped(0x310);
     ck_assert_int_eq(fx.recorders[0].ncalls, 4);
     ck_assert_str_eq(fx.recorders[0].calls[1], "handle 1 seq=0");
     ck_assert_str_eq(fx.recorders[0].calls[2], "handle 3 seq=2");
     ck_assert_str_eq(fx.recorders[0].calls[3], "commit 8");
-    dead = read_whole(dead_path);
-    ck_assert_msg(strstr(dead, "\"seq\":1,") != NULL &&
-                      strstr(dead, "\"error\":\"commit named it failed (transient): refused "
-                                   "downstream\"}\n") != NULL,
-                  "%s", dead);
-    free(dead);
+    assert_dead_letters_hold(needles, sizeof needles / sizeof needles[0]);
     /* Acknowledged: the failure is forgotten. */
     ck_assert_uint_eq(fx.plugins[0].requests.nfailures, 0);
     cleanup_dir();
@@ -1112,8 +1109,7 @@ START_TEST(naming_an_acknowledged_event_stops)
     prepare(0x100, 0);
     fx.recorders[0].name_first_seen = true;
     fx.recorders[0].name_kind = WALNOTIFY_FAILURE_PERMANENT;
-    launch();
-    send_msg(relation_msg(1, "public", "orders"), 0);
+    launch_on_orders();
     send_txn(0x200, 0x210, 7, 1, first, 1);
     ck_assert(wait_ack(0x210));
     send_txn(0x300, 0x310, 8, 1, second, 1);
@@ -1165,8 +1161,6 @@ int main(void)
 {
     Suite *suite = suite_create("dispatcher");
     TCase *tc = tcase_create("dispatcher");
-    SRunner *runner;
-    int failed;
 
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, delivers_in_order_with_filters);
@@ -1198,9 +1192,5 @@ int main(void)
     tcase_add_test(tc, naming_an_acknowledged_event_stops);
     tcase_add_test(tc, services_refuse_outside_the_callbacks);
     suite_add_tcase(suite, tc);
-    runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return run_suite(suite) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

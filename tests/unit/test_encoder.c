@@ -11,6 +11,8 @@
 #include <string.h>
 
 #include "encoder.h"
+#include "sample_event.h"
+#include "run_suite.h"
 
 static wn_encoder *enc;
 
@@ -27,52 +29,6 @@ static void teardown(void)
 }
 
 /* ---- events ---------------------------------------------------------------------------------- */
-
-#define HEAD                                                                                        \
-    "{\"lsn\":\"0/1A2B3C8\",\"seq\":0,\"xid\":744,\"commit_time\":\"2026-11-25T11:00:00.123456Z\"," \
-    "\"table\":\"public.orders\","
-
-static walnotify_column text_col(const char *name, const char *value)
-{
-    return (walnotify_column){.name = name, .type_oid = 25, .typmod = -1,
-                              .kind = WALNOTIFY_VALUE_TEXT, .value = value, .length = strlen(value)};
-}
-
-static walnotify_column null_col(const char *name)
-{
-    return (walnotify_column){.name = name, .type_oid = 25, .typmod = -1,
-                              .kind = WALNOTIFY_VALUE_NULL};
-}
-
-static walnotify_column unchanged_col(const char *name)
-{
-    return (walnotify_column){.name = name, .type_oid = 25, .typmod = -1,
-                              .kind = WALNOTIFY_VALUE_UNCHANGED};
-}
-
-static walnotify_column key_col(const char *name, const char *value)
-{
-    walnotify_column col = text_col(name, value);
-    col.is_key = true;
-    return col;
-}
-
-static walnotify_event event_of(walnotify_op op, const walnotify_column *cols, size_t ncols)
-{
-    return (walnotify_event){
-        .size = sizeof(walnotify_event),
-        .table = "public.orders",
-        .schema = "public",
-        .name = "orders",
-        .op = op,
-        .commit_lsn = 0x1A2B3C8,
-        .xid = 744,
-        .commit_time = INT64_C(1795604400123456),
-        .columns = cols,
-        .ncolumns = ncols,
-        .id = {.position = 0x1A2B3C8, .ordinal = UINT64_C(1) << 32},
-    };
-}
 
 static walnotify_event message_of(bool transactional, const char *content, size_t length)
 {
@@ -142,8 +98,8 @@ static void assert_key(const walnotify_event *ev, const walnotify_table *table,
 START_TEST(test_insert)
 {
     walnotify_column cols[] = {text_col("id", "1"), null_col("note")};
-    walnotify_event ev = event_of(WALNOTIFY_OP_INSERT, cols, 2);
-    assert_json(&ev, HEAD "\"op\":\"insert\",\"values\":{\"id\":\"1\",\"note\":null}}");
+    walnotify_event ev = sample_event(WALNOTIFY_OP_INSERT, cols, 2);
+    assert_json(&ev, SAMPLE_HEAD "\"op\":\"insert\",\"values\":{\"id\":\"1\",\"note\":null}}");
 }
 END_TEST
 
@@ -153,11 +109,11 @@ START_TEST(test_update_old_key_and_unchanged)
                                unchanged_col("pic")};
     walnotify_column old[] = {key_col("id", "1"), null_col("doc"), null_col("note"),
                               null_col("pic")};
-    walnotify_event ev = event_of(WALNOTIFY_OP_UPDATE, cols, 4);
+    walnotify_event ev = sample_event(WALNOTIFY_OP_UPDATE, cols, 4);
     ev.old_kind = WALNOTIFY_OLD_KEY;
     ev.old_columns = old;
     ev.nold_columns = 4;
-    assert_json(&ev, HEAD "\"op\":\"update\",\"values\":{\"id\":\"2\",\"note\":\"x\"},"
+    assert_json(&ev, SAMPLE_HEAD "\"op\":\"update\",\"values\":{\"id\":\"2\",\"note\":\"x\"},"
                           "\"unchanged\":[\"doc\",\"pic\"],\"old\":{\"id\":\"1\"}}");
 }
 END_TEST
@@ -166,11 +122,11 @@ START_TEST(test_update_old_row)
 {
     walnotify_column cols[] = {key_col("id", "1"), text_col("note", "new")};
     walnotify_column old[] = {key_col("id", "1"), null_col("note")};
-    walnotify_event ev = event_of(WALNOTIFY_OP_UPDATE, cols, 2);
+    walnotify_event ev = sample_event(WALNOTIFY_OP_UPDATE, cols, 2);
     ev.old_kind = WALNOTIFY_OLD_ROW;
     ev.old_columns = old;
     ev.nold_columns = 2;
-    assert_json(&ev, HEAD "\"op\":\"update\",\"values\":{\"id\":\"1\",\"note\":\"new\"},"
+    assert_json(&ev, SAMPLE_HEAD "\"op\":\"update\",\"values\":{\"id\":\"1\",\"note\":\"new\"},"
                           "\"old\":{\"id\":\"1\",\"note\":null}}");
 }
 END_TEST
@@ -178,7 +134,7 @@ END_TEST
 START_TEST(test_delete)
 {
     walnotify_column old[] = {key_col("id", "7"), null_col("note")};
-    walnotify_event ev = event_of(WALNOTIFY_OP_DELETE, NULL, 0);
+    walnotify_event ev = sample_event(WALNOTIFY_OP_DELETE, NULL, 0);
     ev.seq = 3;
     ev.old_kind = WALNOTIFY_OLD_KEY;
     ev.old_columns = old;
@@ -195,22 +151,12 @@ END_TEST
 
 START_TEST(test_truncate_options)
 {
-    static const struct {
-        unsigned options;
-        const char *json;
-    } cases[] = {
-        {0, "[]"},
-        {WALNOTIFY_TRUNCATE_CASCADE, "[\"cascade\"]"},
-        {WALNOTIFY_TRUNCATE_RESTART_IDENTITY, "[\"restart_identity\"]"},
-        {WALNOTIFY_TRUNCATE_CASCADE | WALNOTIFY_TRUNCATE_RESTART_IDENTITY,
-         "[\"cascade\",\"restart_identity\"]"},
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        walnotify_event ev = event_of(WALNOTIFY_OP_TRUNCATE, NULL, 0);
+    for (size_t i = 0; i < SAMPLE_TRUNCATES; i++) {
+        walnotify_event ev = sample_event(WALNOTIFY_OP_TRUNCATE, NULL, 0);
         char expected[256];
-        ev.truncate_options = cases[i].options;
-        snprintf(expected, sizeof expected, HEAD "\"op\":\"truncate\",\"options\":%s}",
-                 cases[i].json);
+        ev.truncate_options = sample_truncates[i].options;
+        snprintf(expected, sizeof expected, SAMPLE_HEAD "\"op\":\"truncate\",\"options\":%s}",
+                 sample_truncates[i].json);
         assert_json(&ev, expected);
     }
 }
@@ -220,7 +166,7 @@ START_TEST(test_escaping_names_and_values)
 {
     walnotify_column cols[] = {text_col("we\"ird\\name", "tab\there\x01 \xC3\xA9 \xFF"),
                                text_col("t\xE9", "x")};
-    walnotify_event ev = event_of(WALNOTIFY_OP_INSERT, cols, 2);
+    walnotify_event ev = sample_event(WALNOTIFY_OP_INSERT, cols, 2);
     ev.table = "my \"schema\".t";
     assert_json(&ev, "{\"lsn\":\"0/1A2B3C8\",\"seq\":0,\"xid\":744,"
                      "\"commit_time\":\"2026-11-25T11:00:00.123456Z\","
@@ -235,14 +181,15 @@ START_TEST(test_caches_follow_each_event)
     /* The cached head and names must follow the event, whatever came before. */
     walnotify_column a[] = {text_col("id", "1"), text_col("note", "a")};
     walnotify_column b[] = {text_col("id", "2"), text_col("other", "b")};
-    walnotify_event first = event_of(WALNOTIFY_OP_INSERT, a, 2);
-    walnotify_event second = event_of(WALNOTIFY_OP_INSERT, b, 2);
+    walnotify_event first = sample_event(WALNOTIFY_OP_INSERT, a, 2);
+    walnotify_event second = sample_event(WALNOTIFY_OP_INSERT, b, 2);
     second.table = "public.items";
     second.commit_lsn = 0x2000000;
     second.xid = 745;
     second.seq = 9;
     for (int round = 0; round < 2; round++) {
-        assert_json(&first, HEAD "\"op\":\"insert\",\"values\":{\"id\":\"1\",\"note\":\"a\"}}");
+        assert_json(&first,
+                    SAMPLE_HEAD "\"op\":\"insert\",\"values\":{\"id\":\"1\",\"note\":\"a\"}}");
         assert_json(&second, "{\"lsn\":\"0/2000000\",\"seq\":9,\"xid\":745,"
                              "\"commit_time\":\"2026-11-25T11:00:00.123456Z\","
                              "\"table\":\"public.items\",\"op\":\"insert\","
@@ -254,16 +201,16 @@ END_TEST
 START_TEST(test_text_lives_until_next_call)
 {
     walnotify_column cols[] = {text_col("id", "1")};
-    walnotify_event ev = event_of(WALNOTIFY_OP_INSERT, cols, 1);
+    walnotify_event ev = sample_event(WALNOTIFY_OP_INSERT, cols, 1);
     const char *json = wn_encoder_event(enc, &ev, NULL);
     ck_assert_ptr_nonnull(json);
-    ck_assert_str_eq(json, HEAD "\"op\":\"insert\",\"values\":{\"id\":\"1\"}}");
+    ck_assert_str_eq(json, SAMPLE_HEAD "\"op\":\"insert\",\"values\":{\"id\":\"1\"}}");
 }
 END_TEST
 
 START_TEST(test_unknown_operation)
 {
-    walnotify_event ev = event_of((walnotify_op)64, NULL, 0);
+    walnotify_event ev = sample_event((walnotify_op)64, NULL, 0);
     size_t length = 99;
     ck_assert_ptr_null(wn_encoder_event(enc, &ev, &length));
     ck_assert_ptr_null(wn_encoder_event(enc, NULL, &length));
@@ -285,13 +232,18 @@ END_TEST
 
 /* ---- messages -------------------------------------------------------------------------------- */
 
+/* A message line's keys before "prefix": message_of(false, ...)'s, and message_of(true, ...)'s. */
+#define MESSAGE_HEAD                                                                               \
+    "{\"lsn\":\"0/1A2B400\",\"ordinal\":0,\"op\":\"message\",\"transactional\":false,"
+#define MESSAGE_HEAD_TX                                                                            \
+    "{\"lsn\":\"0/1A2B3C8\",\"ordinal\":8589934593,\"xid\":744,"                                 \
+    "\"commit_time\":\"2026-11-25T11:00:00.123456Z\",\"op\":\"message\",\"transactional\":true,"
+
 START_TEST(test_message_transactional_utf8)
 {
     static const char content[] = "h\xC3\xA9llo \"w\"\n\xF0\x9F\x98\x80";
     walnotify_event ev = message_of(true, content, sizeof content - 1);
-    assert_json(&ev, "{\"lsn\":\"0/1A2B3C8\",\"ordinal\":8589934593,\"xid\":744,"
-                     "\"commit_time\":\"2026-11-25T11:00:00.123456Z\",\"op\":\"message\","
-                     "\"transactional\":true,\"prefix\":\"app\","
+    assert_json(&ev, MESSAGE_HEAD_TX "\"prefix\":\"app\","
                      "\"content\":\"h\xC3\xA9llo \\\"w\\\"\\n\xF0\x9F\x98\x80\"}");
 }
 END_TEST
@@ -299,8 +251,7 @@ END_TEST
 START_TEST(test_message_not_transactional)
 {
     walnotify_event ev = message_of(false, "ping", 4);
-    assert_json(&ev, "{\"lsn\":\"0/1A2B400\",\"ordinal\":0,\"op\":\"message\","
-                     "\"transactional\":false,\"prefix\":\"app\",\"content\":\"ping\"}");
+    assert_json(&ev, MESSAGE_HEAD "\"prefix\":\"app\",\"content\":\"ping\"}");
 }
 END_TEST
 
@@ -308,8 +259,7 @@ START_TEST(test_message_binary)
 {
     static const char content[] = "\x00\x01\x7F\x80\xFFz";
     walnotify_event ev = message_of(false, content, sizeof content - 1);
-    assert_json(&ev, "{\"lsn\":\"0/1A2B400\",\"ordinal\":0,\"op\":\"message\","
-                     "\"transactional\":false,\"prefix\":\"app\",\"content_hex\":\"00017f80ff7a\"}");
+    assert_json(&ev, MESSAGE_HEAD "\"prefix\":\"app\",\"content_hex\":\"00017f80ff7a\"}");
 }
 END_TEST
 
@@ -318,9 +268,7 @@ START_TEST(test_message_nul_in_utf8)
     /* Valid UTF-8 but with a NUL: a string would hold \u0000, which many readers cut at. */
     static const char content[] = "a\0b";
     walnotify_event ev = message_of(true, content, 3);
-    assert_json(&ev, "{\"lsn\":\"0/1A2B3C8\",\"ordinal\":8589934593,\"xid\":744,"
-                     "\"commit_time\":\"2026-11-25T11:00:00.123456Z\",\"op\":\"message\","
-                     "\"transactional\":true,\"prefix\":\"app\",\"content_hex\":\"610062\"}");
+    assert_json(&ev, MESSAGE_HEAD_TX "\"prefix\":\"app\",\"content_hex\":\"610062\"}");
 }
 END_TEST
 
@@ -328,8 +276,7 @@ START_TEST(test_message_cut_utf8_is_binary)
 {
     static const char content[] = "ok\xE2\x82";
     walnotify_event ev = message_of(false, content, sizeof content - 1);
-    assert_json(&ev, "{\"lsn\":\"0/1A2B400\",\"ordinal\":0,\"op\":\"message\","
-                     "\"transactional\":false,\"prefix\":\"app\",\"content_hex\":\"6f6be282\"}");
+    assert_json(&ev, MESSAGE_HEAD "\"prefix\":\"app\",\"content_hex\":\"6f6be282\"}");
 }
 END_TEST
 
@@ -337,11 +284,9 @@ START_TEST(test_message_empty)
 {
     walnotify_event ev = message_of(false, "", 0);
     ev.message_prefix = "";
-    assert_json(&ev, "{\"lsn\":\"0/1A2B400\",\"ordinal\":0,\"op\":\"message\","
-                     "\"transactional\":false,\"prefix\":\"\",\"content\":\"\"}");
+    assert_json(&ev, MESSAGE_HEAD "\"prefix\":\"\",\"content\":\"\"}");
     ev.message_content = NULL;
-    assert_json(&ev, "{\"lsn\":\"0/1A2B400\",\"ordinal\":0,\"op\":\"message\","
-                     "\"transactional\":false,\"prefix\":\"\",\"content\":\"\"}");
+    assert_json(&ev, MESSAGE_HEAD "\"prefix\":\"\",\"content\":\"\"}");
 }
 END_TEST
 
@@ -349,8 +294,7 @@ START_TEST(test_message_prefix_escaped)
 {
     walnotify_event ev = message_of(false, "x", 1);
     ev.message_prefix = "a\"b\\c\n";
-    assert_json(&ev, "{\"lsn\":\"0/1A2B400\",\"ordinal\":0,\"op\":\"message\","
-                     "\"transactional\":false,\"prefix\":\"a\\\"b\\\\c\\n\",\"content\":\"x\"}");
+    assert_json(&ev, MESSAGE_HEAD "\"prefix\":\"a\\\"b\\\\c\\n\",\"content\":\"x\"}");
 }
 END_TEST
 
@@ -371,8 +315,8 @@ START_TEST(test_snapshot_row_and_markers)
                       "\"marker\":\"end\",\"rows\":1}");
     /* A snapshot row after a change of another table: the caches follow. */
     walnotify_column other[] = {text_col("x", "1")};
-    walnotify_event ins = event_of(WALNOTIFY_OP_INSERT, other, 1);
-    assert_json(&ins, HEAD "\"op\":\"insert\",\"values\":{\"x\":\"1\"}}");
+    walnotify_event ins = sample_event(WALNOTIFY_OP_INSERT, other, 1);
+    assert_json(&ins, SAMPLE_HEAD "\"op\":\"insert\",\"values\":{\"x\":\"1\"}}");
     assert_json(&row, "{\"snapshot\":\"0/3000060\",\"ordinal\":1,\"table\":\"public.t\","
                       "\"op\":\"snapshot\",\"values\":{\"id\":\"5\",\"note\":null}}");
 }
@@ -445,9 +389,9 @@ START_TEST(test_key_composite_via_table)
     walnotify_column cols[] = {key_col("a", "1"), text_col("b", "x"), key_col("c", "k\"y"),
                                null_col("d")};
     walnotify_table table = table_of(WALNOTIFY_IDENTITY_DEFAULT);
-    walnotify_event ins = event_of(WALNOTIFY_OP_INSERT, cols, 4);
+    walnotify_event ins = sample_event(WALNOTIFY_OP_INSERT, cols, 4);
     assert_key(&ins, &table, "{\"c\":\"k\\\"y\",\"a\":\"1\"}");
-    walnotify_event upd = event_of(WALNOTIFY_OP_UPDATE, cols, 4);
+    walnotify_event upd = sample_event(WALNOTIFY_OP_UPDATE, cols, 4);
     assert_key(&upd, &table, "{\"c\":\"k\\\"y\",\"a\":\"1\"}");
     walnotify_event snap = snapshot_of(WALNOTIFY_SNAPSHOT_ROW, 1, cols, 4);
     assert_key(&snap, &table, "{\"c\":\"k\\\"y\",\"a\":\"1\"}");
@@ -459,10 +403,10 @@ START_TEST(test_key_matched_by_name)
     /* After an ALTER TABLE the event's columns may not line up with the table's. */
     walnotify_column cols[] = {text_col("d", "dd"), text_col("c", "cc"), text_col("a", "aa")};
     walnotify_table table = table_of(WALNOTIFY_IDENTITY_DEFAULT);
-    walnotify_event ins = event_of(WALNOTIFY_OP_INSERT, cols, 3);
+    walnotify_event ins = sample_event(WALNOTIFY_OP_INSERT, cols, 3);
     assert_key(&ins, &table, "{\"c\":\"cc\",\"a\":\"aa\"}");
     /* A key column missing from the event: no key. */
-    walnotify_event short_ev = event_of(WALNOTIFY_OP_INSERT, cols, 2);
+    walnotify_event short_ev = sample_event(WALNOTIFY_OP_INSERT, cols, 2);
     assert_key(&short_ev, &table, NULL);
 }
 END_TEST
@@ -471,10 +415,10 @@ START_TEST(test_key_is_key_fallback)
 {
     walnotify_column cols[] = {key_col("a", "1"), text_col("b", "x"), key_col("c", "2"),
                                null_col("d")};
-    walnotify_event ins = event_of(WALNOTIFY_OP_INSERT, cols, 4);
+    walnotify_event ins = sample_event(WALNOTIFY_OP_INSERT, cols, 4);
     assert_key(&ins, NULL, "{\"a\":\"1\",\"c\":\"2\"}");
     walnotify_column none[] = {text_col("b", "x")};
-    walnotify_event no_key = event_of(WALNOTIFY_OP_INSERT, none, 1);
+    walnotify_event no_key = sample_event(WALNOTIFY_OP_INSERT, none, 1);
     assert_key(&no_key, NULL, NULL);
 }
 END_TEST
@@ -486,7 +430,7 @@ START_TEST(test_key_full_identity_uses_table_key)
     walnotify_column old[] = {key_col("a", "1"), key_col("b", "x"), key_col("c", "2"),
                               key_col("d", "y")};
     walnotify_table table = table_of(WALNOTIFY_IDENTITY_FULL);
-    walnotify_event del = event_of(WALNOTIFY_OP_DELETE, NULL, 0);
+    walnotify_event del = sample_event(WALNOTIFY_OP_DELETE, NULL, 0);
     del.old_kind = WALNOTIFY_OLD_ROW;
     del.old_columns = old;
     del.nold_columns = 4;
@@ -501,7 +445,7 @@ START_TEST(test_key_delete_old_key)
 {
     walnotify_column old[] = {key_col("a", "1"), null_col("b"), key_col("c", "2"), null_col("d")};
     walnotify_table table = table_of(WALNOTIFY_IDENTITY_DEFAULT);
-    walnotify_event del = event_of(WALNOTIFY_OP_DELETE, NULL, 0);
+    walnotify_event del = sample_event(WALNOTIFY_OP_DELETE, NULL, 0);
     del.old_kind = WALNOTIFY_OLD_KEY;
     del.old_columns = old;
     del.nold_columns = 4;
@@ -518,7 +462,7 @@ START_TEST(test_key_update_uses_new_row)
                                null_col("d")};
     walnotify_column old[] = {key_col("a", "1"), null_col("b"), key_col("c", "2"), null_col("d")};
     walnotify_table table = table_of(WALNOTIFY_IDENTITY_DEFAULT);
-    walnotify_event upd = event_of(WALNOTIFY_OP_UPDATE, cols, 4);
+    walnotify_event upd = sample_event(WALNOTIFY_OP_UPDATE, cols, 4);
     upd.old_kind = WALNOTIFY_OLD_KEY;
     upd.old_columns = old;
     upd.nold_columns = 4;
@@ -532,7 +476,7 @@ START_TEST(test_key_unchanged_is_null)
                                null_col("d")};
     cols[2].is_key = true;
     walnotify_table table = table_of(WALNOTIFY_IDENTITY_DEFAULT);
-    walnotify_event upd = event_of(WALNOTIFY_OP_UPDATE, cols, 4);
+    walnotify_event upd = sample_event(WALNOTIFY_OP_UPDATE, cols, 4);
     assert_key(&upd, &table, NULL);
     assert_key(&upd, NULL, NULL);
 }
@@ -543,7 +487,7 @@ START_TEST(test_key_null_value)
     walnotify_column cols[] = {key_col("a", "1"), null_col("c")};
     cols[1].is_key = true;
     walnotify_table table = table_of(WALNOTIFY_IDENTITY_INDEX);
-    walnotify_event ins = event_of(WALNOTIFY_OP_INSERT, cols, 2);
+    walnotify_event ins = sample_event(WALNOTIFY_OP_INSERT, cols, 2);
     assert_key(&ins, &table, "{\"c\":null,\"a\":\"1\"}");
 }
 END_TEST
@@ -552,7 +496,7 @@ START_TEST(test_key_none_for_truncate_message_marker)
 {
     walnotify_column cols[] = {key_col("a", "1")};
     walnotify_table table = table_of(WALNOTIFY_IDENTITY_DEFAULT);
-    walnotify_event trunc = event_of(WALNOTIFY_OP_TRUNCATE, cols, 1);
+    walnotify_event trunc = sample_event(WALNOTIFY_OP_TRUNCATE, cols, 1);
     assert_key(&trunc, &table, NULL);
     assert_key(&trunc, NULL, NULL);
     walnotify_event msg = message_of(true, "x", 1);
@@ -571,7 +515,7 @@ START_TEST(test_key_bad_table_index)
     walnotify_table table = table_of(WALNOTIFY_IDENTITY_DEFAULT);
     table.key_columns = bad_key;
     table.nkey_columns = 1;
-    walnotify_event ins = event_of(WALNOTIFY_OP_INSERT, cols, 1);
+    walnotify_event ins = sample_event(WALNOTIFY_OP_INSERT, cols, 1);
     assert_key(&ins, &table, NULL);
 }
 END_TEST
@@ -580,9 +524,9 @@ START_TEST(test_key_then_event)
 {
     /* Key and event share the encoder's buffer: each call's text is whole. */
     walnotify_column cols[] = {key_col("a", "1"), text_col("b", "x")};
-    walnotify_event ins = event_of(WALNOTIFY_OP_INSERT, cols, 2);
+    walnotify_event ins = sample_event(WALNOTIFY_OP_INSERT, cols, 2);
     assert_key(&ins, NULL, "{\"a\":\"1\"}");
-    assert_json(&ins, HEAD "\"op\":\"insert\",\"values\":{\"a\":\"1\",\"b\":\"x\"}}");
+    assert_json(&ins, SAMPLE_HEAD "\"op\":\"insert\",\"values\":{\"a\":\"1\",\"b\":\"x\"}}");
     assert_key(&ins, NULL, "{\"a\":\"1\"}");
 }
 END_TEST
@@ -596,14 +540,15 @@ START_TEST(test_huge_value_memory_let_go)
     memset(value, 'v', size);
     value[size] = '\0';
     walnotify_column big[] = {text_col("id", value)};
-    walnotify_event ev = event_of(WALNOTIFY_OP_INSERT, big, 1);
+    walnotify_event ev = sample_event(WALNOTIFY_OP_INSERT, big, 1);
     size_t length = 0;
     ck_assert_ptr_nonnull(wn_encoder_event(enc, &ev, &length));
-    ck_assert_uint_eq(length, strlen(HEAD "\"op\":\"insert\",\"values\":{\"id\":\"\"}}") + size);
+    ck_assert_uint_eq(length,
+                      strlen(SAMPLE_HEAD "\"op\":\"insert\",\"values\":{\"id\":\"\"}}") + size);
     free(value);
     walnotify_column small[] = {text_col("id", "1")};
-    ev = event_of(WALNOTIFY_OP_INSERT, small, 1);
-    assert_json(&ev, HEAD "\"op\":\"insert\",\"values\":{\"id\":\"1\"}}");
+    ev = sample_event(WALNOTIFY_OP_INSERT, small, 1);
+    assert_json(&ev, SAMPLE_HEAD "\"op\":\"insert\",\"values\":{\"id\":\"1\"}}");
 }
 END_TEST
 
@@ -655,9 +600,5 @@ int main(void)
     tcase_add_test(keys, test_key_then_event);
     suite_add_tcase(suite, keys);
 
-    SRunner *runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? 0 : 1;
+    return run_suite(suite) == 0 ? 0 : 1;
 }

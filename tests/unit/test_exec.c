@@ -21,6 +21,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "run_suite.h"
+#include "unit_paths.h"
+
 #define LOG_CAP (256 * 1024)
 #define BIG_VALUE (300 * 1024) /* bytes of one event's value, over the plugin's output buffer */
 
@@ -34,21 +37,10 @@ static char work_dir[256];
 /* The repository, absolute: the child runs in another folder. */
 static void find_root(void)
 {
-    char resolved[PATH_MAX];
+    char relative[PATH_MAX], resolved[PATH_MAX];
 
-    snprintf(root, sizeof root, "%s", __FILE__);
-    for (int i = 0; i < 3; i++) {
-        char *slash = strrchr(root, '/');
-
-        if (slash == NULL) {
-            snprintf(root, sizeof root, ".");
-            break;
-        }
-        *slash = '\0';
-    }
-    if (root[0] == '\0')
-        snprintf(root, sizeof root, ".");
-    ck_assert_ptr_nonnull(realpath(root, resolved));
+    unit_repo_file(relative, sizeof relative, __FILE__, ".");
+    ck_assert_ptr_nonnull(realpath(relative, resolved));
     ck_assert_uint_lt(strlen(resolved), sizeof root);
     memcpy(root, resolved, strlen(resolved) + 1);
 }
@@ -335,6 +327,47 @@ static void *start(fake_host *fh)
     return state;
 }
 
+/* A child in one mode, driven through ntxn transactions of nevents events each, flushed every
+ * flush_every transactions, then shut down. */
+typedef struct scenario {
+    const char *mode;
+    int64_t ack_timeout_ms;
+    int ntxn;
+    int nevents;
+    int flush_every;
+    int retries;                    /* the RETRYs expected while delivering */
+    const char *said[2];            /* logged by the end of the delivery (NULL: nothing more) */
+    const char *said_at_shutdown;   /* logged by the end of shutdown (NULL: nothing) */
+} scenario;
+
+static void assert_logged(fake_host *fh, const char *text)
+{
+    ck_assert_msg(fake_logged(fh, text), "no \"%s\" in:\n%s", text, fh->log);
+}
+
+/* Runs the scenario and checks what it expects; returns the host for further checks (to free).
+ * A scenario without RETRYs must not have asked for a rewind either. */
+static fake_host *run_scenario(const scenario *sc)
+{
+    fake_host *fh = fake_new(sc->mode, sc->ack_timeout_ms);
+    void *state = start(fh);
+
+    ck_assert_int_eq(deliver(state, fh, sc->ntxn, sc->nevents, sc->flush_every), sc->retries);
+    for (size_t i = 0; i < sizeof sc->said / sizeof sc->said[0] && sc->said[i] != NULL; i++)
+        assert_logged(fh, sc->said[i]);
+    plugin->shutdown(state);
+    if (sc->said_at_shutdown != NULL)
+        assert_logged(fh, sc->said_at_shutdown);
+    if (sc->retries == 0)
+        ck_assert_msg(fh->rewinds == 0, "%s", fh->log);
+    return fh;
+}
+
+static void check_scenario(const scenario *sc)
+{
+    fake_free(run_scenario(sc));
+}
+
 /* ---- fixtures -------------------------------------------------------------------------------- */
 
 static void setup(void)
@@ -360,17 +393,9 @@ static void setup(void)
     pthread_sigmask(SIG_BLOCK, &blocked, NULL);
 }
 
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static void teardown(void)
 {
-    nftw(work_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    unit_remove_tree(work_dir);
     dlclose(plugin_handle);
 }
 
@@ -449,14 +474,11 @@ END_TEST
 
 START_TEST(test_batched_acks)
 {
-    fake_host *fh = fake_new("batch", 10000);
-    void *state = start(fh);
-    char *input;
-
     /* One acknowledgement, asked for by the flush line, covers every transaction before it. */
-    ck_assert_int_eq(deliver(state, fh, 5, 1, 5), 0);
-    plugin->shutdown(state);
-    input = read_input(NULL);
+    fake_host *fh = run_scenario(&(scenario){"batch", 10000, .ntxn = 5, .nevents = 1,
+                                             .flush_every = 5});
+    char *input = read_input(NULL);
+
     ck_assert_uint_eq(count_of(input, "{\"walnotify\":\"flush\"}"), 1);
     free(input);
     fake_free(fh);
@@ -465,15 +487,9 @@ END_TEST
 
 START_TEST(test_full_ring_asks_for_acknowledgements)
 {
-    fake_host *fh = fake_new("batch", 5000);
-    void *state = start(fh);
-
     /* More transactions than the plugin keeps in flight, and no flush from the host: the
      * plugin asks the child itself rather than wait for an acknowledgement never sent. */
-    ck_assert_int_eq(deliver(state, fh, 1100, 1, 5000), 0);
-    plugin->shutdown(state);
-    ck_assert_int_eq(fh->rewinds, 0);
-    fake_free(fh);
+    check_scenario(&(scenario){"batch", 5000, .ntxn = 1100, .nevents = 1, .flush_every = 5000});
 }
 END_TEST
 
@@ -496,13 +512,7 @@ END_TEST
 
 START_TEST(test_late_ack)
 {
-    fake_host *fh = fake_new("late", 5000);
-    void *state = start(fh);
-
-    ck_assert_int_eq(deliver(state, fh, 2, 1, 1), 0);
-    plugin->shutdown(state);
-    ck_assert_int_eq(fh->rewinds, 0);
-    fake_free(fh);
+    check_scenario(&(scenario){"late", 5000, .ntxn = 2, .nevents = 1, .flush_every = 1});
 }
 END_TEST
 
@@ -527,16 +537,12 @@ END_TEST
 
 START_TEST(test_crash_rewinds)
 {
-    fake_host *fh = fake_new("crash", 10000);
-    void *state = start(fh);
-    char *input;
+    fake_host *fh = run_scenario(&(scenario){
+        "crash", 10000, .ntxn = 3, .nevents = 2, .flush_every = 1, .retries = 1,
+        .said = {"exited with status 3", "comes again to a new child"}});
+    char *input = read_input(NULL);
 
-    ck_assert_int_eq(deliver(state, fh, 3, 2, 1), 1);
-    ck_assert_msg(fake_logged(fh, "exited with status 3"), "%s", fh->log);
-    ck_assert_msg(fake_logged(fh, "comes again to a new child"), "%s", fh->log);
-    plugin->shutdown(state);
     /* The first transaction went to both children; every transaction reached the second. */
-    input = read_input(NULL);
     ck_assert_uint_eq(count_of(input, "\"walnotify\":\"commit\",\"lsn\":\"0/1000000\""), 2);
     ck_assert_uint_eq(count_of(input, "\"walnotify\":\"commit\",\"lsn\":\"0/1000200\""), 1);
     ck_assert_uint_eq(count_of(fh->log, "started child"), 2);
@@ -547,44 +553,32 @@ END_TEST
 
 START_TEST(test_hang_is_killed)
 {
-    fake_host *fh = fake_new("hang", 300);
-    void *state = start(fh);
-
-    ck_assert_int_eq(deliver(state, fh, 2, 1, 1), 1);
-    ck_assert_msg(fake_logged(fh, "did not acknowledge transaction 0/1000000 (1 in flight) within "
-                                  "300 ms (ack_timeout_ms)"),
-                  "%s", fh->log);
-    ck_assert_msg(fake_logged(fh, "was killed after 0 ms"), "%s", fh->log);
-    plugin->shutdown(state);
-    fake_free(fh);
+    check_scenario(&(scenario){"hang", 300, .ntxn = 2, .nevents = 1, .flush_every = 1,
+                               .retries = 1,
+                               .said = {"did not acknowledge transaction 0/1000000 (1 in flight) "
+                                        "within 300 ms (ack_timeout_ms)",
+                                        "was killed after 0 ms"}});
 }
 END_TEST
 
 START_TEST(test_garbage_rewinds)
 {
-    fake_host *fh = fake_new("garbage", 10000);
-    void *state = start(fh);
-
-    ck_assert_int_eq(deliver(state, fh, 2, 1, 1), 1);
-    ck_assert_msg(fake_logged(fh, "the child wrote \"hello there\", which is not the protocol"),
-                  "%s", fh->log);
-    plugin->shutdown(state);
-    fake_free(fh);
+    check_scenario(&(scenario){"garbage", 10000, .ntxn = 2, .nevents = 1, .flush_every = 1,
+                               .retries = 1,
+                               .said = {"the child wrote \"hello there\", which is not the "
+                                        "protocol"}});
 }
 END_TEST
 
 START_TEST(test_reported_retry)
 {
-    fake_host *fh = fake_new("retry", 10000);
-    void *state = start(fh);
-    char *input;
+    fake_host *fh = run_scenario(&(scenario){"retry", 10000, .ntxn = 2, .nevents = 1,
+                                             .flush_every = 2, .retries = 1});
+    char *input = read_input(NULL);
 
-    ck_assert_int_eq(deliver(state, fh, 2, 1, 2), 1);
     ck_assert_str_eq(fh->reason, "disk full");
-    plugin->shutdown(state);
     /* The same child goes on, told where the transactions come again. */
     ck_assert_uint_eq(count_of(fh->log, "started child"), 1);
-    input = read_input(NULL);
     ck_assert_msg(strstr(input, "{\"walnotify\":\"rewind\"}\n{\"walnotify\":\"begin\",\"lsn\":"
                                 "\"0/1000000\"") != NULL,
                   "%s", input);
@@ -595,48 +589,40 @@ END_TEST
 
 START_TEST(test_named_failure)
 {
-    fake_host *fh = fake_new("fail", 10000);
-    void *state = start(fh);
+    fake_host *fh = run_scenario(&(scenario){"fail", 10000, .ntxn = 1, .nevents = 3,
+                                             .flush_every = 1, .retries = 1});
 
-    ck_assert_int_eq(deliver(state, fh, 1, 3, 1), 1);
     ck_assert_int_eq(fh->fails, 1);
     ck_assert_uint_eq(fh->first.position, txn_lsn(0));
     ck_assert_uint_eq(fh->first.ordinal, 2ULL << 32);
     ck_assert_uint_eq(fh->last.ordinal, 2ULL << 32);
     ck_assert_int_eq(fh->failure, WALNOTIFY_FAILURE_PERMANENT);
     ck_assert_str_eq(fh->reason, "bad row");
-    plugin->shutdown(state);
     fake_free(fh);
 }
 END_TEST
 
 START_TEST(test_named_transaction)
 {
-    fake_host *fh = fake_new("failall", 10000);
-    void *state = start(fh);
+    fake_host *fh = run_scenario(&(scenario){"failall", 10000, .ntxn = 1, .nevents = 3,
+                                             .flush_every = 1, .retries = 1});
 
-    ck_assert_int_eq(deliver(state, fh, 1, 3, 1), 1);
     ck_assert_int_eq(fh->fails, 1);
     ck_assert_uint_eq(fh->first.ordinal, 1ULL << 32);
     ck_assert_uint_eq(fh->last.ordinal, 3ULL << 32);
     ck_assert_int_eq(fh->failure, WALNOTIFY_FAILURE_TRANSIENT);
     ck_assert_str_eq(fh->reason, "try later");
-    plugin->shutdown(state);
     fake_free(fh);
 }
 END_TEST
 
 START_TEST(test_acknowledging_what_was_not_sent)
 {
-    fake_host *fh = fake_new("badack", 10000);
-    void *state = start(fh);
-
-    ck_assert_int_eq(deliver(state, fh, 2, 1, 1), 1);
-    ck_assert_msg(fake_logged(fh, "the child wrote \"ack 0/1\", which is not the protocol (it "
-                                  "acknowledges a transaction walnotify has not ended"),
-                  "%s", fh->log);
-    plugin->shutdown(state);
-    fake_free(fh);
+    check_scenario(&(scenario){"badack", 10000, .ntxn = 2, .nevents = 1, .flush_every = 1,
+                               .retries = 1,
+                               .said = {"the child wrote \"ack 0/1\", which is not the protocol "
+                                        "(it acknowledges a transaction walnotify has not "
+                                        "ended"}});
 }
 END_TEST
 
@@ -698,13 +684,8 @@ END_TEST
 
 START_TEST(test_stubborn_child_is_killed_at_shutdown)
 {
-    fake_host *fh = fake_new("stubborn", 300);
-    void *state = start(fh);
-
-    ck_assert_int_eq(deliver(state, fh, 1, 1, 1), 0);
-    plugin->shutdown(state);
-    ck_assert_msg(fake_logged(fh, "was killed after 300 ms"), "%s", fh->log);
-    fake_free(fh);
+    check_scenario(&(scenario){"stubborn", 300, .ntxn = 1, .nevents = 1, .flush_every = 1,
+                               .said_at_shutdown = "was killed after 300 ms"});
 }
 END_TEST
 
@@ -712,8 +693,6 @@ int main(void)
 {
     Suite *suite = suite_create("exec");
     TCase *tc = tcase_create("exec");
-    SRunner *runner;
-    int failed;
 
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 30);
@@ -737,9 +716,5 @@ int main(void)
     tcase_add_test(tc, test_program_relative_to_cwd);
     tcase_add_test(tc, test_stubborn_child_is_killed_at_shutdown);
     suite_add_tcase(suite, tc);
-    runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? 0 : 1;
+    return run_suite(suite) == 0 ? 0 : 1;
 }

@@ -22,6 +22,8 @@
 #include "deadletter.h"
 #include "encoder.h"
 #include "files.h"
+#include "run_suite.h"
+#include "unit_paths.h"
 
 static char dir[PATH_MAX];
 
@@ -31,17 +33,9 @@ static void make_dir(void)
     ck_assert_ptr_nonnull(mkdtemp(dir));
 }
 
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static void remove_dir(void)
 {
-    nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    unit_remove_tree(dir);
 }
 
 /* dir/name into out. */
@@ -346,20 +340,7 @@ static void host_free(host *h)
 static void load_plugin(void)
 {
     char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s", __FILE__);
-    /* The repository root: three components up from tests/unit/test_files.c, or "." when the
-     * compiler was given the relative path. */
-    for (int i = 0; i < 3; i++) {
-        char *slash = strrchr(path, '/');
-        if (slash == NULL) {
-            snprintf(path, sizeof path, ".");
-            break;
-        }
-        *slash = '\0';
-    }
-    size_t n = strlen(path);
-    ck_assert(snprintf(path + n, sizeof path - n, "/build/plugins/jsonl.so") <
-              (int)(sizeof path - n));
+    unit_repo_file(path, sizeof path, __FILE__, "build/plugins/jsonl.so");
     plugin_handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     ck_assert_msg(plugin_handle != NULL, "dlopen %s: %s", path, dlerror());
     walnotify_plugin_entry_fn entry;
@@ -594,9 +575,5 @@ static Suite *files_suite(void)
 
 int main(void)
 {
-    SRunner *runner = srunner_create(files_suite());
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return run_suite(files_suite()) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "handoff.h"
+#include "run_suite.h"
 
 #define ITEMS 200000
 #define STRESS_ITEMS 2000000
@@ -366,8 +367,6 @@ int main(void)
 {
     Suite *suite = suite_create("handoff");
     TCase *tc = tcase_create("handoff");
-    SRunner *runner;
-    int failed;
 
     tcase_add_test(tc, keeps_order_across_threads);
     tcase_add_test(tc, bounded_and_times_out);
@@ -379,9 +378,5 @@ int main(void)
     tcase_add_test(tc, stress_keeps_order_and_payloads);
     tcase_set_timeout(tc, 90);
     suite_add_tcase(suite, tc);
-    runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return run_suite(suite) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

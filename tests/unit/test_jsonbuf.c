@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "jsonbuf.h"
+#include "run_suite.h"
 
 #define RUN_LENGTH 19 /* two words of eight bytes and a tail */
 
@@ -106,16 +107,10 @@ int main(void)
 {
     Suite *suite = suite_create("jsonbuf");
     TCase *tc = tcase_create("escape");
-    SRunner *runner;
-    int failed;
 
     tcase_add_test(tc, test_every_byte_at_every_place);
     tcase_add_test(tc, test_plain_words_copied_whole);
     tcase_add_test(tc, test_utf8_after_plain_words);
     suite_add_tcase(suite, tc);
-    runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return run_suite(suite) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -6,6 +6,9 @@
 #include <walnotify/plugin.h>
 
 #include "encoder.h"
+#include "sample_event.h"
+#include "run_suite.h"
+#include "unit_paths.h"
 
 #include <check.h>
 #include <dlfcn.h>
@@ -30,29 +33,10 @@ static void *plugin_handle;
 static const walnotify_plugin *plugin;
 static char work_dir[PATH_MAX];
 
-/* build/plugins/jsonl.so under the repository root, three components up from this file. */
-static void plugin_path(char *out, size_t size)
-{
-    char root[PATH_MAX];
-    snprintf(root, sizeof root, "%s", __FILE__);
-    for (int i = 0; i < 3; i++) {
-        char *slash = strrchr(root, '/');
-        if (slash == NULL) {
-            snprintf(root, sizeof root, ".");
-            break;
-        }
-        *slash = '\0';
-    }
-    if (root[0] == '\0')
-        snprintf(root, sizeof root, "/");
-    int n = snprintf(out, size, "%s/build/plugins/jsonl.so", root);
-    ck_assert(n > 0 && (size_t)n < size);
-}
-
 static void setup(void)
 {
     char path[PATH_MAX];
-    plugin_path(path, sizeof path);
+    unit_repo_file(path, sizeof path, __FILE__, "build/plugins/jsonl.so");
     plugin_handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     ck_assert_msg(plugin_handle != NULL, "dlopen %s: %s", path, dlerror());
     walnotify_plugin_entry_fn entry;
@@ -65,17 +49,9 @@ static void setup(void)
     ck_assert_ptr_nonnull(mkdtemp(work_dir));
 }
 
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static void teardown(void)
 {
-    nftw(work_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    unit_remove_tree(work_dir);
     dlclose(plugin_handle);
     plugin_handle = NULL;
     plugin = NULL;
@@ -240,60 +216,6 @@ static void assert_file(const char *path, const char *expected)
 
 /* ---- events ---------------------------------------------------------------------------------- */
 
-#define LINE_HEAD                                                                                   \
-    "{\"lsn\":\"0/1A2B3C8\",\"seq\":0,\"xid\":744,\"commit_time\":\"2026-11-25T11:00:00.123456Z\"," \
-    "\"table\":\"public.orders\","
-
-static walnotify_column text_col(const char *name, const char *value)
-{
-    return (walnotify_column){.name = name, .type_oid = 25, .typmod = -1,
-                              .kind = WALNOTIFY_VALUE_TEXT, .value = value, .length = strlen(value)};
-}
-
-static walnotify_column bytes_col(const char *name, const char *value, size_t length)
-{
-    walnotify_column col = text_col(name, "");
-    col.value = value;
-    col.length = length;
-    return col;
-}
-
-static walnotify_column null_col(const char *name)
-{
-    return (walnotify_column){.name = name, .type_oid = 25, .typmod = -1,
-                              .kind = WALNOTIFY_VALUE_NULL};
-}
-
-static walnotify_column key_col(const char *name, const char *value)
-{
-    walnotify_column col = text_col(name, value);
-    col.is_key = true;
-    return col;
-}
-
-static walnotify_event base_event(walnotify_op op)
-{
-    return (walnotify_event){
-        .size = sizeof(walnotify_event),
-        .table = "public.orders",
-        .schema = "public",
-        .name = "orders",
-        .op = op,
-        .commit_lsn = 0x1A2B3C8,
-        .xid = 744,
-        .commit_time = INT64_C(1795604400123456),
-        .seq = 0,
-    };
-}
-
-static walnotify_event insert_event(const walnotify_column *cols, size_t ncols)
-{
-    walnotify_event ev = base_event(WALNOTIFY_OP_INSERT);
-    ev.columns = cols;
-    ev.ncolumns = ncols;
-    return ev;
-}
-
 static const walnotify_txn test_txn = {
     .size = sizeof(walnotify_txn), .commit_lsn = 0x1A2B3C8, .xid = 744, .commit_time = 0};
 
@@ -360,7 +282,7 @@ END_TEST
 START_TEST(test_insert_contract_example)
 {
     walnotify_column cols[] = {text_col("id", "1"), null_col("note")};
-    walnotify_event ev = insert_event(cols, 2);
+    walnotify_event ev = sample_event(WALNOTIFY_OP_INSERT, cols, 2);
     assert_renders(&ev, "{\"lsn\":\"0/1A2B3C8\",\"seq\":0,\"xid\":744,"
                         "\"commit_time\":\"2026-11-25T11:00:00.123456Z\",\"table\":\"public.orders\","
                         "\"op\":\"insert\",\"values\":{\"id\":\"1\",\"note\":null}}");
@@ -371,7 +293,7 @@ START_TEST(test_insert_empty_and_quotes)
 {
     walnotify_column cols[] = {text_col("empty", ""), text_col("q", "say \"hi\" \\ back\\"),
                                text_col("we\"ird\\name", "x"), null_col("n")};
-    walnotify_event ev = insert_event(cols, 4);
+    walnotify_event ev = sample_event(WALNOTIFY_OP_INSERT, cols, 4);
     ev.table = "my \"schema\".t";
     ev.seq = 12;
     assert_renders(&ev, "{\"lsn\":\"0/1A2B3C8\",\"seq\":12,\"xid\":744,"
@@ -384,8 +306,8 @@ END_TEST
 
 START_TEST(test_insert_no_columns)
 {
-    walnotify_event ev = insert_event(NULL, 0);
-    assert_renders(&ev, LINE_HEAD "\"op\":\"insert\",\"values\":{}}");
+    walnotify_event ev = sample_event(WALNOTIFY_OP_INSERT, NULL, 0);
+    assert_renders(&ev, SAMPLE_HEAD "\"op\":\"insert\",\"values\":{}}");
 }
 END_TEST
 
@@ -397,8 +319,8 @@ START_TEST(test_control_characters)
     raw[32] = 0x7F;
     raw[33] = 'z';
     walnotify_column cols[] = {bytes_col("c", raw, sizeof raw)};
-    walnotify_event ev = insert_event(cols, 1);
-    assert_renders(&ev, LINE_HEAD "\"op\":\"insert\",\"values\":{\"c\":\""
+    walnotify_event ev = sample_event(WALNOTIFY_OP_INSERT, cols, 1);
+    assert_renders(&ev, SAMPLE_HEAD "\"op\":\"insert\",\"values\":{\"c\":\""
                         "\\u0000\\u0001\\u0002\\u0003\\u0004\\u0005\\u0006\\u0007"
                         "\\b\\t\\n\\u000b\\f\\r\\u000e\\u000f"
                         "\\u0010\\u0011\\u0012\\u0013\\u0014\\u0015\\u0016\\u0017"
@@ -413,8 +335,8 @@ START_TEST(test_nul_respects_length)
      * length are not. */
     static const char raw[] = "a\0b\0NOT";
     walnotify_column cols[] = {bytes_col("v", raw, 3)};
-    walnotify_event ev = insert_event(cols, 1);
-    assert_renders(&ev, LINE_HEAD "\"op\":\"insert\",\"values\":{\"v\":\"a\\u0000b\"}}");
+    walnotify_event ev = sample_event(WALNOTIFY_OP_INSERT, cols, 1);
+    assert_renders(&ev, SAMPLE_HEAD "\"op\":\"insert\",\"values\":{\"v\":\"a\\u0000b\"}}");
 }
 END_TEST
 
@@ -426,8 +348,8 @@ START_TEST(test_valid_utf8_passes_through)
         text_col("w", "\xC2\x80\xDF\xBF\xE0\xA0\x80\xED\x9F\xBF\xEE\x80\x80\xEF\xBF\xBF"
                       "\xF0\x90\x80\x80\xF4\x8F\xBF\xBF"),
     };
-    walnotify_event ev = insert_event(cols, 2);
-    assert_renders(&ev, LINE_HEAD "\"op\":\"insert\",\"values\":{"
+    walnotify_event ev = sample_event(WALNOTIFY_OP_INSERT, cols, 2);
+    assert_renders(&ev, SAMPLE_HEAD "\"op\":\"insert\",\"values\":{"
                                   "\"v\":\"\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80\","
                                   "\"w\":\"\xC2\x80\xDF\xBF\xE0\xA0\x80\xED\x9F\xBF\xEE\x80\x80"
                                   "\xEF\xBF\xBF\xF0\x90\x80\x80\xF4\x8F\xBF\xBF\"}}");
@@ -448,8 +370,8 @@ START_TEST(test_invalid_utf8_replaced_per_byte)
         text_col("cut_end", "x\xF0\x9F\x98"),      /* sequence cut short by the end */
         text_col("latin1", "caf\xE9!"),            /* SQL_ASCII text in Latin-1 */
     };
-    walnotify_event ev = insert_event(cols, sizeof cols / sizeof cols[0]);
-    assert_renders(&ev, LINE_HEAD "\"op\":\"insert\",\"values\":{"
+    walnotify_event ev = sample_event(WALNOTIFY_OP_INSERT, cols, sizeof cols / sizeof cols[0]);
+    assert_renders(&ev, SAMPLE_HEAD "\"op\":\"insert\",\"values\":{"
                                   "\"cont\":\"a\\ufffdz\","
                                   "\"overlong2\":\"\\ufffd\\ufffd\","
                                   "\"overlong3\":\"\\ufffd\\ufffd\\ufffd\","
@@ -466,7 +388,7 @@ END_TEST
 START_TEST(test_invalid_utf8_in_names)
 {
     walnotify_column cols[] = {text_col("n\xFF", "v")};
-    walnotify_event ev = insert_event(cols, 1);
+    walnotify_event ev = sample_event(WALNOTIFY_OP_INSERT, cols, 1);
     ev.table = "public.t\xC3";
     assert_renders(&ev, "{\"lsn\":\"0/1A2B3C8\",\"seq\":0,\"xid\":744,"
                         "\"commit_time\":\"2026-11-25T11:00:00.123456Z\","
@@ -484,13 +406,13 @@ START_TEST(test_update_unchanged_and_old_key)
                                (walnotify_column){.name = "doc", .type_oid = 3802, .typmod = -1,
                                                   .kind = WALNOTIFY_VALUE_UNCHANGED}};
     walnotify_column old[] = {key_col("id", "0"), text_col("note", "not a key"), null_col("gone")};
-    walnotify_event ev = base_event(WALNOTIFY_OP_UPDATE);
+    walnotify_event ev = sample_event(WALNOTIFY_OP_UPDATE, NULL, 0);
     ev.columns = cols;
     ev.ncolumns = 5;
     ev.old_kind = WALNOTIFY_OLD_KEY;
     ev.old_columns = old;
     ev.nold_columns = 3;
-    assert_renders(&ev, LINE_HEAD "\"op\":\"update\",\"values\":{\"id\":\"1\",\"note\":\"x\","
+    assert_renders(&ev, SAMPLE_HEAD "\"op\":\"update\",\"values\":{\"id\":\"1\",\"note\":\"x\","
                                   "\"gone\":null},\"unchanged\":[\"big\",\"doc\"],"
                                   "\"old\":{\"id\":\"0\"}}");
 }
@@ -500,13 +422,13 @@ START_TEST(test_update_old_row)
 {
     walnotify_column cols[] = {key_col("id", "1"), text_col("note", "new")};
     walnotify_column old[] = {key_col("id", "1"), text_col("note", "old"), null_col("n")};
-    walnotify_event ev = base_event(WALNOTIFY_OP_UPDATE);
+    walnotify_event ev = sample_event(WALNOTIFY_OP_UPDATE, NULL, 0);
     ev.columns = cols;
     ev.ncolumns = 2;
     ev.old_kind = WALNOTIFY_OLD_ROW;
     ev.old_columns = old;
     ev.nold_columns = 3;
-    assert_renders(&ev, LINE_HEAD "\"op\":\"update\",\"values\":{\"id\":\"1\",\"note\":\"new\"},"
+    assert_renders(&ev, SAMPLE_HEAD "\"op\":\"update\",\"values\":{\"id\":\"1\",\"note\":\"new\"},"
                                   "\"old\":{\"id\":\"1\",\"note\":\"old\",\"n\":null}}");
 }
 END_TEST
@@ -514,17 +436,17 @@ END_TEST
 START_TEST(test_update_without_old)
 {
     walnotify_column cols[] = {key_col("id", "1")};
-    walnotify_event ev = base_event(WALNOTIFY_OP_UPDATE);
+    walnotify_event ev = sample_event(WALNOTIFY_OP_UPDATE, NULL, 0);
     ev.columns = cols;
     ev.ncolumns = 1;
-    assert_renders(&ev, LINE_HEAD "\"op\":\"update\",\"values\":{\"id\":\"1\"}}");
+    assert_renders(&ev, SAMPLE_HEAD "\"op\":\"update\",\"values\":{\"id\":\"1\"}}");
 }
 END_TEST
 
 START_TEST(test_delete_with_key)
 {
     walnotify_column old[] = {key_col("id", "7"), key_col("region", "eu"), null_col("note")};
-    walnotify_event ev = base_event(WALNOTIFY_OP_DELETE);
+    walnotify_event ev = sample_event(WALNOTIFY_OP_DELETE, NULL, 0);
     ev.old_kind = WALNOTIFY_OLD_KEY;
     ev.old_columns = old;
     ev.nold_columns = 3;
@@ -539,32 +461,22 @@ END_TEST
 START_TEST(test_delete_with_old_row)
 {
     walnotify_column old[] = {key_col("id", "7"), null_col("note")};
-    walnotify_event ev = base_event(WALNOTIFY_OP_DELETE);
+    walnotify_event ev = sample_event(WALNOTIFY_OP_DELETE, NULL, 0);
     ev.old_kind = WALNOTIFY_OLD_ROW;
     ev.old_columns = old;
     ev.nold_columns = 2;
-    assert_renders(&ev, LINE_HEAD "\"op\":\"delete\",\"old\":{\"id\":\"7\",\"note\":null}}");
+    assert_renders(&ev, SAMPLE_HEAD "\"op\":\"delete\",\"old\":{\"id\":\"7\",\"note\":null}}");
 }
 END_TEST
 
 START_TEST(test_truncate_options)
 {
-    static const struct {
-        unsigned options;
-        const char *json;
-    } cases[] = {
-        {0, "[]"},
-        {WALNOTIFY_TRUNCATE_CASCADE, "[\"cascade\"]"},
-        {WALNOTIFY_TRUNCATE_RESTART_IDENTITY, "[\"restart_identity\"]"},
-        {WALNOTIFY_TRUNCATE_CASCADE | WALNOTIFY_TRUNCATE_RESTART_IDENTITY,
-         "[\"cascade\",\"restart_identity\"]"},
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        walnotify_event ev = base_event(WALNOTIFY_OP_TRUNCATE);
-        ev.truncate_options = cases[i].options;
+    for (size_t i = 0; i < SAMPLE_TRUNCATES; i++) {
+        walnotify_event ev = sample_event(WALNOTIFY_OP_TRUNCATE, NULL, 0);
+        ev.truncate_options = sample_truncates[i].options;
         char expected[512];
-        snprintf(expected, sizeof expected, LINE_HEAD "\"op\":\"truncate\",\"options\":%s}",
-                 cases[i].json);
+        snprintf(expected, sizeof expected, SAMPLE_HEAD "\"op\":\"truncate\",\"options\":%s}",
+                 sample_truncates[i].json);
         assert_renders(&ev, expected);
     }
 }
@@ -574,8 +486,8 @@ START_TEST(test_truncate_one_line_per_table)
 {
     fake_host *fake = fake_new("t.jsonl");
     void *state = start(fake);
-    walnotify_event a = base_event(WALNOTIFY_OP_TRUNCATE);
-    walnotify_event b = base_event(WALNOTIFY_OP_TRUNCATE);
+    walnotify_event a = sample_event(WALNOTIFY_OP_TRUNCATE, NULL, 0);
+    walnotify_event b = sample_event(WALNOTIFY_OP_TRUNCATE, NULL, 0);
     a.truncate_options = b.truncate_options = WALNOTIFY_TRUNCATE_CASCADE;
     b.table = "public.items";
     b.seq = 1;
@@ -585,7 +497,7 @@ START_TEST(test_truncate_one_line_per_table)
     ck_assert_int_eq(plugin->commit(state, &test_txn), WALNOTIFY_OK);
     plugin->shutdown(state);
     assert_file(fake->path,
-                LINE_HEAD "\"op\":\"truncate\",\"options\":[\"cascade\"]}\n"
+                SAMPLE_HEAD "\"op\":\"truncate\",\"options\":[\"cascade\"]}\n"
                 "{\"lsn\":\"0/1A2B3C8\",\"seq\":1,\"xid\":744,"
                 "\"commit_time\":\"2026-11-25T11:00:00.123456Z\",\"table\":\"public.items\","
                 "\"op\":\"truncate\",\"options\":[\"cascade\"]}\n");
@@ -615,7 +527,7 @@ START_TEST(test_commit_time_formatting)
         {INT64_C(253402300799999999), "9999-12-31T23:59:59.999999Z"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        walnotify_event ev = insert_event(NULL, 0);
+        walnotify_event ev = sample_event(WALNOTIFY_OP_INSERT, NULL, 0);
         ev.commit_time = cases[i].usec;
         char *line = render(&ev);
         char expected[128];
@@ -641,7 +553,7 @@ START_TEST(test_lsn_formatting)
         {UINT64_MAX, "FFFFFFFF/FFFFFFFF"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        walnotify_event ev = insert_event(NULL, 0);
+        walnotify_event ev = sample_event(WALNOTIFY_OP_INSERT, NULL, 0);
         ev.commit_lsn = cases[i].lsn;
         ev.xid = UINT32_MAX;
         ev.seq = UINT32_MAX;
@@ -665,7 +577,8 @@ START_TEST(test_large_value)
     char *expected = malloc(size * 6 + 256);
     ck_assert_ptr_nonnull(value);
     ck_assert_ptr_nonnull(expected);
-    size_t e = (size_t)snprintf(expected, 256, LINE_HEAD "\"op\":\"insert\",\"values\":{\"big\":\"");
+    size_t e = (size_t)snprintf(expected, 256,
+                                SAMPLE_HEAD "\"op\":\"insert\",\"values\":{\"big\":\"");
     for (size_t i = 0; i < size;) {
         if (i % 65536 == 65534 && i + 4 <= size) {
             memcpy(value + i, "\xF0\x9F\x98\x80", 4); /* straddles a 64 KiB boundary */
@@ -692,7 +605,7 @@ START_TEST(test_large_value)
     fake_host *fake = fake_new("big.jsonl");
     void *state = start(fake);
     walnotify_column cols[] = {bytes_col("big", value, size)};
-    walnotify_event ev = insert_event(cols, 1);
+    walnotify_event ev = sample_event(WALNOTIFY_OP_INSERT, cols, 1);
     ck_assert_int_eq(plugin->begin(state, &test_txn), WALNOTIFY_OK);
     ck_assert_int_eq(plugin->handle(state, &ev), WALNOTIFY_OK);
     ck_assert_int_eq(plugin->commit(state, &test_txn), WALNOTIFY_OK);
@@ -723,7 +636,7 @@ START_TEST(test_plain_runs_around_escapes)
     char value[1024], expected[4096];
     size_t v = 0;
     size_t e = (size_t)snprintf(expected, sizeof expected,
-                                LINE_HEAD "\"op\":\"insert\",\"values\":{\"v\":\"");
+                                SAMPLE_HEAD "\"op\":\"insert\",\"values\":{\"v\":\"");
     for (size_t k = 0; k < sizeof enders / sizeof enders[0]; k++) {
         for (size_t run = 0; run < 10; run++) {
             for (size_t i = 0; i < run; i++)
@@ -736,7 +649,7 @@ START_TEST(test_plain_runs_around_escapes)
     }
     memcpy(expected + e, "\"}}", 4);
     walnotify_column cols[] = {bytes_col("v", value, v)};
-    walnotify_event ev = insert_event(cols, 1);
+    walnotify_event ev = sample_event(WALNOTIFY_OP_INSERT, cols, 1);
     assert_renders(&ev, expected);
 }
 END_TEST
@@ -749,7 +662,7 @@ START_TEST(test_names_follow_each_event)
     void *state = start(fake);
     char table[32], first[16], second[16];
     walnotify_column cols[3];
-    walnotify_event ev = insert_event(cols, 2);
+    walnotify_event ev = sample_event(WALNOTIFY_OP_INSERT, cols, 2);
     ev.table = table;
     ck_assert_int_eq(plugin->begin(state, &test_txn), WALNOTIFY_OK);
 
@@ -820,7 +733,7 @@ START_TEST(test_head_follows_each_event)
      * begin came first and whatever begin said. */
     fake_host *fake = fake_new("head.jsonl");
     void *state = start(fake);
-    walnotify_event a = insert_event(NULL, 0);
+    walnotify_event a = sample_event(WALNOTIFY_OP_INSERT, NULL, 0);
     walnotify_event b = a;
     b.commit_lsn = UINT64_C(0xFFFFFFFF00000001);
     b.xid = UINT32_MAX;
@@ -862,8 +775,8 @@ START_TEST(test_message_and_snapshot_lines)
     fake_host *fake = fake_new("v11.jsonl");
     void *state = start(fake);
     walnotify_column cols[] = {key_col("id", "1")};
-    walnotify_event row = insert_event(cols, 1);
-    walnotify_event msg = base_event(WALNOTIFY_OP_MESSAGE);
+    walnotify_event row = sample_event(WALNOTIFY_OP_INSERT, cols, 1);
+    walnotify_event msg = sample_event(WALNOTIFY_OP_MESSAGE, NULL, 0);
     msg.table = msg.schema = msg.name = NULL;
     msg.seq = 1;
     msg.id = (walnotify_id){.position = 0x1A2B3C8, .ordinal = UINT64_C(1) << 32 | 1};
@@ -886,10 +799,11 @@ START_TEST(test_message_and_snapshot_lines)
     alone.message_content = "hi";
     ck_assert_int_eq(plugin->handle(state, &alone), WALNOTIFY_OK);
 
-    walnotify_event snap = base_event(WALNOTIFY_OP_SNAPSHOT);
+    walnotify_event snap = sample_event(WALNOTIFY_OP_SNAPSHOT, NULL, 0);
     snap.commit_lsn = 0x3000000;
     snap.xid = 0;
     snap.commit_time = 0;
+    snap.id = (walnotify_id){.position = 0, .ordinal = 0};
     snap.table = snap.schema = snap.name = NULL;
     snap.snapshot_marker = WALNOTIFY_SNAPSHOT_BEGIN;
     ck_assert_int_eq(plugin->handle(state, &snap), WALNOTIFY_OK);
@@ -909,7 +823,7 @@ START_TEST(test_message_and_snapshot_lines)
     plugin->shutdown(state);
 
     assert_file(fake->path,
-                LINE_HEAD "\"op\":\"insert\",\"values\":{\"id\":\"1\"}}\n"
+                SAMPLE_HEAD "\"op\":\"insert\",\"values\":{\"id\":\"1\"}}\n"
                 "{\"lsn\":\"0/1A2B3C8\",\"ordinal\":4294967297,\"xid\":744,"
                 "\"commit_time\":\"2026-11-25T11:00:00.123456Z\",\"op\":\"message\","
                 "\"transactional\":true,\"prefix\":\"app\",\"content_hex\":\"ff00\"}\n"
@@ -929,7 +843,7 @@ START_TEST(test_unknown_operation_is_fatal)
 {
     fake_host *fake = fake_new("unknown.jsonl");
     void *state = start(fake);
-    walnotify_event ev = base_event((walnotify_op)64);
+    walnotify_event ev = sample_event((walnotify_op)64, NULL, 0);
     ck_assert_int_eq(plugin->handle(state, &ev), WALNOTIFY_FATAL);
     ck_assert_ptr_nonnull(strstr(fake->log, "operation 64"));
     plugin->shutdown(state);
@@ -956,14 +870,14 @@ START_TEST(test_transaction_written_at_commit)
     fake_host *fake = fake_new("txn.jsonl");
     void *state = start(fake);
     walnotify_column cols[] = {text_col("id", "1")};
-    walnotify_event ev = insert_event(cols, 1);
+    walnotify_event ev = sample_event(WALNOTIFY_OP_INSERT, cols, 1);
     ck_assert_int_eq(plugin->begin(state, &test_txn), WALNOTIFY_OK);
     ck_assert_int_eq(plugin->handle(state, &ev), WALNOTIFY_OK);
     ev.seq = 1;
     ck_assert_int_eq(plugin->handle(state, &ev), WALNOTIFY_OK);
     assert_file(fake->path, ""); /* buffered until commit */
     ck_assert_int_eq(plugin->commit(state, &test_txn), WALNOTIFY_OK);
-    const char *expected = LINE_HEAD "\"op\":\"insert\",\"values\":{\"id\":\"1\"}}\n"
+    const char *expected = SAMPLE_HEAD "\"op\":\"insert\",\"values\":{\"id\":\"1\"}}\n"
         "{\"lsn\":\"0/1A2B3C8\",\"seq\":1,\"xid\":744,\"commit_time\":\"2026-11-25T11:00:00.123456Z\","
         "\"table\":\"public.orders\",\"op\":\"insert\",\"values\":{\"id\":\"1\"}}\n";
     assert_file(fake->path, expected);
@@ -982,9 +896,9 @@ START_TEST(test_handle_without_begin)
     fake->fsync = false;
     void *state = start(fake);
     walnotify_column cols[] = {text_col("id", "1")};
-    walnotify_event ev = insert_event(cols, 1);
+    walnotify_event ev = sample_event(WALNOTIFY_OP_INSERT, cols, 1);
     ck_assert_int_eq(plugin->handle(state, &ev), WALNOTIFY_OK);
-    assert_file(fake->path, LINE_HEAD "\"op\":\"insert\",\"values\":{\"id\":\"1\"}}\n");
+    assert_file(fake->path, SAMPLE_HEAD "\"op\":\"insert\",\"values\":{\"id\":\"1\"}}\n");
     ck_assert_int_eq(plugin->flush(state), WALNOTIFY_OK);
     plugin->shutdown(state);
     fake_free(fake);
@@ -996,10 +910,10 @@ START_TEST(test_appends_to_existing_file)
     fake_host *fake = fake_new("existing.jsonl");
     spit(fake->path, "earlier\n", 8);
     void *state = start(fake);
-    walnotify_event ev = insert_event(NULL, 0);
+    walnotify_event ev = sample_event(WALNOTIFY_OP_INSERT, NULL, 0);
     ck_assert_int_eq(plugin->handle(state, &ev), WALNOTIFY_OK);
     plugin->shutdown(state);
-    assert_file(fake->path, "earlier\n" LINE_HEAD "\"op\":\"insert\",\"values\":{}}\n");
+    assert_file(fake->path, "earlier\n" SAMPLE_HEAD "\"op\":\"insert\",\"values\":{}}\n");
     ck_assert_uint_eq(fake->log_len, 0);
     fake_free(fake);
 }
@@ -1025,8 +939,8 @@ START_TEST(test_abort_truncates_transaction)
     fake_host *fake = fake_new("abort.jsonl");
     void *state = start(fake);
     walnotify_column cols[] = {text_col("id", "1")};
-    walnotify_event ev = insert_event(cols, 1);
-    const char *first = LINE_HEAD "\"op\":\"insert\",\"values\":{\"id\":\"1\"}}\n";
+    walnotify_event ev = sample_event(WALNOTIFY_OP_INSERT, cols, 1);
+    const char *first = SAMPLE_HEAD "\"op\":\"insert\",\"values\":{\"id\":\"1\"}}\n";
 
     ck_assert_int_eq(plugin->begin(state, &test_txn), WALNOTIFY_OK);
     ck_assert_int_eq(plugin->handle(state, &ev), WALNOTIFY_OK);
@@ -1044,14 +958,14 @@ START_TEST(test_abort_truncates_transaction)
     ck_assert_ptr_nonnull(value);
     memset(value, 'v', big);
     walnotify_column big_cols[] = {bytes_col("v", value, big)};
-    walnotify_event big_ev = insert_event(big_cols, 1);
+    walnotify_event big_ev = sample_event(WALNOTIFY_OP_INSERT, big_cols, 1);
     ck_assert_int_eq(plugin->begin(state, &test_txn), WALNOTIFY_OK);
     for (int i = 0; i < 3; i++)
         ck_assert_int_eq(plugin->handle(state, &big_ev), WALNOTIFY_OK);
     struct stat sb;
     ck_assert_int_eq(stat(fake->path, &sb), 0);
     /* 200 KiB lines: the second passes the write threshold, the third is still buffered. */
-    size_t big_line = strlen(LINE_HEAD "\"op\":\"insert\",\"values\":{\"v\":\"") + big +
+    size_t big_line = strlen(SAMPLE_HEAD "\"op\":\"insert\",\"values\":{\"v\":\"") + big +
                       strlen("\"}}\n");
     ck_assert_int_eq(sb.st_size, (off_t)(strlen(first) + 2 * big_line));
     plugin->abort(state, &test_txn);
@@ -1064,11 +978,11 @@ START_TEST(test_abort_truncates_transaction)
     ck_assert_ptr_nonnull(huge_value);
     memset(huge_value, 'h', huge);
     walnotify_column huge_cols[] = {bytes_col("v", huge_value, huge)};
-    walnotify_event huge_ev = insert_event(huge_cols, 1);
+    walnotify_event huge_ev = sample_event(WALNOTIFY_OP_INSERT, huge_cols, 1);
     ck_assert_int_eq(plugin->begin(state, &test_txn), WALNOTIFY_OK);
     ck_assert_int_eq(plugin->handle(state, &ev), WALNOTIFY_OK);
     ck_assert_int_eq(plugin->handle(state, &huge_ev), WALNOTIFY_OK);
-    size_t huge_line = strlen(LINE_HEAD "\"op\":\"insert\",\"values\":{\"v\":\"") + huge +
+    size_t huge_line = strlen(SAMPLE_HEAD "\"op\":\"insert\",\"values\":{\"v\":\"") + huge +
                        strlen("\"}}\n");
     ck_assert_int_eq(stat(fake->path, &sb), 0);
     ck_assert_int_eq(sb.st_size, (off_t)(2 * strlen(first) + huge_line));
@@ -1103,10 +1017,11 @@ START_TEST(test_torn_last_line_is_cut)
     assert_file(fake->path, "{\"a\":1}\n{\"b\":2}\n");
     ck_assert_msg(strstr(fake->log, "WARNING: ") != NULL && strstr(fake->log, "cut 5 bytes"),
                   "log: %s", fake->log);
-    walnotify_event ev = insert_event(NULL, 0);
+    walnotify_event ev = sample_event(WALNOTIFY_OP_INSERT, NULL, 0);
     ck_assert_int_eq(plugin->handle(state, &ev), WALNOTIFY_OK);
     plugin->shutdown(state);
-    assert_file(fake->path, "{\"a\":1}\n{\"b\":2}\n" LINE_HEAD "\"op\":\"insert\",\"values\":{}}\n");
+    assert_file(fake->path,
+                "{\"a\":1}\n{\"b\":2}\n" SAMPLE_HEAD "\"op\":\"insert\",\"values\":{}}\n");
     fake_free(fake);
 }
 END_TEST
@@ -1221,11 +1136,11 @@ START_TEST(test_file_locked_by_another_process_is_retry)
     ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     state = start(fake);
     walnotify_column cols[] = {text_col("id", "1")};
-    walnotify_event ev = insert_event(cols, 1);
+    walnotify_event ev = sample_event(WALNOTIFY_OP_INSERT, cols, 1);
     ck_assert_int_eq(plugin->handle(state, &ev), WALNOTIFY_OK);
     ck_assert_int_eq(plugin->flush(state), WALNOTIFY_OK);
     plugin->shutdown(state);
-    assert_file(fake->path, LINE_HEAD "\"op\":\"insert\",\"values\":{\"id\":\"1\"}}\n");
+    assert_file(fake->path, SAMPLE_HEAD "\"op\":\"insert\",\"values\":{\"id\":\"1\"}}\n");
     fake_free(fake);
 }
 END_TEST
@@ -1239,8 +1154,8 @@ START_TEST(test_two_instances_keep_separate_state)
     void *b = start(fb);
     walnotify_column ca[] = {text_col("who", "a")};
     walnotify_column cb[] = {text_col("who", "b")};
-    walnotify_event ea = insert_event(ca, 1);
-    walnotify_event eb = insert_event(cb, 1);
+    walnotify_event ea = sample_event(WALNOTIFY_OP_INSERT, ca, 1);
+    walnotify_event eb = sample_event(WALNOTIFY_OP_INSERT, cb, 1);
 
     ck_assert_int_eq(plugin->begin(a, &test_txn), WALNOTIFY_OK);
     ck_assert_int_eq(plugin->begin(b, &test_txn), WALNOTIFY_OK);
@@ -1254,8 +1169,8 @@ START_TEST(test_two_instances_keep_separate_state)
     plugin->shutdown(b);
     plugin->shutdown(a);
 
-    assert_file(fa->path, LINE_HEAD "\"op\":\"insert\",\"values\":{\"who\":\"a\"}}\n");
-    assert_file(fb->path, LINE_HEAD "\"op\":\"insert\",\"values\":{\"who\":\"b\"}}\n");
+    assert_file(fa->path, SAMPLE_HEAD "\"op\":\"insert\",\"values\":{\"who\":\"a\"}}\n");
+    assert_file(fb->path, SAMPLE_HEAD "\"op\":\"insert\",\"values\":{\"who\":\"b\"}}\n");
     fake_free(fa);
     fake_free(fb);
 }
@@ -1275,7 +1190,7 @@ START_TEST(test_standard_output)
     close(cfd);
 
     void *state = start(fake);
-    walnotify_event ev = insert_event(NULL, 0);
+    walnotify_event ev = sample_event(WALNOTIFY_OP_INSERT, NULL, 0);
     ck_assert_int_eq(plugin->begin(state, &test_txn), WALNOTIFY_OK);
     ck_assert_int_eq(plugin->handle(state, &ev), WALNOTIFY_OK);
     ck_assert_int_eq(plugin->commit(state, &test_txn), WALNOTIFY_OK);
@@ -1286,7 +1201,7 @@ START_TEST(test_standard_output)
     ck_assert_int_eq(fcntl(STDOUT_FILENO, F_GETFD), 0);
     ck_assert_int_ge(dup2(saved, STDOUT_FILENO), 0);
     close(saved);
-    assert_file(capture, LINE_HEAD "\"op\":\"insert\",\"values\":{}}\n");
+    assert_file(capture, SAMPLE_HEAD "\"op\":\"insert\",\"values\":{}}\n");
     ck_assert_uint_eq(fake->log_len, 0);
     fake_free(fake);
 }
@@ -1302,7 +1217,7 @@ START_TEST(test_standard_output_pipe_fsync)
     ck_assert_int_ge(dup2(fds[1], STDOUT_FILENO), 0);
     close(fds[1]);
     void *state = start(fake);
-    walnotify_event ev = insert_event(NULL, 0);
+    walnotify_event ev = sample_event(WALNOTIFY_OP_INSERT, NULL, 0);
     ck_assert_int_eq(plugin->handle(state, &ev), WALNOTIFY_OK);
     ck_assert_int_eq(plugin->flush(state), WALNOTIFY_OK);
     plugin->shutdown(state);
@@ -1313,7 +1228,7 @@ START_TEST(test_standard_output_pipe_fsync)
     close(fds[0]);
     ck_assert_int_gt(n, 0);
     got[n] = '\0';
-    ck_assert_str_eq(got, LINE_HEAD "\"op\":\"insert\",\"values\":{}}\n");
+    ck_assert_str_eq(got, SAMPLE_HEAD "\"op\":\"insert\",\"values\":{}}\n");
     fake_free(fake);
 }
 END_TEST
@@ -1322,7 +1237,7 @@ START_TEST(test_write_error_is_fatal)
 {
     fake_host *fake = fake_new("/dev/full");
     void *state = start(fake);
-    walnotify_event ev = insert_event(NULL, 0);
+    walnotify_event ev = sample_event(WALNOTIFY_OP_INSERT, NULL, 0);
     ck_assert_int_eq(plugin->handle(state, &ev), WALNOTIFY_FATAL);
     ck_assert_msg(strstr(fake->log, "/dev/full") != NULL &&
                       strstr(fake->log, strerror(ENOSPC)) != NULL,
@@ -1346,7 +1261,7 @@ START_TEST(test_partial_write_leaves_whole_lines)
     void (*old_handler)(int) = signal(SIGXFSZ, SIG_IGN);
     ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &limit), 0);
 
-    walnotify_event ev = insert_event(NULL, 0);
+    walnotify_event ev = sample_event(WALNOTIFY_OP_INSERT, NULL, 0);
     ck_assert_int_eq(plugin->begin(state, &test_txn), WALNOTIFY_OK);
     ck_assert_int_eq(plugin->handle(state, &ev), WALNOTIFY_OK);
     walnotify_status status = plugin->commit(state, &test_txn);
@@ -1432,9 +1347,5 @@ static Suite *jsonl_suite(void)
 
 int main(void)
 {
-    SRunner *runner = srunner_create(jsonl_suite());
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return run_suite(jsonl_suite()) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

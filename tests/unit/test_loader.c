@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "loader.h"
+#include "run_suite.h"
 
 #define CONF_FILE "/etc/wn/w.conf"
 #define CONF_DIR "/etc/wn"
@@ -791,11 +792,5 @@ static Suite *loader_suite(void)
 
 int main(void)
 {
-    SRunner *runner = srunner_create(loader_suite());
-    int failed;
-
-    srunner_run_all(runner, CK_NORMAL);
-    failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return run_suite(loader_suite()) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "run_suite.h"
 
 #define CAPTURE_MAX 8192
 
@@ -88,15 +89,9 @@ int main(void)
 {
     Suite *s = suite_create("log");
     TCase *tc = tcase_create("lines");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, log_line_shape);
     tcase_add_test(tc, fatal_line_has_the_same_shape);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return run_suite(s) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

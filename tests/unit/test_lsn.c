@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "lsn.h"
+#include "run_suite.h"
 
 START_TEST(parses_and_prints)
 {
@@ -46,15 +47,9 @@ int main(void)
 {
     Suite *suite = suite_create("lsn");
     TCase *tc = tcase_create("lsn");
-    SRunner *runner;
-    int failed;
 
     tcase_add_test(tc, parses_and_prints);
     tcase_add_test(tc, rejects_malformed);
     suite_add_tcase(suite, tc);
-    runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return run_suite(suite) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -12,7 +12,8 @@
 #include <unistd.h>
 
 #include "paths.h"
-#include "tempdir.h"
+#include "run_suite.h"
+#include "unit_paths.h"
 
 static char dir[PATH_MAX]; /* canonical: mkdtemp under a canonical /tmp */
 
@@ -56,16 +57,16 @@ START_TEST(resolve_makes_an_existing_folder_canonical)
     char sub[PATH_MAX], want[PATH_MAX];
     char *p;
 
-    tempdir_make(dir, sizeof dir, "test_paths");
-    ck_assert_int_eq(mkdir(tempdir_path(sub, sizeof sub, dir, "sub"), 0700), 0);
+    unit_temp_dir(dir, sizeof dir, "test_paths");
+    ck_assert_int_eq(mkdir(unit_temp_path(sub, sizeof sub, dir, "sub"), 0700), 0);
     p = wn_paths_resolve(sub, "../x.so");
-    ck_assert_str_eq(p, tempdir_path(want, sizeof want, dir, "x.so"));
+    ck_assert_str_eq(p, unit_temp_path(want, sizeof want, dir, "x.so"));
     free(p);
     /* The last component stays as written: a link there is for whoever opens it to see. */
     p = wn_paths_resolve(dir, "sub/..");
-    ck_assert_str_eq(p, tempdir_path(want, sizeof want, dir, "sub/.."));
+    ck_assert_str_eq(p, unit_temp_path(want, sizeof want, dir, "sub/.."));
     free(p);
-    tempdir_remove(dir);
+    unit_remove_tree(dir);
 }
 END_TEST
 
@@ -74,25 +75,25 @@ START_TEST(resolve_plugin_prefers_the_local_file_then_the_installed_one)
     char conf[PATH_MAX], installed[PATH_MAX], path[PATH_MAX];
     char *p;
 
-    tempdir_make(dir, sizeof dir, "test_paths");
-    ck_assert_int_eq(mkdir(tempdir_path(conf, sizeof conf, dir, "conf"), 0700), 0);
-    ck_assert_int_eq(mkdir(tempdir_path(installed, sizeof installed, dir, "lib"), 0700), 0);
+    unit_temp_dir(dir, sizeof dir, "test_paths");
+    ck_assert_int_eq(mkdir(unit_temp_path(conf, sizeof conf, dir, "conf"), 0700), 0);
+    ck_assert_int_eq(mkdir(unit_temp_path(installed, sizeof installed, dir, "lib"), 0700), 0);
 
     /* Nowhere: the configuration's folder, for the loader to name. */
     p = wn_paths_resolve_plugin(conf, "webhook.so", installed);
-    tempdir_path(path, sizeof path, conf, "webhook.so");
+    unit_temp_path(path, sizeof path, conf, "webhook.so");
     ck_assert_str_eq(p, path);
     free(p);
 
     /* Installed only: the installed file. */
-    tempdir_path(path, sizeof path, installed, "webhook.so");
+    unit_temp_path(path, sizeof path, installed, "webhook.so");
     touch(path);
     p = wn_paths_resolve_plugin(conf, "webhook.so", installed);
     ck_assert_str_eq(p, path);
     free(p);
 
     /* Next to the configuration too: that one. */
-    tempdir_path(path, sizeof path, conf, "webhook.so");
+    unit_temp_path(path, sizeof path, conf, "webhook.so");
     touch(path);
     p = wn_paths_resolve_plugin(conf, "webhook.so", installed);
     ck_assert_str_eq(p, path);
@@ -100,10 +101,10 @@ START_TEST(resolve_plugin_prefers_the_local_file_then_the_installed_one)
 
     /* A name with a slash is never looked up in the installed folder. */
     p = wn_paths_resolve_plugin(conf, "./jsonl.so", installed);
-    tempdir_path(path, sizeof path, conf, "jsonl.so");
+    unit_temp_path(path, sizeof path, conf, "jsonl.so");
     ck_assert_str_eq(p, path);
     free(p);
-    tempdir_remove(dir);
+    unit_remove_tree(dir);
 }
 END_TEST
 
@@ -134,11 +135,5 @@ static Suite *paths_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(paths_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return run_suite(paths_suite()) == 0 ? 0 : 1;
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "relcache.h"
+#include "run_suite.h"
 
 /* A decoded Relation message built in memory; the strings live in the fixture. */
 typedef struct relation_fixture {
@@ -333,11 +334,5 @@ static Suite *relcache_suite(void)
 
 int main(void)
 {
-    SRunner *runner = srunner_create(relcache_suite());
-    int failed;
-
-    srunner_run_all(runner, CK_NORMAL);
-    failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return run_suite(relcache_suite()) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

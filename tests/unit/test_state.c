@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "state.h"
+#include "run_suite.h"
 
 typedef struct folder {
     char dir[PATH_MAX];
@@ -374,8 +375,6 @@ int main(void)
 {
     Suite *s = suite_create("state");
     TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, round_trip);
     tcase_add_test(tc, missing_file_is_no_state);
@@ -392,9 +391,5 @@ int main(void)
     tcase_add_test(tc, same_origin_and_mismatch_messages);
     tcase_add_test(tc, unwritable_names_are_refused);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return run_suite(s) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

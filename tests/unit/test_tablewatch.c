@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "tablewatch.h"
+#include "run_suite.h"
 
 static wn_table_seen seen_as(uint32_t oid, bool published, const char *expected_now,
                              bool configured)
@@ -113,8 +114,6 @@ int main(void)
 {
     Suite *suite = suite_create("tablewatch");
     TCase *tc = tcase_create("judge");
-    SRunner *runner;
-    int failed;
 
     tcase_add_test(tc, test_same);
     tcase_add_test(tc, test_unpublished);
@@ -123,9 +122,5 @@ int main(void)
     tcase_add_test(tc, test_dropped_and_made_again);
     tcase_add_test(tc, test_short_buffer);
     suite_add_tcase(suite, tc);
-    runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? 0 : 1;
+    return run_suite(suite) == 0 ? 0 : 1;
 }

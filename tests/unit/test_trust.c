@@ -12,7 +12,8 @@
 #include <unistd.h>
 
 #include "trust.h"
-#include "tempdir.h"
+#include "run_suite.h"
+#include "unit_paths.h"
 
 static char dir[PATH_MAX]; /* canonical, 0700, in /tmp (sticky, root's) */
 
@@ -29,10 +30,10 @@ START_TEST(own_file_in_own_folder_is_trusted)
 {
     char file[PATH_MAX], why[PATH_MAX + 256] = "";
 
-    tempdir_make(dir, sizeof dir, "test_trust");
-    touch(tempdir_path(file, sizeof file, dir, "plugin.so"), 0644);
+    unit_temp_dir(dir, sizeof dir, "test_trust");
+    touch(unit_temp_path(file, sizeof file, dir, "plugin.so"), 0644);
     ck_assert_msg(wn_trust_path(file, why, sizeof why), "refused: %s", why);
-    tempdir_remove(dir);
+    unit_remove_tree(dir);
 }
 END_TEST
 
@@ -40,12 +41,12 @@ START_TEST(a_file_others_may_write_is_refused)
 {
     char file[PATH_MAX], why[PATH_MAX + 256], want[PATH_MAX + 256];
 
-    tempdir_make(dir, sizeof dir, "test_trust");
-    touch(tempdir_path(file, sizeof file, dir, "plugin.so"), 0666);
+    unit_temp_dir(dir, sizeof dir, "test_trust");
+    touch(unit_temp_path(file, sizeof file, dir, "plugin.so"), 0666);
     ck_assert(!wn_trust_path(file, why, sizeof why));
     snprintf(want, sizeof want, "file %s is writable by everyone (mode 0666)", file);
     ck_assert_str_eq(why, want);
-    tempdir_remove(dir);
+    unit_remove_tree(dir);
 }
 END_TEST
 
@@ -53,14 +54,14 @@ START_TEST(a_folder_its_group_may_write_is_refused)
 {
     char sub[PATH_MAX], file[PATH_MAX], why[PATH_MAX + 256], want[PATH_MAX + 256];
 
-    tempdir_make(dir, sizeof dir, "test_trust");
-    ck_assert_int_eq(mkdir(tempdir_path(sub, sizeof sub, dir, "lib"), 0700), 0);
+    unit_temp_dir(dir, sizeof dir, "test_trust");
+    ck_assert_int_eq(mkdir(unit_temp_path(sub, sizeof sub, dir, "lib"), 0700), 0);
     ck_assert_int_eq(chmod(sub, 0770), 0);
-    touch(tempdir_path(file, sizeof file, dir, "lib/plugin.so"), 0644);
+    touch(unit_temp_path(file, sizeof file, dir, "lib/plugin.so"), 0644);
     ck_assert(!wn_trust_path(file, why, sizeof why));
     snprintf(want, sizeof want, "folder %s is writable by its group (mode 0770)", sub);
     ck_assert_str_eq(why, want);
-    tempdir_remove(dir);
+    unit_remove_tree(dir);
 }
 END_TEST
 
@@ -70,15 +71,15 @@ START_TEST(a_link_in_an_open_folder_is_refused)
     char open_dir[PATH_MAX], file[PATH_MAX], link[PATH_MAX];
     char why[PATH_MAX + 256], want[PATH_MAX + 256];
 
-    tempdir_make(dir, sizeof dir, "test_trust");
-    touch(tempdir_path(file, sizeof file, dir, "plugin.so"), 0644);
-    ck_assert_int_eq(mkdir(tempdir_path(open_dir, sizeof open_dir, dir, "open"), 0700), 0);
+    unit_temp_dir(dir, sizeof dir, "test_trust");
+    touch(unit_temp_path(file, sizeof file, dir, "plugin.so"), 0644);
+    ck_assert_int_eq(mkdir(unit_temp_path(open_dir, sizeof open_dir, dir, "open"), 0700), 0);
     ck_assert_int_eq(chmod(open_dir, 0777), 0);
-    ck_assert_int_eq(symlink(file, tempdir_path(link, sizeof link, dir, "open/plugin.so")), 0);
+    ck_assert_int_eq(symlink(file, unit_temp_path(link, sizeof link, dir, "open/plugin.so")), 0);
     ck_assert(!wn_trust_path(link, why, sizeof why));
     snprintf(want, sizeof want, "folder %s is writable by everyone (mode 0777)", open_dir);
     ck_assert_str_eq(why, want);
-    tempdir_remove(dir);
+    unit_remove_tree(dir);
 }
 END_TEST
 
@@ -86,11 +87,11 @@ START_TEST(a_missing_file_is_named)
 {
     char file[PATH_MAX], why[PATH_MAX + 256], want[PATH_MAX + 256];
 
-    tempdir_make(dir, sizeof dir, "test_trust");
-    ck_assert(!wn_trust_path(tempdir_path(file, sizeof file, dir, "absent.so"), why, sizeof why));
+    unit_temp_dir(dir, sizeof dir, "test_trust");
+    ck_assert(!wn_trust_path(unit_temp_path(file, sizeof file, dir, "absent.so"), why, sizeof why));
     snprintf(want, sizeof want, "cannot resolve %s: No such file or directory", file);
     ck_assert_str_eq(why, want);
-    tempdir_remove(dir);
+    unit_remove_tree(dir);
 }
 END_TEST
 
@@ -123,11 +124,5 @@ static Suite *trust_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(trust_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return run_suite(trust_suite()) == 0 ? 0 : 1;
 }
