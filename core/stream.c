@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 
 #include <libpq-fe.h>
 
@@ -38,7 +39,12 @@
 #define COALESCE_MIN 8     /* a drain of at least this many messages means the stream is busy */
 #define BUSY_WINDOW_US 1000 /* the stream's rate is judged over windows this long */
 #define BUSY_MESSAGES 32    /* messages in one window that make the stream busy */
-#define COALESCE_NS 100000 /* how long a busy stream is left to gather before the next wait */
+#define NAP_START_US 100    /* how long a busy stream is first left to gather before a wait */
+#define NAP_MIN_US 50       /* ... at the least, */
+#define NAP_MAX_US 400      /* ... and at the most, */
+#define NAP_STEP_US 50      /* ... growing by this while the socket keeps room */
+#define UNIX_FULL_REFILLS 1 /* reads past libpq's first after a nap that mean a Unix socket filled */
+#define TCP_FULL_REFILLS 8  /* ... and a TCP one (its buffers grow to megabytes) */
 #define REFILL_MIN 8192    /* bytes waiting in the socket that are read without a wait */
 #define REFILL_MAX 64      /* socket reads per batch, so the timers are looked at every 1 MiB */
 
@@ -55,6 +61,9 @@ struct wn_stream {
     bool have_pending;       /* `pending` could not be handed over yet */
     bool lost;               /* the failure was the connection's, not the protocol's */
     bool busy;               /* messages come fast enough for a nap to gather them */
+    bool napped;             /* the last wait began with a nap */
+    bool unix_socket;        /* the server is on a Unix socket (a small send buffer) */
+    int nap_us;              /* the nap's length now */
     int64_t window_start_us; /* monotonic time the current rate window began */
     int window_messages;     /* messages read in it */
     wn_item pending;
@@ -423,12 +432,33 @@ static void note_arrivals(wn_stream *stream, int got)
         stream->busy = true;
 }
 
-static void gather(const wn_stream *stream)
+static void gather(wn_stream *stream)
 {
-    struct timespec nap = {.tv_sec = 0, .tv_nsec = COALESCE_NS};
+    struct timespec nap = {.tv_sec = 0, .tv_nsec = (long)stream->nap_us * 1000};
 
+    stream->napped = stream->busy;
     if (stream->busy)
         (void)nanosleep(&nap, NULL);
+}
+
+/*
+ * The longer the nap, the fewer the wake-ups, until the server fills its socket and has to wait
+ * for room, which costs the stream its pace. What waited after the nap says which: read at once
+ * past libpq's first read (refills), it means the socket was near full, and the nap halves;
+ * otherwise it grows a step. A Unix socket holds only about 35 kB of small messages, a TCP one
+ * grows to megabytes.
+ */
+static void adapt_nap(wn_stream *stream, int refills)
+{
+    int full = stream->unix_socket ? UNIX_FULL_REFILLS : TCP_FULL_REFILLS;
+
+    if (!stream->napped)
+        return;
+    stream->napped = false;
+    if (refills >= full)
+        stream->nap_us = stream->nap_us / 2 > NAP_MIN_US ? stream->nap_us / 2 : NAP_MIN_US;
+    else if (stream->nap_us + NAP_STEP_US <= NAP_MAX_US)
+        stream->nap_us += NAP_STEP_US;
 }
 
 /*
@@ -483,6 +513,7 @@ static bool read_batch(wn_stream *stream, wn_handoff *handoff, int64_t now)
         stream->last_receive_ms = now;
         stream->asked_reply = false;
         note_arrivals(stream, got);
+        adapt_nap(stream, refills);
     }
     if (!ok)
         return false;
@@ -761,6 +792,16 @@ free_slot:
     return status;
 }
 
+static bool on_unix_socket(const PGconn *conn)
+{
+    struct sockaddr_storage address;
+    socklen_t length = sizeof address;
+
+    if (getsockname(PQsocket(conn), (struct sockaddr *)&address, &length) != 0)
+        return false;
+    return address.ss_family == AF_UNIX;
+}
+
 int wn_stream_open(wn_stream **out, const wn_stream_options *options, char *err, size_t errlen)
 {
     char message[MESSAGE_MAX];
@@ -776,6 +817,7 @@ int wn_stream_open(wn_stream **out, const wn_stream_options *options, char *err,
     stream->status_interval_ms = options->status_interval_ms;
     stream->receive_timeout_ms = options->receive_timeout_ms;
     stream->progress_interval_ms = options->progress_interval_ms;
+    stream->nap_us = NAP_START_US;
     if (options->state_file && options->origin) {
         stream->state_file = options->state_file;
         stream->state = *options->origin;
@@ -789,6 +831,7 @@ int wn_stream_open(wn_stream **out, const wn_stream_options *options, char *err,
     status = start_replication(stream, options, err, errlen);
     if (status != 0)
         goto free_stream;
+    stream->unix_socket = on_unix_socket(stream->conn);
     if (PQsetnonblocking(stream->conn, 1) != 0) {
         wn_server_message(stream->conn, NULL, message, sizeof message);
         snprintf(err, errlen, "starting replication: %s", message);
