@@ -35,16 +35,17 @@
 #define FLUSH_TIMEOUT_MS 5000 /* how long the last status update may take to leave */
 #define DRAIN_TIMEOUT_MS 2000 /* how long to wait for the server to end the copy */
 #define MESSAGE_MAX 1024
-#define BATCH_MAX 1024     /* messages read per turn before the timers are looked at again */
-#define COALESCE_MIN 8     /* a drain of at least this many messages means the stream is busy */
+#define BATCH_MAX 1024      /* messages read per turn before the timers are looked at again */
+#define COALESCE_MIN 8      /* a drain of at least this many messages means the stream is busy */
 #define BUSY_WINDOW_US 1000 /* the stream's rate is judged over windows this long */
 #define BUSY_MESSAGES 32    /* messages in one window that make the stream busy */
 #define NAP_START_US 100    /* how long a busy stream is first left to gather before a wait */
 #define NAP_MIN_US 50       /* ... at the least, */
 #define NAP_MAX_US 400      /* ... and at the most, */
 #define NAP_STEP_US 50      /* ... growing by this while the socket keeps room */
-#define UNIX_FULL_REFILLS 1 /* reads past libpq's first after a nap that mean a Unix socket filled */
-#define TCP_FULL_REFILLS 8  /* ... and a TCP one (its buffers grow to megabytes) */
+#define UNIX_FULL_REFILLS                                                                          \
+    1                      /* reads past libpq's first after a nap that mean a Unix socket filled */
+#define TCP_FULL_REFILLS 8 /* ... and a TCP one (its buffers grow to megabytes) */
 #define REFILL_MIN 8192    /* bytes waiting in the socket that are read without a wait */
 #define REFILL_MAX 64      /* socket reads per batch, so the timers are looked at every 1 MiB */
 
