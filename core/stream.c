@@ -43,11 +43,10 @@
 #define NAP_MIN_US 50       /* ... at the least, */
 #define NAP_MAX_US 400      /* ... and at the most, */
 #define NAP_STEP_US 50      /* ... growing by this while the socket keeps room */
-#define UNIX_FULL_REFILLS                                                                          \
-    1                      /* reads past libpq's first after a nap that mean a Unix socket filled */
-#define TCP_FULL_REFILLS 8 /* ... and a TCP one (its buffers grow to megabytes) */
-#define REFILL_MIN 8192    /* bytes waiting in the socket that are read without a wait */
-#define REFILL_MAX 64      /* socket reads per batch, so the timers are looked at every 1 MiB */
+#define UNIX_FULL_REFILLS 1 /* extra reads after a nap that mean a Unix socket was near full */
+#define TCP_FULL_REFILLS 8  /* ... and a TCP one (its buffers grow to megabytes) */
+#define REFILL_MIN 8192     /* bytes waiting in the socket that are read without a wait */
+#define REFILL_MAX 64       /* socket reads per batch, so the timers are looked at every 1 MiB */
 
 struct wn_stream {
     PGconn *conn;
