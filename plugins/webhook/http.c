@@ -50,6 +50,7 @@ struct webhook_http {
     CURLcode result;
     const char *failure; /* set when it could not be sent at all: why */
     int64_t deadline_ms; /* monotonic time by which its answer must have come */
+    curl_off_t length;   /* bytes of its body */
 };
 
 /* ---- the bearer token ------------------------------------------------------------------------ */
@@ -354,6 +355,7 @@ void webhook_http_start(webhook_http *http, const webhook_request *request)
     http->failure = NULL;
     http->result = CURLE_OK;
     http->deadline_ms = monotonic_ms() + http->settings->timeout_ms;
+    http->length = (curl_off_t)request->length;
     http->headers = request_headers(http, request);
     if (http->headers == NULL) {
         http->failure = "out of memory building the request's headers";
@@ -379,12 +381,28 @@ void webhook_http_progress(webhook_http *http)
         drive(http);
 }
 
-/* The answer is read before the deadline is looked at: one that came while the host was busy
- * elsewhere counts, however late it is collected. */
+/* Whether the whole request has gone out (a new connection, or a body larger than the socket
+ * takes, goes out only as libcurl is driven). */
+static bool all_sent(const webhook_http *http)
+{
+    curl_off_t sent = 0;
+
+    curl_easy_getinfo(http->curl, CURLINFO_SIZE_UPLOAD_T, &sent);
+    return sent >= http->length;
+}
+
+/*
+ * The answer is read before the deadline is looked at: one that came while the host was busy
+ * elsewhere counts, however late it is collected. A request that was not yet all sent when the
+ * host left it gets timeout_ms from now: the receiver cannot answer what it was not sent.
+ */
 void webhook_http_finish(webhook_http *http, webhook_reply *reply)
 {
+    bool was_out = all_sent(http);
     bool timed_out = false;
 
+    if (!drive(http) && !was_out)
+        http->deadline_ms = monotonic_ms() + http->settings->timeout_ms;
     while (!drive(http)) {
         int64_t left = http->deadline_ms - monotonic_ms();
 

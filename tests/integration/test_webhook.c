@@ -6,6 +6,8 @@
  *                                 commit and between parts; the connection is reused;
  *   a stalled and a cut request   a receiver that answers nothing within timeout_ms, and one
  *                                 that closes the connection mid-request: retried;
+ *   an answer read late           a request answered at once but settled past timeout_ms
+ *                                 (another plugin sleeps): not sent again;
  *   nothing acknowledged early    while every answer is 500 the slot stays before the
  *                                 transaction; a clean stop, then a healthy receiver gets it;
  *   event mode and a 400          one POST per event; a 500 is retried, the refused event goes
@@ -204,6 +206,42 @@ START_TEST(test_stalled_and_cut_requests)
     assert_stderr(&host, "will retry: POST to http://127.0.0.1:");
     hook_server_stop(&server);
     faults_history_free(&history);
+    itest_end(&ctx);
+}
+END_TEST
+
+/* An answer that came in time counts however late walnotify reads it: a request is sent at
+ * commit and settled only at the next one, here held back by a second plugin sleeping past
+ * timeout_ms. Read as a timeout, it would be sent again. */
+START_TEST(test_answer_read_late_counts)
+{
+    itest_ctx ctx;
+    itest_host host;
+    hook_server server;
+    hook_requests reqs;
+    itest_path conf;
+
+    itest_begin(&ctx, "hooklate");
+    create_table(&ctx);
+    hook_server_start(&ctx, &server, "hook", false, ITEST_ARGS("--script", "ok"));
+    conf = itest_config(&ctx, "late.cfg", "\"public.t\"", 10000,
+                        "{ name = \"hook\"; path = \"%s\"; retry_initial_ms = 10;"
+                        "  settings = { url = \"%s\"; timeout_ms = 1000; }; },"
+                        "{ name = \"slow\"; path = \"%s\";"
+                        "  settings = { block_ms = 2500; block_at = 2; }; }",
+                        itest_root_file(WEBHOOK).s, server.url,
+                        itest_root_file("build/tests/fixtures/blocker.so").s);
+    itest_create_slot(&ctx, conf.s);
+    itest_exec(ctx.conn, "INSERT INTO t VALUES (1, 'a')");
+    itest_exec(ctx.conn, "INSERT INTO t VALUES (2, 'b')");
+
+    run_to_now(&ctx, &host, conf.s);
+    itest_assert_exit(&host, 0);
+    ck_assert_msg(!stderr_has(&host, "will retry"), "an answered request was sent again");
+    hook_server_stop(&server);
+    reqs = hook_server_requests(&server);
+    ck_assert_msg(reqs.count == 2, "%zu requests for 2 transactions", reqs.count);
+    hook_requests_free(&reqs);
     itest_end(&ctx);
 }
 END_TEST
@@ -413,6 +451,7 @@ int main(void)
 
     tcase_add_test(tc, test_parts_and_transient_answers);
     tcase_add_test(tc, test_stalled_and_cut_requests);
+    tcase_add_test(tc, test_answer_read_late_counts);
     tcase_add_test(tc, test_nothing_acknowledged_before_2xx);
     tcase_add_test(tc, test_event_mode_refused_event_skipped);
     tcase_add_test(tc, test_tls_wrong_ca_refused_right_ca_delivers);
