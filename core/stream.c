@@ -35,18 +35,19 @@
 #define FLUSH_TIMEOUT_MS 5000 /* how long the last status update may take to leave */
 #define DRAIN_TIMEOUT_MS 2000 /* how long to wait for the server to end the copy */
 #define MESSAGE_MAX 1024
-#define BATCH_MAX 1024      /* messages read per turn before the timers are looked at again */
-#define COALESCE_MIN 8      /* a drain of at least this many messages means the stream is busy */
-#define BUSY_WINDOW_US 1000 /* the stream's rate is judged over windows this long */
-#define BUSY_MESSAGES 32    /* messages in one window that make the stream busy */
-#define NAP_START_US 100    /* how long a busy stream is first left to gather before a wait */
-#define NAP_MIN_US 50       /* ... at the least, */
-#define NAP_MAX_US 400      /* ... and at the most, */
-#define NAP_STEP_US 50      /* ... growing by this while the socket keeps room */
-#define UNIX_FULL_REFILLS 1 /* extra reads after a nap that mean a Unix socket was near full */
-#define TCP_FULL_REFILLS 8  /* ... and a TCP one (its buffers grow to megabytes) */
-#define REFILL_MIN 8192     /* bytes waiting in the socket that are read without a wait */
-#define REFILL_MAX 64       /* socket reads per batch, so the timers are looked at every 1 MiB */
+#define BATCH_MAX 1024         /* messages read per turn before the timers are looked at again */
+#define COALESCE_MIN 8         /* a drain of at least this many messages means the stream is busy */
+#define BUSY_WINDOW_US 1000    /* the stream's rate is judged over windows this long */
+#define BUSY_MESSAGES 32       /* messages in one window that make the stream busy */
+#define NAP_START_US 100       /* how long a busy stream is first left to gather before a wait */
+#define NAP_MIN_US 50          /* ... at the least, */
+#define NAP_MAX_US 400         /* ... and at the most, */
+#define NAP_STEP_US 50         /* ... growing by this while the socket keeps room */
+#define UNIX_FULL_REFILLS 1    /* extra reads after a nap that mean a Unix socket was near full */
+#define UNIX_FULL_MESSAGES 128 /* ... or messages read, whatever their size (see adapt_nap) */
+#define TCP_FULL_REFILLS 8     /* ... and a TCP one (its buffers grow to megabytes) */
+#define REFILL_MIN 8192        /* bytes waiting in the socket that are read without a wait */
+#define REFILL_MAX 64          /* socket reads per batch, so the timers are looked at every 1 MiB */
 
 struct wn_stream {
     PGconn *conn;
@@ -443,19 +444,22 @@ static void gather(wn_stream *stream)
 
 /*
  * The longer the nap, the fewer the wake-ups, until the server fills its socket and has to wait
- * for room, which costs the stream its pace. What waited after the nap says which: read at once
- * past libpq's first read (refills), it means the socket was near full, and the nap halves;
- * otherwise it grows a step. A Unix socket holds only about 35 kB of small messages, a TCP one
- * grows to megabytes.
+ * for room, which costs the stream its pace. What waited after the nap says which: when it was
+ * more than libpq's first read could take (refills), or, on a Unix socket, many messages, the
+ * socket was near full and the nap halves; otherwise it grows a step. A Unix socket's room is
+ * counted in kernel buffers, one per message: it holds 278 messages of up to about 190 bytes
+ * (8 to 50 kB, so a count of bytes misses it), fewer larger ones. A TCP one grows to megabytes.
  */
-static void adapt_nap(wn_stream *stream, int refills)
+static void adapt_nap(wn_stream *stream, int messages, int refills)
 {
-    int full = stream->unix_socket ? UNIX_FULL_REFILLS : TCP_FULL_REFILLS;
+    bool near_full = stream->unix_socket
+                         ? refills >= UNIX_FULL_REFILLS || messages >= UNIX_FULL_MESSAGES
+                         : refills >= TCP_FULL_REFILLS;
 
     if (!stream->napped)
         return;
     stream->napped = false;
-    if (refills >= full)
+    if (near_full)
         stream->nap_us = stream->nap_us / 2 > NAP_MIN_US ? stream->nap_us / 2 : NAP_MIN_US;
     else if (stream->nap_us + NAP_STEP_US <= NAP_MAX_US)
         stream->nap_us += NAP_STEP_US;
@@ -513,7 +517,7 @@ static bool read_batch(wn_stream *stream, wn_handoff *handoff, int64_t now)
         stream->last_receive_ms = now;
         stream->asked_reply = false;
         note_arrivals(stream, got);
-        adapt_nap(stream, refills);
+        adapt_nap(stream, got, refills);
     }
     if (!ok)
         return false;
