@@ -371,13 +371,22 @@ delivered_all() {
     return 1
 }
 
+# The machine's steal time so far, in 1/100 s summed over its CPUs: the time a hypervisor kept
+# them from running what was ready to run (0 on bare metal).
+steal_ticks() {
+    awk '$1 == "cpu" { print ($9 == "" ? 0 : $9); exit }' /proc/stat 2>/dev/null || echo 0
+}
+
 # Runs contender $2 on workload $1, round $3, up to LSN $4; appends a line to results.tsv.
 measure() {
     local work=$1 who=$2 round=$3 endpos=$4 slot=bench_${1}_${2}_${3} tfile rc=0 confirmed
+    local steal_before steal
     tfile=$OUT/time.$$
     contender_cmd "$who" "$slot" "$endpos"
+    steal_before=$(steal_ticks)
     timeout -k 10 "$RUN_TIMEOUT" "$TIME_BIN" -f "%e %U %S %M" -o "$tfile" "${CMD[@]}" \
         >"$LOGS/$slot.log" 2>&1 || rc=$?
+    steal=$(awk -v a="$steal_before" -v b="$(steal_ticks)" 'BEGIN { printf "%.2f", (b - a) / 100 }')
     if [ "$rc" -ne 0 ]; then
         note "$who on $work (round $round) exited $rc; log: $LOGS/$slot.log"
         tail -n 5 "$LOGS/$slot.log" >&2 || true
@@ -391,12 +400,12 @@ measure() {
     fi
     # GNU time writes "Command exited with non-zero status N" first when the command failed.
     read -r wall user sys rss < <(tail -n 1 "$tfile")
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$work" "$who" "$round" "$wall" "$user" "$sys" \
-        "$rss" "$rc" "$confirmed" >>"$RESULTS"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$work" "$who" "$round" "$wall" "$user" \
+        "$sys" "$rss" "$rc" "$confirmed" "$steal" >>"$RESULTS"
     awk -v r="$round" -v who="$who" -v wall="$wall" -v u="$user" -v s="$sys" \
-        -v rss="$rss" -v rc="$rc" 'BEGIN {
-        printf "  round %s  %-15s wall %7.2f s  cpu %7.2f s  rss %7.1f MiB%s\n", r, who, wall,
-            u + s, rss / 1024, rc == 0 ? "" : "  FAILED (exit " rc ")" }' >&2
+        -v rss="$rss" -v rc="$rc" -v steal="$steal" 'BEGIN {
+        printf "  round %s  %-15s wall %7.2f s  cpu %7.2f s  rss %7.1f MiB  steal %5.2f s%s\n", r,
+            who, wall, u + s, rss / 1024, steal, rc == 0 ? "" : "  FAILED (exit " rc ")" }' >&2
     rm -f "$tfile"
 }
 
@@ -451,26 +460,27 @@ median() {
         if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
-# Median of field $3 (an awk expression over wall user sys rss) for workload $1, contender $2,
+# Median of field $3 (an awk expression over wall user sys rss steal) for workload $1, contender $2,
 # over the rounds that succeeded.
 stat_of() {
     awk -F'\t' -v w="$1" -v c="$2" '$1 == w && $2 == c && $8 == 0 {
-        wall = $4; user = $5; sys = $6; rss = $7; print '"$3"' }' "$RESULTS" | median
+        wall = $4; user = $5; sys = $6; rss = $7; steal = $10; print '"$3"' }' "$RESULTS" | median
 }
 
 print_table() {
-    local work=$1 rows who wall cpu rss base_wall base_cpu ok baseline
+    local work=$1 rows who wall cpu rss steal base_wall base_cpu ok baseline
     rows=$(workload_rows "$work")
     echo
     echo "$(workload_title "$work") (median of $ROUNDS rounds)"
-    printf '| %-19s | %10s | %7s | %7s | %9s | %12s | %11s |\n' client rows/s "wall s" "CPU s" \
-        "peak RSS" "wall/recvlog" "CPU/recvlog"
-    printf '|%s|%s|%s|%s|%s|%s|%s|\n' --------------------- -----------: --------: --------: \
-        ----------: -------------: ------------:
+    printf '| %-19s | %10s | %7s | %7s | %9s | %12s | %11s | %7s |\n' client rows/s "wall s" \
+        "CPU s" "peak RSS" "wall/recvlog" "CPU/recvlog" "steal s"
+    printf '|%s|%s|%s|%s|%s|%s|%s|%s|\n' --------------------- -----------: --------: --------: \
+        ----------: -------------: ------------: --------:
     for who in "${CONTENDERS[@]}"; do
         ok=$(awk -F'\t' -v w="$work" -v c="$who" '$1 == w && $2 == c && $8 == 0' "$RESULTS" | wc -l)
         if [ "$ok" -eq 0 ]; then
-            printf '| %-19s | %10s | %7s | %7s | %9s | %12s | %11s |\n' "$who" failed - - - - -
+            printf '| %-19s | %10s | %7s | %7s | %9s | %12s | %11s | %7s |\n' "$who" failed - - - - \
+                - -
             continue
         fi
         baseline=pg_recvlogical
@@ -480,14 +490,16 @@ print_table() {
         wall=$(stat_of "$work" "$who" wall)
         cpu=$(stat_of "$work" "$who" "user + sys")
         rss=$(stat_of "$work" "$who" rss)
+        steal=$(stat_of "$work" "$who" steal)
         awk -v who="$who" -v rows="$rows" -v wall="$wall" -v cpu="$cpu" -v rss="$rss" \
-            -v bw="$base_wall" -v bc="$base_cpu" -v ok="$ok" -v rounds="$ROUNDS" 'BEGIN {
+            -v bw="$base_wall" -v bc="$base_cpu" -v ok="$ok" -v rounds="$ROUNDS" \
+            -v steal="$steal" 'BEGIN {
             name = who; if (ok < rounds) name = who " (" ok "/" rounds ")"
             rate = wall > 0 ? rows / wall : 0
             rw = (bw + 0 > 0) ? sprintf("%.2f", wall / bw) : "-"
             rc = (bc + 0 > 0) ? sprintf("%.2f", cpu / bc) : "-"
-            printf "| %-19s | %10.0f | %7.2f | %7.2f | %5.1f MiB | %12s | %11s |\n",
-                name, rate, wall, cpu, rss / 1024, rw, rc }'
+            printf "| %-19s | %10.0f | %7.2f | %7.2f | %5.1f MiB | %12s | %11s | %7.2f |\n",
+                name, rate, wall, cpu, rss / 1024, rw, rc, steal }'
     done
 }
 
@@ -833,6 +845,8 @@ main() {
         echo "CPU is the client's own user + system time; the walsender's is not counted."
         echo "Only ratios from one run mean anything: the clients take turns on the same WAL, but"
         echo "pg_recvlogical's own CPU per row changes by two times with the machine's load."
+        echo "steal is the time a hypervisor kept the machine's CPUs from running what was ready"
+        echo "(from /proc/stat, all CPUs, during the run): a round with steal is a disturbed one."
         echo "A _unix client reads over the server's Unix socket, and is compared with"
         echo "pg_recvlogical_unix; the others read over loopback TCP."
     } | tee "$OUT/report.txt"
