@@ -452,13 +452,13 @@ static void gather(wn_stream *stream)
  */
 static void adapt_nap(wn_stream *stream, int messages, int refills)
 {
-    bool near_full = stream->unix_socket
-                         ? refills >= UNIX_FULL_REFILLS || messages >= UNIX_FULL_MESSAGES
-                         : refills >= TCP_FULL_REFILLS;
+    bool near_full;
 
     if (!stream->napped)
         return;
     stream->napped = false;
+    near_full = stream->unix_socket ? refills >= UNIX_FULL_REFILLS || messages >= UNIX_FULL_MESSAGES
+                                    : refills >= TCP_FULL_REFILLS;
     if (near_full)
         stream->nap_us = stream->nap_us / 2 > NAP_MIN_US ? stream->nap_us / 2 : NAP_MIN_US;
     else if (stream->nap_us + NAP_STEP_US <= NAP_MAX_US)
