@@ -102,7 +102,21 @@ run_one() {
     FAILED+=("$name")
     echo "---- last lines of $log ----"
     tail -n 40 "$log"
+    show_failed_hosts "$log"
     return 1
+}
+
+# A failed integration test keeps its folder: what walnotify said there is the first thing a
+# reader of the failure needs, so each host's last stderr lines follow the test's output.
+show_failed_hosts() {
+    local log=$1 dir err
+    for dir in $(grep -o '/tmp/walnotify-itest\.[A-Za-z0-9]*' "$log" | sort -u); do
+        for err in "$dir"/host*.err; do
+            [ -s "$err" ] || continue
+            echo "---- last lines of $err ----"
+            tail -n 15 "$err"
+        done
+    done
 }
 
 run_unit() {

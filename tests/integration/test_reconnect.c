@@ -54,13 +54,24 @@ static void make_table(itest_ctx *ctx)
     itest_exec(ctx->conn, "CREATE TABLE t (id bigint PRIMARY KEY); CREATE SEQUENCE ids");
 }
 
+/* The tail of the host's stderr, for a failure message (freed by the caller). */
+static char *stderr_tail(const itest_host *host, size_t *skip)
+{
+    char *err = itest_host_stderr(host);
+    size_t length = err ? strlen(err) : 0;
+
+    *skip = length > 1500 ? length - 1500 : 0;
+    return err;
+}
+
 /* Waits until the host's stderr holds text. */
 static void wait_stderr(const itest_host *host, const char *text, int timeout_s)
 {
     itest_deadline deadline = itest_deadline_in(timeout_s * 1000);
 
     for (;;) {
-        char *err = itest_host_stderr(host);
+        size_t skip;
+        char *err = stderr_tail(host, &skip);
         bool found = err && strstr(err, text);
 
         if (found) {
@@ -68,7 +79,7 @@ static void wait_stderr(const itest_host *host, const char *text, int timeout_s)
             return;
         }
         ck_assert_msg(!itest_expired(&deadline), "walnotify never said \"%s\"; stderr ends: %s",
-                      text, err ? err + (strlen(err) > 1500 ? strlen(err) - 1500 : 0) : "");
+                      text, err ? err + skip : "");
         free(err);
         itest_sleep_ms(ITEST_POLL_MS);
     }
@@ -210,11 +221,43 @@ static size_t log_count(const char *path)
     return n;
 }
 
-static void wait_more_lines(const char *path, size_t more)
+/* What the server says of the test's table, slot and sessions, for a failure message (NULL
+ * when the slot is gone). */
+static char *server_view(itest_ctx *ctx)
 {
-    itest_loglines log = itest_wait_log(path, log_count(path) + more, ITEST_WAIT_S);
+    return itest_query(ctx->conn,
+                       "SELECT (SELECT format('t holds %%s rows; slot active_pid %%s confirmed %%s; "
+                       "sessions: %%s', (SELECT count(*) FROM t), active_pid, confirmed_flush_lsn, "
+                       "(SELECT string_agg(format('%%s %%s %%s/%%s %%s', pid, backend_type, "
+                       "wait_event_type, wait_event, left(query, 40)), '; ') "
+                       "FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND "
+                       "(datname = current_database() OR backend_type = 'walsender'))) "
+                       "FROM pg_replication_slots WHERE slot_name = '%s')",
+                       ctx->slot);
+}
 
-    itest_loglines_free(&log);
+/* Waits until the host, which must keep running, has logged `more` lines; a failure says what
+ * the server and the host say, whether the host stopped or stalled. */
+static void wait_more_lines(itest_ctx *ctx, itest_host *host, const char *path, size_t more)
+{
+    itest_deadline deadline = itest_deadline_in(ITEST_WAIT_S * 1000);
+    size_t want = log_count(path) + more, have;
+
+    while ((have = log_count(path)) < want) {
+        bool running = itest_host_running(host);
+
+        if (!running || itest_expired(&deadline)) {
+            size_t skip;
+            char *err = stderr_tail(host, &skip);
+            char *server = server_view(ctx);
+
+            ck_abort_msg("%s holds %zu lines, expected %zu within %d s: walnotify %s; the "
+                         "server: %s; walnotify's stderr ends:\n%s",
+                         path, have, want, ITEST_WAIT_S, running ? "runs" : "stopped",
+                         server ? server : "(no slot)", err ? err + skip : "(none)");
+        }
+        itest_sleep_ms(ITEST_POLL_MS);
+    }
 }
 
 /* The end of a watched test: a clean stop, then the delivery invariant over every stream. */
@@ -247,11 +290,11 @@ START_TEST(test_terminated_walsender)
     w = watch_host_start(&ctx, &history, &host, ITEST_ARGS("-c", conf.s));
     writer = itest_writer_start(&ctx, INSERT_TWO);
     for (int round = 0; round < 3; round++) {
-        wait_more_lines(log_path.s, 10);
+        wait_more_lines(&ctx, &host, log_path.s, 10);
         pid = wait_walsender(&ctx, pid);
         itest_exec(ctx.conn, "SELECT pg_terminate_backend(%lld)", pid);
     }
-    wait_more_lines(log_path.s, 10);
+    wait_more_lines(&ctx, &host, log_path.s, 10);
     itest_writer_stop(writer);
     assert_all_delivered(&ctx, log_path.s);
     ck_assert_msg(itest_host_running(&host), "walnotify stopped (exit %d)", host.status);
@@ -422,7 +465,7 @@ static pid_t restart_proof_writer(const itest_ctx *ctx)
     if (pid != 0)
         return pid;
     itest_writer_child_setup();
-    for (;;) {
+    for (unsigned failing = 0;;) {
         char conninfo[1200];
         PGconn *conn;
 
@@ -436,8 +479,14 @@ static pid_t restart_proof_writer(const itest_ctx *ctx)
             itest_writer_stop_if_asked();
             if (!ok)
                 break;
+            failing = 0;
             itest_sleep_ms(2);
         }
+        /* A restart costs a few failures; a writer that never commits again would leave the
+         * test waiting on the host, so it says why. */
+        if (++failing % 100 == 0)
+            fprintf(stderr, "restart-proof writer: %u failures in a row, the last: %s", failing,
+                    PQerrorMessage(conn));
         PQfinish(conn);
         itest_sleep_ms(50);
     }
@@ -517,12 +566,12 @@ START_TEST(test_server_restarts)
         wn_lsn done;
         size_t lines;
 
-        wait_more_lines(log_path.s, 20);
+        wait_more_lines(&ctx, &host, log_path.s, 20);
         /* Everything up to `done` was logged before the file said so: it is all in `lines`. */
         done = state_lsn(state.s);
         lines = log_count(log_path.s);
         restart_server(&ctx, w, modes[m]);
-        wait_more_lines(log_path.s, 20);
+        wait_more_lines(&ctx, &host, log_path.s, 20);
         assert_no_replay(log_path.s, lines, done, modes[m]);
     }
     kill(writer, SIGTERM);
@@ -556,7 +605,7 @@ START_TEST(test_silent_connection)
     faults_history_init(&history, log_path.s);
     w = watch_host_start(&ctx, &history, &host, ITEST_ARGS("-c", conf.s));
     itest_exec(ctx.conn, "INSERT INTO t SELECT nextval('ids')");
-    wait_more_lines(log_path.s, 1);
+    wait_more_lines(&ctx, &host, log_path.s, 1);
     pid = wait_walsender(&ctx, 0);
     /* A frozen walsender is a connection that went half-open: nothing comes back. No assertion
      * may end the test before it is thawed, and the slot is not read meanwhile (a walsender
@@ -604,13 +653,13 @@ START_TEST(test_standby_takes_over)
     snprintf(said, sizeof said, "is active for PID %lld", pid);
     wait_stderr(&standby, said, ITEST_WAIT_S);
     writer = itest_writer_start(&ctx, INSERT_TWO);
-    wait_more_lines(log_path.s, 20);
+    wait_more_lines(&ctx, &active, log_path.s, 20);
     ck_assert_int_eq(count_in_stderr(&standby, "streaming slot"), 0);
     itest_host_stop(&active, SIGKILL);
     /* The standby's run starts where it says its stream starts (the state file, or the slot). */
     watch_takeover(w, &standby);
     wait_stderr(&standby, "replication stream up at", ITEST_WAIT_S);
-    wait_more_lines(log_path.s, 20);
+    wait_more_lines(&ctx, &standby, log_path.s, 20);
     itest_writer_stop(writer);
     assert_all_delivered(&ctx, log_path.s);
     ck_assert_msg(itest_host_running(&standby), "the standby stopped (exit %d)", standby.status);
