@@ -31,9 +31,7 @@ static void run_into_stdout_file(itest_ctx *ctx, itest_host *host, const char *c
     snprintf(name, sizeof name, "host%d.err", ++ctx->runs);
     host->err = itest_file(ctx, name);
     host->status = -1;
-    fflush(NULL);
-    host->pid = fork();
-    ck_assert_msg(host->pid >= 0, "fork: %s", strerror(errno));
+    host->pid = itest_fork();
     if (host->pid == 0) {
         int fd_in = open("/dev/null", O_RDONLY);
         int fd_out = open(out, O_WRONLY | O_APPEND);

@@ -459,9 +459,7 @@ static pid_t restart_proof_writer(const itest_ctx *ctx)
 {
     pid_t pid;
 
-    fflush(NULL);
-    pid = fork();
-    ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
+    pid = itest_fork();
     if (pid != 0)
         return pid;
     itest_writer_child_setup();

@@ -96,8 +96,10 @@ static void *durable_main(void *arg)
             return NULL;
         }
         pthread_mutex_unlock(&w->lock);
+        itest_helper_busy(); /* a fork waits: see itest_fork.h */
         s.confirmed = itest_slot_confirmed(w->conn, w->slot);
         s.durable = highest_durable(w->path);
+        itest_helper_idle();
         pthread_mutex_lock(&w->lock);
         w->sample[w->nsamples++] = s;
         pthread_mutex_unlock(&w->lock);

@@ -110,9 +110,7 @@ pid_t faults_writer_start(const itest_ctx *ctx, const char *table, const char *s
                       (mix->big_every == 0 || mix->big_rows > 0) && mix->pause_ms >= 0 &&
                       mix->transactions >= 0,
                   "bad writer mix");
-    fflush(NULL);
-    pid = fork();
-    ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
+    pid = itest_fork();
     if (pid == 0)
         run_writer(ctx, table, sequence, seed, mix);
     return pid;

@@ -59,9 +59,7 @@ void hook_server_start(const itest_ctx *ctx, hook_server *server, const char *na
         argv[n++] = args[i];
     }
     argv[n] = NULL;
-    fflush(NULL);
-    server->pid = fork();
-    ck_assert_msg(server->pid >= 0, "fork: %s", strerror(errno));
+    server->pid = itest_fork();
     if (server->pid == 0) {
         if (freopen(out.s, "w", stdout) == NULL || dup2(fileno(stdout), 2) < 0)
             _exit(127);

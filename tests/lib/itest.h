@@ -11,6 +11,7 @@
  *   itest_slot.h      WAL positions, replication slots and publications
  *   itest_ctx.h       a test's own database, slot, publication, folder and configuration files
  *   itest_files.h     files and their lines
+ *   itest_fork.h      forking while helper threads run
  *   itest_host.h      walnotify run as a child: start, wait, stop, its output and exit
  *   itest_writer.h    a child process committing in a loop
  *   itest_events.h    the jsonl plugin's output parsed, described and compared
@@ -24,6 +25,7 @@
 #include "itest_env.h"
 #include "itest_events.h"
 #include "itest_files.h"
+#include "itest_fork.h"
 #include "itest_host.h"
 #include "itest_loglines.h"
 #include "itest_slot.h"

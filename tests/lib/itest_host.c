@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "itest_files.h"
+#include "itest_fork.h"
 #include "itest_slot.h"
 
 #define MAX_HOST_ARGS 32
@@ -83,9 +84,7 @@ void itest_host_start(itest_ctx *ctx, itest_host *host, const char *const *args)
     snprintf(name, sizeof name, "host%d.err", ctx->runs);
     host->err = itest_file(ctx, name);
     host->status = -1;
-    fflush(NULL);
-    host->pid = fork();
-    ck_assert_msg(host->pid >= 0, "fork: %s", strerror(errno));
+    host->pid = itest_fork();
     if (host->pid == 0)
         exec_host(host->out.s, host->err.s, argv);
 }

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "itest_fork.h"
 #include "itest_sql.h"
 #include "itest_time.h"
 
@@ -64,9 +65,7 @@ pid_t itest_writer_start(const itest_ctx *ctx, const char *sql)
 {
     pid_t pid;
 
-    fflush(NULL);
-    pid = fork();
-    ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
+    pid = itest_fork();
     if (pid == 0)
         run_writer(ctx->db, sql);
     return pid;

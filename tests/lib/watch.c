@@ -142,9 +142,11 @@ static void *watch_main(void *arg)
             return NULL;
         }
         if (w->failure[0] == '\0') {
+            itest_helper_busy(); /* a fork waits: see itest_fork.h */
             if (!w->server_down)
                 faults_sample_slot(w->history, w->conn, w->slot);
             look(w);
+            itest_helper_idle();
         }
         pthread_mutex_unlock(&w->lock);
         itest_sleep_ms(ITEST_POLL_MS);
