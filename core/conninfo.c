@@ -476,14 +476,22 @@ int wn_connect_sqlstate_status(const char *sqlstate)
     return WN_EXIT_SERVER;
 }
 
+/* How far a connection attempt got before it ended. */
+typedef struct attempt {
+    bool reached;   /* a server was asked something: a failure may carry its SQLSTATE */
+    bool in_tls;    /* it failed while setting up TLS */
+    bool timed_out; /* no answer within the budget */
+} attempt;
+
 /* How a failed attempt should end, from the connection's state and the server's SQLSTATE,
  * never from the words of the message (which quote host names and socket paths). */
-static int failure_status(PGconn *conn, bool reached, const char *code)
+static int failure_status(PGconn *conn, const attempt *how, const char *code)
 {
-    /* The server asked for a password and the conninfo has none: only a person can add it. */
-    if (PQconnectionNeedsPassword(conn))
+    /* The server asked for a password and the conninfo has none, or TLS could not be set up:
+     * only a person can fix either, and a run and a slot command say so alike. */
+    if (PQconnectionNeedsPassword(conn) || how->in_tls)
         return WN_EXIT_SERVER;
-    if (!reached || !code)
+    if (!how->reached || !code)
         return WN_EXIT_TRANSIENT;
     return wn_connect_sqlstate_status(code);
 }
@@ -499,48 +507,49 @@ static void server_name(PGconn *conn, char *out, size_t outlen)
 }
 
 /* Polls the attempt to its end. Returns 0 when connected, WN_EXIT_STOPPED, or -1 (failed, or
- * timed out: *timed_out). *reached says whether a server was asked anything. */
-static int poll_connection(PGconn *conn, int stop_fd, int64_t budget_ms, bool *reached,
-                           bool *timed_out)
+ * timed out), with how far it got in *how. */
+static int poll_connection(PGconn *conn, int stop_fd, int64_t budget_ms, attempt *how)
 {
     PostgresPollingStatusType polling = PGRES_POLLING_WRITING;
     int64_t deadline = now_ms() + budget_ms;
+    ConnStatusType last = CONNECTION_STARTED;
 
-    *reached = false;
-    *timed_out = false;
+    memset(how, 0, sizeof *how);
     for (;;) {
         ConnStatusType before = PQstatus(conn);
         wait_result waited;
 
-        if (before == CONNECTION_BAD)
+        if (polling == PGRES_POLLING_FAILED || before == CONNECTION_BAD) {
+            /* A certificate refused, a client key that its sslpassword does not open, TLS
+             * required and not offered: what waiting does not cure. */
+            how->in_tls = last == CONNECTION_SSL_STARTUP;
             return -1;
+        }
         if (polling == PGRES_POLLING_OK)
             return 0;
-        if (polling == PGRES_POLLING_FAILED)
-            return -1;
+        last = before;
         waited = wait_socket(PQsocket(conn), polling == PGRES_POLLING_READING ? POLLIN : POLLOUT,
                              stop_fd, deadline);
         if (waited == WAIT_STOPPED)
             return WN_EXIT_STOPPED;
         if (waited == WAIT_TIMEOUT) {
-            *timed_out = true;
+            how->timed_out = true;
             return -1;
         }
         polling = PQconnectPoll(conn);
-        *reached = server_reached(before) || server_reached(PQstatus(conn));
+        how->reached = server_reached(before) || server_reached(PQstatus(conn));
     }
 }
 
 /* Fills err and *exit_status for an attempt that failed. */
-static void describe_failure(PGconn *conn, const wn_conn_params *params, bool reached,
-                             bool timed_out, int64_t budget_ms, int *exit_status, char *err,
-                             size_t errlen)
+static void describe_failure(PGconn *conn, const wn_conn_params *params, const attempt *how,
+                             int64_t budget_ms, int *exit_status, char *err, size_t errlen)
 {
     char code[6], message[WN_MESSAGE_MAX], server[512];
-    bool has_code = reached && verbose_sqlstate(PQerrorMessage(conn), code);
+    bool has_code = how->reached && verbose_sqlstate(PQerrorMessage(conn), code);
 
     server_name(conn, server, sizeof server);
-    if (timed_out) {
+    if (how->timed_out) {
         snprintf(err, errlen, "cannot connect to %s: no answer within %lld s (connect_timeout)",
                  server, (long long)(budget_ms / 1000));
         *exit_status = WN_EXIT_TRANSIENT;
@@ -552,14 +561,14 @@ static void describe_failure(PGconn *conn, const wn_conn_params *params, bool re
     /* libpq may quote option values, and a secret may have been written, by mistake, as
      * another option's value: it goes wherever it shows. */
     wn_conninfo_scrub(params->parsed, err, errlen);
-    *exit_status = failure_status(conn, reached, has_code ? code : NULL);
+    *exit_status = failure_status(conn, how, has_code ? code : NULL);
 }
 
 PGconn *wn_connect(const char *conninfo, bool replication, bool utf8, int stop_fd, int *exit_status,
                    char *err, size_t errlen)
 {
     wn_conn_params params;
-    bool reached = false, timed_out = false;
+    attempt how;
     int64_t budget_ms;
     PGconn *conn = NULL;
     int polled;
@@ -582,7 +591,7 @@ PGconn *wn_connect(const char *conninfo, bool replication, bool utf8, int stop_f
     /* The server's SQLSTATE reaches the message only in verbose mode: it is what decides
      * whether a failure needs a person. */
     PQsetErrorVerbosity(conn, PQERRORS_VERBOSE);
-    polled = poll_connection(conn, stop_fd, budget_ms, &reached, &timed_out);
+    polled = poll_connection(conn, stop_fd, budget_ms, &how);
     if (polled == 0) {
         PQsetErrorVerbosity(conn, PQERRORS_DEFAULT);
         *exit_status = 0;
@@ -592,7 +601,7 @@ PGconn *wn_connect(const char *conninfo, bool replication, bool utf8, int stop_f
         snprintf(err, errlen, "stopped while connecting");
         *exit_status = WN_EXIT_STOPPED;
     } else {
-        describe_failure(conn, &params, reached, timed_out, budget_ms, exit_status, err, errlen);
+        describe_failure(conn, &params, &how, budget_ms, exit_status, err, errlen);
     }
     PQfinish(conn);
     conn = NULL;

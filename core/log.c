@@ -38,6 +38,33 @@ bool wn_log_level_parse(const char *text, wn_log_level *level)
     return false;
 }
 
+/* Copies the message text into line[*used..] (room bytes in all, one kept for the newline),
+ * each line break or tab as a space and every other control byte as \xNN: a message may quote
+ * a server's or a child's words, and a terminal reading the log must not obey them. */
+static void append_escaped(char *line, size_t *used, size_t room, const char *text)
+{
+    static const char hex[] = "0123456789abcdef";
+
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+        if (*p == '\n' || *p == '\r' || *p == '\t') {
+            if (*used + 2 > room)
+                return;
+            line[(*used)++] = ' ';
+        } else if (*p < 0x20 || *p == 0x7f) {
+            if (*used + 5 > room)
+                return;
+            line[(*used)++] = '\\';
+            line[(*used)++] = 'x';
+            line[(*used)++] = hex[*p >> 4];
+            line[(*used)++] = hex[*p & 0xf];
+        } else {
+            if (*used + 2 > room)
+                return;
+            line[(*used)++] = (char)*p;
+        }
+    }
+}
+
 /* Writes one line "TIME walnotify[PID] LEVEL: PREFIXmessage" to standard error. */
 static void write_line(const char *level_name, const char *prefix, const char *format, va_list args)
     __attribute__((format(printf, 3, 0)));
@@ -45,6 +72,7 @@ static void write_line(const char *level_name, const char *prefix, const char *f
 static void write_line(const char *level_name, const char *prefix, const char *format, va_list args)
 {
     char line[LOG_LINE_MAX];
+    char text[LOG_LINE_MAX];
     struct timeval now;
     struct tm utc;
     size_t used;
@@ -53,17 +81,15 @@ static void write_line(const char *level_name, const char *prefix, const char *f
     gettimeofday(&now, NULL);
     gmtime_r(&now.tv_sec, &utc);
     used = strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &utc);
-    n = snprintf(line + used, sizeof line - used, ".%03ldZ walnotify[%ld] %s: %s",
-                 (long)(now.tv_usec / 1000), (long)getpid(), level_name, prefix ? prefix : "");
+    n = snprintf(line + used, sizeof line - used,
+                 ".%03ldZ walnotify[%ld] %s: ", (long)(now.tv_usec / 1000), (long)getpid(),
+                 level_name);
     if (n > 0)
         used += (size_t)n < sizeof line - used ? (size_t)n : sizeof line - used - 1;
-    n = vsnprintf(line + used, sizeof line - used, format, args);
-    if (n > 0)
-        used += (size_t)n < sizeof line - used ? (size_t)n : sizeof line - used - 1;
-    for (size_t i = 0; i < used; i++) {
-        if (line[i] == '\n' || line[i] == '\r')
-            line[i] = ' ';
-    }
+    append_escaped(line, &used, sizeof line, prefix ? prefix : "");
+    if (vsnprintf(text, sizeof text, format, args) < 0)
+        text[0] = '\0';
+    append_escaped(line, &used, sizeof line, text);
     line[used++] = '\n';
     /* One write per line, so that lines of two threads never interleave. */
     if (write(STDERR_FILENO, line, used) < 0)

@@ -101,6 +101,22 @@ static PGresult *query(catalog_session *s, const char *doing, const char *sql, i
     return NULL;
 }
 
+/* query() for a statement returning rows of `ncolumns` columns: a result of another shape (a
+ * server that is not PostgreSQL, or a proxy in between) is refused before anything reads it,
+ * since libpq answers a column out of range with NULL. */
+static PGresult *select_rows(catalog_session *s, const char *doing, const char *sql, int nparams,
+                             const char *const *params, int ncolumns)
+{
+    PGresult *res = query(s, doing, sql, nparams, params, PGRES_TUPLES_OK);
+
+    if (!res || PQnfields(res) == ncolumns)
+        return res;
+    set_error(s, "%s: the server answered with %d columns, expected %d", doing, PQnfields(res),
+              ncolumns);
+    PQclear(res);
+    return NULL;
+}
+
 static bool is_true(const PGresult *res, int row, int column)
 {
     return !PQgetisnull(res, row, column) && strcmp(PQgetvalue(res, row, column), "t") == 0;
@@ -108,16 +124,19 @@ static bool is_true(const PGresult *res, int row, int column)
 
 static int check_wal_level(catalog_session *s)
 {
-    PGresult *res = query(s, "reading wal_level", "SHOW wal_level", 0, NULL, PGRES_TUPLES_OK);
+    PGresult *res = select_rows(s, "reading wal_level", "SHOW wal_level", 0, NULL, 1);
     int status = 0;
 
     if (!res)
         return WN_EXIT_SERVER;
-    if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "logical") != 0) {
+    if (PQntuples(res) != 1) {
+        set_error(s, "reading wal_level: the server answered %d rows, expected 1", PQntuples(res));
+        status = WN_EXIT_SERVER;
+    } else if (strcmp(PQgetvalue(res, 0, 0), "logical") != 0) {
         set_error(s,
                   "wal_level is '%s' on the server; walnotify needs wal_level = logical "
                   "(ALTER SYSTEM SET wal_level = logical, then restart PostgreSQL)",
-                  PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "unknown");
+                  PQgetvalue(res, 0, 0));
         status = WN_EXIT_SERVER;
     }
     PQclear(res);
@@ -131,7 +150,7 @@ static int check_origin(catalog_session *s, wn_server_state *state)
     static const char sql[] = "SELECT system_identifier::text, current_database(), "
                               "       pg_current_wal_lsn()::text "
                               "FROM pg_control_system()";
-    PGresult *res = query(s, "identifying the server", sql, 0, NULL, PGRES_TUPLES_OK);
+    PGresult *res = select_rows(s, "identifying the server", sql, 0, NULL, 3);
     wn_state *origin = &state->origin;
     int status = WN_EXIT_SERVER;
     char *end;
@@ -224,7 +243,7 @@ static int read_table(catalog_session *s, const wn_table_ref *table, const char 
     PGresult *res;
 
     snprintf(doing, sizeof doing, "looking up table \"%s\"", table->qualified);
-    res = query(s, doing, sql, 3, params, PGRES_TUPLES_OK);
+    res = select_rows(s, doing, sql, 3, params, 5);
     if (!res)
         return WN_EXIT_SERVER;
     if (PQntuples(res) != 1) {
@@ -256,7 +275,7 @@ static int check_slot(catalog_session *s, bool *exists, wn_lsn *confirmed_flush)
                               "FROM pg_replication_slots WHERE slot_name = $1";
     const char *slot = s->config->source.slot;
     const char *params[] = {slot};
-    PGresult *res = query(s, "looking up the replication slot", sql, 1, params, PGRES_TUPLES_OK);
+    PGresult *res = select_rows(s, "looking up the replication slot", sql, 1, params, 6);
     int status = WN_EXIT_SERVER;
 
     if (!res)
@@ -303,7 +322,7 @@ static int read_publication(catalog_session *s, publication_info *pub)
                               "       pubdelete, pubtruncate "
                               "FROM pg_publication WHERE pubname = $1";
     const char *params[] = {s->config->source.publication};
-    PGresult *res = query(s, "looking up the publication", sql, 1, params, PGRES_TUPLES_OK);
+    PGresult *res = select_rows(s, "looking up the publication", sql, 1, params, 6);
 
     if (!res)
         return WN_EXIT_SERVER;
@@ -503,8 +522,7 @@ static int warn_publication_shape(catalog_session *s)
     for (size_t i = 0; i < source->ntables; i++) {
         const wn_table_ref *table = &source->tables[i];
         const char *params[] = {source->publication, table->schema, table->name};
-        PGresult *res =
-            query(s, "reading the publication's tables", sql, 3, params, PGRES_TUPLES_OK);
+        PGresult *res = select_rows(s, "reading the publication's tables", sql, 3, params, 2);
 
         if (!res)
             return WN_EXIT_SERVER;
@@ -581,8 +599,8 @@ static int check_widening(catalog_session *s, const publication_info *pub)
 
     if (!pub->exists || added == 0)
         return 0;
-    res = query(s, "checking the replica identity of the publication's tables", sql, 1, params,
-                PGRES_TUPLES_OK);
+    res = select_rows(s, "checking the replica identity of the publication's tables", sql, 1,
+                      params, 1);
     if (!res)
         return WN_EXIT_SERVER;
     if (PQntuples(res) > 0) {
@@ -645,8 +663,7 @@ static int published_ancestor(catalog_session *s, const publication_info *pub,
         "ORDER BY a.depth DESC LIMIT 1";
     const char *params[] = {info->oid, pub->all_tables ? "true" : "false", oids,
                             s->config->source.publication};
-    PGresult *res =
-        query(s, "looking up the partition's ancestors", sql, 4, params, PGRES_TUPLES_OK);
+    PGresult *res = select_rows(s, "looking up the partition's ancestors", sql, 4, params, 1);
 
     if (!res)
         return WN_EXIT_SERVER;
@@ -759,7 +776,7 @@ static int create_slot(catalog_session *s, wn_server_state *state)
     int status = 0;
 
     snprintf(doing, sizeof doing, "creating slot \"%s\"", s->config->source.slot);
-    res = query(s, doing, sql, 1, params, PGRES_TUPLES_OK);
+    res = select_rows(s, doing, sql, 1, params, 1);
     if (!res)
         return WN_EXIT_SERVER;
     if (PQntuples(res) != 1 || !wn_lsn_parse(PQgetvalue(res, 0, 0), &state->confirmed_flush)) {
@@ -843,7 +860,7 @@ static int read_source(catalog_session *s, wn_catalog *catalog)
 {
     static const char sql[] = "SELECT system_identifier::text, current_database(), "
                               "current_setting('server_version_num') FROM pg_control_system()";
-    PGresult *res = query(s, "reading the server's identity", sql, 0, NULL, PGRES_TUPLES_OK);
+    PGresult *res = select_rows(s, "reading the server's identity", sql, 0, NULL, 3);
     char *end;
     int status = 0;
 
@@ -919,7 +936,7 @@ static int read_table_columns(catalog_session *s, const wn_table_ref *ref, walno
     size_t n;
 
     snprintf(doing, sizeof doing, "reading the columns of table \"%s\"", ref->qualified);
-    res = query(s, doing, sql, 2, params, PGRES_TUPLES_OK);
+    res = select_rows(s, doing, sql, 2, params, 5);
     if (!res)
         return WN_EXIT_SERVER;
     n = (size_t)PQntuples(res);
@@ -1023,7 +1040,7 @@ int wn_setup_drop_slot(const wn_config *config, int stop_fd, char *err, size_t e
     if (!s.conn)
         return status;
     status = WN_EXIT_SERVER;
-    res = query(&s, "looking up the replication slot", find, 1, params, PGRES_TUPLES_OK);
+    res = select_rows(&s, "looking up the replication slot", find, 1, params, 1);
     if (!res)
         goto finish;
     if (PQntuples(res) == 0) {
@@ -1033,7 +1050,7 @@ int wn_setup_drop_slot(const wn_config *config, int stop_fd, char *err, size_t e
     }
     PQclear(res);
     snprintf(doing, sizeof doing, "dropping slot \"%s\"", config->source.slot);
-    res = query(&s, doing, drop, 1, params, PGRES_TUPLES_OK);
+    res = select_rows(&s, doing, drop, 1, params, 1);
     if (!res)
         goto finish;
     PQclear(res);

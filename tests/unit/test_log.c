@@ -85,6 +85,20 @@ START_TEST(fatal_line_has_the_same_shape)
 }
 END_TEST
 
+START_TEST(control_characters_are_escaped)
+{
+    char text[CAPTURE_MAX];
+    capture c;
+
+    wn_log_set_level(WN_LOG_INFO);
+    capture_start(&c);
+    /* A server's or a child's words, quoted in a message, never reach a terminal as commands. */
+    wn_log(WN_LOG_ERROR, "server said: %s", "bad\x1b[31mred\x07\x7f\tend\r\nnext");
+    capture_end(&c, text, sizeof text);
+    assert_line(text, "ERROR", "server said: bad\\\\x1b\\[31mred\\\\x07\\\\x7f end  next");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("log");
@@ -92,6 +106,7 @@ int main(void)
 
     tcase_add_test(tc, log_line_shape);
     tcase_add_test(tc, fatal_line_has_the_same_shape);
+    tcase_add_test(tc, control_characters_are_escaped);
     suite_add_tcase(s, tc);
     return run_suite(s) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
