@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -318,6 +320,83 @@ START_TEST(test_fifos_are_refused_without_waiting)
 }
 END_TEST
 
+/* A tmpfs of a few pages at dir, in a mount namespace of this test process's own (it goes with
+ * the process). false, with the reason in why, where the system does not allow it. */
+static bool mount_tiny_tmpfs(const char *dir, char *why, size_t size)
+{
+    const char *step = "unshare(CLONE_NEWNS)";
+
+    if (unshare(CLONE_NEWNS) == 0) {
+        step = "making / private";
+        if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0) {
+            step = "mount -t tmpfs";
+            if (mount("tmpfs", dir, "tmpfs", 0, "size=16k,mode=0700") == 0)
+                return true;
+        }
+    }
+    snprintf(why, size, "%s: %s", step, strerror(errno));
+    return false;
+}
+
+/* Writes to path until the file system is full. */
+static void fill(const char *path)
+{
+    static const char block[4096];
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+    ck_assert_int_ge(fd, 0);
+    while (write(fd, block, sizeof block) > 0)
+        ;
+    ck_assert_int_eq(errno, ENOSPC);
+    close(fd);
+}
+
+/*
+ * A state file that cannot be written at the start because the disk is full is the machine's
+ * trouble, not the configuration's: exit 2, which the example service restarts (it does not
+ * restart 1), and a start after space came back streams. Needs the right to mount a tmpfs (root
+ * with CAP_SYS_ADMIN): said on standard error and passed where that is missing.
+ */
+START_TEST(test_full_disk_at_start_is_a_run_time_failure)
+{
+    itest_ctx ctx;
+    itest_host host;
+    itest_path conf, full, state, filler;
+    char why[256];
+
+    itest_begin(&ctx, "fulldisk");
+    full = itest_file(&ctx, "full");
+    ck_assert_int_eq(mkdir(full.s, 0700), 0);
+    if (!mount_tiny_tmpfs(full.s, why, sizeof why)) {
+        fprintf(stderr,
+                "itest_files: SKIPPED test_full_disk_at_start_is_a_run_time_failure: "
+                "cannot mount a tmpfs to fill (%s)\n",
+                why);
+        itest_end(&ctx);
+        return;
+    }
+    itest_exec(ctx.conn, "CREATE TABLE t (id int PRIMARY KEY)");
+    state = itest_file(&ctx, "full/state");
+    filler = itest_file(&ctx, "full/filler");
+    conf = two_sinks_config(&ctx, "full.cfg", state.s, "out.jsonl", "dead.jsonl");
+    itest_create_slot(&ctx, conf.s);
+    fill(filler.s);
+    itest_exec(ctx.conn, "INSERT INTO t VALUES (1)");
+
+    itest_host_run(&ctx, &host, "-c", conf.s);
+    itest_assert_failed(&host, 2);
+    assert_stderr_has(&host, state.s);
+    assert_stderr_has(&host, strerror(ENOSPC));
+
+    /* Room again: the next start goes on. */
+    ck_assert_int_eq(unlink(filler.s), 0);
+    itest_run_to_now(&ctx, conf.s);
+    ck_assert_int_eq(access(state.s, F_OK), 0);
+    umount2(full.s, MNT_DETACH);
+    itest_end(&ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("files");
@@ -327,5 +406,6 @@ int main(void)
     tcase_add_test(tc, test_files_are_private_and_links_refused);
     tcase_add_test(tc, test_two_writers_on_one_file_are_refused);
     tcase_add_test(tc, test_fifos_are_refused_without_waiting);
+    tcase_add_test(tc, test_full_disk_at_start_is_a_run_time_failure);
     return run_suite(suite) == 0 ? 0 : 1;
 }
