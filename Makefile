@@ -120,6 +120,7 @@ UNIT_DEPS_backoff    := backoff
 UNIT_DEPS_conninfo   := conninfo log
 UNIT_DEPS_log        := log
 UNIT_DEPS_state      := state files lsn log
+UNIT_DEPS_writers    := writers config conftext paths trust conninfo files lsn log
 # The dead-letter file's tests link what the dead-letter module needs, as the dispatcher's do.
 UNIT_DEPS_files       = files $(filter-out dispatcher,$(UNIT_DEPS_dispatcher))
 UNIT_DEPS_dispatcher := dispatcher requests deadletter files encoder jsonbuf namecache handoff \

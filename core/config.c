@@ -793,16 +793,15 @@ static int check_order(block *b, const order_rule *rules)
     return 0;
 }
 
-/* The dead-letter file: required exactly when something can be skipped, and one per plugin. */
+/* The dead-letter file: required exactly when something can be skipped. That it shares no file
+ * with another writer is writers.c's to check, once the plugins' own files are known. */
 static int check_dead_letter(block *b)
 {
-    const wn_plugin_config *out = b->base;
+    wn_plugin_config *out = b->base;
     const config_setting_t *where = written(b, "dead_letter");
     bool skipping = out->on_error == WN_ON_ERROR_SKIP ||
                     (out->on_error == WN_ON_ERROR_RETRY && out->then == WN_ON_ERROR_SKIP);
     const char *asker = out->on_error == WN_ON_ERROR_SKIP ? "on_error" : "then";
-    int same = 0;
-    quoted q;
 
     if (skipping && out->dead_letter == NULL)
         return fail_at(b->ctx, blame(written(b, asker), NULL, b->group),
@@ -812,24 +811,8 @@ static int check_dead_letter(block *b)
                        "%sdead_letter is only used when on_error or then is "
                        "\"skip\"",
                        b->lead);
-    if (out->dead_letter == NULL)
-        return 0;
-    if (b->config->source.state_file != NULL)
-        same = wn_paths_same(b->config->source.state_file, out->dead_letter);
-    if (same > 0)
-        return fail_at(b->ctx, where, "%sdead_letter is the same file as source.state_file",
-                       b->lead);
-    for (int i = 0; i < b->index && same == 0; i++) {
-        const wn_plugin_config *earlier = &b->config->plugins[i];
-
-        if (earlier->dead_letter != NULL)
-            same = wn_paths_same(earlier->dead_letter, out->dead_letter);
-        if (same > 0)
-            return fail_at(b->ctx, where,
-                           "%sdead_letter is the same file as plugin \"%s\"'s (line %d)", b->lead,
-                           quote(&q, earlier->name), earlier->line);
-    }
-    return same < 0 ? fail_nomem(b->ctx) : 0;
+    out->dead_letter_line = where != NULL ? (int)config_setting_source_line(where) : 0;
+    return 0;
 }
 
 static int plugin_rules(block *b)
@@ -1073,11 +1056,19 @@ static int parse_source(block *top, const config_setting_t *s, const char *label
                .lead = "",
                .path = "source.",
                .where = " in source"};
+    const config_setting_t *state_file;
 
     if (!config_setting_is_group(s))
         return fail_at(top->ctx, s, "%s must be a group", label);
     if (read_block(&b) != 0)
         return -1;
+    /* Kept for writers.c's messages about a file shared with another writer. */
+    state_file = written(&b, "state_file");
+    if (state_file != NULL) {
+        top->config->source.state_file_line = (int)config_setting_source_line(state_file);
+        if (included_from(top->ctx, state_file, &top->config->source.state_file_in) != 0)
+            return fail_nomem(top->ctx);
+    }
     return check_order(&b, source_order);
 }
 
@@ -1234,6 +1225,7 @@ void wn_config_free(wn_config *config)
     for (size_t i = 0; i < config->source.ntables; i++)
         table_ref_free(&config->source.tables[i]);
     free(config->source.tables);
+    free(config->source.state_file_in);
     free_strings(source_keys, &config->source);
     free(config->file);
     free(config->dir);

@@ -73,6 +73,7 @@ typedef struct wn_plugin_config {
     int retry_max_ms;     /* `retry_max_ms`, never below retry_initial_ms */
     wn_on_error then;     /* `then`: SKIP or STOP once retry_max runs out */
     char *dead_letter;    /* `dead_letter`, resolved; NULL unless skipping */
+    int dead_letter_line; /* where `dead_letter` is written (in `file`); 0 when absent */
 } wn_plugin_config;
 
 typedef struct wn_source_config {
@@ -83,6 +84,9 @@ typedef struct wn_source_config {
     char *publication;
     int status_interval_ms;   /* `status_interval_ms` */
     char *state_file;         /* `state_file`, resolved; NULL: none */
+    int state_file_line;      /* where `state_file` is written; 0 when absent */
+    char *state_file_in;      /* the @include'd file it is written in; NULL: the configuration
+                                 file */
     int reconnect_initial_ms; /* `reconnect_initial_ms` */
     int reconnect_max_ms;     /* `reconnect_max_ms`, never below reconnect_initial_ms */
     int receive_timeout_ms;   /* `receive_timeout_ms`, above status_interval_ms */

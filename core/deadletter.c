@@ -93,7 +93,7 @@ wn_deadletter *wn_deadletter_open(const char *path, char *err, size_t errlen)
         snprintf(err, errlen, "dead-letter file %s: out of memory", path);
         goto free_file;
     }
-    f->fd = wn_files_open_append(path, WN_FILES_MODE, &created);
+    f->fd = wn_files_open_append(path, WN_FILES_MODE, WN_FILES_REGULAR_ONLY, &created);
     if (f->fd < 0) {
         snprintf(err, errlen, "dead-letter file %s: cannot open: %s", path,
                  wn_files_reason(path, errno));

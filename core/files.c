@@ -83,12 +83,31 @@ int wn_files_sync_folder(const char *path)
     return rc;
 }
 
-int wn_files_open_append(const char *path, mode_t mode, bool *created)
+/* Refuses what fd opened unless it is a regular file, or a character device that accept takes
+ * (EINVAL), and takes O_NONBLOCK off again: that flag was only there so that opening a FIFO
+ * could not wait for a peer. */
+static int check_kind(int fd, wn_files_accept accept)
+{
+    struct stat sb;
+    int flags;
+
+    if (fstat(fd, &sb) != 0)
+        return errno;
+    if (!S_ISREG(sb.st_mode) && !(S_ISCHR(sb.st_mode) && accept == WN_FILES_CHAR_DEVICE_TOO))
+        return EINVAL;
+    flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0)
+        return errno;
+    return 0;
+}
+
+int wn_files_open_append(const char *path, mode_t mode, wn_files_accept accept, bool *created)
 {
     /* Read access too, to find a torn tail; O_APPEND writes land at the end whatever the offset,
-     * and ftruncate still cuts the file back. */
-    const int flags = O_RDWR | O_APPEND | O_CLOEXEC | O_NOFOLLOW;
-    int fd;
+     * and ftruncate still cuts the file back. O_NONBLOCK: a FIFO there is refused below, never
+     * waited on. */
+    const int flags = O_RDWR | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK;
+    int fd, rc;
 
     *created = true;
     /* O_EXCL: never created through a link, and the mode below is only ever set on a new file. */
@@ -103,6 +122,12 @@ int wn_files_open_append(const char *path, mode_t mode, bool *created)
     }
     if (fd < 0)
         return -1;
+    rc = check_kind(fd, accept);
+    if (rc != 0) {
+        close(fd);
+        errno = rc;
+        return -1;
+    }
     /* The umask would narrow mode (UMask=0077 turns 0640 into 0600): a setting that asked for
      * 0640 meant it. */
     if (*created && fchmod(fd, mode) != 0) {
@@ -188,13 +213,14 @@ int wn_files_replace(const char *path, const void *data, size_t length, mode_t m
 
     if (snprintf(temp, sizeof temp, "%s" TEMP_MARK TEMP_X, path) >= (int)sizeof temp) {
         snprintf(err, errlen, "%s %s: path too long for its temporary file", what, path);
-        return -1;
+        return ENAMETOOLONG;
     }
     fd = mkostemp(temp, O_CLOEXEC); /* O_EXCL, mode 0600: a link or a namesake is never met */
     if (fd < 0) {
+        rc = errno;
         snprintf(err, errlen, "cannot create a temporary file beside the %s %s: %s", what, path,
-                 strerror(errno));
-        return -1;
+                 strerror(rc));
+        return rc;
     }
     rc = fill_temp(fd, data, length, mode);
     if (close(fd) != 0 && rc == 0)
@@ -206,24 +232,21 @@ int wn_files_replace(const char *path, const void *data, size_t length, mode_t m
     }
     /* rename replaces a link at path itself, never what it points at. */
     if (rename(temp, path) != 0) {
-        snprintf(err, errlen, "cannot rename %s to the %s %s: %s", temp, what, path,
-                 strerror(errno));
+        rc = errno;
+        snprintf(err, errlen, "cannot rename %s to the %s %s: %s", temp, what, path, strerror(rc));
         goto unlink_temp;
     }
     rc = wn_files_sync_folder(path);
-    if (rc != 0) {
+    if (rc != 0)
         snprintf(err, errlen, "cannot sync the folder of the %s %s: %s", what, path, strerror(rc));
-        return -1;
-    }
-    return 0;
+    return rc;
 
 unlink_temp:
     unlink(temp);
-    return -1;
+    return rc;
 }
 
-/* true when name is base + TEMP_MARK + six characters mkstemp could have chosen. */
-static bool is_temp_name(const char *name, const char *base)
+bool wn_files_is_temp_name(const char *name, const char *base)
 {
     size_t n = strlen(base), mark = strlen(TEMP_MARK), x = strlen(TEMP_X);
     const char *suffix;
@@ -270,11 +293,29 @@ int wn_files_remove_stale_temps(const char *path, long min_age_s)
     if (dir == NULL)
         return 0;
     while ((entry = readdir(dir)) != NULL) {
-        if (is_temp_name(entry->d_name, base) && remove_if_stale(dir, entry->d_name, before))
+        if (wn_files_is_temp_name(entry->d_name, base) &&
+            remove_if_stale(dir, entry->d_name, before))
             removed++;
     }
     closedir(dir);
     return removed;
+}
+
+const char *wn_files_kind(mode_t mode)
+{
+    if (S_ISFIFO(mode))
+        return "a FIFO";
+    if (S_ISCHR(mode))
+        return "a character device";
+    if (S_ISBLK(mode))
+        return "a block device";
+    if (S_ISDIR(mode))
+        return "a folder";
+    if (S_ISSOCK(mode))
+        return "a socket";
+    if (S_ISLNK(mode))
+        return "a symbolic link";
+    return S_ISREG(mode) ? "a regular file" : "not a regular file";
 }
 
 const char *wn_files_reason(const char *path, int err)
@@ -284,5 +325,52 @@ const char *wn_files_reason(const char *path, int err)
     if (err == ELOOP && lstat(path, &sb) == 0 && S_ISLNK(sb.st_mode))
         return "it is a symbolic link, and walnotify does not follow one there (give the path of "
                "the file itself)";
+    if (err == EINVAL && lstat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+        if (S_ISFIFO(sb.st_mode))
+            return "it is a FIFO, not a regular file: walnotify writes rows and progress only to "
+                   "regular files";
+        if (S_ISCHR(sb.st_mode) || S_ISBLK(sb.st_mode))
+            return "it is a device, not a regular file: walnotify writes rows and progress only "
+                   "to regular files";
+        return "it is not a regular file: walnotify writes rows and progress only to regular "
+               "files";
+    }
     return strerror(err);
+}
+
+/* The last component of path, "" when it ends in a slash. */
+static const char *base_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+
+    return slash != NULL ? slash + 1 : path;
+}
+
+int wn_files_identity(const char *path, wn_file_id *id)
+{
+    char folder[PATH_MAX];
+    struct stat sb;
+    int rc;
+
+    memset(id, 0, sizeof *id);
+    if (stat(path, &sb) == 0) {
+        id->exists = true;
+    } else {
+        rc = folder_of(path, folder, sizeof folder);
+        if (rc != 0)
+            return rc;
+        if (stat(folder, &sb) != 0)
+            return errno;
+        if (snprintf(id->base, sizeof id->base, "%s", base_of(path)) >= (int)sizeof id->base)
+            return ENAMETOOLONG;
+    }
+    id->dev = sb.st_dev;
+    id->ino = sb.st_ino;
+    return 0;
+}
+
+bool wn_files_same_identity(const wn_file_id *a, const wn_file_id *b)
+{
+    return a->dev == b->dev && a->ino == b->ino && a->exists == b->exists &&
+           strcmp(a->base, b->base) == 0;
 }

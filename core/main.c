@@ -18,6 +18,7 @@
 #include "pipeline.h"
 #include "session.h"
 #include "setup.h"
+#include "writers.h"
 
 #define ERR_MAX 1024
 
@@ -167,6 +168,15 @@ static int describe(const char *path)
     return 0;
 }
 
+/* What --check-config and a run check once the plugins are loaded: every plugin's check, and
+ * that no two writers share a file (by name, and by what the files are on disk now). */
+static int check_plugins(const wn_config *config, wn_plugin *plugins, size_t nplugins)
+{
+    int status = wn_writers_refuse_shared(config, plugins, nplugins);
+
+    return status != 0 ? status : wn_pipeline_check_plugins(plugins, nplugins);
+}
+
 static int check_config(const wn_config *config, wn_session *session)
 {
     wn_plugin *plugins = NULL;
@@ -174,7 +184,7 @@ static int check_config(const wn_config *config, wn_session *session)
     int status = wn_pipeline_load_plugins(config, &plugins, &nplugins);
 
     if (status == 0)
-        status = wn_pipeline_check_plugins(plugins, nplugins);
+        status = check_plugins(config, plugins, nplugins);
     if (status == 0 && wn_session_stop_requested(session))
         status = stopped(session, "before the check was done (nothing was found valid)");
     else if (status == 0)
@@ -204,7 +214,7 @@ static int run_command(const wn_config *config, wn_lsn endpos, wn_session *sessi
     int status = wn_pipeline_load_plugins(config, &plugins, &nplugins);
 
     if (status == 0)
-        status = wn_pipeline_check_plugins(plugins, nplugins);
+        status = check_plugins(config, plugins, nplugins);
     if (status != 0 || wn_session_stop_requested(session)) {
         wn_pipeline_unload_plugins(plugins, nplugins);
         return status != 0 ? status : stopped(session, "before connecting");

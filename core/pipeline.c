@@ -435,18 +435,22 @@ static int recheck_tables(pipeline *r, char *err, size_t errlen)
 }
 
 /* Records the start position in the state file before streaming: a first run learns at once
- * that the file cannot be written. */
+ * that the file cannot be written, as a configuration error when a person must fix the path or
+ * its rights, as a run-time failure (exit 2, which a service manager restarts) when the machine
+ * failed (a full disk). Later, as mid-run, a failure is only a warning. */
 static int write_start_state(pipeline *r, wn_lsn start, char *err, size_t errlen)
 {
     wn_state state = r->origin;
+    int rc;
 
     if (!r->config->source.state_file)
         return 0;
     state.lsn = start;
-    if (wn_state_write(r->config->source.state_file, &state, err, errlen) == 0)
+    rc = wn_state_write(r->config->source.state_file, &state, err, errlen);
+    if (rc == 0)
         return 0;
     if (!r->streamed)
-        return WN_EXIT_CONFIG;
+        return wn_state_write_failure_is_setup(rc) ? WN_EXIT_CONFIG : WN_EXIT_INTERNAL;
     wn_log(WN_LOG_WARNING, "%s", err);
     return 0;
 }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "files.h"
@@ -159,6 +160,24 @@ static int parse(parser *p, char *text, wn_state *state)
     return 0;
 }
 
+/* false, with err set, unless fd is a regular file. */
+static bool is_regular(int fd, const char *path, char *err, size_t errlen)
+{
+    struct stat sb;
+
+    if (fstat(fd, &sb) != 0) {
+        snprintf(err, errlen, "%s: cannot stat the state file: %s", path, strerror(errno));
+        return false;
+    }
+    if (S_ISREG(sb.st_mode))
+        return true;
+    snprintf(err, errlen,
+             "%s: the state file is %s, not a regular file: give source.state_file the path of "
+             "a regular file (walnotify creates it)",
+             path, wn_files_kind(sb.st_mode));
+    return false;
+}
+
 int wn_state_read(const char *path, wn_state *state, bool *exists, char *err, size_t errlen)
 {
     parser p = {.path = path, .err = err, .errlen = errlen};
@@ -170,8 +189,9 @@ int wn_state_read(const char *path, wn_state *state, bool *exists, char *err, si
     memset(state, 0, sizeof *state);
     *exists = false;
     wn_files_remove_stale_temps(path, STATE_TEMP_STALE_S);
-    /* A link there would be replaced by a file at the first write: refuse it now instead. */
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    /* A link there would be replaced by a file at the first write: refuse it now instead.
+     * O_NONBLOCK: a FIFO there must be refused, not waited on for a writer that never comes. */
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0) {
         if (errno == ENOENT)
             return 0;
@@ -179,6 +199,8 @@ int wn_state_read(const char *path, wn_state *state, bool *exists, char *err, si
                  wn_files_reason(path, errno));
         return -1;
     }
+    if (!is_regular(fd, path, err, errlen))
+        goto close_file;
     text = malloc(STATE_SIZE_MAX + 1);
     if (!text) {
         snprintf(err, errlen, "%s: out of memory reading the state file", path);
@@ -222,7 +244,7 @@ int wn_state_write(const char *path, const wn_state *state, char *err, size_t er
     if (!valid_name(state->database) || !valid_name(state->slot)) {
         snprintf(err, errlen, "%s: the database or slot name cannot be written to a state file",
                  path);
-        return -1;
+        return EINVAL;
     }
     n = snprintf(text, sizeof text,
                  STATE_MAGIC "\nsystem_identifier=%" PRIu64 "\ndatabase=%s\nslot=%s\nlsn=%s\n",
@@ -230,9 +252,26 @@ int wn_state_write(const char *path, const wn_state *state, char *err, size_t er
                  wn_lsn_format(state->lsn, lsn));
     if (n < 0 || (size_t)n >= sizeof text) {
         snprintf(err, errlen, "%s: content too long for the state file", path);
-        return -1;
+        return EINVAL;
     }
     return wn_files_replace(path, text, (size_t)n, WN_FILES_MODE, "state file", err, errlen);
+}
+
+bool wn_state_write_failure_is_setup(int err)
+{
+    switch (err) {
+    case ENOENT:  /* no such folder */
+    case ENOTDIR: /* a file where a folder should be */
+    case EACCES:  /* no right to create or replace it */
+    case EPERM:
+    case EISDIR:       /* a folder at the path */
+    case ELOOP:        /* links looping in the folders */
+    case ENAMETOOLONG: /* the path */
+    case EINVAL:       /* the content: a name no state file can hold */
+        return true;
+    default:
+        return false; /* ENOSPC, EDQUOT, EIO, EROFS, ENOMEM: the machine's, for now */
+    }
 }
 
 bool wn_state_same_origin(const wn_state *expected, const wn_state *actual, const char *path,

@@ -12,7 +12,8 @@
  * It is replaced atomically (a temporary file of a unique name in the same folder, fsync, rename,
  * fsync of the folder), so a crash leaves either the old or the new content, and two hosts of an
  * active/standby pair sharing the file never write the same temporary file. It is created 0600
- * and never read through a symbolic link.
+ * and never read through a symbolic link; anything but a regular file at its path (a FIFO, a
+ * device) is refused without waiting on it.
  */
 #ifndef WN_STATE_H
 #define WN_STATE_H
@@ -40,8 +41,19 @@ typedef struct wn_state {
  */
 int wn_state_read(const char *path, wn_state *state, bool *exists, char *err, size_t errlen);
 
-/* Replaces path with state, atomically and durably. Returns 0, or -1 with one line in err. */
+/*
+ * Replaces path with state, atomically and durably. Returns 0, or an errno value with one line in
+ * err: the failed step's (ENOSPC for a full disk), EINVAL when the content cannot be written.
+ */
 int wn_state_write(const char *path, const wn_state *state, char *err, size_t errlen);
+
+/*
+ * Whether a failure of wn_state_write (its errno value) is for a person to fix in the
+ * configuration or the rights on the file system (a missing folder, no permission, a folder in
+ * the way): true. false for the machine's own trouble that a restart may cure (a full disk, an
+ * I/O error).
+ */
+bool wn_state_write_failure_is_setup(int err);
 
 /*
  * true when actual is the same system, database and slot as expected. Otherwise false with one

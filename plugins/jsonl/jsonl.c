@@ -10,7 +10,9 @@
  * An exclusive flock keeps two processes from appending to one file: init answers RETRY while
  * another process holds it (the other host of an active/standby pair, until it lets the file
  * go). Standard output that is a regular file is treated the same way. A new file is created
- * 0600 (the `mode` setting widens it), and a symbolic link at `path` is refused, not followed.
+ * 0600 (the `mode` setting widens it); a symbolic link, a FIFO or a block device at `path` is
+ * refused, not followed or waited on (a pipe is for "-" and the shell's redirection); a
+ * character device such as /dev/null is written as it comes.
  * The file helpers are the host's core/files.c, compiled into this plugin.
  */
 #include <walnotify/plugin.h>
@@ -274,7 +276,9 @@ static bool locked(jsonl_state *st, walnotify_status *status)
 static bool open_file(jsonl_state *st, walnotify_status *status)
 {
     bool created;
-    st->fd = wn_files_open_append(st->path, st->mode, &created);
+    /* A character device is taken (/dev/null discards); a FIFO, whose reader may never come,
+     * and a block device are refused. */
+    st->fd = wn_files_open_append(st->path, st->mode, WN_FILES_CHAR_DEVICE_TOO, &created);
     if (st->fd < 0) {
         st->host->log(st->host, WALNOTIFY_LOG_ERROR, "cannot open %s: %s", st->path,
                       wn_files_reason(st->path, errno));
@@ -290,7 +294,7 @@ static bool open_file(jsonl_state *st, walnotify_status *status)
     }
     st->is_regular = S_ISREG(sb.st_mode);
     if (!st->is_regular)
-        return true; /* a FIFO or device: nothing to lock, cut or sync */
+        return true; /* a character device (/dev/null): nothing to lock, cut or sync */
     /* The size only counts once the lock is ours. */
     if (!locked(st, status) || !cut_torn_tail(st, st->fd))
         return false;

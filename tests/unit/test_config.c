@@ -48,8 +48,8 @@ static bool is_zeroed(const wn_config *config)
 }
 
 /* Writes text to NAME in the temporary folder and loads it. */
-static int load_text(const char *name, const char *text, wn_config *config, char *err,
-                     char *path, size_t pathlen)
+static int load_text(const char *name, const char *text, wn_config *config, char *err, char *path,
+                     size_t pathlen)
 {
     int rc;
 
@@ -63,36 +63,36 @@ static int load_text(const char *name, const char *text, wn_config *config, char
 /* ---- a valid file ----------------------------------------------------------------------- */
 
 static const char full_text[] =
-    "# walnotify test configuration\n"                                               /* 1 */
-    "log_level = \"debug\";\n"                                                       /* 2 */
-    "source:\n"                                                                      /* 3 */
-    "{\n"                                                                            /* 4 */
-    "  conninfo = \"host=127.0.0.1 port=5432 dbname=app\";\n"                        /* 5 */
-    "  tables = [ \"public.orders\", \"customers\", \"audit.log.v2\" ];\n"           /* 6 */
-    "  slot = \"orders_slot_1\";\n"                                                  /* 7 */
-    "  publication = \"Orders-Pub\";\n"                                              /* 8 */
-    "  status_interval_ms = 250; state_file = \"state/progress\";\n"                /* 9 */
-    "  reconnect_initial_ms = 20; reconnect_max_ms = 500;\n"                       /* 10 */
-    "  receive_timeout_ms = 5000; progress_interval_ms = 2000; };\n"              /* 11 */
-    "plugins =\n"                                                                    /* 12 */
-    "(\n"                                                                            /* 13 */
-    "  {\n"                                                                          /* 14 */
-    "    name = \"orders-log\"; retry_initial_ms = 5; retry_max_ms = 5;\n"           /* 15 */
-    "    path = \"../build/plugins/jsonl.so\"; then = \"skip\";\n"                   /* 16 */
+    "# walnotify test configuration\n"                                                 /* 1 */
+    "log_level = \"debug\";\n"                                                         /* 2 */
+    "source:\n"                                                                        /* 3 */
+    "{\n"                                                                              /* 4 */
+    "  conninfo = \"host=127.0.0.1 port=5432 dbname=app\";\n"                          /* 5 */
+    "  tables = [ \"public.orders\", \"customers\", \"audit.log.v2\" ];\n"             /* 6 */
+    "  slot = \"orders_slot_1\";\n"                                                    /* 7 */
+    "  publication = \"Orders-Pub\";\n"                                                /* 8 */
+    "  status_interval_ms = 250; state_file = \"state/progress\";\n"                   /* 9 */
+    "  reconnect_initial_ms = 20; reconnect_max_ms = 500;\n"                           /* 10 */
+    "  receive_timeout_ms = 5000; progress_interval_ms = 2000; };\n"                   /* 11 */
+    "plugins =\n"                                                                      /* 12 */
+    "(\n"                                                                              /* 13 */
+    "  {\n"                                                                            /* 14 */
+    "    name = \"orders-log\"; retry_initial_ms = 5; retry_max_ms = 5;\n"             /* 15 */
+    "    path = \"../build/plugins/jsonl.so\"; then = \"skip\";\n"                     /* 16 */
     "    tables = [ \"orders\", \"audit.log.v2\" ]; dead_letter = \"dead/o.jsonl\";\n" /* 17 */
-    "    ops = [ \"insert\", \"update\" ]; on_error = \"retry\"; retry_max = 3;\n"   /* 18 */
-    "    settings = { path = \"orders.jsonl\"; fsync = true; limit = 42;\n"          /* 19 */
-    "                 big = 5000000000L; ratio = 0.5; names = [ \"a\", \"b\" ];\n"   /* 20 */
-    "                 none = []; mixed = ( \"a\", 1 ); nested = { x = 1; };\n"       /* 21 */
-    "                 ints = [ 1, 2 ]; };\n"                                         /* 22 */
-    "  },\n"                                                                         /* 23 */
-    "  {\n"                                                                          /* 24 */
-    "    name = \"all\";\n"                                                          /* 25 */
-    "    path = \"/opt/walnotify/x.so\";\n"                                          /* 26 */
-    "    ops = ( \"delete\", \"truncate\" ); on_error = \"stop\";\n"                  /* 27 */
-    "    settings = { };\n"                                                          /* 28 */
-    "  }\n"                                                                          /* 29 */
-    ");\n";                                                                          /* 30 */
+    "    ops = [ \"insert\", \"update\" ]; on_error = \"retry\"; retry_max = 3;\n"     /* 18 */
+    "    settings = { path = \"orders.jsonl\"; fsync = true; limit = 42;\n"            /* 19 */
+    "                 big = 5000000000L; ratio = 0.5; names = [ \"a\", \"b\" ];\n"     /* 20 */
+    "                 none = []; mixed = ( \"a\", 1 ); nested = { x = 1; };\n"         /* 21 */
+    "                 ints = [ 1, 2 ]; };\n"                                           /* 22 */
+    "  },\n"                                                                           /* 23 */
+    "  {\n"                                                                            /* 24 */
+    "    name = \"all\";\n"                                                            /* 25 */
+    "    path = \"/opt/walnotify/x.so\";\n"                                            /* 26 */
+    "    ops = ( \"delete\", \"truncate\" ); on_error = \"stop\";\n"                   /* 27 */
+    "    settings = { };\n"                                                            /* 28 */
+    "  }\n"                                                                            /* 29 */
+    ");\n";                                                                            /* 30 */
 
 static const wn_setting_value *find_setting(const wn_plugin_config *plugin, const char *name)
 {
@@ -347,11 +347,12 @@ END_TEST
 #define SRC "source = { conninfo = \"dbname=x\"; tables = [ \"t\", \"s.u\" ]; };\n"
 #define PLG "plugins = ( { name = \"p\"; path = \"p.so\"; } );\n"
 #define LONG64 "a234567890123456789012345678901234567890123456789012345678901234"
-#define PLUGIN_KEYS                                                                         \
-    "name, path, tables, ops, settings, on_error, retry_max, retry_initial_ms, retry_max_ms, " \
+#define PLUGIN_KEYS                                                                                \
+    "name, path, tables, ops, settings, on_error, retry_max, retry_initial_ms, retry_max_ms, "     \
     "then, dead_letter"
 /* A source block whose last member is on line 2, and a plugin block opening on line 2. */
-#define SRC2(members) "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ];\n" members " };\n" PLG
+#define SRC2(members)                                                                              \
+    "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ];\n" members " };\n" PLG
 #define PLUG(members) SRC "plugins = ( { name = \"p\"; path = \"p.so\";\n" members " } );\n"
 
 typedef struct bad_case {
@@ -374,10 +375,12 @@ static const bad_case bad_cases[] = {
     {"empty conninfo", PLG "source = {\n conninfo = \"\";\n tables = [ \"t\" ]; };\n", 3,
      "source.conninfo must not be empty"},
     /* conninfo: libpq's verdict, in words that quote no value of it (a password may be one) */
-    {"conninfo unknown keyword", PLG "source = {\n conninfo = \"host=h bogus_key=1\";\n tables = [ \"t\" ]; };\n",
-     3, "source.conninfo: unknown keyword \"bogus_key\" (not a libpq connection parameter)"},
+    {"conninfo unknown keyword",
+     PLG "source = {\n conninfo = \"host=h bogus_key=1\";\n tables = [ \"t\" ]; };\n", 3,
+     "source.conninfo: unknown keyword \"bogus_key\" (not a libpq connection parameter)"},
     {"conninfo unknown URI parameter",
-     PLG "source = {\n conninfo = \"postgresql://h/db?sslmode=disable&nope=1\";\n tables = [ \"t\" ]; };\n",
+     PLG "source = {\n conninfo = \"postgresql://h/db?sslmode=disable&nope=1\";\n tables = [ \"t\" "
+         "]; };\n",
      3, "source.conninfo: unknown keyword \"nope\" (not a libpq connection parameter)"},
     {"conninfo not key=value", PLG "source = {\n conninfo = \"app\";\n tables = [ \"t\" ]; };\n", 3,
      "source.conninfo: not a valid libpq connection string or URI"},
@@ -405,30 +408,36 @@ static const bad_case bad_cases[] = {
     {"conninfo sets replication off",
      PLG "source = {\n conninfo = \"dbname=x replication=false\";\n tables = [ \"t\" ]; };\n", 3,
      "source.conninfo: sets replication, which walnotify sets itself (remove it)"},
-    {"missing tables", PLG "source = {\n conninfo = \"dbname=x\"; };\n", 2, "source.tables is required"},
+    {"missing tables", PLG "source = {\n conninfo = \"dbname=x\"; };\n", 2,
+     "source.tables is required"},
     {"tables not a list", PLG "source = { conninfo = \"dbname=x\";\n tables = \"t\"; };\n", 3,
      "source.tables must be a list of strings"},
-    {"table not a string", PLG "source = { conninfo = \"dbname=x\";\n tables = ( \"t\",\n 5 ); };\n", 4,
+    {"table not a string",
+     PLG "source = { conninfo = \"dbname=x\";\n tables = ( \"t\",\n 5 ); };\n", 4,
      "source.tables must be a list of strings"},
     {"empty tables", PLG "source = { conninfo = \"dbname=x\";\n tables = [ ]; };\n", 3,
      "source.tables must name at least one table"},
-    {"duplicate table", PLG "source = { conninfo = \"dbname=x\";\n tables = ( \"t\",\n \"public.t\" ); };\n",
-     4, "source.tables: \"public.t\" is listed twice"},
-    {"table ends with dot", PLG "source = { conninfo = \"dbname=x\";\n tables = [ \"s.\" ]; };\n", 3,
+    {"duplicate table",
+     PLG "source = { conninfo = \"dbname=x\";\n tables = ( \"t\",\n \"public.t\" ); };\n", 4,
+     "source.tables: \"public.t\" is listed twice"},
+    {"table ends with dot", PLG "source = { conninfo = \"dbname=x\";\n tables = [ \"s.\" ]; };\n",
+     3,
      "source.tables: \"s.\" is not a table name (expected \"schema.name\" or \"name\", each 1 to "
      "63 bytes)"},
-    {"table starts with dot", PLG "source = { conninfo = \"dbname=x\";\n tables = [ \".t\" ]; };\n", 3,
+    {"table starts with dot", PLG "source = { conninfo = \"dbname=x\";\n tables = [ \".t\" ]; };\n",
+     3,
      "source.tables: \".t\" is not a table name (expected \"schema.name\" or \"name\", each 1 to "
      "63 bytes)"},
     {"empty table", PLG "source = { conninfo = \"dbname=x\";\n tables = [ \"\" ]; };\n", 3,
      "source.tables: \"\" is not a table name (expected \"schema.name\" or \"name\", each 1 to "
      "63 bytes)"},
-    {"table name too long", PLG "source = { conninfo = \"dbname=x\";\n tables = [ \"" LONG64 "\" ]; };\n",
-     3,
+    {"table name too long",
+     PLG "source = { conninfo = \"dbname=x\";\n tables = [ \"" LONG64 "\" ]; };\n", 3,
      "source.tables: \"" LONG64 "\" is not a table name (expected \"schema.name\" or \"name\", "
      "each 1 to 63 bytes)"},
-    {"table with newline", PLG "source = { conninfo = \"dbname=x\";\n tables = [ \"a.\\n\", \"a.\\n\" ]; };\n",
-     3, "source.tables: \"a.\\x0a\" is listed twice"},
+    {"table with newline",
+     PLG "source = { conninfo = \"dbname=x\";\n tables = [ \"a.\\n\", \"a.\\n\" ]; };\n", 3,
+     "source.tables: \"a.\\x0a\" is listed twice"},
     {"unknown key in source",
      PLG "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ];\n  slots = \"a\"; };\n", 3,
      "unknown setting \"slots\" in source (expected conninfo, tables, slot, publication, "
@@ -436,20 +445,23 @@ static const bad_case bad_cases[] = {
      "receive_timeout_ms, progress_interval_ms)"},
     {"unknown key after source", PLG SRC "source2 = 1;\n", 3,
      "unknown setting \"source2\" (expected source, plugins, log_level)"},
-    {"slot wrong type", PLG "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ];\n slot = 1; };\n", 3,
+    {"slot wrong type",
+     PLG "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ];\n slot = 1; };\n", 3,
      "source.slot must be a string"},
-    {"slot upper case", PLG "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ];\n slot = \"Slot\"; };\n",
-     3,
+    {"slot upper case",
+     PLG "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ];\n slot = \"Slot\"; };\n", 3,
      "source.slot \"Slot\" is not a valid slot name (1 to 63 lower-case letters, digits or "
      "underscores)"},
     {"slot too long",
      PLG "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ];\n slot = \"" LONG64 "\"; };\n", 3,
      "source.slot \"" LONG64 "\" is not a valid slot name (1 to 63 lower-case letters, digits or "
      "underscores)"},
-    {"slot hyphen", PLG "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ];\n slot = \"a-b\"; };\n", 3,
+    {"slot hyphen",
+     PLG "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ];\n slot = \"a-b\"; };\n", 3,
      "source.slot \"a-b\" is not a valid slot name (1 to 63 lower-case letters, digits or "
      "underscores)"},
-    {"slot empty", PLG "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ];\n slot = \"\"; };\n", 3,
+    {"slot empty",
+     PLG "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ];\n slot = \"\"; };\n", 3,
      "source.slot \"\" is not a valid slot name (1 to 63 lower-case letters, digits or "
      "underscores)"},
     {"publication wrong type",
@@ -459,20 +471,24 @@ static const bad_case bad_cases[] = {
      PLG "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ];\n publication = \"\"; };\n", 3,
      "source.publication \"\" must be 1 to 63 bytes"},
     {"publication too long",
-     PLG "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ];\n publication = \"" LONG64 "\"; };\n", 3,
-     "source.publication \"" LONG64 "\" must be 1 to 63 bytes"},
+     PLG "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ];\n publication = \"" LONG64
+         "\"; };\n",
+     3, "source.publication \"" LONG64 "\" must be 1 to 63 bytes"},
     {"status interval wrong type",
-     PLG "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ];\n status_interval_ms = \"1s\"; };\n", 3,
-     "source.status_interval_ms must be an integer"},
+     PLG
+     "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ];\n status_interval_ms = \"1s\"; };\n",
+     3, "source.status_interval_ms must be an integer"},
     {"status interval float",
-     PLG "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ];\n status_interval_ms = 100.0; };\n", 3,
-     "source.status_interval_ms must be an integer"},
+     PLG
+     "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ];\n status_interval_ms = 100.0; };\n",
+     3, "source.status_interval_ms must be an integer"},
     {"status interval too small",
-     PLG "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ];\n status_interval_ms = 99; };\n", 3,
-     "source.status_interval_ms must be between 100 and 60000 (got 99)"},
+     PLG "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ];\n status_interval_ms = 99; };\n",
+     3, "source.status_interval_ms must be between 100 and 60000 (got 99)"},
     {"status interval too large",
-     PLG "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ];\n status_interval_ms = 60001L; };\n", 3,
-     "source.status_interval_ms must be between 100 and 60000 (got 60001)"},
+     PLG
+     "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ];\n status_interval_ms = 60001L; };\n",
+     3, "source.status_interval_ms must be between 100 and 60000 (got 60001)"},
     {"unknown top-level key", SRC PLG "\nverbose = true;\n", 4,
      "unknown setting \"verbose\" (expected source, plugins, log_level)"},
     {"log_level wrong type", SRC PLG "log_level = 3;\n", 3, "log_level must be a string"},
@@ -486,21 +502,23 @@ static const bad_case bad_cases[] = {
     {"plugins an array", SRC "plugins = [ \"p\" ];\n", 2, "plugins must be a list of groups"},
     {"plugin not a group", SRC "plugins = ( { name = \"p\"; path = \"p.so\"; },\n \"q\" );\n", 3,
      "plugins[1] must be a group"},
-    {"unknown key in plugin", SRC "plugins = ( {\n name = \"p\"; path = \"p.so\";\n setting = 1; } );\n",
-     4,
+    {"unknown key in plugin",
+     SRC "plugins = ( {\n name = \"p\"; path = \"p.so\";\n setting = 1; } );\n", 4,
      "unknown setting \"setting\" in plugin \"p\" (expected " PLUGIN_KEYS ")"},
-    {"unknown key in unnamed plugin", SRC "plugins = ( {\n path = \"p.so\";\n nmae = \"p\"; } );\n", 4,
-     "unknown setting \"nmae\" in plugins[0] (expected " PLUGIN_KEYS ")"},
+    {"unknown key in unnamed plugin", SRC "plugins = ( {\n path = \"p.so\";\n nmae = \"p\"; } );\n",
+     4, "unknown setting \"nmae\" in plugins[0] (expected " PLUGIN_KEYS ")"},
     {"missing plugin name", SRC "plugins = ( { path = \"p.so\"; },\n { path = \"q.so\"; } );\n", 2,
      "plugins[0].name is required"},
     {"plugin name wrong type", SRC "plugins = (\n { name = 1; path = \"p.so\"; } );\n", 3,
      "plugins[0].name must be a string"},
-    {"plugin name empty", SRC "plugins = ( { name = \"p\"; path = \"p.so\"; },\n { name = \"\"; } );\n",
-     3, "plugins[1].name must be 1 to 63 bytes"},
+    {"plugin name empty",
+     SRC "plugins = ( { name = \"p\"; path = \"p.so\"; },\n { name = \"\"; } );\n", 3,
+     "plugins[1].name must be 1 to 63 bytes"},
     {"plugin name too long", SRC "plugins = ( { name = \"" LONG64 "\"; path = \"p.so\"; } );\n", 2,
      "plugins[0].name must be 1 to 63 bytes"},
     {"duplicate plugin names",
-     SRC "plugins = ( { name = \"p\"; path = \"p.so\"; },\n\n { name = \"p\";\n path = \"q.so\"; } );\n",
+     SRC "plugins = ( { name = \"p\"; path = \"p.so\"; },\n\n { name = \"p\";\n path = \"q.so\"; } "
+         ");\n",
      4, "plugin \"p\" is defined twice (first at line 2)"},
     {"missing plugin path", SRC "plugins = (\n { name = \"p\"; } );\n", 3,
      "plugin \"p\": path is required"},
@@ -525,30 +543,42 @@ static const bad_case bad_cases[] = {
      "plugin \"p\": \"s.\" is not a table name (expected \"schema.name\" or \"name\", each 1 to 63 "
      "bytes)"},
     {"plugin table twice",
-     SRC "plugins = ( { name = \"p\"; path = \"p.so\";\n tables = [ \"t\", \"public.t\" ]; } );\n", 3,
-     "plugin \"p\": table \"public.t\" is listed twice"},
-    {"plugin tables empty", SRC "plugins = ( { name = \"p\"; path = \"p.so\";\n tables = [ ]; } );\n",
-     3, "plugin \"p\": tables must name at least one table"},
-    {"ops wrong type", SRC "plugins = ( { name = \"p\"; path = \"p.so\";\n ops = \"insert\"; } );\n", 3,
+     SRC "plugins = ( { name = \"p\"; path = \"p.so\";\n tables = [ \"t\", \"public.t\" ]; } );\n",
+     3, "plugin \"p\": table \"public.t\" is listed twice"},
+    {"plugin tables empty",
+     SRC "plugins = ( { name = \"p\"; path = \"p.so\";\n tables = [ ]; } );\n", 3,
+     "plugin \"p\": tables must name at least one table"},
+    {"ops wrong type",
+     SRC "plugins = ( { name = \"p\"; path = \"p.so\";\n ops = \"insert\"; } );\n", 3,
      "plugin \"p\": ops must be a list of strings"},
-    {"op not a string", SRC "plugins = ( { name = \"p\"; path = \"p.so\";\n ops = ( \"insert\",\n 1 ); } );\n",
-     4, "plugin \"p\": ops must be a list of strings"},
-    {"unknown op", SRC "plugins = ( { name = \"p\"; path = \"p.so\";\n ops = [ \"insert\",\n \"upsert\" ]; } );\n",
-     4, "plugin \"p\": unknown operation \"upsert\" in ops (expected insert, update, delete, truncate, snapshot, message)"},
-    {"op upper case", SRC "plugins = ( { name = \"p\"; path = \"p.so\";\n ops = [ \"INSERT\" ]; } );\n", 3,
-     "plugin \"p\": unknown operation \"INSERT\" in ops (expected insert, update, delete, truncate, snapshot, message)"},
+    {"op not a string",
+     SRC "plugins = ( { name = \"p\"; path = \"p.so\";\n ops = ( \"insert\",\n 1 ); } );\n", 4,
+     "plugin \"p\": ops must be a list of strings"},
+    {"unknown op",
+     SRC
+     "plugins = ( { name = \"p\"; path = \"p.so\";\n ops = [ \"insert\",\n \"upsert\" ]; } );\n",
+     4,
+     "plugin \"p\": unknown operation \"upsert\" in ops (expected insert, update, delete, "
+     "truncate, snapshot, message)"},
+    {"op upper case",
+     SRC "plugins = ( { name = \"p\"; path = \"p.so\";\n ops = [ \"INSERT\" ]; } );\n", 3,
+     "plugin \"p\": unknown operation \"INSERT\" in ops (expected insert, update, delete, "
+     "truncate, snapshot, message)"},
     {"duplicate op",
-     SRC "plugins = ( { name = \"p\"; path = \"p.so\";\n ops = [ \"delete\", \"insert\", \"delete\" ]; } );\n",
+     SRC "plugins = ( { name = \"p\"; path = \"p.so\";\n ops = [ \"delete\", \"insert\", "
+         "\"delete\" ]; } );\n",
      3, "plugin \"p\": operation \"delete\" is listed twice in ops"},
     {"empty ops", SRC "plugins = ( { name = \"p\"; path = \"p.so\";\n ops = ( ); } );\n", 3,
      "plugin \"p\": ops must name at least one operation"},
     {"settings not a group",
      SRC "plugins = ( { name = \"p\"; path = \"p.so\";\n settings = ( \"fsync\" ); } );\n", 3,
      "plugin \"p\": settings must be a group"},
-    {"settings a string", SRC "plugins = ( { name = \"p\"; path = \"p.so\";\n settings = \"x\"; } );\n",
-     3, "plugin \"p\": settings must be a group"},
+    {"settings a string",
+     SRC "plugins = ( { name = \"p\"; path = \"p.so\";\n settings = \"x\"; } );\n", 3,
+     "plugin \"p\": settings must be a group"},
     {"second plugin error names it",
-     SRC "plugins = ( { name = \"p\"; path = \"p.so\"; },\n { name = \"q\"; path = \"q.so\";\n ops = []; } );\n",
+     SRC "plugins = ( { name = \"p\"; path = \"p.so\"; },\n { name = \"q\"; path = \"q.so\";\n ops "
+         "= []; } );\n",
      4, "plugin \"q\": ops must name at least one operation"},
     {"duplicate key", SRC PLG "log_level = \"info\";\nlog_level = \"debug\";\n", 4,
      "duplicate setting name"},
@@ -599,9 +629,8 @@ static const bad_case bad_cases[] = {
     {"then wrong type", PLUG(" then = [ \"skip\" ];"), 3, "plugin \"p\": then must be a string"},
     {"then without retry", PLUG(" on_error = \"stop\";\n then = \"stop\";"), 4,
      "plugin \"p\": then applies only when on_error is \"retry\" (it is \"stop\")"},
-    {"retry_max without retry",
-     PLUG(" on_error = \"skip\"; dead_letter = \"d\";\n retry_max = 3;"), 4,
-     "plugin \"p\": retry_max applies only when on_error is \"retry\" (it is \"skip\")"},
+    {"retry_max without retry", PLUG(" on_error = \"skip\"; dead_letter = \"d\";\n retry_max = 3;"),
+     4, "plugin \"p\": retry_max applies only when on_error is \"retry\" (it is \"skip\")"},
     {"retry_max negative", PLUG(" retry_max = -1;"), 3,
      "plugin \"p\": retry_max must be 0 or more (got -1)"},
     {"retry_max too large", PLUG(" retry_max = 3000000000L;"), 3,
@@ -628,17 +657,6 @@ static const bad_case bad_cases[] = {
      "plugin \"p\": dead_letter must name a file, not \"-\""},
     {"dead_letter wrong type", PLUG(" on_error = \"skip\";\n dead_letter = true;"), 4,
      "plugin \"p\": dead_letter must be a string"},
-    {"dead_letter shared",
-     SRC "plugins = ( { name = \"p\"; path = \"p.so\"; on_error = \"skip\";\n"
-     " dead_letter = \"dead.jsonl\"; },\n { name = \"q\"; path = \"p.so\"; on_error = \"skip\";\n"
-     " dead_letter = \"q.jsonl\"; },\n { name = \"r\"; path = \"p.so\"; then = \"skip\";\n"
-     " dead_letter = \"./sub//../dead.jsonl\"; } );\n",
-     7, "plugin \"r\": dead_letter is the same file as plugin \"p\"'s (line 2)"},
-    {"dead_letter is the state file",
-     "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ]; state_file = \"s\"; };\n"
-     "plugins = ( { name = \"p\"; path = \"p.so\"; on_error = \"skip\";\n"
-     " dead_letter = \"s\"; } );\n",
-     3, "plugin \"p\": dead_letter is the same file as source.state_file"},
 };
 
 START_TEST(test_bad_file)
@@ -649,8 +667,8 @@ START_TEST(test_bad_file)
     char path[PATH_MAX], expected[PATH_MAX + ERR_MAX];
 
     memset(&c, 0xA5, sizeof c); /* the loader must zero it whatever it held */
-    ck_assert_msg(load_text("bad.conf", bc->text, &c, err, path, sizeof path) == -1,
-                  "%s: accepted", bc->what);
+    ck_assert_msg(load_text("bad.conf", bc->text, &c, err, path, sizeof path) == -1, "%s: accepted",
+                  bc->what);
     ck_assert_msg(is_zeroed(&c), "%s: config not zeroed", bc->what);
     if (bc->line > 0)
         snprintf(expected, sizeof expected, "%s:%d: %s", path, bc->line, bc->message);
@@ -675,8 +693,8 @@ START_TEST(test_conninfo_forms)
     wn_config c;
 
     for (size_t i = 0; i < sizeof accepted / sizeof accepted[0]; i++) {
-        snprintf(text, sizeof text,
-                 "source = { conninfo = \"%s\"; tables = [ \"t\" ]; };\n" PLG, accepted[i]);
+        snprintf(text, sizeof text, "source = { conninfo = \"%s\"; tables = [ \"t\" ]; };\n" PLG,
+                 accepted[i]);
         ck_assert_msg(load_text("forms.conf", text, &c, err, path, sizeof path) == 0, "%s: %s",
                       accepted[i], err);
         wn_config_free(&c);

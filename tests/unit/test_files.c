@@ -79,7 +79,8 @@ START_TEST(open_append_creates_with_exact_mode)
     char path[PATH_MAX];
     bool created = false;
     mode_t old_mask = umask(077); /* the service's UMask: it must not narrow an asked-for 0640 */
-    int fd = wn_files_open_append(in_dir(path, sizeof path, "new"), 0640, &created);
+    int fd = wn_files_open_append(in_dir(path, sizeof path, "new"), 0640, WN_FILES_REGULAR_ONLY,
+                                  &created);
     umask(old_mask);
     ck_assert_int_ge(fd, 0);
     ck_assert(created);
@@ -88,7 +89,7 @@ START_TEST(open_append_creates_with_exact_mode)
 
     /* An existing file keeps its own mode. */
     ck_assert_int_eq(chmod(path, 0604), 0);
-    fd = wn_files_open_append(path, WN_FILES_MODE, &created);
+    fd = wn_files_open_append(path, WN_FILES_MODE, WN_FILES_REGULAR_ONLY, &created);
     ck_assert_int_ge(fd, 0);
     ck_assert(!created);
     ck_assert_uint_eq(mode_of(path), 0604);
@@ -103,7 +104,8 @@ START_TEST(open_append_refuses_a_link)
     spit(in_dir(target, sizeof target, "target"), "{\"a\":");
     ck_assert_int_eq(symlink(target, in_dir(path, sizeof path, "link")), 0);
     errno = 0;
-    ck_assert_int_eq(wn_files_open_append(path, WN_FILES_MODE, &created), -1);
+    ck_assert_int_eq(wn_files_open_append(path, WN_FILES_MODE, WN_FILES_REGULAR_ONLY, &created),
+                     -1);
     ck_assert_int_eq(errno, ELOOP);
     ck_assert_msg(strstr(wn_files_reason(path, errno), "symbolic link") != NULL, "%s",
                   wn_files_reason(path, errno));
@@ -112,8 +114,65 @@ START_TEST(open_append_refuses_a_link)
     ck_assert_int_eq(symlink(in_dir(target, sizeof target, "nowhere"),
                              in_dir(dangling, sizeof dangling, "dangling")),
                      0);
-    ck_assert_int_eq(wn_files_open_append(dangling, WN_FILES_MODE, &created), -1);
+    ck_assert_int_eq(wn_files_open_append(dangling, WN_FILES_MODE, WN_FILES_REGULAR_ONLY, &created),
+                     -1);
     ck_assert_int_eq(access(target, F_OK), -1);
+}
+END_TEST
+
+/* A FIFO is refused at once (not waited on for a peer), a character device only when asked. */
+START_TEST(open_append_refuses_a_fifo_and_a_device)
+{
+    char path[PATH_MAX];
+    bool created = true;
+    ck_assert_int_eq(mkfifo(in_dir(path, sizeof path, "fifo"), 0600), 0);
+    errno = 0;
+    ck_assert_int_eq(wn_files_open_append(path, WN_FILES_MODE, WN_FILES_CHAR_DEVICE_TOO, &created),
+                     -1);
+    ck_assert_int_eq(errno, EINVAL);
+    ck_assert_msg(strstr(wn_files_reason(path, errno), "FIFO") != NULL, "%s",
+                  wn_files_reason(path, errno));
+
+    errno = 0;
+    ck_assert_int_eq(
+        wn_files_open_append("/dev/null", WN_FILES_MODE, WN_FILES_REGULAR_ONLY, &created), -1);
+    ck_assert_msg(strstr(wn_files_reason("/dev/null", errno), "device") != NULL, "%s",
+                  wn_files_reason("/dev/null", errno));
+    int fd = wn_files_open_append("/dev/null", WN_FILES_MODE, WN_FILES_CHAR_DEVICE_TOO, &created);
+    ck_assert_int_ge(fd, 0);
+    ck_assert(!created);
+    close(fd);
+}
+END_TEST
+
+/* Two paths to one file are told apart from two files, whether the file exists yet or not. */
+START_TEST(identity_sees_through_links_and_dots)
+{
+    char a[PATH_MAX], b[PATH_MAX], sub[PATH_MAX], alias[PATH_MAX];
+    wn_file_id ida, idb;
+
+    ck_assert_int_eq(mkdir(in_dir(sub, sizeof sub, "sub"), 0700), 0);
+    ck_assert_int_eq(symlink(sub, in_dir(alias, sizeof alias, "alias")), 0);
+    /* Not there yet: the folder and the name decide. */
+    ck_assert(snprintf(a, sizeof a, "%s/sub/f", dir) < (int)sizeof a);
+    ck_assert(snprintf(b, sizeof b, "%s/alias/f", dir) < (int)sizeof b);
+    ck_assert_int_eq(wn_files_identity(a, &ida), 0);
+    ck_assert_int_eq(wn_files_identity(b, &idb), 0);
+    ck_assert(!ida.exists);
+    ck_assert(wn_files_same_identity(&ida, &idb));
+    ck_assert(snprintf(b, sizeof b, "%s/alias/../sub/g", dir) < (int)sizeof b);
+    ck_assert_int_eq(wn_files_identity(b, &idb), 0);
+    ck_assert(!wn_files_same_identity(&ida, &idb));
+
+    /* There: a hard link is the same file. */
+    spit(a, "x\n");
+    ck_assert(snprintf(b, sizeof b, "%s/hard", dir) < (int)sizeof b);
+    ck_assert_int_eq(link(a, b), 0);
+    ck_assert_int_eq(wn_files_identity(a, &ida), 0);
+    ck_assert_int_eq(wn_files_identity(b, &idb), 0);
+    ck_assert(ida.exists);
+    ck_assert(wn_files_same_identity(&ida, &idb));
+    ck_assert_int_eq(wn_files_identity(in_dir(b, sizeof b, "nowhere/f"), &idb), ENOENT);
 }
 END_TEST
 
@@ -192,7 +251,7 @@ START_TEST(replace_failure_names_the_step_and_leaves_nothing)
     char err[512] = "";
     ck_assert_int_eq(wn_files_replace("/nonexistent/walnotify/state", "x", 1, WN_FILES_MODE,
                                       "state file", err, sizeof err),
-                     -1);
+                     ENOENT);
     ck_assert_msg(strstr(err, "/nonexistent/walnotify/state") != NULL &&
                       strstr(err, "temporary file") != NULL,
                   "err: %s", err);
@@ -246,6 +305,15 @@ START_TEST(deadletter_refuses_a_link)
     ck_assert_msg(strstr(err, path) != NULL && strstr(err, "symbolic link") != NULL, "err: %s",
                   err);
     ck_assert_str_eq(slurp(target), "keep\ntorn"); /* not cut */
+}
+END_TEST
+
+START_TEST(deadletter_refuses_a_fifo)
+{
+    char path[PATH_MAX], err[512] = "";
+    ck_assert_int_eq(mkfifo(in_dir(path, sizeof path, "dead.jsonl"), 0600), 0);
+    ck_assert_ptr_null(wn_deadletter_open(path, err, sizeof err));
+    ck_assert_msg(strstr(err, path) != NULL && strstr(err, "FIFO") != NULL, "err: %s", err);
 }
 END_TEST
 
@@ -433,6 +501,26 @@ START_TEST(jsonl_refuses_a_link)
 }
 END_TEST
 
+/* A FIFO at path would block the host once nobody reads it: refused at init. /dev/null is a
+ * character device, written as it comes (a way to discard the lines). */
+START_TEST(jsonl_refuses_a_fifo)
+{
+    char path[PATH_MAX];
+    ck_assert_int_eq(mkfifo(in_dir(path, sizeof path, "out.jsonl"), 0600), 0);
+    host *h = host_new(path, NULL);
+    void *state = NULL;
+    ck_assert_int_eq(plugin->init(&h->host, &state), WALNOTIFY_FATAL);
+    ck_assert_msg(strstr(h->log, path) != NULL && strstr(h->log, "FIFO") != NULL, "log: %s",
+                  h->log);
+    host_free(h);
+
+    h = host_new("/dev/null", NULL);
+    ck_assert_int_eq(plugin->init(&h->host, &state), WALNOTIFY_OK);
+    plugin->shutdown(state);
+    host_free(h);
+}
+END_TEST
+
 /* Standard output becomes FILE, opened with flags (as the shell would for `>` or `>>`); the
  * earlier standard output is returned, for put_back_stdout. */
 static int stdout_to(const char *file, int flags)
@@ -546,6 +634,8 @@ static Suite *files_suite(void)
     tcase_add_checked_fixture(core, make_dir, remove_dir);
     tcase_add_test(core, open_append_creates_with_exact_mode);
     tcase_add_test(core, open_append_refuses_a_link);
+    tcase_add_test(core, open_append_refuses_a_fifo_and_a_device);
+    tcase_add_test(core, identity_sees_through_links_and_dots);
     tcase_add_loop_test(core, cut_torn_tail_keeps_whole_lines, 0,
                         (int)(sizeof torn / sizeof torn[0]));
     tcase_add_test(core, cut_torn_tail_longer_than_a_read);
@@ -557,6 +647,7 @@ static Suite *files_suite(void)
     tcase_add_checked_fixture(deadletter, make_dir, remove_dir);
     tcase_add_test(deadletter, deadletter_is_created_0600);
     tcase_add_test(deadletter, deadletter_refuses_a_link);
+    tcase_add_test(deadletter, deadletter_refuses_a_fifo);
     tcase_add_test(deadletter, deadletter_cuts_a_torn_line);
     suite_add_tcase(s, deadletter);
 
@@ -566,6 +657,7 @@ static Suite *files_suite(void)
     tcase_add_test(jsonl, jsonl_bad_mode_is_refused);
     tcase_add_test(jsonl, jsonl_check_refuses_a_bad_mode);
     tcase_add_test(jsonl, jsonl_refuses_a_link);
+    tcase_add_test(jsonl, jsonl_refuses_a_fifo);
     tcase_add_loop_test(jsonl, jsonl_stdout_file_is_treated_as_a_file, 0,
                         (int)(sizeof stdout_flags / sizeof stdout_flags[0]));
     tcase_add_test(jsonl, jsonl_stdout_shared_with_stderr_is_refused);

@@ -230,6 +230,37 @@ START_TEST(state_file_link_is_refused)
 }
 END_TEST
 
+/* A FIFO (or a device) at the path is refused at once: opening a FIFO to read would wait for a
+ * writer that never comes, deaf to the signals that should stop walnotify. */
+START_TEST(state_file_fifo_is_refused_without_waiting)
+{
+    folder f = make_folder();
+    wn_state out;
+    char err[512] = "";
+    bool exists = true;
+
+    ck_assert_int_eq(mkfifo(f.file, 0600), 0);
+    ck_assert_int_eq(wn_state_read(f.file, &out, &exists, err, sizeof err), -1);
+    ck_assert(!exists);
+    ck_assert_msg(strstr(err, f.file) != NULL && strstr(err, "a FIFO, not a regular file"),
+                  "err: %s", err);
+    ck_assert_int_eq(unlink(f.file), 0);
+    ck_assert_int_eq(wn_state_read("/dev/null", &out, &exists, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "a character device, not a regular file"), "err: %s", err);
+    remove_folder(&f);
+}
+END_TEST
+
+/* A full disk or an I/O error is the machine's, for a restart to retry; not configuration. */
+START_TEST(machine_failures_are_not_setup_errors)
+{
+    ck_assert(!wn_state_write_failure_is_setup(ENOSPC));
+    ck_assert(!wn_state_write_failure_is_setup(EIO));
+    ck_assert(!wn_state_write_failure_is_setup(EDQUOT));
+    ck_assert(wn_state_write_failure_is_setup(EACCES));
+}
+END_TEST
+
 START_TEST(stale_temporary_files_are_removed)
 {
     folder f = make_folder();
@@ -263,7 +294,9 @@ START_TEST(unwritable_folder_is_an_error)
     wn_state s = sample();
     char err[512] = "";
 
-    ck_assert_int_eq(wn_state_write("/nonexistent/walnotify/state", &s, err, sizeof err), -1);
+    ck_assert_int_eq(wn_state_write("/nonexistent/walnotify/state", &s, err, sizeof err), ENOENT);
+    /* A missing folder is for a person to fix: a configuration error, not a run-time one. */
+    ck_assert(wn_state_write_failure_is_setup(ENOENT));
     ck_assert_msg(strstr(err, "/nonexistent/walnotify/state") != NULL, "err: %s", err);
     ck_assert_ptr_null(strchr(err, '\n'));
 }
@@ -304,8 +337,8 @@ START_TEST(malformed_files_name_file_and_line)
     ck_assert_int_eq(wn_state_read(f.file, &out, &exists, err, sizeof err), -1);
     ck_assert(!exists);
     snprintf(prefix, sizeof prefix, "%s:%d: ", f.file, malformed[_i].line);
-    ck_assert_msg(strncmp(err, prefix, strlen(prefix)) == 0, "case %d: expected %s..., got %s",
-                  _i, prefix, err);
+    ck_assert_msg(strncmp(err, prefix, strlen(prefix)) == 0, "case %d: expected %s..., got %s", _i,
+                  prefix, err);
     ck_assert_msg(strstr(err, malformed[_i].says) != NULL, "case %d: \"%s\" not in %s", _i,
                   malformed[_i].says, err);
     ck_assert_ptr_null(strchr(err, '\n'));
@@ -347,8 +380,8 @@ START_TEST(same_origin_and_mismatch_messages)
     b = sample();
     snprintf(b.slot, sizeof b.slot, "other");
     ck_assert(!wn_state_same_origin(&a, &b, "/x/state", err, sizeof err));
-    ck_assert_msg(strstr(err, "slot walnotify; this is") && strstr(err, "slot other:"),
-                  "err: %s", err);
+    ck_assert_msg(strstr(err, "slot walnotify; this is") && strstr(err, "slot other:"), "err: %s",
+                  err);
 
     b = sample();
     snprintf(b.database, sizeof b.database, "shop");
@@ -365,7 +398,7 @@ START_TEST(unwritable_names_are_refused)
     char err[512] = "";
 
     snprintf(s.database, sizeof s.database, "two\nlines");
-    ck_assert_int_eq(wn_state_write(f.file, &s, err, sizeof err), -1);
+    ck_assert_int_eq(wn_state_write(f.file, &s, err, sizeof err), EINVAL);
     ck_assert_msg(strstr(err, f.file) != NULL, "err: %s", err);
     remove_folder(&f);
 }
@@ -383,6 +416,8 @@ int main(void)
     tcase_add_test(tc, two_writers_never_collide);
     tcase_add_test(tc, state_file_is_created_0600);
     tcase_add_test(tc, state_file_link_is_refused);
+    tcase_add_test(tc, state_file_fifo_is_refused_without_waiting);
+    tcase_add_test(tc, machine_failures_are_not_setup_errors);
     tcase_add_test(tc, stale_temporary_files_are_removed);
     tcase_add_test(tc, unwritable_folder_is_an_error);
     tcase_add_loop_test(tc, malformed_files_name_file_and_line, 0,
