@@ -1,11 +1,13 @@
 /*
  * Configured tables that change under a running walnotify: renamed (the stream's Relation
- * message, and the catalog check when no row shows it), moved to another schema, two of them
- * swapping names, renamed and back while walnotify was stopped, taken out of the publication
+ * message, and the catalog check when no row shows it), moved to another schema, renamed and
+ * renamed back (in one transaction, before a restart, while walnotify was stopped), renamed
+ * while another table took the name, two of them swapping names, taken out of the publication
  * (also while the stream was down), dropped, dropped and created again, a column whose type
- * changed, and the check's own connection lost. Where changes would no longer be delivered,
- * walnotify must stop with exit 3 before the acknowledged position passes them; where they still
- * are, it says what changed once (and where they are passed over, it says so).
+ * changed, and the check's own connection lost. A change of a configured table, whatever name it
+ * was made under, is delivered under the configured name; where changes would no longer be
+ * delivered, walnotify must stop with exit 3 before the acknowledged position passes them, and
+ * the remedy it gives must let the next run deliver them.
  */
 #include <check.h>
 #include <stdio.h>
