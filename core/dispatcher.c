@@ -722,12 +722,12 @@ static flow check_tables(dispatcher *d)
  * the publication stops walnotify there.
  */
 
-/* The configured table whose OID is relid, or -1. */
+/* The configured table whose OID is relid, or -1 (also for 0: an OID not known). */
 static int table_of_oid(const dispatcher *d, uint32_t relid)
 {
     size_t ntables = d->options->config->source.ntables;
 
-    for (size_t i = 0; i < ntables; i++) {
+    for (size_t i = 0; relid != 0 && i < ntables; i++) {
         if (d->tables[i].oid == relid)
             return (int)i;
     }
