@@ -49,7 +49,8 @@ typedef struct instance {
 
 /* What the dispatcher knows of the identity of one configured table. */
 typedef struct table_identity {
-    uint32_t oid;          /* the OID it is believed to have: at the start, then as it changed */
+    uint32_t oid;          /* the OID it is believed to have: at the start, then as the catalog
+                              check saw it change; what its changes are known by */
     uint32_t stream_relid; /* the relation id this stream last described it with; 0: none yet */
     uint32_t warned_old;   /* the last change of OID that was warned about, not to say it */
     uint32_t warned_new;   /* twice (the stream and the catalog check both notice it) */
@@ -615,13 +616,13 @@ static const char *table_name(const dispatcher *d, size_t index)
     return d->options->config->source.tables[index].qualified;
 }
 
-/* A configured table's OID changed: dropped and created again under the same name. Said once
- * per change, whichever of the stream and the catalog check sees it first. */
-static void table_recreated(dispatcher *d, size_t index, uint32_t old_oid, uint32_t new_oid)
+/* A configured table's name now means another table (dropped and created again, or another
+ * table renamed to it). Said once per change, whichever of the stream and the catalog check sees
+ * it first. */
+static void say_made_again(dispatcher *d, size_t index, uint32_t old_oid, uint32_t new_oid)
 {
     table_identity *table = &d->tables[index];
 
-    table->oid = new_oid;
     if (table->warned_old == old_oid && table->warned_new == new_oid)
         return;
     table->warned_old = old_oid;
@@ -648,65 +649,6 @@ static void warn_retyped(const wn_relation *cached, const wn_message *msg)
     }
 }
 
-/*
- * A new Relation message for a relation id the stream described before. A configured table now
- * under a name that no configured table has would have its changes filtered out while the
- * acknowledged position moves past them: stop first. Under another configured name, its changes
- * go on under that name.
- */
-static flow check_relation_change(dispatcher *d, const wn_relation *cached, const wn_message *msg)
-{
-    const wn_config *config = d->options->config;
-    const char *schema = msg->u.relation.nspname[0] ? msg->u.relation.nspname : "pg_catalog";
-    const char *name = msg->u.relation.relname;
-    char now[WN_QUALIFIED_MAX];
-
-    if (cached->table_index < 0)
-        return FLOW_CONTINUE;
-    warn_retyped(cached, msg);
-    if (!wn_relation_renamed(cached, msg))
-        return FLOW_CONTINUE;
-    snprintf(now, sizeof now, "%s.%s", schema, name);
-    if (wn_config_find_table(config, schema, name) >= 0) {
-        wn_log(WN_LOG_WARNING,
-               "table \"%s\" (relation id %" PRIu32 ") is now named \"%s\", also in "
-               "source.tables: its changes are delivered as \"%s\" from now on",
-               cached->qualified, cached->relid, now, now);
-        return FLOW_CONTINUE;
-    }
-    return fail(d, WN_DISPATCH_SERVER_STATE,
-                "table \"%s\" (relation id %" PRIu32 ") was renamed to \"%s\", which is not in "
-                "source.tables: its changes would no longer be delivered, so walnotify stops "
-                "before acknowledging any of them; " WN_RENAMED_REMEDY,
-                cached->qualified, cached->relid, now, cached->qualified, now);
-}
-
-/* After a Relation message: the configured table it names now has this relation id, and a
- * relation id of a configured table arriving under an unconfigured name is said. */
-static void note_relation_id(dispatcher *d, const wn_relation *rel)
-{
-    size_t ntables = d->options->config->source.ntables;
-
-    if (rel->table_index >= 0) {
-        table_identity *table = &d->tables[rel->table_index];
-
-        if (table->stream_relid != 0 && table->stream_relid != rel->relid)
-            table_recreated(d, (size_t)rel->table_index, table->stream_relid, rel->relid);
-        table->stream_relid = rel->relid;
-        return;
-    }
-    for (size_t i = 0; i < ntables; i++) {
-        if (d->tables[i].oid != rel->relid)
-            continue;
-        /* The name it had when these changes were made: no configured table had it then. */
-        wn_log(WN_LOG_WARNING,
-               "changes of table \"%s\" (OID %" PRIu32 ") made while it was named \"%s\" are "
-               "not delivered: that name is not in source.tables",
-               table_name(d, i), rel->relid, rel->qualified);
-        return;
-    }
-}
-
 /* Judges what the catalog says of configured table `index` against the OID it should have. */
 static flow judge_table(dispatcher *d, size_t index, const wn_table_seen *seen)
 {
@@ -719,7 +661,8 @@ static flow judge_table(dispatcher *d, size_t index, const wn_table_seen *seen)
         d->tables[index].oid = seen->oid;
         return FLOW_CONTINUE;
     case WN_TABLE_MADE_AGAIN:
-        table_recreated(d, index, expected, seen->oid);
+        d->tables[index].oid = seen->oid;
+        say_made_again(d, index, expected, seen->oid);
         return FLOW_CONTINUE;
     case WN_TABLE_RENAMED:
     case WN_TABLE_DROPPED:
@@ -765,6 +708,101 @@ static flow check_tables(dispatcher *d)
         if (judge_table(d, i, &d->seen[i]) != FLOW_CONTINUE)
             return FLOW_DONE;
     }
+    return FLOW_CONTINUE;
+}
+
+/*
+ * Which configured table the changes of a relation the stream just described belong to
+ * (rel->table_index). pgoutput names a relation as it was at that point of the WAL, and its
+ * relation id is the table's OID: a change made under a configured name belongs to that table,
+ * and a change made under a name no configured table has belongs to the configured table whose
+ * OID it carries (renamed, and renamed back since); both are delivered under the configured
+ * name. What the stream shows that the catalog did not say is checked against the catalog at
+ * once, before any change of it is delivered: a table renamed for good, dropped or taken out of
+ * the publication stops walnotify there.
+ */
+
+/* The configured table whose OID is relid, or -1 (also for 0: an OID not known). */
+static int table_of_oid(const dispatcher *d, uint32_t relid)
+{
+    size_t ntables = d->options->config->source.ntables;
+
+    for (size_t i = 0; relid != 0 && i < ntables; i++) {
+        if (d->tables[i].oid == relid)
+            return (int)i;
+    }
+    return -1;
+}
+
+/* Under configured name `index`, which was configured name was_index (or -1) before. A relation
+ * id other than the OID the table is believed to have, or than the one this stream described it
+ * with, is another table under the name: the catalog says whether the table followed so far
+ * still has it. */
+static flow under_configured_name(dispatcher *d, wn_relation *rel, size_t index, int was_index)
+{
+    table_identity *table = &d->tables[index];
+    uint32_t described = table->stream_relid;
+
+    rel->table_index = (int)index;
+    table->stream_relid = rel->relid;
+    if (was_index >= 0 && (size_t)was_index != index)
+        wn_log(WN_LOG_WARNING,
+               "table \"%s\" (relation id %" PRIu32 ") is now named \"%s\", also in "
+               "source.tables: its changes are delivered as \"%s\" from now on",
+               table_name(d, (size_t)was_index), rel->relid, rel->qualified, rel->qualified);
+    /* Unknown when streaming began (no catalog): the stream's word is the first. */
+    if (table->oid == 0)
+        table->oid = rel->relid;
+    if (table->oid == rel->relid && (described == 0 || described == rel->relid))
+        return FLOW_CONTINUE;
+    if (check_tables(d) != FLOW_CONTINUE)
+        return FLOW_DONE;
+    if (described != 0 && described != rel->relid)
+        say_made_again(d, index, described, rel->relid);
+    return FLOW_CONTINUE;
+}
+
+/* A configured table's OID under a name no configured table has: its changes made while it had
+ * that name. Delivered under its configured name once the catalog says it still has that name. */
+static flow under_former_name(dispatcher *d, wn_relation *rel, size_t index)
+{
+    if (check_tables(d) != FLOW_CONTINUE)
+        return FLOW_DONE;
+    rel->table_index = (int)index;
+    d->tables[index].stream_relid = rel->relid;
+    wn_log(WN_LOG_WARNING,
+           "changes of table \"%s\" (OID %" PRIu32 ") made while it was named \"%s\" are "
+           "delivered as \"%s\"",
+           table_name(d, index), rel->relid, rel->qualified, table_name(d, index));
+    return FLOW_CONTINUE;
+}
+
+/* Neither the name nor the relation id is a configured table's. When this stream delivered the
+ * relation's changes before, under configured name was_index, that name has since been given to
+ * another table, which walnotify follows instead: said, since the changes are passed over. */
+static void say_left(const dispatcher *d, const wn_relation *rel, int was_index)
+{
+    if (was_index < 0)
+        return;
+    wn_log(WN_LOG_WARNING,
+           "changes of relation id %" PRIu32 " made under the name \"%s\" are not delivered: it "
+           "was table \"%s\" earlier in the stream, a name that now belongs to another table "
+           "(OID %" PRIu32 ")",
+           rel->relid, rel->qualified, table_name(d, (size_t)was_index), d->tables[was_index].oid);
+}
+
+/* Sets rel->table_index; was_index is the relation's configured table before this Relation
+ * message (-1: none, or not described yet). */
+static flow identify_relation(dispatcher *d, wn_relation *rel, int was_index)
+{
+    int index = wn_config_find_table(d->options->config, rel->schema, rel->name);
+
+    if (index >= 0)
+        return under_configured_name(d, rel, (size_t)index, was_index);
+    index = table_of_oid(d, rel->relid);
+    if (index >= 0)
+        return under_former_name(d, rel, (size_t)index);
+    say_left(d, rel, was_index);
     return FLOW_CONTINUE;
 }
 
@@ -913,14 +951,19 @@ static flow fill_columns(dispatcher *d, const wn_relation *rel, const wn_tuple *
     return FLOW_CONTINUE;
 }
 
+/* An event carries the configured name of its table, also when the change was made while the
+ * table had another name. */
 static void init_event(const dispatcher *d, const wn_relation *rel, walnotify_op op,
                        walnotify_event *event)
 {
+    const wn_table_ref *table =
+        rel->table_index >= 0 ? &d->options->config->source.tables[rel->table_index] : NULL;
+
     memset(event, 0, sizeof *event);
     event->size = sizeof *event;
-    event->table = rel->qualified;
-    event->schema = rel->schema;
-    event->name = rel->name;
+    event->table = table ? table->qualified : rel->qualified;
+    event->schema = table ? table->schema : rel->schema;
+    event->name = table ? table->name : rel->name;
     event->op = op;
     event->commit_lsn = d->xact.txn.commit_lsn;
     event->xid = d->xact.txn.xid;
@@ -1247,17 +1290,16 @@ static flow on_commit(dispatcher *d, const wn_message *msg)
 static flow on_relation(dispatcher *d, const wn_message *msg)
 {
     wn_relation *cached = wn_relcache_get(d->relcache, msg->u.relation.relid);
+    int was_index = cached != NULL ? cached->table_index : -1;
     wn_relation *rel;
 
-    if (cached != NULL && check_relation_change(d, cached, msg) != FLOW_CONTINUE)
-        return FLOW_DONE;
+    if (was_index >= 0)
+        warn_retyped(cached, msg);
     rel = wn_relcache_put(d->relcache, msg);
     if (rel == NULL)
         return fail(d, WN_DISPATCH_INTERNAL, "out of memory caching relation %s.%s",
                     msg->u.relation.nspname, msg->u.relation.relname);
-    rel->table_index = wn_config_find_table(d->options->config, rel->schema, rel->name);
-    note_relation_id(d, rel);
-    return FLOW_CONTINUE;
+    return identify_relation(d, rel, was_index);
 }
 
 static flow on_data(dispatcher *d, const wn_item *item)

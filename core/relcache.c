@@ -200,16 +200,6 @@ wn_relation *wn_relcache_get(wn_relcache *cache, uint32_t relid)
     return cache->slots[find_slot(cache->slots, cache->capacity, relid)];
 }
 
-bool wn_relation_renamed(const wn_relation *cached, const wn_message *relation)
-{
-    const char *schema = relation->u.relation.nspname;
-
-    if (schema[0] == '\0')
-        schema = "pg_catalog";
-    return strcmp(cached->schema, schema) != 0 ||
-           strcmp(cached->name, relation->u.relation.relname) != 0;
-}
-
 /* The cached column named `name`, looked for first at `hint` (columns rarely move). */
 static const wn_rel_column *column_named(const wn_relation *cached, const char *name, uint16_t hint)
 {

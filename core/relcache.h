@@ -43,13 +43,6 @@ wn_relation *wn_relcache_put(wn_relcache *cache, const wn_message *relation);
 wn_relation *wn_relcache_get(wn_relcache *cache, uint32_t relid);
 
 /*
- * Whether a Relation message ('R') names the cached relation under another schema or name (an
- * ALTER TABLE ... RENAME TO or SET SCHEMA since the cached message). The wire's empty namespace
- * is pg_catalog, as in the cache.
- */
-bool wn_relation_renamed(const wn_relation *cached, const wn_message *relation);
-
-/*
  * The next column of a Relation message ('R'), from index `from` on, that the cached layout also
  * has (by name) with another type OID or typmod (an ALTER COLUMN ... TYPE since the cached
  * message), or -1 when none. *was receives the cached column.

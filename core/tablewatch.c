@@ -282,6 +282,32 @@ void wn_tablewatch_reset(wn_tablewatch *watch)
         drop_connection(watch, WN_TABLES_UNKNOWN);
 }
 
+/* Why a configured table renamed for good stops walnotify, and the remedies (a table followed by
+ * its OID: every change it made, whatever name it had then, goes under the configured name). */
+static void say_renamed(const wn_table_seen *seen, uint32_t expected, const char *qualified,
+                        char *why, size_t whylen)
+{
+    if (seen->oid == 0) {
+        snprintf(why, whylen,
+                 "table \"%s\" (OID %" PRIu32 ") was renamed to \"%s\": its changes would no "
+                 "longer be delivered, so walnotify stops before acknowledging past that; rename "
+                 "it back, or replace \"%s\" by \"%s\" in source.tables (and in the plugins' "
+                 "tables), and start again: its changes not yet acknowledged are then delivered "
+                 "under the name configured, whatever name they were made under",
+                 qualified, expected, seen->expected_now, qualified, seen->expected_now);
+        return;
+    }
+    snprintf(why, whylen,
+             "table \"%s\" (OID %" PRIu32 ") was renamed to \"%s\", and another table now has "
+             "its old name: its changes would no longer be delivered, so walnotify stops before "
+             "acknowledging past that; to follow it, replace \"%s\" by \"%s\" in source.tables "
+             "(and in the plugins' tables) and start again: its changes not yet acknowledged are "
+             "then delivered under the new name, whatever name they were made under; to follow "
+             "the table that has the old name now, start again as it is: the changes the renamed "
+             "one made under a name not configured are then passed over",
+             qualified, expected, seen->expected_now, qualified, seen->expected_now);
+}
+
 wn_table_verdict wn_table_judge(const wn_table_seen *seen, uint32_t expected, const char *qualified,
                                 const char *publication, char *why, size_t whylen)
 {
@@ -290,13 +316,7 @@ wn_table_verdict wn_table_judge(const wn_table_seen *seen, uint32_t expected, co
     /* Renamed to another configured name, its changes go on under that name (as the stream
      * shows them); what its own name means now is judged below. */
     if (seen->oid != expected && seen->expected_exists && !seen->expected_now_configured) {
-        snprintf(why, whylen,
-                 "table \"%s\" (OID %" PRIu32 ") was renamed to \"%s\"%s: its changes would no "
-                 "longer be delivered, so walnotify stops before acknowledging past "
-                 "that; " WN_RENAMED_REMEDY,
-                 qualified, expected, seen->expected_now,
-                 seen->oid ? ", and another table now has its old name" : "", qualified,
-                 seen->expected_now);
+        say_renamed(seen, expected, qualified, why, whylen);
         return WN_TABLE_RENAMED;
     }
     if (seen->oid == 0) {

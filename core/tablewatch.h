@@ -63,17 +63,11 @@ typedef enum wn_table_verdict {
     WN_TABLE_UNPUBLISHED /* the publication does not carry it (any more) */
 } wn_table_verdict;
 
-/* The remedy for a configured table now under another name (two %s: old, new "schema.name"). */
-#define WN_RENAMED_REMEDY                                                                          \
-    "to follow the table under its new name, replace \"%s\" by \"%s\" in source.tables (and in "   \
-    "the plugins' tables) and start again: its changes since the rename are then delivered "       \
-    "under the new name (renaming it back instead would leave the changes made under the new "     \
-    "name undelivered)"
-
 /*
  * Judges what the catalog says of configured table `qualified` against the OID it should have
  * (expected; 0: whatever it has). For RENAMED, DROPPED and UNPUBLISHED, why receives one line
- * naming the table, what happened and the remedy.
+ * naming the table, what happened and the remedy (every remedy it gives lets the next start
+ * deliver the table's changes not yet acknowledged, or says which it passes over).
  */
 wn_table_verdict wn_table_judge(const wn_table_seen *seen, uint32_t expected, const char *qualified,
                                 const char *publication, char *why, size_t whylen);

@@ -174,7 +174,8 @@ typedef struct walnotify_column {
 typedef struct walnotify_event {
     size_t size;         /* sizeof(walnotify_event) as the host was built: members past it
                             are absent */
-    const char *table;   /* "schema.name", NUL-terminated */
+    const char *table;   /* "schema.name" as source.tables names it (also for a change made
+                            while the table had another name), NUL-terminated */
     const char *schema;  /* "schema" */
     const char *name;    /* "name" */
     walnotify_op op;     /* one operation */

@@ -1,11 +1,13 @@
 /*
  * Configured tables that change under a running walnotify: renamed (the stream's Relation
- * message, and the catalog check when no row shows it), moved to another schema, two of them
- * swapping names, renamed and back while walnotify was stopped, taken out of the publication
+ * message, and the catalog check when no row shows it), moved to another schema, renamed and
+ * renamed back (in one transaction, before a restart, while walnotify was stopped), renamed
+ * while another table took the name, two of them swapping names, taken out of the publication
  * (also while the stream was down), dropped, dropped and created again, a column whose type
- * changed, and the check's own connection lost. Where changes would no longer be delivered,
- * walnotify must stop with exit 3 before the acknowledged position passes them; where they still
- * are, it says what changed once (and where they are passed over, it says so).
+ * changed, and the check's own connection lost. A change of a configured table, whatever name it
+ * was made under, is delivered under the configured name; where changes would no longer be
+ * delivered, walnotify must stop with exit 3 before the acknowledged position passes them, and
+ * the remedy it gives must let the next run deliver them.
  */
 #include <check.h>
 #include <stdio.h>
@@ -138,12 +140,21 @@ static void assert_out(const stream_test *t, const char *const *want, size_t cou
 #define N_OF(array) (sizeof(array) / sizeof((array)[0]))
 #define TWO_TABLES "CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY)"
 
-/* Rows of the renamed table arrive under a name no configured table has: the stream shows it
- * (no catalog check happens during this test), and walnotify stops before acknowledging them. */
+/* Rows of the renamed table arrive under a name no configured table has: the stream shows it (no
+ * acknowledgement, so no catalog check, is due during this test), the catalog says the rename
+ * holds, and walnotify stops before delivering or acknowledging them. The first remedy it gives,
+ * renaming the table back, works: the next run delivers them, under the configured name. */
 START_TEST(test_rename_seen_in_stream_stops)
 {
     static const char *const needles[] = {"table \"public.rn\"", "renamed to \"public.rn2\"",
-                                          "source.tables"};
+                                          "rename it back, or replace \"public.rn\" by "
+                                          "\"public.rn2\" in source.tables"};
+    static const char *const want[] = {
+        "public.rn insert 0 {id:1}", /* the first run */
+        "public.rn insert 0 {id:1}", /* not acknowledged: again */
+        "public.rn insert 0 {id:2}",
+        "public.rn insert 0 {id:3}",
+    };
     stream_test t;
     itest_lines lines;
     wn_lsn before;
@@ -162,6 +173,10 @@ START_TEST(test_rename_seen_in_stream_stops)
     lines = itest_read_lines(t.out.s);
     ck_assert_uint_eq(lines.count, 1);
     itest_lines_free(&lines);
+
+    itest_exec(t.ctx.conn, "ALTER TABLE rn2 RENAME TO rn");
+    run_to_now(&t);
+    assert_out(&t, want, N_OF(want));
     itest_end(&t.ctx);
 }
 END_TEST
@@ -215,16 +230,17 @@ START_TEST(test_swap_of_configured_tables_goes_on)
 END_TEST
 
 /* Renamed and renamed back while walnotify was stopped, after it had acknowledged the table's
- * last change under its name: the changes made under the other name arrive under it and are
- * passed over, but not silently. */
-START_TEST(test_changes_under_a_former_name_are_said)
+ * last change under its name: the next run's stream shows the changes made under the other name
+ * first. The relation id is the table's OID: they are delivered, under its configured name. */
+START_TEST(test_changes_under_a_former_name_are_delivered)
 {
     static const char *const want[] = {
         "public.rn insert 0 {id:1}",
+        "public.rn insert 0 {id:2}",
         "public.rn insert 0 {id:3}",
     };
-    static const char *const needles[] = {"made while it was named \"public.tmp\" are not "
-                                          "delivered"};
+    static const char *const needles[] = {"made while it was named \"public.tmp\" are "
+                                          "delivered as \"public.rn\""};
     stream_test t;
 
     itest_begin(&t.ctx, "relformer");
@@ -233,8 +249,7 @@ START_TEST(test_changes_under_a_former_name_are_said)
     t.out = itest_file(&t.ctx, "out.jsonl");
     itest_create_slot(&t.ctx, t.conf.s);
     itest_exec(t.ctx.conn, "INSERT INTO rn VALUES (1)");
-    /* Acknowledged: the next run's stream does not show the table under its name first (it
-     * would stop there, as in test_rename_seen_in_stream_stops). */
+    /* Acknowledged: the next run's stream does not show the table under its name first. */
     itest_run_to_now(&t.ctx, t.conf.s);
     itest_exec(t.ctx.conn, "ALTER TABLE rn RENAME TO tmp");
     itest_exec(t.ctx.conn, "INSERT INTO tmp VALUES (2)");
@@ -247,11 +262,111 @@ START_TEST(test_changes_under_a_former_name_are_said)
 }
 END_TEST
 
+/* Renamed and renamed back inside one transaction, with no earlier row of the table in the
+ * stream: the stream shows its first rows under the other name. They are the configured table's
+ * (the relation id is its OID): delivered under its configured name, and acknowledged only then. */
+START_TEST(test_renamed_and_back_in_one_transaction_delivers)
+{
+    static const char *const want[] = {
+        "public.rc insert 0 {id:1}",
+        "public.rc insert 1 {id:2}",
+        "public.rc insert 0 {id:3}",
+    };
+    static const char *const needles[] = {"made while it was named \"public.rc_tmp\" are "
+                                          "delivered as \"public.rc\""};
+    stream_test t;
+
+    start_streaming(&t, "relback", "CREATE TABLE rc (id int PRIMARY KEY)", "\"public.rc\"", 200);
+    itest_exec(t.ctx.conn, "BEGIN; ALTER TABLE rc RENAME TO rc_tmp; INSERT INTO rc_tmp VALUES (1); "
+                           "INSERT INTO rc_tmp VALUES (2); ALTER TABLE rc_tmp RENAME TO rc; "
+                           "COMMIT");
+    itest_exec(t.ctx.conn, "INSERT INTO rc VALUES (3)");
+    /* Acknowledged at last: whatever was passed over would be gone now. */
+    wait_confirmed(&t.ctx, itest_current_lsn(t.ctx.conn));
+    stop_cleanly(&t);
+    assert_out(&t, want, N_OF(want));
+    assert_stderr_has(&t.host, needles, N_OF(needles));
+    itest_end(&t.ctx);
+}
+END_TEST
+
+/* The table's rows under its name, then under another name, then under its name again, none of
+ * them acknowledged: every start streams them in that order, and the catalog says the table has
+ * its configured name. Each run delivers them all, under that name, and none stops. */
+START_TEST(test_renamed_and_back_before_a_restart_delivers)
+{
+    static const char *const want[] = {
+        "public.rb insert 0 {id:1}",
+        "public.rb insert 0 {id:2}",
+        "public.rb insert 0 {id:3}",
+    };
+    stream_test t;
+
+    itest_begin(&t.ctx, "relbackstart");
+    itest_exec(t.ctx.conn, "CREATE TABLE rb (id int PRIMARY KEY)");
+    t.conf = jsonl_config(&t.ctx, "\"public.rb\"", 1000);
+    t.out = itest_file(&t.ctx, "out.jsonl");
+    itest_create_slot(&t.ctx, t.conf.s);
+    itest_exec(t.ctx.conn, "INSERT INTO rb VALUES (1)");
+    itest_exec(t.ctx.conn, "ALTER TABLE rb RENAME TO rb_tmp");
+    itest_exec(t.ctx.conn, "INSERT INTO rb_tmp VALUES (2)");
+    itest_exec(t.ctx.conn, "ALTER TABLE rb_tmp RENAME TO rb");
+    itest_exec(t.ctx.conn, "INSERT INTO rb VALUES (3)");
+    run_to_now(&t);
+    assert_out(&t, want, N_OF(want));
+    itest_end(&t.ctx);
+}
+END_TEST
+
+/* Renamed for good while another table took its name: walnotify stops, and the remedy it gives
+ * for following the table that has the name now (starting again as it is) works: the next run
+ * delivers that table's rows and passes over the renamed one's, without stopping again. */
+START_TEST(test_name_taken_by_another_table_can_be_followed)
+{
+    static const char *const needles[] = {"renamed to \"public.rn_old\", and another table now "
+                                          "has its old name",
+                                          "to follow the table that has the old name now, start "
+                                          "again as it is"};
+    static const char *const want[] = {
+        "public.rn insert 0 {id:1}",
+        "public.rn insert 0 {id:3}",
+    };
+    stream_test t;
+    wn_lsn before;
+
+    start_streaming(&t, "reltaken", "CREATE TABLE rn (id int PRIMARY KEY)", "\"public.rn\"", 200);
+    itest_exec(t.ctx.conn, "INSERT INTO rn VALUES (1)");
+    wait_delivered(&t, 1);
+
+    before = itest_current_lsn(t.ctx.conn);
+    itest_exec(t.ctx.conn,
+               "BEGIN; ALTER TABLE rn RENAME TO rn_old; CREATE TABLE rn (id int PRIMARY KEY); "
+               "ALTER PUBLICATION %s ADD TABLE rn; COMMIT",
+               t.ctx.pub);
+    itest_exec(t.ctx.conn, "INSERT INTO rn_old VALUES (2)");
+    itest_exec(t.ctx.conn, "INSERT INTO rn VALUES (3)");
+    assert_stopped(&t, needles, N_OF(needles));
+    assert_confirmed_at_most(&t.ctx, before);
+
+    run_to_now(&t);
+    assert_out(&t, want, N_OF(want));
+    itest_end(&t.ctx);
+}
+END_TEST
+
 /* A table moved to another schema, with no row of it in the stream: the catalog check before the
- * next acknowledgement sees it. */
+ * next acknowledgement sees it. The other remedy it gives, following the table under its new
+ * name, works: the next run delivers its rows under that name. */
 START_TEST(test_set_schema_seen_by_check_stops)
 {
     static const char *const needles[] = {"table \"public.rn\"", "renamed to \"s2.rn\""};
+    static const char *const want[] = {
+        "public.rn insert 0 {id:1}",
+        "public.other insert 1 {id:1}",
+        "public.other insert 0 {id:2}", /* the first run, not acknowledged */
+        "public.other insert 0 {id:2}",
+        "s2.rn insert 0 {id:3}",
+    };
     stream_test t;
     wn_lsn before;
 
@@ -267,6 +382,11 @@ START_TEST(test_set_schema_seen_by_check_stops)
     itest_exec(t.ctx.conn, "INSERT INTO other VALUES (2)");
     assert_stopped(&t, needles, N_OF(needles));
     assert_confirmed_at_most(&t.ctx, before);
+
+    itest_exec(t.ctx.conn, "INSERT INTO s2.rn VALUES (3)");
+    t.conf = jsonl_config(&t.ctx, "\"s2.rn\", \"public.other\"", 200);
+    run_to_now(&t);
+    assert_out(&t, want, N_OF(want));
     itest_end(&t.ctx);
 }
 END_TEST
@@ -453,7 +573,10 @@ int main(void)
     tcase_add_test(tc, test_rename_seen_in_stream_stops);
     tcase_add_test(tc, test_check_quotes_names);
     tcase_add_test(tc, test_swap_of_configured_tables_goes_on);
-    tcase_add_test(tc, test_changes_under_a_former_name_are_said);
+    tcase_add_test(tc, test_changes_under_a_former_name_are_delivered);
+    tcase_add_test(tc, test_renamed_and_back_in_one_transaction_delivers);
+    tcase_add_test(tc, test_renamed_and_back_before_a_restart_delivers);
+    tcase_add_test(tc, test_name_taken_by_another_table_can_be_followed);
     tcase_add_test(tc, test_set_schema_seen_by_check_stops);
     tcase_add_test(tc, test_removed_from_publication_stops);
     tcase_add_test(tc, test_dropped_stops);

@@ -241,32 +241,6 @@ START_TEST(test_many_relations)
 }
 END_TEST
 
-START_TEST(test_renamed)
-{
-    wn_relcache *cache = wn_relcache_create();
-    relation_fixture f;
-    wn_relation *put;
-
-    fixture_init(&f, 16385, "public", "rn", 2);
-    put = wn_relcache_put(cache, &f.message);
-    ck_assert_ptr_nonnull(put);
-    ck_assert(!wn_relation_renamed(put, &f.message));
-    snprintf(f.relname, sizeof f.relname, "rn2");
-    ck_assert(wn_relation_renamed(put, &f.message));
-    snprintf(f.relname, sizeof f.relname, "rn");
-    snprintf(f.nspname, sizeof f.nspname, "other");
-    ck_assert(wn_relation_renamed(put, &f.message));
-    /* The empty namespace is pg_catalog, on the wire and in the cache alike. */
-    fixture_init(&f, 16386, "", "pg_x", 1);
-    put = wn_relcache_put(cache, &f.message);
-    ck_assert_ptr_nonnull(put);
-    ck_assert(!wn_relation_renamed(put, &f.message));
-    snprintf(f.nspname, sizeof f.nspname, "pg_catalog");
-    ck_assert(!wn_relation_renamed(put, &f.message));
-    wn_relcache_destroy(cache);
-}
-END_TEST
-
 START_TEST(test_retyped_columns)
 {
     wn_relcache *cache = wn_relcache_create();
@@ -325,7 +299,6 @@ static Suite *relcache_suite(void)
     tcase_add_test(tc, test_replace);
     tcase_add_test(tc, test_replace_mid_use);
     tcase_add_test(tc, test_many_relations);
-    tcase_add_test(tc, test_renamed);
     tcase_add_test(tc, test_retyped_columns);
     tcase_add_test(tc, test_destroy_null);
     suite_add_tcase(s, tc);
