@@ -27,6 +27,7 @@
 
 #define OUT_CAP (64 * 1024)    /* bytes of output gathered before they go to the child */
 #define REPLY_MAX 4096         /* bytes of one reply line, newline included */
+#define READS_MAX 16           /* reads of replies in a row, before the deadline is looked at */
 #define INFLIGHT_MAX 1024      /* transactions sent and not yet acknowledged */
 #define TIMEOUT_MAX_MS 3600000 /* the largest ack_timeout_ms */
 #define EXIT_GRACE_MS 200      /* a child whose pipes closed: time to learn its exit status */
@@ -507,18 +508,16 @@ static void reply_lines(exec_state *st)
         not_protocol(st, st->reply, st->reply_len, "a line longer than 4096 bytes");
 }
 
-/* Reads every reply the child has written so far; true when something was read. */
-static bool read_replies(exec_state *st)
+/* Reads the replies the child has written so far, READS_MAX reads at most: a child that
+ * writes without end must not keep the caller from its deadline. */
+static void read_replies(exec_state *st)
 {
-    bool progress = false;
-
-    while (st->pending.kind == PENDING_NONE) {
+    for (int reads = 0; st->pending.kind == PENDING_NONE && reads < READS_MAX; reads++) {
         ssize_t n =
             read(st->child.out_fd, st->reply + st->reply_len, sizeof st->reply - st->reply_len);
 
         if (n > 0) {
             st->reply_len += (size_t)n;
-            progress = true;
             reply_lines(st);
             continue;
         }
@@ -530,13 +529,12 @@ static bool read_replies(exec_state *st)
             child_broke(st, 0, "cannot read the child's standard output: %s", strerror(errno));
         break;
     }
-    return progress;
 }
 
 /* ---- output ---------------------------------------------------------------------------------- */
 
-/* Writes what the pipe takes now; true when something was written. */
-static bool write_some(exec_state *st)
+/* Writes what the pipe takes now. */
+static void write_some(exec_state *st)
 {
     size_t before = st->written;
 
@@ -557,7 +555,6 @@ static bool write_some(exec_state *st)
     }
     if (st->written > before && st->written == st->used)
         st->used = st->written = 0;
-    return st->used == 0 || st->written > before;
 }
 
 typedef enum wait_for {
@@ -595,9 +592,12 @@ static void timed_out(exec_state *st, wait_for what)
 }
 
 /*
- * Writes and reads until `what` holds, the child fails, or it makes no progress (reads nothing
- * of its input, acknowledges nothing) for ack_timeout_ms. Replies are read all along, so a
- * child blocked on writing them never blocks us. 0, or -1 with st->pending set.
+ * Writes and reads until `what` holds, the child fails, or it makes no progress for
+ * ack_timeout_ms: progress is what brings the wait nearer its end, an acknowledgement of a
+ * transaction not acknowledged before, or the whole of what was gathered (OUT_CAP bytes at most)
+ * taken from the pipe. Blank lines, an old acknowledgement again, or a byte of input read now
+ * and then put nothing off: every wait ends. Replies are read all along, so a child blocked on
+ * writing them never blocks us. 0, or -1 with st->pending set.
  */
 static int pump(exec_state *st, wait_for what)
 {
@@ -607,7 +607,8 @@ static int pump(exec_state *st, wait_for what)
         struct pollfd fds[2] = {{.fd = st->child.out_fd, .events = POLLIN},
                                 {.fd = st->used ? st->child.in_fd : -1, .events = POLLOUT}};
         long long left = deadline - now_ms();
-        bool progress = false;
+        size_t unacknowledged = st->count;
+        bool gathered = st->used > 0;
         int ready;
 
         if (left <= 0) {
@@ -622,10 +623,10 @@ static int pump(exec_state *st, wait_for what)
         if (ready <= 0)
             continue;
         if (fds[1].revents != 0)
-            progress |= write_some(st);
+            write_some(st);
         if (fds[0].revents != 0)
-            progress |= read_replies(st);
-        if (progress)
+            read_replies(st);
+        if (st->count < unacknowledged || (gathered && st->used == 0))
             deadline = now_ms() + st->ack_timeout_ms;
     }
     return st->pending.kind == PENDING_NONE ? 0 : -1;
