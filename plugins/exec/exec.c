@@ -98,7 +98,8 @@ static const walnotify_setting exec_settings[] = {
     {.name = "env",
      .type = WALNOTIFY_SETTING_LIST,
      .default_value = "",
-     .description = "NAME=value entries added to the child's environment"},
+     .description = "NAME=value entries added to the child's environment; a bare NAME passes "
+                    "walnotify's own NAME (needed for PG* variables, which are not inherited)"},
     {.name = "cwd",
      .type = WALNOTIFY_SETTING_PATH,
      .default_value = ".",
@@ -120,7 +121,7 @@ static bool env_name_char(char c, bool first)
     return !first && c >= '0' && c <= '9';
 }
 
-/* NAME=value, NAME a portable environment variable name. */
+/* NAME=value or a bare NAME, NAME a portable environment variable name. */
 static bool valid_env_entry(const char *entry)
 {
     size_t i = 0;
@@ -130,7 +131,7 @@ static bool valid_env_entry(const char *entry)
             return false;
         i++;
     }
-    return i > 0 && entry[i] == '=';
+    return i > 0;
 }
 
 static walnotify_status check_command(const walnotify_host *host)
@@ -164,8 +165,8 @@ static walnotify_status check_env(const walnotify_host *host)
 
         if (item == NULL || !valid_env_entry(item)) {
             host->log(host, WALNOTIFY_LOG_ERROR,
-                      "setting \"env\": item %zu \"%s\" is not NAME=value (NAME: letters, digits "
-                      "and underscores, not starting with a digit)",
+                      "setting \"env\": item %zu \"%s\" is not NAME=value or NAME (NAME: "
+                      "letters, digits and underscores, not starting with a digit)",
                       i + 1, item ? item : "");
             return WALNOTIFY_FATAL;
         }
@@ -230,7 +231,27 @@ static size_t env_put(char **envp, size_t n, char *entry)
     return n + 1;
 }
 
-/* walnotify's environment with the `env` setting's entries added (a later one wins). */
+/* PGPASSWORD, PGPASSFILE, PGHOST, PGSSLKEY…: how walnotify itself reaches PostgreSQL, which a
+ * child has no business knowing unless its block says so. */
+static bool connection_variable(const char *entry)
+{
+    return strncmp(entry, "PG", 2) == 0;
+}
+
+/* walnotify's own entry of that name (a bare NAME of the `env` setting), or NULL. */
+static char *own_entry(const char *name)
+{
+    size_t len = strlen(name);
+
+    for (size_t i = 0; environ != NULL && environ[i] != NULL; i++) {
+        if (name_length(environ[i]) == len && strncmp(environ[i], name, len) == 0)
+            return environ[i];
+    }
+    return NULL;
+}
+
+/* walnotify's environment without its connection variables, with the `env` setting's entries
+ * added (a later one wins): NAME=value sets NAME, a bare NAME passes walnotify's own. */
 static char **make_envp(const walnotify_host *host)
 {
     size_t inherited = 0, added = host->get_list_length(host, "env"), n = 0;
@@ -241,10 +262,18 @@ static char **make_envp(const walnotify_host *host)
     envp = calloc(inherited + added + 1, sizeof *envp);
     if (envp == NULL)
         return NULL;
-    for (size_t i = 0; i < inherited; i++)
-        envp[n++] = environ[i];
-    for (size_t i = 0; i < added; i++)
-        n = env_put(envp, n, (char *)host->get_list_item(host, "env", i));
+    for (size_t i = 0; i < inherited; i++) {
+        if (!connection_variable(environ[i]))
+            envp[n++] = environ[i];
+    }
+    for (size_t i = 0; i < added; i++) {
+        char *entry = (char *)host->get_list_item(host, "env", i);
+
+        if (strchr(entry, '=') == NULL)
+            entry = own_entry(entry);
+        if (entry != NULL)
+            n = env_put(envp, n, entry);
+    }
     envp[n] = NULL;
     return envp;
 }
