@@ -233,7 +233,7 @@ static int spawn(exec_child *child, const exec_command *command, const int in[2]
     rc = spawn_actions(&actions, in, out, err, command->cwd);
     if (rc != 0)
         goto destroy_attr;
-    rc = posix_spawnp(&child->pid, command->argv[0], &actions, &attr, command->argv, command->envp);
+    rc = posix_spawn(&child->pid, command->path, &actions, &attr, command->argv, command->envp);
     if (rc != 0)
         child->pid = 0;
     posix_spawn_file_actions_destroy(&actions);
@@ -281,8 +281,8 @@ int exec_child_start(exec_child *child, const exec_command *command, const walno
     }
     rc = spawn(child, command, in, out, err);
     if (rc != 0) {
-        host->log(host, WALNOTIFY_LOG_ERROR, "cannot start command \"%s\" in %s: %s",
-                  command->argv[0], command->cwd ? command->cwd : ".", strerror(rc));
+        host->log(host, WALNOTIFY_LOG_ERROR, "cannot start command \"%s\" (%s) in %s: %s",
+                  command->argv[0], command->path, command->cwd ? command->cwd : ".", strerror(rc));
         goto close_pipes;
     }
     child->in_fd = in[1];
@@ -300,8 +300,7 @@ int exec_child_start(exec_child *child, const exec_command *command, const walno
                   "cannot start the thread relaying the child's standard error (%s): it is "
                   "discarded",
                   strerror(rc));
-    host->log(host, WALNOTIFY_LOG_INFO, "started child %ld: %s", (long)child->pid,
-              command->argv[0]);
+    host->log(host, WALNOTIFY_LOG_INFO, "started child %ld: %s", (long)child->pid, command->path);
     return 0;
 
 close_pipes:

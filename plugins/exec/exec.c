@@ -24,6 +24,8 @@
 #include <walnotify/plugin.h>
 
 #include "child.h"
+#include "command.h"
+#include "trust.h"
 
 #define OUT_CAP (64 * 1024)    /* bytes of output gathered before they go to the child */
 #define REPLY_MAX 4096         /* bytes of one reply line, newline included */
@@ -61,6 +63,7 @@ typedef struct pending {
 
 typedef struct exec_state {
     const walnotify_host *host; /* lent until shutdown returns */
+    char program[PATH_MAX];     /* argv[0] resolved: the absolute path that is run */
     char **argv;                /* NULL-terminated; strings are the host's */
     char **envp;                /* NULL-terminated; strings are the environment's or the host's */
     const char *cwd;            /* the host's */
@@ -94,7 +97,8 @@ static const walnotify_setting exec_settings[] = {
      .type = WALNOTIFY_SETTING_LIST,
      .default_value = NULL,
      .description = "the program and its arguments, run without a shell (searched in PATH "
-                    "unless it holds a slash)"},
+                    "unless it holds a slash; it must be changeable only by root or walnotify's "
+                    "user)"},
     {.name = "env",
      .type = WALNOTIFY_SETTING_LIST,
      .default_value = "",
@@ -174,11 +178,56 @@ static walnotify_status check_env(const walnotify_host *host)
     return WALNOTIFY_OK;
 }
 
-/* Checks the settings; no side effects (called by --check-config and before init). */
+static char **make_argv(const walnotify_host *host)
+{
+    size_t n = host->get_list_length(host, "command");
+    char **argv = calloc(n + 1, sizeof *argv);
+
+    if (argv == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        argv[i] = (char *)host->get_list_item(host, "command", i);
+    return argv;
+}
+
+/*
+ * The program, resolved into program (PATH_MAX bytes) once and for all, and held to the rule
+ * for what walnotify runs: walnotify often runs as root, and whoever can change the program or
+ * the script it runs would run code as walnotify's user.
+ */
+static walnotify_status resolve_program(const walnotify_host *host, const char *cwd, char *program)
+{
+    char why[PATH_MAX + 256];
+    char **argv = make_argv(host);
+    bool trusted;
+
+    if (argv == NULL) {
+        host->log(host, WALNOTIFY_LOG_ERROR, "out of memory");
+        return WALNOTIFY_FATAL;
+    }
+    if (!exec_command_resolve(argv[0], cwd, program, PATH_MAX, why, sizeof why)) {
+        host->log(host, WALNOTIFY_LOG_ERROR, "setting \"command\": cannot run \"%s\": %s", argv[0],
+                  why);
+        free(argv);
+        return WALNOTIFY_FATAL;
+    }
+    trusted = exec_command_trusted(program, argv, cwd, why, sizeof why);
+    if (!trusted)
+        host->log(host, WALNOTIFY_LOG_ERROR,
+                  "setting \"command\": refusing to run \"%s\": %s (set %s=1 to allow this "
+                  "in a development tree)",
+                  argv[0], why, WN_ALLOW_UNSAFE_PATHS_ENV);
+    free(argv);
+    return trusted ? WALNOTIFY_OK : WALNOTIFY_FATAL;
+}
+
+/* Checks the settings, and the program they name; no side effects (called by --check-config
+ * and before init). */
 static walnotify_status exec_check(const walnotify_host *host)
 {
     int64_t timeout = host->get_integer(host, "ack_timeout_ms");
     const char *cwd = host->get_string(host, "cwd");
+    char program[PATH_MAX];
 
     if (check_command(host) != WALNOTIFY_OK || check_env(host) != WALNOTIFY_OK)
         return WALNOTIFY_FATAL;
@@ -192,22 +241,10 @@ static walnotify_status exec_check(const walnotify_host *host)
         host->log(host, WALNOTIFY_LOG_ERROR, "setting \"cwd\" is empty: name a folder");
         return WALNOTIFY_FATAL;
     }
-    return WALNOTIFY_OK;
+    return resolve_program(host, cwd, program);
 }
 
 /* ---- the child's command and environment ----------------------------------------------------- */
-
-static char **make_argv(const walnotify_host *host)
-{
-    size_t n = host->get_list_length(host, "command");
-    char **argv = calloc(n + 1, sizeof *argv);
-
-    if (argv == NULL)
-        return NULL;
-    for (size_t i = 0; i < n; i++)
-        argv[i] = (char *)host->get_list_item(host, "command", i);
-    return argv;
-}
 
 static size_t name_length(const char *entry)
 {
@@ -702,7 +739,8 @@ __attribute__((format(printf, 2, 3))) static int out_printf(exec_state *st, cons
 
 static int ensure_child(exec_state *st)
 {
-    exec_command command = {.argv = st->argv, .envp = st->envp, .cwd = st->cwd};
+    exec_command command = {
+        .path = st->program, .argv = st->argv, .envp = st->envp, .cwd = st->cwd};
 
     if (exec_child_running(&st->child))
         return 0;
@@ -787,6 +825,10 @@ static walnotify_status exec_init(const walnotify_host *host, void **state)
     st->host = host;
     st->cwd = host->get_string(host, "cwd");
     st->ack_timeout_ms = (int)host->get_integer(host, "ack_timeout_ms");
+    if (resolve_program(host, st->cwd, st->program) != WALNOTIFY_OK) {
+        free_state(st);
+        return WALNOTIFY_FATAL;
+    }
     st->argv = make_argv(host);
     st->envp = make_envp(host);
     st->out = malloc(OUT_CAP);
