@@ -67,8 +67,8 @@ static bool search_entry(const char *entry, size_t len, const char *program, con
         return false;
     snprintf(why, whylen,
              "it is found as %s through the %s PATH entry \"%.*s\" (the working folder): name "
-             "it by an absolute path",
-             relative, len > 0 ? "relative" : "empty", (int)len, entry);
+             "it with a path, as \"./%s\"",
+             relative, len > 0 ? "relative" : "empty", (int)len, entry, program);
     *found = false;
     return true;
 }

@@ -533,8 +533,8 @@ START_TEST(test_program_is_never_found_in_the_working_folder)
     ck_assert_int_eq(setenv("PATH", "/usr/bin::/bin", 1), 0);
     assert_check(fh, WALNOTIFY_FATAL,
                  "setting \"command\": cannot run \"mysink\": it is found as");
-    assert_logged(fh, "through the empty PATH entry \"\" (the working folder): name it by an "
-                      "absolute path");
+    assert_logged(fh, "through the empty PATH entry \"\" (the working folder): name it with a "
+                      "path, as \"./mysink\"");
     ck_assert_int_eq(setenv("PATH", "/usr/bin:sub", 1), 0);
     assert_check(fh, WALNOTIFY_FATAL, "through the relative PATH entry \"sub\"");
     ck_assert_int_eq(setenv("PATH", "/nonexistent:/usr/bin", 1), 0);
