@@ -12,19 +12,68 @@
 #include <time.h>
 #include <unistd.h>
 
-#define RELAY_LINE_MAX 2048 /* bytes of one relayed line; a longer one goes as several */
-#define WAIT_STEP_MS 10     /* how often a stopping child is looked at */
+#define RELAY_LINE_MAX 2048   /* bytes of one relayed line; the rest of a longer one is dropped */
+#define RELAY_BURST 100       /* lines relayed in a row before the rate applies */
+#define RELAY_PER_SECOND 10   /* lines relayed a second, on average, past the burst */
+#define RELAY_DRAIN_MAX 65536 /* bytes read once the relay is told to stop */
+#define WAIT_STEP_MS 10       /* how often a stopping child is looked at */
 
 /* ---- standard error, relayed ----------------------------------------------------------------- */
 
+/* The relay's own state: a line being gathered, and a token bucket that keeps a child that
+ * writes without end from filling walnotify's log (and its disk). */
 typedef struct relay_buf {
     char text[RELAY_LINE_MAX + 1];
     size_t len;
+    bool cut;                   /* the line was longer than RELAY_LINE_MAX: skip to its end */
+    long long tokens;           /* lines that may go now, in thousandths */
+    long long refilled_ms;      /* when tokens was last refilled (CLOCK_MONOTONIC) */
+    unsigned long long dropped; /* lines not relayed since the last one that was */
 } relay_buf;
+
+static long long monotonic_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* True when one more line may go now. */
+static bool relay_take_token(relay_buf *line)
+{
+    long long now = monotonic_ms();
+
+    line->tokens += (now - line->refilled_ms) * RELAY_PER_SECOND;
+    if (line->tokens > RELAY_BURST * 1000LL)
+        line->tokens = RELAY_BURST * 1000LL;
+    line->refilled_ms = now;
+    if (line->tokens < 1000)
+        return false;
+    line->tokens -= 1000;
+    return true;
+}
+
+static void relay_say_dropped(const exec_child *child, relay_buf *line)
+{
+    if (line->dropped == 0)
+        return;
+    child->host->log(child->host, WALNOTIFY_LOG_WARNING,
+                     "child %ld: %llu lines of its standard error dropped (more than %d lines "
+                     "in a row, then %d a second)",
+                     (long)child->pid, line->dropped, RELAY_BURST, RELAY_PER_SECOND);
+    line->dropped = 0;
+}
 
 /* One log line of the instance; control characters would let a child forge log lines. */
 static void relay_emit(const exec_child *child, relay_buf *line)
 {
+    if (!relay_take_token(line)) {
+        line->dropped++;
+        line->len = 0;
+        return;
+    }
+    relay_say_dropped(child, line);
     for (size_t i = 0; i < line->len; i++) {
         unsigned char c = (unsigned char)line->text[i];
 
@@ -32,8 +81,8 @@ static void relay_emit(const exec_child *child, relay_buf *line)
             line->text[i] = '?';
     }
     line->text[line->len] = '\0';
-    child->host->log(child->host, WALNOTIFY_LOG_INFO, "child %ld: %s", (long)child->pid,
-                     line->text);
+    child->host->log(child->host, WALNOTIFY_LOG_INFO, "child %ld: %s%s", (long)child->pid,
+                     line->text, line->cut ? "... (cut)" : "");
     line->len = 0;
 }
 
@@ -41,35 +90,47 @@ static void relay_feed(const exec_child *child, relay_buf *line, const char *dat
 {
     for (size_t i = 0; i < n; i++) {
         if (data[i] == '\n') {
+            if (!line->cut)
+                relay_emit(child, line);
+            line->cut = false;
+            continue;
+        }
+        if (line->cut)
+            continue;
+        if (line->len == RELAY_LINE_MAX) {
+            line->cut = true;
             relay_emit(child, line);
             continue;
         }
-        if (line->len == RELAY_LINE_MAX)
-            relay_emit(child, line);
         line->text[line->len++] = data[i];
     }
 }
 
-/* Reads what is there; false at end of file or on an error. */
-static bool relay_read(const exec_child *child, relay_buf *line)
+/* Reads what is there, adding the bytes read to *total; false at end of file or on an error. */
+static bool relay_read(const exec_child *child, relay_buf *line, size_t *total)
 {
     char data[4096];
     ssize_t n = read(child->err_fd, data, sizeof data);
 
     if (n > 0) {
         relay_feed(child, line, data, (size_t)n);
+        *total += (size_t)n;
         return true;
     }
     return n < 0 && (errno == EINTR || errno == EAGAIN);
 }
 
-/* Follows standard error until its end, or until told to stop (then drains what is left). */
+/* Follows standard error until its end, or until told to stop (then drains what is left, up to
+ * RELAY_DRAIN_MAX bytes: something the child left behind may write without end). */
 static void *relay_main(void *arg)
 {
     const exec_child *child = arg;
     relay_buf line = {.len = 0};
     bool stopping = false;
+    size_t drained = 0;
 
+    line.tokens = RELAY_BURST * 1000LL;
+    line.refilled_ms = monotonic_ms();
     for (;;) {
         struct pollfd fds[2] = {{.fd = child->err_fd, .events = POLLIN},
                                 {.fd = child->stop_fds[0], .events = POLLIN}};
@@ -79,13 +140,18 @@ static void *relay_main(void *arg)
             continue;
         if (ready <= 0)
             break; /* stopping and nothing left, or poll failed */
-        if (!stopping && (fds[1].revents & (POLLIN | POLLHUP)))
+        if (!stopping && (fds[1].revents & (POLLIN | POLLHUP))) {
             stopping = true;
-        if ((fds[0].revents & (POLLIN | POLLHUP | POLLERR)) && !relay_read(child, &line))
+            drained = 0;
+        }
+        if ((fds[0].revents & (POLLIN | POLLHUP | POLLERR)) && !relay_read(child, &line, &drained))
+            break;
+        if (stopping && drained >= RELAY_DRAIN_MAX)
             break;
     }
-    if (line.len > 0)
+    if (line.len > 0 && !line.cut)
         relay_emit(child, &line);
+    relay_say_dropped(child, &line);
     return NULL;
 }
 
@@ -167,7 +233,7 @@ static int spawn(exec_child *child, const exec_command *command, const int in[2]
     rc = spawn_actions(&actions, in, out, err, command->cwd);
     if (rc != 0)
         goto destroy_attr;
-    rc = posix_spawnp(&child->pid, command->argv[0], &actions, &attr, command->argv, command->envp);
+    rc = posix_spawn(&child->pid, command->path, &actions, &attr, command->argv, command->envp);
     if (rc != 0)
         child->pid = 0;
     posix_spawn_file_actions_destroy(&actions);
@@ -215,8 +281,8 @@ int exec_child_start(exec_child *child, const exec_command *command, const walno
     }
     rc = spawn(child, command, in, out, err);
     if (rc != 0) {
-        host->log(host, WALNOTIFY_LOG_ERROR, "cannot start command \"%s\" in %s: %s",
-                  command->argv[0], command->cwd ? command->cwd : ".", strerror(rc));
+        host->log(host, WALNOTIFY_LOG_ERROR, "cannot start command \"%s\" (%s) in %s: %s",
+                  command->argv[0], command->path, command->cwd ? command->cwd : ".", strerror(rc));
         goto close_pipes;
     }
     child->in_fd = in[1];
@@ -234,8 +300,7 @@ int exec_child_start(exec_child *child, const exec_command *command, const walno
                   "cannot start the thread relaying the child's standard error (%s): it is "
                   "discarded",
                   strerror(rc));
-    host->log(host, WALNOTIFY_LOG_INFO, "started child %ld: %s", (long)child->pid,
-              command->argv[0]);
+    host->log(host, WALNOTIFY_LOG_INFO, "started child %ld: %s", (long)child->pid, command->path);
     return 0;
 
 close_pipes:

@@ -16,7 +16,8 @@
 
 /* What the child is started with; everything borrowed, valid while a child runs. */
 typedef struct exec_command {
-    char *const *argv; /* the program (searched in PATH without a slash) and its arguments */
+    const char *path;  /* the program's absolute path: what is run (never searched for) */
+    char *const *argv; /* argv[0] as configured, and the arguments */
     char *const *envp; /* the whole environment of the child */
     const char *cwd;   /* the folder it starts in */
 } exec_command;

@@ -24,12 +24,13 @@
 #include <walnotify/plugin.h>
 
 #include "child.h"
+#include "settings.h"
 
-#define OUT_CAP (64 * 1024)    /* bytes of output gathered before they go to the child */
-#define REPLY_MAX 4096         /* bytes of one reply line, newline included */
-#define INFLIGHT_MAX 1024      /* transactions sent and not yet acknowledged */
-#define TIMEOUT_MAX_MS 3600000 /* the largest ack_timeout_ms */
-#define EXIT_GRACE_MS 200      /* a child whose pipes closed: time to learn its exit status */
+#define OUT_CAP (64 * 1024) /* bytes of output gathered before they go to the child */
+#define REPLY_MAX 4096      /* bytes of one reply line, newline included */
+#define READS_MAX 16        /* reads of replies in a row, before the deadline is looked at */
+#define INFLIGHT_MAX 1024   /* transactions sent and not yet acknowledged */
+#define EXIT_GRACE_MS 200   /* a child whose pipes closed: time to learn its exit status */
 #define REASON_MAX 512
 
 /* A transaction written to the child: enough to check an acknowledgement and to name its events
@@ -60,6 +61,7 @@ typedef struct pending {
 
 typedef struct exec_state {
     const walnotify_host *host; /* lent until shutdown returns */
+    char program[PATH_MAX];     /* argv[0] resolved: the absolute path that is run */
     char **argv;                /* NULL-terminated; strings are the host's */
     char **envp;                /* NULL-terminated; strings are the environment's or the host's */
     const char *cwd;            /* the host's */
@@ -87,166 +89,6 @@ typedef struct exec_state {
     char reply[REPLY_MAX]; /* a reply line being read */
     size_t reply_len;
 } exec_state;
-
-static const walnotify_setting exec_settings[] = {
-    {.name = "command",
-     .type = WALNOTIFY_SETTING_LIST,
-     .default_value = NULL,
-     .description = "the program and its arguments, run without a shell (searched in PATH "
-                    "unless it holds a slash)"},
-    {.name = "env",
-     .type = WALNOTIFY_SETTING_LIST,
-     .default_value = "",
-     .description = "NAME=value entries added to the child's environment"},
-    {.name = "cwd",
-     .type = WALNOTIFY_SETTING_PATH,
-     .default_value = ".",
-     .description = "the folder the child starts in (default: the configuration file's)"},
-    {.name = "ack_timeout_ms",
-     .type = WALNOTIFY_SETTING_INTEGER,
-     .default_value = "30000",
-     .description = "how long (ms) walnotify waits for the child to read or acknowledge before "
-                    "it restarts the child"},
-    {.name = NULL},
-};
-
-/* ---- settings -------------------------------------------------------------------------------- */
-
-static bool env_name_char(char c, bool first)
-{
-    if (c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'))
-        return true;
-    return !first && c >= '0' && c <= '9';
-}
-
-/* NAME=value, NAME a portable environment variable name. */
-static bool valid_env_entry(const char *entry)
-{
-    size_t i = 0;
-
-    while (entry[i] != '\0' && entry[i] != '=') {
-        if (!env_name_char(entry[i], i == 0))
-            return false;
-        i++;
-    }
-    return i > 0 && entry[i] == '=';
-}
-
-static walnotify_status check_command(const walnotify_host *host)
-{
-    size_t n = host->get_list_length(host, "command");
-
-    if (n == 0) {
-        host->log(host, WALNOTIFY_LOG_ERROR,
-                  "setting \"command\" is empty: name the program to run, e.g. "
-                  "[ \"python3\", \"sink.py\" ]");
-        return WALNOTIFY_FATAL;
-    }
-    for (size_t i = 0; i < n; i++) {
-        const char *item = host->get_list_item(host, "command", i);
-
-        if (item == NULL || (i == 0 && item[0] == '\0')) {
-            host->log(host, WALNOTIFY_LOG_ERROR,
-                      "setting \"command\": item %zu is empty: it must name the program", i + 1);
-            return WALNOTIFY_FATAL;
-        }
-    }
-    return WALNOTIFY_OK;
-}
-
-static walnotify_status check_env(const walnotify_host *host)
-{
-    size_t n = host->get_list_length(host, "env");
-
-    for (size_t i = 0; i < n; i++) {
-        const char *item = host->get_list_item(host, "env", i);
-
-        if (item == NULL || !valid_env_entry(item)) {
-            host->log(host, WALNOTIFY_LOG_ERROR,
-                      "setting \"env\": item %zu \"%s\" is not NAME=value (NAME: letters, digits "
-                      "and underscores, not starting with a digit)",
-                      i + 1, item ? item : "");
-            return WALNOTIFY_FATAL;
-        }
-    }
-    return WALNOTIFY_OK;
-}
-
-/* Checks the settings; no side effects (called by --check-config and before init). */
-static walnotify_status exec_check(const walnotify_host *host)
-{
-    int64_t timeout = host->get_integer(host, "ack_timeout_ms");
-    const char *cwd = host->get_string(host, "cwd");
-
-    if (check_command(host) != WALNOTIFY_OK || check_env(host) != WALNOTIFY_OK)
-        return WALNOTIFY_FATAL;
-    if (timeout < 1 || timeout > TIMEOUT_MAX_MS) {
-        host->log(host, WALNOTIFY_LOG_ERROR,
-                  "setting \"ack_timeout_ms\" is %" PRId64 ": it must be 1 to %d", timeout,
-                  TIMEOUT_MAX_MS);
-        return WALNOTIFY_FATAL;
-    }
-    if (cwd == NULL || cwd[0] == '\0') {
-        host->log(host, WALNOTIFY_LOG_ERROR, "setting \"cwd\" is empty: name a folder");
-        return WALNOTIFY_FATAL;
-    }
-    return WALNOTIFY_OK;
-}
-
-/* ---- the child's command and environment ----------------------------------------------------- */
-
-static char **make_argv(const walnotify_host *host)
-{
-    size_t n = host->get_list_length(host, "command");
-    char **argv = calloc(n + 1, sizeof *argv);
-
-    if (argv == NULL)
-        return NULL;
-    for (size_t i = 0; i < n; i++)
-        argv[i] = (char *)host->get_list_item(host, "command", i);
-    return argv;
-}
-
-static size_t name_length(const char *entry)
-{
-    const char *eq = strchr(entry, '=');
-
-    return eq ? (size_t)(eq - entry) : strlen(entry);
-}
-
-/* Puts entry into envp (n entries), replacing one of the same name; returns the new count. */
-static size_t env_put(char **envp, size_t n, char *entry)
-{
-    size_t len = name_length(entry);
-
-    for (size_t i = 0; i < n; i++) {
-        if (name_length(envp[i]) == len && strncmp(envp[i], entry, len) == 0) {
-            envp[i] = entry;
-            return n;
-        }
-    }
-    envp[n] = entry;
-    return n + 1;
-}
-
-/* walnotify's environment with the `env` setting's entries added (a later one wins). */
-static char **make_envp(const walnotify_host *host)
-{
-    size_t inherited = 0, added = host->get_list_length(host, "env"), n = 0;
-    char **envp;
-
-    while (environ != NULL && environ[inherited] != NULL)
-        inherited++;
-    envp = calloc(inherited + added + 1, sizeof *envp);
-    if (envp == NULL)
-        return NULL;
-    for (size_t i = 0; i < inherited; i++)
-        envp[n++] = environ[i];
-    for (size_t i = 0; i < added; i++)
-        n = env_put(envp, n, (char *)host->get_list_item(host, "env", i));
-    envp[n] = NULL;
-    return envp;
-}
 
 /* ---- WAL positions, as the protocol writes them ("16/B374D848") ----------------------------- */
 
@@ -507,18 +349,16 @@ static void reply_lines(exec_state *st)
         not_protocol(st, st->reply, st->reply_len, "a line longer than 4096 bytes");
 }
 
-/* Reads every reply the child has written so far; true when something was read. */
-static bool read_replies(exec_state *st)
+/* Reads the replies the child has written so far, READS_MAX reads at most: a child that
+ * writes without end must not keep the caller from its deadline. */
+static void read_replies(exec_state *st)
 {
-    bool progress = false;
-
-    while (st->pending.kind == PENDING_NONE) {
+    for (int reads = 0; st->pending.kind == PENDING_NONE && reads < READS_MAX; reads++) {
         ssize_t n =
             read(st->child.out_fd, st->reply + st->reply_len, sizeof st->reply - st->reply_len);
 
         if (n > 0) {
             st->reply_len += (size_t)n;
-            progress = true;
             reply_lines(st);
             continue;
         }
@@ -530,13 +370,12 @@ static bool read_replies(exec_state *st)
             child_broke(st, 0, "cannot read the child's standard output: %s", strerror(errno));
         break;
     }
-    return progress;
 }
 
 /* ---- output ---------------------------------------------------------------------------------- */
 
-/* Writes what the pipe takes now; true when something was written. */
-static bool write_some(exec_state *st)
+/* Writes what the pipe takes now. */
+static void write_some(exec_state *st)
 {
     size_t before = st->written;
 
@@ -557,7 +396,6 @@ static bool write_some(exec_state *st)
     }
     if (st->written > before && st->written == st->used)
         st->used = st->written = 0;
-    return st->used == 0 || st->written > before;
 }
 
 typedef enum wait_for {
@@ -595,9 +433,12 @@ static void timed_out(exec_state *st, wait_for what)
 }
 
 /*
- * Writes and reads until `what` holds, the child fails, or it makes no progress (reads nothing
- * of its input, acknowledges nothing) for ack_timeout_ms. Replies are read all along, so a
- * child blocked on writing them never blocks us. 0, or -1 with st->pending set.
+ * Writes and reads until `what` holds, the child fails, or it makes no progress for
+ * ack_timeout_ms: progress is what brings the wait nearer its end, an acknowledgement of a
+ * transaction not acknowledged before, or the whole of what was gathered (OUT_CAP bytes at most)
+ * taken from the pipe. Blank lines, an old acknowledgement again, or a byte of input read now
+ * and then put nothing off: every wait ends. Replies are read all along, so a child blocked on
+ * writing them never blocks us. 0, or -1 with st->pending set.
  */
 static int pump(exec_state *st, wait_for what)
 {
@@ -607,7 +448,8 @@ static int pump(exec_state *st, wait_for what)
         struct pollfd fds[2] = {{.fd = st->child.out_fd, .events = POLLIN},
                                 {.fd = st->used ? st->child.in_fd : -1, .events = POLLOUT}};
         long long left = deadline - now_ms();
-        bool progress = false;
+        size_t unacknowledged = st->count;
+        bool gathered = st->used > 0;
         int ready;
 
         if (left <= 0) {
@@ -622,10 +464,10 @@ static int pump(exec_state *st, wait_for what)
         if (ready <= 0)
             continue;
         if (fds[1].revents != 0)
-            progress |= write_some(st);
+            write_some(st);
         if (fds[0].revents != 0)
-            progress |= read_replies(st);
-        if (progress)
+            read_replies(st);
+        if (st->count < unacknowledged || (gathered && st->used == 0))
             deadline = now_ms() + st->ack_timeout_ms;
     }
     return st->pending.kind == PENDING_NONE ? 0 : -1;
@@ -672,7 +514,8 @@ __attribute__((format(printf, 2, 3))) static int out_printf(exec_state *st, cons
 
 static int ensure_child(exec_state *st)
 {
-    exec_command command = {.argv = st->argv, .envp = st->envp, .cwd = st->cwd};
+    exec_command command = {
+        .path = st->program, .argv = st->argv, .envp = st->envp, .cwd = st->cwd};
 
     if (exec_child_running(&st->child))
         return 0;
@@ -749,7 +592,7 @@ static walnotify_status exec_init(const walnotify_host *host, void **state)
                   "this walnotify lacks the encoder or rewind of plugin ABI 1.1");
         return WALNOTIFY_FATAL;
     }
-    if (exec_check(host) != WALNOTIFY_OK)
+    if (exec_settings_check(host) != WALNOTIFY_OK)
         return WALNOTIFY_FATAL;
     st = calloc(1, sizeof *st);
     if (st == NULL)
@@ -757,8 +600,12 @@ static walnotify_status exec_init(const walnotify_host *host, void **state)
     st->host = host;
     st->cwd = host->get_string(host, "cwd");
     st->ack_timeout_ms = (int)host->get_integer(host, "ack_timeout_ms");
-    st->argv = make_argv(host);
-    st->envp = make_envp(host);
+    if (exec_settings_program(host, st->cwd, st->program) != WALNOTIFY_OK) {
+        free_state(st);
+        return WALNOTIFY_FATAL;
+    }
+    st->argv = exec_settings_argv(host);
+    st->envp = exec_settings_envp(host);
     st->out = malloc(OUT_CAP);
     if (st->argv == NULL || st->envp == NULL || st->out == NULL)
         goto no_memory;
@@ -953,7 +800,7 @@ static const walnotify_plugin exec_plugin = {
     .size = sizeof(walnotify_plugin),
     .name = "exec",
     .version = "1.0.0",
-    .settings = exec_settings,
+    .settings = exec_declared,
     .init = exec_init,
     .handle = exec_handle,
     .shutdown = exec_shutdown,
@@ -962,7 +809,7 @@ static const walnotify_plugin exec_plugin = {
     .abort = exec_abort,
     .flush = exec_flush,
     .ops = WALNOTIFY_OPS_CHANGES,
-    .check = exec_check,
+    .check = exec_settings_check,
 };
 
 const walnotify_plugin *walnotify_plugin_entry(void)

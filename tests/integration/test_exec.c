@@ -9,6 +9,12 @@
  *   - a sink that acknowledges late: the slot, sampled throughout, never passes a transaction
  *     the sink has not acknowledged;
  *   - SIGTERM to walnotify: the child reads the end of its input, finishes and exits;
+ *   - children that misbehave on purpose (tests/fixtures/exec/child.sh): one that writes blank
+ *     lines instead of acknowledging does not keep walnotify from stopping on SIGTERM; one that
+ *     floods its standard error leaves a bounded number of lines in walnotify's log, and says
+ *     how many it dropped; one that prints its environment sees no PG* variable of walnotify's
+ *     (PGPASSWORD...) unless its block's env names it;
+ *   - a program anyone may change is refused by --check-config and by a run (exit 1);
  *   - etc/examples/exec.conf passes --check-config.
  *
  * WN_EXEC_KILLS sets the number of kills (default 3; `make check-sinks` runs many more).
@@ -19,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "execsink.h"
 #include "faults.h"
@@ -233,6 +240,164 @@ START_TEST(test_sigterm_ends_the_child)
 }
 END_TEST
 
+/* The command running child.sh in mode, recording into ctx's folder. */
+static void child_sh(const itest_ctx *ctx, const char *mode, char *argv, size_t argvlen)
+{
+    snprintf(argv, argvlen, "\"/bin/sh\", \"%s\", \"%s\", \"%s\"",
+             itest_root_file("tests/fixtures/exec/child.sh").s, mode, ctx->dir);
+}
+
+/* Runs conf to the server's position now; returns walnotify's standard error (to free). */
+static char *run_to_now(itest_ctx *ctx, const char *conf)
+{
+    itest_host host;
+    char *end = itest_lsn_text(itest_current_lsn(ctx->conn)), *err;
+
+    itest_host_run(ctx, &host, "-c", conf, "--endpos", end);
+    free(end);
+    itest_assert_exit(&host, 0);
+    err = itest_host_stderr(&host);
+    ck_assert_ptr_nonnull(err);
+    return err;
+}
+
+static size_t count_of(const char *text, const char *needle)
+{
+    size_t n = 0;
+
+    for (const char *p = strstr(text, needle); p != NULL; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+START_TEST(test_sigterm_stops_a_chattering_child)
+{
+    itest_ctx ctx;
+    itest_host host;
+    itest_path conf;
+    itest_lines lines;
+    char argv[3 * PATH_MAX], *err;
+
+    itest_begin(&ctx, "execchat");
+    make_table(&ctx);
+    child_sh(&ctx, "blanks", argv, sizeof argv);
+    conf = execsink_config(&ctx, "chat.cfg", 200, 1000, argv);
+    itest_create_slot(&ctx, conf.s);
+    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
+    itest_exec(ctx.conn, "INSERT INTO t (id) VALUES (1)");
+    /* begin, the event, commit: the child answers with blank lines from now on. */
+    lines = itest_wait_lines(itest_file(&ctx, "input").s, 3, ITEST_WAIT_S);
+    itest_lines_free(&lines);
+    ck_assert_int_eq(itest_host_stop(&host, SIGTERM), 0);
+    err = itest_host_stderr(&host);
+    ck_assert_msg(err != NULL && strstr(err, "within 1000 ms (ack_timeout_ms)") != NULL,
+                  "the chattering child was not given up: %s", err ? err : "");
+    free(err);
+    itest_end(&ctx);
+}
+END_TEST
+
+START_TEST(test_standard_error_flood_is_bounded)
+{
+    itest_ctx ctx;
+    itest_path conf;
+    char argv[3 * PATH_MAX], *err;
+    size_t relayed;
+
+    itest_begin(&ctx, "execspew");
+    make_table(&ctx);
+    child_sh(&ctx, "spew", argv, sizeof argv);
+    conf = execsink_config(&ctx, "spew.cfg", 200, 30000, argv);
+    itest_create_slot(&ctx, conf.s);
+    itest_exec(ctx.conn, "INSERT INTO t (id) VALUES (1)");
+    err = run_to_now(&ctx, conf.s);
+    /* 100000 lines written before the first acknowledgement. */
+    relayed = count_of(err, "a line of standard error");
+    ck_assert_msg(relayed > 0 && relayed < 2000, "%zu of the child's lines in walnotify's log",
+                  relayed);
+    ck_assert_msg(strstr(err, "lines of its standard error dropped") != NULL,
+                  "walnotify did not say it dropped lines");
+    free(err);
+    itest_end(&ctx);
+}
+END_TEST
+
+/* The PG* variables child.sh's pgenv mode saw, as relayed in walnotify's log (to free). */
+static char *child_pg_environment(itest_ctx *ctx, const char *name, const char *more)
+{
+    char argv[3 * PATH_MAX], *err, *seen;
+    itest_path conf;
+
+    child_sh(ctx, "pgenv", argv, sizeof argv);
+    conf = execsink_config_with(ctx, name, 200, 30000, argv, more);
+    itest_exec(ctx->conn, "INSERT INTO t (id) SELECT nextval('ids')");
+    setenv("PGPASSWORD", "walnotify's own secret", 1);
+    err = run_to_now(ctx, conf.s);
+    unsetenv("PGPASSWORD");
+    ck_assert_msg(strstr(err, "pgenv end") != NULL, "the child did not report: %s", err);
+    seen = strndup(err, (size_t)(strstr(err, "pgenv end") - err));
+    ck_assert_ptr_nonnull(seen);
+    free(err);
+    return seen;
+}
+
+START_TEST(test_connection_variables_stay_with_walnotify)
+{
+    itest_ctx ctx;
+    char *seen;
+
+    itest_begin(&ctx, "execpgenv");
+    make_table(&ctx);
+    itest_create_slot(&ctx, execsink_config(&ctx, "slot.cfg", 200, 30000, "\"true\"").s);
+    /* walnotify runs with PGPASSWORD (and the harness's PGHOST, PGPORT...): not the child. */
+    seen = child_pg_environment(&ctx, "plain.cfg", "");
+    ck_assert_msg(strstr(seen, "pgenv PG") == NULL, "the child saw: %s", seen);
+    free(seen);
+    /* Asked for by name, it is passed; the rest is not. */
+    seen = child_pg_environment(&ctx, "asked.cfg", "env = [ \"PGPASSWORD\" ];");
+    ck_assert_msg(strstr(seen, "pgenv PGPASSWORD=walnotify's own secret") != NULL,
+                  "the child did not see PGPASSWORD: %s", seen);
+    ck_assert_msg(strstr(seen, "pgenv PGPORT") == NULL, "the child saw: %s", seen);
+    free(seen);
+    itest_end(&ctx);
+}
+END_TEST
+
+START_TEST(test_untrusted_program_is_refused)
+{
+    itest_ctx ctx;
+    itest_host host;
+    itest_path conf, sink;
+    char argv[2 * PATH_MAX], want[3 * PATH_MAX], *err;
+    FILE *f;
+
+    itest_begin(&ctx, "exectrust");
+    sink = itest_file(&ctx, "sink.sh");
+    f = fopen(sink.s, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("#!/bin/sh\nexec cat >/dev/null\n", f);
+    ck_assert_int_eq(fclose(f), 0);
+    ck_assert_int_eq(chmod(sink.s, 0777), 0);
+    snprintf(argv, sizeof argv, "\"%s\"", sink.s);
+    conf = execsink_config(&ctx, "trust.cfg", 200, 30000, argv);
+    snprintf(want, sizeof want,
+             "plugin \"sink\": setting \"command\": refusing to run \"%s\": file %s is "
+             "writable by everyone (mode 0777)",
+             sink.s, sink.s);
+    itest_host_run(&ctx, &host, "--check-config", "-c", conf.s);
+    itest_assert_exit(&host, 1);
+    err = itest_host_stderr(&host);
+    ck_assert_msg(err != NULL && strstr(err, want) != NULL, "no \"%s\" in: %s", want, err);
+    free(err);
+    itest_host_run(&ctx, &host, "-c", conf.s);
+    itest_assert_exit(&host, 1);
+    err = itest_host_stderr(&host);
+    ck_assert_msg(err != NULL && strstr(err, want) != NULL, "no \"%s\" in: %s", want, err);
+    free(err);
+    itest_end(&ctx);
+}
+END_TEST
+
 START_TEST(test_example_configuration_is_valid)
 {
     itest_ctx ctx;
@@ -256,6 +421,10 @@ int main(void)
     tcase_add_test(tc, test_node_jsonl_under_kill9);
     tcase_add_test(tc, test_late_acknowledgements_hold_the_slot);
     tcase_add_test(tc, test_sigterm_ends_the_child);
+    tcase_add_test(tc, test_sigterm_stops_a_chattering_child);
+    tcase_add_test(tc, test_standard_error_flood_is_bounded);
+    tcase_add_test(tc, test_connection_variables_stay_with_walnotify);
+    tcase_add_test(tc, test_untrusted_program_is_refused);
     tcase_add_test(tc, test_example_configuration_is_valid);
     return run_suite(suite) == 0 ? 0 : 1;
 }

@@ -10,10 +10,16 @@
 itest_path execsink_config(itest_ctx *ctx, const char *name, int status_interval_ms,
                            int ack_timeout_ms, const char *argv)
 {
+    return execsink_config_with(ctx, name, status_interval_ms, ack_timeout_ms, argv, "");
+}
+
+itest_path execsink_config_with(itest_ctx *ctx, const char *name, int status_interval_ms,
+                                int ack_timeout_ms, const char *argv, const char *more)
+{
     return itest_config(ctx, name, "\"public.t\"", status_interval_ms,
                         "{ name = \"sink\"; path = \"%s\"; settings = { command = [ %s ]; "
-                        "ack_timeout_ms = %d; }; }",
-                        itest_root_file("build/plugins/exec.so").s, argv, ack_timeout_ms);
+                        "ack_timeout_ms = %d; %s }; }",
+                        itest_root_file("build/plugins/exec.so").s, argv, ack_timeout_ms, more);
 }
 
 static void push_id(long long **ids, size_t *count, size_t *capacity, long long id)

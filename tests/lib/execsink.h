@@ -20,6 +20,9 @@
  * e.g. "\"python3\", \"sink.py\""), for the table public.t, with the given ack timeout. */
 itest_path execsink_config(itest_ctx *ctx, const char *name, int status_interval_ms,
                            int ack_timeout_ms, const char *argv);
+/* The same with more settings (libconfig text, e.g. "env = [ \"PGPASSWORD\" ];"). */
+itest_path execsink_config_with(itest_ctx *ctx, const char *name, int status_interval_ms,
+                                int ack_timeout_ms, const char *argv, const char *more);
 
 /* The ids the Python example stored in its SQLite database (json values.id), in the order of
  * their identities; their count in *count. To free. */

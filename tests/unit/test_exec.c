@@ -439,8 +439,118 @@ START_TEST(test_missing_program_is_fatal)
     void *state = NULL;
 
     fh->command[0] = "/nonexistent/sink";
+    ck_assert_int_eq(plugin->check(&fh->host), WALNOTIFY_FATAL);
     ck_assert_int_eq(plugin->init(&fh->host, &state), WALNOTIFY_FATAL);
-    ck_assert_msg(fake_logged(fh, "cannot start command \"/nonexistent/sink\""), "%s", fh->log);
+    assert_logged(fh, "setting \"command\": cannot run \"/nonexistent/sink\": "
+                      "/nonexistent/sink is not an executable file");
+    fake_free(fh);
+}
+END_TEST
+
+/* A copy of child.sh at work_dir/name (name may hold one folder), with that mode and owner. */
+static void copy_child(const char *name, mode_t mode, uid_t owner, char *path, size_t pathlen)
+{
+    char command[3 * PATH_MAX];
+
+    snprintf(path, pathlen, "%s/%s", work_dir, name);
+    snprintf(command, sizeof command, "mkdir -p \"$(dirname '%s')\" && cp '%s' '%s'", path,
+             child_path, path);
+    ck_assert_int_eq(system(command), 0);
+    ck_assert_int_eq(chmod(path, mode), 0);
+    ck_assert_int_eq(chown(path, owner, (gid_t)-1), 0);
+}
+
+/* check's verdict on fh, with what it logged expected in the log. */
+static void assert_check(fake_host *fh, walnotify_status want, const char *said)
+{
+    ck_assert_msg(plugin->check(&fh->host) == want, "check did not answer %d; log:\n%s", want,
+                  fh->log);
+    if (said != NULL)
+        assert_logged(fh, said);
+}
+
+START_TEST(test_program_must_be_trusted)
+{
+    fake_host *fh = fake_new("ack", 10000);
+    char sink[PATH_MAX], said[2 * PATH_MAX + 256];
+    void *state;
+
+    ck_assert_int_eq(geteuid(), 0); /* walnotify as root, as often; chown needs it */
+    copy_child("sink.sh", 0777, 0, sink, sizeof sink);
+    fh->command[0] = sink;
+    fh->command[1] = "ack";
+    fh->command[2] = work_dir;
+    fh->ncommand = 3;
+    snprintf(said, sizeof said,
+             "setting \"command\": refusing to run \"%s\": file %s is writable by everyone "
+             "(mode 0777) (set WALNOTIFY_ALLOW_UNSAFE_PATHS=1",
+             sink, sink);
+    assert_check(fh, WALNOTIFY_FATAL, said);
+    ck_assert_int_eq(plugin->init(&fh->host, &state), WALNOTIFY_FATAL);
+    /* Run by an interpreter, the script is what counts. */
+    fh->command[0] = "/bin/sh";
+    fh->command[1] = sink;
+    fh->command[2] = "ack";
+    fh->command[3] = work_dir;
+    fh->ncommand = 4;
+    snprintf(said, sizeof said, "refusing to run \"/bin/sh\": file %s is writable", sink);
+    assert_check(fh, WALNOTIFY_FATAL, said);
+    ck_assert_int_eq(chmod(sink, 0755), 0);
+    ck_assert_int_eq(chown(sink, 65534, (gid_t)-1), 0);
+    snprintf(said, sizeof said, "file %s is owned by uid 65534", sink);
+    assert_check(fh, WALNOTIFY_FATAL, said);
+    /* The development trees' exemption. */
+    ck_assert_int_eq(setenv("WALNOTIFY_ALLOW_UNSAFE_PATHS", "1", 1), 0);
+    assert_check(fh, WALNOTIFY_OK, NULL);
+    ck_assert_int_eq(unsetenv("WALNOTIFY_ALLOW_UNSAFE_PATHS"), 0);
+    ck_assert_int_eq(chown(sink, 0, (gid_t)-1), 0);
+    /* Trusted: it runs, by its absolute path. */
+    fh->command[0] = "sh";
+    state = start(fh);
+    ck_assert_int_eq(deliver(state, fh, 1, 1, 1), 0);
+    plugin->shutdown(state);
+    ck_assert_msg(strstr(fh->log, "started child ") != NULL &&
+                      strstr(strstr(fh->log, "started child "), ": /") != NULL,
+                  "%s", fh->log);
+    fake_free(fh);
+}
+END_TEST
+
+START_TEST(test_program_is_never_found_in_the_working_folder)
+{
+    const char *saved = getenv("PATH");
+    char *path = strdup(saved ? saved : "/usr/bin:/bin");
+    fake_host *fh = fake_new("ack", 10000);
+    char sink[PATH_MAX];
+
+    ck_assert_ptr_nonnull(path);
+    copy_child("mysink", 0755, 0, sink, sizeof sink);
+    copy_child("sub/mysink", 0755, 0, sink, sizeof sink);
+    fh->command[0] = "mysink";
+    fh->command[1] = "ack";
+    fh->command[2] = work_dir;
+    fh->ncommand = 3;
+    ck_assert_int_eq(setenv("PATH", "/usr/bin::/bin", 1), 0);
+    assert_check(fh, WALNOTIFY_FATAL,
+                 "setting \"command\": cannot run \"mysink\": it is found as");
+    assert_logged(fh, "through the empty PATH entry \"\" (the working folder): name it with a "
+                      "path, as \"./mysink\"");
+    ck_assert_int_eq(setenv("PATH", "/usr/bin:sub", 1), 0);
+    assert_check(fh, WALNOTIFY_FATAL, "through the relative PATH entry \"sub\"");
+    ck_assert_int_eq(setenv("PATH", "/nonexistent:/usr/bin", 1), 0);
+    assert_check(fh, WALNOTIFY_FATAL,
+                 "cannot run \"mysink\": no executable file of that name in PATH "
+                 "(/nonexistent:/usr/bin)");
+    /* What an absolute entry finds first is run, whatever comes after. */
+    ck_assert_int_eq(setenv("PATH", "/nonexistent:/bin:", 1), 0);
+    fh->command[0] = "sh";
+    fh->command[1] = child_path;
+    fh->command[2] = "ack";
+    fh->command[3] = work_dir;
+    fh->ncommand = 4;
+    assert_check(fh, WALNOTIFY_OK, NULL);
+    ck_assert_int_eq(setenv("PATH", path, 1), 0);
+    free(path);
     fake_free(fh);
 }
 END_TEST
@@ -561,6 +671,46 @@ START_TEST(test_hang_is_killed)
 }
 END_TEST
 
+START_TEST(test_blank_lines_do_not_put_off_the_deadline)
+{
+    check_scenario(&(scenario){"blanks", 300, .ntxn = 2, .nevents = 1, .flush_every = 1,
+                               .retries = 1,
+                               .said = {"did not acknowledge transaction 0/1000000 (1 in flight) "
+                                        "within 300 ms (ack_timeout_ms)"}});
+}
+END_TEST
+
+START_TEST(test_old_acknowledgements_do_not_put_off_the_deadline)
+{
+    check_scenario(&(scenario){"oldack", 300, .ntxn = 2, .nevents = 1, .flush_every = 1,
+                               .retries = 1,
+                               .said = {"did not acknowledge transaction 0/1000100 (1 in flight) "
+                                        "within 300 ms (ack_timeout_ms)"}});
+}
+END_TEST
+
+START_TEST(test_standard_error_is_rate_limited)
+{
+    fake_host *fh = run_scenario(&(scenario){"spew", 10000, .ntxn = 1, .nevents = 1,
+                                             .flush_every = 1});
+    size_t relayed = count_of(fh->log, "a line of standard error");
+
+    /* 100000 lines written: a burst of 100 and 10 a second go, the rest is counted. */
+    ck_assert_msg(relayed >= 90 && relayed < 1000, "%zu lines relayed", relayed);
+    ck_assert_msg(count_of(fh->log, "lines of its standard error dropped (more than 100 lines "
+                                    "in a row, then 10 a second)") >= 1,
+                  "%s", fh->log + (fh->loglen > 2000 ? fh->loglen - 2000 : 0));
+    fake_free(fh);
+
+    /* One line of 100000 bytes is one log line, cut. */
+    fh = run_scenario(&(scenario){"longline", 10000, .ntxn = 1, .nevents = 1, .flush_every = 1});
+    ck_assert_uint_eq(count_of(fh->log, ": xxxxxxxx"), 1);
+    ck_assert_uint_eq(count_of(fh->log, "xxxxxxxx... (cut)\n"), 1);
+    ck_assert_msg(strstr(fh->log, "tail-of-the-long-line") == NULL, "%s", fh->log);
+    fake_free(fh);
+}
+END_TEST
+
 START_TEST(test_garbage_rewinds)
 {
     check_scenario(&(scenario){"garbage", 10000, .ntxn = 2, .nevents = 1, .flush_every = 1,
@@ -661,6 +811,51 @@ START_TEST(test_environment_and_signals)
 }
 END_TEST
 
+/* The PG* lines child.sh's pgenv mode relayed, with `env` set to entries. */
+static char *pg_environment(const char *const *entries, size_t n)
+{
+    fake_host *fh = fake_new("pgenv", 10000);
+    void *state;
+    char *found, *end;
+
+    for (size_t i = 0; i < n; i++)
+        fh->env[i] = entries[i];
+    fh->nenv = n;
+    state = start(fh);
+    ck_assert_int_eq(deliver(state, fh, 1, 1, 1), 0);
+    plugin->shutdown(state);
+    assert_logged(fh, "pgenv end");
+    found = strstr(fh->log, "pgenv ");
+    end = strstr(fh->log, "pgenv end");
+    found = strndup(found, (size_t)(end - found));
+    ck_assert_ptr_nonnull(found);
+    fake_free(fh);
+    return found;
+}
+
+START_TEST(test_connection_variables_are_not_inherited)
+{
+    static const char *const asked[] = {"PGPASSWORD", "PGUNSET_BY_WALNOTIFY", "PGAPPNAME=sink"};
+    char *seen;
+
+    ck_assert_int_eq(setenv("PGPASSWORD", "walnotify's secret", 1), 0);
+    ck_assert_int_eq(setenv("PGSSLKEY", "/etc/walnotify/key", 1), 0);
+    unsetenv("PGUNSET_BY_WALNOTIFY");
+    seen = pg_environment(NULL, 0);
+    ck_assert_msg(strstr(seen, "PG") == NULL, "the child saw:\n%s", seen);
+    free(seen);
+    /* A bare name passes walnotify's own; NAME=value sets it as ever. */
+    seen = pg_environment(asked, 3);
+    ck_assert_msg(strstr(seen, "pgenv PGPASSWORD=walnotify's secret\n") != NULL &&
+                      strstr(seen, "pgenv PGAPPNAME=sink\n") != NULL &&
+                      strstr(seen, "PGSSLKEY") == NULL && strstr(seen, "PGUNSET") == NULL,
+                  "the child saw:\n%s", seen);
+    free(seen);
+    unsetenv("PGPASSWORD");
+    unsetenv("PGSSLKEY");
+}
+END_TEST
+
 START_TEST(test_program_relative_to_cwd)
 {
     fake_host *fh = fake_new("ack", 10000);
@@ -699,6 +894,8 @@ int main(void)
     tcase_add_test(tc, test_declaration);
     tcase_add_test(tc, test_check_refuses);
     tcase_add_test(tc, test_missing_program_is_fatal);
+    tcase_add_test(tc, test_program_must_be_trusted);
+    tcase_add_test(tc, test_program_is_never_found_in_the_working_folder);
     tcase_add_test(tc, test_lines_and_acks);
     tcase_add_test(tc, test_batched_acks);
     tcase_add_test(tc, test_full_ring_asks_for_acknowledgements);
@@ -707,12 +904,16 @@ int main(void)
     tcase_add_test(tc, test_big_event);
     tcase_add_test(tc, test_crash_rewinds);
     tcase_add_test(tc, test_hang_is_killed);
+    tcase_add_test(tc, test_blank_lines_do_not_put_off_the_deadline);
+    tcase_add_test(tc, test_old_acknowledgements_do_not_put_off_the_deadline);
+    tcase_add_test(tc, test_standard_error_is_rate_limited);
     tcase_add_test(tc, test_garbage_rewinds);
     tcase_add_test(tc, test_reported_retry);
     tcase_add_test(tc, test_named_failure);
     tcase_add_test(tc, test_named_transaction);
     tcase_add_test(tc, test_acknowledging_what_was_not_sent);
     tcase_add_test(tc, test_environment_and_signals);
+    tcase_add_test(tc, test_connection_variables_are_not_inherited);
     tcase_add_test(tc, test_program_relative_to_cwd);
     tcase_add_test(tc, test_stubborn_child_is_killed_at_shutdown);
     suite_add_tcase(suite, tc);
