@@ -56,10 +56,46 @@ char *wn_paths_resolve(const char *dir, const char *path)
     return canonical_folder(join3(dir, strcmp(dir, "/") == 0 ? "" : "/", path));
 }
 
+/* path with its empty and "." segments dropped (they name nothing); ".." and links are kept,
+ * since where they lead depends on the links. Takes path; NULL when out of memory. */
+static char *without_dots(char *path)
+{
+    char *out = path != NULL ? malloc(strlen(path) + 2) : NULL;
+    size_t used = 0;
+
+    if (out == NULL) {
+        free(path);
+        return NULL;
+    }
+    for (const char *p = path; *p != '\0';) {
+        size_t len = strcspn(p, "/");
+
+        if (len > 0 && !(len == 1 && p[0] == '.')) {
+            if (used > 0 || path[0] == '/')
+                out[used++] = '/';
+            memcpy(out + used, p, len);
+            used += len;
+        }
+        p += len;
+        p += *p == '/';
+    }
+    if (used == 0)
+        out[used++] = path[0] == '/' ? '/' : '.';
+    out[used] = '\0';
+    free(path);
+    return out;
+}
+
 char *wn_paths_resolve_plugin(const char *dir, const char *path, const char *installed)
 {
-    char *local = wn_paths_resolve(dir, path);
-    char *found;
+    char *local, *found;
+
+    if (path == NULL)
+        return NULL;
+    /* As written: the loader checks every component on the way, a link in a folder too. */
+    local = without_dots(path[0] == '/' || dir == NULL || dir[0] == '\0'
+                             ? strdup(path)
+                             : join3(dir, strcmp(dir, "/") == 0 ? "" : "/", path));
 
     if (local == NULL || strchr(path, '/') != NULL || access(local, F_OK) == 0)
         return local;
