@@ -4,6 +4,7 @@
  */
 #include "paths.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -86,16 +87,42 @@ static char *without_dots(char *path)
     return out;
 }
 
+static char *normalise(const char *path);
+
+/* An absolute plugin path with its folder made canonical only when no link decides where that
+ * folder is (its canonical form is then the written one with ".." taken back); else as written
+ * but for empty and "." segments, so that the loader meets, and checks, every link on the way.
+ * Takes path. */
+static char *plugin_folder(char *path)
+{
+    char *slash = path != NULL ? strrchr(path, '/') : NULL;
+    char *folder, *real = NULL, *lexical = NULL;
+    bool plain;
+
+    if (slash == NULL || path[0] != '/')
+        return without_dots(path);
+    folder = slash == path ? strdup("/") : strndup(path, (size_t)(slash - path));
+    if (folder != NULL) {
+        real = realpath(folder, NULL);
+        lexical = normalise(folder);
+    }
+    plain =
+        real != NULL && lexical != NULL && strcmp(real, lexical[0] != '\0' ? lexical : "/") == 0;
+    free(folder);
+    free(real);
+    free(lexical);
+    return plain ? canonical_folder(path) : without_dots(path);
+}
+
 char *wn_paths_resolve_plugin(const char *dir, const char *path, const char *installed)
 {
     char *local, *found;
 
     if (path == NULL)
         return NULL;
-    /* As written: the loader checks every component on the way, a link in a folder too. */
-    local = without_dots(path[0] == '/' || dir == NULL || dir[0] == '\0'
-                             ? strdup(path)
-                             : join3(dir, strcmp(dir, "/") == 0 ? "" : "/", path));
+    local = plugin_folder(path[0] == '/' || dir == NULL || dir[0] == '\0'
+                              ? strdup(path)
+                              : join3(dir, strcmp(dir, "/") == 0 ? "" : "/", path));
 
     if (local == NULL || strchr(path, '/') != NULL || access(local, F_OK) == 0)
         return local;
