@@ -5,7 +5,7 @@
 #   make check PG=17     the same against PostgreSQL 17 (14, 16, 17, 18: see tests/pg-versions)
 #   make check-versions  the integration tests against every other supported major version
 #   make check-install   make install and make uninstall into a temporary folder, checked
-#   make check-faults    the longer fault loops (rewinds at random points, several seeds)
+#   make check-faults    the longer fault loops (a flipped link, rewinds at random points)
 #   make run             the example pipeline against a throwaway PostgreSQL
 #   make install         PREFIX (default /usr/local), DESTDIR; make uninstall takes the same
 #   make SANITIZE=1 ...  everything built with AddressSanitizer and UndefinedBehaviorSanitizer

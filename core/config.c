@@ -3,7 +3,7 @@
  * defaults, parsing, bounds and messages, with the rules across keys beside them. Everything
  * is validated here except plugin settings, which only the plugin's own declarations can judge
  * (the loader does that). The text and its @include directives come from conftext, paths are
- * resolved by paths, and a file holding a password is checked by trust. Every error is one
+ * resolved by paths, and every file of the configuration is checked by trust. Every error is one
  * line naming the file and the line.
  */
 #include "config.h"
@@ -241,31 +241,6 @@ static int parse_table_item(load_ctx *ctx, const config_setting_t *item, const c
                    lead, quote(&q, text), WN_NAME_MAX);
 }
 
-/* A file holding a secret must not be changeable by others: they would point walnotify at a
- * server of theirs and collect the password. */
-static int check_secret_file(load_ctx *ctx, const config_setting_t *where, const char *label,
-                             const char *conninfo)
-{
-    PQconninfoOption *options = PQconninfoParse(conninfo, NULL);
-    char why[PATH_MAX + 256];
-    bool secret = false;
-
-    for (const PQconninfoOption *o = options; o && o->keyword; o++)
-        secret |= o->val && o->val[0] && wn_conninfo_is_secret(o);
-    PQconninfoFree(options);
-    if (!secret || wn_trust_unsafe_allowed())
-        return 0;
-    /* The file itself and every file it includes: any of them could redirect the password. */
-    for (size_t i = 0; i <= ctx->nincluded; i++) {
-        if (!wn_trust_path(i == 0 ? ctx->path : ctx->included[i - 1], why, sizeof why))
-            return fail_at(ctx, where,
-                           "%s holds a password, and %s (set %s=1 to allow this in a "
-                           "development tree)",
-                           label, why, WN_ALLOW_UNSAFE_PATHS_ENV);
-    }
-    return 0;
-}
-
 /* ---- what a written value must be ---------------------------------------------------------- */
 
 /*
@@ -303,7 +278,7 @@ static int check_conninfo(load_ctx *ctx, const config_setting_t *s, const char *
         return -1;
     if (!wn_conninfo_check(value, why, sizeof why))
         return fail_at(ctx, s, "%s: %s", label, why);
-    return check_secret_file(ctx, s, label, value);
+    return 0;
 }
 
 static int check_slot(load_ctx *ctx, const config_setting_t *s, const char *label,
@@ -1126,6 +1101,26 @@ static int parse_plugins(block *top, const config_setting_t *s, const char *labe
     return 0;
 }
 
+/*
+ * The configuration file and every file it includes must be changeable only by root or the user
+ * walnotify runs as: they name the plugins walnotify loads, the commands and addresses those use,
+ * the files it writes, and the password it sends. Checked after conftext read them: every
+ * component of their paths being trusted, only root or that user could have changed them since.
+ */
+static int check_trusted(load_ctx *ctx)
+{
+    char why[PATH_MAX + 256];
+
+    if (wn_trust_unsafe_allowed())
+        return 0;
+    for (size_t i = 0; i <= ctx->nincluded; i++) {
+        if (!wn_trust_path(i == 0 ? ctx->path : ctx->included[i - 1], why, sizeof why))
+            return fail_file(ctx, "refused: %s (set %s=1 to allow this in a development tree)", why,
+                             WN_ALLOW_UNSAFE_PATHS_ENV);
+    }
+    return 0;
+}
+
 /* libconfig reads the text (conftext has followed its @include directives already). */
 static int parse_syntax(load_ctx *ctx, config_t *lc, const char *text, const char *dir)
 {
@@ -1179,6 +1174,8 @@ int wn_config_load(const char *path, wn_config *config, char *err, size_t errlen
     ctx.dir = config->dir;
     ctx.included = source.included;
     ctx.nincluded = source.nincluded;
+    if (check_trusted(&ctx) != 0)
+        goto free_source;
     config_init(&lc);
     if (parse_syntax(&ctx, &lc, source.text, config->dir) != 0)
         goto destroy_lc;

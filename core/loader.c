@@ -349,16 +349,38 @@ static int check_copy(const walnotify_plugin *d, const wn_plugin_config *config,
     return check_declarations(d, config, err, errlen);
 }
 
-/* dlerror() usually starts with the path, which the message already names. */
-static const char *without_path(const char *text, const char *path)
+/* The name under which the library open as fd is handed to dlopen. */
+#define FD_NAME_MAX 32 /* "/proc/self/fd/" and an int */
+
+static const char *fd_name(int fd, char out[FD_NAME_MAX])
 {
-    size_t len = strlen(path);
+    snprintf(out, FD_NAME_MAX, "/proc/self/fd/%d", fd);
+    return out;
+}
+
+/* dlerror()'s text about the library dlopen knew as name, speaking of path instead: a leading
+ * "NAME: " dropped (the message names the path already), any other mention replaced. */
+static const char *naming_path(const char *text, const char *name, const char *path, char *out,
+                               size_t outlen)
+{
+    size_t len = strlen(name), used = 0;
 
     if (!text)
         return "unknown error";
-    if (strncmp(text, path, len) == 0 && text[len] == ':' && text[len + 1] == ' ')
-        return text + len + 2;
-    return text;
+    if (strncmp(text, name, len) == 0 && text[len] == ':' && text[len + 1] == ' ')
+        text += len + 2;
+    while (*text != '\0' && used + 1 < outlen) {
+        if (strncmp(text, name, len) == 0 && (text[len] < '0' || text[len] > '9')) {
+            int n = snprintf(out + used, outlen - used, "%s", path);
+
+            used += (size_t)n < outlen - used ? (size_t)n : outlen - used - 1;
+            text += len;
+        } else {
+            out[used++] = *text++;
+        }
+    }
+    out[used] = '\0';
+    return out;
 }
 
 /* ---- why dlopen refused ------------------------------------------------------------------- */
@@ -386,17 +408,12 @@ static const char *machine_name(unsigned machine)
     return "another machine";
 }
 
-/* The identity bytes and e_machine of an ELF file; false when path is not one. */
-static bool read_elf_header(const char *path, unsigned char ident[EI_NIDENT], unsigned *machine)
+/* The identity bytes and e_machine of the file open as fd; false when it is not ELF. */
+static bool read_elf_header(int fd, unsigned char ident[EI_NIDENT], unsigned *machine)
 {
     Elf64_Ehdr header; /* e_ident and e_machine lie at the same offsets in both classes */
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    ssize_t n;
+    ssize_t n = pread(fd, &header, sizeof header, 0);
 
-    if (fd < 0)
-        return false;
-    n = read(fd, &header, sizeof header);
-    close(fd);
     if (n < (ssize_t)(offsetof(Elf64_Ehdr, e_machine) + sizeof header.e_machine) ||
         memcmp(header.e_ident, ELFMAG, SELFMAG) != 0)
         return false;
@@ -412,13 +429,17 @@ static bool read_elf_header(const char *path, unsigned char ident[EI_NIDENT], un
  * reports "No such file or directory", which sends people looking for a file that is there.
  * Compared with the host's own executable, so that no list of machines has to be kept.
  */
-static bool foreign_object(const char *path, char *why, size_t whylen)
+static bool foreign_object(int fd, char *why, size_t whylen)
 {
     unsigned char ident[EI_NIDENT], own_ident[EI_NIDENT];
     unsigned machine, own_machine;
+    int own = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+    bool both = own >= 0 && read_elf_header(fd, ident, &machine) &&
+                read_elf_header(own, own_ident, &own_machine);
 
-    if (!read_elf_header(path, ident, &machine) ||
-        !read_elf_header("/proc/self/exe", own_ident, &own_machine))
+    if (own >= 0)
+        close(own);
+    if (!both)
         return false;
     if (ident[EI_CLASS] != own_ident[EI_CLASS]) {
         snprintf(why, whylen, "built as a %d-bit ELF object, this host is %d-bit",
@@ -438,38 +459,81 @@ static bool foreign_object(const char *path, char *why, size_t whylen)
     return false;
 }
 
-static int open_library(wn_plugin *plugin, const wn_plugin_config *config, char *err, size_t errlen)
+/* The plugin file, open for reading into *fd: the file the trust checks walked to (every
+ * component of its path), or, with the checks turned off, the file the path names. */
+static int open_file(const wn_plugin_config *config, int *fd, char *err, size_t errlen)
 {
-    char local[PATH_MAX], why[PATH_MAX + 256];
+    char why[PATH_MAX + 256];
     const char *path = config->path;
     struct stat st;
 
+    /* For plain messages; what is loaded is decided by the descriptor below, not by this. */
     if (stat(path, &st) != 0)
         return refuse(err, errlen, config, "cannot open: %s", strerror(errno));
     if (!S_ISREG(st.st_mode))
         return refuse(err, errlen, config, "not a regular file");
-    /* Whoever can change the file, or a folder above it, runs code as walnotify's user. */
-    if (!wn_trust_unsafe_allowed() && !wn_trust_path(path, why, sizeof why))
-        return refuse(err, errlen, config,
-                      "refused: %s (set %s=1 to allow this in a development "
-                      "tree)",
-                      why, WN_ALLOW_UNSAFE_PATHS_ENV);
-    /* Without a '/', dlopen would search the library path instead of opening this file. */
-    if (!strchr(path, '/')) {
-        int n = snprintf(local, sizeof local, "./%s", path);
-
-        if (n < 0 || (size_t)n >= sizeof local)
-            return refuse(err, errlen, config, "path too long");
-        path = local;
+    if (wn_trust_unsafe_allowed()) {
+        *fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (*fd < 0)
+            return refuse(err, errlen, config, "cannot open: %s", strerror(errno));
+        if (fstat(*fd, &st) == 0 && S_ISREG(st.st_mode))
+            return 0;
+        close(*fd);
+        return refuse(err, errlen, config, "not a regular file");
     }
+    /* Whoever can change the file, or replace it, a folder or a link on its path, runs code as
+     * walnotify's user. */
+    *fd = wn_trust_open(path, why, sizeof why);
+    if (*fd >= 0)
+        return 0;
+    return refuse(err, errlen, config,
+                  "refused: %s (set %s=1 to allow this in a development "
+                  "tree)",
+                  why, WN_ALLOW_UNSAFE_PATHS_ENV);
+}
+
+/* Loads the very file open_file checked, through its descriptor: a path changed since then
+ * (a link flipped) cannot substitute another file. */
+static int open_library(wn_plugin *plugin, const wn_plugin_config *config, char *err, size_t errlen)
+{
+    char name[FD_NAME_MAX], why[PATH_MAX + 256], said[1024];
+    const char *error;
+    int rc = open_file(config, &plugin->fd, err, errlen);
+
+    if (rc != 0)
+        return rc;
     dlerror();
-    plugin->library = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    plugin->library = dlopen(fd_name(plugin->fd, name), RTLD_NOW | RTLD_LOCAL);
     if (plugin->library)
         return 0;
-    if (foreign_object(path, why, sizeof why))
-        return refuse(err, errlen, config, "not loadable here: %s", why);
-    return refuse(err, errlen, config, "not a loadable shared object: %s",
-                  without_path(dlerror(), path));
+    error = dlerror();
+    if (foreign_object(plugin->fd, why, sizeof why))
+        rc = refuse(err, errlen, config, "not loadable here: %s", why);
+    else if (access(name, F_OK) != 0)
+        rc = refuse(err, errlen, config, "cannot load it through %s: %s (is /proc mounted?)", name,
+                    strerror(errno));
+    else
+        rc = refuse(err, errlen, config, "not a loadable shared object: %s",
+                    naming_path(error, name, config->path, said, sizeof said));
+    close(plugin->fd);
+    return rc;
+}
+
+/* dlclose, then the descriptor, unless the library stays loaded (marked nodelete, or another
+ * instance holds the same file): dlopen still knows it by this descriptor's name, which then
+ * must never come to name another file, so the descriptor stays open. */
+static void release_library(wn_plugin *plugin)
+{
+    char name[FD_NAME_MAX];
+    void *still;
+
+    dlclose(plugin->library);
+    still = dlopen(fd_name(plugin->fd, name), RTLD_LAZY | RTLD_NOLOAD);
+    if (still) {
+        dlclose(still);
+        return;
+    }
+    close(plugin->fd);
 }
 
 /* ---- reading what a plugin points at, without trusting it ----------------------------------- */
@@ -1146,7 +1210,7 @@ int wn_plugin_load(wn_plugin *plugin, const wn_plugin_config *config, const char
 free_settings:
     free_settings(plugin->settings);
 close_library:
-    dlclose(plugin->library);
+    release_library(plugin);
 forget:
     memset(plugin, 0, sizeof *plugin);
     return rc;
@@ -1239,7 +1303,7 @@ void wn_plugin_unload(wn_plugin *plugin)
         return;
     wn_plugin_shutdown(plugin);
     free_settings(plugin->settings);
-    dlclose(plugin->library);
+    release_library(plugin);
     memset(plugin, 0, sizeof *plugin);
 }
 
@@ -1310,6 +1374,6 @@ int wn_plugin_describe_file(const char *path, char *out, size_t outlen, char *er
     rc = read_descriptor(&plugin, &config, err, errlen);
     if (rc == 0 && outlen > 0)
         describe_descriptor(&plugin.descriptor, out, outlen);
-    dlclose(plugin.library);
+    release_library(&plugin);
     return rc == 0 ? 0 : WN_LOAD_REFUSED;
 }

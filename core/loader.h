@@ -17,6 +17,7 @@ typedef struct wn_plugin_settings wn_plugin_settings; /* validated values; loade
 typedef struct wn_plugin {
     const wn_plugin_config *config; /* borrowed from the wn_config */
     void *library;                  /* dlopen handle */
+    int fd;                         /* the file loaded as /proc/self/fd/N; open while library is */
     walnotify_plugin descriptor;    /* zero-extended copy of the plugin's own */
     wn_plugin_settings *settings;
     walnotify_host host; /* the services lent to this instance */

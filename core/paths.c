@@ -4,6 +4,7 @@
  */
 #include "paths.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -56,10 +57,72 @@ char *wn_paths_resolve(const char *dir, const char *path)
     return canonical_folder(join3(dir, strcmp(dir, "/") == 0 ? "" : "/", path));
 }
 
+/* path with its empty and "." segments dropped (they name nothing); ".." and links are kept,
+ * since where they lead depends on the links. Takes path; NULL when out of memory. */
+static char *without_dots(char *path)
+{
+    char *out = path != NULL ? malloc(strlen(path) + 2) : NULL;
+    size_t used = 0;
+
+    if (out == NULL) {
+        free(path);
+        return NULL;
+    }
+    for (const char *p = path; *p != '\0';) {
+        size_t len = strcspn(p, "/");
+
+        if (len > 0 && !(len == 1 && p[0] == '.')) {
+            if (used > 0 || path[0] == '/')
+                out[used++] = '/';
+            memcpy(out + used, p, len);
+            used += len;
+        }
+        p += len;
+        p += *p == '/';
+    }
+    if (used == 0)
+        out[used++] = path[0] == '/' ? '/' : '.';
+    out[used] = '\0';
+    free(path);
+    return out;
+}
+
+static char *normalise(const char *path);
+
+/* An absolute plugin path with its folder made canonical only when no link decides where that
+ * folder is (its canonical form is then the written one with ".." taken back); else as written
+ * but for empty and "." segments, so that the loader meets, and checks, every link on the way.
+ * Takes path. */
+static char *plugin_folder(char *path)
+{
+    char *slash = path != NULL ? strrchr(path, '/') : NULL;
+    char *folder, *real = NULL, *lexical = NULL;
+    bool plain;
+
+    if (slash == NULL || path[0] != '/')
+        return without_dots(path);
+    folder = slash == path ? strdup("/") : strndup(path, (size_t)(slash - path));
+    if (folder != NULL) {
+        real = realpath(folder, NULL);
+        lexical = normalise(folder);
+    }
+    plain =
+        real != NULL && lexical != NULL && strcmp(real, lexical[0] != '\0' ? lexical : "/") == 0;
+    free(folder);
+    free(real);
+    free(lexical);
+    return plain ? canonical_folder(path) : without_dots(path);
+}
+
 char *wn_paths_resolve_plugin(const char *dir, const char *path, const char *installed)
 {
-    char *local = wn_paths_resolve(dir, path);
-    char *found;
+    char *local, *found;
+
+    if (path == NULL)
+        return NULL;
+    local = plugin_folder(path[0] == '/' || dir == NULL || dir[0] == '\0'
+                              ? strdup(path)
+                              : join3(dir, strcmp(dir, "/") == 0 ? "" : "/", path));
 
     if (local == NULL || strchr(path, '/') != NULL || access(local, F_OK) == 0)
         return local;

@@ -18,8 +18,11 @@ char *wn_paths_resolve(const char *dir, const char *path);
  * A plugin's path: a bare file name ("webhook.so") names the file next to the configuration
  * when there is one there, else the one in installed (the plugin folder `make install` fills),
  * so that a configuration can name an installed plugin without knowing the prefix. Any other
- * path, and a bare name found in neither place, resolves against dir as wn_paths_resolve does
- * (the loader then names the file it could not open). Caller frees; NULL when out of memory.
+ * path, and a bare name found in neither place, is joined to dir; its folder is made canonical
+ * (for plain messages) only when no symbolic link decides where it leads, else kept as written
+ * but for empty and "." segments: the loader then meets every link on the way, and checks it,
+ * as it opens the file (and names the file it could not open). Caller frees; NULL when path is
+ * NULL or memory runs out.
  */
 char *wn_paths_resolve_plugin(const char *dir, const char *path, const char *installed);
 

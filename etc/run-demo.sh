@@ -12,6 +12,7 @@ HARNESS=$ROOT/tests/pg-harness.sh
 PSQL=/usr/lib/postgresql/15/bin/psql
 
 PGDIR=""
+CONFDIR=""
 WN_PID=""
 
 die() {
@@ -27,6 +28,10 @@ cleanup() {
     if [ -n "$PGDIR" ]; then
         "$HARNESS" stop "$PGDIR" || echo "run-demo: could not stop the server in $PGDIR" >&2
         PGDIR=""
+    fi
+    if [ -n "$CONFDIR" ]; then
+        rm -rf -- "$CONFDIR"
+        CONFDIR=""
     fi
 }
 
@@ -80,7 +85,10 @@ main() {
     PGPORT=$(sed -n 's/^PGPORT=//p' <<<"$out")
 
     sql "CREATE TABLE public.demo (id serial PRIMARY KEY, note text, created_at timestamptz DEFAULT now())"
-    conf=$PGDIR/walnotify.conf
+    # A folder of its own: the server's belongs to postgres, and walnotify refuses a
+    # configuration in a folder that another user may change.
+    CONFDIR=$(mktemp -d /tmp/walnotify-demo-conf.XXXXXX)
+    conf=$CONFDIR/walnotify.conf
     write_config "$conf"
     "$WALNOTIFY" --create-slot -c "$conf" || die "walnotify --create-slot failed"
     sql "INSERT INTO public.demo (note) VALUES ('first'), ('second'), ('third')"

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # `make check-faults`: the fault loops too long for `make check`, against one throwaway
 # PostgreSQL 15: rewinds at random points of the workload with a 2,000,000-row transaction, for
-# several seeds and more rewinds each (tests/integration/test_rewind.c).
+# several seeds and more rewinds each (tests/integration/test_rewind.c); before them, a plugin
+# loaded many times through a link in its path that another user flips (tests/unit/test_loader.c).
 #
+#   WN_TEST_FLIP_TRIES  loads through the flipped link (default 20000)
 #   WN_REWIND_ROUNDS  rounds, each with the next seed (default 3)
 #   WN_REWIND_MAX     rewinds per round (default 6)
 #   WN_FAULT_SEED     the first round's seed (default: from the clock, printed)
@@ -14,6 +16,11 @@ export WN_REWIND_ROUNDS=${WN_REWIND_ROUNDS:-3}
 export WN_REWIND_MAX=${WN_REWIND_MAX:-6}
 # Every event the requester handles is logged, and the delivery invariant checked over the log.
 export WN_REWIND_EVENT_LOG=${WN_REWIND_EVENT_LOG:-1}
+
+FLIP_TRIES=${WN_TEST_FLIP_TRIES:-20000}
+echo "== check-faults: $FLIP_TRIES loads through a link another user flips"
+CK_RUN_CASE=flip WN_TEST_FLIP_TRIES=$FLIP_TRIES "$ROOT/build/tests/test_loader" ||
+    { echo "== check-faults FAILED: a plugin was loaded through another user's link"; exit 1; }
 
 PGDIR=$(mktemp -d /tmp/walnotify-pg.XXXXXX)
 cleanup() {

@@ -902,7 +902,7 @@ START_TEST(test_unsafe_plugin_and_config_files_are_refused)
 {
     itest_ctx ctx, nowhere, secret;
     itest_host host;
-    itest_path dir, plugin, conf, inc, open_dir, link;
+    itest_path dir, plugin, conf, inc, open_dir, link, sticky;
     char plugins_line[PATH_MAX + 128];
 
     itest_begin(&ctx, "strict");
@@ -958,6 +958,33 @@ START_TEST(test_unsafe_plugin_and_config_files_are_refused)
     ck_assert_int_eq(chmod(open_dir.s, 0755), 0);
     ck_assert_int_eq(check_config_exit(&ctx, &host, conf.s), 0);
 
+    /* A link in the middle of the path, in a sticky folder: ours is fine, another user's is
+     * that user's choice of the folder the plugin is loaded from. */
+    sticky = itest_file(&ctx, "st");
+    ck_assert_int_eq(mkdir(sticky.s, 0700), 0);
+    ck_assert_int_eq(chmod(sticky.s, 01777), 0);
+    link = itest_file(&ctx, "st/dirlink");
+    ck_assert_int_eq(symlink("../plugins", link.s), 0);
+    conf = itest_config(&nowhere, "middle.cfg", "\"public.t\"", 1000,
+                        "{ name = \"out\"; path = \"st/dirlink/good.so\"; "
+                        "settings = { url = \"x\"; }; }");
+    ck_assert_int_eq(check_config_exit(&ctx, &host, conf.s), 0);
+    if (geteuid() == 0) {
+        ck_assert_int_eq(lchown(link.s, 65534, 65534), 0);
+        ck_assert_int_eq(check_config_exit(&ctx, &host, conf.s), 2);
+        itest_assert_reason(&host);
+        assert_stderr_has(&host, "st/dirlink/good.so): refused: link ");
+        assert_stderr_has(&host, "st/dirlink is owned by uid 65534");
+    }
+
+    /* A configuration without a password: it names what walnotify loads and runs all the same. */
+    conf = itest_config(&nowhere, "plain.cfg", "\"public.t\"", 1000, "%s", plugins_line);
+    ck_assert_int_eq(chmod(conf.s, 0666), 0);
+    ck_assert_int_eq(check_config_exit(&ctx, &host, conf.s), 1);
+    itest_assert_reason(&host);
+    assert_stderr_has(&host, "plain.cfg: refused: file ");
+    assert_stderr_has(&host, "plain.cfg is writable by everyone (mode 0666)");
+
     secret = with_conninfo(&ctx, "host=/nonexistent/walnotify port=1 dbname=none "
                                  "sslpassword=s3cret");
     conf = itest_config(&secret, "secret.cfg", "\"public.t\"", 1000, "%s", plugins_line);
@@ -984,6 +1011,50 @@ START_TEST(test_unsafe_plugin_and_config_files_are_refused)
     assert_stderr_has(&host, "open.inc is writable by everyone (mode 0666)");
     ck_assert_int_eq(chmod(inc.s, 0644), 0);
     ck_assert_int_eq(check_config_exit(&ctx, &host, conf.s), 0);
+    itest_end(&ctx);
+}
+END_TEST
+
+/* A configuration another user could write, naming a program another user could write: walnotify
+ * refuses the file before anything starts, so the program never runs. Runs for real, against the
+ * server, with the exec plugin and a sink that would acknowledge everything. */
+START_TEST(test_untrusted_config_runs_nothing)
+{
+    itest_ctx ctx;
+    itest_host host;
+    itest_path sink, marker, conf;
+    char *endpos;
+
+    itest_begin(&ctx, "trustcfg");
+    itest_exec(ctx.conn, "CREATE TABLE t (id int PRIMARY KEY)");
+    marker = itest_file(&ctx, "sink-ran");
+    sink = itest_file(&ctx, "sink.sh");
+    itest_write_file(sink.s,
+                     "#!/bin/sh\n"
+                     ": > '%s'\n"
+                     "while read -r line; do\n"
+                     "  case \"$line\" in\n"
+                     "    *'\"walnotify\":\"commit\"'*)\n"
+                     "      lsn=${line#*\\\"lsn\\\":\\\"}; echo \"ack ${lsn%%%%\\\"*}\" ;;\n"
+                     "  esac\n"
+                     "done\n",
+                     marker.s);
+    ck_assert_int_eq(chmod(sink.s, 0777), 0);
+    if (geteuid() == 0)
+        ck_assert_int_eq(chown(sink.s, 65534, 65534), 0);
+    conf = itest_config(&ctx, "open.cfg", "\"public.t\"", 200,
+                        "{ name = \"sink\"; path = \"%s\"; settings = { command = [ \"%s\" ]; }; }",
+                        itest_root_file("build/plugins/exec.so").s, sink.s);
+    itest_create_slot(&ctx, conf.s);
+    itest_exec(ctx.conn, "INSERT INTO t VALUES (1)");
+    endpos = itest_lsn_text(itest_current_lsn(ctx.conn));
+
+    ck_assert_int_eq(chmod(conf.s, 0666), 0);
+    itest_host_run(&ctx, &host, "-c", conf.s, "--endpos", endpos);
+    itest_assert_failed(&host, 1);
+    assert_stderr_has(&host, "open.cfg: refused: file ");
+    assert_stderr_has(&host, "open.cfg is writable by everyone (mode 0666)");
+    ck_assert_msg(access(marker.s, F_OK) != 0, "the program the file names ran");
     itest_end(&ctx);
 }
 END_TEST
@@ -1090,6 +1161,7 @@ int main(void)
     tcase_add_test(tc, test_drop_slot_message_and_normalised_paths);
     tcase_add_test(tc, test_foreign_and_wild_plugins_are_named);
     tcase_add_test(tc, test_unsafe_plugin_and_config_files_are_refused);
+    tcase_add_test(tc, test_untrusted_config_runs_nothing);
     tcase_add_test(tc, test_include_names_bounds_and_reach);
     return run_suite(suite) == 0 ? 0 : 1;
 }

@@ -9,10 +9,13 @@
 #include <check.h>
 #include <ftw.h>
 #include <limits.h>
+#include <pwd.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /*
  * The file rel of the repository into out (size bytes). The root is three components up from
@@ -64,6 +67,27 @@ static inline void unit_temp_dir(char *dir, size_t size, const char *name)
     ck_assert(snprintf(made, sizeof made, "/tmp/%s.XXXXXX", name) < (int)sizeof made);
     ck_assert_ptr_nonnull(mkdtemp(made));
     ck_assert_ptr_nonnull(realpath(made, dir));
+}
+
+/*
+ * The user "nobody", whose files stand for another user's: made with chown, which needs root (the
+ * tests run as root in CI). False, after saying on standard error that test skips what needs it,
+ * when not run as root.
+ */
+static inline bool unit_other_user(const char *test, uid_t *uid, gid_t *gid)
+{
+    const struct passwd *pw;
+
+    if (geteuid() != 0) {
+        fprintf(stderr, "%s: not run as root: the cases with another user's files are skipped\n",
+                test);
+        return false;
+    }
+    pw = getpwnam("nobody");
+    ck_assert_msg(pw != NULL, "no user \"nobody\" to own another user's files");
+    *uid = pw->pw_uid;
+    *gid = pw->pw_gid;
+    return true;
 }
 
 /* dir/name into out. */

@@ -16,6 +16,7 @@
 
 #include "config.h"
 #include "run_suite.h"
+#include "unit_paths.h"
 
 #define ERR_MAX 1024
 
@@ -721,6 +722,93 @@ START_TEST(test_unreadable)
 }
 END_TEST
 
+/* Loads path, which must be refused naming the configuration (as given) and then why. */
+static void assert_refused(const char *path, const char *why)
+{
+    wn_config c;
+    char err[ERR_MAX] = "", expected[ERR_MAX];
+
+    ck_assert_int_eq(wn_config_load(path, &c, err, sizeof err), -1);
+    ck_assert(is_zeroed(&c));
+    snprintf(expected, sizeof expected,
+             "%s: refused: %s (set WALNOTIFY_ALLOW_UNSAFE_PATHS=1 to allow this in a development "
+             "tree)",
+             path, why);
+    ck_assert_str_eq(err, expected);
+}
+
+static void assert_loads(const char *path)
+{
+    wn_config c;
+    char err[ERR_MAX] = "";
+
+    ck_assert_msg(wn_config_load(path, &c, err, sizeof err) == 0, "%s", err);
+    wn_config_free(&c);
+}
+
+/* Every file of a configuration, password or not, names what walnotify runs, where it sends and
+ * what it writes: one that another user could change is refused, included files too. */
+START_TEST(test_untrusted_files_refused)
+{
+    const char *text = "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ]; };\n"
+                       "@include \"inc.part\"\n";
+    const char *included = "plugins = ( { name = \"p\"; path = \"p.so\"; } );\n";
+    char path[PATH_MAX], inc[PATH_MAX], real[PATH_MAX], why[PATH_MAX + 256];
+    char sub[PATH_MAX], link[PATH_MAX], linked[PATH_MAX];
+    uid_t uid;
+    gid_t gid;
+
+    conf_path(path, sizeof path, "plain.conf");
+    write_file(path, text, strlen(text));
+    conf_path(inc, sizeof inc, "inc.part");
+    write_file(inc, included, strlen(included));
+    ck_assert_int_eq(chmod(path, 0644), 0);
+    ck_assert_int_eq(chmod(inc, 0644), 0);
+    assert_loads(path);
+
+    ck_assert_int_eq(chmod(path, 0666), 0);
+    snprintf(why, sizeof why, "file %s/plain.conf is writable by everyone (mode 0666)", realdir);
+    assert_refused(path, why);
+    ck_assert_int_eq(setenv("WALNOTIFY_ALLOW_UNSAFE_PATHS", "1", 1), 0);
+    assert_loads(path);
+    ck_assert_int_eq(unsetenv("WALNOTIFY_ALLOW_UNSAFE_PATHS"), 0);
+    ck_assert_int_eq(chmod(path, 0644), 0);
+
+    ck_assert_int_eq(chmod(inc, 0620), 0);
+    snprintf(why, sizeof why, "file %s/inc.part is writable by its group (mode 0620)", realdir);
+    assert_refused(path, why);
+    ck_assert_int_eq(chmod(inc, 0644), 0);
+
+    /* The folders on the way count as well: a sticky one holding a link another user owns. */
+    conf_path(sub, sizeof sub, "st");
+    ck_assert_int_eq(mkdir(sub, 0700), 0);
+    ck_assert_int_eq(chmod(sub, 01777), 0);
+    conf_path(link, sizeof link, "st/up");
+    ck_assert_int_eq(symlink("..", link), 0);
+    conf_path(linked, sizeof linked, "st/up/plain.conf");
+    assert_loads(linked);
+    if (unit_other_user("test_untrusted_files_refused", &uid, &gid)) {
+        ck_assert_int_eq(lchown(link, uid, gid), 0);
+        ck_assert_ptr_nonnull(realpath(sub, real));
+        snprintf(why, sizeof why,
+                 "link %s/up is owned by uid %u, not by root or by the user walnotify runs as "
+                 "(uid 0)",
+                 real, (unsigned)uid);
+        assert_refused(linked, why);
+        ck_assert_int_eq(chown(path, uid, gid), 0);
+        snprintf(why, sizeof why,
+                 "file %s/plain.conf is owned by uid %u, not by root or by the user walnotify "
+                 "runs as (uid 0)",
+                 realdir, (unsigned)uid);
+        assert_refused(path, why);
+    }
+    unlink(link);
+    rmdir(sub);
+    unlink(inc);
+    unlink(path);
+}
+END_TEST
+
 /* libconfig would silently stop at a NUL byte; the rest of the file must not vanish unnoticed. */
 START_TEST(test_nul_byte)
 {
@@ -851,6 +939,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_conninfo_forms);
     tcase_add_loop_test(tc, test_bad_file, 0, (int)(sizeof bad_cases / sizeof bad_cases[0]));
     tcase_add_test(tc, test_unreadable);
+    tcase_add_test(tc, test_untrusted_files_refused);
     tcase_add_test(tc, test_nul_byte);
     tcase_add_test(tc, test_small_error_buffer);
     tcase_add_test(tc, test_valid_slot_name);

@@ -3,15 +3,20 @@
  * first: make build/tests/fixtures/NAME.so for each tests/fixtures/NAME.c).
  */
 #include <check.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "loader.h"
 #include "run_suite.h"
+#include "unit_paths.h"
 
 #define CONF_FILE "/etc/wn/w.conf"
 #define CONF_DIR "/etc/wn"
@@ -218,9 +223,11 @@ START_TEST(test_not_a_shared_object)
     textf(prefix, sizeof prefix, "plugin \"text\" (%s): not a loadable shared object: ", b.path);
     ck_assert_int_eq(wn_plugin_load(&p, &b.config, CONF_FILE, CONF_DIR, err, sizeof err), -1);
     ck_assert_msg(strncmp(err, prefix, strlen(prefix)) == 0, "got: %s", err);
-    /* dlerror's own words follow, without the path a second time. */
+    /* dlerror's own words follow, without the path a second time, nor the name dlopen knew
+     * the file by. */
     ck_assert_uint_gt(strlen(err), strlen(prefix));
     ck_assert_ptr_null(strstr(err + strlen(prefix), b.path));
+    ck_assert_ptr_null(strstr(err, "/proc/self/fd"));
     ck_assert_ptr_null(p.library);
 }
 END_TEST
@@ -236,6 +243,182 @@ START_TEST(test_directory_refused)
     *slash = '\0';
     textf(expected, sizeof expected, "plugin \"dir\" (%s): not a regular file", b.path);
     load_refused(&b, expected);
+}
+END_TEST
+
+/* ---- which file is loaded ------------------------------------------------------------------- */
+
+/* Copies the file from into to (mode 0644). */
+static void copy_file(const char *from, const char *to)
+{
+    char buf[65536];
+    int in = open(from, O_RDONLY | O_CLOEXEC);
+    int out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    ssize_t n;
+
+    ck_assert_msg(in >= 0 && out >= 0, "copy %s to %s", from, to);
+    while ((n = read(in, buf, sizeof buf)) > 0)
+        ck_assert_int_eq(write(out, buf, (size_t)n), n);
+    ck_assert_int_eq(n, 0);
+    close(in);
+    ck_assert_int_eq(close(out), 0);
+    ck_assert_int_eq(chmod(to, 0644), 0);
+}
+
+/* dir/good (0755) holding a copy of the good fixture as x.so, and dir/st, sticky as /tmp. */
+static void sticky_tree(const char *dir)
+{
+    char good[PATH_MAX], path[PATH_MAX];
+
+    ck_assert_int_eq(chmod(dir, 0755), 0);
+    ck_assert_int_eq(mkdir(unit_temp_path(good, sizeof good, dir, "good"), 0755), 0);
+    fixture("good", path, sizeof path);
+    copy_file(path, unit_temp_path(good, sizeof good, dir, "good/x.so"));
+    ck_assert_int_eq(mkdir(unit_temp_path(path, sizeof path, dir, "st"), 0700), 0);
+    ck_assert_int_eq(chmod(path, 01777), 0);
+}
+
+/* A link in the middle of the path is checked as the file is: in a sticky folder, one that
+ * another user owns is that user's choice of what walnotify loads. */
+START_TEST(test_link_in_the_middle_refused)
+{
+    char dir[PATH_MAX], link[PATH_MAX], expected[1024], err[1024] = "";
+    test_block b;
+    wn_plugin p;
+    uid_t uid;
+    gid_t gid;
+
+    unit_temp_dir(dir, sizeof dir, "test_loader");
+    sticky_tree(dir);
+    ck_assert_int_eq(symlink("../good", unit_temp_path(link, sizeof link, dir, "st/dirlink")), 0);
+    block_init(&b, "mid", "good");
+    add_required(&b);
+    unit_temp_path(b.path, sizeof b.path, dir, "st/dirlink/x.so");
+    ck_assert_msg(wn_plugin_load(&p, &b.config, CONF_FILE, CONF_DIR, err, sizeof err) == 0,
+                  "load failed: %s", err);
+    ck_assert_str_eq(p.descriptor.name, "good");
+    wn_plugin_unload(&p);
+    if (unit_other_user("test_link_in_the_middle_refused", &uid, &gid)) {
+        ck_assert_int_eq(lchown(link, uid, gid), 0);
+        textf(expected, sizeof expected,
+              "plugin \"mid\" (%s): refused: link %s is owned by uid %u, not by root or by the "
+              "user walnotify runs as (uid 0) (set WALNOTIFY_ALLOW_UNSAFE_PATHS=1 to allow this "
+              "in a development tree)",
+              b.path, link, (unsigned)uid);
+        load_refused(&b, expected);
+    }
+    unit_remove_tree(dir);
+}
+END_TEST
+
+/* Two files loaded one after the other are two libraries, also after the first is unloaded:
+ * each is loaded through its own descriptor's name, which no other file takes meanwhile. */
+START_TEST(test_each_file_its_own_library)
+{
+    test_block b1, b2, b3;
+    wn_plugin p1, p2, p3;
+
+    block_init(&b1, "first", "good");
+    add_required(&b1);
+    block_init(&b2, "second", "old_minor");
+    block_init(&b3, "third", "good");
+    add_required(&b3);
+    load_ok(&p1, &b1);
+    load_ok(&p2, &b2);
+    ck_assert_str_eq(p1.descriptor.name, "good");
+    ck_assert_str_eq(p2.descriptor.name, "old");
+    wn_plugin_unload(&p2);
+    wn_plugin_unload(&p1);
+    load_ok(&p2, &b2);
+    load_ok(&p3, &b3);
+    ck_assert_str_eq(p2.descriptor.name, "old");
+    ck_assert_str_eq(p3.descriptor.name, "good");
+    wn_plugin_unload(&p3);
+    wn_plugin_unload(&p2);
+}
+END_TEST
+
+/* Flips dir/st/dirlink between dir/good and dir/evil as another user would, forever; writes a
+ * byte to ready after the first flip. Runs in a child process. */
+static void flip_forever(const char *dir, uid_t uid, gid_t gid, int ready)
+{
+    char targets[2][PATH_MAX], link[PATH_MAX], next[PATH_MAX];
+
+    if (setgid(gid) != 0 || setuid(uid) != 0)
+        _exit(2);
+    unit_temp_path(targets[0], PATH_MAX, dir, "good");
+    unit_temp_path(targets[1], PATH_MAX, dir, "evil");
+    unit_temp_path(link, sizeof link, dir, "st/dirlink");
+    unit_temp_path(next, sizeof next, dir, "st/next");
+    for (unsigned long i = 0;; i++) {
+        unlink(next);
+        if (symlink(targets[i % 2], next) != 0 || rename(next, link) != 0)
+            _exit(3);
+        if (i == 0 && write(ready, "x", 1) != 1)
+            _exit(4);
+    }
+}
+
+/* The tries of the flipping race: WN_TEST_FLIP_TRIES (make check-faults sets many), else a few. */
+static long flip_tries(void)
+{
+    const char *text = getenv("WN_TEST_FLIP_TRIES");
+
+    return text ? strtol(text, NULL, 10) : 50;
+}
+
+/* Another user flips a link in the middle of the plugin's path between a trusted folder and
+ * theirs while walnotify loads it: their plugin's code must never run, whichever way the link
+ * points when it is checked or when it is opened. */
+START_TEST(test_flipped_link_never_loads_another_users_plugin)
+{
+    char dir[PATH_MAX], evil[PATH_MAX], source[PATH_MAX], path[PATH_MAX], marker[PATH_MAX];
+    char err[1024];
+    test_block b;
+    wn_plugin p;
+    int ready[2], status;
+    long tries = flip_tries(), loaded = 0;
+    pid_t child;
+    uid_t uid;
+    gid_t gid;
+    char byte;
+
+    if (!unit_other_user("test_flipped_link_never_loads_another_users_plugin", &uid, &gid))
+        return;
+    unit_temp_dir(dir, sizeof dir, "test_loader");
+    sticky_tree(dir);
+    ck_assert_int_eq(mkdir(unit_temp_path(evil, sizeof evil, dir, "evil"), 0755), 0);
+    fixture("marker", source, sizeof source);
+    copy_file(source, unit_temp_path(path, sizeof path, dir, "evil/x.so"));
+    ck_assert_int_eq(chown(path, uid, gid), 0);
+    ck_assert_int_eq(chown(evil, uid, gid), 0);
+    unit_temp_path(marker, sizeof marker, dir, "marker-ran");
+    ck_assert_int_eq(setenv("WN_TEST_CONSTRUCTOR_MARKER", marker, 1), 0);
+
+    ck_assert_int_eq(pipe(ready), 0);
+    child = fork();
+    ck_assert_int_ge(child, 0);
+    if (child == 0)
+        flip_forever(dir, uid, gid, ready[1]);
+    ck_assert_int_eq(read(ready[0], &byte, 1), 1);
+    block_init(&b, "flipped", "good");
+    add_required(&b);
+    unit_temp_path(b.path, sizeof b.path, dir, "st/dirlink/x.so");
+    for (long i = 0; i < tries && access(marker, F_OK) != 0; i++) {
+        if (wn_plugin_load(&p, &b.config, CONF_FILE, CONF_DIR, err, sizeof err) != 0)
+            continue;
+        loaded++;
+        wn_plugin_unload(&p);
+    }
+    ck_assert_int_eq(kill(child, SIGKILL), 0);
+    ck_assert_int_eq(waitpid(child, &status, 0), child);
+    ck_assert_msg(WIFSIGNALED(status), "the flipping child stopped early (status %d)", status);
+    ck_assert_msg(access(marker, F_OK) != 0, "another user's plugin ran as root");
+    ck_assert_int_eq(loaded, 0);
+    unsetenv("WN_TEST_CONSTRUCTOR_MARKER");
+    close(ready[0]);
+    close(ready[1]);
+    unit_remove_tree(dir);
 }
 END_TEST
 
@@ -757,6 +940,8 @@ static Suite *loader_suite(void)
     TCase *refusals = tcase_create("refusals");
     TCase *settings = tcase_create("settings");
     TCase *running = tcase_create("running");
+    TCase *files = tcase_create("files");
+    TCase *flip = tcase_create("flip");
 
     tcase_add_loop_test(refusals, test_descriptor_refused, 0,
                         (int)(sizeof descriptor_refusals / sizeof descriptor_refusals[0]));
@@ -764,6 +949,14 @@ static Suite *loader_suite(void)
     tcase_add_test(refusals, test_not_a_shared_object);
     tcase_add_test(refusals, test_directory_refused);
     suite_add_tcase(s, refusals);
+
+    tcase_add_test(files, test_link_in_the_middle_refused);
+    tcase_add_test(files, test_each_file_its_own_library);
+    suite_add_tcase(s, files);
+    /* Run alone, longer, by make check-faults (CK_RUN_CASE=flip WN_TEST_FLIP_TRIES=...). */
+    tcase_add_test(flip, test_flipped_link_never_loads_another_users_plugin);
+    tcase_set_timeout(flip, 600);
+    suite_add_tcase(s, flip);
 
     tcase_add_test(settings, test_good_defaults);
     tcase_add_test(settings, test_good_configured);

@@ -108,6 +108,31 @@ START_TEST(resolve_plugin_prefers_the_local_file_then_the_installed_one)
 }
 END_TEST
 
+/* A link in a plugin's folder stays in its path, for the loader to check; a folder no link
+ * decides is named canonically. */
+START_TEST(resolve_plugin_keeps_links_in_its_folder)
+{
+    char sub[PATH_MAX], link[PATH_MAX], want[PATH_MAX];
+    char *p;
+
+    unit_temp_dir(dir, sizeof dir, "test_paths");
+    ck_assert_int_eq(mkdir(unit_temp_path(sub, sizeof sub, dir, "sub"), 0700), 0);
+    ck_assert_int_eq(mkdir(unit_temp_path(sub, sizeof sub, dir, "sub/deep"), 0700), 0);
+    ck_assert_int_eq(symlink("sub/deep", unit_temp_path(link, sizeof link, dir, "link")), 0);
+    p = wn_paths_resolve_plugin(dir, "link/./x.so", "/nonexistent-walnotify");
+    ck_assert_str_eq(p, unit_temp_path(want, sizeof want, dir, "link/x.so"));
+    free(p);
+    /* link/.. is sub, where link leads: only the link says so. */
+    p = wn_paths_resolve_plugin(dir, "link/../x.so", "/nonexistent-walnotify");
+    ck_assert_str_eq(p, unit_temp_path(want, sizeof want, dir, "link/../x.so"));
+    free(p);
+    p = wn_paths_resolve_plugin(dir, "sub/../sub//x.so", "/nonexistent-walnotify");
+    ck_assert_str_eq(p, unit_temp_path(want, sizeof want, dir, "sub/x.so"));
+    free(p);
+    unit_remove_tree(dir);
+}
+END_TEST
+
 START_TEST(same_compares_spellings)
 {
     ck_assert_int_eq(wn_paths_same("/a/b/c", "/a/b/c"), 1);
@@ -128,6 +153,7 @@ static Suite *paths_suite(void)
     tcase_add_test(tc, resolve_joins_to_the_folder);
     tcase_add_test(tc, resolve_makes_an_existing_folder_canonical);
     tcase_add_test(tc, resolve_plugin_prefers_the_local_file_then_the_installed_one);
+    tcase_add_test(tc, resolve_plugin_keeps_links_in_its_folder);
     tcase_add_test(tc, same_compares_spellings);
     suite_add_tcase(s, tc);
     return s;

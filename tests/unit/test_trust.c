@@ -1,9 +1,11 @@
 /*
- * core/trust.c: a file walnotify loads or reads a password from must not be changeable by anyone
- * but root and walnotify's own user, nor may any folder above it, nor the folder of a link to it.
+ * core/trust.c: a file walnotify loads or reads its configuration from must not be changeable by
+ * anyone but root and walnotify's own user, nor may any component of its path: a folder, a link
+ * wherever it stands, the folder holding that link.
  */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,6 +85,121 @@ START_TEST(a_link_in_an_open_folder_is_refused)
 }
 END_TEST
 
+/* good/plugin.so (0644, in a folder 0755) and an empty folder name (mode 0700) in dir. */
+static void good_and_folder(char *file, char *folder, const char *name)
+{
+    char good[PATH_MAX];
+
+    ck_assert_int_eq(mkdir(unit_temp_path(good, PATH_MAX, dir, "good"), 0755), 0);
+    touch(unit_temp_path(file, PATH_MAX, dir, "good/plugin.so"), 0644);
+    ck_assert_int_eq(mkdir(unit_temp_path(folder, PATH_MAX, dir, name), 0700), 0);
+}
+
+/* A link in the middle of the path counts as much as the file: whoever may replace it chooses
+ * the folder the rest of the path is read from. */
+START_TEST(a_link_in_the_middle_in_an_open_folder_is_refused)
+{
+    char file[PATH_MAX], open_dir[PATH_MAX], link[PATH_MAX], path[PATH_MAX];
+    char why[PATH_MAX + 256], want[PATH_MAX + 256];
+
+    unit_temp_dir(dir, sizeof dir, "test_trust");
+    good_and_folder(file, open_dir, "open");
+    ck_assert_int_eq(chmod(open_dir, 0777), 0);
+    ck_assert_int_eq(symlink("../good", unit_temp_path(link, sizeof link, dir, "open/dirlink")), 0);
+    unit_temp_path(path, sizeof path, dir, "open/dirlink/plugin.so");
+    ck_assert(!wn_trust_path(path, why, sizeof why));
+    snprintf(want, sizeof want, "folder %s is writable by everyone (mode 0777)", open_dir);
+    ck_assert_str_eq(why, want);
+    unit_remove_tree(dir);
+}
+END_TEST
+
+/* In a sticky folder (as /tmp) an entry's owner may replace it: a link there owned by another
+ * user is that user's choice of folder, and is refused; one of ours is not. */
+START_TEST(a_link_in_the_middle_owned_by_another_user_is_refused)
+{
+    char file[PATH_MAX], sticky[PATH_MAX], link[PATH_MAX], path[PATH_MAX];
+    char why[PATH_MAX + 256] = "", want[PATH_MAX + 256];
+    uid_t uid;
+    gid_t gid;
+
+    unit_temp_dir(dir, sizeof dir, "test_trust");
+    good_and_folder(file, sticky, "st");
+    ck_assert_int_eq(chmod(sticky, 01777), 0);
+    ck_assert_int_eq(symlink(dir, unit_temp_path(link, sizeof link, dir, "st/dirlink")), 0);
+    unit_temp_path(path, sizeof path, dir, "st/dirlink/good/plugin.so");
+    ck_assert_msg(wn_trust_path(path, why, sizeof why), "refused: %s", why);
+    if (unit_other_user("a_link_in_the_middle_owned_by_another_user_is_refused", &uid, &gid)) {
+        ck_assert_int_eq(lchown(link, uid, gid), 0);
+        ck_assert(!wn_trust_path(path, why, sizeof why));
+        snprintf(want, sizeof want,
+                 "link %s is owned by uid %u, not by root or by the user walnotify runs as "
+                 "(uid 0)",
+                 link, (unsigned)uid);
+        ck_assert_str_eq(why, want);
+        /* Another user's folder on the way: the same. */
+        ck_assert_int_eq(lchown(link, 0, 0), 0);
+        ck_assert_int_eq(chown(sticky, uid, gid), 0);
+        ck_assert(!wn_trust_path(path, why, sizeof why));
+        snprintf(want, sizeof want,
+                 "folder %s is owned by uid %u, not by root or by the user walnotify runs as "
+                 "(uid 0)",
+                 sticky, (unsigned)uid);
+        ck_assert_str_eq(why, want);
+    }
+    unit_remove_tree(dir);
+}
+END_TEST
+
+/* The walk resolves as the kernel does: relative targets from the link's folder, ".." after a
+ * link from where the link led, a loop of links ends. */
+START_TEST(links_resolve_as_the_kernel_resolves_them)
+{
+    char file[PATH_MAX], sub[PATH_MAX], path[PATH_MAX], loop[PATH_MAX];
+    char why[PATH_MAX + 256] = "", want[PATH_MAX + 256];
+
+    unit_temp_dir(dir, sizeof dir, "test_trust");
+    good_and_folder(file, sub, "sub");
+    ck_assert_int_eq(symlink("../good", unit_temp_path(path, sizeof path, dir, "sub/up")), 0);
+    /* sub/up/.. is dir (the parent of where up leads), not sub: sub/good does not exist. */
+    unit_temp_path(path, sizeof path, dir, "sub/up/../good/./plugin.so");
+    ck_assert_msg(wn_trust_path(path, why, sizeof why), "refused: %s", why);
+    ck_assert_int_eq(symlink("loop", unit_temp_path(loop, sizeof loop, dir, "sub/loop")), 0);
+    ck_assert(!wn_trust_path(loop, why, sizeof why));
+    snprintf(want, sizeof want, "cannot resolve %s: Too many levels of symbolic links", loop);
+    ck_assert_str_eq(why, want);
+    unit_remove_tree(dir);
+}
+END_TEST
+
+/* wn_trust_open hands back the file the walk checked, and only a regular one. */
+START_TEST(open_returns_the_checked_file)
+{
+    char file[PATH_MAX], sub[PATH_MAX], why[PATH_MAX + 256] = "", want[PATH_MAX + 256];
+    struct stat expected, opened;
+    int fd;
+
+    unit_temp_dir(dir, sizeof dir, "test_trust");
+    good_and_folder(file, sub, "sub");
+    fd = wn_trust_open(file, why, sizeof why);
+    ck_assert_msg(fd >= 0, "refused: %s", why);
+    ck_assert_int_eq(fstat(fd, &opened), 0);
+    ck_assert_int_eq(stat(file, &expected), 0);
+    ck_assert(opened.st_dev == expected.st_dev && opened.st_ino == expected.st_ino);
+    ck_assert_int_eq(fcntl(fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+    ck_assert_int_eq(fcntl(fd, F_GETFL) & O_ACCMODE, O_RDONLY);
+    ck_assert_int_eq(close(fd), 0);
+    ck_assert_int_eq(wn_trust_open(sub, why, sizeof why), -1);
+    snprintf(want, sizeof want, "%s is not a regular file", sub);
+    ck_assert_str_eq(why, want);
+    ck_assert_int_eq(chmod(file, 0664), 0);
+    ck_assert_int_eq(wn_trust_open(file, why, sizeof why), -1);
+    snprintf(want, sizeof want, "file %s is writable by its group (mode 0664)", file);
+    ck_assert_str_eq(why, want);
+    unit_remove_tree(dir);
+}
+END_TEST
+
 START_TEST(a_missing_file_is_named)
 {
     char file[PATH_MAX], why[PATH_MAX + 256], want[PATH_MAX + 256];
@@ -116,6 +233,10 @@ static Suite *trust_suite(void)
     tcase_add_test(tc, a_file_others_may_write_is_refused);
     tcase_add_test(tc, a_folder_its_group_may_write_is_refused);
     tcase_add_test(tc, a_link_in_an_open_folder_is_refused);
+    tcase_add_test(tc, a_link_in_the_middle_in_an_open_folder_is_refused);
+    tcase_add_test(tc, a_link_in_the_middle_owned_by_another_user_is_refused);
+    tcase_add_test(tc, links_resolve_as_the_kernel_resolves_them);
+    tcase_add_test(tc, open_returns_the_checked_file);
     tcase_add_test(tc, a_missing_file_is_named);
     tcase_add_test(tc, unsafe_paths_allowed_only_by_1);
     suite_add_tcase(s, tc);
