@@ -15,7 +15,13 @@
  *   an event of an earlier, acknowledged transaction named: exit 2, saying it is a bug in the
  *   plugin;
  *   a stop (SIGTERM) during a rewind's long backoff: exit 0 at once, nothing of what the
- *   requester lost acknowledged.
+ *   requester lost acknowledged;
+ *   many failures named late, more than any fixed table of ranges would hold before the status
+ *   interval acknowledges anything: one bad row per transaction in many small transactions, and
+ *   many refused parts of one large transaction (named from commit, and from handle): every
+ *   named event is skipped exactly once, every other one delivered, exit 0, bounded memory.
+ *   WN_LATEFAIL_ROWS, WN_LATEFAIL_BIG_ROWS and WN_LATEFAIL_PARTS make them larger (make
+ *   check-faults).
  */
 #include <check.h>
 #include <stdio.h>
@@ -24,22 +30,35 @@
 
 #include "faults.h"
 #include "itest.h"
+#include "jline.h"
 
 #define NAMER "build/tests/fixtures/namer.so"
 #define FLAKY "build/tests/fixtures/flaky.so"
 #define FAILED_ID "6" /* seq 4 of the 10-row transaction (ids 2 to 11) */
+#define BAD_EVERY 10   /* the many-rows test: ids that are multiples of it are refused */
+#define PART_SIZE 5    /* the large-transaction test: events in a refused part */
+#define LONG_STATUS_MS 20000 /* no acknowledgement from the status interval while they run */
+#define WN_FAILURES_OLD_MAX 32 /* the ranges walnotify once kept, at most, before stopping */
+#define PEAK_RSS_LIMIT_KB (100L * 1024) /* generous: what is named takes a few kB */
 
 /* A configuration with a quick status interval and quick reconnections (a rewind ends the
  * stream, and the walsender may hold the slot a moment longer). policy is the inside of the
  * namer's block after its settings, e.g. `on_error = "skip"; dead_letter = "dead.jsonl";`. */
-static itest_path write_config(itest_ctx *ctx, const char *namer_settings, const char *policy)
+static itest_path write_config_every(itest_ctx *ctx, int status_interval_ms,
+                                     const char *namer_settings, const char *policy)
 {
     return itest_config_extra(
-        ctx, "late.cfg", "\"public.t\"", 200, "reconnect_initial_ms = 50; reconnect_max_ms = 500;",
+        ctx, "late.cfg", "\"public.t\"", status_interval_ms,
+        "reconnect_initial_ms = 50; reconnect_max_ms = 500;",
         "  { name = \"namer\"; path = \"%s\"; retry_initial_ms = 10; retry_max_ms = 40; "
         "settings = { log = \"namer.log\"; %s }; %s },\n"
         "  { name = \"healthy\"; path = \"%s\"; settings = { log = \"healthy.log\"; }; }",
         itest_root_file(NAMER).s, namer_settings, policy, itest_root_file(FLAKY).s);
+}
+
+static itest_path write_config(itest_ctx *ctx, const char *namer_settings, const char *policy)
+{
+    return write_config_every(ctx, 200, namer_settings, policy);
 }
 
 /* id 1; ids 2 to 11 (seq 0 to 9); id 12. Returns the end of the WAL after them. */
@@ -330,10 +349,193 @@ START_TEST(stop_during_a_rewind_backoff)
 }
 END_TEST
 
+/* ---- many failures named late ----------------------------------------------------------- */
+
+static long env_long(const char *name, long fallback)
+{
+    const char *text = getenv(name);
+    long value = text != NULL ? strtol(text, NULL, 10) : 0;
+
+    return value > 0 ? value : fallback;
+}
+
+/* How many times each id from 1 to rows appears in the log: [rows + 1], to free. */
+static unsigned *count_ids(const char *path, long rows)
+{
+    itest_loglines log = itest_read_log(path);
+    unsigned *seen = calloc((size_t)rows + 1, sizeof *seen);
+
+    ck_assert_ptr_nonnull(seen);
+    for (size_t i = 0; i < log.count; i++) {
+        long id = strtol(log.line[i].id, NULL, 10);
+
+        ck_assert_msg(id >= 1 && id <= rows, "%s: unexpected id %s", path, log.line[i].id);
+        seen[id]++;
+    }
+    itest_loglines_free(&log);
+    return seen;
+}
+
+/* How many dead-letter lines each id from 1 to rows has: [rows + 1], to free. */
+static unsigned *count_dead_letters(itest_ctx *ctx, long rows, const char *error_part)
+{
+    itest_lines lines = itest_read_lines(itest_file(ctx, "dead.jsonl").s);
+    unsigned *seen = calloc((size_t)rows + 1, sizeof *seen);
+    char err[256];
+
+    ck_assert_ptr_nonnull(seen);
+    for (size_t i = 0; i < lines.count; i++) {
+        jl_value *json = jl_parse(lines.line[i], lines.length[i], err, sizeof err);
+        const jl_value *id, *error;
+        long n;
+
+        ck_assert_msg(json != NULL, "a dead-letter line is not JSON (%s): %s", err,
+                      lines.line[i]);
+        id = jl_get(jl_get(json, "values"), "id");
+        error = jl_get(json, "error");
+        ck_assert_msg(id != NULL && error != NULL && strstr(error->text, error_part) != NULL,
+                      "a dead-letter line without an id or \"%s\": %s", error_part,
+                      lines.line[i]);
+        n = strtol(id->text, NULL, 10);
+        ck_assert_msg(n >= 1 && n <= rows, "a dead-letter line for id %s", id->text);
+        seen[n]++;
+        jl_free(json);
+    }
+    itest_lines_free(&lines);
+    return seen;
+}
+
+/* Which rows the namer refuses: ids that are multiples of `every` (parts 0), or the parts of
+ * one large transaction (seq k * every to k * every + PART_SIZE - 1, k < parts). */
+typedef struct refusal {
+    long every;
+    long parts;
+    bool one_per_commit; /* parts named at commit, one per delivery: part k is handled in the
+                            first k + 1 deliveries */
+} refusal;
+
+/* How many times the namer handles a refused id before naming it; 0 for any other id. */
+static unsigned refused_handled(const refusal *r, long id)
+{
+    long seq = id - 1;
+
+    if (r->parts == 0)
+        return id % r->every == 0;
+    if (seq >= r->parts * r->every || seq % r->every >= PART_SIZE)
+        return 0;
+    return r->one_per_commit ? (unsigned)(seq / r->every + 1) : 1;
+}
+
+/*
+ * Runs the host to end, then checks: exit 0, every id from 1 to rows either refused (exactly one
+ * dead-letter line; handled until the plugin named it, and never after) or not (no dead-letter
+ * line, handled), the healthy plugin received them all, the slot passed the end, and the host's
+ * peak RSS stayed under the bound.
+ */
+static void run_and_check_each_skipped_once(itest_ctx *ctx, const char *conf, wn_lsn end,
+                                            long rows, const refusal *r, const char *error_part)
+{
+    itest_host host;
+    char *end_text = itest_lsn_text(end);
+    unsigned *dead, *namer, *healthy;
+    long maxrss_kb = 0, refused = 0;
+
+    faults_host_run_rusage(ctx, &host, ITEST_ARGS("-c", conf, "--endpos", end_text),
+                           ITEST_RUN_S, &maxrss_kb);
+    free(end_text);
+    fprintf(stderr, "latefail: %ld rows, host peak RSS %ld kB\n", rows, maxrss_kb);
+    itest_assert_exit(&host, 0);
+    dead = count_dead_letters(ctx, rows, error_part);
+    namer = count_ids(itest_file(ctx, "namer.log").s, rows);
+    healthy = count_ids(itest_file(ctx, "healthy.log").s, rows);
+    for (long id = 1; id <= rows; id++) {
+        unsigned handled = refused_handled(r, id);
+        bool bad = handled > 0;
+
+        refused += bad;
+        ck_assert_msg(dead[id] == (bad ? 1u : 0u), "id %ld has %u dead-letter lines, expected %d",
+                      id, dead[id], bad ? 1 : 0);
+        ck_assert_msg(bad ? namer[id] == handled : namer[id] >= 1,
+                      "the namer handled id %ld %u times, expected %s%u", id, namer[id],
+                      bad ? "" : "at least ", bad ? handled : 1);
+        ck_assert_msg(healthy[id] >= 1, "the healthy plugin never received id %ld", id);
+    }
+    ck_assert_int_gt(refused, WN_FAILURES_OLD_MAX);
+    ck_assert_msg(itest_slot_confirmed(ctx->conn, ctx->slot) >= end,
+                  "the slot was not acknowledged to the end");
+    ck_assert_msg(maxrss_kb < PEAK_RSS_LIMIT_KB, "walnotify's peak RSS was %ld kB, over %ld kB",
+                  maxrss_kb, PEAK_RSS_LIMIT_KB);
+    free(dead);
+    free(namer);
+    free(healthy);
+}
+
+/* One bad row per transaction, in many single-row transactions, named from commit. No status
+ * interval passes meanwhile: only the prompt acknowledgement of what the policy settled keeps
+ * the named ranges few (and each rewind short). */
+START_TEST(many_bad_rows_are_each_skipped_once)
+{
+    itest_ctx ctx;
+    long rows = env_long("WN_LATEFAIL_ROWS", 340);
+    char settings[64];
+    itest_path conf;
+
+    snprintf(settings, sizeof settings, "bad_every = %d;", BAD_EVERY);
+    itest_begin(&ctx, "latemany");
+    itest_exec(ctx.conn, "CREATE TABLE t (id int PRIMARY KEY)");
+    conf = write_config_every(&ctx, LONG_STATUS_MS, settings,
+                              "on_error = \"skip\"; dead_letter = \"dead.jsonl\";");
+    itest_create_slot(&ctx, conf.s);
+    itest_exec(ctx.conn,
+               "DO $$ BEGIN FOR i IN 1..%ld LOOP INSERT INTO t VALUES (i); COMMIT; END LOOP; "
+               "END $$",
+               rows);
+    refusal r = {.every = BAD_EVERY};
+
+    run_and_check_each_skipped_once(&ctx, conf.s, itest_current_lsn(ctx.conn), rows, &r,
+                                    "commit named it failed (transient)");
+    itest_end(&ctx);
+}
+END_TEST
+
+/* One large transaction whose parts a downstream refuses for good, one part per delivery, as
+ * the webhook plugin names them: from commit (_i 0), or from handle (_i 1). */
+START_TEST(refused_parts_of_a_large_transaction_are_each_skipped_once)
+{
+    itest_ctx ctx;
+    long rows = env_long("WN_LATEFAIL_BIG_ROWS", 1700);
+    long parts = env_long("WN_LATEFAIL_PARTS", 34);
+    long every = rows / parts;
+    const char *from = _i == 0 ? "commit" : "handle";
+    char settings[160], error_part[64];
+    itest_path conf;
+
+    ck_assert_int_ge(every, PART_SIZE);
+    snprintf(settings, sizeof settings,
+             "from = \"%s\"; failure = \"permanent\"; part_size = %d; part_every = %ld; "
+             "parts = %ld;",
+             from, PART_SIZE, every, parts);
+    snprintf(error_part, sizeof error_part, "%s named it failed (permanent)", from);
+    itest_begin(&ctx, _i == 0 ? "lateparts" : "latepartsh");
+    itest_exec(ctx.conn, "CREATE TABLE t (id int PRIMARY KEY)");
+    conf = write_config_every(&ctx, LONG_STATUS_MS, settings,
+                              "on_error = \"retry\"; then = \"skip\"; "
+                              "dead_letter = \"dead.jsonl\";");
+    itest_create_slot(&ctx, conf.s);
+    itest_exec(ctx.conn, "INSERT INTO t SELECT generate_series(1, %ld)", rows);
+    refusal r = {.every = every, .parts = parts, .one_per_commit = _i == 0};
+
+    run_and_check_each_skipped_once(&ctx, conf.s, itest_current_lsn(ctx.conn), rows, &r,
+                                    error_part);
+    itest_end(&ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("latefail");
     TCase *tc = itest_tcase(suite, "latefail");
+    TCase *many = itest_tcase(suite, "many");
 
     tcase_add_test(tc, skip_writes_the_named_event_once);
     tcase_add_test(tc, retry_twice_then_skip);
@@ -342,5 +544,7 @@ int main(void)
     tcase_add_test(tc, permanent_from_flush_skips_without_retry);
     tcase_add_test(tc, naming_an_acknowledged_event_is_fatal);
     tcase_add_test(tc, stop_during_a_rewind_backoff);
+    tcase_add_test(many, many_bad_rows_are_each_skipped_once);
+    tcase_add_loop_test(many, refused_parts_of_a_large_transaction_are_each_skipped_once, 0, 2);
     return run_suite(suite) == 0 ? 0 : 1;
 }
