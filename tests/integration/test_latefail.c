@@ -20,8 +20,9 @@
  *   interval acknowledges anything: one bad row per transaction in many small transactions, and
  *   many refused parts of one large transaction (named from commit, and from handle): every
  *   named event is skipped exactly once, every other one delivered, exit 0, bounded memory.
- *   WN_LATEFAIL_ROWS, WN_LATEFAIL_BIG_ROWS and WN_LATEFAIL_PARTS make them larger (make
- *   check-faults).
+ *   WN_LATEFAIL_ROWS (340), WN_LATEFAIL_BAD_EVERY (10: ids that are multiples of it are
+ *   refused), WN_LATEFAIL_BIG_ROWS (1700) and WN_LATEFAIL_PARTS (34) change their sizes (make
+ *   check-faults runs them larger).
  */
 #include <check.h>
 #include <stdio.h>
@@ -35,7 +36,6 @@
 #define NAMER "build/tests/fixtures/namer.so"
 #define FLAKY "build/tests/fixtures/flaky.so"
 #define FAILED_ID "6" /* seq 4 of the 10-row transaction (ids 2 to 11) */
-#define BAD_EVERY 10   /* the many-rows test: ids that are multiples of it are refused */
 #define PART_SIZE 5    /* the large-transaction test: events in a refused part */
 #define LONG_STATUS_MS 20000 /* no acknowledgement from the status interval while they run */
 #define WN_FAILURES_OLD_MAX 32 /* the ranges walnotify once kept, at most, before stopping */
@@ -477,10 +477,11 @@ START_TEST(many_bad_rows_are_each_skipped_once)
 {
     itest_ctx ctx;
     long rows = env_long("WN_LATEFAIL_ROWS", 340);
+    long bad_every = env_long("WN_LATEFAIL_BAD_EVERY", 10);
     char settings[64];
     itest_path conf;
 
-    snprintf(settings, sizeof settings, "bad_every = %d;", BAD_EVERY);
+    snprintf(settings, sizeof settings, "bad_every = %ld;", bad_every);
     itest_begin(&ctx, "latemany");
     itest_exec(ctx.conn, "CREATE TABLE t (id int PRIMARY KEY)");
     conf = write_config_every(&ctx, LONG_STATUS_MS, settings,
@@ -490,7 +491,7 @@ START_TEST(many_bad_rows_are_each_skipped_once)
                "DO $$ BEGIN FOR i IN 1..%ld LOOP INSERT INTO t VALUES (i); COMMIT; END LOOP; "
                "END $$",
                rows);
-    refusal r = {.every = BAD_EVERY};
+    refusal r = {.every = bad_every};
 
     run_and_check_each_skipped_once(&ctx, conf.s, itest_current_lsn(ctx.conn), rows, &r,
                                     "commit named it failed (transient)");
