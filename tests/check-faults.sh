@@ -3,7 +3,7 @@
 # PostgreSQL 15: rewinds at random points of the workload with a 2,000,000-row transaction, for
 # several seeds and more rewinds each (tests/integration/test_rewind.c); then many failures
 # named late: 60 bad rows among 3,000 transactions, and 50 refused parts of a 20,000-row
-# transaction (tests/integration/test_latefail.c, case "many").
+# transaction and of a webhook's 1,000-row one (tests/integration/test_latefail.c, case "many").
 #
 #   WN_REWIND_ROUNDS  rounds, each with the next seed (default 3)
 #   WN_REWIND_MAX     rewinds per round (default 6)
@@ -30,7 +30,8 @@ export WN_TEST_PGDIR=$PGDIR WN_ROOT=$ROOT
 echo "== check-faults: $WN_REWIND_ROUNDS rounds of $WN_REWIND_MAX rewinds (PostgreSQL on $PGHOST)"
 if "$ROOT/build/tests/itest_rewind" &&
     CK_RUN_CASE=many WN_LATEFAIL_ROWS=3000 WN_LATEFAIL_BAD_EVERY=50 WN_LATEFAIL_BIG_ROWS=20000 \
-        WN_LATEFAIL_PARTS=50 "$ROOT/build/tests/itest_latefail"; then
+        WN_LATEFAIL_PARTS=50 WN_LATEFAIL_HOOK_PARTS=50 WN_LATEFAIL_FROM_HANDLE=1 \
+        "$ROOT/build/tests/itest_latefail"; then
     echo "== check-faults passed"
 else
     echo "== check-faults FAILED; the server's log ends with:"

@@ -16,13 +16,16 @@
  *   plugin;
  *   a stop (SIGTERM) during a rewind's long backoff: exit 0 at once, nothing of what the
  *   requester lost acknowledged;
- *   many failures named late, more than any fixed table of ranges would hold before the status
- *   interval acknowledges anything: one bad row per transaction in many small transactions, and
- *   many refused parts of one large transaction (named from commit, and from handle): every
- *   named event is skipped exactly once, every other one delivered, exit 0, bounded memory.
- *   WN_LATEFAIL_ROWS (340), WN_LATEFAIL_BAD_EVERY (10: ids that are multiples of it are
- *   refused), WN_LATEFAIL_BIG_ROWS (1700) and WN_LATEFAIL_PARTS (34) change their sizes (make
- *   check-faults runs them larger).
+ *   many failures named late, more than 32 (what walnotify once kept) before the status interval
+ *   acknowledges anything: one bad row per transaction in many small transactions, and many
+ *   refused parts of one large transaction (named from commit; from handle too when
+ *   WN_LATEFAIL_FROM_HANDLE is set): every named event is skipped exactly once, every other one
+ *   delivered, exit 0, bounded memory; and the same with the webhook plugin, its receiver
+ *   refusing (400) every part holding a bad row (a few parts: each refused part's one
+ *   dead-letter line per event is what it checks). WN_LATEFAIL_ROWS (340),
+ *   WN_LATEFAIL_BAD_EVERY (10: ids that are multiples of it are refused), WN_LATEFAIL_BIG_ROWS
+ *   (1700), WN_LATEFAIL_PARTS (34) and WN_LATEFAIL_HOOK_PARTS (6) change their sizes: make
+ *   check-faults runs them larger.
  */
 #include <check.h>
 #include <stdio.h>
@@ -30,11 +33,14 @@
 #include <string.h>
 
 #include "faults.h"
+#include "hookserver.h"
 #include "itest.h"
 #include "jline.h"
 
 #define NAMER "build/tests/fixtures/namer.so"
 #define FLAKY "build/tests/fixtures/flaky.so"
+#define WEBHOOK "build/plugins/webhook.so"
+#define HOOK_EVERY 20 /* the webhook test: every 20th row is one the receiver refuses */
 #define FAILED_ID "6" /* seq 4 of the 10-row transaction (ids 2 to 11) */
 #define PART_SIZE 5    /* the large-transaction test: events in a refused part */
 #define LONG_STATUS_MS 20000 /* no acknowledgement from the status interval while they run */
@@ -500,7 +506,7 @@ START_TEST(many_bad_rows_are_each_skipped_once)
 END_TEST
 
 /* One large transaction whose parts a downstream refuses for good, one part per delivery, as
- * the webhook plugin names them: from commit (_i 0), or from handle (_i 1). */
+ * the webhook plugin names them: from commit (_i 0), or from handle (_i 1, make check-faults). */
 START_TEST(refused_parts_of_a_large_transaction_are_each_skipped_once)
 {
     itest_ctx ctx;
@@ -532,6 +538,111 @@ START_TEST(refused_parts_of_a_large_transaction_are_each_skipped_once)
 }
 END_TEST
 
+/* The ids of every request the receiver answered 400: [rows + 1] counts, to free. */
+static unsigned *refused_ids(const hook_server *server, long rows, size_t *nrefused)
+{
+    hook_requests reqs = hook_server_requests(server);
+    unsigned *refused = calloc((size_t)rows + 1, sizeof *refused);
+
+    ck_assert_ptr_nonnull(refused);
+    *nrefused = 0;
+    for (size_t i = 0; i < reqs.count; i++) {
+        const jl_value *ids = jl_get(reqs.request[i], "ids");
+
+        if (strcmp(hook_field(reqs.request[i], "status"), "400") != 0 || ids == NULL)
+            continue;
+        (*nrefused)++;
+        for (size_t k = 0; k < ids->count; k++) {
+            long id = strtol(ids->items[k]->text, NULL, 10);
+
+            ck_assert_msg(id >= 1 && id <= rows, "a refused request holds id %s",
+                          ids->items[k]->text);
+            refused[id]++;
+        }
+    }
+    hook_requests_free(&reqs);
+    return refused;
+}
+
+/* How many times the receiver answered 2xx for each id: [rows + 1], to free. */
+static unsigned *received_ids(const hook_server *server, long rows)
+{
+    char *ids = hook_server_ids(server, false);
+    unsigned *received = calloc((size_t)rows + 1, sizeof *received);
+    char *next = ids;
+
+    ck_assert_ptr_nonnull(received);
+    for (;;) {
+        char *end;
+        long id = strtol(next, &end, 10);
+
+        if (end == next)
+            break;
+        ck_assert_msg(id >= 1 && id <= rows, "the receiver has id %ld", id);
+        received[id]++;
+        next = end;
+    }
+    free(ids);
+    return received;
+}
+
+/* A webhook receiver refuses every request holding a multiple of HOOK_EVERY, in one large
+ * transaction sent in small parts: each refused part is named failed by the webhook plugin,
+ * skipped once, and every other row reaches the receiver. */
+START_TEST(webhook_refused_parts_are_each_skipped_once)
+{
+    itest_ctx ctx;
+    itest_host host;
+    hook_server server;
+    long bad = env_long("WN_LATEFAIL_HOOK_PARTS", 6), rows = bad * HOOK_EVERY;
+    size_t reject_size = (size_t)bad * 12 + 1, used = 0, nrefused;
+    char *reject = malloc(reject_size), *end_text;
+    unsigned *refused, *received, *dead;
+    itest_path conf;
+
+    ck_assert_ptr_nonnull(reject);
+    reject[0] = '\0';
+    for (long id = HOOK_EVERY; id <= rows; id += HOOK_EVERY)
+        used += (size_t)snprintf(reject + used, reject_size - used, "%s%ld", used ? "," : "", id);
+    itest_begin(&ctx, "latehook");
+    itest_exec(ctx.conn, "CREATE TABLE t (id int PRIMARY KEY)");
+    hook_server_start(&ctx, &server, "hook", false, ITEST_ARGS("--reject", reject));
+    free(reject);
+    conf = itest_config_extra(
+        &ctx, "hook.cfg", "\"public.t\"", LONG_STATUS_MS,
+        "reconnect_initial_ms = 50; reconnect_max_ms = 500;",
+        "{ name = \"hook\"; path = \"%s\"; retry_initial_ms = 10; retry_max_ms = 100; "
+        "on_error = \"skip\"; dead_letter = \"dead.jsonl\"; "
+        "settings = { url = \"%s\"; max_batch_bytes = 2048; }; }",
+        itest_root_file(WEBHOOK).s, server.url);
+    itest_create_slot(&ctx, conf.s);
+    itest_exec(ctx.conn, "INSERT INTO t SELECT generate_series(1, %ld)", rows);
+    end_text = itest_lsn_text(itest_current_lsn(ctx.conn));
+    itest_host_run(&ctx, &host, "-c", conf.s, "--endpos", end_text);
+    free(end_text);
+    itest_assert_exit(&host, 0);
+
+    refused = refused_ids(&server, rows, &nrefused);
+    received = received_ids(&server, rows);
+    dead = count_dead_letters(&ctx, rows, "named it failed (permanent)");
+    ck_assert_uint_eq(nrefused, (size_t)bad);
+    for (long id = 1; id <= rows; id++) {
+        ck_assert_msg(id % HOOK_EVERY != 0 || refused[id] == 1,
+                      "id %ld is refused, but was in %u refused requests", id, refused[id]);
+        ck_assert_msg(dead[id] == refused[id], "id %ld: %u dead-letter lines, %u refusals", id,
+                      dead[id], refused[id]);
+        ck_assert_msg(refused[id] > 0 ? received[id] == 0 : received[id] >= 1,
+                      "id %ld was refused %u times and received %u times", id, refused[id],
+                      received[id]);
+    }
+    free(refused);
+    free(received);
+    free(dead);
+    hook_server_stop(&server);
+    itest_end(&ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("latefail");
@@ -546,6 +657,9 @@ int main(void)
     tcase_add_test(tc, naming_an_acknowledged_event_is_fatal);
     tcase_add_test(tc, stop_during_a_rewind_backoff);
     tcase_add_test(many, many_bad_rows_are_each_skipped_once);
-    tcase_add_loop_test(many, refused_parts_of_a_large_transaction_are_each_skipped_once, 0, 2);
+    /* Named from handle too when WN_LATEFAIL_FROM_HANDLE is set (make check-faults). */
+    tcase_add_loop_test(many, refused_parts_of_a_large_transaction_are_each_skipped_once, 0,
+                        getenv("WN_LATEFAIL_FROM_HANDLE") != NULL ? 2 : 1);
+    tcase_add_test(many, webhook_refused_parts_are_each_skipped_once);
     return run_suite(suite) == 0 ? 0 : 1;
 }
