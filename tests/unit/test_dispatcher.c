@@ -1101,6 +1101,58 @@ START_TEST(named_failure_meets_the_policy_on_redelivery)
 }
 END_TEST
 
+/* How many lines the dead-letter file holds. */
+static int dead_letter_lines(void)
+{
+    char *dead = read_whole(dead_path);
+    int lines = 0;
+
+    for (const char *c = dead; *c != '\0'; c++)
+        lines += *c == '\n';
+    free(dead);
+    return lines;
+}
+
+/*
+ * Two events of one transaction named one after the other, each in its own delivery: the first
+ * is skipped once (the third delivery passes it without a second line), and the transaction is
+ * acknowledged as soon as it ends, with no status interval due.
+ */
+START_TEST(a_named_event_is_skipped_once_and_acknowledged_at_once)
+{
+    static const char *const notes[] = {"1", "2", "3", "4"};
+
+    make_dead_dir();
+    prepare(0x100, 0);
+    fx.config.source.status_interval_ms = 60000;
+    set_policy(0, WN_ON_ERROR_SKIP, 0, WN_ON_ERROR_STOP, dead_path);
+    fx.recorders[0].name_on_note = 2;
+    fx.recorders[0].name_kind = WALNOTIFY_FAILURE_PERMANENT;
+    launch_on_orders();
+    send_txn(0x300, 0x310, 8, 1, notes, 4);
+    assert_ends(WN_DISPATCH_REWIND, 0x100);
+
+    restart(0x100);
+    fx.recorders[0].name_on_note = 3;
+    launch_on_orders();
+    send_txn(0x300, 0x310, 8, 1, notes, 4);
+    assert_ends(WN_DISPATCH_REWIND, 0x100);
+    ck_assert_int_eq(dead_letter_lines(), 1);
+
+    restart(0x100);
+    fx.recorders[0].name_on_note = 0;
+    launch_on_orders();
+    send_txn(0x300, 0x310, 8, 1, notes, 4);
+    ck_assert_msg(wait_ack(0x310), "the settled transaction was not acknowledged at once");
+    ck_assert_int_eq(finish(), WN_DISPATCH_STOPPED);
+    ck_assert_int_eq(dead_letter_lines(), 2);
+    ck_assert_str_eq(fx.recorders[0].calls[1], "handle 1 seq=0");
+    ck_assert_str_eq(fx.recorders[0].calls[2], "handle 4 seq=3");
+    ck_assert_uint_eq(fx.plugins[0].requests.nsettled, 0);
+    cleanup_dir();
+}
+END_TEST
+
 /* Naming an event of an acknowledged transaction is a bug in the plugin: the host stops. */
 START_TEST(naming_an_acknowledged_event_stops)
 {
@@ -1275,6 +1327,7 @@ int main(void)
     tcase_add_test(tc, naming_an_acknowledged_event_stops);
     tcase_add_test(tc, services_refuse_outside_the_callbacks);
     tcase_add_test(tc, skipped_events_are_remembered_until_acknowledged);
+    tcase_add_test(tc, a_named_event_is_skipped_once_and_acknowledged_at_once);
     suite_add_tcase(suite, tc);
     return run_suite(suite) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
