@@ -186,6 +186,8 @@ void wn_requests_acknowledged(wn_requests *requests, wn_lsn lsn)
     memmove(&requests->settled[0], &requests->settled[kept],
             (requests->nsettled - kept) * sizeof requests->settled[0]);
     requests->nsettled -= kept;
+    if (requests->nsettled == 0)
+        requests->settled_full_said = false;
     if (lsn > requests->rewound_at)
         requests->rewinds = 0;
 }

@@ -87,7 +87,8 @@ typedef struct wn_requests {
     size_t nfailures;
     wn_settled settled[WN_SETTLED_MAX]; /* sorted, disjoint */
     size_t nsettled;
-    bool settled_full_said; /* the warning that WN_SETTLED_MAX was reached was logged */
+    bool settled_full_said; /* the warning that WN_SETTLED_MAX was reached was logged since
+                               the table was last empty */
     unsigned long serial;
     unsigned rewinds;  /* bare rewinds since the acknowledged position last moved */
     wn_lsn rewound_at; /* the acknowledged position at the last bare rewind */
