@@ -310,6 +310,21 @@ static const char *event_subject(const walnotify_event *event)
     return event->table ? event->table : "a message";
 }
 
+/* A skipped event is in the dead-letter file: a rewind before the next acknowledgement delivers
+ * it again, and it must neither reach handle nor be written a second time. */
+static void remember_skipped(instance *inst, const walnotify_event *event)
+{
+    wn_requests *requests = &inst->plugin->requests;
+
+    if (wn_requests_settle(requests, event->id) || requests->settled_full_said)
+        return;
+    requests->settled_full_said = true;
+    wn_log(WN_LOG_WARNING,
+           "plugin \"%s\": %d runs of skipped events wait for an acknowledgement: the events "
+           "skipped from now on may be written to %s again if the stream is rewound before it",
+           inst->plugin->config->name, WN_SETTLED_MAX, wn_deadletter_path(inst->deadletter));
+}
+
 /* Writes the event to the plugin's dead-letter file, counts it, says so, and goes on. */
 static flow skip_event(dispatcher *d, instance *inst, const walnotify_event *event,
                        const char *reason)
@@ -329,6 +344,7 @@ static flow skip_event(dispatcher *d, instance *inst, const walnotify_event *eve
                     "plugin \"%s\": cannot record skipped event %s seq %" PRIu32 " of %s: %s", name,
                     lsn, event->seq, event_subject(event), why);
     inst->skipped++;
+    remember_skipped(inst, event);
     wn_log(WN_LOG_WARNING,
            "plugin \"%s\": skipped event %s seq %" PRIu32 " of %s (%s); %" PRIu64
            " skipped so far, see %s",
@@ -567,6 +583,7 @@ static flow meet_named_failure(dispatcher *d, instance *inst, const walnotify_ev
         if (wn_handoff_stop_requested(d->handoff))
             return fail(d, WN_DISPATCH_STOPPED, "stopped while retrying plugin \"%s\"",
                         config->name);
+        wn_requests_retrying(&inst->plugin->requests, event->id);
         return handle_under_policy(d, inst, event, retries, backoff_for_retry(config, retries + 1));
     }
     describe_named(named, reason, sizeof reason);
@@ -574,16 +591,34 @@ static flow meet_named_failure(dispatcher *d, instance *inst, const walnotify_ev
     return give_up(d, inst, event, reason, ",");
 }
 
-/* One event to one instance: to handle, or to its policy when the instance named it failed. */
+/* One event to one instance: to handle, or to its policy when the instance named it failed; not
+ * at all when the policy skipped it already, before a rewind. */
 static flow deliver_to(dispatcher *d, instance *inst, const walnotify_event *event)
 {
     wn_requests *requests = &inst->plugin->requests;
     wn_named named;
 
     wn_requests_delivering(requests, event->id);
+    if (requests->nsettled > 0 && wn_requests_settled(requests, event->id))
+        return FLOW_CONTINUE;
     if (requests->nfailures > 0 && wn_requests_named(requests, event->id, &named))
         return meet_named_failure(d, inst, event, &named);
     return call_handle(d, inst, event);
+}
+
+/*
+ * Whether a transaction that just ended at lsn finished what some instance's policy settled
+ * (events named failed, or skipped): it is then acknowledged at once rather than at the status
+ * interval, so that a rewind that follows (the next failure named) starts after it, and what the
+ * instances keep of it is released.
+ */
+static bool settled_before(const dispatcher *d, wn_lsn lsn)
+{
+    for (size_t i = 0; i < d->ninstances; i++) {
+        if (wn_requests_due_before(&d->instances[i].plugin->requests, lsn))
+            return true;
+    }
+    return false;
 }
 
 /* The requester's backoff runs while this stream's reader keeps the connection alive; a stop
@@ -1284,6 +1319,8 @@ static flow on_commit(dispatcher *d, const wn_message *msg)
         d->result = WN_DISPATCH_ENDPOS;
         return FLOW_DONE;
     }
+    if (settled_before(d, d->finished))
+        return flush_and_publish(d);
     return FLOW_CONTINUE;
 }
 
@@ -1458,6 +1495,10 @@ static void finish(dispatcher *d)
 
     abort_transaction(d);
     d->finishing = true;
+    /* The next stream skips what this one wrote to the dead-letter files without writing it
+     * again, and may acknowledge it: it must be durable first. */
+    if (result == WN_DISPATCH_REWIND && sync_dead_letters(d) != FLOW_CONTINUE)
+        result = d->result;
     if (result != WN_DISPATCH_PLUGIN_FATAL && result != WN_DISPATCH_SERVER_STATE &&
         result != WN_DISPATCH_TABLES_UNKNOWN && result != WN_DISPATCH_REWIND &&
         flush_and_publish(d) != FLOW_CONTINUE)
@@ -1534,6 +1575,7 @@ static int setup(dispatcher *d, const wn_dispatcher_options *options, wn_handoff
     for (size_t i = 0; i < d->ninstances; i++) {
         d->instances[i].plugin = &options->plugins[i];
         d->instances[i].ops = options->plugins[i].config->ops & wn_plugin_ops(&options->plugins[i]);
+        wn_requests_new_stream(&options->plugins[i].requests);
     }
     if (open_dead_letters(d) != 0)
         return -1;

@@ -47,11 +47,122 @@ void wn_requests_close(wn_requests *requests)
     requests->callback = NULL;
 }
 
+void wn_requests_new_stream(wn_requests *requests)
+{
+    requests->have_previous = false;
+    requests->have_current = false;
+}
+
+/* A failure whose events the redelivery has all passed, none of them retried, was settled
+ * whole: its events are skipped (remembered in settled[]), and it counts no more. */
+static void forget_settled_failures(wn_requests *requests, walnotify_id id)
+{
+    size_t kept = 0;
+
+    for (size_t i = 0; i < requests->nfailures; i++) {
+        const wn_failure *f = &requests->failures[i];
+
+        if (!f->retried && wn_id_compare(f->last, id) < 0)
+            continue;
+        if (kept != i)
+            requests->failures[kept] = *f;
+        kept++;
+    }
+    requests->nfailures = kept;
+}
+
 void wn_requests_delivering(wn_requests *requests, walnotify_id id)
 {
     if (!requests->have_delivered || wn_id_compare(id, requests->delivered) > 0)
         requests->delivered = id;
     requests->have_delivered = true;
+    requests->previous = requests->current;
+    requests->have_previous = requests->have_current;
+    requests->current = id;
+    requests->have_current = true;
+    if (requests->nfailures > 0)
+        forget_settled_failures(requests, id);
+}
+
+/* The index of the last run that starts at or before id; -1 when none does. */
+static long settled_before(const wn_requests *requests, walnotify_id id)
+{
+    size_t low = 0, high = requests->nsettled;
+
+    while (low < high) {
+        size_t mid = low + (high - low) / 2;
+
+        if (wn_id_compare(requests->settled[mid].first, id) <= 0)
+            low = mid + 1;
+        else
+            high = mid;
+    }
+    return (long)low - 1;
+}
+
+/* Whether run i ends with the event received just before the one in hand: the two are one run
+ * in what this instance receives. */
+static bool ends_at_previous(const wn_requests *requests, long i)
+{
+    return i >= 0 && requests->have_previous &&
+           wn_id_compare(requests->settled[i].last, requests->previous) == 0;
+}
+
+bool wn_requests_settled(wn_requests *requests, walnotify_id id)
+{
+    long i = settled_before(requests, id);
+
+    if (i < 0 || wn_id_compare(id, requests->settled[i].last) > 0)
+        return false;
+    /* Two runs that the instance receives one after the other become one. */
+    if (wn_id_compare(id, requests->settled[i].first) == 0 && ends_at_previous(requests, i - 1)) {
+        requests->settled[i - 1].last = requests->settled[i].last;
+        memmove(&requests->settled[i], &requests->settled[i + 1],
+                (requests->nsettled - (size_t)i - 1) * sizeof requests->settled[0]);
+        requests->nsettled--;
+    }
+    return true;
+}
+
+bool wn_requests_settle(wn_requests *requests, walnotify_id id)
+{
+    long i = settled_before(requests, id);
+    size_t at = (size_t)(i + 1);
+
+    if (i >= 0 && wn_id_compare(id, requests->settled[i].last) <= 0)
+        return true;
+    if (ends_at_previous(requests, i)) {
+        requests->settled[i].last = id;
+        return true;
+    }
+    if (requests->nsettled == WN_SETTLED_MAX)
+        return false;
+    memmove(&requests->settled[at + 1], &requests->settled[at],
+            (requests->nsettled - at) * sizeof requests->settled[0]);
+    requests->settled[at].first = id;
+    requests->settled[at].last = id;
+    requests->nsettled++;
+    return true;
+}
+
+void wn_requests_retrying(wn_requests *requests, walnotify_id id)
+{
+    for (size_t i = 0; i < requests->nfailures; i++) {
+        wn_failure *f = &requests->failures[i];
+
+        if (wn_id_compare(id, f->first) >= 0 && wn_id_compare(id, f->last) <= 0)
+            f->retried = true;
+    }
+}
+
+bool wn_requests_due_before(const wn_requests *requests, wn_lsn lsn)
+{
+    for (size_t i = 0; i < requests->nfailures; i++) {
+        if (requests->failures[i].last.position < lsn)
+            return true;
+    }
+    /* Sorted: the first run ends first. */
+    return requests->nsettled > 0 && requests->settled[0].last.position < lsn;
 }
 
 /* An event of a transaction is acknowledged once the position passes its commit LSN: every
@@ -69,6 +180,14 @@ void wn_requests_acknowledged(wn_requests *requests, wn_lsn lsn)
         kept++;
     }
     requests->nfailures = kept;
+    kept = 0;
+    while (kept < requests->nsettled && requests->settled[kept].last.position < lsn)
+        kept++;
+    memmove(&requests->settled[0], &requests->settled[kept],
+            (requests->nsettled - kept) * sizeof requests->settled[0]);
+    requests->nsettled -= kept;
+    if (requests->nsettled == 0)
+        requests->settled_full_said = false;
     if (lsn > requests->rewound_at)
         requests->rewinds = 0;
 }
@@ -201,7 +320,7 @@ walnotify_status wn_requests_fail(wn_requests *requests, const char *instance, w
     if (!wn_requests_add_failure(requests, first, last, failure, requests->callback, reason))
         return refuse(requests,
                       "fail_events from %s: more than %d distinct ranges named as failed and "
-                      "not yet acknowledged (name a range once, or wider ranges)",
+                      "not yet settled within one transaction (name wider ranges)",
                       requests->callback, WN_FAILURES_MAX);
     requests->pending = WN_REQUEST_FAIL;
     requests->from = requests->callback;

@@ -4,9 +4,15 @@
  *
  * The loader's host services record a request here; the dispatcher acts on it when the callback
  * returns. What must outlive one stream also lives here, since a rewind ends the stream: the
- * failures named and not yet acknowledged (on redelivery they meet the instance's policy) and
- * the rewinds asked for since the acknowledged position last moved. One wn_requests per
- * instance, used on the host thread only (the header allows these services nowhere else).
+ * failures named and not yet settled (on redelivery they meet the instance's policy), the events
+ * the policy skipped to the dead-letter file (a later rewind must not skip them again), and the
+ * rewinds asked for since the acknowledged position last moved; all of it until the acknowledged
+ * position passes it. One wn_requests per instance, used on the host thread only (the header
+ * allows these services nowhere else).
+ *
+ * Both tables are fixed: the dispatcher acknowledges a transaction as soon as what its policy
+ * settled in it is durable, so they only hold what one transaction (or the few since the last
+ * acknowledgement) needs. A failure leaves its table once every event it names was skipped.
  */
 #ifndef WN_REQUESTS_H
 #define WN_REQUESTS_H
@@ -20,7 +26,8 @@
 
 #define WN_REQUEST_REASON_MAX 256  /* bytes of a plugin's reason kept, NUL included */
 #define WN_REQUEST_MESSAGE_MAX 512 /* bytes of the message of an invalid request */
-#define WN_FAILURES_MAX 32         /* distinct ranges named and not yet acknowledged */
+#define WN_FAILURES_MAX 256        /* ranges named and not yet settled or acknowledged */
+#define WN_SETTLED_MAX 4096        /* runs of skipped events not yet acknowledged */
 #define WN_ID_TEXT_MAX 64          /* "0/16B3F28 seq 4294967295" and the like */
 
 typedef enum wn_request_kind {
@@ -36,11 +43,19 @@ typedef struct wn_failure {
     walnotify_id last;      /* inclusive */
     walnotify_failure kind; /* as the last naming said */
     unsigned count;         /* times this range was named */
+    bool retried;           /* some event of it went to handle again: its count still matters */
     unsigned long serial;   /* when it was last named: the latest naming wins */
     const char *from;       /* the callback that named it last: static text; NULL when
                                the host named it (a bare rewind's skip) */
     char reason[WN_REQUEST_REASON_MAX];
 } wn_failure;
+
+/* Events the policy skipped, one after the other in what this instance received: from first to
+ * last (inclusive), every event it received is in its dead-letter file. */
+typedef struct wn_settled {
+    walnotify_id first;
+    walnotify_id last;
+} wn_settled;
 
 /* What the failures due for one identity add up to. */
 typedef struct wn_named {
@@ -55,6 +70,10 @@ typedef struct wn_requests {
     const char *callback;   /* "handle", "commit" or "flush" while one runs; else NULL */
     walnotify_id delivered; /* the highest identity handed to handle */
     bool have_delivered;
+    walnotify_id previous; /* in this stream: the event received before the one in hand */
+    walnotify_id current;  /* in this stream: the event in hand */
+    bool have_previous;
+    bool have_current;
     wn_lsn acknowledged; /* the last position published as safe to acknowledge */
 
     /* The request made during the callback in progress. */
@@ -66,6 +85,10 @@ typedef struct wn_requests {
     /* Kept across streams until acknowledged. */
     wn_failure failures[WN_FAILURES_MAX];
     size_t nfailures;
+    wn_settled settled[WN_SETTLED_MAX]; /* sorted, disjoint */
+    size_t nsettled;
+    bool settled_full_said; /* the warning that WN_SETTLED_MAX was reached was logged since
+                               the table was last empty */
     unsigned long serial;
     unsigned rewinds;  /* bare rewinds since the acknowledged position last moved */
     wn_lsn rewound_at; /* the acknowledged position at the last bare rewind */
@@ -81,8 +104,28 @@ const char *wn_id_format(walnotify_id id, char out[WN_ID_TEXT_MAX]);
 void wn_requests_open(wn_requests *requests, const char *callback);
 void wn_requests_close(wn_requests *requests);
 
-/* The dispatcher: the event with this identity is about to be handed to handle. */
+/* The dispatcher: a stream begins; nothing was received in it yet. */
+void wn_requests_new_stream(wn_requests *requests);
+
+/* The dispatcher: the event with this identity is about to be handed to the instance (to handle
+ * or to its policy). Failures wholly before it whose events were all skipped are forgotten. */
 void wn_requests_delivering(wn_requests *requests, walnotify_id id);
+
+/* The dispatcher: the policy skipped the event in hand to the dead-letter file. false when
+ * WN_SETTLED_MAX runs are kept already: then it is not remembered, and a later rewind before
+ * the next acknowledgement may skip it again. */
+bool wn_requests_settle(wn_requests *requests, walnotify_id id);
+
+/* Whether the event in hand (id) was skipped to the dead-letter file already. */
+bool wn_requests_settled(wn_requests *requests, walnotify_id id);
+
+/* The dispatcher: handle receives the event again (a transient failure named late is retried):
+ * the failures that name it keep their count until acknowledged. */
+void wn_requests_retrying(wn_requests *requests, walnotify_id id);
+
+/* Whether some failure or skipped event lies wholly before lsn (in a finished transaction):
+ * acknowledging lsn releases it. */
+bool wn_requests_due_before(const wn_requests *requests, wn_lsn lsn);
 
 /* The dispatcher: lsn was published as safe to acknowledge: failures wholly before it are
  * forgotten, and a move past the last bare rewind's position resets the count of rewinds. */
@@ -100,8 +143,8 @@ walnotify_status wn_requests_rewind(wn_requests *requests, const char *instance,
 walnotify_status wn_requests_fail(wn_requests *requests, const char *instance, walnotify_id first,
                                   walnotify_id last, walnotify_failure failure, const char *reason);
 
-/* Records a failure without validation (the host's own: a bare rewind's `then = "skip"`).
- * false when WN_FAILURES_MAX ranges are already due. */
+/* Records a failure without validation (the host's own: a bare rewind's `then = "skip"`). A
+ * range named again counts again; false when WN_FAILURES_MAX ranges are already due. */
 bool wn_requests_add_failure(wn_requests *requests, walnotify_id first, walnotify_id last,
                              walnotify_failure failure, const char *from, const char *reason);
 

@@ -2,7 +2,10 @@
 # `make check-faults`: the fault loops too long for `make check`, against one throwaway
 # PostgreSQL 15: rewinds at random points of the workload with a 2,000,000-row transaction, for
 # several seeds and more rewinds each (tests/integration/test_rewind.c); before them, a plugin
-# loaded many times through a link in its path that another user flips (tests/unit/test_loader.c).
+# loaded many times through a link in its path that another user flips (tests/unit/test_loader.c);
+# then many failures named late: 60 bad rows among 3,000 transactions, and 50 refused parts of a
+# 20,000-row transaction and of a webhook's 1,000-row one (tests/integration/test_latefail.c,
+# case "many").
 #
 #   WN_TEST_FLIP_TRIES  loads through the flipped link (default 20000)
 #   WN_REWIND_ROUNDS  rounds, each with the next seed (default 3)
@@ -33,7 +36,10 @@ trap cleanup EXIT
 export WN_TEST_PGDIR=$PGDIR WN_ROOT=$ROOT
 
 echo "== check-faults: $WN_REWIND_ROUNDS rounds of $WN_REWIND_MAX rewinds (PostgreSQL on $PGHOST)"
-if "$ROOT/build/tests/itest_rewind"; then
+if "$ROOT/build/tests/itest_rewind" &&
+    CK_RUN_CASE=many WN_LATEFAIL_ROWS=3000 WN_LATEFAIL_BAD_EVERY=50 WN_LATEFAIL_BIG_ROWS=20000 \
+        WN_LATEFAIL_PARTS=50 WN_LATEFAIL_HOOK_PARTS=50 WN_LATEFAIL_FROM_HANDLE=1 \
+        "$ROOT/build/tests/itest_latefail"; then
     echo "== check-faults passed"
 else
     echo "== check-faults FAILED; the server's log ends with:"

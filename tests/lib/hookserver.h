@@ -1,7 +1,7 @@
 /*
  * hookserver: the webhook receiver of the webhook plugin's tests (tests/webhook/server.py), run
  * on loopback as a child of the test. It answers 200 unless told otherwise (a script of answers
- * for the first requests, or 400 for every request holding one id), logs every event of a
+ * for the first requests, or 400 for every request holding one of some ids), logs every event of a
  * request it answered 2xx in the fault log format ("LSN SEQ TABLE OP ID", before the answer
  * leaves, so faults_check_history can compare the slot with what the receiver has), and one
  * JSON line per request. Like itest, every helper fails the running Check test on error.

@@ -5,6 +5,7 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -1100,6 +1101,58 @@ START_TEST(named_failure_meets_the_policy_on_redelivery)
 }
 END_TEST
 
+/* How many lines the dead-letter file holds. */
+static int dead_letter_lines(void)
+{
+    char *dead = read_whole(dead_path);
+    int lines = 0;
+
+    for (const char *c = dead; *c != '\0'; c++)
+        lines += *c == '\n';
+    free(dead);
+    return lines;
+}
+
+/*
+ * Two events of one transaction named one after the other, each in its own delivery: the first
+ * is skipped once (the third delivery passes it without a second line), and the transaction is
+ * acknowledged as soon as it ends, with no status interval due.
+ */
+START_TEST(a_named_event_is_skipped_once_and_acknowledged_at_once)
+{
+    static const char *const notes[] = {"1", "2", "3", "4"};
+
+    make_dead_dir();
+    prepare(0x100, 0);
+    fx.config.source.status_interval_ms = 60000;
+    set_policy(0, WN_ON_ERROR_SKIP, 0, WN_ON_ERROR_STOP, dead_path);
+    fx.recorders[0].name_on_note = 2;
+    fx.recorders[0].name_kind = WALNOTIFY_FAILURE_PERMANENT;
+    launch_on_orders();
+    send_txn(0x300, 0x310, 8, 1, notes, 4);
+    assert_ends(WN_DISPATCH_REWIND, 0x100);
+
+    restart(0x100);
+    fx.recorders[0].name_on_note = 3;
+    launch_on_orders();
+    send_txn(0x300, 0x310, 8, 1, notes, 4);
+    assert_ends(WN_DISPATCH_REWIND, 0x100);
+    ck_assert_int_eq(dead_letter_lines(), 1);
+
+    restart(0x100);
+    fx.recorders[0].name_on_note = 0;
+    launch_on_orders();
+    send_txn(0x300, 0x310, 8, 1, notes, 4);
+    ck_assert_msg(wait_ack(0x310), "the settled transaction was not acknowledged at once");
+    ck_assert_int_eq(finish(), WN_DISPATCH_STOPPED);
+    ck_assert_int_eq(dead_letter_lines(), 2);
+    ck_assert_str_eq(fx.recorders[0].calls[1], "handle 1 seq=0");
+    ck_assert_str_eq(fx.recorders[0].calls[2], "handle 4 seq=3");
+    ck_assert_uint_eq(fx.plugins[0].requests.nsettled, 0);
+    cleanup_dir();
+}
+END_TEST
+
 /* Naming an event of an acknowledged transaction is a bug in the plugin: the host stops. */
 START_TEST(naming_an_acknowledged_event_stops)
 {
@@ -1157,6 +1210,88 @@ START_TEST(services_refuse_outside_the_callbacks)
 }
 END_TEST
 
+/* The id of seq of the transaction at position. */
+static walnotify_id change_id(wn_lsn position, uint64_t seq)
+{
+    walnotify_id id = {.position = position, .ordinal = (seq + 1) << 32};
+
+    return id;
+}
+
+/*
+ * Skipped events are remembered as runs of what the instance received one after the other, each
+ * found again after a rewind; a named failure whose events were all skipped is forgotten once
+ * the redelivery passes it; an acknowledgement releases both. Far more skipped runs and named
+ * ranges than one status interval used to allow (32) fit.
+ */
+START_TEST(skipped_events_are_remembered_until_acknowledged)
+{
+    static wn_requests requests;
+
+    memset(&requests, 0, sizeof requests);
+    wn_requests_new_stream(&requests);
+    /* 100 events; seq 10 to 19 skipped, seq 40 and 41 skipped, the rest handled. */
+    for (uint64_t seq = 0; seq < 100; seq++) {
+        wn_requests_delivering(&requests, change_id(0x200, seq));
+        if ((seq >= 10 && seq < 20) || seq == 40 || seq == 41)
+            ck_assert(wn_requests_settle(&requests, change_id(0x200, seq)));
+    }
+    ck_assert_uint_eq(requests.nsettled, 2);
+    ck_assert(!wn_requests_due_before(&requests, 0x200));
+    ck_assert(wn_requests_due_before(&requests, 0x210));
+    /* After a rewind: the same events are found, no other. */
+    wn_requests_new_stream(&requests);
+    for (uint64_t seq = 0; seq < 100; seq++) {
+        bool skipped = (seq >= 10 && seq < 20) || seq == 40 || seq == 41;
+
+        wn_requests_delivering(&requests, change_id(0x200, seq));
+        ck_assert_msg(wn_requests_settled(&requests, change_id(0x200, seq)) == skipped,
+                      "seq %" PRIu64, seq);
+    }
+    /* A failure named over 60 to 69, permanent: skipped on redelivery, then forgotten once the
+     * redelivery passes it; one retried stays. */
+    wn_requests_open(&requests, "commit");
+    ck_assert_int_eq(wn_requests_fail(&requests, "x", change_id(0x200, 60), change_id(0x200, 69),
+                                      WALNOTIFY_FAILURE_PERMANENT, "refused"),
+                     WALNOTIFY_RETRY);
+    ck_assert_int_eq(wn_requests_fail(&requests, "x", change_id(0x200, 80), change_id(0x200, 80),
+                                      WALNOTIFY_FAILURE_TRANSIENT, "busy"),
+                     WALNOTIFY_RETRY);
+    wn_requests_close(&requests);
+    ck_assert_int_eq(wn_requests_take(&requests), WN_REQUEST_FAIL);
+    wn_requests_new_stream(&requests);
+    for (uint64_t seq = 0; seq < 100; seq++) {
+        walnotify_id id = change_id(0x200, seq);
+        wn_named named;
+
+        wn_requests_delivering(&requests, id);
+        if (wn_requests_settled(&requests, id) || !wn_requests_named(&requests, id, &named))
+            continue;
+        if (named.kind == WALNOTIFY_FAILURE_PERMANENT)
+            ck_assert(wn_requests_settle(&requests, id));
+        else
+            wn_requests_retrying(&requests, id);
+    }
+    ck_assert_uint_eq(requests.nsettled, 3);
+    ck_assert_uint_eq(requests.nfailures, 1);
+    ck_assert(wn_id_compare(requests.failures[0].first, change_id(0x200, 80)) == 0);
+    /* Many runs, one per transaction (the next event handled): far more than 32. */
+    for (wn_lsn position = 0x300; position < 0x300 + 100 * 0x10; position += 0x10) {
+        wn_requests_delivering(&requests, change_id(position, 0));
+        ck_assert(wn_requests_settle(&requests, change_id(position, 0)));
+        wn_requests_delivering(&requests, change_id(position, 1)); /* handled */
+    }
+    ck_assert_uint_eq(requests.nsettled, 103);
+    ck_assert(wn_requests_settled(&requests, change_id(0x300 + 50 * 0x10, 0)));
+    ck_assert(!wn_requests_settled(&requests, change_id(0x300 + 50 * 0x10, 1)));
+    wn_requests_acknowledged(&requests, 0x210);
+    ck_assert_uint_eq(requests.nsettled, 100);
+    ck_assert_uint_eq(requests.nfailures, 0);
+    wn_requests_acknowledged(&requests, 0x300 + 100 * 0x10);
+    ck_assert_uint_eq(requests.nsettled, 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("dispatcher");
@@ -1191,6 +1326,8 @@ int main(void)
     tcase_add_test(tc, rewind_under_skip_sends_what_it_had_to_the_dead_letter_file);
     tcase_add_test(tc, naming_an_acknowledged_event_stops);
     tcase_add_test(tc, services_refuse_outside_the_callbacks);
+    tcase_add_test(tc, skipped_events_are_remembered_until_acknowledged);
+    tcase_add_test(tc, a_named_event_is_skipped_once_and_acknowledged_at_once);
     suite_add_tcase(suite, tc);
     return run_suite(suite) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

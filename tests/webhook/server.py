@@ -5,7 +5,7 @@ Answers every POST with 200, except as told:
   --script A,B,...   the first requests get these answers, in order, then 200:
                      ok | 500 | 400 | 429:SECONDS (with Retry-After) | stall (read the request,
                      answer nothing for --stall-s, close) | close (read half the body, close)
-  --reject ID        every request holding an event whose values.id is ID gets 400
+  --reject ID,...    every request holding an event whose values.id is one of these gets 400
 Writes:
   --port-file F      the port it listens on (written once it listens)
   --log F            for every request answered 2xx, before the answer leaves, one line per event:
@@ -151,7 +151,8 @@ class Handler(BaseHTTPRequestHandler):
             status, headers = 429, [("Retry-After", action.split(":")[1] if ":" in action else "1")]
         elif action in ("500", "400"):
             status = int(action)
-        elif state.args.reject is not None and any(e[4] == state.args.reject for e in events):
+        elif state.args.reject is not None and \
+                any(e[4] in state.args.reject.split(",") for e in events):
             status = 400
         entry["status"] = status
         with state.lock:
