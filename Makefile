@@ -92,6 +92,7 @@ $(B)/walnotify: $(CORE_OBJS)
 # dependencies are listed by a separate -MM pass: -MMD keeps only the last source's when one
 # command compiles several.
 PLUGIN_SRCS_jsonl := core/files.c
+PLUGIN_SRCS_webhook := core/trust.c
 PLUGIN_LIBS_webhook := -lcurl
 # What the recipe compiles: the rule's own sources, not a .c that an old .d adds to $^.
 PLUGIN_SOURCES = $(wildcard plugins/$*/*.c) $(PLUGIN_SRCS_$*)
