@@ -422,7 +422,7 @@ static void webhook_shutdown(void *state)
 
     if (st == NULL)
         return;
-    webhook_http_close(st->http); /* waits for a request in flight: it borrows out.body */
+    webhook_http_close(st->http); /* first: a request in flight, cut short, borrows out.body */
     free(st->batch.data);
     free(st->out.body.data);
     free(st);
