@@ -17,14 +17,13 @@
  * Failures: a transient one (408, 429, 5xx, no connection, a timeout) answers RETRY from the
  * callback that collected it, and the same request goes again, with the same Idempotency-Key, so
  * a receiver can drop what it already took. No callback blocks longer than timeout_ms, and a
- * failed request rests before it goes again from commit or flush (see out_failed), so that the
+ * failed request rests before it goes again from commit or flush (see out_rest), so that the
  * host's retries of a flush, quick at a stop, do not each wait for a receiver that hangs. A
- * permanent one (any other
- * 4xx) names the request's events as failed, so they meet the block's on_error policy. When the
- * connection is reset or closed while a transaction goes out in parts, the receiver may hold
- * some of its parts and may have dropped what it gathered on that connection: the host is asked
- * to rewind, and the transaction comes again from its first part (a timeout is retried as
- * above).
+ * permanent one (any other 4xx) names the request's events as failed, so they meet the block's
+ * on_error policy. When the connection is reset or closed while a transaction goes out in
+ * parts, the receiver may hold some of its parts and may have dropped what it gathered on that
+ * connection: the host is asked to rewind, and the transaction comes again from its first part
+ * (a timeout is retried as above).
  */
 #include <walnotify/plugin.h>
 
