@@ -69,7 +69,6 @@ static void wipe_free(char *secret)
     free(secret);
 }
 
-/* Reads the whole (small) file into a new NUL-terminated buffer; logs and returns NULL. */
 /*
  * The token file follows walnotify's rule for a file holding a secret (a configuration holding a
  * password): owned by root or walnotify's user and writable by no one else, nor any folder above
@@ -98,6 +97,7 @@ static bool trusted_secret(const walnotify_host *host, const char *path, const s
     return false;
 }
 
+/* Reads the whole (small) file into a new NUL-terminated buffer; logs and returns NULL. */
 static char *read_small_file(const walnotify_host *host, const char *path)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
