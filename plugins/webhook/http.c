@@ -9,14 +9,18 @@
  */
 #include "http.h"
 
+#include "trust.h"
+
 #include <curl/curl.h>
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,7 +31,7 @@
 
 #define TOKEN_MAX_BYTES 16384 /* a bearer token file larger than this is not a token */
 #define ANSWER_KEEP 200       /* bytes of an answer's body quoted in messages */
-#define MAX_REDIRECTS 5L
+#define MAX_REDIRECTS 5
 #define WAIT_SLICE_MS 1000 /* longest single wait for the answer, so the deadline is looked at */
 
 struct webhook_http {
@@ -51,6 +55,8 @@ struct webhook_http {
     const char *failure; /* set when it could not be sent at all: why */
     int64_t deadline_ms; /* monotonic time by which its answer must have come */
     curl_off_t length;   /* bytes of its body */
+    int redirects;       /* redirects followed so far (within the URL's origin) */
+    char refused_redirect[WEBHOOK_WHAT_MAX / 2]; /* why a redirect was not followed, or "" */
 };
 
 /* ---- the bearer token ------------------------------------------------------------------------ */
@@ -63,14 +69,49 @@ static void wipe_free(char *secret)
     free(secret);
 }
 
+/*
+ * The token file follows walnotify's rule for a file holding a secret (a configuration holding a
+ * password): owned by root or walnotify's user and writable by no one else, nor any folder above
+ * it, or someone else chooses what is sent as the token. The descriptor is checked, not the
+ * name; a symbolic link is never followed, whoever may replace it would choose the file.
+ */
+static bool trusted_secret(const walnotify_host *host, const char *path, const struct stat *sb)
+{
+    char why[512];
+
+    if (wn_trust_unsafe_allowed())
+        return true;
+    if (sb->st_uid != 0 && sb->st_uid != geteuid())
+        snprintf(why, sizeof why,
+                 "file %s is owned by uid %u, not by root or by the user walnotify runs as "
+                 "(uid %u)",
+                 path, (unsigned)sb->st_uid, (unsigned)geteuid());
+    else if (sb->st_mode & (S_IWGRP | S_IWOTH))
+        snprintf(why, sizeof why, "file %s is writable by %s (mode %04o)", path,
+                 sb->st_mode & S_IWOTH ? "everyone" : "its group", (unsigned)(sb->st_mode & 07777));
+    else if (wn_trust_path(path, why, sizeof why))
+        return true;
+    host->log(host, WALNOTIFY_LOG_ERROR,
+              "bearer_token_file refused: %s (set %s=1 to allow this in a development tree)", why,
+              WN_ALLOW_UNSAFE_PATHS_ENV);
+    return false;
+}
+
 /* Reads the whole (small) file into a new NUL-terminated buffer; logs and returns NULL. */
 static char *read_small_file(const walnotify_host *host, const char *path)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
     struct stat sb;
     char *text = NULL;
     size_t got = 0;
 
+    if (fd < 0 && errno == ELOOP) {
+        host->log(host, WALNOTIFY_LOG_ERROR,
+                  "bearer_token_file %s is a symbolic link, which walnotify does not follow: "
+                  "name the file itself",
+                  path);
+        return NULL;
+    }
     if (fd < 0) {
         host->log(host, WALNOTIFY_LOG_ERROR, "cannot open bearer_token_file %s: %s", path,
                   strerror(errno));
@@ -82,6 +123,8 @@ static char *read_small_file(const walnotify_host *host, const char *path)
                   TOKEN_MAX_BYTES);
         goto close_file;
     }
+    if (!trusted_secret(host, path, &sb))
+        goto close_file;
     text = calloc(1, (size_t)sb.st_size + 1);
     if (text == NULL) {
         host->log(host, WALNOTIFY_LOG_ERROR, "out of memory reading bearer_token_file %s", path);
@@ -175,6 +218,11 @@ static void classify_status(const webhook_http *http, long status, webhook_reply
     }
     /* 408, 429, 5xx, and what should not come at all (1xx, 3xx): nothing is lost by waiting. */
     reply->outcome = WEBHOOK_TRANSIENT;
+    if (http->refused_redirect[0] != '\0') {
+        snprintf(reply->what, sizeof reply->what, "HTTP %ld from %s %s", status, http->target,
+                 http->refused_redirect);
+        return;
+    }
     snprintf(reply->what, sizeof reply->what, "HTTP %ld from %s%s: %s", status, http->target,
              status >= 300 && status < 400 && !http->settings->follow_redirects
                  ? " (a redirect: fix url, or set follow_redirects = true)"
@@ -274,6 +322,107 @@ static int64_t monotonic_ms(void)
     return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 }
 
+static char *redacted_target(const char *url);
+
+/* Whether part of two URLs is the same (a port counts as its scheme's default when absent). */
+static bool same_part(CURLU *a, CURLU *b, CURLUPart part)
+{
+    char *x = NULL, *y = NULL;
+    bool same = curl_url_get(a, part, &x, CURLU_DEFAULT_PORT) == CURLUE_OK &&
+                curl_url_get(b, part, &y, CURLU_DEFAULT_PORT) == CURLUE_OK && strcasecmp(x, y) == 0;
+
+    curl_free(x);
+    curl_free(y);
+    return same;
+}
+
+/*
+ * Where a redirect to `location` leads, when it keeps to the origin (scheme, host and port) of
+ * the configured url: the configured headers and token are meant for that origin only, and
+ * https never turns into http. The configured user and password go along when the location
+ * names none. NULL otherwise, with why in refused_redirect. To curl_free.
+ */
+static char *same_origin_target(webhook_http *http, const char *location)
+{
+    CURLU *from = curl_url(), *to = curl_url();
+    char *next = NULL, *user = NULL, *password = NULL, *shown;
+
+    if (from == NULL || to == NULL ||
+        curl_url_set(from, CURLUPART_URL, http->settings->url, 0) != CURLUE_OK ||
+        curl_url_set(to, CURLUPART_URL, location, 0) != CURLUE_OK) {
+        snprintf(http->refused_redirect, sizeof http->refused_redirect,
+                 "redirects to a location libcurl cannot read: not followed");
+        goto free_urls;
+    }
+    if (!same_part(from, to, CURLUPART_SCHEME) || !same_part(from, to, CURLUPART_HOST) ||
+        !same_part(from, to, CURLUPART_PORT)) {
+        shown = redacted_target(location);
+        snprintf(http->refused_redirect, sizeof http->refused_redirect,
+                 "redirects to %s, another origin: not followed, since the configured headers "
+                 "and token are for url's origin only (set url to where it points)",
+                 shown != NULL ? shown : "?");
+        free(shown);
+        goto free_urls;
+    }
+    if (curl_url_get(to, CURLUPART_USER, &user, 0) == CURLUE_NO_USER &&
+        curl_url_get(from, CURLUPART_USER, &user, 0) == CURLUE_OK) {
+        curl_url_set(to, CURLUPART_USER, user, 0);
+        if (curl_url_get(from, CURLUPART_PASSWORD, &password, 0) == CURLUE_OK)
+            curl_url_set(to, CURLUPART_PASSWORD, password, 0);
+    }
+    curl_url_get(to, CURLUPART_URL, &next, 0);
+free_urls:
+    curl_free(user);
+    curl_free(password);
+    curl_url_cleanup(from);
+    curl_url_cleanup(to);
+    return next;
+}
+
+/*
+ * A 3xx with a location, when follow_redirects is set: the same POST goes there, within the
+ * request's deadline, if it keeps to the origin. libcurl's own following would send the
+ * configured headers to any host. true when the request was sent again.
+ */
+static bool follow_redirect(webhook_http *http)
+{
+    long status = 0;
+    char *location = NULL, *next;
+    CURLcode rc;
+
+    if (!http->settings->follow_redirects || http->failure != NULL || http->result != CURLE_OK)
+        return false;
+    curl_easy_getinfo(http->curl, CURLINFO_RESPONSE_CODE, &status);
+    if ((status < 301 || status > 303) && status != 307 && status != 308)
+        return false;
+    if (curl_easy_getinfo(http->curl, CURLINFO_REDIRECT_URL, &location) != CURLE_OK ||
+        location == NULL)
+        return false;
+    if (http->redirects >= MAX_REDIRECTS) {
+        snprintf(http->refused_redirect, sizeof http->refused_redirect,
+                 "redirects again after %d redirects: not followed", MAX_REDIRECTS);
+        return false;
+    }
+    next = same_origin_target(http, location);
+    if (next == NULL)
+        return false;
+    curl_multi_remove_handle(http->multi, http->curl);
+    http->added = false;
+    rc = curl_easy_setopt(http->curl, CURLOPT_URL, next);
+    curl_free(next);
+    http->redirects++;
+    http->answer_len = 0;
+    http->answer[0] = '\0';
+    http->error[0] = '\0';
+    if (rc != CURLE_OK || curl_multi_add_handle(http->multi, http->curl) != CURLM_OK) {
+        http->failure = "libcurl refused to follow a redirect";
+        return false;
+    }
+    http->added = true;
+    http->done = false;
+    return true;
+}
+
 /* Lets libcurl do what it can without waiting. true once the request is through. */
 static bool drive(webhook_http *http)
 {
@@ -295,6 +444,8 @@ static bool drive(webhook_http *http)
             http->done = true;
         }
     }
+    if (http->done && follow_redirect(http))
+        return drive(http);
     return http->done;
 }
 
@@ -356,6 +507,10 @@ void webhook_http_start(webhook_http *http, const webhook_request *request)
     http->result = CURLE_OK;
     http->deadline_ms = monotonic_ms() + http->settings->timeout_ms;
     http->length = (curl_off_t)request->length;
+    http->refused_redirect[0] = '\0';
+    if (http->redirects > 0)
+        curl_easy_setopt(http->curl, CURLOPT_URL, http->settings->url);
+    http->redirects = 0;
     http->headers = request_headers(http, request);
     if (http->headers == NULL) {
         http->failure = "out of memory building the request's headers";
@@ -509,17 +664,14 @@ static bool set_options(webhook_http *http)
      * timers would also run while the host is away decoding, and fail an answered request. */
     SET(CURLOPT_TCP_KEEPALIVE, 1L);
     SET(CURLOPT_PROTOCOLS_STR, "http,https");
-    SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    SET(CURLOPT_FOLLOWLOCATION, s->follow_redirects ? 1L : 0L);
-    SET(CURLOPT_MAXREDIRS, MAX_REDIRECTS);
-    SET(CURLOPT_POSTREDIR, (long)CURL_REDIR_POST_ALL); /* a redirected POST stays a POST */
+    /* Redirects are followed by follow_redirect, within the origin only. */
+    SET(CURLOPT_FOLLOWLOCATION, 0L);
     SET(CURLOPT_USERAGENT, "walnotify-webhook/" WALNOTIFY_VERSION);
     SET(CURLOPT_SSL_VERIFYPEER, s->insecure ? 0L : 1L);
     SET(CURLOPT_SSL_VERIFYHOST, s->insecure ? 0L : 2L);
     if (s->ca_file != NULL)
         SET(CURLOPT_CAINFO, s->ca_file);
     if (http->token != NULL) {
-        /* libcurl sends it only to the configured host, not to one a redirect names. */
         SET(CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
         SET(CURLOPT_XOAUTH2_BEARER, http->token);
     }
@@ -530,6 +682,90 @@ static bool set_options(webhook_http *http)
         return false;
     }
     return true;
+}
+
+/* Words of a header name that usually carries a credential (X-Api-Key, X-Auth-Token, ...). */
+static const char *const secret_words[] = {"auth",   "token",   "key",       "secret", "pass",
+                                           "cookie", "session", "signature", NULL};
+
+/* The name of a configured "Name: value" header, when it looks like it carries a credential. */
+static bool secret_header(const char *header, char *name, size_t namelen)
+{
+    size_t len = strcspn(header, ":");
+
+    if (len >= namelen)
+        len = namelen - 1;
+    for (size_t i = 0; i < len; i++)
+        name[i] = (char)tolower((unsigned char)header[i]);
+    name[len] = '\0';
+    for (size_t i = 0; secret_words[i] != NULL; i++)
+        if (strstr(name, secret_words[i]) != NULL) {
+            memcpy(name, header, len); /* as configured, for the message */
+            return true;
+        }
+    return false;
+}
+
+/* localhost, 127.0.0.0/8 or [::1]: what is sent there does not leave the machine. */
+static bool loopback_host(const char *host)
+{
+    struct in_addr v4;
+    struct in6_addr v6;
+    char bare[INET6_ADDRSTRLEN + 1];
+    size_t len = strlen(host);
+
+    if (strcasecmp(host, "localhost") == 0)
+        return true;
+    if (inet_pton(AF_INET, host, &v4) == 1)
+        return (ntohl(v4.s_addr) >> 24) == 127;
+    if (len < 3 || host[0] != '[' || host[len - 1] != ']' || len - 2 >= sizeof bare)
+        return false;
+    memcpy(bare, host + 1, len - 2);
+    bare[len - 2] = '\0';
+    return inet_pton(AF_INET6, bare, &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
+}
+
+/*
+ * One warning when a credential (the bearer token, the URL's password, a header whose name looks
+ * like one) goes over plain http to another machine: anyone on the way can read it. A receiver on
+ * loopback is not warned about (a local relay is common).
+ */
+static void warn_plain_secrets(const webhook_http *http)
+{
+    const webhook_settings *s = http->settings;
+    CURLU *u = curl_url();
+    char *scheme = NULL, *hostname = NULL, *password = NULL;
+    char header[64] = "", what[160];
+    bool secret = http->token != NULL;
+
+    if (u == NULL || curl_url_set(u, CURLUPART_URL, s->url, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_HOST, &hostname, 0) != CURLUE_OK ||
+        strcasecmp(scheme, "http") != 0 || loopback_host(hostname))
+        goto free_url;
+    if (curl_url_get(u, CURLUPART_PASSWORD, &password, 0) == CURLUE_OK)
+        secret = true;
+    for (size_t i = 0; i < s->nheaders && header[0] == '\0'; i++)
+        if (!secret_header(webhook_settings_header(http->host, i), header, sizeof header))
+            header[0] = '\0';
+    if (!secret && header[0] == '\0')
+        goto free_url;
+    snprintf(what, sizeof what, "%s%s%s%s",
+             http->token != NULL ? "the bearer token"
+             : password != NULL  ? "the URL's password"
+                                 : "",
+             secret && header[0] != '\0' ? " and " : "", header[0] != '\0' ? "header " : "",
+             header);
+    http->host->log(http->host, WALNOTIFY_LOG_WARNING,
+                    "%s go%s to %s over plain http: anyone on the network path can read %s "
+                    "(use https://)",
+                    what, secret && header[0] != '\0' ? "" : "es", http->target,
+                    secret && header[0] != '\0' ? "them" : "it");
+free_url:
+    curl_free(scheme);
+    curl_free(hostname);
+    curl_free(password);
+    curl_url_cleanup(u);
 }
 
 webhook_http *webhook_http_open(const walnotify_host *host, const webhook_settings *settings)
@@ -565,6 +801,7 @@ webhook_http *webhook_http_open(const walnotify_host *host, const webhook_settin
     }
     if (!set_options(http))
         goto fail;
+    warn_plain_secrets(http);
     return http;
 
 fail:

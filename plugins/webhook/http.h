@@ -44,7 +44,9 @@ typedef struct webhook_request {
 
 /*
  * Sets up the client: libcurl, the handle and its options, and the bearer token read from its
- * file. Logs why and returns NULL on failure. The token never appears in a message.
+ * file (refused unless only root or walnotify's user can change it; never through a symbolic
+ * link). Warns once when a credential would go over plain http off this machine. Logs why and
+ * returns NULL on failure. The token never appears in a message.
  */
 webhook_http *webhook_http_open(const walnotify_host *host, const webhook_settings *settings);
 

@@ -54,7 +54,8 @@ const walnotify_setting webhook_declared[] = {
     {.name = "follow_redirects",
      .type = WALNOTIFY_SETTING_BOOLEAN,
      .default_value = "false",
-     .description = "follow 3xx redirects (the POST stays a POST)"},
+     .description = "follow 3xx redirects within the URL's origin (scheme, host, port; the POST "
+                    "stays a POST)"},
     {.name = NULL},
 };
 

@@ -15,14 +15,15 @@
  * PostgreSQL is told is done, the receiver has.
  *
  * Failures: a transient one (408, 429, 5xx, no connection, a timeout) answers RETRY from the
- * callback that collected it, after waiting out a Retry-After (at most timeout_ms), and the same
- * request goes again, with the same Idempotency-Key, so a receiver can drop what it already
- * took. A permanent one (any other
- * 4xx) names the request's events as failed, so they meet the block's on_error policy. When the
- * connection is reset or closed while a transaction goes out in parts, the receiver may hold
- * some of its parts and may have dropped what it gathered on that connection: the host is asked
- * to rewind, and the transaction comes again from its first part (a timeout is retried as
- * above).
+ * callback that collected it, and the same request goes again, with the same Idempotency-Key, so
+ * a receiver can drop what it already took. No callback blocks longer than timeout_ms, and a
+ * failed request rests before it goes again from commit or flush (see out_rest), so that the
+ * host's retries of a flush, quick at a stop, do not each wait for a receiver that hangs. A
+ * permanent one (any other 4xx) names the request's events as failed, so they meet the block's
+ * on_error policy. When the connection is reset or closed while a transaction goes out in
+ * parts, the receiver may hold some of its parts and may have dropped what it gathered on that
+ * connection: the host is asked to rewind, and the transaction comes again from its first part
+ * (a timeout is retried as above).
  */
 #include <walnotify/plugin.h>
 
@@ -69,6 +70,8 @@ typedef struct outgoing {
     bool orphan;    /* its transaction was aborted: the answer no longer matters */
     bool last;      /* the transaction's last part */
     unsigned part;
+    int64_t started_ms;    /* monotonic time its last attempt started */
+    int64_t rest_until_ms; /* after a failure: commit and flush do not send it again before */
     uint64_t commit_lsn;
     batch body;
     char lsn[LSN_TEXT_MAX];
@@ -95,16 +98,25 @@ static void lsn_text(uint64_t lsn, char *out, size_t outlen)
     snprintf(out, outlen, "%" PRIX32 "/%" PRIX32, (uint32_t)(lsn >> 32), (uint32_t)lsn);
 }
 
-/* Waits as long as a Retry-After asked, bounded by timeout_ms: the call must return soon enough
- * for a stop to be prompt. */
-static void wait_retry_after(const webhook_state *st, long wait_ms)
+static int64_t now_ms(void)
 {
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+/* Waits as long as a Retry-After asked, but not past timeout_ms after the request started: no
+ * call lasts longer than timeout_ms, so that a stop is prompt. */
+static void wait_retry_after(const webhook_state *st, long wait_ms, int64_t started_ms)
+{
+    int64_t room = started_ms + st->settings.timeout_ms - now_ms();
     struct timespec left;
 
+    if (wait_ms > room)
+        wait_ms = (long)room;
     if (wait_ms <= 0)
         return;
-    if (wait_ms > st->settings.timeout_ms)
-        wait_ms = st->settings.timeout_ms;
     left.tv_sec = wait_ms / 1000;
     left.tv_nsec = (wait_ms % 1000) * 1000000L;
     while (nanosleep(&left, &left) != 0 && errno == EINTR)
@@ -201,17 +213,40 @@ static void out_drop(webhook_state *st)
     out->pending = false;
     out->in_flight = false;
     out->orphan = false;
+    out->rest_until_ms = 0;
     batch_clear(&out->body, st->settings.max_batch_bytes);
 }
 
 static void out_start(webhook_state *st)
 {
     st->out.in_flight = true;
+    st->out.started_ms = now_ms();
     webhook_http_start(st->http, &st->out.request);
 }
 
+/*
+ * A failed request rests before commit or flush sends it again: as long as its attempt took (a
+ * receiver that hung for timeout_ms gets as long to recover) or as its Retry-After asked, each
+ * at most timeout_ms. A call meanwhile answers RETRY at once. handle sends it again at once (each
+ * of its RETRYs counts against the block's retry_max), after waiting out the Retry-After as far
+ * as timeout_ms from the start allows.
+ */
+static void out_rest(webhook_state *st, const webhook_reply *reply, bool from_handle)
+{
+    outgoing *out = &st->out;
+    const long timeout = st->settings.timeout_ms;
+    int64_t now = now_ms();
+    int64_t rest = now - out->started_ms;
+
+    if (rest < reply->retry_after_ms)
+        rest = reply->retry_after_ms;
+    out->rest_until_ms = now + (rest < timeout ? rest : timeout);
+    if (from_handle)
+        wait_retry_after(st, reply->retry_after_ms, out->started_ms);
+}
+
 /* What a failed request means for the host: the request stays for a retry, or is dropped. */
-static walnotify_status out_failed(webhook_state *st, const webhook_reply *reply)
+static walnotify_status out_failed(webhook_state *st, const webhook_reply *reply, bool from_handle)
 {
     outgoing *out = &st->out;
     char reason[REASON_MAX];
@@ -228,7 +263,7 @@ static walnotify_status out_failed(webhook_state *st, const webhook_reply *reply
         return status;
     }
     st->host->log(st->host, WALNOTIFY_LOG_WARNING, "will retry: %s", reason);
-    wait_retry_after(st, reply->retry_after_ms);
+    out_rest(st, reply, from_handle);
     if (reply->cut_after_send && (!out->last || out->part > 0)) {
         out_drop(st);
         return ask_rewind(st, reason);
@@ -238,9 +273,10 @@ static walnotify_status out_failed(webhook_state *st, const webhook_reply *reply
 
 /*
  * Makes sure the receiver has the outgoing request: collects the answer of the one in flight,
- * or sends again the one that failed. OK when nothing is left to settle.
+ * or sends again the one that failed, once it has rested unless from_handle. OK when nothing is
+ * left to settle.
  */
-static walnotify_status settle(webhook_state *st)
+static walnotify_status settle(webhook_state *st, bool from_handle)
 {
     outgoing *out = &st->out;
     webhook_reply reply;
@@ -252,6 +288,8 @@ static walnotify_status settle(webhook_state *st)
             out_drop(st);
             return WALNOTIFY_OK;
         }
+        if (!from_handle && now_ms() < out->rest_until_ms)
+            return WALNOTIFY_RETRY;
         out_start(st);
     }
     webhook_http_finish(st->http, &reply);
@@ -260,18 +298,18 @@ static walnotify_status settle(webhook_state *st)
         out_drop(st);
         return WALNOTIFY_OK;
     }
-    return out_failed(st, &reply);
+    return out_failed(st, &reply, from_handle);
 }
 
 /*
- * Hands the batch to the receiver as the transaction's next part (`last` at commit), once the
- * request before it is through. The batch's buffer and the outgoing one are swapped, so neither
- * is allocated again.
+ * Hands the batch to the receiver as the transaction's next part (`last` at commit, the others
+ * from handle), once the request before it is through. The batch's buffer and the outgoing one
+ * are swapped, so neither is allocated again.
  */
 static walnotify_status launch(webhook_state *st, bool last)
 {
     outgoing *out = &st->out;
-    walnotify_status status = settle(st);
+    walnotify_status status = settle(st, !last);
     batch spare;
 
     if (status != WALNOTIFY_OK)
@@ -314,7 +352,7 @@ static walnotify_status handle_in_transaction(webhook_state *st, const walnotify
     /* The request in flight and the batch together stay within max_batch_bytes. On RETRY the
      * host hands this event again, and it is added once the request before it is through. */
     if (st->out.pending && st->out.body.len + b->len + length + 1 > max) {
-        status = settle(st);
+        status = settle(st, true);
         if (status != WALNOTIFY_OK)
             return status;
     }
@@ -340,6 +378,7 @@ static walnotify_status post_event(webhook_state *st, const walnotify_event *ev,
                                    size_t length)
 {
     char lsn[LSN_TEXT_MAX], key[KEY_TEXT_MAX], seq[32];
+    int64_t started = now_ms();
     webhook_reply reply;
 
     lsn_text(ev->commit_lsn, lsn, sizeof lsn);
@@ -363,7 +402,7 @@ static walnotify_status post_event(webhook_state *st, const walnotify_event *ev,
     }
     st->host->log(st->host, WALNOTIFY_LOG_WARNING, "will retry: %s (event %s seq %" PRIu32 ")",
                   reply.what, lsn, ev->seq);
-    wait_retry_after(st, reply.retry_after_ms);
+    wait_retry_after(st, reply.retry_after_ms, started);
     return WALNOTIFY_RETRY;
 }
 
@@ -382,7 +421,7 @@ static void webhook_shutdown(void *state)
 
     if (st == NULL)
         return;
-    webhook_http_close(st->http); /* waits for a request in flight: it borrows out.body */
+    webhook_http_close(st->http); /* first: a request in flight, cut short, borrows out.body */
     free(st->batch.data);
     free(st->out.body.data);
     free(st);
@@ -482,7 +521,7 @@ static walnotify_status webhook_flush(void *state)
 {
     webhook_state *st = state;
 
-    return settle(st);
+    return settle(st, false);
 }
 
 static const walnotify_plugin webhook_plugin = {

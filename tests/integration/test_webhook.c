@@ -27,6 +27,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "faults.h"
 #include "hookserver.h"
@@ -400,6 +402,84 @@ START_TEST(test_tls_wrong_ca_refused_right_ca_delivers)
 }
 END_TEST
 
+/* Until walnotify says it refused a redirect, or the server it points to got something. */
+static void wait_refusal_or_request(const itest_host *host, const hook_server *elsewhere)
+{
+    itest_deadline deadline = itest_deadline_in(ITEST_WAIT_S * 1000);
+
+    while (!stderr_has(host, "another origin") && faults_file_size(elsewhere->requests.s) == 0) {
+        ck_assert_msg(!itest_expired(&deadline), "walnotify never refused the redirect");
+        itest_sleep_ms(ITEST_POLL_MS);
+    }
+}
+
+/*
+ * A redirect to another origin (here another port) is not followed: the configured headers and
+ * the token would go with it. The other server never hears of walnotify, nothing is
+ * acknowledged; a redirect within the origin is followed, headers and token included.
+ */
+START_TEST(test_redirect_stays_in_origin)
+{
+    static const char token[] = "tok-r3direct-55";
+    itest_ctx ctx;
+    itest_host host;
+    hook_server elsewhere, server;
+    hook_requests reqs;
+    itest_path conf, token_file;
+    const char *settings = "follow_redirects = true; bearer_token_file = \"hook.token\";"
+                           "  headers = [ \"X-Api-Key: hush-4417\" ];";
+    char *ids;
+
+    itest_begin(&ctx, "hookredirect");
+    create_table(&ctx);
+    token_file = itest_file(&ctx, "hook.token");
+    itest_write_file(token_file.s, "%s\n", token);
+    hook_server_start(&ctx, &elsewhere, "elsewhere", false, NULL);
+    hook_server_start(&ctx, &server, "hook", false, ITEST_ARGS("--redirect", elsewhere.url));
+    conf = hook_config(&ctx, "away.cfg", server.url, "", settings);
+    itest_create_slot(&ctx, conf.s);
+    itest_exec(ctx.conn, "INSERT INTO t VALUES (1, 'a')");
+
+    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
+    wait_refusal_or_request(&host, &elsewhere);
+    ck_assert_int_eq(itest_host_stop(&host, SIGTERM), 0);
+    ck_assert_msg(!stderr_has(&host, "hush-4417") && !stderr_has(&host, token),
+                  "a secret reached the log");
+    reqs = hook_server_requests(&elsewhere);
+    for (size_t i = 0; i < reqs.count; i++)
+        ck_assert_msg(hook_field(reqs.request[i], "api_key")[0] == '\0' &&
+                          hook_field(reqs.request[i], "authorization")[0] == '\0',
+                      "the other origin received the configured headers: X-Api-Key \"%s\", "
+                      "Authorization \"%s\"",
+                      hook_field(reqs.request[i], "api_key"),
+                      hook_field(reqs.request[i], "authorization"));
+    ck_assert_msg(reqs.count == 0, "the other origin received %zu requests", reqs.count);
+    hook_requests_free(&reqs);
+    assert_stderr(&host, "redirects to http://127.0.0.1:");
+    ck_assert_msg(itest_slot_confirmed(ctx.conn, ctx.slot) < itest_current_lsn(ctx.conn) - 64,
+                  "the slot moved past what was never delivered");
+    hook_server_stop(&server);
+    hook_server_stop(&elsewhere);
+
+    /* Within the origin: /hook answers 307 to /moved, which takes the request. */
+    hook_server_start(&ctx, &server, "same", false, ITEST_ARGS("--redirect", "/moved"));
+    conf = hook_config(&ctx, "same.cfg", server.url, "", settings);
+    ck_assert_int_eq(run_to_now(&ctx, &host, conf.s), 0);
+    ck_assert_msg(!stderr_has(&host, "over plain http"), "a warning for a loopback receiver");
+    ids = hook_server_ids(&server, false);
+    ck_assert_str_eq(ids, "1");
+    free(ids);
+    reqs = hook_server_requests(&server);
+    ck_assert_uint_eq(reqs.count, 2);
+    ck_assert_str_eq(hook_field(reqs.request[1], "path"), "/moved");
+    ck_assert_str_eq(hook_field(reqs.request[1], "api_key"), "hush-4417");
+    ck_assert_str_eq(hook_field(reqs.request[1], "authorization"), "Bearer tok-r3direct-55");
+    hook_requests_free(&reqs);
+    hook_server_stop(&server);
+    itest_end(&ctx);
+}
+END_TEST
+
 /* ---- settings -------------------------------------------------------------------------------- */
 
 /*
@@ -412,9 +492,15 @@ static void assert_refused(itest_ctx *ctx, const char *settings, int code, const
 {
     itest_path conf = hook_config(ctx, "bad.cfg", "http://127.0.0.1:9/hook", "", settings);
     itest_host host;
-    int status = code == 1 ? itest_host_run(ctx, &host, "-c", conf.s, "--check-config")
-                           : itest_host_run(ctx, &host, "-c", conf.s);
+    int status;
 
+    if (code == 1) {
+        status = itest_host_run(ctx, &host, "-c", conf.s, "--check-config");
+    } else {
+        /* A run that is not refused goes on: bounded, so that such a failure comes soon. */
+        itest_host_start(ctx, &host, ITEST_ARGS("-c", conf.s));
+        status = itest_host_wait(&host, 20);
+    }
     ck_assert_msg(status == code, "settings { %s } gave exit %d, not %d", settings, status, code);
     assert_stderr(&host, reason);
     ck_assert_msg(secret == NULL || !stderr_has(&host, secret), "\"%s\" reached the log", secret);
@@ -423,7 +509,10 @@ static void assert_refused(itest_ctx *ctx, const char *settings, int code, const
 START_TEST(test_settings_refused)
 {
     itest_ctx ctx;
-    itest_path conf;
+    itest_host host;
+    itest_path conf, token, link;
+    char *text;
+    const char *first;
 
     itest_begin(&ctx, "hookbad");
     create_table(&ctx);
@@ -440,6 +529,34 @@ START_TEST(test_settings_refused)
     /* The token file is read at init, not by check (no files there). */
     assert_refused(&ctx, "bearer_token_file = \"missing.token\";", 2,
                    "cannot open bearer_token_file ", NULL);
+    /* A token file follows the rule of a configuration holding a password: a link is not
+     * followed (whoever may replace it chooses what is sent), a file others may change is
+     * refused. */
+    token = itest_file(&ctx, "real.token");
+    itest_write_file(token.s, "s3cret-0612\n");
+    ck_assert_int_eq(chmod(token.s, 0600), 0);
+    link = itest_file(&ctx, "link.token");
+    ck_assert_int_eq(symlink(token.s, link.s), 0);
+    assert_refused(&ctx, "bearer_token_file = \"link.token\";", 2, "is a symbolic link",
+                   "s3cret-0612");
+    ck_assert_int_eq(chmod(token.s, 0666), 0);
+    assert_refused(&ctx, "bearer_token_file = \"real.token\";", 2, "writable by everyone",
+                   "s3cret-0612");
+    ck_assert_int_eq(chmod(token.s, 0600), 0);
+
+    /* A token sent over plain http off this machine is warned about, once, at start. */
+    conf = hook_config(&ctx, "plain.cfg", "http://192.0.2.1:9/hook", "",
+                       "bearer_token_file = \"real.token\"; headers = [ \"X-Api-Key: k\" ];");
+    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
+    wait_stderr(&host, "over plain http");
+    ck_assert_int_eq(itest_host_stop(&host, SIGTERM), 0);
+    text = itest_host_stderr(&host);
+    first = strstr(text, "over plain http");
+    ck_assert_msg(strstr(first + 1, "over plain http") == NULL, "the warning came twice");
+    ck_assert_msg(strstr(text, "the bearer token and header X-Api-Key go to "
+                               "http://192.0.2.1:9/hook over plain http") != NULL,
+                  "the warning does not name both secrets: %s", text);
+    free(text);
     itest_end(&ctx);
 }
 END_TEST
@@ -455,6 +572,7 @@ int main(void)
     tcase_add_test(tc, test_nothing_acknowledged_before_2xx);
     tcase_add_test(tc, test_event_mode_refused_event_skipped);
     tcase_add_test(tc, test_tls_wrong_ca_refused_right_ca_delivers);
+    tcase_add_test(tc, test_redirect_stays_in_origin);
     tcase_add_test(tc, test_settings_refused);
     return run_suite(suite) == 0 ? 0 : 1;
 }

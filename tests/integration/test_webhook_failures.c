@@ -7,7 +7,11 @@
  *                              delivers the rest;
  *   a part cut mid-request     the receiver closes the connection while a part goes out: the
  *                              transaction comes again from its first part (walnotify_host.rewind),
- *                              with the same Idempotency-Keys, first receipts in commit order.
+ *                              with the same Idempotency-Keys, first receipts in commit order;
+ *   a stop with a hung receiver   a receiver that takes the request and never answers: SIGTERM
+ *                              ends walnotify about timeout_ms later (the last flush's retries
+ *                              do not send the request again, each for timeout_ms more),
+ *                              nothing acknowledged; a working receiver gets everything after.
  */
 #include <check.h>
 #include <stdio.h>
@@ -171,6 +175,55 @@ START_TEST(test_cut_part_rewinds)
 }
 END_TEST
 
+START_TEST(test_stop_with_hung_receiver)
+{
+    char script[1024] = "stall";
+    itest_ctx ctx;
+    itest_host host;
+    hook_server server;
+    itest_path conf;
+    wn_lsn before;
+    itest_deadline bound;
+    long long stopped_at;
+    char *ids;
+
+    for (int i = 0; i < 40; i++)
+        strcat(script, ",stall");
+    itest_begin(&ctx, "hookhung");
+    itest_exec(ctx.conn, "CREATE TABLE t (id bigint PRIMARY KEY, pad text)");
+    hook_server_start(&ctx, &server, "hung", false,
+                      ITEST_ARGS("--script", script, "--stall-s", "100"));
+    conf = hook_config(&ctx, "hung.cfg", server.url, "", "timeout_ms = 1000;");
+    itest_create_slot(&ctx, conf.s);
+    before = itest_slot_confirmed(ctx.conn, ctx.slot);
+    itest_exec(ctx.conn, "INSERT INTO t VALUES (1, 'a'), (2, 'b')");
+    itest_exec(ctx.conn, "INSERT INTO t VALUES (3, 'c')");
+
+    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
+    hook_server_wait_requests(&server, 1);
+    /* The README promises timeout_ms (1 s here) and the last flush's few quick retries (0.3 s
+     * with this backoff): five times timeout_ms is generous for a busy machine (and grows under
+     * valgrind), and below the 7 s that sending the request again in each retry takes. */
+    bound = itest_deadline_in(5 * 1000);
+    stopped_at = itest_now_ms();
+    ck_assert_int_eq(itest_host_stop(&host, SIGTERM), 0);
+    ck_assert_msg(!itest_expired(&bound), "walnotify took %lld ms to stop",
+                  itest_now_ms() - stopped_at);
+    ck_assert_msg(itest_slot_confirmed(ctx.conn, ctx.slot) == before,
+                  "the slot moved though the receiver answered nothing");
+    hook_server_stop(&server);
+
+    hook_server_start(&ctx, &server, "up", false, NULL);
+    conf = hook_config(&ctx, "up.cfg", server.url, "", "timeout_ms = 1000;");
+    run_expecting(&ctx, &host, conf.s, 0);
+    ids = hook_server_ids(&server, true);
+    ck_assert_str_eq(ids, "1 2 3");
+    free(ids);
+    hook_server_stop(&server);
+    itest_end(&ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("webhook_failures");
@@ -178,5 +231,6 @@ int main(void)
 
     tcase_add_test(tc, test_refused_transaction_meets_policy);
     tcase_add_test(tc, test_cut_part_rewinds);
+    tcase_add_test(tc, test_stop_with_hung_receiver);
     return run_suite(suite) == 0 ? 0 : 1;
 }

@@ -13,6 +13,8 @@ Writes:
   --requests F       one JSON line per request: what came and what it was answered
 GET /idle answers once no other connection is open: once a client that was killed has had its
 connections closed, everything it had sent is logged (or dropped) by then.
+--redirect URL     every POST to /hook is answered 307 with Location: URL (a path elsewhere, or
+                   another server), its body not read as events
 Options: --tls-cert/--tls-key (HTTPS), --token (Authorization: Bearer expected; 401 otherwise),
 --count-only (no parsing or logging: a benchmark sink), --max-seconds (lifetime bound).
 It exits when its parent dies, after --max-seconds, or on SIGTERM.
@@ -121,6 +123,9 @@ class Handler(BaseHTTPRequestHandler):
             "seq": self.headers.get("Walnotify-Seq"),
             "type": self.headers.get("Content-Type"),
             "extra": self.headers.get("X-Walnotify-Test"),
+            "path": self.path,
+            "api_key": self.headers.get("X-Api-Key"),
+            "authorization": self.headers.get("Authorization"),
             "bytes": length,
         }
         if action == "close":
@@ -130,6 +135,11 @@ class Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
             return
         body = self.rfile.read(length)
+        if state.args.redirect and self.path == "/hook":
+            entry["status"] = 307
+            state.record(entry)
+            self.answer(307, [("Location", state.args.redirect)])
+            return
         if action == "stall":
             state.record(entry)
             time.sleep(state.args.stall_s)
@@ -181,6 +191,7 @@ def main():
     p.add_argument("--requests")
     p.add_argument("--script", default="")
     p.add_argument("--reject")
+    p.add_argument("--redirect")
     p.add_argument("--stall-s", type=float, default=3.0)
     p.add_argument("--tls-cert")
     p.add_argument("--tls-key")
