@@ -488,6 +488,8 @@ static const key top_keys[] = {
                .required = true),
     CHOICE_KEY(wn_config, log_level, WN_LOG_INFO, log_levels, "the lowest level logged",
                .any_case = true),
+    INT_KEY(wn_config, stop_timeout_ms, 60000, 1000, BACKOFF_MAX_MS,
+            "how long a stop may wait for a plugin call before walnotify exits anyway"),
     END_KEYS,
 };
 

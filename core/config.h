@@ -97,6 +97,7 @@ typedef struct wn_config {
     char *file; /* as given on the command line */
     char *dir;  /* absolute folder of the file: relative paths resolve here */
     wn_log_level log_level;
+    int stop_timeout_ms; /* `stop_timeout_ms`: how long a clean stop may take */
     wn_source_config source;
     wn_plugin_config *plugins;
     size_t nplugins;

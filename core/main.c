@@ -233,6 +233,7 @@ static int command_main(const options *opts, wn_session *session)
     if (wn_config_load(opts->config_path, &config, err, sizeof err) != 0)
         return wn_die(WN_EXIT_CONFIG, "%s", err);
     wn_log_set_level(config.log_level);
+    wn_session_set_stop_timeout(session, config.stop_timeout_ms);
     if (wn_session_stop_requested(session)) {
         wn_config_free(&config);
         return stopped(session, "after reading the configuration");

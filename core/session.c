@@ -6,8 +6,10 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "exitcode.h"
 #include "log.h"
 
 void wn_session_block_signals(wn_session *session)
@@ -19,6 +21,13 @@ void wn_session_block_signals(wn_session *session)
     sigaddset(&session->signals, SIGUSR1);
     sigaddset(&session->signals, SIGUSR2);
     pthread_sigmask(SIG_BLOCK, &session->signals, NULL);
+}
+
+void wn_session_set_stop_timeout(wn_session *session, int ms)
+{
+    pthread_mutex_lock(&session->lock);
+    session->stop_timeout_ms = ms;
+    pthread_mutex_unlock(&session->lock);
 }
 
 bool wn_session_stop_requested(wn_session *session)
@@ -94,20 +103,75 @@ static bool ignored_or_end(wn_session *session, int signo)
     return false;
 }
 
+static const char *stop_signal_name(int signo)
+{
+    return signo == SIGINT ? "SIGINT" : "SIGTERM";
+}
+
+/* Waits for the next signal; once a stop was asked for, only until the stop's deadline.
+ * Returns the signal, or 0 when the deadline passed. */
+static int next_signal(wn_session *session, const struct timespec *deadline)
+{
+    struct timespec now, left;
+    int signo;
+
+    if (!deadline)
+        return sigwait(&session->signals, &signo) == 0 ? signo : -1;
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        left.tv_sec = deadline->tv_sec - now.tv_sec;
+        left.tv_nsec = deadline->tv_nsec - now.tv_nsec;
+        if (left.tv_nsec < 0) {
+            left.tv_sec--;
+            left.tv_nsec += 1000000000L;
+        }
+        if (left.tv_sec < 0)
+            return 0;
+        signo = sigtimedwait(&session->signals, NULL, &left);
+        if (signo > 0)
+            return signo;
+        if (errno == EAGAIN)
+            return 0;
+    }
+}
+
+/* The stop did not end in time, or a second stop signal came: a plugin call that does not
+ * return must not keep the process from ending. What was not acknowledged comes again. */
+static void force_stop(int signo, int timeout_ms)
+{
+    if (signo == 0)
+        wn_die(WN_EXIT_PLUGIN,
+               "the stop asked for did not end within stop_timeout_ms (%d ms): exiting without "
+               "waiting for the plugin call in progress; nothing acknowledged is lost, the rest "
+               "comes again on the next start",
+               timeout_ms);
+    else
+        wn_die(WN_EXIT_PLUGIN,
+               "received %s again while stopping: exiting without waiting for the plugin call "
+               "in progress; nothing acknowledged is lost, the rest comes again on the next start",
+               stop_signal_name(signo));
+    _exit(WN_EXIT_PLUGIN);
+}
+
 /* Turns SIGINT/SIGTERM into a stop request; ends on wn_session_end's SIGUSR1. */
 static void *signal_main(void *arg)
 {
     wn_session *session = arg;
+    struct timespec deadline;
+    bool stopping = false;
+    int timeout_ms = 0;
     int signo;
 
-    while (sigwait(&session->signals, &signo) == 0) {
+    while ((signo = next_signal(session, stopping ? &deadline : NULL)) >= 0) {
+        if (signo == 0 || (stopping && (signo == SIGINT || signo == SIGTERM)))
+            force_stop(signo, timeout_ms);
         if (signo != SIGINT && signo != SIGTERM) {
             if (ignored_or_end(session, signo))
                 return NULL;
             continue;
         }
         wn_log(WN_LOG_INFO, "received %s; finishing the call in progress and stopping",
-               signo == SIGINT ? "SIGINT" : "SIGTERM");
+               stop_signal_name(signo));
         pthread_mutex_lock(&session->lock);
         session->stop = true;
         if (session->signo == 0)
@@ -117,7 +181,16 @@ static void *signal_main(void *arg)
         if (write(session->wake[1], "x", 1) < 0) {
             /* The pipe is non-blocking and already readable: nothing is lost. */
         }
+        timeout_ms = session->stop_timeout_ms;
         pthread_mutex_unlock(&session->lock);
+        stopping = true;
+        clock_gettime(CLOCK_MONOTONIC, &deadline);
+        deadline.tv_sec += timeout_ms / 1000;
+        deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+        if (deadline.tv_nsec >= 1000000000L) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000L;
+        }
     }
     return NULL;
 }
@@ -128,6 +201,7 @@ int wn_session_start(wn_session *session, char *err, size_t errlen)
     session->stop = false;
     session->signo = 0;
     session->ending = false;
+    session->stop_timeout_ms = WN_STOP_TIMEOUT_DEFAULT_MS;
     if (pipe2(session->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
         snprintf(err, errlen, "cannot make the stop pipe: %s", strerror(errno));
         return -1;

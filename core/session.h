@@ -3,7 +3,8 @@
  * turns them into a stop request: to the reader + dispatcher pair running at the time, to any
  * backoff wait between two pairs, and to whatever waits on the server (through stop_fd). It runs
  * in every mode, from before the configuration is read. SIGHUP, SIGUSR1 and SIGUSR2 from outside
- * are taken too, and ignored: no signal ends the thread but the one wn_session_end sends.
+ * are taken too, and ignored: no signal ends the thread but the one wn_session_end sends. A stop
+ * that takes too long, or a second stop signal, ends the process from this thread.
  */
 #ifndef WN_SESSION_H
 #define WN_SESSION_H
@@ -20,6 +21,8 @@ typedef struct wn_session {
     bool stop;           /* SIGINT/SIGTERM came; under lock */
     int signo;           /* the signal that asked for the stop; under lock */
     bool ending;         /* wn_session_end asked the thread to end; under lock */
+    int stop_timeout_ms; /* how long a clean stop may take before the process exits anyway;
+                            under lock */
     int wake[2];         /* pipe: readable once stop is set, never drained */
     sigset_t signals;    /* SIGINT, SIGTERM (stop); SIGHUP, SIGUSR1, SIGUSR2 (ignored,
                             but SIGUSR1 once ending) */
@@ -34,6 +37,15 @@ void wn_session_block_signals(wn_session *session);
 int wn_session_start(wn_session *session, char *err, size_t errlen);
 /* Ends the signal thread and releases the session. */
 void wn_session_end(wn_session *session);
+
+/* The default of stop_timeout_ms: half the example unit's TimeoutStopSec, so that walnotify
+ * says why it did not stop before systemd kills it. */
+#define WN_STOP_TIMEOUT_DEFAULT_MS 60000
+
+/* How long a clean stop may take, from the first SIGINT/SIGTERM: past it (or at a second
+ * SIGINT/SIGTERM) the process exits with status 2 and a line saying so, without waiting for the
+ * plugin call in progress. Nothing is lost: what was not acknowledged comes again. */
+void wn_session_set_stop_timeout(wn_session *session, int ms);
 
 bool wn_session_stop_requested(wn_session *session);
 

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "itest.h"
 
@@ -185,6 +186,81 @@ START_TEST(test_progress_goes_on_while_a_plugin_blocks)
 }
 END_TEST
 
+/* A plugin call that does not return cannot keep walnotify from stopping: past stop_timeout_ms,
+ * or at a second SIGTERM, it exits 2 with a line saying so, and the row comes again. */
+static void stop_with_a_call_that_never_returns(bool second_signal)
+{
+    itest_ctx ctx;
+    itest_host host;
+    itest_path conf, entered, log_path;
+    itest_loglines log;
+    char *err;
+
+    itest_begin(&ctx, second_signal ? "stopagain" : "stoptimeout");
+    itest_exec(ctx.conn, "CREATE TABLE t (id int PRIMARY KEY)");
+    conf = itest_file(&ctx, "stuck.cfg");
+    entered = itest_file(&ctx, "entered");
+    itest_write_file(conf.s,
+                     "stop_timeout_ms = %d;\n"
+                     "source: { conninfo = \"%s\"; tables = [ \"public.t\" ]; slot = \"%s\";\n"
+                     "  publication = \"%s\"; status_interval_ms = 200; };\n"
+                     "plugins = ( { name = \"stuck\"; path = \"%s\";\n"
+                     "  settings = { block_ms = 3600000; entered = \"entered\";\n"
+                     "               log = \"stuck.log\"; }; } );\n",
+                     second_signal ? 3600000 : 1000, ctx.conninfo, ctx.slot, ctx.pub,
+                     itest_root_file("build/tests/fixtures/blocker.so").s);
+    itest_create_slot(&ctx, conf.s);
+    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
+    itest_exec(ctx.conn, "INSERT INTO t VALUES (1)");
+    for (itest_deadline deadline = itest_deadline_in(ITEST_WAIT_S * 1000);;) {
+        if (access(entered.s, F_OK) == 0)
+            break;
+        ck_assert_msg(!itest_expired(&deadline) && itest_host_running(&host),
+                      "the plugin's handle call never began");
+        itest_sleep_ms(ITEST_POLL_MS);
+    }
+    kill(host.pid, SIGTERM);
+    if (second_signal) {
+        itest_sleep_ms(200);
+        ck_assert_msg(itest_host_running(&host), "walnotify ended while its plugin blocked");
+        kill(host.pid, SIGTERM);
+    }
+    itest_host_wait(&host, ITEST_WAIT_S);
+    itest_assert_failed(&host, 2);
+    err = itest_host_stderr(&host);
+    ck_assert_msg(strstr(err, second_signal ? "received SIGTERM again while stopping"
+                                            : "did not end within stop_timeout_ms (1000 ms)"),
+                  "stderr does not say why: %s", err);
+    free(err);
+
+    /* Nothing was lost: a run with the call released delivers the row. */
+    itest_write_file(conf.s,
+                     "source: { conninfo = \"%s\"; tables = [ \"public.t\" ]; slot = \"%s\";\n"
+                     "  publication = \"%s\"; status_interval_ms = 200; };\n"
+                     "plugins = ( { name = \"stuck\"; path = \"%s\";\n"
+                     "  settings = { log = \"stuck.log\"; }; } );\n",
+                     ctx.conninfo, ctx.slot, ctx.pub,
+                     itest_root_file("build/tests/fixtures/blocker.so").s);
+    itest_run_to_now(&ctx, conf.s);
+    log_path = itest_file(&ctx, "stuck.log");
+    log = itest_read_log(log_path.s);
+    ck_assert_int_eq((int)log.count, 1);
+    itest_loglines_free(&log);
+    itest_end(&ctx);
+}
+
+START_TEST(test_stop_is_bounded_by_stop_timeout)
+{
+    stop_with_a_call_that_never_returns(false);
+}
+END_TEST
+
+START_TEST(test_second_signal_ends_a_stop)
+{
+    stop_with_a_call_that_never_returns(true);
+}
+END_TEST
+
 START_TEST(test_fatal_stops_without_acknowledging)
 {
     static const want_line want_first[] = {{0, 0, "1"}, {1, 0, "2"}};
@@ -251,6 +327,8 @@ int main(void)
     tcase_add_test(tc, test_retries_deliver_everything_once);
     tcase_add_test(tc, test_fatal_stops_without_acknowledging);
     tcase_add_test(tc, test_progress_goes_on_while_a_plugin_blocks);
+    tcase_add_test(tc, test_stop_is_bounded_by_stop_timeout);
+    tcase_add_test(tc, test_second_signal_ends_a_stop);
     tcase_add_unchecked_fixture(slow, NULL, reset_sender_timeout);
     tcase_add_test(slow, test_slow_plugin_keeps_the_connection);
     return run_suite(suite) == 0 ? 0 : 1;

@@ -445,7 +445,7 @@ static const bad_case bad_cases[] = {
      "status_interval_ms, state_file, reconnect_initial_ms, reconnect_max_ms, "
      "receive_timeout_ms, progress_interval_ms)"},
     {"unknown key after source", PLG SRC "source2 = 1;\n", 3,
-     "unknown setting \"source2\" (expected source, plugins, log_level)"},
+     "unknown setting \"source2\" (expected source, plugins, log_level, stop_timeout_ms)"},
     {"slot wrong type",
      PLG "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ];\n slot = 1; };\n", 3,
      "source.slot must be a string"},
@@ -491,7 +491,7 @@ static const bad_case bad_cases[] = {
      "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ];\n status_interval_ms = 60001L; };\n",
      3, "source.status_interval_ms must be between 100 and 60000 (got 60001)"},
     {"unknown top-level key", SRC PLG "\nverbose = true;\n", 4,
-     "unknown setting \"verbose\" (expected source, plugins, log_level)"},
+     "unknown setting \"verbose\" (expected source, plugins, log_level, stop_timeout_ms)"},
     {"log_level wrong type", SRC PLG "log_level = 3;\n", 3, "log_level must be a string"},
     {"log_level unknown", SRC PLG "log_level = \"verbose\";\n", 3,
      "log_level \"verbose\" is not one of debug, info, warning, error"},
