@@ -8,101 +8,23 @@
  * are flushed and, if every flush succeeded, `finished` as it stood before the flush is
  * published to the reader thread, which reports it to PostgreSQL.
  *
- * A failing `handle` meets its plugin's policy (on_error): retried with the plugin's backoff
- * (up to retry_max retries, then `then`), skipped (the event goes to the plugin's dead-letter
- * file, which is fsynced before any position past it is published), or the host stops. begin,
- * commit and flush are always retried on RETRY and stop the host on FATAL: skipping them would
- * lose a whole batch. (Once a stop is requested, the last flush gets a few retries only: what it
- * fails to make durable is simply not acknowledged.)
+ * What a failing plugin call leads to (retries, skips to the dead-letter files, rewinds, failures
+ * named late) is policy.c's. The dispatcher's state, which it hands to that module, is in
+ * dispatchstate.h.
  */
 #include "dispatcher.h"
 
-#include <errno.h>
 #include <inttypes.h>
-#include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "deadletter.h"
-#include "decoder.h"
+#include "dispatchstate.h"
 #include "log.h"
-#include "relcache.h"
+#include "policy.h"
 
-#define REASON_MAX 96 /* "handle returned RETRY after 4294967295 attempts" and the like */
-#define NAMED_REASON_MAX (WN_REQUEST_REASON_MAX + 96) /* a named failure's, with its reason */
-#define POP_BATCH 64                                  /* items taken from the handoff per pop */
-#define FINAL_FLUSH_RETRIES 5 /* a stop still retries the last flush this often (~3 s) */
-
-/* What the dispatcher tracks of each plugin instance. */
-typedef struct instance {
-    wn_plugin *plugin;
-    unsigned ops;              /* what the block asks for and the plugin handles: a 1.0 plugin never
-                                  receives an operation it does not know */
-    bool began;                /* saw begin for the transaction in hand */
-    bool dirty;                /* handled or committed something since its last flush */
-    wn_deadletter *deadletter; /* where skipped events go; NULL when the policy never skips */
-    uint64_t skipped;          /* events skipped in this run */
-} instance;
-
-/* What the dispatcher knows of the identity of one configured table. */
-typedef struct table_identity {
-    uint32_t oid;          /* the OID it is believed to have: at the start, then as the catalog
-                              check saw it change; what its changes are known by */
-    uint32_t stream_relid; /* the relation id this stream last described it with; 0: none yet */
-    uint32_t warned_old;   /* the last change of OID that was warned about, not to say it */
-    uint32_t warned_new;   /* twice (the stream and the catalog check both notice it) */
-} table_identity;
-
-/* The transaction in hand: from a Begin to its Commit. */
-typedef struct transaction {
-    bool open;
-    walnotify_txn txn;
-    uint32_t seq;                   /* data changes seen so far, before filtering */
-    uint32_t messages_since_change; /* messages since the last data change (or the Begin):
-                                       the k of a message's identity */
-} transaction;
-
-typedef enum flow {
-    FLOW_CONTINUE,
-    FLOW_DONE /* d->result says why */
-} flow;
-
-typedef enum call_kind { CALL_BEGIN, CALL_HANDLE, CALL_COMMIT, CALL_FLUSH } call_kind;
-
-typedef struct dispatcher {
-    const wn_dispatcher_options *options;
-    wn_handoff *handoff;
-    wn_decoder *decoder;
-    wn_relcache *relcache;
-    table_identity *tables; /* [source.ntables] */
-    uint32_t *expected;     /* [source.ntables], what the catalog check asks about */
-    wn_table_seen *seen;    /* [source.ntables], what it answers */
-    instance *instances;
-    size_t ninstances;
-
-    transaction xact;
-    wn_lsn finished;        /* safe to acknowledge once the plugins are flushed */
-    wn_lsn published;       /* last value handed to the reader */
-    bool unflushed;         /* some plugin is dirty */
-    bool finishing;         /* the last flush: a stop request no longer cuts its retries short */
-    unsigned final_retries; /* retries of the last flush after a stop request */
-    int64_t next_flush_ms;
-
-    walnotify_column *columns;     /* [WN_MAX_COLUMNS], the new row of the event being built */
-    walnotify_column *old_columns; /* [WN_MAX_COLUMNS] */
-    char *arena;                   /* NUL-terminated copies of the event's values */
-    size_t arena_capacity;
-
-    uint64_t events;    /* delivered to at least one plugin */
-    int rewind_wait_ms; /* WN_DISPATCH_REWIND: the requester's backoff */
-
-    wn_dispatch_result result;
-    char *err;
-    size_t errlen;
-} dispatcher;
+#define POP_BATCH 64 /* items taken from the handoff per pop */
 
 /* The coarse clock (a few ms of resolution) is enough for status intervals and costs a tenth
  * of the precise one: it is read after every item. */
@@ -112,536 +34,6 @@ static int64_t now_ms(void)
 
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-__attribute__((format(printf, 3, 4))) static flow fail(dispatcher *d, wn_dispatch_result result,
-                                                       const char *format, ...)
-{
-    va_list args;
-
-    va_start(args, format);
-    vsnprintf(d->err, d->errlen, format, args);
-    va_end(args);
-    d->result = result;
-    return FLOW_DONE;
-}
-
-static const char *call_name(call_kind kind)
-{
-    switch (kind) {
-    case CALL_BEGIN:
-        return "begin";
-    case CALL_HANDLE:
-        return "handle";
-    case CALL_COMMIT:
-        return "commit";
-    case CALL_FLUSH:
-        return "flush";
-    }
-    return "?";
-}
-
-static flow act_on_request(dispatcher *d, instance *inst);
-
-static walnotify_status call_callback(instance *inst, call_kind kind, const walnotify_txn *txn,
-                                      const walnotify_event *event)
-{
-    const walnotify_plugin *desc = &inst->plugin->descriptor;
-    void *state = inst->plugin->state;
-
-    switch (kind) {
-    case CALL_BEGIN:
-        return desc->begin ? desc->begin(state, txn) : WALNOTIFY_OK;
-    case CALL_HANDLE:
-        return desc->handle(state, event);
-    case CALL_COMMIT:
-        return desc->commit ? desc->commit(state, txn) : WALNOTIFY_OK;
-    case CALL_FLUSH:
-        return desc->flush ? desc->flush(state) : WALNOTIFY_OK;
-    }
-    return WALNOTIFY_FATAL;
-}
-
-/* One call. handle, commit and flush may ask for a rewind or name failed events (ABI 1.1);
- * begin may not. */
-static walnotify_status call_once(instance *inst, call_kind kind, const walnotify_txn *txn,
-                                  const walnotify_event *event)
-{
-    wn_requests *requests = &inst->plugin->requests;
-    walnotify_status status;
-
-    if (kind != CALL_BEGIN)
-        wn_requests_open(requests, call_name(kind));
-    status = call_callback(inst, kind, txn, event);
-    wn_requests_close(requests);
-    return status;
-}
-
-/* Sleeps up to ms, waking early when a stop is requested. */
-static void sleep_unless_stopped(dispatcher *d, int ms)
-{
-    struct pollfd pfd = {.fd = wn_handoff_stop_fd(d->handoff), .events = POLLIN};
-
-    if (!wn_handoff_stop_requested(d->handoff) && poll(&pfd, 1, ms) < 0 && errno != EINTR)
-        wn_log(WN_LOG_WARNING, "poll while waiting to retry: %s", strerror(errno));
-}
-
-/* The plugin's backoff, as the configuration gives it (with its defaults filled in). */
-static int backoff_first_ms(const wn_plugin_config *config)
-{
-    return config->retry_initial_ms;
-}
-
-static int backoff_cap_ms(const wn_plugin_config *config)
-{
-    int cap = config->retry_max_ms;
-    int first = backoff_first_ms(config);
-
-    return cap < first ? first : cap;
-}
-
-/*
- * The last flush of a run that is stopping: what it makes durable is acknowledged, so a stop
- * request does not cut it short, but it gets a few retries only (the user asked to stop).
- */
-static flow wait_to_retry_final(dispatcher *d, const instance *inst, call_kind kind,
-                                int *backoff_ms)
-{
-    const char *name = inst->plugin->config->name;
-    int wait_ms = *backoff_ms < 1000 ? *backoff_ms : 1000;
-
-    if (++d->final_retries > FINAL_FLUSH_RETRIES)
-        return fail(d, WN_DISPATCH_STOPPED,
-                    "plugin \"%s\": %s still failing after %u retries since the stop request", name,
-                    call_name(kind), FINAL_FLUSH_RETRIES);
-    wn_log(WN_LOG_WARNING, "plugin \"%s\": %s failed transiently while stopping, retrying in %d ms",
-           name, call_name(kind), wait_ms);
-    (void)poll(NULL, 0, wait_ms);
-    *backoff_ms = wait_ms * 2;
-    return FLOW_CONTINUE;
-}
-
-/*
- * Waits before retry number `retry` (1-based) of a call, then doubles *backoff_ms up to the
- * plugin's cap. FLOW_DONE when a stop is requested meanwhile.
- */
-static flow wait_to_retry(dispatcher *d, const instance *inst, call_kind kind, unsigned retry,
-                          int *backoff_ms)
-{
-    const wn_plugin_config *config = inst->plugin->config;
-    int cap = backoff_cap_ms(config);
-
-    if (wn_handoff_stop_requested(d->handoff)) {
-        if (d->finishing)
-            return wait_to_retry_final(d, inst, kind, backoff_ms);
-        return fail(d, WN_DISPATCH_STOPPED, "stopped while retrying plugin \"%s\"", config->name);
-    }
-    wn_log(retry == 1 ? WN_LOG_WARNING : WN_LOG_DEBUG,
-           "plugin \"%s\": %s failed transiently (attempt %u), retrying in %d ms", config->name,
-           call_name(kind), retry, *backoff_ms);
-    sleep_unless_stopped(d, *backoff_ms);
-    if (wn_handoff_stop_requested(d->handoff) && !d->finishing)
-        return fail(d, WN_DISPATCH_STOPPED, "stopped while retrying plugin \"%s\"", config->name);
-    *backoff_ms = *backoff_ms > cap / 2 ? cap : *backoff_ms * 2;
-    return FLOW_CONTINUE;
-}
-
-/*
- * Calls begin, commit or flush of one plugin until it succeeds. A transient failure is retried
- * for this plugin and this call only, nothing else being delivered meanwhile, with the plugin's
- * backoff. Returns FLOW_CONTINUE on success; FLOW_DONE on a fatal failure or a stop.
- */
-static flow call_plugin(dispatcher *d, instance *inst, call_kind kind, const walnotify_event *event)
-{
-    const char *name = inst->plugin->config->name;
-    int backoff_ms = backoff_first_ms(inst->plugin->config);
-    unsigned attempts = 0;
-
-    for (;;) {
-        walnotify_status status = call_once(inst, kind, &d->xact.txn, event);
-
-        if (inst->plugin->requests.pending != WN_REQUEST_NONE)
-            return act_on_request(d, inst);
-        if (status == WALNOTIFY_OK) {
-            if (attempts > 0)
-                wn_log(WN_LOG_INFO, "plugin \"%s\": %s succeeded after %u retries", name,
-                       call_name(kind), attempts);
-            return FLOW_CONTINUE;
-        }
-        if (status != WALNOTIFY_RETRY)
-            return fail(d, WN_DISPATCH_PLUGIN_FATAL, "plugin \"%s\" failed fatally in %s%s", name,
-                        call_name(kind), status == WALNOTIFY_FATAL ? "" : " (unknown status)");
-        attempts++;
-        if (wait_to_retry(d, inst, kind, attempts, &backoff_ms) != FLOW_CONTINUE)
-            return FLOW_DONE;
-    }
-}
-
-/* What the policy does once it gives up on an event: `then` after retries, else on_error. */
-static wn_on_error policy_end(const wn_plugin_config *config)
-{
-    wn_on_error end = config->on_error == WN_ON_ERROR_RETRY ? config->then : config->on_error;
-
-    return end == WN_ON_ERROR_SKIP ? WN_ON_ERROR_SKIP : WN_ON_ERROR_STOP;
-}
-
-static bool may_retry(const wn_plugin_config *config, unsigned retries)
-{
-    return config->on_error == WN_ON_ERROR_RETRY &&
-           (config->retry_max <= 0 || retries < (unsigned)config->retry_max);
-}
-
-/* The error a dead-letter line and a message give: how handle failed, the last time. */
-static void describe_failure(walnotify_status status, unsigned retries, char *out, size_t size)
-{
-    if (status == WALNOTIFY_FATAL)
-        snprintf(out, size, "handle returned FATAL");
-    else if (status != WALNOTIFY_RETRY)
-        snprintf(out, size, "handle returned unknown status %d", (int)status);
-    else if (retries == 0)
-        snprintf(out, size, "handle returned RETRY");
-    else
-        snprintf(out, size, "handle returned RETRY after %u attempts", retries + 1);
-}
-
-/* What a message names an event by: its table, or "a message" for a logical decoding message. */
-static const char *event_subject(const walnotify_event *event)
-{
-    return event->table ? event->table : "a message";
-}
-
-/* A skipped event is in the dead-letter file: a rewind before the next acknowledgement delivers
- * it again, and it must neither reach handle nor be written a second time. */
-static void remember_skipped(instance *inst, const walnotify_event *event)
-{
-    wn_requests *requests = &inst->plugin->requests;
-
-    if (wn_requests_settle(requests, event->id) || requests->settled_full_said)
-        return;
-    requests->settled_full_said = true;
-    wn_log(WN_LOG_WARNING,
-           "plugin \"%s\": %d runs of skipped events wait for an acknowledgement: the events "
-           "skipped from now on may be written to %s again if the stream is rewound before it",
-           inst->plugin->config->name, WN_SETTLED_MAX, wn_deadletter_path(inst->deadletter));
-}
-
-/* Writes the event to the plugin's dead-letter file, counts it, says so, and goes on. */
-static flow skip_event(dispatcher *d, instance *inst, const walnotify_event *event,
-                       const char *reason)
-{
-    const char *name = inst->plugin->config->name;
-    char lsn[WN_LSN_TEXT_MAX];
-    char why[512];
-
-    wn_lsn_format(event->commit_lsn, lsn);
-    if (inst->deadletter == NULL)
-        return fail(d, WN_DISPATCH_PLUGIN_FATAL,
-                    "plugin \"%s\": cannot skip event %s seq %" PRIu32 " of %s (%s): it has no "
-                    "dead_letter file",
-                    name, lsn, event->seq, event_subject(event), reason);
-    if (wn_deadletter_append(inst->deadletter, name, event, reason, why, sizeof why) != 0)
-        return fail(d, WN_DISPATCH_PLUGIN_FATAL,
-                    "plugin \"%s\": cannot record skipped event %s seq %" PRIu32 " of %s: %s", name,
-                    lsn, event->seq, event_subject(event), why);
-    inst->skipped++;
-    remember_skipped(inst, event);
-    wn_log(WN_LOG_WARNING,
-           "plugin \"%s\": skipped event %s seq %" PRIu32 " of %s (%s); %" PRIu64
-           " skipped so far, see %s",
-           name, lsn, event->seq, event_subject(event), reason, inst->skipped,
-           wn_deadletter_path(inst->deadletter));
-    return FLOW_CONTINUE;
-}
-
-/*
- * The end of the policy for an event that failed for reason: to the dead-letter file when it
- * skips, else a stop naming the event and the policy. after_reason goes between the reason and
- * the event in the stop's message.
- */
-static flow give_up(dispatcher *d, instance *inst, const walnotify_event *event, const char *reason,
-                    const char *after_reason)
-{
-    const wn_plugin_config *config = inst->plugin->config;
-    char lsn[WN_LSN_TEXT_MAX];
-
-    if (policy_end(config) == WN_ON_ERROR_SKIP)
-        return skip_event(d, inst, event, reason);
-    return fail(d, WN_DISPATCH_PLUGIN_FATAL,
-                "plugin \"%s\" failed: %s%s for event %s seq %" PRIu32 " of %s; stopping "
-                "(on_error = \"%s\"%s)",
-                config->name, reason, after_reason, wn_lsn_format(event->commit_lsn, lsn),
-                event->seq, event_subject(event), wn_config_on_error_text(config->on_error),
-                config->on_error == WN_ON_ERROR_RETRY ? ", then = \"stop\"" : "");
-}
-
-/*
- * Calls handle under the plugin's policy, `retries` retries having been made already (a failure
- * named late counts them across rewinds) and the next wait being backoff_ms. FLOW_CONTINUE when
- * the event was handled or skipped; FLOW_DONE when the host stops (the policy says so, a
- * dead-letter write failed, or a stop was requested while retrying) or rewinds.
- */
-static flow handle_under_policy(dispatcher *d, instance *inst, const walnotify_event *event,
-                                unsigned retries, int backoff_ms)
-{
-    const wn_plugin_config *config = inst->plugin->config;
-    char reason[REASON_MAX];
-
-    for (;;) {
-        walnotify_status status = call_once(inst, CALL_HANDLE, &d->xact.txn, event);
-
-        if (inst->plugin->requests.pending != WN_REQUEST_NONE)
-            return act_on_request(d, inst);
-        if (status == WALNOTIFY_OK) {
-            if (retries > 0)
-                wn_log(WN_LOG_INFO, "plugin \"%s\": handle succeeded after %u retries",
-                       config->name, retries);
-            return FLOW_CONTINUE;
-        }
-        /* FATAL goes straight to the policy's end: retrying what cannot work only waits. */
-        if (status == WALNOTIFY_RETRY && may_retry(config, retries)) {
-            retries++;
-            if (wait_to_retry(d, inst, CALL_HANDLE, retries, &backoff_ms) != FLOW_CONTINUE)
-                return FLOW_DONE;
-            continue;
-        }
-        describe_failure(status, retries, reason, sizeof reason);
-        return give_up(d, inst, event, reason, "");
-    }
-}
-
-static flow call_handle(dispatcher *d, instance *inst, const walnotify_event *event)
-{
-    return handle_under_policy(d, inst, event, 0, backoff_first_ms(inst->plugin->config));
-}
-
-/* ---- rewinds and failures named late (ABI 1.1) ------------------------------------------------
- *
- * From handle, commit or flush a plugin may ask for a rewind (its sink lost what it had not made
- * durable) or name delivered events as failed (which rewinds too). The dispatcher then stops
- * this stream without flushing anyone and without publishing anything new (the requester's
- * unflushed work is gone: acknowledging it would lose it), after the requester's backoff for a
- * bare rewind, and the pipeline streams again from the last published position. The named
- * failures live in the instance's wn_requests, beyond this stream: on redelivery each named
- * event meets the instance's policy instead of handle.
- */
-
-static void note_acknowledged(dispatcher *d, wn_lsn lsn)
-{
-    for (size_t i = 0; i < d->ninstances; i++)
-        wn_requests_acknowledged(&d->instances[i].plugin->requests, lsn);
-}
-
-/* The wait before retry number `retry` (1-based): the first wait doubled retry - 1 times, up to
- * the cap. */
-static int backoff_for_retry(const wn_plugin_config *config, unsigned retry)
-{
-    int cap = backoff_cap_ms(config);
-    int wait_ms = backoff_first_ms(config);
-
-    for (unsigned i = 1; i < retry && wait_ms < cap; i++)
-        wait_ms = wait_ms > cap / 2 ? cap : wait_ms * 2;
-    return wait_ms;
-}
-
-static flow rewind_now(dispatcher *d, int wait_ms)
-{
-    d->rewind_wait_ms = wait_ms;
-    d->result = WN_DISPATCH_REWIND;
-    return FLOW_DONE;
-}
-
-/* `then = "skip"` (or on_error = "skip") for a bare rewind: what the requester received since the
- * last acknowledgement goes to its dead-letter file when it comes again. */
-static flow skip_after_rewinds(dispatcher *d, instance *inst, unsigned rewinds)
-{
-    wn_requests *requests = &inst->plugin->requests;
-    const wn_plugin_config *config = inst->plugin->config;
-    walnotify_id first = {.position = d->published, .ordinal = 0};
-    char why[NAMED_REASON_MAX], a[WN_ID_TEXT_MAX], b[WN_ID_TEXT_MAX];
-
-    requests->rewinds = 0;
-    if (!requests->have_delivered || wn_id_compare(requests->delivered, first) < 0) {
-        /* Nothing of it to skip: wait as long as the policy ever waits, and try again. */
-        wn_log(WN_LOG_WARNING,
-               "plugin \"%s\" asked for a rewind from %s (%s) %u times without progress and "
-               "received nothing since the last acknowledgement: nothing to skip; streaming "
-               "again in %d ms",
-               config->name, requests->from, requests->reason, rewinds, backoff_cap_ms(config));
-        return rewind_now(d, backoff_cap_ms(config));
-    }
-    snprintf(why, sizeof why, "%u rewind%s without progress, the last from %s: %s", rewinds,
-             rewinds == 1 ? "" : "s", requests->from, requests->reason);
-    /* No callback named these events: the reason alone says what happened. */
-    if (!wn_requests_add_failure(requests, first, requests->delivered, WALNOTIFY_FAILURE_PERMANENT,
-                                 NULL, why))
-        return fail(d, WN_DISPATCH_PLUGIN_FATAL,
-                    "plugin \"%s\": cannot skip after its rewinds: %d ranges named as failed "
-                    "are already due",
-                    config->name, WN_FAILURES_MAX);
-    wn_log(WN_LOG_WARNING,
-           "plugin \"%s\" asked for a rewind from %s (%s) %u times without progress; skipping "
-           "what it received since the last acknowledgement (%s .. %s) to its dead-letter file "
-           "(on_error = \"%s\"%s)",
-           config->name, requests->from, requests->reason, rewinds, wn_id_format(first, a),
-           wn_id_format(requests->delivered, b), wn_config_on_error_text(config->on_error),
-           config->on_error == WN_ON_ERROR_RETRY ? ", then = \"skip\"" : "");
-    return rewind_now(d, 0);
-}
-
-/* A bare rewind counts as a retry of the requester: its backoff, retry_max, then `then`. The
- * count is of rewinds since the acknowledged position last moved. */
-static flow bare_rewind(dispatcher *d, instance *inst)
-{
-    wn_requests *requests = &inst->plugin->requests;
-    const wn_plugin_config *config = inst->plugin->config;
-    unsigned rewinds = ++requests->rewinds;
-
-    requests->rewound_at = d->published;
-    if (may_retry(config, rewinds - 1)) {
-        int wait_ms = backoff_for_retry(config, rewinds);
-        char lsn[WN_LSN_TEXT_MAX];
-
-        wn_log(WN_LOG_WARNING,
-               "plugin \"%s\" asked for a rewind from %s: %s; streaming again from %s in %d ms "
-               "(rewind %u without progress)",
-               config->name, requests->from, requests->reason, wn_lsn_format(d->published, lsn),
-               wait_ms, rewinds);
-        return rewind_now(d, wait_ms);
-    }
-    if (policy_end(config) == WN_ON_ERROR_SKIP)
-        return skip_after_rewinds(d, inst, rewinds);
-    return fail(d, WN_DISPATCH_PLUGIN_FATAL,
-                "plugin \"%s\" failed: it asked for a rewind from %s %u times without the "
-                "acknowledged position moving (last: %s); stopping (on_error = \"%s\"%s)",
-                config->name, requests->from, rewinds, requests->reason,
-                wn_config_on_error_text(config->on_error),
-                config->on_error == WN_ON_ERROR_RETRY ? ", then = \"stop\"" : "");
-}
-
-/* What a plugin asked for during the callback that just returned, whatever it returned. */
-static flow act_on_request(dispatcher *d, instance *inst)
-{
-    wn_requests *requests = &inst->plugin->requests;
-    const char *name = inst->plugin->config->name;
-    char lsn[WN_LSN_TEXT_MAX];
-
-    switch (wn_requests_take(requests)) {
-    case WN_REQUEST_NONE:
-        return FLOW_CONTINUE;
-    case WN_REQUEST_INVALID:
-        return fail(d, WN_DISPATCH_PLUGIN_FATAL, "plugin \"%s\": %s; stopping", name,
-                    requests->message);
-    case WN_REQUEST_FAIL:
-        wn_log(WN_LOG_WARNING,
-               "plugin \"%s\" named events as failed from %s; streaming again from %s, where "
-               "they meet its policy",
-               name, requests->from, wn_lsn_format(d->published, lsn));
-        return rewind_now(d, 0);
-    case WN_REQUEST_REWIND:
-        return bare_rewind(d, inst);
-    }
-    return FLOW_CONTINUE;
-}
-
-/* The error a dead-letter line and a message give for a failure named late. */
-static void describe_named(const wn_named *named, char *out, size_t size)
-{
-    const char *kind = named->kind == WALNOTIFY_FAILURE_PERMANENT ? "permanent" : "transient";
-
-    if (named->from == NULL)
-        snprintf(out, size, "%s", named->reason);
-    else if (named->count > 1)
-        snprintf(out, size, "%s named it failed (%s) after %u attempts: %s", named->from, kind,
-                 named->count, named->reason);
-    else
-        snprintf(out, size, "%s named it failed (%s): %s", named->from, kind, named->reason);
-}
-
-/*
- * An event the instance named as failed comes again: its policy decides instead of handle. A
- * transient failure is retried (handle called again after the backoff of the attempts so far)
- * while the policy allows; then, and for a permanent one, the policy's end: skip to the
- * dead-letter file (from this redelivered event) or stop.
- */
-static flow meet_named_failure(dispatcher *d, instance *inst, const walnotify_event *event,
-                               const wn_named *named)
-{
-    const wn_plugin_config *config = inst->plugin->config;
-    unsigned retries = named->count; /* every naming was a failed attempt */
-    char reason[NAMED_REASON_MAX], lsn[WN_LSN_TEXT_MAX];
-
-    if (named->kind == WALNOTIFY_FAILURE_TRANSIENT && may_retry(config, retries - 1)) {
-        int backoff_ms = backoff_for_retry(config, retries);
-
-        wn_log(WN_LOG_WARNING,
-               "plugin \"%s\": event %s seq %" PRIu32 " of %s was named failed by %s (%s; "
-               "attempt %u): handing it to handle again in %d ms",
-               config->name, wn_lsn_format(event->commit_lsn, lsn), event->seq,
-               event_subject(event), named->from ? named->from : "the host", named->reason, retries,
-               backoff_ms);
-        sleep_unless_stopped(d, backoff_ms);
-        if (wn_handoff_stop_requested(d->handoff))
-            return fail(d, WN_DISPATCH_STOPPED, "stopped while retrying plugin \"%s\"",
-                        config->name);
-        wn_requests_retrying(&inst->plugin->requests, event->id);
-        return handle_under_policy(d, inst, event, retries, backoff_for_retry(config, retries + 1));
-    }
-    describe_named(named, reason, sizeof reason);
-    /* The plugin's own words end the reason: a comma keeps them apart from the event's. */
-    return give_up(d, inst, event, reason, ",");
-}
-
-/* One event to one instance: to handle, or to its policy when the instance named it failed; not
- * at all when the policy skipped it already, before a rewind. */
-static flow deliver_to(dispatcher *d, instance *inst, const walnotify_event *event)
-{
-    wn_requests *requests = &inst->plugin->requests;
-    wn_named named;
-
-    wn_requests_delivering(requests, event->id);
-    if (requests->nsettled > 0 && wn_requests_settled(requests, event->id))
-        return FLOW_CONTINUE;
-    if (requests->nfailures > 0 && wn_requests_named(requests, event->id, &named))
-        return meet_named_failure(d, inst, event, &named);
-    return call_handle(d, inst, event);
-}
-
-/*
- * Whether a transaction that just ended at lsn finished what some instance's policy settled
- * (events named failed, or skipped): it is then acknowledged at once rather than at the status
- * interval, so that a rewind that follows (the next failure named) starts after it, and what the
- * instances keep of it is released.
- */
-static bool settled_before(const dispatcher *d, wn_lsn lsn)
-{
-    for (size_t i = 0; i < d->ninstances; i++) {
-        if (wn_requests_due_before(&d->instances[i].plugin->requests, lsn))
-            return true;
-    }
-    return false;
-}
-
-/* The requester's backoff runs while this stream's reader keeps the connection alive; a stop
- * request cuts it short. */
-static void wait_before_rewind(dispatcher *d)
-{
-    if (d->rewind_wait_ms > 0)
-        sleep_unless_stopped(d, d->rewind_wait_ms);
-}
-
-/* Skipped events must be durable before the transactions that held them are acknowledged. */
-static flow sync_dead_letters(dispatcher *d)
-{
-    char why[512];
-
-    for (size_t i = 0; i < d->ninstances; i++) {
-        instance *inst = &d->instances[i];
-
-        if (inst->deadletter != NULL && wn_deadletter_sync(inst->deadletter, why, sizeof why) != 0)
-            return fail(d, WN_DISPATCH_PLUGIN_FATAL, "plugin \"%s\": %s",
-                        inst->plugin->config->name, why);
-    }
-    return FLOW_CONTINUE;
 }
 
 /* ---- the configured tables: renamed, dropped, made again, out of the publication ---------- */
@@ -848,7 +240,7 @@ static void publish(dispatcher *d, wn_lsn lsn)
         return;
     d->published = lsn;
     wn_handoff_set_acknowledgeable(d->handoff, lsn);
-    note_acknowledged(d, lsn);
+    wn_policy_acknowledged(d, lsn);
 }
 
 /* Publishes target once the catalog says every configured table is still published as it was:
@@ -881,14 +273,14 @@ static flow flush_and_publish(dispatcher *d)
         if (!inst->dirty && !d->finishing && !(moving && wn_plugin_flush_always(inst->plugin)))
             continue;
         wn_plugin_set_flush_position(inst->plugin, target);
-        next = call_plugin(d, inst, CALL_FLUSH, NULL);
+        next = wn_policy_call(d, inst, CALL_FLUSH, NULL);
         wn_plugin_set_flush_position(inst->plugin, 0);
         if (next != FLOW_CONTINUE)
             return FLOW_DONE;
         inst->dirty = false;
     }
     d->unflushed = false;
-    if (sync_dead_letters(d) != FLOW_CONTINUE)
+    if (wn_policy_sync_dead_letters(d) != FLOW_CONTINUE)
         return FLOW_DONE;
     return publish_checked(d, target);
 }
@@ -1032,13 +424,13 @@ static flow deliver(dispatcher *d, const wn_relation *rel, const walnotify_event
         if (!plugin_wants(inst, rel, event->op))
             continue;
         if (!inst->began) {
-            if (call_plugin(d, inst, CALL_BEGIN, NULL) != FLOW_CONTINUE)
+            if (wn_policy_call(d, inst, CALL_BEGIN, NULL) != FLOW_CONTINUE)
                 return FLOW_DONE;
             inst->began = true;
         }
         inst->dirty = true;
         d->unflushed = true;
-        if (deliver_to(d, inst, event) != FLOW_CONTINUE)
+        if (wn_policy_deliver(d, inst, event) != FLOW_CONTINUE)
             return FLOW_DONE;
         delivered = true;
     }
@@ -1064,7 +456,7 @@ static flow commit_plugins(dispatcher *d)
 
         if (!inst->began)
             continue;
-        if (call_plugin(d, inst, CALL_COMMIT, NULL) != FLOW_CONTINUE)
+        if (wn_policy_call(d, inst, CALL_COMMIT, NULL) != FLOW_CONTINUE)
             return FLOW_DONE;
         inst->began = false;
         /* A plugin that batches writes them in commit, maybe after a flush that came
@@ -1319,7 +711,7 @@ static flow on_commit(dispatcher *d, const wn_message *msg)
         d->result = WN_DISPATCH_ENDPOS;
         return FLOW_DONE;
     }
-    if (settled_before(d, d->finished))
+    if (wn_policy_settled_before(d, d->finished))
         return flush_and_publish(d);
     return FLOW_CONTINUE;
 }
@@ -1497,7 +889,7 @@ static void finish(dispatcher *d)
     d->finishing = true;
     /* The next stream skips what this one wrote to the dead-letter files without writing it
      * again, and may acknowledge it: it must be durable first. */
-    if (result == WN_DISPATCH_REWIND && sync_dead_letters(d) != FLOW_CONTINUE)
+    if (result == WN_DISPATCH_REWIND && wn_policy_sync_dead_letters(d) != FLOW_CONTINUE)
         result = d->result;
     if (result != WN_DISPATCH_PLUGIN_FATAL && result != WN_DISPATCH_SERVER_STATE &&
         result != WN_DISPATCH_TABLES_UNKNOWN && result != WN_DISPATCH_REWIND &&
@@ -1516,28 +908,8 @@ static void finish(dispatcher *d)
     /* Every plugin call of this stream is over (said above); the rewind's backoff runs while
      * the reader still keeps the connection alive. */
     if (d->result == WN_DISPATCH_REWIND)
-        wait_before_rewind(d);
+        wn_policy_wait_before_rewind(d);
     wn_handoff_set_dispatcher_done(d->handoff);
-}
-
-/* Every dead-letter file is opened before anything is delivered, so a bad path fails at once. */
-static int open_dead_letters(dispatcher *d)
-{
-    char why[512];
-
-    for (size_t i = 0; i < d->ninstances; i++) {
-        instance *inst = &d->instances[i];
-        const char *path = inst->plugin->config->dead_letter;
-
-        if (path == NULL)
-            continue;
-        inst->deadletter = wn_deadletter_open(path, why, sizeof why);
-        if (inst->deadletter == NULL) {
-            fail(d, WN_DISPATCH_PLUGIN_FATAL, "plugin \"%s\": %s", inst->plugin->config->name, why);
-            return -1;
-        }
-    }
-    return 0;
 }
 
 /* The configured tables' identities, from the OIDs they had when streaming began. */
@@ -1577,7 +949,7 @@ static int setup(dispatcher *d, const wn_dispatcher_options *options, wn_handoff
         d->instances[i].ops = options->plugins[i].config->ops & wn_plugin_ops(&options->plugins[i]);
         wn_requests_new_stream(&options->plugins[i].requests);
     }
-    if (open_dead_letters(d) != 0)
+    if (wn_policy_open_dead_letters(d) != 0)
         return -1;
     d->finished = options->start_lsn;
     d->published = WN_LSN_INVALID;
