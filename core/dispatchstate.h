@@ -1,7 +1,8 @@
 /*
  * dispatchstate: what the dispatcher knows while it runs. dispatcher.c owns it (one per stream,
  * on its stack) and hands it explicitly to the modules that do parts of its job:
- *   policy.c   what a failing plugin call leads to (retries, skips, stops, rewinds)
+ *   policy.c      what a failing plugin call leads to (retries, skips, stops, rewinds)
+ *   tableident.c  which configured table a relation is; renamed, dropped, made-again tables
  * Only the dispatcher and those modules include this header.
  */
 #ifndef WN_DISPATCHSTATE_H
