@@ -124,10 +124,11 @@ UNIT_DEPS_log        := log
 UNIT_DEPS_state      := state files lsn log
 UNIT_DEPS_writers    := writers config conftext paths trust conninfo files lsn log
 # The dead-letter file's tests link what the dead-letter module needs, as the dispatcher's do.
-UNIT_DEPS_files       = files $(filter-out dispatcher policy tableident,$(UNIT_DEPS_dispatcher))
-UNIT_DEPS_dispatcher := dispatcher policy tableident requests deadletter files encoder jsonbuf \
-                        namecache handoff decoder relcache tablewatch loader config conftext \
-                        paths trust conninfo lsn log
+UNIT_DEPS_files       = files $(filter-out $(DISPATCHER_MODULES),$(UNIT_DEPS_dispatcher))
+DISPATCHER_MODULES   := dispatcher policy tableident events
+UNIT_DEPS_dispatcher := $(DISPATCHER_MODULES) requests deadletter files encoder jsonbuf namecache \
+                        handoff decoder relcache tablewatch loader config conftext paths trust \
+                        conninfo lsn log
 UNIT_DEPS_tablewatch := tablewatch conninfo log
 UNIT_DEPS_conftext   := conftext
 UNIT_DEPS_paths      := paths

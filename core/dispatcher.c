@@ -10,18 +10,19 @@
  *
  * What a failing plugin call leads to (retries, skips to the dead-letter files, rewinds, failures
  * named late) is policy.c's; which configured table a relation is, and whether the tables are
- * still published as they were, tableident.c's. The dispatcher's state, which it hands to those
- * modules, is in dispatchstate.h.
+ * still published as they were, tableident.c's; what a protocol message becomes for the
+ * plugins, events.c's. The dispatcher's state, which it hands to those modules, is in
+ * dispatchstate.h.
  */
 #include "dispatcher.h"
 
 #include <inttypes.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "dispatchstate.h"
+#include "events.h"
 #include "log.h"
 #include "policy.h"
 #include "tableident.h"
@@ -115,97 +116,6 @@ static void abort_transaction(dispatcher *d)
     d->xact.open = false;
 }
 
-/* ---- building events ------------------------------------------------------------------------ */
-
-static bool reserve_arena(dispatcher *d, size_t needed)
-{
-    char *grown;
-
-    if (needed <= d->arena_capacity)
-        return true;
-    grown = realloc(d->arena, needed);
-    if (grown == NULL)
-        return false;
-    d->arena = grown;
-    d->arena_capacity = needed;
-    return true;
-}
-
-static size_t tuple_text_bytes(const wn_tuple *tuple)
-{
-    size_t bytes = 0;
-
-    for (uint16_t i = 0; i < tuple->ncolumns; i++)
-        bytes += (size_t)tuple->columns[i].length + 1;
-    return bytes;
-}
-
-/* Fills out[] from a tuple under the relation's layout; values are copied to the arena at *used. */
-static flow fill_columns(dispatcher *d, const wn_relation *rel, const wn_tuple *tuple,
-                         walnotify_column *out, size_t *used, const char *what)
-{
-    if (tuple->ncolumns != rel->ncolumns)
-        return fail(d, WN_DISPATCH_PROTOCOL_ERROR,
-                    "%s for %s has %u columns, its Relation message announced %u", what,
-                    rel->qualified, tuple->ncolumns, rel->ncolumns);
-    for (uint16_t i = 0; i < tuple->ncolumns; i++) {
-        const wn_datum *datum = &tuple->columns[i];
-        walnotify_column *column = &out[i];
-
-        column->name = rel->columns[i].name;
-        column->type_oid = rel->columns[i].type_oid;
-        column->typmod = rel->columns[i].typmod;
-        column->is_key = rel->columns[i].is_key;
-        column->value = NULL;
-        column->length = 0;
-        switch (datum->kind) {
-        case 'n':
-            column->kind = WALNOTIFY_VALUE_NULL;
-            break;
-        case 'u':
-            column->kind = WALNOTIFY_VALUE_UNCHANGED;
-            break;
-        case 't':
-            column->kind = WALNOTIFY_VALUE_TEXT;
-            memcpy(d->arena + *used, datum->data, datum->length);
-            d->arena[*used + datum->length] = '\0';
-            column->value = d->arena + *used;
-            column->length = datum->length;
-            *used += (size_t)datum->length + 1;
-            break;
-        default:
-            return fail(d, WN_DISPATCH_PROTOCOL_ERROR,
-                        "%s for %s: column \"%s\" arrived in binary, which walnotify never asks "
-                        "for",
-                        what, rel->qualified, column->name);
-        }
-    }
-    return FLOW_CONTINUE;
-}
-
-/* An event carries the configured name of its table, also when the change was made while the
- * table had another name. */
-static void init_event(const dispatcher *d, const wn_relation *rel, walnotify_op op,
-                       walnotify_event *event)
-{
-    const wn_table_ref *table =
-        rel->table_index >= 0 ? &d->options->config->source.tables[rel->table_index] : NULL;
-
-    memset(event, 0, sizeof *event);
-    event->size = sizeof *event;
-    event->table = table ? table->qualified : rel->qualified;
-    event->schema = table ? table->schema : rel->schema;
-    event->name = table ? table->name : rel->name;
-    event->op = op;
-    event->commit_lsn = d->xact.txn.commit_lsn;
-    event->xid = d->xact.txn.xid;
-    event->commit_time = d->xact.txn.commit_time;
-    event->seq = d->xact.seq;
-    /* (commit_lsn, seq) spread apart, so that the messages between two changes fit between. */
-    event->id.position = d->xact.txn.commit_lsn;
-    event->id.ordinal = ((uint64_t)d->xact.seq + 1) << 32;
-}
-
 /* ---- delivering ----------------------------------------------------------------------------- */
 
 static bool plugin_wants(const instance *inst, const wn_relation *rel, walnotify_op op)
@@ -279,25 +189,9 @@ static void count_change(dispatcher *d)
     d->xact.messages_since_change = 0;
 }
 
-/*
- * The decoder leaves a message's content in the payload, where no NUL follows it: the event's
- * content is copied to the arena, NUL-terminated, as the header promises.
- */
-static flow terminate_content(dispatcher *d, walnotify_event *event)
-{
-    if (!reserve_arena(d, event->message_length + 1))
-        return fail(d, WN_DISPATCH_INTERNAL, "out of memory building a message event (%zu bytes)",
-                    event->message_length);
-    if (event->message_length > 0)
-        memcpy(d->arena, event->message_content, event->message_length);
-    d->arena[event->message_length] = '\0';
-    event->message_content = d->arena;
-    return FLOW_CONTINUE;
-}
-
 static flow deliver_message(dispatcher *d, walnotify_event *event)
 {
-    if (terminate_content(d, event) != FLOW_CONTINUE)
+    if (wn_events_terminate_content(d, event) != FLOW_CONTINUE)
         return FLOW_DONE;
     return deliver(d, NULL, event);
 }
@@ -330,79 +224,24 @@ static flow require_transaction(dispatcher *d, char kind)
                 wn_message_kind_name(kind));
 }
 
-static flow lookup_relation(dispatcher *d, char kind, uint32_t relid, wn_relation **rel)
-{
-    *rel = wn_relcache_get(d->relcache, relid);
-    if (*rel != NULL)
-        return FLOW_CONTINUE;
-    return fail(d, WN_DISPATCH_PROTOCOL_ERROR,
-                "%s message for relation id %" PRIu32 ", which no Relation message described",
-                wn_message_kind_name(kind), relid);
-}
-
 /* Insert, Update and Delete: one event each. */
 static flow on_row_change(dispatcher *d, const wn_message *msg)
 {
-    const wn_tuple *new_tuple = NULL;
-    const wn_tuple *old_tuple = NULL;
-    char old_kind = 0;
-    uint32_t relid;
-    walnotify_op op;
-    wn_relation *rel;
+    wn_row_change change;
     walnotify_event event;
-    size_t used = 0;
 
     if (require_transaction(d, msg->kind) != FLOW_CONTINUE)
         return FLOW_DONE;
-    switch (msg->kind) {
-    case 'I':
-        op = WALNOTIFY_OP_INSERT;
-        relid = msg->u.insert.relid;
-        new_tuple = &msg->u.insert.new_tuple;
-        break;
-    case 'U':
-        op = WALNOTIFY_OP_UPDATE;
-        relid = msg->u.update.relid;
-        new_tuple = &msg->u.update.new_tuple;
-        old_kind = msg->u.update.old_kind;
-        old_tuple = old_kind ? &msg->u.update.old_tuple : NULL;
-        break;
-    default:
-        op = WALNOTIFY_OP_DELETE;
-        relid = msg->u.delete_.relid;
-        old_kind = msg->u.delete_.old_kind;
-        old_tuple = &msg->u.delete_.old_tuple;
-        break;
-    }
-    if (lookup_relation(d, msg->kind, relid, &rel) != FLOW_CONTINUE)
+    if (wn_events_read_row_change(d, msg, &change) != FLOW_CONTINUE)
         return FLOW_DONE;
-    if (!anyone_wants(d, rel, op)) {
+    if (!anyone_wants(d, change.rel, change.op)) {
         count_change(d);
         return FLOW_CONTINUE;
     }
-
-    init_event(d, rel, op, &event);
-    if (!reserve_arena(d, (new_tuple ? tuple_text_bytes(new_tuple) : 0) +
-                              (old_tuple ? tuple_text_bytes(old_tuple) : 0)))
-        return fail(d, WN_DISPATCH_INTERNAL, "out of memory building an event of %s",
-                    rel->qualified);
-    if (new_tuple != NULL) {
-        if (fill_columns(d, rel, new_tuple, d->columns, &used, wn_message_kind_name(msg->kind)) !=
-            FLOW_CONTINUE)
-            return FLOW_DONE;
-        event.columns = d->columns;
-        event.ncolumns = new_tuple->ncolumns;
-    }
-    if (old_tuple != NULL) {
-        if (fill_columns(d, rel, old_tuple, d->old_columns, &used,
-                         wn_message_kind_name(msg->kind)) != FLOW_CONTINUE)
-            return FLOW_DONE;
-        event.old_kind = old_kind == 'K' ? WALNOTIFY_OLD_KEY : WALNOTIFY_OLD_ROW;
-        event.old_columns = d->old_columns;
-        event.nold_columns = old_tuple->ncolumns;
-    }
+    if (wn_events_build_row_change(d, &change, &event) != FLOW_CONTINUE)
+        return FLOW_DONE;
     count_change(d);
-    return deliver(d, rel, &event);
+    return deliver(d, change.rel, &event);
 }
 
 /* Truncate: one event per table, each counting in seq. */
@@ -414,11 +253,8 @@ static flow on_truncate(dispatcher *d, const wn_message *msg)
         wn_relation *rel;
         walnotify_event event;
 
-        if (lookup_relation(d, msg->kind, wn_truncate_relid(msg, i), &rel) != FLOW_CONTINUE)
+        if (wn_events_build_truncate(d, msg, i, &rel, &event) != FLOW_CONTINUE)
             return FLOW_DONE;
-        init_event(d, rel, WALNOTIFY_OP_TRUNCATE, &event);
-        event.truncate_options = msg->u.truncate.options &
-                                 (WALNOTIFY_TRUNCATE_CASCADE | WALNOTIFY_TRUNCATE_RESTART_IDENTITY);
         count_change(d);
         if (deliver(d, rel, &event) != FLOW_CONTINUE)
             return FLOW_DONE;
@@ -446,24 +282,9 @@ static flow on_message(dispatcher *d, const wn_message *msg)
         d->xact.messages_since_change++;
     if (!anyone_wants(d, NULL, WALNOTIFY_OP_MESSAGE))
         return FLOW_CONTINUE;
-    memset(&event, 0, sizeof event);
-    event.size = sizeof event;
-    event.op = WALNOTIFY_OP_MESSAGE;
-    event.transactional = transactional;
-    event.message_prefix = msg->u.message.prefix;
-    event.message_content = msg->u.message.content;
-    event.message_length = msg->u.message.content_length;
-    if (transactional) {
-        event.commit_lsn = d->xact.txn.commit_lsn;
-        event.xid = d->xact.txn.xid;
-        event.commit_time = d->xact.txn.commit_time;
-        event.seq = d->xact.seq;
-        event.id.position = d->xact.txn.commit_lsn;
-        event.id.ordinal = (uint64_t)d->xact.seq << 32 | d->xact.messages_since_change;
+    wn_events_init_message(d, msg, transactional, &event);
+    if (transactional)
         return deliver_message(d, &event);
-    }
-    event.commit_lsn = msg->u.message.lsn;
-    event.id.position = msg->u.message.lsn;
     return deliver_alone(d, &event);
 }
 
@@ -725,9 +546,7 @@ static int setup(dispatcher *d, const wn_dispatcher_options *options, wn_handoff
     d->decoder = malloc(sizeof *d->decoder);
     d->relcache = wn_relcache_create();
     d->instances = calloc(options->nplugins ? options->nplugins : 1, sizeof *d->instances);
-    d->columns = calloc(WN_MAX_COLUMNS, sizeof *d->columns);
-    d->old_columns = calloc(WN_MAX_COLUMNS, sizeof *d->old_columns);
-    if (!d->decoder || !d->relcache || !d->instances || !d->columns || !d->old_columns ||
+    if (!d->decoder || !d->relcache || !d->instances || wn_events_setup(d) != 0 ||
         wn_tableident_setup(d, options) != 0) {
         fail(d, WN_DISPATCH_INTERNAL, "out of memory starting the dispatcher");
         return -1;
@@ -754,9 +573,7 @@ static void teardown(dispatcher *d)
     free(d->decoder);
     wn_relcache_destroy(d->relcache);
     free(d->instances);
-    free(d->columns);
-    free(d->old_columns);
-    free(d->arena);
+    wn_events_free(d);
     wn_tableident_free(d);
 }
 

@@ -3,6 +3,7 @@
  * on its stack) and hands it explicitly to the modules that do parts of its job:
  *   policy.c      what a failing plugin call leads to (retries, skips, stops, rewinds)
  *   tableident.c  which configured table a relation is; renamed, dropped, made-again tables
+ *   events.c      protocol messages become events (relation cache, columns, identities, arena)
  * Only the dispatcher and those modules include this header.
  */
 #ifndef WN_DISPATCHSTATE_H
