@@ -382,8 +382,8 @@ END_TEST
 #define PLG "plugins = ( { name = \"p\"; path = \"p.so\"; } );\n"
 #define LONG64 "a234567890123456789012345678901234567890123456789012345678901234"
 #define PLUGIN_KEYS                                                                                \
-    "name, path, tables, ops, message_prefixes, settings, on_error, retry_max, retry_initial_ms, retry_max_ms, "     \
-    "then, dead_letter"
+    "name, path, tables, ops, message_prefixes, settings, on_error, retry_max, retry_initial_ms, " \
+    "retry_max_ms, then, dead_letter"
 /* A source block whose last member is on line 2, and a plugin block opening on line 2. */
 #define SRC2(members)                                                                              \
     "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ];\n" members " };\n" PLG
@@ -609,8 +609,7 @@ static const bad_case bad_cases[] = {
      "plugin \"p\": message_prefixes applies only when ops lists \"message\""},
     {"message_prefixes with default ops", PLUG(" message_prefixes = [ \"a\" ];"), 3,
      "plugin \"p\": message_prefixes applies only when ops lists \"message\""},
-    {"message_prefixes wrong type",
-     PLUG(" ops = [ \"message\" ];\n message_prefixes = \"a\";"), 4,
+    {"message_prefixes wrong type", PLUG(" ops = [ \"message\" ];\n message_prefixes = \"a\";"), 4,
      "plugin \"p\": message_prefixes must be a list of strings"},
     {"message prefix not a string",
      PLUG(" ops = [ \"message\" ];\n message_prefixes = ( \"a\",\n 1 );"), 5,

@@ -146,12 +146,14 @@ static const char *fake_encode(const walnotify_host *host, const walnotify_event
         fh->json = malloc(cap);
     ck_assert_ptr_nonnull(fh->json);
     if (event->op == WALNOTIFY_OP_SNAPSHOT) {
-        n = snprintf(fh->json, cap, "{\"snapshot\":\"%X/%X\",\"ordinal\":%" PRIu64 ",\"op\":\"snapshot\"}",
+        n = snprintf(fh->json, cap,
+                     "{\"snapshot\":\"%X/%X\",\"ordinal\":%" PRIu64 ",\"op\":\"snapshot\"}",
                      (unsigned)(event->commit_lsn >> 32), (unsigned)event->commit_lsn,
                      event->id.ordinal);
     } else if (event->op == WALNOTIFY_OP_MESSAGE) {
         n = snprintf(fh->json, cap,
-                     "{\"lsn\":\"%X/%X\",\"ordinal\":%" PRIu64 ",\"op\":\"message\",\"prefix\":\"%s\"}",
+                     "{\"lsn\":\"%X/%X\",\"ordinal\":%" PRIu64
+                     ",\"op\":\"message\",\"prefix\":\"%s\"}",
                      (unsigned)(event->commit_lsn >> 32), (unsigned)event->commit_lsn,
                      event->id.ordinal, event->message_prefix);
     } else if (event->seq == fh->big_seq) {
