@@ -371,6 +371,7 @@ static int parse_source_tables(block *b, const config_setting_t *s, const char *
 static int parse_plugin_name(block *b, const config_setting_t *s, const char *label);
 static int parse_plugin_tables(block *b, const config_setting_t *s, const char *label);
 static int parse_plugin_settings(block *b, const config_setting_t *s, const char *label);
+static int parse_message_prefixes(block *b, const config_setting_t *s, const char *label);
 static int parse_source(block *b, const config_setting_t *s, const char *label);
 static int parse_plugins(block *b, const config_setting_t *s, const char *label);
 
@@ -467,6 +468,8 @@ static const key plugin_keys[] = {
     CUSTOM_KEY("tables", parse_plugin_tables, "what it receives of source.tables (default all)"),
     {"ops", KEY_FLAGS, offsetof(wn_plugin_config, ops), "the operations it receives",
      .fallback = WALNOTIFY_OP_INSERT, .choices = op_names, .noun = "operation"},
+    CUSTOM_KEY("message_prefixes", parse_message_prefixes,
+               "the prefixes of the messages it receives (default all)"),
     CUSTOM_KEY("settings", parse_plugin_settings, "its own, checked against its declarations"),
     CHOICE_KEY(wn_plugin_config, on_error, WN_ON_ERROR_RETRY, on_error_choices,
                "what a failed handle leads to"),
@@ -922,6 +925,45 @@ static int parse_plugin_tables(block *b, const config_setting_t *s, const char *
     return n < 0 ? -1 : 0;
 }
 
+/* Read after ops: a filter on messages means something only to a block that receives them. */
+static int parse_message_prefixes(block *b, const config_setting_t *s, const char *label)
+{
+    wn_plugin_config *out = b->base;
+    int n;
+    quoted q;
+
+    if (s == NULL)
+        return 0;
+    if (!(out->ops & WALNOTIFY_OP_MESSAGE))
+        return fail_at(b->ctx, s, "%s applies only when ops lists \"message\"", label);
+    if (!is_string_list(s))
+        return fail_at(b->ctx, first_non_string(s), "%s must be a list of strings", label);
+    n = config_setting_length(s);
+    if (n == 0)
+        return fail_at(b->ctx, s,
+                       "%s must name at least one prefix (leave \"message\" out of ops to "
+                       "receive none)",
+                       label);
+    out->message_prefixes = calloc((size_t)n, sizeof *out->message_prefixes);
+    if (out->message_prefixes == NULL)
+        return fail_nomem(b->ctx);
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *item = config_setting_get_elem(s, (unsigned)i);
+        const char *prefix = config_setting_get_string(item);
+
+        if (prefix[0] == '\0')
+            return fail_at(b->ctx, item, "%s: a prefix must not be empty", label);
+        if (wn_config_wants_message(out, prefix))
+            return fail_at(b->ctx, item, "%s: prefix \"%s\" is listed twice", label,
+                           quote(&q, prefix));
+        out->message_prefixes[i] = strdup(prefix);
+        if (out->message_prefixes[i] == NULL)
+            return fail_nomem(b->ctx);
+        out->nmessage_prefixes = (size_t)i + 1;
+    }
+    return 0;
+}
+
 static wn_setting_kind setting_kind(const config_setting_t *s)
 {
     switch (config_setting_type(s)) {
@@ -1208,6 +1250,9 @@ static void plugin_config_free(wn_plugin_config *plugin)
     free(plugin->name);
     free(plugin->file);
     free(plugin->watches);
+    for (size_t i = 0; i < plugin->nmessage_prefixes; i++)
+        free(plugin->message_prefixes[i]);
+    free(plugin->message_prefixes);
     for (size_t i = 0; i < plugin->nsettings; i++)
         setting_value_free(&plugin->settings[i]);
     free(plugin->settings);
@@ -1255,6 +1300,17 @@ int wn_config_find_table(const wn_config *config, const char *schema, const char
     if (config == NULL || schema == NULL || name == NULL)
         return -1;
     return table_index(config->source.tables, config->source.ntables, schema, name);
+}
+
+bool wn_config_wants_message(const wn_plugin_config *plugin, const char *prefix)
+{
+    if (plugin->message_prefixes == NULL)
+        return true;
+    for (size_t i = 0; i < plugin->nmessage_prefixes; i++) {
+        if (prefix != NULL && strcmp(plugin->message_prefixes[i], prefix) == 0)
+            return true;
+    }
+    return false;
 }
 
 bool wn_config_valid_slot_name(const char *name)

@@ -64,6 +64,9 @@ typedef struct wn_plugin_config {
                                    file */
     unsigned ops;               /* `ops`: WALNOTIFY_OP_* bits */
     int ops_line;               /* where `ops` is written; 0 when absent */
+    char **message_prefixes;    /* `message_prefixes`: the prefixes of the messages it receives;
+                                   NULL when absent (every message) */
+    size_t nmessage_prefixes;   /* entries of message_prefixes */
     bool *watches;              /* [source.ntables]: this plugin wants that table */
     wn_setting_value *settings; /* as written, validated later against the plugin's declarations */
     size_t nsettings;
@@ -129,6 +132,13 @@ bool wn_config_valid_slot_name(const char *name);
 
 /* "retry", "skip" or "stop": the name `on_error` and `then` give policy; "?" for no policy. */
 const char *wn_config_on_error_text(wn_on_error policy);
+
+/*
+ * Whether the block receives a logical decoding message with this prefix: true when its
+ * `message_prefixes` is absent, or lists the prefix exactly (bytes compared, case included).
+ * Says nothing about `ops`: the caller checks WALNOTIFY_OP_MESSAGE itself.
+ */
+bool wn_config_wants_message(const wn_plugin_config *plugin, const char *prefix);
 
 /* "insert, update" for a set of WALNOTIFY_OP_* bits, in the order `ops` lists them; "" for none.
  * Cut at a whole name when out is too small. */

@@ -3,7 +3,10 @@
  * every event's canonical JSON as one line on its standard input, marks each transaction's end
  * with its commit LSN, and reads back one line per transaction the child has made durable. A
  * transaction is acknowledged to PostgreSQL only after the child acknowledged it: flush waits for
- * every acknowledgement, bounded by ack_timeout_ms.
+ * every acknowledgement, bounded by ack_timeout_ms. Logical decoding messages are events of
+ * their transaction (one sent on its own comes in a transaction of its own); a batch of snapshot
+ * rows is framed like a transaction, and since every batch of a snapshot has the same LSN, the
+ * child names snapshot events, and acknowledges a batch, by their ordinals.
  *
  * Nothing of a transaction is kept here beyond a bounded output buffer: when the child fails
  * (exits, hangs, writes what is not the protocol, or reports a failure), the host is asked to
@@ -33,13 +36,17 @@
 #define EXIT_GRACE_MS 200   /* a child whose pipes closed: time to learn its exit status */
 #define REASON_MAX 512
 
-/* A transaction written to the child: enough to check an acknowledgement and to name its events
- * in a failure, never its events. */
+/* A transaction (or a batch of snapshot rows) written to the child: enough to check an
+ * acknowledgement and to name its events in a failure, never its events. */
 typedef struct txn_record {
-    uint64_t lsn; /* commit LSN */
+    uint64_t lsn; /* commit LSN; a snapshot batch's: the snapshot's consistent point */
     uint32_t xid;
-    uint32_t first_seq; /* seq of its first and last event written */
+    unsigned kind;      /* WALNOTIFY_TXN_* */
+    bool has_change;    /* it holds a change: first_seq and last_seq mean something */
+    uint32_t first_seq; /* seq of its first and last change written */
     uint32_t last_seq;
+    walnotify_id first; /* identities of its first and last event written */
+    walnotify_id last;
     uint64_t events; /* events written */
 } txn_record;
 
@@ -79,8 +86,8 @@ typedef struct exec_state {
     txn_record inflight[INFLIGHT_MAX]; /* a ring, oldest at head */
     size_t head;
     size_t count;
-    uint64_t min_sent; /* the oldest and newest commit LSNs ended on this child's input: an */
-    uint64_t max_sent; /* acknowledgement between them of one not in flight is harmless */
+    walnotify_id min_sent; /* the oldest and newest ends (record_end) on this child's input: */
+    walnotify_id max_sent; /* an acknowledgement between them of one not in flight is harmless */
 
     char *out; /* OUT_CAP bytes: out[written..used) is still to write */
     size_t used;
@@ -129,6 +136,42 @@ static bool lsn_parse(const char *text, uint64_t *lsn)
         return false;
     *lsn = high << 32 | low;
     return true;
+}
+
+/* ---- identities ------------------------------------------------------------------------------ */
+
+static int id_cmp(walnotify_id a, walnotify_id b)
+{
+    if (a.position != b.position)
+        return a.position < b.position ? -1 : 1;
+    return a.ordinal < b.ordinal ? -1 : a.ordinal > b.ordinal ? 1 : 0;
+}
+
+/* What acknowledges a record: "ack LSN" names a transaction past its last event, "ack snapshot
+ * LSN ORDINAL" a snapshot batch by its last event. The ring is in this order. */
+static walnotify_id record_end(const txn_record *r)
+{
+    if (r->kind == WALNOTIFY_TXN_SNAPSHOT)
+        return r->last;
+    return (walnotify_id){.position = r->lsn, .ordinal = UINT64_MAX};
+}
+
+static bool record_holds(const txn_record *r, walnotify_id id)
+{
+    return r->events > 0 && id_cmp(r->first, id) <= 0 && id_cmp(id, r->last) <= 0;
+}
+
+/* How messages name a record: "transaction 0/1A2B3C8", "snapshot 0/3000060 up to ordinal 7". */
+static const char *record_name(const txn_record *r, char *text, size_t size)
+{
+    char lsn[LSN_TEXT_MAX];
+
+    if (r->kind == WALNOTIFY_TXN_SNAPSHOT)
+        snprintf(text, size, "snapshot %s up to ordinal %" PRIu64, lsn_format(r->lsn, lsn),
+                 r->last.ordinal);
+    else
+        snprintf(text, size, "transaction %s", lsn_format(r->lsn, lsn));
+    return text;
 }
 
 /* ---- time ------------------------------------------------------------------------------------ */
@@ -196,37 +239,100 @@ static const txn_record *inflight_at(const exec_state *st, size_t i)
     return &st->inflight[(st->head + i) % INFLIGHT_MAX];
 }
 
-/* "ack LSN": that transaction and every one before it are durable on the child's side. */
-static void reply_ack(exec_state *st, const char *line, size_t len, const char *arg)
+/* Splits off the next space-separated word of *rest (NUL-terminating it); NULL when none. */
+static char *next_word(char **rest)
 {
-    uint64_t lsn;
+    char *word = *rest, *space;
+
+    if (word == NULL || *word == '\0')
+        return NULL;
+    space = strchr(word, ' ');
+    if (space == NULL) {
+        *rest = NULL;
+    } else {
+        *space = '\0';
+        *rest = space + 1;
+    }
+    return word;
+}
+
+static bool parse_u64(const char *text, uint64_t *value)
+{
+    char *end;
+
+    if (text == NULL || text[0] < '0' || text[0] > '9')
+        return false;
+    errno = 0;
+    *value = strtoull(text, &end, 10);
+    return errno == 0 && *end == '\0';
+}
+
+/*
+ * "ack LSN": that transaction and every one before it are durable on the child's side.
+ * "ack snapshot LSN ORDINAL": the same for the snapshot batch whose last event is ORDINAL.
+ */
+static void reply_ack(exec_state *st, const char *line, size_t len, char *rest)
+{
+    char *first = next_word(&rest), *lsn_text = first, *ordinal_text = NULL;
+    walnotify_id end;
+    uint64_t lsn, ordinal = 0;
     size_t upto = 0;
 
-    if (!lsn_parse(arg, &lsn))
-        return not_protocol(st, line, len, "ack takes a commit LSN like 0/1A2B3C8");
-    /* The ring grows in commit order (write_begin sees to it). */
-    while (upto < st->count && inflight_at(st, upto)->lsn < lsn)
+    if (first != NULL && strcmp(first, "snapshot") == 0) {
+        lsn_text = next_word(&rest);
+        ordinal_text = next_word(&rest);
+        if (rest != NULL || !lsn_parse(lsn_text, &lsn) || lsn == 0 ||
+            !parse_u64(ordinal_text, &ordinal))
+            return not_protocol(st, line, len,
+                                "ack snapshot takes the snapshot's LSN and the ordinal of a "
+                                "batch's last event");
+        end = (walnotify_id){.position = lsn - 1, .ordinal = ordinal};
+    } else {
+        if (rest != NULL || !lsn_parse(lsn_text, &lsn))
+            return not_protocol(st, line, len, "ack takes a commit LSN like 0/1A2B3C8");
+        end = (walnotify_id){.position = lsn, .ordinal = UINT64_MAX};
+    }
+    /* The ring grows in delivery order (write_begin sees to it). */
+    while (upto < st->count && id_cmp(record_end(inflight_at(st, upto)), end) < 0)
         upto++;
-    if (upto < st->count && inflight_at(st, upto)->lsn == lsn) {
+    if (upto < st->count && id_cmp(record_end(inflight_at(st, upto)), end) == 0) {
         st->head = (st->head + upto + 1) % INFLIGHT_MAX;
         st->count -= upto + 1;
         return;
     }
-    if (lsn < st->min_sent || lsn > st->max_sent)
+    if (id_cmp(end, st->min_sent) < 0 || id_cmp(end, st->max_sent) > 0)
         not_protocol(st, line, len,
                      "it acknowledges a transaction walnotify has not ended on the child's "
                      "input");
     /* else: acknowledged already, harmless */
 }
 
-/* The transaction a failure names: one in flight, or the open one if it has events written. */
+/* The transaction a failure names by its commit LSN: one in flight, or the open one if it has
+ * events written. */
 static const txn_record *named_txn(const exec_state *st, uint64_t lsn)
 {
     for (size_t i = 0; i < st->count; i++) {
-        if (inflight_at(st, i)->lsn == lsn)
-            return inflight_at(st, i);
+        const txn_record *r = inflight_at(st, i);
+
+        if (r->kind == WALNOTIFY_TXN_CHANGES && r->lsn == lsn)
+            return r;
     }
-    if (st->in_txn && st->open.events > 0 && st->open.lsn == lsn)
+    if (st->in_txn && st->open.events > 0 && st->open.kind == WALNOTIFY_TXN_CHANGES &&
+        st->open.lsn == lsn)
+        return &st->open;
+    return NULL;
+}
+
+/* The record of `kind` that holds the identity: one in flight, or the open one. */
+static const txn_record *record_holding(const exec_state *st, unsigned kind, walnotify_id id)
+{
+    for (size_t i = 0; i < st->count; i++) {
+        const txn_record *r = inflight_at(st, i);
+
+        if (r->kind == kind && record_holds(r, id))
+            return r;
+    }
+    if (st->in_txn && st->open.kind == kind && record_holds(&st->open, id))
         return &st->open;
     return NULL;
 }
@@ -251,53 +357,86 @@ static walnotify_id change_id(uint64_t lsn, uint32_t seq)
     return (walnotify_id){.position = lsn, .ordinal = ((uint64_t)seq + 1) << 32};
 }
 
-/* Splits off the next space-separated word of *rest (NUL-terminating it); NULL when none. */
-static char *next_word(char **rest)
+/* FIRST or FIRST-LAST, ordinals. */
+static bool parse_ordinals(char *text, uint64_t *first, uint64_t *last)
 {
-    char *word = *rest, *space;
+    char *dash = text != NULL ? strchr(text, '-') : NULL;
 
-    if (word == NULL || *word == '\0')
-        return NULL;
-    space = strchr(word, ' ');
-    if (space == NULL) {
-        *rest = NULL;
-    } else {
-        *space = '\0';
-        *rest = space + 1;
-    }
-    return word;
+    if (dash != NULL)
+        *dash = '\0';
+    if (!parse_u64(text, first))
+        return false;
+    *last = *first;
+    return dash == NULL || (parse_u64(dash + 1, last) && *last >= *first);
 }
 
-/* "fail transient|permanent LSN SEQ|* [REASON]": events the child names as failed. */
-static void reply_fail(exec_state *st, const char *line, size_t len, char *rest)
+/*
+ * "fail KIND snapshot LSN ORDINAL[-ORDINAL] [REASON]", "fail KIND message LSN ORDINAL[-ORDINAL]
+ * [REASON]": events named by what their lines show ("snapshot" or "lsn", and "ordinal"), every
+ * one of them in one transaction or batch the child received and did not acknowledge.
+ */
+static void fail_by_ordinal(exec_state *st, const char *line, size_t len, const char *what,
+                            char **rest)
 {
-    char *kind = next_word(&rest), *lsn_text = next_word(&rest), *seq_text = next_word(&rest);
-    const txn_record *txn;
-    uint64_t lsn;
-    uint32_t first, last;
+    bool snapshot = strcmp(what, "snapshot") == 0;
+    char *lsn_text = next_word(rest), *ordinal_text = next_word(rest);
+    const txn_record *r;
+    uint64_t lsn, first, last;
     pending *p = &st->pending;
 
-    if (kind == NULL || seq_text == NULL || !lsn_parse(lsn_text, &lsn))
+    if (!lsn_parse(lsn_text, &lsn) || (snapshot && lsn == 0) ||
+        !parse_ordinals(ordinal_text, &first, &last))
         return not_protocol(st, line, len,
-                            "fail takes transient or permanent, a commit LSN, "
-                            "a seq or *, and a reason");
-    if (strcmp(kind, "transient") != 0 && strcmp(kind, "permanent") != 0)
-        return not_protocol(st, line, len, "a failure is transient or permanent");
-    txn = named_txn(st, lsn);
-    if (txn == NULL)
+                            "fail ... snapshot|message takes an LSN, an ordinal or two "
+                            "joined by -, and a reason");
+    p->first = (walnotify_id){.position = snapshot ? lsn - 1 : lsn, .ordinal = first};
+    p->last = (walnotify_id){.position = p->first.position, .ordinal = last};
+    r = record_holding(st, snapshot ? WALNOTIFY_TXN_SNAPSHOT : WALNOTIFY_TXN_CHANGES, p->first);
+    if (r == NULL || !record_holds(r, p->last))
         return not_protocol(st, line, len,
-                            "it names a transaction the child has not received or has "
-                            "acknowledged");
-    first = txn->first_seq;
-    last = txn->last_seq;
-    if (strcmp(seq_text, "*") != 0) {
-        if (!parse_seq(seq_text, &first) || first < txn->first_seq || first > txn->last_seq)
-            return not_protocol(st, line, len, "it names a seq the child has not received");
-        last = first;
-    }
+                            "it names ordinals the child has not received in one transaction "
+                            "or batch, or has acknowledged");
     p->kind = PENDING_NAMED;
-    p->first = change_id(lsn, first);
-    p->last = change_id(lsn, last);
+}
+
+/* "fail transient|permanent LSN SEQ|* [REASON]": events the child names as failed; or one of
+ * the forms of fail_by_ordinal. */
+static void reply_fail(exec_state *st, const char *line, size_t len, char *rest)
+{
+    char *kind = next_word(&rest), *lsn_text = next_word(&rest), *seq_text;
+    const txn_record *txn;
+    uint64_t lsn;
+    uint32_t seq;
+    pending *p = &st->pending;
+
+    if (kind == NULL || (strcmp(kind, "transient") != 0 && strcmp(kind, "permanent") != 0))
+        return not_protocol(st, line, len, "a failure is transient or permanent");
+    if (lsn_text != NULL && (strcmp(lsn_text, "snapshot") == 0 || strcmp(lsn_text, "message") == 0))
+        fail_by_ordinal(st, line, len, lsn_text, &rest);
+    else {
+        seq_text = next_word(&rest);
+        if (seq_text == NULL || !lsn_parse(lsn_text, &lsn))
+            return not_protocol(st, line, len,
+                                "fail takes transient or permanent, a commit LSN, "
+                                "a seq or *, and a reason");
+        txn = named_txn(st, lsn);
+        if (txn == NULL)
+            return not_protocol(st, line, len,
+                                "it names a transaction the child has not received or has "
+                                "acknowledged");
+        if (strcmp(seq_text, "*") == 0) {
+            p->first = txn->first;
+            p->last = txn->last;
+        } else {
+            if (!parse_seq(seq_text, &seq) || !txn->has_change || seq < txn->first_seq ||
+                seq > txn->last_seq)
+                return not_protocol(st, line, len, "it names a seq the child has not received");
+            p->first = p->last = change_id(lsn, seq);
+        }
+        p->kind = PENDING_NAMED;
+    }
+    if (p->kind != PENDING_NAMED)
+        return;
     p->failure = kind[0] == 't' ? WALNOTIFY_FAILURE_TRANSIENT : WALNOTIFY_FAILURE_PERMANENT;
     printable(p->reason, sizeof p->reason, rest ? rest : "", rest ? strlen(rest) : 0);
 }
@@ -316,7 +455,7 @@ static void reply_line(exec_state *st, char *line, size_t len)
     /* Split in a copy: messages quote the line as the child wrote it. */
     memcpy(words, line, len + 1);
     verb = next_word(&rest);
-    if (strcmp(verb, "ack") == 0 && rest != NULL && strchr(rest, ' ') == NULL)
+    if (strcmp(verb, "ack") == 0 && rest != NULL)
         return reply_ack(st, line, len, rest);
     if (strcmp(verb, "retry") == 0) {
         st->pending.kind = PENDING_RETRY;
@@ -419,7 +558,7 @@ static bool waited_enough(const exec_state *st, wait_for what)
 
 static void timed_out(exec_state *st, wait_for what)
 {
-    char lsn[LSN_TEXT_MAX];
+    char name[96];
 
     if (what == WAIT_WRITTEN || st->used > 0) {
         child_broke(st, 0, "the child read nothing of its input for %d ms (ack_timeout_ms)",
@@ -427,9 +566,9 @@ static void timed_out(exec_state *st, wait_for what)
         return;
     }
     child_broke(st, 0,
-                "the child did not acknowledge transaction %s (%zu in flight) within %d ms "
+                "the child did not acknowledge %s (%zu in flight) within %d ms "
                 "(ack_timeout_ms)",
-                lsn_format(inflight_at(st, 0)->lsn, lsn), st->count, st->ack_timeout_ms);
+                record_name(inflight_at(st, 0), name, sizeof name), st->count, st->ack_timeout_ms);
 }
 
 /*
@@ -521,8 +660,8 @@ static int ensure_child(exec_state *st)
         return 0;
     st->used = st->written = 0;
     st->say_rewind = false;
-    st->min_sent = UINT64_MAX;
-    st->max_sent = 0;
+    st->min_sent = (walnotify_id){UINT64_MAX, UINT64_MAX};
+    st->max_sent = (walnotify_id){0, 0};
     forget_inflight(st);
     return exec_child_start(&st->child, &command, st->host);
 }
@@ -638,38 +777,38 @@ static walnotify_status exec_begin(void *state, const walnotify_txn *txn)
     memset(&st->open, 0, sizeof st->open);
     st->open.lsn = txn->commit_lsn;
     st->open.xid = txn->xid;
+    st->open.kind = txn->kind;
     return WALNOTIFY_OK;
 }
 
 /*
  * The host streams again from an earlier position when another instance asked for it: a
  * transaction still in flight may come again. Its acknowledgement would be ambiguous (which copy
- * does "ack LSN" mean?), so what is in flight is acknowledged first.
+ * does "ack LSN" mean?), so what is in flight is acknowledged first. `first` is the identity of
+ * the open transaction's first event.
  */
-static int settle_replay(exec_state *st)
+static int settle_replay(exec_state *st, walnotify_id first)
 {
-    const txn_record *newest;
-
-    if (st->count == 0)
-        return 0;
-    newest = inflight_at(st, st->count - 1);
-    if (st->open.lsn > newest->lsn)
+    if (st->count == 0 || id_cmp(first, record_end(inflight_at(st, st->count - 1))) > 0)
         return 0;
     if (out_printf(st, "{\"walnotify\":\"flush\"}\n") != 0)
         return -1;
     return pump(st, WAIT_ACKED);
 }
 
-static int write_begin(exec_state *st)
+static int write_begin(exec_state *st, walnotify_id first)
 {
     char lsn[LSN_TEXT_MAX];
 
-    if (settle_replay(st) != 0)
+    if (settle_replay(st, first) != 0)
         return -1;
     if (st->say_rewind && out_printf(st, "{\"walnotify\":\"rewind\"}\n") != 0)
         return -1;
     st->say_rewind = false;
     st->begin_written = true;
+    if (st->open.kind == WALNOTIFY_TXN_SNAPSHOT)
+        return out_printf(st, "{\"walnotify\":\"begin\",\"snapshot\":\"%s\"}\n",
+                          lsn_format(st->open.lsn, lsn));
     return out_printf(st, "{\"walnotify\":\"begin\",\"lsn\":\"%s\",\"xid\":%" PRIu32 "}\n",
                       lsn_format(st->open.lsn, lsn), st->open.xid);
 }
@@ -690,8 +829,12 @@ static walnotify_status exec_handle(void *state, const walnotify_event *event)
     if (ensure_child(st) != 0)
         return WALNOTIFY_RETRY;
     if (!st->in_txn) /* a host that calls no begin: the event is its own transaction */
-        exec_begin(st, &(walnotify_txn){.commit_lsn = event->commit_lsn, .xid = event->xid});
-    if (!st->begin_written && write_begin(st) != 0)
+        exec_begin(st, &(walnotify_txn){.commit_lsn = event->commit_lsn,
+                                        .xid = event->xid,
+                                        .kind = event->op == WALNOTIFY_OP_SNAPSHOT
+                                                    ? WALNOTIFY_TXN_SNAPSHOT
+                                                    : WALNOTIFY_TXN_CHANGES});
+    if (!st->begin_written && write_begin(st, event->id) != 0)
         return settle(st);
     json = host->encode_json(host, event, &len);
     if (json == NULL) {
@@ -701,18 +844,39 @@ static walnotify_status exec_handle(void *state, const walnotify_event *event)
     if (out_put(st, json, len) != 0 || out_put(st, "\n", 1) != 0)
         return settle(st);
     if (st->open.events == 0)
-        st->open.first_seq = event->seq;
-    st->open.last_seq = event->seq;
+        st->open.first = event->id;
+    st->open.last = event->id;
     st->open.events++;
+    if (event->op != WALNOTIFY_OP_MESSAGE && event->op != WALNOTIFY_OP_SNAPSHOT) {
+        if (!st->open.has_change)
+            st->open.first_seq = event->seq;
+        st->open.last_seq = event->seq;
+        st->open.has_change = true;
+    }
     /* Replies are read whenever output waits for the pipe, and at commit and flush: not here,
      * where a read per event would cost a system call each. */
     return WALNOTIFY_OK;
 }
 
+/* A snapshot batch's commit line names its last ordinal: what "ack snapshot" repeats. */
+static int write_commit(exec_state *st)
+{
+    char lsn[LSN_TEXT_MAX];
+
+    lsn_format(st->open.lsn, lsn);
+    if (st->open.kind == WALNOTIFY_TXN_SNAPSHOT)
+        return out_printf(st,
+                          "{\"walnotify\":\"commit\",\"snapshot\":\"%s\",\"ordinal\":%" PRIu64
+                          ",\"events\":%" PRIu64 "}\n",
+                          lsn, st->open.last.ordinal, st->open.events);
+    return out_printf(st, "{\"walnotify\":\"commit\",\"lsn\":\"%s\",\"events\":%" PRIu64 "}\n", lsn,
+                      st->open.events);
+}
+
 static walnotify_status exec_commit(void *state, const walnotify_txn *txn)
 {
     exec_state *st = state;
-    char lsn[LSN_TEXT_MAX];
+    walnotify_id end;
 
     (void)txn;
     if (st->pending.kind != PENDING_NONE)
@@ -725,15 +889,15 @@ static walnotify_status exec_commit(void *state, const walnotify_txn *txn)
     if (st->count == INFLIGHT_MAX &&
         (out_printf(st, "{\"walnotify\":\"flush\"}\n") != 0 || pump(st, WAIT_ROOM) != 0))
         return settle(st);
-    if (out_printf(st, "{\"walnotify\":\"commit\",\"lsn\":\"%s\",\"events\":%" PRIu64 "}\n",
-                   lsn_format(st->open.lsn, lsn), st->open.events) != 0)
+    if (write_commit(st) != 0)
         return settle(st);
     st->inflight[(st->head + st->count) % INFLIGHT_MAX] = st->open;
     st->count++;
-    if (st->open.lsn > st->max_sent)
-        st->max_sent = st->open.lsn;
-    if (st->open.lsn < st->min_sent)
-        st->min_sent = st->open.lsn;
+    end = record_end(&st->open);
+    if (id_cmp(end, st->max_sent) > 0)
+        st->max_sent = end;
+    if (id_cmp(end, st->min_sent) < 0)
+        st->min_sent = end;
     st->in_txn = false;
     st->begin_written = false;
     /* Sent now, so that the child can acknowledge before walnotify asks for it; what it
@@ -752,7 +916,9 @@ static void exec_abort(void *state, const walnotify_txn *txn)
     (void)txn;
     /* What goes wrong here is dealt with by the next callback that may rewind. */
     if (st->begin_written && st->pending.kind == PENDING_NONE && exec_child_running(&st->child))
-        out_printf(st, "{\"walnotify\":\"abort\",\"lsn\":\"%s\"}\n", lsn_format(st->open.lsn, lsn));
+        out_printf(st, "{\"walnotify\":\"abort\",\"%s\":\"%s\"}\n",
+                   st->open.kind == WALNOTIFY_TXN_SNAPSHOT ? "snapshot" : "lsn",
+                   lsn_format(st->open.lsn, lsn));
     st->in_txn = false;
     st->begin_written = false;
     memset(&st->open, 0, sizeof st->open);
@@ -808,7 +974,7 @@ static const walnotify_plugin exec_plugin = {
     .commit = exec_commit,
     .abort = exec_abort,
     .flush = exec_flush,
-    .ops = WALNOTIFY_OPS_CHANGES,
+    .ops = WALNOTIFY_OPS_CHANGES | WALNOTIFY_OP_SNAPSHOT | WALNOTIFY_OP_MESSAGE,
     .check = exec_settings_check,
 };
 

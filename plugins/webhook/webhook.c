@@ -24,6 +24,11 @@
  * parts, the receiver may hold some of its parts and may have dropped what it gathered on that
  * connection: the host is asked to rewind, and the transaction comes again from its first part
  * (a timeout is retried as above).
+ *
+ * Keys: a request's Idempotency-Key names its events. Changes are named by (commit LSN, seq) as
+ * ever; a logical decoding message does not count in seq, and every event of a snapshot has
+ * seq 0 and the snapshot's LSN, so a request that holds one of those names its events by the
+ * ordinals their lines show instead (key_text).
  */
 #include <walnotify/plugin.h>
 
@@ -42,8 +47,8 @@
 #endif
 
 #define LSN_TEXT_MAX 20 /* "FFFFFFFF/FFFFFFFF" and a NUL */
-#define KEY_TEXT_MAX 48 /* "LSN/first-last" */
-#define REASON_MAX (WEBHOOK_WHAT_MAX + 128)
+#define KEY_TEXT_MAX 80 /* "LSN/snapshot/first-last", ordinals of 20 digits */
+#define REASON_MAX (WEBHOOK_WHAT_MAX + KEY_TEXT_MAX + 128)
 #define PROGRESS_EVERY 64 /* events batched between two looks at the request in flight */
 
 /* The NDJSON lines of one part of a transaction, not yet sent. */
@@ -57,6 +62,7 @@ typedef struct batch {
     uint32_t last_seq;
     walnotify_id first_id;
     walnotify_id last_id;
+    bool by_ordinal; /* it holds an event seq does not name: a message, a snapshot event */
 } batch;
 
 /*
@@ -69,6 +75,7 @@ typedef struct outgoing {
     bool in_flight; /* started, its answer not collected */
     bool orphan;    /* its transaction was aborted: the answer no longer matters */
     bool last;      /* the transaction's last part */
+    bool snapshot;  /* a part of a batch of snapshot rows */
     unsigned part;
     int64_t started_ms;    /* monotonic time its last attempt started */
     int64_t rest_until_ms; /* after a failure: commit and flush do not send it again before */
@@ -85,6 +92,7 @@ typedef struct webhook_state {
     webhook_settings settings;
     webhook_http *http;
     uint64_t commit_lsn; /* of the transaction in hand */
+    bool snapshot;       /* the transaction in hand is a batch of snapshot rows */
     unsigned part;       /* parts of it handed to the receiver so far */
     batch batch;         /* what is not sent yet of the transaction in hand */
     outgoing out;
@@ -123,10 +131,40 @@ static void wait_retry_after(const webhook_state *st, long wait_ms, int64_t star
         ;
 }
 
+/* Whether seq names the event: a change (a message does not count in seq, and every event of a
+ * snapshot has seq 0). */
+static bool named_by_seq(const walnotify_event *ev)
+{
+    return ev->op != WALNOTIFY_OP_MESSAGE && ev->op != WALNOTIFY_OP_SNAPSHOT;
+}
+
+/*
+ * The Idempotency-Key of the batch's events, of one transaction: "LSN/FIRST-LAST" by seq when
+ * they are all changes, as ever; "LSN/snapshot/FIRST-LAST" by ordinal in a snapshot batch (LSN
+ * its consistent point); "LSN/ordinal/FIRST-LAST" by the ordinals of the events' identities when
+ * they hold a message. In event mode (single) a key names one event: no "-LAST".
+ */
+static void key_text(char *out, size_t outlen, const char *lsn, const batch *b, bool snapshot,
+                     bool single)
+{
+    const char *word = snapshot ? "snapshot" : "ordinal";
+
+    if (!b->by_ordinal && single)
+        snprintf(out, outlen, "%s/%" PRIu32, lsn, b->first_seq);
+    else if (!b->by_ordinal)
+        snprintf(out, outlen, "%s/%" PRIu32 "-%" PRIu32, lsn, b->first_seq, b->last_seq);
+    else if (single)
+        snprintf(out, outlen, "%s/%s/%" PRIu64, lsn, word, b->first_id.ordinal);
+    else
+        snprintf(out, outlen, "%s/%s/%" PRIu64 "-%" PRIu64, lsn, word, b->first_id.ordinal,
+                 b->last_id.ordinal);
+}
+
 static void batch_clear(batch *b, size_t keep_cap)
 {
     b->len = 0;
     b->events = 0;
+    b->by_ordinal = false;
     /* One event larger than the budget must not pin its memory for the rest of the run. */
     if (b->cap > keep_cap) {
         free(b->data);
@@ -163,6 +201,8 @@ static bool batch_append(batch *b, const char *line, size_t length, const walnot
     b->last_seq = ev->seq;
     b->last_id = ev->id;
     b->events++;
+    if (!named_by_seq(ev))
+        b->by_ordinal = true;
     return true;
 }
 
@@ -252,10 +292,9 @@ static walnotify_status out_failed(webhook_state *st, const webhook_reply *reply
     char reason[REASON_MAX];
     walnotify_status status;
 
-    snprintf(reason, sizeof reason,
-             "%s (transaction %s, part %u%s, seq %" PRIu32 " to %" PRIu32 ")", reply->what,
-             out->lsn, out->part, out->last ? ", the last" : "", out->body.first_seq,
-             out->body.last_seq);
+    snprintf(reason, sizeof reason, "%s (%s %s, part %u%s, key %s)", reply->what,
+             out->snapshot ? "snapshot" : "transaction", out->lsn, out->part,
+             out->last ? ", the last" : "", out->key);
     if (reply->outcome == WEBHOOK_PERMANENT) {
         st->host->log(st->host, WALNOTIFY_LOG_ERROR, "refused: %s", reason);
         status = name_failed(st, out->body.first_id, out->body.last_id, reason);
@@ -325,10 +364,10 @@ static walnotify_status launch(webhook_state *st, bool last)
     out->part = st->part++;
     out->commit_lsn = st->commit_lsn;
     lsn_text(st->commit_lsn, out->lsn, sizeof out->lsn);
+    out->snapshot = st->snapshot;
     /* Names the part by its events: the same key always means the same content, even if
      * max_batch_bytes changes between runs. */
-    snprintf(out->key, sizeof out->key, "%s/%" PRIu32 "-%" PRIu32, out->lsn, out->body.first_seq,
-             out->body.last_seq);
+    key_text(out->key, sizeof out->key, out->lsn, &out->body, st->snapshot, false);
     snprintf(out->part_header, sizeof out->part_header, "Walnotify-Part: %u", out->part);
     out->request = (webhook_request){
         .body = out->body.data,
@@ -377,13 +416,18 @@ static walnotify_status handle_in_transaction(webhook_state *st, const walnotify
 static walnotify_status post_event(webhook_state *st, const walnotify_event *ev, const char *line,
                                    size_t length)
 {
-    char lsn[LSN_TEXT_MAX], key[KEY_TEXT_MAX], seq[32];
+    char lsn[LSN_TEXT_MAX], key[KEY_TEXT_MAX], seq[48];
     int64_t started = now_ms();
+    batch one = {.first_seq = ev->seq, .first_id = ev->id, .by_ordinal = !named_by_seq(ev)};
     webhook_reply reply;
 
     lsn_text(ev->commit_lsn, lsn, sizeof lsn);
-    snprintf(key, sizeof key, "%s/%" PRIu32, lsn, ev->seq);
-    snprintf(seq, sizeof seq, "Walnotify-Seq: %" PRIu32, ev->seq);
+    key_text(key, sizeof key, lsn, &one, ev->op == WALNOTIFY_OP_SNAPSHOT, true);
+    /* A message or a snapshot event is named by its ordinal, as its line and its key do. */
+    if (one.by_ordinal)
+        snprintf(seq, sizeof seq, "Walnotify-Ordinal: %" PRIu64, ev->id.ordinal);
+    else
+        snprintf(seq, sizeof seq, "Walnotify-Seq: %" PRIu32, ev->seq);
     webhook_request request = {
         .body = line,
         .length = length,
@@ -396,12 +440,10 @@ static walnotify_status post_event(webhook_state *st, const walnotify_event *ev,
         return WALNOTIFY_OK;
     if (reply.outcome == WEBHOOK_PERMANENT) {
         /* FATAL from handle is exactly "this event failed for good": the policy takes it. */
-        st->host->log(st->host, WALNOTIFY_LOG_ERROR, "refused: %s (event %s seq %" PRIu32 ")",
-                      reply.what, lsn, ev->seq);
+        st->host->log(st->host, WALNOTIFY_LOG_ERROR, "refused: %s (event %s)", reply.what, key);
         return WALNOTIFY_FATAL;
     }
-    st->host->log(st->host, WALNOTIFY_LOG_WARNING, "will retry: %s (event %s seq %" PRIu32 ")",
-                  reply.what, lsn, ev->seq);
+    st->host->log(st->host, WALNOTIFY_LOG_WARNING, "will retry: %s (event %s)", reply.what, key);
     wait_retry_after(st, reply.retry_after_ms, started);
     return WALNOTIFY_RETRY;
 }
@@ -471,6 +513,7 @@ static walnotify_status webhook_begin(void *state, const walnotify_txn *txn)
 
     batch_clear(&st->batch, st->settings.max_batch_bytes);
     st->commit_lsn = txn->commit_lsn;
+    st->snapshot = txn->kind == WALNOTIFY_TXN_SNAPSHOT;
     st->part = 0;
     return WALNOTIFY_OK;
 }
@@ -539,7 +582,7 @@ static const walnotify_plugin webhook_plugin = {
     .commit = webhook_commit,
     .abort = webhook_abort,
     .flush = webhook_flush,
-    .ops = WALNOTIFY_OPS_CHANGES,
+    .ops = WALNOTIFY_OPS_CHANGES | WALNOTIFY_OP_SNAPSHOT | WALNOTIFY_OP_MESSAGE,
     .check = webhook_check,
 };
 

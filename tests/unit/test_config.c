@@ -317,6 +317,39 @@ START_TEST(test_ops_snapshot_message)
 }
 END_TEST
 
+/* message_prefixes keeps the prefixes as written; wn_config_wants_message matches them exactly,
+ * and a block without the key receives every message. */
+START_TEST(test_message_prefixes)
+{
+    wn_config c;
+    char err[ERR_MAX] = "";
+    char path[PATH_MAX];
+    const char *text = "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ]; };\n"
+                       "plugins = ( { name = \"p\"; path = \"p.so\"; ops = [ \"message\" ];\n"
+                       "  message_prefixes = [ \"audit\", \"app.cache\" ]; },\n"
+                       "  { name = \"q\"; path = \"p.so\"; ops = [ \"message\" ]; } );\n";
+    const wn_plugin_config *p, *q;
+
+    ck_assert_msg(load_text("prefixes.conf", text, &c, err, path, sizeof path) == 0, "%s", err);
+    p = &c.plugins[0];
+    q = &c.plugins[1];
+    ck_assert_uint_eq(p->nmessage_prefixes, 2);
+    ck_assert_str_eq(p->message_prefixes[0], "audit");
+    ck_assert_str_eq(p->message_prefixes[1], "app.cache");
+    ck_assert(wn_config_wants_message(p, "audit"));
+    ck_assert(wn_config_wants_message(p, "app.cache"));
+    ck_assert(!wn_config_wants_message(p, "Audit"));
+    ck_assert(!wn_config_wants_message(p, "audit.x"));
+    ck_assert(!wn_config_wants_message(p, "app"));
+    ck_assert(!wn_config_wants_message(p, ""));
+    ck_assert(!wn_config_wants_message(p, NULL));
+    ck_assert_ptr_null(q->message_prefixes);
+    ck_assert(wn_config_wants_message(q, "audit"));
+    ck_assert(wn_config_wants_message(q, ""));
+    wn_config_free(&c);
+}
+END_TEST
+
 /* A relative file name: config->file stays as given, config->dir becomes absolute. */
 START_TEST(test_relative_file_name)
 {
@@ -349,8 +382,8 @@ END_TEST
 #define PLG "plugins = ( { name = \"p\"; path = \"p.so\"; } );\n"
 #define LONG64 "a234567890123456789012345678901234567890123456789012345678901234"
 #define PLUGIN_KEYS                                                                                \
-    "name, path, tables, ops, settings, on_error, retry_max, retry_initial_ms, retry_max_ms, "     \
-    "then, dead_letter"
+    "name, path, tables, ops, message_prefixes, settings, on_error, retry_max, retry_initial_ms, " \
+    "retry_max_ms, then, dead_letter"
 /* A source block whose last member is on line 2, and a plugin block opening on line 2. */
 #define SRC2(members)                                                                              \
     "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ];\n" members " };\n" PLG
@@ -571,6 +604,25 @@ static const bad_case bad_cases[] = {
      3, "plugin \"p\": operation \"delete\" is listed twice in ops"},
     {"empty ops", SRC "plugins = ( { name = \"p\"; path = \"p.so\";\n ops = ( ); } );\n", 3,
      "plugin \"p\": ops must name at least one operation"},
+    {"message_prefixes without message in ops",
+     PLUG(" ops = [ \"insert\" ];\n message_prefixes = [ \"a\" ];"), 4,
+     "plugin \"p\": message_prefixes applies only when ops lists \"message\""},
+    {"message_prefixes with default ops", PLUG(" message_prefixes = [ \"a\" ];"), 3,
+     "plugin \"p\": message_prefixes applies only when ops lists \"message\""},
+    {"message_prefixes wrong type", PLUG(" ops = [ \"message\" ];\n message_prefixes = \"a\";"), 4,
+     "plugin \"p\": message_prefixes must be a list of strings"},
+    {"message prefix not a string",
+     PLUG(" ops = [ \"message\" ];\n message_prefixes = ( \"a\",\n 1 );"), 5,
+     "plugin \"p\": message_prefixes must be a list of strings"},
+    {"message_prefixes empty", PLUG(" ops = [ \"message\" ];\n message_prefixes = [ ];"), 4,
+     "plugin \"p\": message_prefixes must name at least one prefix (leave \"message\" out of "
+     "ops to receive none)"},
+    {"empty message prefix",
+     PLUG(" ops = [ \"message\" ];\n message_prefixes = ( \"a\",\n \"\" );"), 5,
+     "plugin \"p\": message_prefixes: a prefix must not be empty"},
+    {"message prefix twice",
+     PLUG(" ops = [ \"message\" ];\n message_prefixes = ( \"a\", \"b\",\n \"a\" );"), 5,
+     "plugin \"p\": message_prefixes: prefix \"a\" is listed twice"},
     {"settings not a group",
      SRC "plugins = ( { name = \"p\"; path = \"p.so\";\n settings = ( \"fsync\" ); } );\n", 3,
      "plugin \"p\": settings must be a group"},
@@ -935,6 +987,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_minimal_file);
     tcase_add_test(tc, test_defaults_match_file);
     tcase_add_test(tc, test_ops_snapshot_message);
+    tcase_add_test(tc, test_message_prefixes);
     tcase_add_test(tc, test_relative_file_name);
     tcase_add_test(tc, test_conninfo_forms);
     tcase_add_loop_test(tc, test_bad_file, 0, (int)(sizeof bad_cases / sizeof bad_cases[0]));

@@ -133,7 +133,8 @@ static const char *fake_list_item(const walnotify_host *host, const char *name, 
     return NULL;
 }
 
-/* {"lsn":"0/1000","seq":0,"values":{"id":"0"}}, or a big value for seq big_seq. */
+/* {"lsn":"0/1000","seq":0,"values":{"id":"0"}}, or a big value for seq big_seq; a snapshot
+ * event or a message shows its ordinal as the jsonl plugin's line does. */
 static const char *fake_encode(const walnotify_host *host, const walnotify_event *event,
                                size_t *length)
 {
@@ -144,7 +145,18 @@ static const char *fake_encode(const walnotify_host *host, const walnotify_event
     if (fh->json == NULL)
         fh->json = malloc(cap);
     ck_assert_ptr_nonnull(fh->json);
-    if (event->seq == fh->big_seq) {
+    if (event->op == WALNOTIFY_OP_SNAPSHOT) {
+        n = snprintf(fh->json, cap,
+                     "{\"snapshot\":\"%X/%X\",\"ordinal\":%" PRIu64 ",\"op\":\"snapshot\"}",
+                     (unsigned)(event->commit_lsn >> 32), (unsigned)event->commit_lsn,
+                     event->id.ordinal);
+    } else if (event->op == WALNOTIFY_OP_MESSAGE) {
+        n = snprintf(fh->json, cap,
+                     "{\"lsn\":\"%X/%X\",\"ordinal\":%" PRIu64
+                     ",\"op\":\"message\",\"prefix\":\"%s\"}",
+                     (unsigned)(event->commit_lsn >> 32), (unsigned)event->commit_lsn,
+                     event->id.ordinal, event->message_prefix);
+    } else if (event->seq == fh->big_seq) {
         n = snprintf(fh->json, cap, "{\"lsn\":\"%X/%X\",\"seq\":%" PRIu32 ",\"values\":{\"v\":\"",
                      (unsigned)(event->commit_lsn >> 32), (unsigned)event->commit_lsn, event->seq);
         memset(fh->json + n, 'x', BIG_VALUE);
@@ -253,6 +265,96 @@ static walnotify_status deliver_txn(void *state, int i, int nevents)
     return status;
 }
 
+/* The snapshot of the tests: its consistent point, below the commit LSN of every transaction
+ * the tests deliver, as the snapshot precedes the transactions streamed after it. */
+#define SNAPSHOT_LSN 0xF00060ULL
+
+/* One batch of the snapshot: the events with ordinals first to last, of a snapshot of `rows`
+ * rows (ordinal 0 is its begin marker, rows + 1 its end marker). */
+static walnotify_status deliver_snapshot_batch(void *state, uint64_t first, uint64_t last,
+                                               uint64_t rows)
+{
+    walnotify_txn txn = {.size = sizeof txn,
+                         .commit_lsn = SNAPSHOT_LSN,
+                         .kind = WALNOTIFY_TXN_SNAPSHOT};
+    walnotify_status status = plugin->begin(state, &txn);
+
+    for (uint64_t o = first; o <= last && status == WALNOTIFY_OK; o++) {
+        walnotify_event event = {.size = sizeof event,
+                                 .op = WALNOTIFY_OP_SNAPSHOT,
+                                 .commit_lsn = SNAPSHOT_LSN,
+                                 .id = {SNAPSHOT_LSN - 1, o}};
+
+        event.snapshot_marker = o == 0          ? WALNOTIFY_SNAPSHOT_BEGIN
+                                : o == rows + 1 ? WALNOTIFY_SNAPSHOT_END
+                                                : WALNOTIFY_SNAPSHOT_ROW;
+        event.table = event.snapshot_marker == WALNOTIFY_SNAPSHOT_ROW ? "public.t" : NULL;
+        event.snapshot_rows = o == rows + 1 ? rows : 0;
+        status = plugin->handle(state, &event);
+    }
+    if (status == WALNOTIFY_OK)
+        status = plugin->commit(state, &txn);
+    if (status != WALNOTIFY_OK)
+        plugin->abort(state, &txn);
+    return status;
+}
+
+/* A snapshot of 7 rows in three batches (ordinals 0-3, 4-6, 7-8), then transaction 0. On a
+ * RETRY, the batches come again from the first, as after a rewind with nothing acknowledged. */
+static int deliver_snapshot(void *state, fake_host *fh)
+{
+    static const uint64_t batches[][2] = {{0, 3}, {4, 6}, {7, 8}};
+    int retries = 0;
+
+    for (;;) {
+        walnotify_status status = WALNOTIFY_OK;
+
+        for (size_t b = 0; b < 3 && status == WALNOTIFY_OK; b++)
+            status = deliver_snapshot_batch(state, batches[b][0], batches[b][1], 7);
+        if (status == WALNOTIFY_OK)
+            status = deliver_txn(state, 0, 1);
+        if (status == WALNOTIFY_OK)
+            status = plugin->flush(state);
+        if (status == WALNOTIFY_OK)
+            return retries;
+        ck_assert_int_eq(status, WALNOTIFY_RETRY);
+        ck_assert_msg(fh->rewinds + fh->fails == retries + 1, "%s", fh->log);
+        ck_assert_msg(++retries < 3, "the plugin kept failing; log:\n%s", fh->log);
+    }
+}
+
+/* A transaction with a message before its first change and one between its two changes, as
+ * the host hands them: a message's seq counts the changes before it. */
+static walnotify_status deliver_txn_with_messages(void *state, int i)
+{
+    walnotify_txn txn = {.size = sizeof txn, .commit_lsn = txn_lsn(i), .xid = 700u + (unsigned)i};
+    walnotify_status status = plugin->begin(state, &txn);
+
+    for (int e = 0; e < 4 && status == WALNOTIFY_OK; e++) {
+        bool message = e % 2 == 0;
+        uint32_t seq = (uint32_t)e / 2;
+        walnotify_event event = {.size = sizeof event,
+                                 .table = message ? NULL : "public.t",
+                                 .op = message ? WALNOTIFY_OP_MESSAGE : WALNOTIFY_OP_INSERT,
+                                 .commit_lsn = txn.commit_lsn,
+                                 .xid = txn.xid,
+                                 .seq = seq,
+                                 .id = {txn.commit_lsn, message ? (uint64_t)seq << 32 | 1
+                                                                : ((uint64_t)seq + 1) << 32},
+                                 .transactional = message,
+                                 .message_prefix = message ? "app" : NULL,
+                                 .message_content = message ? "hello" : NULL,
+                                 .message_length = message ? 5 : 0};
+
+        status = plugin->handle(state, &event);
+    }
+    if (status == WALNOTIFY_OK)
+        status = plugin->commit(state, &txn);
+    if (status != WALNOTIFY_OK)
+        plugin->abort(state, &txn);
+    return status;
+}
+
 /*
  * Delivers ntxn transactions of nevents events, flushing after every flush_every and at the end.
  * A RETRY (which must come with a rewind or a named failure) starts again after the last flushed
@@ -307,6 +409,18 @@ static char *read_input(size_t *length)
     if (length != NULL)
         *length = (size_t)size;
     return text;
+}
+
+/* The next child of the same test starts afresh: no input file, no marks. */
+static void unlink_input(void)
+{
+    static const char *const files[] = {"input", "failed"};
+    char path[PATH_MAX];
+
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/%s", work_dir, files[i]);
+        unlink(path);
+    }
 }
 
 static size_t count_of(const char *text, const char *needle)
@@ -404,7 +518,8 @@ static void teardown(void)
 START_TEST(test_declaration)
 {
     ck_assert_uint_eq(plugin->abi_minor, 1);
-    ck_assert_uint_eq(plugin->ops, WALNOTIFY_OPS_CHANGES);
+    ck_assert_uint_eq(plugin->ops,
+                      WALNOTIFY_OPS_CHANGES | WALNOTIFY_OP_SNAPSHOT | WALNOTIFY_OP_MESSAGE);
     ck_assert_ptr_nonnull(plugin->check);
     ck_assert_str_eq(plugin->settings[0].name, "command");
     ck_assert_ptr_null(plugin->settings[0].default_value);
@@ -766,6 +881,104 @@ START_TEST(test_named_transaction)
 }
 END_TEST
 
+/* Snapshot batches are framed like transactions and acknowledged by their last ordinal: one
+ * ack per batch, or one at the flush for all of them. */
+START_TEST(test_snapshot_batches)
+{
+    static const char first_batch[] =
+        "{\"walnotify\":\"begin\",\"snapshot\":\"0/F00060\"}\n"
+        "{\"snapshot\":\"0/F00060\",\"ordinal\":0,\"op\":\"snapshot\"}\n"
+        "{\"snapshot\":\"0/F00060\",\"ordinal\":1,\"op\":\"snapshot\"}\n"
+        "{\"snapshot\":\"0/F00060\",\"ordinal\":2,\"op\":\"snapshot\"}\n"
+        "{\"snapshot\":\"0/F00060\",\"ordinal\":3,\"op\":\"snapshot\"}\n"
+        "{\"walnotify\":\"commit\",\"snapshot\":\"0/F00060\",\"ordinal\":3,\"events\":4}\n";
+    static const char *const modes[] = {"ack", "batch"};
+
+    for (size_t m = 0; m < 2; m++) {
+        fake_host *fh = fake_new(modes[m], 10000);
+        void *state = start(fh);
+        char *input;
+
+        ck_assert_int_eq(deliver_snapshot(state, fh), 0);
+        plugin->shutdown(state);
+        input = read_input(NULL);
+        ck_assert_msg(strncmp(input, first_batch, strlen(first_batch)) == 0, "%s read:\n%s",
+                      modes[m], input);
+        ck_assert_msg(strstr(input, "{\"walnotify\":\"commit\",\"snapshot\":\"0/F00060\","
+                                    "\"ordinal\":8,\"events\":2}\n{\"walnotify\":\"begin\","
+                                    "\"lsn\":\"0/1000000\",\"xid\":700}\n") != NULL,
+                      "%s read:\n%s", modes[m], input);
+        ck_assert_uint_eq(count_of(input, "\"walnotify\":\"commit\""), 4);
+        ck_assert_msg(fh->rewinds == 0 && fh->fails == 0, "%s", fh->log);
+        free(input);
+        unlink_input();
+        fake_free(fh);
+    }
+}
+END_TEST
+
+/* A child names a snapshot row, or a range of a batch, by ordinal. */
+START_TEST(test_snapshot_named_failure)
+{
+    fake_host *fh = fake_new("fail", 10000);
+    void *state = start(fh);
+
+    ck_assert_int_eq(deliver_snapshot(state, fh), 1);
+    plugin->shutdown(state);
+    ck_assert_int_eq(fh->fails, 1);
+    ck_assert_uint_eq(fh->first.position, SNAPSHOT_LSN - 1);
+    ck_assert_uint_eq(fh->first.ordinal, 2);
+    ck_assert_uint_eq(fh->last.position, SNAPSHOT_LSN - 1);
+    ck_assert_uint_eq(fh->last.ordinal, 2);
+    ck_assert_int_eq(fh->failure, WALNOTIFY_FAILURE_PERMANENT);
+    ck_assert_str_eq(fh->reason, "bad row");
+    unlink_input();
+    fake_free(fh);
+
+    fh = fake_new("failall", 10000);
+    state = start(fh);
+    ck_assert_int_eq(deliver_snapshot(state, fh), 1);
+    plugin->shutdown(state);
+    ck_assert_int_eq(fh->fails, 1);
+    ck_assert_uint_eq(fh->first.ordinal, 1);
+    ck_assert_uint_eq(fh->last.ordinal, 3);
+    ck_assert_int_eq(fh->failure, WALNOTIFY_FAILURE_TRANSIENT);
+    fake_free(fh);
+}
+END_TEST
+
+/* Messages are lines of their transaction; "fail ... message LSN ORDINAL" names one. */
+START_TEST(test_messages)
+{
+    fake_host *fh = fake_new("failmsg", 10000);
+    void *state = start(fh);
+    walnotify_status status = deliver_txn_with_messages(state, 0);
+    char *input;
+
+    if (status == WALNOTIFY_OK)
+        status = plugin->flush(state);
+    ck_assert_msg(status == WALNOTIFY_RETRY, "%d: %s", status, fh->log);
+    ck_assert_int_eq(fh->fails, 1);
+    ck_assert_uint_eq(fh->first.position, txn_lsn(0));
+    ck_assert_uint_eq(fh->first.ordinal, 1);
+    ck_assert_uint_eq(fh->last.ordinal, 1);
+    ck_assert_str_eq(fh->reason, "no such queue");
+    ck_assert_int_eq(deliver_txn_with_messages(state, 0), WALNOTIFY_OK);
+    ck_assert_int_eq(plugin->flush(state), WALNOTIFY_OK);
+    plugin->shutdown(state);
+    input = read_input(NULL);
+    ck_assert_msg(strstr(input, "{\"walnotify\":\"begin\",\"lsn\":\"0/1000000\",\"xid\":700}\n"
+                                "{\"lsn\":\"0/1000000\",\"ordinal\":1,\"op\":\"message\","
+                                "\"prefix\":\"app\"}\n"
+                                "{\"lsn\":\"0/1000000\",\"seq\":0,\"values\":{\"id\":\"0\"}}\n"
+                                "{\"lsn\":\"0/1000000\",\"ordinal\":4294967297,\"op\":\"message\","
+                                "\"prefix\":\"app\"}\n") != NULL,
+                  "the child read:\n%s", input);
+    free(input);
+    fake_free(fh);
+}
+END_TEST
+
 START_TEST(test_acknowledging_what_was_not_sent)
 {
     check_scenario(&(scenario){"badack", 10000, .ntxn = 2, .nevents = 1, .flush_every = 1,
@@ -911,6 +1124,9 @@ int main(void)
     tcase_add_test(tc, test_reported_retry);
     tcase_add_test(tc, test_named_failure);
     tcase_add_test(tc, test_named_transaction);
+    tcase_add_test(tc, test_snapshot_batches);
+    tcase_add_test(tc, test_snapshot_named_failure);
+    tcase_add_test(tc, test_messages);
     tcase_add_test(tc, test_acknowledging_what_was_not_sent);
     tcase_add_test(tc, test_environment_and_signals);
     tcase_add_test(tc, test_connection_variables_are_not_inherited);

@@ -11,6 +11,7 @@ Writes:
   --log F            for every request answered 2xx, before the answer leaves, one line per event:
                      "LSN SEQ TABLE OP ID" (the tests' fault log format)
   --requests F       one JSON line per request: what came and what it was answered
+  --bodies           the requests' lines also hold each body's lines ("lines")
 GET /idle answers once no other connection is open: once a client that was killed has had its
 connections closed, everything it had sent is logged (or dropped) by then.
 --redirect URL     every POST to /hook is answered 307 with Location: URL (a path elsewhere, or
@@ -58,14 +59,16 @@ class State:
 
 
 def events_of(body):
-    """(lsn, seq, table, op, id) of every JSON line of the body."""
+    """(lsn, seq, table, op, id) of every JSON line of the body; a message or a snapshot event
+    (no seq, no table) shows its ordinal as seq and "-" as table."""
     out = []
     for line in body.decode("utf-8").splitlines():
         if not line.strip():
             continue
         ev = json.loads(line)
         values = ev.get("values") or {}
-        out.append((ev["lsn"], ev["seq"], ev["table"], ev["op"], values.get("id")))
+        out.append((ev.get("lsn", ev.get("snapshot")), ev.get("seq", ev.get("ordinal")),
+                    ev.get("table", "-"), ev["op"], values.get("id")))
     return out
 
 
@@ -121,6 +124,7 @@ class Handler(BaseHTTPRequestHandler):
             "part": self.headers.get("Walnotify-Part"),
             "last": self.headers.get("Walnotify-Last-Part"),
             "seq": self.headers.get("Walnotify-Seq"),
+            "ordinal": self.headers.get("Walnotify-Ordinal"),
             "type": self.headers.get("Content-Type"),
             "extra": self.headers.get("X-Walnotify-Test"),
             "path": self.path,
@@ -151,6 +155,8 @@ class Handler(BaseHTTPRequestHandler):
             self.answer(200)
             return
         events = events_of(body)
+        if state.args.bodies:
+            entry["lines"] = body.decode("utf-8").splitlines()
         entry["events"] = len(events)
         entry["ids"] = [e[4] for e in events]
         status, headers = 200, []
@@ -191,6 +197,7 @@ def main():
     p.add_argument("--requests")
     p.add_argument("--script", default="")
     p.add_argument("--reject")
+    p.add_argument("--bodies", action="store_true")
     p.add_argument("--redirect")
     p.add_argument("--stall-s", type=float, default=3.0)
     p.add_argument("--tls-cert")
