@@ -118,13 +118,17 @@ static void abort_transaction(dispatcher *d)
 
 /* ---- delivering ----------------------------------------------------------------------------- */
 
-static bool plugin_wants(const instance *inst, const wn_relation *rel, walnotify_op op)
+/* Whether the instance receives an event of op on rel; a message (rel NULL) belongs to no table
+ * and is chosen by its prefix (message_prefixes). */
+static bool plugin_wants(const instance *inst, const wn_relation *rel, walnotify_op op,
+                         const char *prefix)
 {
     const wn_plugin_config *config = inst->plugin->config;
 
     if (!(inst->ops & op))
         return false;
-    /* A message belongs to no table. */
+    if (op == WALNOTIFY_OP_MESSAGE)
+        return wn_config_wants_message(config, prefix);
     return rel == NULL || (rel->table_index >= 0 && config->watches[rel->table_index]);
 }
 
@@ -136,7 +140,7 @@ static flow deliver(dispatcher *d, const wn_relation *rel, const walnotify_event
     for (size_t i = 0; i < d->ninstances; i++) {
         instance *inst = &d->instances[i];
 
-        if (!plugin_wants(inst, rel, event->op))
+        if (!plugin_wants(inst, rel, event->op, event->message_prefix))
             continue;
         if (!inst->began) {
             if (wn_policy_call(d, inst, CALL_BEGIN, NULL) != FLOW_CONTINUE)
@@ -154,10 +158,11 @@ static flow deliver(dispatcher *d, const wn_relation *rel, const walnotify_event
     return FLOW_CONTINUE;
 }
 
-static bool anyone_wants(const dispatcher *d, const wn_relation *rel, walnotify_op op)
+static bool anyone_wants(const dispatcher *d, const wn_relation *rel, walnotify_op op,
+                         const char *prefix)
 {
     for (size_t i = 0; i < d->ninstances; i++) {
-        if (plugin_wants(&d->instances[i], rel, op))
+        if (plugin_wants(&d->instances[i], rel, op, prefix))
             return true;
     }
     return false;
@@ -234,7 +239,7 @@ static flow on_row_change(dispatcher *d, const wn_message *msg)
         return FLOW_DONE;
     if (wn_events_read_row_change(d, msg, &change) != FLOW_CONTINUE)
         return FLOW_DONE;
-    if (!anyone_wants(d, change.rel, change.op)) {
+    if (!anyone_wants(d, change.rel, change.op, NULL)) {
         count_change(d);
         return FLOW_CONTINUE;
     }
@@ -280,7 +285,7 @@ static flow on_message(dispatcher *d, const wn_message *msg)
                     "non-transactional Message inside a transaction");
     if (transactional)
         d->xact.messages_since_change++;
-    if (!anyone_wants(d, NULL, WALNOTIFY_OP_MESSAGE))
+    if (!anyone_wants(d, NULL, WALNOTIFY_OP_MESSAGE, msg->u.message.prefix))
         return FLOW_CONTINUE;
     wn_events_init_message(d, msg, transactional, &event);
     if (transactional)

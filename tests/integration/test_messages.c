@@ -437,6 +437,53 @@ START_TEST(test_messages_reach_webhook_and_exec)
 }
 END_TEST
 
+/* message_prefixes: a block receives the messages whose prefix is one it lists, exactly; a block
+ * without the key receives them all; the events of the others are the same either way. */
+START_TEST(test_message_prefixes_choose_messages)
+{
+    itest_ctx ctx;
+    itest_path conf;
+    itest_lines all, app;
+
+    itest_begin(&ctx, "msgprefix");
+    itest_exec(ctx.conn, "CREATE TABLE t (id int PRIMARY KEY)");
+    conf = itest_config(&ctx, "prefix.cfg", "\"public.t\"", 200,
+                        "{ name = \"all\"; path = \"%s\"; ops = [ \"insert\", \"message\" ];"
+                        "  settings = { path = \"all.jsonl\"; }; },"
+                        "{ name = \"app\"; path = \"%s\"; ops = [ \"insert\", \"message\" ];"
+                        "  message_prefixes = [ \"app\", \"audit\" ];"
+                        "  settings = { path = \"app.jsonl\"; }; }",
+                        itest_root_file("build/plugins/jsonl.so").s,
+                        itest_root_file("build/plugins/jsonl.so").s);
+    itest_create_slot(&ctx, conf.s);
+    itest_exec(ctx.conn, "BEGIN; SELECT pg_logical_emit_message(true, 'app', 'one');"
+                         "SELECT pg_logical_emit_message(true, 'app.cache', 'two');"
+                         "INSERT INTO t VALUES (1);"
+                         "SELECT pg_logical_emit_message(true, 'other', 'three'); COMMIT");
+    itest_exec(ctx.conn, "SELECT pg_logical_emit_message(false, 'audit', 'four')");
+    itest_exec(ctx.conn, "SELECT pg_logical_emit_message(false, 'APP', 'five')");
+    itest_exec(ctx.conn, "INSERT INTO t VALUES (2)");
+    itest_run_to_now(&ctx, conf.s);
+
+    all = itest_read_lines(itest_file(&ctx, "all.jsonl").s);
+    app = itest_read_lines(itest_file(&ctx, "app.jsonl").s);
+    ck_assert_uint_eq(all.count, 7);
+    ck_assert_uint_eq(app.count, 4);
+    /* The same lines, identities included: what a block does not receive changes nothing of
+     * what it does. */
+    ck_assert_str_eq(app.line[0], all.line[0]);
+    ck_assert_str_eq(app.line[1], all.line[2]);
+    ck_assert_str_eq(app.line[2], all.line[4]);
+    ck_assert_str_eq(app.line[3], all.line[6]);
+    ck_assert(strstr(app.line[0], "\"prefix\":\"app\"") != NULL);
+    ck_assert(strstr(app.line[1], "\"op\":\"insert\"") != NULL);
+    ck_assert(strstr(app.line[2], "\"prefix\":\"audit\"") != NULL);
+    itest_lines_free(&all);
+    itest_lines_free(&app);
+    itest_end(&ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("messages");
@@ -444,5 +491,6 @@ int main(void)
 
     tcase_add_test(tc, test_webhook_snapshot_batches);
     tcase_add_test(tc, test_messages_reach_webhook_and_exec);
+    tcase_add_test(tc, test_message_prefixes_choose_messages);
     return run_suite(suite) == 0 ? 0 : 1;
 }
