@@ -200,7 +200,12 @@ $(B)/tests/lib/%.o: tests/lib/%.c $(B)/tests/lib/%.d
 	@echo "  CC      $@"
 	$(Q)$(CC) $(COMPILE) $(DEPFLAGS) -Itests/lib -c -o $@ $<
 
-$(B)/tests/itest_%: tests/integration/test_%.c $(B)/tests/itest_%.d $(ITESTLIB_OBJS) $(B)/core/lsn.o
+# An integration test that calls core modules directly links them too (ITEST_DEPS_<name>, beside
+# lsn; none unless set).
+ITEST_DEPS_snapshot := snapshot conninfo
+
+$(B)/tests/itest_%: tests/integration/test_%.c $(B)/tests/itest_%.d $(ITESTLIB_OBJS) $(B)/core/lsn.o \
+                    $$(addprefix $(B)/core/,$$(addsuffix .o,$$(ITEST_DEPS_$$*)))
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	$(Q)$(CC) $(COMPILE) $(DEPFLAGS) -Itests/lib $(LINK) -o $@ $(filter %.c %.o,$^) $(CHECK_LIBS) -lpq
