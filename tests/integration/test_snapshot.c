@@ -233,6 +233,8 @@ static const typed_column typed[] = {
     {"c_iv", "interval", {"'-1 year 2 mons 3 days 04:05:06.789'", "'0'", "NULL"}},
     {"c_bool", "bool", {"true", "false", "NULL"}},
     {"c_date", "date", {"'2000-02-29'", "'-infinity'", "NULL"}},
+    /* inet's ::text is not its output: "10.0.0.1/32" for '10.0.0.1'. */
+    {"c_inet", "inet", {"'10.0.0.1'", "'2001:db8::1/64'", "NULL"}},
 };
 #define NTYPED (sizeof typed / sizeof typed[0])
 
