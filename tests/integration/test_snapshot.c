@@ -211,6 +211,84 @@ START_TEST(test_rows_as_of_the_consistent_point)
 }
 END_TEST
 
+/* (a) Joined to the stream with neither loss nor duplicate: while a writer commits without a
+ * pause, each of several snapshots holds exactly the rows whose insert the stream (walnotify's
+ * own, from a slot made before the writer started) carries at a commit LSN below the snapshot's
+ * consistent point; a row committed at or after it is only in the stream. */
+#define JOIN_ROUNDS 5
+
+static uint8_t *ids_of_snapshot(const snap_fixture *f, wn_lsn *point, size_t max_id)
+{
+    uint8_t *seen = calloc(max_id + 1, 1);
+    wn_snapshot *snap = begin_ok(f, point);
+    char err[ERR_MAX] = "";
+    wn_snapshot_row row;
+    int status;
+
+    ck_assert_ptr_nonnull(seen);
+    while ((status = wn_snapshot_next(snap, &row, err, sizeof err)) == 0) {
+        size_t id = strtoul(row.columns[0].value, NULL, 10);
+
+        ck_assert_msg(id >= 1 && id <= max_id && !seen[id], "id %zu out of range or twice", id);
+        seen[id] = 1;
+    }
+    ck_assert_msg(status == WN_SNAPSHOT_END, "%d: %s", status, err);
+    end_ok(snap);
+    return seen;
+}
+
+START_TEST(test_joined_to_the_stream)
+{
+    static const char *const tables[] = {"w"};
+    enum { MAX_ID = 1000000 };
+    itest_ctx ctx;
+    snap_fixture f;
+    itest_path conf, out;
+    itest_events events;
+    wn_lsn points[JOIN_ROUNDS];
+    uint8_t *seen[JOIN_ROUNDS];
+    pid_t writer;
+
+    itest_begin(&ctx, "snapj");
+    itest_exec(ctx.conn, "CREATE TABLE w (id bigserial PRIMARY KEY, n int)");
+    conf = itest_config(&ctx, "join.cfg", "\"public.w\"", 1000,
+                        "{ name = \"all\"; path = \"%s\"; settings = { path = \"out.jsonl\"; }; }",
+                        itest_root_file("build/plugins/jsonl.so").s);
+    itest_create_slot(&ctx, conf.s);
+    writer = itest_writer_start(&ctx, "INSERT INTO w (n) VALUES (1)");
+    itest_wait_query_at_least(ctx.conn, 20, "SELECT count(*) FROM w");
+    fixture_init(&f, &ctx, NULL, tables, 1);
+    for (int r = 0; r < JOIN_ROUNDS; r++)
+        seen[r] = ids_of_snapshot(&f, &points[r], MAX_ID);
+    itest_writer_stop(writer);
+    itest_run_to_now(&ctx, conf.s);
+    out = itest_file(&ctx, "out.jsonl");
+    events = itest_read_events(out.s);
+    ck_assert_msg(events.count > 0 && events.count < MAX_ID, "%zu events", events.count);
+    for (int r = 0; r < JOIN_ROUNDS; r++) {
+        size_t in_snapshot = 0, below = 0;
+
+        for (size_t id = 1; id <= MAX_ID; id++)
+            in_snapshot += seen[r][id];
+        for (size_t e = 0; e < events.count; e++) {
+            size_t id = strtoul(itest_value(&events.event[e], "id"), NULL, 10);
+            bool before = events.event[e].lsn < points[r];
+
+            ck_assert_msg(id <= MAX_ID && seen[r][id] == before,
+                          "round %d: row %zu committed at %s, consistent point %s, %s the "
+                          "snapshot",
+                          r, id, itest_lsn_text(events.event[e].lsn), itest_lsn_text(points[r]),
+                          before ? "missing from" : "also in");
+            below += before;
+        }
+        ck_assert_uint_eq(in_snapshot, below);
+        free(seen[r]);
+    }
+    itest_events_free(&events);
+    itest_end(&ctx);
+}
+END_TEST
+
 /* (b) Each value byte for byte what walnotify's stream carries for an insert of the row: the
  * jsonl plugin's lines of the rows as inserted, against a snapshot of the same rows, under
  * database defaults unlike walnotify's session settings. */
@@ -595,6 +673,7 @@ int main(void)
     TCase *tc = itest_tcase(suite, "snapshot");
 
     tcase_add_test(tc, test_rows_as_of_the_consistent_point);
+    tcase_add_test(tc, test_joined_to_the_stream);
     tcase_add_test(tc, test_values_as_the_stream_carries_them);
     tcase_add_test(tc, test_what_the_publication_publishes);
     tcase_add_test(tc, test_rights_and_row_security);
