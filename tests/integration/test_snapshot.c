@@ -7,11 +7,13 @@
  * reading again giving the same rows and ordinals; a large table read with bounded memory.
  */
 #include <check.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "exitcode.h"
 #include "itest.h"
@@ -617,6 +619,67 @@ START_TEST(test_restart_reads_the_same_rows)
 }
 END_TEST
 
+/* Asks for a stop once the snapshot's temporary slot is being made (its creation waits on the
+ * test's open transaction). */
+typedef struct stopper {
+    const itest_ctx *ctx;
+    int fd;
+} stopper;
+
+static void *stop_when_slot_waits(void *arg)
+{
+    stopper *st = arg;
+    PGconn *conn = itest_connect(st->ctx->db, NULL);
+    itest_deadline deadline = itest_deadline_in(ITEST_WAIT_S * 1000);
+
+    while (itest_query_int(conn,
+                           "SELECT count(*) FROM pg_replication_slots WHERE temporary AND "
+                           "slot_name LIKE '%s\\_snap\\_%%'",
+                           st->ctx->slot) == 0 &&
+           !itest_expired(&deadline))
+        itest_sleep_ms(ITEST_POLL_MS);
+    PQfinish(conn);
+    ck_assert_int_eq(write(st->fd, "x", 1), 1);
+    return NULL;
+}
+
+/* A stop while the slot is being made ends begin with WN_EXIT_STOPPED and leaves nothing. */
+START_TEST(test_stop_while_taking)
+{
+    static const char *const tables[] = {"a"};
+    itest_ctx ctx;
+    snap_fixture f;
+    wn_snapshot *snap = NULL;
+    wn_lsn point;
+    char err[ERR_MAX] = "";
+    int fds[2], status;
+    pthread_t thread;
+    stopper st;
+
+    itest_begin(&ctx, "snaps");
+    itest_exec(ctx.conn, "CREATE TABLE a (id int PRIMARY KEY)");
+    itest_exec(ctx.conn, "CREATE PUBLICATION %s FOR TABLE a", ctx.pub);
+    ck_assert_int_eq(pipe(fds), 0);
+    fixture_init(&f, &ctx, NULL, tables, 1);
+    f.source.stop_fd = fds[0];
+    /* A transaction with an id, open: the slot cannot be made before it ends. */
+    itest_exec(ctx.conn, "BEGIN; INSERT INTO a VALUES (1)");
+    st.ctx = &ctx;
+    st.fd = fds[1];
+    ck_assert_int_eq(pthread_create(&thread, NULL, stop_when_slot_waits, &st), 0);
+    status = wn_snapshot_begin(&f.source, &snap, &point, err, sizeof err);
+    pthread_join(thread, NULL);
+    ck_assert_msg(status == WN_EXIT_STOPPED, "%d: %s", status, err);
+    ck_assert_ptr_null(snap);
+    ck_assert_uint_eq(point, WN_LSN_INVALID);
+    itest_exec(ctx.conn, "ROLLBACK");
+    wait_no_snapshot_slots(&ctx);
+    close(fds[0]);
+    close(fds[1]);
+    itest_end(&ctx);
+}
+END_TEST
+
 static long peak_rss_kb(void)
 {
     struct rusage usage;
@@ -679,5 +742,6 @@ int main(void)
     tcase_add_test(tc, test_rights_and_row_security);
     tcase_add_test(tc, test_restart_reads_the_same_rows);
     tcase_add_test(tc, test_large_table_in_bounded_memory);
+    tcase_add_test(tc, test_stop_while_taking);
     return run_suite(suite) == 0 ? 0 : 1;
 }
