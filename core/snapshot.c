@@ -14,10 +14,10 @@
 #include "exitcode.h"
 
 #define MESSAGE_MAX 1024
-#define SLOT_NAME_MAX 63       /* NAMEDATALEN - 1 */
-#define FETCH_ROWS_MAX 10000   /* rows per FETCH */
-#define FETCH_ROWS_FIRST 100   /* the first FETCH of a table, before row sizes are known */
-#define FETCH_BYTES (8 << 20)  /* what one FETCH should hold, from the largest row seen */
+#define SLOT_NAME_MAX 63            /* NAMEDATALEN - 1 */
+#define FETCH_ROWS_MAX 10000        /* rows per FETCH */
+#define FETCH_ROWS_FIRST 100        /* the first FETCH of a table, before row sizes are known */
+#define FETCH_BYTES (8 << 20)       /* what one FETCH should hold, from the largest row seen */
 #define MOVE_ROWS_MAX 1000000000ULL /* MOVE takes a 32-bit count */
 #define CURSOR "wn_snapshot"
 
@@ -32,7 +32,7 @@ typedef struct snap_table {
     char *select;              /* the statement the cursor reads; owned */
     walnotify_column *columns; /* the published columns, names owned, values unset */
     size_t ncolumns;
-    bool counted;          /* rows holds the table's whole count (it was read to its end) */
+    bool counted;           /* rows holds the table's whole count (it was read to its end) */
     uint64_t first_ordinal; /* the ordinal of its first row, once reading reached it */
     uint64_t rows;
 } snap_table;
@@ -45,18 +45,18 @@ struct wn_snapshot {
     snap_table *tables;
     size_t ntables;
     /* Reading. */
-    size_t current;       /* table being read; ntables once done */
-    bool cursor_open;     /* a cursor is declared on tables[current] */
-    bool table_done;      /* the cursor returned its last row */
-    PGresult *batch;      /* the rows of the last FETCH */
-    int batch_row;        /* the next row of it */
-    uint64_t ordinal;     /* the last ordinal returned */
-    uint64_t table_rows;  /* rows of tables[current] returned */
-    size_t max_row_bytes; /* largest row of tables[current] seen, bytes */
+    size_t current;        /* table being read; ntables once done */
+    bool cursor_open;      /* a cursor is declared on tables[current] */
+    bool table_done;       /* the cursor returned its last row */
+    PGresult *batch;       /* the rows of the last FETCH */
+    int batch_row;         /* the next row of it */
+    uint64_t ordinal;      /* the last ordinal returned */
+    uint64_t table_rows;   /* rows of tables[current] returned */
+    size_t max_row_bytes;  /* largest row of tables[current] seen, bytes */
     walnotify_column *row; /* the row in hand, sized for the widest table */
-    bool failed;          /* the transaction is lost */
-    int status;           /* of the last failure */
-    char *err;            /* the caller's buffer during a call */
+    bool failed;           /* the transaction is lost */
+    int status;            /* of the last failure */
+    char *err;             /* the caller's buffer during a call */
     size_t errlen;
 };
 
@@ -75,8 +75,8 @@ static void set_error(wn_snapshot *s, const char *format, ...)
 /* Runs sql on conn, with nparams text parameters (params NULL: a simple query, as the
  * replication protocol needs), and returns the result when its status is `expect` and, for
  * rows, it has `ncolumns` columns; else NULL with "doing: why" in the error, s->status set. */
-static PGresult *run(wn_snapshot *s, PGconn *conn, const char *doing, const char *sql,
-                     int nparams, const char *const *params, ExecStatusType expect, int ncolumns)
+static PGresult *run(wn_snapshot *s, PGconn *conn, const char *doing, const char *sql, int nparams,
+                     const char *const *params, ExecStatusType expect, int ncolumns)
 {
     char message[MESSAGE_MAX];
     bool stopped = false;
@@ -90,8 +90,8 @@ static PGresult *run(wn_snapshot *s, PGconn *conn, const char *doing, const char
     if (res && PQresultStatus(res) == expect) {
         if (expect != PGRES_TUPLES_OK || PQnfields(res) == ncolumns)
             return res;
-        set_error(s, "%s: the server answered with %d columns, expected %d", doing,
-                  PQnfields(res), ncolumns);
+        set_error(s, "%s: the server answered with %d columns, expected %d", doing, PQnfields(res),
+                  ncolumns);
         s->status = WN_EXIT_SERVER;
         PQclear(res);
         return NULL;
@@ -151,8 +151,10 @@ static int create_slot(wn_snapshot *s, char *snapshot_name, size_t namelen, wn_l
     const char *lsn, *name;
 
     temporary_slot_name(s->source->slot, slot, sizeof slot);
-    snprintf(sql, sizeof sql, "CREATE_REPLICATION_SLOT %s TEMPORARY LOGICAL pgoutput "
-             "EXPORT_SNAPSHOT", slot);
+    snprintf(sql, sizeof sql,
+             "CREATE_REPLICATION_SLOT %s TEMPORARY LOGICAL pgoutput "
+             "EXPORT_SNAPSHOT",
+             slot);
     snprintf(doing, sizeof doing, "creating the temporary slot \"%s\" for the snapshot", slot);
     res = run(s, s->repl, doing, sql, 0, NULL, PGRES_TUPLES_OK, 4);
     if (!res)
@@ -200,7 +202,7 @@ static int import_snapshot(wn_snapshot *s, const char *snapshot_name)
 /* A row filter and its column list (PostgreSQL 15 and later) from pg_publication_tables. */
 #define TABLE_SQL(rowfilter)                                                                       \
     "SELECT c.oid::text, c.relkind, "                                                              \
-    "  coalesce((SELECT (sum(l.reltuples) FILTER (WHERE l.reltuples >= 0))::int8 "                   \
+    "  coalesce((SELECT (sum(l.reltuples) FILTER (WHERE l.reltuples >= 0))::int8 "                 \
     "            FROM pg_class l WHERE l.oid = c.oid AND c.relkind <> 'p' "                        \
     "               OR l.oid IN (SELECT relid FROM pg_partition_tree(c.oid) t "                    \
     "                            WHERE c.relkind = 'p' AND t.isleaf)), -1), "                      \
@@ -213,9 +215,9 @@ static int import_snapshot(wn_snapshot *s, const char *snapshot_name)
 static int look_up_table(wn_snapshot *s, size_t i, char **rowfilter)
 {
     static const char sql14[] = TABLE_SQL("NULL::text");
-    static const char sql15[] = TABLE_SQL(
-        "(SELECT pt.rowfilter FROM pg_publication_tables pt WHERE pt.pubname = $3 "
-        " AND pt.schemaname = n.nspname AND pt.tablename = c.relname)");
+    static const char sql15[] =
+        TABLE_SQL("(SELECT pt.rowfilter FROM pg_publication_tables pt WHERE pt.pubname = $3 "
+                  " AND pt.schemaname = n.nspname AND pt.tablename = c.relname)");
     const wn_table_ref *ref = &s->source->tables[i];
     const char *params[] = {ref->schema, ref->name, s->source->publication};
     snap_table *t = &s->tables[i];
@@ -224,8 +226,8 @@ static int look_up_table(wn_snapshot *s, size_t i, char **rowfilter)
     PGresult *res;
 
     snprintf(doing, sizeof doing, "looking up table \"%s\"", ref->qualified);
-    res = query(s, doing, PQserverVersion(s->conn) >= ROW_FILTER_SERVER_VERSION ? sql15 : sql14,
-                3, params, PGRES_TUPLES_OK, 5);
+    res = query(s, doing, PQserverVersion(s->conn) >= ROW_FILTER_SERVER_VERSION ? sql15 : sql14, 3,
+                params, PGRES_TUPLES_OK, 5);
     if (!res)
         return s->status;
     if (PQntuples(res) != 1) {
@@ -238,8 +240,10 @@ static int look_up_table(wn_snapshot *s, size_t i, char **rowfilter)
         goto refuse;
     }
     if (strcmp(PQgetvalue(res, 0, 3), "t") != 0) {
-        set_error(s, "table \"%s\" is not in publication \"%s\": the stream carries none of its "
-                  "changes", ref->qualified, s->source->publication);
+        set_error(s,
+                  "table \"%s\" is not in publication \"%s\": the stream carries none of its "
+                  "changes",
+                  ref->qualified, s->source->publication);
         goto refuse;
     }
     t->partitioned = kind[0] == 'p';
@@ -284,8 +288,10 @@ static int lock_table(wn_snapshot *s, size_t i, const char *quoted)
     PQclear(res);
     if (!changed)
         return 0;
-    set_error(s, "table \"%s\" was truncated or rewritten while the snapshot was taken: take it "
-              "again", table_name(s, i));
+    set_error(s,
+              "table \"%s\" was truncated or rewritten while the snapshot was taken: take it "
+              "again",
+              table_name(s, i));
     return WN_EXIT_TRANSIENT;
 }
 
@@ -300,7 +306,7 @@ static int lock_table(wn_snapshot *s, size_t i, const char *quoted)
     "SELECT a.attname, a.atttypid::int8, a.atttypmod, " published ", "                             \
     "  CASE c.relreplident WHEN 'f' THEN true WHEN 'n' THEN false ELSE EXISTS ("                   \
     "    SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND a.attnum = ANY (i.indkey::int2[]) " \
-    "    AND CASE WHEN c.relreplident = 'i' THEN i.indisreplident ELSE i.indisprimary END) END, "   \
+    "    AND CASE WHEN c.relreplident = 'i' THEN i.indisreplident ELSE i.indisprimary END) END, "  \
     "  (SELECT k.ord FROM pg_index i, unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) " \
     "   WHERE i.indrelid = c.oid AND k.attnum = a.attnum AND "                                     \
     "   CASE WHEN c.relreplident = 'i' THEN i.indisreplident ELSE i.indisprimary END) "            \
@@ -733,7 +739,8 @@ static int check_usable(wn_snapshot *s, char *err, size_t errlen)
     s->errlen = errlen;
     if (!s->failed)
         return 0;
-    snprintf(err, errlen, "the snapshot's transaction was lost after an earlier failure: take "
+    snprintf(err, errlen,
+             "the snapshot's transaction was lost after an earlier failure: take "
              "the snapshot again");
     return WN_EXIT_SERVER;
 }
@@ -802,8 +809,10 @@ int wn_snapshot_restart(wn_snapshot *snap, uint64_t ordinal, char *err, size_t e
     if (status != 0)
         return status;
     if (ordinal < 1 || ordinal > snap->ordinal + 1) {
-        snprintf(err, errlen, "reading the snapshot again from row %llu: only rows 1 to %llu "
-                 "were read", (unsigned long long)ordinal, (unsigned long long)snap->ordinal + 1);
+        snprintf(err, errlen,
+                 "reading the snapshot again from row %llu: only rows 1 to %llu "
+                 "were read",
+                 (unsigned long long)ordinal, (unsigned long long)snap->ordinal + 1);
         return WN_EXIT_INTERNAL;
     }
     i = table_of(snap, ordinal);

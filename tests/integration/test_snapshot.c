@@ -418,62 +418,169 @@ START_TEST(test_values_as_the_stream_carries_them)
 }
 END_TEST
 
-/* (c) What the publication publishes, table by table. */
+/* Whether the message describes a relation of names[] not described before in r. */
+static bool new_relation(const rows *r, const char *name, const char *const *names, size_t n)
+{
+    bool listed = false;
+
+    for (size_t i = 0; i < n; i++)
+        listed = listed || strcmp(names[i], name) == 0;
+    for (size_t i = 0; listed && i < r->count; i++) {
+        size_t len = strlen(name);
+
+        if (strncmp(r->row[i], name, len) == 0 && r->row[i][len] == ' ')
+            return false;
+    }
+    return listed;
+}
+
+/* The columns of the first Relation message pgoutput sent for each of names[] (leaf partitions
+ * are described too, and left out) for the changes on slot, as "relname
+ * name:typeoid:typmod:k|-,..." (k: the key flag), in the order sent. */
+static rows relation_messages(PGconn *conn, const char *slot, const char *pub,
+                              const char *const *names, size_t nnames)
+{
+    char sql[512];
+    rows r = {0};
+    PGresult *res;
+
+    snprintf(sql, sizeof sql,
+             "SELECT data FROM pg_logical_slot_peek_binary_changes('%s', NULL, NULL, "
+             "'proto_version', '1', 'publication_names', '%s')",
+             slot, pub);
+    res = PQexecParams(conn, sql, 0, NULL, NULL, NULL, NULL, 1);
+    ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQerrorMessage(conn));
+    r.row = calloc((size_t)PQntuples(res) + 1, sizeof *r.row);
+    ck_assert_ptr_nonnull(r.row);
+    for (int i = 0; i < PQntuples(res); i++) {
+        const unsigned char *m = (const unsigned char *)PQgetvalue(res, i, 0);
+        size_t len = (size_t)PQgetlength(res, i, 0), at = 5, used;
+        char out[1024];
+        int natts;
+
+        if (len < 1 || m[0] != 'R')
+            continue;
+        at += strlen((const char *)m + at) + 1; /* namespace */
+        if (!new_relation(&r, (const char *)m + at, names, nnames))
+            continue;
+        used = (size_t)snprintf(out, sizeof out, "%s ", (const char *)m + at);
+        at += strlen((const char *)m + at) + 1 + 1; /* relname, replica identity */
+        natts = m[at] << 8 | m[at + 1];
+        at += 2;
+        for (int a = 0; a < natts && at < len; a++) {
+            int flags = m[at++];
+            const char *name = (const char *)m + at;
+            uint32_t oid, typmod;
+
+            at += strlen(name) + 1;
+            oid = (uint32_t)m[at] << 24 | (uint32_t)m[at + 1] << 16 | (uint32_t)m[at + 2] << 8 |
+                  m[at + 3];
+            typmod = (uint32_t)m[at + 4] << 24 | (uint32_t)m[at + 5] << 16 |
+                     (uint32_t)m[at + 6] << 8 | m[at + 7];
+            at += 8;
+            used += (size_t)snprintf(out + used, sizeof out - used, "%s%s:%u:%d:%s", a ? "," : "",
+                                     name, oid, (int32_t)typmod, flags & 1 ? "k" : "-");
+        }
+        r.row[r.count] = strdup(out);
+        ck_assert_ptr_nonnull(r.row[r.count++]);
+    }
+    PQclear(res);
+    return r;
+}
+
+/* A snapshot row's columns as relation_messages describes them, under the table's name. */
+static char *describe_columns(const char *table, const wn_snapshot_row *row)
+{
+    char out[1024];
+    size_t used = (size_t)snprintf(out, sizeof out, "%s ", table);
+
+    for (size_t c = 0; c < row->ncolumns; c++) {
+        const walnotify_column *col = &row->columns[c];
+
+        used += (size_t)snprintf(out + used, sizeof out - used, "%s%s:%u:%d:%s", c ? "," : "",
+                                 col->name, col->type_oid, col->typmod, col->is_key ? "k" : "-");
+    }
+    return strdup(out);
+}
+
+/* (c) What the publication publishes, table by table: rows (no generated or dropped column,
+ * the column list and the row filter, a partitioned table through its root, an inheritance
+ * parent without its child, each key's order) and columns exactly as the Relation messages of
+ * the same rows' inserts describe them (names, types, typmods, key flags). */
 START_TEST(test_what_the_publication_publishes)
 {
-    static const char *const tables[] = {"g", "p", "ip", "f"};
+    static const char *const tables[] = {"g", "p", "ip", "f", "rf", "ri"};
     itest_ctx ctx;
     snap_fixture f;
     wn_snapshot *snap;
+    wn_snapshot_row row;
     wn_lsn point;
-    rows got;
+    char err[ERR_MAX] = "";
+    rows got, relations, columns = {0};
     bool v15;
+    int status;
 
     itest_begin(&ctx, "snapc");
     v15 = PQserverVersion(ctx.conn) >= 150000;
-    itest_exec(ctx.conn, "CREATE TABLE g (id int PRIMARY KEY, a int, "
-                         "b int GENERATED ALWAYS AS (a * 2) STORED, dropped int)");
+    itest_exec(ctx.conn, "CREATE TABLE g (id int PRIMARY KEY, a numeric(10,2), "
+                         "b numeric GENERATED ALWAYS AS (a * 2) STORED, dropped int, "
+                         "c varchar(7))");
     itest_exec(ctx.conn, "ALTER TABLE g DROP COLUMN dropped");
-    itest_exec(ctx.conn, "INSERT INTO g (id, a) VALUES (2, 20), (1, 10)");
     itest_exec(ctx.conn, "CREATE TABLE p (k int, id int, PRIMARY KEY (k, id)) "
                          "PARTITION BY RANGE (k)");
     itest_exec(ctx.conn, "CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (10)");
     itest_exec(ctx.conn, "CREATE TABLE p2 PARTITION OF p FOR VALUES FROM (10) TO (20)");
-    itest_exec(ctx.conn, "INSERT INTO p VALUES (15, 1), (5, 2)");
     itest_exec(ctx.conn, "CREATE TABLE ip (id int, v text)");
     itest_exec(ctx.conn, "CREATE TABLE ic (extra int) INHERITS (ip)");
+    itest_exec(ctx.conn, "CREATE TABLE f (id int PRIMARY KEY, a int, secret text)");
+    itest_exec(ctx.conn, "CREATE TABLE rf (id int PRIMARY KEY, v text)");
+    itest_exec(ctx.conn, "ALTER TABLE rf REPLICA IDENTITY FULL");
+    itest_exec(ctx.conn, "CREATE TABLE ri (id int PRIMARY KEY, u int NOT NULL UNIQUE, v text)");
+    itest_exec(ctx.conn, "ALTER TABLE ri REPLICA IDENTITY USING INDEX ri_u_key");
+    itest_exec(ctx.conn, "CREATE PUBLICATION %s FOR TABLE g, p, ip, rf, ri, f%s "
+                         "WITH (publish_via_partition_root = true)",
+               ctx.pub, v15 ? " (id, a) WHERE (a > 5)" : "");
+    /* The inserts are decoded too: their Relation messages say what pgoutput publishes. */
+    itest_exec(ctx.conn, "SELECT pg_create_logical_replication_slot('%s', 'pgoutput')", ctx.slot);
+    itest_exec(ctx.conn, "INSERT INTO g (id, a, c) VALUES (2, 20, 'x'), (1, 10, NULL)");
+    itest_exec(ctx.conn, "INSERT INTO p VALUES (15, 1), (5, 2)");
     itest_exec(ctx.conn, "INSERT INTO ip VALUES (1, 'parent')");
     itest_exec(ctx.conn, "INSERT INTO ic VALUES (2, 'child', 0)");
-    itest_exec(ctx.conn, "CREATE TABLE f (id int PRIMARY KEY, a int, secret text)");
     itest_exec(ctx.conn, "INSERT INTO f SELECT i, i, 's' FROM generate_series(1, 8) i");
-    if (v15)
-        itest_exec(ctx.conn,
-                   "CREATE PUBLICATION %s FOR TABLE g, p, ip, f (id, a) WHERE (a > 5) "
-                   "WITH (publish_via_partition_root = true)",
-                   ctx.pub);
-    else
-        itest_exec(ctx.conn,
-                   "CREATE PUBLICATION %s FOR TABLE g, p, ip, f "
-                   "WITH (publish_via_partition_root = true)",
-                   ctx.pub);
-    fixture_init(&f, &ctx, NULL, tables, 4);
+    itest_exec(ctx.conn, "INSERT INTO rf VALUES (1, 'x')");
+    itest_exec(ctx.conn, "INSERT INTO ri VALUES (1, 20, 'a'), (2, 10, 'b')");
+    fixture_init(&f, &ctx, NULL, tables, 6);
     snap = begin_ok(&f, &point);
+    columns.row = calloc(6, sizeof *columns.row);
+    ck_assert_ptr_nonnull(columns.row);
+    while ((status = wn_snapshot_next(snap, &row, err, sizeof err)) == 0) {
+        if (columns.count == row.table)
+            columns.row[columns.count++] = describe_columns(tables[row.table], &row);
+    }
+    ck_assert_msg(status == WN_SNAPSHOT_END, "%d: %s", status, err);
+    ck_assert_msg(wn_snapshot_restart(snap, 1, err, sizeof err) == 0, "%s", err);
     got = read_rest(snap);
     end_ok(snap);
+    relations = relation_messages(ctx.conn, ctx.slot, ctx.pub, tables, 6);
+    assert_rows(&columns, (const char *const *)relations.row, relations.count);
     if (v15) {
         static const char *const want[] = {
-            "0 1 {id*:1,a:10}",      "0 2 {id*:2,a:20}",     "1 3 {k*:5,id*:2}",
-            "1 4 {k*:15,id*:1}",     "2 5 {id:1,v:parent}",  "3 6 {id*:6,a:6}",
-            "3 7 {id*:7,a:7}",       "3 8 {id*:8,a:8}",
+            "0 1 {id*:1,a:10.00,c:null}", "0 2 {id*:2,a:20.00,c:x}", "1 3 {k*:5,id*:2}",
+            "1 4 {k*:15,id*:1}",          "2 5 {id:1,v:parent}",      "3 6 {id*:6,a:6}",
+            "3 7 {id*:7,a:7}",            "3 8 {id*:8,a:8}",          "4 9 {id*:1,v*:x}",
+            "5 10 {id:2,u*:10,v:b}",      "5 11 {id:1,u*:20,v:a}",
         };
         assert_rows(&got, want, sizeof want / sizeof want[0]);
     } else {
         printf("PostgreSQL %d: no column lists or row filters before 15, not checked\n",
                PQserverVersion(ctx.conn));
-        ck_assert_uint_eq(got.count, 13);
+        ck_assert_uint_eq(got.count, 16);
         ck_assert_str_eq(got.row[5], "3 6 {id*:1,a:1,secret:s}");
     }
     rows_free(&got);
+    rows_free(&relations);
+    rows_free(&columns);
+    itest_exec(ctx.conn, "SELECT pg_drop_replication_slot('%s')", ctx.slot);
     itest_end(&ctx);
 }
 END_TEST
