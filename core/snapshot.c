@@ -151,6 +151,13 @@ static int create_slot(wn_snapshot *s, char *snapshot_name, size_t namelen, wn_l
     const char *lsn, *name;
 
     temporary_slot_name(s->source->slot, slot, sizeof slot);
+    /* It goes into the command unquoted, as replication slot names are: only what a slot name
+     * may hold. */
+    if (strspn(slot, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(slot)) {
+        set_error(s, "slot \"%s\" is not a valid slot name: no snapshot can be named after it",
+                  s->source->slot);
+        return WN_EXIT_CONFIG;
+    }
     snprintf(sql, sizeof sql,
              "CREATE_REPLICATION_SLOT %s TEMPORARY LOGICAL pgoutput "
              "EXPORT_SNAPSHOT",
