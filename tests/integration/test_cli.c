@@ -1055,6 +1055,7 @@ START_TEST(test_untrusted_config_runs_nothing)
     assert_stderr_has(&host, "open.cfg: refused: file ");
     assert_stderr_has(&host, "open.cfg is writable by everyone (mode 0666)");
     ck_assert_msg(access(marker.s, F_OK) != 0, "the program the file names ran");
+    free(endpos);
     itest_end(&ctx);
 }
 END_TEST
