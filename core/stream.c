@@ -69,9 +69,9 @@ struct wn_stream {
     int64_t window_start_us; /* monotonic time the current rate window began */
     int window_messages;     /* messages read in it */
     wn_item pending;
-    const char *state_file; /* NULL: none */
-    wn_state state;         /* what state_file gets; lsn = last written */
-    bool state_failing;     /* the last write failed (said once, until it works again) */
+    const char *state_file;     /* NULL: none */
+    wn_state state;             /* what state_file gets; lsn = last written */
+    bool state_failing;         /* the last write failed (said once, until it works again) */
     pthread_mutex_t state_lock; /* state and its file: the reader writes the position, the
                                    dispatcher the finished snapshot */
     int progress_interval_ms;
@@ -272,8 +272,7 @@ static void write_state(wn_stream *stream)
     pthread_mutex_unlock(&stream->state_lock);
 }
 
-int wn_stream_record_snapshot(wn_stream *stream, wn_lsn consistent_point, char *err,
-                              size_t errlen)
+int wn_stream_record_snapshot(wn_stream *stream, wn_lsn consistent_point, char *err, size_t errlen)
 {
     int rc;
 
