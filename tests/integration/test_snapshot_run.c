@@ -289,6 +289,23 @@ START_TEST(test_seam_with_writer)
 }
 END_TEST
 
+/* The slot never passed the consistent point of the snapshot the host was delivering. */
+static void assert_slot_below_snapshot(itest_ctx *ctx, const itest_host *host)
+{
+    static const char needle[] = "initial snapshot taken at ";
+    char *err = itest_host_stderr(host);
+    const char *at = strstr(err, needle);
+    wn_lsn point = 0, confirmed = itest_slot_confirmed(ctx->conn, ctx->slot);
+    char text[WN_LSN_TEXT_MAX] = "", a[WN_LSN_TEXT_MAX], b[WN_LSN_TEXT_MAX];
+
+    ck_assert_msg(at != NULL, "no snapshot taken: %s", err);
+    sscanf(at + strlen(needle), "%20[0-9A-F/]", text);
+    ck_assert_msg(wn_lsn_parse(text, &point), "no position in %.80s", at);
+    ck_assert_msg(confirmed < point, "the slot is at %s, past the unfinished snapshot's %s",
+                  wn_lsn_format(confirmed, a), wn_lsn_format(point, b));
+    free(err);
+}
+
 /* kill -9 in the middle of the snapshot, a few times: each start takes a new one. */
 START_TEST(test_kill9_in_snapshot)
 {
@@ -317,6 +334,7 @@ START_TEST(test_kill9_in_snapshot)
         itest_host_stop(&host, SIGKILL);
         ck_assert_msg(count_in(state.s, "snapshot=") == 0,
                       "the state file says an unfinished snapshot finished");
+        assert_slot_below_snapshot(&ctx, &host);
     }
     itest_writer_stop(writer);
     run_through_snapshot(&ctx, final.s, out.s, 0);
