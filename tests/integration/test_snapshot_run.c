@@ -459,6 +459,55 @@ START_TEST(test_rewind_in_snapshot)
 }
 END_TEST
 
+/* The snapshot's own connection fails in its middle: walnotify takes a new snapshot, and the
+ * outcome is the table. */
+START_TEST(test_snapshot_connection_lost)
+{
+    int rows = table_rows();
+    itest_ctx ctx;
+    itest_host host;
+    itest_path conf, out;
+    replica r;
+    pid_t writer;
+    char pause[2 * PATH_MAX];
+    long long terminated;
+
+    itest_begin(&ctx, "snaplost");
+    make_table(&ctx, rows);
+    /* Paused before the end of the first chunk of rows: the next one is fetched after. */
+    snprintf(pause, sizeof pause,
+             ", { name = \"pause\"; path = \"%s\"; ops = [ \"snapshot\" ]; "
+             "settings = { pause_at = %d; pause_ms = 1000; }; }",
+             itest_root_file("build/tests/fixtures/snapfault.so").s, rows / 4);
+    conf = jsonl_config(&ctx, "lost.cfg", pause);
+    out = itest_file(&ctx, "out.jsonl");
+    writer = start_writer(&ctx, rows);
+    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
+    wait_for(host.err.s, "snapfault: pausing", 1, "the pause in the snapshot");
+    /* The snapshot's reading session: the only one idle inside a transaction. */
+    terminated = itest_query_int(ctx.conn,
+                                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                 "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                                 "AND backend_type = 'client backend' "
+                                 "AND state = 'idle in transaction'");
+    ck_assert_int_eq(terminated, 1);
+    wait_for(host.err.s, "initial snapshot taken at", 2, "a new snapshot");
+    wait_for(out.s, "\"marker\":\"end\"", 1, "the snapshot's end marker");
+    itest_sleep_ms(300);
+    itest_writer_stop(writer);
+    itest_host_stop(&host, SIGTERM);
+    itest_assert_exit(&host, 0);
+    itest_run_to_now(&ctx, conf.s);
+
+    r = replay(out.s, rows, false);
+    ck_assert_msg(r.snapshots == 2, "%zu snapshots, not a second one", r.snapshots);
+    ck_assert_uint_eq(r.ends, 1);
+    assert_replica_is_table(&ctx, &r, "after the lost connection");
+    replica_free(&r);
+    itest_end(&ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("snapshot_run");
@@ -468,5 +517,6 @@ int main(void)
     tcase_add_test(tc, test_kill9_in_snapshot);
     tcase_add_test(tc, test_created_slot_and_changes_only_plugin);
     tcase_add_test(tc, test_rewind_in_snapshot);
+    tcase_add_test(tc, test_snapshot_connection_lost);
     return run_suite(suite) == 0 ? 0 : 1;
 }
