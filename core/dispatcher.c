@@ -574,7 +574,9 @@ static flow snapshot_if_reached(dispatcher *d, wn_lsn position)
 {
     wn_lsn endpos = d->options->endpos;
 
-    if (!d->snapshot_pending || d->snapshot_reading || position < d->options->snapshot_lsn)
+    /* Inside a transaction a Begin or a lone message is a protocol error, said by its handler. */
+    if (!d->snapshot_pending || d->snapshot_reading || d->xact.open ||
+        position < d->options->snapshot_lsn)
         return FLOW_CONTINUE;
     if (endpos != WN_LSN_INVALID && d->options->snapshot_lsn > endpos)
         return FLOW_CONTINUE;
