@@ -23,6 +23,7 @@
 
 #define DEFAULT_ROWS 20000
 #define KILLS 3
+#define SNAPSHOT_BATCH 10000 /* events in a batch at most */
 #define SOURCE_EXTRA                                                                               \
     "snapshot = \"initial\"; state_file = \"state\"; reconnect_initial_ms = 50; "                \
     "reconnect_max_ms = 500;"
@@ -390,7 +391,7 @@ START_TEST(test_created_slot_and_changes_only_plugin)
 }
 END_TEST
 
-/* Reads the snapfault log: "POSITION ORDINAL MARKER" lines. */
+/* A snapshot event of the snapfault log: "E POSITION ORDINAL MARKER". */
 typedef struct seen_event {
     unsigned long long position;
     unsigned long long ordinal;
@@ -410,7 +411,8 @@ START_TEST(test_rewind_in_snapshot)
     pid_t writer;
     char fault[3 * PATH_MAX];
     unsigned long long position = 0, expect = 0;
-    size_t restarts = 0;
+    size_t restarts = 0, batches = 0, in_this_batch = 0;
+    bool in_batch = false;
 
     itest_begin(&ctx, "snaprewind");
     make_table(&ctx, rows);
@@ -425,18 +427,34 @@ START_TEST(test_rewind_in_snapshot)
     itest_sleep_ms(200);
     run_through_snapshot(&ctx, conf.s, out.s, writer);
 
-    /* 0, 1, .. at; then 0, 1, .. rows + 1 again, all at one position. */
+    /* 0, 1, .. at; then 0, 1, .. rows + 1 again, all at one position; each event inside a
+     * batch (begin .. commit, or abort at the rewind) of at most SNAPSHOT_BATCH events. */
     lines = itest_read_lines(log.s);
     for (size_t i = 0; i < lines.count; i++) {
         seen_event e;
 
-        ck_assert_int_eq(sscanf(lines.line[i], "%llx %llu %u", &e.position, &e.ordinal, &e.marker),
-                         3);
-        if (i == 0)
+        if (strcmp(lines.line[i], "B") == 0) {
+            ck_assert_msg(!in_batch, "line %zu: a batch begun inside a batch", i + 1);
+            in_batch = true;
+            in_this_batch = 0;
+            batches++;
+            continue;
+        }
+        if (strcmp(lines.line[i], "C") == 0 || strcmp(lines.line[i], "A") == 0) {
+            ck_assert_msg(in_batch, "line %zu: a batch ended outside a batch", i + 1);
+            in_batch = false;
+            continue;
+        }
+        ck_assert_msg(in_batch, "line %zu: a snapshot event outside a batch", i + 1);
+        ck_assert_msg(++in_this_batch <= SNAPSHOT_BATCH, "line %zu: a batch of more than %d events",
+                      i + 1, SNAPSHOT_BATCH);
+        ck_assert_int_eq(
+            sscanf(lines.line[i], "E %llx %llu %u", &e.position, &e.ordinal, &e.marker), 3);
+        if (position == 0)
             position = e.position;
         ck_assert_msg(e.position == position, "line %zu: snapshot position %llx, not %llx", i + 1,
                       e.position, position);
-        if (e.ordinal == 0 && i > 0) {
+        if (e.ordinal == 0 && expect > 0) {
             ck_assert_msg(expect == (unsigned long long)at + 1,
                           "the snapshot began again after ordinal %llu, not after the rewind "
                           "at %d",
@@ -450,6 +468,11 @@ START_TEST(test_rewind_in_snapshot)
     }
     itest_lines_free(&lines);
     ck_assert_uint_eq(restarts, 1);
+    ck_assert_msg(!in_batch, "the last batch was never committed");
+    /* Full batches but the last: up to the rewind (ordinals 0 .. at), then the begin marker,
+     * every row and the end marker (ordinals 0 .. expect - 1). */
+    ck_assert_uint_eq(batches, ((size_t)at + SNAPSHOT_BATCH) / SNAPSHOT_BATCH +
+                                   (expect + SNAPSHOT_BATCH - 1) / SNAPSHOT_BATCH);
     r = replay(out.s, rows, false);
     ck_assert_uint_eq(r.ends, 1);
     ck_assert_uint_eq(r.snapshots, 1);
