@@ -497,7 +497,9 @@ START_TEST(test_snapshot_connection_lost)
 
     itest_begin(&ctx, "snaplost");
     make_table(&ctx, rows);
-    /* Paused before the end of the first chunk of rows: the next one is fetched after. */
+    /* Paused in the first chunk of rows the reader fetched (10,000 of these small rows): the
+     * fetch of the next one fails, after the first batch (10,000 events) was committed, so the
+     * first snapshot's begin marker stays in the jsonl file. */
     snprintf(pause, sizeof pause,
              ", { name = \"pause\"; path = \"%s\"; ops = [ \"snapshot\" ]; "
              "settings = { pause_at = %d; pause_ms = 1000; }; }",
