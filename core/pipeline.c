@@ -518,6 +518,22 @@ static int prepare_snapshot(pipeline *r, bool utf8, char *err, size_t errlen)
     return 0;
 }
 
+/* A snapshot to take while another process holds the slot would be dropped at once, when
+ * START_REPLICATION finds the slot busy: the standby of a pair waits without taking one. (The
+ * server's answer to START_REPLICATION still decides; this only spares the temporary slot.) */
+static int snapshot_slot_free(const pipeline *r, const wn_server_state *server, char *err,
+                              size_t errlen)
+{
+    if (r->config->source.snapshot != WN_SNAPSHOT_INITIAL || r->snapshot_done != WN_LSN_INVALID ||
+        r->snap != NULL || server->slot_active_pid == 0)
+        return 0;
+    snprintf(err, errlen,
+             "replication slot \"%s\" is active for PID %ld (another walnotify holds the slot); "
+             "the initial snapshot is taken once this host holds it",
+             r->config->source.slot, server->slot_active_pid);
+    return WN_EXIT_SLOT_BUSY;
+}
+
 /* The dispatcher's: every plugin flushed the snapshot's end marker. */
 static int record_snapshot(void *arg, wn_lsn consistent_point, char *err, size_t errlen)
 {
@@ -593,6 +609,8 @@ static int open_stream(pipeline *r, bool *nothing_to_do, char *err, size_t errle
         .stop_fd = r->stop_fd,
     };
     status = read_table_oids(r, server.utf8, err, errlen);
+    if (status == 0)
+        status = snapshot_slot_free(r, &server, err, errlen);
     if (status == 0)
         status = prepare_snapshot(r, server.utf8, err, errlen);
     if (status != 0)

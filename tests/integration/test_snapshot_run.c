@@ -351,6 +351,53 @@ START_TEST(test_kill9_in_snapshot)
 }
 END_TEST
 
+/* An active/standby pair: the standby waits for the slot without taking a snapshot; when the
+ * active one dies in the middle of its snapshot, the standby takes a new one. */
+START_TEST(test_standby_takes_over)
+{
+    int rows = table_rows();
+    itest_ctx ctx;
+    itest_host active, standby;
+    itest_path conf, standby_conf, out;
+    replica r;
+    pid_t writer;
+    char pause[2 * PATH_MAX];
+
+    itest_begin(&ctx, "snappair");
+    make_table(&ctx, rows);
+    snprintf(pause, sizeof pause,
+             ", { name = \"pause\"; path = \"%s\"; ops = [ \"snapshot\" ]; "
+             "settings = { pause_at = %d; pause_ms = 60000; }; }",
+             itest_root_file("build/tests/fixtures/snapfault.so").s, rows / 2);
+    conf = jsonl_config(&ctx, "active.cfg", pause);
+    standby_conf = jsonl_config(&ctx, "standby.cfg", "");
+    out = itest_file(&ctx, "out.jsonl");
+    writer = start_writer(&ctx, rows);
+    itest_host_start(&ctx, &active, ITEST_ARGS("-c", conf.s));
+    wait_for(active.err.s, "snapfault: pausing", 1, "the pause in the snapshot");
+    itest_host_start(&ctx, &standby, ITEST_ARGS("-c", standby_conf.s));
+    wait_for(standby.err.s, "waiting for slot", 1, "the standby waiting for the slot");
+    itest_sleep_ms(1000);
+    ck_assert_msg(count_in(standby.err.s, "initial snapshot taken") == 0,
+                  "the standby took a snapshot while the slot was held");
+    itest_host_stop(&active, SIGKILL);
+    wait_for(out.s, "\"marker\":\"end\"", 1, "the standby's snapshot");
+    itest_sleep_ms(300);
+    itest_writer_stop(writer);
+    itest_host_stop(&standby, SIGTERM);
+    itest_assert_exit(&standby, 0);
+    ck_assert_uint_eq(count_in(standby.err.s, "initial snapshot taken"), 1);
+    itest_run_to_now(&ctx, standby_conf.s);
+
+    r = replay(out.s, rows, false);
+    ck_assert_uint_eq(r.snapshots, 2);
+    ck_assert_uint_eq(r.ends, 1);
+    assert_replica_is_table(&ctx, &r, "after the takeover");
+    replica_free(&r);
+    itest_end(&ctx);
+}
+END_TEST
+
 /* The slot made first; a plugin without `snapshot` beside one with it receives every change of
  * the stream (replayed over the table as it was when the slot was made, it gives the table). */
 START_TEST(test_created_slot_and_changes_only_plugin)
@@ -540,6 +587,7 @@ int main(void)
 
     tcase_add_test(tc, test_seam_with_writer);
     tcase_add_test(tc, test_kill9_in_snapshot);
+    tcase_add_test(tc, test_standby_takes_over);
     tcase_add_test(tc, test_created_slot_and_changes_only_plugin);
     tcase_add_test(tc, test_rewind_in_snapshot);
     tcase_add_test(tc, test_snapshot_connection_lost);
