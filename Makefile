@@ -110,7 +110,7 @@ UNIT_DEPS_decoder    := decoder lsn log
 UNIT_DEPS_relcache   := relcache decoder lsn log
 UNIT_DEPS_config     := config conftext paths trust conninfo lsn log
 UNIT_DEPS_loader     := loader requests encoder jsonbuf namecache config conftext paths trust \
-                        conninfo lsn log
+                        snapshot conninfo lsn log
 UNIT_DEPS_abi        :=
 UNIT_DEPS_jsonl      := encoder jsonbuf namecache
 UNIT_DEPS_encoder    := encoder jsonbuf namecache
@@ -128,7 +128,7 @@ UNIT_DEPS_files       = files $(filter-out $(DISPATCHER_MODULES),$(UNIT_DEPS_dis
 DISPATCHER_MODULES   := dispatcher policy tableident events
 UNIT_DEPS_dispatcher := $(DISPATCHER_MODULES) requests deadletter files encoder jsonbuf namecache \
                         handoff decoder relcache tablewatch loader config conftext paths trust \
-                        conninfo lsn log
+                        snapshot conninfo lsn log
 UNIT_DEPS_tablewatch := tablewatch conninfo log
 UNIT_DEPS_conftext   := conftext
 UNIT_DEPS_paths      := paths

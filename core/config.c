@@ -386,6 +386,8 @@ static const choice on_error_choices[] = {{"retry", WN_ON_ERROR_RETRY},
                                           {"skip", WN_ON_ERROR_SKIP},
                                           {"stop", WN_ON_ERROR_STOP},
                                           {NULL, 0}};
+static const choice snapshot_choices[] = {
+    {"never", WN_SNAPSHOT_NEVER}, {"initial", WN_SNAPSHOT_INITIAL}, {NULL, 0}};
 static const choice then_choices[] = {
     {"skip", WN_ON_ERROR_SKIP}, {"stop", WN_ON_ERROR_STOP}, {NULL, 0}};
 static const choice op_names[] = {{"insert", WALNOTIFY_OP_INSERT},
@@ -458,6 +460,8 @@ static const key source_keys[] = {
             "silence before asking the server for a reply, and again before reconnecting"),
     INT_KEY(wn_source_config, progress_interval_ms, 60000, 1000, 86400000 /* a day */,
             "between progress lines in the log"),
+    CHOICE_KEY(wn_source_config, snapshot, WN_SNAPSHOT_NEVER, snapshot_choices,
+               "\"initial\": the tables' rows first, once (needs state_file)"),
     END_KEYS,
 };
 
@@ -501,7 +505,8 @@ _Static_assert(sizeof source_keys / sizeof source_keys[0] <= KEYS_MAX &&
                    sizeof top_keys / sizeof top_keys[0] <= KEYS_MAX,
                "a key table outgrows block.written");
 /* CHOICE and FLAGS values are written through int and unsigned pointers. */
-_Static_assert(sizeof(wn_on_error) == sizeof(int) && sizeof(wn_log_level) == sizeof(int),
+_Static_assert(sizeof(wn_on_error) == sizeof(int) && sizeof(wn_log_level) == sizeof(int) &&
+                   sizeof(wn_snapshot_mode) == sizeof(int),
                "an enum a CHOICE key stores is not int-sized");
 
 /* ---- reading a group by its table -------------------------------------------------------- */
@@ -1088,6 +1093,11 @@ static int parse_source(block *top, const config_setting_t *s, const char *label
         if (included_from(top->ctx, state_file, &top->config->source.state_file_in) != 0)
             return fail_nomem(top->ctx);
     }
+    /* Whether the snapshot finished is recorded there, for both hosts of a pair. */
+    if (top->config->source.snapshot == WN_SNAPSHOT_INITIAL && state_file == NULL)
+        return fail_at(top->ctx, written(&b, "snapshot"),
+                       "source.snapshot = \"initial\" needs source.state_file: the file records "
+                       "whether the snapshot finished");
     return check_order(&b, source_order);
 }
 

@@ -79,21 +79,25 @@ typedef struct wn_plugin_config {
     int dead_letter_line; /* where `dead_letter` is written (in `file`); 0 when absent */
 } wn_plugin_config;
 
+/* `source.snapshot`: whether the tables' rows are read once before the stream goes past them. */
+typedef enum wn_snapshot_mode { WN_SNAPSHOT_NEVER = 0, WN_SNAPSHOT_INITIAL = 1 } wn_snapshot_mode;
+
 typedef struct wn_source_config {
     char *conninfo;
     wn_table_ref *tables;
     size_t ntables;
     char *slot;
     char *publication;
-    int status_interval_ms;   /* `status_interval_ms` */
-    char *state_file;         /* `state_file`, resolved; NULL: none */
-    int state_file_line;      /* where `state_file` is written; 0 when absent */
-    char *state_file_in;      /* the @include'd file it is written in; NULL: the configuration
-                                 file */
-    int reconnect_initial_ms; /* `reconnect_initial_ms` */
-    int reconnect_max_ms;     /* `reconnect_max_ms`, never below reconnect_initial_ms */
-    int receive_timeout_ms;   /* `receive_timeout_ms`, above status_interval_ms */
-    int progress_interval_ms; /* `progress_interval_ms` */
+    int status_interval_ms;    /* `status_interval_ms` */
+    char *state_file;          /* `state_file`, resolved; NULL: none */
+    int state_file_line;       /* where `state_file` is written; 0 when absent */
+    char *state_file_in;       /* the @include'd file it is written in; NULL: the configuration
+                                  file */
+    int reconnect_initial_ms;  /* `reconnect_initial_ms` */
+    int reconnect_max_ms;      /* `reconnect_max_ms`, never below reconnect_initial_ms */
+    int receive_timeout_ms;    /* `receive_timeout_ms`, above status_interval_ms */
+    int progress_interval_ms;  /* `progress_interval_ms` */
+    wn_snapshot_mode snapshot; /* `snapshot` */
 } wn_source_config;
 
 typedef struct wn_config {

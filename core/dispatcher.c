@@ -23,6 +23,7 @@
 
 #include "dispatchstate.h"
 #include "events.h"
+#include "exitcode.h"
 #include "log.h"
 #include "policy.h"
 #include "tableident.h"
@@ -42,6 +43,9 @@ static int64_t now_ms(void)
 /* Hands the position to the reader thread; it only ever moves forward. */
 static void publish(dispatcher *d, wn_lsn lsn)
 {
+    /* Until the snapshot finished, a crash must bring the stream back before its point. */
+    if (d->snapshot_pending && lsn > d->snapshot_cap)
+        lsn = d->snapshot_cap;
     if (lsn <= d->published)
         return;
     d->published = lsn;
@@ -132,7 +136,20 @@ static bool plugin_wants(const instance *inst, const wn_relation *rel, walnotify
     return rel == NULL || (rel->table_index >= 0 && config->watches[rel->table_index]);
 }
 
-/* Each plugin that wants the event gets it, in configuration order, begin first if needed. */
+/* The event to one instance, begin first if needed. */
+static flow deliver_to(dispatcher *d, instance *inst, const walnotify_event *event)
+{
+    if (!inst->began) {
+        if (wn_policy_call(d, inst, CALL_BEGIN, NULL) != FLOW_CONTINUE)
+            return FLOW_DONE;
+        inst->began = true;
+    }
+    inst->dirty = true;
+    d->unflushed = true;
+    return wn_policy_deliver(d, inst, event);
+}
+
+/* Each plugin that wants the event gets it, in configuration order. */
 static flow deliver(dispatcher *d, const wn_relation *rel, const walnotify_event *event)
 {
     bool delivered = false;
@@ -142,14 +159,7 @@ static flow deliver(dispatcher *d, const wn_relation *rel, const walnotify_event
 
         if (!plugin_wants(inst, rel, event->op, event->message_prefix))
             continue;
-        if (!inst->began) {
-            if (wn_policy_call(d, inst, CALL_BEGIN, NULL) != FLOW_CONTINUE)
-                return FLOW_DONE;
-            inst->began = true;
-        }
-        inst->dirty = true;
-        d->unflushed = true;
-        if (wn_policy_deliver(d, inst, event) != FLOW_CONTINUE)
+        if (deliver_to(d, inst, event) != FLOW_CONTINUE)
             return FLOW_DONE;
         delivered = true;
     }
@@ -362,6 +372,217 @@ static flow on_relation(dispatcher *d, const wn_message *msg)
     return wn_tableident_identify(d, rel, was_index);
 }
 
+/* ---- the initial snapshot -------------------------------------------------------------------- */
+
+/* A batch begins and commits like a transaction: a batching plugin writes it in commit, and a
+ * flush (the only thing that lets the position move) never waits for the whole snapshot. */
+#define SNAPSHOT_BATCH 10000
+
+/* Whether the instance receives a snapshot event of table (-1: a marker, for every instance that
+ * asked for the snapshot). */
+static bool snapshot_wants(const instance *inst, long table)
+{
+    if (!(inst->ops & WALNOTIFY_OP_SNAPSHOT))
+        return false;
+    return table < 0 || inst->plugin->config->watches[table];
+}
+
+static flow deliver_snapshot_event(dispatcher *d, long table, const walnotify_event *event)
+{
+    bool delivered = false;
+
+    for (size_t i = 0; i < d->ninstances; i++) {
+        instance *inst = &d->instances[i];
+
+        if (!snapshot_wants(inst, table))
+            continue;
+        if (deliver_to(d, inst, event) != FLOW_CONTINUE)
+            return FLOW_DONE;
+        delivered = true;
+    }
+    if (delivered)
+        wn_handoff_set_delivered(d->handoff, ++d->events);
+    return FLOW_CONTINUE;
+}
+
+static void open_snapshot_batch(dispatcher *d)
+{
+    memset(&d->xact, 0, sizeof d->xact);
+    d->xact.open = true;
+    d->xact.txn.size = sizeof d->xact.txn;
+    d->xact.txn.commit_lsn = d->options->snapshot_lsn;
+    d->xact.txn.kind = WALNOTIFY_TXN_SNAPSHOT;
+    for (size_t i = 0; i < d->ninstances; i++)
+        d->instances[i].began = false;
+}
+
+static flow close_snapshot_batch(dispatcher *d)
+{
+    if (commit_plugins(d) != FLOW_CONTINUE)
+        return FLOW_DONE;
+    d->xact.open = false;
+    return FLOW_CONTINUE;
+}
+
+/* A marker or a row (table and columns set by the caller). Its identity: (C - 1, ordinal). */
+static void init_snapshot_event(const dispatcher *d, unsigned marker, uint64_t ordinal,
+                                walnotify_event *event)
+{
+    memset(event, 0, sizeof *event);
+    event->size = sizeof *event;
+    event->op = WALNOTIFY_OP_SNAPSHOT;
+    event->commit_lsn = d->options->snapshot_lsn;
+    event->id.position = d->options->snapshot_lsn - 1;
+    event->id.ordinal = ordinal;
+    event->snapshot_marker = marker;
+}
+
+/* The next event goes in the batch in hand, or in a new one once that one is full. */
+static flow snapshot_room(dispatcher *d, uint64_t *in_batch)
+{
+    if (*in_batch < SNAPSHOT_BATCH)
+        return FLOW_CONTINUE;
+    *in_batch = 0;
+    if (close_snapshot_batch(d) != FLOW_CONTINUE)
+        return FLOW_DONE;
+    open_snapshot_batch(d);
+    return FLOW_CONTINUE;
+}
+
+static flow deliver_snapshot_row(dispatcher *d, const wn_snapshot_row *row)
+{
+    const wn_table_ref *table = &d->options->config->source.tables[row->table];
+    walnotify_event event;
+
+    init_snapshot_event(d, WALNOTIFY_SNAPSHOT_ROW, row->ordinal, &event);
+    event.table = table->qualified;
+    event.schema = table->schema;
+    event.name = table->name;
+    event.columns = row->columns;
+    event.ncolumns = row->ncolumns;
+    return deliver_snapshot_event(d, (long)row->table, &event);
+}
+
+/* A read that failed: the imported transaction is lost. */
+static flow snapshot_failed(dispatcher *d, int status, const char *why)
+{
+    switch (status) {
+    case WN_EXIT_STOPPED:
+        d->result = WN_DISPATCH_STOPPED;
+        return FLOW_DONE;
+    case WN_EXIT_TRANSIENT:
+        return fail(d, WN_DISPATCH_SNAPSHOT_LOST, "reading the initial snapshot: %s", why);
+    case WN_EXIT_INTERNAL:
+        return fail(d, WN_DISPATCH_INTERNAL, "reading the initial snapshot: %s", why);
+    default:
+        return fail(d, WN_DISPATCH_SERVER_STATE, "reading the initial snapshot: %s", why);
+    }
+}
+
+static void log_snapshot_progress(dispatcher *d, int64_t *next_ms)
+{
+    const wn_source_config *source = &d->options->config->source;
+    wn_snapshot_progress progress;
+    int64_t now = now_ms();
+
+    if (now < *next_ms)
+        return;
+    *next_ms = now + source->progress_interval_ms;
+    wn_snapshot_get_progress(d->options->snapshot, &progress);
+    if (progress.table >= source->ntables)
+        return;
+    wn_log(WN_LOG_INFO,
+           "initial snapshot: table %s, %" PRIu64 " rows read of about %" PRId64 "; %" PRIu64
+           " rows in all",
+           source->tables[progress.table].qualified, progress.table_rows,
+           progress.table_estimate < 0 ? (int64_t)0 : progress.table_estimate, progress.rows);
+}
+
+/* Every instance makes the end marker durable; then the snapshot is recorded as finished, and
+ * only then may the acknowledged position pass its point. */
+static flow finish_snapshot(dispatcher *d)
+{
+    char why[512];
+    int rc;
+
+    if (flush_and_publish(d) != FLOW_CONTINUE)
+        return FLOW_DONE;
+    rc = d->options->record_snapshot(d->options->record_arg, d->options->snapshot_lsn, why,
+                                     sizeof why);
+    if (rc != 0)
+        return fail(d, WN_DISPATCH_INTERNAL,
+                    "the initial snapshot was delivered but cannot be recorded as finished: %s",
+                    why);
+    d->snapshot_pending = false;
+    return FLOW_CONTINUE;
+}
+
+/* The rows of every table read in full and handed on, between the begin and end markers. */
+static flow deliver_snapshot(dispatcher *d)
+{
+    wn_snapshot *snap = d->options->snapshot;
+    int64_t next_progress_ms = now_ms() + d->options->config->source.progress_interval_ms;
+    uint64_t in_batch = 1, rows = 0;
+    walnotify_event marker;
+    char lsn[WN_LSN_TEXT_MAX], why[1024];
+
+    d->snapshot_reading = true;
+    wn_log(WN_LOG_INFO, "initial snapshot at %s: delivering the rows",
+           wn_lsn_format(d->options->snapshot_lsn, lsn));
+    open_snapshot_batch(d);
+    init_snapshot_event(d, WALNOTIFY_SNAPSHOT_BEGIN, 0, &marker);
+    if (deliver_snapshot_event(d, -1, &marker) != FLOW_CONTINUE)
+        return FLOW_DONE;
+    for (;;) {
+        wn_snapshot_row row;
+        int rc = wn_snapshot_next(snap, &row, why, sizeof why);
+
+        if (rc == WN_SNAPSHOT_END)
+            break;
+        if (rc != 0)
+            return snapshot_failed(d, rc, why);
+        if (snapshot_room(d, &in_batch) != FLOW_CONTINUE ||
+            deliver_snapshot_row(d, &row) != FLOW_CONTINUE)
+            return FLOW_DONE;
+        in_batch++;
+        rows = row.ordinal;
+        if (wn_handoff_stop_requested(d->handoff)) {
+            d->result = WN_DISPATCH_STOPPED;
+            return FLOW_DONE;
+        }
+        if (flush_if_due(d, now_ms()) != FLOW_CONTINUE)
+            return FLOW_DONE;
+        log_snapshot_progress(d, &next_progress_ms);
+    }
+    if (snapshot_room(d, &in_batch) != FLOW_CONTINUE)
+        return FLOW_DONE;
+    init_snapshot_event(d, WALNOTIFY_SNAPSHOT_END, rows + 1, &marker);
+    marker.snapshot_rows = rows;
+    if (deliver_snapshot_event(d, -1, &marker) != FLOW_CONTINUE ||
+        close_snapshot_batch(d) != FLOW_CONTINUE)
+        return FLOW_DONE;
+    if (finish_snapshot(d) != FLOW_CONTINUE)
+        return FLOW_DONE;
+    wn_log(WN_LOG_INFO, "initial snapshot at %s finished: %" PRIu64 " rows", lsn, rows);
+    return FLOW_CONTINUE;
+}
+
+/* The stream reached the snapshot's point (a transaction or a message at or past it, or a
+ * keepalive there between transactions): the snapshot comes first, unless --endpos ends the run
+ * before it. */
+static flow snapshot_if_reached(dispatcher *d, wn_lsn position)
+{
+    wn_lsn endpos = d->options->endpos;
+
+    /* Inside a transaction a Begin or a lone message is a protocol error, said by its handler. */
+    if (!d->snapshot_pending || d->snapshot_reading || d->xact.open ||
+        position < d->options->snapshot_lsn)
+        return FLOW_CONTINUE;
+    if (endpos != WN_LSN_INVALID && d->options->snapshot_lsn > endpos)
+        return FLOW_CONTINUE;
+    return deliver_snapshot(d);
+}
+
 static flow on_data(dispatcher *d, const wn_item *item)
 {
     wn_message msg;
@@ -369,6 +590,11 @@ static flow on_data(dispatcher *d, const wn_item *item)
     if (wn_decode(d->decoder, item->payload, item->length, &msg) != 0)
         return fail(d, WN_DISPATCH_PROTOCOL_ERROR, "cannot decode a message from the server: %s",
                     d->decoder->error);
+    if (msg.kind == 'B' && snapshot_if_reached(d, msg.u.begin.final_lsn) != FLOW_CONTINUE)
+        return FLOW_DONE;
+    if (msg.kind == 'M' && !(msg.u.message.flags & 1) &&
+        snapshot_if_reached(d, msg.u.message.lsn) != FLOW_CONTINUE)
+        return FLOW_DONE;
     switch (msg.kind) {
     case 'B':
         return on_begin(d, &msg);
@@ -401,6 +627,8 @@ static flow on_keepalive(dispatcher *d, const wn_item *item)
 
     if (d->xact.open)
         return FLOW_CONTINUE;
+    if (snapshot_if_reached(d, item->wal_end) != FLOW_CONTINUE)
+        return FLOW_DONE;
     if (item->wal_end > d->finished)
         d->finished = item->wal_end;
     if (endpos != WN_LSN_INVALID && item->wal_end >= endpos) {
@@ -566,6 +794,11 @@ static int setup(dispatcher *d, const wn_dispatcher_options *options, wn_handoff
         return -1;
     d->finished = options->start_lsn;
     d->published = WN_LSN_INVALID;
+    if (options->snapshot != NULL) {
+        d->snapshot_pending = true;
+        d->snapshot_cap = options->snapshot_lsn - 1 > options->start_lsn ? options->snapshot_lsn - 1
+                                                                         : options->start_lsn;
+    }
     publish(d, options->start_lsn);
     d->next_flush_ms = now_ms() + options->config->source.status_interval_ms;
     return 0;

@@ -13,6 +13,7 @@
 #include "handoff.h"
 #include "loader.h"
 #include "lsn.h"
+#include "snapshot.h"
 #include "tablewatch.h"
 
 typedef enum wn_dispatch_result {
@@ -26,6 +27,8 @@ typedef enum wn_dispatch_result {
                                    publication: a person must look (exit 3) */
     WN_DISPATCH_TABLES_UNKNOWN, /* the tables could not be checked before acknowledging (the
                                    server going down?): end this stream, as if it were lost */
+    WN_DISPATCH_SNAPSHOT_LOST,  /* the initial snapshot could not be read on (its connection
+                                   lost): take a new one, as after a lost stream */
     WN_DISPATCH_REWIND          /* a plugin asked for a rewind or named failed events: nothing
                                    new was flushed or published; stream again from the last
                                    published position (after the requester's backoff, which
@@ -42,6 +45,15 @@ typedef struct wn_dispatcher_options {
                                      began (0 or NULL: unknown) */
     wn_tables_reader read_tables; /* NULL: no catalog check before acknowledging */
     void *tables_watch;           /* read_tables' first argument */
+    /* The initial snapshot still to deliver in this stream (NULL: none): its rows come when the
+       stream reaches its consistent point, and until every plugin flushed its end marker and
+       record_snapshot returned 0, no position at or past that point is published. */
+    wn_snapshot *snapshot;
+    wn_lsn snapshot_lsn; /* its consistent point */
+    /* Records durably that the snapshot finished; 0, or an errno value with one line in err.
+       The handle may be ended there: the dispatcher no longer uses it. */
+    int (*record_snapshot)(void *arg, wn_lsn consistent_point, char *err, size_t errlen);
+    void *record_arg;
 } wn_dispatcher_options;
 
 /*

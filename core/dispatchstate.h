@@ -68,6 +68,9 @@ typedef struct dispatcher {
     transaction xact;
     wn_lsn finished;        /* safe to acknowledge once the plugins are flushed */
     wn_lsn published;       /* last value handed to the reader */
+    bool snapshot_pending;  /* options->snapshot not finished: publish nothing past snapshot_cap */
+    bool snapshot_reading;  /* its rows are being delivered now */
+    wn_lsn snapshot_cap;    /* below the consistent point (or the stream's start, if later) */
     bool unflushed;         /* some plugin is dirty */
     bool finishing;         /* the last flush: a stop request no longer cuts its retries short */
     unsigned final_retries; /* retries of the last flush after a stop request */

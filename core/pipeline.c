@@ -33,6 +33,7 @@
 #include "log.h"
 #include "lsn.h"
 #include "setup.h"
+#include "snapshot.h"
 #include "state.h"
 #include "stream.h"
 #include "tablewatch.h"
@@ -63,6 +64,10 @@ typedef struct pipeline {
                                 first stream */
     uint32_t *table_oids;    /* [source.ntables]: the tables' OIDs when the stream started */
     int stop_fd;             /* readable once a stop is requested: ends waits on the server */
+    wn_snapshot_source snap_source; /* what the initial snapshot reads */
+    wn_snapshot *snap;              /* the initial snapshot taken and not finished; NULL: none */
+    wn_lsn snap_lsn;                /* its consistent point */
+    wn_lsn snapshot_done;           /* the finished snapshot's consistent point; 0: not yet */
 } pipeline;
 
 typedef struct reader_args {
@@ -313,6 +318,9 @@ static int find_resume(pipeline *r, wn_state *resume, bool *have, const char **f
     if (exists) {
         *have = true;
         *from = path;
+        /* Perhaps the other host of an active/standby pair finished it. */
+        if (resume->snapshot != WN_LSN_INVALID)
+            r->snapshot_done = resume->snapshot;
         if (r->streamed && r->resume > resume->lsn)
             resume->lsn = r->resume;
     } else if (r->streamed) {
@@ -455,6 +463,91 @@ static int write_start_state(pipeline *r, wn_lsn start, char *err, size_t errlen
     return 0;
 }
 
+/* Ends the snapshot's read-only transaction and closes its connections, which drops its
+ * temporary slot. */
+static void end_snapshot(pipeline *r)
+{
+    char why[ERR_MAX];
+
+    if (r->snap == NULL)
+        return;
+    if (wn_snapshot_end(r->snap, why, sizeof why) != 0)
+        wn_log(WN_LOG_WARNING, "ending the initial snapshot: %s", why);
+    r->snap = NULL;
+}
+
+/*
+ * The initial snapshot, when one is asked for and none finished: taken before the stream
+ * starts (START_REPLICATION right after keeps the slot this host's), or, after a rewind, read
+ * again from its first row in the same transaction, so that every row keeps its identity.
+ * Returns 0, or an exit status as wn_snapshot_begin's, with err set.
+ */
+static int prepare_snapshot(pipeline *r, bool utf8, char *err, size_t errlen)
+{
+    char why[ERR_MAX - 64], text[WN_LSN_TEXT_MAX]; /* room for the prefix below */
+    int status;
+
+    if (r->config->source.snapshot != WN_SNAPSHOT_INITIAL || r->snapshot_done != WN_LSN_INVALID) {
+        end_snapshot(r);
+        return 0;
+    }
+    if (r->snap != NULL) {
+        if (wn_snapshot_restart(r->snap, 1, why, sizeof why) == 0)
+            return 0;
+        wn_log(WN_LOG_WARNING, "reading the initial snapshot again: %s; taking a new one", why);
+        end_snapshot(r);
+    }
+    r->snap_source = (wn_snapshot_source){
+        .conninfo = r->config->source.conninfo,
+        .slot = r->config->source.slot,
+        .publication = r->config->source.publication,
+        .tables = r->config->source.tables,
+        .ntables = r->config->source.ntables,
+        .utf8 = utf8,
+        .stop_fd = r->stop_fd,
+    };
+    status = wn_snapshot_begin(&r->snap_source, &r->snap, &r->snap_lsn, why, sizeof why);
+    if (status != 0) {
+        snprintf(err, errlen, "taking the initial snapshot: %s", why);
+        return status;
+    }
+    wn_log(WN_LOG_INFO,
+           "initial snapshot taken at %s; the stream delivers what committed before it, then "
+           "its rows",
+           wn_lsn_format(r->snap_lsn, text));
+    return 0;
+}
+
+/* A snapshot to take while another process holds the slot would be dropped at once, when
+ * START_REPLICATION finds the slot busy: the standby of a pair waits without taking one. (The
+ * server's answer to START_REPLICATION still decides; this only spares the temporary slot.) */
+static int snapshot_slot_free(const pipeline *r, const wn_server_state *server, char *err,
+                              size_t errlen)
+{
+    if (r->config->source.snapshot != WN_SNAPSHOT_INITIAL || r->snapshot_done != WN_LSN_INVALID ||
+        r->snap != NULL || server->slot_active_pid == 0)
+        return 0;
+    snprintf(err, errlen,
+             "replication slot \"%s\" is active for PID %ld (another walnotify holds the slot); "
+             "the initial snapshot is taken once this host holds it",
+             r->config->source.slot, server->slot_active_pid);
+    return WN_EXIT_SLOT_BUSY;
+}
+
+/* The dispatcher's: every plugin flushed the snapshot's end marker. */
+static int record_snapshot(void *arg, wn_lsn consistent_point, char *err, size_t errlen)
+{
+    pipeline *r = arg;
+    int rc = wn_stream_record_snapshot(r->stream, consistent_point, err, errlen);
+
+    if (rc != 0)
+        return rc;
+    r->snapshot_done = consistent_point;
+    r->origin.snapshot = consistent_point;
+    end_snapshot(r);
+    return 0;
+}
+
 /* Some block asks for logical decoding messages that its plugin handles. */
 static bool wants_messages(const pipeline *r)
 {
@@ -491,6 +584,7 @@ static int open_stream(pipeline *r, bool *nothing_to_do, char *err, size_t errle
     if (status != 0)
         return status;
     r->origin = server.origin;
+    r->origin.snapshot = r->snapshot_done;
     if (r->endpos != WN_LSN_INVALID && start >= r->endpos) {
         char text[WN_LSN_TEXT_MAX];
 
@@ -515,15 +609,22 @@ static int open_stream(pipeline *r, bool *nothing_to_do, char *err, size_t errle
         .stop_fd = r->stop_fd,
     };
     status = read_table_oids(r, server.utf8, err, errlen);
+    if (status == 0)
+        status = snapshot_slot_free(r, &server, err, errlen);
+    if (status == 0)
+        status = prepare_snapshot(r, server.utf8, err, errlen);
     if (status != 0)
         return status;
     status = wn_stream_open(&r->stream, &stream_options, err, errlen);
-    if (status != 0)
+    if (status != 0) {
+        end_snapshot(r);
         return status;
+    }
     status = write_start_state(r, start, err, errlen);
     if (status == 0)
         status = describe_source(r, err, errlen);
     if (status != 0) {
+        end_snapshot(r);
         wn_stream_close(r->stream);
         r->stream = NULL;
         return status;
@@ -633,6 +734,10 @@ static wn_dispatch_result stream_once(pipeline *r, wn_session *sess, reader_args
         .table_oids = r->table_oids,
         .read_tables = wn_tablewatch_read,
         .tables_watch = r->watch,
+        .snapshot = r->snapshot_done == WN_LSN_INVALID ? r->snap : NULL,
+        .snapshot_lsn = r->snap_lsn,
+        .record_snapshot = record_snapshot,
+        .record_arg = r,
     };
     wn_handoff *handoff = wn_handoff_create(QUEUE_CAPACITY);
     pthread_t reader_thread;
@@ -698,6 +803,7 @@ static int after_stream(wn_dispatch_result result, const char *dispatch_err,
         return wn_die(reader->status ? wn_exit_status(reader->status) : WN_EXIT_SERVER, "%s",
                       reader->err[0] ? reader->err : "the replication stream ended");
     case WN_DISPATCH_TABLES_UNKNOWN:
+    case WN_DISPATCH_SNAPSHOT_LOST:
         return wn_session_stop_requested(sess) ? 0 : STREAM_LOST;
     case WN_DISPATCH_PROTOCOL_ERROR:
     case WN_DISPATCH_SERVER_STATE:
@@ -742,10 +848,15 @@ static int run_pipeline(pipeline *r, wn_session *sess)
         wn_stream_close(r->stream);
         r->stream = NULL;
         rewound = status == STREAM_REWOUND;
+        /* A rewind reads the same snapshot again; a lost stream takes a new one. */
+        if (!rewound)
+            end_snapshot(r);
         if (rewound)
             lost = "a plugin asked for a rewind";
         else
-            lost = result == WN_DISPATCH_TABLES_UNKNOWN ? err : reader.err;
+            lost = result == WN_DISPATCH_TABLES_UNKNOWN || result == WN_DISPATCH_SNAPSHOT_LOST
+                       ? err
+                       : reader.err;
     }
 }
 
@@ -780,6 +891,7 @@ int wn_pipeline_run(const wn_config *config, wn_plugin *plugins, size_t nplugins
     /* The plugins are shut down while the slot is still held, so that a standby taking over
      * never meets a sink this host has not released yet. */
     wn_pipeline_unload_plugins(plugins, nplugins);
+    end_snapshot(&r);
     if (r.stream != NULL)
         wn_stream_close(r.stream);
     /* Lent to the plugins until their shutdown returned. */

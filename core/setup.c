@@ -267,15 +267,17 @@ static int read_table(catalog_session *s, const wn_table_ref *table, const char 
     return 0;
 }
 
-/* Fills *exists; when the slot exists, checks it can serve walnotify and reads its position. */
-static int check_slot(catalog_session *s, bool *exists, wn_lsn *confirmed_flush)
+/* Fills *exists; when the slot exists, checks it can serve walnotify and reads its position and
+ * the process holding it. */
+static int check_slot(catalog_session *s, bool *exists, wn_server_state *state)
 {
     static const char sql[] = "SELECT slot_type, plugin, database, current_database(), "
-                              "       wal_status, confirmed_flush_lsn "
+                              "       wal_status, confirmed_flush_lsn, active_pid "
                               "FROM pg_replication_slots WHERE slot_name = $1";
     const char *slot = s->config->source.slot;
     const char *params[] = {slot};
-    PGresult *res = select_rows(s, "looking up the replication slot", sql, 1, params, 6);
+    PGresult *res = select_rows(s, "looking up the replication slot", sql, 1, params, 7);
+    wn_lsn *confirmed_flush = &state->confirmed_flush;
     int status = WN_EXIT_SERVER;
 
     if (!res)
@@ -310,6 +312,7 @@ static int check_slot(catalog_session *s, bool *exists, wn_lsn *confirmed_flush)
         set_error(s, "slot \"%s\": unreadable confirmed_flush_lsn \"%s\"", slot,
                   PQgetvalue(res, 0, 5));
     } else {
+        state->slot_active_pid = PQgetisnull(res, 0, 6) ? 0 : atol(PQgetvalue(res, 0, 6));
         status = 0;
     }
     PQclear(res);
@@ -811,7 +814,7 @@ static int prepare(catalog_session *s, wn_server_state *state)
     for (size_t i = 0; status == 0 && i < source->ntables; i++)
         status = read_table(s, &source->tables[i], source->publication, &infos[i]);
     if (status == 0)
-        status = check_slot(s, &slot_exists, &state->confirmed_flush);
+        status = check_slot(s, &slot_exists, state);
     if (status == 0 && !slot_exists && s->resume)
         status = refuse_missing_slot(s);
     if (status == 0)

@@ -19,6 +19,7 @@ typedef struct wn_server_state {
     bool slot_created;      /* this call made the slot */
     wn_lsn confirmed_flush; /* the slot's confirmed_flush_lsn */
     wn_lsn wal_end;         /* pg_current_wal_lsn() when checked */
+    long slot_active_pid;   /* the process holding the slot when checked; 0: none */
     wn_state origin;        /* this server's system identifier, the database, the slot (lsn 0) */
 } wn_server_state;
 

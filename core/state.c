@@ -20,8 +20,10 @@
  * by a crash, not by a host of an active/standby pair writing right now. */
 #define STATE_TEMP_STALE_S 3600L
 
-enum { KEY_SYSTEM, KEY_DATABASE, KEY_SLOT, KEY_LSN, NKEYS };
-static const char *const key_names[NKEYS] = {"system_identifier", "database", "slot", "lsn"};
+enum { KEY_SYSTEM, KEY_DATABASE, KEY_SLOT, KEY_LSN, KEY_SNAPSHOT, NKEYS };
+static const char *const key_names[NKEYS] = {"system_identifier", "database", "slot", "lsn",
+                                             "snapshot"};
+#define KEY_OPTIONAL(k) ((k) == KEY_SNAPSHOT)
 
 typedef struct parser {
     const char *path;
@@ -95,7 +97,9 @@ static int parse_pair(parser *p, char *line, wn_state *state, bool *seen)
             key = k;
     }
     if (key < 0)
-        return bad(p, "unknown key \"%.60s\" (expected system_identifier, database, slot, lsn)",
+        return bad(p,
+                   "unknown key \"%.60s\" (expected system_identifier, database, slot, lsn, "
+                   "snapshot)",
                    line);
     if (seen[key])
         return bad(p, "\"%s\" given twice", key_names[key]);
@@ -111,6 +115,10 @@ static int parse_pair(parser *p, char *line, wn_state *state, bool *seen)
             return bad(p, "%s \"%.60s\" is not a name of 1 to 63 bytes", key_names[key], value);
         snprintf(key == KEY_DATABASE ? state->database : state->slot, WN_STATE_NAME_MAX, "%s",
                  value);
+        break;
+    case KEY_SNAPSHOT:
+        if (!wn_lsn_parse(value, &state->snapshot) || state->snapshot == WN_LSN_INVALID)
+            return bad(p, "snapshot \"%.60s\" is not a WAL position like 0/1A2B3C8", value);
         break;
     default:
         if (!wn_lsn_parse(value, &state->lsn) || state->lsn == WN_LSN_INVALID)
@@ -154,7 +162,7 @@ static int parse(parser *p, char *text, wn_state *state)
         return bad(p, "empty file: not a walnotify state file");
     }
     for (int k = 0; k < NKEYS; k++) {
-        if (!seen[k])
+        if (!seen[k] && !KEY_OPTIONAL(k))
             return bad(p, "no \"%s\" line before the end of the file", key_names[k]);
     }
     return 0;
@@ -238,7 +246,7 @@ close_file:
 
 int wn_state_write(const char *path, const wn_state *state, char *err, size_t errlen)
 {
-    char text[512], lsn[WN_LSN_TEXT_MAX];
+    char text[512], lsn[WN_LSN_TEXT_MAX], snapshot[WN_LSN_TEXT_MAX + 16] = "";
     int n;
 
     if (!valid_name(state->database) || !valid_name(state->slot)) {
@@ -246,10 +254,12 @@ int wn_state_write(const char *path, const wn_state *state, char *err, size_t er
                  path);
         return EINVAL;
     }
+    if (state->snapshot != WN_LSN_INVALID)
+        snprintf(snapshot, sizeof snapshot, "snapshot=%s\n", wn_lsn_format(state->snapshot, lsn));
     n = snprintf(text, sizeof text,
-                 STATE_MAGIC "\nsystem_identifier=%" PRIu64 "\ndatabase=%s\nslot=%s\nlsn=%s\n",
+                 STATE_MAGIC "\nsystem_identifier=%" PRIu64 "\ndatabase=%s\nslot=%s\nlsn=%s\n%s",
                  state->system_identifier, state->database, state->slot,
-                 wn_lsn_format(state->lsn, lsn));
+                 wn_lsn_format(state->lsn, lsn), snapshot);
     if (n < 0 || (size_t)n >= sizeof text) {
         snprintf(err, errlen, "%s: content too long for the state file", path);
         return EINVAL;

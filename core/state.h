@@ -8,6 +8,10 @@
  *   database=app
  *   slot=walnotify
  *   lsn=0/1A2B3C8
+ *   snapshot=0/1A2B000
+ *
+ * The last line is there once the initial snapshot (`source.snapshot = "initial"`) finished: its
+ * consistent point. A file without it is one of a run that took no snapshot, or not yet.
  *
  * It is replaced atomically (a temporary file of a unique name in the same folder, fsync, rename,
  * fsync of the folder), so a crash leaves either the old or the new content, and two hosts of an
@@ -30,7 +34,8 @@ typedef struct wn_state {
     uint64_t system_identifier; /* pg_control_system().system_identifier */
     char database[WN_STATE_NAME_MAX];
     char slot[WN_STATE_NAME_MAX];
-    wn_lsn lsn; /* where walnotify may resume */
+    wn_lsn lsn;      /* where walnotify may resume */
+    wn_lsn snapshot; /* the consistent point of the initial snapshot once it finished; 0: none */
 } wn_state;
 
 /*

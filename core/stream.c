@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,9 +69,11 @@ struct wn_stream {
     int64_t window_start_us; /* monotonic time the current rate window began */
     int window_messages;     /* messages read in it */
     wn_item pending;
-    const char *state_file; /* NULL: none */
-    wn_state state;         /* what state_file gets; lsn = last written */
-    bool state_failing;     /* the last write failed (said once, until it works again) */
+    const char *state_file;     /* NULL: none */
+    wn_state state;             /* what state_file gets; lsn = last written */
+    bool state_failing;         /* the last write failed (said once, until it works again) */
+    pthread_mutex_t state_lock; /* state and its file: the reader writes the position, the
+                                   dispatcher the finished snapshot */
     int progress_interval_ms;
     int64_t next_progress_ms;    /* monotonic time the next progress line is due */
     uint64_t events_at_progress; /* the dispatcher's count at the last progress line */
@@ -243,7 +246,7 @@ static bool check_silence(wn_stream *stream, wn_handoff *handoff, int64_t now)
 /* Records the position last reported to the server in the state file, each time it moves (the
  * dispatcher publishes at most once per status interval, so this costs one fsync a second at
  * most). A failed write is said, not fatal: the file only saves replays after a server crash. */
-static void write_state(wn_stream *stream)
+static void write_state_locked(wn_stream *stream)
 {
     char err[MESSAGE_MAX], text[WN_LSN_TEXT_MAX];
 
@@ -260,6 +263,30 @@ static void write_state(wn_stream *stream)
     if (stream->state_failing)
         wn_log(WN_LOG_INFO, "state file %s written again", stream->state_file);
     stream->state_failing = false;
+}
+
+static void write_state(wn_stream *stream)
+{
+    pthread_mutex_lock(&stream->state_lock);
+    write_state_locked(stream);
+    pthread_mutex_unlock(&stream->state_lock);
+}
+
+int wn_stream_record_snapshot(wn_stream *stream, wn_lsn consistent_point, char *err, size_t errlen)
+{
+    int rc;
+
+    if (!stream->state_file) {
+        snprintf(err, errlen, "no state file to record the finished snapshot in");
+        return EINVAL;
+    }
+    pthread_mutex_lock(&stream->state_lock);
+    stream->state.snapshot = consistent_point;
+    rc = wn_state_write(stream->state_file, &stream->state, err, errlen);
+    if (rc != 0)
+        stream->state.snapshot = WN_LSN_INVALID;
+    pthread_mutex_unlock(&stream->state_lock);
+    return rc;
 }
 
 /* The progress line comes from this thread, so it goes on while a plugin blocks the
@@ -822,6 +849,7 @@ int wn_stream_open(wn_stream **out, const wn_stream_options *options, char *err,
     stream->receive_timeout_ms = options->receive_timeout_ms;
     stream->progress_interval_ms = options->progress_interval_ms;
     stream->nap_us = NAP_START_US;
+    pthread_mutex_init(&stream->state_lock, NULL);
     if (options->state_file && options->origin) {
         stream->state_file = options->state_file;
         stream->state = *options->origin;
@@ -847,6 +875,7 @@ free_stream:
     if (status != 0) {
         if (stream->conn)
             PQfinish(stream->conn);
+        pthread_mutex_destroy(&stream->state_lock);
         free(stream);
     }
     return status;
@@ -859,5 +888,6 @@ void wn_stream_close(wn_stream *stream)
     if (stream->have_pending)
         wn_item_release(&stream->pending);
     PQfinish(stream->conn);
+    pthread_mutex_destroy(&stream->state_lock);
     free(stream);
 }

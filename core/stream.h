@@ -51,6 +51,13 @@ int wn_stream_open(wn_stream **stream, const wn_stream_options *options, char *e
  */
 int wn_stream_run(wn_stream *stream, wn_handoff *handoff, char *err, size_t errlen);
 
+/*
+ * Records in the state file, durably, that the initial snapshot with this consistent point
+ * finished (the position as last written stays); every later write keeps it. Called from the
+ * dispatcher's thread while the reader runs. Returns 0, or an errno value with one line in err.
+ */
+int wn_stream_record_snapshot(wn_stream *stream, wn_lsn consistent_point, char *err, size_t errlen);
+
 /* Closes the connection and frees the stream. */
 void wn_stream_close(wn_stream *stream);
 

@@ -313,6 +313,13 @@ START_TEST(test_ops_snapshot_message)
     ck_assert_uint_eq(c.plugins[1].ops, WALNOTIFY_OP_INSERT);
     ck_assert_int_eq(c.plugins[1].ops_line, 0);
     ck_assert_uint_eq(c.ops, WALNOTIFY_OP_INSERT | WALNOTIFY_OP_UPDATE);
+    ck_assert_int_eq(c.source.snapshot, WN_SNAPSHOT_NEVER);
+    wn_config_free(&c);
+    text = "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ]; state_file = \"s\";\n"
+           "  snapshot = \"initial\"; };\n"
+           "plugins = ( { name = \"p\"; path = \"p.so\"; ops = [ \"snapshot\" ]; } );\n";
+    ck_assert_msg(load_text("ops.conf", text, &c, err, path, sizeof path) == 0, "%s", err);
+    ck_assert_int_eq(c.source.snapshot, WN_SNAPSHOT_INITIAL);
     wn_config_free(&c);
 }
 END_TEST
@@ -476,7 +483,7 @@ static const bad_case bad_cases[] = {
      PLG "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ];\n  slots = \"a\"; };\n", 3,
      "unknown setting \"slots\" in source (expected conninfo, tables, slot, publication, "
      "status_interval_ms, state_file, reconnect_initial_ms, reconnect_max_ms, "
-     "receive_timeout_ms, progress_interval_ms)"},
+     "receive_timeout_ms, progress_interval_ms, snapshot)"},
     {"unknown key after source", PLG SRC "source2 = 1;\n", 3,
      "unknown setting \"source2\" (expected source, plugins, log_level, stop_timeout_ms)"},
     {"slot wrong type",
@@ -661,6 +668,11 @@ static const bad_case bad_cases[] = {
      "source.receive_timeout_ms must be between 1000 and 3600000 (got 999)"},
     {"receive_timeout_ms float", SRC2(" receive_timeout_ms = 5000.0;"), 2,
      "source.receive_timeout_ms must be an integer"},
+    {"snapshot initial without state_file", SRC2(" snapshot = \"initial\";"), 2,
+     "source.snapshot = \"initial\" needs source.state_file: the file records whether the "
+     "snapshot finished"},
+    {"snapshot unknown", SRC2(" snapshot = \"always\";"), 2,
+     "source.snapshot \"always\" is not one of never, initial"},
     {"progress_interval_ms too small", SRC2(" progress_interval_ms = 999;"), 2,
      "source.progress_interval_ms must be between 1000 and 86400000 (got 999)"},
     {"progress_interval_ms a string", SRC2(" progress_interval_ms = \"60s\";"), 2,

@@ -88,6 +88,28 @@ START_TEST(round_trip)
     ck_assert_str_eq(out.database, in.database);
     ck_assert_str_eq(out.slot, in.slot);
     ck_assert(out.lsn == in.lsn);
+    ck_assert(out.snapshot == WN_LSN_INVALID);
+    remove_folder(&f);
+}
+END_TEST
+
+/* A finished snapshot is one more line, read back as written. */
+START_TEST(snapshot_round_trip)
+{
+    folder f = make_folder();
+    wn_state in = sample(), out;
+    bool exists = false;
+    char err[512] = "";
+
+    in.snapshot = 0x1A2B000;
+    ck_assert_int_eq(wn_state_write(f.file, &in, err, sizeof err), 0);
+    ck_assert_str_eq(slurp(f.file), "walnotify-state 1\nsystem_identifier=7312345678901234567\n"
+                                    "database=app db\nslot=walnotify\nlsn=0/1A2B3C8\n"
+                                    "snapshot=0/1A2B000\n");
+    ck_assert_int_eq(wn_state_read(f.file, &out, &exists, err, sizeof err), 0);
+    ck_assert(exists);
+    ck_assert(out.lsn == in.lsn);
+    ck_assert(out.snapshot == in.snapshot);
     remove_folder(&f);
 }
 END_TEST
@@ -319,6 +341,8 @@ static const struct {
     {"walnotify-state 1\nsystem_identifier=12\ndatabase=a\nslot=s\nlsn=zz\n", 5, "lsn"},
     {"walnotify-state 1\nsystem_identifier=12\ndatabase=a\nslot=s\nlsn=0/0\n", 5, "lsn"},
     {"walnotify-state 1\nsystem_identifier=12\ndatabase=a\ncolour=blue\n", 4, "unknown key"},
+    {"walnotify-state 1\nsystem_identifier=12\ndatabase=a\nslot=s\nlsn=0/1\nsnapshot=0/0\n", 6,
+     "snapshot"},
     {"walnotify-state 1\nsystem_identifier=12\nslot=s\nslot=t\n", 4, "twice"},
     {"walnotify-state 1\nsystem_identifier=12\n\ndatabase=a\n", 3, "empty line"},
     {"walnotify-state 1\njust words\n", 2, "key=value"},
@@ -410,6 +434,7 @@ int main(void)
     TCase *tc = tcase_create("core");
 
     tcase_add_test(tc, round_trip);
+    tcase_add_test(tc, snapshot_round_trip);
     tcase_add_test(tc, missing_file_is_no_state);
     tcase_add_test(tc, write_replaces_atomically);
     tcase_add_test(tc, fixed_temporary_name_cannot_block_a_write);
