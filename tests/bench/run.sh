@@ -34,6 +34,14 @@
 # database per run, fsynced) is a fourth contender, "exec_python" (BENCH_EXEC=0 skips it; it is
 # skipped with a notice without python3): its rows/s are events per second through the example.
 #
+# Initial snapshot: a table of BENCH_SNAPSHOT_ROWS rows (default 1,000,000; a bigint key and four
+# columns of common types), read by `COPY snap TO STDOUT` through psql into /dev/null (the limit),
+# and by walnotify taking its initial snapshot (source.snapshot = "initial", a fresh state file,
+# the jsonl plugin with ops = ["snapshot"] writing to /dev/null) up to --endpos at the WAL position
+# right after the table was filled, so that it stops once the snapshot is delivered; both over
+# loopback TCP, in interleaved rounds. BENCH_SNAPSHOT=0 skips it; BENCH_SNAPSHOT_ONLY=1 runs only
+# it (with BENCH_WEBHOOK_ONLY=1 too: both).
+#
 # Other knobs: BENCH_NODE=0 skips the Node client; BENCH_LATENCY=0 skips the latency run;
 # BENCH_PROFILE=1 also runs walnotify under valgrind --tool=callgrind on the one_txn workload
 # (build/bench/callgrind.out); BENCH_TIMEOUT (default 900) bounds every single run, in seconds.
@@ -73,9 +81,16 @@ WEBHOOK_SO=$ROOT/build/plugins/webhook.so
 COUNT_SERVER=$OUT/count_server
 WEBHOOK_LOOP=$OUT/webhook_loop
 USE_EXEC=${BENCH_EXEC:-1}
+USE_SNAPSHOT=${BENCH_SNAPSHOT:-1}
+SNAPSHOT_ONLY=${BENCH_SNAPSHOT_ONLY:-0}
+SNAPSHOT_ROWS=${BENCH_SNAPSHOT_ROWS:-1000000}
+SNAP_PUB=snap_pub
 TIME_BIN=/usr/bin/time
 
 PGDIR=""
+DO_STREAM=1
+DO_WEBHOOK=1
+DO_SNAPSHOT=1
 BG_PIDS=()
 CONTENDERS=()
 LAT_ROWS=()
@@ -121,7 +136,7 @@ is_count() {
 check_settings() {
     local v
     for v in ROWS ROUNDS TXN_ROWS SINGLE MIXED_ROWS WARMUP_ROWS LAT_RATE LAT_SECONDS RUN_TIMEOUT \
-        WEBHOOK_ROWS; do
+        WEBHOOK_ROWS SNAPSHOT_ROWS; do
         is_count "${!v}" || die "BENCH_$v must be a positive integer, not '${!v}'"
     done
     [ $((ROWS % TXN_ROWS)) -eq 0 ] || die "BENCH_ROWS ($ROWS) must be a multiple of BENCH_TXN_ROWS ($TXN_ROWS)"
@@ -289,6 +304,7 @@ workload_rows() {
     one_txn | txns) echo "$ROWS" ;;
     single) echo "$SINGLE" ;;
     mixed) echo "$MIXED_ROWS" ;;
+    snapshot) echo "$SNAPSHOT_ROWS" ;;
     esac
 }
 
@@ -354,6 +370,9 @@ contender_cmd() {
     walnotify_unix)
         CMD=("$WALNOTIFY" -c "$(walnotify_conf "$slot" "$CONNINFO_UNIX")" --endpos "$endpos") ;;
     exec_python) CMD=("$WALNOTIFY" -c "$(exec_conf "$slot")" --endpos "$endpos") ;;
+    psql_copy) CMD=("$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -d "$CONNINFO" -o /dev/null
+        -c "COPY snap TO STDOUT") ;;
+    walnotify_snap) CMD=("$WALNOTIFY" -c "$(snapshot_conf "$slot")" --endpos "$endpos") ;;
     node) CMD=(env "NODE_PATH=$NODE_DIR/node_modules" node "$NODE_SCRIPT" --slot "$slot"
         --publication "$PUB" --endpos "$endpos") ;;
     esac
@@ -362,10 +381,16 @@ contender_cmd() {
 # A fast run proves nothing unless every row arrived: walnotify's last log line counts the
 # events it delivered. (pg_recvlogical and the Node client are judged by the slot's position.)
 delivered_all() {
-    local who=$1 log=$2 expected=$3 got
-    case "$who" in walnotify | walnotify_unix | exec_python) ;; *) return 0 ;; esac
+    local who=$1 log=$2 expected=$3 got last=1
+    case "$who" in
+    walnotify | walnotify_unix | exec_python) ;;
+    # The snapshot's begin and end markers are events too; its count and the stream's, should
+    # they be logged apart, add up.
+    walnotify_snap) expected=$((expected + 2)) last=0 ;;
+    *) return 0 ;;
+    esac
     got=$(sed -n 's/.*dispatcher stopped; acknowledged position [^,]*, \([0-9]*\) events.*/\1/p' "$log" |
-        tail -n 1)
+        awk -v last="$last" '{ n = last ? $1 : n + $1 } END { if (NR) print n }')
     [ "$got" = "$expected" ] && return 0
     note "walnotify delivered ${got:-no count of} events, not $expected; log: $log"
     return 1
@@ -787,6 +812,107 @@ webhook_median() {
     awk -F'\t' -v m="$1" '$1 == m { print '"$2"' }' "$OUT/webhook.tsv" | median
 }
 
+# ---- initial snapshot ---------------------------------------------------------------------------
+
+# walnotify taking the initial snapshot of public.snap into /dev/null, with a state file of its
+# own for slot $1 (removed first: a run starts from nothing). $2 overrides the conninfo.
+snapshot_conf() {
+    local slot=$1 conninfo=${2:-$CONNINFO} conf=$OUT/conf/$1.conf state=$OUT/snapshot/$1.state
+    mkdir -p "$OUT/conf" "$OUT/snapshot"
+    rm -f "$state"
+    cat >"$conf" <<CONF
+log_level = "info";
+source: { conninfo = "$conninfo"; tables = [ "public.snap" ]; slot = "$slot";
+          publication = "$SNAP_PUB"; snapshot = "initial"; state_file = "$state"; };
+plugins = ( { name = "jsonl"; path = "$JSONL"; ops = [ "snapshot" ];
+              settings = { path = "/dev/null"; fsync = false; }; } );
+CONF
+    echo "$conf"
+}
+
+# Before anything runs: a walnotify that does not know source.snapshot is named as such, not
+# found out after the other parts. --check-config reads no database.
+probe_snapshot() {
+    local conf err
+    mkdir -p "$OUT" "$LOGS"
+    conf=$(snapshot_conf bench_snapshot_probe "host=127.0.0.1 dbname=postgres")
+    "$WALNOTIFY" --check-config -c "$conf" >"$LOGS/snapshot_probe.log" 2>&1 && return 0
+    err=$(grep -m 1 -i 'fatal\|error' "$LOGS/snapshot_probe.log" || tail -n 1 "$LOGS/snapshot_probe.log")
+    if grep -q '"snapshot"' "$LOGS/snapshot_probe.log"; then
+        die "this walnotify takes no snapshot: it refuses source.snapshot = \"initial\" ($err);" \
+            "BENCH_SNAPSHOT=0 leaves the snapshot measurement out"
+    fi
+    die "walnotify --check-config refused the snapshot configuration $conf: $err"
+}
+
+# The table, filled once: SNAPSHOT_ROWS rows of a bigint key and four columns of common types,
+# frozen and analyzed so that no reader pays for hint bits the one before it did not set.
+fill_snapshot_table() {
+    sql <<SQL
+CREATE TABLE snap (id bigint PRIMARY KEY, qty integer NOT NULL, name text NOT NULL,
+                   amount numeric(12,2) NOT NULL, created timestamptz NOT NULL);
+INSERT INTO snap SELECT g, (g % 1000)::int, 'customer ' || md5(g::text), (g % 100000) / 100.0,
+                        timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second'
+                 FROM generate_series(1, $SNAPSHOT_ROWS) g;
+VACUUM (FREEZE, ANALYZE) snap;
+CHECKPOINT;
+SQL
+}
+
+# Fills the table, then reads it in rounds of interleaved turns: COPY through psql, and walnotify
+# as on its first start: it creates the publication (the first round) and a slot of its own, after
+# the rows (the stream then has nothing of them to skip), and takes the snapshot.
+run_snapshot() {
+    local r i endpos who contenders=(psql_copy walnotify_snap)
+    note "writing the snapshot table ($SNAPSHOT_ROWS rows)"
+    fill_snapshot_table
+    endpos=$(sql -c "SELECT pg_current_wal_lsn()")
+    note "reading the snapshot table, walnotify up to $endpos, $ROUNDS round(s)"
+    for ((r = 1; r <= ROUNDS; r++)); do
+        for ((i = 0; i < 2; i++)); do
+            who=${contenders[$(((i + r - 1) % 2))]}
+            measure snapshot "$who" "$r" "$endpos"
+        done
+    done
+    drop_slots_like bench_snapshot_
+    sql -c "SET client_min_messages = warning" -c "DROP PUBLICATION IF EXISTS $SNAP_PUB" \
+        -c "DROP TABLE snap" -c "CHECKPOINT"
+}
+
+print_snapshot() {
+    local who name ok wall cpu rss steal copy_wall
+    echo
+    echo "Initial snapshot: $SNAPSHOT_ROWS rows of 5 columns (bigint key, integer, text, numeric," \
+        "timestamptz) over loopback TCP (median of $ROUNDS rounds); walnotify's whole run, start" \
+        "to --endpos, against COPY TO STDOUT through psql"
+    printf '| %-26s | %10s | %7s | %7s | %9s | %13s | %7s |\n' client rows/s "wall s" "CPU s" \
+        "peak RSS" "rows/s / COPY" "steal s"
+    printf '|%s|%s|%s|%s|%s|%s|%s|\n' ---------------------------- -----------: --------: --------: \
+        ----------: --------------: --------:
+    copy_wall=$(stat_of snapshot psql_copy wall)
+    for who in psql_copy walnotify_snap; do
+        name="COPY TO STDOUT (psql)"
+        [ "$who" = walnotify_snap ] && name="walnotify snapshot (jsonl)"
+        ok=$(awk -F'\t' -v c="$who" '$1 == "snapshot" && $2 == c && $8 == 0' "$RESULTS" | wc -l)
+        if [ "$ok" -eq 0 ]; then
+            printf '| %-26s | %10s | %7s | %7s | %9s | %13s | %7s |\n' "$name" failed - - - - -
+            continue
+        fi
+        wall=$(stat_of snapshot "$who" wall)
+        cpu=$(stat_of snapshot "$who" "user + sys")
+        rss=$(stat_of snapshot "$who" rss)
+        steal=$(stat_of snapshot "$who" steal)
+        awk -v name="$name" -v rows="$SNAPSHOT_ROWS" -v wall="$wall" -v cpu="$cpu" -v rss="$rss" \
+            -v cw="$copy_wall" -v ok="$ok" -v rounds="$ROUNDS" -v steal="$steal" 'BEGIN {
+            if (ok < rounds) name = name " (" ok "/" rounds ")"
+            rate = wall > 0 ? rows / wall : 0
+            # rows/s over COPY rows/s: the inverse ratio of the wall times
+            ratio = (wall > 0 && cw + 0 > 0) ? sprintf("%.2f", cw / wall) : "-"
+            printf "| %-26s | %10.0f | %7.2f | %7.2f | %5.1f MiB | %13s | %7.2f |\n",
+                name, rate, wall, cpu, rss / 1024, ratio, steal }'
+    done
+}
+
 print_machine() {
     local model
     model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
@@ -797,16 +923,31 @@ print_machine() {
         "$(node --version 2>/dev/null | sed 's/^/Node.js /')"
 }
 
+# Which parts run: the workloads (and the latency run), the webhook, the snapshot; a
+# BENCH_*_ONLY=1 runs its part alone.
+choose_parts() {
+    DO_STREAM=1
+    DO_WEBHOOK=$USE_WEBHOOK
+    DO_SNAPSHOT=$USE_SNAPSHOT
+    if [ "$WEBHOOK_ONLY" = 1 ] || [ "$SNAPSHOT_ONLY" = 1 ]; then
+        DO_STREAM=0
+        DO_WEBHOOK=$WEBHOOK_ONLY
+        DO_SNAPSHOT=$SNAPSHOT_ONLY
+    fi
+}
+
 main() {
     local work
     check_settings
+    choose_parts
     ensure_time
     mkdir -p "$OUT" "$LOGS"
+    [ "$DO_SNAPSHOT" = 1 ] && probe_snapshot
     build_latency_plugin
     CONTENDERS=(pg_recvlogical walnotify)
     [ "$USE_UNIX" = 1 ] && CONTENDERS+=(pg_recvlogical_unix walnotify_unix)
-    setup_node && CONTENDERS+=(node)
-    setup_exec && CONTENDERS+=(exec_python)
+    [ "$DO_STREAM" = 1 ] && setup_node && CONTENDERS+=(node)
+    [ "$DO_STREAM" = 1 ] && setup_exec && CONTENDERS+=(exec_python)
 
     trap cleanup EXIT
     trap 'exit 130' INT TERM
@@ -814,7 +955,7 @@ main() {
     setup_schema
     : >"$RESULTS"
 
-    if [ "$WEBHOOK_ONLY" != 1 ]; then
+    if [ "$DO_STREAM" = 1 ]; then
         note "warm-up: each client reads $WARMUP_ROWS rows once"
         run_workload warmup 1
         for work in $WORKLOADS; do
@@ -824,22 +965,28 @@ main() {
             run_latency >"$OUT/latency.txt"
         fi
     fi
-    if [ "$USE_WEBHOOK" = 1 ] || [ "$WEBHOOK_ONLY" = 1 ]; then
+    if [ "$DO_WEBHOOK" = 1 ]; then
         run_webhook
+    fi
+    if [ "$DO_SNAPSHOT" = 1 ]; then
+        run_snapshot
     fi
 
     {
         print_machine
-        if [ "$WEBHOOK_ONLY" != 1 ]; then
+        if [ "$DO_STREAM" = 1 ]; then
             for work in $WORKLOADS; do
                 print_table "$work"
             done
         fi
-        if [ "$USE_LATENCY" = 1 ] && [ "$WEBHOOK_ONLY" != 1 ]; then
+        if [ "$USE_LATENCY" = 1 ] && [ "$DO_STREAM" = 1 ]; then
             cat "$OUT/latency.txt"
         fi
-        if [ "$USE_WEBHOOK" = 1 ] || [ "$WEBHOOK_ONLY" = 1 ]; then
+        if [ "$DO_WEBHOOK" = 1 ]; then
             print_webhook
+        fi
+        if [ "$DO_SNAPSHOT" = 1 ]; then
+            print_snapshot
         fi
         echo
         echo "CPU is the client's own user + system time; the walsender's is not counted."
