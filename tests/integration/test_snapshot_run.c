@@ -300,7 +300,7 @@ static void assert_slot_below_snapshot(itest_ctx *ctx, const itest_host *host)
     char text[WN_LSN_TEXT_MAX] = "", a[WN_LSN_TEXT_MAX], b[WN_LSN_TEXT_MAX];
 
     ck_assert_msg(at != NULL, "no snapshot taken: %s", err);
-    sscanf(at + strlen(needle), "%20[0-9A-F/]", text);
+    sscanf(at + strlen(needle), "%17[0-9A-F/]", text);
     ck_assert_msg(wn_lsn_parse(text, &point), "no position in %.80s", at);
     ck_assert_msg(confirmed < point, "the slot is at %s, past the unfinished snapshot's %s",
                   wn_lsn_format(confirmed, a), wn_lsn_format(point, b));
