@@ -37,8 +37,8 @@
 # Initial snapshot: a table of BENCH_SNAPSHOT_ROWS rows (default 1,000,000; a bigint key and four
 # columns of common types), read by `COPY snap TO STDOUT` through psql into /dev/null (the limit),
 # and by walnotify taking its initial snapshot (source.snapshot = "initial", a fresh state file,
-# the jsonl plugin with ops = ["snapshot"] writing to /dev/null) up to --endpos at the WAL position
-# right after the table was filled, so that it stops once the snapshot is delivered; both over
+# the jsonl plugin with ops = ["snapshot"] writing to /dev/null), stopped by SIGTERM once its state
+# file records the snapshot finished (every plugin flushed the end marker); both over
 # loopback TCP, in interleaved rounds. BENCH_SNAPSHOT=0 skips it; BENCH_SNAPSHOT_ONLY=1 runs only
 # it (with BENCH_WEBHOOK_ONLY=1 too: both).
 #
@@ -372,7 +372,11 @@ contender_cmd() {
     exec_python) CMD=("$WALNOTIFY" -c "$(exec_conf "$slot")" --endpos "$endpos") ;;
     psql_copy) CMD=("$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -d "$CONNINFO" -o /dev/null
         -c "COPY snap TO STDOUT") ;;
-    walnotify_snap) CMD=("$WALNOTIFY" -c "$(snapshot_conf "$slot")" --endpos "$endpos") ;;
+    # The snapshot stands past any --endpos known before the run (its consistent point is taken
+    # at the start), so the run is stopped, by SIGTERM, once the state file records the snapshot
+    # finished: every plugin flushed its end marker.
+    walnotify_snap) CMD=(bash -c "$SNAPSHOT_RUNNER" snapshot_runner "$WALNOTIFY"
+        "$(snapshot_conf "$slot")" "$OUT/snapshot/$slot.state") ;;
     node) CMD=(env "NODE_PATH=$NODE_DIR/node_modules" node "$NODE_SCRIPT" --slot "$slot"
         --publication "$PUB" --endpos "$endpos") ;;
     esac
@@ -830,6 +834,16 @@ CONF
     echo "$conf"
 }
 
+# Runs walnotify ($1, configuration $2) until its state file ($3) says the snapshot finished,
+# then stops it with SIGTERM; the exit is walnotify's.
+SNAPSHOT_RUNNER='"$1" -c "$2" & pid=$!
+until grep -q "^snapshot=" "$3" 2>/dev/null; do
+    kill -0 "$pid" 2>/dev/null || { wait "$pid"; exit $?; }
+    sleep 0.02
+done
+kill -TERM "$pid"
+wait "$pid"'
+
 # Before anything runs: a walnotify that does not know source.snapshot is named as such, not
 # found out after the other parts. --check-config reads no database.
 probe_snapshot() {
@@ -867,7 +881,7 @@ run_snapshot() {
     note "writing the snapshot table ($SNAPSHOT_ROWS rows)"
     fill_snapshot_table
     endpos=$(sql -c "SELECT pg_current_wal_lsn()")
-    note "reading the snapshot table, walnotify up to $endpos, $ROUNDS round(s)"
+    note "reading the snapshot table, $ROUNDS round(s)"
     for ((r = 1; r <= ROUNDS; r++)); do
         for ((i = 0; i < 2; i++)); do
             who=${contenders[$(((i + r - 1) % 2))]}
@@ -884,7 +898,7 @@ print_snapshot() {
     echo
     echo "Initial snapshot: $SNAPSHOT_ROWS rows of 5 columns (bigint key, integer, text, numeric," \
         "timestamptz) over loopback TCP (median of $ROUNDS rounds); walnotify's whole run, start" \
-        "to --endpos, against COPY TO STDOUT through psql"
+        "to the snapshot recorded finished, against COPY TO STDOUT through psql"
     printf '| %-26s | %10s | %7s | %7s | %9s | %13s | %7s |\n' client rows/s "wall s" "CPU s" \
         "peak RSS" "rows/s / COPY" "steal s"
     printf '|%s|%s|%s|%s|%s|%s|%s|\n' ---------------------------- -----------: --------: --------: \
