@@ -5,7 +5,8 @@
 # loaded many times through a link in its path that another user flips (tests/unit/test_loader.c);
 # then many failures named late: 60 bad rows among 3,000 transactions, and 50 refused parts of a
 # 20,000-row transaction and of a webhook's 1,000-row one (tests/integration/test_latefail.c,
-# case "many").
+# case "many"); and the initial snapshot's tests (a writer at the seam, kill -9, a rewind, a
+# standby) over a table of 100,000 rows (tests/integration/test_snapshot_run.c).
 #
 #   WN_TEST_FLIP_TRIES  loads through the flipped link (default 20000)
 #   WN_REWIND_ROUNDS  rounds, each with the next seed (default 3)
@@ -39,7 +40,8 @@ echo "== check-faults: $WN_REWIND_ROUNDS rounds of $WN_REWIND_MAX rewinds (Postg
 if "$ROOT/build/tests/itest_rewind" &&
     CK_RUN_CASE=many WN_LATEFAIL_ROWS=3000 WN_LATEFAIL_BAD_EVERY=50 WN_LATEFAIL_BIG_ROWS=20000 \
         WN_LATEFAIL_PARTS=50 WN_LATEFAIL_HOOK_PARTS=50 WN_LATEFAIL_FROM_HANDLE=1 \
-        "$ROOT/build/tests/itest_latefail"; then
+        "$ROOT/build/tests/itest_latefail" &&
+    WN_SNAPSHOT_ROWS=100000 "$ROOT/build/tests/itest_snapshot_run"; then
     echo "== check-faults passed"
 else
     echo "== check-faults FAILED; the server's log ends with:"
