@@ -158,13 +158,22 @@ static void *signal_main(void *arg)
 {
     wn_session *session = arg;
     struct timespec deadline;
-    bool stopping = false;
+    int stopped_by = 0; /* the signal that asked for the stop; 0: none yet */
     int timeout_ms = 0;
     int signo;
 
-    while ((signo = next_signal(session, stopping ? &deadline : NULL)) >= 0) {
-        if (signo == 0 || (stopping && (signo == SIGINT || signo == SIGTERM)))
+    while ((signo = next_signal(session, stopped_by ? &deadline : NULL)) >= 0) {
+        /* Only the same signal again forces the stop: Ctrl-C reaches a wrapper script and
+         * walnotify alike, and the script passing it on as SIGTERM is the same request. */
+        if (signo == 0 || (stopped_by != 0 && signo == stopped_by))
             force_stop(signo, timeout_ms);
+        if (stopped_by != 0 && (signo == SIGINT || signo == SIGTERM)) {
+            wn_log(WN_LOG_INFO,
+                   "received %s while stopping; still stopping (%s again ends "
+                   "walnotify at once)",
+                   stop_signal_name(signo), stop_signal_name(stopped_by));
+            continue;
+        }
         if (signo != SIGINT && signo != SIGTERM) {
             if (ignored_or_end(session, signo))
                 return NULL;
@@ -183,7 +192,7 @@ static void *signal_main(void *arg)
         }
         timeout_ms = session->stop_timeout_ms;
         pthread_mutex_unlock(&session->lock);
-        stopping = true;
+        stopped_by = signo;
         clock_gettime(CLOCK_MONOTONIC, &deadline);
         deadline.tv_sec += timeout_ms / 1000;
         deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;

@@ -4,7 +4,7 @@
  * backoff wait between two pairs, and to whatever waits on the server (through stop_fd). It runs
  * in every mode, from before the configuration is read. SIGHUP, SIGUSR1 and SIGUSR2 from outside
  * are taken too, and ignored: no signal ends the thread but the one wn_session_end sends. A stop
- * that takes too long, or a second stop signal, ends the process from this thread.
+ * that takes too long, or the same stop signal again, ends the process from this thread.
  */
 #ifndef WN_SESSION_H
 #define WN_SESSION_H
@@ -42,9 +42,9 @@ void wn_session_end(wn_session *session);
  * says why it did not stop before systemd kills it. */
 #define WN_STOP_TIMEOUT_DEFAULT_MS 60000
 
-/* How long a clean stop may take, from the first SIGINT/SIGTERM: past it (or at a second
- * SIGINT/SIGTERM) the process exits with status 2 and a line saying so, without waiting for the
- * plugin call in progress. Nothing is lost: what was not acknowledged comes again. */
+/* How long a clean stop may take, from the first SIGINT/SIGTERM: past it (or when the same
+ * signal comes again) the process exits with status 2 and a line saying so, without waiting for
+ * the plugin call in progress. Nothing is lost: what was not acknowledged comes again. */
 void wn_session_set_stop_timeout(wn_session *session, int ms);
 
 bool wn_session_stop_requested(wn_session *session);

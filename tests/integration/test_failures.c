@@ -187,16 +187,22 @@ START_TEST(test_progress_goes_on_while_a_plugin_blocks)
 END_TEST
 
 /* A plugin call that does not return cannot keep walnotify from stopping: past stop_timeout_ms,
- * or at a second SIGTERM, it exits 2 with a line saying so, and the row comes again. */
-static void stop_with_a_call_that_never_returns(bool second_signal)
+ * or at the same signal again, it exits 2 with a line saying so, and the row comes again. The
+ * other stop signal (Ctrl-C passed on by a wrapper as SIGTERM) is the same request: only the
+ * timeout ends that stop. */
+typedef enum stop_case { STOP_TIMEOUT, STOP_SAME_AGAIN, STOP_OTHER_AGAIN } stop_case;
+
+static void stop_with_a_call_that_never_returns(stop_case how)
 {
+    bool second_signal = how != STOP_TIMEOUT;
     itest_ctx ctx;
     itest_host host;
     itest_path conf, entered, log_path;
     itest_loglines log;
     char *err;
 
-    itest_begin(&ctx, second_signal ? "stopagain" : "stoptimeout");
+    itest_begin(&ctx, how == STOP_TIMEOUT ? "stoptimeout" : how == STOP_SAME_AGAIN ? "stopagain"
+                                                                                 : "stopother");
     itest_exec(ctx.conn, "CREATE TABLE t (id int PRIMARY KEY)");
     conf = itest_file(&ctx, "stuck.cfg");
     entered = itest_file(&ctx, "entered");
@@ -207,7 +213,7 @@ static void stop_with_a_call_that_never_returns(bool second_signal)
                      "plugins = ( { name = \"stuck\"; path = \"%s\";\n"
                      "  settings = { block_ms = 3600000; entered = \"entered\";\n"
                      "               log = \"stuck.log\"; }; } );\n",
-                     second_signal ? 3600000 : 1000, ctx.conninfo, ctx.slot, ctx.pub,
+                     how == STOP_SAME_AGAIN ? 3600000 : 1000, ctx.conninfo, ctx.slot, ctx.pub,
                      itest_root_file("build/tests/fixtures/blocker.so").s);
     itest_create_slot(&ctx, conf.s);
     itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
@@ -219,7 +225,7 @@ static void stop_with_a_call_that_never_returns(bool second_signal)
                       "the plugin's handle call never began");
         itest_sleep_ms(ITEST_POLL_MS);
     }
-    kill(host.pid, SIGTERM);
+    kill(host.pid, how == STOP_OTHER_AGAIN ? SIGINT : SIGTERM);
     if (second_signal) {
         itest_sleep_ms(200);
         ck_assert_msg(itest_host_running(&host), "walnotify ended while its plugin blocked");
@@ -228,9 +234,13 @@ static void stop_with_a_call_that_never_returns(bool second_signal)
     itest_host_wait(&host, ITEST_WAIT_S);
     itest_assert_failed(&host, 2);
     err = itest_host_stderr(&host);
-    ck_assert_msg(strstr(err, second_signal ? "received SIGTERM again while stopping"
-                                            : "did not end within stop_timeout_ms (1000 ms)"),
+    ck_assert_msg(strstr(err, how == STOP_SAME_AGAIN
+                                  ? "received SIGTERM again while stopping"
+                                  : "did not end within stop_timeout_ms (1000 ms)"),
                   "stderr does not say why: %s", err);
+    ck_assert_msg(how != STOP_OTHER_AGAIN || strstr(err, "received SIGTERM while stopping; still "
+                                                         "stopping (SIGINT again ends"),
+                  "the other signal was not taken as the same request: %s", err);
     free(err);
 
     /* Nothing was lost: a run with the call released delivers the row. */
@@ -251,13 +261,19 @@ static void stop_with_a_call_that_never_returns(bool second_signal)
 
 START_TEST(test_stop_is_bounded_by_stop_timeout)
 {
-    stop_with_a_call_that_never_returns(false);
+    stop_with_a_call_that_never_returns(STOP_TIMEOUT);
 }
 END_TEST
 
 START_TEST(test_second_signal_ends_a_stop)
 {
-    stop_with_a_call_that_never_returns(true);
+    stop_with_a_call_that_never_returns(STOP_SAME_AGAIN);
+}
+END_TEST
+
+START_TEST(test_other_signal_is_the_same_stop)
+{
+    stop_with_a_call_that_never_returns(STOP_OTHER_AGAIN);
 }
 END_TEST
 
@@ -329,6 +345,7 @@ int main(void)
     tcase_add_test(tc, test_progress_goes_on_while_a_plugin_blocks);
     tcase_add_test(tc, test_stop_is_bounded_by_stop_timeout);
     tcase_add_test(tc, test_second_signal_ends_a_stop);
+    tcase_add_test(tc, test_other_signal_is_the_same_stop);
     tcase_add_unchecked_fixture(slow, NULL, reset_sender_timeout);
     tcase_add_test(slow, test_slow_plugin_keeps_the_connection);
     return run_suite(suite) == 0 ? 0 : 1;
