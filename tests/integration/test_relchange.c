@@ -363,12 +363,14 @@ START_TEST(test_set_schema_seen_by_check_stops)
     static const char *const want[] = {
         "public.rn insert 0 {id:1}",
         "public.other insert 1 {id:1}",
-        "public.other insert 0 {id:2}", /* the first run, not acknowledged */
+        "public.other insert 0 {id:2}", /* the first run, when it came before the check */
         "public.other insert 0 {id:2}",
         "s2.rn insert 0 {id:3}",
     };
     stream_test t;
     wn_lsn before;
+    itest_events first_run;
+    size_t skip;
 
     start_streaming(&t, "relschema",
                     "CREATE TABLE rn (id int PRIMARY KEY); "
@@ -382,11 +384,23 @@ START_TEST(test_set_schema_seen_by_check_stops)
     itest_exec(t.ctx.conn, "INSERT INTO other VALUES (2)");
     assert_stopped(&t, needles, N_OF(needles));
     assert_confirmed_at_most(&t.ctx, before);
+    /* The check runs at the next acknowledgement, which may come before or after other's row is
+     * handled: either is right, so long as that row is not acknowledged. */
+    first_run = itest_read_events(t.out.s);
+    ck_assert_msg(first_run.count == 2 || first_run.count == 3,
+                  "the first run delivered %zu events, expected 2 or 3", first_run.count);
+    skip = first_run.count == 2 ? 1 : 0;
+    itest_events_free(&first_run);
 
     itest_exec(t.ctx.conn, "INSERT INTO s2.rn VALUES (3)");
     t.conf = jsonl_config(&t.ctx, "\"s2.rn\", \"public.other\"", 200);
     run_to_now(&t);
-    assert_out(&t, want, N_OF(want));
+    if (skip == 0) {
+        assert_out(&t, want, N_OF(want));
+    } else {
+        const char *const want_short[] = {want[0], want[1], want[3], want[4]};
+        assert_out(&t, want_short, N_OF(want_short));
+    }
     itest_end(&t.ctx);
 }
 END_TEST
