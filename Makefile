@@ -109,7 +109,7 @@ $(B)/plugins/%.so: $$(wildcard plugins/%/*.c) $$(PLUGIN_SRCS_$$*) $(B)/plugins/%
 UNIT_DEPS_decoder    := decoder lsn log
 UNIT_DEPS_relcache   := relcache decoder lsn log
 UNIT_DEPS_config     := config conftext paths trust conninfo lsn log
-UNIT_DEPS_loader     := loader requests encoder jsonbuf namecache config conftext paths trust \
+UNIT_DEPS_loader     := loader settings services requests encoder jsonbuf namecache config conftext paths trust \
                         snapshot conninfo lsn log
 UNIT_DEPS_abi        :=
 UNIT_DEPS_jsonl      := encoder jsonbuf namecache
@@ -127,8 +127,8 @@ UNIT_DEPS_writers    := writers config conftext paths trust conninfo files lsn l
 UNIT_DEPS_files       = files $(filter-out $(DISPATCHER_MODULES),$(UNIT_DEPS_dispatcher))
 DISPATCHER_MODULES   := dispatcher policy tableident events
 UNIT_DEPS_dispatcher := $(DISPATCHER_MODULES) requests deadletter files encoder jsonbuf namecache \
-                        handoff decoder relcache tablewatch loader config conftext paths trust \
-                        snapshot conninfo lsn log
+                        handoff decoder relcache tablewatch loader settings services config \
+                        conftext paths trust snapshot conninfo lsn log
 UNIT_DEPS_tablewatch := tablewatch conninfo log
 UNIT_DEPS_conftext   := conftext
 UNIT_DEPS_paths      := paths
