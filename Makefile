@@ -91,7 +91,7 @@ $(B)/walnotify: $(CORE_OBJS)
 # into it, hidden), linked against nothing of the host but PLUGIN_LIBS_<name>. Its header
 # dependencies are listed by a separate -MM pass: -MMD keeps only the last source's when one
 # command compiles several.
-PLUGIN_SRCS_jsonl := core/files.c
+PLUGIN_SRCS_jsonl := core/files.c core/appendfile.c
 PLUGIN_SRCS_exec := core/trust.c
 PLUGIN_SRCS_webhook := core/trust.c
 PLUGIN_LIBS_webhook := -lcurl
@@ -124,9 +124,9 @@ UNIT_DEPS_log        := log
 UNIT_DEPS_state      := state files lsn log
 UNIT_DEPS_writers    := writers config conftext paths trust conninfo files lsn log
 # The dead-letter file's tests link what the dead-letter module needs, as the dispatcher's do.
-UNIT_DEPS_files       = files $(filter-out $(DISPATCHER_MODULES),$(UNIT_DEPS_dispatcher))
+UNIT_DEPS_files       = files appendfile $(filter-out $(DISPATCHER_MODULES),$(UNIT_DEPS_dispatcher))
 DISPATCHER_MODULES   := dispatcher policy tableident events
-UNIT_DEPS_dispatcher := $(DISPATCHER_MODULES) requests deadletter files encoder jsonbuf namecache \
+UNIT_DEPS_dispatcher := $(DISPATCHER_MODULES) requests deadletter appendfile files encoder jsonbuf namecache \
                         handoff decoder relcache tablewatch loader settings services config \
                         conftext paths trust snapshot conninfo lsn log
 UNIT_DEPS_tablewatch := tablewatch conninfo log

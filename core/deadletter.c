@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "appendfile.h"
 #include "encoder.h"
 #include "files.h"
 #include "jsonbuf.h"
@@ -25,10 +26,8 @@
 #define LINE_KEEP_BYTES ((size_t)8 * 1024 * 1024)
 
 struct wn_deadletter {
-    char *path; /* as given, owned */
-    int fd;
-    bool unsynced;       /* appended since the last fsync */
-    bool folder_synced;  /* the folder's entry for the file is durable */
+    char *path;          /* as given, owned */
+    wn_appendfile *file; /* lines, cut at the last newline */
     wn_encoder *encoder; /* renders the event; owned */
     jsonbuf line;        /* the line being built, reused */
 };
@@ -63,48 +62,26 @@ static bool format_line(wn_deadletter *f, const char *plugin, const walnotify_ev
 
 /* ---- the file ------------------------------------------------------------------------------- */
 
-/* A crash may have left part of a line at the end: its event was not acknowledged, cut it. */
-static int cut_torn_tail(wn_deadletter *f, char *err, size_t errlen)
-{
-    off_t kept, cut;
-    int rc = wn_files_cut_torn_tail(f->fd, f->fd, &kept, &cut);
-
-    if (rc != 0) {
-        snprintf(err, errlen, "dead-letter file %s: cannot cut its torn last line: %s", f->path,
-                 strerror(rc));
-        return -1;
-    }
-    if (cut == 0)
-        return 0;
-    wn_log(WN_LOG_WARNING, "dead-letter file %s ended in a torn line: cut %lld bytes", f->path,
-           (long long)cut);
-    f->unsynced = true;
-    return 0;
-}
-
 wn_deadletter *wn_deadletter_open(const char *path, char *err, size_t errlen)
 {
     wn_deadletter *f = calloc(1, sizeof *f);
-    bool created; /* the folder is synced at the first sync either way: an earlier run may have
-                     created the file and stopped before it synced the folder */
+    wn_append_opened opened;
 
     if (f == NULL || (f->path = strdup(path)) == NULL ||
         (f->encoder = wn_encoder_create()) == NULL) {
         snprintf(err, errlen, "dead-letter file %s: out of memory", path);
         goto free_file;
     }
-    f->fd = wn_files_open_append(path, WN_FILES_MODE, WN_FILES_REGULAR_ONLY, &created);
-    if (f->fd < 0) {
-        snprintf(err, errlen, "dead-letter file %s: cannot open: %s", path,
-                 wn_files_reason(path, errno));
+    /* Lines that never hold a raw newline: a torn last line (its event was not acknowledged) is
+     * cut at the last newline. */
+    if (wn_appendfile_open(path, WN_FILES_MODE, WN_APPEND_LINES, WN_APPEND_UNLOCKED,
+                           "dead-letter file", &f->file, &opened, err, errlen) != 0)
         goto free_file;
-    }
-    if (cut_torn_tail(f, err, errlen) != 0)
-        goto close_fd;
+    if (opened.cut > 0)
+        wn_log(WN_LOG_WARNING, "dead-letter file %s ended in a torn line: cut %lld bytes", path,
+               (long long)opened.cut);
     return f;
 
-close_fd:
-    close(f->fd);
 free_file:
     if (f != NULL) {
         free(f->path);
@@ -117,9 +94,6 @@ free_file:
 int wn_deadletter_append(wn_deadletter *f, const char *plugin, const walnotify_event *event,
                          const char *error, char *err, size_t errlen)
 {
-    off_t before;
-    int rc;
-
     if (!format_line(f, plugin, event, error)) {
         snprintf(err, errlen,
                  "dead-letter file %s: cannot render the event at %" PRIX32 "/%" PRIX32
@@ -129,48 +103,14 @@ int wn_deadletter_append(wn_deadletter *f, const char *plugin, const walnotify_e
                  event->seq, (int)event->op);
         return -1;
     }
-    before = lseek(f->fd, 0, SEEK_END);
-    if (before < 0) {
-        snprintf(err, errlen, "dead-letter file %s: %s", f->path, strerror(errno));
-        return -1;
-    }
-    rc = wn_files_write_all(f->fd, f->line.data, f->line.len);
-    f->unsynced = true;
-    if (rc == 0)
-        return 0;
-    /* Keep whole lines: take back whatever part of the line made it. */
-    if (ftruncate(f->fd, before) != 0)
-        wn_log(WN_LOG_WARNING, "dead-letter file %s: cannot cut a partial line: %s", f->path,
-               strerror(errno));
-    snprintf(err, errlen, "dead-letter file %s: write failed: %s", f->path, strerror(rc));
-    return -1;
-}
-
-static int sync_folder(wn_deadletter *f, char *err, size_t errlen)
-{
-    int rc = wn_files_sync_folder(f->path);
-
-    if (rc != 0) {
-        snprintf(err, errlen, "dead-letter file %s: fsync of its folder failed: %s", f->path,
-                 strerror(rc));
-        return -1;
-    }
-    f->folder_synced = true;
-    return 0;
+    return wn_appendfile_append(f->file, f->line.data, f->line.len, err, errlen) == 0 ? 0 : -1;
 }
 
 int wn_deadletter_sync(wn_deadletter *f, char *err, size_t errlen)
 {
-    if (!f->unsynced)
-        return 0;
-    if (fsync(f->fd) != 0) {
-        snprintf(err, errlen, "dead-letter file %s: fsync failed: %s", f->path, strerror(errno));
-        return -1;
-    }
-    if (!f->folder_synced && sync_folder(f, err, errlen) != 0)
-        return -1;
-    f->unsynced = false;
-    return 0;
+    walnotify_id none = {0, 0};
+
+    return wn_appendfile_sync(f->file, none, err, errlen) == 0 ? 0 : -1;
 }
 
 const char *wn_deadletter_path(const wn_deadletter *f)
@@ -182,7 +122,7 @@ void wn_deadletter_close(wn_deadletter *f)
 {
     if (f == NULL)
         return;
-    close(f->fd);
+    wn_appendfile_close(f->file);
     jsonbuf_free(&f->line);
     wn_encoder_destroy(f->encoder);
     free(f->path);

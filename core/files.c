@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -191,6 +193,50 @@ int wn_files_cut_torn_tail(int fd, int read_fd, off_t *kept, off_t *cut)
     *kept = end;
     *cut = sb.st_size - end;
     return 0;
+}
+
+/* The process holding a flock on the file, from /proc/locks (Linux); 0 when unknown. */
+static long lock_holder(int fd)
+{
+    struct stat sb;
+    FILE *locks;
+    long holder = 0;
+    char line[256];
+
+    if (fstat(fd, &sb) != 0)
+        return 0;
+    locks = fopen("/proc/locks", "re");
+    if (locks == NULL)
+        return 0;
+    while (holder == 0 && fgets(line, sizeof line, locks) != NULL) {
+        char type[16];
+        long pid;
+        unsigned dev_major, dev_minor;
+        unsigned long inode;
+
+        /* "1: FLOCK  ADVISORY  WRITE 4242 08:01:131 0 EOF"; waiters ("1: -> ...") do not match */
+        if (sscanf(line, "%*d: %15s %*s %*s %ld %x:%x:%lu", type, &pid, &dev_major, &dev_minor,
+                   &inode) == 5 &&
+            strcmp(type, "FLOCK") == 0 && dev_major == major(sb.st_dev) &&
+            dev_minor == minor(sb.st_dev) && inode == (unsigned long)sb.st_ino)
+            holder = pid;
+    }
+    fclose(locks);
+    return holder;
+}
+
+int wn_files_lock(int fd, long *holder)
+{
+    int err;
+
+    *holder = 0;
+    do
+        err = flock(fd, LOCK_EX | LOCK_NB) == 0 ? 0 : errno;
+    while (err == EINTR);
+    if (err != EWOULDBLOCK)
+        return err;
+    *holder = lock_holder(fd);
+    return *holder == (long)getpid() ? EDEADLK : EWOULDBLOCK;
 }
 
 /* Writes, chmods and fsyncs the new content into the open temporary file; errno value or 0. */

@@ -59,6 +59,13 @@ int wn_files_open_append(const char *path, mode_t mode, wn_files_accept accept, 
 int wn_files_cut_torn_tail(int fd, int read_fd, off_t *kept, off_t *cut);
 
 /*
+ * Takes an exclusive flock on fd without waiting. Returns 0; EWOULDBLOCK when another process
+ * holds it, with *holder its process id (0 when /proc/locks does not say); EDEADLK when this
+ * process holds it through another descriptor (waiting would never end); or flock's errno.
+ */
+int wn_files_lock(int fd, long *holder);
+
+/*
  * Replaces path with length bytes of data, atomically and durably: a temporary file of a unique
  * name in the same folder (`PATH.tmp-XXXXXX`, created exclusively, so neither a link planted
  * there nor a second process writing the same path can meet it), written, given mode, fsynced,

@@ -33,9 +33,9 @@ wn_refuse_plugin(char *err, size_t errlen, const wn_plugin_config *config, const
 
 /* `FILE:LINE: plugin "NAME": reason`: a refusal about the configuration. */
 __attribute__((format(printf, 6, 7))) int wn_refuse_setting(char *err, size_t errlen,
-                                                           const char *file, int line,
-                                                           const wn_plugin_config *config,
-                                                           const char *format, ...)
+                                                            const char *file, int line,
+                                                            const wn_plugin_config *config,
+                                                            const char *format, ...)
 {
     char reason[1024];
     va_list args;
@@ -201,8 +201,8 @@ size_t wn_settings_count(const walnotify_setting *decls)
 }
 
 /* A declaration the host cannot honour is the plugin's bug: refuse it before any configuration. */
-int wn_settings_check_declarations(const walnotify_plugin *d, const wn_plugin_config *config, char *err,
-                              size_t errlen)
+int wn_settings_check_declarations(const walnotify_plugin *d, const wn_plugin_config *config,
+                                   char *err, size_t errlen)
 {
     size_t n = wn_settings_count(d->settings);
 
@@ -213,24 +213,27 @@ int wn_settings_check_declarations(const walnotify_plugin *d, const wn_plugin_co
         bool boolean;
 
         if (s->name[0] == '\0')
-            return wn_refuse_plugin(err, errlen, config, "setting %zu is declared with an empty name", i + 1);
+            return wn_refuse_plugin(err, errlen, config,
+                                    "setting %zu is declared with an empty name", i + 1);
         for (size_t j = 0; j < i; j++) {
             if (strcmp(d->settings[j].name, s->name) == 0)
-                return wn_refuse_plugin(err, errlen, config, "setting \"%s\" is declared twice", s->name);
+                return wn_refuse_plugin(err, errlen, config, "setting \"%s\" is declared twice",
+                                        s->name);
         }
         if (!wn_settings_type_name(s->type))
-            return wn_refuse_plugin(err, errlen, config, "setting \"%s\" is declared with unknown type %d",
-                          s->name, (int)s->type);
+            return wn_refuse_plugin(err, errlen, config,
+                                    "setting \"%s\" is declared with unknown type %d", s->name,
+                                    (int)s->type);
         if (!text)
             continue;
         if (s->type == WALNOTIFY_SETTING_INTEGER && !parse_integer(text, &integer))
-            return wn_refuse_plugin(err, errlen, config,
-                          "setting \"%s\": default \"%s\" is not a decimal 64-bit integer", s->name,
-                          text);
+            return wn_refuse_plugin(
+                err, errlen, config,
+                "setting \"%s\": default \"%s\" is not a decimal 64-bit integer", s->name, text);
         if (s->type == WALNOTIFY_SETTING_BOOLEAN && !parse_boolean(text, &boolean))
             return wn_refuse_plugin(err, errlen, config,
-                          "setting \"%s\": default \"%s\" is not \"true\" or \"false\"", s->name,
-                          text);
+                                    "setting \"%s\": default \"%s\" is not \"true\" or \"false\"",
+                                    s->name, text);
     }
     return 0;
 }
@@ -314,7 +317,7 @@ static bool kind_fits(walnotify_setting_type type, wn_setting_kind kind)
 
 /* Every configured setting must be declared, once, and of its declared kind. */
 int wn_settings_check_configured(const wn_plugin *plugin, const wn_plugin_config *config,
-                            const char *file, char *err, size_t errlen)
+                                 const char *file, char *err, size_t errlen)
 {
     const walnotify_plugin *d = &plugin->descriptor;
 
@@ -327,17 +330,17 @@ int wn_settings_check_configured(const wn_plugin *plugin, const wn_plugin_config
 
             list_declarations(d, declared, sizeof declared);
             return wn_refuse_setting(err, errlen, v->file ? v->file : file, v->line, config,
-                             "unknown setting \"%s\" (%s declares: %s)", v->name, d->name,
-                             declared);
+                                     "unknown setting \"%s\" (%s declares: %s)", v->name, d->name,
+                                     declared);
         }
         for (size_t j = 0; j < i; j++) {
             if (strcmp(config->settings[j].name, v->name) == 0)
                 return wn_refuse_setting(err, errlen, v->file ? v->file : file, v->line, config,
-                                 "setting \"%s\" is given twice", v->name);
+                                         "setting \"%s\" is given twice", v->name);
         }
         if (!kind_fits(decl->type, v->kind))
             return wn_refuse_setting(err, errlen, v->file ? v->file : file, v->line, config,
-                             "setting \"%s\" must be %s", v->name, type_phrase(decl->type));
+                                     "setting \"%s\" must be %s", v->name, type_phrase(decl->type));
     }
     return 0;
 }
@@ -398,7 +401,7 @@ static int fill_default(setting_value *value, const char *config_dir)
 }
 
 int wn_settings_build(wn_plugin *plugin, const wn_plugin_config *config, const char *file,
-                          const char *config_dir, char *err, size_t errlen)
+                      const char *config_dir, char *err, size_t errlen)
 {
     const walnotify_plugin *d = &plugin->descriptor;
     size_t n = wn_settings_count(d->settings);
@@ -419,8 +422,8 @@ int wn_settings_build(wn_plugin *plugin, const wn_plugin_config *config, const c
 
         value->decl = &d->settings[i];
         if (!v && !value->decl->default_value)
-            return wn_refuse_setting(err, errlen, config->file ? config->file : file, config->line, config,
-                             "setting \"%s\" is required", value->decl->name);
+            return wn_refuse_setting(err, errlen, config->file ? config->file : file, config->line,
+                                     config, "setting \"%s\" is required", value->decl->name);
         if ((v ? fill_configured(value, v, config_dir) : fill_default(value, config_dir)) != 0)
             return wn_refuse_plugin(err, errlen, config, "out of memory");
         value->has_value = true;

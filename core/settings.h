@@ -47,9 +47,8 @@ struct wn_plugin_settings {
 
 /* `plugin "NAME" (PATH): reason` in err: a refusal about the shared object itself. Returns
  * WN_LOAD_REFUSED. */
-__attribute__((format(printf, 4, 5))) int wn_refuse_plugin(char *err, size_t errlen,
-                                                           const wn_plugin_config *config,
-                                                           const char *format, ...);
+__attribute__((format(printf, 4, 5))) int
+wn_refuse_plugin(char *err, size_t errlen, const wn_plugin_config *config, const char *format, ...);
 
 /* `FILE:LINE: plugin "NAME": reason` in err: a refusal about the configuration. Returns
  * WN_LOAD_BAD_SETTINGS. */

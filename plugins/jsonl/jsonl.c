@@ -13,10 +13,12 @@
  * 0600 (the `mode` setting widens it); a symbolic link, a FIFO or a block device at `path` is
  * refused, not followed or waited on (a pipe is for "-" and the shell's redirection); a
  * character device such as /dev/null is written as it comes.
- * The file helpers are the host's core/files.c, compiled into this plugin.
+ * A file at `path` is the host's durable append file (core/appendfile.c, lines: a torn tail is
+ * cut at the last newline), compiled into this plugin with core/files.c.
  */
 #include <walnotify/plugin.h>
 
+#include "appendfile.h"
 #include "files.h"
 
 #include <errno.h>
@@ -28,7 +30,6 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #ifndef WALNOTIFY_VERSION
@@ -51,7 +52,8 @@ typedef struct line_buffer {
 typedef struct jsonl_state {
     const walnotify_host *host; /* borrowed until shutdown returns */
     char *path;                 /* owned copy, "standard output" for "-"; for messages */
-    int fd;                     /* -1 when closed; STDOUT_FILENO (not ours to close) for "-" */
+    wn_appendfile *file;        /* the file at `path`; NULL for standard output */
+    int fd;                     /* the file's; STDOUT_FILENO (not ours to close) for "-" */
     bool is_stdout;
     bool is_regular; /* a regular file (also standard output): locked, and cut back
                         with ftruncate */
@@ -126,6 +128,14 @@ static bool buffer_line(line_buffer *buf, const char *json, size_t length)
 /* Cuts a regular file back to `offset`, where its last whole line ends. */
 static bool cut_file(jsonl_state *st, off_t offset)
 {
+    if (st->file != NULL) {
+        char err[512];
+
+        if (wn_appendfile_cut(st->file, offset, err, sizeof err) == 0)
+            return true;
+        st->host->log(st->host, WALNOTIFY_LOG_ERROR, "%s", err);
+        return false;
+    }
     while (ftruncate(st->fd, offset) != 0) {
         if (errno == EINTR)
             continue;
@@ -143,10 +153,29 @@ static bool cut_file(jsonl_state *st, off_t offset)
     return true;
 }
 
+/* write_lines to the file at `path`: a failed write leaves it ending with a whole line. */
+static walnotify_status append_lines(jsonl_state *st, const char *data, size_t length, bool newline)
+{
+    char err[512];
+
+    if (wn_appendfile_append(st->file, data, length, err, sizeof err) != 0 ||
+        (newline && wn_appendfile_append(st->file, "\n", 1, err, sizeof err) != 0)) {
+        st->host->log(st->host, WALNOTIFY_LOG_ERROR, "%s", err);
+        /* A line without its newline is no line: back to where this one started. */
+        cut_file(st, st->file_end);
+        return WALNOTIFY_FATAL;
+    }
+    st->file_end = wn_appendfile_length(st->file);
+    st->unsynced = true;
+    return WALNOTIFY_OK;
+}
+
 /* Writes `length` bytes of whole lines, and a newline when `newline` (a line that ends
  * there). On failure the file is cut back to its last whole line. */
 static walnotify_status write_lines(jsonl_state *st, const char *data, size_t length, bool newline)
 {
+    if (st->file != NULL)
+        return append_lines(st, data, length, newline);
     int err = wn_files_write_all(st->fd, data, length);
     if (err == 0 && newline)
         err = wn_files_write_all(st->fd, "\n", 1);
@@ -200,53 +229,16 @@ static bool cut_torn_tail(jsonl_state *st, int read_fd)
     return true;
 }
 
-/* The process holding a flock on the file, from /proc/locks (Linux); 0 when unknown. */
-static long lock_holder(int fd)
+/* What a lock's outcome means for init, after logging it. */
+static walnotify_status lock_status(jsonl_state *st, int err, long holder)
 {
-    struct stat sb;
-    if (fstat(fd, &sb) != 0)
-        return 0;
-    FILE *locks = fopen("/proc/locks", "re");
-    if (locks == NULL)
-        return 0;
-    long holder = 0;
-    char line[256];
-    while (holder == 0 && fgets(line, sizeof line, locks) != NULL) {
-        char type[16];
-        long pid;
-        unsigned dev_major, dev_minor;
-        unsigned long inode;
-        /* "1: FLOCK  ADVISORY  WRITE 4242 08:01:131 0 EOF"; waiters ("1: -> ...") do not match */
-        if (sscanf(line, "%*d: %15s %*s %*s %ld %x:%x:%lu", type, &pid, &dev_major, &dev_minor,
-                   &inode) == 5 &&
-            strcmp(type, "FLOCK") == 0 && dev_major == major(sb.st_dev) &&
-            dev_minor == minor(sb.st_dev) && inode == (unsigned long)sb.st_ino)
-            holder = pid;
-    }
-    fclose(locks);
-    return holder;
-}
-
-/*
- * Takes the file's lock. WALNOTIFY_RETRY while another process holds it: the other host of an
- * active/standby pair, which releases the file when it finds the slot taken (the host calls
- * init again meanwhile and says an unchanged reason once). FATAL when this process itself holds
- * it (two blocks of one configuration on one file: waiting would never end) or flock fails.
- */
-static walnotify_status lock_file(jsonl_state *st)
-{
-    int err;
-    do
-        err = flock(st->fd, LOCK_EX | LOCK_NB) == 0 ? 0 : errno;
-    while (err == EINTR);
     if (err == 0)
         return WALNOTIFY_OK;
-    if (err != EWOULDBLOCK) {
+    if (err != EWOULDBLOCK && err != EDEADLK) {
         st->host->log(st->host, WALNOTIFY_LOG_ERROR, "cannot lock %s: %s", st->path, strerror(err));
         return WALNOTIFY_FATAL;
     }
-    long holder = lock_holder(st->fd);
-    if (holder == (long)getpid()) {
+    if (err == EDEADLK) {
         st->host->log(st->host, WALNOTIFY_LOG_ERROR,
                       "%s is already written by another plugin block of this walnotify (pid %ld): "
                       "give each block a file of its own",
@@ -266,6 +258,19 @@ static walnotify_status lock_file(jsonl_state *st)
     return WALNOTIFY_RETRY;
 }
 
+/*
+ * Takes the file's lock. WALNOTIFY_RETRY while another process holds it: the other host of an
+ * active/standby pair, which releases the file when it finds the slot taken (the host calls
+ * init again meanwhile and says an unchanged reason once). FATAL when this process itself holds
+ * it (two blocks of one configuration on one file: waiting would never end) or flock fails.
+ */
+static walnotify_status lock_file(jsonl_state *st)
+{
+    long holder;
+    int err = wn_files_lock(st->fd, &holder);
+    return lock_status(st, err, holder);
+}
+
 /* false after logging why; *status says whether waiting may help. */
 static bool locked(jsonl_state *st, walnotify_status *status)
 {
@@ -275,37 +280,31 @@ static bool locked(jsonl_state *st, walnotify_status *status)
 
 static bool open_file(jsonl_state *st, walnotify_status *status)
 {
-    bool created;
+    wn_append_opened opened;
+    char err[512];
     /* A character device is taken (/dev/null discards); a FIFO, whose reader may never come,
      * and a block device are refused. */
-    st->fd = wn_files_open_append(st->path, st->mode, WN_FILES_CHAR_DEVICE_TOO, &created);
-    if (st->fd < 0) {
-        st->host->log(st->host, WALNOTIFY_LOG_ERROR, "cannot open %s: %s", st->path,
-                      wn_files_reason(st->path, errno));
+    int rc = wn_appendfile_open(st->path, st->mode, WN_APPEND_LINES, WN_APPEND_DEVICES_TOO,
+                                "jsonl file", &st->file, &opened, err, sizeof err);
+    if (rc == EWOULDBLOCK || rc == EDEADLK) {
+        *status = lock_status(st, rc, opened.holder);
         return false;
     }
+    if (rc != 0) {
+        st->host->log(st->host, WALNOTIFY_LOG_ERROR, "%s", err);
+        return false;
+    }
+    st->fd = wn_appendfile_fd(st->file);
     st->appends = true;
-
-    struct stat sb;
-    if (fstat(st->fd, &sb) != 0) {
-        st->host->log(st->host, WALNOTIFY_LOG_ERROR, "cannot stat %s: %s", st->path,
-                      strerror(errno));
-        return false;
-    }
-    st->is_regular = S_ISREG(sb.st_mode);
-    if (!st->is_regular)
-        return true; /* a character device (/dev/null): nothing to lock, cut or sync */
-    /* The size only counts once the lock is ours. */
-    if (!locked(st, status) || !cut_torn_tail(st, st->fd))
-        return false;
-    if (created && st->fsync_enabled) {
-        int err = wn_files_sync_folder(st->path);
-        if (err != 0) {
-            st->host->log(st->host, WALNOTIFY_LOG_ERROR, "fsync of the folder of %s failed: %s",
-                          st->path, strerror(err));
-            return false;
-        }
-    }
+    st->is_regular = opened.regular;
+    st->file_end = opened.length;
+    if (opened.cut > 0)
+        st->host->log(st->host, WALNOTIFY_LOG_WARNING,
+                      "%s ended in a torn line: cut %lld bytes, the file now holds %lld bytes of "
+                      "whole lines",
+                      st->path, (long long)opened.cut, (long long)opened.length);
+    /* A new file's folder is synced at the first flush, before anything is acknowledged. */
+    st->unsynced = opened.created || opened.cut > 0;
     return true;
 }
 
@@ -429,8 +428,8 @@ static void jsonl_shutdown(void *state)
     jsonl_state *st = state;
     if (st == NULL)
         return;
-    if (st->fd >= 0 && !st->is_stdout)
-        close(st->fd); /* also releases the lock */
+    if (st->file != NULL)
+        wn_appendfile_close(st->file); /* also releases the lock */
     else if (st->is_stdout && st->is_regular)
         flock(st->fd, LOCK_UN); /* standard output stays open; the file is free for another */
     buffer_free(&st->buf);
@@ -575,6 +574,15 @@ static walnotify_status jsonl_flush(void *state)
     jsonl_state *st = state;
     if (!st->fsync_enabled || !st->unsynced || !st->is_regular)
         return WALNOTIFY_OK;
+    if (st->file != NULL) {
+        char err[512];
+        if (wn_appendfile_sync(st->file, (walnotify_id){0, 0}, err, sizeof err) != 0) {
+            st->host->log(st->host, WALNOTIFY_LOG_ERROR, "%s", err);
+            return WALNOTIFY_FATAL;
+        }
+        st->unsynced = false;
+        return WALNOTIFY_OK;
+    }
     while (fdatasync(st->fd) != 0) {
         if (errno == EINTR)
             continue;
