@@ -109,7 +109,7 @@ $(B)/plugins/%.so: $$(wildcard plugins/%/*.c) $$(PLUGIN_SRCS_$$*) $(B)/plugins/%
 UNIT_DEPS_decoder    := decoder lsn log
 UNIT_DEPS_relcache   := relcache decoder lsn log
 UNIT_DEPS_config     := config conftext paths trust conninfo lsn log
-UNIT_DEPS_loader     := loader settings services requests encoder jsonbuf namecache config conftext paths trust \
+UNIT_DEPS_loader     := loader settings services appendfile files requests encoder jsonbuf namecache config conftext paths trust \
                         snapshot conninfo lsn log
 UNIT_DEPS_abi        :=
 UNIT_DEPS_jsonl      := encoder jsonbuf namecache

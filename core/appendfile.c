@@ -136,8 +136,7 @@ static int take_file(wn_appendfile *f, wn_append_mode how, bool lock, wn_append_
         return 0; /* a character device (/dev/null): nothing to lock, cut or sync */
     rc = lock ? wn_files_lock(f->fd, &opened->holder) : 0;
     if (rc == EWOULDBLOCK)
-        return fail(f, rc, err, errlen, "is locked by another process (pid %ld)",
-                    opened->holder);
+        return fail(f, rc, err, errlen, "is locked by another process (pid %ld)", opened->holder);
     if (rc == EDEADLK)
         return fail(f, rc, err, errlen, "is already written by this process (pid %ld)",
                     opened->holder);
@@ -164,8 +163,8 @@ static int take_file(wn_appendfile *f, wn_append_mode how, bool lock, wn_append_
 }
 
 int wn_appendfile_open(const char *path, mode_t mode, wn_append_mode how, unsigned flags,
-                       const char *what, wn_appendfile **file, wn_append_opened *opened,
-                       char *err, size_t errlen)
+                       const char *what, wn_appendfile **file, wn_append_opened *opened, char *err,
+                       size_t errlen)
 {
     wn_appendfile *f = calloc(1, sizeof *f);
     int rc = ENOMEM;
@@ -180,7 +179,8 @@ int wn_appendfile_open(const char *path, mode_t mode, wn_append_mode how, unsign
     }
     f->what = what;
     f->fd = wn_files_open_append(path, mode,
-                                 flags & WN_APPEND_DEVICES_TOO ? WN_FILES_CHAR_DEVICE_TOO : WN_FILES_REGULAR_ONLY,
+                                 flags & WN_APPEND_DEVICES_TOO ? WN_FILES_CHAR_DEVICE_TOO
+                                                               : WN_FILES_REGULAR_ONLY,
                                  &opened->created);
     if (f->fd < 0) {
         rc = errno;

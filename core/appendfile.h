@@ -37,10 +37,12 @@ typedef enum wn_append_mode {
 } wn_append_mode;
 
 /* What wn_appendfile_open takes besides a regular file, and what it leaves out. */
-#define WN_APPEND_DEVICES_TOO 1u /* a character device (/dev/null), written as it comes: no
-                                    lock, no cut, no sync */
-#define WN_APPEND_UNLOCKED 2u    /* no lock: the caller keeps other writers away itself (the
-                                    dead-letter file, whose writers the configuration checks) */
+#define WN_APPEND_DEVICES_TOO                                                                      \
+    1u /* a character device (/dev/null), written as it comes: no                                  \
+          lock, no cut, no sync */
+#define WN_APPEND_UNLOCKED                                                                         \
+    2u /* no lock: the caller keeps other writers away itself (the                                 \
+          dead-letter file, whose writers the configuration checks) */
 
 /* What a successful open found and did. */
 typedef struct wn_append_opened {
@@ -57,15 +59,15 @@ typedef struct wn_append_opened {
 
 /*
  * Opens path (absolute or relative to the working folder) as above, creating it with mode;
- * flags are WN_APPEND_* bits (0 for none). `what` names the file in messages ("dead-letter file"). On success *file is set and
- * *opened filled. Errors: EWOULDBLOCK when another process holds the lock (waiting may help),
- * EDEADLK when this process holds it (another writer of its own), ELOOP for a symbolic link,
- * EEXIST for a RECORDS file without its companion, EUCLEAN when the file is shorter than its
- * companion says (something else cut it), any errno of the system calls.
+ * flags are WN_APPEND_* bits (0 for none). `what` names the file in messages ("dead-letter file").
+ * On success *file is set and *opened filled. Errors: EWOULDBLOCK when another process holds the
+ * lock (waiting may help), EDEADLK when this process holds it (another writer of its own), ELOOP
+ * for a symbolic link, EEXIST for a RECORDS file without its companion, EUCLEAN when the file is
+ * shorter than its companion says (something else cut it), any errno of the system calls.
  */
 int wn_appendfile_open(const char *path, mode_t mode, wn_append_mode how, unsigned flags,
-                       const char *what, wn_appendfile **file, wn_append_opened *opened,
-                       char *err, size_t errlen);
+                       const char *what, wn_appendfile **file, wn_append_opened *opened, char *err,
+                       size_t errlen);
 
 /*
  * Appends length bytes. When the write fails part way (a full disk, a file size limit), the file

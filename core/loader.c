@@ -27,7 +27,8 @@
 
 /* ABI 1.0's descriptor ends with shutdown: anything shorter cannot be a plugin of this major. */
 #define ABI_1_0_SIZE (offsetof(walnotify_plugin, shutdown) + sizeof(void (*)(void)))
-/* ABI 1.1's ends with check: a descriptor claiming minor 1 holds at least that much. */
+/* ABI 1.1's ends with check: a descriptor claiming minor 1 holds at least that much. 1.2 added
+ * no member to the descriptor (its growth is in the host table and the event). */
 #define ABI_1_1_SIZE (offsetof(walnotify_plugin, check) + sizeof(void (*)(void)))
 
 /* Every operation a plugin of this host may declare. */

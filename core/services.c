@@ -4,10 +4,13 @@
  */
 #include "services.h"
 
+#include "appendfile.h"
 #include "encoder.h"
+#include "files.h"
 #include "log.h"
 #include "settings.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -243,6 +246,71 @@ static const char *host_encode_key(const walnotify_host *host, const walnotify_e
                     : NULL;
 }
 
+/* ---- durable append files (ABI 1.2) -------------------------------------------------------- */
+
+static walnotify_status host_file_open(const walnotify_host *host, const char *path, unsigned flags,
+                                       walnotify_file **file, walnotify_id *last)
+{
+    wn_append_mode how = flags & WALNOTIFY_FILE_LINES ? WN_APPEND_LINES : WN_APPEND_RECORDS;
+    wn_append_opened opened;
+    char err[1024];
+    int rc;
+
+    if (file != NULL)
+        *file = NULL;
+    if (last != NULL)
+        *last = (walnotify_id){0, 0};
+    if (serving(host) == NULL || path == NULL || file == NULL)
+        return WALNOTIFY_FATAL;
+    rc = wn_appendfile_open(path, WN_FILES_MODE, how, 0, "file", file, &opened, err, sizeof err);
+    if (rc != 0) {
+        host_log(host, rc == EWOULDBLOCK ? WALNOTIFY_LOG_WARNING : WALNOTIFY_LOG_ERROR, "%s%s", err,
+                 rc == EWOULDBLOCK ? ": waiting until it releases the file" : "");
+        return rc == EWOULDBLOCK ? WALNOTIFY_RETRY : WALNOTIFY_FATAL;
+    }
+    if (opened.cut > 0)
+        host_log(host, WALNOTIFY_LOG_WARNING,
+                 "file %s: cut %lld bytes that were not made durable (a crash), it now holds %lld",
+                 path, (long long)opened.cut, (long long)opened.length);
+    if (last != NULL)
+        *last = opened.last;
+    return WALNOTIFY_OK;
+}
+
+static walnotify_status host_file_append(const walnotify_host *host, walnotify_file *file,
+                                         const void *data, size_t length)
+{
+    char err[1024];
+    int rc;
+
+    if (serving(host) == NULL || file == NULL)
+        return WALNOTIFY_FATAL;
+    rc = wn_appendfile_append(file, data, length, err, sizeof err);
+    if (rc == 0)
+        return WALNOTIFY_OK;
+    host_log(host, WALNOTIFY_LOG_ERROR, "%s", err);
+    return rc == ENOSPC || rc == EDQUOT ? WALNOTIFY_RETRY : WALNOTIFY_FATAL;
+}
+
+static walnotify_status host_file_sync(const walnotify_host *host, walnotify_file *file,
+                                       walnotify_id last)
+{
+    char err[1024];
+
+    if (serving(host) == NULL || file == NULL)
+        return WALNOTIFY_FATAL;
+    if (wn_appendfile_sync(file, last, err, sizeof err) == 0)
+        return WALNOTIFY_OK;
+    host_log(host, WALNOTIFY_LOG_ERROR, "%s", err);
+    return WALNOTIFY_FATAL;
+}
+
+static void host_file_close(const walnotify_host *host, walnotify_file *file)
+{
+    (void)host;
+    wn_appendfile_close(file);
+}
+
 void wn_services_fill(wn_plugin *plugin, const wn_plugin_config *config)
 {
     walnotify_host *host = &plugin->host;
@@ -268,4 +336,8 @@ void wn_services_fill(wn_plugin *plugin, const wn_plugin_config *config)
     host->rewind = host_rewind;
     host->encode_json = host_encode_json;
     host->encode_key = host_encode_key;
+    host->file_open = host_file_open;
+    host->file_append = host_file_append;
+    host->file_sync = host_file_sync;
+    host->file_close = host_file_close;
 }

@@ -80,7 +80,7 @@ extern "C" {
 
 #define WALNOTIFY_PLUGIN_MAGIC 0x574E504Cu /* "WNPL": refuses a stray shared object */
 #define WALNOTIFY_ABI_MAJOR 1
-#define WALNOTIFY_ABI_MINOR 1
+#define WALNOTIFY_ABI_MINOR 2
 
 /* True when the structure at `ptr` (of type `type`, with a leading `size` member) holds
  * `member`: use it before reading a member newer than the minor your plugin declares. */
@@ -204,6 +204,10 @@ typedef struct walnotify_event {
        is 0. A row carries the table and columns as an insert does. */
     unsigned snapshot_marker; /* SNAPSHOT: a WALNOTIFY_SNAPSHOT_* value */
     uint64_t snapshot_rows;   /* SNAPSHOT, END marker: rows the snapshot delivered */
+
+    /* ---- ABI 1.2 ---- */
+    bool replay; /* read back from a file walnotify wrote, not from the stream (for a later
+                    replay command); false for every event of the stream */
 } walnotify_event;
 
 /* What a SNAPSHOT event is. The markers carry no table (NULL) and no columns. */
@@ -226,6 +230,33 @@ typedef struct walnotify_txn {
 
 #define WALNOTIFY_TXN_CHANGES 0u
 #define WALNOTIFY_TXN_SNAPSHOT 1u
+
+/* 1.2, inline (no host needed): -1, 0 or 1 as a comes before, is, or comes after b. An event
+ * whose id compares <= 0 with the last one a sink kept is a replay. */
+static inline int walnotify_id_compare(walnotify_id a, walnotify_id b)
+{
+    if (a.position != b.position)
+        return a.position < b.position ? -1 : 1;
+    return a.ordinal < b.ordinal ? -1 : a.ordinal > b.ordinal ? 1 : 0;
+}
+
+/*
+ * 1.2, inline: the identity a sink keeps once it has kept a whole transaction, given `last`, the
+ * id of the transaction's last event: every event of the transaction compares <= it, and every
+ * event delivered after it compares above.
+ *   changes  (commit_lsn, UINT64_MAX), past every event it holds (its messages included);
+ *   snapshot `last` and no more: the snapshot's next batch goes on with the next ordinals at the
+ *            same position (commit_lsn - 1), and a transaction may commit at commit_lsn itself.
+ */
+static inline walnotify_id walnotify_txn_id(const walnotify_txn *txn, walnotify_id last)
+{
+    if (txn->size >= offsetof(walnotify_txn, kind) + sizeof txn->kind &&
+        txn->kind == WALNOTIFY_TXN_SNAPSHOT)
+        return last;
+    last.position = txn->commit_lsn;
+    last.ordinal = UINT64_MAX;
+    return last;
+}
 
 /* 1.1: how a failure named with walnotify_host.fail_events is treated. */
 typedef enum walnotify_failure {
@@ -304,6 +335,11 @@ typedef enum walnotify_log_level {
  * setting getters and log work: every other service returns its zero value there.
  */
 typedef struct walnotify_host walnotify_host;
+
+/* 1.2: an open durable append file (see file_open below); the host's own. */
+typedef struct walnotify_file walnotify_file;
+#define WALNOTIFY_FILE_LINES 1u /* file_open: records are lines without a raw newline */
+
 struct walnotify_host {
     size_t size;        /* sizeof(walnotify_host) as the host was built */
     uint32_t abi_major; /* the host's ABI version */
@@ -389,6 +425,43 @@ struct walnotify_host {
      * commit or flush).
      */
     walnotify_status (*rewind)(const walnotify_host *host, const char *reason);
+
+    /* ---- ABI 1.2 ---- */
+
+    /*
+     * Durable append files: a file the plugin appends records to, that after a crash holds only
+     * what a sync made durable, whatever the records hold (CSV with quoted newlines too).
+     *
+     * file_open opens `path` (absolute, as a PATH setting's value is), creating it 0600 (the
+     * umask does not change that); a symbolic link there is refused, not followed, and so is
+     * anything but a regular file. It takes an exclusive lock: one writer per file. Then it cuts
+     * the file back to the length the last sync made durable and sets *last to the identity
+     * that sync recorded (zero for a new file). The durable length and identity live in a
+     * companion file, PATH.durable, replaced atomically at each sync: leave it beside the file.
+     * A file that exists without its companion (not written through this service) is refused.
+     * With WALNOTIFY_FILE_LINES, for records that are lines never holding a raw newline (JSON
+     * lines), there is no companion: the file is cut after its last newline, *last is zero.
+     * Returns OK with *file set; RETRY when another process holds the lock (the other host of
+     * an active/standby pair: answer RETRY from init); FATAL otherwise (during check too).
+     *
+     * file_append writes length bytes at the end. A write that fails part way (a full disk, a
+     * file size limit) is cut off again, so the file still ends with a whole record: FATAL
+     * (RETRY when the disk is full: space may come back). Not durable until file_sync.
+     *
+     * file_sync makes everything appended durable: fsyncs the file, its folder the first time
+     * (a new file's name), then records the length with `last`, the identity the plugin says
+     * those bytes end with (walnotify_txn_id of the last transaction kept). OK or FATAL.
+     *
+     * file_close closes the file without syncing and releases the lock; call it in shutdown.
+     * Every failure is logged by the host, naming the file and the reason. Host thread only.
+     */
+    walnotify_status (*file_open)(const walnotify_host *host, const char *path, unsigned flags,
+                                  walnotify_file **file, walnotify_id *last);
+    walnotify_status (*file_append)(const walnotify_host *host, walnotify_file *file,
+                                    const void *data, size_t length);
+    walnotify_status (*file_sync)(const walnotify_host *host, walnotify_file *file,
+                                  walnotify_id last);
+    void (*file_close)(const walnotify_host *host, walnotify_file *file);
 };
 
 /*
@@ -433,6 +506,12 @@ typedef struct walnotify_plugin {
        init. WALNOTIFY_OK, or anything else after logging why (the host stops, exit 1). */
     walnotify_status (*check)(const walnotify_host *host);
 } walnotify_plugin;
+
+/* 1.2: the fixed members of a descriptor, as the first initializers:
+ *     static const walnotify_plugin p = {WALNOTIFY_PLUGIN_HEADER, .name = "csvsink", ...}; */
+#define WALNOTIFY_PLUGIN_HEADER                                                                    \
+    .magic = WALNOTIFY_PLUGIN_MAGIC, .abi_major = WALNOTIFY_ABI_MAJOR,                             \
+    .abi_minor = WALNOTIFY_ABI_MINOR, .size = sizeof(walnotify_plugin)
 
 /* The one symbol a plugin exports. */
 #define WALNOTIFY_PLUGIN_ENTRY_SYMBOL "walnotify_plugin_entry"

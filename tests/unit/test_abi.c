@@ -32,6 +32,8 @@ typedef struct pinned {
     {"1.0", #member, offsetof(type, member), (off), MEMBER_SIZE(type, member), (sz)}
 #define PIN11(type, member, off, sz)                                                             \
     {"1.1", #member, offsetof(type, member), (off), MEMBER_SIZE(type, member), (sz)}
+#define PIN12(type, member, off, sz)                                                             \
+    {"1.2", #member, offsetof(type, member), (off), MEMBER_SIZE(type, member), (sz)}
 
 static void check_layout(const char *type, const pinned *rows, size_t nrows, size_t size,
                          size_t expected_size)
@@ -44,7 +46,7 @@ static void check_layout(const char *type, const pinned *rows, size_t nrows, siz
                       "%s.%s resized: %zu bytes, ABI %s says %zu", type, rows[i].member,
                       rows[i].size, rows[i].abi, rows[i].expected_size);
     }
-    ck_assert_msg(size == expected_size, "sizeof(%s) is %zu, ABI 1.1 says %zu", type, size,
+    ck_assert_msg(size == expected_size, "sizeof(%s) is %zu, ABI 1.2 says %zu", type, size,
                   expected_size);
 }
 
@@ -108,10 +110,11 @@ START_TEST(test_event_layout)
         PIN11(walnotify_event, message_length, 160, 8),
         PIN11(walnotify_event, snapshot_marker, 168, 4),
         PIN11(walnotify_event, snapshot_rows, 176, 8),
+        PIN12(walnotify_event, replay, 184, 1),
     };
 
     CHECK_1_0_END(walnotify_event, id, 120);
-    CHECK_LAYOUT(walnotify_event, rows, 184);
+    CHECK_LAYOUT(walnotify_event, rows, 192);
 }
 END_TEST
 
@@ -170,10 +173,14 @@ START_TEST(test_host_layout)
         PIN11(walnotify_host, encode_key, 136, 8),
         PIN11(walnotify_host, fail_events, 144, 8),
         PIN11(walnotify_host, rewind, 152, 8),
+        PIN12(walnotify_host, file_open, 160, 8),
+        PIN12(walnotify_host, file_append, 168, 8),
+        PIN12(walnotify_host, file_sync, 176, 8),
+        PIN12(walnotify_host, file_close, 184, 8),
     };
 
     CHECK_1_0_END(walnotify_host, source, 80);
-    CHECK_LAYOUT(walnotify_host, rows, 160);
+    CHECK_LAYOUT(walnotify_host, rows, 192);
 }
 END_TEST
 
@@ -237,7 +244,8 @@ START_TEST(test_constants)
     ck_assert_uint_eq(WALNOTIFY_PLUGIN_MAGIC, 0x574E504Cu);
     ck_assert_mem_eq(&(uint32_t){WALNOTIFY_PLUGIN_MAGIC}, "LPNW", 4); /* "WNPL", little-endian */
     ck_assert_int_eq(WALNOTIFY_ABI_MAJOR, 1);
-    ck_assert_int_eq(WALNOTIFY_ABI_MINOR, 1);
+    ck_assert_int_eq(WALNOTIFY_ABI_MINOR, 2);
+    ck_assert_uint_eq(WALNOTIFY_FILE_LINES, 1);
     ck_assert_str_eq(WALNOTIFY_PLUGIN_ENTRY_SYMBOL, "walnotify_plugin_entry");
     ck_assert_uint_eq(sizeof(walnotify_status), 4);
     ck_assert_uint_eq(sizeof(walnotify_op), 4);
@@ -327,6 +335,56 @@ START_TEST(test_identity_order)
 }
 END_TEST
 
+/* The inline helpers (1.2): identities compared as a pair, and what a kept transaction stands
+ * for, by its kind. */
+START_TEST(test_id_helpers)
+{
+    walnotify_id change = {0x3000060, (uint64_t)2 << 32};
+    walnotify_id later_message = {0x3000060, (uint64_t)2 << 32 | 1};
+    walnotify_id next_txn = {0x3000061, (uint64_t)1 << 32};
+    walnotify_id row = {0x3000060 - 1, 1000};
+    walnotify_txn changes = {.size = sizeof changes, .commit_lsn = 0x3000060};
+    walnotify_txn snapshot = {.size = sizeof snapshot,
+                              .commit_lsn = 0x3000060,
+                              .kind = WALNOTIFY_TXN_SNAPSHOT};
+    /* A 1.0 host's transaction has no kind: it is a change transaction. */
+    walnotify_txn old = {.size = offsetof(walnotify_txn, kind),
+                         .commit_lsn = 0x3000060,
+                         .kind = WALNOTIFY_TXN_SNAPSHOT};
+    walnotify_id kept;
+
+    ck_assert_int_eq(walnotify_id_compare(change, change), 0);
+    ck_assert_int_eq(walnotify_id_compare(change, later_message), -1);
+    ck_assert_int_eq(walnotify_id_compare(next_txn, later_message), 1);
+    ck_assert_int_eq(walnotify_id_compare(row, change), -1);
+
+    kept = walnotify_txn_id(&changes, change);
+    ck_assert_int_eq(walnotify_id_compare(later_message, kept), -1);
+    ck_assert_int_eq(walnotify_id_compare(next_txn, kept), 1);
+    kept = walnotify_txn_id(&old, change);
+    ck_assert_int_eq(walnotify_id_compare(later_message, kept), -1);
+    /* A batch of snapshot rows stands for its last row only: the next batch's rows, and a
+     * transaction committing at the consistent point itself, come after it. */
+    kept = walnotify_txn_id(&snapshot, row);
+    ck_assert_int_eq(walnotify_id_compare(kept, row), 0);
+    ck_assert_int_eq(walnotify_id_compare((walnotify_id){row.position, row.ordinal + 1}, kept), 1);
+    ck_assert_int_eq(walnotify_id_compare((walnotify_id){0x3000060, 1 << 0}, kept), 1);
+}
+END_TEST
+
+/* WALNOTIFY_PLUGIN_HEADER fills the fixed members as a plugin would by hand. */
+static const walnotify_plugin with_header = {WALNOTIFY_PLUGIN_HEADER, .name = "h"};
+
+START_TEST(test_plugin_header)
+{
+    ck_assert_uint_eq(with_header.magic, WALNOTIFY_PLUGIN_MAGIC);
+    ck_assert_uint_eq(with_header.abi_major, WALNOTIFY_ABI_MAJOR);
+    ck_assert_uint_eq(with_header.abi_minor, WALNOTIFY_ABI_MINOR);
+    ck_assert_uint_eq(with_header.size, sizeof(walnotify_plugin));
+    ck_assert_str_eq(with_header.name, "h");
+}
+END_TEST
+
 /* The entry point's type is part of the promise too (unevaluated: nothing here links to it). */
 _Static_assert(_Generic(&walnotify_plugin_entry, walnotify_plugin_entry_fn: 1, default: 0),
                "walnotify_plugin_entry must stay const walnotify_plugin *(void)");
@@ -347,6 +405,8 @@ static Suite *abi_suite(void)
     tcase_add_test(layout, test_setting_layout);
     tcase_add_test(layout, test_constants);
     tcase_add_test(layout, test_identity_order);
+    tcase_add_test(layout, test_id_helpers);
+    tcase_add_test(layout, test_plugin_header);
     suite_add_tcase(s, layout);
     return s;
 }

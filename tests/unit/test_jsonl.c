@@ -250,7 +250,7 @@ START_TEST(test_descriptor)
     ck_assert_uint_eq(plugin->abi_minor, WALNOTIFY_ABI_MINOR);
     ck_assert_uint_eq(plugin->size, sizeof(walnotify_plugin));
     ck_assert_str_eq(plugin->name, "jsonl");
-    ck_assert_uint_eq(plugin->abi_minor, 1);
+    ck_assert_uint_eq(plugin->abi_minor, 2);
     ck_assert_uint_eq(plugin->ops, WALNOTIFY_OP_INSERT | WALNOTIFY_OP_UPDATE |
                                        WALNOTIFY_OP_DELETE | WALNOTIFY_OP_TRUNCATE |
                                        WALNOTIFY_OP_SNAPSHOT | WALNOTIFY_OP_MESSAGE);

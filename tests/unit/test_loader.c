@@ -172,7 +172,7 @@ static const struct {
 } descriptor_refusals[] = {
     {"bad_magic", "descriptor magic 0x12345678, expected 0x574E504C: not a walnotify plugin"},
     {"bad_major", "ABI major version 2, this host speaks 1"},
-    {"bad_minor_newer", "built for ABI 1.8, newer than this host's 1.1"},
+    {"bad_minor_newer", "built for ABI 1.9, newer than this host's 1.2"},
     {"bad_small_size", "descriptor size 16 bytes, ABI 1.0 needs at least 64"},
     {"bad_short_minor", "descriptor size 96 bytes, ABI 1.1 needs at least 112"},
     {"bad_no_init", "required callback init is NULL"},
@@ -789,7 +789,7 @@ START_TEST(test_describe)
     load_ok(&p, &b);
     wn_plugin_describe(&p, text, sizeof text);
     ck_assert_str_eq(text,
-                     "good 1.2.3 (plugin ABI 1.1)\n"
+                     "good 1.2.3 (plugin ABI 1.2)\n"
                      "operations: insert, update, delete, truncate\n"
                      "settings:\n"
                      "  label (string, default \"good\"): a name for the instance\n"
@@ -813,7 +813,7 @@ START_TEST(test_describe_file)
     fixture("lifecycle", path, sizeof path);
     ck_assert_msg(wn_plugin_describe_file(path, text, sizeof text, err, sizeof err) == 0, "%s", err);
     ck_assert_str_eq(text,
-                     "lifecycle 1.1.0 (plugin ABI 1.1)\n"
+                     "lifecycle 1.1.0 (plugin ABI 1.2)\n"
                      "operations: insert, update, delete, truncate, message\n"
                      "settings:\n"
                      "  log (path, default \"-\"): file that receives one line per callback "
