@@ -122,6 +122,7 @@ UNIT_DEPS_backoff    := backoff
 UNIT_DEPS_conninfo   := conninfo log
 UNIT_DEPS_log        := log
 UNIT_DEPS_state      := state files lsn log
+UNIT_DEPS_appendfile := appendfile files
 UNIT_DEPS_writers    := writers config conftext paths trust conninfo files lsn log
 # The dead-letter file's tests link what the dead-letter module needs, as the dispatcher's do.
 UNIT_DEPS_files       = files appendfile $(filter-out $(DISPATCHER_MODULES),$(UNIT_DEPS_dispatcher))
