@@ -20,6 +20,8 @@
 #define COMPANION_HEADER "walnotify durable 1\n"
 /* A stray temporary companion older than this is a crash's leftover (see wn_files_replace). */
 #define STALE_TEMP_S 60
+/* WN_APPEND_BUFFERED: what is appended goes to the file once it passes this, or at a sync. */
+#define BUFFER_WRITE ((size_t)1024 * 1024)
 
 struct walnotify_file {
     char *path;      /* as given; owned */
@@ -31,6 +33,12 @@ struct walnotify_file {
     off_t length;       /* bytes of whole records in the file */
     off_t durable;      /* bytes the last sync made durable */
     walnotify_id last;  /* the identity recorded with them */
+    bool buffering;     /* WN_APPEND_BUFFERED */
+    char *buf;          /* appended, not written yet; owned */
+    size_t buffered;    /* bytes in buf */
+    size_t cap;         /* bytes allocated */
+    int failed;         /* buffering: the errno of a write that failed; the file was cut back to
+                           `durable` and refuses everything since */
 };
 
 __attribute__((format(printf, 5, 6))) static int fail(const wn_appendfile *f, int rc, char *err,
@@ -178,6 +186,7 @@ int wn_appendfile_open(const char *path, mode_t mode, wn_append_mode how, unsign
         goto free_file;
     }
     f->what = what;
+    f->buffering = (flags & WN_APPEND_BUFFERED) != 0;
     f->fd = wn_files_open_append(path, mode,
                                  flags & WN_APPEND_DEVICES_TOO ? WN_FILES_CHAR_DEVICE_TOO
                                                                : WN_FILES_REGULAR_ONLY,
@@ -211,6 +220,7 @@ void wn_appendfile_close(wn_appendfile *f)
     if (f == NULL)
         return;
     close(f->fd); /* also releases the lock */
+    free(f->buf);
     free(f->companion);
     free(f->path);
     free(f);
@@ -218,10 +228,81 @@ void wn_appendfile_close(wn_appendfile *f)
 
 /* ---- writing -------------------------------------------------------------------------------- */
 
+/* Buffering: a write of step failed with rc, or memory ran out, perhaps in the middle of a record:
+ * the file goes back to its durable length and refuses everything from now on. */
+static int broken(wn_appendfile *f, int rc, const char *step, char *err, size_t errlen)
+{
+    size_t lost = f->buffered;
+    int cut;
+
+    f->failed = rc;
+    f->buffered = 0;
+    cut = f->regular ? cut_to(f, f->durable) : 0;
+    if (cut != 0)
+        return fail(f, rc, err, errlen,
+                    "%s of %zu bytes failed (%s), and it cannot be cut back to the %lld bytes "
+                    "made durable: %s",
+                    step, lost, strerror(rc), (long long)f->durable, strerror(cut));
+    return fail(f, rc, err, errlen,
+                "%s of %zu bytes failed (%s): cut back to the %lld bytes made durable", step, lost,
+                strerror(rc), (long long)f->durable);
+}
+
+/* Writes what is buffered. A failure cuts the file back to its durable length (what was written
+ * since may end in the middle of a record) and leaves it refusing everything: only a sync may say
+ * what is whole. */
+static int write_buffer(wn_appendfile *f, char *err, size_t errlen)
+{
+    int rc;
+
+    if (f->failed != 0)
+        return fail(f, f->failed, err, errlen,
+                    "an earlier write failed (%s): it holds only what was made durable until it "
+                    "is opened again",
+                    strerror(f->failed));
+    if (f->buffered == 0)
+        return 0;
+    rc = wn_files_write_all(f->fd, f->buf, f->buffered);
+    if (rc == 0) {
+        f->buffered = 0;
+        return 0;
+    }
+    return broken(f, rc, "write", err, errlen);
+}
+
+/* Buffering: copies data into the buffer, written out once it passes BUFFER_WRITE. */
+static int buffer_append(wn_appendfile *f, const void *data, size_t length, char *err,
+                         size_t errlen)
+{
+    if (f->failed != 0 || (f->buffered > 0 && f->buffered + length > BUFFER_WRITE)) {
+        int rc = write_buffer(f, err, errlen);
+
+        if (rc != 0)
+            return rc;
+    }
+    if (length > f->cap - f->buffered) {
+        size_t cap = f->buffered + length < BUFFER_WRITE ? BUFFER_WRITE : f->buffered + length;
+        char *grown = realloc(f->buf, cap);
+
+        if (grown == NULL)
+            return broken(f, ENOMEM, "buffering", err, errlen);
+        f->buf = grown;
+        f->cap = cap;
+    }
+    memcpy(f->buf + f->buffered, data, length);
+    f->buffered += length;
+    f->length += (off_t)length;
+    return 0;
+}
+
 int wn_appendfile_append(wn_appendfile *f, const void *data, size_t length, char *err,
                          size_t errlen)
 {
-    int rc = wn_files_write_all(f->fd, data, length);
+    int rc;
+
+    if (f->buffering)
+        return buffer_append(f, data, length, err, errlen);
+    rc = wn_files_write_all(f->fd, data, length);
 
     if (rc == 0) {
         f->length += (off_t)length;
@@ -249,6 +330,8 @@ int wn_appendfile_cut(wn_appendfile *f, off_t length, char *err, size_t errlen)
 {
     int rc;
 
+    if (f->buffering)
+        return fail(f, EINVAL, err, errlen, "a buffered file is not cut");
     /* A companion names the durable length: the file must never be shorter. Lines need none. */
     if (length > f->length || length < 0 || (f->companion != NULL && length < f->durable))
         return fail(f, EINVAL, err, errlen,
@@ -272,8 +355,10 @@ static bool same_id(walnotify_id a, walnotify_id b)
 
 int wn_appendfile_sync(wn_appendfile *f, walnotify_id last, char *err, size_t errlen)
 {
-    int rc;
+    int rc = f->buffering ? write_buffer(f, err, errlen) : 0;
 
+    if (rc != 0)
+        return rc;
     if (!f->regular || (f->length == f->durable && f->folder_synced &&
                         (f->companion == NULL || same_id(last, f->last))))
         return 0;

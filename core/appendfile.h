@@ -36,13 +36,13 @@ typedef enum wn_append_mode {
     WN_APPEND_LINES = 1    /* lines without a raw newline inside; cut at the last newline */
 } wn_append_mode;
 
-/* What wn_appendfile_open takes besides a regular file, and what it leaves out. */
-#define WN_APPEND_DEVICES_TOO                                                                      \
-    1u /* a character device (/dev/null), written as it comes: no                                  \
-          lock, no cut, no sync */
-#define WN_APPEND_UNLOCKED                                                                         \
-    2u /* no lock: the caller keeps other writers away itself (the                                 \
-          dead-letter file, whose writers the configuration checks) */
+/* wn_appendfile_open's flags. */
+/* Also a character device (/dev/null), written as it comes: no lock, no cut, no sync. */
+#define WN_APPEND_DEVICES_TOO 1u
+/* No lock: the caller keeps other writers away (the dead-letter file: the configuration does). */
+#define WN_APPEND_UNLOCKED 2u
+/* Appends gather in memory, written at a sync or past 1 MiB (see wn_appendfile_append). */
+#define WN_APPEND_BUFFERED 4u
 
 /* What a successful open found and did. */
 typedef struct wn_append_opened {
@@ -73,6 +73,11 @@ int wn_appendfile_open(const char *path, mode_t mode, wn_append_mode how, unsign
  * Appends length bytes. When the write fails part way (a full disk, a file size limit), the file
  * is cut back to where it was, so it still ends with a whole record. Not durable until
  * wn_appendfile_sync.
+ * WN_APPEND_BUFFERED: the bytes are copied into memory; a record may be appended in pieces. When
+ * writing the buffer fails (here, once it passes 1 MiB, or in a sync), the file is cut back to
+ * its durable length and every later append and sync fails: a sync after it could otherwise
+ * record a length that ends inside a record. Opening the file again starts from what was made
+ * durable.
  */
 int wn_appendfile_append(wn_appendfile *file, const void *data, size_t length, char *err,
                          size_t errlen);
@@ -81,7 +86,7 @@ int wn_appendfile_append(wn_appendfile *file, const void *data, size_t length, c
 off_t wn_appendfile_length(const wn_appendfile *file);
 
 /* Cuts the file back to length (at most its length now; for RECORDS at least its durable
- * length): records appended since, as an aborted transaction's, are dropped. */
+ * length): records appended since, as an aborted transaction's, are dropped. Not buffered. */
 int wn_appendfile_cut(wn_appendfile *file, off_t length, char *err, size_t errlen);
 
 /*

@@ -262,7 +262,8 @@ static walnotify_status host_file_open(const walnotify_host *host, const char *p
         *last = (walnotify_id){0, 0};
     if (serving(host) == NULL || path == NULL || file == NULL)
         return WALNOTIFY_FATAL;
-    rc = wn_appendfile_open(path, WN_FILES_MODE, how, 0, "file", file, &opened, err, sizeof err);
+    rc = wn_appendfile_open(path, WN_FILES_MODE, how, WN_APPEND_BUFFERED, "file", file, &opened,
+                            err, sizeof err);
     if (rc != 0) {
         host_log(host, rc == EWOULDBLOCK ? WALNOTIFY_LOG_WARNING : WALNOTIFY_LOG_ERROR, "%s%s", err,
                  rc == EWOULDBLOCK ? ": waiting until it releases the file" : "");
@@ -281,15 +282,13 @@ static walnotify_status host_file_append(const walnotify_host *host, walnotify_f
                                          const void *data, size_t length)
 {
     char err[1024];
-    int rc;
 
     if (serving(host) == NULL || file == NULL)
         return WALNOTIFY_FATAL;
-    rc = wn_appendfile_append(file, data, length, err, sizeof err);
-    if (rc == 0)
+    if (wn_appendfile_append(file, data, length, err, sizeof err) == 0)
         return WALNOTIFY_OK;
     host_log(host, WALNOTIFY_LOG_ERROR, "%s", err);
-    return rc == ENOSPC || rc == EDQUOT ? WALNOTIFY_RETRY : WALNOTIFY_FATAL;
+    return WALNOTIFY_FATAL;
 }
 
 static walnotify_status host_file_sync(const walnotify_host *host, walnotify_file *file,

@@ -444,13 +444,17 @@ struct walnotify_host {
      * Returns OK with *file set; RETRY when another process holds the lock (the other host of
      * an active/standby pair: answer RETRY from init); FATAL otherwise (during check too).
      *
-     * file_append writes length bytes at the end. A write that fails part way (a full disk, a
-     * file size limit) is cut off again, so the file still ends with a whole record: FATAL
-     * (RETRY when the disk is full: space may come back). Not durable until file_sync.
+     * file_append adds length bytes at the end; a record may be added in pieces. The host
+     * gathers them in memory and writes them once they pass 1 MiB, or at the next file_sync.
+     * When a write fails (a full disk, a file size limit), the file is cut back to what the
+     * last sync made durable and refuses every later call (FATAL): reopen it (the next run
+     * does) to go on from there. OK, or FATAL (also out of memory).
      *
-     * file_sync makes everything appended durable: fsyncs the file, its folder the first time
-     * (a new file's name), then records the length with `last`, the identity the plugin says
-     * those bytes end with (walnotify_txn_id of the last transaction kept). OK or FATAL.
+     * file_sync makes everything appended durable: writes it, fsyncs the file, its folder the
+     * first time (a new file's name), then records the length with `last`, the identity the
+     * plugin says those bytes end with (the last event it added, or walnotify_txn_id of the
+     * last transaction it kept). Call it from flush, when what was appended ends with a whole
+     * record. OK or FATAL (return it: walnotify stops and acknowledges nothing after).
      *
      * file_close closes the file without syncing and releases the lock; call it in shutdown.
      * Every failure is logged by the host, naming the file and the reason. Host thread only.

@@ -51,14 +51,20 @@ static const char *slurp(const char *name)
     return buf;
 }
 
-static wn_appendfile *open_ok(wn_append_mode how, wn_append_opened *opened)
+static wn_appendfile *open_flags(wn_append_mode how, unsigned flags, wn_append_opened *opened)
 {
     wn_appendfile *f = NULL;
     char err[512] = "";
-    int rc = wn_appendfile_open(path, WN_FILES_MODE, how, 0, "file", &f, opened, err, sizeof err);
+    int rc =
+        wn_appendfile_open(path, WN_FILES_MODE, how, flags, "file", &f, opened, err, sizeof err);
 
     ck_assert_msg(rc == 0, "open: %s", err);
     return f;
+}
+
+static wn_appendfile *open_ok(wn_append_mode how, wn_append_opened *opened)
+{
+    return open_flags(how, 0, opened);
 }
 
 static void append_ok(wn_appendfile *f, const char *text)
@@ -241,6 +247,56 @@ START_TEST(test_file_size_limit)
 }
 END_TEST
 
+/* The same limit met by the buffered file the host lends plugins, whose records come in pieces:
+ * the sync that writes them fails, the file goes back to what was durable, and it refuses
+ * everything after (a later sync must not record a length inside a record). */
+static int sync_past_limit(void)
+{
+    wn_append_opened opened;
+    wn_appendfile *f = open_flags(WN_APPEND_RECORDS, WN_APPEND_BUFFERED, &opened);
+    char err[512] = "";
+    struct rlimit limit;
+    walnotify_id id = {30, 3};
+
+    append_ok(f, "1,");
+    append_ok(f, "plain\n");
+    sync_ok(f, 10, 1);
+    signal(SIGXFSZ, SIG_IGN);
+    limit.rlim_cur = limit.rlim_max = strlen(REC1) + 20;
+    if (setrlimit(RLIMIT_FSIZE, &limit) != 0)
+        return 10;
+    for (int i = 0; i < 3; i++)
+        append_ok(f, "2,\"a value of some length\"\n");
+    if (wn_appendfile_sync(f, id, err, sizeof err) != EFBIG)
+        return 11;
+    if (wn_appendfile_length(f) != (off_t)strlen(REC1) || strstr(err, "cut back") == NULL)
+        return 12;
+    if (wn_appendfile_append(f, "3\n", 2, err, sizeof err) == 0 ||
+        wn_appendfile_sync(f, id, err, sizeof err) == 0)
+        return 13;
+    wn_appendfile_close(f);
+    return 0;
+}
+
+START_TEST(test_buffered_size_limit)
+{
+    wn_append_opened opened;
+    wn_appendfile *f;
+    pid_t child = fork();
+    int status;
+
+    ck_assert_int_ge(child, 0);
+    if (child == 0)
+        _exit(sync_past_limit());
+    ck_assert_int_eq(waitpid(child, &status, 0), child);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child: status %d", status);
+    ck_assert_str_eq(slurp(path), REC1);
+    f = open_ok(WN_APPEND_RECORDS, &opened);
+    ck_assert_uint_eq(opened.last.position, 10);
+    wn_appendfile_close(f);
+}
+END_TEST
+
 static Suite *appendfile_suite(void)
 {
     Suite *s = suite_create("appendfile");
@@ -253,6 +309,7 @@ static Suite *appendfile_suite(void)
     tcase_add_test(tc, test_second_opener_refused);
     tcase_add_test(tc, test_foreign_file_refused);
     tcase_add_test(tc, test_file_size_limit);
+    tcase_add_test(tc, test_buffered_size_limit);
     suite_add_tcase(s, tc);
     return s;
 }
