@@ -511,12 +511,6 @@ typedef struct walnotify_plugin {
     walnotify_status (*check)(const walnotify_host *host);
 } walnotify_plugin;
 
-/* 1.2: the fixed members of a descriptor, as the first initializers:
- *     static const walnotify_plugin p = {WALNOTIFY_PLUGIN_HEADER, .name = "csvsink", ...}; */
-#define WALNOTIFY_PLUGIN_HEADER                                                                    \
-    .magic = WALNOTIFY_PLUGIN_MAGIC, .abi_major = WALNOTIFY_ABI_MAJOR,                             \
-    .abi_minor = WALNOTIFY_ABI_MINOR, .size = sizeof(walnotify_plugin)
-
 /* The one symbol a plugin exports. */
 #define WALNOTIFY_PLUGIN_ENTRY_SYMBOL "walnotify_plugin_entry"
 typedef const walnotify_plugin *(*walnotify_plugin_entry_fn)(void);
@@ -528,6 +522,25 @@ typedef const walnotify_plugin *(*walnotify_plugin_entry_fn)(void);
 #endif
 
 const walnotify_plugin *walnotify_plugin_entry(void) WALNOTIFY_EXPORT;
+
+/* 1.2: the fixed members of a descriptor (magic, both ABI numbers as this header says, size), as
+ * its first initializers:
+ *     static const walnotify_plugin p = {WALNOTIFY_PLUGIN_HEADER, .name = "csvsink", ...}; */
+#define WALNOTIFY_PLUGIN_HEADER                                                                    \
+    .magic = WALNOTIFY_PLUGIN_MAGIC, .abi_major = WALNOTIFY_ABI_MAJOR,                             \
+    .abi_minor = WALNOTIFY_ABI_MINOR, .size = sizeof(walnotify_plugin)
+
+/* 1.2: the descriptor, its fixed members filled and the rest given as designated initializers,
+ * and walnotify_plugin_entry returning it; once per plugin, at file scope:
+ *     WALNOTIFY_PLUGIN(.name = "csvsink", .version = "1.0.0", .init = init, ...); */
+#define WALNOTIFY_PLUGIN(...)                                                                      \
+    static const walnotify_plugin walnotify_plugin_descriptor = {WALNOTIFY_PLUGIN_HEADER,          \
+                                                                 __VA_ARGS__};                     \
+    const walnotify_plugin *walnotify_plugin_entry(void)                                           \
+    {                                                                                              \
+        return &walnotify_plugin_descriptor;                                                       \
+    }                                                                                              \
+    const walnotify_plugin *walnotify_plugin_entry(void)
 
 #ifdef __cplusplus
 }
