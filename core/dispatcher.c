@@ -755,6 +755,7 @@ static void finish(dispatcher *d)
         flush_and_publish(d) != FLOW_CONTINUE)
         result = final_flush_failed(d, result);
     d->result = result;
+    wn_policy_log_skips(d);
     for (size_t i = 0; i < d->ninstances; i++) {
         const instance *inst = &d->instances[i];
 
@@ -762,8 +763,15 @@ static void finish(dispatcher *d)
             wn_log(WN_LOG_WARNING, "plugin \"%s\": %" PRIu64 " events skipped in this run, see %s",
                    inst->plugin->config->name, inst->skipped, wn_deadletter_path(inst->deadletter));
     }
-    wn_log(WN_LOG_INFO, "dispatcher stopped; acknowledged position %s, %" PRIu64 " events",
-           wn_lsn_format(d->published, text), d->events);
+    /* A rewind is no stop: walnotify goes on, from the acknowledged position. */
+    if (d->result == WN_DISPATCH_REWIND)
+        wn_log(WN_LOG_INFO,
+               "stream rewound; acknowledged position %s, %" PRIu64 " events; streaming again "
+               "from there",
+               wn_lsn_format(d->published, text), d->events);
+    else
+        wn_log(WN_LOG_INFO, "dispatcher stopped; acknowledged position %s, %" PRIu64 " events",
+               wn_lsn_format(d->published, text), d->events);
     /* Every plugin call of this stream is over (said above); the rewind's backoff runs while
      * the reader still keeps the connection alive. */
     if (d->result == WN_DISPATCH_REWIND)

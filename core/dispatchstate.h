@@ -20,6 +20,15 @@
 #include "dispatcher.h"
 #include "relcache.h"
 
+/* Events skipped one after the other for one reason, said in one log line when the run ends:
+ * a rewind that skips a batch skips thousands. */
+typedef struct skip_run {
+    uint64_t count;             /* events in the run; 0: none */
+    wn_lsn first_lsn, last_lsn; /* commit LSN and seq of its first and last event */
+    uint32_t first_seq, last_seq;
+    char reason[256]; /* its events' reason, cut short */
+} skip_run;
+
 /* What the dispatcher tracks of each plugin instance. */
 typedef struct instance {
     wn_plugin *plugin;
@@ -29,6 +38,7 @@ typedef struct instance {
     bool dirty;                /* handled or committed something since its last flush */
     wn_deadletter *deadletter; /* where skipped events go; NULL when the policy never skips */
     uint64_t skipped;          /* events skipped in this run */
+    skip_run skips;            /* skipped, not yet logged */
 } instance;
 
 /* What the dispatcher knows of the identity of one configured table. */

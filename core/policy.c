@@ -221,7 +221,56 @@ static void remember_skipped(instance *inst, const walnotify_event *event)
            inst->plugin->config->name, WN_SETTLED_MAX, wn_deadletter_path(inst->deadletter));
 }
 
-/* Writes the event to the plugin's dead-letter file, counts it, says so, and goes on. */
+/* The run of skipped events ended: one line for it (the events are in the dead-letter file). */
+static void log_run(instance *inst)
+{
+    skip_run *run = &inst->skips;
+    char first[WN_LSN_TEXT_MAX], last[WN_LSN_TEXT_MAX];
+
+    if (run->count == 0)
+        return;
+    wn_lsn_format(run->first_lsn, first);
+    wn_lsn_format(run->last_lsn, last);
+    if (run->count == 1)
+        wn_log(WN_LOG_WARNING,
+               "plugin \"%s\": skipped event %s seq %" PRIu32 " (%s); %" PRIu64
+               " skipped so far, see %s",
+               inst->plugin->config->name, first, run->first_seq, run->reason, inst->skipped,
+               wn_deadletter_path(inst->deadletter));
+    else
+        wn_log(WN_LOG_WARNING,
+               "plugin \"%s\": skipped %" PRIu64 " events from %s seq %" PRIu32
+               " to %s seq %" PRIu32 " (%s); %" PRIu64 " skipped so far, see %s",
+               inst->plugin->config->name, run->count, first, run->first_seq, last, run->last_seq,
+               run->reason, inst->skipped, wn_deadletter_path(inst->deadletter));
+    run->count = 0;
+}
+
+/* Adds a skipped event to the instance's run; another reason starts another run. */
+static void add_to_run(instance *inst, const walnotify_event *event, const char *reason)
+{
+    skip_run *run = &inst->skips;
+
+    if (run->count > 0 && strncmp(run->reason, reason, sizeof run->reason - 1) != 0)
+        log_run(inst);
+    if (run->count == 0) {
+        run->first_lsn = event->commit_lsn;
+        run->first_seq = event->seq;
+        snprintf(run->reason, sizeof run->reason, "%s", reason);
+    }
+    run->last_lsn = event->commit_lsn;
+    run->last_seq = event->seq;
+    run->count++;
+}
+
+void wn_policy_log_skips(dispatcher *d)
+{
+    for (size_t i = 0; i < d->ninstances; i++)
+        log_run(&d->instances[i]);
+}
+
+/* Writes the event to the plugin's dead-letter file, counts it, and goes on; the run of skipped
+ * events it belongs to is logged when it ends. */
 static flow skip_event(dispatcher *d, instance *inst, const walnotify_event *event,
                        const char *reason)
 {
@@ -241,11 +290,7 @@ static flow skip_event(dispatcher *d, instance *inst, const walnotify_event *eve
                     lsn, event->seq, event_subject(event), why);
     inst->skipped++;
     remember_skipped(inst, event);
-    wn_log(WN_LOG_WARNING,
-           "plugin \"%s\": skipped event %s seq %" PRIu32 " of %s (%s); %" PRIu64
-           " skipped so far, see %s",
-           name, lsn, event->seq, event_subject(event), reason, inst->skipped,
-           wn_deadletter_path(inst->deadletter));
+    add_to_run(inst, event, reason);
     return FLOW_CONTINUE;
 }
 
@@ -307,6 +352,7 @@ static flow handle_under_policy(dispatcher *d, instance *inst, const walnotify_e
 
 static flow call_handle(dispatcher *d, instance *inst, const walnotify_event *event)
 {
+    log_run(inst); /* an event that is not skipped ends the run */
     return handle_under_policy(d, inst, event, 0, backoff_first_ms(inst->plugin->config));
 }
 
@@ -530,6 +576,7 @@ flow wn_policy_sync_dead_letters(dispatcher *d)
 {
     char why[512];
 
+    wn_policy_log_skips(d);
     for (size_t i = 0; i < d->ninstances; i++) {
         instance *inst = &d->instances[i];
 

@@ -37,6 +37,10 @@ void wn_policy_acknowledged(dispatcher *d, wn_lsn lsn);
 /* Makes the skipped events durable; before any position past them is published. */
 flow wn_policy_sync_dead_letters(dispatcher *d);
 
+/* Logs every instance's run of skipped events not said yet: one line per run, with its range and
+ * count (also done by wn_policy_sync_dead_letters, and when a run ends). */
+void wn_policy_log_skips(dispatcher *d);
+
 /* After WN_DISPATCH_REWIND: the requester's backoff, cut short by a stop request. */
 void wn_policy_wait_before_rewind(dispatcher *d);
 

@@ -9,6 +9,7 @@
 
 #define LINE_MAX_BYTES 4096
 #define STOPPED_MARK "dispatcher stopped; "
+#define REWOUND_MARK "stream rewound; " /* a stream's end too, when walnotify goes on */
 #define BACK_MARK "replication stream back at "
 #define UP_MARK "replication stream up at "
 
@@ -71,7 +72,7 @@ static void on_line(watch *w, const char *line)
     char text[32];
     wn_lsn start;
 
-    if (strstr(line, STOPPED_MARK) != NULL) {
+    if (strstr(line, STOPPED_MARK) != NULL || strstr(line, REWOUND_MARK) != NULL) {
         w->in_gap = true;
         w->gap_log_size = -1;
         return;

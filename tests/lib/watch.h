@@ -5,7 +5,7 @@
  *
  *   - every ITEST_POLL_MS it samples the slot's confirmed_flush_lsn (and the fixture's log size);
  *   - it follows the host's stderr and cuts the history into one run per replication stream:
- *     a stream ends when the host logs "dispatcher stopped" (every plugin call of that stream is
+ *     a stream ends when the host logs "dispatcher stopped" or "stream rewound" (every plugin call of that stream is
  *     over), and the next one starts where "replication stream back at LSN" (or "up at LSN",
  *     for a host that waited for the slot) says. The log size between the two lines is where
  *     the ended stream's lines end.

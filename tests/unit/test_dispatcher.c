@@ -5,6 +5,7 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
@@ -1067,6 +1068,66 @@ START_TEST(rewind_under_skip_sends_what_it_had_to_the_dead_letter_file)
 }
 END_TEST
 
+/* Counts the lines of text that hold needle. */
+static int lines_with(const char *text, const char *needle)
+{
+    int n = 0;
+
+    for (const char *at = text; (at = strstr(at, needle)) != NULL; at += strlen(needle))
+        n++;
+    return n;
+}
+
+/* A bare rewind under on_error = "skip" skips a whole batch when it comes again: one log line
+ * says it, with its range and count (the events are in the dead-letter file), not one line per
+ * event; and the stream that ended for the rewind is not said to have stopped. */
+START_TEST(a_skipped_batch_is_one_log_line)
+{
+    static const char *notes[40];
+    char text[40][8], log_path[PATH_MAX + 64];
+    int saved = dup(STDERR_FILENO), fd;
+    char *log;
+
+    for (int i = 0; i < 40; i++) {
+        snprintf(text[i], sizeof text[i], "%d", 100 + i);
+        notes[i] = text[i];
+    }
+    make_dead_dir();
+    snprintf(log_path, sizeof log_path, "%s/log", dead_dir);
+    fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ck_assert(fd >= 0 && saved >= 0 && dup2(fd, STDERR_FILENO) == STDERR_FILENO);
+    prepare(0x100, 0);
+    set_policy(1, WN_ON_ERROR_SKIP, 0, WN_ON_ERROR_STOP, dead_path);
+    fx.recorders[1].rewind_on_note = 139;
+    for (int run = 1; run <= 2; run++) {
+        if (run == 2)
+            restart(0x100);
+        launch_on_orders();
+        send_txn(0x300, 0x310, 8, 1, notes, 40);
+        if (run == 1) {
+            send_keepalive(0x900);
+            ck_assert_int_eq(wait_finished(), WN_DISPATCH_REWIND);
+        }
+    }
+    assert_acknowledged_then_stopped(0x310);
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    close(fd);
+    log = read_whole(log_path);
+    ck_assert_msg(lines_with(log, "\"orders\": skipped 40 events from 0/300 seq 0 to 0/300 seq "
+                                  "39 (1 rewind without progress, the last from handle: lost); "
+                                  "40 skipped so far, see ") == 1,
+                  "%.2000s", log);
+    ck_assert_msg(lines_with(log, "\"orders\": skipped") == 1, "a line per event: %.2000s", log);
+    ck_assert_msg(lines_with(log, "stream rewound; ") == 1, "%.2000s", log);
+    ck_assert_msg(lines_with(log, "dispatcher stopped; ") == 1, "%.2000s", log);
+    free(log);
+    unlink(log_path);
+    cleanup_dir();
+}
+END_TEST
+
 /* A failure named from commit rewinds; the next stream skips that event to the dead-letter
  * file (on_error = "skip") and delivers the rest of the transaction. */
 START_TEST(named_failure_meets_the_policy_on_redelivery)
@@ -1324,6 +1385,7 @@ int main(void)
     tcase_add_test(tc, rewinds_without_progress_run_out_then_stop);
     tcase_add_test(tc, named_failure_meets_the_policy_on_redelivery);
     tcase_add_test(tc, rewind_under_skip_sends_what_it_had_to_the_dead_letter_file);
+    tcase_add_test(tc, a_skipped_batch_is_one_log_line);
     tcase_add_test(tc, naming_an_acknowledged_event_stops);
     tcase_add_test(tc, services_refuse_outside_the_callbacks);
     tcase_add_test(tc, skipped_events_are_remembered_until_acknowledged);
