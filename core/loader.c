@@ -527,24 +527,36 @@ forget:
     return rc;
 }
 
-walnotify_status wn_plugin_check(wn_plugin *plugin)
+walnotify_status wn_plugin_check(wn_plugin *plugin, const char *file, char *err, size_t errlen)
 {
+    const wn_plugin_config *config = plugin->config;
+    wn_plugin_settings *settings = plugin->settings;
     walnotify_status status;
 
     if (!plugin->library)
         return WALNOTIFY_FATAL;
     if (!plugin->descriptor.check)
         return WALNOTIFY_OK;
-    plugin->settings->checking = true;
+    settings->check_said[0] = '\0';
+    settings->checking = true;
     status = plugin->descriptor.check(&plugin->host);
-    plugin->settings->checking = false;
-    if (status == WALNOTIFY_OK)
+    settings->checking = false;
+    if (status == WALNOTIFY_OK) {
+        /* Accepted after all: what it said is no reason, but it was said. */
+        if (settings->check_said[0] != '\0')
+            wn_log(WN_LOG_ERROR, "%s%s", settings->log_prefix, settings->check_said);
         return WALNOTIFY_OK;
-    wn_log(WN_LOG_ERROR, "plugin \"%s\" (%s): check refused its settings (returned %s)",
-           plugin->config->name, plugin->config->path,
-           status == WALNOTIFY_RETRY   ? "RETRY"
-           : status == WALNOTIFY_FATAL ? "FATAL"
-                                       : "?");
+    }
+    if (settings->check_said[0] != '\0')
+        wn_refuse_setting(err, errlen, config->file ? config->file : file, config->line, config,
+                          "%s", settings->check_said);
+    else
+        wn_refuse_setting(err, errlen, config->file ? config->file : file, config->line, config,
+                          "%s refused its settings (check returned %s, saying nothing)",
+                          plugin->descriptor.name,
+                          status == WALNOTIFY_RETRY   ? "RETRY"
+                          : status == WALNOTIFY_FATAL ? "FATAL"
+                                                      : "an unknown status");
     return WALNOTIFY_FATAL;
 }
 

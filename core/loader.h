@@ -45,10 +45,13 @@ int wn_plugin_load(wn_plugin *plugin, const wn_plugin_config *config, const char
 
 /*
  * Calls the plugin's check, if it has one, with only the setting getters and log working (every
- * other service answers its zero value meanwhile). WALNOTIFY_OK, or WALNOTIFY_FATAL after logging
- * at ERROR that the plugin refused its settings.
+ * other service answers its zero value meanwhile). WALNOTIFY_OK, or WALNOTIFY_FATAL with one line
+ * in err, a configuration error like any other: the configuration file (file, or the @include'd
+ * one the block is in), the line of the block, and what the plugin logged at ERROR inside check
+ * (which is not logged apart), e.g.
+ * "etc/w.conf:14: plugin "orders-log": setting mode = "999" is not a file mode ...".
  */
-walnotify_status wn_plugin_check(wn_plugin *plugin);
+walnotify_status wn_plugin_check(wn_plugin *plugin, const char *file, char *err, size_t errlen);
 
 /*
  * What the instance's services report from init on: the source, its tables (borrowed: they must

@@ -122,12 +122,13 @@ void wn_pipeline_unload_plugins(wn_plugin *plugins, size_t nloaded)
     free(plugins);
 }
 
-int wn_pipeline_check_plugins(wn_plugin *plugins, size_t nplugins)
+int wn_pipeline_check_plugins(const char *file, wn_plugin *plugins, size_t nplugins)
 {
+    char err[ERR_MAX];
+
     for (size_t i = 0; i < nplugins; i++) {
-        if (wn_plugin_check(&plugins[i]) != WALNOTIFY_OK)
-            return wn_die(WN_EXIT_CONFIG, "plugin \"%s\" (%s): check refused its settings",
-                          plugins[i].config->name, plugins[i].config->path);
+        if (wn_plugin_check(&plugins[i], file, err, sizeof err) != WALNOTIFY_OK)
+            return wn_die(WN_EXIT_CONFIG, "%s", err);
     }
     return 0;
 }

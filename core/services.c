@@ -114,7 +114,7 @@ log_prefixed(wn_log_level level, const char *prefix, const char *format, ...)
 __attribute__((format(printf, 3, 4))) static void
 host_log(const walnotify_host *host, walnotify_log_level level, const char *format, ...)
 {
-    const wn_plugin_settings *settings = host ? host->host_private : NULL;
+    wn_plugin_settings *settings = host ? host->host_private : NULL;
     const char *prefix = settings ? settings->log_prefix : "plugin: ";
     wn_log_level wn_level = host_level(level);
     char line[PLUGIN_LINE_MAX];
@@ -126,6 +126,15 @@ host_log(const walnotify_host *host, walnotify_log_level level, const char *form
     va_start(args, format);
     vsnprintf(line, sizeof line, format, args);
     va_end(args);
+    /* A refusal from check is one configuration error, said in one line with the block's file
+     * and line (wn_plugin_check): what check logs at ERROR is its reason. */
+    if (settings && settings->checking && level >= WALNOTIFY_LOG_ERROR) {
+        size_t used = strlen(settings->check_said);
+
+        snprintf(settings->check_said + used, sizeof settings->check_said - used, "%s%s",
+                 used > 0 ? "; " : "", line);
+        return;
+    }
     hash = line_hash(line);
     if (settings && atomic_exchange(&settings->last_line, hash) == hash &&
         atomic_load(&settings->init_again))

@@ -29,6 +29,8 @@ typedef struct setting_value {
 struct wn_plugin_settings {
     char *log_prefix;               /* "plugin "NAME": "; owned */
     bool checking;                  /* inside check: only the getters and log work */
+    char check_said[1024];          /* what the plugin logged at ERROR inside check, lines
+                                       joined by "; ": the reason of its refusal */
     const walnotify_source *source; /* borrowed from the pipeline; NULL until it is known */
     const walnotify_table *tables;  /* borrowed from the pipeline; this instance's, in order */
     size_t ntables;

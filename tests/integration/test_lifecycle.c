@@ -415,7 +415,11 @@ START_TEST(test_check_ops_describe)
     itest_host_run(&ctx, &host, "-c", conf.s, "--check-config");
     itest_assert_failed(&host, 1);
     err = itest_host_stderr(&host);
-    ck_assert_msg(strstr(err, "refusing on purpose") && strstr(err, "check refused its settings"),
+    /* One line, as every configuration error: the file, the block's line, the plugin's reason. */
+    ck_assert_msg(strstr(err, "FATAL: ") != NULL &&
+                      strstr(err, "/refuse.cfg:") != NULL &&
+                      strstr(err, ": plugin \"life\": refuse = true: refusing on purpose\n") != NULL &&
+                      strchr(err, '\n') == err + strlen(err) - 1,
                   "%s", err);
     free(err);
     /* A run calls check before anything else: it ends the same way, before any init. */
