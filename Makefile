@@ -196,6 +196,13 @@ $(B)/tests/fixtures/abi10_%.so: tests/fixtures/abi10_%.c $(B)/tests/fixtures/abi
 	@echo "  CC      $@"
 	$(Q)$(CC) -Itests/fixtures/abi-1.0 $(COMPILE) $(DEPFLAGS) -fvisibility=hidden -shared $(LINK) -o $@ $<
 
+# A fixture named abi11_* is built as a plugin compiled before ABI 1.2, against the 1.1 header
+# kept in tests/fixtures/abi-1.1.
+$(B)/tests/fixtures/abi11_%.so: tests/fixtures/abi11_%.c $(B)/tests/fixtures/abi11_%.d
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	$(Q)$(CC) -Itests/fixtures/abi-1.1 $(COMPILE) $(DEPFLAGS) -fvisibility=hidden -shared $(LINK) -o $@ $<
+
 $(B)/tests/lib/%.o: tests/lib/%.c $(B)/tests/lib/%.d
 	@mkdir -p $(@D)
 	@echo "  CC      $@"

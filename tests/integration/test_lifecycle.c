@@ -91,9 +91,10 @@ static size_t read_events(const char *path, life_event *out, size_t max)
     return n;
 }
 
-/* Messages inside and outside transactions reach the plugin that asked for them, at their
- * place, each with an identity above the one before; the 1.0 plugin beside it starts after two
- * RETRY answers from init and sees only the changes. */
+/* Messages inside and outside transactions reach the plugin that asked for them (built against
+ * ABI 1.1's header: it behaves in this host as it did), at their place, each with an identity
+ * above the one before; the 1.0 plugin beside it starts after two RETRY answers from init and
+ * sees only the changes. */
 START_TEST(test_messages_and_identities)
 {
     static const struct {
@@ -128,7 +129,7 @@ START_TEST(test_messages_and_identities)
                         "{ name = \"legacy\"; path = \"%s\"; retry_initial_ms = 10;"
                         "  retry_max_ms = 20; ops = [ \"insert\", \"update\", \"delete\", "
                         "\"truncate\" ]; settings = { log = \"legacy.log\"; }; }",
-                        fixture("lifecycle").s, fixture("abi10_legacy").s);
+                        fixture("abi11_lifecycle").s, fixture("abi10_legacy").s);
     itest_create_slot(&ctx, conf.s);
     itest_exec(ctx.conn, "INSERT INTO t VALUES (1)");
     itest_exec(ctx.conn, "BEGIN; SELECT pg_logical_emit_message(true, 'p', 'before');"
