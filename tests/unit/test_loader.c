@@ -823,6 +823,10 @@ START_TEST(test_describe_file)
                      "holds this file's lock\n"
                      "  flush_always (boolean, default \"false\"): ask to be flushed before every "
                      "acknowledgement\n");
+    /* The same plugin built against ABI 1.1's header says so. */
+    fixture("abi11_lifecycle", path, sizeof path);
+    ck_assert_msg(wn_plugin_describe_file(path, text, sizeof text, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(strncmp(text, "lifecycle 1.1.0 (plugin ABI 1.1)\n", 33) == 0, "%s", text);
     fixture("bad_short_minor", path, sizeof path);
     ck_assert_int_eq(wn_plugin_describe_file(path, text, sizeof text, err, sizeof err),
                      WN_LOAD_REFUSED);
