@@ -27,6 +27,9 @@ INCLUDEDIR ?= $(PREFIX)/include
 # walnotify.pc's plugindir says the same.
 PLUGINDIR  := $(LIBDIR)/walnotify
 VERSION    := 1.0.0
+# The plugin ABI the header declares, for walnotify.pc's abi ("1.2").
+ABI        := $(shell sed -n 's/^\#define WALNOTIFY_ABI_MAJOR //p' include/walnotify/plugin.h).$(shell \
+                  sed -n 's/^\#define WALNOTIFY_ABI_MINOR //p' include/walnotify/plugin.h)
 
 PG_INC  := $(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
 WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes \
@@ -342,7 +345,7 @@ install: all
 	install -m 0755 $(PLUGIN_SOS) $(DESTDIR)$(PLUGINDIR)/
 	install -m 0644 include/walnotify/plugin.h $(DESTDIR)$(INCLUDEDIR)/walnotify/plugin.h
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
-	    -e 's|@VERSION@|$(VERSION)|' etc/walnotify.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/walnotify.pc
+	    -e 's|@VERSION@|$(VERSION)|' -e 's|@ABI@|$(ABI)|' etc/walnotify.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/walnotify.pc
 
 # Removes what install put there; the plugin and header folders only when nothing else is left
 # in them (plugins of other packages stay).

@@ -57,11 +57,15 @@ check_installed_files() {
 }
 
 check_pkg_config() {
-    local dir cflags
+    local dir cflags abi want
     dir=$(PKG_CONFIG_PATH=$PREFIX/lib/pkgconfig pkg-config --variable=plugindir walnotify) ||
         fail "pkg-config finds no walnotify under PKG_CONFIG_PATH=$PREFIX/lib/pkgconfig"
     [ "$dir" = "$PREFIX/lib/walnotify" ] ||
         fail "walnotify.pc's plugindir is \"$dir\", not \"$PREFIX/lib/walnotify\""
+    abi=$(PKG_CONFIG_PATH=$PREFIX/lib/pkgconfig pkg-config --variable=abi walnotify)
+    want=$(sed -n 's/^#define WALNOTIFY_ABI_MAJOR //p' "$ROOT/include/walnotify/plugin.h").$(sed -n \
+        's/^#define WALNOTIFY_ABI_MINOR //p' "$ROOT/include/walnotify/plugin.h")
+    [ "$abi" = "$want" ] || fail "walnotify.pc's abi is \"$abi\", the header says $want"
     cflags=$(PKG_CONFIG_PATH=$PREFIX/lib/pkgconfig pkg-config --cflags walnotify)
     cflags=${cflags% } # pkg-config ends the line with a space
     [ "$cflags" = "-I$PREFIX/include" ] || fail "walnotify.pc's Cflags are \"$cflags\""
