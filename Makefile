@@ -214,7 +214,7 @@ $(B)/tests/lib/%.o: tests/lib/%.c $(B)/tests/lib/%.d
 # An integration test that calls core modules directly links them too (ITEST_DEPS_<name>, beside
 # lsn; none unless set).
 ITEST_DEPS_snapshot := snapshot conninfo
-ITEST_DEPS_batchsink := encoder jsonbuf namecache
+ITEST_DEPS_batchsink := encoder jsonbuf namecache appendfile files
 
 $(B)/tests/itest_%: tests/integration/test_%.c $(B)/tests/itest_%.d $(ITESTLIB_OBJS) $(B)/core/lsn.o \
                     $$(addprefix $(B)/core/,$$(addsuffix .o,$$(ITEST_DEPS_$$*)))

@@ -1,7 +1,11 @@
 /* readme_code: the plugins README.md shows, cut out and built as it says; see readme_code.h. */
 #include "readme_code.h"
 
+#include "faults.h"
+#include "itest_writer.h"
+
 #include <check.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +30,49 @@ static char *code_block_after(const char *text, const char *mark)
     block = strndup(start, (size_t)(end - start) + 1);
     ck_assert_ptr_nonnull(block);
     return block;
+}
+
+int readme_code_lines(const char *mark)
+{
+    itest_path readme = itest_root_file("README.md");
+    char *text = itest_read_file(readme.s, NULL);
+    char *code;
+    int lines = 0;
+
+    ck_assert_msg(text != NULL, "cannot read %s", readme.s);
+    code = code_block_after(text, mark);
+    free(text);
+    for (char *line = strtok(code, "\n"); line != NULL; line = strtok(NULL, "\n"))
+        lines += line[strspn(line, " \t")] != '\0';
+    free(code);
+    return lines;
+}
+
+long long readme_code_kill_loop(itest_ctx *ctx, const char *conf, const char *table,
+                                const char *sequence, int rounds, const char *what)
+{
+    const faults_mix mix = {.min_rows = 1, .max_rows = 20, .pause_ms = 5};
+    uint64_t seed = faults_seed(what);
+    faults_rng rng = faults_rng_new(seed);
+    pid_t writer = faults_writer_start(ctx, table, sequence, seed, &mix);
+    itest_host host;
+    char *end;
+
+    for (int i = 0; i < rounds; i++) {
+        faults_wait_slot_released(ctx->conn, ctx->slot);
+        itest_host_start(ctx, &host, ITEST_ARGS("-c", conf));
+        itest_sleep_ms((int)faults_rng_range(&rng, 200, 700));
+        ck_assert_msg(itest_host_running(&host), "walnotify stopped by itself (exit %d), seed %llu",
+                      host.status, (unsigned long long)seed);
+        faults_host_kill(&host);
+    }
+    itest_writer_stop(writer);
+    end = itest_lsn_text(itest_current_lsn(ctx->conn));
+    faults_wait_slot_released(ctx->conn, ctx->slot);
+    itest_host_run(ctx, &host, "-c", conf, "--endpos", end);
+    free(end);
+    itest_assert_exit(&host, 0);
+    return itest_query_int(ctx->conn, "SELECT count(*) FROM %s", table);
 }
 
 void readme_code_build(itest_ctx *ctx, const char *mark, const char *source,

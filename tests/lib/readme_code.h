@@ -19,4 +19,17 @@
 void readme_code_build(itest_ctx *ctx, const char *mark, const char *source,
                        const char *build_line);
 
+/* The non-blank lines of the first C block after mark in README.md, comments included. */
+int readme_code_lines(const char *mark);
+
+/*
+ * A sink under kill -9: a writer commits rows into table (ids from sequence, so they grow in
+ * commit order) while walnotify runs with conf and is killed with SIGKILL `rounds` times at
+ * random points (seeded by faults_seed(what), printed); then the writer stops and walnotify runs
+ * once more to the end of the WAL, which it must reach with exit 0. Returns the rows written:
+ * the sink's output must then hold ids 1 to that, each once, in order.
+ */
+long long readme_code_kill_loop(itest_ctx *ctx, const char *conf, const char *table,
+                                const char *sequence, int rounds, const char *what);
+
 #endif
