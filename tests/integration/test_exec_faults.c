@@ -54,6 +54,11 @@ static void run_faulty(const char *mode, const char *expect)
                   expect);
     ck_assert_msg(strstr(err, "comes again to a new child") != NULL,
                   "walnotify never restarted the child");
+    /* Going on after the child died is no stop: only the end of the run says it stopped. */
+    ck_assert_msg(strstr(err, "stream rewound; ") != NULL, "no rewind was logged");
+    ck_assert_msg(strstr(err, "dispatcher stopped") != NULL &&
+                      strstr(strstr(err, "dispatcher stopped") + 1, "dispatcher stopped") == NULL,
+                  "walnotify said it stopped while it went on");
     left = itest_read_file(budget.s, NULL);
     ck_assert_msg(left != NULL && strcmp(left, "0") == 0,
                   "the child misbehaved fewer than three times (%s left)", left ? left : "?");
