@@ -269,8 +269,12 @@ static walnotify_status host_file_open(const walnotify_host *host, const char *p
         *file = NULL;
     if (last != NULL)
         *last = (walnotify_id){0, 0};
-    if (serving(host) == NULL || path == NULL || file == NULL)
+    if (serving(host) == NULL || file == NULL)
         return WALNOTIFY_FATAL;
+    if (path == NULL || path[0] == '\0') {
+        host_log(host, WALNOTIFY_LOG_ERROR, "file_open: no path given");
+        return WALNOTIFY_FATAL;
+    }
     rc = wn_appendfile_open(path, WN_FILES_MODE, how, WN_APPEND_BUFFERED, "file", file, &opened,
                             err, sizeof err);
     if (rc != 0) {

@@ -931,6 +931,40 @@ START_TEST(test_check)
 }
 END_TEST
 
+/* The durable append files lent to an instance (1.2): what a sync recorded comes back at the
+ * next open; a second opener, a link, and the check callback are refused. */
+START_TEST(test_file_services)
+{
+    char dir[] = "/tmp/test_loader_files.XXXXXX", path[64], link_path[64];
+    walnotify_file *file = NULL, *again = NULL;
+    walnotify_id last = {1, 1};
+    test_block b;
+    wn_plugin p;
+
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/out.csv", dir);
+    snprintf(link_path, sizeof link_path, "%s/link.csv", dir);
+    block_init(&b, "filer", "lifecycle");
+    load_ok(&p, &b);
+    ck_assert_int_eq(p.host.file_open(&p.host, path, 0, &file, &last), WALNOTIFY_OK);
+    ck_assert_uint_eq(last.position, 0);
+    ck_assert_int_eq(p.host.file_append(&p.host, file, "1,\"a\nb\"\n", 8), WALNOTIFY_OK);
+    ck_assert_int_eq(p.host.file_sync(&p.host, file, (walnotify_id){0x300, 2}), WALNOTIFY_OK);
+    ck_assert_int_eq(p.host.file_append(&p.host, file, "2,\"not", 6), WALNOTIFY_OK);
+    ck_assert_int_eq(p.host.file_open(&p.host, path, 0, &again, &last), WALNOTIFY_FATAL);
+    ck_assert_ptr_null(again);
+    p.host.file_close(&p.host, file);
+    ck_assert_int_eq(p.host.file_open(&p.host, path, 0, &file, &last), WALNOTIFY_OK);
+    ck_assert_uint_eq(last.position, 0x300);
+    ck_assert_uint_eq(last.ordinal, 2);
+    p.host.file_close(&p.host, file);
+    ck_assert_int_eq(symlink(path, link_path), 0);
+    ck_assert_int_eq(p.host.file_open(&p.host, link_path, 0, &file, &last), WALNOTIFY_FATAL);
+    wn_plugin_unload(&p);
+    unit_remove_tree(dir);
+}
+END_TEST
+
 START_TEST(test_unload_unloaded)
 {
     wn_plugin p;
@@ -985,6 +1019,7 @@ static Suite *loader_suite(void)
     tcase_add_test(running, test_describe_file);
     tcase_add_test(running, test_ops_refused);
     tcase_add_test(running, test_check);
+    tcase_add_test(running, test_file_services);
     tcase_add_test(running, test_unload_unloaded);
     suite_add_tcase(s, running);
     return s;
