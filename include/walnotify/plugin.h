@@ -15,8 +15,12 @@
  *     begin     (optional) before the first event of a transaction this instance receives;
  *     handle    once per event, in commit order;
  *     commit    (optional) after the last event of a transaction that saw begin;
- *     abort     (optional) when a transaction that saw begin will not be committed: the host is
- *               stopping, or another plugin failed; it is delivered again on the next run;
+ *     abort     (optional) when a transaction that saw begin (that is: this instance received
+ *               an event of it, whether or not the plugin has begin) will not be committed: the
+ *               host is stopping, another plugin failed, or a plugin asked for a rewind (also
+ *               from this transaction's own commit: it is in hand until commit returns OK); it
+ *               is delivered again (next run, or after the rewind); a sink that drops replays
+ *               by identity may keep what it wrote of it;
  *     flush     (optional) to make durable every transaction this instance finished (its commit
  *               returned, or its last handle for a plugin without commit); the host
  *               acknowledges a position to PostgreSQL only after every plugin's flush returned
