@@ -621,6 +621,22 @@ START_TEST(keepalive_inside_transaction_is_not_acknowledged)
 }
 END_TEST
 
+/* abort reaches a plugin without begin too: it received an event of the transaction. */
+START_TEST(abort_reaches_a_plugin_without_begin)
+{
+    prepare(0x100, 0);
+    fx.plugins[0].descriptor.begin = NULL;
+    launch();
+    send_msg(relation_msg(1, "public", "orders"), 0);
+    send_msg(begin_msg(0x200, 7), 0);
+    send_msg(insert_msg(1, "1", "1"), 0);
+    ck_assert(wait_calls(&fx.recorders[0], 1));
+    ck_assert_int_eq(finish(), WN_DISPATCH_STOPPED);
+    ck_assert_str_eq(fx.recorders[0].calls[0], "handle 1 seq=0");
+    ck_assert_str_eq(fx.recorders[0].calls[fx.recorders[0].ncalls - 1], "abort 7");
+}
+END_TEST
+
 START_TEST(keepalive_between_transactions_is_acknowledged)
 {
     start(0x100, 0);
@@ -1145,6 +1161,8 @@ START_TEST(named_failure_meets_the_policy_on_redelivery)
     launch_on_orders();
     send_txn(0x300, 0x310, 8, 1, notes, 3);
     assert_ends(WN_DISPATCH_REWIND, 0x100);
+    /* The transaction whose commit asked for the rewind is the one in hand: it is aborted. */
+    ck_assert_str_eq(last_call(&fx.recorders[0]), "abort 8");
 
     restart(0x100);
     fx.recorders[0].name_on_note = 0;
@@ -1367,6 +1385,7 @@ int main(void)
     tcase_add_test(tc, stop_gives_up_a_flush_that_keeps_failing);
     tcase_add_test(tc, keepalive_inside_transaction_is_not_acknowledged);
     tcase_add_test(tc, keepalive_between_transactions_is_acknowledged);
+    tcase_add_test(tc, abort_reaches_a_plugin_without_begin);
     tcase_add_test(tc, transient_failure_is_retried_in_place);
     tcase_add_test(tc, fatal_failure_stops_without_acknowledging_the_transaction);
     tcase_add_test(tc, endpos_stops_after_the_last_commit_before_it);
