@@ -7,6 +7,7 @@
 #include "files.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -70,16 +71,21 @@ static int cut_to(wn_appendfile *f, off_t length)
 static int read_companion(wn_appendfile *f)
 {
     char text[COMPANION_MAX + 1];
-    FILE *in = fopen(f->companion, "re");
+    /* Not through a link: the companion is replaced by rename, never written through one. */
+    int fd = open(f->companion, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     long long length;
     uint64_t position, ordinal;
-    size_t n;
+    ssize_t n;
     int end = 0;
 
-    if (in == NULL)
+    if (fd < 0)
         return errno;
-    n = fread(text, 1, COMPANION_MAX, in);
-    fclose(in);
+    do
+        n = read(fd, text, COMPANION_MAX);
+    while (n < 0 && errno == EINTR);
+    close(fd);
+    if (n < 0)
+        return EIO;
     text[n] = '\0';
     if (strncmp(text, COMPANION_HEADER, strlen(COMPANION_HEADER)) != 0 ||
         sscanf(text + strlen(COMPANION_HEADER), "%lld %" SCNu64 " %" SCNu64 "\n%n", &length,
@@ -179,9 +185,11 @@ int wn_appendfile_open(const char *path, mode_t mode, wn_append_mode how, unsign
 
     *file = NULL;
     memset(opened, 0, sizeof *opened);
+    if (f != NULL && how == WN_APPEND_RECORDS &&
+        asprintf(&f->companion, "%s%s", path, WN_APPEND_COMPANION_SUFFIX) < 0)
+        f->companion = NULL; /* asprintf leaves it undefined */
     if (f == NULL || (f->path = strdup(path)) == NULL ||
-        (how == WN_APPEND_RECORDS &&
-         asprintf(&f->companion, "%s%s", path, WN_APPEND_COMPANION_SUFFIX) < 0)) {
+        (how == WN_APPEND_RECORDS && f->companion == NULL)) {
         snprintf(err, errlen, "%s %s: out of memory", what, path);
         goto free_file;
     }
