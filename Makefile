@@ -26,7 +26,7 @@ INCLUDEDIR ?= $(PREFIX)/include
 # Where plugins are installed, and where the host looks for a plugin named by a bare file name;
 # walnotify.pc's plugindir says the same.
 PLUGINDIR  := $(LIBDIR)/walnotify
-VERSION    := 1.0.0
+VERSION    := 1.2.0
 # The plugin ABI the header declares, for walnotify.pc's abi ("1.2").
 ABI        := $(shell sed -n 's/^\#define WALNOTIFY_ABI_MAJOR //p' include/walnotify/plugin.h).$(shell \
                   sed -n 's/^\#define WALNOTIFY_ABI_MINOR //p' include/walnotify/plugin.h)

@@ -282,7 +282,7 @@ START_TEST(test_usage_version_help)
     itest_host_run(&ctx, &host, "--version");
     itest_assert_exit(&host, 0);
     out = itest_host_stdout(&host);
-    ck_assert_msg(out != NULL && strstr(out, "1.0.0") != NULL, "--version printed: %s", out);
+    ck_assert_msg(out != NULL && strstr(out, "walnotify 1.2.0 (plugin ABI 1.2)") != NULL, "--version printed: %s", out);
     free(out);
     itest_host_run(&ctx, &host, "--help");
     itest_assert_exit(&host, 0);
