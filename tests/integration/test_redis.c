@@ -1,0 +1,120 @@
+/*
+ * The redis plugin against a real redis-server (started here on a Unix socket, append-only file
+ * with appendfsync always) and the real PostgreSQL:
+ *   exactly once      rows in several transactions, one larger than a batch, and a message:
+ *                     one entry each, its ID the event's identity, its data the jsonl
+ *                     plugin's line; the same transactions streamed again (from a second slot
+ *                     made before them) add nothing;
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "faults.h"
+#include "itest.h"
+#include "redisserver.h"
+#include "redissink.h"
+
+#define STREAM "walnotify:public.t"
+
+static void create_table(itest_ctx *ctx)
+{
+    itest_exec(ctx->conn, "CREATE TABLE t (id bigint PRIMARY KEY, note text DEFAULT 'a note'); "
+                          "CREATE SEQUENCE ids");
+}
+
+static bool stderr_has(const itest_host *host, const char *needle)
+{
+    char *err = itest_host_stderr(host);
+    bool has = err != NULL && strstr(err, needle) != NULL;
+
+    free(err);
+    return has;
+}
+
+START_TEST(test_exactly_once)
+{
+    itest_ctx ctx, again;
+    itest_host host;
+    itest_path conf, conf2, jsonl;
+    itest_lines lines;
+    redis_server rs;
+    redis_entry *entries, *messages;
+    size_t count, nmessages, j = 0;
+    char *endpos;
+
+    itest_begin(&ctx, "redisonce");
+    create_table(&ctx);
+    redis_server_start(&rs, ctx.dir, "");
+    conf = itest_config(&ctx, "once.cfg", "\"public.t\"", 100,
+                        "{ name = \"redis\"; path = \"%s\"; ops = [\"insert\", \"message\"];"
+                        "  settings = { address = \"%s\"; batch_entries = 100; }; },"
+                        "{ name = \"log\"; path = \"%s\"; ops = [\"insert\", \"message\"];"
+                        "  settings = { path = \"events.jsonl\"; }; }",
+                        itest_root_file(REDIS_PLUGIN).s, rs.sock,
+                        itest_root_file("build/plugins/jsonl.so").s);
+    itest_create_slot(&ctx, conf.s);
+    /* A second slot at the same place streams the same transactions again, later. */
+    again = ctx;
+    ck_assert_int_lt(snprintf(again.slot, sizeof again.slot, "%.50s_again", ctx.slot),
+                     (int)sizeof again.slot);
+    conf2 = itest_config(&again, "again.cfg", "\"public.t\"", 100,
+                         "{ name = \"redis\"; path = \"%s\"; ops = [\"insert\", \"message\"];"
+                         "  settings = { address = \"%s\"; batch_entries = 7; }; }",
+                         itest_root_file(REDIS_PLUGIN).s, rs.sock);
+    itest_create_slot(&again, conf2.s);
+
+    itest_exec(ctx.conn, "INSERT INTO t (id) VALUES (nextval('ids'))");
+    itest_exec(ctx.conn, "BEGIN; INSERT INTO t (id) SELECT nextval('ids') FROM "
+                         "generate_series(1, 250); SELECT pg_logical_emit_message(true, 'audit', "
+                         "'in the middle'); INSERT INTO t (id, note) VALUES (nextval('ids'), "
+                         "'é \"quoted\"\nline'); COMMIT");
+    itest_exec(ctx.conn, "SELECT pg_logical_emit_message(false, 'audit', 'on its own')");
+    itest_exec(ctx.conn, "INSERT INTO t (id) SELECT nextval('ids') FROM generate_series(1, 3)");
+    itest_run_to_now(&ctx, conf.s);
+    ck_assert_int_eq(redissink_assert_once(&ctx, &rs, STREAM), 255);
+
+    /* Each entry's data is the jsonl plugin's line, in the same order. */
+    jsonl = itest_file(&ctx, "events.jsonl");
+    lines = itest_read_lines(jsonl.s);
+    entries = redis_entries(&rs, STREAM, &count);
+    messages = redis_entries(&rs, "walnotify:messages:audit", &nmessages);
+    ck_assert_int_eq(nmessages, 2);
+    ck_assert_int_eq(lines.count, count + nmessages);
+    for (size_t i = 0, m = 0; i < lines.count; i++) {
+        bool message = strstr(lines.line[i], "\"op\":\"message\"") != NULL;
+        const redis_entry *e = message ? &messages[m++] : &entries[j++];
+        ck_assert_msg(strcmp(e->data, lines.line[i]) == 0, "entry %s holds %s, jsonl wrote %s",
+                      e->id, e->data, lines.line[i]);
+    }
+    ck_assert_str_eq(messages[0].op, "message");
+    ck_assert_str_eq(messages[0].table, "");
+    redis_entries_free(messages, nmessages);
+    redis_entries_free(entries, count);
+    itest_lines_free(&lines);
+
+    /* The same transactions again: every entry is refused as one Redis holds; none added. */
+    endpos = itest_lsn_text(itest_current_lsn(ctx.conn));
+    itest_host_run(&again, &host, "-c", conf2.s, "--endpos", endpos);
+    free(endpos);
+    itest_assert_exit(&host, 0);
+    ck_assert_msg(stderr_has(&host, "entries were in their streams already"),
+                  "the second run did not see the entries as delivered");
+    ck_assert_int_eq(redissink_assert_once(&ctx, &rs, STREAM), 255);
+    ck_assert_int_eq(redissink_entries_added(&rs, STREAM), 255);
+    ck_assert_int_eq(redissink_entries_added(&rs, "walnotify:messages:audit"), 2);
+    itest_exec(ctx.conn, "SELECT pg_drop_replication_slot('%s')", again.slot);
+    redis_server_stop(&rs);
+    itest_end(&ctx);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *suite = suite_create("redis");
+    TCase *tc = itest_tcase(suite, "redis");
+
+    tcase_add_test(tc, test_exactly_once);
+    return run_suite(suite) == 0 ? 0 : 1;
+}
