@@ -5,11 +5,19 @@
  *                     one entry each, its ID the event's identity, its data the jsonl
  *                     plugin's line; the same transactions streamed again (from a second slot
  *                     made before them) add nothing;
+ *   Redis restarted   redis-server killed (SIGKILL) twice and started again under a writer:
+ *                     every row once;
+ *   logging in        an ACL user with the right password delivers; a wrong one stops
+ *                     walnotify (exit 2) with a message naming the user and Redis's answer,
+ *                     never the password;
+ *   another writer    an entry added with * (an ID far above every LSN) makes walnotify stop
+ *                     with a message naming the stream and the IDs, acknowledging nothing.
  */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "faults.h"
 #include "itest.h"
@@ -110,11 +118,133 @@ START_TEST(test_exactly_once)
 }
 END_TEST
 
+START_TEST(test_redis_restarted)
+{
+    const faults_mix mix = {.min_rows = 1, .max_rows = 20, .big_every = 15, .big_rows = 800,
+                            .pause_ms = 10};
+    itest_ctx ctx;
+    itest_host host;
+    itest_path conf;
+    redis_server rs;
+    pid_t writer;
+
+    itest_begin(&ctx, "redisrestart");
+    create_table(&ctx);
+    redis_server_start(&rs, ctx.dir, "");
+    conf = redissink_config(&ctx, "restart.cfg", &rs, "", "batch_entries = 50;");
+    itest_create_slot(&ctx, conf.s);
+    writer = faults_writer_start(&ctx, "t", "ids", faults_seed("redis restart"), &mix);
+    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
+    for (int round = 0; round < 2; round++) {
+        itest_sleep_ms(700);
+        redis_server_kill(&rs);
+        itest_sleep_ms(300);
+        redis_server_restart(&rs);
+    }
+    itest_sleep_ms(500);
+    itest_writer_stop(writer);
+    ck_assert_msg(itest_host_running(&host), "walnotify stopped by itself (exit %d)", host.status);
+    ck_assert_int_eq(itest_host_stop(&host, SIGTERM), 0);
+    itest_run_to_now(&ctx, conf.s);
+    ck_assert_msg(stderr_has(&host, "will retry: cannot connect") ||
+                      stderr_has(&host, "the connection to"),
+                  "walnotify never saw Redis go away");
+    fprintf(stderr, "redis restart: %zu rows\n", redissink_assert_once(&ctx, &rs, STREAM));
+    redis_server_stop(&rs);
+    itest_end(&ctx);
+}
+END_TEST
+
+START_TEST(test_logging_in)
+{
+    itest_ctx ctx;
+    itest_host host;
+    itest_path conf, right, wrong;
+    redis_server rs;
+    char *err;
+
+    itest_begin(&ctx, "redisauth");
+    create_table(&ctx);
+    redis_server_start(&rs, ctx.dir,
+                       "user default on nopass ~* &* +@read +@connection\n"
+                       "user alice on >alice-Pw-0451 ~walnotify:* +@all");
+    right = itest_file(&ctx, "right.pw");
+    wrong = itest_file(&ctx, "wrong.pw");
+    itest_write_file(right.s, "alice-Pw-0451\n");
+    itest_write_file(wrong.s, "Wrong-Pw-7733\n");
+    chmod(right.s, 0600);
+    chmod(wrong.s, 0600);
+    conf = redissink_config(&ctx, "wrong.cfg", &rs, "",
+                            "username = \"alice\"; password_file = \"wrong.pw\";");
+    itest_create_slot(&ctx, conf.s);
+    itest_exec(ctx.conn, "INSERT INTO t (id) SELECT nextval('ids') FROM generate_series(1, 5)");
+
+    ck_assert_int_eq(itest_host_run(&ctx, &host, "-c", conf.s), 2);
+    itest_assert_failed(&host, 2);
+    err = itest_host_stderr(&host);
+    ck_assert_msg(strstr(err, "AUTH as alice") != NULL && strstr(err, "WRONGPASS") != NULL,
+                  "no clear message about the wrong password: %s", err);
+    ck_assert_msg(strstr(err, "Wrong-Pw-7733") == NULL, "the password reached the log");
+    free(err);
+
+    conf = redissink_config(&ctx, "right.cfg", &rs, "",
+                            "username = \"alice\"; password_file = \"right.pw\";");
+    itest_run_to_now(&ctx, conf.s);
+    ck_assert_int_eq(redissink_assert_once(&ctx, &rs, STREAM), 5);
+    redis_server_stop(&rs);
+    itest_end(&ctx);
+}
+END_TEST
+
+START_TEST(test_another_writer)
+{
+    itest_ctx ctx;
+    itest_host host;
+    itest_path conf;
+    redis_server rs;
+    wn_lsn before;
+    char *err, *endpos, *foreign;
+
+    itest_begin(&ctx, "redisforeign");
+    create_table(&ctx);
+    redis_server_start(&rs, ctx.dir, "");
+    conf = redissink_config(&ctx, "foreign.cfg", &rs, "", "");
+    itest_create_slot(&ctx, conf.s);
+    itest_exec(ctx.conn, "INSERT INTO t (id) SELECT nextval('ids') FROM generate_series(1, 3)");
+    itest_run_to_now(&ctx, conf.s);
+    ck_assert_int_eq(redissink_assert_once(&ctx, &rs, STREAM), 3);
+
+    foreign = redis_cli(&rs, (const char *const[]){"XADD", STREAM, "*", "who", "else", NULL});
+    foreign[strcspn(foreign, "\n")] = '\0';
+    itest_exec(ctx.conn, "INSERT INTO t (id) SELECT nextval('ids') FROM generate_series(1, 2)");
+    before = itest_slot_confirmed(ctx.conn, ctx.slot);
+    endpos = itest_lsn_text(itest_current_lsn(ctx.conn));
+    ck_assert_int_eq(itest_host_run(&ctx, &host, "-c", conf.s, "--endpos", endpos), 2);
+    free(endpos);
+    itest_assert_failed(&host, 2);
+    err = itest_host_stderr(&host);
+    ck_assert_msg(strstr(err, "another writer adds entries to this stream") != NULL &&
+                      strstr(err, "stream " STREAM " refused entry") != NULL &&
+                      strstr(err, foreign) != NULL,
+                  "no clear message naming the stream and the other writer's ID %s: %s", foreign,
+                  err);
+    free(err);
+    free(foreign);
+    ck_assert_int_eq(itest_slot_confirmed(ctx.conn, ctx.slot), before);
+    ck_assert_int_eq(redis_xlen(&rs, STREAM), 4);
+    redis_server_stop(&rs);
+    itest_end(&ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("redis");
     TCase *tc = itest_tcase(suite, "redis");
 
     tcase_add_test(tc, test_exactly_once);
+    tcase_add_test(tc, test_redis_restarted);
+    tcase_add_test(tc, test_logging_in);
+    tcase_add_test(tc, test_another_writer);
     return run_suite(suite) == 0 ? 0 : 1;
 }
