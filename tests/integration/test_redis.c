@@ -10,10 +10,17 @@
  *   logging in        an ACL user with the right password delivers; a wrong one stops
  *                     walnotify (exit 2) with a message naming the user and Redis's answer,
  *                     never the password;
+ *   kill -9           walnotify killed with SIGKILL again and again under a writer: every row
+ *                     once, in commit order; again with maxlen trimming the stream (the
+ *                     stream's entries-added count equals the rows, the kept entries are the
+ *                     last rows, and no replay is taken for another writer);
  *   another writer    an entry added with * (an ID far above every LSN) makes walnotify stop
  *                     with a message naming the stream and the IDs, acknowledging nothing.
+ *
+ * WN_REDIS_KILLS sets the number of kills (default 3; `make check-sinks` runs many more).
  */
 #include <check.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +37,46 @@ static void create_table(itest_ctx *ctx)
 {
     itest_exec(ctx->conn, "CREATE TABLE t (id bigint PRIMARY KEY, note text DEFAULT 'a note'); "
                           "CREATE SEQUENCE ids");
+}
+
+#define DEFAULT_KILLS 3
+#define KILL_AFTER_MIN_MS 300
+#define KILL_AFTER_MAX_MS 1200
+
+static int env_int(const char *name, int fallback)
+{
+    const char *text = getenv(name);
+
+    return text != NULL && atoi(text) > 0 ? atoi(text) : fallback;
+}
+
+/* Runs conf under a writer while walnotify is killed with SIGKILL again and again at random
+ * moments, then once more to the end of the WAL. */
+static void run_under_kill9(itest_ctx *ctx, const char *what, const char *conf)
+{
+    const faults_mix mix = {
+        .min_rows = 1, .max_rows = 30, .big_every = 40, .big_rows = 3000, .pause_ms = 20};
+    int kills = env_int("WN_REDIS_KILLS", DEFAULT_KILLS);
+    uint64_t seed = faults_seed(what);
+    faults_rng rng = faults_rng_new(seed);
+    itest_host host;
+    pid_t writer;
+
+    itest_create_slot(ctx, conf);
+    writer = faults_writer_start(ctx, "t", "ids", faults_rng_next(&rng), &mix);
+    for (int k = 0; k < kills; k++) {
+        faults_wait_slot_released(ctx->conn, ctx->slot);
+        itest_host_start(ctx, &host, ITEST_ARGS("-c", conf));
+        itest_sleep_ms((int)faults_rng_range(&rng, KILL_AFTER_MIN_MS, KILL_AFTER_MAX_MS));
+        ck_assert_msg(itest_host_running(&host), "walnotify stopped by itself (exit %d)",
+                      host.status);
+        faults_host_kill(&host);
+    }
+    itest_writer_stop(writer);
+    faults_wait_slot_released(ctx->conn, ctx->slot);
+    itest_run_to_now(ctx, conf);
+    fprintf(stderr, "%s: %lld rows after %d kills (seed %" PRIu64 ")\n", what,
+            itest_query_int(ctx->conn, "SELECT count(*) FROM t"), kills, seed);
 }
 
 static bool stderr_has(const itest_host *host, const char *needle)
@@ -113,6 +160,65 @@ START_TEST(test_exactly_once)
     ck_assert_int_eq(redissink_entries_added(&rs, STREAM), 255);
     ck_assert_int_eq(redissink_entries_added(&rs, "walnotify:messages:audit"), 2);
     itest_exec(ctx.conn, "SELECT pg_drop_replication_slot('%s')", again.slot);
+    redis_server_stop(&rs);
+    itest_end(&ctx);
+}
+END_TEST
+
+START_TEST(test_kill9)
+{
+    itest_ctx ctx;
+    itest_path conf;
+    redis_server rs;
+
+    itest_begin(&ctx, "rediskill");
+    create_table(&ctx);
+    redis_server_start(&rs, ctx.dir, "");
+    conf = redissink_config(&ctx, "kill9.cfg", &rs, "", "batch_entries = 200;");
+    run_under_kill9(&ctx, "redis kill9", conf.s);
+    redissink_assert_once(&ctx, &rs, STREAM);
+    redis_server_stop(&rs);
+    itest_end(&ctx);
+}
+END_TEST
+
+/*
+ * With maxlen, most entries are trimmed away, so XRANGE cannot tell a replay from a new entry:
+ * the recorded last ID does. Redis counts every entry ever added to a stream (entries-added):
+ * exactly once means that count equals the rows.
+ */
+START_TEST(test_kill9_maxlen)
+{
+    itest_ctx ctx;
+    itest_path conf;
+    redis_server rs;
+    redis_entry *entries;
+    size_t count;
+    long long rows;
+    char *last;
+
+    itest_begin(&ctx, "redistrim");
+    create_table(&ctx);
+    redis_server_start(&rs, ctx.dir, "");
+    conf = redissink_config(&ctx, "trim.cfg", &rs, "", "batch_entries = 100; maxlen = 50;");
+    run_under_kill9(&ctx, "redis kill9 maxlen", conf.s);
+    rows = itest_query_int(ctx.conn, "SELECT count(*) FROM t");
+    ck_assert_int_eq(redissink_entries_added(&rs, STREAM), rows);
+    entries = redis_entries(&rs, STREAM, &count);
+    ck_assert_msg(count > 0 && (long long)count < rows, "%zu entries kept of %lld", count, rows);
+    /* The kept entries are the last rows, in order. */
+    for (size_t i = 0; i < count; i++) {
+        const char *at = strstr(entries[i].data, "\"values\":{\"id\":\"");
+        long long expect = itest_query_int(ctx.conn, "SELECT id FROM t ORDER BY id OFFSET %lld LIMIT 1",
+                                           rows - (long long)count + (long long)i);
+        ck_assert_msg(at != NULL && atoll(at + 16) == expect, "kept entry %zu (%s) is not row %lld",
+                      i, entries[i].id, expect);
+    }
+    last = redis_get(&rs, STREAM ":walnotify-last-id");
+    ck_assert_ptr_nonnull(last);
+    ck_assert_str_eq(last, entries[count - 1].id);
+    free(last);
+    redis_entries_free(entries, count);
     redis_server_stop(&rs);
     itest_end(&ctx);
 }
@@ -243,6 +349,8 @@ int main(void)
     TCase *tc = itest_tcase(suite, "redis");
 
     tcase_add_test(tc, test_exactly_once);
+    tcase_add_test(tc, test_kill9);
+    tcase_add_test(tc, test_kill9_maxlen);
     tcase_add_test(tc, test_redis_restarted);
     tcase_add_test(tc, test_logging_in);
     tcase_add_test(tc, test_another_writer);
