@@ -1,4 +1,5 @@
-/* batch: RESP written by hand (a bulk string is "$LEN\r\nBYTES\r\n"), so an entry costs one copy. */
+/* batch: RESP written by hand (a bulk string is "$LEN\r\nBYTES\r\n"), so an entry costs one copy.
+ */
 #include "batch.h"
 
 #include <inttypes.h>

@@ -20,10 +20,10 @@
 #define PASSWORD_MAX_BYTES 4096 /* a password file larger than this is not a password */
 
 struct redis_conn {
-    const walnotify_host *host;       /* borrowed until shutdown */
-    const redis_settings *settings;   /* borrowed: the state's own copy */
-    char *password;                   /* NULL when none; wiped before free */
-    redisContext *ctx;                /* NULL when not connected */
+    const walnotify_host *host;     /* borrowed until shutdown */
+    const redis_settings *settings; /* borrowed: the state's own copy */
+    char *password;                 /* NULL when none; wiped before free */
+    redisContext *ctx;              /* NULL when not connected */
 };
 
 /* ---- the password ---------------------------------------------------------------------------- */

@@ -211,10 +211,10 @@ static bool read_tops(const redisReply *exec, size_t first, const walnotify_id *
 
 /* What the EXEC reply says of the entries that were refused. */
 typedef struct refusals {
-    size_t failed;                  /* entries refused for good */
-    walnotify_id first, last;       /* the first and last of them */
-    char reason[REASON_MAX];        /* about the first */
-    size_t replays;                 /* entries Redis held already */
+    size_t failed;            /* entries refused for good */
+    walnotify_id first, last; /* the first and last of them */
+    char reason[REASON_MAX];  /* about the first */
+    size_t replays;           /* entries Redis held already */
 } refusals;
 
 static void refuse(refusals *out, walnotify_id id, const char *format, ...)
@@ -320,8 +320,7 @@ static walnotify_status send_batch(redis_state *st)
         return WALNOTIFY_RETRY;
     }
     if (redis_conn_exchange(st->conn, b->data, b->len, st->tail, st->tail_len,
-                            1 + b->count + nscripts + 1, &exec, why,
-                            sizeof why) != REDIS_CONN_OK) {
+                            1 + b->count + nscripts + 1, &exec, why, sizeof why) != REDIS_CONN_OK) {
         st->host->log(st->host, WALNOTIFY_LOG_WARNING, "batch of %zu entries lost: %s", b->count,
                       why);
         free(last);
@@ -335,7 +334,9 @@ static walnotify_status send_batch(redis_state *st)
          * replica...); nothing of the batch went in. */
         char reason[REASON_MAX];
         snprintf(reason, sizeof reason, "Redis refused the batch of %zu entries: %s", b->count,
-                 why[0] != '\0' ? why : exec->type == REDIS_REPLY_ERROR ? exec->str : "EXEC nil");
+                 why[0] != '\0'                    ? why
+                 : exec->type == REDIS_REPLY_ERROR ? exec->str
+                                                   : "EXEC nil");
         st->host->log(st->host, WALNOTIFY_LOG_WARNING, "will retry: %s", reason);
         freeReplyObject(exec);
         free(last);

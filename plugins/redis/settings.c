@@ -131,8 +131,8 @@ static bool read_template(const walnotify_host *host, const char *name, const ch
     char why[256];
 
     if (!template_check(text, vars, why, sizeof why)) {
-        host->log(host, WALNOTIFY_LOG_ERROR, "setting %s \"%s\" %s", name,
-                  text != NULL ? text : "", why);
+        host->log(host, WALNOTIFY_LOG_ERROR, "setting %s \"%s\" %s", name, text != NULL ? text : "",
+                  why);
         return false;
     }
     *out = text;

@@ -343,6 +343,43 @@ START_TEST(test_another_writer)
 }
 END_TEST
 
+/* --check-config on a block with these settings: its exit code, and stderr holds `want`. */
+static void check_settings(itest_ctx *ctx, const char *settings, int code, const char *want)
+{
+    itest_path conf = itest_config(ctx, "settings.cfg", "\"public.t\"", 100,
+                                   "{ name = \"redis\"; path = \"%s\"; settings = { %s }; }",
+                                   itest_root_file(REDIS_PLUGIN).s, settings);
+    itest_host host;
+
+    itest_host_run(ctx, &host, "--check-config", "-c", conf.s);
+    itest_assert_exit(&host, code);
+    ck_assert_msg(want == NULL || stderr_has(&host, want), "no \"%s\" for %s", want, settings);
+}
+
+START_TEST(test_settings)
+{
+    itest_ctx ctx;
+    itest_host host;
+
+    itest_begin(&ctx, "redisconf");
+    itest_host_run(&ctx, &host, "--check-config", "-c",
+                   itest_root_file("etc/examples/redis.conf").s);
+    itest_assert_exit(&host, 0);
+    check_settings(&ctx, "stream = \"app:${table}:${schema}\"; maxlen = 10;", 0, NULL);
+    check_settings(&ctx, "stream = \"app:${tabel}\";", 1,
+                   "setting stream \"app:${tabel}\" names ${tabel}, which is not one of its");
+    check_settings(&ctx, "message_stream = \"m:${prefix\";", 1,
+                   "setting message_stream \"m:${prefix\" has \"${\" without \"}\"");
+    check_settings(&ctx, "address = \"localhost\";", 1,
+                   "setting address is \"localhost\": expected host:port");
+    check_settings(&ctx, "maxlen = -1;", 1, "setting maxlen is -1");
+    check_settings(&ctx, "batch_entries = 0;", 1, "setting batch_entries is 0");
+    check_settings(&ctx, "username = \"alice\";", 1,
+                   "setting username is set without password_file");
+    itest_end(&ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("redis");
@@ -354,5 +391,6 @@ int main(void)
     tcase_add_test(tc, test_redis_restarted);
     tcase_add_test(tc, test_logging_in);
     tcase_add_test(tc, test_another_writer);
+    tcase_add_test(tc, test_settings);
     return run_suite(suite) == 0 ? 0 : 1;
 }
