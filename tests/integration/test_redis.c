@@ -1,9 +1,9 @@
 /*
  * The redis plugin against a real redis-server (started here on a Unix socket, append-only file
  * with appendfsync always) and the real PostgreSQL:
- *   exactly once      rows in several transactions, one larger than a batch, and a message:
- *                     one entry each, its ID the event's identity, its data the jsonl
- *                     plugin's line; the same transactions streamed again (from a second slot
+ *   exactly once      rows in several transactions, one larger than a batch, messages, an
+ *                     update, a delete and a truncate: one entry each, its ID the event's
+ *                     identity, its data the jsonl plugin's line; the same transactions streamed again (from a second slot
  *                     made before them) add nothing;
  *   Redis restarted   redis-server killed (SIGKILL) twice and started again under a writer:
  *                     every row once;
@@ -88,6 +88,9 @@ static bool stderr_has(const itest_host *host, const char *needle)
     return has;
 }
 
+#define TABLES "\"public.t\", \"public.u\""
+#define OPS "[\"insert\", \"update\", \"delete\", \"truncate\", \"message\"]"
+
 START_TEST(test_exactly_once)
 {
     itest_ctx ctx, again;
@@ -95,17 +98,19 @@ START_TEST(test_exactly_once)
     itest_path conf, conf2, jsonl;
     itest_lines lines;
     redis_server rs;
-    redis_entry *entries, *messages;
-    size_t count, nmessages, j = 0;
+    redis_entry *entries, *messages, *others;
+    size_t count, nmessages, nothers, j = 0, m = 0, o = 0;
     char *endpos;
+    static const char *const other_ops[] = {"insert", "update", "delete", "insert", "truncate"};
 
     itest_begin(&ctx, "redisonce");
     create_table(&ctx);
+    itest_exec(ctx.conn, "CREATE TABLE u (id int PRIMARY KEY, v text)");
     redis_server_start(&rs, ctx.dir, "");
-    conf = itest_config(&ctx, "once.cfg", "\"public.t\"", 100,
-                        "{ name = \"redis\"; path = \"%s\"; ops = [\"insert\", \"message\"];"
+    conf = itest_config(&ctx, "once.cfg", TABLES, 100,
+                        "{ name = \"redis\"; path = \"%s\"; ops = " OPS ";"
                         "  settings = { address = \"%s\"; batch_entries = 100; }; },"
-                        "{ name = \"log\"; path = \"%s\"; ops = [\"insert\", \"message\"];"
+                        "{ name = \"log\"; path = \"%s\"; ops = " OPS ";"
                         "  settings = { path = \"events.jsonl\"; }; }",
                         itest_root_file(REDIS_PLUGIN).s, rs.sock,
                         itest_root_file("build/plugins/jsonl.so").s);
@@ -114,8 +119,8 @@ START_TEST(test_exactly_once)
     again = ctx;
     ck_assert_int_lt(snprintf(again.slot, sizeof again.slot, "%.50s_again", ctx.slot),
                      (int)sizeof again.slot);
-    conf2 = itest_config(&again, "again.cfg", "\"public.t\"", 100,
-                         "{ name = \"redis\"; path = \"%s\"; ops = [\"insert\", \"message\"];"
+    conf2 = itest_config(&again, "again.cfg", TABLES, 100,
+                         "{ name = \"redis\"; path = \"%s\"; ops = " OPS ";"
                          "  settings = { address = \"%s\"; batch_entries = 7; }; }",
                          itest_root_file(REDIS_PLUGIN).s, rs.sock);
     itest_create_slot(&again, conf2.s);
@@ -127,6 +132,8 @@ START_TEST(test_exactly_once)
                          "'é \"quoted\"\nline'); COMMIT");
     itest_exec(ctx.conn, "SELECT pg_logical_emit_message(false, 'audit', 'on its own')");
     itest_exec(ctx.conn, "INSERT INTO t (id) SELECT nextval('ids') FROM generate_series(1, 3)");
+    itest_exec(ctx.conn, "INSERT INTO u VALUES (1, 'a'); UPDATE u SET v = 'b'; DELETE FROM u; "
+                         "INSERT INTO u VALUES (2, 'c'); TRUNCATE u");
     itest_run_to_now(&ctx, conf.s);
     ck_assert_int_eq(redissink_assert_once(&ctx, &rs, STREAM), 255);
 
@@ -135,14 +142,24 @@ START_TEST(test_exactly_once)
     lines = itest_read_lines(jsonl.s);
     entries = redis_entries(&rs, STREAM, &count);
     messages = redis_entries(&rs, "walnotify:messages:audit", &nmessages);
+    others = redis_entries(&rs, "walnotify:public.u", &nothers);
     ck_assert_int_eq(nmessages, 2);
-    ck_assert_int_eq(lines.count, count + nmessages);
-    for (size_t i = 0, m = 0; i < lines.count; i++) {
-        bool message = strstr(lines.line[i], "\"op\":\"message\"") != NULL;
-        const redis_entry *e = message ? &messages[m++] : &entries[j++];
+    ck_assert_int_eq(nothers, 5);
+    ck_assert_int_eq(lines.count, count + nmessages + nothers);
+    for (size_t i = 0; i < lines.count; i++) {
+        const redis_entry *e = strstr(lines.line[i], "\"op\":\"message\"") != NULL
+                                   ? &messages[m++]
+                               : strstr(lines.line[i], "\"table\":\"public.u\"") != NULL
+                                   ? &others[o++]
+                                   : &entries[j++];
         ck_assert_msg(strcmp(e->data, lines.line[i]) == 0, "entry %s holds %s, jsonl wrote %s",
                       e->id, e->data, lines.line[i]);
     }
+    for (size_t i = 0; i < nothers; i++) {
+        ck_assert_str_eq(others[i].op, other_ops[i]);
+        ck_assert_str_eq(others[i].table, "public.u");
+    }
+    redis_entries_free(others, nothers);
     ck_assert_str_eq(messages[0].op, "message");
     ck_assert_str_eq(messages[0].table, "");
     redis_entries_free(messages, nmessages);
@@ -159,6 +176,7 @@ START_TEST(test_exactly_once)
     ck_assert_int_eq(redissink_assert_once(&ctx, &rs, STREAM), 255);
     ck_assert_int_eq(redissink_entries_added(&rs, STREAM), 255);
     ck_assert_int_eq(redissink_entries_added(&rs, "walnotify:messages:audit"), 2);
+    ck_assert_int_eq(redissink_entries_added(&rs, "walnotify:public.u"), 5);
     itest_exec(ctx.conn, "SELECT pg_drop_replication_slot('%s')", again.slot);
     redis_server_stop(&rs);
     itest_end(&ctx);
