@@ -272,17 +272,31 @@ static redis_conn_status lost(redis_conn *conn, char *why, size_t whylen)
     return REDIS_CONN_DOWN;
 }
 
-redis_conn_status redis_conn_exchange(redis_conn *conn, const char *head, size_t headlen,
-                                      const char *tail, size_t taillen, size_t nreplies,
-                                      redisReply **last, char *why, size_t whylen)
+redis_conn_status redis_conn_send(redis_conn *conn, const char *head, size_t headlen,
+                                  const char *tail, size_t taillen, char *why, size_t whylen)
+{
+    int done = 0;
+
+    if (redisAppendFormattedCommand(conn->ctx, head, headlen) != REDIS_OK ||
+        redisAppendFormattedCommand(conn->ctx, tail, taillen) != REDIS_OK)
+        return lost(conn, why, whylen);
+    while (!done)
+        if (redisBufferWrite(conn->ctx, &done) != REDIS_OK)
+            return lost(conn, why, whylen);
+    return REDIS_CONN_OK;
+}
+
+redis_conn_status redis_conn_collect(redis_conn *conn, size_t nreplies, redisReply **last,
+                                     char *why, size_t whylen)
 {
     void *reply = NULL;
 
     *last = NULL;
     why[0] = '\0';
-    if (redisAppendFormattedCommand(conn->ctx, head, headlen) != REDIS_OK ||
-        redisAppendFormattedCommand(conn->ctx, tail, taillen) != REDIS_OK)
-        return lost(conn, why, whylen);
+    if (conn->ctx == NULL) {
+        snprintf(why, whylen, "the connection to %s was closed", conn->settings->address);
+        return REDIS_CONN_DOWN;
+    }
     for (size_t i = 0; i < nreplies; i++) {
         if (redisGetReply(conn->ctx, &reply) != REDIS_OK || reply == NULL)
             return lost(conn, why, whylen);

@@ -39,14 +39,20 @@ redis_conn_status redis_conn_ensure(redis_conn *conn, char *why, size_t whylen);
 void redis_conn_drop(redis_conn *conn);
 
 /*
- * Sends the RESP commands of head then tail (already formatted; len bytes each) in one go and
- * reads `nreplies` replies, keeping only the last one in *last (to freeReplyObject). The first
- * error among the others is kept in why (*why is "" when there is none). Returns
- * REDIS_CONN_DOWN, the connection dropped, when it failed or timed out on the way (what the
- * server did of the commands is then unknown). Must be connected.
+ * Sends the RESP commands of head then tail (already formatted; len bytes each), all of them,
+ * without waiting for a reply. Returns REDIS_CONN_DOWN, the connection dropped and the reason in
+ * why, when the connection failed on the way. Must be connected.
  */
-redis_conn_status redis_conn_exchange(redis_conn *conn, const char *head, size_t headlen,
-                                      const char *tail, size_t taillen, size_t nreplies,
-                                      redisReply **last, char *why, size_t whylen);
+redis_conn_status redis_conn_send(redis_conn *conn, const char *head, size_t headlen,
+                                  const char *tail, size_t taillen, char *why, size_t whylen);
+
+/*
+ * Reads the `nreplies` replies of what was sent, keeping only the last one in *last (to
+ * freeReplyObject). The first error among the others is kept in why (*why is "" when there is
+ * none). Returns REDIS_CONN_DOWN, the connection dropped, when it failed or timed out on the way
+ * (what the server did of the commands is then unknown).
+ */
+redis_conn_status redis_conn_collect(redis_conn *conn, size_t nreplies, redisReply **last,
+                                     char *why, size_t whylen);
 
 #endif

@@ -6,9 +6,12 @@
  * Batches: entries are gathered, across transactions, up to batch_entries, and go in one
  * pipelined MULTI ... EXEC, with, per stream of the batch, a script that records the stream's
  * last ID in the key "<stream>:walnotify-last-id" when the stream's top is the batch's last
- * entry there (so only IDs that walnotify itself put there are recorded). A batch goes when it
- * is full (from handle) and at every flush; the host acknowledges nothing the EXEC did not
- * answer.
+ * entry there (so only IDs that walnotify itself put there are recorded). A full batch is sent
+ * from handle without waiting for its reply, which is read when the next batch is full or at
+ * the next flush: Redis works while walnotify decodes, and at most two batches are held. flush
+ * sends what is gathered and reads every reply, so the host acknowledges nothing Redis has not
+ * answered. An event that comes again (a rewind, an abort) at or below the last one gathered
+ * is in a batch or in Redis already, and is not gathered twice.
  *
  * Exactly once: Redis refuses an XADD whose ID is not above the stream's top with "ERR The ID
  * specified in XADD is equal or smaller than the target stream top item". A refused ID at or
@@ -18,9 +21,10 @@
  * message names the stream and both IDs.
  *
  * Failures: no connection at a send answers RETRY (the block's backoff), the batch kept. A
- * connection lost during an exchange leaves unknown what Redis applied: the batch is dropped and
- * the host rewinds (the IDs make what comes again safe). A refused login is an ERROR at init
- * (the host stops, exit 2) and a transient failure later.
+ * connection lost while a batch was out, or a batch refused whole (EXECABORT), leaves unknown
+ * or undone what Redis applied: both batches are dropped and the host rewinds (the IDs make what
+ * comes again safe). A refused login is an ERROR at init (the host stops, exit 2) and a
+ * transient failure later.
  */
 #include <walnotify/plugin.h>
 
@@ -66,10 +70,18 @@ typedef struct redis_state {
     const walnotify_host *host;
     redis_settings settings;
     redis_conn *conn;
-    batch batch;
-    size_t txn_count; /* entries in the batch when the transaction in hand began */
-    size_t txn_len;   /* and its bytes */
-    char *tail;       /* the scripts and EXEC of the batch being sent */
+    batch batch; /* being filled */
+    batch sent;  /* sent, its EXEC not read yet (when in_flight) */
+    bool in_flight;
+    walnotify_id *sent_last; /* per stream of `sent`: its last entry there (0-0: none) */
+    size_t sent_last_cap;    /* elements of sent_last */
+    size_t sent_scripts;     /* the scripts sent after its entries */
+    walnotify_id queued_top; /* the last event added to a batch (or 0-0): what comes again
+                                at or below it is in a batch or in Redis already */
+    walnotify_id txn_top;    /* queued_top when the transaction in hand began */
+    size_t txn_count;        /* entries in the batch when the transaction in hand began */
+    size_t txn_len;          /* and its bytes */
+    char *tail;              /* the scripts and EXEC of the batch being sent */
     size_t tail_len, tail_cap;
     uint64_t replays; /* entries Redis already held, since the last log line about them */
 } redis_state;
@@ -163,20 +175,20 @@ static void last_ids(const batch *b, walnotify_id *last)
 }
 
 /* One EVAL of record_script per stream with entries, then EXEC; *nscripts of them. */
-static bool build_tail(redis_state *st, const walnotify_id *last, size_t *nscripts)
+static bool build_tail(redis_state *st, const batch *b, const walnotify_id *last, size_t *nscripts)
 {
     char key[REDIS_STREAM_MAX + sizeof LAST_ID_SUFFIX], id[ID_TEXT_MAX];
     bool ok = true;
 
     st->tail_len = 0;
     *nscripts = 0;
-    for (size_t i = 0; i < st->batch.nstreams && ok; i++) {
+    for (size_t i = 0; i < b->nstreams && ok; i++) {
         if (last[i].position == 0 && last[i].ordinal == 0)
             continue;
-        snprintf(key, sizeof key, "%s%s", st->batch.streams[i], LAST_ID_SUFFIX);
+        snprintf(key, sizeof key, "%s%s", b->streams[i], LAST_ID_SUFFIX);
         batch_id_text(last[i], id, sizeof id);
         ok = tail_put(st, "*6\r\n", 4) && tail_bulk(st, "EVAL") && tail_bulk(st, record_script) &&
-             tail_bulk(st, "2") && tail_bulk(st, st->batch.streams[i]) && tail_bulk(st, key) &&
+             tail_bulk(st, "2") && tail_bulk(st, b->streams[i]) && tail_bulk(st, key) &&
              tail_bulk(st, id);
         (*nscripts)++;
     }
@@ -233,10 +245,10 @@ static void refuse(refusals *out, walnotify_id id, const char *format, ...)
     out->last = id;
 }
 
-static void judge_entry(const redis_state *st, const batch_entry *e, const redisReply *r,
+static void judge_entry(const batch *b, const batch_entry *e, const redisReply *r,
                         const stream_top *tops, refusals *out)
 {
-    const char *stream = st->batch.streams[e->stream];
+    const char *stream = b->streams[e->stream];
     const stream_top *top = &tops[e->stream];
     char id[ID_TEXT_MAX], recorded[ID_TEXT_MAX];
 
@@ -260,19 +272,20 @@ static void judge_entry(const redis_state *st, const batch_entry *e, const redis
            LAST_ID_SUFFIX);
 }
 
-/* Reads the EXEC reply: every entry in, held before, or refused. */
-static walnotify_status judge(redis_state *st, const redisReply *exec, const walnotify_id *last,
-                              size_t nscripts)
+/* Reads the EXEC reply of the batch sent: every entry in, held before, or refused. */
+static walnotify_status judge(redis_state *st, const redisReply *exec)
 {
-    const batch *b = &st->batch;
+    const batch *b = &st->sent;
     stream_top *tops = calloc(b->nstreams + 1, sizeof *tops);
     refusals out = {0};
     walnotify_status status = WALNOTIFY_OK;
 
-    if (tops == NULL)
-        return WALNOTIFY_RETRY;
-    if (exec->type != REDIS_REPLY_ARRAY || exec->elements != b->count + nscripts ||
-        !read_tops(exec, b->count, last, b->nstreams, tops)) {
+    if (tops == NULL) {
+        st->host->log(st->host, WALNOTIFY_LOG_ERROR, "out of memory reading an EXEC reply");
+        return WALNOTIFY_FATAL;
+    }
+    if (exec->type != REDIS_REPLY_ARRAY || exec->elements != b->count + st->sent_scripts ||
+        !read_tops(exec, b->count, st->sent_last, b->nstreams, tops)) {
         st->host->log(st->host, WALNOTIFY_LOG_ERROR,
                       "the EXEC of %zu entries was answered with something else than their "
                       "results: stopping",
@@ -281,7 +294,7 @@ static walnotify_status judge(redis_state *st, const redisReply *exec, const wal
         return WALNOTIFY_FATAL;
     }
     for (size_t i = 0; i < b->count; i++)
-        judge_entry(st, &b->entries[i], exec->element[i], tops, &out);
+        judge_entry(b, &b->entries[i], exec->element[i], tops, &out);
     free(tops);
     st->replays += out.replays;
     if (out.failed > 0) {
@@ -293,63 +306,108 @@ static walnotify_status judge(redis_state *st, const redisReply *exec, const wal
 }
 
 /*
- * Sends the batch: MULTI, its XADDs, the scripts, EXEC. OK when Redis holds every entry (added
- * now or before); the batch is then empty.
+ * What Redis did of the batches is unknown (a lost connection), or it refused the batch sent:
+ * both batches are dropped, and walnotify streams again from the last acknowledged position;
+ * what comes again and is in Redis already is refused as delivered.
  */
-static walnotify_status send_batch(redis_state *st)
+static walnotify_status drop_batches(redis_state *st, const char *why)
 {
-    batch *b = &st->batch;
-    walnotify_id *last;
+    st->host->log(st->host, WALNOTIFY_LOG_WARNING, "%zu entries not known to be in Redis: %s",
+                  st->batch.count + (st->in_flight ? st->sent.count : 0), why);
+    batch_clear(&st->batch);
+    batch_clear(&st->sent);
+    st->in_flight = false;
+    st->queued_top = st->txn_top = (walnotify_id){0, 0};
+    st->txn_count = 0;
+    st->txn_len = st->batch.len;
+    return ask_rewind(st, why);
+}
+
+/* Reads the EXEC reply of the batch in flight, if any. OK when Redis holds all of it. */
+static walnotify_status settle(redis_state *st)
+{
     redisReply *exec = NULL;
-    char why[REDIS_WHY_MAX];
-    size_t nscripts;
+    char why[REDIS_WHY_MAX], reason[REASON_MAX];
     walnotify_status status;
 
-    if (b->count == 0)
+    if (!st->in_flight)
         return WALNOTIFY_OK;
+    if (redis_conn_collect(st->conn, 1 + st->sent.count + st->sent_scripts + 1, &exec, why,
+                           sizeof why) != REDIS_CONN_OK)
+        return drop_batches(st, why);
+    if (exec->type == REDIS_REPLY_ERROR || exec->type == REDIS_REPLY_NIL) {
+        /* EXECABORT: a command was refused while queued (out of memory under maxmemory, a
+         * read-only replica...); nothing of the batch went in. */
+        snprintf(reason, sizeof reason, "Redis refused the batch of %zu entries: %s",
+                 st->sent.count,
+                 why[0] != '\0'                    ? why
+                 : exec->type == REDIS_REPLY_ERROR ? exec->str
+                                                   : "EXEC answered nil");
+        freeReplyObject(exec);
+        return drop_batches(st, reason);
+    }
+    /* Whatever the verdict, the batch is done with: Redis holds what it took, and what it
+     * refused is named to the host. */
+    status = judge(st, exec);
+    freeReplyObject(exec);
+    batch_clear(&st->sent);
+    st->in_flight = false;
+    return status;
+}
+
+static bool keep_last_ids(redis_state *st, const batch *b)
+{
+    if (b->nstreams > st->sent_last_cap) {
+        walnotify_id *last = realloc(st->sent_last, b->nstreams * sizeof *last);
+        if (last == NULL)
+            return false;
+        st->sent_last = last;
+        st->sent_last_cap = b->nstreams;
+    }
+    last_ids(b, st->sent_last);
+    return true;
+}
+
+/*
+ * Sends the batch being filled (MULTI, its XADDs, the scripts, EXEC) without waiting for the
+ * reply, which settle reads: walnotify decodes the next events while Redis works. Nothing may be
+ * in flight. RETRY, the batch kept, when there is no connection.
+ */
+static walnotify_status launch(redis_state *st)
+{
+    batch *b = &st->batch, spare;
+    char why[REDIS_WHY_MAX];
+
     if (redis_conn_ensure(st->conn, why, sizeof why) != REDIS_CONN_OK) {
         st->host->log(st->host, WALNOTIFY_LOG_WARNING, "will retry: %s", why);
         return WALNOTIFY_RETRY;
     }
-    last = calloc(b->nstreams, sizeof *last);
-    if (last == NULL)
-        return WALNOTIFY_RETRY;
-    last_ids(b, last);
-    if (!build_tail(st, last, &nscripts)) {
-        free(last);
+    if (!keep_last_ids(st, b) || !build_tail(st, b, st->sent_last, &st->sent_scripts)) {
+        st->host->log(st->host, WALNOTIFY_LOG_ERROR, "out of memory sending %zu entries", b->count);
         return WALNOTIFY_RETRY;
     }
-    if (redis_conn_exchange(st->conn, b->data, b->len, st->tail, st->tail_len,
-                            1 + b->count + nscripts + 1, &exec, why, sizeof why) != REDIS_CONN_OK) {
-        st->host->log(st->host, WALNOTIFY_LOG_WARNING, "batch of %zu entries lost: %s", b->count,
-                      why);
-        free(last);
-        batch_clear(b);
-        st->txn_count = 0;
-        st->txn_len = b->len;
-        return ask_rewind(st, why);
-    }
-    if (exec->type == REDIS_REPLY_ERROR || exec->type == REDIS_REPLY_NIL) {
-        /* EXECABORT: a command was refused while queued (out of memory, a read-only
-         * replica...); nothing of the batch went in. */
-        char reason[REASON_MAX];
-        snprintf(reason, sizeof reason, "Redis refused the batch of %zu entries: %s", b->count,
-                 why[0] != '\0'                    ? why
-                 : exec->type == REDIS_REPLY_ERROR ? exec->str
-                                                   : "EXEC nil");
-        st->host->log(st->host, WALNOTIFY_LOG_WARNING, "will retry: %s", reason);
-        freeReplyObject(exec);
-        free(last);
-        return WALNOTIFY_RETRY;
-    }
-    /* Whatever the verdict, the batch is done with: Redis holds what it took, and what it
-     * refused is named to the host. */
-    status = judge(st, exec, last, nscripts);
-    freeReplyObject(exec);
-    free(last);
+    if (redis_conn_send(st->conn, b->data, b->len, st->tail, st->tail_len, why, sizeof why) !=
+        REDIS_CONN_OK)
+        return drop_batches(st, why);
+    spare = st->sent;
+    st->sent = *b;
+    *b = spare;
     batch_clear(b);
+    st->in_flight = true;
     st->txn_count = 0;
     st->txn_len = b->len;
+    return WALNOTIFY_OK;
+}
+
+/* Everything gathered is in Redis once this answers OK. */
+static walnotify_status send_all(redis_state *st)
+{
+    walnotify_status status = settle(st);
+
+    if (status == WALNOTIFY_OK && st->batch.count > 0)
+        status = launch(st);
+    if (status == WALNOTIFY_OK)
+        status = settle(st);
     return status;
 }
 
@@ -431,6 +489,8 @@ static void redis_shutdown(void *state)
         return;
     redis_conn_free(st->conn);
     batch_free(&st->batch);
+    batch_free(&st->sent);
+    free(st->sent_last);
     free(st->tail);
     free(st);
 }
@@ -470,7 +530,8 @@ static walnotify_status redis_init(const walnotify_host *host, void **state)
     st->host = host;
     if (!redis_settings_read(host, &st->settings))
         goto fail;
-    if (!batch_init(&st->batch, st->settings.batch_entries)) {
+    if (!batch_init(&st->batch, st->settings.batch_entries) ||
+        !batch_init(&st->sent, st->settings.batch_entries)) {
         host->log(host, WALNOTIFY_LOG_ERROR, "out of memory");
         goto fail;
     }
@@ -498,6 +559,7 @@ static walnotify_status redis_begin(void *state, const walnotify_txn *txn)
     (void)txn;
     st->txn_count = st->batch.count;
     st->txn_len = st->batch.len;
+    st->txn_top = st->queued_top;
     return WALNOTIFY_OK;
 }
 
@@ -511,8 +573,13 @@ static walnotify_status redis_handle(void *state, const walnotify_event *ev)
     /* The snapshot's begin and end markers carry no row: they are not entries. */
     if (ev->op == WALNOTIFY_OP_SNAPSHOT && ev->snapshot_marker != WALNOTIFY_SNAPSHOT_ROW)
         return WALNOTIFY_OK;
+    /* Comes again after a rewind or an abort: it is in a batch, or in Redis, already. */
+    if (!id_above(ev->id, st->queued_top))
+        return WALNOTIFY_OK;
     if (st->batch.count == st->batch.max) {
-        status = send_batch(st);
+        status = settle(st);
+        if (status == WALNOTIFY_OK)
+            status = launch(st);
         if (status != WALNOTIFY_OK)
             return status;
     }
@@ -523,7 +590,10 @@ static walnotify_status redis_handle(void *state, const walnotify_event *ev)
                       ev->seq, ev->xid);
         return WALNOTIFY_RETRY;
     }
-    return add_entry(st, ev, json, length);
+    status = add_entry(st, ev, json, length);
+    if (status == WALNOTIFY_OK)
+        st->queued_top = ev->id;
+    return status;
 }
 
 /* The transaction will come again: what it added to the batch must not go now. */
@@ -533,12 +603,13 @@ static void redis_abort(void *state, const walnotify_txn *txn)
 
     (void)txn;
     batch_truncate(&st->batch, st->txn_count, st->txn_len);
+    st->queued_top = st->txn_top;
 }
 
 static walnotify_status redis_flush(void *state)
 {
     redis_state *st = state;
-    walnotify_status status = send_batch(st);
+    walnotify_status status = send_all(st);
 
     if (status == WALNOTIFY_OK && st->replays > 0) {
         st->host->log(st->host, WALNOTIFY_LOG_INFO,

@@ -5,6 +5,9 @@
  *                     update, a delete and a truncate: one entry each, its ID the event's
  *                     identity, its data the jsonl plugin's line; the same transactions streamed again (from a second slot
  *                     made before them) add nothing;
+ *   rewinds           another plugin (the rewinder fixture) rewinds the stream again and again:
+ *                     the redis block sees its transactions aborted and delivered again,
+ *                     some of them already in its batches or in Redis: every row once;
  *   Redis restarted   redis-server killed (SIGKILL) twice and started again under a writer:
  *                     every row once;
  *   logging in        an ACL user with the right password delivers; a wrong one stops
@@ -242,6 +245,43 @@ START_TEST(test_kill9_maxlen)
 }
 END_TEST
 
+START_TEST(test_other_plugin_rewinds)
+{
+    const faults_mix mix = {.min_rows = 1, .max_rows = 40, .big_every = 10, .big_rows = 400,
+                            .transactions = 150};
+    uint64_t seed = faults_seed("redis rewinds");
+    itest_ctx ctx;
+    itest_path conf;
+    redis_server rs;
+    char *endpos;
+    itest_host host;
+
+    itest_begin(&ctx, "redisrewind");
+    create_table(&ctx);
+    redis_server_start(&rs, ctx.dir, "");
+    conf = itest_config(&ctx, "rewind.cfg", "\"public.t\"", 1000,
+                        "{ name = \"redis\"; path = \"%s\"; settings = { address = \"%s\";"
+                        "  batch_entries = 7; }; },"
+                        "{ name = \"rewinder\"; path = \"%s\"; retry_initial_ms = 1;"
+                        "  retry_max_ms = 5; settings = { seed = %llu; span = 300;"
+                        "  max_rewinds = 25; log = \"rewinder.log\"; }; }",
+                        itest_root_file(REDIS_PLUGIN).s, rs.sock,
+                        itest_root_file("build/tests/fixtures/rewinder.so").s,
+                        (unsigned long long)seed);
+    itest_create_slot(&ctx, conf.s);
+    faults_write_all(&ctx, "t", "ids", seed, &mix);
+    endpos = itest_lsn_text(itest_current_lsn(ctx.conn));
+    itest_host_run(&ctx, &host, "-c", conf.s, "--endpos", endpos);
+    free(endpos);
+    itest_assert_exit(&host, 0);
+    ck_assert_msg(stderr_has(&host, "plugin \"rewinder\" asked for a rewind"),
+                  "the rewinder never rewound");
+    fprintf(stderr, "redis rewinds: %zu rows\n", redissink_assert_once(&ctx, &rs, STREAM));
+    redis_server_stop(&rs);
+    itest_end(&ctx);
+}
+END_TEST
+
 START_TEST(test_redis_restarted)
 {
     const faults_mix mix = {.min_rows = 1, .max_rows = 20, .big_every = 15, .big_rows = 800,
@@ -406,6 +446,7 @@ int main(void)
     tcase_add_test(tc, test_exactly_once);
     tcase_add_test(tc, test_kill9);
     tcase_add_test(tc, test_kill9_maxlen);
+    tcase_add_test(tc, test_other_plugin_rewinds);
     tcase_add_test(tc, test_redis_restarted);
     tcase_add_test(tc, test_logging_in);
     tcase_add_test(tc, test_another_writer);
