@@ -10,7 +10,8 @@
  *                     some of them already in its batches or in Redis: every row once;
  *   Redis restarted   redis-server killed (SIGKILL) twice and started again under a writer:
  *                     every row once;
- *   logging in        an ACL user with the right password delivers; a wrong one stops
+ *   logging in        an ACL user with the right password delivers (into the database db
+ *                     names); a wrong one stops
  *                     walnotify (exit 2) with a message naming the user and Redis's answer,
  *                     never the password;
  *   kill -9           walnotify killed with SIGKILL again and again under a writer: every row
@@ -325,7 +326,7 @@ START_TEST(test_logging_in)
     itest_host host;
     itest_path conf, right, wrong;
     redis_server rs;
-    char *err;
+    char *err, *out;
 
     itest_begin(&ctx, "redisauth");
     create_table(&ctx);
@@ -352,9 +353,12 @@ START_TEST(test_logging_in)
     free(err);
 
     conf = redissink_config(&ctx, "right.cfg", &rs, "",
-                            "username = \"alice\"; password_file = \"right.pw\";");
+                            "username = \"alice\"; password_file = \"right.pw\"; db = 2;");
     itest_run_to_now(&ctx, conf.s);
-    ck_assert_int_eq(redissink_assert_once(&ctx, &rs, STREAM), 5);
+    out = redis_cli(&rs, (const char *const[]){"-n", "2", "XLEN", STREAM, NULL});
+    ck_assert_msg(atoi(out) == 5, "database 2 holds %s entries, not 5", out);
+    free(out);
+    ck_assert_int_eq(redis_xlen(&rs, STREAM), 0); /* database 0 */
     redis_server_stop(&rs);
     itest_end(&ctx);
 }
