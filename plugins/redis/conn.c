@@ -7,15 +7,11 @@
 
 #include "trust.h"
 
-#include <ctype.h>
-#include <errno.h>
-#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/time.h>
-#include <unistd.h>
 
 #define PASSWORD_MAX_BYTES 4096 /* a password file larger than this is not a password */
 
@@ -28,104 +24,17 @@ struct redis_conn {
 
 /* ---- the password ---------------------------------------------------------------------------- */
 
-static void wipe_free(char *secret)
-{
-    if (secret == NULL)
-        return;
-    explicit_bzero(secret, strlen(secret));
-    free(secret);
-}
-
-/*
- * The password file follows walnotify's rule for a file holding a secret (as the webhook's
- * bearer_token_file): owned by root or walnotify's user and writable by no one else, nor any
- * folder above it; the descriptor is checked, and a symbolic link is never followed.
- */
-static bool trusted_secret(const walnotify_host *host, const char *path, const struct stat *sb)
-{
-    char why[512];
-
-    if (wn_trust_unsafe_allowed())
-        return true;
-    if (sb->st_uid != 0 && sb->st_uid != geteuid())
-        snprintf(why, sizeof why,
-                 "file %s is owned by uid %u, not by root or by the user walnotify runs as "
-                 "(uid %u)",
-                 path, (unsigned)sb->st_uid, (unsigned)geteuid());
-    else if (sb->st_mode & (S_IWGRP | S_IWOTH))
-        snprintf(why, sizeof why, "file %s is writable by %s (mode %04o)", path,
-                 sb->st_mode & S_IWOTH ? "everyone" : "its group", (unsigned)(sb->st_mode & 07777));
-    else if (wn_trust_path(path, why, sizeof why))
-        return true;
-    host->log(host, WALNOTIFY_LOG_ERROR,
-              "password_file refused: %s (set %s=1 to allow this in a development tree)", why,
-              WN_ALLOW_UNSAFE_PATHS_ENV);
-    return false;
-}
-
-static bool read_all(int fd, char *text, size_t size)
-{
-    size_t got = 0;
-
-    while (got < size) {
-        ssize_t n = read(fd, text + got, size - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            if (n == 0)
-                errno = EIO;
-            return false;
-        }
-        got += (size_t)n;
-    }
-    return true;
-}
-
-/* The whole (small) file, NUL-terminated; logs and returns NULL. */
-static char *read_small_file(const walnotify_host *host, const char *path)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
-    struct stat sb;
-    char *text = NULL;
-
-    if (fd < 0) {
-        host->log(host, WALNOTIFY_LOG_ERROR, "cannot open password_file %s: %s", path,
-                  errno == ELOOP ? "it is a symbolic link, which walnotify does not follow"
-                                 : strerror(errno));
-        return NULL;
-    }
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size > PASSWORD_MAX_BYTES) {
-        host->log(host, WALNOTIFY_LOG_ERROR,
-                  "password_file %s is not a regular file of at most %d bytes", path,
-                  PASSWORD_MAX_BYTES);
-        goto close_file;
-    }
-    if (!trusted_secret(host, path, &sb))
-        goto close_file;
-    text = calloc(1, (size_t)sb.st_size + 1);
-    if (text == NULL) {
-        host->log(host, WALNOTIFY_LOG_ERROR, "out of memory reading password_file %s", path);
-        goto close_file;
-    }
-    if (!read_all(fd, text, (size_t)sb.st_size)) {
-        host->log(host, WALNOTIFY_LOG_ERROR, "cannot read password_file %s: %s", path,
-                  strerror(errno));
-        wipe_free(text);
-        text = NULL;
-    }
-close_file:
-    close(fd);
-    return text;
-}
-
 /* The password is the file's first line, without the newline an editor adds. */
 static char *read_password(const walnotify_host *host, const char *path)
 {
-    char *text = read_small_file(host, path);
+    char why[PATH_MAX + 512];
+    char *text = wn_trust_read_secret("password_file", path, PASSWORD_MAX_BYTES, why, sizeof why);
     size_t len;
 
-    if (text == NULL)
+    if (text == NULL) {
+        host->log(host, WALNOTIFY_LOG_ERROR, "%s", why);
         return NULL;
+    }
     len = strcspn(text, "\r\n");
     if (text[len] != '\0' && text[len + strspn(text + len, "\r\n")] != '\0') {
         /* Where, not what: the password must not reach a log. */
@@ -141,7 +50,7 @@ static char *read_password(const walnotify_host *host, const char *path)
     return text;
 
 refuse:
-    wipe_free(text);
+    wn_trust_free_secret(text);
     return NULL;
 }
 
@@ -179,7 +88,7 @@ void redis_conn_free(redis_conn *conn)
     if (conn == NULL)
         return;
     redis_conn_drop(conn);
-    wipe_free(conn->password);
+    wn_trust_free_secret(conn->password);
     free(conn);
 }
 
