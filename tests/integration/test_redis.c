@@ -5,6 +5,8 @@
  *                     update, a delete and a truncate: one entry each, its ID the event's
  *                     identity, its data the jsonl plugin's line; the same transactions streamed again (from a second slot
  *                     made before them) add nothing;
+ *   snapshot          the initial snapshot's rows are entries as inserts are, before the
+ *                     changes that follow, their data the jsonl plugin's lines;
  *   rewinds           another plugin (the rewinder fixture) rewinds the stream again and again:
  *                     the redis block sees its transactions aborted and delivered again,
  *                     some of them already in its batches or in Redis: every row once;
@@ -246,6 +248,70 @@ START_TEST(test_kill9_maxlen)
 }
 END_TEST
 
+/* Waits until the file holds text. */
+static void wait_for_text(const char *path, const char *text)
+{
+    itest_deadline deadline = itest_deadline_in(ITEST_WAIT_S * 1000);
+
+    for (;;) {
+        char *content = itest_read_file(path, NULL);
+        bool found = content != NULL && strstr(content, text) != NULL;
+        free(content);
+        if (found)
+            return;
+        ck_assert_msg(!itest_expired(&deadline), "%s never held %s", path, text);
+        itest_sleep_ms(ITEST_POLL_MS);
+    }
+}
+
+START_TEST(test_snapshot_rows)
+{
+    itest_ctx ctx;
+    itest_host host;
+    itest_path conf, jsonl;
+    itest_lines lines;
+    redis_server rs;
+    redis_entry *entries;
+    size_t count, j = 0;
+
+    itest_begin(&ctx, "redissnap");
+    create_table(&ctx);
+    itest_exec(ctx.conn, "INSERT INTO t (id) SELECT nextval('ids') FROM generate_series(1, 300)");
+    redis_server_start(&rs, ctx.dir, "");
+    conf = itest_config_extra(
+        &ctx, "snap.cfg", "\"public.t\"", 100, "snapshot = \"initial\"; state_file = \"state\";",
+        "{ name = \"redis\"; path = \"%s\"; ops = [\"snapshot\", \"insert\"];"
+        "  settings = { address = \"%s\"; batch_entries = 64; }; },"
+        "{ name = \"log\"; path = \"%s\"; ops = [\"snapshot\", \"insert\"];"
+        "  settings = { path = \"events.jsonl\"; }; }",
+        itest_root_file(REDIS_PLUGIN).s, rs.sock, itest_root_file("build/plugins/jsonl.so").s);
+    jsonl = itest_file(&ctx, "events.jsonl");
+    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
+    wait_for_text(jsonl.s, "\"marker\":\"end\"");
+    itest_exec(ctx.conn, "INSERT INTO t (id) SELECT nextval('ids') FROM generate_series(1, 5)");
+    ck_assert_int_eq(itest_host_stop(&host, SIGTERM), 0);
+    itest_run_to_now(&ctx, conf.s);
+
+    lines = itest_read_lines(jsonl.s);
+    entries = redis_entries(&rs, STREAM, &count);
+    ck_assert_int_eq(count, 305);
+    ck_assert_int_eq(redissink_entries_added(&rs, STREAM), 305);
+    for (size_t i = 0; i < lines.count; i++) {
+        if (strstr(lines.line[i], "\"marker\":") != NULL)
+            continue; /* the begin and end markers are not entries */
+        ck_assert_msg(j < count && strcmp(entries[j].data, lines.line[i]) == 0,
+                      "entry %zu differs from the jsonl line %s", j, lines.line[i]);
+        ck_assert_str_eq(entries[j].op, j < 300 ? "snapshot" : "insert");
+        j++;
+    }
+    ck_assert_int_eq(j, count);
+    redis_entries_free(entries, count);
+    itest_lines_free(&lines);
+    redis_server_stop(&rs);
+    itest_end(&ctx);
+}
+END_TEST
+
 START_TEST(test_other_plugin_rewinds)
 {
     const faults_mix mix = {.min_rows = 1, .max_rows = 40, .big_every = 10, .big_rows = 400,
@@ -450,6 +516,7 @@ int main(void)
     tcase_add_test(tc, test_exactly_once);
     tcase_add_test(tc, test_kill9);
     tcase_add_test(tc, test_kill9_maxlen);
+    tcase_add_test(tc, test_snapshot_rows);
     tcase_add_test(tc, test_other_plugin_rewinds);
     tcase_add_test(tc, test_redis_restarted);
     tcase_add_test(tc, test_logging_in);
