@@ -362,3 +362,92 @@ bool wn_trust_unsafe_allowed(void)
 
     return allow != NULL && strcmp(allow, "1") == 0;
 }
+
+/* ---- secrets --------------------------------------------------------------------------------- */
+
+void wn_trust_free_secret(char *secret)
+{
+    if (secret == NULL)
+        return;
+    explicit_bzero(secret, strlen(secret));
+    free(secret);
+}
+
+static bool trusted_secret(const char *setting, const char *path, const struct stat *sb, char *why,
+                           size_t whylen)
+{
+    char reason[PATH_MAX + 256];
+
+    if (wn_trust_unsafe_allowed())
+        return true;
+    if (!trusted_owner(sb))
+        snprintf(reason, sizeof reason,
+                 "file %s is owned by uid %u, not by root or by the user walnotify runs as "
+                 "(uid %u)",
+                 path, (unsigned)sb->st_uid, (unsigned)geteuid());
+    else if (sb->st_mode & (S_IWGRP | S_IWOTH))
+        snprintf(reason, sizeof reason, "file %s is writable by %s (mode %04o)", path,
+                 sb->st_mode & S_IWOTH ? "everyone" : "its group", (unsigned)(sb->st_mode & 07777));
+    else if (wn_trust_path(path, reason, sizeof reason))
+        return true;
+    snprintf(why, whylen, "%s refused: %s (set %s=1 to allow this in a development tree)", setting,
+             reason, WN_ALLOW_UNSAFE_PATHS_ENV);
+    return false;
+}
+
+static bool read_whole(int fd, char *text, size_t size, const char *setting, const char *path,
+                       char *why, size_t whylen)
+{
+    size_t got = 0;
+
+    while (got < size) {
+        ssize_t n = read(fd, text + got, size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            snprintf(why, whylen, "cannot read %s %s: %s", setting, path,
+                     n < 0 ? strerror(errno) : "it shrank while being read");
+            return false;
+        }
+        got += (size_t)n;
+    }
+    return true;
+}
+
+char *wn_trust_read_secret(const char *setting, const char *path, size_t max_bytes, char *why,
+                           size_t whylen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
+    struct stat sb;
+    char *text = NULL;
+
+    if (fd < 0 && errno == ELOOP) {
+        snprintf(why, whylen,
+                 "%s %s is a symbolic link, which walnotify does not follow: name the file itself",
+                 setting, path);
+        return NULL;
+    }
+    if (fd < 0) {
+        snprintf(why, whylen, "cannot open %s %s: %s", setting, path, strerror(errno));
+        return NULL;
+    }
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || (size_t)sb.st_size > max_bytes) {
+        snprintf(why, whylen, "%s %s is not a regular file of at most %zu bytes", setting, path,
+                 max_bytes);
+        goto close_file;
+    }
+    if (!trusted_secret(setting, path, &sb, why, whylen))
+        goto close_file;
+    text = calloc(1, (size_t)sb.st_size + 1);
+    if (text == NULL) {
+        snprintf(why, whylen, "out of memory reading %s %s", setting, path);
+        goto close_file;
+    }
+    if (!read_whole(fd, text, (size_t)sb.st_size, setting, path, why, whylen)) {
+        wn_trust_free_secret(text);
+        text = NULL;
+    }
+close_file:
+    close(fd);
+    return text;
+}

@@ -36,4 +36,20 @@ int wn_trust_open(const char *path, char *why, size_t whylen);
 /* True when WALNOTIFY_ALLOW_UNSAFE_PATHS=1 is in the environment. */
 bool wn_trust_unsafe_allowed(void);
 
+/*
+ * The whole of a small file holding a secret (a token, a password), named by the plugin setting
+ * `setting`, read by walnotify's rule for such files (a configuration holding a password): a
+ * regular file of at most max_bytes, opened without following a symbolic link at its path
+ * (whoever may replace the link would choose the secret), owned by root or walnotify's user and
+ * writable by no one else, nor any folder above it (wn_trust_path; those checks, not the link's,
+ * are off under WALNOTIFY_ALLOW_UNSAFE_PATHS=1). The descriptor is checked, not the name.
+ * Returns a new NUL-terminated buffer (release it with wn_trust_free_secret), or NULL with one
+ * line in why that names the setting and the path, never the content.
+ */
+char *wn_trust_read_secret(const char *setting, const char *path, size_t max_bytes, char *why,
+                           size_t whylen);
+
+/* Wipes a secret from memory and frees it. NULL is allowed. */
+void wn_trust_free_secret(char *secret);
+
 #endif

@@ -31,6 +31,9 @@ missing_packages() {
     # The webhook plugin's tests: a Python receiver, certificates made with openssl.
     command -v python3 >/dev/null 2>&1 || echo python3
     command -v openssl >/dev/null 2>&1 || echo openssl
+    # The redis plugin: hiredis, and a redis-server its tests start.
+    [ -f /usr/include/hiredis/hiredis.h ] || echo libhiredis-dev
+    command -v redis-server >/dev/null 2>&1 || echo redis-server
     if [ ! -x "$PG_BIN/postgres" ] || [ ! -x "$PG_BIN/initdb" ] || [ ! -x "$PG_BIN/pg_ctl" ]; then
         echo postgresql-15
     fi

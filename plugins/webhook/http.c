@@ -15,15 +15,12 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
-#include <errno.h>
-#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #ifndef WALNOTIFY_VERSION
 #define WALNOTIFY_VERSION "1.0.0"
@@ -61,90 +58,14 @@ struct webhook_http {
 
 /* ---- the bearer token ------------------------------------------------------------------------ */
 
-static void wipe_free(char *secret)
-{
-    if (secret == NULL)
-        return;
-    explicit_bzero(secret, strlen(secret));
-    free(secret);
-}
-
-/*
- * The token file follows walnotify's rule for a file holding a secret (a configuration holding a
- * password): owned by root or walnotify's user and writable by no one else, nor any folder above
- * it, or someone else chooses what is sent as the token. The descriptor is checked, not the
- * name; a symbolic link is never followed, whoever may replace it would choose the file.
- */
-static bool trusted_secret(const walnotify_host *host, const char *path, const struct stat *sb)
-{
-    char why[512];
-
-    if (wn_trust_unsafe_allowed())
-        return true;
-    if (sb->st_uid != 0 && sb->st_uid != geteuid())
-        snprintf(why, sizeof why,
-                 "file %s is owned by uid %u, not by root or by the user walnotify runs as "
-                 "(uid %u)",
-                 path, (unsigned)sb->st_uid, (unsigned)geteuid());
-    else if (sb->st_mode & (S_IWGRP | S_IWOTH))
-        snprintf(why, sizeof why, "file %s is writable by %s (mode %04o)", path,
-                 sb->st_mode & S_IWOTH ? "everyone" : "its group", (unsigned)(sb->st_mode & 07777));
-    else if (wn_trust_path(path, why, sizeof why))
-        return true;
-    host->log(host, WALNOTIFY_LOG_ERROR,
-              "bearer_token_file refused: %s (set %s=1 to allow this in a development tree)", why,
-              WN_ALLOW_UNSAFE_PATHS_ENV);
-    return false;
-}
-
-/* Reads the whole (small) file into a new NUL-terminated buffer; logs and returns NULL. */
+/* The token file follows walnotify's rule for a file holding a secret (wn_trust_read_secret). */
 static char *read_small_file(const walnotify_host *host, const char *path)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
-    struct stat sb;
-    char *text = NULL;
-    size_t got = 0;
+    char why[PATH_MAX + 512];
+    char *text = wn_trust_read_secret("bearer_token_file", path, TOKEN_MAX_BYTES, why, sizeof why);
 
-    if (fd < 0 && errno == ELOOP) {
-        host->log(host, WALNOTIFY_LOG_ERROR,
-                  "bearer_token_file %s is a symbolic link, which walnotify does not follow: "
-                  "name the file itself",
-                  path);
-        return NULL;
-    }
-    if (fd < 0) {
-        host->log(host, WALNOTIFY_LOG_ERROR, "cannot open bearer_token_file %s: %s", path,
-                  strerror(errno));
-        return NULL;
-    }
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size > TOKEN_MAX_BYTES) {
-        host->log(host, WALNOTIFY_LOG_ERROR,
-                  "bearer_token_file %s is not a regular file of at most %d bytes", path,
-                  TOKEN_MAX_BYTES);
-        goto close_file;
-    }
-    if (!trusted_secret(host, path, &sb))
-        goto close_file;
-    text = calloc(1, (size_t)sb.st_size + 1);
-    if (text == NULL) {
-        host->log(host, WALNOTIFY_LOG_ERROR, "out of memory reading bearer_token_file %s", path);
-        goto close_file;
-    }
-    while (got < (size_t)sb.st_size) {
-        ssize_t n = read(fd, text + got, (size_t)sb.st_size - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            host->log(host, WALNOTIFY_LOG_ERROR, "cannot read bearer_token_file %s: %s", path,
-                      n < 0 ? strerror(errno) : "it shrank while being read");
-            wipe_free(text);
-            text = NULL;
-            goto close_file;
-        }
-        got += (size_t)n;
-    }
-close_file:
-    close(fd);
+    if (text == NULL)
+        host->log(host, WALNOTIFY_LOG_ERROR, "%s", why);
     return text;
 }
 
@@ -180,7 +101,7 @@ static char *read_token(const walnotify_host *host, const char *path)
     return text;
 
 refuse:
-    wipe_free(text);
+    wn_trust_free_secret(text);
     return NULL;
 }
 
@@ -821,7 +742,7 @@ void webhook_http_close(webhook_http *http)
     if (http->multi != NULL)
         curl_multi_cleanup(http->multi);
     curl_slist_free_all(http->base_headers);
-    wipe_free(http->token);
+    wn_trust_free_secret(http->token);
     free(http->target);
     free(http);
     curl_global_cleanup();

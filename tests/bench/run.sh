@@ -42,6 +42,9 @@
 # loopback TCP, in interleaved rounds. BENCH_SNAPSHOT=0 skips it; BENCH_SNAPSHOT_ONLY=1 runs only
 # it (with BENCH_WEBHOOK_ONLY=1 too: both).
 #
+# Redis: the redis plugin beside redis-cli --pipe and pg_recvlogical (tests/bench/redis.sh says
+# how). BENCH_REDIS=0 skips it; BENCH_REDIS_ONLY=1 runs only it.
+#
 # Other knobs: BENCH_NODE=0 skips the Node client; BENCH_LATENCY=0 skips the latency run;
 # BENCH_PROFILE=1 also runs walnotify under valgrind --tool=callgrind on the one_txn workload
 # (build/bench/callgrind.out); BENCH_TIMEOUT (default 900) bounds every single run, in seconds.
@@ -86,6 +89,9 @@ SNAPSHOT_ONLY=${BENCH_SNAPSHOT_ONLY:-0}
 SNAPSHOT_ROWS=${BENCH_SNAPSHOT_ROWS:-1000000}
 SNAP_PUB=snap_pub
 TIME_BIN=/usr/bin/time
+USE_REDIS=${BENCH_REDIS:-1}
+REDIS_ONLY=${BENCH_REDIS_ONLY:-0}
+DO_REDIS=1
 
 PGDIR=""
 DO_STREAM=1
@@ -948,6 +954,15 @@ choose_parts() {
         DO_WEBHOOK=$WEBHOOK_ONLY
         DO_SNAPSHOT=$SNAPSHOT_ONLY
     fi
+    DO_REDIS=$USE_REDIS
+    if [ "$REDIS_ONLY" = 1 ]; then
+        DO_STREAM=0
+        DO_WEBHOOK=$WEBHOOK_ONLY
+        DO_SNAPSHOT=$SNAPSHOT_ONLY
+        DO_REDIS=1
+    elif [ "$WEBHOOK_ONLY" = 1 ] || [ "$SNAPSHOT_ONLY" = 1 ]; then
+        DO_REDIS=0
+    fi
 }
 
 main() {
@@ -985,6 +1000,9 @@ main() {
     if [ "$DO_SNAPSHOT" = 1 ]; then
         run_snapshot
     fi
+    if [ "$DO_REDIS" = 1 ]; then
+        run_redis
+    fi
 
     {
         print_machine
@@ -1002,6 +1020,9 @@ main() {
         if [ "$DO_SNAPSHOT" = 1 ]; then
             print_snapshot
         fi
+        if [ "$DO_REDIS" = 1 ]; then
+            print_redis
+        fi
         echo
         echo "CPU is the client's own user + system time; the walsender's is not counted."
         echo "Only ratios from one run mean anything: the clients take turns on the same WAL, but"
@@ -1012,5 +1033,8 @@ main() {
         echo "pg_recvlogical_unix; the others read over loopback TCP."
     } | tee "$OUT/report.txt"
 }
+
+# shellcheck source=tests/bench/redis.sh
+. "$ROOT/tests/bench/redis.sh"
 
 main "$@"

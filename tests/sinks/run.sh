@@ -66,9 +66,26 @@ for ((i = 0; i < ${#exec_long[@]}; i += 2)); do
         FAILED+=("$name")
     fi
 done
+# The redis plugin's tests of make check, longer: more kills of walnotify, with and without
+# maxlen (WN_REDIS_KILLS), and a 2,000,000-row transaction under the memory bound
+# (WN_REDIS_BIG_ROWS).
+redis_long=(itest_redis "WN_REDIS_KILLS=${WN_REDIS_KILLS:-20}"
+            itest_redis_bigtxn "WN_REDIS_BIG_ROWS=${WN_REDIS_BIG_ROWS:-2000000}")
+for ((i = 0; i < ${#redis_long[@]}; i += 2)); do
+    name=${redis_long[i]}
+    log=$BUILD/logs/$name.long.log
+    if CK_TIMEOUT_MULTIPLIER=${CK_TIMEOUT_MULTIPLIER:-4} timeout -k 10 "$LIMIT" \
+        env "${redis_long[i + 1]}" "$ROOT/build/tests/$name" >"$log" 2>&1; then
+        echo "PASS  $name (${redis_long[i + 1]})"
+    else
+        echo "FAIL  $name (${redis_long[i + 1]}; see $log)"
+        tail -n 40 "$log"
+        FAILED+=("$name")
+    fi
+done
 
 if [ "${#FAILED[@]}" -ne 0 ]; then
     echo "== ${#FAILED[@]} failed: ${FAILED[*]}"
     exit 1
 fi
-echo "== all ${#bins[@]} sink test binaries and $((${#exec_long[@]} / 2)) long exec runs passed"
+echo "== all ${#bins[@]} sink test binaries, $((${#exec_long[@]} / 2)) long exec runs and $((${#redis_long[@]} / 2)) long redis runs passed"

@@ -1,7 +1,8 @@
 /*
  * core/trust.c: a file walnotify loads or reads its configuration from must not be changeable by
  * anyone but root and walnotify's own user, nor may any component of its path: a folder, a link
- * wherever it stands, the folder holding that link.
+ * wherever it stands, the folder holding that link; and a file holding a secret is read only
+ * when it passes, never through a symbolic link at its path.
  */
 #include <check.h>
 #include <errno.h>
@@ -224,6 +225,68 @@ START_TEST(unsafe_paths_allowed_only_by_1)
 }
 END_TEST
 
+/* A secret file: its content, or NULL and why. */
+static char *secret(const char *name, const char *content, mode_t mode, char *why, size_t whylen)
+{
+    char file[PATH_MAX];
+    FILE *f = fopen(unit_temp_path(file, sizeof file, dir, name), "w");
+
+    ck_assert_ptr_nonnull(f);
+    fputs(content, f);
+    ck_assert_int_eq(fclose(f), 0);
+    ck_assert_int_eq(chmod(file, mode), 0);
+    return wn_trust_read_secret("token_file", file, 64, why, whylen);
+}
+
+START_TEST(a_secret_is_read_whole)
+{
+    char why[PATH_MAX + 256] = "";
+    char *text;
+
+    unit_temp_dir(dir, sizeof dir, "test_trust");
+    text = secret("token", "s3cret\n", 0600, why, sizeof why);
+    ck_assert_msg(text != NULL, "refused: %s", why);
+    ck_assert_str_eq(text, "s3cret\n");
+    wn_trust_free_secret(text);
+    unit_remove_tree(dir);
+}
+END_TEST
+
+START_TEST(a_secret_file_refused_is_named_not_quoted)
+{
+    char file[PATH_MAX], link[PATH_MAX], why[PATH_MAX + 256], want[2 * PATH_MAX + 256];
+
+    unit_temp_dir(dir, sizeof dir, "test_trust");
+    unit_temp_path(file, sizeof file, dir, "open");
+    ck_assert_ptr_null(secret("open", "s3cret", 0666, why, sizeof why));
+    snprintf(want, sizeof want,
+             "token_file refused: file %s is writable by everyone (mode 0666) (set %s=1 to allow "
+             "this in a development tree)",
+             file, WN_ALLOW_UNSAFE_PATHS_ENV);
+    ck_assert_str_eq(why, want);
+
+    ck_assert_ptr_null(secret("big", "0123456789012345678901234567890123456789012345678901234567"
+                                     "890123456789",
+                              0600, why, sizeof why));
+    ck_assert_msg(strstr(why, "is not a regular file of at most 64 bytes") != NULL, "%s", why);
+
+    ck_assert_int_eq(chmod(file, 0600), 0);
+    ck_assert_int_eq(symlink(file, unit_temp_path(link, sizeof link, dir, "link")), 0);
+    ck_assert_ptr_null(wn_trust_read_secret("token_file", link, 64, why, sizeof why));
+    snprintf(want, sizeof want,
+             "token_file %s is a symbolic link, which walnotify does not follow: name the file "
+             "itself",
+             link);
+    ck_assert_str_eq(why, want);
+
+    ck_assert_ptr_null(wn_trust_read_secret("token_file", "/nonexistent/token", 64, why,
+                                            sizeof why));
+    ck_assert_str_eq(why, "cannot open token_file /nonexistent/token: No such file or directory");
+    ck_assert_msg(strstr(why, "s3cret") == NULL, "%s", why);
+    unit_remove_tree(dir);
+}
+END_TEST
+
 static Suite *trust_suite(void)
 {
     Suite *s = suite_create("trust");
@@ -239,6 +302,8 @@ static Suite *trust_suite(void)
     tcase_add_test(tc, open_returns_the_checked_file);
     tcase_add_test(tc, a_missing_file_is_named);
     tcase_add_test(tc, unsafe_paths_allowed_only_by_1);
+    tcase_add_test(tc, a_secret_is_read_whole);
+    tcase_add_test(tc, a_secret_file_refused_is_named_not_quoted);
     suite_add_tcase(s, tc);
     return s;
 }
