@@ -45,7 +45,7 @@ LINK    = $(WN_LDFLAGS) $(LDFLAGS)
 # Each object or binary compiled from one .c writes its header dependencies beside it (.d).
 DEPFLAGS = -MMD -MP
 
-HOST_LIBS  := -lpq -lconfig -ldl
+HOST_LIBS  := -lpq -lconfig -ldl -lmicrohttpd
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm)
 
 B := build
@@ -128,7 +128,7 @@ UNIT_DEPS_files       = files $(filter-out $(DISPATCHER_MODULES),$(UNIT_DEPS_dis
 DISPATCHER_MODULES   := dispatcher policy tableident events
 UNIT_DEPS_dispatcher := $(DISPATCHER_MODULES) requests deadletter files encoder jsonbuf namecache \
                         handoff decoder relcache tablewatch loader config conftext paths trust \
-                        snapshot conninfo lsn log
+                        snapshot conninfo lsn log metrics notify
 UNIT_DEPS_tablewatch := tablewatch conninfo log
 UNIT_DEPS_conftext   := conftext
 UNIT_DEPS_paths      := paths

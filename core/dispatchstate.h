@@ -18,6 +18,7 @@
 #include "deadletter.h"
 #include "decoder.h"
 #include "dispatcher.h"
+#include "metrics.h"
 #include "relcache.h"
 
 /* What the dispatcher tracks of each plugin instance. */
@@ -29,6 +30,7 @@ typedef struct instance {
     bool dirty;                /* handled or committed something since its last flush */
     wn_deadletter *deadletter; /* where skipped events go; NULL when the policy never skips */
     uint64_t skipped;          /* events skipped in this run */
+    wn_plugin_metrics *metrics; /* its counters; NULL without a metrics endpoint */
 } instance;
 
 /* What the dispatcher knows of the identity of one configured table. */
