@@ -92,8 +92,10 @@ void wn_notify_close(wn_notify *notify)
 
 static void send_text(wn_notify *notify, const char *text)
 {
-    if (sendto(notify->fd, text, strlen(text), MSG_NOSIGNAL, (struct sockaddr *)&notify->addr,
-               notify->addrlen) < 0)
+    /* Never waits: a listener that does not read must not stall the dispatching thread (a
+     * message it misses is its loss, and the next ping comes anyway). */
+    if (sendto(notify->fd, text, strlen(text), MSG_NOSIGNAL | MSG_DONTWAIT,
+               (struct sockaddr *)&notify->addr, notify->addrlen) < 0)
         wn_log(WN_LOG_DEBUG, "notify socket: %s", strerror(errno));
 }
 
