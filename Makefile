@@ -23,6 +23,9 @@ PREFIX     ?= /usr/local
 BINDIR     ?= $(PREFIX)/bin
 LIBDIR     ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
+SYSCONFDIR ?= $(PREFIX)/etc
+# The systemd unit's folder: under PREFIX like the rest (packagers may set /lib/systemd/system).
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
 # Where plugins are installed, and where the host looks for a plugin named by a bare file name;
 # walnotify.pc's plugindir says the same.
 PLUGINDIR  := $(LIBDIR)/walnotify
@@ -335,13 +338,24 @@ install: all
 	install -m 0644 include/walnotify/plugin.h $(DESTDIR)$(INCLUDEDIR)/walnotify/plugin.h
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
 	    -e 's|@VERSION@|$(VERSION)|' etc/walnotify.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/walnotify.pc
+	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/walnotify
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	    etc/walnotify.service.in > $(DESTDIR)$(UNITDIR)/walnotify.service
+	# The example configuration, never over one that is there already (the user's own).
+	[ -e $(DESTDIR)$(SYSCONFDIR)/walnotify/walnotify.conf ] || \
+	    install -m 0640 etc/walnotify.conf $(DESTDIR)$(SYSCONFDIR)/walnotify/walnotify.conf
 
 # Removes what install put there; the plugin and header folders only when nothing else is left
-# in them (plugins of other packages stay).
+# in them (plugins of other packages stay), the example configuration only while it is unchanged
+# (an edited one is the user's).
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/walnotify $(addprefix $(DESTDIR)$(PLUGINDIR)/,$(notdir $(PLUGIN_SOS))) \
-	      $(DESTDIR)$(INCLUDEDIR)/walnotify/plugin.h $(DESTDIR)$(LIBDIR)/pkgconfig/walnotify.pc
-	rmdir --ignore-fail-on-non-empty $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(INCLUDEDIR)/walnotify 2>/dev/null || true
+	      $(DESTDIR)$(INCLUDEDIR)/walnotify/plugin.h $(DESTDIR)$(LIBDIR)/pkgconfig/walnotify.pc \
+	      $(DESTDIR)$(UNITDIR)/walnotify.service
+	! cmp -s etc/walnotify.conf $(DESTDIR)$(SYSCONFDIR)/walnotify/walnotify.conf || \
+	    rm -f $(DESTDIR)$(SYSCONFDIR)/walnotify/walnotify.conf
+	rmdir --ignore-fail-on-non-empty $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(INCLUDEDIR)/walnotify \
+	      $(DESTDIR)$(SYSCONFDIR)/walnotify 2>/dev/null || true
 
 clean:
 	rm -rf $(B)
