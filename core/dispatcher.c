@@ -554,6 +554,7 @@ static flow deliver_snapshot(dispatcher *d)
             d->result = WN_DISPATCH_STOPPED;
             return FLOW_DONE;
         }
+        wn_notify_alive(d->options->notify, now_ms());
         if (flush_if_due(d, now_ms()) != FLOW_CONTINUE)
             return FLOW_DONE;
         log_snapshot_progress(d, &next_progress_ms);

@@ -2,6 +2,7 @@
 #include "metrics.h"
 
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -41,6 +42,68 @@ int64_t wn_metrics_now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <x86intrin.h>
+
+/* Whether /proc/cpuinfo says the time-stamp counter ticks at one rate, also in sleep states. */
+static bool constant_tsc(void)
+{
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[4096];
+    bool constant = false, nonstop = false;
+
+    if (f == NULL)
+        return false;
+    while (fgets(line, sizeof line, f) != NULL && strncmp(line, "flags", 5) != 0)
+        ;
+    if (!feof(f)) {
+        constant = strstr(line, " constant_tsc") != NULL;
+        nonstop = strstr(line, " nonstop_tsc") != NULL;
+    }
+    fclose(f);
+    return constant && nonstop;
+}
+
+static uint64_t read_tsc(void)
+{
+    return __rdtsc();
+}
+#else
+static bool constant_tsc(void)
+{
+    return false;
+}
+
+static uint64_t read_tsc(void)
+{
+    return 0;
+}
+#endif
+
+/* The counter's rate against CLOCK_MONOTONIC over 20 ms, once. */
+static void calibrate(wn_ticks *ticks)
+{
+    struct timespec pause = {.tv_nsec = 20000000};
+    int64_t ns0, ns1;
+    uint64_t t0, t1;
+
+    ticks->tsc = constant_tsc();
+    ticks->ns_per_tick = 1.0;
+    if (ticks->tsc) {
+        ns0 = wn_metrics_now_ns();
+        t0 = read_tsc();
+        nanosleep(&pause, NULL);
+        ns1 = wn_metrics_now_ns();
+        t1 = read_tsc();
+        if (t1 > t0 && ns1 > ns0)
+            ticks->ns_per_tick = (double)(ns1 - ns0) / (double)(t1 - t0);
+        else
+            ticks->tsc = false;
+    }
+    for (size_t b = 0; b < WN_METRICS_BUCKETS; b++)
+        ticks->bounds[b] = (uint64_t)((double)bucket_ns[b] / ticks->ns_per_tick);
+}
+
 wn_metrics *wn_metrics_create(const wn_config *config, size_t queue_capacity)
 {
     wn_metrics *m = calloc(1, sizeof *m);
@@ -50,6 +113,7 @@ wn_metrics *wn_metrics_create(const wn_config *config, size_t queue_capacity)
         return NULL;
     m->config = config;
     m->queue_capacity = queue_capacity;
+    calibrate(&m->ticks);
     m->plugins = calloc(config->nplugins ? config->nplugins : 1, sizeof *m->plugins);
     if (m->plugins == NULL)
         goto free_metrics;
@@ -57,6 +121,7 @@ wn_metrics *wn_metrics_create(const wn_config *config, size_t queue_capacity)
     for (size_t i = 0; i < m->nplugins; i++) {
         m->plugins[i].name = config->plugins[i].name;
         m->plugins[i].ntables = config->source.ntables;
+        m->plugins[i].ticks = &m->ticks;
         m->plugins[i].delivered = calloc(cells, sizeof *m->plugins[i].delivered);
         if (m->plugins[i].delivered == NULL)
             goto free_plugins;
@@ -99,22 +164,29 @@ void wn_metrics_delivered(wn_plugin_metrics *plugin, long table, unsigned op)
     bump(&plugin->delivered[row * WN_METRICS_OPS + (size_t)__builtin_ctz(op)]);
 }
 
-void wn_metrics_call_done(wn_plugin_metrics *plugin, wn_metrics_call call, int64_t start_ns)
+uint64_t wn_metrics_clock(const wn_plugin_metrics *plugin)
+{
+    if (plugin == NULL)
+        return 0;
+    return plugin->ticks->tsc ? read_tsc() : (uint64_t)wn_metrics_now_ns();
+}
+
+void wn_metrics_call_done(wn_plugin_metrics *plugin, wn_metrics_call call, uint64_t start)
 {
     wn_histogram *h;
-    int64_t took;
+    uint64_t now, took;
     size_t b = 0;
 
     if (plugin == NULL)
         return;
     h = &plugin->calls[call];
-    took = wn_metrics_now_ns() - start_ns;
-    if (took < 0)
-        took = 0;
-    while (b < WN_METRICS_BUCKETS && took > bucket_ns[b])
+    now = wn_metrics_clock(plugin);
+    /* A thread moved to another CPU may read a counter a little behind. */
+    took = now > start ? now - start : 0;
+    while (b < WN_METRICS_BUCKETS && took > plugin->ticks->bounds[b])
         b++;
     bump(&h->counts[b]);
-    atomic_store_explicit(&h->sum_ns, get(&h->sum_ns) + (uint64_t)took, RELAXED);
+    atomic_store_explicit(&h->sum, get(&h->sum) + took, RELAXED);
 }
 
 void wn_metrics_retry(wn_plugin_metrics *plugin)
@@ -284,7 +356,7 @@ static void render_histogram(const wn_metrics *m, FILE *out, wn_metrics_call cal
         }
         fprintf(out, "%s_sum{plugin=\"", name);
         put_label(out, m->plugins[i].name);
-        fprintf(out, "\"} %.9f\n", (double)get(&h->sum_ns) / 1e9);
+        fprintf(out, "\"} %.9f\n", (double)get(&h->sum) * m->plugins[i].ticks->ns_per_tick / 1e9);
         /* The count is the +Inf bucket as read above, so the two always agree. */
         fprintf(out, "%s_count{plugin=\"", name);
         put_label(out, m->plugins[i].name);

@@ -37,12 +37,22 @@ typedef enum wn_metrics_call {
 typedef struct wn_histogram {
     _Atomic uint64_t counts[WN_METRICS_BUCKETS + 1]; /* per bucket, not cumulative; the last:
                                                         above every bound */
-    _Atomic uint64_t sum_ns;                         /* nanoseconds */
+    _Atomic uint64_t sum;                            /* in ticks of wn_metrics_clock */
 } wn_histogram;
+
+/* How call durations are read: the CPU's time-stamp counter where it runs at a constant rate
+ * (a quarter of clock_gettime's cost, which counts per event), else nanoseconds of
+ * CLOCK_MONOTONIC. */
+typedef struct wn_ticks {
+    bool tsc;                            /* ticks are the time-stamp counter's */
+    double ns_per_tick;                  /* 1 for CLOCK_MONOTONIC */
+    uint64_t bounds[WN_METRICS_BUCKETS]; /* the buckets' upper bounds, in ticks */
+} wn_ticks;
 
 typedef struct wn_plugin_metrics {
     const char *name;            /* the instance's, borrowed from the configuration */
     size_t ntables;              /* source.ntables */
+    const wn_ticks *ticks;       /* the metrics' own */
     _Atomic uint64_t *delivered; /* [(ntables + 1) * WN_METRICS_OPS]: the configured tables,
                                     then events of no table (messages) */
     wn_histogram calls[WN_METRICS_CALLS];
@@ -76,6 +86,7 @@ typedef struct wn_metrics {
     _Atomic uint64_t queue_items;     /* the reader's queue, at the dispatcher's last look */
     _Atomic bool snapshot_pending;    /* an initial snapshot is configured and not finished */
     int64_t open_since_ns;            /* writer's own: when the transaction in hand came */
+    wn_ticks ticks;                   /* set once at creation */
 } wn_metrics;
 
 /* For the configuration's plugins and tables. NULL when out of memory. */
@@ -85,14 +96,16 @@ void wn_metrics_destroy(wn_metrics *metrics);
 /* Plugin i's counters (NULL when metrics is NULL). */
 wn_plugin_metrics *wn_metrics_plugin(wn_metrics *metrics, size_t i);
 
-/* The monotonic clock in nanoseconds, for the durations below. */
+/* CLOCK_MONOTONIC in nanoseconds. */
 int64_t wn_metrics_now_ns(void);
+/* The clock of call durations: pass its reading at a call's start to wn_metrics_call_done. */
+uint64_t wn_metrics_clock(const wn_plugin_metrics *plugin);
 
 /* One event finished by the plugin (handled, or skipped): table is its index in source.tables,
  * -1 for none (a message); op a WALNOTIFY_OP_* bit. */
 void wn_metrics_delivered(wn_plugin_metrics *plugin, long table, unsigned op);
-/* A call that began at start_ns (wn_metrics_now_ns) returned. */
-void wn_metrics_call_done(wn_plugin_metrics *plugin, wn_metrics_call call, int64_t start_ns);
+/* A call that began at start (wn_metrics_clock) returned. */
+void wn_metrics_call_done(wn_plugin_metrics *plugin, wn_metrics_call call, uint64_t start);
 void wn_metrics_retry(wn_plugin_metrics *plugin);
 void wn_metrics_skipped(wn_plugin_metrics *plugin);
 void wn_metrics_dead_letter(wn_plugin_metrics *plugin);

@@ -67,7 +67,7 @@ static walnotify_status call_once(instance *inst, call_kind kind, const walnotif
                                             [CALL_COMMIT] = WN_METRICS_COMMIT,
                                             [CALL_FLUSH] = WN_METRICS_FLUSH};
     wn_requests *requests = &inst->plugin->requests;
-    int64_t start_ns = inst->metrics != NULL ? wn_metrics_now_ns() : 0;
+    uint64_t start = wn_metrics_clock(inst->metrics);
     walnotify_status status;
 
     if (kind != CALL_BEGIN)
@@ -75,7 +75,7 @@ static walnotify_status call_once(instance *inst, call_kind kind, const walnotif
     status = call_callback(inst, kind, txn, event);
     wn_requests_close(requests);
     if (kind != CALL_BEGIN)
-        wn_metrics_call_done(inst->metrics, timed[kind], start_ns);
+        wn_metrics_call_done(inst->metrics, timed[kind], start);
     return status;
 }
 
