@@ -136,6 +136,7 @@ UNIT_DEPS_tablewatch := tablewatch conninfo log
 UNIT_DEPS_conftext   := conftext
 UNIT_DEPS_paths      := paths
 UNIT_DEPS_trust      := trust
+UNIT_DEPS_metrics    := metrics
 # ... and the tests/lib helpers it uses (UNIT_LIBS_<name>; none unless set).
 UNIT_LIBS_decoder    := pgoutput
 UNIT_LIBS_dispatcher := pgoutput
