@@ -51,6 +51,12 @@ static void publish(dispatcher *d, wn_lsn lsn)
     d->published = lsn;
     wn_handoff_set_acknowledgeable(d->handoff, lsn);
     wn_metrics_acknowledged(d->options->metrics, lsn, d->xact.open);
+    if (d->options->notify != NULL) {
+        char text[WN_LSN_TEXT_MAX];
+
+        wn_notify_progress(d->options->notify, d->options->config->source.slot,
+                           wn_lsn_format(lsn, text));
+    }
     wn_policy_acknowledged(d, lsn);
 }
 
@@ -500,6 +506,8 @@ static void log_snapshot_progress(dispatcher *d, int64_t *next_ms)
            " rows in all",
            source->tables[progress.table].qualified, progress.table_rows,
            progress.table_estimate < 0 ? (int64_t)0 : progress.table_estimate, progress.rows);
+    wn_notify_status(d->options->notify, "initial snapshot: table %s, %" PRIu64 " rows read",
+                     source->tables[progress.table].qualified, progress.rows);
 }
 
 /* Every instance makes the end marker durable; then the snapshot is recorded as finished, and

@@ -117,6 +117,19 @@ void wn_notify_status(wn_notify *notify, const char *format, ...)
             *c = ' ';
     send_text(notify, text);
     notify->ready = true;
+    notify->next_progress_ms = monotonic_ms() + WN_NOTIFY_PROGRESS_MS;
+}
+
+void wn_notify_progress(wn_notify *notify, const char *slot, const char *lsn)
+{
+    int64_t now;
+
+    if (notify == NULL || notify->fd < 0)
+        return;
+    now = monotonic_ms();
+    if (now < notify->next_progress_ms)
+        return;
+    wn_notify_status(notify, "streaming slot \"%s\" at %s", slot, lsn);
 }
 
 void wn_notify_alive(wn_notify *notify, int64_t now_ms)

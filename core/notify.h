@@ -22,6 +22,7 @@ typedef struct wn_notify {
     bool ready;                /* READY=1 was sent */
     int64_t watchdog_every_ms; /* 0: no watchdog; else half of WATCHDOG_USEC */
     int64_t next_ping_ms;      /* monotonic time of the next WATCHDOG=1 */
+    int64_t next_progress_ms;  /* monotonic time the next wn_notify_progress may send */
 } wn_notify;
 
 /* Reads NOTIFY_SOCKET, WATCHDOG_USEC and WATCHDOG_PID; never fails (a socket that cannot be
@@ -32,6 +33,10 @@ void wn_notify_close(wn_notify *notify);
 /* "STATUS=text" (with READY=1 the first time). */
 __attribute__((format(printf, 2, 3))) void wn_notify_status(wn_notify *notify, const char *format,
                                                             ...);
+/* The position streamed so far, as "STATUS=streaming slot "S" at LSN", at most every
+ * WN_NOTIFY_PROGRESS_MS (the acknowledged position moves every status interval). */
+#define WN_NOTIFY_PROGRESS_MS 10000
+void wn_notify_progress(wn_notify *notify, const char *slot, const char *lsn);
 /* WATCHDOG=1 when due; now_ms from CLOCK_MONOTONIC (coarse will do). Cheap when not due. */
 void wn_notify_alive(wn_notify *notify, int64_t now_ms);
 /* The longest a wait may last between two calls of wn_notify_alive; a large value when there is
