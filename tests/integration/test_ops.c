@@ -153,7 +153,7 @@ static void check_scrape(const itest_ctx *ctx, int port)
 START_TEST(test_metrics_scrape)
 {
     itest_ctx ctx;
-    itest_host host;
+    itest_host host, second;
     itest_path conf;
     itest_lines lines;
     int port = free_port();
@@ -175,6 +175,12 @@ START_TEST(test_metrics_scrape)
     ck_assert_int_eq(http_get(port, "/healthz", NULL), 200);
     ck_assert_int_eq(http_get(port, "/readyz", NULL), 200);
     ck_assert_int_eq(http_get(port, "/nothing", &body), 404);
+    free(body);
+    /* A second host on the same address stops before it connects, saying why. */
+    ck_assert_int_eq(itest_host_run(&ctx, &second, "-c", conf.s), 1);
+    itest_assert_failed(&second, 1);
+    body = itest_host_stderr(&second);
+    ck_assert_msg(strstr(body, "cannot listen there: Address already in use") != NULL, "%s", body);
     free(body);
     itest_host_stop(&host, SIGTERM);
     itest_assert_exit(&host, 0);
