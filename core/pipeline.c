@@ -827,8 +827,9 @@ static wn_dispatch_result stream_once(pipeline *r, wn_session *sess, reader_args
         say_streaming(r);
         result = wn_dispatch_run(&dispatch, handoff, err, errlen);
         wn_metrics_set_state(r->metrics, WN_RUN_RECONNECTING);
-    } else
+    } else {
         wn_handoff_set_dispatcher_done(handoff);
+    }
     /* The dispatcher has published its final position; the reader sends it and closes. */
     wn_handoff_request_stop(handoff);
     pthread_join(reader_thread, NULL);

@@ -67,7 +67,7 @@ static walnotify_status call_once(instance *inst, call_kind kind, const walnotif
                                             [CALL_COMMIT] = WN_METRICS_COMMIT,
                                             [CALL_FLUSH] = WN_METRICS_FLUSH};
     wn_requests *requests = &inst->plugin->requests;
-    uint64_t start = wn_metrics_clock(inst->metrics);
+    uint64_t start = kind != CALL_BEGIN ? wn_metrics_clock(inst->metrics) : 0;
     walnotify_status status;
 
     if (kind != CALL_BEGIN)
