@@ -97,9 +97,18 @@ static void wait_stderr(const itest_host *host, const char *text)
     }
 }
 
-/* The jsonl plugin writing rows.jsonl, the tables t and u, the endpoint at port. */
-static itest_path ops_config(const itest_ctx *ctx, const char *name, int port)
+/* The jsonl plugin writing rows.jsonl, the tables t and u, the endpoint at port; with flaky,
+ * also the flaky fixture answering RETRY once for each event (retried after 1 ms). */
+static itest_path ops_config(const itest_ctx *ctx, const char *name, int port, bool flaky)
 {
+    char second[PATH_MAX + 256] = "";
+
+    if (flaky)
+        snprintf(second, sizeof second,
+                 ",\n  { name = \"flaky\"; path = \"%s\"; retry_initial_ms = 1;\n"
+                 "    ops = [ \"insert\", \"update\", \"delete\" ];\n"
+                 "    settings = { fail_times = 1; }; }",
+                 itest_root_file("build/tests/fixtures/flaky.so").s);
     itest_path path = itest_file(ctx, name);
 
     itest_write_file(path.s,
@@ -115,9 +124,9 @@ static itest_path ops_config(const itest_ctx *ctx, const char *name, int port)
                      "};\n"
                      "plugins = ( { name = \"rows\"; path = \"%s\";\n"
                      "  ops = [ \"insert\", \"update\", \"delete\" ];\n"
-                     "  settings = { path = \"rows.jsonl\"; }; } );\n",
+                     "  settings = { path = \"rows.jsonl\"; }; }%s );\n",
                      port, ctx->conninfo, ctx->slot, ctx->pub,
-                     itest_root_file("build/plugins/jsonl.so").s);
+                     itest_root_file("build/plugins/jsonl.so").s, second);
     return path;
 }
 
@@ -125,6 +134,33 @@ static void make_tables(itest_ctx *ctx)
 {
     itest_exec(ctx->conn, "CREATE TABLE t (id int PRIMARY KEY, note text)");
     itest_exec(ctx->conn, "CREATE TABLE u (id int PRIMARY KEY, note text)");
+}
+
+/* The body of GET path holds text. */
+static void assert_metric(int port, const char *text)
+{
+    char *body = NULL;
+
+    ck_assert_int_eq(http_get(port, "/metrics", &body), 200);
+    ck_assert_msg(strstr(body, text) != NULL, "no \"%s\" in /metrics", text);
+    free(body);
+}
+
+/* Waits until GET /metrics holds text. */
+static void wait_metric(int port, const char *text)
+{
+    itest_deadline deadline = itest_deadline_in(ITEST_WAIT_S * 1000);
+
+    for (;;) {
+        char *body = NULL;
+        bool found = http_get(port, "/metrics", &body) == 200 && strstr(body, text) != NULL;
+
+        free(body);
+        if (found)
+            return;
+        ck_assert_msg(!itest_expired(&deadline), "/metrics never held \"%s\"", text);
+        itest_sleep_ms(ITEST_POLL_MS);
+    }
 }
 
 /* ---- the metrics scraped during a run ----------------------------------------------------- */
@@ -161,7 +197,7 @@ START_TEST(test_metrics_scrape)
 
     itest_begin(&ctx, "opsmetrics");
     make_tables(&ctx);
-    conf = ops_config(&ctx, "w.cfg", port);
+    conf = ops_config(&ctx, "w.cfg", port, true);
     itest_create_slot(&ctx, conf.s);
     itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
     wait_stderr(&host, "streaming slot");
@@ -171,7 +207,12 @@ START_TEST(test_metrics_scrape)
     itest_exec(ctx.conn, "DELETE FROM u WHERE id <= 3");
     lines = itest_wait_lines(itest_file(&ctx, "rows.jsonl").s, 48, ITEST_WAIT_S);
     itest_lines_free(&lines);
+    /* Each of the 48 events was answered RETRY once by flaky, then handled; flaky comes after
+     * rows, so rows has every event by then. */
+    wait_metric(port, "\nwalnotify_retries_total{plugin=\"flaky\"} 48\n");
     check_scrape(&ctx, port);
+    assert_metric(port, "\nwalnotify_handle_duration_seconds_count{plugin=\"flaky\"} 96\n");
+    assert_metric(port, "\nwalnotify_retries_total{plugin=\"rows\"} 0\n");
     ck_assert_int_eq(http_get(port, "/healthz", NULL), 200);
     ck_assert_int_eq(http_get(port, "/readyz", NULL), 200);
     ck_assert_int_eq(http_get(port, "/nothing", &body), 404);
@@ -287,16 +328,6 @@ static void assert_notes(notify_sink *sink, const char *who, const char *status_
         free(notes[i]);
 }
 
-/* The body of GET path holds text. */
-static void assert_metric(int port, const char *text)
-{
-    char *body = NULL;
-
-    ck_assert_int_eq(http_get(port, "/metrics", &body), 200);
-    ck_assert_msg(strstr(body, text) != NULL, "no \"%s\" in /metrics", text);
-    free(body);
-}
-
 START_TEST(test_active_and_standby)
 {
     itest_ctx ctx;
@@ -307,14 +338,14 @@ START_TEST(test_active_and_standby)
 
     itest_begin(&ctx, "opspair");
     make_tables(&ctx);
-    active_conf = ops_config(&ctx, "active.cfg", active_port);
+    active_conf = ops_config(&ctx, "active.cfg", active_port, false);
     itest_create_slot(&ctx, active_conf.s);
     sink_open(&ctx, &active_sink, "active.sock");
     sink_open(&ctx, &standby_sink, "standby.sock");
     start_notified(&ctx, &active, &active_sink, active_conf.s);
     wait_stderr(&active, "streaming slot");
     standby_port = free_port();
-    standby_conf = ops_config(&ctx, "standby.cfg", standby_port);
+    standby_conf = ops_config(&ctx, "standby.cfg", standby_port, false);
     start_notified(&ctx, &standby, &standby_sink, standby_conf.s);
     wait_stderr(&standby, "waiting for slot");
 
