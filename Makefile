@@ -23,6 +23,9 @@ PREFIX     ?= /usr/local
 BINDIR     ?= $(PREFIX)/bin
 LIBDIR     ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
+SYSCONFDIR ?= $(PREFIX)/etc
+# The systemd unit's folder: under PREFIX like the rest (packagers may set /lib/systemd/system).
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
 # Where plugins are installed, and where the host looks for a plugin named by a bare file name;
 # walnotify.pc's plugindir says the same.
 PLUGINDIR  := $(LIBDIR)/walnotify
@@ -48,7 +51,7 @@ LINK    = $(WN_LDFLAGS) $(LDFLAGS)
 # Each object or binary compiled from one .c writes its header dependencies beside it (.d).
 DEPFLAGS = -MMD -MP
 
-HOST_LIBS  := -lpq -lconfig -ldl
+HOST_LIBS  := -lpq -lconfig -ldl -lmicrohttpd
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm)
 
 B := build
@@ -134,11 +137,12 @@ UNIT_DEPS_files       = files appendfile $(filter-out $(DISPATCHER_MODULES),$(UN
 DISPATCHER_MODULES   := dispatcher policy tableident events
 UNIT_DEPS_dispatcher := $(DISPATCHER_MODULES) requests deadletter appendfile files encoder jsonbuf namecache \
                         handoff decoder relcache tablewatch loader settings services config \
-                        conftext paths trust snapshot conninfo lsn log
+                        conftext paths trust snapshot conninfo lsn log metrics notify
 UNIT_DEPS_tablewatch := tablewatch conninfo log
 UNIT_DEPS_conftext   := conftext
 UNIT_DEPS_paths      := paths
 UNIT_DEPS_trust      := trust
+UNIT_DEPS_metrics    := metrics
 # ... and the tests/lib helpers it uses (UNIT_LIBS_<name>; none unless set).
 UNIT_LIBS_decoder    := pgoutput
 UNIT_LIBS_dispatcher := pgoutput
@@ -348,13 +352,24 @@ install: all
 	install -m 0644 include/walnotify/plugin.h $(DESTDIR)$(INCLUDEDIR)/walnotify/plugin.h
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
 	    -e 's|@VERSION@|$(VERSION)|' -e 's|@ABI@|$(ABI)|' etc/walnotify.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/walnotify.pc
+	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/walnotify
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	    etc/walnotify.service.in > $(DESTDIR)$(UNITDIR)/walnotify.service
+	# The example configuration, never over one that is there already (the user's own).
+	[ -e $(DESTDIR)$(SYSCONFDIR)/walnotify/walnotify.conf ] || \
+	    install -m 0640 etc/walnotify.conf $(DESTDIR)$(SYSCONFDIR)/walnotify/walnotify.conf
 
 # Removes what install put there; the plugin and header folders only when nothing else is left
-# in them (plugins of other packages stay).
+# in them (plugins of other packages stay), the example configuration only while it is unchanged
+# (an edited one is the user's).
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/walnotify $(addprefix $(DESTDIR)$(PLUGINDIR)/,$(notdir $(PLUGIN_SOS))) \
-	      $(DESTDIR)$(INCLUDEDIR)/walnotify/plugin.h $(DESTDIR)$(LIBDIR)/pkgconfig/walnotify.pc
-	rmdir --ignore-fail-on-non-empty $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(INCLUDEDIR)/walnotify 2>/dev/null || true
+	      $(DESTDIR)$(INCLUDEDIR)/walnotify/plugin.h $(DESTDIR)$(LIBDIR)/pkgconfig/walnotify.pc \
+	      $(DESTDIR)$(UNITDIR)/walnotify.service
+	! cmp -s etc/walnotify.conf $(DESTDIR)$(SYSCONFDIR)/walnotify/walnotify.conf || \
+	    rm -f $(DESTDIR)$(SYSCONFDIR)/walnotify/walnotify.conf
+	rmdir --ignore-fail-on-non-empty $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(INCLUDEDIR)/walnotify \
+	      $(DESTDIR)$(SYSCONFDIR)/walnotify 2>/dev/null || true
 
 clean:
 	rm -rf $(B)

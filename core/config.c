@@ -8,8 +8,10 @@
  */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <libconfig.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -304,6 +306,21 @@ static int check_pg_name(load_ctx *ctx, const config_setting_t *s, const char *l
     return fail_at(ctx, s, "%s \"%s\" must be 1 to %d bytes", label, quote(&q, value), WN_NAME_MAX);
 }
 
+static int check_listen(load_ctx *ctx, const config_setting_t *s, const char *label,
+                        const char *value)
+{
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    quoted q;
+
+    if (wn_config_listen_address(value, &addr, &addrlen))
+        return 0;
+    return fail_at(ctx, s,
+                   "%s \"%s\" is not an address to listen on (expected \"IPv4:PORT\" or "
+                   "\"[IPv6]:PORT\", PORT 1 to 65535, e.g. \"127.0.0.1:9781\")",
+                   label, quote(&q, value));
+}
+
 /* Where `make install` puts plugins (walnotify.pc's plugindir): the Makefile passes it. */
 #ifndef WALNOTIFY_PLUGINDIR
 #error "WALNOTIFY_PLUGINDIR is not defined: the Makefile passes it (-DWALNOTIFY_PLUGINDIR=...)"
@@ -497,6 +514,8 @@ static const key top_keys[] = {
                .any_case = true),
     INT_KEY(wn_config, stop_timeout_ms, 60000, 1000, BACKOFF_MAX_MS,
             "how long a stop may wait for a plugin call before walnotify exits anyway"),
+    STRING_KEY(wn_config, metrics_listen, "where /metrics, /healthz and /readyz are served",
+               .check = check_listen),
     END_KEYS,
 };
 
@@ -1281,6 +1300,7 @@ void wn_config_free(wn_config *config)
     free(config->source.tables);
     free(config->source.state_file_in);
     free_strings(source_keys, &config->source);
+    free_strings(top_keys, config);
     free(config->file);
     free(config->dir);
     memset(config, 0, sizeof *config);
@@ -1303,6 +1323,60 @@ wn_plugin_config wn_plugin_config_defaults(void)
     memset(&plugin, 0, sizeof plugin);
     set_defaults(plugin_keys, &plugin);
     return plugin;
+}
+
+/* "1" to "65535", digits only. */
+static bool parse_port(const char *text, uint16_t *port)
+{
+    unsigned long value = 0;
+
+    if (*text == '\0' || strlen(text) > 5)
+        return false;
+    for (const char *c = text; *c != '\0'; c++) {
+        if (*c < '0' || *c > '9')
+            return false;
+        value = value * 10 + (unsigned long)(*c - '0');
+    }
+    if (value < 1 || value > 65535)
+        return false;
+    *port = (uint16_t)value;
+    return true;
+}
+
+bool wn_config_listen_address(const char *text, struct sockaddr_storage *addr, socklen_t *addrlen)
+{
+    const char *colon = strrchr(text, ':');
+    char host[INET6_ADDRSTRLEN + 2];
+    size_t hostlen;
+    uint16_t port;
+
+    if (colon == NULL || !parse_port(colon + 1, &port))
+        return false;
+    hostlen = (size_t)(colon - text);
+    if (hostlen == 0 || hostlen >= sizeof host)
+        return false;
+    memcpy(host, text, hostlen);
+    host[hostlen] = '\0';
+    memset(addr, 0, sizeof *addr);
+    if (host[0] == '[' && host[hostlen - 1] == ']') {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)addr;
+
+        host[hostlen - 1] = '\0';
+        if (inet_pton(AF_INET6, host + 1, &in6->sin6_addr) != 1)
+            return false;
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons(port);
+        *addrlen = sizeof *in6;
+        return true;
+    }
+    struct sockaddr_in *in4 = (struct sockaddr_in *)addr;
+
+    if (inet_pton(AF_INET, host, &in4->sin_addr) != 1)
+        return false;
+    in4->sin_family = AF_INET;
+    in4->sin_port = htons(port);
+    *addrlen = sizeof *in4;
+    return true;
 }
 
 int wn_config_find_table(const wn_config *config, const char *schema, const char *name)

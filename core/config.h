@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "log.h"
 
@@ -104,7 +105,8 @@ typedef struct wn_config {
     char *file; /* as given on the command line */
     char *dir;  /* absolute folder of the file: relative paths resolve here */
     wn_log_level log_level;
-    int stop_timeout_ms; /* `stop_timeout_ms`: how long a clean stop may take */
+    int stop_timeout_ms;  /* `stop_timeout_ms`: how long a clean stop may take */
+    char *metrics_listen; /* `metrics_listen`: "ADDRESS:PORT" of the HTTP endpoint; NULL: none */
     wn_source_config source;
     wn_plugin_config *plugins;
     size_t nplugins;
@@ -127,6 +129,13 @@ void wn_config_free(wn_config *config);
  */
 wn_config wn_config_defaults(void);
 wn_plugin_config wn_plugin_config_defaults(void);
+
+/*
+ * Parses a `metrics_listen` value: "IPv4:PORT" or "[IPv6]:PORT", the address a literal (never a
+ * host name: no resolver behind the user's back), PORT 1 to 65535. true with *addr and *addrlen
+ * set; false when the text is no such address.
+ */
+bool wn_config_listen_address(const char *text, struct sockaddr_storage *addr, socklen_t *addrlen);
 
 /* Index of table in config->source.tables, or -1. */
 int wn_config_find_table(const wn_config *config, const char *schema, const char *name);

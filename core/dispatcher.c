@@ -50,6 +50,13 @@ static void publish(dispatcher *d, wn_lsn lsn)
         return;
     d->published = lsn;
     wn_handoff_set_acknowledgeable(d->handoff, lsn);
+    wn_metrics_acknowledged(d->options->metrics, lsn, d->xact.open);
+    if (d->options->notify != NULL) {
+        char text[WN_LSN_TEXT_MAX];
+
+        wn_notify_progress(d->options->notify, d->options->config->source.slot,
+                           wn_lsn_format(lsn, text));
+    }
     wn_policy_acknowledged(d, lsn);
 }
 
@@ -161,6 +168,7 @@ static flow deliver(dispatcher *d, const wn_relation *rel, const walnotify_event
             continue;
         if (deliver_to(d, inst, event) != FLOW_CONTINUE)
             return FLOW_DONE;
+        wn_metrics_delivered(inst->metrics, rel ? rel->table_index : -1, event->op);
         delivered = true;
     }
     if (delivered)
@@ -322,6 +330,7 @@ static flow on_begin(dispatcher *d, const wn_message *msg)
     d->xact.txn.commit_time = msg->u.begin.commit_time + WN_PG_EPOCH_OFFSET_US;
     for (size_t i = 0; i < d->ninstances; i++)
         d->instances[i].began = false;
+    wn_metrics_transaction_received(d->options->metrics);
     return FLOW_CONTINUE;
 }
 
@@ -398,6 +407,7 @@ static flow deliver_snapshot_event(dispatcher *d, long table, const walnotify_ev
             continue;
         if (deliver_to(d, inst, event) != FLOW_CONTINUE)
             return FLOW_DONE;
+        wn_metrics_delivered(inst->metrics, table, event->op);
         delivered = true;
     }
     if (delivered)
@@ -496,6 +506,8 @@ static void log_snapshot_progress(dispatcher *d, int64_t *next_ms)
            " rows in all",
            source->tables[progress.table].qualified, progress.table_rows,
            progress.table_estimate < 0 ? (int64_t)0 : progress.table_estimate, progress.rows);
+    wn_notify_status(d->options->notify, "initial snapshot: table %s, %" PRIu64 " rows read",
+                     source->tables[progress.table].qualified, progress.rows);
 }
 
 /* Every instance makes the end marker durable; then the snapshot is recorded as finished, and
@@ -550,6 +562,7 @@ static flow deliver_snapshot(dispatcher *d)
             d->result = WN_DISPATCH_STOPPED;
             return FLOW_DONE;
         }
+        wn_notify_alive(d->options->notify, now_ms());
         if (flush_if_due(d, now_ms()) != FLOW_CONTINUE)
             return FLOW_DONE;
         log_snapshot_progress(d, &next_progress_ms);
@@ -642,6 +655,7 @@ static flow on_item(dispatcher *d, wn_item *item)
 {
     flow next = FLOW_CONTINUE;
 
+    wn_metrics_wal_end(d->options->metrics, item->wal_end);
     switch (item->kind) {
     case WN_ITEM_DATA:
         next = on_data(d, item);
@@ -680,11 +694,15 @@ static void run_loop(dispatcher *d)
         int wait_ms = d->next_flush_ms > now ? (int)(d->next_flush_ms - now) : 0;
         size_t count;
 
+        wait_ms = wn_notify_wait_ms(d->options->notify, wait_ms);
+
         if (wn_handoff_stop_requested(d->handoff)) {
             d->result = WN_DISPATCH_STOPPED;
             return;
         }
         count = wn_handoff_pop_many(d->handoff, items, POP_BATCH, wait_ms);
+        if (d->options->metrics != NULL)
+            wn_metrics_queue(d->options->metrics, wn_handoff_length(d->handoff));
         for (size_t i = 0; i < count; i++) {
             if (i > 0 && wn_handoff_stop_requested(d->handoff)) {
                 release_items(items + i, count - i);
@@ -696,6 +714,7 @@ static void run_loop(dispatcher *d)
                 return;
             }
             now = now_ms();
+            wn_notify_alive(d->options->notify, now);
             if (flush_if_due(d, now) == FLOW_DONE) {
                 release_items(items + i + 1, count - i - 1);
                 return;
@@ -703,6 +722,7 @@ static void run_loop(dispatcher *d)
         }
         if (count == 0) {
             now = now_ms();
+            wn_notify_alive(d->options->notify, now);
             if (flush_if_due(d, now) == FLOW_DONE)
                 return;
         }
@@ -796,6 +816,7 @@ static int setup(dispatcher *d, const wn_dispatcher_options *options, wn_handoff
     for (size_t i = 0; i < d->ninstances; i++) {
         d->instances[i].plugin = &options->plugins[i];
         d->instances[i].ops = options->plugins[i].config->ops & wn_plugin_ops(&options->plugins[i]);
+        d->instances[i].metrics = wn_metrics_plugin(options->metrics, i);
         wn_requests_new_stream(&options->plugins[i].requests);
     }
     if (wn_policy_open_dead_letters(d) != 0)

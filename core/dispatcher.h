@@ -13,6 +13,8 @@
 #include "handoff.h"
 #include "loader.h"
 #include "lsn.h"
+#include "metrics.h"
+#include "notify.h"
 #include "snapshot.h"
 #include "tablewatch.h"
 
@@ -54,6 +56,8 @@ typedef struct wn_dispatcher_options {
        The handle may be ended there: the dispatcher no longer uses it. */
     int (*record_snapshot)(void *arg, wn_lsn consistent_point, char *err, size_t errlen);
     void *record_arg;
+    wn_metrics *metrics; /* counters for the metrics endpoint; NULL: none */
+    wn_notify *notify;   /* systemd's watchdog, pinged between items; NULL: none */
 } wn_dispatcher_options;
 
 /*

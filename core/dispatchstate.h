@@ -18,6 +18,7 @@
 #include "deadletter.h"
 #include "decoder.h"
 #include "dispatcher.h"
+#include "metrics.h"
 #include "relcache.h"
 
 /* Events skipped one after the other for one reason, said in one log line when the run ends:
@@ -39,6 +40,7 @@ typedef struct instance {
     wn_deadletter *deadletter; /* where skipped events go; NULL when the policy never skips */
     uint64_t skipped;          /* events skipped in this run */
     skip_run skips;            /* skipped, not yet logged */
+    wn_plugin_metrics *metrics; /* its counters; NULL without a metrics endpoint */
 } instance;
 
 /* What the dispatcher knows of the identity of one configured table. */

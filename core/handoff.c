@@ -414,6 +414,14 @@ wn_lsn wn_handoff_acknowledgeable(const wn_handoff *handoff)
     return atomic_load(&((wn_handoff *)handoff)->acknowledgeable);
 }
 
+size_t wn_handoff_length(const wn_handoff *handoff)
+{
+    wn_handoff *h = (wn_handoff *)handoff;
+
+    return atomic_load_explicit(&h->tail, memory_order_relaxed) -
+           atomic_load_explicit(&h->head, memory_order_relaxed);
+}
+
 void wn_handoff_set_delivered(wn_handoff *handoff, uint64_t events)
 {
     atomic_store_explicit(&handoff->delivered, events, memory_order_relaxed);

@@ -78,6 +78,9 @@ void wn_handoff_ack_seen(wn_handoff *handoff);
 
 /* Dispatcher: the events delivered so far in this stream, for the reader's progress line (which
  * goes on while a plugin blocks). A relaxed store: it costs nothing per event. */
+/* Items queued and not yet popped, at a glance (either thread). */
+size_t wn_handoff_length(const wn_handoff *handoff);
+
 void wn_handoff_set_delivered(wn_handoff *handoff, uint64_t events);
 uint64_t wn_handoff_delivered(const wn_handoff *handoff);
 

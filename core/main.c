@@ -12,6 +12,7 @@
 #include "config.h"
 #include "conninfo.h"
 #include "exitcode.h"
+#include "httpd.h"
 #include "loader.h"
 #include "log.h"
 #include "lsn.h"
@@ -207,6 +208,40 @@ static int create_slot(const wn_config *config, wn_session *session)
     return status;
 }
 
+/* The run with what watches it from outside: the metrics endpoint when metrics_listen is set,
+ * systemd when NOTIFY_SOCKET is. An address that cannot be listened on is a configuration
+ * error, found before anything connects. */
+static int run_observed(const wn_config *config, wn_plugin *plugins, size_t nplugins, wn_lsn endpos,
+                        wn_session *session)
+{
+    wn_metrics *metrics = NULL;
+    wn_httpd *httpd = NULL;
+    wn_notify notify;
+    char err[ERR_MAX];
+    int status;
+
+    if (config->metrics_listen != NULL) {
+        metrics = wn_metrics_create(config, WN_PIPELINE_QUEUE_CAPACITY);
+        if (metrics == NULL) {
+            wn_pipeline_unload_plugins(plugins, nplugins);
+            return wn_die(WN_EXIT_INTERNAL, "out of memory starting the metrics endpoint");
+        }
+        if (wn_httpd_start(&httpd, config->metrics_listen, metrics, err, sizeof err) != 0) {
+            wn_pipeline_unload_plugins(plugins, nplugins);
+            wn_metrics_destroy(metrics);
+            return wn_die(WN_EXIT_CONFIG, "%s: %s", config->file, err);
+        }
+        wn_log(WN_LOG_INFO, "serving /metrics, /healthz and /readyz at http://%s",
+               config->metrics_listen);
+    }
+    wn_notify_open(&notify);
+    status = wn_pipeline_run(config, plugins, nplugins, endpos, session, metrics, &notify);
+    wn_notify_close(&notify);
+    wn_httpd_stop(httpd);
+    wn_metrics_destroy(metrics);
+    return status;
+}
+
 static int run_command(const wn_config *config, wn_lsn endpos, wn_session *session)
 {
     wn_plugin *plugins = NULL;
@@ -219,7 +254,7 @@ static int run_command(const wn_config *config, wn_lsn endpos, wn_session *sessi
         wn_pipeline_unload_plugins(plugins, nplugins);
         return status != 0 ? status : stopped(session, "before connecting");
     }
-    return wn_pipeline_run(config, plugins, nplugins, endpos, session);
+    return run_observed(config, plugins, nplugins, endpos, session);
 }
 
 /* The command, with the signal thread running throughout, so that SIGINT/SIGTERM stop every

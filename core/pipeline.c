@@ -38,7 +38,7 @@
 #include "stream.h"
 #include "tablewatch.h"
 
-#define QUEUE_CAPACITY 4096
+#define QUEUE_CAPACITY WN_PIPELINE_QUEUE_CAPACITY
 #define ERR_MAX 1024
 #define SLOT_BUSY_RETRY_MAX_MS 5000 /* a standby notices a free slot within this */
 #define SLOT_BUSY_LOG_INTERVAL_MS 60000
@@ -68,6 +68,9 @@ typedef struct pipeline {
     wn_snapshot *snap;              /* the initial snapshot taken and not finished; NULL: none */
     wn_lsn snap_lsn;                /* its consistent point */
     wn_lsn snapshot_done;           /* the finished snapshot's consistent point; 0: not yet */
+    wn_metrics *metrics;            /* NULL: no metrics endpoint */
+    wn_notify *notify;              /* systemd; NULL: none */
+    wn_run_state said;              /* the last waiting state told to systemd */
 } pipeline;
 
 typedef struct reader_args {
@@ -197,12 +200,19 @@ static void lend_context(pipeline *r)
  * meanwhile, noticed at the end of the wait: a host whose stream is gone must not go on waiting
  * for a sink, which the host that took the slot may hold).
  */
-static bool wait_to_init(const reader_args *reader, int ms, wn_dispatch_result *result)
+static bool wait_to_init(const reader_args *reader, wn_notify *notify, int ms,
+                         wn_dispatch_result *result)
 {
     struct pollfd pfd = {.fd = wn_handoff_stop_fd(reader->handoff), .events = POLLIN};
 
-    if (!wn_handoff_stop_requested(reader->handoff) && poll(&pfd, 1, ms) < 0 && errno != EINTR)
-        wn_log(WN_LOG_WARNING, "poll while waiting to call init again: %s", strerror(errno));
+    for (int left = ms; left > 0 && !wn_handoff_stop_requested(reader->handoff);) {
+        int step = wn_notify_wait_ms(notify, left);
+
+        if (poll(&pfd, 1, step) < 0 && errno != EINTR)
+            wn_log(WN_LOG_WARNING, "poll while waiting to call init again: %s", strerror(errno));
+        wn_notify_alive(notify, monotonic_ms());
+        left -= step;
+    }
     if (wn_handoff_stop_requested(reader->handoff)) {
         *result = WN_DISPATCH_STOPPED;
         return false;
@@ -219,8 +229,8 @@ static bool wait_to_init(const reader_args *reader, int ms, wn_dispatch_result *
  * (retry_initial_ms doubling up to retry_max_ms). The reader thread keeps the connection alive
  * meanwhile. false with *result set after FATAL (err set), a stop, or the end of the stream.
  */
-static bool init_plugin(wn_plugin *plugin, const reader_args *reader, wn_dispatch_result *result,
-                        char *err, size_t errlen)
+static bool init_plugin(wn_plugin *plugin, const reader_args *reader, wn_notify *notify,
+                        wn_dispatch_result *result, char *err, size_t errlen)
 {
     const wn_plugin_config *config = plugin->config;
     int delay_ms = config->retry_initial_ms;
@@ -244,7 +254,7 @@ static bool init_plugin(wn_plugin *plugin, const reader_args *reader, wn_dispatc
         wn_log(attempt == 1 ? WN_LOG_WARNING : WN_LOG_DEBUG,
                "plugin \"%s\": init answered RETRY (attempt %u); calling it again in %d ms",
                config->name, attempt, delay_ms);
-        if (!wait_to_init(reader, delay_ms, result)) {
+        if (!wait_to_init(reader, notify, delay_ms, result)) {
             wn_log(WN_LOG_INFO, "plugin \"%s\": %s while init was being retried", config->name,
                    *result == WN_DISPATCH_STOPPED ? "stopped" : "the replication stream ended");
             return false;
@@ -265,7 +275,7 @@ static bool start_plugins(pipeline *r, const reader_args *reader, wn_dispatch_re
         return true;
     lend_context(r);
     for (size_t i = 0; i < r->nplugins; i++) {
-        if (!init_plugin(&r->plugins[i], reader, result, err, errlen))
+        if (!init_plugin(&r->plugins[i], reader, r->notify, result, err, errlen))
             return false;
     }
     r->started = true;
@@ -273,6 +283,21 @@ static bool start_plugins(pipeline *r, const reader_args *reader, wn_dispatch_re
            r->config->source.slot, r->config->source.publication,
            wn_lsn_format(r->resume, lsn_text), r->nplugins);
     return true;
+}
+
+/* The stream is up and every plugin started: this host is the active one. */
+static void say_streaming(pipeline *r)
+{
+    char lsn_text[WN_LSN_TEXT_MAX];
+
+    wn_metrics_set_state(r->metrics, WN_RUN_STREAMING);
+    r->said = WN_RUN_STREAMING;
+    wn_metrics_set_snapshot_pending(r->metrics, r->config->source.snapshot == WN_SNAPSHOT_INITIAL &&
+                                                    r->snapshot_done == WN_LSN_INVALID);
+    wn_notify_status(
+        r->notify, "streaming slot \"%s\" from %s%s", r->config->source.slot,
+        wn_lsn_format(r->resume, lsn_text),
+        r->snap != NULL && r->snapshot_done == WN_LSN_INVALID ? " (initial snapshot first)" : "");
 }
 
 /*
@@ -545,6 +570,9 @@ static int record_snapshot(void *arg, wn_lsn consistent_point, char *err, size_t
         return rc;
     r->snapshot_done = consistent_point;
     r->origin.snapshot = consistent_point;
+    wn_metrics_set_snapshot_pending(r->metrics, false);
+    wn_notify_status(r->notify, "streaming slot \"%s\"; initial snapshot finished",
+                     r->config->source.slot);
     end_snapshot(r);
     return 0;
 }
@@ -635,6 +663,32 @@ static int open_stream(pipeline *r, bool *nothing_to_do, char *err, size_t errle
     return 0;
 }
 
+/* Sleeps ms, or less when a stop comes, pinging systemd's watchdog meanwhile (a standby's
+ * wait is not a hang); true when a stop came. */
+static bool wait_alive(pipeline *r, wn_session *sess, int ms)
+{
+    for (int left = ms; left > 0;) {
+        int step = wn_notify_wait_ms(r->notify, left);
+
+        if (wn_session_wait(sess, step))
+            return true;
+        wn_notify_alive(r->notify, monotonic_ms());
+        left -= step;
+    }
+    return wn_session_stop_requested(sess);
+}
+
+/* The run waits: as a standby (another process holds the slot) or for the server. */
+static void say_waiting(pipeline *r, wn_run_state state, const char *why)
+{
+    wn_metrics_set_state(r->metrics, state);
+    if (r->said == state)
+        return;
+    r->said = state;
+    wn_notify_status(r->notify, "%s: %s", state == WN_RUN_STANDBY ? "standby" : "reconnecting",
+                     why);
+}
+
 static void log_slot_busy(const pipeline *r, const char *reason, int retry_ms, int64_t *next_log_ms)
 {
     int64_t now = monotonic_ms();
@@ -676,7 +730,7 @@ static connect_result connect_with_retry(pipeline *r, wn_session *sess, const ch
         bool nothing_to_do;
         int status;
 
-        if (delay_ms > 0 && wn_session_wait(sess, delay_ms))
+        if (delay_ms > 0 && wait_alive(r, sess, delay_ms))
             return CONNECT_STOPPED;
         if (wn_session_stop_requested(sess))
             return CONNECT_STOPPED;
@@ -690,10 +744,13 @@ static connect_result connect_with_retry(pipeline *r, wn_session *sess, const ch
                 wn_log(WN_LOG_INFO, "replication stream %s at %s after %u attempt%s",
                        lost ? "back" : "up", wn_lsn_format(r->resume, text), attempt,
                        attempt == 1 ? "" : "s");
+            if (lost)
+                wn_metrics_reconnected(r->metrics);
             return CONNECT_OK;
         }
         if (status == WN_EXIT_SLOT_BUSY) {
             stop_plugins(r);
+            say_waiting(r, WN_RUN_STANDBY, err);
             delay_ms = wn_backoff_next(&busy, &r->seed);
             log_slot_busy(r, err, busy.max_ms, &next_busy_log_ms);
             continue;
@@ -703,6 +760,7 @@ static connect_result connect_with_retry(pipeline *r, wn_session *sess, const ch
             return CONNECT_FAILED;
         }
         delay_ms = wn_backoff_next(&transient, &r->seed);
+        say_waiting(r, WN_RUN_RECONNECTING, err);
         wn_log(WN_LOG_WARNING, "%s: %s; %s in %.1f s (attempt %u)",
                lost ? "replication stream lost" : "cannot start streaming", err,
                lost ? "reconnecting" : "retrying", delay_ms / 1000.0, attempt + 1);
@@ -739,6 +797,8 @@ static wn_dispatch_result stream_once(pipeline *r, wn_session *sess, reader_args
         .snapshot_lsn = r->snap_lsn,
         .record_snapshot = record_snapshot,
         .record_arg = r,
+        .metrics = r->metrics,
+        .notify = r->notify,
     };
     wn_handoff *handoff = wn_handoff_create(QUEUE_CAPACITY);
     pthread_t reader_thread;
@@ -764,10 +824,13 @@ static wn_dispatch_result stream_once(pipeline *r, wn_session *sess, reader_args
         return WN_DISPATCH_INTERNAL;
     }
     /* The reader answers keepalives and sends status updates while init is retried. */
-    if (start_plugins(r, reader, &result, err, errlen))
+    if (start_plugins(r, reader, &result, err, errlen)) {
+        say_streaming(r);
         result = wn_dispatch_run(&dispatch, handoff, err, errlen);
-    else
+        wn_metrics_set_state(r->metrics, WN_RUN_RECONNECTING);
+    } else {
         wn_handoff_set_dispatcher_done(handoff);
+    }
     /* The dispatcher has published its final position; the reader sends it and closes. */
     wn_handoff_request_stop(handoff);
     pthread_join(reader_thread, NULL);
@@ -877,7 +940,7 @@ int wn_pipeline_create_slot(const wn_config *config, wn_session *session)
 }
 
 int wn_pipeline_run(const wn_config *config, wn_plugin *plugins, size_t nplugins, wn_lsn endpos,
-                    wn_session *session)
+                    wn_session *session, wn_metrics *metrics, wn_notify *notify)
 {
     pipeline r = {
         .config = config,
@@ -886,8 +949,16 @@ int wn_pipeline_run(const wn_config *config, wn_plugin *plugins, size_t nplugins
         .endpos = endpos,
         .seed = (unsigned)time(NULL) ^ ((unsigned)getpid() << 16),
         .stop_fd = wn_session_stop_fd(session),
+        .metrics = metrics,
+        .notify = notify,
     };
-    int status = run_pipeline(&r, session);
+    int status;
+
+    wn_metrics_set_running(metrics, true);
+    status = run_pipeline(&r, session);
+    wn_metrics_set_state(metrics, WN_RUN_STOPPING);
+    wn_metrics_set_running(metrics, false);
+    wn_notify_stopping(notify);
 
     /* The plugins are shut down while the slot is still held, so that a standby taking over
      * never meets a sink this host has not released yet. */

@@ -12,6 +12,8 @@
 #include "exitcode.h"
 #include "loader.h"
 #include "lsn.h"
+#include "metrics.h"
+#include "notify.h"
 #include "session.h"
 
 /* Loads every plugin of config, in order (no init). Returns 0, or the exit status after printing
@@ -38,8 +40,13 @@ int wn_pipeline_create_slot(const wn_config *config, wn_session *session);
  * FATAL or a stop), shut down while another process holds the slot after a lost stream (and
  * initialised again once the slot is this host's), and shut down and unloaded before the slot
  * is released. Returns the exit status, after printing the reason of a failure.
+ * metrics (NULL: no endpoint) and notify (systemd; NULL: none) hear where the run is: streaming,
+ * standby, reconnecting, stopping; the waits in between ping systemd's watchdog.
  */
+/* How many messages the reader's queue holds. */
+#define WN_PIPELINE_QUEUE_CAPACITY 4096
+
 int wn_pipeline_run(const wn_config *config, wn_plugin *plugins, size_t nplugins, wn_lsn endpos,
-                    wn_session *session);
+                    wn_session *session, wn_metrics *metrics, wn_notify *notify);
 
 #endif

@@ -63,23 +63,36 @@ static walnotify_status call_callback(instance *inst, call_kind kind, const waln
 static walnotify_status call_once(instance *inst, call_kind kind, const walnotify_txn *txn,
                                   const walnotify_event *event)
 {
+    static const wn_metrics_call timed[] = {[CALL_HANDLE] = WN_METRICS_HANDLE,
+                                            [CALL_COMMIT] = WN_METRICS_COMMIT,
+                                            [CALL_FLUSH] = WN_METRICS_FLUSH};
     wn_requests *requests = &inst->plugin->requests;
+    uint64_t start = kind != CALL_BEGIN ? wn_metrics_clock(inst->metrics) : 0;
     walnotify_status status;
 
     if (kind != CALL_BEGIN)
         wn_requests_open(requests, call_name(kind));
     status = call_callback(inst, kind, txn, event);
     wn_requests_close(requests);
+    if (kind != CALL_BEGIN)
+        wn_metrics_call_done(inst->metrics, timed[kind], start);
     return status;
 }
 
-/* Sleeps up to ms, waking early when a stop is requested. */
+/* Sleeps up to ms, waking early when a stop is requested; systemd's watchdog is pinged
+ * meanwhile (a wait is not a hang). */
 static void sleep_unless_stopped(dispatcher *d, int ms)
 {
     struct pollfd pfd = {.fd = wn_handoff_stop_fd(d->handoff), .events = POLLIN};
 
-    if (!wn_handoff_stop_requested(d->handoff) && poll(&pfd, 1, ms) < 0 && errno != EINTR)
-        wn_log(WN_LOG_WARNING, "poll while waiting to retry: %s", strerror(errno));
+    for (int left = ms; left > 0 && !wn_handoff_stop_requested(d->handoff);) {
+        int step = wn_notify_wait_ms(d->options->notify, left);
+
+        if (poll(&pfd, 1, step) < 0 && errno != EINTR)
+            wn_log(WN_LOG_WARNING, "poll while waiting to retry: %s", strerror(errno));
+        wn_notify_alive(d->options->notify, wn_metrics_now_ns() / 1000000);
+        left -= step;
+    }
 }
 
 /* The plugin's backoff, as the configuration gives it (with its defaults filled in). */
@@ -132,6 +145,7 @@ static flow wait_to_retry(dispatcher *d, const instance *inst, call_kind kind, u
             return wait_to_retry_final(d, inst, kind, backoff_ms);
         return fail(d, WN_DISPATCH_STOPPED, "stopped while retrying plugin \"%s\"", config->name);
     }
+    wn_metrics_retry(inst->metrics);
     wn_log(retry == 1 ? WN_LOG_WARNING : WN_LOG_DEBUG,
            "plugin \"%s\": %s failed transiently (attempt %u), retrying in %d ms", config->name,
            call_name(kind), retry, *backoff_ms);
@@ -279,6 +293,7 @@ static flow skip_event(dispatcher *d, instance *inst, const walnotify_event *eve
     char why[512];
 
     wn_lsn_format(event->commit_lsn, lsn);
+    wn_metrics_skipped(inst->metrics);
     if (inst->deadletter == NULL)
         return fail(d, WN_DISPATCH_PLUGIN_FATAL,
                     "plugin \"%s\": cannot skip event %s seq %" PRIu32 " of %s (%s): it has no "
@@ -289,6 +304,7 @@ static flow skip_event(dispatcher *d, instance *inst, const walnotify_event *eve
                     "plugin \"%s\": cannot record skipped event %s seq %" PRIu32 " of %s: %s", name,
                     lsn, event->seq, event_subject(event), why);
     inst->skipped++;
+    wn_metrics_dead_letter(inst->metrics);
     remember_skipped(inst, event);
     add_to_run(inst, event, reason);
     return FLOW_CONTINUE;
@@ -474,12 +490,14 @@ static flow act_on_request(dispatcher *d, instance *inst)
         return fail(d, WN_DISPATCH_PLUGIN_FATAL, "plugin \"%s\": %s; stopping", name,
                     requests->message);
     case WN_REQUEST_FAIL:
+        wn_metrics_rewind(inst->metrics);
         wn_log(WN_LOG_WARNING,
                "plugin \"%s\" named events as failed from %s; streaming again from %s, where "
                "they meet its policy",
                name, requests->from, wn_lsn_format(d->published, lsn));
         return rewind_now(d, 0);
     case WN_REQUEST_REWIND:
+        wn_metrics_rewind(inst->metrics);
         return bare_rewind(d, inst);
     }
     return FLOW_CONTINUE;

@@ -23,11 +23,15 @@ missing_packages() {
         pkg-config --exists libconfig || echo libconfig-dev
         pkg-config --exists check || echo check
         pkg-config --exists libcurl || echo libcurl4-openssl-dev
+        pkg-config --exists libmicrohttpd || echo libmicrohttpd-dev
     else
         echo libconfig-dev
         echo check
         echo libcurl4-openssl-dev
+        echo libmicrohttpd-dev
     fi
+    # The metrics endpoint's test parses a scrape with Debian's Prometheus client.
+    /usr/bin/python3 -c 'import prometheus_client' 2>/dev/null || echo python3-prometheus-client
     # The webhook plugin's tests: a Python receiver, certificates made with openssl.
     command -v python3 >/dev/null 2>&1 || echo python3
     command -v openssl >/dev/null 2>&1 || echo openssl

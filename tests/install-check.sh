@@ -6,8 +6,9 @@
 # it, and checks what a plugin author and a user rely on: walnotify.pc's plugindir under
 # PKG_CONFIG_PATH, the installed host finding a plugin named by its bare file name ("jsonl.so")
 # in that folder, a file of that name next to the configuration taking precedence, and DESTDIR
-# staging without changing the folder compiled in. Then uninstall removes every file it
-# installed and leaves other plugins. Last, what a changed header rebuilds (make -n -W, which
+# staging without changing the folder compiled in, the systemd unit with the installed paths, and
+# the example configuration never written over one that is there. Then uninstall removes every
+# file it installed and leaves other plugins and an edited configuration. Last, what a changed header rebuilds (make -n -W, which
 # changes nothing), and that a .d naming a source that is gone does not stop make.
 set -euo pipefail
 
@@ -51,9 +52,32 @@ check_config() {
 check_installed_files() {
     local f
     for f in bin/walnotify lib/walnotify/jsonl.so include/walnotify/plugin.h \
-        lib/pkgconfig/walnotify.pc; do
+        lib/pkgconfig/walnotify.pc lib/systemd/system/walnotify.service etc/walnotify/walnotify.conf; do
         [ -f "$PREFIX/$f" ] || fail "make install did not install $PREFIX/$f"
     done
+}
+
+# The unit names the installed host and configuration, speaks the notify protocol with a
+# watchdog, and stays hardened.
+check_unit() {
+    local unit=$PREFIX/lib/systemd/system/walnotify.service line
+    for line in "Type=notify" "WatchdogSec=120s" "NotifyAccess=main" "NoNewPrivileges=yes" \
+        "ProtectSystem=strict" "PrivateTmp=yes" "UMask=0077" \
+        "ExecStart=$PREFIX/bin/walnotify -c $PREFIX/etc/walnotify/walnotify.conf" \
+        "ExecStartPre=$PREFIX/bin/walnotify --check-config -c $PREFIX/etc/walnotify/walnotify.conf"; do
+        grep -qxF "$line" "$unit" || fail "the installed unit has no line \"$line\""
+    done
+    ! grep -q "@[A-Z]*@" "$unit" || fail "the installed unit keeps a placeholder: $(grep "@[A-Z]*@" "$unit")"
+}
+
+# A second make install keeps the configuration the user edited.
+check_config_kept() {
+    local conf=$PREFIX/etc/walnotify/walnotify.conf
+    cmp -s "$ROOT/etc/walnotify.conf" "$conf" || fail "make install did not install the example configuration"
+    echo "# edited" >>"$conf"
+    run_make install PREFIX="$PREFIX"
+    tail -n 1 "$conf" | grep -qx "# edited" || fail "a second make install overwrote $conf"
+    cp "$ROOT/etc/walnotify.conf" "$conf"
 }
 
 check_pkg_config() {
@@ -96,8 +120,14 @@ check_destdir() {
     [ -f "$stage$final/lib/walnotify/jsonl.so" ] || fail "DESTDIR: no $stage$final/lib/walnotify/jsonl.so"
     grep -q "$final/lib/walnotify" "$stage$final/bin/walnotify" ||
         fail "DESTDIR: the host does not hold the plugin folder $final/lib/walnotify"
-    ! grep -q "$stage" "$stage$final/bin/walnotify" "$stage$final/lib/pkgconfig/walnotify.pc" ||
+    ! grep -q "$stage" "$stage$final/bin/walnotify" "$stage$final/lib/pkgconfig/walnotify.pc" \
+        "$stage$final/lib/systemd/system/walnotify.service" ||
         fail "DESTDIR: the staging folder leaked into the installed files"
+    # make uninstall leaves a configuration the user edited.
+    echo "# edited" >>"$stage$final/etc/walnotify/walnotify.conf"
+    run_make uninstall DESTDIR="$stage" PREFIX="$final"
+    [ -f "$stage$final/etc/walnotify/walnotify.conf" ] || fail "make uninstall removed an edited configuration"
+    [ ! -e "$stage$final/lib/systemd/system/walnotify.service" ] || fail "make uninstall left the unit"
 }
 
 # The user's CFLAGS come after the project's flags instead of replacing them.
@@ -169,6 +199,8 @@ main() {
     run_make install PREFIX="$PREFIX" CFLAGS='-O0 -g' V=1
     check_user_cflags
     check_installed_files
+    check_unit
+    check_config_kept
     check_pkg_config
     check_bare_name
     check_destdir

@@ -44,6 +44,12 @@
 #
 # Redis: the redis plugin beside redis-cli --pipe and pg_recvlogical (tests/bench/redis.sh says
 # how). BENCH_REDIS=0 skips it; BENCH_REDIS_ONLY=1 runs only it.
+# Metrics endpoint: BENCH_METRICS_ROWS rows (default BENCH_ROWS) in transactions of
+# BENCH_TXN_ROWS rows, read by walnotify without metrics_listen ("walnotify") and with it
+# ("walnotify_metrics", 127.0.0.1:BENCH_METRICS_PORT, default 19781, /metrics scraped every
+# second by curl meanwhile), in interleaved rounds; the endpoint's counters may cost at most 3 %
+# more CPU, which the report says. BENCH_METRICS=0 skips it; BENCH_METRICS_ONLY=1 runs only it
+# (with the other *_ONLY=1 too: those parts).
 #
 # Other knobs: BENCH_NODE=0 skips the Node client; BENCH_LATENCY=0 skips the latency run;
 # BENCH_PROFILE=1 also runs walnotify under valgrind --tool=callgrind on the one_txn workload
@@ -88,6 +94,11 @@ USE_SNAPSHOT=${BENCH_SNAPSHOT:-1}
 SNAPSHOT_ONLY=${BENCH_SNAPSHOT_ONLY:-0}
 SNAPSHOT_ROWS=${BENCH_SNAPSHOT_ROWS:-1000000}
 SNAP_PUB=snap_pub
+USE_METRICS=${BENCH_METRICS:-1}
+METRICS_ONLY=${BENCH_METRICS_ONLY:-0}
+METRICS_ROWS=${BENCH_METRICS_ROWS:-$ROWS}
+METRICS_PORT=${BENCH_METRICS_PORT:-19781}
+METRICS_LIMIT_PCT=3
 TIME_BIN=/usr/bin/time
 USE_REDIS=${BENCH_REDIS:-1}
 REDIS_ONLY=${BENCH_REDIS_ONLY:-0}
@@ -97,6 +108,7 @@ PGDIR=""
 DO_STREAM=1
 DO_WEBHOOK=1
 DO_SNAPSHOT=1
+DO_METRICS=1
 BG_PIDS=()
 CONTENDERS=()
 LAT_ROWS=()
@@ -142,7 +154,7 @@ is_count() {
 check_settings() {
     local v
     for v in ROWS ROUNDS TXN_ROWS SINGLE MIXED_ROWS WARMUP_ROWS LAT_RATE LAT_SECONDS RUN_TIMEOUT \
-        WEBHOOK_ROWS SNAPSHOT_ROWS; do
+        WEBHOOK_ROWS SNAPSHOT_ROWS METRICS_ROWS METRICS_PORT; do
         is_count "${!v}" || die "BENCH_$v must be a positive integer, not '${!v}'"
     done
     [ $((ROWS % TXN_ROWS)) -eq 0 ] || die "BENCH_ROWS ($ROWS) must be a multiple of BENCH_TXN_ROWS ($TXN_ROWS)"
@@ -153,6 +165,8 @@ check_settings() {
         *) die "BENCH_WORKLOADS: unknown workload '$work' (known: one_txn txns single mixed)" ;;
         esac
     done
+    [ $((METRICS_ROWS % TXN_ROWS)) -eq 0 ] ||
+        die "BENCH_METRICS_ROWS ($METRICS_ROWS) must be a multiple of BENCH_TXN_ROWS ($TXN_ROWS)"
     [ $((WEBHOOK_ROWS % TXN_ROWS)) -eq 0 ] ||
         die "BENCH_WEBHOOK_ROWS ($WEBHOOK_ROWS) must be a multiple of BENCH_TXN_ROWS ($TXN_ROWS)"
     [ -x "$WALNOTIFY" ] || die "$WALNOTIFY is missing: run make all"
@@ -301,6 +315,13 @@ write_workload() {
                   END LOOP;
                 END \$\$;" ;;
     mixed) write_mixed ;;
+    metrics)
+        sql -c "DO \$\$ BEGIN
+                  FOR i IN 0 .. $((METRICS_ROWS / TXN_ROWS - 1)) LOOP
+                    $(rows_sql "i * $TXN_ROWS + 1" "i * $TXN_ROWS + $TXN_ROWS")
+                    COMMIT;
+                  END LOOP;
+                END \$\$;" ;;
     esac
 }
 
@@ -311,6 +332,7 @@ workload_rows() {
     single) echo "$SINGLE" ;;
     mixed) echo "$MIXED_ROWS" ;;
     snapshot) echo "$SNAPSHOT_ROWS" ;;
+    metrics) echo "$METRICS_ROWS" ;;
     esac
 }
 
@@ -325,11 +347,12 @@ workload_title() {
 }
 
 walnotify_conf() {
-    local slot=$1 conninfo=${2:-$CONNINFO} conf=$OUT/conf/$1.conf
+    local slot=$1 conninfo=${2:-$CONNINFO} conf=$OUT/conf/$1.conf listen=""
+    [ -n "${3:-}" ] && listen="metrics_listen = \"$3\";"
     mkdir -p "$OUT/conf"
     # info: the last line counts the events, which delivered_all checks.
     cat >"$conf" <<CONF
-log_level = "info";
+log_level = "info"; $listen
 source: { conninfo = "$conninfo"; tables = [ "public.bench" ]; slot = "$slot";
           publication = "$PUB"; };
 plugins = ( { name = "jsonl"; path = "$JSONL";
@@ -375,6 +398,9 @@ contender_cmd() {
     walnotify) CMD=("$WALNOTIFY" -c "$(walnotify_conf "$slot")" --endpos "$endpos") ;;
     walnotify_unix)
         CMD=("$WALNOTIFY" -c "$(walnotify_conf "$slot" "$CONNINFO_UNIX")" --endpos "$endpos") ;;
+    walnotify_metrics)
+        CMD=("$WALNOTIFY" -c "$(walnotify_conf "$slot" "$CONNINFO" "127.0.0.1:$METRICS_PORT")"
+            --endpos "$endpos") ;;
     exec_python) CMD=("$WALNOTIFY" -c "$(exec_conf "$slot")" --endpos "$endpos") ;;
     psql_copy) CMD=("$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -d "$CONNINFO" -o /dev/null
         -c "COPY snap TO STDOUT") ;;
@@ -393,7 +419,7 @@ contender_cmd() {
 delivered_all() {
     local who=$1 log=$2 expected=$3 got last=1
     case "$who" in
-    walnotify | walnotify_unix | exec_python) ;;
+    walnotify | walnotify_unix | walnotify_metrics | exec_python) ;;
     # The snapshot's begin and end markers are events too; its count and the stream's, should
     # they be logged apart, add up.
     walnotify_snap) expected=$((expected + 2)) last=0 ;;
@@ -933,6 +959,54 @@ print_snapshot() {
     done
 }
 
+# ---- the metrics endpoint ----------------------------------------------------------------------
+
+# Scrapes /metrics every second, as a Prometheus with a short interval would (between the runs
+# with the endpoint nothing listens: curl fails at once). Not counted in walnotify's CPU.
+start_scraper() {
+    command -v curl >/dev/null 2>&1 || die "curl is missing: the metrics part scrapes with it"
+    bash -c "while :; do curl -s -o /dev/null --max-time 2 http://127.0.0.1:$METRICS_PORT/metrics; sleep 1; done" &
+    BG_PIDS+=($!)
+}
+
+# walnotify with and without the endpoint on the same WAL, in interleaved rounds.
+run_metrics() {
+    local saved=("${CONTENDERS[@]}")
+    CONTENDERS=(walnotify walnotify_metrics)
+    start_scraper
+    run_workload metrics "$ROUNDS"
+    cleanup_bg
+    CONTENDERS=("${saved[@]}")
+}
+
+print_metrics() {
+    local base with
+    base=$(stat_of metrics walnotify "user + sys")
+    with=$(stat_of metrics walnotify_metrics "user + sys")
+    echo
+    echo "The metrics endpoint: $METRICS_ROWS rows in transactions of $TXN_ROWS rows (median of" \
+        "$ROUNDS rounds; /metrics scraped every second)"
+    printf '| %-19s | %10s | %7s | %7s |\n' client rows/s "wall s" "CPU s"
+    printf '|%s|%s|%s|%s|\n' --------------------- -----------: --------: --------:
+    for who in walnotify walnotify_metrics; do
+        awk -v who="$who" -v rows="$METRICS_ROWS" -v wall="$(stat_of metrics "$who" wall)" \
+            -v cpu="$(stat_of metrics "$who" "user + sys")" 'BEGIN {
+            printf "| %-19s | %10.0f | %7.2f | %7.2f |\n", who, (wall > 0 ? rows / wall : 0), wall, cpu }'
+    done
+    awk -v base="$base" -v with="$with" -v limit="$METRICS_LIMIT_PCT" 'BEGIN {
+        if (base + 0 <= 0 || with == "nan") { print "endpoint CPU: not measured"; exit }
+        pct = (with / base - 1) * 100
+        printf "endpoint CPU (medians): %+.1f %% (limit %d %%): %s\n", pct, limit,
+            pct <= limit ? "within" : "OVER THE LIMIT" }'
+    # The two runs of one round follow each other on the same machine state: their ratio,
+    # median over the rounds, is the steadier figure when the machine is shared.
+    awk -F'\t' '$1 == "metrics" && $8 == 0 { cpu[$3, $2] = $5 + $6; round[$3] = 1 }
+        END { for (r in round) if (cpu[r, "walnotify"] > 0 && cpu[r, "walnotify_metrics"] != "")
+                  print (cpu[r, "walnotify_metrics"] / cpu[r, "walnotify"] - 1) * 100 }' "$RESULTS" |
+        median | awk '{ if ($1 == "nan") exit
+            printf "endpoint CPU (median of the rounds'"'"' ratios): %+.1f %%\n", $1 }'
+}
+
 print_machine() {
     local model
     model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
@@ -943,24 +1017,27 @@ print_machine() {
         "$(node --version 2>/dev/null | sed 's/^/Node.js /')"
 }
 
-# Which parts run: the workloads (and the latency run), the webhook, the snapshot; a
-# BENCH_*_ONLY=1 runs its part alone.
+# Which parts run: the workloads (and the latency run), the webhook, the snapshot, the metrics
+# endpoint; a BENCH_*_ONLY=1 runs its part alone.
 choose_parts() {
     DO_STREAM=1
     DO_WEBHOOK=$USE_WEBHOOK
     DO_SNAPSHOT=$USE_SNAPSHOT
-    if [ "$WEBHOOK_ONLY" = 1 ] || [ "$SNAPSHOT_ONLY" = 1 ]; then
+    DO_METRICS=$USE_METRICS
+    if [ "$WEBHOOK_ONLY" = 1 ] || [ "$SNAPSHOT_ONLY" = 1 ] || [ "$METRICS_ONLY" = 1 ]; then
         DO_STREAM=0
         DO_WEBHOOK=$WEBHOOK_ONLY
         DO_SNAPSHOT=$SNAPSHOT_ONLY
+        DO_METRICS=$METRICS_ONLY
     fi
     DO_REDIS=$USE_REDIS
     if [ "$REDIS_ONLY" = 1 ]; then
         DO_STREAM=0
         DO_WEBHOOK=$WEBHOOK_ONLY
         DO_SNAPSHOT=$SNAPSHOT_ONLY
+        DO_METRICS=$METRICS_ONLY
         DO_REDIS=1
-    elif [ "$WEBHOOK_ONLY" = 1 ] || [ "$SNAPSHOT_ONLY" = 1 ]; then
+    elif [ "$WEBHOOK_ONLY" = 1 ] || [ "$SNAPSHOT_ONLY" = 1 ] || [ "$METRICS_ONLY" = 1 ]; then
         DO_REDIS=0
     fi
 }
@@ -1003,6 +1080,9 @@ main() {
     if [ "$DO_REDIS" = 1 ]; then
         run_redis
     fi
+    if [ "$DO_METRICS" = 1 ]; then
+        run_metrics
+    fi
 
     {
         print_machine
@@ -1022,6 +1102,9 @@ main() {
         fi
         if [ "$DO_REDIS" = 1 ]; then
             print_redis
+        fi
+        if [ "$DO_METRICS" = 1 ]; then
+            print_metrics
         fi
         echo
         echo "CPU is the client's own user + system time; the walsender's is not counted."

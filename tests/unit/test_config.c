@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -64,7 +66,7 @@ static int load_text(const char *name, const char *text, wn_config *config, char
 /* ---- a valid file ----------------------------------------------------------------------- */
 
 static const char full_text[] =
-    "# walnotify test configuration\n"                                                 /* 1 */
+    "metrics_listen = \"[::1]:9781\"; # walnotify test configuration\n"               /* 1 */
     "log_level = \"debug\";\n"                                                         /* 2 */
     "source:\n"                                                                        /* 3 */
     "{\n"                                                                              /* 4 */
@@ -125,6 +127,7 @@ START_TEST(test_full_file)
     ck_assert_str_eq(c.file, path);
     ck_assert_str_eq(c.dir, realdir);
     ck_assert_int_eq(c.log_level, WN_LOG_DEBUG);
+    ck_assert_str_eq(c.metrics_listen, "[::1]:9781");
 
     ck_assert_str_eq(c.source.conninfo, "host=127.0.0.1 port=5432 dbname=app");
     ck_assert_uint_eq(c.source.ntables, 3);
@@ -235,6 +238,7 @@ START_TEST(test_minimal_file)
     ck_assert_int_eq(c.source.reconnect_max_ms, 60000);
     ck_assert_int_eq(c.source.receive_timeout_ms, 30000);
     ck_assert_int_eq(c.source.progress_interval_ms, 60000);
+    ck_assert_ptr_null(c.metrics_listen);
     ck_assert_uint_eq(c.source.ntables, 1);
     assert_table(&c.source.tables[0], "public", "t", "public.t");
     ck_assert_uint_eq(c.nplugins, 1);
@@ -485,7 +489,7 @@ static const bad_case bad_cases[] = {
      "status_interval_ms, state_file, reconnect_initial_ms, reconnect_max_ms, "
      "receive_timeout_ms, progress_interval_ms, snapshot)"},
     {"unknown key after source", PLG SRC "source2 = 1;\n", 3,
-     "unknown setting \"source2\" (expected source, plugins, log_level, stop_timeout_ms)"},
+     "unknown setting \"source2\" (expected source, plugins, log_level, stop_timeout_ms, metrics_listen)"},
     {"slot wrong type",
      PLG "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ];\n slot = 1; };\n", 3,
      "source.slot must be a string"},
@@ -531,7 +535,24 @@ static const bad_case bad_cases[] = {
      "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ];\n status_interval_ms = 60001L; };\n",
      3, "source.status_interval_ms must be between 100 and 60000 (got 60001)"},
     {"unknown top-level key", SRC PLG "\nverbose = true;\n", 4,
-     "unknown setting \"verbose\" (expected source, plugins, log_level, stop_timeout_ms)"},
+     "unknown setting \"verbose\" (expected source, plugins, log_level, stop_timeout_ms, metrics_listen)"},
+    {"metrics_listen without port", SRC PLG "metrics_listen = \"127.0.0.1\";\n", 3,
+     "metrics_listen \"127.0.0.1\" is not an address to listen on (expected \"IPv4:PORT\" or "
+     "\"[IPv6]:PORT\", PORT 1 to 65535, e.g. \"127.0.0.1:9781\")"},
+    {"metrics_listen host name", SRC PLG "metrics_listen = \"localhost:9781\";\n", 3,
+     "metrics_listen \"localhost:9781\" is not an address to listen on (expected \"IPv4:PORT\" "
+     "or \"[IPv6]:PORT\", PORT 1 to 65535, e.g. \"127.0.0.1:9781\")"},
+    {"metrics_listen port 0", SRC PLG "metrics_listen = \"127.0.0.1:0\";\n", 3,
+     "metrics_listen \"127.0.0.1:0\" is not an address to listen on (expected \"IPv4:PORT\" or "
+     "\"[IPv6]:PORT\", PORT 1 to 65535, e.g. \"127.0.0.1:9781\")"},
+    {"metrics_listen port too large", SRC PLG "metrics_listen = \"[::1]:65536\";\n", 3,
+     "metrics_listen \"[::1]:65536\" is not an address to listen on (expected \"IPv4:PORT\" or "
+     "\"[IPv6]:PORT\", PORT 1 to 65535, e.g. \"127.0.0.1:9781\")"},
+    {"metrics_listen bare IPv6", SRC PLG "metrics_listen = \"::1:9781\";\n", 3,
+     "metrics_listen \"::1:9781\" is not an address to listen on (expected \"IPv4:PORT\" or "
+     "\"[IPv6]:PORT\", PORT 1 to 65535, e.g. \"127.0.0.1:9781\")"},
+    {"metrics_listen wrong type", SRC PLG "metrics_listen = 9781;\n", 3,
+     "metrics_listen must be a string"},
     {"log_level wrong type", SRC PLG "log_level = 3;\n", 3, "log_level must be a string"},
     {"log_level unknown", SRC PLG "log_level = \"verbose\";\n", 3,
      "log_level \"verbose\" is not one of debug, info, warning, error"},
@@ -910,6 +931,29 @@ END_TEST
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
+/* Each accepted form of metrics_listen, as the endpoint will bind it. */
+START_TEST(test_metrics_listen)
+{
+    struct sockaddr_storage addr;
+    socklen_t len;
+
+    ck_assert(wn_config_listen_address("127.0.0.1:9781", &addr, &len));
+    ck_assert_int_eq(addr.ss_family, AF_INET);
+    ck_assert_uint_eq(ntohs(((struct sockaddr_in *)&addr)->sin_port), 9781);
+    ck_assert_uint_eq(ntohl(((struct sockaddr_in *)&addr)->sin_addr.s_addr), INADDR_LOOPBACK);
+    ck_assert(wn_config_listen_address("0.0.0.0:1", &addr, &len));
+    ck_assert(wn_config_listen_address("[::1]:65535", &addr, &len));
+    ck_assert_int_eq(addr.ss_family, AF_INET6);
+    ck_assert_uint_eq(len, sizeof(struct sockaddr_in6));
+    ck_assert_uint_eq(ntohs(((struct sockaddr_in6 *)&addr)->sin6_port), 65535);
+    ck_assert(!wn_config_listen_address(":9781", &addr, &len));
+    ck_assert(!wn_config_listen_address("127.0.0.1:97x1", &addr, &len));
+    ck_assert(!wn_config_listen_address("127.0.0.1:", &addr, &len));
+    ck_assert(!wn_config_listen_address("127.0.0.1:+9781", &addr, &len));
+    ck_assert(!wn_config_listen_address("[::1:9781", &addr, &len));
+}
+END_TEST
+
 START_TEST(test_valid_slot_name)
 {
     ck_assert(wn_config_valid_slot_name("walnotify"));
@@ -1008,6 +1052,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_nul_byte);
     tcase_add_test(tc, test_small_error_buffer);
     tcase_add_test(tc, test_valid_slot_name);
+    tcase_add_test(tc, test_metrics_listen);
     suite_add_tcase(s, tc);
 
     tcase_add_test(fuzz, test_mangled);
