@@ -152,7 +152,7 @@ START_TEST(every_option_of_help_is_in_walnotify_1)
     host_path(host, sizeof host);
     snprintf(command, sizeof command, "'%s' --help 2>&1", host);
     run(command, help, sizeof help);
-    for (char *w = strtok(help, " \t\n,|[]"); w != NULL; w = strtok(NULL, " \t\n,|[]")) {
+    for (char *w = strtok(help, " \t\n,|[]:;"); w != NULL; w = strtok(NULL, " \t\n,|[]:;")) {
         if (w[0] != '-' || !(w[1] == '-' || (w[1] >= 'a' && w[1] <= 'z') ||
                              (w[1] >= 'A' && w[1] <= 'Z')))
             continue;
