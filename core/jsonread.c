@@ -217,6 +217,8 @@ static int container(reader *r, int index, int depth, bool object)
             r->at++;
             return 0;
         }
+        if (*r->at == '\0')
+            return fail_at(r, "unexpected end");
         if (*r->at != ',')
             return fail_at(r, object ? "expected ',' or '}'" : "expected ',' or ']'");
         r->at++;
