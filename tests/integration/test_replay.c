@@ -7,6 +7,9 @@
  *   a plugin from a file      the jsonl plugin fed a file of every kind of change by a
  *                             configuration whose server does not exist: it writes the same
  *                             lines back, byte for byte; --plugin picks one block of two
+ *   a rewind                  a plugin that loses what it had not flushed and asks for rewinds:
+ *                             the file is delivered again from its first line, and the last
+ *                             pass is whole and in order
  *   bad lines                 each kind of line that is not an event ends the replay before
  *                             anything is delivered (exit 1), naming the file and the line
  */
@@ -20,6 +23,8 @@
 
 #define BADROW "build/tests/fixtures/policy_badrow.so"
 #define JSONL "build/plugins/jsonl.so"
+#define REWINDER "build/tests/fixtures/rewinder.so"
+#define REWIND_ROWS 12
 
 static bool stderr_has(const itest_host *host, const char *needle)
 {
@@ -171,6 +176,49 @@ START_TEST(test_plugin_exercised_from_file_only)
 }
 END_TEST
 
+START_TEST(test_rewind_replays_file_again)
+{
+    itest_ctx ctx;
+    itest_path conf, in, log;
+    itest_loglines lines;
+    itest_host host;
+    FILE *f;
+
+    itest_begin(&ctx, "replayrewind");
+    in = itest_file(&ctx, "events.jsonl");
+    f = fopen(in.s, "w");
+    ck_assert_ptr_nonnull(f);
+    /* Three rows per transaction. */
+    for (int id = 1; id <= REWIND_ROWS; id++)
+        fprintf(f,
+                "{\"lsn\":\"0/%X\",\"seq\":%d,\"xid\":%d,\"commit_time\":"
+                "\"2026-11-25T11:00:00.000000Z\",\"table\":\"public.t\",\"op\":\"insert\","
+                "\"values\":{\"id\":\"%d\"}}\n",
+                0x1000 * (1 + (id - 1) / 3), (id - 1) % 3, 700 + (id - 1) / 3, id);
+    ck_assert_int_eq(fclose(f), 0);
+    conf = offline_config(&ctx, "offline.cfg",
+                          "{ name = \"lossy\"; path = \"%s\"; retry_initial_ms = 1;"
+                          "  settings = { seed = 7; span = 5; max_rewinds = 3; log = \"r.log\"; };"
+                          "}",
+                          itest_root_file(REWINDER).s);
+    itest_host_run(&ctx, &host, "--replay", in.s, "-c", conf.s);
+    itest_assert_exit(&host, 0);
+    ck_assert_msg(stderr_has(&host, "replaying ") && stderr_has(&host, " again from its first line"),
+                  "no rewind was said");
+    log = itest_file(&ctx, "r.log");
+    lines = itest_read_log(log.s);
+    ck_assert_uint_gt(lines.count, REWIND_ROWS);
+    for (size_t i = 0; i < REWIND_ROWS; i++) {
+        char want[16];
+
+        snprintf(want, sizeof want, "%zu", i + 1);
+        ck_assert_str_eq(lines.line[lines.count - REWIND_ROWS + i].id, want);
+    }
+    itest_loglines_free(&lines);
+    itest_end(&ctx);
+}
+END_TEST
+
 START_TEST(test_bad_lines)
 {
     static const char good[] =
@@ -227,6 +275,7 @@ int main(void)
 
     tcase_add_test(tc, test_skipped_event_replayed_into_fixed_sink);
     tcase_add_test(tc, test_plugin_exercised_from_file_only);
+    tcase_add_test(tc, test_rewind_replays_file_again);
     tcase_add_test(tc, test_bad_lines);
     return run_suite(suite) == 0 ? 0 : 1;
 }
