@@ -257,8 +257,9 @@ int wn_replay_line_read(const wn_source_config *source, char *line, wn_replay_li
         return bad(err, errlen, "not JSON: %s", why);
     if (out->doc.nodes[0].kind != WN_JSON_OBJECT)
         return bad(err, errlen, "%s", "not a JSON object");
-    if (check_keys(&out->doc, err, errlen) != 0 ||
-        read_op(&out->doc, &out->event.op, err, errlen) != 0 ||
+    /* The operation first: a message's or snapshot's line says so rather than its keys. */
+    if (read_op(&out->doc, &out->event.op, err, errlen) != 0 ||
+        check_keys(&out->doc, err, errlen) != 0 ||
         read_position(source, &out->doc, out, err, errlen) != 0)
         return -1;
     return read_rows(&out->doc, out, err, errlen);

@@ -239,7 +239,14 @@ START_TEST(test_bad_lines)
          "table \"public.nope\" is not one of source.tables"},
         {"{\"lsn\":\"0/1A2B3C8\",\"ordinal\":0,\"op\":\"message\",\"transactional\":false,"
          "\"prefix\":\"p\",\"content\":\"c\"}",
-         "unknown key \"ordinal\""},
+         "op \"message\" cannot be replayed"},
+        {"{\"lsn\":\"0/1A2B3C8\",\"seq\":0,\"xid\":1,\"commit_time\":\"2026-11-25T11:00:00.123456Z\","
+         "\"table\":\"public.t\",\"op\":\"insert\",\"values\":{},\"extra\":1}",
+         "unknown key \"extra\""},
+        {"{\"lsn\":\"0/1A2B3C8\",\"seq\":0,\"xid\":1,\"commit_time\":\"2026-11-25 11:00:00\","
+         "\"table\":\"public.t\",\"op\":\"insert\",\"values\":{}}",
+         "no \"commit_time\" like"},
+        {"", "not JSON: unexpected end at byte 1"},
         {"{\"lsn\":\"0/1A2B3C8\",\"seq\":0,\"xid\":1,\"commit_time\":\"2026-11-25T11:00:00.123456Z\","
          "\"table\":\"public.t\",\"op\":\"insert\"}",
          "no \"values\""},
