@@ -10,6 +10,8 @@
  *   a rewind                  a plugin that loses what it had not flushed and asks for rewinds:
  *                             the file is delivered again from its first line, and the last
  *                             pass is whole and in order
+ *   a stop                    SIGTERM while handle runs: that call returns, the transaction in
+ *                             hand is aborted, the rest of the file not delivered, exit 0
  *   bad lines                 each kind of line that is not an event ends the replay before
  *                             anything is delivered (exit 1), naming the file and the line
  */
@@ -18,12 +20,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "itest.h"
 
 #define BADROW "build/tests/fixtures/policy_badrow.so"
 #define JSONL "build/plugins/jsonl.so"
 #define REWINDER "build/tests/fixtures/rewinder.so"
+#define BLOCKER "build/tests/fixtures/blocker.so"
 #define REWIND_ROWS 12
 
 static bool stderr_has(const itest_host *host, const char *needle)
@@ -176,19 +180,13 @@ START_TEST(test_plugin_exercised_from_file_only)
 }
 END_TEST
 
-START_TEST(test_rewind_replays_file_again)
+/* events.jsonl: REWIND_ROWS inserts of ids 1, 2, ..., three per transaction. */
+static itest_path write_inserts(itest_ctx *ctx)
 {
-    itest_ctx ctx;
-    itest_path conf, in, log;
-    itest_loglines lines;
-    itest_host host;
-    FILE *f;
+    itest_path in = itest_file(ctx, "events.jsonl");
+    FILE *f = fopen(in.s, "w");
 
-    itest_begin(&ctx, "replayrewind");
-    in = itest_file(&ctx, "events.jsonl");
-    f = fopen(in.s, "w");
     ck_assert_ptr_nonnull(f);
-    /* Three rows per transaction. */
     for (int id = 1; id <= REWIND_ROWS; id++)
         fprintf(f,
                 "{\"lsn\":\"0/%X\",\"seq\":%d,\"xid\":%d,\"commit_time\":"
@@ -196,6 +194,18 @@ START_TEST(test_rewind_replays_file_again)
                 "\"values\":{\"id\":\"%d\"}}\n",
                 0x1000 * (1 + (id - 1) / 3), (id - 1) % 3, 700 + (id - 1) / 3, id);
     ck_assert_int_eq(fclose(f), 0);
+    return in;
+}
+
+START_TEST(test_rewind_replays_file_again)
+{
+    itest_ctx ctx;
+    itest_path conf, in, log;
+    itest_loglines lines;
+    itest_host host;
+
+    itest_begin(&ctx, "replayrewind");
+    in = write_inserts(&ctx);
     conf = offline_config(&ctx, "offline.cfg",
                           "{ name = \"lossy\"; path = \"%s\"; retry_initial_ms = 1;"
                           "  settings = { seed = 7; span = 5; max_rewinds = 3; log = \"r.log\"; };"
@@ -215,6 +225,48 @@ START_TEST(test_rewind_replays_file_again)
         ck_assert_str_eq(lines.line[lines.count - REWIND_ROWS + i].id, want);
     }
     itest_loglines_free(&lines);
+    itest_end(&ctx);
+}
+END_TEST
+
+START_TEST(test_stop)
+{
+    itest_ctx ctx;
+    itest_path conf, in, entered, release, aborts;
+    itest_loglines lines;
+    itest_lines aborted;
+    itest_host host;
+    itest_deadline deadline = itest_deadline_in(ITEST_WAIT_S * 1000);
+
+    itest_begin(&ctx, "replaystop");
+    in = write_inserts(&ctx);
+    entered = itest_file(&ctx, "entered");
+    release = itest_file(&ctx, "release");
+    aborts = itest_file(&ctx, "aborts");
+    conf = offline_config(&ctx, "offline.cfg",
+                          "{ name = \"slow\"; path = \"%s\"; settings = { block_at = 2;"
+                          "  block_ms = 600000; entered = \"entered\"; release = \"release\";"
+                          "  log = \"slow.log\"; aborts = \"aborts\"; }; }",
+                          itest_root_file(BLOCKER).s);
+    itest_host_start(&ctx, &host, ITEST_ARGS("--replay", in.s, "-c", conf.s));
+    while (access(entered.s, F_OK) != 0) {
+        ck_assert_msg(itest_host_running(&host), "walnotify exited (%d) before handle blocked",
+                      host.status);
+        ck_assert_msg(!itest_expired(&deadline), "handle never blocked");
+        itest_sleep_ms(ITEST_POLL_MS);
+    }
+    ck_assert_int_eq(kill(host.pid, SIGTERM), 0);
+    itest_sleep_ms(100); /* the stop is asked for while handle still runs */
+    itest_write_file(release.s, "%s", "");
+    ck_assert_int_eq(itest_host_wait(&host, ITEST_WAIT_S), 0);
+    ck_assert_msg(stderr_has(&host, "stopped by SIGTERM at line 3 of "), "no stop line");
+    lines = itest_read_log(itest_file(&ctx, "slow.log").s);
+    ck_assert_int_eq(lines.count, 2);
+    itest_loglines_free(&lines);
+    aborted = itest_read_lines(aborts.s);
+    ck_assert_int_eq(aborted.count, 1);
+    ck_assert_str_eq(aborted.line[0], "0/1000");
+    itest_lines_free(&aborted);
     itest_end(&ctx);
 }
 END_TEST
@@ -283,6 +335,7 @@ int main(void)
     tcase_add_test(tc, test_skipped_event_replayed_into_fixed_sink);
     tcase_add_test(tc, test_plugin_exercised_from_file_only);
     tcase_add_test(tc, test_rewind_replays_file_again);
+    tcase_add_test(tc, test_stop);
     tcase_add_test(tc, test_bad_lines);
     return run_suite(suite) == 0 ? 0 : 1;
 }
