@@ -7,7 +7,8 @@
 #   make check-install   make install and make uninstall into a temporary folder, checked
 #   make check-faults    the longer fault loops (a flipped link, rewinds at random points)
 #   make run             the example pipeline against a throwaway PostgreSQL
-#   make install         PREFIX (default /usr/local), DESTDIR; make uninstall takes the same
+#   make install         PREFIX (default /usr/local), DESTDIR; make uninstall takes the same;
+#                        the manual pages go under MANDIR (default $(PREFIX)/share/man)
 #   make SANITIZE=1 ...  everything built with AddressSanitizer and UndefinedBehaviorSanitizer
 #   make fuzz            the decoder under libFuzzer for FUZZ_SECONDS (default 60)
 #   make format-check    the C files follow .clang-format (clang-format 14); make format fixes
@@ -26,6 +27,7 @@ INCLUDEDIR ?= $(PREFIX)/include
 SYSCONFDIR ?= $(PREFIX)/etc
 # The systemd unit's folder: under PREFIX like the rest (packagers may set /lib/systemd/system).
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
+MANDIR     ?= $(PREFIX)/share/man
 # Where plugins are installed, and where the host looks for a plugin named by a bare file name;
 # walnotify.pc's plugindir says the same.
 PLUGINDIR  := $(LIBDIR)/walnotify
@@ -67,6 +69,8 @@ CORE_SRCS := $(wildcard core/*.c)
 CORE_OBJS := $(patsubst core/%.c,$(B)/core/%.o,$(CORE_SRCS))
 PLUGINS   := $(notdir $(wildcard plugins/*))
 PLUGIN_SOS := $(patsubst %,$(B)/plugins/%.so,$(PLUGINS))
+# The manual pages, man/NAME.SECTION, installed under $(MANDIR)/manSECTION.
+MAN_PAGES  := $(wildcard man/*.[1-9])
 # Extra libraries of one plugin, PLUGIN_LIBS_<name> (e.g. PLUGIN_LIBS_webhook := -lcurl);
 # none unless set.
 $(foreach p,$(PLUGINS),$(eval PLUGIN_LIBS_$(p) ?=))
@@ -350,6 +354,7 @@ install: all
 	install -m 0755 $(B)/walnotify $(DESTDIR)$(BINDIR)/walnotify
 	install -m 0755 $(PLUGIN_SOS) $(DESTDIR)$(PLUGINDIR)/
 	install -m 0644 include/walnotify/plugin.h $(DESTDIR)$(INCLUDEDIR)/walnotify/plugin.h
+	$(foreach m,$(MAN_PAGES),install -D -m 0644 $(m) $(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(m)))/$(notdir $(m)) &&) true
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
 	    -e 's|@VERSION@|$(VERSION)|' -e 's|@ABI@|$(ABI)|' etc/walnotify.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/walnotify.pc
 	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/walnotify
@@ -365,7 +370,8 @@ install: all
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/walnotify $(addprefix $(DESTDIR)$(PLUGINDIR)/,$(notdir $(PLUGIN_SOS))) \
 	      $(DESTDIR)$(INCLUDEDIR)/walnotify/plugin.h $(DESTDIR)$(LIBDIR)/pkgconfig/walnotify.pc \
-	      $(DESTDIR)$(UNITDIR)/walnotify.service
+	      $(DESTDIR)$(UNITDIR)/walnotify.service \
+	      $(foreach m,$(MAN_PAGES),$(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(m)))/$(notdir $(m)))
 	! cmp -s etc/walnotify.conf $(DESTDIR)$(SYSCONFDIR)/walnotify/walnotify.conf || \
 	    rm -f $(DESTDIR)$(SYSCONFDIR)/walnotify/walnotify.conf
 	rmdir --ignore-fail-on-non-empty $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(INCLUDEDIR)/walnotify \

@@ -1,7 +1,7 @@
 /*
  * main: the command line. What a run does is pipeline.c's; how signals stop it, session.c's.
  *
- *   configuration -> plugins loaded -> (check-config | create-slot | drop-slot | run)
+ *   configuration -> plugins loaded -> (check-config | create-slot | drop-slot | run | replay)
  *   --describe PLUGIN.so: the plugin's descriptor alone, no configuration
  */
 #include <getopt.h>
@@ -17,6 +17,7 @@
 #include "log.h"
 #include "lsn.h"
 #include "pipeline.h"
+#include "replay.h"
 #include "session.h"
 #include "setup.h"
 #include "writers.h"
@@ -28,12 +29,15 @@ typedef enum command {
     COMMAND_CHECK_CONFIG,
     COMMAND_CREATE_SLOT,
     COMMAND_DROP_SLOT,
-    COMMAND_DESCRIBE
+    COMMAND_DESCRIBE,
+    COMMAND_REPLAY
 } command;
 
 typedef struct options {
     const char *config_path;
     const char *describe_path; /* --describe */
+    const char *replay_path;   /* --replay */
+    const char *replay_plugin; /* --plugin: the one block replayed to; NULL: all */
     command command;
     int commands_given;
     wn_lsn endpos;
@@ -42,6 +46,7 @@ typedef struct options {
 static const char usage_text[] =
     "Usage: walnotify -c FILE [--endpos LSN]\n"
     "       walnotify -c FILE --check-config | --create-slot | --drop-slot\n"
+    "       walnotify --replay EVENTS -c FILE [--plugin NAME]\n"
     "       walnotify --describe PLUGIN.so\n"
     "       walnotify --version | --help\n"
     "\n"
@@ -53,6 +58,9 @@ static const char usage_text[] =
     "                      no database, no init\n"
     "      --create-slot   create the publication and the slot (if missing) and exit\n"
     "      --drop-slot     drop the slot and exit\n"
+    "      --replay EVENTS deliver the events of EVENTS (a dead-letter or jsonl file) to\n"
+    "                      the plugins of FILE, with their policies; no database\n"
+    "      --plugin NAME   with --replay: to the plugin block NAME alone\n"
     "      --describe PLUGIN.so\n"
     "                      print the plugin's name, version, ABI, operations and settings\n"
     "                      (type, default, description) from its descriptor; no init\n"
@@ -65,7 +73,15 @@ static const char usage_text[] =
 /* Returns -1 to go on, or the exit status to end with. */
 static int parse_options(int argc, char **argv, options *opts)
 {
-    enum { OPT_ENDPOS = 256, OPT_CHECK, OPT_CREATE, OPT_DROP, OPT_DESCRIBE };
+    enum {
+        OPT_ENDPOS = 256,
+        OPT_CHECK,
+        OPT_CREATE,
+        OPT_DROP,
+        OPT_DESCRIBE,
+        OPT_REPLAY,
+        OPT_PLUGIN
+    };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
         {"endpos", required_argument, NULL, OPT_ENDPOS},
@@ -73,6 +89,8 @@ static int parse_options(int argc, char **argv, options *opts)
         {"create-slot", no_argument, NULL, OPT_CREATE},
         {"drop-slot", no_argument, NULL, OPT_DROP},
         {"describe", required_argument, NULL, OPT_DESCRIBE},
+        {"replay", required_argument, NULL, OPT_REPLAY},
+        {"plugin", required_argument, NULL, OPT_PLUGIN},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -107,6 +125,14 @@ static int parse_options(int argc, char **argv, options *opts)
             opts->describe_path = optarg;
             opts->commands_given++;
             break;
+        case OPT_REPLAY:
+            opts->command = COMMAND_REPLAY;
+            opts->replay_path = optarg;
+            opts->commands_given++;
+            break;
+        case OPT_PLUGIN:
+            opts->replay_plugin = optarg;
+            break;
         case 'V':
             printf("walnotify %s (plugin ABI %d.%d)\n", WALNOTIFY_VERSION, WALNOTIFY_ABI_MAJOR,
                    WALNOTIFY_ABI_MINOR);
@@ -122,6 +148,8 @@ static int parse_options(int argc, char **argv, options *opts)
     }
     if (optind < argc)
         return wn_die(WN_EXIT_CONFIG, "unexpected argument \"%s\"; try --help", argv[optind]);
+    if (opts->replay_plugin != NULL && opts->command != COMMAND_REPLAY)
+        return wn_die(WN_EXIT_CONFIG, "--plugin only applies to --replay");
     if (opts->command == COMMAND_DESCRIBE) {
         if (opts->config_path != NULL || opts->commands_given > 1 || opts->endpos != WN_LSN_INVALID)
             return wn_die(WN_EXIT_CONFIG, "--describe takes a plugin and nothing else");
@@ -132,7 +160,8 @@ static int parse_options(int argc, char **argv, options *opts)
     if (opts->commands_given > 1)
         return wn_die(
             WN_EXIT_CONFIG,
-            "--check-config, --create-slot, --drop-slot and --describe exclude one another");
+            "--check-config, --create-slot, --drop-slot, --replay and --describe exclude one "
+            "another");
     if (opts->endpos != WN_LSN_INVALID && opts->command != COMMAND_RUN)
         return wn_die(WN_EXIT_CONFIG, "--endpos only applies to a run");
     return -1;
@@ -242,6 +271,23 @@ static int run_observed(const wn_config *config, wn_plugin *plugins, size_t nplu
     return status;
 }
 
+/* --replay: the plugins loaded and checked as for a run, then the file's events, no database. */
+static int replay_command(const wn_config *config, const options *opts, wn_session *session)
+{
+    wn_plugin *plugins = NULL;
+    size_t nplugins = 0;
+    int status = wn_pipeline_load_plugins(config, &plugins, &nplugins);
+
+    if (status == 0)
+        status = check_plugins(config, plugins, nplugins);
+    if (status != 0) {
+        wn_pipeline_unload_plugins(plugins, nplugins);
+        return status;
+    }
+    return wn_replay_run(config, plugins, nplugins, opts->replay_path, opts->replay_plugin,
+                         session);
+}
+
 static int run_command(const wn_config *config, wn_lsn endpos, wn_session *session)
 {
     wn_plugin *plugins = NULL;
@@ -285,6 +331,9 @@ static int command_main(const options *opts, wn_session *session)
         break;
     case COMMAND_RUN:
         status = run_command(&config, opts->endpos, session);
+        break;
+    case COMMAND_REPLAY:
+        status = replay_command(&config, opts, session);
         break;
     case COMMAND_DESCRIBE:
         break;

@@ -2,6 +2,9 @@
 # `make run`: the example pipeline (etc/walnotify.conf) against a throwaway PostgreSQL.
 # Starts a server in a temporary folder, creates public.demo, the publication and the slot, inserts
 # three rows and runs walnotify in the foreground; Ctrl-C stops it and removes everything.
+# Started with standard output and standard error as one file (`nohup make run &`, `make run >
+# run.log 2>&1`), walnotify's log goes to a file of its own, named on standard error: the jsonl
+# plugin refuses a standard output that the log would be mixed into.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -14,6 +17,7 @@ PSQL=/usr/lib/postgresql/15/bin/psql
 PGDIR=""
 CONFDIR=""
 WN_PID=""
+WN_LOG=""
 
 die() {
     echo "run-demo: $*" >&2
@@ -56,10 +60,22 @@ write_config() {
     grep -qF "\"$JSONL\"" "$conf" || die "no jsonl plugin path found in $EXAMPLE"
 }
 
+# true when standard output and standard error are one file (the same device and inode).
+stdout_is_stderr() {
+    local out err
+    out=$(stat -L -c %d:%i /proc/$$/fd/1 2>/dev/null) || return 1
+    err=$(stat -L -c %d:%i /proc/$$/fd/2 2>/dev/null) || return 1
+    [ "$out" = "$err" ]
+}
+
 # Runs walnotify in the background so that a signal reaches our trap at once; returns its status.
 run_host() {
     local rc=0
-    "$WALNOTIFY" -c "$1" &
+    if [ -n "$WN_LOG" ]; then
+        "$WALNOTIFY" -c "$1" 2>>"$WN_LOG" &
+    else
+        "$WALNOTIFY" -c "$1" &
+    fi
     WN_PID=$!
     while kill -0 "$WN_PID" 2>/dev/null; do
         wait "$WN_PID" || true
@@ -92,6 +108,11 @@ main() {
     write_config "$conf"
     "$WALNOTIFY" --create-slot -c "$conf" || die "walnotify --create-slot failed"
     sql "INSERT INTO public.demo (note) VALUES ('first'), ('second'), ('third')"
+
+    if stdout_is_stderr; then
+        WN_LOG=$(mktemp /tmp/walnotify-demo-log.XXXXXX)
+        echo "run-demo: standard output and standard error are one file: walnotify's log goes to $WN_LOG" >&2
+    fi
 
     cat >&2 <<BANNER
 

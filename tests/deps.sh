@@ -38,6 +38,8 @@ missing_packages() {
     # The redis plugin: hiredis, and a redis-server its tests start.
     [ -f /usr/include/hiredis/hiredis.h ] || echo libhiredis-dev
     command -v redis-server >/dev/null 2>&1 || echo redis-server
+    # The manual pages' check reads them with man -l.
+    command -v man >/dev/null 2>&1 || echo man-db
     if [ ! -x "$PG_BIN/postgres" ] || [ ! -x "$PG_BIN/initdb" ] || [ ! -x "$PG_BIN/pg_ctl" ]; then
         echo postgresql-15
     fi

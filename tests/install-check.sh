@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Checks the Makefile's install, uninstall and rebuilds (part of make check, or alone: make
+# Checks the Makefile's install (manual pages included), uninstall and rebuilds (part of make check, or alone: make
 # check-install).
 #
 # Builds walnotify into a temporary folder with the user's own CFLAGS and PREFIX there, installs
@@ -52,7 +52,8 @@ check_config() {
 check_installed_files() {
     local f
     for f in bin/walnotify lib/walnotify/jsonl.so include/walnotify/plugin.h \
-        lib/pkgconfig/walnotify.pc lib/systemd/system/walnotify.service etc/walnotify/walnotify.conf; do
+        lib/pkgconfig/walnotify.pc lib/systemd/system/walnotify.service etc/walnotify/walnotify.conf \
+        share/man/man1/walnotify.1 share/man/man5/walnotify.conf.5 share/man/man7/walnotify-plugin.7; do
         [ -f "$PREFIX/$f" ] || fail "make install did not install $PREFIX/$f"
     done
 }
@@ -78,6 +79,20 @@ check_config_kept() {
     run_make install PREFIX="$PREFIX"
     tail -n 1 "$conf" | grep -qx "# edited" || fail "a second make install overwrote $conf"
     cp "$ROOT/etc/walnotify.conf" "$conf"
+}
+
+# Each installed manual page reads with man -l, without a warning of the formatter, and says what
+# it is about under NAME.
+check_man_pages() {
+    local page name out
+    for page in man1/walnotify.1 man5/walnotify.conf.5 man7/walnotify-plugin.7; do
+        name=$(basename "$page")
+        name=${name%.*}
+        out=$(LC_ALL=C MANWIDTH=80 man --warnings -l "$PREFIX/share/man/$page" 2>"$TMP/man.err") ||
+            fail "man -l $PREFIX/share/man/$page failed: $(cat "$TMP/man.err")"
+        [ ! -s "$TMP/man.err" ] || fail "man -l $PREFIX/share/man/$page warns: $(cat "$TMP/man.err")"
+        grep -q "^ *$name - " <<<"$out" || fail "man -l $PREFIX/share/man/$page shows no NAME line for $name"
+    done
 }
 
 check_pkg_config() {
@@ -201,13 +216,14 @@ main() {
     check_installed_files
     check_unit
     check_config_kept
+    check_man_pages
     check_pkg_config
     check_bare_name
     check_destdir
     check_uninstall
     check_header_dependencies
     check_stale_dependencies
-    echo "PASS  install (make CFLAGS=..., make install, a plugin by bare name, DESTDIR, make uninstall, header dependencies, stale .d files)"
+    echo "PASS  install (make CFLAGS=..., make install, manual pages, a plugin by bare name, DESTDIR, make uninstall, header dependencies, stale .d files)"
 }
 
 main "$@"

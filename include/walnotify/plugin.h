@@ -210,8 +210,12 @@ typedef struct walnotify_event {
     uint64_t snapshot_rows;   /* SNAPSHOT, END marker: rows the snapshot delivered */
 
     /* ---- ABI 1.2 ---- */
-    bool replay; /* read back from a file walnotify wrote, not from the stream (for a later
-                    replay command); false for every event of the stream */
+    bool replay; /* read back by `walnotify --replay` from a jsonl or dead-letter file, not
+                    from the stream; false for every event of the stream. A replayed event
+                    holds what the line holds: type_oid 0, typmod -1, no is_key, an old row as
+                    WALNOTIFY_OLD_ROW; its id is the one the stream gave it. Without a
+                    database, source() has no system identifier or server version, table()
+                    has no columns or key, resume_position() is 0 */
 } walnotify_event;
 
 /* What a SNAPSHOT event is. The markers carry no table (NULL) and no columns. */
