@@ -309,7 +309,10 @@ typedef struct typed_column {
 static const typed_column typed[] = {
     {"c_int", "int", {"-2147483648", "0", "NULL"}},
     {"c_num", "numeric", {"'NaN'", "123456789012345678901234567890.000000000000000000001", "1.50"}},
-    {"c_text", "text", {"E'quote \" and '' back\\\\slash\\nnew line\\ttab'", "''", "NULL"}},
+    /* Every byte COPY's text format escapes, and a text that reads as its NULL (\N). */
+    {"c_text", "text",
+     {"E'quote \" and '' back\\\\slash\\nnew line\\ttab\\rcr\\b\\f\\x0b\\x01\\x7f end'", "''",
+      "E'\\\\N'"}},
     {"c_bytea", "bytea", {"'\\x00ff7f80'::bytea", "'\\x'::bytea", "NULL"}},
     {"c_ts", "timestamptz", {"'2026-11-25 11:00:00.123456+05:30'", "'infinity'", "NULL"}},
     {"c_json", "json", {"'{\"a\": [1, \"x\\ny\"],  \"b\" : null}'", "'[]'", "NULL"}},
