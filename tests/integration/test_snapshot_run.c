@@ -529,6 +529,8 @@ START_TEST(test_rewind_in_snapshot)
 }
 END_TEST
 
+#define AFTER_PAUSE_BYTES (10 * 1000 * 1000)
+
 /* The session reading the snapshot (with what to select of it): the one that locked the table
  * ACCESS SHARE, as the writer's changes do not. */
 #define SNAPSHOT_SESSION(what)                                                                     \
@@ -555,7 +557,9 @@ START_TEST(test_snapshot_connection_lost)
     /* Rows wide enough that what follows the pause (10 MB) is more than the sockets between
      * server and walnotify buffer: the COPY cannot end while walnotify pauses. A default that
      * needs no rewrite. */
-    itest_exec(ctx.conn, "ALTER TABLE t ADD COLUMN pad text NOT NULL DEFAULT repeat('x', 1000)");
+    ck_assert_msg(rows > SNAPSHOT_BATCH + 1, "WN_SNAPSHOT_ROWS must pass %d here", SNAPSHOT_BATCH);
+    itest_exec(ctx.conn, "ALTER TABLE t ADD COLUMN pad text NOT NULL DEFAULT repeat('x', %d)",
+               AFTER_PAUSE_BYTES / (rows - SNAPSHOT_BATCH));
     /* Paused just past the first batch (10,000 events): the reading of the rows after it
      * fails once the first batch was committed, so the first snapshot's begin marker stays in
      * the jsonl file. */
