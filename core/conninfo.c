@@ -642,7 +642,6 @@ static void cancel_command(PGconn *conn)
 PGresult *wn_exec(PGconn *conn, int stop_fd, const char *sql, int nparams,
                   const char *const *params, bool *stopped)
 {
-    PGresult *last = NULL, *res;
     int sent;
 
     *stopped = wn_stop_requested(stop_fd);
@@ -653,6 +652,14 @@ PGresult *wn_exec(PGconn *conn, int stop_fd, const char *sql, int nparams,
                   : PQsendQuery(conn, sql);
     if (!sent)
         return NULL;
+    return wn_await_result(conn, stop_fd, stopped);
+}
+
+PGresult *wn_await_result(PGconn *conn, int stop_fd, bool *stopped)
+{
+    PGresult *last = NULL, *res;
+
+    *stopped = false;
     while (PQisBusy(conn)) {
         wait_result waited = wait_socket(PQsocket(conn), POLLIN, stop_fd, -1);
 
@@ -674,6 +681,14 @@ PGresult *wn_exec(PGconn *conn, int stop_fd, const char *sql, int nparams,
             break;
     }
     return last;
+}
+
+bool wn_await_input(PGconn *conn, int stop_fd)
+{
+    if (wait_socket(PQsocket(conn), POLLIN, stop_fd, -1) != WAIT_STOPPED)
+        return true;
+    cancel_command(conn);
+    return false;
 }
 
 int wn_command_failure_status(PGconn *conn, const PGresult *res)

@@ -101,6 +101,12 @@ bool wn_stop_requested(int stop_fd);
 PGresult *wn_exec(PGconn *conn, int stop_fd, const char *sql, int nparams,
                   const char *const *params, bool *stopped);
 
+/* The second half of wn_exec: waits for the results of the command sent on conn, watching
+ * stop_fd, and returns the last one (or the copy result), NULL as wn_exec does. */
+PGresult *wn_await_result(PGconn *conn, int stop_fd, bool *stopped);
+/* Waits until conn's socket is readable (data of a copy in progress), or until stop_fd (-1:
+ * none) is: then the command is cancelled and false returned. */
+bool wn_await_input(PGconn *conn, int stop_fd);
 /* Copies src into dst (dstlen bytes) with every run of whitespace, newlines included, folded to
  * one space and the ends trimmed, so that a libpq message fits on one line. */
 void wn_fold_lines(char *dst, size_t dstlen, const char *src);

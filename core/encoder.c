@@ -33,9 +33,17 @@ typedef struct line_head {
     jsonbuf text;
 } line_head;
 
+/* `{"snapshot":"X/Y","ordinal":`, the same for every event of a snapshot. */
+typedef struct snapshot_head {
+    bool valid;   /* text matches lsn */
+    uint64_t lsn; /* the key: the consistent point (event->commit_lsn) */
+    jsonbuf text;
+} snapshot_head;
+
 struct wn_encoder {
     jsonbuf out;            /* the last rendering, NUL-terminated once done */
     line_head head;         /* the head of the last change's line */
+    snapshot_head snapshot; /* the head of the last snapshot event's line */
     namecache table_name;   /* the last event's table, escaped */
     namecache column_names; /* the last new row's column names, escaped */
 };
@@ -51,6 +59,7 @@ void wn_encoder_destroy(wn_encoder *encoder)
         return;
     jsonbuf_free(&encoder->out);
     jsonbuf_free(&encoder->head.text);
+    jsonbuf_free(&encoder->snapshot.text);
     namecache_free(&encoder->table_name);
     namecache_free(&encoder->column_names);
     free(encoder);
@@ -290,9 +299,21 @@ static void put_message(jsonbuf *buf, const walnotify_event *ev)
 static bool put_snapshot(wn_encoder *enc, const walnotify_event *ev)
 {
     jsonbuf *buf = &enc->out;
-    jsonbuf_puts(buf, "{\"snapshot\":\"");
-    jsonbuf_lsn(buf, ev->commit_lsn);
-    jsonbuf_puts(buf, "\",\"ordinal\":");
+    snapshot_head *head = &enc->snapshot;
+    if (!head->valid || head->lsn != ev->commit_lsn) {
+        head->text.len = 0;
+        jsonbuf_puts(&head->text, "{\"snapshot\":\"");
+        jsonbuf_lsn(&head->text, ev->commit_lsn);
+        jsonbuf_puts(&head->text, "\",\"ordinal\":");
+        head->valid = !head->text.failed;
+        head->lsn = ev->commit_lsn;
+        if (head->text.failed) {
+            head->text.failed = false;
+            buf->failed = true;
+            return true;
+        }
+    }
+    jsonbuf_put(buf, head->text.data, head->text.len);
     jsonbuf_u64(buf, ev->id.ordinal);
     switch (ev->snapshot_marker) {
     case WALNOTIFY_SNAPSHOT_ROW:

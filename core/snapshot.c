@@ -14,11 +14,7 @@
 #include "exitcode.h"
 
 #define MESSAGE_MAX 1024
-#define SLOT_NAME_MAX 63            /* NAMEDATALEN - 1 */
-#define FETCH_ROWS_MAX 10000        /* rows per FETCH */
-#define FETCH_ROWS_FIRST 100        /* the first FETCH of a table, before row sizes are known */
-#define FETCH_BYTES (8 << 20)       /* what one FETCH should hold, from the largest row seen */
-#define MOVE_ROWS_MAX 1000000000ULL /* MOVE takes a 32-bit count */
+#define SLOT_NAME_MAX 63 /* NAMEDATALEN - 1 */
 #define CURSOR "wn_snapshot"
 
 /* The first server version whose publications can hold a row filter or a column list. */
@@ -46,13 +42,10 @@ struct wn_snapshot {
     size_t ntables;
     /* Reading. */
     size_t current;        /* table being read; ntables once done */
-    bool cursor_open;      /* a cursor is declared on tables[current] */
-    bool table_done;       /* the cursor returned its last row */
-    PGresult *batch;       /* the rows of the last FETCH */
-    int batch_row;         /* the next row of it */
+    bool copying;          /* the COPY of tables[current] is under way: rows come */
+    char *line;            /* the row in hand as the COPY sent it, decoded in place; libpq's */
     uint64_t ordinal;      /* the last ordinal returned */
-    uint64_t table_rows;   /* rows of tables[current] returned */
-    size_t max_row_bytes;  /* largest row of tables[current] seen, bytes */
+    uint64_t table_rows;   /* rows of tables[current] returned (or skipped by a restart) */
     walnotify_column *row; /* the row in hand, sized for the widest table */
     bool failed;           /* the transaction is lost */
     int status;            /* of the last failure */
@@ -476,44 +469,41 @@ static int read_columns(wn_snapshot *s, size_t i, const char *quoted, const char
     return 0;
 }
 
-/* DECLARE the cursor on table i: planning and starting it checks the SELECT right and
- * row-level security (with row_security off, a policy that applies is an error). */
-static int declare_cursor(wn_snapshot *s, size_t i)
+/* "<prefix><table i's SELECT><suffix>", to free; NULL, with the error set, when out of memory. */
+static char *around_select(wn_snapshot *s, size_t i, const char *prefix, const char *suffix,
+                           const char *doing)
 {
-    static const char prefix[] = "DECLARE " CURSOR " NO SCROLL CURSOR FOR ";
     const char *select = s->tables[i].select;
-    size_t len = sizeof prefix + strlen(select);
-    char doing[MESSAGE_MAX];
+    size_t len = strlen(prefix) + strlen(select) + strlen(suffix) + 1;
     char *sql = malloc(len);
 
-    snprintf(doing, sizeof doing, "reading table \"%s\"", table_name(s, i));
     if (!sql) {
         set_error(s, "%s: out of memory", doing);
-        return WN_EXIT_INTERNAL;
+        return NULL;
     }
-    snprintf(sql, len, "%s%s", prefix, select);
-    if (!command(s, doing, sql)) {
-        free(sql);
-        return s->status;
-    }
-    free(sql);
-    s->cursor_open = true;
-    return 0;
+    snprintf(sql, len, "%s%s%s", prefix, select, suffix);
+    return sql;
 }
 
-static int close_cursor(wn_snapshot *s)
+/* A cursor declared on table i and closed again: planning and starting it checks the SELECT
+ * right and row-level security (with row_security off, a policy that applies is an error). */
+static int check_readable(wn_snapshot *s, size_t i)
 {
-    PQclear(s->batch);
-    s->batch = NULL;
-    s->batch_row = 0;
-    if (!s->cursor_open)
-        return 0;
-    s->cursor_open = false;
-    return command(s, "closing the snapshot's cursor", "CLOSE " CURSOR) ? 0 : s->status;
+    char doing[MESSAGE_MAX];
+    char *sql;
+    bool ok;
+
+    snprintf(doing, sizeof doing, "reading table \"%s\"", table_name(s, i));
+    sql = around_select(s, i, "DECLARE " CURSOR " NO SCROLL CURSOR FOR ", "", doing);
+    if (!sql)
+        return WN_EXIT_INTERNAL;
+    ok = command(s, doing, sql) && command(s, "closing the snapshot's cursor", "CLOSE " CURSOR);
+    free(sql);
+    return ok ? 0 : s->status;
 }
 
-/* Everything begin learns of table i, and a cursor declared and closed again, so that a table
- * that cannot be read in full is refused before any row is delivered. */
+/* Everything begin learns of table i, and whether it can be read, so that a table that cannot be
+ * read in full is refused before any row is delivered. */
 static int prepare_table(wn_snapshot *s, size_t i)
 {
     const wn_table_ref *ref = &s->source->tables[i];
@@ -535,9 +525,7 @@ static int prepare_table(wn_snapshot *s, size_t i)
     if (status == 0)
         status = read_columns(s, i, quoted.data, rowfilter);
     if (status == 0)
-        status = declare_cursor(s, i);
-    if (status == 0)
-        status = close_cursor(s);
+        status = check_readable(s, i);
     free(rowfilter);
     free(quoted.data);
     return status;
@@ -558,7 +546,7 @@ static int allocate(wn_snapshot *s)
 
 static void free_handle(wn_snapshot *s)
 {
-    PQclear(s->batch);
+    PQfreemem(s->line);
     for (size_t i = 0; s->tables && i < s->ntables; i++) {
         for (size_t c = 0; c < s->tables[i].ncolumns; c++)
             free((char *)s->tables[i].columns[c].name);
@@ -589,6 +577,8 @@ static int connect_both(wn_snapshot *s)
     return s->repl ? 0 : status;
 }
 
+static int start_copy(wn_snapshot *s);
+
 static int take(wn_snapshot *s, wn_lsn *consistent_point)
 {
     char snapshot_name[128];
@@ -602,6 +592,10 @@ static int take(wn_snapshot *s, wn_lsn *consistent_point)
         status = prepare_table(s, i);
     if (status == 0)
         status = allocate(s);
+    /* The first table's rows start coming at once: the server reads them while the stream
+     * starts and reaches the consistent point. */
+    if (status == 0 && s->ntables > 0)
+        status = start_copy(s);
     return status;
 }
 
@@ -636,74 +630,193 @@ int wn_snapshot_begin(const wn_snapshot_source *source, wn_snapshot **snap,
 
 /* ---- reading ------------------------------------------------------------------------------ */
 
-/* Rows of the next FETCH: as many as fit FETCH_BYTES at the largest row seen so far. */
-static int fetch_count(const wn_snapshot *s)
+/*
+ * Each table is read by one COPY (SELECT ...) TO STDOUT, from its first row not yet read (a
+ * restart's OFFSET: the order is total, so the server skips the same rows). The server streams
+ * the rows while walnotify delivers the ones before, with no round trip per chunk; the socket's
+ * buffers hold it back when walnotify is slower, so no more than one row is held here.
+ */
+static int start_copy(wn_snapshot *s)
 {
-    size_t count;
+    size_t i = s->current;
+    char suffix[64], doing[MESSAGE_MAX];
+    char *sql;
+    PGresult *res;
 
-    if (s->max_row_bytes == 0)
-        return FETCH_ROWS_FIRST;
-    count = FETCH_BYTES / s->max_row_bytes;
-    return count < 1 ? 1 : count > FETCH_ROWS_MAX ? FETCH_ROWS_MAX : (int)count;
+    snprintf(doing, sizeof doing, "reading table \"%s\"", table_name(s, i));
+    if (s->table_rows > 0)
+        snprintf(suffix, sizeof suffix, " OFFSET %llu) TO STDOUT",
+                 (unsigned long long)s->table_rows);
+    else
+        snprintf(suffix, sizeof suffix, ") TO STDOUT");
+    sql = around_select(s, i, "COPY (", suffix, doing);
+    if (!sql)
+        return WN_EXIT_INTERNAL;
+    res = query(s, doing, sql, 0, NULL, PGRES_COPY_OUT, 0);
+    free(sql);
+    if (!res)
+        return s->status;
+    s->copying = true;
+    if (PQnfields(res) != (int)s->tables[i].ncolumns) {
+        set_error(s, "%s: the server answered with %d columns, expected %zu", doing, PQnfields(res),
+                  s->tables[i].ncolumns);
+        PQclear(res);
+        return WN_EXIT_SERVER;
+    }
+    PQclear(res);
+    return 0;
 }
 
-static int fetch(wn_snapshot *s)
+/* The COPY's next row into s->line, *length its bytes (its newline included); 0 at the COPY's
+ * end. Returns 0 or an exit status. */
+static int read_line(wn_snapshot *s, int *length)
 {
-    char sql[64], doing[MESSAGE_MAX];
-    snap_table *t = &s->tables[s->current];
-    int count = fetch_count(s);
+    char message[MESSAGE_MAX];
 
-    PQclear(s->batch);
-    s->batch_row = 0;
-    snprintf(sql, sizeof sql, "FETCH %d FROM " CURSOR, count);
-    snprintf(doing, sizeof doing, "reading table \"%s\"", table_name(s, s->current));
-    s->batch = query(s, doing, sql, 0, NULL, PGRES_TUPLES_OK, (int)t->ncolumns);
-    if (!s->batch)
-        return s->status;
-    for (int r = 0; r < PQntuples(s->batch); r++) {
-        size_t bytes = 0;
+    PQfreemem(s->line);
+    s->line = NULL;
+    for (;;) {
+        int n = PQgetCopyData(s->conn, &s->line, 1);
 
-        for (int c = 0; c < (int)t->ncolumns; c++)
-            bytes += (size_t)PQgetlength(s->batch, r, c) + 1;
-        s->max_row_bytes = bytes > s->max_row_bytes ? bytes : s->max_row_bytes;
+        if (n != 0 && n != -2) {
+            *length = n > 0 ? n : 0;
+            return 0;
+        }
+        if (n == 0 && !wn_await_input(s->conn, s->stop_fd)) {
+            set_error(s, "stopped while reading table \"%s\"", table_name(s, s->current));
+            return WN_EXIT_STOPPED;
+        }
+        if (n == -2 || !PQconsumeInput(s->conn)) {
+            wn_server_message(s->conn, NULL, message, sizeof message);
+            set_error(s, "reading table \"%s\": %s", table_name(s, s->current), message);
+            return wn_command_failure_status(s->conn, NULL);
+        }
     }
-    /* Fewer rows than asked for: the cursor is at its end. */
-    s->table_done = PQntuples(s->batch) < count;
-    return 0;
+}
+
+/* After the COPY's last row: its command status, which says whether every row came. */
+static int finish_copy(wn_snapshot *s)
+{
+    char message[MESSAGE_MAX];
+    bool stopped = false;
+    PGresult *res = wn_await_result(s->conn, s->stop_fd, &stopped);
+
+    if (stopped) {
+        set_error(s, "stopped while reading table \"%s\"", table_name(s, s->current));
+        return WN_EXIT_STOPPED;
+    }
+    s->copying = false;
+    if (res && PQresultStatus(res) == PGRES_COMMAND_OK) {
+        PQclear(res);
+        return 0;
+    }
+    wn_server_message(s->conn, res, message, sizeof message);
+    set_error(s, "reading table \"%s\": %s", table_name(s, s->current), message);
+    s->status = wn_command_failure_status(s->conn, res);
+    PQclear(res);
+    return s->status;
+}
+
+/* A COPY cannot be cut short without losing the transaction (a cancel is an error in it): one
+ * that a restart interrupts is read to its end, its rows dropped. */
+static int end_copy(wn_snapshot *s)
+{
+    int status = 0, length = 1;
+
+    while (s->copying && status == 0 && length > 0)
+        status = read_line(s, &length);
+    PQfreemem(s->line);
+    s->line = NULL;
+    if (status != 0 || !s->copying)
+        return status;
+    return finish_copy(s);
 }
 
 /* Moves on to table i (ntables: the end), its first ordinal being the next one. */
 static int start_table(wn_snapshot *s, size_t i)
 {
-    int status = close_cursor(s);
+    int status = end_copy(s);
 
     if (status != 0)
         return status;
     s->current = i;
     s->table_rows = 0;
-    s->max_row_bytes = 0;
-    s->table_done = false;
-    if (i >= s->ntables)
-        return 0;
-    s->tables[i].first_ordinal = s->ordinal + 1;
-    return declare_cursor(s, i);
+    if (i < s->ntables)
+        s->tables[i].first_ordinal = s->ordinal + 1;
+    return 0;
 }
 
-/* The row in hand from the batch, into *row. */
-static void take_row(wn_snapshot *s, wn_snapshot_row *row)
+/* The value of a column, [p, end), with COPY's backslash escapes undone in place, NUL-terminated;
+ * returns its length. COPY TO writes \b \f \n \r \t \v for those bytes and a backslash before a
+ * backslash (or the delimiter); no octal or hex escapes. */
+static size_t unescape(char *p, char *end)
+{
+    char *in = memchr(p, '\\', (size_t)(end - p)), *out = in;
+
+    if (!in)
+        return (size_t)(end - p);
+    while (in < end) {
+        char c = *in++;
+
+        if (c == '\\' && in < end) {
+            c = *in++;
+            c = c == 'b'   ? '\b'
+                : c == 'f' ? '\f'
+                : c == 'n' ? '\n'
+                : c == 'r' ? '\r'
+                : c == 't' ? '\t'
+                : c == 'v' ? '\v'
+                           : c;
+        }
+        *out++ = c;
+    }
+    *out = '\0';
+    return (size_t)(out - p);
+}
+
+/* The line (length bytes, its newline last) as the current table's columns in s->row: a tab
+ * between two columns, \N alone for NULL. false when it holds another number of columns. */
+static bool split_line(wn_snapshot *s, char *line, size_t length)
 {
     const snap_table *t = &s->tables[s->current];
-    int r = s->batch_row++;
+    char *p = line, *end = line + length - 1;
+    bool escaped;
 
+    if (length == 0 || *end != '\n')
+        return false;
+    /* Most lines hold no backslash: their values need no second look. */
+    escaped = memchr(line, '\\', length) != NULL;
     for (size_t c = 0; c < t->ncolumns; c++) {
         walnotify_column *column = &s->row[c];
+        char *stop = memchr(p, '\t', (size_t)(end - p));
 
+        if (!stop)
+            stop = end;
+        if ((stop == end) != (c + 1 == t->ncolumns))
+            return false;
+        *stop = '\0';
         *column = t->columns[c];
-        if (PQgetisnull(s->batch, r, (int)c))
-            continue;
-        column->kind = WALNOTIFY_VALUE_TEXT;
-        column->value = PQgetvalue(s->batch, r, (int)c);
-        column->length = (size_t)PQgetlength(s->batch, r, (int)c);
+        if (!(stop - p == 2 && p[0] == '\\' && p[1] == 'N')) {
+            column->kind = WALNOTIFY_VALUE_TEXT;
+            column->value = p;
+            column->length = escaped ? unescape(p, stop) : (size_t)(stop - p);
+        }
+        p = stop + 1;
+    }
+    return t->ncolumns > 0 || p == end;
+}
+
+/* The line in hand as the next row, into *row. */
+static int take_row(wn_snapshot *s, int length, wn_snapshot_row *row)
+{
+    const snap_table *t = &s->tables[s->current];
+
+    if (!split_line(s, s->line, (size_t)length)) {
+        set_error(s,
+                  "reading table \"%s\": a row of the server's COPY does not hold the %zu "
+                  "columns asked for",
+                  table_name(s, s->current), t->ncolumns);
+        return WN_EXIT_SERVER;
     }
     s->ordinal++;
     s->table_rows++;
@@ -711,32 +824,34 @@ static void take_row(wn_snapshot *s, wn_snapshot_row *row)
     row->ordinal = s->ordinal;
     row->columns = s->row;
     row->ncolumns = t->ncolumns;
+    return 0;
 }
 
 /* One step: a row into *row (0), the end (WN_SNAPSHOT_END), a failure, or 1: nothing yet (a
- * table ended, or a batch was fetched). */
+ * table ended, or its COPY began). */
 static int step(wn_snapshot *s, wn_snapshot_row *row)
 {
     snap_table *t;
-    int status;
+    int status, length;
 
     if (s->current >= s->ntables)
         return WN_SNAPSHOT_END;
     t = &s->tables[s->current];
-    if (s->batch && s->batch_row < PQntuples(s->batch)) {
-        take_row(s, row);
-        return 0;
+    if (!s->copying) {
+        status = start_copy(s);
+        return status != 0 ? status : 1;
     }
-    if (!s->cursor_open)
-        status = declare_cursor(s, s->current);
-    else if (!s->table_done)
-        status = fetch(s);
-    else {
-        /* Read to its end: its count is known, for a restart. */
-        t->rows = s->table_rows;
-        t->counted = true;
-        status = start_table(s, s->current + 1);
-    }
+    status = read_line(s, &length);
+    if (status == 0 && length > 0)
+        return take_row(s, length, row);
+    if (status == 0)
+        status = finish_copy(s);
+    if (status != 0)
+        return status;
+    /* Read to its end: its count is known, for a restart. */
+    t->rows = s->table_rows;
+    t->counted = true;
+    status = start_table(s, s->current + 1);
     return status != 0 ? status : 1;
 }
 
@@ -775,23 +890,6 @@ int wn_snapshot_next(wn_snapshot *snap, wn_snapshot_row *row, char *err, size_t 
     return status;
 }
 
-/* Skips n rows of the cursor just declared. */
-static int skip_rows(wn_snapshot *s, uint64_t n)
-{
-    char sql[64], doing[MESSAGE_MAX];
-
-    snprintf(doing, sizeof doing, "reading table \"%s\" again", table_name(s, s->current));
-    while (n > 0) {
-        uint64_t step_rows = n > MOVE_ROWS_MAX ? MOVE_ROWS_MAX : n;
-
-        snprintf(sql, sizeof sql, "MOVE FORWARD %llu IN " CURSOR, (unsigned long long)step_rows);
-        if (!command(s, doing, sql))
-            return s->status;
-        n -= step_rows;
-    }
-    return 0;
-}
-
 /* The table holding ordinal: the first whose rows, counted, reach past it, else the one being
  * read (or the end). */
 static size_t table_of(const wn_snapshot *s, uint64_t ordinal)
@@ -822,16 +920,19 @@ int wn_snapshot_restart(wn_snapshot *snap, uint64_t ordinal, char *err, size_t e
                  (unsigned long long)ordinal, (unsigned long long)snap->ordinal + 1);
         return WN_EXIT_INTERNAL;
     }
+    /* From the row the COPY under way comes to next: it goes on. */
+    if (snap->copying && ordinal == snap->ordinal + 1)
+        return 0;
     i = table_of(snap, ordinal);
     snap->ordinal = i < snap->ntables ? snap->tables[i].first_ordinal - 1 : snap->ordinal;
     status = start_table(snap, i);
     if (status != 0 || i >= snap->ntables)
         return fail(snap, status);
+    /* The table's COPY starts past the rows skipped. */
     skip = ordinal - snap->tables[i].first_ordinal;
-    status = skip_rows(snap, skip);
     snap->ordinal += skip;
     snap->table_rows = skip;
-    return fail(snap, status);
+    return 0;
 }
 
 void wn_snapshot_get_progress(const wn_snapshot *snap, wn_snapshot_progress *progress)
@@ -844,6 +945,17 @@ void wn_snapshot_get_progress(const wn_snapshot *snap, wn_snapshot_progress *pro
     progress->rows = snap->ordinal;
 }
 
+static void cancel_copy(wn_snapshot *s)
+{
+    char why[256];
+    PGcancel *cancel = PQgetCancel(s->conn);
+
+    if (!cancel)
+        return;
+    (void)PQcancel(cancel, why, sizeof why);
+    PQfreeCancel(cancel);
+}
+
 int wn_snapshot_end(wn_snapshot *snap, char *err, size_t errlen)
 {
     int status = 0;
@@ -852,10 +964,11 @@ int wn_snapshot_end(wn_snapshot *snap, char *err, size_t errlen)
         return 0;
     snap->err = err;
     snap->errlen = errlen;
-    PQclear(snap->batch);
-    snap->batch = NULL;
-    /* A read-only transaction: committing it only releases its snapshot and locks. */
-    if (!snap->failed && !command(snap, "ending the snapshot's transaction", "COMMIT"))
+    /* A read-only transaction: committing it only releases its snapshot and locks, as closing
+     * the connection does. A COPY under way (a stop) is cancelled rather than read to its end. */
+    if (snap->copying && !snap->failed)
+        cancel_copy(snap);
+    else if (!snap->failed && !command(snap, "ending the snapshot's transaction", "COMMIT"))
         status = snap->status;
     free_handle(snap);
     return status;

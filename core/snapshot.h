@@ -18,7 +18,8 @@
  * one, every column but the generated ones) and row filter (PostgreSQL 15 and later); every
  * value in its type's text output under walnotify's session settings, NULL as NULL. Rows come in
  * a fixed order (the key: the replica identity index, else the primary key; else the physical
- * position), read through a cursor in bounded chunks.
+ * position), streamed by one COPY (SELECT ...) TO STDOUT per table, the first table's started by
+ * begin, so that the server reads rows while walnotify delivers the ones before.
  *
  * Not thread-safe: one thread uses a handle.
  */
@@ -74,11 +75,12 @@ typedef struct wn_snapshot_progress {
  * Takes the snapshot: connects twice, makes the temporary slot, imports its snapshot, locks
  * every table, reads each table's columns, key and the publication's filter, and checks that each
  * table can be read in full (a missing SELECT right, or row-level security that would hide
- * rows, is an error naming the table). Returns 0 with *snap (free it with wn_snapshot_end) and
- * the consistent point in *consistent_point; or an exit status with one line in err naming
- * what and where: WN_EXIT_STOPPED after a stop, WN_EXIT_TRANSIENT when waiting may help,
- * WN_EXIT_SERVER when a person must act, WN_EXIT_CONFIG for a conninfo that does not parse,
- * WN_EXIT_INTERNAL when out of memory; *snap is then NULL and nothing is left on the server.
+ * rows, is an error naming the table), then starts the first table's COPY. Returns 0 with
+ * *snap (free it with wn_snapshot_end) and the consistent point in *consistent_point; or an exit
+ * status with one line in err naming what and where: WN_EXIT_STOPPED after a stop,
+ * WN_EXIT_TRANSIENT when waiting may help, WN_EXIT_SERVER when a person must act,
+ * WN_EXIT_CONFIG for a conninfo that does not parse, WN_EXIT_INTERNAL when out of memory; *snap
+ * is then NULL and nothing is left on the server.
  */
 int wn_snapshot_begin(const wn_snapshot_source *source, wn_snapshot **snap,
                       wn_lsn *consistent_point, char *err, size_t errlen);
@@ -86,24 +88,28 @@ int wn_snapshot_begin(const wn_snapshot_source *source, wn_snapshot **snap,
 /*
  * The next row into *row: 0, or WN_SNAPSHOT_END after the last one, or an exit status as for
  * begin with one line in err (the imported transaction is then lost: end the handle and take a
- * new snapshot). Holds in memory at most one chunk of rows (at most 10000 rows, fewer when they
- * are large: about 8 MB).
+ * new snapshot). Holds in memory one row (and libpq's input buffer): the sockets' buffers hold
+ * the server back while the caller delivers.
  */
 int wn_snapshot_next(wn_snapshot *snap, wn_snapshot_row *row, char *err, size_t errlen);
 
 /*
  * Reads again, in the same imported transaction, so that the next row is the one with `ordinal`
  * (1: from the start), with the same values and ordinals as the first time. ordinal may be at
- * most one past the last one returned. Returns 0, or an exit status as for next.
+ * most one past the last one returned. One past it goes on reading; else a table's COPY under
+ * way is first read to its end (a COPY cannot be cut short without losing the transaction), its
+ * rows dropped, and the table of ordinal read again from there. Returns 0, or an exit status as
+ * for next (maybe only from next).
  */
 int wn_snapshot_restart(wn_snapshot *snap, uint64_t ordinal, char *err, size_t errlen);
 
 void wn_snapshot_get_progress(const wn_snapshot *snap, wn_snapshot_progress *progress);
 
 /*
- * Ends the read-only transaction (committed), closes both connections (which drops the
- * temporary slot) and frees the handle; NULL does nothing. Returns 0, or an exit status with one
- * line in err when the commit failed (the handle is freed either way).
+ * Ends the read-only transaction (committed; cancelled with its COPY when a table is still being
+ * read, which for a read-only transaction comes to the same), closes both connections (which
+ * drops the temporary slot) and frees the handle; NULL does nothing. Returns 0, or an exit status
+ * with one line in err when the commit failed (the handle is freed either way).
  */
 int wn_snapshot_end(wn_snapshot *snap, char *err, size_t errlen);
 

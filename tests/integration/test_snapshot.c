@@ -309,7 +309,10 @@ typedef struct typed_column {
 static const typed_column typed[] = {
     {"c_int", "int", {"-2147483648", "0", "NULL"}},
     {"c_num", "numeric", {"'NaN'", "123456789012345678901234567890.000000000000000000001", "1.50"}},
-    {"c_text", "text", {"E'quote \" and '' back\\\\slash\\nnew line\\ttab'", "''", "NULL"}},
+    /* Every byte COPY's text format escapes, and a text that reads as its NULL (\N). */
+    {"c_text", "text",
+     {"E'quote \" and '' back\\\\slash\\nnew line\\ttab\\rcr\\b\\f\\x0b\\x01\\x7f end'", "''",
+      "E'\\\\N'"}},
     {"c_bytea", "bytea", {"'\\x00ff7f80'::bytea", "'\\x'::bytea", "NULL"}},
     {"c_ts", "timestamptz", {"'2026-11-25 11:00:00.123456+05:30'", "'infinity'", "NULL"}},
     {"c_json", "json", {"'{\"a\": [1, \"x\\ny\"],  \"b\" : null}'", "'[]'", "NULL"}},
@@ -732,6 +735,37 @@ START_TEST(test_restart_reads_the_same_rows)
 }
 END_TEST
 
+/* Ended in the middle of a table (a stop, or --endpos before the snapshot): the end succeeds,
+ * and neither the reading session nor the temporary slot stays. */
+START_TEST(test_end_in_the_middle_of_a_table)
+{
+    static const char *const tables[] = {"a"};
+    itest_ctx ctx;
+    snap_fixture f;
+    wn_snapshot *snap;
+    wn_snapshot_row row;
+    wn_lsn point;
+    char err[ERR_MAX] = "";
+
+    itest_begin(&ctx, "snapm");
+    itest_exec(ctx.conn, "CREATE TABLE a (id int PRIMARY KEY, v text)");
+    itest_exec(ctx.conn, "INSERT INTO a SELECT i, md5(i::text) FROM generate_series(1, 1000) i");
+    itest_exec(ctx.conn, "CREATE PUBLICATION %s FOR TABLE a", ctx.pub);
+    fixture_init(&f, &ctx, NULL, tables, 1);
+    /* Before any row, then after a few. */
+    end_ok(begin_ok(&f, &point));
+    snap = begin_ok(&f, &point);
+    for (int i = 0; i < 10; i++)
+        ck_assert_msg(wn_snapshot_next(snap, &row, err, sizeof err) == 0, "%s", err);
+    end_ok(snap);
+    wait_no_snapshot_slots(&ctx);
+    itest_wait_query_at_least(ctx.conn, 1,
+                              "SELECT (count(*) = 0)::int FROM pg_stat_activity "
+                              "WHERE datname = current_database() AND pid <> pg_backend_pid()");
+    itest_end(&ctx);
+}
+END_TEST
+
 /* Asks for a stop once the snapshot's temporary slot is being made (its creation waits on the
  * test's open transaction). */
 typedef struct stopper {
@@ -855,6 +889,7 @@ int main(void)
     tcase_add_test(tc, test_rights_and_row_security);
     tcase_add_test(tc, test_restart_reads_the_same_rows);
     tcase_add_test(tc, test_large_table_in_bounded_memory);
+    tcase_add_test(tc, test_end_in_the_middle_of_a_table);
     tcase_add_test(tc, test_stop_while_taking);
     return run_suite(suite) == 0 ? 0 : 1;
 }

@@ -529,6 +529,16 @@ START_TEST(test_rewind_in_snapshot)
 }
 END_TEST
 
+#define AFTER_PAUSE_BYTES (10 * 1000 * 1000)
+
+/* The session reading the snapshot (with what to select of it): the one that locked the table
+ * ACCESS SHARE, as the writer's changes do not. */
+#define SNAPSHOT_SESSION(what)                                                                     \
+    "SELECT " what " FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid "                    \
+    "WHERE a.datname = current_database() AND l.relation = 't'::regclass "                         \
+    "AND l.mode = 'AccessShareLock' AND l.granted "                                                \
+    "AND a.pid <> pg_backend_pid()"
+
 /* The snapshot's own connection fails in its middle: walnotify takes a new snapshot, and the
  * outcome is the table. */
 START_TEST(test_snapshot_connection_lost)
@@ -544,24 +554,29 @@ START_TEST(test_snapshot_connection_lost)
 
     itest_begin(&ctx, "snaplost");
     make_table(&ctx, rows);
-    /* Paused in the first chunk of rows the reader fetched (10,000 of these small rows): the
-     * fetch of the next one fails, after the first batch (10,000 events) was committed, so the
-     * first snapshot's begin marker stays in the jsonl file. */
+    /* Rows wide enough that what follows the pause (10 MB) is more than the sockets between
+     * server and walnotify buffer: the COPY cannot end while walnotify pauses. A default that
+     * needs no rewrite. */
+    ck_assert_msg(rows > SNAPSHOT_BATCH + 1, "WN_SNAPSHOT_ROWS must pass %d here", SNAPSHOT_BATCH);
+    itest_exec(ctx.conn, "ALTER TABLE t ADD COLUMN pad text NOT NULL DEFAULT repeat('x', %d)",
+               AFTER_PAUSE_BYTES / (rows - SNAPSHOT_BATCH));
+    /* Paused just past the first batch (10,000 events): the reading of the rows after it
+     * fails once the first batch was committed, so the first snapshot's begin marker stays in
+     * the jsonl file. */
     snprintf(pause, sizeof pause,
              ", { name = \"pause\"; path = \"%s\"; ops = [ \"snapshot\" ]; "
              "settings = { pause_at = %d; pause_ms = 1000; }; }",
-             itest_root_file("build/tests/fixtures/snapfault.so").s, rows / 4);
+             itest_root_file("build/tests/fixtures/snapfault.so").s, SNAPSHOT_BATCH + 1);
     conf = jsonl_config(&ctx, "lost.cfg", pause);
     out = itest_file(&ctx, "out.jsonl");
     writer = start_writer(&ctx, rows);
     itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
     wait_for(host.err.s, "snapfault: pausing", 1, "the pause in the snapshot");
-    /* The snapshot's reading session: the only one idle inside a transaction. */
-    terminated = itest_query_int(ctx.conn,
-                                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                                 "WHERE datname = current_database() AND pid <> pg_backend_pid() "
-                                 "AND backend_type = 'client backend' "
-                                 "AND state = 'idle in transaction'");
+    /* The snapshot's reading session, the one holding the table's ACCESS SHARE lock, once it
+     * is in the middle of the COPY: blocked writing rows the paused walnotify does not read. */
+    itest_wait_query_at_least(ctx.conn, 1, SNAPSHOT_SESSION("count(*)") " AND a.state = 'active' "
+                                           "AND a.wait_event = 'ClientWrite'");
+    terminated = itest_query_int(ctx.conn, SNAPSHOT_SESSION("count(pg_terminate_backend(a.pid))"));
     ck_assert_int_eq(terminated, 1);
     wait_for(host.err.s, "initial snapshot taken at", 2, "a new snapshot");
     wait_for(out.s, "\"marker\":\"end\"", 1, "the snapshot's end marker");

@@ -319,6 +319,10 @@ START_TEST(test_snapshot_row_and_markers)
     assert_json(&ins, SAMPLE_HEAD "\"op\":\"insert\",\"values\":{\"x\":\"1\"}}");
     assert_json(&row, "{\"snapshot\":\"0/3000060\",\"ordinal\":1,\"table\":\"public.t\","
                       "\"op\":\"snapshot\",\"values\":{\"id\":\"5\",\"note\":null}}");
+    /* A new snapshot (taken again after a crash) at another point: its own position. */
+    row.commit_lsn = UINT64_C(0x1F0000000A);
+    assert_json(&row, "{\"snapshot\":\"1F/A\",\"ordinal\":1,\"table\":\"public.t\","
+                      "\"op\":\"snapshot\",\"values\":{\"id\":\"5\",\"note\":null}}");
 }
 END_TEST
 
