@@ -46,6 +46,7 @@ typedef struct replay {
     size_t line_cap;
     wn_replay_line *ev; /* the line read back */
     wn_session *session;
+    wn_dispatcher_options options; /* a run's options without a stream: no metrics, no notify */
     dispatcher d;
 } replay;
 
@@ -395,6 +396,8 @@ int wn_replay_run(const wn_config *config, wn_plugin *plugins, size_t nplugins, 
     replay r = {.config = config, .file = file, .session = session};
     int status;
 
+    r.options.config = config;
+    r.d.options = &r.options;
     r.d.err = err;
     r.d.errlen = sizeof err;
     err[0] = '\0';
