@@ -28,6 +28,8 @@ missing_packages() {
         echo check
         echo libcurl4-openssl-dev
     fi
+    # The kafka plugin and its tests' mock cluster (rdkafka_mock.h).
+    [ -f /usr/include/librdkafka/rdkafka_mock.h ] || echo librdkafka-dev
     # The webhook plugin's tests: a Python receiver, certificates made with openssl.
     command -v python3 >/dev/null 2>&1 || echo python3
     command -v openssl >/dev/null 2>&1 || echo openssl
