@@ -32,7 +32,7 @@
 #endif
 
 #define QUEUE_WAIT_MS 5000     /* how long handle serves reports while the queue is full */
-#define FLUSH_WAIT_MS 5000     /* how long one flush waits for confirmations */
+#define FLUSH_WAIT_MS 1000     /* how long one flush waits for confirmations */
 #define METADATA_WAIT_MS 5000  /* how long a truncate waits for its topic's partitions */
 #define SERVE_EVERY 256        /* events handed over between two looks at the reports */
 #define MESSAGE_TOPICS_MAX 256 /* message prefixes whose topic is kept */

@@ -636,12 +636,15 @@ int kafka_producer_partitions(kafka_producer *p, const char *topic, long wait_ms
     return count;
 }
 
+/* Serves delivery reports in short slices until none is missing, one failed, or the wait is
+ * over. */
 bool kafka_producer_settle(kafka_producer *p, long wait_ms)
 {
-    if (wait_ms > 0 && p->sent > p->confirmed)
-        rd_kafka_flush(p->rk, (int)wait_ms);
-    else
-        rd_kafka_poll(p->rk, 0);
+    int64_t deadline = now_ms() + wait_ms;
+
+    rd_kafka_poll(p->rk, 0);
+    while (p->sent > p->confirmed && p->nfailures == 0 && now_ms() < deadline)
+        rd_kafka_poll(p->rk, POLL_SLICE_MS);
     return p->sent == p->confirmed;
 }
 
