@@ -111,12 +111,15 @@ static bool legal_topic(const char *topic, char *why, size_t whylen)
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)topic[i];
         if (!topic_char(c)) {
+            char what[32];
+            if (c > 0x20 && c < 0x7f)
+                snprintf(what, sizeof what, "'%c'", c);
+            else
+                snprintf(what, sizeof what, "a blank or control character");
             snprintf(why, whylen,
-                     "topic \"%.*s%s\" holds %s%c%s at byte %zu: a topic name holds only "
-                     "A-Z a-z 0-9 . _ -",
-                     60, topic, len > 60 ? "..." : "", c > 0x20 && c < 0x7f ? "'" : "",
-                     c > 0x20 && c < 0x7f ? (char)c : '?',
-                     c > 0x20 && c < 0x7f ? "'" : " (a blank or control character)", i + 1);
+                     "topic \"%.*s%s\" holds %s at byte %zu: a topic name holds only A-Z a-z "
+                     "0-9 . _ -",
+                     60, topic, len > 60 ? "..." : "", what, i + 1);
             return false;
         }
     }
