@@ -17,6 +17,14 @@
  *                                 "PARTITION OFFSET KEY VALUE HEADERS" separated by tabs, "-"
  *                                 for a null key or value, headers as name=value;...;
  *                                 answers "ok COUNT"
+ *   span TOPIC                    "ok COUNT FIRST_MS": the messages TOPIC holds and the
+ *                                 earliest creation time among them (ms since 1970)
+ *   follow TOPIC [brief]          from now on a thread reads TOPIC as it fills (the mock
+ *                                 cluster keeps only the last 5 MB of each partition), and a
+ *                                 dump of it waits until the thread has read everything, then
+ *                                 writes what it read; brief writes a keyed message's key as
+ *                                 its value, and only the identity and op headers (a fifth of
+ *                                 the size, for millions of messages)
  *
  * It ends at the end of its input.
  */
@@ -24,14 +32,44 @@
 #include <librdkafka/rdkafka_mock.h>
 
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #define WAIT_MS 10000
+#define PARTITIONS_MAX 64
+#define BATCH 1000
+
+/* The one topic read as it fills. */
+typedef struct follower {
+    char topic[256];
+    char path[4096]; /* what it read so far */
+    FILE *out;
+    rd_kafka_topic_t *rkt;
+    int partitions;
+    int64_t next[PARTITIONS_MAX]; /* the next offset to read, per partition */
+    long count;
+    pthread_mutex_t lock; /* out, next, count */
+    pthread_t thread;
+    bool running;
+    bool brief;
+} follower;
+
+static follower followed = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static rd_kafka_mock_cluster_t *mcluster;
 static rd_kafka_t *consumer;
+
+static void poll_sleep(void)
+{
+    struct timespec ts = {.tv_sec = 0, .tv_nsec = 50 * 1000 * 1000};
+
+    nanosleep(&ts, NULL);
+}
 
 static void write_headers(FILE *out, const rd_kafka_message_t *msg)
 {
@@ -44,6 +82,43 @@ static void write_headers(FILE *out, const rd_kafka_message_t *msg)
         return;
     for (size_t i = 0; rd_kafka_header_get_all(headers, i, &name, &value, &size) == 0; i++)
         fprintf(out, "%s=%.*s;", name, (int)size, value != NULL ? (const char *)value : "");
+}
+
+/* The brief form: the key stands for a keyed value; the identity and op headers only. */
+static void write_brief(FILE *out, const rd_kafka_message_t *msg)
+{
+    static const char *const kept[] = {"walnotify.position", "walnotify.ordinal", "walnotify.op"};
+    rd_kafka_headers_t *headers = NULL;
+    const void *value;
+    size_t size;
+
+    fprintf(out, "%" PRId32 "\t%" PRId64 "\t", msg->partition, msg->offset);
+    if (msg->key != NULL)
+        fprintf(out, "%.*s\t%.*s\t", (int)msg->key_len, (const char *)msg->key,
+                msg->payload != NULL ? (int)msg->key_len : 1,
+                msg->payload != NULL ? (const char *)msg->key : "-");
+    else
+        fputs(msg->payload != NULL ? "-\t{}\t" : "-\t-\t", out);
+    rd_kafka_message_headers(msg, &headers);
+    for (size_t i = 0; headers != NULL && i < 3; i++)
+        if (rd_kafka_header_get_last(headers, kept[i], &value, &size) == 0)
+            fprintf(out, "%s=%.*s;", kept[i], (int)size, (const char *)value);
+    fputc('\n', out);
+}
+
+static void write_record(FILE *out, const rd_kafka_message_t *msg)
+{
+    fprintf(out, "%" PRId32 "\t%" PRId64 "\t", msg->partition, msg->offset);
+    if (msg->key != NULL)
+        fprintf(out, "%.*s\t", (int)msg->key_len, (const char *)msg->key);
+    else
+        fputs("-\t", out);
+    if (msg->payload != NULL)
+        fprintf(out, "%.*s\t", (int)msg->len, (const char *)msg->payload);
+    else
+        fputs("-\t", out);
+    write_headers(out, msg);
+    fputc('\n', out);
 }
 
 /* Every message of one partition up to its high watermark; -1 on error. */
@@ -66,17 +141,7 @@ static long dump_partition(FILE *out, rd_kafka_topic_t *rkt, int32_t partition)
             break;
         }
         if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            fprintf(out, "%" PRId32 "\t%" PRId64 "\t", partition, msg->offset);
-            if (msg->key != NULL)
-                fprintf(out, "%.*s\t", (int)msg->key_len, (const char *)msg->key);
-            else
-                fputs("-\t", out);
-            if (msg->payload != NULL)
-                fprintf(out, "%.*s\t", (int)msg->len, (const char *)msg->payload);
-            else
-                fputs("-\t", out);
-            write_headers(out, msg);
-            fputc('\n', out);
+            write_record(out, msg);
             next = msg->offset + 1;
             count++;
         }
@@ -84,6 +149,56 @@ static long dump_partition(FILE *out, rd_kafka_topic_t *rkt, int32_t partition)
     }
     rd_kafka_consume_stop(rkt, partition);
     return count;
+}
+
+/* The messages of one partition and their earliest creation time; false on error. */
+static bool span_partition(rd_kafka_topic_t *rkt, int32_t partition, long *count, int64_t *first)
+{
+    int64_t low = 0, high = 0, next;
+
+    if (rd_kafka_query_watermark_offsets(consumer, rd_kafka_topic_name(rkt), partition, &low, &high,
+                                         WAIT_MS) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return false;
+    if (high <= low)
+        return true;
+    if (rd_kafka_consume_start(rkt, partition, low) != 0)
+        return false;
+    for (next = low; next < high;) {
+        rd_kafka_message_t *msg = rd_kafka_consume(rkt, partition, WAIT_MS);
+        if (msg == NULL)
+            break;
+        if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            int64_t ts = rd_kafka_message_timestamp(msg, NULL);
+            if (ts >= 0 && (*first < 0 || ts < *first))
+                *first = ts;
+            (*count)++;
+            next = msg->offset + 1;
+        }
+        rd_kafka_message_destroy(msg);
+    }
+    rd_kafka_consume_stop(rkt, partition);
+    return next >= high;
+}
+
+static void span(const char *topic)
+{
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(consumer, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    long count = 0;
+    int64_t first = -1;
+    bool ok = rkt != NULL &&
+              rd_kafka_metadata(consumer, 0, rkt, &md, WAIT_MS) == RD_KAFKA_RESP_ERR_NO_ERROR;
+
+    for (int i = 0; ok && i < md->topics[0].partition_cnt; i++)
+        ok = span_partition(rkt, md->topics[0].partitions[i].id, &count, &first);
+    if (md != NULL)
+        rd_kafka_metadata_destroy(md);
+    if (rkt != NULL)
+        rd_kafka_topic_destroy(rkt);
+    if (ok)
+        printf("ok %ld %" PRId64 "\n", count, first);
+    else
+        printf("error cannot read topic %s\n", topic);
 }
 
 /* Answers once the file is closed, so that the test reads all of it. */
@@ -114,6 +229,113 @@ static void dump(const char *topic, const char *path)
         printf("ok %ld\n", total);
 }
 
+static void *follow_loop(void *arg)
+{
+    rd_kafka_message_t *batch[BATCH];
+
+    (void)arg;
+    for (;;) {
+        for (int p = 0; p < followed.partitions; p++) {
+            ssize_t n = rd_kafka_consume_batch(followed.rkt, p, 10, batch, BATCH);
+            pthread_mutex_lock(&followed.lock);
+            for (ssize_t i = 0; i < n; i++) {
+                if (batch[i]->err != RD_KAFKA_RESP_ERR_NO_ERROR &&
+                    batch[i]->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                    fprintf(stderr, "mockkafka: follow, partition %d: %s\n", p,
+                            rd_kafka_message_errstr(batch[i]));
+                if (batch[i]->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+                    if (followed.brief)
+                        write_brief(followed.out, batch[i]);
+                    else
+                        write_record(followed.out, batch[i]);
+                    followed.next[p] = batch[i]->offset + 1;
+                    followed.count++;
+                }
+                rd_kafka_message_destroy(batch[i]);
+            }
+            pthread_mutex_unlock(&followed.lock);
+        }
+    }
+    return NULL;
+}
+
+static void follow(const char *topic, bool brief)
+{
+    const struct rd_kafka_metadata *md = NULL;
+
+    followed.brief = brief;
+    snprintf(followed.topic, sizeof followed.topic, "%s", topic);
+    snprintf(followed.path, sizeof followed.path, "/tmp/mockkafka.%ld.follow", (long)getpid());
+    followed.out = fopen(followed.path, "w+");
+    unlink(followed.path); /* kept open: gone with this process */
+    followed.rkt = rd_kafka_topic_new(consumer, topic, NULL);
+    if (followed.out == NULL || followed.rkt == NULL ||
+        rd_kafka_metadata(consumer, 0, followed.rkt, &md, WAIT_MS) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        md->topics[0].partition_cnt > PARTITIONS_MAX) {
+        printf("error cannot follow topic %s\n", topic);
+        return;
+    }
+    followed.partitions = md->topics[0].partition_cnt;
+    rd_kafka_metadata_destroy(md);
+    for (int p = 0; p < followed.partitions; p++)
+        rd_kafka_consume_start(followed.rkt, p, RD_KAFKA_OFFSET_BEGINNING);
+    followed.running = pthread_create(&followed.thread, NULL, follow_loop, NULL) == 0;
+    printf(followed.running ? "ok\n" : "error cannot start a thread\n");
+}
+
+/* Whether the follower has read every partition up to its high watermark; *behind names the
+ * first that it has not. */
+static bool caught_up(char *behind, size_t size)
+{
+    for (int p = 0; p < followed.partitions; p++) {
+        int64_t low = 0, high = 0, next;
+        if (rd_kafka_query_watermark_offsets(consumer, followed.topic, p, &low, &high, WAIT_MS) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR)
+            return false;
+        pthread_mutex_lock(&followed.lock);
+        next = followed.next[p];
+        pthread_mutex_unlock(&followed.lock);
+        if (next < high) {
+            snprintf(behind, size,
+                     "partition %d read to %" PRId64 " of %" PRId64 " (from %" PRId64 ")", p, next,
+                     high, low);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* What the follower read, once it has read everything, copied into path. */
+static void dump_followed(const char *path)
+{
+    FILE *out = fopen(path, "w");
+    char buffer[65536], behind[256] = "";
+    size_t n;
+    long count;
+
+    for (int waits = 0; !caught_up(behind, sizeof behind); waits++) {
+        if (waits * 50 > 6 * WAIT_MS) {
+            printf("error the follower is stuck: %s\n", behind);
+            if (out != NULL)
+                fclose(out);
+            return;
+        }
+        poll_sleep();
+    }
+    pthread_mutex_lock(&followed.lock);
+    fflush(followed.out);
+    rewind(followed.out);
+    while (out != NULL && (n = fread(buffer, 1, sizeof buffer, followed.out)) > 0)
+        fwrite(buffer, 1, n, out);
+    fseek(followed.out, 0, SEEK_END);
+    count = followed.count;
+    pthread_mutex_unlock(&followed.lock);
+    if (out == NULL || fclose(out) != 0)
+        printf("error cannot write %s\n", path);
+    else
+        printf("ok %ld\n", count);
+}
+
 static void command(char *line)
 {
     char topic[256], path[4096];
@@ -137,7 +359,16 @@ static void command(char *line)
     else if (sscanf(line, "leader %255s %d %d", topic, &a, &b) == 3)
         err = rd_kafka_mock_partition_set_leader(mcluster, topic, a, b);
     else if (sscanf(line, "dump %255s %4095s", topic, path) == 2) {
-        dump(topic, path);
+        if (followed.running && strcmp(topic, followed.topic) == 0)
+            dump_followed(path);
+        else
+            dump(topic, path);
+        return;
+    } else if (sscanf(line, "span %255s", topic) == 1) {
+        span(topic);
+        return;
+    } else if (sscanf(line, "follow %255s", topic) == 1 && !followed.running) {
+        follow(topic, strstr(line, " brief") != NULL);
         return;
     } else {
         printf("error unknown command: %s\n", line);
