@@ -50,6 +50,7 @@ typedef struct follower {
     char path[4096]; /* what it read so far */
     FILE *out;
     rd_kafka_topic_t *rkt;
+    rd_kafka_queue_t *queue; /* every partition's messages */
     int partitions;
     int64_t next[PARTITIONS_MAX]; /* the next offset to read, per partition */
     long count;
@@ -235,26 +236,26 @@ static void *follow_loop(void *arg)
 
     (void)arg;
     for (;;) {
-        for (int p = 0; p < followed.partitions; p++) {
-            ssize_t n = rd_kafka_consume_batch(followed.rkt, p, 10, batch, BATCH);
-            pthread_mutex_lock(&followed.lock);
-            for (ssize_t i = 0; i < n; i++) {
-                if (batch[i]->err != RD_KAFKA_RESP_ERR_NO_ERROR &&
-                    batch[i]->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                    fprintf(stderr, "mockkafka: follow, partition %d: %s\n", p,
-                            rd_kafka_message_errstr(batch[i]));
-                if (batch[i]->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-                    if (followed.brief)
-                        write_brief(followed.out, batch[i]);
-                    else
-                        write_record(followed.out, batch[i]);
-                    followed.next[p] = batch[i]->offset + 1;
-                    followed.count++;
-                }
-                rd_kafka_message_destroy(batch[i]);
+        ssize_t n = rd_kafka_consume_batch_queue(followed.queue, 100, batch, BATCH);
+        pthread_mutex_lock(&followed.lock);
+        for (ssize_t i = 0; i < n; i++) {
+            rd_kafka_message_t *msg = batch[i];
+            if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR &&
+                msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                fprintf(stderr, "mockkafka: follow, partition %d: %s\n", (int)msg->partition,
+                        rd_kafka_message_errstr(msg));
+            if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR && msg->partition >= 0 &&
+                msg->partition < PARTITIONS_MAX) {
+                if (followed.brief)
+                    write_brief(followed.out, msg);
+                else
+                    write_record(followed.out, msg);
+                followed.next[msg->partition] = msg->offset + 1;
+                followed.count++;
             }
-            pthread_mutex_unlock(&followed.lock);
+            rd_kafka_message_destroy(msg);
         }
+        pthread_mutex_unlock(&followed.lock);
     }
     return NULL;
 }
@@ -277,8 +278,9 @@ static void follow(const char *topic, bool brief)
     }
     followed.partitions = md->topics[0].partition_cnt;
     rd_kafka_metadata_destroy(md);
+    followed.queue = rd_kafka_queue_new(consumer);
     for (int p = 0; p < followed.partitions; p++)
-        rd_kafka_consume_start(followed.rkt, p, RD_KAFKA_OFFSET_BEGINNING);
+        rd_kafka_consume_start_queue(followed.rkt, p, RD_KAFKA_OFFSET_BEGINNING, followed.queue);
     followed.running = pthread_create(&followed.thread, NULL, follow_loop, NULL) == 0;
     printf(followed.running ? "ok\n" : "error cannot start a thread\n");
 }
@@ -290,8 +292,10 @@ static bool caught_up(char *behind, size_t size)
     for (int p = 0; p < followed.partitions; p++) {
         int64_t low = 0, high = 0, next;
         if (rd_kafka_query_watermark_offsets(consumer, followed.topic, p, &low, &high, WAIT_MS) !=
-            RD_KAFKA_RESP_ERR_NO_ERROR)
+            RD_KAFKA_RESP_ERR_NO_ERROR) {
+            snprintf(behind, size, "partition %d: no watermarks", p);
             return false;
+        }
         pthread_mutex_lock(&followed.lock);
         next = followed.next[p];
         pthread_mutex_unlock(&followed.lock);
@@ -313,8 +317,10 @@ static void dump_followed(const char *path)
     size_t n;
     long count;
 
-    for (int waits = 0; !caught_up(behind, sizeof behind); waits++) {
-        if (waits * 50 > 6 * WAIT_MS) {
+    time_t give_up = time(NULL) + 6 * WAIT_MS / 1000;
+
+    while (!caught_up(behind, sizeof behind)) {
+        if (time(NULL) > give_up) {
             printf("error the follower is stuck: %s\n", behind);
             if (out != NULL)
                 fclose(out);
@@ -390,6 +396,10 @@ static rd_kafka_t *client(rd_kafka_type_t type, const char *bootstrap)
     if (bootstrap != NULL) {
         rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, NULL, 0);
         rd_kafka_conf_set(conf, "topic.metadata.refresh.interval.ms", "500", NULL, 0);
+        /* Back at once after a broker comes up: the cluster keeps only 5 MB per partition,
+         * and a new producer does not wait as librdkafka's default backoff (10 s) would. */
+        rd_kafka_conf_set(conf, "reconnect.backoff.ms", "10", NULL, 0);
+        rd_kafka_conf_set(conf, "reconnect.backoff.max.ms", "100", NULL, 0);
     }
     rk = rd_kafka_new(type, conf, errstr, sizeof errstr);
     if (rk == NULL) {
