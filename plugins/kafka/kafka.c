@@ -480,11 +480,13 @@ static walnotify_status kafka_handle(void *state, const walnotify_event *ev)
     kafka_state *st = state;
     walnotify_status status;
 
-    if (++st->handled % SERVE_EVERY == 0)
+    /* The reports are looked at now and then (a fatal error also shows in the next send). */
+    if (++st->handled % SERVE_EVERY == 0) {
         kafka_producer_settle(st->producer, 0);
-    status = health(st);
-    if (status != WALNOTIFY_OK)
-        return status;
+        status = health(st);
+        if (status != WALNOTIFY_OK)
+            return status;
+    }
     switch (ev->op) {
     case WALNOTIFY_OP_TRUNCATE:
         return handle_truncate(st, ev);

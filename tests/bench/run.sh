@@ -32,9 +32,9 @@
 #
 # Kafka: BENCH_KAFKA_ROWS rows (default 100,000) in transactions of BENCH_TXN_ROWS rows, read by
 # walnotify with the kafka plugin into librdkafka's mock cluster (tests/kafka/mockkafka, three
-# brokers on loopback, a topic of 24 partitions: the mock keeps 5 MB of each), beside the same messages (keys, values, headers,
+# brokers on loopback, a topic of 24 partitions), beside the same messages (keys, values, headers,
 # read back from the cluster) sent by a plain librdkafka producer loop with the same settings
-# (tests/bench/kafka_loop.c): the limit. walnotify is timed from its first message's creation
+# (tests/bench/kafka_loop.c) into the same topic after it: the limit. walnotify is timed from its first message's creation
 # time to its "dispatcher stopped" line (after the final flush: every message confirmed), the
 # loop from its first message to its last delivery report. BENCH_KAFKA=0 skips it;
 # BENCH_KAFKA_ONLY=1 runs only it.
@@ -92,6 +92,7 @@ WEBHOOK_LOOP=$OUT/webhook_loop
 USE_KAFKA=${BENCH_KAFKA:-1}
 KAFKA_ONLY=${BENCH_KAFKA_ONLY:-0}
 KAFKA_ROWS=${BENCH_KAFKA_ROWS:-100000}
+KAFKA_PARTITIONS=24
 KAFKA_SO=$ROOT/build/plugins/kafka.so
 MOCKKAFKA=$OUT/mockkafka
 KAFKA_LOOP=$OUT/kafka_loop
@@ -877,8 +878,9 @@ log_ms() {
 kafka_turn() {
     local round=$1 endpos=$2 slot=bench_kafka_$1 topic=bench.walnotify.$1 rc=0
     local wall count first stopped secs loop_events loop_secs
-    mock_cmd "create $topic 24"
-    mock_cmd "create bench.loop.$round 24"
+    start_mock
+    mock_cmd "create $topic $KAFKA_PARTITIONS"
+    mock_cmd "follow $topic"
     timeout -k 10 "$RUN_TIMEOUT" "$TIME_BIN" -f "%e %U %S %M" -o "$OUT/time.$slot" "$WALNOTIFY" \
         -c "$(kafka_conf "$slot" "$topic")" --endpos "$endpos" >"$LOGS/$slot.log" 2>&1 || rc=$?
     mock_cmd "span $topic"
@@ -886,14 +888,17 @@ kafka_turn() {
     stopped=$(sed -n 's/^\([^ ]*\) .*dispatcher stopped.*/\1/p' "$LOGS/$slot.log" | tail -n 1)
     if [ "$rc" -ne 0 ] || [ "${count:-}" != "$KAFKA_ROWS" ] || [ -z "$stopped" ]; then
         note "kafka (round $round) exited $rc with ${count:-no} messages of $KAFKA_ROWS; log: $LOGS/$slot.log"
+        cleanup_bg
         return 0
     fi
     secs=$(awk -v a="$first" -v b="$(log_ms "$stopped")" 'BEGIN { printf "%.3f", (b - a) / 1000 }')
     read -r wall _ < <(tail -n 1 "$OUT/time.$slot")
     mock_cmd "dump $topic $OUT/kafka.dump"
-    "$KAFKA_LOOP" "$MOCK_BOOTSTRAP" "bench.loop.$round" "$OUT/kafka.dump" \
+    # Into the same topic, so that the cluster's reader of it works during both runs.
+    "$KAFKA_LOOP" "$MOCK_BOOTSTRAP" "$topic" "$OUT/kafka.dump" \
         >"$LOGS/${slot}_loop.log" 2>&1 || note "the plain loop failed (round $round); log: $LOGS/${slot}_loop.log"
     read -r _ loop_events _ loop_secs <"$LOGS/${slot}_loop.log" || true
+    cleanup_bg
     if [ "${loop_events:-}" != "$KAFKA_ROWS" ]; then
         note "the plain loop (round $round) sent ${loop_events:-no} messages of $KAFKA_ROWS"
         return 0
@@ -904,14 +909,19 @@ kafka_turn() {
             r, e / w, e / l }' >&2
 }
 
+# A mock cluster of its own for each round (it keeps only the last 5 MB of each partition: a
+# thread of it reads walnotify's topic as it fills).
+start_mock() {
+    coproc MOCK { "$MOCKKAFKA" 3 2>>"$LOGS/mockkafka.log"; }
+    BG_PIDS+=("$MOCK_PID")
+    read -r -u "${MOCK[0]}" MOCK_ANSWER || die "the mock cluster did not start"
+    MOCK_BOOTSTRAP=${MOCK_ANSWER#bootstrap }
+}
+
 run_kafka() {
     local r endpos
     build_kafka_tools
     : >"$OUT/kafka.tsv"
-    coproc MOCK { "$MOCKKAFKA" 3 2>"$LOGS/mockkafka.log"; }
-    BG_PIDS+=("$MOCK_PID")
-    read -r -u "${MOCK[0]}" MOCK_ANSWER || die "the mock cluster did not start"
-    MOCK_BOOTSTRAP=${MOCK_ANSWER#bootstrap }
     for ((r = 1; r <= ROUNDS; r++)); do
         make_slot "bench_kafka_$r"
     done
@@ -926,7 +936,6 @@ run_kafka() {
     for ((r = 1; r <= ROUNDS; r++)); do
         kafka_turn "$r" "$endpos"
     done
-    cleanup_bg
     drop_slots_like bench_kafka_
     sql -c "TRUNCATE bench" -c "CHECKPOINT"
 }
@@ -934,7 +943,7 @@ run_kafka() {
 print_kafka() {
     echo
     echo "Kafka: $KAFKA_ROWS rows in transactions of $TXN_ROWS rows into librdkafka's mock cluster" \
-        "(3 brokers, 24 partitions), from the first message to the last one confirmed (median of" \
+        "(3 brokers, $KAFKA_PARTITIONS partitions), from the first message to the last one confirmed (median of" \
         "$ROUNDS rounds); the last column is walnotify's whole run, start to --endpos"
     printf '| %14s | %26s | %6s | %14s |\n' "walnotify ev/s" "plain librdkafka loop ev/s" ratio \
         "whole run ev/s"

@@ -18,7 +18,8 @@
  *                                 for a null key or value, headers as name=value;...;
  *                                 answers "ok COUNT"
  *   span TOPIC                    "ok COUNT FIRST_MS": the messages TOPIC holds and the
- *                                 earliest creation time among them (ms since 1970)
+ *                                 earliest creation time among them (ms since 1970); of a
+ *                                 followed topic, what the follower read, once it caught up
  *   follow TOPIC [brief]          from now on a thread reads TOPIC as it fills (the mock
  *                                 cluster keeps only the last 5 MB of each partition), and a
  *                                 dump of it waits until the thread has read everything, then
@@ -54,13 +55,14 @@ typedef struct follower {
     int partitions;
     int64_t next[PARTITIONS_MAX]; /* the next offset to read, per partition */
     long count;
-    pthread_mutex_t lock; /* out, next, count */
+    int64_t first;        /* the earliest creation time read, -1 before any */
+    pthread_mutex_t lock; /* out, next, count, first */
     pthread_t thread;
     bool running;
     bool brief;
 } follower;
 
-static follower followed = {.lock = PTHREAD_MUTEX_INITIALIZER};
+static follower followed = {.lock = PTHREAD_MUTEX_INITIALIZER, .first = -1};
 
 static rd_kafka_mock_cluster_t *mcluster;
 static rd_kafka_t *consumer;
@@ -250,8 +252,11 @@ static void *follow_loop(void *arg)
                     write_brief(followed.out, msg);
                 else
                     write_record(followed.out, msg);
+                int64_t ts = rd_kafka_message_timestamp(msg, NULL);
                 followed.next[msg->partition] = msg->offset + 1;
                 followed.count++;
+                if (ts >= 0 && (followed.first < 0 || ts < followed.first))
+                    followed.first = ts;
             }
             rd_kafka_message_destroy(msg);
         }
@@ -309,25 +314,42 @@ static bool caught_up(char *behind, size_t size)
     return true;
 }
 
-/* What the follower read, once it has read everything, copied into path. */
-static void dump_followed(const char *path)
+/* Waits until the follower has read everything (a minute at most); false after answering. */
+static bool catch_up(void)
 {
-    FILE *out = fopen(path, "w");
-    char buffer[65536], behind[256] = "";
-    size_t n;
-    long count;
-
+    char behind[256] = "";
     time_t give_up = time(NULL) + 6 * WAIT_MS / 1000;
 
     while (!caught_up(behind, sizeof behind)) {
         if (time(NULL) > give_up) {
             printf("error the follower is stuck: %s\n", behind);
-            if (out != NULL)
-                fclose(out);
-            return;
+            return false;
         }
         poll_sleep();
     }
+    return true;
+}
+
+static void span_followed(void)
+{
+    if (!catch_up())
+        return;
+    pthread_mutex_lock(&followed.lock);
+    printf("ok %ld %" PRId64 "\n", followed.count, followed.first);
+    pthread_mutex_unlock(&followed.lock);
+}
+
+/* What the follower read, once it has read everything, copied into path. */
+static void dump_followed(const char *path)
+{
+    FILE *out;
+    char buffer[65536];
+    size_t n;
+    long count;
+
+    if (!catch_up())
+        return;
+    out = fopen(path, "w");
     pthread_mutex_lock(&followed.lock);
     fflush(followed.out);
     rewind(followed.out);
@@ -371,7 +393,10 @@ static void command(char *line)
             dump(topic, path);
         return;
     } else if (sscanf(line, "span %255s", topic) == 1) {
-        span(topic);
+        if (followed.running && strcmp(topic, followed.topic) == 0)
+            span_followed();
+        else
+            span(topic);
         return;
     } else if (sscanf(line, "follow %255s", topic) == 1 && !followed.running) {
         follow(topic, strstr(line, " brief") != NULL);
@@ -400,6 +425,9 @@ static rd_kafka_t *client(rd_kafka_type_t type, const char *bootstrap)
          * and a new producer does not wait as librdkafka's default backoff (10 s) would. */
         rd_kafka_conf_set(conf, "reconnect.backoff.ms", "10", NULL, 0);
         rd_kafka_conf_set(conf, "reconnect.backoff.max.ms", "100", NULL, 0);
+        /* A follower that fell behind what the cluster keeps reads on from the earliest kept
+         * (the count then says what was missed) instead of waiting at the end. */
+        rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", NULL, 0);
     }
     rk = rd_kafka_new(type, conf, errstr, sizeof errstr);
     if (rk == NULL) {
