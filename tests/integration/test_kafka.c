@@ -6,6 +6,8 @@
  *                    and the old key followed by tombstones, the truncate once per partition,
  *                    the message keyed by its prefix; identity headers on every message; the
  *                    slot acknowledged;
+ *   snapshot         the initial snapshot's rows go to the table's topic keyed as inserts, the
+ *                    changes after it follow;
  *   settings         what weakens the promise is refused by --check-config (exit 1); a table
  *                    whose topic is not a legal Kafka name is refused at start, named (exit 2);
  *                    a properties_file's secret never reaches the log.
@@ -125,6 +127,60 @@ START_TEST(test_changes_arrive)
 }
 END_TEST
 
+START_TEST(test_snapshot_rows)
+{
+    itest_ctx ctx;
+    kafka_mock mock;
+    itest_path conf;
+    kafka_records topic;
+    itest_host host;
+    size_t snapshot = 0;
+    itest_deadline deadline;
+    wn_lsn end;
+
+    itest_begin(&ctx, "kafkasnap");
+    kafka_mock_start(&mock, 3);
+    itest_exec(ctx.conn, "CREATE TABLE t (id bigint PRIMARY KEY, note text)");
+    itest_exec(ctx.conn, "INSERT INTO t SELECT g, 'old' FROM generate_series(1, 20) g");
+    conf = itest_config_extra(
+        &ctx, "snap.cfg", "\"public.t\"", 200, "snapshot = \"initial\"; state_file = \"state\";",
+        "{ name = \"kafka\"; path = \"%s\"; ops = [ \"snapshot\", \"insert\" ];"
+        "  settings = { brokers = \"%s\"; }; }",
+        itest_root_file(KAFKA).s, mock.bootstrap);
+    /* The run makes the slot and takes the snapshot; the rows after it come as changes. */
+    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
+    itest_wait_query_at_least(ctx.conn, 1,
+                              "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '%s' "
+                              "AND active",
+                              ctx.slot);
+    itest_exec(ctx.conn, "INSERT INTO t SELECT g, 'new' FROM generate_series(21, 30) g");
+    end = itest_current_lsn(ctx.conn);
+    deadline = itest_deadline_in(ITEST_WAIT_S * 1000);
+    while (itest_slot_confirmed(ctx.conn, ctx.slot) < end) {
+        ck_assert_msg(itest_host_running(&host), "walnotify ended");
+        ck_assert_msg(!itest_expired(&deadline), "the slot was not acknowledged in time");
+        itest_sleep_ms(ITEST_POLL_MS);
+    }
+    ck_assert_int_eq(itest_host_stop(&host, SIGTERM), 0);
+
+    topic = kafka_mock_dump(&mock, &ctx, "public.t");
+    kafka_check_promise(&topic, 0);
+    for (size_t i = 0; i < topic.count; i++) {
+        char op[16] = "", expect[64];
+        kafka_record_header(&topic.record[i], "walnotify.op", op, sizeof op);
+        snprintf(expect, sizeof expect, "{\"id\":\"%s\"}", topic.record[i].id);
+        ck_assert_msg(topic.record[i].key != NULL && strcmp(topic.record[i].key, expect) == 0,
+                      "a message without the row's key: %s", topic.record[i].value);
+        snapshot += strcmp(op, "snapshot") == 0;
+    }
+    ck_assert_uint_eq(snapshot, 20);
+    ck_assert_uint_eq(count_op(&topic, "insert", NULL), 10);
+    kafka_records_free(&topic);
+    kafka_mock_stop(&mock);
+    itest_end(&ctx);
+}
+END_TEST
+
 /* One kafka block with these settings must be refused with exit `code` and `reason`, never
  * `secret`: by --check-config when check refuses it (exit 1), at start otherwise (exit 2). */
 static void assert_refused(itest_ctx *ctx, const char *tables, const char *settings, int code,
@@ -200,6 +256,7 @@ int main(void)
     TCase *tc = itest_tcase(suite, "kafka");
 
     tcase_add_test(tc, test_changes_arrive);
+    tcase_add_test(tc, test_snapshot_rows);
     tcase_add_test(tc, test_settings_refused);
     return run_suite(suite) == 0 ? 0 : 1;
 }
