@@ -93,9 +93,9 @@ $(B)/walnotify: $(CORE_OBJS)
 # command compiles several.
 PLUGIN_SRCS_jsonl := core/files.c
 PLUGIN_SRCS_exec := core/trust.c
-PLUGIN_SRCS_webhook := core/trust.c
+PLUGIN_SRCS_webhook := core/trust.c core/secretfile.c
 PLUGIN_LIBS_webhook := -lcurl
-PLUGIN_SRCS_kafka := core/trust.c
+PLUGIN_SRCS_kafka := core/trust.c core/secretfile.c
 PLUGIN_LIBS_kafka := -lrdkafka
 # What the recipe compiles: the rule's own sources, not a .c that an old .d adds to $^.
 PLUGIN_SOURCES = $(wildcard plugins/$*/*.c) $(PLUGIN_SRCS_$*)

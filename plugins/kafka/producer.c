@@ -8,7 +8,7 @@
  */
 #include "producer.h"
 
-#include "trust.h"
+#include "secretfile.h"
 
 #include <librdkafka/rdkafka.h>
 
@@ -197,85 +197,6 @@ static void on_log(const rd_kafka_t *rk, int level, const char *facility, const 
 
 /* ---- configuration --------------------------------------------------------------------------- */
 
-static void wipe_free(char *secret, size_t length)
-{
-    if (secret == NULL)
-        return;
-    explicit_bzero(secret, length);
-    free(secret);
-}
-
-/*
- * properties_file follows walnotify's rule for a file holding a secret (a configuration holding
- * a password): owned by root or walnotify's user and writable by no one else, nor any folder
- * above it. The descriptor is checked; a symbolic link at the path is not followed.
- */
-static bool trusted_secret(const walnotify_host *host, const char *path, const struct stat *sb)
-{
-    char why[512];
-
-    if (wn_trust_unsafe_allowed())
-        return true;
-    if (sb->st_uid != 0 && sb->st_uid != geteuid())
-        snprintf(why, sizeof why,
-                 "file %s is owned by uid %u, not by root or by the user walnotify runs as "
-                 "(uid %u)",
-                 path, (unsigned)sb->st_uid, (unsigned)geteuid());
-    else if (sb->st_mode & (S_IWGRP | S_IWOTH))
-        snprintf(why, sizeof why, "file %s is writable by %s (mode %04o)", path,
-                 sb->st_mode & S_IWOTH ? "everyone" : "its group", (unsigned)(sb->st_mode & 07777));
-    else if (wn_trust_path(path, why, sizeof why))
-        return true;
-    host->log(host, WALNOTIFY_LOG_ERROR,
-              "properties_file refused: %s (set %s=1 to allow this in a development tree)", why,
-              WN_ALLOW_UNSAFE_PATHS_ENV);
-    return false;
-}
-
-static char *read_secret_file(const walnotify_host *host, const char *path, size_t *length)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
-    struct stat sb;
-    char *text = NULL;
-    size_t got = 0;
-
-    if (fd < 0) {
-        host->log(host, WALNOTIFY_LOG_ERROR, "cannot open properties_file %s: %s", path,
-                  errno == ELOOP ? "it is a symbolic link, which walnotify does not follow: name "
-                                   "the file itself"
-                                 : strerror(errno));
-        return NULL;
-    }
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size > PROPERTIES_FILE_MAX) {
-        host->log(host, WALNOTIFY_LOG_ERROR,
-                  "properties_file %s is not a regular file of at most %d bytes", path,
-                  PROPERTIES_FILE_MAX);
-        goto close_file;
-    }
-    if (!trusted_secret(host, path, &sb))
-        goto close_file;
-    text = calloc(1, (size_t)sb.st_size + 1);
-    if (text == NULL)
-        goto close_file;
-    while (got < (size_t)sb.st_size) {
-        ssize_t n = read(fd, text + got, (size_t)sb.st_size - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            host->log(host, WALNOTIFY_LOG_ERROR, "cannot read properties_file %s: %s", path,
-                      n < 0 ? strerror(errno) : "it shrank while being read");
-            wipe_free(text, (size_t)sb.st_size);
-            text = NULL;
-            goto close_file;
-        }
-        got += (size_t)n;
-    }
-    *length = got;
-close_file:
-    close(fd);
-    return text;
-}
-
 static char *trim(char *s)
 {
     char *end = s + strlen(s);
@@ -328,12 +249,16 @@ static bool file_property(kafka_producer *p, rd_kafka_conf_t *conf, const char *
 static bool apply_properties_file(kafka_producer *p, rd_kafka_conf_t *conf, const char *path)
 {
     size_t lineno = 0;
-    char *save = NULL;
+    char *save = NULL, why[1024];
     bool ok = true;
 
-    p->secret_text = read_secret_file(p->host, path, &p->secret_length);
-    if (p->secret_text == NULL)
+    /* The file follows walnotify's rule for a file holding a secret (secretfile.h). */
+    p->secret_text = wn_secret_read("properties_file", path, PROPERTIES_FILE_MAX, &p->secret_length,
+                                    why, sizeof why);
+    if (p->secret_text == NULL) {
+        p->host->log(p->host, WALNOTIFY_LOG_ERROR, "%s", why);
         return false;
+    }
     for (char *line = p->secret_text; ok && line != NULL; line = save) {
         save = strchr(line, '\n');
         if (save != NULL)
@@ -469,7 +394,7 @@ void kafka_producer_close(kafka_producer *p, long wait_ms)
     stop(p, wait_ms);
     if (p->conf != NULL)
         rd_kafka_conf_destroy(p->conf);
-    wipe_free(p->secret_text, p->secret_length);
+    wn_secret_free(p->secret_text, p->secret_length);
     free(p);
 }
 

@@ -9,7 +9,7 @@
  */
 #include "http.h"
 
-#include "trust.h"
+#include "secretfile.h"
 
 #include <curl/curl.h>
 
@@ -69,93 +69,19 @@ static void wipe_free(char *secret)
     free(secret);
 }
 
-/*
- * The token file follows walnotify's rule for a file holding a secret (a configuration holding a
- * password): owned by root or walnotify's user and writable by no one else, nor any folder above
- * it, or someone else chooses what is sent as the token. The descriptor is checked, not the
- * name; a symbolic link is never followed, whoever may replace it would choose the file.
- */
-static bool trusted_secret(const walnotify_host *host, const char *path, const struct stat *sb)
-{
-    char why[512];
-
-    if (wn_trust_unsafe_allowed())
-        return true;
-    if (sb->st_uid != 0 && sb->st_uid != geteuid())
-        snprintf(why, sizeof why,
-                 "file %s is owned by uid %u, not by root or by the user walnotify runs as "
-                 "(uid %u)",
-                 path, (unsigned)sb->st_uid, (unsigned)geteuid());
-    else if (sb->st_mode & (S_IWGRP | S_IWOTH))
-        snprintf(why, sizeof why, "file %s is writable by %s (mode %04o)", path,
-                 sb->st_mode & S_IWOTH ? "everyone" : "its group", (unsigned)(sb->st_mode & 07777));
-    else if (wn_trust_path(path, why, sizeof why))
-        return true;
-    host->log(host, WALNOTIFY_LOG_ERROR,
-              "bearer_token_file refused: %s (set %s=1 to allow this in a development tree)", why,
-              WN_ALLOW_UNSAFE_PATHS_ENV);
-    return false;
-}
-
-/* Reads the whole (small) file into a new NUL-terminated buffer; logs and returns NULL. */
-static char *read_small_file(const walnotify_host *host, const char *path)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
-    struct stat sb;
-    char *text = NULL;
-    size_t got = 0;
-
-    if (fd < 0 && errno == ELOOP) {
-        host->log(host, WALNOTIFY_LOG_ERROR,
-                  "bearer_token_file %s is a symbolic link, which walnotify does not follow: "
-                  "name the file itself",
-                  path);
-        return NULL;
-    }
-    if (fd < 0) {
-        host->log(host, WALNOTIFY_LOG_ERROR, "cannot open bearer_token_file %s: %s", path,
-                  strerror(errno));
-        return NULL;
-    }
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size > TOKEN_MAX_BYTES) {
-        host->log(host, WALNOTIFY_LOG_ERROR,
-                  "bearer_token_file %s is not a regular file of at most %d bytes", path,
-                  TOKEN_MAX_BYTES);
-        goto close_file;
-    }
-    if (!trusted_secret(host, path, &sb))
-        goto close_file;
-    text = calloc(1, (size_t)sb.st_size + 1);
-    if (text == NULL) {
-        host->log(host, WALNOTIFY_LOG_ERROR, "out of memory reading bearer_token_file %s", path);
-        goto close_file;
-    }
-    while (got < (size_t)sb.st_size) {
-        ssize_t n = read(fd, text + got, (size_t)sb.st_size - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            host->log(host, WALNOTIFY_LOG_ERROR, "cannot read bearer_token_file %s: %s", path,
-                      n < 0 ? strerror(errno) : "it shrank while being read");
-            wipe_free(text);
-            text = NULL;
-            goto close_file;
-        }
-        got += (size_t)n;
-    }
-close_file:
-    close(fd);
-    return text;
-}
-
 /* The token is the file's content without the surrounding blanks and newline editors add. */
 static char *read_token(const walnotify_host *host, const char *path)
 {
-    char *text = read_small_file(host, path);
-    size_t start = 0, end;
+    char why[1024];
+    size_t length = 0, start = 0, end;
+    char *text =
+        wn_secret_read("bearer_token_file", path, TOKEN_MAX_BYTES, &length, why, sizeof why);
 
-    if (text == NULL)
+    /* The token file follows walnotify's rule for a file holding a secret (secretfile.h). */
+    if (text == NULL) {
+        host->log(host, WALNOTIFY_LOG_ERROR, "%s", why);
         return NULL;
+    }
     end = strlen(text);
     while (end > 0 && isspace((unsigned char)text[end - 1]))
         end--;
