@@ -107,6 +107,8 @@ PLUGIN_SRCS_webhook := core/trust.c
 PLUGIN_LIBS_webhook := -lcurl
 PLUGIN_SRCS_redis := core/trust.c
 PLUGIN_LIBS_redis := -lhiredis
+PLUGIN_SRCS_kafka := core/trust.c
+PLUGIN_LIBS_kafka := -lrdkafka
 # What the recipe compiles: the rule's own sources, not a .c that an old .d adds to $^.
 PLUGIN_SOURCES = $(wildcard plugins/$*/*.c) $(PLUGIN_SRCS_$*)
 .SECONDEXPANSION:
@@ -233,6 +235,14 @@ $(B)/tests/itest_%: tests/integration/test_%.c $(B)/tests/itest_%.d $(ITESTLIB_O
 	$(Q)$(CC) $(COMPILE) $(DEPFLAGS) -Itests/lib $(LINK) -o $@ $(filter %.c %.o,$^) $(CHECK_LIBS) -lpq
 
 tests: all $(UNIT_BINS) $(FIXTURE_SOS) $(ITEST_BINS)
+
+# The kafka plugin's tests serve librdkafka's mock cluster from a program of their own.
+KAFKA_MOCK := $(B)/tests/kafka/mockkafka
+$(KAFKA_MOCK): tests/kafka/mockkafka.c
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	$(Q)$(CC) $(COMPILE) $(LINK) -o $@ $< -lrdkafka
+tests: $(KAFKA_MOCK)
 
 # What the compiler found each file to include (written by -MMD -MP and the plugins' -MM). A
 # target whose .d is missing (built before these were written) is out of date.

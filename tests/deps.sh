@@ -32,6 +32,8 @@ missing_packages() {
     fi
     # The metrics endpoint's test parses a scrape with Debian's Prometheus client.
     /usr/bin/python3 -c 'import prometheus_client' 2>/dev/null || echo python3-prometheus-client
+    # The kafka plugin and its tests' mock cluster (rdkafka_mock.h).
+    [ -f /usr/include/librdkafka/rdkafka_mock.h ] || echo librdkafka-dev
     # The webhook plugin's tests: a Python receiver, certificates made with openssl.
     command -v python3 >/dev/null 2>&1 || echo python3
     command -v openssl >/dev/null 2>&1 || echo openssl

@@ -30,6 +30,15 @@
 # libcurl loop (tests/bench/webhook_loop.c): the limit. BENCH_WEBHOOK=0 skips it;
 # BENCH_WEBHOOK_ONLY=1 runs only it.
 #
+# Kafka: BENCH_KAFKA_ROWS rows (default 100,000) in transactions of BENCH_TXN_ROWS rows, read by
+# walnotify with the kafka plugin into librdkafka's mock cluster (tests/kafka/mockkafka, three
+# brokers on loopback, a topic of 24 partitions), beside the same messages (keys, values, headers,
+# read back from the cluster) sent by a plain librdkafka producer loop with the same settings
+# (tests/bench/kafka_loop.c) into the same topic after it: the limit. walnotify is timed from its first message's creation
+# time to its "dispatcher stopped" line (after the final flush: every message confirmed), the
+# loop from its first message to its last delivery report. BENCH_KAFKA=0 skips it;
+# BENCH_KAFKA_ONLY=1 runs only it.
+#
 # The exec plugin: walnotify feeding the Python example sink (etc/examples/sqlite_sink.py, a SQLite
 # database per run, fsynced) is a fourth contender, "exec_python" (BENCH_EXEC=0 skips it; it is
 # skipped with a notice without python3): its rows/s are events per second through the example.
@@ -89,6 +98,13 @@ WEBHOOK_ROWS=${BENCH_WEBHOOK_ROWS:-100000}
 WEBHOOK_SO=$ROOT/build/plugins/webhook.so
 COUNT_SERVER=$OUT/count_server
 WEBHOOK_LOOP=$OUT/webhook_loop
+USE_KAFKA=${BENCH_KAFKA:-1}
+KAFKA_ONLY=${BENCH_KAFKA_ONLY:-0}
+KAFKA_ROWS=${BENCH_KAFKA_ROWS:-100000}
+KAFKA_PARTITIONS=24
+KAFKA_SO=$ROOT/build/plugins/kafka.so
+MOCKKAFKA=$OUT/mockkafka
+KAFKA_LOOP=$OUT/kafka_loop
 USE_EXEC=${BENCH_EXEC:-1}
 USE_SNAPSHOT=${BENCH_SNAPSHOT:-1}
 SNAPSHOT_ONLY=${BENCH_SNAPSHOT_ONLY:-0}
@@ -107,6 +123,7 @@ DO_REDIS=1
 PGDIR=""
 DO_STREAM=1
 DO_WEBHOOK=1
+DO_KAFKA=1
 DO_SNAPSHOT=1
 DO_METRICS=1
 BG_PIDS=()
@@ -154,7 +171,7 @@ is_count() {
 check_settings() {
     local v
     for v in ROWS ROUNDS TXN_ROWS SINGLE MIXED_ROWS WARMUP_ROWS LAT_RATE LAT_SECONDS RUN_TIMEOUT \
-        WEBHOOK_ROWS SNAPSHOT_ROWS METRICS_ROWS METRICS_PORT; do
+        WEBHOOK_ROWS SNAPSHOT_ROWS METRICS_ROWS METRICS_PORT KAFKA_ROWS; do
         is_count "${!v}" || die "BENCH_$v must be a positive integer, not '${!v}'"
     done
     [ $((ROWS % TXN_ROWS)) -eq 0 ] || die "BENCH_ROWS ($ROWS) must be a multiple of BENCH_TXN_ROWS ($TXN_ROWS)"
@@ -169,6 +186,8 @@ check_settings() {
         die "BENCH_METRICS_ROWS ($METRICS_ROWS) must be a multiple of BENCH_TXN_ROWS ($TXN_ROWS)"
     [ $((WEBHOOK_ROWS % TXN_ROWS)) -eq 0 ] ||
         die "BENCH_WEBHOOK_ROWS ($WEBHOOK_ROWS) must be a multiple of BENCH_TXN_ROWS ($TXN_ROWS)"
+    [ $((KAFKA_ROWS % TXN_ROWS)) -eq 0 ] ||
+        die "BENCH_KAFKA_ROWS ($KAFKA_ROWS) must be a multiple of BENCH_TXN_ROWS ($TXN_ROWS)"
     [ -x "$WALNOTIFY" ] || die "$WALNOTIFY is missing: run make all"
     [ -f "$JSONL" ] || die "$JSONL is missing: run make all"
     [ -x "$PG_BIN/pg_recvlogical" ] || die "$PG_BIN/pg_recvlogical is missing (install postgresql-client-15)"
@@ -848,6 +867,133 @@ webhook_median() {
     awk -F'\t' -v m="$1" '$1 == m { print '"$2"' }' "$OUT/webhook.tsv" | median
 }
 
+# ---- kafka -------------------------------------------------------------------------------------
+
+build_kafka_tools() {
+    local flags=(-O2 -g -std=c11 -D_GNU_SOURCE -pthread -Wall -Wextra -Werror -Wshadow
+        -Wstrict-prototypes -Wmissing-prototypes -Wvla)
+    [ -f "$KAFKA_SO" ] || die "$KAFKA_SO is missing: run make all"
+    ${CC:-cc} "${flags[@]}" -o "$MOCKKAFKA" "$ROOT/tests/kafka/mockkafka.c" -lrdkafka ||
+        die "could not build $MOCKKAFKA from tests/kafka/mockkafka.c"
+    ${CC:-cc} "${flags[@]}" -o "$KAFKA_LOOP" "$ROOT/tests/bench/kafka_loop.c" -lrdkafka ||
+        die "could not build $KAFKA_LOOP from tests/bench/kafka_loop.c"
+}
+
+# One command to the mock cluster; its answer in MOCK_ANSWER, which must start with "ok".
+mock_cmd() {
+    echo "$*" >&"${MOCK[1]}"
+    read -r -u "${MOCK[0]}" MOCK_ANSWER || die "the mock cluster ended"
+    [[ $MOCK_ANSWER == ok* ]] || die "the mock cluster answered '$MOCK_ANSWER' to '$*'"
+}
+
+kafka_conf() {
+    local slot=$1 topic=$2 conf=$OUT/conf/$1.conf
+    mkdir -p "$OUT/conf"
+    cat >"$conf" <<CONF
+log_level = "info";
+source: { conninfo = "$CONNINFO"; tables = [ "public.bench" ]; slot = "$slot";
+          publication = "$PUB"; };
+plugins = ( { name = "kafka"; path = "$KAFKA_SO";
+              settings = { brokers = "$MOCK_BOOTSTRAP"; topic = "$topic"; }; } );
+CONF
+    echo "$conf"
+}
+
+# Milliseconds since 1970 of a log line's timestamp (2026-12-07T19:36:01.294Z).
+log_ms() {
+    local stamp=$1
+    echo $(($(date -u -d "${stamp%.*}Z" +%s) * 1000 + 10#$(sed 's/.*\.\([0-9]*\)Z$/\1/' <<<"$stamp")))
+}
+
+# Round $1, up to LSN $2: walnotify into one topic, then its messages from the plain loop into
+# another; appends "round walnotify_s loop_s events whole_run_s" to kafka.tsv.
+kafka_turn() {
+    local round=$1 endpos=$2 slot=bench_kafka_$1 topic=bench.walnotify.$1 rc=0
+    local wall count first stopped secs loop_events loop_secs
+    start_mock
+    mock_cmd "create $topic $KAFKA_PARTITIONS"
+    mock_cmd "follow $topic"
+    timeout -k 10 "$RUN_TIMEOUT" "$TIME_BIN" -f "%e %U %S %M" -o "$OUT/time.$slot" "$WALNOTIFY" \
+        -c "$(kafka_conf "$slot" "$topic")" --endpos "$endpos" >"$LOGS/$slot.log" 2>&1 || rc=$?
+    mock_cmd "span $topic"
+    read -r _ count first <<<"$MOCK_ANSWER"
+    stopped=$(sed -n 's/^\([^ ]*\) .*dispatcher stopped.*/\1/p' "$LOGS/$slot.log" | tail -n 1)
+    if [ "$rc" -ne 0 ] || [ "${count:-}" != "$KAFKA_ROWS" ] || [ -z "$stopped" ]; then
+        note "kafka (round $round) exited $rc with ${count:-no} messages of $KAFKA_ROWS; log: $LOGS/$slot.log"
+        cleanup_bg
+        return 0
+    fi
+    secs=$(awk -v a="$first" -v b="$(log_ms "$stopped")" 'BEGIN { printf "%.3f", (b - a) / 1000 }')
+    read -r wall _ < <(tail -n 1 "$OUT/time.$slot")
+    mock_cmd "dump $topic $OUT/kafka.dump"
+    # Into the same topic, so that the cluster's reader of it works during both runs.
+    "$KAFKA_LOOP" "$MOCK_BOOTSTRAP" "$topic" "$OUT/kafka.dump" \
+        >"$LOGS/${slot}_loop.log" 2>&1 || note "the plain loop failed (round $round); log: $LOGS/${slot}_loop.log"
+    read -r _ loop_events _ loop_secs <"$LOGS/${slot}_loop.log" || true
+    cleanup_bg
+    if [ "${loop_events:-}" != "$KAFKA_ROWS" ]; then
+        note "the plain loop (round $round) sent ${loop_events:-no} messages of $KAFKA_ROWS"
+        return 0
+    fi
+    printf '%s\t%s\t%s\t%s\t%s\n' "$round" "$secs" "$loop_secs" "$count" "$wall" >>"$OUT/kafka.tsv"
+    awk -v r="$round" -v w="$secs" -v l="$loop_secs" -v e="$count" 'BEGIN {
+        printf "  round %s  kafka %9.0f events/s, plain librdkafka loop %9.0f events/s\n",
+            r, e / w, e / l }' >&2
+}
+
+# A mock cluster of its own for each round (it keeps only the last 5 MB of each partition: a
+# thread of it reads walnotify's topic as it fills).
+start_mock() {
+    coproc MOCK { "$MOCKKAFKA" 3 2>>"$LOGS/mockkafka.log"; }
+    BG_PIDS+=("$MOCK_PID")
+    read -r -u "${MOCK[0]}" MOCK_ANSWER || die "the mock cluster did not start"
+    MOCK_BOOTSTRAP=${MOCK_ANSWER#bootstrap }
+}
+
+run_kafka() {
+    local r endpos
+    build_kafka_tools
+    : >"$OUT/kafka.tsv"
+    for ((r = 1; r <= ROUNDS; r++)); do
+        make_slot "bench_kafka_$r"
+    done
+    note "writing the kafka workload ($KAFKA_ROWS rows in transactions of $TXN_ROWS)"
+    sql -c "DO \$\$ BEGIN
+              FOR i IN 0 .. $((KAFKA_ROWS / TXN_ROWS - 1)) LOOP
+                $(rows_sql "i * $TXN_ROWS + 1" "i * $TXN_ROWS + $TXN_ROWS")
+                COMMIT;
+              END LOOP;
+            END \$\$;"
+    endpos=$(sql -c "SELECT pg_current_wal_lsn()")
+    for ((r = 1; r <= ROUNDS; r++)); do
+        kafka_turn "$r" "$endpos"
+    done
+    drop_slots_like bench_kafka_
+    sql -c "TRUNCATE bench" -c "CHECKPOINT"
+}
+
+print_kafka() {
+    echo
+    echo "Kafka: $KAFKA_ROWS rows in transactions of $TXN_ROWS rows into librdkafka's mock cluster" \
+        "(3 brokers, $KAFKA_PARTITIONS partitions), from the first message to the last one confirmed (median of" \
+        "$ROUNDS rounds); the last column is walnotify's whole run, start to --endpos"
+    printf '| %14s | %26s | %6s | %14s |\n' "walnotify ev/s" "plain librdkafka loop ev/s" ratio \
+        "whole run ev/s"
+    printf '|%s|%s|%s|%s|\n' ---------------: ---------------------------: -------: ---------------:
+    if [ ! -s "$OUT/kafka.tsv" ]; then
+        printf '| %14s | %26s | %6s | %14s |\n' failed - - -
+        return 0
+    fi
+    # The ratio is the median of each round's own: the machine's load changes between rounds.
+    awk -v w="$(kafka_median '$4 / $2')" -v l="$(kafka_median '$4 / $3')" \
+        -v q="$(kafka_median '$3 / $2')" -v r="$(kafka_median '$4 / $5')" \
+        'BEGIN { printf "| %14.0f | %26.0f | %6.2f | %14.0f |\n", w, l, q, r }'
+}
+
+kafka_median() {
+    awk -F'\t' '{ print '"$1"' }' "$OUT/kafka.tsv" | median
+}
+
 # ---- initial snapshot ---------------------------------------------------------------------------
 
 # walnotify taking the initial snapshot of public.snap into /dev/null, with a state file of its
@@ -1031,25 +1177,23 @@ print_machine() {
 # Which parts run: the workloads (and the latency run), the webhook, the snapshot, the metrics
 # endpoint; a BENCH_*_ONLY=1 runs its part alone.
 choose_parts() {
-    DO_STREAM=1
-    DO_WEBHOOK=$USE_WEBHOOK
-    DO_SNAPSHOT=$USE_SNAPSHOT
-    DO_METRICS=$USE_METRICS
-    if [ "$WEBHOOK_ONLY" = 1 ] || [ "$SNAPSHOT_ONLY" = 1 ] || [ "$METRICS_ONLY" = 1 ]; then
+    local only
+    # Any BENCH_*_ONLY=1 runs only the parts so named; otherwise every part not turned off.
+    only=$((WEBHOOK_ONLY || SNAPSHOT_ONLY || METRICS_ONLY || REDIS_ONLY || KAFKA_ONLY))
+    if [ "$only" = 1 ]; then
         DO_STREAM=0
         DO_WEBHOOK=$WEBHOOK_ONLY
+        DO_KAFKA=$KAFKA_ONLY
         DO_SNAPSHOT=$SNAPSHOT_ONLY
         DO_METRICS=$METRICS_ONLY
-    fi
-    DO_REDIS=$USE_REDIS
-    if [ "$REDIS_ONLY" = 1 ]; then
-        DO_STREAM=0
-        DO_WEBHOOK=$WEBHOOK_ONLY
-        DO_SNAPSHOT=$SNAPSHOT_ONLY
-        DO_METRICS=$METRICS_ONLY
-        DO_REDIS=1
-    elif [ "$WEBHOOK_ONLY" = 1 ] || [ "$SNAPSHOT_ONLY" = 1 ] || [ "$METRICS_ONLY" = 1 ]; then
-        DO_REDIS=0
+        DO_REDIS=$REDIS_ONLY
+    else
+        DO_STREAM=1
+        DO_WEBHOOK=$USE_WEBHOOK
+        DO_KAFKA=$USE_KAFKA
+        DO_SNAPSHOT=$USE_SNAPSHOT
+        DO_METRICS=$USE_METRICS
+        DO_REDIS=$USE_REDIS
     fi
 }
 
@@ -1085,6 +1229,9 @@ main() {
     if [ "$DO_WEBHOOK" = 1 ]; then
         run_webhook
     fi
+    if [ "$DO_KAFKA" = 1 ]; then
+        run_kafka
+    fi
     if [ "$DO_SNAPSHOT" = 1 ]; then
         run_snapshot
     fi
@@ -1107,6 +1254,9 @@ main() {
         fi
         if [ "$DO_WEBHOOK" = 1 ]; then
             print_webhook
+        fi
+        if [ "$DO_KAFKA" = 1 ]; then
+            print_kafka
         fi
         if [ "$DO_SNAPSHOT" = 1 ]; then
             print_snapshot
