@@ -527,10 +527,40 @@ forget:
     return rc;
 }
 
-walnotify_status wn_plugin_check(wn_plugin *plugin, const char *file, char *err, size_t errlen)
+/* The block's tables as the configuration names them, for check: what a plugin can refuse
+ * before any server is asked (a name its sink cannot take). NULL with *n = 0 when there are none,
+ * the plugin was built for an ABI before 1.2, or memory ran out (check then sees no tables). */
+static walnotify_table *tables_by_name(const wn_plugin *plugin, const wn_source_config *source,
+                                       size_t *n)
+{
+    const wn_plugin_config *config = plugin->config;
+    walnotify_table *tables;
+
+    *n = 0;
+    if (source == NULL || source->ntables == 0 || plugin->descriptor.abi_minor < 2)
+        return NULL;
+    tables = calloc(source->ntables, sizeof *tables);
+    if (tables == NULL)
+        return NULL;
+    for (size_t i = 0; i < source->ntables; i++) {
+        if (config->watches != NULL && !config->watches[i])
+            continue;
+        tables[*n] = (walnotify_table){.size = sizeof(walnotify_table),
+                                       .table = source->tables[i].qualified,
+                                       .schema = source->tables[i].schema,
+                                       .name = source->tables[i].name,
+                                       .ops = wn_plugin_table_ops(plugin)};
+        (*n)++;
+    }
+    return tables;
+}
+
+walnotify_status wn_plugin_check(wn_plugin *plugin, const wn_source_config *source,
+                                 const char *file, char *err, size_t errlen)
 {
     const wn_plugin_config *config = plugin->config;
     wn_plugin_settings *settings = plugin->settings;
+    walnotify_table *tables;
     walnotify_status status;
 
     if (!plugin->library)
@@ -538,9 +568,14 @@ walnotify_status wn_plugin_check(wn_plugin *plugin, const char *file, char *err,
     if (!plugin->descriptor.check)
         return WALNOTIFY_OK;
     settings->check_said[0] = '\0';
+    tables = tables_by_name(plugin, source, &settings->ncheck_tables);
+    settings->check_tables = tables;
     settings->checking = true;
     status = plugin->descriptor.check(&plugin->host);
     settings->checking = false;
+    settings->check_tables = NULL;
+    settings->ncheck_tables = 0;
+    free(tables);
     if (status == WALNOTIFY_OK) {
         /* Accepted after all: what it said is no reason, but it was said. */
         if (settings->check_said[0] != '\0')
@@ -585,6 +620,11 @@ bool wn_plugin_flush_always(const wn_plugin *plugin)
 unsigned wn_plugin_ops(const wn_plugin *plugin)
 {
     return declared_ops(&plugin->descriptor);
+}
+
+unsigned wn_plugin_table_ops(const wn_plugin *plugin)
+{
+    return plugin->config->ops & wn_plugin_ops(plugin) & ~(unsigned)WALNOTIFY_OP_MESSAGE;
 }
 
 walnotify_status wn_plugin_init(wn_plugin *plugin)

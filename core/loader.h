@@ -45,13 +45,15 @@ int wn_plugin_load(wn_plugin *plugin, const wn_plugin_config *config, const char
 
 /*
  * Calls the plugin's check, if it has one, with only the setting getters and log working (every
- * other service answers its zero value meanwhile). WALNOTIFY_OK, or WALNOTIFY_FATAL with one line
- * in err, a configuration error like any other: the configuration file (file, or the @include'd
- * one the block is in), the line of the block, and what the plugin logged at ERROR inside check
- * (which is not logged apart), e.g.
- * "etc/w.conf:14: plugin "orders-log": setting mode = "999" is not a file mode ...".
+ * other service answers its zero value meanwhile), and for a plugin built for ABI 1.2 or later
+ * the table list: the block's tables of source (NULL: none) by name, with no catalog facts.
+ * WALNOTIFY_OK, or WALNOTIFY_FATAL with one line in err, a configuration error like any other: the
+ * configuration file (file, or the @include'd one the block is in), the line of the block, and what
+ * the plugin logged at ERROR inside check (which is not logged apart), e.g. "etc/w.conf:14: plugin
+ * "orders-log": setting mode = "999" is not a file mode ...".
  */
-walnotify_status wn_plugin_check(wn_plugin *plugin, const char *file, char *err, size_t errlen);
+walnotify_status wn_plugin_check(wn_plugin *plugin, const wn_source_config *source,
+                                 const char *file, char *err, size_t errlen);
 
 /*
  * What the instance's services report from init on: the source, its tables (borrowed: they must
@@ -68,6 +70,10 @@ bool wn_plugin_flush_always(const wn_plugin *plugin);
 
 /* The operations the plugin handles: its descriptor's ops, WALNOTIFY_OPS_CHANGES when 0. */
 unsigned wn_plugin_ops(const wn_plugin *plugin);
+
+/* The operations its block receives for a table: what the block asks for and the plugin
+ * handles, of those that belong to a table (a message belongs to none). */
+unsigned wn_plugin_table_ops(const wn_plugin *plugin);
 
 /* Calls init (again after RETRY, or after wn_plugin_shutdown). Returns the walnotify_status
  * init returned. While init is called again after a RETRY, a log line of the instance equal to

@@ -204,7 +204,7 @@ static int check_plugins(const wn_config *config, wn_plugin *plugins, size_t npl
 {
     int status = wn_writers_refuse_shared(config, plugins, nplugins);
 
-    return status != 0 ? status : wn_pipeline_check_plugins(config->file, plugins, nplugins);
+    return status != 0 ? status : wn_pipeline_check_plugins(config, plugins, nplugins);
 }
 
 static int check_config(const wn_config *config, wn_session *session)

@@ -125,22 +125,16 @@ void wn_pipeline_unload_plugins(wn_plugin *plugins, size_t nloaded)
     free(plugins);
 }
 
-int wn_pipeline_check_plugins(const char *file, wn_plugin *plugins, size_t nplugins)
+int wn_pipeline_check_plugins(const wn_config *config, wn_plugin *plugins, size_t nplugins)
 {
     char err[ERR_MAX];
 
     for (size_t i = 0; i < nplugins; i++) {
-        if (wn_plugin_check(&plugins[i], file, err, sizeof err) != WALNOTIFY_OK)
+        if (wn_plugin_check(&plugins[i], &config->source, config->file, err, sizeof err) !=
+            WALNOTIFY_OK)
             return wn_die(WN_EXIT_CONFIG, "%s", err);
     }
     return 0;
-}
-
-/* The operations a block receives for a table: what it asks for and its plugin handles, of
- * those that belong to a table (a message belongs to none). */
-static unsigned table_ops(const wn_plugin *plugin)
-{
-    return plugin->config->ops & wn_plugin_ops(plugin) & ~(unsigned)WALNOTIFY_OP_MESSAGE;
 }
 
 /* Reads the catalog, once per run, for what the plugins learn of the source. Returns 0, or
@@ -186,7 +180,7 @@ static void lend_context(pipeline *r)
             if (!r->plugins[i].config->watches[t])
                 continue;
             mine[n] = r->catalog.tables[t];
-            mine[n].ops = table_ops(&r->plugins[i]);
+            mine[n].ops = wn_plugin_table_ops(&r->plugins[i]);
             n++;
         }
         used += n;

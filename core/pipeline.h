@@ -23,7 +23,7 @@ int wn_pipeline_load_plugins(const wn_config *config, wn_plugin **plugins, size_
 /* Calls every plugin's check (before init, and for --check-config). Returns 0, or exit status 1
  * after printing, in one line, the configuration file (`file`, or the block's @include'd one),
  * the line of the block that was refused, and why. */
-int wn_pipeline_check_plugins(const char *file, wn_plugin *plugins, size_t nplugins);
+int wn_pipeline_check_plugins(const wn_config *config, wn_plugin *plugins, size_t nplugins);
 
 /* Shuts down (if initialised) and unloads the plugins in reverse order; frees the array. */
 void wn_pipeline_unload_plugins(wn_plugin *plugins, size_t nloaded);

@@ -157,18 +157,24 @@ static const walnotify_source *host_source(const walnotify_host *host)
     return settings ? settings->source : NULL;
 }
 
+/* The instance's tables: during check, those its block names (a plugin built for 1.2 or later
+ * only; the catalog is not read there); after, as the catalog described them. */
 static size_t host_table_count(const walnotify_host *host)
 {
-    const wn_plugin_settings *settings = serving(host);
+    const wn_plugin_settings *settings = host ? host->host_private : NULL;
 
-    return settings ? settings->ntables : 0;
+    if (settings == NULL)
+        return 0;
+    return settings->checking ? settings->ncheck_tables : settings->ntables;
 }
 
 static const walnotify_table *host_table(const walnotify_host *host, size_t index)
 {
-    const wn_plugin_settings *settings = serving(host);
+    const wn_plugin_settings *settings = host ? host->host_private : NULL;
 
-    return settings && index < settings->ntables ? &settings->tables[index] : NULL;
+    if (settings == NULL || index >= host_table_count(host))
+        return NULL;
+    return settings->checking ? &settings->check_tables[index] : &settings->tables[index];
 }
 
 static uint64_t host_resume_position(const walnotify_host *host)

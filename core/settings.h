@@ -34,6 +34,8 @@ struct wn_plugin_settings {
     const walnotify_source *source; /* borrowed from the pipeline; NULL until it is known */
     const walnotify_table *tables;  /* borrowed from the pipeline; this instance's, in order */
     size_t ntables;
+    const walnotify_table *check_tables; /* during check (ABI 1.2): the block's tables by name */
+    size_t ncheck_tables;
     uint64_t resume;         /* where the stream resumes */
     uint64_t flush_position; /* during flush: what is acknowledged if it succeeds */
     bool flush_always;       /* flushed before every acknowledgement */

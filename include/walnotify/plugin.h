@@ -340,7 +340,10 @@ typedef enum walnotify_log_level {
  * The services the host lends to one plugin instance, passed to check and init. Members are only
  * ever appended (see Compatibility above). A getter asked for a setting the plugin did not
  * declare, or as another type, returns the zero value (NULL, 0, false). During check only the
- * setting getters and log work: every other service returns its zero value there.
+ * setting getters and log work: every other service returns its zero value there, but for
+ * table_count and table (1.2, to a plugin that declares minor 2 or later): the block's tables as
+ * the configuration names them (table, schema, name and ops; no columns, no key), so that check
+ * can refuse a name its sink cannot take before any server is asked.
  */
 typedef struct walnotify_host walnotify_host;
 

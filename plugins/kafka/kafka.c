@@ -171,13 +171,28 @@ static const table_topic *topic_of_table(kafka_state *st, const char *table)
     return NULL;
 }
 
+/* Table t's topic into topic (KAFKA_TOPIC_MAX + 1 bytes); false after logging why its expanded
+ * name is not a legal topic name. */
+static bool expand_table_topic(const walnotify_host *host, const kafka_settings *settings,
+                               const walnotify_table *t, char *topic)
+{
+    static const char *const names[] = {"schema", "table"};
+    const char *values[] = {t->schema, t->name};
+    char why[512];
+
+    if (kafka_topic_expand(settings->topic_prefix, settings->topic, names, values, 2, topic,
+                           KAFKA_TOPIC_MAX + 1, why, sizeof why))
+        return true;
+    host->log(host, WALNOTIFY_LOG_ERROR,
+              "table %s cannot go to Kafka: %s (settings topic_prefix and topic)", t->table, why);
+    return false;
+}
+
 /* Every table's topic, refused when one is not a legal topic name. */
 static bool plan_tables(kafka_state *st)
 {
-    static const char *const names[] = {"schema", "table"};
     const walnotify_host *host = st->host;
     size_t n = host->table_count != NULL ? host->table_count(host) : 0;
-    char why[512];
     bool ok = true;
 
     st->tables = calloc(n > 0 ? n : 1, sizeof *st->tables);
@@ -187,16 +202,9 @@ static bool plan_tables(kafka_state *st)
     }
     for (size_t i = 0; i < n; i++) {
         const walnotify_table *t = host->table(host, i);
-        const char *values[] = {t->schema, t->name};
         st->tables[i].table = t->table;
-        if (!kafka_topic_expand(st->settings.topic_prefix, st->settings.topic, names, values, 2,
-                                st->tables[i].topic, sizeof st->tables[i].topic, why, sizeof why)) {
-            host->log(host, WALNOTIFY_LOG_ERROR,
-                      "table %s cannot go to Kafka: %s (settings "
-                      "topic_prefix and topic)",
-                      t->table, why);
+        if (!expand_table_topic(host, &st->settings, t, st->tables[i].topic))
             ok = false;
-        }
     }
     st->ntables = n;
     return ok;
@@ -413,11 +421,21 @@ static walnotify_status handle_message(kafka_state *st, const walnotify_event *e
 
 /* ---- callbacks ------------------------------------------------------------------------------- */
 
+/* The settings, and every table's topic: a 1.2 host names the block's tables to check. */
 static walnotify_status kafka_check(const walnotify_host *host)
 {
     kafka_settings settings;
+    char topic[KAFKA_TOPIC_MAX + 1];
+    size_t n;
+    bool ok;
 
-    return kafka_settings_read(host, &settings) ? WALNOTIFY_OK : WALNOTIFY_FATAL;
+    if (!kafka_settings_read(host, &settings))
+        return WALNOTIFY_FATAL;
+    n = WALNOTIFY_HAS(walnotify_host, host, table) ? host->table_count(host) : 0;
+    ok = true;
+    for (size_t i = 0; i < n; i++)
+        ok = expand_table_topic(host, &settings, host->table(host, i), topic) && ok;
+    return ok ? WALNOTIFY_OK : WALNOTIFY_FATAL;
 }
 
 static void kafka_shutdown(void *state)
@@ -528,7 +546,7 @@ static walnotify_status kafka_flush(void *state)
 static const walnotify_plugin kafka_plugin = {
     .magic = WALNOTIFY_PLUGIN_MAGIC,
     .abi_major = WALNOTIFY_ABI_MAJOR,
-    .abi_minor = 1,
+    .abi_minor = 2, /* check sees the tables by name (1.2) */
     .size = sizeof(walnotify_plugin),
     .name = "kafka",
     .version = WALNOTIFY_VERSION,

@@ -225,9 +225,11 @@ START_TEST(test_settings_refused)
     assert_refused(&ctx, "\"public.t\"", "topic = \"${table}.${column}\";", 1, "names ${column}",
                    NULL);
     assert_refused(&ctx, "\"public.t\"", "key = \"id\";", 1, "setting key is \"id\"", NULL);
-    /* The tables are known at start: the table whose topic is not a legal name is named. */
-    assert_refused(&ctx, "\"public.t\", \"public.my table\"", "", 2,
-                   "table public.my table cannot go to Kafka: topic \"public.my table\" holds",
+    /* The block's tables are named to check: the table whose topic is not a legal name is
+     * refused by --check-config, with the file and the block's line. */
+    assert_refused(&ctx, "\"public.t\", \"public.my table\"", "", 1,
+                   "plugin \"kafka\": table public.my table cannot go to Kafka: topic \"public.my "
+                   "table\" holds",
                    NULL);
     /* The properties file holds secrets: what it refuses is named by line, never quoted. */
     props = itest_file(&ctx, "kafka.properties");

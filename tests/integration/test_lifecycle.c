@@ -427,6 +427,20 @@ START_TEST(test_check_ops_describe)
     itest_host_run(&ctx, &host, "-c", conf.s);
     itest_assert_failed(&host, 1);
 
+    /* check (1.2) sees the block's tables by name, without a server; a 1.1 plugin sees none
+     * (its check refuses when it does). */
+    conf = itest_config(&ctx, "tables.cfg", "\"public.t\", \"other.u\"", 200,
+                        "{ name = \"life\"; path = \"%s\"; tables = [ \"other.u\" ]; },"
+                        "{ name = \"old\"; path = \"%s\"; }",
+                        fixture("lifecycle").s, fixture("abi11_lifecycle").s);
+    itest_host_run(&ctx, &host, "-c", conf.s, "--check-config");
+    itest_assert_exit(&host, 0);
+    err = itest_host_stderr(&host);
+    ck_assert_msg(strstr(err, "plugin \"life\": check sees table other.u (other, u)") != NULL &&
+                      strstr(err, "public.t (public") == NULL,
+                  "%s", err);
+    free(err);
+
     conf = itest_config(&ctx, "ops.cfg", "\"public.t\"", 200,
                         "{ name = \"legacy\"; path = \"%s\";\n ops = [ \"insert\", \"message\" ]; }",
                         fixture("abi10_legacy").s);

@@ -888,7 +888,7 @@ START_TEST(test_check)
     load_ok(&p, &b);
     /* Even with the context lent, check sees only zero values (the fixture refuses otherwise). */
     wn_plugin_set_context(&p, &source, tables, 1, 0x16B3748);
-    ck_assert_int_eq(wn_plugin_check(&p, CONF_FILE, err, sizeof err), WALNOTIFY_OK);
+    ck_assert_int_eq(wn_plugin_check(&p, NULL, CONF_FILE, err, sizeof err), WALNOTIFY_OK);
     ck_assert_ptr_eq(p.host.source(&p.host), &source);
     ck_assert_uint_eq(p.host.table_count(&p.host), 1);
     ck_assert_str_eq(p.host.table(&p.host, 0)->table, "public.t");
@@ -919,14 +919,14 @@ START_TEST(test_check)
     block_add(&b, "refuse", WN_SETTING_BOOLEAN, 12)->boolean = true;
     load_ok(&p, &b);
     /* A refusal is one configuration error: the file, the block's line, what check said. */
-    ck_assert_int_eq(wn_plugin_check(&p, CONF_FILE, err, sizeof err), WALNOTIFY_FATAL);
+    ck_assert_int_eq(wn_plugin_check(&p, NULL, CONF_FILE, err, sizeof err), WALNOTIFY_FATAL);
     ck_assert_str_eq(err, CONF_FILE ":5: plugin \"refusing\": refuse = true: refusing on purpose");
     wn_plugin_unload(&p);
 
     /* No check callback (a 1.0 plugin): nothing to refuse. */
     block_init(&b, "elder", "old_minor");
     load_ok(&p, &b);
-    ck_assert_int_eq(wn_plugin_check(&p, CONF_FILE, err, sizeof err), WALNOTIFY_OK);
+    ck_assert_int_eq(wn_plugin_check(&p, NULL, CONF_FILE, err, sizeof err), WALNOTIFY_OK);
     wn_plugin_unload(&p);
 }
 END_TEST
