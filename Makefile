@@ -134,7 +134,7 @@ UNIT_DEPS_appendfile := appendfile files
 UNIT_DEPS_writers    := writers config conftext paths trust conninfo files lsn log
 # The dead-letter file's tests link what the dead-letter module needs, as the dispatcher's do.
 UNIT_DEPS_files       = files appendfile $(filter-out $(DISPATCHER_MODULES),$(UNIT_DEPS_dispatcher))
-DISPATCHER_MODULES   := dispatcher policy tableident events
+DISPATCHER_MODULES   := dispatcher policy tableident events reload session
 UNIT_DEPS_dispatcher := $(DISPATCHER_MODULES) requests deadletter appendfile files encoder jsonbuf namecache \
                         handoff decoder relcache tablewatch loader settings services config \
                         conftext paths trust snapshot conninfo lsn log metrics notify

@@ -1,0 +1,219 @@
+/*
+ * SIGHUP under a writer: plugins added, removed and changed while the stream keeps flowing (the
+ * walsender the same before and after), an unchanged instance left running untouched, and
+ * configurations that cannot be applied refused with the running one kept.
+ */
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "itest.h"
+
+#define PLUGIN_JSONL "{ name = \"%s\"; path = \"%s\"; settings = { path = \"%s\"; }; }"
+
+static itest_path jsonl(void)
+{
+    return itest_root_file("build/plugins/jsonl.so");
+}
+
+static itest_path lifecycle(void)
+{
+    return itest_root_file("build/tests/fixtures/lifecycle.so");
+}
+
+/* The walsender streaming the test's slot. */
+static long long walsender(const itest_ctx *ctx)
+{
+    return itest_query_int(ctx->conn,
+                           "SELECT r.pid FROM pg_stat_replication r JOIN pg_replication_slots s "
+                           "ON s.active_pid = r.pid WHERE s.slot_name = '%s'",
+                           ctx->slot);
+}
+
+/* How many times needle is in the host's stderr. */
+static size_t stderr_count(const itest_host *host, const char *needle)
+{
+    char *err = itest_host_stderr(host);
+    size_t n = 0;
+
+    for (const char *at = err; at != NULL && (at = strstr(at, needle)) != NULL; at++)
+        n++;
+    free(err);
+    return n;
+}
+
+static void wait_stderr_count(const itest_host *host, const char *needle, size_t count)
+{
+    itest_deadline deadline = itest_deadline_in(ITEST_WAIT_S * 1000);
+
+    while (stderr_count(host, needle) < count) {
+        ck_assert_msg(!itest_expired(&deadline), "stderr never said \"%s\" %zu times", needle,
+                      count);
+        ck_assert_msg(itest_host_running((itest_host *)host), "the host ended");
+        itest_sleep_ms(ITEST_POLL_MS);
+    }
+}
+
+/* The ids a jsonl file received, in order. */
+static long long *ids_of(const itest_ctx *ctx, const char *name, size_t *count)
+{
+    itest_events events = itest_read_events(itest_file(ctx, name).s);
+    long long *ids = calloc(events.count + 1, sizeof *ids);
+
+    ck_assert(ids != NULL);
+    for (size_t i = 0; i < events.count; i++)
+        ids[i] = atoll(itest_value(&events.event[i], "id"));
+    *count = events.count;
+    itest_events_free(&events);
+    return ids;
+}
+
+/* ids is first, first + 1, ... with nothing missing or out of order; returns the last (first - 1
+ * when empty). */
+static long long assert_run(const char *what, const long long *ids, size_t count, long long first)
+{
+    for (size_t i = 0; i < count; i++)
+        ck_assert_msg(ids[i] == first + (long long)i, "%s: event %zu is id %lld, expected %lld",
+                      what, i, ids[i], first + (long long)i);
+    return first + (long long)count - 1;
+}
+
+/* Waits until the jsonl file holds the row of id last. */
+static void wait_for_id(const itest_ctx *ctx, const char *name, long long last)
+{
+    itest_deadline deadline = itest_deadline_in(ITEST_WAIT_S * 1000);
+
+    for (;;) {
+        size_t count;
+        long long *ids = ids_of(ctx, name, &count);
+        bool there = count > 0 && ids[count - 1] >= last;
+
+        free(ids);
+        if (there)
+            return;
+        ck_assert_msg(!itest_expired(&deadline), "%s never received id %lld", name, last);
+        itest_sleep_ms(ITEST_POLL_MS);
+    }
+}
+
+static itest_path write_first(const itest_ctx *ctx)
+{
+    return itest_config(ctx, "reload.cfg", "\"public.t\"", 200,
+                        "{ name = \"life\"; path = \"%s\"; settings = { log = \"life.log\"; }; },"
+                        PLUGIN_JSONL "," PLUGIN_JSONL "," PLUGIN_JSONL,
+                        lifecycle().s, "stay", jsonl().s, "stay.jsonl", "gone", jsonl().s,
+                        "gone.jsonl", "chg", jsonl().s, "chg1.jsonl");
+}
+
+/* gone removed, chg writing elsewhere, new added; life and stay as they were. */
+static void write_second(const itest_ctx *ctx)
+{
+    itest_config(ctx, "reload.cfg", "\"public.t\"", 200,
+                 "{ name = \"life\"; path = \"%s\"; settings = { log = \"life.log\"; }; },"
+                 PLUGIN_JSONL "," PLUGIN_JSONL "," PLUGIN_JSONL,
+                 lifecycle().s, "stay", jsonl().s, "stay.jsonl", "chg", jsonl().s, "chg2.jsonl",
+                 "new", jsonl().s, "new.jsonl");
+}
+
+START_TEST(test_reload_under_a_writer)
+{
+    itest_ctx ctx;
+    itest_host host;
+    itest_path conf;
+    pid_t writer;
+    long long pid, after_reload, last, end;
+    size_t n_stay, n_gone, n_chg1, n_chg2, n_new;
+    long long *stay, *gone, *chg1, *chg2, *fresh;
+    itest_lines life;
+
+    itest_begin(&ctx, "reload");
+    itest_exec(ctx.conn, "CREATE TABLE t (id int PRIMARY KEY); CREATE SEQUENCE ids");
+    conf = write_first(&ctx);
+    itest_create_slot(&ctx, conf.s);
+    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
+    writer = itest_writer_start(&ctx, "INSERT INTO t VALUES (nextval('ids'))");
+    wait_for_id(&ctx, "chg1.jsonl", 20);
+    pid = walsender(&ctx);
+
+    /* Added, removed, changed, kept. */
+    write_second(&ctx);
+    kill(host.pid, SIGHUP);
+    wait_stderr_count(&host, "reload applied: 1 plugin(s) added, 1 removed, 1 changed, 2 "
+                             "unchanged", 1);
+    /* Every row committed from now on is after the reload. */
+    after_reload = itest_query_int(ctx.conn, "SELECT coalesce(max(id), 0) FROM t");
+    wait_for_id(&ctx, "new.jsonl", after_reload + 20);
+    ck_assert_int_eq(walsender(&ctx), pid);
+
+    /* A file that does not parse, and a key that cannot change: refused, the run goes on. */
+    itest_write_file(conf.s, "source = { conninfo = ");
+    kill(host.pid, SIGHUP);
+    wait_stderr_count(&host, "the running configuration is kept", 1);
+    itest_config_extra(&ctx, "reload.cfg", "\"public.t\"", 200, "receive_timeout_ms = 9999;",
+                       "{ name = \"stay\"; path = \"%s\"; settings = { path = \"stay.jsonl\"; }; }",
+                       jsonl().s);
+    kill(host.pid, SIGHUP);
+    wait_stderr_count(&host, "reload refused: source.receive_timeout_ms cannot change", 1);
+    last = itest_query_int(ctx.conn, "SELECT coalesce(max(id), 0) FROM t");
+    wait_for_id(&ctx, "new.jsonl", last + 20);
+    wait_for_id(&ctx, "chg2.jsonl", last + 20);
+    ck_assert_int_eq(walsender(&ctx), pid);
+
+    itest_writer_stop(writer);
+    end = itest_query_int(ctx.conn, "SELECT max(id) FROM t");
+    wait_for_id(&ctx, "stay.jsonl", end);
+    wait_for_id(&ctx, "new.jsonl", end);
+    wait_for_id(&ctx, "chg2.jsonl", end);
+    ck_assert_int_eq(walsender(&ctx), pid);
+    itest_host_stop(&host, SIGTERM);
+    itest_assert_exit(&host, 0);
+
+    stay = ids_of(&ctx, "stay.jsonl", &n_stay);
+    gone = ids_of(&ctx, "gone.jsonl", &n_gone);
+    chg1 = ids_of(&ctx, "chg1.jsonl", &n_chg1);
+    chg2 = ids_of(&ctx, "chg2.jsonl", &n_chg2);
+    fresh = ids_of(&ctx, "new.jsonl", &n_new);
+    ck_assert_int_eq(assert_run("stay", stay, n_stay, 1), end);
+    ck_assert_int_ge(assert_run("gone", gone, n_gone, 1), 20);
+    ck_assert_int_lt(assert_run("gone", gone, n_gone, 1), end);
+    /* The changed block's new instance goes on exactly where the old one stopped. */
+    ck_assert_int_eq(assert_run("chg2", chg2, n_chg2, assert_run("chg1", chg1, n_chg1, 1) + 1),
+                     end);
+    ck_assert_msg(n_new > 0 && fresh[0] <= after_reload + 1,
+                  "the added plugin began at id %lld, after %lld committed after the reload",
+                  n_new ? fresh[0] : -1, after_reload + 1);
+    ck_assert_int_eq(assert_run("new", fresh, n_new, fresh[0]), end);
+    /* The unchanged instance ran on: one init in the whole run. */
+    life = itest_read_lines(itest_file(&ctx, "life.log").s);
+    {
+        size_t inits = 0;
+
+        for (size_t i = 0; i < life.count; i++)
+            inits += strncmp(life.line[i], "init ", 5) == 0;
+        ck_assert_msg(inits == 1, "the unchanged plugin was started %zu times", inits);
+    }
+    ck_assert_int_eq(stderr_count(&host, "reload: plugin \"life\""), 0);
+    ck_assert_int_eq(stderr_count(&host, "reload: plugin \"stay\""), 0);
+    ck_assert_int_eq(stderr_count(&host, "reload: plugin \"gone\" removed"), 1);
+    ck_assert_int_eq(stderr_count(&host, "reload: plugin \"new\" added"), 1);
+    ck_assert_int_eq(stderr_count(&host, "reload: plugin \"chg\" changed"), 1);
+    itest_lines_free(&life);
+    free(stay);
+    free(gone);
+    free(chg1);
+    free(chg2);
+    free(fresh);
+    itest_end(&ctx);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *suite = suite_create("reload");
+    TCase *tc = itest_tcase(suite, "reload");
+
+    tcase_add_test(tc, test_reload_under_a_writer);
+    return run_suite(suite) == 0 ? 0 : 1;
+}
