@@ -717,6 +717,10 @@ static void run_loop(dispatcher *d)
             d->result = WN_DISPATCH_STOPPED;
             return;
         }
+        /* Also before the first item: a reload that ended a retry is applied before the
+         * transaction comes again. */
+        if (reload_if_asked(d) == FLOW_DONE)
+            return;
         count = wn_handoff_pop_many(d->handoff, items, POP_BATCH, wait_ms);
         if (d->options->metrics != NULL)
             wn_metrics_queue(d->options->metrics, wn_handoff_length(d->handoff));

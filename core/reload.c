@@ -14,11 +14,11 @@
 
 /* ---- the instances in force -------------------------------------------------------------- */
 
-int wn_reload_begin(wn_reload *reload, const wn_config *config, wn_plugin *plugins,
-                    size_t nplugins, wn_session *session)
+int wn_reload_begin(wn_reload *reload, const wn_config *config, wn_plugin *plugins, size_t nplugins,
+                    wn_session *session)
 {
-    *reload = (wn_reload){
-        .session = session, .config = config, .first = plugins, .nfirst = nplugins};
+    *reload =
+        (wn_reload){.session = session, .config = config, .first = plugins, .nfirst = nplugins};
     reload->plugins = calloc(nplugins ? nplugins : 1, sizeof *reload->plugins);
     reload->tables = calloc(nplugins ? nplugins : 1, sizeof *reload->tables);
     if (!reload->plugins || !reload->tables) {
@@ -428,7 +428,7 @@ typedef struct next_set {
     wn_plugin **plugins;
     walnotify_table **tables;
     instance *instances;
-    size_t added, changed, kept;
+    size_t added, changed, kept, fallen; /* fallen: back to the old block */
 } next_set;
 
 /* Starts (or keeps) each block's instance in the new order. false, d->result set, at the first
@@ -462,13 +462,15 @@ static bool start_all(wn_reload *reload, dispatcher *d, plan *p, next_set *n)
                 ok = false;
                 continue;
             }
+            n->fallen++;
         } else if (c->old < 0) {
-            wn_log(WN_LOG_INFO, "reload: plugin \"%s\" added (%s)", c->block->name,
-                   c->block->path);
+            wn_log(WN_LOG_INFO, "reload: plugin \"%s\" added (%s)", c->block->name, c->block->path);
             n->added++;
         } else {
-            wn_log(WN_LOG_INFO, "reload: plugin \"%s\" changed: shut down and started with its new "
-                   "block (%s)", c->block->name, c->block->path);
+            wn_log(WN_LOG_INFO,
+                   "reload: plugin \"%s\" changed: shut down and started with its new "
+                   "block (%s)",
+                   c->block->name, c->block->path);
             n->changed++;
         }
         ok = new_instance(d, &n->instances[i], n->plugins[i]);
@@ -522,8 +524,9 @@ static bool commit_plan(wn_reload *reload, dispatcher *d, plan *p)
     plan_free(p, false);
     if (ok)
         wn_log(WN_LOG_INFO,
-               "reload applied: %zu plugin(s) added, %zu removed, %zu changed, %zu unchanged",
-               n.added, removed, n.changed, n.kept);
+               "reload applied: %zu plugin(s) added, %zu removed, %zu changed, %zu unchanged, "
+               "%zu back on their old settings",
+               n.added, removed, n.changed, n.kept, n.fallen);
     return ok;
 }
 

@@ -24,22 +24,22 @@
 #include "setup.h"
 
 typedef struct wn_reload {
-    wn_session *session;          /* where SIGHUP's request waits */
-    const wn_config *config;      /* the configuration in force: the first, or a reload's */
-    wn_config **configs;          /* read by reloads; owned, freed by wn_reload_end */
+    wn_session *session;     /* where SIGHUP's request waits */
+    const wn_config *config; /* the configuration in force: the first, or a reload's */
+    wn_config **configs;     /* read by reloads; owned, freed by wn_reload_end */
     size_t nconfigs;
-    wn_plugin **plugins;          /* the instances in force, in configuration order */
-    walnotify_table **tables;     /* [nplugins]: each instance's tables, lent to it; owned */
+    wn_plugin **plugins;      /* the instances in force, in configuration order */
+    walnotify_table **tables; /* [nplugins]: each instance's tables, lent to it; owned */
     size_t nplugins;
-    wn_plugin *first;             /* the array the run began with (the caller's) */
+    wn_plugin *first; /* the array the run began with (the caller's) */
     size_t nfirst;
-    const wn_catalog *catalog;    /* the source as the plugins learn it; NULL until read */
+    const wn_catalog *catalog; /* the source as the plugins learn it; NULL until read */
 } wn_reload;
 
 /* Takes the plugins the run begins with (loaded, checked; the array stays the caller's, and is
  * released by wn_reload_end). Returns 0, or -1 when out of memory. */
-int wn_reload_begin(wn_reload *reload, const wn_config *config, wn_plugin *plugins,
-                    size_t nplugins, wn_session *session);
+int wn_reload_begin(wn_reload *reload, const wn_config *config, wn_plugin *plugins, size_t nplugins,
+                    wn_session *session);
 
 /* Shuts down and unloads every instance in force (in reverse order), frees the first array and
  * what reloads made. */

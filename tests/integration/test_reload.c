@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include "itest.h"
 
@@ -209,11 +212,92 @@ START_TEST(test_reload_under_a_writer)
 }
 END_TEST
 
+/* f's block: flaky failing every event fail_times times, retried for ever, a minute apart. */
+static itest_path write_retrying(const itest_ctx *ctx, long fail_times, const char *life_settings)
+{
+    return itest_config(ctx, "retry.cfg", "\"public.t\"", 200,
+                        "{ name = \"f\"; path = \"%s\"; retry_max = 0; retry_initial_ms = 60000; retry_max_ms = 60000; "
+                        "settings = { fail_times = %ld; log = \"f.log\"; }; },"
+                        "{ name = \"life\"; path = \"%s\"; settings = { log = \"life.log\"; %s }; }",
+                        itest_root_file("build/tests/fixtures/flaky.so").s, fail_times,
+                        lifecycle().s, life_settings);
+}
+
+static size_t count_prefix(const itest_lines *lines, const char *prefix)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < lines->count; i++)
+        n += strncmp(lines->line[i], prefix, strlen(prefix)) == 0;
+    return n;
+}
+
+/* A reload reaches a block retrying for ever; a block its plugin's check refuses keeps the
+ * running configuration; a changed block whose new init fails runs on with its old settings. */
+START_TEST(test_reload_retrying_refused_and_fallen_back)
+{
+    itest_ctx ctx;
+    itest_host host;
+    itest_path conf, lock;
+    itest_lines f, life;
+    int held;
+
+    itest_begin(&ctx, "reloadretry");
+    itest_exec(ctx.conn, "CREATE TABLE t (id int PRIMARY KEY)");
+    conf = write_retrying(&ctx, 1000000000L, "");
+    itest_create_slot(&ctx, conf.s);
+    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
+    itest_exec(ctx.conn, "INSERT INTO t VALUES (1)");
+    itest_exec(ctx.conn, "INSERT INTO t VALUES (2)");
+    wait_stderr_count(&host, "plugin \"f\": handle failed transiently (attempt 1)", 1);
+
+    /* The check of the new life block refuses it: nothing applied, f still failing. */
+    write_retrying(&ctx, 0, "refuse = true;");
+    kill(host.pid, SIGHUP);
+    wait_stderr_count(&host, "a reload ends its retries", 1);
+    wait_stderr_count(&host, "reload refused: ", 1);
+    wait_stderr_count(&host, "plugin \"f\": handle failed transiently (attempt 1)", 2);
+
+    /* f fixed; life's new init cannot take its lock: life runs on with its old settings. */
+    lock = itest_file(&ctx, "held.lock");
+    held = open(lock.s, O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+    ck_assert(held >= 0 && flock(held, LOCK_EX) == 0);
+    write_retrying(&ctx, 0, "lock = \"held.lock\";");
+    kill(host.pid, SIGHUP);
+    wait_stderr_count(&host, "a reload ends its retries", 2);
+    wait_stderr_count(&host, "reload: plugin \"life\": its new block failed to start (init); "
+                             "running with its old settings", 1);
+    wait_stderr_count(&host, "reload applied: 0 plugin(s) added, 0 removed, 1 changed, 0 unchanged, 1 back", 1);
+    itest_exec(ctx.conn, "INSERT INTO t VALUES (3)");
+    itest_wait_lines(itest_file(&ctx, "f.log").s, 3, ITEST_WAIT_S);
+    itest_host_stop(&host, SIGTERM);
+    itest_assert_exit(&host, 0);
+    close(held);
+
+    f = itest_read_lines(itest_file(&ctx, "f.log").s);
+    ck_assert_uint_eq(f.count, 3);
+    for (size_t i = 0; i < f.count; i++) {
+        char want[32];
+
+        snprintf(want, sizeof want, " %zu", i + 1);
+        ck_assert_msg(strstr(f.line[i], want) == f.line[i] + strlen(f.line[i]) - strlen(want),
+                      "f.log line %zu is \"%s\", expected id %zu", i, f.line[i], i + 1);
+    }
+    life = itest_read_lines(itest_file(&ctx, "life.log").s);
+    ck_assert_uint_eq(count_prefix(&life, "init-retry"), 1);
+    ck_assert_uint_eq(count_prefix(&life, "init resume"), 2);
+    itest_lines_free(&f);
+    itest_lines_free(&life);
+    itest_end(&ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("reload");
     TCase *tc = itest_tcase(suite, "reload");
 
     tcase_add_test(tc, test_reload_under_a_writer);
+    tcase_add_test(tc, test_reload_retrying_refused_and_fallen_back);
     return run_suite(suite) == 0 ? 0 : 1;
 }
