@@ -535,12 +535,16 @@ bool wn_reload_apply(dispatcher *d)
     wn_reload *reload = d->options->reload;
     plan p = {0};
     char err[ERR_MAX] = "";
+    bool ok = true;
 
     (void)wn_session_take_reload(reload->session);
-    if (!plan_reload(reload, &p, err, sizeof err)) {
+    wn_notify_reloading(d->options->notify);
+    if (plan_reload(reload, &p, err, sizeof err)) {
+        ok = commit_plan(reload, d, &p);
+    } else {
         wn_log(WN_LOG_ERROR, "reload refused: %s; the running configuration is kept", err);
         plan_free(&p, true);
-        return true;
     }
-    return commit_plan(reload, d, &p);
+    wn_notify_reloaded(d->options->notify);
+    return ok;
 }

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -101,6 +103,48 @@ static void wait_for_id(const itest_ctx *ctx, const char *name, long long last)
     }
 }
 
+/* A datagram socket standing for systemd's NOTIFY_SOCKET, read once the host ended. */
+static int notify_socket(const itest_ctx *ctx)
+{
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    itest_path path = itest_file(ctx, "notify.sock");
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+    ck_assert_int_ge(fd, 0);
+    ck_assert_uint_lt(strlen(path.s), sizeof addr.sun_path);
+    strcpy(addr.sun_path, path.s);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&addr, sizeof addr), 0);
+    setenv("NOTIFY_SOCKET", path.s, 1);
+    return fd;
+}
+
+/* What the notify socket said of reloads so far. */
+typedef struct reload_notes {
+    int fd;
+    size_t reloads;  /* RELOADING=1 seen */
+    bool reloading;  /* the last RELOADING=1 not yet followed by READY=1 */
+} reload_notes;
+
+/* Reads what came (the kernel queues only a few datagrams: read after each reload). Every
+ * RELOADING=1 must be followed by READY=1, STATUS lines aside. */
+static void read_notes(reload_notes *notes)
+{
+    char buffer[2048];
+    ssize_t got;
+
+    while ((got = recv(notes->fd, buffer, sizeof buffer - 1, 0)) >= 0) {
+        buffer[got] = '\0';
+        if (strncmp(buffer, "RELOADING=1\nMONOTONIC_USEC=", 27) == 0) {
+            ck_assert_msg(!notes->reloading, "RELOADING=1 twice without READY=1 between");
+            notes->reloading = true;
+            notes->reloads++;
+        } else if (strcmp(buffer, "READY=1") == 0) {
+            ck_assert_msg(notes->reloading, "READY=1 alone, with no reload before");
+            notes->reloading = false;
+        }
+    }
+}
+
 static itest_path write_first(const itest_ctx *ctx)
 {
     return itest_config(ctx, "reload.cfg", "\"public.t\"", 200,
@@ -130,12 +174,15 @@ START_TEST(test_reload_under_a_writer)
     size_t n_stay, n_gone, n_chg1, n_chg2, n_new;
     long long *stay, *gone, *chg1, *chg2, *fresh;
     itest_lines life;
+    reload_notes notes = {0};
 
     itest_begin(&ctx, "reload");
     itest_exec(ctx.conn, "CREATE TABLE t (id int PRIMARY KEY); CREATE SEQUENCE ids");
     conf = write_first(&ctx);
     itest_create_slot(&ctx, conf.s);
+    notes.fd = notify_socket(&ctx);
     itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
+    unsetenv("NOTIFY_SOCKET");
     writer = itest_writer_start(&ctx, "INSERT INTO t VALUES (nextval('ids'))");
     wait_for_id(&ctx, "chg1.jsonl", 20);
     pid = walsender(&ctx);
@@ -145,6 +192,7 @@ START_TEST(test_reload_under_a_writer)
     kill(host.pid, SIGHUP);
     wait_stderr_count(&host, "reload applied: 1 plugin(s) added, 1 removed, 1 changed, 2 "
                              "unchanged", 1);
+    read_notes(&notes);
     /* Every row committed from now on is after the reload. */
     after_reload = itest_query_int(ctx.conn, "SELECT coalesce(max(id), 0) FROM t");
     wait_for_id(&ctx, "new.jsonl", after_reload + 20);
@@ -154,11 +202,13 @@ START_TEST(test_reload_under_a_writer)
     itest_write_file(conf.s, "source = { conninfo = ");
     kill(host.pid, SIGHUP);
     wait_stderr_count(&host, "the running configuration is kept", 1);
+    read_notes(&notes);
     itest_config_extra(&ctx, "reload.cfg", "\"public.t\"", 200, "receive_timeout_ms = 9999;",
                        "{ name = \"stay\"; path = \"%s\"; settings = { path = \"stay.jsonl\"; }; }",
                        jsonl().s);
     kill(host.pid, SIGHUP);
     wait_stderr_count(&host, "reload refused: source.receive_timeout_ms cannot change", 1);
+    read_notes(&notes);
     last = itest_query_int(ctx.conn, "SELECT coalesce(max(id), 0) FROM t");
     wait_for_id(&ctx, "new.jsonl", last + 20);
     wait_for_id(&ctx, "chg2.jsonl", last + 20);
@@ -172,6 +222,10 @@ START_TEST(test_reload_under_a_writer)
     ck_assert_int_eq(walsender(&ctx), pid);
     itest_host_stop(&host, SIGTERM);
     itest_assert_exit(&host, 0);
+    read_notes(&notes);
+    ck_assert_uint_eq(notes.reloads, 3);
+    ck_assert_msg(!notes.reloading, "a reload never ended with READY=1");
+    close(notes.fd);
 
     stay = ids_of(&ctx, "stay.jsonl", &n_stay);
     gone = ids_of(&ctx, "gone.jsonl", &n_gone);
