@@ -198,6 +198,13 @@ $(BAD_SOS): $(B)/tests/fixtures/bad_%.so: tests/fixtures/bad_plugin.c $(B)/tests
 	$(Q)$(CC) $(COMPILE) $(DEPFLAGS) -DBAD_NAME='"bad_$*"' $(BAD_FLAGS_$*) -fvisibility=hidden \
 	    -shared $(LINK) -o $@ $<
 
+# versioned.c built a second time: a new build of the same plugin (version "2").
+FIXTURE_SOS += $(B)/tests/fixtures/versioned_2.so
+$(B)/tests/fixtures/versioned_2.so: tests/fixtures/versioned.c $(B)/tests/fixtures/versioned_2.d
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	$(Q)$(CC) $(COMPILE) $(DEPFLAGS) -DVERSIONED_BUILD='"2"' -fvisibility=hidden -shared $(LINK) -o $@ $<
+
 # A fixture named abi10_* is built as a plugin compiled before ABI 1.1: against the 1.0 header
 # kept in tests/fixtures/abi-1.0, found before include/.
 $(B)/tests/fixtures/abi10_%.so: tests/fixtures/abi10_%.c $(B)/tests/fixtures/abi10_%.d

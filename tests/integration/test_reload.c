@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -346,6 +347,109 @@ START_TEST(test_reload_retrying_refused_and_fallen_back)
 }
 END_TEST
 
+/* Copies the fixture build/tests/fixtures/NAME.so to path through a temporary name and a rename:
+ * how a new build is installed. */
+static void install(const itest_ctx *ctx, const char *fixture, const char *path)
+{
+    char relative[128];
+    size_t length;
+    char *bytes;
+    itest_path tmp = itest_file(ctx, "install.tmp");
+    FILE *out;
+
+    snprintf(relative, sizeof relative, "build/tests/fixtures/%s.so", fixture);
+    bytes = itest_read_file(itest_root_file(relative).s, &length);
+    ck_assert(bytes != NULL);
+    out = fopen(tmp.s, "wb");
+    ck_assert(out != NULL);
+    ck_assert_uint_eq(fwrite(bytes, 1, length, out), length);
+    ck_assert_int_eq(fclose(out), 0);
+    ck_assert_int_eq(chmod(tmp.s, 0755), 0);
+    ck_assert_int_eq(rename(tmp.s, path), 0);
+    free(bytes);
+}
+
+/* Waits until the versioned log holds "VERSION ID" for id last. */
+static void wait_for_version_id(const char *log, const char *version, long long last)
+{
+    itest_deadline deadline = itest_deadline_in(ITEST_WAIT_S * 1000);
+    char want[64];
+
+    snprintf(want, sizeof want, "%s %lld", version, last);
+    for (;;) {
+        itest_lines lines = itest_read_lines(log);
+        bool there = false;
+
+        for (size_t i = 0; i < lines.count && !there; i++)
+            there = strcmp(lines.line[i], want) == 0;
+        itest_lines_free(&lines);
+        if (there)
+            return;
+        ck_assert_msg(!itest_expired(&deadline), "%s never said \"%s\"", log, want);
+        itest_sleep_ms(ITEST_POLL_MS);
+    }
+}
+
+/* A new build installed by rename under a running block: noticed by the reload, loaded, and
+ * handling from where the old build stopped; the stream never closed. */
+START_TEST(test_reload_new_build)
+{
+    itest_ctx ctx;
+    itest_host host;
+    itest_path conf, object, log;
+    itest_lines lines;
+    pid_t writer;
+    long long pid, end, next = 1;
+    const char *version = "1";
+
+    itest_begin(&ctx, "reloadbuild");
+    itest_exec(ctx.conn, "CREATE TABLE t (id int PRIMARY KEY); CREATE SEQUENCE ids");
+    object = itest_file(&ctx, "sink.so");
+    log = itest_file(&ctx, "v.log");
+    install(&ctx, "versioned", object.s);
+    conf = itest_config(&ctx, "build.cfg", "\"public.t\"", 200,
+                        "{ name = \"v\"; path = \"%s\"; settings = { log = \"v.log\"; }; }",
+                        object.s);
+    itest_create_slot(&ctx, conf.s);
+    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
+    writer = itest_writer_start(&ctx, "INSERT INTO t VALUES (nextval('ids'))");
+    wait_for_version_id(log.s, "1", 20);
+    pid = walsender(&ctx);
+
+    install(&ctx, "versioned_2", object.s);
+    kill(host.pid, SIGHUP);
+    wait_stderr_count(&host, "reload: plugin \"v\" changed", 1);
+    end = itest_query_int(ctx.conn, "SELECT max(id) FROM t");
+    wait_for_version_id(log.s, "2", end + 20);
+    itest_writer_stop(writer);
+    end = itest_query_int(ctx.conn, "SELECT max(id) FROM t");
+    wait_for_version_id(log.s, "2", end);
+    ck_assert_int_eq(walsender(&ctx), pid);
+    itest_host_stop(&host, SIGTERM);
+    itest_assert_exit(&host, 0);
+
+    /* "1 init", 1's rows, "2 init", 2's rows: every id once, in order. */
+    lines = itest_read_lines(log.s);
+    ck_assert_uint_ge(lines.count, 2);
+    ck_assert_str_eq(lines.line[0], "1 init");
+    for (size_t i = 1; i < lines.count; i++) {
+        char want[64];
+
+        if (strcmp(lines.line[i], "2 init") == 0) {
+            ck_assert_str_eq(version, "1");
+            version = "2";
+            continue;
+        }
+        snprintf(want, sizeof want, "%s %lld", version, next++);
+        ck_assert_str_eq(lines.line[i], want);
+    }
+    ck_assert_str_eq(version, "2");
+    ck_assert_int_eq(next - 1, end);
+    itest_lines_free(&lines);
+    itest_end(&ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("reload");
@@ -353,5 +457,6 @@ int main(void)
 
     tcase_add_test(tc, test_reload_under_a_writer);
     tcase_add_test(tc, test_reload_retrying_refused_and_fallen_back);
+    tcase_add_test(tc, test_reload_new_build);
     return run_suite(suite) == 0 ? 0 : 1;
 }
