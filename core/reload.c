@@ -219,13 +219,14 @@ static bool same_block(const wn_plugin_config *a, const wn_plugin_config *b, siz
  * installed by rename, is another inode; one copied over it another size or time. */
 static bool same_object(const wn_plugin *plugin, const char *path)
 {
-    struct stat now, loaded;
+    const struct stat *loaded = &plugin->object;
+    struct stat now;
 
-    if (stat(path, &now) != 0 || fstat(plugin->fd, &loaded) != 0)
+    if (stat(path, &now) != 0)
         return false;
-    return now.st_dev == loaded.st_dev && now.st_ino == loaded.st_ino &&
-           now.st_size == loaded.st_size && now.st_mtim.tv_sec == loaded.st_mtim.tv_sec &&
-           now.st_mtim.tv_nsec == loaded.st_mtim.tv_nsec;
+    return now.st_dev == loaded->st_dev && now.st_ino == loaded->st_ino &&
+           now.st_size == loaded->st_size && now.st_mtim.tv_sec == loaded->st_mtim.tv_sec &&
+           now.st_mtim.tv_nsec == loaded->st_mtim.tv_nsec;
 }
 
 /* ---- applying -------------------------------------------------------------------------- */
@@ -272,8 +273,9 @@ static long running_index(const wn_reload *reload, const char *name)
     return -1;
 }
 
-/* Loads and checks the new object of one block. false with one line in err. */
-static bool load_fresh(const wn_config *config, change *c, char *err, size_t errlen)
+/* Loads and checks the new object of one block, from a copy of its own when it is a new build
+ * of the running instance's. false with one line in err. */
+static bool load_fresh(const wn_config *config, change *c, bool new_build, char *err, size_t errlen)
 {
     int rc;
 
@@ -282,7 +284,8 @@ static bool load_fresh(const wn_config *config, change *c, char *err, size_t err
         snprintf(err, errlen, "out of memory loading plugin \"%s\"", c->block->name);
         return false;
     }
-    rc = wn_plugin_load(c->fresh, c->block, config->file, config->dir, err, errlen);
+    rc = new_build ? wn_plugin_load_copy(c->fresh, c->block, config->file, config->dir, err, errlen)
+                   : wn_plugin_load(c->fresh, c->block, config->file, config->dir, err, errlen);
     if (rc != 0) {
         free(c->fresh);
         c->fresh = NULL;
@@ -321,17 +324,18 @@ static bool plan_reload(const wn_reload *reload, plan *p, char *err, size_t errl
         p->going[i] = true;
     for (size_t i = 0; i < p->config->nplugins; i++) {
         change *c = &p->changes[i];
+        bool new_build = false;
 
         c->block = &p->config->plugins[i];
         c->old = running_index(reload, c->block->name);
         if (c->old >= 0) {
             const wn_plugin *running = reload->plugins[c->old];
 
-            c->kept = same_block(running->config, c->block, old->source.ntables) &&
-                      same_object(running, c->block->path);
+            new_build = !same_object(running, c->block->path);
+            c->kept = same_block(running->config, c->block, old->source.ntables) && !new_build;
             p->going[c->old] = !c->kept;
         }
-        if (!c->kept && !load_fresh(p->config, c, err, errlen))
+        if (!c->kept && !load_fresh(p->config, c, new_build, err, errlen))
             return false;
     }
     return true;

@@ -369,6 +369,20 @@ static void install(const itest_ctx *ctx, const char *fixture, const char *path)
     free(bytes);
 }
 
+/* Whether the process maps a plugin's in-memory copy. */
+static bool maps_memfd(pid_t pid)
+{
+    char path[64], *maps;
+    bool found;
+
+    snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+    maps = itest_read_file(path, NULL);
+    ck_assert(maps != NULL);
+    found = strstr(maps, "/memfd:walnotify-plugin") != NULL;
+    free(maps);
+    return found;
+}
+
 /* Waits until the versioned log holds "VERSION ID" for id last. */
 static void wait_for_version_id(const char *log, const char *version, long long last)
 {
@@ -419,6 +433,7 @@ START_TEST(test_reload_new_build)
     install(&ctx, "versioned_2", object.s);
     kill(host.pid, SIGHUP);
     wait_stderr_count(&host, "reload: plugin \"v\" changed", 1);
+    ck_assert_msg(maps_memfd(host.pid), "the new build is not mapped from an in-memory copy");
     end = itest_query_int(ctx.conn, "SELECT max(id) FROM t");
     wait_for_version_id(log.s, "2", end + 20);
     itest_writer_stop(writer);
