@@ -123,6 +123,17 @@ static bool same_tables(const wn_source_config *a, const wn_source_config *b)
     return true;
 }
 
+/* Whether a block of config asks for logical decoding messages: the stream asks the server for
+ * them only then. */
+static bool wants_messages(const wn_config *config)
+{
+    for (size_t i = 0; i < config->nplugins; i++) {
+        if (config->plugins[i].ops & WALNOTIFY_OP_MESSAGE)
+            return true;
+    }
+    return false;
+}
+
 /* The first key that cannot change while walnotify runs and did, or NULL. The stream, the
  * snapshot and the metrics listener were set up from them; an operation no block asked for
  * before may not be published. */
@@ -156,6 +167,8 @@ static const char *fixed_key_changed(const wn_config *old, const wn_config *new)
         return "metrics_listen";
     if ((new->ops & ~old->ops) != 0)
         return "ops (an operation no block received before: the publication may not publish it)";
+    if (wants_messages(new) && !wants_messages(old))
+        return "ops (message, which no block received before: the stream does not carry them)";
     return NULL;
 }
 
