@@ -839,7 +839,9 @@ static int setup(dispatcher *d, const wn_dispatcher_options *options, wn_handoff
 
         d->instances[i].plugin = plugin;
         d->instances[i].ops = plugin->config->ops & wn_plugin_ops(plugin);
-        d->instances[i].metrics = wn_metrics_plugin(options->metrics, i);
+        d->instances[i].metrics = options->reload
+                                      ? wn_reload_metrics(options->metrics, plugin->config->name)
+                                      : wn_metrics_plugin(options->metrics, i);
         wn_requests_new_stream(&plugin->requests);
     }
     if (wn_policy_open_dead_letters(d) != 0)

@@ -100,6 +100,17 @@ bool wn_reload_lend(wn_reload *reload, size_t i, wn_lsn resume)
     return true;
 }
 
+wn_plugin_metrics *wn_reload_metrics(wn_metrics *metrics, const char *name)
+{
+    wn_plugin_metrics *m;
+
+    for (size_t i = 0; (m = wn_metrics_plugin(metrics, i)) != NULL; i++) {
+        if (strcmp(m->name, name) == 0)
+            return m;
+    }
+    return NULL;
+}
+
 bool wn_reload_pending(const wn_reload *reload)
 {
     return reload != NULL && wn_session_reload_pending(reload->session);
@@ -403,6 +414,7 @@ static bool new_instance(dispatcher *d, instance *inst, wn_plugin *plugin)
     memset(inst, 0, sizeof *inst);
     inst->plugin = plugin;
     inst->ops = plugin->config->ops & wn_plugin_ops(plugin);
+    inst->metrics = wn_reload_metrics(d->options->metrics, plugin->config->name);
     wn_requests_new_stream(&plugin->requests);
     if (plugin->config->dead_letter == NULL)
         return true;

@@ -20,6 +20,7 @@
 #include "config.h"
 #include "loader.h"
 #include "lsn.h"
+#include "metrics.h"
 #include "session.h"
 #include "setup.h"
 
@@ -59,6 +60,11 @@ struct dispatcher;
  * neither with its new block nor its old one, or an added one failed to start: exit 2.
  */
 bool wn_reload_apply(struct dispatcher *d);
+
+/* The counters of the instance named name: those of the block of that name in the configuration
+ * the run began with (the metrics endpoint lists those); NULL for a block added by a reload, or
+ * without an endpoint. */
+wn_plugin_metrics *wn_reload_metrics(wn_metrics *metrics, const char *name);
 
 /* Whether a SIGHUP waits to be applied (cheap: a relaxed load). reload may be NULL. */
 bool wn_reload_pending(const wn_reload *reload);
