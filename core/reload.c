@@ -507,6 +507,37 @@ static bool start_all(wn_reload *reload, dispatcher *d, plan *p, next_set *n)
     return ok;
 }
 
+/* Whether an instance in force was made from a block of config. */
+static bool in_use(const wn_reload *reload, const wn_config *config)
+{
+    for (size_t i = 0; i < reload->nplugins; i++) {
+        const wn_plugin_config *block = reload->plugins[i]->config;
+
+        if (block >= config->plugins && block < config->plugins + config->nplugins)
+            return true;
+    }
+    return false;
+}
+
+/* Frees the configurations earlier reloads read that no instance uses any more (the one in force
+ * stays): a daemon reloaded every hour must not grow. */
+static void prune_configs(wn_reload *reload)
+{
+    size_t kept = 0;
+
+    for (size_t i = 0; i < reload->nconfigs; i++) {
+        wn_config *config = reload->configs[i];
+
+        if (config == reload->config || in_use(reload, config)) {
+            reload->configs[kept++] = config;
+            continue;
+        }
+        wn_config_free(config);
+        free(config);
+    }
+    reload->nconfigs = kept;
+}
+
 /* Replaces the running set by the planned one. false (d->result set) when an instance could
  * not start: the run then ends with exit 2. */
 static bool commit_plan(wn_reload *reload, dispatcher *d, plan *p)
@@ -551,6 +582,7 @@ static bool commit_plan(wn_reload *reload, dispatcher *d, plan *p)
     wn_log_set_level(p->config->log_level);
     wn_session_set_stop_timeout(reload->session, p->config->stop_timeout_ms);
     plan_free(p, false);
+    prune_configs(reload);
     if (ok)
         wn_log(WN_LOG_INFO,
                "reload applied: %zu plugin(s) added, %zu removed, %zu changed, %zu unchanged, "

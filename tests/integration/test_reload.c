@@ -165,6 +165,19 @@ static void write_second(const itest_ctx *ctx)
                  "new", jsonl().s, "new.jsonl");
 }
 
+/* chg writing elsewhere again, new asking for fsync: every instance the second file made goes,
+ * and with them that file's configuration. */
+static void write_third(const itest_ctx *ctx)
+{
+    itest_config(ctx, "reload.cfg", "\"public.t\"", 200,
+                 "{ name = \"life\"; path = \"%s\"; settings = { log = \"life.log\"; }; },"
+                 PLUGIN_JSONL "," PLUGIN_JSONL ","
+                 "{ name = \"new\"; path = \"%s\"; settings = { path = \"new.jsonl\"; "
+                 "fsync = true; }; }",
+                 lifecycle().s, "stay", jsonl().s, "stay.jsonl", "chg", jsonl().s, "chg3.jsonl",
+                 jsonl().s);
+}
+
 START_TEST(test_reload_under_a_writer)
 {
     itest_ctx ctx;
@@ -172,8 +185,8 @@ START_TEST(test_reload_under_a_writer)
     itest_path conf;
     pid_t writer;
     long long pid, after_reload, last, end;
-    size_t n_stay, n_gone, n_chg1, n_chg2, n_new;
-    long long *stay, *gone, *chg1, *chg2, *fresh;
+    size_t n_stay, n_gone, n_chg1, n_chg2, n_chg3, n_new;
+    long long *stay, *gone, *chg1, *chg2, *chg3, *fresh;
     itest_lines life;
     reload_notes notes = {0};
 
@@ -215,16 +228,25 @@ START_TEST(test_reload_under_a_writer)
     wait_for_id(&ctx, "chg2.jsonl", last + 20);
     ck_assert_int_eq(walsender(&ctx), pid);
 
+    /* Both instances the second file made change again. */
+    write_third(&ctx);
+    kill(host.pid, SIGHUP);
+    wait_stderr_count(&host, "reload applied: 0 plugin(s) added, 0 removed, 2 changed, 2 unchanged",
+                      1);
+    read_notes(&notes);
+    last = itest_query_int(ctx.conn, "SELECT coalesce(max(id), 0) FROM t");
+    wait_for_id(&ctx, "chg3.jsonl", last + 20);
+
     itest_writer_stop(writer);
     end = itest_query_int(ctx.conn, "SELECT max(id) FROM t");
     wait_for_id(&ctx, "stay.jsonl", end);
     wait_for_id(&ctx, "new.jsonl", end);
-    wait_for_id(&ctx, "chg2.jsonl", end);
+    wait_for_id(&ctx, "chg3.jsonl", end);
     ck_assert_int_eq(walsender(&ctx), pid);
     itest_host_stop(&host, SIGTERM);
     itest_assert_exit(&host, 0);
     read_notes(&notes);
-    ck_assert_uint_eq(notes.reloads, 3);
+    ck_assert_uint_eq(notes.reloads, 4);
     ck_assert_msg(!notes.reloading, "a reload never ended with READY=1");
     close(notes.fd);
 
@@ -232,12 +254,16 @@ START_TEST(test_reload_under_a_writer)
     gone = ids_of(&ctx, "gone.jsonl", &n_gone);
     chg1 = ids_of(&ctx, "chg1.jsonl", &n_chg1);
     chg2 = ids_of(&ctx, "chg2.jsonl", &n_chg2);
+    chg3 = ids_of(&ctx, "chg3.jsonl", &n_chg3);
     fresh = ids_of(&ctx, "new.jsonl", &n_new);
     ck_assert_int_eq(assert_run("stay", stay, n_stay, 1), end);
     ck_assert_int_ge(assert_run("gone", gone, n_gone, 1), 20);
     ck_assert_int_lt(assert_run("gone", gone, n_gone, 1), end);
     /* The changed block's new instance goes on exactly where the old one stopped. */
-    ck_assert_int_eq(assert_run("chg2", chg2, n_chg2, assert_run("chg1", chg1, n_chg1, 1) + 1),
+    ck_assert_int_eq(assert_run("chg3", chg3, n_chg3,
+                                assert_run("chg2", chg2, n_chg2,
+                                           assert_run("chg1", chg1, n_chg1, 1) + 1) +
+                                    1),
                      end);
     ck_assert_msg(n_new > 0 && fresh[0] <= after_reload + 1,
                   "the added plugin began at id %lld, after %lld committed after the reload",
@@ -256,12 +282,14 @@ START_TEST(test_reload_under_a_writer)
     ck_assert_int_eq(stderr_count(&host, "reload: plugin \"stay\""), 0);
     ck_assert_int_eq(stderr_count(&host, "reload: plugin \"gone\" removed"), 1);
     ck_assert_int_eq(stderr_count(&host, "reload: plugin \"new\" added"), 1);
-    ck_assert_int_eq(stderr_count(&host, "reload: plugin \"chg\" changed"), 1);
+    ck_assert_int_eq(stderr_count(&host, "reload: plugin \"chg\" changed"), 2);
+    ck_assert_int_eq(stderr_count(&host, "reload: plugin \"new\" changed"), 1);
     itest_lines_free(&life);
     free(stay);
     free(gone);
     free(chg1);
     free(chg2);
+    free(chg3);
     free(fresh);
     itest_end(&ctx);
 }
