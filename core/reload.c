@@ -507,6 +507,28 @@ static bool start_all(wn_reload *reload, dispatcher *d, plan *p, next_set *n)
     return ok;
 }
 
+static const char *level_name(wn_log_level level)
+{
+    static const char *const names[] = {"debug", "info", "warning", "error"};
+
+    return (unsigned)level < sizeof names / sizeof names[0] ? names[level] : "?";
+}
+
+/* The keys outside the blocks that a reload applies, each change said in one line. */
+static void apply_top_keys(const wn_config *old, const wn_config *new, wn_session *session)
+{
+    if (new->log_level != old->log_level) {
+        wn_log_set_level(new->log_level);
+        wn_log(WN_LOG_INFO, "reload: log_level %s (was %s)", level_name(new->log_level),
+               level_name(old->log_level));
+    }
+    if (new->stop_timeout_ms != old->stop_timeout_ms) {
+        wn_session_set_stop_timeout(session, new->stop_timeout_ms);
+        wn_log(WN_LOG_INFO, "reload: stop_timeout_ms %d (was %d)", new->stop_timeout_ms,
+               old->stop_timeout_ms);
+    }
+}
+
 /* Whether an instance in force was made from a block of config. */
 static bool in_use(const wn_reload *reload, const wn_config *config)
 {
@@ -577,10 +599,9 @@ static bool commit_plan(wn_reload *reload, dispatcher *d, plan *p)
     reload->nplugins = count;
     d->instances = n.instances;
     d->ninstances = count;
+    apply_top_keys(reload->config, p->config, reload->session);
     reload->configs[reload->nconfigs++] = p->config;
     reload->config = p->config;
-    wn_log_set_level(p->config->log_level);
-    wn_session_set_stop_timeout(reload->session, p->config->stop_timeout_ms);
     plan_free(p, false);
     prune_configs(reload);
     if (ok)
