@@ -140,7 +140,7 @@ UNIT_DEPS_appendfile := appendfile files
 UNIT_DEPS_writers    := writers config conftext paths trust conninfo files lsn log
 # The dead-letter file's tests link what the dead-letter module needs, as the dispatcher's do.
 UNIT_DEPS_files       = files appendfile $(filter-out $(DISPATCHER_MODULES),$(UNIT_DEPS_dispatcher))
-DISPATCHER_MODULES   := dispatcher policy tableident events
+DISPATCHER_MODULES   := dispatcher policy tableident events reload session
 UNIT_DEPS_dispatcher := $(DISPATCHER_MODULES) requests deadletter appendfile files encoder jsonbuf namecache \
                         handoff decoder relcache tablewatch loader settings services config \
                         conftext paths trust snapshot conninfo lsn log metrics notify
@@ -203,6 +203,13 @@ $(BAD_SOS): $(B)/tests/fixtures/bad_%.so: tests/fixtures/bad_plugin.c $(B)/tests
 	@echo "  CC      $@"
 	$(Q)$(CC) $(COMPILE) $(DEPFLAGS) -DBAD_NAME='"bad_$*"' $(BAD_FLAGS_$*) -fvisibility=hidden \
 	    -shared $(LINK) -o $@ $<
+
+# versioned.c built a second time: a new build of the same plugin (version "2").
+FIXTURE_SOS += $(B)/tests/fixtures/versioned_2.so
+$(B)/tests/fixtures/versioned_2.so: tests/fixtures/versioned.c $(B)/tests/fixtures/versioned_2.d
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	$(Q)$(CC) $(COMPILE) $(DEPFLAGS) -DVERSIONED_BUILD='"2"' -fvisibility=hidden -shared $(LINK) -o $@ $<
 
 # A fixture named abi10_* is built as a plugin compiled before ABI 1.1: against the 1.0 header
 # kept in tests/fixtures/abi-1.0, found before include/.

@@ -673,6 +673,23 @@ static flow on_item(dispatcher *d, wn_item *item)
     return next;
 }
 
+/* A SIGHUP waits: between transactions (the initial snapshot is delivered whole, inside one
+ * item, so never during it), every instance is flushed
+ * and the position published, then the new configuration is applied. */
+static flow reload_if_asked(dispatcher *d)
+{
+    flow next;
+
+    if (d->xact.open || !wn_reload_pending(d->options->reload))
+        return FLOW_CONTINUE;
+    d->finishing = true; /* every instance, dirty or not */
+    next = flush_and_publish(d);
+    d->finishing = false;
+    if (next != FLOW_CONTINUE)
+        return FLOW_DONE;
+    return wn_reload_apply(d) ? FLOW_CONTINUE : FLOW_DONE;
+}
+
 /* After a stop or the end mid-batch, what the batch still holds is dropped (it was never
  * acknowledged, so the server sends it again). */
 static void release_items(wn_item *items, size_t count)
@@ -700,6 +717,10 @@ static void run_loop(dispatcher *d)
             d->result = WN_DISPATCH_STOPPED;
             return;
         }
+        /* Also before the first item: a reload that ended a retry is applied before the
+         * transaction comes again. */
+        if (reload_if_asked(d) == FLOW_DONE)
+            return;
         count = wn_handoff_pop_many(d->handoff, items, POP_BATCH, wait_ms);
         if (d->options->metrics != NULL)
             wn_metrics_queue(d->options->metrics, wn_handoff_length(d->handoff));
@@ -715,7 +736,7 @@ static void run_loop(dispatcher *d)
             }
             now = now_ms();
             wn_notify_alive(d->options->notify, now);
-            if (flush_if_due(d, now) == FLOW_DONE) {
+            if (flush_if_due(d, now) == FLOW_DONE || reload_if_asked(d) == FLOW_DONE) {
                 release_items(items + i + 1, count - i - 1);
                 return;
             }
@@ -723,7 +744,7 @@ static void run_loop(dispatcher *d)
         if (count == 0) {
             now = now_ms();
             wn_notify_alive(d->options->notify, now);
-            if (flush_if_due(d, now) == FLOW_DONE)
+            if (flush_if_due(d, now) == FLOW_DONE || reload_if_asked(d) == FLOW_DONE)
                 return;
         }
     }
@@ -814,10 +835,14 @@ static int setup(dispatcher *d, const wn_dispatcher_options *options, wn_handoff
     }
     d->ninstances = options->nplugins;
     for (size_t i = 0; i < d->ninstances; i++) {
-        d->instances[i].plugin = &options->plugins[i];
-        d->instances[i].ops = options->plugins[i].config->ops & wn_plugin_ops(&options->plugins[i]);
-        d->instances[i].metrics = wn_metrics_plugin(options->metrics, i);
-        wn_requests_new_stream(&options->plugins[i].requests);
+        wn_plugin *plugin = options->reload ? options->reload->plugins[i] : &options->plugins[i];
+
+        d->instances[i].plugin = plugin;
+        d->instances[i].ops = plugin->config->ops & wn_plugin_ops(plugin);
+        d->instances[i].metrics = options->reload
+                                      ? wn_reload_metrics(options->metrics, plugin->config->name)
+                                      : wn_metrics_plugin(options->metrics, i);
+        wn_requests_new_stream(&plugin->requests);
     }
     if (wn_policy_open_dead_letters(d) != 0)
         return -1;

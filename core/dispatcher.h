@@ -15,6 +15,7 @@
 #include "lsn.h"
 #include "metrics.h"
 #include "notify.h"
+#include "reload.h"
 #include "snapshot.h"
 #include "tablewatch.h"
 
@@ -58,6 +59,9 @@ typedef struct wn_dispatcher_options {
     void *record_arg;
     wn_metrics *metrics; /* counters for the metrics endpoint; NULL: none */
     wn_notify *notify;   /* systemd's watchdog, pinged between items; NULL: none */
+    /* SIGHUP's reloads, applied between transactions; NULL: none. When set, the instances are
+       its plugins, not `plugins` (which then serves nothing). */
+    wn_reload *reload;
 } wn_dispatcher_options;
 
 /*

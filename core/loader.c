@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -245,15 +246,52 @@ static int open_file(const wn_plugin_config *config, int *fd, char *err, size_t 
                             why, WN_ALLOW_UNSAFE_PATHS_ENV);
 }
 
-/* Loads the very file open_file checked, through its descriptor: a path changed since then
- * (a link flipped) cannot substitute another file. */
-static int open_library(wn_plugin *plugin, const wn_plugin_config *config, char *err, size_t errlen)
+/* Replaces *fd by a sealed in-memory copy of its file. Returns 0, or WN_LOAD_REFUSED with err
+ * set (*fd then closed). */
+static int copy_to_memory(const wn_plugin_config *config, int *fd, char *err, size_t errlen)
+{
+    int copy = memfd_create("walnotify-plugin", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    char buffer[65536];
+    ssize_t got;
+
+    if (copy < 0) {
+        close(*fd);
+        return wn_refuse_plugin(err, errlen, config, "cannot make its in-memory copy: %s",
+                                strerror(errno));
+    }
+    while ((got = read(*fd, buffer, sizeof buffer)) > 0) {
+        if (write(copy, buffer, (size_t)got) != got) {
+            got = -1;
+            break;
+        }
+    }
+    close(*fd);
+    if (got < 0 ||
+        fcntl(copy, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0) {
+        int saved = errno;
+
+        close(copy);
+        return wn_refuse_plugin(err, errlen, config, "cannot copy it into memory: %s",
+                                strerror(saved));
+    }
+    *fd = copy;
+    return 0;
+}
+
+/* Loads the very file open_file checked, through its descriptor (or its copy): a path changed
+ * since then (a link flipped) cannot substitute another file. */
+static int open_library(wn_plugin *plugin, const wn_plugin_config *config, bool copy, char *err,
+                        size_t errlen)
 {
     char name[FD_NAME_MAX], why[PATH_MAX + 256], said[1024];
     const char *error;
     int rc = open_file(config, &plugin->fd, err, errlen);
 
     if (rc != 0)
+        return rc;
+    if (fstat(plugin->fd, &plugin->object) != 0)
+        memset(&plugin->object, 0, sizeof plugin->object);
+    if (copy && (rc = copy_to_memory(config, &plugin->fd, err, errlen)) != 0)
         return rc;
     dlerror();
     plugin->library = dlopen(fd_name(plugin->fd, name), RTLD_NOW | RTLD_LOCAL);
@@ -488,14 +526,14 @@ static int check_ops(const wn_plugin *plugin, const wn_plugin_config *config, co
 /* ---- public -----------------------------------------------------------------------------------
  */
 
-int wn_plugin_load(wn_plugin *plugin, const wn_plugin_config *config, const char *file,
-                   const char *config_dir, char *err, size_t errlen)
+static int load(wn_plugin *plugin, const wn_plugin_config *config, const char *file,
+                const char *config_dir, bool copy, char *err, size_t errlen)
 {
     int rc;
 
     memset(plugin, 0, sizeof *plugin);
     plugin->config = config;
-    rc = open_library(plugin, config, err, errlen);
+    rc = open_library(plugin, config, copy, err, errlen);
     if (rc != 0)
         goto forget;
     rc = read_descriptor(plugin, config, err, errlen);
@@ -525,6 +563,18 @@ close_library:
 forget:
     memset(plugin, 0, sizeof *plugin);
     return rc;
+}
+
+int wn_plugin_load(wn_plugin *plugin, const wn_plugin_config *config, const char *file,
+                   const char *config_dir, char *err, size_t errlen)
+{
+    return load(plugin, config, file, config_dir, false, err, errlen);
+}
+
+int wn_plugin_load_copy(wn_plugin *plugin, const wn_plugin_config *config, const char *file,
+                        const char *config_dir, char *err, size_t errlen)
+{
+    return load(plugin, config, file, config_dir, true, err, errlen);
 }
 
 /* The block's tables as the configuration names them, for check: what a plugin can refuse
@@ -731,7 +781,7 @@ int wn_plugin_describe_file(const char *path, char *out, size_t outlen, char *er
     if (outlen > 0)
         out[0] = '\0';
     memset(&plugin, 0, sizeof plugin);
-    rc = open_library(&plugin, &config, err, errlen);
+    rc = open_library(&plugin, &config, false, err, errlen);
     if (rc != 0)
         return rc;
     rc = read_descriptor(&plugin, &config, err, errlen);

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/stat.h>
 
 #include <walnotify/plugin.h>
 #include "config.h"
@@ -18,6 +19,8 @@ typedef struct wn_plugin {
     const wn_plugin_config *config; /* borrowed from the wn_config */
     void *library;                  /* dlopen handle */
     int fd;                         /* the file loaded as /proc/self/fd/N; open while library is */
+    struct stat object;             /* the plugin's file as opened (device, inode, size, mtime):
+                                       what a reload compares to notice a new build */
     walnotify_plugin descriptor;    /* zero-extended copy of the plugin's own */
     wn_plugin_settings *settings;
     walnotify_host host; /* the services lent to this instance */
@@ -42,6 +45,16 @@ typedef struct wn_plugin {
  */
 int wn_plugin_load(wn_plugin *plugin, const wn_plugin_config *config, const char *file,
                    const char *config_dir, char *err, size_t errlen);
+
+/*
+ * wn_plugin_load, from a copy of the file of its own: an in-memory file (memfd_create, sealed),
+ * read through the descriptor the trust checks opened. For a new build of a plugin loaded
+ * already: dlopen knows a loaded object by its device and inode, and would hand back the old one
+ * for a file overwritten in place; a copy is always new to it, and no folder needs to be
+ * writable for it.
+ */
+int wn_plugin_load_copy(wn_plugin *plugin, const wn_plugin_config *config, const char *file,
+                        const char *config_dir, char *err, size_t errlen);
 
 /*
  * Calls the plugin's check, if it has one, with only the setting getters and log working (every

@@ -147,6 +147,23 @@ int wn_notify_wait_ms(const wn_notify *notify, int ms)
     return (int)notify->watchdog_every_ms;
 }
 
+void wn_notify_reloading(wn_notify *notify)
+{
+    char text[MESSAGE_MAX];
+
+    if (notify == NULL || notify->fd < 0)
+        return;
+    snprintf(text, sizeof text, "RELOADING=1\nMONOTONIC_USEC=%lld",
+             (long long)monotonic_ms() * 1000);
+    send_text(notify, text);
+}
+
+void wn_notify_reloaded(wn_notify *notify)
+{
+    if (notify != NULL && notify->fd >= 0)
+        send_text(notify, "READY=1");
+}
+
 void wn_notify_stopping(wn_notify *notify)
 {
     if (notify != NULL && notify->fd >= 0)

@@ -4,8 +4,8 @@
  * namespace). Without NOTIFY_SOCKET every call does nothing. READY=1 goes with the first
  * status (streaming, or waiting as a standby or for the server: the loop runs), STATUS= with
  * each change of state, WATCHDOG=1 at half of WATCHDOG_USEC when that is set for this process,
- * STOPPING=1 once the loop ends. Only the dispatching thread calls it: no lock. Every call but
- * open and close accepts NULL and does nothing.
+ * RELOADING=1 and READY=1 around a reload, STOPPING=1 once the loop ends. Only the dispatching
+ * thread calls it: no lock. Every call but open and close accepts NULL and does nothing.
  */
 #ifndef WN_NOTIFY_H
 #define WN_NOTIFY_H
@@ -42,6 +42,10 @@ void wn_notify_alive(wn_notify *notify, int64_t now_ms);
 /* The longest a wait may last between two calls of wn_notify_alive; a large value when there is
  * no watchdog. */
 int wn_notify_wait_ms(const wn_notify *notify, int ms);
+/* RELOADING=1 (with MONOTONIC_USEC, as systemd wants it) when a reload begins; READY=1 when it
+ * ended, applied or refused. */
+void wn_notify_reloading(wn_notify *notify);
+void wn_notify_reloaded(wn_notify *notify);
 /* STOPPING=1. */
 void wn_notify_stopping(wn_notify *notify);
 

@@ -32,6 +32,7 @@
 #include "handoff.h"
 #include "log.h"
 #include "lsn.h"
+#include "reload.h"
 #include "setup.h"
 #include "snapshot.h"
 #include "state.h"
@@ -48,22 +49,20 @@
 /* What a run holds besides the plugins. */
 typedef struct pipeline {
     const wn_config *config;
-    wn_plugin *plugins;
-    size_t nplugins;
-    wn_lsn endpos; /* 0: none */
+    wn_reload reload; /* the instances in force, changed by SIGHUP's reloads */
+    wn_lsn endpos;    /* 0: none */
     wn_stream *stream;
-    wn_state origin;         /* the server, database and slot streamed from */
-    bool streamed;           /* a stream started before in this run: the slot must exist */
-    wn_lsn resume;           /* where the next stream starts: the last published position */
-    unsigned seed;           /* for the jitter of backoff delays */
-    bool started;            /* every plugin's init returned OK, and no shutdown since */
-    bool described;          /* the catalog was read */
-    wn_catalog catalog;      /* what the plugins learn of the source; read once */
-    walnotify_table *tables; /* every instance's tables, one run after another */
-    wn_tablewatch *watch;    /* the catalog check before each acknowledgement; NULL until the
-                                first stream */
-    uint32_t *table_oids;    /* [source.ntables]: the tables' OIDs when the stream started */
-    int stop_fd;             /* readable once a stop is requested: ends waits on the server */
+    wn_state origin;      /* the server, database and slot streamed from */
+    bool streamed;        /* a stream started before in this run: the slot must exist */
+    wn_lsn resume;        /* where the next stream starts: the last published position */
+    unsigned seed;        /* for the jitter of backoff delays */
+    bool started;         /* every plugin's init returned OK, and no shutdown since */
+    bool described;       /* the catalog was read */
+    wn_catalog catalog;   /* what the plugins learn of the source; read once */
+    wn_tablewatch *watch; /* the catalog check before each acknowledgement; NULL until the
+                             first stream */
+    uint32_t *table_oids; /* [source.ntables]: the tables' OIDs when the stream started */
+    int stop_fd;          /* readable once a stop is requested: ends waits on the server */
     wn_snapshot_source snap_source; /* what the initial snapshot reads */
     wn_snapshot *snap;              /* the initial snapshot taken and not finished; NULL: none */
     wn_lsn snap_lsn;                /* its consistent point */
@@ -143,7 +142,6 @@ int wn_pipeline_check_plugins(const wn_config *config, wn_plugin *plugins, size_
 static int describe_source(pipeline *r, char *err, size_t errlen)
 {
     char why[ERR_MAX - 64]; /* room for the prefix below */
-    size_t total = 0;
     int status;
 
     if (r->described)
@@ -153,39 +151,20 @@ static int describe_source(pipeline *r, char *err, size_t errlen)
         snprintf(err, errlen, "reading the catalog for the plugins: %s", why);
         return status;
     }
-    for (size_t i = 0; i < r->nplugins; i++)
-        for (size_t t = 0; t < r->catalog.ntables; t++)
-            total += r->plugins[i].config->watches[t];
-    r->tables = calloc(total ? total : 1, sizeof *r->tables);
-    if (!r->tables) {
-        wn_setup_free_catalog(&r->catalog);
-        snprintf(err, errlen, "out of memory describing the tables to the plugins");
-        return WN_EXIT_INTERNAL;
-    }
+    r->reload.catalog = &r->catalog;
     r->described = true;
     return 0;
 }
 
 /* Tells every instance its source, its tables and where the stream resumes, before its init
  * (again before an init that follows a shutdown: the position has moved on). */
-static void lend_context(pipeline *r)
+static bool lend_context(pipeline *r)
 {
-    size_t used = 0;
-
-    for (size_t i = 0; i < r->nplugins; i++) {
-        walnotify_table *mine = r->tables + used;
-        size_t n = 0;
-
-        for (size_t t = 0; t < r->catalog.ntables; t++) {
-            if (!r->plugins[i].config->watches[t])
-                continue;
-            mine[n] = r->catalog.tables[t];
-            mine[n].ops = wn_plugin_table_ops(&r->plugins[i]);
-            n++;
-        }
-        used += n;
-        wn_plugin_set_context(&r->plugins[i], &r->catalog.source, mine, n, r->resume);
+    for (size_t i = 0; i < r->reload.nplugins; i++) {
+        if (!wn_reload_lend(&r->reload, i, r->resume))
+            return false;
     }
+    return true;
 }
 
 /*
@@ -267,15 +246,19 @@ static bool start_plugins(pipeline *r, const reader_args *reader, wn_dispatch_re
 
     if (r->started)
         return true;
-    lend_context(r);
-    for (size_t i = 0; i < r->nplugins; i++) {
-        if (!init_plugin(&r->plugins[i], reader, r->notify, result, err, errlen))
+    if (!lend_context(r)) {
+        snprintf(err, errlen, "out of memory describing the tables to the plugins");
+        *result = WN_DISPATCH_INTERNAL;
+        return false;
+    }
+    for (size_t i = 0; i < r->reload.nplugins; i++) {
+        if (!init_plugin(r->reload.plugins[i], reader, r->notify, result, err, errlen))
             return false;
     }
     r->started = true;
     wn_log(WN_LOG_INFO, "streaming slot \"%s\" (publication \"%s\") from %s to %zu plugin(s)",
            r->config->source.slot, r->config->source.publication,
-           wn_lsn_format(r->resume, lsn_text), r->nplugins);
+           wn_lsn_format(r->resume, lsn_text), r->reload.nplugins);
     return true;
 }
 
@@ -306,13 +289,13 @@ static void stop_plugins(pipeline *r)
     size_t running = 0;
 
     /* Also those that started while a later one's init was still being retried. */
-    for (size_t i = 0; i < r->nplugins; i++)
-        running += r->plugins[i].initialised;
+    for (size_t i = 0; i < r->reload.nplugins; i++)
+        running += r->reload.plugins[i]->initialised;
     r->started = false;
     if (running == 0)
         return;
-    for (size_t i = r->nplugins; i > 0; i--)
-        wn_plugin_shutdown(&r->plugins[i - 1]);
+    for (size_t i = r->reload.nplugins; i > 0; i--)
+        wn_plugin_shutdown(r->reload.plugins[i - 1]);
     /* Why the slot is busy follows at once, in the first "waiting for slot" line. */
     wn_log(WN_LOG_INFO,
            "slot \"%s\" is held by another process: %zu plugin(s) shut down, their sinks "
@@ -574,8 +557,10 @@ static int record_snapshot(void *arg, wn_lsn consistent_point, char *err, size_t
 /* Some block asks for logical decoding messages that its plugin handles. */
 static bool wants_messages(const pipeline *r)
 {
-    for (size_t i = 0; i < r->nplugins; i++) {
-        if (r->plugins[i].config->ops & wn_plugin_ops(&r->plugins[i]) & WALNOTIFY_OP_MESSAGE)
+    for (size_t i = 0; i < r->reload.nplugins; i++) {
+        const wn_plugin *plugin = r->reload.plugins[i];
+
+        if (plugin->config->ops & wn_plugin_ops(plugin) & WALNOTIFY_OP_MESSAGE)
             return true;
     }
     return false;
@@ -780,8 +765,7 @@ static wn_dispatch_result stream_once(pipeline *r, wn_session *sess, reader_args
 {
     wn_dispatcher_options dispatch = {
         .config = r->config,
-        .plugins = r->plugins,
-        .nplugins = r->nplugins,
+        .nplugins = r->reload.nplugins,
         .start_lsn = r->resume,
         .endpos = r->endpos,
         .table_oids = r->table_oids,
@@ -793,6 +777,7 @@ static wn_dispatch_result stream_once(pipeline *r, wn_session *sess, reader_args
         .record_arg = r,
         .metrics = r->metrics,
         .notify = r->notify,
+        .reload = &r->reload,
     };
     wn_handoff *handoff = wn_handoff_create(QUEUE_CAPACITY);
     pthread_t reader_thread;
@@ -938,8 +923,6 @@ int wn_pipeline_run(const wn_config *config, wn_plugin *plugins, size_t nplugins
 {
     pipeline r = {
         .config = config,
-        .plugins = plugins,
-        .nplugins = nplugins,
         .endpos = endpos,
         .seed = (unsigned)time(NULL) ^ ((unsigned)getpid() << 16),
         .stop_fd = wn_session_stop_fd(session),
@@ -948,6 +931,10 @@ int wn_pipeline_run(const wn_config *config, wn_plugin *plugins, size_t nplugins
     };
     int status;
 
+    if (wn_reload_begin(&r.reload, config, plugins, nplugins, session) != 0) {
+        wn_pipeline_unload_plugins(plugins, nplugins);
+        return wn_die(WN_EXIT_INTERNAL, "out of memory starting the run");
+    }
     wn_metrics_set_running(metrics, true);
     status = run_pipeline(&r, session);
     wn_metrics_set_state(metrics, WN_RUN_STOPPING);
@@ -956,12 +943,11 @@ int wn_pipeline_run(const wn_config *config, wn_plugin *plugins, size_t nplugins
 
     /* The plugins are shut down while the slot is still held, so that a standby taking over
      * never meets a sink this host has not released yet. */
-    wn_pipeline_unload_plugins(plugins, nplugins);
+    wn_reload_end(&r.reload);
     end_snapshot(&r);
     if (r.stream != NULL)
         wn_stream_close(r.stream);
     /* Lent to the plugins until their shutdown returned. */
-    free(r.tables);
     wn_setup_free_catalog(&r.catalog);
     wn_tablewatch_destroy(r.watch);
     free(r.table_oids);

@@ -79,14 +79,21 @@ static walnotify_status call_once(instance *inst, call_kind kind, const walnotif
     return status;
 }
 
-/* Sleeps up to ms, waking early when a stop is requested; systemd's watchdog is pinged
- * meanwhile (a wait is not a hang). */
+/* How often a wait looks whether a SIGHUP came (a flag, with no descriptor to poll). */
+#define RELOAD_LOOK_MS 100
+
+/* Sleeps up to ms, waking early when a stop is requested or a reload waits; systemd's watchdog
+ * is pinged meanwhile (a wait is not a hang). */
 static void sleep_unless_stopped(dispatcher *d, int ms)
 {
     struct pollfd pfd = {.fd = wn_handoff_stop_fd(d->handoff), .events = POLLIN};
 
-    for (int left = ms; left > 0 && !wn_handoff_stop_requested(d->handoff);) {
+    for (int left = ms; left > 0 && !wn_handoff_stop_requested(d->handoff) &&
+                        !wn_reload_pending(d->options->reload);) {
         int step = wn_notify_wait_ms(d->options->notify, left);
+
+        if (d->options->reload != NULL && step > RELOAD_LOOK_MS)
+            step = RELOAD_LOOK_MS;
 
         if (poll(&pfd, 1, step) < 0 && errno != EINTR)
             wn_log(WN_LOG_WARNING, "poll while waiting to retry: %s", strerror(errno));
@@ -152,6 +159,17 @@ static flow wait_to_retry(dispatcher *d, const instance *inst, call_kind kind, u
     sleep_unless_stopped(d, *backoff_ms);
     if (wn_handoff_stop_requested(d->handoff) && !d->finishing)
         return fail(d, WN_DISPATCH_STOPPED, "stopped while retrying plugin \"%s\"", config->name);
+    /* Fixing the sink is the usual reason to reload: the transaction in hand is abandoned and
+     * streamed again from the acknowledged position, the new configuration applied first. */
+    if (wn_reload_pending(d->options->reload) && !d->finishing) {
+        wn_log(WN_LOG_INFO,
+               "plugin \"%s\": a reload ends its retries; streaming again from the "
+               "acknowledged position with the new configuration",
+               config->name);
+        d->rewind_wait_ms = 0;
+        return fail(d, WN_DISPATCH_REWIND, "a reload ended the retries of plugin \"%s\"",
+                    config->name);
+    }
     *backoff_ms = *backoff_ms > cap / 2 ? cap : *backoff_ms * 2;
     return FLOW_CONTINUE;
 }

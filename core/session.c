@@ -84,8 +84,19 @@ bool wn_session_wait(wn_session *session, int ms)
     return wn_session_stop_requested(session);
 }
 
-/* True when the thread is to end: only wn_session_end's SIGUSR1 does that. A SIGUSR1 from
- * outside, or SIGHUP/SIGUSR2, is said and ignored, so that a stray signal cannot leave the
+bool wn_session_reload_pending(wn_session *session)
+{
+    return atomic_load_explicit(&session->reload, memory_order_relaxed);
+}
+
+bool wn_session_take_reload(wn_session *session)
+{
+    return atomic_exchange(&session->reload, false);
+}
+
+/* True when the thread is to end: only wn_session_end's SIGUSR1 does that. SIGHUP asks for a
+ * reload, applied by the dispatcher at its next transaction boundary. A SIGUSR1 from outside,
+ * or SIGUSR2, is said and ignored, so that a stray signal cannot leave the
  * process deaf to SIGTERM. */
 static bool ignored_or_end(wn_session *session, int signo)
 {
@@ -96,10 +107,14 @@ static bool ignored_or_end(wn_session *session, int signo)
     pthread_mutex_unlock(&session->lock);
     if (signo == SIGUSR1 && ending)
         return true;
+    if (signo == SIGHUP) {
+        wn_log(WN_LOG_INFO, "received SIGHUP; reloading the configuration at the next "
+                            "transaction boundary");
+        atomic_store(&session->reload, true);
+        return false;
+    }
     wn_log(WN_LOG_INFO, "received %s; ignored (SIGINT or SIGTERM stops walnotify)",
-           signo == SIGHUP    ? "SIGHUP"
-           : signo == SIGUSR1 ? "SIGUSR1"
-                              : "SIGUSR2");
+           signo == SIGUSR1 ? "SIGUSR1" : "SIGUSR2");
     return false;
 }
 
@@ -210,6 +225,7 @@ int wn_session_start(wn_session *session, char *err, size_t errlen)
     session->stop = false;
     session->signo = 0;
     session->ending = false;
+    atomic_init(&session->reload, false);
     session->stop_timeout_ms = WN_STOP_TIMEOUT_DEFAULT_MS;
     if (pipe2(session->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
         snprintf(err, errlen, "cannot make the stop pipe: %s", strerror(errno));

@@ -2,8 +2,9 @@
  * session: how SIGINT and SIGTERM reach a run. One thread takes the signals with sigwait and
  * turns them into a stop request: to the reader + dispatcher pair running at the time, to any
  * backoff wait between two pairs, and to whatever waits on the server (through stop_fd). It runs
- * in every mode, from before the configuration is read. SIGHUP, SIGUSR1 and SIGUSR2 from outside
- * are taken too, and ignored: no signal ends the thread but the one wn_session_end sends. A stop
+ * in every mode, from before the configuration is read. SIGHUP asks for a reload of the
+ * configuration (wn_session_take_reload); SIGUSR1 and SIGUSR2 from outside are taken too, and
+ * ignored: no signal ends the thread but the one wn_session_end sends. A stop
  * that takes too long, or the same stop signal again, ends the process from this thread.
  */
 #ifndef WN_SESSION_H
@@ -11,6 +12,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "handoff.h"
@@ -23,6 +25,7 @@ typedef struct wn_session {
     bool ending;         /* wn_session_end asked the thread to end; under lock */
     int stop_timeout_ms; /* how long a clean stop may take before the process exits anyway;
                             under lock */
+    atomic_bool reload;  /* SIGHUP came and no reload took it yet */
     int wake[2];         /* pipe: readable once stop is set, never drained */
     sigset_t signals;    /* SIGINT, SIGTERM (stop); SIGHUP, SIGUSR1, SIGUSR2 (ignored,
                             but SIGUSR1 once ending) */
@@ -58,6 +61,11 @@ const char *wn_session_signal_name(wn_session *session);
 /* Makes handoff the one a stop request reaches; false when a stop came already. */
 bool wn_session_attach(wn_session *session, wn_handoff *handoff);
 void wn_session_detach(wn_session *session);
+
+/* Whether a SIGHUP came that no reload took yet (a relaxed load: cheap enough per item). */
+bool wn_session_reload_pending(wn_session *session);
+/* Takes the reload request: true when a SIGHUP came since the last take. */
+bool wn_session_take_reload(wn_session *session);
 
 /* Sleeps ms, or less when a stop comes; true when a stop came. */
 bool wn_session_wait(wn_session *session, int ms);

@@ -65,7 +65,8 @@ check_unit() {
     for line in "Type=notify" "WatchdogSec=120s" "NotifyAccess=main" "NoNewPrivileges=yes" \
         "ProtectSystem=strict" "PrivateTmp=yes" "UMask=0077" \
         "ExecStart=$PREFIX/bin/walnotify -c $PREFIX/etc/walnotify/walnotify.conf" \
-        "ExecStartPre=$PREFIX/bin/walnotify --check-config -c $PREFIX/etc/walnotify/walnotify.conf"; do
+        "ExecStartPre=$PREFIX/bin/walnotify --check-config -c $PREFIX/etc/walnotify/walnotify.conf" \
+        'ExecReload=/bin/kill -HUP $MAINPID'; do
         grep -qxF "$line" "$unit" || fail "the installed unit has no line \"$line\""
     done
     ! grep -q "@[A-Z]*@" "$unit" || fail "the installed unit keeps a placeholder: $(grep "@[A-Z]*@" "$unit")"
