@@ -29,6 +29,11 @@
 #include "tableident.h"
 
 #define POP_BATCH 64 /* items taken from the handoff per pop */
+/* With flush = "commit", a stream that stays busy is flushed per group of transactions: after
+ * this long since the group's first, or this many, whichever comes first. A few fsyncs' time:
+ * the group's acknowledgement waits at most that for the queue to empty. */
+#define GROUP_MAX_MS 5
+#define GROUP_MAX_TRANSACTIONS 500
 
 /* The coarse clock (a few ms of resolution) is enough for status intervals and costs a tenth
  * of the precise one: it is read after every item. */
@@ -53,15 +58,27 @@ static void publish(dispatcher *d, wn_lsn lsn)
     wn_policy_acknowledged(d, lsn);
 }
 
-/* Publishes target once the catalog says every configured table is still published as it was:
- * a table out of the publication leaves nothing in the stream to notice it by. */
+/*
+ * Publishes target once the catalog says every configured table is still published as it was:
+ * a table out of the publication leaves nothing in the stream to notice it by. A check read after
+ * the server had sent position P saw every change to the catalog committed before P, so it
+ * covers every acknowledgement up to P: with flush = "commit", one check answers for the groups
+ * already queued behind the one in hand, and a new one is made only for what came after it.
+ */
 static flow publish_checked(dispatcher *d, wn_lsn target)
 {
+    wn_lsn sent = wn_handoff_received(d->handoff);
+
     if (target <= d->published)
         return FLOW_CONTINUE;
-    if (wn_tableident_check(d) != FLOW_CONTINUE)
-        return FLOW_DONE;
+    if (target > d->checked_upto) {
+        if (wn_tableident_check(d) != FLOW_CONTINUE)
+            return FLOW_DONE;
+        d->checks++;
+        d->checked_upto = sent > target ? sent : target;
+    }
     publish(d, target);
+    d->acknowledgements++;
     return FLOW_CONTINUE;
 }
 
@@ -90,13 +107,50 @@ static flow flush_and_publish(dispatcher *d)
         inst->dirty = false;
     }
     d->unflushed = false;
+    d->group_transactions = 0;
     if (wn_policy_sync_dead_letters(d) != FLOW_CONTINUE)
         return FLOW_DONE;
     return publish_checked(d, target);
 }
 
-static flow flush_if_due(dispatcher *d, int64_t now)
+/* The position a flush would publish now (the snapshot caps it until it finished). */
+static wn_lsn publishable(const dispatcher *d)
 {
+    if (d->snapshot_pending && d->finished > d->snapshot_cap)
+        return d->snapshot_cap;
+    return d->finished;
+}
+
+/* flush = "commit": a finished position not yet acknowledged is flushed as soon as nothing more
+ * waits (a quiet stream: at once; an idle one: a keepalive's position too), or once its group
+ * reached its bound while the stream stays busy. */
+static bool group_due(dispatcher *d, int64_t now, bool more_in_hand)
+{
+    if (d->options->config->source.flush != WN_FLUSH_COMMIT || publishable(d) <= d->published)
+        return false;
+    if (d->group_transactions >= GROUP_MAX_TRANSACTIONS || now - d->group_start_ms >= GROUP_MAX_MS)
+        return true;
+    return !more_in_hand && wn_handoff_queue_empty(d->handoff);
+}
+
+/* Everything before lsn is handled: the next flush may publish it, the server hears of it as
+ * written at the next status update. */
+static void finish_up_to(dispatcher *d, wn_lsn lsn)
+{
+    if (lsn <= d->finished)
+        return;
+    d->finished = lsn;
+    wn_handoff_set_handled(d->handoff, lsn);
+    if (d->group_transactions++ == 0)
+        d->group_start_ms = now_ms();
+}
+
+/* more_in_hand: items popped and not handled yet (the queue being empty does not mean the
+ * dispatcher has nothing waiting). */
+static flow flush_if_due(dispatcher *d, int64_t now, bool more_in_hand)
+{
+    if (group_due(d, now, more_in_hand))
+        return flush_and_publish(d);
     if (now < d->next_flush_ms)
         return FLOW_CONTINUE;
     d->next_flush_ms = now + d->options->config->source.status_interval_ms;
@@ -346,8 +400,7 @@ static flow on_commit(dispatcher *d, const wn_message *msg)
     if (commit_plugins(d) != FLOW_CONTINUE)
         return FLOW_DONE;
     d->xact.open = false;
-    if (msg->u.commit.end_lsn > d->finished)
-        d->finished = msg->u.commit.end_lsn;
+    finish_up_to(d, msg->u.commit.end_lsn);
     if (endpos != WN_LSN_INVALID && d->finished >= endpos) {
         d->result = WN_DISPATCH_ENDPOS;
         return FLOW_DONE;
@@ -550,7 +603,7 @@ static flow deliver_snapshot(dispatcher *d)
             d->result = WN_DISPATCH_STOPPED;
             return FLOW_DONE;
         }
-        if (flush_if_due(d, now_ms()) != FLOW_CONTINUE)
+        if (flush_if_due(d, now_ms(), true) != FLOW_CONTINUE)
             return FLOW_DONE;
         log_snapshot_progress(d, &next_progress_ms);
     }
@@ -629,8 +682,7 @@ static flow on_keepalive(dispatcher *d, const wn_item *item)
         return FLOW_CONTINUE;
     if (snapshot_if_reached(d, item->wal_end) != FLOW_CONTINUE)
         return FLOW_DONE;
-    if (item->wal_end > d->finished)
-        d->finished = item->wal_end;
+    finish_up_to(d, item->wal_end);
     if (endpos != WN_LSN_INVALID && item->wal_end >= endpos) {
         d->result = WN_DISPATCH_ENDPOS;
         return FLOW_DONE;
@@ -696,14 +748,14 @@ static void run_loop(dispatcher *d)
                 return;
             }
             now = now_ms();
-            if (flush_if_due(d, now) == FLOW_DONE) {
+            if (flush_if_due(d, now, i + 1 < count) == FLOW_DONE) {
                 release_items(items + i + 1, count - i - 1);
                 return;
             }
         }
         if (count == 0) {
             now = now_ms();
-            if (flush_if_due(d, now) == FLOW_DONE)
+            if (flush_if_due(d, now, false) == FLOW_DONE)
                 return;
         }
     }
@@ -764,6 +816,8 @@ static void finish(dispatcher *d)
     }
     wn_log(WN_LOG_INFO, "dispatcher stopped; acknowledged position %s, %" PRIu64 " events",
            wn_lsn_format(d->published, text), d->events);
+    wn_log(WN_LOG_DEBUG, "%" PRIu64 " acknowledgements, %" PRIu64 " catalog checks",
+           d->acknowledgements, d->checks);
     /* Every plugin call of this stream is over (said above); the rewind's backoff runs while
      * the reader still keeps the connection alive. */
     if (d->result == WN_DISPATCH_REWIND)
