@@ -25,11 +25,13 @@
 
 #include <libpq-fe.h>
 
+#include "acklag.h"
 #include "conninfo.h"
 #include "decoder.h" /* WN_PG_EPOCH_OFFSET_US */
 #include "log.h"
 
 #define XLOGDATA_HEADER 25    /* 'w', walStart, walEnd, sendTime */
+#define COMMIT_LENGTH 26      /* pgoutput's 'C', flags, commit LSN, end LSN, commit time */
 #define KEEPALIVE_LENGTH 18   /* 'k', walEnd, sendTime, replyRequested */
 #define STATUS_LENGTH 34      /* 'r', write, flush, apply, sendTime, replyRequested */
 #define STEP_MS 50            /* longest sleep while waiting on the dispatcher */
@@ -78,6 +80,7 @@ struct wn_stream {
     int progress_interval_ms;
     int64_t next_progress_ms;    /* monotonic time the next progress line is due */
     uint64_t events_at_progress; /* the dispatcher's count at the last progress line */
+    wn_acklag lag; /* each transaction's wait from its Commit to its acknowledgement */
     char *err;
     size_t errlen;
 };
@@ -188,6 +191,7 @@ static bool send_status(wn_stream *stream, wn_handoff *handoff, bool reply)
         stream->want_write = true;
         return true;
     }
+    wn_acklag_acknowledged(&stream->lag, flush, monotonic_us());
     if (flush != stream->flushed) {
         char text[WN_LSN_TEXT_MAX];
 
@@ -341,6 +345,8 @@ static bool handle_message(wn_stream *stream, wn_handoff *handoff, char *buf, in
         if (stream->pending.wal_end > stream->received)
             stream->received = stream->pending.wal_end;
         wn_handoff_set_received(handoff, stream->received);
+        if (stream->pending.length >= COMMIT_LENGTH && stream->pending.payload[0] == 'C')
+            wn_acklag_received(&stream->lag, get_u64(stream->pending.payload + 10), monotonic_us());
         return true;
     }
     if (len >= 1 && buf[0] == 'k') {
@@ -713,6 +719,19 @@ static void push_end(wn_handoff *handoff)
     }
 }
 
+/* What a transaction waited from its Commit's arrival to the status update acknowledging it. */
+static void log_acklag(const wn_stream *stream)
+{
+    if (stream->lag.count == 0)
+        return;
+    wn_log(WN_LOG_INFO,
+           "acknowledgement lag over %" PRIu64 " transactions: p50 %.2f ms, p99 %.2f ms, max "
+           "%.2f ms",
+           stream->lag.count, (double)wn_acklag_quantile(&stream->lag, 0.50) / 1000.0,
+           (double)wn_acklag_quantile(&stream->lag, 0.99) / 1000.0,
+           (double)stream->lag.max_us / 1000.0);
+}
+
 int wn_stream_run(wn_stream *stream, wn_handoff *handoff, char *err, size_t errlen)
 {
     bool ok = true;
@@ -732,12 +751,14 @@ int wn_stream_run(wn_stream *stream, wn_handoff *handoff, char *err, size_t errl
     }
     if (!ok) {
         write_state(stream, true);
+        log_acklag(stream);
         push_end(handoff);
         return stream->lost ? WN_EXIT_TRANSIENT : WN_EXIT_SERVER;
     }
     wait_for_dispatcher(stream, handoff, true);
     ok = finish_copy(stream, handoff);
     write_state(stream, true);
+    log_acklag(stream);
     push_end(handoff);
     return ok ? 0 : stream->lost ? WN_EXIT_TRANSIENT : WN_EXIT_SERVER;
 }
