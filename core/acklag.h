@@ -16,12 +16,12 @@
 
 typedef struct wn_acklag {
     struct {
-        wn_lsn end;        /* the Commit's end LSN */
-        int64_t at_us;     /* monotonic time it was received */
+        wn_lsn end;    /* the Commit's end LSN */
+        int64_t at_us; /* monotonic time it was received */
     } pending[WN_ACKLAG_PENDING];
-    uint64_t head, tail;   /* pending[head % N ... tail % N) wait, oldest first */
+    uint64_t head, tail; /* pending[head % N ... tail % N) wait, oldest first */
     uint64_t buckets[WN_ACKLAG_BUCKETS];
-    uint64_t count;        /* transactions timed */
+    uint64_t count; /* transactions timed */
     int64_t max_us;
 } wn_acklag;
 

@@ -721,8 +721,10 @@ pgbench_commit_ms() {
 # synchronous_standby_names), the jsonl plugin fsyncing a file, while pgbench writes LAT_RATE
 # single-row transactions per second. Prints a table row.
 ack_turn() {
-    local mode=$1 flush=commit slot=ack_$1 pid lag commit='- | -'
+    local mode=$1 flush=commit slot=ack_$1 pid lag commit='- | -' clients=2
     [ "$mode" = interval ] && flush=interval
+    # A synchronous commit waits for walnotify: the rate needs more sessions in flight.
+    [ "$mode" = sync ] && clients=16
     make_slot "$slot"
     rm -f "$OUT/ack.jsonl" "$OUT/pgbench_$slot".*
     "$WALNOTIFY" -c "$(ack_conf "$flush" "$slot")" >"$LOGS/$slot.log" 2>&1 &
@@ -735,7 +737,7 @@ ack_turn() {
         sleep 1
     fi
     note "acknowledgement ($mode): $LAT_RATE single-row transactions/s for $LAT_SECONDS s"
-    "$PG_BIN/pgbench" -n -f "$OUT/latency.pgbench" -R "$LAT_RATE" -T "$LAT_SECONDS" -c 2 -j 2 \
+    "$PG_BIN/pgbench" -n -f "$OUT/latency.pgbench" -R "$LAT_RATE" -T "$LAT_SECONDS" -c "$clients" -j 2 \
         -l --log-prefix="$OUT/pgbench_$slot" >"$LOGS/$slot.pgbench.log" 2>&1 ||
         note "pgbench failed (log: $LOGS/$slot.pgbench.log)"
     [ "$mode" = sync ] && commit=$(pgbench_commit_ms "$OUT/pgbench_$slot")

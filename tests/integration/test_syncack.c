@@ -261,6 +261,55 @@ START_TEST(test_remote_write_waits_for_the_plugins)
 }
 END_TEST
 
+/*
+ * With flush = "commit" too, a table taken out of the publication (which leaves nothing in the
+ * stream) is caught by the catalog check before any acknowledgement passes the ALTER
+ * PUBLICATION, though acknowledgements now come per transaction.
+ */
+START_TEST(test_group_commit_checks_the_tables)
+{
+    itest_ctx ctx;
+    itest_host host;
+    itest_path conf;
+    itest_lines lines;
+    wn_lsn before, confirmed;
+    char *err;
+
+    reset_standby_names();
+    itest_begin(&ctx, "syncpub");
+    itest_exec(ctx.conn, "CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY)");
+    conf = itest_config_extra(&ctx, "p.cfg", "\"public.a\", \"public.b\"", 60000,
+                              "flush = \"commit\"; receive_timeout_ms = 120000;",
+                              "{ name = \"out\"; path = \"%s\"; settings = { path = "
+                              "\"out.jsonl\"; }; }",
+                              itest_root_file("build/plugins/jsonl.so").s);
+    itest_create_slot(&ctx, conf.s);
+    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
+    itest_exec(ctx.conn, "INSERT INTO a VALUES (1)");
+    itest_exec(ctx.conn, "INSERT INTO b VALUES (1)");
+    lines = itest_wait_lines(itest_file(&ctx, "out.jsonl").s, 2, ITEST_WAIT_S);
+    itest_lines_free(&lines);
+    /* Acknowledged by the group commit: the status interval is a minute. */
+    itest_wait_query_at_least(ctx.conn, (long long)itest_current_lsn(ctx.conn),
+                              "SELECT (confirmed_flush_lsn - '0/0'::pg_lsn)::bigint "
+                              "FROM pg_replication_slots WHERE slot_name = '%s'",
+                              ctx.slot);
+
+    itest_exec(ctx.conn, "ALTER PUBLICATION %s DROP TABLE b", ctx.pub);
+    before = itest_current_lsn(ctx.conn);
+    itest_exec(ctx.conn, "INSERT INTO b VALUES (2)");
+    itest_exec(ctx.conn, "INSERT INTO a VALUES (2)");
+    itest_host_wait(&host, ITEST_WAIT_S);
+    itest_assert_failed(&host, 3);
+    err = itest_host_stderr(&host);
+    ck_assert_msg(strstr(err, "no longer in publication") != NULL, "stderr: %s", err);
+    free(err);
+    confirmed = itest_slot_confirmed(ctx.conn, ctx.slot);
+    ck_assert_msg(confirmed <= before, "the slot acknowledged past the ALTER PUBLICATION");
+    itest_end(&ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("syncack");
@@ -269,5 +318,6 @@ int main(void)
     tcase_add_unchecked_fixture(tc, NULL, reset_standby_names);
     tcase_add_test(tc, test_commit_returns_once_the_row_is_in_the_file);
     tcase_add_test(tc, test_remote_write_waits_for_the_plugins);
+    tcase_add_test(tc, test_group_commit_checks_the_tables);
     return run_suite(suite) == 0 ? 0 : 1;
 }
