@@ -128,14 +128,15 @@ static wn_lsn publishable(const dispatcher *d)
 
 /* flush = "commit": a finished position not yet acknowledged is flushed as soon as nothing more
  * waits (a quiet stream: at once; an idle one: a keepalive's position too), or once its group
- * reached its bound while the stream stays busy. */
+ * reached its bound while the stream stays busy. On a busy stream (one the reader gathers in
+ * naps) the queue runs empty between the reader's batches: that is no reason to flush. */
 static bool group_due(dispatcher *d, int64_t now, bool more_in_hand)
 {
     if (d->options->config->source.flush != WN_FLUSH_COMMIT || publishable(d) <= d->published)
         return false;
     if (d->group_transactions >= GROUP_MAX_TRANSACTIONS || now - d->group_start_ms >= GROUP_MAX_MS)
         return true;
-    return !more_in_hand && wn_handoff_queue_empty(d->handoff);
+    return !more_in_hand && !wn_handoff_busy(d->handoff) && wn_handoff_queue_empty(d->handoff);
 }
 
 /* Everything before lsn is handled: the next flush may publish it, the server hears of it as
@@ -735,6 +736,11 @@ static void run_loop(dispatcher *d)
 
     for (;;) {
         int wait_ms = d->next_flush_ms > now ? (int)(d->next_flush_ms - now) : 0;
+
+        /* A group waiting for its bound is flushed by then, whatever comes. */
+        if (d->options->config->source.flush == WN_FLUSH_COMMIT && publishable(d) > d->published &&
+            wait_ms > GROUP_MAX_MS)
+            wait_ms = GROUP_MAX_MS;
         size_t count;
 
         if (wn_handoff_stop_requested(d->handoff)) {

@@ -50,6 +50,7 @@ struct wn_handoff {
     uint64_t bytes_reserved; /* payload bytes ever reserved, skipped tails included */
     uint64_t released_seen;  /* the reader's last look at bytes_released */
     _Atomic wn_lsn received; /* highest WAL position the server sent */
+    atomic_bool busy;        /* the stream is busy (see wn_handoff_set_busy) */
 
     /* Written by the dispatcher (consumer) only. */
     _Alignas(CACHE_LINE) _Atomic size_t head; /* items ever popped */
@@ -100,6 +101,7 @@ wn_handoff *wn_handoff_create(size_t capacity)
     atomic_init(&handoff->acknowledgeable, WN_LSN_INVALID);
     atomic_init(&handoff->delivered, 0);
     atomic_init(&handoff->received, WN_LSN_INVALID);
+    atomic_init(&handoff->busy, false);
     atomic_init(&handoff->handled, WN_LSN_INVALID);
     atomic_init(&handoff->stop, false);
     atomic_init(&handoff->dispatcher_done, false);
@@ -400,6 +402,17 @@ void wn_handoff_set_received(wn_handoff *handoff, wn_lsn lsn)
 wn_lsn wn_handoff_received(const wn_handoff *handoff)
 {
     return atomic_load_explicit(&((wn_handoff *)handoff)->received, memory_order_acquire);
+}
+
+void wn_handoff_set_busy(wn_handoff *handoff, bool busy)
+{
+    if (atomic_load_explicit(&handoff->busy, memory_order_relaxed) != busy)
+        atomic_store_explicit(&handoff->busy, busy, memory_order_relaxed);
+}
+
+bool wn_handoff_busy(const wn_handoff *handoff)
+{
+    return atomic_load_explicit(&((wn_handoff *)handoff)->busy, memory_order_relaxed);
 }
 
 void wn_handoff_set_handled(wn_handoff *handoff, wn_lsn lsn)

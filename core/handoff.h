@@ -76,6 +76,11 @@ bool wn_handoff_queue_empty(wn_handoff *handoff);
 void wn_handoff_set_received(wn_handoff *handoff, wn_lsn lsn);
 wn_lsn wn_handoff_received(const wn_handoff *handoff);
 
+/* Reader: whether messages come fast enough that an empty queue only means the reader is
+ * between reads. Dispatcher: what the reader last said. */
+void wn_handoff_set_busy(wn_handoff *handoff, bool busy);
+bool wn_handoff_busy(const wn_handoff *handoff);
+
 /* The position every plugin has handled (not yet made durable): what the server is told was
  * written. Only ever moves forward; reported with the next status update, no wake-up. */
 void wn_handoff_set_handled(wn_handoff *handoff, wn_lsn lsn);

@@ -562,6 +562,7 @@ static bool read_batch(wn_stream *stream, wn_handoff *handoff, int64_t now)
         stream->last_receive_ms = now;
         stream->asked_reply = false;
         note_arrivals(stream, got);
+        wn_handoff_set_busy(handoff, stream->busy);
         adapt_nap(stream, got, refills);
     }
     if (!ok)
@@ -574,6 +575,10 @@ static bool read_batch(wn_stream *stream, wn_handoff *handoff, int64_t now)
         return true;
     if (!check_silence(stream, handoff, now))
         return false;
+    /* A nap and the wait after it brought nothing: the stream is quiet again, and the
+     * dispatcher may flush what it has as soon as its queue runs empty. */
+    if (stream->napped)
+        wn_handoff_set_busy(handoff, false);
     gather(stream);
     return wait_for_input(stream, handoff, now);
 }
