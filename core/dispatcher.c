@@ -4,9 +4,10 @@
  *
  * What is safe to acknowledge is decided here and only here: `finished` is the end LSN of the
  * last transaction every plugin handled (or the position of a keepalive received between
- * transactions, when everything before it was handled); once per status interval the plugins
- * are flushed and, if every flush succeeded, `finished` as it stood before the flush is
- * published to the reader thread, which reports it to PostgreSQL.
+ * transactions, when everything before it was handled); once per status interval (or, with
+ * flush = "commit", per group: see group_due) the plugins are flushed and, if every flush
+ * succeeded, `finished` as it stood before the flush is published to the reader thread, which
+ * reports it to PostgreSQL.
  *
  * What a failing plugin call leads to (retries, skips to the dead-letter files, rewinds, failures
  * named late) is policy.c's; which configured table a relation is, and whether the tables are

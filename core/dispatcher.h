@@ -1,7 +1,8 @@
 /*
  * dispatcher: the thread that turns queued messages into events and hands them to the plugins,
  * in commit order, each event to every plugin before the next; retries transient failures;
- * flushes the plugins once per status interval and publishes the position that is then safe to
+ * flushes the plugins once per status interval (with source.flush = "commit": as soon as nothing
+ * more waits, or per bounded group while busy) and publishes the position that is then safe to
  * acknowledge.
  */
 #ifndef WN_DISPATCHER_H
