@@ -48,7 +48,7 @@
 # commit times, beside pg_test_fsync's time for one fsync there.
 #
 # Other knobs: BENCH_NODE=0 skips the Node client; BENCH_LATENCY=0 skips the latency run;
-# BENCH_FLUSH=commit runs the workloads' walnotify with source.flush = "commit";
+# BENCH_FLUSH=commit runs the workloads' and the webhook's walnotify with source.flush = "commit";
 # BENCH_PROFILE=1 also runs walnotify under valgrind --tool=callgrind on the one_txn workload
 # (build/bench/callgrind.out); BENCH_TIMEOUT (default 900) bounds every single run, in seconds.
 # Raw numbers of every run: build/bench/results.tsv; logs: build/bench/logs/.
@@ -811,7 +811,7 @@ webhook_conf() {
     cat >"$conf" <<CONF
 log_level = "info";
 source: { conninfo = "$CONNINFO"; tables = [ "public.bench" ]; slot = "$slot";
-          publication = "$PUB"; };
+          publication = "$PUB"; flush = "$FLUSH"; };
 plugins = ( { name = "webhook"; path = "$WEBHOOK_SO";
               settings = { url = "$url"; mode = "$mode"; }; } );
 CONF
