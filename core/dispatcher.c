@@ -31,10 +31,12 @@
 
 #define POP_BATCH 64 /* items taken from the handoff per pop */
 /* With flush = "commit", a stream that stays busy is flushed per group of transactions: after
- * this long since the group's first, or this many, whichever comes first. A few fsyncs' time:
- * the group's acknowledgement waits at most that for the queue to empty. */
-#define GROUP_MAX_MS 5
-#define GROUP_MAX_TRANSACTIONS 500
+ * this long since the group's first, or this many, whichever comes first. A quiet stream never
+ * waits for these (its queue runs empty first); a busy one trails by its backlog anyway, and
+ * each group costs a catalog check's round trip on the dispatcher, so a group is a few dozen
+ * checks a second at most. */
+#define GROUP_MAX_MS 20
+#define GROUP_MAX_TRANSACTIONS 2000
 
 /* The coarse clock (a few ms of resolution) is enough for status intervals and costs a tenth
  * of the precise one: it is read after every item. */
@@ -737,12 +739,12 @@ static void run_loop(dispatcher *d)
 
     for (;;) {
         int wait_ms = d->next_flush_ms > now ? (int)(d->next_flush_ms - now) : 0;
+        size_t count;
 
         /* A group waiting for its bound is flushed by then, whatever comes. */
         if (d->options->config->source.flush == WN_FLUSH_COMMIT && publishable(d) > d->published &&
             wait_ms > GROUP_MAX_MS)
             wait_ms = GROUP_MAX_MS;
-        size_t count;
 
         if (wn_handoff_stop_requested(d->handoff)) {
             d->result = WN_DISPATCH_STOPPED;
