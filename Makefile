@@ -132,6 +132,7 @@ UNIT_DEPS_jsonbuf    := jsonbuf
 UNIT_DEPS_exec       :=
 UNIT_DEPS_handoff    := handoff lsn log
 UNIT_DEPS_lsn        := lsn
+UNIT_DEPS_acklag     := acklag
 UNIT_DEPS_backoff    := backoff
 UNIT_DEPS_conninfo   := conninfo log
 UNIT_DEPS_log        := log

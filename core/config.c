@@ -405,6 +405,8 @@ static const choice on_error_choices[] = {{"retry", WN_ON_ERROR_RETRY},
                                           {NULL, 0}};
 static const choice snapshot_choices[] = {
     {"never", WN_SNAPSHOT_NEVER}, {"initial", WN_SNAPSHOT_INITIAL}, {NULL, 0}};
+static const choice flush_choices[] = {
+    {"interval", WN_FLUSH_INTERVAL}, {"commit", WN_FLUSH_COMMIT}, {NULL, 0}};
 static const choice then_choices[] = {
     {"skip", WN_ON_ERROR_SKIP}, {"stop", WN_ON_ERROR_STOP}, {NULL, 0}};
 static const choice op_names[] = {{"insert", WALNOTIFY_OP_INSERT},
@@ -479,6 +481,8 @@ static const key source_keys[] = {
             "between progress lines in the log"),
     CHOICE_KEY(wn_source_config, snapshot, WN_SNAPSHOT_NEVER, snapshot_choices,
                "\"initial\": the tables' rows first, once (needs state_file)"),
+    CHOICE_KEY(wn_source_config, flush, WN_FLUSH_INTERVAL, flush_choices,
+               "\"commit\": flush and acknowledge as soon as the queue is empty"),
     END_KEYS,
 };
 
@@ -525,7 +529,7 @@ _Static_assert(sizeof source_keys / sizeof source_keys[0] <= KEYS_MAX &&
                "a key table outgrows block.written");
 /* CHOICE and FLAGS values are written through int and unsigned pointers. */
 _Static_assert(sizeof(wn_on_error) == sizeof(int) && sizeof(wn_log_level) == sizeof(int) &&
-                   sizeof(wn_snapshot_mode) == sizeof(int),
+                   sizeof(wn_snapshot_mode) == sizeof(int) && sizeof(wn_flush_mode) == sizeof(int),
                "an enum a CHOICE key stores is not int-sized");
 
 /* ---- reading a group by its table -------------------------------------------------------- */

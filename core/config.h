@@ -83,6 +83,12 @@ typedef struct wn_plugin_config {
 /* `source.snapshot`: whether the tables' rows are read once before the stream goes past them. */
 typedef enum wn_snapshot_mode { WN_SNAPSHOT_NEVER = 0, WN_SNAPSHOT_INITIAL = 1 } wn_snapshot_mode;
 
+/* `source.flush`: when the plugins are flushed and the position acknowledged. */
+typedef enum wn_flush_mode {
+    WN_FLUSH_INTERVAL = 0, /* once per status_interval_ms */
+    WN_FLUSH_COMMIT = 1    /* as soon as nothing more waits, or per bounded group while busy */
+} wn_flush_mode;
+
 typedef struct wn_source_config {
     char *conninfo;
     wn_table_ref *tables;
@@ -99,6 +105,7 @@ typedef struct wn_source_config {
     int receive_timeout_ms;    /* `receive_timeout_ms`, above status_interval_ms */
     int progress_interval_ms;  /* `progress_interval_ms` */
     wn_snapshot_mode snapshot; /* `snapshot` */
+    wn_flush_mode flush;       /* `flush` */
 } wn_source_config;
 
 typedef struct wn_config {

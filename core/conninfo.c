@@ -169,8 +169,9 @@ void wn_server_message(PGconn *conn, const PGresult *res, char *out, size_t outl
 /* Fills keywords/values (each sized for every parsed option plus the managed ones, NULL-ended)
  * from the user's options and walnotify's own. options_value receives the merged `options`
  * string, which the caller frees. */
-static bool build_params(const PQconninfoOption *options, bool replication, bool utf8,
-                         const char **keywords, const char **values, char **options_value)
+static bool build_params(const PQconninfoOption *options, const char *fallback_name,
+                         bool replication, bool utf8, const char **keywords, const char **values,
+                         char **options_value)
 {
     const char *user_options = option_value(options, "options");
     const char *user_encoding = option_value(options, "client_encoding");
@@ -205,7 +206,7 @@ static bool build_params(const PQconninfoOption *options, bool replication, bool
         values[n++] = user_encoding;
     }
     keywords[n] = "fallback_application_name";
-    values[n++] = user_fallback ? user_fallback : "walnotify";
+    values[n++] = user_fallback ? user_fallback : fallback_name ? fallback_name : "walnotify";
     for (size_t i = 0; i < NDEFAULTS; i++) {
         if (option_value(options, connection_defaults[i][0]))
             continue;
@@ -219,6 +220,12 @@ static bool build_params(const PQconninfoOption *options, bool replication, bool
 
 int wn_conn_params_build(const char *conninfo, bool replication, bool utf8, wn_conn_params *params,
                          char *err, size_t errlen)
+{
+    return wn_conn_params_build_as(conninfo, NULL, replication, utf8, params, err, errlen);
+}
+
+int wn_conn_params_build_as(const char *conninfo, const char *fallback_name, bool replication,
+                            bool utf8, wn_conn_params *params, char *err, size_t errlen)
 {
     char *errmsg = NULL;
     char why[256];
@@ -238,8 +245,8 @@ int wn_conn_params_build(const char *conninfo, bool replication, bool utf8, wn_c
     params->keywords = calloc(count + MANAGED_MAX, sizeof *params->keywords);
     params->values = calloc(count + MANAGED_MAX, sizeof *params->values);
     if (!params->keywords || !params->values ||
-        !build_params(params->parsed, replication, utf8, params->keywords, params->values,
-                      &params->options)) {
+        !build_params(params->parsed, fallback_name, replication, utf8, params->keywords,
+                      params->values, &params->options)) {
         snprintf(err, errlen, "cannot connect: out of memory");
         wn_conn_params_free(params);
         return WN_EXIT_SERVER;
@@ -567,13 +574,20 @@ static void describe_failure(PGconn *conn, const wn_conn_params *params, const a
 PGconn *wn_connect(const char *conninfo, bool replication, bool utf8, int stop_fd, int *exit_status,
                    char *err, size_t errlen)
 {
+    return wn_connect_as(conninfo, NULL, replication, utf8, stop_fd, exit_status, err, errlen);
+}
+
+PGconn *wn_connect_as(const char *conninfo, const char *fallback_name, bool replication, bool utf8,
+                      int stop_fd, int *exit_status, char *err, size_t errlen)
+{
     wn_conn_params params;
     attempt how;
     int64_t budget_ms;
     PGconn *conn = NULL;
     int polled;
 
-    *exit_status = wn_conn_params_build(conninfo, replication, utf8, &params, err, errlen);
+    *exit_status =
+        wn_conn_params_build_as(conninfo, fallback_name, replication, utf8, &params, err, errlen);
     if (*exit_status != 0)
         return NULL;
     *exit_status = WN_EXIT_SERVER;

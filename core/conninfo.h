@@ -53,6 +53,10 @@ typedef struct wn_conn_params {
  */
 int wn_conn_params_build(const char *conninfo, bool replication, bool utf8, wn_conn_params *params,
                          char *err, size_t errlen);
+/* The same, with fallback_application_name = fallback_name (NULL: "walnotify") unless the
+ * user set one. */
+int wn_conn_params_build_as(const char *conninfo, const char *fallback_name, bool replication,
+                            bool utf8, wn_conn_params *params, char *err, size_t errlen);
 void wn_conn_params_free(wn_conn_params *params);
 
 /*
@@ -70,6 +74,9 @@ void wn_conn_params_free(wn_conn_params *params);
  */
 PGconn *wn_connect(const char *conninfo, bool replication, bool utf8, int stop_fd, int *exit_status,
                    char *err, size_t errlen);
+/* The same, with fallback_application_name = fallback_name (NULL: "walnotify"). */
+PGconn *wn_connect_as(const char *conninfo, const char *fallback_name, bool replication, bool utf8,
+                      int stop_fd, int *exit_status, char *err, size_t errlen);
 
 /* WN_EXIT_TRANSIENT or WN_EXIT_SERVER for the SQLSTATE a server refused a connection with
  * (NULL: none known, transient). */

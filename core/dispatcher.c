@@ -4,9 +4,10 @@
  *
  * What is safe to acknowledge is decided here and only here: `finished` is the end LSN of the
  * last transaction every plugin handled (or the position of a keepalive received between
- * transactions, when everything before it was handled); once per status interval the plugins
- * are flushed and, if every flush succeeded, `finished` as it stood before the flush is
- * published to the reader thread, which reports it to PostgreSQL.
+ * transactions, when everything before it was handled); once per status interval (or, with
+ * flush = "commit", per group: see group_due) the plugins are flushed and, if every flush
+ * succeeded, `finished` as it stood before the flush is published to the reader thread, which
+ * reports it to PostgreSQL.
  *
  * What a failing plugin call leads to (retries, skips to the dead-letter files, rewinds, failures
  * named late) is policy.c's; which configured table a relation is, and whether the tables are
@@ -29,6 +30,13 @@
 #include "tableident.h"
 
 #define POP_BATCH 64 /* items taken from the handoff per pop */
+/* With flush = "commit", a stream that stays busy is flushed per group of transactions: after
+ * this long since the group's first, or this many, whichever comes first. A quiet stream never
+ * waits for these (its queue runs empty first); a busy one trails by its backlog anyway, and
+ * each group costs a catalog check's round trip on the dispatcher, so a group is a few dozen
+ * checks a second at most. */
+#define GROUP_MAX_MS 20
+#define GROUP_MAX_TRANSACTIONS 2000
 
 /* The coarse clock (a few ms of resolution) is enough for status intervals and costs a tenth
  * of the precise one: it is read after every item. */
@@ -60,15 +68,25 @@ static void publish(dispatcher *d, wn_lsn lsn)
     wn_policy_acknowledged(d, lsn);
 }
 
-/* Publishes target once the catalog says every configured table is still published as it was:
- * a table out of the publication leaves nothing in the stream to notice it by. */
-static flow publish_checked(dispatcher *d, wn_lsn target)
+/*
+ * Publishes target once the catalog says every configured table is still published as it was:
+ * a table out of the publication leaves nothing in the stream to notice it by. A check read after
+ * the server had sent position P saw every change to the catalog committed before P, so it
+ * covers every acknowledgement up to P: with flush = "commit", one check answers for the groups
+ * already queued behind the one in hand, and a new one is made only for what came after it.
+ */
+static flow publish_checked(dispatcher *d, wn_lsn target, wn_lsn sent)
 {
     if (target <= d->published)
         return FLOW_CONTINUE;
-    if (wn_tableident_check(d) != FLOW_CONTINUE)
-        return FLOW_DONE;
+    if (target > d->checked_upto) {
+        if (wn_tableident_check(d) != FLOW_CONTINUE)
+            return FLOW_DONE;
+        d->checks++;
+        d->checked_upto = sent > target ? sent : target;
+    }
     publish(d, target);
+    d->acknowledgements++;
     return FLOW_CONTINUE;
 }
 
@@ -79,9 +97,16 @@ static flow publish_checked(dispatcher *d, wn_lsn target)
 static flow flush_and_publish(dispatcher *d)
 {
     wn_lsn target = d->finished;
+    /* What the server had sent before the catalog check's query went: what the check covers. */
+    wn_lsn sent = wn_handoff_received(d->handoff);
     /* An instance that asked for it is flushed before every new acknowledgement, clean or not
      * (its progress row follows keepalives too); every instance is flushed once at the end. */
     bool moving = target > d->published;
+
+    /* The server answers the check while the plugins flush: with flush = "commit" the check
+     * costs no time of its own per group. */
+    if (moving && target > d->checked_upto && d->options->config->source.flush == WN_FLUSH_COMMIT)
+        wn_tableident_send_check(d);
 
     for (size_t i = 0; i < d->ninstances; i++) {
         instance *inst = &d->instances[i];
@@ -97,13 +122,51 @@ static flow flush_and_publish(dispatcher *d)
         inst->dirty = false;
     }
     d->unflushed = false;
+    d->group_transactions = 0;
     if (wn_policy_sync_dead_letters(d) != FLOW_CONTINUE)
         return FLOW_DONE;
-    return publish_checked(d, target);
+    return publish_checked(d, target, sent);
 }
 
-static flow flush_if_due(dispatcher *d, int64_t now)
+/* The position a flush would publish now (the snapshot caps it until it finished). */
+static wn_lsn publishable(const dispatcher *d)
 {
+    if (d->snapshot_pending && d->finished > d->snapshot_cap)
+        return d->snapshot_cap;
+    return d->finished;
+}
+
+/* flush = "commit": a finished position not yet acknowledged is flushed as soon as nothing more
+ * waits (a quiet stream: at once; an idle one: a keepalive's position too), or once its group
+ * reached its bound while the stream stays busy. On a busy stream (one the reader gathers in
+ * naps) the queue runs empty between the reader's batches: that is no reason to flush. */
+static bool group_due(dispatcher *d, int64_t now, bool more_in_hand)
+{
+    if (d->options->config->source.flush != WN_FLUSH_COMMIT || publishable(d) <= d->published)
+        return false;
+    if (d->group_transactions >= GROUP_MAX_TRANSACTIONS || now - d->group_start_ms >= GROUP_MAX_MS)
+        return true;
+    return !more_in_hand && !wn_handoff_busy(d->handoff) && wn_handoff_queue_empty(d->handoff);
+}
+
+/* Everything before lsn is handled: the next flush may publish it, the server hears of it as
+ * written at the next status update. */
+static void finish_up_to(dispatcher *d, wn_lsn lsn)
+{
+    if (lsn <= d->finished)
+        return;
+    d->finished = lsn;
+    wn_handoff_set_handled(d->handoff, lsn);
+    if (d->group_transactions++ == 0)
+        d->group_start_ms = now_ms();
+}
+
+/* more_in_hand: items popped and not handled yet (the queue being empty does not mean the
+ * dispatcher has nothing waiting). */
+static flow flush_if_due(dispatcher *d, int64_t now, bool more_in_hand)
+{
+    if (group_due(d, now, more_in_hand))
+        return flush_and_publish(d);
     if (now < d->next_flush_ms)
         return FLOW_CONTINUE;
     d->next_flush_ms = now + d->options->config->source.status_interval_ms;
@@ -355,8 +418,7 @@ static flow on_commit(dispatcher *d, const wn_message *msg)
     if (commit_plugins(d) != FLOW_CONTINUE)
         return FLOW_DONE;
     d->xact.open = false;
-    if (msg->u.commit.end_lsn > d->finished)
-        d->finished = msg->u.commit.end_lsn;
+    finish_up_to(d, msg->u.commit.end_lsn);
     if (endpos != WN_LSN_INVALID && d->finished >= endpos) {
         d->result = WN_DISPATCH_ENDPOS;
         return FLOW_DONE;
@@ -563,7 +625,7 @@ static flow deliver_snapshot(dispatcher *d)
             return FLOW_DONE;
         }
         wn_notify_alive(d->options->notify, now_ms());
-        if (flush_if_due(d, now_ms()) != FLOW_CONTINUE)
+        if (flush_if_due(d, now_ms(), true) != FLOW_CONTINUE)
             return FLOW_DONE;
         log_snapshot_progress(d, &next_progress_ms);
     }
@@ -642,8 +704,7 @@ static flow on_keepalive(dispatcher *d, const wn_item *item)
         return FLOW_CONTINUE;
     if (snapshot_if_reached(d, item->wal_end) != FLOW_CONTINUE)
         return FLOW_DONE;
-    if (item->wal_end > d->finished)
-        d->finished = item->wal_end;
+    finish_up_to(d, item->wal_end);
     if (endpos != WN_LSN_INVALID && item->wal_end >= endpos) {
         d->result = WN_DISPATCH_ENDPOS;
         return FLOW_DONE;
@@ -712,6 +773,10 @@ static void run_loop(dispatcher *d)
         size_t count;
 
         wait_ms = wn_notify_wait_ms(d->options->notify, wait_ms);
+        /* A group waiting for its bound is flushed by then, whatever comes. */
+        if (d->options->config->source.flush == WN_FLUSH_COMMIT && publishable(d) > d->published &&
+            wait_ms > GROUP_MAX_MS)
+            wait_ms = GROUP_MAX_MS;
 
         if (wn_handoff_stop_requested(d->handoff)) {
             d->result = WN_DISPATCH_STOPPED;
@@ -736,7 +801,8 @@ static void run_loop(dispatcher *d)
             }
             now = now_ms();
             wn_notify_alive(d->options->notify, now);
-            if (flush_if_due(d, now) == FLOW_DONE || reload_if_asked(d) == FLOW_DONE) {
+            if (flush_if_due(d, now, i + 1 < count) == FLOW_DONE ||
+                reload_if_asked(d) == FLOW_DONE) {
                 release_items(items + i + 1, count - i - 1);
                 return;
             }
@@ -744,7 +810,7 @@ static void run_loop(dispatcher *d)
         if (count == 0) {
             now = now_ms();
             wn_notify_alive(d->options->notify, now);
-            if (flush_if_due(d, now) == FLOW_DONE || reload_if_asked(d) == FLOW_DONE)
+            if (flush_if_due(d, now, false) == FLOW_DONE || reload_if_asked(d) == FLOW_DONE)
                 return;
         }
     }
@@ -813,6 +879,8 @@ static void finish(dispatcher *d)
     else
         wn_log(WN_LOG_INFO, "dispatcher stopped; acknowledged position %s, %" PRIu64 " events",
                wn_lsn_format(d->published, text), d->events);
+    wn_log(WN_LOG_DEBUG, "%" PRIu64 " acknowledgements, %" PRIu64 " catalog checks",
+           d->acknowledgements, d->checks);
     /* Every plugin call of this stream is over (said above); the rewind's backoff runs while
      * the reader still keeps the connection alive. */
     if (d->result == WN_DISPATCH_REWIND)

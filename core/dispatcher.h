@@ -1,7 +1,8 @@
 /*
  * dispatcher: the thread that turns queued messages into events and hands them to the plugins,
  * in commit order, each event to every plugin before the next; retries transient failures;
- * flushes the plugins once per status interval and publishes the position that is then safe to
+ * flushes the plugins once per status interval (with source.flush = "commit": as soon as nothing
+ * more waits, or per bounded group while busy) and publishes the position that is then safe to
  * acknowledge.
  */
 #ifndef WN_DISPATCHER_H
@@ -47,6 +48,7 @@ typedef struct wn_dispatcher_options {
     const uint32_t *table_oids;   /* [config->source.ntables]: each table's OID when streaming
                                      began (0 or NULL: unknown) */
     wn_tables_reader read_tables; /* NULL: no catalog check before acknowledging */
+    wn_tables_sender send_tables; /* NULL: read_tables sends its query itself */
     void *tables_watch;           /* read_tables' first argument */
     /* The initial snapshot still to deliver in this stream (NULL: none): its rows come when the
        stream reaches its consistent point, and until every plugin flushed its end marker and

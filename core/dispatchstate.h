@@ -87,6 +87,11 @@ typedef struct dispatcher {
     bool finishing;         /* the last flush: a stop request no longer cuts its retries short */
     unsigned final_retries; /* retries of the last flush after a stop request */
     int64_t next_flush_ms;
+    uint32_t group_transactions; /* flush = "commit": positions finished since the last flush */
+    int64_t group_start_ms;      /* when the first of them was */
+    wn_lsn checked_upto;         /* the last catalog check covers acknowledgements up to here */
+    uint64_t acknowledgements;   /* positions published in this stream */
+    uint64_t checks;             /* catalog checks made for them */
 
     walnotify_column *columns;     /* [WN_MAX_COLUMNS], the new row of the event being built */
     walnotify_column *old_columns; /* [WN_MAX_COLUMNS] */

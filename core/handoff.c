@@ -49,6 +49,8 @@ struct wn_handoff {
     size_t head_seen;                         /* the reader's last look at head */
     uint64_t bytes_reserved; /* payload bytes ever reserved, skipped tails included */
     uint64_t released_seen;  /* the reader's last look at bytes_released */
+    _Atomic wn_lsn received; /* highest WAL position the server sent */
+    atomic_bool busy;        /* the stream is busy (see wn_handoff_set_busy) */
 
     /* Written by the dispatcher (consumer) only. */
     _Alignas(CACHE_LINE) _Atomic size_t head; /* items ever popped */
@@ -57,6 +59,7 @@ struct wn_handoff {
     size_t tail_seen;             /* the dispatcher's last look at tail */
     uint64_t bytes_in_use;      /* bytes_end of the last item popped: given back at the next pop */
     _Atomic uint64_t delivered; /* events delivered, read once a minute by the reader */
+    _Atomic wn_lsn handled;     /* every plugin handled up to here */
 
     /* Shared, rarely written. */
     _Alignas(CACHE_LINE) slot *ring; /* capacity slots */
@@ -97,6 +100,9 @@ wn_handoff *wn_handoff_create(size_t capacity)
     atomic_init(&handoff->consumer_sleeping, 0);
     atomic_init(&handoff->acknowledgeable, WN_LSN_INVALID);
     atomic_init(&handoff->delivered, 0);
+    atomic_init(&handoff->received, WN_LSN_INVALID);
+    atomic_init(&handoff->busy, false);
+    atomic_init(&handoff->handled, WN_LSN_INVALID);
     atomic_init(&handoff->stop, false);
     atomic_init(&handoff->dispatcher_done, false);
     return handoff;
@@ -376,6 +382,48 @@ void wn_item_release(wn_item *item)
     item->buffer = NULL;
     item->payload = NULL;
     item->length = 0;
+}
+
+bool wn_handoff_queue_empty(wn_handoff *handoff)
+{
+    size_t head = atomic_load_explicit(&handoff->head, memory_order_relaxed);
+
+    handoff->tail_seen = atomic_load_explicit(&handoff->tail, memory_order_acquire);
+    return handoff->tail_seen == head;
+}
+
+/* Both positions have one writer each: a plain store keeps them monotonic. */
+void wn_handoff_set_received(wn_handoff *handoff, wn_lsn lsn)
+{
+    if (lsn > atomic_load_explicit(&handoff->received, memory_order_relaxed))
+        atomic_store_explicit(&handoff->received, lsn, memory_order_release);
+}
+
+wn_lsn wn_handoff_received(const wn_handoff *handoff)
+{
+    return atomic_load_explicit(&((wn_handoff *)handoff)->received, memory_order_acquire);
+}
+
+void wn_handoff_set_busy(wn_handoff *handoff, bool busy)
+{
+    if (atomic_load_explicit(&handoff->busy, memory_order_relaxed) != busy)
+        atomic_store_explicit(&handoff->busy, busy, memory_order_relaxed);
+}
+
+bool wn_handoff_busy(const wn_handoff *handoff)
+{
+    return atomic_load_explicit(&((wn_handoff *)handoff)->busy, memory_order_relaxed);
+}
+
+void wn_handoff_set_handled(wn_handoff *handoff, wn_lsn lsn)
+{
+    if (lsn > atomic_load_explicit(&handoff->handled, memory_order_relaxed))
+        atomic_store_explicit(&handoff->handled, lsn, memory_order_relaxed);
+}
+
+wn_lsn wn_handoff_handled(const wn_handoff *handoff)
+{
+    return atomic_load_explicit(&((wn_handoff *)handoff)->handled, memory_order_relaxed);
 }
 
 void wn_handoff_set_acknowledgeable(wn_handoff *handoff, wn_lsn lsn)

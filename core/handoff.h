@@ -68,6 +68,24 @@ size_t wn_handoff_pop_many(wn_handoff *handoff, wn_item *items, size_t max, int 
  * valid until the dispatcher's next pop: release items before popping again. */
 void wn_item_release(wn_item *item);
 
+/* Dispatcher: true when no item waits in the queue (the reader may be putting one now). */
+bool wn_handoff_queue_empty(wn_handoff *handoff);
+
+/* Reader: the highest WAL position the server has sent so far (every message and keepalive up to
+ * it is queued or handled). Dispatcher: what the server had sent when it looked. */
+void wn_handoff_set_received(wn_handoff *handoff, wn_lsn lsn);
+wn_lsn wn_handoff_received(const wn_handoff *handoff);
+
+/* Reader: whether messages come fast enough that an empty queue only means the reader is
+ * between reads. Dispatcher: what the reader last said. */
+void wn_handoff_set_busy(wn_handoff *handoff, bool busy);
+bool wn_handoff_busy(const wn_handoff *handoff);
+
+/* The position every plugin has handled (not yet made durable): what the server is told was
+ * written. Only ever moves forward; reported with the next status update, no wake-up. */
+void wn_handoff_set_handled(wn_handoff *handoff, wn_lsn lsn);
+wn_lsn wn_handoff_handled(const wn_handoff *handoff);
+
 /* The position PostgreSQL may be told is flushed. Only ever moves forward. */
 void wn_handoff_set_acknowledgeable(wn_handoff *handoff, wn_lsn lsn);
 wn_lsn wn_handoff_acknowledgeable(const wn_handoff *handoff);

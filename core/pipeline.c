@@ -770,6 +770,7 @@ static wn_dispatch_result stream_once(pipeline *r, wn_session *sess, reader_args
         .endpos = r->endpos,
         .table_oids = r->table_oids,
         .read_tables = wn_tablewatch_read,
+        .send_tables = wn_tablewatch_send,
         .tables_watch = r->watch,
         .snapshot = r->snapshot_done == WN_LSN_INVALID ? r->snap : NULL,
         .snapshot_lsn = r->snap_lsn,

@@ -174,6 +174,8 @@ static const char *fixed_key_changed(const wn_config *old, const wn_config *new)
         return "source.reconnect_max_ms";
     if (a->progress_interval_ms != b->progress_interval_ms)
         return "source.progress_interval_ms";
+    if (a->flush != b->flush)
+        return "source.flush";
     if (!same_text(old->metrics_listen, new->metrics_listen))
         return "metrics_listen";
     if ((new->ops & ~old->ops) != 0)

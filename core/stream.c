@@ -25,11 +25,13 @@
 
 #include <libpq-fe.h>
 
+#include "acklag.h"
 #include "conninfo.h"
 #include "decoder.h" /* WN_PG_EPOCH_OFFSET_US */
 #include "log.h"
 
 #define XLOGDATA_HEADER 25    /* 'w', walStart, walEnd, sendTime */
+#define COMMIT_LENGTH 26      /* pgoutput's 'C', flags, commit LSN, end LSN, commit time */
 #define KEEPALIVE_LENGTH 18   /* 'k', walEnd, sendTime, replyRequested */
 #define STATUS_LENGTH 34      /* 'r', write, flush, apply, sendTime, replyRequested */
 #define STEP_MS 50            /* longest sleep while waiting on the dispatcher */
@@ -57,6 +59,7 @@ struct wn_stream {
     wn_lsn received;         /* highest walEnd the server reported */
     wn_lsn flushed;          /* last flush position sent */
     int64_t next_status_ms;  /* monotonic time the next status update is due */
+    int64_t next_state_ms;   /* monotonic time the state file may next be written */
     int64_t last_receive_ms; /* monotonic time something last came from the server */
     bool asked_reply;        /* a status update asked the server to answer the silence */
     bool want_write;         /* libpq holds output the socket did not take yet */
@@ -77,6 +80,7 @@ struct wn_stream {
     int progress_interval_ms;
     int64_t next_progress_ms;    /* monotonic time the next progress line is due */
     uint64_t events_at_progress; /* the dispatcher's count at the last progress line */
+    wn_acklag lag; /* each transaction's wait from its Commit to its acknowledgement */
     char *err;
     size_t errlen;
 };
@@ -156,17 +160,20 @@ static bool flush_output(wn_stream *stream)
 }
 
 /* The one place that decides what the server is told: flush = apply = what the dispatcher says
- * every plugin finished and made durable; write = what was received, never below flush. */
+ * every plugin finished and made durable; write = what every plugin has handled, never below
+ * flush. (Write = received would let a remote_write commit return before any sink has its row,
+ * and would keep the server from sending the keepalives it sends for a client behind.) */
 static bool send_status(wn_stream *stream, wn_handoff *handoff, bool reply)
 {
     unsigned char msg[STATUS_LENGTH];
     wn_lsn flush = wn_handoff_acknowledgeable(handoff);
-    wn_lsn write;
+    wn_lsn write = wn_handoff_handled(handoff);
     int r;
 
     if (flush < stream->flushed)
         flush = stream->flushed;
-    write = stream->received > flush ? stream->received : flush;
+    if (write < flush)
+        write = flush;
     msg[0] = 'r';
     put_u64(msg + 1, write);
     put_u64(msg + 9, flush);
@@ -184,6 +191,7 @@ static bool send_status(wn_stream *stream, wn_handoff *handoff, bool reply)
         stream->want_write = true;
         return true;
     }
+    wn_acklag_acknowledged(&stream->lag, flush, monotonic_us());
     if (flush != stream->flushed) {
         char text[WN_LSN_TEXT_MAX];
 
@@ -243,9 +251,10 @@ static bool check_silence(wn_stream *stream, wn_handoff *handoff, int64_t now)
     return false;
 }
 
-/* Records the position last reported to the server in the state file, each time it moves (the
- * dispatcher publishes at most once per status interval, so this costs one fsync a second at
- * most). A failed write is said, not fatal: the file only saves replays after a server crash. */
+/* Records the position last reported to the server in the state file, each time it moves, at
+ * most once per status interval (with flush = "commit" the position moves per transaction group:
+ * one fsync a second at most, not one per group). A failed write is said, not fatal: the file
+ * only saves replays after a server crash. */
 static void write_state_locked(wn_stream *stream)
 {
     char err[MESSAGE_MAX], text[WN_LSN_TEXT_MAX];
@@ -265,8 +274,13 @@ static void write_state_locked(wn_stream *stream)
     stream->state_failing = false;
 }
 
-static void write_state(wn_stream *stream)
+static void write_state(wn_stream *stream, bool now)
 {
+    int64_t at = monotonic_ms();
+
+    if (!now && at < stream->next_state_ms)
+        return;
+    stream->next_state_ms = at + stream->status_interval_ms;
     pthread_mutex_lock(&stream->state_lock);
     write_state_locked(stream);
     pthread_mutex_unlock(&stream->state_lock);
@@ -330,6 +344,9 @@ static bool handle_message(wn_stream *stream, wn_handoff *handoff, char *buf, in
         stream->have_pending = true;
         if (stream->pending.wal_end > stream->received)
             stream->received = stream->pending.wal_end;
+        wn_handoff_set_received(handoff, stream->received);
+        if (stream->pending.length >= COMMIT_LENGTH && stream->pending.payload[0] == 'C')
+            wn_acklag_received(&stream->lag, get_u64(stream->pending.payload + 10), monotonic_us());
         return true;
     }
     if (len >= 1 && buf[0] == 'k') {
@@ -345,6 +362,7 @@ static bool handle_message(wn_stream *stream, wn_handoff *handoff, char *buf, in
         stream->have_pending = true;
         if (stream->pending.wal_end > stream->received)
             stream->received = stream->pending.wal_end;
+        wn_handoff_set_received(handoff, stream->received);
         reply = buf[17] != 0;
         PQfreemem(buf);
         return !reply || send_status(stream, handoff, false);
@@ -544,6 +562,7 @@ static bool read_batch(wn_stream *stream, wn_handoff *handoff, int64_t now)
         stream->last_receive_ms = now;
         stream->asked_reply = false;
         note_arrivals(stream, got);
+        wn_handoff_set_busy(handoff, stream->busy);
         adapt_nap(stream, got, refills);
     }
     if (!ok)
@@ -556,6 +575,10 @@ static bool read_batch(wn_stream *stream, wn_handoff *handoff, int64_t now)
         return true;
     if (!check_silence(stream, handoff, now))
         return false;
+    /* A nap and the wait after it brought nothing: the stream is quiet again, and the
+     * dispatcher may flush what it has as soon as its queue runs empty. */
+    if (stream->napped)
+        wn_handoff_set_busy(handoff, false);
     gather(stream);
     return wait_for_input(stream, handoff, now);
 }
@@ -571,7 +594,8 @@ static bool step(wn_stream *stream, wn_handoff *handoff)
         if (!send_status(stream, handoff, false))
             return false;
     }
-    write_state(stream);
+    if (stream->flushed > stream->state.lsn)
+        write_state(stream, false);
     log_progress_if_due(stream, handoff, now);
     if (stream->have_pending) {
         hand_over_pending(stream, handoff, now);
@@ -700,6 +724,19 @@ static void push_end(wn_handoff *handoff)
     }
 }
 
+/* What a transaction waited from its Commit's arrival to the status update acknowledging it. */
+static void log_acklag(const wn_stream *stream)
+{
+    if (stream->lag.count == 0)
+        return;
+    wn_log(WN_LOG_INFO,
+           "acknowledgement lag over %" PRIu64 " transactions: p50 %.2f ms, p99 %.2f ms, max "
+           "%.2f ms",
+           stream->lag.count, (double)wn_acklag_quantile(&stream->lag, 0.50) / 1000.0,
+           (double)wn_acklag_quantile(&stream->lag, 0.99) / 1000.0,
+           (double)stream->lag.max_us / 1000.0);
+}
+
 int wn_stream_run(wn_stream *stream, wn_handoff *handoff, char *err, size_t errlen)
 {
     bool ok = true;
@@ -718,13 +755,15 @@ int wn_stream_run(wn_stream *stream, wn_handoff *handoff, char *err, size_t errl
         stream->have_pending = false;
     }
     if (!ok) {
-        write_state(stream);
+        write_state(stream, true);
+        log_acklag(stream);
         push_end(handoff);
         return stream->lost ? WN_EXIT_TRANSIENT : WN_EXIT_SERVER;
     }
     wait_for_dispatcher(stream, handoff, true);
     ok = finish_copy(stream, handoff);
-    write_state(stream);
+    write_state(stream, true);
+    log_acklag(stream);
     push_end(handoff);
     return ok ? 0 : stream->lost ? WN_EXIT_TRANSIENT : WN_EXIT_SERVER;
 }
@@ -856,8 +895,11 @@ int wn_stream_open(wn_stream **out, const wn_stream_options *options, char *err,
         /* The caller wrote the start position: only what comes after is news. */
         stream->state.lsn = options->start_lsn;
     }
-    stream->conn =
-        wn_connect(options->conninfo, true, options->utf8, options->stop_fd, &status, err, errlen);
+    /* The slot's name is the stream's application_name unless the user set one: what
+     * synchronous_standby_names names, one per pipeline (as a subscription's name is its
+     * walreceiver's). */
+    stream->conn = wn_connect_as(options->conninfo, options->slot, true, options->utf8,
+                                 options->stop_fd, &status, err, errlen);
     if (!stream->conn)
         goto free_stream;
     status = start_replication(stream, options, err, errlen);

@@ -106,6 +106,24 @@ static flow judge_table(dispatcher *d, size_t index, const wn_table_seen *seen)
  * shutdown for wal_sender_timeout. The stream ends instead, acknowledging nothing more, and the
  * reconnection checks the tables again before anything else.
  */
+/* What the catalog check asks about: the OIDs the configured tables are believed to have. */
+static void fill_expected(dispatcher *d)
+{
+    for (size_t i = 0; i < d->options->config->source.ntables; i++)
+        d->expected[i] = d->tables[i].oid;
+}
+
+void wn_tableident_send_check(dispatcher *d)
+{
+    char why[512];
+
+    if (d->options->send_tables == NULL)
+        return;
+    fill_expected(d);
+    (void)d->options->send_tables(d->options->tables_watch, d->expected,
+                                  wn_handoff_stop_fd(d->handoff), why, sizeof why);
+}
+
 flow wn_tableident_check(dispatcher *d)
 {
     size_t ntables = d->options->config->source.ntables;
@@ -115,8 +133,7 @@ flow wn_tableident_check(dispatcher *d)
 
     if (d->options->read_tables == NULL)
         return FLOW_CONTINUE;
-    for (size_t i = 0; i < ntables; i++)
-        d->expected[i] = d->tables[i].oid;
+    fill_expected(d);
     status = d->options->read_tables(d->options->tables_watch, d->expected, d->seen, stop_fd, why,
                                      sizeof why);
     if (status == WN_TABLES_REFUSED)

@@ -21,6 +21,11 @@ void wn_tableident_free(dispatcher *d);
  * catalog could not be read. */
 flow wn_tableident_check(dispatcher *d);
 
+/* Sends the next check's query ahead (options->send_tables; nothing without one), so that the
+ * server answers it while the plugins flush; the next wn_tableident_check takes the answer. A
+ * failure here is left for that check to meet. */
+void wn_tableident_send_check(dispatcher *d);
+
 /* Sets rel->table_index for a relation the stream just described; was_index is its configured
  * table before this Relation message (-1: none, or not described yet). */
 flow wn_tableident_identify(dispatcher *d, wn_relation *rel, int was_index);

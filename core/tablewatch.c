@@ -28,7 +28,9 @@
 struct wn_tablewatch {
     const wn_config *config;
     bool utf8;
-    PGconn *conn; /* NULL until the next read connects */
+    PGconn *conn;       /* NULL until the next read connects */
+    bool in_flight;     /* a query was sent and its answer not taken yet */
+    uint32_t *sent_for; /* [source.ntables]: the expected OIDs it was sent with */
 };
 
 static const char watch_sql[] =
@@ -61,6 +63,12 @@ wn_tablewatch *wn_tablewatch_create(const wn_config *config, bool utf8)
         return NULL;
     watch->config = config;
     watch->utf8 = utf8;
+    watch->sent_for =
+        calloc(config->source.ntables ? config->source.ntables : 1, sizeof *watch->sent_for);
+    if (watch->sent_for == NULL) {
+        free(watch);
+        return NULL;
+    }
     return watch;
 }
 
@@ -70,6 +78,7 @@ void wn_tablewatch_destroy(wn_tablewatch *watch)
         return;
     if (watch->conn != NULL)
         PQfinish(watch->conn);
+    free(watch->sent_for);
     free(watch);
 }
 
@@ -155,6 +164,7 @@ static wn_tables_read drop_connection(wn_tablewatch *watch, wn_tables_read statu
     if (watch->conn != NULL)
         PQfinish(watch->conn);
     watch->conn = NULL;
+    watch->in_flight = false;
     return status;
 }
 
@@ -235,15 +245,29 @@ static wn_tables_read take_results(wn_tablewatch *watch, wn_table_seen *seen, ch
     return status;
 }
 
-wn_tables_read wn_tablewatch_read(void *arg, const uint32_t *expected, wn_table_seen *seen,
-                                  int stop_fd, char *err, size_t errlen)
+/* Whether the query in flight, if any, asked about these OIDs. */
+static bool sent_for(const wn_tablewatch *watch, const uint32_t *expected)
+{
+    size_t ntables = watch->config->source.ntables;
+
+    for (size_t i = 0; i < ntables; i++) {
+        if (watch->sent_for[i] != (expected ? expected[i] : 0))
+            return false;
+    }
+    return true;
+}
+
+wn_tables_read wn_tablewatch_send(void *arg, const uint32_t *expected, int stop_fd, char *err,
+                                  size_t errlen)
 {
     wn_tablewatch *watch = arg;
     const wn_source_config *source = &watch->config->source;
-    wn_tables_read status;
     char **arrays;
     int exit_status;
 
+    /* An answer nobody took is dropped with its connection: a new one is quicker than the wait. */
+    if (watch->in_flight)
+        drop_connection(watch, WN_TABLES_UNKNOWN);
     if (watch->conn == NULL) {
         watch->conn =
             wn_connect(source->conninfo, false, watch->utf8, stop_fd, &exit_status, err, errlen);
@@ -267,9 +291,27 @@ wn_tables_read wn_tablewatch_read(void *arg, const uint32_t *expected, wn_table_
         return drop_connection(watch, WN_TABLES_UNKNOWN);
     }
     free_arrays(arrays);
+    for (size_t i = 0; i < source->ntables; i++)
+        watch->sent_for[i] = expected ? expected[i] : 0;
+    watch->in_flight = true;
+    return WN_TABLES_READ;
+}
+
+wn_tables_read wn_tablewatch_read(void *arg, const uint32_t *expected, wn_table_seen *seen,
+                                  int stop_fd, char *err, size_t errlen)
+{
+    wn_tablewatch *watch = arg;
+    wn_tables_read status;
+
+    if (!watch->in_flight || !sent_for(watch, expected)) {
+        status = wn_tablewatch_send(watch, expected, stop_fd, err, errlen);
+        if (status != WN_TABLES_READ)
+            return status;
+    }
     status = wait_for_result(watch, stop_fd, err, errlen);
     if (status != WN_TABLES_READ)
         return drop_connection(watch, status);
+    watch->in_flight = false;
     status = take_results(watch, seen, err, errlen);
     if (status == WN_TABLES_UNKNOWN || PQstatus(watch->conn) != CONNECTION_OK)
         return drop_connection(watch, status == WN_TABLES_READ ? WN_TABLES_UNKNOWN : status);

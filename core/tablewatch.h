@@ -40,6 +40,15 @@ typedef wn_tables_read (*wn_tables_reader)(void *watch, const uint32_t *expected
                                            wn_table_seen *seen, int stop_fd, char *err,
                                            size_t errlen);
 
+/*
+ * Sends the same query without waiting for its answer, so that the server works on it while the
+ * caller does something else; the next read with the same expected OIDs takes its answer (a read
+ * with others drops it and asks again). Returns WN_TABLES_READ once sent, or a failure with one
+ * line in err.
+ */
+typedef wn_tables_read (*wn_tables_sender)(void *watch, const uint32_t *expected, int stop_fd,
+                                           char *err, size_t errlen);
+
 typedef struct wn_tablewatch wn_tablewatch;
 
 /* A watch for config's tables and publication; it connects when first read. NULL when out of
@@ -50,6 +59,10 @@ wn_tablewatch *wn_tablewatch_create(const wn_config *config, bool utf8);
  * made again at the next read. */
 wn_tables_read wn_tablewatch_read(void *watch, const uint32_t *expected, wn_table_seen *seen,
                                   int stop_fd, char *err, size_t errlen);
+
+/* A wn_tables_sender; watch is a wn_tablewatch. */
+wn_tables_read wn_tablewatch_send(void *watch, const uint32_t *expected, int stop_fd, char *err,
+                                  size_t errlen);
 
 /* Drops the connection, if any: the next read makes a new one. */
 void wn_tablewatch_reset(wn_tablewatch *watch);

@@ -59,8 +59,13 @@
 # second by curl meanwhile), in interleaved rounds; the endpoint's counters may cost at most 3 %
 # more CPU, which the report says. BENCH_METRICS=0 skips it; BENCH_METRICS_ONLY=1 runs only it
 # (with the other *_ONLY=1 too: those parts).
+# Acknowledgement (after the latency run): walnotify with source.flush "interval", "commit", and
+# "commit" named in synchronous_standby_names, the jsonl plugin fsyncing a file, at the latency
+# run's rate: walnotify's own acknowledgement lag (it logs it when it stops) and the application's
+# commit times, beside pg_test_fsync's time for one fsync there.
 #
 # Other knobs: BENCH_NODE=0 skips the Node client; BENCH_LATENCY=0 skips the latency run;
+# BENCH_FLUSH=commit runs the workloads' and the webhook's walnotify with source.flush = "commit";
 # BENCH_PROFILE=1 also runs walnotify under valgrind --tool=callgrind on the one_txn workload
 # (build/bench/callgrind.out); BENCH_TIMEOUT (default 900) bounds every single run, in seconds.
 # Raw numbers of every run: build/bench/results.tsv; logs: build/bench/logs/.
@@ -91,6 +96,7 @@ LAT_SECONDS=${BENCH_LAT_SECONDS:-10}
 RUN_TIMEOUT=${BENCH_TIMEOUT:-900}
 USE_NODE=${BENCH_NODE:-1}
 USE_LATENCY=${BENCH_LATENCY:-1}
+FLUSH=${BENCH_FLUSH:-interval}
 USE_PROFILE=${BENCH_PROFILE:-0}
 USE_WEBHOOK=${BENCH_WEBHOOK:-1}
 WEBHOOK_ONLY=${BENCH_WEBHOOK_ONLY:-0}
@@ -373,7 +379,7 @@ walnotify_conf() {
     cat >"$conf" <<CONF
 log_level = "info"; $listen
 source: { conninfo = "$conninfo"; tables = [ "public.bench" ]; slot = "$slot";
-          publication = "$PUB"; };
+          publication = "$PUB"; flush = "$FLUSH"; };
 plugins = ( { name = "jsonl"; path = "$JSONL";
               settings = { path = "/dev/null"; fsync = false; }; } );
 CONF
@@ -727,6 +733,90 @@ SQL
     echo " average schedule lag, a sign of an overloaded machine when above a millisecond)"
 }
 
+# ---- acknowledgement lag ---------------------------------------------------------------------
+
+# One fsync on build/bench's file system as pg_test_fsync times it (fdatasync after one 8 kB
+# write), in ms.
+fsync_ms() {
+    "$PG_BIN/pg_test_fsync" -s 2 -f "$OUT/fsync.test" 2>/dev/null |
+        awk '/one 8kB write/ { one = 1 }
+             one && $1 == "fdatasync" { printf "%.3f", $(NF - 1) / 1000; exit }'
+    rm -f "$OUT/fsync.test"
+}
+
+ack_conf() {
+    local mode=$1 slot=$2 conf=$OUT/conf/$2.conf
+    mkdir -p "$OUT/conf"
+    cat >"$conf" <<CONF
+log_level = "info";
+source: { conninfo = "$CONNINFO"; tables = [ "public.lat" ]; slot = "$slot";
+          publication = "lat_pub"; status_interval_ms = 1000; flush = "$mode"; };
+plugins = ( { name = "out"; path = "$JSONL";
+              settings = { path = "$OUT/ack.jsonl"; fsync = true; }; } );
+CONF
+    echo "$conf"
+}
+
+# p50 and p99, in ms, of the transaction latencies (µs, third column) of pgbench's logs $1*.
+pgbench_commit_ms() {
+    cat "$1"* 2>/dev/null | awk '{ print $3 }' | sort -n |
+        awk '{ v[NR] = $1 } END {
+            if (NR == 0) { printf "- | -"; exit }
+            a = int(NR * 0.5); b = int(NR * 0.99); if (a < 1) a = 1; if (b < 1) b = 1
+            printf "%.2f | %.2f", v[a] / 1000,
+                v[b] / 1000 }'
+}
+
+# One turn: walnotify with flush $1 (interval | commit | sync: commit, and its slot named in
+# synchronous_standby_names), the jsonl plugin fsyncing a file, while pgbench writes LAT_RATE
+# single-row transactions per second. Prints a table row.
+ack_turn() {
+    local mode=$1 flush=commit slot=ack_$1 pid lag commit='- | -' clients=2
+    [ "$mode" = interval ] && flush=interval
+    # A synchronous commit waits for walnotify: the rate needs more sessions in flight.
+    [ "$mode" = sync ] && clients=16
+    make_slot "$slot"
+    rm -f "$OUT/ack.jsonl" "$OUT/pgbench_$slot".*
+    "$WALNOTIFY" -c "$(ack_conf "$flush" "$slot")" >"$LOGS/$slot.log" 2>&1 &
+    pid=$!
+    BG_PIDS+=("$pid")
+    wait_active "$slot"
+    if [ "$mode" = sync ]; then
+        sql -c "ALTER SYSTEM SET synchronous_standby_names = '$slot'" -c "SELECT pg_reload_conf()" \
+            >/dev/null
+        sleep 1
+    fi
+    note "acknowledgement ($mode): $LAT_RATE single-row transactions/s for $LAT_SECONDS s"
+    "$PG_BIN/pgbench" -n -f "$OUT/latency.pgbench" -R "$LAT_RATE" -T "$LAT_SECONDS" -c "$clients" -j 2 \
+        -l --log-prefix="$OUT/pgbench_$slot" >"$LOGS/$slot.pgbench.log" 2>&1 ||
+        note "pgbench failed (log: $LOGS/$slot.pgbench.log)"
+    [ "$mode" = sync ] && commit=$(pgbench_commit_ms "$OUT/pgbench_$slot")
+    sql -c "ALTER SYSTEM RESET synchronous_standby_names" -c "SELECT pg_reload_conf()" >/dev/null
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" || note "walnotify ($mode) failed; log: $LOGS/$slot.log"
+    cleanup_bg
+    lag=$(sed -n 's/.*acknowledgement lag over \([0-9]*\) transactions: p50 \([0-9.]*\) ms, p99 \([0-9.]*\) ms, max \([0-9.]*\) ms.*/\1 | \2 | \3 | \4/p' \
+        "$LOGS/$slot.log" | tail -n 1)
+    sql -c "SELECT pg_drop_replication_slot('$slot')" -c "TRUNCATE lat" >/dev/null
+    rm -f "$OUT/pgbench_$slot".*
+    printf '| %-9s | %s | %s |\n' "$mode" "${lag:-- | - | - | -}" "$commit"
+}
+
+run_acklag() {
+    local fsync mode
+    fsync=$(fsync_ms)
+    echo
+    echo "Acknowledgement: $LAT_RATE single-row transactions/s for $LAT_SECONDS s, the jsonl plugin" \
+        "fsyncing a file in build/bench (one fsync there: ${fsync:-?} ms, pg_test_fsync);" \
+        "lag = walnotify's own time from a transaction's Commit arriving to the status update" \
+        "acknowledging it, in ms; commit = the application's commit time (pgbench), in ms"
+    printf '| %-9s | %s |\n' flush "transactions | lag p50 | lag p99 | lag max | commit p50 | commit p99"
+    printf '|%s|\n' "-----------|---:|---:|---:|---:|---:|---:"
+    for mode in interval commit sync; do
+        ack_turn "$mode"
+    done
+}
+
 # ---- webhook -----------------------------------------------------------------------------------
 
 build_webhook_tools() {
@@ -771,7 +861,7 @@ webhook_conf() {
     cat >"$conf" <<CONF
 log_level = "info";
 source: { conninfo = "$CONNINFO"; tables = [ "public.bench" ]; slot = "$slot";
-          publication = "$PUB"; };
+          publication = "$PUB"; flush = "$FLUSH"; };
 plugins = ( { name = "webhook"; path = "$WEBHOOK_SO";
               settings = { url = "$url"; mode = "$mode"; }; } );
 CONF
@@ -1224,6 +1314,7 @@ main() {
         done
         if [ "$USE_LATENCY" = 1 ]; then
             run_latency >"$OUT/latency.txt"
+            run_acklag >>"$OUT/latency.txt"
         fi
     fi
     if [ "$DO_WEBHOOK" = 1 ]; then

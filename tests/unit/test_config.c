@@ -324,6 +324,12 @@ START_TEST(test_ops_snapshot_message)
            "plugins = ( { name = \"p\"; path = \"p.so\"; ops = [ \"snapshot\" ]; } );\n";
     ck_assert_msg(load_text("ops.conf", text, &c, err, path, sizeof path) == 0, "%s", err);
     ck_assert_int_eq(c.source.snapshot, WN_SNAPSHOT_INITIAL);
+    ck_assert_int_eq(c.source.flush, WN_FLUSH_INTERVAL);
+    wn_config_free(&c);
+    text = "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ]; flush = \"commit\"; };\n"
+           "plugins = ( { name = \"p\"; path = \"p.so\"; } );\n";
+    ck_assert_msg(load_text("ops.conf", text, &c, err, path, sizeof path) == 0, "%s", err);
+    ck_assert_int_eq(c.source.flush, WN_FLUSH_COMMIT);
     wn_config_free(&c);
 }
 END_TEST
@@ -487,7 +493,7 @@ static const bad_case bad_cases[] = {
      PLG "source = { conninfo = \"dbname=x\"; tables = [ \"t\" ];\n  slots = \"a\"; };\n", 3,
      "unknown setting \"slots\" in source (expected conninfo, tables, slot, publication, "
      "status_interval_ms, state_file, reconnect_initial_ms, reconnect_max_ms, "
-     "receive_timeout_ms, progress_interval_ms, snapshot)"},
+     "receive_timeout_ms, progress_interval_ms, snapshot, flush)"},
     {"unknown key after source", PLG SRC "source2 = 1;\n", 3,
      "unknown setting \"source2\" (expected source, plugins, log_level, stop_timeout_ms, metrics_listen)"},
     {"slot wrong type",
@@ -694,6 +700,8 @@ static const bad_case bad_cases[] = {
      "snapshot finished"},
     {"snapshot unknown", SRC2(" snapshot = \"always\";"), 2,
      "source.snapshot \"always\" is not one of never, initial"},
+    {"flush unknown", SRC2(" flush = \"always\";"), 2,
+     "source.flush \"always\" is not one of interval, commit"},
     {"progress_interval_ms too small", SRC2(" progress_interval_ms = 999;"), 2,
      "source.progress_interval_ms must be between 1000 and 86400000 (got 999)"},
     {"progress_interval_ms a string", SRC2(" progress_interval_ms = \"60s\";"), 2,

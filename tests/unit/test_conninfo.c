@@ -417,6 +417,19 @@ START_TEST(user_values_and_managed_keywords)
     assert_param(&params, "fallback_application_name", "mine");
     wn_conn_params_free(&params);
 
+    /* The stream names itself after its slot, unless the user named it. */
+    char err[512] = "";
+    ck_assert_int_eq(
+        wn_conn_params_build_as("dbname=shop", "orders_slot", true, true, &params, err, sizeof err),
+        0);
+    assert_param(&params, "fallback_application_name", "orders_slot");
+    wn_conn_params_free(&params);
+    ck_assert_int_eq(wn_conn_params_build_as("dbname=shop application_name=app", "orders_slot",
+                                             true, true, &params, err, sizeof err),
+                     0);
+    assert_param(&params, "application_name", "app");
+    wn_conn_params_free(&params);
+
     build(&params, "dbname=shop replication=true client_encoding=LATIN1", false, false);
     ck_assert(!has_param(&params, "replication"));
     assert_param(&params, "client_encoding", "LATIN1"); /* a SQL_ASCII database */
