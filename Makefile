@@ -95,6 +95,7 @@ PLUGIN_SRCS_jsonl := core/files.c
 PLUGIN_SRCS_exec := core/trust.c
 PLUGIN_SRCS_webhook := core/trust.c
 PLUGIN_LIBS_webhook := -lcurl
+PLUGIN_LIBS_postgres := -lpq
 # What the recipe compiles: the rule's own sources, not a .c that an old .d adds to $^.
 PLUGIN_SOURCES = $(wildcard plugins/$*/*.c) $(PLUGIN_SRCS_$*)
 .SECONDEXPANSION:
