@@ -16,77 +16,9 @@
 
 #include "faults.h"
 #include "itest.h"
+#include "pgtarget.h"
 
-#define PGSINK "build/plugins/postgres.so"
-
-/* The target database of the test: the test's own name with "_t". */
-static PGconn *target_create(const itest_ctx *ctx)
-{
-    PGconn *admin = itest_connect("postgres", NULL);
-    char name[80];
-
-    snprintf(name, sizeof name, "%s_t", ctx->db);
-    itest_exec(admin,
-               "CREATE DATABASE %s TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' "
-               "LC_CTYPE 'C'",
-               name);
-    PQfinish(admin);
-    return itest_connect(name, NULL);
-}
-
-static void target_drop(const itest_ctx *ctx, PGconn *target)
-{
-    PGconn *admin = itest_connect("postgres", NULL);
-
-    PQfinish(target);
-    itest_exec(admin, "DROP DATABASE %s_t WITH (FORCE)", ctx->db);
-    PQfinish(admin);
-}
-
-/* A configuration with one postgres block into the target database; settings are extra. */
-static itest_path sink_config(const itest_ctx *ctx, const char *name, const char *tables,
-                              const char *block, const char *settings)
-{
-    return itest_config(ctx, name, tables, 200,
-                        "{ name = \"pg\"; path = \"%s\"; retry_initial_ms = 10;"
-                        "  retry_max_ms = 200; ops = [\"insert\", \"update\", \"delete\", "
-                        "\"truncate\"]; %s"
-                        "  settings = { conninfo = \"host=%s port=%s user=%s dbname=%s_t\"; %s "
-                        "}; }",
-                        itest_root_file(PGSINK).s, block, itest_env("PGHOST"), itest_env("PGPORT"),
-                        itest_env("PGUSER"), ctx->db, settings);
-}
-
-/* The rows of a query as one text, ordered as it orders them. */
-static char *rows_text(PGconn *conn, const char *query)
-{
-    char *text =
-        itest_query(conn, "SELECT coalesce(string_agg(r::text, E'\\n'), '') FROM (%s) r", query);
-
-    return text;
-}
-
-static void assert_same(PGconn *source, const char *source_query, PGconn *target,
-                        const char *target_query)
-{
-    char *a = rows_text(source, source_query);
-    char *b = rows_text(target, target_query);
-
-    ck_assert_msg(strcmp(a, b) == 0, "the target differs:\nsource:\n%.2000s\ntarget:\n%.2000s", a,
-                  b);
-    free(a);
-    free(b);
-}
-
-static void run_expecting(itest_ctx *ctx, itest_host *host, const char *conf, int code)
-{
-    char *end = itest_lsn_text(itest_current_lsn(ctx->conn));
-    int status = itest_host_run(ctx, host, "-c", conf, "--endpos", end);
-
-    free(end);
-    if (status != code)
-        itest_assert_exit(host, code);
-}
+#define PGSINK PGTARGET_PLUGIN
 
 START_TEST(test_apply_changes)
 {
@@ -96,13 +28,13 @@ START_TEST(test_apply_changes)
     PGconn *target;
 
     itest_begin(&ctx, "pgapply");
-    target = target_create(&ctx);
+    target = pgtarget_create(&ctx);
     itest_exec(ctx.conn, "CREATE TABLE t (id int PRIMARY KEY, note text, big text, gone int); "
                          "CREATE TABLE u (k text PRIMARY KEY, v int)");
     itest_exec(target, "CREATE TABLE t (id int PRIMARY KEY, remark text, big text, "
                        "extra text DEFAULT 'kept'); CREATE TABLE u (k text PRIMARY KEY, v int)");
-    conf = sink_config(&ctx, "apply.cfg", "\"public.t\", \"public.u\"", "",
-                       "column_map = [\"public.t.note=remark\"];");
+    conf = pgtarget_config(&ctx, "apply.cfg", "\"public.t\", \"public.u\"", "",
+                           "column_map = [\"public.t.note=remark\"];");
     itest_create_slot(&ctx, conf.s);
 
     itest_exec(ctx.conn,
@@ -114,25 +46,27 @@ START_TEST(test_apply_changes)
                "DELETE FROM t WHERE id %% 7 = 0; UPDATE t SET id = id + 1000 WHERE id = 1; "
                "COMMIT");
     itest_exec(ctx.conn, "UPDATE u SET v = NULL WHERE k = 'a'; DELETE FROM u WHERE k = 'b'");
-    run_expecting(&ctx, &host, conf.s, 0);
-    assert_same(ctx.conn, "SELECT id, note, md5(big) FROM t ORDER BY id", target,
-                "SELECT id, remark, md5(big) FROM t ORDER BY id");
-    assert_same(ctx.conn, "SELECT * FROM u ORDER BY k", target, "SELECT * FROM u ORDER BY k");
+    pgtarget_run(&ctx, &host, conf.s, 0);
+    pgtarget_assert_same(ctx.conn, "SELECT id, note, md5(big) FROM t ORDER BY id", target,
+                         "SELECT id, remark, md5(big) FROM t ORDER BY id");
+    pgtarget_assert_same(ctx.conn, "SELECT * FROM u ORDER BY k", target,
+                         "SELECT * FROM u ORDER BY k");
     ck_assert_int_eq(itest_query_int(target, "SELECT count(*) FROM t WHERE extra <> 'kept'"), 0);
 
     /* A second run: a truncate, and rows after it. */
     itest_exec(ctx.conn, "TRUNCATE u; INSERT INTO u VALUES ('z', 26)");
     itest_exec(ctx.conn, "INSERT INTO t VALUES (7, 'seven', 'small', 0)");
-    run_expecting(&ctx, &host, conf.s, 0);
-    assert_same(ctx.conn, "SELECT * FROM u ORDER BY k", target, "SELECT * FROM u ORDER BY k");
-    assert_same(ctx.conn, "SELECT id, note, md5(big) FROM t ORDER BY id", target,
-                "SELECT id, remark, md5(big) FROM t ORDER BY id");
+    pgtarget_run(&ctx, &host, conf.s, 0);
+    pgtarget_assert_same(ctx.conn, "SELECT * FROM u ORDER BY k", target,
+                         "SELECT * FROM u ORDER BY k");
+    pgtarget_assert_same(ctx.conn, "SELECT id, note, md5(big) FROM t ORDER BY id", target,
+                         "SELECT id, remark, md5(big) FROM t ORDER BY id");
     ck_assert_int_eq(itest_query_int(target,
                                      "SELECT count(*) FROM walnotify_progress WHERE "
                                      "instance = 'pg' AND slot = '%s'",
                                      ctx.slot),
                      1);
-    target_drop(&ctx, target);
+    pgtarget_drop(&ctx, target);
     itest_end(&ctx);
 }
 END_TEST
@@ -153,7 +87,7 @@ START_TEST(test_exactly_once_after_kill)
     wn_lsn acknowledged;
 
     itest_begin(&ctx, "pgkill");
-    target = target_create(&ctx);
+    target = pgtarget_create(&ctx);
     signal = itest_file(&ctx, "signal");
     itest_exec(ctx.conn, "CREATE TABLE t (id bigint PRIMARY KEY, note text DEFAULT 'a note'); "
                          "CREATE SEQUENCE ids");
@@ -181,9 +115,10 @@ START_TEST(test_exactly_once_after_kill)
                   "the host acknowledged what the target holds: nothing comes again");
     itest_writer_stop(writer);
     faults_wait_slot_released(ctx.conn, ctx.slot);
-    run_expecting(&ctx, &host, conf.s, 0);
-    assert_same(ctx.conn, "SELECT * FROM t ORDER BY id", target, "SELECT * FROM t ORDER BY id");
-    target_drop(&ctx, target);
+    pgtarget_run(&ctx, &host, conf.s, 0);
+    pgtarget_assert_same(ctx.conn, "SELECT * FROM t ORDER BY id", target,
+                         "SELECT * FROM t ORDER BY id");
+    pgtarget_drop(&ctx, target);
     itest_end(&ctx);
 }
 END_TEST
@@ -197,14 +132,14 @@ START_TEST(test_missing_table_or_key)
     char *err;
 
     itest_begin(&ctx, "pgmissing");
-    target = target_create(&ctx);
+    target = pgtarget_create(&ctx);
     itest_exec(ctx.conn, "CREATE TABLE t (id int PRIMARY KEY, note text); "
                          "CREATE TABLE u (id int PRIMARY KEY)");
     itest_exec(target, "CREATE TABLE t (note text)");
-    conf = sink_config(&ctx, "missing.cfg", "\"public.t\", \"public.u\"", "", "");
+    conf = pgtarget_config(&ctx, "missing.cfg", "\"public.t\", \"public.u\"", "", "");
     itest_create_slot(&ctx, conf.s);
     itest_exec(ctx.conn, "INSERT INTO u VALUES (1)");
-    run_expecting(&ctx, &host, conf.s, 2);
+    pgtarget_run(&ctx, &host, conf.s, 2);
     err = itest_host_stderr(&host);
     ck_assert_msg(strstr(err, "key column id of source table public.t has no column in target "
                               "table public.t") != NULL,
@@ -212,7 +147,7 @@ START_TEST(test_missing_table_or_key)
     ck_assert_msg(strstr(err, "source table public.u has no target table public.u") != NULL,
                   "no missing table named: %s", err);
     free(err);
-    target_drop(&ctx, target);
+    pgtarget_drop(&ctx, target);
     itest_end(&ctx);
 }
 END_TEST
