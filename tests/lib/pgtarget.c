@@ -31,8 +31,8 @@ void pgtarget_drop(const itest_ctx *ctx, PGconn *target)
     PQfinish(admin);
 }
 
-void pgtarget_block(const itest_ctx *ctx, char *out, size_t outlen, const char *block,
-                    const char *settings)
+void pgtarget_block_as(const itest_ctx *ctx, char *out, size_t outlen, const char *user,
+                       const char *block, const char *settings)
 {
     int n = snprintf(out, outlen,
                      "{ name = \"pg\"; path = \"%s\"; retry_initial_ms = 10; retry_max_ms = 200; "
@@ -42,10 +42,15 @@ void pgtarget_block(const itest_ctx *ctx, char *out, size_t outlen, const char *
                      strstr(block, "ops =") != NULL
                          ? ""
                          : "ops = [\"insert\", \"update\", \"delete\", \"truncate\"];",
-                     block, itest_env("PGHOST"), itest_env("PGPORT"), itest_env("PGUSER"), ctx->db,
-                     settings);
+                     block, itest_env("PGHOST"), itest_env("PGPORT"), user, ctx->db, settings);
 
     ck_assert_msg(n > 0 && (size_t)n < outlen, "plugin block too long");
+}
+
+void pgtarget_block(const itest_ctx *ctx, char *out, size_t outlen, const char *block,
+                    const char *settings)
+{
+    pgtarget_block_as(ctx, out, outlen, itest_env("PGUSER"), block, settings);
 }
 
 itest_path pgtarget_config(const itest_ctx *ctx, const char *name, const char *tables,

@@ -25,6 +25,9 @@ itest_path pgtarget_config(const itest_ctx *ctx, const char *name, const char *t
 /* The same block as text, to put in a list of plugins of one's own. */
 void pgtarget_block(const itest_ctx *ctx, char *out, size_t outlen, const char *block,
                     const char *settings);
+/* The same block connecting to the target as user. */
+void pgtarget_block_as(const itest_ctx *ctx, char *out, size_t outlen, const char *user,
+                       const char *block, const char *settings);
 
 /* Fails unless the two queries give the same rows, in their order. */
 void pgtarget_assert_same(PGconn *source, const char *source_query, PGconn *target,
