@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define QUEUE_CAPACITY 16384 /* statements in flight at most (their results not read) */
+#define QUEUE_CAPACITY 8192 /* statements in flight at most (their results not read) */
 
 /* The session's settings: the source's values are read back as the host's source session
  * printed them (DateStyle=ISO, TimeZone=UTC, IntervalStyle=postgres), and a commit reported

@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PGSINK_KEY_MAX 96      /* an event's key as a failure names it, truncated */
+#define PGSINK_KEY_MAX 64      /* an event's key as a failure names it, truncated */
 #define PGSINK_MESSAGE_MAX 512 /* the server's error message, truncated */
 
 typedef enum pgsink_entry_kind {
