@@ -340,9 +340,9 @@ static walnotify_status failed(pgsink *st)
     reset_transaction(st);
     memset(&st->target.failure, 0, sizeof st->target.failure);
     if (f.entry.table != NULL)
-        snprintf(reason, sizeof reason, "target refused event %s on %s (key %s): %s (SQLSTATE %s)",
-                 id, f.entry.table, f.entry.key[0] != '\0' ? f.entry.key : "none", f.message,
-                 f.sqlstate);
+        snprintf(reason, sizeof reason, "target %s event %s on %s (key %s): %s (SQLSTATE %s)",
+                 f.transient ? "failed at" : "refused", id, f.entry.table,
+                 f.entry.key[0] != '\0' ? f.entry.key : "none", f.message, f.sqlstate);
     else
         snprintf(reason, sizeof reason, "target: %s (SQLSTATE %s)", f.message, f.sqlstate);
     if (f.transient) {

@@ -162,14 +162,18 @@ static bool transient_state(const char *sqlstate)
 static void note_error(pgsink_target *t, const pgsink_entry *entry, const PGresult *res)
 {
     const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    const char *message = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
 
     if (t->failure.set)
         return;
     t->failure.set = true;
     t->failure.entry = *entry;
-    copy_text(t->failure.sqlstate, sizeof t->failure.sqlstate, state != NULL ? state : "XX000");
+    /* An error libpq made itself (no SQLSTATE), or a connection gone: the connection failed. */
+    if (state == NULL || PQstatus(t->conn) != CONNECTION_OK)
+        state = "08006";
+    copy_text(t->failure.sqlstate, sizeof t->failure.sqlstate, state);
     copy_text(t->failure.message, sizeof t->failure.message,
-              PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
+              message != NULL ? message : PQresultErrorMessage(res));
     t->failure.transient = transient_state(t->failure.sqlstate);
 }
 
