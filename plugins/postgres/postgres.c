@@ -296,6 +296,7 @@ static walnotify_status connect_target(pgsink *st, bool at_init)
         pgsink_target_close(&st->target);
         return transient ? WALNOTIFY_RETRY : WALNOTIFY_FATAL;
     }
+    st->last_finished = st->target.committed_id;
     return WALNOTIFY_OK;
 }
 
@@ -321,6 +322,8 @@ static void reset_transaction(pgsink *st)
     st->in_txn = false;
     st->finished = false;
     st->spilled = false;
+    /* What the progress row will name next is what the target holds now, nothing more. */
+    st->last_finished = t->committed_id;
     pgsink_buffer_clear(&st->pending, st->settings.max_buffer_bytes);
 }
 
@@ -728,6 +731,16 @@ static walnotify_status pgsink_flush(void *state)
         return failed(st);
     if (!pgsink_target_settle(&st->target, 0))
         return failed(st);
+    if (st->target.committed_moved) {
+        char pos[LSN_TEXT_MAX], last[LSN_TEXT_MAX];
+
+        lsn_text(st->target.committed_position, pos, sizeof pos);
+        lsn_text(st->target.committed_id.position, last, sizeof last);
+        st->host->log(st->host, WALNOTIFY_LOG_DEBUG,
+                      "target committed: progress at %s, last event %s:%" PRIu64, pos, last,
+                      st->target.committed_id.ordinal);
+        st->target.committed_moved = false;
+    }
     if (st->target.committed_position < position) {
         st->host->log(st->host, WALNOTIFY_LOG_ERROR,
                       "the progress row is behind the position to acknowledge");

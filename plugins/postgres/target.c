@@ -40,7 +40,9 @@ bool pgsink_target_connect(pgsink_target *t, const char *conninfo, char *why, si
         }
         t->capacity = QUEUE_CAPACITY;
     }
-    t->conn = PQconnectdb(conninfo);
+    /* The conninfo expanded as dbname; walnotify names itself unless the user did. */
+    t->conn = PQconnectdbParams((const char *const[]){"dbname", "fallback_application_name", NULL},
+                                (const char *const[]){conninfo, "walnotify", NULL}, 1);
     if (PQstatus(t->conn) != CONNECTION_OK) {
         copy_text(why, whylen, PQerrorMessage(t->conn));
         pgsink_target_close(t);
