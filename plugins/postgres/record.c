@@ -43,7 +43,7 @@ bool pgsink_buffer_add(pgsink_buffer *b, const pgsink_record *rec)
     char *p;
 
     for (size_t i = 0; i < ncells; i++)
-        if (rec->cells[i].length > 0)
+        if (rec->cells[i].length >= 0) /* an empty value has its NUL too */
             size += ALIGN((size_t)rec->cells[i].length + 1);
     if (!reserve(b, size))
         return false;
