@@ -42,6 +42,9 @@
 # loopback TCP, in interleaved rounds. BENCH_SNAPSHOT=0 skips it; BENCH_SNAPSHOT_ONLY=1 runs only
 # it (with BENCH_WEBHOOK_ONLY=1 too: both).
 #
+# The postgres plugin beside a built-in subscription: tests/bench/pgsink.sh (its own server), run
+# after the rest; BENCH_PGSINK=0 skips it (run the script itself to run only it).
+#
 # Other knobs: BENCH_NODE=0 skips the Node client; BENCH_LATENCY=0 skips the latency run;
 # BENCH_PROFILE=1 also runs walnotify under valgrind --tool=callgrind on the one_txn workload
 # (build/bench/callgrind.out); BENCH_TIMEOUT (default 900) bounds every single run, in seconds.
@@ -1011,6 +1014,9 @@ main() {
         echo "A _unix client reads over the server's Unix socket, and is compared with"
         echo "pg_recvlogical_unix; the others read over loopback TCP."
     } | tee "$OUT/report.txt"
+    if [ "${BENCH_PGSINK:-1}" = 1 ]; then
+        "$ROOT/tests/bench/pgsink.sh"
+    fi
 }
 
 main "$@"
