@@ -63,7 +63,9 @@ sql() {
 check_settings() {
     [[ $ROWS =~ ^[1-9][0-9]*0$ ]] || die "BENCH_PGSINK_ROWS must be a positive multiple of 10"
     [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROUNDS must be a positive integer"
-    [ -x "$WALNOTIFY" ] && [ -f "$PLUGIN" ] || die "$WALNOTIFY or $PLUGIN is missing: run make all"
+    if [ ! -x "$WALNOTIFY" ] || [ ! -f "$PLUGIN" ]; then
+        die "$WALNOTIFY or $PLUGIN is missing: run make all"
+    fi
     [ -x "$TIME_BIN" ] || die "$TIME_BIN is missing: apt-get install time"
     for work in $WORKLOADS; do
         case "$work" in
