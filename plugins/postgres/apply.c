@@ -15,7 +15,22 @@ struct pgsink_stmt {
     char name[32];
 };
 
-#define PARAMS_MAX 1600 /* a table's columns at most (PostgreSQL allows 1600) */
+#define PARAMS_MAX 1600   /* a table's columns at most (PostgreSQL allows 1600) */
+#define GROUP_ROWS 1000   /* inserts in one statement at most (insert_rows) */
+#define GROUP_PARAMS 8192 /* and their values at most */
+
+/* Inserts into one table with the same columns, waiting to go as one statement. */
+struct pgsink_group {
+    int table;
+    char *signature; /* of one row's statement */
+    size_t ncols;
+    int cols[PARAMS_MAX];
+    size_t rows;
+    size_t most; /* rows one statement takes */
+    const char *values[GROUP_PARAMS];
+    int lengths[GROUP_PARAMS];
+    pgsink_entry entries[GROUP_ROWS];
+};
 
 /* ---- loading ----------------------------------------------------------------------------------
  */
@@ -174,6 +189,7 @@ bool pgsink_apply_load(pgsink_apply *a, const walnotify_host *host, const pgsink
     pgsink_apply_free(a);
     *transient = false;
     a->upsert = s->upsert;
+    a->insert_rows = s->insert_rows;
     a->ntables = host->table_count(host);
     a->tables = calloc(a->ntables + 1, sizeof *a->tables);
     if (a->tables == NULL) {
@@ -221,6 +237,9 @@ void pgsink_apply_free(pgsink_apply *a)
         free(tt->target_text);
     }
     free(a->tables);
+    if (a->group != NULL)
+        free(a->group->signature);
+    free(a->group);
     free(a->plan);
     free(a->sql);
     memset(a, 0, sizeof *a);
@@ -509,6 +528,125 @@ static bool send_truncate(pgsink_apply *a, pgsink_target *t, const pgsink_record
     return pgsink_target_send(t, entry, NULL, a->sql, 0, NULL, NULL);
 }
 
+/* The statement of `rows` rows of the group, prepared if new. */
+static pgsink_stmt *group_statement(pgsink_apply *a, pgsink_target *t, const pgsink_group *g)
+{
+    pgsink_apply_table *tt = &a->tables[g->table];
+    size_t len = 0;
+    pgsink_stmt *st;
+    bool ok;
+
+    if (!put(a, &len, "G%zu:%s", g->rows, g->signature))
+        return NULL;
+    st = find_stmt(tt, a->sql);
+    if (st != NULL)
+        return st;
+    st = calloc(1, sizeof *st);
+    if (st == NULL || (st->signature = strdup(a->sql)) == NULL) {
+        free(st);
+        return NULL;
+    }
+    snprintf(st->name, sizeof st->name, "wn_%d_%u", g->table, tt->nstmts++);
+    st->next = tt->stmts;
+    tt->stmts = st;
+    len = 0;
+    ok = put(a, &len, "INSERT INTO %s (", tt->target);
+    for (size_t i = 0; i < g->ncols && ok; i++)
+        ok = put(a, &len, "%s%s", i > 0 ? ", " : "", tt->columns[g->cols[i]]);
+    ok = ok && put(a, &len, ") VALUES ");
+    for (size_t r = 0; r < g->rows && ok; r++) {
+        ok = put(a, &len, "%s(", r > 0 ? ", " : "");
+        for (size_t i = 0; i < g->ncols && ok; i++)
+            ok = put(a, &len, "%s$%zu", i > 0 ? ", " : "", r * g->ncols + i + 1);
+        ok = ok && put(a, &len, ")");
+    }
+    if (!ok || !pgsink_target_prepare(t, &g->entries[0], st->name, a->sql))
+        return NULL;
+    return st;
+}
+
+/* One row of the group as a statement of its own. */
+static bool send_one(pgsink_apply *a, pgsink_target *t, const pgsink_group *g, size_t row)
+{
+    plan *p = a->plan;
+    pgsink_stmt *st;
+
+    memset(p, 0, offsetof(plan, values));
+    p->nset = g->ncols;
+    memcpy(p->set, g->cols, g->ncols * sizeof *g->cols);
+    p->nparams = (int)g->ncols;
+    memcpy(p->values, g->values + row * g->ncols, g->ncols * sizeof *p->values);
+    memcpy(p->lengths, g->lengths + row * g->ncols, g->ncols * sizeof *p->lengths);
+    st = statement(a, t, &g->entries[row], g->table, p, 'I');
+    if (st == NULL)
+        return t->failure.set ? false : refuse(t, &g->entries[row], "out of memory");
+    return pgsink_target_send(t, &g->entries[row], st->name, NULL, p->nparams, p->values,
+                              p->lengths);
+}
+
+bool pgsink_apply_flush(pgsink_apply *a, pgsink_target *t)
+{
+    pgsink_group *g = a->group;
+    pgsink_entry entry;
+    pgsink_stmt *st;
+    bool ok = true;
+
+    if (g == NULL || g->rows == 0)
+        return true;
+    if (g->rows < g->most) {
+        /* A short group: its rows alone, not one more statement to prepare per length. */
+        for (size_t r = 0; r < g->rows && ok; r++)
+            ok = send_one(a, t, g, r);
+        g->rows = 0;
+        return ok;
+    }
+    entry = g->entries[0];
+    entry.group = true;
+    entry.last = g->entries[g->rows - 1].id;
+    entry.key[0] = '\0';
+    st = group_statement(a, t, g);
+    ok = st != NULL ? pgsink_target_send(t, &entry, st->name, NULL, (int)(g->rows * g->ncols),
+                                         g->values, g->lengths)
+                    : (t->failure.set ? false : refuse(t, &entry, "out of memory"));
+    g->rows = 0;
+    return ok;
+}
+
+void pgsink_apply_drop(pgsink_apply *a)
+{
+    if (a->group != NULL)
+        a->group->rows = 0;
+}
+
+/* Adds an insert to the group (sending the group when it is another table's, or full). */
+static bool gather(pgsink_apply *a, pgsink_target *t, const pgsink_record *rec,
+                   const pgsink_entry *entry, const plan *p)
+{
+    pgsink_group *g = a->group;
+    size_t len = 0;
+
+    if (!put_signature(a, &len, p, 'I'))
+        return refuse(t, entry, "out of memory");
+    if (g->rows > 0 && (g->table != rec->table || strcmp(g->signature, a->sql) != 0) &&
+        !pgsink_apply_flush(a, t))
+        return false;
+    if (g->rows == 0) {
+        char *signature = strdup(a->sql);
+        if (signature == NULL)
+            return refuse(t, entry, "out of memory");
+        free(g->signature);
+        g->signature = signature;
+        g->table = rec->table;
+        g->ncols = p->nset;
+        memcpy(g->cols, p->set, p->nset * sizeof *p->set);
+        g->most = GROUP_PARAMS / p->nset < a->insert_rows ? GROUP_PARAMS / p->nset : a->insert_rows;
+    }
+    memcpy(g->values + g->rows * g->ncols, p->values, g->ncols * sizeof *p->values);
+    memcpy(g->lengths + g->rows * g->ncols, p->lengths, g->ncols * sizeof *p->lengths);
+    g->entries[g->rows++] = *entry;
+    return g->rows < g->most || pgsink_apply_flush(a, t);
+}
+
 bool pgsink_apply_send(pgsink_apply *a, pgsink_target *t, const pgsink_record *rec,
                        const pgsink_entry *entry)
 {
@@ -517,15 +655,21 @@ bool pgsink_apply_send(pgsink_apply *a, pgsink_target *t, const pgsink_record *r
 
     if (rec->table < 0 || (size_t)rec->table >= a->ntables)
         return true; /* a snapshot marker, a message: nothing to apply */
-    if (rec->op == WALNOTIFY_OP_TRUNCATE)
-        return send_truncate(a, t, rec, entry);
     if (a->plan == NULL && (a->plan = malloc(sizeof *a->plan)) == NULL)
         return refuse(t, entry, "out of memory");
+    if (a->group == NULL && (a->group = calloc(1, sizeof *a->group)) == NULL)
+        return refuse(t, entry, "out of memory");
+    if (rec->op == WALNOTIFY_OP_TRUNCATE)
+        return pgsink_apply_flush(a, t) && send_truncate(a, t, rec, entry);
     if (!make_plan(a, &a->tables[rec->table], rec, a->plan, &op))
         return refuse(t, entry,
                       rec->op == WALNOTIFY_OP_INSERT || rec->op == WALNOTIFY_OP_SNAPSHOT
                           ? "no column of the row goes to the target table"
                           : "the row's key is not known (no key column value was sent)");
+    if (op == 'I' && !a->careful && a->insert_rows > 1 && a->plan->nset * 2 <= GROUP_PARAMS)
+        return gather(a, t, rec, entry, a->plan);
+    if (!pgsink_apply_flush(a, t))
+        return false;
     st = statement(a, t, entry, rec->table, a->plan, op);
     if (st == NULL)
         return t->failure.set ? false : refuse(t, entry, "out of memory");

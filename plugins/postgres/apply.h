@@ -13,6 +13,7 @@
 
 typedef struct pgsink_stmt pgsink_stmt;
 typedef struct pgsink_plan pgsink_plan;
+typedef struct pgsink_group pgsink_group;
 
 typedef struct pgsink_apply_table {
     const walnotify_table *source; /* borrowed from the host */
@@ -32,8 +33,11 @@ typedef struct pgsink_apply {
     size_t ntables; /* the host's tables, in its order */
     pgsink_apply_table *tables;
     bool upsert;
-    pgsink_plan *plan; /* scratch for one change's statement (large: kept off the stack) */
-    char *sql;         /* scratch for a statement's text and signature */
+    size_t insert_rows;  /* inserts one statement carries, at most */
+    pgsink_plan *plan;   /* scratch for one change's statement (large: kept off the stack) */
+    pgsink_group *group; /* inserts into one table gathered for one statement of many rows */
+    bool careful;        /* one row per statement: a statement of many rows was refused */
+    char *sql;           /* scratch for a statement's text and signature */
     size_t sql_cap;
 } pgsink_apply;
 
@@ -50,8 +54,14 @@ int pgsink_apply_column(const pgsink_apply *a, const walnotify_host *host, int t
 /* A new session: its prepared statements are gone. */
 void pgsink_apply_forget(pgsink_apply *a);
 /* Sends the record's statement (preparing it first if new); false when the connection failed
- * or the record cannot be applied (t->failure says why). */
+ * or the record cannot be applied (t->failure says why). Inserts into one table are gathered
+ * and go as one statement of many rows: the record's values must stay where they are until
+ * pgsink_apply_flush. */
 bool pgsink_apply_send(pgsink_apply *a, pgsink_target *t, const pgsink_record *rec,
                        const pgsink_entry *entry);
+/* Sends the inserts gathered; false as pgsink_apply_send. */
+bool pgsink_apply_flush(pgsink_apply *a, pgsink_target *t);
+/* Forgets the inserts gathered (their transaction is rolled back). */
+void pgsink_apply_drop(pgsink_apply *a);
 
 #endif

@@ -44,6 +44,7 @@
 #define REASON_MAX 1024
 #define SETTLE_EVERY 256    /* statements sent between two looks at the results come */
 #define IN_FLIGHT_MOST 4096 /* statements whose results are not read, at most */
+#define SPILL_CHUNK 256     /* events of a transaction written as it comes, sent together */
 
 typedef struct pgsink {
     const walnotify_host *host; /* borrowed until shutdown returns */
@@ -310,7 +311,9 @@ static void reset_transaction(pgsink *st)
     if (t->conn != NULL && PQstatus(t->conn) == CONNECTION_OK)
         pgsink_target_settle(t, 0);
     if (t->conn != NULL && PQstatus(t->conn) == CONNECTION_OK && PQexitPipelineMode(t->conn) == 1) {
-        PGresult *res = PQexec(t->conn, "ROLLBACK");
+        /* A statement prepared after the failure in the same pipeline was never made: every
+         * one is made again. */
+        PGresult *res = PQexec(t->conn, "ROLLBACK; DEALLOCATE ALL");
         bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 
         PQclear(res);
@@ -319,6 +322,9 @@ static void reset_transaction(pgsink *st)
     } else {
         pgsink_target_close(t);
     }
+    pgsink_apply_forget(&st->apply);
+    st->prepared = false;
+    pgsink_apply_drop(&st->apply);
     st->in_txn = false;
     st->finished = false;
     st->spilled = false;
@@ -350,6 +356,13 @@ static walnotify_status failed(pgsink *st)
         snprintf(reason, sizeof reason, "target: %s (SQLSTATE %s)", f.message, f.sqlstate);
     if (f.transient) {
         host->log(host, WALNOTIFY_LOG_WARNING, "will do the batch again: %s", reason);
+        return host->rewind(host, reason);
+    }
+    if (f.entry.group) {
+        /* Which of its rows? Done again one row per statement, the refused one is named. */
+        st->apply.careful = true;
+        host->log(host, WALNOTIFY_LOG_WARNING,
+                  "will do the batch again one row at a time to find the row refused: %s", reason);
         return host->rewind(host, reason);
     }
     host->log(host, WALNOTIFY_LOG_ERROR, "%s", reason);
@@ -470,6 +483,9 @@ static bool send_pending(pgsink *st)
         if (++st->sent % SETTLE_EVERY == 0 && !pgsink_target_settle(&st->target, IN_FLIGHT_MOST))
             return false;
     }
+    /* The inserts gathered point into the buffer: they go before it is emptied. */
+    if (!pgsink_apply_flush(&st->apply, &st->target))
+        return false;
     pgsink_buffer_clear(&st->pending, st->settings.max_buffer_bytes);
     return true;
 }
@@ -671,8 +687,8 @@ static walnotify_status pgsink_handle(void *state, const walnotify_event *ev)
         st->last_finished = ev->id;
         return WALNOTIFY_OK;
     }
-    if ((st->spilled || st->pending.len > st->settings.max_buffer_bytes) &&
-        !(st->spilled ? send_pending(st) : spill(st)))
+    if (st->spilled ? st->pending.count >= SPILL_CHUNK && !send_pending(st)
+                    : st->pending.len > st->settings.max_buffer_bytes && !spill(st))
         return failed(st);
     return WALNOTIFY_OK;
 }
@@ -740,6 +756,7 @@ static walnotify_status pgsink_flush(void *state)
                       "target committed: progress at %s, last event %s:%" PRIu64, pos, last,
                       st->target.committed_id.ordinal);
         st->target.committed_moved = false;
+        st->apply.careful = false; /* what was refused is past */
     }
     if (st->target.committed_position < position) {
         st->host->log(st->host, WALNOTIFY_LOG_ERROR,

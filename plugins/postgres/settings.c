@@ -9,6 +9,7 @@
 
 #define BUFFER_MIN_BYTES (64LL * 1024)
 #define BUFFER_MAX_BYTES (1024LL * 1024 * 1024)
+#define INSERT_ROWS_MAX 1000
 
 const walnotify_setting pgsink_declared[] = {
     {.name = "conninfo",
@@ -46,6 +47,11 @@ const walnotify_setting pgsink_declared[] = {
      .default_value = "4194304",
      .description = "the open source transaction held back before it is written into a target "
                     "transaction of its own (65536 to 1073741824)"},
+    {.name = "insert_rows",
+     .type = WALNOTIFY_SETTING_INTEGER,
+     .default_value = "100",
+     .description = "apply: consecutive inserts into one table gathered into one statement (1 to "
+                    "1000; 1: one row per statement)"},
     {.name = NULL},
 };
 
@@ -169,6 +175,7 @@ static bool read_map(const walnotify_host *host, pgsink_settings *out)
 static bool read_numbers(const walnotify_host *host, pgsink_settings *out)
 {
     int64_t buffer = host->get_integer(host, "max_buffer_bytes");
+    int64_t rows;
 
     if (buffer < BUFFER_MIN_BYTES || buffer > BUFFER_MAX_BYTES) {
         host->log(host, WALNOTIFY_LOG_ERROR,
@@ -177,6 +184,13 @@ static bool read_numbers(const walnotify_host *host, pgsink_settings *out)
         return false;
     }
     out->max_buffer_bytes = (size_t)buffer;
+    rows = host->get_integer(host, "insert_rows");
+    if (rows < 1 || rows > INSERT_ROWS_MAX) {
+        host->log(host, WALNOTIFY_LOG_ERROR, "setting insert_rows is %lld: expected 1 to %d",
+                  (long long)rows, INSERT_ROWS_MAX);
+        return false;
+    }
+    out->insert_rows = (size_t)rows;
     return true;
 }
 

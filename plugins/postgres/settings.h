@@ -25,6 +25,7 @@ typedef struct pgsink_settings {
     bool upsert;                /* apply: on_conflict = "update" */
     size_t ncolumn_map;         /* items of column_map, each "table.column=target_column" */
     size_t max_buffer_bytes;    /* the open transaction held back, at most */
+    size_t insert_rows;         /* apply: inserts one statement carries, at most */
 } pgsink_settings;
 
 /* The settings the plugin declares, ended by a member with name NULL. */

@@ -28,9 +28,11 @@ typedef enum pgsink_entry_kind {
 /* What one statement sent stands for, until its result is read. */
 typedef struct pgsink_entry {
     pgsink_entry_kind kind;
-    walnotify_id id;          /* EVENT: the event; COMMIT: the last event it makes durable */
-    uint64_t position;        /* COMMIT: the position its progress row holds */
-    const char *table;        /* EVENT: "schema.name" of the source, borrowed from the host */
+    walnotify_id id;   /* EVENT: the event; COMMIT: the last event it makes durable */
+    uint64_t position; /* COMMIT: the position its progress row holds */
+    const char *table; /* EVENT: "schema.name" of the source, borrowed from the host */
+    bool group;        /* EVENT: a statement of several rows, `id` to `last` */
+    walnotify_id last;
     char key[PGSINK_KEY_MAX]; /* EVENT: the event's key, or "" */
 } pgsink_entry;
 

@@ -5,6 +5,9 @@
  *                      the event's identity, and nothing of the batch is committed; with
  *                      "skip" the event goes to the dead-letter file and the batch is done
  *                      again without it;
+ *   in a gathered insert   the same row among inserts that go as one statement of many rows:
+ *                      the batch is done again one row per statement (a rewind, counted as a
+ *                      retry), and only that row is skipped;
  *   a lost connection  the sink's session on the target terminated while it runs: it connects
  *                      again and does the batch again, and the target ends equal to the source.
  */
@@ -63,6 +66,40 @@ START_TEST(test_refused_row_meets_policy)
 }
 END_TEST
 
+/* A refused row among many inserts gathered into one statement: the batch is done again one
+ * row per statement, and the refused row alone meets the policy. */
+START_TEST(test_refused_row_in_a_gathered_insert)
+{
+    itest_ctx ctx;
+    itest_host host;
+    itest_path conf;
+    itest_lines dead;
+    PGconn *target;
+
+    itest_begin(&ctx, "pggroup");
+    target = pgtarget_create(&ctx);
+    itest_exec(ctx.conn, "CREATE TABLE t (id int PRIMARY KEY, note text)");
+    itest_exec(target, "CREATE TABLE t (id int PRIMARY KEY, note text CHECK (note <> 'bad'))");
+    /* The search costs a rewind, which on_error = "retry" allows (see the README). */
+    conf =
+        pgtarget_config(&ctx, "group.cfg", "\"public.t\"",
+                        "on_error = \"retry\"; then = \"skip\"; dead_letter = \"dead.jsonl\";", "");
+    itest_create_slot(&ctx, conf.s);
+    itest_exec(ctx.conn, "INSERT INTO t SELECT g, CASE WHEN g = 50 THEN 'bad' ELSE 'ok' END "
+                         "FROM generate_series(1, 250) g");
+    pgtarget_run(&ctx, &host, conf.s, 0);
+    assert_stderr_has(&host, "will do the batch again one row at a time");
+    pgtarget_assert_same(ctx.conn, "SELECT * FROM t WHERE id <> 50 ORDER BY id", target,
+                         "SELECT * FROM t ORDER BY id");
+    dead = itest_read_lines(itest_file(&ctx, "dead.jsonl").s);
+    ck_assert_uint_eq(dead.count, 1);
+    ck_assert_msg(strstr(dead.line[0], "\"id\":\"50\"") != NULL, "not row 50: %s", dead.line[0]);
+    itest_lines_free(&dead);
+    pgtarget_drop(&ctx, target);
+    itest_end(&ctx);
+}
+END_TEST
+
 START_TEST(test_lost_connection_done_again)
 {
     itest_ctx ctx;
@@ -108,6 +145,7 @@ int main(void)
     TCase *tc = itest_tcase(suite, "pgsink_failures");
 
     tcase_add_test(tc, test_refused_row_meets_policy);
+    tcase_add_test(tc, test_refused_row_in_a_gathered_insert);
     tcase_add_test(tc, test_lost_connection_done_again);
     return run_suite(suite) == 0 ? 0 : 1;
 }
