@@ -250,6 +250,34 @@ START_TEST(test_missing_table_or_key)
 }
 END_TEST
 
+/* --check-config refuses bad settings, naming each, without touching a database. */
+START_TEST(test_settings_refused)
+{
+    itest_ctx ctx;
+    itest_host host;
+    itest_path conf;
+    char *err;
+
+    itest_begin(&ctx, "pgsettings");
+    itest_exec(ctx.conn, "CREATE TABLE t (id int PRIMARY KEY)");
+    conf = pgtarget_config(&ctx, "bad.cfg", "\"public.t\"", "",
+                           "mode = \"mirror\"; column_map = [\"t.note\", \"public.t.a=b\"]; "
+                           "insert_rows = 0;");
+    itest_host_run(&ctx, &host, "--check-config", "-c", conf.s);
+    itest_assert_exit(&host, 1);
+    err = itest_host_stderr(&host);
+    ck_assert_msg(strstr(err, "setting mode is \"mirror\": expected \"apply\" or \"append\"") !=
+                      NULL,
+                  "mode not named: %s", err);
+    ck_assert_msg(strstr(err, "setting column_map, item 1 (\"t.note\"): expected") != NULL,
+                  "column_map not named: %s", err);
+    ck_assert_msg(strstr(err, "setting insert_rows is 0: expected 1 to 1000") != NULL,
+                  "insert_rows not named: %s", err);
+    free(err);
+    itest_end(&ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("pgsink");
@@ -260,5 +288,6 @@ int main(void)
     tcase_add_test(tc, test_apply_types);
     tcase_add_test(tc, test_apply_full_identity_and_upsert);
     tcase_add_test(tc, test_missing_table_or_key);
+    tcase_add_test(tc, test_settings_refused);
     return run_suite(suite) == 0 ? 0 : 1;
 }
