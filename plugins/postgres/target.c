@@ -185,9 +185,10 @@ static void take(pgsink_target *t, const PGresult *res)
     pgsink_entry *entry = &t->queue[t->head];
     ExecStatusType status = PQresultStatus(res);
 
-    if (entry->kind == PGSINK_ENTRY_SYNC)
+    if (entry->kind == PGSINK_ENTRY_SYNC) {
         t->syncs--;
-    else if (status == PGRES_FATAL_ERROR)
+        t->failure.synced = t->failure.set;
+    } else if (status == PGRES_FATAL_ERROR)
         note_error(t, entry, res);
     else if (entry->kind == PGSINK_ENTRY_COMMIT && status == PGRES_COMMAND_OK && !t->failure.set) {
         t->committed_id = entry->id;
@@ -227,14 +228,22 @@ bool pgsink_target_settle(pgsink_target *t, size_t most)
 
     if (t->conn == NULL)
         return lost(t, NULL);
-    while (t->count > 0) {
-        bool wait = t->count > most;
+    for (;;) {
+        bool wait;
         int rc;
 
+        /* After an error the server skips everything up to a sync, a query outside the
+         * pipeline too: one must follow. */
+        if (t->failure.set && !t->failure.synced && t->syncs == 0) {
+            t->failure.synced = true;
+            if (!pgsink_target_sync(t))
+                return false;
+        }
+        if (t->count == 0)
+            break;
+        wait = t->count > most;
         /* The server holds results back until a sync or a flush request: ask before waiting. */
         if (wait && !asked) {
-            if (t->failure.set && t->syncs == 0 && !pgsink_target_sync(t))
-                return false;
             if (PQsendFlushRequest(t->conn) != 1 || PQflush(t->conn) != 0)
                 return lost(t, NULL);
             asked = true;

@@ -40,6 +40,7 @@ typedef struct pgsink_entry {
 typedef struct pgsink_failure {
     bool set;
     bool transient; /* the connection, a deadlock, a shutdown: the batch may be done again */
+    bool synced;    /* a sync point came or was sent after it: the server listens again */
     pgsink_entry entry;
     char sqlstate[6];
     char message[PGSINK_MESSAGE_MAX];

@@ -86,7 +86,7 @@ START_TEST(test_refused_row_in_a_gathered_insert)
                         "on_error = \"retry\"; then = \"skip\"; dead_letter = \"dead.jsonl\";", "");
     itest_create_slot(&ctx, conf.s);
     itest_exec(ctx.conn, "INSERT INTO t SELECT g, CASE WHEN g = 50 THEN 'bad' ELSE 'ok' END "
-                         "FROM generate_series(1, 250) g");
+                         "FROM generate_series(1, 40000) g");
     pgtarget_run(&ctx, &host, conf.s, 0);
     assert_stderr_has(&host, "will do the batch again one row at a time");
     pgtarget_assert_same(ctx.conn, "SELECT * FROM t WHERE id <> 50 ORDER BY id", target,
