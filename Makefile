@@ -109,6 +109,7 @@ PLUGIN_SRCS_redis := core/trust.c
 PLUGIN_LIBS_redis := -lhiredis
 PLUGIN_SRCS_kafka := core/trust.c
 PLUGIN_LIBS_kafka := -lrdkafka
+PLUGIN_LIBS_postgres := -lpq
 # What the recipe compiles: the rule's own sources, not a .c that an old .d adds to $^.
 PLUGIN_SOURCES = $(wildcard plugins/$*/*.c) $(PLUGIN_SRCS_$*)
 .SECONDEXPANSION:

@@ -63,6 +63,8 @@
 # "commit" named in synchronous_standby_names, the jsonl plugin fsyncing a file, at the latency
 # run's rate: walnotify's own acknowledgement lag (it logs it when it stops) and the application's
 # commit times, beside pg_test_fsync's time for one fsync there.
+# The postgres plugin beside a built-in subscription: tests/bench/pgsink.sh (its own server), run
+# after the rest; BENCH_PGSINK=0 skips it (run the script itself to run only it).
 #
 # Other knobs: BENCH_NODE=0 skips the Node client; BENCH_LATENCY=0 skips the latency run;
 # BENCH_FLUSH=commit runs the workloads' and the webhook's walnotify with source.flush = "commit";
@@ -1367,6 +1369,9 @@ main() {
         echo "A _unix client reads over the server's Unix socket, and is compared with"
         echo "pg_recvlogical_unix; the others read over loopback TCP."
     } | tee "$OUT/report.txt"
+    if [ "${BENCH_PGSINK:-1}" = 1 ]; then
+        "$ROOT/tests/bench/pgsink.sh"
+    fi
 }
 
 # shellcheck source=tests/bench/redis.sh

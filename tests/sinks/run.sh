@@ -50,10 +50,11 @@ for bin in "${bins[@]}"; do
 done
 # The exec plugin's tests of make check, longer: more kills of walnotify under its example sinks
 # (WN_EXEC_KILLS), a 2,000,000-row transaction through a dying child (WN_EXEC_BIG_ROWS), and the
-# misbehaving children again.
+# misbehaving children again; the postgres plugin's 2,000,000-row transaction.
 exec_long=(itest_exec "WN_EXEC_KILLS=${WN_EXEC_KILLS:-20}"
            itest_exec_bigtxn "WN_EXEC_BIG_ROWS=${WN_EXEC_BIG_ROWS:-2000000}"
-           itest_exec_faults "WN_FAULT_SEED=${WN_FAULT_SEED:-$(date +%s)}")
+           itest_exec_faults "WN_FAULT_SEED=${WN_FAULT_SEED:-$(date +%s)}"
+           itest_pgsink_bigtxn "WN_PGSINK_BIG_ROWS=${WN_PGSINK_BIG_ROWS:-2000000}")
 for ((i = 0; i < ${#exec_long[@]}; i += 2)); do
     name=${exec_long[i]}
     log=$BUILD/logs/$name.long.log
