@@ -127,6 +127,24 @@ START_TEST(test_changes_arrive)
 }
 END_TEST
 
+/* Waits until walnotify's log holds needle. */
+static void wait_stderr(itest_host *host, const char *needle)
+{
+    itest_deadline deadline = itest_deadline_in(ITEST_WAIT_S * 1000);
+
+    for (;;) {
+        char *err = itest_host_stderr(host);
+        bool found = err != NULL && strstr(err, needle) != NULL;
+
+        free(err);
+        if (found)
+            return;
+        ck_assert_msg(itest_host_running(host), "walnotify ended before saying \"%s\"", needle);
+        ck_assert_msg(!itest_expired(&deadline), "walnotify did not say \"%s\" in time", needle);
+        itest_sleep_ms(ITEST_POLL_MS);
+    }
+}
+
 START_TEST(test_snapshot_rows)
 {
     itest_ctx ctx;
@@ -147,12 +165,10 @@ START_TEST(test_snapshot_rows)
         "{ name = \"kafka\"; path = \"%s\"; ops = [ \"snapshot\", \"insert\" ];"
         "  settings = { brokers = \"%s\"; }; }",
         itest_root_file(KAFKA).s, mock.bootstrap);
-    /* The run makes the slot and takes the snapshot; the rows after it come as changes. */
+    /* The run makes the slot and takes the snapshot; the rows after it come as changes. (The
+     * slot is active while it is being made, before the snapshot: its log line is waited for.) */
     itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
-    itest_wait_query_at_least(ctx.conn, 1,
-                              "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '%s' "
-                              "AND active",
-                              ctx.slot);
+    wait_stderr(&host, "initial snapshot taken at");
     itest_exec(ctx.conn, "INSERT INTO t SELECT g, 'new' FROM generate_series(21, 30) g");
     end = itest_current_lsn(ctx.conn);
     deadline = itest_deadline_in(ITEST_WAIT_S * 1000);
