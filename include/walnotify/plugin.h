@@ -266,6 +266,28 @@ static inline walnotify_id walnotify_txn_id(const walnotify_txn *txn, walnotify_
     return last;
 }
 
+/* 1.2, inline: an operation's name as the configuration's `ops` and the jsonl lines spell it
+ * ("insert", "update", "delete", "truncate", "snapshot", "message"); "unknown" for another
+ * value. */
+static inline const char *walnotify_op_name(walnotify_op op)
+{
+    switch (op) {
+    case WALNOTIFY_OP_INSERT:
+        return "insert";
+    case WALNOTIFY_OP_UPDATE:
+        return "update";
+    case WALNOTIFY_OP_DELETE:
+        return "delete";
+    case WALNOTIFY_OP_TRUNCATE:
+        return "truncate";
+    case WALNOTIFY_OP_SNAPSHOT:
+        return "snapshot";
+    case WALNOTIFY_OP_MESSAGE:
+        return "message";
+    }
+    return "unknown";
+}
+
 /* 1.1: how a failure named with walnotify_host.fail_events is treated. */
 typedef enum walnotify_failure {
     WALNOTIFY_FAILURE_TRANSIENT = 1, /* as RETRY from handle: retried under the policy */

@@ -72,25 +72,6 @@ typedef struct kafka_state {
     bool waiting; /* the last flush found messages unconfirmed (said once) */
 } kafka_state;
 
-static const char *op_name(walnotify_op op)
-{
-    switch (op) {
-    case WALNOTIFY_OP_INSERT:
-        return "insert";
-    case WALNOTIFY_OP_UPDATE:
-        return "update";
-    case WALNOTIFY_OP_DELETE:
-        return "delete";
-    case WALNOTIFY_OP_TRUNCATE:
-        return "truncate";
-    case WALNOTIFY_OP_SNAPSHOT:
-        return "snapshot";
-    case WALNOTIFY_OP_MESSAGE:
-        return "message";
-    }
-    return "?";
-}
-
 static void event_text(const walnotify_event *ev, char *out, size_t outlen)
 {
     snprintf(out, outlen, "%X/%X ordinal %" PRIu64, (unsigned)(ev->id.position >> 32),
@@ -355,7 +336,7 @@ static walnotify_status handle_row(kafka_state *st, const walnotify_event *ev)
                        .value = value,
                        .value_length = value_length,
                        .event = ev,
-                       .op = op_name(ev->op)};
+                       .op = walnotify_op_name(ev->op)};
     status = send_one(st, &m);
     if (status != WALNOTIFY_OK || !st->settings.keyed || !st->settings.tombstones)
         return status;

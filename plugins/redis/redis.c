@@ -413,25 +413,6 @@ static walnotify_status send_all(redis_state *st)
 
 /* ---- one entry ------------------------------------------------------------------------------- */
 
-static const char *op_name(walnotify_op op)
-{
-    switch (op) {
-    case WALNOTIFY_OP_INSERT:
-        return "insert";
-    case WALNOTIFY_OP_UPDATE:
-        return "update";
-    case WALNOTIFY_OP_DELETE:
-        return "delete";
-    case WALNOTIFY_OP_TRUNCATE:
-        return "truncate";
-    case WALNOTIFY_OP_SNAPSHOT:
-        return "snapshot";
-    case WALNOTIFY_OP_MESSAGE:
-        return "message";
-    }
-    return "unknown";
-}
-
 /* The stream of the event, expanded into out; false when it does not fit. */
 static bool stream_of(const redis_state *st, const walnotify_event *ev, char *out, size_t outlen)
 {
@@ -449,7 +430,7 @@ static walnotify_status add_entry(redis_state *st, const walnotify_event *ev, co
     static const char *const fields[] = {"lsn", "seq", "xid", "op", "table", "data"};
     char stream[REDIS_STREAM_MAX], lsn[24], seq[16], xid[16];
     const char *table = ev->table != NULL ? ev->table : "";
-    const char *values[] = {lsn, seq, xid, op_name(ev->op), table, json};
+    const char *values[] = {lsn, seq, xid, walnotify_op_name(ev->op), table, json};
     size_t lengths[6];
 
     if (!stream_of(st, ev, stream, sizeof stream)) {

@@ -367,6 +367,9 @@ START_TEST(test_id_helpers)
      * transaction committing at the consistent point itself, come after it. */
     kept = walnotify_txn_id(&snapshot, row);
     ck_assert_int_eq(walnotify_id_compare(kept, row), 0);
+    ck_assert_str_eq(walnotify_op_name(WALNOTIFY_OP_TRUNCATE), "truncate");
+    ck_assert_str_eq(walnotify_op_name(WALNOTIFY_OP_MESSAGE), "message");
+    ck_assert_str_eq(walnotify_op_name((walnotify_op)0), "unknown");
     ck_assert_int_eq(walnotify_id_compare((walnotify_id){row.position, row.ordinal + 1}, kept), 1);
     ck_assert_int_eq(walnotify_id_compare((walnotify_id){0x3000060, 1 << 0}, kept), 1);
 }
