@@ -251,6 +251,66 @@ START_TEST(test_missing_table_or_key)
 END_TEST
 
 /* --check-config refuses bad settings, naming each, without touching a database. */
+/* Waits until walnotify's log holds needle. */
+static void wait_stderr(itest_host *host, const char *needle)
+{
+    itest_deadline deadline = itest_deadline_in(ITEST_WAIT_S * 1000);
+
+    for (;;) {
+        char *err = itest_host_stderr(host);
+        bool found = err != NULL && strstr(err, needle) != NULL;
+
+        free(err);
+        if (found)
+            return;
+        ck_assert_msg(itest_host_running(host), "walnotify ended before saying \"%s\"", needle);
+        ck_assert_msg(!itest_expired(&deadline), "walnotify did not say \"%s\" in time", needle);
+        itest_sleep_ms(ITEST_POLL_MS);
+    }
+}
+
+/* The initial snapshot's rows are upserts into the `schema` setting's tables (a row the target
+ * already held is overwritten), and the changes after it are applied there too. */
+START_TEST(test_snapshot_upserts_into_schema)
+{
+    itest_ctx ctx;
+    itest_host host;
+    itest_path conf;
+    PGconn *target;
+    char block[4096];
+    wn_lsn end;
+    itest_deadline deadline;
+
+    itest_begin(&ctx, "pgsnap");
+    target = pgtarget_create(&ctx);
+    itest_exec(ctx.conn, "CREATE TABLE t (id int PRIMARY KEY, note text); "
+                         "INSERT INTO t SELECT g, 'n' || g FROM generate_series(1, 50) g");
+    itest_exec(target, "CREATE SCHEMA rep; CREATE TABLE rep.t (id int PRIMARY KEY, note text); "
+                       "INSERT INTO rep.t VALUES (7, 'stale')");
+    pgtarget_block(&ctx, block, sizeof block,
+                   "ops = [ \"snapshot\", \"insert\", \"update\", \"delete\" ];",
+                   "schema = \"rep\";");
+    conf = itest_config_extra(&ctx, "snap.cfg", "\"public.t\"", 200,
+                              "snapshot = \"initial\"; state_file = \"state\";", "%s", block);
+    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
+    wait_stderr(&host, "finished: 50 rows");
+    itest_exec(ctx.conn, "UPDATE t SET note = 'changed' WHERE id = 3; DELETE FROM t WHERE id = 4; "
+                         "INSERT INTO t VALUES (51, 'new')");
+    end = itest_current_lsn(ctx.conn);
+    deadline = itest_deadline_in(ITEST_WAIT_S * 1000);
+    while (itest_slot_confirmed(ctx.conn, ctx.slot) < end) {
+        ck_assert_msg(itest_host_running(&host), "walnotify ended");
+        ck_assert_msg(!itest_expired(&deadline), "the slot was not acknowledged in time");
+        itest_sleep_ms(ITEST_POLL_MS);
+    }
+    ck_assert_int_eq(itest_host_stop(&host, SIGTERM), 0);
+    pgtarget_assert_same(ctx.conn, "SELECT * FROM t ORDER BY id", target,
+                         "SELECT * FROM rep.t ORDER BY id");
+    pgtarget_drop(&ctx, target);
+    itest_end(&ctx);
+}
+END_TEST
+
 START_TEST(test_settings_refused)
 {
     itest_ctx ctx;
@@ -288,6 +348,7 @@ int main(void)
     tcase_add_test(tc, test_apply_types);
     tcase_add_test(tc, test_apply_full_identity_and_upsert);
     tcase_add_test(tc, test_missing_table_or_key);
+    tcase_add_test(tc, test_snapshot_upserts_into_schema);
     tcase_add_test(tc, test_settings_refused);
     return run_suite(suite) == 0 ? 0 : 1;
 }
