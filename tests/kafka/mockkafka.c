@@ -20,6 +20,9 @@
  *   span TOPIC                    "ok COUNT FIRST_MS": the messages TOPIC holds and the
  *                                 earliest creation time among them (ms since 1970); of a
  *                                 followed topic, what the follower read, once it caught up
+ *   appended TOPIC                "ok COUNT": the messages ever appended to TOPIC (the sum of its
+ *                                 partitions' high watermarks), those the cluster no longer
+ *                                 keeps included
  *   follow TOPIC [brief]          from now on a thread reads TOPIC as it fills (the mock
  *                                 cluster keeps only the last 5 MB of each partition), and a
  *                                 dump of it waits until the thread has read everything, then
@@ -200,6 +203,30 @@ static void span(const char *topic)
         rd_kafka_topic_destroy(rkt);
     if (ok)
         printf("ok %ld %" PRId64 "\n", count, first);
+    else
+        printf("error cannot read topic %s\n", topic);
+}
+
+static void appended(const char *topic)
+{
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(consumer, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    long total = 0;
+    bool ok = rkt != NULL &&
+              rd_kafka_metadata(consumer, 0, rkt, &md, WAIT_MS) == RD_KAFKA_RESP_ERR_NO_ERROR;
+
+    for (int i = 0; ok && i < md->topics[0].partition_cnt; i++) {
+        int64_t low = 0, high = 0;
+        ok = rd_kafka_query_watermark_offsets(consumer, topic, md->topics[0].partitions[i].id,
+                                              &low, &high, WAIT_MS) == RD_KAFKA_RESP_ERR_NO_ERROR;
+        total += (long)high;
+    }
+    if (md != NULL)
+        rd_kafka_metadata_destroy(md);
+    if (rkt != NULL)
+        rd_kafka_topic_destroy(rkt);
+    if (ok)
+        printf("ok %ld\n", total);
     else
         printf("error cannot read topic %s\n", topic);
 }
@@ -391,6 +418,9 @@ static void command(char *line)
             dump_followed(path);
         else
             dump(topic, path);
+        return;
+    } else if (sscanf(line, "appended %255s", topic) == 1) {
+        appended(topic);
         return;
     } else if (sscanf(line, "span %255s", topic) == 1) {
         if (followed.running && strcmp(topic, followed.topic) == 0)

@@ -87,6 +87,29 @@ void kafka_mock_command(kafka_mock *mock, const char *format, ...)
     ck_assert_msg(strncmp(answer, "ok", 2) == 0, "the mock cluster answered \"%s\"", answer);
 }
 
+static void ask_fixed(kafka_mock *mock, char *answer, size_t size, const char *format, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void ask_fixed(kafka_mock *mock, char *answer, size_t size, const char *format, ...)
+{
+    va_list ap;
+
+    va_start(ap, format);
+    ask(mock, answer, size, format, ap);
+    va_end(ap);
+}
+
+long kafka_mock_appended(kafka_mock *mock, const char *topic)
+{
+    char answer[ANSWER_MAX];
+    long count = -1;
+
+    ask_fixed(mock, answer, sizeof answer, "appended %s", topic);
+    ck_assert_msg(sscanf(answer, "ok %ld", &count) == 1, "the mock cluster answered \"%s\"",
+                  answer);
+    return count;
+}
+
 static char *field(char **cursor)
 {
     char *start = *cursor, *tab = strchr(start, '\t');

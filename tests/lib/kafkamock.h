@@ -27,6 +27,9 @@ void kafka_mock_stop(kafka_mock *mock);
 void kafka_mock_command(kafka_mock *mock, const char *format, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* The messages ever appended to topic, those the cluster no longer keeps included. */
+long kafka_mock_appended(kafka_mock *mock, const char *topic);
+
 /* One message as the cluster holds it. */
 typedef struct kafka_record {
     int partition;
