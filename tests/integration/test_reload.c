@@ -352,7 +352,8 @@ START_TEST(test_reload_retrying_refused_and_fallen_back)
                              "running with its old settings", 1);
     wait_stderr_count(&host, "reload applied: 0 plugin(s) added, 0 removed, 1 changed, 0 unchanged, 1 back", 1);
     itest_exec(ctx.conn, "INSERT INTO t VALUES (3)");
-    itest_wait_lines(itest_file(&ctx, "f.log").s, 3, ITEST_WAIT_S);
+    f = itest_wait_lines(itest_file(&ctx, "f.log").s, 3, ITEST_WAIT_S);
+    itest_lines_free(&f);
     itest_host_stop(&host, SIGTERM);
     itest_assert_exit(&host, 0);
     close(held);
