@@ -149,6 +149,14 @@ static bool group_due(dispatcher *d, int64_t now, bool more_in_hand)
     return !more_in_hand && !wn_handoff_busy(d->handoff) && wn_handoff_queue_empty(d->handoff);
 }
 
+/* A group the dispatcher holds only because the stream is busy: it ends as soon as the reader
+ * sees the stream pause (in synchronous mode the writers wait for it: the pause is theirs). */
+static bool group_waits_for_pause(dispatcher *d)
+{
+    return d->options->config->source.flush == WN_FLUSH_COMMIT && publishable(d) > d->published &&
+           wn_handoff_busy(d->handoff);
+}
+
 /* Everything before lsn is handled: the next flush may publish it, the server hears of it as
  * written at the next status update. */
 static void finish_up_to(dispatcher *d, wn_lsn lsn)
@@ -786,7 +794,9 @@ static void run_loop(dispatcher *d)
          * transaction comes again. */
         if (reload_if_asked(d) == FLOW_DONE)
             return;
-        count = wn_handoff_pop_many(d->handoff, items, POP_BATCH, wait_ms);
+        count = group_waits_for_pause(d)
+                    ? wn_handoff_pop_many_or_pause(d->handoff, items, POP_BATCH, wait_ms)
+                    : wn_handoff_pop_many(d->handoff, items, POP_BATCH, wait_ms);
         if (d->options->metrics != NULL)
             wn_metrics_queue(d->options->metrics, wn_handoff_length(d->handoff));
         for (size_t i = 0; i < count; i++) {

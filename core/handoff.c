@@ -328,13 +328,13 @@ static bool has_items(wn_handoff *handoff, uint64_t head)
     return available(handoff, (size_t)head) > 0;
 }
 
-/* Dispatcher: sleeps until an item is queued, a stop, or timeout_ms. */
-static bool wait_for_items(wn_handoff *handoff, size_t head, int timeout_ms)
+static bool has_items_or_pause(wn_handoff *handoff, uint64_t head)
 {
-    return sleep_until(handoff, &handoff->consumer_sleeping, has_items, head, timeout_ms);
+    return has_items(handoff, head) || !atomic_load_explicit(&handoff->busy, memory_order_relaxed);
 }
 
-size_t wn_handoff_pop_many(wn_handoff *handoff, wn_item *items, size_t max, int timeout_ms)
+static size_t pop_many(wn_handoff *handoff, wn_item *items, size_t max, int timeout_ms,
+                       ready_fn ready)
 {
     size_t head = atomic_load_explicit(&handoff->head, memory_order_relaxed);
     size_t n;
@@ -349,7 +349,7 @@ size_t wn_handoff_pop_many(wn_handoff *handoff, wn_item *items, size_t max, int 
     if (n == 0) {
         /* Everything is given back: a reader waiting for room must not wait for us. */
         wake_if_sleeping(&handoff->producer_sleeping);
-        if (wait_for_items(handoff, head, timeout_ms))
+        if (sleep_until(handoff, &handoff->consumer_sleeping, ready, head, timeout_ms))
             n = available(handoff, head);
     }
     if (n == 0 || max == 0)
@@ -368,6 +368,16 @@ size_t wn_handoff_pop_many(wn_handoff *handoff, wn_item *items, size_t max, int 
     if (handoff->tail_seen - (head + n) <= handoff->capacity / 2)
         wake_if_sleeping(&handoff->producer_sleeping);
     return n;
+}
+
+size_t wn_handoff_pop_many(wn_handoff *handoff, wn_item *items, size_t max, int timeout_ms)
+{
+    return pop_many(handoff, items, max, timeout_ms, has_items);
+}
+
+size_t wn_handoff_pop_many_or_pause(wn_handoff *handoff, wn_item *items, size_t max, int timeout_ms)
+{
+    return pop_many(handoff, items, max, timeout_ms, has_items_or_pause);
 }
 
 bool wn_handoff_pop(wn_handoff *handoff, wn_item *item, int timeout_ms)
@@ -406,8 +416,12 @@ wn_lsn wn_handoff_received(const wn_handoff *handoff)
 
 void wn_handoff_set_busy(wn_handoff *handoff, bool busy)
 {
-    if (atomic_load_explicit(&handoff->busy, memory_order_relaxed) != busy)
-        atomic_store_explicit(&handoff->busy, busy, memory_order_relaxed);
+    if (atomic_load_explicit(&handoff->busy, memory_order_relaxed) == busy)
+        return;
+    atomic_store_explicit(&handoff->busy, busy, memory_order_relaxed);
+    /* A dispatcher holding a group until the stream pauses is waiting for this. */
+    if (!busy)
+        wake_if_sleeping(&handoff->consumer_sleeping);
 }
 
 bool wn_handoff_busy(const wn_handoff *handoff)

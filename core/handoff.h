@@ -64,6 +64,10 @@ bool wn_handoff_pop(wn_handoff *handoff, wn_item *item, int timeout_ms);
 /* Dispatcher: takes up to max of the oldest items, in order, waiting up to timeout_ms for the
  * first. Returns how many (0 on timeout or stop). */
 size_t wn_handoff_pop_many(wn_handoff *handoff, wn_item *items, size_t max, int timeout_ms);
+/* Dispatcher: the same, but also returns (with nothing) once the reader says the stream is no
+ * longer busy: a group of transactions held while the stream was busy ends when it pauses. */
+size_t wn_handoff_pop_many_or_pause(wn_handoff *handoff, wn_item *items, size_t max,
+                                    int timeout_ms);
 /* Frees what a DATA item owns. A payload held in the handoff's byte ring (buffer NULL) stays
  * valid until the dispatcher's next pop: release items before popping again. */
 void wn_item_release(wn_item *item);
@@ -77,7 +81,8 @@ void wn_handoff_set_received(wn_handoff *handoff, wn_lsn lsn);
 wn_lsn wn_handoff_received(const wn_handoff *handoff);
 
 /* Reader: whether messages come fast enough that an empty queue only means the reader is
- * between reads. Dispatcher: what the reader last said. */
+ * between reads (false wakes a dispatcher waiting for the pause). Dispatcher: what the reader
+ * last said. */
 void wn_handoff_set_busy(wn_handoff *handoff, bool busy);
 bool wn_handoff_busy(const wn_handoff *handoff);
 

@@ -575,11 +575,12 @@ static bool read_batch(wn_stream *stream, wn_handoff *handoff, int64_t now)
         return true;
     if (!check_silence(stream, handoff, now))
         return false;
-    /* A nap and the wait after it brought nothing: the stream is quiet again, and the
-     * dispatcher may flush what it has as soon as its queue runs empty. */
-    if (stream->napped)
-        wn_handoff_set_busy(handoff, false);
     gather(stream);
+    /* Nothing came during the nap: the server paused, and the dispatcher may flush what it has
+     * as soon as its queue runs empty, not at its group's bound (synchronous writers wait for
+     * that flush: the pause may be theirs). The next arrivals say whether it is still busy. */
+    if (stream->napped && socket_backlog(stream) == 0)
+        wn_handoff_set_busy(handoff, false);
     return wait_for_input(stream, handoff, now);
 }
 

@@ -24,6 +24,7 @@
 
 #define QUERY_TIMEOUT_MS 5000 /* a check that takes longer is given up: nothing is known */
 #define MESSAGE_MAX 1024
+#define WATCH_STATEMENT "walnotify_tablewatch"
 
 struct wn_tablewatch {
     const wn_config *config;
@@ -245,6 +246,31 @@ static wn_tables_read take_results(wn_tablewatch *watch, wn_table_seen *seen, ch
     return status;
 }
 
+/* Prepares the query once per connection: parsing and planning it cost four times its run, and
+ * with flush = "commit" it runs once per group of transactions. WN_TABLES_READ when prepared. */
+static wn_tables_read prepare(wn_tablewatch *watch, int stop_fd, char *err, size_t errlen)
+{
+    wn_tables_read status;
+    char message[MESSAGE_MAX];
+    PGresult *res;
+
+    if (!PQsendPrepare(watch->conn, WATCH_STATEMENT, watch_sql, 4, NULL)) {
+        wn_server_message(watch->conn, NULL, message, sizeof message);
+        snprintf(err, errlen, "%s", message);
+        return WN_TABLES_UNKNOWN;
+    }
+    status = wait_for_result(watch, stop_fd, err, errlen);
+    while ((res = PQgetResult(watch->conn)) != NULL) {
+        if (status == WN_TABLES_READ && PQresultStatus(res) != PGRES_COMMAND_OK) {
+            wn_server_message(watch->conn, res, message, sizeof message);
+            snprintf(err, errlen, "preparing the catalog query: %s", message);
+            status = WN_TABLES_UNKNOWN;
+        }
+        PQclear(res);
+    }
+    return status;
+}
+
 /* Whether the query in flight, if any, asked about these OIDs. */
 static bool sent_for(const wn_tablewatch *watch, const uint32_t *expected)
 {
@@ -275,6 +301,8 @@ wn_tables_read wn_tablewatch_send(void *arg, const uint32_t *expected, int stop_
          * reconnection that follows says what cannot be waited out (authentication, ...). */
         if (watch->conn == NULL)
             return WN_TABLES_UNKNOWN;
+        if (prepare(watch, stop_fd, err, errlen) != WN_TABLES_READ)
+            return drop_connection(watch, WN_TABLES_UNKNOWN);
     }
     arrays = build_arrays(source, expected);
     if (arrays == NULL) {
@@ -282,7 +310,7 @@ wn_tables_read wn_tablewatch_send(void *arg, const uint32_t *expected, int stop_
         return WN_TABLES_UNKNOWN;
     }
     const char *params[] = {arrays[0], arrays[1], arrays[2], source->publication};
-    if (!PQsendQueryParams(watch->conn, watch_sql, 4, NULL, params, NULL, NULL, 0)) {
+    if (!PQsendQueryPrepared(watch->conn, WATCH_STATEMENT, 4, params, NULL, NULL, 0)) {
         char message[MESSAGE_MAX];
 
         wn_server_message(watch->conn, NULL, message, sizeof message);
