@@ -66,6 +66,7 @@ struct wn_stream {
     bool have_pending;       /* `pending` could not be handed over yet */
     bool lost;               /* the failure was the connection's, not the protocol's */
     bool busy;               /* messages come fast enough for a nap to gather them */
+    bool sustained;          /* ... and have for a whole window: not one late burst */
     bool napped;             /* the last wait began with a nap */
     bool unix_socket;        /* the server is on a Unix socket (a small send buffer) */
     int nap_us;              /* the nap's length now */
@@ -470,21 +471,27 @@ static void note_arrivals(wn_stream *stream, int got)
 
     if (now - stream->window_start_us >= BUSY_WINDOW_US) {
         stream->busy = stream->window_messages >= BUSY_MESSAGES;
+        stream->sustained = stream->busy;
         stream->window_start_us = now;
         stream->window_messages = 0;
     }
     stream->window_messages += got;
-    if (got >= COALESCE_MIN || stream->window_messages >= BUSY_MESSAGES)
+    if (stream->window_messages >= BUSY_MESSAGES)
+        stream->sustained = true;
+    if (got >= COALESCE_MIN || stream->sustained)
         stream->busy = true;
 }
 
-static void gather(wn_stream *stream)
+/* The nap ends early when the dispatcher publishes a position: the acknowledgement goes out at
+ * once, not after the nap. */
+static void gather(wn_stream *stream, wn_handoff *handoff)
 {
     struct timespec nap = {.tv_sec = 0, .tv_nsec = (long)stream->nap_us * 1000};
+    struct pollfd ack = {.fd = wn_handoff_ack_fd(handoff), .events = POLLIN};
 
     stream->napped = stream->busy;
     if (stream->busy)
-        (void)nanosleep(&nap, NULL);
+        (void)ppoll(&ack, 1, &nap, NULL);
 }
 
 /*
@@ -562,7 +569,9 @@ static bool read_batch(wn_stream *stream, wn_handoff *handoff, int64_t now)
         stream->last_receive_ms = now;
         stream->asked_reply = false;
         note_arrivals(stream, got);
-        wn_handoff_set_busy(handoff, stream->busy);
+        /* A late burst (the reader or the server was held up) makes the reader nap, but holds
+         * no group: only a sustained rate is worth the dispatcher's waiting for a pause. */
+        wn_handoff_set_busy(handoff, stream->sustained);
         adapt_nap(stream, got, refills);
     }
     if (!ok)
@@ -575,7 +584,7 @@ static bool read_batch(wn_stream *stream, wn_handoff *handoff, int64_t now)
         return true;
     if (!check_silence(stream, handoff, now))
         return false;
-    gather(stream);
+    gather(stream, handoff);
     /* Nothing came during the nap: the server paused, and the dispatcher may flush what it has
      * as soon as its queue runs empty, not at its group's bound (synchronous writers wait for
      * that flush: the pause may be theirs). The next arrivals say whether it is still busy. */
