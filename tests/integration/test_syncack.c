@@ -310,6 +310,61 @@ START_TEST(test_group_commit_checks_the_tables)
 }
 END_TEST
 
+/*
+ * The same while walnotify is the synchronous standby. The ALTER PUBLICATION's own commit waits
+ * for walnotify, and the catalog check cannot see it before it returns, so walnotify acknowledges
+ * it; once it returned, nothing after it is acknowledged. A row written to the table once it is
+ * out of the publication is in no stream (PostgreSQL decodes each change with the catalog of its
+ * time), so none is lost in between.
+ */
+START_TEST(test_synchronous_standby_catches_a_table_out_of_the_publication)
+{
+    itest_ctx ctx;
+    itest_host host;
+    itest_path conf, out;
+    char standby[128], alter[256];
+    PGconn *app;
+    wn_lsn before;
+    char *err;
+
+    reset_standby_names();
+    itest_begin(&ctx, "syncdrop");
+    itest_exec(ctx.conn, "CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY)");
+    conf = itest_config_extra(&ctx, "p.cfg", "\"public.a\", \"public.b\"", 60000,
+                              "flush = \"commit\"; receive_timeout_ms = 120000;",
+                              "{ name = \"out\"; path = \"%s\"; settings = { path = "
+                              "\"out.jsonl\"; }; }",
+                              itest_root_file("build/plugins/jsonl.so").s);
+    out = itest_file(&ctx, "out.jsonl");
+    itest_create_slot(&ctx, conf.s);
+    itest_host_start(&ctx, &host, ITEST_ARGS("-c", conf.s));
+    snprintf(standby, sizeof standby, "FIRST 1 (%s)", ctx.slot);
+    itest_set_server_setting(ctx.conn, "synchronous_standby_names", standby);
+    wait_until_synchronous(&ctx);
+
+    app = itest_connect(ctx.db, NULL);
+    ck_assert(commit_returns(app, "INSERT INTO a VALUES (1)"));
+    ck_assert(commit_returns(app, "INSERT INTO b VALUES (1)"));
+    ck_assert_msg(file_has_row(out.s, 1), "the rows committed before are not in %s", out.s);
+    snprintf(alter, sizeof alter, "ALTER PUBLICATION %s DROP TABLE b", ctx.pub);
+    ck_assert_msg(commit_returns(app, alter), "the ALTER PUBLICATION did not return");
+    before = itest_current_lsn(ctx.conn);
+    /* Local: walnotify stops at the next acknowledgement, and a synchronous commit would wait. */
+    itest_exec(app, "SET synchronous_commit = local");
+    itest_exec(app, "INSERT INTO b VALUES (2)");
+    itest_host_wait(&host, ITEST_WAIT_S);
+    itest_assert_failed(&host, 3);
+    err = itest_host_stderr(&host);
+    ck_assert_msg(strstr(err, "no longer in publication") != NULL, "stderr: %s", err);
+    free(err);
+    ck_assert_msg(itest_slot_confirmed(ctx.conn, ctx.slot) <= before,
+                  "the slot acknowledged past a change made after the ALTER PUBLICATION returned");
+    reset_standby_names();
+    PQfinish(app);
+    itest_end(&ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("syncack");
@@ -319,5 +374,6 @@ int main(void)
     tcase_add_test(tc, test_commit_returns_once_the_row_is_in_the_file);
     tcase_add_test(tc, test_remote_write_waits_for_the_plugins);
     tcase_add_test(tc, test_group_commit_checks_the_tables);
+    tcase_add_test(tc, test_synchronous_standby_catches_a_table_out_of_the_publication);
     return run_suite(suite) == 0 ? 0 : 1;
 }
