@@ -47,10 +47,11 @@ struct wn_handoff {
     _Alignas(CACHE_LINE) _Atomic size_t tail; /* items ever pushed */
     atomic_int producer_sleeping;             /* a futex word: 1 while the reader waits for room */
     size_t head_seen;                         /* the reader's last look at head */
-    uint64_t bytes_reserved; /* payload bytes ever reserved, skipped tails included */
-    uint64_t released_seen;  /* the reader's last look at bytes_released */
-    _Atomic wn_lsn received; /* highest WAL position the server sent */
-    atomic_bool busy;        /* the stream is busy (see wn_handoff_set_busy) */
+    uint64_t bytes_reserved;  /* payload bytes ever reserved, skipped tails included */
+    uint64_t released_seen;   /* the reader's last look at bytes_released */
+    _Atomic wn_lsn received;  /* highest WAL position the server sent */
+    atomic_bool busy;         /* the stream is busy (see wn_handoff_set_busy) */
+    atomic_bool pause_wanted; /* the dispatcher sleeps until the stream pauses, too */
 
     /* Written by the dispatcher (consumer) only. */
     _Alignas(CACHE_LINE) _Atomic size_t head; /* items ever popped */
@@ -102,6 +103,7 @@ wn_handoff *wn_handoff_create(size_t capacity)
     atomic_init(&handoff->delivered, 0);
     atomic_init(&handoff->received, WN_LSN_INVALID);
     atomic_init(&handoff->busy, false);
+    atomic_init(&handoff->pause_wanted, false);
     atomic_init(&handoff->handled, WN_LSN_INVALID);
     atomic_init(&handoff->stop, false);
     atomic_init(&handoff->dispatcher_done, false);
@@ -377,7 +379,12 @@ size_t wn_handoff_pop_many(wn_handoff *handoff, wn_item *items, size_t max, int 
 
 size_t wn_handoff_pop_many_or_pause(wn_handoff *handoff, wn_item *items, size_t max, int timeout_ms)
 {
-    return pop_many(handoff, items, max, timeout_ms, has_items_or_pause);
+    size_t n;
+
+    atomic_store(&handoff->pause_wanted, true);
+    n = pop_many(handoff, items, max, timeout_ms, has_items_or_pause);
+    atomic_store(&handoff->pause_wanted, false);
+    return n;
 }
 
 bool wn_handoff_pop(wn_handoff *handoff, wn_item *item, int timeout_ms)
@@ -418,9 +425,10 @@ void wn_handoff_set_busy(wn_handoff *handoff, bool busy)
 {
     if (atomic_load_explicit(&handoff->busy, memory_order_relaxed) == busy)
         return;
-    atomic_store_explicit(&handoff->busy, busy, memory_order_relaxed);
-    /* A dispatcher holding a group until the stream pauses is waiting for this. */
-    if (!busy)
+    atomic_store(&handoff->busy, busy);
+    /* A dispatcher holding a group until the stream pauses is waiting for this (and only it:
+     * the others would wake for nothing). */
+    if (!busy && atomic_load(&handoff->pause_wanted))
         wake_if_sleeping(&handoff->consumer_sleeping);
 }
 

@@ -68,6 +68,8 @@
 #
 # Other knobs: BENCH_NODE=0 skips the Node client; BENCH_LATENCY=0 skips the latency run;
 # BENCH_FLUSH=commit runs the workloads' and the webhook's walnotify with source.flush = "commit";
+# BENCH_FLUSH=both keeps "interval" for them and adds walnotify_commit (flush = "commit") to the
+# workloads' interleaved rounds, so both modes meet the same server state in one run;
 # BENCH_PROFILE=1 also runs walnotify under valgrind --tool=callgrind on the one_txn workload
 # (build/bench/callgrind.out); BENCH_TIMEOUT (default 900) bounds every single run, in seconds.
 # Raw numbers of every run: build/bench/results.tsv; logs: build/bench/logs/.
@@ -99,6 +101,8 @@ RUN_TIMEOUT=${BENCH_TIMEOUT:-900}
 USE_NODE=${BENCH_NODE:-1}
 USE_LATENCY=${BENCH_LATENCY:-1}
 FLUSH=${BENCH_FLUSH:-interval}
+COMMIT_CONTENDER=0
+[ "$FLUSH" = both ] && FLUSH=interval COMMIT_CONTENDER=1
 USE_PROFILE=${BENCH_PROFILE:-0}
 USE_WEBHOOK=${BENCH_WEBHOOK:-1}
 WEBHOOK_ONLY=${BENCH_WEBHOOK_ONLY:-0}
@@ -374,14 +378,14 @@ workload_title() {
 }
 
 walnotify_conf() {
-    local slot=$1 conninfo=${2:-$CONNINFO} conf=$OUT/conf/$1.conf listen=""
+    local slot=$1 conninfo=${2:-$CONNINFO} conf=$OUT/conf/$1.conf listen="" flush=${4:-$FLUSH}
     [ -n "${3:-}" ] && listen="metrics_listen = \"$3\";"
     mkdir -p "$OUT/conf"
     # info: the last line counts the events, which delivered_all checks.
     cat >"$conf" <<CONF
 log_level = "info"; $listen
 source: { conninfo = "$conninfo"; tables = [ "public.bench" ]; slot = "$slot";
-          publication = "$PUB"; flush = "$FLUSH"; };
+          publication = "$PUB"; flush = "$flush"; };
 plugins = ( { name = "jsonl"; path = "$JSONL";
               settings = { path = "/dev/null"; fsync = false; }; } );
 CONF
@@ -423,6 +427,8 @@ contender_cmd() {
         CMD=("$PG_BIN/pg_recvlogical" --start -S "$slot" -d "$CONNINFO_UNIX" -f /dev/null
             -o proto_version=1 -o "publication_names=$PUB" "--endpos=$endpos" --no-loop) ;;
     walnotify) CMD=("$WALNOTIFY" -c "$(walnotify_conf "$slot")" --endpos "$endpos") ;;
+    walnotify_commit)
+        CMD=("$WALNOTIFY" -c "$(walnotify_conf "$slot" "$CONNINFO" "" commit)" --endpos "$endpos") ;;
     walnotify_unix)
         CMD=("$WALNOTIFY" -c "$(walnotify_conf "$slot" "$CONNINFO_UNIX")" --endpos "$endpos") ;;
     walnotify_metrics)
@@ -446,7 +452,7 @@ contender_cmd() {
 delivered_all() {
     local who=$1 log=$2 expected=$3 got last=1
     case "$who" in
-    walnotify | walnotify_unix | walnotify_metrics | exec_python) ;;
+    walnotify | walnotify_commit | walnotify_unix | walnotify_metrics | exec_python) ;;
     # The snapshot's begin and end markers are events too; its count and the stream's, should
     # they be logged apart, add up.
     walnotify_snap) expected=$((expected + 2)) last=0 ;;
@@ -1298,6 +1304,7 @@ main() {
     [ "$DO_SNAPSHOT" = 1 ] && probe_snapshot
     build_latency_plugin
     CONTENDERS=(pg_recvlogical walnotify)
+    [ "$COMMIT_CONTENDER" = 1 ] && CONTENDERS+=(walnotify_commit)
     [ "$USE_UNIX" = 1 ] && CONTENDERS+=(pg_recvlogical_unix walnotify_unix)
     [ "$DO_STREAM" = 1 ] && setup_node && CONTENDERS+=(node)
     [ "$DO_STREAM" = 1 ] && setup_exec && CONTENDERS+=(exec_python)

@@ -363,6 +363,37 @@ START_TEST(sleeping_dispatcher_wakes_promptly)
 }
 END_TEST
 
+static void *pause_later(void *arg)
+{
+    itest_sleep_us(50000);
+    wn_handoff_set_busy(arg, false);
+    return NULL;
+}
+
+/* A dispatcher holding a group until the busy stream pauses wakes when the reader says it did,
+ * with nothing to pop. */
+START_TEST(pause_wakes_a_dispatcher_waiting_for_it)
+{
+    wn_handoff *handoff = wn_handoff_create(4);
+    struct timespec before, after;
+    pthread_t thread;
+    wn_item items[2];
+    long waited_ms;
+
+    wn_handoff_set_busy(handoff, true);
+    ck_assert(wn_handoff_busy(handoff));
+    ck_assert_int_eq(pthread_create(&thread, NULL, pause_later, handoff), 0);
+    clock_gettime(CLOCK_MONOTONIC, &before);
+    ck_assert_uint_eq(wn_handoff_pop_many_or_pause(handoff, items, 2, 30000), 0);
+    clock_gettime(CLOCK_MONOTONIC, &after);
+    waited_ms = (after.tv_sec - before.tv_sec) * 1000 + (after.tv_nsec - before.tv_nsec) / 1000000;
+    ck_assert(!wn_handoff_busy(handoff));
+    ck_assert_int_lt(waited_ms, 5000);
+    pthread_join(thread, NULL);
+    wn_handoff_destroy(handoff);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("handoff");
@@ -375,6 +406,7 @@ int main(void)
     tcase_add_test(tc, small_payload_is_copied);
     tcase_add_test(tc, large_payload_travels_alone);
     tcase_add_test(tc, sleeping_dispatcher_wakes_promptly);
+    tcase_add_test(tc, pause_wakes_a_dispatcher_waiting_for_it);
     tcase_add_test(tc, stress_keeps_order_and_payloads);
     tcase_set_timeout(tc, 90);
     suite_add_tcase(suite, tc);
