@@ -11,6 +11,17 @@
 
 #define MESSAGE_MAX 1024
 
+/*
+ * The walsender (walsender.c) ends a copy once both of its flags streamingDoneReceiving (the
+ * client's CopyDone came) and streamingDoneSending (it answered with its own) are set; from
+ * PostgreSQL 14 to 18 only a physical START_REPLICATION clears them, so a logical one started
+ * again on the same connection ends at once (the copy begins, and ends before it sends
+ * anything). A physical start asked to begin past the end of WAL clears them and then fails
+ * ("requested starting point ... is ahead of the WAL flush position"), before it reads WAL and
+ * without a slot: the connection is ready for a logical start.
+ */
+#define RESET_COMMAND "START_REPLICATION PHYSICAL FFFFFFFF/FFFFFFFF"
+
 /* Why START_REPLICATION failed, and what that calls for. */
 static int start_failure(PGconn *conn, const PGresult *res, const char *slot, char *err,
                          size_t errlen)
@@ -100,5 +111,60 @@ int wn_start_replication(PGconn *conn, const wn_replstart *options, char *err, s
     PQclear(res);
 free_slot:
     PQfreemem(slot);
+    return status;
+}
+
+/* The reset's copy starts and ends at once, with an error: reads up to that end. */
+static int reset_copy_end(PGconn *conn, int stop_fd, char *err, size_t errlen)
+{
+    char *buf = NULL;
+    int r;
+
+    while ((r = PQgetCopyData(conn, &buf, 1)) == 0) {
+        if (!wn_await_input(conn, stop_fd)) {
+            snprintf(err, errlen, "stopped while making the walsender ready to stream again");
+            return WN_EXIT_STOPPED;
+        }
+        if (!PQconsumeInput(conn))
+            break;
+    }
+    if (r > 0) {
+        PQfreemem(buf);
+        snprintf(err, errlen, "making the walsender ready to stream again: it sent WAL");
+        return WN_EXIT_TRANSIENT;
+    }
+    return 0;
+}
+
+int wn_replstart_reset(PGconn *conn, int stop_fd, char *err, size_t errlen)
+{
+    char message[MESSAGE_MAX];
+    bool stopped = false;
+    PGresult *res = wn_exec(conn, stop_fd, RESET_COMMAND, 0, NULL, &stopped);
+    int status = 0;
+
+    if (!stopped && PQresultStatus(res) == PGRES_COPY_BOTH) {
+        PQclear(res);
+        status = reset_copy_end(conn, stop_fd, err, errlen);
+        if (status != 0)
+            return status;
+        /* wn_await_result reads every result and returns the last. */
+        res = wn_await_result(conn, stop_fd, &stopped);
+        if (!stopped && PQresultStatus(res) == PGRES_FATAL_ERROR) {
+            PQclear(res);
+            return 0;
+        }
+    }
+    if (stopped) {
+        snprintf(err, errlen, "stopped while making the walsender ready to stream again");
+        status = WN_EXIT_STOPPED;
+    } else {
+        wn_server_message(conn, res, message, sizeof message);
+        snprintf(err, errlen,
+                 "making the walsender ready to stream again: unexpected answer %s (%s)",
+                 PQresStatus(PQresultStatus(res)), message);
+        status = WN_EXIT_TRANSIENT;
+    }
+    PQclear(res);
     return status;
 }

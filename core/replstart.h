@@ -28,4 +28,13 @@ typedef struct wn_replstart {
  */
 int wn_start_replication(PGconn *conn, const wn_replstart *options, char *err, size_t errlen);
 
+/*
+ * Makes the walsender of conn (in command mode, after a copy the client ended) able to start a
+ * logical stream again, which PostgreSQL 14 to 18 cannot do on their own; leaves one ERROR line
+ * in the server's log (see replstart.c). stop_fd as in wn_replstart. Returns 0, or with one line
+ * in err: WN_EXIT_STOPPED (a stop came) or WN_EXIT_TRANSIENT (the server answered otherwise than
+ * expected: a new connection may stream).
+ */
+int wn_replstart_reset(PGconn *conn, int stop_fd, char *err, size_t errlen);
+
 #endif
