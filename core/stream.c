@@ -882,12 +882,9 @@ static int start_streaming(wn_stream *stream, bool again, char *err, size_t errl
     return 0;
 }
 
-int wn_stream_restart(wn_stream *stream, wn_lsn start_lsn, bool messages, char *err, size_t errlen)
+/* wn_stream_restart's steps; stream->err is set. */
+static int restart(wn_stream *stream, wn_lsn start_lsn, bool messages)
 {
-    int status;
-
-    stream->err = err;
-    stream->errlen = errlen;
     if (stream->copy == COPY_STREAMING) {
         fail(stream, "the last stream's copy was not ended (its connection failed)");
         return WN_EXIT_TRANSIENT;
@@ -900,9 +897,21 @@ int wn_stream_restart(wn_stream *stream, wn_lsn start_lsn, bool messages, char *
     }
     stream->start.start_lsn = start_lsn;
     stream->start.messages = messages;
-    status = start_streaming(stream, true, err, errlen);
+    return start_streaming(stream, true, stream->err, stream->errlen);
+}
+
+int wn_stream_restart(wn_stream *stream, wn_lsn start_lsn, bool messages, char *err, size_t errlen)
+{
+    int status;
+
+    stream->err = err;
+    stream->errlen = errlen;
+    status = restart(stream, start_lsn, messages);
     if (status != 0)
         stream->copy = COPY_BROKEN;
+    /* err is the caller's only for this call. */
+    stream->err = NULL;
+    stream->errlen = 0;
     return status;
 }
 
