@@ -11,7 +11,8 @@
  * Plugins stay initialised across that, unless the slot turns out to be held by another
  * process: then this host is the standby of a pair, and its plugins are shut down, releasing
  * their sinks for the host that streams now, and initialised again once the slot is this
- * host's again. Only what waiting cannot fix ends the run.
+ * host's again. Only what waiting cannot fix ends the run. A rewind ends the pair too, but the
+ * stream starts again on the same connection (restart_in_place), a new one only when that fails.
  */
 #include "pipeline.h"
 
