@@ -880,9 +880,10 @@ static bool snapshot_again(pipeline *r)
 
 /*
  * A rewind streams again from the resume position on the same connection, so the walsender
- * (its PID) stays, and the slot is free only for the round trip between the end of the old
- * copy and the start of the new one. Falls back to a new connection, said in one line, when
- * that fails (CONNECT_FAILED with *exit_status -1: nothing ends the run).
+ * (its PID) stays, and the slot is free only between the end of the old copy and the start of
+ * the new one (the walsender releases it when a copy ends), a few round trips. Falls back to a new
+ * connection, said in one line, when that fails (CONNECT_FAILED with *exit_status -1: nothing ends
+ * the run).
  */
 static connect_result restart_in_place(pipeline *r, int *exit_status)
 {

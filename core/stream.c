@@ -671,19 +671,25 @@ static bool flush_all(wn_stream *stream, int timeout_ms)
 }
 
 /* Waits up to deadline_ms (monotonic) for input and reads it. false on a timeout (the end of
- * the copy may be driven on later) or a broken connection (COPY_BROKEN, err says why). */
-static bool wait_to_drain(wn_stream *stream, int64_t deadline_ms)
+ * the copy may be driven on later), when stop_fd (-1: none) is readable (*stopped), or on a
+ * broken connection (COPY_BROKEN, err says why). */
+static bool wait_to_drain(wn_stream *stream, int64_t deadline_ms, int stop_fd, bool *stopped)
 {
-    struct pollfd fd = {.fd = PQsocket(stream->conn), .events = POLLIN};
+    struct pollfd fds[2] = {{.fd = PQsocket(stream->conn), .events = POLLIN},
+                            {.fd = stop_fd, .events = POLLIN}};
     int64_t left = deadline_ms - monotonic_ms();
     int r;
 
     if (left <= 0)
         return false;
-    r = fd.fd < 0 ? -1 : poll(&fd, 1, left > INT32_MAX ? INT32_MAX : (int)left);
+    r = fds[0].fd < 0 ? -1 : poll(fds, 2, left > INT32_MAX ? INT32_MAX : (int)left);
     if (r < 0 && errno == EINTR)
         return true;
-    if (r < 0 || (r > 0 && !PQconsumeInput(stream->conn))) {
+    if (r > 0 && (fds[1].revents & POLLIN)) {
+        *stopped = true;
+        return false;
+    }
+    if (r < 0 || !PQconsumeInput(stream->conn)) {
         fail_connection(stream, "ending the replication stream");
         stream->copy = COPY_BROKEN;
         return false;
@@ -741,12 +747,13 @@ static bool drain_step(wn_stream *stream)
     return true;
 }
 
-/* Drives the end of the copy until the connection takes commands again (true), or it broke or
- * deadline_ms (monotonic) passed (false; after a timeout it may be driven on later). */
-static bool drain(wn_stream *stream, int64_t deadline_ms)
+/* Drives the end of the copy until the connection takes commands again (true), or it broke,
+ * deadline_ms (monotonic) passed or stop_fd (-1: none) became readable (*stopped) (false; but for
+ * a broken connection it may be driven on later). */
+static bool drain(wn_stream *stream, int64_t deadline_ms, int stop_fd, bool *stopped)
 {
     while (stream->copy == COPY_ENDING || stream->copy == COPY_RESULTS) {
-        if (!drain_step(stream) && !wait_to_drain(stream, deadline_ms))
+        if (!drain_step(stream) && !wait_to_drain(stream, deadline_ms, stop_fd, stopped))
             return false;
     }
     return stream->copy == COPY_IDLE;
@@ -776,7 +783,7 @@ static bool finish_copy(wn_stream *stream, wn_handoff *handoff)
     stream->copy_done_ms = monotonic_ms();
     /* A stop closes the connection whether or not the server ended the copy in time; a rewind
      * drives its end on (wn_stream_restart). */
-    (void)drain(stream, stream->copy_done_ms + DRAIN_TIMEOUT_MS);
+    (void)drain(stream, stream->copy_done_ms + DRAIN_TIMEOUT_MS, -1, &(bool){false});
     return true;
 }
 
@@ -885,11 +892,18 @@ static int start_streaming(wn_stream *stream, bool again, char *err, size_t errl
 /* wn_stream_restart's steps; stream->err is set. */
 static int restart(wn_stream *stream, wn_lsn start_lsn, bool messages)
 {
+    bool stopped = false;
+
     if (stream->copy == COPY_STREAMING) {
         fail(stream, "the last stream's copy was not ended (its connection failed)");
         return WN_EXIT_TRANSIENT;
     }
-    if (!drain(stream, stream->copy_done_ms + REWIND_DRAIN_TIMEOUT_MS)) {
+    if (!drain(stream, stream->copy_done_ms + REWIND_DRAIN_TIMEOUT_MS, stream->start.stop_fd,
+               &stopped)) {
+        if (stopped) {
+            fail(stream, "stopped while the server ended the copy");
+            return WN_EXIT_STOPPED;
+        }
         if (stream->copy != COPY_BROKEN)
             fail(stream, "the server had not ended the copy %d ms after walnotify's CopyDone",
                  REWIND_DRAIN_TIMEOUT_MS);
