@@ -11,7 +11,8 @@
  * Plugins stay initialised across that, unless the slot turns out to be held by another
  * process: then this host is the standby of a pair, and its plugins are shut down, releasing
  * their sinks for the host that streams now, and initialised again once the slot is this
- * host's again. Only what waiting cannot fix ends the run.
+ * host's again. Only what waiting cannot fix ends the run. A rewind ends the pair too, but the
+ * stream starts again on the same connection (restart_in_place), a new one only when that fails.
  */
 #include "pipeline.h"
 
@@ -864,6 +865,52 @@ static int after_stream(wn_dispatch_result result, const char *dispatch_err,
     return WN_EXIT_SERVER;
 }
 
+/* The initial snapshot under way, read again from its first row for a rewind on the same
+ * connection. false when it cannot be (said): a new connection takes a new one. */
+static bool snapshot_again(pipeline *r)
+{
+    char why[ERR_MAX];
+
+    if (r->snap == NULL || wn_snapshot_restart(r->snap, 1, why, sizeof why) == 0)
+        return true;
+    wn_log(WN_LOG_WARNING, "reading the initial snapshot again: %s; taking a new one", why);
+    end_snapshot(r);
+    return false;
+}
+
+/*
+ * A rewind streams again from the resume position on the same connection, so the walsender
+ * (its PID) stays, and the slot is free only between the end of the old copy and the start of
+ * the new one (the walsender releases it when a copy ends), a few round trips. Falls back to a new
+ * connection, said in one line, when that fails (CONNECT_FAILED with *exit_status -1: nothing ends
+ * the run).
+ */
+static connect_result restart_in_place(pipeline *r, int *exit_status)
+{
+    char err[ERR_MAX] = "", text[WN_LSN_TEXT_MAX];
+    int status;
+
+    *exit_status = -1;
+    if (r->endpos != WN_LSN_INVALID && r->resume >= r->endpos)
+        return CONNECT_NOTHING_TO_DO;
+    if (!snapshot_again(r))
+        return CONNECT_FAILED;
+    status = wn_stream_restart(r->stream, r->resume, wants_messages(r), err, sizeof err);
+    if (status == WN_EXIT_STOPPED)
+        return CONNECT_STOPPED;
+    if (status != 0) {
+        wn_log(WN_LOG_WARNING,
+               "rewind: cannot stream again on the same connection: %s; "
+               "opening a new one",
+               err);
+        return CONNECT_FAILED;
+    }
+    wn_log(WN_LOG_INFO,
+           "replication stream rewound to %s on the same connection (walsender PID %d)",
+           wn_lsn_format(r->resume, text), wn_stream_backend_pid(r->stream));
+    return CONNECT_OK;
+}
+
 /* Connect, stream until the stream ends, and again while it was only lost. */
 static int run_pipeline(pipeline *r, wn_session *sess)
 {
@@ -876,11 +923,18 @@ static int run_pipeline(pipeline *r, wn_session *sess)
         wn_dispatch_result result;
         int status = 0;
 
-        switch (connect_with_retry(r, sess, lost, rewound, &status)) {
+        /* After a rewind the stream is still open: it starts again on its own connection. */
+        switch (r->stream ? restart_in_place(r, &status)
+                          : connect_with_retry(r, sess, lost, rewound, &status)) {
         case CONNECT_OK:
             break;
         case CONNECT_FAILED:
-            return status;
+            if (status >= 0)
+                return status;
+            wn_stream_close(r->stream);
+            r->stream = NULL;
+            lost = "a plugin asked for a rewind";
+            continue;
         case CONNECT_STOPPED:
         case CONNECT_NOTHING_TO_DO:
             return 0;
@@ -889,18 +943,16 @@ static int run_pipeline(pipeline *r, wn_session *sess)
         status = after_stream(result, err, &reader, sess);
         if (status >= 0)
             return status;
+        rewound = status == STREAM_REWOUND;
+        if (rewound)
+            continue;
         wn_stream_close(r->stream);
         r->stream = NULL;
-        rewound = status == STREAM_REWOUND;
-        /* A rewind reads the same snapshot again; a lost stream takes a new one. */
-        if (!rewound)
-            end_snapshot(r);
-        if (rewound)
-            lost = "a plugin asked for a rewind";
-        else
-            lost = result == WN_DISPATCH_TABLES_UNKNOWN || result == WN_DISPATCH_SNAPSHOT_LOST
-                       ? err
-                       : reader.err;
+        /* A lost stream takes a new snapshot. */
+        end_snapshot(r);
+        lost = result == WN_DISPATCH_TABLES_UNKNOWN || result == WN_DISPATCH_SNAPSHOT_LOST
+                   ? err
+                   : reader.err;
     }
 }
 

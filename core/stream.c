@@ -29,6 +29,7 @@
 #include "conninfo.h"
 #include "decoder.h" /* WN_PG_EPOCH_OFFSET_US */
 #include "log.h"
+#include "replstart.h"
 
 #define XLOGDATA_HEADER 25    /* 'w', walStart, walEnd, sendTime */
 #define COMMIT_LENGTH 26      /* pgoutput's 'C', flags, commit LSN, end LSN, commit time */
@@ -36,7 +37,13 @@
 #define STATUS_LENGTH 34      /* 'r', write, flush, apply, sendTime, replyRequested */
 #define STEP_MS 50            /* longest sleep while waiting on the dispatcher */
 #define FLUSH_TIMEOUT_MS 5000 /* how long the last status update may take to leave */
-#define DRAIN_TIMEOUT_MS 2000 /* how long to wait for the server to end the copy */
+#define DRAIN_TIMEOUT_MS 2000 /* how long a stop waits for the server to end the copy */
+/* How long a rewind waits for it, from our CopyDone, before it opens a new connection instead.
+ * The walsender reads our CopyDone only between WAL records, so it sends the rest of the
+ * transaction it is decoding first, as fast as it decodes (a few seconds for millions of rows);
+ * it cannot take longer than its wal_sender_timeout (60 s by default), since nothing the client
+ * sends after a CopyDone counts as a reply. */
+#define REWIND_DRAIN_TIMEOUT_MS 30000
 #define MESSAGE_MAX 1024
 #define BATCH_MAX 1024         /* messages read per turn before the timers are looked at again */
 #define COALESCE_MIN 8         /* a drain of at least this many messages means the stream is busy */
@@ -52,8 +59,20 @@
 #define REFILL_MIN 8192        /* bytes waiting in the socket that are read without a wait */
 #define REFILL_MAX 64          /* socket reads per batch, so the timers are looked at every 1 MiB */
 
+/* Where the copy START_REPLICATION began stands. */
+typedef enum copy_state {
+    COPY_STREAMING, /* COPY BOTH */
+    COPY_ENDING,    /* our CopyDone sent, the server's not read yet */
+    COPY_RESULTS,   /* the server ended the copy; the command's results not all read */
+    COPY_IDLE,      /* the command completed: the connection takes another */
+    COPY_BROKEN     /* the end failed: the connection is good for nothing more */
+} copy_state;
+
 struct wn_stream {
     PGconn *conn;
+    wn_replstart start;   /* START_REPLICATION's options; slot and publication owned */
+    copy_state copy;      /* where the copy stands */
+    int64_t copy_done_ms; /* monotonic time our CopyDone left */
     int status_interval_ms;
     int receive_timeout_ms;
     wn_lsn received;         /* highest walEnd the server reported */
@@ -661,39 +680,93 @@ static bool flush_all(wn_stream *stream, int timeout_ms)
     return true;
 }
 
-/* Reads what the server still sends after our CopyDone, up to its end of the copy and its last
- * result, for at most DRAIN_TIMEOUT_MS. The data is dropped: it was not acknowledged, so the next
- * run gets it again. */
-static void drain(wn_stream *stream)
+/* Waits up to deadline_ms (monotonic) for input and reads it. false on a timeout (the end of
+ * the copy may be driven on later), when stop_fd (-1: none) is readable (*stopped), or on a
+ * broken connection (COPY_BROKEN, err says why). */
+static bool wait_to_drain(wn_stream *stream, int64_t deadline_ms, int stop_fd, bool *stopped)
 {
-    int64_t deadline = monotonic_ms() + DRAIN_TIMEOUT_MS;
-    bool copying = true;
+    struct pollfd fds[2] = {{.fd = PQsocket(stream->conn), .events = POLLIN},
+                            {.fd = stop_fd, .events = POLLIN}};
+    int64_t left = deadline_ms - monotonic_ms();
+    int r;
 
-    for (;;) {
-        struct pollfd fd = {.fd = PQsocket(stream->conn), .events = POLLIN};
-        int64_t left = deadline - monotonic_ms();
-        char *buf;
-
-        if (copying) {
-            int r = PQgetCopyData(stream->conn, &buf, 1);
-
-            if (r > 0) {
-                PQfreemem(buf);
-                continue;
-            }
-            copying = r == 0;
-        }
-        if (!copying && !PQisBusy(stream->conn)) {
-            PGresult *res = PQgetResult(stream->conn);
-
-            if (!res)
-                return;
-            PQclear(res);
-            continue;
-        }
-        if (left <= 0 || fd.fd < 0 || poll(&fd, 1, (int)left) <= 0 || !PQconsumeInput(stream->conn))
-            return;
+    if (left <= 0)
+        return false;
+    r = fds[0].fd < 0 ? -1 : poll(fds, 2, left > INT32_MAX ? INT32_MAX : (int)left);
+    if (r < 0 && errno == EINTR)
+        return true;
+    if (r > 0 && (fds[1].revents & POLLIN)) {
+        *stopped = true;
+        return false;
     }
+    if (r < 0 || !PQconsumeInput(stream->conn)) {
+        fail_connection(stream, "ending the replication stream");
+        stream->copy = COPY_BROKEN;
+        return false;
+    }
+    return true;
+}
+
+/* A result of START_REPLICATION once its copy ended: each must say the command completed. */
+static void check_end_result(wn_stream *stream, const PGresult *res)
+{
+    char message[MESSAGE_MAX];
+
+    if (PQresultStatus(res) == PGRES_COMMAND_OK)
+        return;
+    wn_server_message(stream->conn, res, message, sizeof message);
+    fail(stream, "ending the replication stream: the server answered %s: %s",
+         PQresStatus(PQresultStatus(res)), message);
+    stream->copy = COPY_BROKEN;
+}
+
+/*
+ * One step towards the end of the copy on what libpq already holds: a CopyData dropped (it was
+ * not acknowledged, so the next stream gets it again), the server's CopyDone, or a result of the
+ * command. false when the step needs more input. (libpq itself drops a CopyData that follows
+ * the server's CopyDone, which the walsender sends when its CopyDone came in the middle of a
+ * transaction.)
+ */
+static bool drain_step(wn_stream *stream)
+{
+    PGresult *res;
+    char *buf = NULL;
+    int r;
+
+    if (stream->copy == COPY_ENDING) {
+        r = PQgetCopyData(stream->conn, &buf, 1);
+        if (r > 0)
+            PQfreemem(buf);
+        else if (r == -1)
+            stream->copy = COPY_RESULTS;
+        else if (r == -2) {
+            fail_connection(stream, "ending the replication stream");
+            stream->copy = COPY_BROKEN;
+        }
+        return r != 0;
+    }
+    if (PQisBusy(stream->conn))
+        return false;
+    res = PQgetResult(stream->conn);
+    if (!res) {
+        stream->copy = COPY_IDLE;
+        return true;
+    }
+    check_end_result(stream, res);
+    PQclear(res);
+    return true;
+}
+
+/* Drives the end of the copy until the connection takes commands again (true), or it broke,
+ * deadline_ms (monotonic) passed or stop_fd (-1: none) became readable (*stopped) (false; but for
+ * a broken connection it may be driven on later). */
+static bool drain(wn_stream *stream, int64_t deadline_ms, int stop_fd, bool *stopped)
+{
+    while (stream->copy == COPY_ENDING || stream->copy == COPY_RESULTS) {
+        if (!drain_step(stream) && !wait_to_drain(stream, deadline_ms, stop_fd, stopped))
+            return false;
+    }
+    return stream->copy == COPY_IDLE;
 }
 
 /* Tells the server the final position and ends the copy. */
@@ -716,7 +789,11 @@ static bool finish_copy(wn_stream *stream, wn_handoff *handoff)
     stream->want_write = true;
     if (!flush_all(stream, FLUSH_TIMEOUT_MS))
         return false;
-    drain(stream);
+    stream->copy = COPY_ENDING;
+    stream->copy_done_ms = monotonic_ms();
+    /* A stop closes the connection whether or not the server ended the copy in time; a rewind
+     * drives its end on (wn_stream_restart). */
+    (void)drain(stream, stream->copy_done_ms + DRAIN_TIMEOUT_MS, -1, &(bool){false});
     return true;
 }
 
@@ -778,100 +855,6 @@ int wn_stream_run(wn_stream *stream, wn_handoff *handoff, char *err, size_t errl
     return ok ? 0 : stream->lost ? WN_EXIT_TRANSIENT : WN_EXIT_SERVER;
 }
 
-/* Why START_REPLICATION failed, and what that calls for. */
-static int start_failure(PGconn *conn, const PGresult *res, const char *slot, char *err,
-                         size_t errlen)
-{
-    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-    char message[MESSAGE_MAX];
-
-    wn_server_message(conn, res, message, sizeof message);
-    if (state && strcmp(state, "55006") == 0) {
-        snprintf(err, errlen,
-                 "%s (another walnotify holds the slot, or a walsender that has not yet noticed "
-                 "that its client went away; it will within wal_sender_timeout)",
-                 message);
-        return WN_EXIT_SLOT_BUSY;
-    }
-    if (state && strcmp(state, "42704") == 0) {
-        snprintf(err, errlen,
-                 "slot \"%s\" no longer exists (%s): cannot resume without a gap; to start "
-                 "again from now, run walnotify --create-slot (and recopy the tables if the gap "
-                 "matters)",
-                 slot, message);
-        return WN_EXIT_SERVER;
-    }
-    snprintf(err, errlen, "starting replication from slot \"%s\": %s", slot, message);
-    return wn_command_failure_status(conn, res);
-}
-
-/*
- * publication_names' value as the replication command grammar reads it: a plain '...' string
- * (it knows no E'...' form and no backslash escapes, so PQescapeLiteral's output for a name with
- * a backslash is a syntax error there), holding the name as a quoted identifier, which pgoutput
- * splits like a list of identifiers. Returns false when out does not hold it.
- */
-static bool publication_names_value(const char *publication, char *out, size_t outlen)
-{
-    size_t used = 0;
-
-    /* Each character at most twice for the identifier, that twice again for the string. */
-    if (outlen < 4 * strlen(publication) + 5)
-        return false;
-    out[used++] = '\'';
-    out[used++] = '"';
-    for (const char *p = publication; *p; p++) {
-        if (*p == '"')
-            out[used++] = '"';
-        if (*p == '\'')
-            out[used++] = '\'';
-        out[used++] = *p;
-    }
-    out[used++] = '"';
-    out[used++] = '\'';
-    out[used] = '\0';
-    return true;
-}
-
-/* Sends START_REPLICATION; a stop ends the wait for its answer. */
-static int start_replication(wn_stream *stream, const wn_stream_options *options, char *err,
-                             size_t errlen)
-{
-    char query[MESSAGE_MAX], names[4 * 64 + 8], message[MESSAGE_MAX];
-    char *slot = PQescapeIdentifier(stream->conn, options->slot, strlen(options->slot));
-    PGresult *res = NULL;
-    bool stopped = false;
-    int status = WN_EXIT_SERVER;
-
-    if (!slot) {
-        wn_server_message(stream->conn, NULL, message, sizeof message);
-        snprintf(err, errlen, "starting replication: %s", message);
-        return WN_EXIT_SERVER;
-    }
-    if (!publication_names_value(options->publication, names, sizeof names) ||
-        snprintf(query, sizeof query,
-                 "START_REPLICATION SLOT %s LOGICAL %X/%X (proto_version '1', "
-                 "publication_names %s%s)",
-                 slot, (unsigned)(options->start_lsn >> 32), (unsigned)options->start_lsn, names,
-                 options->messages ? ", messages 'true'" : "") >= (int)sizeof query) {
-        snprintf(err, errlen, "starting replication: slot or publication name too long");
-        goto free_slot;
-    }
-    res = wn_exec(stream->conn, options->stop_fd, query, 0, NULL, &stopped);
-    if (stopped) {
-        snprintf(err, errlen, "stopped while starting replication from slot \"%s\"", options->slot);
-        status = WN_EXIT_STOPPED;
-    } else if (PQresultStatus(res) != PGRES_COPY_BOTH) {
-        status = start_failure(stream->conn, res, options->slot, err, errlen);
-    } else {
-        status = 0;
-    }
-    PQclear(res);
-free_slot:
-    PQfreemem(slot);
-    return status;
-}
-
 static bool on_unix_socket(const PGconn *conn)
 {
     struct sockaddr_storage address;
@@ -882,9 +865,82 @@ static bool on_unix_socket(const PGconn *conn)
     return address.ss_family == AF_UNIX;
 }
 
-int wn_stream_open(wn_stream **out, const wn_stream_options *options, char *err, size_t errlen)
+static void free_start(wn_stream *stream)
+{
+    free((char *)stream->start.slot);
+    free((char *)stream->start.publication);
+}
+
+/* START_REPLICATION on a connection in command mode (again: after a copy the client ended),
+ * waited for in blocking mode (as libpq's simple commands are); the stream reads in
+ * non-blocking mode. */
+static int start_streaming(wn_stream *stream, bool again, char *err, size_t errlen)
 {
     char message[MESSAGE_MAX];
+    int status = 0;
+
+    if (PQsetnonblocking(stream->conn, 0) != 0) {
+        wn_server_message(stream->conn, NULL, message, sizeof message);
+        snprintf(err, errlen, "starting replication: %s", message);
+        return WN_EXIT_SERVER;
+    }
+    if (again)
+        status = wn_replstart_reset(stream->conn, stream->start.stop_fd, err, errlen);
+    if (status == 0)
+        status = wn_start_replication(stream->conn, &stream->start, err, errlen);
+    if (status != 0)
+        return status;
+    if (PQsetnonblocking(stream->conn, 1) != 0) {
+        wn_server_message(stream->conn, NULL, message, sizeof message);
+        snprintf(err, errlen, "starting replication: %s", message);
+        return WN_EXIT_SERVER;
+    }
+    stream->copy = COPY_STREAMING;
+    return 0;
+}
+
+/* wn_stream_restart's steps; stream->err is set. */
+static int restart(wn_stream *stream, wn_lsn start_lsn, bool messages)
+{
+    bool stopped = false;
+
+    if (stream->copy == COPY_STREAMING) {
+        fail(stream, "the last stream's copy was not ended (its connection failed)");
+        return WN_EXIT_TRANSIENT;
+    }
+    if (!drain(stream, stream->copy_done_ms + REWIND_DRAIN_TIMEOUT_MS, stream->start.stop_fd,
+               &stopped)) {
+        if (stopped) {
+            fail(stream, "stopped while the server ended the copy");
+            return WN_EXIT_STOPPED;
+        }
+        if (stream->copy != COPY_BROKEN)
+            fail(stream, "the server had not ended the copy %d ms after walnotify's CopyDone",
+                 REWIND_DRAIN_TIMEOUT_MS);
+        return WN_EXIT_TRANSIENT;
+    }
+    stream->start.start_lsn = start_lsn;
+    stream->start.messages = messages;
+    return start_streaming(stream, true, stream->err, stream->errlen);
+}
+
+int wn_stream_restart(wn_stream *stream, wn_lsn start_lsn, bool messages, char *err, size_t errlen)
+{
+    int status;
+
+    stream->err = err;
+    stream->errlen = errlen;
+    status = restart(stream, start_lsn, messages);
+    if (status != 0)
+        stream->copy = COPY_BROKEN;
+    /* err is the caller's only for this call. */
+    stream->err = NULL;
+    stream->errlen = 0;
+    return status;
+}
+
+int wn_stream_open(wn_stream **out, const wn_stream_options *options, char *err, size_t errlen)
+{
     wn_stream *stream;
     int status = WN_EXIT_SERVER;
 
@@ -898,6 +954,17 @@ int wn_stream_open(wn_stream **out, const wn_stream_options *options, char *err,
     stream->receive_timeout_ms = options->receive_timeout_ms;
     stream->progress_interval_ms = options->progress_interval_ms;
     stream->nap_us = NAP_START_US;
+    stream->start = (wn_replstart){.slot = strdup(options->slot),
+                                   .publication = strdup(options->publication),
+                                   .start_lsn = options->start_lsn,
+                                   .messages = options->messages,
+                                   .stop_fd = options->stop_fd};
+    if (!stream->start.slot || !stream->start.publication) {
+        free_start(stream);
+        free(stream);
+        snprintf(err, errlen, "opening the replication stream: out of memory");
+        return WN_EXIT_SERVER;
+    }
     pthread_mutex_init(&stream->state_lock, NULL);
     if (options->state_file && options->origin) {
         stream->state_file = options->state_file;
@@ -912,25 +979,25 @@ int wn_stream_open(wn_stream **out, const wn_stream_options *options, char *err,
                                  options->stop_fd, &status, err, errlen);
     if (!stream->conn)
         goto free_stream;
-    status = start_replication(stream, options, err, errlen);
+    status = start_streaming(stream, false, err, errlen);
     if (status != 0)
         goto free_stream;
     stream->unix_socket = on_unix_socket(stream->conn);
-    if (PQsetnonblocking(stream->conn, 1) != 0) {
-        wn_server_message(stream->conn, NULL, message, sizeof message);
-        snprintf(err, errlen, "starting replication: %s", message);
-        status = WN_EXIT_SERVER;
-        goto free_stream;
-    }
     *out = stream;
 free_stream:
     if (status != 0) {
         if (stream->conn)
             PQfinish(stream->conn);
         pthread_mutex_destroy(&stream->state_lock);
+        free_start(stream);
         free(stream);
     }
     return status;
+}
+
+int wn_stream_backend_pid(const wn_stream *stream)
+{
+    return PQbackendPID(stream->conn);
 }
 
 void wn_stream_close(wn_stream *stream)
@@ -941,5 +1008,6 @@ void wn_stream_close(wn_stream *stream)
         wn_item_release(&stream->pending);
     PQfinish(stream->conn);
     pthread_mutex_destroy(&stream->state_lock);
+    free_start(stream);
     free(stream);
 }

@@ -58,6 +58,20 @@ int wn_stream_run(wn_stream *stream, wn_handoff *handoff, char *err, size_t errl
  */
 int wn_stream_record_snapshot(wn_stream *stream, wn_lsn consistent_point, char *err, size_t errlen);
 
+/*
+ * Starts the stream again on its own connection, at start_lsn, once wn_stream_run has ended and
+ * ended the copy (the walsender and its PID stay; it holds the slot again once this returns).
+ * Waits first, a bounded time, for the server to end the copy: it does after the transaction it
+ * is sending, whose rest is dropped. messages as in wn_stream_options. Returns 0, or with one
+ * line in err: WN_EXIT_STOPPED (a stop came), WN_EXIT_TRANSIENT (the copy did not end, or not in
+ * time), WN_EXIT_SLOT_BUSY, or an exit status as wn_stream_open's; after a failure the stream is
+ * only good for wn_stream_close (a new connection may resume).
+ */
+int wn_stream_restart(wn_stream *stream, wn_lsn start_lsn, bool messages, char *err, size_t errlen);
+
+/* The PID of the walsender serving the stream. */
+int wn_stream_backend_pid(const wn_stream *stream);
+
 /* Closes the connection and frees the stream. */
 void wn_stream_close(wn_stream *stream);
 

@@ -38,6 +38,23 @@ static long long walsender(const itest_ctx *ctx)
                            ctx->slot);
 }
 
+/* The walsender streaming the test's slot once a stream holds it (a rewind leaves it free for a
+ * moment). */
+static long long walsender_streaming(const itest_ctx *ctx)
+{
+    itest_deadline deadline = itest_deadline_in(ITEST_WAIT_S * 1000);
+    long long pid;
+
+    while ((pid = itest_query_int(ctx->conn,
+                                  "SELECT coalesce((SELECT active_pid FROM pg_replication_slots "
+                                  "WHERE slot_name = '%s'), 0)",
+                                  ctx->slot)) == 0) {
+        ck_assert_msg(!itest_expired(&deadline), "no walsender holds slot %s", ctx->slot);
+        itest_sleep_ms(ITEST_POLL_MS);
+    }
+    return pid;
+}
+
 /* How many times needle is in the host's stderr. */
 static size_t stderr_count(const itest_host *host, const char *needle)
 {
@@ -316,13 +333,15 @@ static size_t count_prefix(const itest_lines *lines, const char *prefix)
 }
 
 /* A reload reaches a block retrying for ever; a block its plugin's check refuses keeps the
- * running configuration; a changed block whose new init fails runs on with its old settings. */
+ * running configuration; a changed block whose new init fails runs on with its old settings.
+ * The rewind that ends the retries streams again on the same connection: the walsender stays. */
 START_TEST(test_reload_retrying_refused_and_fallen_back)
 {
     itest_ctx ctx;
     itest_host host;
     itest_path conf, lock;
     itest_lines f, life;
+    long long pid;
     int held;
 
     itest_begin(&ctx, "reloadretry");
@@ -333,6 +352,7 @@ START_TEST(test_reload_retrying_refused_and_fallen_back)
     itest_exec(ctx.conn, "INSERT INTO t VALUES (1)");
     itest_exec(ctx.conn, "INSERT INTO t VALUES (2)");
     wait_stderr_count(&host, "plugin \"f\": handle failed transiently (attempt 1)", 1);
+    pid = walsender_streaming(&ctx);
 
     /* The check of the new life block refuses it: nothing applied, f still failing. */
     write_retrying(&ctx, 0, "refuse = true;");
@@ -340,6 +360,7 @@ START_TEST(test_reload_retrying_refused_and_fallen_back)
     wait_stderr_count(&host, "a reload ends its retries", 1);
     wait_stderr_count(&host, "reload refused: ", 1);
     wait_stderr_count(&host, "plugin \"f\": handle failed transiently (attempt 1)", 2);
+    ck_assert_int_eq(walsender_streaming(&ctx), pid);
 
     /* f fixed; life's new init cannot take its lock: life runs on with its old settings. */
     lock = itest_file(&ctx, "held.lock");
@@ -354,6 +375,8 @@ START_TEST(test_reload_retrying_refused_and_fallen_back)
     itest_exec(ctx.conn, "INSERT INTO t VALUES (3)");
     f = itest_wait_lines(itest_file(&ctx, "f.log").s, 3, ITEST_WAIT_S);
     itest_lines_free(&f);
+    ck_assert_int_eq(walsender_streaming(&ctx), pid);
+    ck_assert_uint_eq(stderr_count(&host, "on the same connection (walsender PID"), 2);
     itest_host_stop(&host, SIGTERM);
     itest_assert_exit(&host, 0);
     close(held);

@@ -12,7 +12,12 @@
  *   - the slot never passed what the requester had made durable: sampled throughout, against
  *     the last position the requester's successful flushes recorded;
  *   - the host's memory stays bounded (the transaction is never held whole, also across a
- *     rewind).
+ *     rewind);
+ *   - every rewind streams again on the same connection: the walsender holding the slot is the
+ *     same process throughout (sampled with the slot).
+ *
+ * A shorter case asks for one rewind early in a transaction of 200,000 rows, from handle: the
+ * walsender ends the copy only after the rest of that transaction, which the host drops.
  *
  * Every plugin's transactions are checked from one line per commit (each in order, whole, first
  * deliveries in commit order, together every row of the table). With WN_REWIND_EVENT_LOG=1 the
@@ -38,6 +43,7 @@
 #include "watch.h"
 
 #define BIG_ROWS 2000000L
+#define MID_ROWS 200000L /* the transaction of the shorter case */
 #define SMALL_TXNS 10 /* before the big one, and as many after it */
 #define SMALL_ROWS_MAX 40
 #define EARLY_SPAN 150 /* the first rewind lands among the first small transactions */
@@ -54,8 +60,9 @@
  */
 
 typedef struct durable_sample {
-    wn_lsn confirmed; /* the slot's confirmed_flush_lsn, read first */
-    wn_lsn durable;   /* then the highest position the requester recorded as durable */
+    wn_lsn confirmed;    /* the slot's confirmed_flush_lsn, read first */
+    wn_lsn durable;      /* then the highest position the requester recorded as durable */
+    long long walsender; /* the PID of the walsender holding the slot; 0: none */
 } durable_sample;
 
 typedef struct durable_watch {
@@ -99,6 +106,10 @@ static void *durable_main(void *arg)
         itest_helper_busy(); /* a fork waits: see itest_fork.h */
         s.confirmed = itest_slot_confirmed(w->conn, w->slot);
         s.durable = highest_durable(w->path);
+        s.walsender = itest_query_int(w->conn,
+                                      "SELECT coalesce((SELECT active_pid FROM "
+                                      "pg_replication_slots WHERE slot_name = '%s'), 0)",
+                                      w->slot);
         itest_helper_idle();
         pthread_mutex_lock(&w->lock);
         w->sample[w->nsamples++] = s;
@@ -157,6 +168,29 @@ static void durable_check(const durable_watch *w, const wn_lsn *lsns, size_t nls
             w->nsamples, checked);
 }
 
+/* One walsender held the slot whenever a sample found it held: every rewind streamed again on
+ * the same connection. */
+static void walsender_check(const durable_watch *w)
+{
+    long long first = 0;
+    size_t held = 0;
+
+    for (size_t s = 0; s < w->nsamples; s++) {
+        long long pid = w->sample[s].walsender;
+
+        if (pid == 0)
+            continue;
+        held++;
+        if (first == 0)
+            first = pid;
+        ck_assert_msg(pid == first, "sample %zu: walsender PID %lld, the first one was %lld",
+                      s + 1, pid, first);
+    }
+    ck_assert_msg(held > 0, "no sample found the slot held");
+    fprintf(stderr, "rewind: walsender PID %lld in all %zu samples that found the slot held\n",
+            first, held);
+}
+
 static double seconds_since(const struct timespec *start)
 {
     struct timespec now;
@@ -184,7 +218,7 @@ static long insert_small(itest_ctx *ctx, faults_rng *rng, long next)
 /* "LSN EVENTS FIRST_ID LAST_ID ORDER" per commit: each transaction in order and whole, first
  * deliveries in commit order (a line whose LSN is not above every earlier one must be a
  * delivery again), and the big one among them. Returns the number of lines. */
-static size_t check_counts(const char *path)
+static size_t check_counts(const char *path, long big_rows)
 {
     itest_lines lines = itest_read_lines(path);
     wn_lsn highest = 0;
@@ -210,9 +244,9 @@ static size_t check_counts(const char *path)
                       "%s line %zu: the first delivery of a transaction after a later one: %s",
                       path, i + 1, lines.line[i]);
         highest = lsn > highest ? lsn : highest;
-        saw_big = saw_big || events == (unsigned long long)BIG_ROWS;
+        saw_big = saw_big || events == (unsigned long long)big_rows;
     }
-    ck_assert_msg(saw_big, "%s: the %ld-row transaction never committed whole", path, BIG_ROWS);
+    ck_assert_msg(saw_big, "%s: the %ld-row transaction never committed whole", path, big_rows);
     itest_lines_free(&lines);
     return n;
 }
@@ -267,7 +301,8 @@ static int run_host(itest_ctx *ctx, itest_host *host, faults_history *history,
     return host->status;
 }
 
-static itest_path write_config(itest_ctx *ctx, uint64_t seed, int rewinds, bool event_log)
+static itest_path write_config(itest_ctx *ctx, uint64_t seed, int rewinds, bool event_log,
+                               long early, long span)
 {
     itest_path path = itest_file(ctx, "rewind.cfg");
 
@@ -285,14 +320,14 @@ static itest_path write_config(itest_ctx *ctx, uint64_t seed, int rewinds, bool 
                      "};\n"
                      "plugins =\n(\n"
                      "  { name = \"requester\"; path = \"%s\"; retry_initial_ms = 50; "
-                     "retry_max_ms = 400; settings = { seed = %llu; early = %d; span = %ld; "
+                     "retry_max_ms = 400; settings = { seed = %llu; early = %ld; span = %ld; "
                      "max_rewinds = %d; log = \"%s\"; summary = \"summary.log\"; "
                      "durable = \"durable.log\"; }; },\n"
                      "  { name = \"count\"; path = \"%s\"; settings = { log = \"count.log\"; }; }\n"
                      ");\n",
                      ctx->conninfo, ctx->slot, ctx->pub,
                      itest_root_file("build/tests/fixtures/rewinder.so").s,
-                     (unsigned long long)seed, EARLY_SPAN, BIG_ROWS + 2 * SMALL_TXNS * 20, rewinds,
+                     (unsigned long long)seed, early, span, rewinds,
                      event_log ? "requester.log" : "-",
                      itest_root_file("build/tests/fixtures/fault_count.so").s);
     return path;
@@ -376,7 +411,7 @@ static void one_round(uint64_t seed, int rewinds)
 
     itest_begin(&ctx, "rewind");
     itest_exec(ctx.conn, "CREATE TABLE t (id bigint)");
-    conf = write_config(&ctx, seed, rewinds, event_log);
+    conf = write_config(&ctx, seed, rewinds, event_log, EARLY_SPAN, BIG_ROWS + 2 * SMALL_TXNS * 20);
     itest_create_slot(&ctx, conf.s);
     clock_gettime(CLOCK_MONOTONIC, &started);
     next = insert_small(&ctx, &rng, next);
@@ -415,10 +450,11 @@ static void one_round(uint64_t seed, int rewinds)
     lsns = transactions_of(itest_file(&ctx, "count.log").s, &nlsns);
     ck_assert_uint_eq(nlsns, 2 * SMALL_TXNS + 1);
     durable_check(&durable, lsns, nlsns);
+    walsender_check(&durable);
     ck_assert_msg(itest_slot_confirmed(ctx.conn, ctx.slot) > lsns[nlsns - 1],
                   "the slot was not acknowledged past the last transaction");
-    ck_assert_uint_ge(check_counts(itest_file(&ctx, "count.log").s), nlsns);
-    ck_assert_uint_ge(check_counts(itest_file(&ctx, "summary.log").s), nlsns);
+    ck_assert_uint_ge(check_counts(itest_file(&ctx, "count.log").s, BIG_ROWS), nlsns);
+    ck_assert_uint_ge(check_counts(itest_file(&ctx, "summary.log").s, BIG_ROWS), nlsns);
     check_rows_covered(itest_file(&ctx, "count.log").s, ctx.conn);
     check_rows_covered(itest_file(&ctx, "summary.log").s, ctx.conn);
     fprintf(stderr, "rewind: checked in %.1f s\n", seconds_since(&started));
@@ -442,6 +478,46 @@ START_TEST(rewinds_at_random_points_lose_nothing)
 }
 END_TEST
 
+/* One rewind from handle at the 54th event of a 200,000-row transaction (seed 3's first draw
+ * with early = 1000): the host drops the rest of the transaction, which the walsender sends
+ * before it ends the copy, and streams it again on the same connection, every row in order. */
+START_TEST(rewind_in_a_large_transaction_keeps_the_walsender)
+{
+    itest_ctx ctx;
+    itest_host host;
+    itest_path conf;
+    durable_watch durable;
+    long maxrss_kb = 0;
+    char *end_text, *err;
+
+    itest_begin(&ctx, "rewindmid");
+    itest_exec(ctx.conn, "CREATE TABLE t (id bigint)");
+    conf = write_config(&ctx, 3, 1, false, 1000, 10 * MID_ROWS);
+    itest_create_slot(&ctx, conf.s);
+    itest_exec(ctx.conn, "INSERT INTO t SELECT generate_series(1, %ld)", MID_ROWS);
+    end_text = itest_lsn_text(itest_current_lsn(ctx.conn));
+    durable_start(&durable, &ctx, itest_file(&ctx, "durable.log").s);
+    run_host(&ctx, &host, NULL, ITEST_ARGS("-c", conf.s, "--endpos", end_text), &maxrss_kb);
+    durable_stop(&durable);
+    free(end_text);
+    itest_assert_exit(&host, 0);
+
+    err = itest_host_stderr(&host);
+    ck_assert_msg(strstr(err, "asked for a rewind from handle") != NULL,
+                  "the requester never asked for a rewind from handle");
+    ck_assert_msg(strstr(err, "on the same connection (walsender PID") != NULL,
+                  "the rewind did not stream again on the same connection");
+    free(err);
+    walsender_check(&durable);
+    ck_assert_uint_eq(check_counts(itest_file(&ctx, "count.log").s, MID_ROWS), 1);
+    ck_assert_uint_eq(check_counts(itest_file(&ctx, "summary.log").s, MID_ROWS), 1);
+    check_rows_covered(itest_file(&ctx, "count.log").s, ctx.conn);
+    check_rows_covered(itest_file(&ctx, "summary.log").s, ctx.conn);
+    free(durable.sample);
+    itest_end(&ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("rewind");
@@ -451,6 +527,7 @@ int main(void)
     tcase_set_timeout(tc, ITEST_TIMEOUT_S * 2 * env_int("WN_REWIND_ROUNDS", 1) *
                               (1 + env_int("WN_REWIND_MAX", 2)) / 3);
     tcase_add_test(tc, rewinds_at_random_points_lose_nothing);
+    tcase_add_test(tc, rewind_in_a_large_transaction_keeps_the_walsender);
     suite_add_tcase(suite, tc);
     return run_suite(suite) == 0 ? 0 : 1;
 }
