@@ -69,8 +69,10 @@ struct wn_handoff {
     _Atomic wn_lsn acknowledgeable;
     atomic_bool stop;
     atomic_bool dispatcher_done;
-    int stop_pipe[2]; /* readable once stop is requested */
-    int ack_event;    /* eventfd: readable after the acknowledgeable position moved */
+    int stop_pipe[2];         /* readable once stop is requested */
+    int ack_event;            /* eventfd: readable after the acknowledgeable position moved */
+    wn_ack_sender ack_sender; /* sends a moved position without the reader, when it can */
+    void *ack_arg;
 };
 
 _Static_assert(sizeof(atomic_int) == sizeof(int), "a futex word is a plain int");
@@ -458,11 +460,19 @@ void wn_handoff_set_acknowledgeable(wn_handoff *handoff, wn_lsn lsn)
     if (lsn > current) {
         uint64_t one = 1;
 
+        if (handoff->ack_sender != NULL && handoff->ack_sender(handoff->ack_arg))
+            return;
         /* The reader reports the new position now rather than at its next timer tick. A full
          * counter (EAGAIN) already wakes it. */
         if (write(handoff->ack_event, &one, sizeof one) < 0) {
         }
     }
+}
+
+void wn_handoff_set_ack_sender(wn_handoff *handoff, wn_ack_sender send, void *arg)
+{
+    handoff->ack_sender = send;
+    handoff->ack_arg = arg;
 }
 
 int wn_handoff_ack_fd(const wn_handoff *handoff)

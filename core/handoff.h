@@ -91,6 +91,12 @@ bool wn_handoff_busy(const wn_handoff *handoff);
 void wn_handoff_set_handled(wn_handoff *handoff, wn_lsn lsn);
 wn_lsn wn_handoff_handled(const wn_handoff *handoff);
 
+/* A way to send a newly published position from the dispatcher's thread at once; it says
+ * whether it did. Without one, or when it did not, the reader is woken to send it. Set before
+ * the threads start. */
+typedef bool (*wn_ack_sender)(void *arg);
+void wn_handoff_set_ack_sender(wn_handoff *handoff, wn_ack_sender send, void *arg);
+
 /* The position PostgreSQL may be told is flushed. Only ever moves forward. */
 void wn_handoff_set_acknowledgeable(wn_handoff *handoff, wn_lsn lsn);
 wn_lsn wn_handoff_acknowledgeable(const wn_handoff *handoff);

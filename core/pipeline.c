@@ -795,6 +795,7 @@ static wn_dispatch_result stream_once(pipeline *r, wn_session *sess, reader_args
         wn_handoff_destroy(handoff);
         return WN_DISPATCH_STOPPED;
     }
+    wn_handoff_set_ack_sender(handoff, wn_stream_acknowledge, r->stream);
     /* The reader may answer a keepalive before the dispatcher has started: it reports where
      * this stream began, never 0/0. */
     wn_handoff_set_acknowledgeable(handoff, r->resume);

@@ -92,9 +92,14 @@ struct wn_stream {
     int64_t window_start_us; /* monotonic time the current rate window began */
     int window_messages;     /* messages read in it */
     wn_item pending;
-    const char *state_file;     /* NULL: none */
-    wn_state state;             /* what state_file gets; lsn = last written */
-    bool state_failing;         /* the last write failed (said once, until it works again) */
+    const char *state_file; /* NULL: none */
+    wn_state state;         /* what state_file gets; lsn = last written */
+    bool state_failing;     /* the last write failed (said once, until it works again) */
+    /* The connection and what is told the server (flushed, want_write, lag, next_status_ms):
+     * the reader holds it while it runs, except while it sleeps, when the dispatcher may send a
+     * new position itself (wn_stream_acknowledge). */
+    pthread_mutex_t conn_lock;
+    wn_handoff *streaming;      /* the run's handoff while the reader streams; NULL otherwise */
     pthread_mutex_t state_lock; /* state and its file: the reader writes the position, the
                                    dispatcher the finished snapshot */
     int progress_interval_ms;
@@ -183,7 +188,7 @@ static bool flush_output(wn_stream *stream)
  * every plugin finished and made durable; write = what every plugin has handled, never below
  * flush. (Write = received would let a remote_write commit return before any sink has its row,
  * and would keep the server from sending the keepalives it sends for a client behind.) */
-static bool send_status(wn_stream *stream, wn_handoff *handoff, bool reply)
+static int put_status(wn_stream *stream, wn_handoff *handoff, bool reply)
 {
     unsigned char msg[STATUS_LENGTH];
     wn_lsn flush = wn_handoff_acknowledgeable(handoff);
@@ -201,15 +206,13 @@ static bool send_status(wn_stream *stream, wn_handoff *handoff, bool reply)
     put_u64(msg + 25, (uint64_t)pg_now_us());
     msg[33] = reply ? 1 : 0;
     r = PQputCopyData(stream->conn, (const char *)msg, (int)sizeof msg);
-    if (r < 0) {
-        fail_connection(stream, "sending a status update");
-        return false;
-    }
+    if (r < 0)
+        return r;
     stream->next_status_ms = monotonic_ms() + stream->status_interval_ms;
     if (r == 0) {
         /* libpq's buffer is full: the update goes out next time round. */
         stream->want_write = true;
-        return true;
+        return r;
     }
     wn_acklag_acknowledged(&stream->lag, flush, monotonic_us());
     if (flush != stream->flushed) {
@@ -218,7 +221,20 @@ static bool send_status(wn_stream *stream, wn_handoff *handoff, bool reply)
         wn_log(WN_LOG_DEBUG, "acknowledged %s to the server", wn_lsn_format(flush, text));
         stream->flushed = flush;
     }
-    return flush_output(stream);
+    return r;
+}
+
+/* Puts a status update into libpq's output (-1 on a broken connection, 0 when its buffer was
+ * full and the update waits, 1 when it went in) and hands that output to the socket. */
+static bool send_status(wn_stream *stream, wn_handoff *handoff, bool reply)
+{
+    int r = put_status(stream, handoff, reply);
+
+    if (r < 0) {
+        fail_connection(stream, "sending a status update");
+        return false;
+    }
+    return r == 0 || flush_output(stream);
 }
 
 static bool status_due(const wn_stream *stream, int64_t now)
@@ -437,7 +453,9 @@ static bool wait_for_input(wn_stream *stream, wn_handoff *handoff, int64_t now)
     }
     if (stream->want_write)
         fds[0].events |= POLLOUT;
+    pthread_mutex_unlock(&stream->conn_lock);
     r = poll(fds, 3, ms_to_status(stream, now));
+    pthread_mutex_lock(&stream->conn_lock);
     if (r < 0 && errno != EINTR) {
         fail(stream, "waiting for the server: %s", strerror(errno));
         return false;
@@ -472,8 +490,10 @@ static void hand_over_pending(wn_stream *stream, wn_handoff *handoff, int64_t no
     int timeout = ms_to_status(stream, now);
 
     stream->last_receive_ms = now;
+    pthread_mutex_unlock(&stream->conn_lock);
     if (wn_handoff_push(handoff, &stream->pending, timeout < STEP_MS ? timeout : STEP_MS))
         stream->have_pending = false;
+    pthread_mutex_lock(&stream->conn_lock);
 }
 
 /*
@@ -509,8 +529,11 @@ static void gather(wn_stream *stream, wn_handoff *handoff)
     struct pollfd ack = {.fd = wn_handoff_ack_fd(handoff), .events = POLLIN};
 
     stream->napped = stream->busy;
-    if (stream->busy)
-        (void)ppoll(&ack, 1, &nap, NULL);
+    if (!stream->busy)
+        return;
+    pthread_mutex_unlock(&stream->conn_lock);
+    (void)ppoll(&ack, 1, &nap, NULL);
+    pthread_mutex_lock(&stream->conn_lock);
 }
 
 /*
@@ -834,8 +857,12 @@ int wn_stream_run(wn_stream *stream, wn_handoff *handoff, char *err, size_t errl
     stream->next_status_ms = monotonic_ms() + stream->status_interval_ms;
     stream->last_receive_ms = monotonic_ms();
     stream->next_progress_ms = monotonic_ms() + stream->progress_interval_ms;
+    pthread_mutex_lock(&stream->conn_lock);
+    stream->streaming = handoff;
     while (ok && !wn_handoff_stop_requested(handoff))
         ok = step(stream, handoff);
+    stream->streaming = NULL;
+    pthread_mutex_unlock(&stream->conn_lock);
     if (stream->have_pending) {
         /* Not acknowledged, so the server sends it again next run. */
         wn_item_release(&stream->pending);
@@ -966,6 +993,7 @@ int wn_stream_open(wn_stream **out, const wn_stream_options *options, char *err,
         return WN_EXIT_SERVER;
     }
     pthread_mutex_init(&stream->state_lock, NULL);
+    pthread_mutex_init(&stream->conn_lock, NULL);
     if (options->state_file && options->origin) {
         stream->state_file = options->state_file;
         stream->state = *options->origin;
@@ -989,6 +1017,7 @@ free_stream:
         if (stream->conn)
             PQfinish(stream->conn);
         pthread_mutex_destroy(&stream->state_lock);
+        pthread_mutex_destroy(&stream->conn_lock);
         free_start(stream);
         free(stream);
     }
@@ -1008,6 +1037,33 @@ void wn_stream_close(wn_stream *stream)
         wn_item_release(&stream->pending);
     PQfinish(stream->conn);
     pthread_mutex_destroy(&stream->state_lock);
+    pthread_mutex_destroy(&stream->conn_lock);
     free_start(stream);
     free(stream);
+}
+
+/*
+ * The dispatcher's thread, right after it published a position: when the reader sleeps (it does
+ * on a quiet stream, which is when the time counts), the dispatcher sends the status update
+ * itself rather than wake the reader for it: a thread to schedule fewer before the server hears.
+ * When the reader is busy, or anything but a clean send happens, the reader is woken as before
+ * and does it (and meets any failure there).
+ */
+bool wn_stream_acknowledge(void *arg)
+{
+    wn_stream *stream = arg;
+    bool sent = false;
+
+    if (pthread_mutex_trylock(&stream->conn_lock) != 0)
+        return false;
+    if (stream->streaming != NULL && !stream->want_write &&
+        acknowledgeable_moved(stream, stream->streaming) &&
+        put_status(stream, stream->streaming, false) == 1) {
+        int r = PQflush(stream->conn);
+
+        sent = r == 0;
+        stream->want_write = r == 1;
+    }
+    pthread_mutex_unlock(&stream->conn_lock);
+    return sent;
 }

@@ -73,6 +73,10 @@ int wn_stream_restart(wn_stream *stream, wn_lsn start_lsn, bool messages, char *
 int wn_stream_backend_pid(const wn_stream *stream);
 
 /* Closes the connection and frees the stream. */
+/* For wn_handoff_set_ack_sender (arg: the stream): sends the position the dispatcher just
+ * published when the reader sleeps; false when it did not (the reader is woken for it). */
+bool wn_stream_acknowledge(void *arg);
+
 void wn_stream_close(wn_stream *stream);
 
 #endif
