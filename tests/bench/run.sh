@@ -30,14 +30,20 @@
 # libcurl loop (tests/bench/webhook_loop.c): the limit. BENCH_WEBHOOK=0 skips it;
 # BENCH_WEBHOOK_ONLY=1 runs only it.
 #
-# Kafka: BENCH_KAFKA_ROWS rows (default 100,000) in transactions of BENCH_TXN_ROWS rows, read by
-# walnotify with the kafka plugin into librdkafka's mock cluster (tests/kafka/mockkafka, three
-# brokers on loopback, a topic of 24 partitions), beside the same messages (keys, values, headers,
-# read back from the cluster) sent by a plain librdkafka producer loop with the same settings
-# (tests/bench/kafka_loop.c) into the same topic after it: the limit. walnotify is timed from its first message's creation
-# time to its "dispatcher stopped" line (after the final flush: every message confirmed), the
-# loop from its first message to its last delivery report. BENCH_KAFKA=0 skips it;
-# BENCH_KAFKA_ONLY=1 runs only it.
+# Kafka: BENCH_KAFKA_ROWS rows (default 100,000, at most 400,000) in transactions of
+# BENCH_TXN_ROWS rows, sent by walnotify with the kafka plugin into librdkafka's mock cluster
+# (tests/kafka/mockkafka, three brokers on loopback, a topic of 24 partitions, 64 past 100,000
+# rows) two ways: fed by the stream (a slot made before the writes, to --endpos), and fed by the
+# initial snapshot of the same table (a fresh slot and state file, ops = ["snapshot"]: the rows
+# read through COPY, stopped by SIGTERM once the state file records the snapshot finished). Each
+# run is followed by a plain librdkafka producer loop (tests/bench/kafka_loop.c) sending the very
+# messages of that run (keys, values, headers, read back from the cluster) with the same settings
+# into the same topic: the limit. walnotify is timed from its first message's creation time to
+# the line it logs once its flush saw every message confirmed ("dispatcher stopped", "initial
+# snapshot ... finished"), the loop from its first message to its last delivery report. Each feed's
+# own rate with nothing behind it is measured beside them: pg_recvlogical reading the same WAL (the
+# walsender's decoding) and COPY TO STDOUT of the table through psql. The three turns rotate per
+# round. BENCH_KAFKA=0 skips it; BENCH_KAFKA_ONLY=1 runs only it.
 #
 # The exec plugin: walnotify feeding the Python example sink (etc/examples/sqlite_sink.py, a SQLite
 # database per run, fsynced) is a fourth contender, "exec_python" (BENCH_EXEC=0 skips it; it is
