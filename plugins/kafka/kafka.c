@@ -479,9 +479,9 @@ static walnotify_status kafka_handle(void *state, const walnotify_event *ev)
     kafka_state *st = state;
     walnotify_status status;
 
-    /* The reports are looked at now and then (a fatal error also shows in the next send). */
+    /* What the reports said is looked at now and then (a fatal error also shows in the next
+     * send); the producer's own thread serves them meanwhile. */
     if (++st->handled % SERVE_EVERY == 0) {
-        kafka_producer_settle(st->producer, 0);
         status = health(st);
         if (status != WALNOTIFY_OK)
             return status;

@@ -1,7 +1,7 @@
 /*
  * producer: the kafka plugin's librdkafka producer. It keeps walnotify's promise on top of
  * librdkafka's idempotent producer: every message handed over is counted, and its delivery
- * report (served on the host's thread, inside the plugin's callbacks) counts it delivered or
+ * report (served by a thread of the producer's own, counted under its lock) counts it delivered or
  * records it as failed, named by the identity its headers carry. The plugin answers flush OK
  * only once nothing is left unconfirmed, so PostgreSQL is told nothing that Kafka lacks.
  */
@@ -77,8 +77,8 @@ kafka_sent kafka_producer_send(kafka_producer *producer, const kafka_message *me
 int kafka_producer_partitions(kafka_producer *producer, const char *topic, long wait_ms,
                               bool *permanent);
 
-/* Serves the delivery reports that came in; waits up to wait_ms for every message to be
- * confirmed when wait_ms > 0. True when none is left unconfirmed. */
+/* Waits up to wait_ms (none when 0) for every message to be confirmed, or one to fail. True
+ * when none is left unconfirmed. */
 bool kafka_producer_settle(kafka_producer *producer, long wait_ms);
 
 /* The failures recorded since the last call (*count of them), to name to the host; the array
@@ -86,6 +86,6 @@ bool kafka_producer_settle(kafka_producer *producer, long wait_ms);
 const kafka_failure *kafka_producer_failures(kafka_producer *producer, size_t *count);
 
 /* Messages handed over and not confirmed. */
-uint64_t kafka_producer_unconfirmed(const kafka_producer *producer);
+uint64_t kafka_producer_unconfirmed(kafka_producer *producer);
 
 #endif

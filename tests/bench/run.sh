@@ -30,14 +30,20 @@
 # libcurl loop (tests/bench/webhook_loop.c): the limit. BENCH_WEBHOOK=0 skips it;
 # BENCH_WEBHOOK_ONLY=1 runs only it.
 #
-# Kafka: BENCH_KAFKA_ROWS rows (default 100,000) in transactions of BENCH_TXN_ROWS rows, read by
-# walnotify with the kafka plugin into librdkafka's mock cluster (tests/kafka/mockkafka, three
-# brokers on loopback, a topic of 24 partitions), beside the same messages (keys, values, headers,
-# read back from the cluster) sent by a plain librdkafka producer loop with the same settings
-# (tests/bench/kafka_loop.c) into the same topic after it: the limit. walnotify is timed from its first message's creation
-# time to its "dispatcher stopped" line (after the final flush: every message confirmed), the
-# loop from its first message to its last delivery report. BENCH_KAFKA=0 skips it;
-# BENCH_KAFKA_ONLY=1 runs only it.
+# Kafka: BENCH_KAFKA_ROWS rows (default 100,000, at most 400,000) in transactions of
+# BENCH_TXN_ROWS rows, sent by walnotify with the kafka plugin into librdkafka's mock cluster
+# (tests/kafka/mockkafka, three brokers on loopback, a topic of 24 partitions, 64 past 100,000
+# rows) two ways: fed by the stream (a slot made before the writes, to --endpos), and fed by the
+# initial snapshot of the same table (a fresh slot and state file, ops = ["snapshot"]: the rows
+# read through COPY, stopped by SIGTERM once the state file records the snapshot finished). Each
+# run is followed by a plain librdkafka producer loop (tests/bench/kafka_loop.c) sending the very
+# messages of that run (keys, values, headers, read back from the cluster) with the same settings
+# into the same topic: the limit. walnotify is timed from its first message's creation time to
+# the line it logs once its flush saw every message confirmed ("dispatcher stopped", "initial
+# snapshot ... finished"), the loop from its first message to its last delivery report. Each feed's
+# own rate with nothing behind it is measured beside them: pg_recvlogical reading the same WAL (the
+# walsender's decoding) and COPY TO STDOUT of the table through psql. The three turns rotate per
+# round. BENCH_KAFKA=0 skips it; BENCH_KAFKA_ONLY=1 runs only it.
 #
 # The exec plugin: walnotify feeding the Python example sink (etc/examples/sqlite_sink.py, a SQLite
 # database per run, fsynced) is a fourth contender, "exec_python" (BENCH_EXEC=0 skips it; it is
@@ -114,6 +120,7 @@ USE_KAFKA=${BENCH_KAFKA:-1}
 KAFKA_ONLY=${BENCH_KAFKA_ONLY:-0}
 KAFKA_ROWS=${BENCH_KAFKA_ROWS:-100000}
 KAFKA_PARTITIONS=24
+KAFKA_ROWS_MAX=400000
 KAFKA_SO=$ROOT/build/plugins/kafka.so
 MOCKKAFKA=$OUT/mockkafka
 KAFKA_LOOP=$OUT/kafka_loop
@@ -200,6 +207,12 @@ check_settings() {
         die "BENCH_WEBHOOK_ROWS ($WEBHOOK_ROWS) must be a multiple of BENCH_TXN_ROWS ($TXN_ROWS)"
     [ $((KAFKA_ROWS % TXN_ROWS)) -eq 0 ] ||
         die "BENCH_KAFKA_ROWS ($KAFKA_ROWS) must be a multiple of BENCH_TXN_ROWS ($TXN_ROWS)"
+    [ "$KAFKA_ROWS" -le "$KAFKA_ROWS_MAX" ] ||
+        die "BENCH_KAFKA_ROWS ($KAFKA_ROWS) is above $KAFKA_ROWS_MAX: the mock cluster would drop messages"
+    # The mock cluster keeps only the last 5 MB of each partition (some 600 bytes a message here):
+    # past 100,000 rows the topic has more partitions, so that a run's messages stay whole while
+    # the cluster's reader of them falls behind.
+    [ "$KAFKA_ROWS" -le 100000 ] || KAFKA_PARTITIONS=64
     [ -x "$WALNOTIFY" ] || die "$WALNOTIFY is missing: run make all"
     [ -f "$JSONL" ] || die "$JSONL is missing: run make all"
     [ -x "$PG_BIN/pg_recvlogical" ] || die "$PG_BIN/pg_recvlogical is missing (install postgresql-client-15)"
@@ -997,29 +1010,64 @@ CONF
     echo "$conf"
 }
 
+# walnotify taking the initial snapshot of public.bench into the kafka plugin, on a fresh slot
+# with a state file of its own (removed first: a run starts from nothing).
+kafka_snapshot_conf() {
+    local slot=$1 topic=$2 conf=$OUT/conf/$1.conf state=$OUT/snapshot/$1.state
+    mkdir -p "$OUT/conf" "$OUT/snapshot"
+    rm -f "$state"
+    cat >"$conf" <<CONF
+log_level = "info";
+source: { conninfo = "$CONNINFO"; tables = [ "public.bench" ]; slot = "$slot";
+          publication = "$PUB"; snapshot = "initial"; state_file = "$state"; };
+plugins = ( { name = "kafka"; path = "$KAFKA_SO"; ops = [ "snapshot" ];
+              settings = { brokers = "$MOCK_BOOTSTRAP"; topic = "$topic"; }; } );
+CONF
+    echo "$conf"
+}
+
 # Milliseconds since 1970 of a log line's timestamp (2026-12-07T19:36:01.294Z).
 log_ms() {
     local stamp=$1
     echo $(($(date -u -d "${stamp%.*}Z" +%s) * 1000 + 10#$(sed 's/.*\.\([0-9]*\)Z$/\1/' <<<"$stamp")))
 }
 
-# Round $1, up to LSN $2: walnotify into one topic, then its messages from the plain loop into
-# another; appends "round walnotify_s loop_s events whole_run_s" to kafka.tsv.
+# Round $1, up to LSN $2, walnotify fed by $3 (stream: a slot made before the writes, to
+# --endpos; snapshot: the initial snapshot of a fresh slot, stopped once recorded finished), its
+# attempt $4, into one topic, then its messages from the plain loop into the same topic; appends
+# "round feed walnotify_s loop_s events whole_run_s" to kafka.tsv. The end of walnotify's time is
+# the line it logs once its flush saw every message confirmed: "dispatcher stopped" after
+# --endpos, "initial snapshot ... finished" after the snapshot's end marker. Returns 1 only when
+# the mock cluster dropped some of walnotify's messages before its reader saw them.
 kafka_turn() {
-    local round=$1 endpos=$2 slot=bench_kafka_$1 topic=bench.walnotify.$1 rc=0
-    local wall count first stopped secs loop_events loop_secs
+    local round=$1 endpos=$2 feed=$3 slot=bench_kafka_$3_$1_$4 topic=bench.walnotify.$3.$1 rc=0
+    local wall count first stopped secs loop_events loop_secs done_re
     start_mock
     mock_cmd "create $topic $KAFKA_PARTITIONS"
     mock_cmd "follow $topic"
-    timeout -k 10 "$RUN_TIMEOUT" "$TIME_BIN" -f "%e %U %S %M" -o "$OUT/time.$slot" "$WALNOTIFY" \
-        -c "$(kafka_conf "$slot" "$topic")" --endpos "$endpos" >"$LOGS/$slot.log" 2>&1 || rc=$?
+    if [ "$feed" = stream ]; then
+        CMD=("$WALNOTIFY" -c "$(kafka_conf "$slot" "$topic")" --endpos "$endpos")
+        done_re='dispatcher stopped'
+    else
+        CMD=(bash -c "$SNAPSHOT_RUNNER" snapshot_runner "$WALNOTIFY"
+            "$(kafka_snapshot_conf "$slot" "$topic")" "$OUT/snapshot/$slot.state")
+        done_re='initial snapshot at [^ ]* finished'
+    fi
+    timeout -k 10 "$RUN_TIMEOUT" "$TIME_BIN" -f "%e %U %S %M" -o "$OUT/time.$slot" "${CMD[@]}" \
+        >"$LOGS/$slot.log" 2>&1 || rc=$?
     mock_cmd "span $topic"
     read -r _ count first <<<"$MOCK_ANSWER"
-    stopped=$(sed -n 's/^\([^ ]*\) .*dispatcher stopped.*/\1/p' "$LOGS/$slot.log" | tail -n 1)
-    if [ "$rc" -ne 0 ] || [ "${count:-}" != "$KAFKA_ROWS" ] || [ -z "$stopped" ]; then
-        note "kafka (round $round) exited $rc with ${count:-no} messages of $KAFKA_ROWS; log: $LOGS/$slot.log"
+    stopped=$(sed -n "s/^\([^ ]*\) .*$done_re.*/\1/p" "$LOGS/$slot.log" | tail -n 1)
+    if [ "$rc" -ne 0 ] || [ -z "$stopped" ]; then
+        note "kafka, $feed (round $round) exited $rc with ${count:-no} messages of $KAFKA_ROWS; log: $LOGS/$slot.log"
         cleanup_bg
         return 0
+    fi
+    if [ "${count:-}" != "$KAFKA_ROWS" ]; then
+        note "kafka, $feed (round $round): walnotify saw every message confirmed, the cluster's reader" \
+            "found ${count:-no} of $KAFKA_ROWS (it fell more than 5 MB behind a partition)"
+        cleanup_bg
+        return 1
     fi
     secs=$(awk -v a="$first" -v b="$(log_ms "$stopped")" 'BEGIN { printf "%.3f", (b - a) / 1000 }')
     read -r wall _ < <(tail -n 1 "$OUT/time.$slot")
@@ -1033,13 +1081,39 @@ kafka_turn() {
         note "the plain loop (round $round) sent ${loop_events:-no} messages of $KAFKA_ROWS"
         return 0
     fi
-    printf '%s\t%s\t%s\t%s\t%s\n' "$round" "$secs" "$loop_secs" "$count" "$wall" >>"$OUT/kafka.tsv"
-    awk -v r="$round" -v w="$secs" -v l="$loop_secs" -v e="$count" 'BEGIN {
-        printf "  round %s  kafka %9.0f events/s, plain librdkafka loop %9.0f events/s\n",
-            r, e / w, e / l }' >&2
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$feed" "$secs" "$loop_secs" "$count" "$wall" \
+        >>"$OUT/kafka.tsv"
+    awk -v r="$round" -v f="$feed" -v w="$secs" -v l="$loop_secs" -v e="$count" 'BEGIN {
+        printf "  round %s  kafka fed by the %-8s %9.0f events/s, plain librdkafka loop %9.0f events/s (%.2f)\n",
+            r, f, e / w, e / l, l / w }' >&2
 }
 
-# A mock cluster of its own for each round (it keeps only the last 5 MB of each partition: a
+# Round $1: the rate at which each feed itself gives the rows, with nothing behind it:
+# pg_recvlogical reading the stream up to LSN $2 (the walsender's decoding) and COPY through psql
+# reading the table (what the snapshot reads); appends "round stream_limit 0 0 events seconds" and
+# "round snapshot_limit ..." to kafka.tsv.
+kafka_limits() {
+    local round=$1 endpos=$2 t0 t1
+    contender_cmd pg_recvlogical "bench_kafka_recv_$round" "$endpos"
+    t0=$(date +%s.%N)
+    timeout -k 10 "$RUN_TIMEOUT" "${CMD[@]}" >"$LOGS/bench_kafka_recv_$round.log" 2>&1 ||
+        note "pg_recvlogical failed (round $round); log: $LOGS/bench_kafka_recv_$round.log"
+    t1=$(date +%s.%N)
+    printf '%s\tstream_limit\t0\t0\t%s\t%s\n' "$round" "$KAFKA_ROWS" \
+        "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" >>"$OUT/kafka.tsv"
+    t0=$(date +%s.%N)
+    timeout -k 10 "$RUN_TIMEOUT" "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -d "$CONNINFO" \
+        -o /dev/null -c "COPY bench TO STDOUT" >"$LOGS/bench_kafka_copy_$round.log" 2>&1 ||
+        note "COPY failed (round $round); log: $LOGS/bench_kafka_copy_$round.log"
+    t1=$(date +%s.%N)
+    printf '%s\tsnapshot_limit\t0\t0\t%s\t%s\n' "$round" "$KAFKA_ROWS" \
+        "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" >>"$OUT/kafka.tsv"
+    awk -F'\t' -v r="$round" '$1 == r && $2 ~ /_limit$/ { rate[$2] = $5 / $6 } END {
+        printf "  round %s  pg_recvlogical %9.0f events/s, COPY TO STDOUT %9.0f rows/s\n",
+            r, rate["stream_limit"], rate["snapshot_limit"] }' "$OUT/kafka.tsv" >&2
+}
+
+# A mock cluster of its own for each turn (it keeps only the last 5 MB of each partition: a
 # thread of it reads walnotify's topic as it fills).
 start_mock() {
     coproc MOCK { "$MOCKKAFKA" 3 2>>"$LOGS/mockkafka.log"; }
@@ -1048,12 +1122,18 @@ start_mock() {
     MOCK_BOOTSTRAP=${MOCK_ANSWER#bootstrap }
 }
 
+# Writes the rows once, then in rounds of interleaved turns whose order rotates: walnotify fed by
+# the stream, walnotify fed by the snapshot (each followed by its plain loop), and the feeds' own
+# rates.
 run_kafka() {
-    local r endpos
+    local r i endpos turns=(stream snapshot limits) turn attempt
     build_kafka_tools
     : >"$OUT/kafka.tsv"
     for ((r = 1; r <= ROUNDS; r++)); do
-        make_slot "bench_kafka_$r"
+        for attempt in 1 2 3; do
+            make_slot "bench_kafka_stream_${r}_$attempt"
+        done
+        make_slot "bench_kafka_recv_$r"
     done
     note "writing the kafka workload ($KAFKA_ROWS rows in transactions of $TXN_ROWS)"
     sql -c "DO \$\$ BEGIN
@@ -1063,33 +1143,59 @@ run_kafka() {
               END LOOP;
             END \$\$;"
     endpos=$(sql -c "SELECT pg_current_wal_lsn()")
+    # Past endpos: the snapshot's readers then find the same frozen pages in every round.
+    sql -c "VACUUM (FREEZE, ANALYZE) bench" -c "CHECKPOINT"
     for ((r = 1; r <= ROUNDS; r++)); do
-        kafka_turn "$r" "$endpos"
+        for ((i = 0; i < 3; i++)); do
+            turn=${turns[$(((i + r - 1) % 3))]}
+            if [ "$turn" = limits ]; then
+                kafka_limits "$r" "$endpos"
+            else
+                # A turn whose messages the mock cluster dropped before its reader saw them goes
+                # again (twice at most): the dump would lack them.
+                kafka_turn "$r" "$endpos" "$turn" 1 || kafka_turn "$r" "$endpos" "$turn" 2 ||
+                    kafka_turn "$r" "$endpos" "$turn" 3 || true
+            fi
+        done
     done
     drop_slots_like bench_kafka_
     sql -c "TRUNCATE bench" -c "CHECKPOINT"
 }
 
 print_kafka() {
+    local feed name limit
     echo
-    echo "Kafka: $KAFKA_ROWS rows in transactions of $TXN_ROWS rows into librdkafka's mock cluster" \
-        "(3 brokers, $KAFKA_PARTITIONS partitions), from the first message to the last one confirmed (median of" \
-        "$ROUNDS rounds); the last column is walnotify's whole run, start to --endpos"
-    printf '| %14s | %26s | %6s | %14s |\n' "walnotify ev/s" "plain librdkafka loop ev/s" ratio \
-        "whole run ev/s"
-    printf '|%s|%s|%s|%s|\n' ---------------: ---------------------------: -------: ---------------:
-    if [ ! -s "$OUT/kafka.tsv" ]; then
-        printf '| %14s | %26s | %6s | %14s |\n' failed - - -
-        return 0
-    fi
-    # The ratio is the median of each round's own: the machine's load changes between rounds.
-    awk -v w="$(kafka_median '$4 / $2')" -v l="$(kafka_median '$4 / $3')" \
-        -v q="$(kafka_median '$3 / $2')" -v r="$(kafka_median '$4 / $5')" \
-        'BEGIN { printf "| %14.0f | %26.0f | %6.2f | %14.0f |\n", w, l, q, r }'
+    echo "Kafka: $KAFKA_ROWS rows (written in transactions of $TXN_ROWS rows) into librdkafka's mock" \
+        "cluster (3 brokers, $KAFKA_PARTITIONS partitions), walnotify fed by the stream and by the" \
+        "initial snapshot, from the first message to the last one confirmed, beside a plain librdkafka" \
+        "loop sending the very messages of that run, and the feed's own rate with nothing behind it;" \
+        "median of $ROUNDS rounds (the ratio: of each round's own); whole run: walnotify's start to" \
+        "its exit"
+    printf '| %-21s | %14s | %26s | %6s | %14s | %-30s |\n' "walnotify fed by" "walnotify ev/s" \
+        "plain librdkafka loop ev/s" ratio "whole run ev/s" "the feed alone"
+    printf '|%s|%s|%s|%s|%s|%s|\n' ----------------------- ---------------: \
+        ---------------------------: -------: ---------------: --------------------------------
+    for feed in stream snapshot; do
+        name="the stream"
+        limit="pg_recvlogical $(kafka_median stream_limit '$5 / $6' | awk '{ printf "%.0f", $1 }') ev/s"
+        if [ "$feed" = snapshot ]; then
+            name="the initial snapshot"
+            limit="COPY TO STDOUT $(kafka_median snapshot_limit '$5 / $6' | awk '{ printf "%.0f", $1 }') rows/s"
+        fi
+        if ! awk -F'\t' -v f="$feed" '$2 == f { found = 1 } END { exit !found }' "$OUT/kafka.tsv"; then
+            printf '| %-21s | %14s | %26s | %6s | %14s | %-30s |\n' "$name" failed - - - "$limit"
+            continue
+        fi
+        awk -v name="$name" -v w="$(kafka_median "$feed" '$5 / $3')" \
+            -v l="$(kafka_median "$feed" '$5 / $4')" -v q="$(kafka_median "$feed" '$4 / $3')" \
+            -v r="$(kafka_median "$feed" '$5 / $6')" -v limit="$limit" 'BEGIN {
+            printf "| %-21s | %14.0f | %26.0f | %6.2f | %14.0f | %-30s |\n", name, w, l, q, r, limit }'
+    done
 }
 
+# The median over the rounds of an awk expression ($2) over the lines of feed $1 in kafka.tsv.
 kafka_median() {
-    awk -F'\t' '{ print '"$1"' }' "$OUT/kafka.tsv" | median
+    awk -F'\t' -v f="$1" '$2 == f { print '"$2"' }' "$OUT/kafka.tsv" | median
 }
 
 # ---- initial snapshot ---------------------------------------------------------------------------

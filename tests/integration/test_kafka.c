@@ -4,10 +4,11 @@
  *   changes          inserts, an update, an update that changes the key, a delete, a truncate
  *                    and a logical decoding message arrive: keyed by the row's key, the delete
  *                    and the old key followed by tombstones, the truncate once per partition,
- *                    the message keyed by its prefix; identity headers on every message; the
- *                    slot acknowledged;
- *   snapshot         the initial snapshot's rows go to the table's topic keyed as inserts, the
- *                    changes after it follow;
+ *                    the message keyed by its prefix; identity headers on every message, its
+ *                    lsn, seq and xid headers as its JSON says them; the slot acknowledged;
+ *   snapshot         the initial snapshot's rows go to the table's topic keyed as inserts (their
+ *                    lsn and ordinal headers as their JSON says them), the changes after it
+ *                    follow;
  *   settings         what weakens the promise is refused by --check-config (exit 1); a table
  *                    whose topic is not a legal Kafka name is refused at start, named (exit 2);
  *                    a properties_file's secret never reaches the log.
@@ -53,6 +54,40 @@ static size_t count_op(const kafka_records *records, const char *op, const char 
             n++;
     }
     return n;
+}
+
+/* The text of a top-level field of an event's JSON (a string's without its quotes), or "". */
+static void json_field(const char *json, const char *name, char *out, size_t outlen)
+{
+    char key[64];
+    const char *at;
+    size_t n = 0;
+
+    snprintf(key, sizeof key, "\"%s\":", name);
+    at = strstr(json, key);
+    out[0] = '\0';
+    if (at == NULL)
+        return;
+    at += strlen(key);
+    if (*at == '"')
+        at++;
+    while (at[n] != '\0' && at[n] != '"' && at[n] != ',' && at[n] != '}' && n + 1 < outlen)
+        n++;
+    memcpy(out, at, n);
+    out[n] = '\0';
+}
+
+/* Each header names what the message's JSON says (header, then the JSON field). */
+static void assert_headers_match(const kafka_record *r, const char *const pairs[][2], size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char header[64] = "", field[64];
+        kafka_record_header(r, pairs[i][0], header, sizeof header);
+        json_field(r->value, pairs[i][1], field, sizeof field);
+        ck_assert_msg(field[0] != '\0' && strcmp(header, field) == 0,
+                      "header %s is \"%s\", the JSON's %s \"%s\": %s", pairs[i][0], header,
+                      pairs[i][1], field, r->value);
+    }
 }
 
 START_TEST(test_changes_arrive)
@@ -107,6 +142,11 @@ START_TEST(test_changes_arrive)
                           kafka_record_header(r, "walnotify.table", lsn, sizeof lsn),
                       "headers missing: %s", r->headers);
         ck_assert_str_eq(lsn, "public.t");
+        if (r->value != NULL) {
+            static const char *const pairs[][2] = {
+                {"walnotify.lsn", "lsn"}, {"walnotify.seq", "seq"}, {"walnotify.xid", "xid"}};
+            assert_headers_match(r, pairs, 3);
+        }
         if (id > 40)
             continue;
         if (partition_of[id] < 0)
@@ -187,7 +227,12 @@ START_TEST(test_snapshot_rows)
         snprintf(expect, sizeof expect, "{\"id\":\"%s\"}", topic.record[i].id);
         ck_assert_msg(topic.record[i].key != NULL && strcmp(topic.record[i].key, expect) == 0,
                       "a message without the row's key: %s", topic.record[i].value);
-        snapshot += strcmp(op, "snapshot") == 0;
+        if (strcmp(op, "snapshot") == 0) {
+            static const char *const pairs[][2] = {{"walnotify.lsn", "snapshot"},
+                                                   {"walnotify.ordinal", "ordinal"}};
+            assert_headers_match(&topic.record[i], pairs, 2);
+            snapshot++;
+        }
     }
     ck_assert_uint_eq(snapshot, 20);
     ck_assert_uint_eq(count_op(&topic, "insert", NULL), 10);
