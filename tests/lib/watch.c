@@ -11,6 +11,7 @@
 #define STOPPED_MARK "dispatcher stopped; "
 #define REWOUND_MARK "stream rewound; " /* a stream's end too, when walnotify goes on */
 #define BACK_MARK "replication stream back at "
+#define AGAIN_MARK "replication stream rewound to " /* ... on the same connection */
 #define UP_MARK "replication stream up at "
 
 struct watch {
@@ -76,6 +77,10 @@ static void on_line(watch *w, const char *line)
         w->in_gap = true;
         w->gap_log_size = -1;
         return;
+    }
+    if (mark == NULL) {
+        mark = strstr(line, AGAIN_MARK);
+        skip = strlen(AGAIN_MARK);
     }
     if (mark == NULL) {
         mark = strstr(line, UP_MARK);
